@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kvaccel - memory accounting: the device limit and per-process quotas.
+ *
+ * Quotas belong to processes (thread groups), not to open files, so opening
+ * the device again does not bypass them. A region is charged to the process
+ * that created it until its last page is freed, even after that process has
+ * exited (the region may live on in an exported dma-buf); the process's
+ * accounting entry lives as long as anything is charged to it.
+ */
+#include <linux/slab.h>
+
+#include "kvaccel_drv.h"
+
+void kvaccel_acct_init(struct kvaccel_device *kdev)
+{
+	mutex_init(&kdev->acct_lock);
+	INIT_LIST_HEAD(&kdev->procs);
+	kdev->usage = 0;
+}
+
+static struct kvaccel_proc *kvaccel_proc_find_locked(struct kvaccel_device *kdev,
+						     struct pid *tgid)
+{
+	struct kvaccel_proc *proc;
+
+	lockdep_assert_held(&kdev->acct_lock);
+
+	list_for_each_entry(proc, &kdev->procs, node)
+		if (proc->tgid == tgid)
+			return proc;
+	return NULL;
+}
+
+/**
+ * kvaccel_proc_get - find or create the accounting entry of a process.
+ * @kdev: the device.
+ * @tgid: the process's thread-group pid.
+ *
+ * Return: the entry with a reference held, or NULL if out of memory.
+ */
+struct kvaccel_proc *kvaccel_proc_get(struct kvaccel_device *kdev,
+				      struct pid *tgid)
+{
+	struct kvaccel_proc *proc, *new;
+
+	new = kzalloc(sizeof(*new), GFP_KERNEL_ACCOUNT);
+	if (!new)
+		return NULL;
+
+	mutex_lock(&kdev->acct_lock);
+	proc = kvaccel_proc_find_locked(kdev, tgid);
+	if (proc) {
+		kref_get(&proc->ref);
+	} else {
+		proc = new;
+		new = NULL;
+		proc->kdev = kdev;
+		kref_init(&proc->ref);
+		proc->tgid = get_pid(tgid);
+		list_add_tail(&proc->node, &kdev->procs);
+	}
+	mutex_unlock(&kdev->acct_lock);
+
+	kfree(new);
+	return proc;
+}
+
+static void kvaccel_proc_release(struct kref *ref)
+	__releases(&proc->kdev->acct_lock)
+{
+	struct kvaccel_proc *proc = container_of(ref, struct kvaccel_proc, ref);
+
+	WARN_ON(proc->usage || proc->nr_regions);
+	list_del(&proc->node);
+	mutex_unlock(&proc->kdev->acct_lock);
+
+	put_pid(proc->tgid);
+	kfree(proc);
+}
+
+/**
+ * kvaccel_proc_put - drop a reference on a process's accounting entry.
+ * @proc: the entry; may be NULL.
+ */
+void kvaccel_proc_put(struct kvaccel_proc *proc)
+{
+	if (proc)
+		kref_put_mutex(&proc->ref, kvaccel_proc_release,
+			       &proc->kdev->acct_lock);
+}
+
+static u64 kvaccel_proc_quota_locked(struct kvaccel_proc *proc)
+{
+	lockdep_assert_held(&proc->kdev->acct_lock);
+
+	return proc->quota ? proc->quota : kvaccel_default_quota();
+}
+
+/**
+ * kvaccel_acct_charge - charge bytes to a process and the device.
+ * @proc: the process.
+ * @bytes: the size of the region about to be allocated.
+ *
+ * All or nothing: on error no counter has changed.
+ *
+ * Return: 0, -EDQUOT if the process's quota would be exceeded, -ENOMEM if
+ * the device limit would be.
+ */
+int kvaccel_acct_charge(struct kvaccel_proc *proc, u64 bytes)
+{
+	struct kvaccel_device *kdev = proc->kdev;
+	u64 quota, limit = kvaccel_device_limit();
+	int ret = 0;
+
+	mutex_lock(&kdev->acct_lock);
+	quota = kvaccel_proc_quota_locked(proc);
+	if (quota && (bytes > quota || proc->usage > quota - bytes)) {
+		ret = -EDQUOT;
+		goto out_unlock;
+	}
+	if (bytes > limit || kdev->usage > limit - bytes) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	proc->usage += bytes;
+	proc->nr_regions++;
+	kdev->usage += bytes;
+out_unlock:
+	mutex_unlock(&kdev->acct_lock);
+	return ret;
+}
+
+/**
+ * kvaccel_acct_uncharge - return what kvaccel_acct_charge() took.
+ * @proc: the process charged.
+ * @bytes: the bytes charged.
+ */
+void kvaccel_acct_uncharge(struct kvaccel_proc *proc, u64 bytes)
+{
+	struct kvaccel_device *kdev = proc->kdev;
+
+	mutex_lock(&kdev->acct_lock);
+	if (!WARN_ON(proc->usage < bytes || kdev->usage < bytes ||
+		     !proc->nr_regions)) {
+		proc->usage -= bytes;
+		proc->nr_regions--;
+		kdev->usage -= bytes;
+	}
+	mutex_unlock(&kdev->acct_lock);
+}
+
+/**
+ * kvaccel_acct_read - read a process's usage and effective quota.
+ * @kdev: the device.
+ * @tgid: the process.
+ * @usage: Out: bytes charged to it (0 if it has no entry).
+ * @quota: Out: its quota in bytes, 0 for none.
+ */
+void kvaccel_acct_read(struct kvaccel_device *kdev, struct pid *tgid,
+		       u64 *usage, u64 *quota)
+{
+	struct kvaccel_proc *proc;
+
+	mutex_lock(&kdev->acct_lock);
+	proc = kvaccel_proc_find_locked(kdev, tgid);
+	*usage = proc ? proc->usage : 0;
+	*quota = proc ? kvaccel_proc_quota_locked(proc) : kvaccel_default_quota();
+	mutex_unlock(&kdev->acct_lock);
+}
+
+/**
+ * kvaccel_acct_device_usage - bytes charged on the device.
+ * @kdev: the device.
+ *
+ * Return: the sum of all regions' charges.
+ */
+u64 kvaccel_acct_device_usage(struct kvaccel_device *kdev)
+{
+	u64 usage;
+
+	mutex_lock(&kdev->acct_lock);
+	usage = kdev->usage;
+	mutex_unlock(&kdev->acct_lock);
+	return usage;
+}

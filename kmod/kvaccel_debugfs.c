@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kvaccel - debugfs: <debugfs>/kvaccel/status shows the device's accounting
+ * and the module's own count of pages held, so tests can prove that nothing
+ * leaked (kmemleak does not see page allocations).
+ */
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
+
+#include "kvaccel_drv.h"
+
+static int kvaccel_status_show(struct seq_file *m, void *unused)
+{
+	struct kvaccel_device *kdev = m->private;
+	struct kvaccel_proc *proc;
+
+	mutex_lock(&kdev->acct_lock);
+	seq_printf(m, "limit_bytes %llu\n", kvaccel_device_limit());
+	seq_printf(m, "default_quota_bytes %llu\n", kvaccel_default_quota());
+	seq_printf(m, "usage_bytes %llu\n", kdev->usage);
+	seq_printf(m, "pages_held %ld\n", atomic_long_read(&kdev->pages_held));
+	seq_printf(m, "regions %d\n", atomic_read(&kdev->nr_regions));
+	seq_puts(m, "# pid usage_bytes quota_bytes regions\n");
+	list_for_each_entry(proc, &kdev->procs, node)
+		seq_printf(m, "proc %d %llu %llu %u\n", pid_nr(proc->tgid),
+			   proc->usage, proc->quota, proc->nr_regions);
+	mutex_unlock(&kdev->acct_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(kvaccel_status);
+
+/**
+ * kvaccel_debugfs_init - create <debugfs>/kvaccel/.
+ * @kdev: the device.
+ *
+ * debugfs failures are not errors: the device works without it.
+ */
+void kvaccel_debugfs_init(struct kvaccel_device *kdev)
+{
+	kdev->debugfs = debugfs_create_dir(KVACCEL_DRIVER_NAME, NULL);
+	debugfs_create_file("status", 0400, kdev->debugfs, kdev,
+			    &kvaccel_status_fops);
+}
+
+/**
+ * kvaccel_debugfs_fini - remove <debugfs>/kvaccel/.
+ * @kdev: the device.
+ */
+void kvaccel_debugfs_fini(struct kvaccel_device *kdev)
+{
+	debugfs_remove_recursive(kdev->debugfs);
+}

@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kvaccel - the DRM device: module parameters, platform device, driver
+ * registration, open and close.
+ *
+ * The device is a DRM accel node on kernels with DRM accel and a render
+ * node before (see kvaccel_compat.h), on a virtual platform device with a
+ * 64-bit DMA mask (a platform device defaults to 32 bits, which would bounce
+ * imported dma-bufs through swiotlb).
+ */
+#include <linux/dma-mapping.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/platform_device.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <drm/drm_drv.h>
+#include <drm/drm_file.h>
+#include <drm/drm_gem.h>
+#include <drm/drm_ioctl.h>
+#include <drm/drm_prime.h>
+
+#include "kvaccel_compat.h"
+#include "kvaccel_drv.h"
+#include "../uapi/kvaccel.h"
+
+static unsigned long limit_mb;
+module_param(limit_mb, ulong, 0644);
+MODULE_PARM_DESC(limit_mb,
+		 "Device-wide limit on region memory in MiB (0 = half of RAM)");
+
+static unsigned long default_quota_mb;
+module_param(default_quota_mb, ulong, 0644);
+MODULE_PARM_DESC(default_quota_mb,
+		 "Quota of each process in MiB unless set for it (0 = none)");
+
+/**
+ * kvaccel_device_limit - the device-wide limit in bytes.
+ *
+ * Return: limit_mb in bytes, or half of RAM if limit_mb is 0.
+ */
+u64 kvaccel_device_limit(void)
+{
+	unsigned long mb = READ_ONCE(limit_mb);
+
+	if (!mb)
+		return ((u64)totalram_pages() << PAGE_SHIFT) / 2;
+	return (u64)mb << 20;
+}
+
+/**
+ * kvaccel_default_quota - the quota of a process that has none of its own.
+ *
+ * Return: default_quota_mb in bytes, 0 for none.
+ */
+u64 kvaccel_default_quota(void)
+{
+	return (u64)READ_ONCE(default_quota_mb) << 20;
+}
+
+static int kvaccel_open(struct drm_device *drm, struct drm_file *file)
+{
+	struct kvaccel_device *kdev = to_kvaccel_device(drm);
+	struct kvaccel_client *client;
+
+	client = kzalloc(sizeof(*client), GFP_KERNEL_ACCOUNT);
+	if (!client)
+		return -ENOMEM;
+
+	client->kdev = kdev;
+	client->proc = kvaccel_proc_get(kdev, task_tgid(current));
+	if (!client->proc) {
+		kfree(client);
+		return -ENOMEM;
+	}
+	file->driver_priv = client;
+	return 0;
+}
+
+static void kvaccel_postclose(struct drm_device *drm, struct drm_file *file)
+{
+	struct kvaccel_client *client = file->driver_priv;
+
+	kvaccel_proc_put(client->proc);
+	kfree(client);
+}
+
+static const struct drm_ioctl_desc kvaccel_ioctls[] = {
+	DRM_IOCTL_DEF_DRV(KVACCEL_GET_PARAM, kvaccel_ioctl_get_param,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KVACCEL_REGION_CREATE, kvaccel_ioctl_region_create,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KVACCEL_REGION_INFO, kvaccel_ioctl_region_info,
+			  DRM_RENDER_ALLOW),
+};
+
+KVACCEL_DEFINE_FOPS(kvaccel_fops);
+
+static const struct drm_driver kvaccel_driver = {
+	.driver_features = DRIVER_GEM | KVACCEL_DRIVER_NODE_FEATURE,
+	.open = kvaccel_open,
+	.postclose = kvaccel_postclose,
+	.gem_prime_import_sg_table = kvaccel_import_sg_table,
+	KVACCEL_PRIME_DRIVER_OPS
+	.ioctls = kvaccel_ioctls,
+	.num_ioctls = ARRAY_SIZE(kvaccel_ioctls),
+	.fops = &kvaccel_fops,
+	.name = KVACCEL_DRIVER_NAME,
+	.desc = KVACCEL_DRIVER_DESC,
+	.date = "20261121",
+	.major = KVACCEL_ABI_MAJOR,
+	.minor = KVACCEL_ABI_MINOR,
+};
+
+static struct platform_device *kvaccel_pdev;
+static struct kvaccel_device *kvaccel_dev;
+
+static int __init kvaccel_init(void)
+{
+	struct platform_device *pdev;
+	struct kvaccel_device *kdev;
+	int ret;
+
+	pdev = platform_device_register_simple(KVACCEL_DRIVER_NAME, -1, NULL, 0);
+	if (IS_ERR(pdev))
+		return PTR_ERR(pdev);
+
+	if (!devres_open_group(&pdev->dev, NULL, GFP_KERNEL)) {
+		ret = -ENOMEM;
+		goto err_unregister_pdev;
+	}
+
+	ret = dma_coerce_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
+	if (ret)
+		goto err_release_devres;
+
+	kdev = devm_drm_dev_alloc(&pdev->dev, &kvaccel_driver,
+				  struct kvaccel_device, drm);
+	if (IS_ERR(kdev)) {
+		ret = PTR_ERR(kdev);
+		goto err_release_devres;
+	}
+	kvaccel_acct_init(kdev);
+	atomic_long_set(&kdev->pages_held, 0);
+	atomic_set(&kdev->nr_regions, 0);
+
+	ret = drm_dev_register(&kdev->drm, 0);
+	if (ret)
+		goto err_release_devres;
+
+	kvaccel_debugfs_init(kdev);
+	kvaccel_pdev = pdev;
+	kvaccel_dev = kdev;
+	drm_info(&kdev->drm, "kvaccel ABI %u.%u, limit %llu MiB\n",
+		 KVACCEL_ABI_MAJOR, KVACCEL_ABI_MINOR,
+		 kvaccel_device_limit() >> 20);
+	return 0;
+
+err_release_devres:
+	devres_release_group(&pdev->dev, NULL);
+err_unregister_pdev:
+	platform_device_unregister(pdev);
+	return ret;
+}
+
+static void __exit kvaccel_exit(void)
+{
+	struct kvaccel_device *kdev = kvaccel_dev;
+	struct platform_device *pdev = kvaccel_pdev;
+
+	kvaccel_debugfs_fini(kdev);
+	drm_dev_unregister(&kdev->drm);
+	/*
+	 * Open files, mmaps and exported dma-bufs all pin the module, so no
+	 * page can be held any more.
+	 */
+	WARN_ON(atomic_long_read(&kdev->pages_held));
+	mutex_destroy(&kdev->acct_lock);
+	devres_release_group(&pdev->dev, NULL);
+	platform_device_unregister(pdev);
+}
+
+module_init(kvaccel_init);
+module_exit(kvaccel_exit);
+
+MODULE_AUTHOR("kvaccel developers");
+MODULE_DESCRIPTION(KVACCEL_DRIVER_DESC);
+MODULE_LICENSE("GPL");
