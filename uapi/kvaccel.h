@@ -143,16 +143,20 @@ struct drm_kvaccel_get_param {
  * Usage and quota are exactly as before on any error.
  */
 struct drm_kvaccel_region_create {
+	/**
+	 * @handle: Out. GEM handle of the new region. It comes first so that
+	 * a short argument (DRM zero-extends it) either fails validation or
+	 * still receives the handle.
+	 */
+	__u32 handle;
+	/** @flags: In. %KVACCEL_REGION_CREATE_* bits. */
+	__u32 flags;
 	/** @size: In. Bytes; a non-zero multiple of @block_size. */
 	__u64 size;
 	/** @block_size: In. Bytes per block: 2^12 to 2^21. */
 	__u32 block_size;
-	/** @flags: In. %KVACCEL_REGION_CREATE_* bits. */
-	__u32 flags;
 	/** @numa_node: In. NUMA node, used with %KVACCEL_REGION_CREATE_NUMA_NODE; else 0. */
 	__u32 numa_node;
-	/** @handle: Out. GEM handle of the new region. */
-	__u32 handle;
 };
 
 /** enum drm_kvaccel_object_type - kind of object a handle refers to. */

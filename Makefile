@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# kvaccel - top-level Makefile.
+#
+#   make demo    build everything, boot a VM with the module, run the demo
+#   make check   build and run every test (native and in VMs on 6.1 and 6.12)
+#   make help    the other targets
+#
+# The module builds out of the source tree, in build/<kver>/, once per
+# kernel in KVERS (default: the newest Debian 6.1 and 6.12 kernels in the
+# apt index, plus the running kernel when its headers are installed). The
+# usual `make -C /lib/modules/$(uname -r)/build M=$PWD` works too (Kbuild).
+
+B	:= build
+CC	?= gcc
+
+ifeq ($(origin KVERS),undefined)
+KVER_61		:= $(shell tools/install-deps --kver-6.1 2>/dev/null)
+KVER_612	:= $(shell tools/install-deps --kver-6.12 2>/dev/null)
+KVER_HOST	:= $(shell test -d /lib/modules/$$(uname -r)/build && uname -r)
+KVERS		:= $(sort $(KVER_61) $(KVER_612) $(KVER_HOST))
+endif
+# The kernel `make demo` and `make bench` boot: the newest one (6.12).
+KVER_DEMO	?= $(lastword $(sort $(KVER_612) $(KVER_61)))
+
+KSFT		= $(shell tools/linux-source)/tools/testing/selftests
+UAPI_CFLAGS	:= -Iuapi -I/usr/include/libdrm
+USER_CFLAGS	:= -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(UAPI_CFLAGS)
+TEST_CFLAGS	= $(USER_CFLAGS) -I$(KSFT) -Itests/kmod -Wno-unused-parameter \
+		  -Wno-sign-compare -Wno-missing-field-initializers -Wno-clobbered
+# The harness compares pointers (MAP_FAILED) as integers.
+M32_CFLAGS	:= -Wno-pointer-to-int-cast
+SAN_CFLAGS	:= -fsanitize=address,undefined -fno-omit-frame-pointer
+
+KMOD_TESTS	:= device region limits prime
+KMOD_SRCS	:= $(wildcard kmod/*.c kmod/*.h) kmod/Kbuild Kbuild uapi/kvaccel.h
+TEST_HDRS	:= tests/kmod/kvtest.h uapi/kvaccel.h
+
+TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
+		   $(B)/tests/kvt-client
+TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench
+NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32
+
+.PHONY: all deps kmod tests tools native check demo bench lint clean help
+
+all: kmod tests tools
+
+help:
+	@sed -n 's/^#   //p' Makefile
+	@echo "  make all     module for each kernel in KVERS, tests, tools"
+	@echo "  make kmod    the module only (build/<kver>/kmod/kvaccel.ko)"
+	@echo "  make bench   region allocation benchmark in a VM"
+	@echo "  make lint    W=1 builds, sparse (C=2), checkpatch --strict"
+	@echo "  make deps    install the Debian packages the build needs"
+	@echo "  make clean   remove build/"
+	@echo "  KVERS=\"...\" picks the kernels; KVER_DEMO the one demo/bench boot."
+
+deps:
+	tools/install-deps
+
+# --- kernel module --------------------------------------------------------
+
+kmod: $(foreach k,$(KVERS),$(B)/$(k)/kmod/kvaccel.ko)
+
+$(B)/%/kmod/kvaccel.ko: $(KMOD_SRCS)
+	tools/build-kmod $* $(B)/$*
+
+# --- userspace ------------------------------------------------------------
+
+tests: $(TEST_BINS)
+
+$(B)/tests/%: tests/kmod/%.c $(TEST_HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -static -o $@ $<
+
+$(B)/tests/%_32: tests/kmod/%.c $(TEST_HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) -m32 $(TEST_CFLAGS) $(M32_CFLAGS) -static -o $@ $<
+
+$(B)/tests/kvt-client: tests/kmod/client.c $(TEST_HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -static -o $@ $<
+
+native: $(NATIVE_BINS)
+
+$(B)/native/abi_layout: tests/abi/layout.c uapi/kvaccel.h
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $(SAN_CFLAGS) -o $@ $<
+
+$(B)/native/abi_layout_32: tests/abi/layout.c uapi/kvaccel.h
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) -m32 $(TEST_CFLAGS) $(M32_CFLAGS) -o $@ $<
+
+tools: $(TOOL_BINS)
+
+$(B)/tools/kvaccel-demo: tools/demo/kvaccel-demo.c uapi/kvaccel.h
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -static -o $@ $< -ldrm
+
+$(B)/tools/kvaccel-bench: tools/bench/kvaccel-bench.c uapi/kvaccel.h
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -static -o $@ $<
+
+# --- running --------------------------------------------------------------
+
+check: deps
+	@$(MAKE) --no-print-directory all native
+	tools/check $(B) $(KVERS)
+
+demo: deps
+	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_DEMO)
+	tools/vmtest -k $(KVER_DEMO) -m $(B)/$(KVER_DEMO)/kmod/kvaccel.ko \
+		-a $(B)/tools/kvaccel-demo:/bin/kvaccel-demo -o $(B)/vm-demo \
+		-- kvaccel-demo
+	@sed '/^vmtest-exit/d' $(B)/vm-demo/output.log
+
+bench: deps
+	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_DEMO)
+	tools/vmtest -k $(KVER_DEMO) -M 4G -m $(B)/$(KVER_DEMO)/kmod/kvaccel.ko \
+		-a $(B)/tools/kvaccel-bench:/bin/kvaccel-bench -o $(B)/vm-bench \
+		-t 1800 -- kvaccel-bench
+	@sed '/^vmtest-exit/d' $(B)/vm-bench/output.log
+
+lint:
+	tools/lint $(B) $(KVERS)
+
+clean:
+	rm -rf $(B)

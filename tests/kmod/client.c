@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kvt-client: a short-lived client for the load/unload cycles. It opens the
+ * device, creates a region of every block size, maps, writes and exports
+ * them, and exits (freeing everything by closing). With -w it then waits on
+ * stdin holding its objects, so the caller can check that a busy module
+ * cannot be unloaded.
+ */
+#include "kvtest.h"
+
+int main(int argc, char **argv)
+{
+	int hold = argc > 1 && !strcmp(argv[1], "-w");
+	uint32_t shift;
+	int fd = kvt_open();
+
+	if (fd < 0) {
+		fprintf(stderr, "kvt-client: open: %s\n", strerror(-fd));
+		return 1;
+	}
+	for (shift = KVACCEL_BLOCK_SHIFT_MIN; shift <= KVACCEL_BLOCK_SHIFT_MAX; shift++) {
+		uint64_t size = 2ull << shift;
+		int dmabuf, ret;
+		uint32_t h;
+		void *p;
+
+		ret = kvt_region_create(fd, size, 1u << shift, &h);
+		if (ret) {
+			fprintf(stderr, "kvt-client: create: %s\n", strerror(-ret));
+			return 1;
+		}
+		p = kvt_region_map(fd, h, size);
+		if (p == MAP_FAILED) {
+			perror("kvt-client: mmap");
+			return 1;
+		}
+		kvt_fill(p, size, shift);
+		ret = kvt_export(fd, h, &dmabuf);
+		if (ret) {
+			fprintf(stderr, "kvt-client: export: %s\n", strerror(-ret));
+			return 1;
+		}
+		if (shift & 1)
+			close(dmabuf);
+	}
+	if (hold) {
+		char c;
+
+		printf("holding\n");
+		fflush(stdout);
+		while (read(0, &c, 1) > 0)
+			;
+	}
+	return 0;
+}
