@@ -51,12 +51,12 @@ struct kvaccel_proc *kvaccel_proc_get(struct kvaccel_device *kdev,
 	mutex_lock(&kdev->acct_lock);
 	proc = kvaccel_proc_find_locked(kdev, tgid);
 	if (proc) {
-		kref_get(&proc->ref);
+		refcount_inc(&proc->ref);
 	} else {
 		proc = new;
 		new = NULL;
 		proc->kdev = kdev;
-		kref_init(&proc->ref);
+		refcount_set(&proc->ref, 1);
 		proc->tgid = get_pid(tgid);
 		list_add_tail(&proc->node, &kdev->procs);
 	}
@@ -66,28 +66,34 @@ struct kvaccel_proc *kvaccel_proc_get(struct kvaccel_device *kdev,
 	return proc;
 }
 
-static void kvaccel_proc_release(struct kref *ref)
-	__releases(&proc->kdev->acct_lock)
-{
-	struct kvaccel_proc *proc = container_of(ref, struct kvaccel_proc, ref);
-
-	WARN_ON(proc->usage || proc->nr_regions);
-	list_del(&proc->node);
-	mutex_unlock(&proc->kdev->acct_lock);
-
-	put_pid(proc->tgid);
-	kfree(proc);
-}
-
 /**
  * kvaccel_proc_put - drop a reference on a process's accounting entry.
  * @proc: the entry; may be NULL.
+ *
+ * The last reference unlinks the entry under the lock, so a concurrent
+ * kvaccel_proc_get() either finds it alive or not at all.
  */
 void kvaccel_proc_put(struct kvaccel_proc *proc)
 {
-	if (proc)
-		kref_put_mutex(&proc->ref, kvaccel_proc_release,
-			       &proc->kdev->acct_lock);
+	struct kvaccel_device *kdev;
+	bool last;
+
+	if (!proc)
+		return;
+	kdev = proc->kdev;
+
+	mutex_lock(&kdev->acct_lock);
+	last = refcount_dec_and_test(&proc->ref);
+	if (last) {
+		WARN_ON(proc->usage || proc->nr_regions);
+		list_del(&proc->node);
+	}
+	mutex_unlock(&kdev->acct_lock);
+
+	if (last) {
+		put_pid(proc->tgid);
+		kfree(proc);
+	}
 }
 
 static u64 kvaccel_proc_quota_locked(struct kvaccel_proc *proc)

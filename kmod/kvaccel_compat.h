@@ -8,7 +8,6 @@
 #define _KVACCEL_COMPAT_H_
 
 #include <linux/mm.h>
-#include <linux/version.h>
 #include <drm/drm_drv.h>
 
 /*
@@ -27,10 +26,11 @@
 #endif
 
 /*
- * Before 6.6 a GEM driver had to name the PRIME helpers itself; from 6.6
- * they are the default and drm_driver.gem_prime_mmap is gone.
+ * Until 6.6 a GEM driver named the PRIME helpers itself (and
+ * drm_driver.gem_prime_mmap existed); since, they are the default. Kbuild
+ * defines KVACCEL_NEED_PRIME_OPS when the header still has the hook.
  */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 6, 0)
+#ifdef KVACCEL_NEED_PRIME_OPS
 #include <drm/drm_prime.h>
 #define KVACCEL_PRIME_DRIVER_OPS				\
 	.prime_handle_to_fd = drm_gem_prime_handle_to_fd,	\
@@ -40,18 +40,21 @@
 #define KVACCEL_PRIME_DRIVER_OPS
 #endif
 
-/* vm_flags became read-only outside the accessors in 6.3. */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
-static inline void kvaccel_vm_flags_set(struct vm_area_struct *vma,
-					unsigned long flags)
-{
-	vma->vm_flags |= flags;
-}
-#else
+/*
+ * vm_flags became read-only outside its accessors in 6.3; Kbuild defines
+ * KVACCEL_HAVE_VM_FLAGS_SET when the accessors exist.
+ */
+#ifdef KVACCEL_HAVE_VM_FLAGS_SET
 static inline void kvaccel_vm_flags_set(struct vm_area_struct *vma,
 					vm_flags_t flags)
 {
 	vm_flags_set(vma, flags);
+}
+#else
+static inline void kvaccel_vm_flags_set(struct vm_area_struct *vma,
+					unsigned long flags)
+{
+	vma->vm_flags |= flags;
 }
 #endif
 

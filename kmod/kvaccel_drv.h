@@ -14,10 +14,10 @@
 #define _KVACCEL_DRV_H_
 
 #include <linux/atomic.h>
-#include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/pid.h>
+#include <linux/refcount.h>
 #include <linux/types.h>
 #include <drm/drm_device.h>
 #include <drm/drm_gem.h>
@@ -43,6 +43,7 @@ struct sg_table;
 struct kvaccel_device {
 	struct drm_device drm;
 
+	/* Protects procs, usage and the accounting fields of each proc. */
 	struct mutex acct_lock;
 	struct list_head procs;
 	u64 usage;
@@ -62,7 +63,8 @@ static inline struct kvaccel_device *to_kvaccel_device(struct drm_device *drm)
  * struct kvaccel_proc - accounting of one process (thread group).
  * @kdev: the device.
  * @node: entry in kvaccel_device.procs.
- * @ref: held by each client the process opened and each region it owns.
+ * @ref: held by each client the process opened and each region it owns;
+ *	dropped to zero only under kvaccel_device.acct_lock.
  * @tgid: the thread group; a reference is held, so the pointer identifies
  *	the process even after its pid number is reused.
  * @usage: bytes charged to the process; under kvaccel_device.acct_lock.
@@ -73,7 +75,7 @@ static inline struct kvaccel_device *to_kvaccel_device(struct drm_device *drm)
 struct kvaccel_proc {
 	struct kvaccel_device *kdev;
 	struct list_head node;
-	struct kref ref;
+	refcount_t ref;
 	struct pid *tgid;
 	u64 usage;
 	u64 quota;

@@ -111,7 +111,7 @@ int kvaccel_ioctl_region_create(struct drm_device *drm, void *data,
 	 */
 	if (client->proc->tgid == task_tgid(current)) {
 		owner = client->proc;
-		kref_get(&owner->ref);
+		refcount_inc(&owner->ref);
 	} else {
 		owner = kvaccel_proc_get(kdev, task_tgid(current));
 		if (!owner)

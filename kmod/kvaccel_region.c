@@ -157,7 +157,7 @@ struct kvaccel_region *kvaccel_region_create(struct kvaccel_device *kdev,
 
 	region->base.funcs = &kvaccel_region_funcs;
 	drm_gem_private_object_init(&kdev->drm, &region->base, size);
-	kref_get(&owner->ref);
+	refcount_inc(&owner->ref);
 	region->owner = owner;
 	region->block_shift = block_shift;
 	region->nr_blocks = size >> block_shift;

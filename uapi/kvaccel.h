@@ -13,6 +13,8 @@
 #ifndef _UAPI_KVACCEL_H_
 #define _UAPI_KVACCEL_H_
 
+#include <linux/const.h>
+
 #include "drm.h"
 
 #if defined(__cplusplus)
@@ -37,7 +39,7 @@ extern "C" {
 /** KVACCEL_BLOCK_SHIFT_MAX - largest region block: 2 MiB. */
 #define KVACCEL_BLOCK_SHIFT_MAX	21
 /** KVACCEL_REGION_MAX_BLOCKS - most blocks one region may hold. */
-#define KVACCEL_REGION_MAX_BLOCKS	(1u << 22)
+#define KVACCEL_REGION_MAX_BLOCKS	(4u << 20)
 
 #define DRM_KVACCEL_GET_PARAM		0x00
 #define DRM_KVACCEL_REGION_CREATE	0x01
@@ -83,13 +85,13 @@ enum drm_kvaccel_param {
 };
 
 /** KVACCEL_CAP_REGION - regions: create, info, mmap, GEM close. */
-#define KVACCEL_CAP_REGION		(1ull << 0)
+#define KVACCEL_CAP_REGION		_BITULL(0)
 /** KVACCEL_CAP_PRIME_EXPORT - regions export as dma-bufs (PRIME). */
-#define KVACCEL_CAP_PRIME_EXPORT	(1ull << 1)
+#define KVACCEL_CAP_PRIME_EXPORT	_BITULL(1)
 /** KVACCEL_CAP_PRIME_IMPORT - dma-bufs of other drivers import (PRIME). */
-#define KVACCEL_CAP_PRIME_IMPORT	(1ull << 2)
+#define KVACCEL_CAP_PRIME_IMPORT	_BITULL(2)
 /** KVACCEL_CAP_NUMA - %KVACCEL_REGION_CREATE_NUMA_NODE is honoured. */
-#define KVACCEL_CAP_NUMA		(1ull << 3)
+#define KVACCEL_CAP_NUMA		_BITULL(3)
 
 /**
  * struct drm_kvaccel_get_param - read one device or client parameter.
@@ -114,7 +116,7 @@ struct drm_kvaccel_get_param {
  * &drm_kvaccel_region_create.numa_node and nowhere else; without this flag
  * the blocks come from any node (the calling task's memory policy).
  */
-#define KVACCEL_REGION_CREATE_NUMA_NODE	(1u << 0)
+#define KVACCEL_REGION_CREATE_NUMA_NODE	_BITUL(0)
 /** KVACCEL_REGION_CREATE_FLAGS - mask of known &drm_kvaccel_region_create.flags. */
 #define KVACCEL_REGION_CREATE_FLAGS	(KVACCEL_REGION_CREATE_NUMA_NODE)
 
@@ -168,7 +170,7 @@ enum drm_kvaccel_object_type {
 };
 
 /** KVACCEL_OBJECT_EXPORTED - the object has been exported as a dma-buf. */
-#define KVACCEL_OBJECT_EXPORTED		(1u << 0)
+#define KVACCEL_OBJECT_EXPORTED		_BITUL(0)
 
 /** KVACCEL_REGION_INFO_FLAGS - mask of known &drm_kvaccel_region_info.flags: none. */
 #define KVACCEL_REGION_INFO_FLAGS	0u
