@@ -2,6 +2,8 @@
 /*
  * The device: discovery, open/close, GET_PARAM and its validation.
  */
+#include <limits.h>
+
 #include "kvtest.h"
 #include "kselftest_harness.h"
 
@@ -72,6 +74,47 @@ TEST(node_kind)
 	}
 	ASSERT_TRUE(found) TH_LOG("kvaccel is not on a %s node",
 				  have_accel ? "accel" : "render");
+}
+
+/*
+ * tools/udev/60-kvaccel.rules matches kvaccel's nodes by their parent, the
+ * platform device "kvaccel": check that every node of the device has it,
+ * the primary node included where DRM creates one (no DRM accel).
+ */
+TEST(udev_match_key)
+{
+	static const char *const classes[] = { "/sys/class/drm", "/sys/class/accel" };
+	int have_accel = access("/sys/class/accel", F_OK) == 0;
+	int nodes = 0, primary = 0;
+	unsigned int c;
+
+	for (c = 0; c < 2; c++) {
+		DIR *d = opendir(classes[c]);
+		struct dirent *e;
+
+		if (!d)
+			continue;
+		while ((e = readdir(d))) {
+			char link[512], real[PATH_MAX];
+			const char *base;
+
+			if (e->d_name[0] == '.' || strchr(e->d_name, '-'))
+				continue;
+			snprintf(link, sizeof(link), "%s/%s/device", classes[c], e->d_name);
+			if (!realpath(link, real))
+				continue;
+			base = strrchr(real, '/');
+			if (!base || strcmp(base + 1, "kvaccel"))
+				continue;
+			EXPECT_NE(NULL, strstr(real, "/devices/platform/")) TH_LOG("%s", real);
+			nodes++;
+			primary += !strncmp(e->d_name, "card", 4);
+		}
+		closedir(d);
+	}
+	EXPECT_LE(1, nodes);
+	/* A primary node exists exactly when there is no accel node. */
+	EXPECT_EQ(!have_accel, primary);
 }
 
 TEST_F(device, abi_version)

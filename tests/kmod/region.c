@@ -4,6 +4,7 @@
  * rule of REGION_CREATE, REGION_INFO and mmap, one per subtest.
  */
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <signal.h>
 
 #include "kvtest.h"
@@ -105,6 +106,57 @@ TEST_F(region, mmap_write_read_back)
 	ASSERT_EQ(0, munmap(p, size));
 	EXPECT_EQ(self->usage0, kvt_param_or_die(self->fd, KVACCEL_PARAM_DEVICE_USAGE));
 	EXPECT_EQ(self->pages0, kvt_param_or_die(self->fd, KVACCEL_PARAM_PAGES_HELD));
+}
+
+/* The pages are inserted at mmap time: touching them takes no fault. */
+TEST_F(region, mmap_populates)
+{
+	uint64_t size = region_size(variant), off;
+	struct rusage before, after;
+	volatile unsigned char *c;
+	unsigned int sum = 0;
+	uint32_t h;
+	void *p;
+
+	ASSERT_EQ(0, kvt_region_create(self->fd, size, variant->block_size, &h));
+	p = kvt_region_map(self->fd, h, size);
+	ASSERT_NE(MAP_FAILED, p);
+	c = p;
+	ASSERT_EQ(0, getrusage(RUSAGE_SELF, &before));
+	for (off = 0; off < size; off += 4096)
+		sum += c[off];
+	ASSERT_EQ(0, getrusage(RUSAGE_SELF, &after));
+	EXPECT_EQ(0, sum);
+	EXPECT_EQ(before.ru_minflt, after.ru_minflt);
+	munmap(p, size);
+}
+
+/*
+ * The mapping holds normal pages, so get_user_pages() works on it (DMA
+ * registration of host memory needs that): process_vm_readv() pins the
+ * pages it reads through GUP.
+ */
+TEST_F(region, gup_works)
+{
+	uint64_t size = region_size(variant);
+	struct iovec local, remote;
+	uint32_t h;
+	void *p, *buf;
+
+	ASSERT_EQ(0, kvt_region_create(self->fd, size, variant->block_size, &h));
+	p = kvt_region_map(self->fd, h, size);
+	ASSERT_NE(MAP_FAILED, p);
+	kvt_fill(p, size, 0x9a9a);
+	buf = malloc(size);
+	ASSERT_NE(NULL, buf);
+	local.iov_base = buf;
+	local.iov_len = size;
+	remote.iov_base = p;
+	remote.iov_len = size;
+	ASSERT_EQ((ssize_t)size, process_vm_readv(getpid(), &local, 1, &remote, 1, 0));
+	EXPECT_TRUE(kvt_check(buf, size, 0x9a9a));
+	free(buf);
+	munmap(p, size);
 }
 
 TEST_F(region, fork_child_sees_same_bytes)
