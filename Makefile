@@ -3,6 +3,7 @@
 #
 #   make demo    build everything, boot a VM with the module, run the demo
 #   make check   build and run every test (native and in VMs on 6.1 and 6.12)
+#   make check-debug  the VM tests on a debug kernel (KASAN, lockdep, kmemleak)
 #   make help    the other targets
 #
 # The module builds out of the source tree, in build/<kver>/, once per
@@ -31,7 +32,7 @@ TEST_CFLAGS	= $(USER_CFLAGS) -I$(KSFT) -Itests/kmod -Wno-unused-parameter \
 M32_CFLAGS	:= -Wno-pointer-to-int-cast
 SAN_CFLAGS	:= -fsanitize=address,undefined -fno-omit-frame-pointer
 
-KMOD_TESTS	:= device region limits prime
+KMOD_TESTS	:= device region limits prime numa fail_nth
 KMOD_SRCS	:= $(wildcard kmod/*.c kmod/*.h) kmod/Kbuild Kbuild uapi/kvaccel.h
 TEST_HDRS	:= tests/kmod/kvtest.h uapi/kvaccel.h
 
@@ -40,7 +41,7 @@ TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32
 
-.PHONY: all deps kmod tests tools native check demo bench lint clean help
+.PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help
 
 all: kmod tests tools
 
@@ -112,6 +113,12 @@ $(B)/tools/kvaccel-bench: tools/bench/kvaccel-bench.c uapi/kvaccel.h
 check: deps
 	@$(MAKE) --no-print-directory all native
 	tools/check $(B) $(KVERS)
+
+# The suite on a kernel built with KASAN, lockdep, kmemleak and fault
+# injection (built once from Debian's linux-source-6.12, then cached).
+check-debug: deps
+	@$(MAKE) --no-print-directory tests
+	tools/check-debug $(B)
 
 demo: deps
 	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_DEMO)

@@ -44,6 +44,15 @@ struct kvaccel_proc *kvaccel_proc_get(struct kvaccel_device *kdev,
 {
 	struct kvaccel_proc *proc, *new;
 
+	mutex_lock(&kdev->acct_lock);
+	proc = kvaccel_proc_find_locked(kdev, tgid);
+	if (proc)
+		refcount_inc(&proc->ref);
+	mutex_unlock(&kdev->acct_lock);
+	if (proc)
+		return proc;
+
+	/* Allocate unlocked, then insert unless another thread was faster. */
 	new = kzalloc(sizeof(*new), GFP_KERNEL_ACCOUNT);
 	if (!new)
 		return NULL;

@@ -1,7 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-only
 # Guest-side runner: runs each test program given, framed by markers that
-# tools/tap-summary reads.
+# tools/tap-summary reads. On kernels with kmemleak, what the kernel had
+# leaked before the tests is cleared, so tests/kmod/kmemleak.sh reports
+# only what happened during them.
+kl=/sys/kernel/debug/kmemleak
+[ -w $kl ] && echo clear > $kl
 for t in "$@"; do
 	echo "### kvtest-begin $t"
 	timeout 900 "$t"
