@@ -90,12 +90,13 @@ static int sweep(struct __test_metadata *_metadata, int nth, struct sweep_ctx *c
 		long left;
 		int ret;
 
+		/* Before setup: cleanup() undoes setup() and body() both. */
+		u0 = kvt_param_or_die(probe, KVACCEL_PARAM_DEVICE_USAGE);
+		p0 = kvt_param_or_die(probe, KVACCEL_PARAM_PAGES_HELD);
 		if (setup && setup(c)) {
 			EXPECT_TRUE(0) TH_LOG("setup failed at n=%u", n);
 			break;
 		}
-		u0 = kvt_param_or_die(probe, KVACCEL_PARAM_DEVICE_USAGE);
-		p0 = kvt_param_or_die(probe, KVACCEL_PARAM_PAGES_HELD);
 
 		if (fail_nth_set(nth, n)) {
 			EXPECT_TRUE(0) TH_LOG("cannot arm fail-nth");

@@ -93,9 +93,13 @@ TEST_F(region, mmap_write_read_back)
 	ASSERT_NE(MAP_FAILED, q);
 	EXPECT_TRUE(kvt_check(q, size, 0x1234));
 
-	/* Zapped pages fault back in with their data. */
+	/* Zapped pages fault back in with their data, on read and on write. */
 	ASSERT_EQ(0, madvise(p, size, MADV_DONTNEED));
 	EXPECT_TRUE(kvt_check(p, size, 0x1234));
+	ASSERT_EQ(0, madvise(p, size, MADV_DONTNEED));
+	kvt_fill(p, size, 0x4321);
+	EXPECT_TRUE(kvt_check(q, size, 0x4321));
+	kvt_fill(q, size, 0x1234);
 
 	ASSERT_EQ(0, munmap(q, size));
 	/* The mapping keeps the region alive after its handle is closed. */
