@@ -18,11 +18,11 @@
 #if IS_ENABLED(CONFIG_DRM_ACCEL)
 #include <drm/drm_accel.h>
 #define KVACCEL_DRIVER_NODE_FEATURE	DRIVER_COMPUTE_ACCEL
-#define KVACCEL_DEFINE_FOPS(name)	DEFINE_DRM_ACCEL_FOPS(name)
+#define KVACCEL_FOPS			DRM_ACCEL_FOPS
 #else
 #include <drm/drm_gem.h>
 #define KVACCEL_DRIVER_NODE_FEATURE	DRIVER_RENDER
-#define KVACCEL_DEFINE_FOPS(name)	DEFINE_DRM_GEM_FOPS(name)
+#define KVACCEL_FOPS			DRM_GEM_FOPS
 #endif
 
 /*
@@ -57,5 +57,35 @@ static inline void kvaccel_vm_flags_set(struct vm_area_struct *vma,
 	vma->vm_flags |= flags;
 }
 #endif
+
+/*
+ * mm_get_unmapped_area() appeared in 6.10; before, the mm's own hook did
+ * the search. Kbuild defines KVACCEL_HAVE_MM_GET_UNMAPPED_AREA.
+ */
+#ifdef KVACCEL_HAVE_MM_GET_UNMAPPED_AREA
+#include <linux/sched/mm.h>
+static inline unsigned long
+kvaccel_mm_get_unmapped_area(struct file *filp, unsigned long addr,
+			     unsigned long len, unsigned long pgoff,
+			     unsigned long flags)
+{
+	return mm_get_unmapped_area(current->mm, filp, addr, len, pgoff, flags);
+}
+#else
+#include <linux/sched.h>
+static inline unsigned long
+kvaccel_mm_get_unmapped_area(struct file *filp, unsigned long addr,
+			     unsigned long len, unsigned long pgoff,
+			     unsigned long flags)
+{
+	return current->mm->get_unmapped_area(filp, addr, len, pgoff, flags);
+}
+#endif
+
+/*
+ * vm_operations_struct.huge_fault takes the fault's order since 6.6; 6.1's
+ * fault path never calls it for PFN mappings anyway, so kvaccel uses it
+ * only where Kbuild finds the order form (KVACCEL_HAVE_HUGE_FAULT_ORDER).
+ */
 
 #endif /* _KVACCEL_COMPAT_H_ */

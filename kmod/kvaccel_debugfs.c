@@ -20,6 +20,8 @@ static int kvaccel_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "usage_bytes %llu\n", kdev->usage);
 	seq_printf(m, "pages_held %ld\n", atomic_long_read(&kdev->pages_held));
 	seq_printf(m, "regions %d\n", atomic_read(&kdev->nr_regions));
+	seq_printf(m, "space_pmd_maps %lld\n", atomic64_read(&kdev->pmd_maps));
+	seq_printf(m, "space_block_maps %lld\n", atomic64_read(&kdev->block_maps));
 	seq_puts(m, "# pid usage_bytes quota_bytes regions\n");
 	list_for_each_entry(proc, &kdev->procs, node)
 		seq_printf(m, "proc %d %llu %llu %u\n", pid_nr(proc->tgid),

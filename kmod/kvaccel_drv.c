@@ -92,9 +92,20 @@ static const struct drm_ioctl_desc kvaccel_ioctls[] = {
 			  DRM_RENDER_ALLOW),
 	DRM_IOCTL_DEF_DRV(KVACCEL_REGION_INFO, kvaccel_ioctl_region_info,
 			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KVACCEL_SPACE_CREATE, kvaccel_ioctl_space_create,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KVACCEL_SPACE_BIND, kvaccel_ioctl_space_bind,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KVACCEL_SPACE_INFO, kvaccel_ioctl_space_info,
+			  DRM_RENDER_ALLOW),
 };
 
-KVACCEL_DEFINE_FOPS(kvaccel_fops);
+/* The DRM file operations, plus PMD-aligned placement of mappings. */
+static const struct file_operations kvaccel_fops = {
+	.owner = THIS_MODULE,
+	KVACCEL_FOPS,
+	.get_unmapped_area = kvaccel_get_unmapped_area,
+};
 
 static const struct drm_driver kvaccel_driver = {
 	.driver_features = DRIVER_GEM | KVACCEL_DRIVER_NODE_FEATURE,
@@ -143,6 +154,9 @@ static int __init kvaccel_init(void)
 	kvaccel_acct_init(kdev);
 	atomic_long_set(&kdev->pages_held, 0);
 	atomic_set(&kdev->nr_regions, 0);
+	atomic64_set(&kdev->next_region_id, 0);
+	atomic64_set(&kdev->pmd_maps, 0);
+	atomic64_set(&kdev->block_maps, 0);
 
 	ret = drm_dev_register(&kdev->drm, 0);
 	if (ret)

@@ -8,6 +8,7 @@
  *                   a region; quota and usage are per process, not per file.
  *   kvaccel_client  one open file (drm_file.driver_priv).
  *   kvaccel_region  pinned host memory in blocks (a GEM object).
+ *   kvaccel_space   a window of slots bound to region blocks (a GEM object).
  *   kvaccel_import  a dma-buf of another driver (a GEM object).
  */
 #ifndef _KVACCEL_DRV_H_
@@ -18,6 +19,7 @@
 #include <linux/mutex.h>
 #include <linux/pid.h>
 #include <linux/refcount.h>
+#include <linux/rwsem.h>
 #include <linux/types.h>
 #include <drm/drm_device.h>
 #include <drm/drm_gem.h>
@@ -38,6 +40,9 @@ struct sg_table;
  * @pages_held: pages the module holds for regions, counted as they are
  *	allocated and freed (kmemleak does not track page allocations).
  * @nr_regions: regions alive.
+ * @next_region_id: the last region id handed out.
+ * @pmd_maps: 2 MiB slots mapped with one PMD entry (huge_fault).
+ * @block_maps: blocks mapped with page table entries by one fault.
  * @debugfs: the module's debugfs directory.
  */
 struct kvaccel_device {
@@ -50,6 +55,10 @@ struct kvaccel_device {
 
 	atomic_long_t pages_held;
 	atomic_t nr_regions;
+	atomic64_t next_region_id;
+
+	atomic64_t pmd_maps;
+	atomic64_t block_maps;
 
 	struct dentry *debugfs;
 };
@@ -99,6 +108,7 @@ struct kvaccel_client {
  * @charged: bytes charged to @owner and the device.
  * @block_shift: log2 of the block size.
  * @nid: the node every block lies on, or NUMA_NO_NODE.
+ * @id: identifier, unique on the device (uapi region_id).
  * @nr_blocks: number of blocks.
  * @blocks: head page of each block (a compound page of the block's order);
  *	written only while the region is created, read-only afterwards.
@@ -109,8 +119,53 @@ struct kvaccel_region {
 	u64 charged;
 	unsigned int block_shift;
 	int nid;
+	u64 id;
 	unsigned long nr_blocks;
 	struct page **blocks;
+};
+
+/**
+ * struct kvaccel_slot - one slot of a space.
+ * @region: the region bound, holding a GEM reference; NULL if empty.
+ * @block: the block index in @region.
+ */
+struct kvaccel_slot {
+	struct kvaccel_region *region;
+	unsigned long block;
+};
+
+/**
+ * struct kvaccel_space - a window of slots, each empty or bound to a block.
+ * @base: the GEM object: the window (@nr_slots << @block_shift bytes)
+ *	followed by the control page.
+ * @lock: protects @slots and @bound. Held for read by the fault handlers
+ *	while they look a slot up and insert its mapping, for write by a bind
+ *	batch while it changes slots and tears down their mappings; block
+ *	references are dropped only after it is released. Taken under
+ *	mmap_lock (faults); taken before @maps_lock and i_mmap_rwsem (binds).
+ * @block_shift: log2 of the slot size.
+ * @nr_slots: number of slots.
+ * @bound: number of bound slots.
+ * @slots: the slot table.
+ * @control: the page userspace maps read-only after the window
+ *	(&struct drm_kvaccel_space_control); written under @lock.
+ * @maps_lock: protects @maps. Taken under mmap_lock (mmap, vm_open,
+ *	vm_close) and under @lock (binds).
+ * @maps: &struct kvaccel_space_map of every address_space through which
+ *	the space is mapped: the DRM device file's and that of each exported
+ *	dma-buf that was mmapped. A bind tears mappings down in all of them.
+ */
+struct kvaccel_space {
+	struct drm_gem_object base;
+	struct rw_semaphore lock;
+	unsigned int block_shift;
+	u32 nr_slots;
+	u32 bound;
+	struct kvaccel_slot *slots;
+	struct page *control;
+	/* Protects maps. */
+	struct mutex maps_lock;
+	struct list_head maps;
 };
 
 /**
@@ -150,6 +205,39 @@ static inline struct kvaccel_region *to_kvaccel_region(struct drm_gem_object *ob
 	return container_of(obj, struct kvaccel_region, base);
 }
 
+static inline unsigned int kvaccel_region_order(const struct kvaccel_region *region)
+{
+	return region->block_shift - PAGE_SHIFT;
+}
+
+/* kvaccel_space.c */
+struct kvaccel_space *kvaccel_space_create(struct kvaccel_device *kdev,
+					   u32 nr_slots, unsigned int block_shift);
+bool kvaccel_is_space(const struct drm_gem_object *obj);
+bool kvaccel_space_pmd_capable(void);
+void kvaccel_space_zap(struct kvaccel_space *space, u32 first, u32 count);
+void kvaccel_space_set_generation(struct kvaccel_space *space, u64 generation);
+u64 kvaccel_space_generation(struct kvaccel_space *space);
+
+static inline struct kvaccel_space *to_kvaccel_space(struct drm_gem_object *obj)
+{
+	return container_of(obj, struct kvaccel_space, base);
+}
+
+static inline u64 kvaccel_space_window(const struct kvaccel_space *space)
+{
+	return (u64)space->nr_slots << space->block_shift;
+}
+
+/* kvaccel_bind.c */
+int kvaccel_ioctl_space_bind(struct drm_device *drm, void *data,
+			     struct drm_file *file);
+
+/* kvaccel_mmap.c */
+unsigned long kvaccel_get_unmapped_area(struct file *filp, unsigned long addr,
+					unsigned long len, unsigned long pgoff,
+					unsigned long flags);
+
 /* kvaccel_import.c */
 struct drm_gem_object *kvaccel_import_sg_table(struct drm_device *drm,
 					       struct dma_buf_attachment *attach,
@@ -163,6 +251,10 @@ int kvaccel_ioctl_region_create(struct drm_device *drm, void *data,
 				struct drm_file *file);
 int kvaccel_ioctl_region_info(struct drm_device *drm, void *data,
 			      struct drm_file *file);
+int kvaccel_ioctl_space_create(struct drm_device *drm, void *data,
+			       struct drm_file *file);
+int kvaccel_ioctl_space_info(struct drm_device *drm, void *data,
+			     struct drm_file *file);
 
 /* kvaccel_debugfs.c */
 void kvaccel_debugfs_init(struct kvaccel_device *kdev);

@@ -8,6 +8,8 @@
 #include <linux/nodemask.h>
 #include <linux/numa.h>
 #include <linux/sched.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
 #include <drm/drm_file.h>
 #include <drm/drm_gem.h>
 
@@ -19,7 +21,7 @@
 
 #define KVACCEL_CAPABILITIES \
 	(KVACCEL_CAP_REGION | KVACCEL_CAP_PRIME_EXPORT | \
-	 KVACCEL_CAP_PRIME_IMPORT | KVACCEL_CAP_NUMA)
+	 KVACCEL_CAP_PRIME_IMPORT | KVACCEL_CAP_NUMA | KVACCEL_CAP_SPACE)
 
 int kvaccel_ioctl_get_param(struct drm_device *drm, void *data,
 			    struct drm_file *file)
@@ -37,6 +39,8 @@ int kvaccel_ioctl_get_param(struct drm_device *drm, void *data,
 		break;
 	case KVACCEL_PARAM_CAPABILITIES:
 		args->value = KVACCEL_CAPABILITIES;
+		if (kvaccel_space_pmd_capable())
+			args->value |= KVACCEL_CAP_SPACE_PMD;
 		break;
 	case KVACCEL_PARAM_BLOCK_SIZES:
 		args->value = KVACCEL_BLOCK_SIZES;
@@ -67,14 +71,19 @@ int kvaccel_ioctl_get_param(struct drm_device *drm, void *data,
 	return 0;
 }
 
+static bool kvaccel_block_size_valid(u32 block_size)
+{
+	return is_power_of_2(block_size) &&
+	       block_size >= (1U << KVACCEL_BLOCK_SHIFT_MIN) &&
+	       block_size <= (1U << KVACCEL_BLOCK_SHIFT_MAX) &&
+	       block_size >= PAGE_SIZE;
+}
+
 static int kvaccel_region_create_check(const struct drm_kvaccel_region_create *args)
 {
 	if (args->flags & ~KVACCEL_REGION_CREATE_FLAGS)
 		return -EINVAL;
-	if (!is_power_of_2(args->block_size) ||
-	    args->block_size < (1U << KVACCEL_BLOCK_SHIFT_MIN) ||
-	    args->block_size > (1U << KVACCEL_BLOCK_SHIFT_MAX) ||
-	    args->block_size < PAGE_SIZE)
+	if (!kvaccel_block_size_valid(args->block_size))
 		return -EINVAL;
 	if (!args->size || args->size & (args->block_size - 1))
 		return -EINVAL;
@@ -152,12 +161,19 @@ int kvaccel_ioctl_region_info(struct drm_device *drm, void *data,
 
 	args->size = obj->size;
 	args->object_flags = READ_ONCE(obj->dma_buf) ? KVACCEL_OBJECT_EXPORTED : 0;
+	args->region_id = 0;
 	if (kvaccel_is_region(obj)) {
 		struct kvaccel_region *region = to_kvaccel_region(obj);
 
 		args->type = KVACCEL_OBJECT_REGION;
 		args->block_size = 1U << region->block_shift;
 		args->numa_node = region->nid;
+		args->mmap_offset = drm_vma_node_offset_addr(&obj->vma_node);
+		args->region_id = region->id;
+	} else if (kvaccel_is_space(obj)) {
+		args->type = KVACCEL_OBJECT_SPACE;
+		args->block_size = 1U << to_kvaccel_space(obj)->block_shift;
+		args->numa_node = NUMA_NO_NODE;
 		args->mmap_offset = drm_vma_node_offset_addr(&obj->vma_node);
 	} else if (kvaccel_is_import(obj)) {
 		args->type = KVACCEL_OBJECT_IMPORT;
@@ -168,6 +184,115 @@ int kvaccel_ioctl_region_info(struct drm_device *drm, void *data,
 		ret = -ENOENT;
 	}
 
+	drm_gem_object_put(obj);
+	return ret;
+}
+
+int kvaccel_ioctl_space_create(struct drm_device *drm, void *data,
+			       struct drm_file *file)
+{
+	struct drm_kvaccel_space_create *args = data;
+	struct kvaccel_space *space;
+	u32 handle;
+	int ret;
+
+	if (args->flags & ~KVACCEL_SPACE_CREATE_FLAGS)
+		return -EINVAL;
+	if (!kvaccel_block_size_valid(args->block_size))
+		return -EINVAL;
+	if (!args->nr_slots || args->nr_slots > KVACCEL_SPACE_MAX_SLOTS ||
+	    (u64)args->nr_slots * args->block_size > KVACCEL_SPACE_MAX_SIZE)
+		return -EINVAL;
+
+	space = kvaccel_space_create(to_kvaccel_device(drm), args->nr_slots,
+				     ilog2(args->block_size));
+	if (IS_ERR(space))
+		return PTR_ERR(space);
+
+	ret = drm_gem_handle_create(file, &space->base, &handle);
+	/* The handle holds the reference now, or the space dies here. */
+	drm_gem_object_put(&space->base);
+	if (ret)
+		return ret;
+
+	args->handle = handle;
+	return 0;
+}
+
+/* Describe slots [first, first + count) into @out; under the space's lock. */
+static void kvaccel_space_describe_locked(struct kvaccel_space *space, u32 first,
+					  u32 count,
+					  struct drm_kvaccel_slot_binding *out)
+{
+	u32 i;
+
+	lockdep_assert_held(&space->lock);
+
+	for (i = 0; i < count; i++) {
+		const struct kvaccel_slot *slot = &space->slots[first + i];
+
+		out[i] = (struct drm_kvaccel_slot_binding) { };
+		if (!slot->region)
+			continue;
+		out[i].region_id = slot->region->id;
+		out[i].block = slot->block;
+		out[i].flags = KVACCEL_SLOT_BOUND;
+	}
+}
+
+int kvaccel_ioctl_space_info(struct drm_device *drm, void *data,
+			     struct drm_file *file)
+{
+	struct drm_kvaccel_space_info *args = data;
+	struct drm_kvaccel_slot_binding *bindings = NULL;
+	struct kvaccel_space *space;
+	struct drm_gem_object *obj;
+	int ret = 0;
+
+	if (args->flags & ~KVACCEL_SPACE_INFO_FLAGS || args->pad)
+		return -EINVAL;
+	if (args->count > KVACCEL_BIND_MAX_OPS)
+		return -EINVAL;
+
+	obj = drm_gem_object_lookup(file, args->handle);
+	if (!obj)
+		return -ENOENT;
+	if (!kvaccel_is_space(obj)) {
+		ret = -EINVAL;
+		goto out_put;
+	}
+	space = to_kvaccel_space(obj);
+	if (args->count && ((u64)args->first_slot + args->count > space->nr_slots)) {
+		ret = -EINVAL;
+		goto out_put;
+	}
+	if (args->count) {
+		bindings = kvmalloc_array(args->count, sizeof(*bindings), GFP_KERNEL);
+		if (!bindings) {
+			ret = -ENOMEM;
+			goto out_put;
+		}
+	}
+
+	down_read(&space->lock);
+	args->nr_slots = space->nr_slots;
+	args->block_size = 1U << space->block_shift;
+	args->generation = kvaccel_space_generation(space);
+	args->bound_slots = space->bound;
+	if (bindings)
+		kvaccel_space_describe_locked(space, args->first_slot, args->count,
+					      bindings);
+	up_read(&space->lock);
+
+	args->mmap_offset = drm_vma_node_offset_addr(&obj->vma_node);
+	args->map_size = obj->size;
+	if (bindings &&
+	    copy_to_user(u64_to_user_ptr(args->bindings), bindings,
+			 array_size(args->count, sizeof(*bindings))))
+		ret = -EFAULT;
+
+	kvfree(bindings);
+out_put:
 	drm_gem_object_put(obj);
 	return ret;
 }

@@ -41,11 +41,6 @@ bool kvaccel_is_region(const struct drm_gem_object *obj)
 	return obj->funcs == &kvaccel_region_funcs;
 }
 
-static unsigned int kvaccel_region_order(const struct kvaccel_region *region)
-{
-	return region->block_shift - PAGE_SHIFT;
-}
-
 /* The page at page offset @pgoff of the region; @pgoff must be in range. */
 static struct page *kvaccel_region_page(const struct kvaccel_region *region,
 					unsigned long pgoff)
@@ -161,6 +156,7 @@ struct kvaccel_region *kvaccel_region_create(struct kvaccel_device *kdev,
 	region->owner = owner;
 	region->block_shift = block_shift;
 	region->nr_blocks = size >> block_shift;
+	region->id = atomic64_inc_return(&kdev->next_region_id);
 
 	/* From here on, dropping the object undoes whatever was done. */
 	ret = kvaccel_acct_charge(owner, size);

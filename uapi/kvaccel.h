@@ -44,6 +44,9 @@ extern "C" {
 #define DRM_KVACCEL_GET_PARAM		0x00
 #define DRM_KVACCEL_REGION_CREATE	0x01
 #define DRM_KVACCEL_REGION_INFO		0x02
+#define DRM_KVACCEL_SPACE_CREATE	0x03
+#define DRM_KVACCEL_SPACE_BIND		0x04
+#define DRM_KVACCEL_SPACE_INFO		0x05
 
 #define DRM_IOCTL_KVACCEL_GET_PARAM \
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_KVACCEL_GET_PARAM, struct drm_kvaccel_get_param)
@@ -51,6 +54,12 @@ extern "C" {
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_KVACCEL_REGION_CREATE, struct drm_kvaccel_region_create)
 #define DRM_IOCTL_KVACCEL_REGION_INFO \
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_KVACCEL_REGION_INFO, struct drm_kvaccel_region_info)
+#define DRM_IOCTL_KVACCEL_SPACE_CREATE \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_KVACCEL_SPACE_CREATE, struct drm_kvaccel_space_create)
+#define DRM_IOCTL_KVACCEL_SPACE_BIND \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_KVACCEL_SPACE_BIND, struct drm_kvaccel_space_bind)
+#define DRM_IOCTL_KVACCEL_SPACE_INFO \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_KVACCEL_SPACE_INFO, struct drm_kvaccel_space_info)
 
 /**
  * enum drm_kvaccel_param - what %DRM_IOCTL_KVACCEL_GET_PARAM reads.
@@ -92,6 +101,14 @@ enum drm_kvaccel_param {
 #define KVACCEL_CAP_PRIME_IMPORT	_BITULL(2)
 /** KVACCEL_CAP_NUMA - %KVACCEL_REGION_CREATE_NUMA_NODE is honoured. */
 #define KVACCEL_CAP_NUMA		_BITULL(3)
+/** KVACCEL_CAP_SPACE - spaces: create, bind (bind, unbind, move, swap), info. */
+#define KVACCEL_CAP_SPACE		_BITULL(4)
+/**
+ * KVACCEL_CAP_SPACE_PMD - a 2 MiB slot of a 2 MiB-aligned space mapping is
+ * mapped with one PMD entry; without it each block is mapped with page
+ * table entries, all of them on its first fault.
+ */
+#define KVACCEL_CAP_SPACE_PMD		_BITULL(5)
 
 /**
  * struct drm_kvaccel_get_param - read one device or client parameter.
@@ -167,6 +184,8 @@ enum drm_kvaccel_object_type {
 	KVACCEL_OBJECT_REGION	= 1,
 	/** @KVACCEL_OBJECT_IMPORT: a dma-buf of another driver. */
 	KVACCEL_OBJECT_IMPORT	= 2,
+	/** @KVACCEL_OBJECT_SPACE: a space of this device. */
+	KVACCEL_OBJECT_SPACE	= 3,
 };
 
 /** KVACCEL_OBJECT_EXPORTED - the object has been exported as a dma-buf. */
@@ -176,7 +195,7 @@ enum drm_kvaccel_object_type {
 #define KVACCEL_REGION_INFO_FLAGS	0u
 
 /**
- * struct drm_kvaccel_region_info - describe a region or an imported dma-buf.
+ * struct drm_kvaccel_region_info - describe a region, space or import.
  *
  * Errors: -EINVAL for non-zero @flags; -ENOENT for a handle this client
  * does not hold; -EFAULT for a bad argument pointer. Out fields are not
@@ -205,6 +224,201 @@ struct drm_kvaccel_region_info {
 	__u32 type;
 	/** @object_flags: Out. %KVACCEL_OBJECT_* bits. */
 	__u32 object_flags;
+	/**
+	 * @region_id: Out. Identifier of a region, unique on the device for
+	 * its lifetime and the same in every client (see
+	 * &drm_kvaccel_slot_binding); 0 for other objects.
+	 */
+	__u64 region_id;
+};
+
+/** KVACCEL_SPACE_MAX_SLOTS - most slots a space may have. */
+#define KVACCEL_SPACE_MAX_SLOTS		1048576u
+/** KVACCEL_SPACE_MAX_SIZE - largest window (slots x block size) of a space. */
+#define KVACCEL_SPACE_MAX_SIZE		(64ull << 30)
+/** KVACCEL_BIND_MAX_OPS - most operations in one %DRM_IOCTL_KVACCEL_SPACE_BIND. */
+#define KVACCEL_BIND_MAX_OPS		65536u
+
+/** KVACCEL_SPACE_CREATE_FLAGS - mask of known &drm_kvaccel_space_create.flags: none. */
+#define KVACCEL_SPACE_CREATE_FLAGS	0u
+
+/**
+ * struct drm_kvaccel_space_create - create a space: a virtual window of
+ * @nr_slots slots of @block_size bytes, each empty or bound to one block
+ * of a region (%DRM_IOCTL_KVACCEL_SPACE_BIND).
+ *
+ * The space maps (mmap of the device file at &drm_kvaccel_space_info.mmap_offset,
+ * shared mappings only) as the window followed by one read-only page,
+ * &struct drm_kvaccel_space_control. Touching an empty slot raises SIGBUS.
+ * Only the slot table is allocated (charged to the caller's memory
+ * cgroup); a space holds no memory of its own and is not counted against
+ * quotas. It shares like a region: PRIME export and import.
+ *
+ * Errors: -EINVAL for unknown @flags, @block_size not a power of two from
+ * 4 KiB to 2 MiB, @nr_slots zero or over %KVACCEL_SPACE_MAX_SLOTS, a
+ * window over %KVACCEL_SPACE_MAX_SIZE; -ENOMEM; -EFAULT.
+ */
+struct drm_kvaccel_space_create {
+	/** @handle: Out. GEM handle of the new space. */
+	__u32 handle;
+	/** @flags: In. Must be 0 (%KVACCEL_SPACE_CREATE_FLAGS). */
+	__u32 flags;
+	/** @nr_slots: In. Number of slots. */
+	__u32 nr_slots;
+	/** @block_size: In. Bytes per slot; only blocks of this size bind. */
+	__u32 block_size;
+};
+
+/**
+ * struct drm_kvaccel_space_control - the last page of a space's mapping,
+ * read-only, for readers that need a consistent view without a syscall.
+ *
+ * @generation is even while the space is stable and odd while a batch of
+ * bindings is being applied; each applied batch adds 2. A reader that
+ * needs several slots consistent reads @generation (retrying while it is
+ * odd), reads the slots, then reads @generation again and retries if it
+ * changed: the kernel cannot stop a reader in the middle of a memcpy from
+ * seeing a block that was rebound under it.
+ */
+struct drm_kvaccel_space_control {
+	/** @generation: Out. Seqlock-style generation of the bindings. */
+	__u64 generation;
+	/** @bound_slots: Out. Number of bound slots. */
+	__u64 bound_slots;
+};
+
+/**
+ * enum drm_kvaccel_bind_op_type - one operation of a bind batch.
+ * @KVACCEL_BIND_OP_BIND: bind @slot to block @block of region @handle,
+ *	replacing what @slot was bound to.
+ * @KVACCEL_BIND_OP_UNBIND: empty @slot; it must be bound.
+ * @KVACCEL_BIND_OP_MOVE: bind @other to what @slot is bound to (replacing
+ *	what @other was bound to) and empty @slot; @slot must be bound.
+ * @KVACCEL_BIND_OP_SWAP: exchange the bindings of @slot and @other
+ *	(either may be empty).
+ */
+enum drm_kvaccel_bind_op_type {
+	KVACCEL_BIND_OP_BIND	= 1,
+	KVACCEL_BIND_OP_UNBIND	= 2,
+	KVACCEL_BIND_OP_MOVE	= 3,
+	KVACCEL_BIND_OP_SWAP	= 4,
+};
+
+/**
+ * struct drm_kvaccel_bind_op - an element of &drm_kvaccel_space_bind.ops.
+ *
+ * Fields an operation does not use must be 0.
+ */
+struct drm_kvaccel_bind_op {
+	/** @op: In. &enum drm_kvaccel_bind_op_type. */
+	__u32 op;
+	/** @flags: In. Must be 0. */
+	__u32 flags;
+	/** @slot: In. The slot operated on (the source of a move). */
+	__u32 slot;
+	/** @other: In. The destination of a move, the second slot of a swap. */
+	__u32 other;
+	/** @handle: In. BIND: handle of a region this client holds. */
+	__u32 handle;
+	/** @pad: In. Must be 0. */
+	__u32 pad;
+	/** @block: In. BIND: index of the block in the region. */
+	__u64 block;
+};
+
+/** KVACCEL_SPACE_BIND_FLAGS - mask of known &drm_kvaccel_space_bind.flags: none. */
+#define KVACCEL_SPACE_BIND_FLAGS	0u
+
+/**
+ * struct drm_kvaccel_space_bind - apply a batch of binding operations.
+ *
+ * The batch is validated completely before anything changes; then it is
+ * applied as one: page faults and %DRM_IOCTL_KVACCEL_SPACE_INFO see all of
+ * it or none of it, and when the call returns no CPU can reach a replaced
+ * binding through any mapping of the space (of the device file or of its
+ * dma-buf, in any process). No data is copied. A slot may be the target of
+ * one operation per batch (a move or swap targets both its slots). A
+ * region stays alive while a slot is bound to it.
+ *
+ * Errors, each leaving the space unchanged: -EINVAL for unknown @flags,
+ * non-zero @pad, @count 0 or over %KVACCEL_BIND_MAX_OPS, an unknown op,
+ * non-zero op flags, pad or unused fields, a slot out of range, the same
+ * slot targeted twice, a move or swap of a slot with itself, a handle that
+ * is not a region, a block size other than the space's, a block index out
+ * of range; -ENOENT for a space or region handle this client does not
+ * hold, or unbinding or moving an empty slot; -EFAULT for a bad @ops
+ * pointer; -ENOMEM.
+ */
+struct drm_kvaccel_space_bind {
+	/** @handle: In. GEM handle of the space. */
+	__u32 handle;
+	/** @flags: In. Must be 0 (%KVACCEL_SPACE_BIND_FLAGS). */
+	__u32 flags;
+	/** @count: In. Number of operations at @ops. */
+	__u32 count;
+	/** @pad: In. Must be 0. */
+	__u32 pad;
+	/** @ops: In. User pointer to @count &struct drm_kvaccel_bind_op. */
+	__u64 ops;
+	/** @generation: Out. The space's generation after the batch. */
+	__u64 generation;
+};
+
+/** KVACCEL_SLOT_BOUND - &drm_kvaccel_slot_binding.flags: the slot is bound. */
+#define KVACCEL_SLOT_BOUND		_BITUL(0)
+
+/** struct drm_kvaccel_slot_binding - what one slot is bound to. */
+struct drm_kvaccel_slot_binding {
+	/** @region_id: Out. &drm_kvaccel_region_info.region_id, 0 if empty. */
+	__u64 region_id;
+	/** @block: Out. Block index in that region. */
+	__u64 block;
+	/** @flags: Out. %KVACCEL_SLOT_BOUND if bound. */
+	__u32 flags;
+	/** @pad: Out. 0. */
+	__u32 pad;
+};
+
+/** KVACCEL_SPACE_INFO_FLAGS - mask of known &drm_kvaccel_space_info.flags: none. */
+#define KVACCEL_SPACE_INFO_FLAGS	0u
+
+/**
+ * struct drm_kvaccel_space_info - describe a space and, optionally, the
+ * bindings of a range of its slots, all read at one generation.
+ *
+ * Errors: -EINVAL for unknown @flags, non-zero @pad, @count over
+ * %KVACCEL_BIND_MAX_OPS or a range past the last slot, a handle that is not
+ * a space; -ENOENT for a handle this client does not hold; -EFAULT for a
+ * bad @bindings pointer; -ENOMEM.
+ */
+struct drm_kvaccel_space_info {
+	/** @handle: In. GEM handle of the space. */
+	__u32 handle;
+	/** @flags: In. Must be 0 (%KVACCEL_SPACE_INFO_FLAGS). */
+	__u32 flags;
+	/** @nr_slots: Out. Number of slots. */
+	__u32 nr_slots;
+	/** @block_size: Out. Bytes per slot. */
+	__u32 block_size;
+	/** @generation: Out. &drm_kvaccel_space_control.generation. */
+	__u64 generation;
+	/** @mmap_offset: Out. Offset to mmap() the space with. */
+	__u64 mmap_offset;
+	/**
+	 * @map_size: Out. Bytes to map for the window and the control page:
+	 * nr_slots * block_size + the page size. The control page is the last.
+	 */
+	__u64 map_size;
+	/** @bound_slots: Out. Number of bound slots. */
+	__u32 bound_slots;
+	/** @first_slot: In. First slot to describe in @bindings. */
+	__u32 first_slot;
+	/** @count: In. Slots to describe; 0 for none. */
+	__u32 count;
+	/** @pad: In. Must be 0. */
+	__u32 pad;
+	/** @bindings: In. User pointer to @count &struct drm_kvaccel_slot_binding. */
+	__u64 bindings;
 };
 
 #if defined(__cplusplus)

@@ -28,7 +28,7 @@ CHECK_MEMBER(drm_kvaccel_region_create, size, 8);
 CHECK_MEMBER(drm_kvaccel_region_create, block_size, 16);
 CHECK_MEMBER(drm_kvaccel_region_create, numa_node, 20);
 
-CHECK_SIZE(drm_kvaccel_region_info, 40);
+CHECK_SIZE(drm_kvaccel_region_info, 48);
 CHECK_MEMBER(drm_kvaccel_region_info, handle, 0);
 CHECK_MEMBER(drm_kvaccel_region_info, flags, 4);
 CHECK_MEMBER(drm_kvaccel_region_info, size, 8);
@@ -37,6 +37,54 @@ CHECK_MEMBER(drm_kvaccel_region_info, block_size, 24);
 CHECK_MEMBER(drm_kvaccel_region_info, numa_node, 28);
 CHECK_MEMBER(drm_kvaccel_region_info, type, 32);
 CHECK_MEMBER(drm_kvaccel_region_info, object_flags, 36);
+CHECK_MEMBER(drm_kvaccel_region_info, region_id, 40);
+
+CHECK_SIZE(drm_kvaccel_space_create, 16);
+CHECK_MEMBER(drm_kvaccel_space_create, handle, 0);
+CHECK_MEMBER(drm_kvaccel_space_create, flags, 4);
+CHECK_MEMBER(drm_kvaccel_space_create, nr_slots, 8);
+CHECK_MEMBER(drm_kvaccel_space_create, block_size, 12);
+
+CHECK_SIZE(drm_kvaccel_space_control, 16);
+CHECK_MEMBER(drm_kvaccel_space_control, generation, 0);
+CHECK_MEMBER(drm_kvaccel_space_control, bound_slots, 8);
+
+CHECK_SIZE(drm_kvaccel_bind_op, 32);
+CHECK_MEMBER(drm_kvaccel_bind_op, op, 0);
+CHECK_MEMBER(drm_kvaccel_bind_op, flags, 4);
+CHECK_MEMBER(drm_kvaccel_bind_op, slot, 8);
+CHECK_MEMBER(drm_kvaccel_bind_op, other, 12);
+CHECK_MEMBER(drm_kvaccel_bind_op, handle, 16);
+CHECK_MEMBER(drm_kvaccel_bind_op, pad, 20);
+CHECK_MEMBER(drm_kvaccel_bind_op, block, 24);
+
+CHECK_SIZE(drm_kvaccel_space_bind, 32);
+CHECK_MEMBER(drm_kvaccel_space_bind, handle, 0);
+CHECK_MEMBER(drm_kvaccel_space_bind, flags, 4);
+CHECK_MEMBER(drm_kvaccel_space_bind, count, 8);
+CHECK_MEMBER(drm_kvaccel_space_bind, pad, 12);
+CHECK_MEMBER(drm_kvaccel_space_bind, ops, 16);
+CHECK_MEMBER(drm_kvaccel_space_bind, generation, 24);
+
+CHECK_SIZE(drm_kvaccel_slot_binding, 24);
+CHECK_MEMBER(drm_kvaccel_slot_binding, region_id, 0);
+CHECK_MEMBER(drm_kvaccel_slot_binding, block, 8);
+CHECK_MEMBER(drm_kvaccel_slot_binding, flags, 16);
+CHECK_MEMBER(drm_kvaccel_slot_binding, pad, 20);
+
+CHECK_SIZE(drm_kvaccel_space_info, 64);
+CHECK_MEMBER(drm_kvaccel_space_info, handle, 0);
+CHECK_MEMBER(drm_kvaccel_space_info, flags, 4);
+CHECK_MEMBER(drm_kvaccel_space_info, nr_slots, 8);
+CHECK_MEMBER(drm_kvaccel_space_info, block_size, 12);
+CHECK_MEMBER(drm_kvaccel_space_info, generation, 16);
+CHECK_MEMBER(drm_kvaccel_space_info, mmap_offset, 24);
+CHECK_MEMBER(drm_kvaccel_space_info, map_size, 32);
+CHECK_MEMBER(drm_kvaccel_space_info, bound_slots, 40);
+CHECK_MEMBER(drm_kvaccel_space_info, first_slot, 44);
+CHECK_MEMBER(drm_kvaccel_space_info, count, 48);
+CHECK_MEMBER(drm_kvaccel_space_info, pad, 52);
+CHECK_MEMBER(drm_kvaccel_space_info, bindings, 56);
 
 TEST(ioctl_numbers_encode_sizes)
 {
@@ -46,13 +94,26 @@ TEST(ioctl_numbers_encode_sizes)
 		  _IOC_SIZE(DRM_IOCTL_KVACCEL_REGION_CREATE));
 	EXPECT_EQ(sizeof(struct drm_kvaccel_region_info),
 		  _IOC_SIZE(DRM_IOCTL_KVACCEL_REGION_INFO));
+	EXPECT_EQ(sizeof(struct drm_kvaccel_space_create),
+		  _IOC_SIZE(DRM_IOCTL_KVACCEL_SPACE_CREATE));
+	EXPECT_EQ(sizeof(struct drm_kvaccel_space_bind),
+		  _IOC_SIZE(DRM_IOCTL_KVACCEL_SPACE_BIND));
+	EXPECT_EQ(sizeof(struct drm_kvaccel_space_info),
+		  _IOC_SIZE(DRM_IOCTL_KVACCEL_SPACE_INFO));
 	EXPECT_EQ(_IOC_READ | _IOC_WRITE, _IOC_DIR(DRM_IOCTL_KVACCEL_REGION_CREATE));
 }
 
 TEST(ioctl_numbers_distinct)
 {
-	EXPECT_NE(DRM_IOCTL_KVACCEL_GET_PARAM, DRM_IOCTL_KVACCEL_REGION_CREATE);
-	EXPECT_NE(DRM_IOCTL_KVACCEL_REGION_CREATE, DRM_IOCTL_KVACCEL_REGION_INFO);
+	const unsigned int nr[] = {
+		DRM_KVACCEL_GET_PARAM, DRM_KVACCEL_REGION_CREATE, DRM_KVACCEL_REGION_INFO,
+		DRM_KVACCEL_SPACE_CREATE, DRM_KVACCEL_SPACE_BIND, DRM_KVACCEL_SPACE_INFO,
+	};
+	unsigned int i, j;
+
+	for (i = 0; i < sizeof(nr) / sizeof(nr[0]); i++)
+		for (j = i + 1; j < sizeof(nr) / sizeof(nr[0]); j++)
+			EXPECT_NE(nr[i], nr[j]);
 }
 
 TEST(flag_masks)

@@ -17,8 +17,9 @@
 
 struct sweep_ctx {
 	int fd, fd2, dmabuf, ret_fd;
-	uint32_t h;
+	uint32_t h, space;
 	void *map;
+	size_t map_size;
 	char path[64];
 };
 
@@ -157,7 +158,7 @@ static int open_dev(struct sweep_ctx *c)
 static int close_all(struct sweep_ctx *c)
 {
 	if (c->map)
-		munmap(c->map, 2 * KVT_MIB);
+		munmap(c->map, c->map_size);
 	if (c->dmabuf >= 0)
 		close(c->dmabuf);
 	if (c->ret_fd >= 0)
@@ -233,6 +234,7 @@ static int body_mmap(struct sweep_ctx *c)
 	if (p == MAP_FAILED)
 		return -errno;
 	c->map = p;
+	c->map_size = 2 * KVT_MIB;
 	return 0;
 }
 
@@ -310,6 +312,55 @@ TEST_F(fail_nth, import_vgem)
 		SKIP(return, "no vgem");
 	close(vgem);
 	SWEEP(setup_vgem, body_import_foreign, close_all);
+}
+
+static int body_space_create(struct sweep_ctx *c)
+{
+	return kvt_space_create(c->fd, 64, 64 * KVT_KIB, &c->h);
+}
+
+TEST_F(fail_nth, space_create)
+{
+	SWEEP(open_dev, body_space_create, close_all);
+}
+
+static int setup_space(struct sweep_ctx *c)
+{
+	int ret = setup_region(c);
+
+	return ret ? ret : kvt_space_create(c->fd, 32, 64 * KVT_KIB, &c->space);
+}
+
+static int body_space_bind(struct sweep_ctx *c)
+{
+	struct drm_kvaccel_bind_op ops[4] = {
+		kvt_op_bind(0, c->h, 0), kvt_op_bind(5, c->h, 1),
+		kvt_op_bind(6, c->h, 1), kvt_op_bind(31, c->h, 31),
+	};
+
+	return kvt_space_bind(c->fd, c->space, ops, 4, NULL);
+}
+
+TEST_F(fail_nth, space_bind)
+{
+	SWEEP(setup_space, body_space_bind, close_all);
+}
+
+static int body_space_mmap(struct sweep_ctx *c)
+{
+	size_t size;
+	void *p = kvt_space_map(c->fd, c->space, &size);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	c->map = p;
+	c->map_size = size;
+	return 0;
+}
+
+TEST_F(fail_nth, space_mmap)
+{
+	SWEEP(setup_space, body_space_mmap, close_all);
 }
 
 TEST_HARNESS_MAIN

@@ -11,6 +11,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -177,6 +180,168 @@ static inline int kvt_import(int fd, int dmabuf, uint32_t *handle)
 	return ret;
 }
 
+static inline int kvt_space_create(int fd, uint32_t nr_slots, uint32_t block_size,
+				   uint32_t *handle)
+{
+	struct drm_kvaccel_space_create sc = {
+		.nr_slots = nr_slots, .block_size = block_size,
+	};
+	int ret = kvt_ioctl(fd, DRM_IOCTL_KVACCEL_SPACE_CREATE, &sc);
+
+	if (!ret && handle)
+		*handle = sc.handle;
+	return ret;
+}
+
+static inline int kvt_space_bind(int fd, uint32_t space, const struct drm_kvaccel_bind_op *ops,
+				 uint32_t count, uint64_t *generation)
+{
+	struct drm_kvaccel_space_bind sb = {
+		.handle = space, .count = count, .ops = (uintptr_t)ops,
+	};
+	int ret = kvt_ioctl(fd, DRM_IOCTL_KVACCEL_SPACE_BIND, &sb);
+
+	if (!ret && generation)
+		*generation = sb.generation;
+	return ret;
+}
+
+static inline struct drm_kvaccel_bind_op kvt_op_bind(uint32_t slot, uint32_t region,
+						     uint64_t block)
+{
+	struct drm_kvaccel_bind_op op = {
+		.op = KVACCEL_BIND_OP_BIND, .slot = slot, .handle = region, .block = block,
+	};
+	return op;
+}
+
+static inline struct drm_kvaccel_bind_op kvt_op(uint32_t type, uint32_t slot, uint32_t other)
+{
+	struct drm_kvaccel_bind_op op = { .op = type, .slot = slot, .other = other };
+	return op;
+}
+
+/* One operation as its own batch. */
+static inline int kvt_bind1(int fd, uint32_t space, struct drm_kvaccel_bind_op op)
+{
+	return kvt_space_bind(fd, space, &op, 1, NULL);
+}
+
+static inline int kvt_space_info(int fd, uint32_t space, struct drm_kvaccel_space_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->handle = space;
+	return kvt_ioctl(fd, DRM_IOCTL_KVACCEL_SPACE_INFO, info);
+}
+
+/* Map a space: its window and, after it, the control page. */
+static inline void *kvt_space_map(int fd, uint32_t space, size_t *map_size)
+{
+	struct drm_kvaccel_space_info info;
+	int ret = kvt_space_info(fd, space, &info);
+
+	if (ret) {
+		errno = -ret;
+		return MAP_FAILED;
+	}
+	if (map_size)
+		*map_size = info.map_size;
+	return mmap(NULL, info.map_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		    (off_t)info.mmap_offset);
+}
+
+/* A block whose every 32-bit word is @tag; cheap to check by sampling. */
+static inline void kvt_tag_fill(void *p, size_t len, uint32_t tag)
+{
+	uint32_t *w = p;
+	size_t i;
+
+	for (i = 0; i < len / 4; i++)
+		w[i] = tag;
+}
+
+/* The tag of a block (0 if its words disagree), one word per 256 bytes. */
+static inline uint32_t kvt_tag_of(const volatile void *p, size_t len)
+{
+	const volatile uint32_t *w = p;
+	uint32_t tag = w[0];
+	size_t i;
+
+	for (i = 0; i < len / 4; i += 64)
+		if (w[i] != tag)
+			return 0;
+	return w[len / 4 - 1] == tag ? tag : 0;
+}
+
+/*
+ * Accesses that may hit an empty slot: SIGBUS is caught and reported as -1.
+ * One guarded access at a time per process (the jump buffer is global).
+ */
+static sigjmp_buf kvt_bus_jmp;
+static volatile int kvt_bus_armed;
+
+static inline void kvt_bus_handler(int sig)
+{
+	(void)sig;
+	if (kvt_bus_armed)
+		siglongjmp(kvt_bus_jmp, 1);
+	_exit(99);
+}
+
+static inline void kvt_bus_install(void)
+{
+	static int installed;
+
+	if (!installed) {
+		struct sigaction sa = { .sa_handler = kvt_bus_handler };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGBUS, &sa, NULL);
+		installed = 1;
+	}
+}
+
+/* Run @expr with SIGBUS caught; evaluates to -1 if it was raised. */
+#define KVT_BUS_GUARD(expr) ({						\
+	long long __v;							\
+	kvt_bus_install();						\
+	if (sigsetjmp(kvt_bus_jmp, 1)) {				\
+		__v = -1;						\
+	} else {							\
+		kvt_bus_armed = 1;					\
+		__v = (expr);						\
+	}								\
+	kvt_bus_armed = 0;						\
+	__v;								\
+})
+
+/* Read a 32-bit word, or -1 on SIGBUS (an empty slot). */
+static inline long long kvt_read_or_bus(const volatile uint32_t *p)
+{
+	return KVT_BUS_GUARD(*p);
+}
+
+/* Write a 32-bit word; 0, or -1 on SIGBUS. */
+static inline int kvt_write_or_bus(volatile uint32_t *p, uint32_t v)
+{
+	return KVT_BUS_GUARD((*p = v, 0));
+}
+
+/* The tag of a block (0 if torn), or -1 on SIGBUS. */
+static inline long long kvt_tag_or_bus(const volatile void *p, size_t len)
+{
+	return KVT_BUS_GUARD(kvt_tag_of(p, len));
+}
+
+/* Minor faults of this process so far. */
+static inline long kvt_minflt(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
 /* Pass one fd over a Unix socket (SCM_RIGHTS). */
 static inline int kvt_send_fd(int sock, int fd)
 {
@@ -303,6 +468,20 @@ static inline int kvt_all_zero(const void *p, size_t len)
 		if (c[i])
 			return 0;
 	return 1;
+}
+
+/* A counter from <debugfs>/kvaccel/status; -1 if absent. */
+static inline long long kvt_debugfs_counter(const char *name)
+{
+	char buf[4096], *p;
+	size_t n = strlen(name);
+
+	if (kvt_read_file("/sys/kernel/debug/kvaccel/status", buf, sizeof(buf)))
+		return -1;
+	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, name, n) && p[n] == ' ')
+			return strtoll(p + n + 1, NULL, 10);
+	return -1;
 }
 
 #endif /* KVTEST_H */
