@@ -38,7 +38,8 @@ TEST_HDRS	:= tests/kmod/kvtest.h uapi/kvaccel.h
 
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(B)/tests/kvt-client
-TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench
+TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
+		   $(B)/tools/kvaccel-bench-bind
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32
 
 .PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help
@@ -103,7 +104,7 @@ $(B)/tools/kvaccel-demo: tools/demo/kvaccel-demo.c uapi/kvaccel.h
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -static -o $@ $< -ldrm
 
-$(B)/tools/kvaccel-bench: tools/bench/kvaccel-bench.c uapi/kvaccel.h
+$(B)/tools/kvaccel-bench%: tools/bench/kvaccel-bench%.c uapi/kvaccel.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -static -o $@ $<
@@ -127,12 +128,15 @@ demo: deps
 		-- kvaccel-demo
 	@sed '/^vmtest-exit/d' $(B)/vm-demo/output.log
 
+# Benchmarks in a VM: region allocation (4 GiB guest) and remapping, on
+# KVER_BENCH (default: the demo kernel; `make bench KVER_BENCH=<6.1 kver>`).
+KVER_BENCH	?= $(KVER_DEMO)
 bench: deps
-	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_DEMO)
-	tools/vmtest -k $(KVER_DEMO) -M 4G -m $(B)/$(KVER_DEMO)/kmod/kvaccel.ko \
-		-a $(B)/tools/kvaccel-bench:/bin/kvaccel-bench -o $(B)/vm-bench \
-		-t 1800 -- kvaccel-bench
-	@sed '/^vmtest-exit/d' $(B)/vm-bench/output.log
+	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_BENCH)
+	tools/vmtest -k $(KVER_BENCH) -M 4G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \
+		-a $(B)/tools:/bin/kvbench -o $(B)/vm-bench-$(KVER_BENCH) -t 2400 \
+		-- "kvbench/kvaccel-bench && kvbench/kvaccel-bench-bind"
+	@sed '/^vmtest-exit/d' $(B)/vm-bench-$(KVER_BENCH)/output.log
 
 lint:
 	tools/lint $(B) $(KVERS)
