@@ -135,7 +135,7 @@ bench: deps
 	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_BENCH)
 	tools/vmtest -k $(KVER_BENCH) -M 4G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \
 		-a $(B)/tools:/bin/kvbench -o $(B)/vm-bench-$(KVER_BENCH) -t 2400 \
-		-- "kvbench/kvaccel-bench && kvbench/kvaccel-bench-bind"
+		-- "/bin/kvbench/kvaccel-bench && /bin/kvbench/kvaccel-bench-bind"
 	@sed '/^vmtest-exit/d' $(B)/vm-bench-$(KVER_BENCH)/output.log
 
 lint:

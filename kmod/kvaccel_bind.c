@@ -5,9 +5,10 @@
  *
  * Order of work:
  *  1. validate the argument and every operation, look up and reference the
- *     regions to bind, check that no slot is targeted twice (no lock held);
- *  2. take the space's lock for write, check the operations that depend on
- *     the current bindings (unbind or move of an empty slot);
+ *     regions to bind (no lock held);
+ *  2. take the space's lock for write, check that no slot is targeted twice
+ *     and the operations that depend on the current bindings (unbind or
+ *     move of an empty slot);
  *  3. make the generation odd, update the slot table, tear down the
  *     mappings of every slot whose binding was replaced, make the
  *     generation even, release the lock;
@@ -17,7 +18,7 @@
  */
 #include <linux/overflow.h>
 #include <linux/slab.h>
-#include <linux/sort.h>
+#include <linux/bitmap.h>
 #include <linux/uaccess.h>
 #include <drm/drm_file.h>
 #include <drm/drm_gem.h>
@@ -33,8 +34,10 @@
  * @count: number of operations.
  * @old: the bindings replaced, to release after the teardown.
  * @nr_old: entries used in @old.
- * @zap: slots whose mappings must be torn down, sorted before use.
+ * @zap: slots whose mappings must be torn down.
  * @nr_zap: entries used in @zap.
+ * @last_handle: the region handle the previous BIND looked up.
+ * @last_region: its region (referenced through @regions), or NULL.
  */
 struct kvaccel_bind {
 	struct kvaccel_space *space;
@@ -45,14 +48,9 @@ struct kvaccel_bind {
 	u32 nr_old;
 	u32 *zap;
 	u32 nr_zap;
+	u32 last_handle;
+	struct kvaccel_region *last_region;
 };
-
-static int kvaccel_bind_cmp_u32(const void *a, const void *b)
-{
-	u32 x = *(const u32 *)a, y = *(const u32 *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* Check one operation on its own; reference the region of a BIND. */
 static int kvaccel_bind_check_op(struct kvaccel_bind *b, struct drm_file *file,
@@ -70,16 +68,24 @@ static int kvaccel_bind_check_op(struct kvaccel_bind *b, struct drm_file *file,
 	case KVACCEL_BIND_OP_BIND:
 		if (op->other)
 			return -EINVAL;
-		obj = drm_gem_object_lookup(file, op->handle);
-		if (!obj)
-			return -ENOENT;
-		/* The reference travels into the slot, or is dropped on error. */
-		b->regions[i] = kvaccel_is_region(obj) ? to_kvaccel_region(obj) : NULL;
-		if (!b->regions[i]) {
-			drm_gem_object_put(obj);
-			return -EINVAL;
+		/* Batches bind many blocks of one region: look it up once. */
+		if (b->last_region && op->handle == b->last_handle) {
+			region = b->last_region;
+			drm_gem_object_get(&region->base);
+		} else {
+			obj = drm_gem_object_lookup(file, op->handle);
+			if (!obj)
+				return -ENOENT;
+			if (!kvaccel_is_region(obj)) {
+				drm_gem_object_put(obj);
+				return -EINVAL;
+			}
+			region = to_kvaccel_region(obj);
+			b->last_handle = op->handle;
+			b->last_region = region;
 		}
-		region = b->regions[i];
+		/* The reference travels into the slot, or is dropped on error. */
+		b->regions[i] = region;
 		if (region->block_shift != space->block_shift ||
 		    op->block >= region->nr_blocks)
 			return -EINVAL;
@@ -97,27 +103,36 @@ static int kvaccel_bind_check_op(struct kvaccel_bind *b, struct drm_file *file,
 	}
 }
 
-/* A slot may be the target of one operation per batch. */
-static int kvaccel_bind_check_targets(struct kvaccel_bind *b)
+/* Mark a slot in the scratch bitmap; false if it was marked already. */
+static bool kvaccel_bind_mark(struct kvaccel_space *space, u32 slot)
 {
-	u32 *targets, n = 0, i;
-	int ret = 0;
+	return !__test_and_set_bit(slot, space->scratch);
+}
 
-	targets = kvmalloc_array(b->count, 2 * sizeof(*targets), GFP_KERNEL);
-	if (!targets)
-		return -ENOMEM;
+/*
+ * A slot may be the target of one operation per batch (a move or swap
+ * targets both of its slots). Leaves the scratch bitmap clear.
+ */
+static int kvaccel_bind_check_targets_locked(struct kvaccel_bind *b)
+{
+	struct kvaccel_space *space = b->space;
+	bool ok = true;
+	u32 i;
+
+	lockdep_assert_held_write(&space->lock);
+
 	for (i = 0; i < b->count; i++) {
-		targets[n++] = b->ops[i].slot;
-		if (b->ops[i].op == KVACCEL_BIND_OP_MOVE ||
-		    b->ops[i].op == KVACCEL_BIND_OP_SWAP)
-			targets[n++] = b->ops[i].other;
+		const struct drm_kvaccel_bind_op *op = &b->ops[i];
+
+		ok &= kvaccel_bind_mark(space, op->slot);
+		if (op->op == KVACCEL_BIND_OP_MOVE || op->op == KVACCEL_BIND_OP_SWAP)
+			ok &= kvaccel_bind_mark(space, op->other);
 	}
-	sort(targets, n, sizeof(*targets), kvaccel_bind_cmp_u32, NULL);
-	for (i = 1; i < n; i++)
-		if (targets[i] == targets[i - 1])
-			ret = -EINVAL;
-	kvfree(targets);
-	return ret;
+	for (i = 0; i < b->count; i++) {
+		__clear_bit(b->ops[i].slot, space->scratch);
+		__clear_bit(b->ops[i].other, space->scratch);
+	}
+	return ok ? 0 : -EINVAL;
 }
 
 /* Checks that depend on the current bindings; under the lock. */
@@ -193,17 +208,30 @@ static void kvaccel_bind_apply_locked(struct kvaccel_bind *b)
 	}
 }
 
-/* Tear down the replaced slots' mappings, in runs of adjacent slots. */
+/*
+ * Tear down the replaced slots' mappings, in runs of adjacent slots found
+ * through the scratch bitmap (cleared again on the way).
+ */
 static void kvaccel_bind_zap_locked(struct kvaccel_bind *b)
 {
-	u32 i, first;
+	struct kvaccel_space *space = b->space;
+	unsigned long first = ULONG_MAX, last = 0, start, end;
+	u32 i;
 
-	sort(b->zap, b->nr_zap, sizeof(*b->zap), kvaccel_bind_cmp_u32, NULL);
-	for (i = 0; i < b->nr_zap; i = first) {
-		first = i + 1;
-		while (first < b->nr_zap && b->zap[first] == b->zap[first - 1] + 1)
-			first++;
-		kvaccel_space_zap(b->space, b->zap[i], first - i);
+	lockdep_assert_held_write(&space->lock);
+
+	for (i = 0; i < b->nr_zap; i++) {
+		__set_bit(b->zap[i], space->scratch);
+		first = min_t(unsigned long, first, b->zap[i]);
+		last = max_t(unsigned long, last, b->zap[i]);
+	}
+	for (start = first; b->nr_zap && start <= last; start = end) {
+		start = find_next_bit(space->scratch, last + 1, start);
+		if (start > last)
+			break;
+		end = find_next_zero_bit(space->scratch, last + 1, start);
+		bitmap_clear(space->scratch, start, end - start);
+		kvaccel_space_zap(space, start, end - start);
 	}
 }
 
@@ -269,12 +297,10 @@ int kvaccel_ioctl_space_bind(struct drm_device *drm, void *data,
 		if (ret)
 			goto out_release;
 	}
-	ret = kvaccel_bind_check_targets(&b);
-	if (ret)
-		goto out_release;
-
 	down_write(&b.space->lock);
-	ret = kvaccel_bind_check_state_locked(&b);
+	ret = kvaccel_bind_check_targets_locked(&b);
+	if (!ret)
+		ret = kvaccel_bind_check_state_locked(&b);
 	if (ret)
 		goto out_unlock;
 	gen = kvaccel_space_generation(b.space);

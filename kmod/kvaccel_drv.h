@@ -147,6 +147,9 @@ struct kvaccel_slot {
  * @nr_slots: number of slots.
  * @bound: number of bound slots.
  * @slots: the slot table.
+ * @scratch: one bit per slot, clear between uses; a bind batch uses it
+ *	under @lock held for write to find duplicate targets and runs of
+ *	slots to tear down without sorting.
  * @control: the page userspace maps read-only after the window
  *	(&struct drm_kvaccel_space_control); written under @lock.
  * @maps_lock: protects @maps. Taken under mmap_lock (mmap, vm_open,
@@ -162,6 +165,7 @@ struct kvaccel_space {
 	u32 nr_slots;
 	u32 bound;
 	struct kvaccel_slot *slots;
+	unsigned long *scratch;
 	struct page *control;
 	/* Protects maps. */
 	struct mutex maps_lock;

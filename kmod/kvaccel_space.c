@@ -126,6 +126,7 @@ static void kvaccel_space_free(struct drm_gem_object *obj)
 				drm_gem_object_put(&space->slots[i].region->base);
 		kvfree(space->slots);
 	}
+	kvfree(space->scratch);
 	if (space->control)
 		__free_page(space->control);
 	mutex_destroy(&space->maps_lock);
@@ -166,6 +167,10 @@ struct kvaccel_space *kvaccel_space_create(struct kvaccel_device *kdev,
 	space->slots = kvcalloc(nr_slots, sizeof(*space->slots),
 				GFP_KERNEL_ACCOUNT);
 	if (!space->slots)
+		goto err_put;
+	space->scratch = kvcalloc(BITS_TO_LONGS(nr_slots), sizeof(long),
+				  GFP_KERNEL_ACCOUNT);
+	if (!space->scratch)
 		goto err_put;
 	space->control = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 	if (!space->control)
