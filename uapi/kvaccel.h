@@ -256,7 +256,9 @@ struct drm_kvaccel_region_info {
  *
  * Errors: -EINVAL for unknown @flags, @block_size not a power of two from
  * 4 KiB to 2 MiB, @nr_slots zero or over %KVACCEL_SPACE_MAX_SLOTS, a
- * window over %KVACCEL_SPACE_MAX_SIZE; -ENOMEM; -EFAULT.
+ * window over %KVACCEL_SPACE_MAX_SIZE; -ENOSPC when the device's mmap
+ * offset range (DRM's, 1 TiB for all objects of the device) has no room for
+ * the window; -ENOMEM; -EFAULT.
  */
 struct drm_kvaccel_space_create {
 	/** @handle: Out. GEM handle of the new space. */
