@@ -104,7 +104,8 @@ $(B)/tools/kvaccel-demo: tools/demo/kvaccel-demo.c uapi/kvaccel.h
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -static -o $@ $< -ldrm
 
-$(B)/tools/kvaccel-bench $(B)/tools/kvaccel-bench-bind: $(B)/tools/%: tools/bench/%.c uapi/kvaccel.h
+$(B)/tools/kvaccel-bench $(B)/tools/kvaccel-bench-bind: $(B)/tools/%: tools/bench/%.c \
+		tools/bench/bench-common.h uapi/kvaccel.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -static -o $@ $<

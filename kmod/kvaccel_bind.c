@@ -257,7 +257,6 @@ int kvaccel_ioctl_space_bind(struct drm_device *drm, void *data,
 {
 	struct drm_kvaccel_space_bind *args = data;
 	struct kvaccel_bind b = { .count = args->count };
-	struct drm_gem_object *obj;
 	size_t bytes;
 	u64 gen;
 	u32 i;
@@ -270,14 +269,9 @@ int kvaccel_ioctl_space_bind(struct drm_device *drm, void *data,
 	if (check_mul_overflow((size_t)args->count, sizeof(*b.ops), &bytes))
 		return -EINVAL;
 
-	obj = drm_gem_object_lookup(file, args->handle);
-	if (!obj)
-		return -ENOENT;
-	if (!kvaccel_is_space(obj)) {
-		ret = -EINVAL;
-		goto out_put_space;
-	}
-	b.space = to_kvaccel_space(obj);
+	b.space = kvaccel_space_lookup(file, args->handle);
+	if (IS_ERR(b.space))
+		return PTR_ERR(b.space);
 
 	ret = -ENOMEM;
 	b.ops = kvmalloc(bytes, GFP_KERNEL_ACCOUNT);
@@ -314,7 +308,6 @@ out_unlock:
 out_release:
 	/* After the teardown: the replaced blocks may be freed now. */
 	kvaccel_bind_release(&b);
-out_put_space:
-	drm_gem_object_put(obj);
+	drm_gem_object_put(&b.space->base);
 	return ret;
 }

@@ -218,6 +218,7 @@ static inline unsigned int kvaccel_region_order(const struct kvaccel_region *reg
 struct kvaccel_space *kvaccel_space_create(struct kvaccel_device *kdev,
 					   u32 nr_slots, unsigned int block_shift);
 bool kvaccel_is_space(const struct drm_gem_object *obj);
+struct kvaccel_space *kvaccel_space_lookup(struct drm_file *file, u32 handle);
 bool kvaccel_space_pmd_capable(void);
 void kvaccel_space_zap(struct kvaccel_space *space, u32 first, u32 count);
 void kvaccel_space_set_generation(struct kvaccel_space *space, u64 generation);

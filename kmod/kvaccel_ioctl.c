@@ -254,14 +254,10 @@ int kvaccel_ioctl_space_info(struct drm_device *drm, void *data,
 	if (args->count > KVACCEL_BIND_MAX_OPS)
 		return -EINVAL;
 
-	obj = drm_gem_object_lookup(file, args->handle);
-	if (!obj)
-		return -ENOENT;
-	if (!kvaccel_is_space(obj)) {
-		ret = -EINVAL;
-		goto out_put;
-	}
-	space = to_kvaccel_space(obj);
+	space = kvaccel_space_lookup(file, args->handle);
+	if (IS_ERR(space))
+		return PTR_ERR(space);
+	obj = &space->base;
 	if (args->count && ((u64)args->first_slot + args->count > space->nr_slots)) {
 		ret = -EINVAL;
 		goto out_put;

@@ -20,6 +20,7 @@
 #include <linux/mm.h>
 #include <linux/pfn_t.h>
 #include <linux/slab.h>
+#include <drm/drm_file.h>
 
 #include "kvaccel_compat.h"
 #include "kvaccel_drv.h"
@@ -48,6 +49,28 @@ static const struct drm_gem_object_funcs kvaccel_space_funcs;
 bool kvaccel_is_space(const struct drm_gem_object *obj)
 {
 	return obj->funcs == &kvaccel_space_funcs;
+}
+
+/**
+ * kvaccel_space_lookup - look up a space by handle.
+ * @file: the client.
+ * @handle: the handle.
+ *
+ * Return: the space with a reference held (drop it with
+ * drm_gem_object_put()), ERR_PTR(-ENOENT) for a handle the client does not
+ * hold, ERR_PTR(-EINVAL) for one that is not a space.
+ */
+struct kvaccel_space *kvaccel_space_lookup(struct drm_file *file, u32 handle)
+{
+	struct drm_gem_object *obj = drm_gem_object_lookup(file, handle);
+
+	if (!obj)
+		return ERR_PTR(-ENOENT);
+	if (!kvaccel_is_space(obj)) {
+		drm_gem_object_put(obj);
+		return ERR_PTR(-EINVAL);
+	}
+	return to_kvaccel_space(obj);
 }
 
 static struct drm_kvaccel_space_control *

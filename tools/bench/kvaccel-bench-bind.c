@@ -30,62 +30,15 @@
 
 #include "drm.h"
 #include "kvaccel.h"
+#include "bench-common.h"
 
 #define SLOTS		1024
 #define MAX_ROUNDS	16
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {
 	fprintf(stderr, "kvaccel-bench-bind: %s: %s\n", what, strerror(errno));
 	exit(1);
-}
-
-static int open_kvaccel(void)
-{
-	static const char *const fmt[] = { "/dev/accel/accel%d", "/dev/dri/renderD%d" };
-	int k, i;
-
-	for (k = 0; k < 2; k++) {
-		for (i = 0; i < 64; i++) {
-			struct drm_version v = { 0 };
-			char path[64], name[32] = { 0 };
-			int fd;
-
-			snprintf(path, sizeof(path), fmt[k], k ? 128 + i : i);
-			fd = open(path, O_RDWR | O_CLOEXEC);
-			if (fd < 0)
-				continue;
-			v.name = name;
-			v.name_len = sizeof(name) - 1;
-			if (!ioctl(fd, DRM_IOCTL_VERSION, &v) && !strcmp(name, "kvaccel"))
-				return fd;
-			close(fd);
-		}
-	}
-	errno = ENODEV;
-	die("no kvaccel device");
-	return -1;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp);
-	return n & 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void bind_all(int fd, uint32_t space, struct drm_kvaccel_bind_op *ops,
@@ -149,17 +102,17 @@ static void bench(int fd, uint32_t bs, int rounds, struct result *res)
 
 	for (r = 0; r < rounds; r++) {
 		for (b = 0; b < 3; b++) {
-			double t0 = now();
+			double t0 = bench_now();
 
 			bind_all(fd, sc.handle, ops, batches[b]);
-			t[b][r] = (now() - t0) / SLOTS;
+			t[b][r] = (bench_now() - t0) / SLOTS;
 			if (b == 2) {
 				volatile unsigned int sum = 0;
 
-				t0 = now();
+				t0 = bench_now();
 				for (i = 0; i < SLOTS; i++)
 					sum += win[(size_t)i * bs];
-				touch[r] = (now() - t0) / SLOTS;
+				touch[r] = (bench_now() - t0) / SLOTS;
 			}
 			bind_all(fd, sc.handle, unbind, SLOTS);
 		}
@@ -174,11 +127,11 @@ static void bench(int fd, uint32_t bs, int rounds, struct result *res)
 	memset(dst, 2, bs * 2);
 	for (r = 0; r < rounds; r++) {
 		uint32_t n = bs >= (1u << 21) ? 32 : 256;
-		double t0 = now();
+		double t0 = bench_now();
 
 		for (i = 0; i < n; i++)
 			memcpy(dst + (i & 1) * bs, src + ((i + 1) & 1) * bs, bs);
-		cp[r] = (now() - t0) / n;
+		cp[r] = (bench_now() - t0) / n;
 	}
 
 	/* memfd: remap blocks of a resident memfd into a window. */
@@ -197,7 +150,7 @@ static void bench(int fd, uint32_t bs, int rounds, struct result *res)
 	fwin = (unsigned char *)(((uintptr_t)reserve + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1));
 	for (r = 0; r < rounds; r++) {
 		volatile unsigned int sum = 0;
-		double t0 = now(), t1, t2;
+		double t0 = bench_now(), t1, t2;
 		size_t off;
 
 		for (i = 0; i < SLOTS; i++)
@@ -205,16 +158,16 @@ static void bench(int fd, uint32_t bs, int rounds, struct result *res)
 				 MAP_SHARED | MAP_FIXED, memfd,
 				 (off_t)(i % pool_blocks) * bs) == MAP_FAILED)
 				die("mmap fixed");
-		t1 = now();
+		t1 = bench_now();
 		for (i = 0; i < SLOTS; i++)
 			sum += fwin[(size_t)i * bs];
-		t2 = now();
+		t2 = bench_now();
 		for (i = 0; i < SLOTS; i++)
 			for (off = 4096; off < bs; off += 4096)
 				sum += fwin[(size_t)i * bs + off];
 		fmap[r] = (t1 - t0) / SLOTS;
 		ft1[r] = (t2 - t1) / SLOTS;
-		fta[r] = (now() - t0) / SLOTS - fmap[r];
+		fta[r] = (bench_now() - t0) / SLOTS - fmap[r];
 		/* Back to nothing mapped for the next round. */
 		if (mmap(fwin, window, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
 			 -1, 0) == MAP_FAILED)
@@ -222,12 +175,12 @@ static void bench(int fd, uint32_t bs, int rounds, struct result *res)
 	}
 
 	for (b = 0; b < 3; b++)
-		res->bind[b] = median(t[b], rounds);
-	res->touch = median(touch, rounds);
-	res->memcpy = median(cp, rounds);
-	res->memfd_map = median(fmap, rounds);
-	res->memfd_touch1 = median(ft1, rounds);
-	res->memfd_touchall = median(fta, rounds);
+		res->bind[b] = bench_median(t[b], rounds);
+	res->touch = bench_median(touch, rounds);
+	res->memcpy = bench_median(cp, rounds);
+	res->memfd_map = bench_median(fmap, rounds);
+	res->memfd_touch1 = bench_median(ft1, rounds);
+	res->memfd_touchall = bench_median(fta, rounds);
 
 	munmap(reserve, window + (2u << 20));
 	close(memfd);
@@ -246,9 +199,13 @@ static void bench(int fd, uint32_t bs, int rounds, struct result *res)
 int main(int argc, char **argv)
 {
 	static const uint32_t sizes[3] = { 4096, 65536, 2u << 20 };
-	int rounds = argc > 1 ? atoi(argv[1]) : 5, fd = open_kvaccel(), s;
+	int rounds = argc > 1 ? atoi(argv[1]) : 5, fd = bench_open_kvaccel(), s;
 	struct drm_kvaccel_get_param gp = { .param = KVACCEL_PARAM_CAPABILITIES };
 
+	if (fd < 0) {
+		errno = ENODEV;
+		die("no kvaccel device");
+	}
 	if (rounds < 1 || rounds > MAX_ROUNDS) {
 		fprintf(stderr, "kvaccel-bench-bind: rounds must be 1..%d\n", MAX_ROUNDS);
 		return 1;

@@ -24,72 +24,27 @@
 
 #include "drm.h"
 #include "kvaccel.h"
+#include "bench-common.h"
 
 #define MIB (1024ull * 1024)
 #define MAX_ROUNDS 32
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int open_kvaccel(void)
-{
-	static const char *const fmt[] = { "/dev/accel/accel%d", "/dev/dri/renderD%d" };
-	int k, i;
-
-	for (k = 0; k < 2; k++) {
-		for (i = 0; i < 64; i++) {
-			struct drm_version v = { 0 };
-			char path[64], name[32] = { 0 };
-			int fd;
-
-			snprintf(path, sizeof(path), fmt[k], k ? 128 + i : i);
-			fd = open(path, O_RDWR | O_CLOEXEC);
-			if (fd < 0)
-				continue;
-			v.name = name;
-			v.name_len = sizeof(name) - 1;
-			if (!ioctl(fd, DRM_IOCTL_VERSION, &v) && !strcmp(name, "kvaccel"))
-				return fd;
-			close(fd);
-		}
-	}
-	return -1;
-}
 
 struct sample {
 	double alloc, free;
 };
 
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp);
-	return n & 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static int run_mmap_mlock(uint64_t size, struct sample *s)
 {
-	double t0 = now(), t1;
+	double t0 = bench_now(), t1;
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 
 	if (p == MAP_FAILED || mlock(p, size))
 		return -errno;
-	t1 = now();
+	t1 = bench_now();
 	munmap(p, size);
 	s->alloc = t1 - t0;
-	s->free = now() - t1;
+	s->free = bench_now() - t1;
 	return 0;
 }
 
@@ -97,7 +52,7 @@ static int run_region(int fd, uint64_t size, uint32_t bs, int map, struct sample
 {
 	struct drm_kvaccel_region_create rc = { .size = size, .block_size = bs };
 	struct drm_gem_close gc = { 0 };
-	double t0 = now(), t1;
+	double t0 = bench_now(), t1;
 	void *p = NULL;
 
 	if (ioctl(fd, DRM_IOCTL_KVACCEL_REGION_CREATE, &rc))
@@ -112,14 +67,14 @@ static int run_region(int fd, uint64_t size, uint32_t bs, int map, struct sample
 		if (p == MAP_FAILED)
 			return -errno;
 	}
-	t1 = now();
+	t1 = bench_now();
 	if (map)
 		munmap(p, size);
 	gc.handle = rc.handle;
 	if (ioctl(fd, DRM_IOCTL_GEM_CLOSE, &gc))
 		return -errno;
 	s->alloc = t1 - t0;
-	s->free = now() - t1;
+	s->free = bench_now() - t1;
 	return 0;
 }
 
@@ -134,7 +89,7 @@ int main(int argc, char **argv)
 	uint64_t size = (argc > 1 ? strtoull(argv[1], NULL, 0) : 1024) * MIB;
 	int rounds = argc > 2 ? atoi(argv[2]) : 5;
 	double a[NCASES][MAX_ROUNDS], f[NCASES][MAX_ROUNDS], ma[NCASES], mf[NCASES];
-	int fd = open_kvaccel(), r, c, ret;
+	int fd = bench_open_kvaccel(), r, c, ret;
 
 	if (fd < 0) {
 		fprintf(stderr, "kvaccel-bench: no kvaccel device\n");
@@ -169,8 +124,8 @@ int main(int argc, char **argv)
 	printf("%-28s %10s %10s %10s %12s\n", "case", "alloc ms", "free ms",
 	       "total ms", "vs baseline");
 	for (c = 0; c < NCASES; c++) {
-		ma[c] = median(a[c], rounds);
-		mf[c] = median(f[c], rounds);
+		ma[c] = bench_median(a[c], rounds);
+		mf[c] = bench_median(f[c], rounds);
 	}
 	for (c = 0; c < NCASES; c++)
 		printf("%-28s %10.1f %10.1f %10.1f %11.2fx\n", names[c], ma[c] * 1e3,
