@@ -32,7 +32,7 @@ TEST_CFLAGS	= $(USER_CFLAGS) -I$(KSFT) -Itests/kmod -Wno-unused-parameter \
 M32_CFLAGS	:= -Wno-pointer-to-int-cast
 SAN_CFLAGS	:= -fsanitize=address,undefined -fno-omit-frame-pointer
 
-KMOD_TESTS	:= device region limits prime numa fail_nth space space_val space_use space_race
+KMOD_TESTS	:= device region limits prime numa fail_nth space space_val space_use space_race copy
 KMOD_SRCS	:= $(wildcard kmod/*.c kmod/*.h) kmod/Kbuild Kbuild uapi/kvaccel.h
 TEST_HDRS	:= tests/kmod/kvtest.h uapi/kvaccel.h
 

@@ -22,6 +22,9 @@ static int kvaccel_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "regions %d\n", atomic_read(&kdev->nr_regions));
 	seq_printf(m, "space_pmd_maps %lld\n", atomic64_read(&kdev->pmd_maps));
 	seq_printf(m, "space_block_maps %lld\n", atomic64_read(&kdev->block_maps));
+	seq_printf(m, "copy_workers %u\n", kdev->copy_workers);
+	seq_printf(m, "copy_jobs %lld\n", atomic64_read(&kdev->copy_jobs));
+	seq_printf(m, "copy_errors %lld\n", atomic64_read(&kdev->copy_errors));
 	seq_puts(m, "# pid usage_bytes quota_bytes regions\n");
 	list_for_each_entry(proc, &kdev->procs, node)
 		seq_printf(m, "proc %d %llu %llu %u\n", pid_nr(proc->tgid),

@@ -29,6 +29,11 @@ module_param(limit_mb, ulong, 0644);
 MODULE_PARM_DESC(limit_mb,
 		 "Device-wide limit on region memory in MiB (0 = half of RAM)");
 
+static unsigned int copy_workers;
+module_param(copy_workers, uint, 0444);
+MODULE_PARM_DESC(copy_workers,
+		 "Copy worker threads (0 = one per CPU, at most 8; at most 64)");
+
 static unsigned long default_quota_mb;
 module_param(default_quota_mb, ulong, 0644);
 MODULE_PARM_DESC(default_quota_mb,
@@ -73,6 +78,7 @@ static int kvaccel_open(struct drm_device *drm, struct drm_file *file)
 		kfree(client);
 		return -ENOMEM;
 	}
+	kvaccel_copy_client_init(client);
 	file->driver_priv = client;
 	return 0;
 }
@@ -81,6 +87,7 @@ static void kvaccel_postclose(struct drm_device *drm, struct drm_file *file)
 {
 	struct kvaccel_client *client = file->driver_priv;
 
+	kvaccel_copy_client_fini(client);
 	kvaccel_proc_put(client->proc);
 	kfree(client);
 }
@@ -98,6 +105,10 @@ static const struct drm_ioctl_desc kvaccel_ioctls[] = {
 			  DRM_RENDER_ALLOW),
 	DRM_IOCTL_DEF_DRV(KVACCEL_SPACE_INFO, kvaccel_ioctl_space_info,
 			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KVACCEL_COPY_SUBMIT, kvaccel_ioctl_copy_submit,
+			  DRM_RENDER_ALLOW),
+	DRM_IOCTL_DEF_DRV(KVACCEL_COPY_STATUS, kvaccel_ioctl_copy_status,
+			  DRM_RENDER_ALLOW),
 };
 
 /* The DRM file operations, plus PMD-aligned placement of mappings. */
@@ -108,7 +119,7 @@ static const struct file_operations kvaccel_fops = {
 };
 
 static const struct drm_driver kvaccel_driver = {
-	.driver_features = DRIVER_GEM | KVACCEL_DRIVER_NODE_FEATURE,
+	.driver_features = DRIVER_GEM | DRIVER_SYNCOBJ | KVACCEL_DRIVER_NODE_FEATURE,
 	.open = kvaccel_open,
 	.postclose = kvaccel_postclose,
 	.gem_prime_import_sg_table = kvaccel_import_sg_table,
@@ -157,19 +168,26 @@ static int __init kvaccel_init(void)
 	atomic64_set(&kdev->next_region_id, 0);
 	atomic64_set(&kdev->pmd_maps, 0);
 	atomic64_set(&kdev->block_maps, 0);
+	atomic64_set(&kdev->copy_jobs, 0);
+	atomic64_set(&kdev->copy_errors, 0);
+	ret = kvaccel_copy_init(kdev, copy_workers);
+	if (ret)
+		goto err_release_devres;
 
 	ret = drm_dev_register(&kdev->drm, 0);
 	if (ret)
-		goto err_release_devres;
+		goto err_copy_fini;
 
 	kvaccel_debugfs_init(kdev);
 	kvaccel_pdev = pdev;
 	kvaccel_dev = kdev;
-	drm_info(&kdev->drm, "kvaccel ABI %u.%u, limit %llu MiB\n",
+	drm_info(&kdev->drm, "kvaccel ABI %u.%u, limit %llu MiB, %u copy workers\n",
 		 KVACCEL_ABI_MAJOR, KVACCEL_ABI_MINOR,
-		 kvaccel_device_limit() >> 20);
+		 kvaccel_device_limit() >> 20, kdev->copy_workers);
 	return 0;
 
+err_copy_fini:
+	kvaccel_copy_fini(kdev);
 err_release_devres:
 	devres_release_group(&pdev->dev, NULL);
 err_unregister_pdev:
@@ -184,6 +202,7 @@ static void __exit kvaccel_exit(void)
 
 	kvaccel_debugfs_fini(kdev);
 	drm_dev_unregister(&kdev->drm);
+	kvaccel_copy_fini(kdev);
 	/*
 	 * Open files, mmaps and exported dma-bufs all pin the module, so no
 	 * page can be held any more.
@@ -200,3 +219,4 @@ module_exit(kvaccel_exit);
 MODULE_AUTHOR("kvaccel developers");
 MODULE_DESCRIPTION(KVACCEL_DRIVER_DESC);
 MODULE_LICENSE("GPL");
+MODULE_IMPORT_NS(DMA_BUF);

@@ -21,6 +21,7 @@
 #include <linux/refcount.h>
 #include <linux/rwsem.h>
 #include <linux/types.h>
+#include <linux/xarray.h>
 #include <drm/drm_device.h>
 #include <drm/drm_gem.h>
 
@@ -41,6 +42,10 @@ struct sg_table;
  *	allocated and freed (kmemleak does not track page allocations).
  * @nr_regions: regions alive.
  * @next_region_id: the last region id handed out.
+ * @copy_wq: the copy workers.
+ * @copy_workers: how many.
+ * @copy_jobs: copy jobs completed.
+ * @copy_errors: copy jobs completed with an error.
  * @pmd_maps: 2 MiB slots mapped with one PMD entry (huge_fault).
  * @block_maps: blocks mapped with page table entries by one fault.
  * @debugfs: the module's debugfs directory.
@@ -56,6 +61,11 @@ struct kvaccel_device {
 	atomic_long_t pages_held;
 	atomic_t nr_regions;
 	atomic64_t next_region_id;
+
+	struct workqueue_struct *copy_wq;
+	unsigned int copy_workers;
+	atomic64_t copy_jobs;
+	atomic64_t copy_errors;
 
 	atomic64_t pmd_maps;
 	atomic64_t block_maps;
@@ -80,6 +90,7 @@ static inline struct kvaccel_device *to_kvaccel_device(struct drm_device *drm)
  * @quota: bytes the process may hold, 0 for the module's default quota;
  *	under kvaccel_device.acct_lock.
  * @nr_regions: regions the process owns; under kvaccel_device.acct_lock.
+ * @copy_inflight: copy jobs of the process not yet completed.
  */
 struct kvaccel_proc {
 	struct kvaccel_device *kdev;
@@ -89,16 +100,22 @@ struct kvaccel_proc {
 	u64 usage;
 	u64 quota;
 	u32 nr_regions;
+	atomic_t copy_inflight;
 };
 
 /**
  * struct kvaccel_client - one open file of the device.
  * @kdev: the device.
  * @proc: the process that opened the file.
+ * @jobs: the file's last copy jobs by id (their fences, referenced); the
+ *	xarray's lock protects it and @last_job_id.
+ * @last_job_id: the id of the file's last job.
  */
 struct kvaccel_client {
 	struct kvaccel_device *kdev;
 	struct kvaccel_proc *proc;
+	struct xarray jobs;
+	u64 last_job_id;
 };
 
 /**
@@ -237,6 +254,16 @@ static inline u64 kvaccel_space_window(const struct kvaccel_space *space)
 /* kvaccel_bind.c */
 int kvaccel_ioctl_space_bind(struct drm_device *drm, void *data,
 			     struct drm_file *file);
+
+/* kvaccel_copy.c */
+int kvaccel_copy_init(struct kvaccel_device *kdev, unsigned int workers);
+void kvaccel_copy_fini(struct kvaccel_device *kdev);
+void kvaccel_copy_client_init(struct kvaccel_client *client);
+void kvaccel_copy_client_fini(struct kvaccel_client *client);
+int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
+			      struct drm_file *file);
+int kvaccel_ioctl_copy_status(struct drm_device *drm, void *data,
+			      struct drm_file *file);
 
 /* kvaccel_mmap.c */
 unsigned long kvaccel_get_unmapped_area(struct file *filp, unsigned long addr,

@@ -47,6 +47,8 @@ extern "C" {
 #define DRM_KVACCEL_SPACE_CREATE	0x03
 #define DRM_KVACCEL_SPACE_BIND		0x04
 #define DRM_KVACCEL_SPACE_INFO		0x05
+#define DRM_KVACCEL_COPY_SUBMIT		0x06
+#define DRM_KVACCEL_COPY_STATUS		0x07
 
 #define DRM_IOCTL_KVACCEL_GET_PARAM \
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_KVACCEL_GET_PARAM, struct drm_kvaccel_get_param)
@@ -60,6 +62,10 @@ extern "C" {
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_KVACCEL_SPACE_BIND, struct drm_kvaccel_space_bind)
 #define DRM_IOCTL_KVACCEL_SPACE_INFO \
 	DRM_IOWR(DRM_COMMAND_BASE + DRM_KVACCEL_SPACE_INFO, struct drm_kvaccel_space_info)
+#define DRM_IOCTL_KVACCEL_COPY_SUBMIT \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_KVACCEL_COPY_SUBMIT, struct drm_kvaccel_copy_submit)
+#define DRM_IOCTL_KVACCEL_COPY_STATUS \
+	DRM_IOWR(DRM_COMMAND_BASE + DRM_KVACCEL_COPY_STATUS, struct drm_kvaccel_copy_status)
 
 /**
  * enum drm_kvaccel_param - what %DRM_IOCTL_KVACCEL_GET_PARAM reads.
@@ -109,6 +115,8 @@ enum drm_kvaccel_param {
  * table entries, all of them on its first fault.
  */
 #define KVACCEL_CAP_SPACE_PMD		_BITULL(5)
+/** KVACCEL_CAP_COPY - the copy engine: COPY_SUBMIT, COPY_STATUS, syncobjs. */
+#define KVACCEL_CAP_COPY		_BITULL(6)
 
 /**
  * struct drm_kvaccel_get_param - read one device or client parameter.
@@ -422,6 +430,106 @@ struct drm_kvaccel_space_info {
 	/** @bindings: In. User pointer to @count &struct drm_kvaccel_slot_binding. */
 	__u64 bindings;
 };
+
+/** KVACCEL_COPY_MAX_SEGMENTS - most segments in one %DRM_IOCTL_KVACCEL_COPY_SUBMIT. */
+#define KVACCEL_COPY_MAX_SEGMENTS	4096u
+/** KVACCEL_COPY_MAX_BYTES - most bytes one job may copy. */
+#define KVACCEL_COPY_MAX_BYTES		(4ull << 30)
+
+/**
+ * struct drm_kvaccel_copy_segment - one element of &drm_kvaccel_copy_submit.segments.
+ *
+ * Copies @length bytes from @src_offset of object @src_handle to
+ * @dst_offset of object @dst_handle. Objects are regions, spaces (their
+ * window; every slot the range touches must be bound, and is resolved to
+ * its block when the job is submitted) and imports the CPU can map.
+ */
+struct drm_kvaccel_copy_segment {
+	/** @src_handle: In. GEM handle of the source. */
+	__u32 src_handle;
+	/** @dst_handle: In. GEM handle of the destination. */
+	__u32 dst_handle;
+	/** @src_offset: In. Byte offset in the source. */
+	__u64 src_offset;
+	/** @dst_offset: In. Byte offset in the destination. */
+	__u64 dst_offset;
+	/** @length: In. Bytes to copy; not 0. */
+	__u64 length;
+	/** @flags: In. Must be 0. */
+	__u32 flags;
+	/** @pad: In. Must be 0. */
+	__u32 pad;
+};
+
+/** KVACCEL_COPY_SUBMIT_FLAGS - mask of known &drm_kvaccel_copy_submit.flags: none. */
+#define KVACCEL_COPY_SUBMIT_FLAGS	0u
+
+/**
+ * struct drm_kvaccel_copy_submit - queue a copy job on the module's workers.
+ *
+ * The job starts when the fence of @in_syncobj (if any) has signalled and
+ * the reservation fences of any import it touches have; then its segments
+ * are copied (adjacent segments merged, large ones split across workers)
+ * and the job's fence signals, replacing the fence of @out_syncobj (if
+ * any). A DRM syncobj wait does not report errors: a failed job (or an
+ * error on its input fence, which the job inherits) is visible through
+ * the status of a sync_file exported from @out_syncobj
+ * (%DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD with
+ * %DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE, then SYNC_IOC_FILE_INFO)
+ * and through %DRM_IOCTL_KVACCEL_COPY_STATUS; the error is set before the
+ * fence signals. Jobs of a file that is closed before they start are
+ * cancelled (-ECANCELED); started jobs finish.
+ *
+ * Errors (nothing is queued): -EINVAL for unknown @flags, @count 0 or over
+ * %KVACCEL_COPY_MAX_SEGMENTS, non-zero segment flags or pad, a zero length,
+ * a range past the end of an object, source and destination overlapping
+ * in the same object, more than %KVACCEL_COPY_MAX_BYTES in all;
+ * -ENOENT for an object or syncobj handle this client does not hold, or
+ * an empty slot in a space's range; -EOPNOTSUPP for an import the CPU
+ * cannot map (GPU memory: copy it on the GPU); -EBUSY when the process has
+ * %KVACCEL_COPY_MAX_INFLIGHT jobs in flight (not -EAGAIN, which libdrm's
+ * drmIoctl() would retry in a busy loop); -EFAULT; -ENOMEM.
+ */
+struct drm_kvaccel_copy_submit {
+	/** @job_id: Out. The job's id in this file, for %DRM_IOCTL_KVACCEL_COPY_STATUS. */
+	__u64 job_id;
+	/** @flags: In. Must be 0 (%KVACCEL_COPY_SUBMIT_FLAGS). */
+	__u32 flags;
+	/** @count: In. Number of segments. */
+	__u32 count;
+	/** @segments: In. User pointer to @count &struct drm_kvaccel_copy_segment. */
+	__u64 segments;
+	/** @in_syncobj: In. Syncobj whose fence the job waits for; 0 for none. */
+	__u32 in_syncobj;
+	/** @out_syncobj: In. Syncobj that receives the job's fence; 0 for none. */
+	__u32 out_syncobj;
+};
+
+/** KVACCEL_COPY_MAX_INFLIGHT - most unfinished jobs per process. */
+#define KVACCEL_COPY_MAX_INFLIGHT	1024u
+
+/** KVACCEL_COPY_STATUS_FLAGS - mask of known &drm_kvaccel_copy_status.flags: none. */
+#define KVACCEL_COPY_STATUS_FLAGS	0u
+
+/**
+ * struct drm_kvaccel_copy_status - the state of a job of this file.
+ *
+ * The file remembers its last %KVACCEL_COPY_HISTORY jobs.
+ *
+ * Errors: -EINVAL for unknown @flags; -ENOENT for a job id this file does
+ * not remember; -EFAULT.
+ */
+struct drm_kvaccel_copy_status {
+	/** @job_id: In. &drm_kvaccel_copy_submit.job_id. */
+	__u64 job_id;
+	/** @flags: In. Must be 0 (%KVACCEL_COPY_STATUS_FLAGS). */
+	__u32 flags;
+	/** @status: Out. 0 pending, 1 done, or the job's -errno. */
+	__s32 status;
+};
+
+/** KVACCEL_COPY_HISTORY - jobs per file that %DRM_IOCTL_KVACCEL_COPY_STATUS knows. */
+#define KVACCEL_COPY_HISTORY		256u
 
 #if defined(__cplusplus)
 }

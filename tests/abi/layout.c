@@ -86,6 +86,28 @@ CHECK_MEMBER(drm_kvaccel_space_info, count, 48);
 CHECK_MEMBER(drm_kvaccel_space_info, pad, 52);
 CHECK_MEMBER(drm_kvaccel_space_info, bindings, 56);
 
+CHECK_SIZE(drm_kvaccel_copy_segment, 40);
+CHECK_MEMBER(drm_kvaccel_copy_segment, src_handle, 0);
+CHECK_MEMBER(drm_kvaccel_copy_segment, dst_handle, 4);
+CHECK_MEMBER(drm_kvaccel_copy_segment, src_offset, 8);
+CHECK_MEMBER(drm_kvaccel_copy_segment, dst_offset, 16);
+CHECK_MEMBER(drm_kvaccel_copy_segment, length, 24);
+CHECK_MEMBER(drm_kvaccel_copy_segment, flags, 32);
+CHECK_MEMBER(drm_kvaccel_copy_segment, pad, 36);
+
+CHECK_SIZE(drm_kvaccel_copy_submit, 32);
+CHECK_MEMBER(drm_kvaccel_copy_submit, job_id, 0);
+CHECK_MEMBER(drm_kvaccel_copy_submit, flags, 8);
+CHECK_MEMBER(drm_kvaccel_copy_submit, count, 12);
+CHECK_MEMBER(drm_kvaccel_copy_submit, segments, 16);
+CHECK_MEMBER(drm_kvaccel_copy_submit, in_syncobj, 24);
+CHECK_MEMBER(drm_kvaccel_copy_submit, out_syncobj, 28);
+
+CHECK_SIZE(drm_kvaccel_copy_status, 16);
+CHECK_MEMBER(drm_kvaccel_copy_status, job_id, 0);
+CHECK_MEMBER(drm_kvaccel_copy_status, flags, 8);
+CHECK_MEMBER(drm_kvaccel_copy_status, status, 12);
+
 TEST(ioctl_numbers_encode_sizes)
 {
 	EXPECT_EQ(sizeof(struct drm_kvaccel_get_param),
@@ -108,6 +130,7 @@ TEST(ioctl_numbers_distinct)
 	const unsigned int nr[] = {
 		DRM_KVACCEL_GET_PARAM, DRM_KVACCEL_REGION_CREATE, DRM_KVACCEL_REGION_INFO,
 		DRM_KVACCEL_SPACE_CREATE, DRM_KVACCEL_SPACE_BIND, DRM_KVACCEL_SPACE_INFO,
+		DRM_KVACCEL_COPY_SUBMIT, DRM_KVACCEL_COPY_STATUS,
 	};
 	unsigned int i, j;
 

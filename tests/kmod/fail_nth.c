@@ -17,7 +17,8 @@
 
 struct sweep_ctx {
 	int fd, fd2, dmabuf, ret_fd;
-	uint32_t h, space;
+	uint32_t h, space, sync;
+	int submitted;
 	void *map;
 	size_t map_size;
 	char path[64];
@@ -361,6 +362,45 @@ static int body_space_mmap(struct sweep_ctx *c)
 TEST_F(fail_nth, space_mmap)
 {
 	SWEEP(setup_space, body_space_mmap, close_all);
+}
+
+static int body_copy_submit(struct sweep_ctx *c)
+{
+	struct drm_kvaccel_copy_segment segs[2] = {
+		kvt_seg(c->h, 0, c->h, KVT_MIB, 64 * KVT_KIB),
+		kvt_seg(c->space, 0, c->h, KVT_MIB + 64 * KVT_KIB, 2 * 64 * KVT_KIB),
+	};
+
+	/* cleanup_copy() waits for the job, outside the injection. */
+	int ret = kvt_copy(c->fd, segs, 2, 0, c->sync, NULL);
+
+	c->submitted = !ret;
+	return ret;
+}
+
+static int cleanup_copy(struct sweep_ctx *c)
+{
+	if (c->submitted)
+		kvt_syncobj_wait(c->fd, c->sync, 60000);
+	c->submitted = 0;
+	return close_all(c);
+}
+
+static int setup_copy(struct sweep_ctx *c)
+{
+	int ret = setup_space(c);
+
+	if (!ret)
+		ret = kvt_space_bind(c->fd, c->space, (struct drm_kvaccel_bind_op[]) {
+			kvt_op_bind(0, c->h, 3), kvt_op_bind(1, c->h, 4) }, 2, NULL);
+	if (!ret)
+		ret = kvt_syncobj_create(c->fd, &c->sync);
+	return ret;
+}
+
+TEST_F(fail_nth, copy_submit)
+{
+	SWEEP(setup_copy, body_copy_submit, cleanup_copy);
 }
 
 TEST_HARNESS_MAIN

@@ -26,6 +26,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "drm.h"
@@ -340,6 +341,127 @@ static inline long kvt_minflt(void)
 
 	getrusage(RUSAGE_SELF, &ru);
 	return ru.ru_minflt;
+}
+
+/* ---- copy engine and syncobjs ---- */
+
+static inline struct drm_kvaccel_copy_segment kvt_seg(uint32_t src, uint64_t soff,
+						      uint32_t dst, uint64_t doff,
+						      uint64_t len)
+{
+	struct drm_kvaccel_copy_segment s = {
+		.src_handle = src, .dst_handle = dst, .src_offset = soff,
+		.dst_offset = doff, .length = len,
+	};
+	return s;
+}
+
+static inline int kvt_copy(int fd, const struct drm_kvaccel_copy_segment *segs, uint32_t n,
+			   uint32_t in_syncobj, uint32_t out_syncobj, uint64_t *job)
+{
+	struct drm_kvaccel_copy_submit cs = {
+		.count = n, .segments = (uintptr_t)segs,
+		.in_syncobj = in_syncobj, .out_syncobj = out_syncobj,
+	};
+	int ret = kvt_ioctl(fd, DRM_IOCTL_KVACCEL_COPY_SUBMIT, &cs);
+
+	if (!ret && job)
+		*job = cs.job_id;
+	return ret;
+}
+
+/* 0 pending, 1 done, -errno failed; or the ioctl's error. */
+static inline int kvt_copy_status(int fd, uint64_t job, int *status)
+{
+	struct drm_kvaccel_copy_status st = { .job_id = job };
+	int ret = kvt_ioctl(fd, DRM_IOCTL_KVACCEL_COPY_STATUS, &st);
+
+	if (!ret)
+		*status = st.status;
+	return ret;
+}
+
+static inline int kvt_syncobj_create(int fd, uint32_t *handle)
+{
+	struct drm_syncobj_create c = { 0 };
+	int ret = kvt_ioctl(fd, DRM_IOCTL_SYNCOBJ_CREATE, &c);
+
+	if (!ret)
+		*handle = c.handle;
+	return ret;
+}
+
+static inline int64_t kvt_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Wait for a syncobj's fence, @ms from now at most (absolute timeout). */
+static inline int kvt_syncobj_wait(int fd, uint32_t handle, int ms)
+{
+	struct drm_syncobj_wait w = {
+		.handles = (uintptr_t)&handle, .count_handles = 1,
+		.timeout_nsec = kvt_now_ns() + (int64_t)ms * 1000000,
+		.flags = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT,
+	};
+
+	return kvt_ioctl(fd, DRM_IOCTL_SYNCOBJ_WAIT, &w);
+}
+
+static inline int kvt_syncobj_export_sync_file(int fd, uint32_t handle, int *sync_file)
+{
+	struct drm_syncobj_handle h = {
+		.handle = handle, .flags = DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE,
+		.fd = -1,
+	};
+	int ret = kvt_ioctl(fd, DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD, &h);
+
+	if (!ret)
+		*sync_file = h.fd;
+	return ret;
+}
+
+static inline int kvt_syncobj_import_sync_file(int fd, uint32_t handle, int sync_file)
+{
+	struct drm_syncobj_handle h = {
+		.handle = handle, .flags = DRM_SYNCOBJ_FD_TO_HANDLE_FLAGS_IMPORT_SYNC_FILE,
+		.fd = sync_file,
+	};
+
+	return kvt_ioctl(fd, DRM_IOCTL_SYNCOBJ_FD_TO_HANDLE, &h);
+}
+
+/* vgem's fence ioctls (include/uapi/drm/vgem_drm.h), for fences we control. */
+struct kvt_vgem_fence_attach {
+	uint32_t handle, flags, out_fence, pad;
+};
+struct kvt_vgem_fence_signal {
+	uint32_t fence, flags;
+};
+#define KVT_VGEM_FENCE_WRITE	0x1
+#define KVT_IOCTL_VGEM_FENCE_ATTACH \
+	DRM_IOWR(DRM_COMMAND_BASE + 0x1, struct kvt_vgem_fence_attach)
+#define KVT_IOCTL_VGEM_FENCE_SIGNAL \
+	DRM_IOW(DRM_COMMAND_BASE + 0x2, struct kvt_vgem_fence_signal)
+
+/* A vgem buffer of @size bytes (primary node), its handle and dma-buf. */
+static inline int kvt_vgem_buffer(int vgem, uint32_t size, uint32_t *handle, int *dmabuf)
+{
+	struct drm_mode_create_dumb dumb = { .width = size / 4, .height = 1, .bpp = 32 };
+	struct drm_prime_handle ph = { .flags = DRM_CLOEXEC | DRM_RDWR };
+	int ret = kvt_ioctl(vgem, DRM_IOCTL_MODE_CREATE_DUMB, &dumb);
+
+	if (ret)
+		return ret;
+	*handle = dumb.handle;
+	ph.handle = dumb.handle;
+	ret = kvt_ioctl(vgem, DRM_IOCTL_PRIME_HANDLE_TO_FD, &ph);
+	if (!ret)
+		*dmabuf = ph.fd;
+	return ret;
 }
 
 /* Pass one fd over a Unix socket (SCM_RIGHTS). */
