@@ -39,7 +39,7 @@ TEST_HDRS	:= tests/kmod/kvtest.h uapi/kvaccel.h
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(B)/tests/kvt-client
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
-		   $(B)/tools/kvaccel-bench-bind
+		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32
 
 .PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help
@@ -104,7 +104,7 @@ $(B)/tools/kvaccel-demo: tools/demo/kvaccel-demo.c uapi/kvaccel.h
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -static -o $@ $< -ldrm
 
-$(B)/tools/kvaccel-bench $(B)/tools/kvaccel-bench-bind: $(B)/tools/%: tools/bench/%.c \
+$(B)/tools/kvaccel-bench $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy: $(B)/tools/%: tools/bench/%.c \
 		tools/bench/bench-common.h uapi/kvaccel.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
@@ -129,14 +129,18 @@ demo: deps
 		-- kvaccel-demo
 	@sed '/^vmtest-exit/d' $(B)/vm-demo/output.log
 
-# Benchmarks in a VM: region allocation (4 GiB guest) and remapping, on
+# Benchmarks in a VM: region allocation (4 GiB guest), remapping and the
+# copy engine with 1, 2 and the default number of workers, on
 # KVER_BENCH (default: the demo kernel; `make bench KVER_BENCH=<6.1 kver>`).
 KVER_BENCH	?= $(KVER_DEMO)
 bench: deps
 	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_BENCH)
 	tools/vmtest -k $(KVER_BENCH) -M 4G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \
 		-a $(B)/tools:/bin/kvbench -o $(B)/vm-bench-$(KVER_BENCH) -t 2400 \
-		-- "/bin/kvbench/kvaccel-bench && /bin/kvbench/kvaccel-bench-bind"
+		-- "/bin/kvbench/kvaccel-bench && /bin/kvbench/kvaccel-bench-bind && \
+		    for w in 1 2 0; do rmmod kvaccel && \
+		    insmod /lib/modules/kvaccel.ko copy_workers=$$w && \
+		    /bin/kvbench/kvaccel-bench-copy || exit 1; done"
 	@sed '/^vmtest-exit/d' $(B)/vm-bench-$(KVER_BENCH)/output.log
 
 lint:

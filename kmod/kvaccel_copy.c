@@ -11,7 +11,9 @@
  *           segments, split the bytes into parts for the workers; then
  *           publish the fence (job history, out syncobj). Nothing is
  *           allocated once the fence is published.
- *  start    (a work item, queued at once or by the input fence's callback)
+ *  start    (a work item, queued at once or by the input fence's callback;
+ *           a small job with no input fence and no import is instead
+ *           copied at once by the submitting task)
  *           takes the input fence's error, or waits for the imports'
  *           reservation fences, or finds the job cancelled; then queues
  *           the parts, or completes the job with the error.
@@ -45,6 +47,11 @@
 
 /* Parts smaller than this are not worth another worker. */
 #define KVACCEL_COPY_PART_MIN	SZ_1M
+/*
+ * A job this small with nothing to wait for is copied in the submitting
+ * task: a worker's wake-up would cost more than the copy.
+ */
+#define KVACCEL_COPY_INLINE_MAX	SZ_64K
 
 enum kvaccel_end_kind {
 	KVACCEL_END_REGION,
@@ -688,8 +695,10 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 	kvfree(user);
 	/* The running job's reference, dropped by kvaccel_job_complete(). */
 	dma_fence_get(&job->fence);
-	if (!job->in_fence ||
-	    dma_fence_add_callback(job->in_fence, &job->in_cb, kvaccel_job_in_fence_cb))
+	if (!job->in_fence && !job->nr_vmaps && job->total <= KVACCEL_COPY_INLINE_MAX)
+		kvaccel_copy_part_work(&job->parts[0].work);
+	else if (!job->in_fence ||
+		 dma_fence_add_callback(job->in_fence, &job->in_cb, kvaccel_job_in_fence_cb))
 		queue_work(kdev->copy_wq, &job->start_work);
 	/* The submitter's own reference from dma_fence_init(). */
 	dma_fence_put(&job->fence);

@@ -4,9 +4,33 @@
  * device, creates a region of every block size, maps, writes and exports
  * them, and exits (freeing everything by closing). With -w it then waits on
  * stdin holding its objects, so the caller can check that a busy module
- * cannot be unloaded.
+ * cannot be unloaded. With -s it runs a copy job, exports its fence as a
+ * sync_file, closes everything else and waits on stdin holding only the
+ * sync_file (which must pin the module: the fence's ops are module code).
  */
 #include "kvtest.h"
+
+static int hold_sync_file(int fd)
+{
+	struct drm_kvaccel_copy_segment seg;
+	uint32_t r, sync;
+	int sf;
+	char c;
+
+	if (kvt_region_create(fd, 2 * 4096, 4096, &r) || kvt_syncobj_create(fd, &sync))
+		return 1;
+	seg = kvt_seg(r, 0, r, 4096, 4096);
+	if (kvt_copy(fd, &seg, 1, 0, sync, NULL) || kvt_syncobj_wait(fd, sync, 20000) ||
+	    kvt_syncobj_export_sync_file(fd, sync, &sf))
+		return 2;
+	close(fd);
+	printf("holding\n");
+	fflush(stdout);
+	while (read(0, &c, 1) > 0)
+		;
+	close(sf);
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -18,6 +42,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kvt-client: open: %s\n", strerror(-fd));
 		return 1;
 	}
+	if (argc > 1 && !strcmp(argv[1], "-s"))
+		return hold_sync_file(fd);
 	for (shift = KVACCEL_BLOCK_SHIFT_MIN; shift <= KVACCEL_BLOCK_SHIFT_MAX; shift++) {
 		uint64_t size = 2ull << shift;
 		int dmabuf, ret;

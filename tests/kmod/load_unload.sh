@@ -6,7 +6,7 @@
 ko=/lib/modules/kvaccel.ko
 cycles=${1:-20}
 echo "TAP version 13"
-echo "1..3"
+echo "1..4"
 
 fail=
 i=1
@@ -22,28 +22,35 @@ else
 	echo "not ok 1 load_unload.cycles_$cycles # $fail"
 fi
 
-# Busy: a client holding regions, mappings and dma-bufs.
-mkfifo /tmp/kvt-hold
-kvt-client -w < /tmp/kvt-hold > /tmp/kvt-hold.out &
-pid=$!
-exec 3> /tmp/kvt-hold
-n=0
-while ! grep -q holding /tmp/kvt-hold.out 2>/dev/null && [ $n -lt 100 ]; do
-	sleep 0.1
-	n=$((n + 1))
-done
-if rmmod kvaccel 2>/dev/null; then
-	echo "not ok 2 load_unload.busy_refused # unloaded while in use"
-	insmod $ko
-else
-	echo "ok 2 load_unload.busy_refused"
-fi
-exec 3>&-
-wait $pid
-rm -f /tmp/kvt-hold /tmp/kvt-hold.out
+# Busy: a client holding something of the module's (kvt-client -w: regions,
+# mappings, dma-bufs; kvt-client -s: only a copy job's sync_file).
+busy_test() { # number name client-flag
+	mkfifo /tmp/kvt-hold
+	kvt-client "$3" < /tmp/kvt-hold > /tmp/kvt-hold.out &
+	pid=$!
+	exec 3> /tmp/kvt-hold
+	n=0
+	while ! grep -q holding /tmp/kvt-hold.out 2>/dev/null && [ $n -lt 100 ]; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	if ! grep -q holding /tmp/kvt-hold.out; then
+		echo "not ok $1 load_unload.$2 # client did not start"
+	elif rmmod kvaccel 2>/dev/null; then
+		echo "not ok $1 load_unload.$2 # unloaded while in use"
+		insmod $ko
+	else
+		echo "ok $1 load_unload.$2"
+	fi
+	exec 3>&-
+	wait $pid
+	rm -f /tmp/kvt-hold /tmp/kvt-hold.out
+}
+busy_test 2 busy_refused -w
+busy_test 3 sync_file_pins_module -s
 
 if rmmod kvaccel && insmod $ko && [ -e /sys/kernel/debug/kvaccel/status ]; then
-	echo "ok 3 load_unload.after_busy"
+	echo "ok 4 load_unload.after_busy"
 else
-	echo "not ok 3 load_unload.after_busy"
+	echo "not ok 4 load_unload.after_busy"
 fi

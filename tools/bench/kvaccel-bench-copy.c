@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kvaccel-bench-copy - the copy engine against userspace memcpy, in one run:
+ *
+ *   throughput  one job copying 64 MiB between two regions as 64 KiB,
+ *               2 MiB or 64 MiB segments (non-adjacent, so not merged),
+ *               submit to fence; against memcpy of the same bytes through
+ *               the regions' mappings on one thread
+ *   latency     a 4 KiB copy from submit to its syncobj signalled, against
+ *               a GET_PARAM round trip
+ *
+ * The worker count is the module's copy_workers parameter: run it once per
+ * setting (make bench reloads the module with 1, 2 and the default).
+ * usage: kvaccel-bench-copy [ROUNDS]   (default 5)
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "kvaccel.h"
+#include "bench-common.h"
+
+#define TOTAL		(64u << 20)
+#define MAX_ROUNDS	16
+
+static void die(const char *what, int err)
+{
+	fprintf(stderr, "kvaccel-bench-copy: %s: %s\n", what, strerror(err));
+	exit(1);
+}
+
+static uint32_t region(int fd, uint64_t size, uint32_t bs, unsigned char **map)
+{
+	struct drm_kvaccel_region_create rc = { .size = size, .block_size = bs };
+	struct drm_kvaccel_region_info info = { 0 };
+
+	if (ioctl(fd, DRM_IOCTL_KVACCEL_REGION_CREATE, &rc))
+		die("REGION_CREATE", errno);
+	info.handle = rc.handle;
+	if (ioctl(fd, DRM_IOCTL_KVACCEL_REGION_INFO, &info))
+		die("REGION_INFO", errno);
+	*map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)info.mmap_offset);
+	if (*map == MAP_FAILED)
+		die("mmap", errno);
+	return rc.handle;
+}
+
+static void submit_wait(int fd, struct drm_kvaccel_copy_segment *segs, uint32_t n,
+			uint32_t sync)
+{
+	struct drm_kvaccel_copy_submit cs = {
+		.count = n, .segments = (uintptr_t)segs, .out_syncobj = sync,
+	};
+	struct drm_syncobj_wait w = {
+		.handles = (uintptr_t)&sync, .count_handles = 1, .timeout_nsec = INT64_MAX,
+	};
+
+	if (ioctl(fd, DRM_IOCTL_KVACCEL_COPY_SUBMIT, &cs))
+		die("COPY_SUBMIT", errno);
+	if (ioctl(fd, DRM_IOCTL_SYNCOBJ_WAIT, &w))
+		die("SYNCOBJ_WAIT", errno);
+}
+
+int main(int argc, char **argv)
+{
+	static struct drm_kvaccel_copy_segment segs[TOTAL / (64u << 10)];
+	static const uint32_t seg_sizes[3] = { 64u << 10, 2u << 20, 64u << 20 };
+	int rounds = argc > 1 ? atoi(argv[1]) : 5, fd = bench_open_kvaccel(), r, k;
+	struct drm_kvaccel_get_param gp = { .param = KVACCEL_PARAM_ABI_VERSION };
+	struct drm_syncobj_create sc = { 0 };
+	double t[MAX_ROUNDS], m[MAX_ROUNDS], lat, rt;
+	unsigned char *src, *dst;
+	uint32_t a, b, i;
+	char workers[32] = "?";
+	FILE *f;
+
+	if (fd < 0)
+		die("no kvaccel device", ENODEV);
+	if (rounds < 1 || rounds > MAX_ROUNDS)
+		die("rounds must be 1..16", EINVAL);
+	if (ioctl(fd, DRM_IOCTL_SYNCOBJ_CREATE, &sc))
+		die("SYNCOBJ_CREATE", errno);
+	f = fopen("/sys/module/kvaccel/parameters/copy_workers", "r");
+	if (f) {
+		if (!fgets(workers, sizeof(workers), f))
+			strcpy(workers, "?");
+		workers[strcspn(workers, "\n")] = 0;
+		fclose(f);
+	}
+	/* Twice the data, so segments can be spread out and never merge. */
+	a = region(fd, 2ull * TOTAL, 2u << 20, &src);
+	b = region(fd, 2ull * TOTAL, 2u << 20, &dst);
+	memset(src, 0x5a, 2ull * TOTAL);
+	memset(dst, 0, 2ull * TOTAL);
+
+	printf("kvaccel-bench-copy: copy_workers=%s (0 = default), 64 MiB per job, median of %d\n",
+	       workers, rounds);
+	printf("%-14s %12s %12s %10s\n", "segment", "engine MB/s", "memcpy MB/s", "ratio");
+	for (k = 0; k < 3; k++) {
+		uint32_t n = TOTAL / seg_sizes[k];
+
+		for (i = 0; i < n; i++) {
+			/* every other slot of the doubled regions: not adjacent */
+			uint64_t off = (uint64_t)i * 2 * seg_sizes[k];
+
+			if (seg_sizes[k] == TOTAL)
+				off = 0;
+			segs[i] = (struct drm_kvaccel_copy_segment) {
+				.src_handle = a, .dst_handle = b, .src_offset = off,
+				.dst_offset = off, .length = seg_sizes[k],
+			};
+		}
+		for (r = 0; r < rounds; r++) {
+			double t0 = bench_now();
+
+			submit_wait(fd, segs, n, sc.handle);
+			t[r] = bench_now() - t0;
+			t0 = bench_now();
+			for (i = 0; i < n; i++)
+				memcpy(dst + segs[i].dst_offset, src + segs[i].src_offset,
+				       seg_sizes[k]);
+			m[r] = bench_now() - t0;
+		}
+		printf("%-14s %12.0f %12.0f %9.2fx\n",
+		       k == 0 ? "64 KiB" : k == 1 ? "2 MiB" : "64 MiB",
+		       TOTAL / bench_median(t, rounds) / 1e6,
+		       TOTAL / bench_median(m, rounds) / 1e6,
+		       bench_median(m, rounds) / bench_median(t, rounds));
+	}
+
+	/* Latency of a small copy against an ioctl round trip. */
+	segs[0] = (struct drm_kvaccel_copy_segment) {
+		.src_handle = a, .dst_handle = b, .length = 4096,
+	};
+	for (r = 0; r < rounds; r++) {
+		double t0 = bench_now();
+
+		for (i = 0; i < 200; i++)
+			submit_wait(fd, segs, 1, sc.handle);
+		t[r] = (bench_now() - t0) / 200;
+		t0 = bench_now();
+		for (i = 0; i < 2000; i++)
+			if (ioctl(fd, DRM_IOCTL_KVACCEL_GET_PARAM, &gp))
+				die("GET_PARAM", errno);
+		m[r] = (bench_now() - t0) / 2000;
+	}
+	lat = bench_median(t, rounds);
+	rt = bench_median(m, rounds);
+	printf("4 KiB copy submit->signalled %.1f us, GET_PARAM round trip %.1f us: %.1fx"
+	       " (target < 5x)\n", lat * 1e6, rt * 1e6, lat / rt);
+	close(fd);
+	return 0;
+}
