@@ -147,7 +147,9 @@ TEST(rebind_loop_vs_generation_reader)
 			if (owner[i] >= 0)
 				where[owner[i]] = i;
 	}
-	usleep(100000);
+	/* The reader must also get views of the final, stable state. */
+	for (iter = 0; iter < 500 && sh->accepted < 10; iter++)
+		usleep(10000);
 	sh->stop = 1;
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(0, WEXITSTATUS(status));

@@ -221,9 +221,13 @@ TEST(expert_swap_with_readers)
 	}
 	for (i = 0; i < 300; i++) {
 		ASSERT_EQ(0, kvt_bind1(fd, space, kvt_op(KVACCEL_BIND_OP_SWAP, 0, 1)));
-		if (i % 16 == 0)
-			usleep(1000);
+		/* Pauses give the reader stable windows (emulation is slow). */
+		if (i % 8 == 0)
+			usleep(20000);
 	}
+	/* Let the reader see the final, stable state too. */
+	for (i = 0; i < 500 && !st->accepted; i++)
+		usleep(10000);
 	st->stop = 1;
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(0, WEXITSTATUS(status));
