@@ -108,7 +108,7 @@ struct kvaccel_copy_vmap {
  * @proc: the process charged for the job in flight (referenced).
  * @id: the job's id in its file.
  * @flags: %KVACCEL_JOB_CANCELLED.
- * @error: the job's error, set before the fence signals.
+ * @error: the job's first error, set before the fence signals.
  * @in_fence: the input fence (referenced), or NULL.
  * @in_cb: callback on @in_fence.
  * @start_work: the start step.
@@ -278,6 +278,30 @@ static void *kvaccel_end_addr(const struct kvaccel_copy_end *end, u64 pos, u64 *
 	}
 }
 
+/*
+ * A failure point of the workers: fails when the debugfs countdown reaches
+ * zero here (the calling task's fail-nth cannot reach a worker).
+ */
+static bool kvaccel_copy_should_fail(struct kvaccel_device *kdev)
+{
+	int n = atomic_read(&kdev->copy_fail_nth);
+
+	while (n > 0) {
+		int old = atomic_cmpxchg(&kdev->copy_fail_nth, n, n - 1);
+
+		if (old == n)
+			return n == 1;
+		n = old;
+	}
+	return false;
+}
+
+/* Record the job's first error; parts may fail concurrently. */
+static void kvaccel_job_fail(struct kvaccel_job *job, int error)
+{
+	cmpxchg(&job->error, 0, error);
+}
+
 static void kvaccel_copy_range(const struct kvaccel_copy_seg *seg, u64 pos, u64 len)
 {
 	u64 done_since_resched = 0;
@@ -306,6 +330,10 @@ static void kvaccel_copy_part_work(struct work_struct *work)
 	u64 start = part->start, len = part->len, base = 0;
 	u32 i;
 
+	if (kvaccel_copy_should_fail(job->kdev)) {
+		kvaccel_job_fail(job, -EIO);
+		len = 0;
+	}
 	/* Find the segments this part covers in the concatenated byte stream. */
 	for (i = 0; i < job->nr_segs && len; i++) {
 		const struct kvaccel_copy_seg *seg = &job->segs[i];
@@ -351,6 +379,8 @@ static void kvaccel_job_start(struct work_struct *work)
 		job->error = -ECANCELED;
 	else if (job->in_fence && dma_fence_get_status(job->in_fence) < 0)
 		job->error = dma_fence_get_status(job->in_fence);
+	else if (kvaccel_copy_should_fail(job->kdev))
+		job->error = -EIO;
 	else
 		job->error = kvaccel_job_wait_imports(job);
 

@@ -2,7 +2,9 @@
 /*
  * kvaccel - debugfs: <debugfs>/kvaccel/status shows the device's accounting
  * and the module's own count of pages held, so tests can prove that nothing
- * leaked (kmemleak does not see page allocations).
+ * leaked (kmemleak does not see page allocations); copy_fail_nth injects
+ * failures into the copy workers, which the calling task's fail-nth cannot
+ * reach.
  */
 #include <linux/debugfs.h>
 #include <linux/seq_file.h>
@@ -34,6 +36,27 @@ static int kvaccel_status_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(kvaccel_status);
 
+/* Fault injection for the copy workers: fail the N-th failure point. */
+static int kvaccel_copy_fail_nth_get(void *data, u64 *val)
+{
+	struct kvaccel_device *kdev = data;
+
+	*val = atomic_read(&kdev->copy_fail_nth);
+	return 0;
+}
+
+static int kvaccel_copy_fail_nth_set(void *data, u64 val)
+{
+	struct kvaccel_device *kdev = data;
+
+	if (val > INT_MAX)
+		return -EINVAL;
+	atomic_set(&kdev->copy_fail_nth, val);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(kvaccel_copy_fail_nth_fops, kvaccel_copy_fail_nth_get,
+			 kvaccel_copy_fail_nth_set, "%llu\n");
+
 /**
  * kvaccel_debugfs_init - create <debugfs>/kvaccel/.
  * @kdev: the device.
@@ -45,6 +68,8 @@ void kvaccel_debugfs_init(struct kvaccel_device *kdev)
 	kdev->debugfs = debugfs_create_dir(KVACCEL_DRIVER_NAME, NULL);
 	debugfs_create_file("status", 0400, kdev->debugfs, kdev,
 			    &kvaccel_status_fops);
+	debugfs_create_file_unsafe("copy_fail_nth", 0600, kdev->debugfs, kdev,
+				   &kvaccel_copy_fail_nth_fops);
 }
 
 /**

@@ -170,6 +170,7 @@ static int __init kvaccel_init(void)
 	atomic64_set(&kdev->block_maps, 0);
 	atomic64_set(&kdev->copy_jobs, 0);
 	atomic64_set(&kdev->copy_errors, 0);
+	atomic_set(&kdev->copy_fail_nth, 0);
 	ret = kvaccel_copy_init(kdev, copy_workers);
 	if (ret)
 		goto err_release_devres;

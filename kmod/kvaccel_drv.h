@@ -46,6 +46,9 @@ struct sg_table;
  * @copy_workers: how many.
  * @copy_jobs: copy jobs completed.
  * @copy_errors: copy jobs completed with an error.
+ * @copy_fail_nth: fault injection for the copy workers (debugfs
+ *	copy_fail_nth): when non-zero, counts down at each failure point of
+ *	a job (its start, each part) and fails the one that reaches zero.
  * @pmd_maps: 2 MiB slots mapped with one PMD entry (huge_fault).
  * @block_maps: blocks mapped with page table entries by one fault.
  * @debugfs: the module's debugfs directory.
@@ -66,6 +69,7 @@ struct kvaccel_device {
 	unsigned int copy_workers;
 	atomic64_t copy_jobs;
 	atomic64_t copy_errors;
+	atomic_t copy_fail_nth;
 
 	atomic64_t pmd_maps;
 	atomic64_t block_maps;

@@ -303,6 +303,65 @@ TEST_F(copy, cancel_on_close_and_error_propagation)
 	close(vgem);
 }
 
+/*
+ * The workers' failure points (the job's start, each part), walked with
+ * the module's debugfs countdown: each injected failure completes the job
+ * with -EIO (job query and sync_file), and nothing leaks.
+ */
+TEST(worker_failure_sweep)
+{
+	const char *knob = "/sys/kernel/debug/kvaccel/copy_fail_nth";
+	int fd = kvt_open(), n, failures = 0;
+	uint64_t u0, p0;
+
+	ASSERT_LE(0, fd);
+	if (access(knob, W_OK))
+		SKIP(return, "no %s", knob);
+	u0 = kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE);
+	p0 = kvt_param_or_die(fd, KVACCEL_PARAM_PAGES_HELD);
+	for (n = 1; n < 64; n++) {
+		struct drm_kvaccel_copy_segment seg;
+		uint32_t a, b, sync;
+		int status, sf, cfd = kvt_open();
+		char buf[16];
+		uint64_t job;
+
+		ASSERT_LE(0, cfd);
+		/* 8 MiB: split into parts for every worker. */
+		ASSERT_EQ(0, kvt_region_create(cfd, 8 * KVT_MIB, 2 * KVT_MIB, &a));
+		ASSERT_EQ(0, kvt_region_create(cfd, 8 * KVT_MIB, 4096, &b));
+		ASSERT_EQ(0, kvt_syncobj_create(cfd, &sync));
+		snprintf(buf, sizeof(buf), "%d", n);
+		ASSERT_EQ(0, kvt_write_file(knob, buf));
+		seg = kvt_seg(a, 0, b, 0, 8 * KVT_MIB);
+		ASSERT_EQ(0, kvt_copy(cfd, &seg, 1, 0, sync, &job));
+		ASSERT_EQ(0, kvt_syncobj_wait(cfd, sync, 60000));
+		ASSERT_EQ(0, kvt_copy_status(cfd, job, &status));
+		ASSERT_EQ(0, kvt_syncobj_export_sync_file(cfd, sync, &sf));
+		if (status < 0) {
+			failures++;
+			EXPECT_EQ(-EIO, status);
+			EXPECT_EQ(-EIO, sync_file_status(sf));
+		} else {
+			EXPECT_EQ(1, status);
+			EXPECT_EQ(1, sync_file_status(sf));
+		}
+		close(sf);
+		close(cfd);
+		if (kvt_read_ll(knob) > 0) {
+			/* fewer failure points than n: the walk is complete */
+			kvt_write_file(knob, "0");
+			EXPECT_EQ(1, status);
+			break;
+		}
+	}
+	TH_LOG("%d failure points walked, %d failed", n - 1, failures);
+	EXPECT_LE(2, failures);	/* the start and at least one part */
+	EXPECT_EQ(u0, kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE));
+	EXPECT_EQ(p0, kvt_param_or_die(fd, KVACCEL_PARAM_PAGES_HELD));
+	close(fd);
+}
+
 /* Jobs in flight when the file closes finish; nothing leaks. */
 TEST(close_with_jobs_in_flight)
 {
