@@ -8,6 +8,7 @@
  * exited (the region may live on in an exported dma-buf); the process's
  * accounting entry lives as long as anything is charged to it.
  */
+#include <linux/sched.h>
 #include <linux/slab.h>
 
 #include "kvaccel_drv.h"
@@ -73,6 +74,26 @@ struct kvaccel_proc *kvaccel_proc_get(struct kvaccel_device *kdev,
 
 	kfree(new);
 	return proc;
+}
+
+/**
+ * kvaccel_client_caller - the accounting entry of the process calling
+ * into a client's file.
+ * @client: the file.
+ *
+ * The caller is charged, not the opener: the file may have been inherited
+ * or passed from the process that opened it. The common case (the opener
+ * itself) takes no lock.
+ *
+ * Return: the entry with a reference held, or NULL if out of memory.
+ */
+struct kvaccel_proc *kvaccel_client_caller(struct kvaccel_client *client)
+{
+	if (client->proc->tgid == task_tgid(current)) {
+		refcount_inc(&client->proc->ref);
+		return client->proc;
+	}
+	return kvaccel_proc_get(client->kdev, task_tgid(current));
 }
 
 /**

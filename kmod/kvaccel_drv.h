@@ -212,6 +212,7 @@ void kvaccel_acct_init(struct kvaccel_device *kdev);
 struct kvaccel_proc *kvaccel_proc_get(struct kvaccel_device *kdev,
 				      struct pid *tgid);
 void kvaccel_proc_put(struct kvaccel_proc *proc);
+struct kvaccel_proc *kvaccel_client_caller(struct kvaccel_client *client);
 int kvaccel_acct_charge(struct kvaccel_proc *proc, u64 bytes);
 void kvaccel_acct_uncharge(struct kvaccel_proc *proc, u64 bytes);
 void kvaccel_acct_read(struct kvaccel_device *kdev, struct pid *tgid,

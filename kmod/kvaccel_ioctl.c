@@ -115,18 +115,9 @@ int kvaccel_ioctl_region_create(struct drm_device *drm, void *data,
 	if (ret)
 		return ret;
 
-	/*
-	 * Charge the calling process; the file may have been inherited or
-	 * passed from the process that opened it.
-	 */
-	if (client->proc->tgid == task_tgid(current)) {
-		owner = client->proc;
-		refcount_inc(&owner->ref);
-	} else {
-		owner = kvaccel_proc_get(kdev, task_tgid(current));
-		if (!owner)
-			return -ENOMEM;
-	}
+	owner = kvaccel_client_caller(client);
+	if (!owner)
+		return -ENOMEM;
 
 	region = kvaccel_region_create(kdev, owner, args->size,
 				       ilog2(args->block_size),
