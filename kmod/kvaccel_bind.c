@@ -61,7 +61,7 @@ static int kvaccel_bind_check_op(struct kvaccel_bind *b, struct drm_file *file,
 	struct drm_gem_object *obj;
 	struct kvaccel_region *region;
 
-	if (op->flags || op->pad || op->slot >= space->nr_slots)
+	if (op->flags & ~KVACCEL_BIND_OP_FLAGS || op->pad || op->slot >= space->nr_slots)
 		return -EINVAL;
 
 	switch (op->op) {

@@ -322,7 +322,7 @@ enum drm_kvaccel_bind_op_type {
 struct drm_kvaccel_bind_op {
 	/** @op: In. &enum drm_kvaccel_bind_op_type. */
 	__u32 op;
-	/** @flags: In. Must be 0. */
+	/** @flags: In. Must be 0 (%KVACCEL_BIND_OP_FLAGS). */
 	__u32 flags;
 	/** @slot: In. The slot operated on (the source of a move). */
 	__u32 slot;
@@ -335,6 +335,9 @@ struct drm_kvaccel_bind_op {
 	/** @block: In. BIND: index of the block in the region. */
 	__u64 block;
 };
+
+/** KVACCEL_BIND_OP_FLAGS - mask of known &drm_kvaccel_bind_op.flags: none. */
+#define KVACCEL_BIND_OP_FLAGS		0u
 
 /** KVACCEL_SPACE_BIND_FLAGS - mask of known &drm_kvaccel_space_bind.flags: none. */
 #define KVACCEL_SPACE_BIND_FLAGS	0u
@@ -455,11 +458,14 @@ struct drm_kvaccel_copy_segment {
 	__u64 dst_offset;
 	/** @length: In. Bytes to copy; not 0. */
 	__u64 length;
-	/** @flags: In. Must be 0. */
+	/** @flags: In. Must be 0 (%KVACCEL_COPY_SEGMENT_FLAGS). */
 	__u32 flags;
 	/** @pad: In. Must be 0. */
 	__u32 pad;
 };
+
+/** KVACCEL_COPY_SEGMENT_FLAGS - mask of known &drm_kvaccel_copy_segment.flags: none. */
+#define KVACCEL_COPY_SEGMENT_FLAGS	0u
 
 /** KVACCEL_COPY_SUBMIT_FLAGS - mask of known &drm_kvaccel_copy_submit.flags: none. */
 #define KVACCEL_COPY_SUBMIT_FLAGS	0u
