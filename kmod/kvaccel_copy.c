@@ -574,7 +574,7 @@ static int kvaccel_job_build(struct kvaccel_job *job, struct drm_file *file,
 		struct kvaccel_copy_seg *seg = &job->segs[i];
 		struct drm_gem_object *src, *dst;
 
-		if (u->flags || u->pad || !u->length)
+		if (u->flags & ~KVACCEL_COPY_SEGMENT_FLAGS || u->pad || !u->length)
 			return -EINVAL;
 		if (u->length > KVACCEL_COPY_MAX_BYTES - job->total)
 			return -EINVAL;
@@ -606,33 +606,35 @@ static int kvaccel_job_alloc_arrays(struct kvaccel_job *job, u32 count)
 	return 0;
 }
 
-/* Keep the job in the file's history, forgetting the oldest beyond the limit. */
-static int kvaccel_job_remember(struct kvaccel_client *client, struct kvaccel_job *job)
+/* Give the job its id and reserve its history entry (allocates). */
+static int kvaccel_job_reserve_id(struct kvaccel_client *client, struct kvaccel_job *job)
 {
-	struct dma_fence *old = NULL;
 	int ret;
 
 	xa_lock(&client->jobs);
 	job->id = ++client->last_job_id;
-	ret = __xa_insert(&client->jobs, job->id, &job->fence, GFP_KERNEL_ACCOUNT);
-	if (!ret && job->id > KVACCEL_COPY_HISTORY)
-		old = __xa_erase(&client->jobs, job->id - KVACCEL_COPY_HISTORY);
+	/* Inserting NULL reserves the index: lookups still find nothing. */
+	ret = __xa_insert(&client->jobs, job->id, NULL, GFP_KERNEL_ACCOUNT);
 	xa_unlock(&client->jobs);
-	if (ret)
-		return ret;
-	dma_fence_get(&job->fence);
-	if (old)
-		dma_fence_put(old);
-	return 0;
+	return ret;
 }
 
-static struct kvaccel_proc *kvaccel_copy_proc(struct kvaccel_client *client)
+/*
+ * Publish the job in the file's history, forgetting the oldest job beyond
+ * the limit. Storing into the reserved index allocates nothing.
+ */
+static void kvaccel_job_remember(struct kvaccel_client *client, struct kvaccel_job *job)
 {
-	if (client->proc->tgid == task_tgid(current)) {
-		refcount_inc(&client->proc->ref);
-		return client->proc;
-	}
-	return kvaccel_proc_get(client->kdev, task_tgid(current));
+	struct dma_fence *old = NULL;
+
+	xa_lock(&client->jobs);
+	if (!xa_is_err(__xa_store(&client->jobs, job->id, &job->fence, 0)))
+		dma_fence_get(&job->fence);
+	if (job->id > KVACCEL_COPY_HISTORY)
+		old = __xa_erase(&client->jobs, job->id - KVACCEL_COPY_HISTORY);
+	xa_unlock(&client->jobs);
+	if (old)
+		dma_fence_put(old);
 }
 
 int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
@@ -661,7 +663,7 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 	spin_lock_init(&job->lock);
 	INIT_WORK(&job->start_work, kvaccel_job_start);
 
-	job->proc = kvaccel_copy_proc(client);
+	job->proc = kvaccel_client_caller(client);
 	if (!job->proc) {
 		ret = -ENOMEM;
 		goto err_free_job;
@@ -699,24 +701,17 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 			goto err_release;
 		}
 	}
+	ret = kvaccel_job_reserve_id(client, job);
+	if (ret)
+		goto err_put_out;
 
 	/* The fence exists from here on; it pins the module while it lives. */
 	__module_get(THIS_MODULE);
 	dma_fence_init(&job->fence, &kvaccel_fence_ops, &job->lock,
 		       dma_fence_context_alloc(1), 1);
-	ret = kvaccel_job_remember(client, job);
-	if (ret) {
-		kvaccel_job_release_resources(job);
-		if (out)
-			drm_syncobj_put(out);
-		atomic_dec(&job->proc->copy_inflight);
-		kvaccel_proc_put(job->proc);
-		kvfree(user);
-		dma_fence_put(&job->fence);
-		return ret;
-	}
 
 	/* Published: nothing below allocates. */
+	kvaccel_job_remember(client, job);
 	args->job_id = job->id;
 	if (out) {
 		drm_syncobj_replace_fence(out, &job->fence);
@@ -734,6 +729,9 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 	dma_fence_put(&job->fence);
 	return 0;
 
+err_put_out:
+	if (out)
+		drm_syncobj_put(out);
 err_release:
 	kvaccel_job_release_resources(job);
 	kvfree(user);
