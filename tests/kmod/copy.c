@@ -186,32 +186,80 @@ TEST_F(copy, import_both_ways)
 	close(vgem);
 }
 
+/*
+ * A fence the test controls: vgem's, attached to a vgem buffer (which may
+ * be imported), also exported as a sync_file for syncobjs. vgem signals it
+ * by itself after 10 s.
+ */
+struct gate {
+	int vgem, dmabuf, sync_file;
+	uint32_t handle, fence;
+};
+
+static int gate_arm(struct gate *g, uint32_t size)
+{
+	struct kvt_vgem_fence_attach fa = { .flags = KVT_VGEM_FENCE_WRITE };
+	struct dma_buf_export_sync_file es = { .flags = DMA_BUF_SYNC_RW, .fd = -1 };
+	int ret;
+
+	g->dmabuf = g->sync_file = -1;
+	g->vgem = kvt_open_driver("vgem", 1);
+	if (g->vgem < 0)
+		return g->vgem;
+	ret = kvt_vgem_buffer(g->vgem, size, &g->handle, &g->dmabuf);
+	if (ret)
+		return ret;
+	fa.handle = g->handle;
+	ret = kvt_ioctl(g->vgem, KVT_IOCTL_VGEM_FENCE_ATTACH, &fa);
+	if (ret)
+		return ret;
+	g->fence = fa.out_fence;
+	if (ioctl(g->dmabuf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &es))
+		return -errno;
+	g->sync_file = es.fd;
+	return 0;
+}
+
+static int gate_open(struct gate *g)
+{
+	struct kvt_vgem_fence_signal fs = { .fence = g->fence };
+
+	return kvt_ioctl(g->vgem, KVT_IOCTL_VGEM_FENCE_SIGNAL, &fs);
+}
+
+static void gate_fini(struct gate *g)
+{
+	close(g->sync_file);
+	close(g->dmabuf);
+	close(g->vgem);
+}
+
+#define GATE_ARM(g, size) do {						\
+	int __r = gate_arm(g, size);					\
+	if (__r == -ENODEV)						\
+		SKIP(return, "no vgem");				\
+	ASSERT_EQ(0, __r);						\
+} while (0)
+
 /* A job waits for its import's reservation fences. */
 TEST_F(copy, waits_for_import_fences)
 {
-	struct kvt_vgem_fence_attach fa = { .flags = KVT_VGEM_FENCE_WRITE };
-	struct kvt_vgem_fence_signal fs = { 0 };
-	int vgem = kvt_open_driver("vgem", 1), dmabuf, status;
 	struct drm_kvaccel_copy_segment seg;
-	uint32_t vh, imp;
+	struct gate g;
+	uint32_t imp;
 	uint64_t job;
+	int status;
 
-	if (vgem < 0)
-		SKIP(return, "no vgem");
-	ASSERT_EQ(0, kvt_vgem_buffer(vgem, KVT_MIB, &vh, &dmabuf));
-	ASSERT_EQ(0, kvt_import(self->fd, dmabuf, &imp));
-	fa.handle = vh;
-	ASSERT_EQ(0, kvt_ioctl(vgem, KVT_IOCTL_VGEM_FENCE_ATTACH, &fa));
+	GATE_ARM(&g, KVT_MIB);
+	ASSERT_EQ(0, kvt_import(self->fd, g.dmabuf, &imp));
 	seg = kvt_seg(imp, 0, self->r4k, 0, KVT_MIB);
 	ASSERT_EQ(0, kvt_copy(self->fd, &seg, 1, 0, self->sync, &job));
 	usleep(200000);
 	ASSERT_EQ(0, kvt_copy_status(self->fd, job, &status));
 	EXPECT_EQ(0, status);
-	fs.fence = fa.out_fence;
-	ASSERT_EQ(0, kvt_ioctl(vgem, KVT_IOCTL_VGEM_FENCE_SIGNAL, &fs));
+	ASSERT_EQ(0, gate_open(&g));
 	done(_metadata, self->fd, self->sync, job);
-	close(dmabuf);
-	close(vgem);
+	gate_fini(&g);
 }
 
 /* Job B waits for job A through a syncobj; B copies what A wrote. */
@@ -248,29 +296,22 @@ static int sync_file_status(int sync_file)
  */
 TEST_F(copy, cancel_on_close_and_error_propagation)
 {
-	struct kvt_vgem_fence_attach fa = { .flags = KVT_VGEM_FENCE_WRITE };
-	struct kvt_vgem_fence_signal fs = { 0 };
-	struct dma_buf_export_sync_file es = { .flags = DMA_BUF_SYNC_RW, .fd = -1 };
-	int vgem = kvt_open_driver("vgem", 1), dmabuf, fd1, sf_a, sf_b, status;
+	int fd1, sf_a, sf_b, status;
 	struct drm_kvaccel_copy_segment seg;
-	uint32_t vh, in1, out1, in2, out2, r1;
+	uint32_t in1, out1, in2, out2, r1;
 	struct pollfd pfd;
 	uint64_t ja, jb;
+	struct gate g;
 
-	if (vgem < 0)
-		SKIP(return, "no vgem");
-	ASSERT_EQ(0, kvt_vgem_buffer(vgem, 4096, &vh, &dmabuf));
-	fa.handle = vh;
-	ASSERT_EQ(0, kvt_ioctl(vgem, KVT_IOCTL_VGEM_FENCE_ATTACH, &fa));
 	/* The unsignalled vgem fence, as a sync_file, feeds job A's syncobj. */
-	ASSERT_EQ(0, ioctl(dmabuf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &es));
+	GATE_ARM(&g, 4096);
 
 	fd1 = kvt_open();
 	ASSERT_LE(0, fd1);
 	ASSERT_EQ(0, kvt_region_create(fd1, KVT_MIB, 4096, &r1));
 	ASSERT_EQ(0, kvt_syncobj_create(fd1, &in1));
 	ASSERT_EQ(0, kvt_syncobj_create(fd1, &out1));
-	ASSERT_EQ(0, kvt_syncobj_import_sync_file(fd1, in1, es.fd));
+	ASSERT_EQ(0, kvt_syncobj_import_sync_file(fd1, in1, g.sync_file));
 	seg = kvt_seg(r1, 0, r1, KVT_MIB / 2, KVT_MIB / 2);
 	ASSERT_EQ(0, kvt_copy(fd1, &seg, 1, in1, out1, &ja));
 	ASSERT_EQ(0, kvt_syncobj_export_sync_file(fd1, out1, &sf_a));
@@ -284,8 +325,7 @@ TEST_F(copy, cancel_on_close_and_error_propagation)
 	ASSERT_EQ(0, kvt_copy(self->fd, &seg, 1, in2, out2, &jb));
 
 	close(fd1);	/* A has not started: it is cancelled */
-	fs.fence = fa.out_fence;
-	ASSERT_EQ(0, kvt_ioctl(vgem, KVT_IOCTL_VGEM_FENCE_SIGNAL, &fs));
+	ASSERT_EQ(0, gate_open(&g));
 
 	pfd.fd = sf_a;
 	pfd.events = POLLIN;
@@ -298,9 +338,7 @@ TEST_F(copy, cancel_on_close_and_error_propagation)
 	EXPECT_EQ(-ECANCELED, sync_file_status(sf_b));
 	close(sf_a);
 	close(sf_b);
-	close(es.fd);
-	close(dmabuf);
-	close(vgem);
+	gate_fini(&g);
 }
 
 /*
@@ -439,22 +477,15 @@ TEST(killed_with_jobs_in_flight)
  */
 TEST_F(copy, inflight_cap)
 {
-	struct kvt_vgem_fence_attach fa = { .flags = KVT_VGEM_FENCE_WRITE };
-	struct kvt_vgem_fence_signal fs = { 0 };
-	struct dma_buf_export_sync_file es = { .flags = DMA_BUF_SYNC_RW, .fd = -1 };
-	int vgem = kvt_open_driver("vgem", 1), dmabuf, i, ret = 0;
 	struct drm_kvaccel_copy_segment seg;
-	uint32_t vh, blocker;
+	uint32_t blocker;
+	int i, ret = 0;
+	struct gate g;
 	int64_t t0;
 
-	if (vgem < 0)
-		SKIP(return, "no vgem");
-	ASSERT_EQ(0, kvt_vgem_buffer(vgem, 4096, &vh, &dmabuf));
-	fa.handle = vh;
-	ASSERT_EQ(0, kvt_ioctl(vgem, KVT_IOCTL_VGEM_FENCE_ATTACH, &fa));
-	ASSERT_EQ(0, ioctl(dmabuf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &es));
+	GATE_ARM(&g, 4096);
 	ASSERT_EQ(0, kvt_syncobj_create(self->fd, &blocker));
-	ASSERT_EQ(0, kvt_syncobj_import_sync_file(self->fd, blocker, es.fd));
+	ASSERT_EQ(0, kvt_syncobj_import_sync_file(self->fd, blocker, g.sync_file));
 	seg = kvt_seg(self->r4k, 0, self->r2m, 0, 4096);
 	t0 = kvt_now_ns();
 	for (i = 0; i < (int)KVACCEL_COPY_MAX_INFLIGHT + 8; i++) {
@@ -467,8 +498,7 @@ TEST_F(copy, inflight_cap)
 		SKIP(return, "submissions too slow to beat vgem's 10 s fence timeout");
 	EXPECT_EQ(-EBUSY, ret);
 	EXPECT_EQ(KVACCEL_COPY_MAX_INFLIGHT, i);
-	fs.fence = fa.out_fence;
-	ASSERT_EQ(0, kvt_ioctl(vgem, KVT_IOCTL_VGEM_FENCE_SIGNAL, &fs));
+	ASSERT_EQ(0, gate_open(&g));
 	/* Once they drain, submission works again. */
 	for (i = 0; i < 400; i++) {
 		ret = kvt_copy(self->fd, &seg, 1, 0, self->sync, NULL);
@@ -478,9 +508,7 @@ TEST_F(copy, inflight_cap)
 	}
 	EXPECT_EQ(0, ret);
 	ASSERT_EQ(0, kvt_syncobj_wait(self->fd, self->sync, 20000));
-	close(es.fd);
-	close(dmabuf);
-	close(vgem);
+	gate_fini(&g);
 }
 
 /* ---- validation: one rule per subtest ---- */
