@@ -31,16 +31,26 @@ TEST_CFLAGS	= $(USER_CFLAGS) -I$(KSFT) -Itests/kmod -Wno-unused-parameter \
 # The harness compares pointers (MAP_FAILED) as integers.
 M32_CFLAGS	:= -Wno-pointer-to-int-cast
 SAN_CFLAGS	:= -fsanitize=address,undefined -fno-omit-frame-pointer
+# The netlink client (libaccel/ctl) over libnl-genl-3; json-c for kvaccelctl.
+NL_CFLAGS	:= -I/usr/include/libnl3 -Ilibaccel/ctl
+NL_LIBS		:= -lnl-genl-3 -lnl-3 -lpthread -lm
+KVNL_SRCS	:= libaccel/ctl/kvnl.c libaccel/ctl/kvnl.h uapi/kvaccel_netlink.h
 
 KMOD_TESTS	:= device region limits prime numa fail_nth space space_val space_use space_race copy
-KMOD_SRCS	:= $(wildcard kmod/*.c kmod/*.h) kmod/Kbuild Kbuild uapi/kvaccel.h
+KMOD_SRCS	:= $(wildcard kmod/*.c kmod/*.h uapi/*.h) kmod/Kbuild Kbuild
 TEST_HDRS	:= tests/kmod/kvtest.h uapi/kvaccel.h
 
+# Tests of the netlink family: 64-bit only (no 32-bit libnl here).
+NL_TESTS	:= netlink
+
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
-		   $(B)/tests/kvt-client
+		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
+		   $(B)/tests/kvaccelctl.sh
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
-		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy
-NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32
+		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
+		   $(B)/tools/kvaccelctl
+NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
+		   $(B)/native/netlink_spec
 
 .PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help
 
@@ -70,6 +80,16 @@ $(B)/%/kmod/kvaccel.ko: $(KMOD_SRCS)
 
 tests: $(TEST_BINS)
 
+$(foreach t,$(NL_TESTS),$(B)/tests/$(t)): # kvaccelctl's test (run-selftests puts the tool next to it in the guest).
+$(B)/tests/kvaccelctl.sh: tests/kmod/kvaccelctl.sh $(B)/tools/kvaccelctl
+	@mkdir -p $(@D)
+	install -m 755 $< $@
+
+$(B)/tests/%: tests/kmod/%.c $(TEST_HDRS) $(KVNL_SRCS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $(NL_CFLAGS) -static -o $@ $< libaccel/ctl/kvnl.c $(NL_LIBS)
+
 $(B)/tests/%: tests/kmod/%.c $(TEST_HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
@@ -92,6 +112,16 @@ $(B)/native/abi_layout: tests/abi/layout.c uapi/kvaccel.h
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) $(SAN_CFLAGS) -o $@ $<
 
+# The netlink uapi header against its YAML spec (Debian's python3-yaml).
+$(B)/native/netlink_spec: tests/abi/netlink_spec.py Documentation/netlink/kvaccel.yaml \
+		uapi/kvaccel_netlink.h
+	@mkdir -p $(@D)
+	@echo "  GEN     $@"
+	@printf '#!/bin/sh\nexec /usr/bin/python3 %s %s %s\n' "$(CURDIR)/$<" \
+		"$(CURDIR)/Documentation/netlink/kvaccel.yaml" \
+		"$(CURDIR)/uapi/kvaccel_netlink.h" > $@
+	@chmod +x $@
+
 $(B)/native/abi_layout_32: tests/abi/layout.c uapi/kvaccel.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
@@ -103,6 +133,13 @@ $(B)/tools/kvaccel-demo: tools/demo/kvaccel-demo.c uapi/kvaccel.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -static -o $@ $< -ldrm
+
+KVACCELCTL_SRCS	:= tools/kvaccelctl/kvaccelctl.c tools/kvaccelctl/render.c libaccel/ctl/kvnl.c
+
+$(B)/tools/kvaccelctl: $(KVACCELCTL_SRCS) tools/kvaccelctl/render.h $(KVNL_SRCS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -static -o $@ $(KVACCELCTL_SRCS) -ljson-c $(NL_LIBS)
 
 $(B)/tools/kvaccel-bench $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy: $(B)/tools/%: tools/bench/%.c \
 		tools/bench/bench-common.h uapi/kvaccel.h
@@ -125,8 +162,10 @@ check-debug: deps
 demo: deps
 	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_DEMO)
 	tools/vmtest -k $(KVER_DEMO) -m $(B)/$(KVER_DEMO)/kmod/kvaccel.ko \
-		-a $(B)/tools/kvaccel-demo:/bin/kvaccel-demo -o $(B)/vm-demo \
-		-- kvaccel-demo
+		-a $(B)/tools/kvaccel-demo:/bin/kvaccel-demo \
+		-a $(B)/tools/kvaccelctl:/bin/kvaccelctl \
+		-a tools/demo/demo.sh:/bin/kvaccel-demo.sh -o $(B)/vm-demo \
+		-- kvaccel-demo.sh
 	@sed '/^vmtest-exit/d' $(B)/vm-demo/output.log
 
 # Benchmarks in a VM: region allocation (4 GiB guest), remapping and the

@@ -7,6 +7,10 @@
  * that created it until its last page is freed, even after that process has
  * exited (the region may live on in an exported dma-buf); the process's
  * accounting entry lives as long as anything is charged to it.
+ *
+ * Pressure: with watermarks set, the device is under pressure from the
+ * moment usage rises above the high watermark until it falls below the low
+ * one; each change of that state is one event (kvaccel_pressure_update()).
  */
 #include <linux/sched.h>
 #include <linux/slab.h>
@@ -18,6 +22,10 @@ void kvaccel_acct_init(struct kvaccel_device *kdev)
 	mutex_init(&kdev->acct_lock);
 	INIT_LIST_HEAD(&kdev->procs);
 	kdev->usage = 0;
+	mutex_init(&kdev->pressure_lock);
+	kdev->high_wm = 0;
+	kdev->low_wm = 0;
+	kdev->pressure = false;
 }
 
 static struct kvaccel_proc *kvaccel_proc_find_locked(struct kvaccel_device *kdev,
@@ -68,6 +76,8 @@ struct kvaccel_proc *kvaccel_proc_get(struct kvaccel_device *kdev,
 		proc->kdev = kdev;
 		refcount_set(&proc->ref, 1);
 		proc->tgid = get_pid(tgid);
+		/* Called by the process itself (kvaccel_client_caller()). */
+		get_task_comm(proc->comm, current);
 		list_add_tail(&proc->node, &kdev->procs);
 	}
 	mutex_unlock(&kdev->acct_lock);
@@ -164,6 +174,8 @@ int kvaccel_acct_charge(struct kvaccel_proc *proc, u64 bytes)
 	kdev->usage += bytes;
 out_unlock:
 	mutex_unlock(&kdev->acct_lock);
+	if (!ret)
+		kvaccel_pressure_update(kdev);
 	return ret;
 }
 
@@ -184,6 +196,7 @@ void kvaccel_acct_uncharge(struct kvaccel_proc *proc, u64 bytes)
 		kdev->usage -= bytes;
 	}
 	mutex_unlock(&kdev->acct_lock);
+	kvaccel_pressure_update(kdev);
 }
 
 /**
@@ -219,4 +232,95 @@ u64 kvaccel_acct_device_usage(struct kvaccel_device *kdev)
 	usage = kdev->usage;
 	mutex_unlock(&kdev->acct_lock);
 	return usage;
+}
+
+/**
+ * kvaccel_proc_quota - a process's effective quota.
+ * @proc: the process.
+ *
+ * Return: its own quota, else the default; 0 for none.
+ */
+u64 kvaccel_proc_quota(struct kvaccel_proc *proc)
+{
+	u64 quota;
+
+	mutex_lock(&proc->kdev->acct_lock);
+	quota = kvaccel_proc_quota_locked(proc);
+	mutex_unlock(&proc->kdev->acct_lock);
+	return quota;
+}
+
+/**
+ * kvaccel_acct_set_quota - set a process's own quota.
+ * @kdev: the device.
+ * @tgid: the process.
+ * @quota: bytes, 0 to follow the default quota.
+ *
+ * A quota below the process's usage takes nothing away: its next charge
+ * fails.
+ *
+ * Return: 0, or -ESRCH if the process has no accounting entry (it never
+ * opened the device and owns no region).
+ */
+int kvaccel_acct_set_quota(struct kvaccel_device *kdev, struct pid *tgid,
+			   u64 quota)
+{
+	struct kvaccel_proc *proc;
+
+	mutex_lock(&kdev->acct_lock);
+	proc = kvaccel_proc_find_locked(kdev, tgid);
+	if (proc)
+		proc->quota = quota;
+	mutex_unlock(&kdev->acct_lock);
+	return proc ? 0 : -ESRCH;
+}
+
+/**
+ * kvaccel_pressure_update - compare usage with the watermarks and send a
+ * pressure event if the pressure state changes.
+ * @kdev: the device.
+ *
+ * Called after every change of usage and of the watermarks. The decision
+ * and the event are made under pressure_lock, so events alternate strictly
+ * (on, off, on, ...) and follow the state in order.
+ */
+void kvaccel_pressure_update(struct kvaccel_device *kdev)
+{
+	u64 usage;
+
+	/* Racy peek: whoever changes either field calls us again after. */
+	if (!READ_ONCE(kdev->high_wm) && !READ_ONCE(kdev->pressure))
+		return;
+
+	mutex_lock(&kdev->pressure_lock);
+	usage = kvaccel_acct_device_usage(kdev);
+	if (!kdev->pressure && kdev->high_wm && usage > kdev->high_wm) {
+		WRITE_ONCE(kdev->pressure, true);
+		kvaccel_notify_pressure(kdev, true, usage, kdev->high_wm, kdev->low_wm);
+	} else if (kdev->pressure && (!kdev->high_wm || usage < kdev->low_wm)) {
+		WRITE_ONCE(kdev->pressure, false);
+		kvaccel_notify_pressure(kdev, false, usage, kdev->high_wm, kdev->low_wm);
+	}
+	mutex_unlock(&kdev->pressure_lock);
+}
+
+/**
+ * kvaccel_pressure_set - set the watermarks, then re-evaluate pressure.
+ * @kdev: the device.
+ * @high: the high watermark in bytes, 0 for off.
+ * @low: the low watermark in bytes, 0 for off.
+ *
+ * Return: 0, or -EINVAL unless both are 0 or 0 < @low <= @high.
+ */
+int kvaccel_pressure_set(struct kvaccel_device *kdev, u64 high, u64 low)
+{
+	if (!high != !low || low > high)
+		return -EINVAL;
+
+	mutex_lock(&kdev->pressure_lock);
+	WRITE_ONCE(kdev->high_wm, high);
+	kdev->low_wm = low;
+	mutex_unlock(&kdev->pressure_lock);
+	kvaccel_pressure_update(kdev);
+	return 0;
 }

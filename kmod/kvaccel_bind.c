@@ -163,9 +163,12 @@ static void kvaccel_bind_set_locked(struct kvaccel_bind *b, u32 slot,
 	if (s->region) {
 		b->zap[b->nr_zap++] = slot;
 		space->bound--;
+		atomic_dec(&s->region->bound);
 	}
-	if (new.region)
+	if (new.region) {
 		space->bound++;
+		atomic_inc(&new.region->bound);
+	}
 	*s = new;
 }
 

@@ -107,6 +107,7 @@ struct kvaccel_copy_vmap {
  * @kdev: the device.
  * @proc: the process charged for the job in flight (referenced).
  * @id: the job's id in its file.
+ * @client_id: the id of the file (netlink client id).
  * @flags: %KVACCEL_JOB_CANCELLED.
  * @error: the job's first error, set before the fence signals.
  * @in_fence: the input fence (referenced), or NULL.
@@ -130,6 +131,7 @@ struct kvaccel_job {
 	struct kvaccel_device *kdev;
 	struct kvaccel_proc *proc;
 	u64 id;
+	u64 client_id;
 	unsigned long flags;
 	int error;
 	struct dma_fence *in_fence;
@@ -245,8 +247,11 @@ static void kvaccel_job_complete(struct kvaccel_job *job)
 	dma_fence_signal(&job->fence);
 	dma_fence_end_signalling(cookie);
 
-	if (job->error)
+	if (job->error) {
 		atomic64_inc(&job->kdev->copy_errors);
+		kvaccel_notify_copy_error(job->kdev, job->client_id, proc,
+					  job->id, job->error);
+	}
 	atomic64_inc(&job->kdev->copy_jobs);
 	kvaccel_job_release_resources(job);
 	atomic_dec(&proc->copy_inflight);
@@ -660,6 +665,7 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 	if (!job)
 		return -ENOMEM;
 	job->kdev = kdev;
+	job->client_id = client->id;
 	spin_lock_init(&job->lock);
 	INIT_WORK(&job->start_work, kvaccel_job_start);
 

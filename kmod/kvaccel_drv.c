@@ -54,6 +54,24 @@ u64 kvaccel_device_limit(void)
 }
 
 /**
+ * kvaccel_set_device_limit - set the device-wide limit (limit_mb).
+ * @bytes: the limit, a multiple of 1 MiB; 0 for half of RAM.
+ */
+void kvaccel_set_device_limit(u64 bytes)
+{
+	WRITE_ONCE(limit_mb, bytes >> 20);
+}
+
+/**
+ * kvaccel_set_default_quota - set the default quota (default_quota_mb).
+ * @bytes: the quota, a multiple of 1 MiB; 0 for none.
+ */
+void kvaccel_set_default_quota(u64 bytes)
+{
+	WRITE_ONCE(default_quota_mb, bytes >> 20);
+}
+
+/**
  * kvaccel_default_quota - the quota of a process that has none of its own.
  *
  * Return: default_quota_mb in bytes, 0 for none.
@@ -80,6 +98,7 @@ static int kvaccel_open(struct drm_device *drm, struct drm_file *file)
 	}
 	kvaccel_copy_client_init(client);
 	file->driver_priv = client;
+	kvaccel_client_add(client);
 	return 0;
 }
 
@@ -87,6 +106,7 @@ static void kvaccel_postclose(struct drm_device *drm, struct drm_file *file)
 {
 	struct kvaccel_client *client = file->driver_priv;
 
+	kvaccel_client_remove(client);
 	kvaccel_copy_client_fini(client);
 	kvaccel_proc_put(client->proc);
 	kfree(client);
@@ -163,6 +183,8 @@ static int __init kvaccel_init(void)
 		goto err_release_devres;
 	}
 	kvaccel_acct_init(kdev);
+	kvaccel_clients_init(kdev);
+	kvaccel_regions_init(kdev);
 	atomic_long_set(&kdev->pages_held, 0);
 	atomic_set(&kdev->nr_regions, 0);
 	atomic64_set(&kdev->next_region_id, 0);
@@ -175,9 +197,13 @@ static int __init kvaccel_init(void)
 	if (ret)
 		goto err_release_devres;
 
-	ret = drm_dev_register(&kdev->drm, 0);
+	ret = kvaccel_netlink_init(kdev);
 	if (ret)
 		goto err_copy_fini;
+
+	ret = drm_dev_register(&kdev->drm, 0);
+	if (ret)
+		goto err_netlink_fini;
 
 	kvaccel_debugfs_init(kdev);
 	kvaccel_pdev = pdev;
@@ -187,6 +213,8 @@ static int __init kvaccel_init(void)
 		 kvaccel_device_limit() >> 20, kdev->copy_workers);
 	return 0;
 
+err_netlink_fini:
+	kvaccel_netlink_fini();
 err_copy_fini:
 	kvaccel_copy_fini(kdev);
 err_release_devres:
@@ -203,12 +231,16 @@ static void __exit kvaccel_exit(void)
 
 	kvaccel_debugfs_fini(kdev);
 	drm_dev_unregister(&kdev->drm);
+	kvaccel_netlink_fini();
 	kvaccel_copy_fini(kdev);
 	/*
 	 * Open files, mmaps and exported dma-bufs all pin the module, so no
 	 * page can be held any more.
 	 */
 	WARN_ON(atomic_long_read(&kdev->pages_held));
+	mutex_destroy(&kdev->regions_lock);
+	mutex_destroy(&kdev->clients_lock);
+	mutex_destroy(&kdev->pressure_lock);
 	mutex_destroy(&kdev->acct_lock);
 	devres_release_group(&pdev->dev, NULL);
 	platform_device_unregister(pdev);

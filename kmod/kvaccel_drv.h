@@ -20,7 +20,9 @@
 #include <linux/pid.h>
 #include <linux/refcount.h>
 #include <linux/rwsem.h>
+#include <linux/sched.h>
 #include <linux/types.h>
+#include <linux/uidgid.h>
 #include <linux/xarray.h>
 #include <drm/drm_device.h>
 #include <drm/drm_gem.h>
@@ -52,6 +54,17 @@ struct sg_table;
  * @pmd_maps: 2 MiB slots mapped with one PMD entry (huge_fault).
  * @block_maps: blocks mapped with page table entries by one fault.
  * @debugfs: the module's debugfs directory.
+ * @clients_lock: protects @clients, @nr_clients and @next_client_id.
+ * @clients: every &struct kvaccel_client, in the order of their ids.
+ * @nr_clients: entries in @clients.
+ * @next_client_id: the id the next client gets.
+ * @regions_lock: protects @regions and the ids of regions.
+ * @regions: every region published, in the order of their ids.
+ * @pressure_lock: protects @high_wm, @low_wm and @pressure, and orders
+ *	pressure events. Taken before @acct_lock.
+ * @high_wm: usage above which the device is under pressure; 0: off.
+ * @low_wm: usage below which pressure ends; 0 only when @high_wm is 0.
+ * @pressure: under pressure (the last pressure event said so).
  */
 struct kvaccel_device {
 	struct drm_device drm;
@@ -75,6 +88,22 @@ struct kvaccel_device {
 	atomic64_t block_maps;
 
 	struct dentry *debugfs;
+
+	/* Protects clients, nr_clients, next_client_id. */
+	struct mutex clients_lock;
+	struct list_head clients;
+	u32 nr_clients;
+	u64 next_client_id;
+
+	/* Protects regions and region ids. */
+	struct mutex regions_lock;
+	struct list_head regions;
+
+	/* Protects high_wm, low_wm, pressure; serialises pressure events. */
+	struct mutex pressure_lock;
+	u64 high_wm;
+	u64 low_wm;
+	bool pressure;
 };
 
 static inline struct kvaccel_device *to_kvaccel_device(struct drm_device *drm)
@@ -95,6 +124,7 @@ static inline struct kvaccel_device *to_kvaccel_device(struct drm_device *drm)
  *	under kvaccel_device.acct_lock.
  * @nr_regions: regions the process owns; under kvaccel_device.acct_lock.
  * @copy_inflight: copy jobs of the process not yet completed.
+ * @comm: the process's command name when the entry was created.
  */
 struct kvaccel_proc {
 	struct kvaccel_device *kdev;
@@ -105,6 +135,7 @@ struct kvaccel_proc {
 	u64 quota;
 	u32 nr_regions;
 	atomic_t copy_inflight;
+	char comm[TASK_COMM_LEN];
 };
 
 /**
@@ -114,12 +145,24 @@ struct kvaccel_proc {
  * @jobs: the file's last copy jobs by id (their fences, referenced); the
  *	xarray's lock protects it and @last_job_id.
  * @last_job_id: the id of the file's last job.
+ * @id: identifier, unique on the device (netlink client id).
+ * @node: entry in kvaccel_device.clients.
+ * @uid: the effective uid of the opener.
+ * @region_handles: handles of regions the file holds.
+ * @space_handles: handles of spaces the file holds.
+ * @import_handles: handles of imports the file holds.
  */
 struct kvaccel_client {
 	struct kvaccel_device *kdev;
 	struct kvaccel_proc *proc;
 	struct xarray jobs;
 	u64 last_job_id;
+	u64 id;
+	struct list_head node;
+	kuid_t uid;
+	atomic_t region_handles;
+	atomic_t space_handles;
+	atomic_t import_handles;
 };
 
 /**
@@ -129,7 +172,11 @@ struct kvaccel_client {
  * @charged: bytes charged to @owner and the device.
  * @block_shift: log2 of the block size.
  * @nid: the node every block lies on, or NUMA_NO_NODE.
- * @id: identifier, unique on the device (uapi region_id).
+ * @id: identifier, unique on the device (uapi region_id); 0 until the
+ *	region is published on kvaccel_device.regions.
+ * @node: entry in kvaccel_device.regions once published.
+ * @uid: the effective uid of the creator.
+ * @bound: space slots bound to blocks of the region.
  * @nr_blocks: number of blocks.
  * @blocks: head page of each block (a compound page of the block's order);
  *	written only while the region is created, read-only afterwards.
@@ -141,6 +188,9 @@ struct kvaccel_region {
 	unsigned int block_shift;
 	int nid;
 	u64 id;
+	struct list_head node;
+	kuid_t uid;
+	atomic_t bound;
 	unsigned long nr_blocks;
 	struct page **blocks;
 };
@@ -206,6 +256,8 @@ struct kvaccel_import {
 /* kvaccel_drv.c: module parameters */
 u64 kvaccel_device_limit(void);
 u64 kvaccel_default_quota(void);
+void kvaccel_set_device_limit(u64 bytes);
+void kvaccel_set_default_quota(u64 bytes);
 
 /* kvaccel_acct.c */
 void kvaccel_acct_init(struct kvaccel_device *kdev);
@@ -218,6 +270,18 @@ void kvaccel_acct_uncharge(struct kvaccel_proc *proc, u64 bytes);
 void kvaccel_acct_read(struct kvaccel_device *kdev, struct pid *tgid,
 		       u64 *usage, u64 *quota);
 u64 kvaccel_acct_device_usage(struct kvaccel_device *kdev);
+int kvaccel_acct_set_quota(struct kvaccel_device *kdev, struct pid *tgid,
+			   u64 quota);
+u64 kvaccel_proc_quota(struct kvaccel_proc *proc);
+int kvaccel_pressure_set(struct kvaccel_device *kdev, u64 high, u64 low);
+void kvaccel_pressure_update(struct kvaccel_device *kdev);
+
+/* kvaccel_client.c */
+void kvaccel_clients_init(struct kvaccel_device *kdev);
+void kvaccel_client_add(struct kvaccel_client *client);
+void kvaccel_client_remove(struct kvaccel_client *client);
+int kvaccel_gem_handle_open(struct drm_gem_object *obj, struct drm_file *file);
+void kvaccel_gem_handle_close(struct drm_gem_object *obj, struct drm_file *file);
 
 /* kvaccel_region.c */
 struct kvaccel_region *kvaccel_region_create(struct kvaccel_device *kdev,
@@ -225,6 +289,7 @@ struct kvaccel_region *kvaccel_region_create(struct kvaccel_device *kdev,
 					     u64 size, unsigned int block_shift,
 					     int nid, bool strict_node);
 bool kvaccel_is_region(const struct drm_gem_object *obj);
+void kvaccel_regions_init(struct kvaccel_device *kdev);
 
 static inline struct kvaccel_region *to_kvaccel_region(struct drm_gem_object *obj)
 {
@@ -292,6 +357,16 @@ int kvaccel_ioctl_space_create(struct drm_device *drm, void *data,
 			       struct drm_file *file);
 int kvaccel_ioctl_space_info(struct drm_device *drm, void *data,
 			     struct drm_file *file);
+
+/* kvaccel_netlink.c */
+int kvaccel_netlink_init(struct kvaccel_device *kdev);
+void kvaccel_netlink_fini(void);
+void kvaccel_notify_client(struct kvaccel_client *client, bool open);
+void kvaccel_notify_region(struct kvaccel_region *region, bool create);
+void kvaccel_notify_pressure(struct kvaccel_device *kdev, bool pressure,
+			     u64 usage, u64 high, u64 low);
+void kvaccel_notify_copy_error(struct kvaccel_device *kdev, u64 client_id,
+			       struct kvaccel_proc *proc, u64 job_id, int error);
 
 /* kvaccel_debugfs.c */
 void kvaccel_debugfs_init(struct kvaccel_device *kdev);

@@ -39,6 +39,8 @@ static void kvaccel_import_free(struct drm_gem_object *obj)
 
 static const struct drm_gem_object_funcs kvaccel_import_funcs = {
 	.free = kvaccel_import_free,
+	.open = kvaccel_gem_handle_open,
+	.close = kvaccel_gem_handle_close,
 };
 
 /**

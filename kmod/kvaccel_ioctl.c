@@ -22,7 +22,7 @@
 #define KVACCEL_CAPABILITIES \
 	(KVACCEL_CAP_REGION | KVACCEL_CAP_PRIME_EXPORT | \
 	 KVACCEL_CAP_PRIME_IMPORT | KVACCEL_CAP_NUMA | KVACCEL_CAP_SPACE | \
-	 KVACCEL_CAP_COPY)
+	 KVACCEL_CAP_COPY | KVACCEL_CAP_NETLINK)
 
 int kvaccel_ioctl_get_param(struct drm_device *drm, void *data,
 			    struct drm_file *file)

@@ -15,6 +15,7 @@
  * get_user_pages() works on it (DMA registration of host memory relies on
  * that); mappings are shared only.
  */
+#include <linux/cred.h>
 #include <linux/dma-buf.h>
 #include <linux/gfp.h>
 #include <linux/iosys-map.h>
@@ -68,17 +69,56 @@ static void kvaccel_region_free_blocks(struct kvaccel_region *region)
 	kvfree(region->blocks);
 }
 
+/**
+ * kvaccel_regions_init - set up the device's region list.
+ * @kdev: the device.
+ */
+void kvaccel_regions_init(struct kvaccel_device *kdev)
+{
+	mutex_init(&kdev->regions_lock);
+	INIT_LIST_HEAD(&kdev->regions);
+}
+
+/* A region is complete: give it its id, list it, tell the events group. */
+static void kvaccel_region_publish(struct kvaccel_region *region)
+{
+	struct kvaccel_device *kdev = to_kvaccel_device(region->base.dev);
+
+	mutex_lock(&kdev->regions_lock);
+	region->id = atomic64_inc_return(&kdev->next_region_id);
+	list_add_tail(&region->node, &kdev->regions);
+	mutex_unlock(&kdev->regions_lock);
+
+	kvaccel_notify_region(region, true);
+}
+
+static void kvaccel_region_unpublish(struct kvaccel_region *region)
+{
+	struct kvaccel_device *kdev = to_kvaccel_device(region->base.dev);
+
+	mutex_lock(&kdev->regions_lock);
+	list_del(&region->node);
+	mutex_unlock(&kdev->regions_lock);
+}
+
 static void kvaccel_region_free(struct drm_gem_object *obj)
 {
 	struct kvaccel_region *region = to_kvaccel_region(obj);
 	struct kvaccel_device *kdev = to_kvaccel_device(obj->dev);
+	bool published = region->id;
 
+	/* No space slot is bound to it: each holds a reference. */
+	WARN_ON(atomic_read(&region->bound));
+	if (published)
+		kvaccel_region_unpublish(region);
 	if (region->blocks)
 		kvaccel_region_free_blocks(region);
 	if (region->charged) {
 		kvaccel_acct_uncharge(region->owner, region->charged);
 		atomic_dec(&kdev->nr_regions);
 	}
+	if (published)
+		kvaccel_notify_region(region, false);
 	kvaccel_proc_put(region->owner);
 	drm_gem_free_mmap_offset(obj);
 	drm_gem_object_release(obj);
@@ -156,7 +196,8 @@ struct kvaccel_region *kvaccel_region_create(struct kvaccel_device *kdev,
 	region->owner = owner;
 	region->block_shift = block_shift;
 	region->nr_blocks = size >> block_shift;
-	region->id = atomic64_inc_return(&kdev->next_region_id);
+	region->uid = current_euid();
+	atomic_set(&region->bound, 0);
 
 	/* From here on, dropping the object undoes whatever was done. */
 	ret = kvaccel_acct_charge(owner, size);
@@ -180,6 +221,7 @@ struct kvaccel_region *kvaccel_region_create(struct kvaccel_device *kdev,
 	if (ret)
 		goto err_put;
 
+	kvaccel_region_publish(region);
 	return region;
 
 err_put:
@@ -329,6 +371,8 @@ static void kvaccel_region_vunmap(struct drm_gem_object *obj,
 
 static const struct drm_gem_object_funcs kvaccel_region_funcs = {
 	.free = kvaccel_region_free,
+	.open = kvaccel_gem_handle_open,
+	.close = kvaccel_gem_handle_close,
 	.get_sg_table = kvaccel_region_get_sg_table,
 	.vmap = kvaccel_region_vmap,
 	.vunmap = kvaccel_region_vunmap,

@@ -145,8 +145,10 @@ static void kvaccel_space_free(struct drm_gem_object *obj)
 	WARN_ON(!list_empty(&space->maps));
 	if (space->slots) {
 		for (i = 0; i < space->nr_slots; i++)
-			if (space->slots[i].region)
+			if (space->slots[i].region) {
+				atomic_dec(&space->slots[i].region->bound);
 				drm_gem_object_put(&space->slots[i].region->base);
+			}
 		kvfree(space->slots);
 	}
 	kvfree(space->scratch);
@@ -462,6 +464,8 @@ static struct sg_table *kvaccel_space_get_sg_table(struct drm_gem_object *obj)
 
 static const struct drm_gem_object_funcs kvaccel_space_funcs = {
 	.free = kvaccel_space_free,
+	.open = kvaccel_gem_handle_open,
+	.close = kvaccel_gem_handle_close,
 	.get_sg_table = kvaccel_space_get_sg_table,
 	.mmap = kvaccel_space_mmap,
 	.vm_ops = &kvaccel_space_vm_ops,

@@ -30,7 +30,7 @@ extern "C" {
  * %KVACCEL_PARAM_CAPABILITIES.
  */
 #define KVACCEL_ABI_MAJOR	1
-#define KVACCEL_ABI_MINOR	0
+#define KVACCEL_ABI_MINOR	1
 /** KVACCEL_ABI_VERSION - value of %KVACCEL_PARAM_ABI_VERSION: major << 16 | minor. */
 #define KVACCEL_ABI_VERSION	((KVACCEL_ABI_MAJOR << 16) | KVACCEL_ABI_MINOR)
 
@@ -117,6 +117,11 @@ enum drm_kvaccel_param {
 #define KVACCEL_CAP_SPACE_PMD		_BITULL(5)
 /** KVACCEL_CAP_COPY - the copy engine: COPY_SUBMIT, COPY_STATUS, syncobjs. */
 #define KVACCEL_CAP_COPY		_BITULL(6)
+/**
+ * KVACCEL_CAP_NETLINK - the generic netlink family "kvaccel"
+ * (kvaccel_netlink.h): dumps, admin operations, events.
+ */
+#define KVACCEL_CAP_NETLINK		_BITULL(7)
 
 /**
  * struct drm_kvaccel_get_param - read one device or client parameter.

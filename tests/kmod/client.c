@@ -7,8 +7,25 @@
  * cannot be unloaded. With -s it runs a copy job, exports its fence as a
  * sync_file, closes everything else and waits on stdin holding only the
  * sync_file (which must pin the module: the fence's ops are module code).
+ * With -u UID PROG ARGS... it runs PROG as UID, without capabilities
+ * (busybox's setpriv cannot change uids).
  */
+#include <grp.h>
+
 #include "kvtest.h"
+
+static int run_as(const char *uid_str, char **argv)
+{
+	uid_t uid = (uid_t)strtoul(uid_str, NULL, 10);
+
+	if (setgroups(0, NULL) || setresgid(uid, uid, uid) || setresuid(uid, uid, uid)) {
+		perror("kvt-client: -u");
+		return 1;
+	}
+	execvp(argv[0], argv);
+	perror("kvt-client: exec");
+	return 127;
+}
 
 static int hold_sync_file(int fd)
 {
@@ -36,7 +53,11 @@ int main(int argc, char **argv)
 {
 	int hold = argc > 1 && !strcmp(argv[1], "-w");
 	uint32_t shift;
-	int fd = kvt_open();
+	int fd;
+
+	if (argc > 3 && !strcmp(argv[1], "-u"))
+		return run_as(argv[2], argv + 3);
+	fd = kvt_open();
 
 	if (fd < 0) {
 		fprintf(stderr, "kvt-client: open: %s\n", strerror(-fd));

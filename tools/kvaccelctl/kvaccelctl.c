@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kvaccelctl - inspect and administer kvaccel over its generic netlink
+ * family (Documentation/kvaccelctl.rst).
+ *
+ *   kvaccelctl [--json] status | clients | regions
+ *   kvaccelctl limit set SIZE | default-quota set SIZE | quota set PID SIZE
+ *   kvaccelctl watermarks set HIGH LOW | watermarks off
+ *   kvaccelctl [--json] watch [--count N] [--timeout SECONDS]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kvnl.h"
+#include "render.h"
+
+static const char *prog = "kvaccelctl";
+static bool opt_json;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s [--json] COMMAND\n"
+		"  status                     the device: limit, usage, watermarks, counters\n"
+		"  clients                    open files of the device (yours, or all as admin)\n"
+		"  regions                    regions alive (yours, or all as admin)\n"
+		"  limit set SIZE             device limit (0: half of RAM)        [admin]\n"
+		"  default-quota set SIZE     quota of processes without one (0: none) [admin]\n"
+		"  quota set PID SIZE         a process's quota (0: the default)   [admin]\n"
+		"  watermarks set HIGH LOW    pressure watermarks                  [admin]\n"
+		"  watermarks off             no pressure events                   [admin]\n"
+		"  watch [--count N] [--timeout SECONDS]\n"
+		"                             print events as they happen          [admin]\n"
+		"SIZE: bytes with an optional binary suffix K, M, G, T (KiB, MiB, ... too).\n"
+		"--json prints JSON (one object per line for watch).\n",
+		prog);
+}
+
+static int fail(const char *what, int err, struct kvnl *nl)
+{
+	const char *ext = nl ? kvnl_errmsg(nl) : "";
+
+	if (err == -EPERM)
+		fprintf(stderr, "%s: %s: permission denied (needs CAP_NET_ADMIN)\n",
+			prog, what);
+	else
+		fprintf(stderr, "%s: %s: %s%s%s\n", prog, what, strerror(-err),
+			*ext ? ": " : "", ext);
+	return 1;
+}
+
+static int connect_family(struct kvnl **nl)
+{
+	int ret = kvnl_open(nl);
+
+	if (ret == -ENOENT)
+		fprintf(stderr, "%s: the kvaccel module is not loaded "
+			"(no generic netlink family \"%s\")\n", prog, KVACCEL_GENL_NAME);
+	else if (ret)
+		fprintf(stderr, "%s: cannot open generic netlink: %s\n", prog,
+			strerror(-ret));
+	return ret;
+}
+
+/* Parse SIZE: digits, then nothing or one of K M G T [i][B]. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "KMGTP";
+	const char *u;
+	char *end;
+	uint64_t v;
+	int shift = 0;
+
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end) {
+		u = strchr(units, *end);
+		if (!u)
+			return -EINVAL;
+		shift = 10 * (int)(u - units + 1);
+		end++;
+		if (!strcmp(end, "iB") || !strcmp(end, "B"))
+			end += strlen(end);
+		if (*end)
+			return -EINVAL;
+	}
+	if (shift && v > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = v << shift;
+	return 0;
+}
+
+static int arg_size(const char *s, uint64_t *out)
+{
+	if (parse_size(s, out)) {
+		fprintf(stderr, "%s: bad size '%s' (bytes, or a number with K, M, G, T)\n",
+			prog, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void print_json(json_object *obj)
+{
+	printf("%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
+							 JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+static int collect(const struct kvnl_msg *msg, void *arg)
+{
+	json_object *obj = render_json(msg);
+
+	if (!obj)
+		return -ENOMEM;
+	return json_object_array_add(arg, obj) ? -ENOMEM : 0;
+}
+
+static int cmd_get(const char *what, int cmd, bool dump)
+{
+	json_object *all = json_object_new_array();
+	struct kvnl *nl;
+	int ret;
+
+	if (!all)
+		return fail(what, -ENOMEM, NULL);
+	if (connect_family(&nl)) {
+		json_object_put(all);
+		return 1;
+	}
+	ret = kvnl_exec(nl, kvnl_request(nl, cmd, dump), collect, all);
+	if (ret) {
+		fail(what, ret, nl);
+	} else if (!dump && json_object_array_length(all) != 1) {
+		fprintf(stderr, "%s: %s: no reply from the module\n", prog, what);
+		ret = -EIO;
+	} else if (opt_json) {
+		print_json(dump ? all : json_object_array_get_idx(all, 0));
+	} else if (cmd == KVACCEL_CMD_DEVICE_GET) {
+		render_status(stdout, json_object_array_get_idx(all, 0));
+	} else if (cmd == KVACCEL_CMD_CLIENT_GET) {
+		render_clients(stdout, all);
+	} else {
+		render_regions(stdout, all);
+	}
+	json_object_put(all);
+	kvnl_close(nl);
+	return ret ? 1 : 0;
+}
+
+/* An admin request: DEVICE_SET or QUOTA_SET with up to two u64 values. */
+static int cmd_set(const char *what, int cmd, int a1, uint64_t v1, int a2, uint64_t v2,
+		   uint32_t pid)
+{
+	struct nl_msg *msg;
+	struct kvnl *nl;
+	int ret;
+
+	if (connect_family(&nl))
+		return 1;
+	msg = kvnl_request(nl, cmd, false);
+	if (msg && ((pid && nla_put_u32(msg, KVACCEL_A_PID, pid)) ||
+		    nla_put_u64(msg, a1, v1) || (a2 && nla_put_u64(msg, a2, v2)))) {
+		nlmsg_free(msg);
+		msg = NULL;
+	}
+	ret = kvnl_exec(nl, msg, NULL, NULL);
+	if (ret)
+		fail(what, ret, nl);
+	kvnl_close(nl);
+	return ret ? 1 : 0;
+}
+
+struct watch {
+	long count;
+	long seen;
+};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static int print_event(const struct kvnl_msg *msg, void *arg)
+{
+	struct watch *w = arg;
+	const char *name = render_event_name(msg->cmd);
+	json_object *obj;
+
+	if (!name)
+		return 0;
+	obj = render_json(msg);
+	if (!obj)
+		return -ENOMEM;
+	json_object_object_add(obj, "event", json_object_new_string(name));
+	if (opt_json) {
+		printf("%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+		fflush(stdout);
+	} else {
+		render_event(stdout, obj);
+	}
+	json_object_put(obj);
+	w->seen++;
+	return 0;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmd_watch(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "count", required_argument, NULL, 'n' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct watch w = { .count = 0 };
+	double timeout = 0, deadline;
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct kvnl *nl;
+	char *end;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "n:t:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			w.count = strtol(optarg, &end, 10);
+			if (*end || w.count < 1) {
+				fprintf(stderr, "%s: watch: bad count '%s'\n", prog, optarg);
+				return 2;
+			}
+			break;
+		case 't':
+			timeout = strtod(optarg, &end);
+			if (*end || !(timeout > 0)) {
+				fprintf(stderr, "%s: watch: bad timeout '%s'\n", prog, optarg);
+				return 2;
+			}
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (connect_family(&nl))
+		return 1;
+	ret = kvnl_subscribe(nl);
+	if (ret) {
+		kvnl_close(nl);
+		return fail("watch: joining the events group", ret, NULL);
+	}
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	fprintf(stderr, "%s: watching kvaccel events\n", prog);
+
+	deadline = now() + timeout;
+	while (!stop && (!w.count || w.seen < w.count)) {
+		int ms = -1;
+
+		if (timeout > 0) {
+			double left = deadline - now();
+
+			if (left <= 0)
+				break;
+			ms = (int)(left * 1000) + 1;
+		}
+		ret = kvnl_wait_events(nl, ms, print_event, &w);
+		if (ret == -EINTR)
+			continue;
+		if (ret < 0) {
+			fail("watch", ret, NULL);
+			break;
+		}
+	}
+	kvnl_close(nl);
+	return ret < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t v1, v2;
+	const char *cmd;
+	char *end;
+	int c;
+
+	/* Options before the command only: the command parses its own. */
+	while ((c = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			opt_json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[0];
+
+	if (!strcmp(cmd, "status") && argc == 1)
+		return cmd_get("status", KVACCEL_CMD_DEVICE_GET, false);
+	if (!strcmp(cmd, "clients") && argc == 1)
+		return cmd_get("clients", KVACCEL_CMD_CLIENT_GET, true);
+	if (!strcmp(cmd, "regions") && argc == 1)
+		return cmd_get("regions", KVACCEL_CMD_REGION_GET, true);
+	if (!strcmp(cmd, "watch"))
+		return cmd_watch(argc, argv);
+	if (!strcmp(cmd, "limit") && argc == 3 && !strcmp(argv[1], "set")) {
+		if (arg_size(argv[2], &v1))
+			return 2;
+		return cmd_set("limit set", KVACCEL_CMD_DEVICE_SET, KVACCEL_A_LIMIT, v1,
+			       0, 0, 0);
+	}
+	if (!strcmp(cmd, "default-quota") && argc == 3 && !strcmp(argv[1], "set")) {
+		if (arg_size(argv[2], &v1))
+			return 2;
+		return cmd_set("default-quota set", KVACCEL_CMD_DEVICE_SET,
+			       KVACCEL_A_DEFAULT_QUOTA, v1, 0, 0, 0);
+	}
+	if (!strcmp(cmd, "quota") && argc == 4 && !strcmp(argv[1], "set")) {
+		long pid = strtol(argv[2], &end, 10);
+
+		if (*end || pid < 1 || pid > INT32_MAX) {
+			fprintf(stderr, "%s: bad pid '%s'\n", prog, argv[2]);
+			return 2;
+		}
+		if (arg_size(argv[3], &v1))
+			return 2;
+		return cmd_set("quota set", KVACCEL_CMD_QUOTA_SET, KVACCEL_A_QUOTA, v1,
+			       0, 0, (uint32_t)pid);
+	}
+	if (!strcmp(cmd, "watermarks") && argc == 4 && !strcmp(argv[1], "set")) {
+		if (arg_size(argv[2], &v1) || arg_size(argv[3], &v2))
+			return 2;
+		return cmd_set("watermarks set", KVACCEL_CMD_DEVICE_SET, KVACCEL_A_HIGH_WM,
+			       v1, KVACCEL_A_LOW_WM, v2, 0);
+	}
+	if (!strcmp(cmd, "watermarks") && argc == 2 && !strcmp(argv[1], "off"))
+		return cmd_set("watermarks off", KVACCEL_CMD_DEVICE_SET, KVACCEL_A_HIGH_WM,
+			       0, KVACCEL_A_LOW_WM, 0, 0);
+
+	fprintf(stderr, "%s: unknown command or wrong arguments: '%s'\n", prog, cmd);
+	usage(stderr);
+	return 2;
+}

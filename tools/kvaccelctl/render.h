@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * kvaccelctl - turning messages of the kvaccel family into JSON objects,
+ * tables and event lines.
+ */
+#ifndef KVACCELCTL_RENDER_H
+#define KVACCELCTL_RENDER_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <json-c/json.h>
+
+#include "kvnl.h"
+
+/* Every known attribute of @msg as a member of a new object. */
+json_object *render_json(const struct kvnl_msg *msg);
+/* The event's name ("client-open", ...), or NULL for another command. */
+const char *render_event_name(int cmd);
+
+/* Human-readable bytes: "512 B", "1.5 GiB". */
+const char *render_bytes(uint64_t bytes, char *buf, size_t len);
+
+void render_status(FILE *f, json_object *dev);
+void render_clients(FILE *f, json_object *array);
+void render_regions(FILE *f, json_object *array);
+/* One line: the event's name, then key=value for each member. */
+void render_event(FILE *f, json_object *event);
+
+#endif
