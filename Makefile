@@ -41,7 +41,7 @@ KMOD_SRCS	:= $(wildcard kmod/*.c kmod/*.h uapi/*.h) kmod/Kbuild Kbuild
 TEST_HDRS	:= tests/kmod/kvtest.h uapi/kvaccel.h
 
 # Tests of the netlink family: 64-bit only (no 32-bit libnl here).
-NL_TESTS	:= netlink
+NL_TESTS	:= netlink fuzz
 
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
@@ -88,7 +88,7 @@ $(B)/tests/kvaccelctl.sh: tests/kmod/kvaccelctl.sh $(B)/tools/kvaccelctl
 $(B)/tests/%: tests/kmod/%.c $(TEST_HDRS) $(KVNL_SRCS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	@$(CC) $(TEST_CFLAGS) $(NL_CFLAGS) -static -o $@ $< libaccel/ctl/kvnl.c $(NL_LIBS)
+	@$(CC) $(TEST_CFLAGS) $(NL_CFLAGS) -pthread -static -o $@ $< libaccel/ctl/kvnl.c $(NL_LIBS)
 
 $(B)/tests/%: tests/kmod/%.c $(TEST_HDRS)
 	@mkdir -p $(@D)

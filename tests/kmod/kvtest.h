@@ -9,6 +9,7 @@
 #define KVTEST_H
 
 #include <dirent.h>
+#include <linux/capability.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -23,6 +24,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -604,6 +606,21 @@ static inline long long kvt_debugfs_counter(const char *name)
 		if (!strncmp(p, name, n) && p[n] == ' ')
 			return strtoll(p + n + 1, NULL, 10);
 	return -1;
+}
+
+/* Drop capability @cap from every set of the calling process. */
+static inline int kvt_drop_cap(int cap)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct data[2];
+	uint32_t bit = 1u << (cap % 32);
+
+	if (syscall(SYS_capget, &hdr, data))
+		return -errno;
+	data[cap / 32].effective &= ~bit;
+	data[cap / 32].permitted &= ~bit;
+	data[cap / 32].inheritable &= ~bit;
+	return syscall(SYS_capset, &hdr, data) ? -errno : 0;
 }
 
 #endif /* KVTEST_H */

@@ -6,8 +6,6 @@
  * what an unprivileged caller may do and see, the events group, pressure
  * hysteresis and copy-error events.
  */
-#include <linux/capability.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "kvtest.h"
@@ -213,20 +211,6 @@ static struct nl_obj *find_region(struct nl_list *l, uint64_t id)
 		if (l->o[i].region_id == id)
 			return &l->o[i];
 	return NULL;
-}
-
-/* Drop CAP_NET_ADMIN from every set of the calling process. */
-static int drop_net_admin(void)
-{
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct data[2];
-
-	if (syscall(SYS_capget, &hdr, data))
-		return -errno;
-	data[0].effective &= ~(1u << CAP_NET_ADMIN);
-	data[0].permitted &= ~(1u << CAP_NET_ADMIN);
-	data[0].inheritable &= ~(1u << CAP_NET_ADMIN);
-	return syscall(SYS_capset, &hdr, data) ? -errno : 0;
 }
 
 FIXTURE(nl) {
@@ -450,7 +434,7 @@ static int unprivileged_child(uint64_t parent_client, uint64_t parent_region, in
 
 	if (!l)
 		return 10;
-	if (other_uid ? setresuid(65534, 65534, 65534) : drop_net_admin())
+	if (other_uid ? setresuid(65534, 65534, 65534) : kvt_drop_cap(CAP_NET_ADMIN))
 		return 11;
 	if (kvnl_open(&nl))
 		return 12;
