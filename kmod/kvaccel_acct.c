@@ -111,14 +111,15 @@ struct kvaccel_proc *kvaccel_client_caller(struct kvaccel_client *client)
  * @proc: the entry; may be NULL.
  *
  * The last reference unlinks the entry under the lock, so a concurrent
- * kvaccel_proc_get() either finds it alive or not at all.
+ * kvaccel_proc_get() either finds it alive or not at all; any other is
+ * dropped without the lock (every copy job drops one).
  */
 void kvaccel_proc_put(struct kvaccel_proc *proc)
 {
 	struct kvaccel_device *kdev;
 	bool last;
 
-	if (!proc)
+	if (!proc || refcount_dec_not_one(&proc->ref))
 		return;
 	kdev = proc->kdev;
 

@@ -101,6 +101,21 @@ struct kvaccel_copy_vmap {
 #define KVACCEL_JOB_CANCELLED	0
 
 /**
+ * struct kvaccel_job_small - the arrays of a one-segment, one-part job,
+ *	inside the job: the common small copy then allocates only the job.
+ * @seg: the segment.
+ * @objs: its two objects.
+ * @vmaps: its two possible import mappings.
+ * @part: the one part.
+ */
+struct kvaccel_job_small {
+	struct kvaccel_copy_seg seg;
+	struct drm_gem_object *objs[2];
+	struct kvaccel_copy_vmap vmaps[2];
+	struct kvaccel_copy_part part;
+};
+
+/**
  * struct kvaccel_job - a copy job; its memory is freed by its fence's release.
  * @fence: the completion fence; its refcount is the job's.
  * @lock: the fence's lock.
@@ -123,6 +138,7 @@ struct kvaccel_copy_vmap {
  * @nr_objs: entries in @objs.
  * @vmaps: imports mapped for the job.
  * @nr_vmaps: entries in @vmaps.
+ * @small: storage of the arrays above when one entry (part) is enough.
  */
 struct kvaccel_job {
 	struct dma_fence fence;
@@ -147,7 +163,17 @@ struct kvaccel_job {
 	u32 nr_objs;
 	struct kvaccel_copy_vmap *vmaps;
 	u32 nr_vmaps;
+	struct kvaccel_job_small small;
 };
+
+/* kvfree() an array unless it is the job's own small storage. */
+static void kvaccel_job_free_array(struct kvaccel_job *job, void *array)
+{
+	void *small = &job->small;
+
+	if (array < small || array >= small + sizeof(job->small))
+		kvfree(array);
+}
 
 static const char *kvaccel_fence_driver_name(struct dma_fence *fence)
 {
@@ -221,10 +247,10 @@ static void kvaccel_job_release_resources(struct kvaccel_job *job)
 		drm_gem_object_put(job->objs[i]);
 	if (job->in_fence)
 		dma_fence_put(job->in_fence);
-	kvfree(job->vmaps);
-	kvfree(job->objs);
-	kvfree(job->parts);
-	kvfree(job->segs);
+	kvaccel_job_free_array(job, job->vmaps);
+	kvaccel_job_free_array(job, job->objs);
+	kvaccel_job_free_array(job, job->parts);
+	kvaccel_job_free_array(job, job->segs);
 	job->vmaps = NULL;
 	job->objs = NULL;
 	job->parts = NULL;
@@ -546,7 +572,10 @@ static int kvaccel_job_split(struct kvaccel_job *job)
 	u64 per;
 
 	job->nr_parts = clamp_t(u64, div64_u64(job->total, KVACCEL_COPY_PART_MIN), 1, workers);
-	job->parts = kvcalloc(job->nr_parts, sizeof(*job->parts), GFP_KERNEL_ACCOUNT);
+	if (job->nr_parts == 1)
+		job->parts = &job->small.part;
+	else
+		job->parts = kvcalloc(job->nr_parts, sizeof(*job->parts), GFP_KERNEL_ACCOUNT);
 	if (!job->parts)
 		return -ENOMEM;
 	per = round_up(div64_u64(job->total, job->nr_parts), PAGE_SIZE);
@@ -602,6 +631,13 @@ static int kvaccel_job_build(struct kvaccel_job *job, struct drm_file *file,
 
 static int kvaccel_job_alloc_arrays(struct kvaccel_job *job, u32 count)
 {
+	if (count == 1) {
+		job->segs = &job->small.seg;
+		job->objs = job->small.objs;
+		job->vmaps = job->small.vmaps;
+		job->nr_segs = 1;
+		return 0;
+	}
 	job->segs = kvcalloc(count, sizeof(*job->segs), GFP_KERNEL_ACCOUNT);
 	job->objs = kvcalloc(count, 2 * sizeof(*job->objs), GFP_KERNEL_ACCOUNT);
 	job->vmaps = kvcalloc(count, 2 * sizeof(*job->vmaps), GFP_KERNEL_ACCOUNT);
@@ -648,13 +684,13 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 	struct kvaccel_device *kdev = to_kvaccel_device(drm);
 	struct kvaccel_client *client = file->driver_priv;
 	struct drm_kvaccel_copy_submit *args = data;
-	struct drm_kvaccel_copy_segment *user = NULL;
+	struct drm_kvaccel_copy_segment one, *user = NULL;
 	struct drm_syncobj *out = NULL;
 	struct kvaccel_job *job;
 	size_t bytes;
 	int ret;
 
-	if (args->flags & ~KVACCEL_COPY_SUBMIT_FLAGS)
+	if (args->flags & ~KVACCEL_COPY_SUBMIT_FLAGS || args->pad)
 		return -EINVAL;
 	if (!args->count || args->count > KVACCEL_COPY_MAX_SEGMENTS)
 		return -EINVAL;
@@ -679,7 +715,7 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 		goto err_uncount;
 	}
 
-	user = kvmalloc(bytes, GFP_KERNEL);
+	user = args->count == 1 ? &one : kvmalloc(bytes, GFP_KERNEL);
 	ret = user ? kvaccel_job_alloc_arrays(job, args->count) : -ENOMEM;
 	if (ret)
 		goto err_release;
@@ -723,7 +759,8 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 		drm_syncobj_replace_fence(out, &job->fence);
 		drm_syncobj_put(out);
 	}
-	kvfree(user);
+	if (user != &one)
+		kvfree(user);
 	/* The running job's reference, dropped by kvaccel_job_complete(). */
 	dma_fence_get(&job->fence);
 	if (!job->in_fence && !job->nr_vmaps && job->total <= KVACCEL_COPY_INLINE_MAX)
@@ -731,6 +768,7 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 	else if (!job->in_fence ||
 		 dma_fence_add_callback(job->in_fence, &job->in_cb, kvaccel_job_in_fence_cb))
 		queue_work(kdev->copy_wq, &job->start_work);
+	args->status = dma_fence_get_status(&job->fence);
 	/* The submitter's own reference from dma_fence_init(). */
 	dma_fence_put(&job->fence);
 	return 0;
@@ -740,7 +778,8 @@ err_put_out:
 		drm_syncobj_put(out);
 err_release:
 	kvaccel_job_release_resources(job);
-	kvfree(user);
+	if (user != &one)
+		kvfree(user);
 err_uncount:
 	atomic_dec(&job->proc->copy_inflight);
 	kvaccel_proc_put(job->proc);

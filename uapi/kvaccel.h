@@ -491,7 +491,7 @@ struct drm_kvaccel_copy_segment {
  * fence signals. Jobs of a file that is closed before they start are
  * cancelled (-ECANCELED); started jobs finish.
  *
- * Errors (nothing is queued): -EINVAL for unknown @flags, @count 0 or over
+ * Errors (nothing is queued): -EINVAL for unknown @flags, non-zero @pad, @count 0 or over
  * %KVACCEL_COPY_MAX_SEGMENTS, non-zero segment flags or pad, a zero length,
  * a range past the end of an object, source and destination overlapping
  * in the same object, more than %KVACCEL_COPY_MAX_BYTES in all;
@@ -514,6 +514,15 @@ struct drm_kvaccel_copy_submit {
 	__u32 in_syncobj;
 	/** @out_syncobj: In. Syncobj that receives the job's fence; 0 for none. */
 	__u32 out_syncobj;
+	/**
+	 * @status: Out (ABI 1.1). The job's state when the call returned: 1
+	 * done, a negative errno failed, 0 still running. A small job with
+	 * nothing to wait for is copied by the calling task before the call
+	 * returns, so it reports 1 and needs no wait.
+	 */
+	__s32 status;
+	/** @pad: In. Must be 0. */
+	__u32 pad;
 };
 
 /** KVACCEL_COPY_MAX_INFLIGHT - most unfinished jobs per process. */

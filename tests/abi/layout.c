@@ -95,13 +95,15 @@ CHECK_MEMBER(drm_kvaccel_copy_segment, length, 24);
 CHECK_MEMBER(drm_kvaccel_copy_segment, flags, 32);
 CHECK_MEMBER(drm_kvaccel_copy_segment, pad, 36);
 
-CHECK_SIZE(drm_kvaccel_copy_submit, 32);
+CHECK_SIZE(drm_kvaccel_copy_submit, 40);
 CHECK_MEMBER(drm_kvaccel_copy_submit, job_id, 0);
 CHECK_MEMBER(drm_kvaccel_copy_submit, flags, 8);
 CHECK_MEMBER(drm_kvaccel_copy_submit, count, 12);
 CHECK_MEMBER(drm_kvaccel_copy_submit, segments, 16);
 CHECK_MEMBER(drm_kvaccel_copy_submit, in_syncobj, 24);
 CHECK_MEMBER(drm_kvaccel_copy_submit, out_syncobj, 28);
+CHECK_MEMBER(drm_kvaccel_copy_submit, status, 32);
+CHECK_MEMBER(drm_kvaccel_copy_submit, pad, 36);
 
 CHECK_SIZE(drm_kvaccel_copy_status, 16);
 CHECK_MEMBER(drm_kvaccel_copy_status, job_id, 0);

@@ -262,6 +262,36 @@ TEST_F(copy, waits_for_import_fences)
 	gate_fini(&g);
 }
 
+/*
+ * COPY_SUBMIT reports the job's state on return: a small job with nothing
+ * to wait for is done (copied by the caller), a gated one still running.
+ */
+TEST_F(copy, submit_reports_status)
+{
+	struct drm_kvaccel_copy_segment seg = kvt_seg(self->r4k, 0, self->r2m, 0, 4096);
+	struct drm_kvaccel_copy_submit cs = {
+		.count = 1, .segments = (uintptr_t)&seg, .status = 77,
+	};
+	struct gate g;
+	uint32_t imp;
+
+	kvt_fill(self->m4k, 4096, 0x5151);
+	ASSERT_EQ(0, kvt_ioctl(self->fd, DRM_IOCTL_KVACCEL_COPY_SUBMIT, &cs));
+	EXPECT_EQ(1, cs.status);
+	EXPECT_EQ(0, memcmp(self->m4k, self->m2m, 4096));
+
+	GATE_ARM(&g, KVT_MIB);
+	ASSERT_EQ(0, kvt_import(self->fd, g.dmabuf, &imp));
+	seg = kvt_seg(imp, 0, self->r4k, 0, 4096);
+	cs.status = 77;
+	cs.out_syncobj = self->sync;
+	ASSERT_EQ(0, kvt_ioctl(self->fd, DRM_IOCTL_KVACCEL_COPY_SUBMIT, &cs));
+	EXPECT_EQ(0, cs.status);
+	ASSERT_EQ(0, gate_open(&g));
+	done(_metadata, self->fd, self->sync, cs.job_id);
+	gate_fini(&g);
+}
+
 /* Job B waits for job A through a syncobj; B copies what A wrote. */
 TEST_F(copy, chained_jobs)
 {
@@ -523,6 +553,16 @@ TEST_F(copy, bad_flags)
 	struct drm_kvaccel_copy_segment seg = kvt_seg(self->r4k, 0, self->r2m, 0, 4096);
 	struct drm_kvaccel_copy_submit cs = {
 		.flags = 1, .count = 1, .segments = (uintptr_t)&seg,
+	};
+
+	EXPECT_EQ(-EINVAL, kvt_ioctl(self->fd, DRM_IOCTL_KVACCEL_COPY_SUBMIT, &cs));
+}
+
+TEST_F(copy, bad_pad)
+{
+	struct drm_kvaccel_copy_segment seg = kvt_seg(self->r4k, 0, self->r2m, 0, 4096);
+	struct drm_kvaccel_copy_submit cs = {
+		.count = 1, .segments = (uintptr_t)&seg, .pad = 1,
 	};
 
 	EXPECT_EQ(-EINVAL, kvt_ioctl(self->fd, DRM_IOCTL_KVACCEL_COPY_SUBMIT, &cs));
