@@ -178,7 +178,7 @@ bench: deps
 		-a $(B)/tools:/bin/kvbench -o $(B)/vm-bench-$(KVER_BENCH) -t 2400 \
 		-- "/bin/kvbench/kvaccel-bench && /bin/kvbench/kvaccel-bench-bind && \
 		    for w in 1 2 0; do rmmod kvaccel && \
-		    insmod /lib/modules/kvaccel.ko copy_workers=$$w && \
+		    insmod /lib/modules/kvaccel.ko copy_workers=\$$w && \
 		    /bin/kvbench/kvaccel-bench-copy || exit 1; done"
 	@sed '/^vmtest-exit/d' $(B)/vm-bench-$(KVER_BENCH)/output.log
 
