@@ -45,16 +45,19 @@ NL_TESTS	:= netlink fuzz
 
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
+		   $(B)/tests/libaccel_api \
 		   $(B)/tests/kvaccelctl.sh
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
 		   $(B)/tools/kvaccelctl
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
-		   $(B)/native/netlink_spec
+		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
+		   $(B)/native/libaccel_install
 
-.PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help
+.PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help \
+	libaccel install
 
-all: kmod tests tools
+all: kmod libaccel tests tools
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -76,11 +79,63 @@ kmod: $(foreach k,$(KVERS),$(B)/$(k)/kmod/kvaccel.ko)
 $(B)/%/kmod/kvaccel.ko: $(KMOD_SRCS)
 	tools/build-kmod $* $(B)/$*
 
+# --- libaccel -------------------------------------------------------------
+
+ACCEL_VERSION	:= 0.1.0
+ACCEL_SONAME	:= libaccel.so.0
+ACCEL_SRCS	:= $(wildcard libaccel/src/*.c)
+ACCEL_HDRS	:= libaccel/include/accel.h libaccel/src/internal.h uapi/kvaccel.h
+ACCEL_CFLAGS	:= $(USER_CFLAGS) -Ilibaccel/include -fPIC -fvisibility=hidden -pthread
+ACCEL_OBJS	:= $(patsubst libaccel/src/%.c,$(B)/libaccel/%.o,$(ACCEL_SRCS))
+ACCEL_LIBS	:= $(B)/libaccel/libaccel.a $(B)/libaccel/$(ACCEL_SONAME) $(B)/libaccel/libaccel.pc
+PREFIX		?= /usr/local
+DESTDIR		?=
+
+libaccel: $(ACCEL_LIBS)
+
+$(B)/libaccel/%.o: libaccel/src/%.c $(ACCEL_HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(ACCEL_CFLAGS) -c -o $@ $<
+
+$(B)/libaccel/libaccel.a: $(ACCEL_OBJS)
+	@echo "  AR      $@"
+	@rm -f $@ && ar rcs $@ $^
+
+$(B)/libaccel/$(ACCEL_SONAME): $(ACCEL_OBJS) libaccel/libaccel.map
+	@echo "  LD      $@"
+	@$(CC) -shared -pthread -Wl,-soname,$(ACCEL_SONAME) \
+		-Wl,--version-script=libaccel/libaccel.map -Wl,--no-undefined \
+		-o $@ $(ACCEL_OBJS) -ldrm
+	@ln -sf $(ACCEL_SONAME) $(B)/libaccel/libaccel.so
+
+$(B)/libaccel/libaccel.pc: libaccel/libaccel.pc.in
+	@sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(ACCEL_VERSION)|' $< > $@
+
+install: libaccel
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/kvaccel \
+		$(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 644 $(B)/libaccel/libaccel.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/libaccel/$(ACCEL_SONAME) $(DESTDIR)$(PREFIX)/lib/$(ACCEL_SONAME)
+	ln -sf $(ACCEL_SONAME) $(DESTDIR)$(PREFIX)/lib/libaccel.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(ACCEL_VERSION)|' \
+		libaccel/libaccel.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libaccel.pc
+	install -m 644 libaccel/include/accel.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 uapi/kvaccel.h uapi/kvaccel_netlink.h $(DESTDIR)$(PREFIX)/include/kvaccel/
+	install -m 644 libaccel/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+
 # --- userspace ------------------------------------------------------------
 
 tests: $(TEST_BINS)
 
-$(foreach t,$(NL_TESTS),$(B)/tests/$(t)): # kvaccelctl's test (run-selftests puts the tool next to it in the guest).
+$(foreach t,$(NL_TESTS),$(B)/tests/$(t)): # libaccel against the module (static: libaccel.a and libdrm.a).
+$(B)/tests/libaccel_api: tests/libaccel/api.c $(TEST_HDRS) $(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
+		$(B)/libaccel/libaccel.a -ldrm
+
+# kvaccelctl's test (run-selftests puts the tool next to it in the guest).
 $(B)/tests/kvaccelctl.sh: tests/kmod/kvaccelctl.sh $(B)/tools/kvaccelctl
 	@mkdir -p $(@D)
 	install -m 755 $< $@
@@ -120,6 +175,21 @@ $(B)/native/netlink_spec: tests/abi/netlink_spec.py Documentation/netlink/kvacce
 	@printf '#!/bin/sh\nexec /usr/bin/python3 %s %s %s\n' "$(CURDIR)/$<" \
 		"$(CURDIR)/Documentation/netlink/kvaccel.yaml" \
 		"$(CURDIR)/uapi/kvaccel_netlink.h" > $@
+	@chmod +x $@
+
+# libaccel's tests that need no device (argument checks, fd passing), with
+# ASan and UBSan over the library's own sources.
+$(B)/native/libaccel_api: tests/libaccel/api.c $(TEST_HDRS) $(ACCEL_SRCS) $(ACCEL_HDRS)
+	@mkdir -p $(B)/native-bin
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -pthread \
+		-o $(B)/native-bin/libaccel_api $< $(ACCEL_SRCS) -ldrm
+	@printf '#!/bin/sh\nexec %s -f global\n' "$(CURDIR)/$(B)/native-bin/libaccel_api" > $@
+	@chmod +x $@
+
+$(B)/native/libaccel_install: tests/libaccel/install.sh $(ACCEL_LIBS)
+	@mkdir -p $(@D)
+	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" > $@
 	@chmod +x $@
 
 $(B)/native/abi_layout_32: tests/abi/layout.c uapi/kvaccel.h

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libaccel - the C library serving engines link to use kvaccel.
+ *
+ * Conventions (Documentation/libaccel.rst):
+ * - Objects are opaque handles with accel_ names. Every function returns 0
+ *   (or a count, or a value documented as such) or a negative errno;
+ *   constructors return NULL and set errno. Nothing prints: messages go to
+ *   the log callback (accel_set_log()).
+ * - Thread safety is stated per object. A device may be used from any
+ *   number of threads at once. Regions, spaces and fences may be used
+ *   from several threads, but destroying one must not race with any other
+ *   call on it, and an object must be destroyed before its device.
+ * - Sizes are bytes; timeouts are relative nanoseconds (-1: forever).
+ */
+#ifndef ACCEL_H
+#define ACCEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The kvaccel ABI major version this library speaks. */
+#define ACCEL_ABI_MAJOR	1
+/** The oldest ABI minor version it needs (1: COPY_SUBMIT status, netlink). */
+#define ACCEL_ABI_MINOR_MIN	1
+
+struct accel_device;
+struct accel_region;
+struct accel_space;
+struct accel_fence;
+/** A region or a space, where a call takes either (accel_region_obj()). */
+struct accel_obj;
+
+/* ---- logging ---------------------------------------------------------- */
+
+enum accel_log_level {
+	ACCEL_LOG_ERR = 3,
+	ACCEL_LOG_WARNING = 4,
+	ACCEL_LOG_INFO = 6,
+	ACCEL_LOG_DEBUG = 7,
+};
+
+/** Receives the library's messages (never called for level > max_level). */
+typedef void (*accel_log_fn)(void *arg, enum accel_log_level level, const char *msg);
+
+/* Process-wide; default: none. Thread-safe. */
+void accel_set_log(accel_log_fn fn, void *arg, enum accel_log_level max_level);
+
+/* ---- devices ---------------------------------------------------------- */
+
+#define ACCEL_PATH_MAX	64
+
+/**
+ * Find kvaccel devices: accel nodes (/dev/accel/accel*) and render nodes
+ * (/dev/dri/renderD*) whose driver is "kvaccel". Fills up to @max paths and
+ * returns how many exist (may exceed @max), or -errno.
+ */
+int accel_device_list(char (*paths)[ACCEL_PATH_MAX], int max);
+
+/**
+ * Open a device (NULL: the first one found) and check that it speaks ABI
+ * ACCEL_ABI_MAJOR.ACCEL_ABI_MINOR_MIN or a later minor. errno: ENODEV (no
+ * kvaccel device, or @path is not one), EPROTO (ABI mismatch: the log says
+ * which versions), EACCES, ENOMEM, ...
+ */
+struct accel_device *accel_device_open(const char *path);
+void accel_device_close(struct accel_device *dev);
+
+struct accel_device_info {
+	char path[ACCEL_PATH_MAX];
+	uint32_t abi_major, abi_minor;
+	uint64_t caps;		/* KVACCEL_CAP_* bits */
+	uint64_t block_sizes;	/* bit n: 2^n-byte blocks supported */
+	uint64_t limit;		/* device limit */
+	uint64_t usage;		/* device usage */
+	uint64_t process_usage;	/* charged to this process */
+	uint64_t process_quota;	/* this process's quota, 0 for none */
+};
+
+int accel_device_info(struct accel_device *dev, struct accel_device_info *info);
+/** The device's file descriptor (owned by the device). */
+int accel_device_fd(const struct accel_device *dev);
+
+/* ---- regions ---------------------------------------------------------- */
+
+/** Any NUMA node (accel_region_create()). */
+#define ACCEL_NODE_ANY	(-1)
+
+/**
+ * Create a region of @size bytes (a multiple of @block_size, a power of two
+ * from 4 KiB to 2 MiB), all blocks on @node (or ACCEL_NODE_ANY). errno:
+ * EINVAL, EDQUOT (process quota), ENOMEM (device limit or memory), ...
+ */
+struct accel_region *accel_region_create(struct accel_device *dev, uint64_t size,
+					 uint32_t block_size, int node);
+/** Drop the handle and the mapping; the memory lives on while shared. */
+void accel_region_destroy(struct accel_region *region);
+
+uint64_t accel_region_size(const struct accel_region *region);
+uint32_t accel_region_block_size(const struct accel_region *region);
+/** The region's device-wide id (as in kvaccelctl regions), 0 for a foreign import. */
+uint64_t accel_region_id(const struct accel_region *region);
+/** The NUMA node of all its blocks, or -1. */
+int accel_region_node(const struct accel_region *region);
+/** Map the region (once; later calls return the same address). NULL + errno. */
+void *accel_region_map(struct accel_region *region);
+
+/** Export as a dma-buf (close-on-exec); the caller owns *fd. */
+int accel_region_export(struct accel_region *region, int *fd);
+/**
+ * Import a dma-buf: a kvaccel region's (the same memory, any process) or
+ * another driver's CPU-reachable buffer (a "foreign" region: it can be
+ * copied from and to, not bound or mapped through kvaccel).
+ */
+struct accel_region *accel_region_import(struct accel_device *dev, int fd);
+/** 1 if the region is another driver's buffer, 0 if kvaccel's. */
+int accel_region_is_foreign(const struct accel_region *region);
+
+struct accel_obj *accel_region_obj(struct accel_region *region);
+
+/* ---- spaces ----------------------------------------------------------- */
+
+struct accel_space *accel_space_create(struct accel_device *dev, uint32_t nr_slots,
+				       uint32_t block_size);
+void accel_space_destroy(struct accel_space *space);
+uint32_t accel_space_slots(const struct accel_space *space);
+uint32_t accel_space_block_size(const struct accel_space *space);
+
+enum accel_bind_kind {
+	ACCEL_BIND = 0,		/* slot <- block of region */
+	ACCEL_UNBIND = 1,	/* slot <- empty */
+	ACCEL_MOVE = 2,		/* other <- slot, slot <- empty */
+	ACCEL_SWAP = 3,		/* exchange slot and other */
+};
+
+struct accel_bind_op {
+	enum accel_bind_kind kind;
+	uint32_t slot;
+	uint32_t other;			/* MOVE, SWAP */
+	struct accel_region *region;	/* BIND */
+	uint64_t block;			/* BIND */
+};
+
+/**
+ * Apply a batch atomically: readers of the window see all of it or none.
+ * On error nothing changed. @generation (may be NULL) receives the
+ * space's generation after the batch.
+ */
+int accel_space_bind(struct accel_space *space, const struct accel_bind_op *ops,
+		     uint32_t count, uint64_t *generation);
+
+struct accel_slot_binding {
+	uint64_t region_id;	/* 0: empty */
+	uint64_t block;
+};
+
+/** What slots [first, first + count) are bound to, all at one generation. */
+int accel_space_query(struct accel_space *space, uint32_t first, uint32_t count,
+		      struct accel_slot_binding *out, uint64_t *generation);
+/** Map the window (once); *size (may be NULL) receives its size. NULL + errno. */
+void *accel_space_map(struct accel_space *space, size_t *size);
+/** The generation in the mapped control page (even: stable), or -errno. */
+int64_t accel_space_generation(struct accel_space *space);
+
+int accel_space_export(struct accel_space *space, int *fd);
+struct accel_space *accel_space_import(struct accel_device *dev, int fd);
+
+struct accel_obj *accel_space_obj(struct accel_space *space);
+
+/* ---- copies and fences ------------------------------------------------ */
+
+struct accel_copy_seg {
+	struct accel_obj *src;
+	uint64_t src_offset;
+	struct accel_obj *dst;
+	uint64_t dst_offset;
+	uint64_t length;
+};
+
+/**
+ * Copy segments on the module's copy engine, after @after (may be NULL)
+ * has completed; an error of @after becomes this copy's. Returns the
+ * copy's fence (NULL + errno: the copy was not queued).
+ */
+struct accel_fence *accel_copy(struct accel_device *dev, const struct accel_copy_seg *segs,
+			       uint32_t count, struct accel_fence *after);
+/** 1 done, 0 running, -errno failed. */
+int accel_fence_status(struct accel_fence *fence);
+/** Wait up to @timeout_ns (-1: forever): 0 done, -ETIME, -errno the copy's error. */
+int accel_fence_wait(struct accel_fence *fence, int64_t timeout_ns);
+/** A sync_file fd that polls readable when the copy is done; the caller owns it. */
+int accel_fence_fd(struct accel_fence *fence);
+void accel_fence_destroy(struct accel_fence *fence);
+
+/* ---- passing objects between processes --------------------------------- */
+
+/**
+ * Send @nfds descriptors (at most ACCEL_MAX_FDS) and @len bytes of data
+ * (at least 1) over a Unix socket. Returns 0 or -errno.
+ */
+#define ACCEL_MAX_FDS	16
+int accel_send_fds(int sock, const int *fds, int nfds, const void *data, size_t len);
+/**
+ * Receive what accel_send_fds() sent: up to *nfds descriptors (close-on-exec;
+ * *nfds receives the count) and up to *len bytes (*len receives the count).
+ * A message with more descriptors than room gives -EMSGSIZE (and closes them).
+ */
+int accel_recv_fds(int sock, int *fds, int *nfds, void *data, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ACCEL_H */

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libaccel - what the library's files share.
+ */
+#ifndef ACCEL_INTERNAL_H
+#define ACCEL_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "accel.h"
+#include "kvaccel.h"
+
+#define ACCEL_EXPORT	__attribute__((visibility("default")))
+
+/* log.c */
+void accel_log(enum accel_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* device.c */
+int accel_ioctl(struct accel_device *dev, unsigned long request, void *arg);
+int accel_gem_close(struct accel_device *dev, uint32_t handle);
+int accel_prime_export(struct accel_device *dev, uint32_t handle, int *fd);
+int accel_prime_import(struct accel_device *dev, int fd, uint32_t *handle);
+int accel_handle_ref(struct accel_device *dev, uint32_t handle);
+void accel_handle_unref(struct accel_device *dev, uint32_t handle);
+
+/* copy.c */
+void accel_fence_pool_fini(struct accel_device *dev);
+
+/**
+ * struct accel_device - an open kvaccel device; thread-safe.
+ * @fd: the device file.
+ * @info: what accel_device_open() learnt (path, ABI, caps, block sizes).
+ * @lock: protects @free_syncobjs, @nr_free and @handles.
+ * @free_syncobjs: syncobjs of destroyed fences, for reuse.
+ * @handles: GEM handles owned by library objects and how many objects own
+ *	each: importing a dma-buf the file already holds gives the same
+ *	handle, which must be closed only with its last owner.
+ */
+struct accel_handle_ref {
+	uint32_t handle;
+	uint32_t refs;
+};
+
+struct accel_device {
+	int fd;
+	struct accel_device_info info;
+	pthread_mutex_t lock;
+	uint32_t free_syncobjs[64];
+	int nr_free;
+	struct accel_handle_ref *handles;
+	size_t nr_handles, max_handles;
+};
+
+enum accel_obj_kind { ACCEL_OBJ_REGION, ACCEL_OBJ_SPACE };
+
+/** The part regions and spaces share: what a copy segment names. */
+struct accel_obj {
+	enum accel_obj_kind kind;
+	struct accel_device *dev;
+	uint32_t handle;
+	uint64_t size;		/* bytes a copy may address */
+	uint64_t mmap_offset;
+	size_t map_size;
+	void *map;		/* set once by the first map call, under map_lock */
+	pthread_mutex_t map_lock;
+};
+
+/** Map @obj once (the caller holds nothing); NULL + errno on failure. */
+void *accel_obj_map(struct accel_obj *obj, int prot);
+void accel_obj_fini(struct accel_obj *obj);
+
+static inline bool accel_obj_ok(const struct accel_obj *obj)
+{
+	return obj && obj->dev;
+}
+
+#endif /* ACCEL_INTERNAL_H */

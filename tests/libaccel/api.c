@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * libaccel's device API against the real module: discovery and the ABI
+ * handshake, regions (map, export, import in another process, the same
+ * dma-buf imported twice), spaces (batched binds, the window, queries,
+ * sharing), copies and fences (done at submit, waits, chains, poll-able
+ * fds, errors), fd passing, the log callback, and every function's
+ * rejection of NULLs and bad arguments.
+ */
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "accel.h"
+#include "kvtest.h"
+#include "kselftest_harness.h"
+
+#define MIB	(1024ull * 1024)
+
+static char last_log[256];
+
+static void log_cb(void *arg, enum accel_log_level level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	snprintf(last_log, sizeof(last_log), "%s", msg);
+}
+
+FIXTURE(api) {
+	struct accel_device *dev;
+};
+
+FIXTURE_SETUP(api)
+{
+	self->dev = accel_device_open(NULL);
+	ASSERT_NE(NULL, self->dev) TH_LOG("accel_device_open: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(api)
+{
+	accel_device_close(self->dev);
+}
+
+TEST_F(api, device_list_open_info)
+{
+	char paths[4][ACCEL_PATH_MAX];
+	struct accel_device_info info;
+	struct accel_device *d2;
+	int n = accel_device_list(paths, 4);
+
+	ASSERT_EQ(1, n);
+	EXPECT_EQ(0, accel_device_list(NULL, 0) - 1);
+	d2 = accel_device_open(paths[0]);
+	ASSERT_NE(NULL, d2);
+	ASSERT_EQ(0, accel_device_info(d2, &info));
+	EXPECT_STREQ(paths[0], info.path);
+	EXPECT_EQ(ACCEL_ABI_MAJOR, info.abi_major);
+	EXPECT_LE(ACCEL_ABI_MINOR_MIN, info.abi_minor);
+	EXPECT_NE(0, info.caps & KVACCEL_CAP_COPY);
+	EXPECT_NE(0, info.block_sizes & (1ull << 21));
+	EXPECT_LT(0, info.limit);
+	EXPECT_LE(0, accel_device_fd(d2));
+	accel_device_close(d2);
+}
+
+TEST_F(api, device_open_errors_are_logged)
+{
+	accel_set_log(log_cb, NULL, ACCEL_LOG_DEBUG);
+	errno = 0;
+	EXPECT_EQ(NULL, accel_device_open("/dev/null"));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_NE(NULL, strstr(last_log, "not a kvaccel device"));
+	errno = 0;
+	EXPECT_EQ(NULL, accel_device_open("/nonexistent/accel9"));
+	EXPECT_EQ(ENOENT, errno);
+	accel_set_log(NULL, NULL, ACCEL_LOG_ERR);
+}
+
+TEST_F(api, region_map_and_account)
+{
+	struct accel_device_info before, after;
+	struct accel_region *r;
+	unsigned char *p;
+
+	ASSERT_EQ(0, accel_device_info(self->dev, &before));
+	r = accel_region_create(self->dev, 4 * MIB, 64 * 1024, ACCEL_NODE_ANY);
+	ASSERT_NE(NULL, r);
+	EXPECT_EQ(4 * MIB, accel_region_size(r));
+	EXPECT_EQ(64 * 1024, accel_region_block_size(r));
+	EXPECT_NE(0, accel_region_id(r));
+	EXPECT_EQ(0, accel_region_is_foreign(r));
+	ASSERT_EQ(0, accel_device_info(self->dev, &after));
+	EXPECT_EQ(before.process_usage + 4 * MIB, after.process_usage);
+	p = accel_region_map(r);
+	ASSERT_NE(NULL, p);
+	EXPECT_EQ(p, accel_region_map(r));
+	kvt_fill(p, 4 * MIB, 7);
+	EXPECT_TRUE(kvt_check(p, 4 * MIB, 7));
+	accel_region_destroy(r);
+	ASSERT_EQ(0, accel_device_info(self->dev, &after));
+	EXPECT_EQ(before.process_usage, after.process_usage);
+}
+
+TEST_F(api, region_bad_arguments)
+{
+	errno = 0;
+	EXPECT_EQ(NULL, accel_region_create(self->dev, 0, 4096, ACCEL_NODE_ANY));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, accel_region_create(self->dev, 3 * 4096, 3000, ACCEL_NODE_ANY));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, accel_region_create(self->dev, 1ull << 50, 2 * MIB, ACCEL_NODE_ANY));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, accel_region_create(self->dev, 4096, 4096, -5));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, accel_region_create(NULL, 4096, 4096, ACCEL_NODE_ANY));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, accel_region_import(self->dev, -1));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, accel_region_import(self->dev, 0));	/* stdin: not a dma-buf */
+	EXPECT_NE(0, errno);
+}
+
+/* A child imports the region over a socket, sees the parent's bytes and writes back. */
+TEST_F(api, region_shared_with_another_process)
+{
+	struct accel_region *r = accel_region_create(self->dev, 2 * MIB, 2 * MIB, ACCEL_NODE_ANY);
+	int sv[2], fd, status;
+	unsigned char *p;
+	pid_t pid;
+	char tag = 'r';
+
+	ASSERT_NE(NULL, r);
+	p = accel_region_map(r);
+	ASSERT_NE(NULL, p);
+	kvt_fill(p, 2 * MIB, 11);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv));
+	ASSERT_EQ(0, accel_region_export(r, &fd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct accel_device *d = accel_device_open(NULL);
+		struct accel_region *q;
+		int got[2], n = 2;
+		size_t len = 1;
+		char t;
+		unsigned char *m;
+
+		if (!d || accel_recv_fds(sv[1], got, &n, &t, &len) || n != 1 || t != 'r')
+			_exit(1);
+		q = accel_region_import(d, got[0]);
+		if (!q || accel_region_size(q) != 2 * MIB || accel_region_id(q) == 0)
+			_exit(2);
+		m = accel_region_map(q);
+		if (!m || !kvt_check(m, 2 * MIB, 11))
+			_exit(3);
+		kvt_fill(m, 4096, 12);
+		accel_region_destroy(q);
+		accel_device_close(d);
+		_exit(0);
+	}
+	ASSERT_EQ(0, accel_send_fds(sv[0], &fd, 1, &tag, 1));
+	close(fd);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_TRUE(kvt_check(p, 4096, 12));
+	accel_region_destroy(r);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* Importing a dma-buf twice gives two objects on one handle: each stays valid alone. */
+TEST_F(api, same_dmabuf_imported_twice)
+{
+	struct accel_region *r = accel_region_create(self->dev, MIB, 4096, ACCEL_NODE_ANY);
+	struct accel_region *a, *b;
+	unsigned char *p;
+	int fd;
+
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(0, accel_region_export(r, &fd));
+	a = accel_region_import(self->dev, fd);
+	b = accel_region_import(self->dev, fd);
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	EXPECT_EQ(accel_region_id(r), accel_region_id(a));
+	accel_region_destroy(r);
+	accel_region_destroy(a);
+	p = accel_region_map(b);
+	ASSERT_NE(NULL, p);
+	p[0] = 42;
+	EXPECT_EQ(42, p[0]);
+	accel_region_destroy(b);
+	close(fd);
+}
+
+TEST_F(api, space_bind_map_query)
+{
+	struct accel_region *r = accel_region_create(self->dev, 8 * 4096, 4096, ACCEL_NODE_ANY);
+	struct accel_space *s = accel_space_create(self->dev, 4, 4096);
+	struct accel_bind_op ops[3] = {
+		{ .kind = ACCEL_BIND, .slot = 0, .region = r, .block = 5 },
+		{ .kind = ACCEL_BIND, .slot = 1, .region = r, .block = 2 },
+		{ .kind = ACCEL_SWAP, .slot = 0, .other = 1 },
+	};
+	struct accel_slot_binding q[4];
+	uint64_t gen, gen2;
+	unsigned char *rm, *w;
+	size_t size;
+
+	ASSERT_NE(NULL, r);
+	ASSERT_NE(NULL, s);
+	EXPECT_EQ(4, accel_space_slots(s));
+	EXPECT_EQ(4096, accel_space_block_size(s));
+	rm = accel_region_map(r);
+	ASSERT_NE(NULL, rm);
+	kvt_fill(rm + 2 * 4096, 4096, 2);
+	kvt_fill(rm + 5 * 4096, 4096, 5);
+	/* A batch targets each slot once: the swap is a second batch. */
+	EXPECT_EQ(-EINVAL, accel_space_bind(s, ops, 3, NULL));
+	ASSERT_EQ(0, accel_space_bind(s, ops, 2, &gen));
+	ASSERT_EQ(0, accel_space_bind(s, &ops[2], 1, &gen2));
+	EXPECT_EQ(gen + 2, gen2);
+	gen = gen2;
+	EXPECT_EQ(0, gen % 2);
+	w = accel_space_map(s, &size);
+	ASSERT_NE(NULL, w);
+	EXPECT_EQ(4 * 4096, size);
+	EXPECT_TRUE(kvt_check(w, 4096, 2));
+	EXPECT_TRUE(kvt_check(w + 4096, 4096, 5));
+	EXPECT_EQ((int64_t)gen, accel_space_generation(s));
+	ASSERT_EQ(0, accel_space_query(s, 0, 4, q, &gen2));
+	EXPECT_EQ(gen, gen2);
+	EXPECT_EQ(accel_region_id(r), q[0].region_id);
+	EXPECT_EQ(2, q[0].block);
+	EXPECT_EQ(5, q[1].block);
+	EXPECT_EQ(0, q[2].region_id);
+
+	/* A rejected batch changes nothing. */
+	ops[0].slot = 9;
+	EXPECT_EQ(-EINVAL, accel_space_bind(s, ops, 1, NULL));
+	ops[0].slot = 0;
+	ops[0].region = NULL;
+	EXPECT_EQ(-EINVAL, accel_space_bind(s, ops, 1, NULL));
+	EXPECT_EQ((int64_t)gen, accel_space_generation(s));
+	accel_space_destroy(s);
+	accel_region_destroy(r);
+}
+
+TEST_F(api, space_shared_with_another_process)
+{
+	struct accel_region *r = accel_region_create(self->dev, 2 * 4096, 4096, ACCEL_NODE_ANY);
+	struct accel_space *s = accel_space_create(self->dev, 2, 4096);
+	struct accel_bind_op op = { .kind = ACCEL_BIND, .slot = 1, .region = r, .block = 0 };
+	int fd, status;
+	pid_t pid;
+
+	ASSERT_NE(NULL, r);
+	ASSERT_NE(NULL, s);
+	ASSERT_EQ(0, accel_space_bind(s, &op, 1, NULL));
+	kvt_fill(accel_region_map(r), 4096, 33);
+	ASSERT_EQ(0, accel_space_export(s, &fd));
+	EXPECT_EQ(NULL, accel_region_import(self->dev, fd));	/* a space, not a region */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct accel_device *d = accel_device_open(NULL);
+		struct accel_space *t = d ? accel_space_import(d, fd) : NULL;
+		unsigned char *w = t ? accel_space_map(t, NULL) : NULL;
+
+		_exit(!w || accel_space_slots(t) != 2 || !kvt_check(w + 4096, 4096, 33));
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	close(fd);
+	accel_space_destroy(s);
+	accel_region_destroy(r);
+}
+
+TEST_F(api, copies_and_fences)
+{
+	struct accel_region *a = accel_region_create(self->dev, 8 * MIB, 2 * MIB, ACCEL_NODE_ANY);
+	struct accel_region *b = accel_region_create(self->dev, 8 * MIB, 4096, ACCEL_NODE_ANY);
+	struct accel_copy_seg seg;
+	struct accel_fence *f1, *f2;
+	unsigned char *pa, *pb;
+	struct pollfd pfd;
+
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	pa = accel_region_map(a);
+	pb = accel_region_map(b);
+	ASSERT_NE(NULL, pa);
+	ASSERT_NE(NULL, pb);
+	kvt_fill(pa, 8 * MIB, 21);
+
+	/* Small: done when accel_copy() returns. */
+	seg = (struct accel_copy_seg) { accel_region_obj(a), 0, accel_region_obj(b), 0, 4096 };
+	f1 = accel_copy(self->dev, &seg, 1, NULL);
+	ASSERT_NE(NULL, f1);
+	EXPECT_EQ(1, accel_fence_status(f1));
+	EXPECT_EQ(0, accel_fence_wait(f1, 0));
+	EXPECT_EQ(0, memcmp(pa, pb, 4096));
+	accel_fence_destroy(f1);
+
+	/* Large, then a chained copy back into a after it. */
+	seg = (struct accel_copy_seg) { accel_region_obj(a), 0, accel_region_obj(b), 0, 8 * MIB };
+	f1 = accel_copy(self->dev, &seg, 1, NULL);
+	ASSERT_NE(NULL, f1);
+	seg = (struct accel_copy_seg) { accel_region_obj(b), 0, accel_region_obj(a), 4 * MIB, 4 * MIB };
+	f2 = accel_copy(self->dev, &seg, 1, f1);
+	ASSERT_NE(NULL, f2);
+	pfd.fd = accel_fence_fd(f2);
+	pfd.events = POLLIN;
+	ASSERT_LE(0, pfd.fd);
+	EXPECT_EQ(1, poll(&pfd, 1, 60000));
+	close(pfd.fd);
+	EXPECT_EQ(0, accel_fence_wait(f2, -1));
+	EXPECT_EQ(0, accel_fence_wait(f1, 1000000000));
+	EXPECT_EQ(0, memcmp(pa, pa + 4 * MIB, 4 * MIB));
+	accel_fence_destroy(f2);
+	accel_fence_destroy(f1);
+
+	/* Bad segments. */
+	errno = 0;
+	seg = (struct accel_copy_seg) { NULL, 0, accel_region_obj(b), 0, 4096 };
+	EXPECT_EQ(NULL, accel_copy(self->dev, &seg, 1, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	seg = (struct accel_copy_seg) { accel_region_obj(a), 8 * MIB, accel_region_obj(b), 0, 1 };
+	EXPECT_EQ(NULL, accel_copy(self->dev, &seg, 1, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, accel_copy(self->dev, &seg, 0, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	accel_region_destroy(a);
+	accel_region_destroy(b);
+}
+
+/* A failed copy (the workers' fault injection) is reported by the wait and its chain. */
+TEST_F(api, copy_errors_reach_the_fence)
+{
+	const char *knob = "/sys/kernel/debug/kvaccel/copy_fail_nth";
+	struct accel_region *a = accel_region_create(self->dev, 4 * MIB, 2 * MIB, ACCEL_NODE_ANY);
+	struct accel_copy_seg seg;
+	struct accel_fence *f1, *f2;
+
+	if (access(knob, W_OK))
+		SKIP(return, "no %s", knob);
+	ASSERT_NE(NULL, a);
+	seg = (struct accel_copy_seg) { accel_region_obj(a), 0, accel_region_obj(a), 2 * MIB, 2 * MIB };
+	ASSERT_EQ(0, kvt_write_file(knob, "1"));
+	f1 = accel_copy(self->dev, &seg, 1, NULL);
+	ASSERT_NE(NULL, f1);
+	EXPECT_EQ(-EIO, accel_fence_wait(f1, -1));
+	kvt_write_file(knob, "0");
+	f2 = accel_copy(self->dev, &seg, 1, f1);
+	ASSERT_NE(NULL, f2);
+	EXPECT_EQ(-EIO, accel_fence_wait(f2, -1));
+	EXPECT_EQ(-EIO, accel_fence_status(f2));
+	accel_fence_destroy(f2);
+	accel_fence_destroy(f1);
+	accel_region_destroy(a);
+}
+
+TEST(fd_passing_limits)
+{
+	int sv[2], fds[ACCEL_MAX_FDS + 1], got[1], n, i;
+	size_t len;
+	char c = 'x', buf[4];
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv));
+	for (i = 0; i <= ACCEL_MAX_FDS; i++)
+		fds[i] = sv[0];
+	EXPECT_EQ(-EINVAL, accel_send_fds(sv[0], fds, ACCEL_MAX_FDS + 1, &c, 1));
+	EXPECT_EQ(-EINVAL, accel_send_fds(sv[0], fds, 1, NULL, 1));
+	EXPECT_EQ(-EINVAL, accel_send_fds(-1, fds, 1, &c, 1));
+	/* Two fds into room for one: refused, both closed. */
+	ASSERT_EQ(0, accel_send_fds(sv[0], fds, 2, &c, 1));
+	n = 1;
+	len = sizeof(buf);
+	EXPECT_EQ(-EMSGSIZE, accel_recv_fds(sv[1], got, &n, buf, &len));
+	/* Data only. */
+	ASSERT_EQ(0, accel_send_fds(sv[0], NULL, 0, &c, 1));
+	n = 1;
+	len = sizeof(buf);
+	ASSERT_EQ(0, accel_recv_fds(sv[1], got, &n, buf, &len));
+	EXPECT_EQ(0, n);
+	EXPECT_EQ(1, len);
+	close(sv[0]);
+	n = 1;
+	len = sizeof(buf);
+	EXPECT_EQ(-ECONNRESET, accel_recv_fds(sv[1], got, &n, buf, &len));
+	close(sv[1]);
+}
+
+/* Every function refuses NULL objects with EINVAL and never crashes. */
+TEST(null_arguments)
+{
+	struct accel_device_info info;
+	struct accel_bind_op op = { 0 };
+	struct accel_slot_binding q;
+	int fd, n = 0;
+	size_t len = 1;
+	char c;
+
+	EXPECT_EQ(-EINVAL, accel_device_list(NULL, 1));
+	EXPECT_EQ(-EINVAL, accel_device_info(NULL, &info));
+	EXPECT_EQ(-EINVAL, accel_device_fd(NULL));
+	accel_device_close(NULL);
+	accel_region_destroy(NULL);
+	accel_space_destroy(NULL);
+	accel_fence_destroy(NULL);
+	EXPECT_EQ(0, accel_region_size(NULL));
+	EXPECT_EQ(0, accel_region_block_size(NULL));
+	EXPECT_EQ(0, accel_region_id(NULL));
+	EXPECT_EQ(-1, accel_region_node(NULL));
+	EXPECT_EQ(-EINVAL, accel_region_is_foreign(NULL));
+	EXPECT_EQ(NULL, accel_region_map(NULL));
+	EXPECT_EQ(-EINVAL, accel_region_export(NULL, &fd));
+	EXPECT_EQ(NULL, accel_region_import(NULL, 0));
+	EXPECT_EQ(NULL, accel_region_obj(NULL));
+	EXPECT_EQ(NULL, accel_space_create(NULL, 1, 4096));
+	EXPECT_EQ(0, accel_space_slots(NULL));
+	EXPECT_EQ(0, accel_space_block_size(NULL));
+	EXPECT_EQ(-EINVAL, accel_space_bind(NULL, &op, 1, NULL));
+	EXPECT_EQ(-EINVAL, accel_space_query(NULL, 0, 1, &q, NULL));
+	EXPECT_EQ(NULL, accel_space_map(NULL, NULL));
+	EXPECT_EQ(-EINVAL, accel_space_generation(NULL));
+	EXPECT_EQ(-EINVAL, accel_space_export(NULL, &fd));
+	EXPECT_EQ(NULL, accel_space_import(NULL, 0));
+	EXPECT_EQ(NULL, accel_space_obj(NULL));
+	EXPECT_EQ(NULL, accel_copy(NULL, NULL, 1, NULL));
+	EXPECT_EQ(-EINVAL, accel_fence_status(NULL));
+	EXPECT_EQ(-EINVAL, accel_fence_wait(NULL, 0));
+	EXPECT_EQ(-EINVAL, accel_fence_fd(NULL));
+	EXPECT_EQ(-EINVAL, accel_recv_fds(0, NULL, NULL, &c, &len));
+	EXPECT_EQ(-EINVAL, accel_recv_fds(0, NULL, &n, NULL, &len));
+}
+
+TEST_F(api, space_and_bind_bad_arguments)
+{
+	struct accel_space *s = accel_space_create(self->dev, 2, 4096);
+	struct accel_bind_op op = { .kind = ACCEL_UNBIND, .slot = 0 };
+	struct accel_slot_binding q;
+
+	ASSERT_NE(NULL, s);
+	errno = 0;
+	EXPECT_EQ(NULL, accel_space_create(self->dev, 0, 4096));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, accel_space_create(self->dev, 2, 4095));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-EINVAL, accel_space_bind(s, &op, 0, NULL));
+	EXPECT_EQ(-EINVAL, accel_space_bind(s, NULL, 1, NULL));
+	EXPECT_EQ(-ENOENT, accel_space_bind(s, &op, 1, NULL));	/* slot is empty */
+	EXPECT_EQ(-EINVAL, accel_space_query(s, 0, 0, &q, NULL));
+	EXPECT_EQ(-EINVAL, accel_space_query(s, 1, 2, &q, NULL));
+	accel_space_destroy(s);
+}
+
+TEST_HARNESS_MAIN
