@@ -52,7 +52,7 @@ TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccelctl
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
-		   $(B)/native/libaccel_install
+		   $(B)/native/libaccel_install $(B)/native/kv_unit
 
 .PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help \
 	libaccel install
@@ -83,8 +83,9 @@ $(B)/%/kmod/kvaccel.ko: $(KMOD_SRCS)
 
 ACCEL_VERSION	:= 0.1.0
 ACCEL_SONAME	:= libaccel.so.0
-ACCEL_SRCS	:= $(wildcard libaccel/src/*.c)
-ACCEL_HDRS	:= libaccel/include/accel.h libaccel/src/internal.h uapi/kvaccel.h
+ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c)
+ACCEL_HDRS	:= libaccel/include/accel.h libaccel/src/internal.h uapi/kvaccel.h \
+		   $(wildcard libaccel/src/kv/*.h)
 ACCEL_CFLAGS	:= $(USER_CFLAGS) -Ilibaccel/include -fPIC -fvisibility=hidden -pthread
 ACCEL_OBJS	:= $(patsubst libaccel/src/%.c,$(B)/libaccel/%.o,$(ACCEL_SRCS))
 ACCEL_LIBS	:= $(B)/libaccel/libaccel.a $(B)/libaccel/$(ACCEL_SONAME) $(B)/libaccel/libaccel.pc
@@ -185,6 +186,15 @@ $(B)/native/libaccel_api: tests/libaccel/api.c $(TEST_HDRS) $(ACCEL_SRCS) $(ACCE
 	@$(CC) $(TEST_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -pthread \
 		-o $(B)/native-bin/libaccel_api $< $(ACCEL_SRCS) -ldrm
 	@printf '#!/bin/sh\nexec %s -f global\n' "$(CURDIR)/$(B)/native-bin/libaccel_api" > $@
+	@chmod +x $@
+
+# The KV-cache manager's core, unit-tested with cmocka (TAP output).
+$(B)/native/kv_unit: tests/libaccel/kv_unit.c $(wildcard libaccel/src/kv/*)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/src -o $(B)/native-bin/kv_unit $< \
+		$(wildcard libaccel/src/kv/*.c) -lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kv_unit" > $@
 	@chmod +x $@
 
 $(B)/native/libaccel_install: tests/libaccel/install.sh $(ACCEL_LIBS)

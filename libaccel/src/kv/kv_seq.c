@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libaccel - sequences on a block pool, and coalescing of block copies
+ * (kv_seq.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kv_seq.h"
+
+int kv_seq_init(struct kv_seq *s, uint32_t block_tokens)
+{
+	memset(s, 0, sizeof(*s));
+	if (!block_tokens)
+		return -EINVAL;
+	s->block_tokens = block_tokens;
+	s->tail = calloc(block_tokens, sizeof(*s->tail));
+	return s->tail ? 0 : -ENOMEM;
+}
+
+void kv_seq_release(struct kv_pool *p, struct kv_seq *s)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->nr_blocks; i++)
+		kv_pool_put(p, s->blocks[i]);
+	s->nr_blocks = 0;
+	s->nr_tokens = 0;
+}
+
+void kv_seq_fini(struct kv_pool *p, struct kv_seq *s)
+{
+	kv_seq_release(p, s);
+	free(s->blocks);
+	free(s->hashes);
+	free(s->tail);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Room for @n blocks in the table (nothing else changes). */
+static int reserve(struct kv_seq *s, uint64_t n)
+{
+	uint32_t *b;
+	uint64_t *h;
+	uint64_t cap = s->cap ? s->cap : 8;
+
+	if (n <= s->cap)
+		return 0;
+	if (n >= KV_NO_BLOCK)
+		return -EINVAL;
+	while (cap < n)
+		cap *= 2;
+	b = realloc(s->blocks, cap * sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	s->blocks = b;
+	h = realloc(s->hashes, cap * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	s->hashes = h;
+	s->cap = (uint32_t)cap;
+	return 0;
+}
+
+static int copies_reserve(struct kv_copies *c, uint32_t more)
+{
+	struct kv_copy *v;
+	uint32_t cap;
+
+	if (c->n + more <= c->cap)
+		return 0;
+	cap = c->cap ? c->cap : 8;
+	while (cap < c->n + more)
+		cap *= 2;
+	v = realloc(c->v, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	c->v = v;
+	c->cap = cap;
+	return 0;
+}
+
+int kv_copies_add(struct kv_copies *c, uint32_t src, uint32_t dst)
+{
+	int ret = copies_reserve(c, 1);
+
+	if (!ret)
+		c->v[c->n++] = (struct kv_copy) { src, dst };
+	return ret;
+}
+
+void kv_copies_fini(struct kv_copies *c)
+{
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
+static uint32_t blocks_for(const struct kv_seq *s, uint64_t tokens)
+{
+	return (uint32_t)((tokens + s->block_tokens - 1) / s->block_tokens);
+}
+
+int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
+		  struct kv_copies *copies)
+{
+	uint32_t in_tail = (uint32_t)(s->nr_tokens % s->block_tokens);
+	uint64_t after = s->nr_tokens + n, i;
+	uint32_t need, cow, *fresh, k = 0;
+	int ret;
+
+	if (!n)
+		return 0;
+	if (after / s->block_tokens >= KV_NO_BLOCK)
+		return -EINVAL;
+	cow = in_tail && kv_pool_refs(p, s->blocks[s->nr_blocks - 1]) > 1;
+	if (cow && !copies)
+		return -EINVAL;
+	need = blocks_for(s, after) - s->nr_blocks + cow;
+	ret = reserve(s, blocks_for(s, after));
+	if (!ret && cow)
+		ret = copies_reserve(copies, 1);
+	if (ret)
+		return ret;
+	fresh = calloc(need ? need : 1, sizeof(*fresh));
+	if (!fresh)
+		return -ENOMEM;
+	ret = kv_pool_alloc(p, need, fresh);
+	if (ret) {
+		free(fresh);
+		return ret;
+	}
+
+	/* Nothing fails from here on. */
+	if (cow) {
+		uint32_t old = s->blocks[s->nr_blocks - 1];
+
+		kv_copies_add(copies, old, fresh[k]);
+		s->blocks[s->nr_blocks - 1] = fresh[k++];
+		kv_pool_put(p, old);
+	}
+	for (i = 0; i < n; i++) {
+		uint32_t pos = (uint32_t)(s->nr_tokens % s->block_tokens);
+
+		if (!pos) {
+			s->hashes[s->nr_blocks] = 0;
+			s->blocks[s->nr_blocks++] = fresh[k++];
+		}
+		s->tail[pos] = tokens[i];
+		s->nr_tokens++;
+		if (pos + 1 == s->block_tokens) {
+			uint32_t idx = s->nr_blocks - 1;
+			uint64_t parent = idx ? s->hashes[idx - 1] : 0;
+
+			s->hashes[idx] = kv_hash_block(parent, s->tail, s->block_tokens);
+			/* An identical cached block stays the other's: ours is not shared. */
+			kv_pool_publish(p, s->blocks[idx], s->hashes[idx]);
+		}
+	}
+	free(fresh);
+	return 0;
+}
+
+int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
+		 uint64_t *cached, struct kv_copies *copies)
+{
+	uint64_t full = n / s->block_tokens, i, parent = 0;
+	int ret;
+
+	if (s->nr_tokens || (n && !tokens))
+		return -EINVAL;
+	ret = reserve(s, blocks_for(s, n));
+	if (ret)
+		return ret;
+	for (i = 0; i < full; i++) {
+		uint64_t h = kv_hash_block(parent, tokens + i * s->block_tokens, s->block_tokens);
+		uint32_t b = kv_pool_lookup(p, h);
+
+		if (b == KV_NO_BLOCK)
+			break;
+		kv_pool_get(p, b);
+		s->blocks[s->nr_blocks] = b;
+		s->hashes[s->nr_blocks++] = h;
+		s->nr_tokens += s->block_tokens;
+		parent = h;
+	}
+	if (cached)
+		*cached = s->nr_tokens;
+	ret = kv_seq_append(p, s, tokens + s->nr_tokens, n - s->nr_tokens, copies);
+	if (ret) {
+		kv_seq_release(p, s);
+		if (cached)
+			*cached = 0;
+	}
+	return ret;
+}
+
+int kv_seq_fork(struct kv_pool *p, const struct kv_seq *src, struct kv_seq *dst)
+{
+	uint32_t i;
+	int ret;
+
+	if (dst->nr_tokens || dst->block_tokens != src->block_tokens)
+		return -EINVAL;
+	ret = reserve(dst, src->nr_blocks);
+	if (ret)
+		return ret;
+	for (i = 0; i < src->nr_blocks; i++) {
+		kv_pool_get(p, src->blocks[i]);
+		dst->blocks[i] = src->blocks[i];
+		dst->hashes[i] = src->hashes[i];
+	}
+	dst->nr_blocks = src->nr_blocks;
+	dst->nr_tokens = src->nr_tokens;
+	memcpy(dst->tail, src->tail, src->block_tokens * sizeof(*src->tail));
+	return 0;
+}
+
+static int by_src(const void *a, const void *b)
+{
+	const struct kv_copy *x = a, *y = b;
+
+	return x->src < y->src ? -1 : x->src > y->src;
+}
+
+uint32_t kv_coalesce(struct kv_copy *copies, uint32_t n, uint32_t max_blocks,
+		     struct kv_run *runs)
+{
+	uint32_t i, nr = 0;
+
+	if (!n)
+		return 0;
+	if (!max_blocks)
+		max_blocks = 1;
+	qsort(copies, n, sizeof(*copies), by_src);
+	for (i = 0; i < n; i++) {
+		struct kv_run *r = nr ? &runs[nr - 1] : NULL;
+
+		if (r && r->count < max_blocks && copies[i].src == r->src + r->count &&
+		    copies[i].dst == r->dst + r->count) {
+			r->count++;
+			continue;
+		}
+		runs[nr++] = (struct kv_run) { copies[i].src, copies[i].dst, 1 };
+	}
+	return nr;
+}
