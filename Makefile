@@ -45,7 +45,7 @@ NL_TESTS	:= netlink fuzz
 
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
-		   $(B)/tests/libaccel_api \
+		   $(B)/tests/libaccel_api $(B)/tests/libaccel_kv \
 		   $(B)/tests/kvaccelctl.sh
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
@@ -130,7 +130,8 @@ install: libaccel
 tests: $(TEST_BINS)
 
 $(foreach t,$(NL_TESTS),$(B)/tests/$(t)): # libaccel against the module (static: libaccel.a and libdrm.a).
-$(B)/tests/libaccel_api: tests/libaccel/api.c $(TEST_HDRS) $(B)/libaccel/libaccel.a
+$(B)/tests/libaccel_api $(B)/tests/libaccel_kv: $(B)/tests/libaccel_%: tests/libaccel/%.c \
+		$(TEST_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \

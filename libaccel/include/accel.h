@@ -212,6 +212,90 @@ int accel_send_fds(int sock, const int *fds, int nfds, const void *data, size_t 
  */
 int accel_recv_fds(int sock, int *fds, int *nfds, void *data, size_t *len);
 
+/* ---- the KV-cache manager -------------------------------------------- */
+
+struct accel_kv;
+
+/** Where a sequence's KV is. */
+enum accel_kv_place {
+	ACCEL_KV_DEVICE = 0,	/* on the device tier, usable */
+	ACCEL_KV_HOST = 1,	/* swapped out to the host tier */
+	ACCEL_KV_MOVING = 2,	/* a swap is in flight (accel_kv_progress()) */
+};
+
+struct accel_kv_config {
+	/** Tokens per block. */
+	uint32_t block_tokens;
+	/** KV bytes per block: a power of two from 4 KiB to 2 MiB. */
+	uint32_t block_bytes;
+	/** Blocks of the device tier and of the host tier. */
+	uint32_t device_blocks, host_blocks;
+	/** "host" (both tiers in kvaccel regions; the default) or "cuda". */
+	const char *backend;
+	/** Largest coalesced transfer in bytes (0: 2 MiB). */
+	uint32_t transfer_unit;
+	/** NUMA node of the host tier, or ACCEL_NODE_ANY. */
+	int host_node;
+};
+
+struct accel_kv_stats {
+	uint64_t swaps_out, swaps_in;
+	uint64_t blocks_out, blocks_in;	/* blocks whose bytes moved */
+	uint64_t blocks_reused;		/* not moved: host copy still valid, or cached on device */
+	uint64_t transfers;		/* coalesced copy segments submitted */
+	uint64_t bytes_moved;
+	uint64_t cow_copies;
+	uint64_t prefix_hit_tokens;
+	uint32_t device_free, host_free;	/* blocks free (incl. evictable cache) */
+};
+
+/*
+ * A tiered, paged KV cache: fixed-size blocks, per-sequence block tables,
+ * prefix sharing with copy-on-write, LRU eviction of cached prefixes, and
+ * swapping whole sequences between tiers in coalesced transfers. One lock
+ * per cache: thread-safe.
+ */
+struct accel_kv *accel_kv_create(struct accel_device *dev, const struct accel_kv_config *cfg);
+void accel_kv_destroy(struct accel_kv *kv);
+
+/** A new sequence with a prompt; *cached_tokens (may be NULL) were shared from the prefix cache. */
+int accel_kv_seq_create(struct accel_kv *kv, const int32_t *prompt, uint64_t n,
+			uint32_t *seq, uint64_t *cached_tokens);
+/** Append tokens (their KV is written into the blocks accel_kv_seq_blocks() names). */
+int accel_kv_seq_append(struct accel_kv *kv, uint32_t seq, const int32_t *tokens, uint64_t n);
+/** A new sequence sharing every block of @seq (copy-on-write). */
+int accel_kv_seq_fork(struct accel_kv *kv, uint32_t seq, uint32_t *child);
+int accel_kv_seq_free(struct accel_kv *kv, uint32_t seq);
+/** The device-tier block table (on the device only); returns the block count. */
+int accel_kv_seq_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks, uint32_t max);
+int accel_kv_seq_tokens(struct accel_kv *kv, uint32_t seq, uint64_t *tokens);
+/** ACCEL_KV_DEVICE, ACCEL_KV_HOST, ACCEL_KV_MOVING or -errno. */
+int accel_kv_seq_place(struct accel_kv *kv, uint32_t seq);
+
+/**
+ * Swap a sequence out (device -> host) or in (host -> device),
+ * asynchronously: adjacent blocks move in coalesced transfers; a sequence
+ * swapped out again moves only the blocks written since it was swapped in.
+ * The sequence is ACCEL_KV_MOVING until accel_kv_progress() sees the copy
+ * done; its old tier's blocks are released then. *fence (may be NULL)
+ * receives the copy's fence, owned by the cache (valid until the next
+ * progress call that completes it).
+ */
+int accel_kv_swap_out(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence);
+int accel_kv_swap_in(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence);
+/** Complete finished swaps (wait up to @timeout_ns, -1: all); returns swaps still in flight. */
+int accel_kv_progress(struct accel_kv *kv, int64_t timeout_ns);
+
+/** The address of a block of a tier (host backend: a CPU address). */
+void *accel_kv_block_addr(struct accel_kv *kv, enum accel_kv_place tier, uint32_t block);
+/**
+ * Map the sequence's blocks, on the tier it is on, as one contiguous
+ * window (a kvaccel space); *addr and *len receive it. Valid until the
+ * sequence moves or changes; a later call remaps.
+ */
+int accel_kv_seq_window(struct accel_kv *kv, uint32_t seq, void **addr, size_t *len);
+int accel_kv_stats(struct accel_kv *kv, struct accel_kv_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif

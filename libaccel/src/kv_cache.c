@@ -1,0 +1,742 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libaccel - the tiered, paged KV cache (accel_kv_*): sequences' block
+ * tables on a device tier and a host tier, prefix sharing and
+ * copy-on-write (kv/kv_seq.c), and swapping sequences between the tiers in
+ * coalesced transfers, moving only what changed since the last swap.
+ *
+ * Backends: "host" keeps both tiers in kvaccel regions and moves bytes
+ * with the module's copy engine (machines without a GPU, and CI). The
+ * CUDA backend is still to come.
+ *
+ * Per sequence: the kv_seq's block table names device blocks (KV_NO_BLOCK
+ * while the sequence is on the host); host[] names each block's host copy
+ * (KV_NO_BLOCK if none) and dirty[] whether the device block has changed
+ * since that copy was made. A swap out copies only blocks without a valid
+ * host copy; a swap in reuses a device block still cached under the same
+ * content hash instead of copying it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kv/kv_seq.h"
+
+enum { T_DEV, T_HOST, T_NR };
+
+struct kv_tier {
+	struct kv_pool pool;
+	struct accel_region *region;
+	unsigned char *base;
+};
+
+struct kv_entry {
+	bool live;
+	int place;		/* enum accel_kv_place */
+	int target;		/* while moving: where to */
+	struct kv_seq s;
+	uint32_t *host;
+	uint8_t *dirty;
+	uint32_t aux_cap;
+	struct accel_fence *fence;
+	struct accel_space *win;
+};
+
+struct accel_kv {
+	struct accel_device *dev;
+	struct accel_kv_config cfg;
+	pthread_mutex_t lock;	/* protects everything below */
+	struct kv_tier tier[T_NR];
+	struct kv_entry *e;
+	uint32_t nr_e;
+	struct accel_kv_stats st;
+};
+
+static int tier_init(struct accel_kv *kv, int t, uint32_t blocks, int node)
+{
+	struct kv_tier *tier = &kv->tier[t];
+	int ret = kv_pool_init(&tier->pool, blocks);
+
+	if (ret)
+		return ret;
+	tier->region = accel_region_create(kv->dev, (uint64_t)blocks * kv->cfg.block_bytes,
+					   kv->cfg.block_bytes, node);
+	if (!tier->region)
+		return -errno;
+	tier->base = accel_region_map(tier->region);
+	return tier->base ? 0 : -errno;
+}
+
+static void tier_fini(struct kv_tier *tier)
+{
+	accel_region_destroy(tier->region);
+	kv_pool_fini(&tier->pool);
+}
+
+ACCEL_EXPORT struct accel_kv *accel_kv_create(struct accel_device *dev,
+					      const struct accel_kv_config *cfg)
+{
+	struct accel_kv *kv;
+	uint32_t bb;
+	int ret;
+
+	if (!dev || !cfg || !cfg->block_tokens || !cfg->device_blocks || !cfg->host_blocks) {
+		errno = EINVAL;
+		return NULL;
+	}
+	bb = cfg->block_bytes;
+	if (bb < 4096 || bb > (2u << 20) || (bb & (bb - 1))) {
+		accel_log(ACCEL_LOG_ERR, "kv: block_bytes %u: a power of two from 4 KiB to 2 MiB", bb);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (cfg->backend && strcmp(cfg->backend, "host")) {
+		accel_log(ACCEL_LOG_ERR, "kv: backend \"%s\": this libaccel has only \"host\"",
+			  cfg->backend);
+		errno = strcmp(cfg->backend, "cuda") ? EINVAL : EOPNOTSUPP;
+		return NULL;
+	}
+	kv = calloc(1, sizeof(*kv));
+	if (!kv)
+		return NULL;
+	kv->dev = dev;
+	kv->cfg = *cfg;
+	kv->cfg.backend = "host";
+	if (!kv->cfg.transfer_unit)
+		kv->cfg.transfer_unit = 2u << 20;
+	pthread_mutex_init(&kv->lock, NULL);
+	ret = tier_init(kv, T_DEV, cfg->device_blocks, ACCEL_NODE_ANY);
+	if (!ret)
+		ret = tier_init(kv, T_HOST, cfg->host_blocks, cfg->host_node);
+	if (ret) {
+		accel_kv_destroy(kv);
+		errno = -ret;
+		return NULL;
+	}
+	return kv;
+}
+
+static struct kv_entry *entry(struct accel_kv *kv, uint32_t seq)
+{
+	return seq < kv->nr_e && kv->e[seq].live ? &kv->e[seq] : NULL;
+}
+
+/* Room for @blocks in an entry's host[] and dirty[]. */
+static int aux_reserve(struct kv_entry *e, uint64_t blocks)
+{
+	uint32_t cap = e->aux_cap ? e->aux_cap : 8, i;
+	uint32_t *h;
+	uint8_t *d;
+
+	if (blocks <= e->aux_cap)
+		return 0;
+	if (blocks >= KV_NO_BLOCK)
+		return -EINVAL;
+	while (cap < blocks)
+		cap *= 2;
+	h = realloc(e->host, cap * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	e->host = h;
+	d = realloc(e->dirty, cap);
+	if (!d)
+		return -ENOMEM;
+	e->dirty = d;
+	for (i = e->aux_cap; i < cap; i++) {
+		e->host[i] = KV_NO_BLOCK;
+		e->dirty[i] = 1;
+	}
+	e->aux_cap = cap;
+	return 0;
+}
+
+static void drop_window(struct kv_entry *e)
+{
+	accel_space_destroy(e->win);
+	e->win = NULL;
+}
+
+/* Release every block of an entry on both tiers and forget it. */
+static void entry_fini(struct accel_kv *kv, struct kv_entry *e)
+{
+	uint32_t i;
+
+	drop_window(e);
+	for (i = 0; i < e->s.nr_blocks; i++) {
+		if (e->s.blocks[i] != KV_NO_BLOCK)
+			kv_pool_put(&kv->tier[T_DEV].pool, e->s.blocks[i]);
+		if (e->host[i] != KV_NO_BLOCK)
+			kv_pool_put(&kv->tier[T_HOST].pool, e->host[i]);
+	}
+	e->s.nr_blocks = 0;
+	kv_seq_fini(&kv->tier[T_DEV].pool, &e->s);
+	free(e->host);
+	free(e->dirty);
+	memset(e, 0, sizeof(*e));
+}
+
+static int entry_new(struct accel_kv *kv, uint32_t *seq)
+{
+	struct kv_entry *e;
+	uint32_t i;
+	int ret;
+
+	for (i = 0; i < kv->nr_e && kv->e[i].live; i++)
+		;
+	if (i == kv->nr_e) {
+		e = realloc(kv->e, (kv->nr_e + 16) * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		memset(e + kv->nr_e, 0, 16 * sizeof(*e));
+		kv->e = e;
+		kv->nr_e += 16;
+	}
+	e = &kv->e[i];
+	ret = kv_seq_init(&e->s, kv->cfg.block_tokens);
+	if (ret)
+		return ret;
+	e->live = true;
+	e->place = ACCEL_KV_DEVICE;
+	*seq = i;
+	return 0;
+}
+
+/* Copy device blocks for copy-on-write and wait: the caller writes next. */
+static int run_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, uint32_t n,
+		      struct accel_fence **fence);
+
+ACCEL_EXPORT int accel_kv_seq_create(struct accel_kv *kv, const int32_t *prompt, uint64_t n,
+				     uint32_t *seq, uint64_t *cached_tokens)
+{
+	struct kv_copies copies = { 0 };
+	struct kv_entry *e;
+	uint64_t cached = 0;
+	uint32_t id;
+	int ret;
+
+	if (!kv || !seq || (n && !prompt))
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	ret = entry_new(kv, &id);
+	if (ret)
+		goto out;
+	e = &kv->e[id];
+	ret = aux_reserve(e, (n + kv->cfg.block_tokens - 1) / kv->cfg.block_tokens);
+	if (!ret)
+		ret = kv_seq_start(&kv->tier[T_DEV].pool, &e->s, prompt, n, &cached, &copies);
+	if (ret) {
+		entry_fini(kv, e);
+		goto out;
+	}
+	kv->st.prefix_hit_tokens += cached;
+	if (cached_tokens)
+		*cached_tokens = cached;
+	*seq = id;
+out:
+	kv_copies_fini(&copies);
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
+ACCEL_EXPORT int accel_kv_seq_append(struct accel_kv *kv, uint32_t seq, const int32_t *tokens,
+				     uint64_t n)
+{
+	struct kv_copies copies = { 0 };
+	struct accel_fence *f = NULL;
+	struct kv_entry *e;
+	uint32_t first, i;
+	int ret;
+
+	if (!kv || (n && !tokens))
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	e = entry(kv, seq);
+	ret = !e ? -ENOENT : e->place != ACCEL_KV_DEVICE ? -EBUSY : 0;
+	if (ret)
+		goto out;
+	ret = aux_reserve(e, (e->s.nr_tokens + n + kv->cfg.block_tokens - 1) / kv->cfg.block_tokens);
+	if (ret)
+		goto out;
+	/* The partial last block (if any) and every new one change. */
+	first = (uint32_t)(e->s.nr_tokens / kv->cfg.block_tokens);
+	ret = kv_seq_append(&kv->tier[T_DEV].pool, &e->s, tokens, n, &copies);
+	if (ret)
+		goto out;
+	for (i = first; i < e->s.nr_blocks; i++)
+		e->dirty[i] = 1;
+	drop_window(e);
+	if (copies.n) {
+		kv->st.cow_copies += copies.n;
+		ret = run_copies(kv, T_DEV, T_DEV, copies.v, copies.n, &f);
+		if (!ret && f)
+			ret = accel_fence_wait(f, -1);
+		accel_fence_destroy(f);
+	}
+out:
+	kv_copies_fini(&copies);
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
+ACCEL_EXPORT int accel_kv_seq_fork(struct accel_kv *kv, uint32_t seq, uint32_t *child)
+{
+	struct kv_entry *e, *c;
+	uint32_t id;
+	int ret;
+
+	if (!kv || !child)
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	e = entry(kv, seq);
+	ret = !e ? -ENOENT : e->place != ACCEL_KV_DEVICE ? -EBUSY : 0;
+	if (!ret)
+		ret = entry_new(kv, &id);
+	if (ret)
+		goto out;
+	e = &kv->e[seq];	/* entry_new() may have moved the array */
+	c = &kv->e[id];
+	ret = aux_reserve(c, e->s.nr_blocks);
+	if (!ret)
+		ret = kv_seq_fork(&kv->tier[T_DEV].pool, &e->s, &c->s);
+	if (ret) {
+		entry_fini(kv, c);
+		goto out;
+	}
+	*child = id;
+out:
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
+/* Wait for an entry's move and complete it. */
+static int finish_move(struct accel_kv *kv, struct kv_entry *e, int64_t timeout_ns);
+
+ACCEL_EXPORT int accel_kv_seq_free(struct accel_kv *kv, uint32_t seq)
+{
+	struct kv_entry *e;
+	int ret = 0;
+
+	if (!kv)
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	e = entry(kv, seq);
+	if (!e)
+		ret = -ENOENT;
+	else if (e->place == ACCEL_KV_MOVING)
+		finish_move(kv, e, -1);
+	if (e)
+		entry_fini(kv, e);
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
+ACCEL_EXPORT int accel_kv_seq_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks,
+				     uint32_t max)
+{
+	struct kv_entry *e;
+	int ret;
+
+	if (!kv || (max && !blocks))
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	e = entry(kv, seq);
+	ret = !e ? -ENOENT : e->place != ACCEL_KV_DEVICE ? -EBUSY : (int)e->s.nr_blocks;
+	if (ret > 0)
+		memcpy(blocks, e->s.blocks, (ret < (int)max ? (uint32_t)ret : max) * sizeof(*blocks));
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
+ACCEL_EXPORT int accel_kv_seq_tokens(struct accel_kv *kv, uint32_t seq, uint64_t *tokens)
+{
+	struct kv_entry *e;
+
+	if (!kv || !tokens)
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	e = entry(kv, seq);
+	if (e)
+		*tokens = e->s.nr_tokens;
+	pthread_mutex_unlock(&kv->lock);
+	return e ? 0 : -ENOENT;
+}
+
+ACCEL_EXPORT int accel_kv_seq_place(struct accel_kv *kv, uint32_t seq)
+{
+	struct kv_entry *e;
+	int ret;
+
+	if (!kv)
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	e = entry(kv, seq);
+	ret = e ? e->place : -ENOENT;
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
+/* Submit block copies between tiers as coalesced segments in one job. */
+static int run_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, uint32_t n,
+		      struct accel_fence **fence)
+{
+	uint32_t unit = kv->cfg.transfer_unit / kv->cfg.block_bytes, nr, i;
+	uint64_t bb = kv->cfg.block_bytes;
+	struct accel_copy_seg *segs;
+	struct kv_run *runs;
+	int ret = 0;
+
+	*fence = NULL;
+	if (!n)
+		return 0;
+	runs = calloc(n, sizeof(*runs));
+	segs = calloc(n, sizeof(*segs));
+	if (!runs || !segs) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	nr = kv_coalesce(c, n, unit ? unit : 1, runs);
+	for (i = 0; i < nr; i++)
+		segs[i] = (struct accel_copy_seg) {
+			.src = accel_region_obj(kv->tier[from].region), .src_offset = runs[i].src * bb,
+			.dst = accel_region_obj(kv->tier[to].region), .dst_offset = runs[i].dst * bb,
+			.length = runs[i].count * bb,
+		};
+	*fence = accel_copy(kv->dev, segs, nr, NULL);
+	if (!*fence) {
+		ret = -errno;
+		goto out;
+	}
+	kv->st.transfers += nr;
+	kv->st.bytes_moved += n * bb;
+out:
+	free(runs);
+	free(segs);
+	return ret;
+}
+
+/* Drop host copies of sequences on the device until @need host blocks are free. */
+static void reclaim_host(struct accel_kv *kv, uint32_t need)
+{
+	struct kv_pool *hp = &kv->tier[T_HOST].pool;
+	uint32_t i, b;
+
+	for (i = 0; i < kv->nr_e && hp->nr_free + hp->nr_cached < need; i++) {
+		struct kv_entry *e = &kv->e[i];
+
+		if (!e->live || e->place != ACCEL_KV_DEVICE)
+			continue;
+		for (b = 0; b < e->s.nr_blocks; b++) {
+			if (e->host[b] == KV_NO_BLOCK)
+				continue;
+			kv_pool_put(hp, e->host[b]);
+			e->host[b] = KV_NO_BLOCK;
+			e->dirty[b] = 1;
+		}
+	}
+}
+
+static int start_move(struct accel_kv *kv, struct kv_entry *e, int to, struct kv_copy *c,
+		      uint32_t n, struct accel_fence **fence)
+{
+	int ret = run_copies(kv, to == T_HOST ? T_DEV : T_HOST, to, c, n, &e->fence);
+
+	if (ret)
+		return ret;
+	e->place = e->fence ? ACCEL_KV_MOVING : to == T_HOST ? ACCEL_KV_HOST : ACCEL_KV_DEVICE;
+	e->target = to == T_HOST ? ACCEL_KV_HOST : ACCEL_KV_DEVICE;
+	if (fence)
+		*fence = e->fence;
+	return 0;
+}
+
+/* The copy to the host is done (or failed): release or keep the device blocks. */
+static void complete_out(struct accel_kv *kv, struct kv_entry *e, int status)
+{
+	uint32_t i;
+
+	for (i = 0; i < e->s.nr_blocks; i++) {
+		if (status) {
+			e->dirty[i] = 1;	/* the host copy is not trustworthy */
+			continue;
+		}
+		kv_pool_put(&kv->tier[T_DEV].pool, e->s.blocks[i]);
+		e->s.blocks[i] = KV_NO_BLOCK;
+		e->dirty[i] = 0;
+	}
+	e->place = status ? ACCEL_KV_DEVICE : ACCEL_KV_HOST;
+}
+
+static void complete_in(struct accel_kv *kv, struct kv_entry *e, int status)
+{
+	uint32_t i;
+
+	for (i = 0; i < e->s.nr_blocks; i++) {
+		if (status) {
+			kv_pool_put(&kv->tier[T_DEV].pool, e->s.blocks[i]);
+			e->s.blocks[i] = KV_NO_BLOCK;
+		} else {
+			e->dirty[i] = 0;	/* the host copy stays valid */
+		}
+	}
+	e->place = status ? ACCEL_KV_HOST : ACCEL_KV_DEVICE;
+}
+
+ACCEL_EXPORT int accel_kv_swap_out(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence)
+{
+	struct kv_pool *hp;
+	struct kv_entry *e;
+	struct kv_copy *c = NULL;
+	uint32_t *fresh = NULL, need = 0, n = 0, k = 0, i;
+	int ret;
+
+	if (!kv)
+		return -EINVAL;
+	if (fence)
+		*fence = NULL;
+	pthread_mutex_lock(&kv->lock);
+	hp = &kv->tier[T_HOST].pool;
+	e = entry(kv, seq);
+	ret = !e ? -ENOENT : e->place != ACCEL_KV_DEVICE ? -EBUSY : 0;
+	if (ret)
+		goto out;
+	for (i = 0; i < e->s.nr_blocks; i++)
+		need += e->host[i] == KV_NO_BLOCK;
+	c = calloc(e->s.nr_blocks + 1, sizeof(*c));
+	fresh = calloc(need + 1, sizeof(*fresh));
+	if (!c || !fresh) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (hp->nr_free + hp->nr_cached < need)
+		reclaim_host(kv, need);
+	ret = kv_pool_alloc(hp, need, fresh);
+	if (ret)
+		goto out;
+	drop_window(e);
+	for (i = 0; i < e->s.nr_blocks; i++) {
+		if (e->host[i] == KV_NO_BLOCK)
+			e->host[i] = fresh[k++];
+		else if (!e->dirty[i]) {
+			kv->st.blocks_reused++;
+			continue;
+		}
+		c[n++] = (struct kv_copy) { e->s.blocks[i], e->host[i] };
+	}
+	ret = start_move(kv, e, T_HOST, c, n, fence);
+	if (ret) {
+		for (i = 0; i < e->s.nr_blocks; i++) {
+			uint32_t j;
+
+			for (j = 0; j < need; j++)
+				if (e->host[i] == fresh[j]) {
+					kv_pool_put(hp, fresh[j]);
+					e->host[i] = KV_NO_BLOCK;
+				}
+		}
+		goto out;
+	}
+	kv->st.swaps_out++;
+	kv->st.blocks_out += n;
+	if (!e->fence)
+		complete_out(kv, e, 0);
+out:
+	free(c);
+	free(fresh);
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
+ACCEL_EXPORT int accel_kv_swap_in(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence)
+{
+	struct kv_pool *dp;
+	struct kv_entry *e;
+	struct kv_copy *c = NULL;
+	uint32_t *fresh = NULL, need = 0, n = 0, k = 0, i;
+	int ret;
+
+	if (!kv)
+		return -EINVAL;
+	if (fence)
+		*fence = NULL;
+	pthread_mutex_lock(&kv->lock);
+	dp = &kv->tier[T_DEV].pool;
+	e = entry(kv, seq);
+	ret = !e ? -ENOENT : e->place != ACCEL_KV_HOST ? -EBUSY : 0;
+	if (ret)
+		goto out;
+	c = calloc(e->s.nr_blocks + 1, sizeof(*c));
+	fresh = calloc(e->s.nr_blocks + 1, sizeof(*fresh));
+	if (!c || !fresh) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	/* Full blocks still cached on the device under their hash come back for free. */
+	for (i = 0; i < e->s.nr_blocks; i++) {
+		uint32_t b = e->s.hashes[i] && (uint64_t)(i + 1) * kv->cfg.block_tokens <= e->s.nr_tokens ?
+			     kv_pool_lookup(dp, e->s.hashes[i]) : KV_NO_BLOCK;
+
+		if (b != KV_NO_BLOCK) {
+			kv_pool_get(dp, b);
+			e->s.blocks[i] = b;
+		} else {
+			need++;
+		}
+	}
+	ret = kv_pool_alloc(dp, need, fresh);
+	if (ret) {
+		for (i = 0; i < e->s.nr_blocks; i++)
+			if (e->s.blocks[i] != KV_NO_BLOCK) {
+				kv_pool_put(dp, e->s.blocks[i]);
+				e->s.blocks[i] = KV_NO_BLOCK;
+			}
+		goto out;
+	}
+	for (i = 0; i < e->s.nr_blocks; i++) {
+		if (e->s.blocks[i] != KV_NO_BLOCK) {
+			kv->st.blocks_reused++;
+			continue;
+		}
+		e->s.blocks[i] = fresh[k++];
+		c[n++] = (struct kv_copy) { e->host[i], e->s.blocks[i] };
+	}
+	ret = start_move(kv, e, T_DEV, c, n, fence);
+	if (ret) {
+		complete_in(kv, e, ret);
+		goto out;
+	}
+	kv->st.swaps_in++;
+	kv->st.blocks_in += n;
+	if (!e->fence)
+		complete_in(kv, e, 0);
+out:
+	free(c);
+	free(fresh);
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
+static int finish_move(struct accel_kv *kv, struct kv_entry *e, int64_t timeout_ns)
+{
+	int status = timeout_ns ? accel_fence_wait(e->fence, timeout_ns) :
+				  accel_fence_status(e->fence);
+
+	if (status == -ETIME || (!timeout_ns && status == 0))
+		return -EAGAIN;
+	if (status == 1)
+		status = 0;
+	if (status)
+		accel_log(ACCEL_LOG_ERR, "kv: swap of a sequence failed: %s", strerror(-status));
+	if (e->target == ACCEL_KV_HOST)
+		complete_out(kv, e, status);
+	else
+		complete_in(kv, e, status);
+	accel_fence_destroy(e->fence);
+	e->fence = NULL;
+	return status;
+}
+
+ACCEL_EXPORT int accel_kv_progress(struct accel_kv *kv, int64_t timeout_ns)
+{
+	uint32_t i;
+	int left = 0;
+
+	if (!kv || timeout_ns < -1)
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	for (i = 0; i < kv->nr_e; i++) {
+		struct kv_entry *e = &kv->e[i];
+
+		if (e->live && e->place == ACCEL_KV_MOVING &&
+		    finish_move(kv, e, timeout_ns) == -EAGAIN)
+			left++;
+	}
+	pthread_mutex_unlock(&kv->lock);
+	return left;
+}
+
+ACCEL_EXPORT void *accel_kv_block_addr(struct accel_kv *kv, enum accel_kv_place tier,
+				       uint32_t block)
+{
+	int t = tier == ACCEL_KV_DEVICE ? T_DEV : tier == ACCEL_KV_HOST ? T_HOST : -1;
+
+	if (!kv || t < 0 || block >= kv->tier[t].pool.nr_blocks) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return kv->tier[t].base + (size_t)block * kv->cfg.block_bytes;
+}
+
+ACCEL_EXPORT int accel_kv_seq_window(struct accel_kv *kv, uint32_t seq, void **addr, size_t *len)
+{
+	struct accel_bind_op *ops = NULL;
+	struct kv_entry *e;
+	uint32_t i;
+	int ret, t;
+
+	if (!kv || !addr)
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	e = entry(kv, seq);
+	ret = !e ? -ENOENT : e->place == ACCEL_KV_MOVING ? -EBUSY : !e->s.nr_blocks ? -ENODATA : 0;
+	if (ret)
+		goto out;
+	t = e->place == ACCEL_KV_DEVICE ? T_DEV : T_HOST;
+	drop_window(e);
+	e->win = accel_space_create(kv->dev, e->s.nr_blocks, kv->cfg.block_bytes);
+	ops = calloc(e->s.nr_blocks, sizeof(*ops));
+	if (!e->win || !ops) {
+		ret = -ENOMEM;
+		goto out_drop;
+	}
+	for (i = 0; i < e->s.nr_blocks; i++)
+		ops[i] = (struct accel_bind_op) {
+			.kind = ACCEL_BIND, .slot = i, .region = kv->tier[t].region,
+			.block = t == T_DEV ? e->s.blocks[i] : e->host[i],
+		};
+	ret = accel_space_bind(e->win, ops, e->s.nr_blocks, NULL);
+	if (!ret) {
+		*addr = accel_space_map(e->win, len);
+		ret = *addr ? 0 : -errno;
+	}
+out_drop:
+	if (ret)
+		drop_window(e);
+out:
+	free(ops);
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
+ACCEL_EXPORT int accel_kv_stats(struct accel_kv *kv, struct accel_kv_stats *stats)
+{
+	if (!kv || !stats)
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	*stats = kv->st;
+	stats->device_free = kv->tier[T_DEV].pool.nr_free + kv->tier[T_DEV].pool.nr_cached;
+	stats->host_free = kv->tier[T_HOST].pool.nr_free + kv->tier[T_HOST].pool.nr_cached;
+	pthread_mutex_unlock(&kv->lock);
+	return 0;
+}
+
+ACCEL_EXPORT void accel_kv_destroy(struct accel_kv *kv)
+{
+	uint32_t i;
+
+	if (!kv)
+		return;
+	for (i = 0; i < kv->nr_e; i++) {
+		struct kv_entry *e = &kv->e[i];
+
+		if (!e->live)
+			continue;
+		if (e->place == ACCEL_KV_MOVING)
+			finish_move(kv, e, -1);
+		entry_fini(kv, e);
+	}
+	free(kv->e);
+	tier_fini(&kv->tier[T_DEV]);
+	tier_fini(&kv->tier[T_HOST]);
+	pthread_mutex_destroy(&kv->lock);
+	free(kv);
+}

@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * libaccel's KV-cache manager on the host backend against the module:
+ * swap out and back in with data verification, a second swap-out moving
+ * only the blocks written since, prefix sharing, copy-on-write after a
+ * fork, swap-in reusing blocks still cached on the device, windows on both
+ * tiers, every "not now" (-EBUSY) and "no room" (-ENOSPC) case leaving
+ * the state as it was, and nothing leaked when the cache is destroyed with
+ * sequences alive.
+ */
+#include "accel.h"
+#include "kvtest.h"
+#include "kselftest_harness.h"
+
+#define BT	16		/* tokens per block */
+#define BB	(16 * 1024)	/* bytes per block */
+
+static int32_t prompt[4096];
+
+/* Fill a sequence's device blocks with a pattern of (tag, block index). */
+static int fill_seq(struct accel_kv *kv, uint32_t seq, uint32_t tag)
+{
+	uint32_t blocks[256];
+	int n = accel_kv_seq_blocks(kv, seq, blocks, 256), i;
+
+	for (i = 0; i < n; i++)
+		kvt_fill(accel_kv_block_addr(kv, ACCEL_KV_DEVICE, blocks[i]), BB, tag * 1000 + i);
+	return n;
+}
+
+static int check_seq(struct accel_kv *kv, uint32_t seq, uint32_t tag, int from)
+{
+	uint32_t blocks[256];
+	int n = accel_kv_seq_blocks(kv, seq, blocks, 256), i;
+
+	if (n < 0)
+		return n;
+	for (i = from; i < n; i++)
+		if (!kvt_check(accel_kv_block_addr(kv, ACCEL_KV_DEVICE, blocks[i]), BB, tag * 1000 + i))
+			return -1000 - i;
+	return 0;
+}
+
+FIXTURE(kv) {
+	struct accel_device *dev;
+	struct accel_kv *kv;
+	uint64_t usage0;
+};
+
+FIXTURE_SETUP(kv)
+{
+	struct accel_kv_config cfg = {
+		.block_tokens = BT, .block_bytes = BB, .device_blocks = 64,
+		.host_blocks = 128, .host_node = ACCEL_NODE_ANY,
+	};
+	struct accel_device_info info;
+	int i;
+
+	for (i = 0; i < 4096; i++)
+		prompt[i] = 7 * i + 3;
+	self->dev = accel_device_open(NULL);
+	ASSERT_NE(NULL, self->dev);
+	ASSERT_EQ(0, accel_device_info(self->dev, &info));
+	self->usage0 = info.process_usage;
+	self->kv = accel_kv_create(self->dev, &cfg);
+	ASSERT_NE(NULL, self->kv) TH_LOG("accel_kv_create: %s", strerror(errno));
+}
+
+FIXTURE_TEARDOWN(kv)
+{
+	struct accel_device_info info;
+
+	accel_kv_destroy(self->kv);
+	ASSERT_EQ(0, accel_device_info(self->dev, &info));
+	EXPECT_EQ(self->usage0, info.process_usage);
+	accel_device_close(self->dev);
+}
+
+TEST_F(kv, swap_out_and_in_keeps_the_data)
+{
+	struct accel_kv_stats st;
+	struct accel_fence *f;
+	uint32_t seq;
+	uint64_t cached, tokens;
+
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 100, &seq, &cached));
+	EXPECT_EQ(0, cached);
+	ASSERT_EQ(7, fill_seq(self->kv, seq, 1));
+	ASSERT_EQ(0, accel_kv_swap_out(self->kv, seq, &f));
+	EXPECT_NE(NULL, f);
+	EXPECT_EQ(-EBUSY, accel_kv_swap_out(self->kv, seq, NULL));
+	EXPECT_EQ(-EBUSY, accel_kv_seq_append(self->kv, seq, prompt, 1));
+	EXPECT_EQ(0, accel_kv_progress(self->kv, -1));
+	EXPECT_EQ(ACCEL_KV_HOST, accel_kv_seq_place(self->kv, seq));
+	EXPECT_EQ(-EBUSY, accel_kv_seq_blocks(self->kv, seq, NULL, 0));
+	ASSERT_EQ(0, accel_kv_stats(self->kv, &st));
+	EXPECT_EQ(64, st.device_free);
+	EXPECT_EQ(7, st.blocks_out);
+	/* 7 blocks, allocated as one run on each tier: one transfer. */
+	EXPECT_EQ(1, st.transfers);
+
+	ASSERT_EQ(0, accel_kv_swap_in(self->kv, seq, NULL));
+	EXPECT_EQ(0, accel_kv_progress(self->kv, -1));
+	EXPECT_EQ(ACCEL_KV_DEVICE, accel_kv_seq_place(self->kv, seq));
+	EXPECT_EQ(0, check_seq(self->kv, seq, 1, 0));
+	ASSERT_EQ(0, accel_kv_seq_tokens(self->kv, seq, &tokens));
+	EXPECT_EQ(100, tokens);
+	EXPECT_EQ(0, accel_kv_seq_free(self->kv, seq));
+	EXPECT_EQ(-ENOENT, accel_kv_seq_free(self->kv, seq));
+}
+
+/* FastSwitch's reuse: after a swap-in, only blocks written since move out. */
+TEST_F(kv, second_swap_out_moves_only_written_blocks)
+{
+	struct accel_kv_stats st;
+	uint32_t seq, blocks[16];
+	int n;
+
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 100, &seq, NULL));
+	fill_seq(self->kv, seq, 2);
+	ASSERT_EQ(0, accel_kv_swap_out(self->kv, seq, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	ASSERT_EQ(0, accel_kv_swap_in(self->kv, seq, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	/* Decode 20 tokens: block 6 (partial) and a new block 7 change. */
+	ASSERT_EQ(0, accel_kv_seq_append(self->kv, seq, prompt + 100, 20));
+	n = accel_kv_seq_blocks(self->kv, seq, blocks, 16);
+	ASSERT_EQ(8, n);
+	kvt_fill(accel_kv_block_addr(self->kv, ACCEL_KV_DEVICE, blocks[6]), BB, 2006);
+	kvt_fill(accel_kv_block_addr(self->kv, ACCEL_KV_DEVICE, blocks[7]), BB, 2007);
+	ASSERT_EQ(0, accel_kv_stats(self->kv, &st));
+	ASSERT_EQ(7, st.blocks_out);
+	ASSERT_EQ(0, accel_kv_swap_out(self->kv, seq, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	ASSERT_EQ(0, accel_kv_stats(self->kv, &st));
+	EXPECT_EQ(9, st.blocks_out);
+	EXPECT_LE(6, st.blocks_reused);
+	ASSERT_EQ(0, accel_kv_swap_in(self->kv, seq, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	EXPECT_EQ(0, check_seq(self->kv, seq, 2, 0));
+}
+
+TEST_F(kv, prefix_sharing_and_copy_on_write)
+{
+	uint32_t a, b, c, ba[16], bb[16], bc[16];
+	uint64_t cached;
+	struct accel_kv_stats st;
+
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 40, &a, NULL));
+	fill_seq(self->kv, a, 3);
+	/* Same 32-token prefix: two full blocks shared. */
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 36, &b, &cached));
+	EXPECT_EQ(32, cached);
+	ASSERT_EQ(3, accel_kv_seq_blocks(self->kv, a, ba, 16));
+	ASSERT_EQ(3, accel_kv_seq_blocks(self->kv, b, bb, 16));
+	EXPECT_EQ(ba[0], bb[0]);
+	EXPECT_EQ(ba[1], bb[1]);
+	EXPECT_NE(ba[2], bb[2]);
+
+	/* A fork shares the partial block too; appending copies it first. */
+	ASSERT_EQ(0, accel_kv_seq_fork(self->kv, a, &c));
+	ASSERT_EQ(3, accel_kv_seq_blocks(self->kv, c, bc, 16));
+	EXPECT_EQ(ba[2], bc[2]);
+	ASSERT_EQ(0, accel_kv_seq_append(self->kv, c, prompt + 200, 1));
+	ASSERT_EQ(3, accel_kv_seq_blocks(self->kv, c, bc, 16));
+	EXPECT_NE(ba[2], bc[2]);
+	EXPECT_TRUE(kvt_check(accel_kv_block_addr(self->kv, ACCEL_KV_DEVICE, bc[2]), BB, 3002));
+	ASSERT_EQ(0, accel_kv_stats(self->kv, &st));
+	EXPECT_EQ(1, st.cow_copies);
+	EXPECT_EQ(32, st.prefix_hit_tokens);
+}
+
+/* A swap-in takes full blocks still cached on the device instead of copying. */
+TEST_F(kv, swap_in_reuses_cached_device_blocks)
+{
+	struct accel_kv_stats st;
+	uint32_t a, b;
+
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 64, &a, NULL));
+	fill_seq(self->kv, a, 4);
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 64, &b, NULL));	/* shares all 4 */
+	ASSERT_EQ(0, accel_kv_swap_out(self->kv, a, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	ASSERT_EQ(0, accel_kv_swap_in(self->kv, a, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	ASSERT_EQ(0, accel_kv_stats(self->kv, &st));
+	EXPECT_EQ(0, st.blocks_in);
+	EXPECT_EQ(4, st.blocks_reused);
+	EXPECT_EQ(0, check_seq(self->kv, a, 4, 0));
+}
+
+TEST_F(kv, windows_on_both_tiers)
+{
+	uint32_t seq;
+	size_t len;
+	void *w;
+	int i;
+
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 80, &seq, NULL));
+	fill_seq(self->kv, seq, 5);
+	ASSERT_EQ(0, accel_kv_seq_window(self->kv, seq, &w, &len));
+	EXPECT_EQ(5 * BB, len);
+	for (i = 0; i < 5; i++)
+		EXPECT_TRUE(kvt_check((char *)w + i * BB, BB, 5000 + i));
+	ASSERT_EQ(0, accel_kv_swap_out(self->kv, seq, NULL));
+	EXPECT_EQ(-EBUSY, accel_kv_seq_window(self->kv, seq, &w, &len));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	ASSERT_EQ(0, accel_kv_seq_window(self->kv, seq, &w, &len));
+	for (i = 0; i < 5; i++)
+		EXPECT_TRUE(kvt_check((char *)w + i * BB, BB, 5000 + i));
+}
+
+TEST_F(kv, no_room_changes_nothing)
+{
+	struct accel_kv_stats st;
+	uint32_t big, other;
+
+	/* 60 of 64 device blocks. */
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 60 * BT, &big, NULL));
+	EXPECT_EQ(-ENOSPC, accel_kv_seq_create(self->kv, prompt + 1, 5 * BT, &other, NULL));
+	ASSERT_EQ(0, accel_kv_swap_out(self->kv, big, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt + 1, 10 * BT, &other, NULL));
+	/* The 60 blocks cannot come back while 10 are taken (and uncached). */
+	EXPECT_EQ(-ENOSPC, accel_kv_swap_in(self->kv, big, NULL));
+	EXPECT_EQ(ACCEL_KV_HOST, accel_kv_seq_place(self->kv, big));
+	ASSERT_EQ(0, accel_kv_seq_free(self->kv, other));
+	ASSERT_EQ(0, accel_kv_swap_in(self->kv, big, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	ASSERT_EQ(0, accel_kv_stats(self->kv, &st));
+	EXPECT_EQ(ACCEL_KV_DEVICE, accel_kv_seq_place(self->kv, big));
+}
+
+TEST_F(kv, free_and_destroy_while_moving)
+{
+	uint32_t a, b;
+
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 500, &a, NULL));
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt + 7, 500, &b, NULL));
+	ASSERT_EQ(0, accel_kv_swap_out(self->kv, a, NULL));
+	ASSERT_EQ(0, accel_kv_swap_out(self->kv, b, NULL));
+	EXPECT_EQ(0, accel_kv_seq_free(self->kv, a));
+	/* b is still moving or done: the teardown waits for it. */
+}
+
+TEST(kv_bad_arguments)
+{
+	struct accel_device *dev = accel_device_open(NULL);
+	struct accel_kv_config cfg = {
+		.block_tokens = 16, .block_bytes = 16384, .device_blocks = 4, .host_blocks = 4,
+	};
+	uint32_t seq;
+
+	ASSERT_NE(NULL, dev);
+	cfg.block_bytes = 3000;
+	EXPECT_EQ(NULL, accel_kv_create(dev, &cfg));
+	EXPECT_EQ(EINVAL, errno);
+	cfg.block_bytes = 16384;
+	cfg.backend = "cuda";
+	EXPECT_EQ(NULL, accel_kv_create(dev, &cfg));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	cfg.backend = "tpu";
+	EXPECT_EQ(NULL, accel_kv_create(dev, &cfg));
+	EXPECT_EQ(EINVAL, errno);
+	cfg.backend = NULL;
+	cfg.device_blocks = 0;
+	EXPECT_EQ(NULL, accel_kv_create(dev, &cfg));
+	EXPECT_EQ(NULL, accel_kv_create(NULL, &cfg));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_create(NULL, prompt, 1, &seq, NULL));
+	EXPECT_EQ(-EINVAL, accel_kv_progress(NULL, 0));
+	EXPECT_EQ(-EINVAL, accel_kv_stats(NULL, NULL));
+	EXPECT_EQ(NULL, accel_kv_block_addr(NULL, ACCEL_KV_DEVICE, 0));
+	accel_kv_destroy(NULL);
+	accel_device_close(dev);
+}
+
+TEST_HARNESS_MAIN
