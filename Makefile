@@ -49,7 +49,7 @@ TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(B)/tests/kvaccelctl.sh
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
-		   $(B)/tools/kvaccelctl
+		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
 		   $(B)/native/libaccel_install $(B)/native/kv_unit
@@ -215,6 +215,13 @@ $(B)/tools/kvaccel-demo: tools/demo/kvaccel-demo.c uapi/kvaccel.h
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -static -o $@ $< -ldrm
 
+$(B)/tools/kvaccel-bench-kv: tools/bench/kvaccel-bench-kv.c tools/bench/bench-common.h \
+		libaccel/include/accel.h $(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
+		$(B)/libaccel/libaccel.a -ldrm
+
 KVACCELCTL_SRCS	:= tools/kvaccelctl/kvaccelctl.c tools/kvaccelctl/render.c libaccel/ctl/kvnl.c
 
 $(B)/tools/kvaccelctl: $(KVACCELCTL_SRCS) tools/kvaccelctl/render.h $(KVNL_SRCS)
@@ -245,22 +252,25 @@ demo: deps
 	tools/vmtest -k $(KVER_DEMO) -m $(B)/$(KVER_DEMO)/kmod/kvaccel.ko \
 		-a $(B)/tools/kvaccel-demo:/bin/kvaccel-demo \
 		-a $(B)/tools/kvaccelctl:/bin/kvaccelctl \
+		-a $(B)/tools/kvaccel-bench-kv:/bin/kvaccel-bench-kv \
 		-a tools/demo/demo.sh:/bin/kvaccel-demo.sh -o $(B)/vm-demo \
 		-- kvaccel-demo.sh
 	@sed '/^vmtest-exit/d' $(B)/vm-demo/output.log
 
-# Benchmarks in a VM: region allocation (4 GiB guest), remapping and the
-# copy engine with 1, 2 and the default number of workers, on
+# Benchmarks in a VM (6 GiB guest): region allocation, remapping, the copy
+# engine with 1, 2 and the default number of workers, and libaccel's KV
+# cache swapping 1 GiB of scattered blocks, on
 # KVER_BENCH (default: the demo kernel; `make bench KVER_BENCH=<6.1 kver>`).
 KVER_BENCH	?= $(KVER_DEMO)
 bench: deps
 	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_BENCH)
-	tools/vmtest -k $(KVER_BENCH) -M 4G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \
+	tools/vmtest -k $(KVER_BENCH) -M 6G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \
 		-a $(B)/tools:/bin/kvbench -o $(B)/vm-bench-$(KVER_BENCH) -t 2400 \
 		-- "/bin/kvbench/kvaccel-bench && /bin/kvbench/kvaccel-bench-bind && \
 		    for w in 1 2 0; do rmmod kvaccel && \
 		    insmod /lib/modules/kvaccel.ko copy_workers=\$$w && \
-		    /bin/kvbench/kvaccel-bench-copy || exit 1; done"
+		    /bin/kvbench/kvaccel-bench-copy || exit 1; done && \
+		    /bin/kvbench/kvaccel-bench-kv"
 	@sed '/^vmtest-exit/d' $(B)/vm-bench-$(KVER_BENCH)/output.log
 
 lint:

@@ -236,7 +236,16 @@ struct accel_kv_config {
 	uint32_t transfer_unit;
 	/** NUMA node of the host tier, or ACCEL_NODE_ANY. */
 	int host_node;
+	/** ACCEL_KV_* flags. */
+	uint32_t flags;
 };
+
+/**
+ * Move every block in a copy job of its own, waiting as they complete
+ * (a naive per-block mover, for comparison: benchmarks only).
+ */
+#define ACCEL_KV_PER_BLOCK_COPIES	(1u << 0)
+#define ACCEL_KV_FLAGS			(ACCEL_KV_PER_BLOCK_COPIES)
 
 struct accel_kv_stats {
 	uint64_t swaps_out, swaps_in;

@@ -80,7 +80,8 @@ ACCEL_EXPORT struct accel_kv *accel_kv_create(struct accel_device *dev,
 	uint32_t bb;
 	int ret;
 
-	if (!dev || !cfg || !cfg->block_tokens || !cfg->device_blocks || !cfg->host_blocks) {
+	if (!dev || !cfg || !cfg->block_tokens || !cfg->device_blocks || !cfg->host_blocks ||
+	    (cfg->flags & ~ACCEL_KV_FLAGS)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -375,6 +376,46 @@ ACCEL_EXPORT int accel_kv_seq_place(struct accel_kv *kv, uint32_t seq)
 	return ret;
 }
 
+/*
+ * The naive mover ACCEL_KV_PER_BLOCK_COPIES asks for: one job per block,
+ * at most @window in flight, all waited for before returning.
+ */
+static int run_per_block(struct accel_kv *kv, int from, int to, const struct kv_copy *c,
+			 uint32_t n)
+{
+	enum { WINDOW = 256 };
+	struct accel_fence *f[WINDOW] = { NULL };
+	uint64_t bb = kv->cfg.block_bytes;
+	uint32_t i;
+	int ret = 0, r;
+
+	for (i = 0; i < n && !ret; i++) {
+		struct accel_copy_seg seg = {
+			.src = accel_region_obj(kv->tier[from].region), .src_offset = c[i].src * bb,
+			.dst = accel_region_obj(kv->tier[to].region), .dst_offset = c[i].dst * bb,
+			.length = bb,
+		};
+
+		if (f[i % WINDOW]) {
+			ret = accel_fence_wait(f[i % WINDOW], -1);
+			accel_fence_destroy(f[i % WINDOW]);
+		}
+		f[i % WINDOW] = ret ? NULL : accel_copy(kv->dev, &seg, 1, NULL);
+		if (!ret && !f[i % WINDOW])
+			ret = -errno;
+	}
+	for (i = 0; i < WINDOW; i++) {
+		if (!f[i])
+			continue;
+		r = accel_fence_wait(f[i], -1);
+		ret = ret ? ret : r;
+		accel_fence_destroy(f[i]);
+	}
+	kv->st.transfers += n;
+	kv->st.bytes_moved += n * bb;
+	return ret;
+}
+
 /* Submit block copies between tiers as coalesced segments in one job. */
 static int run_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, uint32_t n,
 		      struct accel_fence **fence)
@@ -388,6 +429,8 @@ static int run_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, 
 	*fence = NULL;
 	if (!n)
 		return 0;
+	if (kv->cfg.flags & ACCEL_KV_PER_BLOCK_COPIES)
+		return run_per_block(kv, from, to, c, n);
 	runs = calloc(n, sizeof(*runs));
 	segs = calloc(n, sizeof(*segs));
 	if (!runs || !segs) {

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # The guest side of `make demo`: set pressure watermarks, watch the
 # module's events with kvaccelctl while kvaccel-demo runs, then show the
-# device's status and the events seen.
+# device's status and the events seen; last, libaccel's KV cache swapping
+# a sequence out and back in, with its throughput.
 set -e
 echo "-- kvaccelctl watermarks set 5M 1M (pressure events above 5 MiB, until below 1 MiB)"
 kvaccelctl watermarks set 5M 1M
@@ -20,3 +21,6 @@ kill $watch
 wait $watch || true
 echo "-- kvaccelctl watch: what the demo did, as the module's events group saw it"
 cat /tmp/events
+echo "-- libaccel's KV cache: a sequence of 64 MiB of KV in 16 KiB blocks, scattered,"
+echo "   swapped out to the host tier and back in (kvaccel-bench-kv 64 1)"
+kvaccel-bench-kv 64 1
