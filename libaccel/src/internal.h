@@ -69,6 +69,10 @@ struct accel_obj {
 	pthread_mutex_t map_lock;
 };
 
+/** Export @obj (NULL-checked) as a dma-buf. */
+int accel_obj_export(struct accel_obj *obj, int *fd);
+/** Import dma-buf @fd into @dev (NULL-checked): its handle, or -errno. */
+int accel_obj_import(struct accel_device *dev, int fd, uint32_t *handle);
 /** Map @obj once (the caller holds nothing); NULL + errno on failure. */
 void *accel_obj_map(struct accel_obj *obj, int prot);
 void accel_obj_fini(struct accel_obj *obj);

@@ -416,7 +416,11 @@ static int run_per_block(struct accel_kv *kv, int from, int to, const struct kv_
 	return ret;
 }
 
-/* Submit block copies between tiers as coalesced segments in one job. */
+/*
+ * Submit block copies between tiers as coalesced segments: one job, or a
+ * chain of jobs of at most KVACCEL_COPY_MAX_SEGMENTS segments each, each
+ * after the previous (an error anywhere reaches the last fence).
+ */
 static int run_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, uint32_t n,
 		      struct accel_fence **fence)
 {
@@ -444,10 +448,22 @@ static int run_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, 
 			.dst = accel_region_obj(kv->tier[to].region), .dst_offset = runs[i].dst * bb,
 			.length = runs[i].count * bb,
 		};
-	*fence = accel_copy(kv->dev, segs, nr, NULL);
-	if (!*fence) {
-		ret = -errno;
-		goto out;
+	for (i = 0; i < nr; i += KVACCEL_COPY_MAX_SEGMENTS) {
+		uint32_t count = nr - i < KVACCEL_COPY_MAX_SEGMENTS ? nr - i :
+				 KVACCEL_COPY_MAX_SEGMENTS;
+		struct accel_fence *prev = *fence;
+
+		*fence = accel_copy(kv->dev, segs + i, count, prev);
+		if (!*fence) {
+			ret = -errno;
+			/* Nothing may still write into blocks the caller frees. */
+			if (prev)
+				accel_fence_wait(prev, -1);
+		}
+		/* The kernel took the previous job's fence: its handle may go. */
+		accel_fence_destroy(prev);
+		if (ret)
+			goto out;
 	}
 	kv->st.transfers += nr;
 	kv->st.bytes_moved += n * bb;

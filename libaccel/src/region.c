@@ -38,6 +38,20 @@ void *accel_obj_map(struct accel_obj *obj, int prot)
 	return map;
 }
 
+int accel_obj_export(struct accel_obj *obj, int *fd)
+{
+	if (!obj || !fd)
+		return -EINVAL;
+	return accel_prime_export(obj->dev, obj->handle, fd);
+}
+
+int accel_obj_import(struct accel_device *dev, int fd, uint32_t *handle)
+{
+	if (!dev || fd < 0)
+		return -EINVAL;
+	return accel_prime_import(dev, fd, handle);
+}
+
 void accel_obj_fini(struct accel_obj *obj)
 {
 	if (obj->map)
@@ -162,21 +176,14 @@ ACCEL_EXPORT void *accel_region_map(struct accel_region *region)
 
 ACCEL_EXPORT int accel_region_export(struct accel_region *region, int *fd)
 {
-	if (!region || !fd)
-		return -EINVAL;
-	return accel_prime_export(region->obj.dev, region->obj.handle, fd);
+	return accel_obj_export(accel_region_obj(region), fd);
 }
 
 ACCEL_EXPORT struct accel_region *accel_region_import(struct accel_device *dev, int fd)
 {
 	uint32_t handle;
-	int ret;
+	int ret = accel_obj_import(dev, fd, &handle);
 
-	if (!dev || fd < 0) {
-		errno = EINVAL;
-		return NULL;
-	}
-	ret = accel_prime_import(dev, fd, &handle);
 	if (ret) {
 		errno = -ret;
 		return NULL;

@@ -208,21 +208,14 @@ ACCEL_EXPORT int64_t accel_space_generation(struct accel_space *space)
 
 ACCEL_EXPORT int accel_space_export(struct accel_space *space, int *fd)
 {
-	if (!space || !fd)
-		return -EINVAL;
-	return accel_prime_export(space->obj.dev, space->obj.handle, fd);
+	return accel_obj_export(accel_space_obj(space), fd);
 }
 
 ACCEL_EXPORT struct accel_space *accel_space_import(struct accel_device *dev, int fd)
 {
 	uint32_t handle;
-	int ret;
+	int ret = accel_obj_import(dev, fd, &handle);
 
-	if (!dev || fd < 0) {
-		errno = EINVAL;
-		return NULL;
-	}
-	ret = accel_prime_import(dev, fd, &handle);
 	if (ret) {
 		errno = -ret;
 		return NULL;

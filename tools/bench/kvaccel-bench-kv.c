@@ -154,7 +154,7 @@ int main(int argc, char **argv)
 	printf("kvaccel-bench-kv: %u MiB of KV in %u KiB blocks, scattered (runs of <= 2 blocks), "
 	       "median of %d\n", mib, BB / 1024, rounds);
 	printf("%-28s %10s %10s\n", "", "out MB/s", "in MB/s");
-	printf("%-28s %10.0f %10.0f   (%llu transfers for %llu blocks)\n", "coalesced (one job)",
+	printf("%-28s %10.0f %10.0f   (%llu transfers for %llu blocks)\n", "coalesced",
 	       bytes / o[0] / 1e6, bytes / i[0] / 1e6, (unsigned long long)st[0].transfers,
 	       (unsigned long long)(st[0].blocks_out + st[0].blocks_in));
 	printf("%-28s %10.0f %10.0f\n", "one copy job per block", bytes / o[1] / 1e6,
