@@ -305,6 +305,17 @@ void *accel_kv_block_addr(struct accel_kv *kv, enum accel_kv_place tier, uint32_
 int accel_kv_seq_window(struct accel_kv *kv, uint32_t seq, void **addr, size_t *len);
 int accel_kv_stats(struct accel_kv *kv, struct accel_kv_stats *stats);
 
+/**
+ * Share KV with another process (a decode engine, a migration target):
+ * export a tier's memory as a dma-buf (close-on-exec). The other process
+ * imports it (accel_region_import()) and maps it, or binds the blocks a
+ * sequence's table names (accel_kv_seq_blocks(), or
+ * accel_kv_seq_host_blocks() on the host tier) into its own space: no copy.
+ */
+int accel_kv_tier_export(struct accel_kv *kv, enum accel_kv_place tier, int *fd);
+/** The host-tier blocks of a sequence that is on the host; returns the count. */
+int accel_kv_seq_host_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks, uint32_t max);
+
 #ifdef __cplusplus
 }
 #endif

@@ -766,6 +766,32 @@ out:
 	return ret;
 }
 
+ACCEL_EXPORT int accel_kv_tier_export(struct accel_kv *kv, enum accel_kv_place tier, int *fd)
+{
+	int t = tier == ACCEL_KV_DEVICE ? T_DEV : tier == ACCEL_KV_HOST ? T_HOST : -1;
+
+	if (!kv || t < 0 || !fd)
+		return -EINVAL;
+	return accel_region_export(kv->tier[t].region, fd);
+}
+
+ACCEL_EXPORT int accel_kv_seq_host_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks,
+					  uint32_t max)
+{
+	struct kv_entry *e;
+	int ret;
+
+	if (!kv || (max && !blocks))
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	e = entry(kv, seq);
+	ret = !e ? -ENOENT : e->place != ACCEL_KV_HOST ? -EBUSY : (int)e->s.nr_blocks;
+	if (ret > 0)
+		memcpy(blocks, e->host, (ret < (int)max ? (uint32_t)ret : max) * sizeof(*blocks));
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
 ACCEL_EXPORT int accel_kv_stats(struct accel_kv *kv, struct accel_kv_stats *stats)
 {
 	if (!kv || !stats)

@@ -210,6 +210,63 @@ TEST_F(kv, windows_on_both_tiers)
 		EXPECT_TRUE(kvt_check((char *)w + i * BB, BB, 5000 + i));
 }
 
+/* Another process binds a sequence's blocks, from the exported tier, into its own window. */
+static int child_reads(int fd, const uint32_t *blocks, int n, uint32_t tag)
+{
+	struct accel_device *d = accel_device_open(NULL);
+	struct accel_region *r = d ? accel_region_import(d, fd) : NULL;
+	struct accel_space *s = r ? accel_space_create(d, (uint32_t)n, BB) : NULL;
+	struct accel_bind_op ops[16];
+	unsigned char *w;
+	int i;
+
+	if (!s || n > 16)
+		return 1;
+	for (i = 0; i < n; i++)
+		ops[i] = (struct accel_bind_op) {
+			.kind = ACCEL_BIND, .slot = (uint32_t)i, .region = r, .block = blocks[i],
+		};
+	if (accel_space_bind(s, ops, (uint32_t)n, NULL))
+		return 2;
+	w = accel_space_map(s, NULL);
+	for (i = 0; w && i < n; i++)
+		if (!kvt_check(w + (size_t)i * BB, BB, tag * 1000 + (uint32_t)i))
+			return 3;
+	return w ? 0 : 4;
+}
+
+TEST_F(kv, sequence_shared_with_another_process)
+{
+	uint32_t seq, blocks[16];
+	int n, fd, status, tier;
+	pid_t pid;
+
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 70, &seq, NULL));
+	fill_seq(self->kv, seq, 6);
+	for (tier = 0; tier < 2; tier++) {
+		if (tier) {
+			ASSERT_EQ(0, accel_kv_swap_out(self->kv, seq, NULL));
+			ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+			EXPECT_EQ(-EBUSY, accel_kv_seq_blocks(self->kv, seq, blocks, 16));
+			n = accel_kv_seq_host_blocks(self->kv, seq, blocks, 16);
+		} else {
+			EXPECT_EQ(-EBUSY, accel_kv_seq_host_blocks(self->kv, seq, blocks, 16));
+			n = accel_kv_seq_blocks(self->kv, seq, blocks, 16);
+		}
+		ASSERT_EQ(5, n);
+		ASSERT_EQ(0, accel_kv_tier_export(self->kv, tier ? ACCEL_KV_HOST : ACCEL_KV_DEVICE,
+						  &fd));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (!pid)
+			_exit(child_reads(fd, blocks, n, 6));
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("tier %d: step %d", tier, WEXITSTATUS(status));
+		close(fd);
+	}
+	EXPECT_EQ(-EINVAL, accel_kv_tier_export(self->kv, ACCEL_KV_MOVING, &fd));
+}
+
 TEST_F(kv, no_room_changes_nothing)
 {
 	struct accel_kv_stats st;
