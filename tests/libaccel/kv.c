@@ -327,8 +327,48 @@ TEST(kv_bad_arguments)
 	EXPECT_EQ(-EINVAL, accel_kv_progress(NULL, 0));
 	EXPECT_EQ(-EINVAL, accel_kv_stats(NULL, NULL));
 	EXPECT_EQ(NULL, accel_kv_block_addr(NULL, ACCEL_KV_DEVICE, 0));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_append(NULL, 0, prompt, 1));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_fork(NULL, 0, &seq));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_free(NULL, 0));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_blocks(NULL, 0, NULL, 0));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_place(NULL, 0));
+	EXPECT_EQ(-EINVAL, accel_kv_swap_out(NULL, 0, NULL));
+	EXPECT_EQ(-EINVAL, accel_kv_swap_in(NULL, 0, NULL));
+	EXPECT_EQ(-EINVAL, accel_kv_tier_export(NULL, ACCEL_KV_DEVICE, NULL));
 	accel_kv_destroy(NULL);
 	accel_device_close(dev);
+}
+
+/* Unknown sequence ids, bad tiers and blocks, NULL outputs: errors, no crash. */
+TEST_F(kv, bad_ids_and_outputs)
+{
+	uint64_t t;
+	uint32_t seq, child;
+	void *w;
+
+	EXPECT_EQ(-ENOENT, accel_kv_seq_append(self->kv, 5, prompt, 1));
+	EXPECT_EQ(-ENOENT, accel_kv_seq_fork(self->kv, 5, &child));
+	EXPECT_EQ(-ENOENT, accel_kv_swap_out(self->kv, 5, NULL));
+	EXPECT_EQ(-ENOENT, accel_kv_swap_in(self->kv, 5, NULL));
+	EXPECT_EQ(-ENOENT, accel_kv_seq_tokens(self->kv, 5, &t));
+	EXPECT_EQ(-ENOENT, accel_kv_seq_place(self->kv, 5));
+	EXPECT_EQ(-ENOENT, accel_kv_seq_window(self->kv, 5, &w, NULL));
+	EXPECT_EQ(-ENOENT, accel_kv_seq_free(self->kv, 0xffffffffu));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_create(self->kv, NULL, 3, &seq, NULL));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_create(self->kv, prompt, 3, NULL, NULL));
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 3, &seq, NULL));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_append(self->kv, seq, NULL, 2));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_fork(self->kv, seq, NULL));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_tokens(self->kv, seq, NULL));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_window(self->kv, seq, NULL, NULL));
+	EXPECT_EQ(-EINVAL, accel_kv_seq_blocks(self->kv, seq, NULL, 4));
+	EXPECT_EQ(-EBUSY, accel_kv_swap_in(self->kv, seq, NULL));	/* on the device */
+	errno = 0;
+	EXPECT_EQ(NULL, accel_kv_block_addr(self->kv, ACCEL_KV_DEVICE, 64));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, accel_kv_block_addr(self->kv, ACCEL_KV_MOVING, 0));
+	EXPECT_EQ(-EINVAL, accel_kv_progress(self->kv, -2));
+	EXPECT_EQ(0, accel_kv_progress(self->kv, 0));
 }
 
 TEST_HARNESS_MAIN
