@@ -63,7 +63,9 @@ help:
 	@sed -n 's/^#   //p' Makefile
 	@echo "  make all     module for each kernel in KVERS, tests, tools"
 	@echo "  make kmod    the module only (build/<kver>/kmod/kvaccel.ko)"
-	@echo "  make bench   region allocation benchmark in a VM"
+	@echo "  make libaccel  libaccel.so.0, libaccel.a, libaccel.pc (build/libaccel/)"
+	@echo "  make install   libaccel, headers, man pages (DESTDIR, PREFIX=/usr/local)"
+	@echo "  make bench   benchmarks in a VM: regions, remapping, copies, KV swap"
 	@echo "  make lint    W=1 builds, sparse (C=2), checkpatch --strict"
 	@echo "  make deps    install the Debian packages the build needs"
 	@echo "  make clean   remove build/"
