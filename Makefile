@@ -52,7 +52,7 @@ TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
-		   $(B)/native/libaccel_install $(B)/native/kv_unit
+		   $(B)/native/libaccel_install $(B)/native/kv_unit $(B)/native/cuda_probe
 
 .PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help \
 	libaccel install
@@ -85,9 +85,9 @@ $(B)/%/kmod/kvaccel.ko: $(KMOD_SRCS)
 
 ACCEL_VERSION	:= 0.1.0
 ACCEL_SONAME	:= libaccel.so.0
-ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c)
+ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/cuda/*.c)
 ACCEL_HDRS	:= libaccel/include/accel.h libaccel/src/internal.h uapi/kvaccel.h \
-		   $(wildcard libaccel/src/kv/*.h)
+		   $(wildcard libaccel/src/kv/*.h libaccel/src/cuda/*.h)
 ACCEL_CFLAGS	:= $(USER_CFLAGS) -Ilibaccel/include -fPIC -fvisibility=hidden -pthread
 ACCEL_OBJS	:= $(patsubst libaccel/src/%.c,$(B)/libaccel/%.o,$(ACCEL_SRCS))
 ACCEL_LIBS	:= $(B)/libaccel/libaccel.a $(B)/libaccel/$(ACCEL_SONAME) $(B)/libaccel/libaccel.pc
@@ -198,6 +198,15 @@ $(B)/native/kv_unit: tests/libaccel/kv_unit.c $(wildcard libaccel/src/kv/*)
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/src -o $(B)/native-bin/kv_unit $< \
 		$(wildcard libaccel/src/kv/*.c) -lcmocka
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kv_unit" > $@
+	@chmod +x $@
+
+# The CUDA driver loader: without a driver it must say so (-ENODEV and why).
+$(B)/native/cuda_probe: tests/libaccel/cuda_probe.c $(wildcard libaccel/src/cuda/*)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/src -pthread -o $(B)/native-bin/cuda_probe $< \
+		$(wildcard libaccel/src/cuda/*.c) -lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/cuda_probe" > $@
 	@chmod +x $@
 
 $(B)/native/libaccel_install: tests/libaccel/install.sh $(ACCEL_LIBS)

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "cuda/cuda_loader.h"
 #include "kv/kv_seq.h"
 
 enum { T_DEV, T_HOST, T_NR };
@@ -91,10 +92,25 @@ ACCEL_EXPORT struct accel_kv *accel_kv_create(struct accel_device *dev,
 		errno = EINVAL;
 		return NULL;
 	}
+	if (cfg->backend && !strcmp(cfg->backend, "cuda")) {
+		char why[160];
+		int err;
+
+		/* Say first whether there is a GPU at all, then what is missing. */
+		if (!accel_cuda_load(&err, why, sizeof(why))) {
+			accel_log(ACCEL_LOG_ERR, "kv: cuda backend: %s", why);
+			errno = -err;
+		} else {
+			accel_log(ACCEL_LOG_ERR, "kv: cuda backend: the GPU device tier is not "
+				  "part of this libaccel yet");
+			errno = EOPNOTSUPP;
+		}
+		return NULL;
+	}
 	if (cfg->backend && strcmp(cfg->backend, "host")) {
-		accel_log(ACCEL_LOG_ERR, "kv: backend \"%s\": this libaccel has only \"host\"",
+		accel_log(ACCEL_LOG_ERR, "kv: unknown backend \"%s\" (\"host\" or \"cuda\")",
 			  cfg->backend);
-		errno = strcmp(cfg->backend, "cuda") ? EINVAL : EOPNOTSUPP;
+		errno = EINVAL;
 		return NULL;
 	}
 	kv = calloc(1, sizeof(*kv));

@@ -147,8 +147,13 @@ TEST(rebind_loop_vs_generation_reader)
 			if (owner[i] >= 0)
 				where[owner[i]] = i;
 	}
-	/* The reader must also get views of the final, stable state. */
-	for (iter = 0; iter < 500 && sh->accepted < 10; iter++)
+	/*
+	 * The reader must also get views of the final, stable state. A view
+	 * reads 8 blocks, faulting each in again and taking SIGBUS on the
+	 * empty ones: on the debug kernel under emulation that can take
+	 * seconds, so allow a minute (the loop ends at the 10th view).
+	 */
+	for (iter = 0; iter < 6000 && sh->accepted < 10; iter++)
 		usleep(10000);
 	sh->stop = 1;
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
