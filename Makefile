@@ -46,18 +46,19 @@ NL_TESTS	:= netlink fuzz
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
 		   $(B)/tests/libaccel_api $(B)/tests/libaccel_kv \
-		   $(B)/tests/kvaccelctl.sh
+		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
 		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
-		   $(B)/native/libaccel_install $(B)/native/kv_unit $(B)/native/cuda_probe
+		   $(B)/native/libaccel_install $(B)/native/kv_unit $(B)/native/cuda_probe \
+		   $(B)/native/kvacceld_config
 
 .PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help \
 	libaccel install
 
-all: kmod libaccel tests tools
+all: kmod libaccel tests tools $(B)/daemon/kvacceld
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -127,6 +128,16 @@ install: libaccel
 	install -m 644 uapi/kvaccel.h uapi/kvaccel_netlink.h $(DESTDIR)$(PREFIX)/include/kvaccel/
 	install -m 644 libaccel/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 
+# --- kvacceld ---------------------------------------------------------------
+
+KVACCELD_SRCS	:= daemon/kvacceld.c daemon/config.c libaccel/ctl/kvnl.c libaccel/ctl/kvsize.c
+
+# Static, so it runs in the test VMs' busybox initramfs.
+$(B)/daemon/kvacceld: $(KVACCELD_SRCS) daemon/config.h $(KVNL_SRCS) libaccel/ctl/kvsize.h
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -static -o $@ $(KVACCELD_SRCS) -linih $(NL_LIBS)
+
 # --- userspace ------------------------------------------------------------
 
 tests: $(TEST_BINS)
@@ -138,6 +149,11 @@ $(B)/tests/libaccel_api $(B)/tests/libaccel_kv: $(B)/tests/libaccel_%: tests/lib
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
 		$(B)/libaccel/libaccel.a -ldrm
+
+# kvacceld's test in the guest (run-selftests puts the daemon next to it).
+$(B)/tests/kvacceld.sh: tests/daemon/kvacceld.sh $(B)/daemon/kvacceld
+	@mkdir -p $(@D)
+	install -m 755 $< $@
 
 # kvaccelctl's test (run-selftests puts the tool next to it in the guest).
 $(B)/tests/kvaccelctl.sh: tests/kmod/kvaccelctl.sh $(B)/tools/kvaccelctl
@@ -200,6 +216,16 @@ $(B)/native/kv_unit: tests/libaccel/kv_unit.c $(wildcard libaccel/src/kv/*)
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kv_unit" > $@
 	@chmod +x $@
 
+# kvacceld's configuration parser and checks (cmocka, ASan/UBSan).
+$(B)/native/kvacceld_config: tests/daemon/config_unit.c daemon/config.c daemon/config.h \
+		libaccel/ctl/kvsize.c libaccel/ctl/kvsize.h
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Idaemon -Ilibaccel/ctl -o $(B)/native-bin/kvacceld_config \
+		$< daemon/config.c libaccel/ctl/kvsize.c -linih -lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_config" > $@
+	@chmod +x $@
+
 # The CUDA driver loader: without a driver it must say so (-ENODEV and why).
 $(B)/native/cuda_probe: tests/libaccel/cuda_probe.c $(wildcard libaccel/src/cuda/*)
 	@mkdir -p $(B)/native-bin $(@D)
@@ -233,9 +259,11 @@ $(B)/tools/kvaccel-bench-kv: tools/bench/kvaccel-bench-kv.c tools/bench/bench-co
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
 		$(B)/libaccel/libaccel.a -ldrm
 
-KVACCELCTL_SRCS	:= tools/kvaccelctl/kvaccelctl.c tools/kvaccelctl/render.c libaccel/ctl/kvnl.c
+KVACCELCTL_SRCS	:= tools/kvaccelctl/kvaccelctl.c tools/kvaccelctl/render.c libaccel/ctl/kvnl.c \
+		   libaccel/ctl/kvsize.c
 
-$(B)/tools/kvaccelctl: $(KVACCELCTL_SRCS) tools/kvaccelctl/render.h $(KVNL_SRCS)
+$(B)/tools/kvaccelctl: $(KVACCELCTL_SRCS) tools/kvaccelctl/render.h $(KVNL_SRCS) \
+		libaccel/ctl/kvsize.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -static -o $@ $(KVACCELCTL_SRCS) -ljson-c $(NL_LIBS)

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "kvnl.h"
+#include "kvsize.h"
 #include "render.h"
 
 static const char *prog = "kvaccelctl";
@@ -68,41 +69,9 @@ static int connect_family(struct kvnl **nl)
 	return ret;
 }
 
-/* Parse SIZE: digits, then nothing or one of K M G T [i][B]. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	static const char units[] = "KMGTP";
-	const char *u;
-	char *end;
-	uint64_t v;
-	int shift = 0;
-
-	if (!*s || *s == '-' || *s == '+')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	if (*end) {
-		u = strchr(units, *end);
-		if (!u)
-			return -EINVAL;
-		shift = 10 * (int)(u - units + 1);
-		end++;
-		if (!strcmp(end, "iB") || !strcmp(end, "B"))
-			end += strlen(end);
-		if (*end)
-			return -EINVAL;
-	}
-	if (shift && v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*out = v << shift;
-	return 0;
-}
-
 static int arg_size(const char *s, uint64_t *out)
 {
-	if (parse_size(s, out)) {
+	if (kvsize_parse(s, out)) {
 		fprintf(stderr, "%s: bad size '%s' (bytes, or a number with K, M, G, T)\n",
 			prog, s);
 		return -EINVAL;

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * kvacceld - configuration: an INI file (libinih) and flags that override
+ * it (Documentation/kvacceld.rst).
+ *
+ *   [device]  limit, default_quota, high_watermark, low_watermark
+ *   [daemon]  socket, metrics, admin_group
+ */
+#ifndef KVACCELD_CONFIG_H
+#define KVACCELD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct kvd_config {
+	uint64_t limit, default_quota, high_wm, low_wm;
+	bool limit_set, default_quota_set, high_wm_set, low_wm_set;
+	char socket_path[108];	/* sun_path */
+	char metrics[64];	/* host:port */
+	char admin_group[64];
+};
+
+void kvd_config_defaults(struct kvd_config *c);
+/*
+ * Set one key ([section] key = value); the INI parser and the flags both
+ * come here. 0, or -EINVAL with @err saying what is wrong.
+ */
+int kvd_config_set(struct kvd_config *c, const char *section, const char *key,
+		   const char *value, char *err, size_t len);
+/* Parse @path: 0, or -errno with @err as "path:line: what" (or "path: why"). */
+int kvd_config_load(struct kvd_config *c, const char *path, char *err, size_t len);
+/* Checks across keys (MiB multiples, watermark order). */
+int kvd_config_check(const struct kvd_config *c, char *err, size_t len);
+
+#endif
