@@ -72,22 +72,9 @@ static int count(const struct kvnl_msg *m, void *arg)
 	return 0;
 }
 
-static const char *event_name(int cmd)
-{
-	switch (cmd) {
-	case KVACCEL_CMD_CLIENT_OPEN_NTF: return "client-open";
-	case KVACCEL_CMD_CLIENT_CLOSE_NTF: return "client-close";
-	case KVACCEL_CMD_REGION_CREATE_NTF: return "region-create";
-	case KVACCEL_CMD_REGION_DESTROY_NTF: return "region-destroy";
-	case KVACCEL_CMD_PRESSURE_NTF: return "pressure";
-	case KVACCEL_CMD_COPY_ERROR_NTF: return "copy-error";
-	default: return NULL;
-	}
-}
-
 static int log_event(const struct kvnl_msg *m, void *arg)
 {
-	const char *name = event_name(m->cmd), *comm = kvnl_str(m, KVACCEL_A_COMM);
+	const char *name = kvnl_event_name(m->cmd), *comm = kvnl_str(m, KVACCEL_A_COMM);
 	uint64_t id = 0, size = 0, usage = 0;
 	uint32_t pid = 0;
 	uint8_t pressure = 0;

@@ -236,19 +236,19 @@ u64 kvaccel_acct_device_usage(struct kvaccel_device *kdev)
 }
 
 /**
- * kvaccel_proc_quota - a process's effective quota.
+ * kvaccel_proc_snapshot - a process's accounting, read at one moment.
  * @proc: the process.
- *
- * Return: its own quota, else the default; 0 for none.
+ * @usage: Out: bytes charged to it.
+ * @quota: Out: its effective quota (its own, else the default; 0 for none).
+ * @regions: Out: regions it owns.
  */
-u64 kvaccel_proc_quota(struct kvaccel_proc *proc)
+void kvaccel_proc_snapshot(struct kvaccel_proc *proc, u64 *usage, u64 *quota, u32 *regions)
 {
-	u64 quota;
-
 	mutex_lock(&proc->kdev->acct_lock);
-	quota = kvaccel_proc_quota_locked(proc);
+	*usage = proc->usage;
+	*quota = kvaccel_proc_quota_locked(proc);
+	*regions = proc->nr_regions;
 	mutex_unlock(&proc->kdev->acct_lock);
-	return quota;
 }
 
 /**
@@ -306,21 +306,31 @@ void kvaccel_pressure_update(struct kvaccel_device *kdev)
 }
 
 /**
- * kvaccel_pressure_set - set the watermarks, then re-evaluate pressure.
+ * kvaccel_pressure_set - set either or both watermarks, then re-evaluate
+ * pressure.
  * @kdev: the device.
- * @high: the high watermark in bytes, 0 for off.
- * @low: the low watermark in bytes, 0 for off.
+ * @high: the new high watermark in bytes (0: off), or NULL to keep it.
+ * @low: the new low watermark in bytes (0: off), or NULL to keep it.
  *
- * Return: 0, or -EINVAL unless both are 0 or 0 < @low <= @high.
+ * The pair that results is checked and written under pressure_lock, so
+ * concurrent callers cannot combine into an invalid pair.
+ *
+ * Return: 0, or -EINVAL (nothing changed) unless the resulting pair is
+ * both 0 or 0 < low <= high.
  */
-int kvaccel_pressure_set(struct kvaccel_device *kdev, u64 high, u64 low)
+int kvaccel_pressure_set(struct kvaccel_device *kdev, const u64 *high, const u64 *low)
 {
-	if (!high != !low || low > high)
-		return -EINVAL;
+	u64 h, l;
 
 	mutex_lock(&kdev->pressure_lock);
-	WRITE_ONCE(kdev->high_wm, high);
-	kdev->low_wm = low;
+	h = high ? *high : kdev->high_wm;
+	l = low ? *low : kdev->low_wm;
+	if (!h != !l || l > h) {
+		mutex_unlock(&kdev->pressure_lock);
+		return -EINVAL;
+	}
+	WRITE_ONCE(kdev->high_wm, h);
+	kdev->low_wm = l;
 	mutex_unlock(&kdev->pressure_lock);
 	kvaccel_pressure_update(kdev);
 	return 0;

@@ -272,8 +272,8 @@ void kvaccel_acct_read(struct kvaccel_device *kdev, struct pid *tgid,
 u64 kvaccel_acct_device_usage(struct kvaccel_device *kdev);
 int kvaccel_acct_set_quota(struct kvaccel_device *kdev, struct pid *tgid,
 			   u64 quota);
-u64 kvaccel_proc_quota(struct kvaccel_proc *proc);
-int kvaccel_pressure_set(struct kvaccel_device *kdev, u64 high, u64 low);
+void kvaccel_proc_snapshot(struct kvaccel_proc *proc, u64 *usage, u64 *quota, u32 *regions);
+int kvaccel_pressure_set(struct kvaccel_device *kdev, const u64 *high, const u64 *low);
 void kvaccel_pressure_update(struct kvaccel_device *kdev);
 
 /* kvaccel_client.c */

@@ -139,11 +139,7 @@ static int kvaccel_fill_client(struct sk_buff *skb, struct kvaccel_client *clien
 	u64 usage, quota;
 	u32 regions;
 
-	mutex_lock(&client->kdev->acct_lock);
-	usage = proc->usage;
-	regions = proc->nr_regions;
-	mutex_unlock(&client->kdev->acct_lock);
-	quota = kvaccel_proc_quota(proc);
+	kvaccel_proc_snapshot(proc, &usage, &quota, &regions);
 
 	if (kvaccel_put_u64(skb, KVACCEL_A_CLIENT_ID, client->id) ||
 	    nla_put_u32(skb, KVACCEL_A_PID, pid_vnr(proc->tgid)) ||
@@ -269,7 +265,7 @@ static int kvaccel_nl_device_set(struct sk_buff *skb, struct genl_info *info)
 {
 	struct kvaccel_device *kdev = kvaccel_nl_kdev;
 	struct nlattr **attrs = info->attrs;
-	u64 limit = 0, quota = 0, high, low;
+	u64 limit = 0, quota = 0, high = 0, low = 0;
 	bool set_wm = attrs[KVACCEL_A_HIGH_WM] || attrs[KVACCEL_A_LOW_WM];
 	int ret;
 
@@ -288,24 +284,23 @@ static int kvaccel_nl_device_set(struct sk_buff *skb, struct genl_info *info)
 			return ret;
 	}
 
-	/* Validate and set the watermarks together; the rest cannot fail. */
-	mutex_lock(&kdev->pressure_lock);
-	high = attrs[KVACCEL_A_HIGH_WM] ? nla_get_u64(attrs[KVACCEL_A_HIGH_WM]) :
-					 kdev->high_wm;
-	low = attrs[KVACCEL_A_LOW_WM] ? nla_get_u64(attrs[KVACCEL_A_LOW_WM]) :
-				       kdev->low_wm;
-	mutex_unlock(&kdev->pressure_lock);
-	if (set_wm && (!high != !low || low > high)) {
-		GENL_SET_ERR_MSG(info, "watermarks: both 0 (off) or 0 < low <= high");
-		return -EINVAL;
+	/* The watermarks are checked and set together; the rest cannot fail. */
+	if (set_wm) {
+		if (attrs[KVACCEL_A_HIGH_WM])
+			high = nla_get_u64(attrs[KVACCEL_A_HIGH_WM]);
+		if (attrs[KVACCEL_A_LOW_WM])
+			low = nla_get_u64(attrs[KVACCEL_A_LOW_WM]);
+		ret = kvaccel_pressure_set(kdev, attrs[KVACCEL_A_HIGH_WM] ? &high : NULL,
+					   attrs[KVACCEL_A_LOW_WM] ? &low : NULL);
+		if (ret) {
+			GENL_SET_ERR_MSG(info, "watermarks: both 0 (off) or 0 < low <= high");
+			return ret;
+		}
 	}
-
 	if (attrs[KVACCEL_A_LIMIT])
 		kvaccel_set_device_limit(limit);
 	if (attrs[KVACCEL_A_DEFAULT_QUOTA])
 		kvaccel_set_default_quota(quota);
-	if (set_wm)
-		return kvaccel_pressure_set(kdev, high, low);
 	return 0;
 }
 

@@ -263,6 +263,19 @@ int kvnl_wait_events(struct kvnl *nl, int timeout_ms, kvnl_cb fn, void *arg)
 	return nl->cb_ret < 0 ? nl->cb_ret : 1;
 }
 
+const char *kvnl_event_name(int cmd)
+{
+	switch (cmd) {
+	case KVACCEL_CMD_CLIENT_OPEN_NTF: return "client-open";
+	case KVACCEL_CMD_CLIENT_CLOSE_NTF: return "client-close";
+	case KVACCEL_CMD_REGION_CREATE_NTF: return "region-create";
+	case KVACCEL_CMD_REGION_DESTROY_NTF: return "region-destroy";
+	case KVACCEL_CMD_PRESSURE_NTF: return "pressure";
+	case KVACCEL_CMD_COPY_ERROR_NTF: return "copy-error";
+	default: return NULL;
+	}
+}
+
 static const struct nlattr *kvnl_attr(const struct kvnl_msg *m, int attr, int len)
 {
 	const struct nlattr *a;

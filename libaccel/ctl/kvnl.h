@@ -43,6 +43,9 @@ int kvnl_subscribe(struct kvnl *nl);
 /* Wait up to timeout_ms (-1: forever) for events: 1 handled, 0 timeout. */
 int kvnl_wait_events(struct kvnl *nl, int timeout_ms, kvnl_cb cb, void *arg);
 
+/* An event's name ("client-open", ...), or NULL if @cmd is not an event. */
+const char *kvnl_event_name(int cmd);
+
 /* Attribute readers: false if absent or of the wrong size. */
 bool kvnl_u64(const struct kvnl_msg *m, int attr, uint64_t *v);
 bool kvnl_u32(const struct kvnl_msg *m, int attr, uint32_t *v);

@@ -138,6 +138,15 @@ static struct kv_entry *entry(struct accel_kv *kv, uint32_t seq)
 	return seq < kv->nr_e && kv->e[seq].live ? &kv->e[seq] : NULL;
 }
 
+/* The sequence, if it is at @place: 0, -ENOENT (no such sequence) or -EBUSY. */
+static int entry_at(struct accel_kv *kv, uint32_t seq, int place, struct kv_entry **e)
+{
+	*e = entry(kv, seq);
+	if (!*e)
+		return -ENOENT;
+	return (*e)->place == place ? 0 : -EBUSY;
+}
+
 /* Room for @blocks in an entry's host[] and dirty[]. */
 static int aux_reserve(struct kv_entry *e, uint64_t blocks)
 {
@@ -267,8 +276,7 @@ ACCEL_EXPORT int accel_kv_seq_append(struct accel_kv *kv, uint32_t seq, const in
 	if (!kv || (n && !tokens))
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
-	e = entry(kv, seq);
-	ret = !e ? -ENOENT : e->place != ACCEL_KV_DEVICE ? -EBUSY : 0;
+	ret = entry_at(kv, seq, ACCEL_KV_DEVICE, &e);
 	if (ret)
 		goto out;
 	ret = aux_reserve(e, (e->s.nr_tokens + n + kv->cfg.block_tokens - 1) / kv->cfg.block_tokens);
@@ -304,8 +312,7 @@ ACCEL_EXPORT int accel_kv_seq_fork(struct accel_kv *kv, uint32_t seq, uint32_t *
 	if (!kv || !child)
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
-	e = entry(kv, seq);
-	ret = !e ? -ENOENT : e->place != ACCEL_KV_DEVICE ? -EBUSY : 0;
+	ret = entry_at(kv, seq, ACCEL_KV_DEVICE, &e);
 	if (!ret)
 		ret = entry_new(kv, &id);
 	if (ret)
@@ -356,8 +363,9 @@ ACCEL_EXPORT int accel_kv_seq_blocks(struct accel_kv *kv, uint32_t seq, uint32_t
 	if (!kv || (max && !blocks))
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
-	e = entry(kv, seq);
-	ret = !e ? -ENOENT : e->place != ACCEL_KV_DEVICE ? -EBUSY : (int)e->s.nr_blocks;
+	ret = entry_at(kv, seq, ACCEL_KV_DEVICE, &e);
+	if (!ret)
+		ret = (int)e->s.nr_blocks;
 	if (ret > 0)
 		memcpy(blocks, e->s.blocks, (ret < (int)max ? (uint32_t)ret : max) * sizeof(*blocks));
 	pthread_mutex_unlock(&kv->lock);
@@ -570,8 +578,7 @@ ACCEL_EXPORT int accel_kv_swap_out(struct accel_kv *kv, uint32_t seq, struct acc
 		*fence = NULL;
 	pthread_mutex_lock(&kv->lock);
 	hp = &kv->tier[T_HOST].pool;
-	e = entry(kv, seq);
-	ret = !e ? -ENOENT : e->place != ACCEL_KV_DEVICE ? -EBUSY : 0;
+	ret = entry_at(kv, seq, ACCEL_KV_DEVICE, &e);
 	if (ret)
 		goto out;
 	for (i = 0; i < e->s.nr_blocks; i++)
@@ -635,8 +642,7 @@ ACCEL_EXPORT int accel_kv_swap_in(struct accel_kv *kv, uint32_t seq, struct acce
 		*fence = NULL;
 	pthread_mutex_lock(&kv->lock);
 	dp = &kv->tier[T_DEV].pool;
-	e = entry(kv, seq);
-	ret = !e ? -ENOENT : e->place != ACCEL_KV_HOST ? -EBUSY : 0;
+	ret = entry_at(kv, seq, ACCEL_KV_HOST, &e);
 	if (ret)
 		goto out;
 	c = calloc(e->s.nr_blocks + 1, sizeof(*c));
@@ -800,8 +806,9 @@ ACCEL_EXPORT int accel_kv_seq_host_blocks(struct accel_kv *kv, uint32_t seq, uin
 	if (!kv || (max && !blocks))
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
-	e = entry(kv, seq);
-	ret = !e ? -ENOENT : e->place != ACCEL_KV_HOST ? -EBUSY : (int)e->s.nr_blocks;
+	ret = entry_at(kv, seq, ACCEL_KV_HOST, &e);
+	if (!ret)
+		ret = (int)e->s.nr_blocks;
 	if (ret > 0)
 		memcpy(blocks, e->host, (ret < (int)max ? (uint32_t)ret : max) * sizeof(*blocks));
 	pthread_mutex_unlock(&kv->lock);

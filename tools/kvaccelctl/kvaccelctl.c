@@ -165,7 +165,7 @@ static void on_signal(int sig)
 static int print_event(const struct kvnl_msg *msg, void *arg)
 {
 	struct watch *w = arg;
-	const char *name = render_event_name(msg->cmd);
+	const char *name = kvnl_event_name(msg->cmd);
 	json_object *obj;
 
 	if (!name)

@@ -92,19 +92,6 @@ json_object *render_json(const struct kvnl_msg *msg)
 	return obj;
 }
 
-const char *render_event_name(int cmd)
-{
-	switch (cmd) {
-	case KVACCEL_CMD_CLIENT_OPEN_NTF: return "client-open";
-	case KVACCEL_CMD_CLIENT_CLOSE_NTF: return "client-close";
-	case KVACCEL_CMD_REGION_CREATE_NTF: return "region-create";
-	case KVACCEL_CMD_REGION_DESTROY_NTF: return "region-destroy";
-	case KVACCEL_CMD_PRESSURE_NTF: return "pressure";
-	case KVACCEL_CMD_COPY_ERROR_NTF: return "copy-error";
-	default: return NULL;
-	}
-}
-
 const char *render_bytes(uint64_t bytes, char *buf, size_t len)
 {
 	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };

@@ -14,8 +14,6 @@
 
 /* Every known attribute of @msg as a member of a new object. */
 json_object *render_json(const struct kvnl_msg *msg);
-/* The event's name ("client-open", ...), or NULL for another command. */
-const char *render_event_name(int cmd);
 
 /* Human-readable bytes: "512 B", "1.5 GiB". */
 const char *render_bytes(uint64_t bytes, char *buf, size_t len);
