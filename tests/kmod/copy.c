@@ -385,8 +385,7 @@ TEST(worker_failure_sweep)
 	ASSERT_LE(0, fd);
 	if (access(knob, W_OK))
 		SKIP(return, "no %s", knob);
-	u0 = kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE);
-	p0 = kvt_param_or_die(fd, KVACCEL_PARAM_PAGES_HELD);
+	kvt_settled(fd, &u0, &p0);
 	for (n = 1; n < 64; n++) {
 		struct drm_kvaccel_copy_segment seg;
 		uint32_t a, b, sync;
@@ -425,7 +424,7 @@ TEST(worker_failure_sweep)
 	}
 	TH_LOG("%d failure points walked, %d failed", n - 1, failures);
 	EXPECT_LE(2, failures);	/* the start and at least one part */
-	EXPECT_EQ(u0, kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE));
+	EXPECT_EQ(u0, kvt_usage_back_to(fd, u0));
 	EXPECT_EQ(p0, kvt_param_or_die(fd, KVACCEL_PARAM_PAGES_HELD));
 	close(fd);
 }
@@ -433,12 +432,11 @@ TEST(worker_failure_sweep)
 /* Jobs in flight when the file closes finish; nothing leaks. */
 TEST(close_with_jobs_in_flight)
 {
-	int fd = kvt_open(), i, tries;
+	int fd = kvt_open(), i;
 	uint64_t u0, p0;
 
 	ASSERT_LE(0, fd);
-	u0 = kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE);
-	p0 = kvt_param_or_die(fd, KVACCEL_PARAM_PAGES_HELD);
+	kvt_settled(fd, &u0, &p0);
 	for (i = 0; i < 4; i++) {
 		int cfd = kvt_open(), j;
 		struct drm_kvaccel_copy_segment seg;
@@ -453,12 +451,7 @@ TEST(close_with_jobs_in_flight)
 		close(cfd);
 	}
 	/* The jobs hold the regions until they finish (slowly under KASAN). */
-	for (tries = 0; tries < 1200; tries++) {
-		if (kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE) == u0)
-			break;
-		usleep(50000);
-	}
-	EXPECT_EQ(u0, kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE));
+	EXPECT_EQ(u0, kvt_usage_back_to(fd, u0));
 	EXPECT_EQ(p0, kvt_param_or_die(fd, KVACCEL_PARAM_PAGES_HELD));
 	close(fd);
 }
@@ -466,13 +459,12 @@ TEST(close_with_jobs_in_flight)
 /* A process killed with jobs in flight leaks nothing either. */
 TEST(killed_with_jobs_in_flight)
 {
-	int fd = kvt_open(), status, tries;
+	int fd = kvt_open(), status;
 	uint64_t u0, p0;
 	pid_t pid;
 
 	ASSERT_LE(0, fd);
-	u0 = kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE);
-	p0 = kvt_param_or_die(fd, KVACCEL_PARAM_PAGES_HELD);
+	kvt_settled(fd, &u0, &p0);
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
@@ -490,12 +482,7 @@ TEST(killed_with_jobs_in_flight)
 	usleep(300000);
 	ASSERT_EQ(0, kill(pid, SIGKILL));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	for (tries = 0; tries < 1200; tries++) {
-		if (kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE) == u0)
-			break;
-		usleep(50000);
-	}
-	EXPECT_EQ(u0, kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE));
+	EXPECT_EQ(u0, kvt_usage_back_to(fd, u0));
 	EXPECT_EQ(p0, kvt_param_or_die(fd, KVACCEL_PARAM_PAGES_HELD));
 	close(fd);
 }

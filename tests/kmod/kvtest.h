@@ -112,6 +112,45 @@ static inline uint64_t kvt_param_or_die(int fd, uint32_t param)
 	return v;
 }
 
+/*
+ * The device's usage and pages held once they have settled: a copy job lets
+ * go of its objects just after its fence signals, so what an earlier test
+ * freed may still be on its way out. Settled means the same over 300 ms
+ * (at most 60 s of waiting).
+ */
+static inline void kvt_settled(int fd, uint64_t *usage, uint64_t *pages)
+{
+	uint64_t u = kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE);
+	uint64_t p = kvt_param_or_die(fd, KVACCEL_PARAM_PAGES_HELD);
+	int same = 0, tries;
+
+	for (tries = 0; tries < 600 && same < 3; tries++) {
+		uint64_t u2, p2;
+
+		usleep(100000);
+		u2 = kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE);
+		p2 = kvt_param_or_die(fd, KVACCEL_PARAM_PAGES_HELD);
+		same = u2 == u && p2 == p ? same + 1 : 0;
+		u = u2;
+		p = p2;
+	}
+	*usage = u;
+	*pages = p;
+}
+
+/* Wait (at most 60 s) for the device's usage to come back to @usage. */
+static inline uint64_t kvt_usage_back_to(int fd, uint64_t usage)
+{
+	uint64_t u = kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE);
+	int tries;
+
+	for (tries = 0; tries < 1200 && u != usage; tries++) {
+		usleep(50000);
+		u = kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE);
+	}
+	return u;
+}
+
 static inline int kvt_region_create_ex(int fd, uint64_t size, uint32_t block_size,
 				       uint32_t flags, uint32_t node, uint32_t *handle)
 {
