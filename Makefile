@@ -46,14 +46,14 @@ NL_TESTS	:= netlink fuzz
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
 		   $(B)/tests/libaccel_api $(B)/tests/libaccel_kv \
-		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh
+		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh $(B)/tests/kvacceld_engines
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
 		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
 		   $(B)/native/libaccel_install $(B)/native/kv_unit $(B)/native/cuda_probe \
-		   $(B)/native/kvacceld_config
+		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit
 
 .PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help \
 	libaccel install
@@ -86,11 +86,15 @@ $(B)/%/kmod/kvaccel.ko: $(KMOD_SRCS)
 
 ACCEL_VERSION	:= 0.1.0
 ACCEL_SONAME	:= libaccel.so.0
-ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/cuda/*.c)
+ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/cuda/*.c) \
+		   libaccel/ctl/kvdmsg.c
 ACCEL_HDRS	:= libaccel/include/accel.h libaccel/src/internal.h uapi/kvaccel.h \
+		   uapi/kvacceld.h libaccel/ctl/kvdmsg.h \
 		   $(wildcard libaccel/src/kv/*.h libaccel/src/cuda/*.h)
-ACCEL_CFLAGS	:= $(USER_CFLAGS) -Ilibaccel/include -fPIC -fvisibility=hidden -pthread
-ACCEL_OBJS	:= $(patsubst libaccel/src/%.c,$(B)/libaccel/%.o,$(ACCEL_SRCS))
+ACCEL_CFLAGS	:= $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -fPIC -fvisibility=hidden \
+		   -pthread
+ACCEL_OBJS	:= $(patsubst libaccel/src/%.c,$(B)/libaccel/%.o,$(filter libaccel/src/%,$(ACCEL_SRCS))) \
+		   $(B)/libaccel/ctl/kvdmsg.o
 ACCEL_LIBS	:= $(B)/libaccel/libaccel.a $(B)/libaccel/$(ACCEL_SONAME) $(B)/libaccel/libaccel.pc
 PREFIX		?= /usr/local
 DESTDIR		?=
@@ -98,6 +102,11 @@ DESTDIR		?=
 libaccel: $(ACCEL_LIBS)
 
 $(B)/libaccel/%.o: libaccel/src/%.c $(ACCEL_HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(ACCEL_CFLAGS) -c -o $@ $<
+
+$(B)/libaccel/ctl/%.o: libaccel/ctl/%.c $(ACCEL_HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(ACCEL_CFLAGS) -c -o $@ $<
@@ -130,13 +139,19 @@ install: libaccel
 
 # --- kvacceld ---------------------------------------------------------------
 
-KVACCELD_SRCS	:= daemon/kvacceld.c daemon/config.c libaccel/ctl/kvnl.c libaccel/ctl/kvsize.c
+KVACCELD_SRCS	:= daemon/kvacceld.c daemon/config.c daemon/engines.c daemon/handoffs.c \
+		   daemon/pressure.c daemon/metrics.c libaccel/ctl/kvnl.c libaccel/ctl/kvsize.c \
+		   libaccel/ctl/kvdmsg.c
+KVACCELD_HDRS	:= daemon/config.h daemon/kvd.h libaccel/ctl/kvsize.h libaccel/ctl/kvdmsg.h \
+		   uapi/kvacceld.h $(KVNL_SRCS)
 
-# Static, so it runs in the test VMs' busybox initramfs.
-$(B)/daemon/kvacceld: $(KVACCELD_SRCS) daemon/config.h $(KVNL_SRCS) libaccel/ctl/kvsize.h
+# Linked dynamically (libmicrohttpd and libsystemd have no usable static
+# build in Debian); tools/vmtest ships its libraries into the guest.
+$(B)/daemon/kvacceld: $(KVACCELD_SRCS) $(KVACCELD_HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	@$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -static -o $@ $(KVACCELD_SRCS) -linih $(NL_LIBS)
+	@$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -Idaemon -pthread -o $@ $(KVACCELD_SRCS) \
+		-linih -lmicrohttpd -lsystemd $(NL_LIBS)
 
 # --- userspace ------------------------------------------------------------
 
@@ -148,6 +163,14 @@ $(B)/tests/libaccel_api $(B)/tests/libaccel_kv: $(B)/tests/libaccel_%: tests/lib
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
+		$(B)/libaccel/libaccel.a -ldrm
+
+# The engine socket with libaccel's engine side (kvacceld on PATH in the guest).
+$(B)/tests/kvacceld_engines: tests/daemon/engines.c $(TEST_HDRS) $(B)/libaccel/libaccel.a \
+		libaccel/ctl/kvdmsg.h uapi/kvacceld.h
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -pthread -static -o $@ $< \
 		$(B)/libaccel/libaccel.a -ldrm
 
 # kvacceld's test in the guest (run-selftests puts the daemon next to it).
@@ -182,7 +205,7 @@ $(B)/tests/kvt-client: tests/kmod/client.c $(TEST_HDRS)
 
 native: $(NATIVE_BINS)
 
-$(B)/native/abi_layout: tests/abi/layout.c uapi/kvaccel.h
+$(B)/native/abi_layout: tests/abi/layout.c uapi/kvaccel.h uapi/kvacceld.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) $(SAN_CFLAGS) -o $@ $<
@@ -202,7 +225,7 @@ $(B)/native/netlink_spec: tests/abi/netlink_spec.py Documentation/netlink/kvacce
 $(B)/native/libaccel_api: tests/libaccel/api.c $(TEST_HDRS) $(ACCEL_SRCS) $(ACCEL_HDRS)
 	@mkdir -p $(B)/native-bin
 	@echo "  CC      $@"
-	@$(CC) $(TEST_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -pthread \
+	@$(CC) $(TEST_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -pthread \
 		-o $(B)/native-bin/libaccel_api $< $(ACCEL_SRCS) -ldrm
 	@printf '#!/bin/sh\nexec %s -f global\n' "$(CURDIR)/$(B)/native-bin/libaccel_api" > $@
 	@chmod +x $@
@@ -214,6 +237,16 @@ $(B)/native/kv_unit: tests/libaccel/kv_unit.c $(wildcard libaccel/src/kv/*)
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/src -o $(B)/native-bin/kv_unit $< \
 		$(wildcard libaccel/src/kv/*.c) -lcmocka
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kv_unit" > $@
+	@chmod +x $@
+
+# The engine socket's message checks and fd passing (cmocka, ASan/UBSan).
+$(B)/native/kvdmsg_unit: tests/daemon/kvdmsg_unit.c libaccel/ctl/kvdmsg.c libaccel/ctl/kvdmsg.h \
+		uapi/kvacceld.h
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/ctl -o $(B)/native-bin/kvdmsg_unit \
+		$< libaccel/ctl/kvdmsg.c -lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvdmsg_unit" > $@
 	@chmod +x $@
 
 # kvacceld's configuration parser and checks (cmocka, ASan/UBSan).
@@ -240,7 +273,7 @@ $(B)/native/libaccel_install: tests/libaccel/install.sh $(ACCEL_LIBS)
 	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" > $@
 	@chmod +x $@
 
-$(B)/native/abi_layout_32: tests/abi/layout.c uapi/kvaccel.h
+$(B)/native/abi_layout_32: tests/abi/layout.c uapi/kvaccel.h uapi/kvacceld.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) -m32 $(TEST_CFLAGS) $(M32_CFLAGS) -o $@ $<
@@ -259,11 +292,12 @@ $(B)/tools/kvaccel-bench-kv: tools/bench/kvaccel-bench-kv.c tools/bench/bench-co
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
 		$(B)/libaccel/libaccel.a -ldrm
 
-KVACCELCTL_SRCS	:= tools/kvaccelctl/kvaccelctl.c tools/kvaccelctl/render.c libaccel/ctl/kvnl.c \
-		   libaccel/ctl/kvsize.c
+KVACCELCTL_SRCS	:= tools/kvaccelctl/kvaccelctl.c tools/kvaccelctl/render.c \
+		   tools/kvaccelctl/daemon.c libaccel/ctl/kvnl.c libaccel/ctl/kvsize.c \
+		   libaccel/ctl/kvdmsg.c
 
-$(B)/tools/kvaccelctl: $(KVACCELCTL_SRCS) tools/kvaccelctl/render.h $(KVNL_SRCS) \
-		libaccel/ctl/kvsize.h
+$(B)/tools/kvaccelctl: $(KVACCELCTL_SRCS) tools/kvaccelctl/render.h tools/kvaccelctl/daemon.h \
+		$(KVNL_SRCS) libaccel/ctl/kvsize.h libaccel/ctl/kvdmsg.h uapi/kvacceld.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -static -o $@ $(KVACCELCTL_SRCS) -ljson-c $(NL_LIBS)

@@ -18,6 +18,24 @@ void kvd_config_defaults(struct kvd_config *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->socket_path, sizeof(c->socket_path), "/run/kvacceld/engine.sock");
 	snprintf(c->metrics, sizeof(c->metrics), "127.0.0.1:9464");
+	c->release_deadline_ms = 2000;
+	c->handoff_timeout_ms = 10000;
+}
+
+static int set_ms(unsigned int *v, const char *key, const char *value, char *err, size_t len)
+{
+	char *end;
+	long ms;
+
+	errno = 0;
+	ms = strtol(value, &end, 10);
+	if (errno || end == value || *end || ms < 10 || ms > 3600000) {
+		snprintf(err, len, "%s: '%s' is not a number of milliseconds from 10 to 3600000",
+			 key, value);
+		return -EINVAL;
+	}
+	*v = (unsigned int)ms;
+	return 0;
 }
 
 static int set_size(uint64_t *v, bool *set, const char *key, const char *value,
@@ -49,6 +67,8 @@ static int check_metrics(const char *value, char *err, size_t len)
 	char *end;
 	long port;
 
+	if (!strcmp(value, "off"))
+		return 0;
 	if (!colon || colon == value) {
 		snprintf(err, len, "metrics: '%s' is not host:port", value);
 		return -EINVAL;
@@ -91,6 +111,10 @@ int kvd_config_set(struct kvd_config *c, const char *section, const char *key,
 		if (!strcmp(key, "admin_group"))
 			return set_string(c->admin_group, sizeof(c->admin_group), key, value,
 					  err, len);
+		if (!strcmp(key, "release_deadline_ms"))
+			return set_ms(&c->release_deadline_ms, key, value, err, len);
+		if (!strcmp(key, "handoff_timeout_ms"))
+			return set_ms(&c->handoff_timeout_ms, key, value, err, len);
 	} else {
 		snprintf(err, len, "unknown section [%s] (known: [device], [daemon])", section);
 		return -EINVAL;

@@ -4,7 +4,8 @@
  * it (Documentation/kvacceld.rst).
  *
  *   [device]  limit, default_quota, high_watermark, low_watermark
- *   [daemon]  socket, metrics, admin_group
+ *   [daemon]  socket, metrics (host:port or off), admin_group,
+ *             release_deadline_ms, handoff_timeout_ms
  */
 #ifndef KVACCELD_CONFIG_H
 #define KVACCELD_CONFIG_H
@@ -19,6 +20,8 @@ struct kvd_config {
 	char socket_path[108];	/* sun_path */
 	char metrics[64];	/* host:port */
 	char admin_group[64];
+	unsigned int release_deadline_ms;	/* an engine's time to answer RELEASE */
+	unsigned int handoff_timeout_ms;	/* a hand-off's time to be acknowledged */
 };
 
 void kvd_config_defaults(struct kvd_config *c);

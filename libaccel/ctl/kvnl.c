@@ -263,6 +263,11 @@ int kvnl_wait_events(struct kvnl *nl, int timeout_ms, kvnl_cb fn, void *arg)
 	return nl->cb_ret < 0 ? nl->cb_ret : 1;
 }
 
+int kvnl_fd(const struct kvnl *nl)
+{
+	return nl_socket_get_fd(nl->sk);
+}
+
 const char *kvnl_event_name(int cmd)
 {
 	switch (cmd) {

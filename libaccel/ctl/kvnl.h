@@ -43,6 +43,9 @@ int kvnl_subscribe(struct kvnl *nl);
 /* Wait up to timeout_ms (-1: forever) for events: 1 handled, 0 timeout. */
 int kvnl_wait_events(struct kvnl *nl, int timeout_ms, kvnl_cb cb, void *arg);
 
+/* The socket, to poll for events (then kvnl_wait_events(nl, 0, ...)). */
+int kvnl_fd(const struct kvnl *nl);
+
 /* An event's name ("client-open", ...), or NULL if @cmd is not an event. */
 const char *kvnl_event_name(int cmd);
 

@@ -316,6 +316,105 @@ int accel_kv_tier_export(struct accel_kv *kv, enum accel_kv_place tier, int *fd)
 /** The host-tier blocks of a sequence that is on the host; returns the count. */
 int accel_kv_seq_host_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks, uint32_t max);
 
+/* ---- the node daemon: engine side of kvacceld's socket ------------------ */
+
+/*
+ * An engine's connection to kvacceld (Documentation/kvacceld.rst): it
+ * registers with a name and a priority class, asks for quota, answers the
+ * daemon's release requests through a callback, and hands dma-bufs of
+ * regions and spaces to other engines (and receives theirs) without a copy.
+ * One thread at a time per engine object. The library reads the socket only
+ * inside accel_engine_* calls: poll accel_engine_fd() and call
+ * accel_engine_dispatch() when it is readable.
+ */
+struct accel_engine;
+
+/** The highest priority class; 0 is released first under pressure. */
+#define ACCEL_ENGINE_PRIORITY_MAX	7
+/** Most objects in one hand-off. */
+#define ACCEL_HANDOFF_MAX	16
+
+enum accel_handoff_kind {
+	ACCEL_HANDOFF_REGION = 1,
+	ACCEL_HANDOFF_SPACE = 2,
+};
+
+/** A hand-off offered to this engine. */
+struct accel_handoff {
+	const char *from;		/* the sending engine */
+	uint64_t tag;			/* the sender's tag */
+	unsigned int count;
+	const int *fds;			/* dma-bufs, close-on-exec */
+	const enum accel_handoff_kind *kinds;
+	const uint64_t *sizes;
+};
+
+struct accel_engine_ops {
+	/*
+	 * Pressure: free about @bytes (swap out, evict) and set *released to
+	 * what was freed; the return value is ignored. NULL: answers 0 bytes.
+	 */
+	int (*release)(void *arg, uint64_t bytes, uint64_t *released);
+	/*
+	 * A hand-off: return 0 to take the fds (the callback owns them from
+	 * then on: import them, then close them) or -errno to refuse (the
+	 * library closes them). A hand-off taken before is recognised by
+	 * (from, tag) and acknowledged again without calling this.
+	 * NULL: every hand-off is refused with -EOPNOTSUPP.
+	 */
+	int (*receive)(void *arg, const struct accel_handoff *h);
+	/* A hand-off this engine sent is finished: 0 (the receiver holds the objects) or -errno. */
+	void (*handoff_done)(void *arg, uint64_t tag, int status);
+};
+
+/**
+ * Connect to the daemon at @path (NULL: KVACCELD_SOCKET from the
+ * environment, else /run/kvacceld/engine.sock) and register as @name
+ * (1-31 of [A-Za-z0-9._-], unique on the node) with @priority (0 to
+ * ACCEL_ENGINE_PRIORITY_MAX). @ops may be NULL. NULL and errno on failure
+ * (EEXIST: the name is taken; ECONNREFUSED/ENOENT: no daemon).
+ */
+struct accel_engine *accel_engine_connect(const char *path, const char *name,
+					  unsigned int priority,
+					  const struct accel_engine_ops *ops, void *arg);
+void accel_engine_close(struct accel_engine *e);
+/** The socket, to poll for POLLIN. */
+int accel_engine_fd(const struct accel_engine *e);
+/**
+ * Handle what the daemon sent, waiting up to @timeout_ns (0: only what is
+ * there, -1: until something comes): release requests, offers, hand-offs
+ * done. Returns the messages handled, or -ECONNRESET when the daemon went
+ * away (then accel_engine_reconnect()).
+ */
+int accel_engine_dispatch(struct accel_engine *e, int64_t timeout_ns);
+/**
+ * Ask for a quota of @bytes (whole MiB) for this process, which must have
+ * a kvaccel device open. *granted (may be NULL) receives it. -ENOSPC: the
+ * node cannot promise it (the daemon's message is logged).
+ */
+int accel_engine_quota(struct accel_engine *e, uint64_t bytes, uint64_t *granted);
+/** The quota the kernel keeps for this process, as of registering (or granting). */
+uint64_t accel_engine_quota_now(const struct accel_engine *e);
+/**
+ * Hand @count dma-buf fds to engine @to; @tag names the hand-off (unique
+ * among this engine's). The library duplicates the fds: the caller keeps
+ * its own and should keep the objects until the hand-off is done (the
+ * handoff_done callback or accel_engine_handoff_wait()). Returns once the
+ * daemon has queued it.
+ */
+int accel_engine_handoff(struct accel_engine *e, const char *to, uint64_t tag,
+			 const int *fds, const enum accel_handoff_kind *kinds, unsigned int count);
+/** Wait up to @timeout_ns for hand-off @tag to finish: its status, or -ETIMEDOUT. */
+int accel_engine_handoff_wait(struct accel_engine *e, uint64_t tag, int64_t timeout_ns);
+/** Hand-offs sent and not yet finished. */
+int accel_engine_pending(const struct accel_engine *e);
+/**
+ * After -ECONNRESET: connect again (once; -ECONNREFUSED/-ENOENT while the
+ * daemon is not back), register under the same name and send again every
+ * hand-off not yet finished.
+ */
+int accel_engine_reconnect(struct accel_engine *e);
+
 #ifdef __cplusplus
 }
 #endif

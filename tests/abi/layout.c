@@ -8,6 +8,7 @@
 
 #include "drm.h"
 #include "kvaccel.h"
+#include "kvacceld.h"
 #include "kselftest_harness.h"
 
 #define CHECK_MEMBER(s, m, off) \
@@ -140,6 +141,34 @@ TEST(ioctl_numbers_distinct)
 		for (j = i + 1; j < sizeof(nr) / sizeof(nr[0]); j++)
 			EXPECT_NE(nr[i], nr[j]);
 }
+
+/* kvacceld's engine socket: the same rules (32- and 64-bit engines share a daemon). */
+CHECK_SIZE(kvd_hdr, 16);
+CHECK_MEMBER(kvd_hdr, size, 4);
+CHECK_MEMBER(kvd_hdr, seq, 8);
+CHECK_SIZE(kvd_register, 56);
+CHECK_MEMBER(kvd_register, priority, 48);
+CHECK_SIZE(kvd_registered, 32);
+CHECK_SIZE(kvd_quota, 24);
+CHECK_SIZE(kvd_release, 40);
+CHECK_MEMBER(kvd_release, deadline_ms, 32);
+CHECK_SIZE(kvd_released, 32);
+CHECK_SIZE(kvd_obj, 16);
+CHECK_SIZE(kvd_handoff, 72);
+CHECK_MEMBER(kvd_handoff, tag, 48);
+CHECK_MEMBER(kvd_handoff, count, 64);
+CHECK_MEMBER(kvd_handoff, objs, 72);
+CHECK_SIZE(kvd_handoff_id, 32);
+CHECK_SIZE(kvd_handoff_ack, 40);
+CHECK_MEMBER(kvd_handoff_ack, status, 32);
+CHECK_SIZE(kvd_engine_info, 104);
+CHECK_MEMBER(kvd_engine_info, quota, 72);
+CHECK_SIZE(kvd_handoff_info, 120);
+CHECK_MEMBER(kvd_handoff_info, age_ms, 112);
+CHECK_SIZE(kvd_error, 152);
+CHECK_MEMBER(kvd_error, message, 24);
+_Static_assert(sizeof(struct kvd_handoff) + KVD_HANDOFF_MAX_FDS * sizeof(struct kvd_obj) <=
+	       KVD_MSG_MAX, "the largest hand-off fits a message");
 
 TEST(flag_masks)
 {

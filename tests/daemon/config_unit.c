@@ -134,6 +134,28 @@ static void overrides(void **state)
 	assert_non_null(strstr(err, "empty"));
 }
 
+static void daemon_timings_and_metrics_off(void **state)
+{
+	struct kvd_config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(0, load(&c, "[daemon]\nrelease_deadline_ms = 500\n"
+				 "handoff_timeout_ms = 3000\nmetrics = off\n", err, sizeof(err)));
+	assert_int_equal(500, c.release_deadline_ms);
+	assert_int_equal(3000, c.handoff_timeout_ms);
+	assert_string_equal("off", c.metrics);
+	assert_int_equal(-EINVAL, load(&c, "[daemon]\nrelease_deadline_ms = 5\n", err,
+				       sizeof(err)));
+	assert_non_null(strstr(err, ":2: release_deadline_ms: '5' is not a number of milliseconds"));
+	assert_int_equal(-EINVAL, load(&c, "[daemon]\nhandoff_timeout_ms = 1s\n", err,
+				       sizeof(err)));
+	assert_non_null(strstr(err, "handoff_timeout_ms"));
+	kvd_config_defaults(&c);
+	assert_int_equal(2000, c.release_deadline_ms);
+	assert_int_equal(10000, c.handoff_timeout_ms);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -141,6 +163,7 @@ int main(void)
 		cmocka_unit_test(mistakes_name_their_line),
 		cmocka_unit_test(checks_across_keys),
 		cmocka_unit_test(overrides),
+		cmocka_unit_test(daemon_timings_and_metrics_off),
 	};
 
 	return cmocka_run_group_tests_name("kvacceld_config", tests, NULL, NULL);

@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kvacceld - the engine socket (uapi/kvacceld.h, Documentation/kvacceld.rst):
+ * accepting connections, identifying peers with SO_PEERCRED, checking every
+ * message, registration, quota requests and the admin lists. Hand-offs are
+ * in handoffs.c, release answers in pressure.c.
+ *
+ * Errors: a malformed or out-of-order message gets a KVD_MSG_ERROR with
+ * closing = 1 and the connection is closed; a refused request gets an
+ * error and the connection stays. The daemon never blocks on a peer: the
+ * sockets are non-blocking, and a peer whose socket buffer is full is
+ * dropped rather than waited for.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "kvd.h"
+#include "kvdmsg.h"
+#include "kvnl.h"
+
+#define MIB	(1ULL << 20)
+/* Most connections at once; more are refused (accepted and closed). */
+#define KVD_MAX_CONNS	1024
+
+static unsigned int nr_conns;
+
+int kvd_socket_open(struct kvd *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = d->cfg->socket_path;
+	char dir[sizeof(sa.sun_path)], *slash;
+	int fd;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		if (mkdir(dir, 0755) && errno != EEXIST) {
+			kvd_log(LOG_ERR, "socket directory %s: %s", dir, strerror(errno));
+			return -errno;
+		}
+	}
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* A socket left by a daemon that died: nobody listens on it. */
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 128)) {
+		int e = errno;
+
+		kvd_log(LOG_ERR, "socket %s: %s", path, strerror(e));
+		close(fd);
+		return -e;
+	}
+	/* Any user may connect; what each may do is decided by SO_PEERCRED. */
+	chmod(path, 0666);
+	d->listen_fd = fd;
+	return 0;
+}
+
+void kvd_socket_close(struct kvd *d)
+{
+	while (d->conns)
+		kvd_conn_drop(d, d->conns, NULL);
+	if (d->listen_fd >= 0) {
+		close(d->listen_fd);
+		unlink(d->cfg->socket_path);
+		d->listen_fd = -1;
+	}
+}
+
+static bool in_admin_group(const struct kvd *d, uid_t uid, gid_t gid)
+{
+	struct passwd *pw;
+	gid_t groups[64];
+	int n = 64, i;
+
+	if (!d->admin_gid_set)
+		return false;
+	if (gid == d->admin_gid)
+		return true;
+	pw = getpwuid(uid);
+	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+		return false;
+	for (i = 0; i < n; i++)
+		if (groups[i] == d->admin_gid)
+			return true;
+	return false;
+}
+
+void kvd_accept(struct kvd *d)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct kvd_conn *c;
+	int fd;
+
+	fd = accept4(d->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (nr_conns >= KVD_MAX_CONNS ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len)) {
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->pid = cred.pid;
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	c->admin = !cred.uid || in_admin_group(d, cred.uid, cred.gid);
+	ev.data.ptr = c;
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		close(fd);
+		free(c);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	c->next = d->conns;
+	d->conns = c;
+	d->conns_total++;
+	nr_conns++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Called with d->lock held. */
+static void unlink_conn(struct kvd *d, struct kvd_conn *c)
+{
+	struct kvd_conn **p;
+
+	for (p = &d->conns; *p; p = &(*p)->next) {
+		if (*p == c) {
+			*p = c->next;
+			return;
+		}
+	}
+}
+
+void kvd_conn_drop(struct kvd *d, struct kvd_conn *c, const char *why)
+{
+	uint64_t usage = 0, quota = 0;
+	bool asked = c->release_round;
+
+	if (c->registered && why) {
+		kvd_proc_usage(d, c->pid, &usage, &quota);
+		kvd_log(LOG_INFO, "engine %s (pid %d) disconnected (%s); its process holds %llu bytes",
+			c->name, (int)c->pid, why, (unsigned long long)usage);
+	}
+	epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	pthread_mutex_lock(&d->lock);
+	unlink_conn(d, c);
+	nr_conns--;
+	if (c->registered)
+		kvd_handoff_conn_gone(d, c);
+	pthread_mutex_unlock(&d->lock);
+	free(c);
+	if (asked)
+		kvd_pressure_conn_gone(d);
+}
+
+struct kvd_conn *kvd_conn_by_name(struct kvd *d, const char *name)
+{
+	struct kvd_conn *c;
+
+	for (c = d->conns; c; c = c->next)
+		if (c->registered && !strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+int kvd_send_error(struct kvd *d, struct kvd_conn *c, uint64_t seq, unsigned int type,
+		   int error, bool closing, const char *fmt, ...)
+{
+	struct kvd_error m = { 0 };
+	va_list ap;
+
+	(void)d;
+	kvdmsg_hdr(&m.hdr, KVD_MSG_ERROR, sizeof(m), seq);
+	m.error = error;
+	m.type = (uint16_t)(type <= KVD_MSG_TYPE_MAX ? type : 0);
+	m.closing = closing;
+	va_start(ap, fmt);
+	vsnprintf(m.message, sizeof(m.message), fmt, ap);
+	va_end(ap);
+	return kvdmsg_send(c->fd, &m, NULL, 0);
+}
+
+struct usage_ctx {
+	pid_t pid;
+	uint64_t usage, quota;
+};
+
+static int usage_cb(const struct kvnl_msg *m, void *arg)
+{
+	struct usage_ctx *u = arg;
+	uint32_t pid;
+
+	if (kvnl_u32(m, KVACCEL_A_PID, &pid) && (pid_t)pid == u->pid) {
+		kvnl_u64(m, KVACCEL_A_USAGE, &u->usage);
+		kvnl_u64(m, KVACCEL_A_QUOTA, &u->quota);
+	}
+	return 0;
+}
+
+int kvd_proc_usage(struct kvd *d, pid_t pid, uint64_t *usage, uint64_t *quota)
+{
+	struct usage_ctx u = { .pid = pid };
+	int ret;
+
+	ret = kvnl_exec(d->nl, kvnl_request(d->nl, KVACCEL_CMD_CLIENT_GET, true), usage_cb, &u);
+	*usage = u.usage;
+	*quota = u.quota;
+	return ret;
+}
+
+static void on_register(struct kvd *d, struct kvd_conn *c, const struct kvd_register *m)
+{
+	struct kvd_registered r = { 0 };
+	uint64_t usage = 0, quota = 0;
+
+	if (kvd_conn_by_name(d, m->name)) {
+		kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -EEXIST, false,
+			       "an engine named '%s' is registered", m->name);
+		return;
+	}
+	/* The kernel keeps the quota across daemon restarts: take it from there. */
+	kvd_proc_usage(d, c->pid, &usage, &quota);
+	pthread_mutex_lock(&d->lock);
+	c->registered = true;
+	c->id = ++d->next_conn_id;
+	memcpy(c->name, m->name, sizeof(c->name));
+	c->priority = m->priority;
+	c->quota = quota;
+	pthread_mutex_unlock(&d->lock);
+	kvdmsg_hdr(&r.hdr, KVD_MSG_REGISTERED, sizeof(r), m->hdr.seq);
+	r.engine_id = c->id;
+	r.quota = quota;
+	kvdmsg_send(c->fd, &r, NULL, 0);
+	kvd_log(LOG_INFO, "engine %s registered: pid %d uid %u priority %u quota %llu",
+		c->name, (int)c->pid, (unsigned int)c->uid, c->priority,
+		(unsigned long long)quota);
+	kvd_handoff_offer_waiting(d, c);
+}
+
+static int limit_cb(const struct kvnl_msg *m, void *arg)
+{
+	kvnl_u64(m, KVACCEL_A_LIMIT, arg);
+	return 0;
+}
+
+static void on_quota(struct kvd *d, struct kvd_conn *c, const struct kvd_quota *m)
+{
+	struct kvd_quota r = { 0 };
+	uint64_t limit = 0, others = 0;
+	struct kvd_conn *o;
+	struct nl_msg *req;
+	int ret;
+
+	if (!m->bytes || m->bytes % MIB) {
+		kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -EINVAL, false,
+			       "quota: %llu bytes is not a positive whole number of MiB",
+			       (unsigned long long)m->bytes);
+		return;
+	}
+	kvnl_exec(d->nl, kvnl_request(d->nl, KVACCEL_CMD_DEVICE_GET, false), limit_cb, &limit);
+	for (o = d->conns; o; o = o->next)
+		if (o != c && o->registered)
+			others += o->quota;
+	if (limit && (m->bytes > limit || others > limit - m->bytes)) {
+		kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -ENOSPC, false,
+			       "quota: %llu bytes asked, %llu of the %llu-byte limit promised to others",
+			       (unsigned long long)m->bytes, (unsigned long long)others,
+			       (unsigned long long)limit);
+		return;
+	}
+	req = kvnl_request(d->nl, KVACCEL_CMD_QUOTA_SET, false);
+	if (req && (nla_put_u32(req, KVACCEL_A_PID, (uint32_t)c->pid) ||
+		    nla_put_u64(req, KVACCEL_A_QUOTA, m->bytes))) {
+		nlmsg_free(req);
+		req = NULL;
+	}
+	ret = kvnl_exec(d->nl, req, NULL, NULL);
+	if (ret) {
+		kvd_send_error(d, c, m->hdr.seq, m->hdr.type, ret, false, "quota: %s%s%s",
+			       ret == -ESRCH ? "the process has not opened the kvaccel device" :
+			       strerror(-ret), *kvnl_errmsg(d->nl) ? ": " : "",
+			       kvnl_errmsg(d->nl));
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	c->quota = m->bytes;
+	pthread_mutex_unlock(&d->lock);
+	kvdmsg_hdr(&r.hdr, KVD_MSG_QUOTA_GRANTED, sizeof(r), m->hdr.seq);
+	r.bytes = m->bytes;
+	kvdmsg_send(c->fd, &r, NULL, 0);
+	kvd_log(LOG_INFO, "engine %s: quota %llu bytes", c->name, (unsigned long long)m->bytes);
+}
+
+static void list_engines(struct kvd *d, struct kvd_conn *c, uint64_t seq)
+{
+	struct kvd_hdr end;
+	struct kvd_conn *e;
+
+	for (e = d->conns; e; e = e->next) {
+		struct kvd_engine_info m = { 0 };
+		uint64_t usage, quota;
+
+		if (!e->registered)
+			continue;
+		kvdmsg_hdr(&m.hdr, KVD_MSG_ENGINE_INFO, sizeof(m), seq);
+		memcpy(m.name, e->name, sizeof(m.name));
+		m.engine_id = e->id;
+		m.pid = (uint32_t)e->pid;
+		m.uid = e->uid;
+		m.priority = e->priority;
+		kvd_proc_usage(d, e->pid, &usage, &quota);
+		m.usage = usage;
+		m.quota = quota;
+		m.releases_asked = e->releases_asked;
+		m.releases_ignored = e->releases_ignored;
+		if (kvdmsg_send(c->fd, &m, NULL, 0))
+			return;
+	}
+	kvdmsg_hdr(&end, KVD_MSG_END, sizeof(end), seq);
+	kvdmsg_send(c->fd, &end, NULL, 0);
+}
+
+static void list_handoffs(struct kvd *d, struct kvd_conn *c, uint64_t seq)
+{
+	int64_t now = kvd_now();
+	struct kvd_xfer *x;
+	struct kvd_hdr end;
+
+	for (x = d->xfers; x; x = x->next) {
+		struct kvd_handoff_info m = { 0 };
+		uint32_t i;
+
+		kvdmsg_hdr(&m.hdr, KVD_MSG_HANDOFF_INFO, sizeof(m), seq);
+		memcpy(m.from, x->from, sizeof(m.from));
+		memcpy(m.to, x->to, sizeof(m.to));
+		m.id = x->id;
+		m.tag = x->tag;
+		m.count = x->count;
+		m.state = x->offered;
+		for (i = 0; i < x->count; i++)
+			m.bytes += x->objs[i].size;
+		m.age_ms = (uint64_t)(now - x->queued) / 1000000;
+		if (kvdmsg_send(c->fd, &m, NULL, 0))
+			return;
+	}
+	kvdmsg_hdr(&end, KVD_MSG_END, sizeof(end), seq);
+	kvdmsg_send(c->fd, &end, NULL, 0);
+}
+
+/* A protocol error: say what, count it, close. */
+static bool protocol_error(struct kvd *d, struct kvd_conn *c, uint64_t seq, unsigned int type,
+			   int error, const char *what)
+{
+	kvd_send_error(d, c, seq, type, error, true, "%s", what);
+	pthread_mutex_lock(&d->lock);
+	d->protocol_errors++;
+	pthread_mutex_unlock(&d->lock);
+	kvd_log(LOG_WARNING, "connection of pid %d%s%s: %s: closed", (int)c->pid,
+		c->registered ? ", engine " : "", c->registered ? c->name : "", what);
+	kvd_conn_drop(d, c, NULL);
+	return false;
+}
+
+bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
+{
+	union kvdmsg_buf buf;
+	int fds[KVD_HANDOFF_MAX_FDS];
+	unsigned int nfds, type;
+	const char *why;
+	uint64_t seq;
+	long n;
+	int ret;
+
+	n = kvdmsg_recv(c->fd, &buf, fds, &nfds, MSG_DONTWAIT);
+	if (n == -EAGAIN)
+		return true;
+	if (n == -EMSGSIZE)
+		return protocol_error(d, c, 0, 0, -EMSGSIZE, "message or fds too large");
+	if (n <= 0) {
+		kvd_conn_drop(d, c, n ? strerror((int)-n) : "closed");
+		return false;
+	}
+	ret = kvdmsg_check(&buf, (size_t)n, nfds, &why);
+	seq = (size_t)n >= sizeof(buf.hdr) ? buf.hdr.seq : 0;
+	type = (size_t)n >= sizeof(buf.hdr) ? buf.hdr.type : 0;
+	if (ret) {
+		kvdmsg_close_fds(fds, nfds);
+		return protocol_error(d, c, seq, type, ret, why);
+	}
+	if (type != KVD_MSG_HANDOFF)
+		kvdmsg_close_fds(fds, nfds);	/* none: checked */
+	if (!c->registered && type != KVD_MSG_REGISTER && type != KVD_MSG_LIST_ENGINES &&
+	    type != KVD_MSG_LIST_HANDOFFS)
+		return protocol_error(d, c, seq, type, -EPROTO, "register first");
+
+	switch (type) {
+	case KVD_MSG_REGISTER:
+		if (c->registered)
+			return protocol_error(d, c, seq, type, -EPROTO, "registered already");
+		on_register(d, c, (const void *)&buf);
+		break;
+	case KVD_MSG_QUOTA:
+		on_quota(d, c, (const void *)&buf);
+		break;
+	case KVD_MSG_RELEASED:
+		if (!c->release_round ||
+		    ((const struct kvd_released *)(const void *)&buf)->round != c->release_round)
+			return protocol_error(d, c, seq, type, -EPROTO,
+					      "RELEASED answers no release request");
+		kvd_pressure_released(d, c, (const void *)&buf);
+		break;
+	case KVD_MSG_HANDOFF:
+		ret = kvd_handoff_queue(d, c, (const void *)&buf, fds);
+		if (ret == -EPROTO)
+			return protocol_error(d, c, seq, type, ret, "bad hand-off");
+		break;
+	case KVD_MSG_HANDOFF_ACK:
+		ret = kvd_handoff_ack(d, c, (const void *)&buf);
+		if (ret == -EPROTO)
+			return protocol_error(d, c, seq, type, ret,
+					      "HANDOFF_ACK names no hand-off offered to this engine");
+		break;
+	case KVD_MSG_LIST_ENGINES:
+	case KVD_MSG_LIST_HANDOFFS:
+		if (!c->admin) {
+			kvd_send_error(d, c, seq, type, -EPERM, false,
+				       "admin requests need root or the admin group");
+			break;
+		}
+		if (type == KVD_MSG_LIST_ENGINES)
+			list_engines(d, c, seq);
+		else
+			list_handoffs(d, c, seq);
+		break;
+	default:
+		/* A type only the daemon sends. */
+		return protocol_error(d, c, seq, type, -EPROTO,
+				      "message type is not a request");
+	}
+	return true;
+}

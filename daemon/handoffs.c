@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kvacceld - the hand-off broker: engines hand dma-buf fds of kvaccel
+ * regions and spaces to each other through the daemon, without a copy.
+ *
+ * Two phases: the sender's HANDOFF gives the daemon duplicates of the fds
+ * (the sender keeps its own handles); the daemon answers QUEUED, offers the
+ * fds to the receiver (now, or when it registers), and keeps its copies
+ * until the receiver's ACK says it holds the objects; then DONE goes to the
+ * sender, which may let go of its handles. A daemon that dies in between
+ * loses nothing: the sender still has everything and sends again after it
+ * reconnects; a receiver that already took the hand-off recognises
+ * (sender, tag) and acknowledges without taking it twice.
+ *
+ * Phases end in DONE with: the receiver's status, -ETIMEDOUT (not
+ * acknowledged within handoff_timeout_ms), -EPIPE never (a receiver that
+ * leaves has its offers put back to wait for it).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "kvd.h"
+#include "kvdmsg.h"
+
+/* Is @fd a dma-buf of @size bytes? (Its fdinfo names an exporter.) */
+static int check_dmabuf(int fd, uint64_t size)
+{
+	char path[64], line[128];
+	bool dmabuf = false;
+	off_t end;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "exp_name:", 9))
+			dmabuf = true;
+	fclose(f);
+	if (!dmabuf)
+		return -EBADF;
+	end = lseek(fd, 0, SEEK_END);
+	if (end < 0 || (uint64_t)end != size)
+		return -EINVAL;
+	lseek(fd, 0, SEEK_SET);
+	return 0;
+}
+
+static void send_done(struct kvd *d, const struct kvd_xfer *x, int status)
+{
+	struct kvd_conn *s = kvd_conn_by_name(d, x->from);
+	struct kvd_handoff_ack m = { 0 };
+
+	if (!s)
+		return;	/* the sender left: it resends, and the receiver dedups */
+	kvdmsg_hdr(&m.hdr, KVD_MSG_HANDOFF_DONE, sizeof(m), 0);
+	m.id = x->id;
+	m.tag = x->tag;
+	m.status = status;
+	kvdmsg_send(s->fd, &m, NULL, 0);
+}
+
+static void offer(struct kvd_xfer *x, struct kvd_conn *to)
+{
+	union {
+		struct kvd_handoff m;
+		char bytes[sizeof(struct kvd_handoff) +
+			   KVD_HANDOFF_MAX_FDS * sizeof(struct kvd_obj)];
+	} u;
+	size_t size = sizeof(u.m) + x->count * sizeof(struct kvd_obj);
+
+	memset(&u, 0, sizeof(u));
+	kvdmsg_hdr(&u.m.hdr, KVD_MSG_HANDOFF_OFFER, size, 0);
+	memcpy(u.m.peer, x->from, sizeof(u.m.peer));
+	u.m.tag = x->tag;
+	u.m.id = x->id;
+	u.m.count = x->count;
+	memcpy(u.m.objs, x->objs, x->count * sizeof(struct kvd_obj));
+	if (kvdmsg_send(to->fd, &u.m, x->fds, x->count))
+		return;	/* its connection is failing: it waits for the next one */
+	x->offered = true;
+}
+
+/* Called with d->lock held. */
+static void xfer_free(struct kvd *d, struct kvd_xfer *x)
+{
+	struct kvd_xfer **p;
+
+	for (p = &d->xfers; *p; p = &(*p)->next) {
+		if (*p == x) {
+			*p = x->next;
+			break;
+		}
+	}
+	kvdmsg_close_fds(x->fds, x->count);
+	free(x);
+}
+
+int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handoff *m, int *fds)
+{
+	struct kvd_handoff_id r = { 0 };
+	struct kvd_conn *to;
+	struct kvd_xfer *x;
+	uint32_t i;
+	int ret;
+
+	if (!strcmp(m->peer, c->name)) {
+		kvdmsg_close_fds(fds, m->count);
+		return kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -EINVAL, false,
+				      "a hand-off to oneself"), -EINVAL;
+	}
+	for (i = 0; i < m->count; i++) {
+		ret = check_dmabuf(fds[i], m->objs[i].size);
+		if (ret) {
+			kvdmsg_close_fds(fds, m->count);
+			return kvd_send_error(d, c, m->hdr.seq, m->hdr.type, ret, false,
+					      "object %u: %s", i, ret == -EBADF ?
+					      "not a dma-buf" : "size does not match"), ret;
+		}
+	}
+	/* The same tag from the same sender: a resend of one still held. */
+	for (x = d->xfers; x; x = x->next) {
+		if (!strcmp(x->from, c->name) && x->tag == m->tag) {
+			kvdmsg_close_fds(fds, m->count);
+			goto queued;
+		}
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x) {
+		kvdmsg_close_fds(fds, m->count);
+		return kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -ENOMEM, false,
+				      "out of memory"), -ENOMEM;
+	}
+	memcpy(x->from, c->name, sizeof(x->from));
+	memcpy(x->to, m->peer, sizeof(x->to));
+	x->tag = m->tag;
+	x->count = m->count;
+	memcpy(x->fds, fds, m->count * sizeof(int));
+	memcpy(x->objs, m->objs, m->count * sizeof(struct kvd_obj));
+	x->queued = kvd_now();
+	x->deadline = x->queued + (int64_t)d->cfg->handoff_timeout_ms * 1000000;
+	pthread_mutex_lock(&d->lock);
+	x->id = ++d->next_xfer_id;
+	x->next = d->xfers;
+	d->xfers = x;
+	pthread_mutex_unlock(&d->lock);
+	kvd_log(LOG_INFO, "hand-off %llu: %s -> %s, tag %llu, %u objects",
+		(unsigned long long)x->id, x->from, x->to, (unsigned long long)x->tag, x->count);
+queued:
+	kvdmsg_hdr(&r.hdr, KVD_MSG_HANDOFF_QUEUED, sizeof(r), m->hdr.seq);
+	r.id = x->id;
+	r.tag = x->tag;
+	kvdmsg_send(c->fd, &r, NULL, 0);
+	to = kvd_conn_by_name(d, x->to);
+	if (to && !x->offered)
+		offer(x, to);
+	return 0;
+}
+
+int kvd_handoff_ack(struct kvd *d, struct kvd_conn *c, const struct kvd_handoff_ack *m)
+{
+	struct kvd_xfer *x;
+
+	for (x = d->xfers; x; x = x->next)
+		if (x->id == m->id)
+			break;
+	/* Only the receiver it was offered to answers it. */
+	if (!x || !x->offered || strcmp(x->to, c->name) || m->tag)
+		return -EPROTO;
+	send_done(d, x, m->status);
+	kvd_log(LOG_INFO, "hand-off %llu: %s -> %s %s%s", (unsigned long long)x->id, x->from,
+		x->to, m->status ? "refused: " : "done", m->status ? strerror(-m->status) : "");
+	pthread_mutex_lock(&d->lock);
+	if (m->status)
+		d->handoffs_failed++;
+	else
+		d->handoffs_done++;
+	xfer_free(d, x);
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+void kvd_handoff_offer_waiting(struct kvd *d, struct kvd_conn *c)
+{
+	struct kvd_xfer *x;
+
+	for (x = d->xfers; x; x = x->next)
+		if (!x->offered && !strcmp(x->to, c->name))
+			offer(x, c);
+}
+
+/* Called with d->lock held. */
+void kvd_handoff_conn_gone(struct kvd *d, struct kvd_conn *c)
+{
+	struct kvd_xfer *x;
+
+	for (x = d->xfers; x; x = x->next)
+		if (x->offered && !strcmp(x->to, c->name))
+			x->offered = false;
+}
+
+void kvd_handoff_expire(struct kvd *d, int64_t now)
+{
+	struct kvd_xfer *x, *next;
+
+	for (x = d->xfers; x; x = next) {
+		next = x->next;
+		if (x->deadline > now)
+			continue;
+		kvd_log(LOG_WARNING, "hand-off %llu: %s -> %s not acknowledged in %u ms: dropped",
+			(unsigned long long)x->id, x->from, x->to, d->cfg->handoff_timeout_ms);
+		send_done(d, x, -ETIMEDOUT);
+		pthread_mutex_lock(&d->lock);
+		d->handoffs_timed_out++;
+		xfer_free(d, x);
+		pthread_mutex_unlock(&d->lock);
+	}
+}
+
+void kvd_handoff_free_all(struct kvd *d)
+{
+	pthread_mutex_lock(&d->lock);
+	while (d->xfers)
+		xfer_free(d, d->xfers);
+	pthread_mutex_unlock(&d->lock);
+}
+
+int64_t kvd_handoff_next_deadline(const struct kvd *d)
+{
+	const struct kvd_xfer *x;
+	int64_t next = INT64_MAX;
+
+	for (x = d->xfers; x; x = x->next)
+		if (x->deadline < next)
+			next = x->deadline;
+	return next;
+}

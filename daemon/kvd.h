@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * kvacceld - the daemon's state: engines connected to the socket, hand-offs
+ * in flight, the pressure round, counters for the metrics. One main thread
+ * changes it (the epoll loop in kvacceld.c); the metrics thread reads it.
+ * Both hold kvd.lock while they touch it.
+ */
+#ifndef KVD_H
+#define KVD_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "kvacceld.h"
+#include "kvaccel_netlink.h"
+
+struct kvnl;
+
+/** A connection to the engine socket: an engine once it has registered. */
+struct kvd_conn {
+	struct kvd_conn *next;
+	int fd;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	bool admin;			/* uid 0 or in the admin group */
+	bool registered;
+	uint64_t id;
+	char name[KVD_NAME_MAX];
+	uint32_t priority;
+	uint64_t quota;			/* last granted or read from the kernel */
+	/* The release request it has not answered yet (round 0: none). */
+	uint64_t release_round;
+	int64_t release_deadline;	/* CLOCK_MONOTONIC ns */
+	bool asked_this_round;
+	uint64_t releases_asked, releases_ignored, released_bytes;
+};
+
+/** A hand-off the daemon holds fds for until the receiver acknowledges. */
+struct kvd_xfer {
+	struct kvd_xfer *next;
+	uint64_t id, tag;
+	char from[KVD_NAME_MAX], to[KVD_NAME_MAX];
+	bool offered;			/* sent to the receiver */
+	uint32_t count;
+	int fds[KVD_HANDOFF_MAX_FDS];
+	struct kvd_obj objs[KVD_HANDOFF_MAX_FDS];
+	int64_t queued, deadline;	/* CLOCK_MONOTONIC ns */
+};
+
+struct kvd {
+	const struct kvd_config *cfg;
+	struct kvnl *nl;		/* requests (main thread) */
+	int listen_fd, epfd;
+	gid_t admin_gid;
+	bool admin_gid_set;
+	pthread_mutex_t lock;		/* everything below, against the metrics thread */
+	struct kvd_conn *conns;
+	struct kvd_xfer *xfers;
+	uint64_t next_conn_id, next_xfer_id;
+	/* Pressure: the kernel's state and the daemon's round. */
+	bool pressure;
+	uint64_t round;			/* current or last round */
+	bool round_active;
+	int64_t round_retry;		/* when to start another round under pressure */
+	/* Counters. */
+	uint64_t events[KVACCEL_CMD_MAX + 1];
+	uint64_t handoffs_done, handoffs_failed, handoffs_timed_out;
+	uint64_t rounds, rounds_resolved, releases_asked, releases_ignored;
+	uint64_t conns_total, protocol_errors;
+};
+
+int64_t kvd_now(void);
+/* Log a line: to the journal under systemd, else to stderr. */
+void kvd_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* engines.c: the socket. */
+int kvd_socket_open(struct kvd *d);
+void kvd_socket_close(struct kvd *d);
+void kvd_accept(struct kvd *d);
+/* Handle what @c sent; false when the connection is closed (and freed). */
+bool kvd_conn_input(struct kvd *d, struct kvd_conn *c);
+void kvd_conn_drop(struct kvd *d, struct kvd_conn *c, const char *why);
+struct kvd_conn *kvd_conn_by_name(struct kvd *d, const char *name);
+int kvd_send_error(struct kvd *d, struct kvd_conn *c, uint64_t seq, unsigned int type,
+		   int error, bool closing, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+/* The kernel's usage and quota of a process (0s if it has no client). */
+int kvd_proc_usage(struct kvd *d, pid_t pid, uint64_t *usage, uint64_t *quota);
+
+/* handoffs.c: the two-phase hand-off broker. */
+int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handoff *m,
+		      int *fds);
+int kvd_handoff_ack(struct kvd *d, struct kvd_conn *c, const struct kvd_handoff_ack *m);
+/* A receiver registered: offer what waits for it. */
+void kvd_handoff_offer_waiting(struct kvd *d, struct kvd_conn *c);
+/* A receiver left: what was offered to it waits for it again. */
+void kvd_handoff_conn_gone(struct kvd *d, struct kvd_conn *c);
+void kvd_handoff_expire(struct kvd *d, int64_t now);
+void kvd_handoff_free_all(struct kvd *d);
+int64_t kvd_handoff_next_deadline(const struct kvd *d);
+
+/* pressure.c: rounds of release requests. */
+void kvd_pressure_event(struct kvd *d, bool on, uint64_t usage);
+void kvd_pressure_released(struct kvd *d, struct kvd_conn *c, const struct kvd_released *m);
+/* An engine asked in this round left. */
+void kvd_pressure_conn_gone(struct kvd *d);
+void kvd_pressure_tick(struct kvd *d, int64_t now);
+int64_t kvd_pressure_next_deadline(const struct kvd *d);
+
+/* metrics.c: Prometheus text over libmicrohttpd. */
+int kvd_metrics_start(struct kvd *d);
+void kvd_metrics_stop(void);
+
+#endif

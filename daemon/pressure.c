@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kvacceld - pressure rounds. The kernel sends a pressure event when node
+ * usage rises above the high watermark (and another when it falls below
+ * the low one). A round then asks registered engines, lowest priority class
+ * first (the larger user first within a class), one at a time, to release
+ * memory: RELEASE names the bytes still above the low watermark and a
+ * deadline. The next engine is asked when the last one answers RELEASED or
+ * lets its deadline pass (reported, counted); the round ends when the
+ * kernel says usage is below the low watermark or every engine has been
+ * asked. While the kernel still reports pressure, another round starts
+ * after a pause of ten deadlines.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "kvd.h"
+#include "kvdmsg.h"
+#include "kvnl.h"
+
+struct dev_state {
+	uint64_t usage, low_wm;
+	uint8_t pressure;
+};
+
+static int dev_cb(const struct kvnl_msg *m, void *arg)
+{
+	struct dev_state *s = arg;
+
+	kvnl_u64(m, KVACCEL_A_USAGE, &s->usage);
+	kvnl_u64(m, KVACCEL_A_LOW_WM, &s->low_wm);
+	kvnl_u8(m, KVACCEL_A_PRESSURE, &s->pressure);
+	return 0;
+}
+
+static int64_t deadline_ns(const struct kvd *d)
+{
+	return (int64_t)d->cfg->release_deadline_ms * 1000000;
+}
+
+static void round_end(struct kvd *d, const char *how)
+{
+	struct kvd_conn *c;
+
+	kvd_log(LOG_INFO, "pressure round %llu: %s", (unsigned long long)d->round, how);
+	pthread_mutex_lock(&d->lock);
+	d->round_active = false;
+	if (!d->pressure)
+		d->rounds_resolved++;
+	for (c = d->conns; c; c = c->next) {
+		c->asked_this_round = false;
+		c->release_round = 0;
+	}
+	pthread_mutex_unlock(&d->lock);
+	d->round_retry = d->pressure ? kvd_now() + 10 * deadline_ns(d) : 0;
+}
+
+/* Ask the next engine, or end the round. */
+static void round_step(struct kvd *d)
+{
+	struct dev_state s = { 0 };
+	struct kvd_conn *c, *best = NULL;
+	uint64_t best_usage = 0;
+	struct kvd_release m = { 0 };
+
+	for (c = d->conns; c; c = c->next)
+		if (c->release_round)
+			return;	/* one at a time */
+	if (kvnl_exec(d->nl, kvnl_request(d->nl, KVACCEL_CMD_DEVICE_GET, false), dev_cb, &s))
+		return;
+	if (!s.pressure || s.usage <= s.low_wm) {
+		d->pressure = s.pressure;
+		round_end(d, "usage below the low watermark");
+		return;
+	}
+	for (c = d->conns; c; c = c->next) {
+		uint64_t usage, quota;
+
+		if (!c->registered || c->asked_this_round)
+			continue;
+		if (kvd_proc_usage(d, c->pid, &usage, &quota) || !usage)
+			continue;
+		if (!best || c->priority < best->priority ||
+		    (c->priority == best->priority && usage > best_usage)) {
+			best = c;
+			best_usage = usage;
+		}
+	}
+	if (!best) {
+		round_end(d, "every engine asked, usage still above the low watermark");
+		return;
+	}
+	kvdmsg_hdr(&m.hdr, KVD_MSG_RELEASE, sizeof(m), 0);
+	m.round = d->round;
+	m.bytes = s.usage - s.low_wm;
+	m.deadline_ms = d->cfg->release_deadline_ms;
+	pthread_mutex_lock(&d->lock);
+	best->asked_this_round = true;
+	best->release_round = d->round;
+	best->release_deadline = kvd_now() + deadline_ns(d);
+	best->releases_asked++;
+	d->releases_asked++;
+	pthread_mutex_unlock(&d->lock);
+	kvd_log(LOG_INFO, "pressure round %llu: asking engine %s (priority %u, %" PRIu64
+		" bytes) to release %" PRIu64 " bytes", (unsigned long long)d->round, best->name,
+		best->priority, best_usage, (uint64_t)m.bytes);
+	if (kvdmsg_send(best->fd, &m, NULL, 0)) {
+		/* Its socket is failing: it will be dropped; ask the next. */
+		best->release_round = 0;
+		round_step(d);
+	}
+}
+
+static void round_start(struct kvd *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->round++;
+	d->rounds++;
+	d->round_active = true;
+	pthread_mutex_unlock(&d->lock);
+	d->round_retry = 0;
+	kvd_log(LOG_INFO, "pressure round %llu: started", (unsigned long long)d->round);
+	round_step(d);
+}
+
+void kvd_pressure_event(struct kvd *d, bool on, uint64_t usage)
+{
+	kvd_log(LOG_INFO, "pressure %s: usage %" PRIu64 " bytes", on ? "on" : "off", usage);
+	d->pressure = on;
+	if (on && !d->round_active)
+		round_start(d);
+	else if (!on && d->round_active)
+		round_end(d, "usage below the low watermark");
+	else if (!on)
+		d->round_retry = 0;
+}
+
+void kvd_pressure_released(struct kvd *d, struct kvd_conn *c, const struct kvd_released *m)
+{
+	kvd_log(LOG_INFO, "pressure round %llu: engine %s released %llu bytes",
+		(unsigned long long)m->round, c->name, (unsigned long long)m->bytes);
+	pthread_mutex_lock(&d->lock);
+	c->release_round = 0;
+	c->released_bytes += m->bytes;
+	pthread_mutex_unlock(&d->lock);
+	if (d->round_active)
+		round_step(d);
+}
+
+void kvd_pressure_conn_gone(struct kvd *d)
+{
+	if (d->round_active)
+		round_step(d);
+}
+
+void kvd_pressure_tick(struct kvd *d, int64_t now)
+{
+	struct kvd_conn *c;
+	bool expired = false;
+
+	for (c = d->conns; c; c = c->next) {
+		if (!c->release_round || c->release_deadline > now)
+			continue;
+		kvd_log(LOG_WARNING, "pressure round %llu: engine %s (pid %d) ignored the release "
+			"request past its %u ms deadline", (unsigned long long)c->release_round,
+			c->name, (int)c->pid, d->cfg->release_deadline_ms);
+		pthread_mutex_lock(&d->lock);
+		c->release_round = 0;
+		c->releases_ignored++;
+		d->releases_ignored++;
+		pthread_mutex_unlock(&d->lock);
+		expired = true;
+	}
+	if (expired && d->round_active)
+		round_step(d);
+	if (!d->round_active && d->pressure && d->round_retry && d->round_retry <= now)
+		round_start(d);
+}
+
+int64_t kvd_pressure_next_deadline(const struct kvd *d)
+{
+	const struct kvd_conn *c;
+	int64_t next = INT64_MAX;
+
+	for (c = d->conns; c; c = c->next)
+		if (c->release_round && c->release_deadline < next)
+			next = c->release_deadline;
+	if (!d->round_active && d->pressure && d->round_retry && d->round_retry < next)
+		next = d->round_retry;
+	return next;
+}

@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kvdmsg - the engine socket's messages on the wire (kvdmsg.h).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kvdmsg.h"
+
+void kvdmsg_hdr(struct kvd_hdr *hdr, unsigned int type, size_t size, uint64_t seq)
+{
+	hdr->version = KVD_PROTO_VERSION;
+	hdr->type = (uint16_t)type;
+	hdr->size = (uint32_t)size;
+	hdr->seq = seq;
+}
+
+bool kvdmsg_name_ok(const char name[KVD_NAME_MAX])
+{
+	size_t i;
+
+	for (i = 0; i < KVD_NAME_MAX && name[i]; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+			return false;
+	}
+	if (!i || i == KVD_NAME_MAX)
+		return false;
+	/* Everything after the NUL is zero too: no hidden bytes. */
+	for (; i < KVD_NAME_MAX; i++)
+		if (name[i])
+			return false;
+	return true;
+}
+
+/* The fixed size of each type; 0: unknown. */
+static size_t kvdmsg_size(unsigned int type)
+{
+	switch (type) {
+	case KVD_MSG_REGISTER: return sizeof(struct kvd_register);
+	case KVD_MSG_REGISTERED: return sizeof(struct kvd_registered);
+	case KVD_MSG_QUOTA:
+	case KVD_MSG_QUOTA_GRANTED: return sizeof(struct kvd_quota);
+	case KVD_MSG_RELEASE: return sizeof(struct kvd_release);
+	case KVD_MSG_RELEASED: return sizeof(struct kvd_released);
+	case KVD_MSG_HANDOFF:
+	case KVD_MSG_HANDOFF_OFFER: return sizeof(struct kvd_handoff);
+	case KVD_MSG_HANDOFF_QUEUED: return sizeof(struct kvd_handoff_id);
+	case KVD_MSG_HANDOFF_ACK:
+	case KVD_MSG_HANDOFF_DONE: return sizeof(struct kvd_handoff_ack);
+	case KVD_MSG_LIST_ENGINES:
+	case KVD_MSG_LIST_HANDOFFS:
+	case KVD_MSG_END: return sizeof(struct kvd_hdr);
+	case KVD_MSG_ENGINE_INFO: return sizeof(struct kvd_engine_info);
+	case KVD_MSG_HANDOFF_INFO: return sizeof(struct kvd_handoff_info);
+	case KVD_MSG_ERROR: return sizeof(struct kvd_error);
+	}
+	return 0;
+}
+
+static int bad(const char **why, const char *what, int err)
+{
+	*why = what;
+	return err;
+}
+
+static bool str_ok(const char *s, size_t n)
+{
+	return memchr(s, 0, n) != NULL;
+}
+
+int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **why)
+{
+	const struct kvd_hdr *h = msg;
+	size_t want;
+
+	if (len < sizeof(*h))
+		return bad(why, "truncated header", -EBADMSG);
+	if (h->version != KVD_PROTO_VERSION)
+		return bad(why, "unsupported protocol version", -EPROTO);
+	want = kvdmsg_size(h->type);
+	if (!want)
+		return bad(why, "unknown message type", -EPROTO);
+	if (h->size != len)
+		return bad(why, "size field does not match the message", -EBADMSG);
+	if (h->type == KVD_MSG_HANDOFF || h->type == KVD_MSG_HANDOFF_OFFER) {
+		const struct kvd_handoff *m = msg;
+		uint32_t i;
+
+		if (len < want)
+			return bad(why, "truncated message", -EBADMSG);
+		if (!m->count || m->count > KVD_HANDOFF_MAX_FDS)
+			return bad(why, "hand-off object count out of range", -EBADMSG);
+		if (len != want + m->count * sizeof(struct kvd_obj))
+			return bad(why, "hand-off size does not match its count", -EBADMSG);
+		if (nfds != m->count)
+			return bad(why, "hand-off fds do not match its count", -EBADMSG);
+		if (m->pad)
+			return bad(why, "non-zero pad", -EBADMSG);
+		if (!kvdmsg_name_ok(m->peer))
+			return bad(why, "bad engine name", -EBADMSG);
+		if (h->type == KVD_MSG_HANDOFF && m->id)
+			return bad(why, "hand-off id set by the sender", -EBADMSG);
+		for (i = 0; i < m->count; i++) {
+			if (m->objs[i].kind != KVD_OBJ_REGION && m->objs[i].kind != KVD_OBJ_SPACE)
+				return bad(why, "unknown object kind", -EBADMSG);
+			if (m->objs[i].pad)
+				return bad(why, "non-zero pad", -EBADMSG);
+		}
+		return 0;
+	}
+	if (len != want)
+		return bad(why, len < want ? "truncated message" : "message too long for its type",
+			   -EBADMSG);
+	if (nfds)
+		return bad(why, "fds with a message that carries none", -EBADMSG);
+	switch (h->type) {
+	case KVD_MSG_REGISTER: {
+		const struct kvd_register *m = msg;
+
+		if (!kvdmsg_name_ok(m->name))
+			return bad(why, "bad engine name", -EBADMSG);
+		if (m->priority > KVD_PRIORITY_MAX)
+			return bad(why, "priority out of range", -EBADMSG);
+		if (m->flags)
+			return bad(why, "unknown flags", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_RELEASE:
+		if (((const struct kvd_release *)msg)->pad)
+			return bad(why, "non-zero pad", -EBADMSG);
+		break;
+	case KVD_MSG_HANDOFF_ACK:
+	case KVD_MSG_HANDOFF_DONE: {
+		const struct kvd_handoff_ack *m = msg;
+
+		if (m->pad)
+			return bad(why, "non-zero pad", -EBADMSG);
+		if (m->status > 0 || m->status < -4095)
+			return bad(why, "status is not 0 or -errno", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_ENGINE_INFO: {
+		const struct kvd_engine_info *m = msg;
+
+		if (m->pad || !str_ok(m->name, sizeof(m->name)))
+			return bad(why, "bad engine info", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_HANDOFF_INFO: {
+		const struct kvd_handoff_info *m = msg;
+
+		if (!str_ok(m->from, sizeof(m->from)) || !str_ok(m->to, sizeof(m->to)))
+			return bad(why, "bad hand-off info", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_ERROR: {
+		const struct kvd_error *m = msg;
+
+		if (m->pad || !str_ok(m->message, sizeof(m->message)))
+			return bad(why, "bad error message", -EBADMSG);
+		break;
+	}
+	}
+	return 0;
+}
+
+int kvdmsg_send(int sock, const void *data, const int *fds, unsigned int nfds)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * KVD_HANDOFF_MAX_FDS)];
+	const struct kvd_hdr *h = data;
+	struct iovec iov = { .iov_base = (void *)data, .iov_len = h->size };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t n;
+
+	if (nfds > KVD_HANDOFF_MAX_FDS)
+		return -EINVAL;
+	if (nfds) {
+		struct cmsghdr *c;
+
+		memset(cbuf, 0, sizeof(cbuf));
+		msg.msg_control = cbuf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	do {
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == h->size ? 0 : -EMSGSIZE;
+}
+
+void kvdmsg_close_fds(int *fds, unsigned int n)
+{
+	while (n)
+		close(fds[--n]);
+}
+
+long kvdmsg_recv(int sock, union kvdmsg_buf *buf, int *fds, unsigned int *nfds, int flags)
+{
+	/* Room for more fds than allowed, so that too many are seen and closed. */
+	char cbuf[CMSG_SPACE(sizeof(int) * 64)];
+	struct iovec iov = { .iov_base = buf->bytes, .iov_len = sizeof(buf->bytes) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	unsigned int got = 0;
+	struct cmsghdr *c;
+	bool over = false;
+	ssize_t n;
+
+	*nfds = 0;
+	do {
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		size_t i, k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (got < KVD_HANDOFF_MAX_FDS) {
+				fds[got++] = fd;
+			} else {
+				close(fd);
+				over = true;
+			}
+		}
+	}
+	if (over || (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || n > KVD_MSG_MAX) {
+		kvdmsg_close_fds(fds, got);
+		return -EMSGSIZE;
+	}
+	*nfds = got;
+	return n;
+}

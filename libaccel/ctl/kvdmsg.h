@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvdmsg - the engine socket's messages (uapi/kvacceld.h) on the wire:
+ * checking a received message, sending and receiving one packet with its
+ * fds. Shared by kvacceld, libaccel's engine side and kvaccelctl.
+ */
+#ifndef KVDMSG_H
+#define KVDMSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvacceld.h"
+
+/* Room for any message plus one byte, to see an oversized one. */
+union kvdmsg_buf {
+	struct kvd_hdr hdr;
+	uint64_t align;
+	char bytes[KVD_MSG_MAX + 1];
+};
+
+/* Fill @hdr for a message of @type and @size bytes. */
+void kvdmsg_hdr(struct kvd_hdr *hdr, unsigned int type, size_t size, uint64_t seq);
+
+/*
+ * Check a received message of @len bytes that came with @nfds fds: version,
+ * type, size for the type, pads, names, fds only where they belong.
+ * 0, or -EPROTO / -EBADMSG / -EMSGSIZE with *@why saying what is wrong.
+ */
+int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **why);
+
+/* A name is 1 to KVD_NAME_MAX - 1 of [A-Za-z0-9._-], NUL-terminated. */
+bool kvdmsg_name_ok(const char name[KVD_NAME_MAX]);
+
+/* Send one message with @nfds fds (MSG_NOSIGNAL): 0 or -errno. */
+int kvdmsg_send(int sock, const void *msg, const int *fds, unsigned int nfds);
+
+/*
+ * Receive one message into @buf, close-on-exec fds into @fds (room for
+ * KVD_HANDOFF_MAX_FDS). Returns its length, 0 at the end of the stream,
+ * -EMSGSIZE for a message or fds that did not fit (whatever fds came are
+ * closed), or -errno. @nfds gets the number of fds.
+ */
+long kvdmsg_recv(int sock, union kvdmsg_buf *buf, int *fds, unsigned int *nfds, int flags);
+
+/* Close @n fds. */
+void kvdmsg_close_fds(int *fds, unsigned int n);
+
+#endif

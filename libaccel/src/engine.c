@@ -1,0 +1,581 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libaccel - the engine side of kvacceld's socket (uapi/kvacceld.h):
+ * registering, quota, release requests, two-phase hand-offs.
+ *
+ * Requests wait for their reply (matched by seq) and handle whatever the
+ * daemon starts meanwhile (release requests, offers, hand-offs done), so
+ * two engines handing each other objects from one thread each do not wait
+ * on each other. Hand-offs not yet done are kept (with duplicates of their
+ * fds) and sent again by accel_engine_reconnect(); offers taken are
+ * remembered by (sender, tag) so a resend is acknowledged, not taken twice.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "kvdmsg.h"
+
+/* How long a request waits for its reply. */
+#define REPLY_TIMEOUT_MS	10000
+/* Offers remembered, and finished hand-offs kept for accel_engine_handoff_wait(). */
+#define SEEN_MAX		256
+#define FINISHED_MAX		64
+
+struct pending {
+	uint64_t tag;
+	char to[KVD_NAME_MAX];
+	unsigned int count;
+	int fds[KVD_HANDOFF_MAX_FDS];
+	struct kvd_obj objs[KVD_HANDOFF_MAX_FDS];
+};
+
+struct accel_engine {
+	int fd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char name[KVD_NAME_MAX];
+	unsigned int priority;
+	struct accel_engine_ops ops;
+	void *arg;
+	uint64_t seq, id, quota;
+	struct pending *pend;
+	unsigned int npend, maxpend;
+	struct { char from[KVD_NAME_MAX]; uint64_t tag; } seen[SEEN_MAX];
+	unsigned int nseen, seen_next;
+	struct { uint64_t tag; int status; } finished[FINISHED_MAX];
+	unsigned int nfinished, finished_next;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void copy_name(char dst[KVD_NAME_MAX], const char *src)
+{
+	size_t n = strnlen(src, KVD_NAME_MAX - 1);
+
+	memset(dst, 0, KVD_NAME_MAX);
+	memcpy(dst, src, n);
+}
+
+static bool seen(const struct accel_engine *e, const char *from, uint64_t tag)
+{
+	unsigned int i;
+
+	for (i = 0; i < e->nseen; i++)
+		if (e->seen[i].tag == tag && !strcmp(e->seen[i].from, from))
+			return true;
+	return false;
+}
+
+static void remember(struct accel_engine *e, const char *from, uint64_t tag)
+{
+	copy_name(e->seen[e->seen_next].from, from);
+	e->seen[e->seen_next].tag = tag;
+	e->seen_next = (e->seen_next + 1) % SEEN_MAX;
+	if (e->nseen < SEEN_MAX)
+		e->nseen++;
+}
+
+static int send_msg(struct accel_engine *e, void *msg, size_t size, unsigned int type,
+		    uint64_t seq, const int *fds, unsigned int nfds)
+{
+	int ret;
+
+	if (e->fd < 0)
+		return -ECONNRESET;
+	kvdmsg_hdr(msg, type, size, seq);
+	ret = kvdmsg_send(e->fd, msg, fds, nfds);
+	return ret == -EPIPE ? -ECONNRESET : ret;
+}
+
+static void on_offer(struct accel_engine *e, const struct kvd_handoff *m, int *fds)
+{
+	struct kvd_handoff_ack ack = { 0 };
+	enum accel_handoff_kind kinds[KVD_HANDOFF_MAX_FDS];
+	uint64_t sizes[KVD_HANDOFF_MAX_FDS];
+	struct accel_handoff h;
+	unsigned int i;
+	int status;
+
+	if (seen(e, m->peer, m->tag)) {
+		/* Taken before (a resend after the daemon restarted). */
+		kvdmsg_close_fds(fds, m->count);
+		status = 0;
+	} else if (!e->ops.receive) {
+		kvdmsg_close_fds(fds, m->count);
+		status = -EOPNOTSUPP;
+	} else {
+		for (i = 0; i < m->count; i++) {
+			kinds[i] = (enum accel_handoff_kind)m->objs[i].kind;
+			sizes[i] = m->objs[i].size;
+		}
+		h.from = m->peer;
+		h.tag = m->tag;
+		h.count = m->count;
+		h.fds = fds;
+		h.kinds = kinds;
+		h.sizes = sizes;
+		status = e->ops.receive(e->arg, &h);
+		if (status > 0 || status < -4095)
+			status = -EINVAL;
+		if (status)
+			kvdmsg_close_fds(fds, m->count);
+		else
+			remember(e, m->peer, m->tag);
+	}
+	ack.id = m->id;
+	ack.status = status;
+	send_msg(e, &ack, sizeof(ack), KVD_MSG_HANDOFF_ACK, 0, NULL, 0);
+}
+
+static void on_done(struct accel_engine *e, const struct kvd_handoff_ack *m)
+{
+	unsigned int i;
+
+	for (i = 0; i < e->npend; i++) {
+		if (e->pend[i].tag != m->tag)
+			continue;
+		kvdmsg_close_fds(e->pend[i].fds, e->pend[i].count);
+		e->pend[i] = e->pend[--e->npend];
+		e->finished[e->finished_next].tag = m->tag;
+		e->finished[e->finished_next].status = m->status;
+		e->finished_next = (e->finished_next + 1) % FINISHED_MAX;
+		if (e->nfinished < FINISHED_MAX)
+			e->nfinished++;
+		if (e->ops.handoff_done)
+			e->ops.handoff_done(e->arg, m->tag, m->status);
+		return;
+	}
+	/* Not ours any more (finished before a reconnect): nothing to do. */
+}
+
+static void on_release(struct accel_engine *e, const struct kvd_release *m)
+{
+	struct kvd_released r = { 0 };
+	uint64_t released = 0;
+
+	if (e->ops.release)
+		e->ops.release(e->arg, m->bytes, &released);
+	r.round = m->round;
+	r.bytes = released;
+	send_msg(e, &r, sizeof(r), KVD_MSG_RELEASED, 0, NULL, 0);
+}
+
+static void lost(struct accel_engine *e, const char *why)
+{
+	if (e->fd >= 0) {
+		accel_log(ACCEL_LOG_WARNING, "engine %s: connection to kvacceld lost: %s",
+			  e->name, why);
+		close(e->fd);
+	}
+	e->fd = -1;
+}
+
+/*
+ * Receive one message, waiting up to @timeout_ms. Daemon-started messages
+ * are handled here (2); a reply is left in @buf (1). 0: nothing came;
+ * -ECONNRESET: the connection is gone.
+ */
+static int receive_one(struct accel_engine *e, union kvdmsg_buf *buf, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = e->fd, .events = POLLIN };
+	int fds[KVD_HANDOFF_MAX_FDS];
+	unsigned int nfds;
+	const char *why;
+	long n;
+	int ret;
+
+	if (e->fd < 0)
+		return -ECONNRESET;
+	ret = poll(&pfd, 1, timeout_ms);
+	if (ret < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (!ret)
+		return 0;
+	n = kvdmsg_recv(e->fd, buf, fds, &nfds, MSG_DONTWAIT);
+	if (n == -EAGAIN)
+		return 0;
+	if (n <= 0) {
+		lost(e, n ? strerror((int)-n) : "closed by the daemon");
+		return -ECONNRESET;
+	}
+	ret = kvdmsg_check(buf, (size_t)n, nfds, &why);
+	if (ret) {
+		kvdmsg_close_fds(fds, nfds);
+		lost(e, why);
+		return -ECONNRESET;
+	}
+	switch (buf->hdr.type) {
+	case KVD_MSG_RELEASE:
+		on_release(e, (const void *)buf);
+		return 2;
+	case KVD_MSG_HANDOFF_OFFER:
+		on_offer(e, (const void *)buf, fds);
+		return 2;
+	case KVD_MSG_HANDOFF_DONE:
+		on_done(e, (const void *)buf);
+		return 2;
+	case KVD_MSG_ERROR: {
+		const struct kvd_error *m = (const void *)buf;
+
+		accel_log(ACCEL_LOG_WARNING, "engine %s: kvacceld: %s (%s)", e->name,
+			  m->message, strerror(-m->error));
+		if (m->closing) {
+			lost(e, "the daemon closed it");
+			return buf->hdr.seq ? 1 : -ECONNRESET;
+		}
+		return buf->hdr.seq ? 1 : 2;
+	}
+	default:
+		return 1;
+	}
+}
+
+/* Send a request and wait for its reply of type @want (or an error). */
+static int request(struct accel_engine *e, void *msg, size_t size, unsigned int type,
+		   const int *fds, unsigned int nfds, unsigned int want, union kvdmsg_buf *reply)
+{
+	uint64_t seq = ++e->seq;
+	int64_t end = now_ms() + REPLY_TIMEOUT_MS;
+	int ret;
+
+	if (e->fd < 0)
+		return -ECONNRESET;
+	kvdmsg_hdr(msg, type, size, seq);
+	ret = kvdmsg_send(e->fd, msg, fds, nfds);
+	if (ret) {
+		if (ret == -EPIPE || ret == -ECONNRESET || ret == -ENOTCONN) {
+			lost(e, strerror(-ret));
+			return -ECONNRESET;
+		}
+		return ret;
+	}
+	for (;;) {
+		int64_t left = end - now_ms();
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		ret = receive_one(e, reply, (int)left);
+		if (ret < 0)
+			return ret;
+		if (ret == 1 && reply->hdr.seq == seq) {
+			if (reply->hdr.type == KVD_MSG_ERROR)
+				return ((const struct kvd_error *)(const void *)reply)->error;
+			return reply->hdr.type == want ? 0 : -EPROTO;
+		}
+	}
+}
+
+static int do_register(struct accel_engine *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct kvd_register m = { 0 };
+	union kvdmsg_buf reply;
+	int ret;
+
+	e->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (e->fd < 0)
+		return -errno;
+	memcpy(sa.sun_path, e->path, sizeof(sa.sun_path));
+	if (connect(e->fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		ret = -errno;
+		close(e->fd);
+		e->fd = -1;
+		return ret;
+	}
+	copy_name(m.name, e->name);
+	m.priority = e->priority;
+	ret = request(e, &m, sizeof(m), KVD_MSG_REGISTER, NULL, 0, KVD_MSG_REGISTERED, &reply);
+	if (ret) {
+		if (e->fd >= 0)
+			close(e->fd);
+		e->fd = -1;
+		return ret;
+	}
+	e->id = ((const struct kvd_registered *)(const void *)&reply)->engine_id;
+	e->quota = ((const struct kvd_registered *)(const void *)&reply)->quota;
+	return 0;
+}
+
+ACCEL_EXPORT struct accel_engine *accel_engine_connect(const char *path, const char *name,
+						       unsigned int priority,
+						       const struct accel_engine_ops *ops,
+						       void *arg)
+{
+	char check[KVD_NAME_MAX];
+	struct accel_engine *e;
+	int ret;
+
+	if (!path)
+		path = getenv("KVACCELD_SOCKET");
+	if (!path)
+		path = KVD_SOCKET_PATH;
+	if (!name || strlen(name) >= KVD_NAME_MAX || strlen(path) >= sizeof(e->path) ||
+	    priority > KVD_PRIORITY_MAX) {
+		errno = EINVAL;
+		return NULL;
+	}
+	copy_name(check, name);
+	if (!kvdmsg_name_ok(check)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	snprintf(e->path, sizeof(e->path), "%s", path);
+	copy_name(e->name, name);
+	e->priority = priority;
+	if (ops)
+		e->ops = *ops;
+	e->arg = arg;
+	ret = do_register(e);
+	if (ret) {
+		accel_log(ACCEL_LOG_ERR, "engine %s: registering with kvacceld at %s: %s", name,
+			  path, strerror(-ret));
+		free(e);
+		errno = -ret;
+		return NULL;
+	}
+	accel_log(ACCEL_LOG_INFO, "engine %s: registered with kvacceld (id %llu)", name,
+		  (unsigned long long)e->id);
+	return e;
+}
+
+ACCEL_EXPORT void accel_engine_close(struct accel_engine *e)
+{
+	unsigned int i;
+
+	if (!e)
+		return;
+	if (e->fd >= 0)
+		close(e->fd);
+	for (i = 0; i < e->npend; i++)
+		kvdmsg_close_fds(e->pend[i].fds, e->pend[i].count);
+	free(e->pend);
+	free(e);
+}
+
+ACCEL_EXPORT int accel_engine_fd(const struct accel_engine *e)
+{
+	if (!e)
+		return -EINVAL;
+	return e->fd >= 0 ? e->fd : -ECONNRESET;
+}
+
+static int timeout_ms(int64_t timeout_ns)
+{
+	if (timeout_ns < 0)
+		return -1;
+	if (timeout_ns > (int64_t)INT32_MAX * 1000000)
+		return INT32_MAX;
+	return (int)((timeout_ns + 999999) / 1000000);
+}
+
+ACCEL_EXPORT int accel_engine_dispatch(struct accel_engine *e, int64_t timeout_ns)
+{
+	union kvdmsg_buf buf;
+	int handled = 0, ret, wait;
+
+	if (!e)
+		return -EINVAL;
+	wait = timeout_ms(timeout_ns);
+	/* Wait for the first message, then take what is there without waiting. */
+	for (;;) {
+		ret = receive_one(e, &buf, wait);
+		if (ret < 0)
+			return handled ? handled : ret;
+		if (!ret)
+			return handled;
+		handled++;
+		wait = 0;
+	}
+}
+
+ACCEL_EXPORT int accel_engine_quota(struct accel_engine *e, uint64_t bytes, uint64_t *granted)
+{
+	struct kvd_quota m = { 0 };
+	union kvdmsg_buf reply;
+	int ret;
+
+	if (!e || !bytes || bytes % (1ULL << 20))
+		return -EINVAL;
+	m.bytes = bytes;
+	ret = request(e, &m, sizeof(m), KVD_MSG_QUOTA, NULL, 0, KVD_MSG_QUOTA_GRANTED, &reply);
+	if (ret)
+		return ret;
+	e->quota = ((const struct kvd_quota *)(const void *)&reply)->bytes;
+	if (granted)
+		*granted = e->quota;
+	return 0;
+}
+
+ACCEL_EXPORT uint64_t accel_engine_quota_now(const struct accel_engine *e)
+{
+	return e ? e->quota : 0;
+}
+
+static int send_handoff(struct accel_engine *e, const struct pending *p)
+{
+	union {
+		struct kvd_handoff m;
+		char bytes[sizeof(struct kvd_handoff) +
+			   KVD_HANDOFF_MAX_FDS * sizeof(struct kvd_obj)];
+	} u;
+	union kvdmsg_buf reply;
+
+	memset(&u, 0, sizeof(u));
+	memcpy(u.m.peer, p->to, sizeof(u.m.peer));
+	u.m.tag = p->tag;
+	u.m.count = p->count;
+	memcpy(u.m.objs, p->objs, p->count * sizeof(struct kvd_obj));
+	return request(e, &u.m, sizeof(u.m) + p->count * sizeof(struct kvd_obj),
+		       KVD_MSG_HANDOFF, p->fds, p->count, KVD_MSG_HANDOFF_QUEUED, &reply);
+}
+
+ACCEL_EXPORT int accel_engine_handoff(struct accel_engine *e, const char *to, uint64_t tag,
+				      const int *fds, const enum accel_handoff_kind *kinds,
+				      unsigned int count)
+{
+	struct pending p = { .tag = tag, .count = count };
+	unsigned int i;
+	int ret;
+
+	if (!e || !to || !fds || !kinds || !count || count > KVD_HANDOFF_MAX_FDS ||
+	    strlen(to) >= KVD_NAME_MAX)
+		return -EINVAL;
+	copy_name(p.to, to);
+	if (!kvdmsg_name_ok(p.to))
+		return -EINVAL;
+	for (i = 0; i < e->npend; i++)
+		if (e->pend[i].tag == tag)
+			return -EEXIST;
+	for (i = 0; i < count; i++) {
+		off_t end;
+
+		if (kinds[i] != ACCEL_HANDOFF_REGION && kinds[i] != ACCEL_HANDOFF_SPACE) {
+			ret = -EINVAL;
+			goto err_close;
+		}
+		end = lseek(fds[i], 0, SEEK_END);
+		if (end <= 0) {
+			ret = -EBADF;
+			goto err_close;
+		}
+		p.fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+		if (p.fds[i] < 0) {
+			ret = -errno;
+			goto err_close;
+		}
+		p.objs[i].kind = kinds[i];
+		p.objs[i].size = (uint64_t)end;
+	}
+	if (e->npend == e->maxpend) {
+		unsigned int max = e->maxpend ? e->maxpend * 2 : 8;
+		struct pending *np = realloc(e->pend, max * sizeof(*np));
+
+		if (!np) {
+			ret = -ENOMEM;
+			goto err_close;
+		}
+		e->pend = np;
+		e->maxpend = max;
+	}
+	e->pend[e->npend++] = p;
+	ret = send_handoff(e, &p);
+	if (ret && ret != -ECONNRESET && ret != -ETIMEDOUT) {
+		/* Refused: not pending. */
+		for (i = 0; i < e->npend; i++) {
+			if (e->pend[i].tag == tag) {
+				kvdmsg_close_fds(e->pend[i].fds, e->pend[i].count);
+				e->pend[i] = e->pend[--e->npend];
+				break;
+			}
+		}
+	}
+	return ret;
+
+err_close:
+	kvdmsg_close_fds(p.fds, i);
+	return ret;
+}
+
+ACCEL_EXPORT int accel_engine_handoff_wait(struct accel_engine *e, uint64_t tag,
+					   int64_t timeout_ns)
+{
+	int64_t end = timeout_ns < 0 ? INT64_MAX : now_ms() + timeout_ms(timeout_ns);
+
+	if (!e)
+		return -EINVAL;
+	for (;;) {
+		union kvdmsg_buf buf;
+		unsigned int i;
+		bool pending = false;
+		int64_t left;
+		int ret;
+
+		for (i = 0; i < e->nfinished; i++)
+			if (e->finished[i].tag == tag)
+				return e->finished[i].status;
+		for (i = 0; i < e->npend; i++)
+			pending |= e->pend[i].tag == tag;
+		if (!pending)
+			return -ENOENT;
+		left = end == INT64_MAX ? 1000 : end - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		ret = receive_one(e, &buf, (int)(left > 1000 ? 1000 : left));
+		if (ret < 0)
+			return ret;
+	}
+}
+
+ACCEL_EXPORT int accel_engine_pending(const struct accel_engine *e)
+{
+	return e ? (int)e->npend : -EINVAL;
+}
+
+ACCEL_EXPORT int accel_engine_reconnect(struct accel_engine *e)
+{
+	unsigned int i;
+	int ret;
+
+	if (!e)
+		return -EINVAL;
+	if (e->fd >= 0) {
+		close(e->fd);
+		e->fd = -1;
+	}
+	ret = do_register(e);
+	if (ret)
+		return ret;
+	accel_log(ACCEL_LOG_INFO, "engine %s: registered again; resending %u hand-offs",
+		  e->name, e->npend);
+	for (i = 0; i < e->npend; i++) {
+		ret = send_handoff(e, &e->pend[i]);
+		if (ret == -ECONNRESET)
+			return ret;
+		if (ret) {
+			/* Refused now (say the receiver's name is wrong): finished. */
+			struct kvd_handoff_ack done = { .tag = e->pend[i].tag, .status = ret };
+
+			on_done(e, &done);
+			i--;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,1252 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kvacceld's engine socket against the real module, with libaccel's engine
+ * side: a space's blocks handed from one engine to another through the
+ * daemon without a copy (and a region handed back at the same time),
+ * quotas, a pressure round releasing memory from the lower priority
+ * engine, an engine that ignores its release request, metrics over HTTP,
+ * the admin lists and their permission, every kind of bad message (error
+ * reply, connection closed, the daemon serving on), hundreds of
+ * connections coming and going with no fd or memory growth, a bounded
+ * fuzz of the socket, and daemon kills at random points while hand-offs
+ * are in flight (none lost, none taken twice).
+ *
+ * Each test starts its own kvacceld (on PATH) with a socket in /tmp and
+ * stops it; the module's settings are left off.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "accel.h"
+#include "kvdmsg.h"
+#include "kvtest.h"
+#include "kselftest_harness.h"
+
+#define MIB		(1024ull * 1024)
+#define SOCK		"/tmp/kvd-test.sock"
+#define LOG		"/tmp/kvd-test.log"
+#define METRICS_PORT	9466
+
+static pid_t start_daemon(const char *const *extra)
+{
+	const char *argv[32] = { "kvacceld", "--socket", SOCK, "--metrics",
+				 "127.0.0.1:9466", "--release-deadline", "600",
+				 "--handoff-timeout", "8000" };
+	int i, n = 9, tries;
+	pid_t pid;
+
+	for (i = 0; extra && extra[i] && n < 31; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	pid = fork();
+	if (!pid) {
+		int fd = open(LOG, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fd, 2);
+		execvp("kvacceld", (char *const *)argv);
+		_exit(127);
+	}
+	for (tries = 0; tries < 300; tries++) {
+		struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = SOCK };
+		int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		int ok = !connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+
+		close(fd);
+		if (ok)
+			return pid;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
+		usleep(50000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+static int stop_daemon(pid_t pid)
+{
+	int status;
+
+	if (pid <= 0)
+		return -1;
+	kill(pid, SIGTERM);
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static bool log_has(const char *what)
+{
+	char line[512];
+	bool found = false;
+	FILE *f = fopen(LOG, "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, what) != NULL;
+	fclose(f);
+	return found;
+}
+
+static bool wait_log(const char *what, int ms)
+{
+	for (; ms > 0; ms -= 50) {
+		if (log_has(what))
+			return true;
+		usleep(50000);
+	}
+	return log_has(what);
+}
+
+static void settings_off(void)
+{
+	if (system("kvaccelctl watermarks off >/dev/null 2>&1; kvaccelctl limit set 0 >/dev/null 2>&1"))
+		fprintf(stderr, "# kvaccelctl could not reset the module's settings\n");
+}
+
+/* ---- raw protocol ---------------------------------------------------- */
+
+static int raw_connect(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = SOCK };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int raw_send(int fd, const void *buf, size_t len, const int *fds, unsigned int nfds)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * 32)];
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds) {
+		struct cmsghdr *c;
+
+		memset(cbuf, 0, sizeof(cbuf));
+		msg.msg_control = cbuf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	return sendmsg(fd, &msg, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -errno;
+}
+
+/* Receive one message (5 s at most): its length, 0 at EOF, -1. */
+static long raw_recv(int fd, union kvdmsg_buf *buf)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int fds[KVD_HANDOFF_MAX_FDS];
+	unsigned int nfds;
+	long n;
+
+	if (poll(&p, 1, 5000) != 1)
+		return -1;
+	n = kvdmsg_recv(fd, buf, fds, &nfds, 0);
+	kvdmsg_close_fds(fds, nfds);
+	return n;
+}
+
+/* The reply to a bad message: an ERROR (closing) with @error, then EOF. */
+static int expect_closed_with(int fd, int error)
+{
+	union kvdmsg_buf buf;
+	const struct kvd_error *e = (const void *)&buf;
+	long n = raw_recv(fd, &buf);
+
+	if (n != (long)sizeof(*e) || buf.hdr.type != KVD_MSG_ERROR) {
+		fprintf(stderr, "# no ERROR reply (%ld bytes)\n", n);
+		return -1;
+	}
+	if (e->error != error || !e->closing) {
+		fprintf(stderr, "# ERROR %d closing %u: %s\n", e->error, e->closing, e->message);
+		return -1;
+	}
+	return raw_recv(fd, &buf) == 0 ? 0 : -1;
+}
+
+static int raw_register(int fd, const char *name)
+{
+	struct kvd_register m = { 0 };
+	union kvdmsg_buf buf;
+
+	kvdmsg_hdr(&m.hdr, KVD_MSG_REGISTER, sizeof(m), 1);
+	snprintf(m.name, sizeof(m.name), "%s", name);
+	if (raw_send(fd, &m, sizeof(m), NULL, 0))
+		return -1;
+	if (raw_recv(fd, &buf) <= 0)
+		return -1;
+	return buf.hdr.type == KVD_MSG_REGISTERED ? 0 :
+	       buf.hdr.type == KVD_MSG_ERROR ? ((struct kvd_error *)(void *)&buf)->error : -1;
+}
+
+/* The daemon's open fds and resident set (KiB). */
+static void daemon_footprint(pid_t pid, int *fds, long *rss_kb)
+{
+	char path[64], line[256];
+	FILE *f;
+	DIR *d;
+
+	*fds = 0;
+	*rss_kb = 0;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (d) {
+		while (readdir(d))
+			(*fds)++;
+		closedir(d);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			*rss_kb = atol(line + 6);
+	if (f)
+		fclose(f);
+}
+
+FIXTURE(kvd) {
+	pid_t daemon;
+};
+
+FIXTURE_SETUP(kvd)
+{
+	unlink(LOG);
+	self->daemon = 0;
+}
+
+FIXTURE_TEARDOWN(kvd)
+{
+	if (self->daemon > 0)
+		stop_daemon(self->daemon);
+	settings_off();
+	if (_metadata->exit_code)
+		system("sed 's/^/# daemon: /' " LOG " | tail -40");
+}
+
+/* ---- hand-offs --------------------------------------------------------- */
+
+struct recv_state {
+	struct accel_device *dev;
+	struct accel_space *space;
+	struct accel_region *region;
+	int got, bad;
+};
+
+/* Engine b: imports the space, checks what a wrote, writes its mark through it. */
+static int b_receive(void *arg, const struct accel_handoff *h)
+{
+	struct recv_state *s = arg;
+	unsigned char *p;
+	size_t size;
+
+	if (h->count != 1 || h->kinds[0] != ACCEL_HANDOFF_SPACE || strcmp(h->from, "a"))
+		return -EINVAL;
+	s->space = accel_space_import(s->dev, h->fds[0]);
+	close(h->fds[0]);
+	if (!s->space)
+		return -errno;
+	p = accel_space_map(s->space, &size);
+	if (!p || size != 4 * MIB)
+		return -EIO;
+	/* Slot 0 is a's block 1 (0xb1...), slot 1 its block 0. */
+	if (p[0] != 0xb1 || p[2 * MIB] != 0xb0)
+		s->bad++;
+	p[0] = 0x5a;
+	s->got++;
+	return 0;
+}
+
+/* Engine a: takes the region b sends back. */
+static int a_receive(void *arg, const struct accel_handoff *h)
+{
+	struct recv_state *s = arg;
+	unsigned char *p;
+
+	if (h->count != 1 || h->kinds[0] != ACCEL_HANDOFF_REGION || h->sizes[0] != 2 * MIB)
+		return -EINVAL;
+	s->region = accel_region_import(s->dev, h->fds[0]);
+	close(h->fds[0]);
+	if (!s->region)
+		return -errno;
+	p = accel_region_map(s->region);
+	if (!p || p[100] != 0xcc)
+		s->bad++;
+	s->got++;
+	return 0;
+}
+
+TEST_F(kvd, handoff_space_without_copy)
+{
+	int ready[2], done[2];
+	pid_t child;
+	char c;
+
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	ASSERT_EQ(0, pipe(ready));
+	ASSERT_EQ(0, pipe(done));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		struct recv_state s = { .dev = accel_device_open(NULL) };
+		struct accel_engine_ops ops = { .receive = b_receive };
+		enum accel_handoff_kind kind = ACCEL_HANDOFF_REGION;
+		struct accel_region *r;
+		struct accel_engine *e;
+		int fd, i, st;
+
+		e = s.dev ? accel_engine_connect(SOCK, "b", 3, &ops, &s) : NULL;
+		if (!e)
+			_exit(10);
+		/* b sends a region back while a sends it the space. */
+		r = accel_region_create(s.dev, 2 * MIB, 2 * MIB, ACCEL_NODE_ANY);
+		if (!r || !accel_region_map(r) || accel_region_export(r, &fd))
+			_exit(11);
+		memset(accel_region_map(r), 0xcc, 2 * MIB);
+		if (write(ready[1], "r", 1) != 1)
+			_exit(12);
+		if (accel_engine_handoff(e, "a", 77, &fd, &kind, 1))
+			_exit(13);
+		close(fd);
+		st = accel_engine_handoff_wait(e, 77, 20000000000ll);
+		for (i = 0; i < 200 && !s.got; i++)
+			accel_engine_dispatch(e, 100000000);
+		if (st || s.got != 1 || s.bad)
+			_exit(14);
+		if (write(ready[1], "d", 1) != 1 || read(done[0], &c, 1) != 1)
+			_exit(15);
+		accel_engine_close(e);
+		_exit(0);
+	}
+	{
+		struct recv_state s = { .dev = accel_device_open(NULL) };
+		struct accel_engine_ops ops = { .receive = a_receive };
+		enum accel_handoff_kind kind = ACCEL_HANDOFF_SPACE;
+		struct accel_bind_op ops2[2] = { 0 };
+		struct accel_engine *e;
+		struct accel_region *r;
+		struct accel_space *sp;
+		unsigned char *p;
+		int fd, status, i;
+
+		ASSERT_NE(NULL, s.dev);
+		r = accel_region_create(s.dev, 4 * MIB, 2 * MIB, ACCEL_NODE_ANY);
+		ASSERT_NE(NULL, r);
+		p = accel_region_map(r);
+		ASSERT_NE(NULL, p);
+		memset(p, 0xb0, 2 * MIB);
+		memset(p + 2 * MIB, 0xb1, 2 * MIB);
+		sp = accel_space_create(s.dev, 2, 2 * MIB);
+		ASSERT_NE(NULL, sp);
+		ops2[0] = (struct accel_bind_op){ .kind = ACCEL_BIND, .slot = 0, .region = r, .block = 1 };
+		ops2[1] = (struct accel_bind_op){ .kind = ACCEL_BIND, .slot = 1, .region = r, .block = 0 };
+		ASSERT_EQ(0, accel_space_bind(sp, ops2, 2, NULL));
+		ASSERT_EQ(0, accel_space_export(sp, &fd));
+		ASSERT_EQ(1, read(ready[0], &c, 1));
+		e = accel_engine_connect(SOCK, "a", 3, &ops, &s);
+		ASSERT_NE(NULL, e) TH_LOG("connect: %s", strerror(errno));
+		ASSERT_EQ(0, accel_engine_handoff(e, "b", 1, &fd, &kind, 1));
+		close(fd);
+		EXPECT_EQ(1, accel_engine_pending(e));
+		ASSERT_EQ(0, accel_engine_handoff_wait(e, 1, 20000000000ll));
+		EXPECT_EQ(0, accel_engine_pending(e));
+		for (i = 0; i < 200 && !s.got; i++)
+			accel_engine_dispatch(e, 100000000);
+		EXPECT_EQ(1, s.got);
+		EXPECT_EQ(0, s.bad);
+		/* b's write through the space landed in a's block 1: no copy. */
+		EXPECT_EQ(0x5a, p[2 * MIB]);
+		ASSERT_EQ(1, read(ready[0], &c, 1));
+		ASSERT_EQ(1, write(done[1], "x", 1));
+		ASSERT_EQ(child, waitpid(child, &status, 0));
+		EXPECT_EQ(0, WEXITSTATUS(status));
+		EXPECT_TRUE(log_has("-> b done"));
+		accel_engine_close(e);
+		accel_space_destroy(sp);
+		accel_region_destroy(r);
+		accel_region_destroy(s.region);
+		accel_device_close(s.dev);
+	}
+}
+
+/* A hand-off to an engine that never registers ends in -ETIMEDOUT. */
+TEST_F(kvd, handoff_to_absent_engine_times_out)
+{
+	const char *extra[] = { "--handoff-timeout", "500", NULL };
+	enum accel_handoff_kind kind = ACCEL_HANDOFF_REGION;
+	struct accel_device *dev = accel_device_open(NULL);
+	struct accel_region *r;
+	struct accel_engine *e;
+	int fd;
+
+	self->daemon = start_daemon(extra);
+	ASSERT_LT(0, self->daemon);
+	ASSERT_NE(NULL, dev);
+	r = accel_region_create(dev, 2 * MIB, 2 * MIB, ACCEL_NODE_ANY);
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(0, accel_region_export(r, &fd));
+	e = accel_engine_connect(SOCK, "lonely", 0, NULL, NULL);
+	ASSERT_NE(NULL, e);
+	ASSERT_EQ(0, accel_engine_handoff(e, "nobody", 5, &fd, &kind, 1));
+	EXPECT_EQ(-EEXIST, accel_engine_handoff(e, "nobody", 5, &fd, &kind, 1));
+	EXPECT_EQ(-EINVAL, accel_engine_handoff(e, "lonely", 6, &fd, &kind, 1));
+	EXPECT_EQ(-ETIMEDOUT, accel_engine_handoff_wait(e, 5, 10000000000ll));
+	EXPECT_EQ(0, accel_engine_pending(e));
+	close(fd);
+	accel_engine_close(e);
+	accel_region_destroy(r);
+	accel_device_close(dev);
+}
+
+TEST_F(kvd, bad_engine_arguments)
+{
+	enum accel_handoff_kind kind = ACCEL_HANDOFF_REGION;
+	struct accel_engine *e;
+	int fd = 0;
+
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	EXPECT_EQ(NULL, accel_engine_connect(SOCK, NULL, 0, NULL, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, accel_engine_connect(SOCK, "bad name", 0, NULL, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, accel_engine_connect(SOCK, "x", 8, NULL, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, accel_engine_connect("/tmp/none.sock", "x", 0, NULL, NULL));
+	EXPECT_EQ(ENOENT, errno);
+	e = accel_engine_connect(SOCK, "x", 0, NULL, NULL);
+	ASSERT_NE(NULL, e);
+	EXPECT_EQ(NULL, accel_engine_connect(SOCK, "x", 0, NULL, NULL));
+	EXPECT_EQ(EEXIST, errno);
+	EXPECT_EQ(-EINVAL, accel_engine_quota(e, 12345, NULL));
+	EXPECT_EQ(-EINVAL, accel_engine_quota(NULL, MIB, NULL));
+	EXPECT_EQ(-EINVAL, accel_engine_handoff(e, "y", 1, NULL, &kind, 1));
+	EXPECT_EQ(-EINVAL, accel_engine_handoff(e, "y", 1, &fd, &kind, 0));
+	EXPECT_EQ(-EINVAL, accel_engine_handoff(e, "y", 1, &fd, &kind, 17));
+	EXPECT_EQ(-EBADF, accel_engine_handoff(e, "y", 1, &fd, &kind, 1));	/* stdin */
+	EXPECT_EQ(-EINVAL, accel_engine_dispatch(NULL, 0));
+	EXPECT_EQ(-EINVAL, accel_engine_fd(NULL));
+	EXPECT_EQ(-ENOENT, accel_engine_handoff_wait(e, 99, 0));
+	EXPECT_EQ(0, accel_engine_dispatch(e, 0));
+	accel_engine_close(e);
+	accel_engine_close(NULL);
+}
+
+/* ---- quota ------------------------------------------------------------ */
+
+TEST_F(kvd, quota_granted_within_the_limit)
+{
+	const char *extra[] = { "--limit", "128M", NULL };
+	struct accel_device *dev = accel_device_open(NULL);
+	struct accel_engine *e;
+	uint64_t granted = 0;
+	int fd = kvt_open();
+
+	self->daemon = start_daemon(extra);
+	ASSERT_LT(0, self->daemon);
+	ASSERT_NE(NULL, dev);
+	e = accel_engine_connect(SOCK, "q", 1, NULL, NULL);
+	ASSERT_NE(NULL, e);
+	EXPECT_EQ(0, accel_engine_quota_now(e));
+	ASSERT_EQ(0, accel_engine_quota(e, 64 * MIB, &granted));
+	EXPECT_EQ(64 * MIB, granted);
+	EXPECT_EQ(64 * MIB, kvt_param_or_die(fd, KVACCEL_PARAM_CLIENT_QUOTA));
+	EXPECT_EQ(-ENOSPC, accel_engine_quota(e, 256 * MIB, NULL));
+	EXPECT_EQ(64 * MIB, kvt_param_or_die(fd, KVACCEL_PARAM_CLIENT_QUOTA));
+	accel_engine_close(e);
+	/* The kernel keeps it: a restarted daemon hands it back on registering. */
+	EXPECT_EQ(0, stop_daemon(self->daemon));
+	self->daemon = start_daemon(extra);
+	ASSERT_LT(0, self->daemon);
+	e = accel_engine_connect(SOCK, "q", 1, NULL, NULL);
+	ASSERT_NE(NULL, e);
+	EXPECT_EQ(64 * MIB, accel_engine_quota_now(e));
+	accel_engine_close(e);
+	close(fd);
+	accel_device_close(dev);
+}
+
+/* ---- pressure ----------------------------------------------------------- */
+
+struct holder {
+	struct accel_region *r[8];
+	int n, calls;
+	uint64_t asked;
+};
+
+static int release_all(void *arg, uint64_t bytes, uint64_t *released)
+{
+	struct holder *h = arg;
+
+	h->calls++;
+	h->asked = bytes;
+	*released = 0;
+	while (h->n) {
+		*released += accel_region_size(h->r[h->n - 1]);
+		accel_region_destroy(h->r[--h->n]);
+	}
+	return 0;
+}
+
+static int http_get(const char *path, char *out, size_t len)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(METRICS_PORT) };
+	char req[128];
+	size_t got = 0;
+	int fd;
+	ssize_t n;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		close(fd);
+		return -1;
+	}
+	while (got < len - 1 && (n = read(fd, out + got, len - 1 - got)) > 0)
+		got += (size_t)n;
+	out[got] = 0;
+	close(fd);
+	return 0;
+}
+
+/*
+ * low (priority 0) holds 16 MiB, high (priority 5) takes 12 MiB: usage
+ * 28 MiB crosses the 24 MiB high watermark; the daemon asks low, which
+ * frees its 16 MiB: usage 12 MiB is under the 16 MiB low watermark and the
+ * round is resolved; high is never asked.
+ */
+TEST_F(kvd, pressure_round_releases_the_lower_priority)
+{
+	const char *extra[] = { "--high-watermark", "24M", "--low-watermark", "16M", NULL };
+	int to_low[2], from_low[2], fd = kvt_open(), i, status;
+	static char page[65536];
+	struct accel_device *dev;
+	struct accel_engine *e;
+	struct accel_region *r;
+	pid_t low;
+	char c;
+
+	if (system("ip link set lo up >/dev/null 2>&1"))
+		TH_LOG("no ip: metrics over loopback may fail");
+	self->daemon = start_daemon(extra);
+	ASSERT_LT(0, self->daemon);
+	ASSERT_EQ(0, pipe(to_low));
+	ASSERT_EQ(0, pipe(from_low));
+	low = fork();
+	ASSERT_LE(0, low);
+	if (!low) {
+		struct holder h = { 0 };
+		struct accel_engine_ops ops = { .release = release_all };
+		struct accel_device *d = accel_device_open(NULL);
+		struct accel_engine *le;
+
+		for (i = 0; d && i < 2; i++)
+			h.r[h.n++] = accel_region_create(d, 8 * MIB, 2 * MIB, ACCEL_NODE_ANY);
+		le = d ? accel_engine_connect(SOCK, "low", 0, &ops, &h) : NULL;
+		if (!le || !h.r[0] || !h.r[1])
+			_exit(10);
+		if (write(from_low[1], "r", 1) != 1)
+			_exit(11);
+		for (i = 0; i < 300 && !h.calls; i++)
+			accel_engine_dispatch(le, 100000000);
+		c = h.calls == 1 && h.asked == 12 * MIB ? 'y' : 'n';
+		if (write(from_low[1], &c, 1) != 1 || read(to_low[0], &c, 1) != 1)
+			_exit(12);
+		accel_engine_close(le);
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(from_low[0], &c, 1));
+	dev = accel_device_open(NULL);
+	ASSERT_NE(NULL, dev);
+	e = accel_engine_connect(SOCK, "high", 5, NULL, NULL);
+	ASSERT_NE(NULL, e);
+	r = accel_region_create(dev, 12 * MIB, 2 * MIB, ACCEL_NODE_ANY);
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(1, read(from_low[0], &c, 1));
+	EXPECT_EQ('y', c);
+	for (i = 0; i < 100 && kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE) != 12 * MIB; i++)
+		usleep(50000);
+	EXPECT_EQ(12 * MIB, kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE));
+	EXPECT_TRUE(wait_log("pressure round 1: usage below the low watermark", 5000));
+	EXPECT_TRUE(log_has("engine low released 16777216 bytes"));
+	EXPECT_FALSE(log_has("asking engine high"));
+	/* high answered nothing and was asked nothing. */
+	EXPECT_EQ(0, accel_engine_dispatch(e, 0));
+
+	ASSERT_EQ(0, http_get("/metrics", page, sizeof(page)));
+	EXPECT_NE(NULL, strstr(page, "200 OK"));
+	EXPECT_NE(NULL, strstr(page, "kvaccel_pressure_rounds_total{outcome=\"resolved\"} 1"));
+	EXPECT_NE(NULL, strstr(page, "kvaccel_engine_usage_bytes{engine=\"high\""));
+	EXPECT_NE(NULL, strstr(page, "kvaccel_node_usage_bytes 12582912"));
+	EXPECT_NE(NULL, strstr(page, "kvaccel_events_total{event=\"pressure\"} 2"));
+	EXPECT_NE(NULL, strstr(page, "kvaccel_engines 2"));
+	ASSERT_EQ(0, http_get("/nothing", page, sizeof(page)));
+	EXPECT_NE(NULL, strstr(page, "404"));
+
+	ASSERT_EQ(1, write(to_low[1], "x", 1));
+	ASSERT_EQ(low, waitpid(low, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	accel_engine_close(e);
+	accel_region_destroy(r);
+	accel_device_close(dev);
+	close(fd);
+}
+
+static int list_engines(int fd, struct kvd_engine_info *out, int max)
+{
+	struct kvd_hdr h;
+	union kvdmsg_buf buf;
+	int n = 0;
+
+	kvdmsg_hdr(&h, KVD_MSG_LIST_ENGINES, sizeof(h), 9);
+	if (raw_send(fd, &h, sizeof(h), NULL, 0))
+		return -1;
+	for (;;) {
+		if (raw_recv(fd, &buf) <= 0)
+			return -1;
+		if (buf.hdr.type == KVD_MSG_END)
+			return n;
+		if (buf.hdr.type == KVD_MSG_ERROR)
+			return ((struct kvd_error *)(void *)&buf)->error;
+		if (buf.hdr.type == KVD_MSG_ENGINE_INFO && n < max)
+			memcpy(&out[n++], &buf, sizeof(*out));
+	}
+}
+
+/* An engine that does not answer is reported after its deadline; the next is asked. */
+TEST_F(kvd, pressure_ignored_release_is_reported)
+{
+	const char *extra[] = { "--high-watermark", "24M", "--low-watermark", "16M",
+				"--release-deadline", "300", NULL };
+	struct accel_engine_ops ops = { .release = release_all };
+	struct accel_device *dev = accel_device_open(NULL);
+	struct kvd_engine_info info[4];
+	struct accel_engine *deaf, *e;
+	struct holder h = { 0 };
+	int i, n, fd;
+
+	self->daemon = start_daemon(extra);
+	ASSERT_LT(0, self->daemon);
+	ASSERT_NE(NULL, dev);
+	deaf = accel_engine_connect(SOCK, "deaf", 0, NULL, NULL);
+	e = accel_engine_connect(SOCK, "kind", 4, &ops, &h);
+	ASSERT_NE(NULL, deaf);
+	ASSERT_NE(NULL, e);
+	/* Both in this process: "deaf" is asked first (priority 0) and never reads. */
+	for (i = 0; i < 4; i++)
+		h.r[h.n++] = accel_region_create(dev, 8 * MIB, 2 * MIB, ACCEL_NODE_ANY);
+	ASSERT_NE(NULL, h.r[3]);
+	for (i = 0; i < 60 && !h.calls; i++)
+		accel_engine_dispatch(e, 100000000);
+	EXPECT_EQ(1, h.calls);
+	EXPECT_TRUE(wait_log("engine deaf (pid", 2000));
+	EXPECT_TRUE(log_has("ignored the release request past its 300 ms deadline"));
+	fd = raw_connect();
+	ASSERT_LE(0, fd);
+	n = list_engines(fd, info, 4);
+	ASSERT_EQ(2, n);
+	for (i = 0; i < n; i++) {
+		if (!strcmp(info[i].name, "deaf")) {
+			EXPECT_EQ(1, info[i].releases_asked);
+			EXPECT_EQ(1, info[i].releases_ignored);
+		} else {
+			EXPECT_STREQ("kind", info[i].name);
+			EXPECT_EQ(4, info[i].priority);
+			EXPECT_EQ(getpid(), (pid_t)info[i].pid);
+			EXPECT_EQ(1, info[i].releases_asked);
+			EXPECT_EQ(0, info[i].releases_ignored);
+		}
+	}
+	close(fd);
+	accel_engine_close(deaf);
+	accel_engine_close(e);
+	accel_device_close(dev);
+}
+
+/* ---- admin and permissions ---------------------------------------------- */
+
+TEST_F(kvd, admin_lists_need_admin)
+{
+	struct kvd_engine_info info[2];
+	int fd, status;
+	pid_t pid;
+
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	fd = raw_connect();
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, list_engines(fd, info, 2));
+	close(fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		if (setgid(65534) || setuid(65534))
+			_exit(10);
+		fd = raw_connect();
+		if (fd < 0)
+			_exit(11);
+		/* Refused, and the connection stays open: it can still register. */
+		if (list_engines(fd, info, 2) != -EPERM)
+			_exit(12);
+		_exit(raw_register(fd, "nobody-engine") ? 13 : 0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+/* ---- bad messages ------------------------------------------------------ */
+
+FIXTURE(bad) {
+	pid_t daemon;
+	int fd;
+};
+
+FIXTURE_VARIANT(bad) {
+	int registered;		/* register before sending it */
+	int error;
+	/* Builds the message in buf: its length; fds to send in *nfds. */
+	size_t (*build)(union kvdmsg_buf *buf, int *fds, unsigned int *nfds);
+};
+
+FIXTURE_SETUP(bad)
+{
+	unlink(LOG);
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	self->fd = raw_connect();
+	ASSERT_LE(0, self->fd);
+	if (variant->registered)
+		ASSERT_EQ(0, raw_register(self->fd, "bad-engine"));
+}
+
+FIXTURE_TEARDOWN(bad)
+{
+	close(self->fd);
+	stop_daemon(self->daemon);
+}
+
+static size_t short_header(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	(void)fds;
+	(void)nfds;
+	memset(b, 0, 8);
+	return 3;
+}
+
+static size_t wrong_version(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	(void)fds;
+	(void)nfds;
+	kvdmsg_hdr(&b->hdr, KVD_MSG_LIST_ENGINES, sizeof(b->hdr), 1);
+	b->hdr.version = 2;
+	return sizeof(b->hdr);
+}
+
+static size_t unknown_type(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	(void)fds;
+	(void)nfds;
+	kvdmsg_hdr(&b->hdr, 999, sizeof(b->hdr), 1);
+	return sizeof(b->hdr);
+}
+
+static size_t size_mismatch(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	(void)fds;
+	(void)nfds;
+	kvdmsg_hdr(&b->hdr, KVD_MSG_LIST_ENGINES, 64, 1);
+	return sizeof(b->hdr);
+}
+
+static size_t truncated_register(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	(void)fds;
+	(void)nfds;
+	memset(b, 0, sizeof(struct kvd_register));
+	kvdmsg_hdr(&b->hdr, KVD_MSG_REGISTER, 40, 1);
+	return 40;
+}
+
+static size_t oversized(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	(void)fds;
+	(void)nfds;
+	memset(b, 0, sizeof(*b));
+	kvdmsg_hdr(&b->hdr, KVD_MSG_REGISTER, KVD_MSG_MAX + 1, 1);
+	return KVD_MSG_MAX + 1;
+}
+
+static size_t quota_first(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	struct kvd_quota *m = (void *)b;
+
+	(void)fds;
+	(void)nfds;
+	memset(m, 0, sizeof(*m));
+	kvdmsg_hdr(&m->hdr, KVD_MSG_QUOTA, sizeof(*m), 1);
+	m->bytes = MIB;
+	return sizeof(*m);
+}
+
+static size_t register_bad_name(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	struct kvd_register *m = (void *)b;
+
+	(void)fds;
+	(void)nfds;
+	memset(m, 0, sizeof(*m));
+	kvdmsg_hdr(&m->hdr, KVD_MSG_REGISTER, sizeof(*m), 1);
+	memcpy(m->name, "a/b", 3);
+	return sizeof(*m);
+}
+
+static size_t register_with_fd(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	struct kvd_register *m = (void *)b;
+
+	memset(m, 0, sizeof(*m));
+	kvdmsg_hdr(&m->hdr, KVD_MSG_REGISTER, sizeof(*m), 1);
+	memcpy(m->name, "x", 1);
+	fds[0] = 0;
+	*nfds = 1;
+	return sizeof(*m);
+}
+
+static size_t register_twice(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	struct kvd_register *m = (void *)b;
+
+	(void)fds;
+	(void)nfds;
+	memset(m, 0, sizeof(*m));
+	kvdmsg_hdr(&m->hdr, KVD_MSG_REGISTER, sizeof(*m), 1);
+	memcpy(m->name, "again", 5);
+	return sizeof(*m);
+}
+
+static size_t handoff_fd_count(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	struct kvd_handoff *m = (void *)b;
+	size_t size = sizeof(*m) + 2 * sizeof(struct kvd_obj);
+
+	memset(m, 0, size);
+	kvdmsg_hdr(&m->hdr, KVD_MSG_HANDOFF, size, 1);
+	memcpy(m->peer, "someone", 7);
+	m->count = 2;
+	m->objs[0].kind = m->objs[1].kind = KVD_OBJ_REGION;
+	fds[0] = 0;
+	*nfds = 1;
+	return size;
+}
+
+static size_t handoff_pad(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	struct kvd_handoff *m = (void *)b;
+	size_t size = sizeof(*m) + sizeof(struct kvd_obj);
+
+	memset(m, 0, size);
+	kvdmsg_hdr(&m->hdr, KVD_MSG_HANDOFF, size, 1);
+	memcpy(m->peer, "someone", 7);
+	m->count = 1;
+	m->objs[0].kind = KVD_OBJ_REGION;
+	m->objs[0].pad = 1;
+	fds[0] = 0;
+	*nfds = 1;
+	return size;
+}
+
+static size_t ack_not_offered(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	struct kvd_handoff_ack *m = (void *)b;
+
+	(void)fds;
+	(void)nfds;
+	memset(m, 0, sizeof(*m));
+	kvdmsg_hdr(&m->hdr, KVD_MSG_HANDOFF_ACK, sizeof(*m), 1);
+	m->id = 12345;
+	return sizeof(*m);
+}
+
+static size_t released_unasked(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	struct kvd_released *m = (void *)b;
+
+	(void)fds;
+	(void)nfds;
+	memset(m, 0, sizeof(*m));
+	kvdmsg_hdr(&m->hdr, KVD_MSG_RELEASED, sizeof(*m), 1);
+	m->round = 3;
+	return sizeof(*m);
+}
+
+static size_t daemon_only_type(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	(void)fds;
+	(void)nfds;
+	kvdmsg_hdr(&b->hdr, KVD_MSG_END, sizeof(b->hdr), 1);
+	return sizeof(b->hdr);
+}
+
+#define BAD(name, reg, err)						\
+	FIXTURE_VARIANT_ADD(bad, name) {				\
+		.registered = reg, .error = err, .build = name,		\
+	}
+
+BAD(short_header, 0, -EBADMSG);
+BAD(wrong_version, 0, -EPROTO);
+BAD(unknown_type, 0, -EPROTO);
+BAD(size_mismatch, 0, -EBADMSG);
+BAD(truncated_register, 0, -EBADMSG);
+BAD(oversized, 0, -EMSGSIZE);
+BAD(quota_first, 0, -EPROTO);
+BAD(register_bad_name, 0, -EBADMSG);
+BAD(register_with_fd, 0, -EBADMSG);
+BAD(register_twice, 1, -EPROTO);
+BAD(handoff_fd_count, 1, -EBADMSG);
+BAD(handoff_pad, 1, -EBADMSG);
+BAD(ack_not_offered, 1, -EPROTO);
+BAD(released_unasked, 1, -EPROTO);
+BAD(daemon_only_type, 1, -EPROTO);
+
+/* An error reply, the connection closed, the daemon serving the others. */
+TEST_F(bad, error_reply_then_close)
+{
+	union kvdmsg_buf buf;
+	int fds[KVD_HANDOFF_MAX_FDS];
+	unsigned int nfds = 0;
+	size_t len = variant->build(&buf, fds, &nfds);
+	int other;
+
+	other = raw_connect();
+	ASSERT_LE(0, other);
+	ASSERT_EQ(0, raw_send(self->fd, &buf, len, fds, nfds));
+	EXPECT_EQ(0, expect_closed_with(self->fd, variant->error));
+	EXPECT_EQ(0, raw_register(other, "survivor"));
+	close(other);
+}
+
+/* ---- many connections, fuzzing ------------------------------------------ */
+
+TEST_F(kvd, connection_churn_leaks_nothing)
+{
+	int fds0, fds1, round, i, fds[100];
+	long rss0, rss1;
+	char name[32];
+
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	/* Warm up (allocator arenas, the first registration's libnl state). */
+	fds[0] = raw_connect();
+	ASSERT_EQ(0, raw_register(fds[0], "warm"));
+	close(fds[0]);
+	usleep(200000);
+	daemon_footprint(self->daemon, &fds0, &rss0);
+	for (round = 0; round < 4; round++) {
+		for (i = 0; i < 100; i++) {
+			fds[i] = raw_connect();
+			ASSERT_LE(0, fds[i]);
+		}
+		for (i = 0; i < 100; i++) {
+			snprintf(name, sizeof(name), "churn-%d", i);
+			if (i % 2)
+				ASSERT_EQ(0, raw_register(fds[i], name));
+		}
+		for (i = 0; i < 100; i++)
+			close(fds[i]);
+	}
+	/* The daemon has seen every close once a fresh register works. */
+	fds[0] = raw_connect();
+	ASSERT_EQ(0, raw_register(fds[0], "churn-0"));
+	close(fds[0]);
+	usleep(300000);
+	daemon_footprint(self->daemon, &fds1, &rss1);
+	TH_LOG("daemon: %d fds, %ld KiB before; %d fds, %ld KiB after 400 connections",
+	       fds0, rss0, fds1, rss1);
+	EXPECT_EQ(fds0, fds1);
+	EXPECT_LE(rss1, rss0 + 512);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* Random mutations of valid messages, random fds, random closes. */
+static void fuzz_one(uint64_t seed, int secs, long *sent)
+{
+	int64_t end = kvt_now_ns() + (int64_t)secs * 1000000000;
+	int fd = -1, devfd = kvt_open();
+
+	*sent = 0;
+	while (kvt_now_ns() < end) {
+		union kvdmsg_buf buf;
+		int fds[3] = { 0, devfd, 1 };
+		unsigned int nfds = 0, type;
+		size_t len, i;
+
+		if (fd < 0 || !(rnd(&seed) % 50)) {
+			close(fd);
+			fd = raw_connect();
+			if (fd < 0) {
+				usleep(1000);
+				continue;
+			}
+			if (rnd(&seed) % 2) {
+				char name[32];
+
+				snprintf(name, sizeof(name), "fz%llx",
+					 (unsigned long long)(rnd(&seed) % 100000));
+				raw_register(fd, name);
+			}
+		}
+		type = (unsigned int)(rnd(&seed) % (KVD_MSG_TYPE_MAX + 2));
+		len = sizeof(struct kvd_hdr) + rnd(&seed) % 200;
+		memset(&buf, 0, len);
+		for (i = sizeof(struct kvd_hdr); i < len; i++)
+			if (!(rnd(&seed) % 4))
+				buf.bytes[i] = (char)rnd(&seed);
+		kvdmsg_hdr(&buf.hdr, type, rnd(&seed) % 8 ? len : rnd(&seed) % 300,
+			   rnd(&seed));
+		if (!(rnd(&seed) % 16))
+			buf.hdr.version = (uint16_t)rnd(&seed);
+		if (type == KVD_MSG_HANDOFF || !(rnd(&seed) % 8))
+			nfds = (unsigned int)(rnd(&seed) % 4);
+		if (type == KVD_MSG_HANDOFF && len > sizeof(struct kvd_handoff)) {
+			struct kvd_handoff *m = (void *)&buf;
+
+			m->count = (uint32_t)((len - sizeof(*m)) / sizeof(struct kvd_obj));
+			snprintf(m->peer, sizeof(m->peer), "fz%llx",
+				 (unsigned long long)(rnd(&seed) % 100000));
+		}
+		if (raw_send(fd, &buf, len, fds, nfds)) {
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		(*sent)++;
+		/* Read what came back without waiting. */
+		for (;;) {
+			int rfds[KVD_HANDOFF_MAX_FDS];
+			long n = kvdmsg_recv(fd, (union kvdmsg_buf *)&buf, rfds, &nfds, MSG_DONTWAIT);
+
+			if (n > 0) {
+				kvdmsg_close_fds(rfds, nfds);
+				continue;
+			}
+			if (n == 0) {
+				close(fd);
+				fd = -1;
+			}
+			break;
+		}
+	}
+	close(fd);
+	close(devfd);
+}
+
+TEST_F(kvd, socket_fuzz)
+{
+	const char *env = getenv("KVTEST_FUZZ_SECS"), *senv = getenv("KVTEST_FUZZ_SEED");
+	int secs = env ? atoi(env) : 15, nproc = 4, i, fds0, fds1, status;
+	uint64_t seed = senv ? strtoull(senv, NULL, 0) : (uint64_t)kvt_now_ns() | 1;
+	long *sent, total = 0, rss0, rss1;
+	pid_t pids[8];
+
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	TH_LOG("seed 0x%llx (rerun with KVTEST_FUZZ_SEED=0x%llx), %d processes, %d s",
+	       (unsigned long long)seed, (unsigned long long)seed, nproc, secs);
+	sent = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, sent);
+	i = raw_connect();
+	ASSERT_EQ(0, raw_register(i, "before-fuzz"));
+	close(i);
+	usleep(300000);
+	daemon_footprint(self->daemon, &fds0, &rss0);
+	for (i = 0; i < nproc; i++) {
+		pids[i] = fork();
+		ASSERT_LE(0, pids[i]);
+		if (!pids[i]) {
+			fuzz_one(seed + (uint64_t)i * 0x9e3779b97f4a7c15ull, secs, &sent[i]);
+			_exit(0);
+		}
+	}
+	for (i = 0; i < nproc; i++) {
+		ASSERT_EQ(pids[i], waitpid(pids[i], &status, 0));
+		total += sent[i];
+	}
+	/* Still serving, and back to where it was. */
+	i = raw_connect();
+	ASSERT_LE(0, i);
+	ASSERT_EQ(0, raw_register(i, "after-fuzz"));
+	close(i);
+	usleep(500000);
+	daemon_footprint(self->daemon, &fds1, &rss1);
+	{
+		char line[256];
+		FILE *f = fopen(LOG, "r");
+		long closed = 0;
+
+		while (f && fgets(line, sizeof(line), f))
+			closed += strstr(line, ": closed") != NULL;
+		if (f)
+			fclose(f);
+		TH_LOG("%ld messages sent, %ld connections closed for a bad message; daemon "
+		       "%d fds / %ld KiB before, %d fds / %ld KiB after", total, closed, fds0,
+		       rss0, fds1, rss1);
+	}
+	EXPECT_EQ(fds0, fds1);
+	EXPECT_LT(1000, total);
+	EXPECT_EQ(0, kill(self->daemon, 0));
+}
+
+/* ---- daemon kills with hand-offs in flight -------------------------------- */
+
+#define KILL_HANDOFFS	40
+
+struct tally {
+	int received[KILL_HANDOFFS + 1];	/* by tag, at the receiver */
+	int done[KILL_HANDOFFS + 1];		/* by tag, at the sender */
+	int status[KILL_HANDOFFS + 1];
+	int sender_finished;
+	int reconnects[2];
+};
+
+static int count_receive(void *arg, const struct accel_handoff *h)
+{
+	struct tally *t = arg;
+	unsigned int i;
+
+	for (i = 0; i < h->count; i++)
+		close(h->fds[i]);
+	if (h->tag < 1 || h->tag > KILL_HANDOFFS)
+		return -EINVAL;
+	__atomic_add_fetch(&t->received[h->tag], 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+static void count_done(void *arg, uint64_t tag, int status)
+{
+	struct tally *t = arg;
+
+	if (tag >= 1 && tag <= KILL_HANDOFFS) {
+		__atomic_add_fetch(&t->done[tag], 1, __ATOMIC_SEQ_CST);
+		t->status[tag] = status;
+	}
+}
+
+static void reconnect(struct accel_engine *e, int *count)
+{
+	while (accel_engine_reconnect(e))
+		usleep(20000);
+	(*count)++;
+}
+
+TEST_F(kvd, daemon_killed_with_handoffs_in_flight)
+{
+	struct tally *t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	int kills = 0, i, status, lost = 0, dup = 0;
+	uint64_t seed = (uint64_t)kvt_now_ns() | 1;
+	pid_t sender, receiver;
+
+	ASSERT_NE(MAP_FAILED, t);
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	receiver = fork();
+	ASSERT_LE(0, receiver);
+	if (!receiver) {
+		struct accel_engine_ops ops = { .receive = count_receive };
+		struct accel_engine *e = accel_engine_connect(SOCK, "rx", 2, &ops, t);
+
+		if (!e)
+			_exit(10);
+		for (;;)
+			if (accel_engine_dispatch(e, 50000000) == -ECONNRESET)
+				reconnect(e, &t->reconnects[1]);
+	}
+	sender = fork();
+	ASSERT_LE(0, sender);
+	if (!sender) {
+		struct accel_engine_ops ops = { .handoff_done = count_done };
+		enum accel_handoff_kind kind = ACCEL_HANDOFF_REGION;
+		struct accel_device *dev = accel_device_open(NULL);
+		struct accel_region *r;
+		struct accel_engine *e;
+		uint64_t tag;
+		int fd, ret;
+
+		e = dev ? accel_engine_connect(SOCK, "tx", 2, &ops, t) : NULL;
+		r = dev ? accel_region_create(dev, 2 * MIB, 2 * MIB, ACCEL_NODE_ANY) : NULL;
+		if (!e || !r || accel_region_export(r, &fd))
+			_exit(10);
+		for (tag = 1; tag <= KILL_HANDOFFS; tag++) {
+			usleep(60000);	/* a steady stream, for the kills to land in */
+			ret = accel_engine_handoff(e, "rx", tag, &fd, &kind, 1);
+			if (ret == -EEXIST || (ret && ret != -ECONNRESET && ret != -ETIMEDOUT))
+				_exit(11);
+			/* Kept when the daemon went away: the reconnect resends it. */
+			while (!t->done[tag]) {
+				ret = accel_engine_handoff_wait(e, tag, 1000000000);
+				if (ret == -ECONNRESET)
+					reconnect(e, &t->reconnects[0]);
+			}
+		}
+		t->sender_finished = 1;
+		_exit(0);
+	}
+	/* Kill the daemon at random points (8 times at most) while the sender works. */
+	for (i = 0; i < 8 && !t->sender_finished; i++) {
+		usleep(150000 + rnd(&seed) % 500000);
+		if (t->sender_finished)
+			break;
+		kill(self->daemon, SIGKILL);
+		waitpid(self->daemon, NULL, 0);
+		kills++;
+		self->daemon = start_daemon(NULL);
+		ASSERT_LT(0, self->daemon);
+	}
+	ASSERT_EQ(sender, waitpid(sender, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	usleep(300000);
+	kill(receiver, SIGKILL);
+	waitpid(receiver, NULL, 0);
+	for (i = 1; i <= KILL_HANDOFFS; i++) {
+		lost += t->received[i] == 0;
+		dup += t->received[i] > 1;
+		EXPECT_EQ(1, t->done[i]);
+		EXPECT_EQ(0, t->status[i]);
+	}
+	TH_LOG("%d hand-offs, %d daemon kills, reconnects: sender %d, receiver %d; "
+	       "lost %d, taken twice %d", KILL_HANDOFFS, kills, t->reconnects[0],
+	       t->reconnects[1], lost, dup);
+	EXPECT_LE(3, kills);
+	EXPECT_EQ(0, lost);
+	EXPECT_EQ(0, dup);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The engine socket's message checks (libaccel/ctl/kvdmsg.c), natively
+ * with cmocka, ASan and UBSan: every well-formed message passes; each kind
+ * of malformation is refused with its errno; send and receive over a
+ * socketpair with fds, an oversized message and too many fds refused with
+ * the fds closed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "kvdmsg.h"
+
+static union kvdmsg_buf buf;
+
+static size_t reg(const char *name, uint32_t prio)
+{
+	struct kvd_register *m = (void *)&buf;
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&m->hdr, KVD_MSG_REGISTER, sizeof(*m), 7);
+	memcpy(m->name, name, strlen(name));
+	m->priority = prio;
+	return sizeof(*m);
+}
+
+static size_t handoff(uint32_t count)
+{
+	struct kvd_handoff *m = (void *)&buf;
+	size_t size = sizeof(*m) + count * sizeof(struct kvd_obj);
+	uint32_t i;
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&m->hdr, KVD_MSG_HANDOFF, size, 1);
+	memcpy(m->peer, "dec-0", 5);
+	m->count = count;
+	for (i = 0; i < count && i < KVD_HANDOFF_MAX_FDS; i++) {
+		m->objs[i].kind = i % 2 ? KVD_OBJ_SPACE : KVD_OBJ_REGION;
+		m->objs[i].size = 1 << 21;
+	}
+	return size;
+}
+
+static int check(size_t len, unsigned int nfds)
+{
+	const char *why = NULL;
+	int ret = kvdmsg_check(&buf, len, nfds, &why);
+
+	if (ret)
+		assert_non_null(why);
+	return ret;
+}
+
+static void valid_messages(void **state)
+{
+	struct kvd_hdr *h = &buf.hdr;
+
+	(void)state;
+	assert_int_equal(0, check(reg("prefill-0", 7), 0));
+	assert_int_equal(0, check(reg("a.b_c-D9", 0), 0));
+	assert_int_equal(0, check(handoff(1), 1));
+	assert_int_equal(0, check(handoff(KVD_HANDOFF_MAX_FDS), KVD_HANDOFF_MAX_FDS));
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(h, KVD_MSG_LIST_ENGINES, sizeof(*h), 1);
+	assert_int_equal(0, check(sizeof(*h), 0));
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(h, KVD_MSG_HANDOFF_ACK, sizeof(struct kvd_handoff_ack), 0);
+	((struct kvd_handoff_ack *)(void *)&buf)->status = -ENOMEM;
+	assert_int_equal(0, check(sizeof(struct kvd_handoff_ack), 0));
+}
+
+static void bad_headers(void **state)
+{
+	size_t len;
+
+	(void)state;
+	len = reg("x", 0);
+	assert_int_equal(-EBADMSG, check(3, 0));
+	buf.hdr.version = 2;
+	assert_int_equal(-EPROTO, check(len, 0));
+	len = reg("x", 0);
+	buf.hdr.type = 0;
+	assert_int_equal(-EPROTO, check(len, 0));
+	buf.hdr.type = KVD_MSG_TYPE_MAX + 1;
+	assert_int_equal(-EPROTO, check(len, 0));
+	len = reg("x", 0);
+	buf.hdr.size = (uint32_t)len + 8;
+	assert_int_equal(-EBADMSG, check(len, 0));
+	buf.hdr.size = 40;
+	assert_int_equal(-EBADMSG, check(40, 0));		/* truncated */
+	len = reg("x", 0);
+	buf.hdr.size = (uint32_t)len + 8;
+	assert_int_equal(-EBADMSG, check(len + 8, 0));		/* too long */
+	len = reg("x", 0);
+	assert_int_equal(-EBADMSG, check(len, 1));		/* fds */
+}
+
+static void bad_register(void **state)
+{
+	size_t len;
+
+	(void)state;
+	assert_int_equal(-EBADMSG, check(reg("", 0), 0));
+	assert_int_equal(-EBADMSG, check(reg("a b", 0), 0));
+	assert_int_equal(-EBADMSG, check(reg("a/b", 0), 0));
+	assert_int_equal(-EBADMSG, check(reg("x", KVD_PRIORITY_MAX + 1), 0));
+	len = reg("x", 0);
+	memset(((struct kvd_register *)(void *)&buf)->name, 'n', KVD_NAME_MAX);
+	assert_int_equal(-EBADMSG, check(len, 0));		/* unterminated */
+	len = reg("x", 0);
+	((struct kvd_register *)(void *)&buf)->name[5] = 'h';	/* bytes after the NUL */
+	assert_int_equal(-EBADMSG, check(len, 0));
+	len = reg("x", 0);
+	((struct kvd_register *)(void *)&buf)->flags = 1;
+	assert_int_equal(-EBADMSG, check(len, 0));
+}
+
+static void bad_handoffs(void **state)
+{
+	struct kvd_handoff *m = (void *)&buf;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(-EBADMSG, check(handoff(0), 0));
+	assert_int_equal(-EBADMSG, check(handoff(KVD_HANDOFF_MAX_FDS + 1), KVD_HANDOFF_MAX_FDS));
+	assert_int_equal(-EBADMSG, check(handoff(2), 1));
+	len = handoff(2);
+	assert_int_equal(-EBADMSG, check(len - 1, 2));
+	len = handoff(1);
+	m->objs[0].kind = 3;
+	assert_int_equal(-EBADMSG, check(len, 1));
+	len = handoff(1);
+	m->objs[0].pad = 1;
+	assert_int_equal(-EBADMSG, check(len, 1));
+	len = handoff(1);
+	m->pad = 1;
+	assert_int_equal(-EBADMSG, check(len, 1));
+	len = handoff(1);
+	m->id = 4;
+	assert_int_equal(-EBADMSG, check(len, 1));		/* only the daemon sets it */
+	len = handoff(1);
+	m->hdr.type = KVD_MSG_HANDOFF_OFFER;
+	m->id = 4;
+	assert_int_equal(0, check(len, 1));
+}
+
+static void bad_acks(void **state)
+{
+	struct kvd_handoff_ack *m = (void *)&buf;
+
+	(void)state;
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&m->hdr, KVD_MSG_HANDOFF_ACK, sizeof(*m), 0);
+	m->status = 1;
+	assert_int_equal(-EBADMSG, check(sizeof(*m), 0));
+	m->status = -5000;
+	assert_int_equal(-EBADMSG, check(sizeof(*m), 0));
+	m->status = 0;
+	m->pad = 9;
+	assert_int_equal(-EBADMSG, check(sizeof(*m), 0));
+}
+
+static int nr_open_fds(void)
+{
+	int fd, n = 0;
+
+	for (fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+static void send_recv_with_fds(void **state)
+{
+	int sv[2], fds[KVD_HANDOFF_MAX_FDS], got[KVD_HANDOFF_MAX_FDS], many[KVD_HANDOFF_MAX_FDS + 4];
+	union kvdmsg_buf in;
+	unsigned int nfds, i;
+	int before;
+	long n;
+
+	(void)state;
+	assert_int_equal(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+	for (i = 0; i < 2; i++)
+		fds[i] = sv[0];
+	handoff(2);
+	assert_int_equal(0, kvdmsg_send(sv[0], &buf, fds, 2));
+	n = kvdmsg_recv(sv[1], &in, got, &nfds, 0);
+	assert_int_equal((long)buf.hdr.size, n);
+	assert_int_equal(2, nfds);
+	assert_int_equal(0, kvdmsg_check(&in, (size_t)n, nfds, &(const char *){ NULL }));
+	assert_true(fcntl(got[0], F_GETFD) & FD_CLOEXEC);
+	kvdmsg_close_fds(got, nfds);
+	assert_int_equal(-EINVAL, kvdmsg_send(sv[0], &buf, fds, KVD_HANDOFF_MAX_FDS + 1));
+
+	/* Oversized: refused, nothing leaks. */
+	before = nr_open_fds();
+	memset(&buf, 0, sizeof(buf));
+	assert_int_equal((ssize_t)sizeof(buf.bytes), send(sv[0], buf.bytes, sizeof(buf.bytes), 0));
+	assert_int_equal(-EMSGSIZE, kvdmsg_recv(sv[1], &in, got, &nfds, 0));
+	assert_int_equal(0, nfds);
+
+	/* Too many fds: all closed. */
+	for (i = 0; i < KVD_HANDOFF_MAX_FDS + 4; i++)
+		many[i] = sv[0];
+	{
+		char cbuf[CMSG_SPACE(sizeof(many))];
+		struct iovec iov = { .iov_base = buf.bytes, .iov_len = 16 };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				      .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(many));
+		memcpy(CMSG_DATA(c), many, sizeof(many));
+		assert_int_equal(16, sendmsg(sv[0], &msg, 0));
+	}
+	assert_int_equal(-EMSGSIZE, kvdmsg_recv(sv[1], &in, got, &nfds, 0));
+	assert_int_equal(before, nr_open_fds());
+	close(sv[1]);
+	reg("x", 0);
+	assert_int_equal(-EPIPE, kvdmsg_send(sv[0], &buf, NULL, 0));
+	close(sv[0]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(valid_messages),
+		cmocka_unit_test(bad_headers),
+		cmocka_unit_test(bad_register),
+		cmocka_unit_test(bad_handoffs),
+		cmocka_unit_test(bad_acks),
+		cmocka_unit_test(send_recv_with_fds),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

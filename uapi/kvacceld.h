@@ -1,0 +1,320 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvacceld - the engine socket: the messages between serving engines (and
+ * kvaccelctl) and the node daemon. Documentation/kvacceld.rst describes the
+ * protocol; libaccel's accel_engine_* calls implement the engine side.
+ *
+ * Transport: a Unix socket of type SOCK_SEQPACKET (default path
+ * %KVD_SOCKET_PATH): one message per packet, at most %KVD_MSG_MAX bytes,
+ * each starting with &struct kvd_hdr. Fds (dma-bufs of kvaccel regions and
+ * spaces) travel as SCM_RIGHTS ancillary data of the message that lists
+ * them, never with any other message.
+ *
+ * Rules: all integers are in the host's byte order (the socket is local);
+ * structures have no holes and every pad is zero; a message type keeps its
+ * layout for a given %KVD_PROTO_VERSION, and new types are only appended.
+ * A message that is malformed (short, oversized, wrong size for its type,
+ * non-zero pad, unterminated name, fds where none belong), of an unknown
+ * type or version, or out of order (anything but %KVD_MSG_REGISTER or an
+ * admin request before registering) gets a %KVD_MSG_ERROR reply and the
+ * daemon closes the connection. A request that is well formed but refused
+ * (permission, unknown target, no room) gets a %KVD_MSG_ERROR reply and the
+ * connection stays open.
+ *
+ * Identity: the daemon identifies peers with SO_PEERCRED. An engine acts
+ * only on itself: its quota is its own process's, it acknowledges only the
+ * hand-offs offered to it and answers only its own release requests. Admin
+ * requests (%KVD_MSG_LIST_ENGINES, %KVD_MSG_LIST_HANDOFFS) need uid 0 or
+ * membership of the daemon's admin group.
+ */
+#ifndef _UAPI_KVACCELD_H_
+#define _UAPI_KVACCELD_H_
+
+#include <linux/types.h>
+
+/** KVD_PROTO_VERSION - &kvd_hdr.version of this protocol. */
+#define KVD_PROTO_VERSION	1
+/** KVD_SOCKET_PATH - the daemon's default socket. */
+#define KVD_SOCKET_PATH		"/run/kvacceld/engine.sock"
+/** KVD_MSG_MAX - the largest message, header included. */
+#define KVD_MSG_MAX		4096
+/** KVD_NAME_MAX - bytes of a name, its terminating NUL included. */
+#define KVD_NAME_MAX		32
+/** KVD_HANDOFF_MAX_FDS - most objects one hand-off carries. */
+#define KVD_HANDOFF_MAX_FDS	16
+/** KVD_PRIORITY_MAX - the highest priority class (0 is the lowest). */
+#define KVD_PRIORITY_MAX	7
+
+/**
+ * enum kvd_msg_type - message types. E: engine to daemon, D: daemon to
+ * engine, A: admin client to daemon.
+ * @KVD_MSG_REGISTER: E, &struct kvd_register; first message of an engine.
+ *	Reply %KVD_MSG_REGISTERED.
+ * @KVD_MSG_REGISTERED: D, &struct kvd_registered.
+ * @KVD_MSG_QUOTA: E, &struct kvd_quota: ask for a quota of @bytes for the
+ *	engine's process. Reply %KVD_MSG_QUOTA_GRANTED, or %KVD_MSG_ERROR
+ *	with -ENOSPC when the node cannot promise it.
+ * @KVD_MSG_QUOTA_GRANTED: D, &struct kvd_quota: what is now the quota.
+ * @KVD_MSG_RELEASE: D, &struct kvd_release: free @bytes (swap or evict)
+ *	before the deadline, then answer %KVD_MSG_RELEASED.
+ * @KVD_MSG_RELEASED: E, &struct kvd_released.
+ * @KVD_MSG_HANDOFF: E, &struct kvd_handoff plus one fd per object: hand
+ *	the objects to engine @peer. Reply %KVD_MSG_HANDOFF_QUEUED; later
+ *	%KVD_MSG_HANDOFF_DONE. The sender keeps its own handles until DONE.
+ * @KVD_MSG_HANDOFF_QUEUED: D, &struct kvd_handoff_id.
+ * @KVD_MSG_HANDOFF_OFFER: D, &struct kvd_handoff (@peer is the sender)
+ *	plus the fds. Answer %KVD_MSG_HANDOFF_ACK once the objects are held.
+ * @KVD_MSG_HANDOFF_ACK: E, &struct kvd_handoff_ack.
+ * @KVD_MSG_HANDOFF_DONE: D, &struct kvd_handoff_ack: the receiver's
+ *	answer (or the daemon's: -ETIMEDOUT, -EPIPE), for the sender.
+ * @KVD_MSG_LIST_ENGINES: A, header only. Replies: one %KVD_MSG_ENGINE_INFO
+ *	per registered engine, then %KVD_MSG_END.
+ * @KVD_MSG_ENGINE_INFO: D, &struct kvd_engine_info.
+ * @KVD_MSG_LIST_HANDOFFS: A, header only. Replies: one
+ *	%KVD_MSG_HANDOFF_INFO per hand-off in flight, then %KVD_MSG_END.
+ * @KVD_MSG_HANDOFF_INFO: D, &struct kvd_handoff_info.
+ * @KVD_MSG_END: D, header only: the end of a list.
+ * @KVD_MSG_ERROR: D, &struct kvd_error.
+ */
+enum kvd_msg_type {
+	KVD_MSG_REGISTER = 1,
+	KVD_MSG_REGISTERED,
+	KVD_MSG_QUOTA,
+	KVD_MSG_QUOTA_GRANTED,
+	KVD_MSG_RELEASE,
+	KVD_MSG_RELEASED,
+	KVD_MSG_HANDOFF,
+	KVD_MSG_HANDOFF_QUEUED,
+	KVD_MSG_HANDOFF_OFFER,
+	KVD_MSG_HANDOFF_ACK,
+	KVD_MSG_HANDOFF_DONE,
+	KVD_MSG_LIST_ENGINES,
+	KVD_MSG_ENGINE_INFO,
+	KVD_MSG_LIST_HANDOFFS,
+	KVD_MSG_HANDOFF_INFO,
+	KVD_MSG_END,
+	KVD_MSG_ERROR,
+	KVD_MSG_TYPE_MAX = KVD_MSG_ERROR,
+};
+
+/**
+ * struct kvd_hdr - the start of every message.
+ * @version: %KVD_PROTO_VERSION.
+ * @type: &enum kvd_msg_type.
+ * @size: bytes of the message, this header included.
+ * @seq: chosen by the sender of a request, copied into its replies (0 in
+ *	messages the daemon starts: RELEASE, HANDOFF_OFFER, HANDOFF_DONE).
+ */
+struct kvd_hdr {
+	__u16 version;
+	__u16 type;
+	__u32 size;
+	__u64 seq;
+};
+
+/**
+ * struct kvd_register - %KVD_MSG_REGISTER.
+ * @hdr: header.
+ * @name: the engine's name, NUL-terminated, unique on the node: letters,
+ *	digits, '-', '_', '.'.
+ * @priority: priority class, 0 (released first) to %KVD_PRIORITY_MAX.
+ * @flags: 0.
+ */
+struct kvd_register {
+	struct kvd_hdr hdr;
+	char name[KVD_NAME_MAX];
+	__u32 priority;
+	__u32 flags;
+};
+
+/**
+ * struct kvd_registered - %KVD_MSG_REGISTERED.
+ * @hdr: header.
+ * @engine_id: the daemon's id of this connection.
+ * @quota: the process's quota as the kernel has it (0: none), so an engine
+ *	that reconnects to a restarted daemon keeps what it was granted.
+ */
+struct kvd_registered {
+	struct kvd_hdr hdr;
+	__u64 engine_id;
+	__u64 quota;
+};
+
+/**
+ * struct kvd_quota - %KVD_MSG_QUOTA and %KVD_MSG_QUOTA_GRANTED.
+ * @hdr: header.
+ * @bytes: bytes asked for (a multiple of 1 MiB) or granted.
+ */
+struct kvd_quota {
+	struct kvd_hdr hdr;
+	__u64 bytes;
+};
+
+/**
+ * struct kvd_release - %KVD_MSG_RELEASE.
+ * @hdr: header.
+ * @round: the pressure round asking.
+ * @bytes: bytes the daemon would like freed.
+ * @deadline_ms: milliseconds the engine has to answer.
+ * @pad: 0.
+ */
+struct kvd_release {
+	struct kvd_hdr hdr;
+	__u64 round;
+	__u64 bytes;
+	__u32 deadline_ms;
+	__u32 pad;
+};
+
+/**
+ * struct kvd_released - %KVD_MSG_RELEASED.
+ * @hdr: header.
+ * @round: &kvd_release.round answered.
+ * @bytes: bytes the engine freed (may be 0).
+ */
+struct kvd_released {
+	struct kvd_hdr hdr;
+	__u64 round;
+	__u64 bytes;
+};
+
+/** enum kvd_obj_kind - what a handed-off fd is. */
+enum kvd_obj_kind {
+	KVD_OBJ_REGION = 1,
+	KVD_OBJ_SPACE = 2,
+};
+
+/**
+ * struct kvd_obj - one handed-off object.
+ * @kind: &enum kvd_obj_kind.
+ * @pad: 0.
+ * @size: its size in bytes.
+ */
+struct kvd_obj {
+	__u32 kind;
+	__u32 pad;
+	__u64 size;
+};
+
+/**
+ * struct kvd_handoff - %KVD_MSG_HANDOFF and %KVD_MSG_HANDOFF_OFFER; the
+ * message ends after @count entries of @objs and carries @count fds.
+ * @hdr: header.
+ * @peer: HANDOFF: the receiving engine; OFFER: the sending engine.
+ * @tag: the sender's name for this hand-off, unique among its hand-offs:
+ *	the receiver uses (sender, tag) to recognise an offer it already took
+ *	(a resend after a daemon restart) and acknowledges it again.
+ * @id: OFFER: the daemon's id, named by the ACK; HANDOFF: 0.
+ * @count: objects, 1 to %KVD_HANDOFF_MAX_FDS.
+ * @pad: 0.
+ * @objs: the objects, in the order of the fds.
+ */
+struct kvd_handoff {
+	struct kvd_hdr hdr;
+	char peer[KVD_NAME_MAX];
+	__u64 tag;
+	__u64 id;
+	__u32 count;
+	__u32 pad;
+	struct kvd_obj objs[];
+};
+
+/**
+ * struct kvd_handoff_id - %KVD_MSG_HANDOFF_QUEUED.
+ * @hdr: header (@seq: the HANDOFF's).
+ * @id: the daemon's id of the hand-off.
+ * @tag: the sender's tag.
+ */
+struct kvd_handoff_id {
+	struct kvd_hdr hdr;
+	__u64 id;
+	__u64 tag;
+};
+
+/**
+ * struct kvd_handoff_ack - %KVD_MSG_HANDOFF_ACK and %KVD_MSG_HANDOFF_DONE.
+ * @hdr: header.
+ * @id: the hand-off.
+ * @tag: DONE: the sender's tag; ACK: 0.
+ * @status: 0 when the receiver holds the objects, or -errno.
+ * @pad: 0.
+ */
+struct kvd_handoff_ack {
+	struct kvd_hdr hdr;
+	__u64 id;
+	__u64 tag;
+	__s32 status;
+	__u32 pad;
+};
+
+/**
+ * struct kvd_engine_info - %KVD_MSG_ENGINE_INFO.
+ * @hdr: header.
+ * @name: the engine's name.
+ * @engine_id: its id.
+ * @pid: its process (in the daemon's pid namespace).
+ * @uid: its user.
+ * @priority: its priority class.
+ * @pad: 0.
+ * @quota: the process's quota (kernel's view).
+ * @usage: the process's usage (kernel's view).
+ * @releases_asked: release requests sent to it.
+ * @releases_ignored: release requests it let pass their deadline.
+ */
+struct kvd_engine_info {
+	struct kvd_hdr hdr;
+	char name[KVD_NAME_MAX];
+	__u64 engine_id;
+	__u32 pid;
+	__u32 uid;
+	__u32 priority;
+	__u32 pad;
+	__u64 quota;
+	__u64 usage;
+	__u64 releases_asked;
+	__u64 releases_ignored;
+};
+
+/**
+ * struct kvd_handoff_info - %KVD_MSG_HANDOFF_INFO.
+ * @hdr: header.
+ * @from: the sending engine.
+ * @to: the receiving engine.
+ * @id: the hand-off.
+ * @tag: the sender's tag.
+ * @count: objects.
+ * @state: 0: waiting for the receiver to register; 1: offered.
+ * @bytes: total size of the objects.
+ * @age_ms: milliseconds since the daemon queued it.
+ */
+struct kvd_handoff_info {
+	struct kvd_hdr hdr;
+	char from[KVD_NAME_MAX];
+	char to[KVD_NAME_MAX];
+	__u64 id;
+	__u64 tag;
+	__u32 count;
+	__u32 state;
+	__u64 bytes;
+	__u64 age_ms;
+};
+
+/**
+ * struct kvd_error - %KVD_MSG_ERROR.
+ * @hdr: header (@seq: the request's, 0 if it could not be read).
+ * @error: -errno.
+ * @type: the type of the request refused (0 if unknown).
+ * @closing: 1 when the daemon closes the connection after this message.
+ * @pad: 0.
+ * @message: what was wrong, NUL-terminated.
+ */
+struct kvd_error {
+	struct kvd_hdr hdr;
+	__s32 error;
+	__u16 type;
+	__u8 closing;
+	__u8 pad;
+	char message[128];
+};
+
+#endif /* _UAPI_KVACCELD_H_ */
