@@ -49,7 +49,7 @@ TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh $(B)/tests/kvacceld_engines
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
-		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv
+		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv $(B)/tools/kvaccel-engine
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
 		   $(B)/native/libaccel_install $(B)/native/kv_unit $(B)/native/cuda_probe \
@@ -292,6 +292,13 @@ $(B)/tools/kvaccel-bench-kv: tools/bench/kvaccel-bench-kv.c tools/bench/bench-co
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
 		$(B)/libaccel/libaccel.a -ldrm
 
+# The demo's two engines (libaccel's engine API).
+$(B)/tools/kvaccel-engine: tools/demo/kvaccel-engine.c $(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
+		$(B)/libaccel/libaccel.a -ldrm
+
 KVACCELCTL_SRCS	:= tools/kvaccelctl/kvaccelctl.c tools/kvaccelctl/render.c \
 		   tools/kvaccelctl/daemon.c libaccel/ctl/kvnl.c libaccel/ctl/kvsize.c \
 		   libaccel/ctl/kvdmsg.c
@@ -321,11 +328,13 @@ check-debug: deps
 	tools/check-debug $(B)
 
 demo: deps
-	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_DEMO)
+	@$(MAKE) --no-print-directory kmod tools $(B)/daemon/kvacceld KVERS=$(KVER_DEMO)
 	tools/vmtest -k $(KVER_DEMO) -m $(B)/$(KVER_DEMO)/kmod/kvaccel.ko \
 		-a $(B)/tools/kvaccel-demo:/bin/kvaccel-demo \
 		-a $(B)/tools/kvaccelctl:/bin/kvaccelctl \
 		-a $(B)/tools/kvaccel-bench-kv:/bin/kvaccel-bench-kv \
+		-a $(B)/tools/kvaccel-engine:/bin/kvaccel-engine \
+		-a $(B)/daemon/kvacceld:/bin/kvacceld \
 		-a tools/demo/demo.sh:/bin/kvaccel-demo.sh -o $(B)/vm-demo \
 		-- kvaccel-demo.sh
 	@sed '/^vmtest-exit/d' $(B)/vm-demo/output.log

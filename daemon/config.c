@@ -2,6 +2,7 @@
 /*
  * kvacceld - configuration (config.h).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <stdio.h>
@@ -77,6 +78,17 @@ static int check_metrics(const char *value, char *err, size_t len)
 	if (*end || port < 1 || port > 65535) {
 		snprintf(err, len, "metrics: port '%s' is not 1-65535", colon + 1);
 		return -EINVAL;
+	}
+	{
+		char host[64];
+		struct in_addr a;
+
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - value), value);
+		if (strcmp(host, "localhost") && inet_pton(AF_INET, host, &a) != 1) {
+			snprintf(err, len, "metrics: '%s' is not an IPv4 address or localhost",
+				 host);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

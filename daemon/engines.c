@@ -7,13 +7,13 @@
  *
  * Errors: a malformed or out-of-order message gets a KVD_MSG_ERROR with
  * closing = 1 and the connection is closed; a refused request gets an
- * error and the connection stays. The daemon never blocks on a peer: the
- * sockets are non-blocking, and a peer whose socket buffer is full is
- * dropped rather than waited for.
+ * error and the connection stays. The daemon does not block on a peer: the
+ * sockets are non-blocking with 1 MiB send buffers; a peer that leaves its
+ * buffer full for 100 ms is marked dead and dropped (kvd_reap()) after the
+ * event at hand.
  */
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,23 +35,43 @@
 
 static unsigned int nr_conns;
 
-int kvd_socket_open(struct kvd *d)
+/* mkdir -p of the directories leading to @path. */
+static int make_dirs(const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	const char *path = d->cfg->socket_path;
-	char dir[sizeof(sa.sun_path)], *slash;
-	int fd;
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	char *p;
 
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = 0;
+	for (p = dir + 1; (p = strchr(p, '/')); p++) {
+		*p = 0;
 		if (mkdir(dir, 0755) && errno != EEXIST) {
 			kvd_log(LOG_ERR, "socket directory %s: %s", dir, strerror(errno));
 			return -errno;
 		}
+		*p = '/';
 	}
+	return 0;
+}
+
+int kvd_socket_open(struct kvd *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = d->cfg->socket_path;
+	int fd, probe, ret;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ret = make_dirs(path);
+	if (ret)
+		return ret;
+	/* A socket someone answers on belongs to a running daemon: leave it. */
+	probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (probe >= 0 && !connect(probe, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(probe);
+		kvd_log(LOG_ERR, "socket %s: another kvacceld is serving it", path);
+		return -EADDRINUSE;
+	}
+	if (probe >= 0)
+		close(probe);
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -81,20 +101,21 @@ void kvd_socket_close(struct kvd *d)
 	}
 }
 
-static bool in_admin_group(const struct kvd *d, uid_t uid, gid_t gid)
+/* Is the peer's process in the admin group (its gid or supplementary groups)? */
+static bool in_admin_group(const struct kvd *d, int fd, gid_t gid)
 {
-	struct passwd *pw;
-	gid_t groups[64];
-	int n = 64, i;
+	gid_t groups[256];
+	socklen_t len = sizeof(groups);
+	size_t i;
 
 	if (!d->admin_gid_set)
 		return false;
 	if (gid == d->admin_gid)
 		return true;
-	pw = getpwuid(uid);
-	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+	/* The connecting process's own groups, not the group database's. */
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len))
 		return false;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < len / sizeof(gid_t); i++)
 		if (groups[i] == d->admin_gid)
 			return true;
 	return false;
@@ -125,7 +146,13 @@ void kvd_accept(struct kvd *d)
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	c->gid = cred.gid;
-	c->admin = !cred.uid || in_admin_group(d, cred.uid, cred.gid);
+	c->admin = !cred.uid || in_admin_group(d, fd, cred.gid);
+	{
+		int size = 1 << 20;
+
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)))
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	}
 	ev.data.ptr = c;
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 		close(fd);
@@ -176,12 +203,48 @@ void kvd_conn_drop(struct kvd *d, struct kvd_conn *c, const char *why)
 		kvd_pressure_conn_gone(d);
 }
 
+int kvd_send(struct kvd_conn *c, const void *msg, const int *fds, unsigned int nfds)
+{
+	int64_t end = kvd_now() + 100000000;
+	int ret;
+
+	if (c->dead)
+		return -EPIPE;
+	for (;;) {
+		struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+		int64_t left;
+
+		ret = kvdmsg_send(c->fd, msg, fds, nfds);
+		left = end - kvd_now();
+		if (ret != -EAGAIN || left <= 0)
+			break;
+		/* Its buffer (1 MiB) is full: 100 ms for it to read, then give up on it. */
+		poll(&p, 1, (int)(left / 1000000) + 1);
+	}
+	if (ret) {
+		c->dead = true;
+		c->dead_why = ret == -EAGAIN ? "not reading its socket" : "sending to it failed";
+	}
+	return ret;
+}
+
+void kvd_reap(struct kvd *d)
+{
+	struct kvd_conn *c, *next;
+
+	for (c = d->conns; c; c = next) {
+		next = c->next;
+		if (c->dead)
+			kvd_conn_drop(d, c, c->dead_why);
+	}
+}
+
 struct kvd_conn *kvd_conn_by_name(struct kvd *d, const char *name)
 {
 	struct kvd_conn *c;
 
 	for (c = d->conns; c; c = c->next)
-		if (c->registered && !strcmp(c->name, name))
+		if (c->registered && !c->dead && !strcmp(c->name, name))
 			return c;
 	return NULL;
 }
@@ -200,7 +263,7 @@ int kvd_send_error(struct kvd *d, struct kvd_conn *c, uint64_t seq, unsigned int
 	va_start(ap, fmt);
 	vsnprintf(m.message, sizeof(m.message), fmt, ap);
 	va_end(ap);
-	return kvdmsg_send(c->fd, &m, NULL, 0);
+	return kvd_send(c, &m, NULL, 0);
 }
 
 struct usage_ctx {
@@ -253,7 +316,7 @@ static void on_register(struct kvd *d, struct kvd_conn *c, const struct kvd_regi
 	kvdmsg_hdr(&r.hdr, KVD_MSG_REGISTERED, sizeof(r), m->hdr.seq);
 	r.engine_id = c->id;
 	r.quota = quota;
-	kvdmsg_send(c->fd, &r, NULL, 0);
+	kvd_send(c, &r, NULL, 0);
 	kvd_log(LOG_INFO, "engine %s registered: pid %d uid %u priority %u quota %llu",
 		c->name, (int)c->pid, (unsigned int)c->uid, c->priority,
 		(unsigned long long)quota);
@@ -280,10 +343,25 @@ static void on_quota(struct kvd *d, struct kvd_conn *c, const struct kvd_quota *
 			       (unsigned long long)m->bytes);
 		return;
 	}
-	kvnl_exec(d->nl, kvnl_request(d->nl, KVACCEL_CMD_DEVICE_GET, false), limit_cb, &limit);
-	for (o = d->conns; o; o = o->next)
-		if (o != c && o->registered)
+	ret = kvnl_exec(d->nl, kvnl_request(d->nl, KVACCEL_CMD_DEVICE_GET, false), limit_cb,
+			&limit);
+	if (ret) {
+		kvd_send_error(d, c, m->hdr.seq, m->hdr.type, ret, false,
+			       "quota: reading the device limit: %s", strerror(-ret));
+		return;
+	}
+	/* Quotas are per process: count each other process once. */
+	for (o = d->conns; o; o = o->next) {
+		struct kvd_conn *p;
+
+		if (!o->registered || o->pid == c->pid)
+			continue;
+		for (p = d->conns; p != o; p = p->next)
+			if (p->registered && p->pid == o->pid)
+				break;
+		if (p == o)
 			others += o->quota;
+	}
 	if (limit && (m->bytes > limit || others > limit - m->bytes)) {
 		kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -ENOSPC, false,
 			       "quota: %llu bytes asked, %llu of the %llu-byte limit promised to others",
@@ -310,7 +388,7 @@ static void on_quota(struct kvd *d, struct kvd_conn *c, const struct kvd_quota *
 	pthread_mutex_unlock(&d->lock);
 	kvdmsg_hdr(&r.hdr, KVD_MSG_QUOTA_GRANTED, sizeof(r), m->hdr.seq);
 	r.bytes = m->bytes;
-	kvdmsg_send(c->fd, &r, NULL, 0);
+	kvd_send(c, &r, NULL, 0);
 	kvd_log(LOG_INFO, "engine %s: quota %llu bytes", c->name, (unsigned long long)m->bytes);
 }
 
@@ -336,11 +414,11 @@ static void list_engines(struct kvd *d, struct kvd_conn *c, uint64_t seq)
 		m.quota = quota;
 		m.releases_asked = e->releases_asked;
 		m.releases_ignored = e->releases_ignored;
-		if (kvdmsg_send(c->fd, &m, NULL, 0))
+		if (kvd_send(c, &m, NULL, 0))
 			return;
 	}
 	kvdmsg_hdr(&end, KVD_MSG_END, sizeof(end), seq);
-	kvdmsg_send(c->fd, &end, NULL, 0);
+	kvd_send(c, &end, NULL, 0);
 }
 
 static void list_handoffs(struct kvd *d, struct kvd_conn *c, uint64_t seq)
@@ -363,11 +441,11 @@ static void list_handoffs(struct kvd *d, struct kvd_conn *c, uint64_t seq)
 		for (i = 0; i < x->count; i++)
 			m.bytes += x->objs[i].size;
 		m.age_ms = (uint64_t)(now - x->queued) / 1000000;
-		if (kvdmsg_send(c->fd, &m, NULL, 0))
+		if (kvd_send(c, &m, NULL, 0))
 			return;
 	}
 	kvdmsg_hdr(&end, KVD_MSG_END, sizeof(end), seq);
-	kvdmsg_send(c->fd, &end, NULL, 0);
+	kvd_send(c, &end, NULL, 0);
 }
 
 /* A protocol error: say what, count it, close. */
@@ -410,8 +488,11 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 		kvdmsg_close_fds(fds, nfds);
 		return protocol_error(d, c, seq, type, ret, why);
 	}
-	if (type != KVD_MSG_HANDOFF)
-		kvdmsg_close_fds(fds, nfds);	/* none: checked */
+	/* Only a registered engine's HANDOFF keeps its fds (handoffs.c owns them). */
+	if (type != KVD_MSG_HANDOFF || !c->registered) {
+		kvdmsg_close_fds(fds, nfds);
+		nfds = 0;
+	}
 	if (!c->registered && type != KVD_MSG_REGISTER && type != KVD_MSG_LIST_ENGINES &&
 	    type != KVD_MSG_LIST_HANDOFFS)
 		return protocol_error(d, c, seq, type, -EPROTO, "register first");
@@ -426,11 +507,10 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 		on_quota(d, c, (const void *)&buf);
 		break;
 	case KVD_MSG_RELEASED:
-		if (!c->release_round ||
-		    ((const struct kvd_released *)(const void *)&buf)->round != c->release_round)
-			return protocol_error(d, c, seq, type, -EPROTO,
+		ret = kvd_pressure_released(d, c, (const void *)&buf);
+		if (ret)
+			return protocol_error(d, c, seq, type, ret,
 					      "RELEASED answers no release request");
-		kvd_pressure_released(d, c, (const void *)&buf);
 		break;
 	case KVD_MSG_HANDOFF:
 		ret = kvd_handoff_queue(d, c, (const void *)&buf, fds);

@@ -12,9 +12,11 @@
  * reconnects; a receiver that already took the hand-off recognises
  * (sender, tag) and acknowledges without taking it twice.
  *
- * Phases end in DONE with: the receiver's status, -ETIMEDOUT (not
- * acknowledged within handoff_timeout_ms), -EPIPE never (a receiver that
- * leaves has its offers put back to wait for it).
+ * Phases end in DONE with the receiver's status, or -ETIMEDOUT when it is
+ * not acknowledged within handoff_timeout_ms (a receiver that leaves has
+ * its offers put back to wait for it; an answer after the timeout is
+ * logged and ignored). An engine may have KVD_HANDOFF_MAX_HELD hand-offs
+ * held by the daemon at once (-EBUSY beyond).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +28,8 @@
 
 #include "kvd.h"
 #include "kvdmsg.h"
+
+#define KVD_HANDOFF_MAX_HELD	64
 
 /* Is @fd a dma-buf of @size bytes? (Its fdinfo names an exporter.) */
 static int check_dmabuf(int fd, uint64_t size)
@@ -63,7 +67,7 @@ static void send_done(struct kvd *d, const struct kvd_xfer *x, int status)
 	m.id = x->id;
 	m.tag = x->tag;
 	m.status = status;
-	kvdmsg_send(s->fd, &m, NULL, 0);
+	kvd_send(s, &m, NULL, 0);
 }
 
 static void offer(struct kvd_xfer *x, struct kvd_conn *to)
@@ -82,7 +86,7 @@ static void offer(struct kvd_xfer *x, struct kvd_conn *to)
 	u.m.id = x->id;
 	u.m.count = x->count;
 	memcpy(u.m.objs, x->objs, x->count * sizeof(struct kvd_obj));
-	if (kvdmsg_send(to->fd, &u.m, x->fds, x->count))
+	if (kvd_send(to, &u.m, x->fds, x->count))
 		return;	/* its connection is failing: it waits for the next one */
 	x->offered = true;
 }
@@ -105,6 +109,7 @@ static void xfer_free(struct kvd *d, struct kvd_xfer *x)
 int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handoff *m, int *fds)
 {
 	struct kvd_handoff_id r = { 0 };
+	unsigned int held = 0;
 	struct kvd_conn *to;
 	struct kvd_xfer *x;
 	uint32_t i;
@@ -126,10 +131,19 @@ int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handof
 	}
 	/* The same tag from the same sender: a resend of one still held. */
 	for (x = d->xfers; x; x = x->next) {
-		if (!strcmp(x->from, c->name) && x->tag == m->tag) {
+		if (strcmp(x->from, c->name))
+			continue;
+		if (x->tag == m->tag) {
 			kvdmsg_close_fds(fds, m->count);
 			goto queued;
 		}
+		held++;
+	}
+	if (held >= KVD_HANDOFF_MAX_HELD) {
+		kvdmsg_close_fds(fds, m->count);
+		return kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -EBUSY, false,
+				      "%u hand-offs of this engine are in flight already",
+				      held), -EBUSY;
 	}
 	x = calloc(1, sizeof(*x));
 	if (!x) {
@@ -156,7 +170,7 @@ queued:
 	kvdmsg_hdr(&r.hdr, KVD_MSG_HANDOFF_QUEUED, sizeof(r), m->hdr.seq);
 	r.id = x->id;
 	r.tag = x->tag;
-	kvdmsg_send(c->fd, &r, NULL, 0);
+	kvd_send(c, &r, NULL, 0);
 	to = kvd_conn_by_name(d, x->to);
 	if (to && !x->offered)
 		offer(x, to);
@@ -167,11 +181,21 @@ int kvd_handoff_ack(struct kvd *d, struct kvd_conn *c, const struct kvd_handoff_
 {
 	struct kvd_xfer *x;
 
+	/* An id never given out, or a tag in an ACK: out of order. */
+	if (!m->id || m->id > d->next_xfer_id || m->tag)
+		return -EPROTO;
 	for (x = d->xfers; x; x = x->next)
 		if (x->id == m->id)
 			break;
+	if (!x) {
+		/* Timed out before the answer came: the sender was told so. */
+		kvd_log(LOG_INFO, "hand-off %llu: late answer from %s (%s) ignored",
+			(unsigned long long)m->id, c->name,
+			m->status ? strerror(-m->status) : "done");
+		return 0;
+	}
 	/* Only the receiver it was offered to answers it. */
-	if (!x || !x->offered || strcmp(x->to, c->name) || m->tag)
+	if (!x->offered || strcmp(x->to, c->name))
 		return -EPROTO;
 	send_done(d, x, m->status);
 	kvd_log(LOG_INFO, "hand-off %llu: %s -> %s %s%s", (unsigned long long)x->id, x->from,

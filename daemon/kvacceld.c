@@ -253,6 +253,7 @@ static int serve(struct kvd *d, struct kvnl *ev)
 		now = kvd_now();
 		kvd_handoff_expire(d, now);
 		kvd_pressure_tick(d, now);
+		kvd_reap(d);
 	}
 out:
 	close(sfd);
@@ -333,6 +334,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %s%s%s\n", prog, path ? path : "", path ? ": " : "", err);
 		return 1;
 	}
+	if (cfg.admin_group[0]) {
+		struct group *g = getgrnam(cfg.admin_group);
+
+		if (!g) {
+			fprintf(stderr, "%s: %s%sadmin_group: no group '%s'\n", prog,
+				path ? path : "", path ? ": " : "", cfg.admin_group);
+			return 1;
+		}
+		d.admin_gid = g->gr_gid;
+		d.admin_gid_set = true;
+	}
+
 	if (check) {
 		printf("%s: configuration OK%s%s\n", prog, path ? ": " : "", path ? path : "");
 		return 0;
@@ -341,17 +354,6 @@ int main(int argc, char **argv)
 	journal = getenv("JOURNAL_STREAM") || getenv("INVOCATION_ID");
 	d.cfg = &cfg;
 	pthread_mutex_init(&d.lock, NULL);
-	if (cfg.admin_group[0]) {
-		struct group *g = getgrnam(cfg.admin_group);
-
-		if (!g) {
-			kvd_log(LOG_ERR, "admin_group: no group '%s'", cfg.admin_group);
-			return 1;
-		}
-		d.admin_gid = g->gr_gid;
-		d.admin_gid_set = true;
-	}
-
 	ret = kvnl_open(&nl);
 	if (!ret)
 		ret = kvnl_open(&ev);

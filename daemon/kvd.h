@@ -28,6 +28,8 @@ struct kvd_conn {
 	gid_t gid;
 	bool admin;			/* uid 0 or in the admin group */
 	bool registered;
+	bool dead;			/* sending failed: dropped by kvd_reap() */
+	const char *dead_why;
 	uint64_t id;
 	char name[KVD_NAME_MAX];
 	uint32_t priority;
@@ -84,6 +86,10 @@ void kvd_accept(struct kvd *d);
 /* Handle what @c sent; false when the connection is closed (and freed). */
 bool kvd_conn_input(struct kvd *d, struct kvd_conn *c);
 void kvd_conn_drop(struct kvd *d, struct kvd_conn *c, const char *why);
+/* Send to a peer; a peer that cannot take it is marked dead (-errno). */
+int kvd_send(struct kvd_conn *c, const void *msg, const int *fds, unsigned int nfds);
+/* Drop the peers marked dead. */
+void kvd_reap(struct kvd *d);
 struct kvd_conn *kvd_conn_by_name(struct kvd *d, const char *name);
 int kvd_send_error(struct kvd *d, struct kvd_conn *c, uint64_t seq, unsigned int type,
 		   int error, bool closing, const char *fmt, ...)
@@ -105,7 +111,8 @@ int64_t kvd_handoff_next_deadline(const struct kvd *d);
 
 /* pressure.c: rounds of release requests. */
 void kvd_pressure_event(struct kvd *d, bool on, uint64_t usage);
-void kvd_pressure_released(struct kvd *d, struct kvd_conn *c, const struct kvd_released *m);
+/* 0, or -EPROTO for an answer to a round that never was. */
+int kvd_pressure_released(struct kvd *d, struct kvd_conn *c, const struct kvd_released *m);
 /* An engine asked in this round left. */
 void kvd_pressure_conn_gone(struct kvd *d);
 void kvd_pressure_tick(struct kvd *d, int64_t now);

@@ -11,6 +11,7 @@
  * asked. While the kernel still reports pressure, another round starts
  * after a pause of ten deadlines.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,10 +50,9 @@ static void round_end(struct kvd *d, const char *how)
 	d->round_active = false;
 	if (!d->pressure)
 		d->rounds_resolved++;
-	for (c = d->conns; c; c = c->next) {
+	/* An engine still working on its request may answer late: that is fine. */
+	for (c = d->conns; c; c = c->next)
 		c->asked_this_round = false;
-		c->release_round = 0;
-	}
 	pthread_mutex_unlock(&d->lock);
 	d->round_retry = d->pressure ? kvd_now() + 10 * deadline_ns(d) : 0;
 }
@@ -66,10 +66,13 @@ static void round_step(struct kvd *d)
 	struct kvd_release m = { 0 };
 
 	for (c = d->conns; c; c = c->next)
-		if (c->release_round)
+		if (c->release_round == d->round)
 			return;	/* one at a time */
-	if (kvnl_exec(d->nl, kvnl_request(d->nl, KVACCEL_CMD_DEVICE_GET, false), dev_cb, &s))
+	if (kvnl_exec(d->nl, kvnl_request(d->nl, KVACCEL_CMD_DEVICE_GET, false), dev_cb, &s)) {
+		/* Retried after the pause, while the kernel still says pressure. */
+		round_end(d, "could not read the device's state");
 		return;
+	}
 	if (!s.pressure || s.usage <= s.low_wm) {
 		d->pressure = s.pressure;
 		round_end(d, "usage below the low watermark");
@@ -106,8 +109,8 @@ static void round_step(struct kvd *d)
 	kvd_log(LOG_INFO, "pressure round %llu: asking engine %s (priority %u, %" PRIu64
 		" bytes) to release %" PRIu64 " bytes", (unsigned long long)d->round, best->name,
 		best->priority, best_usage, (uint64_t)m.bytes);
-	if (kvdmsg_send(best->fd, &m, NULL, 0)) {
-		/* Its socket is failing: it will be dropped; ask the next. */
+	if (kvd_send(best, &m, NULL, 0)) {
+		/* Its socket is failing: it is dropped after this event; ask the next. */
 		best->release_round = 0;
 		round_step(d);
 	}
@@ -127,7 +130,7 @@ static void round_start(struct kvd *d)
 
 void kvd_pressure_event(struct kvd *d, bool on, uint64_t usage)
 {
-	kvd_log(LOG_INFO, "pressure %s: usage %" PRIu64 " bytes", on ? "on" : "off", usage);
+	(void)usage;	/* logged with the event */
 	d->pressure = on;
 	if (on && !d->round_active)
 		round_start(d);
@@ -137,16 +140,26 @@ void kvd_pressure_event(struct kvd *d, bool on, uint64_t usage)
 		d->round_retry = 0;
 }
 
-void kvd_pressure_released(struct kvd *d, struct kvd_conn *c, const struct kvd_released *m)
+int kvd_pressure_released(struct kvd *d, struct kvd_conn *c, const struct kvd_released *m)
 {
+	/* A round that never was: out of order. */
+	if (!m->round || m->round > d->round)
+		return -EPROTO;
+	if (m->round != c->release_round) {
+		/* Late (its deadline or its round passed): fine, nothing to do. */
+		kvd_log(LOG_INFO, "pressure round %llu: engine %s answered late, %llu bytes released",
+			(unsigned long long)m->round, c->name, (unsigned long long)m->bytes);
+		return 0;
+	}
 	kvd_log(LOG_INFO, "pressure round %llu: engine %s released %llu bytes",
 		(unsigned long long)m->round, c->name, (unsigned long long)m->bytes);
 	pthread_mutex_lock(&d->lock);
 	c->release_round = 0;
 	c->released_bytes += m->bytes;
 	pthread_mutex_unlock(&d->lock);
-	if (d->round_active)
+	if (d->round_active && m->round == d->round)
 		round_step(d);
+	return 0;
 }
 
 void kvd_pressure_conn_gone(struct kvd *d)
@@ -163,6 +176,11 @@ void kvd_pressure_tick(struct kvd *d, int64_t now)
 	for (c = d->conns; c; c = c->next) {
 		if (!c->release_round || c->release_deadline > now)
 			continue;
+		if (!d->round_active || c->release_round != d->round) {
+			/* Its round is over: no answer needed any more. */
+			c->release_round = 0;
+			continue;
+		}
 		kvd_log(LOG_WARNING, "pressure round %llu: engine %s (pid %d) ignored the release "
 			"request past its %u ms deadline", (unsigned long long)c->release_round,
 			c->name, (int)c->pid, d->cfg->release_deadline_ms);

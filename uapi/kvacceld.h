@@ -66,7 +66,7 @@
  *	plus the fds. Answer %KVD_MSG_HANDOFF_ACK once the objects are held.
  * @KVD_MSG_HANDOFF_ACK: E, &struct kvd_handoff_ack.
  * @KVD_MSG_HANDOFF_DONE: D, &struct kvd_handoff_ack: the receiver's
- *	answer (or the daemon's: -ETIMEDOUT, -EPIPE), for the sender.
+ *	answer (or the daemon's: -ETIMEDOUT), for the sender.
  * @KVD_MSG_LIST_ENGINES: A, header only. Replies: one %KVD_MSG_ENGINE_INFO
  *	per registered engine, then %KVD_MSG_END.
  * @KVD_MSG_ENGINE_INFO: D, &struct kvd_engine_info.

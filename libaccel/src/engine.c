@@ -471,7 +471,9 @@ ACCEL_EXPORT int accel_engine_handoff(struct accel_engine *e, const char *to, ui
 			ret = -EINVAL;
 			goto err_close;
 		}
+		/* A dma-buf's size; its offset means nothing, but put it back. */
 		end = lseek(fds[i], 0, SEEK_END);
+		lseek(fds[i], 0, SEEK_SET);
 		if (end <= 0) {
 			ret = -EBADF;
 			goto err_close;
@@ -565,17 +567,19 @@ ACCEL_EXPORT int accel_engine_reconnect(struct accel_engine *e)
 		return ret;
 	accel_log(ACCEL_LOG_INFO, "engine %s: registered again; resending %u hand-offs",
 		  e->name, e->npend);
-	for (i = 0; i < e->npend; i++) {
+	i = 0;
+	while (i < e->npend) {
 		ret = send_handoff(e, &e->pend[i]);
 		if (ret == -ECONNRESET)
 			return ret;
 		if (ret) {
-			/* Refused now (say the receiver's name is wrong): finished. */
+			/* Refused now: finished (on_done() moves the last entry to i). */
 			struct kvd_handoff_ack done = { .tag = e->pend[i].tag, .status = ret };
 
 			on_done(e, &done);
-			i--;
+			continue;
 		}
+		i++;
 	}
 	return 0;
 }

@@ -9,7 +9,7 @@ t=/tmp/kvacceld.$$
 mkdir -p $t
 n=0
 echo "TAP version 13"
-echo "1..7"
+echo "1..10"
 
 ok() { # status name [diagnostic file]
 	n=$((n + 1))
@@ -78,11 +78,25 @@ grep -q 'event client-open id=[0-9]* pid=[0-9]* comm=kvt-client' $t/log &&
 	grep -q 'event region-create' $t/log && grep -q 'event client-close' $t/log
 ok $? events_logged $t/log
 
+# kvaccelctl asks the daemon: an engine (kvt-client holds none: an empty
+# list), hand-offs, and a user without admin rights refused.
+kvaccelctl --socket $t/engine.sock engines > $t/out 2>&1 &&
+	grep -q '^NAME' $t/out && kvaccelctl --json --socket $t/engine.sock handoffs > $t/out2 2>&1 &&
+	[ "$(tr -d ' \n' < $t/out2)" = "[]" ]
+ok $? kvaccelctl_engines_handoffs $t/out
+KVACCELD_SOCKET=$t/engine.sock kvt-client -u 65534 kvaccelctl engines > $t/out 2>&1
+[ $? -eq 1 ] && grep -q 'permission denied: needs root or the daemon.s admin group' $t/out
+ok $? kvaccelctl_engines_needs_admin $t/out
+
 kill -TERM $dpid
 wait $dpid
 st=$?
 [ $st -eq 0 ] && grep -q stopping $t/log
 ok $? clean_stop $t/log
+
+kvaccelctl --socket $t/engine.sock engines > $t/out 2>&1
+[ $? -eq 1 ] && grep -q "kvacceld is not running (no socket at $t/engine.sock)" $t/out
+ok $? kvaccelctl_daemon_not_running $t/out
 
 # An override that breaks the checks is refused before anything is applied.
 kvacceld --config $t/good.conf --low-watermark 16M > $t/out 2>&1

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * kvaccelctl - inspect and administer kvaccel over its generic netlink
- * family (Documentation/kvaccelctl.rst).
+ * family, and the node daemon kvacceld over its engine socket
+ * (Documentation/kvaccelctl.rst).
  *
  *   kvaccelctl [--json] status | clients | regions
  *   kvaccelctl limit set SIZE | default-quota set SIZE | quota set PID SIZE
  *   kvaccelctl watermarks set HIGH LOW | watermarks off
  *   kvaccelctl [--json] watch [--count N] [--timeout SECONDS]
+ *   kvaccelctl [--json] engines | handoffs [--socket PATH]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,17 +19,20 @@
 #include <string.h>
 #include <time.h>
 
+#include "daemon.h"
+#include "kvdmsg.h"
 #include "kvnl.h"
 #include "kvsize.h"
 #include "render.h"
 
 static const char *prog = "kvaccelctl";
 static bool opt_json;
+static const char *opt_socket;
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: %s [--json] COMMAND\n"
+		"usage: %s [--json] [--socket PATH] COMMAND\n"
 		"  status                     the device: limit, usage, watermarks, counters\n"
 		"  clients                    open files of the device (yours, or all as admin)\n"
 		"  regions                    regions alive (yours, or all as admin)\n"
@@ -38,9 +43,13 @@ static void usage(FILE *f)
 		"  watermarks off             no pressure events                   [admin]\n"
 		"  watch [--count N] [--timeout SECONDS]\n"
 		"                             print events as they happen          [admin]\n"
+		"  engines [--socket PATH]    engines registered with kvacceld     [daemon admin]\n"
+		"  handoffs [--socket PATH]   kvacceld's hand-offs in flight       [daemon admin]\n"
 		"SIZE: bytes with an optional binary suffix K, M, G, T (KiB, MiB, ... too).\n"
-		"--json prints JSON (one object per line for watch).\n",
-		prog);
+		"--json prints JSON (one object per line for watch).\n"
+		"--socket: kvacceld's socket (else $KVACCELD_SOCKET, else %s).\n"
+		"[daemon admin]: root or a member of kvacceld's admin_group.\n",
+		prog, KVD_SOCKET_PATH);
 }
 
 static int fail(const char *what, int err, struct kvnl *nl)
@@ -268,10 +277,65 @@ static int cmd_watch(int argc, char **argv)
 	return ret < 0 ? 1 : 0;
 }
 
+/* kvacceld's admin lists: engines or hand-offs. */
+static int cmd_daemon(int argc, char **argv, const char *what, unsigned int type)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_object *all;
+	struct daemon_error err;
+	const char *path;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			opt_socket = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	path = daemon_socket(opt_socket);
+	all = json_object_new_array();
+	if (!all)
+		return fail(what, -ENOMEM, NULL);
+	ret = daemon_list(path, type, all, &err);
+	if (!ret) {
+		if (opt_json)
+			print_json(all);
+		else if (type == KVD_MSG_LIST_ENGINES)
+			render_engines(stdout, all);
+		else
+			render_handoffs(stdout, all);
+	} else if (err.connect && (ret == -ENOENT || ret == -ECONNREFUSED)) {
+		fprintf(stderr, "%s: kvacceld is not running (no socket at %s)\n", prog, path);
+	} else if (err.connect) {
+		fprintf(stderr, "%s: %s: cannot connect to kvacceld at %s: %s\n", prog, what, path,
+			err.msg);
+	} else if (err.refused && ret == -EPERM) {
+		fprintf(stderr, "%s: %s: permission denied: %s\n", prog, what,
+			"needs root or the daemon's admin group");
+	} else {
+		fprintf(stderr, "%s: %s: %s\n", prog, what, err.msg);
+	}
+	json_object_put(all);
+	return ret ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -281,10 +345,13 @@ int main(int argc, char **argv)
 	int c;
 
 	/* Options before the command only: the command parses its own. */
-	while ((c = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+js:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			opt_json = true;
+			break;
+		case 's':
+			opt_socket = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -310,6 +377,10 @@ int main(int argc, char **argv)
 		return cmd_get("regions", KVACCEL_CMD_REGION_GET, true);
 	if (!strcmp(cmd, "watch"))
 		return cmd_watch(argc, argv);
+	if (!strcmp(cmd, "engines"))
+		return cmd_daemon(argc, argv, "engines", KVD_MSG_LIST_ENGINES);
+	if (!strcmp(cmd, "handoffs"))
+		return cmd_daemon(argc, argv, "handoffs", KVD_MSG_LIST_HANDOFFS);
 	if (!strcmp(cmd, "limit") && argc == 3 && !strcmp(argv[1], "set")) {
 		if (arg_size(argv[2], &v1))
 			return 2;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * kvaccelctl - rendering (render.h). JSON member names are the attribute
- * names of Documentation/netlink/kvaccel.yaml with '-' as '_'.
+ * names of Documentation/netlink/kvaccel.yaml with '-' as '_' (kvacceld's
+ * lists: the field names of uapi/kvacceld.h, built in daemon.c).
  */
 #include <inttypes.h>
 #include <string.h>
@@ -204,6 +205,45 @@ void render_regions(FILE *f, json_object *array)
 			render_bytes(get_u64(r, "size"), s, sizeof(s)),
 			render_bytes(get_u64(r, "block_size"), b, sizeof(b)), node,
 			get_i64(r, "bound_slots"), get_u64(r, "exported") ? "yes" : "no");
+	}
+}
+
+void render_engines(FILE *f, json_object *array)
+{
+	size_t i, n = json_object_array_length(array);
+	char u[32], q[32], rel[48];
+
+	fprintf(f, "%-16s %6s %7s %6s %4s %10s %10s %9s\n", "NAME", "ID", "PID", "UID", "PRIO",
+		"USAGE", "QUOTA", "RELEASES");
+	for (i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(array, i);
+		uint64_t quota = get_u64(e, "quota");
+
+		snprintf(rel, sizeof(rel), "%" PRIu64 "/%" PRIu64, get_u64(e, "releases_asked"),
+			 get_u64(e, "releases_ignored"));
+		fprintf(f, "%-16s %6" PRIu64 " %7" PRId64 " %6" PRId64 " %4" PRId64 " %10s %10s %9s\n",
+			get_str(e, "name"), get_u64(e, "engine_id"), get_i64(e, "pid"),
+			get_i64(e, "uid"), get_i64(e, "priority"),
+			render_bytes(get_u64(e, "usage"), u, sizeof(u)),
+			quota ? render_bytes(quota, q, sizeof(q)) : "none", rel);
+	}
+}
+
+void render_handoffs(FILE *f, json_object *array)
+{
+	size_t i, n = json_object_array_length(array);
+	char b[32], age[32];
+
+	fprintf(f, "%6s %-16s %-16s %20s %7s %10s %-7s %9s\n", "ID", "FROM", "TO", "TAG",
+		"OBJECTS", "BYTES", "STATE", "AGE");
+	for (i = 0; i < n; i++) {
+		json_object *h = json_object_array_get_idx(array, i);
+
+		snprintf(age, sizeof(age), "%.1f s", (double)get_u64(h, "age_ms") / 1000);
+		fprintf(f, "%6" PRIu64 " %-16s %-16s %20" PRIu64 " %7" PRId64 " %10s %-7s %9s\n",
+			get_u64(h, "id"), get_str(h, "from"), get_str(h, "to"), get_u64(h, "tag"),
+			get_i64(h, "count"), render_bytes(get_u64(h, "bytes"), b, sizeof(b)),
+			get_str(h, "state"), age);
 	}
 }
 

@@ -21,6 +21,9 @@ const char *render_bytes(uint64_t bytes, char *buf, size_t len);
 void render_status(FILE *f, json_object *dev);
 void render_clients(FILE *f, json_object *array);
 void render_regions(FILE *f, json_object *array);
+/* kvacceld's lists (daemon.h): engines registered, hand-offs in flight. */
+void render_engines(FILE *f, json_object *array);
+void render_handoffs(FILE *f, json_object *array);
 /* One line: the event's name, then key=value for each member. */
 void render_event(FILE *f, json_object *event);
 

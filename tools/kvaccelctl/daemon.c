@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kvaccelctl - the node daemon's admin requests (daemon.h). One connection
+ * per request, no registration: the header-only list request, then one
+ * INFO message per entry and END, or an ERROR. JSON member names are the
+ * field names of uapi/kvacceld.h's structures.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "kvdmsg.h"
+
+const char *daemon_socket(const char *opt)
+{
+	const char *env = getenv("KVACCELD_SOCKET");
+
+	if (opt && *opt)
+		return opt;
+	return env && *env ? env : KVD_SOCKET_PATH;
+}
+
+static int failed(struct daemon_error *err, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int failed(struct daemon_error *err, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+static int add(json_object *obj, const char *key, json_object *v)
+{
+	if (!v)
+		return -ENOMEM;
+	return json_object_object_add(obj, key, v) ? -ENOMEM : 0;
+}
+
+static json_object *engine_json(const struct kvd_engine_info *m)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	if (add(o, "name", json_object_new_string(m->name)) ||
+	    add(o, "engine_id", json_object_new_uint64(m->engine_id)) ||
+	    add(o, "pid", json_object_new_int64(m->pid)) ||
+	    add(o, "uid", json_object_new_int64(m->uid)) ||
+	    add(o, "priority", json_object_new_int64(m->priority)) ||
+	    add(o, "usage", json_object_new_uint64(m->usage)) ||
+	    add(o, "quota", json_object_new_uint64(m->quota)) ||
+	    add(o, "releases_asked", json_object_new_uint64(m->releases_asked)) ||
+	    add(o, "releases_ignored", json_object_new_uint64(m->releases_ignored))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_object *handoff_json(const struct kvd_handoff_info *m)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	if (add(o, "id", json_object_new_uint64(m->id)) ||
+	    add(o, "from", json_object_new_string(m->from)) ||
+	    add(o, "to", json_object_new_string(m->to)) ||
+	    add(o, "tag", json_object_new_uint64(m->tag)) ||
+	    add(o, "count", json_object_new_int64(m->count)) ||
+	    add(o, "bytes", json_object_new_uint64(m->bytes)) ||
+	    add(o, "state", json_object_new_string(m->state ? "offered" : "waiting")) ||
+	    add(o, "age_ms", json_object_new_uint64(m->age_ms))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static uint64_t id_of(const json_object *o)
+{
+	json_object *v;
+
+	if (json_object_object_get_ex(o, "engine_id", &v) ||
+	    json_object_object_get_ex(o, "id", &v))
+		return json_object_get_uint64(v);
+	return 0;
+}
+
+static int by_id(const void *a, const void *b)
+{
+	uint64_t x = id_of(*(json_object *const *)a), y = id_of(*(json_object *const *)b);
+
+	return x < y ? -1 : x > y;
+}
+
+static int connect_to(const char *path, struct daemon_error *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, e;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return failed(err, -ENAMETOOLONG, "socket path too long: %s", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		e = errno;
+		return failed(err, -e, "socket: %s", strerror(e));
+	}
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		e = errno;
+		close(fd);
+		err->connect = true;
+		return failed(err, -e, "%s", strerror(e));
+	}
+	return fd;
+}
+
+/*
+ * The next reply, checked: its length, or -errno. Ours all carry @seq;
+ * the daemon sends nothing else to a connection that has not registered.
+ */
+static long next_reply(int fd, union kvdmsg_buf *buf, uint64_t seq, struct daemon_error *err)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int fds[KVD_HANDOFF_MAX_FDS];
+	unsigned int nfds;
+	const char *why;
+	long n;
+	int ret;
+
+	do {
+		ret = poll(&pfd, 1, DAEMON_REPLY_TIMEOUT_MS);
+	} while (ret < 0 && errno == EINTR);
+	if (ret < 0) {
+		ret = -errno;
+		return failed(err, ret, "poll: %s", strerror(-ret));
+	}
+	if (!ret)
+		return failed(err, -ETIMEDOUT, "no answer from kvacceld in %d s",
+			      DAEMON_REPLY_TIMEOUT_MS / 1000);
+	n = kvdmsg_recv(fd, buf, fds, &nfds, MSG_DONTWAIT);
+	if (n == 0)
+		return failed(err, -ECONNRESET, "kvacceld closed the connection");
+	if (n == -EMSGSIZE)
+		return failed(err, -EMSGSIZE, "a reply from kvacceld was too large");
+	if (n < 0)
+		return failed(err, (int)n, "receiving: %s", strerror((int)-n));
+	ret = kvdmsg_check(buf, (size_t)n, nfds, &why);
+	kvdmsg_close_fds(fds, nfds);	/* none in a checked reply */
+	if (ret)
+		return failed(err, ret, "bad reply from kvacceld: %s", why);
+	if (buf->hdr.seq != seq && buf->hdr.type != KVD_MSG_ERROR)
+		return failed(err, -EPROTO, "bad reply from kvacceld: not the request's seq");
+	return n;
+}
+
+int daemon_list(const char *path, unsigned int type, json_object *array,
+		struct daemon_error *err)
+{
+	unsigned int want = type == KVD_MSG_LIST_ENGINES ? KVD_MSG_ENGINE_INFO :
+			    KVD_MSG_HANDOFF_INFO;
+	const uint64_t seq = 1;
+	union kvdmsg_buf buf;
+	struct kvd_hdr req;
+	long n;
+	int fd, ret;
+
+	memset(err, 0, sizeof(*err));
+	fd = connect_to(path, err);
+	if (fd < 0)
+		return fd;
+	kvdmsg_hdr(&req, type, sizeof(req), seq);
+	ret = kvdmsg_send(fd, &req, NULL, 0);
+	if (ret) {
+		close(fd);
+		return failed(err, ret, "sending the request: %s", strerror(-ret));
+	}
+	for (;;) {
+		json_object *obj;
+
+		n = next_reply(fd, &buf, seq, err);
+		if (n < 0) {
+			ret = (int)n;
+			break;
+		}
+		if (buf.hdr.type == KVD_MSG_END) {
+			ret = 0;
+			break;
+		}
+		if (buf.hdr.type == KVD_MSG_ERROR) {
+			const struct kvd_error *m = (const void *)&buf;
+
+			/* -errno, checked: anything else is the daemon's mistake. */
+			ret = m->error < 0 && m->error >= -4095 ? m->error : -EPROTO;
+			err->refused = true;
+			failed(err, ret, "%s", m->message[0] ? m->message : strerror(-ret));
+			break;
+		}
+		if (buf.hdr.type != want) {
+			ret = failed(err, -EPROTO,
+				     "bad reply from kvacceld: unexpected message type %u",
+				     (unsigned int)buf.hdr.type);
+			break;
+		}
+		obj = want == KVD_MSG_ENGINE_INFO ? engine_json((const void *)&buf) :
+						    handoff_json((const void *)&buf);
+		if (!obj || json_object_array_add(array, obj)) {
+			json_object_put(obj);
+			ret = failed(err, -ENOMEM, "%s", strerror(ENOMEM));
+			break;
+		}
+	}
+	close(fd);
+	if (!ret)
+		json_object_array_sort(array, by_id);
+	return ret;
+}

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * kvaccelctl - the node daemon's admin requests over its engine socket
+ * (uapi/kvacceld.h): the engines registered and the hand-offs in flight.
+ */
+#ifndef KVACCELCTL_DAEMON_H
+#define KVACCELCTL_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <json-c/json.h>
+
+/* How long each reply may take. */
+#define DAEMON_REPLY_TIMEOUT_MS	5000
+
+/* What went wrong in daemon_list(). */
+struct daemon_error {
+	bool connect;		/* connecting failed: no daemon, or not allowed */
+	bool refused;		/* the daemon answered KVD_MSG_ERROR */
+	char msg[160];		/* the daemon's message, or what was wrong */
+};
+
+/* The socket: @opt when set, else $KVACCELD_SOCKET, else KVD_SOCKET_PATH. */
+const char *daemon_socket(const char *opt);
+
+/*
+ * Ask the daemon at @path for a list (@type: KVD_MSG_LIST_ENGINES or
+ * KVD_MSG_LIST_HANDOFFS) and add each entry to @array as a JSON object,
+ * sorted by id. 0, or -errno with @err saying where it failed (the
+ * daemon's own -errno when it refused).
+ */
+int daemon_list(const char *path, unsigned int type, json_object *array,
+		struct daemon_error *err);
+
+#endif
