@@ -185,6 +185,11 @@ void kvd_conn_drop(struct kvd *d, struct kvd_conn *c, const char *why)
 	uint64_t usage = 0, quota = 0;
 	bool asked = c->release_round;
 
+	if (c->registered) {
+		d->gone[d->gone_next].pid = c->pid;
+		memcpy(d->gone[d->gone_next].name, c->name, KVD_NAME_MAX);
+		d->gone_next = (d->gone_next + 1) % (sizeof(d->gone) / sizeof(d->gone[0]));
+	}
 	if (c->registered && why) {
 		kvd_proc_usage(d, c->pid, &usage, &quota);
 		kvd_log(LOG_INFO, "engine %s (pid %d) disconnected (%s); its process holds %llu bytes",

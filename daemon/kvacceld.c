@@ -123,10 +123,19 @@ static int handle_event(const struct kvnl_msg *m, void *arg)
 	kvd_log(LOG_INFO, "event %s id=%" PRIu64 " pid=%u comm=%s size=%" PRIu64, name, id, pid,
 		comm ? comm : "-", size);
 	if (m->cmd == KVACCEL_CMD_CLIENT_CLOSE_NTF) {
-		for (c = d->conns; c; c = c->next)
+		const char *engine = NULL;
+		unsigned int i;
+
+		for (c = d->conns; c && !engine; c = c->next)
 			if (c->registered && (uint32_t)c->pid == pid)
-				kvd_log(LOG_INFO, "engine %s (pid %u) closed a device file; "
-					"the kernel freed what it held there", c->name, pid);
+				engine = c->name;
+		for (i = 0; !engine && i < sizeof(d->gone) / sizeof(d->gone[0]); i++)
+			if (d->gone[i].pid && (uint32_t)d->gone[i].pid == pid)
+				engine = d->gone[i].name;
+		if (engine)
+			kvd_log(LOG_INFO, "engine %s (pid %u) closed a device file; the kernel freed "
+				"what it held there (its process now holds %" PRIu64 " bytes)", engine, pid,
+				usage);
 	}
 	return 0;
 }

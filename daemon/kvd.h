@@ -68,6 +68,9 @@ struct kvd {
 	uint64_t round;			/* current or last round */
 	bool round_active;
 	int64_t round_retry;		/* when to start another round under pressure */
+	/* Engines that left recently, to name them in the kernel's client-close events. */
+	struct { pid_t pid; char name[KVD_NAME_MAX]; } gone[64];
+	unsigned int gone_next;
 	/* Counters. */
 	uint64_t events[KVACCEL_CMD_MAX + 1];
 	uint64_t handoffs_done, handoffs_failed, handoffs_timed_out;

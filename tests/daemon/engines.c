@@ -690,6 +690,76 @@ TEST_F(kvd, pressure_ignored_release_is_reported)
 
 /* ---- admin and permissions ---------------------------------------------- */
 
+/* Readiness and stopping reach systemd's notify socket (sd_notify). */
+TEST_F(kvd, notifies_readiness)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/tmp/kvd-notify.sock" };
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char msg[256];
+	ssize_t n;
+
+	ASSERT_LE(0, fd);
+	unlink(sa.sun_path);
+	ASSERT_EQ(0, bind(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+	self->daemon = start_daemon(NULL);
+	unsetenv("NOTIFY_SOCKET");
+	ASSERT_LT(0, self->daemon);
+	ASSERT_EQ(1, poll(&p, 1, 5000));
+	n = recv(fd, msg, sizeof(msg) - 1, 0);
+	ASSERT_LT(0, n);
+	msg[n] = 0;
+	EXPECT_NE(NULL, strstr(msg, "READY=1"));
+	EXPECT_EQ(0, stop_daemon(self->daemon));
+	self->daemon = 0;
+	ASSERT_EQ(1, poll(&p, 1, 5000));
+	n = recv(fd, msg, sizeof(msg) - 1, 0);
+	ASSERT_LT(0, n);
+	msg[n] = 0;
+	EXPECT_NE(NULL, strstr(msg, "STOPPING=1"));
+	close(fd);
+	unlink(sa.sun_path);
+}
+
+/* An engine that dies: the kernel frees its memory, the daemon says so. */
+TEST_F(kvd, engine_death_is_logged)
+{
+	int fd = kvt_open(), pipefd[2], i;
+	uint64_t u0;
+	pid_t pid;
+	char c;
+
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	u0 = kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE);
+	ASSERT_EQ(0, pipe(pipefd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		struct accel_device *dev = accel_device_open(NULL);
+		struct accel_engine *e = accel_engine_connect(SOCK, "doomed", 0, NULL, NULL);
+
+		if (!dev || !e || !accel_region_create(dev, 16 * MIB, 2 * MIB, ACCEL_NODE_ANY))
+			_exit(10);
+		if (write(pipefd[1], "r", 1) != 1)
+			_exit(11);
+		pause();
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(pipefd[0], &c, 1));
+	EXPECT_EQ(u0 + 16 * MIB, kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE));
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	for (i = 0; i < 100 && kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE) != u0; i++)
+		usleep(50000);
+	EXPECT_EQ(u0, kvt_param_or_die(fd, KVACCEL_PARAM_DEVICE_USAGE));
+	EXPECT_TRUE(wait_log("engine doomed (pid", 3000));
+	EXPECT_TRUE(wait_log("disconnected (closed)", 3000));
+	EXPECT_TRUE(wait_log("closed a device file; the kernel freed what it held there", 3000));
+	close(fd);
+}
+
 TEST_F(kvd, admin_lists_need_admin)
 {
 	struct kvd_engine_info info[2];
