@@ -53,9 +53,11 @@ TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
 		   $(B)/native/libaccel_install $(B)/native/kv_unit $(B)/native/cuda_probe \
-		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit
+		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
+		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit \
+		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi
 
-.PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help \
+.PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help gpu-check \
 	libaccel install
 
 all: kmod libaccel tests tools $(B)/daemon/kvacceld
@@ -68,6 +70,7 @@ help:
 	@echo "  make install   libaccel, headers, man pages (DESTDIR, PREFIX=/usr/local)"
 	@echo "  make bench   benchmarks in a VM: regions, remapping, copies, KV swap"
 	@echo "  make lint    W=1 builds, sparse (C=2), checkpatch --strict"
+	@echo "  make gpu-check  the CUDA device tier's tests against a real GPU and driver"
 	@echo "  make deps    install the Debian packages the build needs"
 	@echo "  make clean   remove build/"
 	@echo "  KVERS=\"...\" picks the kernels; KVER_DEMO the one demo/bench boot."
@@ -266,6 +269,66 @@ $(B)/native/cuda_probe: tests/libaccel/cuda_probe.c $(wildcard libaccel/src/cuda
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/src -pthread -o $(B)/native-bin/cuda_probe $< \
 		$(wildcard libaccel/src/cuda/*.c) -lcmocka
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/cuda_probe" > $@
+	@chmod +x $@
+
+# The cuda backend's device tier against the fake driver (tests/libaccel/fake_cuda.c);
+# the same binary runs against the real driver on a GPU machine (make gpu-check).
+$(B)/native/cuda_tier: tests/libaccel/cuda_tier.c $(wildcard libaccel/src/cuda/*) \
+		$(B)/native-bin/fakecuda/libcuda.so.1
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/src -pthread -o $(B)/native-bin/cuda_tier $< \
+		$(wildcard libaccel/src/cuda/*.c) -lcmocka -ldl
+	@printf '#!/bin/sh\nLD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/cuda_tier" > $@
+	@chmod +x $@
+
+# On a machine with a GPU and its driver: the device tier's tests against it.
+gpu-check: $(B)/native/cuda_tier $(B)/native/cuda_probe
+	CMOCKA_MESSAGE_OUTPUT=TAP $(B)/native-bin/cuda_probe
+	CMOCKA_MESSAGE_OUTPUT=TAP $(B)/native-bin/cuda_tier
+
+# The same against a driver without cuMemcpyBatchAsync, dma-buf export or peers.
+$(B)/native/cuda_tier_plain: $(B)/native/cuda_tier
+	@printf '#!/bin/sh\nFAKE_CUDA_NO_BATCH=1 FAKE_CUDA_NO_DMABUF=1 FAKE_CUDA_NO_PEER=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/cuda_tier" > $@
+	@chmod +x $@
+
+# A fake CUDA driver over host memory, for the CUDA tier's native tests
+# (tests/libaccel/fake_cuda.h). No sanitizers: it is loaded into ASan
+# programs, whose interceptors see its copies.
+FAKECUDA_DIR	:= $(B)/native-bin/fakecuda
+$(FAKECUDA_DIR)/libcuda.so.1: tests/libaccel/fake_cuda.c tests/libaccel/fake_cuda.h \
+		libaccel/src/cuda/cuda_api.h
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/src -fPIC -shared -pthread -Wl,-soname,libcuda.so.1 \
+		-Wl,-z,defs -o $@ $<
+
+# The fake, loaded through libaccel's loader (cmocka, ASan/UBSan).
+$(B)/native/fake_cuda_unit: tests/libaccel/fake_cuda_unit.c tests/libaccel/fake_cuda.h \
+		$(wildcard libaccel/src/cuda/*) $(FAKECUDA_DIR)/libcuda.so.1
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/src -Itests/libaccel -pthread \
+		-o $(B)/native-bin/fake_cuda_unit $< $(wildcard libaccel/src/cuda/*.c) -ldl -lcmocka
+	@printf '#!/bin/sh\nLD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+		"$(CURDIR)/$(FAKECUDA_DIR)" "$(CURDIR)/$(B)/native-bin/fake_cuda_unit" > $@
+	@chmod +x $@
+
+# libaccel's CUDA typedefs and constants against the toolkit's cuda.h
+# (a TAP SKIP where CUDA_INC has none).
+CUDA_INC	?= /usr/local/cuda/include
+$(B)/native/cuda_abi: tests/libaccel/cuda_abi.c libaccel/src/cuda/cuda_api.h \
+		libaccel/src/cuda/cuda_loader.h tests/libaccel/fake_cuda.h \
+		$(wildcard $(CUDA_INC)/cuda.h $(CUDA_INC)/cudaTypedefs.h)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/src -Itests/libaccel \
+		$(if $(wildcard $(CUDA_INC)/cuda.h),-I$(CUDA_INC) -DACCEL_HAVE_CUDA_H) \
+		-DCUDA_API_H_PATH='"$(CURDIR)/libaccel/src/cuda/cuda_api.h"' \
+		-o $(B)/native-bin/cuda_abi $< -lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/cuda_abi" > $@
 	@chmod +x $@
 
 $(B)/native/libaccel_install: tests/libaccel/install.sh $(ACCEL_LIBS)

@@ -11,19 +11,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cuda_loader.h"
 
-#define CU_SUCCESS			0
-#define CU_ERROR_INVALID_VALUE		1
-#define CU_ERROR_OUT_OF_MEMORY		2
-#define CU_ERROR_NOT_INITIALIZED	3
-#define CU_ERROR_NO_DEVICE		100
-#define CU_ERROR_INVALID_DEVICE		101
-#define CU_ERROR_NOT_SUPPORTED		801
-#define CU_ERROR_NOT_PERMITTED		800
 #define CU_API_VERSION			12080
 
 typedef cu_result (*get_proc_address_v2)(const char *symbol, void **pfn, int cuda_version,
@@ -41,6 +35,42 @@ static int resolve(get_proc_address_v2 gpa, const char *name, void **fn)
 	if (gpa(name, fn, CU_API_VERSION, 0, &status) != CU_SUCCESS || !*fn) {
 		snprintf(load_why, sizeof(load_why), "libcuda.so.1 has no %s", name);
 		return -EPROTO;
+	}
+	return 0;
+}
+
+/* The backend's entry points: the required ones, then the optional ones. */
+static int resolve_api(get_proc_address_v2 gpa)
+{
+	static const struct { const char *name; size_t off; bool optional; } fns[] = {
+#define FN(n, opt) { #n, offsetof(struct accel_cuda_api, n), opt }
+		FN(cuDeviceGet, false), FN(cuDeviceGetAttribute, false),
+		FN(cuDeviceCanAccessPeer, false), FN(cuDevicePrimaryCtxRetain, false),
+		FN(cuDevicePrimaryCtxRelease, false), FN(cuCtxSetCurrent, false),
+		FN(cuMemGetAllocationGranularity, false), FN(cuMemAddressReserve, false),
+		FN(cuMemAddressFree, false), FN(cuMemCreate, false), FN(cuMemRelease, false),
+		FN(cuMemMap, false), FN(cuMemUnmap, false), FN(cuMemSetAccess, false),
+		FN(cuMemHostRegister, false), FN(cuMemHostUnregister, false),
+		FN(cuStreamCreate, false), FN(cuStreamDestroy, false),
+		FN(cuStreamSynchronize, false), FN(cuEventCreate, false),
+		FN(cuEventDestroy, false), FN(cuEventRecord, false), FN(cuEventQuery, false),
+		FN(cuEventSynchronize, false), FN(cuMemcpyAsync, false),
+		FN(cuMemcpyBatchAsync, true), FN(cuMemGetHandleForAddressRange, true),
+#undef FN
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+		void **fn = (void **)((char *)&cuda.api + fns[i].off);
+		int status = 0;
+
+		if (gpa(fns[i].name, fn, CU_API_VERSION, 0, &status) != CU_SUCCESS || !*fn) {
+			*fn = NULL;
+			if (fns[i].optional)
+				continue;
+			snprintf(load_why, sizeof(load_why), "libcuda.so.1 has no %s", fns[i].name);
+			return -EPROTO;
+		}
 	}
 	return 0;
 }
@@ -71,6 +101,8 @@ static void load(void)
 		load_err = resolve(gpa, "cuDeviceGetCount", (void **)&cuda.cuDeviceGetCount);
 	if (!load_err)
 		load_err = resolve(gpa, "cuGetErrorName", (void **)&cuda.cuGetErrorName);
+	if (!load_err)
+		load_err = resolve_api(gpa);
 	if (load_err)
 		return;
 	if (cuda.cuDriverGetVersion(&cuda.driver_version) != CU_SUCCESS ||
@@ -113,7 +145,9 @@ int accel_cuda_errno(cu_result r)
 	case CU_ERROR_NO_DEVICE:
 	case CU_ERROR_INVALID_DEVICE: return -ENODEV;
 	case CU_ERROR_NOT_PERMITTED: return -EPERM;
-	case CU_ERROR_NOT_SUPPORTED: return -EOPNOTSUPP;
+	case CU_ERROR_NOT_SUPPORTED:
+	case CU_ERROR_PEER_ACCESS_UNSUPPORTED: return -EOPNOTSUPP;
+	case CU_ERROR_NOT_READY: return -EBUSY;
 	default: return -EIO;
 	}
 }

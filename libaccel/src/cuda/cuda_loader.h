@@ -10,8 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef int cu_result;		/* CUresult */
-typedef int cu_device;		/* CUdevice */
+#include "cuda_api.h"
 
 /* CUDA 12.8: cuMemcpyBatchAsync, the oldest driver the backend uses. */
 #define ACCEL_CUDA_MIN_DRIVER	12080
@@ -23,6 +22,7 @@ struct accel_cuda {
 	cu_result (*cuDriverGetVersion)(int *version);
 	cu_result (*cuDeviceGetCount)(int *count);
 	cu_result (*cuGetErrorName)(cu_result error, const char **name);
+	struct accel_cuda_api api;
 };
 
 /*

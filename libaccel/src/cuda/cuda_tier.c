@@ -1,0 +1,613 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libaccel - the cuda backend's device tier (cuda_tier.h).
+ *
+ * Lock: t->lock protects the pool, the chunk table, the peers, the copy
+ * scratch arrays and the event ring. Driver calls are made with it held:
+ * none of them blocks for long except the event waits, which drop it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cuda_loader.h"
+#include "cuda_tier.h"
+
+#define TIER_EVENTS	64
+#define TIER_MAX_PEERS	16
+
+struct accel_cuda_tier {
+	const struct accel_cuda *cu;
+	const struct accel_cuda_api *api;
+	pthread_mutex_t lock;
+	cu_device dev;
+	int ordinal;
+	cu_context ctx;
+	cu_stream stream;
+	cu_deviceptr base;
+	uint64_t size, chunk;
+	unsigned int nr_slots;		/* chunks the range holds */
+	cu_mem_handle *slots;		/* chunk mapped at each slot, or 0 */
+	cu_mem_handle *pool;		/* free chunks */
+	unsigned int nr_free, nr_alive, max_chunks;
+	int peers[TIER_MAX_PEERS];
+	unsigned int nr_peers;
+	bool dmabuf;
+	/* Tickets: ticket n's event is events[n % TIER_EVENTS]. */
+	cu_event events[TIER_EVENTS];
+	uint64_t next_ticket, done_below;	/* tickets < done_below are done */
+	/* Scratch for one batch. */
+	cu_deviceptr *dsts, *srcs;
+	size_t *sizes, room;
+	struct accel_cuda_tier_stats stats;
+};
+
+static int set_ctx(struct accel_cuda_tier *t)
+{
+	return accel_cuda_errno(t->api->cuCtxSetCurrent(t->ctx));
+}
+
+static void prop_init(const struct accel_cuda_tier *t, struct cu_mem_allocation_prop *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->type = CU_MEM_ALLOCATION_TYPE_PINNED;
+	p->requested_handle_types = CU_MEM_HANDLE_TYPE_NONE;
+	p->location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+	p->location.id = t->ordinal;
+	p->alloc_flags.gpu_direct_rdma_capable = t->dmabuf;
+}
+
+/* Make [ptr, ptr + len) readable and writable by the device and its peers. */
+static int set_access(struct accel_cuda_tier *t, cu_deviceptr ptr, size_t len)
+{
+	struct cu_mem_access_desc desc[1 + TIER_MAX_PEERS];
+	unsigned int i, n = 0;
+
+	desc[n].location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+	desc[n].location.id = t->ordinal;
+	desc[n++].flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+	for (i = 0; i < t->nr_peers; i++) {
+		desc[n].location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+		desc[n].location.id = t->peers[i];
+		desc[n++].flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+	}
+	return accel_cuda_errno(t->api->cuMemSetAccess(ptr, len, desc, n));
+}
+
+/* One more chunk into the pool. Called with t->lock held. */
+static int pool_grow(struct accel_cuda_tier *t)
+{
+	struct cu_mem_allocation_prop prop;
+	cu_mem_handle h;
+	int ret;
+
+	if (t->nr_alive >= t->max_chunks)
+		return -ENOMEM;
+	prop_init(t, &prop);
+	ret = accel_cuda_errno(t->api->cuMemCreate(&h, t->chunk, &prop, 0));
+	if (ret)
+		return ret;
+	t->pool[t->nr_free++] = h;
+	t->nr_alive++;
+	return 0;
+}
+
+int accel_cuda_tier_prealloc(struct accel_cuda_tier *t, unsigned int n)
+{
+	int ret = 0;
+
+	if (!t)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	ret = set_ctx(t);
+	while (!ret && t->nr_free < n)
+		ret = pool_grow(t);
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+static void tier_free(struct accel_cuda_tier *t)
+{
+	unsigned int i;
+
+	if (t->ctx) {
+		t->api->cuCtxSetCurrent(t->ctx);
+		if (t->stream)
+			t->api->cuStreamSynchronize(t->stream);
+		for (i = 0; t->slots && i < t->nr_slots; i++) {
+			if (!t->slots[i])
+				continue;
+			t->api->cuMemUnmap(t->base + i * t->chunk, t->chunk);
+			t->api->cuMemRelease(t->slots[i]);
+		}
+		for (i = 0; t->pool && i < t->nr_free; i++)
+			t->api->cuMemRelease(t->pool[i]);
+		if (t->base)
+			t->api->cuMemAddressFree(t->base, t->size);
+		for (i = 0; i < TIER_EVENTS; i++)
+			if (t->events[i])
+				t->api->cuEventDestroy(t->events[i]);
+		if (t->stream)
+			t->api->cuStreamDestroy(t->stream);
+		t->api->cuDevicePrimaryCtxRelease(t->dev);
+	}
+	free(t->slots);
+	free(t->pool);
+	free(t->dsts);
+	free(t->srcs);
+	free(t->sizes);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+int accel_cuda_tier_create(const struct accel_cuda_tier_opts *o, struct accel_cuda_tier **out,
+			   char *why, size_t len)
+{
+	struct cu_mem_allocation_prop prop;
+	struct accel_cuda_tier *t;
+	size_t gran = 0;
+	int err, vmm = 0, dmabuf = 0, i;
+
+	if (!o || !out || !o->reserve || o->device < 0)
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	pthread_mutex_init(&t->lock, NULL);
+	t->cu = accel_cuda_load(&err, why, len);
+	if (!t->cu) {
+		free(t);
+		return err;
+	}
+	t->api = &t->cu->api;
+	if (o->device >= t->cu->devices) {
+		snprintf(why, len, "no CUDA device %d (%d present)", o->device, t->cu->devices);
+		free(t);
+		return -ENODEV;
+	}
+	t->ordinal = o->device;
+	err = accel_cuda_errno(t->api->cuDeviceGet(&t->dev, o->device));
+	if (!err)
+		err = accel_cuda_errno(t->api->cuDeviceGetAttribute(&vmm,
+					CU_DEVICE_ATTRIBUTE_VMM_SUPPORTED, t->dev));
+	if (!err && !vmm) {
+		snprintf(why, len, "CUDA device %d has no virtual memory management", o->device);
+		free(t);
+		return -ENODEV;
+	}
+	if (!err)
+		err = accel_cuda_errno(t->api->cuDevicePrimaryCtxRetain(&t->ctx, t->dev));
+	if (err) {
+		snprintf(why, len, "CUDA device %d: %s", o->device, strerror(-err));
+		free(t);
+		return err;
+	}
+	if (t->api->cuMemGetHandleForAddressRange &&
+	    !t->api->cuDeviceGetAttribute(&dmabuf, CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED, t->dev))
+		t->dmabuf = dmabuf;
+	err = set_ctx(t);
+	prop_init(t, &prop);
+	if (!err)
+		err = accel_cuda_errno(t->api->cuMemGetAllocationGranularity(&gran, &prop,
+						CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+	if (!err && !gran)
+		err = -EIO;
+	if (err)
+		goto fail;
+	t->chunk = gran;
+	t->size = (o->reserve + gran - 1) / gran * gran;
+	t->nr_slots = (unsigned int)(t->size / gran);
+	t->max_chunks = o->max_chunks && o->max_chunks < t->nr_slots ? o->max_chunks :
+			t->nr_slots;
+	t->slots = calloc(t->nr_slots, sizeof(*t->slots));
+	t->pool = calloc(t->nr_slots, sizeof(*t->pool));
+	if (!t->slots || !t->pool) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	err = accel_cuda_errno(t->api->cuMemAddressReserve(&t->base, t->size, gran, 0, 0));
+	if (!err)
+		err = accel_cuda_errno(t->api->cuStreamCreate(&t->stream, CU_STREAM_NON_BLOCKING));
+	for (i = 0; !err && i < TIER_EVENTS; i++)
+		err = accel_cuda_errno(t->api->cuEventCreate(&t->events[i],
+							     CU_EVENT_DISABLE_TIMING));
+	while (!err && t->nr_free < o->prealloc && t->nr_free < t->max_chunks)
+		err = pool_grow(t);
+	if (err)
+		goto fail;
+	t->next_ticket = 1;
+	t->done_below = 1;
+	t->stats.chunk_size = t->chunk;
+	t->stats.batched = t->api->cuMemcpyBatchAsync != NULL;
+	t->stats.dmabuf = t->dmabuf;
+	*out = t;
+	return 0;
+
+fail:
+	snprintf(why, len, "CUDA device %d: setting up the tier: %s", o->device, strerror(-err));
+	tier_free(t);
+	return err;
+}
+
+void accel_cuda_tier_destroy(struct accel_cuda_tier *t)
+{
+	if (t)
+		tier_free(t);
+}
+
+cu_deviceptr accel_cuda_tier_base(const struct accel_cuda_tier *t)
+{
+	return t ? t->base : 0;
+}
+
+uint64_t accel_cuda_tier_size(const struct accel_cuda_tier *t)
+{
+	return t ? t->size : 0;
+}
+
+uint64_t accel_cuda_tier_chunk_size(const struct accel_cuda_tier *t)
+{
+	return t ? t->chunk : 0;
+}
+
+static bool range_ok(const struct accel_cuda_tier *t, uint64_t off, uint64_t len)
+{
+	return len && !(off % t->chunk) && !(len % t->chunk) && off <= t->size &&
+	       len <= t->size - off;
+}
+
+int accel_cuda_tier_map(struct accel_cuda_tier *t, uint64_t off, uint64_t len)
+{
+	unsigned int first, n, i, need = 0;
+	bool *filled;
+	int ret;
+
+	if (!t || !range_ok(t, off, len))
+		return -EINVAL;
+	first = (unsigned int)(off / t->chunk);
+	n = (unsigned int)(len / t->chunk);
+	filled = calloc(n, sizeof(*filled));
+	if (!filled)
+		return -ENOMEM;
+	pthread_mutex_lock(&t->lock);
+	ret = set_ctx(t);
+	for (i = first; i < first + n; i++)
+		need += !t->slots[i];
+	/* The pool ran short: grow it here (slow, but not wrong), all or nothing. */
+	while (!ret && t->nr_free < need)
+		ret = pool_grow(t);
+	for (i = first; !ret && i < first + n; i++) {
+		cu_deviceptr p = t->base + (cu_deviceptr)i * t->chunk;
+		cu_mem_handle h;
+
+		if (t->slots[i])
+			continue;
+		h = t->pool[--t->nr_free];
+		ret = accel_cuda_errno(t->api->cuMemMap(p, t->chunk, 0, h, 0));
+		if (!ret) {
+			ret = set_access(t, p, t->chunk);
+			if (ret)
+				t->api->cuMemUnmap(p, t->chunk);
+		}
+		if (ret) {
+			t->pool[t->nr_free++] = h;
+			break;
+		}
+		t->slots[i] = h;
+		filled[i - first] = true;
+	}
+	/* A failure part way: undo what this call mapped. */
+	for (i = first; ret && i < first + n; i++) {
+		if (!filled[i - first])
+			continue;
+		t->api->cuMemUnmap(t->base + (cu_deviceptr)i * t->chunk, t->chunk);
+		t->pool[t->nr_free++] = t->slots[i];
+		t->slots[i] = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	free(filled);
+	return ret;
+}
+
+int accel_cuda_tier_unmap(struct accel_cuda_tier *t, uint64_t off, uint64_t len)
+{
+	unsigned int first, n, i;
+	int ret;
+
+	if (!t || !range_ok(t, off, len))
+		return -EINVAL;
+	first = (unsigned int)(off / t->chunk);
+	n = (unsigned int)(len / t->chunk);
+	pthread_mutex_lock(&t->lock);
+	ret = set_ctx(t);
+	/* Copies in flight may still read or write the range. */
+	if (!ret)
+		ret = accel_cuda_errno(t->api->cuStreamSynchronize(t->stream));
+	for (i = first; !ret && i < first + n; i++) {
+		if (!t->slots[i])
+			continue;
+		ret = accel_cuda_errno(t->api->cuMemUnmap(t->base + (cu_deviceptr)i * t->chunk,
+							  t->chunk));
+		if (ret)
+			break;
+		t->pool[t->nr_free++] = t->slots[i];
+		t->slots[i] = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int accel_cuda_tier_grant_peer(struct accel_cuda_tier *t, int peer)
+{
+	cu_device pdev;
+	unsigned int i;
+	int can = 0, ret;
+
+	if (!t || peer < 0 || peer >= t->cu->devices || peer == t->ordinal)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	for (i = 0; i < t->nr_peers; i++) {
+		if (t->peers[i] == peer) {
+			pthread_mutex_unlock(&t->lock);
+			return 0;
+		}
+	}
+	ret = set_ctx(t);
+	if (!ret)
+		ret = accel_cuda_errno(t->api->cuDeviceGet(&pdev, peer));
+	if (!ret)
+		ret = accel_cuda_errno(t->api->cuDeviceCanAccessPeer(&can, pdev, t->dev));
+	if (!ret && !can)
+		ret = -EOPNOTSUPP;
+	if (!ret && t->nr_peers == TIER_MAX_PEERS)
+		ret = -ENOSPC;
+	if (!ret) {
+		t->peers[t->nr_peers++] = peer;
+		/* What is mapped already, one run of mapped chunks at a time. */
+		for (i = 0; !ret && i < t->nr_slots; i++) {
+			unsigned int j = i;
+
+			if (!t->slots[i])
+				continue;
+			while (j < t->nr_slots && t->slots[j])
+				j++;
+			ret = set_access(t, t->base + (cu_deviceptr)i * t->chunk,
+					 (size_t)(j - i) * t->chunk);
+			i = j;
+		}
+		if (ret)
+			t->nr_peers--;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int accel_cuda_tier_host_register(struct accel_cuda_tier *t, void *addr, size_t len)
+{
+	int ret;
+
+	if (!t || !addr || !len)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	ret = set_ctx(t);
+	if (!ret)
+		ret = accel_cuda_errno(t->api->cuMemHostRegister(addr, len,
+							 CU_MEMHOSTREGISTER_PORTABLE));
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int accel_cuda_tier_host_unregister(struct accel_cuda_tier *t, void *addr)
+{
+	int ret;
+
+	if (!t || !addr)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	ret = set_ctx(t);
+	if (!ret)
+		ret = accel_cuda_errno(t->api->cuMemHostUnregister(addr));
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+/* Room for @n runs in the scratch arrays. Called with t->lock held. */
+static int scratch(struct accel_cuda_tier *t, size_t n)
+{
+	cu_deviceptr *d, *s;
+	size_t *z;
+
+	if (n <= t->room)
+		return 0;
+	d = realloc(t->dsts, n * sizeof(*d));
+	if (d)
+		t->dsts = d;
+	s = realloc(t->srcs, n * sizeof(*s));
+	if (s)
+		t->srcs = s;
+	z = realloc(t->sizes, n * sizeof(*z));
+	if (z)
+		t->sizes = z;
+	if (!d || !s || !z)
+		return -ENOMEM;
+	t->room = n;
+	return 0;
+}
+
+/* Wait for ticket @tk's event. Called with t->lock held; drops it while waiting. */
+static int event_sync_locked(struct accel_cuda_tier *t, uint64_t tk)
+{
+	cu_event ev = t->events[tk % TIER_EVENTS];
+	int ret;
+
+	pthread_mutex_unlock(&t->lock);
+	ret = accel_cuda_errno(t->api->cuEventSynchronize(ev));
+	pthread_mutex_lock(&t->lock);
+	if (!ret && t->done_below <= tk)
+		t->done_below = tk + 1;
+	return ret;
+}
+
+int accel_cuda_tier_copy(struct accel_cuda_tier *t, const struct accel_cuda_copy *c,
+			 unsigned int n, uint64_t *ticket)
+{
+	size_t runs = 0, i, fail = 0;
+	uint64_t tk;
+	int ret;
+
+	if (!t || !c || !n || !ticket)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (!c[i].len || !c[i].dst || !c[i].src)
+			return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	ret = set_ctx(t);
+	if (!ret)
+		ret = scratch(t, n);
+	if (ret)
+		goto out;
+	/* Coalesce: a piece that continues the last run on both ends joins it. */
+	for (i = 0; i < n; i++) {
+		if (runs && t->dsts[runs - 1] + t->sizes[runs - 1] == c[i].dst &&
+		    t->srcs[runs - 1] + t->sizes[runs - 1] == c[i].src) {
+			t->sizes[runs - 1] += c[i].len;
+			continue;
+		}
+		t->dsts[runs] = c[i].dst;
+		t->srcs[runs] = c[i].src;
+		t->sizes[runs] = c[i].len;
+		runs++;
+	}
+	if (t->api->cuMemcpyBatchAsync && runs > 1) {
+		struct cu_memcpy_attributes attr = {
+			.src_access_order = CU_MEMCPY_SRC_ACCESS_ORDER_STREAM,
+		};
+		size_t idx = 0;
+
+		ret = accel_cuda_errno(t->api->cuMemcpyBatchAsync(t->dsts, t->srcs, t->sizes, runs,
+								  &attr, &idx, 1, &fail,
+								  t->stream));
+		t->stats.batch_calls++;
+	} else {
+		for (i = 0; !ret && i < runs; i++)
+			ret = accel_cuda_errno(t->api->cuMemcpyAsync(t->dsts[i], t->srcs[i],
+								     t->sizes[i], t->stream));
+		t->stats.copy_calls += i;
+	}
+	if (ret)
+		goto out;
+	t->stats.pieces += n;
+	t->stats.runs += runs;
+	/* The ring slot's last ticket must be done before its event is reused. */
+	tk = t->next_ticket;
+	while (tk >= TIER_EVENTS && t->done_below <= tk - TIER_EVENTS) {
+		ret = event_sync_locked(t, tk - TIER_EVENTS);
+		if (ret)
+			goto out;
+		tk = t->next_ticket;	/* another thread may have queued meanwhile */
+	}
+	ret = accel_cuda_errno(t->api->cuEventRecord(t->events[tk % TIER_EVENTS], t->stream));
+	if (!ret) {
+		t->next_ticket = tk + 1;
+		*ticket = tk;
+	}
+out:
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int accel_cuda_tier_wait(struct accel_cuda_tier *t, uint64_t ticket, int64_t timeout_ns)
+{
+	struct timespec start, now;
+	int ret;
+
+	if (!t || !ticket)
+		return -EINVAL;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	pthread_mutex_lock(&t->lock);
+	if (ticket >= t->next_ticket) {
+		pthread_mutex_unlock(&t->lock);
+		return -EINVAL;
+	}
+	for (;;) {
+		cu_result r;
+
+		/* Done, or so old that its event was reused (it was waited for then). */
+		if (ticket < t->done_below || ticket + TIER_EVENTS < t->next_ticket) {
+			ret = 0;
+			break;
+		}
+		ret = set_ctx(t);
+		if (ret)
+			break;
+		if (timeout_ns < 0) {
+			ret = event_sync_locked(t, ticket);
+			break;
+		}
+		r = t->api->cuEventQuery(t->events[ticket % TIER_EVENTS]);
+		if (r == CU_SUCCESS) {
+			if (t->done_below <= ticket)
+				t->done_below = ticket + 1;
+			ret = 0;
+			break;
+		}
+		if (r != CU_ERROR_NOT_READY) {
+			ret = accel_cuda_errno(r);
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - start.tv_sec) * 1000000000LL + now.tv_nsec - start.tv_nsec >=
+		    timeout_ns) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		pthread_mutex_unlock(&t->lock);
+		nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
+		pthread_mutex_lock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int accel_cuda_tier_export_dmabuf(struct accel_cuda_tier *t, uint64_t off, uint64_t len, int *fd)
+{
+	unsigned int i;
+	int ret, out = -1;
+
+	if (!t || !fd || !range_ok(t, off, len))
+		return -EINVAL;
+	if (!t->dmabuf)
+		return -EOPNOTSUPP;
+	pthread_mutex_lock(&t->lock);
+	for (i = (unsigned int)(off / t->chunk); i < (off + len) / t->chunk; i++) {
+		if (!t->slots[i]) {
+			pthread_mutex_unlock(&t->lock);
+			return -EINVAL;
+		}
+	}
+	ret = set_ctx(t);
+	if (!ret)
+		ret = accel_cuda_errno(t->api->cuMemGetHandleForAddressRange(&out, t->base + off, len,
+						CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD, 0));
+	pthread_mutex_unlock(&t->lock);
+	if (!ret)
+		*fd = out;
+	return ret;
+}
+
+void accel_cuda_tier_stats(struct accel_cuda_tier *t, struct accel_cuda_tier_stats *s)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&t->lock);
+	*s = t->stats;
+	s->chunks_alive = t->nr_alive;
+	s->chunks_free = t->nr_free;
+	s->chunks_mapped = 0;
+	for (i = 0; i < t->nr_slots; i++)
+		s->chunks_mapped += t->slots[i] != 0;
+	pthread_mutex_unlock(&t->lock);
+}

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libaccel - the cuda backend's device tier: one GPU's KV memory as a
+ * reserved virtual range (cuMemAddressReserve) backed on demand by
+ * physical chunks (the allocation granularity, 2 MiB on current GPUs) from
+ * a pool created ahead of time (cuMemCreate costs ~200 us: never on the
+ * swap path), mapped and unmapped with cuMemMap/cuMemUnmap and made
+ * accessible with cuMemSetAccess, to the owning device and to every peer
+ * granted access (peer access to virtual-memory allocations is per range,
+ * not cuCtxEnablePeerAccess). Host memory (kvaccel regions, through their
+ * mapping) is registered for DMA with cuMemHostRegister. Copies run on a
+ * dedicated non-blocking stream: adjacent pieces are coalesced into runs,
+ * and the runs go down in one cuMemcpyBatchAsync (CUDA 12.8+) or, without
+ * it, one cuMemcpyAsync each; a ticket (an event) says when they are done.
+ * A range exports as a dma-buf (cuMemGetHandleForAddressRange) so kvaccel
+ * can import it.
+ *
+ * A tier is thread-safe (one mutex); every call makes the device's primary
+ * context current on the calling thread.
+ */
+#ifndef ACCEL_CUDA_TIER_H
+#define ACCEL_CUDA_TIER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cuda_api.h"
+
+struct accel_cuda_tier;
+
+struct accel_cuda_tier_opts {
+	int device;		/* CUDA ordinal */
+	uint64_t reserve;	/* bytes of virtual range (rounded up to chunks) */
+	unsigned int prealloc;	/* chunks created at once (0: none) */
+	unsigned int max_chunks;	/* most chunks alive (0: reserve / chunk) */
+};
+
+struct accel_cuda_copy {
+	cu_deviceptr dst, src;	/* device pointers or host addresses (UVA) */
+	size_t len;
+};
+
+struct accel_cuda_tier_stats {
+	uint64_t chunk_size;
+	unsigned int chunks_alive, chunks_free, chunks_mapped;
+	uint64_t pieces, runs, batch_calls, copy_calls;
+	bool batched;		/* cuMemcpyBatchAsync is there */
+	bool dmabuf;		/* the device exports dma-bufs */
+};
+
+/*
+ * 0, or -ENODEV (no driver, no such device, no virtual memory management:
+ * @why says which), -EINVAL, -ENOMEM.
+ */
+int accel_cuda_tier_create(const struct accel_cuda_tier_opts *opts,
+			   struct accel_cuda_tier **out, char *why, size_t len);
+/* Waits for copies in flight; unmaps, releases and frees everything. */
+void accel_cuda_tier_destroy(struct accel_cuda_tier *t);
+
+cu_deviceptr accel_cuda_tier_base(const struct accel_cuda_tier *t);
+uint64_t accel_cuda_tier_size(const struct accel_cuda_tier *t);
+uint64_t accel_cuda_tier_chunk_size(const struct accel_cuda_tier *t);
+
+/* Back [off, off + len) (chunk-aligned) with pool chunks; mapped ones stay. */
+int accel_cuda_tier_map(struct accel_cuda_tier *t, uint64_t off, uint64_t len);
+/* Give the chunks of [off, off + len) back to the pool (kept, not released). */
+int accel_cuda_tier_unmap(struct accel_cuda_tier *t, uint64_t off, uint64_t len);
+/* Create chunks ahead of time until @n are free (bounded by max_chunks). */
+int accel_cuda_tier_prealloc(struct accel_cuda_tier *t, unsigned int n);
+
+/*
+ * Let GPU @peer read and write the tier (what is mapped now and later):
+ * -EOPNOTSUPP when the topology does not allow it (copy through the host
+ * then).
+ */
+int accel_cuda_tier_grant_peer(struct accel_cuda_tier *t, int peer);
+
+int accel_cuda_tier_host_register(struct accel_cuda_tier *t, void *addr, size_t len);
+int accel_cuda_tier_host_unregister(struct accel_cuda_tier *t, void *addr);
+
+/*
+ * Queue @n copies on the tier's stream; adjacent pieces (both ends
+ * contiguous) are merged first. *ticket names the batch for _wait().
+ */
+int accel_cuda_tier_copy(struct accel_cuda_tier *t, const struct accel_cuda_copy *copies,
+			 unsigned int n, uint64_t *ticket);
+/* 0 once @ticket's copies are done, -ETIMEDOUT (timeout_ns 0: a poll), -EIO. */
+int accel_cuda_tier_wait(struct accel_cuda_tier *t, uint64_t ticket, int64_t timeout_ns);
+
+/* Export [off, off + len) (mapped, chunk-aligned) as a dma-buf: -EOPNOTSUPP without support. */
+int accel_cuda_tier_export_dmabuf(struct accel_cuda_tier *t, uint64_t off, uint64_t len,
+				  int *fd);
+
+void accel_cuda_tier_stats(struct accel_cuda_tier *t, struct accel_cuda_tier_stats *s);
+
+#endif
