@@ -237,7 +237,8 @@ static int serve(struct kvd *d, struct kvnl *ev)
 			} else if (p == ev) {
 				int r = kvnl_wait_events(ev, 0, handle_event, d);
 
-				if (r == -ENOBUFS) {
+				/* libnl reports a receive overrun (ENOBUFS) as -ENOMEM. */
+				if (r == -ENOBUFS || r == -ENOMEM) {
 					struct view v;
 
 					/* Events were lost: the dumps say where things stand. */

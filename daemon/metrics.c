@@ -62,6 +62,14 @@ static void put(struct buf *b, const char *fmt, ...)
 	}
 }
 
+/* One unlabelled sample with its HELP and TYPE lines. */
+static void metric(struct buf *b, const char *name, const char *type, const char *help,
+		   uint64_t value)
+{
+	put(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+	    (unsigned long long)value);
+}
+
 struct node {
 	uint64_t limit, usage, high_wm, low_wm, pages, regions, clients;
 	uint64_t copy_jobs, copy_errors;
@@ -139,34 +147,24 @@ static void render(struct kvd *d, struct buf *b)
 	    !kvnl_exec(mnl, kvnl_request(mnl, KVACCEL_CMD_CLIENT_GET, true), proc_cb, ps))
 		kernel = true;
 
-	put(b, "# HELP kvaccel_up Whether the daemon could read the kernel's state.\n"
-	       "# TYPE kvaccel_up gauge\nkvaccel_up %d\n", kernel);
+	metric(b, "kvaccel_up", "gauge", "Whether the daemon could read the kernel's state.",
+	       kernel);
 	if (kernel) {
-		put(b, "# HELP kvaccel_node_usage_bytes Bytes all regions of the node hold.\n"
-		       "# TYPE kvaccel_node_usage_bytes gauge\nkvaccel_node_usage_bytes %llu\n",
-		    (unsigned long long)n.usage);
-		put(b, "# HELP kvaccel_node_limit_bytes The node's limit (0: none).\n"
-		       "# TYPE kvaccel_node_limit_bytes gauge\nkvaccel_node_limit_bytes %llu\n",
-		    (unsigned long long)n.limit);
+		metric(b, "kvaccel_node_usage_bytes", "gauge", "Bytes all regions of the node hold.",
+		       n.usage);
+		metric(b, "kvaccel_node_limit_bytes", "gauge", "The node's limit (0: none).", n.limit);
 		put(b, "# HELP kvaccel_node_watermark_bytes Pressure watermarks.\n"
 		       "# TYPE kvaccel_node_watermark_bytes gauge\n"
 		       "kvaccel_node_watermark_bytes{level=\"high\"} %llu\n"
 		       "kvaccel_node_watermark_bytes{level=\"low\"} %llu\n",
 		    (unsigned long long)n.high_wm, (unsigned long long)n.low_wm);
-		put(b, "# HELP kvaccel_node_pressure 1 while usage is above the high watermark "
-		       "(until it falls below the low one).\n"
-		       "# TYPE kvaccel_node_pressure gauge\nkvaccel_node_pressure %u\n", n.pressure);
-		put(b, "# HELP kvaccel_node_regions Regions alive.\n"
-		       "# TYPE kvaccel_node_regions gauge\nkvaccel_node_regions %llu\n",
-		    (unsigned long long)n.regions);
-		put(b, "# HELP kvaccel_node_clients Open files of the device.\n"
-		       "# TYPE kvaccel_node_clients gauge\nkvaccel_node_clients %llu\n",
-		    (unsigned long long)n.clients);
-		put(b, "# HELP kvaccel_copy_jobs_total Copy jobs finished.\n"
-		       "# TYPE kvaccel_copy_jobs_total counter\nkvaccel_copy_jobs_total %llu\n"
-		       "# HELP kvaccel_copy_errors_total Copy jobs that failed.\n"
-		       "# TYPE kvaccel_copy_errors_total counter\nkvaccel_copy_errors_total %llu\n",
-		    (unsigned long long)n.copy_jobs, (unsigned long long)n.copy_errors);
+		metric(b, "kvaccel_node_pressure", "gauge", "1 while usage is above the high "
+		       "watermark (until it falls below the low one).", n.pressure);
+		metric(b, "kvaccel_node_regions", "gauge", "Regions alive.", n.regions);
+		metric(b, "kvaccel_node_clients", "gauge", "Open files of the device.", n.clients);
+		metric(b, "kvaccel_copy_jobs_total", "counter", "Copy jobs finished.", n.copy_jobs);
+		metric(b, "kvaccel_copy_errors_total", "counter", "Copy jobs that failed.",
+		       n.copy_errors);
 	}
 
 	pthread_mutex_lock(&d->lock);

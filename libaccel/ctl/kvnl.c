@@ -226,7 +226,16 @@ int kvnl_subscribe(struct kvnl *nl)
 	if (grp < 0)
 		return kvnl_errno(grp);
 	ret = nl_socket_add_membership(nl->sk, grp);
-	return ret < 0 ? kvnl_errno(ret) : 0;
+	if (ret < 0)
+		return kvnl_errno(ret);
+	/* Room for bursts (hundreds of engines starting); admins may force it. */
+	{
+		int size = 4 << 20, fd = nl_socket_get_fd(nl->sk);
+
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)))
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	}
+	return 0;
 }
 
 /* Events carry no sequence numbers of ours. */

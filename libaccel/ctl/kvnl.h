@@ -38,7 +38,12 @@ struct nl_msg *kvnl_request(struct kvnl *nl, int cmd, bool dump);
 /* Send, receive the replies until the ack or the end of the dump; frees msg. */
 int kvnl_exec(struct kvnl *nl, struct nl_msg *msg, kvnl_cb cb, void *arg);
 
-/* Join the events group (-EPERM without CAP_NET_ADMIN). */
+/*
+ * Join the events group (-EPERM without CAP_NET_ADMIN), with a 4 MiB
+ * receive buffer where allowed. Events lost to an overrun surface as
+ * -ENOMEM (libnl's name for ENOBUFS) from kvnl_wait_events(): re-read the
+ * dumps then.
+ */
 int kvnl_subscribe(struct kvnl *nl);
 /* Wait up to timeout_ms (-1: forever) for events: 1 handled, 0 timeout. */
 int kvnl_wait_events(struct kvnl *nl, int timeout_ms, kvnl_cb cb, void *arg);

@@ -722,6 +722,30 @@ TEST_F(kvd, notifies_readiness)
 	unlink(sa.sun_path);
 }
 
+/* Events lost to a receive overrun: the daemon re-reads the dumps and serves on. */
+TEST_F(kvd, event_overrun_resyncs)
+{
+	int fd = kvt_open(), i, s;
+	uint32_t h;
+
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	usleep(200000);
+	/* Stopped, it reads nothing: 12000 events overrun its 4 MiB buffer. */
+	ASSERT_EQ(0, kill(self->daemon, SIGSTOP));
+	for (i = 0; i < 6000; i++) {
+		ASSERT_EQ(0, kvt_region_create(fd, 4096, 4096, &h));
+		ASSERT_EQ(0, kvt_close_handle(fd, h));
+	}
+	ASSERT_EQ(0, kill(self->daemon, SIGCONT));
+	EXPECT_TRUE(wait_log("events lost: view re-read", 10000));
+	s = raw_connect();
+	ASSERT_LE(0, s);
+	EXPECT_EQ(0, raw_register(s, "after-overrun"));
+	close(s);
+	close(fd);
+}
+
 /* An engine that dies: the kernel frees its memory, the daemon says so. */
 TEST_F(kvd, engine_death_is_logged)
 {
