@@ -39,7 +39,7 @@ low_watermark = 4M
 
 [daemon]
 socket = $t/engine.sock
-metrics = 127.0.0.1:9464
+metrics = off
 CONF
 printf '[device]\nlimit = 512M\nhigh_watermark = lots\n' > $t/bad.conf
 
