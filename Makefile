@@ -45,7 +45,7 @@ NL_TESTS	:= netlink fuzz
 
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
-		   $(B)/tests/libaccel_api $(B)/tests/libaccel_kv \
+		   $(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_kv_cuda \
 		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh $(B)/tests/kvacceld_engines
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
@@ -167,6 +167,15 @@ $(B)/tests/libaccel_api $(B)/tests/libaccel_kv: $(B)/tests/libaccel_%: tests/lib
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
 		$(B)/libaccel/libaccel.a -ldrm
+
+# The KV cache on the cuda backend against the fake driver: dynamic (it
+# dlopens libcuda.so.1); run-selftests ships the fake and vmtest the libraries.
+$(B)/tests/libaccel_kv_cuda: tests/libaccel/kv.c $(TEST_HDRS) $(B)/libaccel/libaccel.a \
+		$(B)/native-bin/fakecuda/libcuda.so.1
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -DKV_CUDA -Ilibaccel/include -pthread -o $@ $< \
+		$(B)/libaccel/libaccel.a -ldrm -ldl
 
 # The engine socket with libaccel's engine side (kvacceld on PATH in the guest).
 $(B)/tests/kvacceld_engines: tests/daemon/engines.c $(TEST_HDRS) $(B)/libaccel/libaccel.a \

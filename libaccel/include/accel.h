@@ -230,7 +230,12 @@ struct accel_kv_config {
 	uint32_t block_bytes;
 	/** Blocks of the device tier and of the host tier. */
 	uint32_t device_blocks, host_blocks;
-	/** "host" (both tiers in kvaccel regions; the default) or "cuda". */
+	/**
+	 * "host" (both tiers in kvaccel regions; the default) or "cuda" (the
+	 * device tier in GPU 0's memory: a reserved virtual range, all its
+	 * chunks created with the cache, mapped when first used; ENODEV and a
+	 * log line naming why without a driver or GPU).
+	 */
 	const char *backend;
 	/** Largest coalesced transfer in bytes (0: 2 MiB). */
 	uint32_t transfer_unit;
@@ -288,26 +293,33 @@ int accel_kv_seq_place(struct accel_kv *kv, uint32_t seq);
  * The sequence is ACCEL_KV_MOVING until accel_kv_progress() sees the copy
  * done; its old tier's blocks are released then. *fence (may be NULL)
  * receives the copy's fence, owned by the cache (valid until the next
- * progress call that completes it).
+ * progress call that completes it); the cuda backend's copies run on its
+ * own stream and give NULL: accel_kv_progress() is the way to wait.
  */
 int accel_kv_swap_out(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence);
 int accel_kv_swap_in(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence);
 /** Complete finished swaps (wait up to @timeout_ns, -1: all); returns swaps still in flight. */
 int accel_kv_progress(struct accel_kv *kv, int64_t timeout_ns);
 
-/** The address of a block of a tier (host backend: a CPU address). */
+/**
+ * The address of a block of a tier: a CPU address, except on the cuda
+ * backend's device tier, where it is a device pointer (CUdeviceptr).
+ */
 void *accel_kv_block_addr(struct accel_kv *kv, enum accel_kv_place tier, uint32_t block);
 /**
  * Map the sequence's blocks, on the tier it is on, as one contiguous
  * window (a kvaccel space); *addr and *len receive it. Valid until the
- * sequence moves or changes; a later call remaps.
+ * sequence moves or changes; a later call remaps. -EOPNOTSUPP on the cuda
+ * backend's device tier (a CUDA window maps whole chunks, not blocks).
  */
 int accel_kv_seq_window(struct accel_kv *kv, uint32_t seq, void **addr, size_t *len);
 int accel_kv_stats(struct accel_kv *kv, struct accel_kv_stats *stats);
 
 /**
  * Share KV with another process (a decode engine, a migration target):
- * export a tier's memory as a dma-buf (close-on-exec). The other process
+ * export a tier's memory as a dma-buf (close-on-exec; the cuda backend's
+ * device tier: the driver's dma-buf of GPU memory, for kvaccel or a NIC to
+ * import, not for mapping). The other process
  * imports it (accel_region_import()) and maps it, or binds the blocks a
  * sequence's table names (accel_kv_seq_blocks(), or
  * accel_kv_seq_host_blocks() on the host tier) into its own space: no copy.

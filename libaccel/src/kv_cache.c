@@ -6,8 +6,12 @@
  * coalesced transfers, moving only what changed since the last swap.
  *
  * Backends: "host" keeps both tiers in kvaccel regions and moves bytes
- * with the module's copy engine (machines without a GPU, and CI). The
- * CUDA backend is still to come.
+ * with the module's copy engine (machines without a GPU, and CI). "cuda"
+ * keeps the device tier in GPU memory (cuda/cuda_tier.c: a reserved
+ * virtual range whose chunks, all created with the cache, are mapped when
+ * a block in them is first used) and the host tier in a kvaccel region
+ * registered with the driver; swaps are batched copies on the tier's
+ * stream, finished by tickets instead of kvaccel fences.
  *
  * Per sequence: the kv_seq's block table names device blocks (KV_NO_BLOCK
  * while the sequence is on the host); host[] names each block's host copy
@@ -21,6 +25,7 @@
 
 #include "internal.h"
 #include "cuda/cuda_loader.h"
+#include "cuda/cuda_tier.h"
 #include "kv/kv_seq.h"
 
 enum { T_DEV, T_HOST, T_NR };
@@ -40,6 +45,7 @@ struct kv_entry {
 	uint8_t *dirty;
 	uint32_t aux_cap;
 	struct accel_fence *fence;
+	uint64_t ticket;	/* cuda backend: the move's copies */
 	struct accel_space *win;
 };
 
@@ -51,6 +57,10 @@ struct accel_kv {
 	struct kv_entry *e;
 	uint32_t nr_e;
 	struct accel_kv_stats st;
+	/* cuda backend: the device tier, and which of its chunks are mapped. */
+	struct accel_cuda_tier *gpu;
+	uint8_t *mapped;
+	uint64_t chunk;
 };
 
 static int tier_init(struct accel_kv *kv, int t, uint32_t blocks, int node)
@@ -74,6 +84,65 @@ static void tier_fini(struct kv_tier *tier)
 	kv_pool_fini(&tier->pool);
 }
 
+/* The cuda backend's device tier: every chunk created now, mapped on first use. */
+static int gpu_init(struct accel_kv *kv)
+{
+	uint64_t bytes = (uint64_t)kv->cfg.device_blocks * kv->cfg.block_bytes;
+	struct accel_cuda_tier_opts o = { .device = 0, .reserve = bytes };
+	char why[160];
+	int ret;
+
+	ret = kv_pool_init(&kv->tier[T_DEV].pool, kv->cfg.device_blocks);
+	if (ret)
+		return ret;
+	ret = accel_cuda_tier_create(&o, &kv->gpu, why, sizeof(why));
+	if (ret) {
+		accel_log(ACCEL_LOG_ERR, "kv: cuda backend: %s", why);
+		return ret;
+	}
+	kv->chunk = accel_cuda_tier_chunk_size(kv->gpu);
+	kv->mapped = calloc(accel_cuda_tier_size(kv->gpu) / kv->chunk, 1);
+	if (!kv->mapped)
+		return -ENOMEM;
+	ret = accel_cuda_tier_prealloc(kv->gpu,
+				       (unsigned int)(accel_cuda_tier_size(kv->gpu) / kv->chunk));
+	if (ret)
+		accel_log(ACCEL_LOG_ERR, "kv: cuda backend: creating %llu bytes of GPU memory: %s",
+			  (unsigned long long)accel_cuda_tier_size(kv->gpu), strerror(-ret));
+	return ret;
+}
+
+/* Map the chunks that hold @e's device blocks (cuda backend; a no-op otherwise). */
+static int gpu_map_blocks(struct accel_kv *kv, const struct kv_entry *e)
+{
+	uint32_t i;
+	int ret;
+
+	for (i = 0; kv->gpu && i < e->s.nr_blocks; i++) {
+		uint64_t c;
+
+		if (e->s.blocks[i] == KV_NO_BLOCK)
+			continue;
+		c = (uint64_t)e->s.blocks[i] * kv->cfg.block_bytes / kv->chunk;
+		if (kv->mapped[c])
+			continue;
+		ret = accel_cuda_tier_map(kv->gpu, c * kv->chunk, kv->chunk);
+		if (ret)
+			return ret;
+		kv->mapped[c] = 1;
+	}
+	return 0;
+}
+
+/* A block's address for the cuda tier's copies: a device pointer or a host address. */
+static cu_deviceptr gpu_addr(const struct accel_kv *kv, int t, uint32_t block)
+{
+	uint64_t off = (uint64_t)block * kv->cfg.block_bytes;
+
+	return t == T_DEV ? accel_cuda_tier_base(kv->gpu) + off :
+	       (cu_deviceptr)(uintptr_t)(kv->tier[T_HOST].base + off);
+}
+
 ACCEL_EXPORT struct accel_kv *accel_kv_create(struct accel_device *dev,
 					      const struct accel_kv_config *cfg)
 {
@@ -92,22 +161,7 @@ ACCEL_EXPORT struct accel_kv *accel_kv_create(struct accel_device *dev,
 		errno = EINVAL;
 		return NULL;
 	}
-	if (cfg->backend && !strcmp(cfg->backend, "cuda")) {
-		char why[160];
-		int err;
-
-		/* Say first whether there is a GPU at all, then what is missing. */
-		if (!accel_cuda_load(&err, why, sizeof(why))) {
-			accel_log(ACCEL_LOG_ERR, "kv: cuda backend: %s", why);
-			errno = -err;
-		} else {
-			accel_log(ACCEL_LOG_ERR, "kv: cuda backend: the GPU device tier is not "
-				  "part of this libaccel yet");
-			errno = EOPNOTSUPP;
-		}
-		return NULL;
-	}
-	if (cfg->backend && strcmp(cfg->backend, "host")) {
+	if (cfg->backend && strcmp(cfg->backend, "host") && strcmp(cfg->backend, "cuda")) {
 		accel_log(ACCEL_LOG_ERR, "kv: unknown backend \"%s\" (\"host\" or \"cuda\")",
 			  cfg->backend);
 		errno = EINVAL;
@@ -118,13 +172,17 @@ ACCEL_EXPORT struct accel_kv *accel_kv_create(struct accel_device *dev,
 		return NULL;
 	kv->dev = dev;
 	kv->cfg = *cfg;
-	kv->cfg.backend = "host";
+	kv->cfg.backend = cfg->backend && !strcmp(cfg->backend, "cuda") ? "cuda" : "host";
 	if (!kv->cfg.transfer_unit)
 		kv->cfg.transfer_unit = 2u << 20;
 	pthread_mutex_init(&kv->lock, NULL);
-	ret = tier_init(kv, T_DEV, cfg->device_blocks, ACCEL_NODE_ANY);
+	ret = strcmp(kv->cfg.backend, "cuda") ? tier_init(kv, T_DEV, cfg->device_blocks,
+							ACCEL_NODE_ANY) : gpu_init(kv);
 	if (!ret)
 		ret = tier_init(kv, T_HOST, cfg->host_blocks, cfg->host_node);
+	if (!ret && kv->gpu)
+		ret = accel_cuda_tier_host_register(kv->gpu, kv->tier[T_HOST].base,
+						    (size_t)cfg->host_blocks * cfg->block_bytes);
 	if (ret) {
 		accel_kv_destroy(kv);
 		errno = -ret;
@@ -230,6 +288,8 @@ static int entry_new(struct accel_kv *kv, uint32_t *seq)
 /* Copy device blocks for copy-on-write and wait: the caller writes next. */
 static int run_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, uint32_t n,
 		      struct accel_fence **fence);
+static int gpu_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, uint32_t n,
+		      uint64_t *ticket);
 
 ACCEL_EXPORT int accel_kv_seq_create(struct accel_kv *kv, const int32_t *prompt, uint64_t n,
 				     uint32_t *seq, uint64_t *cached_tokens)
@@ -250,6 +310,8 @@ ACCEL_EXPORT int accel_kv_seq_create(struct accel_kv *kv, const int32_t *prompt,
 	ret = aux_reserve(e, (n + kv->cfg.block_tokens - 1) / kv->cfg.block_tokens);
 	if (!ret)
 		ret = kv_seq_start(&kv->tier[T_DEV].pool, &e->s, prompt, n, &cached, &copies);
+	if (!ret)
+		ret = gpu_map_blocks(kv, e);
 	if (ret) {
 		entry_fini(kv, e);
 		goto out;
@@ -290,7 +352,15 @@ ACCEL_EXPORT int accel_kv_seq_append(struct accel_kv *kv, uint32_t seq, const in
 	for (i = first; i < e->s.nr_blocks; i++)
 		e->dirty[i] = 1;
 	drop_window(e);
-	if (copies.n) {
+	ret = gpu_map_blocks(kv, e);
+	if (!ret && copies.n && kv->gpu) {
+		uint64_t tk;
+
+		kv->st.cow_copies += copies.n;
+		ret = gpu_copies(kv, T_DEV, T_DEV, copies.v, copies.n, &tk);
+		if (!ret && tk)
+			ret = accel_cuda_tier_wait(kv->gpu, tk, -1);
+	} else if (!ret && copies.n) {
 		kv->st.cow_copies += copies.n;
 		ret = run_copies(kv, T_DEV, T_DEV, copies.v, copies.n, &f);
 		if (!ret && f)
@@ -497,6 +567,65 @@ out:
 	return ret;
 }
 
+/*
+ * The cuda backend's mover: block copies as coalesced runs in one batch on
+ * the tier's stream; *ticket says when they are done (0: nothing to wait
+ * for). ACCEL_KV_PER_BLOCK_COPIES: one call per block, all waited for.
+ */
+static int gpu_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, uint32_t n,
+		      uint64_t *ticket)
+{
+	uint32_t unit = kv->cfg.transfer_unit / kv->cfg.block_bytes, nr, i;
+	uint64_t bb = kv->cfg.block_bytes;
+	struct accel_cuda_copy *cp;
+	struct kv_run *runs;
+	int ret = 0;
+
+	*ticket = 0;
+	if (!n)
+		return 0;
+	if (kv->cfg.flags & ACCEL_KV_PER_BLOCK_COPIES) {
+		uint64_t tk = 0;
+
+		for (i = 0; i < n && !ret; i++) {
+			struct accel_cuda_copy one = {
+				gpu_addr(kv, to, c[i].dst), gpu_addr(kv, from, c[i].src), bb
+			};
+
+			ret = accel_cuda_tier_copy(kv->gpu, &one, 1, &tk);
+		}
+		if (tk) {
+			int r = accel_cuda_tier_wait(kv->gpu, tk, -1);
+
+			ret = ret ? ret : r;
+		}
+		kv->st.transfers += n;
+		kv->st.bytes_moved += n * bb;
+		return ret;
+	}
+	runs = calloc(n, sizeof(*runs));
+	cp = calloc(n, sizeof(*cp));
+	if (!runs || !cp) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	nr = kv_coalesce(c, n, unit ? unit : 1, runs);
+	for (i = 0; i < nr; i++)
+		cp[i] = (struct accel_cuda_copy) {
+			gpu_addr(kv, to, runs[i].dst), gpu_addr(kv, from, runs[i].src),
+			runs[i].count * bb
+		};
+	ret = accel_cuda_tier_copy(kv->gpu, cp, nr, ticket);
+	if (!ret) {
+		kv->st.transfers += nr;
+		kv->st.bytes_moved += n * bb;
+	}
+out:
+	free(runs);
+	free(cp);
+	return ret;
+}
+
 /* Drop host copies of sequences on the device until @need host blocks are free. */
 static void reclaim_host(struct accel_kv *kv, uint32_t need)
 {
@@ -521,11 +650,14 @@ static void reclaim_host(struct accel_kv *kv, uint32_t need)
 static int start_move(struct accel_kv *kv, struct kv_entry *e, int to, struct kv_copy *c,
 		      uint32_t n, struct accel_fence **fence)
 {
-	int ret = run_copies(kv, to == T_HOST ? T_DEV : T_HOST, to, c, n, &e->fence);
+	int from = to == T_HOST ? T_DEV : T_HOST, ret;
 
+	ret = kv->gpu ? gpu_copies(kv, from, to, c, n, &e->ticket) :
+			run_copies(kv, from, to, c, n, &e->fence);
 	if (ret)
 		return ret;
-	e->place = e->fence ? ACCEL_KV_MOVING : to == T_HOST ? ACCEL_KV_HOST : ACCEL_KV_DEVICE;
+	e->place = e->fence || e->ticket ? ACCEL_KV_MOVING :
+		   to == T_HOST ? ACCEL_KV_HOST : ACCEL_KV_DEVICE;
 	e->target = to == T_HOST ? ACCEL_KV_HOST : ACCEL_KV_DEVICE;
 	if (fence)
 		*fence = e->fence;
@@ -619,7 +751,7 @@ ACCEL_EXPORT int accel_kv_swap_out(struct accel_kv *kv, uint32_t seq, struct acc
 	}
 	kv->st.swaps_out++;
 	kv->st.blocks_out += n;
-	if (!e->fence)
+	if (!e->fence && !e->ticket)
 		complete_out(kv, e, 0);
 out:
 	free(c);
@@ -680,14 +812,16 @@ ACCEL_EXPORT int accel_kv_swap_in(struct accel_kv *kv, uint32_t seq, struct acce
 		e->s.blocks[i] = fresh[k++];
 		c[n++] = (struct kv_copy) { e->host[i], e->s.blocks[i] };
 	}
-	ret = start_move(kv, e, T_DEV, c, n, fence);
+	ret = gpu_map_blocks(kv, e);
+	if (!ret)
+		ret = start_move(kv, e, T_DEV, c, n, fence);
 	if (ret) {
 		complete_in(kv, e, ret);
 		goto out;
 	}
 	kv->st.swaps_in++;
 	kv->st.blocks_in += n;
-	if (!e->fence)
+	if (!e->fence && !e->ticket)
 		complete_in(kv, e, 0);
 out:
 	free(c);
@@ -698,11 +832,18 @@ out:
 
 static int finish_move(struct accel_kv *kv, struct kv_entry *e, int64_t timeout_ns)
 {
-	int status = timeout_ns ? accel_fence_wait(e->fence, timeout_ns) :
-				  accel_fence_status(e->fence);
+	int status;
 
-	if (status == -ETIME || (!timeout_ns && status == 0))
-		return -EAGAIN;
+	if (e->ticket) {
+		status = accel_cuda_tier_wait(kv->gpu, e->ticket, timeout_ns);
+		if (status == -ETIMEDOUT)
+			return -EAGAIN;
+	} else {
+		status = timeout_ns ? accel_fence_wait(e->fence, timeout_ns) :
+				      accel_fence_status(e->fence);
+		if (status == -ETIME || (!timeout_ns && status == 0))
+			return -EAGAIN;
+	}
 	if (status == 1)
 		status = 0;
 	if (status)
@@ -713,6 +854,7 @@ static int finish_move(struct accel_kv *kv, struct kv_entry *e, int64_t timeout_
 		complete_in(kv, e, status);
 	accel_fence_destroy(e->fence);
 	e->fence = NULL;
+	e->ticket = 0;
 	return status;
 }
 
@@ -744,6 +886,9 @@ ACCEL_EXPORT void *accel_kv_block_addr(struct accel_kv *kv, enum accel_kv_place 
 		errno = EINVAL;
 		return NULL;
 	}
+	/* cuda backend: the device tier's blocks are device pointers (CUdeviceptr). */
+	if (t == T_DEV && kv->gpu)
+		return (void *)(uintptr_t)gpu_addr(kv, T_DEV, block);
 	return kv->tier[t].base + (size_t)block * kv->cfg.block_bytes;
 }
 
@@ -762,6 +907,11 @@ ACCEL_EXPORT int accel_kv_seq_window(struct accel_kv *kv, uint32_t seq, void **a
 	if (ret)
 		goto out;
 	t = e->place == ACCEL_KV_DEVICE ? T_DEV : T_HOST;
+	if (t == T_DEV && kv->gpu) {
+		/* A CUDA window maps whole chunks, not blocks: not yet. */
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
 	drop_window(e);
 	e->win = accel_space_create(kv->dev, e->s.nr_blocks, kv->cfg.block_bytes);
 	ops = calloc(e->s.nr_blocks, sizeof(*ops));
@@ -794,6 +944,22 @@ ACCEL_EXPORT int accel_kv_tier_export(struct accel_kv *kv, enum accel_kv_place t
 
 	if (!kv || t < 0 || !fd)
 		return -EINVAL;
+	if (t == T_DEV && kv->gpu) {
+		uint64_t size = accel_cuda_tier_size(kv->gpu), c;
+		int ret = 0;
+
+		/* The whole tier, mapped, as one dma-buf. */
+		pthread_mutex_lock(&kv->lock);
+		for (c = 0; !ret && c < size / kv->chunk; c++) {
+			if (kv->mapped[c])
+				continue;
+			ret = accel_cuda_tier_map(kv->gpu, c * kv->chunk, kv->chunk);
+			if (!ret)
+				kv->mapped[c] = 1;
+		}
+		pthread_mutex_unlock(&kv->lock);
+		return ret ? ret : accel_cuda_tier_export_dmabuf(kv->gpu, 0, size, fd);
+	}
 	return accel_region_export(kv->tier[t].region, fd);
 }
 
@@ -843,6 +1009,10 @@ ACCEL_EXPORT void accel_kv_destroy(struct accel_kv *kv)
 		entry_fini(kv, e);
 	}
 	free(kv->e);
+	if (kv->gpu && kv->tier[T_HOST].base)
+		accel_cuda_tier_host_unregister(kv->gpu, kv->tier[T_HOST].base);
+	accel_cuda_tier_destroy(kv->gpu);
+	free(kv->mapped);
 	tier_fini(&kv->tier[T_DEV]);
 	tier_fini(&kv->tier[T_HOST]);
 	pthread_mutex_destroy(&kv->lock);
