@@ -288,7 +288,7 @@ $(B)/native/cuda_tier: tests/libaccel/cuda_tier.c $(wildcard libaccel/src/cuda/*
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/src -pthread -o $(B)/native-bin/cuda_tier $< \
 		$(wildcard libaccel/src/cuda/*.c) -lcmocka -ldl
-	@printf '#!/bin/sh\nLD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
 		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/cuda_tier" > $@
 	@chmod +x $@
 
@@ -299,7 +299,7 @@ gpu-check: $(B)/native/cuda_tier $(B)/native/cuda_probe
 
 # The same against a driver without cuMemcpyBatchAsync, dma-buf export or peers.
 $(B)/native/cuda_tier_plain: $(B)/native/cuda_tier
-	@printf '#!/bin/sh\nFAKE_CUDA_NO_BATCH=1 FAKE_CUDA_NO_DMABUF=1 FAKE_CUDA_NO_PEER=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 FAKE_CUDA_NO_BATCH=1 FAKE_CUDA_NO_DMABUF=1 FAKE_CUDA_NO_PEER=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
 		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/cuda_tier" > $@
 	@chmod +x $@
 

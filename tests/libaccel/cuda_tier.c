@@ -12,8 +12,9 @@
  * chunk limit, unmap returning chunks to the pool, scattered 16 KiB pieces
  * host -> device -> host with their data, adjacent pieces coalesced into
  * runs and the runs sent in one batch call, tickets and waits, peer access
- * granted per range (now and for later maps), dma-buf export, and every
- * call's refusal of bad arguments.
+ * granted per range (now and for later maps), GPU-to-GPU copies (the peer
+ * path, or staged through the host without peers), dma-buf export, and
+ * every call's refusal of bad arguments.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -297,6 +298,65 @@ static void peers_get_access_per_range(void **state)
 	accel_cuda_tier_destroy(t);
 }
 
+/* GPU to GPU: the peer path where granted, staged through the host where not. */
+static void gpu_to_gpu(void **state)
+{
+	struct accel_cuda_tier_opts o = { .device = 1, .reserve = 8 * MIB, .prealloc = 2 };
+	struct accel_cuda_tier *a, *b = NULL;
+	struct accel_cuda_tier_stats s;
+	const struct accel_cuda *cu;
+	struct accel_cuda_copy cp[2];
+	static unsigned char buf[3 * MIB], back[3 * MIB];
+	char why[160];
+	uint64_t c, tk;
+	int err, ret;
+	size_t i;
+
+	(void)state;
+	if (!have_driver())
+		skip();
+	cu = accel_cuda_load(&err, why, sizeof(why));
+	if (cu->devices < 2) {
+		printf("# SKIP one GPU: no GPU-to-GPU copy\n");
+		skip();
+	}
+	a = tier(8 * MIB, 2, 0);
+	assert_int_equal(0, accel_cuda_tier_create(&o, &b, why, sizeof(why)));
+	assert_int_equal(1, accel_cuda_tier_device(b));
+	c = accel_cuda_tier_chunk_size(a);
+	assert_int_equal(0, accel_cuda_tier_map(a, 0, 2 * c));
+	assert_int_equal(0, accel_cuda_tier_map(b, 0, 2 * c));
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)(i * 13 + 1);
+	/* 3 MiB into GPU 0, then (in two pieces) to GPU 1, then back to the host. */
+	cp[0] = (struct accel_cuda_copy){ accel_cuda_tier_base(a), (cu_deviceptr)(uintptr_t)buf,
+					  sizeof(buf) };
+	assert_int_equal(0, accel_cuda_tier_copy(a, cp, 1, &tk));
+	assert_int_equal(0, accel_cuda_tier_wait(a, tk, -1));
+	cp[0] = (struct accel_cuda_copy){ accel_cuda_tier_base(b) + c,
+					  accel_cuda_tier_base(a), MIB };
+	cp[1] = (struct accel_cuda_copy){ accel_cuda_tier_base(b),
+					  accel_cuda_tier_base(a) + MIB, 2 * MIB };
+	ret = accel_cuda_tier_grant_peer(a, 1);
+	assert_true(ret == 0 || ret == -EOPNOTSUPP);
+	assert_int_equal(0, accel_cuda_tier_copy_peer(b, a, cp, 2, &tk));
+	assert_int_equal(0, accel_cuda_tier_wait(b, tk, -1));
+	accel_cuda_tier_stats(b, &s);
+	assert_int_equal(ret ? 0 : 1, s.peer_direct);
+	assert_int_equal(ret ? 1 : 0, s.peer_staged);
+	cp[0] = (struct accel_cuda_copy){ (cu_deviceptr)(uintptr_t)back,
+					  accel_cuda_tier_base(b) + c, MIB };
+	cp[1] = (struct accel_cuda_copy){ (cu_deviceptr)(uintptr_t)(back + MIB),
+					  accel_cuda_tier_base(b), 2 * MIB };
+	assert_int_equal(0, accel_cuda_tier_copy(b, cp, 2, &tk));
+	assert_int_equal(0, accel_cuda_tier_wait(b, tk, -1));
+	assert_memory_equal(buf, back, sizeof(buf));
+	assert_int_equal(-EINVAL, accel_cuda_tier_copy_peer(b, b, cp, 1, &tk));
+	assert_int_equal(-EINVAL, accel_cuda_tier_copy_peer(b, a, NULL, 1, &tk));
+	accel_cuda_tier_destroy(b);
+	accel_cuda_tier_destroy(a);
+}
+
 static void dmabuf_export(void **state)
 {
 	struct accel_cuda_tier_stats s;
@@ -386,6 +446,7 @@ int main(void)
 		cmocka_unit_test(scattered_copies_round_trip),
 		cmocka_unit_test(many_tickets),
 		cmocka_unit_test(peers_get_access_per_range),
+		cmocka_unit_test(gpu_to_gpu),
 		cmocka_unit_test(dmabuf_export),
 		cmocka_unit_test(bad_arguments),
 	};

@@ -39,6 +39,8 @@ struct accel_cuda_tier {
 	/* Tickets: ticket n's event is events[n % TIER_EVENTS]. */
 	cu_event events[TIER_EVENTS];
 	uint64_t next_ticket, done_below;	/* tickets < done_below are done */
+	/* The host bounce buffer for staged GPU-to-GPU copies (chunk-sized). */
+	void *bounce;
 	/* Scratch for one batch. */
 	cu_deviceptr *dsts, *srcs;
 	size_t *sizes, room;
@@ -133,6 +135,11 @@ static void tier_free(struct accel_cuda_tier *t)
 		if (t->stream)
 			t->api->cuStreamDestroy(t->stream);
 		t->api->cuDevicePrimaryCtxRelease(t->dev);
+	}
+	if (t->bounce) {
+		if (t->ctx)
+			t->api->cuMemHostUnregister(t->bounce);
+		free(t->bounce);
 	}
 	free(t->slots);
 	free(t->pool);
@@ -385,6 +392,25 @@ int accel_cuda_tier_grant_peer(struct accel_cuda_tier *t, int peer)
 	return ret;
 }
 
+bool accel_cuda_tier_peer_granted(struct accel_cuda_tier *t, int peer)
+{
+	bool granted = false;
+	unsigned int i;
+
+	if (!t)
+		return false;
+	pthread_mutex_lock(&t->lock);
+	for (i = 0; i < t->nr_peers; i++)
+		granted |= t->peers[i] == peer;
+	pthread_mutex_unlock(&t->lock);
+	return granted;
+}
+
+int accel_cuda_tier_device(const struct accel_cuda_tier *t)
+{
+	return t ? t->ordinal : -EINVAL;
+}
+
 int accel_cuda_tier_host_register(struct accel_cuda_tier *t, void *addr, size_t len)
 {
 	int ret;
@@ -516,6 +542,90 @@ int accel_cuda_tier_copy(struct accel_cuda_tier *t, const struct accel_cuda_copy
 	}
 out:
 	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+/* The bounce buffer of @dst, made on first use (registered: portable). */
+static int bounce_buffer(struct accel_cuda_tier *t, void **out)
+{
+	void *b = NULL;
+	int ret;
+
+	pthread_mutex_lock(&t->lock);
+	if (!t->bounce) {
+		ret = posix_memalign(&b, 4096, t->chunk) ? -ENOMEM : set_ctx(t);
+		if (!ret)
+			ret = accel_cuda_errno(t->api->cuMemHostRegister(b, t->chunk,
+							 CU_MEMHOSTREGISTER_PORTABLE));
+		if (ret) {
+			free(b);
+			pthread_mutex_unlock(&t->lock);
+			return ret;
+		}
+		t->bounce = b;
+	}
+	*out = t->bounce;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+int accel_cuda_tier_copy_peer(struct accel_cuda_tier *dst, struct accel_cuda_tier *src,
+			      const struct accel_cuda_copy *c, unsigned int n, uint64_t *ticket)
+{
+	uint64_t tk = 0;
+	unsigned int i;
+	void *bounce;
+	int ret;
+
+	if (!dst || !src || dst == src || !c || !n || !ticket)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (!c[i].len || !c[i].dst || !c[i].src)
+			return -EINVAL;
+	if (accel_cuda_tier_peer_granted(src, dst->ordinal)) {
+		/* dst's copy engine reads src's memory directly. */
+		ret = accel_cuda_tier_copy(dst, c, n, ticket);
+		if (!ret) {
+			pthread_mutex_lock(&dst->lock);
+			dst->stats.peer_direct++;
+			pthread_mutex_unlock(&dst->lock);
+		}
+		return ret;
+	}
+	/*
+	 * Staged, one bounce buffer's worth at a time: dst's buffer serves
+	 * both legs (it is registered portable), and dst's lock is not held
+	 * across the legs, so concurrent staged copies into one tier are
+	 * serialised by the caller (the KV cache holds its own lock).
+	 */
+	ret = bounce_buffer(dst, &bounce);
+	for (i = 0; !ret && i < n; i++) {
+		size_t done;
+
+		for (done = 0; !ret && done < c[i].len; ) {
+			size_t len = c[i].len - done < dst->chunk ? c[i].len - done : dst->chunk;
+			struct accel_cuda_copy out = { (cu_deviceptr)(uintptr_t)bounce,
+						       c[i].src + done, len };
+			struct accel_cuda_copy in = { c[i].dst + done,
+						      (cu_deviceptr)(uintptr_t)bounce, len };
+			uint64_t stk;
+
+			ret = accel_cuda_tier_copy(src, &out, 1, &stk);
+			if (!ret)
+				ret = accel_cuda_tier_wait(src, stk, -1);
+			if (!ret)
+				ret = accel_cuda_tier_copy(dst, &in, 1, &tk);
+			if (!ret)
+				ret = accel_cuda_tier_wait(dst, tk, -1);
+			done += len;
+		}
+	}
+	if (!ret) {
+		pthread_mutex_lock(&dst->lock);
+		dst->stats.peer_staged++;
+		pthread_mutex_unlock(&dst->lock);
+		*ticket = tk;
+	}
 	return ret;
 }
 

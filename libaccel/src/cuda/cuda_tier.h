@@ -45,6 +45,7 @@ struct accel_cuda_tier_stats {
 	uint64_t chunk_size;
 	unsigned int chunks_alive, chunks_free, chunks_mapped;
 	uint64_t pieces, runs, batch_calls, copy_calls;
+	uint64_t peer_direct, peer_staged;	/* copy_peer() calls by path */
 	bool batched;		/* cuMemcpyBatchAsync is there */
 	bool dmabuf;		/* the device exports dma-bufs */
 };
@@ -75,6 +76,10 @@ int accel_cuda_tier_prealloc(struct accel_cuda_tier *t, unsigned int n);
  * then).
  */
 int accel_cuda_tier_grant_peer(struct accel_cuda_tier *t, int peer);
+/* Has @t granted GPU @peer access? */
+bool accel_cuda_tier_peer_granted(struct accel_cuda_tier *t, int peer);
+/* The CUDA ordinal of the tier's GPU. */
+int accel_cuda_tier_device(const struct accel_cuda_tier *t);
 
 int accel_cuda_tier_host_register(struct accel_cuda_tier *t, void *addr, size_t len);
 int accel_cuda_tier_host_unregister(struct accel_cuda_tier *t, void *addr);
@@ -85,6 +90,16 @@ int accel_cuda_tier_host_unregister(struct accel_cuda_tier *t, void *addr);
  */
 int accel_cuda_tier_copy(struct accel_cuda_tier *t, const struct accel_cuda_copy *copies,
 			 unsigned int n, uint64_t *ticket);
+/*
+ * GPU to GPU: copies from @src's memory into @dst's. Straight through the
+ * peer path, on @dst's stream, when @src granted @dst's device access
+ * (accel_cuda_tier_grant_peer(src, dst's device)); else staged through a
+ * registered host bounce buffer (src -> host on @src's stream, host -> dst
+ * on @dst's), which this call waits for. *ticket is @dst's.
+ */
+int accel_cuda_tier_copy_peer(struct accel_cuda_tier *dst, struct accel_cuda_tier *src,
+			      const struct accel_cuda_copy *copies, unsigned int n,
+			      uint64_t *ticket);
 /* 0 once @ticket's copies are done, -ETIMEDOUT (timeout_ns 0: a poll), -EIO. */
 int accel_cuda_tier_wait(struct accel_cuda_tier *t, uint64_t ticket, int64_t timeout_ns);
 
