@@ -309,8 +309,10 @@ void *accel_kv_block_addr(struct accel_kv *kv, enum accel_kv_place tier, uint32_
 /**
  * Map the sequence's blocks, on the tier it is on, as one contiguous
  * window (a kvaccel space); *addr and *len receive it. Valid until the
- * sequence moves or changes; a later call remaps. -EOPNOTSUPP on the cuda
- * backend's device tier (a CUDA window maps whole chunks, not blocks).
+ * sequence moves or changes; a later call remaps. On the cuda backend's
+ * device tier the window is a CUDA virtual range (a device pointer) and
+ * needs blocks of the GPU's mapping granularity (2 MiB): -EOPNOTSUPP for
+ * smaller blocks.
  */
 int accel_kv_seq_window(struct accel_kv *kv, uint32_t seq, void **addr, size_t *len);
 int accel_kv_stats(struct accel_kv *kv, struct accel_kv_stats *stats);

@@ -47,6 +47,8 @@ struct kv_entry {
 	struct accel_fence *fence;
 	uint64_t ticket;	/* cuda backend: the move's copies */
 	struct accel_space *win;
+	cu_deviceptr gwin;	/* cuda backend: a device window, gwin_n chunks */
+	uint32_t gwin_n;
 };
 
 struct accel_kv {
@@ -234,10 +236,13 @@ static int aux_reserve(struct kv_entry *e, uint64_t blocks)
 	return 0;
 }
 
-static void drop_window(struct kv_entry *e)
+static void drop_window(struct accel_kv *kv, struct kv_entry *e)
 {
 	accel_space_destroy(e->win);
 	e->win = NULL;
+	if (e->gwin)
+		accel_cuda_tier_window_free(kv->gpu, e->gwin, e->gwin_n);
+	e->gwin = 0;
 }
 
 /* Release every block of an entry on both tiers and forget it. */
@@ -245,7 +250,7 @@ static void entry_fini(struct accel_kv *kv, struct kv_entry *e)
 {
 	uint32_t i;
 
-	drop_window(e);
+	drop_window(kv, e);
 	for (i = 0; i < e->s.nr_blocks; i++) {
 		if (e->s.blocks[i] != KV_NO_BLOCK)
 			kv_pool_put(&kv->tier[T_DEV].pool, e->s.blocks[i]);
@@ -351,7 +356,7 @@ ACCEL_EXPORT int accel_kv_seq_append(struct accel_kv *kv, uint32_t seq, const in
 		goto out;
 	for (i = first; i < e->s.nr_blocks; i++)
 		e->dirty[i] = 1;
-	drop_window(e);
+	drop_window(kv, e);
 	ret = gpu_map_blocks(kv, e);
 	if (!ret && copies.n && kv->gpu) {
 		uint64_t tk;
@@ -726,7 +731,7 @@ ACCEL_EXPORT int accel_kv_swap_out(struct accel_kv *kv, uint32_t seq, struct acc
 	ret = kv_pool_alloc(hp, need, fresh);
 	if (ret)
 		goto out;
-	drop_window(e);
+	drop_window(kv, e);
 	for (i = 0; i < e->s.nr_blocks; i++) {
 		if (e->host[i] == KV_NO_BLOCK)
 			e->host[i] = fresh[k++];
@@ -907,12 +912,25 @@ ACCEL_EXPORT int accel_kv_seq_window(struct accel_kv *kv, uint32_t seq, void **a
 	if (ret)
 		goto out;
 	t = e->place == ACCEL_KV_DEVICE ? T_DEV : T_HOST;
+	drop_window(kv, e);
 	if (t == T_DEV && kv->gpu) {
-		/* A CUDA window maps whole chunks, not blocks: not yet. */
-		ret = -EOPNOTSUPP;
+		/*
+		 * A CUDA window maps whole chunks: blocks of one chunk each
+		 * (block_bytes = 2 MiB) map again in sequence order.
+		 */
+		if (kv->cfg.block_bytes != kv->chunk) {
+			ret = -EOPNOTSUPP;
+			goto out;
+		}
+		ret = accel_cuda_tier_window(kv->gpu, e->s.blocks, e->s.nr_blocks, &e->gwin);
+		if (!ret) {
+			e->gwin_n = e->s.nr_blocks;
+			*addr = (void *)(uintptr_t)e->gwin;
+			if (len)
+				*len = (size_t)e->s.nr_blocks * kv->chunk;
+		}
 		goto out;
 	}
-	drop_window(e);
 	e->win = accel_space_create(kv->dev, e->s.nr_blocks, kv->cfg.block_bytes);
 	ops = calloc(e->s.nr_blocks, sizeof(*ops));
 	if (!e->win || !ops) {
@@ -931,7 +949,7 @@ ACCEL_EXPORT int accel_kv_seq_window(struct accel_kv *kv, uint32_t seq, void **a
 	}
 out_drop:
 	if (ret)
-		drop_window(e);
+		drop_window(kv, e);
 out:
 	free(ops);
 	pthread_mutex_unlock(&kv->lock);

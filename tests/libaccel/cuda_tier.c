@@ -230,6 +230,57 @@ static void scattered_copies_round_trip(void **state)
 	free(perm);
 }
 
+/* A window over chunks 3, 0, 2, in that order: the same memory, no copy. */
+static void window_over_chunks(void **state)
+{
+	static const uint32_t order[3] = { 3, 0, 2 };
+	struct accel_cuda_tier *t;
+	struct accel_cuda_copy cp;
+	static unsigned char buf[4 * 64], out[3 * 64];
+	cu_deviceptr w = 0;
+	uint64_t c, tk;
+	int i;
+
+	(void)state;
+	if (!have_driver())
+		skip();
+	t = tier(16 * MIB, 4, 0);
+	c = accel_cuda_tier_chunk_size(t);
+	assert_int_equal(-EINVAL, accel_cuda_tier_window(t, order, 3, &w));	/* unmapped */
+	assert_int_equal(0, accel_cuda_tier_map(t, 0, 4 * c));
+	/* 64 bytes of tag i at the start of chunk i. */
+	for (i = 0; i < 4; i++) {
+		memset(buf + i * 64, 'a' + i, 64);
+		cp = (struct accel_cuda_copy){ accel_cuda_tier_base(t) + (cu_deviceptr)i * c,
+					       (cu_deviceptr)(uintptr_t)(buf + i * 64), 64 };
+		assert_int_equal(0, accel_cuda_tier_copy(t, &cp, 1, &tk));
+	}
+	assert_int_equal(0, accel_cuda_tier_window(t, order, 3, &w));
+	assert_true(w != 0);
+	for (i = 0; i < 3; i++) {
+		cp = (struct accel_cuda_copy){ (cu_deviceptr)(uintptr_t)(out + i * 64),
+					       w + (cu_deviceptr)i * c, 64 };
+		assert_int_equal(0, accel_cuda_tier_copy(t, &cp, 1, &tk));
+	}
+	assert_int_equal(0, accel_cuda_tier_wait(t, tk, -1));
+	assert_int_equal('d', out[0]);
+	assert_int_equal('a', out[64]);
+	assert_int_equal('c', out[128]);
+	/* A write through the window lands in the tier's chunk 0. */
+	memset(buf, 'z', 64);
+	cp = (struct accel_cuda_copy){ w + c, (cu_deviceptr)(uintptr_t)buf, 64 };
+	assert_int_equal(0, accel_cuda_tier_copy(t, &cp, 1, &tk));
+	cp = (struct accel_cuda_copy){ (cu_deviceptr)(uintptr_t)out, accel_cuda_tier_base(t), 64 };
+	assert_int_equal(0, accel_cuda_tier_copy(t, &cp, 1, &tk));
+	assert_int_equal(0, accel_cuda_tier_wait(t, tk, -1));
+	assert_int_equal('z', out[0]);
+	assert_int_equal(0, accel_cuda_tier_window_free(t, w, 3));
+	assert_int_equal(-EINVAL, accel_cuda_tier_window(t, order, 0, &w));
+	assert_int_equal(-EINVAL, accel_cuda_tier_window(t, (uint32_t[]){ 99 }, 1, &w));
+	assert_int_equal(-EINVAL, accel_cuda_tier_window_free(t, 0, 1));
+	accel_cuda_tier_destroy(t);
+}
+
 /* More tickets than the event ring holds: every one completes in order. */
 static void many_tickets(void **state)
 {
@@ -445,6 +496,7 @@ int main(void)
 		cmocka_unit_test(map_is_all_or_nothing_at_the_limit),
 		cmocka_unit_test(scattered_copies_round_trip),
 		cmocka_unit_test(many_tickets),
+		cmocka_unit_test(window_over_chunks),
 		cmocka_unit_test(peers_get_access_per_range),
 		cmocka_unit_test(gpu_to_gpu),
 		cmocka_unit_test(dmabuf_export),

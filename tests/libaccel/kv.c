@@ -256,6 +256,39 @@ TEST_F(kv, windows_on_both_tiers)
 		EXPECT_TRUE(kvt_check((char *)w + i * BB, BB, 5000 + i));
 }
 
+/*
+ * Blocks of 2 MiB (the GPU's chunk): a device window on either backend,
+ * its blocks in sequence order, and a write through it seen in the block.
+ */
+TEST_F(kv, window_of_large_blocks)
+{
+	struct accel_kv_config cfg = {
+		.block_tokens = BT, .block_bytes = 2u << 20, .device_blocks = 8,
+		.host_blocks = 8, .host_node = ACCEL_NODE_ANY, .backend = BACKEND,
+	};
+	struct accel_kv *big = accel_kv_create(self->dev, &cfg);
+	uint32_t seq, blocks[4], other;
+	unsigned char *w, *b;
+	size_t len;
+	int i;
+
+	ASSERT_NE(NULL, big);
+	/* Another sequence first, so that seq's blocks are not the first ones. */
+	ASSERT_EQ(0, accel_kv_seq_create(big, prompt + 9, 2 * BT, &other, NULL));
+	ASSERT_EQ(0, accel_kv_seq_create(big, prompt, 3 * BT, &seq, NULL));
+	ASSERT_EQ(3, accel_kv_seq_blocks(big, seq, blocks, 4));
+	for (i = 0; i < 3; i++)
+		memset(accel_kv_block_addr(big, ACCEL_KV_DEVICE, blocks[i]), 'p' + i, 2u << 20);
+	ASSERT_EQ(0, accel_kv_seq_window(big, seq, (void **)&w, &len));
+	EXPECT_EQ(3 * (2u << 20), len);
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ('p' + i, w[(size_t)i * (2u << 20) + 12345]);
+	w[(2u << 20) + 7] = 'Z';
+	b = accel_kv_block_addr(big, ACCEL_KV_DEVICE, blocks[1]);
+	EXPECT_EQ('Z', b[7]);
+	accel_kv_destroy(big);
+}
+
 /* Another process binds a sequence's blocks, from the exported tier, into its own window. */
 static int child_reads(int fd, const uint32_t *blocks, int n, uint32_t tag)
 {

@@ -347,6 +347,67 @@ int accel_cuda_tier_unmap(struct accel_cuda_tier *t, uint64_t off, uint64_t len)
 	return ret;
 }
 
+int accel_cuda_tier_window(struct accel_cuda_tier *t, const uint32_t *chunks, unsigned int n,
+			   cu_deviceptr *ptr)
+{
+	cu_deviceptr w = 0;
+	unsigned int i, done = 0;
+	int ret;
+
+	if (!t || !chunks || !n || !ptr || n > t->nr_slots)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	for (i = 0; i < n; i++) {
+		if (chunks[i] >= t->nr_slots || !t->slots[chunks[i]]) {
+			pthread_mutex_unlock(&t->lock);
+			return -EINVAL;
+		}
+	}
+	ret = set_ctx(t);
+	if (!ret)
+		ret = accel_cuda_errno(t->api->cuMemAddressReserve(&w, (size_t)n * t->chunk,
+								   t->chunk, 0, 0));
+	for (i = 0; !ret && i < n; i++) {
+		ret = accel_cuda_errno(t->api->cuMemMap(w + (cu_deviceptr)i * t->chunk, t->chunk, 0,
+							t->slots[chunks[i]], 0));
+		if (!ret)
+			done++;
+	}
+	if (!ret)
+		ret = set_access(t, w, (size_t)n * t->chunk);
+	if (ret) {
+		for (i = 0; i < done; i++)
+			t->api->cuMemUnmap(w + (cu_deviceptr)i * t->chunk, t->chunk);
+		if (w)
+			t->api->cuMemAddressFree(w, (size_t)n * t->chunk);
+	} else {
+		*ptr = w;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int accel_cuda_tier_window_free(struct accel_cuda_tier *t, cu_deviceptr ptr, unsigned int n)
+{
+	unsigned int i;
+	int ret;
+
+	if (!t || !ptr || !n)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	ret = set_ctx(t);
+	/* Copies in flight may still use the window. */
+	if (!ret)
+		ret = accel_cuda_errno(t->api->cuStreamSynchronize(t->stream));
+	for (i = 0; !ret && i < n; i++)
+		ret = accel_cuda_errno(t->api->cuMemUnmap(ptr + (cu_deviceptr)i * t->chunk,
+							  t->chunk));
+	if (!ret)
+		ret = accel_cuda_errno(t->api->cuMemAddressFree(ptr, (size_t)n * t->chunk));
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
 int accel_cuda_tier_grant_peer(struct accel_cuda_tier *t, int peer)
 {
 	cu_device pdev;

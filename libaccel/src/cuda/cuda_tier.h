@@ -71,6 +71,17 @@ int accel_cuda_tier_unmap(struct accel_cuda_tier *t, uint64_t off, uint64_t len)
 int accel_cuda_tier_prealloc(struct accel_cuda_tier *t, unsigned int n);
 
 /*
+ * A contiguous window over chunks of the tier, zero-copy: the physical
+ * chunks at chunk indices @chunks[0..n) (mapped) mapped again, in that
+ * order, into a new reserved range (*ptr). The caller keeps those chunks
+ * mapped in the tier while the window lives. Free with
+ * accel_cuda_tier_window_free(t, *ptr, n).
+ */
+int accel_cuda_tier_window(struct accel_cuda_tier *t, const uint32_t *chunks, unsigned int n,
+			   cu_deviceptr *ptr);
+int accel_cuda_tier_window_free(struct accel_cuda_tier *t, cu_deviceptr ptr, unsigned int n);
+
+/*
  * Let GPU @peer read and write the tier (what is mapped now and later):
  * -EOPNOTSUPP when the topology does not allow it (copy through the host
  * then).
