@@ -143,8 +143,8 @@ install: libaccel
 # --- kvacceld ---------------------------------------------------------------
 
 KVACCELD_SRCS	:= daemon/kvacceld.c daemon/config.c daemon/engines.c daemon/handoffs.c \
-		   daemon/pressure.c daemon/metrics.c libaccel/ctl/kvnl.c libaccel/ctl/kvsize.c \
-		   libaccel/ctl/kvdmsg.c
+		   daemon/pressure.c daemon/metrics.c daemon/procs.c libaccel/ctl/kvnl.c \
+		   libaccel/ctl/kvsize.c libaccel/ctl/kvdmsg.c
 KVACCELD_HDRS	:= daemon/config.h daemon/kvd.h libaccel/ctl/kvsize.h libaccel/ctl/kvdmsg.h \
 		   uapi/kvacceld.h $(KVNL_SRCS)
 

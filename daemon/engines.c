@@ -271,34 +271,6 @@ int kvd_send_error(struct kvd *d, struct kvd_conn *c, uint64_t seq, unsigned int
 	return kvd_send(c, &m, NULL, 0);
 }
 
-struct usage_ctx {
-	pid_t pid;
-	uint64_t usage, quota;
-};
-
-static int usage_cb(const struct kvnl_msg *m, void *arg)
-{
-	struct usage_ctx *u = arg;
-	uint32_t pid;
-
-	if (kvnl_u32(m, KVACCEL_A_PID, &pid) && (pid_t)pid == u->pid) {
-		kvnl_u64(m, KVACCEL_A_USAGE, &u->usage);
-		kvnl_u64(m, KVACCEL_A_QUOTA, &u->quota);
-	}
-	return 0;
-}
-
-int kvd_proc_usage(struct kvd *d, pid_t pid, uint64_t *usage, uint64_t *quota)
-{
-	struct usage_ctx u = { .pid = pid };
-	int ret;
-
-	ret = kvnl_exec(d->nl, kvnl_request(d->nl, KVACCEL_CMD_CLIENT_GET, true), usage_cb, &u);
-	*usage = u.usage;
-	*quota = u.quota;
-	return ret;
-}
-
 static void on_register(struct kvd *d, struct kvd_conn *c, const struct kvd_register *m)
 {
 	struct kvd_registered r = { 0 };
@@ -399,12 +371,15 @@ static void on_quota(struct kvd *d, struct kvd_conn *c, const struct kvd_quota *
 
 static void list_engines(struct kvd *d, struct kvd_conn *c, uint64_t seq)
 {
+	struct kvd_procs ps = { 0 };
 	struct kvd_hdr end;
 	struct kvd_conn *e;
 
+	/* One dump for every engine's usage and quota. */
+	kvd_procs_read(d->nl, &ps);
 	for (e = d->conns; e; e = e->next) {
+		const struct kvd_proc *p = kvd_procs_find(&ps, e->pid);
 		struct kvd_engine_info m = { 0 };
-		uint64_t usage, quota;
 
 		if (!e->registered)
 			continue;
@@ -414,16 +389,17 @@ static void list_engines(struct kvd *d, struct kvd_conn *c, uint64_t seq)
 		m.pid = (uint32_t)e->pid;
 		m.uid = e->uid;
 		m.priority = e->priority;
-		kvd_proc_usage(d, e->pid, &usage, &quota);
-		m.usage = usage;
-		m.quota = quota;
+		m.usage = p ? p->usage : 0;
+		m.quota = p ? p->quota : 0;
 		m.releases_asked = e->releases_asked;
 		m.releases_ignored = e->releases_ignored;
 		if (kvd_send(c, &m, NULL, 0))
-			return;
+			goto out;
 	}
 	kvdmsg_hdr(&end, KVD_MSG_END, sizeof(end), seq);
 	kvd_send(c, &end, NULL, 0);
+out:
+	kvd_procs_free(&ps);
 }
 
 static void list_handoffs(struct kvd *d, struct kvd_conn *c, uint64_t seq)

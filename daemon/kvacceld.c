@@ -192,18 +192,16 @@ static int64_t next_deadline(const struct kvd *d)
 	return a < b ? a : b;
 }
 
-/* The epoll loop: until SIGTERM or SIGINT (0) or a fatal error (1). */
-static int serve(struct kvd *d, struct kvnl *ev)
+/*
+ * The epoll loop: until SIGTERM or SIGINT (0) or a fatal error (1). @stop
+ * holds those two, blocked in main() before any thread started.
+ */
+static int serve(struct kvd *d, struct kvnl *ev, const sigset_t *stop)
 {
 	struct epoll_event e = { .events = EPOLLIN };
-	sigset_t mask;
 	int sfd, ret = 0;
 
-	/* Blocked in main() before any thread started. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	sfd = signalfd(-1, stop, SFD_CLOEXEC | SFD_NONBLOCK);
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (sfd < 0 || d->epfd < 0)
 		return 1;
@@ -399,7 +397,7 @@ int main(int argc, char **argv)
 	if (v.pressure)
 		kvd_pressure_event(&d, true, v.usage);
 
-	ret = serve(&d, ev);
+	ret = serve(&d, ev, &mask);
 	sd_notify(0, "STOPPING=1");
 	kvd_log(LOG_INFO, "stopping");
 	kvd_metrics_stop();

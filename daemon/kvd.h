@@ -97,7 +97,21 @@ struct kvd_conn *kvd_conn_by_name(struct kvd *d, const char *name);
 int kvd_send_error(struct kvd *d, struct kvd_conn *c, uint64_t seq, unsigned int type,
 		   int error, bool closing, const char *fmt, ...)
 	__attribute__((format(printf, 7, 8)));
-/* The kernel's usage and quota of a process (0s if it has no client). */
+/* procs.c: the kernel's per-process accounting, one dump for all processes. */
+struct kvd_proc {
+	pid_t pid;
+	uint64_t usage, quota;
+};
+
+struct kvd_procs {
+	struct kvd_proc *p;
+	size_t n, cap;
+};
+
+int kvd_procs_read(struct kvnl *nl, struct kvd_procs *ps);
+const struct kvd_proc *kvd_procs_find(const struct kvd_procs *ps, pid_t pid);
+void kvd_procs_free(struct kvd_procs *ps);
+/* One process's usage and quota (0s if it has no client). */
 int kvd_proc_usage(struct kvd *d, pid_t pid, uint64_t *usage, uint64_t *quota);
 
 /* handoffs.c: the two-phase hand-off broker. */

@@ -96,33 +96,6 @@ static int node_cb(const struct kvnl_msg *m, void *arg)
 	return 0;
 }
 
-struct procs {
-	size_t n;
-	struct { uint32_t pid; uint64_t usage, quota; } p[1024];
-};
-
-static int proc_cb(const struct kvnl_msg *m, void *arg)
-{
-	struct procs *ps = arg;
-	uint32_t pid;
-	size_t i;
-
-	if (!kvnl_u32(m, KVACCEL_A_PID, &pid))
-		return 0;
-	for (i = 0; i < ps->n; i++)
-		if (ps->p[i].pid == pid)
-			return 0;	/* one entry per process, not per open file */
-	if (ps->n == sizeof(ps->p) / sizeof(ps->p[0]))
-		return 0;
-	ps->p[ps->n].pid = pid;
-	ps->p[ps->n].usage = 0;
-	ps->p[ps->n].quota = 0;
-	kvnl_u64(m, KVACCEL_A_USAGE, &ps->p[ps->n].usage);
-	kvnl_u64(m, KVACCEL_A_QUOTA, &ps->p[ps->n].quota);
-	ps->n++;
-	return 0;
-}
-
 static const char *event_names[] = {
 	[KVACCEL_CMD_CLIENT_OPEN_NTF] = "client-open",
 	[KVACCEL_CMD_CLIENT_CLOSE_NTF] = "client-close",
@@ -135,16 +108,15 @@ static const char *event_names[] = {
 static void render(struct kvd *d, struct buf *b)
 {
 	struct node n = { 0 };
-	struct procs *ps = calloc(1, sizeof(*ps));
+	struct kvd_procs ps = { 0 };
 	const struct kvd_conn *c;
 	bool kernel = false;
 	size_t i;
 
 	if (!mnl && kvnl_open(&mnl))
 		mnl = NULL;
-	if (mnl && ps &&
-	    !kvnl_exec(mnl, kvnl_request(mnl, KVACCEL_CMD_DEVICE_GET, false), node_cb, &n) &&
-	    !kvnl_exec(mnl, kvnl_request(mnl, KVACCEL_CMD_CLIENT_GET, true), proc_cb, ps))
+	if (mnl && !kvnl_exec(mnl, kvnl_request(mnl, KVACCEL_CMD_DEVICE_GET, false), node_cb, &n) &&
+	    !kvd_procs_read(mnl, &ps))
 		kernel = true;
 
 	metric(b, "kvaccel_up", "gauge", "Whether the daemon could read the kernel's state.",
@@ -171,26 +143,22 @@ static void render(struct kvd *d, struct buf *b)
 	put(b, "# HELP kvaccel_engine_usage_bytes Bytes charged to an engine's process.\n"
 	       "# TYPE kvaccel_engine_usage_bytes gauge\n");
 	for (c = d->conns; c; c = c->next) {
-		uint64_t usage = 0;
+		const struct kvd_proc *p = kvd_procs_find(&ps, c->pid);
+		uint64_t usage = p ? p->usage : 0;
 
 		if (!c->registered)
 			continue;
-		for (i = 0; kernel && i < ps->n; i++)
-			if (ps->p[i].pid == (uint32_t)c->pid)
-				usage = ps->p[i].usage;
 		put(b, "kvaccel_engine_usage_bytes{engine=\"%s\",pid=\"%d\",priority=\"%u\"} %llu\n",
 		    c->name, (int)c->pid, c->priority, (unsigned long long)usage);
 	}
 	put(b, "# HELP kvaccel_engine_quota_bytes An engine's quota (0: none).\n"
 	       "# TYPE kvaccel_engine_quota_bytes gauge\n");
 	for (c = d->conns; c; c = c->next) {
-		uint64_t quota = c->quota;
+		const struct kvd_proc *p = kvd_procs_find(&ps, c->pid);
+		uint64_t quota = p ? p->quota : c->quota;
 
 		if (!c->registered)
 			continue;
-		for (i = 0; kernel && i < ps->n; i++)
-			if (ps->p[i].pid == (uint32_t)c->pid)
-				quota = ps->p[i].quota;
 		put(b, "kvaccel_engine_quota_bytes{engine=\"%s\",pid=\"%d\",priority=\"%u\"} %llu\n",
 		    c->name, (int)c->pid, c->priority, (unsigned long long)quota);
 	}
@@ -249,7 +217,7 @@ static void render(struct kvd *d, struct buf *b)
 	    (unsigned long long)d->releases_asked, (unsigned long long)d->releases_ignored,
 	    (unsigned long long)d->conns_total, (unsigned long long)d->protocol_errors);
 	pthread_mutex_unlock(&d->lock);
-	free(ps);
+	kvd_procs_free(&ps);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,

@@ -62,6 +62,7 @@ static void round_step(struct kvd *d)
 {
 	struct dev_state s = { 0 };
 	struct kvd_conn *c, *best = NULL;
+	struct kvd_procs ps = { 0 };
 	uint64_t best_usage = 0;
 	struct kvd_release m = { 0 };
 
@@ -78,19 +79,24 @@ static void round_step(struct kvd *d)
 		round_end(d, "usage below the low watermark");
 		return;
 	}
+	/* One dump for every engine's usage. */
+	if (kvd_procs_read(d->nl, &ps)) {
+		kvd_procs_free(&ps);
+		round_end(d, "could not read the processes' usage");
+		return;
+	}
 	for (c = d->conns; c; c = c->next) {
-		uint64_t usage, quota;
+		const struct kvd_proc *p = kvd_procs_find(&ps, c->pid);
 
-		if (!c->registered || c->asked_this_round)
-			continue;
-		if (kvd_proc_usage(d, c->pid, &usage, &quota) || !usage)
+		if (!c->registered || c->asked_this_round || !p || !p->usage)
 			continue;
 		if (!best || c->priority < best->priority ||
-		    (c->priority == best->priority && usage > best_usage)) {
+		    (c->priority == best->priority && p->usage > best_usage)) {
 			best = c;
-			best_usage = usage;
+			best_usage = p->usage;
 		}
 	}
+	kvd_procs_free(&ps);
 	if (!best) {
 		round_end(d, "every engine asked, usage still above the low watermark");
 		return;

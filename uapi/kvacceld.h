@@ -118,7 +118,7 @@ struct kvd_hdr {
  * @name: the engine's name, NUL-terminated, unique on the node: letters,
  *	digits, '-', '_', '.'.
  * @priority: priority class, 0 (released first) to %KVD_PRIORITY_MAX.
- * @flags: 0.
+ * @flags: none known yet (%KVD_REGISTER_FLAGS); others give -EBADMSG.
  */
 struct kvd_register {
 	struct kvd_hdr hdr;
@@ -126,6 +126,9 @@ struct kvd_register {
 	__u32 priority;
 	__u32 flags;
 };
+
+/** KVD_REGISTER_FLAGS - mask of known &kvd_register.flags: none. */
+#define KVD_REGISTER_FLAGS	0u
 
 /**
  * struct kvd_registered - %KVD_MSG_REGISTERED.

@@ -126,7 +126,7 @@ int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **wh
 			return bad(why, "bad engine name", -EBADMSG);
 		if (m->priority > KVD_PRIORITY_MAX)
 			return bad(why, "priority out of range", -EBADMSG);
-		if (m->flags)
+		if (m->flags & ~KVD_REGISTER_FLAGS)
 			return bad(why, "unknown flags", -EBADMSG);
 		break;
 	}
