@@ -49,15 +49,16 @@ TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh $(B)/tests/kvacceld_engines
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
-		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv $(B)/tools/kvaccel-engine
+		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv $(B)/tools/kvaccel-engine \
+		   $(B)/tools/kvaccel-bench-gpu
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
 		   $(B)/native/libaccel_install $(B)/native/kv_unit $(B)/native/cuda_probe \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
 		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit \
-		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi
+		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake
 
-.PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help gpu-check \
+.PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help gpu-check gpu-bench \
 	libaccel install
 
 all: kmod libaccel tests tools $(B)/daemon/kvacceld
@@ -71,6 +72,7 @@ help:
 	@echo "  make bench   benchmarks in a VM: regions, remapping, copies, KV swap"
 	@echo "  make lint    W=1 builds, sparse (C=2), checkpatch --strict"
 	@echo "  make gpu-check  the CUDA device tier's tests against a real GPU and driver"
+	@echo "  make gpu-bench  the CUDA backend's swap/window/peer benchmark on a real GPU"
 	@echo "  make deps    install the Debian packages the build needs"
 	@echo "  make clean   remove build/"
 	@echo "  KVERS=\"...\" picks the kernels; KVER_DEMO the one demo/bench boot."
@@ -297,6 +299,20 @@ gpu-check: $(B)/native/cuda_tier $(B)/native/cuda_probe
 	CMOCKA_MESSAGE_OUTPUT=TAP $(B)/native-bin/cuda_probe
 	CMOCKA_MESSAGE_OUTPUT=TAP $(B)/native-bin/cuda_tier
 
+# On a machine with a GPU and its driver: the swap, window-growing and
+# GPU-to-GPU benchmark (tools/bench/kvaccel-bench-gpu.c; GPU_BENCH_ARGS).
+gpu-bench: $(B)/tools/kvaccel-bench-gpu
+	$(B)/tools/kvaccel-bench-gpu $(GPU_BENCH_ARGS)
+
+# The GPU benchmark against the fake driver (two fake GPUs, strict access):
+# every path runs and its data is checked; the figures mean nothing.
+$(B)/native/bench_gpu_fake: tests/libaccel/bench_gpu_fake.sh $(B)/tools/kvaccel-bench-gpu \
+		$(B)/native-bin/fakecuda/libcuda.so.1
+	@mkdir -p $(@D)
+	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/tests/libaccel/bench_gpu_fake.sh" \
+		"$(CURDIR)/$(B)/tools/kvaccel-bench-gpu" "$(CURDIR)/$(B)/native-bin/fakecuda" > $@
+	@chmod +x $@
+
 # The same against a driver without cuMemcpyBatchAsync, dma-buf export or peers.
 $(B)/native/cuda_tier_plain: $(B)/native/cuda_tier
 	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 FAKE_CUDA_NO_BATCH=1 FAKE_CUDA_NO_DMABUF=1 FAKE_CUDA_NO_PEER=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
@@ -363,6 +379,14 @@ $(B)/tools/kvaccel-bench-kv: tools/bench/kvaccel-bench-kv.c tools/bench/bench-co
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
 		$(B)/libaccel/libaccel.a -ldrm
+
+# Built against the loader and tier sources (internal API), dynamic: dlopen.
+$(B)/tools/kvaccel-bench-gpu: tools/bench/kvaccel-bench-gpu.c tools/bench/bench-common.h \
+		$(wildcard libaccel/src/cuda/*)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/src -pthread -o $@ $< \
+		$(wildcard libaccel/src/cuda/*.c) -ldl
 
 # The demo's two engines (libaccel's engine API).
 $(B)/tools/kvaccel-engine: tools/demo/kvaccel-engine.c $(B)/libaccel/libaccel.a

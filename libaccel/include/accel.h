@@ -231,10 +231,11 @@ struct accel_kv_config {
 	/** Blocks of the device tier and of the host tier. */
 	uint32_t device_blocks, host_blocks;
 	/**
-	 * "host" (both tiers in kvaccel regions; the default) or "cuda" (the
-	 * device tier in GPU 0's memory: a reserved virtual range, all its
-	 * chunks created with the cache, mapped when first used; ENODEV and a
-	 * log line naming why without a driver or GPU).
+	 * "host" (both tiers in kvaccel regions; the default), "cuda" or
+	 * "cuda:N" (the device tier in the memory of CUDA device N, 0 for
+	 * "cuda": a reserved virtual range, all its chunks created with the
+	 * cache, mapped when first used; ENODEV and a log line naming why
+	 * without a driver or that GPU).
 	 */
 	const char *backend;
 	/** Largest coalesced transfer in bytes (0: 2 MiB). */

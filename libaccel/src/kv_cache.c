@@ -61,9 +61,34 @@ struct accel_kv {
 	struct accel_kv_stats st;
 	/* cuda backend: the device tier, and which of its chunks are mapped. */
 	struct accel_cuda_tier *gpu;
+	int gpu_ordinal;	/* the CUDA device ("cuda:N"; "cuda" is 0) */
 	uint8_t *mapped;
 	uint64_t chunk;
 };
+
+/*
+ * "host" (or NULL): 0; "cuda" or "cuda:N" (N a CUDA ordinal, decimal): 1,
+ * *gpu = N; anything else: -EINVAL.
+ */
+static int parse_backend(const char *s, int *gpu)
+{
+	unsigned long n;
+	char *end;
+
+	*gpu = 0;
+	if (!s || !strcmp(s, "host"))
+		return 0;
+	if (!strcmp(s, "cuda"))
+		return 1;
+	if (strncmp(s, "cuda:", 5) || s[5] < '0' || s[5] > '9')
+		return -EINVAL;
+	errno = 0;
+	n = strtoul(s + 5, &end, 10);
+	if (errno || *end || n > 1024)
+		return -EINVAL;
+	*gpu = (int)n;
+	return 1;
+}
 
 static int tier_init(struct accel_kv *kv, int t, uint32_t blocks, int node)
 {
@@ -90,7 +115,7 @@ static void tier_fini(struct kv_tier *tier)
 static int gpu_init(struct accel_kv *kv)
 {
 	uint64_t bytes = (uint64_t)kv->cfg.device_blocks * kv->cfg.block_bytes;
-	struct accel_cuda_tier_opts o = { .device = 0, .reserve = bytes };
+	struct accel_cuda_tier_opts o = { .device = kv->gpu_ordinal, .reserve = bytes };
 	char why[160];
 	int ret;
 
@@ -149,8 +174,8 @@ ACCEL_EXPORT struct accel_kv *accel_kv_create(struct accel_device *dev,
 					      const struct accel_kv_config *cfg)
 {
 	struct accel_kv *kv;
+	int ret, cuda, gpu;
 	uint32_t bb;
-	int ret;
 
 	if (!dev || !cfg || !cfg->block_tokens || !cfg->device_blocks || !cfg->host_blocks ||
 	    (cfg->flags & ~ACCEL_KV_FLAGS)) {
@@ -163,8 +188,10 @@ ACCEL_EXPORT struct accel_kv *accel_kv_create(struct accel_device *dev,
 		errno = EINVAL;
 		return NULL;
 	}
-	if (cfg->backend && strcmp(cfg->backend, "host") && strcmp(cfg->backend, "cuda")) {
-		accel_log(ACCEL_LOG_ERR, "kv: unknown backend \"%s\" (\"host\" or \"cuda\")",
+	cuda = parse_backend(cfg->backend, &gpu);
+	if (cuda < 0) {
+		accel_log(ACCEL_LOG_ERR,
+			  "kv: unknown backend \"%s\" (\"host\", \"cuda\" or \"cuda:N\")",
 			  cfg->backend);
 		errno = EINVAL;
 		return NULL;
@@ -174,12 +201,12 @@ ACCEL_EXPORT struct accel_kv *accel_kv_create(struct accel_device *dev,
 		return NULL;
 	kv->dev = dev;
 	kv->cfg = *cfg;
-	kv->cfg.backend = cfg->backend && !strcmp(cfg->backend, "cuda") ? "cuda" : "host";
+	kv->cfg.backend = cuda ? "cuda" : "host";
+	kv->gpu_ordinal = gpu;
 	if (!kv->cfg.transfer_unit)
 		kv->cfg.transfer_unit = 2u << 20;
 	pthread_mutex_init(&kv->lock, NULL);
-	ret = strcmp(kv->cfg.backend, "cuda") ? tier_init(kv, T_DEV, cfg->device_blocks,
-							ACCEL_NODE_ANY) : gpu_init(kv);
+	ret = cuda ? gpu_init(kv) : tier_init(kv, T_DEV, cfg->device_blocks, ACCEL_NODE_ANY);
 	if (!ret)
 		ret = tier_init(kv, T_HOST, cfg->host_blocks, cfg->host_node);
 	if (!ret && kv->gpu)

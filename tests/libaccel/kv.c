@@ -407,14 +407,42 @@ TEST(kv_bad_arguments)
 	EXPECT_EQ(NULL, accel_kv_create(dev, &cfg));
 	EXPECT_EQ(ENODEV, errno);
 	EXPECT_NE(NULL, strstr(last_log, "no CUDA driver")) TH_LOG("%s", last_log);
+	cfg.backend = "cuda:1";
+	EXPECT_EQ(NULL, accel_kv_create(dev, &cfg));
+	EXPECT_EQ(ENODEV, errno);
 	accel_set_log(NULL, NULL, ACCEL_LOG_ERR);
 #else
-	(void)log_cb;
-	(void)last_log;
-#endif
-	cfg.backend = "tpu";
+	/* The fake has two GPUs: the second one, and one it does not have. */
+	cfg.backend = "cuda:1";
+	{
+		struct accel_kv *kv1 = accel_kv_create(dev, &cfg);
+
+		ASSERT_NE(NULL, kv1);
+		EXPECT_EQ(0, accel_kv_seq_create(kv1, prompt, 40, &seq, NULL));
+		EXPECT_EQ(0, accel_kv_swap_out(kv1, seq, NULL));
+		EXPECT_EQ(0, accel_kv_progress(kv1, -1));
+		EXPECT_EQ(ACCEL_KV_HOST, accel_kv_seq_place(kv1, seq));
+		accel_kv_destroy(kv1);
+	}
+	cfg.backend = "cuda:7";
+	accel_set_log(log_cb, NULL, ACCEL_LOG_ERR);
 	EXPECT_EQ(NULL, accel_kv_create(dev, &cfg));
-	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_NE(NULL, strstr(last_log, "no CUDA device 7")) TH_LOG("%s", last_log);
+	accel_set_log(NULL, NULL, ACCEL_LOG_ERR);
+#endif
+	{
+		static const char *const bad[] = { "tpu", "cuda:", "cuda:x", "cuda:1x",
+						   "cuda:-1", "cuda:+1", "cuda:99999999999",
+						   "cuda1", "CUDA", "" };
+		unsigned int i;
+
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			cfg.backend = bad[i];
+			EXPECT_EQ(NULL, accel_kv_create(dev, &cfg)) TH_LOG("%s", bad[i]);
+			EXPECT_EQ(EINVAL, errno) TH_LOG("%s", bad[i]);
+		}
+	}
 	cfg.backend = NULL;
 	cfg.device_blocks = 0;
 	EXPECT_EQ(NULL, accel_kv_create(dev, &cfg));
