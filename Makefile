@@ -55,6 +55,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
 		   $(B)/native/libaccel_install $(B)/native/kv_unit $(B)/native/cuda_probe \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
+		   $(B)/native/cuda_tier_batch_refused \
 		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake
 
@@ -316,6 +317,12 @@ $(B)/native/bench_gpu_fake: tests/libaccel/bench_gpu_fake.sh $(B)/tools/kvaccel-
 # The same against a driver without cuMemcpyBatchAsync, dma-buf export or peers.
 $(B)/native/cuda_tier_plain: $(B)/native/cuda_tier
 	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 FAKE_CUDA_NO_BATCH=1 FAKE_CUDA_NO_DMABUF=1 FAKE_CUDA_NO_PEER=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/cuda_tier" > $@
+	@chmod +x $@
+
+# And against a driver that has cuMemcpyBatchAsync but refuses it.
+$(B)/native/cuda_tier_batch_refused: $(B)/native/cuda_tier
+	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 FAKE_CUDA_BATCH_UNSUPPORTED=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
 		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/cuda_tier" > $@
 	@chmod +x $@
 

@@ -230,6 +230,77 @@ static void scattered_copies_round_trip(void **state)
 	free(perm);
 }
 
+/*
+ * 9000 pieces that do not touch (4 KiB, a gap after each on the device):
+ * 9000 runs, sent in batches of at most 4096 (three calls), or one copy
+ * each without the batch call; a driver refusing the batch call
+ * (FAKE_CUDA_BATCH_UNSUPPORTED) makes the tier fall back for good. Data
+ * checked both ways.
+ */
+static void large_batches_split(void **state)
+{
+	const size_t blk = 4 * KIB, nblk = 9000, total = nblk * blk;
+	struct accel_cuda_copy *cp = calloc(nblk, sizeof(*cp));
+	const char *refused = getenv("FAKE_CUDA_BATCH_UNSUPPORTED");
+	struct accel_cuda_tier_stats s0, s1;
+	struct accel_cuda_tier *t;
+	unsigned char *src, *back;
+	cu_deviceptr base;
+	uint64_t tk;
+	size_t i;
+
+	(void)state;
+	if (!have_driver()) {
+		free(cp);
+		skip();
+	}
+	assert_non_null(cp);
+	src = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	back = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(src != MAP_FAILED && back != MAP_FAILED);
+	for (i = 0; i < total; i++)
+		src[i] = (unsigned char)(i * 13 + i / blk);
+	t = tier(2 * total, 0, 0);
+	base = accel_cuda_tier_base(t);
+	assert_int_equal(0, accel_cuda_tier_map(t, 0, accel_cuda_tier_size(t)));
+	assert_int_equal(0, accel_cuda_tier_host_register(t, src, total));
+	assert_int_equal(0, accel_cuda_tier_host_register(t, back, total));
+	for (i = 0; i < nblk; i++) {
+		cp[i].dst = base + (cu_deviceptr)(2 * i) * blk;
+		cp[i].src = (cu_deviceptr)(uintptr_t)(src + i * blk);
+		cp[i].len = blk;
+	}
+	accel_cuda_tier_stats(t, &s0);
+	if (fake_access && refused && !strcmp(refused, "1"))
+		assert_true(s0.batched);	/* there, refused at the first call */
+	assert_int_equal(0, accel_cuda_tier_copy(t, cp, (unsigned int)nblk, &tk));
+	accel_cuda_tier_stats(t, &s1);
+	assert_int_equal(nblk, s1.runs - s0.runs);
+	if (s1.batched) {
+		assert_int_equal(3, s1.batch_calls - s0.batch_calls);
+		assert_int_equal(0, s1.copy_calls - s0.copy_calls);
+	} else {
+		assert_int_equal(0, s1.batch_calls - s0.batch_calls);
+		assert_int_equal(nblk, s1.copy_calls - s0.copy_calls);
+	}
+	if (fake_access && refused && !strcmp(refused, "1"))
+		assert_false(s1.batched);
+	for (i = 0; i < nblk; i++) {
+		cp[i].dst = (cu_deviceptr)(uintptr_t)(back + i * blk);
+		cp[i].src = base + (cu_deviceptr)(2 * i) * blk;
+	}
+	assert_int_equal(0, accel_cuda_tier_copy(t, cp, (unsigned int)nblk, &tk));
+	assert_int_equal(0, accel_cuda_tier_wait(t, tk, -1));
+	assert_memory_equal(src, back, total);
+
+	assert_int_equal(0, accel_cuda_tier_host_unregister(t, src));
+	assert_int_equal(0, accel_cuda_tier_host_unregister(t, back));
+	accel_cuda_tier_destroy(t);
+	munmap(src, total);
+	munmap(back, total);
+	free(cp);
+}
+
 /* A window over chunks 3, 0, 2, in that order: the same memory, no copy. */
 static void window_over_chunks(void **state)
 {
@@ -495,6 +566,7 @@ int main(void)
 		cmocka_unit_test(pool_and_maps),
 		cmocka_unit_test(map_is_all_or_nothing_at_the_limit),
 		cmocka_unit_test(scattered_copies_round_trip),
+		cmocka_unit_test(large_batches_split),
 		cmocka_unit_test(many_tickets),
 		cmocka_unit_test(window_over_chunks),
 		cmocka_unit_test(peers_get_access_per_range),

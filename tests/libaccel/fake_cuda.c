@@ -109,7 +109,7 @@ struct pset {
 static struct {
 	int devices;
 	int driver;
-	bool no_batch, no_dmabuf, no_peer, strict_access;
+	bool no_batch, batch_unsupported, no_dmabuf, no_peer, strict_access;
 	long create_limit;		/* -1: none */
 } cfg;
 static pthread_once_t cfg_once = PTHREAD_ONCE_INIT;
@@ -144,6 +144,7 @@ static void read_cfg(void)
 	cfg.devices = (int)env_long("FAKE_CUDA_DEVICES", 2, 0, FAKE_CUDA_MAX_DEVICES);
 	cfg.driver = (int)env_long("FAKE_CUDA_DRIVER", 12080, 0, INT_MAX);
 	cfg.no_batch = env_long("FAKE_CUDA_NO_BATCH", 0, 0, 1);
+	cfg.batch_unsupported = env_long("FAKE_CUDA_BATCH_UNSUPPORTED", 0, 0, 1);
 	cfg.no_dmabuf = env_long("FAKE_CUDA_NO_DMABUF", 0, 0, 1);
 	cfg.no_peer = env_long("FAKE_CUDA_NO_PEER", 0, 0, 1);
 	cfg.strict_access = env_long("FAKE_CUDA_STRICT_ACCESS", 0, 0, 1);
@@ -1142,6 +1143,10 @@ static cu_result cuMemcpyBatchAsync(cu_deviceptr *dsts, cu_deviceptr *srcs, size
 	}
 	if (!stream)		/* not on the legacy NULL stream */
 		goto out;
+	if (cfg.batch_unsupported) {
+		r = CU_ERROR_NOT_SUPPORTED;
+		goto out;
+	}
 	r = stream_device(stream, &dev);
 	if (r)
 		goto out;

@@ -12,6 +12,8 @@
  *                             succeeds, cuDeviceGetCount gives 0)
  *   FAKE_CUDA_DRIVER=V        cuDriverGetVersion (default 12080)
  *   FAKE_CUDA_NO_BATCH=1      no cuMemcpyBatchAsync
+ *   FAKE_CUDA_BATCH_UNSUPPORTED=1  cuMemcpyBatchAsync there, but every
+ *                             call fails CUDA_ERROR_NOT_SUPPORTED
  *   FAKE_CUDA_NO_DMABUF=1     no cuMemGetHandleForAddressRange, and
  *                             CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED is 0
  *   FAKE_CUDA_NO_PEER=1       cuDeviceCanAccessPeer gives 0

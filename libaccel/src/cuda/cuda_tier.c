@@ -18,6 +18,11 @@
 
 #define TIER_EVENTS	64
 #define TIER_MAX_PEERS	16
+/*
+ * Runs per cuMemcpyBatchAsync call: the driver documents no limit; this
+ * bounds what one call builds and keeps a failure's blast radius small.
+ */
+#define TIER_BATCH_MAX	4096
 
 struct accel_cuda_tier {
 	const struct accel_cuda *cu;
@@ -36,6 +41,7 @@ struct accel_cuda_tier {
 	int peers[TIER_MAX_PEERS];
 	unsigned int nr_peers;
 	bool dmabuf;
+	bool batch;	/* cuMemcpyBatchAsync there and not refused yet */
 	/* Tickets: ticket n's event is events[n % TIER_EVENTS]. */
 	cu_event events[TIER_EVENTS];
 	uint64_t next_ticket, done_below;	/* tickets < done_below are done */
@@ -228,7 +234,7 @@ int accel_cuda_tier_create(const struct accel_cuda_tier_opts *o, struct accel_cu
 	t->next_ticket = 1;
 	t->done_below = 1;
 	t->stats.chunk_size = t->chunk;
-	t->stats.batched = t->api->cuMemcpyBatchAsync != NULL;
+	t->batch = t->api->cuMemcpyBatchAsync != NULL;
 	t->stats.dmabuf = t->dmabuf;
 	*out = t;
 	return 0;
@@ -538,10 +544,48 @@ static int event_sync_locked(struct accel_cuda_tier *t, uint64_t tk)
 	return ret;
 }
 
+/*
+ * Queue runs [0, runs) of the scratch arrays: in batches of at most
+ * TIER_BATCH_MAX, or one cuMemcpyAsync each without the batch call. A
+ * driver that refuses the batch call (not supported) gets single copies
+ * from then on. Called with t->lock held.
+ */
+static int queue_runs(struct accel_cuda_tier *t, size_t runs)
+{
+	struct cu_memcpy_attributes attr = {
+		.src_access_order = CU_MEMCPY_SRC_ACCESS_ORDER_STREAM,
+	};
+	size_t i = 0, k, idx = 0, fail = 0;
+	int ret = 0;
+
+	while (!ret && i < runs) {
+		k = runs - i < TIER_BATCH_MAX ? runs - i : TIER_BATCH_MAX;
+		if (t->batch && k > 1) {
+			ret = accel_cuda_errno(t->api->cuMemcpyBatchAsync(t->dsts + i, t->srcs + i,
+									  t->sizes + i, k, &attr,
+									  &idx, 1, &fail,
+									  t->stream));
+			if (ret == -EOPNOTSUPP) {
+				t->batch = false;
+				ret = 0;
+				continue;
+			}
+			t->stats.batch_calls += !ret;
+		} else {
+			k = 1;
+			ret = accel_cuda_errno(t->api->cuMemcpyAsync(t->dsts[i], t->srcs[i],
+								     t->sizes[i], t->stream));
+			t->stats.copy_calls += !ret;
+		}
+		i += k;
+	}
+	return ret;
+}
+
 int accel_cuda_tier_copy(struct accel_cuda_tier *t, const struct accel_cuda_copy *c,
 			 unsigned int n, uint64_t *ticket)
 {
-	size_t runs = 0, i, fail = 0;
+	size_t runs = 0, i;
 	uint64_t tk;
 	int ret;
 
@@ -568,22 +612,7 @@ int accel_cuda_tier_copy(struct accel_cuda_tier *t, const struct accel_cuda_copy
 		t->sizes[runs] = c[i].len;
 		runs++;
 	}
-	if (t->api->cuMemcpyBatchAsync && runs > 1) {
-		struct cu_memcpy_attributes attr = {
-			.src_access_order = CU_MEMCPY_SRC_ACCESS_ORDER_STREAM,
-		};
-		size_t idx = 0;
-
-		ret = accel_cuda_errno(t->api->cuMemcpyBatchAsync(t->dsts, t->srcs, t->sizes, runs,
-								  &attr, &idx, 1, &fail,
-								  t->stream));
-		t->stats.batch_calls++;
-	} else {
-		for (i = 0; !ret && i < runs; i++)
-			ret = accel_cuda_errno(t->api->cuMemcpyAsync(t->dsts[i], t->srcs[i],
-								     t->sizes[i], t->stream));
-		t->stats.copy_calls += i;
-	}
+	ret = queue_runs(t, runs);
 	if (ret)
 		goto out;
 	t->stats.pieces += n;
@@ -775,6 +804,7 @@ void accel_cuda_tier_stats(struct accel_cuda_tier *t, struct accel_cuda_tier_sta
 
 	pthread_mutex_lock(&t->lock);
 	*s = t->stats;
+	s->batched = t->batch;
 	s->chunks_alive = t->nr_alive;
 	s->chunks_free = t->nr_free;
 	s->chunks_mapped = 0;

@@ -46,7 +46,7 @@ struct accel_cuda_tier_stats {
 	unsigned int chunks_alive, chunks_free, chunks_mapped;
 	uint64_t pieces, runs, batch_calls, copy_calls;
 	uint64_t peer_direct, peer_staged;	/* copy_peer() calls by path */
-	bool batched;		/* cuMemcpyBatchAsync is there */
+	bool batched;		/* cuMemcpyBatchAsync is there and not refused */
 	bool dmabuf;		/* the device exports dma-bufs */
 };
 
