@@ -149,6 +149,30 @@ static void map_is_all_or_nothing_at_the_limit(void **state)
 	accel_cuda_tier_destroy(t);
 }
 
+/* Two host buffers registered with @t, the first filled with a pattern. */
+static void host_buffers(struct accel_cuda_tier *t, size_t total, size_t blk,
+			 unsigned char **src, unsigned char **back)
+{
+	size_t i;
+
+	*src = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	*back = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(*src != MAP_FAILED && *back != MAP_FAILED);
+	for (i = 0; i < total; i++)
+		(*src)[i] = (unsigned char)(i * 7 + i / blk);
+	assert_int_equal(0, accel_cuda_tier_host_register(t, *src, total));
+	assert_int_equal(0, accel_cuda_tier_host_register(t, *back, total));
+}
+
+static void host_buffers_free(struct accel_cuda_tier *t, size_t total, unsigned char *src,
+			      unsigned char *back)
+{
+	assert_int_equal(0, accel_cuda_tier_host_unregister(t, src));
+	assert_int_equal(0, accel_cuda_tier_host_unregister(t, back));
+	munmap(src, total);
+	munmap(back, total);
+}
+
 /* Host -> device -> host, 16 KiB pieces in a scattered order, data checked. */
 static void scattered_copies_round_trip(void **state)
 {
@@ -170,16 +194,10 @@ static void scattered_copies_round_trip(void **state)
 	}
 	assert_non_null(cp);
 	assert_non_null(perm);
-	src = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	back = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(src != MAP_FAILED && back != MAP_FAILED);
-	for (i = 0; i < total; i++)
-		src[i] = (unsigned char)(i * 7 + i / blk);
 	t = tier(16 * MIB, 8, 0);
 	base = accel_cuda_tier_base(t);
 	assert_int_equal(0, accel_cuda_tier_map(t, 0, 16 * MIB));
-	assert_int_equal(0, accel_cuda_tier_host_register(t, src, total));
-	assert_int_equal(0, accel_cuda_tier_host_register(t, back, total));
+	host_buffers(t, total, blk, &src, &back);
 
 	/* Device block perm[i] <- host block i: pairs of neighbours stay adjacent. */
 	for (i = 0; i < nblk; i++)
@@ -221,11 +239,8 @@ static void scattered_copies_round_trip(void **state)
 	assert_int_equal(0, s1.batch_calls - s0.batch_calls);
 	assert_int_equal(0, accel_cuda_tier_wait(t, tk1, 5000000000ll));
 
-	assert_int_equal(0, accel_cuda_tier_host_unregister(t, src));
-	assert_int_equal(0, accel_cuda_tier_host_unregister(t, back));
+	host_buffers_free(t, total, src, back);
 	accel_cuda_tier_destroy(t);
-	munmap(src, total);
-	munmap(back, total);
 	free(cp);
 	free(perm);
 }
@@ -255,16 +270,10 @@ static void large_batches_split(void **state)
 		skip();
 	}
 	assert_non_null(cp);
-	src = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	back = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(src != MAP_FAILED && back != MAP_FAILED);
-	for (i = 0; i < total; i++)
-		src[i] = (unsigned char)(i * 13 + i / blk);
 	t = tier(2 * total, 0, 0);
 	base = accel_cuda_tier_base(t);
 	assert_int_equal(0, accel_cuda_tier_map(t, 0, accel_cuda_tier_size(t)));
-	assert_int_equal(0, accel_cuda_tier_host_register(t, src, total));
-	assert_int_equal(0, accel_cuda_tier_host_register(t, back, total));
+	host_buffers(t, total, blk, &src, &back);
 	for (i = 0; i < nblk; i++) {
 		cp[i].dst = base + (cu_deviceptr)(2 * i) * blk;
 		cp[i].src = (cu_deviceptr)(uintptr_t)(src + i * blk);
@@ -293,11 +302,8 @@ static void large_batches_split(void **state)
 	assert_int_equal(0, accel_cuda_tier_wait(t, tk, -1));
 	assert_memory_equal(src, back, total);
 
-	assert_int_equal(0, accel_cuda_tier_host_unregister(t, src));
-	assert_int_equal(0, accel_cuda_tier_host_unregister(t, back));
+	host_buffers_free(t, total, src, back);
 	accel_cuda_tier_destroy(t);
-	munmap(src, total);
-	munmap(back, total);
 	free(cp);
 }
 
