@@ -579,6 +579,9 @@ static int queue_runs(struct accel_cuda_tier *t, size_t runs)
 		}
 		i += k;
 	}
+	/* What was queued before a failure must not outlive this call. */
+	if (ret && i)
+		t->api->cuStreamSynchronize(t->stream);
 	return ret;
 }
 

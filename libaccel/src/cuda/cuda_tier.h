@@ -97,7 +97,8 @@ int accel_cuda_tier_host_unregister(struct accel_cuda_tier *t, void *addr);
 
 /*
  * Queue @n copies on the tier's stream; adjacent pieces (both ends
- * contiguous) are merged first. *ticket names the batch for _wait().
+ * contiguous) are merged first. *ticket names the batch for _wait(). On
+ * failure none of them is still in flight (some may have run).
  */
 int accel_cuda_tier_copy(struct accel_cuda_tier *t, const struct accel_cuda_copy *copies,
 			 unsigned int n, uint64_t *ticket);
