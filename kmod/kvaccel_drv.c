@@ -34,6 +34,55 @@ module_param(copy_workers, uint, 0444);
 MODULE_PARM_DESC(copy_workers,
 		 "Copy worker threads (0 = one per CPU, at most 8; at most 64)");
 
+/* Both copy-engine bounds must stay positive: a zero would stop every job. */
+static int kvaccel_param_set_positive(const char *val, const struct kernel_param *kp)
+{
+	unsigned int n;
+	int ret = kstrtouint(val, 0, &n);
+
+	if (ret)
+		return ret;
+	if (!n)
+		return -EINVAL;
+	*(unsigned int *)kp->arg = n;
+	return 0;
+}
+
+static const struct kernel_param_ops kvaccel_param_positive_ops = {
+	.set = kvaccel_param_set_positive,
+	.get = param_get_uint,
+};
+
+static unsigned int copy_timeout_ms = 10000;
+module_param_cb(copy_timeout_ms, &kvaccel_param_positive_ops, &copy_timeout_ms, 0644);
+MODULE_PARM_DESC(copy_timeout_ms,
+		 "A copy job whose dependencies have not signalled this long after submission fails with -ETIMEDOUT (ms, default 10000)");
+
+static unsigned int copy_inflight_mb = 8192;
+module_param_cb(copy_inflight_mb, &kvaccel_param_positive_ops, &copy_inflight_mb, 0644);
+MODULE_PARM_DESC(copy_inflight_mb,
+		 "Most bytes of unfinished copy jobs per process, in MiB; -EBUSY beyond (default 8192)");
+
+/**
+ * kvaccel_copy_timeout_ms - how long a copy job waits for its dependencies.
+ *
+ * Return: copy_timeout_ms, at least 1.
+ */
+unsigned int kvaccel_copy_timeout_ms(void)
+{
+	return READ_ONCE(copy_timeout_ms);
+}
+
+/**
+ * kvaccel_copy_inflight_bytes - the cap on a process's bytes in flight.
+ *
+ * Return: copy_inflight_mb in bytes.
+ */
+u64 kvaccel_copy_inflight_bytes(void)
+{
+	return (u64)READ_ONCE(copy_inflight_mb) << 20;
+}
+
 static unsigned long default_quota_mb;
 module_param(default_quota_mb, ulong, 0644);
 MODULE_PARM_DESC(default_quota_mb,

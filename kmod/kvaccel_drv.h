@@ -44,8 +44,13 @@ struct sg_table;
  *	allocated and freed (kmemleak does not track page allocations).
  * @nr_regions: regions alive.
  * @next_region_id: the last region id handed out.
- * @copy_wq: the copy workers.
+ * @copy_wq: the copy workers: every step of a job between the publication
+ *	of its fence and its signal (WQ_MEM_RECLAIM).
+ * @release_wq: releases of signalled jobs (may sleep on any lock).
  * @copy_workers: how many.
+ * @jobs_lock: protects kvaccel_client.pending of every client and the
+ *	kvaccel_job.pending entries on them. A spinlock: taken by the copy
+ *	workers inside fence signalling sections.
  * @copy_jobs: copy jobs completed.
  * @copy_errors: copy jobs completed with an error.
  * @copy_fail_nth: fault injection for the copy workers (debugfs
@@ -79,7 +84,10 @@ struct kvaccel_device {
 	atomic64_t next_region_id;
 
 	struct workqueue_struct *copy_wq;
+	struct workqueue_struct *release_wq;
 	unsigned int copy_workers;
+	/* Protects every client's pending list. */
+	spinlock_t jobs_lock;
 	atomic64_t copy_jobs;
 	atomic64_t copy_errors;
 	atomic_t copy_fail_nth;
@@ -124,6 +132,7 @@ static inline struct kvaccel_device *to_kvaccel_device(struct drm_device *drm)
  *	under kvaccel_device.acct_lock.
  * @nr_regions: regions the process owns; under kvaccel_device.acct_lock.
  * @copy_inflight: copy jobs of the process not yet completed.
+ * @copy_bytes: bytes of those jobs (capped by copy_inflight_mb).
  * @comm: the process's command name when the entry was created.
  */
 struct kvaccel_proc {
@@ -135,6 +144,7 @@ struct kvaccel_proc {
 	u64 quota;
 	u32 nr_regions;
 	atomic_t copy_inflight;
+	atomic64_t copy_bytes;
 	char comm[TASK_COMM_LEN];
 };
 
@@ -145,6 +155,8 @@ struct kvaccel_proc {
  * @jobs: the file's last copy jobs by id (their fences, referenced); the
  *	xarray's lock protects it and @last_job_id.
  * @last_job_id: the id of the file's last job.
+ * @pending: the file's jobs that have not started (kvaccel_job.pending),
+ *	all cancelled when it closes; under kvaccel_device.jobs_lock.
  * @id: identifier, unique on the device (netlink client id).
  * @node: entry in kvaccel_device.clients.
  * @uid: the effective uid of the opener.
@@ -157,6 +169,7 @@ struct kvaccel_client {
 	struct kvaccel_proc *proc;
 	struct xarray jobs;
 	u64 last_job_id;
+	struct list_head pending;
 	u64 id;
 	struct list_head node;
 	kuid_t uid;
@@ -258,6 +271,8 @@ u64 kvaccel_device_limit(void);
 u64 kvaccel_default_quota(void);
 void kvaccel_set_device_limit(u64 bytes);
 void kvaccel_set_default_quota(u64 bytes);
+unsigned int kvaccel_copy_timeout_ms(void);
+u64 kvaccel_copy_inflight_bytes(void);
 
 /* kvaccel_acct.c */
 void kvaccel_acct_init(struct kvaccel_device *kdev);

@@ -30,7 +30,7 @@ extern "C" {
  * %KVACCEL_PARAM_CAPABILITIES.
  */
 #define KVACCEL_ABI_MAJOR	1
-#define KVACCEL_ABI_MINOR	1
+#define KVACCEL_ABI_MINOR	2
 /** KVACCEL_ABI_VERSION - value of %KVACCEL_PARAM_ABI_VERSION: major << 16 | minor. */
 #define KVACCEL_ABI_VERSION	((KVACCEL_ABI_MAJOR << 16) | KVACCEL_ABI_MINOR)
 
@@ -122,6 +122,15 @@ enum drm_kvaccel_param {
  * (kvaccel_netlink.h): dumps, admin operations, events.
  */
 #define KVACCEL_CAP_NETLINK		_BITULL(7)
+/**
+ * KVACCEL_CAP_COPY_IMPLICIT_SYNC - copy jobs take part in implicit
+ * synchronisation (ABI 1.2): a job waits for the reservation fences of
+ * what it touches, fixed at submission, and its fence goes into them;
+ * %KVACCEL_COPY_SUBMIT_NO_IMPLICIT_WAIT is known; a dependency that does
+ * not signal within the module's copy_timeout_ms fails the job with
+ * -ETIMEDOUT.
+ */
+#define KVACCEL_CAP_COPY_IMPLICIT_SYNC	_BITULL(8)
 
 /**
  * struct drm_kvaccel_get_param - read one device or client parameter.
@@ -472,39 +481,62 @@ struct drm_kvaccel_copy_segment {
 /** KVACCEL_COPY_SEGMENT_FLAGS - mask of known &drm_kvaccel_copy_segment.flags: none. */
 #define KVACCEL_COPY_SEGMENT_FLAGS	0u
 
-/** KVACCEL_COPY_SUBMIT_FLAGS - mask of known &drm_kvaccel_copy_submit.flags: none. */
-#define KVACCEL_COPY_SUBMIT_FLAGS	0u
+/**
+ * KVACCEL_COPY_SUBMIT_NO_IMPLICIT_WAIT - the job does not wait for the
+ * reservation fences of the regions and spaces it touches (the caller
+ * orders its jobs itself, through syncobjs); its fence still goes into
+ * them, so other drivers still wait for it. CPU access to an import still
+ * waits for the import's fences (the exporter's begin_cpu_access). ABI 1.2.
+ */
+#define KVACCEL_COPY_SUBMIT_NO_IMPLICIT_WAIT	_BITUL(0)
+/** KVACCEL_COPY_SUBMIT_FLAGS - mask of known &drm_kvaccel_copy_submit.flags. */
+#define KVACCEL_COPY_SUBMIT_FLAGS	KVACCEL_COPY_SUBMIT_NO_IMPLICIT_WAIT
 
 /**
  * struct drm_kvaccel_copy_submit - queue a copy job on the module's workers.
  *
- * The job starts when the fence of @in_syncobj (if any) has signalled and
- * the reservation fences of any import it touches have; then its segments
+ * Everything the job waits for is fixed before the call returns
+ * (Documentation/copy-engine.rst): the fence of @in_syncobj (if any) and
+ * the reservation fences of the objects it touches, for an object it
+ * writes every fence, for one it only reads the writers' (unless
+ * %KVACCEL_COPY_SUBMIT_NO_IMPLICIT_WAIT). The job's fence goes into the
+ * reservation object of each (write usage where it writes, read usage
+ * where it reads), so other drivers honouring implicit sync wait for it.
+ * CPU access to an import begins at submission
+ * (dma_buf_begin_cpu_access(), which waits for the import's fences): the
+ * call sleeps, interruptibly, until they signal, at most the module's
+ * copy_timeout_ms. Once its dependencies have signalled the job's segments
  * are copied (adjacent segments merged, large ones split across workers)
  * and the job's fence signals, replacing the fence of @out_syncobj (if
- * any). A DRM syncobj wait does not report errors: a failed job (or an
- * error on its input fence, which the job inherits) is visible through
- * the status of a sync_file exported from @out_syncobj
- * (%DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD with
+ * any). A dependency that has not signalled copy_timeout_ms after the
+ * submission fails the job with -ETIMEDOUT; a dependency that failed
+ * passes its error on. A DRM syncobj wait does not report errors: a failed
+ * job is visible through the status of a sync_file exported from
+ * @out_syncobj (%DRM_IOCTL_SYNCOBJ_HANDLE_TO_FD with
  * %DRM_SYNCOBJ_HANDLE_TO_FD_FLAGS_EXPORT_SYNC_FILE, then SYNC_IOC_FILE_INFO)
  * and through %DRM_IOCTL_KVACCEL_COPY_STATUS; the error is set before the
- * fence signals. Jobs of a file that is closed before they start are
- * cancelled (-ECANCELED); started jobs finish.
+ * fence signals. Every job of a file that is closed before it starts is
+ * cancelled at once (-ECANCELED); started jobs finish.
  *
  * Errors (nothing is queued): -EINVAL for unknown @flags, non-zero @pad, @count 0 or over
  * %KVACCEL_COPY_MAX_SEGMENTS, non-zero segment flags or pad, a zero length,
  * a range past the end of an object, source and destination overlapping
- * in the same object, more than %KVACCEL_COPY_MAX_BYTES in all;
+ * in the same object, more than %KVACCEL_COPY_MAX_BYTES in all, an
+ * @in_syncobj without a fence;
  * -ENOENT for an object or syncobj handle this client does not hold, or
  * an empty slot in a space's range; -EOPNOTSUPP for an import the CPU
  * cannot map (GPU memory: copy it on the GPU); -EBUSY when the process has
- * %KVACCEL_COPY_MAX_INFLIGHT jobs in flight (not -EAGAIN, which libdrm's
- * drmIoctl() would retry in a busy loop); -EFAULT; -ENOMEM.
+ * %KVACCEL_COPY_MAX_INFLIGHT jobs in flight or the job would take its
+ * bytes in flight past the module's copy_inflight_mb (not -EAGAIN, which
+ * libdrm's drmIoctl() would retry in a busy loop); -ETIMEDOUT when an
+ * import's fences did not signal within copy_timeout_ms; -EINTR or
+ * -ERESTARTSYS when a signal came while waiting for an import's fences or
+ * a reservation lock; -EFAULT; -ENOMEM.
  */
 struct drm_kvaccel_copy_submit {
 	/** @job_id: Out. The job's id in this file, for %DRM_IOCTL_KVACCEL_COPY_STATUS. */
 	__u64 job_id;
-	/** @flags: In. Must be 0 (%KVACCEL_COPY_SUBMIT_FLAGS). */
+	/** @flags: In. %KVACCEL_COPY_SUBMIT_FLAGS bits. */
 	__u32 flags;
 	/** @count: In. Number of segments. */
 	__u32 count;

@@ -187,79 +187,46 @@ TEST_F(copy, import_both_ways)
 }
 
 /*
- * A fence the test controls: vgem's, attached to a vgem buffer (which may
- * be imported), also exported as a sync_file for syncobjs. vgem signals it
- * by itself after 10 s.
+ * CPU access to an import begins at submit (dma_buf_begin_cpu_access(),
+ * which waits for the buffer's implicit fences before the job's own fence
+ * exists): the submission of a job reading a buffer with an unsignalled
+ * write fence returns once the fence signals, then the job copies.
  */
-struct gate {
-	int vgem, dmabuf, sync_file;
-	uint32_t handle, fence;
-};
-
-static int gate_arm(struct gate *g, uint32_t size)
-{
-	struct kvt_vgem_fence_attach fa = { .flags = KVT_VGEM_FENCE_WRITE };
-	struct dma_buf_export_sync_file es = { .flags = DMA_BUF_SYNC_RW, .fd = -1 };
-	int ret;
-
-	g->dmabuf = g->sync_file = -1;
-	g->vgem = kvt_open_driver("vgem", 1);
-	if (g->vgem < 0)
-		return g->vgem;
-	ret = kvt_vgem_buffer(g->vgem, size, &g->handle, &g->dmabuf);
-	if (ret)
-		return ret;
-	fa.handle = g->handle;
-	ret = kvt_ioctl(g->vgem, KVT_IOCTL_VGEM_FENCE_ATTACH, &fa);
-	if (ret)
-		return ret;
-	g->fence = fa.out_fence;
-	if (ioctl(g->dmabuf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &es))
-		return -errno;
-	g->sync_file = es.fd;
-	return 0;
-}
-
-static int gate_open(struct gate *g)
-{
-	struct kvt_vgem_fence_signal fs = { .fence = g->fence };
-
-	return kvt_ioctl(g->vgem, KVT_IOCTL_VGEM_FENCE_SIGNAL, &fs);
-}
-
-static void gate_fini(struct gate *g)
-{
-	close(g->sync_file);
-	close(g->dmabuf);
-	close(g->vgem);
-}
-
-#define GATE_ARM(g, size) do {						\
-	int __r = gate_arm(g, size);					\
-	if (__r == -ENODEV)						\
-		SKIP(return, "no vgem");				\
-	ASSERT_EQ(0, __r);						\
-} while (0)
-
-/* A job waits for its import's reservation fences. */
-TEST_F(copy, waits_for_import_fences)
+TEST_F(copy, import_fences_waited_at_submit)
 {
 	struct drm_kvaccel_copy_segment seg;
-	struct gate g;
+	struct drm_mode_map_dumb md = { 0 };
+	struct kvt_gate g;
+	unsigned char *vm;
 	uint32_t imp;
 	uint64_t job;
-	int status;
+	int64_t t0;
+	pid_t pid;
+	int st;
 
-	GATE_ARM(&g, KVT_MIB);
+	KVT_GATE_ARM(&g, KVT_MIB);
+	md.handle = g.handle;
+	ASSERT_EQ(0, kvt_ioctl(g.vgem, DRM_IOCTL_MODE_MAP_DUMB, &md));
+	vm = mmap(NULL, KVT_MIB, PROT_READ | PROT_WRITE, MAP_SHARED, g.vgem, (off_t)md.offset);
+	ASSERT_NE(MAP_FAILED, vm);
+	kvt_fill(vm, KVT_MIB, 0x7171);
 	ASSERT_EQ(0, kvt_import(self->fd, g.dmabuf, &imp));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		usleep(300000);
+		_exit(kvt_gate_open(&g) ? 1 : 0);
+	}
+	t0 = kvt_now_ns();
 	seg = kvt_seg(imp, 0, self->r4k, 0, KVT_MIB);
 	ASSERT_EQ(0, kvt_copy(self->fd, &seg, 1, 0, self->sync, &job));
-	usleep(200000);
-	ASSERT_EQ(0, kvt_copy_status(self->fd, job, &status));
-	EXPECT_EQ(0, status);
-	ASSERT_EQ(0, gate_open(&g));
+	EXPECT_LE(250000000ll, kvt_now_ns() - t0);
+	ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	EXPECT_EQ(0, st);
 	done(_metadata, self->fd, self->sync, job);
-	gate_fini(&g);
+	EXPECT_TRUE(kvt_check(self->m4k, KVT_MIB, 0x7171));
+	munmap(vm, KVT_MIB);
+	kvt_gate_fini(&g);
 }
 
 /*
@@ -272,24 +239,25 @@ TEST_F(copy, submit_reports_status)
 	struct drm_kvaccel_copy_submit cs = {
 		.count = 1, .segments = (uintptr_t)&seg, .status = 77,
 	};
-	struct gate g;
-	uint32_t imp;
+	struct kvt_gate g;
+	uint32_t blocker;
 
 	kvt_fill(self->m4k, 4096, 0x5151);
 	ASSERT_EQ(0, kvt_ioctl(self->fd, DRM_IOCTL_KVACCEL_COPY_SUBMIT, &cs));
 	EXPECT_EQ(1, cs.status);
 	EXPECT_EQ(0, memcmp(self->m4k, self->m2m, 4096));
 
-	GATE_ARM(&g, KVT_MIB);
-	ASSERT_EQ(0, kvt_import(self->fd, g.dmabuf, &imp));
-	seg = kvt_seg(imp, 0, self->r4k, 0, 4096);
+	KVT_GATE_ARM(&g, KVT_MIB);
+	ASSERT_EQ(0, kvt_syncobj_create(self->fd, &blocker));
+	ASSERT_EQ(0, kvt_syncobj_import_sync_file(self->fd, blocker, g.sync_file));
 	cs.status = 77;
+	cs.in_syncobj = blocker;
 	cs.out_syncobj = self->sync;
 	ASSERT_EQ(0, kvt_ioctl(self->fd, DRM_IOCTL_KVACCEL_COPY_SUBMIT, &cs));
 	EXPECT_EQ(0, cs.status);
-	ASSERT_EQ(0, gate_open(&g));
+	ASSERT_EQ(0, kvt_gate_open(&g));
 	done(_metadata, self->fd, self->sync, cs.job_id);
-	gate_fini(&g);
+	kvt_gate_fini(&g);
 }
 
 /* Job B waits for job A through a syncobj; B copies what A wrote. */
@@ -310,15 +278,6 @@ TEST_F(copy, chained_jobs)
 	EXPECT_EQ(0, memcmp(self->m4k + 2 * KVT_MIB, self->m4k, 2 * KVT_MIB));
 }
 
-static int sync_file_status(int sync_file)
-{
-	struct sync_file_info info = { 0 };
-
-	if (ioctl(sync_file, SYNC_IOC_FILE_INFO, &info))
-		return -1000 - errno;
-	return info.status;
-}
-
 /*
  * A job of a file closed before its input fence signalled is cancelled:
  * its fence carries -ECANCELED (seen through an exported sync_file), and
@@ -331,10 +290,10 @@ TEST_F(copy, cancel_on_close_and_error_propagation)
 	uint32_t in1, out1, in2, out2, r1;
 	struct pollfd pfd;
 	uint64_t ja, jb;
-	struct gate g;
+	struct kvt_gate g;
 
 	/* The unsignalled vgem fence, as a sync_file, feeds job A's syncobj. */
-	GATE_ARM(&g, 4096);
+	KVT_GATE_ARM(&g, 4096);
 
 	fd1 = kvt_open();
 	ASSERT_LE(0, fd1);
@@ -345,7 +304,7 @@ TEST_F(copy, cancel_on_close_and_error_propagation)
 	seg = kvt_seg(r1, 0, r1, KVT_MIB / 2, KVT_MIB / 2);
 	ASSERT_EQ(0, kvt_copy(fd1, &seg, 1, in1, out1, &ja));
 	ASSERT_EQ(0, kvt_syncobj_export_sync_file(fd1, out1, &sf_a));
-	EXPECT_EQ(0, sync_file_status(sf_a));
+	EXPECT_EQ(0, kvt_sync_file_status(sf_a));
 
 	/* Job B in another file waits for A. */
 	ASSERT_EQ(0, kvt_syncobj_create(self->fd, &in2));
@@ -355,20 +314,20 @@ TEST_F(copy, cancel_on_close_and_error_propagation)
 	ASSERT_EQ(0, kvt_copy(self->fd, &seg, 1, in2, out2, &jb));
 
 	close(fd1);	/* A has not started: it is cancelled */
-	ASSERT_EQ(0, gate_open(&g));
+	ASSERT_EQ(0, kvt_gate_open(&g));
 
 	pfd.fd = sf_a;
 	pfd.events = POLLIN;
 	ASSERT_EQ(1, poll(&pfd, 1, 20000));
-	EXPECT_EQ(-ECANCELED, sync_file_status(sf_a));
+	EXPECT_EQ(-ECANCELED, kvt_sync_file_status(sf_a));
 	ASSERT_EQ(0, kvt_syncobj_wait(self->fd, out2, 20000));
 	ASSERT_EQ(0, kvt_copy_status(self->fd, jb, &status));
 	EXPECT_EQ(-ECANCELED, status);
 	ASSERT_EQ(0, kvt_syncobj_export_sync_file(self->fd, out2, &sf_b));
-	EXPECT_EQ(-ECANCELED, sync_file_status(sf_b));
+	EXPECT_EQ(-ECANCELED, kvt_sync_file_status(sf_b));
 	close(sf_a);
 	close(sf_b);
-	gate_fini(&g);
+	kvt_gate_fini(&g);
 }
 
 /*
@@ -408,10 +367,10 @@ TEST(worker_failure_sweep)
 		if (status < 0) {
 			failures++;
 			EXPECT_EQ(-EIO, status);
-			EXPECT_EQ(-EIO, sync_file_status(sf));
+			EXPECT_EQ(-EIO, kvt_sync_file_status(sf));
 		} else {
 			EXPECT_EQ(1, status);
-			EXPECT_EQ(1, sync_file_status(sf));
+			EXPECT_EQ(1, kvt_sync_file_status(sf));
 		}
 		close(sf);
 		close(cfd);
@@ -497,10 +456,10 @@ TEST_F(copy, inflight_cap)
 	struct drm_kvaccel_copy_segment seg;
 	uint32_t blocker;
 	int i, ret = 0;
-	struct gate g;
+	struct kvt_gate g;
 	int64_t t0;
 
-	GATE_ARM(&g, 4096);
+	KVT_GATE_ARM(&g, 4096);
 	ASSERT_EQ(0, kvt_syncobj_create(self->fd, &blocker));
 	ASSERT_EQ(0, kvt_syncobj_import_sync_file(self->fd, blocker, g.sync_file));
 	seg = kvt_seg(self->r4k, 0, self->r2m, 0, 4096);
@@ -515,7 +474,7 @@ TEST_F(copy, inflight_cap)
 		SKIP(return, "submissions too slow to beat vgem's 10 s fence timeout");
 	EXPECT_EQ(-EBUSY, ret);
 	EXPECT_EQ(KVACCEL_COPY_MAX_INFLIGHT, i);
-	ASSERT_EQ(0, gate_open(&g));
+	ASSERT_EQ(0, kvt_gate_open(&g));
 	/* Once they drain, submission works again. */
 	for (i = 0; i < 400; i++) {
 		ret = kvt_copy(self->fd, &seg, 1, 0, self->sync, NULL);
@@ -525,7 +484,7 @@ TEST_F(copy, inflight_cap)
 	}
 	EXPECT_EQ(0, ret);
 	ASSERT_EQ(0, kvt_syncobj_wait(self->fd, self->sync, 20000));
-	gate_fini(&g);
+	kvt_gate_fini(&g);
 }
 
 /* ---- validation: one rule per subtest ---- */
@@ -539,7 +498,7 @@ TEST_F(copy, bad_flags)
 {
 	struct drm_kvaccel_copy_segment seg = kvt_seg(self->r4k, 0, self->r2m, 0, 4096);
 	struct drm_kvaccel_copy_submit cs = {
-		.flags = 1, .count = 1, .segments = (uintptr_t)&seg,
+		.flags = (uint32_t)~KVACCEL_COPY_SUBMIT_FLAGS, .count = 1, .segments = (uintptr_t)&seg,
 	};
 
 	EXPECT_EQ(-EINVAL, kvt_ioctl(self->fd, DRM_IOCTL_KVACCEL_COPY_SUBMIT, &cs));

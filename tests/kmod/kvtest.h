@@ -10,6 +10,9 @@
 
 #include <dirent.h>
 #include <linux/capability.h>
+#include <linux/dma-buf.h>
+#include <linux/sync_file.h>
+#include <poll.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -504,6 +507,79 @@ static inline int kvt_vgem_buffer(int vgem, uint32_t size, uint32_t *handle, int
 		*dmabuf = ph.fd;
 	return ret;
 }
+
+/* A sync_file's status: 1 signalled, 0 pending, a negative errno failed. */
+static inline int kvt_sync_file_status(int sync_file)
+{
+	struct sync_file_info info = { 0 };
+
+	if (ioctl(sync_file, SYNC_IOC_FILE_INFO, &info))
+		return -1000 - errno;
+	return info.status;
+}
+
+/* Wait up to @ms for a sync_file (or any pollable fence fd) to signal: 1, or 0 on timeout. */
+static inline int kvt_fence_fd_wait(int fd, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return poll(&pfd, 1, ms);
+}
+
+/*
+ * A fence the test controls: vgem's, attached to a vgem buffer (which may
+ * be imported), also exported as a sync_file for syncobjs. vgem signals it
+ * by itself after 10 s.
+ */
+struct kvt_gate {
+	int vgem, dmabuf, sync_file;
+	uint32_t handle, fence;
+};
+
+static inline int kvt_gate_arm(struct kvt_gate *g, uint32_t size)
+{
+	struct kvt_vgem_fence_attach fa = { .flags = KVT_VGEM_FENCE_WRITE };
+	struct dma_buf_export_sync_file es = { .flags = DMA_BUF_SYNC_RW, .fd = -1 };
+	int ret;
+
+	g->dmabuf = g->sync_file = -1;
+	g->vgem = kvt_open_driver("vgem", 1);
+	if (g->vgem < 0)
+		return g->vgem;
+	ret = kvt_vgem_buffer(g->vgem, size, &g->handle, &g->dmabuf);
+	if (ret)
+		return ret;
+	fa.handle = g->handle;
+	ret = kvt_ioctl(g->vgem, KVT_IOCTL_VGEM_FENCE_ATTACH, &fa);
+	if (ret)
+		return ret;
+	g->fence = fa.out_fence;
+	if (ioctl(g->dmabuf, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &es))
+		return -errno;
+	g->sync_file = es.fd;
+	return 0;
+}
+
+static inline int kvt_gate_open(struct kvt_gate *g)
+{
+	struct kvt_vgem_fence_signal fs = { .fence = g->fence };
+
+	return kvt_ioctl(g->vgem, KVT_IOCTL_VGEM_FENCE_SIGNAL, &fs);
+}
+
+static inline void kvt_gate_fini(struct kvt_gate *g)
+{
+	close(g->sync_file);
+	close(g->dmabuf);
+	close(g->vgem);
+}
+
+#define KVT_GATE_ARM(g, size) do {						\
+	int __r = kvt_gate_arm(g, size);					\
+	if (__r == -ENODEV)						\
+		SKIP(return, "no vgem");				\
+	ASSERT_EQ(0, __r);						\
+} while (0)
 
 /* Pass one fd over a Unix socket (SCM_RIGHTS). */
 static inline int kvt_send_fd(int sock, int fd)
