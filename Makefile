@@ -26,7 +26,7 @@ KVER_DEMO	?= $(lastword $(sort $(KVER_612) $(KVER_61)))
 KSFT		= $(shell tools/linux-source)/tools/testing/selftests
 UAPI_CFLAGS	:= -Iuapi -I/usr/include/libdrm
 USER_CFLAGS	:= -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(UAPI_CFLAGS)
-TEST_CFLAGS	= $(USER_CFLAGS) -I$(KSFT) -Itests/kmod -Wno-unused-parameter \
+TEST_CFLAGS	= $(USER_CFLAGS) -I$(KSFT) -Itests/kmod -Itests/exporter -Wno-unused-parameter \
 		  -Wno-sign-compare -Wno-missing-field-initializers -Wno-clobbered
 # The harness compares pointers (MAP_FAILED) as integers.
 M32_CFLAGS	:= -Wno-pointer-to-int-cast
@@ -36,7 +36,7 @@ NL_CFLAGS	:= -I/usr/include/libnl3 -Ilibaccel/ctl
 NL_LIBS		:= -lnl-genl-3 -lnl-3 -lpthread -lm
 KVNL_SRCS	:= libaccel/ctl/kvnl.c libaccel/ctl/kvnl.h uapi/kvaccel_netlink.h
 
-KMOD_TESTS	:= device region limits prime numa fail_nth space space_val space_use space_race copy copy_fence
+KMOD_TESTS	:= device region limits prime numa fail_nth space space_val space_use space_race space_offsets copy copy_fence
 KMOD_SRCS	:= $(wildcard kmod/*.c kmod/*.h uapi/*.h) kmod/Kbuild Kbuild
 TEST_HDRS	:= tests/kmod/kvtest.h uapi/kvaccel.h
 
@@ -59,10 +59,10 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake
 
-.PHONY: all deps kmod tests tools native check check-debug demo bench lint clean help gpu-check gpu-bench \
+.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench lint clean help gpu-check gpu-bench \
 	libaccel install
 
-all: kmod libaccel tests tools $(B)/daemon/kvacceld
+all: kmod test-modules libaccel tests tools $(B)/daemon/kvacceld
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -87,6 +87,12 @@ kmod: $(foreach k,$(KVERS),$(B)/$(k)/kmod/kvaccel.ko)
 
 $(B)/%/kmod/kvaccel.ko: $(KMOD_SRCS)
 	tools/build-kmod $* $(B)/$*
+
+# The tests' own kernel module: a dma-buf exporter that refuses attachments.
+test-modules: $(foreach k,$(KVERS),$(B)/$(k)/exporter/kvaccel_test_exporter.ko)
+
+$(B)/%/exporter/kvaccel_test_exporter.ko: $(wildcard tests/exporter/*)
+	tools/build-test-exporter $* $(B)/$*/exporter
 
 # --- libaccel -------------------------------------------------------------
 

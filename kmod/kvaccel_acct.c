@@ -21,6 +21,7 @@ void kvaccel_acct_init(struct kvaccel_device *kdev)
 {
 	mutex_init(&kdev->acct_lock);
 	INIT_LIST_HEAD(&kdev->procs);
+	INIT_LIST_HEAD(&kdev->users);
 	kdev->usage = 0;
 	mutex_init(&kdev->pressure_lock);
 	kdev->high_wm = 0;

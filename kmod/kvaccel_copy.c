@@ -16,6 +16,7 @@
  */
 #include <linux/dma-buf.h>
 #include <linux/dma-fence.h>
+#include <linux/dma-fence-chain.h>
 #include <linux/dma-resv.h>
 #include <linux/iosys-map.h>
 #include <linux/jiffies.h>
@@ -38,10 +39,11 @@
 
 static int kvaccel_import_vmap(struct drm_gem_object *obj, struct iosys_map *map)
 {
-	struct dma_buf *dmabuf = obj->import_attach->dmabuf;
+	struct kvaccel_import *import = to_kvaccel_import(obj);
+	struct dma_buf *dmabuf = import->dmabuf;
 
-	/* GPU memory exported by CUDA has no CPU mapping. */
-	if (!dmabuf->ops->vmap)
+	/* A held import (GPU memory exported by CUDA) has no CPU mapping. */
+	if (!import->cpu_access)
 		return -EOPNOTSUPP;
 #ifdef KVACCEL_HAVE_DMA_BUF_VMAP_UNLOCKED
 	return dma_buf_vmap_unlocked(dmabuf, map);
@@ -323,7 +325,7 @@ static int kvaccel_job_begin_cpu_access(struct kvaccel_job *job)
 
 	for (i = 0; i < job->nr_vmaps; i++) {
 		struct kvaccel_copy_vmap *v = &job->vmaps[i];
-		struct dma_buf *dmabuf = v->obj->import_attach->dmabuf;
+		struct dma_buf *dmabuf = to_kvaccel_import(v->obj)->dmabuf;
 		bool write = v->dir != DMA_FROM_DEVICE;
 		long left;
 		int ret;
@@ -361,6 +363,7 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 	struct kvaccel_client *client = file->driver_priv;
 	struct drm_kvaccel_copy_submit *args = data;
 	struct drm_kvaccel_copy_segment one, *user = NULL;
+	struct dma_fence_chain *chain = NULL;
 	struct dma_fence *in_fence = NULL;
 	struct drm_syncobj *out = NULL;
 	struct kvaccel_copy_sync sync;
@@ -370,6 +373,8 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 	int ret;
 
 	if (args->flags & ~KVACCEL_COPY_SUBMIT_FLAGS || args->pad)
+		return -EINVAL;
+	if ((args->in_point && !args->in_syncobj) || (args->out_point && !args->out_syncobj))
 		return -EINVAL;
 	if (!args->count || args->count > KVACCEL_COPY_MAX_SEGMENTS)
 		return -EINVAL;
@@ -381,6 +386,8 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 		return -ENOMEM;
 	job->kdev = kdev;
 	job->client_id = client->id;
+	job->stats = client->copy_stats;
+	refcount_inc(&job->stats->ref);
 	spin_lock_init(&job->lock);
 	kvaccel_job_init_run(job);
 
@@ -414,7 +421,8 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 		goto err_release;
 
 	if (args->in_syncobj) {
-		ret = drm_syncobj_find_fence(file, args->in_syncobj, 0, 0, &in_fence);
+		ret = drm_syncobj_find_fence(file, args->in_syncobj, args->in_point, 0,
+					     &in_fence);
 		if (ret)
 			goto err_unbytes;
 	}
@@ -423,6 +431,13 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 		if (!out) {
 			ret = -ENOENT;
 			goto err_put_in;
+		}
+	}
+	if (args->out_point) {
+		chain = dma_fence_chain_alloc();
+		if (!chain) {
+			ret = -ENOMEM;
+			goto err_put_out;
 		}
 	}
 	ret = kvaccel_job_begin_cpu_access(job);
@@ -452,7 +467,9 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 	kvaccel_copy_sync_unlock(&sync);
 	kvaccel_job_remember(client, job);
 	args->job_id = job->id;
-	if (out)
+	if (chain)
+		drm_syncobj_add_point(out, chain, &job->fence, args->out_point);
+	else if (out)
 		drm_syncobj_replace_fence(out, &job->fence);
 	/* The running job's reference, dropped by its release. */
 	dma_fence_get(&job->fence);
@@ -483,6 +500,7 @@ err_sync_fini:
 	kvaccel_copy_sync_fini(&sync);
 	xa_erase(&client->jobs, job->id);
 err_put_out:
+	dma_fence_chain_free(chain);
 	if (out)
 		drm_syncobj_put(out);
 err_put_in:
@@ -498,6 +516,7 @@ err_uncount:
 	atomic_dec(&job->proc->copy_inflight);
 	kvaccel_proc_put(job->proc);
 err_free_job:
+	kvaccel_copy_stats_put(job->stats);
 	kfree(job);
 	return ret;
 }
@@ -526,14 +545,21 @@ int kvaccel_ioctl_copy_status(struct drm_device *drm, void *data,
 }
 
 /**
- * kvaccel_copy_client_init - set up a file's job history and pending list.
+ * kvaccel_copy_client_init - set up a file's job history, pending list and
+ * statistics.
  * @client: the file.
+ *
+ * Return: 0 or -ENOMEM.
  */
-void kvaccel_copy_client_init(struct kvaccel_client *client)
+int kvaccel_copy_client_init(struct kvaccel_client *client)
 {
+	client->copy_stats = kvaccel_copy_stats_new();
+	if (!client->copy_stats)
+		return -ENOMEM;
 	xa_init(&client->jobs);
 	client->last_job_id = 0;
 	INIT_LIST_HEAD(&client->pending);
+	return 0;
 }
 
 /**
@@ -562,6 +588,7 @@ void kvaccel_copy_client_fini(struct kvaccel_client *client)
 		dma_fence_put(fence);
 	}
 	xa_destroy(&client->jobs);
+	kvaccel_copy_stats_put(client->copy_stats);
 }
 
 /**

@@ -24,6 +24,7 @@
 
 struct drm_gem_object;
 struct kvaccel_client;
+struct kvaccel_copy_stats;
 struct kvaccel_device;
 struct kvaccel_proc;
 struct kvaccel_region;
@@ -137,6 +138,7 @@ enum {
  * @proc: the process charged for the job in flight (referenced).
  * @id: the job's id in its file.
  * @client_id: the id of the file (netlink client id).
+ * @stats: the file's copy statistics (referenced until the release).
  * @pending: entry in kvaccel_client.pending until the job starts; under
  *	kvaccel_device.jobs_lock.
  * @flags: KVACCEL_JOB_* bits.
@@ -174,6 +176,7 @@ struct kvaccel_job {
 	struct kvaccel_proc *proc;
 	u64 id;
 	u64 client_id;
+	struct kvaccel_copy_stats *stats;
 	struct list_head pending;
 	unsigned long flags;
 	int error;

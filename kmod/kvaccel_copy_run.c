@@ -28,6 +28,7 @@
 #include <linux/dma-buf.h>
 #include <linux/dma-fence.h>
 #include <linux/jiffies.h>
+#include <linux/ktime.h>
 #include <linux/module.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
@@ -67,7 +68,7 @@ const struct dma_fence_ops kvaccel_fence_ops = {
  */
 void kvaccel_import_vunmap(struct kvaccel_copy_vmap *v)
 {
-	struct dma_buf *dmabuf = v->obj->import_attach->dmabuf;
+	struct dma_buf *dmabuf = to_kvaccel_import(v->obj)->dmabuf;
 
 	if (v->cpu_access)
 		dma_buf_end_cpu_access(dmabuf, v->dir);
@@ -149,6 +150,8 @@ void kvaccel_job_release(struct kvaccel_job *job)
 	kvaccel_job_release_resources(job);
 	kvaccel_proc_put(proc);
 	job->proc = NULL;
+	kvaccel_copy_stats_put(job->stats);
+	job->stats = NULL;
 	/* The reference the running job held. */
 	dma_fence_put(&job->fence);
 }
@@ -254,7 +257,7 @@ static void kvaccel_copy_range(const struct kvaccel_copy_seg *seg, u64 pos, u64 
 static bool kvaccel_part_run(struct kvaccel_copy_part *part)
 {
 	struct kvaccel_job *job = part->job;
-	u64 start = part->start, len = part->len, base = 0;
+	u64 start = part->start, len = part->len, base = 0, t0 = ktime_get_ns();
 	u32 i;
 
 	if (kvaccel_copy_should_fail(job->kdev)) {
@@ -277,6 +280,7 @@ static bool kvaccel_part_run(struct kvaccel_copy_part *part)
 		len -= n;
 		base += seg->length;
 	}
+	atomic64_add(ktime_get_ns() - t0, &job->stats->busy_ns);
 
 	if (!atomic_dec_and_test(&job->parts_left))
 		return false;

@@ -83,6 +83,21 @@ u64 kvaccel_copy_inflight_bytes(void)
 	return (u64)READ_ONCE(copy_inflight_mb) << 20;
 }
 
+static unsigned int space_window_gb = 256;
+module_param_cb(space_window_gb, &kvaccel_param_positive_ops, &space_window_gb, 0644);
+MODULE_PARM_DESC(space_window_gb,
+		 "Most GiB of the device's 1 TiB mmap offset range one user's spaces may reserve; -EDQUOT beyond (default 256)");
+
+/**
+ * kvaccel_space_window_cap - the per-user cap on reserved space windows.
+ *
+ * Return: space_window_gb in bytes.
+ */
+u64 kvaccel_space_window_cap(void)
+{
+	return (u64)READ_ONCE(space_window_gb) << 30;
+}
+
 static unsigned long default_quota_mb;
 module_param(default_quota_mb, ulong, 0644);
 MODULE_PARM_DESC(default_quota_mb,
@@ -145,7 +160,11 @@ static int kvaccel_open(struct drm_device *drm, struct drm_file *file)
 		kfree(client);
 		return -ENOMEM;
 	}
-	kvaccel_copy_client_init(client);
+	if (kvaccel_copy_client_init(client)) {
+		kvaccel_proc_put(client->proc);
+		kfree(client);
+		return -ENOMEM;
+	}
 	file->driver_priv = client;
 	kvaccel_client_add(client);
 	return 0;
@@ -184,15 +203,18 @@ static const struct drm_ioctl_desc kvaccel_ioctls[] = {
 static const struct file_operations kvaccel_fops = {
 	.owner = THIS_MODULE,
 	KVACCEL_FOPS,
+	KVACCEL_FDINFO_FOPS
 	.get_unmapped_area = kvaccel_get_unmapped_area,
 };
 
 static const struct drm_driver kvaccel_driver = {
-	.driver_features = DRIVER_GEM | DRIVER_SYNCOBJ | KVACCEL_DRIVER_NODE_FEATURE,
+	.driver_features = DRIVER_GEM | DRIVER_SYNCOBJ | DRIVER_SYNCOBJ_TIMELINE |
+			   KVACCEL_DRIVER_NODE_FEATURE,
 	.open = kvaccel_open,
 	.postclose = kvaccel_postclose,
-	.gem_prime_import_sg_table = kvaccel_import_sg_table,
+	.gem_prime_import = kvaccel_gem_prime_import,
 	KVACCEL_PRIME_DRIVER_OPS
+	KVACCEL_FDINFO_DRIVER_OPS
 	.ioctls = kvaccel_ioctls,
 	.num_ioctls = ARRAY_SIZE(kvaccel_ioctls),
 	.fops = &kvaccel_fops,

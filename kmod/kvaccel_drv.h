@@ -36,9 +36,11 @@ struct sg_table;
 /**
  * struct kvaccel_device - the kvaccel DRM device.
  * @drm: the DRM device.
- * @acct_lock: protects @procs, @usage and the accounting fields of every
- *	&struct kvaccel_proc. Never held across an allocation of region pages.
+ * @acct_lock: protects @procs, @users, @usage and the accounting fields of
+ *	every &struct kvaccel_proc and &struct kvaccel_user. Never held across
+ *	an allocation of region pages.
  * @procs: every &struct kvaccel_proc alive, linked by kvaccel_proc.node.
+ * @users: every &struct kvaccel_user with a charge, by kvaccel_user.node.
  * @usage: bytes charged by all regions alive.
  * @pages_held: pages the module holds for regions, counted as they are
  *	allocated and freed (kmemleak does not track page allocations).
@@ -58,13 +60,14 @@ struct sg_table;
  *	a job (its start, each part) and fails the one that reaches zero.
  * @pmd_maps: 2 MiB slots mapped with one PMD entry (huge_fault).
  * @block_maps: blocks mapped with page table entries by one fault.
- * @debugfs: the module's debugfs directory.
+ * @debugfs: kvaccel's files in the DRM device's debugfs directory.
  * @clients_lock: protects @clients, @nr_clients and @next_client_id.
  * @clients: every &struct kvaccel_client, in the order of their ids.
  * @nr_clients: entries in @clients.
  * @next_client_id: the id the next client gets.
- * @regions_lock: protects @regions and the ids of regions.
+ * @regions_lock: protects @regions, @imports and the ids of both.
  * @regions: every region published, in the order of their ids.
+ * @imports: every import alive, in the order of their ids.
  * @pressure_lock: protects @high_wm, @low_wm and @pressure, and orders
  *	pressure events. Taken before @acct_lock.
  * @high_wm: usage above which the device is under pressure; 0: off.
@@ -77,6 +80,7 @@ struct kvaccel_device {
 	/* Protects procs, usage and the accounting fields of each proc. */
 	struct mutex acct_lock;
 	struct list_head procs;
+	struct list_head users;
 	u64 usage;
 
 	atomic_long_t pages_held;
@@ -95,7 +99,7 @@ struct kvaccel_device {
 	atomic64_t pmd_maps;
 	atomic64_t block_maps;
 
-	struct dentry *debugfs;
+	struct dentry *debugfs[2];
 
 	/* Protects clients, nr_clients, next_client_id. */
 	struct mutex clients_lock;
@@ -103,9 +107,10 @@ struct kvaccel_device {
 	u32 nr_clients;
 	u64 next_client_id;
 
-	/* Protects regions and region ids. */
+	/* Protects regions, imports and their ids. */
 	struct mutex regions_lock;
 	struct list_head regions;
+	struct list_head imports;
 
 	/* Protects high_wm, low_wm, pressure; serialises pressure events. */
 	struct mutex pressure_lock;
@@ -149,6 +154,36 @@ struct kvaccel_proc {
 };
 
 /**
+ * struct kvaccel_copy_stats - copy engine statistics of one file, shared
+ *	with its jobs (which may outlive it).
+ * @ref: held by the file and by each of its jobs until released.
+ * @busy_ns: time the workers spent copying the file's jobs.
+ */
+struct kvaccel_copy_stats {
+	refcount_t ref;
+	atomic64_t busy_ns;
+};
+
+/**
+ * struct kvaccel_user - accounting of one user (effective uid) over all
+ *	its processes (kvaccel_users.c).
+ * @kdev: the device.
+ * @node: entry in kvaccel_device.users.
+ * @uid: the user.
+ * @charges: charges held (spaces with a reserved window); the entry is
+ *	freed with the last. Under kvaccel_device.acct_lock.
+ * @window: bytes of the device's mmap offset range reserved by the user's
+ *	spaces. Under kvaccel_device.acct_lock.
+ */
+struct kvaccel_user {
+	struct kvaccel_device *kdev;
+	struct list_head node;
+	kuid_t uid;
+	unsigned int charges;
+	u64 window;
+};
+
+/**
  * struct kvaccel_client - one open file of the device.
  * @kdev: the device.
  * @proc: the process that opened the file.
@@ -157,6 +192,7 @@ struct kvaccel_proc {
  * @last_job_id: the id of the file's last job.
  * @pending: the file's jobs that have not started (kvaccel_job.pending),
  *	all cancelled when it closes; under kvaccel_device.jobs_lock.
+ * @copy_stats: the file's copy statistics (fdinfo).
  * @id: identifier, unique on the device (netlink client id).
  * @node: entry in kvaccel_device.clients.
  * @uid: the effective uid of the opener.
@@ -170,6 +206,7 @@ struct kvaccel_client {
 	struct xarray jobs;
 	u64 last_job_id;
 	struct list_head pending;
+	struct kvaccel_copy_stats *copy_stats;
 	u64 id;
 	struct list_head node;
 	kuid_t uid;
@@ -241,6 +278,8 @@ struct kvaccel_slot {
  * @maps: &struct kvaccel_space_map of every address_space through which
  *	the space is mapped: the DRM device file's and that of each exported
  *	dma-buf that was mmapped. A bind tears mappings down in all of them.
+ * @window_user: the user charged for the window's mmap offsets; NULL for
+ *	a space without (%KVACCEL_SPACE_CREATE_NO_OFFSET).
  */
 struct kvaccel_space {
 	struct drm_gem_object base;
@@ -254,17 +293,37 @@ struct kvaccel_space {
 	/* Protects maps. */
 	struct mutex maps_lock;
 	struct list_head maps;
+	struct kvaccel_user *window_user;
 };
 
 /**
- * struct kvaccel_import - a dma-buf of another driver.
- * @base: the GEM object; base.import_attach is the attachment.
- * @sgt: the mapped attachment.
+ * struct kvaccel_import - a dma-buf of another driver, held by reference
+ *	(never attached: kvaccel_import.c).
+ * @base: the GEM object; base.resv is the dma-buf's reservation object.
+ * @dmabuf: the dma-buf (referenced).
+ * @cpu_access: the exporter can vmap it (copies may touch it); an import
+ *	without is held only (GPU memory).
+ * @id: identifier, unique on the device, from the region ids' counter.
+ * @node: entry in kvaccel_device.imports.
+ * @uid: the effective uid of the importer.
+ * @tgid: the importing process (referenced).
+ * @comm: its command name.
  */
 struct kvaccel_import {
 	struct drm_gem_object base;
-	struct sg_table *sgt;
+	struct dma_buf *dmabuf;
+	bool cpu_access;
+	u64 id;
+	struct list_head node;
+	kuid_t uid;
+	struct pid *tgid;
+	char comm[TASK_COMM_LEN];
 };
+
+static inline struct kvaccel_import *to_kvaccel_import(struct drm_gem_object *obj)
+{
+	return container_of(obj, struct kvaccel_import, base);
+}
 
 /* kvaccel_drv.c: module parameters */
 u64 kvaccel_device_limit(void);
@@ -272,6 +331,7 @@ u64 kvaccel_default_quota(void);
 void kvaccel_set_device_limit(u64 bytes);
 void kvaccel_set_default_quota(u64 bytes);
 unsigned int kvaccel_copy_timeout_ms(void);
+u64 kvaccel_space_window_cap(void);
 u64 kvaccel_copy_inflight_bytes(void);
 
 /* kvaccel_acct.c */
@@ -290,6 +350,11 @@ int kvaccel_acct_set_quota(struct kvaccel_device *kdev, struct pid *tgid,
 void kvaccel_proc_snapshot(struct kvaccel_proc *proc, u64 *usage, u64 *quota, u32 *regions);
 int kvaccel_pressure_set(struct kvaccel_device *kdev, const u64 *high, const u64 *low);
 void kvaccel_pressure_update(struct kvaccel_device *kdev);
+
+/* kvaccel_users.c */
+struct kvaccel_user *kvaccel_user_charge_window(struct kvaccel_device *kdev, kuid_t uid,
+						u64 bytes);
+void kvaccel_user_uncharge_window(struct kvaccel_user *user, u64 bytes);
 
 /* kvaccel_client.c */
 void kvaccel_clients_init(struct kvaccel_device *kdev);
@@ -318,7 +383,8 @@ static inline unsigned int kvaccel_region_order(const struct kvaccel_region *reg
 
 /* kvaccel_space.c */
 struct kvaccel_space *kvaccel_space_create(struct kvaccel_device *kdev,
-					   u32 nr_slots, unsigned int block_shift);
+					   u32 nr_slots, unsigned int block_shift,
+					   bool mmap_offset);
 bool kvaccel_is_space(const struct drm_gem_object *obj);
 struct kvaccel_space *kvaccel_space_lookup(struct drm_file *file, u32 handle);
 bool kvaccel_space_pmd_capable(void);
@@ -343,7 +409,7 @@ int kvaccel_ioctl_space_bind(struct drm_device *drm, void *data,
 /* kvaccel_copy.c */
 int kvaccel_copy_init(struct kvaccel_device *kdev, unsigned int workers);
 void kvaccel_copy_fini(struct kvaccel_device *kdev);
-void kvaccel_copy_client_init(struct kvaccel_client *client);
+int kvaccel_copy_client_init(struct kvaccel_client *client);
 void kvaccel_copy_client_fini(struct kvaccel_client *client);
 int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 			      struct drm_file *file);
@@ -356,9 +422,8 @@ unsigned long kvaccel_get_unmapped_area(struct file *filp, unsigned long addr,
 					unsigned long flags);
 
 /* kvaccel_import.c */
-struct drm_gem_object *kvaccel_import_sg_table(struct drm_device *drm,
-					       struct dma_buf_attachment *attach,
-					       struct sg_table *sgt);
+struct drm_gem_object *kvaccel_gem_prime_import(struct drm_device *drm,
+						struct dma_buf *dmabuf);
 bool kvaccel_is_import(const struct drm_gem_object *obj);
 
 /* kvaccel_ioctl.c */
@@ -382,6 +447,10 @@ void kvaccel_notify_pressure(struct kvaccel_device *kdev, bool pressure,
 			     u64 usage, u64 high, u64 low);
 void kvaccel_notify_copy_error(struct kvaccel_device *kdev, u64 client_id,
 			       struct kvaccel_proc *proc, u64 job_id, int error);
+
+/* kvaccel_fdinfo.c (and kvaccel_compat.h) */
+struct kvaccel_copy_stats *kvaccel_copy_stats_new(void);
+void kvaccel_copy_stats_put(struct kvaccel_copy_stats *stats);
 
 /* kvaccel_debugfs.c */
 void kvaccel_debugfs_init(struct kvaccel_device *kdev);

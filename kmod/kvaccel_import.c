@@ -2,15 +2,30 @@
 /*
  * kvaccel - imports: dma-bufs of other drivers held as GEM objects.
  *
- * drm_gem_prime_import() attaches our device to the dma-buf, maps the
- * attachment and hands the table here; a dma-buf exported by kvaccel itself
- * comes back as the region it was exported from and never reaches this file.
- * The import keeps the dma-buf (and so the exporter's memory) alive until
- * its last handle is closed. What can be done with an import beyond holding
- * it (copies) is the copy engine's business.
+ * An import holds a reference to the dma-buf and nothing else: kvaccel's
+ * platform device never attaches to the exporter. Attaching would be
+ * wrong twice over: nothing here does DMA through an attachment, and
+ * exporters act on every attachment (NVIDIA's exporter treats the
+ * attaching device as a PCI device; amdgpu and xe pin and migrate the
+ * buffer for as long as it is attached). The CPU reaches an import only
+ * through dma_buf_vmap(), when a copy needs its bytes (the copy engine).
+ *
+ * An import the CPU cannot map (GPU memory: its exporter has no vmap) is a
+ * "held" import: it keeps the buffer alive so that the node daemon and the
+ * KV cache can hand GPU memory around through kvaccel; copies touching it
+ * fail with -EOPNOTSUPP. Imports are not charged to a quota: the memory is
+ * the exporter's, allocated and accounted there (a memory cgroup for
+ * shmem-backed buffers, the GPU driver for VRAM); holding a reference
+ * allocates nothing but the object, which counts against the file's
+ * import handles.
+ *
+ * A dma-buf exported by kvaccel itself comes back as the object it was
+ * exported from and never reaches this file's object.
  */
+#include <linux/cred.h>
 #include <linux/dma-buf.h>
 #include <linux/slab.h>
+#include <drm/drm_file.h>
 #include <drm/drm_prime.h>
 
 #include "kvaccel_drv.h"
@@ -30,10 +45,15 @@ bool kvaccel_is_import(const struct drm_gem_object *obj)
 
 static void kvaccel_import_free(struct drm_gem_object *obj)
 {
-	struct kvaccel_import *import = container_of(obj, struct kvaccel_import, base);
+	struct kvaccel_import *import = to_kvaccel_import(obj);
+	struct kvaccel_device *kdev = to_kvaccel_device(obj->dev);
 
-	drm_prime_gem_destroy(obj, import->sgt);
+	mutex_lock(&kdev->regions_lock);
+	list_del(&import->node);
+	mutex_unlock(&kdev->regions_lock);
 	drm_gem_object_release(obj);
+	dma_buf_put(import->dmabuf);
+	put_pid(import->tgid);
 	kfree(import);
 }
 
@@ -43,29 +63,59 @@ static const struct drm_gem_object_funcs kvaccel_import_funcs = {
 	.close = kvaccel_gem_handle_close,
 };
 
-/**
- * kvaccel_import_sg_table - &drm_driver.gem_prime_import_sg_table.
- * @drm: the device.
- * @attach: our attachment to the foreign dma-buf.
- * @sgt: the mapped attachment; the import owns it from here on.
- *
- * Return: the new object or an ERR_PTR.
- */
-struct drm_gem_object *kvaccel_import_sg_table(struct drm_device *drm,
-					       struct dma_buf_attachment *attach,
-					       struct sg_table *sgt)
+/* A dma-buf exported by this device: the object it came from. */
+static struct drm_gem_object *kvaccel_own_object(struct drm_device *drm,
+						 struct dma_buf *dmabuf)
 {
+	struct drm_gem_object *obj;
+
+	if (dmabuf->ops->release != drm_gem_dmabuf_release)
+		return NULL;
+	obj = dmabuf->priv;
+	return obj->dev == drm ? obj : NULL;
+}
+
+/**
+ * kvaccel_gem_prime_import - &drm_driver.gem_prime_import.
+ * @drm: the device.
+ * @dmabuf: the dma-buf (the caller holds a reference).
+ *
+ * Return: the object exported as @dmabuf if it is this device's (with a
+ * new reference), else a new import holding its own reference to
+ * @dmabuf; or ERR_PTR(-EINVAL) for a size that is not a multiple of the
+ * page size, ERR_PTR(-ENOMEM).
+ */
+struct drm_gem_object *kvaccel_gem_prime_import(struct drm_device *drm,
+						struct dma_buf *dmabuf)
+{
+	struct kvaccel_device *kdev = to_kvaccel_device(drm);
+	struct drm_gem_object *obj = kvaccel_own_object(drm, dmabuf);
 	struct kvaccel_import *import;
 
-	if (!PAGE_ALIGNED(attach->dmabuf->size))
+	if (obj) {
+		drm_gem_object_get(obj);
+		return obj;
+	}
+	if (!dmabuf->size || !PAGE_ALIGNED(dmabuf->size))
 		return ERR_PTR(-EINVAL);
 
 	import = kzalloc(sizeof(*import), GFP_KERNEL_ACCOUNT);
 	if (!import)
 		return ERR_PTR(-ENOMEM);
-
 	import->base.funcs = &kvaccel_import_funcs;
-	drm_gem_private_object_init(drm, &import->base, attach->dmabuf->size);
-	import->sgt = sgt;
+	drm_gem_private_object_init(drm, &import->base, dmabuf->size);
+	/* Implicit sync goes through the exporter's reservation object. */
+	import->base.resv = dmabuf->resv;
+	get_dma_buf(dmabuf);
+	import->dmabuf = dmabuf;
+	import->cpu_access = !!dmabuf->ops->vmap;
+	import->uid = current_euid();
+	import->tgid = get_pid(task_tgid(current));
+	get_task_comm(import->comm, current);
+
+	mutex_lock(&kdev->regions_lock);
+	import->id = atomic64_inc_return(&kdev->next_region_id);
+	list_add_tail(&import->node, &kdev->imports);
+	mutex_unlock(&kdev->regions_lock);
 	return &import->base;
 }

@@ -22,7 +22,8 @@
 #define KVACCEL_CAPABILITIES \
 	(KVACCEL_CAP_REGION | KVACCEL_CAP_PRIME_EXPORT | \
 	 KVACCEL_CAP_PRIME_IMPORT | KVACCEL_CAP_NUMA | KVACCEL_CAP_SPACE | \
-	 KVACCEL_CAP_COPY | KVACCEL_CAP_NETLINK | KVACCEL_CAP_COPY_IMPLICIT_SYNC)
+	 KVACCEL_CAP_COPY | KVACCEL_CAP_NETLINK | KVACCEL_CAP_COPY_IMPLICIT_SYNC | \
+	 KVACCEL_CAP_COPY_TIMELINE)
 
 int kvaccel_ioctl_get_param(struct drm_device *drm, void *data,
 			    struct drm_file *file)
@@ -168,10 +169,15 @@ int kvaccel_ioctl_region_info(struct drm_device *drm, void *data,
 		args->numa_node = NUMA_NO_NODE;
 		args->mmap_offset = drm_vma_node_offset_addr(&obj->vma_node);
 	} else if (kvaccel_is_import(obj)) {
+		struct kvaccel_import *import = to_kvaccel_import(obj);
+
 		args->type = KVACCEL_OBJECT_IMPORT;
 		args->block_size = 0;
 		args->numa_node = NUMA_NO_NODE;
 		args->mmap_offset = 0;
+		args->region_id = import->id;
+		if (!import->cpu_access)
+			args->object_flags |= KVACCEL_OBJECT_HELD;
 	} else {
 		ret = -ENOENT;
 	}
@@ -197,7 +203,8 @@ int kvaccel_ioctl_space_create(struct drm_device *drm, void *data,
 		return -EINVAL;
 
 	space = kvaccel_space_create(to_kvaccel_device(drm), args->nr_slots,
-				     ilog2(args->block_size));
+				     ilog2(args->block_size),
+				     !(args->flags & KVACCEL_SPACE_CREATE_NO_OFFSET));
 	if (IS_ERR(space))
 		return PTR_ERR(space);
 

@@ -324,6 +324,51 @@ static int kvaccel_nl_quota_set(struct sk_buff *skb, struct genl_info *info)
 	return ret;
 }
 
+static int kvaccel_fill_import(struct sk_buff *skb, struct kvaccel_import *import)
+{
+	if (kvaccel_put_u64(skb, KVACCEL_A_IMPORT_ID, import->id) ||
+	    nla_put_u32(skb, KVACCEL_A_PID, pid_vnr(import->tgid)) ||
+	    nla_put_u32(skb, KVACCEL_A_UID, from_kuid_munged(&init_user_ns, import->uid)) ||
+	    nla_put_string(skb, KVACCEL_A_COMM, import->comm) ||
+	    kvaccel_put_u64(skb, KVACCEL_A_SIZE, import->base.size) ||
+	    nla_put_u8(skb, KVACCEL_A_HELD, !import->cpu_access))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int kvaccel_nl_import_dump(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	struct kvaccel_device *kdev = kvaccel_nl_kdev;
+	struct kvaccel_import *import;
+	int ret = 0;
+
+	mutex_lock(&kdev->regions_lock);
+	list_for_each_entry(import, &kdev->imports, node) {
+		void *hdr;
+
+		if (import->id < cb->args[KVACCEL_DUMP_NEXT] ||
+		    !kvaccel_dump_may_see(cb, import->uid))
+			continue;
+		hdr = kvaccel_dump_put(skb, cb, KVACCEL_CMD_IMPORT_GET);
+		if (!hdr) {
+			ret = -EMSGSIZE;
+			break;
+		}
+		ret = kvaccel_fill_import(skb, import);
+		if (ret) {
+			genlmsg_cancel(skb, hdr);
+			break;
+		}
+		genlmsg_end(skb, hdr);
+		cb->args[KVACCEL_DUMP_NEXT] = import->id + 1;
+	}
+	mutex_unlock(&kdev->regions_lock);
+
+	if (ret == -EMSGSIZE && skb->len)
+		return skb->len;
+	return ret ? ret : skb->len;
+}
+
 static const struct genl_ops kvaccel_nl_ops[] = {
 	{
 		.cmd = KVACCEL_CMD_DEVICE_GET,
@@ -348,6 +393,11 @@ static const struct genl_ops kvaccel_nl_ops[] = {
 		.cmd = KVACCEL_CMD_QUOTA_SET,
 		.doit = kvaccel_nl_quota_set,
 		.flags = GENL_ADMIN_PERM,
+	},
+	{
+		.cmd = KVACCEL_CMD_IMPORT_GET,
+		.start = kvaccel_nl_dump_start,
+		.dumpit = kvaccel_nl_import_dump,
 	},
 };
 

@@ -76,6 +76,7 @@ static void kvaccel_region_free_blocks(struct kvaccel_region *region)
 void kvaccel_regions_init(struct kvaccel_device *kdev)
 {
 	mutex_init(&kdev->regions_lock);
+	INIT_LIST_HEAD(&kdev->imports);
 	INIT_LIST_HEAD(&kdev->regions);
 }
 

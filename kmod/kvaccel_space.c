@@ -17,6 +17,7 @@
  * smaller block, or any block before that, is mapped whole by its first
  * fault with page table entries.
  */
+#include <linux/cred.h>
 #include <linux/mm.h>
 #include <linux/pfn_t.h>
 #include <linux/slab.h>
@@ -156,6 +157,8 @@ static void kvaccel_space_free(struct drm_gem_object *obj)
 		__free_page(space->control);
 	mutex_destroy(&space->maps_lock);
 	drm_gem_free_mmap_offset(obj);
+	if (space->window_user)
+		kvaccel_user_uncharge_window(space->window_user, obj->size);
 	drm_gem_object_release(obj);
 	kfree(space);
 }
@@ -165,11 +168,16 @@ static void kvaccel_space_free(struct drm_gem_object *obj)
  * @kdev: the device.
  * @nr_slots: number of slots (checked by the caller).
  * @block_shift: log2 of the slot size (checked by the caller).
+ * @mmap_offset: reserve the window in the device's mmap offset range (so
+ *	it maps through the device file), charged to the caller's user;
+ *	else it maps through its dma-buf only.
  *
- * Return: the space with one reference, or ERR_PTR(-ENOMEM).
+ * Return: the space with one reference, or ERR_PTR(-ENOMEM), -EDQUOT (the
+ * user's space_window_gb is reached), -ENOSPC (the offset range is full).
  */
 struct kvaccel_space *kvaccel_space_create(struct kvaccel_device *kdev,
-					   u32 nr_slots, unsigned int block_shift)
+					   u32 nr_slots, unsigned int block_shift,
+					   bool mmap_offset)
 {
 	struct kvaccel_space *space;
 	int ret;
@@ -200,6 +208,14 @@ struct kvaccel_space *kvaccel_space_create(struct kvaccel_device *kdev,
 	space->control = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 	if (!space->control)
 		goto err_put;
+	if (!mmap_offset)
+		return space;
+	space->window_user = kvaccel_user_charge_window(kdev, current_euid(), space->base.size);
+	if (IS_ERR(space->window_user)) {
+		ret = PTR_ERR(space->window_user);
+		space->window_user = NULL;
+		goto err_put;
+	}
 	ret = drm_gem_create_mmap_offset(&space->base);
 	if (ret)
 		goto err_put;

@@ -131,6 +131,12 @@ enum drm_kvaccel_param {
  * -ETIMEDOUT.
  */
 #define KVACCEL_CAP_COPY_IMPLICIT_SYNC	_BITULL(8)
+/**
+ * KVACCEL_CAP_COPY_TIMELINE - timeline syncobjs (ABI 1.2): the device has
+ * DRIVER_SYNCOBJ_TIMELINE and COPY_SUBMIT takes in and out points
+ * (&drm_kvaccel_copy_submit.in_point, .out_point).
+ */
+#define KVACCEL_CAP_COPY_TIMELINE	_BITULL(9)
 
 /**
  * struct drm_kvaccel_get_param - read one device or client parameter.
@@ -212,6 +218,12 @@ enum drm_kvaccel_object_type {
 
 /** KVACCEL_OBJECT_EXPORTED - the object has been exported as a dma-buf. */
 #define KVACCEL_OBJECT_EXPORTED		_BITUL(0)
+/**
+ * KVACCEL_OBJECT_HELD - an import the CPU cannot map (GPU memory): kvaccel
+ * holds it (keeps the buffer alive, passes it on) and copies touching it
+ * fail with -EOPNOTSUPP. ABI 1.2; before, such an import failed.
+ */
+#define KVACCEL_OBJECT_HELD		_BITUL(1)
 
 /** KVACCEL_REGION_INFO_FLAGS - mask of known &drm_kvaccel_region_info.flags: none. */
 #define KVACCEL_REGION_INFO_FLAGS	0u
@@ -249,7 +261,9 @@ struct drm_kvaccel_region_info {
 	/**
 	 * @region_id: Out. Identifier of a region, unique on the device for
 	 * its lifetime and the same in every client (see
-	 * &drm_kvaccel_slot_binding); 0 for other objects.
+	 * &drm_kvaccel_slot_binding); of an import (ABI 1.2: the netlink
+	 * %KVACCEL_CMD_IMPORT_GET dump's %KVACCEL_A_IMPORT_ID; ids of regions
+	 * and imports never collide); 0 for a space.
 	 */
 	__u64 region_id;
 };
@@ -261,8 +275,16 @@ struct drm_kvaccel_region_info {
 /** KVACCEL_BIND_MAX_OPS - most operations in one %DRM_IOCTL_KVACCEL_SPACE_BIND. */
 #define KVACCEL_BIND_MAX_OPS		65536u
 
-/** KVACCEL_SPACE_CREATE_FLAGS - mask of known &drm_kvaccel_space_create.flags: none. */
-#define KVACCEL_SPACE_CREATE_FLAGS	0u
+/**
+ * KVACCEL_SPACE_CREATE_NO_OFFSET - the space reserves no mmap offset on the
+ * device file: it maps only through its dma-buf (PRIME export, then mmap
+ * of the dma-buf at offset 0), and its window is not charged against
+ * the user's space_window_gb. &drm_kvaccel_space_info.mmap_offset is 0.
+ * ABI 1.2.
+ */
+#define KVACCEL_SPACE_CREATE_NO_OFFSET	_BITUL(0)
+/** KVACCEL_SPACE_CREATE_FLAGS - mask of known &drm_kvaccel_space_create.flags. */
+#define KVACCEL_SPACE_CREATE_FLAGS	KVACCEL_SPACE_CREATE_NO_OFFSET
 
 /**
  * struct drm_kvaccel_space_create - create a space: a virtual window of
@@ -278,14 +300,17 @@ struct drm_kvaccel_region_info {
  *
  * Errors: -EINVAL for unknown @flags, @block_size not a power of two from
  * 4 KiB to 2 MiB, @nr_slots zero or over %KVACCEL_SPACE_MAX_SLOTS, a
- * window over %KVACCEL_SPACE_MAX_SIZE; -ENOSPC when the device's mmap
- * offset range (DRM's, 1 TiB for all objects of the device) has no room for
- * the window; -ENOMEM; -EFAULT.
+ * window over %KVACCEL_SPACE_MAX_SIZE; -EDQUOT when the window (plus its
+ * control page) would take the mmap offsets reserved by the caller's user
+ * (effective uid, all its processes) past the module's space_window_gb
+ * (ABI 1.2); -ENOSPC when the device's mmap offset range (DRM's, 1 TiB for
+ * all objects of the device) has no room for the window; -ENOMEM; -EFAULT.
+ * With %KVACCEL_SPACE_CREATE_NO_OFFSET neither -EDQUOT nor -ENOSPC.
  */
 struct drm_kvaccel_space_create {
 	/** @handle: Out. GEM handle of the new space. */
 	__u32 handle;
-	/** @flags: In. Must be 0 (%KVACCEL_SPACE_CREATE_FLAGS). */
+	/** @flags: In. %KVACCEL_SPACE_CREATE_FLAGS bits. */
 	__u32 flags;
 	/** @nr_slots: In. Number of slots. */
 	__u32 nr_slots;
@@ -555,6 +580,18 @@ struct drm_kvaccel_copy_submit {
 	__s32 status;
 	/** @pad: In. Must be 0. */
 	__u32 pad;
+	/**
+	 * @in_point: In (ABI 1.2). With a timeline @in_syncobj, the point
+	 * whose fence the job waits for; 0 for a binary syncobj (its fence).
+	 * A point without a fence yet is -EINVAL, never a wait.
+	 */
+	__u64 in_point;
+	/**
+	 * @out_point: In (ABI 1.2). With a timeline @out_syncobj, the point
+	 * the job's fence is added at (after the syncobj's last point); 0
+	 * replaces the syncobj's fence (binary).
+	 */
+	__u64 out_point;
 };
 
 /** KVACCEL_COPY_MAX_INFLIGHT - most unfinished jobs per process. */

@@ -48,6 +48,9 @@
  *	(%KVACCEL_A_PRESSURE 1) or, after that, fell below the low watermark
  *	or the watermarks were turned off (%KVACCEL_A_PRESSURE 0).
  * @KVACCEL_CMD_COPY_ERROR_NTF: event: a copy job completed with an error.
+ * @KVACCEL_CMD_IMPORT_GET: dump: one message per import (a dma-buf of
+ *	another driver held by a client). Admins see every import, others
+ *	only those made with their effective uid.
  * @__KVACCEL_CMD_MAX: internal.
  */
 enum kvaccel_cmd {
@@ -63,6 +66,7 @@ enum kvaccel_cmd {
 	KVACCEL_CMD_REGION_DESTROY_NTF,
 	KVACCEL_CMD_PRESSURE_NTF,
 	KVACCEL_CMD_COPY_ERROR_NTF,
+	KVACCEL_CMD_IMPORT_GET,
 
 	__KVACCEL_CMD_MAX
 };
@@ -113,6 +117,9 @@ enum kvaccel_cmd {
  * @KVACCEL_A_EXPORTED: u8, 1 if the region is exported as a dma-buf.
  * @KVACCEL_A_JOB_ID: u64, a copy job's id in its client (COPY_SUBMIT).
  * @KVACCEL_A_ERROR: s32, a negative errno.
+ * @KVACCEL_A_IMPORT_ID: u64, an import (REGION_INFO region_id of it).
+ * @KVACCEL_A_HELD: u8, 1 if the import cannot be mapped by the CPU (GPU
+ *	memory): held only, copies touching it fail.
  * @__KVACCEL_A_MAX: internal.
  */
 enum kvaccel_attr {
@@ -148,6 +155,8 @@ enum kvaccel_attr {
 	KVACCEL_A_EXPORTED,
 	KVACCEL_A_JOB_ID,
 	KVACCEL_A_ERROR,
+	KVACCEL_A_IMPORT_ID,
+	KVACCEL_A_HELD,
 
 	__KVACCEL_A_MAX
 };

@@ -96,7 +96,7 @@ CHECK_MEMBER(drm_kvaccel_copy_segment, length, 24);
 CHECK_MEMBER(drm_kvaccel_copy_segment, flags, 32);
 CHECK_MEMBER(drm_kvaccel_copy_segment, pad, 36);
 
-CHECK_SIZE(drm_kvaccel_copy_submit, 40);
+CHECK_SIZE(drm_kvaccel_copy_submit, 56);
 CHECK_MEMBER(drm_kvaccel_copy_submit, job_id, 0);
 CHECK_MEMBER(drm_kvaccel_copy_submit, flags, 8);
 CHECK_MEMBER(drm_kvaccel_copy_submit, count, 12);
@@ -105,6 +105,8 @@ CHECK_MEMBER(drm_kvaccel_copy_submit, in_syncobj, 24);
 CHECK_MEMBER(drm_kvaccel_copy_submit, out_syncobj, 28);
 CHECK_MEMBER(drm_kvaccel_copy_submit, status, 32);
 CHECK_MEMBER(drm_kvaccel_copy_submit, pad, 36);
+CHECK_MEMBER(drm_kvaccel_copy_submit, in_point, 40);
+CHECK_MEMBER(drm_kvaccel_copy_submit, out_point, 48);
 
 CHECK_SIZE(drm_kvaccel_copy_status, 16);
 CHECK_MEMBER(drm_kvaccel_copy_status, job_id, 0);
@@ -175,12 +177,12 @@ TEST(flag_masks)
 	EXPECT_EQ(0, KVACCEL_GET_PARAM_FLAGS);
 	EXPECT_EQ(0, KVACCEL_REGION_INFO_FLAGS);
 	EXPECT_EQ(KVACCEL_REGION_CREATE_NUMA_NODE, KVACCEL_REGION_CREATE_FLAGS);
-	EXPECT_EQ(0, KVACCEL_SPACE_CREATE_FLAGS);
+	EXPECT_EQ(KVACCEL_SPACE_CREATE_NO_OFFSET, KVACCEL_SPACE_CREATE_FLAGS);
 	EXPECT_EQ(0, KVACCEL_SPACE_BIND_FLAGS);
 	EXPECT_EQ(0, KVACCEL_BIND_OP_FLAGS);
 	EXPECT_EQ(0, KVACCEL_SPACE_INFO_FLAGS);
 	EXPECT_EQ(0, KVACCEL_COPY_SEGMENT_FLAGS);
-	EXPECT_EQ(0, KVACCEL_COPY_SUBMIT_FLAGS);
+	EXPECT_EQ(KVACCEL_COPY_SUBMIT_NO_IMPLICIT_WAIT, KVACCEL_COPY_SUBMIT_FLAGS);
 	EXPECT_EQ(0, KVACCEL_COPY_STATUS_FLAGS);
 }
 

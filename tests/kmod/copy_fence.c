@@ -488,4 +488,81 @@ TEST_F(fence, bytes_in_flight_cap)
 	kvt_gate_fini(&g);
 }
 
+/* Submit with timeline points. */
+static int submit_points(int fd, struct drm_kvaccel_copy_segment seg, uint32_t in,
+			 uint64_t in_point, uint32_t out, uint64_t out_point)
+{
+	struct drm_kvaccel_copy_submit cs = {
+		.count = 1, .segments = (uintptr_t)&seg, .in_syncobj = in,
+		.in_point = in_point, .out_syncobj = out, .out_point = out_point,
+	};
+
+	return kvt_ioctl(fd, DRM_IOCTL_KVACCEL_COPY_SUBMIT, &cs);
+}
+
+static int timeline_wait(int fd, uint32_t syncobj, uint64_t point, int ms)
+{
+	struct drm_syncobj_timeline_wait w = {
+		.handles = (uintptr_t)&syncobj, .points = (uintptr_t)&point,
+		.timeout_nsec = kvt_now_ns() + (int64_t)ms * 1000000, .count_handles = 1,
+	};
+
+	return kvt_ioctl(fd, DRM_IOCTL_SYNCOBJ_TIMELINE_WAIT, &w);
+}
+
+static uint64_t timeline_point(int fd, uint32_t syncobj)
+{
+	uint64_t point = 0;
+	struct drm_syncobj_timeline_array q = {
+		.handles = (uintptr_t)&syncobj, .points = (uintptr_t)&point, .count_handles = 1,
+	};
+
+	return kvt_ioctl(fd, DRM_IOCTL_SYNCOBJ_QUERY, &q) ? ~0ull : point;
+}
+
+/*
+ * Timeline syncobjs: a chain of copies on one syncobj, each waiting for
+ * the previous point and signalling the next, as Vulkan-style pipelines
+ * use them; the device says it supports them.
+ */
+TEST_F(fence, timeline_chain)
+{
+	struct drm_get_cap cap = { .capability = DRM_CAP_SYNCOBJ_TIMELINE };
+	struct drm_syncobj_create c = { 0 };
+	struct kvt_gate g;
+	uint32_t tl;
+	int i;
+
+	ASSERT_NE(0, kvt_param_or_die(self->fd, KVACCEL_PARAM_CAPABILITIES) &
+		     KVACCEL_CAP_COPY_TIMELINE);
+	ASSERT_EQ(0, kvt_ioctl(self->fd, DRM_IOCTL_GET_CAP, &cap));
+	EXPECT_EQ(1, cap.value);
+	ASSERT_EQ(0, kvt_ioctl(self->fd, DRM_IOCTL_SYNCOBJ_CREATE, &c));
+	tl = c.handle;
+	/* A point without a fence cannot be waited for. */
+	EXPECT_EQ(-EINVAL, submit_points(self->fd, kvt_seg(self->src, 0, self->dst, 0, 4096),
+					 tl, 1, 0, 0));
+	/* A point without a syncobj is refused. */
+	EXPECT_EQ(-EINVAL, submit_points(self->fd, kvt_seg(self->src, 0, self->dst, 0, 4096),
+					 0, 1, 0, 0));
+	EXPECT_EQ(-EINVAL, submit_points(self->fd, kvt_seg(self->src, 0, self->dst, 0, 4096),
+					 0, 0, 0, 1));
+	GATE(&g);
+	/* src -> dst block 0 (gated), then dst block i-1 -> dst block i. */
+	ASSERT_EQ(0, submit_points(self->fd, kvt_seg(self->src, 0, self->dst, 0, 4096),
+				   self->gate_sync, 0, tl, 1));
+	for (i = 1; i < 8; i++)
+		ASSERT_EQ(0, submit_points(self->fd, kvt_seg(self->dst, (i - 1) * 4096, self->dst,
+							     i * 4096, 4096),
+					   tl, i, tl, i + 1));
+	EXPECT_EQ(0, timeline_point(self->fd, tl));
+	EXPECT_EQ(-ETIME, timeline_wait(self->fd, tl, 8, 100));
+	ASSERT_EQ(0, kvt_gate_open(&g));
+	ASSERT_EQ(0, timeline_wait(self->fd, tl, 8, 20000));
+	EXPECT_EQ(8, timeline_point(self->fd, tl));
+	for (i = 0; i < 8; i++)
+		EXPECT_EQ(0, memcmp(self->msrc, self->mdst + i * 4096, 4096));
+	kvt_gate_fini(&g);
+}
+
 TEST_HARNESS_MAIN

@@ -242,4 +242,97 @@ TEST_F(device, get_param_size_sweep)
 	}
 }
 
+/* The value of key @key in /proc/self/fdinfo/@fd (its first word in @val); -1 if absent. */
+static long long fdinfo(int fd, const char *key, char *val, size_t len)
+{
+	char path[64], buf[4096], *p;
+	size_t n = strlen(key);
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	if (kvt_read_file(path, buf, sizeof(buf)))
+		return -1;
+	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, key, n) || p[n] != ':')
+			continue;
+		p += n + 1;
+		p += strspn(p, " \t");
+		if (val)
+			snprintf(val, len, "%.*s", (int)strcspn(p, " \n"), p);
+		return strtoll(p, NULL, 10);
+	}
+	return -1;
+}
+
+/*
+ * DRM fdinfo: the standard keys, memory per file against GET_PARAM, shared
+ * once exported, active while a job uses it, and the copy engine's busy
+ * time growing with a copy.
+ */
+TEST(fdinfo_standard_keys)
+{
+	int fd = kvt_open(), fd2 = kvt_open(), dmabuf;
+	struct drm_kvaccel_copy_segment seg;
+	uint32_t a, b, sync, gate_sync;
+	long long busy0, usage_kib;
+	struct kvt_gate g;
+	char val[64];
+
+	ASSERT_LE(0, fd);
+	ASSERT_LE(0, fd2);
+	EXPECT_EQ(0, fdinfo(fd, "drm-driver", val, sizeof(val)));
+	EXPECT_STREQ("kvaccel", val);
+	ASSERT_LE(0, fdinfo(fd, "drm-client-id", NULL, 0));
+	EXPECT_NE(fdinfo(fd, "drm-client-id", NULL, 0), fdinfo(fd2, "drm-client-id", NULL, 0));
+	EXPECT_LE(1, fdinfo(fd, "drm-engine-capacity-copy", NULL, 0));
+	EXPECT_EQ(0, fdinfo(fd, "drm-total-memory", NULL, 0));
+
+	ASSERT_EQ(0, kvt_region_create(fd, 4 * KVT_MIB, 2 * KVT_MIB, &a));
+	ASSERT_EQ(0, kvt_region_create(fd, 4 * KVT_MIB, 4096, &b));
+	usage_kib = kvt_param_or_die(fd, KVACCEL_PARAM_CLIENT_USAGE) / 1024;
+	EXPECT_EQ(8192, usage_kib);
+	EXPECT_EQ(usage_kib, fdinfo(fd, "drm-total-memory", val, sizeof(val)));
+	EXPECT_EQ(usage_kib, fdinfo(fd, "drm-resident-memory", NULL, 0));
+	EXPECT_EQ(0, fdinfo(fd, "drm-shared-memory", NULL, 0));
+	EXPECT_EQ(0, fdinfo(fd, "drm-active-memory", NULL, 0));
+	EXPECT_EQ(0, fdinfo(fd2, "drm-total-memory", NULL, 0));
+	ASSERT_EQ(0, kvt_export(fd, a, &dmabuf));
+	EXPECT_EQ(4096, fdinfo(fd, "drm-shared-memory", NULL, 0));
+
+	busy0 = fdinfo(fd, "drm-engine-copy", val, sizeof(val));
+	ASSERT_LE(0, busy0);
+	ASSERT_EQ(0, kvt_syncobj_create(fd, &sync));
+	seg = kvt_seg(a, 0, b, 0, 4 * KVT_MIB);
+	ASSERT_EQ(0, kvt_copy(fd, &seg, 1, 0, sync, NULL));
+	ASSERT_EQ(0, kvt_syncobj_wait(fd, sync, 20000));
+	EXPECT_LT(busy0, fdinfo(fd, "drm-engine-copy", val, sizeof(val)));
+	EXPECT_EQ(0, fdinfo(fd2, "drm-engine-copy", NULL, 0));
+
+	/* A job waiting to copy a into b makes both active. */
+	KVT_GATE_ARM(&g, 4096);
+	ASSERT_EQ(0, kvt_syncobj_create(fd, &gate_sync));
+	ASSERT_EQ(0, kvt_syncobj_import_sync_file(fd, gate_sync, g.sync_file));
+	ASSERT_EQ(0, kvt_copy(fd, &seg, 1, gate_sync, sync, NULL));
+	EXPECT_EQ(usage_kib, fdinfo(fd, "drm-active-memory", NULL, 0));
+	ASSERT_EQ(0, kvt_gate_open(&g));
+	ASSERT_EQ(0, kvt_syncobj_wait(fd, sync, 20000));
+	EXPECT_EQ(0, fdinfo(fd, "drm-active-memory", NULL, 0));
+	kvt_gate_fini(&g);
+	close(dmabuf);
+	close(fd2);
+	close(fd);
+}
+
+/* kvaccel's debugfs files live in the DRM device's own directory. */
+TEST(debugfs_under_drm)
+{
+	const char *status = kvt_debugfs("status");
+
+	if (access("/sys/kernel/debug/dri", F_OK) && access("/sys/kernel/debug/accel", F_OK))
+		SKIP(return, "debugfs is not mounted");
+	ASSERT_NE(0, status[0]);
+	EXPECT_EQ(0, access(status, R_OK));
+	EXPECT_NE(0, access("/sys/kernel/debug/kvaccel", F_OK));
+	EXPECT_LE(0, kvt_debugfs_counter("usage_bytes"));
+}
+
 TEST_HARNESS_MAIN

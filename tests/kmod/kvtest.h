@@ -225,6 +225,19 @@ static inline int kvt_import(int fd, int dmabuf, uint32_t *handle)
 	return ret;
 }
 
+static inline int kvt_space_create_ex(int fd, uint32_t nr_slots, uint32_t block_size,
+				      uint32_t flags, uint32_t *handle)
+{
+	struct drm_kvaccel_space_create sc = {
+		.nr_slots = nr_slots, .block_size = block_size, .flags = flags,
+	};
+	int ret = kvt_ioctl(fd, DRM_IOCTL_KVACCEL_SPACE_CREATE, &sc);
+
+	if (!ret && handle)
+		*handle = sc.handle;
+	return ret;
+}
+
 static inline int kvt_space_create(int fd, uint32_t nr_slots, uint32_t block_size,
 				   uint32_t *handle)
 {
@@ -709,13 +722,46 @@ static inline int kvt_all_zero(const void *p, size_t len)
 	return 1;
 }
 
-/* A counter from <debugfs>/kvaccel/status; -1 if absent. */
+/*
+ * The path of kvaccel's debugfs file @name, in the DRM device's own
+ * directory (<debugfs>/accel/kvaccel/ or, on 6.1, the render minor's
+ * <debugfs>/dri/N/): the directory that holds copy_fail_nth. A static
+ * buffer; "" if none is found.
+ */
+static inline const char *kvt_debugfs(const char *name)
+{
+	static const char *const bases[] = { "/sys/kernel/debug/accel", "/sys/kernel/debug/dri" };
+	static char path[512];
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		DIR *d = opendir(bases[i]);
+		struct dirent *e;
+
+		while (d && (e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s/copy_fail_nth", bases[i], e->d_name);
+			if (!access(path, F_OK)) {
+				snprintf(path, sizeof(path), "%s/%s/%s", bases[i], e->d_name, name);
+				closedir(d);
+				return path;
+			}
+		}
+		if (d)
+			closedir(d);
+	}
+	path[0] = 0;
+	return path;
+}
+
+/* A counter from kvaccel's debugfs status; -1 if absent. */
 static inline long long kvt_debugfs_counter(const char *name)
 {
 	char buf[4096], *p;
 	size_t n = strlen(name);
 
-	if (kvt_read_file("/sys/kernel/debug/kvaccel/status", buf, sizeof(buf)))
+	if (kvt_read_file(kvt_debugfs("status"), buf, sizeof(buf)))
 		return -1;
 	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
 		if (!strncmp(p, name, n) && p[n] == ' ')

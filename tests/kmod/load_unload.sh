@@ -49,7 +49,8 @@ busy_test() { # number name client-flag
 busy_test 2 busy_refused -w
 busy_test 3 sync_file_pins_module -s
 
-if rmmod kvaccel && insmod $ko && [ -e /sys/kernel/debug/kvaccel/status ]; then
+if rmmod kvaccel && insmod $ko &&
+   ls /sys/kernel/debug/accel/*/copy_fail_nth /sys/kernel/debug/dri/*/copy_fail_nth 2>/dev/null | grep -q .; then
 	echo "ok 4 load_unload.after_busy"
 else
 	echo "not ok 4 load_unload.after_busy"

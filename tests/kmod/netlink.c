@@ -19,7 +19,8 @@ struct nl_obj {
 	uint64_t id, usage, quota, size, block_size, region_id, job_id;
 	uint32_t pid, uid, regions, rh, sh, ih, bound;
 	int32_t node, error;
-	uint8_t exported, pressure;
+	uint8_t exported, pressure, held;
+	uint64_t import_id;
 	char comm[32];
 };
 
@@ -57,6 +58,8 @@ static int t_collect(const struct kvnl_msg *m, void *arg)
 	kvnl_s32(m, KVACCEL_A_ERROR, &o->error);
 	kvnl_u8(m, KVACCEL_A_EXPORTED, &o->exported);
 	kvnl_u8(m, KVACCEL_A_PRESSURE, &o->pressure);
+	kvnl_u8(m, KVACCEL_A_HELD, &o->held);
+	kvnl_u64(m, KVACCEL_A_IMPORT_ID, &o->import_id);
 	comm = kvnl_str(m, KVACCEL_A_COMM);
 	if (comm)
 		snprintf(o->comm, sizeof(o->comm), "%s", comm);
@@ -348,6 +351,47 @@ TEST_F(nl, region_dump_tracks_binds_and_exports)
 	EXPECT_EQ(NULL, find_region(&self->l, id));
 }
 
+static struct nl_obj *find_import(struct nl_list *l, uint64_t id)
+{
+	int i;
+
+	for (i = 0; i < l->n; i++)
+		if (l->o[i].cmd == KVACCEL_CMD_IMPORT_GET && l->o[i].import_id == id)
+			return &l->o[i];
+	return NULL;
+}
+
+/* Imports are listed (held or not) until their last handle goes. */
+TEST_F(nl, import_dump_lists_imports)
+{
+	int vgem = kvt_open_driver("vgem", 1), dmabuf;
+	struct drm_kvaccel_region_info info;
+	struct nl_obj *o;
+	uint32_t vh, imp;
+
+	if (vgem < 0)
+		SKIP(return, "no vgem");
+	ASSERT_EQ(0, kvt_vgem_buffer(vgem, KVT_MIB, &vh, &dmabuf));
+	ASSERT_EQ(0, kvt_import(self->fd, dmabuf, &imp));
+	ASSERT_EQ(0, kvt_region_info(self->fd, imp, &info));
+	ASSERT_NE(0, info.region_id);
+	ASSERT_EQ(0, t_dump(self->nl, KVACCEL_CMD_IMPORT_GET, &self->l));
+	o = find_import(&self->l, info.region_id);
+	ASSERT_NE(NULL, o);
+	EXPECT_EQ(KVT_MIB, o->size);
+	EXPECT_EQ((uint32_t)getpid(), o->pid);
+	EXPECT_EQ(getuid(), o->uid);
+	EXPECT_EQ(0, o->held);
+	/* Import ids never collide with region ids. */
+	ASSERT_EQ(0, t_dump(self->nl, KVACCEL_CMD_REGION_GET, &self->l));
+	EXPECT_EQ(NULL, find_region(&self->l, info.region_id));
+	close(dmabuf);
+	close(vgem);
+	ASSERT_EQ(0, kvt_close_handle(self->fd, imp));
+	ASSERT_EQ(0, t_dump(self->nl, KVACCEL_CMD_IMPORT_GET, &self->l));
+	EXPECT_EQ(NULL, find_import(&self->l, info.region_id));
+}
+
 /* More regions than one message buffer holds: the dump resumes by id. */
 TEST_F(nl, region_dump_in_parts)
 {
@@ -582,13 +626,14 @@ TEST_F(nl, pressure_hysteresis)
 
 TEST_F(nl, copy_error_event)
 {
-	const char *knob = "/sys/kernel/debug/kvaccel/copy_fail_nth";
+	char knob[512];
 	struct drm_kvaccel_copy_segment seg;
 	struct kvnl *ev;
 	struct nl_obj *o;
 	uint64_t job;
 	uint32_t r;
 
+	snprintf(knob, sizeof(knob), "%s", kvt_debugfs("copy_fail_nth"));
 	if (access(knob, W_OK))
 		SKIP(return, "no %s", knob);
 	ASSERT_EQ(0, kvnl_open(&ev));

@@ -2,7 +2,8 @@
 /*
  * dma-buf sharing: export a region, pass the fd to another process, import
  * it there and see the same bytes; import dma-bufs of other drivers (vgem,
- * udmabuf); a region exported by a process that exits stays charged to it
+ * udmabuf, and the tests' exporter, which refuses attachments like a GPU
+ * driver); a region exported by a process that exits stays charged to it
  * until the last reference goes.
  */
 #include <linux/udmabuf.h>
@@ -10,6 +11,7 @@
 
 #include "kvtest.h"
 #include "kselftest_harness.h"
+#include "kvaccel_test_exporter.h"
 
 #define SIZE (4 * KVT_MIB)
 
@@ -265,6 +267,114 @@ TEST_F(prime, import_udmabuf)
 	close(memfd);
 	close(dev);
 	check_foreign_import(_metadata, self->fd, dmabuf, 2 * KVT_MIB);
+}
+
+/* A buffer of the tests' exporter (tests/exporter/), or -ENODEV without it. */
+static int kvtx_buffer(uint64_t size, uint32_t flags, int *dmabuf, uint64_t *attach0)
+{
+	struct kvtx_create c = { .size = size, .flags = flags, .fd = -1 };
+	int dev = open("/dev/kvaccel-test-exporter", O_RDWR | O_CLOEXEC), ret = 0;
+
+	if (dev < 0)
+		return -ENODEV;
+	if (ioctl(dev, KVTX_IOCTL_ATTACH_COUNT, attach0) || ioctl(dev, KVTX_IOCTL_CREATE, &c))
+		ret = -errno;
+	*dmabuf = c.fd;
+	close(dev);
+	return ret;
+}
+
+static uint64_t kvtx_attach_count(void)
+{
+	int dev = open("/dev/kvaccel-test-exporter", O_RDWR | O_CLOEXEC);
+	uint64_t n = ~0ull;
+
+	if (dev >= 0 && ioctl(dev, KVTX_IOCTL_ATTACH_COUNT, &n))
+		n = ~0ull;
+	close(dev);
+	return n;
+}
+
+#define KVTX_BUFFER(size, flags, dmabuf, attach0) do {			\
+	int __r = kvtx_buffer(size, flags, dmabuf, attach0);		\
+	if (__r == -ENODEV)						\
+		SKIP(return, "no kvaccel_test_exporter module");	\
+	ASSERT_EQ(0, __r);						\
+} while (0)
+
+/*
+ * A dma-buf the CPU cannot map (like a GPU's VRAM) from an exporter that
+ * refuses attachments: the import holds it without attaching, reports it
+ * held, passes it on unchanged, and copies touching it fail with
+ * -EOPNOTSUPP.
+ */
+TEST_F(prime, held_import_never_attaches)
+{
+	struct drm_kvaccel_region_info info;
+	struct drm_kvaccel_copy_segment seg;
+	struct stat a, b;
+	uint64_t attach0;
+	uint32_t imp, imp2;
+	int dmabuf, again;
+
+	KVTX_BUFFER(SIZE, 0, &dmabuf, &attach0);
+	ASSERT_EQ(0, kvt_import(self->fd, dmabuf, &imp));
+	ASSERT_EQ(0, kvt_region_info(self->fd, imp, &info));
+	EXPECT_EQ(KVACCEL_OBJECT_IMPORT, info.type);
+	EXPECT_EQ(SIZE, info.size);
+	EXPECT_TRUE(info.object_flags & KVACCEL_OBJECT_HELD);
+	EXPECT_NE(0, info.region_id);
+	/* The same dma-buf again: the same handle. */
+	ASSERT_EQ(0, kvt_import(self->fd, dmabuf, &imp2));
+	EXPECT_EQ(imp, imp2);
+	seg = kvt_seg(self->h, 0, imp, 0, 4096);
+	EXPECT_EQ(-EOPNOTSUPP, kvt_copy(self->fd, &seg, 1, 0, 0, NULL));
+	seg = kvt_seg(imp, 0, self->h, 0, 4096);
+	EXPECT_EQ(-EOPNOTSUPP, kvt_copy(self->fd, &seg, 1, 0, 0, NULL));
+	/* Exported again, it is the exporter's own dma-buf. */
+	ASSERT_EQ(0, kvt_export(self->fd, imp, &again));
+	ASSERT_EQ(0, fstat(dmabuf, &a));
+	ASSERT_EQ(0, fstat(again, &b));
+	EXPECT_EQ(a.st_ino, b.st_ino);
+	EXPECT_EQ(attach0, kvtx_attach_count());
+	close(again);
+	/* The import keeps the buffer alive after its fd is closed. */
+	close(dmabuf);
+	ASSERT_EQ(0, kvt_region_info(self->fd, imp, &info));
+	EXPECT_EQ(0, kvt_close_handle(self->fd, imp));
+	EXPECT_EQ(attach0, kvtx_attach_count());
+}
+
+/*
+ * A CPU-mappable buffer of an exporter that refuses attachments: copies
+ * reach it through vmap only, both ways.
+ */
+TEST_F(prime, cpu_import_copies_without_attachment)
+{
+	struct drm_kvaccel_region_info info;
+	struct drm_kvaccel_copy_segment seg;
+	uint32_t imp, r2, sync;
+	uint64_t attach0;
+	void *m2;
+	int dmabuf;
+
+	KVTX_BUFFER(SIZE, KVTX_CREATE_VMAP, &dmabuf, &attach0);
+	ASSERT_EQ(0, kvt_import(self->fd, dmabuf, &imp));
+	ASSERT_EQ(0, kvt_region_info(self->fd, imp, &info));
+	EXPECT_FALSE(info.object_flags & KVACCEL_OBJECT_HELD);
+	ASSERT_EQ(0, kvt_region_create(self->fd, SIZE, 4096, &r2));
+	m2 = kvt_region_map(self->fd, r2, SIZE);
+	ASSERT_NE(MAP_FAILED, m2);
+	ASSERT_EQ(0, kvt_syncobj_create(self->fd, &sync));
+	seg = kvt_seg(self->h, 0, imp, 0, SIZE);
+	ASSERT_EQ(0, kvt_copy(self->fd, &seg, 1, 0, 0, NULL));
+	seg = kvt_seg(imp, 0, r2, 0, SIZE);
+	ASSERT_EQ(0, kvt_copy(self->fd, &seg, 1, 0, sync, NULL));
+	ASSERT_EQ(0, kvt_syncobj_wait(self->fd, sync, 20000));
+	EXPECT_TRUE(kvt_check(m2, SIZE, 0xfeed));
+	EXPECT_EQ(attach0, kvtx_attach_count());
+	munmap(m2, SIZE);
+	close(dmabuf);
 }
 
 TEST_HARNESS_MAIN

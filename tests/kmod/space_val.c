@@ -259,7 +259,9 @@ TEST_F(sv, map_private)
 
 TEST_F(sv, create_unknown_flags)
 {
-	struct drm_kvaccel_space_create sc = { .flags = 1, .nr_slots = 4, .block_size = BS };
+	struct drm_kvaccel_space_create sc = {
+		.flags = (uint32_t)~KVACCEL_SPACE_CREATE_FLAGS, .nr_slots = 4, .block_size = BS,
+	};
 
 	EXPECT_EQ(-EINVAL, kvt_ioctl(self->fd, DRM_IOCTL_KVACCEL_SPACE_CREATE, &sc));
 }

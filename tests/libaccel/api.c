@@ -337,11 +337,12 @@ TEST_F(api, copies_and_fences)
 /* A failed copy (the workers' fault injection) is reported by the wait and its chain. */
 TEST_F(api, copy_errors_reach_the_fence)
 {
-	const char *knob = "/sys/kernel/debug/kvaccel/copy_fail_nth";
+	char knob[512];
 	struct accel_region *a = accel_region_create(self->dev, 4 * MIB, 2 * MIB, ACCEL_NODE_ANY);
 	struct accel_copy_seg seg;
 	struct accel_fence *f1, *f2;
 
+	snprintf(knob, sizeof(knob), "%s", kvt_debugfs("copy_fail_nth"));
 	if (access(knob, W_OK))
 		SKIP(return, "no %s", knob);
 	ASSERT_NE(NULL, a);

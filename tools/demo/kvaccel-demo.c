@@ -289,7 +289,8 @@ int main(void)
 	fflush(stdout);
 	close(fd);
 
-	printf("-- /sys/kernel/debug/kvaccel/status\n");
+	printf("-- kvaccel's debugfs status (in the DRM device's debugfs directory)\n");
 	fflush(stdout);
-	return system("cat /sys/kernel/debug/kvaccel/status") ? 1 : 0;
+	return system("for d in /sys/kernel/debug/accel/* /sys/kernel/debug/dri/*; do "
+		      "[ -e $d/copy_fail_nth ] && cat $d/status; done; true") ? 1 : 0;
 }
