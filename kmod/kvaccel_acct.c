@@ -12,6 +12,7 @@
  * moment usage rises above the high watermark until it falls below the low
  * one; each change of that state is one event (kvaccel_pressure_update()).
  */
+#include <linux/cred.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 
@@ -77,6 +78,7 @@ struct kvaccel_proc *kvaccel_proc_get(struct kvaccel_device *kdev,
 		proc->kdev = kdev;
 		refcount_set(&proc->ref, 1);
 		proc->tgid = get_pid(tgid);
+		proc->uid = current_euid();
 		/* Called by the process itself (kvaccel_client_caller()). */
 		get_task_comm(proc->comm, current);
 		list_add_tail(&proc->node, &kdev->procs);
@@ -145,37 +147,69 @@ static u64 kvaccel_proc_quota_locked(struct kvaccel_proc *proc)
 	return proc->quota ? proc->quota : kvaccel_default_quota();
 }
 
+static bool kvaccel_over(u64 used, u64 bytes, u64 cap)
+{
+	return bytes > cap || used > cap - bytes;
+}
+
 /**
- * kvaccel_acct_charge - charge bytes to a process and the device.
+ * kvaccel_acct_charge - charge bytes to a process, its user (under the
+ * default quota) and the device.
  * @proc: the process.
  * @bytes: the size of the region about to be allocated.
+ * @user: Out: the user charged too (a process without a quota of its own,
+ *	with a default quota set), or NULL; pass it to kvaccel_acct_uncharge().
  *
+ * A process with a quota of its own is bound by it. One under the default
+ * quota is bound by it, and so are all such processes of its user
+ * together: forking does not multiply what a user may pin.
  * All or nothing: on error no counter has changed.
  *
- * Return: 0, -EDQUOT if the process's quota would be exceeded, -ENOMEM if
- * the device limit would be.
+ * Return: 0, -EDQUOT if the process's or its user's quota would be
+ * exceeded, -ENOMEM if the device limit would be (or out of memory).
  */
-int kvaccel_acct_charge(struct kvaccel_proc *proc, u64 bytes)
+int kvaccel_acct_charge(struct kvaccel_proc *proc, u64 bytes, struct kvaccel_user **user)
 {
+	struct kvaccel_user *u = NULL, *idle = NULL, *new;
 	struct kvaccel_device *kdev = proc->kdev;
 	u64 quota, limit = kvaccel_device_limit();
 	int ret = 0;
 
+	*user = NULL;
+	new = kzalloc(sizeof(*new), GFP_KERNEL_ACCOUNT);
+	if (!new)
+		return -ENOMEM;
 	mutex_lock(&kdev->acct_lock);
 	quota = kvaccel_proc_quota_locked(proc);
-	if (quota && (bytes > quota || proc->usage > quota - bytes)) {
+	if (quota && kvaccel_over(proc->usage, bytes, quota)) {
 		ret = -EDQUOT;
 		goto out_unlock;
 	}
-	if (bytes > limit || kdev->usage > limit - bytes) {
+	if (!proc->quota && quota) {
+		u = kvaccel_user_get_locked(kdev, proc->uid, &new);
+		if (kvaccel_over(u->usage, bytes, quota)) {
+			ret = -EDQUOT;
+			goto out_unlock;
+		}
+	}
+	if (kvaccel_over(kdev->usage, bytes, limit)) {
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
 	proc->usage += bytes;
 	proc->nr_regions++;
 	kdev->usage += bytes;
+	if (u) {
+		u->usage += bytes;
+		u->charges++;
+		*user = u;
+	}
 out_unlock:
+	if (ret && u)
+		idle = kvaccel_user_idle_locked(u);
 	mutex_unlock(&kdev->acct_lock);
+	kfree(idle);
+	kfree(new);
 	if (!ret)
 		kvaccel_pressure_update(kdev);
 	return ret;
@@ -185,10 +219,12 @@ out_unlock:
  * kvaccel_acct_uncharge - return what kvaccel_acct_charge() took.
  * @proc: the process charged.
  * @bytes: the bytes charged.
+ * @user: the user charged with them, or NULL.
  */
-void kvaccel_acct_uncharge(struct kvaccel_proc *proc, u64 bytes)
+void kvaccel_acct_uncharge(struct kvaccel_proc *proc, u64 bytes, struct kvaccel_user *user)
 {
 	struct kvaccel_device *kdev = proc->kdev;
+	struct kvaccel_user *idle = NULL;
 
 	mutex_lock(&kdev->acct_lock);
 	if (!WARN_ON(proc->usage < bytes || kdev->usage < bytes ||
@@ -197,7 +233,15 @@ void kvaccel_acct_uncharge(struct kvaccel_proc *proc, u64 bytes)
 		proc->nr_regions--;
 		kdev->usage -= bytes;
 	}
+	if (user) {
+		if (!WARN_ON(user->usage < bytes || !user->charges)) {
+			user->usage -= bytes;
+			user->charges--;
+		}
+		idle = kvaccel_user_idle_locked(user);
+	}
 	mutex_unlock(&kdev->acct_lock);
+	kfree(idle);
 	kvaccel_pressure_update(kdev);
 }
 

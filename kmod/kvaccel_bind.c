@@ -275,6 +275,10 @@ int kvaccel_ioctl_space_bind(struct drm_device *drm, void *data,
 	b.space = kvaccel_space_lookup(file, args->handle);
 	if (IS_ERR(b.space))
 		return PTR_ERR(b.space);
+	if (!kvaccel_space_may_rebind(b.space, file->driver_priv)) {
+		drm_gem_object_put(&b.space->base);
+		return -EPERM;
+	}
 
 	ret = -ENOMEM;
 	b.ops = kvmalloc(bytes, GFP_KERNEL_ACCOUNT);

@@ -164,6 +164,9 @@ static int kvaccel_resolve_end(struct kvaccel_job *job, struct drm_file *file,
 	}
 	if (kvaccel_is_space(obj))
 		return kvaccel_resolve_space(end, to_kvaccel_space(obj), offset, len);
+	/* An import given read-only is never written. */
+	if (write && to_kvaccel_import(obj)->read_only)
+		return -EACCES;
 	return kvaccel_resolve_import(job, end, obj, offset, write);
 }
 

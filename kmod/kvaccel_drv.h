@@ -138,6 +138,8 @@ static inline struct kvaccel_device *to_kvaccel_device(struct drm_device *drm)
  * @nr_regions: regions the process owns; under kvaccel_device.acct_lock.
  * @copy_inflight: copy jobs of the process not yet completed.
  * @copy_bytes: bytes of those jobs (capped by copy_inflight_mb).
+ * @uid: the effective uid of the process when the entry was created: the
+ *	user its regions under the default quota are charged to.
  * @comm: the process's command name when the entry was created.
  */
 struct kvaccel_proc {
@@ -150,6 +152,7 @@ struct kvaccel_proc {
 	u32 nr_regions;
 	atomic_t copy_inflight;
 	atomic64_t copy_bytes;
+	kuid_t uid;
 	char comm[TASK_COMM_LEN];
 };
 
@@ -170,10 +173,13 @@ struct kvaccel_copy_stats {
  * @kdev: the device.
  * @node: entry in kvaccel_device.users.
  * @uid: the user.
- * @charges: charges held (spaces with a reserved window); the entry is
- *	freed with the last. Under kvaccel_device.acct_lock.
+ * @charges: charges held (spaces with a reserved window, regions charged
+ *	under the default quota); the entry is freed with the last. Under
+ *	kvaccel_device.acct_lock.
  * @window: bytes of the device's mmap offset range reserved by the user's
  *	spaces. Under kvaccel_device.acct_lock.
+ * @usage: bytes of regions its processes created under the default quota.
+ *	Under kvaccel_device.acct_lock.
  */
 struct kvaccel_user {
 	struct kvaccel_device *kdev;
@@ -181,6 +187,7 @@ struct kvaccel_user {
 	kuid_t uid;
 	unsigned int charges;
 	u64 window;
+	u64 usage;
 };
 
 /**
@@ -220,6 +227,8 @@ struct kvaccel_client {
  * @base: the GEM object; its size is @nr_blocks << @block_shift.
  * @owner: the process charged for the region, until the last page is freed.
  * @charged: bytes charged to @owner and the device.
+ * @quota_user: the user also charged (regions created under the default
+ *	quota), or NULL.
  * @block_shift: log2 of the block size.
  * @nid: the node every block lies on, or NUMA_NO_NODE.
  * @id: identifier, unique on the device (uapi region_id); 0 until the
@@ -235,6 +244,7 @@ struct kvaccel_region {
 	struct drm_gem_object base;
 	struct kvaccel_proc *owner;
 	u64 charged;
+	struct kvaccel_user *quota_user;
 	unsigned int block_shift;
 	int nid;
 	u64 id;
@@ -280,6 +290,10 @@ struct kvaccel_slot {
  *	dma-buf that was mmapped. A bind tears mappings down in all of them.
  * @window_user: the user charged for the window's mmap offsets; NULL for
  *	a space without (%KVACCEL_SPACE_CREATE_NO_OFFSET).
+ * @creator: the id of the client that created the space: the one that may
+ *	rebind it (kvaccel_space_may_rebind()).
+ * @share_rebind: every holder may rebind it
+ *	(%KVACCEL_SPACE_CREATE_SHARE_REBIND).
  */
 struct kvaccel_space {
 	struct drm_gem_object base;
@@ -294,6 +308,8 @@ struct kvaccel_space {
 	struct mutex maps_lock;
 	struct list_head maps;
 	struct kvaccel_user *window_user;
+	u64 creator;
+	bool share_rebind;
 };
 
 /**
@@ -303,6 +319,7 @@ struct kvaccel_space {
  * @dmabuf: the dma-buf (referenced).
  * @cpu_access: the exporter can vmap it (copies may touch it); an import
  *	without is held only (GPU memory).
+ * @read_only: the dma-buf was given read-only: never a copy destination.
  * @id: identifier, unique on the device, from the region ids' counter.
  * @node: entry in kvaccel_device.imports.
  * @uid: the effective uid of the importer.
@@ -313,6 +330,7 @@ struct kvaccel_import {
 	struct drm_gem_object base;
 	struct dma_buf *dmabuf;
 	bool cpu_access;
+	bool read_only;
 	u64 id;
 	struct list_head node;
 	kuid_t uid;
@@ -340,8 +358,8 @@ struct kvaccel_proc *kvaccel_proc_get(struct kvaccel_device *kdev,
 				      struct pid *tgid);
 void kvaccel_proc_put(struct kvaccel_proc *proc);
 struct kvaccel_proc *kvaccel_client_caller(struct kvaccel_client *client);
-int kvaccel_acct_charge(struct kvaccel_proc *proc, u64 bytes);
-void kvaccel_acct_uncharge(struct kvaccel_proc *proc, u64 bytes);
+int kvaccel_acct_charge(struct kvaccel_proc *proc, u64 bytes, struct kvaccel_user **user);
+void kvaccel_acct_uncharge(struct kvaccel_proc *proc, u64 bytes, struct kvaccel_user *user);
 void kvaccel_acct_read(struct kvaccel_device *kdev, struct pid *tgid,
 		       u64 *usage, u64 *quota);
 u64 kvaccel_acct_device_usage(struct kvaccel_device *kdev);
@@ -352,6 +370,9 @@ int kvaccel_pressure_set(struct kvaccel_device *kdev, const u64 *high, const u64
 void kvaccel_pressure_update(struct kvaccel_device *kdev);
 
 /* kvaccel_users.c */
+struct kvaccel_user *kvaccel_user_get_locked(struct kvaccel_device *kdev, kuid_t uid,
+					     struct kvaccel_user **new);
+struct kvaccel_user *kvaccel_user_idle_locked(struct kvaccel_user *user);
 struct kvaccel_user *kvaccel_user_charge_window(struct kvaccel_device *kdev, kuid_t uid,
 						u64 bytes);
 void kvaccel_user_uncharge_window(struct kvaccel_user *user, u64 bytes);
@@ -384,7 +405,9 @@ static inline unsigned int kvaccel_region_order(const struct kvaccel_region *reg
 /* kvaccel_space.c */
 struct kvaccel_space *kvaccel_space_create(struct kvaccel_device *kdev,
 					   u32 nr_slots, unsigned int block_shift,
-					   bool mmap_offset);
+					   bool mmap_offset, u64 creator, bool share_rebind);
+bool kvaccel_space_may_rebind(const struct kvaccel_space *space,
+			      const struct kvaccel_client *client);
 bool kvaccel_is_space(const struct drm_gem_object *obj);
 struct kvaccel_space *kvaccel_space_lookup(struct drm_file *file, u32 handle);
 bool kvaccel_space_pmd_capable(void);

@@ -19,11 +19,14 @@
  * allocates nothing but the object, which counts against the file's
  * import handles.
  *
- * A dma-buf exported by kvaccel itself comes back as the object it was
- * exported from and never reaches this file's object.
+ * A read-write dma-buf exported by kvaccel itself comes back as the object
+ * it was exported from. A read-only one (of kvaccel or of another driver)
+ * gives a read-only import: a copy source, never a destination, not
+ * bindable (Documentation/rights.rst).
  */
 #include <linux/cred.h>
 #include <linux/dma-buf.h>
+#include <linux/fs.h>
 #include <linux/slab.h>
 #include <drm/drm_file.h>
 #include <drm/drm_prime.h>
@@ -80,18 +83,26 @@ static struct drm_gem_object *kvaccel_own_object(struct drm_device *drm,
  * @drm: the device.
  * @dmabuf: the dma-buf (the caller holds a reference).
  *
- * Return: the object exported as @dmabuf if it is this device's (with a
- * new reference), else a new import holding its own reference to
- * @dmabuf; or ERR_PTR(-EINVAL) for a size that is not a multiple of the
- * page size, ERR_PTR(-ENOMEM).
+ * Return: the object exported as @dmabuf if it is this device's and
+ * @dmabuf is writable (with a new reference), else a new import holding
+ * its own reference to @dmabuf (read-only if @dmabuf is); or
+ * ERR_PTR(-EINVAL) for a size that is not a multiple of the page size,
+ * ERR_PTR(-ENOMEM).
  */
 struct drm_gem_object *kvaccel_gem_prime_import(struct drm_device *drm,
 						struct dma_buf *dmabuf)
 {
 	struct kvaccel_device *kdev = to_kvaccel_device(drm);
 	struct drm_gem_object *obj = kvaccel_own_object(drm, dmabuf);
+	bool read_only = !(dmabuf->file->f_mode & FMODE_WRITE);
 	struct kvaccel_import *import;
 
+	/*
+	 * A read-write dma-buf of ours gives the object back with all its
+	 * rights; a read-only one only ever gives a read-only import.
+	 */
+	if (obj && read_only)
+		obj = NULL;
 	if (obj) {
 		drm_gem_object_get(obj);
 		return obj;
@@ -109,6 +120,7 @@ struct drm_gem_object *kvaccel_gem_prime_import(struct drm_device *drm,
 	get_dma_buf(dmabuf);
 	import->dmabuf = dmabuf;
 	import->cpu_access = !!dmabuf->ops->vmap;
+	import->read_only = read_only;
 	import->uid = current_euid();
 	import->tgid = get_pid(task_tgid(current));
 	get_task_comm(import->comm, current);

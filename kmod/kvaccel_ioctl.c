@@ -164,6 +164,8 @@ int kvaccel_ioctl_region_info(struct drm_device *drm, void *data,
 		args->mmap_offset = drm_vma_node_offset_addr(&obj->vma_node);
 		args->region_id = region->id;
 	} else if (kvaccel_is_space(obj)) {
+		if (!kvaccel_space_may_rebind(to_kvaccel_space(obj), file->driver_priv))
+			args->object_flags |= KVACCEL_OBJECT_MAP_ONLY;
 		args->type = KVACCEL_OBJECT_SPACE;
 		args->block_size = 1U << to_kvaccel_space(obj)->block_shift;
 		args->numa_node = NUMA_NO_NODE;
@@ -178,6 +180,8 @@ int kvaccel_ioctl_region_info(struct drm_device *drm, void *data,
 		args->region_id = import->id;
 		if (!import->cpu_access)
 			args->object_flags |= KVACCEL_OBJECT_HELD;
+		if (import->read_only)
+			args->object_flags |= KVACCEL_OBJECT_READ_ONLY;
 	} else {
 		ret = -ENOENT;
 	}
@@ -190,6 +194,7 @@ int kvaccel_ioctl_space_create(struct drm_device *drm, void *data,
 			       struct drm_file *file)
 {
 	struct drm_kvaccel_space_create *args = data;
+	struct kvaccel_client *client = file->driver_priv;
 	struct kvaccel_space *space;
 	u32 handle;
 	int ret;
@@ -204,7 +209,9 @@ int kvaccel_ioctl_space_create(struct drm_device *drm, void *data,
 
 	space = kvaccel_space_create(to_kvaccel_device(drm), args->nr_slots,
 				     ilog2(args->block_size),
-				     !(args->flags & KVACCEL_SPACE_CREATE_NO_OFFSET));
+				     !(args->flags & KVACCEL_SPACE_CREATE_NO_OFFSET),
+				     client->id,
+				     args->flags & KVACCEL_SPACE_CREATE_SHARE_REBIND);
 	if (IS_ERR(space))
 		return PTR_ERR(space);
 

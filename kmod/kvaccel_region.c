@@ -115,7 +115,7 @@ static void kvaccel_region_free(struct drm_gem_object *obj)
 	if (region->blocks)
 		kvaccel_region_free_blocks(region);
 	if (region->charged) {
-		kvaccel_acct_uncharge(region->owner, region->charged);
+		kvaccel_acct_uncharge(region->owner, region->charged, region->quota_user);
 		atomic_dec(&kdev->nr_regions);
 	}
 	if (published)
@@ -201,7 +201,7 @@ struct kvaccel_region *kvaccel_region_create(struct kvaccel_device *kdev,
 	atomic_set(&region->bound, 0);
 
 	/* From here on, dropping the object undoes whatever was done. */
-	ret = kvaccel_acct_charge(owner, size);
+	ret = kvaccel_acct_charge(owner, size, &region->quota_user);
 	if (ret)
 		goto err_put;
 	region->charged = size;
@@ -300,8 +300,12 @@ static int kvaccel_region_mmap(struct drm_gem_object *obj,
 	struct kvaccel_region *region = to_kvaccel_region(obj);
 	unsigned long first = vma->vm_pgoff - drm_vma_node_start(&obj->vma_node);
 
-	/* A private (copy-on-write) mapping would copy pinned memory. */
-	if (!(vma->vm_flags & VM_SHARED))
+	/*
+	 * A private (copy-on-write) mapping would copy pinned memory. A
+	 * shared mapping of a read-only file (a read-only dma-buf) has lost
+	 * VM_SHARED but keeps VM_MAYSHARE, and can never become writable.
+	 */
+	if (!(vma->vm_flags & VM_MAYSHARE) || is_cow_mapping(vma->vm_flags))
 		return -EINVAL;
 	if (first > obj->size >> PAGE_SHIFT ||
 	    vma_pages(vma) > (obj->size >> PAGE_SHIFT) - first)

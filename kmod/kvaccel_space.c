@@ -53,6 +53,21 @@ bool kvaccel_is_space(const struct drm_gem_object *obj)
 }
 
 /**
+ * kvaccel_space_may_rebind - whether a client may bind, unbind, move or
+ * swap the space's slots: its creator, or anyone if it was created with
+ * %KVACCEL_SPACE_CREATE_SHARE_REBIND. Everyone else may map it only.
+ * @space: the space.
+ * @client: the client.
+ *
+ * Return: true if it may.
+ */
+bool kvaccel_space_may_rebind(const struct kvaccel_space *space,
+			      const struct kvaccel_client *client)
+{
+	return space->share_rebind || space->creator == client->id;
+}
+
+/**
  * kvaccel_space_lookup - look up a space by handle.
  * @file: the client.
  * @handle: the handle.
@@ -171,13 +186,16 @@ static void kvaccel_space_free(struct drm_gem_object *obj)
  * @mmap_offset: reserve the window in the device's mmap offset range (so
  *	it maps through the device file), charged to the caller's user;
  *	else it maps through its dma-buf only.
+ * @creator: the id of the creating client, which may rebind the space.
+ * @share_rebind: every holder of the space may rebind it, not only
+ *	@creator.
  *
  * Return: the space with one reference, or ERR_PTR(-ENOMEM), -EDQUOT (the
  * user's space_window_gb is reached), -ENOSPC (the offset range is full).
  */
 struct kvaccel_space *kvaccel_space_create(struct kvaccel_device *kdev,
 					   u32 nr_slots, unsigned int block_shift,
-					   bool mmap_offset)
+					   bool mmap_offset, u64 creator, bool share_rebind)
 {
 	struct kvaccel_space *space;
 	int ret;
@@ -194,6 +212,8 @@ struct kvaccel_space *kvaccel_space_create(struct kvaccel_device *kdev,
 	INIT_LIST_HEAD(&space->maps);
 	space->block_shift = block_shift;
 	space->nr_slots = nr_slots;
+	space->creator = creator;
+	space->share_rebind = share_rebind;
 
 	/* From here on, dropping the object undoes whatever was done. */
 	ret = -ENOMEM;
@@ -457,8 +477,11 @@ static int kvaccel_space_mmap(struct drm_gem_object *obj,
 	unsigned long first = vma->vm_pgoff - drm_vma_node_start(&obj->vma_node);
 	int ret;
 
-	/* A copy-on-write PFN mapping is a kernel BUG: shared only. */
-	if (!(vma->vm_flags & VM_SHARED))
+	/*
+	 * A copy-on-write PFN mapping is a kernel BUG: shared only. A shared
+	 * mapping of a read-only dma-buf has VM_MAYSHARE without VM_SHARED.
+	 */
+	if (!(vma->vm_flags & VM_MAYSHARE) || is_cow_mapping(vma->vm_flags))
 		return -EINVAL;
 	if (first > obj->size >> PAGE_SHIFT ||
 	    vma_pages(vma) > (obj->size >> PAGE_SHIFT) - first)

@@ -3,7 +3,12 @@
  * kvaccel - per-user accounting: what a user (an effective uid, in the
  * initial user namespace) may hold, however many processes it forks.
  *
- * Today one resource: the device's mmap offset range. DRM gives a device
+ * Two resources. Memory pinned under the default quota: every process
+ * without a quota of its own is bound by default_quota_mb, and so are all
+ * such processes of one user together, so that forking does not multiply
+ * what a user may pin (kvaccel_acct_charge(); a quota the daemon grants to
+ * a process is that process's alone). And the device's mmap offset range:
+ * DRM gives a device
  * one fake-offset range for all its objects (1 TiB of offsets on 64-bit),
  * and every space with a device-file mapping reserves its whole window
  * there at creation. Without a bound, one user's spaces could fill it and
@@ -33,6 +38,49 @@ static struct kvaccel_user *kvaccel_user_find_locked(struct kvaccel_device *kdev
 }
 
 /**
+ * kvaccel_user_get_locked - the entry of a user, created from @new if it
+ * has none.
+ * @kdev: the device, its acct_lock held.
+ * @uid: the user.
+ * @new: a zeroed entry the caller allocated; set to NULL if used.
+ *
+ * Return: the entry, or NULL if it had none and @new is NULL. An entry
+ * without charges must be handed to kvaccel_user_idle_locked() before the
+ * lock is dropped.
+ */
+struct kvaccel_user *kvaccel_user_get_locked(struct kvaccel_device *kdev, kuid_t uid,
+					     struct kvaccel_user **new)
+{
+	struct kvaccel_user *user = kvaccel_user_find_locked(kdev, uid);
+
+	if (user || !*new)
+		return user;
+	user = *new;
+	*new = NULL;
+	user->kdev = kdev;
+	user->uid = uid;
+	list_add_tail(&user->node, &kdev->users);
+	return user;
+}
+
+/**
+ * kvaccel_user_idle_locked - unlink a user's entry if nothing is charged
+ * to it any more.
+ * @user: the entry, its device's acct_lock held.
+ *
+ * Return: the entry to kfree() once the lock is dropped, or NULL.
+ */
+struct kvaccel_user *kvaccel_user_idle_locked(struct kvaccel_user *user)
+{
+	lockdep_assert_held(&user->kdev->acct_lock);
+	if (user->charges)
+		return NULL;
+	WARN_ON(user->window || user->usage);
+	list_del(&user->node);
+	return user;
+}
+
+/**
  * kvaccel_user_charge_window - charge a space's reserved window to a user.
  * @kdev: the device.
  * @uid: the user (the creator's effective uid).
@@ -45,27 +93,22 @@ static struct kvaccel_user *kvaccel_user_find_locked(struct kvaccel_device *kdev
 struct kvaccel_user *kvaccel_user_charge_window(struct kvaccel_device *kdev, kuid_t uid,
 						u64 bytes)
 {
-	struct kvaccel_user *user, *new = kzalloc(sizeof(*new), GFP_KERNEL_ACCOUNT);
+	struct kvaccel_user *user, *idle = NULL, *new = kzalloc(sizeof(*new), GFP_KERNEL_ACCOUNT);
 	u64 cap = kvaccel_space_window_cap();
 
 	if (!new)
 		return ERR_PTR(-ENOMEM);
 	mutex_lock(&kdev->acct_lock);
-	user = kvaccel_user_find_locked(kdev, uid);
-	if (!user && bytes <= cap) {
-		user = new;
-		new = NULL;
-		user->kdev = kdev;
-		user->uid = uid;
-		list_add_tail(&user->node, &kdev->users);
-	}
-	if (!user || bytes > cap - user->window) {
+	user = kvaccel_user_get_locked(kdev, uid, &new);
+	if (bytes > cap || user->window > cap - bytes) {
+		idle = kvaccel_user_idle_locked(user);
 		user = ERR_PTR(-EDQUOT);
 	} else {
 		user->window += bytes;
 		user->charges++;
 	}
 	mutex_unlock(&kdev->acct_lock);
+	kfree(idle);
 	kfree(new);
 	return user;
 }
@@ -78,15 +121,14 @@ struct kvaccel_user *kvaccel_user_charge_window(struct kvaccel_device *kdev, kui
 void kvaccel_user_uncharge_window(struct kvaccel_user *user, u64 bytes)
 {
 	struct kvaccel_device *kdev = user->kdev;
-	bool last;
+	struct kvaccel_user *idle;
 
 	mutex_lock(&kdev->acct_lock);
-	WARN_ON(user->window < bytes || !user->charges);
-	user->window -= bytes;
-	last = !--user->charges;
-	if (last)
-		list_del(&user->node);
+	if (!WARN_ON(user->window < bytes || !user->charges)) {
+		user->window -= bytes;
+		user->charges--;
+	}
+	idle = kvaccel_user_idle_locked(user);
 	mutex_unlock(&kdev->acct_lock);
-	if (last)
-		kfree(user);
+	kfree(idle);
 }

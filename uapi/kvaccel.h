@@ -224,6 +224,18 @@ enum drm_kvaccel_object_type {
  * fail with -EOPNOTSUPP. ABI 1.2; before, such an import failed.
  */
 #define KVACCEL_OBJECT_HELD		_BITUL(1)
+/**
+ * KVACCEL_OBJECT_READ_ONLY - an import of a dma-buf given read-only (a
+ * kvaccel region's or another driver's): copies read it, a copy into it is
+ * -EACCES, it does not bind. ABI 1.2.
+ */
+#define KVACCEL_OBJECT_READ_ONLY	_BITUL(2)
+/**
+ * KVACCEL_OBJECT_MAP_ONLY - a space this client may map but not rebind
+ * (SPACE_BIND gives -EPERM): it was created by another client without
+ * %KVACCEL_SPACE_CREATE_SHARE_REBIND. ABI 1.2.
+ */
+#define KVACCEL_OBJECT_MAP_ONLY		_BITUL(3)
 
 /** KVACCEL_REGION_INFO_FLAGS - mask of known &drm_kvaccel_region_info.flags: none. */
 #define KVACCEL_REGION_INFO_FLAGS	0u
@@ -283,8 +295,16 @@ struct drm_kvaccel_region_info {
  * ABI 1.2.
  */
 #define KVACCEL_SPACE_CREATE_NO_OFFSET	_BITUL(0)
+/**
+ * KVACCEL_SPACE_CREATE_SHARE_REBIND - every client that holds the space
+ * (through its dma-buf) may rebind it; without it only the creating client
+ * (its file) may, the others map it only (SPACE_BIND: -EPERM). ABI 1.2;
+ * before, every holder could rebind.
+ */
+#define KVACCEL_SPACE_CREATE_SHARE_REBIND	_BITUL(1)
 /** KVACCEL_SPACE_CREATE_FLAGS - mask of known &drm_kvaccel_space_create.flags. */
-#define KVACCEL_SPACE_CREATE_FLAGS	KVACCEL_SPACE_CREATE_NO_OFFSET
+#define KVACCEL_SPACE_CREATE_FLAGS	(KVACCEL_SPACE_CREATE_NO_OFFSET | \
+					 KVACCEL_SPACE_CREATE_SHARE_REBIND)
 
 /**
  * struct drm_kvaccel_space_create - create a space: a virtual window of
@@ -398,7 +418,9 @@ struct drm_kvaccel_bind_op {
  * slot targeted twice, a move or swap of a slot with itself, a handle that
  * is not a region, a block size other than the space's, a block index out
  * of range; -ENOENT for a space or region handle this client does not
- * hold, or unbinding or moving an empty slot; -EFAULT for a bad @ops
+ * hold, or unbinding or moving an empty slot; -EPERM for a space this
+ * client may map only (another client created it without
+ * %KVACCEL_SPACE_CREATE_SHARE_REBIND; ABI 1.2); -EFAULT for a bad @ops
  * pointer; -ENOMEM.
  */
 struct drm_kvaccel_space_bind {
@@ -549,7 +571,8 @@ struct drm_kvaccel_copy_segment {
  * in the same object, more than %KVACCEL_COPY_MAX_BYTES in all, an
  * @in_syncobj without a fence;
  * -ENOENT for an object or syncobj handle this client does not hold, or
- * an empty slot in a space's range; -EOPNOTSUPP for an import the CPU
+ * an empty slot in a space's range; -EACCES for a read-only import as a
+ * destination (ABI 1.2); -EOPNOTSUPP for an import the CPU
  * cannot map (GPU memory: copy it on the GPU); -EBUSY when the process has
  * %KVACCEL_COPY_MAX_INFLIGHT jobs in flight or the job would take its
  * bytes in flight past the module's copy_inflight_mb (not -EAGAIN, which

@@ -4,7 +4,9 @@
  * a killed process freeing everything it held. Each failure must leave
  * usage exactly where it was.
  */
+#include <grp.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include "kvtest.h"
 #include "kselftest_harness.h"
@@ -92,22 +94,72 @@ TEST_F(quota, charged_to_calling_process)
 	int status;
 	pid_t pid;
 
-	ASSERT_EQ(0, kvt_region_create(self->fd, 12 * KVT_MIB, 2 * KVT_MIB, &h));
+	ASSERT_EQ(0, kvt_region_create(self->fd, 6 * KVT_MIB, 2 * KVT_MIB, &h));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid) {
 		uint64_t mine;
 
-		if (kvt_region_create(self->fd, 12 * KVT_MIB, 2 * KVT_MIB, NULL))
+		if (kvt_region_create(self->fd, 6 * KVT_MIB, 2 * KVT_MIB, NULL))
 			_exit(1);
 		if (kvt_param(self->fd, KVACCEL_PARAM_CLIENT_USAGE, &mine) ||
-		    mine != 12 * KVT_MIB)
+		    mine != 6 * KVT_MIB)
 			_exit(2);
 		_exit(0);
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	EXPECT_EQ(12 * KVT_MIB, kvt_param_or_die(self->fd, KVACCEL_PARAM_CLIENT_USAGE));
+	EXPECT_EQ(6 * KVT_MIB, kvt_param_or_die(self->fd, KVACCEL_PARAM_CLIENT_USAGE));
+}
+
+/* In a child of uid @uid (its own open of @path): create @mib MiB; the result. */
+static int create_as(const char *path, uid_t uid, uint64_t mib)
+{
+	int status, fd, ret;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1000;
+	if (!pid) {
+		if (uid && (setgroups(0, NULL) || setresgid(uid, uid, uid) ||
+			    setresuid(uid, uid, uid)))
+			_exit(99);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			_exit(98);
+		ret = kvt_region_create(fd, mib * KVT_MIB, 2 * KVT_MIB, NULL);
+		_exit(ret == -EDQUOT ? 2 : ret ? 3 : 0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1001;
+	return WEXITSTATUS(status) == 2 ? -EDQUOT : WEXITSTATUS(status) ? -1002 : 0;
+}
+
+/*
+ * The default quota binds a user's processes together: a fork gets what
+ * its user has left, not a quota of its own; another user is not touched.
+ */
+TEST_F(quota, fork_does_not_multiply_the_default_quota)
+{
+	char link[64], path[256];
+	struct stat sb;
+	uint32_t h;
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", self->fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	ASSERT_LT(0, n);
+	path[n] = 0;
+	ASSERT_EQ(0, stat(path, &sb));
+	ASSERT_EQ(0, chmod(path, 0666));
+	ASSERT_EQ(0, kvt_region_create(self->fd, 12 * KVT_MIB, 2 * KVT_MIB, &h));
+	EXPECT_EQ(-EDQUOT, create_as(path, 0, 12));
+	EXPECT_EQ(0, create_as(path, 0, 4));
+	EXPECT_EQ(0, create_as(path, 65534, 12));
+	/* Freed by the parent: the user's share is back. */
+	ASSERT_EQ(0, kvt_close_handle(self->fd, h));
+	EXPECT_EQ(0, create_as(path, 0, 16));
+	chmod(path, sb.st_mode & 07777);
 }
 
 FIXTURE(limit) {
