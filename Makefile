@@ -36,7 +36,7 @@ NL_CFLAGS	:= -I/usr/include/libnl3 -Ilibaccel/ctl
 NL_LIBS		:= -lnl-genl-3 -lnl-3 -lpthread -lm
 KVNL_SRCS	:= libaccel/ctl/kvnl.c libaccel/ctl/kvnl.h uapi/kvaccel_netlink.h
 
-KMOD_TESTS	:= device region limits prime numa fail_nth space space_val space_use space_race space_offsets rights copy copy_fence
+KMOD_TESTS	:= device region limits prime numa fail_nth space space_val space_use space_race space_offsets rights copy copy_fence unbind
 KMOD_SRCS	:= $(wildcard kmod/*.c kmod/*.h uapi/*.h) kmod/Kbuild Kbuild
 TEST_HDRS	:= tests/kmod/kvtest.h uapi/kvaccel.h
 

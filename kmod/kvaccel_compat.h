@@ -67,6 +67,17 @@ void kvaccel_show_fdinfo_fops(struct seq_file *m, struct file *f);
  */
 
 /*
+ * platform_driver.remove returns void since 6.11 (int before: the driver
+ * then defines fn_int() around its void fn()). Kbuild defines
+ * KVACCEL_HAVE_VOID_PLATFORM_REMOVE.
+ */
+#ifdef KVACCEL_HAVE_VOID_PLATFORM_REMOVE
+#define KVACCEL_PLATFORM_REMOVE(fn)	.remove = fn
+#else
+#define KVACCEL_PLATFORM_REMOVE(fn)	.remove = fn##_int
+#endif
+
+/*
  * vm_flags became read-only outside its accessors in 6.3; Kbuild defines
  * KVACCEL_HAVE_VM_FLAGS_SET when the accessors exist.
  */

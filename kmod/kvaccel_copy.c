@@ -28,6 +28,7 @@
 #include <linux/uaccess.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
+#include <drm/drm_drv.h>
 #include <drm/drm_file.h>
 #include <drm/drm_gem.h>
 #include <drm/drm_syncobj.h>
@@ -388,6 +389,8 @@ int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
 	if (!job)
 		return -ENOMEM;
 	job->kdev = kdev;
+	/* The device lives until the job is released, even past a remove. */
+	drm_dev_get(&kdev->drm);
 	job->client_id = client->id;
 	job->stats = client->copy_stats;
 	refcount_inc(&job->stats->ref);
@@ -520,6 +523,7 @@ err_uncount:
 	kvaccel_proc_put(job->proc);
 err_free_job:
 	kvaccel_copy_stats_put(job->stats);
+	drm_dev_put(&kdev->drm);
 	kfree(job);
 	return ret;
 }
@@ -595,42 +599,11 @@ void kvaccel_copy_client_fini(struct kvaccel_client *client)
 }
 
 /**
- * kvaccel_copy_init - create the copy and release queues.
+ * kvaccel_copy_init - set up a device's copy engine.
  * @kdev: the device.
- * @workers: how many copy workers (0: one per CPU, at most 8).
- *
- * The copy queue runs everything between a fence's publication and its
- * signal, so it may be needed to make progress under memory pressure
- * (WQ_MEM_RECLAIM); none of its items waits for another. Releases, which
- * may sleep on locks a fence waiter holds, have their own queue.
- *
- * Return: 0 or -ENOMEM.
  */
-int kvaccel_copy_init(struct kvaccel_device *kdev, unsigned int workers)
+void kvaccel_copy_init(struct kvaccel_device *kdev)
 {
-	if (!workers)
-		workers = min(num_online_cpus(), 8U);
-	kdev->copy_workers = min(workers, 64U);
 	spin_lock_init(&kdev->jobs_lock);
-	kdev->copy_wq = alloc_workqueue("kvaccel-copy", WQ_UNBOUND | WQ_MEM_RECLAIM,
-					kdev->copy_workers);
-	if (!kdev->copy_wq)
-		return -ENOMEM;
-	kdev->release_wq = alloc_workqueue("kvaccel-release", WQ_UNBOUND, 0);
-	if (!kdev->release_wq) {
-		destroy_workqueue(kdev->copy_wq);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/**
- * kvaccel_copy_fini - destroy the queues (no job can be left: each pins
- * the module through its fence).
- * @kdev: the device.
- */
-void kvaccel_copy_fini(struct kvaccel_device *kdev)
-{
-	destroy_workqueue(kdev->release_wq);
-	destroy_workqueue(kdev->copy_wq);
+	kvaccel_copy_queues(&kdev->copy_wq, &kdev->copy_workers);
 }

@@ -21,6 +21,7 @@
 #include <linux/timer.h>
 #include <linux/types.h>
 #include <linux/workqueue.h>
+#include <linux/ww_mutex.h>
 
 struct drm_gem_object;
 struct kvaccel_client;
@@ -37,6 +38,9 @@ struct kvaccel_slot;
  * task: a worker's wake-up would cost more than the copy.
  */
 #define KVACCEL_COPY_INLINE_MAX	SZ_64K
+
+/* Objects a job may touch before its implicit sync allocates. */
+#define KVACCEL_COPY_SYNC_SMALL	8
 
 enum kvaccel_end_kind {
 	KVACCEL_END_REGION,
@@ -208,12 +212,17 @@ struct kvaccel_job {
  * @write: bit i set when the job writes @objs[i].
  * @count: entries in @objs.
  * @ctx: the ww acquire context of the locks.
+ * @small_objs: storage of @objs for a job that touches few objects (the
+ *	common small copy then allocates nothing here).
+ * @small_write: storage of @write for the same.
  */
 struct kvaccel_copy_sync {
 	struct drm_gem_object **objs;
 	unsigned long *write;
 	u32 count;
 	struct ww_acquire_ctx ctx;
+	struct drm_gem_object *small_objs[KVACCEL_COPY_SYNC_SMALL];
+	unsigned long small_write;
 };
 
 /* kvaccel_copy_sync.c */

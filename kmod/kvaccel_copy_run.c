@@ -32,6 +32,7 @@
 #include <linux/module.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
+#include <drm/drm_drv.h>
 #include <drm/drm_gem.h>
 
 #include "kvaccel_compat.h"
@@ -142,6 +143,7 @@ void kvaccel_job_release_resources(struct kvaccel_job *job)
  */
 void kvaccel_job_release(struct kvaccel_job *job)
 {
+	struct kvaccel_device *kdev = job->kdev;
 	struct kvaccel_proc *proc = job->proc;
 
 	if (job->error)
@@ -154,6 +156,7 @@ void kvaccel_job_release(struct kvaccel_job *job)
 	job->stats = NULL;
 	/* The reference the running job held. */
 	dma_fence_put(&job->fence);
+	drm_dev_put(&kdev->drm);
 }
 
 static void kvaccel_job_release_work(struct work_struct *work)
@@ -180,10 +183,74 @@ static void kvaccel_job_signal(struct kvaccel_job *job)
 	dma_fence_signal(&job->fence);
 }
 
-/* After the signal, outside the signalling section: release later. */
+/*
+ * The module's queues, shared by the devices it serves (one at a time; a
+ * device can be unbound and bound again): the copy queue runs every step
+ * of a job between the publication of its fence and its signal, so it may
+ * be needed to make progress under memory pressure (WQ_MEM_RECLAIM) and
+ * none of its items waits for another; the release queue takes the
+ * releases that may sleep on locks fence waiters hold (those of jobs that
+ * touch imports). Both belong to the module, so its unload waits for the
+ * last item to return (a release may drop the module's last reference)
+ * and a device's release may happen inside one.
+ */
+static struct workqueue_struct *kvaccel_copy_wq;
+static struct workqueue_struct *kvaccel_release_wq;
+static unsigned int kvaccel_copy_nr_workers;
+
+/**
+ * kvaccel_copy_module_init - create the queues (module load).
+ * @workers: copy workers (0: one per CPU, at most 8; at most 64).
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int kvaccel_copy_module_init(unsigned int workers)
+{
+	if (!workers)
+		workers = min(num_online_cpus(), 8U);
+	kvaccel_copy_nr_workers = min(workers, 64U);
+	kvaccel_copy_wq = alloc_workqueue("kvaccel-copy", WQ_UNBOUND | WQ_MEM_RECLAIM,
+					  kvaccel_copy_nr_workers);
+	if (!kvaccel_copy_wq)
+		return -ENOMEM;
+	kvaccel_release_wq = alloc_workqueue("kvaccel-release", WQ_UNBOUND, 0);
+	if (!kvaccel_release_wq) {
+		destroy_workqueue(kvaccel_copy_wq);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/** kvaccel_copy_module_fini - destroy the queues (module unload). */
+void kvaccel_copy_module_fini(void)
+{
+	destroy_workqueue(kvaccel_release_wq);
+	destroy_workqueue(kvaccel_copy_wq);
+}
+
+/**
+ * kvaccel_copy_queues - the copy queue and its number of workers.
+ * @wq: Out: the queue.
+ * @workers: Out: its workers.
+ */
+void kvaccel_copy_queues(struct workqueue_struct **wq, unsigned int *workers)
+{
+	*wq = kvaccel_copy_wq;
+	*workers = kvaccel_copy_nr_workers;
+}
+
+/*
+ * After the signal, outside the signalling section. A job that touched no
+ * import holds only kvaccel objects, whose release takes no lock a fence
+ * waiter can hold: release it here. Imports' end of CPU access and unmap
+ * take the exporter's reservation lock: on the release queue.
+ */
 static void kvaccel_job_done(struct kvaccel_job *job)
 {
-	queue_work(job->kdev->release_wq, &job->release_work);
+	if (job->nr_vmaps)
+		queue_work(kvaccel_release_wq, &job->release_work);
+	else
+		kvaccel_job_release(job);
 }
 
 /* The address of byte @pos of a segment end, and how many bytes follow it contiguously. */

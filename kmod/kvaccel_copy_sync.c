@@ -59,7 +59,7 @@ static u32 kvaccel_sync_add_snap(struct kvaccel_sync_entry *e, u32 n,
 /* Every object the job touches, sorted, each once (written if any segment writes it). */
 static int kvaccel_sync_gather(struct kvaccel_job *job, struct kvaccel_copy_sync *sync)
 {
-	struct kvaccel_sync_entry *e;
+	struct kvaccel_sync_entry small[KVACCEL_COPY_SYNC_SMALL], *e = small;
 	u64 max = job->nr_objs;
 	u32 i, n = 0, u;
 
@@ -67,7 +67,8 @@ static int kvaccel_sync_gather(struct kvaccel_job *job, struct kvaccel_copy_sync
 		max += job->segs[i].src.nr_snap + job->segs[i].dst.nr_snap;
 	if (max > U32_MAX)
 		return -EINVAL;
-	e = kvmalloc_array(max, sizeof(*e), GFP_KERNEL);
+	if (max > ARRAY_SIZE(small))
+		e = kvmalloc_array(max, sizeof(*e), GFP_KERNEL);
 	if (!e)
 		return -ENOMEM;
 	/* kvaccel_job_build() looked up each segment's source, then its destination. */
@@ -88,10 +89,16 @@ static int kvaccel_sync_gather(struct kvaccel_job *job, struct kvaccel_copy_sync
 		else
 			e[u++] = e[i];
 	}
-	sync->objs = kvmalloc_array(u, sizeof(*sync->objs), GFP_KERNEL);
-	sync->write = bitmap_zalloc(u, GFP_KERNEL);
+	if (u <= KVACCEL_COPY_SYNC_SMALL) {
+		sync->objs = sync->small_objs;
+		sync->write = &sync->small_write;
+	} else {
+		sync->objs = kvmalloc_array(u, sizeof(*sync->objs), GFP_KERNEL);
+		sync->write = bitmap_zalloc(u, GFP_KERNEL);
+	}
 	if (!sync->objs || !sync->write) {
-		kvfree(e);
+		if (e != small)
+			kvfree(e);
 		return -ENOMEM;
 	}
 	for (i = 0; i < u; i++) {
@@ -100,7 +107,8 @@ static int kvaccel_sync_gather(struct kvaccel_job *job, struct kvaccel_copy_sync
 			__set_bit(i, sync->write);
 	}
 	sync->count = u;
-	kvfree(e);
+	if (e != small)
+		kvfree(e);
 	return 0;
 }
 
@@ -228,8 +236,10 @@ void kvaccel_copy_sync_unlock(struct kvaccel_copy_sync *sync)
  */
 void kvaccel_copy_sync_fini(struct kvaccel_copy_sync *sync)
 {
-	kvfree(sync->objs);
-	bitmap_free(sync->write);
+	if (sync->objs != sync->small_objs)
+		kvfree(sync->objs);
+	if (sync->write != &sync->small_write)
+		bitmap_free(sync->write);
 	sync->objs = NULL;
 	sync->write = NULL;
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * kvaccel - the DRM device: module parameters, platform device, driver
- * registration, open and close.
+ * kvaccel - the DRM device: module parameters, platform device and driver
+ * (probe, remove: the device can be unbound and bound again through
+ * sysfs), open and close.
  *
  * The device is a DRM accel node on kernels with DRM accel and a render
  * node before (see kvaccel_compat.h), on a virtual platform device with a
@@ -18,6 +19,7 @@
 #include <drm/drm_file.h>
 #include <drm/drm_gem.h>
 #include <drm/drm_ioctl.h>
+#include <drm/drm_managed.h>
 #include <drm/drm_prime.h>
 
 #include "kvaccel_compat.h"
@@ -225,34 +227,34 @@ static const struct drm_driver kvaccel_driver = {
 	.minor = KVACCEL_ABI_MINOR,
 };
 
-static struct platform_device *kvaccel_pdev;
-static struct kvaccel_device *kvaccel_dev;
-
-static int __init kvaccel_init(void)
+/*
+ * The device's last reference is gone (every file, dma-buf and copy job
+ * released it, after the remove): nothing can use it any more.
+ */
+static void kvaccel_release(struct drm_device *drm, void *data)
 {
-	struct platform_device *pdev;
+	struct kvaccel_device *kdev = data;
+
+	/* Every region is freed before the device: each pins a handle, file or dma-buf. */
+	WARN_ON(atomic_long_read(&kdev->pages_held));
+	mutex_destroy(&kdev->regions_lock);
+	mutex_destroy(&kdev->clients_lock);
+	mutex_destroy(&kdev->pressure_lock);
+	mutex_destroy(&kdev->acct_lock);
+}
+
+static int kvaccel_probe(struct platform_device *pdev)
+{
 	struct kvaccel_device *kdev;
 	int ret;
 
-	pdev = platform_device_register_simple(KVACCEL_DRIVER_NAME, -1, NULL, 0);
-	if (IS_ERR(pdev))
-		return PTR_ERR(pdev);
-
-	if (!devres_open_group(&pdev->dev, NULL, GFP_KERNEL)) {
-		ret = -ENOMEM;
-		goto err_unregister_pdev;
-	}
-
 	ret = dma_coerce_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
 	if (ret)
-		goto err_release_devres;
-
+		return ret;
 	kdev = devm_drm_dev_alloc(&pdev->dev, &kvaccel_driver,
 				  struct kvaccel_device, drm);
-	if (IS_ERR(kdev)) {
-		ret = PTR_ERR(kdev);
-		goto err_release_devres;
-	}
+	if (IS_ERR(kdev))
+		return PTR_ERR(kdev);
 	kvaccel_acct_init(kdev);
 	kvaccel_clients_init(kdev);
 	kvaccel_regions_init(kdev);
@@ -264,57 +266,105 @@ static int __init kvaccel_init(void)
 	atomic64_set(&kdev->copy_jobs, 0);
 	atomic64_set(&kdev->copy_errors, 0);
 	atomic_set(&kdev->copy_fail_nth, 0);
-	ret = kvaccel_copy_init(kdev, copy_workers);
+	kvaccel_copy_init(kdev);
+	/* From here on the device's release undoes the setup. */
+	ret = drmm_add_action_or_reset(&kdev->drm, kvaccel_release, kdev);
 	if (ret)
-		goto err_release_devres;
-
-	ret = kvaccel_netlink_init(kdev);
-	if (ret)
-		goto err_copy_fini;
+		return ret;
 
 	ret = drm_dev_register(&kdev->drm, 0);
 	if (ret)
-		goto err_netlink_fini;
-
+		return ret;
+	platform_set_drvdata(pdev, kdev);
 	kvaccel_debugfs_init(kdev);
-	kvaccel_pdev = pdev;
-	kvaccel_dev = kdev;
+	kvaccel_netlink_attach(kdev);
 	drm_info(&kdev->drm, "kvaccel ABI %u.%u, limit %llu MiB, %u copy workers\n",
 		 KVACCEL_ABI_MAJOR, KVACCEL_ABI_MINOR,
 		 kvaccel_device_limit() >> 20, kdev->copy_workers);
 	return 0;
+}
 
+/*
+ * Unbind (sysfs, or the module's unload): the device goes away under its
+ * clients. drm_dev_unplug() makes every ioctl fail with -ENODEV and tears
+ * down the mappings of the device file; the fault handlers give SIGBUS
+ * from then on (drm_dev_enter()). Copy jobs in flight finish (they hold
+ * the device). What clients hold is freed as they close it; the device's
+ * memory goes with its last reference (kvaccel_release()).
+ */
+static void kvaccel_remove(struct platform_device *pdev)
+{
+	struct kvaccel_device *kdev = platform_get_drvdata(pdev);
+
+	kvaccel_netlink_attach(NULL);
+	kvaccel_debugfs_fini(kdev);
+	drm_dev_unplug(&kdev->drm);
+}
+
+#ifndef KVACCEL_HAVE_VOID_PLATFORM_REMOVE
+static int kvaccel_remove_int(struct platform_device *pdev)
+{
+	kvaccel_remove(pdev);
+	return 0;
+}
+#endif
+
+static struct platform_driver kvaccel_platform_driver = {
+	.probe = kvaccel_probe,
+	KVACCEL_PLATFORM_REMOVE(kvaccel_remove),
+	.driver = {
+		.name = KVACCEL_DRIVER_NAME,
+	},
+};
+
+static struct platform_device *kvaccel_pdev;
+
+static int __init kvaccel_init(void)
+{
+	int ret;
+
+	ret = kvaccel_copy_module_init(copy_workers);
+	if (ret)
+		return ret;
+	ret = kvaccel_netlink_init();
+	if (ret)
+		goto err_copy_fini;
+	ret = platform_driver_register(&kvaccel_platform_driver);
+	if (ret)
+		goto err_netlink_fini;
+	kvaccel_pdev = platform_device_register_simple(KVACCEL_DRIVER_NAME, -1, NULL, 0);
+	if (IS_ERR(kvaccel_pdev)) {
+		ret = PTR_ERR(kvaccel_pdev);
+		goto err_unregister_driver;
+	}
+	/* A probe that failed leaves the device unbound: fail the load. */
+	if (!platform_get_drvdata(kvaccel_pdev)) {
+		ret = -ENODEV;
+		goto err_unregister_device;
+	}
+	return 0;
+
+err_unregister_device:
+	platform_device_unregister(kvaccel_pdev);
+err_unregister_driver:
+	platform_driver_unregister(&kvaccel_platform_driver);
 err_netlink_fini:
 	kvaccel_netlink_fini();
 err_copy_fini:
-	kvaccel_copy_fini(kdev);
-err_release_devres:
-	devres_release_group(&pdev->dev, NULL);
-err_unregister_pdev:
-	platform_device_unregister(pdev);
+	kvaccel_copy_module_fini();
 	return ret;
 }
 
 static void __exit kvaccel_exit(void)
 {
-	struct kvaccel_device *kdev = kvaccel_dev;
-	struct platform_device *pdev = kvaccel_pdev;
-
-	kvaccel_debugfs_fini(kdev);
-	drm_dev_unregister(&kdev->drm);
-	kvaccel_netlink_fini();
-	kvaccel_copy_fini(kdev);
 	/*
-	 * Open files, mmaps and exported dma-bufs all pin the module, so no
-	 * page can be held any more.
+	 * Open files, mmaps, exported dma-bufs and fences all pin the module,
+	 * so the device's last reference goes with the remove.
 	 */
-	WARN_ON(atomic_long_read(&kdev->pages_held));
-	mutex_destroy(&kdev->regions_lock);
-	mutex_destroy(&kdev->clients_lock);
-	mutex_destroy(&kdev->pressure_lock);
-	mutex_destroy(&kdev->acct_lock);
-	devres_release_group(&pdev->dev, NULL);
-	platform_device_unregister(pdev);
+	platform_device_unregister(kvaccel_pdev);
+	platform_driver_unregister(&kvaccel_platform_driver);
+	kvaccel_netlink_fini();
+	kvaccel_copy_module_fini();
 }
 
 module_init(kvaccel_init);

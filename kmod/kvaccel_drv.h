@@ -46,9 +46,8 @@ struct sg_table;
  *	allocated and freed (kmemleak does not track page allocations).
  * @nr_regions: regions alive.
  * @next_region_id: the last region id handed out.
- * @copy_wq: the copy workers: every step of a job between the publication
- *	of its fence and its signal (WQ_MEM_RECLAIM).
- * @release_wq: releases of signalled jobs (may sleep on any lock).
+ * @copy_wq: the copy workers (the module's queue): every step of a job
+ *	between the publication of its fence and its signal (WQ_MEM_RECLAIM).
  * @copy_workers: how many.
  * @jobs_lock: protects kvaccel_client.pending of every client and the
  *	kvaccel_job.pending entries on them. A spinlock: taken by the copy
@@ -88,7 +87,6 @@ struct kvaccel_device {
 	atomic64_t next_region_id;
 
 	struct workqueue_struct *copy_wq;
-	struct workqueue_struct *release_wq;
 	unsigned int copy_workers;
 	/* Protects every client's pending list. */
 	spinlock_t jobs_lock;
@@ -430,8 +428,10 @@ int kvaccel_ioctl_space_bind(struct drm_device *drm, void *data,
 			     struct drm_file *file);
 
 /* kvaccel_copy.c */
-int kvaccel_copy_init(struct kvaccel_device *kdev, unsigned int workers);
-void kvaccel_copy_fini(struct kvaccel_device *kdev);
+int kvaccel_copy_module_init(unsigned int workers);
+void kvaccel_copy_module_fini(void);
+void kvaccel_copy_queues(struct workqueue_struct **wq, unsigned int *workers);
+void kvaccel_copy_init(struct kvaccel_device *kdev);
 int kvaccel_copy_client_init(struct kvaccel_client *client);
 void kvaccel_copy_client_fini(struct kvaccel_client *client);
 int kvaccel_ioctl_copy_submit(struct drm_device *drm, void *data,
@@ -462,8 +462,9 @@ int kvaccel_ioctl_space_info(struct drm_device *drm, void *data,
 			     struct drm_file *file);
 
 /* kvaccel_netlink.c */
-int kvaccel_netlink_init(struct kvaccel_device *kdev);
+int kvaccel_netlink_init(void);
 void kvaccel_netlink_fini(void);
+void kvaccel_netlink_attach(struct kvaccel_device *kdev);
 void kvaccel_notify_client(struct kvaccel_client *client, bool open);
 void kvaccel_notify_region(struct kvaccel_region *region, bool create);
 void kvaccel_notify_pressure(struct kvaccel_device *kdev, bool pressure,

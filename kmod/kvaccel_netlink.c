@@ -19,6 +19,8 @@
 #include <net/genetlink.h>
 #include <net/netlink.h>
 
+#include <drm/drm_drv.h>
+
 #include "kvaccel_drv.h"
 #include "../uapi/kvaccel.h"
 #include "../uapi/kvaccel_netlink.h"
@@ -33,8 +35,26 @@ enum kvaccel_mcgrp {
 	KVACCEL_MCGRP_EVENTS,
 };
 
-/* The device the family serves; set before the family is registered. */
+/*
+ * The device the family serves, NULL while none is bound (the platform
+ * device can be unbound and bound again; the family lives with the module).
+ * Every operation takes a reference under the lock and drops it when done,
+ * so a device being removed stays alive until its last operation ends.
+ */
+static DEFINE_MUTEX(kvaccel_nl_dev_lock);
 static struct kvaccel_device *kvaccel_nl_kdev;
+
+static struct kvaccel_device *kvaccel_nl_get(void)
+{
+	struct kvaccel_device *kdev;
+
+	mutex_lock(&kvaccel_nl_dev_lock);
+	kdev = kvaccel_nl_kdev;
+	if (kdev)
+		drm_dev_get(&kdev->drm);
+	mutex_unlock(&kvaccel_nl_dev_lock);
+	return kdev;
+}
 
 static struct genl_family kvaccel_nl_family;
 
@@ -86,7 +106,8 @@ static int kvaccel_fill_device(struct sk_buff *skb, struct kvaccel_device *kdev)
 	return 0;
 }
 
-static int kvaccel_nl_device_get(struct sk_buff *skb, struct genl_info *info)
+static int kvaccel_nl_device_get_dev(struct kvaccel_device *kdev, struct sk_buff *skb,
+				     struct genl_info *info)
 {
 	struct sk_buff *msg;
 	void *hdr;
@@ -101,7 +122,7 @@ static int kvaccel_nl_device_get(struct sk_buff *skb, struct genl_info *info)
 		ret = -EMSGSIZE;
 		goto err_free;
 	}
-	ret = kvaccel_fill_device(msg, kvaccel_nl_kdev);
+	ret = kvaccel_fill_device(msg, kdev);
 	if (ret)
 		goto err_free;
 	genlmsg_end(msg, hdr);
@@ -160,9 +181,9 @@ static int kvaccel_fill_client(struct sk_buff *skb, struct kvaccel_client *clien
 	return 0;
 }
 
-static int kvaccel_nl_client_dump(struct sk_buff *skb, struct netlink_callback *cb)
+static int kvaccel_nl_client_dump_dev(struct kvaccel_device *kdev, struct sk_buff *skb,
+				      struct netlink_callback *cb)
 {
-	struct kvaccel_device *kdev = kvaccel_nl_kdev;
 	struct kvaccel_client *client;
 	int ret = 0;
 
@@ -212,9 +233,9 @@ static int kvaccel_fill_region(struct sk_buff *skb, struct kvaccel_region *regio
 	return 0;
 }
 
-static int kvaccel_nl_region_dump(struct sk_buff *skb, struct netlink_callback *cb)
+static int kvaccel_nl_region_dump_dev(struct kvaccel_device *kdev, struct sk_buff *skb,
+				      struct netlink_callback *cb)
 {
-	struct kvaccel_device *kdev = kvaccel_nl_kdev;
 	struct kvaccel_region *region;
 	int ret = 0;
 
@@ -261,9 +282,9 @@ static int kvaccel_nl_get_mib(struct genl_info *info, int attr, u64 *bytes)
 	return 0;
 }
 
-static int kvaccel_nl_device_set(struct sk_buff *skb, struct genl_info *info)
+static int kvaccel_nl_device_set_dev(struct kvaccel_device *kdev, struct sk_buff *skb,
+				     struct genl_info *info)
 {
-	struct kvaccel_device *kdev = kvaccel_nl_kdev;
 	struct nlattr **attrs = info->attrs;
 	u64 limit = 0, quota = 0, high = 0, low = 0;
 	bool set_wm = attrs[KVACCEL_A_HIGH_WM] || attrs[KVACCEL_A_LOW_WM];
@@ -304,7 +325,8 @@ static int kvaccel_nl_device_set(struct sk_buff *skb, struct genl_info *info)
 	return 0;
 }
 
-static int kvaccel_nl_quota_set(struct sk_buff *skb, struct genl_info *info)
+static int kvaccel_nl_quota_set_dev(struct kvaccel_device *kdev, struct sk_buff *skb,
+				    struct genl_info *info)
 {
 	struct pid *tgid;
 	int ret;
@@ -314,7 +336,7 @@ static int kvaccel_nl_quota_set(struct sk_buff *skb, struct genl_info *info)
 		return -EINVAL;
 
 	tgid = find_get_pid(nla_get_u32(info->attrs[KVACCEL_A_PID]));
-	ret = tgid ? kvaccel_acct_set_quota(kvaccel_nl_kdev, tgid,
+	ret = tgid ? kvaccel_acct_set_quota(kdev, tgid,
 					    nla_get_u64(info->attrs[KVACCEL_A_QUOTA])) :
 		     -ESRCH;
 	put_pid(tgid);
@@ -336,9 +358,9 @@ static int kvaccel_fill_import(struct sk_buff *skb, struct kvaccel_import *impor
 	return 0;
 }
 
-static int kvaccel_nl_import_dump(struct sk_buff *skb, struct netlink_callback *cb)
+static int kvaccel_nl_import_dump_dev(struct kvaccel_device *kdev, struct sk_buff *skb,
+				      struct netlink_callback *cb)
 {
-	struct kvaccel_device *kdev = kvaccel_nl_kdev;
 	struct kvaccel_import *import;
 	int ret = 0;
 
@@ -367,6 +389,66 @@ static int kvaccel_nl_import_dump(struct sk_buff *skb, struct netlink_callback *
 	if (ret == -EMSGSIZE && skb->len)
 		return skb->len;
 	return ret ? ret : skb->len;
+}
+
+/* Run a do operation on the bound device; -ENODEV while none is. */
+static int kvaccel_nl_do(int (*op)(struct kvaccel_device *kdev, struct sk_buff *skb,
+				   struct genl_info *info),
+			 struct sk_buff *skb, struct genl_info *info)
+{
+	struct kvaccel_device *kdev = kvaccel_nl_get();
+	int ret;
+
+	if (!kdev)
+		return -ENODEV;
+	ret = op(kdev, skb, info);
+	drm_dev_put(&kdev->drm);
+	return ret;
+}
+
+/* One part of a dump of the bound device; -ENODEV while none is. */
+static int kvaccel_nl_dump(int (*dump)(struct kvaccel_device *kdev, struct sk_buff *skb,
+				       struct netlink_callback *cb),
+			   struct sk_buff *skb, struct netlink_callback *cb)
+{
+	struct kvaccel_device *kdev = kvaccel_nl_get();
+	int ret;
+
+	if (!kdev)
+		return -ENODEV;
+	ret = dump(kdev, skb, cb);
+	drm_dev_put(&kdev->drm);
+	return ret;
+}
+
+static int kvaccel_nl_device_get(struct sk_buff *skb, struct genl_info *info)
+{
+	return kvaccel_nl_do(kvaccel_nl_device_get_dev, skb, info);
+}
+
+static int kvaccel_nl_device_set(struct sk_buff *skb, struct genl_info *info)
+{
+	return kvaccel_nl_do(kvaccel_nl_device_set_dev, skb, info);
+}
+
+static int kvaccel_nl_quota_set(struct sk_buff *skb, struct genl_info *info)
+{
+	return kvaccel_nl_do(kvaccel_nl_quota_set_dev, skb, info);
+}
+
+static int kvaccel_nl_client_dump(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	return kvaccel_nl_dump(kvaccel_nl_client_dump_dev, skb, cb);
+}
+
+static int kvaccel_nl_region_dump(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	return kvaccel_nl_dump(kvaccel_nl_region_dump_dev, skb, cb);
+}
+
+static int kvaccel_nl_import_dump(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	return kvaccel_nl_dump(kvaccel_nl_import_dump_dev, skb, cb);
 }
 
 static const struct genl_ops kvaccel_nl_ops[] = {
@@ -554,22 +636,32 @@ void kvaccel_notify_copy_error(struct kvaccel_device *kdev, u64 client_id,
 }
 
 /**
- * kvaccel_netlink_init - register the family for a device.
- * @kdev: the device; no client exists yet.
+ * kvaccel_netlink_init - register the family (module load).
  *
  * Return: 0 or the errno of genl_register_family().
  */
-int kvaccel_netlink_init(struct kvaccel_device *kdev)
+int kvaccel_netlink_init(void)
 {
-	kvaccel_nl_kdev = kdev;
 	return genl_register_family(&kvaccel_nl_family);
 }
 
 /**
- * kvaccel_netlink_fini - unregister the family. No event can follow: every
- * client and region is gone when the module unloads.
+ * kvaccel_netlink_fini - unregister the family (module unload). No event
+ * can follow: every client and region is gone when the module unloads.
  */
 void kvaccel_netlink_fini(void)
 {
 	genl_unregister_family(&kvaccel_nl_family);
+}
+
+/**
+ * kvaccel_netlink_attach - serve a device (bound); or none (@kdev NULL,
+ *	being removed: operations then fail with -ENODEV).
+ * @kdev: the device or NULL.
+ */
+void kvaccel_netlink_attach(struct kvaccel_device *kdev)
+{
+	mutex_lock(&kvaccel_nl_dev_lock);
+	kvaccel_nl_kdev = kdev;
+	mutex_unlock(&kvaccel_nl_dev_lock);
 }

@@ -24,6 +24,7 @@
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
+#include <drm/drm_drv.h>
 #include <drm/drm_prime.h>
 
 #include "kvaccel_compat.h"
@@ -266,7 +267,7 @@ static int kvaccel_region_populate(struct kvaccel_region *region,
 	return ret;
 }
 
-static vm_fault_t kvaccel_region_fault(struct vm_fault *vmf)
+static vm_fault_t kvaccel_region_fault_present(struct vm_fault *vmf)
 {
 	struct drm_gem_object *obj = vmf->vma->vm_private_data;
 	struct kvaccel_region *region = to_kvaccel_region(obj);
@@ -280,6 +281,20 @@ static vm_fault_t kvaccel_region_fault(struct vm_fault *vmf)
 	get_page(page);
 	vmf->page = page;
 	return 0;
+}
+
+/* Once the device is unplugged nothing maps any more: SIGBUS. */
+static vm_fault_t kvaccel_region_fault(struct vm_fault *vmf)
+{
+	struct drm_gem_object *obj = vmf->vma->vm_private_data;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+	int idx;
+
+	if (drm_dev_enter(obj->dev, &idx)) {
+		ret = kvaccel_region_fault_present(vmf);
+		drm_dev_exit(idx);
+	}
+	return ret;
 }
 
 static const struct vm_operations_struct kvaccel_region_vm_ops = {

@@ -21,6 +21,7 @@
 #include <linux/mm.h>
 #include <linux/pfn_t.h>
 #include <linux/slab.h>
+#include <drm/drm_drv.h>
 #include <drm/drm_file.h>
 
 #include "kvaccel_compat.h"
@@ -268,7 +269,7 @@ static vm_fault_t kvaccel_space_fault_control(struct vm_fault *vmf,
  * Map the whole block of the faulting slot (the part inside the VMA) with
  * page table entries: one fault per block instead of one per page.
  */
-static vm_fault_t kvaccel_space_fault(struct vm_fault *vmf)
+static vm_fault_t kvaccel_space_fault_present(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct kvaccel_space *space = to_kvaccel_space(vma->vm_private_data);
@@ -279,6 +280,7 @@ static vm_fault_t kvaccel_space_fault(struct vm_fault *vmf)
 	unsigned long first, addr, pfn, i;
 	struct kvaccel_slot *slot;
 	vm_fault_t ret = VM_FAULT_NOPAGE;
+	pgprot_t prot;
 
 	if (pgoff == window)
 		return kvaccel_space_fault_control(vmf, space);
@@ -294,10 +296,16 @@ static vm_fault_t kvaccel_space_fault(struct vm_fault *vmf)
 	pfn = page_to_pfn(slot->region->blocks[slot->block]);
 	first = pgoff & ~((1UL << order) - 1);
 	addr = vmf->address - ((pgoff - first) << PAGE_SHIFT);
+	/*
+	 * Writable at once where the mapping is: vma->vm_page_prot is
+	 * write-protected (pfn_mkwrite wants write notifications, for the
+	 * control page), which would cost a second fault per page written.
+	 */
+	prot = vm_get_page_prot(vma->vm_flags);
 	for (i = 0; i < (1UL << order); i++, addr += PAGE_SIZE) {
 		if (addr < vma->vm_start || addr >= vma->vm_end)
 			continue;
-		ret = vmf_insert_pfn(vma, addr, pfn + i);
+		ret = vmf_insert_pfn_prot(vma, addr, pfn + i, prot);
 		if (ret & VM_FAULT_ERROR)
 			break;
 	}
@@ -313,8 +321,8 @@ out_unlock:
  * PMD boundary is mapped with one PMD entry; anything else falls back to
  * kvaccel_space_fault().
  */
-static vm_fault_t kvaccel_space_huge_fault(struct vm_fault *vmf,
-					   unsigned int order)
+static vm_fault_t kvaccel_space_huge_fault_present(struct vm_fault *vmf,
+						   unsigned int order)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct kvaccel_space *space = to_kvaccel_space(vma->vm_private_data);
@@ -342,11 +350,25 @@ static vm_fault_t kvaccel_space_huge_fault(struct vm_fault *vmf,
 	} else {
 		pfn_t pfn = pfn_to_pfn_t(page_to_pfn(slot->region->blocks[slot->block]));
 
-		ret = vmf_insert_pfn_pmd(vmf, pfn, vmf->flags & FAULT_FLAG_WRITE);
+		/* Writable at once where the mapping is: one fault for writes too. */
+		ret = vmf_insert_pfn_pmd(vmf, pfn, !!(vma->vm_flags & VM_WRITE));
 		if (ret == VM_FAULT_NOPAGE)
 			atomic64_inc(&kdev->pmd_maps);
 	}
 	up_read(&space->lock);
+	return ret;
+}
+
+static vm_fault_t kvaccel_space_huge_fault(struct vm_fault *vmf, unsigned int order)
+{
+	struct drm_gem_object *obj = vmf->vma->vm_private_data;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+	int idx;
+
+	if (drm_dev_enter(obj->dev, &idx)) {
+		ret = kvaccel_space_huge_fault_present(vmf, order);
+		drm_dev_exit(idx);
+	}
 	return ret;
 }
 
@@ -455,6 +477,23 @@ static void kvaccel_space_vm_close(struct vm_area_struct *vma)
 
 	kvaccel_space_untrack(space, vma->vm_file->f_mapping);
 	drm_gem_vm_close(vma);
+}
+
+/*
+ * Once the device is unplugged nothing maps any more: SIGBUS (the unplug
+ * waits for faults in progress, then tears the mappings down).
+ */
+static vm_fault_t kvaccel_space_fault(struct vm_fault *vmf)
+{
+	struct drm_gem_object *obj = vmf->vma->vm_private_data;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+	int idx;
+
+	if (drm_dev_enter(obj->dev, &idx)) {
+		ret = kvaccel_space_fault_present(vmf);
+		drm_dev_exit(idx);
+	}
+	return ret;
 }
 
 static const struct vm_operations_struct kvaccel_space_vm_ops = {

@@ -63,9 +63,8 @@ void accel_fence_pool_fini(struct accel_device *dev)
 	dev->nr_free = 0;
 }
 
-ACCEL_EXPORT struct accel_fence *accel_copy(struct accel_device *dev,
-					    const struct accel_copy_seg *segs,
-					    uint32_t count, struct accel_fence *after)
+static struct accel_fence *copy_submit(struct accel_device *dev, const struct accel_copy_seg *segs,
+				       uint32_t count, struct accel_fence *after, uint32_t flags)
 {
 	struct drm_kvaccel_copy_segment small[8], *k = small;
 	struct drm_kvaccel_copy_submit cs = { 0 };
@@ -106,6 +105,7 @@ ACCEL_EXPORT struct accel_fence *accel_copy(struct accel_device *dev,
 	ret = syncobj_get(dev, &f->syncobj);
 	if (ret)
 		goto err;
+	cs.flags = flags;
 	cs.count = count;
 	cs.segments = (uintptr_t)k;
 	cs.out_syncobj = f->syncobj;
@@ -129,6 +129,22 @@ err:
 	free(f);
 	errno = -ret;
 	return NULL;
+}
+
+ACCEL_EXPORT struct accel_fence *accel_copy(struct accel_device *dev,
+					    const struct accel_copy_seg *segs,
+					    uint32_t count, struct accel_fence *after)
+{
+	return copy_submit(dev, segs, count, after, 0);
+}
+
+struct accel_fence *accel_copy_ordered(struct accel_device *dev, const struct accel_copy_seg *segs,
+				       uint32_t count, struct accel_fence *after)
+{
+	uint32_t flags = dev && dev->info.caps & KVACCEL_CAP_COPY_IMPLICIT_SYNC ?
+			 KVACCEL_COPY_SUBMIT_NO_IMPLICIT_WAIT : 0;
+
+	return copy_submit(dev, segs, count, after, flags);
 }
 
 /* The state of a job the file may have forgotten: from a sync_file. */

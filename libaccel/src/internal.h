@@ -29,6 +29,15 @@ void accel_handle_unref(struct accel_device *dev, uint32_t handle);
 
 /* copy.c */
 void accel_fence_pool_fini(struct accel_device *dev);
+/*
+ * accel_copy() for callers that order their own copies (the KV cache: a
+ * block with a transfer in flight is never handed out): the job does not
+ * wait for the reservation fences of what it touches
+ * (KVACCEL_COPY_SUBMIT_NO_IMPLICIT_WAIT, where the module has it), so
+ * independent jobs on one region run in parallel.
+ */
+struct accel_fence *accel_copy_ordered(struct accel_device *dev, const struct accel_copy_seg *segs,
+				       uint32_t count, struct accel_fence *after);
 
 /**
  * struct accel_device - an open kvaccel device; thread-safe.

@@ -526,7 +526,7 @@ static int run_per_block(struct accel_kv *kv, int from, int to, const struct kv_
 			ret = accel_fence_wait(f[i % WINDOW], -1);
 			accel_fence_destroy(f[i % WINDOW]);
 		}
-		f[i % WINDOW] = ret ? NULL : accel_copy(kv->dev, &seg, 1, NULL);
+		f[i % WINDOW] = ret ? NULL : accel_copy_ordered(kv->dev, &seg, 1, NULL);
 		if (!ret && !f[i % WINDOW])
 			ret = -errno;
 	}
@@ -579,7 +579,7 @@ static int run_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, 
 				 KVACCEL_COPY_MAX_SEGMENTS;
 		struct accel_fence *prev = *fence;
 
-		*fence = accel_copy(kv->dev, segs + i, count, prev);
+		*fence = accel_copy_ordered(kv->dev, segs + i, count, prev);
 		if (!*fence) {
 			ret = -errno;
 			/* Nothing may still write into blocks the caller frees. */

@@ -293,6 +293,35 @@ TEST_F(space, one_fault_per_block)
 	}
 }
 
+/*
+ * The same for writes: the first write to a block of a writable mapping
+ * maps all of it writable at once, so writing every page of it takes one
+ * fault (not one more per page to make each writable).
+ */
+TEST_F(space, one_fault_per_block_for_writes)
+{
+	struct drm_kvaccel_bind_op ops[NBLOCKS];
+	long f0, f1, f2;
+	size_t off;
+	int i;
+
+	for (i = 0; i < NBLOCKS; i++)
+		ops[i] = kvt_op_bind(i, self->region, i);
+	ASSERT_EQ(0, kvt_space_bind(self->fd, self->space, ops, NBLOCKS, NULL));
+	f0 = kvt_minflt();
+	for (i = 0; i < NBLOCKS; i++)
+		self->win[(size_t)i * self->bs + self->bs / 2] = (unsigned char)i;
+	f1 = kvt_minflt();
+	for (off = 0; off < NBLOCKS * self->bs; off += 4096)
+		self->win[off] = 1;
+	f2 = kvt_minflt();
+	EXPECT_EQ(NBLOCKS, f1 - f0);
+	EXPECT_EQ(0, f2 - f1);
+	/* The control page after the window stays read-only. */
+	kvt_bus_install();
+	EXPECT_EQ(-1, kvt_write_or_bus((volatile uint32_t *)self->ctl, 1));
+}
+
 /* After fork, the child's inherited mapping follows rebinds. */
 TEST_F(space, fork_follows_rebind)
 {
