@@ -456,8 +456,10 @@ static void kvaccel_job_stop_waiting(struct kvaccel_job *job)
 static void kvaccel_job_start_work(struct work_struct *work)
 {
 	struct kvaccel_job *job = container_of(work, struct kvaccel_job, start_work);
+	struct kvaccel_copy_part *parts;
+	struct workqueue_struct *wq;
 	bool cookie;
-	u32 i;
+	u32 i, n;
 
 	cookie = dma_fence_begin_signalling();
 	if (!kvaccel_job_deps_done(job)) {
@@ -473,8 +475,15 @@ static void kvaccel_job_start_work(struct work_struct *work)
 		kvaccel_job_done(job);
 		return;
 	}
-	for (i = 0; i < job->nr_parts; i++)
-		queue_work(job->kdev->copy_wq, &job->parts[i].work);
+	/*
+	 * Once the last part is queued the job may finish and be released at
+	 * any moment: read nothing of it after that.
+	 */
+	parts = job->parts;
+	n = job->nr_parts;
+	wq = job->kdev->copy_wq;
+	for (i = 0; i < n; i++)
+		queue_work(wq, &parts[i].work);
 	dma_fence_end_signalling(cookie);
 }
 

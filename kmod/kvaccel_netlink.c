@@ -353,7 +353,8 @@ static int kvaccel_fill_import(struct sk_buff *skb, struct kvaccel_import *impor
 	    nla_put_u32(skb, KVACCEL_A_UID, from_kuid_munged(&init_user_ns, import->uid)) ||
 	    nla_put_string(skb, KVACCEL_A_COMM, import->comm) ||
 	    kvaccel_put_u64(skb, KVACCEL_A_SIZE, import->base.size) ||
-	    nla_put_u8(skb, KVACCEL_A_HELD, !import->cpu_access))
+	    nla_put_u8(skb, KVACCEL_A_HELD, !import->cpu_access) ||
+	    nla_put_u8(skb, KVACCEL_A_READ_ONLY, import->read_only))
 		return -EMSGSIZE;
 	return 0;
 }

@@ -9,6 +9,10 @@
  * struct, unknown flags and non-zero pad rejected with -EINVAL before any
  * side effect, structs grow only at their end and a zero in a new field
  * keeps the old behaviour.
+ *
+ * Every ioctl also fails with -ENODEV once the device has been unbound
+ * (hot unplug, Documentation/overview.rst), and with -EINTR or -ERESTARTSYS
+ * where it waits (a lock, an import's fences) and a signal arrives.
  */
 #ifndef _UAPI_KVACCEL_H_
 #define _UAPI_KVACCEL_H_
@@ -181,10 +185,14 @@ struct drm_kvaccel_get_param {
  * 2 MiB; @size zero or not a multiple of @block_size; more than
  * %KVACCEL_REGION_MAX_BLOCKS blocks; @numa_node not an online node (with
  * %KVACCEL_REGION_CREATE_NUMA_NODE) or not 0 (without it).
- * -EDQUOT: the calling process's quota would be exceeded.
+ * -EDQUOT: the calling process's quota would be exceeded, or (a process
+ * under the default quota) its user's (ABI 1.2).
  * -ENOMEM: the device limit would be exceeded, the memory cgroup limit was
  * hit, or the allocator has no free block of that order (on that node); a
  * smaller block size may succeed.
+ * -ENOSPC: the device's mmap offset range (DRM's, 1 TiB for all objects)
+ * has no room for the region (see %DRM_IOCTL_KVACCEL_SPACE_CREATE for how
+ * spaces are bounded in it).
  * -EINTR: a fatal signal arrived while the blocks were being allocated.
  * -EFAULT: bad argument pointer.
  * Usage and quota are exactly as before on any error.

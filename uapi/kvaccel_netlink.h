@@ -120,6 +120,8 @@ enum kvaccel_cmd {
  * @KVACCEL_A_IMPORT_ID: u64, an import (REGION_INFO region_id of it).
  * @KVACCEL_A_HELD: u8, 1 if the import cannot be mapped by the CPU (GPU
  *	memory): held only, copies touching it fail.
+ * @KVACCEL_A_READ_ONLY: u8, 1 if the import was made from a read-only
+ *	dma-buf: never a copy destination.
  * @__KVACCEL_A_MAX: internal.
  */
 enum kvaccel_attr {
@@ -157,6 +159,7 @@ enum kvaccel_attr {
 	KVACCEL_A_ERROR,
 	KVACCEL_A_IMPORT_ID,
 	KVACCEL_A_HELD,
+	KVACCEL_A_READ_ONLY,
 
 	__KVACCEL_A_MAX
 };

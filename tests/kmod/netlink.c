@@ -19,7 +19,7 @@ struct nl_obj {
 	uint64_t id, usage, quota, size, block_size, region_id, job_id;
 	uint32_t pid, uid, regions, rh, sh, ih, bound;
 	int32_t node, error;
-	uint8_t exported, pressure, held;
+	uint8_t exported, pressure, held, read_only;
 	uint64_t import_id;
 	char comm[32];
 };
@@ -59,6 +59,7 @@ static int t_collect(const struct kvnl_msg *m, void *arg)
 	kvnl_u8(m, KVACCEL_A_EXPORTED, &o->exported);
 	kvnl_u8(m, KVACCEL_A_PRESSURE, &o->pressure);
 	kvnl_u8(m, KVACCEL_A_HELD, &o->held);
+	kvnl_u8(m, KVACCEL_A_READ_ONLY, &o->read_only);
 	kvnl_u64(m, KVACCEL_A_IMPORT_ID, &o->import_id);
 	comm = kvnl_str(m, KVACCEL_A_COMM);
 	if (comm)
@@ -382,6 +383,7 @@ TEST_F(nl, import_dump_lists_imports)
 	EXPECT_EQ((uint32_t)getpid(), o->pid);
 	EXPECT_EQ(getuid(), o->uid);
 	EXPECT_EQ(0, o->held);
+	EXPECT_EQ(0, o->read_only);
 	/* Import ids never collide with region ids. */
 	ASSERT_EQ(0, t_dump(self->nl, KVACCEL_CMD_REGION_GET, &self->l));
 	EXPECT_EQ(NULL, find_region(&self->l, info.region_id));
