@@ -159,7 +159,8 @@ enum {
  * @start_work: waits for the dependencies (one callback at a time), then
  *	queues the parts; queued by the submission, the callback, the
  *	timeout and the cancellation.
- * @release_work: drops what the job holds, after its fence signalled.
+ * @release_work: drops what the job holds, after its fence signalled (on
+ *	the release queue, for jobs that touched imports).
  * @segs: the segments.
  * @nr_segs: entries in @segs.
  * @total: bytes in all segments.

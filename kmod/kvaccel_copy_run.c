@@ -13,10 +13,12 @@
  *           start work stops every waker (timer, cancellation list, queued
  *           rerun) and queues the parts, or signals the error.
  *  parts    copy their share; the last one to finish signals the fence.
- *  release  after the signal, on the release queue: end CPU access and
- *           unmap the imports, drop objects, dependencies and the process
- *           (these may sleep on locks that fence waiters hold, so never on
- *           the copy queue).
+ *  release  after the signal, outside any signalling section: drop the
+ *           objects, dependencies, process and device; for a job that
+ *           touched no import in the worker that signalled it, else on the
+ *           release queue (ending CPU access to an import and unmapping it
+ *           take the exporter's reservation lock, which a fence waiter may
+ *           hold, so never on the copy queue).
  *
  * Everything between publication and the signal runs inside
  * dma_fence_begin_signalling() sections, allocates nothing and takes only
