@@ -44,17 +44,13 @@
  * fdinfo: since 6.5 the DRM core writes the common keys
  * (drm_show_fdinfo()) and calls the driver's hook; before, the driver
  * writes them all from its file operations. Kbuild defines
- * KVACCEL_HAVE_DRM_SHOW_FDINFO (kvaccel_fdinfo.c).
+ * KVACCEL_HAVE_DRM_SHOW_FDINFO (kvaccel_fdinfo.c; the functions are in
+ * kvaccel_drv.h).
  */
-struct drm_printer;
-struct drm_file;
-struct seq_file;
-void kvaccel_show_fdinfo(struct drm_printer *p, struct drm_file *file);
 #ifdef KVACCEL_HAVE_DRM_SHOW_FDINFO
 #define KVACCEL_FDINFO_FOPS		.show_fdinfo = drm_show_fdinfo,
 #define KVACCEL_FDINFO_DRIVER_OPS	.show_fdinfo = kvaccel_show_fdinfo,
 #else
-void kvaccel_show_fdinfo_fops(struct seq_file *m, struct file *f);
 #define KVACCEL_FDINFO_FOPS		.show_fdinfo = kvaccel_show_fdinfo_fops,
 #define KVACCEL_FDINFO_DRIVER_OPS
 #endif

@@ -18,6 +18,7 @@
 #include <linux/dma-fence.h>
 #include <linux/iosys-map.h>
 #include <linux/list.h>
+#include <linux/sizes.h>
 #include <linux/timer.h>
 #include <linux/types.h>
 #include <linux/workqueue.h>

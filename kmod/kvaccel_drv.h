@@ -472,9 +472,13 @@ void kvaccel_notify_pressure(struct kvaccel_device *kdev, bool pressure,
 void kvaccel_notify_copy_error(struct kvaccel_device *kdev, u64 client_id,
 			       struct kvaccel_proc *proc, u64 job_id, int error);
 
-/* kvaccel_fdinfo.c (and kvaccel_compat.h) */
+/* kvaccel_fdinfo.c (hooked up through kvaccel_compat.h) */
+struct drm_printer;
+struct seq_file;
 struct kvaccel_copy_stats *kvaccel_copy_stats_new(void);
 void kvaccel_copy_stats_put(struct kvaccel_copy_stats *stats);
+void kvaccel_show_fdinfo(struct drm_printer *p, struct drm_file *file);
+void kvaccel_show_fdinfo_fops(struct seq_file *m, struct file *f);
 
 /* kvaccel_debugfs.c */
 void kvaccel_debugfs_init(struct kvaccel_device *kdev);

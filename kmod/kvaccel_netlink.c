@@ -148,6 +148,18 @@ static bool kvaccel_dump_may_see(struct netlink_callback *cb, kuid_t uid)
 	       from_kuid_munged(&init_user_ns, uid) == cb->args[KVACCEL_DUMP_UID];
 }
 
+/*
+ * What a part of a dump returns: a message that did not fit ends this part
+ * (the next resumes at its id), unless the part is empty; an empty part
+ * ends the dump.
+ */
+static int kvaccel_dump_part_end(struct sk_buff *skb, int ret)
+{
+	if (ret == -EMSGSIZE && skb->len)
+		return skb->len;
+	return ret ? ret : skb->len;
+}
+
 static void *kvaccel_dump_put(struct sk_buff *skb, struct netlink_callback *cb, u8 cmd)
 {
 	return genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
@@ -209,10 +221,7 @@ static int kvaccel_nl_client_dump_dev(struct kvaccel_device *kdev, struct sk_buf
 	}
 	mutex_unlock(&kdev->clients_lock);
 
-	/* A full message ends this part; an empty one ends the dump. */
-	if (ret == -EMSGSIZE && skb->len)
-		return skb->len;
-	return ret ? ret : skb->len;
+	return kvaccel_dump_part_end(skb, ret);
 }
 
 static int kvaccel_fill_region(struct sk_buff *skb, struct kvaccel_region *region)
@@ -261,9 +270,7 @@ static int kvaccel_nl_region_dump_dev(struct kvaccel_device *kdev, struct sk_buf
 	}
 	mutex_unlock(&kdev->regions_lock);
 
-	if (ret == -EMSGSIZE && skb->len)
-		return skb->len;
-	return ret ? ret : skb->len;
+	return kvaccel_dump_part_end(skb, ret);
 }
 
 /* A byte count that must be a whole number of MiB (a module parameter). */
@@ -387,9 +394,7 @@ static int kvaccel_nl_import_dump_dev(struct kvaccel_device *kdev, struct sk_buf
 	}
 	mutex_unlock(&kdev->regions_lock);
 
-	if (ret == -EMSGSIZE && skb->len)
-		return skb->len;
-	return ret ? ret : skb->len;
+	return kvaccel_dump_part_end(skb, ret);
 }
 
 /* Run a do operation on the bound device; -ENODEV while none is. */
