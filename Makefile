@@ -50,7 +50,7 @@ TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
 		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv $(B)/tools/kvaccel-engine \
-		   $(B)/tools/kvaccel-bench-gpu
+		   $(B)/tools/kvaccel-bench-gpu $(B)/tools/kvaccel-bench-alloc
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
 		   $(B)/native/libaccel_install $(B)/native/kv_unit $(B)/native/cuda_probe \
@@ -107,6 +107,8 @@ ACCEL_CFLAGS	:= $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -fPIC -fvisibil
 		   -pthread
 ACCEL_OBJS	:= $(patsubst libaccel/src/%.c,$(B)/libaccel/%.o,$(filter libaccel/src/%,$(ACCEL_SRCS))) \
 		   $(B)/libaccel/ctl/kvdmsg.o
+# libcrypto: SHA-256 block keys (Apache-2.0, fine for an MIT library).
+ACCEL_LDLIBS	:= -ldrm -lcrypto
 ACCEL_LIBS	:= $(B)/libaccel/libaccel.a $(B)/libaccel/$(ACCEL_SONAME) $(B)/libaccel/libaccel.pc
 PREFIX		?= /usr/local
 DESTDIR		?=
@@ -131,7 +133,7 @@ $(B)/libaccel/$(ACCEL_SONAME): $(ACCEL_OBJS) libaccel/libaccel.map
 	@echo "  LD      $@"
 	@$(CC) -shared -pthread -Wl,-soname,$(ACCEL_SONAME) \
 		-Wl,--version-script=libaccel/libaccel.map -Wl,--no-undefined \
-		-o $@ $(ACCEL_OBJS) -ldrm
+		-o $@ $(ACCEL_OBJS) $(ACCEL_LDLIBS)
 	@ln -sf $(ACCEL_SONAME) $(B)/libaccel/libaccel.so
 
 $(B)/libaccel/libaccel.pc: libaccel/libaccel.pc.in
@@ -175,7 +177,7 @@ $(B)/tests/libaccel_api $(B)/tests/libaccel_kv: $(B)/tests/libaccel_%: tests/lib
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
-		$(B)/libaccel/libaccel.a -ldrm
+		$(B)/libaccel/libaccel.a $(ACCEL_LDLIBS)
 
 # The KV cache on the cuda backend against the fake driver: dynamic (it
 # dlopens libcuda.so.1); run-selftests ships the fake and vmtest the libraries.
@@ -184,7 +186,7 @@ $(B)/tests/libaccel_kv_cuda: tests/libaccel/kv.c $(TEST_HDRS) $(B)/libaccel/liba
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -DKV_CUDA -Ilibaccel/include -pthread -o $@ $< \
-		$(B)/libaccel/libaccel.a -ldrm -ldl
+		$(B)/libaccel/libaccel.a $(ACCEL_LDLIBS) -ldl
 
 # The engine socket with libaccel's engine side (kvacceld on PATH in the guest).
 $(B)/tests/kvacceld_engines: tests/daemon/engines.c $(TEST_HDRS) $(B)/libaccel/libaccel.a \
@@ -192,7 +194,7 @@ $(B)/tests/kvacceld_engines: tests/daemon/engines.c $(TEST_HDRS) $(B)/libaccel/l
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -pthread -static -o $@ $< \
-		$(B)/libaccel/libaccel.a -ldrm
+		$(B)/libaccel/libaccel.a $(ACCEL_LDLIBS)
 
 # kvacceld's test in the guest (run-selftests puts the daemon next to it).
 $(B)/tests/kvacceld.sh: tests/daemon/kvacceld.sh $(B)/daemon/kvacceld
@@ -247,7 +249,7 @@ $(B)/native/libaccel_api: tests/libaccel/api.c $(TEST_HDRS) $(ACCEL_SRCS) $(ACCE
 	@mkdir -p $(B)/native-bin
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -pthread \
-		-o $(B)/native-bin/libaccel_api $< $(ACCEL_SRCS) -ldrm
+		-o $(B)/native-bin/libaccel_api $< $(ACCEL_SRCS) $(ACCEL_LDLIBS)
 	@printf '#!/bin/sh\nexec %s -f global\n' "$(CURDIR)/$(B)/native-bin/libaccel_api" > $@
 	@chmod +x $@
 
@@ -256,7 +258,7 @@ $(B)/native/kv_unit: tests/libaccel/kv_unit.c $(wildcard libaccel/src/kv/*)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/src -o $(B)/native-bin/kv_unit $< \
-		$(wildcard libaccel/src/kv/*.c) -lcmocka
+		$(wildcard libaccel/src/kv/*.c) -lcmocka -lcrypto
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kv_unit" > $@
 	@chmod +x $@
 
@@ -391,7 +393,7 @@ $(B)/tools/kvaccel-bench-kv: tools/bench/kvaccel-bench-kv.c tools/bench/bench-co
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
-		$(B)/libaccel/libaccel.a -ldrm
+		$(B)/libaccel/libaccel.a $(ACCEL_LDLIBS)
 
 # Built against the loader and tier sources (internal API), dynamic: dlopen.
 $(B)/tools/kvaccel-bench-gpu: tools/bench/kvaccel-bench-gpu.c tools/bench/bench-common.h \
@@ -401,12 +403,20 @@ $(B)/tools/kvaccel-bench-gpu: tools/bench/kvaccel-bench-gpu.c tools/bench/bench-
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/src -pthread -o $@ $< \
 		$(wildcard libaccel/src/cuda/*.c) -ldl
 
+# The KV block pool's allocator, natively (internal API: the pool's sources).
+$(B)/tools/kvaccel-bench-alloc: tools/bench/kvaccel-bench-alloc.c tools/bench/bench-common.h \
+		$(wildcard libaccel/src/kv/*)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/src -o $@ $< libaccel/src/kv/kv_pool.c \
+		libaccel/src/kv/kv_free.c -lcrypto
+
 # The demo's two engines (libaccel's engine API).
 $(B)/tools/kvaccel-engine: tools/demo/kvaccel-engine.c $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
-		$(B)/libaccel/libaccel.a -ldrm
+		$(B)/libaccel/libaccel.a $(ACCEL_LDLIBS)
 
 KVACCELCTL_SRCS	:= tools/kvaccelctl/kvaccelctl.c tools/kvaccelctl/render.c \
 		   tools/kvaccelctl/daemon.c libaccel/ctl/kvnl.c libaccel/ctl/kvsize.c \
@@ -455,6 +465,7 @@ demo: deps
 KVER_BENCH	?= $(KVER_DEMO)
 bench: deps
 	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_BENCH)
+	$(B)/tools/kvaccel-bench-alloc
 	tools/vmtest -k $(KVER_BENCH) -M 6G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \
 		-a $(B)/tools:/bin/kvbench -o $(B)/vm-bench-$(KVER_BENCH) -t 2400 \
 		-- "/bin/kvbench/kvaccel-bench && /bin/kvbench/kvaccel-bench-bind && \

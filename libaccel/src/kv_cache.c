@@ -817,8 +817,8 @@ ACCEL_EXPORT int accel_kv_swap_in(struct accel_kv *kv, uint32_t seq, struct acce
 	}
 	/* Full blocks still cached on the device under their hash come back for free. */
 	for (i = 0; i < e->s.nr_blocks; i++) {
-		uint32_t b = e->s.hashes[i] && (uint64_t)(i + 1) * kv->cfg.block_tokens <= e->s.nr_tokens ?
-			     kv_pool_lookup(dp, e->s.hashes[i]) : KV_NO_BLOCK;
+		uint32_t b = (uint64_t)(i + 1) * kv->cfg.block_tokens <= e->s.nr_tokens ?
+			     kv_pool_lookup(dp, &e->s.keys[i]) : KV_NO_BLOCK;
 
 		if (b != KV_NO_BLOCK) {
 			kv_pool_get(dp, b);

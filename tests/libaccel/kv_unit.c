@@ -16,7 +16,12 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "kv/kv_free.h"
+#include "kv/kv_key.h"
 #include "kv/kv_pool.h"
+
+/* A test key from a small non-zero integer. */
+#define K(v) (&(struct kv_key){ .b = { (uint8_t)(v), (uint8_t)((v) >> 8) } })
 #include "kv/kv_seq.h"
 
 /* Every block is in exactly one state and the counters agree. */
@@ -25,18 +30,18 @@ static void check_pool(const struct kv_pool *p)
 	uint32_t b, nfree = 0, ncached = 0, lru = 0;
 
 	for (b = 0; b < p->nr_blocks; b++) {
-		bool f = p->free_bits[b / 64] & (1ULL << (b % 64));
+		bool f = kv_pool_is_free(p, b);
 
 		if (f) {
 			assert_int_equal(0, p->refs[b]);
-			assert_int_equal(0, p->hash[b]);
+			assert_false(kv_pool_keyed(p, b));
 			nfree++;
 		} else if (!p->refs[b]) {
-			assert_int_not_equal(0, p->hash[b]);
+			assert_true(kv_pool_keyed(p, b));
 			ncached++;
 		}
-		if (p->hash[b])
-			assert_int_equal(b, kv_pool_lookup(p, p->hash[b]));
+		if (kv_pool_keyed(p, b))
+			assert_int_equal(b, kv_pool_lookup(p, &p->key[b]));
 	}
 	assert_int_equal(nfree, p->nr_free);
 	assert_int_equal(ncached, p->nr_cached);
@@ -91,24 +96,24 @@ static void pool_cache_and_lru_eviction(void **state)
 	(void)state;
 	assert_int_equal(0, kv_pool_init(&p, 4));
 	assert_int_equal(0, kv_pool_alloc(&p, 4, a));
-	assert_int_equal(a[0], kv_pool_publish(&p, a[0], 100));
-	assert_int_equal(a[1], kv_pool_publish(&p, a[1], 200));
-	assert_int_equal(a[0], kv_pool_publish(&p, a[2], 100));	/* taken */
+	assert_int_equal(a[0], kv_pool_publish(&p, a[0], K(100)));
+	assert_int_equal(a[1], kv_pool_publish(&p, a[1], K(200)));
+	assert_int_equal(a[0], kv_pool_publish(&p, a[2], K(100)));	/* taken */
 	/* Released in order 1, 0: cached, LRU head is a[1]. */
 	kv_pool_put(&p, a[1]);
 	kv_pool_put(&p, a[0]);
 	assert_int_equal(2, p.nr_cached);
 	assert_int_equal(0, p.nr_free);
 	/* A lookup hit revives a cached block. */
-	assert_int_equal(a[0], kv_pool_lookup(&p, 100));
+	assert_int_equal(a[0], kv_pool_lookup(&p, K(100)));
 	kv_pool_get(&p, a[0]);
 	assert_int_equal(1, p.nr_cached);
 	kv_pool_put(&p, a[0]);
 	/* Allocating evicts the least recently used first: a[1]. */
 	assert_int_equal(0, kv_pool_alloc(&p, 1, b));
 	assert_int_equal(a[1], b[0]);
-	assert_int_equal(KV_NO_BLOCK, kv_pool_lookup(&p, 200));
-	assert_int_equal(a[0], kv_pool_lookup(&p, 100));
+	assert_int_equal(KV_NO_BLOCK, kv_pool_lookup(&p, K(200)));
+	assert_int_equal(a[0], kv_pool_lookup(&p, K(100)));
 	assert_int_equal(1, p.evictions);
 	check_pool(&p);
 	/* Unpublishing a cached block frees it. */
@@ -146,10 +151,10 @@ static void pool_randomised(void **state)
 		} else if (op == 2 && nused) {
 			uint32_t b = used[rand() % nused];
 
-			if (!p.hash[b])
-				kv_pool_publish(&p, b, (next_hash++ % 50) + 1);
+			if (!kv_pool_keyed(&p, b))
+				kv_pool_publish(&p, b, K((next_hash++ % 50) + 1));
 		} else if (op == 3) {
-			uint32_t b = kv_pool_lookup(&p, 1 + rand() % 50);
+			uint32_t b = kv_pool_lookup(&p, K(1 + rand() % 50));
 
 			if (b != KV_NO_BLOCK && nused < REFS) {
 				kv_pool_get(&p, b);
@@ -283,6 +288,139 @@ static void seq_append_all_or_nothing(void **state)
 	kv_pool_fini(&p);
 }
 
+/* The lowest run of @n free blocks in a plain bool array, or UINT32_MAX. */
+static uint32_t model_run(const bool *f, uint32_t nr, uint32_t n)
+{
+	uint32_t b, run = 0;
+
+	for (b = 0; b < nr; b++) {
+		run = f[b] ? run + 1 : 0;
+		if (run == n)
+			return b + 1 - n;
+	}
+	return UINT32_MAX;
+}
+
+/*
+ * The free index against a model: random runs marked used and free, runs
+ * of every length found (across words and subtrees), lowest-first takes,
+ * the longest run; sizes that are and are not multiples of 64.
+ */
+static void free_index_model(void **state)
+{
+	static const uint32_t sizes[] = { 1, 63, 64, 65, 200, 4096 + 7 };
+	uint32_t si, round, b;
+
+	(void)state;
+	srand(4321);
+	for (si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+		uint32_t nr = sizes[si], longest;
+		bool *m = calloc(nr, sizeof(*m));
+		uint32_t *out = calloc(nr, sizeof(*out));
+		struct kv_free f;
+
+		assert_non_null(m);
+		assert_non_null(out);
+		assert_int_equal(0, kv_free_init(&f, nr));
+		for (b = 0; b < nr; b++)
+			m[b] = true;
+		for (round = 0; round < 3000; round++) {
+			uint32_t n = 1 + rand() % (rand() % 4 ? 8 : 200), start, i, nfree = 0;
+			int op = rand() % 3;
+
+			start = model_run(m, nr, n);
+			assert_int_equal(start, kv_free_find_run(&f, n));
+			if (op == 0 && start != UINT32_MAX) {
+				kv_free_mark(&f, start, n, false);
+				for (i = 0; i < n; i++)
+					m[start + i] = false;
+			} else if (op == 1) {
+				/* Free a random used run (as far as it stays used). */
+				uint32_t at = rand() % nr, len = 0;
+
+				while (at + len < nr && len < n && !m[at + len])
+					len++;
+				kv_free_mark(&f, at, len, true);
+				for (i = 0; i < len; i++)
+					m[at + i] = true;
+			} else {
+				for (b = 0; b < nr; b++)
+					nfree += m[b];
+				if (nfree >= n) {
+					kv_free_take_lowest(&f, n, out);
+					for (i = 0, b = 0; i < n; b++) {
+						if (!m[b])
+							continue;
+						assert_int_equal(b, out[i]);
+						m[b] = false;
+						i++;
+					}
+				}
+			}
+			for (b = 0, longest = 0; b < nr; b++)
+				assert_int_equal(m[b], kv_free_test(&f, b));
+			for (b = 1; b <= nr && model_run(m, nr, b) != UINT32_MAX; b++)
+				longest = b;
+			assert_int_equal(longest, kv_free_longest(&f));
+		}
+		kv_free_fini(&f);
+		free(m);
+		free(out);
+	}
+}
+
+/* Keys chain: same prefix and extra keys, same key; anything else differs. */
+static void key_chain(void **state)
+{
+	int32_t t[4] = { 1, 2, 3, 4 }, u[4] = { 1, 2, 3, 5 };
+	struct kv_key a, b, c, d, e;
+
+	(void)state;
+	assert_int_equal(0, kv_key_block(NULL, t, 4, NULL, 0, &a));
+	assert_int_equal(0, kv_key_block(NULL, t, 4, NULL, 0, &b));
+	assert_true(kv_key_eq(&a, &b));
+	assert_false(kv_key_is_zero(&a));
+	assert_int_equal(0, kv_key_block(NULL, u, 4, NULL, 0, &c));
+	assert_false(kv_key_eq(&a, &c));
+	assert_int_equal(0, kv_key_block(&a, t, 4, NULL, 0, &d));
+	assert_false(kv_key_eq(&a, &d));
+	assert_int_equal(0, kv_key_block(NULL, t, 4, "lora-7", 6, &e));
+	assert_false(kv_key_eq(&a, &e));
+	/* A zero parent is not "no parent". */
+	assert_int_equal(0, kv_key_block(&(struct kv_key){ 0 }, t, 4, NULL, 0, &b));
+	assert_false(kv_key_eq(&a, &b));
+}
+
+/* Extra keys separate prefixes: another salt shares nothing. */
+static void seq_extra_keys(void **state)
+{
+	struct kv_copies c = { 0 };
+	struct kv_pool p;
+	struct kv_seq a, b, d;
+	uint64_t cached;
+
+	(void)state;
+	assert_int_equal(0, kv_pool_init(&p, 16));
+	assert_int_equal(0, kv_seq_init(&a, 4));
+	assert_int_equal(0, kv_seq_init(&b, 4));
+	assert_int_equal(0, kv_seq_init(&d, 4));
+	assert_int_equal(0, kv_seq_set_extra(&a, "tenant-a", 8));
+	assert_int_equal(0, kv_seq_set_extra(&b, "tenant-b", 8));
+	assert_int_equal(0, kv_seq_set_extra(&d, "tenant-a", 8));
+	assert_int_equal(0, kv_seq_start(&p, &a, toks, 8, &cached, &c));
+	assert_int_equal(0, kv_seq_start(&p, &b, toks, 8, &cached, &c));
+	assert_int_equal(0, cached);
+	assert_int_equal(0, kv_seq_start(&p, &d, toks, 8, &cached, &c));
+	assert_int_equal(8, cached);
+	assert_int_equal(-EINVAL, kv_seq_set_extra(&d, "x", 1));	/* not empty */
+	kv_seq_fini(&p, &a);
+	kv_seq_fini(&p, &b);
+	kv_seq_fini(&p, &d);
+	kv_copies_fini(&c);
+	check_pool(&p);
+	kv_pool_fini(&p);
+}
+
 static void coalesce_runs(void **state)
 {
 	struct kv_copy c[] = {
@@ -323,6 +461,9 @@ int main(void)
 		cmocka_unit_test_setup(seq_fork_copy_on_write, setup_tokens),
 		cmocka_unit_test_setup(seq_append_all_or_nothing, setup_tokens),
 		cmocka_unit_test(coalesce_runs),
+		cmocka_unit_test(free_index_model),
+		cmocka_unit_test(key_chain),
+		cmocka_unit_test_setup(seq_extra_keys, setup_tokens),
 	};
 
 	return cmocka_run_group_tests_name("kv_unit", tests, NULL, NULL);

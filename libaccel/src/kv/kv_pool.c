@@ -8,43 +8,31 @@
 
 #include "kv_pool.h"
 
-static bool is_free(const struct kv_pool *p, uint32_t b)
-{
-	return p->free_bits[b / 64] & (1ULL << (b % 64));
-}
-
-static void set_free(struct kv_pool *p, uint32_t b, bool free)
-{
-	if (free)
-		p->free_bits[b / 64] |= 1ULL << (b % 64);
-	else
-		p->free_bits[b / 64] &= ~(1ULL << (b % 64));
-}
-
 int kv_pool_init(struct kv_pool *p, uint32_t nr_blocks)
 {
-	uint32_t size = 2, b;
+	uint32_t size = 2;
+	int ret;
 
 	memset(p, 0, sizeof(*p));
 	if (!nr_blocks || nr_blocks >= KV_NO_BLOCK / 4)
 		return -EINVAL;
 	while (size < 2 * nr_blocks)
 		size *= 2;
+	ret = kv_free_init(&p->free, nr_blocks);
+	if (ret)
+		return ret;
 	p->nr_blocks = nr_blocks;
 	p->refs = calloc(nr_blocks, sizeof(*p->refs));
-	p->free_bits = calloc((nr_blocks + 63) / 64, sizeof(*p->free_bits));
-	p->hash = calloc(nr_blocks, sizeof(*p->hash));
+	p->key = calloc(nr_blocks, sizeof(*p->key));
 	p->lru_prev = calloc(nr_blocks, sizeof(*p->lru_prev));
 	p->lru_next = calloc(nr_blocks, sizeof(*p->lru_next));
 	p->table = malloc(size * sizeof(*p->table));
-	if (!p->refs || !p->free_bits || !p->hash || !p->lru_prev || !p->lru_next || !p->table) {
+	if (!p->refs || !p->key || !p->lru_prev || !p->lru_next || !p->table) {
 		kv_pool_fini(p);
 		return -ENOMEM;
 	}
 	p->table_mask = size - 1;
 	memset(p->table, 0xff, size * sizeof(*p->table));
-	for (b = 0; b < nr_blocks; b++)
-		set_free(p, b, true);
 	p->nr_free = nr_blocks;
 	p->lru_head = p->lru_tail = KV_NO_BLOCK;
 	return 0;
@@ -52,37 +40,44 @@ int kv_pool_init(struct kv_pool *p, uint32_t nr_blocks)
 
 void kv_pool_fini(struct kv_pool *p)
 {
+	kv_free_fini(&p->free);
 	free(p->refs);
-	free(p->free_bits);
-	free(p->hash);
+	free(p->key);
 	free(p->lru_prev);
 	free(p->lru_next);
 	free(p->table);
 	memset(p, 0, sizeof(*p));
 }
 
-/* ---- the hash table: linear probing, deletion by backward shift ---- */
-
-static uint32_t slot_of(const struct kv_pool *p, uint64_t hash)
+bool kv_pool_is_free(const struct kv_pool *p, uint32_t b)
 {
-	return (uint32_t)(hash ^ (hash >> 32)) & p->table_mask;
+	return kv_free_test(&p->free, b);
 }
 
-uint32_t kv_pool_lookup(const struct kv_pool *p, uint64_t hash)
+/* ---- the key table: linear probing, deletion by backward shift ---- */
+
+static uint32_t slot_of(const struct kv_pool *p, const struct kv_key *key)
+{
+	uint64_t h = kv_key_bits(key);
+
+	return (uint32_t)(h ^ (h >> 32)) & p->table_mask;
+}
+
+uint32_t kv_pool_lookup(const struct kv_pool *p, const struct kv_key *key)
 {
 	uint32_t i;
 
-	if (!hash)
+	if (kv_key_is_zero(key))
 		return KV_NO_BLOCK;
-	for (i = slot_of(p, hash); p->table[i] != KV_NO_BLOCK; i = (i + 1) & p->table_mask)
-		if (p->hash[p->table[i]] == hash)
+	for (i = slot_of(p, key); p->table[i] != KV_NO_BLOCK; i = (i + 1) & p->table_mask)
+		if (kv_key_eq(&p->key[p->table[i]], key))
 			return p->table[i];
 	return KV_NO_BLOCK;
 }
 
 static void table_remove(struct kv_pool *p, uint32_t b)
 {
-	uint32_t i = slot_of(p, p->hash[b]), j, k;
+	uint32_t i = slot_of(p, &p->key[b]), j, k;
 
 	while (p->table[i] != b)
 		i = (i + 1) & p->table_mask;
@@ -91,7 +86,7 @@ static void table_remove(struct kv_pool *p, uint32_t b)
 		j = (j + 1) & p->table_mask;
 		if (p->table[j] == KV_NO_BLOCK)
 			break;
-		k = slot_of(p, p->hash[p->table[j]]);
+		k = slot_of(p, &p->key[p->table[j]]);
 		/* Move table[j] to i unless its home lies cyclically in (i, j]. */
 		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 			continue;
@@ -101,14 +96,14 @@ static void table_remove(struct kv_pool *p, uint32_t b)
 	p->table[i] = KV_NO_BLOCK;
 }
 
-uint32_t kv_pool_publish(struct kv_pool *p, uint32_t b, uint64_t hash)
+uint32_t kv_pool_publish(struct kv_pool *p, uint32_t b, const struct kv_key *key)
 {
-	uint32_t other = kv_pool_lookup(p, hash), i;
+	uint32_t other = kv_pool_lookup(p, key), i;
 
-	if (other != KV_NO_BLOCK)
+	if (other != KV_NO_BLOCK || kv_key_is_zero(key))
 		return other;
-	p->hash[b] = hash;
-	for (i = slot_of(p, hash); p->table[i] != KV_NO_BLOCK; i = (i + 1) & p->table_mask)
+	p->key[b] = *key;
+	for (i = slot_of(p, key); p->table[i] != KV_NO_BLOCK; i = (i + 1) & p->table_mask)
 		;
 	p->table[i] = b;
 	return b;
@@ -143,24 +138,27 @@ static void lru_add_tail(struct kv_pool *p, uint32_t b)
 	p->nr_cached++;
 }
 
+static void make_free(struct kv_pool *p, uint32_t b)
+{
+	kv_free_mark(&p->free, b, 1, true);
+	p->nr_free++;
+}
+
 void kv_pool_unpublish(struct kv_pool *p, uint32_t b)
 {
-	if (!p->hash[b])
+	if (!kv_pool_keyed(p, b))
 		return;
 	table_remove(p, b);
-	p->hash[b] = 0;
+	memset(&p->key[b], 0, sizeof(p->key[b]));
 	if (!p->refs[b]) {
 		lru_remove(p, b);
-		set_free(p, b, true);
-		p->nr_free++;
+		make_free(p, b);
 	}
 }
 
 static void evict_one(struct kv_pool *p)
 {
-	uint32_t b = p->lru_head;
-
-	kv_pool_unpublish(p, b);
+	kv_pool_unpublish(p, p->lru_head);
 	p->evictions++;
 }
 
@@ -173,7 +171,7 @@ uint32_t kv_pool_refs(const struct kv_pool *p, uint32_t b)
 
 void kv_pool_get(struct kv_pool *p, uint32_t b)
 {
-	if (!p->refs[b]++ && p->hash[b])
+	if (!p->refs[b]++ && kv_pool_keyed(p, b))
 		lru_remove(p, b);
 }
 
@@ -181,42 +179,41 @@ void kv_pool_put(struct kv_pool *p, uint32_t b)
 {
 	if (--p->refs[b])
 		return;
-	if (p->hash[b]) {
+	if (kv_pool_keyed(p, b))
 		lru_add_tail(p, b);
-	} else {
-		set_free(p, b, true);
-		p->nr_free++;
-	}
+	else
+		make_free(p, b);
 }
 
-static void take(struct kv_pool *p, uint32_t b)
+void kv_pool_put_many(struct kv_pool *p, const uint32_t *v, uint32_t n)
 {
-	set_free(p, b, false);
-	p->refs[b] = 1;
-	p->nr_free--;
-}
+	uint32_t batch[64], nb = 0, i;
 
-/* The first run of @n free blocks, or KV_NO_BLOCK. */
-static uint32_t find_run(const struct kv_pool *p, uint32_t n)
-{
-	uint32_t b, run = 0;
+	for (i = 0; i < n; i++) {
+		uint32_t b = v[i];
 
-	for (b = 0; b < p->nr_blocks; b++) {
-		if (!(b % 64) && !p->free_bits[b / 64] && b + 64 <= p->nr_blocks) {
-			run = 0;
-			b += 63;
+		if (--p->refs[b])
+			continue;
+		if (kv_pool_keyed(p, b)) {
+			lru_add_tail(p, b);
 			continue;
 		}
-		run = is_free(p, b) ? run + 1 : 0;
-		if (run == n)
-			return b + 1 - n;
+		batch[nb++] = b;
+		if (nb == 64 || i + 1 == n) {
+			kv_free_release(&p->free, batch, nb);
+			p->nr_free += nb;
+			nb = 0;
+		}
 	}
-	return KV_NO_BLOCK;
+	if (nb) {
+		kv_free_release(&p->free, batch, nb);
+		p->nr_free += nb;
+	}
 }
 
 int kv_pool_alloc(struct kv_pool *p, uint32_t n, uint32_t *out)
 {
-	uint32_t b, got = 0, start;
+	uint32_t b, start;
 
 	if (!n)
 		return 0;
@@ -224,33 +221,16 @@ int kv_pool_alloc(struct kv_pool *p, uint32_t n, uint32_t *out)
 		return -ENOSPC;
 	while (p->nr_free < n)
 		evict_one(p);
-	start = n > 1 ? find_run(p, n) : KV_NO_BLOCK;
-	if (start != KV_NO_BLOCK) {
-		for (b = 0; b < n; b++) {
-			take(p, start + b);
+	start = n > 1 ? kv_free_find_run(&p->free, n) : UINT32_MAX;
+	if (start != UINT32_MAX) {
+		kv_free_mark(&p->free, start, n, false);
+		for (b = 0; b < n; b++)
 			out[b] = start + b;
-		}
-		return 0;
+	} else {
+		kv_free_take_lowest(&p->free, n, out);
 	}
-	for (b = 0; got < n; b++) {
-		if (!is_free(p, b))
-			continue;
-		take(p, b);
-		out[got++] = b;
-	}
+	for (b = 0; b < n; b++)
+		p->refs[out[b]] = 1;
+	p->nr_free -= n;
 	return 0;
-}
-
-uint64_t kv_hash_block(uint64_t parent, const int32_t *tokens, uint32_t n)
-{
-	/* FNV-1a over the parent hash and the tokens, never 0. */
-	uint64_t h = 0xcbf29ce484222325ULL;
-	uint32_t i, k;
-
-	for (k = 0; k < 8; k++)
-		h = (h ^ ((parent >> (8 * k)) & 0xff)) * 0x100000001b3ULL;
-	for (i = 0; i < n; i++)
-		for (k = 0; k < 4; k++)
-			h = (h ^ (((uint32_t)tokens[i] >> (8 * k)) & 0xff)) * 0x100000001b3ULL;
-	return h ? h : 1;
 }

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libaccel - the block pool of one KV-cache tier: fixed-size blocks with
- * reference counts, a prefix cache (content hash -> block) and LRU
- * eviction of cached blocks no sequence references.
+ * reference counts, a prefix cache (block key -> block) and LRU eviction
+ * of cached blocks no sequence references.
  *
  * A block is in exactly one state:
- *   free      refs 0, no hash: in the free bitmap
- *   used      refs > 0 (hash or not)
- *   cached    refs 0 with a hash: on the LRU list, reusable by a lookup,
+ *   free      refs 0, no key: in the free index (kv_free.h)
+ *   used      refs > 0 (key or not)
+ *   cached    refs 0 with a key: on the LRU list, reusable by a lookup,
  *             evicted (oldest first) when an allocation finds too few free
+ * Keys are SHA-256 digests (kv_key.h) compared in full.
  * Not thread-safe: the KV manager serialises calls.
  */
 #ifndef ACCEL_KV_POOL_H
@@ -17,6 +18,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "kv_free.h"
+#include "kv_key.h"
+
 #define KV_NO_BLOCK	UINT32_MAX
 
 struct kv_pool {
@@ -24,8 +28,8 @@ struct kv_pool {
 	uint32_t nr_free;
 	uint32_t nr_cached;
 	uint32_t *refs;
-	uint64_t *free_bits;	/* bit set: free */
-	uint64_t *hash;		/* 0: none */
+	struct kv_free free;
+	struct kv_key *key;	/* all zero: none */
 	uint32_t *lru_prev, *lru_next;
 	uint32_t lru_head, lru_tail;	/* head: least recently used */
 	uint32_t *table;	/* open addressing, linear probing: block ids */
@@ -37,30 +41,34 @@ int kv_pool_init(struct kv_pool *p, uint32_t nr_blocks);
 void kv_pool_fini(struct kv_pool *p);
 
 /*
- * Allocate @n blocks (refs 1) into @out, all or nothing: a contiguous run
- * if one exists, else the lowest free blocks; evicts cached blocks (least
- * recently used first) when too few are free. -ENOSPC if even that is not
- * enough.
+ * Allocate @n blocks (refs 1) into @out, all or nothing: the lowest
+ * contiguous run if one exists, else the lowest free blocks; evicts cached
+ * blocks (least recently used first) when too few are free. -ENOSPC if
+ * even that is not enough.
  */
 int kv_pool_alloc(struct kv_pool *p, uint32_t n, uint32_t *out);
 /* Take a reference (a cached block leaves the LRU list). */
 void kv_pool_get(struct kv_pool *p, uint32_t b);
-/* Drop one: at 0 a block with a hash becomes cached, else free. */
+/* Drop one: at 0 a block with a key becomes cached, else free. */
 void kv_pool_put(struct kv_pool *p, uint32_t b);
+/* kv_pool_put() of each of @v[0..n) (blocks freed together cost less). */
+void kv_pool_put_many(struct kv_pool *p, const uint32_t *v, uint32_t n);
 uint32_t kv_pool_refs(const struct kv_pool *p, uint32_t b);
+bool kv_pool_is_free(const struct kv_pool *p, uint32_t b);
 
-/* The block cached or used with content @hash, or KV_NO_BLOCK. */
-uint32_t kv_pool_lookup(const struct kv_pool *p, uint64_t hash);
+/* The block cached or used under @key, or KV_NO_BLOCK. */
+uint32_t kv_pool_lookup(const struct kv_pool *p, const struct kv_key *key);
 /*
- * Give used block @b (no hash yet) the content hash @hash (non-zero). If
- * another block already has it, @b is left alone and that block returned
- * (the caller may share it instead); else @b.
+ * Give used block @b (no key yet) the key @key (non-zero). If another
+ * block already has it, @b is left alone and that block returned (the
+ * caller may share it instead); else @b.
  */
-uint32_t kv_pool_publish(struct kv_pool *p, uint32_t b, uint64_t hash);
-/* Forget @b's hash (its content is about to change). */
+uint32_t kv_pool_publish(struct kv_pool *p, uint32_t b, const struct kv_key *key);
+/* Forget @b's key (its content is about to change). */
 void kv_pool_unpublish(struct kv_pool *p, uint32_t b);
-
-/* The content hash of a full block: its tokens chained on its parent's hash. */
-uint64_t kv_hash_block(uint64_t parent, const int32_t *tokens, uint32_t n);
+static inline bool kv_pool_keyed(const struct kv_pool *p, uint32_t b)
+{
+	return !kv_key_is_zero(&p->key[b]);
+}
 
 #endif

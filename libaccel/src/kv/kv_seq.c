@@ -19,6 +19,31 @@ int kv_seq_init(struct kv_seq *s, uint32_t block_tokens)
 	return s->tail ? 0 : -ENOMEM;
 }
 
+int kv_seq_set_extra(struct kv_seq *s, const void *extra, size_t len)
+{
+	void *copy;
+
+	if (s->nr_tokens || (len && !extra))
+		return -EINVAL;
+	copy = len ? malloc(len) : NULL;
+	if (len && !copy)
+		return -ENOMEM;
+	if (len)
+		memcpy(copy, extra, len);
+	free(s->extra);
+	s->extra = copy;
+	s->extra_len = len;
+	return 0;
+}
+
+/* The key of full block @idx whose tokens are @tokens. */
+static int block_key(const struct kv_seq *s, uint32_t idx, const struct kv_key *prev,
+		     const int32_t *tokens, struct kv_key *out)
+{
+	return kv_key_block(idx ? prev : NULL, tokens, s->block_tokens, s->extra, s->extra_len,
+			    out);
+}
+
 void kv_seq_release(struct kv_pool *p, struct kv_seq *s)
 {
 	uint32_t i;
@@ -33,8 +58,9 @@ void kv_seq_fini(struct kv_pool *p, struct kv_seq *s)
 {
 	kv_seq_release(p, s);
 	free(s->blocks);
-	free(s->hashes);
+	free(s->keys);
 	free(s->tail);
+	free(s->extra);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -42,7 +68,7 @@ void kv_seq_fini(struct kv_pool *p, struct kv_seq *s)
 static int reserve(struct kv_seq *s, uint64_t n)
 {
 	uint32_t *b;
-	uint64_t *h;
+	struct kv_key *k;
 	uint64_t cap = s->cap ? s->cap : 8;
 
 	if (n <= s->cap)
@@ -55,10 +81,10 @@ static int reserve(struct kv_seq *s, uint64_t n)
 	if (!b)
 		return -ENOMEM;
 	s->blocks = b;
-	h = realloc(s->hashes, cap * sizeof(*h));
-	if (!h)
+	k = realloc(s->keys, cap * sizeof(*k));
+	if (!k)
 		return -ENOMEM;
-	s->hashes = h;
+	s->keys = k;
 	s->cap = (uint32_t)cap;
 	return 0;
 }
@@ -106,7 +132,9 @@ int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, ui
 {
 	uint32_t in_tail = (uint32_t)(s->nr_tokens % s->block_tokens);
 	uint64_t after = s->nr_tokens + n, i;
-	uint32_t need, cow, *fresh, k = 0;
+	uint32_t need, cow, *fresh, k = 0, nr_keys, idx;
+	struct kv_key *keys;
+	int32_t *buf;
 	int ret;
 
 	if (!n)
@@ -122,16 +150,36 @@ int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, ui
 		ret = copies_reserve(copies, 1);
 	if (ret)
 		return ret;
+	/* The keys of the blocks that fill, computed before anything changes. */
+	nr_keys = (uint32_t)(after / s->block_tokens - s->nr_tokens / s->block_tokens);
 	fresh = calloc(need ? need : 1, sizeof(*fresh));
-	if (!fresh)
-		return -ENOMEM;
-	ret = kv_pool_alloc(p, need, fresh);
-	if (ret) {
-		free(fresh);
-		return ret;
+	keys = calloc(nr_keys ? nr_keys : 1, sizeof(*keys));
+	buf = calloc(s->block_tokens, sizeof(*buf));
+	if (!fresh || !keys || !buf) {
+		ret = -ENOMEM;
+		goto out;
 	}
+	memcpy(buf, s->tail, in_tail * sizeof(*buf));
+	idx = (uint32_t)(s->nr_tokens / s->block_tokens);
+	for (i = 0, k = 0; i < n; i++) {
+		uint32_t pos = (uint32_t)((s->nr_tokens + i) % s->block_tokens);
+
+		buf[pos] = tokens[i];
+		if (pos + 1 < s->block_tokens)
+			continue;
+		ret = block_key(s, idx, k ? &keys[k - 1] : idx ? &s->keys[idx - 1] : NULL, buf,
+				&keys[k]);
+		if (ret)
+			goto out;
+		k++;
+		idx++;
+	}
+	ret = kv_pool_alloc(p, need, fresh);
+	if (ret)
+		goto out;
 
 	/* Nothing fails from here on. */
+	k = 0;
 	if (cow) {
 		uint32_t old = s->blocks[s->nr_blocks - 1];
 
@@ -139,32 +187,55 @@ int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, ui
 		s->blocks[s->nr_blocks - 1] = fresh[k++];
 		kv_pool_put(p, old);
 	}
-	for (i = 0; i < n; i++) {
+	for (i = 0, idx = 0; i < n; i++) {
 		uint32_t pos = (uint32_t)(s->nr_tokens % s->block_tokens);
 
 		if (!pos) {
-			s->hashes[s->nr_blocks] = 0;
+			memset(&s->keys[s->nr_blocks], 0, sizeof(s->keys[0]));
 			s->blocks[s->nr_blocks++] = fresh[k++];
 		}
 		s->tail[pos] = tokens[i];
 		s->nr_tokens++;
 		if (pos + 1 == s->block_tokens) {
-			uint32_t idx = s->nr_blocks - 1;
-			uint64_t parent = idx ? s->hashes[idx - 1] : 0;
+			uint32_t b = s->nr_blocks - 1;
 
-			s->hashes[idx] = kv_hash_block(parent, s->tail, s->block_tokens);
+			s->keys[b] = keys[idx++];
 			/* An identical cached block stays the other's: ours is not shared. */
-			kv_pool_publish(p, s->blocks[idx], s->hashes[idx]);
+			kv_pool_publish(p, s->blocks[b], &s->keys[b]);
 		}
 	}
+out:
 	free(fresh);
-	return 0;
+	free(keys);
+	free(buf);
+	return ret;
+}
+
+bool kv_seq_tail_shared(const struct kv_pool *p, const struct kv_seq *s)
+{
+	return s->nr_tokens % s->block_tokens && kv_pool_refs(p, s->blocks[s->nr_blocks - 1]) > 1;
+}
+
+void kv_seq_replace_tail(struct kv_pool *p, struct kv_seq *s, uint32_t b)
+{
+	uint32_t old = s->blocks[s->nr_blocks - 1];
+
+	s->blocks[s->nr_blocks - 1] = b;
+	kv_pool_put(p, old);
+}
+
+void kv_seq_republish(struct kv_pool *p, const struct kv_seq *s, uint32_t i)
+{
+	if (i < s->nr_blocks && !kv_key_is_zero(&s->keys[i]) &&
+	    !kv_pool_keyed(p, s->blocks[i]))
+		kv_pool_publish(p, s->blocks[i], &s->keys[i]);
 }
 
 int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
 		 uint64_t *cached, struct kv_copies *copies)
 {
-	uint64_t full = n / s->block_tokens, i, parent = 0;
+	uint64_t full = n / s->block_tokens, i;
+	struct kv_key key;
 	int ret;
 
 	if (s->nr_tokens || (n && !tokens))
@@ -173,16 +244,21 @@ int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uin
 	if (ret)
 		return ret;
 	for (i = 0; i < full; i++) {
-		uint64_t h = kv_hash_block(parent, tokens + i * s->block_tokens, s->block_tokens);
-		uint32_t b = kv_pool_lookup(p, h);
+		uint32_t b;
 
+		ret = block_key(s, (uint32_t)i, i ? &s->keys[i - 1] : NULL,
+				tokens + i * s->block_tokens, &key);
+		if (ret) {
+			kv_seq_release(p, s);
+			return ret;
+		}
+		b = kv_pool_lookup(p, &key);
 		if (b == KV_NO_BLOCK)
 			break;
 		kv_pool_get(p, b);
 		s->blocks[s->nr_blocks] = b;
-		s->hashes[s->nr_blocks++] = h;
+		s->keys[s->nr_blocks++] = key;
 		s->nr_tokens += s->block_tokens;
-		parent = h;
 	}
 	if (cached)
 		*cached = s->nr_tokens;
@@ -202,13 +278,15 @@ int kv_seq_fork(struct kv_pool *p, const struct kv_seq *src, struct kv_seq *dst)
 
 	if (dst->nr_tokens || dst->block_tokens != src->block_tokens)
 		return -EINVAL;
-	ret = reserve(dst, src->nr_blocks);
+	ret = kv_seq_set_extra(dst, src->extra, src->extra_len);
+	if (!ret)
+		ret = reserve(dst, src->nr_blocks);
 	if (ret)
 		return ret;
 	for (i = 0; i < src->nr_blocks; i++) {
 		kv_pool_get(p, src->blocks[i]);
 		dst->blocks[i] = src->blocks[i];
-		dst->hashes[i] = src->hashes[i];
+		dst->keys[i] = src->keys[i];
 	}
 	dst->nr_blocks = src->nr_blocks;
 	dst->nr_tokens = src->nr_tokens;

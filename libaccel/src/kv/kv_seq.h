@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libaccel - a sequence's block table on one pool: appending tokens,
- * prefix sharing through the pool's content hashes (as vLLM's prefix
- * cache does: a full block's hash chains its tokens on its parent's), forks
+ * prefix sharing through the pool's block keys (as vLLM's prefix cache
+ * does: a full block's key chains its tokens, and the sequence's extra
+ * keys, on its parent's; kv_key.h), forks
  * that share every block, and copy-on-write when a shared block changes.
  * The block copies a change needs are returned to the caller, who moves
  * the bytes (kv_copy); the table already names the new blocks.
@@ -27,12 +28,16 @@ struct kv_seq {
 	uint32_t block_tokens;
 	uint64_t nr_tokens;
 	uint32_t *blocks;	/* block table */
-	uint64_t *hashes;	/* content hash of each full block */
+	struct kv_key *keys;	/* key of each full block (zero: none yet) */
 	uint32_t nr_blocks, cap;
 	int32_t *tail;		/* tokens of the last, partial block */
+	void *extra;		/* extra keys hashed into every block's key */
+	size_t extra_len;
 };
 
 int kv_seq_init(struct kv_seq *s, uint32_t block_tokens);
+/* Extra keys (an adapter id, a cache salt) for an empty sequence: copied. */
+int kv_seq_set_extra(struct kv_seq *s, const void *extra, size_t len);
 /* Drop every block (the sequence is empty after). */
 void kv_seq_release(struct kv_pool *p, struct kv_seq *s);
 void kv_seq_fini(struct kv_pool *p, struct kv_seq *s);
@@ -52,8 +57,21 @@ int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uin
  */
 int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
 		  struct kv_copies *copies);
-/* @dst (initialised, empty) shares every block of @src. */
+/* @dst (initialised, empty) shares every block of @src (and its extra keys). */
 int kv_seq_fork(struct kv_pool *p, const struct kv_seq *src, struct kv_seq *dst);
+/*
+ * Would the next append write into a shared block (a partial last block
+ * other sequences reference)? Then the caller copies it into a block of
+ * its own and calls kv_seq_replace_tail() before appending.
+ */
+bool kv_seq_tail_shared(const struct kv_pool *p, const struct kv_seq *s);
+/* Make @b (a used block holding a copy of the last block) the last block. */
+void kv_seq_replace_tail(struct kv_pool *p, struct kv_seq *s, uint32_t b);
+/*
+ * Publish full block @i's key in @p (a block that came back from another
+ * tier): if another block already has the key, @i's block stays private.
+ */
+void kv_seq_republish(struct kv_pool *p, const struct kv_seq *s, uint32_t i);
 
 int kv_copies_add(struct kv_copies *c, uint32_t src, uint32_t dst);
 void kv_copies_fini(struct kv_copies *c);
