@@ -13,8 +13,12 @@
  * host -> device -> host with their data, adjacent pieces coalesced into
  * runs and the runs sent in one batch call, tickets and waits, peer access
  * granted per range (now and for later maps), GPU-to-GPU copies (the peer
- * path, or staged through the host without peers), dma-buf export, and
- * every call's refusal of bad arguments.
+ * path, or staged through the host without peers), dma-buf export,
+ * every call's refusal of bad arguments, the caller's current context
+ * left as it was by every call, copies ordered against an engine's events
+ * both ways, and failed copy calls leaving nothing of theirs in flight
+ * (the last with the fake only: it holds streams back and injects
+ * failures).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -730,6 +734,24 @@ static void caller_context_kept(void **state)
 	assert_int_equal(0, api()->cuDevicePrimaryCtxRelease(devices() > 1 ? 1 : 0));
 }
 
+/* The engine's own driver calls: GPU 0's context current around them. */
+static void engine_push(void)
+{
+	assert_int_equal(0, api()->cuCtxPushCurrent(tier_ctx));
+}
+
+static void engine_pop(void)
+{
+	assert_int_equal(0, api()->cuCtxPopCurrent(NULL));
+}
+
+static void engine_record(cu_event e, cu_stream s)
+{
+	engine_push();
+	assert_int_equal(0, api()->cuEventRecord(e, s));
+	engine_pop();
+}
+
 /* An engine's stream and event on GPU 0 (its primary context). */
 struct engine {
 	cu_stream s;
@@ -793,7 +815,7 @@ static void copies_order_against_engine_events(void **state)
 	/* The engine's stream busy, its event recorded behind that. */
 	if (have_fake)
 		assert_int_equal(0, fake.hold(en.s, 1));
-	assert_int_equal(0, api()->cuEventRecord(en.e, en.s));
+	engine_record(en.e, en.s);
 	assert_int_equal(0, accel_cuda_tier_wait_event(t, en.e));
 	/* Host -> device -> host, in one call (two runs, in order on the stream). */
 	cp[0] = (struct accel_cuda_copy){ dev, (cu_deviceptr)(uintptr_t)src, len };
@@ -802,8 +824,10 @@ static void copies_order_against_engine_events(void **state)
 	assert_int_equal(0, accel_cuda_tier_copy(t, &cp[1], 1, &tk));
 	assert_int_equal(0, accel_cuda_tier_record(t, reader.e));
 	/* The reader's stream waits for the tier, then reads the device. */
+	engine_push();
 	assert_int_equal(0, api()->cuStreamWaitEvent(reader.s, reader.e, 0));
 	assert_int_equal(0, api()->cuMemcpyAsync((cu_deviceptr)(uintptr_t)out, dev, len, reader.s));
+	engine_pop();
 	if (have_fake) {
 		/* Nothing ran: the engine's event is not done. */
 		assert_int_equal(-ETIMEDOUT, accel_cuda_tier_wait(t, tk, 0));
@@ -814,9 +838,9 @@ static void copies_order_against_engine_events(void **state)
 	}
 	assert_int_equal(0, accel_cuda_tier_wait(t, tk, -1));
 	assert_memory_equal(src, back, len);
-	assert_int_equal(0, api()->cuCtxPushCurrent(tier_ctx));
+	engine_push();
 	assert_int_equal(0, api()->cuStreamSynchronize(reader.s));
-	assert_int_equal(0, api()->cuCtxPopCurrent(NULL));
+	engine_pop();
 	assert_memory_equal(src, out, len);
 
 	engine_close(&reader);
@@ -881,7 +905,7 @@ static void failed_copy_waits_for_what_it_queued(int how)
 
 	engine_open(&en);
 	assert_int_equal(0, fake.hold(en.s, 1));
-	assert_int_equal(0, api()->cuEventRecord(en.e, en.s));
+	engine_record(en.e, en.s);
 	assert_int_equal(0, accel_cuda_tier_wait_event(t, en.e));
 	if (how == 0 && s.batched) {
 		/* Two batch calls (4096 + 4 runs): the second fails. */
@@ -961,7 +985,7 @@ static void ring_wait_failure_queues_nothing(void **state)
 				       sizeof(buf) };
 	engine_open(&en);
 	assert_int_equal(0, fake.hold(en.s, 1));
-	assert_int_equal(0, api()->cuEventRecord(en.e, en.s));
+	engine_record(en.e, en.s);
 	assert_int_equal(0, accel_cuda_tier_wait_event(t, en.e));
 	for (i = 0; i < 64; i++)
 		assert_int_equal(0, accel_cuda_tier_copy(t, &cp, 1, &tk));
