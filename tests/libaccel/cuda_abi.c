@@ -47,6 +47,7 @@ enum {
 	REAL_CU_MEMHOSTREGISTER_PORTABLE = CU_MEMHOSTREGISTER_PORTABLE,
 	REAL_CU_STREAM_NON_BLOCKING = CU_STREAM_NON_BLOCKING,
 	REAL_CU_EVENT_DISABLE_TIMING = CU_EVENT_DISABLE_TIMING,
+	REAL_CU_EVENT_WAIT_DEFAULT = CU_EVENT_WAIT_DEFAULT,
 	REAL_CU_MEMCPY_SRC_ACCESS_ORDER_STREAM = CU_MEMCPY_SRC_ACCESS_ORDER_STREAM,
 };
 #undef CU_MEMHOSTREGISTER_PORTABLE	/* a macro in cuda.h too */
@@ -58,6 +59,10 @@ enum {
 #undef cuDevicePrimaryCtxRetain
 #undef cuDevicePrimaryCtxRelease
 #undef cuCtxSetCurrent
+#undef cuCtxPushCurrent
+#undef cuCtxPopCurrent
+#undef cuCtxGetCurrent
+#undef cuStreamWaitEvent
 #undef cuMemGetAllocationGranularity
 #undef cuMemAddressReserve
 #undef cuMemAddressFree
@@ -184,6 +189,7 @@ SAME_MEMBER(struct cu_memcpy_attributes, flags, CUmemcpyAttributes, flags);
 	X(CU_MEMHOSTREGISTER_PORTABLE, REAL_CU_MEMHOSTREGISTER_PORTABLE)	\
 	X(CU_STREAM_NON_BLOCKING, REAL_CU_STREAM_NON_BLOCKING)			\
 	X(CU_EVENT_DISABLE_TIMING, REAL_CU_EVENT_DISABLE_TIMING)		\
+	X(CU_EVENT_WAIT_DEFAULT, REAL_CU_EVENT_WAIT_DEFAULT)			\
 	X(CU_MEMCPY_SRC_ACCESS_ORDER_STREAM, REAL_CU_MEMCPY_SRC_ACCESS_ORDER_STREAM) \
 	/* The fake driver's (tests/libaccel/fake_cuda.h). */			\
 	X(FAKE_CU_ERROR_INVALID_CONTEXT, CUDA_ERROR_INVALID_CONTEXT)		\
@@ -192,7 +198,8 @@ SAME_MEMBER(struct cu_memcpy_attributes, flags, CUmemcpyAttributes, flags);
 	X(FAKE_CU_ERROR_ILLEGAL_ADDRESS, CUDA_ERROR_ILLEGAL_ADDRESS)		\
 	X(FAKE_CU_ERROR_HOST_MEMORY_ALREADY_REGISTERED,				\
 	  CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED)				\
-	X(FAKE_CU_ERROR_HOST_MEMORY_NOT_REGISTERED, CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED)
+	X(FAKE_CU_ERROR_HOST_MEMORY_NOT_REGISTERED, CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED) \
+	X(FAKE_CU_ERROR_UNKNOWN, CUDA_ERROR_UNKNOWN)
 
 #define CHECK_CONSTANT(o, r) _Static_assert((long long)(o) == (long long)(r), #o " is " #r);
 CONSTANTS(CHECK_CONSTANT)
@@ -246,6 +253,9 @@ CONSTANTS(CHECK_CONSTANT)
 #define P_cuDevicePrimaryCtxRetain(K)	K(P, cu_context *, CUcontext *) K(I, cu_device, CUdevice_v1)
 #define P_cuDevicePrimaryCtxRelease(K)	K(I, cu_device, CUdevice_v1)
 #define P_cuCtxSetCurrent(K)		K(V, cu_context, CUcontext)
+#define P_cuCtxPushCurrent(K)		K(V, cu_context, CUcontext)
+#define P_cuCtxPopCurrent(K)		K(P, cu_context *, CUcontext *)
+#define P_cuCtxGetCurrent(K)		K(P, cu_context *, CUcontext *)
 #define P_cuMemGetAllocationGranularity(K) K(P, size_t *, size_t *)				\
 					K(P, const struct cu_mem_allocation_prop *,		\
 					  const CUmemAllocationProp_v1 *)			\
@@ -275,6 +285,8 @@ CONSTANTS(CHECK_CONSTANT)
 #define P_cuStreamCreate(K)		K(P, cu_stream *, CUstream *) K(I, unsigned int, unsigned int)
 #define P_cuStreamDestroy(K)		K(V, cu_stream, CUstream)
 #define P_cuStreamSynchronize(K)	K(V, cu_stream, CUstream)
+#define P_cuStreamWaitEvent(K)		K(V, cu_stream, CUstream) K(V, cu_event, CUevent)	\
+					K(I, unsigned int, unsigned int)
 #define P_cuEventCreate(K)		K(P, cu_event *, CUevent *) K(I, unsigned int, unsigned int)
 #define P_cuEventDestroy(K)		K(V, cu_event, CUevent)
 #define P_cuEventRecord(K)		K(V, cu_event, CUevent) K(V, cu_stream, CUstream)
@@ -301,6 +313,9 @@ CONSTANTS(CHECK_CONSTANT)
 	X(cuDevicePrimaryCtxRetain, PFN_cuDevicePrimaryCtxRetain_v7000)		\
 	X(cuDevicePrimaryCtxRelease, PFN_cuDevicePrimaryCtxRelease_v11000)	\
 	X(cuCtxSetCurrent, PFN_cuCtxSetCurrent_v4000)				\
+	X(cuCtxPushCurrent, PFN_cuCtxPushCurrent_v4000)				\
+	X(cuCtxPopCurrent, PFN_cuCtxPopCurrent_v4000)				\
+	X(cuCtxGetCurrent, PFN_cuCtxGetCurrent_v4000)				\
 	X(cuMemGetAllocationGranularity, PFN_cuMemGetAllocationGranularity_v10020) \
 	X(cuMemAddressReserve, PFN_cuMemAddressReserve_v10020)			\
 	X(cuMemAddressFree, PFN_cuMemAddressFree_v10020)			\
@@ -314,6 +329,7 @@ CONSTANTS(CHECK_CONSTANT)
 	X(cuStreamCreate, PFN_cuStreamCreate_v2000)				\
 	X(cuStreamDestroy, PFN_cuStreamDestroy_v4000)				\
 	X(cuStreamSynchronize, PFN_cuStreamSynchronize_v2000)			\
+	X(cuStreamWaitEvent, PFN_cuStreamWaitEvent_v3020)			\
 	X(cuEventCreate, PFN_cuEventCreate_v2000)				\
 	X(cuEventDestroy, PFN_cuEventDestroy_v4000)				\
 	X(cuEventRecord, PFN_cuEventRecord_v2000)				\

@@ -13,11 +13,16 @@
  * host -> device -> host with their data, adjacent pieces coalesced into
  * runs and the runs sent in one batch call, tickets and waits, peer access
  * granted per range (now and for later maps), GPU-to-GPU copies (the peer
- * path, or staged through the host without peers), dma-buf export, and
- * every call's refusal of bad arguments.
+ * path, or staged through the host without peers), dma-buf export,
+ * every call's refusal of bad arguments, the caller's current context
+ * left as it was by every call, copies ordered against an engine's events
+ * both ways, and failed copy calls leaving nothing of theirs in flight
+ * (the last with the fake only: it holds streams back and injects
+ * failures).
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +36,7 @@
 
 #include "cuda/cuda_loader.h"
 #include "cuda/cuda_tier.h"
+#include "fake_cuda.h"
 
 #define MIB	(1024ull * 1024)
 #define KIB	1024ull
@@ -48,22 +54,61 @@ static bool have_driver(void)
 
 /* The fake's per-granule access mask, or NULL with the real driver. */
 static unsigned int (*fake_access)(unsigned long long ptr);
+/* The fake's test entry points (have_fake), for the checks only it can answer. */
+static struct fake_cuda_ops fake;
+static bool have_fake;
+/* GPU 0's primary context (the tier's), retained for the tests' own streams. */
+static cu_context tier_ctx;
+
+static int devices(void)
+{
+	char why[160];
+	int err;
+
+	return accel_cuda_load(&err, why, sizeof(why))->devices;
+}
+
+static bool have_fake_or_skip(void)
+{
+	if (!have_fake)
+		printf("# SKIP needs the fake driver (held streams, injected failures)\n");
+	return have_fake;
+}
 
 static int setup(void **state)
 {
+	const struct accel_cuda *cu;
 	char why[160];
+	cu_device dev;
 	void *lib;
 	int err;
 
 	(void)state;
 	/* The loader opened the driver RTLD_LOCAL: look in that object. */
-	if (!accel_cuda_load(&err, why, sizeof(why)))
+	cu = accel_cuda_load(&err, why, sizeof(why));
+	if (!cu)
 		return 0;
 	lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
 	if (lib)
 		fake_access = (unsigned int (*)(unsigned long long))dlsym(lib, "fake_cuda_access");
+	have_fake = !fake_cuda_bind(&fake);
 	printf("# driver: %s\n", fake_access ? "the fake (tests/libaccel/fake_cuda.c)" :
 	       "the real CUDA driver");
+	if (cu->api.cuDeviceGet(&dev, 0) || cu->api.cuDevicePrimaryCtxRetain(&tier_ctx, dev))
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	const struct accel_cuda *cu;
+	char why[160];
+	int err;
+
+	(void)state;
+	cu = accel_cuda_load(&err, why, sizeof(why));
+	if (cu && tier_ctx)
+		cu->api.cuDevicePrimaryCtxRelease(0);
 	return 0;
 }
 
@@ -566,6 +611,396 @@ static void bad_arguments(void **state)
 	accel_cuda_tier_destroy(NULL);
 }
 
+/* --- the caller's context, engine events, failed copies -------------------- */
+
+static const struct accel_cuda_api *api(void)
+{
+	char why[160];
+	int err;
+
+	return &accel_cuda_load(&err, why, sizeof(why))->api;
+}
+
+static cu_context current(void)
+{
+	cu_context c = (cu_context)&c;
+
+	assert_int_equal(0, api()->cuCtxGetCurrent(&c));
+	return c;
+}
+
+/*
+ * Every entry point that talks to the driver leaves the calling thread's
+ * current context as it found it: none, or another device's (the engine's
+ * own), and the fake's context stack as deep. With the fake, no stream
+ * work of the tier is submitted with another context current.
+ */
+static void tier_calls_with(cu_context mine, int depth)
+{
+	const size_t len = 64 * KIB;
+	static const uint32_t order[2] = { 1, 0 };
+	struct fake_cuda_stats s;
+	struct accel_cuda_tier *t;
+	struct accel_cuda_copy cp;
+	unsigned char *buf;
+	cu_deviceptr w = 0;
+	cu_event ev;
+	uint64_t c, tk;
+	int fd = -1, ret;
+
+#define SAME() do {								\
+	assert_ptr_equal(mine, current());					\
+	if (have_fake)								\
+		assert_int_equal(depth, fake.context_depth());			\
+} while (0)
+	if (have_fake)
+		fake.reset_stats();
+	t = tier(16 * MIB, 1, 0);
+	SAME();
+	c = accel_cuda_tier_chunk_size(t);
+	assert_int_equal(0, accel_cuda_tier_prealloc(t, 2));
+	SAME();
+	assert_int_equal(0, accel_cuda_tier_map(t, 0, 2 * c));
+	SAME();
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(buf != MAP_FAILED);
+	memset(buf, 0x3c, len);
+	assert_int_equal(0, accel_cuda_tier_host_register(t, buf, len));
+	SAME();
+	cp = (struct accel_cuda_copy){ accel_cuda_tier_base(t), (cu_deviceptr)(uintptr_t)buf, len };
+	assert_int_equal(0, accel_cuda_tier_copy(t, &cp, 1, &tk));
+	SAME();
+	ret = accel_cuda_tier_wait(t, tk, 0);
+	assert_true(ret == 0 || ret == -ETIMEDOUT);
+	SAME();
+	assert_int_equal(0, accel_cuda_tier_wait(t, tk, -1));
+	SAME();
+	/* A caller's event: made in the tier's device's primary context. */
+	assert_int_equal(0, api()->cuCtxPushCurrent(tier_ctx));
+	assert_int_equal(0, api()->cuEventCreate(&ev, CU_EVENT_DISABLE_TIMING));
+	assert_int_equal(0, api()->cuCtxPopCurrent(NULL));
+	SAME();
+	assert_int_equal(0, accel_cuda_tier_record(t, ev));
+	SAME();
+	assert_int_equal(0, accel_cuda_tier_wait_event(t, ev));
+	SAME();
+	assert_int_equal(0, accel_cuda_tier_window(t, order, 2, &w));
+	SAME();
+	assert_int_equal(0, accel_cuda_tier_window_free(t, w, 2));
+	SAME();
+	ret = accel_cuda_tier_grant_peer(t, 1);
+	assert_true(ret == 0 || ret == -EOPNOTSUPP || ret == -EINVAL);
+	SAME();
+	ret = accel_cuda_tier_export_dmabuf(t, 0, c, &fd);
+	assert_true(ret == 0 || ret == -EOPNOTSUPP);
+	if (!ret)
+		close(fd);
+	SAME();
+	assert_int_equal(0, accel_cuda_tier_unmap(t, c, c));
+	SAME();
+	assert_int_equal(0, accel_cuda_tier_host_unregister(t, buf));
+	SAME();
+	accel_cuda_tier_destroy(t);
+	SAME();
+	assert_int_equal(0, api()->cuEventDestroy(ev));
+	munmap(buf, len);
+	if (have_fake) {
+		fake.stats(&s);
+		assert_int_equal(0, s.foreign_ctx_calls);
+	}
+#undef SAME
+}
+
+static void caller_context_kept(void **state)
+{
+	cu_context other;
+
+	(void)state;
+	if (!have_driver())
+		skip();
+	/* No context current. */
+	assert_null(current());
+	tier_calls_with(NULL, 0);
+	/* The engine's own context current: another device's where there is one. */
+	assert_int_equal(0, api()->cuDevicePrimaryCtxRetain(&other, devices() > 1 ? 1 : 0));
+	assert_int_equal(0, api()->cuCtxPushCurrent(other));
+	tier_calls_with(other, 1);
+	/* And the tier's own device's context, pushed twice: still two deep. */
+	assert_int_equal(0, api()->cuCtxPushCurrent(tier_ctx));
+	tier_calls_with(tier_ctx, 2);
+	assert_int_equal(0, api()->cuCtxPopCurrent(NULL));
+	assert_int_equal(0, api()->cuCtxPopCurrent(NULL));
+	assert_null(current());
+	assert_int_equal(0, api()->cuDevicePrimaryCtxRelease(devices() > 1 ? 1 : 0));
+}
+
+/* The engine's own driver calls: GPU 0's context current around them. */
+static void engine_push(void)
+{
+	assert_int_equal(0, api()->cuCtxPushCurrent(tier_ctx));
+}
+
+static void engine_pop(void)
+{
+	assert_int_equal(0, api()->cuCtxPopCurrent(NULL));
+}
+
+static void engine_record(cu_event e, cu_stream s)
+{
+	engine_push();
+	assert_int_equal(0, api()->cuEventRecord(e, s));
+	engine_pop();
+}
+
+/* An engine's stream and event on GPU 0 (its primary context). */
+struct engine {
+	cu_stream s;
+	cu_event e;
+};
+
+static void engine_open(struct engine *en)
+{
+	assert_int_equal(0, api()->cuCtxPushCurrent(tier_ctx));
+	assert_int_equal(0, api()->cuStreamCreate(&en->s, CU_STREAM_NON_BLOCKING));
+	assert_int_equal(0, api()->cuEventCreate(&en->e, CU_EVENT_DISABLE_TIMING));
+	assert_int_equal(0, api()->cuCtxPopCurrent(NULL));
+}
+
+static void engine_close(struct engine *en)
+{
+	assert_int_equal(0, api()->cuCtxPushCurrent(tier_ctx));
+	assert_int_equal(0, api()->cuStreamSynchronize(en->s));
+	assert_int_equal(0, api()->cuEventDestroy(en->e));
+	assert_int_equal(0, api()->cuStreamDestroy(en->s));
+	assert_int_equal(0, api()->cuCtxPopCurrent(NULL));
+}
+
+/*
+ * The engine's stream is busy (held, with the fake): its event recorded
+ * there. The tier's copies queued after accel_cuda_tier_wait_event() wait
+ * for it; an event the tier records (accel_cuda_tier_record()) completes
+ * after them, and the engine's stream, told to wait for it, reads what
+ * they wrote.
+ */
+static void copies_order_against_engine_events(void **state)
+{
+	const size_t len = 256 * KIB;
+	struct engine en, reader;
+	struct accel_cuda_tier *t;
+	struct accel_cuda_copy cp[2];
+	unsigned char *src, *back, *out;
+	cu_deviceptr dev;
+	uint64_t tk;
+	size_t i;
+
+	(void)state;
+	if (!have_driver())
+		skip();
+	t = tier(8 * MIB, 1, 0);
+	dev = accel_cuda_tier_base(t);
+	assert_int_equal(0, accel_cuda_tier_map(t, 0, accel_cuda_tier_chunk_size(t)));
+	host_buffers(t, len, 4096, &src, &back);
+	out = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(out != MAP_FAILED);
+	assert_int_equal(0, accel_cuda_tier_host_register(t, out, len));
+	engine_open(&en);
+	engine_open(&reader);
+	assert_int_equal(-EINVAL, accel_cuda_tier_wait_event(NULL, en.e));
+	assert_int_equal(-EINVAL, accel_cuda_tier_wait_event(t, NULL));
+	assert_int_equal(-EINVAL, accel_cuda_tier_record(NULL, en.e));
+	assert_int_equal(-EINVAL, accel_cuda_tier_record(t, NULL));
+	/* Never recorded: no wait (as cuStreamWaitEvent). */
+	assert_int_equal(0, accel_cuda_tier_wait_event(t, en.e));
+
+	/* The engine's stream busy, its event recorded behind that. */
+	if (have_fake)
+		assert_int_equal(0, fake.hold(en.s, 1));
+	engine_record(en.e, en.s);
+	assert_int_equal(0, accel_cuda_tier_wait_event(t, en.e));
+	/* Host -> device -> host, in one call (two runs, in order on the stream). */
+	cp[0] = (struct accel_cuda_copy){ dev, (cu_deviceptr)(uintptr_t)src, len };
+	cp[1] = (struct accel_cuda_copy){ (cu_deviceptr)(uintptr_t)back, dev, len };
+	assert_int_equal(0, accel_cuda_tier_copy(t, &cp[0], 1, &tk));
+	assert_int_equal(0, accel_cuda_tier_copy(t, &cp[1], 1, &tk));
+	assert_int_equal(0, accel_cuda_tier_record(t, reader.e));
+	/* The reader's stream waits for the tier, then reads the device. */
+	engine_push();
+	assert_int_equal(0, api()->cuStreamWaitEvent(reader.s, reader.e, 0));
+	assert_int_equal(0, api()->cuMemcpyAsync((cu_deviceptr)(uintptr_t)out, dev, len, reader.s));
+	engine_pop();
+	if (have_fake) {
+		/* Nothing ran: the engine's event is not done. */
+		assert_int_equal(-ETIMEDOUT, accel_cuda_tier_wait(t, tk, 0));
+		assert_int_equal(CU_ERROR_NOT_READY, api()->cuEventQuery(reader.e));
+		for (i = 0; i < len; i++)
+			assert_true(!back[i] && !out[i]);
+		assert_int_equal(0, fake.hold(en.s, 0));
+	}
+	assert_int_equal(0, accel_cuda_tier_wait(t, tk, -1));
+	assert_memory_equal(src, back, len);
+	engine_push();
+	assert_int_equal(0, api()->cuStreamSynchronize(reader.s));
+	engine_pop();
+	assert_memory_equal(src, out, len);
+
+	engine_close(&reader);
+	engine_close(&en);
+	assert_int_equal(0, accel_cuda_tier_host_unregister(t, out));
+	munmap(out, len);
+	host_buffers_free(t, len, src, back);
+	accel_cuda_tier_destroy(t);
+}
+
+struct release_arg {
+	cu_stream s;
+	bool released;
+};
+
+static void *release_later(void *p)
+{
+	struct release_arg *r = p;
+
+	usleep(150 * 1000);
+	__atomic_store_n(&r->released, true, __ATOMIC_SEQ_CST);
+	fake.hold(r->s, 0);
+	return NULL;
+}
+
+/*
+ * A copy call that fails after queueing part of its copies (the second
+ * cuMemcpyAsync or cuMemcpyBatchAsync fails; or the ticket's event record
+ * does) returns only once what it queued has run, though the stream is
+ * busy behind an engine event for a while (released by another thread):
+ * what it queued is done, nothing of the tier is queued any more.
+ */
+static void failed_copy_waits_for_what_it_queued(int how)
+{
+	const size_t blk = 4 * KIB, nblk = 4100, total = nblk * blk;
+	struct accel_cuda_copy *cp = calloc(nblk, sizeof(*cp));
+	struct accel_cuda_tier_stats s;
+	struct release_arg rel = { 0 };
+	struct accel_cuda_tier *t;
+	unsigned char *src, *back;
+	struct engine en;
+	cu_deviceptr base;
+	unsigned int n, first;
+	pthread_t th;
+	uint64_t tk;
+	size_t i;
+
+	assert_non_null(cp);
+	t = tier(2 * total, 0, 0);
+	base = accel_cuda_tier_base(t);
+	assert_int_equal(0, accel_cuda_tier_map(t, 0, accel_cuda_tier_size(t)));
+	host_buffers(t, total, blk, &src, &back);
+	/* Runs that do not touch: a gap after each on the device. */
+	for (i = 0; i < nblk; i++)
+		cp[i] = (struct accel_cuda_copy){ base + (cu_deviceptr)(2 * i) * blk,
+						  (cu_deviceptr)(uintptr_t)(src + i * blk), blk };
+	/* Once, so that the tier knows whether the batch call is refused. */
+	assert_int_equal(0, accel_cuda_tier_copy(t, cp, 2, &tk));
+	assert_int_equal(0, accel_cuda_tier_wait(t, tk, -1));
+	memset((void *)(uintptr_t)base, 0, 2 * total);
+	accel_cuda_tier_stats(t, &s);
+
+	engine_open(&en);
+	assert_int_equal(0, fake.hold(en.s, 1));
+	engine_record(en.e, en.s);
+	assert_int_equal(0, accel_cuda_tier_wait_event(t, en.e));
+	if (how == 0 && s.batched) {
+		/* Two batch calls (4096 + 4 runs): the second fails. */
+		n = nblk;
+		first = 4096;
+		assert_int_equal(0, fake.inject("cuMemcpyBatchAsync", 2, CU_ERROR_OUT_OF_MEMORY));
+	} else if (how == 0) {
+		n = 2;
+		first = 1;
+		assert_int_equal(0, fake.inject("cuMemcpyAsync", 2, CU_ERROR_OUT_OF_MEMORY));
+	} else {
+		/* Every copy queued, then the ticket's record fails. */
+		n = 2;
+		first = 2;
+		assert_int_equal(0, fake.inject("cuEventRecord", 1, CU_ERROR_OUT_OF_MEMORY));
+	}
+	rel.s = en.s;
+	assert_int_equal(0, pthread_create(&th, NULL, release_later, &rel));
+	assert_int_equal(-ENOMEM, accel_cuda_tier_copy(t, cp, n, &tk));
+	/* Not before the engine's stream let go, and nothing left queued. */
+	assert_true(__atomic_load_n(&rel.released, __ATOMIC_SEQ_CST));
+	assert_int_equal(0, fake.pending(NULL));
+	for (i = 0; i < first; i++)
+		assert_memory_equal((void *)(uintptr_t)cp[i].dst, src + i * blk, blk);
+	for (i = first; i < n; i++)
+		assert_int_equal(0, *(unsigned char *)(uintptr_t)cp[i].dst);
+	assert_int_equal(0, pthread_join(th, NULL));
+	fake.inject("cuMemcpyBatchAsync", 0, 0);
+	fake.inject("cuMemcpyAsync", 0, 0);
+	fake.inject("cuEventRecord", 0, 0);
+	/* The tier goes on. */
+	assert_int_equal(0, accel_cuda_tier_copy(t, cp, n, &tk));
+	assert_int_equal(0, accel_cuda_tier_wait(t, tk, -1));
+	engine_close(&en);
+	host_buffers_free(t, total, src, back);
+	accel_cuda_tier_destroy(t);
+	free(cp);
+}
+
+static void failed_enqueue_waits(void **state)
+{
+	(void)state;
+	if (!have_driver() || !have_fake_or_skip())
+		skip();
+	failed_copy_waits_for_what_it_queued(0);
+}
+
+static void failed_record_waits(void **state)
+{
+	(void)state;
+	if (!have_driver() || !have_fake_or_skip())
+		skip();
+	failed_copy_waits_for_what_it_queued(1);
+}
+
+/*
+ * The ticket ring full of copies that wait for a busy engine stream, and
+ * the wait for the oldest ticket fails: the call queued nothing (the ring
+ * slot is waited for before anything is queued).
+ */
+static void ring_wait_failure_queues_nothing(void **state)
+{
+	static unsigned char buf[4096];
+	struct accel_cuda_tier *t;
+	struct accel_cuda_copy cp;
+	struct engine en;
+	long before;
+	uint64_t tk;
+	int i;
+
+	(void)state;
+	if (!have_driver() || !have_fake_or_skip())
+		skip();
+	t = tier(4 * MIB, 1, 0);
+	assert_int_equal(0, accel_cuda_tier_map(t, 0, accel_cuda_tier_chunk_size(t)));
+	cp = (struct accel_cuda_copy){ accel_cuda_tier_base(t), (cu_deviceptr)(uintptr_t)buf,
+				       sizeof(buf) };
+	engine_open(&en);
+	assert_int_equal(0, fake.hold(en.s, 1));
+	engine_record(en.e, en.s);
+	assert_int_equal(0, accel_cuda_tier_wait_event(t, en.e));
+	for (i = 0; i < 64; i++)
+		assert_int_equal(0, accel_cuda_tier_copy(t, &cp, 1, &tk));
+	before = fake.pending(NULL);
+	assert_int_equal(0, fake.inject("cuEventSynchronize", 1, CU_ERROR_OUT_OF_MEMORY));
+	assert_int_equal(-ENOMEM, accel_cuda_tier_copy(t, &cp, 1, &tk));
+	assert_int_equal(before, fake.pending(NULL));
+	assert_int_equal(0, fake.hold(en.s, 0));
+	assert_int_equal(0, fake.pending(NULL));
+	assert_int_equal(0, accel_cuda_tier_copy(t, &cp, 1, &tk));
+	assert_int_equal(0, accel_cuda_tier_wait(t, tk, -1));
+	engine_close(&en);
+	accel_cuda_tier_destroy(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -579,7 +1014,12 @@ int main(void)
 		cmocka_unit_test(gpu_to_gpu),
 		cmocka_unit_test(dmabuf_export),
 		cmocka_unit_test(bad_arguments),
+		cmocka_unit_test(caller_context_kept),
+		cmocka_unit_test(copies_order_against_engine_events),
+		cmocka_unit_test(failed_enqueue_waits),
+		cmocka_unit_test(failed_record_waits),
+		cmocka_unit_test(ring_wait_failure_queues_nothing),
 	};
 
-	return cmocka_run_group_tests(tests, setup, NULL);
+	return cmocka_run_group_tests(tests, setup, teardown);
 }

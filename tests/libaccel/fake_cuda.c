@@ -9,9 +9,10 @@
  * cuMemCreate backs an allocation with a memfd, cuMemMap maps it over the
  * reservation (still PROT_NONE), cuMemSetAccess makes it read-write, so a
  * "device pointer" is a host address and touching memory without access
- * set faults, as on a GPU. Copies run when enqueued (streams and events
- * are bookkeeping) and check that every device byte they touch is mapped
- * with access set: CUDA_ERROR_ILLEGAL_ADDRESS otherwise.
+ * set faults, as on a GPU. Copies check, when queued, that every device
+ * byte they touch is mapped with access set (CUDA_ERROR_ILLEGAL_ADDRESS
+ * otherwise); streams run them in order as soon as nothing they wait for
+ * is unfinished (see "streams and events" below).
  *
  * One mutex over everything, copies included. Built without sanitizers:
  * it is loaded into ASan test programs, whose interceptors still check
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cuda/cuda_api.h"
@@ -40,6 +42,7 @@
 #define ERR_ILLEGAL_ADDRESS	FAKE_CU_ERROR_ILLEGAL_ADDRESS
 #define ERR_ALREADY_REGISTERED	FAKE_CU_ERROR_HOST_MEMORY_ALREADY_REGISTERED
 #define ERR_NOT_REGISTERED	FAKE_CU_ERROR_HOST_MEMORY_NOT_REGISTERED
+#define ERR_UNKNOWN		FAKE_CU_ERROR_UNKNOWN
 
 /* cuGetProcAddress's CUdriverProcAddressQueryResult. */
 #define PROC_SUCCESS		0
@@ -89,17 +92,6 @@ struct cu_ctx_st {
 	unsigned int retains;
 };
 
-struct cu_stream_st {
-	int device;
-	unsigned int flags;
-};
-
-struct cu_event_st {
-	int device;
-	unsigned int flags;
-	bool recorded;
-};
-
 /* A set of pointers (linear search: tests keep few objects). */
 struct pset {
 	void **v;
@@ -117,7 +109,10 @@ static pthread_once_t cfg_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static bool initialized;
 static struct cu_ctx_st ctxs[FAKE_CUDA_MAX_DEVICES];
-static __thread int cur_dev = -1;
+/* The calling thread's context stack (cuCtxPushCurrent), top last. */
+#define CTX_STACK		16
+static __thread cu_context ctx_stack[CTX_STACK];
+static __thread int ctx_depth;
 static struct pset reservations, allocs, host_ranges, streams, events;
 static cu_mem_handle next_handle = 1;
 static struct fake_cuda_stats st;
@@ -211,6 +206,37 @@ static cu_result enter(void)
 static void leave(void)
 {
 	pthread_mutex_unlock(&lock);
+}
+
+/*
+ * Failure injection (fake_cuda_fail()): armed entry points, by name. An
+ * entry point that takes part calls injected(__func__) first, before it
+ * locks anything: non-zero means "return this, do nothing".
+ */
+#define INJECT_SLOTS		8
+static struct {
+	char name[48];
+	unsigned int nth;	/* calls left until the failure; 0: free slot */
+	cu_result r;
+} inject[INJECT_SLOTS];
+
+static cu_result injected(const char *name)
+{
+	cu_result r = CU_SUCCESS;
+	int i;
+
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < INJECT_SLOTS; i++) {
+		if (!inject[i].nth || strcmp(inject[i].name, name))
+			continue;
+		if (!--inject[i].nth) {
+			r = inject[i].r;
+			st.injected++;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&lock);
+	return r;
 }
 
 static bool valid_device(int dev)
@@ -365,6 +391,7 @@ static const struct {
 	{ ERR_NOT_REGISTERED, "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED" },
 	{ CU_ERROR_NOT_PERMITTED, "CUDA_ERROR_NOT_PERMITTED" },
 	{ CU_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED" },
+	{ ERR_UNKNOWN, "CUDA_ERROR_UNKNOWN" },
 };
 
 static cu_result cuGetErrorName(cu_result error, const char **name)
@@ -484,25 +511,98 @@ out:
 	return r;
 }
 
+/* A live primary context: one of ctxs[], retained. */
+static bool ctx_live(cu_context ctx)
+{
+	int i;
+
+	for (i = 0; i < cfg.devices; i++)
+		if (ctx == &ctxs[i])
+			return ctxs[i].retains != 0;
+	return false;
+}
+
+/* The calling thread's current context: the top of its stack, or NULL. */
+static cu_context cur_ctx(void)
+{
+	return ctx_depth ? ctx_stack[ctx_depth - 1] : NULL;
+}
+
+/* As the driver: replaces the top of the stack; NULL pops it. */
 static cu_result cuCtxSetCurrent(cu_context ctx)
 {
 	cu_result r = enter();
-	int i;
 
 	if (r)
 		goto out;
 	if (!ctx) {
-		cur_dev = -1;
+		if (ctx_depth)
+			ctx_depth--;
 		goto out;
 	}
-	r = ERR_INVALID_CONTEXT;
-	for (i = 0; i < cfg.devices; i++) {
-		if (ctx == &ctxs[i] && ctxs[i].retains) {
-			cur_dev = i;
-			r = CU_SUCCESS;
-		}
+	if (!ctx_live(ctx)) {
+		r = ERR_INVALID_CONTEXT;
+		goto out;
 	}
+	if (!ctx_depth)
+		ctx_depth = 1;
+	ctx_stack[ctx_depth - 1] = ctx;
 out:
+	leave();
+	return r;
+}
+
+static cu_result cuCtxPushCurrent(cu_context ctx)
+{
+	cu_result r = injected(__func__);
+
+	if (r)
+		return r;
+	r = enter();
+	if (r)
+		goto out;
+	if (!ctx)
+		r = CU_ERROR_INVALID_VALUE;
+	else if (!ctx_live(ctx))
+		r = ERR_INVALID_CONTEXT;
+	else if (ctx_depth == CTX_STACK)
+		r = CU_ERROR_OUT_OF_MEMORY;
+	else
+		ctx_stack[ctx_depth++] = ctx;
+out:
+	leave();
+	return r;
+}
+
+static cu_result cuCtxPopCurrent(cu_context *pctx)
+{
+	cu_result r = injected(__func__);
+
+	if (r)
+		return r;
+	r = enter();
+	if (r)
+		goto out;
+	if (!ctx_depth) {
+		r = ERR_INVALID_CONTEXT;
+		goto out;
+	}
+	ctx_depth--;
+	if (pctx)
+		*pctx = ctx_stack[ctx_depth];
+out:
+	leave();
+	return r;
+}
+
+static cu_result cuCtxGetCurrent(cu_context *pctx)
+{
+	cu_result r = enter();
+
+	if (!r && !pctx)
+		r = CU_ERROR_INVALID_VALUE;
+	else if (!r)
+		*pctx = cur_ctx();
 	leave();
 	return r;
 }
@@ -510,10 +610,21 @@ out:
 /* The calling thread's device: its current context must be live. */
 static cu_result current_device(int *dev)
 {
-	if (cur_dev < 0 || !ctxs[cur_dev].retains)
+	cu_context c = cur_ctx();
+
+	if (!c || !c->retains)
 		return ERR_INVALID_CONTEXT;
-	*dev = cur_dev;
+	*dev = c->device;
 	return CU_SUCCESS;
+}
+
+/* Work for @dev's streams submitted while another context (or none) is current. */
+static void note_ctx(int dev)
+{
+	cu_context c = cur_ctx();
+
+	if (!c || c->device != dev)
+		st.foreign_ctx_calls++;
 }
 
 /* --- virtual memory management -------------------------------------------- */
@@ -890,6 +1001,219 @@ static bool host_registered(uintptr_t p, size_t size)
 
 /* --- streams and events --------------------------------------------------- */
 
+/*
+ * A stream is a queue of operations run in order, each as soon as it can:
+ * a copy or an event record at once, a wait once its event's record has
+ * run. So a stream runs its work when it is queued, except behind a wait
+ * on an event recorded on a stream that is held back (fake_cuda_hold())
+ * or itself waiting: then the work stays queued until that is released,
+ * as on a GPU whose stream is busy. run_streams() makes the progress; the
+ * blocking calls (cuStreamSynchronize, cuEventSynchronize) sleep on
+ * progress_cv until theirs is made, or give up after SYNC_TIMEOUT_S with
+ * CUDA_ERROR_UNKNOWN (a test that would hang). The NULL stream has no
+ * queue: its work runs at once (a wait on it blocks the caller).
+ */
+#define SYNC_TIMEOUT_S		10
+
+enum op_kind { OP_COPY, OP_RECORD, OP_WAIT };
+
+struct op {
+	struct op *next;
+	enum op_kind kind;
+	cu_deviceptr dst, src;		/* OP_COPY */
+	size_t size;
+	cu_event ev;			/* OP_RECORD, OP_WAIT */
+	unsigned long long seq;		/* the record made, or waited for */
+};
+
+struct cu_stream_st {
+	int device;
+	unsigned int flags;
+	bool held;			/* fake_cuda_hold() */
+	bool destroyed;			/* freed once its queue has run */
+	struct op *head, **tail;
+	unsigned long pending;
+};
+
+/*
+ * Records are numbered (last: the latest made); those queued and not run
+ * yet are in queued[]. A wait is for one record, the latest when it was
+ * made, whatever is recorded later.
+ */
+struct cu_event_st {
+	int device;
+	unsigned int flags;
+	unsigned long long last;
+	unsigned long long *queued;
+	size_t nr_queued, room;
+	unsigned int refs;		/* queued operations naming it */
+	bool destroyed;			/* freed at refs 0 */
+};
+
+static pthread_cond_t progress_cv = PTHREAD_COND_INITIALIZER;
+static struct pset queues;		/* every stream with a queue, destroyed ones too */
+
+static void event_free(cu_event e)
+{
+	free(e->queued);
+	free(e);
+}
+
+static void event_put(cu_event e)
+{
+	if (!--e->refs && e->destroyed)
+		event_free(e);
+}
+
+/* Has record @seq of @e run (0: none was made)? */
+static bool event_done(const struct cu_event_st *e, unsigned long long seq)
+{
+	size_t i;
+
+	for (i = 0; i < e->nr_queued; i++)
+		if (e->queued[i] == seq)
+			return false;
+	return true;
+}
+
+static void event_ran(cu_event e, unsigned long long seq)
+{
+	size_t i;
+
+	for (i = 0; i < e->nr_queued; i++) {
+		if (e->queued[i] == seq) {
+			e->queued[i] = e->queued[--e->nr_queued];
+			return;
+		}
+	}
+}
+
+static cu_result event_queue(cu_event e, unsigned long long seq)
+{
+	if (e->nr_queued == e->room) {
+		size_t room = e->room ? 2 * e->room : 4;
+		unsigned long long *q = realloc(e->queued, room * sizeof(*q));
+
+		if (!q)
+			return CU_ERROR_OUT_OF_MEMORY;
+		e->queued = q;
+		e->room = room;
+	}
+	e->queued[e->nr_queued++] = seq;
+	return CU_SUCCESS;
+}
+
+static cu_result check_copy(cu_deviceptr dst, cu_deviceptr src, size_t size, int dev,
+			    bool *pageable);
+static void do_copy(cu_deviceptr dst, cu_deviceptr src, size_t size, int dev, bool pageable);
+
+/* Run @op (at the head of @s, not blocked). */
+static void run_op(struct cu_stream_st *s, struct op *op)
+{
+	bool pageable = false;
+
+	switch (op->kind) {
+	case OP_COPY:
+		/* Checked when queued; what it touches may have gone since. */
+		if (check_copy(op->dst, op->src, op->size, s->device, &pageable))
+			st.late_faults++;
+		else
+			do_copy(op->dst, op->src, op->size, s->device, pageable);
+		break;
+	case OP_RECORD:
+		event_ran(op->ev, op->seq);
+		event_put(op->ev);
+		break;
+	case OP_WAIT:
+		event_put(op->ev);
+		break;
+	}
+}
+
+/* Run what can run, on every stream, until nothing more can. Lock held. */
+static void run_streams(void)
+{
+	bool progress, any = false;
+	size_t i;
+
+	do {
+		progress = false;
+		for (i = 0; i < queues.n; i++) {
+			struct cu_stream_st *s = queues.v[i];
+			struct op *op;
+
+			while (!s->held && (op = s->head)) {
+				if (op->kind == OP_WAIT && !event_done(op->ev, op->seq))
+					break;
+				s->head = op->next;
+				if (!s->head)
+					s->tail = &s->head;
+				s->pending--;
+				st.pending_ops--;
+				run_op(s, op);
+				free(op);
+				progress = any = true;
+			}
+		}
+	} while (progress);
+	for (i = 0; i < queues.n; ) {
+		struct cu_stream_st *s = queues.v[i];
+
+		if (s->destroyed && !s->head) {
+			pset_del(&queues, s);
+			free(s);
+			continue;
+		}
+		i++;
+	}
+	if (any)
+		pthread_cond_broadcast(&progress_cv);
+}
+
+/* Queue an operation on @s (not NULL) and run what can run. Lock held. */
+static cu_result queue_op(struct cu_stream_st *s, const struct op *tmpl)
+{
+	struct op *op = malloc(sizeof(*op));
+
+	if (!op)
+		return CU_ERROR_OUT_OF_MEMORY;
+	*op = *tmpl;
+	op->next = NULL;
+	if (op->ev)
+		op->ev->refs++;
+	*s->tail = op;
+	s->tail = &op->next;
+	s->pending++;
+	st.pending_ops++;
+	run_streams();
+	return CU_SUCCESS;
+}
+
+/* Sleep (lock held) until @done(@arg), or SYNC_TIMEOUT_S: CUDA_ERROR_UNKNOWN. */
+static cu_result wait_for(bool (*done)(const void *arg, unsigned long long seq), const void *arg,
+			  unsigned long long seq)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SYNC_TIMEOUT_S;
+	while (!done(arg, seq))
+		if (pthread_cond_timedwait(&progress_cv, &lock, &until) == ETIMEDOUT)
+			return done(arg, seq) ? CU_SUCCESS : ERR_UNKNOWN;
+	return CU_SUCCESS;
+}
+
+static bool stream_idle(const void *arg, unsigned long long seq)
+{
+	(void)seq;
+	return !((const struct cu_stream_st *)arg)->head;
+}
+
+static bool event_reached(const void *arg, unsigned long long seq)
+{
+	return event_done(arg, seq);
+}
+
 /* The device a stream's work runs on; NULL: the current context's. */
 static cu_result stream_device(cu_stream s, int *dev)
 {
@@ -921,8 +1245,15 @@ static cu_result cuStreamCreate(cu_stream *stream, unsigned int flags)
 		r = CU_ERROR_OUT_OF_MEMORY;
 		goto out;
 	}
+	if (pset_add(&queues, s)) {
+		pset_del(&streams, s);
+		free(s);
+		r = CU_ERROR_OUT_OF_MEMORY;
+		goto out;
+	}
 	s->device = dev;
 	s->flags = flags;
+	s->tail = &s->head;
 	*stream = s;
 	st.streams++;
 out:
@@ -930,6 +1261,7 @@ out:
 	return r;
 }
 
+/* As the driver: returns at once; queued work still runs, then it goes. */
 static cu_result cuStreamDestroy(cu_stream stream)
 {
 	cu_result r = enter();
@@ -940,8 +1272,10 @@ static cu_result cuStreamDestroy(cu_stream stream)
 		r = CU_ERROR_INVALID_VALUE;
 		goto out;
 	}
-	free(stream);
+	stream->destroyed = true;
+	stream->held = false;
 	st.streams--;
+	run_streams();
 out:
 	leave();
 	return r;
@@ -949,11 +1283,56 @@ out:
 
 static cu_result cuStreamSynchronize(cu_stream stream)
 {
-	cu_result r = enter();
+	cu_result r = injected(__func__);
 	int dev;
 
+	if (r)
+		return r;
+	r = enter();
 	if (!r)
 		r = stream_device(stream, &dev);
+	if (!r) {
+		note_ctx(dev);
+		if (stream)
+			r = wait_for(stream_idle, stream, 0);
+	}
+	leave();
+	return r;
+}
+
+/* Flags: CU_EVENT_WAIT_DEFAULT only (not CU_EVENT_WAIT_EXTERNAL). */
+static cu_result cuStreamWaitEvent(cu_stream stream, cu_event event, unsigned int flags)
+{
+	cu_result r = injected(__func__);
+	int dev;
+
+	if (r)
+		return r;
+	r = enter();
+	if (r)
+		goto out;
+	if (flags != CU_EVENT_WAIT_DEFAULT) {
+		r = CU_ERROR_INVALID_VALUE;
+		goto out;
+	}
+	if (!pset_has(&events, event)) {
+		r = ERR_INVALID_HANDLE;
+		goto out;
+	}
+	r = stream_device(stream, &dev);
+	if (r)
+		goto out;
+	note_ctx(dev);
+	st.stream_waits++;
+	/* Never recorded, or its latest record has run: nothing to wait for. */
+	if (event_done(event, event->last))
+		goto out;
+	if (!stream)
+		r = wait_for(event_reached, event, event->last);
+	else
+		r = queue_op(stream, &(struct op){ .kind = OP_WAIT, .ev = event,
+						   .seq = event->last });
+out:
 	leave();
 	return r;
 }
@@ -987,6 +1366,7 @@ out:
 	return r;
 }
 
+/* As the driver: returns at once; records queued still run. */
 static cu_result cuEventDestroy(cu_event event)
 {
 	cu_result r = enter();
@@ -997,18 +1377,25 @@ static cu_result cuEventDestroy(cu_event event)
 		r = CU_ERROR_INVALID_VALUE;
 		goto out;
 	}
-	free(event);
+	if (event->refs)
+		event->destroyed = true;
+	else
+		event_free(event);
 	st.events--;
 out:
 	leave();
 	return r;
 }
 
+/* The event and the stream must be of one context (one device here). */
 static cu_result cuEventRecord(cu_event event, cu_stream stream)
 {
-	cu_result r = enter();
+	cu_result r = injected(__func__);
 	int dev;
 
+	if (r)
+		return r;
+	r = enter();
 	if (r)
 		goto out;
 	if (!pset_has(&events, event)) {
@@ -1016,8 +1403,23 @@ static cu_result cuEventRecord(cu_event event, cu_stream stream)
 		goto out;
 	}
 	r = stream_device(stream, &dev);
-	if (!r)
-		event->recorded = true;		/* the work before it is done */
+	if (r)
+		goto out;
+	if (event->device != dev) {
+		r = ERR_INVALID_HANDLE;
+		goto out;
+	}
+	note_ctx(dev);
+	event->last++;
+	if (!stream)
+		goto out;		/* done at once */
+	r = event_queue(event, event->last);
+	if (!r) {
+		r = queue_op(stream, &(struct op){ .kind = OP_RECORD, .ev = event,
+						   .seq = event->last });
+		if (r)
+			event_ran(event, event->last);
+	}
 out:
 	leave();
 	return r;
@@ -1025,17 +1427,32 @@ out:
 
 static cu_result cuEventQuery(cu_event event)
 {
-	cu_result r = enter();
+	cu_result r = injected(__func__);
 
+	if (r)
+		return r;
+	r = enter();
 	if (!r && !pset_has(&events, event))
 		r = ERR_INVALID_HANDLE;
+	if (!r && !event_done(event, event->last))
+		r = CU_ERROR_NOT_READY;
 	leave();
 	return r;
 }
 
 static cu_result cuEventSynchronize(cu_event event)
 {
-	return cuEventQuery(event);
+	cu_result r = injected(__func__);
+
+	if (r)
+		return r;
+	r = enter();
+	if (!r && !pset_has(&events, event))
+		r = ERR_INVALID_HANDLE;
+	if (!r)
+		r = wait_for(event_reached, event, event->last);
+	leave();
+	return r;
 }
 
 /* --- copies ---------------------------------------------------------------- */
@@ -1099,12 +1516,27 @@ static void do_copy(cu_deviceptr dst, cu_deviceptr src, size_t size, int dev, bo
 	st.copies_by_device[dev]++;
 }
 
+/* A checked copy: run at once on the NULL stream, else queued on @stream. */
+static cu_result submit_copy(cu_stream stream, cu_deviceptr dst, cu_deviceptr src, size_t size,
+			     int dev, bool pageable)
+{
+	if (!stream) {
+		do_copy(dst, src, size, dev, pageable);
+		return CU_SUCCESS;
+	}
+	return queue_op(stream, &(struct op){ .kind = OP_COPY, .dst = dst, .src = src,
+					      .size = size });
+}
+
 static cu_result cuMemcpyAsync(cu_deviceptr dst, cu_deviceptr src, size_t size, cu_stream stream)
 {
 	bool pageable = false;
-	cu_result r = enter();
+	cu_result r = injected(__func__);
 	int dev;
 
+	if (r)
+		return r;
+	r = enter();
 	if (r)
 		goto out;
 	r = stream_device(stream, &dev);
@@ -1112,23 +1544,31 @@ static cu_result cuMemcpyAsync(cu_deviceptr dst, cu_deviceptr src, size_t size, 
 		r = check_copy(dst, src, size, dev, &pageable);
 	if (r)
 		goto out;
-	do_copy(dst, src, size, dev, pageable);
-	st.memcpy_async++;
+	note_ctx(dev);
+	r = submit_copy(stream, dst, src, size, dev, pageable);
+	if (!r)
+		st.memcpy_async++;
 out:
 	leave();
 	return r;
 }
 
-/* CUDA 12.8's, with failIdx. Every copy is checked before any runs. */
+/* CUDA 12.8's, with failIdx. Every copy is checked before any is queued. */
 static cu_result cuMemcpyBatchAsync(cu_deviceptr *dsts, cu_deviceptr *srcs, size_t *sizes,
 				    size_t count, struct cu_memcpy_attributes *attrs,
 				    size_t *attrs_idxs, size_t num_attrs, size_t *fail_idx,
 				    cu_stream stream)
 {
 	size_t i, bad = SIZE_MAX;
-	cu_result r = enter();
+	cu_result r = injected(__func__);
 	int dev;
 
+	if (r) {
+		if (fail_idx)
+			*fail_idx = SIZE_MAX;
+		return r;
+	}
+	r = enter();
 	if (r)
 		goto out;
 	r = CU_ERROR_INVALID_VALUE;
@@ -1159,11 +1599,12 @@ static cu_result cuMemcpyBatchAsync(cu_deviceptr *dsts, cu_deviceptr *srcs, size
 			goto out;
 		}
 	}
-	for (i = 0; i < count; i++) {
-		bool pageable = false;
-
-		check_copy(dsts[i], srcs[i], sizes[i], dev, &pageable);
-		do_copy(dsts[i], srcs[i], sizes[i], dev, pageable);
+	note_ctx(dev);
+	for (i = 0; !r && i < count; i++)
+		r = submit_copy(stream, dsts[i], srcs[i], sizes[i], dev, false);
+	if (r) {
+		bad = i - 1;	/* out of memory: the copies before it are queued */
+		goto out;
 	}
 	st.batches++;
 	st.batch_copies += count;
@@ -1229,6 +1670,9 @@ static const struct {
 	SYM(cuDevicePrimaryCtxRetain, 7000, ALWAYS),
 	SYM(cuDevicePrimaryCtxRelease, 11000, ALWAYS),
 	SYM(cuCtxSetCurrent, 4000, ALWAYS),
+	SYM(cuCtxPushCurrent, 4000, ALWAYS),
+	SYM(cuCtxPopCurrent, 4000, ALWAYS),
+	SYM(cuCtxGetCurrent, 4000, ALWAYS),
 	SYM(cuMemGetAllocationGranularity, 10020, ALWAYS),
 	SYM(cuMemAddressReserve, 10020, ALWAYS),
 	SYM(cuMemAddressFree, 10020, ALWAYS),
@@ -1242,6 +1686,7 @@ static const struct {
 	SYM(cuStreamCreate, 2000, ALWAYS),
 	SYM(cuStreamDestroy, 4000, ALWAYS),
 	SYM(cuStreamSynchronize, 2000, ALWAYS),
+	SYM(cuStreamWaitEvent, 3020, ALWAYS),
 	SYM(cuEventCreate, 2000, ALWAYS),
 	SYM(cuEventDestroy, 4000, ALWAYS),
 	SYM(cuEventRecord, 2000, ALWAYS),
@@ -1309,6 +1754,7 @@ EXPORT void fake_cuda_reset_stats(void)
 	st.creates = st.maps = st.unmaps = st.set_access = 0;
 	st.memcpy_async = st.batches = st.batch_copies = 0;
 	st.bytes_copied = st.pageable_copies = 0;
+	st.foreign_ctx_calls = st.late_faults = st.stream_waits = st.injected = 0;
 	memset(st.copies_by_device, 0, sizeof(st.copies_by_device));
 	pthread_mutex_unlock(&lock);
 }
@@ -1328,5 +1774,68 @@ EXPORT unsigned int fake_cuda_access(unsigned long long ptr)
 
 EXPORT int fake_cuda_current_device(void)
 {
-	return cur_dev;
+	cu_context c = cur_ctx();
+
+	return c ? c->device : -1;
+}
+
+EXPORT int fake_cuda_context_depth(void)
+{
+	return ctx_depth;
+}
+
+EXPORT int fake_cuda_hold(void *handle, int hold)
+{
+	cu_stream stream = handle;
+	int ret = -1;
+
+	pthread_mutex_lock(&lock);
+	if (pset_has(&streams, stream)) {
+		stream->held = hold;
+		if (!hold)
+			run_streams();
+		ret = 0;
+	}
+	pthread_mutex_unlock(&lock);
+	return ret;
+}
+
+EXPORT long fake_cuda_pending(void *handle)
+{
+	cu_stream stream = handle;
+	long n = -1;
+
+	pthread_mutex_lock(&lock);
+	if (!stream)
+		n = (long)st.pending_ops;
+	else if (pset_has(&streams, stream))
+		n = (long)stream->pending;
+	pthread_mutex_unlock(&lock);
+	return n;
+}
+
+EXPORT int fake_cuda_fail(const char *name, unsigned int nth, int result)
+{
+	int i, ret = -1;
+
+	if (!name || strlen(name) >= sizeof(inject[0].name))
+		return -1;
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < INJECT_SLOTS; i++) {
+		if (inject[i].nth && !strcmp(inject[i].name, name)) {
+			inject[i].nth = 0;	/* re-armed below, or disarmed */
+			break;
+		}
+	}
+	for (i = 0; nth && i < INJECT_SLOTS; i++) {
+		if (!inject[i].nth) {
+			strcpy(inject[i].name, name);
+			inject[i].nth = nth;
+			inject[i].r = result;
+			break;
+		}
+	}
+	ret = !nth || i < INJECT_SLOTS ? 0 : -1;
+	pthread_mutex_unlock(&lock);
+	return ret;
 }

@@ -23,6 +23,22 @@
  *                             the device of the stream it runs on (by
  *                             default, by any device)
  *
+ * Contexts: each thread has a stack of current contexts (cuCtxPushCurrent,
+ * cuCtxPopCurrent; cuCtxSetCurrent replaces the top), as the driver.
+ * Stream work submitted while the stream's device's context is not the
+ * current one is allowed, and counted (foreign_ctx_calls).
+ *
+ * Streams run their work in order as soon as it can run: a copy queued on
+ * a free stream has run when the call returns. Work queued behind
+ * cuStreamWaitEvent on an event whose latest record has not run stays
+ * queued until it has; fake_cuda_hold() holds a stream back (nothing on it
+ * runs), so a test can keep an event unfinished as long as it likes. The
+ * blocking calls (cuStreamSynchronize, cuEventSynchronize) wait for that
+ * (another thread releases the hold), for at most 10 s, then fail
+ * CUDA_ERROR_UNKNOWN. A copy is checked when queued and again when it
+ * runs; one whose memory went in between is skipped and counted
+ * (late_faults).
+ *
  * The test-only entry points below are exported by the fake, not by a real
  * driver: look them up with fake_cuda_bind() once libcuda.so.1 is loaded.
  */
@@ -38,6 +54,7 @@
 #define FAKE_CU_ERROR_ILLEGAL_ADDRESS			700
 #define FAKE_CU_ERROR_HOST_MEMORY_ALREADY_REGISTERED	712
 #define FAKE_CU_ERROR_HOST_MEMORY_NOT_REGISTERED	713
+#define FAKE_CU_ERROR_UNKNOWN				999
 
 #define FAKE_CUDA_MAX_DEVICES		32
 #define FAKE_CUDA_GRANULARITY		(2ULL << 20)
@@ -62,6 +79,11 @@ struct fake_cuda_stats {
 	unsigned long long streams;		/* streams live */
 	unsigned long long events;		/* events live */
 	unsigned long long reservations;	/* cuMemAddressReserve'd ranges live */
+	unsigned long long pending_ops;		/* stream operations queued, not yet run */
+	unsigned long long foreign_ctx_calls;	/* stream work with another context current */
+	unsigned long long late_faults;		/* queued copies whose memory went before they ran */
+	unsigned long long stream_waits;	/* successful cuStreamWaitEvent */
+	unsigned long long injected;		/* failures injected (fake_cuda_fail) */
 	/* Copies (both kinds) by the device of the stream they ran on. */
 	unsigned long long copies_by_device[FAKE_CUDA_MAX_DEVICES];
 };
@@ -72,12 +94,31 @@ void fake_cuda_reset_stats(void);
 unsigned int fake_cuda_access(unsigned long long ptr);
 /* The device of the calling thread's current context, or -1. */
 int fake_cuda_current_device(void);
+/* How many contexts the calling thread's stack holds. */
+int fake_cuda_context_depth(void);
+/* Hold @stream back (nothing on it runs) or let it go: 0, or -1 (no such stream). */
+int fake_cuda_hold(void *stream, int hold);
+/* Operations queued on @stream and not run yet (NULL: on every stream), or -1. */
+long fake_cuda_pending(void *stream);
+/*
+ * Make the @nth next call (1: the next) of entry point @name return
+ * @result, doing nothing; @nth 0 disarms @name. Entry points that take
+ * part: cuCtxPushCurrent, cuCtxPopCurrent, cuStreamSynchronize,
+ * cuStreamWaitEvent, cuEventRecord, cuEventQuery, cuEventSynchronize,
+ * cuMemcpyAsync, cuMemcpyBatchAsync (failIdx SIZE_MAX). At most 8 armed.
+ * 0, or -1.
+ */
+int fake_cuda_fail(const char *name, unsigned int nth, int result);
 
 struct fake_cuda_ops {
 	void (*stats)(struct fake_cuda_stats *s);
 	void (*reset_stats)(void);
 	unsigned int (*access)(unsigned long long ptr);
 	int (*current_device)(void);
+	int (*context_depth)(void);
+	int (*hold)(void *stream, int hold);
+	long (*pending)(void *stream);
+	int (*inject)(const char *name, unsigned int nth, int result);
 };
 
 /*
@@ -95,7 +136,12 @@ static inline int fake_cuda_bind(struct fake_cuda_ops *ops)
 	*(void **)&ops->reset_stats = dlsym(lib, "fake_cuda_reset_stats");
 	*(void **)&ops->access = dlsym(lib, "fake_cuda_access");
 	*(void **)&ops->current_device = dlsym(lib, "fake_cuda_current_device");
-	if (ops->stats && ops->reset_stats && ops->access && ops->current_device)
+	*(void **)&ops->context_depth = dlsym(lib, "fake_cuda_context_depth");
+	*(void **)&ops->hold = dlsym(lib, "fake_cuda_hold");
+	*(void **)&ops->pending = dlsym(lib, "fake_cuda_pending");
+	*(void **)&ops->inject = dlsym(lib, "fake_cuda_fail");
+	if (ops->stats && ops->reset_stats && ops->access && ops->current_device &&
+	    ops->context_depth && ops->hold && ops->pending && ops->inject)
 		ret = 0;
 	dlclose(lib);		/* the loader's reference keeps it loaded */
 	return ret;

@@ -410,6 +410,241 @@ static void errors(void **state)
 	assert_int_equal(0, s.streams);
 }
 
+/* Per-thread context stacks: push, pop, get, set replacing the top. */
+static void context_stack(void **state)
+{
+	const struct accel_cuda *c = load();
+	const struct accel_cuda_api *a;
+	struct fake_cuda_ops fake;
+	cu_context c0, c1, cur = NULL;
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(0, fake_cuda_bind(&fake));
+	a = &c->api;
+	assert_int_equal(0, a->cuDevicePrimaryCtxRetain(&c0, 0));
+	assert_int_equal(0, a->cuDevicePrimaryCtxRetain(&c1, 1));
+	assert_int_equal(0, fake.context_depth());
+	assert_int_equal(0, a->cuCtxGetCurrent(&cur));
+	assert_null(cur);
+	assert_int_equal(FAKE_CU_ERROR_INVALID_CONTEXT, a->cuCtxPopCurrent(&cur));
+	assert_int_equal(CU_ERROR_INVALID_VALUE, a->cuCtxPushCurrent(NULL));
+	assert_int_equal(CU_ERROR_INVALID_VALUE, a->cuCtxGetCurrent(NULL));
+
+	assert_int_equal(0, a->cuCtxPushCurrent(c1));
+	assert_int_equal(0, a->cuCtxPushCurrent(c0));
+	assert_int_equal(2, fake.context_depth());
+	assert_int_equal(0, fake.current_device());
+	assert_int_equal(0, a->cuCtxGetCurrent(&cur));
+	assert_ptr_equal(c0, cur);
+	assert_int_equal(0, a->cuCtxPopCurrent(&cur));
+	assert_ptr_equal(c0, cur);
+	assert_int_equal(1, fake.current_device());
+	/* Set replaces the top; NULL pops it. */
+	assert_int_equal(0, a->cuCtxSetCurrent(c0));
+	assert_int_equal(1, fake.context_depth());
+	assert_int_equal(0, fake.current_device());
+	assert_int_equal(0, a->cuCtxSetCurrent(NULL));
+	assert_int_equal(0, fake.context_depth());
+	assert_int_equal(-1, fake.current_device());
+	assert_int_equal(0, a->cuCtxSetCurrent(c1));
+	assert_int_equal(0, a->cuCtxPopCurrent(NULL));
+	assert_int_equal(0, fake.context_depth());
+	/* A context released to nothing cannot be pushed. */
+	assert_int_equal(0, a->cuDevicePrimaryCtxRelease(1));
+	assert_int_equal(FAKE_CU_ERROR_INVALID_CONTEXT, a->cuCtxPushCurrent(c1));
+	assert_int_equal(0, a->cuDevicePrimaryCtxRelease(0));
+}
+
+/*
+ * Stream order: work queued behind a wait on an event of a held stream
+ * stays queued until the hold goes; records say so; a record on a free
+ * stream is done at once; work submitted with the wrong context current
+ * is counted; a destroyed stream still runs what it has queued.
+ */
+static void streams_wait_for_events(void **state)
+{
+	const struct accel_cuda *c = load();
+	const struct accel_cuda_api *a;
+	struct fake_cuda_ops fake;
+	struct fake_cuda_stats s;
+	static unsigned char src[4096], dst[4096], dst2[4096];
+	cu_context c0, c1;
+	cu_stream s0, s1, s2;
+	cu_event e0, e1, e2;
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(0, fake_cuda_bind(&fake));
+	a = &c->api;
+	memset(src, 0x5a, sizeof(src));
+	memset(dst, 0, sizeof(dst));
+	memset(dst2, 0, sizeof(dst2));
+	assert_int_equal(0, a->cuDevicePrimaryCtxRetain(&c0, 0));
+	assert_int_equal(0, a->cuDevicePrimaryCtxRetain(&c1, 1));
+	assert_int_equal(0, a->cuCtxPushCurrent(c1));
+	assert_int_equal(0, a->cuStreamCreate(&s1, CU_STREAM_NON_BLOCKING));
+	assert_int_equal(0, a->cuEventCreate(&e1, CU_EVENT_DISABLE_TIMING));
+	assert_int_equal(0, a->cuCtxPushCurrent(c0));
+	assert_int_equal(0, a->cuStreamCreate(&s0, CU_STREAM_NON_BLOCKING));
+	assert_int_equal(0, a->cuStreamCreate(&s2, CU_STREAM_NON_BLOCKING));
+	assert_int_equal(0, a->cuEventCreate(&e0, CU_EVENT_DISABLE_TIMING));
+	assert_int_equal(0, a->cuEventCreate(&e2, CU_EVENT_DISABLE_TIMING));
+	fake.reset_stats();
+
+	/* An event never recorded: done, and a wait on it is no wait. */
+	assert_int_equal(0, a->cuEventQuery(e0));
+	assert_int_equal(0, a->cuStreamWaitEvent(s0, e0, 0));
+	assert_int_equal(CU_ERROR_INVALID_VALUE, a->cuStreamWaitEvent(s0, e0, 1));
+	assert_int_equal(FAKE_CU_ERROR_INVALID_HANDLE, a->cuStreamWaitEvent(s0, NULL, 0));
+	/* Events record on streams of their own device only. */
+	assert_int_equal(FAKE_CU_ERROR_INVALID_HANDLE, a->cuEventRecord(e1, s0));
+
+	/* Device 1's stream held, its event recorded: not done. */
+	assert_int_equal(0, fake.hold(s1, 1));
+	assert_int_equal(0, a->cuEventRecord(e1, s1));		/* device 1 work, c0 current */
+	assert_int_equal(CU_ERROR_NOT_READY, a->cuEventQuery(e1));
+	/* s0 waits on it (another device's event: allowed), then copies, then records. */
+	assert_int_equal(0, a->cuStreamWaitEvent(s0, e1, 0));
+	assert_int_equal(0, a->cuMemcpyAsync((uintptr_t)dst, (uintptr_t)src, sizeof(src), s0));
+	assert_int_equal(0, a->cuEventRecord(e0, s0));
+	/* s2 waits on s0's record: a chain. */
+	assert_int_equal(0, a->cuStreamWaitEvent(s2, e0, 0));
+	assert_int_equal(0, a->cuMemcpyAsync((uintptr_t)dst2, (uintptr_t)dst, sizeof(dst), s2));
+	assert_int_equal(0, a->cuEventRecord(e2, s2));
+	assert_int_equal(0, dst[0]);
+	assert_int_equal(0, dst2[0]);
+	assert_int_equal(CU_ERROR_NOT_READY, a->cuEventQuery(e0));
+	assert_int_equal(CU_ERROR_NOT_READY, a->cuEventQuery(e2));
+	assert_int_equal(3, fake.pending(s0));
+	assert_int_equal(3, fake.pending(s2));
+	assert_int_equal(7, fake.pending(NULL));
+	/* Recorded again, done at once: s2 still waits for the record it saw. */
+	assert_int_equal(0, a->cuEventRecord(e0, NULL));
+	assert_int_equal(0, a->cuEventQuery(e0));
+	assert_int_equal(0, a->cuMemcpyAsync((uintptr_t)dst2, (uintptr_t)src, 1, s2));
+	assert_int_equal(0, dst2[0]);
+	assert_int_equal(4, fake.pending(s2));
+	fake.stats(&s);
+	assert_int_equal(1, s.foreign_ctx_calls);		/* e1 on s1 with c0 current */
+	assert_int_equal(3, s.stream_waits);
+
+	/* The hold goes: everything runs, in order. */
+	assert_int_equal(0, fake.hold(s1, 0));
+	assert_int_equal(0, fake.pending(NULL));
+	assert_int_equal(0x5a, dst[4095]);
+	assert_int_equal(0x5a, dst2[4095]);
+	assert_int_equal(0, a->cuEventQuery(e1));
+	assert_int_equal(0, a->cuEventQuery(e2));
+	assert_int_equal(0, a->cuStreamSynchronize(s2));
+
+	/* A destroyed stream runs what it holds; the event named outlives its handle. */
+	memset(dst, 0, sizeof(dst));
+	assert_int_equal(0, fake.hold(s1, 1));
+	assert_int_equal(0, a->cuEventRecord(e1, s1));
+	assert_int_equal(0, a->cuStreamWaitEvent(s0, e1, 0));
+	assert_int_equal(0, a->cuMemcpyAsync((uintptr_t)dst, (uintptr_t)src, sizeof(src), s0));
+	assert_int_equal(0, a->cuStreamDestroy(s0));
+	assert_int_equal(0, a->cuEventDestroy(e1));
+	assert_int_equal(0, dst[0]);
+	assert_int_equal(0, fake.hold(s1, 0));
+	assert_int_equal(0x5a, dst[0]);
+	assert_int_equal(0, fake.pending(NULL));
+
+	/* Injected failures: the nth next call, doing nothing. */
+	assert_int_equal(0, fake.inject("cuMemcpyAsync", 2, ILLEGAL));
+	memset(dst, 0, sizeof(dst));
+	assert_int_equal(0, a->cuMemcpyAsync((uintptr_t)dst, (uintptr_t)src, 16, s2));
+	assert_int_equal(ILLEGAL, a->cuMemcpyAsync((uintptr_t)dst + 16, (uintptr_t)src, 16, s2));
+	assert_int_equal(0, a->cuMemcpyAsync((uintptr_t)dst + 32, (uintptr_t)src, 16, s2));
+	assert_int_equal(0x5a, dst[0]);
+	assert_int_equal(0, dst[16]);
+	assert_int_equal(0x5a, dst[32]);
+	assert_int_equal(0, fake.inject("cuEventRecord", 1, CU_ERROR_OUT_OF_MEMORY));
+	assert_int_equal(0, fake.inject("cuEventRecord", 0, 0));		/* disarmed */
+	assert_int_equal(0, a->cuEventRecord(e2, s2));
+	fake.stats(&s);
+	assert_int_equal(1, s.injected);
+	assert_int_equal(0, s.late_faults);
+
+	assert_int_equal(0, a->cuStreamDestroy(s2));
+	assert_int_equal(0, a->cuEventDestroy(e0));
+	assert_int_equal(0, a->cuEventDestroy(e2));
+	assert_int_equal(0, a->cuCtxPopCurrent(NULL));
+	assert_int_equal(0, a->cuStreamDestroy(s1));
+	assert_int_equal(0, a->cuCtxPopCurrent(NULL));
+	assert_int_equal(0, fake.context_depth());
+	fake.stats(&s);
+	assert_int_equal(0, s.streams);
+	assert_int_equal(0, s.events);
+	assert_int_equal(0, a->cuDevicePrimaryCtxRelease(0));
+	assert_int_equal(0, a->cuDevicePrimaryCtxRelease(1));
+}
+
+struct release_arg {
+	struct fake_cuda_ops *fake;
+	cu_stream s;
+};
+
+static void *release_later(void *p)
+{
+	struct release_arg *r = p;
+
+	usleep(100 * 1000);
+	r->fake->hold(r->s, 0);
+	return NULL;
+}
+
+/* The blocking calls wait for held work, released by another thread. */
+static void synchronize_waits(void **state)
+{
+	const struct accel_cuda *c = load();
+	const struct accel_cuda_api *a;
+	struct fake_cuda_ops fake;
+	struct release_arg r;
+	static unsigned char src[64], dst[64];
+	cu_context c0;
+	cu_stream s0, s1;
+	cu_event e;
+	pthread_t t;
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(0, fake_cuda_bind(&fake));
+	a = &c->api;
+	memset(src, 7, sizeof(src));
+	memset(dst, 0, sizeof(dst));
+	assert_int_equal(0, a->cuDevicePrimaryCtxRetain(&c0, 0));
+	assert_int_equal(0, a->cuCtxPushCurrent(c0));
+	assert_int_equal(0, a->cuStreamCreate(&s0, 0));
+	assert_int_equal(0, a->cuStreamCreate(&s1, 0));
+	assert_int_equal(0, a->cuEventCreate(&e, 0));
+	assert_int_equal(0, fake.hold(s1, 1));
+	assert_int_equal(0, a->cuEventRecord(e, s1));
+	assert_int_equal(0, a->cuStreamWaitEvent(s0, e, 0));
+	assert_int_equal(0, a->cuMemcpyAsync((uintptr_t)dst, (uintptr_t)src, sizeof(src), s0));
+	r = (struct release_arg){ &fake, s1 };
+	assert_int_equal(0, pthread_create(&t, NULL, release_later, &r));
+	assert_int_equal(0, a->cuStreamSynchronize(s0));
+	assert_int_equal(7, dst[63]);
+	assert_int_equal(0, pthread_join(t, NULL));
+	/* And an event's. */
+	memset(dst, 0, sizeof(dst));
+	assert_int_equal(0, fake.hold(s0, 1));
+	assert_int_equal(0, a->cuMemcpyAsync((uintptr_t)dst, (uintptr_t)src, sizeof(src), s0));
+	assert_int_equal(0, a->cuEventRecord(e, s0));
+	r.s = s0;
+	assert_int_equal(0, pthread_create(&t, NULL, release_later, &r));
+	assert_int_equal(0, a->cuEventSynchronize(e));
+	assert_int_equal(7, dst[0]);
+	assert_int_equal(0, pthread_join(t, NULL));
+	assert_int_equal(0, a->cuEventDestroy(e));
+	assert_int_equal(0, a->cuStreamDestroy(s0));
+	assert_int_equal(0, a->cuStreamDestroy(s1));
+	assert_int_equal(0, a->cuCtxPopCurrent(NULL));
+	assert_int_equal(0, a->cuDevicePrimaryCtxRelease(0));
+}
+
 /* --- knobs, each in a child ------------------------------------------------ */
 
 #define CHECK(cond) do {							\
@@ -559,6 +794,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(load_resolves),
 		cmocka_unit_test(round_trip),
 		cmocka_unit_test(errors),
+		cmocka_unit_test(context_stack),
+		cmocka_unit_test(streams_wait_for_events),
+		cmocka_unit_test(synchronize_waits),
 		cmocka_unit_test(knob_no_batch),
 		cmocka_unit_test(knob_no_dmabuf),
 		cmocka_unit_test(knob_no_peer),

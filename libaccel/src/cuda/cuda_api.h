@@ -43,6 +43,7 @@ typedef struct cu_event_st *cu_event;		/* CUevent */
 #define CU_MEMHOSTREGISTER_PORTABLE		0x01
 #define CU_STREAM_NON_BLOCKING			0x1
 #define CU_EVENT_DISABLE_TIMING			0x2
+#define CU_EVENT_WAIT_DEFAULT			0x0
 #define CU_MEMCPY_SRC_ACCESS_ORDER_STREAM	0x1
 
 struct cu_mem_location {			/* CUmemLocation */
@@ -83,6 +84,10 @@ struct accel_cuda_api {
 	cu_result (*cuDevicePrimaryCtxRetain)(cu_context *ctx, cu_device dev);
 	cu_result (*cuDevicePrimaryCtxRelease)(cu_device dev);
 	cu_result (*cuCtxSetCurrent)(cu_context ctx);
+	/* cuCtxPushCurrent_v2 and cuCtxPopCurrent_v2 in libcuda's symbol table. */
+	cu_result (*cuCtxPushCurrent)(cu_context ctx);
+	cu_result (*cuCtxPopCurrent)(cu_context *ctx);
+	cu_result (*cuCtxGetCurrent)(cu_context *ctx);
 	cu_result (*cuMemGetAllocationGranularity)(size_t *granularity,
 						   const struct cu_mem_allocation_prop *prop,
 						   int option);
@@ -102,6 +107,7 @@ struct accel_cuda_api {
 	cu_result (*cuStreamCreate)(cu_stream *stream, unsigned int flags);
 	cu_result (*cuStreamDestroy)(cu_stream stream);
 	cu_result (*cuStreamSynchronize)(cu_stream stream);
+	cu_result (*cuStreamWaitEvent)(cu_stream stream, cu_event event, unsigned int flags);
 	cu_result (*cuEventCreate)(cu_event *event, unsigned int flags);
 	cu_result (*cuEventDestroy)(cu_event event);
 	cu_result (*cuEventRecord)(cu_event event, cu_stream stream);

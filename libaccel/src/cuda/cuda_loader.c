@@ -6,7 +6,10 @@
  * takes five arguments (symbol, pfn, cudaVersion, flags, symbolStatus):
  * the looked-up name and the local typedef below must match it. Every
  * other entry point is resolved through it, by its base name, at the
- * CUDA version the backend is written against.
+ * CUDA version the backend is written against: the driver hands out the
+ * version current at that ABI (cuCtxPushCurrent gives cuCtxPushCurrent_v2,
+ * cuMemcpyAsync the non-per-thread-stream one), so no _v2 name is spelled
+ * here.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -47,12 +50,15 @@ static int resolve_api(get_proc_address_v2 gpa)
 		FN(cuDeviceGet, false), FN(cuDeviceGetAttribute, false),
 		FN(cuDeviceCanAccessPeer, false), FN(cuDevicePrimaryCtxRetain, false),
 		FN(cuDevicePrimaryCtxRelease, false), FN(cuCtxSetCurrent, false),
+		FN(cuCtxPushCurrent, false), FN(cuCtxPopCurrent, false),
+		FN(cuCtxGetCurrent, false),
 		FN(cuMemGetAllocationGranularity, false), FN(cuMemAddressReserve, false),
 		FN(cuMemAddressFree, false), FN(cuMemCreate, false), FN(cuMemRelease, false),
 		FN(cuMemMap, false), FN(cuMemUnmap, false), FN(cuMemSetAccess, false),
 		FN(cuMemHostRegister, false), FN(cuMemHostUnregister, false),
 		FN(cuStreamCreate, false), FN(cuStreamDestroy, false),
-		FN(cuStreamSynchronize, false), FN(cuEventCreate, false),
+		FN(cuStreamSynchronize, false), FN(cuStreamWaitEvent, false),
+		FN(cuEventCreate, false),
 		FN(cuEventDestroy, false), FN(cuEventRecord, false), FN(cuEventQuery, false),
 		FN(cuEventSynchronize, false), FN(cuMemcpyAsync, false),
 		FN(cuMemcpyBatchAsync, true), FN(cuMemGetHandleForAddressRange, true),

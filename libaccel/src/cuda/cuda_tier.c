@@ -4,7 +4,16 @@
  *
  * Lock: t->lock protects the pool, the chunk table, the peers, the copy
  * scratch arrays and the event ring. Driver calls are made with it held:
- * none of them blocks for long except the event waits, which drop it.
+ * none of them blocks for long except the event waits and the stream
+ * synchronisation of a failed copy, which drop it (the stream
+ * synchronisations of unmap and window_free keep it: they must exclude
+ * new copies).
+ *
+ * Context: every entry point that calls the driver pushes the tier's
+ * primary context on the calling thread's stack first (ctx_push) and pops
+ * it before it returns, on every path (ctx_pop), so the caller's current
+ * context is the same after the call as before. Nothing calls
+ * cuCtxSetCurrent.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -53,9 +62,19 @@ struct accel_cuda_tier {
 	struct accel_cuda_tier_stats stats;
 };
 
-static int set_ctx(struct accel_cuda_tier *t)
+/* Make the tier's context current on this thread, on top of the caller's. */
+static int ctx_push(struct accel_cuda_tier *t)
 {
-	return accel_cuda_errno(t->api->cuCtxSetCurrent(t->ctx));
+	return accel_cuda_errno(t->api->cuCtxPushCurrent(t->ctx));
+}
+
+/* Undo ctx_push(): returns @ret, or the pop's error where @ret is 0. */
+static int ctx_pop(struct accel_cuda_tier *t, int ret)
+{
+	cu_context c;
+	int err = accel_cuda_errno(t->api->cuCtxPopCurrent(&c));
+
+	return ret ? ret : err;
 }
 
 static void prop_init(const struct accel_cuda_tier *t, struct cu_mem_allocation_prop *p)
@@ -110,9 +129,12 @@ int accel_cuda_tier_prealloc(struct accel_cuda_tier *t, unsigned int n)
 	if (!t)
 		return -EINVAL;
 	pthread_mutex_lock(&t->lock);
-	ret = set_ctx(t);
-	while (!ret && t->nr_free < n)
-		ret = pool_grow(t);
+	ret = ctx_push(t);
+	if (!ret) {
+		while (!ret && t->nr_free < n)
+			ret = pool_grow(t);
+		ret = ctx_pop(t, ret);
+	}
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }
@@ -122,7 +144,9 @@ static void tier_free(struct accel_cuda_tier *t)
 	unsigned int i;
 
 	if (t->ctx) {
-		t->api->cuCtxSetCurrent(t->ctx);
+		/* Tear down even where the push fails: most calls need no context. */
+		bool pushed = !ctx_push(t);
+
 		if (t->stream)
 			t->api->cuStreamSynchronize(t->stream);
 		for (i = 0; t->slots && i < t->nr_slots; i++) {
@@ -140,13 +164,13 @@ static void tier_free(struct accel_cuda_tier *t)
 				t->api->cuEventDestroy(t->events[i]);
 		if (t->stream)
 			t->api->cuStreamDestroy(t->stream);
+		if (t->bounce)
+			t->api->cuMemHostUnregister(t->bounce);
+		if (pushed)
+			ctx_pop(t, 0);
 		t->api->cuDevicePrimaryCtxRelease(t->dev);
 	}
-	if (t->bounce) {
-		if (t->ctx)
-			t->api->cuMemHostUnregister(t->bounce);
-		free(t->bounce);
-	}
+	free(t->bounce);
 	free(t->slots);
 	free(t->pool);
 	free(t->dsts);
@@ -163,6 +187,7 @@ int accel_cuda_tier_create(const struct accel_cuda_tier_opts *o, struct accel_cu
 	struct accel_cuda_tier *t;
 	size_t gran = 0;
 	int err, vmm = 0, dmabuf = 0, i;
+	bool pushed = false;
 
 	if (!o || !out || !o->reserve || o->device < 0)
 		return -EINVAL;
@@ -201,7 +226,8 @@ int accel_cuda_tier_create(const struct accel_cuda_tier_opts *o, struct accel_cu
 	if (t->api->cuMemGetHandleForAddressRange &&
 	    !t->api->cuDeviceGetAttribute(&dmabuf, CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED, t->dev))
 		t->dmabuf = dmabuf;
-	err = set_ctx(t);
+	err = ctx_push(t);
+	pushed = !err;
 	prop_init(t, &prop);
 	if (!err)
 		err = accel_cuda_errno(t->api->cuMemGetAllocationGranularity(&gran, &prop,
@@ -236,11 +262,17 @@ int accel_cuda_tier_create(const struct accel_cuda_tier_opts *o, struct accel_cu
 	t->stats.chunk_size = t->chunk;
 	t->batch = t->api->cuMemcpyBatchAsync != NULL;
 	t->stats.dmabuf = t->dmabuf;
+	err = ctx_pop(t, 0);
+	pushed = false;
+	if (err)
+		goto fail;
 	*out = t;
 	return 0;
 
 fail:
 	snprintf(why, len, "CUDA device %d: setting up the tier: %s", o->device, strerror(-err));
+	if (pushed)
+		ctx_pop(t, 0);
 	tier_free(t);
 	return err;
 }
@@ -286,7 +318,12 @@ int accel_cuda_tier_map(struct accel_cuda_tier *t, uint64_t off, uint64_t len)
 	if (!filled)
 		return -ENOMEM;
 	pthread_mutex_lock(&t->lock);
-	ret = set_ctx(t);
+	ret = ctx_push(t);
+	if (ret) {
+		pthread_mutex_unlock(&t->lock);
+		free(filled);
+		return ret;
+	}
 	for (i = first; i < first + n; i++)
 		need += !t->slots[i];
 	/* The pool ran short: grow it here (slow, but not wrong), all or nothing. */
@@ -320,6 +357,7 @@ int accel_cuda_tier_map(struct accel_cuda_tier *t, uint64_t off, uint64_t len)
 		t->pool[t->nr_free++] = t->slots[i];
 		t->slots[i] = 0;
 	}
+	ret = ctx_pop(t, ret);
 	pthread_mutex_unlock(&t->lock);
 	free(filled);
 	return ret;
@@ -335,10 +373,13 @@ int accel_cuda_tier_unmap(struct accel_cuda_tier *t, uint64_t off, uint64_t len)
 	first = (unsigned int)(off / t->chunk);
 	n = (unsigned int)(len / t->chunk);
 	pthread_mutex_lock(&t->lock);
-	ret = set_ctx(t);
+	ret = ctx_push(t);
+	if (ret) {
+		pthread_mutex_unlock(&t->lock);
+		return ret;
+	}
 	/* Copies in flight may still read or write the range. */
-	if (!ret)
-		ret = accel_cuda_errno(t->api->cuStreamSynchronize(t->stream));
+	ret = accel_cuda_errno(t->api->cuStreamSynchronize(t->stream));
 	for (i = first; !ret && i < first + n; i++) {
 		if (!t->slots[i])
 			continue;
@@ -349,6 +390,7 @@ int accel_cuda_tier_unmap(struct accel_cuda_tier *t, uint64_t off, uint64_t len)
 		t->pool[t->nr_free++] = t->slots[i];
 		t->slots[i] = 0;
 	}
+	ret = ctx_pop(t, ret);
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }
@@ -369,10 +411,13 @@ int accel_cuda_tier_window(struct accel_cuda_tier *t, const uint32_t *chunks, un
 			return -EINVAL;
 		}
 	}
-	ret = set_ctx(t);
-	if (!ret)
-		ret = accel_cuda_errno(t->api->cuMemAddressReserve(&w, (size_t)n * t->chunk,
-								   t->chunk, 0, 0));
+	ret = ctx_push(t);
+	if (ret) {
+		pthread_mutex_unlock(&t->lock);
+		return ret;
+	}
+	ret = accel_cuda_errno(t->api->cuMemAddressReserve(&w, (size_t)n * t->chunk, t->chunk, 0,
+							   0));
 	for (i = 0; !ret && i < n; i++) {
 		ret = accel_cuda_errno(t->api->cuMemMap(w + (cu_deviceptr)i * t->chunk, t->chunk, 0,
 							t->slots[chunks[i]], 0));
@@ -389,6 +434,7 @@ int accel_cuda_tier_window(struct accel_cuda_tier *t, const uint32_t *chunks, un
 	} else {
 		*ptr = w;
 	}
+	ret = ctx_pop(t, ret);
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }
@@ -401,15 +447,19 @@ int accel_cuda_tier_window_free(struct accel_cuda_tier *t, cu_deviceptr ptr, uns
 	if (!t || !ptr || !n)
 		return -EINVAL;
 	pthread_mutex_lock(&t->lock);
-	ret = set_ctx(t);
+	ret = ctx_push(t);
+	if (ret) {
+		pthread_mutex_unlock(&t->lock);
+		return ret;
+	}
 	/* Copies in flight may still use the window. */
-	if (!ret)
-		ret = accel_cuda_errno(t->api->cuStreamSynchronize(t->stream));
+	ret = accel_cuda_errno(t->api->cuStreamSynchronize(t->stream));
 	for (i = 0; !ret && i < n; i++)
 		ret = accel_cuda_errno(t->api->cuMemUnmap(ptr + (cu_deviceptr)i * t->chunk,
 							  t->chunk));
 	if (!ret)
 		ret = accel_cuda_errno(t->api->cuMemAddressFree(ptr, (size_t)n * t->chunk));
+	ret = ctx_pop(t, ret);
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }
@@ -429,9 +479,12 @@ int accel_cuda_tier_grant_peer(struct accel_cuda_tier *t, int peer)
 			return 0;
 		}
 	}
-	ret = set_ctx(t);
-	if (!ret)
-		ret = accel_cuda_errno(t->api->cuDeviceGet(&pdev, peer));
+	ret = ctx_push(t);
+	if (ret) {
+		pthread_mutex_unlock(&t->lock);
+		return ret;
+	}
+	ret = accel_cuda_errno(t->api->cuDeviceGet(&pdev, peer));
 	if (!ret)
 		ret = accel_cuda_errno(t->api->cuDeviceCanAccessPeer(&can, pdev, t->dev));
 	if (!ret && !can)
@@ -455,6 +508,7 @@ int accel_cuda_tier_grant_peer(struct accel_cuda_tier *t, int peer)
 		if (ret)
 			t->nr_peers--;
 	}
+	ret = ctx_pop(t, ret);
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }
@@ -485,10 +539,10 @@ int accel_cuda_tier_host_register(struct accel_cuda_tier *t, void *addr, size_t 
 	if (!t || !addr || !len)
 		return -EINVAL;
 	pthread_mutex_lock(&t->lock);
-	ret = set_ctx(t);
+	ret = ctx_push(t);
 	if (!ret)
-		ret = accel_cuda_errno(t->api->cuMemHostRegister(addr, len,
-							 CU_MEMHOSTREGISTER_PORTABLE));
+		ret = ctx_pop(t, accel_cuda_errno(t->api->cuMemHostRegister(addr, len,
+							CU_MEMHOSTREGISTER_PORTABLE)));
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }
@@ -500,9 +554,9 @@ int accel_cuda_tier_host_unregister(struct accel_cuda_tier *t, void *addr)
 	if (!t || !addr)
 		return -EINVAL;
 	pthread_mutex_lock(&t->lock);
-	ret = set_ctx(t);
+	ret = ctx_push(t);
 	if (!ret)
-		ret = accel_cuda_errno(t->api->cuMemHostUnregister(addr));
+		ret = ctx_pop(t, accel_cuda_errno(t->api->cuMemHostUnregister(addr)));
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }
@@ -545,10 +599,26 @@ static int event_sync_locked(struct accel_cuda_tier *t, uint64_t tk)
 }
 
 /*
+ * Wait for everything queued on the tier's stream, after a failed copy
+ * call. Called with t->lock held; drops it while waiting (the stream may
+ * be waiting for an engine's event).
+ */
+static void stream_drain_locked(struct accel_cuda_tier *t)
+{
+	pthread_mutex_unlock(&t->lock);
+	t->api->cuStreamSynchronize(t->stream);
+	pthread_mutex_lock(&t->lock);
+}
+
+/*
  * Queue runs [0, runs) of the scratch arrays: in batches of at most
  * TIER_BATCH_MAX, or one cuMemcpyAsync each without the batch call. A
  * driver that refuses the batch call (not supported) gets single copies
- * from then on. Called with t->lock held.
+ * from then on. On failure nothing this call queued is still in flight:
+ * the runs before the failed call, and any part of it the driver queued
+ * (a batch call may queue the copies before its failIdx), even when the
+ * failed call is the first. Called with t->lock held; on failure drops
+ * it while waiting.
  */
 static int queue_runs(struct accel_cuda_tier *t, size_t runs)
 {
@@ -558,7 +628,7 @@ static int queue_runs(struct accel_cuda_tier *t, size_t runs)
 	size_t i = 0, k, idx = 0, fail = 0;
 	int ret = 0;
 
-	while (!ret && i < runs) {
+	while (i < runs) {
 		k = runs - i < TIER_BATCH_MAX ? runs - i : TIER_BATCH_MAX;
 		if (t->batch && k > 1) {
 			ret = accel_cuda_errno(t->api->cuMemcpyBatchAsync(t->dsts + i, t->srcs + i,
@@ -577,11 +647,12 @@ static int queue_runs(struct accel_cuda_tier *t, size_t runs)
 								     t->sizes[i], t->stream));
 			t->stats.copy_calls += !ret;
 		}
+		if (ret)
+			break;
 		i += k;
 	}
-	/* What was queued before a failure must not outlive this call. */
-	if (ret && i)
-		t->api->cuStreamSynchronize(t->stream);
+	if (ret)
+		stream_drain_locked(t);
 	return ret;
 }
 
@@ -598,9 +669,24 @@ int accel_cuda_tier_copy(struct accel_cuda_tier *t, const struct accel_cuda_copy
 		if (!c[i].len || !c[i].dst || !c[i].src)
 			return -EINVAL;
 	pthread_mutex_lock(&t->lock);
-	ret = set_ctx(t);
-	if (!ret)
-		ret = scratch(t, n);
+	ret = ctx_push(t);
+	if (ret) {
+		pthread_mutex_unlock(&t->lock);
+		return ret;
+	}
+	/*
+	 * The ring slot's last ticket must be done before its event is reused:
+	 * waited for first, so that a failure here leaves nothing queued. The
+	 * wait drops the lock; from the loop's end to the record it is held.
+	 */
+	tk = t->next_ticket;
+	while (tk >= TIER_EVENTS && t->done_below <= tk - TIER_EVENTS) {
+		ret = event_sync_locked(t, tk - TIER_EVENTS);
+		if (ret)
+			goto out;
+		tk = t->next_ticket;	/* another thread may have queued meanwhile */
+	}
+	ret = scratch(t, n);
 	if (ret)
 		goto out;
 	/* Coalesce: a piece that continues the last run on both ends joins it. */
@@ -620,20 +706,45 @@ int accel_cuda_tier_copy(struct accel_cuda_tier *t, const struct accel_cuda_copy
 		goto out;
 	t->stats.pieces += n;
 	t->stats.runs += runs;
-	/* The ring slot's last ticket must be done before its event is reused. */
-	tk = t->next_ticket;
-	while (tk >= TIER_EVENTS && t->done_below <= tk - TIER_EVENTS) {
-		ret = event_sync_locked(t, tk - TIER_EVENTS);
-		if (ret)
-			goto out;
-		tk = t->next_ticket;	/* another thread may have queued meanwhile */
-	}
 	ret = accel_cuda_errno(t->api->cuEventRecord(t->events[tk % TIER_EVENTS], t->stream));
-	if (!ret) {
-		t->next_ticket = tk + 1;
-		*ticket = tk;
+	if (ret) {
+		/* All of it queued, and no ticket to wait for it with: wait here. */
+		stream_drain_locked(t);
+		goto out;
 	}
+	t->next_ticket = tk + 1;
+	*ticket = tk;
 out:
+	ret = ctx_pop(t, ret);
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int accel_cuda_tier_wait_event(struct accel_cuda_tier *t, cu_event ev)
+{
+	int ret;
+
+	if (!t || !ev)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	ret = ctx_push(t);
+	if (!ret)
+		ret = ctx_pop(t, accel_cuda_errno(t->api->cuStreamWaitEvent(t->stream, ev,
+							CU_EVENT_WAIT_DEFAULT)));
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int accel_cuda_tier_record(struct accel_cuda_tier *t, cu_event ev)
+{
+	int ret;
+
+	if (!t || !ev)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	ret = ctx_push(t);
+	if (!ret)
+		ret = ctx_pop(t, accel_cuda_errno(t->api->cuEventRecord(ev, t->stream)));
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }
@@ -646,10 +757,10 @@ static int bounce_buffer(struct accel_cuda_tier *t, void **out)
 
 	pthread_mutex_lock(&t->lock);
 	if (!t->bounce) {
-		ret = posix_memalign(&b, 4096, t->chunk) ? -ENOMEM : set_ctx(t);
+		ret = posix_memalign(&b, 4096, t->chunk) ? -ENOMEM : ctx_push(t);
 		if (!ret)
-			ret = accel_cuda_errno(t->api->cuMemHostRegister(b, t->chunk,
-							 CU_MEMHOSTREGISTER_PORTABLE));
+			ret = ctx_pop(t, accel_cuda_errno(t->api->cuMemHostRegister(b, t->chunk,
+							CU_MEMHOSTREGISTER_PORTABLE)));
 		if (ret) {
 			free(b);
 			pthread_mutex_unlock(&t->lock);
@@ -735,6 +846,11 @@ int accel_cuda_tier_wait(struct accel_cuda_tier *t, uint64_t ticket, int64_t tim
 		pthread_mutex_unlock(&t->lock);
 		return -EINVAL;
 	}
+	ret = ctx_push(t);
+	if (ret) {
+		pthread_mutex_unlock(&t->lock);
+		return ret;
+	}
 	for (;;) {
 		cu_result r;
 
@@ -743,9 +859,6 @@ int accel_cuda_tier_wait(struct accel_cuda_tier *t, uint64_t ticket, int64_t tim
 			ret = 0;
 			break;
 		}
-		ret = set_ctx(t);
-		if (ret)
-			break;
 		if (timeout_ns < 0) {
 			ret = event_sync_locked(t, ticket);
 			break;
@@ -771,6 +884,7 @@ int accel_cuda_tier_wait(struct accel_cuda_tier *t, uint64_t ticket, int64_t tim
 		nanosleep(&(struct timespec){ .tv_nsec = 20000 }, NULL);
 		pthread_mutex_lock(&t->lock);
 	}
+	ret = ctx_pop(t, ret);
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }
@@ -791,10 +905,11 @@ int accel_cuda_tier_export_dmabuf(struct accel_cuda_tier *t, uint64_t off, uint6
 			return -EINVAL;
 		}
 	}
-	ret = set_ctx(t);
+	ret = ctx_push(t);
 	if (!ret)
-		ret = accel_cuda_errno(t->api->cuMemGetHandleForAddressRange(&out, t->base + off, len,
-						CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD, 0));
+		ret = ctx_pop(t, accel_cuda_errno(t->api->cuMemGetHandleForAddressRange(&out,
+						t->base + off, len,
+						CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD, 0)));
 	pthread_mutex_unlock(&t->lock);
 	if (!ret)
 		*fd = out;

@@ -15,8 +15,22 @@
  * A range exports as a dma-buf (cuMemGetHandleForAddressRange) so kvaccel
  * can import it.
  *
- * A tier is thread-safe (one mutex); every call makes the device's primary
- * context current on the calling thread.
+ * A tier is thread-safe (one mutex).
+ *
+ * Contexts: every call that reaches the driver pushes the device's primary
+ * context on the calling thread's context stack (cuCtxPushCurrent) and
+ * pops it (cuCtxPopCurrent) before returning, on every path, success or
+ * failure: the caller's current context (none, its own, another GPU's) is
+ * the same after any call as before. Callers need not make any context
+ * current.
+ *
+ * Ordering against the caller's streams: the tier's stream is its own
+ * (non-blocking: no implicit order with any other stream). To make the
+ * tier's next copies wait for work on an engine stream, record a CUDA
+ * event there and pass it to accel_cuda_tier_wait_event(); to make an
+ * engine stream wait for the tier's copies, pass an event of the
+ * engine's to accel_cuda_tier_record() and cuStreamWaitEvent() on it.
+ * Events stay the caller's (created, destroyed, re-recorded by it).
  */
 #ifndef ACCEL_CUDA_TIER_H
 #define ACCEL_CUDA_TIER_H
@@ -97,13 +111,39 @@ int accel_cuda_tier_host_unregister(struct accel_cuda_tier *t, void *addr);
 
 /*
  * Queue @n copies on the tier's stream; adjacent pieces (both ends
- * contiguous) are merged first. *ticket names the batch for _wait(). On
- * failure none of them is still in flight (some may have run).
+ * contiguous) are merged first. They run after everything queued on the
+ * stream before them, waits for events (accel_cuda_tier_wait_event)
+ * included. *ticket names the batch for _wait(). On failure none of them
+ * is still in flight (some may have run): a call that fails after queueing
+ * part of them waits for that part before it returns, however long the
+ * stream is held up by an event it waits for.
  */
 int accel_cuda_tier_copy(struct accel_cuda_tier *t, const struct accel_cuda_copy *copies,
 			 unsigned int n, uint64_t *ticket);
 /*
- * GPU to GPU: copies from @src's memory into @dst's. Straight through the
+ * Make everything queued on the tier after this call (copies, records)
+ * wait until @ev completes (cuStreamWaitEvent on the tier's stream): e.g.
+ * an event the engine recorded on its stream after the kernels that write
+ * the blocks to be copied out. As CUDA: the wait is for @ev's latest
+ * record at the time of the call (recording it again later changes
+ * nothing), an event never recorded is no wait, and @ev may belong to any
+ * device's context. The call does not block. 0, -EINVAL (NULL), or the
+ * driver's error as an errno.
+ */
+int accel_cuda_tier_wait_event(struct accel_cuda_tier *t, cu_event ev);
+/*
+ * Record @ev, the caller's, on the tier's stream (cuEventRecord): it
+ * completes once everything queued on the tier before this call has, so
+ * the caller can cuStreamWaitEvent(its_stream, ev, 0) before reading the
+ * blocks those copies write, or cuEventQuery/cuEventSynchronize it. @ev
+ * must have been created in the tier's device's primary context (the one
+ * the CUDA runtime uses; the driver refuses an event of another context).
+ * 0, -EINVAL (NULL), or the driver's error as an errno.
+ */
+int accel_cuda_tier_record(struct accel_cuda_tier *t, cu_event ev);
+/*
+ * GPU to GPU: copies from @src's memory into @dst's (event waits: those
+ * of the tier whose stream runs each leg, as below). Straight through the
  * peer path, on @dst's stream, when @src granted @dst's device access
  * (accel_cuda_tier_grant_peer(src, dst's device)); else staged through a
  * registered host bounce buffer (src -> host on @src's stream, host -> dst
