@@ -12,8 +12,8 @@
 set -u
 
 dump() {
-	abidw --no-corpus-path --no-comp-dir-path --no-show-locs --type-id-style hash \
-		--headers-dir "$2" --drop-private-types "$1"
+	abidw --exported-interfaces-only --no-corpus-path --no-comp-dir-path --no-show-locs \
+		--type-id-style hash --headers-dir "$2" --drop-private-types "$1"
 }
 if [ "${1:-}" = --dump ]; then
 	dump "$2" "$3"
@@ -28,7 +28,7 @@ d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 n=0
 echo "TAP version 13"
-echo "1..5"
+echo "1..6"
 ok() {
 	n=$((n + 1))
 	if [ "$1" -eq 0 ]; then echo "ok $n libaccel_abi.$2"; else echo "not ok $n libaccel_abi.$2"; fi
@@ -72,16 +72,31 @@ else
 fi
 
 # LIBACCEL_0.1 against its dump: a removed symbol, a changed signature or a
-# changed type it reaches fails; symbols added in later nodes do not.
+# changed type it reaches fails; symbols added in later nodes do not. Both
+# sides read with --exported-interfaces-only: without it libabigail 2.2
+# binds no symbol to a function that an earlier CU (by path) only declares
+# (kv_cache.c calls accel_space_bind), and changes of its types go unseen.
+# No --hd2: uint64_t & co. are not in libaccel/include; the dump's private
+# types (struct accel_device...) are declarations only, which match.
 if command -v abidiff > /dev/null 2>&1; then
-	abidiff --no-added-syms --hd2 "$top/libaccel/include" --drop-private-types \
+	abidiff --exported-interfaces-only --no-added-syms \
 		"$top/libaccel/abi/libaccel-0.1.abi" "$so" > "$d/abidiff" 2>&1
-	ok $? libaccel_0_1_unchanged
-	diag "$d/abidiff"
+	rc=$?
+	ok $rc libaccel_0_1_unchanged
+	[ $rc -eq 0 ] || diag "$d/abidiff"
 else
 	ok 1 libaccel_0_1_unchanged
 	echo "# abidiff not found (abigail-tools: tools/install-deps)"
 fi
+
+# Every 0.1 symbol has its declaration (its types) in the dump.
+grep -o "elf-symbol-id='[^']*@@*LIBACCEL_0.1'" "$top/libaccel/abi/libaccel-0.1.abi" |
+	sed "s/elf-symbol-id='//; s/@.*//" | sort -u > "$d/bound01"
+sed -n "s/.*elf-symbol name='\([^']*\)' version='LIBACCEL_0.1'.*/\1/p" \
+	"$top/libaccel/abi/libaccel-0.1.abi" | sort -u | comm -23 - "$d/bound01" > "$d/unbound"
+[ -s "$d/bound01" ] && [ ! -s "$d/unbound" ]
+ok $? libaccel_0_1_dump_has_every_declaration
+diag "$d/unbound"
 
 # The .so's 0.1 entry points all exist, with 0.1 as their version.
 grep ' LIBACCEL_0\.1$' "$d/map" | sort > "$d/map01"
