@@ -24,7 +24,13 @@ int accel_ioctl(struct accel_device *dev, unsigned long request, void *arg);
 int accel_gem_close(struct accel_device *dev, uint32_t handle);
 int accel_prime_export(struct accel_device *dev, uint32_t handle, int *fd);
 int accel_prime_import(struct accel_device *dev, int fd, uint32_t *handle);
-int accel_handle_ref(struct accel_device *dev, uint32_t handle);
+/*
+ * The GEM handles of library objects, refcounted in dev->handles. Import
+ * and the reference it takes, and the last unref and its close, each run
+ * under dev->lock. On error the handle is released (closed if unowned).
+ */
+int accel_handle_adopt(struct accel_device *dev, uint32_t handle);
+int accel_handle_import(struct accel_device *dev, int fd, uint32_t *handle);
 void accel_handle_unref(struct accel_device *dev, uint32_t handle);
 
 /* copy.c */
@@ -43,7 +49,9 @@ struct accel_fence *accel_copy_ordered(struct accel_device *dev, const struct ac
  * struct accel_device - an open kvaccel device; thread-safe.
  * @fd: the device file.
  * @info: what accel_device_open() learnt (path, ABI, caps, block sizes).
- * @lock: protects @free_syncobjs, @nr_free and @handles.
+ * @lock: protects @free_syncobjs, @nr_free and @handles; held across a
+ *	dma-buf import and the reference it takes, and across the last
+ *	unref of a handle and its GEM_CLOSE (accel_handle_import()).
  * @free_syncobjs: syncobjs of destroyed fences, for reuse.
  * @handles: GEM handles owned by library objects and how many objects own
  *	each: importing a dma-buf the file already holds gives the same
@@ -80,7 +88,7 @@ struct accel_obj {
 
 /** Export @obj (NULL-checked) as a dma-buf. */
 int accel_obj_export(struct accel_obj *obj, int *fd);
-/** Import dma-buf @fd into @dev (NULL-checked): its handle, or -errno. */
+/** Import dma-buf @fd into @dev (NULL-checked): its handle, referenced, or -errno. */
 int accel_obj_import(struct accel_device *dev, int fd, uint32_t *handle);
 /** Map @obj once (the caller holds nothing); NULL + errno on failure. */
 void *accel_obj_map(struct accel_obj *obj, int prot);
