@@ -130,7 +130,8 @@ OBJCOPY		?= objcopy
 $(B)/libaccel/libaccel.a: $(ACCEL_OBJS)
 	@echo "  AR      $@"
 	@$(LD) -r -o $(B)/libaccel/libaccel-all.o $^
-	@$(OBJCOPY) --localize-hidden $(B)/libaccel/libaccel-all.o
+	@$(OBJCOPY) --localize-hidden --wildcard --localize-symbol='accel_*__v[0-9]*' \
+		$(B)/libaccel/libaccel-all.o
 	@rm -f $@ && ar rcs $@ $(B)/libaccel/libaccel-all.o
 
 $(B)/libaccel/$(ACCEL_SONAME): $(ACCEL_OBJS) libaccel/libaccel.map

@@ -376,12 +376,24 @@ ACCEL_EXPORT int accel_device_fd(const struct accel_device *dev)
 	return dev ? dev->fd : -EINVAL;
 }
 
-ACCEL_EXPORT int accel_device_info(struct accel_device *dev, struct accel_device_info *info)
+/* 0.1's struct is 0.2's from path on (libaccel/src/compat.c). */
+_Static_assert(offsetof(struct accel_device_info, path) == sizeof(size_t),
+	       "accel_device_info: sz, then 0.1's fields");
+_Static_assert(accel_offsetofend(struct accel_device_info, process_quota) -
+	       offsetof(struct accel_device_info, path) == ACCEL_DEVICE_INFO_0_1_SIZE,
+	       "accel_device_info: 0.1's fields unchanged");
+
+/*
+ * The device's info from path on, as many bytes as @len (at most the end of
+ * the struct): 0.1's entry point passes its whole struct, 0.2's the part of
+ * the caller's struct that follows sz.
+ */
+int accel_device_info_bytes(struct accel_device *dev, void *dst, size_t len)
 {
 	struct accel_device_info i;
 	int ret;
 
-	if (!dev || !info)
+	if (!dev || !dst)
 		return -EINVAL;
 	i = dev->info;
 	ret = get_param(dev, KVACCEL_PARAM_DEVICE_LIMIT, &i.limit);
@@ -391,7 +403,32 @@ ACCEL_EXPORT int accel_device_info(struct accel_device *dev, struct accel_device
 		ret = get_param(dev, KVACCEL_PARAM_CLIENT_USAGE, &i.process_usage);
 	if (!ret)
 		ret = get_param(dev, KVACCEL_PARAM_CLIENT_QUOTA, &i.process_quota);
-	if (!ret)
-		*info = i;
-	return ret;
+	if (ret)
+		return ret;
+	if (len > sizeof(i) - offsetof(struct accel_device_info, path))
+		len = sizeof(i) - offsetof(struct accel_device_info, path);
+	memcpy(dst, i.path, len);
+	return 0;
+}
+
+/*
+ * LIBACCEL_0.2: the struct with its size (0.1's entry point: compat.c).
+ * Only the versioned name is defined ("remove"): the bare name would match
+ * 0.1's node of the version script too.
+ */
+__asm__(".symver accel_device_info, accel_device_info@@LIBACCEL_0.2, remove");
+ACCEL_EXPORT int accel_device_info(struct accel_device *dev, struct accel_device_info *info)
+{
+	size_t len;
+	int ret;
+
+	if (!dev || !info)
+		return -EINVAL;
+	ret = accel_opts_valid(info, sizeof(*info));
+	if (ret)
+		return ret;
+	len = info->sz < sizeof(*info) ? info->sz : sizeof(*info);
+	if (len <= offsetof(struct accel_device_info, path))
+		return 0;
+	return accel_device_info_bytes(dev, info->path, len - offsetof(struct accel_device_info, path));
 }

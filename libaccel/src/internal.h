@@ -8,12 +8,69 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "accel.h"
 #include "kvaccel.h"
 
 #define ACCEL_EXPORT	__attribute__((visibility("default")))
+
+/*
+ * Extensible structs (libbpf's opts): a public struct that may grow starts
+ * with size_t sz, the caller's sizeof (ACCEL_OPTS() sets it).
+ */
+#define accel_offsetofend(type, field) \
+	(offsetof(type, field) + sizeof(((type *)0)->field))
+
+/**
+ * accel_opts_valid() - check the size of an extensible struct from a caller.
+ * @opts: the struct (its first member is size_t sz), or NULL (valid: the
+ *	caller passed none, every field reads as zero).
+ * @known_sz: sizeof the struct as this library was built with.
+ *
+ * A smaller sz (a binary built against an older header) is valid: the
+ * fields past it read as zero (ACCEL_OPTS_GET()) and are not written
+ * (ACCEL_OPTS_SET()). A larger sz (a newer header) is valid only if every
+ * byte past @known_sz is zero, i.e. the caller asks for nothing this
+ * library does not know.
+ *
+ * Return: 0; -EINVAL if sz is smaller than sz itself (a struct not set up
+ * with ACCEL_OPTS()); -E2BIG if a byte past @known_sz is not zero, or sz
+ * is over ACCEL_OPTS_SZ_MAX (not read: garbage, not a struct).
+ */
+#define ACCEL_OPTS_SZ_MAX	4096
+static inline int accel_opts_valid(const void *opts, size_t known_sz)
+{
+	const unsigned char *p = opts;
+	size_t sz, i;
+
+	if (!opts)
+		return 0;
+	sz = *(const size_t *)opts;
+	if (sz < sizeof(size_t))
+		return -EINVAL;
+	/* Not a struct of any version (an sz never set): do not read on. */
+	if (sz > ACCEL_OPTS_SZ_MAX)
+		return -E2BIG;
+	for (i = known_sz; i < sz; i++)
+		if (p[i])
+			return -E2BIG;
+	return 0;
+}
+
+/* Whether the caller's struct (sz checked) reaches @field. */
+#define ACCEL_OPTS_HAS(opts, field) \
+	((opts) && (opts)->sz >= accel_offsetofend(__typeof__(*(opts)), field))
+/* @field, or @fallback where the caller's struct ends before it. */
+#define ACCEL_OPTS_GET(opts, field, fallback) \
+	(ACCEL_OPTS_HAS(opts, field) ? (opts)->field : (fallback))
+/* Write @field where the caller's struct has it. */
+#define ACCEL_OPTS_SET(opts, field, value) \
+	do { \
+		if (ACCEL_OPTS_HAS(opts, field)) \
+			(opts)->field = (value); \
+	} while (0)
 
 /* log.c */
 void accel_log(enum accel_log_level level, const char *fmt, ...)
@@ -32,6 +89,13 @@ int accel_prime_import(struct accel_device *dev, int fd, uint32_t *handle);
 int accel_handle_adopt(struct accel_device *dev, uint32_t handle);
 int accel_handle_import(struct accel_device *dev, int fd, uint32_t *handle);
 void accel_handle_unref(struct accel_device *dev, uint32_t handle);
+
+/*
+ * The bytes of struct accel_device_info from path on, the whole of
+ * LIBACCEL_0.1's struct (which had no sz): what both entry points fill.
+ */
+#define ACCEL_DEVICE_INFO_0_1_SIZE	120
+int accel_device_info_bytes(struct accel_device *dev, void *dst, size_t len);
 
 /* copy.c */
 void accel_fence_pool_fini(struct accel_device *dev);

@@ -48,7 +48,7 @@ FIXTURE_TEARDOWN(api)
 TEST_F(api, device_list_open_info)
 {
 	char paths[4][ACCEL_PATH_MAX];
-	struct accel_device_info info;
+	ACCEL_OPTS(accel_device_info, info);
 	struct accel_device *d2;
 	int n = accel_device_list(paths, 4);
 
@@ -140,6 +140,47 @@ TEST_F(api, device_discovery_opens_no_other_node)
 	close(in);
 }
 
+/*
+ * struct accel_device_info carries its size: an older, smaller struct gets
+ * the fields it has and nothing past them; a newer, bigger one is fine
+ * while its unknown tail is zero; a struct without its size is refused.
+ */
+TEST_F(api, device_info_sizes)
+{
+	struct {
+		struct accel_device_info info;
+		uint64_t newer[2];
+	} big;
+	struct accel_device_info old;
+	ACCEL_OPTS(accel_device_info, info);
+
+	ASSERT_EQ(0, accel_device_info(self->dev, &info));
+	EXPECT_EQ(sizeof(info), info.sz);
+	EXPECT_EQ(ACCEL_ABI_MAJOR, info.abi_major);
+	EXPECT_LT(0, info.limit);
+
+	memset(&old, 0, sizeof(old));
+	EXPECT_EQ(-EINVAL, accel_device_info(self->dev, &old));
+	old.sz = sizeof(size_t) - 1;
+	EXPECT_EQ(-EINVAL, accel_device_info(self->dev, &old));
+
+	memset(&old, 0xa5, sizeof(old));
+	old.sz = offsetof(struct accel_device_info, caps);
+	ASSERT_EQ(0, accel_device_info(self->dev, &old));
+	EXPECT_EQ(offsetof(struct accel_device_info, caps), old.sz);
+	EXPECT_EQ(info.abi_minor, old.abi_minor);
+	EXPECT_EQ(0xa5a5a5a5a5a5a5a5ull, old.caps);
+	EXPECT_EQ(0xa5a5a5a5a5a5a5a5ull, old.process_quota);
+
+	memset(&big, 0, sizeof(big));
+	big.info.sz = sizeof(big);
+	ASSERT_EQ(0, accel_device_info(self->dev, &big.info));
+	EXPECT_EQ(info.caps, big.info.caps);
+	EXPECT_EQ(0, big.newer[0]);
+	big.newer[1] = 1;
+	EXPECT_EQ(-E2BIG, accel_device_info(self->dev, &big.info));
+}
+
 TEST_F(api, device_open_errors_are_logged)
 {
 	accel_set_log(log_cb, NULL, ACCEL_LOG_DEBUG);
@@ -155,7 +196,8 @@ TEST_F(api, device_open_errors_are_logged)
 
 TEST_F(api, region_map_and_account)
 {
-	struct accel_device_info before, after;
+	ACCEL_OPTS(accel_device_info, before);
+	ACCEL_OPTS(accel_device_info, after);
 	struct accel_region *r;
 	unsigned char *p;
 
