@@ -53,7 +53,8 @@ TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-gpu $(B)/tools/kvaccel-bench-alloc
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
-		   $(B)/native/libaccel_install $(B)/native/kv_unit $(B)/native/cuda_probe \
+		   $(B)/native/libaccel_install $(B)/native/libaccel_abi $(B)/native/kv_unit \
+		   $(B)/native/cuda_probe \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
 		   $(B)/native/cuda_tier_batch_refused \
 		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit \
@@ -125,9 +126,15 @@ $(B)/libaccel/ctl/%.o: libaccel/ctl/%.c $(ACCEL_HDRS)
 	@echo "  CC      $@"
 	@$(CC) $(ACCEL_CFLAGS) -c -o $@ $<
 
+# One relocatable object whose hidden (internal) symbols are made local:
+# a program linking libaccel.a sees the API only (tests/libaccel/abi.sh).
+OBJCOPY		?= objcopy
 $(B)/libaccel/libaccel.a: $(ACCEL_OBJS)
 	@echo "  AR      $@"
-	@rm -f $@ && ar rcs $@ $^
+	@$(LD) -r -o $(B)/libaccel/libaccel-all.o $^
+	@$(OBJCOPY) --localize-hidden --wildcard --localize-symbol='accel_*__v[0-9]*' \
+		$(B)/libaccel/libaccel-all.o
+	@rm -f $@ && ar rcs $@ $(B)/libaccel/libaccel-all.o
 
 $(B)/libaccel/$(ACCEL_SONAME): $(ACCEL_OBJS) libaccel/libaccel.map
 	@echo "  LD      $@"
@@ -194,7 +201,7 @@ $(B)/tests/kvacceld_engines: tests/daemon/engines.c $(TEST_HDRS) $(B)/libaccel/l
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -pthread -static -o $@ $< \
-		$(B)/libaccel/libaccel.a $(ACCEL_LDLIBS)
+		libaccel/ctl/kvdmsg.c $(B)/libaccel/libaccel.a $(ACCEL_LDLIBS)
 
 # kvacceld's test in the guest (run-selftests puts the daemon next to it).
 $(B)/tests/kvacceld.sh: tests/daemon/kvacceld.sh $(B)/daemon/kvacceld
@@ -372,6 +379,13 @@ $(B)/native/cuda_abi: tests/libaccel/cuda_abi.c libaccel/src/cuda/cuda_api.h \
 	@chmod +x $@
 
 $(B)/native/libaccel_install: tests/libaccel/install.sh $(ACCEL_LIBS)
+	@mkdir -p $(@D)
+	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" > $@
+	@chmod +x $@
+
+# The library's exports against its version script and the frozen 0.1 ABI
+# (abigail-tools), and no internal globals in libaccel.a.
+$(B)/native/libaccel_abi: tests/libaccel/abi.sh $(ACCEL_LIBS) libaccel/abi/libaccel-0.1.abi
 	@mkdir -p $(@D)
 	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" > $@
 	@chmod +x $@

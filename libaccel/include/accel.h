@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -28,6 +29,23 @@ extern "C" {
 #define ACCEL_ABI_MAJOR	1
 /** The oldest ABI minor version it needs (1: COPY_SUBMIT status, netlink). */
 #define ACCEL_ABI_MINOR_MIN	1
+
+/**
+ * ACCEL_OPTS() - declare @NAME, a struct @TYPE that may grow in later
+ * versions (its first member is size_t sz, as libbpf's opts): all of it
+ * zeroed, padding included, sz set to this header's sizeof, then the
+ * fields given. A library older than the header refuses fields it does not
+ * know that are not zero (-E2BIG); a newer one reads fields past sz as
+ * zero and does not write them.
+ *
+ *	ACCEL_OPTS(accel_device_info, info);
+ *	ret = accel_device_info(dev, &info);
+ */
+#define ACCEL_OPTS(TYPE, NAME, ...)						\
+	struct TYPE NAME = ({							\
+		memset(&NAME, 0, sizeof(struct TYPE));				\
+		(struct TYPE) { .sz = sizeof(struct TYPE), __VA_ARGS__ };	\
+	})
 
 struct accel_device;
 struct accel_region;
@@ -71,7 +89,13 @@ int accel_device_list(char (*paths)[ACCEL_PATH_MAX], int max);
 struct accel_device *accel_device_open(const char *path);
 void accel_device_close(struct accel_device *dev);
 
+/*
+ * What accel_device_info() reports: an extensible struct (ACCEL_OPTS()).
+ * Since LIBACCEL_0.2; binaries built against 0.1's header, whose struct
+ * had no sz, keep calling 0.1's accel_device_info (symbol versioning).
+ */
 struct accel_device_info {
+	size_t sz;		/* sizeof(struct accel_device_info): ACCEL_OPTS() */
 	char path[ACCEL_PATH_MAX];
 	uint32_t abi_major, abi_minor;
 	uint64_t caps;		/* KVACCEL_CAP_* bits */
@@ -82,6 +106,11 @@ struct accel_device_info {
 	uint64_t process_quota;	/* this process's quota, 0 for none */
 };
 
+/**
+ * Fill @info (declared with ACCEL_OPTS(): the fields up to info->sz).
+ * -EINVAL: no device, no @info or a sz smaller than sz; -E2BIG: non-zero
+ * bytes past the struct this library knows.
+ */
 int accel_device_info(struct accel_device *dev, struct accel_device_info *info);
 /** The device's file descriptor (owned by the device). */
 int accel_device_fd(const struct accel_device *dev);

@@ -188,22 +188,35 @@ ACCEL_EXPORT int accel_fence_status(struct accel_fence *fence)
 	return ret;
 }
 
+/*
+ * The absolute CLOCK_MONOTONIC deadline @timeout_ns from now (-1: none),
+ * saturated at INT64_MAX: a huge timeout means forever, not a deadline
+ * in the past.
+ */
+static int64_t deadline_ns(int64_t timeout_ns)
+{
+	struct timespec ts;
+	int64_t now;
+
+	if (timeout_ns < 0 || clock_gettime(CLOCK_MONOTONIC, &ts))
+		return INT64_MAX;
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+}
+
 ACCEL_EXPORT int accel_fence_wait(struct accel_fence *fence, int64_t timeout_ns)
 {
 	struct drm_syncobj_wait w = { 0 };
-	struct timespec ts;
 	int ret;
 
 	if (!fence || timeout_ns < -1)
 		return -EINVAL;
 	ret = atomic_load(&fence->status);
 	if (!ret) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
 		w.handles = (uintptr_t)&fence->syncobj;
 		w.count_handles = 1;
 		w.flags = DRM_SYNCOBJ_WAIT_FLAGS_WAIT_FOR_SUBMIT;
-		w.timeout_nsec = timeout_ns < 0 ? INT64_MAX :
-				 (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + timeout_ns;
+		w.timeout_nsec = deadline_ns(timeout_ns);
 		ret = accel_ioctl(fence->dev, DRM_IOCTL_SYNCOBJ_WAIT, &w);
 		if (ret)
 			return ret;	/* -ETIME on timeout */

@@ -3,11 +3,15 @@
  * libaccel - finding, opening and querying kvaccel devices.
  *
  * Devices are the accel nodes of /sys/class/accel (Debian's libdrm 2.4.114
- * does not know accel nodes) and the render nodes of /sys/class/drm, whose
- * driver, asked through libdrm's drmGetVersion(), is "kvaccel".
+ * does not know accel nodes) and the render nodes of /sys/class/drm whose
+ * device is bound to the kvaccel platform driver: discovery reads sysfs
+ * only and opens nothing. accel_device_open() then checks the DRM driver's
+ * name (drmGetVersion()) of the one node it opens.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +20,9 @@
 #include <xf86drm.h>
 
 #include "internal.h"
+
+/* The platform driver's name (kmod/kvaccel_drv.h: KVACCEL_DRIVER_NAME). */
+#define KVACCEL_DRIVER	"kvaccel"
 
 static int grow_handles(struct accel_device *dev)
 {
@@ -68,45 +75,92 @@ int accel_prime_import(struct accel_device *dev, int fd, uint32_t *handle)
 	return ret;
 }
 
-/* Take a reference on a handle for a new object: 0 or -ENOMEM. */
-int accel_handle_ref(struct accel_device *dev, uint32_t handle)
+/* The index of @handle in the table, or nr_handles. */
+static size_t handle_find_locked(struct accel_device *dev, uint32_t handle)
 {
 	size_t i;
-	int ret = 0;
 
-	pthread_mutex_lock(&dev->lock);
 	for (i = 0; i < dev->nr_handles; i++)
 		if (dev->handles[i].handle == handle)
 			break;
+	return i;
+}
+
+/*
+ * A reference on @handle for a new object, under dev->lock: 0, or -ENOMEM
+ * and the handle closed if no object owned it (only then can it fail).
+ */
+static int handle_ref_locked(struct accel_device *dev, uint32_t handle)
+{
+	size_t i = handle_find_locked(dev, handle);
+	int ret;
+
 	if (i < dev->nr_handles) {
 		dev->handles[i].refs++;
-	} else if (dev->nr_handles < dev->max_handles ||
-		   !(ret = grow_handles(dev))) {
-		dev->handles[dev->nr_handles].handle = handle;
-		dev->handles[dev->nr_handles++].refs = 1;
+		return 0;
 	}
+	if (dev->nr_handles == dev->max_handles) {
+		ret = grow_handles(dev);
+		if (ret) {
+			accel_gem_close(dev, handle);
+			return ret;
+		}
+	}
+	dev->handles[dev->nr_handles].handle = handle;
+	dev->handles[dev->nr_handles++].refs = 1;
+	return 0;
+}
+
+/* Own a handle the file just created (REGION_CREATE, SPACE_CREATE). */
+int accel_handle_adopt(struct accel_device *dev, uint32_t handle)
+{
+	int ret;
+
+	pthread_mutex_lock(&dev->lock);
+	ret = handle_ref_locked(dev, handle);
 	pthread_mutex_unlock(&dev->lock);
 	return ret;
 }
 
-/* Drop an object's reference; the last one closes the handle. */
+/*
+ * Import a dma-buf and take a reference on its handle, in one critical
+ * section: a dma-buf the file already holds gives back the same handle,
+ * and the handle's last owner closes it under the same lock, so the import
+ * never ends up on a handle that is closed (and later reused) behind it.
+ */
+int accel_handle_import(struct accel_device *dev, int fd, uint32_t *handle)
+{
+	uint32_t h;
+	int ret;
+
+	pthread_mutex_lock(&dev->lock);
+	ret = accel_prime_import(dev, fd, &h);
+	if (!ret)
+		ret = handle_ref_locked(dev, h);
+	pthread_mutex_unlock(&dev->lock);
+	if (!ret)
+		*handle = h;
+	return ret;
+}
+
+/* Drop an object's reference; the last one closes the handle (under the lock). */
 void accel_handle_unref(struct accel_device *dev, uint32_t handle)
 {
-	bool last = true;
 	size_t i;
 
 	pthread_mutex_lock(&dev->lock);
-	for (i = 0; i < dev->nr_handles; i++) {
-		if (dev->handles[i].handle != handle)
-			continue;
-		last = !--dev->handles[i].refs;
-		if (last)
-			dev->handles[i] = dev->handles[--dev->nr_handles];
-		break;
+	i = handle_find_locked(dev, handle);
+	if (i == dev->nr_handles) {
+		/* Not ours (any more): closing it could close another object's. */
+		pthread_mutex_unlock(&dev->lock);
+		accel_log(ACCEL_LOG_ERR, "GEM handle %u released but not held", handle);
+		return;
+	}
+	if (!--dev->handles[i].refs) {
+		dev->handles[i] = dev->handles[--dev->nr_handles];
+		accel_gem_close(dev, handle);
 	}
 	pthread_mutex_unlock(&dev->lock);
-	if (last)
-		accel_gem_close(dev, handle);
 }
 
 /* 1 if @fd is a kvaccel device, 0 if another driver's. */
@@ -122,34 +176,91 @@ static int is_kvaccel(int fd)
 	return yes;
 }
 
-/* Add the /dev paths of @class's nodes named @prefix* that are kvaccel devices. */
+/* The driver of the device behind /sys/class/@class/@node is kvaccel's. */
+static bool sysfs_is_kvaccel(const char *class, const char *node)
+{
+	char path[PATH_MAX], link[PATH_MAX], line[256];
+	bool yes = false;
+	const char *base;
+	ssize_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/device/driver", class, node);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n > 0) {
+		link[n] = '\0';
+		base = strrchr(link, '/');
+		return !strcmp(base ? base + 1 : link, KVACCEL_DRIVER);
+	}
+	/* No driver link (an unusual sysfs): the device's uevent names it. */
+	snprintf(path, sizeof(path), "%s/%s/device/uevent", class, node);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!yes && fgets(line, sizeof(line), f))
+		yes = !strcmp(line, "DRIVER=" KVACCEL_DRIVER "\n");
+	fclose(f);
+	return yes;
+}
+
+/* The number after @prefix in @name, or -1 if it is not @prefix<digits>. */
+static long node_number(const char *name, const char *prefix)
+{
+	size_t len = strlen(prefix);
+	char *end;
+	long v;
+
+	if (strncmp(name, prefix, len) || !isdigit((unsigned char)name[len]))
+		return -1;
+	v = strtol(name + len, &end, 10);
+	return *end ? -1 : v;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Add the /dev paths of @class's nodes @prefix<N> whose device is bound to
+ * the kvaccel driver, in the order of N. Only sysfs is read: opening a node
+ * of another driver could wake a runtime-suspended GPU.
+ */
 static int scan(const char *class, const char *prefix, const char *devdir,
 		char (*paths)[ACCEL_PATH_MAX], int max, int n)
 {
+	long *nums = NULL, *grown;
+	size_t nr = 0, room = 0, i;
 	struct dirent *de;
 	DIR *d = opendir(class);
 
 	if (!d)
 		return n;
 	while ((de = readdir(d))) {
-		char path[ACCEL_PATH_MAX];
-		int fd;
+		long v = node_number(de->d_name, prefix);
 
-		if (strncmp(de->d_name, prefix, strlen(prefix)))
+		if (v < 0 || !sysfs_is_kvaccel(class, de->d_name))
 			continue;
-		if (snprintf(path, sizeof(path), "%s/%s", devdir, de->d_name) >= (int)sizeof(path))
-			continue;
-		fd = open(path, O_RDWR | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		if (is_kvaccel(fd)) {
-			if (n < max)
-				memcpy(paths[n], path, sizeof(path));
-			n++;
+		if (nr == room) {
+			room = room ? 2 * room : 8;
+			grown = realloc(nums, room * sizeof(*nums));
+			if (!grown) {
+				free(nums);
+				closedir(d);
+				return -ENOMEM;
+			}
+			nums = grown;
 		}
-		close(fd);
+		nums[nr++] = v;
 	}
 	closedir(d);
+	qsort(nums, nr, sizeof(*nums), cmp_long);
+	for (i = 0; i < nr; i++, n++)
+		if (n < max)
+			snprintf(paths[n], ACCEL_PATH_MAX, "%s/%s%ld", devdir, prefix, nums[i]);
+	free(nums);
 	return n;
 }
 
@@ -160,6 +271,8 @@ ACCEL_EXPORT int accel_device_list(char (*paths)[ACCEL_PATH_MAX], int max)
 	if (max < 0 || (max && !paths))
 		return -EINVAL;
 	n = scan("/sys/class/accel", "accel", "/dev/accel", paths, max, 0);
+	if (n < 0)
+		return n;
 	return scan("/sys/class/drm", "renderD", "/dev/dri", paths, max, n);
 }
 
@@ -263,12 +376,24 @@ ACCEL_EXPORT int accel_device_fd(const struct accel_device *dev)
 	return dev ? dev->fd : -EINVAL;
 }
 
-ACCEL_EXPORT int accel_device_info(struct accel_device *dev, struct accel_device_info *info)
+/* 0.1's struct is 0.2's from path on (libaccel/src/compat.c). */
+_Static_assert(offsetof(struct accel_device_info, path) == sizeof(size_t),
+	       "accel_device_info: sz, then 0.1's fields");
+_Static_assert(accel_offsetofend(struct accel_device_info, process_quota) -
+	       offsetof(struct accel_device_info, path) == ACCEL_DEVICE_INFO_0_1_SIZE,
+	       "accel_device_info: 0.1's fields unchanged");
+
+/*
+ * The device's info from path on, as many bytes as @len (at most the end of
+ * the struct): 0.1's entry point passes its whole struct, 0.2's the part of
+ * the caller's struct that follows sz.
+ */
+int accel_device_info_bytes(struct accel_device *dev, void *dst, size_t len)
 {
 	struct accel_device_info i;
 	int ret;
 
-	if (!dev || !info)
+	if (!dev || !dst)
 		return -EINVAL;
 	i = dev->info;
 	ret = get_param(dev, KVACCEL_PARAM_DEVICE_LIMIT, &i.limit);
@@ -278,7 +403,32 @@ ACCEL_EXPORT int accel_device_info(struct accel_device *dev, struct accel_device
 		ret = get_param(dev, KVACCEL_PARAM_CLIENT_USAGE, &i.process_usage);
 	if (!ret)
 		ret = get_param(dev, KVACCEL_PARAM_CLIENT_QUOTA, &i.process_quota);
-	if (!ret)
-		*info = i;
-	return ret;
+	if (ret)
+		return ret;
+	if (len > sizeof(i) - offsetof(struct accel_device_info, path))
+		len = sizeof(i) - offsetof(struct accel_device_info, path);
+	memcpy(dst, i.path, len);
+	return 0;
+}
+
+/*
+ * LIBACCEL_0.2: the struct with its size (0.1's entry point: compat.c).
+ * Only the versioned name is defined ("remove"): the bare name would match
+ * 0.1's node of the version script too.
+ */
+__asm__(".symver accel_device_info, accel_device_info@@LIBACCEL_0.2, remove");
+ACCEL_EXPORT int accel_device_info(struct accel_device *dev, struct accel_device_info *info)
+{
+	size_t len;
+	int ret;
+
+	if (!dev || !info)
+		return -EINVAL;
+	ret = accel_opts_valid(info, sizeof(*info));
+	if (ret)
+		return ret;
+	len = info->sz < sizeof(*info) ? info->sz : sizeof(*info);
+	if (len <= offsetof(struct accel_device_info, path))
+		return 0;
+	return accel_device_info_bytes(dev, info->path, len - offsetof(struct accel_device_info, path));
 }

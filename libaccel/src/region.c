@@ -49,7 +49,7 @@ int accel_obj_import(struct accel_device *dev, int fd, uint32_t *handle)
 {
 	if (!dev || fd < 0)
 		return -EINVAL;
-	return accel_prime_import(dev, fd, handle);
+	return accel_handle_import(dev, fd, handle);
 }
 
 void accel_obj_fini(struct accel_obj *obj)
@@ -61,9 +61,9 @@ void accel_obj_fini(struct accel_obj *obj)
 }
 
 /*
- * Wrap a handle of this device's file, described by REGION_INFO; the new
- * object owns a reference on the handle. On error the handle is released
- * (closed unless another object owns it too).
+ * Wrap a handle of this device's file, described by REGION_INFO: the new
+ * object takes over the caller's reference on the handle. On error the
+ * reference is dropped (the handle closed unless another object owns it).
  */
 static struct accel_region *region_wrap(struct accel_device *dev, uint32_t handle)
 {
@@ -71,12 +71,6 @@ static struct accel_region *region_wrap(struct accel_device *dev, uint32_t handl
 	struct accel_region *r = NULL;
 	int ret;
 
-	ret = accel_handle_ref(dev, handle);
-	if (ret) {
-		accel_gem_close(dev, handle);
-		errno = -ret;
-		return NULL;
-	}
 	ret = accel_ioctl(dev, DRM_IOCTL_KVACCEL_REGION_INFO, &ri);
 	if (!ret && ri.type == KVACCEL_OBJECT_SPACE)
 		ret = -EINVAL;	/* a space's dma-buf: accel_space_import() */
@@ -121,6 +115,11 @@ ACCEL_EXPORT struct accel_region *accel_region_create(struct accel_device *dev, 
 	if (ret) {
 		accel_log(ACCEL_LOG_DEBUG, "region of %llu bytes in %u-byte blocks: %s",
 			  (unsigned long long)size, block_size, strerror(-ret));
+		errno = -ret;
+		return NULL;
+	}
+	ret = accel_handle_adopt(dev, rc.handle);
+	if (ret) {
 		errno = -ret;
 		return NULL;
 	}

@@ -28,19 +28,13 @@ struct accel_space {
 	size_t window;
 };
 
-/* Wrap a handle (the object takes a reference on it; released on error). */
+/* Wrap a handle (the object takes over the caller's reference; dropped on error). */
 static struct accel_space *space_wrap(struct accel_device *dev, uint32_t handle)
 {
 	struct drm_kvaccel_space_info si = { .handle = handle };
 	struct accel_space *s = NULL;
 	int ret;
 
-	ret = accel_handle_ref(dev, handle);
-	if (ret) {
-		accel_gem_close(dev, handle);
-		errno = -ret;
-		return NULL;
-	}
 	ret = accel_ioctl(dev, DRM_IOCTL_KVACCEL_SPACE_INFO, &si);
 	if (!ret) {
 		s = calloc(1, sizeof(*s));
@@ -75,6 +69,11 @@ ACCEL_EXPORT struct accel_space *accel_space_create(struct accel_device *dev, ui
 		return NULL;
 	}
 	ret = accel_ioctl(dev, DRM_IOCTL_KVACCEL_SPACE_CREATE, &sc);
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
+	ret = accel_handle_adopt(dev, sc.handle);
 	if (ret) {
 		errno = -ret;
 		return NULL;

@@ -4,10 +4,14 @@
  * handshake, regions (map, export, import in another process, the same
  * dma-buf imported twice), spaces (batched binds, the window, queries,
  * sharing), copies and fences (done at submit, waits, chains, poll-able
- * fds, errors), fd passing, the log callback, and every function's
- * rejection of NULLs and bad arguments.
+ * fds, errors, huge timeouts), fd passing, the log callback, every
+ * function's rejection of NULLs and bad arguments, discovery that opens no
+ * other driver's node, and imports racing destroys of the same dma-buf.
  */
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -44,7 +48,7 @@ FIXTURE_TEARDOWN(api)
 TEST_F(api, device_list_open_info)
 {
 	char paths[4][ACCEL_PATH_MAX];
-	struct accel_device_info info;
+	ACCEL_OPTS(accel_device_info, info);
 	struct accel_device *d2;
 	int n = accel_device_list(paths, 4);
 
@@ -63,6 +67,120 @@ TEST_F(api, device_list_open_info)
 	accel_device_close(d2);
 }
 
+/* Watch for opens of every @prefix* node in @devdir whose sysfs driver is not kvaccel. */
+static int watch_foreign_nodes(int in, const char *class, const char *prefix, const char *devdir)
+{
+	char path[512], link[512], dev[512];
+	struct dirent *de;
+	int watched = 0;
+	ssize_t n;
+	DIR *d = opendir(class);
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		const char *base;
+
+		if (strncmp(de->d_name, prefix, strlen(prefix)))
+			continue;
+		/* vgem's device has no driver link: another driver's all the same. */
+		snprintf(path, sizeof(path), "%s/%s/device/driver", class, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		link[n > 0 ? n : 0] = '\0';
+		base = strrchr(link, '/');
+		if (!strcmp(base ? base + 1 : link, "kvaccel"))
+			continue;
+		snprintf(dev, sizeof(dev), "%s/%s", devdir, de->d_name);
+		if (inotify_add_watch(in, dev, IN_OPEN) >= 0)
+			watched++;
+	}
+	closedir(d);
+	return watched;
+}
+
+/*
+ * Discovery reads sysfs and opens no other driver's node (opening one can
+ * wake a runtime-suspended GPU); it lists nodes in a stable, sorted order.
+ */
+TEST_F(api, device_discovery_opens_no_other_node)
+{
+	char a[8][ACCEL_PATH_MAX], b[8][ACCEL_PATH_MAX], buf[4096];
+	struct accel_device *d;
+	int in, watched, n, i;
+
+	in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	ASSERT_LE(0, in);
+	watched = watch_foreign_nodes(in, "/sys/class/drm", "renderD", "/dev/dri") +
+		  watch_foreign_nodes(in, "/sys/class/accel", "accel", "/dev/accel");
+	n = accel_device_list(a, 8);
+	ASSERT_LE(0, n);
+	if (!n) {
+		close(in);
+		SKIP(return, "no kvaccel device");
+	}
+	ASSERT_EQ(n, accel_device_list(b, 8));
+	for (i = 0; i < n && i < 8; i++)
+		EXPECT_STREQ(a[i], b[i]);
+	/* Accel nodes, then render nodes, each in the order of their numbers. */
+	for (i = 1; i < n && i < 8; i++) {
+		size_t p = strcspn(a[i], "0123456789");
+
+		if (!strncmp(a[i - 1], a[i], p) && strlen(a[i - 1]) >= p)
+			EXPECT_LT(atol(a[i - 1] + p), atol(a[i] + p));
+	}
+	d = accel_device_open(NULL);
+	ASSERT_NE(NULL, d);
+	accel_device_close(d);
+	if (!watched) {
+		close(in);
+		SKIP(return, "no node of another driver to watch (load vgem)");
+	}
+	EXPECT_EQ(-1, read(in, buf, sizeof(buf))) TH_LOG("a foreign node was opened");
+	EXPECT_EQ(EAGAIN, errno);
+	close(in);
+}
+
+/*
+ * struct accel_device_info carries its size: an older, smaller struct gets
+ * the fields it has and nothing past them; a newer, bigger one is fine
+ * while its unknown tail is zero; a struct without its size is refused.
+ */
+TEST_F(api, device_info_sizes)
+{
+	struct {
+		struct accel_device_info info;
+		uint64_t newer[2];
+	} big;
+	struct accel_device_info old;
+	ACCEL_OPTS(accel_device_info, info);
+
+	ASSERT_EQ(0, accel_device_info(self->dev, &info));
+	EXPECT_EQ(sizeof(info), info.sz);
+	EXPECT_EQ(ACCEL_ABI_MAJOR, info.abi_major);
+	EXPECT_LT(0, info.limit);
+
+	memset(&old, 0, sizeof(old));
+	EXPECT_EQ(-EINVAL, accel_device_info(self->dev, &old));
+	old.sz = sizeof(size_t) - 1;
+	EXPECT_EQ(-EINVAL, accel_device_info(self->dev, &old));
+
+	memset(&old, 0xa5, sizeof(old));
+	old.sz = offsetof(struct accel_device_info, caps);
+	ASSERT_EQ(0, accel_device_info(self->dev, &old));
+	EXPECT_EQ(offsetof(struct accel_device_info, caps), old.sz);
+	EXPECT_EQ(info.abi_minor, old.abi_minor);
+	EXPECT_EQ(0xa5a5a5a5a5a5a5a5ull, old.caps);
+	EXPECT_EQ(0xa5a5a5a5a5a5a5a5ull, old.process_quota);
+
+	memset(&big, 0, sizeof(big));
+	big.info.sz = sizeof(big);
+	ASSERT_EQ(0, accel_device_info(self->dev, &big.info));
+	EXPECT_EQ(info.caps, big.info.caps);
+	EXPECT_EQ(0, big.newer[0]);
+	big.newer[1] = 1;
+	EXPECT_EQ(-E2BIG, accel_device_info(self->dev, &big.info));
+}
+
 TEST_F(api, device_open_errors_are_logged)
 {
 	accel_set_log(log_cb, NULL, ACCEL_LOG_DEBUG);
@@ -78,7 +196,8 @@ TEST_F(api, device_open_errors_are_logged)
 
 TEST_F(api, region_map_and_account)
 {
-	struct accel_device_info before, after;
+	ACCEL_OPTS(accel_device_info, before);
+	ACCEL_OPTS(accel_device_info, after);
 	struct accel_region *r;
 	unsigned char *p;
 
@@ -359,6 +478,100 @@ TEST_F(api, copy_errors_reach_the_fence)
 	accel_fence_destroy(f2);
 	accel_fence_destroy(f1);
 	accel_region_destroy(a);
+}
+
+/* A huge relative timeout is forever, not a deadline that overflowed into the past. */
+TEST_F(api, fence_wait_huge_timeouts)
+{
+	const int64_t timeouts[] = { INT64_MAX, INT64_MAX - 1, INT64_MAX - 1000000000 };
+	struct accel_region *a = accel_region_create(self->dev, 64 * MIB, 2 * MIB, ACCEL_NODE_ANY);
+	struct accel_region *b = accel_region_create(self->dev, 64 * MIB, 2 * MIB, ACCEL_NODE_ANY);
+	struct accel_copy_seg seg;
+	struct accel_fence *f;
+	unsigned int i;
+
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	seg = (struct accel_copy_seg) { accel_region_obj(a), 0, accel_region_obj(b), 0, 64 * MIB };
+	for (i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+		f = accel_copy(self->dev, &seg, 1, NULL);
+		ASSERT_NE(NULL, f);
+		EXPECT_EQ(0, accel_fence_wait(f, timeouts[i])) TH_LOG("timeout %lld",
+								      (long long)timeouts[i]);
+		accel_fence_destroy(f);
+	}
+	accel_region_destroy(a);
+	accel_region_destroy(b);
+}
+
+struct import_race {
+	struct accel_device *dev;
+	int fd;
+	atomic_int failures;
+	atomic_int done;
+};
+
+/*
+ * Import the dma-buf, use the import's handle (export it again), destroy
+ * it; again, for a second. A handle closed behind an import fails
+ * REGION_INFO inside the import or the export.
+ */
+static void *import_destroy_loop(void *arg)
+{
+	struct import_race *r = arg;
+	struct timespec t0, t;
+	int i, fd;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 100000; i++) {
+		struct accel_region *imp = accel_region_import(r->dev, r->fd);
+
+		if (!imp) {
+			atomic_fetch_add(&r->failures, 1);
+			continue;
+		}
+		if (accel_region_export(imp, &fd))
+			atomic_fetch_add(&r->failures, 1);
+		else
+			close(fd);
+		accel_region_destroy(imp);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec >= 2)
+			break;
+	}
+	atomic_fetch_add(&r->done, i);
+	return NULL;
+}
+
+/*
+ * Threads importing and destroying one dma-buf: each import gets the
+ * file's one handle for it, and a destroy's close must never hit a handle
+ * another thread's import has just been given back.
+ */
+TEST_F(api, import_races_destroy_of_the_same_dmabuf)
+{
+	struct accel_region *r = accel_region_create(self->dev, 2 * 4096, 4096, ACCEL_NODE_ANY);
+	struct import_race race = { .dev = self->dev };
+	pthread_t t[2];
+	unsigned int i;
+
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(0, accel_region_export(r, &race.fd));
+	/* The dma-buf keeps the memory; no library object holds the handle now. */
+	accel_region_destroy(r);
+	/* Two threads: with more, one nearly always holds the handle. */
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, import_destroy_loop, &race));
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	EXPECT_EQ(0, atomic_load(&race.failures)) TH_LOG("%d of %d imports failed",
+							 atomic_load(&race.failures),
+							 atomic_load(&race.done));
+	/* And the file holds no handle any more: a fresh import works. */
+	r = accel_region_import(self->dev, race.fd);
+	ASSERT_NE(NULL, r);
+	accel_region_destroy(r);
+	close(race.fd);
 }
 
 TEST(fd_passing_limits)

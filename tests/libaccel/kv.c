@@ -87,7 +87,7 @@ FIXTURE_SETUP(kv)
 		.block_tokens = BT, .block_bytes = BB, .device_blocks = 64,
 		.host_blocks = 128, .host_node = ACCEL_NODE_ANY, .backend = BACKEND,
 	};
-	struct accel_device_info info;
+	ACCEL_OPTS(accel_device_info, info);
 	int i;
 
 	for (i = 0; i < 4096; i++)
@@ -106,7 +106,7 @@ FIXTURE_SETUP(kv)
 
 FIXTURE_TEARDOWN(kv)
 {
-	struct accel_device_info info;
+	ACCEL_OPTS(accel_device_info, info);
 	int tries;
 
 	accel_kv_destroy(self->kv);
