@@ -269,6 +269,17 @@ $(B)/native/kv_unit: tests/libaccel/kv_unit.c $(wildcard libaccel/src/kv/*)
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kv_unit" > $@
 	@chmod +x $@
 
+# The KV cache's logic over a stub backend: directed and model-based tests.
+$(B)/native/kv_model: tests/libaccel/kv_model.c libaccel/src/kv_cache.c libaccel/src/log.c \
+		$(wildcard libaccel/src/kv/*) $(ACCEL_HDRS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/src -pthread \
+		-o $(B)/native-bin/kv_model $< libaccel/src/kv_cache.c libaccel/src/log.c \
+		$(wildcard libaccel/src/kv/*.c) -lcmocka -lcrypto
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kv_model" > $@
+	@chmod +x $@
+
 # The engine socket's message checks and fd passing (cmocka, ASan/UBSan).
 $(B)/native/kvdmsg_unit: tests/daemon/kvdmsg_unit.c libaccel/ctl/kvdmsg.c libaccel/ctl/kvdmsg.h \
 		uapi/kvacceld.h

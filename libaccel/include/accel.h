@@ -224,6 +224,11 @@ int accel_fence_status(struct accel_fence *fence);
 int accel_fence_wait(struct accel_fence *fence, int64_t timeout_ns);
 /** A sync_file fd that polls readable when the copy is done; the caller owns it. */
 int accel_fence_fd(struct accel_fence *fence);
+/**
+ * Drop the caller's reference to @fence (NULL-safe). Fences are reference
+ * counted: one the library hands out and also keeps (accel_kv_swap_out())
+ * stays valid until both have dropped theirs.
+ */
 void accel_fence_destroy(struct accel_fence *fence);
 
 /* ---- passing objects between processes --------------------------------- */
@@ -252,7 +257,14 @@ enum accel_kv_place {
 	ACCEL_KV_MOVING = 2,	/* a swap is in flight (accel_kv_progress()) */
 };
 
+/*
+ * The cache's shape: an extensible struct (ACCEL_OPTS()), zero meaning the
+ * default in every field. Since LIBACCEL_0.2; binaries built against 0.1's
+ * header (no sz, host_node 0 meaning node 0) keep calling 0.1's
+ * accel_kv_create.
+ */
 struct accel_kv_config {
+	size_t sz;		/* sizeof(struct accel_kv_config): ACCEL_OPTS() */
 	/** Tokens per block. */
 	uint32_t block_tokens;
 	/** KV bytes per block: a power of two from 4 KiB to 2 MiB. */
@@ -269,7 +281,7 @@ struct accel_kv_config {
 	const char *backend;
 	/** Largest coalesced transfer in bytes (0: 2 MiB). */
 	uint32_t transfer_unit;
-	/** NUMA node of the host tier, or ACCEL_NODE_ANY. */
+	/** NUMA node of the host tier, with ACCEL_KV_HOST_NODE (else any node). */
 	int host_node;
 	/** ACCEL_KV_* flags. */
 	uint32_t flags;
@@ -277,12 +289,17 @@ struct accel_kv_config {
 
 /**
  * Move every block in a copy job of its own, waiting as they complete
- * (a naive per-block mover, for comparison: benchmarks only).
+ * (a naive per-block mover, for comparison: benchmarks only; its swaps
+ * wait in the call).
  */
 #define ACCEL_KV_PER_BLOCK_COPIES	(1u << 0)
-#define ACCEL_KV_FLAGS			(ACCEL_KV_PER_BLOCK_COPIES)
+/** host_node names the host tier's NUMA node (without it: any node). */
+#define ACCEL_KV_HOST_NODE		(1u << 1)
+#define ACCEL_KV_FLAGS			(ACCEL_KV_PER_BLOCK_COPIES | ACCEL_KV_HOST_NODE)
 
+/* Counters (ACCEL_OPTS(): fields past the caller's sz are not written). */
 struct accel_kv_stats {
+	size_t sz;		/* sizeof(struct accel_kv_stats): ACCEL_OPTS() */
 	uint64_t swaps_out, swaps_in;
 	uint64_t blocks_out, blocks_in;	/* blocks whose bytes moved */
 	uint64_t blocks_reused;		/* not moved: host copy still valid, or cached on device */
@@ -297,18 +314,46 @@ struct accel_kv_stats {
  * A tiered, paged KV cache: fixed-size blocks, per-sequence block tables,
  * prefix sharing with copy-on-write, LRU eviction of cached prefixes, and
  * swapping whole sequences between tiers in coalesced transfers. One lock
- * per cache: thread-safe.
+ * per cache, never held while waiting: thread-safe, and a thread waiting
+ * for a copy stalls no other. Prefix keys are SHA-256 over the parent
+ * block's key, the block's tokens and the sequence's extra keys.
+ * accel_kv_create(): NULL + errno (EINVAL: a bad field, the log says
+ * which; E2BIG: unknown non-zero fields past sz; ENODEV, ENOMEM).
  */
 struct accel_kv *accel_kv_create(struct accel_device *dev, const struct accel_kv_config *cfg);
 void accel_kv_destroy(struct accel_kv *kv);
 
-/** A new sequence with a prompt; *cached_tokens (may be NULL) were shared from the prefix cache. */
+/** Options of a new sequence (ACCEL_OPTS(); NULL: none). */
+struct accel_kv_seq_opts {
+	size_t sz;
+	/**
+	 * Extra keys hashed into every block's prefix key (an adapter id, a
+	 * per-tenant cache salt): sequences share cached blocks only when
+	 * their extra keys are the same bytes. Copied.
+	 */
+	const void *extra_keys;
+	size_t extra_keys_len;
+};
+
+/**
+ * A new sequence with a prompt; *cached_tokens (may be NULL) were shared
+ * from the prefix cache. -E2BIG: more tokens than a sequence can hold.
+ */
 int accel_kv_seq_create(struct accel_kv *kv, const int32_t *prompt, uint64_t n,
 			uint32_t *seq, uint64_t *cached_tokens);
-/** Append tokens (their KV is written into the blocks accel_kv_seq_blocks() names). */
+int accel_kv_seq_create_opts(struct accel_kv *kv, const int32_t *prompt, uint64_t n,
+			     const struct accel_kv_seq_opts *opts, uint32_t *seq,
+			     uint64_t *cached_tokens);
+/**
+ * Append tokens (their KV is written into the blocks accel_kv_seq_blocks()
+ * names). All or nothing: on error no token was added. Writing into a
+ * shared partial block first copies it (the call waits for that copy,
+ * without holding the cache's lock); -EBUSY while the sequence moves.
+ */
 int accel_kv_seq_append(struct accel_kv *kv, uint32_t seq, const int32_t *tokens, uint64_t n);
 /** A new sequence sharing every block of @seq (copy-on-write). */
 int accel_kv_seq_fork(struct accel_kv *kv, uint32_t seq, uint32_t *child);
+/** Free a sequence; one that is moving is freed once its copy is over (waits). */
 int accel_kv_seq_free(struct accel_kv *kv, uint32_t seq);
 /** The device-tier block table (on the device only); returns the block count. */
 int accel_kv_seq_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks, uint32_t max);
@@ -316,19 +361,46 @@ int accel_kv_seq_tokens(struct accel_kv *kv, uint32_t seq, uint64_t *tokens);
 /** ACCEL_KV_DEVICE, ACCEL_KV_HOST, ACCEL_KV_MOVING or -errno. */
 int accel_kv_seq_place(struct accel_kv *kv, uint32_t seq);
 
+/** How a swap orders against the engine's own work (ACCEL_OPTS(); NULL: not at all). */
+struct accel_kv_swap_opts {
+	size_t sz;
+	/**
+	 * cuda backend: a CUevent of the engine's: the swap's copies start
+	 * after it (the engine's last writes to the blocks, or its last
+	 * reads of the blocks a swap in overwrites). Other backends: must be
+	 * NULL (-EOPNOTSUPP).
+	 */
+	void *cuda_wait_event;
+	/**
+	 * cuda backend: a CUevent of the engine's, recorded after the
+	 * swap's copies: cuStreamWaitEvent() on it before computing on
+	 * swapped-in blocks. Created in the GPU's primary context.
+	 */
+	void *cuda_done_event;
+};
+
 /**
  * Swap a sequence out (device -> host) or in (host -> device),
  * asynchronously: adjacent blocks move in coalesced transfers; a sequence
  * swapped out again moves only the blocks written since it was swapped in.
  * The sequence is ACCEL_KV_MOVING until accel_kv_progress() sees the copy
  * done; its old tier's blocks are released then. *fence (may be NULL)
- * receives the copy's fence, owned by the cache (valid until the next
- * progress call that completes it); the cuda backend's copies run on its
- * own stream and give NULL: accel_kv_progress() is the way to wait.
+ * receives the copy's fence, which the caller owns (accel_fence_destroy()
+ * it; it stays valid after the cache is done with the copy), or NULL when
+ * nothing is in flight or the backend has no fences (cuda: order with
+ * accel_kv_swap_opts' events, or wait with accel_kv_progress()).
  */
 int accel_kv_swap_out(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence);
 int accel_kv_swap_in(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence);
-/** Complete finished swaps (wait up to @timeout_ns, -1: all); returns swaps still in flight. */
+int accel_kv_swap_out_opts(struct accel_kv *kv, uint32_t seq,
+			   const struct accel_kv_swap_opts *opts, struct accel_fence **fence);
+int accel_kv_swap_in_opts(struct accel_kv *kv, uint32_t seq,
+			  const struct accel_kv_swap_opts *opts, struct accel_fence **fence);
+/**
+ * Complete finished swaps, waiting up to @timeout_ns in all (0: poll, -1:
+ * until every swap in flight is done); returns the swaps still in flight.
+ * Waits without holding the cache's lock.
+ */
 int accel_kv_progress(struct accel_kv *kv, int64_t timeout_ns);
 
 /**
@@ -345,6 +417,7 @@ void *accel_kv_block_addr(struct accel_kv *kv, enum accel_kv_place tier, uint32_
  * smaller blocks.
  */
 int accel_kv_seq_window(struct accel_kv *kv, uint32_t seq, void **addr, size_t *len);
+/** Fill @stats (declared with ACCEL_OPTS()). */
 int accel_kv_stats(struct accel_kv *kv, struct accel_kv_stats *stats);
 
 /**

@@ -23,7 +23,15 @@ struct accel_fence {
 	uint32_t syncobj;
 	uint64_t job_id;
 	atomic_int status;	/* 1 done, < 0 failed, 0 not known to be final */
+	atomic_uint refs;	/* accel_fence_get() and the creator's */
 };
+
+struct accel_fence *accel_fence_get(struct accel_fence *fence)
+{
+	if (fence)
+		atomic_fetch_add(&fence->refs, 1);
+	return fence;
+}
 
 static int syncobj_get(struct accel_device *dev, uint32_t *handle)
 {
@@ -81,6 +89,7 @@ static struct accel_fence *copy_submit(struct accel_device *dev, const struct ac
 	if (!f)
 		return NULL;
 	f->dev = dev;
+	atomic_init(&f->refs, 1);
 	if (count > 8) {
 		k = calloc(count, sizeof(*k));
 		if (!k) {
@@ -243,7 +252,7 @@ ACCEL_EXPORT int accel_fence_fd(struct accel_fence *fence)
 
 ACCEL_EXPORT void accel_fence_destroy(struct accel_fence *fence)
 {
-	if (!fence)
+	if (!fence || atomic_fetch_sub(&fence->refs, 1) != 1)
 		return;
 	syncobj_put(fence->dev, fence->syncobj);
 	free(fence);

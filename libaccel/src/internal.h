@@ -100,6 +100,12 @@ int accel_device_info_bytes(struct accel_device *dev, void *dst, size_t len);
 /* copy.c */
 void accel_fence_pool_fini(struct accel_device *dev);
 /*
+ * Another reference to @fence (NULL-safe): fences are reference counted
+ * and accel_fence_destroy() drops one, so the library can hand a caller a
+ * fence it also keeps.
+ */
+struct accel_fence *accel_fence_get(struct accel_fence *fence);
+/*
  * accel_copy() for callers that order their own copies (the KV cache: a
  * block with a transfer in flight is never handed out): the job does not
  * wait for the reservation fences of what it touches

@@ -3,222 +3,107 @@
  * libaccel - the tiered, paged KV cache (accel_kv_*): sequences' block
  * tables on a device tier and a host tier, prefix sharing and
  * copy-on-write (kv/kv_seq.c), and swapping sequences between the tiers in
- * coalesced transfers, moving only what changed since the last swap.
- *
- * Backends: "host" keeps both tiers in kvaccel regions and moves bytes
- * with the module's copy engine (machines without a GPU, and CI). "cuda"
- * keeps the device tier in GPU memory (cuda/cuda_tier.c: a reserved
- * virtual range whose chunks, all created with the cache, are mapped when
- * a block in them is first used) and the host tier in a kvaccel region
- * registered with the driver; swaps are batched copies on the tier's
- * stream, finished by tickets instead of kvaccel fences.
+ * coalesced transfers, moving only what changed since the last swap. The
+ * memory and the copies are a backend's (kv/kv_backend.h: host, cuda);
+ * this file is the bookkeeping, the same for every backend.
  *
  * Per sequence: the kv_seq's block table names device blocks (KV_NO_BLOCK
  * while the sequence is on the host); host[] names each block's host copy
  * (KV_NO_BLOCK if none) and dirty[] whether the device block has changed
  * since that copy was made. A swap out copies only blocks without a valid
  * host copy; a swap in reuses a device block still cached under the same
- * content hash instead of copying it.
+ * key instead of copying it, and publishes the keys of the blocks it
+ * copied again (a swapped-in prefix is shared like any other).
+ *
+ * Locking: kv->lock protects everything in struct accel_kv and its
+ * entries. Nothing waits with it held: a wait (progress, freeing a moving
+ * sequence, a copy-on-write append) takes a reference to the move, drops
+ * the lock, waits, retakes it and completes the move only if its entry is
+ * still the one it was (same generation, same move). While a move is in
+ * flight its sequence is ACCEL_KV_MOVING and other calls on it get -EBUSY.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
-#include "cuda/cuda_loader.h"
-#include "cuda/cuda_tier.h"
-#include "kv/kv_seq.h"
+#include "kv/kv_backend.h"
 
-enum { T_DEV, T_HOST, T_NR };
+enum move_kind { MOVE_OUT, MOVE_IN, MOVE_COW };
 
-struct kv_tier {
-	struct kv_pool pool;
-	struct accel_region *region;
-	unsigned char *base;
+/* A transfer in flight for an entry; refcounted (the entry's and waiters'). */
+struct kv_move {
+	unsigned int refs;
+	enum move_kind kind;
+	struct kv_xfer *x;
+	uint32_t cow_block;	/* MOVE_COW: the private copy being made */
 };
 
 struct kv_entry {
 	bool live;
 	int place;		/* enum accel_kv_place */
-	int target;		/* while moving: where to */
+	uint64_t gen;		/* tells a reused slot from the entry a waiter left */
 	struct kv_seq s;
 	uint32_t *host;
 	uint8_t *dirty;
 	uint32_t aux_cap;
-	struct accel_fence *fence;
-	uint64_t ticket;	/* cuda backend: the move's copies */
-	struct accel_space *win;
-	cu_deviceptr gwin;	/* cuda backend: a device window, gwin_n chunks */
-	uint32_t gwin_n;
+	struct kv_move *move;	/* while ACCEL_KV_MOVING */
+	struct accel_fence *legacy;	/* LIBACCEL_0.1 swaps: the cache's fence */
+	void *win;		/* the backend's window, if mapped */
 };
 
 struct accel_kv {
-	struct accel_device *dev;
-	struct accel_kv_config cfg;
-	pthread_mutex_t lock;	/* protects everything below */
-	struct kv_tier tier[T_NR];
+	struct kv_backend *be;
+	uint32_t block_tokens;
+	pthread_mutex_t lock;
+	struct kv_pool pool[KV_TIER_NR];
 	struct kv_entry *e;
 	uint32_t nr_e;
+	uint64_t next_gen;
 	struct accel_kv_stats st;
-	/* cuda backend: the device tier, and which of its chunks are mapped. */
-	struct accel_cuda_tier *gpu;
-	int gpu_ordinal;	/* the CUDA device ("cuda:N"; "cuda" is 0) */
-	uint8_t *mapped;
-	uint64_t chunk;
 };
 
-/*
- * "host" (or NULL): 0; "cuda" or "cuda:N" (N a CUDA ordinal, decimal): 1,
- * *gpu = N; anything else: -EINVAL.
- */
-static int parse_backend(const char *s, int *gpu)
+static struct kv_pool *dev_pool(struct accel_kv *kv)
 {
-	unsigned long n;
-	char *end;
-
-	*gpu = 0;
-	if (!s || !strcmp(s, "host"))
-		return 0;
-	if (!strcmp(s, "cuda"))
-		return 1;
-	if (strncmp(s, "cuda:", 5) || s[5] < '0' || s[5] > '9')
-		return -EINVAL;
-	errno = 0;
-	n = strtoul(s + 5, &end, 10);
-	if (errno || *end || n > 1024)
-		return -EINVAL;
-	*gpu = (int)n;
-	return 1;
+	return &kv->pool[KV_TIER_DEV];
 }
 
-static int tier_init(struct accel_kv *kv, int t, uint32_t blocks, int node)
+static int prepare_blocks(void *arg, const uint32_t *blocks, uint32_t n)
 {
-	struct kv_tier *tier = &kv->tier[t];
-	int ret = kv_pool_init(&tier->pool, blocks);
+	struct accel_kv *kv = arg;
 
-	if (ret)
-		return ret;
-	tier->region = accel_region_create(kv->dev, (uint64_t)blocks * kv->cfg.block_bytes,
-					   kv->cfg.block_bytes, node);
-	if (!tier->region)
-		return -errno;
-	tier->base = accel_region_map(tier->region);
-	return tier->base ? 0 : -errno;
+	return kv->be->ops->prepare ? kv->be->ops->prepare(kv->be, blocks, n) : 0;
 }
 
-static void tier_fini(struct kv_tier *tier)
+struct accel_kv *kv_cache_create(const struct kv_backend_config *cfg, uint32_t block_tokens,
+				 struct kv_backend *b)
 {
-	accel_region_destroy(tier->region);
-	kv_pool_fini(&tier->pool);
-}
+	struct accel_kv *kv = calloc(1, sizeof(*kv));
+	int ret = -ENOMEM;
 
-/* The cuda backend's device tier: every chunk created now, mapped on first use. */
-static int gpu_init(struct accel_kv *kv)
-{
-	uint64_t bytes = (uint64_t)kv->cfg.device_blocks * kv->cfg.block_bytes;
-	struct accel_cuda_tier_opts o = { .device = kv->gpu_ordinal, .reserve = bytes };
-	char why[160];
-	int ret;
-
-	ret = kv_pool_init(&kv->tier[T_DEV].pool, kv->cfg.device_blocks);
-	if (ret)
-		return ret;
-	ret = accel_cuda_tier_create(&o, &kv->gpu, why, sizeof(why));
-	if (ret) {
-		accel_log(ACCEL_LOG_ERR, "kv: cuda backend: %s", why);
-		return ret;
-	}
-	kv->chunk = accel_cuda_tier_chunk_size(kv->gpu);
-	kv->mapped = calloc(accel_cuda_tier_size(kv->gpu) / kv->chunk, 1);
-	if (!kv->mapped)
-		return -ENOMEM;
-	ret = accel_cuda_tier_prealloc(kv->gpu,
-				       (unsigned int)(accel_cuda_tier_size(kv->gpu) / kv->chunk));
-	if (ret)
-		accel_log(ACCEL_LOG_ERR, "kv: cuda backend: creating %llu bytes of GPU memory: %s",
-			  (unsigned long long)accel_cuda_tier_size(kv->gpu), strerror(-ret));
-	return ret;
-}
-
-/* Map the chunks that hold @e's device blocks (cuda backend; a no-op otherwise). */
-static int gpu_map_blocks(struct accel_kv *kv, const struct kv_entry *e)
-{
-	uint32_t i;
-	int ret;
-
-	for (i = 0; kv->gpu && i < e->s.nr_blocks; i++) {
-		uint64_t c;
-
-		if (e->s.blocks[i] == KV_NO_BLOCK)
-			continue;
-		c = (uint64_t)e->s.blocks[i] * kv->cfg.block_bytes / kv->chunk;
-		if (kv->mapped[c])
-			continue;
-		ret = accel_cuda_tier_map(kv->gpu, c * kv->chunk, kv->chunk);
-		if (ret)
-			return ret;
-		kv->mapped[c] = 1;
-	}
-	return 0;
-}
-
-/* A block's address for the cuda tier's copies: a device pointer or a host address. */
-static cu_deviceptr gpu_addr(const struct accel_kv *kv, int t, uint32_t block)
-{
-	uint64_t off = (uint64_t)block * kv->cfg.block_bytes;
-
-	return t == T_DEV ? accel_cuda_tier_base(kv->gpu) + off :
-	       (cu_deviceptr)(uintptr_t)(kv->tier[T_HOST].base + off);
-}
-
-ACCEL_EXPORT struct accel_kv *accel_kv_create(struct accel_device *dev,
-					      const struct accel_kv_config *cfg)
-{
-	struct accel_kv *kv;
-	int ret, cuda, gpu;
-	uint32_t bb;
-
-	if (!dev || !cfg || !cfg->block_tokens || !cfg->device_blocks || !cfg->host_blocks ||
-	    (cfg->flags & ~ACCEL_KV_FLAGS)) {
-		errno = EINVAL;
-		return NULL;
-	}
-	bb = cfg->block_bytes;
-	if (bb < 4096 || bb > (2u << 20) || (bb & (bb - 1))) {
-		accel_log(ACCEL_LOG_ERR, "kv: block_bytes %u: a power of two from 4 KiB to 2 MiB", bb);
-		errno = EINVAL;
-		return NULL;
-	}
-	cuda = parse_backend(cfg->backend, &gpu);
-	if (cuda < 0) {
-		accel_log(ACCEL_LOG_ERR,
-			  "kv: unknown backend \"%s\" (\"host\", \"cuda\" or \"cuda:N\")",
-			  cfg->backend);
-		errno = EINVAL;
-		return NULL;
-	}
-	kv = calloc(1, sizeof(*kv));
 	if (!kv)
-		return NULL;
-	kv->dev = dev;
-	kv->cfg = *cfg;
-	kv->cfg.backend = cuda ? "cuda" : "host";
-	kv->gpu_ordinal = gpu;
-	if (!kv->cfg.transfer_unit)
-		kv->cfg.transfer_unit = 2u << 20;
+		goto err;
+	kv->be = b;
+	kv->block_tokens = block_tokens;
 	pthread_mutex_init(&kv->lock, NULL);
-	ret = cuda ? gpu_init(kv) : tier_init(kv, T_DEV, cfg->device_blocks, ACCEL_NODE_ANY);
+	ret = kv_pool_init(&kv->pool[KV_TIER_DEV], cfg->device_blocks);
 	if (!ret)
-		ret = tier_init(kv, T_HOST, cfg->host_blocks, cfg->host_node);
-	if (!ret && kv->gpu)
-		ret = accel_cuda_tier_host_register(kv->gpu, kv->tier[T_HOST].base,
-						    (size_t)cfg->host_blocks * cfg->block_bytes);
-	if (ret) {
-		accel_kv_destroy(kv);
-		errno = -ret;
-		return NULL;
-	}
+		ret = kv_pool_init(&kv->pool[KV_TIER_HOST], cfg->host_blocks);
+	if (ret)
+		goto err;
 	return kv;
+err:
+	if (kv) {
+		kv->be = NULL;
+		accel_kv_destroy(kv);
+	}
+	b->ops->destroy(b);
+	errno = -ret;
+	return NULL;
 }
+
+/* ---- entries ---- */
 
 static struct kv_entry *entry(struct accel_kv *kv, uint32_t seq)
 {
@@ -243,7 +128,7 @@ static int aux_reserve(struct kv_entry *e, uint64_t blocks)
 
 	if (blocks <= e->aux_cap)
 		return 0;
-	if (blocks >= KV_NO_BLOCK)
+	if (blocks >= KV_NO_BLOCK / 2)
 		return -EINVAL;
 	while (cap < blocks)
 		cap *= 2;
@@ -265,14 +150,12 @@ static int aux_reserve(struct kv_entry *e, uint64_t blocks)
 
 static void drop_window(struct accel_kv *kv, struct kv_entry *e)
 {
-	accel_space_destroy(e->win);
+	if (e->win)
+		kv->be->ops->window_free(kv->be, e->win);
 	e->win = NULL;
-	if (e->gwin)
-		accel_cuda_tier_window_free(kv->gpu, e->gwin, e->gwin_n);
-	e->gwin = 0;
 }
 
-/* Release every block of an entry on both tiers and forget it. */
+/* Release every block of an entry (not moving) on both tiers and forget it. */
 static void entry_fini(struct accel_kv *kv, struct kv_entry *e)
 {
 	uint32_t i;
@@ -280,12 +163,12 @@ static void entry_fini(struct accel_kv *kv, struct kv_entry *e)
 	drop_window(kv, e);
 	for (i = 0; i < e->s.nr_blocks; i++) {
 		if (e->s.blocks[i] != KV_NO_BLOCK)
-			kv_pool_put(&kv->tier[T_DEV].pool, e->s.blocks[i]);
+			kv_pool_put(dev_pool(kv), e->s.blocks[i]);
 		if (e->host[i] != KV_NO_BLOCK)
-			kv_pool_put(&kv->tier[T_HOST].pool, e->host[i]);
+			kv_pool_put(&kv->pool[KV_TIER_HOST], e->host[i]);
 	}
 	e->s.nr_blocks = 0;
-	kv_seq_fini(&kv->tier[T_DEV].pool, &e->s);
+	kv_seq_fini(dev_pool(kv), &e->s);
 	free(e->host);
 	free(e->dirty);
 	memset(e, 0, sizeof(*e));
@@ -300,6 +183,8 @@ static int entry_new(struct accel_kv *kv, uint32_t *seq)
 	for (i = 0; i < kv->nr_e && kv->e[i].live; i++)
 		;
 	if (i == kv->nr_e) {
+		if (kv->nr_e >= KV_NO_BLOCK - 16)
+			return -ENOSPC;
 		e = realloc(kv->e, (kv->nr_e + 16) * sizeof(*e));
 		if (!e)
 			return -ENOMEM;
@@ -308,42 +193,162 @@ static int entry_new(struct accel_kv *kv, uint32_t *seq)
 		kv->nr_e += 16;
 	}
 	e = &kv->e[i];
-	ret = kv_seq_init(&e->s, kv->cfg.block_tokens);
+	ret = kv_seq_init(&e->s, kv->block_tokens);
 	if (ret)
 		return ret;
 	e->live = true;
 	e->place = ACCEL_KV_DEVICE;
+	e->gen = ++kv->next_gen;
 	*seq = i;
 	return 0;
 }
 
-/* Copy device blocks for copy-on-write and wait: the caller writes next. */
-static int run_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, uint32_t n,
-		      struct accel_fence **fence);
-static int gpu_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, uint32_t n,
-		      uint64_t *ticket);
+/* ---- moves ---- */
 
-ACCEL_EXPORT int accel_kv_seq_create(struct accel_kv *kv, const int32_t *prompt, uint64_t n,
-				     uint32_t *seq, uint64_t *cached_tokens)
+static struct kv_move *move_new(enum move_kind kind, struct kv_xfer *x)
 {
-	struct kv_copies copies = { 0 };
+	struct kv_move *m = calloc(1, sizeof(*m));
+
+	if (m)
+		*m = (struct kv_move) { .refs = 1, .kind = kind, .x = x, .cow_block = KV_NO_BLOCK };
+	return m;
+}
+
+static void move_put(struct accel_kv *kv, struct kv_move *m)
+{
+	if (--m->refs)
+		return;
+	kv->be->ops->xfer_free(kv->be, m->x);
+	free(m);
+}
+
+/* Wait for @m without the lock (the caller holds a reference). */
+static int move_wait(struct accel_kv *kv, struct kv_move *m, int64_t timeout_ns)
+{
+	return kv->be->ops->wait(kv->be, m->x, timeout_ns);
+}
+
+/* The copy to the host is done (or failed): release or keep the device blocks. */
+static void complete_out(struct accel_kv *kv, struct kv_entry *e, int status)
+{
+	uint32_t i;
+
+	for (i = 0; i < e->s.nr_blocks; i++) {
+		if (status) {
+			e->dirty[i] = 1;	/* the host copy is not trustworthy */
+			continue;
+		}
+		kv_pool_put(dev_pool(kv), e->s.blocks[i]);
+		e->s.blocks[i] = KV_NO_BLOCK;
+		e->dirty[i] = 0;
+	}
+	e->place = status ? ACCEL_KV_DEVICE : ACCEL_KV_HOST;
+}
+
+static void complete_in(struct accel_kv *kv, struct kv_entry *e, int status)
+{
+	uint32_t i;
+
+	for (i = 0; i < e->s.nr_blocks; i++) {
+		if (status) {
+			kv_pool_put(dev_pool(kv), e->s.blocks[i]);
+			e->s.blocks[i] = KV_NO_BLOCK;
+		} else {
+			e->dirty[i] = 0;	/* the host copy stays valid */
+			kv_seq_republish(dev_pool(kv), &e->s, i);
+		}
+	}
+	e->place = status ? ACCEL_KV_HOST : ACCEL_KV_DEVICE;
+}
+
+/* Complete @e's move with @status (its transfer is over). */
+static void finish_move(struct accel_kv *kv, struct kv_entry *e, int status)
+{
+	struct kv_move *m = e->move;
+
+	if (status && m->kind != MOVE_COW)
+		accel_log(ACCEL_LOG_ERR, "kv: swap of a sequence failed: %s", strerror(-status));
+	if (m->kind == MOVE_OUT) {
+		complete_out(kv, e, status);
+	} else if (m->kind == MOVE_IN) {
+		complete_in(kv, e, status);
+	} else {
+		/* A copy-on-write its append did not come back for. */
+		kv_pool_put(dev_pool(kv), m->cow_block);
+		e->place = ACCEL_KV_DEVICE;
+	}
+	accel_fence_destroy(e->legacy);
+	e->legacy = NULL;
+	e->move = NULL;
+	move_put(kv, m);
+}
+
+/*
+ * Wait (lock dropped) until @seq's move is over and complete it. Returns
+ * 0 with the lock held and *e the entry again, or -ENOENT when the entry
+ * went meanwhile (another thread freed it).
+ */
+static int settle(struct accel_kv *kv, uint32_t seq, struct kv_entry **e)
+{
+	uint64_t gen = (*e)->gen;
+
+	while ((*e)->place == ACCEL_KV_MOVING) {
+		struct kv_move *m = (*e)->move;
+		int st;
+
+		m->refs++;
+		pthread_mutex_unlock(&kv->lock);
+		st = move_wait(kv, m, -1);
+		pthread_mutex_lock(&kv->lock);
+		*e = entry(kv, seq);
+		if (*e && (*e)->gen == gen && (*e)->move == m && st != -ETIME)
+			finish_move(kv, *e, st);
+		move_put(kv, m);
+		if (!*e || (*e)->gen != gen)
+			return -ENOENT;
+	}
+	return 0;
+}
+
+/* ---- sequences ---- */
+
+/* @n more tokens fit a sequence of @have (checked before any arithmetic). */
+static bool tokens_fit(const struct accel_kv *kv, uint64_t have, uint64_t n)
+{
+	uint64_t max = (uint64_t)(KV_NO_BLOCK / 2 - 1) * kv->block_tokens;
+
+	return have <= max && n <= max - have;
+}
+
+ACCEL_EXPORT int accel_kv_seq_create_opts(struct accel_kv *kv, const int32_t *prompt, uint64_t n,
+					  const struct accel_kv_seq_opts *opts, uint32_t *seq,
+					  uint64_t *cached_tokens)
+{
+	struct kv_prepare prep = { prepare_blocks, kv };
+	const void *extra = ACCEL_OPTS_GET(opts, extra_keys, NULL);
+	size_t extra_len = ACCEL_OPTS_GET(opts, extra_keys_len, 0);
 	struct kv_entry *e;
 	uint64_t cached = 0;
 	uint32_t id;
 	int ret;
 
-	if (!kv || !seq || (n && !prompt))
+	if (!kv || !seq || (n && !prompt) || (extra_len && !extra))
 		return -EINVAL;
+	ret = accel_opts_valid(opts, sizeof(*opts));
+	if (ret)
+		return ret;
+	if (!tokens_fit(kv, 0, n))
+		return -E2BIG;
 	pthread_mutex_lock(&kv->lock);
 	ret = entry_new(kv, &id);
 	if (ret)
 		goto out;
 	e = &kv->e[id];
-	ret = aux_reserve(e, (n + kv->cfg.block_tokens - 1) / kv->cfg.block_tokens);
+	ret = kv_seq_set_extra(&e->s, extra, extra_len);
 	if (!ret)
-		ret = kv_seq_start(&kv->tier[T_DEV].pool, &e->s, prompt, n, &cached, &copies);
+		ret = aux_reserve(e, (n + kv->block_tokens - 1) / kv->block_tokens);
 	if (!ret)
-		ret = gpu_map_blocks(kv, e);
+		ret = kv_seq_start(dev_pool(kv), &e->s, prompt, n, &cached, NULL, &prep);
 	if (ret) {
 		entry_fini(kv, e);
 		goto out;
@@ -353,16 +358,84 @@ ACCEL_EXPORT int accel_kv_seq_create(struct accel_kv *kv, const int32_t *prompt,
 		*cached_tokens = cached;
 	*seq = id;
 out:
-	kv_copies_fini(&copies);
 	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
+ACCEL_EXPORT int accel_kv_seq_create(struct accel_kv *kv, const int32_t *prompt, uint64_t n,
+				     uint32_t *seq, uint64_t *cached_tokens)
+{
+	return accel_kv_seq_create_opts(kv, prompt, n, NULL, seq, cached_tokens);
+}
+
+/*
+ * Give @e's shared partial last block a private copy (the append writes
+ * into it next): allocate, copy (waiting with the lock dropped), replace.
+ * All or nothing. Called and returns with the lock held; -ENOENT when the
+ * entry went while the copy ran.
+ */
+static int cow_tail(struct accel_kv *kv, uint32_t seq, struct kv_entry **e)
+{
+	struct kv_copy c;
+	struct kv_xfer *x = NULL;
+	struct kv_move *m;
+	uint32_t nb;
+	uint64_t gen = (*e)->gen;
+	int ret, st;
+
+	ret = kv_pool_alloc(dev_pool(kv), 1, &nb);
+	if (ret)
+		return ret;
+	ret = prepare_blocks(kv, &nb, 1);
+	if (ret)
+		goto err_put;
+	c = (struct kv_copy) { (*e)->s.blocks[(*e)->s.nr_blocks - 1], nb };
+	ret = kv->be->ops->copy(kv->be, KV_TIER_DEV, KV_TIER_DEV, &c, 1, NULL, &x);
+	if (ret)
+		goto err_put;
+	kv->st.cow_copies++;
+	if (x) {
+		m = move_new(MOVE_COW, x);
+		if (!m) {
+			/* Nothing may still write into a block that goes back. */
+			kv->be->ops->wait(kv->be, x, -1);
+			kv->be->ops->xfer_free(kv->be, x);
+			ret = -ENOMEM;
+			goto err_put;
+		}
+		m->cow_block = nb;
+		m->refs++;	/* ours */
+		(*e)->move = m;
+		(*e)->place = ACCEL_KV_MOVING;
+		pthread_mutex_unlock(&kv->lock);
+		st = move_wait(kv, m, -1);
+		pthread_mutex_lock(&kv->lock);
+		*e = entry(kv, seq);
+		if (!*e || (*e)->gen != gen || (*e)->move != m) {
+			/* Freed meanwhile: the freeing thread released @nb. */
+			move_put(kv, m);
+			return -ENOENT;
+		}
+		(*e)->move = NULL;
+		(*e)->place = ACCEL_KV_DEVICE;
+		m->refs--;		/* the entry's: ours is still held */
+		move_put(kv, m);
+		if (st) {
+			ret = st;
+			goto err_put;
+		}
+	}
+	kv_seq_replace_tail(dev_pool(kv), &(*e)->s, nb);
+	return 0;
+err_put:
+	kv_pool_put(dev_pool(kv), nb);
 	return ret;
 }
 
 ACCEL_EXPORT int accel_kv_seq_append(struct accel_kv *kv, uint32_t seq, const int32_t *tokens,
 				     uint64_t n)
 {
-	struct kv_copies copies = { 0 };
-	struct accel_fence *f = NULL;
+	struct kv_prepare prep = { prepare_blocks, kv };
 	struct kv_entry *e;
 	uint32_t first, i;
 	int ret;
@@ -371,36 +444,26 @@ ACCEL_EXPORT int accel_kv_seq_append(struct accel_kv *kv, uint32_t seq, const in
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
 	ret = entry_at(kv, seq, ACCEL_KV_DEVICE, &e);
-	if (ret)
+	if (ret || !n)
 		goto out;
-	ret = aux_reserve(e, (e->s.nr_tokens + n + kv->cfg.block_tokens - 1) / kv->cfg.block_tokens);
+	if (!tokens_fit(kv, e->s.nr_tokens, n)) {
+		ret = -E2BIG;
+		goto out;
+	}
+	ret = aux_reserve(e, (e->s.nr_tokens + n + kv->block_tokens - 1) / kv->block_tokens);
+	if (!ret && kv_seq_tail_shared(dev_pool(kv), &e->s))
+		ret = cow_tail(kv, seq, &e);
 	if (ret)
 		goto out;
 	/* The partial last block (if any) and every new one change. */
-	first = (uint32_t)(e->s.nr_tokens / kv->cfg.block_tokens);
-	ret = kv_seq_append(&kv->tier[T_DEV].pool, &e->s, tokens, n, &copies);
+	first = (uint32_t)(e->s.nr_tokens / kv->block_tokens);
+	ret = kv_seq_append(dev_pool(kv), &e->s, tokens, n, NULL, &prep);
 	if (ret)
 		goto out;
 	for (i = first; i < e->s.nr_blocks; i++)
 		e->dirty[i] = 1;
 	drop_window(kv, e);
-	ret = gpu_map_blocks(kv, e);
-	if (!ret && copies.n && kv->gpu) {
-		uint64_t tk;
-
-		kv->st.cow_copies += copies.n;
-		ret = gpu_copies(kv, T_DEV, T_DEV, copies.v, copies.n, &tk);
-		if (!ret && tk)
-			ret = accel_cuda_tier_wait(kv->gpu, tk, -1);
-	} else if (!ret && copies.n) {
-		kv->st.cow_copies += copies.n;
-		ret = run_copies(kv, T_DEV, T_DEV, copies.v, copies.n, &f);
-		if (!ret && f)
-			ret = accel_fence_wait(f, -1);
-		accel_fence_destroy(f);
-	}
 out:
-	kv_copies_fini(&copies);
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
 }
@@ -423,7 +486,7 @@ ACCEL_EXPORT int accel_kv_seq_fork(struct accel_kv *kv, uint32_t seq, uint32_t *
 	c = &kv->e[id];
 	ret = aux_reserve(c, e->s.nr_blocks);
 	if (!ret)
-		ret = kv_seq_fork(&kv->tier[T_DEV].pool, &e->s, &c->s);
+		ret = kv_seq_fork(dev_pool(kv), &e->s, &c->s);
 	if (ret) {
 		entry_fini(kv, c);
 		goto out;
@@ -434,23 +497,17 @@ out:
 	return ret;
 }
 
-/* Wait for an entry's move and complete it. */
-static int finish_move(struct accel_kv *kv, struct kv_entry *e, int64_t timeout_ns);
-
 ACCEL_EXPORT int accel_kv_seq_free(struct accel_kv *kv, uint32_t seq)
 {
 	struct kv_entry *e;
-	int ret = 0;
+	int ret;
 
 	if (!kv)
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
 	e = entry(kv, seq);
-	if (!e)
-		ret = -ENOENT;
-	else if (e->place == ACCEL_KV_MOVING)
-		finish_move(kv, e, -1);
-	if (e)
+	ret = e ? settle(kv, seq, &e) : -ENOENT;
+	if (!ret)
 		entry_fini(kv, e);
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
@@ -470,6 +527,24 @@ ACCEL_EXPORT int accel_kv_seq_blocks(struct accel_kv *kv, uint32_t seq, uint32_t
 		ret = (int)e->s.nr_blocks;
 	if (ret > 0)
 		memcpy(blocks, e->s.blocks, (ret < (int)max ? (uint32_t)ret : max) * sizeof(*blocks));
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
+ACCEL_EXPORT int accel_kv_seq_host_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks,
+					  uint32_t max)
+{
+	struct kv_entry *e;
+	int ret;
+
+	if (!kv || (max && !blocks))
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	ret = entry_at(kv, seq, ACCEL_KV_HOST, &e);
+	if (!ret)
+		ret = (int)e->s.nr_blocks;
+	if (ret > 0)
+		memcpy(blocks, e->host, (ret < (int)max ? (uint32_t)ret : max) * sizeof(*blocks));
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
 }
@@ -502,172 +577,22 @@ ACCEL_EXPORT int accel_kv_seq_place(struct accel_kv *kv, uint32_t seq)
 	return ret;
 }
 
-/*
- * The naive mover ACCEL_KV_PER_BLOCK_COPIES asks for: one job per block,
- * at most @window in flight, all waited for before returning.
- */
-static int run_per_block(struct accel_kv *kv, int from, int to, const struct kv_copy *c,
-			 uint32_t n)
-{
-	enum { WINDOW = 256 };
-	struct accel_fence *f[WINDOW] = { NULL };
-	uint64_t bb = kv->cfg.block_bytes;
-	uint32_t i;
-	int ret = 0, r;
-
-	for (i = 0; i < n && !ret; i++) {
-		struct accel_copy_seg seg = {
-			.src = accel_region_obj(kv->tier[from].region), .src_offset = c[i].src * bb,
-			.dst = accel_region_obj(kv->tier[to].region), .dst_offset = c[i].dst * bb,
-			.length = bb,
-		};
-
-		if (f[i % WINDOW]) {
-			ret = accel_fence_wait(f[i % WINDOW], -1);
-			accel_fence_destroy(f[i % WINDOW]);
-		}
-		f[i % WINDOW] = ret ? NULL : accel_copy_ordered(kv->dev, &seg, 1, NULL);
-		if (!ret && !f[i % WINDOW])
-			ret = -errno;
-	}
-	for (i = 0; i < WINDOW; i++) {
-		if (!f[i])
-			continue;
-		r = accel_fence_wait(f[i], -1);
-		ret = ret ? ret : r;
-		accel_fence_destroy(f[i]);
-	}
-	kv->st.transfers += n;
-	kv->st.bytes_moved += n * bb;
-	return ret;
-}
+/* ---- swapping ---- */
 
 /*
- * Submit block copies between tiers as coalesced segments: one job, or a
- * chain of jobs of at most KVACCEL_COPY_MAX_SEGMENTS segments each, each
- * after the previous (an error anywhere reaches the last fence).
+ * Drop host copies of other sequences on the device until @need host
+ * blocks are free or cached; @self (the sequence being swapped out) keeps
+ * its own: they are what spares it copying.
  */
-static int run_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, uint32_t n,
-		      struct accel_fence **fence)
+static void reclaim_host(struct accel_kv *kv, uint32_t need, const struct kv_entry *self)
 {
-	uint32_t unit = kv->cfg.transfer_unit / kv->cfg.block_bytes, nr, i;
-	uint64_t bb = kv->cfg.block_bytes;
-	struct accel_copy_seg *segs;
-	struct kv_run *runs;
-	int ret = 0;
-
-	*fence = NULL;
-	if (!n)
-		return 0;
-	if (kv->cfg.flags & ACCEL_KV_PER_BLOCK_COPIES)
-		return run_per_block(kv, from, to, c, n);
-	runs = calloc(n, sizeof(*runs));
-	segs = calloc(n, sizeof(*segs));
-	if (!runs || !segs) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	nr = kv_coalesce(c, n, unit ? unit : 1, runs);
-	for (i = 0; i < nr; i++)
-		segs[i] = (struct accel_copy_seg) {
-			.src = accel_region_obj(kv->tier[from].region), .src_offset = runs[i].src * bb,
-			.dst = accel_region_obj(kv->tier[to].region), .dst_offset = runs[i].dst * bb,
-			.length = runs[i].count * bb,
-		};
-	for (i = 0; i < nr; i += KVACCEL_COPY_MAX_SEGMENTS) {
-		uint32_t count = nr - i < KVACCEL_COPY_MAX_SEGMENTS ? nr - i :
-				 KVACCEL_COPY_MAX_SEGMENTS;
-		struct accel_fence *prev = *fence;
-
-		*fence = accel_copy_ordered(kv->dev, segs + i, count, prev);
-		if (!*fence) {
-			ret = -errno;
-			/* Nothing may still write into blocks the caller frees. */
-			if (prev)
-				accel_fence_wait(prev, -1);
-		}
-		/* The kernel took the previous job's fence: its handle may go. */
-		accel_fence_destroy(prev);
-		if (ret)
-			goto out;
-	}
-	kv->st.transfers += nr;
-	kv->st.bytes_moved += n * bb;
-out:
-	free(runs);
-	free(segs);
-	return ret;
-}
-
-/*
- * The cuda backend's mover: block copies as coalesced runs in one batch on
- * the tier's stream; *ticket says when they are done (0: nothing to wait
- * for). ACCEL_KV_PER_BLOCK_COPIES: one call per block, all waited for.
- */
-static int gpu_copies(struct accel_kv *kv, int from, int to, struct kv_copy *c, uint32_t n,
-		      uint64_t *ticket)
-{
-	uint32_t unit = kv->cfg.transfer_unit / kv->cfg.block_bytes, nr, i;
-	uint64_t bb = kv->cfg.block_bytes;
-	struct accel_cuda_copy *cp;
-	struct kv_run *runs;
-	int ret = 0;
-
-	*ticket = 0;
-	if (!n)
-		return 0;
-	if (kv->cfg.flags & ACCEL_KV_PER_BLOCK_COPIES) {
-		uint64_t tk = 0;
-
-		for (i = 0; i < n && !ret; i++) {
-			struct accel_cuda_copy one = {
-				gpu_addr(kv, to, c[i].dst), gpu_addr(kv, from, c[i].src), bb
-			};
-
-			ret = accel_cuda_tier_copy(kv->gpu, &one, 1, &tk);
-		}
-		if (tk) {
-			int r = accel_cuda_tier_wait(kv->gpu, tk, -1);
-
-			ret = ret ? ret : r;
-		}
-		kv->st.transfers += n;
-		kv->st.bytes_moved += n * bb;
-		return ret;
-	}
-	runs = calloc(n, sizeof(*runs));
-	cp = calloc(n, sizeof(*cp));
-	if (!runs || !cp) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	nr = kv_coalesce(c, n, unit ? unit : 1, runs);
-	for (i = 0; i < nr; i++)
-		cp[i] = (struct accel_cuda_copy) {
-			gpu_addr(kv, to, runs[i].dst), gpu_addr(kv, from, runs[i].src),
-			runs[i].count * bb
-		};
-	ret = accel_cuda_tier_copy(kv->gpu, cp, nr, ticket);
-	if (!ret) {
-		kv->st.transfers += nr;
-		kv->st.bytes_moved += n * bb;
-	}
-out:
-	free(runs);
-	free(cp);
-	return ret;
-}
-
-/* Drop host copies of sequences on the device until @need host blocks are free. */
-static void reclaim_host(struct accel_kv *kv, uint32_t need)
-{
-	struct kv_pool *hp = &kv->tier[T_HOST].pool;
+	struct kv_pool *hp = &kv->pool[KV_TIER_HOST];
 	uint32_t i, b;
 
 	for (i = 0; i < kv->nr_e && hp->nr_free + hp->nr_cached < need; i++) {
 		struct kv_entry *e = &kv->e[i];
 
-		if (!e->live || e->place != ACCEL_KV_DEVICE)
+		if (!e->live || e == self || e->place != ACCEL_KV_DEVICE)
 			continue;
 		for (b = 0; b < e->s.nr_blocks; b++) {
 			if (e->host[b] == KV_NO_BLOCK)
@@ -679,145 +604,123 @@ static void reclaim_host(struct accel_kv *kv, uint32_t need)
 	}
 }
 
-static int start_move(struct accel_kv *kv, struct kv_entry *e, int to, struct kv_copy *c,
-		      uint32_t n, struct accel_fence **fence)
+/* A started transfer: the entry moves until it is done; *fence the caller's. */
+static int start_move(struct accel_kv *kv, struct kv_entry *e, enum move_kind kind,
+		      struct kv_xfer *x, struct accel_fence **fence)
 {
-	int from = to == T_HOST ? T_DEV : T_HOST, ret;
+	struct kv_move *m;
 
-	ret = kv->gpu ? gpu_copies(kv, from, to, c, n, &e->ticket) :
-			run_copies(kv, from, to, c, n, &e->fence);
-	if (ret)
-		return ret;
-	e->place = e->fence || e->ticket ? ACCEL_KV_MOVING :
-		   to == T_HOST ? ACCEL_KV_HOST : ACCEL_KV_DEVICE;
-	e->target = to == T_HOST ? ACCEL_KV_HOST : ACCEL_KV_DEVICE;
+	if (!x) {
+		if (kind == MOVE_OUT)
+			complete_out(kv, e, 0);
+		else
+			complete_in(kv, e, 0);
+		return 0;
+	}
+	m = move_new(kind, x);
+	if (!m) {
+		int st = kv->be->ops->wait(kv->be, x, -1);
+
+		kv->be->ops->xfer_free(kv->be, x);
+		if (kind == MOVE_OUT)
+			complete_out(kv, e, st);
+		else
+			complete_in(kv, e, st);
+		return st;
+	}
+	e->move = m;
+	e->place = ACCEL_KV_MOVING;
 	if (fence)
-		*fence = e->fence;
+		*fence = kv->be->ops->xfer_fence(kv->be, x);
 	return 0;
 }
 
-/* The copy to the host is done (or failed): release or keep the device blocks. */
-static void complete_out(struct accel_kv *kv, struct kv_entry *e, int status)
+static int swap_out(struct accel_kv *kv, uint32_t seq, const struct accel_kv_swap_opts *opts,
+		    struct accel_fence **fence)
 {
-	uint32_t i;
-
-	for (i = 0; i < e->s.nr_blocks; i++) {
-		if (status) {
-			e->dirty[i] = 1;	/* the host copy is not trustworthy */
-			continue;
-		}
-		kv_pool_put(&kv->tier[T_DEV].pool, e->s.blocks[i]);
-		e->s.blocks[i] = KV_NO_BLOCK;
-		e->dirty[i] = 0;
-	}
-	e->place = status ? ACCEL_KV_DEVICE : ACCEL_KV_HOST;
-}
-
-static void complete_in(struct accel_kv *kv, struct kv_entry *e, int status)
-{
-	uint32_t i;
-
-	for (i = 0; i < e->s.nr_blocks; i++) {
-		if (status) {
-			kv_pool_put(&kv->tier[T_DEV].pool, e->s.blocks[i]);
-			e->s.blocks[i] = KV_NO_BLOCK;
-		} else {
-			e->dirty[i] = 0;	/* the host copy stays valid */
-		}
-	}
-	e->place = status ? ACCEL_KV_HOST : ACCEL_KV_DEVICE;
-}
-
-ACCEL_EXPORT int accel_kv_swap_out(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence)
-{
-	struct kv_pool *hp;
-	struct kv_entry *e;
-	struct kv_copy *c = NULL;
+	struct kv_order order = {
+		ACCEL_OPTS_GET(opts, cuda_wait_event, NULL),
+		ACCEL_OPTS_GET(opts, cuda_done_event, NULL),
+	};
+	struct kv_pool *hp = &kv->pool[KV_TIER_HOST];
 	uint32_t *fresh = NULL, need = 0, n = 0, k = 0, i;
+	struct kv_copy *c = NULL;
+	struct kv_xfer *x = NULL;
+	struct kv_entry *e;
 	int ret;
 
-	if (!kv)
-		return -EINVAL;
-	if (fence)
-		*fence = NULL;
-	pthread_mutex_lock(&kv->lock);
-	hp = &kv->tier[T_HOST].pool;
 	ret = entry_at(kv, seq, ACCEL_KV_DEVICE, &e);
 	if (ret)
-		goto out;
+		return ret;
 	for (i = 0; i < e->s.nr_blocks; i++)
 		need += e->host[i] == KV_NO_BLOCK;
+	if (hp->nr_free + hp->nr_cached < need)
+		reclaim_host(kv, need, e);
 	c = calloc(e->s.nr_blocks + 1, sizeof(*c));
 	fresh = calloc(need + 1, sizeof(*fresh));
 	if (!c || !fresh) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	if (hp->nr_free + hp->nr_cached < need)
-		reclaim_host(kv, need);
 	ret = kv_pool_alloc(hp, need, fresh);
 	if (ret)
 		goto out;
 	drop_window(kv, e);
 	for (i = 0; i < e->s.nr_blocks; i++) {
-		if (e->host[i] == KV_NO_BLOCK)
+		if (e->host[i] == KV_NO_BLOCK) {
 			e->host[i] = fresh[k++];
-		else if (!e->dirty[i]) {
+		} else if (!e->dirty[i]) {
 			kv->st.blocks_reused++;
 			continue;
 		}
 		c[n++] = (struct kv_copy) { e->s.blocks[i], e->host[i] };
 	}
-	ret = start_move(kv, e, T_HOST, c, n, fence);
+	ret = kv->be->ops->copy(kv->be, KV_TIER_DEV, KV_TIER_HOST, c, n, &order, &x);
 	if (ret) {
-		for (i = 0; i < e->s.nr_blocks; i++) {
-			uint32_t j;
-
-			for (j = 0; j < need; j++)
-				if (e->host[i] == fresh[j]) {
-					kv_pool_put(hp, fresh[j]);
-					e->host[i] = KV_NO_BLOCK;
-				}
-		}
+		/* Give back what this call took (the blocks fresh[] names). */
+		for (i = 0, k = 0; i < e->s.nr_blocks && k < need; i++)
+			if (e->host[i] == fresh[k]) {
+				e->host[i] = KV_NO_BLOCK;
+				k++;
+			}
+		kv_pool_put_many(hp, fresh, need);
 		goto out;
 	}
 	kv->st.swaps_out++;
 	kv->st.blocks_out += n;
-	if (!e->fence && !e->ticket)
-		complete_out(kv, e, 0);
+	ret = start_move(kv, e, MOVE_OUT, x, fence);
 out:
 	free(c);
 	free(fresh);
-	pthread_mutex_unlock(&kv->lock);
 	return ret;
 }
 
-ACCEL_EXPORT int accel_kv_swap_in(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence)
+static int swap_in(struct accel_kv *kv, uint32_t seq, const struct accel_kv_swap_opts *opts,
+		   struct accel_fence **fence)
 {
-	struct kv_pool *dp;
-	struct kv_entry *e;
-	struct kv_copy *c = NULL;
+	struct kv_order order = {
+		ACCEL_OPTS_GET(opts, cuda_wait_event, NULL),
+		ACCEL_OPTS_GET(opts, cuda_done_event, NULL),
+	};
+	struct kv_pool *dp = dev_pool(kv);
 	uint32_t *fresh = NULL, need = 0, n = 0, k = 0, i;
+	struct kv_copy *c = NULL;
+	struct kv_xfer *x = NULL;
+	struct kv_entry *e;
 	int ret;
 
-	if (!kv)
-		return -EINVAL;
-	if (fence)
-		*fence = NULL;
-	pthread_mutex_lock(&kv->lock);
-	dp = &kv->tier[T_DEV].pool;
 	ret = entry_at(kv, seq, ACCEL_KV_HOST, &e);
 	if (ret)
-		goto out;
+		return ret;
 	c = calloc(e->s.nr_blocks + 1, sizeof(*c));
 	fresh = calloc(e->s.nr_blocks + 1, sizeof(*fresh));
 	if (!c || !fresh) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	/* Full blocks still cached on the device under their hash come back for free. */
+	/* Full blocks still cached on the device under their key come back for free. */
 	for (i = 0; i < e->s.nr_blocks; i++) {
-		uint32_t b = (uint64_t)(i + 1) * kv->cfg.block_tokens <= e->s.nr_tokens ?
+		uint32_t b = (uint64_t)(i + 1) * kv->block_tokens <= e->s.nr_tokens ?
 			     kv_pool_lookup(dp, &e->s.keys[i]) : KV_NO_BLOCK;
 
 		if (b != KV_NO_BLOCK) {
@@ -828,7 +731,11 @@ ACCEL_EXPORT int accel_kv_swap_in(struct accel_kv *kv, uint32_t seq, struct acce
 		}
 	}
 	ret = kv_pool_alloc(dp, need, fresh);
+	if (!ret)
+		ret = prepare_blocks(kv, fresh, need);
 	if (ret) {
+		if (ret != -ENOSPC)
+			kv_pool_put_many(dp, fresh, need);
 		for (i = 0; i < e->s.nr_blocks; i++)
 			if (e->s.blocks[i] != KV_NO_BLOCK) {
 				kv_pool_put(dp, e->s.blocks[i]);
@@ -844,91 +751,189 @@ ACCEL_EXPORT int accel_kv_swap_in(struct accel_kv *kv, uint32_t seq, struct acce
 		e->s.blocks[i] = fresh[k++];
 		c[n++] = (struct kv_copy) { e->host[i], e->s.blocks[i] };
 	}
-	ret = gpu_map_blocks(kv, e);
-	if (!ret)
-		ret = start_move(kv, e, T_DEV, c, n, fence);
+	drop_window(kv, e);
+	ret = kv->be->ops->copy(kv->be, KV_TIER_HOST, KV_TIER_DEV, c, n, &order, &x);
 	if (ret) {
 		complete_in(kv, e, ret);
 		goto out;
 	}
 	kv->st.swaps_in++;
 	kv->st.blocks_in += n;
-	if (!e->fence && !e->ticket)
-		complete_in(kv, e, 0);
+	ret = start_move(kv, e, MOVE_IN, x, fence);
 out:
 	free(c);
 	free(fresh);
+	return ret;
+}
+
+ACCEL_EXPORT int accel_kv_swap_out_opts(struct accel_kv *kv, uint32_t seq,
+					const struct accel_kv_swap_opts *opts,
+					struct accel_fence **fence)
+{
+	int ret;
+
+	if (fence)
+		*fence = NULL;
+	if (!kv)
+		return -EINVAL;
+	ret = accel_opts_valid(opts, sizeof(*opts));
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&kv->lock);
+	ret = swap_out(kv, seq, opts, fence);
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
 }
 
-static int finish_move(struct accel_kv *kv, struct kv_entry *e, int64_t timeout_ns)
+ACCEL_EXPORT int accel_kv_swap_in_opts(struct accel_kv *kv, uint32_t seq,
+				       const struct accel_kv_swap_opts *opts,
+				       struct accel_fence **fence)
 {
-	int status;
+	int ret;
 
-	if (e->ticket) {
-		status = accel_cuda_tier_wait(kv->gpu, e->ticket, timeout_ns);
-		if (status == -ETIMEDOUT)
-			return -EAGAIN;
-	} else {
-		status = timeout_ns ? accel_fence_wait(e->fence, timeout_ns) :
-				      accel_fence_status(e->fence);
-		if (status == -ETIME || (!timeout_ns && status == 0))
-			return -EAGAIN;
-	}
-	if (status == 1)
-		status = 0;
-	if (status)
-		accel_log(ACCEL_LOG_ERR, "kv: swap of a sequence failed: %s", strerror(-status));
-	if (e->target == ACCEL_KV_HOST)
-		complete_out(kv, e, status);
-	else
-		complete_in(kv, e, status);
-	accel_fence_destroy(e->fence);
-	e->fence = NULL;
-	e->ticket = 0;
-	return status;
+	if (fence)
+		*fence = NULL;
+	if (!kv)
+		return -EINVAL;
+	ret = accel_opts_valid(opts, sizeof(*opts));
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&kv->lock);
+	ret = swap_in(kv, seq, opts, fence);
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
 }
+
+ACCEL_EXPORT int accel_kv_swap_out(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence)
+{
+	return accel_kv_swap_out_opts(kv, seq, NULL, fence);
+}
+__asm__(".symver accel_kv_swap_out, accel_kv_swap_out@@LIBACCEL_0.2, remove");
+
+ACCEL_EXPORT int accel_kv_swap_in(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence)
+{
+	return accel_kv_swap_in_opts(kv, seq, NULL, fence);
+}
+__asm__(".symver accel_kv_swap_in, accel_kv_swap_in@@LIBACCEL_0.2, remove");
+
+/*
+ * LIBACCEL_0.1's swaps (compat.c): the fence stays the cache's, valid
+ * until the move completes, as 0.1 documented.
+ */
+int kv_swap_legacy(struct accel_kv *kv, uint32_t seq, int in, struct accel_fence **fence)
+{
+	struct accel_fence *f = NULL;
+	struct kv_entry *e;
+	int ret;
+
+	if (fence)
+		*fence = NULL;
+	if (!kv)
+		return -EINVAL;
+	pthread_mutex_lock(&kv->lock);
+	ret = in ? swap_in(kv, seq, NULL, &f) : swap_out(kv, seq, NULL, &f);
+	e = entry(kv, seq);
+	if (!ret && f && e && e->place == ACCEL_KV_MOVING)
+		e->legacy = f;
+	else
+		accel_fence_destroy(f);
+	if (!ret && fence && e)
+		*fence = e->legacy;
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
+}
+
+/* The CLOCK_MONOTONIC time in ns. */
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct kv_snap {
+	uint32_t seq;
+	uint64_t gen;
+	struct kv_move *m;
+	int status;
+};
 
 ACCEL_EXPORT int accel_kv_progress(struct accel_kv *kv, int64_t timeout_ns)
 {
-	uint32_t i;
+	int64_t deadline = 0;
+	struct kv_snap *snap;
+	uint32_t i, n = 0;
 	int left = 0;
 
 	if (!kv || timeout_ns < -1)
 		return -EINVAL;
+	if (timeout_ns > 0)
+		deadline = timeout_ns > INT64_MAX - now_ns() ? INT64_MAX : now_ns() + timeout_ns;
 	pthread_mutex_lock(&kv->lock);
-	for (i = 0; i < kv->nr_e; i++) {
+	for (i = 0; i < kv->nr_e; i++)
+		n += kv->e[i].live && kv->e[i].place == ACCEL_KV_MOVING &&
+		     kv->e[i].move->kind != MOVE_COW;
+	snap = calloc(n + 1, sizeof(*snap));
+	if (!snap) {
+		pthread_mutex_unlock(&kv->lock);
+		return -ENOMEM;
+	}
+	for (i = 0, n = 0; i < kv->nr_e; i++) {
 		struct kv_entry *e = &kv->e[i];
 
-		if (e->live && e->place == ACCEL_KV_MOVING &&
-		    finish_move(kv, e, timeout_ns) == -EAGAIN)
-			left++;
+		if (!e->live || e->place != ACCEL_KV_MOVING || e->move->kind == MOVE_COW)
+			continue;
+		snap[n++] = (struct kv_snap) { i, e->gen, e->move, 0 };
+		e->move->refs++;
 	}
 	pthread_mutex_unlock(&kv->lock);
+
+	/* One deadline for all of them. */
+	for (i = 0; i < n; i++) {
+		int64_t t = timeout_ns;
+
+		if (timeout_ns > 0) {
+			t = deadline - now_ns();
+			t = t > 0 ? t : 0;
+		}
+		snap[i].status = move_wait(kv, snap[i].m, t);
+	}
+
+	pthread_mutex_lock(&kv->lock);
+	for (i = 0; i < n; i++) {
+		struct kv_entry *e = entry(kv, snap[i].seq);
+
+		if (e && e->gen == snap[i].gen && e->move == snap[i].m &&
+		    snap[i].status != -ETIME)
+			finish_move(kv, e, snap[i].status);
+		move_put(kv, snap[i].m);
+	}
+	for (i = 0; i < kv->nr_e; i++)
+		left += kv->e[i].live && kv->e[i].place == ACCEL_KV_MOVING &&
+			kv->e[i].move->kind != MOVE_COW;
+	pthread_mutex_unlock(&kv->lock);
+	free(snap);
 	return left;
 }
+
+/* ---- memory ---- */
 
 ACCEL_EXPORT void *accel_kv_block_addr(struct accel_kv *kv, enum accel_kv_place tier,
 				       uint32_t block)
 {
-	int t = tier == ACCEL_KV_DEVICE ? T_DEV : tier == ACCEL_KV_HOST ? T_HOST : -1;
+	int t = tier == ACCEL_KV_DEVICE ? KV_TIER_DEV : tier == ACCEL_KV_HOST ? KV_TIER_HOST : -1;
 
-	if (!kv || t < 0 || block >= kv->tier[t].pool.nr_blocks) {
+	if (!kv || t < 0 || block >= kv->pool[t].nr_blocks) {
 		errno = EINVAL;
 		return NULL;
 	}
-	/* cuda backend: the device tier's blocks are device pointers (CUdeviceptr). */
-	if (t == T_DEV && kv->gpu)
-		return (void *)(uintptr_t)gpu_addr(kv, T_DEV, block);
-	return kv->tier[t].base + (size_t)block * kv->cfg.block_bytes;
+	return kv->be->ops->block_addr(kv->be, t, block);
 }
 
 ACCEL_EXPORT int accel_kv_seq_window(struct accel_kv *kv, uint32_t seq, void **addr, size_t *len)
 {
-	struct accel_bind_op *ops = NULL;
 	struct kv_entry *e;
-	uint32_t i;
 	int ret, t;
 
 	if (!kv || !addr)
@@ -938,103 +943,67 @@ ACCEL_EXPORT int accel_kv_seq_window(struct accel_kv *kv, uint32_t seq, void **a
 	ret = !e ? -ENOENT : e->place == ACCEL_KV_MOVING ? -EBUSY : !e->s.nr_blocks ? -ENODATA : 0;
 	if (ret)
 		goto out;
-	t = e->place == ACCEL_KV_DEVICE ? T_DEV : T_HOST;
+	t = e->place == ACCEL_KV_DEVICE ? KV_TIER_DEV : KV_TIER_HOST;
 	drop_window(kv, e);
-	if (t == T_DEV && kv->gpu) {
-		/*
-		 * A CUDA window maps whole chunks: blocks of one chunk each
-		 * (block_bytes = 2 MiB) map again in sequence order.
-		 */
-		if (kv->cfg.block_bytes != kv->chunk) {
-			ret = -EOPNOTSUPP;
-			goto out;
-		}
-		ret = accel_cuda_tier_window(kv->gpu, e->s.blocks, e->s.nr_blocks, &e->gwin);
-		if (!ret) {
-			e->gwin_n = e->s.nr_blocks;
-			*addr = (void *)(uintptr_t)e->gwin;
-			if (len)
-				*len = (size_t)e->s.nr_blocks * kv->chunk;
-		}
-		goto out;
-	}
-	e->win = accel_space_create(kv->dev, e->s.nr_blocks, kv->cfg.block_bytes);
-	ops = calloc(e->s.nr_blocks, sizeof(*ops));
-	if (!e->win || !ops) {
-		ret = -ENOMEM;
-		goto out_drop;
-	}
-	for (i = 0; i < e->s.nr_blocks; i++)
-		ops[i] = (struct accel_bind_op) {
-			.kind = ACCEL_BIND, .slot = i, .region = kv->tier[t].region,
-			.block = t == T_DEV ? e->s.blocks[i] : e->host[i],
-		};
-	ret = accel_space_bind(e->win, ops, e->s.nr_blocks, NULL);
-	if (!ret) {
-		*addr = accel_space_map(e->win, len);
-		ret = *addr ? 0 : -errno;
-	}
-out_drop:
-	if (ret)
-		drop_window(kv, e);
+	ret = kv->be->ops->window(kv->be, t, t == KV_TIER_DEV ? e->s.blocks : e->host,
+				  e->s.nr_blocks, &e->win, addr, len);
 out:
-	free(ops);
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
 }
 
 ACCEL_EXPORT int accel_kv_tier_export(struct accel_kv *kv, enum accel_kv_place tier, int *fd)
 {
-	int t = tier == ACCEL_KV_DEVICE ? T_DEV : tier == ACCEL_KV_HOST ? T_HOST : -1;
+	int t = tier == ACCEL_KV_DEVICE ? KV_TIER_DEV : tier == ACCEL_KV_HOST ? KV_TIER_HOST : -1;
+	int ret;
 
 	if (!kv || t < 0 || !fd)
 		return -EINVAL;
-	if (t == T_DEV && kv->gpu) {
-		uint64_t size = accel_cuda_tier_size(kv->gpu), c;
-		int ret = 0;
-
-		/* The whole tier, mapped, as one dma-buf. */
-		pthread_mutex_lock(&kv->lock);
-		for (c = 0; !ret && c < size / kv->chunk; c++) {
-			if (kv->mapped[c])
-				continue;
-			ret = accel_cuda_tier_map(kv->gpu, c * kv->chunk, kv->chunk);
-			if (!ret)
-				kv->mapped[c] = 1;
-		}
-		pthread_mutex_unlock(&kv->lock);
-		return ret ? ret : accel_cuda_tier_export_dmabuf(kv->gpu, 0, size, fd);
-	}
-	return accel_region_export(kv->tier[t].region, fd);
-}
-
-ACCEL_EXPORT int accel_kv_seq_host_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks,
-					  uint32_t max)
-{
-	struct kv_entry *e;
-	int ret;
-
-	if (!kv || (max && !blocks))
-		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
-	ret = entry_at(kv, seq, ACCEL_KV_HOST, &e);
-	if (!ret)
-		ret = (int)e->s.nr_blocks;
-	if (ret > 0)
-		memcpy(blocks, e->host, (ret < (int)max ? (uint32_t)ret : max) * sizeof(*blocks));
+	ret = kv->be->ops->tier_export(kv->be, t, fd);
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
 }
 
+/* The counters, as LIBACCEL_0.2's struct (sz not set). */
+static void stats_fill(struct accel_kv *kv, struct accel_kv_stats *s)
+{
+	pthread_mutex_lock(&kv->lock);
+	*s = kv->st;
+	s->transfers = kv->be->transfers;
+	s->bytes_moved = kv->be->bytes_moved;
+	s->device_free = dev_pool(kv)->nr_free + dev_pool(kv)->nr_cached;
+	s->host_free = kv->pool[KV_TIER_HOST].nr_free + kv->pool[KV_TIER_HOST].nr_cached;
+	pthread_mutex_unlock(&kv->lock);
+}
+
 ACCEL_EXPORT int accel_kv_stats(struct accel_kv *kv, struct accel_kv_stats *stats)
 {
+	struct accel_kv_stats s;
+	size_t sz;
+	int ret;
+
 	if (!kv || !stats)
 		return -EINVAL;
-	pthread_mutex_lock(&kv->lock);
-	*stats = kv->st;
-	stats->device_free = kv->tier[T_DEV].pool.nr_free + kv->tier[T_DEV].pool.nr_cached;
-	stats->host_free = kv->tier[T_HOST].pool.nr_free + kv->tier[T_HOST].pool.nr_cached;
-	pthread_mutex_unlock(&kv->lock);
+	ret = accel_opts_valid(stats, sizeof(*stats));
+	if (ret)
+		return ret;
+	stats_fill(kv, &s);
+	sz = stats->sz < sizeof(s) ? stats->sz : sizeof(s);
+	memcpy((char *)stats + sizeof(s.sz), (char *)&s + sizeof(s.sz), sz - sizeof(s.sz));
+	return 0;
+}
+__asm__(".symver accel_kv_stats, accel_kv_stats@@LIBACCEL_0.2, remove");
+
+/* LIBACCEL_0.1's accel_kv_stats (compat.c): the same fields without sz. */
+int kv_stats_legacy(struct accel_kv *kv, void *dst, size_t len)
+{
+	struct accel_kv_stats s;
+
+	if (!kv || !dst || len > sizeof(s) - sizeof(s.sz))
+		return -EINVAL;
+	stats_fill(kv, &s);
+	memcpy(dst, (char *)&s + sizeof(s.sz), len);
 	return 0;
 }
 
@@ -1049,17 +1018,122 @@ ACCEL_EXPORT void accel_kv_destroy(struct accel_kv *kv)
 
 		if (!e->live)
 			continue;
+		/* No other thread may use a cache being destroyed. */
 		if (e->place == ACCEL_KV_MOVING)
-			finish_move(kv, e, -1);
+			finish_move(kv, e, move_wait(kv, e->move, -1));
 		entry_fini(kv, e);
 	}
 	free(kv->e);
-	if (kv->gpu && kv->tier[T_HOST].base)
-		accel_cuda_tier_host_unregister(kv->gpu, kv->tier[T_HOST].base);
-	accel_cuda_tier_destroy(kv->gpu);
-	free(kv->mapped);
-	tier_fini(&kv->tier[T_DEV]);
-	tier_fini(&kv->tier[T_HOST]);
+	kv_pool_fini(&kv->pool[KV_TIER_DEV]);
+	kv_pool_fini(&kv->pool[KV_TIER_HOST]);
+	if (kv->be)
+		kv->be->ops->destroy(kv->be);
 	pthread_mutex_destroy(&kv->lock);
 	free(kv);
+}
+
+/* ---- self-check (tests) ---- */
+
+static int check_pool(const struct kv_pool *p, const uint32_t *want, const char *tier,
+		      char *why, size_t len)
+{
+	uint32_t b, nfree = 0, ncached = 0;
+
+	for (b = 0; b < p->nr_blocks; b++) {
+		bool f = kv_pool_is_free(p, b), keyed = kv_pool_keyed(p, b);
+
+		if (p->refs[b] != want[b]) {
+			snprintf(why, len, "%s block %u: %u references, %u held", tier, b,
+				 p->refs[b], want[b]);
+			return -EUCLEAN;
+		}
+		if (f && (p->refs[b] || keyed)) {
+			snprintf(why, len, "%s block %u: free but used or keyed", tier, b);
+			return -EUCLEAN;
+		}
+		if (f != (!p->refs[b] && !keyed)) {
+			snprintf(why, len, "%s block %u: unreferenced, unkeyed, not free", tier, b);
+			return -EUCLEAN;
+		}
+		if (keyed && kv_pool_lookup(p, &p->key[b]) != b) {
+			snprintf(why, len, "%s block %u: its key finds another block", tier, b);
+			return -EUCLEAN;
+		}
+		nfree += f;
+		ncached += !p->refs[b] && keyed;
+	}
+	if (nfree != p->nr_free || ncached != p->nr_cached) {
+		snprintf(why, len, "%s: %u free, %u cached counted as %u, %u", tier, nfree, ncached,
+			 p->nr_free, p->nr_cached);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+/*
+ * Every invariant of the cache: each block's reference count is the
+ * number of block tables (and copies in flight) naming it, the free and
+ * cached counts agree with the blocks, every full block has a key, and a
+ * sequence's tables match where it is. 0, or -EUCLEAN with @why saying
+ * what broke.
+ */
+int kv_cache_check(struct accel_kv *kv, char *why, size_t len)
+{
+	uint32_t *want[KV_TIER_NR], i, b;
+	int ret = 0;
+
+	pthread_mutex_lock(&kv->lock);
+	want[KV_TIER_DEV] = calloc(dev_pool(kv)->nr_blocks, sizeof(uint32_t));
+	want[KV_TIER_HOST] = calloc(kv->pool[KV_TIER_HOST].nr_blocks, sizeof(uint32_t));
+	if (!want[KV_TIER_DEV] || !want[KV_TIER_HOST]) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < kv->nr_e && !ret; i++) {
+		struct kv_entry *e = &kv->e[i];
+		uint32_t full = (uint32_t)(e->s.nr_tokens / kv->block_tokens);
+
+		if (!e->live)
+			continue;
+		if (e->s.nr_blocks != (e->s.nr_tokens + kv->block_tokens - 1) / kv->block_tokens) {
+			snprintf(why, len, "seq %u: %u blocks for %llu tokens", i, e->s.nr_blocks,
+				 (unsigned long long)e->s.nr_tokens);
+			ret = -EUCLEAN;
+		}
+		if ((e->place == ACCEL_KV_MOVING) != !!e->move) {
+			snprintf(why, len, "seq %u: place %d with%s a move", i, e->place,
+				 e->move ? "" : "out");
+			ret = -EUCLEAN;
+		}
+		for (b = 0; b < e->s.nr_blocks && !ret; b++) {
+			uint32_t d = e->s.blocks[b], h = e->host[b];
+
+			if ((d == KV_NO_BLOCK) != (e->place == ACCEL_KV_HOST) ||
+			    (e->place == ACCEL_KV_HOST && h == KV_NO_BLOCK)) {
+				snprintf(why, len, "seq %u block %u: device %u host %u at place %d",
+					 i, b, d, h, e->place);
+				ret = -EUCLEAN;
+				break;
+			}
+			if (b < full && kv_key_is_zero(&e->s.keys[b])) {
+				snprintf(why, len, "seq %u block %u: full without a key", i, b);
+				ret = -EUCLEAN;
+			}
+			if (d != KV_NO_BLOCK)
+				want[KV_TIER_DEV][d]++;
+			if (h != KV_NO_BLOCK)
+				want[KV_TIER_HOST][h]++;
+		}
+		if (e->move && e->move->kind == MOVE_COW)
+			want[KV_TIER_DEV][e->move->cow_block]++;
+	}
+	if (!ret)
+		ret = check_pool(dev_pool(kv), want[KV_TIER_DEV], "device", why, len);
+	if (!ret)
+		ret = check_pool(&kv->pool[KV_TIER_HOST], want[KV_TIER_HOST], "host", why, len);
+out:
+	free(want[KV_TIER_DEV]);
+	free(want[KV_TIER_HOST]);
+	pthread_mutex_unlock(&kv->lock);
+	return ret;
 }

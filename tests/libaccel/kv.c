@@ -84,8 +84,9 @@ FIXTURE(kv) {
 FIXTURE_SETUP(kv)
 {
 	struct accel_kv_config cfg = {
+		.sz = sizeof(cfg),
 		.block_tokens = BT, .block_bytes = BB, .device_blocks = 64,
-		.host_blocks = 128, .host_node = ACCEL_NODE_ANY, .backend = BACKEND,
+		.host_blocks = 128, .backend = BACKEND,
 	};
 	ACCEL_OPTS(accel_device_info, info);
 	int i;
@@ -127,7 +128,7 @@ FIXTURE_TEARDOWN(kv)
 
 TEST_F(kv, swap_out_and_in_keeps_the_data)
 {
-	struct accel_kv_stats st;
+	struct accel_kv_stats st = { .sz = sizeof(st) };
 	struct accel_fence *f;
 	uint32_t seq;
 	uint64_t cached, tokens;
@@ -145,6 +146,12 @@ TEST_F(kv, swap_out_and_in_keeps_the_data)
 	EXPECT_EQ(-EBUSY, accel_kv_seq_append(self->kv, seq, prompt, 1));
 	EXPECT_EQ(0, accel_kv_progress(self->kv, -1));
 	EXPECT_EQ(ACCEL_KV_HOST, accel_kv_seq_place(self->kv, seq));
+	/* The fence is the caller's: valid after the cache is done with the swap. */
+	if (f) {
+		EXPECT_EQ(1, accel_fence_status(f));
+		EXPECT_EQ(0, accel_fence_wait(f, 0));
+		accel_fence_destroy(f);
+	}
 	EXPECT_EQ(-EBUSY, accel_kv_seq_blocks(self->kv, seq, NULL, 0));
 	ASSERT_EQ(0, accel_kv_stats(self->kv, &st));
 	EXPECT_EQ(64, st.device_free);
@@ -162,10 +169,85 @@ TEST_F(kv, swap_out_and_in_keeps_the_data)
 	EXPECT_EQ(-ENOENT, accel_kv_seq_free(self->kv, seq));
 }
 
+/*
+ * A swapped-in prefix is shared again: its device copies were evicted
+ * while it was out, so the swap in copies them back and publishes their
+ * keys; a new sequence with the same prompt finds them.
+ */
+TEST_F(kv, swapped_in_prefix_is_shared_again)
+{
+	uint32_t a, b, fill[8];
+	uint64_t cached;
+	int i;
+
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 64, &a, NULL));	/* 4 blocks */
+	ASSERT_EQ(0, accel_kv_swap_out(self->kv, a, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	/* Other prompts take the whole device tier: a's cached blocks are evicted. */
+	for (i = 0; i < 8; i++)
+		ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt + 1000 + 8 * i, 128, &fill[i],
+						 NULL));
+	for (i = 0; i < 8; i++)
+		ASSERT_EQ(0, accel_kv_seq_free(self->kv, fill[i]));
+	ASSERT_EQ(0, accel_kv_swap_in(self->kv, a, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 64, &b, &cached));
+	EXPECT_EQ(64, cached);
+	EXPECT_EQ(0, accel_kv_seq_free(self->kv, b));
+	EXPECT_EQ(0, accel_kv_seq_free(self->kv, a));
+}
+
+/*
+ * The ordinary preemption path under pressure: swapped out and in, grown,
+ * swapped out again with the host tier nearly full of clean copies. The
+ * data comes back whole (0.1 wrote host block 0 and heap garbage here).
+ */
+TEST_F(kv, swap_out_with_host_tier_short)
+{
+	static const struct { int off, tokens; } host_seqs[] = {
+		{ 1000, 640 }, { 2000, 640 }, { 3000, 448 },	/* 40 + 40 + 28 blocks */
+	};
+	uint32_t a, b, o[3];
+	int i;
+
+	/* a (10 blocks) and b (8) on the device, each with clean host copies. */
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 160, &a, NULL));
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt + 500, 128, &b, NULL));
+	fill_seq(self->kv, a, 3);
+	fill_seq(self->kv, b, 4);
+	ASSERT_EQ(0, accel_kv_swap_out(self->kv, a, NULL));
+	ASSERT_EQ(0, accel_kv_swap_out(self->kv, b, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	ASSERT_EQ(0, accel_kv_swap_in(self->kv, a, NULL));
+	ASSERT_EQ(0, accel_kv_swap_in(self->kv, b, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	/* Sequences living on the host take the tier to 126 of 128 blocks. */
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt + host_seqs[i].off,
+						 host_seqs[i].tokens, &o[i], NULL));
+		ASSERT_EQ(0, accel_kv_swap_out(self->kv, o[i], NULL));
+		ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	}
+	/* a grows by 4 blocks without host copies: 4 needed, 2 free. */
+	ASSERT_EQ(0, accel_kv_seq_append(self->kv, a, prompt + 160, 64));
+	fill_seq(self->kv, a, 3);
+	ASSERT_EQ(0, accel_kv_swap_out(self->kv, a, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	ASSERT_EQ(ACCEL_KV_HOST, accel_kv_seq_place(self->kv, a));
+	ASSERT_EQ(0, accel_kv_swap_in(self->kv, a, NULL));
+	ASSERT_EQ(0, accel_kv_progress(self->kv, -1));
+	EXPECT_EQ(0, check_seq(self->kv, a, 3, 0));
+	EXPECT_EQ(0, check_seq(self->kv, b, 4, 0));	/* its host copies went, not its data */
+	for (i = 0; i < 3; i++)
+		EXPECT_EQ(0, accel_kv_seq_free(self->kv, o[i]));
+	EXPECT_EQ(0, accel_kv_seq_free(self->kv, b));
+	EXPECT_EQ(0, accel_kv_seq_free(self->kv, a));
+}
+
 /* FastSwitch's reuse: after a swap-in, only blocks written since move out. */
 TEST_F(kv, second_swap_out_moves_only_written_blocks)
 {
-	struct accel_kv_stats st;
+	struct accel_kv_stats st = { .sz = sizeof(st) };
 	uint32_t seq, blocks[16];
 	int n;
 
@@ -197,7 +279,7 @@ TEST_F(kv, prefix_sharing_and_copy_on_write)
 {
 	uint32_t a, b, c, ba[16], bb[16], bc[16];
 	uint64_t cached;
-	struct accel_kv_stats st;
+	struct accel_kv_stats st = { .sz = sizeof(st) };
 
 	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 40, &a, NULL));
 	fill_seq(self->kv, a, 3);
@@ -226,7 +308,7 @@ TEST_F(kv, prefix_sharing_and_copy_on_write)
 /* A swap-in takes full blocks still cached on the device instead of copying. */
 TEST_F(kv, swap_in_reuses_cached_device_blocks)
 {
-	struct accel_kv_stats st;
+	struct accel_kv_stats st = { .sz = sizeof(st) };
 	uint32_t a, b;
 
 	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 64, &a, NULL));
@@ -274,8 +356,9 @@ TEST_F(kv, windows_on_both_tiers)
 TEST_F(kv, window_of_large_blocks)
 {
 	struct accel_kv_config cfg = {
+		.sz = sizeof(cfg),
 		.block_tokens = BT, .block_bytes = 2u << 20, .device_blocks = 8,
-		.host_blocks = 8, .host_node = ACCEL_NODE_ANY, .backend = BACKEND,
+		.host_blocks = 8, .backend = BACKEND,
 	};
 	struct accel_kv *big = accel_kv_create(self->dev, &cfg);
 	uint32_t seq, blocks[4], other;
@@ -367,7 +450,7 @@ TEST_F(kv, sequence_shared_with_another_process)
 
 TEST_F(kv, no_room_changes_nothing)
 {
-	struct accel_kv_stats st;
+	struct accel_kv_stats st = { .sz = sizeof(st) };
 	uint32_t big, other;
 
 	/* 60 of 64 device blocks. */
@@ -402,6 +485,7 @@ TEST(kv_bad_arguments)
 {
 	struct accel_device *dev = accel_device_open(NULL);
 	struct accel_kv_config cfg = {
+		.sz = sizeof(cfg),
 		.block_tokens = 16, .block_bytes = 16384, .device_blocks = 4, .host_blocks = 4,
 	};
 	uint32_t seq;

@@ -193,11 +193,11 @@ static void seq_prefix_sharing(void **state)
 	assert_int_equal(0, kv_seq_init(&b, 4));
 	assert_int_equal(0, kv_seq_init(&d, 4));
 	/* 10 tokens: 2 full blocks + 2 tokens. */
-	assert_int_equal(0, kv_seq_start(&p, &a, toks, 10, &cached, &c));
+	assert_int_equal(0, kv_seq_start(&p, &a, toks, 10, &cached, &c, NULL));
 	assert_int_equal(0, cached);
 	assert_int_equal(3, a.nr_blocks);
 	/* Same first 8 tokens: the 2 full blocks are shared. */
-	assert_int_equal(0, kv_seq_start(&p, &b, toks, 9, &cached, &c));
+	assert_int_equal(0, kv_seq_start(&p, &b, toks, 9, &cached, &c, NULL));
 	assert_int_equal(8, cached);
 	assert_int_equal(a.blocks[0], b.blocks[0]);
 	assert_int_equal(a.blocks[1], b.blocks[1]);
@@ -205,7 +205,7 @@ static void seq_prefix_sharing(void **state)
 	assert_int_equal(2, kv_pool_refs(&p, a.blocks[0]));
 	/* A different second block shares only the first. */
 	toks[5] = -1;
-	assert_int_equal(0, kv_seq_start(&p, &d, toks, 8, &cached, &c));
+	assert_int_equal(0, kv_seq_start(&p, &d, toks, 8, &cached, &c, NULL));
 	toks[5] = 1005;
 	assert_int_equal(4, cached);
 	assert_int_equal(0, c.n);
@@ -216,7 +216,7 @@ static void seq_prefix_sharing(void **state)
 	kv_seq_release(&p, &b);
 	kv_seq_release(&p, &d);
 	assert_int_equal(3, p.nr_cached);	/* toks[0..8) blocks and d's second */
-	assert_int_equal(0, kv_seq_start(&p, &a, toks, 12, &cached, &c));
+	assert_int_equal(0, kv_seq_start(&p, &a, toks, 12, &cached, &c, NULL));
 	assert_int_equal(8, cached);
 	check_pool(&p);
 	kv_seq_fini(&p, &a);
@@ -239,12 +239,12 @@ static void seq_fork_copy_on_write(void **state)
 	assert_int_equal(0, kv_pool_init(&p, 16));
 	assert_int_equal(0, kv_seq_init(&a, 4));
 	assert_int_equal(0, kv_seq_init(&b, 4));
-	assert_int_equal(0, kv_seq_start(&p, &a, toks, 6, NULL, &c));
+	assert_int_equal(0, kv_seq_start(&p, &a, toks, 6, NULL, &c, NULL));
 	assert_int_equal(0, kv_seq_fork(&p, &a, &b));
 	shared = a.blocks[1];
 	assert_int_equal(2, kv_pool_refs(&p, shared));
 	/* b diverges: its partial block is copied first, then written. */
-	assert_int_equal(0, kv_seq_append(&p, &b, toks + 40, 1, &c));
+	assert_int_equal(0, kv_seq_append(&p, &b, toks + 40, 1, &c, NULL));
 	assert_int_equal(1, c.n);
 	assert_int_equal(shared, c.v[0].src);
 	assert_int_equal(b.blocks[1], c.v[0].dst);
@@ -252,14 +252,14 @@ static void seq_fork_copy_on_write(void **state)
 	assert_int_equal(1, kv_pool_refs(&p, shared));
 	assert_int_equal(2, kv_pool_refs(&p, a.blocks[0]));
 	/* a owns its partial block alone now: no copy. */
-	assert_int_equal(0, kv_seq_append(&p, &a, toks + 6, 3, &c));
+	assert_int_equal(0, kv_seq_append(&p, &a, toks + 6, 3, &c, NULL));
 	assert_int_equal(1, c.n);
 	assert_int_equal(9, a.nr_tokens);
 	assert_int_equal(3, a.nr_blocks);
 	/* Without a copy list, a copy-on-write append is refused. */
 	kv_seq_release(&p, &b);
 	assert_int_equal(0, kv_seq_fork(&p, &a, &b));
-	assert_int_equal(-EINVAL, kv_seq_append(&p, &b, toks, 1, NULL));
+	assert_int_equal(-EINVAL, kv_seq_append(&p, &b, toks, 1, NULL, NULL));
 	check_pool(&p);
 	kv_seq_fini(&p, &a);
 	kv_seq_fini(&p, &b);
@@ -276,11 +276,11 @@ static void seq_append_all_or_nothing(void **state)
 	(void)state;
 	assert_int_equal(0, kv_pool_init(&p, 3));
 	assert_int_equal(0, kv_seq_init(&a, 4));
-	assert_int_equal(0, kv_seq_start(&p, &a, toks, 9, NULL, &c));
-	assert_int_equal(-ENOSPC, kv_seq_append(&p, &a, toks, 8, &c));
+	assert_int_equal(0, kv_seq_start(&p, &a, toks, 9, NULL, &c, NULL));
+	assert_int_equal(-ENOSPC, kv_seq_append(&p, &a, toks, 8, &c, NULL));
 	assert_int_equal(9, a.nr_tokens);
 	assert_int_equal(3, a.nr_blocks);
-	assert_int_equal(0, kv_seq_append(&p, &a, toks, 3, &c));
+	assert_int_equal(0, kv_seq_append(&p, &a, toks, 3, &c, NULL));
 	assert_int_equal(12, a.nr_tokens);
 	check_pool(&p);
 	kv_seq_fini(&p, &a);
@@ -407,10 +407,10 @@ static void seq_extra_keys(void **state)
 	assert_int_equal(0, kv_seq_set_extra(&a, "tenant-a", 8));
 	assert_int_equal(0, kv_seq_set_extra(&b, "tenant-b", 8));
 	assert_int_equal(0, kv_seq_set_extra(&d, "tenant-a", 8));
-	assert_int_equal(0, kv_seq_start(&p, &a, toks, 8, &cached, &c));
-	assert_int_equal(0, kv_seq_start(&p, &b, toks, 8, &cached, &c));
+	assert_int_equal(0, kv_seq_start(&p, &a, toks, 8, &cached, &c, NULL));
+	assert_int_equal(0, kv_seq_start(&p, &b, toks, 8, &cached, &c, NULL));
 	assert_int_equal(0, cached);
-	assert_int_equal(0, kv_seq_start(&p, &d, toks, 8, &cached, &c));
+	assert_int_equal(0, kv_seq_start(&p, &d, toks, 8, &cached, &c, NULL));
 	assert_int_equal(8, cached);
 	assert_int_equal(-EINVAL, kv_seq_set_extra(&d, "x", 1));	/* not empty */
 	kv_seq_fini(&p, &a);

@@ -110,7 +110,7 @@ int main(int argc, char **argv)
 	uint32_t dev_blocks = nblocks + nblocks / 2 + 16;
 	double out[2][MAX_ROUNDS], in[2][MAX_ROUNDS], mc[MAX_ROUNDS], o[2], i[2], m;
 	double bytes = (double)nblocks * BB;
-	struct accel_kv_stats st[2];
+	struct accel_kv_stats st[2] = { { .sz = sizeof(st[0]) }, { .sz = sizeof(st[1]) } };
 	struct accel_device *dev;
 	int32_t next = 1;
 
@@ -122,8 +122,9 @@ int main(int argc, char **argv)
 
 	for (mode = 0; mode < 2; mode++) {
 		struct accel_kv_config cfg = {
+		.sz = sizeof(cfg),
 			.block_tokens = BT, .block_bytes = BB, .device_blocks = dev_blocks,
-			.host_blocks = nblocks + 16, .host_node = ACCEL_NODE_ANY,
+			.host_blocks = nblocks + 16,
 			.flags = mode ? ACCEL_KV_PER_BLOCK_COPIES : 0,
 		};
 		struct accel_kv *kv = accel_kv_create(dev, &cfg);

@@ -128,7 +128,7 @@ static uint32_t blocks_for(const struct kv_seq *s, uint64_t tokens)
 }
 
 int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
-		  struct kv_copies *copies)
+		  struct kv_copies *copies, const struct kv_prepare *prep)
 {
 	uint32_t in_tail = (uint32_t)(s->nr_tokens % s->block_tokens);
 	uint64_t after = s->nr_tokens + n, i;
@@ -177,6 +177,13 @@ int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, ui
 	ret = kv_pool_alloc(p, need, fresh);
 	if (ret)
 		goto out;
+	if (need && prep) {
+		ret = prep->fn(prep->arg, fresh, need);
+		if (ret) {
+			kv_pool_put_many(p, fresh, need);
+			goto out;
+		}
+	}
 
 	/* Nothing fails from here on. */
 	k = 0;
@@ -232,7 +239,7 @@ void kv_seq_republish(struct kv_pool *p, const struct kv_seq *s, uint32_t i)
 }
 
 int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
-		 uint64_t *cached, struct kv_copies *copies)
+		 uint64_t *cached, struct kv_copies *copies, const struct kv_prepare *prep)
 {
 	uint64_t full = n / s->block_tokens, i;
 	struct kv_key key;
@@ -262,7 +269,7 @@ int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uin
 	}
 	if (cached)
 		*cached = s->nr_tokens;
-	ret = kv_seq_append(p, s, tokens + s->nr_tokens, n - s->nr_tokens, copies);
+	ret = kv_seq_append(p, s, tokens + s->nr_tokens, n - s->nr_tokens, copies, prep);
 	if (ret) {
 		kv_seq_release(p, s);
 		if (cached)

@@ -24,6 +24,15 @@ struct kv_copies {
 	uint32_t n, cap;
 };
 
+/*
+ * Called with newly allocated blocks before an append uses them (the cuda
+ * backend maps their memory); an error undoes the append.
+ */
+struct kv_prepare {
+	int (*fn)(void *arg, const uint32_t *blocks, uint32_t n);
+	void *arg;
+};
+
 struct kv_seq {
 	uint32_t block_tokens;
 	uint64_t nr_tokens;
@@ -48,7 +57,7 @@ void kv_seq_fini(struct kv_pool *p, struct kv_seq *s);
  * tokens were found. All or nothing (-ENOSPC, -ENOMEM).
  */
 int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
-		 uint64_t *cached, struct kv_copies *copies);
+		 uint64_t *cached, struct kv_copies *copies, const struct kv_prepare *prep);
 /*
  * Append tokens (decode steps). Writing into a partial last block that is
  * shared first copies it (one kv_copy). A block that fills is published;
@@ -56,7 +65,7 @@ int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uin
  * its own. All or nothing.
  */
 int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
-		  struct kv_copies *copies);
+		  struct kv_copies *copies, const struct kv_prepare *prep);
 /* @dst (initialised, empty) shares every block of @src (and its extra keys). */
 int kv_seq_fork(struct kv_pool *p, const struct kv_seq *src, struct kv_seq *dst);
 /*
