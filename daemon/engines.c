@@ -458,6 +458,8 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 		return true;
 	if (n == -EMSGSIZE)
 		return protocol_error(d, c, 0, 0, -EMSGSIZE, "message or fds too large");
+	if (n == -EPROTO)
+		return protocol_error(d, c, 0, 0, -EPROTO, "a packet of 0 bytes with fds");
 	if (n <= 0) {
 		kvd_conn_drop(d, c, n ? strerror((int)-n) : "closed");
 		return false;

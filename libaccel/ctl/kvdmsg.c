@@ -171,7 +171,7 @@ int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **wh
 
 int kvdmsg_send(int sock, const void *data, const int *fds, unsigned int nfds)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * KVD_HANDOFF_MAX_FDS)];
+	union kvdmsg_cmsg cbuf;
 	const struct kvd_hdr *h = data;
 	struct iovec iov = { .iov_base = (void *)data, .iov_len = h->size };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -182,8 +182,8 @@ int kvdmsg_send(int sock, const void *data, const int *fds, unsigned int nfds)
 	if (nfds) {
 		struct cmsghdr *c;
 
-		memset(cbuf, 0, sizeof(cbuf));
-		msg.msg_control = cbuf;
+		memset(&cbuf, 0, sizeof(cbuf));
+		msg.msg_control = cbuf.buf;
 		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
 		c = CMSG_FIRSTHDR(&msg);
 		c->cmsg_level = SOL_SOCKET;
@@ -207,11 +207,10 @@ void kvdmsg_close_fds(int *fds, unsigned int n)
 
 long kvdmsg_recv(int sock, union kvdmsg_buf *buf, int *fds, unsigned int *nfds, int flags)
 {
-	/* Room for more fds than allowed, so that too many are seen and closed. */
-	char cbuf[CMSG_SPACE(sizeof(int) * 64)];
+	union kvdmsg_cmsg cbuf;
 	struct iovec iov = { .iov_base = buf->bytes, .iov_len = sizeof(buf->bytes) };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+			      .msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf) };
 	unsigned int got = 0;
 	struct cmsghdr *c;
 	bool over = false;
@@ -223,10 +222,12 @@ long kvdmsg_recv(int sock, union kvdmsg_buf *buf, int *fds, unsigned int *nfds, 
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
+	/* Every fd that came is ours now: kept in @fds or closed, never left open. */
 	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
 		size_t i, k;
 
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(0))
 			continue;
 		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		for (i = 0; i < k; i++) {
@@ -245,6 +246,12 @@ long kvdmsg_recv(int sock, union kvdmsg_buf *buf, int *fds, unsigned int *nfds, 
 		kvdmsg_close_fds(fds, got);
 		return -EMSGSIZE;
 	}
+	/* SOCK_SEQPACKET: 0 bytes is the end of the stream, unless fds came (a bad packet). */
+	if (!n && got) {
+		kvdmsg_close_fds(fds, got);
+		return -EPROTO;
+	}
+	memset(buf->bytes + n, 0, sizeof(buf->bytes) - (size_t)n);
 	*nfds = got;
 	return n;
 }

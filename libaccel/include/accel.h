@@ -208,7 +208,10 @@ int accel_send_fds(int sock, const int *fds, int nfds, const void *data, size_t 
 /**
  * Receive what accel_send_fds() sent: up to *nfds descriptors (close-on-exec;
  * *nfds receives the count) and up to *len bytes (*len receives the count).
- * A message with more descriptors than room gives -EMSGSIZE (and closes them).
+ * A message with more descriptors than room, or more data than *len
+ * (SOCK_SEQPACKET), gives -EMSGSIZE; a packet of 0 bytes with descriptors
+ * gives -EPROTO; the end of the stream -ECONNRESET. On every error the
+ * descriptors that came are closed.
  */
 int accel_recv_fds(int sock, int *fds, int *nfds, void *data, size_t *len);
 

@@ -128,15 +128,18 @@ static int raw_connect(void)
 
 static int raw_send(int fd, const void *buf, size_t len, const int *fds, unsigned int nfds)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * 32)];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 32)];
+	} cbuf;
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	if (nfds) {
 		struct cmsghdr *c;
 
-		memset(cbuf, 0, sizeof(cbuf));
-		msg.msg_control = cbuf;
+		memset(&cbuf, 0, sizeof(cbuf));
+		msg.msg_control = cbuf.buf;
 		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
 		c = CMSG_FIRSTHDR(&msg);
 		c->cmsg_level = SOL_SOCKET;
@@ -1087,6 +1090,14 @@ static size_t daemon_only_type(union kvdmsg_buf *b, int *fds, unsigned int *nfds
 	return sizeof(b->hdr);
 }
 
+static size_t empty_with_fds(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	(void)b;
+	fds[0] = fds[1] = 0;
+	*nfds = 2;
+	return 0;
+}
+
 #define BAD(name, reg, err)						\
 	FIXTURE_VARIANT_ADD(bad, name) {				\
 		.registered = reg, .error = err, .build = name,		\
@@ -1108,6 +1119,7 @@ BAD(handoff_pad, 1, -EBADMSG);
 BAD(ack_not_offered, 1, -EPROTO);
 BAD(released_unasked, 1, -EPROTO);
 BAD(daemon_only_type, 1, -EPROTO);
+BAD(empty_with_fds, 0, -EPROTO);
 
 /*
  * An error reply, the connection closed, the daemon serving the others,
@@ -1181,6 +1193,56 @@ TEST_F(kvd, connection_churn_leaks_nothing)
 	EXPECT_EQ(fds0, fds1);
 	/* A leak of 175 bytes per connection would show. */
 	EXPECT_LE(rss1, rss0 + 128);
+}
+
+/*
+ * Issue 13: a hostile peer's 0-byte packets with fds. Each is a protocol
+ * error (ERROR -EPROTO, closed), and the daemon keeps none of the fds.
+ */
+TEST_F(kvd, empty_packets_with_fds_leak_nothing)
+{
+	int devfd = kvt_open(), fds[3], fds0, fds1, i, k, bad = 0;
+	long rss;
+
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	fds[0] = devfd;
+	fds[1] = 0;
+	fds[2] = 1;
+	usleep(300000);
+	daemon_footprint(self->daemon, &fds0, &rss);
+	for (i = 0; i < 2000; i++) {
+		int fd = raw_connect();
+
+		ASSERT_LE(0, fd);
+		if (i % 10) {
+			ASSERT_EQ(0, raw_send(fd, NULL, 0, fds, 3));
+			bad += expect_closed_with(fd, -EPROTO) != 0;
+		} else {
+			/*
+			 * Several on one connection: the first is answered, the rest
+			 * die with it (unread, so the reply may be lost to ECONNRESET).
+			 */
+			for (k = 0; k < 4; k++)
+				if (raw_send(fd, NULL, 0, fds, 3))
+					break;
+		}
+		close(fd);
+		if (bad > 5)
+			break;
+	}
+	EXPECT_EQ(0, bad);
+	i = raw_connect();
+	ASSERT_EQ(0, raw_register(i, "after-empty"));
+	close(i);
+	usleep(300000);
+	daemon_footprint(self->daemon, &fds1, &rss);
+	TH_LOG("daemon: %d fds before, %d after 2000 connections sending 0-byte packets with fds",
+	       fds0, fds1);
+	EXPECT_EQ(fds0, fds1);
+	EXPECT_TRUE(log_has("a packet of 0 bytes with fds"));
+	EXPECT_EQ(0, kill(self->daemon, 0));
+	close(devfd);
 }
 
 static uint64_t rnd(uint64_t *s)

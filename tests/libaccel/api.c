@@ -392,6 +392,58 @@ TEST(fd_passing_limits)
 	close(sv[1]);
 }
 
+static int open_fds(void)
+{
+	int fd, n = 0;
+
+	for (fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+/* Issue 13: a 0-byte packet with fds, or a truncated one, leaks none of them. */
+TEST(fd_passing_closes_fds_on_errors)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 2)];
+	} cbuf;
+	char data[64] = { 0 }, buf[4];
+	struct iovec iov = { .iov_base = data };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+			      .msg_controllen = sizeof(cbuf.buf) };
+	struct cmsghdr *c;
+	int sv[2], got[2], n, before, i;
+	size_t len;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv));
+	memset(&cbuf, 0, sizeof(cbuf));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * 2);
+	memcpy(CMSG_DATA(c), sv, sizeof(int));
+	memcpy(CMSG_DATA(c) + sizeof(int), sv, sizeof(int));
+	before = open_fds();
+	for (i = 0; i < 500; i++) {
+		iov.iov_len = 0;
+		ASSERT_EQ(0, sendmsg(sv[0], &msg, 0));
+		n = 2;
+		len = sizeof(buf);
+		ASSERT_EQ(-EPROTO, accel_recv_fds(sv[1], got, &n, buf, &len));
+	}
+	EXPECT_EQ(before, open_fds());
+	/* More data than room: refused, fds closed. */
+	iov.iov_len = sizeof(data);
+	ASSERT_EQ((ssize_t)sizeof(data), sendmsg(sv[0], &msg, 0));
+	n = 2;
+	len = sizeof(buf);
+	EXPECT_EQ(-EMSGSIZE, accel_recv_fds(sv[1], got, &n, buf, &len));
+	EXPECT_EQ(before, open_fds());
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* Every function refuses NULL objects with EINVAL and never crashes. */
 TEST(null_arguments)
 {
