@@ -33,6 +33,10 @@ struct kvd_conn {
 	uint64_t id;
 	char name[KVD_NAME_MAX];
 	uint32_t priority;
+	/* From its REGISTER: its KVD_PROTO_REVISION, the features both sides know, its incarnation. */
+	uint32_t revision;
+	uint64_t features;
+	uint64_t incarnation;
 	uint64_t quota;			/* last granted or read from the kernel */
 	/* The release request it has not answered yet (round 0: none). */
 	uint64_t release_round;

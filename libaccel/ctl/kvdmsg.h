@@ -36,9 +36,16 @@ void kvdmsg_hdr(struct kvd_hdr *hdr, unsigned int type, size_t size, uint64_t se
 /*
  * Check a received message of @len bytes that came with @nfds fds: version,
  * type, size for the type, pads, names, fds only where they belong.
- * 0, or -EPROTO / -EBADMSG / -EMSGSIZE with *@why saying what is wrong.
+ * A message may be shorter than its type's size down to its revision-0
+ * size (the missing fields read as zero: kvdmsg_recv() zeroes the rest of
+ * its buffer), or longer when every byte past the known size is zero.
+ * 0, or -EPROTO / -EBADMSG / -EMSGSIZE with *@why saying what is wrong
+ * (-EPROTO for non-zero bytes this side does not know).
  */
 int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **why);
+
+/* The incarnation in a checked HANDOFF or HANDOFF_OFFER of @len bytes (0: none). */
+uint64_t kvdmsg_incarnation(const struct kvd_handoff *m, size_t len);
 
 /* A name is 1 to KVD_NAME_MAX - 1 of [A-Za-z0-9._-], NUL-terminated. */
 bool kvdmsg_name_ok(const char name[KVD_NAME_MAX]);

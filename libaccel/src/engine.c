@@ -12,6 +12,7 @@
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,9 @@ struct accel_engine {
 	struct accel_engine_ops ops;
 	void *arg;
 	uint64_t seq, id, quota;
+	/* The daemon's KVD_PROTO_REVISION and the features both sides use (its REGISTERED). */
+	uint32_t revision;
+	uint64_t features;
 	struct pending *pend;
 	unsigned int npend, maxpend;
 	struct { char from[KVD_NAME_MAX]; uint64_t tag; } seen[SEEN_MAX];
@@ -278,11 +282,11 @@ static int request(struct accel_engine *e, void *msg, size_t size, unsigned int 
 	}
 }
 
-static int do_register(struct accel_engine *e)
+/* Connect and send REGISTER of @size bytes (the current one, or revision 0's). */
+static int register_as(struct accel_engine *e, size_t size, union kvdmsg_buf *reply)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct kvd_register m = { 0 };
-	union kvdmsg_buf reply;
 	int ret;
 
 	e->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -297,15 +301,37 @@ static int do_register(struct accel_engine *e)
 	}
 	copy_name(m.name, e->name);
 	m.priority = e->priority;
-	ret = request(e, &m, sizeof(m), KVD_MSG_REGISTER, NULL, 0, KVD_MSG_REGISTERED, &reply);
-	if (ret) {
-		if (e->fd >= 0)
-			close(e->fd);
+	m.revision = KVD_PROTO_REVISION;
+	m.features = KVD_FEATURES;
+	ret = request(e, &m, size, KVD_MSG_REGISTER, NULL, 0, KVD_MSG_REGISTERED, reply);
+	if (ret && e->fd >= 0) {
+		close(e->fd);
 		e->fd = -1;
-		return ret;
 	}
-	e->id = ((const struct kvd_registered *)(const void *)&reply)->engine_id;
-	e->quota = ((const struct kvd_registered *)(const void *)&reply)->quota;
+	return ret;
+}
+
+static int do_register(struct accel_engine *e)
+{
+	const struct kvd_registered *r;
+	union kvdmsg_buf reply;
+	int ret;
+
+	ret = register_as(e, sizeof(struct kvd_register), &reply);
+	if (ret == -EBADMSG) {
+		/* A daemon of revision 0 takes only its own REGISTER. */
+		accel_log(ACCEL_LOG_DEBUG, "engine %s: kvacceld refused REGISTER of revision %u: "
+			  "registering with revision 0", e->name, KVD_PROTO_REVISION);
+		ret = register_as(e, offsetof(struct kvd_register, revision), &reply);
+	}
+	if (ret)
+		return ret;
+	/* A shorter reply (revision 0) has these as 0: kvdmsg_recv() zeroes the rest. */
+	r = (const void *)&reply;
+	e->id = r->engine_id;
+	e->quota = r->quota;
+	e->revision = r->revision;
+	e->features = r->features & KVD_FEATURES;
 	return 0;
 }
 
@@ -351,8 +377,9 @@ ACCEL_EXPORT struct accel_engine *accel_engine_connect(const char *path, const c
 		errno = -ret;
 		return NULL;
 	}
-	accel_log(ACCEL_LOG_INFO, "engine %s: registered with kvacceld (id %llu)", name,
-		  (unsigned long long)e->id);
+	accel_log(ACCEL_LOG_INFO, "engine %s: registered with kvacceld (id %llu, revision %u, "
+		  "features 0x%llx)", name, (unsigned long long)e->id, e->revision,
+		  (unsigned long long)e->features);
 	return e;
 }
 

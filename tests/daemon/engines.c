@@ -198,6 +198,25 @@ static int raw_register(int fd, const char *name)
 	       buf.hdr.type == KVD_MSG_ERROR ? ((struct kvd_error *)(void *)&buf)->error : -1;
 }
 
+/* REGISTER of @size bytes: the reply's length (its type checked), or -1. */
+static long raw_register_sized(int fd, const char *name, size_t size, uint32_t revision,
+			       uint64_t features, union kvdmsg_buf *reply)
+{
+	union kvdmsg_buf m;
+	struct kvd_register *r = (void *)&m;
+	long n;
+
+	memset(&m, 0, sizeof(m));
+	kvdmsg_hdr(&r->hdr, KVD_MSG_REGISTER, size, 1);
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->revision = revision;
+	r->features = features;
+	if (raw_send(fd, &m, size, NULL, 0))
+		return -1;
+	n = raw_recv(fd, reply);
+	return n > 0 && reply->hdr.type == KVD_MSG_REGISTERED ? n : -1;
+}
+
 /* The daemon's open fds and resident set (KiB). */
 static void daemon_footprint(pid_t pid, int *fds, long *rss_kb)
 {
@@ -1098,6 +1117,19 @@ static size_t empty_with_fds(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
 	return 0;
 }
 
+static size_t register_unknown_tail(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	struct kvd_register *m = (void *)b;
+
+	(void)fds;
+	(void)nfds;
+	memset(b, 0, sizeof(*m) + 16);
+	kvdmsg_hdr(&m->hdr, KVD_MSG_REGISTER, sizeof(*m) + 16, 1);
+	memcpy(m->name, "newer", 5);
+	b->bytes[sizeof(*m) + 9] = 1;	/* a field of a newer revision, in use */
+	return sizeof(*m) + 16;
+}
+
 #define BAD(name, reg, err)						\
 	FIXTURE_VARIANT_ADD(bad, name) {				\
 		.registered = reg, .error = err, .build = name,		\
@@ -1120,6 +1152,7 @@ BAD(ack_not_offered, 1, -EPROTO);
 BAD(released_unasked, 1, -EPROTO);
 BAD(daemon_only_type, 1, -EPROTO);
 BAD(empty_with_fds, 0, -EPROTO);
+BAD(register_unknown_tail, 0, -EPROTO);
 
 /*
  * An error reply, the connection closed, the daemon serving the others,
@@ -1243,6 +1276,47 @@ TEST_F(kvd, empty_packets_with_fds_leak_nothing)
 	EXPECT_TRUE(log_has("a packet of 0 bytes with fds"));
 	EXPECT_EQ(0, kill(self->daemon, 0));
 	close(devfd);
+}
+
+/*
+ * Issue 13: REGISTER carries the engine's revision and features, the reply
+ * the daemon's; an engine of revision 0 gets revision 0's reply; a longer
+ * message with zero extra bytes (a newer engine) is taken.
+ */
+TEST_F(kvd, register_negotiates_revision)
+{
+	const struct kvd_registered *r;
+	union kvdmsg_buf reply;
+	struct accel_engine *e;
+	int fd;
+
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	r = (const void *)&reply;
+	/* Revision 0: 56 bytes out, 32 back. */
+	fd = raw_connect();
+	EXPECT_EQ(32, raw_register_sized(fd, "rev0", offsetof(struct kvd_register, revision), 0,
+					 0, &reply));
+	close(fd);
+	/* Revision 1 with a feature the daemon does not know: ignored. */
+	fd = raw_connect();
+	EXPECT_EQ((long)sizeof(*r), raw_register_sized(fd, "rev1", sizeof(struct kvd_register),
+						       KVD_PROTO_REVISION,
+						       KVD_FEATURES | (1ull << 50), &reply));
+	EXPECT_EQ(KVD_PROTO_REVISION, r->revision);
+	EXPECT_EQ(KVD_FEATURES, r->features);
+	close(fd);
+	/* A newer engine's longer REGISTER, its new fields unused. */
+	fd = raw_connect();
+	EXPECT_EQ((long)sizeof(*r), raw_register_sized(fd, "rev9", sizeof(struct kvd_register) + 24,
+						       9, 0, &reply));
+	EXPECT_EQ(0, r->features);
+	close(fd);
+	e = accel_engine_connect(SOCK, "lib", 0, NULL, NULL);
+	ASSERT_NE(NULL, e);
+	accel_engine_close(e);
+	EXPECT_TRUE(wait_log("engine lib registered", 2000));
+	EXPECT_TRUE(log_has("revision 1 features 0x1"));
 }
 
 static uint64_t rnd(uint64_t *s)

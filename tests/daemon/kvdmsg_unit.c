@@ -98,9 +98,70 @@ static void bad_headers(void **state)
 	assert_int_equal(-EBADMSG, check(40, 0));		/* truncated */
 	len = reg("x", 0);
 	buf.hdr.size = (uint32_t)len + 8;
-	assert_int_equal(-EBADMSG, check(len + 8, 0));		/* too long */
+	buf.bytes[len + 3] = 1;
+	assert_int_equal(-EPROTO, check(len + 8, 0));		/* too long, unknown bytes */
 	len = reg("x", 0);
 	assert_int_equal(-EBADMSG, check(len, 1));		/* fds */
+}
+
+/*
+ * Issue 13: messages grow at their end. Revision 0's shorter REGISTER and
+ * REGISTERED are taken (what they lack reads as 0); a longer message is
+ * taken when its extra bytes are zero and refused with -EPROTO otherwise.
+ */
+static void messages_grow_at_their_end(void **state)
+{
+	struct kvd_register *r = (void *)&buf;
+	struct kvd_handoff *m = (void *)&buf;
+	size_t len, v0 = offsetof(struct kvd_register, revision);
+
+	(void)state;
+	assert_int_equal(56, v0);
+	len = reg("x", 0);
+	r->revision = KVD_PROTO_REVISION;
+	r->features = KVD_FEATURES | (1ull << 40);	/* unknown features are ignored */
+	r->incarnation = 0x1234;
+	assert_int_equal(0, check(len, 0));
+	buf.hdr.size = (uint32_t)v0;
+	assert_int_equal(0, check(v0, 0));			/* revision 0 */
+	buf.hdr.size = 48;
+	assert_int_equal(-EBADMSG, check(48, 0));		/* shorter than revision 0 */
+	buf.hdr.size = (uint32_t)v0 + 4;
+	assert_int_equal(-EBADMSG, check(v0 + 4, 0));		/* not a multiple of 8 */
+	len = reg("x", 0);
+	buf.hdr.size = (uint32_t)len + 64;
+	assert_int_equal(0, check(len + 64, 0));		/* a newer peer's, zeros */
+	buf.bytes[len + 63] = 7;
+	assert_int_equal(-EPROTO, check(len + 64, 0));
+	len = reg("x", 0);
+	r->pad = 1;
+	assert_int_equal(-EBADMSG, check(len, 0));
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&buf.hdr, KVD_MSG_REGISTERED, 32, 2);
+	assert_int_equal(0, check(32, 0));
+	buf.hdr.size = sizeof(struct kvd_registered);
+	assert_int_equal(0, check(sizeof(struct kvd_registered), 0));
+	buf.hdr.size = 24;
+	assert_int_equal(-EBADMSG, check(24, 0));
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&buf.hdr, KVD_MSG_QUOTA, sizeof(struct kvd_quota) + 8, 2);
+	assert_int_equal(0, check(sizeof(struct kvd_quota) + 8, 0));
+	buf.bytes[sizeof(struct kvd_quota)] = 1;
+	assert_int_equal(-EPROTO, check(sizeof(struct kvd_quota) + 8, 0));
+
+	/* Hand-offs: the objects, the extension (incarnation), zeros. */
+	len = handoff(2);
+	assert_int_equal(0, kvdmsg_incarnation(m, len));
+	((struct kvd_handoff_ext *)(void *)(buf.bytes + len))->incarnation = 0xabcdef;
+	buf.hdr.size = (uint32_t)(len + sizeof(struct kvd_handoff_ext));
+	assert_int_equal(0, check(len + sizeof(struct kvd_handoff_ext), 2));
+	assert_int_equal(0xabcdef, kvdmsg_incarnation(m, len + sizeof(struct kvd_handoff_ext)));
+	assert_int_equal(0, kvdmsg_incarnation(m, len));
+	buf.hdr.size = (uint32_t)(len + sizeof(struct kvd_handoff_ext) + 16);
+	assert_int_equal(0, check(len + sizeof(struct kvd_handoff_ext) + 16, 2));
+	buf.bytes[len + sizeof(struct kvd_handoff_ext) + 9] = 1;
+	assert_int_equal(-EPROTO, check(len + sizeof(struct kvd_handoff_ext) + 16, 2));
 }
 
 static void bad_register(void **state)
@@ -316,6 +377,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(valid_messages),
 		cmocka_unit_test(bad_headers),
+		cmocka_unit_test(messages_grow_at_their_end),
 		cmocka_unit_test(bad_register),
 		cmocka_unit_test(bad_handoffs),
 		cmocka_unit_test(bad_acks),
