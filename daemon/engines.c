@@ -293,6 +293,7 @@ static void on_register(struct kvd *d, struct kvd_conn *c, const struct kvd_regi
 	/* Fields an older engine's REGISTER lacks read as 0: revision 0, no features. */
 	c->revision = m->revision;
 	c->features = m->features & KVD_FEATURES;
+	c->incarnation = m->incarnation;
 	pthread_mutex_unlock(&d->lock);
 	/* Revision 0 takes nothing but its own 32-byte reply. */
 	kvdmsg_hdr(&r.hdr, KVD_MSG_REGISTERED,

@@ -49,6 +49,7 @@ struct kvd_conn {
 struct kvd_xfer {
 	struct kvd_xfer *next;
 	uint64_t id, tag;
+	uint64_t incarnation;		/* the sender's, from its REGISTER (0: none) */
 	char from[KVD_NAME_MAX], to[KVD_NAME_MAX];
 	bool offered;			/* sent to the receiver */
 	uint32_t count;

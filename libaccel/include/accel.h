@@ -376,8 +376,10 @@ struct accel_engine_ops {
 	/*
 	 * A hand-off: return 0 to take the fds (the callback owns them from
 	 * then on: import them, then close them) or -errno to refuse (the
-	 * library closes them). A hand-off taken before is recognised by
-	 * (from, tag) and acknowledged again without calling this.
+	 * library closes them). A hand-off taken before (a resend after the
+	 * daemon restarted) is recognised by (from, the sender's incarnation,
+	 * tag) and acknowledged again without calling this; a sender that
+	 * restarted is a new incarnation, whose tags are new hand-offs.
 	 * NULL: every hand-off is refused with -EOPNOTSUPP.
 	 */
 	int (*receive)(void *arg, const struct accel_handoff *h);
@@ -415,14 +417,19 @@ int accel_engine_quota(struct accel_engine *e, uint64_t bytes, uint64_t *granted
 uint64_t accel_engine_quota_now(const struct accel_engine *e);
 /**
  * Hand @count dma-buf fds to engine @to; @tag names the hand-off (unique
- * among this engine's). The library duplicates the fds: the caller keeps
- * its own and should keep the objects until the hand-off is done (the
+ * among this engine's pending ones, else -EEXIST; a tag may be used again
+ * once its hand-off finished). The library duplicates the fds: the caller
+ * keeps its own and should keep the objects until the hand-off is done (the
  * handoff_done callback or accel_engine_handoff_wait()). Returns once the
  * daemon has queued it.
  */
 int accel_engine_handoff(struct accel_engine *e, const char *to, uint64_t tag,
 			 const int *fds, const enum accel_handoff_kind *kinds, unsigned int count);
-/** Wait up to @timeout_ns for hand-off @tag to finish: its status, or -ETIMEDOUT. */
+/**
+ * Wait up to @timeout_ns for hand-off @tag to finish: its status, or
+ * -ETIMEDOUT; -ENOENT when no hand-off under @tag is pending or recently
+ * finished. A finished one's status answers only until @tag is used again.
+ */
 int accel_engine_handoff_wait(struct accel_engine *e, uint64_t tag, int64_t timeout_ns);
 /** Hand-offs sent and not yet finished. */
 int accel_engine_pending(const struct accel_engine *e);

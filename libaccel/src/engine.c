@@ -8,7 +8,10 @@
  * two engines handing each other objects from one thread each do not wait
  * on each other. Hand-offs not yet done are kept (with duplicates of their
  * fds) and sent again by accel_engine_reconnect(); offers taken are
- * remembered by (sender, tag) so a resend is acknowledged, not taken twice.
+ * remembered by (sender, incarnation, tag) so a resend is acknowledged, not
+ * taken twice, while a restarted sender (a new incarnation) may use its
+ * tags again. The incarnation is a random id chosen once per engine object
+ * (kept across reconnects).
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -32,6 +36,7 @@
 
 struct pending {
 	uint64_t tag;
+	uint64_t id;			/* the daemon's, from QUEUED (0: not yet) */
 	char to[KVD_NAME_MAX];
 	unsigned int count;
 	int fds[KVD_HANDOFF_MAX_FDS];
@@ -49,9 +54,12 @@ struct accel_engine {
 	/* The daemon's KVD_PROTO_REVISION and the features both sides use (its REGISTERED). */
 	uint32_t revision;
 	uint64_t features;
+	/* This engine object's random id, in REGISTER and every HANDOFF. */
+	uint64_t incarnation;
 	struct pending *pend;
 	unsigned int npend, maxpend;
-	struct { char from[KVD_NAME_MAX]; uint64_t tag; } seen[SEEN_MAX];
+	/* Offers taken, by (sender, its incarnation, tag); incarnation 0: an old sender. */
+	struct { char from[KVD_NAME_MAX]; uint64_t incarnation, tag; } seen[SEEN_MAX];
 	unsigned int nseen, seen_next;
 	struct { uint64_t tag; int status; } finished[FINISHED_MAX];
 	unsigned int nfinished, finished_next;
@@ -73,19 +81,23 @@ static void copy_name(char dst[KVD_NAME_MAX], const char *src)
 	memcpy(dst, src, n);
 }
 
-static bool seen(const struct accel_engine *e, const char *from, uint64_t tag)
+static bool seen(const struct accel_engine *e, const char *from, uint64_t incarnation,
+		 uint64_t tag)
 {
 	unsigned int i;
 
 	for (i = 0; i < e->nseen; i++)
-		if (e->seen[i].tag == tag && !strcmp(e->seen[i].from, from))
+		if (e->seen[i].tag == tag && e->seen[i].incarnation == incarnation &&
+		    !strcmp(e->seen[i].from, from))
 			return true;
 	return false;
 }
 
-static void remember(struct accel_engine *e, const char *from, uint64_t tag)
+static void remember(struct accel_engine *e, const char *from, uint64_t incarnation,
+		     uint64_t tag)
 {
 	copy_name(e->seen[e->seen_next].from, from);
+	e->seen[e->seen_next].incarnation = incarnation;
 	e->seen[e->seen_next].tag = tag;
 	e->seen_next = (e->seen_next + 1) % SEEN_MAX;
 	if (e->nseen < SEEN_MAX)
@@ -104,8 +116,9 @@ static int send_msg(struct accel_engine *e, void *msg, size_t size, unsigned int
 	return ret == -EPIPE ? -ECONNRESET : ret;
 }
 
-static void on_offer(struct accel_engine *e, const struct kvd_handoff *m, int *fds)
+static void on_offer(struct accel_engine *e, const struct kvd_handoff *m, size_t len, int *fds)
 {
+	uint64_t incarnation = kvdmsg_incarnation(m, len);
 	struct kvd_handoff_ack ack = { 0 };
 	enum accel_handoff_kind kinds[KVD_HANDOFF_MAX_FDS];
 	uint64_t sizes[KVD_HANDOFF_MAX_FDS];
@@ -113,7 +126,7 @@ static void on_offer(struct accel_engine *e, const struct kvd_handoff *m, int *f
 	unsigned int i;
 	int status;
 
-	if (seen(e, m->peer, m->tag)) {
+	if (seen(e, m->peer, incarnation, m->tag)) {
 		/* Taken before (a resend after the daemon restarted). */
 		kvdmsg_close_fds(fds, m->count);
 		status = 0;
@@ -137,7 +150,7 @@ static void on_offer(struct accel_engine *e, const struct kvd_handoff *m, int *f
 		if (status)
 			kvdmsg_close_fds(fds, m->count);
 		else
-			remember(e, m->peer, m->tag);
+			remember(e, m->peer, incarnation, m->tag);
 	}
 	ack.id = m->id;
 	ack.status = status;
@@ -149,7 +162,8 @@ static void on_done(struct accel_engine *e, const struct kvd_handoff_ack *m)
 	unsigned int i;
 
 	for (i = 0; i < e->npend; i++) {
-		if (e->pend[i].tag != m->tag)
+		/* The id tells this hand-off from an earlier one under the same tag. */
+		if (e->pend[i].tag != m->tag || (e->pend[i].id && m->id && e->pend[i].id != m->id))
 			continue;
 		kvdmsg_close_fds(e->pend[i].fds, e->pend[i].count);
 		e->pend[i] = e->pend[--e->npend];
@@ -226,7 +240,7 @@ static int receive_one(struct accel_engine *e, union kvdmsg_buf *buf, int timeou
 		on_release(e, (const void *)buf);
 		return 2;
 	case KVD_MSG_HANDOFF_OFFER:
-		on_offer(e, (const void *)buf, fds);
+		on_offer(e, (const void *)buf, (size_t)n, fds);
 		return 2;
 	case KVD_MSG_HANDOFF_DONE:
 		on_done(e, (const void *)buf);
@@ -303,6 +317,7 @@ static int register_as(struct accel_engine *e, size_t size, union kvdmsg_buf *re
 	m.priority = e->priority;
 	m.revision = KVD_PROTO_REVISION;
 	m.features = KVD_FEATURES;
+	m.incarnation = e->incarnation;
 	ret = request(e, &m, size, KVD_MSG_REGISTER, NULL, 0, KVD_MSG_REGISTERED, reply);
 	if (ret && e->fd >= 0) {
 		close(e->fd);
@@ -333,6 +348,21 @@ static int do_register(struct accel_engine *e)
 	e->revision = r->revision;
 	e->features = r->features & KVD_FEATURES;
 	return 0;
+}
+
+/* A random non-zero id for an engine object (getrandom; a mix of clock and pid without it). */
+static uint64_t new_incarnation(void)
+{
+	uint64_t id = 0;
+	struct timespec ts;
+
+	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id)) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		id = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+		     ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)&ts;
+		id *= 0x9e3779b97f4a7c15ull;
+	}
+	return id ? id : 1;
 }
 
 ACCEL_EXPORT struct accel_engine *accel_engine_connect(const char *path, const char *name,
@@ -369,6 +399,7 @@ ACCEL_EXPORT struct accel_engine *accel_engine_connect(const char *path, const c
 	if (ops)
 		e->ops = *ops;
 	e->arg = arg;
+	e->incarnation = new_incarnation();
 	ret = do_register(e);
 	if (ret) {
 		accel_log(ACCEL_LOG_ERR, "engine %s: registering with kvacceld at %s: %s", name,
@@ -456,22 +487,49 @@ ACCEL_EXPORT uint64_t accel_engine_quota_now(const struct accel_engine *e)
 	return e ? e->quota : 0;
 }
 
+/* Send hand-off @p (a copy: callbacks run meanwhile may move e->pend) and note its id. */
 static int send_handoff(struct accel_engine *e, const struct pending *p)
 {
 	union {
 		struct kvd_handoff m;
 		char bytes[sizeof(struct kvd_handoff) +
-			   KVD_HANDOFF_MAX_FDS * sizeof(struct kvd_obj)];
+			   KVD_HANDOFF_MAX_FDS * sizeof(struct kvd_obj) +
+			   sizeof(struct kvd_handoff_ext)];
 	} u;
+	size_t size = sizeof(u.m) + p->count * sizeof(struct kvd_obj);
 	union kvdmsg_buf reply;
+	unsigned int i;
+	int ret;
 
 	memset(&u, 0, sizeof(u));
 	memcpy(u.m.peer, p->to, sizeof(u.m.peer));
 	u.m.tag = p->tag;
 	u.m.count = p->count;
 	memcpy(u.m.objs, p->objs, p->count * sizeof(struct kvd_obj));
-	return request(e, &u.m, sizeof(u.m) + p->count * sizeof(struct kvd_obj),
-		       KVD_MSG_HANDOFF, p->fds, p->count, KVD_MSG_HANDOFF_QUEUED, &reply);
+	if (e->features & KVD_FEAT_INCARNATION) {
+		struct kvd_handoff_ext ext = { .incarnation = e->incarnation };
+
+		memcpy(u.bytes + size, &ext, sizeof(ext));
+		size += sizeof(ext);
+	}
+	ret = request(e, &u.m, size, KVD_MSG_HANDOFF, p->fds, p->count, KVD_MSG_HANDOFF_QUEUED,
+		      &reply);
+	if (ret)
+		return ret;
+	for (i = 0; i < e->npend; i++)
+		if (e->pend[i].tag == p->tag)
+			e->pend[i].id = ((const struct kvd_handoff_id *)(const void *)&reply)->id;
+	return 0;
+}
+
+/* A new hand-off under @tag: what an earlier one under it ended with is stale now. */
+static void forget_finished(struct accel_engine *e, uint64_t tag)
+{
+	unsigned int i;
+
+	for (i = 0; i < e->nfinished; i++)
+		if (e->finished[i].tag == tag)
+			e->finished[i].status = 1;	/* no status: not found */
 }
 
 ACCEL_EXPORT int accel_engine_handoff(struct accel_engine *e, const char *to, uint64_t tag,
@@ -491,6 +549,7 @@ ACCEL_EXPORT int accel_engine_handoff(struct accel_engine *e, const char *to, ui
 	for (i = 0; i < e->npend; i++)
 		if (e->pend[i].tag == tag)
 			return -EEXIST;
+	forget_finished(e, tag);
 	for (i = 0; i < count; i++) {
 		off_t end;
 
@@ -557,13 +616,20 @@ ACCEL_EXPORT int accel_engine_handoff_wait(struct accel_engine *e, uint64_t tag,
 		int64_t left;
 		int ret;
 
-		for (i = 0; i < e->nfinished; i++)
-			if (e->finished[i].tag == tag)
-				return e->finished[i].status;
+		/* Pending first: a finished entry under a reused tag is an earlier hand-off's. */
 		for (i = 0; i < e->npend; i++)
 			pending |= e->pend[i].tag == tag;
-		if (!pending)
+		if (!pending) {
+			/* The latest finished under @tag (the ring is filled from finished_next). */
+			for (i = 1; i <= e->nfinished; i++) {
+				unsigned int k = (e->finished_next + FINISHED_MAX - i) % FINISHED_MAX;
+
+				if (e->finished[k].tag == tag)
+					return e->finished[k].status > 0 ? -ENOENT :
+					       e->finished[k].status;
+			}
 			return -ENOENT;
+		}
 		left = end == INT64_MAX ? 1000 : end - now_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;

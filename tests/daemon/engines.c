@@ -901,6 +901,117 @@ TEST_F(kvd, admin_group_member_is_admin)
 	EXPECT_EQ(0, system("grep -q \"admin_group: no group 'nosuchgroup'\" /tmp/kvd-cc.out"));
 }
 
+struct reuse_tally {
+	int received;		/* hand-offs the receiver took */
+	int byte[4];		/* the first byte of each region it took */
+	int ready;
+};
+
+static struct accel_device *reuse_dev;	/* the receiver's */
+
+static int reuse_receive(void *arg, const struct accel_handoff *h)
+{
+	struct reuse_tally *t = arg;
+	struct accel_region *r;
+	unsigned char *p;
+
+	if (h->count != 1 || h->tag != 1 || t->received >= 4) {
+		close(h->fds[0]);
+		return -EINVAL;
+	}
+	r = accel_region_import(reuse_dev, h->fds[0]);
+	close(h->fds[0]);
+	if (!r)
+		return -errno;
+	p = accel_region_map(r);
+	t->byte[t->received] = p ? p[0] : -1;
+	accel_region_destroy(r);
+	__atomic_add_fetch(&t->received, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+/* One sender process: connect as "tx", hand a region filled with @mark under tag 1. */
+static int reuse_send(unsigned char mark, bool first_to_nobody)
+{
+	enum accel_handoff_kind kind = ACCEL_HANDOFF_REGION;
+	struct accel_device *dev = accel_device_open(NULL);
+	struct accel_region *r;
+	struct accel_engine *e;
+	int fd, ret;
+
+	e = dev ? accel_engine_connect(SOCK, "tx", 2, NULL, NULL) : NULL;
+	r = dev ? accel_region_create(dev, 2 * MIB, 2 * MIB, ACCEL_NODE_ANY) : NULL;
+	if (!e || !r || !accel_region_map(r) || accel_region_export(r, &fd))
+		return 10;
+	memset(accel_region_map(r), mark, 2 * MIB);
+	if (first_to_nobody) {
+		/* Tag 1 times out first: its -ETIMEDOUT must not answer the next tag 1. */
+		if (accel_engine_handoff(e, "nobody", 1, &fd, &kind, 1))
+			return 11;
+		ret = accel_engine_handoff_wait(e, 1, 10000000000ll);
+		if (ret != -ETIMEDOUT)
+			return 12;
+	}
+	if (accel_engine_handoff(e, "rx", 1, &fd, &kind, 1))
+		return 13;
+	ret = accel_engine_handoff_wait(e, 1, 10000000000ll);
+	if (ret)
+		return 14 + (ret == -ETIMEDOUT);
+	accel_engine_close(e);
+	return 0;
+}
+
+/*
+ * Issue 13: tags are unique only among a sender's pending hand-offs. A
+ * sender that restarts (a new engine object) and uses tag 1 again is
+ * delivered, not acknowledged as a resend; and a reused tag's wait gets the
+ * new hand-off's status, not the earlier one's.
+ */
+TEST_F(kvd, restarted_sender_reuses_tag)
+{
+	const char *extra[] = { "--handoff-timeout", "1500", NULL };
+	struct reuse_tally *t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE,
+				     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pid_t receiver, sender;
+	int status, i;
+
+	ASSERT_NE(MAP_FAILED, t);
+	self->daemon = start_daemon(extra);
+	ASSERT_LT(0, self->daemon);
+	receiver = fork();
+	ASSERT_LE(0, receiver);
+	if (!receiver) {
+		struct accel_engine_ops ops = { .receive = reuse_receive };
+		struct accel_engine *e;
+
+		reuse_dev = accel_device_open(NULL);
+		e = reuse_dev ? accel_engine_connect(SOCK, "rx", 2, &ops, t) : NULL;
+		if (!e)
+			_exit(10);
+		t->ready = 1;
+		for (;;)
+			accel_engine_dispatch(e, 50000000);
+	}
+	for (i = 0; i < 100 && !t->ready; i++)
+		usleep(50000);
+	ASSERT_EQ(1, t->ready);
+	for (i = 0; i < 2; i++) {
+		sender = fork();
+		ASSERT_LE(0, sender);
+		if (!sender)
+			_exit(reuse_send(0xa0 + i, i == 1));
+		ASSERT_EQ(sender, waitpid(sender, &status, 0));
+		EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("sender %d", i);
+	}
+	for (i = 0; i < 40 && t->received < 2; i++)
+		usleep(50000);
+	kill(receiver, SIGKILL);
+	waitpid(receiver, NULL, 0);
+	EXPECT_EQ(2, t->received);
+	EXPECT_EQ(0xa0, t->byte[0]);
+	EXPECT_EQ(0xa1, t->byte[1]);
+}
+
 /* ---- bad messages ------------------------------------------------------ */
 
 FIXTURE(bad) {
