@@ -344,6 +344,13 @@ int accel_kv_seq_host_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks
  * One thread at a time per engine object. The library reads the socket only
  * inside accel_engine_* calls: poll accel_engine_fd() and call
  * accel_engine_dispatch() when it is readable.
+ *
+ * The callbacks (struct accel_engine_ops) may call accel_engine_* on their
+ * engine: a reply is kept for the request it answers, whichever call reads
+ * it, so a request made from a callback and the request the callback runs
+ * under both get theirs. accel_engine_reconnect() from a callback (or while
+ * a request waits) returns -EDEADLK; accel_engine_close() must not be
+ * called from a callback.
  */
 struct accel_engine;
 
@@ -436,7 +443,7 @@ int accel_engine_pending(const struct accel_engine *e);
 /**
  * After -ECONNRESET: connect again (once; -ECONNREFUSED/-ENOENT while the
  * daemon is not back), register under the same name and send again every
- * hand-off not yet finished.
+ * hand-off not yet finished. -EDEADLK from a callback.
  */
 int accel_engine_reconnect(struct accel_engine *e);
 

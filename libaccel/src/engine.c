@@ -6,7 +6,10 @@
  * Requests wait for their reply (matched by seq) and handle whatever the
  * daemon starts meanwhile (release requests, offers, hand-offs done), so
  * two engines handing each other objects from one thread each do not wait
- * on each other. Hand-offs not yet done are kept (with duplicates of their
+ * on each other. The callbacks may make requests of their own (nested in
+ * the one waiting): every request waiting is on a stack of waiters, and a
+ * reply is kept for the waiter whose seq it carries, whichever request
+ * happens to read it. Hand-offs not yet done are kept (with duplicates of their
  * fds) and sent again by accel_engine_reconnect(); offers taken are
  * remembered by (sender, incarnation, tag) so a resend is acknowledged, not
  * taken twice, while a restarted sender (a new incarnation) may use its
@@ -43,6 +46,14 @@ struct pending {
 	struct kvd_obj objs[KVD_HANDOFF_MAX_FDS];
 };
 
+/* A request waiting for its reply (on the stack of its call). */
+struct waiter {
+	struct waiter *next;
+	uint64_t seq;
+	union kvdmsg_buf *reply;
+	bool done;
+};
+
 struct accel_engine {
 	int fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -56,6 +67,9 @@ struct accel_engine {
 	uint64_t features;
 	/* This engine object's random id, in REGISTER and every HANDOFF. */
 	uint64_t incarnation;
+	/* Requests waiting, innermost first; callbacks running (nesting depth). */
+	struct waiter *waiters;
+	unsigned int in_callback;
 	struct pending *pend;
 	unsigned int npend, maxpend;
 	/* Offers taken, by (sender, its incarnation, tag); incarnation 0: an old sender. */
@@ -144,7 +158,9 @@ static void on_offer(struct accel_engine *e, const struct kvd_handoff *m, size_t
 		h.fds = fds;
 		h.kinds = kinds;
 		h.sizes = sizes;
+		e->in_callback++;
 		status = e->ops.receive(e->arg, &h);
+		e->in_callback--;
 		if (status > 0 || status < -4095)
 			status = -EINVAL;
 		if (status)
@@ -172,8 +188,11 @@ static void on_done(struct accel_engine *e, const struct kvd_handoff_ack *m)
 		e->finished_next = (e->finished_next + 1) % FINISHED_MAX;
 		if (e->nfinished < FINISHED_MAX)
 			e->nfinished++;
-		if (e->ops.handoff_done)
+		if (e->ops.handoff_done) {
+			e->in_callback++;
 			e->ops.handoff_done(e->arg, m->tag, m->status);
+			e->in_callback--;
+		}
 		return;
 	}
 	/* Not ours any more (finished before a reconnect): nothing to do. */
@@ -184,8 +203,11 @@ static void on_release(struct accel_engine *e, const struct kvd_release *m)
 	struct kvd_released r = { 0 };
 	uint64_t released = 0;
 
-	if (e->ops.release)
+	if (e->ops.release) {
+		e->in_callback++;
 		e->ops.release(e->arg, m->bytes, &released);
+		e->in_callback--;
+	}
 	r.round = m->round;
 	r.bytes = released;
 	send_msg(e, &r, sizeof(r), KVD_MSG_RELEASED, 0, NULL, 0);
@@ -201,9 +223,25 @@ static void lost(struct accel_engine *e, const char *why)
 	e->fd = -1;
 }
 
+/* A reply: to the waiter whose request it answers (kept for it), or to nobody (too late). */
+static void deliver(struct accel_engine *e, const union kvdmsg_buf *buf)
+{
+	struct waiter *w;
+
+	for (w = e->waiters; w; w = w->next) {
+		if (w->seq == buf->hdr.seq && !w->done) {
+			*w->reply = *buf;
+			w->done = true;
+			return;
+		}
+	}
+	accel_log(ACCEL_LOG_DEBUG, "engine %s: a reply (type %u, seq %llu) nobody waits for",
+		  e->name, buf->hdr.type, (unsigned long long)buf->hdr.seq);
+}
+
 /*
  * Receive one message, waiting up to @timeout_ms. Daemon-started messages
- * are handled here (2); a reply is left in @buf (1). 0: nothing came;
+ * are handled here (2); a reply goes to its waiter (1). 0: nothing came;
  * -ECONNRESET: the connection is gone.
  */
 static int receive_one(struct accel_engine *e, union kvdmsg_buf *buf, int timeout_ms)
@@ -250,6 +288,8 @@ static int receive_one(struct accel_engine *e, union kvdmsg_buf *buf, int timeou
 
 		accel_log(ACCEL_LOG_WARNING, "engine %s: kvacceld: %s (%s)", e->name,
 			  m->message, strerror(-m->error));
+		if (buf->hdr.seq)
+			deliver(e, buf);
 		if (m->closing) {
 			lost(e, "the daemon closed it");
 			return buf->hdr.seq ? 1 : -ECONNRESET;
@@ -257,16 +297,22 @@ static int receive_one(struct accel_engine *e, union kvdmsg_buf *buf, int timeou
 		return buf->hdr.seq ? 1 : 2;
 	}
 	default:
+		deliver(e, buf);
 		return 1;
 	}
 }
 
-/* Send a request and wait for its reply of type @want (or an error). */
+/*
+ * Send a request and wait for its reply of type @want (or an error). Called
+ * from a callback too: a reply read by a nested request is kept for us.
+ */
 static int request(struct accel_engine *e, void *msg, size_t size, unsigned int type,
 		   const int *fds, unsigned int nfds, unsigned int want, union kvdmsg_buf *reply)
 {
 	uint64_t seq = ++e->seq;
 	int64_t end = now_ms() + REPLY_TIMEOUT_MS;
+	struct waiter w = { .seq = seq, .reply = reply };
+	union kvdmsg_buf scratch;
 	int ret;
 
 	if (e->fd < 0)
@@ -280,20 +326,29 @@ static int request(struct accel_engine *e, void *msg, size_t size, unsigned int 
 		}
 		return ret;
 	}
+	w.next = e->waiters;
+	e->waiters = &w;
 	for (;;) {
 		int64_t left = end - now_ms();
 
-		if (left <= 0)
-			return -ETIMEDOUT;
-		ret = receive_one(e, reply, (int)left);
-		if (ret < 0)
-			return ret;
-		if (ret == 1 && reply->hdr.seq == seq) {
-			if (reply->hdr.type == KVD_MSG_ERROR)
-				return ((const struct kvd_error *)(const void *)reply)->error;
-			return reply->hdr.type == want ? 0 : -EPROTO;
+		if (w.done)
+			break;
+		if (left <= 0) {
+			ret = -ETIMEDOUT;
+			goto out;
 		}
+		ret = receive_one(e, &scratch, (int)left);
+		if (ret < 0 && !w.done)
+			goto out;
 	}
+	if (reply->hdr.type == KVD_MSG_ERROR)
+		ret = ((const struct kvd_error *)(const void *)reply)->error;
+	else
+		ret = reply->hdr.type == want ? 0 : -EPROTO;
+out:
+	/* Waiters leave in the order they came (nested calls return first). */
+	e->waiters = w.next;
+	return ret;
 }
 
 /* Connect and send REGISTER of @size bytes (the current one, or revision 0's). */
@@ -646,11 +701,15 @@ ACCEL_EXPORT int accel_engine_pending(const struct accel_engine *e)
 
 ACCEL_EXPORT int accel_engine_reconnect(struct accel_engine *e)
 {
-	unsigned int i;
+	unsigned int i, n;
+	uint64_t *tags;
 	int ret;
 
 	if (!e)
 		return -EINVAL;
+	/* The requests waiting in the callers' frames would wait on a new connection. */
+	if (e->in_callback || e->waiters)
+		return -EDEADLK;
 	if (e->fd >= 0) {
 		close(e->fd);
 		e->fd = -1;
@@ -660,19 +719,33 @@ ACCEL_EXPORT int accel_engine_reconnect(struct accel_engine *e)
 		return ret;
 	accel_log(ACCEL_LOG_INFO, "engine %s: registered again; resending %u hand-offs",
 		  e->name, e->npend);
-	i = 0;
-	while (i < e->npend) {
-		ret = send_handoff(e, &e->pend[i]);
+	/* By tag, on copies: callbacks run while we wait may change e->pend. */
+	n = e->npend;
+	tags = malloc((n ? n : 1) * sizeof(*tags));
+	if (!tags)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		tags[i] = e->pend[i].tag;
+	for (i = 0; i < n; i++) {
+		struct pending p;
+		unsigned int k;
+
+		for (k = 0; k < e->npend && e->pend[k].tag != tags[i]; k++)
+			;
+		if (k == e->npend)
+			continue;	/* finished meanwhile */
+		p = e->pend[k];
+		ret = send_handoff(e, &p);
 		if (ret == -ECONNRESET)
-			return ret;
+			break;
 		if (ret) {
-			/* Refused now: finished (on_done() moves the last entry to i). */
-			struct kvd_handoff_ack done = { .tag = e->pend[i].tag, .status = ret };
+			/* Refused now: finished. */
+			struct kvd_handoff_ack done = { .tag = p.tag, .status = ret };
 
 			on_done(e, &done);
-			continue;
 		}
-		i++;
+		ret = 0;
 	}
-	return 0;
+	free(tags);
+	return ret;
 }
