@@ -9,7 +9,9 @@
  * on each other. The callbacks may make requests of their own (nested in
  * the one waiting): every request waiting is on a stack of waiters, and a
  * reply is kept for the waiter whose seq it carries, whichever request
- * happens to read it. Hand-offs not yet done are kept (with duplicates of their
+ * happens to read it.
+ *
+ * Hand-offs not yet done are kept (with duplicates of their
  * fds) and sent again by accel_engine_reconnect(); offers taken are
  * remembered by (sender, incarnation, tag) so a resend is acknowledged, not
  * taken twice, while a restarted sender (a new incarnation) may use its

@@ -271,10 +271,13 @@ static void send_recv_with_fds(void **state)
 	for (i = 0; i < KVD_HANDOFF_MAX_FDS + 4; i++)
 		many[i] = sv[0];
 	{
-		char cbuf[CMSG_SPACE(sizeof(many))];
+		union {
+			struct cmsghdr align;
+			char buf[CMSG_SPACE(sizeof(many))];
+		} cbuf;
 		struct iovec iov = { .iov_base = buf.bytes, .iov_len = 16 };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				      .msg_controllen = sizeof(cbuf) };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+				      .msg_controllen = sizeof(cbuf.buf) };
 		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 
 		c->cmsg_level = SOL_SOCKET;
