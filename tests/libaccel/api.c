@@ -9,6 +9,7 @@
  */
 #include <poll.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -584,6 +585,87 @@ TEST(engine_nested_calls_keep_replies)
 	pthread_join(th, NULL);
 	EXPECT_EQ(0, f.result);
 	accel_engine_close(st.e);
+	close(f.listen_fd);
+	unlink(f.path);
+}
+
+/*
+ * A daemon of revision 0: it refuses the longer REGISTER as the old checks
+ * did (ERROR -EBADMSG, closing), takes the 56-byte one, answers with the
+ * 32-byte REGISTERED, and checks that a HANDOFF comes without the extension.
+ */
+static void *old_daemon_run(void *arg)
+{
+	struct fake_daemon *f = arg;
+	struct kvd_registered reg = { .engine_id = 7 };
+	struct kvd_handoff_id q = { .id = 1 };
+	struct kvd_error err = { .error = -EBADMSG, .closing = 1 };
+	int fds[KVD_HANDOFF_MAX_FDS], fd;
+	union kvdmsg_buf buf;
+	unsigned int nfds;
+	long n;
+
+	f->result = -1;
+	fd = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	n = fd < 0 ? -1 : kvdmsg_recv(fd, &buf, fds, &nfds, 0);
+	if (n != (long)sizeof(struct kvd_register))
+		goto out;
+	kvdmsg_hdr(&err.hdr, KVD_MSG_ERROR, sizeof(err), buf.hdr.seq);
+	snprintf(err.message, sizeof(err.message), "message too long for its type");
+	kvdmsg_send(fd, &err, NULL, 0);
+	close(fd);
+	fd = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	n = fd < 0 ? -1 : kvdmsg_recv(fd, &buf, fds, &nfds, 0);
+	if (n != 56)
+		goto out;
+	kvdmsg_hdr(&reg.hdr, KVD_MSG_REGISTERED, 32, buf.hdr.seq);
+	if (kvdmsg_send(fd, &reg, NULL, 0))
+		goto out;
+	n = kvdmsg_recv(fd, &buf, fds, &nfds, 0);
+	kvdmsg_close_fds(fds, nfds);
+	if (n != (long)(sizeof(struct kvd_handoff) + sizeof(struct kvd_obj)) ||
+	    buf.hdr.type != KVD_MSG_HANDOFF)
+		goto out;
+	kvdmsg_hdr(&q.hdr, KVD_MSG_HANDOFF_QUEUED, sizeof(q), buf.hdr.seq);
+	q.tag = ((struct kvd_handoff *)(void *)&buf)->tag;
+	if (kvdmsg_send(fd, &q, NULL, 0))
+		goto out;
+	f->result = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* Against a daemon of revision 0, libaccel registers with revision 0's REGISTER. */
+TEST(engine_registers_with_an_old_daemon)
+{
+	struct fake_daemon f = { .listen_fd = -1 };
+	enum accel_handoff_kind kind = ACCEL_HANDOFF_REGION;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct accel_engine *e;
+	pthread_t th;
+	int mfd;
+
+	snprintf(f.path, sizeof(f.path), "/tmp/accel-api-old-kvd-%d.sock", (int)getpid());
+	unlink(f.path);
+	memcpy(sa.sun_path, f.path, sizeof(f.path));
+	f.listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, f.listen_fd);
+	ASSERT_EQ(0, bind(f.listen_fd, (struct sockaddr *)&sa, sizeof(sa)));
+	ASSERT_EQ(0, listen(f.listen_fd, 4));
+	ASSERT_EQ(0, pthread_create(&th, NULL, old_daemon_run, &f));
+	e = accel_engine_connect(f.path, "old-peer", 1, NULL, NULL);
+	ASSERT_NE(NULL, e);
+	/* Any fd with a size stands in for a dma-buf here: the fake checks nothing. */
+	mfd = memfd_create("handoff", MFD_CLOEXEC);
+	ASSERT_LE(0, mfd);
+	ASSERT_EQ(0, ftruncate(mfd, 4096));
+	EXPECT_EQ(0, accel_engine_handoff(e, "other", 3, &mfd, &kind, 1));
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, f.result);
+	close(mfd);
+	accel_engine_close(e);
 	close(f.listen_fd);
 	unlink(f.path);
 }
