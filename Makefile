@@ -174,7 +174,7 @@ $(B)/tests/libaccel_api $(B)/tests/libaccel_kv: $(B)/tests/libaccel_%: tests/lib
 		$(TEST_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
+	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -pthread -static -o $@ $< \
 		$(B)/libaccel/libaccel.a -ldrm
 
 # The KV cache on the cuda backend against the fake driver: dynamic (it
