@@ -275,6 +275,9 @@ static int receive_one(struct accel_engine *e, union kvdmsg_buf *buf, int timeou
 		lost(e, why);
 		return -ECONNRESET;
 	}
+	/* Only an offer's fds are ours to keep (a HANDOFF is well formed, but not for us). */
+	if (buf->hdr.type != KVD_MSG_HANDOFF_OFFER)
+		kvdmsg_close_fds(fds, nfds);
 	switch (buf->hdr.type) {
 	case KVD_MSG_RELEASE:
 		on_release(e, (const void *)buf);

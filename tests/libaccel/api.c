@@ -630,6 +630,19 @@ static void *old_daemon_run(void *arg)
 	q.tag = ((struct kvd_handoff *)(void *)&buf)->tag;
 	if (kvdmsg_send(fd, &q, NULL, 0))
 		goto out;
+	/* A well-formed message with fds the engine has no use for (HANDOFF is E to D). */
+	{
+		struct kvd_handoff *h = (void *)&buf;
+		size_t size = sizeof(*h) + sizeof(struct kvd_obj);
+
+		memset(&buf, 0, sizeof(buf));
+		kvdmsg_hdr(&h->hdr, KVD_MSG_HANDOFF, size, 0);
+		memcpy(h->peer, "old-peer", 8);
+		h->count = 1;
+		h->objs[0].kind = KVD_OBJ_REGION;
+		if (kvdmsg_send(fd, h, &fd, 1))
+			goto out;
+	}
 	f->result = 0;
 out:
 	if (fd >= 0)
@@ -645,7 +658,7 @@ TEST(engine_registers_with_an_old_daemon)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct accel_engine *e;
 	pthread_t th;
-	int mfd;
+	int mfd, before;
 
 	snprintf(f.path, sizeof(f.path), "/tmp/accel-api-old-kvd-%d.sock", (int)getpid());
 	unlink(f.path);
@@ -664,6 +677,15 @@ TEST(engine_registers_with_an_old_daemon)
 	EXPECT_EQ(0, accel_engine_handoff(e, "other", 3, &mfd, &kind, 1));
 	pthread_join(th, NULL);
 	EXPECT_EQ(0, f.result);
+	/*
+	 * Its fd is closed, not kept: only offers' fds are the engine's. The
+	 * fake daemon has closed the connection after it, so the engine's
+	 * socket is gone too: one fd fewer.
+	 */
+	before = open_fds();
+	EXPECT_LE(1, accel_engine_dispatch(e, 2000000000ll));
+	EXPECT_EQ(-ECONNRESET, accel_engine_fd(e));
+	EXPECT_EQ(before - 1, open_fds());
 	close(mfd);
 	accel_engine_close(e);
 	close(f.listen_fd);
