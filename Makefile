@@ -183,8 +183,8 @@ $(B)/tests/libaccel_api $(B)/tests/libaccel_kv: $(B)/tests/libaccel_%: tests/lib
 		$(TEST_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
-		$(B)/libaccel/libaccel.a $(ACCEL_LDLIBS)
+	@$(CC) $(TEST_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -pthread -static -o $@ $< \
+		libaccel/ctl/kvdmsg.c $(B)/libaccel/libaccel.a $(ACCEL_LDLIBS)
 
 # The KV cache on the cuda backend against the fake driver: dynamic (it
 # dlopens libcuda.so.1); run-selftests ships the fake and vmtest the libraries.

@@ -13,6 +13,7 @@
  * event at hand.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -289,14 +290,23 @@ static void on_register(struct kvd *d, struct kvd_conn *c, const struct kvd_regi
 	memcpy(c->name, m->name, sizeof(c->name));
 	c->priority = m->priority;
 	c->quota = quota;
+	/* Fields an older engine's REGISTER lacks read as 0: revision 0, no features. */
+	c->revision = m->revision;
+	c->features = m->features & KVD_FEATURES;
+	c->incarnation = m->incarnation;
 	pthread_mutex_unlock(&d->lock);
-	kvdmsg_hdr(&r.hdr, KVD_MSG_REGISTERED, sizeof(r), m->hdr.seq);
+	/* Revision 0 takes nothing but its own 32-byte reply. */
+	kvdmsg_hdr(&r.hdr, KVD_MSG_REGISTERED,
+		   c->revision ? sizeof(r) : offsetof(struct kvd_registered, revision), m->hdr.seq);
 	r.engine_id = c->id;
 	r.quota = quota;
+	r.revision = KVD_PROTO_REVISION;
+	r.features = c->features;
 	kvd_send(c, &r, NULL, 0);
-	kvd_log(LOG_INFO, "engine %s registered: pid %d uid %u priority %u quota %llu",
-		c->name, (int)c->pid, (unsigned int)c->uid, c->priority,
-		(unsigned long long)quota);
+	kvd_log(LOG_INFO, "engine %s registered: pid %d uid %u priority %u quota %llu "
+		"revision %u features 0x%llx", c->name, (int)c->pid, (unsigned int)c->uid,
+		c->priority, (unsigned long long)quota, c->revision,
+		(unsigned long long)c->features);
 	kvd_handoff_offer_waiting(d, c);
 }
 
@@ -458,6 +468,8 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 		return true;
 	if (n == -EMSGSIZE)
 		return protocol_error(d, c, 0, 0, -EMSGSIZE, "message or fds too large");
+	if (n == -EPROTO)
+		return protocol_error(d, c, 0, 0, -EPROTO, "a packet of 0 bytes with fds");
 	if (n <= 0) {
 		kvd_conn_drop(d, c, n ? strerror((int)-n) : "closed");
 		return false;

@@ -10,7 +10,9 @@
  * sender, which may let go of its handles. A daemon that dies in between
  * loses nothing: the sender still has everything and sends again after it
  * reconnects; a receiver that already took the hand-off recognises
- * (sender, tag) and acknowledges without taking it twice.
+ * (sender, incarnation, tag) and acknowledges without taking it twice. The
+ * incarnation (the sender's REGISTER's) tells a restarted sender, which may
+ * use its tags again, from a resend of the same one.
  *
  * Phases end in DONE with the receiver's status, or -ETIMEDOUT when it is
  * not acknowledged within handoff_timeout_ms (a receiver that leaves has
@@ -63,6 +65,9 @@ static void send_done(struct kvd *d, const struct kvd_xfer *x, int status)
 
 	if (!s)
 		return;	/* the sender left: it resends, and the receiver dedups */
+	/* Another instance under the sender's name: the tag is not the same hand-off's. */
+	if (x->incarnation && s->incarnation != x->incarnation)
+		return;
 	kvdmsg_hdr(&m.hdr, KVD_MSG_HANDOFF_DONE, sizeof(m), 0);
 	m.id = x->id;
 	m.tag = x->tag;
@@ -75,17 +80,25 @@ static void offer(struct kvd_xfer *x, struct kvd_conn *to)
 	union {
 		struct kvd_handoff m;
 		char bytes[sizeof(struct kvd_handoff) +
-			   KVD_HANDOFF_MAX_FDS * sizeof(struct kvd_obj)];
+			   KVD_HANDOFF_MAX_FDS * sizeof(struct kvd_obj) +
+			   sizeof(struct kvd_handoff_ext)];
 	} u;
 	size_t size = sizeof(u.m) + x->count * sizeof(struct kvd_obj);
 
 	memset(&u, 0, sizeof(u));
-	kvdmsg_hdr(&u.m.hdr, KVD_MSG_HANDOFF_OFFER, size, 0);
 	memcpy(u.m.peer, x->from, sizeof(u.m.peer));
 	u.m.tag = x->tag;
 	u.m.id = x->id;
 	u.m.count = x->count;
 	memcpy(u.m.objs, x->objs, x->count * sizeof(struct kvd_obj));
+	/* The sender's incarnation, to a receiver that knows the extension. */
+	if (to->features & KVD_FEAT_INCARNATION) {
+		struct kvd_handoff_ext ext = { .incarnation = x->incarnation };
+
+		memcpy(u.bytes + size, &ext, sizeof(ext));
+		size += sizeof(ext);
+	}
+	kvdmsg_hdr(&u.m.hdr, KVD_MSG_HANDOFF_OFFER, size, 0);
 	if (kvd_send(to, &u.m, x->fds, x->count))
 		return;	/* its connection is failing: it waits for the next one */
 	x->offered = true;
@@ -111,10 +124,18 @@ int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handof
 	struct kvd_handoff_id r = { 0 };
 	unsigned int held = 0;
 	struct kvd_conn *to;
+	uint64_t incarnation = kvdmsg_incarnation(m, m->hdr.size);
 	struct kvd_xfer *x;
 	uint32_t i;
 	int ret;
 
+	if (incarnation && incarnation != c->incarnation) {
+		kvdmsg_close_fds(fds, m->count);
+		return kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -EINVAL, false,
+				      "hand-off incarnation %llx is not the engine's (%llx)",
+				      (unsigned long long)incarnation,
+				      (unsigned long long)c->incarnation), -EINVAL;
+	}
 	if (!strcmp(m->peer, c->name)) {
 		kvdmsg_close_fds(fds, m->count);
 		return kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -EINVAL, false,
@@ -129,11 +150,11 @@ int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handof
 					      "not a dma-buf" : "size does not match"), ret;
 		}
 	}
-	/* The same tag from the same sender: a resend of one still held. */
+	/* The same tag from the same sender (and incarnation): a resend of one still held. */
 	for (x = d->xfers; x; x = x->next) {
 		if (strcmp(x->from, c->name))
 			continue;
-		if (x->tag == m->tag) {
+		if (x->tag == m->tag && x->incarnation == c->incarnation) {
 			kvdmsg_close_fds(fds, m->count);
 			goto queued;
 		}
@@ -154,6 +175,7 @@ int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handof
 	memcpy(x->from, c->name, sizeof(x->from));
 	memcpy(x->to, m->peer, sizeof(x->to));
 	x->tag = m->tag;
+	x->incarnation = c->incarnation;
 	x->count = m->count;
 	memcpy(x->fds, fds, m->count * sizeof(int));
 	memcpy(x->objs, m->objs, m->count * sizeof(struct kvd_obj));

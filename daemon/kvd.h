@@ -33,6 +33,10 @@ struct kvd_conn {
 	uint64_t id;
 	char name[KVD_NAME_MAX];
 	uint32_t priority;
+	/* From its REGISTER: its KVD_PROTO_REVISION, the features both sides know, its incarnation. */
+	uint32_t revision;
+	uint64_t features;
+	uint64_t incarnation;
 	uint64_t quota;			/* last granted or read from the kernel */
 	/* The release request it has not answered yet (round 0: none). */
 	uint64_t release_round;
@@ -45,6 +49,7 @@ struct kvd_conn {
 struct kvd_xfer {
 	struct kvd_xfer *next;
 	uint64_t id, tag;
+	uint64_t incarnation;		/* the sender's, from its REGISTER (0: none) */
 	char from[KVD_NAME_MAX], to[KVD_NAME_MAX];
 	bool offered;			/* sent to the receiver */
 	uint32_t count;

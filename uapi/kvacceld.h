@@ -13,11 +13,21 @@
  * Rules: all integers are in the host's byte order (the socket is local);
  * structures have no holes and every pad is zero; a message type keeps its
  * layout for a given %KVD_PROTO_VERSION, and new types are only appended.
+ *
+ * Growth: a structure only grows at its end, and a zero in a new field
+ * means the old behaviour. A message shorter than its type's current size
+ * but at least its first size is read with the missing fields as zero (an
+ * older peer); a longer one is accepted when every byte past the known
+ * size is zero (a newer peer) and refused otherwise. REGISTER and its reply
+ * exchange the two sides' %KVD_PROTO_REVISION and %KVD_FEATURES; each side
+ * sends the other only what both know (revision 0: the first layouts).
+ *
  * A message that is malformed (short, oversized, wrong size for its type,
- * non-zero pad, unterminated name, fds where none belong), of an unknown
- * type or version, or out of order (anything but %KVD_MSG_REGISTER or an
- * admin request before registering) gets a %KVD_MSG_ERROR reply and the
- * daemon closes the connection. A request that is well formed but refused
+ * non-zero pad or unknown trailing bytes, unterminated name, fds where none
+ * belong, a packet of 0 bytes with fds), of an unknown type or version, or
+ * out of order (anything but %KVD_MSG_REGISTER or an admin request before
+ * registering) gets a %KVD_MSG_ERROR reply and the daemon closes the
+ * connection; the fds that came with it are closed. A request that is well formed but refused
  * (permission, unknown target, no room) gets a %KVD_MSG_ERROR reply and the
  * connection stays open.
  *
@@ -30,10 +40,27 @@
 #ifndef _UAPI_KVACCELD_H_
 #define _UAPI_KVACCELD_H_
 
+#include <linux/const.h>
 #include <linux/types.h>
 
 /** KVD_PROTO_VERSION - &kvd_hdr.version of this protocol. */
 #define KVD_PROTO_VERSION	1
+/**
+ * KVD_PROTO_REVISION - the compatible revision of %KVD_PROTO_VERSION this
+ * header describes, exchanged in &kvd_register.revision and
+ * &kvd_registered.revision. 0: the first layouts (REGISTER 56 bytes,
+ * REGISTERED 32, no &struct kvd_handoff_ext); 1: negotiation, incarnations,
+ * messages that grow at their end.
+ */
+#define KVD_PROTO_REVISION	1
+/**
+ * KVD_FEAT_INCARNATION - hand-offs carry &struct kvd_handoff_ext, the
+ * sending engine's incarnation: receivers recognise a resend by
+ * (incarnation, tag), so a restarted sender may use its tags again.
+ */
+#define KVD_FEAT_INCARNATION	_BITULL(0)
+/** KVD_FEATURES - mask of the features this header knows. */
+#define KVD_FEATURES		KVD_FEAT_INCARNATION
 /** KVD_SOCKET_PATH - the daemon's default socket. */
 #define KVD_SOCKET_PATH		"/run/kvacceld/engine.sock"
 /** KVD_MSG_MAX - the largest message, header included. */
@@ -119,12 +146,27 @@ struct kvd_hdr {
  *	digits, '-', '_', '.'.
  * @priority: priority class, 0 (released first) to %KVD_PRIORITY_MAX.
  * @flags: none known yet (%KVD_REGISTER_FLAGS); others give -EBADMSG.
+ * @revision: the engine's %KVD_PROTO_REVISION (0: an older engine, whose
+ *	REGISTER ends before this field).
+ * @pad: 0.
+ * @features: the %KVD_FEATURES the engine knows; the daemon uses those it
+ *	knows too, and ignores the others.
+ * @incarnation: a random non-zero id of the sending engine's instance,
+ *	chosen once per engine object (kept when it reconnects, new when the
+ *	engine restarts); 0: none. The daemon forwards it with the engine's
+ *	hand-offs (&struct kvd_handoff_ext).
+ *
+ * Revision 0 of this message is 56 bytes long (up to @flags).
  */
 struct kvd_register {
 	struct kvd_hdr hdr;
 	char name[KVD_NAME_MAX];
 	__u32 priority;
 	__u32 flags;
+	__u32 revision;
+	__u32 pad;
+	__u64 features;
+	__u64 incarnation;
 };
 
 /** KVD_REGISTER_FLAGS - mask of known &kvd_register.flags: none. */
@@ -136,11 +178,22 @@ struct kvd_register {
  * @engine_id: the daemon's id of this connection.
  * @quota: the process's quota as the kernel has it (0: none), so an engine
  *	that reconnects to a restarted daemon keeps what it was granted.
+ * @revision: the daemon's %KVD_PROTO_REVISION.
+ * @pad: 0.
+ * @features: the features both sides know (the engine's &kvd_register.features
+ *	the daemon knows too): what the connection uses from now on.
+ *
+ * An engine whose REGISTER had revision 0 gets the 32 bytes of revision 0
+ * (up to @quota); a shorter reply from an older daemon means revision 0 and
+ * no features.
  */
 struct kvd_registered {
 	struct kvd_hdr hdr;
 	__u64 engine_id;
 	__u64 quota;
+	__u32 revision;
+	__u32 pad;
+	__u64 features;
 };
 
 /**
@@ -201,12 +254,15 @@ struct kvd_obj {
 
 /**
  * struct kvd_handoff - %KVD_MSG_HANDOFF and %KVD_MSG_HANDOFF_OFFER; the
- * message ends after @count entries of @objs and carries @count fds.
+ * message goes on with @count entries of @objs, then, where the connection
+ * uses %KVD_FEAT_INCARNATION, a &struct kvd_handoff_ext; it carries @count
+ * fds.
  * @hdr: header.
  * @peer: HANDOFF: the receiving engine; OFFER: the sending engine.
- * @tag: the sender's name for this hand-off, unique among its hand-offs:
- *	the receiver uses (sender, tag) to recognise an offer it already took
- *	(a resend after a daemon restart) and acknowledges it again.
+ * @tag: the sender's name for this hand-off, unique among its pending
+ *	hand-offs: the receiver uses (sender, incarnation, tag) to recognise
+ *	an offer it already took (a resend after a daemon restart) and
+ *	acknowledges it again.
  * @id: OFFER: the daemon's id, named by the ACK; HANDOFF: 0.
  * @count: objects, 1 to %KVD_HANDOFF_MAX_FDS.
  * @pad: 0.
@@ -220,6 +276,17 @@ struct kvd_handoff {
 	__u32 count;
 	__u32 pad;
 	struct kvd_obj objs[];
+};
+
+/**
+ * struct kvd_handoff_ext - what follows the objects of a &struct
+ * kvd_handoff on a connection that uses %KVD_FEAT_INCARNATION. A hand-off
+ * without it has incarnation 0.
+ * @incarnation: OFFER: the sending engine's &kvd_register.incarnation (0:
+ *	it has none); HANDOFF: 0 or the sender's own, as it registered.
+ */
+struct kvd_handoff_ext {
+	__u64 incarnation;
 };
 
 /**

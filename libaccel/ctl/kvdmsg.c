@@ -37,7 +37,7 @@ bool kvdmsg_name_ok(const char name[KVD_NAME_MAX])
 	return true;
 }
 
-/* The fixed size of each type; 0: unknown. */
+/* The size of each type as this side knows it; 0: unknown. */
 static size_t kvdmsg_size(unsigned int type)
 {
 	switch (type) {
@@ -62,6 +62,16 @@ static size_t kvdmsg_size(unsigned int type)
 	return 0;
 }
 
+/* The size of each type in protocol revision 0: the shortest accepted. */
+static size_t kvdmsg_min_size(unsigned int type)
+{
+	switch (type) {
+	case KVD_MSG_REGISTER: return offsetof(struct kvd_register, revision);
+	case KVD_MSG_REGISTERED: return offsetof(struct kvd_registered, revision);
+	}
+	return kvdmsg_size(type);
+}
+
 static int bad(const char **why, const char *what, int err)
 {
 	*why = what;
@@ -71,6 +81,62 @@ static int bad(const char **why, const char *what, int err)
 static bool str_ok(const char *s, size_t n)
 {
 	return memchr(s, 0, n) != NULL;
+}
+
+/* Are bytes @from to @len of @msg zero (fields of a newer revision left unused)? */
+static bool zero_from(const void *msg, size_t from, size_t len)
+{
+	const unsigned char *p = msg;
+
+	for (; from < len; from++)
+		if (p[from])
+			return false;
+	return true;
+}
+
+uint64_t kvdmsg_incarnation(const struct kvd_handoff *m, size_t len)
+{
+	size_t at = sizeof(*m) + m->count * sizeof(struct kvd_obj);
+	struct kvd_handoff_ext ext;
+
+	if (len < at + sizeof(ext))
+		return 0;
+	memcpy(&ext, (const char *)m + at, sizeof(ext));
+	return ext.incarnation;
+}
+
+static int check_handoff(const struct kvd_handoff *m, size_t len, unsigned int nfds,
+			 const char **why)
+{
+	size_t base;
+	uint32_t i;
+
+	if (len < sizeof(*m))
+		return bad(why, "truncated message", -EBADMSG);
+	if (!m->count || m->count > KVD_HANDOFF_MAX_FDS)
+		return bad(why, "hand-off object count out of range", -EBADMSG);
+	/* The objects, then (from revision 1) the extension, then zeros. */
+	base = sizeof(*m) + m->count * sizeof(struct kvd_obj);
+	if (len < base || (len > base && len < base + sizeof(struct kvd_handoff_ext)))
+		return bad(why, "hand-off size does not match its count", -EBADMSG);
+	if (!zero_from(m, base + sizeof(struct kvd_handoff_ext), len))
+		return bad(why, "hand-off longer than this side knows, with non-zero bytes",
+			   -EPROTO);
+	if (nfds != m->count)
+		return bad(why, "hand-off fds do not match its count", -EBADMSG);
+	if (m->pad)
+		return bad(why, "non-zero pad", -EBADMSG);
+	if (!kvdmsg_name_ok(m->peer))
+		return bad(why, "bad engine name", -EBADMSG);
+	if (m->hdr.type == KVD_MSG_HANDOFF && m->id)
+		return bad(why, "hand-off id set by the sender", -EBADMSG);
+	for (i = 0; i < m->count; i++) {
+		if (m->objs[i].kind != KVD_OBJ_REGION && m->objs[i].kind != KVD_OBJ_SPACE)
+			return bad(why, "unknown object kind", -EBADMSG);
+		if (m->objs[i].pad)
+			return bad(why, "non-zero pad", -EBADMSG);
+	}
+	return 0;
 }
 
 int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **why)
@@ -87,35 +153,15 @@ int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **wh
 		return bad(why, "unknown message type", -EPROTO);
 	if (h->size != len)
 		return bad(why, "size field does not match the message", -EBADMSG);
-	if (h->type == KVD_MSG_HANDOFF || h->type == KVD_MSG_HANDOFF_OFFER) {
-		const struct kvd_handoff *m = msg;
-		uint32_t i;
-
-		if (len < want)
-			return bad(why, "truncated message", -EBADMSG);
-		if (!m->count || m->count > KVD_HANDOFF_MAX_FDS)
-			return bad(why, "hand-off object count out of range", -EBADMSG);
-		if (len != want + m->count * sizeof(struct kvd_obj))
-			return bad(why, "hand-off size does not match its count", -EBADMSG);
-		if (nfds != m->count)
-			return bad(why, "hand-off fds do not match its count", -EBADMSG);
-		if (m->pad)
-			return bad(why, "non-zero pad", -EBADMSG);
-		if (!kvdmsg_name_ok(m->peer))
-			return bad(why, "bad engine name", -EBADMSG);
-		if (h->type == KVD_MSG_HANDOFF && m->id)
-			return bad(why, "hand-off id set by the sender", -EBADMSG);
-		for (i = 0; i < m->count; i++) {
-			if (m->objs[i].kind != KVD_OBJ_REGION && m->objs[i].kind != KVD_OBJ_SPACE)
-				return bad(why, "unknown object kind", -EBADMSG);
-			if (m->objs[i].pad)
-				return bad(why, "non-zero pad", -EBADMSG);
-		}
-		return 0;
-	}
-	if (len != want)
-		return bad(why, len < want ? "truncated message" : "message too long for its type",
-			   -EBADMSG);
+	if (len % 8)
+		return bad(why, "size is not a multiple of 8 bytes", -EBADMSG);
+	if (h->type == KVD_MSG_HANDOFF || h->type == KVD_MSG_HANDOFF_OFFER)
+		return check_handoff(msg, len, nfds, why);
+	if (len < kvdmsg_min_size(h->type))
+		return bad(why, "truncated message", -EBADMSG);
+	if (!zero_from(msg, want, len))
+		return bad(why, "message longer than its type, with non-zero bytes this side "
+			   "does not know", -EPROTO);
 	if (nfds)
 		return bad(why, "fds with a message that carries none", -EBADMSG);
 	switch (h->type) {
@@ -128,8 +174,14 @@ int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **wh
 			return bad(why, "priority out of range", -EBADMSG);
 		if (m->flags & ~KVD_REGISTER_FLAGS)
 			return bad(why, "unknown flags", -EBADMSG);
+		if (m->pad)
+			return bad(why, "non-zero pad", -EBADMSG);
 		break;
 	}
+	case KVD_MSG_REGISTERED:
+		if (((const struct kvd_registered *)msg)->pad)
+			return bad(why, "non-zero pad", -EBADMSG);
+		break;
 	case KVD_MSG_RELEASE:
 		if (((const struct kvd_release *)msg)->pad)
 			return bad(why, "non-zero pad", -EBADMSG);
@@ -171,7 +223,7 @@ int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **wh
 
 int kvdmsg_send(int sock, const void *data, const int *fds, unsigned int nfds)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * KVD_HANDOFF_MAX_FDS)];
+	union kvdmsg_cmsg cbuf;
 	const struct kvd_hdr *h = data;
 	struct iovec iov = { .iov_base = (void *)data, .iov_len = h->size };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
@@ -182,8 +234,8 @@ int kvdmsg_send(int sock, const void *data, const int *fds, unsigned int nfds)
 	if (nfds) {
 		struct cmsghdr *c;
 
-		memset(cbuf, 0, sizeof(cbuf));
-		msg.msg_control = cbuf;
+		memset(&cbuf, 0, sizeof(cbuf));
+		msg.msg_control = cbuf.buf;
 		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
 		c = CMSG_FIRSTHDR(&msg);
 		c->cmsg_level = SOL_SOCKET;
@@ -207,11 +259,10 @@ void kvdmsg_close_fds(int *fds, unsigned int n)
 
 long kvdmsg_recv(int sock, union kvdmsg_buf *buf, int *fds, unsigned int *nfds, int flags)
 {
-	/* Room for more fds than allowed, so that too many are seen and closed. */
-	char cbuf[CMSG_SPACE(sizeof(int) * 64)];
+	union kvdmsg_cmsg cbuf;
 	struct iovec iov = { .iov_base = buf->bytes, .iov_len = sizeof(buf->bytes) };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
-			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+			      .msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf) };
 	unsigned int got = 0;
 	struct cmsghdr *c;
 	bool over = false;
@@ -223,10 +274,12 @@ long kvdmsg_recv(int sock, union kvdmsg_buf *buf, int *fds, unsigned int *nfds, 
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
+	/* Every fd that came is ours now: kept in @fds or closed, never left open. */
 	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
 		size_t i, k;
 
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(0))
 			continue;
 		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		for (i = 0; i < k; i++) {
@@ -245,6 +298,12 @@ long kvdmsg_recv(int sock, union kvdmsg_buf *buf, int *fds, unsigned int *nfds, 
 		kvdmsg_close_fds(fds, got);
 		return -EMSGSIZE;
 	}
+	/* SOCK_SEQPACKET: 0 bytes is the end of the stream, unless fds came (a bad packet). */
+	if (!n && got) {
+		kvdmsg_close_fds(fds, got);
+		return -EPROTO;
+	}
+	memset(buf->bytes + n, 0, sizeof(buf->bytes) - (size_t)n);
 	*nfds = got;
 	return n;
 }

@@ -242,7 +242,10 @@ int accel_send_fds(int sock, const int *fds, int nfds, const void *data, size_t 
 /**
  * Receive what accel_send_fds() sent: up to *nfds descriptors (close-on-exec;
  * *nfds receives the count) and up to *len bytes (*len receives the count).
- * A message with more descriptors than room gives -EMSGSIZE (and closes them).
+ * A message with more descriptors than room, or more data than *len
+ * (SOCK_SEQPACKET), gives -EMSGSIZE; a packet of 0 bytes with descriptors
+ * gives -EPROTO; the end of the stream -ECONNRESET. On every error the
+ * descriptors that came are closed.
  */
 int accel_recv_fds(int sock, int *fds, int *nfds, void *data, size_t *len);
 
@@ -443,6 +446,13 @@ int accel_kv_seq_host_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks
  * One thread at a time per engine object. The library reads the socket only
  * inside accel_engine_* calls: poll accel_engine_fd() and call
  * accel_engine_dispatch() when it is readable.
+ *
+ * The callbacks (struct accel_engine_ops) may call accel_engine_* on their
+ * engine: a reply is kept for the request it answers, whichever call reads
+ * it, so a request made from a callback and the request the callback runs
+ * under both get theirs. accel_engine_reconnect() from a callback (or while
+ * a request waits) returns -EDEADLK; accel_engine_close() must not be
+ * called from a callback.
  */
 struct accel_engine;
 
@@ -475,8 +485,10 @@ struct accel_engine_ops {
 	/*
 	 * A hand-off: return 0 to take the fds (the callback owns them from
 	 * then on: import them, then close them) or -errno to refuse (the
-	 * library closes them). A hand-off taken before is recognised by
-	 * (from, tag) and acknowledged again without calling this.
+	 * library closes them). A hand-off taken before (a resend after the
+	 * daemon restarted) is recognised by (from, the sender's incarnation,
+	 * tag) and acknowledged again without calling this; a sender that
+	 * restarted is a new incarnation, whose tags are new hand-offs.
 	 * NULL: every hand-off is refused with -EOPNOTSUPP.
 	 */
 	int (*receive)(void *arg, const struct accel_handoff *h);
@@ -514,21 +526,26 @@ int accel_engine_quota(struct accel_engine *e, uint64_t bytes, uint64_t *granted
 uint64_t accel_engine_quota_now(const struct accel_engine *e);
 /**
  * Hand @count dma-buf fds to engine @to; @tag names the hand-off (unique
- * among this engine's). The library duplicates the fds: the caller keeps
- * its own and should keep the objects until the hand-off is done (the
+ * among this engine's pending ones, else -EEXIST; a tag may be used again
+ * once its hand-off finished). The library duplicates the fds: the caller
+ * keeps its own and should keep the objects until the hand-off is done (the
  * handoff_done callback or accel_engine_handoff_wait()). Returns once the
  * daemon has queued it.
  */
 int accel_engine_handoff(struct accel_engine *e, const char *to, uint64_t tag,
 			 const int *fds, const enum accel_handoff_kind *kinds, unsigned int count);
-/** Wait up to @timeout_ns for hand-off @tag to finish: its status, or -ETIMEDOUT. */
+/**
+ * Wait up to @timeout_ns for hand-off @tag to finish: its status, or
+ * -ETIMEDOUT; -ENOENT when no hand-off under @tag is pending or recently
+ * finished. A finished one's status answers only until @tag is used again.
+ */
 int accel_engine_handoff_wait(struct accel_engine *e, uint64_t tag, int64_t timeout_ns);
 /** Hand-offs sent and not yet finished. */
 int accel_engine_pending(const struct accel_engine *e);
 /**
  * After -ECONNRESET: connect again (once; -ECONNREFUSED/-ENOENT while the
  * daemon is not back), register under the same name and send again every
- * hand-off not yet finished.
+ * hand-off not yet finished. -EDEADLK from a callback.
  */
 int accel_engine_reconnect(struct accel_engine *e);
 

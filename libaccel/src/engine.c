@@ -6,15 +6,25 @@
  * Requests wait for their reply (matched by seq) and handle whatever the
  * daemon starts meanwhile (release requests, offers, hand-offs done), so
  * two engines handing each other objects from one thread each do not wait
- * on each other. Hand-offs not yet done are kept (with duplicates of their
+ * on each other. The callbacks may make requests of their own (nested in
+ * the one waiting): every request waiting is on a stack of waiters, and a
+ * reply is kept for the waiter whose seq it carries, whichever request
+ * happens to read it.
+ *
+ * Hand-offs not yet done are kept (with duplicates of their
  * fds) and sent again by accel_engine_reconnect(); offers taken are
- * remembered by (sender, tag) so a resend is acknowledged, not taken twice.
+ * remembered by (sender, incarnation, tag) so a resend is acknowledged, not
+ * taken twice, while a restarted sender (a new incarnation) may use its
+ * tags again. The incarnation is a random id chosen once per engine object
+ * (kept across reconnects).
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -31,10 +41,19 @@
 
 struct pending {
 	uint64_t tag;
+	uint64_t id;			/* the daemon's, from QUEUED (0: not yet) */
 	char to[KVD_NAME_MAX];
 	unsigned int count;
 	int fds[KVD_HANDOFF_MAX_FDS];
 	struct kvd_obj objs[KVD_HANDOFF_MAX_FDS];
+};
+
+/* A request waiting for its reply (on the stack of its call). */
+struct waiter {
+	struct waiter *next;
+	uint64_t seq;
+	union kvdmsg_buf *reply;
+	bool done;
 };
 
 struct accel_engine {
@@ -45,9 +64,18 @@ struct accel_engine {
 	struct accel_engine_ops ops;
 	void *arg;
 	uint64_t seq, id, quota;
+	/* The daemon's KVD_PROTO_REVISION and the features both sides use (its REGISTERED). */
+	uint32_t revision;
+	uint64_t features;
+	/* This engine object's random id, in REGISTER and every HANDOFF. */
+	uint64_t incarnation;
+	/* Requests waiting, innermost first; callbacks running (nesting depth). */
+	struct waiter *waiters;
+	unsigned int in_callback;
 	struct pending *pend;
 	unsigned int npend, maxpend;
-	struct { char from[KVD_NAME_MAX]; uint64_t tag; } seen[SEEN_MAX];
+	/* Offers taken, by (sender, its incarnation, tag); incarnation 0: an old sender. */
+	struct { char from[KVD_NAME_MAX]; uint64_t incarnation, tag; } seen[SEEN_MAX];
 	unsigned int nseen, seen_next;
 	struct { uint64_t tag; int status; } finished[FINISHED_MAX];
 	unsigned int nfinished, finished_next;
@@ -69,19 +97,23 @@ static void copy_name(char dst[KVD_NAME_MAX], const char *src)
 	memcpy(dst, src, n);
 }
 
-static bool seen(const struct accel_engine *e, const char *from, uint64_t tag)
+static bool seen(const struct accel_engine *e, const char *from, uint64_t incarnation,
+		 uint64_t tag)
 {
 	unsigned int i;
 
 	for (i = 0; i < e->nseen; i++)
-		if (e->seen[i].tag == tag && !strcmp(e->seen[i].from, from))
+		if (e->seen[i].tag == tag && e->seen[i].incarnation == incarnation &&
+		    !strcmp(e->seen[i].from, from))
 			return true;
 	return false;
 }
 
-static void remember(struct accel_engine *e, const char *from, uint64_t tag)
+static void remember(struct accel_engine *e, const char *from, uint64_t incarnation,
+		     uint64_t tag)
 {
 	copy_name(e->seen[e->seen_next].from, from);
+	e->seen[e->seen_next].incarnation = incarnation;
 	e->seen[e->seen_next].tag = tag;
 	e->seen_next = (e->seen_next + 1) % SEEN_MAX;
 	if (e->nseen < SEEN_MAX)
@@ -100,8 +132,9 @@ static int send_msg(struct accel_engine *e, void *msg, size_t size, unsigned int
 	return ret == -EPIPE ? -ECONNRESET : ret;
 }
 
-static void on_offer(struct accel_engine *e, const struct kvd_handoff *m, int *fds)
+static void on_offer(struct accel_engine *e, const struct kvd_handoff *m, size_t len, int *fds)
 {
+	uint64_t incarnation = kvdmsg_incarnation(m, len);
 	struct kvd_handoff_ack ack = { 0 };
 	enum accel_handoff_kind kinds[KVD_HANDOFF_MAX_FDS];
 	uint64_t sizes[KVD_HANDOFF_MAX_FDS];
@@ -109,7 +142,7 @@ static void on_offer(struct accel_engine *e, const struct kvd_handoff *m, int *f
 	unsigned int i;
 	int status;
 
-	if (seen(e, m->peer, m->tag)) {
+	if (seen(e, m->peer, incarnation, m->tag)) {
 		/* Taken before (a resend after the daemon restarted). */
 		kvdmsg_close_fds(fds, m->count);
 		status = 0;
@@ -127,13 +160,15 @@ static void on_offer(struct accel_engine *e, const struct kvd_handoff *m, int *f
 		h.fds = fds;
 		h.kinds = kinds;
 		h.sizes = sizes;
+		e->in_callback++;
 		status = e->ops.receive(e->arg, &h);
+		e->in_callback--;
 		if (status > 0 || status < -4095)
 			status = -EINVAL;
 		if (status)
 			kvdmsg_close_fds(fds, m->count);
 		else
-			remember(e, m->peer, m->tag);
+			remember(e, m->peer, incarnation, m->tag);
 	}
 	ack.id = m->id;
 	ack.status = status;
@@ -145,7 +180,8 @@ static void on_done(struct accel_engine *e, const struct kvd_handoff_ack *m)
 	unsigned int i;
 
 	for (i = 0; i < e->npend; i++) {
-		if (e->pend[i].tag != m->tag)
+		/* The id tells this hand-off from an earlier one under the same tag. */
+		if (e->pend[i].tag != m->tag || (e->pend[i].id && m->id && e->pend[i].id != m->id))
 			continue;
 		kvdmsg_close_fds(e->pend[i].fds, e->pend[i].count);
 		e->pend[i] = e->pend[--e->npend];
@@ -154,8 +190,11 @@ static void on_done(struct accel_engine *e, const struct kvd_handoff_ack *m)
 		e->finished_next = (e->finished_next + 1) % FINISHED_MAX;
 		if (e->nfinished < FINISHED_MAX)
 			e->nfinished++;
-		if (e->ops.handoff_done)
+		if (e->ops.handoff_done) {
+			e->in_callback++;
 			e->ops.handoff_done(e->arg, m->tag, m->status);
+			e->in_callback--;
+		}
 		return;
 	}
 	/* Not ours any more (finished before a reconnect): nothing to do. */
@@ -166,8 +205,11 @@ static void on_release(struct accel_engine *e, const struct kvd_release *m)
 	struct kvd_released r = { 0 };
 	uint64_t released = 0;
 
-	if (e->ops.release)
+	if (e->ops.release) {
+		e->in_callback++;
 		e->ops.release(e->arg, m->bytes, &released);
+		e->in_callback--;
+	}
 	r.round = m->round;
 	r.bytes = released;
 	send_msg(e, &r, sizeof(r), KVD_MSG_RELEASED, 0, NULL, 0);
@@ -183,9 +225,25 @@ static void lost(struct accel_engine *e, const char *why)
 	e->fd = -1;
 }
 
+/* A reply: to the waiter whose request it answers (kept for it), or to nobody (too late). */
+static void deliver(struct accel_engine *e, const union kvdmsg_buf *buf)
+{
+	struct waiter *w;
+
+	for (w = e->waiters; w; w = w->next) {
+		if (w->seq == buf->hdr.seq && !w->done) {
+			*w->reply = *buf;
+			w->done = true;
+			return;
+		}
+	}
+	accel_log(ACCEL_LOG_DEBUG, "engine %s: a reply (type %u, seq %llu) nobody waits for",
+		  e->name, buf->hdr.type, (unsigned long long)buf->hdr.seq);
+}
+
 /*
  * Receive one message, waiting up to @timeout_ms. Daemon-started messages
- * are handled here (2); a reply is left in @buf (1). 0: nothing came;
+ * are handled here (2); a reply goes to its waiter (1). 0: nothing came;
  * -ECONNRESET: the connection is gone.
  */
 static int receive_one(struct accel_engine *e, union kvdmsg_buf *buf, int timeout_ms)
@@ -217,12 +275,15 @@ static int receive_one(struct accel_engine *e, union kvdmsg_buf *buf, int timeou
 		lost(e, why);
 		return -ECONNRESET;
 	}
+	/* Only an offer's fds are ours to keep (a HANDOFF is well formed, but not for us). */
+	if (buf->hdr.type != KVD_MSG_HANDOFF_OFFER)
+		kvdmsg_close_fds(fds, nfds);
 	switch (buf->hdr.type) {
 	case KVD_MSG_RELEASE:
 		on_release(e, (const void *)buf);
 		return 2;
 	case KVD_MSG_HANDOFF_OFFER:
-		on_offer(e, (const void *)buf, fds);
+		on_offer(e, (const void *)buf, (size_t)n, fds);
 		return 2;
 	case KVD_MSG_HANDOFF_DONE:
 		on_done(e, (const void *)buf);
@@ -232,6 +293,8 @@ static int receive_one(struct accel_engine *e, union kvdmsg_buf *buf, int timeou
 
 		accel_log(ACCEL_LOG_WARNING, "engine %s: kvacceld: %s (%s)", e->name,
 			  m->message, strerror(-m->error));
+		if (buf->hdr.seq)
+			deliver(e, buf);
 		if (m->closing) {
 			lost(e, "the daemon closed it");
 			return buf->hdr.seq ? 1 : -ECONNRESET;
@@ -239,16 +302,22 @@ static int receive_one(struct accel_engine *e, union kvdmsg_buf *buf, int timeou
 		return buf->hdr.seq ? 1 : 2;
 	}
 	default:
+		deliver(e, buf);
 		return 1;
 	}
 }
 
-/* Send a request and wait for its reply of type @want (or an error). */
+/*
+ * Send a request and wait for its reply of type @want (or an error). Called
+ * from a callback too: a reply read by a nested request is kept for us.
+ */
 static int request(struct accel_engine *e, void *msg, size_t size, unsigned int type,
 		   const int *fds, unsigned int nfds, unsigned int want, union kvdmsg_buf *reply)
 {
 	uint64_t seq = ++e->seq;
 	int64_t end = now_ms() + REPLY_TIMEOUT_MS;
+	struct waiter w = { .seq = seq, .reply = reply };
+	union kvdmsg_buf scratch;
 	int ret;
 
 	if (e->fd < 0)
@@ -262,27 +331,36 @@ static int request(struct accel_engine *e, void *msg, size_t size, unsigned int 
 		}
 		return ret;
 	}
+	w.next = e->waiters;
+	e->waiters = &w;
 	for (;;) {
 		int64_t left = end - now_ms();
 
-		if (left <= 0)
-			return -ETIMEDOUT;
-		ret = receive_one(e, reply, (int)left);
-		if (ret < 0)
-			return ret;
-		if (ret == 1 && reply->hdr.seq == seq) {
-			if (reply->hdr.type == KVD_MSG_ERROR)
-				return ((const struct kvd_error *)(const void *)reply)->error;
-			return reply->hdr.type == want ? 0 : -EPROTO;
+		if (w.done)
+			break;
+		if (left <= 0) {
+			ret = -ETIMEDOUT;
+			goto out;
 		}
+		ret = receive_one(e, &scratch, (int)left);
+		if (ret < 0 && !w.done)
+			goto out;
 	}
+	if (reply->hdr.type == KVD_MSG_ERROR)
+		ret = ((const struct kvd_error *)(const void *)reply)->error;
+	else
+		ret = reply->hdr.type == want ? 0 : -EPROTO;
+out:
+	/* Waiters leave in the order they came (nested calls return first). */
+	e->waiters = w.next;
+	return ret;
 }
 
-static int do_register(struct accel_engine *e)
+/* Connect and send REGISTER of @size bytes (the current one, or revision 0's). */
+static int register_as(struct accel_engine *e, size_t size, union kvdmsg_buf *reply)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct kvd_register m = { 0 };
-	union kvdmsg_buf reply;
 	int ret;
 
 	e->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -297,16 +375,54 @@ static int do_register(struct accel_engine *e)
 	}
 	copy_name(m.name, e->name);
 	m.priority = e->priority;
-	ret = request(e, &m, sizeof(m), KVD_MSG_REGISTER, NULL, 0, KVD_MSG_REGISTERED, &reply);
-	if (ret) {
-		if (e->fd >= 0)
-			close(e->fd);
+	m.revision = KVD_PROTO_REVISION;
+	m.features = KVD_FEATURES;
+	m.incarnation = e->incarnation;
+	ret = request(e, &m, size, KVD_MSG_REGISTER, NULL, 0, KVD_MSG_REGISTERED, reply);
+	if (ret && e->fd >= 0) {
+		close(e->fd);
 		e->fd = -1;
-		return ret;
 	}
-	e->id = ((const struct kvd_registered *)(const void *)&reply)->engine_id;
-	e->quota = ((const struct kvd_registered *)(const void *)&reply)->quota;
+	return ret;
+}
+
+static int do_register(struct accel_engine *e)
+{
+	const struct kvd_registered *r;
+	union kvdmsg_buf reply;
+	int ret;
+
+	ret = register_as(e, sizeof(struct kvd_register), &reply);
+	if (ret == -EBADMSG) {
+		/* A daemon of revision 0 takes only its own REGISTER. */
+		accel_log(ACCEL_LOG_DEBUG, "engine %s: kvacceld refused REGISTER of revision %u: "
+			  "registering with revision 0", e->name, KVD_PROTO_REVISION);
+		ret = register_as(e, offsetof(struct kvd_register, revision), &reply);
+	}
+	if (ret)
+		return ret;
+	/* A shorter reply (revision 0) has these as 0: kvdmsg_recv() zeroes the rest. */
+	r = (const void *)&reply;
+	e->id = r->engine_id;
+	e->quota = r->quota;
+	e->revision = r->revision;
+	e->features = r->features & KVD_FEATURES;
 	return 0;
+}
+
+/* A random non-zero id for an engine object (getrandom; a mix of clock and pid without it). */
+static uint64_t new_incarnation(void)
+{
+	uint64_t id = 0;
+	struct timespec ts;
+
+	if (getrandom(&id, sizeof(id), GRND_NONBLOCK) != sizeof(id)) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		id = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+		     ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)&ts;
+		id *= 0x9e3779b97f4a7c15ull;
+	}
+	return id ? id : 1;
 }
 
 ACCEL_EXPORT struct accel_engine *accel_engine_connect(const char *path, const char *name,
@@ -343,6 +459,7 @@ ACCEL_EXPORT struct accel_engine *accel_engine_connect(const char *path, const c
 	if (ops)
 		e->ops = *ops;
 	e->arg = arg;
+	e->incarnation = new_incarnation();
 	ret = do_register(e);
 	if (ret) {
 		accel_log(ACCEL_LOG_ERR, "engine %s: registering with kvacceld at %s: %s", name,
@@ -351,8 +468,9 @@ ACCEL_EXPORT struct accel_engine *accel_engine_connect(const char *path, const c
 		errno = -ret;
 		return NULL;
 	}
-	accel_log(ACCEL_LOG_INFO, "engine %s: registered with kvacceld (id %llu)", name,
-		  (unsigned long long)e->id);
+	accel_log(ACCEL_LOG_INFO, "engine %s: registered with kvacceld (id %llu, revision %u, "
+		  "features 0x%llx)", name, (unsigned long long)e->id, e->revision,
+		  (unsigned long long)e->features);
 	return e;
 }
 
@@ -429,22 +547,49 @@ ACCEL_EXPORT uint64_t accel_engine_quota_now(const struct accel_engine *e)
 	return e ? e->quota : 0;
 }
 
+/* Send hand-off @p (a copy: callbacks run meanwhile may move e->pend) and note its id. */
 static int send_handoff(struct accel_engine *e, const struct pending *p)
 {
 	union {
 		struct kvd_handoff m;
 		char bytes[sizeof(struct kvd_handoff) +
-			   KVD_HANDOFF_MAX_FDS * sizeof(struct kvd_obj)];
+			   KVD_HANDOFF_MAX_FDS * sizeof(struct kvd_obj) +
+			   sizeof(struct kvd_handoff_ext)];
 	} u;
+	size_t size = sizeof(u.m) + p->count * sizeof(struct kvd_obj);
 	union kvdmsg_buf reply;
+	unsigned int i;
+	int ret;
 
 	memset(&u, 0, sizeof(u));
 	memcpy(u.m.peer, p->to, sizeof(u.m.peer));
 	u.m.tag = p->tag;
 	u.m.count = p->count;
 	memcpy(u.m.objs, p->objs, p->count * sizeof(struct kvd_obj));
-	return request(e, &u.m, sizeof(u.m) + p->count * sizeof(struct kvd_obj),
-		       KVD_MSG_HANDOFF, p->fds, p->count, KVD_MSG_HANDOFF_QUEUED, &reply);
+	if (e->features & KVD_FEAT_INCARNATION) {
+		struct kvd_handoff_ext ext = { .incarnation = e->incarnation };
+
+		memcpy(u.bytes + size, &ext, sizeof(ext));
+		size += sizeof(ext);
+	}
+	ret = request(e, &u.m, size, KVD_MSG_HANDOFF, p->fds, p->count, KVD_MSG_HANDOFF_QUEUED,
+		      &reply);
+	if (ret)
+		return ret;
+	for (i = 0; i < e->npend; i++)
+		if (e->pend[i].tag == p->tag)
+			e->pend[i].id = ((const struct kvd_handoff_id *)(const void *)&reply)->id;
+	return 0;
+}
+
+/* A new hand-off under @tag: what an earlier one under it ended with is stale now. */
+static void forget_finished(struct accel_engine *e, uint64_t tag)
+{
+	unsigned int i;
+
+	for (i = 0; i < e->nfinished; i++)
+		if (e->finished[i].tag == tag)
+			e->finished[i].status = 1;	/* no status: not found */
 }
 
 ACCEL_EXPORT int accel_engine_handoff(struct accel_engine *e, const char *to, uint64_t tag,
@@ -464,6 +609,7 @@ ACCEL_EXPORT int accel_engine_handoff(struct accel_engine *e, const char *to, ui
 	for (i = 0; i < e->npend; i++)
 		if (e->pend[i].tag == tag)
 			return -EEXIST;
+	forget_finished(e, tag);
 	for (i = 0; i < count; i++) {
 		off_t end;
 
@@ -530,13 +676,20 @@ ACCEL_EXPORT int accel_engine_handoff_wait(struct accel_engine *e, uint64_t tag,
 		int64_t left;
 		int ret;
 
-		for (i = 0; i < e->nfinished; i++)
-			if (e->finished[i].tag == tag)
-				return e->finished[i].status;
+		/* Pending first: a finished entry under a reused tag is an earlier hand-off's. */
 		for (i = 0; i < e->npend; i++)
 			pending |= e->pend[i].tag == tag;
-		if (!pending)
+		if (!pending) {
+			/* The latest finished under @tag (the ring is filled from finished_next). */
+			for (i = 1; i <= e->nfinished; i++) {
+				unsigned int k = (e->finished_next + FINISHED_MAX - i) % FINISHED_MAX;
+
+				if (e->finished[k].tag == tag)
+					return e->finished[k].status > 0 ? -ENOENT :
+					       e->finished[k].status;
+			}
 			return -ENOENT;
+		}
 		left = end == INT64_MAX ? 1000 : end - now_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
@@ -553,11 +706,15 @@ ACCEL_EXPORT int accel_engine_pending(const struct accel_engine *e)
 
 ACCEL_EXPORT int accel_engine_reconnect(struct accel_engine *e)
 {
-	unsigned int i;
+	unsigned int i, n;
+	uint64_t *tags;
 	int ret;
 
 	if (!e)
 		return -EINVAL;
+	/* The requests waiting in the callers' frames would wait on a new connection. */
+	if (e->in_callback || e->waiters)
+		return -EDEADLK;
 	if (e->fd >= 0) {
 		close(e->fd);
 		e->fd = -1;
@@ -567,19 +724,33 @@ ACCEL_EXPORT int accel_engine_reconnect(struct accel_engine *e)
 		return ret;
 	accel_log(ACCEL_LOG_INFO, "engine %s: registered again; resending %u hand-offs",
 		  e->name, e->npend);
-	i = 0;
-	while (i < e->npend) {
-		ret = send_handoff(e, &e->pend[i]);
+	/* By tag, on copies: callbacks run while we wait may change e->pend. */
+	n = e->npend;
+	tags = malloc((n ? n : 1) * sizeof(*tags));
+	if (!tags)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		tags[i] = e->pend[i].tag;
+	for (i = 0; i < n; i++) {
+		struct pending p;
+		unsigned int k;
+
+		for (k = 0; k < e->npend && e->pend[k].tag != tags[i]; k++)
+			;
+		if (k == e->npend)
+			continue;	/* finished meanwhile */
+		p = e->pend[k];
+		ret = send_handoff(e, &p);
 		if (ret == -ECONNRESET)
-			return ret;
+			break;
 		if (ret) {
-			/* Refused now: finished (on_done() moves the last entry to i). */
-			struct kvd_handoff_ack done = { .tag = e->pend[i].tag, .status = ret };
+			/* Refused now: finished. */
+			struct kvd_handoff_ack done = { .tag = p.tag, .status = ret };
 
 			on_done(e, &done);
-			continue;
 		}
-		i++;
+		ret = 0;
 	}
-	return 0;
+	free(tags);
+	return ret;
 }

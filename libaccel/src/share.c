@@ -9,9 +9,15 @@
 
 #include "internal.h"
 
+/* Control data for SCM_RIGHTS, aligned for struct cmsghdr. */
+union share_cmsg {
+	struct cmsghdr align;
+	char buf[CMSG_SPACE(sizeof(int) * ACCEL_MAX_FDS)];
+};
+
 ACCEL_EXPORT int accel_send_fds(int sock, const int *fds, int nfds, const void *data, size_t len)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * ACCEL_MAX_FDS)];
+	union share_cmsg cbuf;
 	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct cmsghdr *c;
@@ -20,8 +26,8 @@ ACCEL_EXPORT int accel_send_fds(int sock, const int *fds, int nfds, const void *
 	if (sock < 0 || nfds < 0 || nfds > ACCEL_MAX_FDS || (nfds && !fds) || !data || !len)
 		return -EINVAL;
 	if (nfds) {
-		memset(cbuf, 0, sizeof(cbuf));
-		msg.msg_control = cbuf;
+		memset(&cbuf, 0, sizeof(cbuf));
+		msg.msg_control = cbuf.buf;
 		msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
 		c = CMSG_FIRSTHDR(&msg);
 		c->cmsg_level = SOL_SOCKET;
@@ -39,7 +45,7 @@ ACCEL_EXPORT int accel_send_fds(int sock, const int *fds, int nfds, const void *
 
 ACCEL_EXPORT int accel_recv_fds(int sock, int *fds, int *nfds, void *data, size_t *len)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * ACCEL_MAX_FDS)];
+	union share_cmsg cbuf;
 	struct iovec iov;
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct cmsghdr *c;
@@ -51,19 +57,19 @@ ACCEL_EXPORT int accel_recv_fds(int sock, int *fds, int *nfds, void *data, size_
 	room = *nfds;
 	iov.iov_base = data;
 	iov.iov_len = *len;
-	msg.msg_control = cbuf;
-	msg.msg_controllen = sizeof(cbuf);
+	msg.msg_control = cbuf.buf;
+	msg.msg_controllen = sizeof(cbuf.buf);
 	do {
 		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	if (n == 0)
-		return -ECONNRESET;
+	/* Every fd that came is kept in @fds or closed, on every path. */
 	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
 		int i, k;
 
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+		    c->cmsg_len < CMSG_LEN(0))
 			continue;
 		k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
 		for (i = 0; i < k; i++) {
@@ -78,8 +84,11 @@ ACCEL_EXPORT int accel_recv_fds(int sock, int *fds, int *nfds, void *data, size_
 			}
 		}
 	}
-	if (msg.msg_flags & MSG_CTRUNC)
+	if (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC))
 		ret = -EMSGSIZE;
+	/* 0 bytes: the peer closed, unless fds came (a packet no peer of ours sends). */
+	if (!ret && !n)
+		ret = got ? -EPROTO : -ECONNRESET;
 	if (ret) {
 		while (got)
 			close(fds[--got]);

@@ -148,9 +148,15 @@ TEST(ioctl_numbers_distinct)
 CHECK_SIZE(kvd_hdr, 16);
 CHECK_MEMBER(kvd_hdr, size, 4);
 CHECK_MEMBER(kvd_hdr, seq, 8);
-CHECK_SIZE(kvd_register, 56);
+CHECK_SIZE(kvd_register, 80);
 CHECK_MEMBER(kvd_register, priority, 48);
-CHECK_SIZE(kvd_registered, 32);
+CHECK_MEMBER(kvd_register, revision, 56);	/* revision 0 ends here */
+CHECK_MEMBER(kvd_register, features, 64);
+CHECK_MEMBER(kvd_register, incarnation, 72);
+CHECK_SIZE(kvd_registered, 48);
+CHECK_MEMBER(kvd_registered, revision, 32);	/* revision 0 ends here */
+CHECK_MEMBER(kvd_registered, features, 40);
+CHECK_SIZE(kvd_handoff_ext, 8);
 CHECK_SIZE(kvd_quota, 24);
 CHECK_SIZE(kvd_release, 40);
 CHECK_MEMBER(kvd_release, deadline_ms, 32);

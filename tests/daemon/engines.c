@@ -128,15 +128,18 @@ static int raw_connect(void)
 
 static int raw_send(int fd, const void *buf, size_t len, const int *fds, unsigned int nfds)
 {
-	char cbuf[CMSG_SPACE(sizeof(int) * 32)];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 32)];
+	} cbuf;
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 
 	if (nfds) {
 		struct cmsghdr *c;
 
-		memset(cbuf, 0, sizeof(cbuf));
-		msg.msg_control = cbuf;
+		memset(&cbuf, 0, sizeof(cbuf));
+		msg.msg_control = cbuf.buf;
 		msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
 		c = CMSG_FIRSTHDR(&msg);
 		c->cmsg_level = SOL_SOCKET;
@@ -193,6 +196,25 @@ static int raw_register(int fd, const char *name)
 		return -1;
 	return buf.hdr.type == KVD_MSG_REGISTERED ? 0 :
 	       buf.hdr.type == KVD_MSG_ERROR ? ((struct kvd_error *)(void *)&buf)->error : -1;
+}
+
+/* REGISTER of @size bytes: the reply's length (its type checked), or -1. */
+static long raw_register_sized(int fd, const char *name, size_t size, uint32_t revision,
+			       uint64_t features, union kvdmsg_buf *reply)
+{
+	union kvdmsg_buf m;
+	struct kvd_register *r = (void *)&m;
+	long n;
+
+	memset(&m, 0, sizeof(m));
+	kvdmsg_hdr(&r->hdr, KVD_MSG_REGISTER, size, 1);
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->revision = revision;
+	r->features = features;
+	if (raw_send(fd, &m, size, NULL, 0))
+		return -1;
+	n = raw_recv(fd, reply);
+	return n > 0 && reply->hdr.type == KVD_MSG_REGISTERED ? n : -1;
 }
 
 /* The daemon's open fds and resident set (KiB). */
@@ -879,6 +901,117 @@ TEST_F(kvd, admin_group_member_is_admin)
 	EXPECT_EQ(0, system("grep -q \"admin_group: no group 'nosuchgroup'\" /tmp/kvd-cc.out"));
 }
 
+struct reuse_tally {
+	int received;		/* hand-offs the receiver took */
+	int byte[4];		/* the first byte of each region it took */
+	int ready;
+};
+
+static struct accel_device *reuse_dev;	/* the receiver's */
+
+static int reuse_receive(void *arg, const struct accel_handoff *h)
+{
+	struct reuse_tally *t = arg;
+	struct accel_region *r;
+	unsigned char *p;
+
+	if (h->count != 1 || h->tag != 1 || t->received >= 4) {
+		close(h->fds[0]);
+		return -EINVAL;
+	}
+	r = accel_region_import(reuse_dev, h->fds[0]);
+	close(h->fds[0]);
+	if (!r)
+		return -errno;
+	p = accel_region_map(r);
+	t->byte[t->received] = p ? p[0] : -1;
+	accel_region_destroy(r);
+	__atomic_add_fetch(&t->received, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+/* One sender process: connect as "tx", hand a region filled with @mark under tag 1. */
+static int reuse_send(unsigned char mark, bool first_to_nobody)
+{
+	enum accel_handoff_kind kind = ACCEL_HANDOFF_REGION;
+	struct accel_device *dev = accel_device_open(NULL);
+	struct accel_region *r;
+	struct accel_engine *e;
+	int fd, ret;
+
+	e = dev ? accel_engine_connect(SOCK, "tx", 2, NULL, NULL) : NULL;
+	r = dev ? accel_region_create(dev, 2 * MIB, 2 * MIB, ACCEL_NODE_ANY) : NULL;
+	if (!e || !r || !accel_region_map(r) || accel_region_export(r, &fd))
+		return 10;
+	memset(accel_region_map(r), mark, 2 * MIB);
+	if (first_to_nobody) {
+		/* Tag 1 times out first: its -ETIMEDOUT must not answer the next tag 1. */
+		if (accel_engine_handoff(e, "nobody", 1, &fd, &kind, 1))
+			return 11;
+		ret = accel_engine_handoff_wait(e, 1, 10000000000ll);
+		if (ret != -ETIMEDOUT)
+			return 12;
+	}
+	if (accel_engine_handoff(e, "rx", 1, &fd, &kind, 1))
+		return 13;
+	ret = accel_engine_handoff_wait(e, 1, 10000000000ll);
+	if (ret)
+		return 14 + (ret == -ETIMEDOUT);
+	accel_engine_close(e);
+	return 0;
+}
+
+/*
+ * Issue 13: tags are unique only among a sender's pending hand-offs. A
+ * sender that restarts (a new engine object) and uses tag 1 again is
+ * delivered, not acknowledged as a resend; and a reused tag's wait gets the
+ * new hand-off's status, not the earlier one's.
+ */
+TEST_F(kvd, restarted_sender_reuses_tag)
+{
+	const char *extra[] = { "--handoff-timeout", "1500", NULL };
+	struct reuse_tally *t = mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE,
+				     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pid_t receiver, sender;
+	int status, i;
+
+	ASSERT_NE(MAP_FAILED, t);
+	self->daemon = start_daemon(extra);
+	ASSERT_LT(0, self->daemon);
+	receiver = fork();
+	ASSERT_LE(0, receiver);
+	if (!receiver) {
+		struct accel_engine_ops ops = { .receive = reuse_receive };
+		struct accel_engine *e;
+
+		reuse_dev = accel_device_open(NULL);
+		e = reuse_dev ? accel_engine_connect(SOCK, "rx", 2, &ops, t) : NULL;
+		if (!e)
+			_exit(10);
+		t->ready = 1;
+		for (;;)
+			accel_engine_dispatch(e, 50000000);
+	}
+	for (i = 0; i < 100 && !t->ready; i++)
+		usleep(50000);
+	ASSERT_EQ(1, t->ready);
+	for (i = 0; i < 2; i++) {
+		sender = fork();
+		ASSERT_LE(0, sender);
+		if (!sender)
+			_exit(reuse_send(0xa0 + i, i == 1));
+		ASSERT_EQ(sender, waitpid(sender, &status, 0));
+		EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("sender %d", i);
+	}
+	for (i = 0; i < 40 && t->received < 2; i++)
+		usleep(50000);
+	kill(receiver, SIGKILL);
+	waitpid(receiver, NULL, 0);
+	EXPECT_EQ(2, t->received);
+	EXPECT_EQ(0xa0, t->byte[0]);
+	EXPECT_EQ(0xa1, t->byte[1]);
+}
+
 /* ---- bad messages ------------------------------------------------------ */
 
 FIXTURE(bad) {
@@ -1087,6 +1220,27 @@ static size_t daemon_only_type(union kvdmsg_buf *b, int *fds, unsigned int *nfds
 	return sizeof(b->hdr);
 }
 
+static size_t empty_with_fds(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	(void)b;
+	fds[0] = fds[1] = 0;
+	*nfds = 2;
+	return 0;
+}
+
+static size_t register_unknown_tail(union kvdmsg_buf *b, int *fds, unsigned int *nfds)
+{
+	struct kvd_register *m = (void *)b;
+
+	(void)fds;
+	(void)nfds;
+	memset(b, 0, sizeof(*m) + 16);
+	kvdmsg_hdr(&m->hdr, KVD_MSG_REGISTER, sizeof(*m) + 16, 1);
+	memcpy(m->name, "newer", 5);
+	b->bytes[sizeof(*m) + 9] = 1;	/* a field of a newer revision, in use */
+	return sizeof(*m) + 16;
+}
+
 #define BAD(name, reg, err)						\
 	FIXTURE_VARIANT_ADD(bad, name) {				\
 		.registered = reg, .error = err, .build = name,		\
@@ -1108,6 +1262,8 @@ BAD(handoff_pad, 1, -EBADMSG);
 BAD(ack_not_offered, 1, -EPROTO);
 BAD(released_unasked, 1, -EPROTO);
 BAD(daemon_only_type, 1, -EPROTO);
+BAD(empty_with_fds, 0, -EPROTO);
+BAD(register_unknown_tail, 0, -EPROTO);
 
 /*
  * An error reply, the connection closed, the daemon serving the others,
@@ -1181,6 +1337,97 @@ TEST_F(kvd, connection_churn_leaks_nothing)
 	EXPECT_EQ(fds0, fds1);
 	/* A leak of 175 bytes per connection would show. */
 	EXPECT_LE(rss1, rss0 + 128);
+}
+
+/*
+ * Issue 13: a hostile peer's 0-byte packets with fds. Each is a protocol
+ * error (ERROR -EPROTO, closed), and the daemon keeps none of the fds.
+ */
+TEST_F(kvd, empty_packets_with_fds_leak_nothing)
+{
+	int devfd = kvt_open(), fds[3], fds0, fds1, i, k, bad = 0;
+	long rss;
+
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	fds[0] = devfd;
+	fds[1] = 0;
+	fds[2] = 1;
+	usleep(300000);
+	daemon_footprint(self->daemon, &fds0, &rss);
+	for (i = 0; i < 2000; i++) {
+		int fd = raw_connect();
+
+		ASSERT_LE(0, fd);
+		if (i % 10) {
+			ASSERT_EQ(0, raw_send(fd, NULL, 0, fds, 3));
+			bad += expect_closed_with(fd, -EPROTO) != 0;
+		} else {
+			/*
+			 * Several on one connection: the first is answered, the rest
+			 * die with it (unread, so the reply may be lost to ECONNRESET).
+			 */
+			for (k = 0; k < 4; k++)
+				if (raw_send(fd, NULL, 0, fds, 3))
+					break;
+		}
+		close(fd);
+		if (bad > 5)
+			break;
+	}
+	EXPECT_EQ(0, bad);
+	i = raw_connect();
+	ASSERT_EQ(0, raw_register(i, "after-empty"));
+	close(i);
+	usleep(300000);
+	daemon_footprint(self->daemon, &fds1, &rss);
+	TH_LOG("daemon: %d fds before, %d after 2000 connections sending 0-byte packets with fds",
+	       fds0, fds1);
+	EXPECT_EQ(fds0, fds1);
+	EXPECT_TRUE(log_has("a packet of 0 bytes with fds"));
+	EXPECT_EQ(0, kill(self->daemon, 0));
+	close(devfd);
+}
+
+/*
+ * Issue 13: REGISTER carries the engine's revision and features, the reply
+ * the daemon's; an engine of revision 0 gets revision 0's reply; a longer
+ * message with zero extra bytes (a newer engine) is taken.
+ */
+TEST_F(kvd, register_negotiates_revision)
+{
+	const struct kvd_registered *r;
+	union kvdmsg_buf reply;
+	struct accel_engine *e;
+	int fd;
+
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	r = (const void *)&reply;
+	/* Revision 0: 56 bytes out, 32 back. */
+	fd = raw_connect();
+	EXPECT_EQ(32, raw_register_sized(fd, "rev0", offsetof(struct kvd_register, revision), 0,
+					 0, &reply));
+	close(fd);
+	/* Revision 1 with a feature the daemon does not know: ignored. */
+	fd = raw_connect();
+	EXPECT_EQ((long)sizeof(*r), raw_register_sized(fd, "rev1", sizeof(struct kvd_register),
+						       KVD_PROTO_REVISION,
+						       KVD_FEATURES | (1ull << 50), &reply));
+	EXPECT_EQ(KVD_PROTO_REVISION, r->revision);
+	EXPECT_EQ(KVD_FEATURES, r->features);
+	close(fd);
+	/* A newer engine's longer REGISTER, its new fields unused. */
+	fd = raw_connect();
+	EXPECT_EQ((long)sizeof(*r), raw_register_sized(fd, "rev9", sizeof(struct kvd_register) + 24,
+						       9, 0, &reply));
+	EXPECT_EQ(0, r->features);
+	close(fd);
+	e = accel_engine_connect(SOCK, "lib", 0, NULL, NULL);
+	ASSERT_NE(NULL, e);
+	accel_engine_close(e);
+	EXPECT_TRUE(wait_log("engine lib registered", 2000));
+	EXPECT_TRUE(log_has("revision 1 features 0x1"));
 }
 
 static uint64_t rnd(uint64_t *s)

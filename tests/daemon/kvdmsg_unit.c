@@ -98,9 +98,70 @@ static void bad_headers(void **state)
 	assert_int_equal(-EBADMSG, check(40, 0));		/* truncated */
 	len = reg("x", 0);
 	buf.hdr.size = (uint32_t)len + 8;
-	assert_int_equal(-EBADMSG, check(len + 8, 0));		/* too long */
+	buf.bytes[len + 3] = 1;
+	assert_int_equal(-EPROTO, check(len + 8, 0));		/* too long, unknown bytes */
 	len = reg("x", 0);
 	assert_int_equal(-EBADMSG, check(len, 1));		/* fds */
+}
+
+/*
+ * Issue 13: messages grow at their end. Revision 0's shorter REGISTER and
+ * REGISTERED are taken (what they lack reads as 0); a longer message is
+ * taken when its extra bytes are zero and refused with -EPROTO otherwise.
+ */
+static void messages_grow_at_their_end(void **state)
+{
+	struct kvd_register *r = (void *)&buf;
+	struct kvd_handoff *m = (void *)&buf;
+	size_t len, v0 = offsetof(struct kvd_register, revision);
+
+	(void)state;
+	assert_int_equal(56, v0);
+	len = reg("x", 0);
+	r->revision = KVD_PROTO_REVISION;
+	r->features = KVD_FEATURES | (1ull << 40);	/* unknown features are ignored */
+	r->incarnation = 0x1234;
+	assert_int_equal(0, check(len, 0));
+	buf.hdr.size = (uint32_t)v0;
+	assert_int_equal(0, check(v0, 0));			/* revision 0 */
+	buf.hdr.size = 48;
+	assert_int_equal(-EBADMSG, check(48, 0));		/* shorter than revision 0 */
+	buf.hdr.size = (uint32_t)v0 + 4;
+	assert_int_equal(-EBADMSG, check(v0 + 4, 0));		/* not a multiple of 8 */
+	len = reg("x", 0);
+	buf.hdr.size = (uint32_t)len + 64;
+	assert_int_equal(0, check(len + 64, 0));		/* a newer peer's, zeros */
+	buf.bytes[len + 63] = 7;
+	assert_int_equal(-EPROTO, check(len + 64, 0));
+	len = reg("x", 0);
+	r->pad = 1;
+	assert_int_equal(-EBADMSG, check(len, 0));
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&buf.hdr, KVD_MSG_REGISTERED, 32, 2);
+	assert_int_equal(0, check(32, 0));
+	buf.hdr.size = sizeof(struct kvd_registered);
+	assert_int_equal(0, check(sizeof(struct kvd_registered), 0));
+	buf.hdr.size = 24;
+	assert_int_equal(-EBADMSG, check(24, 0));
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&buf.hdr, KVD_MSG_QUOTA, sizeof(struct kvd_quota) + 8, 2);
+	assert_int_equal(0, check(sizeof(struct kvd_quota) + 8, 0));
+	buf.bytes[sizeof(struct kvd_quota)] = 1;
+	assert_int_equal(-EPROTO, check(sizeof(struct kvd_quota) + 8, 0));
+
+	/* Hand-offs: the objects, the extension (incarnation), zeros. */
+	len = handoff(2);
+	assert_int_equal(0, kvdmsg_incarnation(m, len));
+	((struct kvd_handoff_ext *)(void *)(buf.bytes + len))->incarnation = 0xabcdef;
+	buf.hdr.size = (uint32_t)(len + sizeof(struct kvd_handoff_ext));
+	assert_int_equal(0, check(len + sizeof(struct kvd_handoff_ext), 2));
+	assert_int_equal(0xabcdef, kvdmsg_incarnation(m, len + sizeof(struct kvd_handoff_ext)));
+	assert_int_equal(0, kvdmsg_incarnation(m, len));
+	buf.hdr.size = (uint32_t)(len + sizeof(struct kvd_handoff_ext) + 16);
+	assert_int_equal(0, check(len + sizeof(struct kvd_handoff_ext) + 16, 2));
+	buf.bytes[len + sizeof(struct kvd_handoff_ext) + 9] = 1;
+	assert_int_equal(-EPROTO, check(len + sizeof(struct kvd_handoff_ext) + 16, 2));
 }
 
 static void bad_register(void **state)
@@ -210,10 +271,13 @@ static void send_recv_with_fds(void **state)
 	for (i = 0; i < KVD_HANDOFF_MAX_FDS + 4; i++)
 		many[i] = sv[0];
 	{
-		char cbuf[CMSG_SPACE(sizeof(many))];
+		union {
+			struct cmsghdr align;
+			char buf[CMSG_SPACE(sizeof(many))];
+		} cbuf;
 		struct iovec iov = { .iov_base = buf.bytes, .iov_len = 16 };
-		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				      .msg_controllen = sizeof(cbuf) };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+				      .msg_controllen = sizeof(cbuf.buf) };
 		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 
 		c->cmsg_level = SOL_SOCKET;
@@ -230,15 +294,99 @@ static void send_recv_with_fds(void **state)
 	close(sv[0]);
 }
 
+/* Send @len bytes with @n copies of @fd as SCM_RIGHTS, bypassing kvdmsg_send(). */
+static void send_raw(int sock, const void *data, size_t len, int fd, unsigned int n)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 128)];
+	} cbuf;
+	struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+			      .msg_controllen = CMSG_SPACE(sizeof(int) * n) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	unsigned int i;
+
+	assert_true(n >= 1 && n <= 128);
+	memset(&cbuf, 0, sizeof(cbuf));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+	for (i = 0; i < n; i++)
+		memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof(int));
+	assert_int_equal((ssize_t)len, sendmsg(sock, &msg, 0));
+}
+
+/*
+ * Issue 13: a packet of 0 bytes with fds is not the end of the stream but a
+ * protocol error, and its fds are closed; so are those of a packet whose
+ * control data (more fds than a receive takes) or payload was truncated.
+ */
+static void recv_closes_fds_on_every_error(void **state)
+{
+	static char big[KVD_MSG_MAX + 64];
+	int sv[2], got[KVD_HANDOFF_MAX_FDS], before, i;
+	union kvdmsg_buf in;
+	unsigned int nfds;
+
+	(void)state;
+	assert_int_equal(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+	before = nr_open_fds();
+	for (i = 0; i < 1000; i++) {
+		send_raw(sv[0], NULL, 0, sv[0], 3);
+		nfds = 99;
+		assert_int_equal(-EPROTO, kvdmsg_recv(sv[1], &in, got, &nfds, 0));
+		assert_int_equal(0, nfds);
+	}
+	assert_int_equal(before, nr_open_fds());
+	/* More fds than the control buffer holds: MSG_CTRUNC. */
+	send_raw(sv[0], big, 16, sv[0], KVDMSG_RECV_FDS + 20);
+	assert_int_equal(-EMSGSIZE, kvdmsg_recv(sv[1], &in, got, &nfds, 0));
+	assert_int_equal(0, nfds);
+	assert_int_equal(before, nr_open_fds());
+	/* A payload larger than the buffer: MSG_TRUNC. */
+	send_raw(sv[0], big, sizeof(big), sv[0], 2);
+	assert_int_equal(-EMSGSIZE, kvdmsg_recv(sv[1], &in, got, &nfds, 0));
+	assert_int_equal(before, nr_open_fds());
+	/* A plain 0-byte packet is still the end of the stream. */
+	assert_int_equal(0, send(sv[0], big, 0, 0));
+	assert_int_equal(0, kvdmsg_recv(sv[1], &in, got, &nfds, 0));
+	assert_int_equal(0, nfds);
+	/* What a message lacks reads as zero (an older peer's shorter message). */
+	memset(&in, 0xff, sizeof(in));
+	memset(big, 0, 16);
+	kvdmsg_hdr((struct kvd_hdr *)(void *)big, KVD_MSG_END, 16, 1);
+	assert_int_equal(16, send(sv[0], big, 16, 0));
+	assert_int_equal(16, kvdmsg_recv(sv[1], &in, got, &nfds, 0));
+	for (i = 16; i < (int)sizeof(in.bytes); i++)
+		assert_int_equal(0, in.bytes[i]);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* The control buffers are aligned for struct cmsghdr. */
+static void cmsg_buffer_aligned(void **state)
+{
+	union kvdmsg_cmsg c;
+
+	(void)state;
+	assert_true(_Alignof(union kvdmsg_cmsg) >= _Alignof(struct cmsghdr));
+	assert_int_equal(0, (uintptr_t)c.buf % _Alignof(struct cmsghdr));
+	assert_true(sizeof(c.buf) >= CMSG_SPACE(sizeof(int) * KVD_HANDOFF_MAX_FDS));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(valid_messages),
 		cmocka_unit_test(bad_headers),
+		cmocka_unit_test(messages_grow_at_their_end),
 		cmocka_unit_test(bad_register),
 		cmocka_unit_test(bad_handoffs),
 		cmocka_unit_test(bad_acks),
 		cmocka_unit_test(send_recv_with_fds),
+		cmocka_unit_test(recv_closes_fds_on_every_error),
+		cmocka_unit_test(cmsg_buffer_aligned),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

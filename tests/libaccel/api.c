@@ -12,10 +12,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "accel.h"
+#include "kvdmsg.h"
 #include "kvtest.h"
 #include "kselftest_harness.h"
 
@@ -603,6 +606,302 @@ TEST(fd_passing_limits)
 	len = sizeof(buf);
 	EXPECT_EQ(-ECONNRESET, accel_recv_fds(sv[1], got, &n, buf, &len));
 	close(sv[1]);
+}
+
+static int open_fds(void)
+{
+	int fd, n = 0;
+
+	for (fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+/* Issue 13: a 0-byte packet with fds, or a truncated one, leaks none of them. */
+TEST(fd_passing_closes_fds_on_errors)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * 2)];
+	} cbuf;
+	char data[64] = { 0 }, buf[4];
+	struct iovec iov = { .iov_base = data };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.buf,
+			      .msg_controllen = sizeof(cbuf.buf) };
+	struct cmsghdr *c;
+	int sv[2], got[2], n, before, i;
+	size_t len;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv));
+	memset(&cbuf, 0, sizeof(cbuf));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * 2);
+	memcpy(CMSG_DATA(c), sv, sizeof(int));
+	memcpy(CMSG_DATA(c) + sizeof(int), sv, sizeof(int));
+	before = open_fds();
+	for (i = 0; i < 500; i++) {
+		iov.iov_len = 0;
+		ASSERT_EQ(0, sendmsg(sv[0], &msg, 0));
+		n = 2;
+		len = sizeof(buf);
+		ASSERT_EQ(-EPROTO, accel_recv_fds(sv[1], got, &n, buf, &len));
+	}
+	EXPECT_EQ(before, open_fds());
+	/* More data than room: refused, fds closed. */
+	iov.iov_len = sizeof(data);
+	ASSERT_EQ((ssize_t)sizeof(data), sendmsg(sv[0], &msg, 0));
+	n = 2;
+	len = sizeof(buf);
+	EXPECT_EQ(-EMSGSIZE, accel_recv_fds(sv[1], got, &n, buf, &len));
+	EXPECT_EQ(before, open_fds());
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* ---- the engine side against a scripted daemon (issue 13) --------------- */
+
+struct fake_daemon {
+	char path[108];
+	int listen_fd;
+	int result;		/* 0 when the script ran as planned */
+};
+
+static int fake_recv(int fd, union kvdmsg_buf *buf, unsigned int type)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int fds[KVD_HANDOFF_MAX_FDS];
+	unsigned int nfds;
+	const char *why;
+	long n;
+
+	if (poll(&p, 1, 5000) != 1)
+		return -ETIMEDOUT;
+	n = kvdmsg_recv(fd, buf, fds, &nfds, 0);
+	if (n <= 0)
+		return n ? (int)n : -ECONNRESET;
+	kvdmsg_close_fds(fds, nfds);
+	if (kvdmsg_check(buf, (size_t)n, nfds, &why) || buf->hdr.type != type)
+		return -EPROTO;
+	return 0;
+}
+
+static int fake_quota_reply(int fd, uint64_t seq, uint64_t bytes)
+{
+	struct kvd_quota r = { .bytes = bytes };
+
+	kvdmsg_hdr(&r.hdr, KVD_MSG_QUOTA_GRANTED, sizeof(r), seq);
+	return kvdmsg_send(fd, &r, NULL, 0);
+}
+
+static int fake_release(int fd, uint64_t round)
+{
+	struct kvd_release m = { .round = round, .bytes = 1 << 20, .deadline_ms = 5000 };
+
+	kvdmsg_hdr(&m.hdr, KVD_MSG_RELEASE, sizeof(m), 0);
+	return kvdmsg_send(fd, &m, NULL, 0);
+}
+
+/*
+ * The script: REGISTER; QUOTA (outer), answered only after a RELEASE whose
+ * callback asks for QUOTA (inner), and then in the wrong order: the outer's
+ * reply first, read by the inner request. Then a second RELEASE (the
+ * callback tries to reconnect), its RELEASED, and the engine's close.
+ */
+static void *fake_daemon_run(void *arg)
+{
+	struct fake_daemon *f = arg;
+	struct kvd_registered reg = { .engine_id = 1, .revision = KVD_PROTO_REVISION,
+				      .features = KVD_FEATURES };
+	union kvdmsg_buf buf;
+	uint64_t outer, inner;
+	int fd, ret;
+
+	f->result = -1;
+	fd = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	ret = fake_recv(fd, &buf, KVD_MSG_REGISTER);
+	if (ret)
+		goto out;
+	kvdmsg_hdr(&reg.hdr, KVD_MSG_REGISTERED, sizeof(reg), buf.hdr.seq);
+	if (kvdmsg_send(fd, &reg, NULL, 0) || fake_recv(fd, &buf, KVD_MSG_QUOTA))
+		goto out;
+	outer = buf.hdr.seq;
+	if (fake_release(fd, 1) || fake_recv(fd, &buf, KVD_MSG_QUOTA))
+		goto out;
+	inner = buf.hdr.seq;
+	if (fake_quota_reply(fd, outer, 1 << 20) || fake_quota_reply(fd, inner, 2 << 20))
+		goto out;
+	if (fake_recv(fd, &buf, KVD_MSG_RELEASED))
+		goto out;
+	if (fake_release(fd, 2) || fake_recv(fd, &buf, KVD_MSG_RELEASED))
+		goto out;
+	f->result = 0;
+out:
+	close(fd);
+	return NULL;
+}
+
+struct nested_state {
+	struct accel_engine *e;
+	int calls, inner_ret, reconnect_ret;
+	uint64_t inner_granted;
+};
+
+static int nested_release(void *arg, uint64_t bytes, uint64_t *released)
+{
+	struct nested_state *s = arg;
+
+	(void)bytes;
+	*released = 0;
+	if (!s->calls++)
+		s->inner_ret = accel_engine_quota(s->e, 2 << 20, &s->inner_granted);
+	else
+		s->reconnect_ret = accel_engine_reconnect(s->e);
+	return 0;
+}
+
+TEST(engine_nested_calls_keep_replies)
+{
+	struct fake_daemon f = { .listen_fd = -1 };
+	struct nested_state st = { .inner_ret = 1, .reconnect_ret = 1 };
+	struct accel_engine_ops ops = { .release = nested_release };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	uint64_t granted = 0;
+	int64_t t0;
+	pthread_t th;
+
+	snprintf(f.path, sizeof(f.path), "/tmp/accel-api-fake-kvd-%d.sock", (int)getpid());
+	unlink(f.path);
+	memcpy(sa.sun_path, f.path, sizeof(f.path));
+	f.listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, f.listen_fd);
+	ASSERT_EQ(0, bind(f.listen_fd, (struct sockaddr *)&sa, sizeof(sa)));
+	ASSERT_EQ(0, listen(f.listen_fd, 4));
+	ASSERT_EQ(0, pthread_create(&th, NULL, fake_daemon_run, &f));
+	st.e = accel_engine_connect(f.path, "nested", 1, &ops, &st);
+	ASSERT_NE(NULL, st.e);
+	t0 = kvt_now_ns();
+	/* The outer request: its reply is read by the inner one, and kept for it. */
+	EXPECT_EQ(0, accel_engine_quota(st.e, 1 << 20, &granted));
+	EXPECT_GT(3000000000ll, kvt_now_ns() - t0);
+	EXPECT_EQ(1 << 20, granted);
+	EXPECT_EQ(0, st.inner_ret);
+	EXPECT_EQ(2 << 20, st.inner_granted);
+	/* Reconnecting from a callback would strand its caller: refused. */
+	EXPECT_LE(1, accel_engine_dispatch(st.e, 5000000000ll));
+	EXPECT_EQ(2, st.calls);
+	EXPECT_EQ(-EDEADLK, st.reconnect_ret);
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, f.result);
+	accel_engine_close(st.e);
+	close(f.listen_fd);
+	unlink(f.path);
+}
+
+/*
+ * A daemon of revision 0: it refuses the longer REGISTER as the old checks
+ * did (ERROR -EBADMSG, closing), takes the 56-byte one, answers with the
+ * 32-byte REGISTERED, and checks that a HANDOFF comes without the extension.
+ */
+static void *old_daemon_run(void *arg)
+{
+	struct fake_daemon *f = arg;
+	struct kvd_registered reg = { .engine_id = 7 };
+	struct kvd_handoff_id q = { .id = 1 };
+	struct kvd_error err = { .error = -EBADMSG, .closing = 1 };
+	int fds[KVD_HANDOFF_MAX_FDS], fd;
+	union kvdmsg_buf buf;
+	unsigned int nfds;
+	long n;
+
+	f->result = -1;
+	fd = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	n = fd < 0 ? -1 : kvdmsg_recv(fd, &buf, fds, &nfds, 0);
+	if (n != (long)sizeof(struct kvd_register))
+		goto out;
+	kvdmsg_hdr(&err.hdr, KVD_MSG_ERROR, sizeof(err), buf.hdr.seq);
+	snprintf(err.message, sizeof(err.message), "message too long for its type");
+	kvdmsg_send(fd, &err, NULL, 0);
+	close(fd);
+	fd = accept4(f->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	n = fd < 0 ? -1 : kvdmsg_recv(fd, &buf, fds, &nfds, 0);
+	if (n != 56)
+		goto out;
+	kvdmsg_hdr(&reg.hdr, KVD_MSG_REGISTERED, 32, buf.hdr.seq);
+	if (kvdmsg_send(fd, &reg, NULL, 0))
+		goto out;
+	n = kvdmsg_recv(fd, &buf, fds, &nfds, 0);
+	kvdmsg_close_fds(fds, nfds);
+	if (n != (long)(sizeof(struct kvd_handoff) + sizeof(struct kvd_obj)) ||
+	    buf.hdr.type != KVD_MSG_HANDOFF)
+		goto out;
+	kvdmsg_hdr(&q.hdr, KVD_MSG_HANDOFF_QUEUED, sizeof(q), buf.hdr.seq);
+	q.tag = ((struct kvd_handoff *)(void *)&buf)->tag;
+	if (kvdmsg_send(fd, &q, NULL, 0))
+		goto out;
+	/* A well-formed message with fds the engine has no use for (HANDOFF is E to D). */
+	{
+		struct kvd_handoff *h = (void *)&buf;
+		size_t size = sizeof(*h) + sizeof(struct kvd_obj);
+
+		memset(&buf, 0, sizeof(buf));
+		kvdmsg_hdr(&h->hdr, KVD_MSG_HANDOFF, size, 0);
+		memcpy(h->peer, "old-peer", 8);
+		h->count = 1;
+		h->objs[0].kind = KVD_OBJ_REGION;
+		if (kvdmsg_send(fd, h, &fd, 1))
+			goto out;
+	}
+	f->result = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+/* Against a daemon of revision 0, libaccel registers with revision 0's REGISTER. */
+TEST(engine_registers_with_an_old_daemon)
+{
+	struct fake_daemon f = { .listen_fd = -1 };
+	enum accel_handoff_kind kind = ACCEL_HANDOFF_REGION;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct accel_engine *e;
+	pthread_t th;
+	int mfd, before;
+
+	snprintf(f.path, sizeof(f.path), "/tmp/accel-api-old-kvd-%d.sock", (int)getpid());
+	unlink(f.path);
+	memcpy(sa.sun_path, f.path, sizeof(f.path));
+	f.listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, f.listen_fd);
+	ASSERT_EQ(0, bind(f.listen_fd, (struct sockaddr *)&sa, sizeof(sa)));
+	ASSERT_EQ(0, listen(f.listen_fd, 4));
+	ASSERT_EQ(0, pthread_create(&th, NULL, old_daemon_run, &f));
+	e = accel_engine_connect(f.path, "old-peer", 1, NULL, NULL);
+	ASSERT_NE(NULL, e);
+	/* Any fd with a size stands in for a dma-buf here: the fake checks nothing. */
+	mfd = memfd_create("handoff", MFD_CLOEXEC);
+	ASSERT_LE(0, mfd);
+	ASSERT_EQ(0, ftruncate(mfd, 4096));
+	EXPECT_EQ(0, accel_engine_handoff(e, "other", 3, &mfd, &kind, 1));
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, f.result);
+	/*
+	 * Its fd is closed, not kept: only offers' fds are the engine's. The
+	 * fake daemon has closed the connection after it, so the engine's
+	 * socket is gone too: one fd fewer.
+	 */
+	before = open_fds();
+	EXPECT_LE(1, accel_engine_dispatch(e, 2000000000ll));
+	EXPECT_EQ(-ECONNRESET, accel_engine_fd(e));
+	EXPECT_EQ(before - 1, open_fds());
+	close(mfd);
+	accel_engine_close(e);
+	close(f.listen_fd);
+	unlink(f.path);
 }
 
 /* Every function refuses NULL objects with EINVAL and never crashes. */
