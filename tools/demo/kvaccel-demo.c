@@ -126,9 +126,10 @@ static int send_fd(int sock, int fd)
 {
 	char b = 0;
 	struct iovec iov = { &b, 1 };
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+	/* Control data is read as struct cmsghdr: align it as one. */
+	union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } cb = { 0 };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+			    .msg_control = cb.buf, .msg_controllen = sizeof(cb.buf) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 
 	c->cmsg_level = SOL_SOCKET;
@@ -142,16 +143,17 @@ static int recv_fd(int sock)
 {
 	char b;
 	struct iovec iov = { &b, 1 };
-	char cbuf[CMSG_SPACE(sizeof(int))];
+	union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } cb;
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
-			    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+			    .msg_control = cb.buf, .msg_controllen = sizeof(cb.buf) };
 	struct cmsghdr *c;
 	int fd;
 
-	if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != 1)
+	if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != 1 || (m.msg_flags & MSG_CTRUNC))
 		return -1;
 	c = CMSG_FIRSTHDR(&m);
-	if (!c || c->cmsg_type != SCM_RIGHTS)
+	if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int)))
 		return -1;
 	memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	return fd;
