@@ -54,6 +54,7 @@ TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
 		   $(B)/native/libaccel_install $(B)/native/libaccel_abi $(B)/native/kv_unit \
+		   $(B)/native/kv_model \
 		   $(B)/native/cuda_probe \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
 		   $(B)/native/cuda_tier_batch_refused \
@@ -396,7 +397,20 @@ $(B)/native/libaccel_install: tests/libaccel/install.sh $(ACCEL_LIBS)
 
 # The library's exports against its version script and the frozen 0.1 ABI
 # (abigail-tools), and no internal globals in libaccel.a.
-$(B)/native/libaccel_abi: tests/libaccel/abi.sh $(ACCEL_LIBS) libaccel/abi/libaccel-0.1.abi
+# 0.1's entry points kept in compat.c, alone under their plain names (abi.sh).
+COMPAT_SYMS	= $(shell sed -n 's/^ACCEL_COMPAT("\([a-z_]*\)", "LIBACCEL_0.1")$$/\1/p' libaccel/src/compat.c)
+$(B)/libaccel/compat-0.1.so: libaccel/src/compat.c
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(ACCEL_CFLAGS) -DACCEL_COMPAT_PLAIN -c -o $(B)/libaccel/compat-plain.o $<
+	@$(OBJCOPY) $(foreach s,$(COMPAT_SYMS),--redefine-sym $(s)__v0_1=$(s)) \
+		$(B)/libaccel/compat-plain.o
+	@printf 'LIBACCEL_0.1 {\n\tglobal:\n\t\taccel_*;\n\tlocal:\n\t\t*;\n};\n' > $(B)/libaccel/compat-0.1.map
+	@$(CC) -shared -Wl,--version-script=$(B)/libaccel/compat-0.1.map -o $@ \
+		$(B)/libaccel/compat-plain.o
+
+$(B)/native/libaccel_abi: tests/libaccel/abi.sh $(ACCEL_LIBS) libaccel/abi/libaccel-0.1.abi \
+		$(B)/libaccel/compat-0.1.so
 	@mkdir -p $(@D)
 	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" > $@
 	@chmod +x $@
