@@ -193,8 +193,8 @@ $(B)/tests/libaccel_kv_cuda: tests/libaccel/kv.c $(TEST_HDRS) $(B)/libaccel/liba
 		$(B)/native-bin/fakecuda/libcuda.so.1
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	@$(CC) $(TEST_CFLAGS) -DKV_CUDA -Ilibaccel/include -pthread -o $@ $< \
-		$(B)/libaccel/libaccel.a $(ACCEL_LDLIBS) -ldl
+	@$(CC) $(TEST_CFLAGS) -DKV_CUDA -Ilibaccel/include -Ilibaccel/src -pthread -o $@ $< \
+		libaccel/src/cuda/cuda_loader.c $(B)/libaccel/libaccel.a $(ACCEL_LDLIBS) -ldl
 
 # The engine socket with libaccel's engine side (kvacceld on PATH in the guest).
 $(B)/tests/kvacceld_engines: tests/daemon/engines.c $(TEST_HDRS) $(B)/libaccel/libaccel.a \

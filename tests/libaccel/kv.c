@@ -25,6 +25,10 @@
 #define BB	(16 * 1024)	/* bytes per block */
 
 #ifdef KV_CUDA
+#include <dlfcn.h>
+
+#include "cuda/cuda_loader.h"
+
 #define BACKEND		"cuda"
 #define FAKE_CUDA	"/tests/fakecuda"
 
@@ -480,6 +484,79 @@ TEST_F(kv, free_and_destroy_while_moving)
 	EXPECT_EQ(0, accel_kv_seq_free(self->kv, a));
 	/* b is still moving or done: the teardown waits for it. */
 }
+
+#ifdef KV_CUDA
+/*
+ * The cuda backend orders swaps against the engine's streams: the copies
+ * wait for the engine's event (recorded on a stream the fake driver holds
+ * back), and the cache records the engine's done event after them.
+ */
+TEST_F(kv, swap_orders_against_engine_events)
+{
+	ACCEL_OPTS(accel_kv_swap_opts, o);
+	const struct accel_cuda *cu;
+	int (*hold)(void *stream, int hold);
+	cu_event wait_ev = NULL, done_ev = NULL;
+	cu_context ctx = NULL;
+	cu_stream engine = NULL;
+	cu_device d;
+	uint32_t seq;
+	char why[160];
+	void *lib;
+	int err;
+
+	cu = accel_cuda_load(&err, why, sizeof(why));
+	ASSERT_NE(NULL, cu) TH_LOG("%s", why);
+	lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_NOLOAD);
+	hold = lib ? (int (*)(void *, int))dlsym(lib, "fake_cuda_hold") : NULL;
+	if (!hold)
+		SKIP(return, "not the fake driver: cannot hold a stream back");
+	ASSERT_EQ(0, cu->api.cuDeviceGet(&d, 0));
+	ASSERT_EQ(0, cu->api.cuDevicePrimaryCtxRetain(&ctx, d));
+	ASSERT_EQ(0, cu->api.cuCtxPushCurrent(ctx));
+	ASSERT_EQ(0, cu->api.cuStreamCreate(&engine, CU_STREAM_NON_BLOCKING));
+	ASSERT_EQ(0, cu->api.cuEventCreate(&wait_ev, CU_EVENT_DISABLE_TIMING));
+	ASSERT_EQ(0, cu->api.cuEventCreate(&done_ev, CU_EVENT_DISABLE_TIMING));
+
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 64, &seq, NULL));
+	ASSERT_EQ(4, fill_seq(self->kv, seq, 5));
+	/* The engine's last writes: an event on a stream that does not run yet. */
+	ASSERT_EQ(0, hold(engine, 1));
+	ASSERT_EQ(0, cu->api.cuEventRecord(wait_ev, engine));
+	o.cuda_wait_event = wait_ev;
+	o.cuda_done_event = done_ev;
+	ASSERT_EQ(0, accel_kv_swap_out_opts(self->kv, seq, &o, NULL));
+	EXPECT_EQ(1, accel_kv_progress(self->kv, 20 * 1000000LL));
+	EXPECT_NE(0, cu->api.cuEventQuery(done_ev));	/* not before the copies */
+	ASSERT_EQ(0, hold(engine, 0));
+	EXPECT_EQ(0, accel_kv_progress(self->kv, -1));
+	EXPECT_EQ(0, cu->api.cuEventQuery(done_ev));
+	EXPECT_EQ(ACCEL_KV_HOST, accel_kv_seq_place(self->kv, seq));
+	ASSERT_EQ(0, accel_kv_swap_in(self->kv, seq, NULL));
+	EXPECT_EQ(0, accel_kv_progress(self->kv, -1));
+	EXPECT_EQ(0, check_seq(self->kv, seq, 5, 0));
+	EXPECT_EQ(0, accel_kv_seq_free(self->kv, seq));
+
+	cu->api.cuEventDestroy(wait_ev);
+	cu->api.cuEventDestroy(done_ev);
+	cu->api.cuStreamDestroy(engine);
+	cu->api.cuCtxPopCurrent(NULL);
+	cu->api.cuDevicePrimaryCtxRelease(d);
+	dlclose(lib);
+}
+#else
+/* Other backends have no CUDA events to order against. */
+TEST_F(kv, swap_refuses_cuda_events)
+{
+	ACCEL_OPTS(accel_kv_swap_opts, o, .cuda_done_event = (void *)1);
+	uint32_t seq;
+
+	ASSERT_EQ(0, accel_kv_seq_create(self->kv, prompt, 32, &seq, NULL));
+	EXPECT_EQ(-EOPNOTSUPP, accel_kv_swap_out_opts(self->kv, seq, &o, NULL));
+	EXPECT_EQ(ACCEL_KV_DEVICE, accel_kv_seq_place(self->kv, seq));
+	EXPECT_EQ(0, accel_kv_seq_free(self->kv, seq));
+}
+#endif
 
 TEST(kv_bad_arguments)
 {
