@@ -111,14 +111,17 @@ TEST_F(api, device_discovery_opens_no_other_node)
 	struct accel_device *d;
 	int in, watched, n, i;
 
+	/* The minimal debug kernel has no inotify: the order is still checked. */
 	in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	ASSERT_LE(0, in);
-	watched = watch_foreign_nodes(in, "/sys/class/drm", "renderD", "/dev/dri") +
+	ASSERT_TRUE(in >= 0 || errno == ENOSYS);
+	watched = in < 0 ? 0 :
+		  watch_foreign_nodes(in, "/sys/class/drm", "renderD", "/dev/dri") +
 		  watch_foreign_nodes(in, "/sys/class/accel", "accel", "/dev/accel");
 	n = accel_device_list(a, 8);
 	ASSERT_LE(0, n);
 	if (!n) {
-		close(in);
+		if (in >= 0)
+			close(in);
 		SKIP(return, "no kvaccel device");
 	}
 	ASSERT_EQ(n, accel_device_list(b, 8));
@@ -135,8 +138,10 @@ TEST_F(api, device_discovery_opens_no_other_node)
 	ASSERT_NE(NULL, d);
 	accel_device_close(d);
 	if (!watched) {
-		close(in);
-		SKIP(return, "no node of another driver to watch (load vgem)");
+		if (in >= 0)
+			close(in);
+		SKIP(return, in < 0 ? "no inotify in this kernel: nothing to watch opens with" :
+		     "no node of another driver to watch (load vgem)");
 	}
 	EXPECT_EQ(-1, read(in, buf, sizeof(buf))) TH_LOG("a foreign node was opened");
 	EXPECT_EQ(EAGAIN, errno);
