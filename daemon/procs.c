@@ -21,6 +21,7 @@
  * process of the same user, which the check cannot tell from it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,41 +107,72 @@ static int pidfd_signal0(int pidfd)
 	return 0;
 }
 
+/*
+ * Read a small /proc file into @buf (NUL-terminated) with no allocation: the
+ * daemon does this per connection, and stdio's buffers fragment its heap.
+ */
+static int read_small(const char *path, char *buf, size_t size)
+{
+	size_t got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	while (got < size - 1) {
+		ssize_t n = read(fd, buf + got, size - 1 - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = 0;
+	return 0;
+}
+
+/* The value after "@key:" in /proc text @buf, or -ENOENT. */
+static long field(const char *buf, const char *key, int nth)
+{
+	size_t n = strlen(key);
+	const char *p;
+
+	for (p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, key, n) || p[n] != ':')
+			continue;
+		p += n + 1;
+		while (nth-- > 0) {
+			while (*p == ' ' || *p == '\t')
+				p++;
+			while (*p && *p != ' ' && *p != '\t' && *p != '\n')
+				p++;
+		}
+		return strtol(p, NULL, 10);
+	}
+	return -ENOENT;
+}
+
 /* The pid a pidfd refers to (its fdinfo's Pid: line; -1 once it exited), or -errno. */
 static long pidfd_pid(int pidfd)
 {
-	char path[64], line[128];
-	long pid = -ENOENT;
-	FILE *f;
+	char path[64], buf[512];
+	int ret;
 
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", pidfd);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "Pid:", 4))
-			pid = strtol(line + 4, NULL, 10);
-	fclose(f);
-	return pid;
+	ret = read_small(path, buf, sizeof(buf));
+	return ret ? ret : field(buf, "Pid", 0);
 }
 
 /* The effective uid of process @pid (/proc/PID/status), or -errno. */
 static long proc_euid(pid_t pid)
 {
-	char path[64], line[256];
-	unsigned long ruid, euid;
-	long ret = -ENOENT;
-	FILE *f;
+	char path[64], buf[4096];
+	int ret;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "Uid: %lu %lu", &ruid, &euid) == 2)
-			ret = (long)euid;
-	fclose(f);
-	return ret;
+	ret = read_small(path, buf, sizeof(buf));
+	return ret ? ret : field(buf, "Uid", 1);
 }
 
 int kvd_proc_pin(int sock, pid_t pid, uid_t uid, bool *kernel)

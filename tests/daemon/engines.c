@@ -731,13 +731,20 @@ TEST_F(kvd, metrics_over_http)
 	EXPECT_NE(NULL, strstr(page, "kvaccel_up 1"));
 	EXPECT_NE(NULL, strstr(page, "kvaccel_node_usage_bytes 16777216"));
 	EXPECT_NE(NULL, strstr(page, "kvaccel_node_pressure 1"));
-	EXPECT_NE(NULL, strstr(page, "kvaccel_engine_usage_bytes{engine=\"metered\""));
-	EXPECT_NE(NULL, strstr(page, "kvaccel_engine_quota_bytes{engine=\"metered\""));
-	EXPECT_NE(NULL, strstr(page, "} 33554432"));
+	EXPECT_NE(NULL, strstr(page, "kvaccel_engine_usage_bytes{engine=\"metered\"} 16777216"));
+	EXPECT_NE(NULL, strstr(page, "kvaccel_engine_quota_bytes{engine=\"metered\"} 33554432"));
+	EXPECT_NE(NULL, strstr(page, "kvaccel_engine_priority{engine=\"metered\"} 2"));
 	EXPECT_NE(NULL, strstr(page, "kvaccel_events_total{event=\"pressure\"} 1"));
-	EXPECT_NE(NULL, strstr(page, "kvaccel_pressure_rounds_total{outcome=\"started\"} "));
-	EXPECT_EQ(NULL, strstr(page, "kvaccel_pressure_rounds_total{outcome=\"started\"} 0"));
+	EXPECT_NE(NULL, strstr(page, "\nkvaccel_pressure_rounds_total "));
+	EXPECT_EQ(NULL, strstr(page, "\nkvaccel_pressure_rounds_total 0"));
 	EXPECT_NE(NULL, strstr(page, "kvaccel_engines 1"));
+	/* Issue 13: no per-incarnation labels, no "no limit" as 0, the process_* metrics. */
+	EXPECT_EQ(NULL, strstr(page, "pid=\""));
+	EXPECT_EQ(NULL, strstr(page, "kvaccel_node_limit_bytes 0"));
+	EXPECT_NE(NULL, strstr(page, "\nprocess_open_fds "));
+	EXPECT_NE(NULL, strstr(page, "\nprocess_resident_memory_bytes "));
+	EXPECT_NE(NULL, strstr(page, "\nprocess_start_time_seconds "));
+	EXPECT_NE(NULL, strstr(page, "\nprocess_cpu_seconds_total "));
 	ASSERT_EQ(0, http_get("/nothing", page, sizeof(page)));
 	EXPECT_NE(NULL, strstr(page, "404"));
 	accel_region_destroy(r);
