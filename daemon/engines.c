@@ -235,21 +235,28 @@ void kvd_accept(struct kvd *d)
 	if (!c)
 		goto err_user;
 	c->fd = fd;
+	c->pidfd = -1;
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	c->gid = cred.gid;
 	c->user = u;
-	c->groups[0] = cred.gid;
-	c->ngroups = 1;
 	{
-		gid_t groups[256];
+		gid_t groups[KVD_PEER_GROUPS_MAX];
 		socklen_t glen = sizeof(groups);
-		size_t i;
+		size_t i, n = 0;
 
-		/* The connecting process's own groups, not the group database's. */
+		/*
+		 * The connecting process's own groups, not the group database's
+		 * (more than KVD_PEER_GROUPS_MAX: ERANGE, its gid only).
+		 */
 		if (!getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen))
-			for (i = 0; i < glen / sizeof(gid_t) && c->ngroups < KVD_PEER_GROUPS_MAX; i++)
-				c->groups[c->ngroups++] = groups[i];
+			n = glen / sizeof(gid_t);
+		c->groups = malloc((n + 1) * sizeof(gid_t));
+		if (!c->groups)
+			goto err_free;
+		c->groups[c->ngroups++] = cred.gid;
+		for (i = 0; i < n; i++)
+			c->groups[c->ngroups++] = groups[i];
 	}
 	c->admin = !cred.uid || in_admin_group(d, fd, cred.gid);
 	/* Its process, pinned: quotas name it by pid (procs.c). */
@@ -278,6 +285,7 @@ void kvd_accept(struct kvd *d)
 err_free:
 	if (c->pidfd >= 0)
 		close(c->pidfd);
+	free(c->groups);
 	free(c);
 err_user:
 	close(fd);
@@ -331,6 +339,7 @@ void kvd_conn_drop(struct kvd *d, struct kvd_conn *c, const char *why)
 		c->user->warned_conns = false;
 	kvd_user_put(d, c->user);
 	pthread_mutex_unlock(&d->lock);
+	free(c->groups);
 	free(c);
 	if (asked)
 		kvd_pressure_conn_gone(d);

@@ -58,7 +58,7 @@ struct kvd_conn {
 	/* The peer's process, pinned at accept (-1: could not be; procs.c). */
 	int pidfd;
 	bool pidfd_kernel;		/* from SO_PEERPIDFD, not pidfd_open() of its pid */
-	gid_t groups[KVD_PEER_GROUPS_MAX];
+	gid_t *groups;			/* its gid, then its supplementary groups */
 	unsigned int ngroups;
 	struct kvd_user *user;
 	bool admin;			/* uid 0 or in the admin group */
