@@ -58,7 +58,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/cuda_probe \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
 		   $(B)/native/cuda_tier_batch_refused \
-		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit \
+		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit $(B)/native/kvacceld_metrics \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake
 
 .PHONY: all deps kmod test-modules tests tools native check check-debug demo bench lint clean help gpu-check gpu-bench \
@@ -289,6 +289,17 @@ $(B)/native/kvdmsg_unit: tests/daemon/kvdmsg_unit.c libaccel/ctl/kvdmsg.c libacc
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/ctl -o $(B)/native-bin/kvdmsg_unit \
 		$< libaccel/ctl/kvdmsg.c -lcmocka
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvdmsg_unit" > $@
+	@chmod +x $@
+
+# kvacceld's metrics exposition: the renderer, read by a strict parser (cmocka, ASan/UBSan).
+$(B)/native/kvacceld_metrics: tests/daemon/metrics_unit.c daemon/metrics.c daemon/procs.c \
+		daemon/kvd.h daemon/config.h libaccel/ctl/kvnl.c uapi/kvacceld.h
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) $(NL_CFLAGS) -Idaemon -pthread \
+		-o $(B)/native-bin/kvacceld_metrics $< daemon/metrics.c daemon/procs.c \
+		libaccel/ctl/kvnl.c -lmicrohttpd -lcmocka -lm $(NL_LIBS)
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_metrics" > $@
 	@chmod +x $@
 
 # kvacceld's configuration parser and checks (cmocka, ASan/UBSan).

@@ -3,8 +3,11 @@
  * kvacceld - configuration (config.h).
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,10 @@ void kvd_config_defaults(struct kvd_config *c)
 	snprintf(c->metrics, sizeof(c->metrics), "127.0.0.1:9464");
 	c->release_deadline_ms = 2000;
 	c->handoff_timeout_ms = 10000;
+	c->tenants.max_conns = KVD_DEFAULT_CONNS_PER_USER;
+	c->tenants.max_handoffs = KVD_DEFAULT_HANDOFFS_PER_USER;
+	c->tenants.max_fds = KVD_DEFAULT_FDS_PER_USER;
+	c->tenants.priority_ceiling = 7;	/* KVD_PRIORITY_MAX: no ceiling */
 }
 
 static int set_ms(unsigned int *v, const char *key, const char *value, char *err, size_t len)
@@ -93,6 +100,279 @@ static int check_metrics(const char *value, char *err, size_t len)
 	return 0;
 }
 
+/* ---- [tenants] ---------------------------------------------------------- */
+
+/* A pattern: 1-31 of [A-Za-z0-9._-], optionally ending in '*'; or "*". */
+static bool pattern_ok(const char *p)
+{
+	size_t n = strlen(p), i;
+
+	if (!n || n >= KVD_PATTERN_MAX)
+		return false;
+	if (p[n - 1] == '*')
+		n--;
+	else if (n >= KVD_PATTERN_MAX - 1)
+		return false;	/* a name is at most 31 bytes */
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)p[i]) && p[i] != '-' && p[i] != '_' && p[i] != '.')
+			return false;
+	return true;
+}
+
+bool kvd_pattern_match(const char *pattern, const char *name)
+{
+	size_t n = strlen(pattern);
+
+	if (n && pattern[n - 1] == '*')
+		return !strncmp(pattern, name, n - 1);
+	return !strcmp(pattern, name);
+}
+
+/* Exact patterns rank above every prefix; longer prefixes above shorter ones. */
+static size_t specificity(const char *pattern)
+{
+	size_t n = strlen(pattern);
+
+	return pattern[n - 1] == '*' ? n - 1 : KVD_PATTERN_MAX;
+}
+
+const struct kvd_name_rule *kvd_tenant_rule(const struct kvd_tenants *t, const char *name)
+{
+	const struct kvd_name_rule *best = NULL;
+	unsigned int i;
+
+	for (i = 0; i < t->nnames; i++) {
+		const struct kvd_name_rule *r = &t->names[i];
+
+		if (kvd_pattern_match(r->pattern, name) &&
+		    (!best || specificity(r->pattern) > specificity(best->pattern)))
+			best = r;
+	}
+	return best;
+}
+
+bool kvd_rule_admits(const struct kvd_name_rule *r, uid_t uid, const gid_t *groups,
+		     size_t ngroups)
+{
+	unsigned int i;
+	size_t k;
+
+	for (i = 0; i < r->n; i++) {
+		const struct kvd_principal *p = &r->who[i];
+
+		if (p->kind == KVD_PRINCIPAL_ANY)
+			return true;
+		if (p->kind == KVD_PRINCIPAL_UID && p->id == uid)
+			return true;
+		if (p->kind == KVD_PRINCIPAL_GID)
+			for (k = 0; k < ngroups; k++)
+				if (groups[k] == p->id)
+					return true;
+	}
+	return false;
+}
+
+bool kvd_tenant_handoff_allowed(const struct kvd_tenants *t, const char *from, const char *to)
+{
+	unsigned int i, k;
+
+	if (!t->nallows)
+		return true;
+	for (i = 0; i < t->nallows; i++) {
+		if (!kvd_pattern_match(t->allows[i].from, from))
+			continue;
+		for (k = 0; k < t->allows[i].n; k++)
+			if (kvd_pattern_match(t->allows[i].to[k], to))
+				return true;
+	}
+	return false;
+}
+
+static int parse_id(const char *s, uint32_t *id)
+{
+	char *end;
+	unsigned long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v >= UINT32_MAX)
+		return -EINVAL;
+	*id = (uint32_t)v;
+	return 0;
+}
+
+static int parse_principal(const char *tok, struct kvd_principal *p, char *err, size_t len)
+{
+	const char *arg = strchr(tok, ':');
+
+	if (!strcmp(tok, "any")) {
+		p->kind = KVD_PRINCIPAL_ANY;
+		return 0;
+	}
+	if (arg && !strncmp(tok, "uid:", 4) && !parse_id(arg + 1, &p->id)) {
+		p->kind = KVD_PRINCIPAL_UID;
+		return 0;
+	}
+	if (arg && !strncmp(tok, "gid:", 4) && !parse_id(arg + 1, &p->id)) {
+		p->kind = KVD_PRINCIPAL_GID;
+		return 0;
+	}
+	if (arg && !strncmp(tok, "user:", 5) && arg[1]) {
+		struct passwd *pw = getpwnam(arg + 1);
+
+		if (!pw) {
+			snprintf(err, len, "name: no user '%s'", arg + 1);
+			return -EINVAL;
+		}
+		p->kind = KVD_PRINCIPAL_UID;
+		p->id = pw->pw_uid;
+		return 0;
+	}
+	if (arg && !strncmp(tok, "group:", 6) && arg[1]) {
+		struct group *gr = getgrnam(arg + 1);
+
+		if (!gr) {
+			snprintf(err, len, "name: no group '%s'", arg + 1);
+			return -EINVAL;
+		}
+		p->kind = KVD_PRINCIPAL_GID;
+		p->id = gr->gr_gid;
+		return 0;
+	}
+	snprintf(err, len, "name: '%s' is not user:NAME, uid:N, group:NAME, gid:N or any", tok);
+	return -EINVAL;
+}
+
+/* Split @value into at most KVD_RULE_ITEMS_MAX words: their count, or -EINVAL. */
+static int words(const char *value, char out[KVD_RULE_ITEMS_MAX][64], const char *key,
+		 char *err, size_t len)
+{
+	const char *p = value;
+	int n = 0;
+
+	for (;;) {
+		size_t w;
+
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			break;
+		w = strcspn(p, " \t");
+		if (n == KVD_RULE_ITEMS_MAX || w >= 64) {
+			snprintf(err, len, "%s: more than %d items, or one too long", key,
+				 KVD_RULE_ITEMS_MAX);
+			return -EINVAL;
+		}
+		snprintf(out[n++], 64, "%.*s", (int)w, p);
+		p += w;
+	}
+	if (!n) {
+		snprintf(err, len, "%s: nothing after '='", key);
+		return -EINVAL;
+	}
+	return n;
+}
+
+static int set_tenant_rule(struct kvd_tenants *t, const char *key, const char *value,
+			   char *err, size_t len)
+{
+	char item[KVD_RULE_ITEMS_MAX][64], kind[8], pattern[64];
+	bool allow = !strncmp(key, "allow", 5);
+	int n, i;
+
+	if (sscanf(key, "%7s %63s", kind, pattern) != 2 || !pattern_ok(pattern)) {
+		snprintf(err, len, "'%s': a rule is 'name PATTERN = ...' or 'allow PATTERN = ...' "
+			 "(PATTERN: an engine name, or a prefix and '*')", key);
+		return -EINVAL;
+	}
+	n = words(value, item, allow ? "allow" : "name", err, len);
+	if (n < 0)
+		return n;
+	if (allow) {
+		struct kvd_allow_rule *r;
+
+		if (t->nallows == KVD_TENANT_RULES_MAX) {
+			snprintf(err, len, "allow: more than %d rules", KVD_TENANT_RULES_MAX);
+			return -EINVAL;
+		}
+		r = &t->allows[t->nallows];
+		memset(r, 0, sizeof(*r));
+		memcpy(r->from, pattern, strlen(pattern) + 1);	/* pattern_ok(): it fits */
+		for (i = 0; i < n; i++) {
+			if (!pattern_ok(item[i])) {
+				snprintf(err, len, "allow: '%s' is not an engine name or a prefix and '*'",
+					 item[i]);
+				return -EINVAL;
+			}
+			memcpy(r->to[i], item[i], strlen(item[i]) + 1);
+		}
+		r->n = (unsigned int)n;
+		t->nallows++;
+		return 0;
+	}
+	{
+		struct kvd_name_rule *r;
+		unsigned int k;
+
+		for (k = 0; k < t->nnames; k++) {
+			if (!strcmp(t->names[k].pattern, pattern)) {
+				snprintf(err, len, "name: pattern '%s' has a rule already", pattern);
+				return -EINVAL;
+			}
+		}
+		if (t->nnames == KVD_TENANT_RULES_MAX) {
+			snprintf(err, len, "name: more than %d rules", KVD_TENANT_RULES_MAX);
+			return -EINVAL;
+		}
+		r = &t->names[t->nnames];
+		memset(r, 0, sizeof(*r));
+		memcpy(r->pattern, pattern, strlen(pattern) + 1);	/* pattern_ok(): it fits */
+		for (i = 0; i < n; i++)
+			if (parse_principal(item[i], &r->who[i], err, len))
+				return -EINVAL;
+		r->n = (unsigned int)n;
+		t->nnames++;
+	}
+	return 0;
+}
+
+static int set_uint(unsigned int *v, const char *key, const char *value, unsigned int min,
+		    unsigned int max, char *err, size_t len)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(value, &end, 10);
+	if (errno || end == value || *end || n < (long)min || n > (long)max) {
+		snprintf(err, len, "%s: '%s' is not a number from %u to %u", key, value, min, max);
+		return -EINVAL;
+	}
+	*v = (unsigned int)n;
+	return 0;
+}
+
+static int set_tenants(struct kvd_tenants *t, const char *key, const char *value,
+		       char *err, size_t len)
+{
+	if (!strncmp(key, "name", 4) && isspace((unsigned char)key[4]))
+		return set_tenant_rule(t, key, value, err, len);
+	if (!strncmp(key, "allow", 5) && isspace((unsigned char)key[5]))
+		return set_tenant_rule(t, key, value, err, len);
+	if (!strcmp(key, "max_connections_per_user"))
+		return set_uint(&t->max_conns, key, value, 1, 1024, err, len);
+	if (!strcmp(key, "max_handoffs_per_user"))
+		return set_uint(&t->max_handoffs, key, value, 1, 65536, err, len);
+	if (!strcmp(key, "max_handoff_fds_per_user"))
+		return set_uint(&t->max_fds, key, value, 1, 65536, err, len);
+	if (!strcmp(key, "priority_ceiling"))
+		return set_uint(&t->priority_ceiling, key, value, 0, 7, err, len);
+	snprintf(err, len, "unknown key '%s' in [tenants]", key);
+	return -EINVAL;
+}
+
 int kvd_config_set(struct kvd_config *c, const char *section, const char *key,
 		   const char *value, char *err, size_t len)
 {
@@ -127,8 +407,11 @@ int kvd_config_set(struct kvd_config *c, const char *section, const char *key,
 			return set_ms(&c->release_deadline_ms, key, value, err, len);
 		if (!strcmp(key, "handoff_timeout_ms"))
 			return set_ms(&c->handoff_timeout_ms, key, value, err, len);
+	} else if (!strcmp(section, "tenants")) {
+		return set_tenants(&c->tenants, key, value, err, len);
 	} else {
-		snprintf(err, len, "unknown section [%s] (known: [device], [daemon])", section);
+		snprintf(err, len, "unknown section [%s] (known: [device], [daemon], [tenants])",
+			 section);
 		return -EINVAL;
 	}
 	snprintf(err, len, "unknown key '%s' in [%s]", key, section);

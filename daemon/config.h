@@ -6,6 +6,13 @@
  *   [device]  limit, default_quota, high_watermark, low_watermark
  *   [daemon]  socket, metrics (host:port or off), admin_group,
  *             release_deadline_ms, handoff_timeout_ms
+ *   [tenants] name PATTERN = PRINCIPAL...   who may register which engines
+ *             allow PATTERN = PATTERN...    which engines may hand to which
+ *             max_connections_per_user, max_handoffs_per_user,
+ *             max_handoff_fds_per_user, priority_ceiling
+ *
+ * A PATTERN is an engine name, or a prefix followed by '*' ("*": every
+ * name). A PRINCIPAL is user:NAME, uid:N, group:NAME, gid:N or any.
  */
 #ifndef KVACCELD_CONFIG_H
 #define KVACCELD_CONFIG_H
@@ -13,6 +20,55 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sys/types.h>
+
+/* Bytes of an engine-name pattern, its NUL included (KVD_NAME_MAX, and a '*'). */
+#define KVD_PATTERN_MAX		33
+/* Most [tenants] rules of each kind, and principals or receivers on one line. */
+#define KVD_TENANT_RULES_MAX	64
+#define KVD_RULE_ITEMS_MAX	8
+
+enum kvd_principal_kind {
+	KVD_PRINCIPAL_ANY = 1,
+	KVD_PRINCIPAL_UID,
+	KVD_PRINCIPAL_GID,
+};
+
+struct kvd_principal {
+	enum kvd_principal_kind kind;
+	uint32_t id;		/* uid or gid */
+};
+
+/* name PATTERN = PRINCIPAL...: the names PATTERN covers, for these users and groups. */
+struct kvd_name_rule {
+	char pattern[KVD_PATTERN_MAX];
+	struct kvd_principal who[KVD_RULE_ITEMS_MAX];
+	unsigned int n;
+};
+
+/* allow PATTERN = PATTERN...: senders the first covers may hand to receivers the others cover. */
+struct kvd_allow_rule {
+	char from[KVD_PATTERN_MAX];
+	char to[KVD_RULE_ITEMS_MAX][KVD_PATTERN_MAX];
+	unsigned int n;
+};
+
+struct kvd_tenants {
+	struct kvd_name_rule names[KVD_TENANT_RULES_MAX];
+	unsigned int nnames;
+	struct kvd_allow_rule allows[KVD_TENANT_RULES_MAX];
+	unsigned int nallows;
+	/* Per user (uid 0 and the daemon's own uid are not counted). */
+	unsigned int max_conns, max_handoffs, max_fds;
+	/* Priorities above it only for root and the admin group. */
+	unsigned int priority_ceiling;
+};
+
+/* Defaults of the per-user maxima. */
+#define KVD_DEFAULT_CONNS_PER_USER	64
+#define KVD_DEFAULT_HANDOFFS_PER_USER	256
+#define KVD_DEFAULT_FDS_PER_USER	1024
 
 struct kvd_config {
 	uint64_t limit, default_quota, high_wm, low_wm;
@@ -22,6 +78,7 @@ struct kvd_config {
 	char admin_group[64];
 	unsigned int release_deadline_ms;	/* an engine's time to answer RELEASE */
 	unsigned int handoff_timeout_ms;	/* a hand-off's time to be acknowledged */
+	struct kvd_tenants tenants;
 };
 
 void kvd_config_defaults(struct kvd_config *c);
@@ -35,5 +92,21 @@ int kvd_config_set(struct kvd_config *c, const char *section, const char *key,
 int kvd_config_load(struct kvd_config *c, const char *path, char *err, size_t len);
 /* Checks across keys (MiB multiples, watermark order). */
 int kvd_config_check(const struct kvd_config *c, char *err, size_t len);
+
+/* Does @pattern (a name, or a prefix and '*') cover @name? */
+bool kvd_pattern_match(const char *pattern, const char *name);
+
+/*
+ * The [tenants] name rule that decides for @name: an exact pattern before
+ * any prefix, a longer prefix before a shorter one. NULL: none covers it.
+ */
+const struct kvd_name_rule *kvd_tenant_rule(const struct kvd_tenants *t, const char *name);
+
+/* Does @r admit a peer of @uid whose groups (its gid among them) are @groups? */
+bool kvd_rule_admits(const struct kvd_name_rule *r, uid_t uid, const gid_t *groups,
+		     size_t ngroups);
+
+/* May engine @from hand objects to engine @to (no allow rules: any may)? */
+bool kvd_tenant_handoff_allowed(const struct kvd_tenants *t, const char *from, const char *to);
 
 #endif

@@ -11,6 +11,14 @@
  * sockets are non-blocking with 1 MiB send buffers; a peer that leaves its
  * buffer full for 100 ms is marked dead and dropped (kvd_reap()) after the
  * event at hand.
+ *
+ * Tenants (the [tenants] section): an engine name belongs to the users and
+ * groups its most specific name rule lists; a REGISTER of a name the peer
+ * may not have gets -EACCES, a priority above priority_ceiling from a peer
+ * that is not an admin -EPERM. With no name rules, only root, the daemon's
+ * own user and the admin group may register (any name). Each user (not
+ * root, not the daemon's user) has at most max_connections_per_user
+ * connections: one more gets an ERROR (-EMFILE, closing) and is closed.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -22,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -88,7 +97,80 @@ int kvd_socket_open(struct kvd *d)
 	/* Any user may connect; what each may do is decided by SO_PEERCRED. */
 	chmod(path, 0666);
 	d->listen_fd = fd;
+	d->self_uid = geteuid();
+	/* Half the daemon's fds for hand-offs, the rest for connections and itself. */
+	{
+		struct rlimit rl;
+
+		d->held_fds_max = 512;
+		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+		    rl.rlim_cur / 2 > 64)
+			d->held_fds_max = (unsigned int)(rl.rlim_cur / 2 < 1u << 20 ?
+							 rl.rlim_cur / 2 : 1u << 20);
+	}
+	if (!d->cfg->tenants.nnames)
+		kvd_log(LOG_NOTICE, "no [tenants] name rules: only root, uid %u and the admin "
+			"group may register engines", (unsigned int)d->self_uid);
 	return 0;
+}
+
+struct kvd_user *kvd_user_get(struct kvd *d, uid_t uid)
+{
+	struct kvd_user *u;
+
+	for (u = d->users; u; u = u->next)
+		if (u->uid == uid)
+			return u;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return NULL;
+	u->uid = uid;
+	u->limited = uid && uid != d->self_uid;
+	u->next = d->users;
+	d->users = u;
+	return u;
+}
+
+void kvd_user_put(struct kvd *d, struct kvd_user *u)
+{
+	struct kvd_user **p;
+
+	if (!u || u->conns || u->handoffs)
+		return;
+	for (p = &d->users; *p; p = &(*p)->next) {
+		if (*p == u) {
+			*p = u->next;
+			free(u);
+			return;
+		}
+	}
+}
+
+void kvd_refused(struct kvd *d, enum kvd_refusal why)
+{
+	pthread_mutex_lock(&d->lock);
+	d->refused[why]++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Refuse a connection beyond its user's maximum: say why, then close it. */
+static void refuse_conn(struct kvd *d, int fd, struct kvd_user *u)
+{
+	struct kvd_error m = { 0 };
+
+	kvdmsg_hdr(&m.hdr, KVD_MSG_ERROR, sizeof(m), 0);
+	m.error = -EMFILE;
+	m.closing = 1;
+	snprintf(m.message, sizeof(m.message), "uid %u has %u connections (the most per user)",
+		 (unsigned int)u->uid, u->conns);
+	kvdmsg_send(fd, &m, NULL, 0);
+	close(fd);
+	if (!u->warned_conns)
+		kvd_log(LOG_WARNING, "uid %u: connection refused: %u connections, the most per user "
+			"(max_connections_per_user); further refusals not logged until it has fewer",
+			(unsigned int)u->uid, u->conns);
+	u->warned_conns = true;
+	d->refused[KVD_REFUSED_CONNECTIONS]++;
 }
 
 void kvd_socket_close(struct kvd *d)
@@ -128,7 +210,8 @@ void kvd_accept(struct kvd *d)
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct kvd_conn *c;
-	int fd;
+	struct kvd_user *u;
+	int fd, ret;
 
 	fd = accept4(d->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
@@ -138,16 +221,50 @@ void kvd_accept(struct kvd *d)
 		close(fd);
 		return;
 	}
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
+	pthread_mutex_lock(&d->lock);
+	u = kvd_user_get(d, cred.uid);
+	if (u && u->limited && u->conns >= d->cfg->tenants.max_conns) {
+		refuse_conn(d, fd, u);
+		pthread_mutex_unlock(&d->lock);
 		return;
 	}
+	if (u)
+		u->conns++;	/* held from here: dropped on every path below */
+	pthread_mutex_unlock(&d->lock);
+	c = u ? calloc(1, sizeof(*c)) : NULL;
+	if (!c)
+		goto err_user;
 	c->fd = fd;
+	c->pidfd = -1;
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	c->gid = cred.gid;
+	c->user = u;
+	{
+		gid_t groups[KVD_PEER_GROUPS_MAX];
+		socklen_t glen = sizeof(groups);
+		size_t i, n = 0;
+
+		/*
+		 * The connecting process's own groups, not the group database's
+		 * (more than KVD_PEER_GROUPS_MAX: ERANGE, its gid only).
+		 */
+		if (!getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen))
+			n = glen / sizeof(gid_t);
+		c->groups = malloc((n + 1) * sizeof(gid_t));
+		if (!c->groups)
+			goto err_free;
+		c->groups[c->ngroups++] = cred.gid;
+		for (i = 0; i < n; i++)
+			c->groups[c->ngroups++] = groups[i];
+	}
 	c->admin = !cred.uid || in_admin_group(d, fd, cred.gid);
+	/* Its process, pinned: quotas name it by pid (procs.c). */
+	ret = kvd_proc_pin(fd, cred.pid, cred.uid, &c->pidfd_kernel);
+	c->pidfd = ret;
+	if (ret < 0)
+		kvd_log(LOG_INFO, "connection of pid %d uid %u: its process could not be pinned (%s): "
+			"it gets no quota", (int)cred.pid, (unsigned int)cred.uid, strerror(-ret));
 	{
 		int size = 1 << 20;
 
@@ -155,16 +272,28 @@ void kvd_accept(struct kvd *d)
 			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 	}
 	ev.data.ptr = c;
-	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-		close(fd);
-		free(c);
-		return;
-	}
+	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev))
+		goto err_free;
 	pthread_mutex_lock(&d->lock);
 	c->next = d->conns;
 	d->conns = c;
 	d->conns_total++;
 	nr_conns++;
+	pthread_mutex_unlock(&d->lock);
+	return;
+
+err_free:
+	if (c->pidfd >= 0)
+		close(c->pidfd);
+	free(c->groups);
+	free(c);
+err_user:
+	close(fd);
+	pthread_mutex_lock(&d->lock);
+	if (u) {
+		u->conns--;
+		kvd_user_put(d, u);
+	}
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -198,12 +327,19 @@ void kvd_conn_drop(struct kvd *d, struct kvd_conn *c, const char *why)
 	}
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
+	if (c->pidfd >= 0)
+		close(c->pidfd);
 	pthread_mutex_lock(&d->lock);
 	unlink_conn(d, c);
 	nr_conns--;
 	if (c->registered)
 		kvd_handoff_conn_gone(d, c);
+	c->user->conns--;
+	if (c->user->conns < d->cfg->tenants.max_conns)
+		c->user->warned_conns = false;
+	kvd_user_put(d, c->user);
 	pthread_mutex_unlock(&d->lock);
+	free(c->groups);
 	free(c);
 	if (asked)
 		kvd_pressure_conn_gone(d);
@@ -272,11 +408,46 @@ int kvd_send_error(struct kvd *d, struct kvd_conn *c, uint64_t seq, unsigned int
 	return kvd_send(c, &m, NULL, 0);
 }
 
+/* May @c's peer register @name? */
+static bool name_allowed(const struct kvd *d, const struct kvd_conn *c, const char *name)
+{
+	const struct kvd_tenants *t = &d->cfg->tenants;
+	const struct kvd_name_rule *r;
+
+	if (!c->uid || c->uid == d->self_uid)
+		return true;
+	/* No rules: the old behaviour, for those who could administer the daemon anyway. */
+	if (!t->nnames)
+		return c->admin;
+	r = kvd_tenant_rule(t, name);
+	return r && kvd_rule_admits(r, c->uid, c->groups, c->ngroups);
+}
+
 static void on_register(struct kvd *d, struct kvd_conn *c, const struct kvd_register *m)
 {
 	struct kvd_registered r = { 0 };
 	uint64_t usage = 0, quota = 0;
 
+	if (!name_allowed(d, c, m->name)) {
+		kvd_log(LOG_WARNING, "pid %d uid %u: REGISTER as '%s' refused: the name is not "
+			"this user's ([tenants] name rules)", (int)c->pid, (unsigned int)c->uid,
+			m->name);
+		kvd_refused(d, KVD_REFUSED_NAME);
+		kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -EACCES, false,
+			       "the engine name '%s' is not allowed for uid %u", m->name,
+			       (unsigned int)c->uid);
+		return;
+	}
+	if (m->priority > d->cfg->tenants.priority_ceiling && !c->admin) {
+		kvd_log(LOG_WARNING, "pid %d uid %u: REGISTER as '%s' refused: priority %u is above "
+			"the ceiling %u (admins only)", (int)c->pid, (unsigned int)c->uid, m->name,
+			m->priority, d->cfg->tenants.priority_ceiling);
+		kvd_refused(d, KVD_REFUSED_PRIORITY);
+		kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -EPERM, false,
+			       "priority %u is above %u: admins only", m->priority,
+			       d->cfg->tenants.priority_ceiling);
+		return;
+	}
 	if (kvd_conn_by_name(d, m->name)) {
 		kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -EEXIST, false,
 			       "an engine named '%s' is registered", m->name);
@@ -354,6 +525,16 @@ static void on_quota(struct kvd *d, struct kvd_conn *c, const struct kvd_quota *
 			       "quota: %llu bytes asked, %llu of the %llu-byte limit promised to others",
 			       (unsigned long long)m->bytes, (unsigned long long)others,
 			       (unsigned long long)limit);
+		return;
+	}
+	/*
+	 * The kernel takes a pid: make sure it is still this engine's process,
+	 * right before asking (procs.c says what race is left).
+	 */
+	ret = kvd_proc_check(c->pidfd, c->pid);
+	if (ret) {
+		kvd_send_error(d, c, m->hdr.seq, m->hdr.type, ret, false,
+			       "quota: the engine's process is gone or cannot be pinned");
 		return;
 	}
 	req = kvnl_request(d->nl, KVACCEL_CMD_QUOTA_SET, false);

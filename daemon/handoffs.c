@@ -19,6 +19,13 @@
  * its offers put back to wait for it; an answer after the timeout is
  * logged and ignored). An engine may have KVD_HANDOFF_MAX_HELD hand-offs
  * held by the daemon at once (-EBUSY beyond).
+ *
+ * Tenants: with [tenants] allow rules, a hand-off from an engine to one no
+ * rule lets it reach gets -EPERM. What the daemon holds is bounded per user
+ * (the sender's uid): max_handoffs_per_user hand-offs (-EDQUOT beyond) and
+ * max_handoff_fds_per_user fds (-EMFILE beyond); and for the daemon as a
+ * whole, half its RLIMIT_NOFILE in fds (-ENOSPC beyond). Each offer tells
+ * a receiver that knows KVD_FEAT_SENDER the sender's uid and pid.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -91,12 +98,17 @@ static void offer(struct kvd_xfer *x, struct kvd_conn *to)
 	u.m.id = x->id;
 	u.m.count = x->count;
 	memcpy(u.m.objs, x->objs, x->count * sizeof(struct kvd_obj));
-	/* The sender's incarnation, to a receiver that knows the extension. */
+	/* The sender's incarnation (and who it is), to a receiver that knows the extension. */
 	if (to->features & KVD_FEAT_INCARNATION) {
 		struct kvd_handoff_ext ext = { .incarnation = x->incarnation };
 
+		if (to->features & KVD_FEAT_SENDER) {
+			ext.uid = x->from_uid;
+			ext.pid = x->from_pid > 0 ? (uint32_t)x->from_pid : 0;
+			ext.flags = KVD_SENDER_KNOWN;
+		}
 		memcpy(u.bytes + size, &ext, sizeof(ext));
-		size += sizeof(ext);
+		size += to->features & KVD_FEAT_SENDER ? sizeof(ext) : KVD_HANDOFF_EXT_V1_SIZE;
 	}
 	kvdmsg_hdr(&u.m.hdr, KVD_MSG_HANDOFF_OFFER, size, 0);
 	if (kvd_send(to, &u.m, x->fds, x->count))
@@ -116,7 +128,34 @@ static void xfer_free(struct kvd *d, struct kvd_xfer *x)
 		}
 	}
 	kvdmsg_close_fds(x->fds, x->count);
+	d->held_fds -= x->count;
+	if (x->owner) {
+		const struct kvd_tenants *t = &d->cfg->tenants;
+
+		x->owner->handoffs--;
+		x->owner->fds -= x->count;
+		if (x->owner->handoffs < t->max_handoffs)
+			x->owner->warned_handoffs = false;
+		if (x->owner->fds + KVD_HANDOFF_MAX_FDS <= t->max_fds)
+			x->owner->warned_fds = false;
+		kvd_user_put(d, x->owner);
+	}
 	free(x);
+}
+
+/* Refuse a hand-off beyond a maximum: count it, log it once, tell the sender. */
+static int refuse(struct kvd *d, struct kvd_conn *c, const struct kvd_handoff *m, int *fds,
+		  enum kvd_refusal why, int error, bool *warned, const char *what)
+{
+	kvdmsg_close_fds(fds, m->count);
+	kvd_refused(d, why);
+	if (!warned || !*warned)
+		kvd_log(LOG_WARNING, "engine %s (pid %d uid %u): hand-off to %s refused: %s%s",
+			c->name, (int)c->pid, (unsigned int)c->uid, m->peer, what,
+			warned ? "; further refusals not logged until it holds less" : "");
+	if (warned)
+		*warned = true;
+	return kvd_send_error(d, c, m->hdr.seq, m->hdr.type, error, false, "%s", what), error;
 }
 
 int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handoff *m, int *fds)
@@ -160,6 +199,20 @@ int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handof
 		}
 		held++;
 	}
+	if (!kvd_tenant_handoff_allowed(&d->cfg->tenants, c->name, m->peer))
+		return refuse(d, c, m, fds, KVD_REFUSED_HANDOFF, -EPERM, NULL,
+			      "no [tenants] allow rule lets this engine hand to that one");
+	if (c->user->limited && c->user->handoffs >= d->cfg->tenants.max_handoffs)
+		return refuse(d, c, m, fds, KVD_REFUSED_HANDOFFS, -EDQUOT,
+			      &c->user->warned_handoffs,
+			      "this user's hand-offs held by the daemon are at max_handoffs_per_user");
+	if (c->user->limited && c->user->fds + m->count > d->cfg->tenants.max_fds)
+		return refuse(d, c, m, fds, KVD_REFUSED_FDS, -EMFILE, &c->user->warned_fds,
+			      "this user's hand-off fds held by the daemon would pass "
+			      "max_handoff_fds_per_user");
+	if (d->held_fds + m->count > d->held_fds_max)
+		return refuse(d, c, m, fds, KVD_REFUSED_DAEMON_FDS, -ENOSPC, NULL,
+			      "the daemon holds as many hand-off fds as it can");
 	if (held >= KVD_HANDOFF_MAX_HELD) {
 		kvdmsg_close_fds(fds, m->count);
 		return kvd_send_error(d, c, m->hdr.seq, m->hdr.type, -EBUSY, false,
@@ -179,9 +232,15 @@ int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handof
 	x->count = m->count;
 	memcpy(x->fds, fds, m->count * sizeof(int));
 	memcpy(x->objs, m->objs, m->count * sizeof(struct kvd_obj));
+	x->from_uid = c->uid;
+	x->from_pid = c->pid;
 	x->queued = kvd_now();
 	x->deadline = x->queued + (int64_t)d->cfg->handoff_timeout_ms * 1000000;
 	pthread_mutex_lock(&d->lock);
+	x->owner = c->user;
+	x->owner->handoffs++;
+	x->owner->fds += x->count;
+	d->held_fds += x->count;
 	x->id = ++d->next_xfer_id;
 	x->next = d->xfers;
 	d->xfers = x;

@@ -19,6 +19,35 @@
 
 struct kvnl;
 
+/* Groups of a peer kept for the [tenants] name rules (its gid first). */
+#define KVD_PEER_GROUPS_MAX	64
+
+/*
+ * What one user (uid) holds in the daemon, against the [tenants] maxima:
+ * connections, hand-offs queued by its engines and their fds. Freed when
+ * it holds nothing. Not limited: uid 0 and the daemon's own uid.
+ */
+struct kvd_user {
+	struct kvd_user *next;
+	uid_t uid;
+	bool limited;
+	unsigned int conns, handoffs, fds;
+	/* A refusal is logged once until the user is back under that maximum. */
+	bool warned_conns, warned_handoffs, warned_fds;
+};
+
+/* Why a request was refused by the tenant rules, for the metrics. */
+enum kvd_refusal {
+	KVD_REFUSED_NAME,		/* REGISTER: the name is not the peer's (-EACCES) */
+	KVD_REFUSED_PRIORITY,		/* REGISTER: above the ceiling (-EPERM) */
+	KVD_REFUSED_HANDOFF,		/* HANDOFF: no allow rule (-EPERM) */
+	KVD_REFUSED_CONNECTIONS,	/* connections per user (-EMFILE) */
+	KVD_REFUSED_HANDOFFS,		/* hand-offs held per user (-EDQUOT) */
+	KVD_REFUSED_FDS,		/* hand-off fds held per user (-EMFILE) */
+	KVD_REFUSED_DAEMON_FDS,		/* the daemon's own room for fds (-ENOSPC) */
+	KVD_REFUSED_MAX,
+};
+
 /** A connection to the engine socket: an engine once it has registered. */
 struct kvd_conn {
 	struct kvd_conn *next;
@@ -26,6 +55,12 @@ struct kvd_conn {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
+	/* The peer's process, pinned at accept (-1: could not be; procs.c). */
+	int pidfd;
+	bool pidfd_kernel;		/* from SO_PEERPIDFD, not pidfd_open() of its pid */
+	gid_t *groups;			/* its gid, then its supplementary groups */
+	unsigned int ngroups;
+	struct kvd_user *user;
 	bool admin;			/* uid 0 or in the admin group */
 	bool registered;
 	bool dead;			/* sending failed: dropped by kvd_reap() */
@@ -51,6 +86,10 @@ struct kvd_xfer {
 	uint64_t id, tag;
 	uint64_t incarnation;		/* the sender's, from its REGISTER (0: none) */
 	char from[KVD_NAME_MAX], to[KVD_NAME_MAX];
+	/* The sending process (SO_PEERCRED), for the offer; its user holds this. */
+	uid_t from_uid;
+	pid_t from_pid;
+	struct kvd_user *owner;
 	bool offered;			/* sent to the receiver */
 	uint32_t count;
 	int fds[KVD_HANDOFF_MAX_FDS];
@@ -64,9 +103,13 @@ struct kvd {
 	int listen_fd, epfd;
 	gid_t admin_gid;
 	bool admin_gid_set;
+	uid_t self_uid;			/* the daemon's euid: not limited per user */
+	unsigned int held_fds_max;	/* hand-off fds the daemon holds at most (-ENOSPC) */
 	pthread_mutex_t lock;		/* everything below, against the metrics thread */
 	struct kvd_conn *conns;
 	struct kvd_xfer *xfers;
+	struct kvd_user *users;
+	unsigned int held_fds;		/* of all hand-offs */
 	uint64_t next_conn_id, next_xfer_id;
 	/* Pressure: the kernel's state and the daemon's round. */
 	bool pressure;
@@ -81,6 +124,7 @@ struct kvd {
 	uint64_t handoffs_done, handoffs_failed, handoffs_timed_out;
 	uint64_t rounds, rounds_resolved, releases_asked, releases_ignored;
 	uint64_t conns_total, protocol_errors;
+	uint64_t refused[KVD_REFUSED_MAX];
 };
 
 int64_t kvd_now(void);
@@ -102,6 +146,12 @@ struct kvd_conn *kvd_conn_by_name(struct kvd *d, const char *name);
 int kvd_send_error(struct kvd *d, struct kvd_conn *c, uint64_t seq, unsigned int type,
 		   int error, bool closing, const char *fmt, ...)
 	__attribute__((format(printf, 7, 8)));
+/* A user's entry (made on first use; NULL: out of memory). Called with d->lock held. */
+struct kvd_user *kvd_user_get(struct kvd *d, uid_t uid);
+/* Free @u if it holds nothing any more. Called with d->lock held. */
+void kvd_user_put(struct kvd *d, struct kvd_user *u);
+/* Count a refusal by the tenant rules. */
+void kvd_refused(struct kvd *d, enum kvd_refusal why);
 /* procs.c: the kernel's per-process accounting, one dump for all processes. */
 struct kvd_proc {
 	pid_t pid;
@@ -118,6 +168,17 @@ const struct kvd_proc *kvd_procs_find(const struct kvd_procs *ps, pid_t pid);
 void kvd_procs_free(struct kvd_procs *ps);
 /* One process's usage and quota (0s if it has no client). */
 int kvd_proc_usage(struct kvd *d, pid_t pid, uint64_t *usage, uint64_t *quota);
+/*
+ * Pin the process at the other end of @sock (SO_PEERCRED said @pid, @uid):
+ * its pidfd from SO_PEERPIDFD (Linux 6.5+; *@kernel = true), else from
+ * pidfd_open(@pid) checked to be a live process of @uid. -errno on failure.
+ */
+int kvd_proc_pin(int sock, pid_t pid, uid_t uid, bool *kernel);
+/*
+ * Is @pidfd's process alive and still @pid? 0, or -ESRCH. Called right
+ * before a netlink request that names the process by pid.
+ */
+int kvd_proc_check(int pidfd, pid_t pid);
 
 /* handoffs.c: the two-phase hand-off broker. */
 int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handoff *m,
@@ -143,5 +204,46 @@ int64_t kvd_pressure_next_deadline(const struct kvd *d);
 /* metrics.c: Prometheus text over libmicrohttpd. */
 int kvd_metrics_start(struct kvd *d);
 void kvd_metrics_stop(void);
+
+/* What a scrape shows, taken under kvd.lock (and from the kernel), then rendered. */
+struct kvd_metrics_engine {
+	char name[KVD_NAME_MAX];
+	uint32_t priority;
+	uint64_t usage, quota;		/* quota 0: none (no sample) */
+	uint64_t releases_asked, releases_ignored;
+};
+
+/* The standard process_* metrics, from /proc/self. */
+struct kvd_process_stats {
+	bool ok;
+	double cpu_seconds, start_time_seconds;
+	uint64_t resident_bytes, virtual_bytes, open_fds, max_fds;	/* max_fds 0: unlimited */
+};
+
+struct kvd_metrics_snap {
+	bool kernel;			/* the node fields were read */
+	uint64_t limit, usage, high_wm, low_wm, regions, clients, copy_jobs, copy_errors;
+	bool pressure;
+	struct kvd_metrics_engine *engines;
+	size_t nengines;
+	uint64_t events[KVACCEL_CMD_MAX + 1];
+	uint64_t handoffs_done, handoffs_failed, handoffs_timed_out, handoffs_in_flight;
+	uint64_t rounds, rounds_resolved, releases_asked, releases_ignored;
+	uint64_t conns_total, protocol_errors, refused[KVD_REFUSED_MAX];
+	uint64_t users, held_fds;
+	struct kvd_process_stats proc;
+};
+
+/* A growing text buffer; @oom once an allocation failed. */
+struct kvd_mbuf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+/* Render @s in the text format (0.0.4) into @b: no I/O, no locks. */
+void kvd_metrics_render(const struct kvd_metrics_snap *s, struct kvd_mbuf *b);
+/* This process's process_* figures. */
+void kvd_process_stats(struct kvd_process_stats *p);
 
 #endif

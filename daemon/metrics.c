@@ -4,9 +4,19 @@
  * http://HOST:PORT/metrics, served by libmicrohttpd's own thread. Each
  * scrape reads the node and the processes from the kernel (its own netlink
  * handle, used only by that thread) and the daemon's engines and counters
- * under kvd.lock.
+ * under kvd.lock into a snapshot (struct kvd_metrics_snap), which
+ * kvd_metrics_render() turns into text without I/O or locks (unit-tested
+ * natively: tests/daemon/metrics_unit.c).
+ *
+ * Conventions (Prometheus's): series are keyed by what outlives a process
+ * (an engine's name, never its pid: a restart is not a new series);
+ * counters end in _total, sizes in _bytes, times in _seconds; a family's
+ * labels partition it (no label value that is the sum or a subset of
+ * others: those are families of their own); "no limit" is no sample, not
+ * 0; and the standard process_* metrics of the daemon itself.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -14,7 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <syslog.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "kvd.h"
 #include "kvnl.h"
@@ -22,14 +35,8 @@
 static struct MHD_Daemon *mhd;
 static struct kvnl *mnl;	/* the HTTP thread's */
 
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct buf *b, const char *fmt, ...)
+static void put(struct kvd_mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct kvd_mbuf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -38,18 +45,18 @@ static void put(struct buf *b, const char *fmt, ...)
 		return;
 	for (;;) {
 		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		n = b->p ? vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap) : 0;
 		va_end(ap);
 		if (n < 0) {
 			b->oom = true;
 			return;
 		}
-		if ((size_t)n < b->cap - b->len) {
+		if (b->p && (size_t)n < b->cap - b->len) {
 			b->len += (size_t)n;
 			return;
 		}
 		{
-			size_t cap = b->cap * 2 + (size_t)n;
+			size_t cap = b->cap * 2 + (size_t)n + 256;
 			char *p = realloc(b->p, cap);
 
 			if (!p) {
@@ -62,12 +69,222 @@ static void put(struct buf *b, const char *fmt, ...)
 	}
 }
 
+/* HELP and TYPE of a family. */
+static void family(struct kvd_mbuf *b, const char *name, const char *type, const char *help)
+{
+	put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
 /* One unlabelled sample with its HELP and TYPE lines. */
-static void metric(struct buf *b, const char *name, const char *type, const char *help,
+static void metric(struct kvd_mbuf *b, const char *name, const char *type, const char *help,
 		   uint64_t value)
 {
-	put(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-	    (unsigned long long)value);
+	family(b, name, type, help);
+	put(b, "%s %llu\n", name, (unsigned long long)value);
+}
+
+/* A label value, escaped as the text format wants (\\, \", \n). */
+static void put_label(struct kvd_mbuf *b, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\')
+			put(b, "\\\\");
+		else if (*v == '"')
+			put(b, "\\\"");
+		else if (*v == '\n')
+			put(b, "\\n");
+		else
+			put(b, "%c", *v);
+	}
+}
+
+/* One sample of an engine's family: NAME{engine="..."} VALUE. */
+static void engine_sample(struct kvd_mbuf *b, const char *name, const char *engine,
+			  uint64_t value)
+{
+	put(b, "%s{engine=\"", name);
+	put_label(b, engine);
+	put(b, "\"} %llu\n", (unsigned long long)value);
+}
+
+static const char *event_names[] = {
+	[KVACCEL_CMD_CLIENT_OPEN_NTF] = "client-open",
+	[KVACCEL_CMD_CLIENT_CLOSE_NTF] = "client-close",
+	[KVACCEL_CMD_REGION_CREATE_NTF] = "region-create",
+	[KVACCEL_CMD_REGION_DESTROY_NTF] = "region-destroy",
+	[KVACCEL_CMD_PRESSURE_NTF] = "pressure",
+	[KVACCEL_CMD_COPY_ERROR_NTF] = "copy-error",
+};
+
+static const char *refusal_names[KVD_REFUSED_MAX] = {
+	[KVD_REFUSED_NAME] = "name",
+	[KVD_REFUSED_PRIORITY] = "priority",
+	[KVD_REFUSED_HANDOFF] = "handoff_not_allowed",
+	[KVD_REFUSED_CONNECTIONS] = "user_connections",
+	[KVD_REFUSED_HANDOFFS] = "user_handoffs",
+	[KVD_REFUSED_FDS] = "user_handoff_fds",
+	[KVD_REFUSED_DAEMON_FDS] = "daemon_fds",
+};
+
+static void render_process(const struct kvd_process_stats *p, struct kvd_mbuf *b)
+{
+	if (!p->ok)
+		return;
+	family(b, "process_cpu_seconds_total", "counter",
+	       "Total user and system CPU time spent in seconds.");
+	put(b, "process_cpu_seconds_total %.2f\n", p->cpu_seconds);
+	metric(b, "process_open_fds", "gauge", "Number of open file descriptors.", p->open_fds);
+	if (p->max_fds)
+		metric(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+		       p->max_fds);
+	metric(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+	       p->virtual_bytes);
+	metric(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+	       p->resident_bytes);
+	family(b, "process_start_time_seconds", "gauge",
+	       "Start time of the process since unix epoch in seconds.");
+	put(b, "process_start_time_seconds %.2f\n", p->start_time_seconds);
+}
+
+void kvd_metrics_render(const struct kvd_metrics_snap *s, struct kvd_mbuf *b)
+{
+	size_t i;
+
+	metric(b, "kvaccel_up", "gauge", "Whether the daemon could read the kernel's state.",
+	       s->kernel);
+	if (s->kernel) {
+		metric(b, "kvaccel_node_usage_bytes", "gauge", "Bytes all regions of the node hold.",
+		       s->usage);
+		/* No limit, no watermarks: no sample (0 would read as "nothing allowed"). */
+		if (s->limit)
+			metric(b, "kvaccel_node_limit_bytes", "gauge",
+			       "The node's limit (absent: none).", s->limit);
+		if (s->high_wm) {
+			metric(b, "kvaccel_node_high_watermark_bytes", "gauge",
+			       "Usage above which pressure rounds start (absent: off).", s->high_wm);
+			metric(b, "kvaccel_node_low_watermark_bytes", "gauge",
+			       "Usage below which pressure ends (absent: off).", s->low_wm);
+		}
+		metric(b, "kvaccel_node_pressure", "gauge", "1 while usage is above the high "
+		       "watermark (until it falls below the low one).", s->pressure);
+		metric(b, "kvaccel_node_regions", "gauge", "Regions alive.", s->regions);
+		metric(b, "kvaccel_node_clients", "gauge", "Open files of the device.", s->clients);
+		metric(b, "kvaccel_copy_jobs_total", "counter", "Copy jobs finished.",
+		       s->copy_jobs);
+		metric(b, "kvaccel_copy_errors_total", "counter", "Copy jobs that failed.",
+		       s->copy_errors);
+	}
+
+	family(b, "kvaccel_engine_usage_bytes", "gauge", "Bytes charged to an engine's process.");
+	for (i = 0; i < s->nengines; i++)
+		engine_sample(b, "kvaccel_engine_usage_bytes", s->engines[i].name,
+			      s->engines[i].usage);
+	family(b, "kvaccel_engine_quota_bytes", "gauge",
+	       "An engine's quota (absent: none, the node's limit applies).");
+	for (i = 0; i < s->nengines; i++)
+		if (s->engines[i].quota)
+			engine_sample(b, "kvaccel_engine_quota_bytes", s->engines[i].name,
+				      s->engines[i].quota);
+	family(b, "kvaccel_engine_priority", "gauge",
+	       "An engine's priority class (0 is released first).");
+	for (i = 0; i < s->nengines; i++)
+		engine_sample(b, "kvaccel_engine_priority", s->engines[i].name,
+			      s->engines[i].priority);
+	family(b, "kvaccel_engine_release_requests_total", "counter",
+	       "Release requests sent to an engine (since it registered).");
+	for (i = 0; i < s->nengines; i++)
+		engine_sample(b, "kvaccel_engine_release_requests_total", s->engines[i].name,
+			      s->engines[i].releases_asked);
+	family(b, "kvaccel_engine_release_requests_ignored_total", "counter",
+	       "Release requests an engine let pass their deadline (since it registered).");
+	for (i = 0; i < s->nengines; i++)
+		engine_sample(b, "kvaccel_engine_release_requests_ignored_total",
+			      s->engines[i].name, s->engines[i].releases_ignored);
+
+	family(b, "kvaccel_events_total", "counter", "Kernel events seen by the daemon.");
+	for (i = 0; i < sizeof(event_names) / sizeof(event_names[0]); i++)
+		if (event_names[i])
+			put(b, "kvaccel_events_total{event=\"%s\"} %llu\n", event_names[i],
+			    (unsigned long long)s->events[i]);
+	family(b, "kvaccel_handoffs_total", "counter", "Hand-offs finished, by result.");
+	put(b, "kvaccel_handoffs_total{result=\"done\"} %llu\n"
+	       "kvaccel_handoffs_total{result=\"refused\"} %llu\n"
+	       "kvaccel_handoffs_total{result=\"timed_out\"} %llu\n",
+	    (unsigned long long)s->handoffs_done, (unsigned long long)s->handoffs_failed,
+	    (unsigned long long)s->handoffs_timed_out);
+	metric(b, "kvaccel_handoffs_in_flight", "gauge", "Hand-offs not yet acknowledged.",
+	       s->handoffs_in_flight);
+	metric(b, "kvaccel_handoff_fds_held", "gauge",
+	       "Fds of hand-offs in flight that the daemon holds.", s->held_fds);
+	metric(b, "kvaccel_engines", "gauge", "Engines registered.", s->nengines);
+	metric(b, "kvaccel_users", "gauge",
+	       "Users with connections or hand-offs held by the daemon.", s->users);
+	metric(b, "kvaccel_pressure_rounds_total", "counter", "Pressure rounds started.",
+	       s->rounds);
+	metric(b, "kvaccel_pressure_rounds_resolved_total", "counter",
+	       "Pressure rounds that ended with usage back under the low watermark.",
+	       s->rounds_resolved);
+	metric(b, "kvaccel_release_requests_total", "counter", "Release requests sent.",
+	       s->releases_asked);
+	metric(b, "kvaccel_release_requests_ignored_total", "counter",
+	       "Release requests that passed their deadline unanswered.", s->releases_ignored);
+	metric(b, "kvaccel_socket_connections_total", "counter", "Connections accepted.",
+	       s->conns_total);
+	metric(b, "kvaccel_socket_protocol_errors_total", "counter",
+	       "Connections closed for a bad message.", s->protocol_errors);
+	family(b, "kvaccel_socket_refused_total", "counter",
+	       "Requests and connections refused by the [tenants] rules and maxima, by reason.");
+	for (i = 0; i < KVD_REFUSED_MAX; i++)
+		put(b, "kvaccel_socket_refused_total{reason=\"%s\"} %llu\n", refusal_names[i],
+		    (unsigned long long)s->refused[i]);
+	render_process(&s->proc, b);
+}
+
+void kvd_process_stats(struct kvd_process_stats *p)
+{
+	char buf[1024], *rp;
+	unsigned long long utime, stime, start, vsize;
+	long long rss;
+	long tck = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+	double btime = 0;
+	struct rlimit rl;
+	FILE *f;
+	DIR *dir;
+
+	memset(p, 0, sizeof(*p));
+	f = fopen("/proc/self/stat", "re");
+	if (!f)
+		return;
+	rp = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	/* After the command's closing parenthesis: field 3 (state) onwards. */
+	rp = rp ? strrchr(buf, ')') : NULL;
+	if (!rp || sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu "
+			  "%*d %*d %*d %*d %*d %*d %llu %llu %lld", &utime, &stime, &start,
+			  &vsize, &rss) != 5 || tck <= 0)
+		return;
+	f = fopen("/proc/stat", "re");
+	while (f && fgets(buf, sizeof(buf), f))
+		if (sscanf(buf, "btime %lf", &btime) == 1)
+			break;
+	if (f)
+		fclose(f);
+	p->cpu_seconds = (double)(utime + stime) / (double)tck;
+	p->start_time_seconds = btime + (double)start / (double)tck;
+	p->virtual_bytes = vsize;
+	p->resident_bytes = rss > 0 ? (uint64_t)rss * (uint64_t)page : 0;
+	dir = opendir("/proc/self/fd");
+	if (dir) {
+		struct dirent *e;
+
+		while ((e = readdir(dir)))
+			p->open_fds += e->d_name[0] != '.';
+		closedir(dir);
+		p->open_fds--;	/* the directory's own */
+	}
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY)
+		p->max_fds = rl.rlim_cur;
+	p->ok = true;
 }
 
 struct node {
@@ -96,128 +313,87 @@ static int node_cb(const struct kvnl_msg *m, void *arg)
 	return 0;
 }
 
-static const char *event_names[] = {
-	[KVACCEL_CMD_CLIENT_OPEN_NTF] = "client-open",
-	[KVACCEL_CMD_CLIENT_CLOSE_NTF] = "client-close",
-	[KVACCEL_CMD_REGION_CREATE_NTF] = "region-create",
-	[KVACCEL_CMD_REGION_DESTROY_NTF] = "region-destroy",
-	[KVACCEL_CMD_PRESSURE_NTF] = "pressure",
-	[KVACCEL_CMD_COPY_ERROR_NTF] = "copy-error",
-};
-
-static void render(struct kvd *d, struct buf *b)
+/* The kernel's and the daemon's state, for one scrape. */
+static int snapshot(struct kvd *d, struct kvd_metrics_snap *s)
 {
 	struct node n = { 0 };
 	struct kvd_procs ps = { 0 };
 	const struct kvd_conn *c;
-	bool kernel = false;
-	size_t i;
+	const struct kvd_xfer *x;
+	const struct kvd_user *u;
+	size_t cap = 0;
 
+	memset(s, 0, sizeof(*s));
 	if (!mnl && kvnl_open(&mnl))
 		mnl = NULL;
 	if (mnl && !kvnl_exec(mnl, kvnl_request(mnl, KVACCEL_CMD_DEVICE_GET, false), node_cb, &n) &&
 	    !kvd_procs_read(mnl, &ps))
-		kernel = true;
-
-	metric(b, "kvaccel_up", "gauge", "Whether the daemon could read the kernel's state.",
-	       kernel);
-	if (kernel) {
-		metric(b, "kvaccel_node_usage_bytes", "gauge", "Bytes all regions of the node hold.",
-		       n.usage);
-		metric(b, "kvaccel_node_limit_bytes", "gauge", "The node's limit (0: none).", n.limit);
-		put(b, "# HELP kvaccel_node_watermark_bytes Pressure watermarks.\n"
-		       "# TYPE kvaccel_node_watermark_bytes gauge\n"
-		       "kvaccel_node_watermark_bytes{level=\"high\"} %llu\n"
-		       "kvaccel_node_watermark_bytes{level=\"low\"} %llu\n",
-		    (unsigned long long)n.high_wm, (unsigned long long)n.low_wm);
-		metric(b, "kvaccel_node_pressure", "gauge", "1 while usage is above the high "
-		       "watermark (until it falls below the low one).", n.pressure);
-		metric(b, "kvaccel_node_regions", "gauge", "Regions alive.", n.regions);
-		metric(b, "kvaccel_node_clients", "gauge", "Open files of the device.", n.clients);
-		metric(b, "kvaccel_copy_jobs_total", "counter", "Copy jobs finished.", n.copy_jobs);
-		metric(b, "kvaccel_copy_errors_total", "counter", "Copy jobs that failed.",
-		       n.copy_errors);
-	}
+		s->kernel = true;
+	s->limit = n.limit;
+	s->usage = n.usage;
+	s->high_wm = n.high_wm;
+	s->low_wm = n.low_wm;
+	s->regions = n.regions;
+	s->clients = n.clients;
+	s->copy_jobs = n.copy_jobs;
+	s->copy_errors = n.copy_errors;
+	s->pressure = n.pressure;
+	kvd_process_stats(&s->proc);
 
 	pthread_mutex_lock(&d->lock);
-	put(b, "# HELP kvaccel_engine_usage_bytes Bytes charged to an engine's process.\n"
-	       "# TYPE kvaccel_engine_usage_bytes gauge\n");
+	for (c = d->conns; c; c = c->next)
+		cap += c->registered;
+	s->engines = calloc(cap ? cap : 1, sizeof(*s->engines));
+	if (!s->engines) {
+		pthread_mutex_unlock(&d->lock);
+		kvd_procs_free(&ps);
+		return -ENOMEM;
+	}
 	for (c = d->conns; c; c = c->next) {
 		const struct kvd_proc *p = kvd_procs_find(&ps, c->pid);
-		uint64_t usage = p ? p->usage : 0;
+		struct kvd_metrics_engine *e;
 
-		if (!c->registered)
+		if (!c->registered || s->nengines == cap)
 			continue;
-		put(b, "kvaccel_engine_usage_bytes{engine=\"%s\",pid=\"%d\",priority=\"%u\"} %llu\n",
-		    c->name, (int)c->pid, c->priority, (unsigned long long)usage);
+		e = &s->engines[s->nengines++];
+		memcpy(e->name, c->name, sizeof(e->name));
+		e->priority = c->priority;
+		e->usage = p ? p->usage : 0;
+		e->quota = p ? p->quota : c->quota;
+		e->releases_asked = c->releases_asked;
+		e->releases_ignored = c->releases_ignored;
 	}
-	put(b, "# HELP kvaccel_engine_quota_bytes An engine's quota (0: none).\n"
-	       "# TYPE kvaccel_engine_quota_bytes gauge\n");
-	for (c = d->conns; c; c = c->next) {
-		const struct kvd_proc *p = kvd_procs_find(&ps, c->pid);
-		uint64_t quota = p ? p->quota : c->quota;
-
-		if (!c->registered)
-			continue;
-		put(b, "kvaccel_engine_quota_bytes{engine=\"%s\",pid=\"%d\",priority=\"%u\"} %llu\n",
-		    c->name, (int)c->pid, c->priority, (unsigned long long)quota);
-	}
-	put(b, "# HELP kvaccel_engine_releases_total Release requests sent to an engine, "
-	       "by outcome.\n# TYPE kvaccel_engine_releases_total counter\n");
-	for (c = d->conns; c; c = c->next) {
-		if (!c->registered)
-			continue;
-		put(b, "kvaccel_engine_releases_total{engine=\"%s\",outcome=\"asked\"} %llu\n"
-		       "kvaccel_engine_releases_total{engine=\"%s\",outcome=\"ignored\"} %llu\n",
-		    c->name, (unsigned long long)c->releases_asked,
-		    c->name, (unsigned long long)c->releases_ignored);
-	}
-	put(b, "# HELP kvaccel_events_total Kernel events seen by the daemon.\n"
-	       "# TYPE kvaccel_events_total counter\n");
-	for (i = 0; i < sizeof(event_names) / sizeof(event_names[0]); i++)
-		if (event_names[i])
-			put(b, "kvaccel_events_total{event=\"%s\"} %llu\n", event_names[i],
-			    (unsigned long long)d->events[i]);
-	put(b, "# HELP kvaccel_handoffs_total Hand-offs finished, by result.\n"
-	       "# TYPE kvaccel_handoffs_total counter\n"
-	       "kvaccel_handoffs_total{result=\"done\"} %llu\n"
-	       "kvaccel_handoffs_total{result=\"refused\"} %llu\n"
-	       "kvaccel_handoffs_total{result=\"timed_out\"} %llu\n",
-	    (unsigned long long)d->handoffs_done, (unsigned long long)d->handoffs_failed,
-	    (unsigned long long)d->handoffs_timed_out);
-	{
-		unsigned int inflight = 0, engines = 0;
-		const struct kvd_xfer *x;
-
-		for (x = d->xfers; x; x = x->next)
-			inflight++;
-		for (c = d->conns; c; c = c->next)
-			engines += c->registered;
-		put(b, "# HELP kvaccel_handoffs_in_flight Hand-offs not yet acknowledged.\n"
-		       "# TYPE kvaccel_handoffs_in_flight gauge\nkvaccel_handoffs_in_flight %u\n"
-		       "# HELP kvaccel_engines Engines registered.\n"
-		       "# TYPE kvaccel_engines gauge\nkvaccel_engines %u\n", inflight, engines);
-	}
-	put(b, "# HELP kvaccel_pressure_rounds_total Pressure rounds started, and resolved "
-	       "(usage back under the low watermark).\n"
-	       "# TYPE kvaccel_pressure_rounds_total counter\n"
-	       "kvaccel_pressure_rounds_total{outcome=\"started\"} %llu\n"
-	       "kvaccel_pressure_rounds_total{outcome=\"resolved\"} %llu\n"
-	       "# HELP kvaccel_release_requests_total Release requests, by outcome.\n"
-	       "# TYPE kvaccel_release_requests_total counter\n"
-	       "kvaccel_release_requests_total{outcome=\"asked\"} %llu\n"
-	       "kvaccel_release_requests_total{outcome=\"ignored\"} %llu\n"
-	       "# HELP kvaccel_socket_connections_total Connections accepted.\n"
-	       "# TYPE kvaccel_socket_connections_total counter\n"
-	       "kvaccel_socket_connections_total %llu\n"
-	       "# HELP kvaccel_socket_protocol_errors_total Connections closed for a bad message.\n"
-	       "# TYPE kvaccel_socket_protocol_errors_total counter\n"
-	       "kvaccel_socket_protocol_errors_total %llu\n",
-	    (unsigned long long)d->rounds, (unsigned long long)d->rounds_resolved,
-	    (unsigned long long)d->releases_asked, (unsigned long long)d->releases_ignored,
-	    (unsigned long long)d->conns_total, (unsigned long long)d->protocol_errors);
+	memcpy(s->events, d->events, sizeof(s->events));
+	s->handoffs_done = d->handoffs_done;
+	s->handoffs_failed = d->handoffs_failed;
+	s->handoffs_timed_out = d->handoffs_timed_out;
+	for (x = d->xfers; x; x = x->next)
+		s->handoffs_in_flight++;
+	for (u = d->users; u; u = u->next)
+		s->users++;
+	s->held_fds = d->held_fds;
+	s->rounds = d->rounds;
+	s->rounds_resolved = d->rounds_resolved;
+	s->releases_asked = d->releases_asked;
+	s->releases_ignored = d->releases_ignored;
+	s->conns_total = d->conns_total;
+	s->protocol_errors = d->protocol_errors;
+	memcpy(s->refused, d->refused, sizeof(s->refused));
 	pthread_mutex_unlock(&d->lock);
 	kvd_procs_free(&ps);
+	return 0;
+}
+
+static void render(struct kvd *d, struct kvd_mbuf *b)
+{
+	struct kvd_metrics_snap s;
+
+	if (snapshot(d, &s)) {
+		b->oom = true;
+		return;
+	}
+	kvd_metrics_render(&s, b);
+	free(s.engines);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -225,7 +401,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			      size_t *upload_len, void **ctx)
 {
 	struct MHD_Response *resp;
-	struct buf b = { 0 };
+	struct kvd_mbuf b = { 0 };
 	enum MHD_Result ret;
 	unsigned int status = MHD_HTTP_OK;
 

@@ -59,8 +59,15 @@
  * (incarnation, tag), so a restarted sender may use its tags again.
  */
 #define KVD_FEAT_INCARNATION	_BITULL(0)
+/**
+ * KVD_FEAT_SENDER - offers carry the sending process's credentials as the
+ * daemon saw them (SO_PEERCRED): &kvd_handoff_ext.uid, .pid and .flags
+ * after the incarnation. A receiver that does not know it gets the 8-byte
+ * extension of %KVD_FEAT_INCARNATION only.
+ */
+#define KVD_FEAT_SENDER		_BITULL(1)
 /** KVD_FEATURES - mask of the features this header knows. */
-#define KVD_FEATURES		KVD_FEAT_INCARNATION
+#define KVD_FEATURES		(KVD_FEAT_INCARNATION | KVD_FEAT_SENDER)
 /** KVD_SOCKET_PATH - the daemon's default socket. */
 #define KVD_SOCKET_PATH		"/run/kvacceld/engine.sock"
 /** KVD_MSG_MAX - the largest message, header included. */
@@ -281,13 +288,33 @@ struct kvd_handoff {
 /**
  * struct kvd_handoff_ext - what follows the objects of a &struct
  * kvd_handoff on a connection that uses %KVD_FEAT_INCARNATION. A hand-off
- * without it has incarnation 0.
+ * without it has incarnation 0. Its first 8 bytes (@incarnation) are
+ * revision 1's; the rest is there only in offers to a connection that uses
+ * %KVD_FEAT_SENDER (a shorter extension reads as zeros: sender unknown).
  * @incarnation: OFFER: the sending engine's &kvd_register.incarnation (0:
  *	it has none); HANDOFF: 0 or the sender's own, as it registered.
+ * @uid: OFFER: the sending process's user (valid with
+ *	%KVD_SENDER_KNOWN); HANDOFF: 0.
+ * @pid: OFFER: the sending process, in the daemon's pid namespace (0:
+ *	unknown, e.g. not in it); HANDOFF: 0.
+ * @flags: OFFER: %KVD_SENDER_KNOWN when @uid and @pid are the daemon's
+ *	(0: unknown, an older daemon); HANDOFF: 0. Others: -EBADMSG.
+ * @pad: 0.
  */
 struct kvd_handoff_ext {
 	__u64 incarnation;
+	__u32 uid;
+	__u32 pid;
+	__u32 flags;
+	__u32 pad;
 };
+
+/** KVD_SENDER_KNOWN - &kvd_handoff_ext.uid and .pid say who sent the offer. */
+#define KVD_SENDER_KNOWN	(1u << 0)
+/** KVD_SENDER_FLAGS - mask of known &kvd_handoff_ext.flags. */
+#define KVD_SENDER_FLAGS	KVD_SENDER_KNOWN
+/** KVD_HANDOFF_EXT_V1_SIZE - the extension's size in revision 1 (@incarnation only). */
+#define KVD_HANDOFF_EXT_V1_SIZE	8
 
 /**
  * struct kvd_handoff_id - %KVD_MSG_HANDOFF_QUEUED.

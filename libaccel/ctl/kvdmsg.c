@@ -94,14 +94,22 @@ static bool zero_from(const void *msg, size_t from, size_t len)
 	return true;
 }
 
-uint64_t kvdmsg_incarnation(const struct kvd_handoff *m, size_t len)
+void kvdmsg_handoff_ext(const struct kvd_handoff *m, size_t len, struct kvd_handoff_ext *ext)
 {
 	size_t at = sizeof(*m) + m->count * sizeof(struct kvd_obj);
+
+	memset(ext, 0, sizeof(*ext));
+	if (len <= at)
+		return;
+	len -= at;
+	memcpy(ext, (const char *)m + at, len < sizeof(*ext) ? len : sizeof(*ext));
+}
+
+uint64_t kvdmsg_incarnation(const struct kvd_handoff *m, size_t len)
+{
 	struct kvd_handoff_ext ext;
 
-	if (len < at + sizeof(ext))
-		return 0;
-	memcpy(&ext, (const char *)m + at, sizeof(ext));
+	kvdmsg_handoff_ext(m, len, &ext);
 	return ext.incarnation;
 }
 
@@ -115,9 +123,12 @@ static int check_handoff(const struct kvd_handoff *m, size_t len, unsigned int n
 		return bad(why, "truncated message", -EBADMSG);
 	if (!m->count || m->count > KVD_HANDOFF_MAX_FDS)
 		return bad(why, "hand-off object count out of range", -EBADMSG);
-	/* The objects, then (from revision 1) the extension, then zeros. */
+	/*
+	 * The objects, then (from revision 1) the extension: its incarnation at
+	 * least, the sender's credentials with KVD_FEAT_SENDER; then zeros.
+	 */
 	base = sizeof(*m) + m->count * sizeof(struct kvd_obj);
-	if (len < base || (len > base && len < base + sizeof(struct kvd_handoff_ext)))
+	if (len < base || (len > base && len < base + KVD_HANDOFF_EXT_V1_SIZE))
 		return bad(why, "hand-off size does not match its count", -EBADMSG);
 	if (!zero_from(m, base + sizeof(struct kvd_handoff_ext), len))
 		return bad(why, "hand-off longer than this side knows, with non-zero bytes",
@@ -130,6 +141,16 @@ static int check_handoff(const struct kvd_handoff *m, size_t len, unsigned int n
 		return bad(why, "bad engine name", -EBADMSG);
 	if (m->hdr.type == KVD_MSG_HANDOFF && m->id)
 		return bad(why, "hand-off id set by the sender", -EBADMSG);
+	{
+		struct kvd_handoff_ext ext;
+
+		kvdmsg_handoff_ext(m, len, &ext);
+		if (ext.pad || (ext.flags & ~KVD_SENDER_FLAGS))
+			return bad(why, "bad hand-off extension", -EBADMSG);
+		/* The daemon says who sent an offer; a sender does not say it itself. */
+		if (m->hdr.type == KVD_MSG_HANDOFF && (ext.uid || ext.pid || ext.flags))
+			return bad(why, "sender credentials in a hand-off", -EBADMSG);
+	}
 	for (i = 0; i < m->count; i++) {
 		if (m->objs[i].kind != KVD_OBJ_REGION && m->objs[i].kind != KVD_OBJ_SPACE)
 			return bad(why, "unknown object kind", -EBADMSG);

@@ -44,6 +44,9 @@ void kvdmsg_hdr(struct kvd_hdr *hdr, unsigned int type, size_t size, uint64_t se
  */
 int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **why);
 
+/* The extension of a checked HANDOFF or HANDOFF_OFFER of @len bytes (zeros where absent). */
+void kvdmsg_handoff_ext(const struct kvd_handoff *m, size_t len, struct kvd_handoff_ext *ext);
+
 /* The incarnation in a checked HANDOFF or HANDOFF_OFFER of @len bytes (0: none). */
 uint64_t kvdmsg_incarnation(const struct kvd_handoff *m, size_t len);
 

@@ -497,11 +497,34 @@ struct accel_engine_ops {
 };
 
 /**
+ * Who sent a hand-off, as kvacceld saw the sending process (SO_PEERCRED):
+ * an extensible struct (ACCEL_OPTS()).
+ */
+struct accel_handoff_sender {
+	size_t sz;		/* sizeof(struct accel_handoff_sender): ACCEL_OPTS() */
+	uint64_t incarnation;	/* the sending engine's instance (0: none) */
+	uint32_t uid;		/* its process's user */
+	uint32_t pid;		/* its process, in the daemon's pid namespace (0: unknown) */
+};
+
+/**
+ * From the receive callback: who sent @h (the hand-off the callback was
+ * given; no other, and only while the callback runs). 0; -ENODATA when the
+ * daemon did not say (an older kvacceld: uid and pid are 0, which does not
+ * mean root); -EINVAL for a NULL argument or one not set up with
+ * ACCEL_OPTS(); -E2BIG for fields this library does not know that are set.
+ */
+int accel_handoff_sender(const struct accel_handoff *h, struct accel_handoff_sender *sender);
+
+/**
  * Connect to the daemon at @path (NULL: KVACCELD_SOCKET from the
  * environment, else /run/kvacceld/engine.sock) and register as @name
  * (1-31 of [A-Za-z0-9._-], unique on the node) with @priority (0 to
  * ACCEL_ENGINE_PRIORITY_MAX). @ops may be NULL. NULL and errno on failure
- * (EEXIST: the name is taken; ECONNREFUSED/ENOENT: no daemon).
+ * (EEXIST: the name is taken; EACCES: the name is not this user's, by the
+ * daemon's [tenants] rules; EPERM: @priority above the daemon's ceiling
+ * for a non-admin; EMFILE: this user has as many connections as it may;
+ * ECONNREFUSED/ENOENT: no daemon).
  */
 struct accel_engine *accel_engine_connect(const char *path, const char *name,
 					  unsigned int priority,
@@ -530,7 +553,10 @@ uint64_t accel_engine_quota_now(const struct accel_engine *e);
  * once its hand-off finished). The library duplicates the fds: the caller
  * keeps its own and should keep the objects until the hand-off is done (the
  * handoff_done callback or accel_engine_handoff_wait()). Returns once the
- * daemon has queued it.
+ * daemon has queued it. Refusals: -EPERM (no [tenants] allow rule lets
+ * this engine hand to @to), -EDQUOT (this user's hand-offs held by the
+ * daemon are at their maximum), -EMFILE (so are its fds), -ENOSPC (the
+ * daemon has no room for more fds), -EBUSY (this engine's).
  */
 int accel_engine_handoff(struct accel_engine *e, const char *to, uint64_t tag,
 			 const int *fds, const enum accel_handoff_kind *kinds, unsigned int count);

@@ -132,16 +132,50 @@ static int send_msg(struct accel_engine *e, void *msg, size_t size, unsigned int
 	return ret == -EPIPE ? -ECONNRESET : ret;
 }
 
+/*
+ * The hand-off a receive callback gets, with what accel_handoff_sender()
+ * reads: the caller sees only @h (struct accel_handoff is 0.1's, unchanged).
+ */
+#define OFFER_MAGIC	0x6b76646f66666572ull	/* "kvdoffer" */
+struct offer {
+	struct accel_handoff h;
+	uint64_t magic;
+	struct kvd_handoff_ext ext;
+};
+
+ACCEL_EXPORT int accel_handoff_sender(const struct accel_handoff *h,
+				      struct accel_handoff_sender *sender)
+{
+	const struct offer *o;
+	int ret;
+
+	if (!h || !sender)
+		return -EINVAL;
+	ret = accel_opts_valid(sender, sizeof(*sender));
+	if (ret)
+		return ret;
+	o = (const struct offer *)(const void *)((const char *)h - offsetof(struct offer, h));
+	if (o->magic != OFFER_MAGIC)
+		return -EINVAL;
+	ACCEL_OPTS_SET(sender, incarnation, o->ext.incarnation);
+	ACCEL_OPTS_SET(sender, uid, o->ext.flags & KVD_SENDER_KNOWN ? o->ext.uid : 0);
+	ACCEL_OPTS_SET(sender, pid, o->ext.flags & KVD_SENDER_KNOWN ? o->ext.pid : 0);
+	return o->ext.flags & KVD_SENDER_KNOWN ? 0 : -ENODATA;
+}
+
 static void on_offer(struct accel_engine *e, const struct kvd_handoff *m, size_t len, int *fds)
 {
-	uint64_t incarnation = kvdmsg_incarnation(m, len);
 	struct kvd_handoff_ack ack = { 0 };
 	enum accel_handoff_kind kinds[KVD_HANDOFF_MAX_FDS];
 	uint64_t sizes[KVD_HANDOFF_MAX_FDS];
-	struct accel_handoff h;
+	struct offer o = { .magic = OFFER_MAGIC };
+	struct accel_handoff *h = &o.h;
+	uint64_t incarnation;
 	unsigned int i;
 	int status;
 
+	kvdmsg_handoff_ext(m, len, &o.ext);
+	incarnation = o.ext.incarnation;
 	if (seen(e, m->peer, incarnation, m->tag)) {
 		/* Taken before (a resend after the daemon restarted). */
 		kvdmsg_close_fds(fds, m->count);
@@ -154,15 +188,16 @@ static void on_offer(struct accel_engine *e, const struct kvd_handoff *m, size_t
 			kinds[i] = (enum accel_handoff_kind)m->objs[i].kind;
 			sizes[i] = m->objs[i].size;
 		}
-		h.from = m->peer;
-		h.tag = m->tag;
-		h.count = m->count;
-		h.fds = fds;
-		h.kinds = kinds;
-		h.sizes = sizes;
+		h->from = m->peer;
+		h->tag = m->tag;
+		h->count = m->count;
+		h->fds = fds;
+		h->kinds = kinds;
+		h->sizes = sizes;
 		e->in_callback++;
-		status = e->ops.receive(e->arg, &h);
+		status = e->ops.receive(e->arg, h);
 		e->in_callback--;
+		o.magic = 0;
 		if (status > 0 || status < -4095)
 			status = -EINVAL;
 		if (status)
@@ -566,11 +601,12 @@ static int send_handoff(struct accel_engine *e, const struct pending *p)
 	u.m.tag = p->tag;
 	u.m.count = p->count;
 	memcpy(u.m.objs, p->objs, p->count * sizeof(struct kvd_obj));
+	/* Revision 1's extension: the incarnation; who sent it is the daemon's to say. */
 	if (e->features & KVD_FEAT_INCARNATION) {
 		struct kvd_handoff_ext ext = { .incarnation = e->incarnation };
 
-		memcpy(u.bytes + size, &ext, sizeof(ext));
-		size += sizeof(ext);
+		memcpy(u.bytes + size, &ext, KVD_HANDOFF_EXT_V1_SIZE);
+		size += KVD_HANDOFF_EXT_V1_SIZE;
 	}
 	ret = request(e, &u.m, size, KVD_MSG_HANDOFF, p->fds, p->count, KVD_MSG_HANDOFF_QUEUED,
 		      &reply);

@@ -156,7 +156,12 @@ CHECK_MEMBER(kvd_register, incarnation, 72);
 CHECK_SIZE(kvd_registered, 48);
 CHECK_MEMBER(kvd_registered, revision, 32);	/* revision 0 ends here */
 CHECK_MEMBER(kvd_registered, features, 40);
-CHECK_SIZE(kvd_handoff_ext, 8);
+CHECK_SIZE(kvd_handoff_ext, 24);
+CHECK_MEMBER(kvd_handoff_ext, uid, 8);
+CHECK_MEMBER(kvd_handoff_ext, pid, 12);
+CHECK_MEMBER(kvd_handoff_ext, flags, 16);
+_Static_assert(KVD_HANDOFF_EXT_V1_SIZE == offsetof(struct kvd_handoff_ext, uid),
+	       "revision 1's extension is the incarnation");
 CHECK_SIZE(kvd_quota, 24);
 CHECK_SIZE(kvd_release, 40);
 CHECK_MEMBER(kvd_release, deadline_ms, 32);

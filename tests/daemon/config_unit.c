@@ -156,6 +156,104 @@ static void daemon_timings_and_metrics_off(void **state)
 	assert_int_equal(10000, c.handoff_timeout_ms);
 }
 
+/* [tenants]: name rules (users, groups, prefixes), allow rules, per-user maxima. */
+static void tenants_section(void **state)
+{
+	const struct kvd_name_rule *r;
+	struct kvd_config c;
+	gid_t serving[2] = { 100, 4242 };
+	char err[256] = "";
+
+	(void)state;
+	assert_int_equal(0, load(&c,
+		"[tenants]\nname decode* = uid:1000 gid:4242\nname decode-test = user:root\n"
+		"name prefill = uid:1001 group:root\nname   shared.* = any\n"
+		"allow prefill* = decode* router\nallow router = decode*\n"
+		"max_connections_per_user = 8\nmax_handoffs_per_user = 16\n"
+		"max_handoff_fds_per_user = 32\npriority_ceiling = 4\n", err, sizeof(err)));
+	assert_string_equal("", err);
+	assert_int_equal(4, c.tenants.nnames);
+	assert_int_equal(2, c.tenants.nallows);
+	assert_int_equal(8, c.tenants.max_conns);
+	assert_int_equal(16, c.tenants.max_handoffs);
+	assert_int_equal(32, c.tenants.max_fds);
+	assert_int_equal(4, c.tenants.priority_ceiling);
+
+	/* The most specific rule decides: decode-test is root's, not uid 1000's. */
+	r = kvd_tenant_rule(&c.tenants, "decode-test");
+	assert_non_null(r);
+	assert_string_equal("decode-test", r->pattern);
+	assert_false(kvd_rule_admits(r, 1000, NULL, 0));
+	assert_true(kvd_rule_admits(r, 0, NULL, 0));
+	r = kvd_tenant_rule(&c.tenants, "decode-7");
+	assert_non_null(r);
+	assert_true(kvd_rule_admits(r, 1000, NULL, 0));
+	assert_false(kvd_rule_admits(r, 1002, NULL, 0));
+	assert_true(kvd_rule_admits(r, 1002, serving, 2));	/* a member of gid 4242 */
+	/* An exact pattern covers only its name; no rule covers the rest. */
+	assert_null(kvd_tenant_rule(&c.tenants, "prefill2"));
+	assert_null(kvd_tenant_rule(&c.tenants, "decod"));
+	r = kvd_tenant_rule(&c.tenants, "shared.x");
+	assert_non_null(r);
+	assert_true(kvd_rule_admits(r, 12345, NULL, 0));
+
+	assert_true(kvd_tenant_handoff_allowed(&c.tenants, "prefill", "decode-1"));
+	assert_true(kvd_tenant_handoff_allowed(&c.tenants, "prefill-b", "router"));
+	assert_true(kvd_tenant_handoff_allowed(&c.tenants, "router", "decode-1"));
+	assert_false(kvd_tenant_handoff_allowed(&c.tenants, "decode-1", "prefill"));
+	assert_false(kvd_tenant_handoff_allowed(&c.tenants, "router", "prefill"));
+	assert_false(kvd_tenant_handoff_allowed(&c.tenants, "other", "decode-1"));
+
+	/* No allow rules: every hand-off is allowed; defaults of the maxima. */
+	assert_int_equal(0, load(&c, "[tenants]\nname * = any\n", err, sizeof(err)));
+	assert_true(kvd_tenant_handoff_allowed(&c.tenants, "a", "b"));
+	assert_int_equal(KVD_DEFAULT_CONNS_PER_USER, c.tenants.max_conns);
+	assert_int_equal(KVD_DEFAULT_HANDOFFS_PER_USER, c.tenants.max_handoffs);
+	assert_int_equal(KVD_DEFAULT_FDS_PER_USER, c.tenants.max_fds);
+	assert_int_equal(7, c.tenants.priority_ceiling);
+	assert_true(kvd_pattern_match("*", "anything"));
+	assert_false(kvd_pattern_match("abc", "abcd"));
+}
+
+static void tenants_mistakes(void **state)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "[tenants]\nname decode = bob\n", ":2: name: 'bob' is not user:NAME" },
+		{ "[tenants]\nname decode = user:no-such-user-kvd\n",
+		  ":2: name: no user 'no-such-user-kvd'" },
+		{ "[tenants]\nname decode = group:no-such-group-kvd\n",
+		  ":2: name: no group 'no-such-group-kvd'" },
+		{ "[tenants]\nname decode = uid:-1\n", ":2: name: 'uid:-1' is not" },
+		{ "[tenants]\nname dec*de = any\n", ":2: 'name dec*de': a rule is" },
+		{ "[tenants]\nname a/b = any\n", ":2: 'name a/b': a rule is" },
+		{ "[tenants]\nname =\n", ":2: unknown key 'name' in [tenants]" },
+		{ "[tenants]\nname d =\n", ":2: name: nothing after '='" },
+		{ "[tenants]\nname d = any\nname d = uid:1\n",
+		  ":3: name: pattern 'd' has a rule already" },
+		{ "[tenants]\nallow a = b* c/d\n", ":2: allow: 'c/d' is not an engine name" },
+		{ "[tenants]\nallow a = 1 2 3 4 5 6 7 8 9\n", ":2: allow: more than 8 items" },
+		{ "[tenants]\nmax_connections_per_user = 0\n",
+		  ":2: max_connections_per_user: '0' is not a number from 1 to 1024" },
+		{ "[tenants]\npriority_ceiling = 8\n", ":2: priority_ceiling: '8' is not" },
+		{ "[tenants]\nmax_fds = 8\n", ":2: unknown key 'max_fds' in [tenants]" },
+		{ "[tenants]\nname 0123456789012345678901234567890123 = any\n",
+		  ":2: 'name 0123456789012345678901234567890123': a rule is" },
+	};
+	struct kvd_config c;
+	char err[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(-EINVAL, load(&c, cases[i].text, err, sizeof(err)));
+		if (!strstr(err, cases[i].want))
+			fail_msg("case %zu: '%s' does not contain '%s'", i, err, cases[i].want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -164,6 +262,8 @@ int main(void)
 		cmocka_unit_test(checks_across_keys),
 		cmocka_unit_test(overrides),
 		cmocka_unit_test(daemon_timings_and_metrics_off),
+		cmocka_unit_test(tenants_section),
+		cmocka_unit_test(tenants_mistakes),
 	};
 
 	return cmocka_run_group_tests_name("kvacceld_config", tests, NULL, NULL);

@@ -731,13 +731,20 @@ TEST_F(kvd, metrics_over_http)
 	EXPECT_NE(NULL, strstr(page, "kvaccel_up 1"));
 	EXPECT_NE(NULL, strstr(page, "kvaccel_node_usage_bytes 16777216"));
 	EXPECT_NE(NULL, strstr(page, "kvaccel_node_pressure 1"));
-	EXPECT_NE(NULL, strstr(page, "kvaccel_engine_usage_bytes{engine=\"metered\""));
-	EXPECT_NE(NULL, strstr(page, "kvaccel_engine_quota_bytes{engine=\"metered\""));
-	EXPECT_NE(NULL, strstr(page, "} 33554432"));
+	EXPECT_NE(NULL, strstr(page, "kvaccel_engine_usage_bytes{engine=\"metered\"} 16777216"));
+	EXPECT_NE(NULL, strstr(page, "kvaccel_engine_quota_bytes{engine=\"metered\"} 33554432"));
+	EXPECT_NE(NULL, strstr(page, "kvaccel_engine_priority{engine=\"metered\"} 2"));
 	EXPECT_NE(NULL, strstr(page, "kvaccel_events_total{event=\"pressure\"} 1"));
-	EXPECT_NE(NULL, strstr(page, "kvaccel_pressure_rounds_total{outcome=\"started\"} "));
-	EXPECT_EQ(NULL, strstr(page, "kvaccel_pressure_rounds_total{outcome=\"started\"} 0"));
+	EXPECT_NE(NULL, strstr(page, "\nkvaccel_pressure_rounds_total "));
+	EXPECT_EQ(NULL, strstr(page, "\nkvaccel_pressure_rounds_total 0"));
 	EXPECT_NE(NULL, strstr(page, "kvaccel_engines 1"));
+	/* Issue 13: no per-incarnation labels, no "no limit" as 0, the process_* metrics. */
+	EXPECT_EQ(NULL, strstr(page, "pid=\""));
+	EXPECT_EQ(NULL, strstr(page, "kvaccel_node_limit_bytes 0"));
+	EXPECT_NE(NULL, strstr(page, "\nprocess_open_fds "));
+	EXPECT_NE(NULL, strstr(page, "\nprocess_resident_memory_bytes "));
+	EXPECT_NE(NULL, strstr(page, "\nprocess_start_time_seconds "));
+	EXPECT_NE(NULL, strstr(page, "\nprocess_cpu_seconds_total "));
 	ASSERT_EQ(0, http_get("/nothing", page, sizeof(page)));
 	EXPECT_NE(NULL, strstr(page, "404"));
 	accel_region_destroy(r);
@@ -861,10 +868,11 @@ TEST_F(kvd, admin_lists_need_admin)
 		fd = raw_connect();
 		if (fd < 0)
 			_exit(11);
-		/* Refused, and the connection stays open: it can still register. */
+		/* Refused, and the connection stays open: REGISTER is answered. */
 		if (list_engines(fd, info, 2) != -EPERM)
 			_exit(12);
-		_exit(raw_register(fd, "nobody-engine") ? 13 : 0);
+		/* No [tenants] name rules: only root, the daemon's user and admins register. */
+		_exit(raw_register(fd, "nobody-engine") == -EACCES ? 0 : 13);
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(0, WEXITSTATUS(status));
@@ -1010,6 +1018,318 @@ TEST_F(kvd, restarted_sender_reuses_tag)
 	EXPECT_EQ(2, t->received);
 	EXPECT_EQ(0xa0, t->byte[0]);
 	EXPECT_EQ(0xa1, t->byte[1]);
+}
+
+/* ---- tenants: names bound to users, who may hand to whom, per-user maxima ---- */
+
+#define TENANT_CONF	"/tmp/kvd-tenant.conf"
+
+static void write_tenant_conf(const char *text)
+{
+	FILE *f = fopen(TENANT_CONF, "w");
+
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+static pid_t start_with_conf(const char *text)
+{
+	const char *extra[] = { "--config", TENANT_CONF, NULL };
+
+	write_tenant_conf(text);
+	return start_daemon(extra);
+}
+
+/* Become @uid (no supplementary groups) in a forked child. */
+static int become(uid_t uid)
+{
+	return setgroups(0, NULL) || setgid(uid) || setuid(uid) ? -1 : 0;
+}
+
+/* REGISTER @name at @priority on a new connection: 0, -errno, or -1; the connection in *@fd. */
+static int raw_register_prio(const char *name, uint32_t priority, int *fdp)
+{
+	struct kvd_register m = { 0 };
+	union kvdmsg_buf buf;
+	int fd = raw_connect();
+
+	if (fdp)
+		*fdp = fd;
+	if (fd < 0)
+		return -1;
+	kvdmsg_hdr(&m.hdr, KVD_MSG_REGISTER, sizeof(m), 1);
+	snprintf(m.name, sizeof(m.name), "%s", name);
+	m.priority = priority;
+	m.revision = KVD_PROTO_REVISION;
+	m.features = KVD_FEATURES;
+	if (raw_send(fd, &m, sizeof(m), NULL, 0) || raw_recv(fd, &buf) <= 0)
+		return -1;
+	return buf.hdr.type == KVD_MSG_REGISTERED ? 0 :
+	       buf.hdr.type == KVD_MSG_ERROR ? ((struct kvd_error *)(void *)&buf)->error : -1;
+}
+
+/*
+ * Issue 13: a name belongs to the users its rule lists. Another uid cannot
+ * take "decode" (before its engine starts or while it restarts), though it
+ * may take its own names; a priority above the ceiling is for admins.
+ */
+TEST_F(kvd, name_squatting_by_another_uid_is_refused)
+{
+	int status, fd;
+	pid_t pid;
+
+	self->daemon = start_with_conf("[tenants]\nname decode* = uid:4001\n"
+				       "name squat* = uid:4002\npriority_ceiling = 3\n");
+	ASSERT_LT(0, self->daemon);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		if (become(4002))
+			_exit(10);
+		if (raw_register_prio("decode", 0, &fd) != -EACCES)
+			_exit(11);
+		/* The connection stays open: the squatter may register its own name. */
+		close(fd);
+		if (raw_register_prio("decode-1", 0, NULL) != -EACCES)
+			_exit(12);
+		if (raw_register_prio("squat-1", 7, NULL) != -EPERM)
+			_exit(13);
+		if (raw_register_prio("squat-1", 3, NULL))
+			_exit(14);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	/* The owner gets its name; root may register any. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(become(4001) ? 10 : raw_register_prio("decode", 2, NULL) ? 11 : 0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(0, raw_register_prio("squat-root", 7, &fd));
+	close(fd);
+	EXPECT_TRUE(log_has("REGISTER as 'decode' refused: the name is not this user's"));
+	EXPECT_TRUE(log_has("priority 7 is above the ceiling 3"));
+}
+
+struct cred_seen {
+	int got;
+	int ret;
+	struct accel_handoff_sender s;
+};
+
+static int cred_receive(void *arg, const struct accel_handoff *h)
+{
+	struct cred_seen *c = arg;
+	unsigned int i;
+
+	c->s.sz = sizeof(c->s);
+	c->ret = accel_handoff_sender(h, &c->s);
+	for (i = 0; i < h->count; i++)
+		close(h->fds[i]);
+	c->got++;
+	return 0;
+}
+
+/* A sender in a child: region exported as root, then uid @uid, engine @name hands it to @to. */
+static int cred_send(uid_t uid, const char *name, const char *to)
+{
+	enum accel_handoff_kind kind = ACCEL_HANDOFF_REGION;
+	struct accel_device *dev = accel_device_open(NULL);
+	struct accel_region *r = dev ? accel_region_create(dev, 2 * MIB, 2 * MIB,
+							   ACCEL_NODE_ANY) : NULL;
+	struct accel_engine *e;
+	int fd, ret;
+
+	if (!r || accel_region_export(r, &fd) || become(uid))
+		return 100;
+	e = accel_engine_connect(SOCK, name, 1, NULL, NULL);
+	if (!e)
+		return 101;
+	ret = accel_engine_handoff(e, to, 1, &fd, &kind, 1);
+	if (!ret)
+		ret = accel_engine_handoff_wait(e, 1, 10000000000ll);
+	accel_engine_close(e);
+	return ret ? (-ret & 0x7f) : 0;
+}
+
+/*
+ * Issue 13: the receiver learns who sent an offer (the daemon's
+ * SO_PEERCRED of the sender), and hand-offs follow the allow rules: an
+ * engine no rule lets reach "decode" gets -EPERM and decode sees nothing.
+ */
+TEST_F(kvd, offers_name_their_sender_and_follow_allow_rules)
+{
+	struct cred_seen c = { 0 };
+	struct accel_engine_ops ops = { .receive = cred_receive };
+	struct accel_engine *rx;
+	int status, i;
+	pid_t pid;
+
+	self->daemon = start_with_conf("[tenants]\nname prefill = uid:4001\n"
+				       "name intruder = uid:4005\nname decode = uid:0\n"
+				       "allow prefill = decode\n");
+	ASSERT_LT(0, self->daemon);
+	rx = accel_engine_connect(SOCK, "decode", 1, &ops, &c);
+	ASSERT_NE(NULL, rx);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(cred_send(4005, "intruder", "decode"));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(EPERM, WEXITSTATUS(status));
+	accel_engine_dispatch(rx, 200000000);
+	EXPECT_EQ(0, c.got);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(cred_send(4001, "prefill", "decode"));
+	for (i = 0; i < 100 && !c.got; i++)
+		accel_engine_dispatch(rx, 100000000);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	ASSERT_EQ(1, c.got);
+	EXPECT_EQ(0, c.ret);
+	EXPECT_EQ(4001, c.s.uid);
+	EXPECT_EQ((uint32_t)pid, c.s.pid);
+	EXPECT_NE(0, c.s.incarnation);
+	EXPECT_TRUE(log_has("hand-off to decode refused: no [tenants] allow rule"));
+	accel_engine_close(rx);
+}
+
+/* Issue 13: one user's connections are bounded (-EMFILE); the daemon is back where it was. */
+TEST_F(kvd, many_connections_from_one_user)
+{
+	int fds0, fds1, status, fd;
+	long rss0, rss1;
+	pid_t pid;
+
+	self->daemon = start_with_conf("[tenants]\nname * = any\nmax_connections_per_user = 8\n");
+	ASSERT_LT(0, self->daemon);
+	usleep(200000);
+	daemon_footprint(self->daemon, &fds0, &rss0);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int fds[300], i, round, refused = 0;
+
+		if (become(4003))
+			_exit(10);
+		for (round = 0; round < 3; round++) {
+			for (i = 0; i < 300; i++) {
+				char name[32];
+
+				snprintf(name, sizeof(name), "many-%d", i);
+				if (i < 8) {
+					if (raw_register_prio(name, 0, &fds[i]))
+						_exit(11);
+					continue;
+				}
+				fds[i] = raw_connect();
+				if (fds[i] < 0)
+					_exit(12);
+				/* Beyond 8: ERROR -EMFILE, closed. */
+				refused += !expect_closed_with(fds[i], -EMFILE);
+			}
+			for (i = 0; i < 300; i++)
+				close(fds[i]);
+			usleep(200000);
+		}
+		_exit(refused == 3 * 292 ? 0 : 13);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	/* Another user (root) is not held back. */
+	EXPECT_EQ(0, raw_register_prio("root-engine", 0, &fd));
+	close(fd);
+	usleep(300000);
+	daemon_footprint(self->daemon, &fds1, &rss1);
+	TH_LOG("daemon: %d fds, %ld KiB before; %d fds, %ld KiB after 900 connections of one user",
+	       fds0, rss0, fds1, rss1);
+	EXPECT_EQ(fds0, fds1);
+	EXPECT_LE(rss1, rss0 + 256);
+	EXPECT_TRUE(log_has("uid 4003: connection refused: 8 connections"));
+}
+
+/*
+ * Issue 13: a user filling the daemon with fds through hand-offs nobody
+ * takes: its hand-offs (-EDQUOT) and their fds (-EMFILE) are bounded per
+ * user, across its engines; once they time out the daemon holds nothing.
+ */
+TEST_F(kvd, handoff_fd_exhaustion_is_bounded)
+{
+	int fds0, fds1, status, i;
+	long rss0, rss1;
+	pid_t pid;
+
+	write_tenant_conf("[tenants]\nname * = any\nmax_handoffs_per_user = 4\n"
+			  "max_handoff_fds_per_user = 20\n");
+	{
+		const char *extra[] = { "--config", TENANT_CONF, "--handoff-timeout", "1500", NULL };
+
+		self->daemon = start_daemon(extra);
+	}
+	ASSERT_LT(0, self->daemon);
+	usleep(200000);
+	daemon_footprint(self->daemon, &fds0, &rss0);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		enum accel_handoff_kind kinds[16];
+		struct accel_device *dev = accel_device_open(NULL);
+		struct accel_region *r = dev ? accel_region_create(dev, 2 * MIB, 2 * MIB,
+								   ACCEL_NODE_ANY) : NULL;
+		struct accel_engine *a, *b;
+		int fds[16], fd;
+
+		if (!r || accel_region_export(r, &fd) || become(4004))
+			_exit(10);
+		for (i = 0; i < 16; i++) {
+			fds[i] = fd;
+			kinds[i] = ACCEL_HANDOFF_REGION;
+		}
+		a = accel_engine_connect(SOCK, "hog-a", 0, NULL, NULL);
+		b = accel_engine_connect(SOCK, "hog-b", 0, NULL, NULL);
+		if (!a || !b)
+			_exit(11);
+		if (accel_engine_handoff(a, "nobody", 1, fds, kinds, 16))
+			_exit(12);
+		/* 16 + 16 fds: over 20, whichever engine of the user sends it. */
+		if (accel_engine_handoff(b, "nobody", 1, fds, kinds, 16) != -EMFILE)
+			_exit(13);
+		if (accel_engine_handoff(b, "nobody", 2, fds, kinds, 1) ||
+		    accel_engine_handoff(b, "nobody", 3, fds, kinds, 1) ||
+		    accel_engine_handoff(a, "nobody", 4, fds, kinds, 1))
+			_exit(14);
+		/* A fifth hand-off of the user: -EDQUOT. */
+		if (accel_engine_handoff(a, "nobody", 5, fds, kinds, 1) != -EDQUOT)
+			_exit(15);
+		/* They time out; then the user has room again. */
+		if (accel_engine_handoff_wait(a, 1, 10000000000ll) != -ETIMEDOUT)
+			_exit(16);
+		for (i = 0; i < 20 && accel_engine_pending(b); i++)
+			accel_engine_dispatch(b, 100000000);
+		if (accel_engine_handoff(b, "nobody", 6, fds, kinds, 16))
+			_exit(17);
+		if (accel_engine_handoff_wait(b, 6, 10000000000ll) != -ETIMEDOUT)
+			_exit(18);
+		accel_engine_close(a);
+		accel_engine_close(b);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	usleep(300000);
+	daemon_footprint(self->daemon, &fds1, &rss1);
+	TH_LOG("daemon: %d fds, %ld KiB before; %d fds, %ld KiB after the hog", fds0, rss0,
+	       fds1, rss1);
+	EXPECT_EQ(fds0, fds1);
+	EXPECT_LE(rss1, rss0 + 256);
+	EXPECT_TRUE(log_has("max_handoff_fds_per_user"));
+	EXPECT_TRUE(log_has("max_handoffs_per_user"));
 }
 
 /* ---- bad messages ------------------------------------------------------ */
@@ -1290,7 +1610,8 @@ TEST_F(bad, error_reply_then_close)
 	/* The daemon has our first connection's end closed; let it see the other's. */
 	usleep(200000);
 	daemon_footprint(self->daemon, &fds1, &rss);
-	EXPECT_EQ(fds0 - 1, fds1);
+	/* Our first connection's two: its socket and the pidfd of its process. */
+	EXPECT_EQ(fds0 - 2, fds1);
 }
 
 /* ---- many connections, fuzzing ------------------------------------------ */
@@ -1427,7 +1748,7 @@ TEST_F(kvd, register_negotiates_revision)
 	ASSERT_NE(NULL, e);
 	accel_engine_close(e);
 	EXPECT_TRUE(wait_log("engine lib registered", 2000));
-	EXPECT_TRUE(log_has("revision 1 features 0x1"));
+	EXPECT_TRUE(log_has("revision 1 features 0x3"));
 }
 
 static uint64_t rnd(uint64_t *s)

@@ -154,14 +154,61 @@ static void messages_grow_at_their_end(void **state)
 	len = handoff(2);
 	assert_int_equal(0, kvdmsg_incarnation(m, len));
 	((struct kvd_handoff_ext *)(void *)(buf.bytes + len))->incarnation = 0xabcdef;
-	buf.hdr.size = (uint32_t)(len + sizeof(struct kvd_handoff_ext));
-	assert_int_equal(0, check(len + sizeof(struct kvd_handoff_ext), 2));
-	assert_int_equal(0xabcdef, kvdmsg_incarnation(m, len + sizeof(struct kvd_handoff_ext)));
+	buf.hdr.size = (uint32_t)(len + KVD_HANDOFF_EXT_V1_SIZE);
+	assert_int_equal(0, check(len + KVD_HANDOFF_EXT_V1_SIZE, 2));
+	assert_int_equal(0xabcdef, kvdmsg_incarnation(m, len + KVD_HANDOFF_EXT_V1_SIZE));
 	assert_int_equal(0, kvdmsg_incarnation(m, len));
 	buf.hdr.size = (uint32_t)(len + sizeof(struct kvd_handoff_ext) + 16);
 	assert_int_equal(0, check(len + sizeof(struct kvd_handoff_ext) + 16, 2));
 	buf.bytes[len + sizeof(struct kvd_handoff_ext) + 9] = 1;
 	assert_int_equal(-EPROTO, check(len + sizeof(struct kvd_handoff_ext) + 16, 2));
+}
+
+/* KVD_FEAT_SENDER: an offer's extension says who sent it; a HANDOFF's may not. */
+static void handoff_sender_ext(void **state)
+{
+	struct kvd_handoff *m = (void *)&buf;
+	struct kvd_handoff_ext *x, got;
+	size_t len;
+
+	(void)state;
+	len = handoff(1);
+	x = (void *)(buf.bytes + len);
+	x->incarnation = 7;
+	x->uid = 1234;
+	x->pid = 99;
+	x->flags = KVD_SENDER_KNOWN;
+	buf.hdr.size = (uint32_t)(len + sizeof(*x));
+	/* In an offer: taken. */
+	buf.hdr.type = KVD_MSG_HANDOFF_OFFER;
+	m->id = 5;
+	assert_int_equal(0, check(len + sizeof(*x), 1));
+	kvdmsg_handoff_ext(m, len + sizeof(*x), &got);
+	assert_int_equal(7, got.incarnation);
+	assert_int_equal(1234, got.uid);
+	assert_int_equal(99, got.pid);
+	assert_int_equal(KVD_SENDER_KNOWN, got.flags);
+	/* Revision 1's 8 bytes: the rest reads as unknown. */
+	buf.hdr.size = (uint32_t)(len + KVD_HANDOFF_EXT_V1_SIZE);
+	kvdmsg_handoff_ext(m, len + KVD_HANDOFF_EXT_V1_SIZE, &got);
+	assert_int_equal(7, got.incarnation);
+	assert_int_equal(0, got.uid);
+	assert_int_equal(0, got.flags);
+	buf.hdr.size = (uint32_t)(len + sizeof(*x));
+	x->flags = 2;
+	assert_int_equal(-EBADMSG, check(len + sizeof(*x), 1));
+	x->flags = KVD_SENDER_KNOWN;
+	x->pad = 1;
+	assert_int_equal(-EBADMSG, check(len + sizeof(*x), 1));
+	x->pad = 0;
+	/* In a HANDOFF: the sender may not name itself. */
+	buf.hdr.type = KVD_MSG_HANDOFF;
+	m->id = 0;
+	assert_int_equal(-EBADMSG, check(len + sizeof(*x), 1));
+	x->uid = 0;
+	x->pid = 0;
+	x->flags = 0;
+	assert_int_equal(0, check(len + sizeof(*x), 1));
 }
 
 static void bad_register(void **state)
@@ -381,6 +428,7 @@ int main(void)
 		cmocka_unit_test(valid_messages),
 		cmocka_unit_test(bad_headers),
 		cmocka_unit_test(messages_grow_at_their_end),
+		cmocka_unit_test(handoff_sender_ext),
 		cmocka_unit_test(bad_register),
 		cmocka_unit_test(bad_handoffs),
 		cmocka_unit_test(bad_acks),
