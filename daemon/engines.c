@@ -370,6 +370,8 @@ static int flush(struct kvd_conn *c)
 		if (ret == -EAGAIN)
 			return 0;
 		if (ret) {
+			kvd_log(LOG_INFO, "connection of pid %d: sending: %s", (int)c->pid,
+				strerror(-ret));
 			mark_dead(c, "sending to it failed");
 			return ret;
 		}
@@ -400,8 +402,11 @@ int kvd_send(struct kvd_conn *c, const void *msg, const int *fds, unsigned int n
 	ret = kvdmsg_send(c->fd, msg, fds, nfds);
 	if (ret == -EAGAIN)
 		return enqueue(c, msg, fds, nfds);
-	if (ret)
+	if (ret) {
+		kvd_log(LOG_INFO, "connection of pid %d: sending: %s", (int)c->pid,
+			strerror(-ret));
 		mark_dead(c, "sending to it failed");
+	}
 	return ret;
 }
 

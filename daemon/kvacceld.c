@@ -291,8 +291,7 @@ static void reload(struct kvd *d)
 		   (unsigned long long)(kvd_now() / 1000));
 	changes = kvd_config_reparse(cur, &next, args.path, args.over, args.n, err, sizeof(err));
 	if (changes < 0) {
-		kvd_log(LOG_ERR, "reload: %s%s%s: configuration kept", args.path ? args.path : "",
-			args.path ? ": " : "", err);
+		kvd_log(LOG_ERR, "reload: %s: configuration kept", err);
 		goto out;
 	}
 	if ((changes & KVD_CFG_ADMIN_GROUP) && next.admin_group[0]) {
@@ -333,8 +332,8 @@ static void reload(struct kvd *d)
 		d->admin_gid_set = next.admin_group[0] != 0;
 		kvd_conns_admin_update(d);
 	}
-	kvd_log(LOG_INFO, "reloaded%s: %s%s%s%s%s", args.path ? " " : "",
-		args.path ? args.path : "", !changes ? " (no change)" : "",
+	kvd_log(LOG_INFO, "reloaded%s%s:%s%s%s%s", args.path ? " " : "",
+		args.path ? args.path : "", !changes ? " no change" : "",
 		changes & KVD_CFG_DEVICE ? " device" : "",
 		changes & KVD_CFG_TIMEOUTS ? " deadlines" : "",
 		changes & KVD_CFG_ADMIN_GROUP ? " admin_group" : "");
@@ -434,6 +433,8 @@ int main(int argc, char **argv)
 	struct kvd d = { .listen_fd = -1, .state_fd = -1 };
 	struct kvd_config cfg;
 	struct kvnl *nl, *ev;
+	int activated = -1, nfds, *rest, nrest = 0;
+	char **names = NULL, **rest_names;
 	struct view v;
 	sigset_t mask;
 	int c, i, n = 0, check = 0, ret;
@@ -539,11 +540,43 @@ int main(int argc, char **argv)
 		kvd_log(LOG_ERR, "event loop: %s", strerror(-ret));
 		return 1;
 	}
-	if (kvd_socket_open(&d, -1) || kvd_metrics_start(&d))
+	/*
+	 * From the service manager: the engine socket (kvacceld.socket) and
+	 * what the fd store kept for this daemon (hand-offs in flight).
+	 */
+	nfds = sd_listen_fds_with_names(1, &names);
+	if (nfds < 0) {
+		kvd_log(LOG_ERR, "LISTEN_FDS: %s", strerror(-nfds));
+		nfds = 0;
+	}
+	rest = calloc(nfds ? nfds : 1, sizeof(*rest));
+	rest_names = calloc(nfds ? nfds : 1, sizeof(*rest_names));
+	if (!rest || !rest_names)
 		return 1;
-	kvd_log(LOG_INFO, "ready: %u clients, %u regions, usage %" PRIu64 " bytes%s; socket %s",
+	d.fdstore = getenv("NOTIFY_SOCKET") != NULL;
+	for (i = 0; i < nfds; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+
+		if (activated < 0 && sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0) {
+			activated = fd;
+			continue;
+		}
+		rest[nrest] = fd;
+		rest_names[nrest++] = names ? names[i] : NULL;
+	}
+	if (kvd_socket_open(&d, activated) || kvd_metrics_start(&d))
+		return 1;
+	kvd_handoff_restore(&d, rest, rest_names, nrest);
+	if (names) {
+		for (i = 0; i < nfds; i++)
+			free(names[i]);
+		free(names);
+	}
+	free(rest);
+	free(rest_names);
+	kvd_log(LOG_INFO, "ready: %u clients, %u regions, usage %" PRIu64 " bytes%s; socket %s%s",
 		v.clients, v.regions, v.usage, v.pressure ? ", under pressure" : "",
-		cfg.socket_path);
+		cfg.socket_path, d.listen_activated ? " (from the service manager)" : "");
 	sd_notify(0, "READY=1");
 	if (v.pressure)
 		kvd_pressure_event(&d, true, v.usage);
