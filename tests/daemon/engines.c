@@ -8,8 +8,11 @@
  * the admin lists and their permission, every kind of bad message (error
  * reply, connection closed, the daemon serving on), hundreds of
  * connections coming and going with no fd or memory growth, a bounded
- * fuzz of the socket, and daemon kills at random points while hand-offs
- * are in flight (none lost, none taken twice).
+ * fuzz of the socket, daemon kills at random points while hand-offs
+ * are in flight (none lost, none taken twice), peers that never read
+ * (bounded output queues, the loop never stalled), and the daemon under a
+ * fake service manager (socket activation, the fd store across a kill,
+ * the watchdog, SIGHUP reload).
  *
  * Each test starts its own kvacceld (on PATH) with a socket in /tmp and
  * stops it; the module's settings are left off.
