@@ -59,6 +59,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
 		   $(B)/native/cuda_tier_batch_refused \
 		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit $(B)/native/kvacceld_metrics \
+		   $(B)/native/kvacceld_units \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake
 
 .PHONY: all deps kmod test-modules tests tools native check check-debug demo bench lint clean help gpu-check gpu-bench \
@@ -310,6 +311,13 @@ $(B)/native/kvacceld_config: tests/daemon/config_unit.c daemon/config.c daemon/c
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Idaemon -Ilibaccel/ctl -o $(B)/native-bin/kvacceld_config \
 		$< daemon/config.c libaccel/ctl/kvsize.c -linih -lcmocka
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_config" > $@
+	@chmod +x $@
+
+# kvacceld's systemd units, offline (systemd-analyze verify and security).
+$(B)/native/kvacceld_units: tests/daemon/units.sh daemon/kvacceld.service daemon/kvacceld.socket \
+		daemon/kvacceld.sysusers $(B)/daemon/kvacceld
+	@mkdir -p $(@D)
+	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(CURDIR)/$(B)/daemon/kvacceld" > $@
 	@chmod +x $@
 
 # The CUDA driver loader: without a driver it must say so (-ENODEV and why).

@@ -483,3 +483,47 @@ int kvd_config_check(const struct kvd_config *c, char *err, size_t len)
 	}
 	return 0;
 }
+
+int kvd_config_reparse(const struct kvd_config *cur, struct kvd_config *next, const char *path,
+		       const struct kvd_config_override *over, unsigned int n, char *err,
+		       size_t len)
+{
+	unsigned int i, changes = 0;
+	int ret;
+
+	kvd_config_defaults(next);
+	if (path) {
+		ret = kvd_config_load(next, path, err, len);
+		if (ret)
+			return ret;
+	}
+	for (i = 0; i < n; i++) {
+		char msg[200];
+
+		ret = kvd_config_set(next, over[i].section, over[i].key, over[i].value, msg,
+				     sizeof(msg));
+		if (ret) {
+			snprintf(err, len, "override: %s", msg);
+			return ret;
+		}
+	}
+	ret = kvd_config_check(next, err, len);
+	if (ret)
+		return ret;
+	if (cur->limit_set != next->limit_set || cur->limit != next->limit ||
+	    cur->default_quota_set != next->default_quota_set ||
+	    cur->default_quota != next->default_quota || cur->high_wm_set != next->high_wm_set ||
+	    cur->high_wm != next->high_wm || cur->low_wm_set != next->low_wm_set ||
+	    cur->low_wm != next->low_wm)
+		changes |= KVD_CFG_DEVICE;
+	if (cur->release_deadline_ms != next->release_deadline_ms ||
+	    cur->handoff_timeout_ms != next->handoff_timeout_ms)
+		changes |= KVD_CFG_TIMEOUTS;
+	if (strcmp(cur->admin_group, next->admin_group))
+		changes |= KVD_CFG_ADMIN_GROUP;
+	if (strcmp(cur->metrics, next->metrics))
+		changes |= KVD_CFG_METRICS;
+	if (strcmp(cur->socket_path, next->socket_path))
+		changes |= KVD_CFG_SOCKET;
+	return (int)changes;
+}

@@ -109,4 +109,26 @@ bool kvd_rule_admits(const struct kvd_name_rule *r, uid_t uid, const gid_t *grou
 /* May engine @from hand objects to engine @to (no allow rules: any may)? */
 bool kvd_tenant_handoff_allowed(const struct kvd_tenants *t, const char *from, const char *to);
 
+/* One key set from the command line ([section] key = value), over the file. */
+struct kvd_config_override {
+	const char *section, *key, *value;
+};
+
+/* What a reload changed (kvd_config_reparse()). */
+#define KVD_CFG_DEVICE		(1u << 0)	/* limit, default quota, watermarks */
+#define KVD_CFG_TIMEOUTS	(1u << 1)	/* release deadline, hand-off timeout */
+#define KVD_CFG_ADMIN_GROUP	(1u << 2)
+#define KVD_CFG_METRICS		(1u << 3)
+#define KVD_CFG_SOCKET		(1u << 4)	/* needs a restart */
+
+/*
+ * The reload entry point (SIGHUP): parse @path (NULL: none) and the
+ * @n overrides again into @next, check it, and say what differs from
+ * @cur: a mask of KVD_CFG_* (>= 0), or -errno with @err saying what is
+ * wrong (@cur is the one to keep then).
+ */
+int kvd_config_reparse(const struct kvd_config *cur, struct kvd_config *next, const char *path,
+		       const struct kvd_config_override *over, unsigned int n, char *err,
+		       size_t len);
+
 #endif

@@ -7,10 +7,19 @@
  *
  * Errors: a malformed or out-of-order message gets a KVD_MSG_ERROR with
  * closing = 1 and the connection is closed; a refused request gets an
- * error and the connection stays. The daemon does not block on a peer: the
- * sockets are non-blocking with 1 MiB send buffers; a peer that leaves its
- * buffer full for 100 ms is marked dead and dropped (kvd_reap()) after the
- * event at hand.
+ * error and the connection stays. The daemon never waits on a peer: the
+ * sockets are non-blocking with 1 MiB send buffers; what a full buffer
+ * cannot take goes into the connection's output queue (with duplicates of
+ * its fds), flushed in order when the socket is writable (EPOLLOUT, on
+ * only while the queue is not empty). A peer whose queue passes
+ * KVD_OUT_MAX_MSGS messages, KVD_OUT_MAX_BYTES bytes or KVD_OUT_MAX_FDS
+ * fds does not read what it is sent: it is marked dead and dropped
+ * (kvd_reap()) after the event at hand, its queue's fds closed.
+ *
+ * The listening socket is the daemon's own (bound at start, removed at
+ * stop), or the service manager's (socket activation, sd_listen_fds()):
+ * then it outlives the daemon, and engines that connect while the daemon
+ * restarts wait in its backlog instead of seeing ENOENT.
  *
  * Tenants (the [tenants] section): an engine name belongs to the users and
  * groups its most specific name rule lists; a REGISTER of a name the peer
@@ -21,13 +30,14 @@
  * connections: one more gets an ERROR (-EMFILE, closing) and is closed.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <systemd/sd-event.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
@@ -63,11 +73,50 @@ static int make_dirs(const char *path)
 	return 0;
 }
 
-int kvd_socket_open(struct kvd *d)
+static int listen_io(sd_event_source *s, int fd, uint32_t revents, void *arg)
+{
+	(void)s;
+	(void)fd;
+	(void)revents;
+	kvd_accept(arg);
+	return 0;
+}
+
+/* The service manager's socket (@fd, listening): used as it is, left open at stop. */
+static int socket_adopt(struct kvd *d, int fd)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC))
+		return -errno;
+	memset(&sa, 0, sizeof(sa));
+	if (!getsockname(fd, (struct sockaddr *)&sa, &len) && sa.sun_path[0] &&
+	    strncmp(sa.sun_path, d->cfg->socket_path, sizeof(sa.sun_path)))
+		kvd_log(LOG_WARNING, "socket: the service manager's is %.*s, not the configured "
+			"%s: serving the service manager's", (int)sizeof(sa.sun_path),
+			sa.sun_path, d->cfg->socket_path);
+	d->listen_fd = fd;
+	d->listen_activated = true;
+	return 0;
+}
+
+int kvd_socket_open(struct kvd *d, int activated)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *path = d->cfg->socket_path;
 	int fd, probe, ret;
+
+	if (activated >= 0) {
+		ret = socket_adopt(d, activated);
+		if (ret) {
+			kvd_log(LOG_ERR, "socket from the service manager: %s", strerror(-ret));
+			return ret;
+		}
+		goto listen;
+	}
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	ret = make_dirs(path);
@@ -97,6 +146,7 @@ int kvd_socket_open(struct kvd *d)
 	/* Any user may connect; what each may do is decided by SO_PEERCRED. */
 	chmod(path, 0666);
 	d->listen_fd = fd;
+listen:
 	d->self_uid = geteuid();
 	/* Half the daemon's fds for hand-offs, the rest for connections and itself. */
 	{
@@ -111,6 +161,11 @@ int kvd_socket_open(struct kvd *d)
 	if (!d->cfg->tenants.nnames)
 		kvd_log(LOG_NOTICE, "no [tenants] name rules: only root, uid %u and the admin "
 			"group may register engines", (unsigned int)d->self_uid);
+	ret = sd_event_add_io(d->ev, &d->listen_src, d->listen_fd, EPOLLIN, listen_io, d);
+	if (ret < 0) {
+		kvd_log(LOG_ERR, "socket: %s", strerror(-ret));
+		return ret;
+	}
 	return 0;
 }
 
@@ -177,9 +232,12 @@ void kvd_socket_close(struct kvd *d)
 {
 	while (d->conns)
 		kvd_conn_drop(d, d->conns, NULL);
+	d->listen_src = sd_event_source_disable_unref(d->listen_src);
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);
-		unlink(d->cfg->socket_path);
+		/* The service manager's socket stays, for the next daemon. */
+		if (!d->listen_activated)
+			unlink(d->cfg->socket_path);
 		d->listen_fd = -1;
 	}
 }
@@ -204,9 +262,34 @@ static bool in_admin_group(const struct kvd *d, int fd, gid_t gid)
 	return false;
 }
 
+static int flush(struct kvd_conn *c);
+
+static int conn_io(sd_event_source *s, int fd, uint32_t revents, void *arg)
+{
+	struct kvd_conn *c = arg;
+
+	(void)s;
+	(void)fd;
+	if ((revents & EPOLLOUT) && !c->dead)
+		flush(c);
+	/* Input also reads the end of the stream (EPOLLHUP) and drops the connection. */
+	if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		kvd_conn_input(c->d, c);
+	return 0;
+}
+
+void kvd_conns_admin_update(struct kvd *d)
+{
+	struct kvd_conn *c;
+
+	pthread_mutex_lock(&d->lock);
+	for (c = d->conns; c; c = c->next)
+		c->admin = !c->uid || in_admin_group(d, c->fd, c->gid);
+	pthread_mutex_unlock(&d->lock);
+}
+
 void kvd_accept(struct kvd *d)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct kvd_conn *c;
@@ -234,7 +317,9 @@ void kvd_accept(struct kvd *d)
 	c = u ? calloc(1, sizeof(*c)) : NULL;
 	if (!c)
 		goto err_user;
+	c->d = d;
 	c->fd = fd;
+	c->out_tail = &c->out;
 	c->pidfd = -1;
 	c->pid = cred.pid;
 	c->uid = cred.uid;
@@ -271,8 +356,7 @@ void kvd_accept(struct kvd *d)
 		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)))
 			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 	}
-	ev.data.ptr = c;
-	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev))
+	if (sd_event_add_io(d->ev, &c->src, fd, EPOLLIN, conn_io, c) < 0)
 		goto err_free;
 	pthread_mutex_lock(&d->lock);
 	c->next = d->conns;
@@ -325,11 +409,19 @@ void kvd_conn_drop(struct kvd *d, struct kvd_conn *c, const char *why)
 		kvd_log(LOG_INFO, "engine %s (pid %d) disconnected (%s); its process holds %llu bytes",
 			c->name, (int)c->pid, why, (unsigned long long)usage);
 	}
-	epoll_ctl(d->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	c->src = sd_event_source_disable_unref(c->src);
 	close(c->fd);
 	if (c->pidfd >= 0)
 		close(c->pidfd);
 	pthread_mutex_lock(&d->lock);
+	/* What it was never sent dies with it, fds included. */
+	while (c->out) {
+		struct kvd_out *o = c->out;
+
+		c->out = o->next;
+		kvdmsg_close_fds(o->fds, o->nfds);
+		free(o);
+	}
 	unlink_conn(d, c);
 	nr_conns--;
 	if (c->registered)
@@ -345,27 +437,111 @@ void kvd_conn_drop(struct kvd *d, struct kvd_conn *c, const char *why)
 		kvd_pressure_conn_gone(d);
 }
 
+static void mark_dead(struct kvd_conn *c, const char *why)
+{
+	c->dead = true;
+	c->dead_why = why;
+}
+
+/* Queue a copy of @msg with duplicates of @fds; 0, or -errno (the peer is marked dead). */
+static int enqueue(struct kvd_conn *c, const struct kvd_hdr *h, const int *fds,
+		   unsigned int nfds)
+{
+	struct kvd *d = c->d;
+	struct kvd_out *o;
+	unsigned int i;
+
+	if (c->out_msgs + 1 > KVD_OUT_MAX_MSGS || c->out_bytes + h->size > KVD_OUT_MAX_BYTES ||
+	    c->out_fds + nfds > KVD_OUT_MAX_FDS) {
+		kvd_log(LOG_WARNING, "connection of pid %d%s%s does not read its socket: %u messages "
+			"(%zu bytes, %u fds) queued for it; dropping it", (int)c->pid,
+			c->registered ? ", engine " : "", c->registered ? c->name : "",
+			c->out_msgs, c->out_bytes, c->out_fds);
+		pthread_mutex_lock(&d->lock);
+		d->slow_peers_dropped++;
+		pthread_mutex_unlock(&d->lock);
+		mark_dead(c, "not reading its socket");
+		return -ENOBUFS;
+	}
+	o = malloc(sizeof(*o) + ((h->size + 7) & ~(size_t)7));
+	if (!o) {
+		mark_dead(c, "out of memory for its output");
+		return -ENOMEM;
+	}
+	o->next = NULL;
+	o->size = h->size;
+	memcpy(o->msg, h, h->size);
+	for (i = 0; i < nfds; i++) {
+		o->fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+		if (o->fds[i] < 0) {
+			kvdmsg_close_fds(o->fds, i);
+			free(o);
+			mark_dead(c, "out of fds for its output");
+			return -EMFILE;
+		}
+	}
+	o->nfds = nfds;
+	if (!c->out)
+		sd_event_source_set_io_events(c->src, EPOLLIN | EPOLLOUT);
+	pthread_mutex_lock(&d->lock);
+	*c->out_tail = o;
+	c->out_tail = &o->next;
+	c->out_msgs++;
+	c->out_bytes += o->size;
+	c->out_fds += nfds;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+/* Send what the queue holds, in order, until the socket is full again. */
+static int flush(struct kvd_conn *c)
+{
+	struct kvd *d = c->d;
+	int ret = 0;
+
+	while (c->out) {
+		struct kvd_out *o = c->out;
+
+		ret = kvdmsg_send(c->fd, o->msg, o->fds, o->nfds);
+		if (ret == -EAGAIN)
+			return 0;
+		if (ret) {
+			kvd_log(LOG_INFO, "connection of pid %d: sending: %s", (int)c->pid,
+				strerror(-ret));
+			mark_dead(c, "sending to it failed");
+			return ret;
+		}
+		pthread_mutex_lock(&d->lock);
+		c->out = o->next;
+		if (!c->out)
+			c->out_tail = &c->out;
+		c->out_msgs--;
+		c->out_bytes -= o->size;
+		c->out_fds -= o->nfds;
+		pthread_mutex_unlock(&d->lock);
+		kvdmsg_close_fds(o->fds, o->nfds);
+		free(o);
+	}
+	sd_event_source_set_io_events(c->src, EPOLLIN);
+	return 0;
+}
+
 int kvd_send(struct kvd_conn *c, const void *msg, const int *fds, unsigned int nfds)
 {
-	int64_t end = kvd_now() + 100000000;
 	int ret;
 
 	if (c->dead)
 		return -EPIPE;
-	for (;;) {
-		struct pollfd p = { .fd = c->fd, .events = POLLOUT };
-		int64_t left;
-
-		ret = kvdmsg_send(c->fd, msg, fds, nfds);
-		left = end - kvd_now();
-		if (ret != -EAGAIN || left <= 0)
-			break;
-		/* Its buffer (1 MiB) is full: 100 ms for it to read, then give up on it. */
-		poll(&p, 1, (int)(left / 1000000) + 1);
-	}
+	/* Behind queued messages: after them, in order. */
+	if (c->out)
+		return enqueue(c, msg, fds, nfds);
+	ret = kvdmsg_send(c->fd, msg, fds, nfds);
+	if (ret == -EAGAIN)
+		return enqueue(c, msg, fds, nfds);
 	if (ret) {
-		c->dead = true;
-		c->dead_why = ret == -EAGAIN ? "not reading its socket" : "sending to it failed";
+		kvd_log(LOG_INFO, "connection of pid %d: sending: %s", (int)c->pid,
+			strerror(-ret));
+		mark_dead(c, "sending to it failed");
 	}
 	return ret;
 }

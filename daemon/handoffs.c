@@ -26,9 +26,25 @@
  * max_handoff_fds_per_user fds (-EMFILE beyond); and for the daemon as a
  * whole, half its RLIMIT_NOFILE in fds (-ENOSPC beyond). Each offer tells
  * a receiver that knows KVD_FEAT_SENDER the sender's uid and pid.
+ *
+ * Under a service manager with a file descriptor store (NOTIFY_SOCKET;
+ * FileDescriptorStoreMax= in the unit) the hand-offs survive a restart of
+ * the daemon: each dma-buf it holds is stored once (FDSTORE=1,
+ * FDNAME=dmabuf-INODE: the store drops duplicates of a file, so names go
+ * by file, not by hand-off), and a memfd in the store (FDNAME=handoffs)
+ * holds one record per hand-off (ids, names, tag, incarnation, objects,
+ * their files' inodes, deadlines), rewritten at each change with a
+ * checksum. A file leaves the store (FDSTOREREMOVE=1) when no hand-off
+ * holds it any more. At start, kvd_handoff_restore() rebuilds the records
+ * from the fds the store gives back; a record whose files are not all
+ * there is dropped (its sender resends it anyway).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +79,140 @@ static int check_dmabuf(int fd, uint64_t size)
 		return -EINVAL;
 	lseek(fd, 0, SEEK_SET);
 	return 0;
+}
+
+/* ---- the fd store ------------------------------------------------------ */
+
+#define STATE_MAGIC	0x6b76616363656c64ULL	/* "kvacceld" */
+#define STATE_VERSION	2	/* 2: the sender's uid and pid */
+
+struct state_hdr {
+	uint64_t magic;
+	uint32_t version, count;
+	uint64_t next_xfer_id;
+	uint64_t sum;			/* FNV-1a of the records */
+};
+
+struct state_rec {
+	uint64_t id, tag, incarnation;
+	char from[KVD_NAME_MAX], to[KVD_NAME_MAX];
+	uint32_t count;
+	uint32_t from_uid;		/* the sender's, for offers (KVD_FEAT_SENDER) and its limits */
+	int32_t from_pid;
+	uint32_t pad;
+	int64_t queued, deadline;	/* CLOCK_MONOTONIC ns: the same clock after a restart */
+	struct kvd_obj objs[KVD_HANDOFF_MAX_FDS];
+	uint64_t inos[KVD_HANDOFF_MAX_FDS];
+};
+
+static uint64_t fnv(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (n--)
+		h = (h ^ *b++) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Does a hand-off other than @skip (or @x's objects before @upto) hold the file @ino? */
+static bool ino_held(const struct kvd *d, const struct kvd_xfer *skip, uint64_t ino)
+{
+	const struct kvd_xfer *x;
+	uint32_t i;
+
+	for (x = d->xfers; x; x = x->next)
+		for (i = 0; x != skip && i < x->count; i++)
+			if (x->inos[i] == ino)
+				return true;
+	return false;
+}
+
+static void store_fd(int fd, uint64_t ino)
+{
+	char msg[96];
+	int ret;
+
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDPOLL=0\nFDNAME=dmabuf-%" PRIu64, ino);
+	ret = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+	if (ret <= 0)
+		kvd_log(LOG_WARNING, "fd store: dma-buf %" PRIu64 ": %s", ino,
+			ret ? strerror(-ret) : "no service manager");
+}
+
+/* Record every hand-off in the state memfd (a torn write fails its checksum). */
+static void save_state(struct kvd *d)
+{
+	struct state_hdr h = { .magic = STATE_MAGIC, .version = STATE_VERSION };
+	struct state_rec *recs = NULL, *r;
+	const struct kvd_xfer *x;
+	size_t size;
+
+	if (d->state_fd < 0)
+		return;
+	for (x = d->xfers; x; x = x->next)
+		h.count++;
+	recs = calloc(h.count ? h.count : 1, sizeof(*recs));
+	if (!recs) {
+		kvd_log(LOG_WARNING, "fd store: out of memory for the hand-offs' records");
+		return;
+	}
+	for (x = d->xfers, r = recs; x; x = x->next, r++) {
+		r->id = x->id;
+		r->tag = x->tag;
+		r->incarnation = x->incarnation;
+		memcpy(r->from, x->from, sizeof(r->from));
+		memcpy(r->to, x->to, sizeof(r->to));
+		r->count = x->count;
+		r->from_uid = x->from_uid;
+		r->from_pid = x->from_pid;
+		r->queued = x->queued;
+		r->deadline = x->deadline;
+		memcpy(r->objs, x->objs, sizeof(r->objs));
+		memcpy(r->inos, x->inos, sizeof(r->inos));
+	}
+	size = h.count * sizeof(*recs);
+	h.next_xfer_id = d->next_xfer_id;
+	h.sum = fnv(recs, size) ^ fnv(&h, offsetof(struct state_hdr, sum));
+	if (pwrite(d->state_fd, recs, size, sizeof(h)) != (ssize_t)size ||
+	    pwrite(d->state_fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    ftruncate(d->state_fd, (off_t)(sizeof(h) + size)))
+		kvd_log(LOG_WARNING, "fd store: writing the hand-offs' records: %s",
+			strerror(errno));
+	free(recs);
+}
+
+/* A new hand-off: its files into the store (those no other hand-off holds). */
+static void store_xfer(struct kvd *d, struct kvd_xfer *x)
+{
+	uint32_t i, k;
+
+	if (!d->fdstore)
+		return;
+	for (i = 0; i < x->count; i++) {
+		for (k = 0; k < i && x->inos[k] != x->inos[i]; k++)
+			;
+		if (k == i && !ino_held(d, x, x->inos[i]))
+			store_fd(x->fds[i], x->inos[i]);
+	}
+}
+
+/* @x goes: its files out of the store (those no other hand-off holds). */
+static void unstore_xfer(struct kvd *d, struct kvd_xfer *x)
+{
+	char msg[96];
+	uint32_t i, k;
+
+	if (!d->fdstore)
+		return;
+	for (i = 0; i < x->count; i++) {
+		for (k = 0; k < i && x->inos[k] != x->inos[i]; k++)
+			;
+		if (k < i || ino_held(d, x, x->inos[i]))
+			continue;
+		snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=dmabuf-%" PRIu64, x->inos[i]);
+		sd_notify(0, msg);
+	}
 }
 
 static void send_done(struct kvd *d, const struct kvd_xfer *x, int status)
@@ -164,6 +314,7 @@ int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handof
 	unsigned int held = 0;
 	struct kvd_conn *to;
 	uint64_t incarnation = kvdmsg_incarnation(m, m->hdr.size);
+	uint64_t inos[KVD_HANDOFF_MAX_FDS];
 	struct kvd_xfer *x;
 	uint32_t i;
 	int ret;
@@ -181,7 +332,12 @@ int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handof
 				      "a hand-off to oneself"), -EINVAL;
 	}
 	for (i = 0; i < m->count; i++) {
+		struct stat st = { 0 };
+
 		ret = check_dmabuf(fds[i], m->objs[i].size);
+		if (!ret && fstat(fds[i], &st))
+			ret = -errno;
+		inos[i] = st.st_ino;
 		if (ret) {
 			kvdmsg_close_fds(fds, m->count);
 			return kvd_send_error(d, c, m->hdr.seq, m->hdr.type, ret, false,
@@ -234,6 +390,7 @@ int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handof
 	memcpy(x->objs, m->objs, m->count * sizeof(struct kvd_obj));
 	x->from_uid = c->uid;
 	x->from_pid = c->pid;
+	memcpy(x->inos, inos, m->count * sizeof(uint64_t));
 	x->queued = kvd_now();
 	x->deadline = x->queued + (int64_t)d->cfg->handoff_timeout_ms * 1000000;
 	pthread_mutex_lock(&d->lock);
@@ -245,6 +402,8 @@ int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handof
 	x->next = d->xfers;
 	d->xfers = x;
 	pthread_mutex_unlock(&d->lock);
+	store_xfer(d, x);
+	save_state(d);
 	kvd_log(LOG_INFO, "hand-off %llu: %s -> %s, tag %llu, %u objects",
 		(unsigned long long)x->id, x->from, x->to, (unsigned long long)x->tag, x->count);
 queued:
@@ -281,6 +440,7 @@ int kvd_handoff_ack(struct kvd *d, struct kvd_conn *c, const struct kvd_handoff_
 	send_done(d, x, m->status);
 	kvd_log(LOG_INFO, "hand-off %llu: %s -> %s %s%s", (unsigned long long)x->id, x->from,
 		x->to, m->status ? "refused: " : "done", m->status ? strerror(-m->status) : "");
+	unstore_xfer(d, x);
 	pthread_mutex_lock(&d->lock);
 	if (m->status)
 		d->handoffs_failed++;
@@ -288,6 +448,7 @@ int kvd_handoff_ack(struct kvd *d, struct kvd_conn *c, const struct kvd_handoff_
 		d->handoffs_done++;
 	xfer_free(d, x);
 	pthread_mutex_unlock(&d->lock);
+	save_state(d);
 	return 0;
 }
 
@@ -321,13 +482,19 @@ void kvd_handoff_expire(struct kvd *d, int64_t now)
 		kvd_log(LOG_WARNING, "hand-off %llu: %s -> %s not acknowledged in %u ms: dropped",
 			(unsigned long long)x->id, x->from, x->to, d->cfg->handoff_timeout_ms);
 		send_done(d, x, -ETIMEDOUT);
+		unstore_xfer(d, x);
 		pthread_mutex_lock(&d->lock);
 		d->handoffs_timed_out++;
 		xfer_free(d, x);
 		pthread_mutex_unlock(&d->lock);
+		save_state(d);
 	}
 }
 
+/*
+ * At stop: the fds closed; the store and its records stay, for a daemon
+ * the service manager restarts (it empties the store when the unit stops).
+ */
 void kvd_handoff_free_all(struct kvd *d)
 {
 	pthread_mutex_lock(&d->lock);
@@ -345,4 +512,166 @@ int64_t kvd_handoff_next_deadline(const struct kvd *d)
 		if (x->deadline < next)
 			next = x->deadline;
 	return next;
+}
+
+/* The fd store's dma-bufs given back at start, by inode. */
+struct stored {
+	uint64_t ino;
+	int fd;
+	bool used;
+};
+
+static const struct stored *stored_find(const struct stored *st, unsigned int n, uint64_t ino)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (st[i].ino == ino)
+			return &st[i];
+	return NULL;
+}
+
+/* Rebuild the hand-offs from the state memfd @sfd and the stored files: how many. */
+static unsigned int restore_records(struct kvd *d, int sfd, struct stored *st, unsigned int n)
+{
+	struct state_hdr h;
+	struct state_rec *recs;
+	unsigned int i, got = 0;
+	size_t size;
+	uint32_t k;
+
+	if (pread(sfd, &h, sizeof(h), 0) != (ssize_t)sizeof(h) || h.magic != STATE_MAGIC ||
+	    h.version != STATE_VERSION || h.count > 1u << 16) {
+		kvd_log(LOG_WARNING, "fd store: no hand-off records of this version: none restored");
+		return 0;
+	}
+	size = h.count * sizeof(*recs);
+	recs = malloc(size ? size : 1);
+	if (!recs || pread(sfd, recs, size, sizeof(h)) != (ssize_t)size ||
+	    (fnv(recs, size) ^ fnv(&h, offsetof(struct state_hdr, sum))) != h.sum) {
+		kvd_log(LOG_WARNING, "fd store: the hand-off records are torn: none restored");
+		free(recs);
+		return 0;
+	}
+	if (h.next_xfer_id > d->next_xfer_id)
+		d->next_xfer_id = h.next_xfer_id;
+	for (i = 0; i < h.count; i++) {
+		const struct state_rec *r = &recs[i];
+		struct kvd_xfer *x;
+
+		for (k = 0; k < r->count && k < KVD_HANDOFF_MAX_FDS; k++)
+			if (!stored_find(st, n, r->inos[k]))
+				break;
+		if (!r->count || r->count > KVD_HANDOFF_MAX_FDS || k < r->count ||
+		    !kvdmsg_name_ok(r->from) || !kvdmsg_name_ok(r->to)) {
+			kvd_log(LOG_WARNING, "fd store: hand-off %" PRIu64 " (%.31s -> %.31s): its "
+				"files are not all in the store: dropped", r->id, r->from, r->to);
+			continue;
+		}
+		x = calloc(1, sizeof(*x));
+		if (!x)
+			break;
+		for (k = 0; k < r->count; k++) {
+			x->fds[k] = fcntl(stored_find(st, n, r->inos[k])->fd, F_DUPFD_CLOEXEC, 3);
+			if (x->fds[k] < 0)
+				break;
+		}
+		if (k < r->count) {
+			kvdmsg_close_fds(x->fds, k);
+			free(x);
+			kvd_log(LOG_WARNING, "fd store: hand-off %" PRIu64 ": %s: dropped", r->id,
+				strerror(errno));
+			continue;
+		}
+		for (k = 0; k < r->count; k++)
+			((struct stored *)stored_find(st, n, r->inos[k]))->used = true;
+		x->id = r->id;
+		x->tag = r->tag;
+		x->incarnation = r->incarnation;
+		memcpy(x->from, r->from, sizeof(x->from));
+		memcpy(x->to, r->to, sizeof(x->to));
+		x->count = r->count;
+		x->from_uid = r->from_uid;
+		x->from_pid = r->from_pid;
+		memcpy(x->objs, r->objs, sizeof(x->objs));
+		memcpy(x->inos, r->inos, sizeof(x->inos));
+		x->queued = r->queued;
+		x->deadline = r->deadline;
+		if (x->id > d->next_xfer_id)
+			d->next_xfer_id = x->id;
+		pthread_mutex_lock(&d->lock);
+		/* Counted against its sender's user and the daemon's fds, as when it came. */
+		x->owner = kvd_user_get(d, x->from_uid);
+		if (x->owner) {
+			x->owner->handoffs++;
+			x->owner->fds += x->count;
+		}
+		d->held_fds += x->count;
+		x->next = d->xfers;
+		d->xfers = x;
+		pthread_mutex_unlock(&d->lock);
+		kvd_log(LOG_INFO, "hand-off %llu: %s -> %s, tag %llu, %u objects: restored from the "
+			"fd store", (unsigned long long)x->id, x->from, x->to,
+			(unsigned long long)x->tag, x->count);
+		got++;
+	}
+	free(recs);
+	return got;
+}
+
+void kvd_handoff_restore(struct kvd *d, int *fds, char **names, unsigned int n)
+{
+	struct stored *st = calloc(n ? n : 1, sizeof(*st));
+	unsigned int i, ns = 0, got = 0;
+	char msg[96];
+	int sfd = -1;
+
+	for (i = 0; i < n; i++) {
+		const char *name = names && names[i] ? names[i] : "";
+		struct stat sb;
+
+		if (!strcmp(name, "handoffs") && sfd < 0) {
+			sfd = fds[i];
+			continue;
+		}
+		if (st && !strncmp(name, "dmabuf-", 7) && !fstat(fds[i], &sb)) {
+			st[ns].ino = sb.st_ino;
+			st[ns++].fd = fds[i];
+			continue;
+		}
+		kvd_log(LOG_WARNING, "fd store: fd '%s' is not the daemon's: closed", name);
+		if (d->fdstore && *name) {
+			snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%.64s", name);
+			sd_notify(0, msg);
+		}
+		close(fds[i]);
+	}
+	if (sfd >= 0 && st)
+		got = restore_records(d, sfd, st, ns);
+	/* Files no record holds leave the store. */
+	for (i = 0; i < ns; i++) {
+		if (!st[i].used && d->fdstore) {
+			snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=dmabuf-%" PRIu64,
+				 st[i].ino);
+			sd_notify(0, msg);
+		}
+		close(st[i].fd);
+	}
+	free(st);
+	if (n)
+		kvd_log(LOG_INFO, "fd store: %u hand-offs restored", got);
+	/* The records' memfd: the store's own, or a new one put there. */
+	if (sfd < 0 && d->fdstore) {
+		sfd = memfd_create("kvacceld-handoffs", MFD_CLOEXEC);
+		if (sfd < 0 || sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=handoffs", &sfd,
+						      1) <= 0) {
+			kvd_log(LOG_WARNING, "fd store: cannot store the hand-offs' records: "
+				"hand-offs will not survive a restart");
+			if (sfd >= 0)
+				close(sfd);
+			sfd = -1;
+		}
+	}
+	d->state_fd = sfd;
+	save_state(d);
 }

@@ -8,7 +8,7 @@
  * dumps, then serves: the engine socket (engines.c: registration, quotas,
  * hand-offs in handoffs.c), the kernel's events (logged and counted; a
  * pressure event starts a round of release requests, pressure.c), metrics
- * over HTTP (metrics.c). One epoll loop on the main thread; libmicrohttpd
+ * over HTTP (metrics.c). One sd-event loop on the main thread; libmicrohttpd
  * runs its own. Under systemd it reports readiness with sd_notify and logs
  * to the journal.
  */
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <systemd/sd-event.h>
 #include <sys/signalfd.h>
 #include <syslog.h>
 #include <time.h>
@@ -35,6 +36,13 @@
 
 static const char *prog = "kvacceld";
 static bool journal;
+
+/* What a reload parses again: the file and the command line's overrides. */
+static struct {
+	const char *path;
+	struct kvd_config_override over[16];
+	unsigned int n;
+} args;
 
 int64_t kvd_now(void)
 {
@@ -192,80 +200,214 @@ static int64_t next_deadline(const struct kvd *d)
 	return a < b ? a : b;
 }
 
-/*
- * The epoll loop: until SIGTERM or SIGINT (0) or a fatal error (1). @stop
- * holds those two, blocked in main() before any thread started.
- */
-static int serve(struct kvd *d, struct kvnl *ev, const sigset_t *stop)
+/* The loop's sources besides the socket's (engines.c) and their state. */
+struct loop {
+	struct kvd *d;
+	struct kvnl *ev;
+	sd_event_source *events, *deadline, *post;
+};
+
+static int on_stop(sd_event_source *s, const struct signalfd_siginfo *si, void *arg)
 {
-	struct epoll_event e = { .events = EPOLLIN };
-	int sfd, ret = 0;
+	(void)arg;
+	kvd_log(LOG_INFO, "%s", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
 
-	sfd = signalfd(-1, stop, SFD_CLOEXEC | SFD_NONBLOCK);
-	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (sfd < 0 || d->epfd < 0)
-		return 1;
-	e.data.ptr = &sfd;
-	epoll_ctl(d->epfd, EPOLL_CTL_ADD, sfd, &e);
-	e.data.ptr = ev;
-	epoll_ctl(d->epfd, EPOLL_CTL_ADD, kvnl_fd(ev), &e);
-	e.data.ptr = d;
-	epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->listen_fd, &e);
+static int on_events(sd_event_source *s, int fd, uint32_t revents, void *arg)
+{
+	struct loop *l = arg;
+	struct kvd *d = l->d;
+	int r = kvnl_wait_events(l->ev, 0, handle_event, d);
 
-	for (;;) {
-		struct epoll_event evs[32];
-		int64_t now = kvd_now(), next = next_deadline(d);
-		int timeout = next == INT64_MAX ? -1 :
-			      next <= now ? 0 : (int)((next - now) / 1000000 + 1);
-		int i, n;
+	(void)fd;
+	(void)revents;
+	/* libnl reports a receive overrun (ENOBUFS) as -ENOMEM. */
+	if (r == -ENOBUFS || r == -ENOMEM) {
+		struct view v;
 
-		n = epoll_wait(d->epfd, evs, 32, timeout);
-		if (n < 0 && errno != EINTR) {
-			kvd_log(LOG_ERR, "epoll: %s", strerror(errno));
-			ret = 1;
-			break;
+		/* Events were lost: the dumps say where things stand. */
+		if (!read_view(d, &v)) {
+			kvd_log(LOG_WARNING, "events lost: view re-read: %u clients, %u regions",
+				v.clients, v.regions);
+			if (v.pressure != d->pressure)
+				kvd_pressure_event(d, v.pressure, v.usage);
 		}
-		for (i = 0; i < n; i++) {
-			void *p = evs[i].data.ptr;
-
-			if (p == &sfd) {
-				close(sfd);
-				close(d->epfd);
-				return ret;
-			} else if (p == ev) {
-				int r = kvnl_wait_events(ev, 0, handle_event, d);
-
-				/* libnl reports a receive overrun (ENOBUFS) as -ENOMEM. */
-				if (r == -ENOBUFS || r == -ENOMEM) {
-					struct view v;
-
-					/* Events were lost: the dumps say where things stand. */
-					if (!read_view(d, &v)) {
-						kvd_log(LOG_WARNING, "events lost: view re-read: "
-							"%u clients, %u regions", v.clients,
-							v.regions);
-						if (v.pressure != d->pressure)
-							kvd_pressure_event(d, v.pressure, v.usage);
-					}
-				} else if (r < 0 && r != -EINTR && r != -EAGAIN) {
-					kvd_log(LOG_ERR, "events: %s", strerror(-r));
-					ret = 1;
-					goto out;
-				}
-			} else if (p == d) {
-				kvd_accept(d);
-			} else {
-				kvd_conn_input(d, p);
-			}
-		}
-		now = kvd_now();
-		kvd_handoff_expire(d, now);
-		kvd_pressure_tick(d, now);
-		kvd_reap(d);
+	} else if (r < 0 && r != -EINTR && r != -EAGAIN) {
+		kvd_log(LOG_ERR, "events: %s", strerror(-r));
+		return sd_event_exit(sd_event_source_get_event(s), 1);
 	}
+	return 0;
+}
+
+/* The deadline timer's work is done by on_post(), which follows every dispatch. */
+static int on_deadline(sd_event_source *s, uint64_t usec, void *arg)
+{
+	(void)s;
+	(void)usec;
+	(void)arg;
+	return 0;
+}
+
+/*
+ * After every event: hand-offs and release requests past their deadlines,
+ * the peers marked dead dropped, the timer set to the next deadline.
+ */
+static int on_post(sd_event_source *s, void *arg)
+{
+	struct loop *l = arg;
+	struct kvd *d = l->d;
+	int64_t now = kvd_now(), next;
+
+	(void)s;
+	kvd_handoff_expire(d, now);
+	kvd_pressure_tick(d, now);
+	kvd_reap(d);
+	next = next_deadline(d);
+	if (next == INT64_MAX)
+		return sd_event_source_set_enabled(l->deadline, SD_EVENT_OFF);
+	/* In microseconds, rounded up: never early. */
+	sd_event_source_set_time(l->deadline, (uint64_t)(next < now ? now : next) / 1000 + 1);
+	return sd_event_source_set_enabled(l->deadline, SD_EVENT_ONESHOT);
+}
+
+/*
+ * SIGHUP: the configuration parsed again and what changed applied: the
+ * module's settings (one DEVICE_SET), the deadlines (for what starts from
+ * now on), the admin group (connections already open included), the
+ * metrics endpoint (restarted). The socket path needs a restart: it stays.
+ * A configuration that does not parse or check, or that the module
+ * refuses, changes nothing.
+ */
+static void reload(struct kvd *d)
+{
+	struct kvd_config next, *cur = (struct kvd_config *)d->cfg;
+	gid_t gid = 0;
+	char err[256];
+	int changes;
+
+	sd_notifyf(0, "RELOADING=1\nSTATUS=reloading %s\nMONOTONIC_USEC=%llu",
+		   args.path ? args.path : "the configuration",
+		   (unsigned long long)(kvd_now() / 1000));
+	changes = kvd_config_reparse(cur, &next, args.path, args.over, args.n, err, sizeof(err));
+	if (changes < 0) {
+		kvd_log(LOG_ERR, "reload: %s: configuration kept", err);
+		goto out;
+	}
+	if ((changes & KVD_CFG_ADMIN_GROUP) && next.admin_group[0]) {
+		struct group *g = getgrnam(next.admin_group);
+
+		if (!g) {
+			kvd_log(LOG_ERR, "reload: admin_group: no group '%s': configuration kept",
+				next.admin_group);
+			goto out;
+		}
+		gid = g->gr_gid;
+	}
+	if ((changes & KVD_CFG_DEVICE) && apply(d->nl, &next)) {
+		kvd_log(LOG_ERR, "reload: the module refused the device settings: "
+			"configuration kept");
+		goto out;
+	}
+	if (changes & KVD_CFG_SOCKET)
+		kvd_log(LOG_WARNING, "reload: socket %s needs a restart: serving %s until then",
+			next.socket_path, cur->socket_path);
+	/* The socket being served is the one to remove at stop. */
+	memcpy(next.socket_path, cur->socket_path, sizeof(next.socket_path));
+	if (changes & KVD_CFG_METRICS)
+		kvd_metrics_stop();
+	{
+		struct kvd_config old = *cur;
+
+		*cur = next;
+		if ((changes & KVD_CFG_METRICS) && kvd_metrics_start(d)) {
+			kvd_log(LOG_ERR, "reload: metrics %s: keeping %s", next.metrics,
+				old.metrics);
+			memcpy(cur->metrics, old.metrics, sizeof(cur->metrics));
+			kvd_metrics_start(d);
+		}
+	}
+	if (changes & KVD_CFG_ADMIN_GROUP) {
+		d->admin_gid = gid;
+		d->admin_gid_set = next.admin_group[0] != 0;
+		kvd_conns_admin_update(d);
+	}
+	kvd_log(LOG_INFO, "reloaded%s%s:%s%s%s%s", args.path ? " " : "",
+		args.path ? args.path : "", !changes ? " no change" : "",
+		changes & KVD_CFG_DEVICE ? " device" : "",
+		changes & KVD_CFG_TIMEOUTS ? " deadlines" : "",
+		changes & KVD_CFG_ADMIN_GROUP ? " admin_group" : "");
+	if (changes & KVD_CFG_METRICS)
+		kvd_log(LOG_INFO, "reloaded: metrics %s", cur->metrics);
 out:
-	close(sfd);
-	close(d->epfd);
+	sd_notify(0, "READY=1\nSTATUS=serving");
+}
+
+static int on_reload(sd_event_source *s, const struct signalfd_siginfo *si, void *arg)
+{
+	(void)s;
+	(void)si;
+	reload(((struct loop *)arg)->d);
+	return 0;
+}
+
+/* WATCHDOG=1 from the loop itself, at half the interval: a stuck loop misses it. */
+static int on_watchdog(sd_event_source *s, uint64_t usec, void *arg)
+{
+	uint64_t *period = arg;
+
+	sd_notify(0, "WATCHDOG=1");
+	sd_event_source_set_time(s, usec + *period);
+	return sd_event_source_set_enabled(s, SD_EVENT_ON);
+}
+
+/*
+ * The loop: until SIGTERM or SIGINT (0) or a fatal error (1). The signals
+ * it handles are blocked in main() before any thread started.
+ */
+static int serve(struct kvd *d, struct kvnl *ev)
+{
+	struct loop l = { .d = d, .ev = ev };
+	sd_event_source *wd = NULL;
+	uint64_t wd_usec = 0, period = 0, now;
+	int ret;
+
+	ret = sd_event_add_signal(d->ev, NULL, SIGTERM, on_stop, &l);
+	if (ret >= 0)
+		ret = sd_event_add_signal(d->ev, NULL, SIGINT, on_stop, &l);
+	if (ret >= 0)
+		ret = sd_event_add_io(d->ev, &l.events, kvnl_fd(ev), EPOLLIN, on_events, &l);
+	if (ret >= 0)
+		ret = sd_event_add_time(d->ev, &l.deadline, CLOCK_MONOTONIC, UINT64_MAX, 1000,
+					on_deadline, &l);
+	if (ret >= 0)
+		ret = sd_event_add_signal(d->ev, NULL, SIGHUP, on_reload, &l);
+	if (ret >= 0)
+		ret = sd_event_add_post(d->ev, &l.post, on_post, &l);
+	if (ret >= 0 && sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec) {
+		period = wd_usec / 2;
+		sd_event_now(d->ev, CLOCK_MONOTONIC, &now);
+		ret = sd_event_add_time(d->ev, &wd, CLOCK_MONOTONIC, now + period, period / 10,
+					on_watchdog, &period);
+		if (ret >= 0)
+			kvd_log(LOG_INFO, "watchdog: WATCHDOG=1 every %llu ms",
+				(unsigned long long)(period / 1000));
+	}
+	if (ret < 0) {
+		kvd_log(LOG_ERR, "event loop: %s", strerror(-ret));
+		return 1;
+	}
+	/* The deadlines of what started before the loop (a pressure round at start). */
+	on_post(NULL, &l);
+	ret = sd_event_loop(d->ev);
+	if (ret < 0) {
+		kvd_log(LOG_ERR, "event loop: %s", strerror(-ret));
+		ret = 1;
+	}
+	sd_event_source_disable_unref(wd);
+	sd_event_source_disable_unref(l.post);
+	sd_event_source_disable_unref(l.deadline);
+	sd_event_source_disable_unref(l.events);
 	return ret;
 }
 
@@ -286,11 +428,13 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct { const char *section, *key, *value; } over[16];
+	struct kvd_config_override *over = args.over;
 	const char *path = NULL;
-	struct kvd d = { .listen_fd = -1, .epfd = -1 };
+	struct kvd d = { .listen_fd = -1, .state_fd = -1 };
 	struct kvd_config cfg;
 	struct kvnl *nl, *ev;
+	int activated = -1, nfds, *rest, nrest = 0;
+	char **names = NULL, **rest_names;
 	struct view v;
 	sigset_t mask;
 	int c, i, n = 0, check = 0, ret;
@@ -302,19 +446,19 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 'C': check = 1; break;
-		case 'L': over[n++] = (typeof(over[0])) { dev, "limit", optarg }; break;
-		case 'Q': over[n++] = (typeof(over[0])) { dev, "default_quota", optarg }; break;
-		case 'H': over[n++] = (typeof(over[0])) { dev, "high_watermark", optarg }; break;
-		case 'W': over[n++] = (typeof(over[0])) { dev, "low_watermark", optarg }; break;
-		case 'S': over[n++] = (typeof(over[0])) { dmn, "socket", optarg }; break;
-		case 'M': over[n++] = (typeof(over[0])) { dmn, "metrics", optarg }; break;
-		case 'G': over[n++] = (typeof(over[0])) { dmn, "admin_group", optarg }; break;
-		case 'R': over[n++] = (typeof(over[0])) { dmn, "release_deadline_ms", optarg }; break;
-		case 'T': over[n++] = (typeof(over[0])) { dmn, "handoff_timeout_ms", optarg }; break;
+		case 'L': over[n++] = (struct kvd_config_override) { dev, "limit", optarg }; break;
+		case 'Q': over[n++] = (struct kvd_config_override) { dev, "default_quota", optarg }; break;
+		case 'H': over[n++] = (struct kvd_config_override) { dev, "high_watermark", optarg }; break;
+		case 'W': over[n++] = (struct kvd_config_override) { dev, "low_watermark", optarg }; break;
+		case 'S': over[n++] = (struct kvd_config_override) { dmn, "socket", optarg }; break;
+		case 'M': over[n++] = (struct kvd_config_override) { dmn, "metrics", optarg }; break;
+		case 'G': over[n++] = (struct kvd_config_override) { dmn, "admin_group", optarg }; break;
+		case 'R': over[n++] = (struct kvd_config_override) { dmn, "release_deadline_ms", optarg }; break;
+		case 'T': over[n++] = (struct kvd_config_override) { dmn, "handoff_timeout_ms", optarg }; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
-		if (n == (int)(sizeof(over) / sizeof(over[0]))) {
+		if (n == (int)(sizeof(args.over) / sizeof(args.over[0]))) {
 			fprintf(stderr, "%s: too many overrides\n", prog);
 			return 2;
 		}
@@ -354,6 +498,8 @@ int main(int argc, char **argv)
 		d.admin_gid_set = true;
 	}
 
+	args.path = path;
+	args.n = (unsigned int)n;
 	if (check) {
 		printf("%s: configuration OK%s%s\n", prog, path ? ": " : "", path ? path : "");
 		return 0;
@@ -387,22 +533,61 @@ int main(int argc, char **argv)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	if (kvd_socket_open(&d) || kvd_metrics_start(&d))
+	ret = sd_event_default(&d.ev);
+	if (ret < 0) {
+		kvd_log(LOG_ERR, "event loop: %s", strerror(-ret));
 		return 1;
-	kvd_log(LOG_INFO, "ready: %u clients, %u regions, usage %" PRIu64 " bytes%s; socket %s",
+	}
+	/*
+	 * From the service manager: the engine socket (kvacceld.socket) and
+	 * what the fd store kept for this daemon (hand-offs in flight).
+	 */
+	nfds = sd_listen_fds_with_names(1, &names);
+	if (nfds < 0) {
+		kvd_log(LOG_ERR, "LISTEN_FDS: %s", strerror(-nfds));
+		nfds = 0;
+	}
+	rest = calloc(nfds ? nfds : 1, sizeof(*rest));
+	rest_names = calloc(nfds ? nfds : 1, sizeof(*rest_names));
+	if (!rest || !rest_names)
+		return 1;
+	d.fdstore = getenv("NOTIFY_SOCKET") != NULL;
+	for (i = 0; i < nfds; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+
+		if (activated < 0 && sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0) {
+			activated = fd;
+			continue;
+		}
+		rest[nrest] = fd;
+		rest_names[nrest++] = names ? names[i] : NULL;
+	}
+	if (kvd_socket_open(&d, activated) || kvd_metrics_start(&d))
+		return 1;
+	kvd_handoff_restore(&d, rest, rest_names, nrest);
+	if (names) {
+		for (i = 0; i < nfds; i++)
+			free(names[i]);
+		free(names);
+	}
+	free(rest);
+	free(rest_names);
+	kvd_log(LOG_INFO, "ready: %u clients, %u regions, usage %" PRIu64 " bytes%s; socket %s%s",
 		v.clients, v.regions, v.usage, v.pressure ? ", under pressure" : "",
-		cfg.socket_path);
+		cfg.socket_path, d.listen_activated ? " (from the service manager)" : "");
 	sd_notify(0, "READY=1");
 	if (v.pressure)
 		kvd_pressure_event(&d, true, v.usage);
 
-	ret = serve(&d, ev, &mask);
+	ret = serve(&d, ev);
 	sd_notify(0, "STOPPING=1");
 	kvd_log(LOG_INFO, "stopping");
 	kvd_metrics_stop();
 	kvd_socket_close(&d);
 	kvd_handoff_free_all(&d);
+	sd_event_unref(d.ev);
 	kvnl_close(ev);
 	kvnl_close(nl);
 	return ret;

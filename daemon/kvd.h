@@ -2,8 +2,8 @@
 /*
  * kvacceld - the daemon's state: engines connected to the socket, hand-offs
  * in flight, the pressure round, counters for the metrics. One main thread
- * changes it (the epoll loop in kvacceld.c); the metrics thread reads it.
- * Both hold kvd.lock while they touch it.
+ * changes it (the sd-event loop in kvacceld.c); the metrics thread reads
+ * it. Both hold kvd.lock while they touch it.
  */
 #ifndef KVD_H
 #define KVD_H
@@ -18,6 +18,27 @@
 #include "kvaccel_netlink.h"
 
 struct kvnl;
+struct kvd;
+typedef struct sd_event sd_event;
+typedef struct sd_event_source sd_event_source;
+
+/*
+ * A message waiting in a connection's output queue (the peer's socket
+ * buffer was full): its bytes and its own duplicates of the fds it
+ * carries, closed if the connection dies before it is sent.
+ */
+struct kvd_out {
+	struct kvd_out *next;
+	unsigned int nfds;
+	int fds[KVD_HANDOFF_MAX_FDS];
+	size_t size;
+	uint64_t msg[];			/* @size bytes, 8-aligned */
+};
+
+/* A peer whose queue would pass any of these is dropped (it does not read). */
+#define KVD_OUT_MAX_MSGS	256
+#define KVD_OUT_MAX_BYTES	(1u << 20)
+#define KVD_OUT_MAX_FDS		1024
 
 /* Groups of a peer kept for the [tenants] name rules (its gid first). */
 #define KVD_PEER_GROUPS_MAX	64
@@ -51,7 +72,13 @@ enum kvd_refusal {
 /** A connection to the engine socket: an engine once it has registered. */
 struct kvd_conn {
 	struct kvd_conn *next;
+	struct kvd *d;
 	int fd;
+	sd_event_source *src;		/* EPOLLIN, and EPOLLOUT while @out is not empty */
+	/* The output queue, oldest first; its counts under kvd.lock (the metrics read them). */
+	struct kvd_out *out, **out_tail;
+	unsigned int out_msgs, out_fds;
+	size_t out_bytes;
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
@@ -94,13 +121,20 @@ struct kvd_xfer {
 	uint32_t count;
 	int fds[KVD_HANDOFF_MAX_FDS];
 	struct kvd_obj objs[KVD_HANDOFF_MAX_FDS];
+	uint64_t inos[KVD_HANDOFF_MAX_FDS];	/* the dma-bufs' inodes: their fd store names */
 	int64_t queued, deadline;	/* CLOCK_MONOTONIC ns */
 };
 
 struct kvd {
 	const struct kvd_config *cfg;
 	struct kvnl *nl;		/* requests (main thread) */
-	int listen_fd, epfd;
+	sd_event *ev;
+	int listen_fd;
+	bool listen_activated;		/* from systemd (sd_listen_fds): not ours to unlink */
+	sd_event_source *listen_src;
+	/* The fd store (FDSTORE=1): used when the service manager listens (NOTIFY_SOCKET). */
+	bool fdstore;
+	int state_fd;			/* memfd "handoffs": the hand-offs' records, -1: none */
 	gid_t admin_gid;
 	bool admin_gid_set;
 	uid_t self_uid;			/* the daemon's euid: not limited per user */
@@ -125,6 +159,7 @@ struct kvd {
 	uint64_t rounds, rounds_resolved, releases_asked, releases_ignored;
 	uint64_t conns_total, protocol_errors;
 	uint64_t refused[KVD_REFUSED_MAX];
+	uint64_t slow_peers_dropped;	/* output queue past its bounds */
 };
 
 int64_t kvd_now(void);
@@ -132,13 +167,22 @@ int64_t kvd_now(void);
 void kvd_log(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* engines.c: the socket. */
-int kvd_socket_open(struct kvd *d);
+/* Bind the socket, or (@activated >= 0) serve the service manager's listening one. */
+int kvd_socket_open(struct kvd *d, int activated);
 void kvd_socket_close(struct kvd *d);
+/* The engine socket's listening fd became readable. */
 void kvd_accept(struct kvd *d);
+/* The admin group changed (reload): every connection's admin right again. */
+void kvd_conns_admin_update(struct kvd *d);
 /* Handle what @c sent; false when the connection is closed (and freed). */
 bool kvd_conn_input(struct kvd *d, struct kvd_conn *c);
 void kvd_conn_drop(struct kvd *d, struct kvd_conn *c, const char *why);
-/* Send to a peer; a peer that cannot take it is marked dead (-errno). */
+/*
+ * Send to a peer, never waiting: what its socket cannot take now is queued
+ * (with duplicates of @fds) and sent when it is writable. 0 (sent or
+ * queued), or -errno when the peer is marked dead (sending failed, or its
+ * queue passed its bounds).
+ */
 int kvd_send(struct kvd_conn *c, const void *msg, const int *fds, unsigned int nfds);
 /* Drop the peers marked dead. */
 void kvd_reap(struct kvd *d);
@@ -190,6 +234,12 @@ void kvd_handoff_offer_waiting(struct kvd *d, struct kvd_conn *c);
 void kvd_handoff_conn_gone(struct kvd *d, struct kvd_conn *c);
 void kvd_handoff_expire(struct kvd *d, int64_t now);
 void kvd_handoff_free_all(struct kvd *d);
+/*
+ * The fd store: hand-offs given back by the service manager at start
+ * (@fds/@names from sd_listen_fds_with_names(), those not the socket's),
+ * taken or closed.
+ */
+void kvd_handoff_restore(struct kvd *d, int *fds, char **names, unsigned int n);
 int64_t kvd_handoff_next_deadline(const struct kvd *d);
 
 /* pressure.c: rounds of release requests. */
