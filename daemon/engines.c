@@ -31,6 +31,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -549,12 +550,22 @@ int kvd_send(struct kvd_conn *c, const void *msg, const int *fds, unsigned int n
 void kvd_reap(struct kvd *d)
 {
 	struct kvd_conn *c, *next;
+	bool freed_queue = false;
 
 	for (c = d->conns; c; c = next) {
 		next = c->next;
-		if (c->dead)
-			kvd_conn_drop(d, c, c->dead_why);
+		if (!c->dead)
+			continue;
+		freed_queue |= c->out_bytes > 0;
+		kvd_conn_drop(d, c, c->dead_why);
 	}
+	/*
+	 * A dropped peer's output queue can be a megabyte of small blocks:
+	 * give the memory back (a long-running daemon should not keep the
+	 * high-water mark of its worst peer).
+	 */
+	if (freed_queue)
+		malloc_trim(0);
 }
 
 struct kvd_conn *kvd_conn_by_name(struct kvd *d, const char *name)

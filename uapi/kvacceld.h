@@ -310,7 +310,7 @@ struct kvd_handoff_ext {
 };
 
 /** KVD_SENDER_KNOWN - &kvd_handoff_ext.uid and .pid say who sent the offer. */
-#define KVD_SENDER_KNOWN	(1u << 0)
+#define KVD_SENDER_KNOWN	_BITUL(0)
 /** KVD_SENDER_FLAGS - mask of known &kvd_handoff_ext.flags. */
 #define KVD_SENDER_FLAGS	KVD_SENDER_KNOWN
 /** KVD_HANDOFF_EXT_V1_SIZE - the extension's size in revision 1 (@incarnation only). */
