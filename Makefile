@@ -514,7 +514,7 @@ demo: deps
 		-a $(B)/daemon/kvacceld:/bin/kvacceld \
 		-a tools/demo/demo.sh:/bin/kvaccel-demo.sh -o $(B)/vm-demo \
 		-- kvaccel-demo.sh
-	@sed '/^vmtest-exit/d' $(B)/vm-demo/output.log
+	@sed '/^vmtest-\(exit\|init\)/d' $(B)/vm-demo/output.log
 
 # Benchmarks in a VM (6 GiB guest): region allocation, remapping, the copy
 # engine with 1, 2 and the default number of workers, and libaccel's KV
@@ -531,7 +531,7 @@ bench: deps
 		    insmod /lib/modules/kvaccel.ko copy_workers=\$$w && \
 		    /bin/kvbench/kvaccel-bench-copy || exit 1; done && \
 		    /bin/kvbench/kvaccel-bench-kv"
-	@sed '/^vmtest-exit/d' $(B)/vm-bench-$(KVER_BENCH)/output.log
+	@sed '/^vmtest-\(exit\|init\)/d' $(B)/vm-bench-$(KVER_BENCH)/output.log
 
 lint:
 	tools/lint $(B) $(KVERS)
