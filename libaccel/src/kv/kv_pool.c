@@ -86,6 +86,8 @@ bool kv_pool_is_free(const struct kv_pool *p, uint32_t b)
 
 /* ---- the key table: linear probing, deletion by backward shift ---- */
 
+#define EMPTY	UINT64_MAX
+
 static uint32_t slot_of(const struct kv_pool *p, const struct kv_key *key)
 {
 	uint64_t h = kv_key_bits(key);
@@ -93,37 +95,58 @@ static uint32_t slot_of(const struct kv_pool *p, const struct kv_key *key)
 	return (uint32_t)(h ^ (h >> 32)) & p->table_mask;
 }
 
+/* Key bits 64..95: a tag independent of the slot. */
+static uint64_t tag_of(const struct kv_key *key)
+{
+	uint32_t t;
+
+	memcpy(&t, key->b + 8, sizeof(t));
+	return (uint64_t)t << 32;
+}
+
+static uint32_t entry_block(uint64_t e)
+{
+	return (uint32_t)e;
+}
+
 uint32_t kv_pool_lookup(const struct kv_pool *p, const struct kv_key *key)
 {
+	uint64_t tag = tag_of(key);
 	uint32_t i;
 
 	if (kv_key_is_zero(key))
 		return KV_NO_BLOCK;
-	for (i = slot_of(p, key); p->table[i] != KV_NO_BLOCK; i = (i + 1) & p->table_mask)
-		if (kv_key_eq(&p->key[p->table[i]], key))
-			return p->table[i];
+	for (i = slot_of(p, key); p->table[i] != EMPTY; i = (i + 1) & p->table_mask)
+		if ((p->table[i] & ~0xffffffffULL) == tag &&
+		    kv_key_eq(&p->key[entry_block(p->table[i])], key))
+			return entry_block(p->table[i]);
 	return KV_NO_BLOCK;
+}
+
+void kv_pool_prefetch(const struct kv_pool *p, const struct kv_key *key)
+{
+	__builtin_prefetch(&p->table[slot_of(p, key)]);
 }
 
 static void table_remove(struct kv_pool *p, uint32_t b)
 {
 	uint32_t i = slot_of(p, &p->key[b]), j, k;
 
-	while (p->table[i] != b)
+	while (p->table[i] == EMPTY || entry_block(p->table[i]) != b)
 		i = (i + 1) & p->table_mask;
 	/* Shift later members of the cluster back over the hole. */
 	for (j = i;;) {
 		j = (j + 1) & p->table_mask;
-		if (p->table[j] == KV_NO_BLOCK)
+		if (p->table[j] == EMPTY)
 			break;
-		k = slot_of(p, &p->key[p->table[j]]);
+		k = slot_of(p, &p->key[entry_block(p->table[j])]);
 		/* Move table[j] to i unless its home lies cyclically in (i, j]. */
 		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 			continue;
 		p->table[i] = p->table[j];
 		i = j;
 	}
-	p->table[i] = KV_NO_BLOCK;
+	p->table[i] = EMPTY;
 }
 
 uint32_t kv_pool_publish(struct kv_pool *p, uint32_t b, const struct kv_key *key)
@@ -135,9 +158,9 @@ uint32_t kv_pool_publish(struct kv_pool *p, uint32_t b, const struct kv_key *key
 	p->key[b] = *key;
 	if (p->arc)
 		p->freq[b] = kv_arc_hit(p->arc, key) != KV_GHOST_NONE;
-	for (i = slot_of(p, key); p->table[i] != KV_NO_BLOCK; i = (i + 1) & p->table_mask)
+	for (i = slot_of(p, key); p->table[i] != EMPTY; i = (i + 1) & p->table_mask)
 		;
-	p->table[i] = b;
+	p->table[i] = tag_of(key) | b;
 	return b;
 }
 

@@ -42,7 +42,12 @@ struct kv_pool {
 	uint32_t t2_head, t2_tail, nr_t2;	/* ARC: T2 (nr_cached counts both) */
 	uint8_t *freq;		/* ARC: per block, 1 if it belongs in T2 */
 	struct kv_arc *arc;	/* NULL: LRU */
-	uint32_t *table;	/* open addressing, linear probing: block ids */
+	/*
+	 * Open addressing, linear probing: (32 more bits of the key << 32) |
+	 * block id, so a probe rarely reads a key that is not the one; empty
+	 * slots are all ones.
+	 */
+	uint64_t *table;
 	uint32_t table_mask;
 	uint64_t evictions;
 };
@@ -82,6 +87,8 @@ void kv_pool_put_many(struct kv_pool *p, const uint32_t *v, uint32_t n);
 uint32_t kv_pool_refs(const struct kv_pool *p, uint32_t b);
 bool kv_pool_is_free(const struct kv_pool *p, uint32_t b);
 
+/* Start loading the table slot of @key (a batch of lookups to come). */
+void kv_pool_prefetch(const struct kv_pool *p, const struct kv_key *key);
 /* The block cached or used under @key, or KV_NO_BLOCK. */
 uint32_t kv_pool_lookup(const struct kv_pool *p, const struct kv_key *key);
 /*

@@ -46,10 +46,7 @@ static int block_key(const struct kv_seq *s, uint32_t idx, const struct kv_key *
 
 void kv_seq_release(struct kv_pool *p, struct kv_seq *s)
 {
-	uint32_t i;
-
-	for (i = 0; i < s->nr_blocks; i++)
-		kv_pool_put(p, s->blocks[i]);
+	kv_pool_put_many(p, s->blocks, s->nr_blocks);
 	s->nr_blocks = 0;
 	s->nr_tokens = 0;
 	s->nr_committed = 0;
@@ -260,6 +257,9 @@ int kv_seq_commit(struct kv_pool *p, struct kv_seq *s, uint32_t up_to)
 
 	if (up_to > full)
 		return -ERANGE;
+	/* The table slots are far apart: load them all before probing. */
+	for (i = s->nr_committed; i < up_to; i++)
+		kv_pool_prefetch(p, &s->keys[i]);
 	for (i = s->nr_committed; i < up_to; i++) {
 		if (kv_pool_keyed(p, s->blocks[i]))
 			continue;	/* shared from the cache, or published before */
