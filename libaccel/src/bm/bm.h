@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "accel.h"
-#include "kv/kv_seq.h"
+#include "../kv/kv_seq.h"
 
 #define BM_NONE		UINT32_MAX
 

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "bm/bm.h"
+#include "../internal.h"
+#include "bm.h"
 
 _Static_assert(sizeof(struct accel_bm_key) == sizeof(struct kv_key), "key layout");
 

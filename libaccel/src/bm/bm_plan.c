@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "bm/bm.h"
+#include "../internal.h"
+#include "bm.h"
 
 uint32_t bm_plan_new(struct accel_bm *bm, enum bm_plan_kind kind, uint32_t seq, uint32_t nres,
 		     uint32_t nruns)

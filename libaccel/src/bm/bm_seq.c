@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "bm/bm.h"
+#include "../internal.h"
+#include "bm.h"
 
 static uint64_t blocks_for(const struct accel_bm *bm, uint64_t tokens)
 {
