@@ -13,8 +13,8 @@
  *   lookup hit  accel_bm_lookup() of the 64 keys, all cached
  *   lookup miss accel_bm_lookup() of 64 keys, the first not cached
  *   tables      accel_bm_block_tables() of 256 sequences of 64 blocks
- * on an empty tier and on a busy one (2M blocks held by 2048 sequences,
- * 1M cached, the free blocks scattered among them).
+ * on an empty tier and on a busy one (2M blocks held by 1024 sequences,
+ * 1M cached from 1024 more).
  *
  *   kvaccel-bench-bm [blocks]    (default 4194304)
  */
