@@ -93,7 +93,20 @@ static void create_checks(void **state)
 	assert_null(accel_bm_create(&big.c));
 	assert_int_equal(E2BIG, errno);
 	big.more = 0;
-	accel_bm_destroy(accel_bm_create(&big.c));
+	{
+		struct accel_bm *bm = accel_bm_create(&big.c);
+		struct accel_bm_tier_stats st = { .sz = offsetof(struct accel_bm_tier_stats, cached) };
+
+		assert_non_null(bm);
+		st.cached = 77;
+		assert_int_equal(0, accel_bm_tier_stats(bm, 0, &st));
+		assert_int_equal(offsetof(struct accel_bm_tier_stats, cached), st.sz);
+		assert_int_equal(8, st.blocks);
+		assert_int_equal(8, st.free);
+		assert_int_equal(77, st.cached);	/* past sz: not written */
+		assert_int_equal(-EINVAL, accel_bm_tier_stats(bm, 1, &st));
+		accel_bm_destroy(bm);
+	}
 	accel_bm_destroy(NULL);
 }
 

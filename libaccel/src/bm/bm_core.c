@@ -207,7 +207,9 @@ ACCEL_EXPORT int accel_bm_tier_stats(struct accel_bm *bm, uint32_t tier,
 	v.hits = bm->tier[tier].hits;
 	v.misses = bm->tier[tier].misses;
 	pthread_mutex_unlock(&bm->lock);
-	memcpy(st, &v, st->sz < sizeof(v) ? st->sz : sizeof(v));
+	/* Up to the caller's sz, which stays the caller's. */
+	memcpy((char *)st + sizeof(size_t), (char *)&v + sizeof(size_t),
+	       (st->sz < sizeof(v) ? st->sz : sizeof(v)) - sizeof(size_t));
 	return 0;
 }
 

@@ -112,7 +112,7 @@ ACCEL_EXPORT int accel_bm_seq_create(struct accel_bm *bm, const struct accel_bm_
 	uint32_t tier = ACCEL_OPTS_GET(opts, tier, 0), id;
 	const void *extra = ACCEL_OPTS_GET(opts, extra_keys, NULL);
 	size_t extra_len = ACCEL_OPTS_GET(opts, extra_keys_len, 0);
-	struct bm_seq *q;
+	struct bm_seq *q = NULL;
 	int ret;
 
 	if (!bm || !seq)
