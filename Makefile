@@ -50,11 +50,12 @@ TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
 		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv $(B)/tools/kvaccel-engine \
-		   $(B)/tools/kvaccel-bench-gpu $(B)/tools/kvaccel-bench-alloc
+		   $(B)/tools/kvaccel-bench-gpu $(B)/tools/kvaccel-bench-alloc \
+		   $(B)/tools/kvaccel-bench-bm
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
 		   $(B)/native/libaccel_install $(B)/native/libaccel_abi $(B)/native/kv_unit \
-		   $(B)/native/kv_model \
+		   $(B)/native/kv_model $(B)/native/bm_unit $(B)/native/bm_model \
 		   $(B)/native/cuda_probe \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
 		   $(B)/native/cuda_tier_batch_refused \
@@ -101,11 +102,13 @@ $(B)/%/exporter/kvaccel_test_exporter.ko: $(wildcard tests/exporter/*)
 
 ACCEL_VERSION	:= 0.1.0
 ACCEL_SONAME	:= libaccel.so.0
-ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/cuda/*.c) \
+ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/bm/*.c \
+		   libaccel/src/cuda/*.c) \
 		   libaccel/ctl/kvdmsg.c
-ACCEL_HDRS	:= libaccel/include/accel.h libaccel/src/internal.h uapi/kvaccel.h \
+ACCEL_HDRS	:= libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/src/internal.h \
+		   uapi/kvaccel.h \
 		   uapi/kvacceld.h libaccel/ctl/kvdmsg.h \
-		   $(wildcard libaccel/src/kv/*.h libaccel/src/cuda/*.h)
+		   $(wildcard libaccel/src/kv/*.h libaccel/src/bm/*.h libaccel/src/cuda/*.h)
 ACCEL_CFLAGS	:= $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -fPIC -fvisibility=hidden \
 		   -pthread
 ACCEL_OBJS	:= $(patsubst libaccel/src/%.c,$(B)/libaccel/%.o,$(filter libaccel/src/%,$(ACCEL_SRCS))) \
@@ -156,7 +159,7 @@ install: libaccel
 	ln -sf $(ACCEL_SONAME) $(DESTDIR)$(PREFIX)/lib/libaccel.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(ACCEL_VERSION)|' \
 		libaccel/libaccel.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libaccel.pc
-	install -m 644 libaccel/include/accel.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 uapi/kvaccel.h uapi/kvaccel_netlink.h $(DESTDIR)$(PREFIX)/include/kvaccel/
 	install -m 644 libaccel/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 
@@ -280,6 +283,20 @@ $(B)/native/kv_model: tests/libaccel/kv_model.c libaccel/src/kv_cache.c libaccel
 		-o $(B)/native-bin/kv_model $< libaccel/src/kv_cache.c libaccel/src/log.c \
 		$(wildcard libaccel/src/kv/*.c) -lcmocka -lcrypto
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kv_model" > $@
+	@chmod +x $@
+
+# The block manager (accel_bm_*): unit tests per operation, and a seeded
+# model-based run checking every invariant after each operation (cmocka,
+# ASan/UBSan). BM_MODEL_SEED=N replays a run, BM_MODEL_OPS=N sets its budget.
+BM_SRCS		:= $(wildcard libaccel/src/bm/*.c libaccel/src/kv/*.c)
+BM_DEPS		:= $(BM_SRCS) $(wildcard libaccel/src/bm/*.h libaccel/src/kv/*.h) \
+		   libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/src/internal.h
+$(B)/native/bm_unit $(B)/native/bm_model: $(B)/native/%: tests/libaccel/%.c $(BM_DEPS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/src -pthread \
+		-o $(B)/native-bin/$* $< $(BM_SRCS) -lcmocka -lcrypto
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/$*" > $@
 	@chmod +x $@
 
 # The engine socket's message checks and fd passing (cmocka, ASan/UBSan).
@@ -466,8 +483,15 @@ $(B)/tools/kvaccel-bench-alloc: tools/bench/kvaccel-bench-alloc.c tools/bench/be
 		$(wildcard libaccel/src/kv/*)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	@$(CC) $(USER_CFLAGS) -Ilibaccel/src -o $@ $< libaccel/src/kv/kv_pool.c \
-		libaccel/src/kv/kv_free.c -lcrypto
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/src -o $@ $< $(wildcard libaccel/src/kv/*.c) -lcrypto
+
+# The block manager natively: allocate/free/lookup of a 64-block chain.
+$(B)/tools/kvaccel-bench-bm: tools/bench/kvaccel-bench-bm.c tools/bench/bench-common.h \
+		$(BM_DEPS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/src -pthread -o $@ $< $(BM_SRCS) \
+		-lcrypto
 
 # The demo's two engines (libaccel's engine API).
 $(B)/tools/kvaccel-engine: tools/demo/kvaccel-engine.c $(B)/libaccel/libaccel.a
@@ -524,6 +548,7 @@ KVER_BENCH	?= $(KVER_DEMO)
 bench: deps
 	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_BENCH)
 	$(B)/tools/kvaccel-bench-alloc
+	$(B)/tools/kvaccel-bench-bm
 	tools/vmtest -k $(KVER_BENCH) -M 6G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \
 		-a $(B)/tools:/bin/kvbench -o $(B)/vm-bench-$(KVER_BENCH) -t 2400 \
 		-- "/bin/kvbench/kvaccel-bench && /bin/kvbench/kvaccel-bench-bind && \

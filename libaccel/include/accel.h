@@ -21,6 +21,8 @@
 #include <string.h>
 #include <sys/types.h>
 
+#include "accel_bm.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif

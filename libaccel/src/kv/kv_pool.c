@@ -35,7 +35,33 @@ int kv_pool_init(struct kv_pool *p, uint32_t nr_blocks)
 	memset(p->table, 0xff, size * sizeof(*p->table));
 	p->nr_free = nr_blocks;
 	p->lru_head = p->lru_tail = KV_NO_BLOCK;
+	p->t2_head = p->t2_tail = KV_NO_BLOCK;
 	return 0;
+}
+
+int kv_pool_use_arc(struct kv_pool *p, uint32_t ghosts)
+{
+	int ret;
+
+	if (p->arc || p->nr_free != p->nr_blocks)
+		return -EINVAL;
+	p->arc = calloc(1, sizeof(*p->arc));
+	p->freq = calloc(p->nr_blocks, sizeof(*p->freq));
+	if (!p->arc || !p->freq) {
+		free(p->arc);
+		free(p->freq);
+		p->arc = NULL;
+		p->freq = NULL;
+		return -ENOMEM;
+	}
+	ret = kv_arc_init(p->arc, p->nr_blocks, ghosts);
+	if (ret) {
+		free(p->arc);
+		free(p->freq);
+		p->arc = NULL;
+		p->freq = NULL;
+	}
+	return ret;
 }
 
 void kv_pool_fini(struct kv_pool *p)
@@ -46,6 +72,10 @@ void kv_pool_fini(struct kv_pool *p)
 	free(p->lru_prev);
 	free(p->lru_next);
 	free(p->table);
+	if (p->arc)
+		kv_arc_fini(p->arc);
+	free(p->arc);
+	free(p->freq);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -56,6 +86,8 @@ bool kv_pool_is_free(const struct kv_pool *p, uint32_t b)
 
 /* ---- the key table: linear probing, deletion by backward shift ---- */
 
+#define EMPTY	UINT64_MAX
+
 static uint32_t slot_of(const struct kv_pool *p, const struct kv_key *key)
 {
 	uint64_t h = kv_key_bits(key);
@@ -63,37 +95,58 @@ static uint32_t slot_of(const struct kv_pool *p, const struct kv_key *key)
 	return (uint32_t)(h ^ (h >> 32)) & p->table_mask;
 }
 
+/* Key bits 64..95: a tag independent of the slot. */
+static uint64_t tag_of(const struct kv_key *key)
+{
+	uint32_t t;
+
+	memcpy(&t, key->b + 8, sizeof(t));
+	return (uint64_t)t << 32;
+}
+
+static uint32_t entry_block(uint64_t e)
+{
+	return (uint32_t)e;
+}
+
 uint32_t kv_pool_lookup(const struct kv_pool *p, const struct kv_key *key)
 {
+	uint64_t tag = tag_of(key);
 	uint32_t i;
 
 	if (kv_key_is_zero(key))
 		return KV_NO_BLOCK;
-	for (i = slot_of(p, key); p->table[i] != KV_NO_BLOCK; i = (i + 1) & p->table_mask)
-		if (kv_key_eq(&p->key[p->table[i]], key))
-			return p->table[i];
+	for (i = slot_of(p, key); p->table[i] != EMPTY; i = (i + 1) & p->table_mask)
+		if ((p->table[i] & ~0xffffffffULL) == tag &&
+		    kv_key_eq(&p->key[entry_block(p->table[i])], key))
+			return entry_block(p->table[i]);
 	return KV_NO_BLOCK;
+}
+
+void kv_pool_prefetch(const struct kv_pool *p, const struct kv_key *key)
+{
+	__builtin_prefetch(&p->table[slot_of(p, key)]);
 }
 
 static void table_remove(struct kv_pool *p, uint32_t b)
 {
 	uint32_t i = slot_of(p, &p->key[b]), j, k;
 
-	while (p->table[i] != b)
+	while (p->table[i] == EMPTY || entry_block(p->table[i]) != b)
 		i = (i + 1) & p->table_mask;
 	/* Shift later members of the cluster back over the hole. */
 	for (j = i;;) {
 		j = (j + 1) & p->table_mask;
-		if (p->table[j] == KV_NO_BLOCK)
+		if (p->table[j] == EMPTY)
 			break;
-		k = slot_of(p, &p->key[p->table[j]]);
+		k = slot_of(p, &p->key[entry_block(p->table[j])]);
 		/* Move table[j] to i unless its home lies cyclically in (i, j]. */
 		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 			continue;
 		p->table[i] = p->table[j];
 		i = j;
 	}
-	p->table[i] = KV_NO_BLOCK;
+	p->table[i] = EMPTY;
 }
 
 uint32_t kv_pool_publish(struct kv_pool *p, uint32_t b, const struct kv_key *key)
@@ -103,39 +156,57 @@ uint32_t kv_pool_publish(struct kv_pool *p, uint32_t b, const struct kv_key *key
 	if (other != KV_NO_BLOCK || kv_key_is_zero(key))
 		return other;
 	p->key[b] = *key;
-	for (i = slot_of(p, key); p->table[i] != KV_NO_BLOCK; i = (i + 1) & p->table_mask)
+	if (p->arc)
+		p->freq[b] = kv_arc_hit(p->arc, key) != KV_GHOST_NONE;
+	for (i = slot_of(p, key); p->table[i] != EMPTY; i = (i + 1) & p->table_mask)
 		;
-	p->table[i] = b;
+	p->table[i] = tag_of(key) | b;
 	return b;
 }
 
-/* ---- LRU of cached blocks ---- */
+/* ---- the lists of cached blocks: LRU (ARC: T1) and ARC's T2 ---- */
+
+static bool on_t2(const struct kv_pool *p, uint32_t b)
+{
+	return p->freq && p->freq[b];
+}
 
 static void lru_remove(struct kv_pool *p, uint32_t b)
 {
 	uint32_t prev = p->lru_prev[b], next = p->lru_next[b];
+	bool t2 = on_t2(p, b);
+	uint32_t *head = t2 ? &p->t2_head : &p->lru_head;
+	uint32_t *tail = t2 ? &p->t2_tail : &p->lru_tail;
 
 	if (prev != KV_NO_BLOCK)
 		p->lru_next[prev] = next;
 	else
-		p->lru_head = next;
+		*head = next;
 	if (next != KV_NO_BLOCK)
 		p->lru_prev[next] = prev;
 	else
-		p->lru_tail = prev;
+		*tail = prev;
 	p->nr_cached--;
+	p->nr_t2 -= t2;
 }
 
 static void lru_add_tail(struct kv_pool *p, uint32_t b)
 {
-	p->lru_prev[b] = p->lru_tail;
+	bool t2 = on_t2(p, b);
+	uint32_t *head = t2 ? &p->t2_head : &p->lru_head;
+	uint32_t *tail = t2 ? &p->t2_tail : &p->lru_tail;
+
+	p->lru_prev[b] = *tail;
 	p->lru_next[b] = KV_NO_BLOCK;
-	if (p->lru_tail != KV_NO_BLOCK)
-		p->lru_next[p->lru_tail] = b;
+	if (*tail != KV_NO_BLOCK)
+		p->lru_next[*tail] = b;
 	else
-		p->lru_head = b;
-	p->lru_tail = b;
+		*head = b;
+	*tail = b;
 	p->nr_cached++;
+	p->nr_t2 += t2;
+	if (p->arc && !t2)
+		kv_arc_trim(p->arc, kv_pool_nr_t1(p));
 }
 
 static void make_free(struct kv_pool *p, uint32_t b)
@@ -149,16 +220,36 @@ void kv_pool_unpublish(struct kv_pool *p, uint32_t b)
 	if (!kv_pool_keyed(p, b))
 		return;
 	table_remove(p, b);
-	memset(&p->key[b], 0, sizeof(p->key[b]));
 	if (!p->refs[b]) {
 		lru_remove(p, b);
 		make_free(p, b);
 	}
+	memset(&p->key[b], 0, sizeof(p->key[b]));
+	if (p->freq)
+		p->freq[b] = 0;
 }
 
+/*
+ * ARC's REPLACE: T1's oldest while |T1| exceeds the target p (or T2 is
+ * empty), else T2's; the key is remembered in B1 or B2.
+ */
 static void evict_one(struct kv_pool *p)
 {
-	kv_pool_unpublish(p, p->lru_head);
+	uint32_t b = p->lru_head;
+
+	if (p->arc) {
+		uint32_t t1 = kv_pool_nr_t1(p);
+		bool from_t1 = t1 && (t1 > p->arc->p || !p->nr_t2);
+		struct kv_key key;
+
+		b = from_t1 ? p->lru_head : p->t2_head;
+		key = p->key[b];
+		kv_pool_unpublish(p, b);
+		kv_arc_evicted(p->arc, from_t1 ? KV_GHOST_B1 : KV_GHOST_B2, &key,
+			       kv_pool_nr_t1(p));
+	} else {
+		kv_pool_unpublish(p, b);
+	}
 	p->evictions++;
 }
 

@@ -46,12 +46,10 @@ static int block_key(const struct kv_seq *s, uint32_t idx, const struct kv_key *
 
 void kv_seq_release(struct kv_pool *p, struct kv_seq *s)
 {
-	uint32_t i;
-
-	for (i = 0; i < s->nr_blocks; i++)
-		kv_pool_put(p, s->blocks[i]);
+	kv_pool_put_many(p, s->blocks, s->nr_blocks);
 	s->nr_blocks = 0;
 	s->nr_tokens = 0;
+	s->nr_committed = 0;
 }
 
 void kv_seq_fini(struct kv_pool *p, struct kv_seq *s)
@@ -61,6 +59,7 @@ void kv_seq_fini(struct kv_pool *p, struct kv_seq *s)
 	free(s->keys);
 	free(s->tail);
 	free(s->extra);
+	free(s->pub);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -69,6 +68,7 @@ static int reserve(struct kv_seq *s, uint64_t n)
 {
 	uint32_t *b;
 	struct kv_key *k;
+	uint8_t *pub;
 	uint64_t cap = s->cap ? s->cap : 8;
 
 	if (n <= s->cap)
@@ -85,6 +85,10 @@ static int reserve(struct kv_seq *s, uint64_t n)
 	if (!k)
 		return -ENOMEM;
 	s->keys = k;
+	pub = realloc(s->pub, cap * sizeof(*pub));
+	if (!pub)
+		return -ENOMEM;
+	s->pub = pub;
 	s->cap = (uint32_t)cap;
 	return 0;
 }
@@ -127,8 +131,26 @@ static uint32_t blocks_for(const struct kv_seq *s, uint64_t tokens)
 	return (uint32_t)((tokens + s->block_tokens - 1) / s->block_tokens);
 }
 
+/* A partial last block that must be copied before it is written. */
+static bool tail_needs_copy(const struct kv_pool *p, const struct kv_seq *s)
+{
+	uint32_t b;
+
+	if (!(s->nr_tokens % s->block_tokens))
+		return false;
+	b = s->blocks[s->nr_blocks - 1];
+	return kv_pool_refs(p, b) > 1 || kv_pool_keyed(p, b);
+}
+
 int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
 		  struct kv_copies *copies, const struct kv_prepare *prep)
+{
+	return kv_seq_append_keys(p, s, tokens, n, NULL, copies, prep);
+}
+
+int kv_seq_append_keys(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
+		       const struct kv_key *given, struct kv_copies *copies,
+		       const struct kv_prepare *prep)
 {
 	uint32_t in_tail = (uint32_t)(s->nr_tokens % s->block_tokens);
 	uint64_t after = s->nr_tokens + n, i;
@@ -141,7 +163,7 @@ int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, ui
 		return 0;
 	if (after / s->block_tokens >= KV_NO_BLOCK)
 		return -EINVAL;
-	cow = in_tail && kv_pool_refs(p, s->blocks[s->nr_blocks - 1]) > 1;
+	cow = tail_needs_copy(p, s);
 	if (cow && !copies)
 		return -EINVAL;
 	need = blocks_for(s, after) - s->nr_blocks + cow;
@@ -161,7 +183,9 @@ int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, ui
 	}
 	memcpy(buf, s->tail, in_tail * sizeof(*buf));
 	idx = (uint32_t)(s->nr_tokens / s->block_tokens);
-	for (i = 0, k = 0; i < n; i++) {
+	if (given && nr_keys)
+		memcpy(keys, given, nr_keys * sizeof(*keys));
+	for (i = 0, k = 0; !given && i < n; i++) {
 		uint32_t pos = (uint32_t)((s->nr_tokens + i) % s->block_tokens);
 
 		buf[pos] = tokens[i];
@@ -199,6 +223,7 @@ int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, ui
 
 		if (!pos) {
 			memset(&s->keys[s->nr_blocks], 0, sizeof(s->keys[0]));
+			s->pub[s->nr_blocks] = 0;
 			s->blocks[s->nr_blocks++] = fresh[k++];
 		}
 		s->tail[pos] = tokens[i];
@@ -207,8 +232,11 @@ int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, ui
 			uint32_t b = s->nr_blocks - 1;
 
 			s->keys[b] = keys[idx++];
+			if (s->defer_publish)
+				continue;
 			/* An identical cached block stays the other's: ours is not shared. */
-			kv_pool_publish(p, s->blocks[b], &s->keys[b]);
+			s->pub[b] = kv_pool_publish(p, s->blocks[b], &s->keys[b]) == s->blocks[b];
+			s->nr_committed = b + 1;
 		}
 	}
 out:
@@ -220,7 +248,53 @@ out:
 
 bool kv_seq_tail_shared(const struct kv_pool *p, const struct kv_seq *s)
 {
-	return s->nr_tokens % s->block_tokens && kv_pool_refs(p, s->blocks[s->nr_blocks - 1]) > 1;
+	return tail_needs_copy(p, s);
+}
+
+int kv_seq_commit(struct kv_pool *p, struct kv_seq *s, uint32_t up_to)
+{
+	uint32_t full = (uint32_t)(s->nr_tokens / s->block_tokens), n = 0, i;
+
+	if (up_to > full)
+		return -ERANGE;
+	/* The table slots are far apart: load them all before probing. */
+	for (i = s->nr_committed; i < up_to; i++)
+		kv_pool_prefetch(p, &s->keys[i]);
+	for (i = s->nr_committed; i < up_to; i++) {
+		if (kv_pool_keyed(p, s->blocks[i]))
+			continue;	/* shared from the cache, or published before */
+		s->pub[i] = kv_pool_publish(p, s->blocks[i], &s->keys[i]) == s->blocks[i];
+		n += s->pub[i];
+	}
+	if (up_to > s->nr_committed)
+		s->nr_committed = up_to;
+	return (int)n;
+}
+
+uint32_t kv_seq_truncate(struct kv_pool *p, struct kv_seq *s, uint64_t n, const int32_t *tail)
+{
+	uint64_t left = n < s->nr_tokens ? s->nr_tokens - n : 0;
+	uint32_t keep = blocks_for(s, left), drop = s->nr_blocks - keep, full;
+	uint32_t in_tail = (uint32_t)(left % s->block_tokens);
+
+	if (drop)
+		kv_pool_put_many(p, s->blocks + keep, drop);
+	s->nr_blocks = keep;
+	s->nr_tokens = left;
+	full = (uint32_t)(left / s->block_tokens);
+	if (s->nr_committed > full)
+		s->nr_committed = full;
+	if (in_tail) {
+		uint32_t b = s->blocks[keep - 1];
+
+		/* Partial again: its content is about to change. */
+		if (s->pub[keep - 1] && kv_pool_refs(p, b) == 1)
+			kv_pool_unpublish(p, b);
+		s->pub[keep - 1] = 0;
+		memset(&s->keys[keep - 1], 0, sizeof(s->keys[0]));
+		memcpy(s->tail, tail, in_tail * sizeof(*s->tail));
+	}
+	return drop;
 }
 
 void kv_seq_replace_tail(struct kv_pool *p, struct kv_seq *s, uint32_t b)
@@ -241,6 +315,13 @@ void kv_seq_republish(struct kv_pool *p, const struct kv_seq *s, uint32_t i)
 int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
 		 uint64_t *cached, struct kv_copies *copies, const struct kv_prepare *prep)
 {
+	return kv_seq_start_keys(p, s, tokens, n, NULL, cached, copies, prep);
+}
+
+int kv_seq_start_keys(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
+		      const struct kv_key *keys, uint64_t *cached, struct kv_copies *copies,
+		      const struct kv_prepare *prep)
+{
 	uint64_t full = n / s->block_tokens, i;
 	struct kv_key key;
 	int ret;
@@ -253,8 +334,11 @@ int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uin
 	for (i = 0; i < full; i++) {
 		uint32_t b;
 
-		ret = block_key(s, (uint32_t)i, i ? &s->keys[i - 1] : NULL,
-				tokens + i * s->block_tokens, &key);
+		if (keys)
+			key = keys[i];
+		else
+			ret = block_key(s, (uint32_t)i, i ? &s->keys[i - 1] : NULL,
+					tokens + i * s->block_tokens, &key);
 		if (ret) {
 			kv_seq_release(p, s);
 			return ret;
@@ -263,13 +347,17 @@ int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uin
 		if (b == KV_NO_BLOCK)
 			break;
 		kv_pool_get(p, b);
+		kv_pool_hit(p, b);
+		s->pub[s->nr_blocks] = 0;
 		s->blocks[s->nr_blocks] = b;
 		s->keys[s->nr_blocks++] = key;
 		s->nr_tokens += s->block_tokens;
+		s->nr_committed = s->nr_blocks;
 	}
 	if (cached)
 		*cached = s->nr_tokens;
-	ret = kv_seq_append(p, s, tokens + s->nr_tokens, n - s->nr_tokens, copies, prep);
+	ret = kv_seq_append_keys(p, s, tokens + s->nr_tokens, n - s->nr_tokens,
+				 keys ? keys + s->nr_blocks : NULL, copies, prep);
 	if (ret) {
 		kv_seq_release(p, s);
 		if (cached)
@@ -294,8 +382,11 @@ int kv_seq_fork(struct kv_pool *p, const struct kv_seq *src, struct kv_seq *dst)
 		kv_pool_get(p, src->blocks[i]);
 		dst->blocks[i] = src->blocks[i];
 		dst->keys[i] = src->keys[i];
+		dst->pub[i] = 0;
 	}
 	dst->nr_blocks = src->nr_blocks;
+	dst->nr_committed = src->nr_committed;
+	dst->defer_publish = src->defer_publish;
 	dst->nr_tokens = src->nr_tokens;
 	memcpy(dst->tail, src->tail, src->block_tokens * sizeof(*src->tail));
 	return 0;

@@ -42,6 +42,15 @@ struct kv_seq {
 	int32_t *tail;		/* tokens of the last, partial block */
 	void *extra;		/* extra keys hashed into every block's key */
 	size_t extra_len;
+	/*
+	 * Commit gating (the block manager): a block that fills keeps its
+	 * key in keys[] but is published only by kv_seq_commit(), once the
+	 * engine has written its KV. Without it (the KV cache) a block is
+	 * published as it fills.
+	 */
+	bool defer_publish;
+	uint32_t nr_committed;	/* leading blocks commit has gone through */
+	uint8_t *pub;		/* per block: 1 if this sequence published it */
 };
 
 int kv_seq_init(struct kv_seq *s, uint32_t block_tokens);
@@ -66,11 +75,38 @@ int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uin
  */
 int kv_seq_append(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
 		  struct kv_copies *copies, const struct kv_prepare *prep);
+/*
+ * kv_seq_start() and kv_seq_append() with the keys of the blocks the call
+ * fills given (@keys: one per block that fills, chained as kv_key_block()
+ * chains them; NULL: computed here).
+ */
+int kv_seq_start_keys(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
+		      const struct kv_key *keys, uint64_t *cached, struct kv_copies *copies,
+		      const struct kv_prepare *prep);
+int kv_seq_append_keys(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
+		       const struct kv_key *keys, struct kv_copies *copies,
+		       const struct kv_prepare *prep);
+/*
+ * Publish full blocks [nr_committed, @up_to) (their KV is written); a key
+ * another block already has leaves ours private. -ERANGE past the full
+ * blocks. Returns the blocks that entered the prefix cache.
+ */
+int kv_seq_commit(struct kv_pool *p, struct kv_seq *s, uint32_t up_to);
+/*
+ * Drop the last @n tokens (at most all): blocks past the end are released
+ * (a full, published one stays cached: its KV is still right); a full
+ * block that becomes partial loses its key, and leaves the prefix cache if
+ * this sequence published it and nobody else holds it; otherwise it stays
+ * cached and the next append copies it first (kv_seq_tail_shared()).
+ * @tail: the tokens of the new last block (the caller's record of the
+ * sequence). Returns the blocks released.
+ */
+uint32_t kv_seq_truncate(struct kv_pool *p, struct kv_seq *s, uint64_t n, const int32_t *tail);
 /* @dst (initialised, empty) shares every block of @src (and its extra keys). */
 int kv_seq_fork(struct kv_pool *p, const struct kv_seq *src, struct kv_seq *dst);
 /*
  * Would the next append write into a shared block (a partial last block
- * other sequences reference)? Then the caller copies it into a block of
+ * other sequences reference, or one in the prefix cache)? Then the caller copies it into a block of
  * its own and calls kv_seq_replace_tail() before appending.
  */
 bool kv_seq_tail_shared(const struct kv_pool *p, const struct kv_seq *s);
