@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 
 #include "kv_key.h"
 
@@ -16,6 +17,47 @@ static void le32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/*
+ * SHA-256 fetched once, and one digest context per thread (freed when the
+ * thread exits): OpenSSL 3's implicit fetch and a context allocation per
+ * block cost more than the digest of a 16-token block itself.
+ */
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+static pthread_key_t ctx_key;
+static EVP_MD *sha256;
+
+static void ctx_free(void *ctx)
+{
+	EVP_MD_CTX_free(ctx);
+}
+
+static void sha_init(void)
+{
+	sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+	if (pthread_key_create(&ctx_key, ctx_free)) {
+		EVP_MD_free(sha256);
+		sha256 = NULL;
+	}
+}
+
+static EVP_MD_CTX *thread_ctx(void)
+{
+	EVP_MD_CTX *ctx;
+
+	pthread_once(&sha_once, sha_init);
+	if (!sha256)
+		return NULL;
+	ctx = pthread_getspecific(ctx_key);
+	if (!ctx) {
+		ctx = EVP_MD_CTX_new();
+		if (ctx && pthread_setspecific(ctx_key, ctx)) {
+			EVP_MD_CTX_free(ctx);
+			ctx = NULL;
+		}
+	}
+	return ctx;
 }
 
 int kv_key_block(const struct kv_key *parent, const int32_t *tokens, uint32_t n,
@@ -35,10 +77,10 @@ int kv_key_block(const struct kv_key *parent, const int32_t *tokens, uint32_t n,
 	le32(head + 1 + KV_KEY_BYTES, n);
 	for (i = 0; i < 8; i++)
 		len[i] = (uint8_t)((uint64_t)extra_len >> (8 * i));
-	ctx = EVP_MD_CTX_new();
+	ctx = thread_ctx();
 	if (!ctx)
 		return -ENOMEM;
-	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+	ok = EVP_DigestInit_ex2(ctx, sha256, NULL) &&
 	     EVP_DigestUpdate(ctx, tag, sizeof(tag) - 1) &&
 	     EVP_DigestUpdate(ctx, head, sizeof(head));
 	for (i = 0; ok && i < n; i += k) {
@@ -49,6 +91,5 @@ int kv_key_block(const struct kv_key *parent, const int32_t *tokens, uint32_t n,
 	ok = ok && EVP_DigestUpdate(ctx, len, sizeof(len)) &&
 	     (!extra_len || EVP_DigestUpdate(ctx, extra, extra_len)) &&
 	     EVP_DigestFinal_ex(ctx, out->b, &got) && got == KV_KEY_BYTES;
-	EVP_MD_CTX_free(ctx);
 	return ok ? 0 : -EIO;
 }
