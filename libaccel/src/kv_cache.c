@@ -731,11 +731,12 @@ static int swap_in(struct accel_kv *kv, uint32_t seq, const struct accel_kv_swap
 		}
 	}
 	ret = kv_pool_alloc(dp, need, fresh);
-	if (!ret)
+	if (!ret) {
 		ret = prepare_blocks(kv, fresh, need);
-	if (ret) {
-		if (ret != -ENOSPC)
+		if (ret)
 			kv_pool_put_many(dp, fresh, need);
+	}
+	if (ret) {
 		for (i = 0; i < e->s.nr_blocks; i++)
 			if (e->s.blocks[i] != KV_NO_BLOCK) {
 				kv_pool_put(dp, e->s.blocks[i]);
