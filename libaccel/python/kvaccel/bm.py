@@ -195,7 +195,9 @@ class BlockManager:
         key is parent (None: a sequence's start), with extra keys (bytes)."""
         tok, n = _tokens(tokens)
         full = n // self.block_tokens
-        arr = (Key * full)() if full else None
+        if not full:
+            return Keys(None, 0)
+        arr = (Key * full)()
         extra = bytes(extra)
         got = check(self._l.accel_bm_keys(self._h(), _key1(parent), tok, n,
                                           extra or None, len(extra), arr), "accel_bm_keys")
@@ -293,9 +295,12 @@ class BlockManager:
 
     def plan_done(self, plan_id, status=0):
         """Plan plan_id (a Plan or its id) finished: status 0, or -errno
-        (or a positive errno) to undo it. Its blocks stop being reserved."""
+        (or a positive errno) to undo it. Its blocks stop being reserved. A
+        Plan with id 0 (nothing to move) is accepted and ignored."""
         if isinstance(plan_id, Plan):
             plan_id = plan_id.id
+            if not plan_id:
+                return  # nothing was to move
         if status > 0:
             status = -status
         check(self._l.accel_bm_plan_done(self._h(), plan_id, status), "accel_bm_plan_done")
