@@ -565,6 +565,8 @@ bench: deps
 	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_BENCH)
 	$(B)/tools/kvaccel-bench-alloc
 	$(B)/tools/kvaccel-bench-bm
+	@$(MAKE) --no-print-directory libaccel
+	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) python3 tools/bench/kvaccel-bench-bm.py
 	tools/vmtest -k $(KVER_BENCH) -M 6G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \
 		-a $(B)/tools:/bin/kvbench -o $(B)/vm-bench-$(KVER_BENCH) -t 2400 \
 		-- "/bin/kvbench/kvaccel-bench && /bin/kvbench/kvaccel-bench-bind && \
