@@ -276,5 +276,25 @@ class Tables(Base):
         self.assertEqual(self.bm.block_tables([]), (array.array("I", [0]), array.array("I")))
 
 
+class Documentation(unittest.TestCase):
+    def test_example_in_libaccel_rst_runs(self):
+        """The Python section's example, as printed."""
+        text = open(os.path.join(TOP, "Documentation", "libaccel.rst")).read()
+        sec = text.split("\nPython\n======\n", 1)[1]
+        body = sec.split(".. code-block:: python\n\n", 1)[1]
+        lines = []
+        for line in body.splitlines():
+            if line and not line.startswith("    "):
+                break
+            lines.append(line[4:])
+        code = "\n".join(lines)
+        self.assertIn("plan_done", code)
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            exec(compile(code, "libaccel.rst:Python", "exec"), {})
+        self.assertIn("TierStats(", out.getvalue())
+
+
 if __name__ == "__main__":
     tap.main("python_bm")
