@@ -61,7 +61,8 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/cuda_tier_batch_refused \
 		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit $(B)/native/kvacceld_metrics \
 		   $(B)/native/kvacceld_units \
-		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake
+		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake \
+		   $(B)/native/python_bm
 
 .PHONY: all deps kmod test-modules tests tools native check check-debug demo bench lint clean help gpu-check gpu-bench \
 	libaccel install
@@ -431,6 +432,21 @@ $(B)/native/libaccel_install: tests/libaccel/install.sh $(ACCEL_LIBS)
 	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" > $@
 	@chmod +x $@
 
+# The Python bindings (libaccel/python/kvaccel, ctypes) over the built
+# libaccel.so.0, their struct mirrors against the C layout (tests/python/run.sh:
+# unittest printing TAP; a SKIP without python3).
+PY_SRCS		:= $(wildcard libaccel/python/kvaccel/*.py tests/python/*.py)
+$(B)/native/python_bm: tests/python/run.sh $(B)/libaccel/$(ACCEL_SONAME) $(PY_SRCS) \
+		$(B)/native-bin/py_bm_layout
+	@mkdir -p $(@D)
+	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" > $@
+	@chmod +x $@
+
+$(B)/native-bin/py_bm_layout: tests/python/bm_layout.c libaccel/include/accel_bm.h
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -o $@ $<
+
 # The library's exports against its version script and the frozen 0.1 ABI
 # (abigail-tools), and no internal globals in libaccel.a.
 # 0.1's entry points kept in compat.c, alone under their plain names (abi.sh).
@@ -549,6 +565,8 @@ bench: deps
 	@$(MAKE) --no-print-directory kmod tools KVERS=$(KVER_BENCH)
 	$(B)/tools/kvaccel-bench-alloc
 	$(B)/tools/kvaccel-bench-bm
+	@$(MAKE) --no-print-directory libaccel
+	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) python3 tools/bench/kvaccel-bench-bm.py
 	tools/vmtest -k $(KVER_BENCH) -M 6G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \
 		-a $(B)/tools:/bin/kvbench -o $(B)/vm-bench-$(KVER_BENCH) -t 2400 \
 		-- "/bin/kvbench/kvaccel-bench && /bin/kvbench/kvaccel-bench-bind && \
