@@ -767,9 +767,9 @@ out:
 	return ret;
 }
 
-ACCEL_EXPORT int accel_kv_swap_out_opts(struct accel_kv *kv, uint32_t seq,
-					const struct accel_kv_swap_opts *opts,
-					struct accel_fence **fence)
+/* A swap's entry point: checks, then swap_out() or swap_in() under the lock. */
+static int swap(struct accel_kv *kv, uint32_t seq, bool in, const struct accel_kv_swap_opts *opts,
+		struct accel_fence **fence)
 {
 	int ret;
 
@@ -781,28 +781,23 @@ ACCEL_EXPORT int accel_kv_swap_out_opts(struct accel_kv *kv, uint32_t seq,
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&kv->lock);
-	ret = swap_out(kv, seq, opts, fence);
+	ret = in ? swap_in(kv, seq, opts, fence) : swap_out(kv, seq, opts, fence);
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
+}
+
+ACCEL_EXPORT int accel_kv_swap_out_opts(struct accel_kv *kv, uint32_t seq,
+					const struct accel_kv_swap_opts *opts,
+					struct accel_fence **fence)
+{
+	return swap(kv, seq, false, opts, fence);
 }
 
 ACCEL_EXPORT int accel_kv_swap_in_opts(struct accel_kv *kv, uint32_t seq,
 				       const struct accel_kv_swap_opts *opts,
 				       struct accel_fence **fence)
 {
-	int ret;
-
-	if (fence)
-		*fence = NULL;
-	if (!kv)
-		return -EINVAL;
-	ret = accel_opts_valid(opts, sizeof(*opts));
-	if (ret)
-		return ret;
-	pthread_mutex_lock(&kv->lock);
-	ret = swap_in(kv, seq, opts, fence);
-	pthread_mutex_unlock(&kv->lock);
-	return ret;
+	return swap(kv, seq, true, opts, fence);
 }
 
 ACCEL_EXPORT int accel_kv_swap_out(struct accel_kv *kv, uint32_t seq, struct accel_fence **fence)
