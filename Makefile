@@ -56,6 +56,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
 		   $(B)/native/libaccel_install $(B)/native/libaccel_abi $(B)/native/kv_unit \
 		   $(B)/native/kv_model $(B)/native/bm_unit $(B)/native/bm_model \
+		   $(B)/native/mover_unit \
 		   $(B)/native/cuda_probe \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
 		   $(B)/native/cuda_tier_batch_refused \
@@ -105,7 +106,8 @@ ACCEL_SONAME	:= libaccel.so.0
 ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/bm/*.c \
 		   libaccel/src/cuda/*.c) \
 		   libaccel/ctl/kvdmsg.c
-ACCEL_HDRS	:= libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/src/internal.h \
+ACCEL_HDRS	:= libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h \
+		   libaccel/src/internal.h \
 		   uapi/kvaccel.h \
 		   uapi/kvacceld.h libaccel/ctl/kvdmsg.h \
 		   $(wildcard libaccel/src/kv/*.h libaccel/src/bm/*.h libaccel/src/cuda/*.h)
@@ -159,7 +161,7 @@ install: libaccel
 	ln -sf $(ACCEL_SONAME) $(DESTDIR)$(PREFIX)/lib/libaccel.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(ACCEL_VERSION)|' \
 		libaccel/libaccel.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libaccel.pc
-	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 uapi/kvaccel.h uapi/kvaccel_netlink.h $(DESTDIR)$(PREFIX)/include/kvaccel/
 	install -m 644 libaccel/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 
@@ -297,6 +299,16 @@ $(B)/native/bm_unit $(B)/native/bm_model: $(B)/native/%: tests/libaccel/%.c $(BM
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/src -pthread \
 		-o $(B)/native-bin/$* $< $(BM_SRCS) -lcmocka -lcrypto
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/$*" > $@
+	@chmod +x $@
+
+# The memfd tier and the data mover (accel_tier_*, accel_mover_*): cmocka,
+# ASan/UBSan over the library's sources (no device needed).
+$(B)/native/mover_unit: tests/libaccel/mover_unit.c $(ACCEL_SRCS) $(ACCEL_HDRS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -pthread \
+		-o $(B)/native-bin/mover_unit $< $(ACCEL_SRCS) -lcmocka $(ACCEL_LDLIBS)
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/mover_unit" > $@
 	@chmod +x $@
 
 # The engine socket's message checks and fd passing (cmocka, ASan/UBSan).
