@@ -293,7 +293,8 @@ $(B)/native/kv_model: tests/libaccel/kv_model.c libaccel/src/kv_cache.c libaccel
 # ASan/UBSan). BM_MODEL_SEED=N replays a run, BM_MODEL_OPS=N sets its budget.
 BM_SRCS		:= $(wildcard libaccel/src/bm/*.c libaccel/src/kv/*.c)
 BM_DEPS		:= $(BM_SRCS) $(wildcard libaccel/src/bm/*.h libaccel/src/kv/*.h) \
-		   libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/src/internal.h
+		   libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h \
+		   libaccel/src/internal.h
 $(B)/native/bm_unit $(B)/native/bm_model: $(B)/native/%: tests/libaccel/%.c $(BM_DEPS)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
