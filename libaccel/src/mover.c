@@ -210,6 +210,12 @@ struct job {
 	struct accel_mover_done d;
 };
 
+/* A copy-engine job the worker polls, and the state it read. */
+struct watch {
+	struct job *job;
+	int status;
+};
+
 struct accel_mover {
 	pthread_mutex_t lock;
 	pthread_cond_t done_cond;	/* a job finished */
@@ -226,6 +232,7 @@ struct accel_mover {
 	uint32_t pending;
 	/* The worker's own: */
 	struct pollfd *pfd;
+	struct watch *watched;		/* the job of each pfd[i], i >= 1 */
 	uint32_t pfd_cap;
 };
 
@@ -277,10 +284,32 @@ static void run_memcpy(struct job *j)
 		memcpy(j->runs[i].dst, j->runs[i].src, j->runs[i].len);
 }
 
+/* Room for @n watched fds (and their jobs); short of memory, fewer (the rest later). */
+static void watch_room(struct accel_mover *m, uint32_t n)
+{
+	struct pollfd *p;
+	struct watch *w;
+
+	if (n <= m->pfd_cap)
+		return;
+	n += 16;
+	p = realloc(m->pfd, n * sizeof(*p));
+	if (p)
+		m->pfd = p;
+	w = p ? realloc(m->watched, n * sizeof(*w)) : NULL;
+	if (w) {
+		m->watched = w;
+		m->pfd_cap = n;
+	}
+}
+
+/*
+ * Only the worker takes jobs off the engine list, so the jobs it watches
+ * stay put while it polls and reads their state without the lock.
+ */
 static void *worker(void *arg)
 {
 	struct accel_mover *m = arg;
-	struct pollfd *pfd;
 	uint32_t n, i;
 
 	for (;;) {
@@ -303,46 +332,41 @@ static void *worker(void *arg)
 			pthread_mutex_unlock(&m->lock);
 			break;
 		}
-		/* Short of memory: watch the first jobs, the others later. */
-		if (m->nr_engine + 1 > m->pfd_cap) {
-			struct pollfd *p = realloc(m->pfd, (m->nr_engine + 16) * sizeof(*p));
-
-			if (p) {
-				m->pfd = p;
-				m->pfd_cap = m->nr_engine + 16;
-			}
-		}
-		pfd = m->pfd;
-		pfd[0] = (struct pollfd) { .fd = m->wake_fd, .events = POLLIN };
+		watch_room(m, m->nr_engine + 1);
+		m->pfd[0] = (struct pollfd) { .fd = m->wake_fd, .events = POLLIN };
 		n = 1;
-		for (j = m->engine; j && n < m->pfd_cap; j = j->next)
-			pfd[n++] = (struct pollfd) { .fd = j->fd, .events = POLLIN };
+		for (j = m->engine; j && n < m->pfd_cap; j = j->next) {
+			m->watched[n] = (struct watch) { .job = j };
+			m->pfd[n++] = (struct pollfd) { .fd = j->fd, .events = POLLIN };
+		}
 		pthread_mutex_unlock(&m->lock);
 
-		if (poll(pfd, n, -1) < 0)
+		if (poll(m->pfd, n, -1) < 0)
 			continue;	/* EINTR */
-		if (pfd[0].revents)
+		if (m->pfd[0].revents)
 			drain(m->wake_fd);
+		/* The state of each job whose fence signalled. */
+		for (i = 1; i < n; i++) {
+			struct watch *w = &m->watched[i];
 
+			if (!m->pfd[i].revents)
+				continue;
+			w->status = accel_fence_status(w->job->fence);
+			if (w->status == 0 && (m->pfd[i].revents & (POLLERR | POLLNVAL)))
+				w->status = -EIO;
+		}
 		pthread_mutex_lock(&m->lock);
 		for (i = 1; i < n; i++) {
-			if (!pfd[i].revents)
-				continue;
-			for (pp = &m->engine; *pp; pp = &(*pp)->next)
-				if ((*pp)->fd == pfd[i].fd)
-					break;
-			j = *pp;
-			if (!j)
-				continue;
-			{
-				int st = accel_fence_status(j->fence);
+			int status = m->watched[i].status;
 
-				if (st == 0 && !(pfd[i].revents & (POLLERR | POLLNVAL)))
-					continue;
-				*pp = j->next;
-				m->nr_engine--;
-				finish(m, j, st == 1 ? 0 : st == 0 ? -EIO : st);
-			}
+			if (status == 0)
+				continue;
+			j = m->watched[i].job;
+			for (pp = &m->engine; *pp != j; pp = &(*pp)->next)
+				;
+			*pp = j->next;
+			m->nr_engine--;
+			finish(m, j, status == 1 ? 0 : status);
 		}
 		pthread_mutex_unlock(&m->lock);
 	}
@@ -376,7 +400,8 @@ ACCEL_EXPORT struct accel_mover *accel_mover_create(const struct accel_mover_opt
 		goto err;
 	}
 	m->pfd = calloc(16, sizeof(*m->pfd));
-	if (!m->pfd) {
+	m->watched = calloc(16, sizeof(*m->watched));
+	if (!m->pfd || !m->watched) {
 		ret = ENOMEM;
 		goto err;
 	}
@@ -395,6 +420,7 @@ ACCEL_EXPORT struct accel_mover *accel_mover_create(const struct accel_mover_opt
 	return m;
 err:
 	free(m->pfd);
+	free(m->watched);
 	if (m->event_fd >= 0)
 		close(m->event_fd);
 	if (m->wake_fd >= 0)
@@ -420,6 +446,7 @@ ACCEL_EXPORT void accel_mover_destroy(struct accel_mover *m)
 		free(e);
 	}
 	free(m->pfd);
+	free(m->watched);
 	close(m->event_fd);
 	close(m->wake_fd);
 	pthread_cond_destroy(&m->done_cond);
@@ -486,6 +513,9 @@ static int submit_memcpy(struct job *j, const struct accel_tier *const tiers[],
 	return 0;
 }
 
+/* The longest segment of @bb-byte blocks: whole blocks, one job's bytes at most. */
+#define MAX_PIECE(bb)	(KVACCEL_COPY_MAX_BYTES / (bb) * (bb))
+
 /*
  * Segments of the copy engine: adjacent runs coalesced, each segment at
  * most KVACCEL_COPY_MAX_BYTES; chained jobs of at most
@@ -497,38 +527,55 @@ static int submit_engine(struct job *j, const struct accel_tier *const tiers[],
 	struct accel_device *dev = tiers[runs[0].src_tier]->dev;
 	struct accel_fence *fence = NULL;
 	struct accel_copy_seg *segs;
-	uint32_t nr = 0, i, first;
-	uint64_t bytes;
+	uint64_t bytes, cap = 0;
+	size_t nr = 0, first;
+	uint32_t i;
 	int ret = 0;
 
 	j->kind = JOB_ENGINE;
-	segs = calloc(n, sizeof(*segs));
+	/* A run longer than one job may copy is cut into whole-block pieces. */
+	for (i = 0; i < n; i++) {
+		uint64_t bb = tiers[runs[i].src_tier]->block_bytes, piece = MAX_PIECE(bb);
+
+		cap += ((uint64_t)runs[i].count * bb + piece - 1) / piece;
+	}
+	if (cap > SIZE_MAX / sizeof(*segs))
+		return -ENOMEM;
+	segs = calloc(cap, sizeof(*segs));
 	if (!segs)
 		return -ENOMEM;
 	for (i = 0; i < n; i++) {
 		struct accel_tier *s = (struct accel_tier *)tiers[runs[i].src_tier];
 		struct accel_tier *d = (struct accel_tier *)tiers[runs[i].dst_tier];
-		uint64_t so = runs[i].src_block * s->block_bytes;
-		uint64_t dof = runs[i].dst_block * d->block_bytes;
-		uint64_t len = runs[i].count * s->block_bytes;
-		struct accel_copy_seg *p = nr ? &segs[nr - 1] : NULL;
+		struct accel_obj *so = accel_region_obj(s->region), *dob = accel_region_obj(d->region);
+		uint64_t src = runs[i].src_block * s->block_bytes;
+		uint64_t dst = runs[i].dst_block * d->block_bytes;
+		uint64_t left = runs[i].count * s->block_bytes, piece = MAX_PIECE(s->block_bytes);
 
-		if (p && p->src == accel_region_obj(s->region) &&
-		    p->dst == accel_region_obj(d->region) &&
-		    p->src_offset + p->length == so && p->dst_offset + p->length == dof &&
-		    p->length + len <= KVACCEL_COPY_MAX_BYTES) {
-			p->length += len;
-			continue;
+		while (left) {
+			struct accel_copy_seg *p = nr ? &segs[nr - 1] : NULL;
+			uint64_t len = left < piece ? left : piece;
+
+			/* Coalesce with the previous segment where it ends where this starts. */
+			if (p && p->src == so && p->dst == dob && p->src_offset + p->length == src &&
+			    p->dst_offset + p->length == dst && p->length + len <= piece) {
+				p->length += len;
+			} else {
+				segs[nr++] = (struct accel_copy_seg) {
+					.src = so, .src_offset = src, .dst = dob, .dst_offset = dst,
+					.length = len,
+				};
+			}
+			src += len;
+			dst += len;
+			left -= len;
 		}
-		segs[nr++] = (struct accel_copy_seg) {
-			.src = accel_region_obj(s->region), .src_offset = so,
-			.dst = accel_region_obj(d->region), .dst_offset = dof, .length = len,
-		};
 	}
 	for (first = 0; first < nr; ) {
 		struct accel_fence *prev = fence;
 		uint32_t count = 0;
 
+		/* Segments are at most a job's bytes: every job takes one at least. */
 		for (bytes = 0; first + count < nr && count < KVACCEL_COPY_MAX_SEGMENTS &&
 		     bytes + segs[first + count].length <= KVACCEL_COPY_MAX_BYTES; count++)
 			bytes += segs[first + count].length;
