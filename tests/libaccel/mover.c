@@ -5,7 +5,8 @@
  * blocks), their dma-buf, scattered runs on the copy engine checked byte
  * for byte, more runs than one copy job takes (chained jobs), jobs
  * between a region tier and a memfd tier (memcpy on the worker), a block
- * manager's plan executed, the eventfd, destroy with jobs in flight, and
+ * manager's plan executed, the eventfd, a copy error (copy_fail_nth)
+ * reaching a job's status, destroy with jobs in flight, and
  * a benchmark: scattered 64 KiB block store/load against memcpy of the
  * same blocks in the same run.
  */
@@ -252,6 +253,43 @@ TEST_F(mover, block_manager_plan)
 	accel_bm_destroy(bm);
 	accel_tier_destroy(t0);
 	accel_tier_destroy(t1);
+}
+
+/* A copy-engine failure reaches the job's status, through a chain too. */
+TEST_F(mover, copy_error_reaches_poll)
+{
+	enum { NB = 4096 + 8 };
+	struct accel_tier *a = host_tier(self->dev, 4096, 2 * NB);
+	struct accel_tier *b = host_tier(self->dev, 4096, 2 * NB);
+	const struct accel_tier *tiers[2] = { a, b };
+	struct accel_bm_run *runs = calloc(NB, sizeof(*runs));
+	struct accel_bm_run big = { 0, 0, 1, 0, 1024 };
+	char knob[256];
+	uint64_t id;
+	uint32_t i;
+
+	snprintf(knob, sizeof(knob), "%s", kvt_debugfs("copy_fail_nth"));
+	if (access(knob, W_OK))
+		SKIP(return, "no %s", knob);
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, runs);
+	ASSERT_EQ(0, kvt_write_file(knob, "1"));
+	ASSERT_EQ(0, accel_mover_submit(self->m, tiers, 2, &big, 1, NULL, &id));
+	EXPECT_EQ(-EIO, done_one(self->m, id));
+	/* The first of two chained jobs fails: the mover job does. */
+	for (i = 0; i < NB; i++)
+		runs[i] = (struct accel_bm_run) { 0, 2 * i, 1, 2 * i, 1 };
+	ASSERT_EQ(0, kvt_write_file(knob, "1"));
+	ASSERT_EQ(0, accel_mover_submit(self->m, tiers, 2, runs, NB, NULL, &id));
+	EXPECT_EQ(-EIO, done_one(self->m, id));
+	kvt_write_file(knob, "0");
+	/* And the next one works. */
+	ASSERT_EQ(0, accel_mover_submit(self->m, tiers, 2, &big, 1, NULL, &id));
+	EXPECT_EQ(0, done_one(self->m, id));
+	free(runs);
+	accel_tier_destroy(a);
+	accel_tier_destroy(b);
 }
 
 /* Destroying the mover waits for copy-engine jobs still running. */
