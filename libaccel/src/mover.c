@@ -263,10 +263,12 @@ static void job_release(struct job *j)
 	j->runs = NULL;
 }
 
-/* Under m->lock: @j finished with @status; onto the done list. */
+/*
+ * Under m->lock: @j (released already: its fd closed and its fence dropped
+ * outside the lock) finished with @status; onto the done list.
+ */
 static void finish(struct accel_mover *m, struct job *j, int status)
 {
-	job_release(j);
 	j->d.status = status;
 	j->next = NULL;
 	*m->done_tail = j;
@@ -323,6 +325,7 @@ static void *worker(void *arg)
 				m->mc_tail = &m->mc_head;
 			pthread_mutex_unlock(&m->lock);
 			run_memcpy(j);
+			job_release(j);
 			pthread_mutex_lock(&m->lock);
 			finish(m, j, 0);
 			pthread_mutex_unlock(&m->lock);
@@ -354,6 +357,9 @@ static void *worker(void *arg)
 			w->status = accel_fence_status(w->job->fence);
 			if (w->status == 0 && (m->pfd[i].revents & (POLLERR | POLLNVAL)))
 				w->status = -EIO;
+			/* Final: the job stays on the list, its fd and fence go now. */
+			if (w->status)
+				job_release(w->job);
 		}
 		pthread_mutex_lock(&m->lock);
 		for (i = 1; i < n; i++) {
@@ -641,6 +647,7 @@ ACCEL_EXPORT int accel_mover_submit(struct accel_mover *m, const struct accel_ti
 	if (engine && j->fd < 0) {
 		st = accel_fence_status(j->fence);
 		st = st == 1 ? 0 : st == 0 ? -EIO : st;
+		job_release(j);
 	}
 	pthread_mutex_lock(&m->lock);
 	j->d.job_id = m->next_id++;
