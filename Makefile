@@ -46,6 +46,7 @@ NL_TESTS	:= netlink fuzz
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
 		   $(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_kv_cuda \
+		   $(B)/tests/libaccel_mover \
 		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh $(B)/tests/kvacceld_engines
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
@@ -56,6 +57,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
 		   $(B)/native/libaccel_install $(B)/native/libaccel_abi $(B)/native/kv_unit \
 		   $(B)/native/kv_model $(B)/native/bm_unit $(B)/native/bm_model \
+		   $(B)/native/mover_unit \
 		   $(B)/native/cuda_probe \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
 		   $(B)/native/cuda_tier_batch_refused \
@@ -106,7 +108,8 @@ ACCEL_SONAME	:= libaccel.so.0
 ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/bm/*.c \
 		   libaccel/src/cuda/*.c) \
 		   libaccel/ctl/kvdmsg.c
-ACCEL_HDRS	:= libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/src/internal.h \
+ACCEL_HDRS	:= libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h \
+		   libaccel/src/internal.h \
 		   uapi/kvaccel.h \
 		   uapi/kvacceld.h libaccel/ctl/kvdmsg.h \
 		   $(wildcard libaccel/src/kv/*.h libaccel/src/bm/*.h libaccel/src/cuda/*.h)
@@ -160,7 +163,7 @@ install: libaccel
 	ln -sf $(ACCEL_SONAME) $(DESTDIR)$(PREFIX)/lib/libaccel.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(ACCEL_VERSION)|' \
 		libaccel/libaccel.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libaccel.pc
-	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 uapi/kvaccel.h uapi/kvaccel_netlink.h $(DESTDIR)$(PREFIX)/include/kvaccel/
 	install -m 644 libaccel/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 
@@ -185,7 +188,7 @@ $(B)/daemon/kvacceld: $(KVACCELD_SRCS) $(KVACCELD_HDRS)
 tests: $(TEST_BINS)
 
 $(foreach t,$(NL_TESTS),$(B)/tests/$(t)): # libaccel against the module (static: libaccel.a and libdrm.a).
-$(B)/tests/libaccel_api $(B)/tests/libaccel_kv: $(B)/tests/libaccel_%: tests/libaccel/%.c \
+$(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_mover: $(B)/tests/libaccel_%: tests/libaccel/%.c \
 		$(TEST_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
@@ -291,13 +294,24 @@ $(B)/native/kv_model: tests/libaccel/kv_model.c libaccel/src/kv_cache.c libaccel
 # ASan/UBSan). BM_MODEL_SEED=N replays a run, BM_MODEL_OPS=N sets its budget.
 BM_SRCS		:= $(wildcard libaccel/src/bm/*.c libaccel/src/kv/*.c)
 BM_DEPS		:= $(BM_SRCS) $(wildcard libaccel/src/bm/*.h libaccel/src/kv/*.h) \
-		   libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/src/internal.h
+		   libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h \
+		   libaccel/src/internal.h
 $(B)/native/bm_unit $(B)/native/bm_model: $(B)/native/%: tests/libaccel/%.c $(BM_DEPS)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/src -pthread \
 		-o $(B)/native-bin/$* $< $(BM_SRCS) -lcmocka -lcrypto
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/$*" > $@
+	@chmod +x $@
+
+# The memfd tier and the data mover (accel_tier_*, accel_mover_*): cmocka,
+# ASan/UBSan over the library's sources (no device needed).
+$(B)/native/mover_unit: tests/libaccel/mover_unit.c $(ACCEL_SRCS) $(ACCEL_HDRS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -pthread \
+		-o $(B)/native-bin/mover_unit $< $(ACCEL_SRCS) -lcmocka $(ACCEL_LDLIBS)
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/mover_unit" > $@
 	@chmod +x $@
 
 # The engine socket's message checks and fd passing (cmocka, ASan/UBSan).

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "accel_bm.h"
+#include "accel_mover.h"
 
 #ifdef __cplusplus
 extern "C" {

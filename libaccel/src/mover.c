@@ -1,0 +1,735 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libaccel - tiers (a kvaccel region, or a memfd) and the data mover.
+ *
+ * A job between host tiers of one device is a chain of copy-engine jobs
+ * (coalesced segments, at most KVACCEL_COPY_MAX_SEGMENTS and
+ * KVACCEL_COPY_MAX_BYTES each, each after the previous one), the job's
+ * fence the last one's. Any other job is a memcpy on the worker thread.
+ * The worker runs queued memcpy jobs, and otherwise poll()s the sync_file
+ * fds of the copy-engine jobs in flight and its wake-up eventfd. Finished
+ * jobs go on a done list, which the eventfd the caller sees (accel_mover_fd())
+ * mirrors: readable while the list is not empty.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct accel_tier {
+	enum accel_tier_kind kind;
+	uint64_t block_bytes;
+	uint32_t blocks;
+	uint32_t region_block;
+	struct accel_device *dev;	/* host tiers */
+	struct accel_region *region;
+	int memfd;			/* memfd tiers */
+	unsigned char *base;
+	size_t map_size;
+};
+
+static int tier_opts_check(const struct accel_tier_opts *opts, uint64_t *size)
+{
+	int ret = accel_opts_valid(opts, sizeof(*opts));
+	uint64_t bb;
+	uint32_t n;
+
+	if (ret)
+		return ret;
+	if (!opts)
+		return -EINVAL;
+	bb = ACCEL_OPTS_GET(opts, block_bytes, 0);
+	n = ACCEL_OPTS_GET(opts, blocks, 0);
+	if (!bb || bb % 4096 || bb > ACCEL_TIER_BLOCK_MAX || !n ||
+	    ACCEL_OPTS_GET(opts, flags, 0) & ~ACCEL_TIER_ON_NODE)
+		return -EINVAL;
+	if (bb * n / n != bb || bb * n > SIZE_MAX)
+		return -EOVERFLOW;
+	*size = bb * n;
+	return 0;
+}
+
+ACCEL_EXPORT struct accel_tier *accel_tier_create_host(struct accel_device *dev,
+						       const struct accel_tier_opts *opts)
+{
+	struct accel_tier *t;
+	uint64_t size, low;
+	int ret, node;
+
+	ret = dev ? tier_opts_check(opts, &size) : -EINVAL;
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->kind = ACCEL_TIER_HOST;
+	t->block_bytes = opts->block_bytes;
+	t->blocks = opts->blocks;
+	t->memfd = -1;
+	t->dev = dev;
+	/* The largest power of two dividing block_bytes, at most 2 MiB. */
+	low = t->block_bytes & -t->block_bytes;
+	t->region_block = low > (2u << 20) ? 2u << 20 : (uint32_t)low;
+	node = ACCEL_OPTS_GET(opts, flags, 0) & ACCEL_TIER_ON_NODE ?
+	       ACCEL_OPTS_GET(opts, node, 0) : ACCEL_NODE_ANY;
+	t->region = accel_region_create(dev, size, t->region_block, node);
+	if (!t->region)
+		goto err;
+	t->base = accel_region_map(t->region);
+	if (!t->base)
+		goto err;
+	t->map_size = size;
+	return t;
+err:
+	ret = errno;
+	accel_region_destroy(t->region);
+	free(t);
+	errno = ret;
+	return NULL;
+}
+
+ACCEL_EXPORT struct accel_tier *accel_tier_create_memfd(const struct accel_tier_opts *opts)
+{
+	struct accel_tier *t;
+	uint64_t size;
+	void *p;
+	int ret;
+
+	ret = tier_opts_check(opts, &size);
+	if (!ret && ACCEL_OPTS_GET(opts, flags, 0) & ACCEL_TIER_ON_NODE)
+		ret = -EINVAL;	/* no placement without a region */
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->kind = ACCEL_TIER_MEMFD;
+	t->block_bytes = opts->block_bytes;
+	t->blocks = opts->blocks;
+	t->memfd = memfd_create("accel-tier", MFD_CLOEXEC);
+	if (t->memfd < 0)
+		goto err;
+	if (ftruncate(t->memfd, (off_t)size))
+		goto err;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, t->memfd, 0);
+	if (p == MAP_FAILED)
+		goto err;
+	t->base = p;
+	t->map_size = size;
+	return t;
+err:
+	ret = errno;
+	if (t->memfd >= 0)
+		close(t->memfd);
+	free(t);
+	errno = ret;
+	return NULL;
+}
+
+ACCEL_EXPORT void accel_tier_destroy(struct accel_tier *tier)
+{
+	if (!tier)
+		return;
+	if (tier->kind == ACCEL_TIER_MEMFD) {
+		munmap(tier->base, tier->map_size);
+		close(tier->memfd);
+	} else {
+		accel_region_destroy(tier->region);
+	}
+	free(tier);
+}
+
+ACCEL_EXPORT int accel_tier_info(const struct accel_tier *tier, struct accel_tier_info *info)
+{
+	int ret;
+
+	if (!tier || !info)
+		return -EINVAL;
+	ret = accel_opts_valid(info, sizeof(*info));
+	if (ret)
+		return ret;
+	ACCEL_OPTS_SET(info, kind, tier->kind);
+	ACCEL_OPTS_SET(info, blocks, tier->blocks);
+	ACCEL_OPTS_SET(info, block_bytes, tier->block_bytes);
+	ACCEL_OPTS_SET(info, region_block_bytes, tier->region_block);
+	ACCEL_OPTS_SET(info, pad, 0);
+	return 0;
+}
+
+ACCEL_EXPORT void *accel_tier_block_addr(const struct accel_tier *tier, uint32_t block)
+{
+	if (!tier || block >= tier->blocks) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return tier->base + (size_t)block * tier->block_bytes;
+}
+
+ACCEL_EXPORT int accel_tier_export(struct accel_tier *tier, int *fd)
+{
+	int f;
+
+	if (!tier || !fd)
+		return -EINVAL;
+	if (tier->kind == ACCEL_TIER_HOST)
+		return accel_region_export(tier->region, fd);
+	f = fcntl(tier->memfd, F_DUPFD_CLOEXEC, 0);
+	if (f < 0)
+		return -errno;
+	*fd = f;
+	return 0;
+}
+
+/* ---- the mover ---- */
+
+enum job_kind { JOB_MEMCPY, JOB_ENGINE };
+
+/* A memcpy run, resolved to addresses at submission. */
+struct mc_run {
+	unsigned char *src, *dst;
+	size_t len;
+};
+
+struct job {
+	struct job *next;		/* a queue, the engine list, or the done list */
+	enum job_kind kind;
+	struct mc_run *runs;		/* JOB_MEMCPY */
+	uint32_t nr_runs;
+	struct accel_fence *fence;	/* JOB_ENGINE */
+	int fd;				/* its sync_file */
+	/* What accel_mover_poll() hands back; the job stays allocated till then. */
+	struct accel_mover_done d;
+};
+
+/* A copy-engine job the worker polls, and the state it read. */
+struct watch {
+	struct job *job;
+	int status;
+};
+
+struct accel_mover {
+	pthread_mutex_t lock;
+	pthread_cond_t done_cond;	/* a job finished */
+	pthread_t worker;
+	int event_fd;			/* the caller's: readable while done is not empty */
+	int wake_fd;			/* the worker's */
+	/* Under lock: */
+	bool stop;
+	uint64_t next_id;
+	struct job *mc_head, **mc_tail;	/* memcpy jobs queued, FIFO */
+	struct job *engine;		/* copy-engine jobs in flight */
+	uint32_t nr_engine;
+	struct job *done_head, **done_tail;
+	uint32_t pending;
+	/* The worker's own: */
+	struct pollfd *pfd;
+	struct watch *watched;		/* the job of each pfd[i], i >= 1 */
+	uint32_t pfd_cap;
+};
+
+static void wake(int fd)
+{
+	uint64_t one = 1;
+	ssize_t r = write(fd, &one, sizeof(one));
+
+	(void)r;	/* EAGAIN: the counter is full, so readable anyway */
+}
+
+static void drain(int fd)
+{
+	uint64_t v;
+	ssize_t r = read(fd, &v, sizeof(v));
+
+	(void)r;
+}
+
+static void job_release(struct job *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	accel_fence_destroy(j->fence);
+	j->fence = NULL;
+	free(j->runs);
+	j->runs = NULL;
+}
+
+/*
+ * Under m->lock: @j (released already: its fd closed and its fence dropped
+ * outside the lock) finished with @status; onto the done list.
+ */
+static void finish(struct accel_mover *m, struct job *j, int status)
+{
+	j->d.status = status;
+	j->next = NULL;
+	*m->done_tail = j;
+	m->done_tail = &j->next;
+	m->pending--;
+	wake(m->event_fd);
+	pthread_cond_broadcast(&m->done_cond);
+}
+
+static void run_memcpy(struct job *j)
+{
+	uint32_t i;
+
+	for (i = 0; i < j->nr_runs; i++)
+		memcpy(j->runs[i].dst, j->runs[i].src, j->runs[i].len);
+}
+
+/* Room for @n watched fds (and their jobs); short of memory, fewer (the rest later). */
+static void watch_room(struct accel_mover *m, uint32_t n)
+{
+	struct pollfd *p;
+	struct watch *w;
+
+	if (n <= m->pfd_cap)
+		return;
+	n += 16;
+	p = realloc(m->pfd, n * sizeof(*p));
+	if (p)
+		m->pfd = p;
+	w = p ? realloc(m->watched, n * sizeof(*w)) : NULL;
+	if (w) {
+		m->watched = w;
+		m->pfd_cap = n;
+	}
+}
+
+/*
+ * Only the worker takes jobs off the engine list, so the jobs it watches
+ * stay put while it polls and reads their state without the lock.
+ */
+static void *worker(void *arg)
+{
+	struct accel_mover *m = arg;
+	uint32_t n, i;
+
+	for (;;) {
+		struct job *j, **pp;
+
+		pthread_mutex_lock(&m->lock);
+		if (m->mc_head) {
+			j = m->mc_head;
+			m->mc_head = j->next;
+			if (!m->mc_head)
+				m->mc_tail = &m->mc_head;
+			pthread_mutex_unlock(&m->lock);
+			run_memcpy(j);
+			job_release(j);
+			pthread_mutex_lock(&m->lock);
+			finish(m, j, 0);
+			pthread_mutex_unlock(&m->lock);
+			continue;
+		}
+		if (m->stop && !m->engine) {
+			pthread_mutex_unlock(&m->lock);
+			break;
+		}
+		watch_room(m, m->nr_engine + 1);
+		m->pfd[0] = (struct pollfd) { .fd = m->wake_fd, .events = POLLIN };
+		n = 1;
+		for (j = m->engine; j && n < m->pfd_cap; j = j->next) {
+			m->watched[n] = (struct watch) { .job = j };
+			m->pfd[n++] = (struct pollfd) { .fd = j->fd, .events = POLLIN };
+		}
+		pthread_mutex_unlock(&m->lock);
+
+		if (poll(m->pfd, n, -1) < 0)
+			continue;	/* EINTR */
+		if (m->pfd[0].revents)
+			drain(m->wake_fd);
+		/* The state of each job whose fence signalled. */
+		for (i = 1; i < n; i++) {
+			struct watch *w = &m->watched[i];
+
+			if (!m->pfd[i].revents)
+				continue;
+			w->status = accel_fence_status(w->job->fence);
+			if (w->status == 0 && (m->pfd[i].revents & (POLLERR | POLLNVAL)))
+				w->status = -EIO;
+			/* Final: the job stays on the list, its fd and fence go now. */
+			if (w->status)
+				job_release(w->job);
+		}
+		pthread_mutex_lock(&m->lock);
+		for (i = 1; i < n; i++) {
+			int status = m->watched[i].status;
+
+			if (status == 0)
+				continue;
+			j = m->watched[i].job;
+			for (pp = &m->engine; *pp != j; pp = &(*pp)->next)
+				;
+			*pp = j->next;
+			m->nr_engine--;
+			finish(m, j, status == 1 ? 0 : status);
+		}
+		pthread_mutex_unlock(&m->lock);
+	}
+	return NULL;
+}
+
+ACCEL_EXPORT struct accel_mover *accel_mover_create(const struct accel_mover_opts *opts)
+{
+	struct accel_mover *m;
+	pthread_condattr_t ca;
+	int ret = accel_opts_valid(opts, sizeof(*opts));
+
+	if (!ret && ACCEL_OPTS_GET(opts, flags, 0))
+		ret = -EINVAL;
+	if (ret) {
+		errno = -ret;
+		return NULL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->mc_tail = &m->mc_head;
+	m->done_tail = &m->done_head;
+	m->next_id = 1;
+	m->event_fd = -1;
+	m->wake_fd = -1;
+	m->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (m->event_fd < 0 || m->wake_fd < 0) {
+		ret = errno;
+		goto err;
+	}
+	m->pfd = calloc(16, sizeof(*m->pfd));
+	m->watched = calloc(16, sizeof(*m->watched));
+	if (!m->pfd || !m->watched) {
+		ret = ENOMEM;
+		goto err;
+	}
+	m->pfd_cap = 16;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->done_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	ret = pthread_create(&m->worker, NULL, worker, m);
+	if (ret) {
+		pthread_cond_destroy(&m->done_cond);
+		pthread_mutex_destroy(&m->lock);
+		goto err;
+	}
+	return m;
+err:
+	free(m->pfd);
+	free(m->watched);
+	if (m->event_fd >= 0)
+		close(m->event_fd);
+	if (m->wake_fd >= 0)
+		close(m->wake_fd);
+	free(m);
+	errno = ret;
+	return NULL;
+}
+
+ACCEL_EXPORT void accel_mover_destroy(struct accel_mover *m)
+{
+	struct job *e, *next;
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->lock);
+	m->stop = true;
+	pthread_mutex_unlock(&m->lock);
+	wake(m->wake_fd);
+	pthread_join(m->worker, NULL);
+	for (e = m->done_head; e; e = next) {
+		next = e->next;
+		free(e);
+	}
+	free(m->pfd);
+	free(m->watched);
+	close(m->event_fd);
+	close(m->wake_fd);
+	pthread_cond_destroy(&m->done_cond);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+/* Check every run against its tiers; *engine: all of them on one device's copy engine. */
+static int runs_check(const struct accel_tier *const tiers[], uint32_t nr_tiers,
+		      const struct accel_bm_run *runs, uint32_t n, bool *engine)
+{
+	struct accel_device *dev = NULL;
+	uint32_t i;
+
+	*engine = n > 0;
+	for (i = 0; i < n; i++) {
+		const struct accel_bm_run *r = &runs[i];
+		const struct accel_tier *s, *d;
+
+		if (r->src_tier >= nr_tiers || r->dst_tier >= nr_tiers)
+			return -EINVAL;
+		s = tiers[r->src_tier];
+		d = tiers[r->dst_tier];
+		if (!s || !d || !r->count || s->block_bytes != d->block_bytes ||
+		    r->src_block >= s->blocks || r->count > s->blocks - r->src_block ||
+		    r->dst_block >= d->blocks || r->count > d->blocks - r->dst_block)
+			return -EINVAL;
+		/* A run overlapping itself. */
+		if (s == d && r->src_block != r->dst_block &&
+		    (r->src_block < r->dst_block ? r->dst_block - r->src_block :
+						   r->src_block - r->dst_block) < r->count)
+			return -EINVAL;
+		if (s == d && r->src_block == r->dst_block)
+			return -EINVAL;
+		if (s->kind != ACCEL_TIER_HOST || d->kind != ACCEL_TIER_HOST ||
+		    s->dev != d->dev || (dev && s->dev != dev))
+			*engine = false;
+		dev = s->dev;
+	}
+	return 0;
+}
+
+static int submit_memcpy(struct job *j, const struct accel_tier *const tiers[],
+			 const struct accel_bm_run *runs, uint32_t n)
+{
+	uint32_t i;
+
+	j->kind = JOB_MEMCPY;
+	if (!n)
+		return 0;
+	j->runs = calloc(n, sizeof(*j->runs));
+	if (!j->runs)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		const struct accel_tier *s = tiers[runs[i].src_tier], *d = tiers[runs[i].dst_tier];
+
+		j->runs[i] = (struct mc_run) {
+			.src = s->base + (size_t)runs[i].src_block * s->block_bytes,
+			.dst = d->base + (size_t)runs[i].dst_block * d->block_bytes,
+			.len = (size_t)runs[i].count * s->block_bytes,
+		};
+	}
+	j->nr_runs = n;
+	return 0;
+}
+
+/* The longest segment of @bb-byte blocks: whole blocks, one job's bytes at most. */
+#define MAX_PIECE(bb)	(KVACCEL_COPY_MAX_BYTES / (bb) * (bb))
+
+/*
+ * Segments of the copy engine: adjacent runs coalesced, each segment at
+ * most KVACCEL_COPY_MAX_BYTES; chained jobs of at most
+ * KVACCEL_COPY_MAX_SEGMENTS segments and KVACCEL_COPY_MAX_BYTES bytes.
+ */
+static int submit_engine(struct job *j, const struct accel_tier *const tiers[],
+			 const struct accel_bm_run *runs, uint32_t n)
+{
+	struct accel_device *dev = tiers[runs[0].src_tier]->dev;
+	struct accel_fence *fence = NULL;
+	struct accel_copy_seg *segs;
+	uint64_t bytes, cap = 0;
+	size_t nr = 0, first;
+	uint32_t i;
+	int ret = 0;
+
+	j->kind = JOB_ENGINE;
+	/* A run longer than one job may copy is cut into whole-block pieces. */
+	for (i = 0; i < n; i++) {
+		uint64_t bb = tiers[runs[i].src_tier]->block_bytes, piece = MAX_PIECE(bb);
+
+		cap += ((uint64_t)runs[i].count * bb + piece - 1) / piece;
+	}
+	if (cap > SIZE_MAX / sizeof(*segs))
+		return -ENOMEM;
+	segs = calloc(cap, sizeof(*segs));
+	if (!segs)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		struct accel_tier *s = (struct accel_tier *)tiers[runs[i].src_tier];
+		struct accel_tier *d = (struct accel_tier *)tiers[runs[i].dst_tier];
+		struct accel_obj *so = accel_region_obj(s->region), *dob = accel_region_obj(d->region);
+		uint64_t src = runs[i].src_block * s->block_bytes;
+		uint64_t dst = runs[i].dst_block * d->block_bytes;
+		uint64_t left = runs[i].count * s->block_bytes, piece = MAX_PIECE(s->block_bytes);
+
+		while (left) {
+			struct accel_copy_seg *p = nr ? &segs[nr - 1] : NULL;
+			uint64_t len = left < piece ? left : piece;
+
+			/* Coalesce with the previous segment where it ends where this starts. */
+			if (p && p->src == so && p->dst == dob && p->src_offset + p->length == src &&
+			    p->dst_offset + p->length == dst && p->length + len <= piece) {
+				p->length += len;
+			} else {
+				segs[nr++] = (struct accel_copy_seg) {
+					.src = so, .src_offset = src, .dst = dob, .dst_offset = dst,
+					.length = len,
+				};
+			}
+			src += len;
+			dst += len;
+			left -= len;
+		}
+	}
+	for (first = 0; first < nr; ) {
+		struct accel_fence *prev = fence;
+		uint32_t count = 0;
+
+		/* Segments are at most a job's bytes: every job takes one at least. */
+		for (bytes = 0; first + count < nr && count < KVACCEL_COPY_MAX_SEGMENTS &&
+		     bytes + segs[first + count].length <= KVACCEL_COPY_MAX_BYTES; count++)
+			bytes += segs[first + count].length;
+		fence = accel_copy_ordered(dev, segs + first, count, prev);
+		if (!fence) {
+			ret = -errno;
+			/* Nothing may still write into blocks the caller reuses. */
+			if (prev)
+				accel_fence_wait(prev, -1);
+		}
+		accel_fence_destroy(prev);
+		if (ret)
+			goto out;
+		first += count;
+	}
+	j->fence = fence;
+	/* Done already (a small copy the kernel finished): no fd needed. */
+	if (accel_fence_status(fence) == 0) {
+		ret = accel_fence_fd(fence);
+		if (ret < 0) {
+			/* No fd to watch: finish it here. */
+			accel_fence_wait(fence, -1);
+			ret = 0;
+			goto out;
+		}
+		j->fd = ret;
+		ret = 0;
+	}
+out:
+	free(segs);
+	return ret;
+}
+
+ACCEL_EXPORT int accel_mover_submit(struct accel_mover *m, const struct accel_tier *const tiers[],
+				    uint32_t nr_tiers, const struct accel_bm_run *runs, uint32_t n,
+				    const struct accel_mover_submit_opts *opts, uint64_t *job_id)
+{
+	struct job *j;
+	bool engine;
+	int ret, st = 0;
+
+	if (!m || !job_id || (n && (!runs || !tiers || !nr_tiers)))
+		return -EINVAL;
+	ret = accel_opts_valid(opts, sizeof(*opts));
+	if (ret)
+		return ret;
+	if (ACCEL_OPTS_GET(opts, flags, 0))
+		return -EINVAL;
+	ret = runs_check(tiers, nr_tiers, runs, n, &engine);
+	if (ret)
+		return ret;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->fd = -1;
+	j->d.user_data = ACCEL_OPTS_GET(opts, user_data, 0);
+	ret = engine ? submit_engine(j, tiers, runs, n) : submit_memcpy(j, tiers, runs, n);
+	if (ret) {
+		job_release(j);
+		free(j);
+		return ret;
+	}
+	if (engine && j->fd < 0) {
+		st = accel_fence_status(j->fence);
+		st = st == 1 ? 0 : st == 0 ? -EIO : st;
+		job_release(j);
+	}
+	pthread_mutex_lock(&m->lock);
+	j->d.job_id = m->next_id++;
+	*job_id = j->d.job_id;
+	m->pending++;
+	if (!engine) {
+		*m->mc_tail = j;
+		m->mc_tail = &j->next;
+	} else if (j->fd < 0) {
+		finish(m, j, st);
+		j = NULL;
+	} else {
+		j->next = m->engine;
+		m->engine = j;
+		m->nr_engine++;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (j)
+		wake(m->wake_fd);
+	return 0;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+ACCEL_EXPORT int accel_mover_poll(struct accel_mover *m, struct accel_mover_done *out,
+				  uint32_t max, int64_t timeout_ns)
+{
+	struct timespec ts;
+	int64_t end = 0;
+	uint32_t got = 0;
+
+	if (!m || !out || !max || timeout_ns < -1)
+		return -EINVAL;
+	if (timeout_ns > 0) {
+		end = now_ns();
+		end = timeout_ns > INT64_MAX - end ? INT64_MAX : end + timeout_ns;
+		ts.tv_sec = end / 1000000000;
+		ts.tv_nsec = end % 1000000000;
+	}
+	pthread_mutex_lock(&m->lock);
+	while (!m->done_head && timeout_ns) {
+		int r = timeout_ns < 0 ? pthread_cond_wait(&m->done_cond, &m->lock) :
+			pthread_cond_timedwait(&m->done_cond, &m->lock, &ts);
+
+		if (r == ETIMEDOUT)
+			break;
+	}
+	while (m->done_head && got < max) {
+		struct job *e = m->done_head;
+
+		m->done_head = e->next;
+		out[got++] = e->d;
+		free(e);
+	}
+	if (!m->done_head) {
+		m->done_tail = &m->done_head;
+		drain(m->event_fd);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return (int)got;
+}
+
+ACCEL_EXPORT int accel_mover_fd(const struct accel_mover *m)
+{
+	return m ? m->event_fd : -EINVAL;
+}
+
+ACCEL_EXPORT int accel_mover_pending(const struct accel_mover *m)
+{
+	struct accel_mover *mm = (struct accel_mover *)m;
+	int n;
+
+	if (!m)
+		return -EINVAL;
+	pthread_mutex_lock(&mm->lock);
+	n = (int)mm->pending;
+	pthread_mutex_unlock(&mm->lock);
+	return n;
+}
