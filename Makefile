@@ -106,9 +106,10 @@ $(B)/%/exporter/kvaccel_test_exporter.ko: $(wildcard tests/exporter/*)
 ACCEL_VERSION	:= 0.1.0
 ACCEL_SONAME	:= libaccel.so.0
 ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/bm/*.c \
-		   libaccel/src/cuda/*.c) \
+		   libaccel/src/offload/*.c libaccel/src/cuda/*.c) \
 		   libaccel/ctl/kvdmsg.c
 ACCEL_HDRS	:= libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h \
+		   libaccel/include/accel_offload.h \
 		   libaccel/src/internal.h \
 		   uapi/kvaccel.h \
 		   uapi/kvacceld.h libaccel/ctl/kvdmsg.h \
@@ -163,7 +164,7 @@ install: libaccel
 	ln -sf $(ACCEL_SONAME) $(DESTDIR)$(PREFIX)/lib/libaccel.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(ACCEL_VERSION)|' \
 		libaccel/libaccel.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libaccel.pc
-	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h libaccel/include/accel_offload.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 uapi/kvaccel.h uapi/kvaccel_netlink.h $(DESTDIR)$(PREFIX)/include/kvaccel/
 	install -m 644 libaccel/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 
@@ -294,7 +295,7 @@ $(B)/native/kv_model: tests/libaccel/kv_model.c libaccel/src/kv_cache.c libaccel
 # ASan/UBSan). BM_MODEL_SEED=N replays a run, BM_MODEL_OPS=N sets its budget.
 BM_SRCS		:= $(wildcard libaccel/src/bm/*.c libaccel/src/kv/*.c)
 BM_DEPS		:= $(BM_SRCS) $(wildcard libaccel/src/bm/*.h libaccel/src/kv/*.h) \
-		   libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h \
+		   libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h libaccel/include/accel_offload.h \
 		   libaccel/src/internal.h
 $(B)/native/bm_unit $(B)/native/bm_model: $(B)/native/%: tests/libaccel/%.c $(BM_DEPS)
 	@mkdir -p $(B)/native-bin $(@D)

@@ -23,6 +23,7 @@
 
 #include "accel_bm.h"
 #include "accel_mover.h"
+#include "accel_offload.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -233,7 +233,7 @@ void kv_pool_unpublish(struct kv_pool *p, uint32_t b)
  * ARC's REPLACE: T1's oldest while |T1| exceeds the target p (or T2 is
  * empty), else T2's; the key is remembered in B1 or B2.
  */
-static void evict_one(struct kv_pool *p)
+static void evict_one(struct kv_pool *p, struct kv_key *out)
 {
 	uint32_t b = p->lru_head;
 
@@ -244,13 +244,25 @@ static void evict_one(struct kv_pool *p)
 
 		b = from_t1 ? p->lru_head : p->t2_head;
 		key = p->key[b];
+		if (out)
+			*out = key;
 		kv_pool_unpublish(p, b);
 		kv_arc_evicted(p->arc, from_t1 ? KV_GHOST_B1 : KV_GHOST_B2, &key,
 			       kv_pool_nr_t1(p));
 	} else {
+		if (out)
+			*out = p->key[b];
 		kv_pool_unpublish(p, b);
 	}
 	p->evictions++;
+}
+
+int kv_pool_evict(struct kv_pool *p, struct kv_key *key)
+{
+	if (!p->nr_cached)
+		return -ENOENT;
+	evict_one(p, key);
+	return 0;
 }
 
 /* ---- references and allocation ---- */
@@ -311,7 +323,7 @@ int kv_pool_alloc(struct kv_pool *p, uint32_t n, uint32_t *out)
 	if ((uint64_t)n > (uint64_t)p->nr_free + p->nr_cached)
 		return -ENOSPC;
 	while (p->nr_free < n)
-		evict_one(p);
+		evict_one(p, NULL);
 	start = n > 1 ? kv_free_find_run(&p->free, n) : UINT32_MAX;
 	if (start != UINT32_MAX) {
 		kv_free_mark(&p->free, start, n, false);

@@ -64,6 +64,12 @@ void kv_pool_fini(struct kv_pool *p);
  * even that is not enough.
  */
 int kv_pool_alloc(struct kv_pool *p, uint32_t n, uint32_t *out);
+/*
+ * Evict one cached block as an allocation short of free blocks would (LRU:
+ * the oldest; ARC: REPLACE), its key into @key (may be NULL): 0, or -ENOENT
+ * when no block is cached.
+ */
+int kv_pool_evict(struct kv_pool *p, struct kv_key *key);
 /* Take a reference (a cached block leaves the LRU list). */
 void kv_pool_get(struct kv_pool *p, uint32_t b);
 /*
