@@ -57,7 +57,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
 		   $(B)/native/libaccel_install $(B)/native/libaccel_abi $(B)/native/kv_unit \
 		   $(B)/native/kv_model $(B)/native/bm_unit $(B)/native/bm_model \
-		   $(B)/native/mover_unit \
+		   $(B)/native/mover_unit $(B)/native/offload_unit \
 		   $(B)/native/cuda_probe \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
 		   $(B)/native/cuda_tier_batch_refused \
@@ -313,6 +313,16 @@ $(B)/native/mover_unit: tests/libaccel/mover_unit.c $(ACCEL_SRCS) $(ACCEL_HDRS)
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -pthread \
 		-o $(B)/native-bin/mover_unit $< $(ACCEL_SRCS) -lcmocka $(ACCEL_LDLIBS)
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/mover_unit" > $@
+	@chmod +x $@
+
+# The offload manager (accel_offload_*): cmocka, ASan/UBSan over the
+# library's sources (the end-to-end test moves bytes between memfd tiers).
+$(B)/native/offload_unit: tests/libaccel/offload_unit.c $(ACCEL_SRCS) $(ACCEL_HDRS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -pthread \
+		-o $(B)/native-bin/offload_unit $< $(ACCEL_SRCS) -lcmocka $(ACCEL_LDLIBS)
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/offload_unit" > $@
 	@chmod +x $@
 
 # The engine socket's message checks and fd passing (cmocka, ASan/UBSan).
