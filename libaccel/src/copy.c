@@ -156,6 +156,40 @@ struct accel_fence *accel_copy_ordered(struct accel_device *dev, const struct ac
 	return copy_submit(dev, segs, count, after, flags);
 }
 
+int accel_copy_chain(struct accel_device *dev, const struct accel_copy_seg *segs, size_t nr,
+		     struct accel_fence **fence)
+{
+	struct accel_fence *f = NULL;
+	size_t first = 0;
+	int ret = 0;
+
+	*fence = NULL;
+	while (first < nr) {
+		struct accel_fence *prev = f;
+		uint64_t bytes = 0;
+		uint32_t count = 0;
+
+		/* A segment is at most a job's bytes: every job takes one at least. */
+		while (first + count < nr && count < KVACCEL_COPY_MAX_SEGMENTS &&
+		       bytes + segs[first + count].length <= KVACCEL_COPY_MAX_BYTES)
+			bytes += segs[first + count++].length;
+		f = count ? accel_copy_ordered(dev, segs + first, count, prev) : NULL;
+		if (!f) {
+			ret = count ? -errno : -EINVAL;
+			/* Nothing may still write into what the caller frees. */
+			if (prev)
+				accel_fence_wait(prev, -1);
+		}
+		/* The kernel took the previous job's fence: its handle may go. */
+		accel_fence_destroy(prev);
+		if (ret)
+			return ret;
+		first += count;
+	}
+	*fence = f;
+	return 0;
+}
+
 /* The state of a job the file may have forgotten: from a sync_file. */
 static int sync_file_status(struct accel_fence *f)
 {

@@ -114,6 +114,15 @@ struct accel_fence *accel_fence_get(struct accel_fence *fence);
  */
 struct accel_fence *accel_copy_ordered(struct accel_device *dev, const struct accel_copy_seg *segs,
 				       uint32_t count, struct accel_fence *after);
+/*
+ * @nr segments (each at most KVACCEL_COPY_MAX_BYTES) as a chain of
+ * accel_copy_ordered() jobs of at most KVACCEL_COPY_MAX_SEGMENTS segments
+ * and KVACCEL_COPY_MAX_BYTES bytes, each after the previous (an error
+ * anywhere reaches the last). *fence: the last job's (NULL for nr 0). On
+ * error nothing is still in flight.
+ */
+int accel_copy_chain(struct accel_device *dev, const struct accel_copy_seg *segs, size_t nr,
+		     struct accel_fence **fence);
 
 /**
  * struct accel_device - an open kvaccel device; thread-safe.

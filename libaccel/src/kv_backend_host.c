@@ -86,9 +86,9 @@ static int per_block(struct host_backend *h, enum kv_tier_id from, enum kv_tier_
 }
 
 /*
- * Coalesced segments in one job, or a chain of jobs of at most
- * KVACCEL_COPY_MAX_SEGMENTS segments, each after the previous (an error
- * anywhere reaches the last fence, the transfer's).
+ * Coalesced segments in one job, or a chain of jobs (accel_copy_chain(),
+ * within the kernel's segment and byte bounds), each after the previous
+ * (an error anywhere reaches the last fence, the transfer's).
  */
 static int host_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id to,
 		     struct kv_copy *c, uint32_t n, const struct kv_order *order,
@@ -117,23 +117,9 @@ static int host_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id
 	nr = kv_coalesce(c, n, unit ? unit : 1, runs);
 	for (i = 0; i < nr; i++)
 		segs[i] = seg_of(h, from, to, runs[i].src, runs[i].dst, runs[i].count);
-	for (i = 0; i < nr; i += KVACCEL_COPY_MAX_SEGMENTS) {
-		uint32_t count = nr - i < KVACCEL_COPY_MAX_SEGMENTS ? nr - i :
-				 KVACCEL_COPY_MAX_SEGMENTS;
-		struct accel_fence *prev = fence;
-
-		fence = accel_copy_ordered(h->dev, segs + i, count, prev);
-		if (!fence) {
-			ret = -errno;
-			/* Nothing may still write into blocks the caller frees. */
-			if (prev)
-				accel_fence_wait(prev, -1);
-		}
-		/* The kernel took the previous job's fence: its handle may go. */
-		accel_fence_destroy(prev);
-		if (ret)
-			goto out;
-	}
+	ret = accel_copy_chain(h->dev, segs, nr, &fence);
+	if (ret)
+		goto out;
 	b->transfers += nr;
 	b->bytes_moved += (uint64_t)n * b->block_bytes;
 	*x = (struct kv_xfer *)fence;

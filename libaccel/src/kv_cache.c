@@ -513,8 +513,9 @@ ACCEL_EXPORT int accel_kv_seq_free(struct accel_kv *kv, uint32_t seq)
 	return ret;
 }
 
-ACCEL_EXPORT int accel_kv_seq_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks,
-				     uint32_t max)
+/* A sequence's table on tier @place (up to @max ids); returns its block count. */
+static int table_of(struct accel_kv *kv, uint32_t seq, int place, uint32_t *blocks,
+		    uint32_t max)
 {
 	struct kv_entry *e;
 	int ret;
@@ -522,31 +523,26 @@ ACCEL_EXPORT int accel_kv_seq_blocks(struct accel_kv *kv, uint32_t seq, uint32_t
 	if (!kv || (max && !blocks))
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
-	ret = entry_at(kv, seq, ACCEL_KV_DEVICE, &e);
+	ret = entry_at(kv, seq, place, &e);
 	if (!ret)
 		ret = (int)e->s.nr_blocks;
 	if (ret > 0)
-		memcpy(blocks, e->s.blocks, (ret < (int)max ? (uint32_t)ret : max) * sizeof(*blocks));
+		memcpy(blocks, place == ACCEL_KV_DEVICE ? e->s.blocks : e->host,
+		       (ret < (int)max ? (uint32_t)ret : max) * sizeof(*blocks));
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
+}
+
+ACCEL_EXPORT int accel_kv_seq_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks,
+				     uint32_t max)
+{
+	return table_of(kv, seq, ACCEL_KV_DEVICE, blocks, max);
 }
 
 ACCEL_EXPORT int accel_kv_seq_host_blocks(struct accel_kv *kv, uint32_t seq, uint32_t *blocks,
 					  uint32_t max)
 {
-	struct kv_entry *e;
-	int ret;
-
-	if (!kv || (max && !blocks))
-		return -EINVAL;
-	pthread_mutex_lock(&kv->lock);
-	ret = entry_at(kv, seq, ACCEL_KV_HOST, &e);
-	if (!ret)
-		ret = (int)e->s.nr_blocks;
-	if (ret > 0)
-		memcpy(blocks, e->host, (ret < (int)max ? (uint32_t)ret : max) * sizeof(*blocks));
-	pthread_mutex_unlock(&kv->lock);
-	return ret;
+	return table_of(kv, seq, ACCEL_KV_HOST, blocks, max);
 }
 
 ACCEL_EXPORT int accel_kv_seq_tokens(struct accel_kv *kv, uint32_t seq, uint64_t *tokens)

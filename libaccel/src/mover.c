@@ -533,8 +533,8 @@ static int submit_engine(struct job *j, const struct accel_tier *const tiers[],
 	struct accel_device *dev = tiers[runs[0].src_tier]->dev;
 	struct accel_fence *fence = NULL;
 	struct accel_copy_seg *segs;
-	uint64_t bytes, cap = 0;
-	size_t nr = 0, first;
+	uint64_t cap = 0;
+	size_t nr = 0;
 	uint32_t i;
 	int ret = 0;
 
@@ -577,26 +577,9 @@ static int submit_engine(struct job *j, const struct accel_tier *const tiers[],
 			left -= len;
 		}
 	}
-	for (first = 0; first < nr; ) {
-		struct accel_fence *prev = fence;
-		uint32_t count = 0;
-
-		/* Segments are at most a job's bytes: every job takes one at least. */
-		for (bytes = 0; first + count < nr && count < KVACCEL_COPY_MAX_SEGMENTS &&
-		     bytes + segs[first + count].length <= KVACCEL_COPY_MAX_BYTES; count++)
-			bytes += segs[first + count].length;
-		fence = accel_copy_ordered(dev, segs + first, count, prev);
-		if (!fence) {
-			ret = -errno;
-			/* Nothing may still write into blocks the caller reuses. */
-			if (prev)
-				accel_fence_wait(prev, -1);
-		}
-		accel_fence_destroy(prev);
-		if (ret)
-			goto out;
-		first += count;
-	}
+	ret = accel_copy_chain(dev, segs, nr, &fence);
+	if (ret)
+		goto out;
 	j->fence = fence;
 	/* Done already (a small copy the kernel finished): no fd needed. */
 	if (accel_fence_status(fence) == 0) {
