@@ -64,7 +64,8 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit $(B)/native/kvacceld_metrics \
 		   $(B)/native/kvacceld_units \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake \
-		   $(B)/native/python_bm
+		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
+		   $(B)/native/python_offload
 
 .PHONY: all deps kmod test-modules tests tools native check check-debug demo bench lint clean help gpu-check gpu-bench \
 	libaccel install
@@ -458,16 +459,28 @@ $(B)/native/libaccel_install: tests/libaccel/install.sh $(ACCEL_LIBS)
 	@chmod +x $@
 
 # The Python bindings (libaccel/python/kvaccel, ctypes) over the built
-# libaccel.so.0, their struct mirrors against the C layout (tests/python/run.sh:
-# unittest printing TAP; a SKIP without python3).
-PY_SRCS		:= $(wildcard libaccel/python/kvaccel/*.py tests/python/*.py)
-$(B)/native/python_bm: tests/python/run.sh $(B)/libaccel/$(ACCEL_SONAME) $(PY_SRCS) \
-		$(B)/native-bin/py_bm_layout
+# libaccel.so.0 (tests/python/run.sh: unittest printing TAP, Debian's
+# /usr/bin/python3; a SKIP without python3): the block manager and its
+# struct mirrors (python_bm), the other struct mirrors (python_layout),
+# memfd tiers and the mover with numpy, torch and asyncio (python_mover),
+# the offload manager and Documentation/examples/connector.py (python_offload).
+PY_SRCS		:= $(wildcard libaccel/python/kvaccel/*.py tests/python/*.py) \
+		   Documentation/examples/connector.py
+PY_TESTS	:= bm layout mover offload
+$(foreach t,$(PY_TESTS),$(B)/native/python_$(t)): $(B)/native/python_%: tests/python/run.sh \
+		$(B)/libaccel/$(ACCEL_SONAME) $(PY_SRCS) $(B)/native-bin/py_bm_layout \
+		$(B)/native-bin/py_layout
 	@mkdir -p $(@D)
-	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" > $@
+	@printf '#!/bin/sh\nexec %s %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" \
+		"$(CURDIR)/tests/python/test_$*.py" > $@
 	@chmod +x $@
 
 $(B)/native-bin/py_bm_layout: tests/python/bm_layout.c libaccel/include/accel_bm.h
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -o $@ $<
+
+$(B)/native-bin/py_layout: tests/python/layout.c $(wildcard libaccel/include/*.h)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -o $@ $<

@@ -10,7 +10,7 @@ else beside the package or in the source tree's build/libaccel/, else by
 the system loader. Errors are OSError with errno set; every object has
 close() and is a context manager; a closed one raises ValueError."""
 
-from ._lib import path as library_path
+from ._lib import path as library_path, lib as _lib  # kvaccel._lib(): the CDLL
 from .bm import (BlockManager, Keys, Plan, SeqInfo, TierStats, EVICT_LRU, EVICT_ARC,
                  KEY_BYTES)
 from .device import Device, DeviceInfo, Region, devices, NODE_ANY
