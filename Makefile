@@ -47,7 +47,8 @@ TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
 		   $(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_kv_cuda \
 		   $(B)/tests/libaccel_mover \
-		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh $(B)/tests/kvacceld_engines
+		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh $(B)/tests/kvacceld_engines \
+		   $(B)/tests/python_vm
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
 		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv $(B)/tools/kvaccel-engine \
@@ -484,6 +485,16 @@ $(B)/native-bin/py_layout: tests/python/layout.c $(wildcard libaccel/include/*.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -o $@ $<
+
+# The bindings against the module (make check's VMs): tests/python/vm.sh in
+# the guest, with python3, numpy and the package staged by stage.sh (its
+# vmtest-args are the -a options run-selftests adds).
+$(B)/pyroot/vmtest-args: tests/python/stage.sh $(PY_SRCS) $(B)/libaccel/$(ACCEL_SONAME)
+	@tests/python/stage.sh "$(CURDIR)" "$(abspath $(B))" "$(abspath $(B))/pyroot"
+
+$(B)/tests/python_vm: tests/python/vm.sh $(B)/pyroot/vmtest-args
+	@mkdir -p $(@D)
+	install -m 755 $< $@
 
 # The library's exports against its version script and the frozen 0.1 ABI
 # (abigail-tools), and no internal globals in libaccel.a.

@@ -30,9 +30,11 @@ def kv_of(key):
 
 
 class Connector:
-    def __init__(self, device_blocks=64, host_blocks=24):
-        self.device = kvaccel.Tier.memfd(BLOCK_BYTES, device_blocks)  # the engine's KV
-        self.host = kvaccel.Tier.memfd(BLOCK_BYTES, host_blocks)      # the offload tier
+    def __init__(self, device_blocks=64, host_blocks=24, make_tier=kvaccel.Tier.memfd):
+        # make_tier(block_bytes, blocks): memfd tiers here; with a kvaccel
+        # device, lambda bb, n: kvaccel.Tier.host(dev, bb, n) (copy engine).
+        self.device = make_tier(BLOCK_BYTES, device_blocks)  # the engine's KV
+        self.host = make_tier(BLOCK_BYTES, host_blocks)      # the offload tier
         self.tiers = [self.device, self.host]
         self.mover = kvaccel.Mover()
         self.offload = kvaccel.OffloadManager(host_blocks, evict="lru")
@@ -90,8 +92,8 @@ class Connector:
         return hit, len(keys) - hit, stored
 
 
-async def main(verbose=True):
-    c = Connector()
+async def main(verbose=True, make_tier=kvaccel.Tier.memfd):
+    c = Connector(make_tier=make_tier)
     try:
         shared = list(range(1000, 1000 + 8 * BLOCK_TOKENS))       # an 8-block system prompt
         a = shared + list(range(5000, 5000 + 4 * BLOCK_TOKENS))   # + 4 blocks
