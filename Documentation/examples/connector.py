@@ -72,16 +72,15 @@ class Connector:
 
         # 4. Store the new blocks: host blocks for the keys not stored yet.
         st = self.offload.prepare_store(keys)
-        idx = st.index()
         stored = 0
         if st.allocated:
-            job = self.mover.submit(self.tiers, kvaccel.runs(
-                DEV, [db[i] for i in idx], HOST, [st.blocks[i] for i in idx]))
+            # Runs db[i] -> st.blocks[i] for the keys given a block.
+            job = self.mover.submit(self.tiers, st.runs(DEV, db, HOST))
             done = await self.mover.wait(job)
             self.offload.complete_store(st, ok=done.status == 0)
             if done.status == 0:
                 stored = st.allocated
-                self.index.update(keys[i] for i in idx)
+                self.index.update(st.keys())
 
         # 5. Evict: keys the store pushed out of the host tier.
         for k in st.evicted:

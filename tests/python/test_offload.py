@@ -62,6 +62,9 @@ class Offload(unittest.TestCase):
         self.assertEqual(st.allocated, 3)
         self.assertEqual(list(st.index()), [3, 4, 5])
         self.assertEqual(st.keys(), k[3:])
+        r = st.runs(0, [10, 11, 12, 13, 14, 15], 1)     # the engine's blocks -> the new ones
+        self.assertEqual(list(r), [v for i in (3, 4, 5)
+                                   for v in (0, 10 + i, 1, st.blocks[i], 1)])
         self.o.complete_store(st)
         self.assertEqual(self.o.lookup(k), 6)
 

@@ -20,6 +20,9 @@ Done = namedtuple("Done", "job_id user_data status")
 _POLL_MAX = 64
 
 
+_templates = {}  # (src_tier, dst_tier, n) -> runs with their constant columns filled
+
+
 def runs(src_tier, src_blocks, dst_tier, dst_blocks):
     """Single-block runs src_blocks[i] of tier src_tier -> dst_blocks[i] of
     dst_tier, as the array.array("I") (5 numbers per run) submit() takes."""
@@ -30,12 +33,15 @@ def runs(src_tier, src_blocks, dst_tier, dst_blocks):
     n = len(src_blocks)
     if len(dst_blocks) != n:
         raise ValueError("as many source as destination blocks")
-    a = array.array("I", bytes(20 * n))
-    a[0::5] = array.array("I", (src_tier,)) * n
+    key = (src_tier, dst_tier, n)
+    t = _templates.get(key)
+    if t is None:
+        t = array.array("I", (src_tier, 0, dst_tier, 0, 1)) * n
+        if len(_templates) < 256:
+            _templates[key] = t
+    a = array.array("I", t)
     a[1::5] = src_blocks
-    a[2::5] = array.array("I", (dst_tier,)) * n
     a[3::5] = dst_blocks
-    a[4::5] = array.array("I", (1,)) * n
     return a
 
 

@@ -43,6 +43,17 @@ class Store:
             return self._keys
         return Keys.from_bytes(self._keys[i] for i in self.index())
 
+    def runs(self, src_tier, src_blocks, dst_tier):
+        """The mover's runs of the copies to make: src_blocks[i] of
+        src_tier (the engine's block of key i) -> this store's block i of
+        dst_tier (the host tier), for the keys given a block."""
+        from .mover import runs
+        if self.allocated == len(self.blocks):
+            return runs(src_tier, src_blocks, dst_tier, self.blocks)
+        idx = self.index()
+        return runs(src_tier, [src_blocks[i] for i in idx], dst_tier,
+                    [self.blocks[i] for i in idx])
+
     def __repr__(self):
         return "<kvaccel.Store %d of %d, %d evicted>" % (self.allocated, len(self.blocks),
                                                          len(self.evicted))
