@@ -7,7 +7,8 @@ host tiers of several block sizes with the copy engine through the mover
 (scattered runs checked byte for byte, asyncio), a host tier's dma-buf
 imported as a region; the connector example on host tiers; an Engine
 connection to kvacceld (quota, a region handed from one engine to
-another and read back, the errors). kvacceld and kvaccelctl on PATH.
+another and read back, a release request answered by the callback, the
+errors). kvacceld and kvaccelctl on PATH.
 Prints TAP (tests/python/tap.py)."""
 
 import asyncio
@@ -308,6 +309,45 @@ class EngineTest(unittest.TestCase):
             self.assertLess(a.handoff_wait(1, timeout=10), 0)   # refused
         b.close()
         a.close()
+
+
+class PressureTest(unittest.TestCase):
+    """The daemon's release request reaches the release callback: 28 MiB in
+    use crosses the 24 MiB high watermark, the engine is asked for 12 MiB
+    (down to the 16 MiB low watermark) and frees 16 MiB."""
+
+    def setUp(self):
+        self.dev = kvaccel.Device()
+        self.daemon = start_daemon("--high-watermark", "24M", "--low-watermark", "16M")
+
+    def tearDown(self):
+        self.daemon.terminate()
+        self.assertEqual(self.daemon.wait(30), 0)
+        subprocess.run("kvaccelctl watermarks off >/dev/null 2>&1; "
+                       "kvaccelctl limit set 0 >/dev/null 2>&1", shell=True)
+        self.dev.close()
+
+    def test_release_callback(self):
+        held = [self.dev.region(8 * MB, 2 * MB) for _ in range(2)]
+        asked = []
+
+        def release(nbytes):
+            asked.append(nbytes)
+            freed = sum(r.size for r in held)
+            for r in held:
+                r.close()
+            held.clear()
+            return freed
+
+        with kvaccel.Engine("py-low", priority=0, path=SOCK, release=release) as e:
+            more = self.dev.region(12 * MB, 2 * MB)
+            for _ in range(300):
+                if asked:
+                    break
+                e.dispatch(0.1)
+            self.assertEqual(asked, [12 * MB])
+            self.assertEqual(held, [])
+            more.close()
 
 
 if __name__ == "__main__":
