@@ -7,8 +7,8 @@ host tiers of several block sizes with the copy engine through the mover
 (scattered runs checked byte for byte, asyncio), a host tier's dma-buf
 imported as a region; the connector example on host tiers; an Engine
 connection to kvacceld (quota, a region handed from one engine to
-another and read back, a release request answered by the callback, the
-errors). kvacceld and kvaccelctl on PATH.
+another and read back, a release request answered by the callback,
+reconnecting after the daemon restarted, the errors). kvacceld and kvaccelctl on PATH.
 Prints TAP (tests/python/tap.py)."""
 
 import asyncio
@@ -294,6 +294,21 @@ class EngineTest(unittest.TestCase):
         r.close()
         b.close()
         a.close()
+
+    def test_reconnect_after_the_daemon_restarts(self):
+        with kvaccel.Engine("py-r", path=SOCK) as e:
+            self.daemon.terminate()
+            self.assertEqual(self.daemon.wait(30), 0)
+            with self.assertRaises(OSError) as cm:
+                for _ in range(50):
+                    e.dispatch(0.1)
+            self.assertEqual(cm.exception.errno, errno.ECONNRESET)
+            with self.assertRaises(OSError) as cm:
+                e.reconnect()
+            self.assertIn(cm.exception.errno, (errno.ENOENT, errno.ECONNREFUSED))
+            self.daemon = start_daemon("--limit", "512M")
+            e.reconnect()
+            self.assertEqual(e.dispatch(0), 0)
 
     def test_callback_exception_raised_by_dispatch(self):
         def receive(h):
