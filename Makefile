@@ -47,7 +47,8 @@ TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
 		   $(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_kv_cuda \
 		   $(B)/tests/libaccel_mover \
-		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh $(B)/tests/kvacceld_engines
+		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh $(B)/tests/kvacceld_engines \
+		   $(B)/tests/python_vm
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
 		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv $(B)/tools/kvaccel-engine \
@@ -64,7 +65,8 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit $(B)/native/kvacceld_metrics \
 		   $(B)/native/kvacceld_units \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake \
-		   $(B)/native/python_bm
+		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
+		   $(B)/native/python_offload
 
 .PHONY: all deps kmod test-modules tests tools native check check-debug demo bench lint clean help gpu-check gpu-bench \
 	libaccel install
@@ -458,19 +460,41 @@ $(B)/native/libaccel_install: tests/libaccel/install.sh $(ACCEL_LIBS)
 	@chmod +x $@
 
 # The Python bindings (libaccel/python/kvaccel, ctypes) over the built
-# libaccel.so.0, their struct mirrors against the C layout (tests/python/run.sh:
-# unittest printing TAP; a SKIP without python3).
-PY_SRCS		:= $(wildcard libaccel/python/kvaccel/*.py tests/python/*.py)
-$(B)/native/python_bm: tests/python/run.sh $(B)/libaccel/$(ACCEL_SONAME) $(PY_SRCS) \
-		$(B)/native-bin/py_bm_layout
+# libaccel.so.0 (tests/python/run.sh: unittest printing TAP, Debian's
+# /usr/bin/python3; a SKIP without python3): the block manager and its
+# struct mirrors (python_bm), the other struct mirrors (python_layout),
+# memfd tiers and the mover with numpy, torch and asyncio (python_mover),
+# the offload manager and Documentation/examples/connector.py (python_offload).
+PY_SRCS		:= $(wildcard libaccel/python/kvaccel/*.py tests/python/*.py) \
+		   Documentation/examples/connector.py
+PY_TESTS	:= bm layout mover offload
+$(foreach t,$(PY_TESTS),$(B)/native/python_$(t)): $(B)/native/python_%: tests/python/run.sh \
+		$(B)/libaccel/$(ACCEL_SONAME) $(PY_SRCS) $(B)/native-bin/py_bm_layout \
+		$(B)/native-bin/py_layout
 	@mkdir -p $(@D)
-	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" > $@
+	@printf '#!/bin/sh\nexec %s %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" \
+		"$(CURDIR)/tests/python/test_$*.py" > $@
 	@chmod +x $@
 
 $(B)/native-bin/py_bm_layout: tests/python/bm_layout.c libaccel/include/accel_bm.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -o $@ $<
+
+$(B)/native-bin/py_layout: tests/python/layout.c $(wildcard libaccel/include/*.h)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -o $@ $<
+
+# The bindings against the module (make check's VMs): tests/python/vm.sh in
+# the guest, with python3, numpy and the package staged by stage.sh (its
+# vmtest-args are the -a options run-selftests adds).
+$(B)/pyroot/vmtest-args: tests/python/stage.sh $(PY_SRCS) $(B)/libaccel/$(ACCEL_SONAME)
+	@tests/python/stage.sh "$(CURDIR)" "$(abspath $(B))" "$(abspath $(B))/pyroot"
+
+$(B)/tests/python_vm: tests/python/vm.sh $(B)/pyroot/vmtest-args
+	@mkdir -p $(@D)
+	install -m 755 $< $@
 
 # The library's exports against its version script and the frozen 0.1 ABI
 # (abigail-tools), and no internal globals in libaccel.a.
@@ -592,6 +616,8 @@ bench: deps
 	$(B)/tools/kvaccel-bench-bm
 	@$(MAKE) --no-print-directory libaccel
 	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) python3 tools/bench/kvaccel-bench-bm.py
+	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) /usr/bin/python3 \
+		tools/bench/kvaccel-bench-offload.py
 	tools/vmtest -k $(KVER_BENCH) -M 6G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \
 		-a $(B)/tools:/bin/kvbench -o $(B)/vm-bench-$(KVER_BENCH) -t 2400 \
 		-- "/bin/kvbench/kvaccel-bench && /bin/kvbench/kvaccel-bench-bind && \

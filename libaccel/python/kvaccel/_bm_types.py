@@ -128,10 +128,3 @@ PROTOS = {
     "accel_bm_seq_keys": (c_int, [_P, c_uint32, c_uint32, c_uint32, _keyp]),
     "accel_bm_tier_stats": (c_int, [_P, c_uint32, POINTER(TierStats)]),
 }
-
-
-def declare(lib):
-    for name, (res, args) in PROTOS.items():
-        f = getattr(lib, name)
-        f.restype = res
-        f.argtypes = args

@@ -37,10 +37,19 @@ def lib():
     global _lib
     if _lib is None:
         l = ctypes.CDLL(path(), use_errno=True)
-        from . import _bm_types
-        _bm_types.declare(l)
+        from . import _bm_types, _dev_types, _mover_types, _offload_types
+        for m in (_bm_types, _dev_types, _mover_types, _offload_types):
+            declare(l, m.PROTOS)
         _lib = l
     return _lib
+
+
+def declare(l, protos):
+    """Set restype and argtypes of each function of protos on l."""
+    for name, (res, args) in protos.items():
+        f = getattr(l, name)
+        f.restype = res
+        f.argtypes = args
 
 
 def error(err, what=None):

@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The layout of the structs of accel.h (devices, engines), accel_mover.h
+ * and accel_offload.h as the C compiler sees it, one line per struct
+ * ("STRUCT size SIZE align ALIGN") and per member ("STRUCT MEMBER OFFSET
+ * SIZE"), then constants ("NAME VALUE"), for tests/python/test_layout.py
+ * to compare with the ctypes mirrors in libaccel/python/kvaccel/_*_types.py.
+ */
+#include <stddef.h>
+#include <stdio.h>
+
+#include <accel.h>
+
+#define S(T) printf("%s size %zu align %zu\n", #T, sizeof(struct T), _Alignof(struct T))
+#define M(T, F) printf("%s %s %zu %zu\n", #T, #F, offsetof(struct T, F), \
+		       sizeof(((struct T *)0)->F))
+#define C(N) printf("%s %lld\n", #N, (long long)(N))
+
+int main(void)
+{
+	S(accel_device_info); M(accel_device_info, sz); M(accel_device_info, path);
+	M(accel_device_info, abi_major); M(accel_device_info, abi_minor);
+	M(accel_device_info, caps); M(accel_device_info, block_sizes);
+	M(accel_device_info, limit); M(accel_device_info, usage);
+	M(accel_device_info, process_usage); M(accel_device_info, process_quota);
+	S(accel_handoff); M(accel_handoff, from); M(accel_handoff, tag); M(accel_handoff, count);
+	M(accel_handoff, fds); M(accel_handoff, kinds); M(accel_handoff, sizes);
+	S(accel_handoff_sender); M(accel_handoff_sender, sz); M(accel_handoff_sender, incarnation);
+	M(accel_handoff_sender, uid); M(accel_handoff_sender, pid);
+	S(accel_engine_ops); M(accel_engine_ops, release); M(accel_engine_ops, receive);
+	M(accel_engine_ops, handoff_done);
+
+	S(accel_tier_opts); M(accel_tier_opts, sz); M(accel_tier_opts, block_bytes);
+	M(accel_tier_opts, blocks); M(accel_tier_opts, node); M(accel_tier_opts, flags);
+	S(accel_tier_info); M(accel_tier_info, sz); M(accel_tier_info, kind);
+	M(accel_tier_info, blocks); M(accel_tier_info, block_bytes);
+	M(accel_tier_info, region_block_bytes); M(accel_tier_info, pad);
+	S(accel_mover_opts); M(accel_mover_opts, sz); M(accel_mover_opts, flags);
+	M(accel_mover_opts, pad);
+	S(accel_mover_submit_opts); M(accel_mover_submit_opts, sz);
+	M(accel_mover_submit_opts, user_data); M(accel_mover_submit_opts, flags);
+	M(accel_mover_submit_opts, pad);
+	S(accel_mover_done); M(accel_mover_done, job_id); M(accel_mover_done, user_data);
+	M(accel_mover_done, status); M(accel_mover_done, pad);
+
+	S(accel_offload_opts); M(accel_offload_opts, sz); M(accel_offload_opts, blocks);
+	M(accel_offload_opts, evict); M(accel_offload_opts, arc_ghosts);
+	M(accel_offload_opts, flags);
+	S(accel_offload_stats); M(accel_offload_stats, sz); M(accel_offload_stats, blocks);
+	M(accel_offload_stats, free); M(accel_offload_stats, storing);
+	M(accel_offload_stats, ready); M(accel_offload_stats, pinned);
+	M(accel_offload_stats, pad); M(accel_offload_stats, evictions);
+
+	C(ACCEL_PATH_MAX); C(ACCEL_NODE_ANY); C(ACCEL_ENGINE_PRIORITY_MAX); C(ACCEL_HANDOFF_MAX);
+	C(ACCEL_HANDOFF_REGION); C(ACCEL_HANDOFF_SPACE);
+	C(ACCEL_TIER_HOST); C(ACCEL_TIER_MEMFD); C(ACCEL_TIER_ON_NODE); C(ACCEL_TIER_BLOCK_MAX);
+	C(ACCEL_OFFLOAD_NO_BLOCK);
+	return 0;
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""The ctypes mirrors of accel.h's device and engine structs, accel_mover.h
+and accel_offload.h against the C compiler's layout (tests/python/layout.c,
+$KVACCEL_LAYOUT or compiled here), and the constants. A struct whose first
+member is sz may have grown in C: its mirror must be a prefix of it (every
+member the mirror has at the C offset and size; what C has beyond the
+mirror's size only). Prints TAP (tests/python/tap.py)."""
+
+import ctypes
+import unittest
+
+import common
+from kvaccel import _dev_types, _mover_types, _offload_types
+import tap
+
+MODULES = (_dev_types, _mover_types, _offload_types)
+
+
+def mirrors():
+    out = {}
+    for m in MODULES:
+        out.update(m.STRUCTS)
+    return out
+
+
+class Layout(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.got = common.layout("KVACCEL_LAYOUT", "layout.c")
+
+    def setUp(self):
+        if self.got is None:
+            self.skipTest("no C compiler and no $KVACCEL_LAYOUT")
+
+    def test_every_struct_mirrored(self):
+        self.assertEqual(set(self.got[0]), set(mirrors()))
+
+    def test_structs_match_c(self):
+        for name, cls in mirrors().items():
+            with self.subTest(struct=name):
+                c = dict(self.got[0][name])
+                csize, calign = c.pop("size")
+                py = {f: (getattr(cls, f).offset, getattr(cls, f).size) for f, _ in cls._fields_}
+                grows = cls._fields_[0][0] == "sz"
+                self.assertEqual(ctypes.alignment(cls), calign, name)
+                if not grows:
+                    self.assertEqual(ctypes.sizeof(cls), csize, name)
+                    self.assertEqual(py, c, name)
+                    continue
+                self.assertLessEqual(ctypes.sizeof(cls), csize, name)
+                for f, where in py.items():
+                    self.assertEqual(where, c.get(f), "%s.%s" % (name, f))
+                for f, (off, _sz) in c.items():
+                    if f not in py:
+                        self.assertGreaterEqual(off, ctypes.sizeof(cls),
+                                                "%s.%s is not appended" % (name, f))
+
+    def test_constants(self):
+        consts = self.got[1]
+        want = {
+            "ACCEL_PATH_MAX": _dev_types.PATH_MAX,
+            "ACCEL_NODE_ANY": _dev_types.NODE_ANY,
+            "ACCEL_ENGINE_PRIORITY_MAX": _dev_types.ENGINE_PRIORITY_MAX,
+            "ACCEL_HANDOFF_MAX": _dev_types.HANDOFF_MAX,
+            "ACCEL_HANDOFF_REGION": _dev_types.HANDOFF_REGION,
+            "ACCEL_HANDOFF_SPACE": _dev_types.HANDOFF_SPACE,
+            "ACCEL_TIER_HOST": _mover_types.TIER_HOST,
+            "ACCEL_TIER_MEMFD": _mover_types.TIER_MEMFD,
+            "ACCEL_TIER_ON_NODE": _mover_types.TIER_ON_NODE,
+            "ACCEL_TIER_BLOCK_MAX": _mover_types.TIER_BLOCK_MAX,
+            "ACCEL_OFFLOAD_NO_BLOCK": _offload_types.NO_BLOCK,
+        }
+        self.assertEqual({k: consts[k] for k in want}, want)
+
+    def test_prefix_rule_catches_a_shifted_member(self):
+        # The check itself: a mirror with a member at the wrong offset fails.
+        class Bad(ctypes.Structure):
+            _fields_ = [("sz", ctypes.c_size_t), ("blocks", ctypes.c_uint32),
+                        ("block_bytes", ctypes.c_uint64)]
+        c = self.got[0]["accel_tier_opts"]
+        self.assertNotEqual((Bad.block_bytes.offset, Bad.block_bytes.size), c["block_bytes"])
+
+
+if __name__ == "__main__":
+    tap.main("python_layout")
