@@ -48,6 +48,13 @@ struct accel_cuda_tier_opts {
 	uint64_t reserve;	/* bytes of virtual range (rounded up to chunks) */
 	unsigned int prealloc;	/* chunks created at once (0: none) */
 	unsigned int max_chunks;	/* most chunks alive (0: reserve / chunk) */
+	/*
+	 * No memory of its own (reserve 0, no virtual memory management
+	 * needed): the stream, the tickets and the bounce buffer only, for
+	 * copies between memory the tier does not own (the mover's registered
+	 * device tiers, host registration).
+	 */
+	bool stream_only;
 };
 
 struct accel_cuda_copy {
@@ -152,6 +159,14 @@ int accel_cuda_tier_record(struct accel_cuda_tier *t, cu_event ev);
 int accel_cuda_tier_copy_peer(struct accel_cuda_tier *dst, struct accel_cuda_tier *src,
 			      const struct accel_cuda_copy *copies, unsigned int n,
 			      uint64_t *ticket);
+/*
+ * Make everything queued on @t after this call wait until @other's
+ * @ticket is done (cuStreamWaitEvent on its event; the tiers may be on
+ * different devices). A ticket done already, or so old that its event was
+ * reused, is no wait. 0, -EINVAL, or the driver's error as an errno.
+ */
+int accel_cuda_tier_wait_ticket(struct accel_cuda_tier *t, struct accel_cuda_tier *other,
+				uint64_t ticket);
 /* 0 once @ticket's copies are done, -ETIMEDOUT (timeout_ns 0: a poll), -EIO. */
 int accel_cuda_tier_wait(struct accel_cuda_tier *t, uint64_t ticket, int64_t timeout_ns);
 
