@@ -61,6 +61,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/cuda_probe \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
 		   $(B)/native/cuda_tier_batch_refused \
+		   $(B)/native/mover_cuda \
 		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit $(B)/native/kvacceld_metrics \
 		   $(B)/native/kvacceld_units \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake \
@@ -415,6 +416,19 @@ $(B)/native/cuda_tier_plain: $(B)/native/cuda_tier
 $(B)/native/cuda_tier_batch_refused: $(B)/native/cuda_tier
 	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 FAKE_CUDA_BATCH_UNSUPPORTED=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
 		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/cuda_tier" > $@
+	@chmod +x $@
+
+# Device tiers in the data mover (accel_tier_create_cuda, accel_tier_register_cuda,
+# CUDA jobs) against the fake driver: cmocka, ASan/UBSan over the library's sources.
+$(B)/native/mover_cuda: tests/libaccel/mover_cuda.c tests/libaccel/fake_cuda.h $(ACCEL_SRCS) \
+		$(ACCEL_HDRS) $(B)/native-bin/fakecuda/libcuda.so.1
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -Ilibaccel/src \
+		-Itests/libaccel -pthread -o $(B)/native-bin/mover_cuda $< $(ACCEL_SRCS) -lcmocka \
+		-ldl $(ACCEL_LDLIBS)
+	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/mover_cuda" > $@
 	@chmod +x $@
 
 # A fake CUDA driver over host memory, for the CUDA tier's native tests

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * libaccel - host tiers: a kvaccel region, or a memfd (accel_mover.h).
+ * libaccel - host tiers (a kvaccel region, or a memfd), what every tier
+ * shares (info, addresses, destroy), and the pieces a run is copied in
+ * (accel_mover.h; device tiers: tier_cuda.c).
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -12,8 +14,8 @@
 static int tier_opts_check(const struct accel_tier_opts *opts, uint64_t *size)
 {
 	int ret = accel_opts_valid(opts, sizeof(*opts));
+	uint32_t n, layers;
 	uint64_t bb;
-	uint32_t n;
 
 	if (ret)
 		return ret;
@@ -21,13 +23,40 @@ static int tier_opts_check(const struct accel_tier_opts *opts, uint64_t *size)
 		return -EINVAL;
 	bb = ACCEL_OPTS_GET(opts, block_bytes, 0);
 	n = ACCEL_OPTS_GET(opts, blocks, 0);
+	layers = ACCEL_OPTS_GET(opts, layers, 0);
 	if (!bb || bb % 4096 || bb > ACCEL_TIER_BLOCK_MAX || !n ||
-	    ACCEL_OPTS_GET(opts, flags, 0) & ~ACCEL_TIER_ON_NODE)
+	    ACCEL_OPTS_GET(opts, flags, 0) & ~ACCEL_TIER_ON_NODE || (layers && bb % layers))
 		return -EINVAL;
 	if (bb * n / n != bb || bb * n > SIZE_MAX)
 		return -EOVERFLOW;
 	*size = bb * n;
 	return 0;
+}
+
+struct accel_tier *accel_tier_alloc(enum accel_tier_kind kind, uint64_t block_bytes,
+				    uint32_t blocks, uint32_t layers)
+{
+	struct accel_tier *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->kind = kind;
+	t->block_bytes = block_bytes;
+	t->blocks = blocks;
+	t->layers = layers ? layers : 1;
+	t->memfd = -1;
+	t->cuda_device = -1;
+	t->layout = ACCEL_TIER_LAYOUT_BLOCKS;
+	t->stride = block_bytes;
+	pthread_mutex_init(&t->lock, NULL);
+	return t;
+}
+
+void accel_tier_free(struct accel_tier *t)
+{
+	pthread_mutex_destroy(&t->lock);
+	free(t->layer_base);
+	free(t);
 }
 
 ACCEL_EXPORT struct accel_tier *accel_tier_create_host(struct accel_device *dev,
@@ -42,13 +71,10 @@ ACCEL_EXPORT struct accel_tier *accel_tier_create_host(struct accel_device *dev,
 		errno = -ret;
 		return NULL;
 	}
-	t = calloc(1, sizeof(*t));
+	t = accel_tier_alloc(ACCEL_TIER_HOST, opts->block_bytes, opts->blocks,
+			     ACCEL_OPTS_GET(opts, layers, 0));
 	if (!t)
 		return NULL;
-	t->kind = ACCEL_TIER_HOST;
-	t->block_bytes = opts->block_bytes;
-	t->blocks = opts->blocks;
-	t->memfd = -1;
 	t->dev = dev;
 	/* The largest power of two dividing block_bytes, at most 2 MiB. */
 	low = t->block_bytes & -t->block_bytes;
@@ -66,7 +92,7 @@ ACCEL_EXPORT struct accel_tier *accel_tier_create_host(struct accel_device *dev,
 err:
 	ret = errno;
 	accel_region_destroy(t->region);
-	free(t);
+	accel_tier_free(t);
 	errno = ret;
 	return NULL;
 }
@@ -85,12 +111,10 @@ ACCEL_EXPORT struct accel_tier *accel_tier_create_memfd(const struct accel_tier_
 		errno = -ret;
 		return NULL;
 	}
-	t = calloc(1, sizeof(*t));
+	t = accel_tier_alloc(ACCEL_TIER_MEMFD, opts->block_bytes, opts->blocks,
+			     ACCEL_OPTS_GET(opts, layers, 0));
 	if (!t)
 		return NULL;
-	t->kind = ACCEL_TIER_MEMFD;
-	t->block_bytes = opts->block_bytes;
-	t->blocks = opts->blocks;
 	t->memfd = memfd_create("accel-tier", MFD_CLOEXEC);
 	if (t->memfd < 0)
 		goto err;
@@ -106,7 +130,7 @@ err:
 	ret = errno;
 	if (t->memfd >= 0)
 		close(t->memfd);
-	free(t);
+	accel_tier_free(t);
 	errno = ret;
 	return NULL;
 }
@@ -115,13 +139,15 @@ ACCEL_EXPORT void accel_tier_destroy(struct accel_tier *tier)
 {
 	if (!tier)
 		return;
+	/* Device tiers' streams and memory; host tiers' DMA registration (before the unmap). */
+	accel_tier_cuda_release(tier);
 	if (tier->kind == ACCEL_TIER_MEMFD) {
 		munmap(tier->base, tier->map_size);
 		close(tier->memfd);
-	} else {
+	} else if (tier->kind == ACCEL_TIER_HOST) {
 		accel_region_destroy(tier->region);
 	}
-	free(tier);
+	accel_tier_free(tier);
 }
 
 ACCEL_EXPORT int accel_tier_info(const struct accel_tier *tier, struct accel_tier_info *info)
@@ -138,16 +164,21 @@ ACCEL_EXPORT int accel_tier_info(const struct accel_tier *tier, struct accel_tie
 	ACCEL_OPTS_SET(info, block_bytes, tier->block_bytes);
 	ACCEL_OPTS_SET(info, region_block_bytes, tier->region_block);
 	ACCEL_OPTS_SET(info, pad, 0);
+	ACCEL_OPTS_SET(info, layers, tier->layers);
+	ACCEL_OPTS_SET(info, device, tier->cuda_device);
+	ACCEL_OPTS_SET(info, layout, tier->layout);
+	ACCEL_OPTS_SET(info, pad2, 0);
+	ACCEL_OPTS_SET(info, block_stride, tier->stride);
 	return 0;
 }
 
 ACCEL_EXPORT void *accel_tier_block_addr(const struct accel_tier *tier, uint32_t block)
 {
-	if (!tier || block >= tier->blocks) {
+	if (!tier || block >= tier->blocks || !accel_tier_contiguous(tier)) {
 		errno = EINVAL;
 		return NULL;
 	}
-	return tier->base + (size_t)block * tier->block_bytes;
+	return (void *)(uintptr_t)accel_tier_piece(tier, block, 0, 1);
 }
 
 ACCEL_EXPORT int accel_tier_export(struct accel_tier *tier, int *fd)
@@ -156,6 +187,8 @@ ACCEL_EXPORT int accel_tier_export(struct accel_tier *tier, int *fd)
 
 	if (!tier || !fd)
 		return -EINVAL;
+	if (accel_tier_is_cuda(tier))
+		return accel_tier_cuda_export(tier, fd);
 	if (tier->kind == ACCEL_TIER_HOST)
 		return accel_region_export(tier->region, fd);
 	f = fcntl(tier->memfd, F_DUPFD_CLOEXEC, 0);
@@ -165,3 +198,53 @@ ACCEL_EXPORT int accel_tier_export(struct accel_tier *tier, int *fd)
 	return 0;
 }
 
+/* How a run's blocks are cut: *pieces per block, of which [*first, *first + *count). */
+static void run_cut(const struct accel_tier *s, const struct accel_tier *d,
+		    const struct accel_piece_sel *sel, uint32_t *pieces, uint32_t *first,
+		    uint32_t *count)
+{
+	if (sel->layers) {
+		*pieces = s->layers;
+		*first = sel->first;
+		*count = sel->count;
+		return;
+	}
+	/* Whole blocks: one piece, unless a tier keeps its layers apart. */
+	*pieces = !accel_tier_contiguous(s) ? s->layers : !accel_tier_contiguous(d) ? d->layers : 1;
+	*first = 0;
+	*count = *pieces;
+}
+
+uint64_t accel_run_pieces_max(const struct accel_tier *s, const struct accel_tier *d,
+			      const struct accel_bm_run *r, const struct accel_piece_sel *sel)
+{
+	uint32_t pieces, first, count;
+
+	run_cut(s, d, sel, &pieces, &first, &count);
+	return (uint64_t)r->count * count;
+}
+
+size_t accel_run_pieces(const struct accel_tier *s, const struct accel_tier *d,
+			const struct accel_bm_run *r, const struct accel_piece_sel *sel,
+			struct accel_piece *out, size_t nr, uint64_t max_len)
+{
+	uint32_t pieces, first, count, i, l;
+	uint64_t len;
+
+	run_cut(s, d, sel, &pieces, &first, &count);
+	len = s->block_bytes / pieces;
+	for (i = 0; i < r->count; i++) {
+		for (l = first; l < first + count; l++) {
+			uint64_t src = accel_tier_piece(s, r->src_block + i, l, pieces);
+			uint64_t dst = accel_tier_piece(d, r->dst_block + i, l, pieces);
+			struct accel_piece *p = nr ? &out[nr - 1] : NULL;
+
+			if (p && p->src + p->len == src && p->dst + p->len == dst &&
+			    p->len + len <= max_len)
+				p->len += len;
+			else
+				out[nr++] = (struct accel_piece){ .src = src, .dst = dst, .len = len };
+		}
+	}
+	return nr;
+}
