@@ -17,7 +17,8 @@
  * (only the chosen layers change, on device, host-host memcpy and
  * device-device paths); a job waiting for an engine event (nothing copied
  * before it completes) and recording one (complete only after the copy);
- * two GPUs, straight through the peer path and staged; bad arguments
+ * two GPUs, straight through the peer path and staged (four threads at once
+ * into one tier: one bounce buffer); bad arguments
  * (-EINVAL, nothing queued); failures injected into the driver reaching
  * accel_mover_done.status, or the submission where nothing was queued.
  */
@@ -621,6 +622,73 @@ static void two_gpus(void **state)
 	accel_cuda_tier_destroy(en);
 }
 
+/* Threads submitting staged GPU-to-GPU jobs into one tier at once (one bounce buffer). */
+struct stager {
+	struct accel_mover *m;
+	const struct accel_tier **t;
+	uint32_t first;
+};
+
+static void *stage_jobs(void *p)
+{
+	struct stager *sg = p;
+	struct accel_bm_run r = RUN(0, sg->first, 1, sg->first, 2);
+	uint32_t i;
+	uint64_t id;
+
+	for (i = 0; i < 16; i++)
+		if (accel_mover_submit(sg->m, sg->t, 2, &r, 1, NULL, &id))
+			return (void *)1;
+	return NULL;
+}
+
+static void staged_concurrently(void **state)
+{
+	const uint64_t bb = 256 * KIB;
+	struct accel_tier *d0 = cuda_tier(0, bb, 8, 0), *r1;
+	ACCEL_OPTS(accel_tier_cuda_opts, ro, .device = 1, .block_bytes = bb, .blocks = 8);
+	struct accel_mover *m = accel_mover_create(NULL);
+	const struct accel_tier *t[2];
+	struct accel_mover_done done[64];
+	struct accel_cuda_tier *en;
+	struct stager sg[4];
+	pthread_t th[4];
+	unsigned char *mem;
+	int got = 0, k, i;
+
+	(void)state;
+	en = engine_mem(1, 2 * MIB, &mem);
+	for (i = 0; i < (int)(8 * bb); i++)
+		mem[i] = (unsigned char)(i * 13 + i / 65536);
+	ro.base = (uint64_t)(uintptr_t)mem;
+	r1 = accel_tier_register_cuda(&ro);
+	assert_non_null(r1);
+	t[0] = r1;
+	t[1] = d0;
+	for (i = 0; i < 4; i++) {
+		sg[i] = (struct stager){ .m = m, .t = t, .first = 2 * i };
+		assert_int_equal(0, pthread_create(&th[i], NULL, stage_jobs, &sg[i]));
+	}
+	for (i = 0; i < 4; i++) {
+		void *ret;
+
+		pthread_join(th[i], &ret);
+		assert_null(ret);
+	}
+	while (got < 64) {
+		k = accel_mover_poll(m, done + got, 64 - got, -1);
+		assert_true(k > 0);
+		got += k;
+	}
+	for (i = 0; i < 64; i++)
+		assert_int_equal(0, done[i].status);
+	assert_memory_equal(mem, accel_tier_block_addr(d0, 0), 8 * bb);
+	accel_mover_destroy(m);
+	accel_tier_destroy(r1);
+	accel_tier_destroy(d0);
+	accel_cuda_tier_destroy(en);
+}
+
 static void bad_arguments(void **state)
 {
 	const uint64_t bb = 64 * KIB;
@@ -800,6 +868,7 @@ int main(void)
 		cmocka_unit_test(events_in_and_out),
 		cmocka_unit_test(destroy_waits),
 		cmocka_unit_test(two_gpus),
+		cmocka_unit_test(staged_concurrently),
 		cmocka_unit_test(bad_arguments),
 		cmocka_unit_test(failures),
 	};

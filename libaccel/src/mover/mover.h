@@ -42,6 +42,11 @@ struct accel_tier {
 	struct accel_cuda_tier *ct;
 	/* Protects ct of host tiers and peers_tried. */
 	pthread_mutex_t lock;
+	/*
+	 * Device tiers: held across a GPU-to-GPU copy into the tier (a staged
+	 * one uses its bounce buffer: one at a time).
+	 */
+	pthread_mutex_t peer_lock;
 	uint32_t peers_tried;		/* allocated tiers: peer grants asked for (bit: ordinal) */
 };
 

@@ -49,11 +49,13 @@ struct accel_tier *accel_tier_alloc(enum accel_tier_kind kind, uint64_t block_by
 	t->layout = ACCEL_TIER_LAYOUT_BLOCKS;
 	t->stride = block_bytes;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->peer_lock, NULL);
 	return t;
 }
 
 void accel_tier_free(struct accel_tier *t)
 {
+	pthread_mutex_destroy(&t->peer_lock);
 	pthread_mutex_destroy(&t->lock);
 	free(t->layer_base);
 	free(t);

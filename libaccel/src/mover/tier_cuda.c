@@ -17,7 +17,8 @@
  * the job's first device tier's), a run between GPUs through
  * accel_cuda_tier_copy_peer() (on the destination's stream straight
  * through the peer path where the source granted it, else staged through
- * host memory, which waits in the submitting thread). Each group is one
+ * the destination's host bounce buffer, which waits in the submitting
+ * thread, one such copy into a tier at a time: peer_lock). Each group is one
  * accel_cuda_tier_copy() (pieces coalesced there), after the job's
  * wait_event on every stream it uses. The record_event goes on the
  * stream of the job's first device tier, after waits for the last ticket
@@ -228,6 +229,7 @@ void accel_tier_grant_peer(struct accel_tier *t, int peer)
 /* The copies of one stream (src NULL), or of one GPU-to-GPU pair. */
 struct group {
 	struct accel_cuda_tier *ct, *src;
+	struct accel_tier *dst;		/* GPU to GPU: the destination tier */
 	struct accel_piece *p;
 	size_t n, cap;
 };
@@ -315,6 +317,7 @@ int accel_mover_cuda_queue(const struct accel_tier *const tiers[], const struct 
 			ct = dc ? d->ct : sc ? s->ct : lead;
 		}
 		gr = group_of(g, &nr_g, ct, src);
+		gr->dst = d;
 		max = accel_run_pieces_max(s, d, &runs[i], sel);
 		if (gr->n + max > gr->cap) {
 			size_t cap = gr->n + max + gr->cap;
@@ -368,11 +371,14 @@ int accel_mover_cuda_queue(const struct accel_tier *const tiers[], const struct 
 			c[j] = (struct accel_cuda_copy){
 				.dst = g[i].p[j].dst, .src = g[i].p[j].src, .len = g[i].p[j].len,
 			};
-		if (g[i].src)
+		if (g[i].src) {
+			pthread_mutex_lock(&g[i].dst->peer_lock);
 			st = accel_cuda_tier_copy_peer(g[i].ct, g[i].src, c, (unsigned int)g[i].n,
 						       &tk);
-		else
+			pthread_mutex_unlock(&g[i].dst->peer_lock);
+		} else {
 			st = accel_cuda_tier_copy(g[i].ct, c, (unsigned int)g[i].n, &tk);
+		}
 		free(c);
 		if (!st)
 			note_ticket(w, &nr_w, g[i].ct, tk);
