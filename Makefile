@@ -61,7 +61,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/cuda_probe \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
 		   $(B)/native/cuda_tier_batch_refused \
-		   $(B)/native/mover_cuda \
+		   $(B)/native/mover_cuda $(B)/native/mover_cuda_plain \
 		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit $(B)/native/kvacceld_metrics \
 		   $(B)/native/kvacceld_units \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake \
@@ -428,6 +428,12 @@ $(B)/native/mover_cuda: tests/libaccel/mover_cuda.c tests/libaccel/fake_cuda.h $
 		-Itests/libaccel -pthread -o $(B)/native-bin/mover_cuda $< $(ACCEL_SRCS) -lcmocka \
 		-ldl $(ACCEL_LDLIBS)
 	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/mover_cuda" > $@
+	@chmod +x $@
+
+# The same against a driver without cuMemcpyBatchAsync, dma-buf export or peers.
+$(B)/native/mover_cuda_plain: $(B)/native/mover_cuda
+	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 FAKE_CUDA_NO_BATCH=1 FAKE_CUDA_NO_DMABUF=1 FAKE_CUDA_NO_PEER=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
 		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/mover_cuda" > $@
 	@chmod +x $@
 
