@@ -255,6 +255,7 @@ int accel_cuda_tier_create(const struct accel_cuda_tier_opts *o, struct accel_cu
 		err = accel_cuda_errno(t->api->cuStreamCreate(&t->stream, CU_STREAM_NON_BLOCKING));
 	for (i = 0; !err && i < TIER_EVENTS; i++)
 		err = accel_cuda_errno(t->api->cuEventCreate(&t->events[i],
+							     CU_EVENT_BLOCKING_SYNC |
 							     CU_EVENT_DISABLE_TIMING));
 	while (!err && t->nr_free < o->prealloc && t->nr_free < t->max_chunks)
 		err = pool_grow(t);

@@ -12,6 +12,8 @@
  * dedicated non-blocking stream: adjacent pieces are coalesced into runs,
  * and the runs go down in one cuMemcpyBatchAsync (CUDA 12.8+) or, without
  * it, one cuMemcpyAsync each; a ticket (an event) says when they are done.
+ * Ticket events are blocking-sync (CU_EVENT_BLOCKING_SYNC): a thread
+ * waiting for one sleeps in the driver instead of spinning on a core.
  * A range exports as a dma-buf (cuMemGetHandleForAddressRange) so kvaccel
  * can import it.
  *
