@@ -62,6 +62,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/cuda_probe \
 		   $(B)/native/cuda_tier $(B)/native/cuda_tier_plain \
 		   $(B)/native/cuda_tier_batch_refused \
+		   $(B)/native/mover_cuda $(B)/native/mover_cuda_plain \
 		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit $(B)/native/kvacceld_metrics \
 		   $(B)/native/kvacceld_units \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake \
@@ -108,14 +109,16 @@ $(B)/%/exporter/kvaccel_test_exporter.ko: $(wildcard tests/exporter/*)
 ACCEL_VERSION	:= 0.1.0
 ACCEL_SONAME	:= libaccel.so.0
 ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/bm/*.c \
-		   libaccel/src/offload/*.c libaccel/src/cuda/*.c) \
+		   libaccel/src/offload/*.c libaccel/src/cuda/*.c \
+		   libaccel/src/mover/*.c) \
 		   libaccel/ctl/kvdmsg.c
 ACCEL_HDRS	:= libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h \
 		   libaccel/include/accel_offload.h \
 		   libaccel/src/internal.h \
 		   uapi/kvaccel.h \
 		   uapi/kvacceld.h libaccel/ctl/kvdmsg.h \
-		   $(wildcard libaccel/src/kv/*.h libaccel/src/bm/*.h libaccel/src/cuda/*.h)
+		   $(wildcard libaccel/src/kv/*.h libaccel/src/bm/*.h libaccel/src/cuda/*.h \
+		   libaccel/src/mover/*.h)
 ACCEL_CFLAGS	:= $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -fPIC -fvisibility=hidden \
 		   -pthread
 ACCEL_OBJS	:= $(patsubst libaccel/src/%.c,$(B)/libaccel/%.o,$(filter libaccel/src/%,$(ACCEL_SRCS))) \
@@ -415,6 +418,25 @@ $(B)/native/cuda_tier_plain: $(B)/native/cuda_tier
 $(B)/native/cuda_tier_batch_refused: $(B)/native/cuda_tier
 	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 FAKE_CUDA_BATCH_UNSUPPORTED=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
 		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/cuda_tier" > $@
+	@chmod +x $@
+
+# Device tiers in the data mover (accel_tier_create_cuda, accel_tier_register_cuda,
+# CUDA jobs) against the fake driver: cmocka, ASan/UBSan over the library's sources.
+$(B)/native/mover_cuda: tests/libaccel/mover_cuda.c tests/libaccel/fake_cuda.h $(ACCEL_SRCS) \
+		$(ACCEL_HDRS) $(B)/native-bin/fakecuda/libcuda.so.1
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -Ilibaccel/src \
+		-Itests/libaccel -pthread -o $(B)/native-bin/mover_cuda $< $(ACCEL_SRCS) -lcmocka \
+		-ldl $(ACCEL_LDLIBS)
+	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/mover_cuda" > $@
+	@chmod +x $@
+
+# The same against a driver without cuMemcpyBatchAsync, dma-buf export or peers.
+$(B)/native/mover_cuda_plain: $(B)/native/mover_cuda
+	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 FAKE_CUDA_NO_BATCH=1 FAKE_CUDA_NO_DMABUF=1 FAKE_CUDA_NO_PEER=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/mover_cuda" > $@
 	@chmod +x $@
 
 # A fake CUDA driver over host memory, for the CUDA tier's native tests

@@ -11,10 +11,21 @@
  * isolation from other processes holding the memfd, no zero-copy remap
  * into spaces; its copies are memcpy on the mover's worker thread).
  *
+ * A device tier is CUDA device memory: allocated by the library
+ * (accel_tier_create_cuda()), or the engine's own, registered with its
+ * layout (accel_tier_register_cuda(): one contiguous block per block id,
+ * or one tensor per layer with a block stride), which the library never
+ * frees. Any tier's block may be cut into equal layer pieces (layers), so
+ * that a job can copy some layers of its blocks only.
+ *
  * The mover takes runs (struct accel_bm_run, as accel_bm_plan_runs()
  * gives them) whose tier numbers index the caller's tier array, runs them
  * as one job, and reports each job's id and status once it finished:
- * accel_mover_poll(), and accel_mover_fd() for an event loop.
+ * accel_mover_poll(), and accel_mover_fd() for an event loop. A job with
+ * a device tier runs on the CUDA backend's streams; it may wait for a
+ * CUDA event of the engine's before it reads, and record one of the
+ * engine's when its copies are done (Documentation/libaccel.rst, "Device
+ * tiers"; accel_tier_create_cuda(3)).
  *
  * Thread safety: every call may be made from any thread; the mover never
  * waits while holding its lock.
@@ -39,6 +50,8 @@ struct accel_mover;
 enum accel_tier_kind {
 	ACCEL_TIER_HOST = 0,	/* a kvaccel region */
 	ACCEL_TIER_MEMFD = 1,	/* a memfd, no device */
+	ACCEL_TIER_CUDA = 2,	/* CUDA device memory the library allocated */
+	ACCEL_TIER_CUDA_REGISTERED = 3,	/* CUDA device memory of the engine's */
 };
 
 /** accel_tier_opts.flags: place the host tier's blocks on NUMA node @node. */
@@ -55,6 +68,11 @@ struct accel_tier_opts {
 	int32_t node;
 	/** ACCEL_TIER_*. */
 	uint32_t flags;
+	/**
+	 * Layer pieces per block (0 or 1: one): block_bytes a multiple of it;
+	 * layer l of a block at l * block_bytes / layers inside it.
+	 */
+	uint32_t layers;
 };
 
 /** The largest block of a tier: 64 MiB. */
@@ -87,10 +105,23 @@ struct accel_tier_info {
 	/** Host tiers: the region's block size (0 for memfd). */
 	uint32_t region_block_bytes;
 	uint32_t pad;
+	/** Layer pieces per block (at least 1). */
+	uint32_t layers;
+	/** Device tiers: the CUDA ordinal; -1 for host tiers. */
+	int32_t device;
+	/** enum accel_tier_layout (host and allocated tiers: BLOCKS). */
+	uint32_t layout;
+	uint32_t pad2;
+	/** Bytes from a block (or, LAYERS layout, a layer piece) to the next. */
+	uint64_t block_stride;
 };
 
 int accel_tier_info(const struct accel_tier *tier, struct accel_tier_info *info);
-/** The tier's mapping of @block; NULL and errno EINVAL (no tier, past its end). */
+/**
+ * The tier's mapping of @block; NULL and errno EINVAL (no tier, past its
+ * end, a LAYERS-layout device tier: no one range). Device tiers: the
+ * block's device pointer (CUDA unified addressing), not readable by the CPU.
+ */
 void *accel_tier_block_addr(const struct accel_tier *tier, uint32_t block);
 /**
  * An fd another process (or driver) can map the tier with, owned by the
@@ -99,6 +130,64 @@ void *accel_tier_block_addr(const struct accel_tier *tier, uint32_t block);
  * holding it reads and writes the blocks).
  */
 int accel_tier_export(struct accel_tier *tier, int *fd);
+
+/** How a registered device tier's memory is laid out. */
+enum accel_tier_layout {
+	/** Block b at base + b * block_stride, block_bytes contiguous (vLLM 0.12). */
+	ACCEL_TIER_LAYOUT_BLOCKS = 0,
+	/**
+	 * One tensor per layer: layer l of block b at layer_base[l] + b *
+	 * block_stride, block_bytes / layers bytes.
+	 */
+	ACCEL_TIER_LAYOUT_LAYERS = 1,
+};
+
+/** A device tier's shape (ACCEL_OPTS()). */
+struct accel_tier_cuda_opts {
+	size_t sz;
+	/** The CUDA device ordinal. */
+	int32_t device;
+	/** Registered tiers: enum accel_tier_layout (allocated: BLOCKS, 0). */
+	uint32_t layout;
+	/** Bytes of one block, all its layers: at most ACCEL_TIER_BLOCK_MAX. */
+	uint64_t block_bytes;
+	/** Blocks (at least 1). */
+	uint32_t blocks;
+	/** Layer pieces per block (0 or 1: one); block_bytes a multiple of it. */
+	uint32_t layers;
+	/**
+	 * Registered tiers: bytes from one block to the next (BLOCKS: at least
+	 * block_bytes; LAYERS: from a layer piece to the next block's, at least
+	 * block_bytes / layers); 0: packed. Allocated tiers: 0.
+	 */
+	uint64_t block_stride;
+	/** Registered, BLOCKS: the device pointer of block 0 (CUdeviceptr). */
+	uint64_t base;
+	/** Registered, LAYERS: nr_layer_base (= layers) device pointers, copied. */
+	const uint64_t *layer_base;
+	uint32_t nr_layer_base;
+	/** None defined yet: 0. */
+	uint32_t flags;
+};
+
+/**
+ * A device tier the library allocates on CUDA device opts->device:
+ * blocks * block_bytes (rounded up to the allocation granularity) of
+ * device memory, reserved and mapped at once (block b at b * block_bytes),
+ * freed by accel_tier_destroy(). Needs no kvaccel device. NULL and errno:
+ * EINVAL, E2BIG, EOVERFLOW, ENODEV (no CUDA driver, no such device, no
+ * virtual memory management: the log callback says which), ENOMEM.
+ */
+struct accel_tier *accel_tier_create_cuda(const struct accel_tier_cuda_opts *opts);
+/**
+ * A device tier over the engine's own device memory on opts->device, laid
+ * out as opts->layout says. The library never frees, maps or unmaps it;
+ * it must stay allocated while the tier lives. NULL and errno as
+ * accel_tier_create_cuda() (EINVAL: a NULL base, a stride shorter than
+ * a piece, a layer_base count that is not layers; EOVERFLOW: the last
+ * block past the end of the address space).
+ */
+struct accel_tier *accel_tier_register_cuda(const struct accel_tier_cuda_opts *opts);
 
 /** A mover's options (ACCEL_OPTS(); NULL: defaults). */
 struct accel_mover_opts {
@@ -121,22 +210,53 @@ struct accel_mover_submit_opts {
 	size_t sz;
 	/** Handed back with the job's completion. */
 	uint64_t user_data;
-	/** None defined yet: 0. */
+	/** ACCEL_MOVER_*. */
 	uint32_t flags;
 	uint32_t pad;
+	/** With ACCEL_MOVER_LAYERS: the first layer piece copied, and how many. */
+	uint32_t layer_first;
+	uint32_t layer_count;
+	/**
+	 * With ACCEL_MOVER_WAIT_EVENT: a CUevent of the engine's; the job's
+	 * copies start once its latest record (at submission) completed.
+	 */
+	void *wait_event;
+	/**
+	 * With ACCEL_MOVER_RECORD_EVENT: a CUevent of the engine's (created in
+	 * the primary context of the job's first device tier's GPU), recorded
+	 * once the job's copies are done: cuStreamWaitEvent() on it.
+	 */
+	void *record_event;
 };
+
+/** accel_mover_submit_opts.flags: copy layers layer_first.. of each block only. */
+#define ACCEL_MOVER_LAYERS		(1u << 0)
+/** accel_mover_submit_opts.flags: wait_event is set. */
+#define ACCEL_MOVER_WAIT_EVENT		(1u << 1)
+/** accel_mover_submit_opts.flags: record_event is set. */
+#define ACCEL_MOVER_RECORD_EVENT	(1u << 2)
+#define ACCEL_MOVER_SUBMIT_FLAGS	(ACCEL_MOVER_LAYERS | ACCEL_MOVER_WAIT_EVENT | \
+					 ACCEL_MOVER_RECORD_EVENT)
 
 /**
  * Copy @n runs as one job: run i copies runs[i].count blocks from
  * tiers[src_tier] (blocks src_block...) to tiers[dst_tier] (dst_block...).
- * Both tiers of a run have the same block_bytes; a run must not overlap
- * itself; runs of one job are copied in no set order (none may write what
- * another reads). Between host tiers of one device the copy engine does it
- * (coalesced segments, chained jobs); any run with a memfd tier, or tiers
- * of different devices, makes the job a memcpy on the worker thread.
- * *job_id (never 0) names the job in accel_mover_poll(). @n 0: a job that
- * finishes at once. The tiers must outlive the job. -EINVAL: a bad
- * argument or run (nothing submitted); a copy-engine refusal's -errno.
+ * Both tiers of a run have the same block_bytes, and the same layers
+ * (or the one with fewer keeps its blocks contiguous: any tier but a
+ * LAYERS-layout one); a run must not overlap itself; runs of one job are
+ * copied in no set order (none may write what another reads). With
+ * ACCEL_MOVER_LAYERS only layer pieces [layer_first, layer_first +
+ * layer_count) of each block are copied (both tiers of every run with
+ * the same layers). Adjacent pieces are coalesced. Between host tiers of
+ * one device the copy engine does it (chained jobs); a run with a memfd
+ * tier, or tiers of different devices, makes the job a memcpy on the
+ * worker thread; a run with a device tier makes it a CUDA job (every run
+ * on CUDA streams: Documentation/libaccel.rst, "Device tiers"), whose
+ * failed copies are its status. *job_id (never 0) names the job in
+ * accel_mover_poll(). @n 0: a job that finishes at once. The tiers must
+ * outlive the job. -EINVAL: a bad argument or run, events for a job
+ * without a device tier (nothing submitted); a copy-engine refusal's or
+ * the CUDA driver's -errno before anything was queued.
  */
 int accel_mover_submit(struct accel_mover *mover, const struct accel_tier *const tiers[],
 		       uint32_t nr_tiers, const struct accel_bm_run *runs, uint32_t n,

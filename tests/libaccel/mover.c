@@ -6,7 +6,8 @@
  * for byte, more runs than one copy job takes (chained jobs), jobs
  * between a region tier and a memfd tier (memcpy on the worker), a block
  * manager's plan executed, the eventfd, a copy error (copy_fail_nth)
- * reaching a job's status, destroy with jobs in flight, and
+ * reaching a job's status, destroy with jobs in flight, a layer-wise job
+ * on the copy engine (only the chosen layer pieces change), and
  * a benchmark: scattered 64 KiB block store/load against memcpy of the
  * same blocks in the same run.
  */
@@ -322,6 +323,74 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Layer pieces on the copy engine: 64 KiB blocks of 8 layers; layers 2-4
+ * of scattered blocks copied, the other layers and blocks unchanged; then
+ * whole blocks between tiers of 8 and 1 layers.
+ */
+TEST_F(mover, layer_wise_on_the_copy_engine)
+{
+	const uint64_t bb = 64 << 10, piece = bb / 8;
+	ACCEL_OPTS(accel_tier_opts, o, .block_bytes = bb, .blocks = 16, .layers = 8);
+	ACCEL_OPTS(accel_mover_submit_opts, so, .flags = ACCEL_MOVER_LAYERS, .layer_first = 2,
+		   .layer_count = 3);
+	struct accel_bm_run r[2] = {
+		{ .src_tier = 0, .src_block = 0, .dst_tier = 1, .dst_block = 8, .count = 4 },
+		{ .src_tier = 0, .src_block = 9, .dst_tier = 1, .dst_block = 1, .count = 3 },
+	};
+	struct accel_tier *a = accel_tier_create_host(self->dev, &o), *b;
+	const struct accel_tier *t[2];
+	unsigned char *old;
+	uint32_t i, blk, l;
+	uint64_t id;
+
+	ASSERT_NE(NULL, a);
+	b = accel_tier_create_host(self->dev, &o);
+	ASSERT_NE(NULL, b);
+	t[0] = a;
+	t[1] = b;
+	fill(a, 1, 16, bb);
+	fill(b, 2, 16, bb);
+	old = malloc(16 * bb);
+	ASSERT_NE(NULL, old);
+	memcpy(old, accel_tier_block_addr(b, 0), 16 * bb);
+	ASSERT_EQ(0, accel_mover_submit(self->m, t, 2, r, 2, &so, &id));
+	ASSERT_EQ(0, done_one(self->m, id));
+	for (blk = 0; blk < 16; blk++) {
+		for (l = 0; l < 8; l++) {
+			unsigned char *got = (unsigned char *)accel_tier_block_addr(b, blk) + l * piece;
+			int64_t src = -1;
+
+			for (i = 0; i < 2; i++)
+				if (blk >= r[i].dst_block && blk < r[i].dst_block + r[i].count)
+					src = r[i].src_block + blk - r[i].dst_block;
+			const unsigned char *want = src >= 0 && l >= 2 && l < 5 ?
+				(unsigned char *)accel_tier_block_addr(a, src) + l * piece :
+				old + blk * bb + l * piece;
+
+			EXPECT_EQ(0, memcmp(want, got, piece)) TH_LOG("block %u layer %u", blk, l);
+		}
+	}
+	/* Whole blocks from 8 layers to 1 (both contiguous). */
+	accel_tier_destroy(b);
+	o.layers = 0;
+	b = accel_tier_create_host(self->dev, &o);
+	ASSERT_NE(NULL, b);
+	t[1] = b;
+	ASSERT_EQ(0, accel_mover_submit(self->m, t, 2, r, 2, NULL, &id));
+	ASSERT_EQ(0, done_one(self->m, id));
+	for (i = 0; i < 4; i++)
+		EXPECT_EQ(0, memcmp(accel_tier_block_addr(a, i), accel_tier_block_addr(b, 8 + i), bb));
+	/* Events are CUDA's: refused on a job of host tiers. */
+	so.flags = ACCEL_MOVER_WAIT_EVENT;
+	so.layer_first = so.layer_count = 0;
+	so.wait_event = &id;
+	EXPECT_EQ(-EINVAL, accel_mover_submit(self->m, t, 2, r, 2, &so, &id));
+	free(old);
+	accel_tier_destroy(a);
+	accel_tier_destroy(b);
 }
 
 /*

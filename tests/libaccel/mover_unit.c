@@ -4,7 +4,9 @@
  * tier shapes and argument checks, scattered runs between two tiers and
  * within one checked byte for byte, a block manager's move plan executed,
  * many jobs from several threads, poll ordering, timeouts and the eventfd
- * (readable exactly while finished jobs wait to be polled), bad runs.
+ * (readable exactly while finished jobs wait to be polled), bad runs;
+ * layer pieces of memfd tiers (info, a layer-wise copy); device tiers
+ * without a CUDA driver (ENODEV).
  */
 #include <errno.h>
 #include <poll.h>
@@ -453,6 +455,77 @@ static void test_bad_submit(void **state)
 	accel_tier_destroy(c);
 }
 
+/* Layer pieces of memfd tiers: info, and a layer-wise copy touching only those layers. */
+static void test_layers(void **state)
+{
+	ACCEL_OPTS(accel_tier_opts, o, .block_bytes = 3 * 4096, .blocks = 4, .layers = 3);
+	ACCEL_OPTS(accel_tier_info, info);
+	ACCEL_OPTS(accel_mover_submit_opts, so, .flags = ACCEL_MOVER_LAYERS, .layer_first = 1,
+		   .layer_count = 1);
+	struct accel_bm_run r = { .src_tier = 0, .src_block = 0, .dst_tier = 1, .dst_block = 1,
+				  .count = 3 };
+	struct accel_tier *a, *b;
+	struct accel_mover *m;
+	struct accel_mover_done d;
+	uint64_t id;
+	uint32_t i;
+
+	(void)state;
+	a = accel_tier_create_memfd(&o);
+	b = accel_tier_create_memfd(&o);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(0, accel_tier_info(a, &info));
+	assert_int_equal(3, info.layers);
+	assert_int_equal(-1, info.device);
+	assert_int_equal(3 * 4096, info.block_stride);
+	o.layers = 5;	/* 12 KiB is no multiple of 5 */
+	errno = 0;
+	assert_null(accel_tier_create_memfd(&o));
+	assert_int_equal(EINVAL, errno);
+	memset(accel_tier_block_addr(a, 0), 0x5a, 4 * 3 * 4096);
+	m = accel_mover_create(NULL);
+	assert_non_null(m);
+	{
+		const struct accel_tier *t[] = { a, b };
+
+		assert_int_equal(0, accel_mover_submit(m, t, 2, &r, 1, &so, &id));
+		assert_int_equal(1, accel_mover_poll(m, &d, 1, -1));
+		assert_int_equal(0, d.status);
+		/* Events are CUDA's: no device tier, no events. */
+		so.flags |= ACCEL_MOVER_RECORD_EVENT;
+		so.record_event = &r;
+		assert_int_equal(-EINVAL, accel_mover_submit(m, t, 2, &r, 1, &so, &id));
+	}
+	for (i = 0; i < 4; i++) {
+		unsigned char *p = accel_tier_block_addr(b, i);
+
+		for (uint32_t k = 0; k < 3 * 4096; k++)
+			assert_int_equal(i >= 1 && k / 4096 == 1 ? 0x5a : 0, p[k]);
+	}
+	accel_mover_destroy(m);
+	accel_tier_destroy(a);
+	accel_tier_destroy(b);
+}
+
+/* No CUDA driver here (natively: none is loadable): device tiers say ENODEV. */
+static void test_cuda_without_driver(void **state)
+{
+	ACCEL_OPTS(accel_tier_cuda_opts, o, .device = 0, .block_bytes = 65536, .blocks = 2);
+	struct accel_tier *t;
+
+	(void)state;
+	t = accel_tier_create_cuda(&o);
+	if (t) {
+		accel_tier_destroy(t);
+		skip();		/* a driver and a GPU: nothing to test here */
+	}
+	assert_int_equal(ENODEV, errno);
+	o.base = 1ull << 40;
+	assert_null(accel_tier_register_cuda(&o));
+	assert_int_equal(ENODEV, errno);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +536,8 @@ int main(void)
 		cmocka_unit_test(test_poll_fd),
 		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_bad_submit),
+		cmocka_unit_test(test_layers),
+		cmocka_unit_test(test_cuda_without_driver),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -42,6 +42,7 @@ typedef struct cu_event_st *cu_event;		/* CUevent */
 #define CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD	1
 #define CU_MEMHOSTREGISTER_PORTABLE		0x01
 #define CU_STREAM_NON_BLOCKING			0x1
+#define CU_EVENT_BLOCKING_SYNC			0x1
 #define CU_EVENT_DISABLE_TIMING			0x2
 #define CU_EVENT_WAIT_DEFAULT			0x0
 #define CU_MEMCPY_SRC_ACCESS_ORDER_STREAM	0x1

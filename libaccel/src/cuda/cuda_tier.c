@@ -189,7 +189,8 @@ int accel_cuda_tier_create(const struct accel_cuda_tier_opts *o, struct accel_cu
 	int err, vmm = 0, dmabuf = 0, i;
 	bool pushed = false;
 
-	if (!o || !out || !o->reserve || o->device < 0)
+	if (!o || !out || (!o->reserve && !o->stream_only) || (o->reserve && o->stream_only) ||
+	    o->device < 0)
 		return -EINVAL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
@@ -211,7 +212,7 @@ int accel_cuda_tier_create(const struct accel_cuda_tier_opts *o, struct accel_cu
 	if (!err)
 		err = accel_cuda_errno(t->api->cuDeviceGetAttribute(&vmm,
 					CU_DEVICE_ATTRIBUTE_VMM_SUPPORTED, t->dev));
-	if (!err && !vmm) {
+	if (!err && !vmm && !o->stream_only) {
 		snprintf(why, len, "CUDA device %d has no virtual memory management", o->device);
 		free(t);
 		return -ENODEV;
@@ -241,17 +242,20 @@ int accel_cuda_tier_create(const struct accel_cuda_tier_opts *o, struct accel_cu
 	t->nr_slots = (unsigned int)(t->size / gran);
 	t->max_chunks = o->max_chunks && o->max_chunks < t->nr_slots ? o->max_chunks :
 			t->nr_slots;
-	t->slots = calloc(t->nr_slots, sizeof(*t->slots));
-	t->pool = calloc(t->nr_slots, sizeof(*t->pool));
+	t->slots = calloc(t->nr_slots ? t->nr_slots : 1, sizeof(*t->slots));
+	t->pool = calloc(t->nr_slots ? t->nr_slots : 1, sizeof(*t->pool));
 	if (!t->slots || !t->pool) {
 		err = -ENOMEM;
 		goto fail;
 	}
-	err = accel_cuda_errno(t->api->cuMemAddressReserve(&t->base, t->size, gran, 0, 0));
+	if (t->size)
+		err = accel_cuda_errno(t->api->cuMemAddressReserve(&t->base, t->size, gran, 0,
+								   0));
 	if (!err)
 		err = accel_cuda_errno(t->api->cuStreamCreate(&t->stream, CU_STREAM_NON_BLOCKING));
 	for (i = 0; !err && i < TIER_EVENTS; i++)
 		err = accel_cuda_errno(t->api->cuEventCreate(&t->events[i],
+							     CU_EVENT_BLOCKING_SYNC |
 							     CU_EVENT_DISABLE_TIMING));
 	while (!err && t->nr_free < o->prealloc && t->nr_free < t->max_chunks)
 		err = pool_grow(t);
@@ -830,6 +834,37 @@ int accel_cuda_tier_copy_peer(struct accel_cuda_tier *dst, struct accel_cuda_tie
 		pthread_mutex_unlock(&dst->lock);
 		*ticket = tk;
 	}
+	return ret;
+}
+
+int accel_cuda_tier_wait_ticket(struct accel_cuda_tier *t, struct accel_cuda_tier *other,
+				uint64_t ticket)
+{
+	cu_event ev;
+	int ret;
+
+	if (!t || !other || !ticket)
+		return -EINVAL;
+	if (t == other)
+		return 0;	/* stream order */
+	pthread_mutex_lock(&other->lock);
+	if (ticket >= other->next_ticket) {
+		pthread_mutex_unlock(&other->lock);
+		return -EINVAL;
+	}
+	if (ticket < other->done_below || ticket + TIER_EVENTS < other->next_ticket) {
+		pthread_mutex_unlock(&other->lock);
+		return 0;
+	}
+	/* Re-recorded for a later ticket before the wait below: a longer wait, still right. */
+	ev = other->events[ticket % TIER_EVENTS];
+	pthread_mutex_unlock(&other->lock);
+	pthread_mutex_lock(&t->lock);
+	ret = ctx_push(t);
+	if (!ret)
+		ret = ctx_pop(t, accel_cuda_errno(t->api->cuStreamWaitEvent(t->stream, ev,
+							CU_EVENT_WAIT_DEFAULT)));
+	pthread_mutex_unlock(&t->lock);
 	return ret;
 }
 

@@ -12,6 +12,8 @@
  * dedicated non-blocking stream: adjacent pieces are coalesced into runs,
  * and the runs go down in one cuMemcpyBatchAsync (CUDA 12.8+) or, without
  * it, one cuMemcpyAsync each; a ticket (an event) says when they are done.
+ * Ticket events are blocking-sync (CU_EVENT_BLOCKING_SYNC): a thread
+ * waiting for one sleeps in the driver instead of spinning on a core.
  * A range exports as a dma-buf (cuMemGetHandleForAddressRange) so kvaccel
  * can import it.
  *
@@ -48,6 +50,13 @@ struct accel_cuda_tier_opts {
 	uint64_t reserve;	/* bytes of virtual range (rounded up to chunks) */
 	unsigned int prealloc;	/* chunks created at once (0: none) */
 	unsigned int max_chunks;	/* most chunks alive (0: reserve / chunk) */
+	/*
+	 * No memory of its own (reserve 0, no virtual memory management
+	 * needed): the stream, the tickets and the bounce buffer only, for
+	 * copies between memory the tier does not own (the mover's registered
+	 * device tiers, host registration).
+	 */
+	bool stream_only;
 };
 
 struct accel_cuda_copy {
@@ -152,6 +161,14 @@ int accel_cuda_tier_record(struct accel_cuda_tier *t, cu_event ev);
 int accel_cuda_tier_copy_peer(struct accel_cuda_tier *dst, struct accel_cuda_tier *src,
 			      const struct accel_cuda_copy *copies, unsigned int n,
 			      uint64_t *ticket);
+/*
+ * Make everything queued on @t after this call wait until @other's
+ * @ticket is done (cuStreamWaitEvent on its event; the tiers may be on
+ * different devices). A ticket done already, or so old that its event was
+ * reused, is no wait. 0, -EINVAL, or the driver's error as an errno.
+ */
+int accel_cuda_tier_wait_ticket(struct accel_cuda_tier *t, struct accel_cuda_tier *other,
+				uint64_t ticket);
 /* 0 once @ticket's copies are done, -ETIMEDOUT (timeout_ns 0: a poll), -EIO. */
 int accel_cuda_tier_wait(struct accel_cuda_tier *t, uint64_t ticket, int64_t timeout_ns);
 

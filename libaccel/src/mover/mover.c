@@ -1,197 +1,33 @@
 // SPDX-License-Identifier: MIT
 /*
- * libaccel - tiers (a kvaccel region, or a memfd) and the data mover.
+ * libaccel - the data mover (accel_mover.h).
  *
  * A job between host tiers of one device is a chain of copy-engine jobs
  * (coalesced segments, at most KVACCEL_COPY_MAX_SEGMENTS and
  * KVACCEL_COPY_MAX_BYTES each, each after the previous one), the job's
- * fence the last one's. Any other job is a memcpy on the worker thread.
- * The worker runs queued memcpy jobs, and otherwise poll()s the sync_file
- * fds of the copy-engine jobs in flight and its wake-up eventfd. Finished
- * jobs go on a done list, which the eventfd the caller sees (accel_mover_fd())
- * mirrors: readable while the list is not empty.
+ * fence the last one's. A job with a device tier is a CUDA job: its
+ * copies are queued on CUDA streams at submission (tier_cuda.c), and the
+ * mover keeps the tickets to wait for. Any other job is a memcpy on the
+ * worker thread. The worker runs queued memcpy jobs, and otherwise poll()s
+ * the sync_file fds of the copy-engine jobs in flight and its wake-up
+ * eventfd. CUDA jobs have a thread of their own, started with the first:
+ * it waits for their tickets in submission order (accel_cuda_tier_wait(),
+ * blocking in cuEventSynchronize: no spinning), so a CUDA job finishes no
+ * earlier than the CUDA jobs submitted before it. Finished jobs go on a
+ * done list, which the eventfd the caller sees (accel_mover_fd()) mirrors:
+ * readable while the list is not empty.
  */
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "../cuda/cuda_tier.h"
+#include "mover.h"
 
-struct accel_tier {
-	enum accel_tier_kind kind;
-	uint64_t block_bytes;
-	uint32_t blocks;
-	uint32_t region_block;
-	struct accel_device *dev;	/* host tiers */
-	struct accel_region *region;
-	int memfd;			/* memfd tiers */
-	unsigned char *base;
-	size_t map_size;
-};
-
-static int tier_opts_check(const struct accel_tier_opts *opts, uint64_t *size)
-{
-	int ret = accel_opts_valid(opts, sizeof(*opts));
-	uint64_t bb;
-	uint32_t n;
-
-	if (ret)
-		return ret;
-	if (!opts)
-		return -EINVAL;
-	bb = ACCEL_OPTS_GET(opts, block_bytes, 0);
-	n = ACCEL_OPTS_GET(opts, blocks, 0);
-	if (!bb || bb % 4096 || bb > ACCEL_TIER_BLOCK_MAX || !n ||
-	    ACCEL_OPTS_GET(opts, flags, 0) & ~ACCEL_TIER_ON_NODE)
-		return -EINVAL;
-	if (bb * n / n != bb || bb * n > SIZE_MAX)
-		return -EOVERFLOW;
-	*size = bb * n;
-	return 0;
-}
-
-ACCEL_EXPORT struct accel_tier *accel_tier_create_host(struct accel_device *dev,
-						       const struct accel_tier_opts *opts)
-{
-	struct accel_tier *t;
-	uint64_t size, low;
-	int ret, node;
-
-	ret = dev ? tier_opts_check(opts, &size) : -EINVAL;
-	if (ret) {
-		errno = -ret;
-		return NULL;
-	}
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return NULL;
-	t->kind = ACCEL_TIER_HOST;
-	t->block_bytes = opts->block_bytes;
-	t->blocks = opts->blocks;
-	t->memfd = -1;
-	t->dev = dev;
-	/* The largest power of two dividing block_bytes, at most 2 MiB. */
-	low = t->block_bytes & -t->block_bytes;
-	t->region_block = low > (2u << 20) ? 2u << 20 : (uint32_t)low;
-	node = ACCEL_OPTS_GET(opts, flags, 0) & ACCEL_TIER_ON_NODE ?
-	       ACCEL_OPTS_GET(opts, node, 0) : ACCEL_NODE_ANY;
-	t->region = accel_region_create(dev, size, t->region_block, node);
-	if (!t->region)
-		goto err;
-	t->base = accel_region_map(t->region);
-	if (!t->base)
-		goto err;
-	t->map_size = size;
-	return t;
-err:
-	ret = errno;
-	accel_region_destroy(t->region);
-	free(t);
-	errno = ret;
-	return NULL;
-}
-
-ACCEL_EXPORT struct accel_tier *accel_tier_create_memfd(const struct accel_tier_opts *opts)
-{
-	struct accel_tier *t;
-	uint64_t size;
-	void *p;
-	int ret;
-
-	ret = tier_opts_check(opts, &size);
-	if (!ret && ACCEL_OPTS_GET(opts, flags, 0) & ACCEL_TIER_ON_NODE)
-		ret = -EINVAL;	/* no placement without a region */
-	if (ret) {
-		errno = -ret;
-		return NULL;
-	}
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return NULL;
-	t->kind = ACCEL_TIER_MEMFD;
-	t->block_bytes = opts->block_bytes;
-	t->blocks = opts->blocks;
-	t->memfd = memfd_create("accel-tier", MFD_CLOEXEC);
-	if (t->memfd < 0)
-		goto err;
-	if (ftruncate(t->memfd, (off_t)size))
-		goto err;
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, t->memfd, 0);
-	if (p == MAP_FAILED)
-		goto err;
-	t->base = p;
-	t->map_size = size;
-	return t;
-err:
-	ret = errno;
-	if (t->memfd >= 0)
-		close(t->memfd);
-	free(t);
-	errno = ret;
-	return NULL;
-}
-
-ACCEL_EXPORT void accel_tier_destroy(struct accel_tier *tier)
-{
-	if (!tier)
-		return;
-	if (tier->kind == ACCEL_TIER_MEMFD) {
-		munmap(tier->base, tier->map_size);
-		close(tier->memfd);
-	} else {
-		accel_region_destroy(tier->region);
-	}
-	free(tier);
-}
-
-ACCEL_EXPORT int accel_tier_info(const struct accel_tier *tier, struct accel_tier_info *info)
-{
-	int ret;
-
-	if (!tier || !info)
-		return -EINVAL;
-	ret = accel_opts_valid(info, sizeof(*info));
-	if (ret)
-		return ret;
-	ACCEL_OPTS_SET(info, kind, tier->kind);
-	ACCEL_OPTS_SET(info, blocks, tier->blocks);
-	ACCEL_OPTS_SET(info, block_bytes, tier->block_bytes);
-	ACCEL_OPTS_SET(info, region_block_bytes, tier->region_block);
-	ACCEL_OPTS_SET(info, pad, 0);
-	return 0;
-}
-
-ACCEL_EXPORT void *accel_tier_block_addr(const struct accel_tier *tier, uint32_t block)
-{
-	if (!tier || block >= tier->blocks) {
-		errno = EINVAL;
-		return NULL;
-	}
-	return tier->base + (size_t)block * tier->block_bytes;
-}
-
-ACCEL_EXPORT int accel_tier_export(struct accel_tier *tier, int *fd)
-{
-	int f;
-
-	if (!tier || !fd)
-		return -EINVAL;
-	if (tier->kind == ACCEL_TIER_HOST)
-		return accel_region_export(tier->region, fd);
-	f = fcntl(tier->memfd, F_DUPFD_CLOEXEC, 0);
-	if (f < 0)
-		return -errno;
-	*fd = f;
-	return 0;
-}
-
-/* ---- the mover ---- */
-
-enum job_kind { JOB_MEMCPY, JOB_ENGINE };
+enum job_kind { JOB_MEMCPY, JOB_ENGINE, JOB_CUDA };
 
 /* A memcpy run, resolved to addresses at submission. */
 struct mc_run {
@@ -206,6 +42,9 @@ struct job {
 	uint32_t nr_runs;
 	struct accel_fence *fence;	/* JOB_ENGINE */
 	int fd;				/* its sync_file */
+	struct accel_cuda_wait *waits;	/* JOB_CUDA: the tickets to wait for */
+	uint32_t nr_waits;
+	int cuda_status;		/* a failure after part of it was queued */
 	/* What accel_mover_poll() hands back; the job stays allocated till then. */
 	struct accel_mover_done d;
 };
@@ -230,6 +69,10 @@ struct accel_mover {
 	uint32_t nr_engine;
 	struct job *done_head, **done_tail;
 	uint32_t pending;
+	struct job *cu_head, **cu_tail;	/* CUDA jobs in flight, FIFO */
+	pthread_cond_t cu_cond;		/* a CUDA job queued, or stop */
+	pthread_t cu_waiter;
+	bool cu_started;
 	/* The worker's own: */
 	struct pollfd *pfd;
 	struct watch *watched;		/* the job of each pfd[i], i >= 1 */
@@ -261,6 +104,8 @@ static void job_release(struct job *j)
 	j->fence = NULL;
 	free(j->runs);
 	j->runs = NULL;
+	free(j->waits);
+	j->waits = NULL;
 }
 
 /*
@@ -379,6 +224,45 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/*
+ * The CUDA jobs' waiter: the oldest job's tickets, one after the other,
+ * each a blocking wait; the first failure is the job's status.
+ */
+static void *cuda_waiter(void *arg)
+{
+	struct accel_mover *m = arg;
+
+	for (;;) {
+		struct job *j;
+		uint32_t i;
+		int st;
+
+		pthread_mutex_lock(&m->lock);
+		while (!m->cu_head && !m->stop)
+			pthread_cond_wait(&m->cu_cond, &m->lock);
+		j = m->cu_head;
+		if (!j) {
+			pthread_mutex_unlock(&m->lock);
+			break;
+		}
+		m->cu_head = j->next;
+		if (!m->cu_head)
+			m->cu_tail = &m->cu_head;
+		pthread_mutex_unlock(&m->lock);
+		st = j->cuda_status;
+		for (i = 0; i < j->nr_waits; i++) {
+			int r = accel_cuda_tier_wait(j->waits[i].ct, j->waits[i].ticket, -1);
+
+			st = st ? st : r;
+		}
+		job_release(j);
+		pthread_mutex_lock(&m->lock);
+		finish(m, j, st);
+		pthread_mutex_unlock(&m->lock);
+	}
+	return NULL;
+}
+
 ACCEL_EXPORT struct accel_mover *accel_mover_create(const struct accel_mover_opts *opts)
 {
 	struct accel_mover *m;
@@ -396,6 +280,7 @@ ACCEL_EXPORT struct accel_mover *accel_mover_create(const struct accel_mover_opt
 		return NULL;
 	m->mc_tail = &m->mc_head;
 	m->done_tail = &m->done_head;
+	m->cu_tail = &m->cu_head;
 	m->next_id = 1;
 	m->event_fd = -1;
 	m->wake_fd = -1;
@@ -416,9 +301,11 @@ ACCEL_EXPORT struct accel_mover *accel_mover_create(const struct accel_mover_opt
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_cond_init(&m->done_cond, &ca);
+	pthread_cond_init(&m->cu_cond, NULL);
 	pthread_condattr_destroy(&ca);
 	ret = pthread_create(&m->worker, NULL, worker, m);
 	if (ret) {
+		pthread_cond_destroy(&m->cu_cond);
 		pthread_cond_destroy(&m->done_cond);
 		pthread_mutex_destroy(&m->lock);
 		goto err;
@@ -444,9 +331,13 @@ ACCEL_EXPORT void accel_mover_destroy(struct accel_mover *m)
 		return;
 	pthread_mutex_lock(&m->lock);
 	m->stop = true;
+	pthread_cond_broadcast(&m->cu_cond);
 	pthread_mutex_unlock(&m->lock);
 	wake(m->wake_fd);
 	pthread_join(m->worker, NULL);
+	/* It drains the CUDA jobs in flight before it stops. */
+	if (m->cu_started)
+		pthread_join(m->cu_waiter, NULL);
 	for (e = m->done_head; e; e = next) {
 		next = e->next;
 		free(e);
@@ -455,19 +346,25 @@ ACCEL_EXPORT void accel_mover_destroy(struct accel_mover *m)
 	free(m->watched);
 	close(m->event_fd);
 	close(m->wake_fd);
+	pthread_cond_destroy(&m->cu_cond);
 	pthread_cond_destroy(&m->done_cond);
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 }
 
-/* Check every run against its tiers; *engine: all of them on one device's copy engine. */
+/*
+ * Check every run against its tiers and @sel; *engine: all of them on one
+ * device's copy engine; *cuda: some run has a device tier.
+ */
 static int runs_check(const struct accel_tier *const tiers[], uint32_t nr_tiers,
-		      const struct accel_bm_run *runs, uint32_t n, bool *engine)
+		      const struct accel_bm_run *runs, uint32_t n,
+		      const struct accel_piece_sel *sel, bool *engine, bool *cuda)
 {
 	struct accel_device *dev = NULL;
 	uint32_t i;
 
 	*engine = n > 0;
+	*cuda = false;
 	for (i = 0; i < n; i++) {
 		const struct accel_bm_run *r = &runs[i];
 		const struct accel_tier *s, *d;
@@ -487,6 +384,14 @@ static int runs_check(const struct accel_tier *const tiers[], uint32_t nr_tiers,
 			return -EINVAL;
 		if (s == d && r->src_block == r->dst_block)
 			return -EINVAL;
+		/* Layer pieces: the same cut on both ends. */
+		if (sel->layers && (s->layers != d->layers || sel->first >= s->layers ||
+				    sel->count > s->layers - sel->first))
+			return -EINVAL;
+		if (!accel_tier_contiguous(s) && !accel_tier_contiguous(d) && s->layers != d->layers)
+			return -EINVAL;
+		if (accel_tier_is_cuda(s) || accel_tier_is_cuda(d))
+			*cuda = true;
 		if (s->kind != ACCEL_TIER_HOST || d->kind != ACCEL_TIER_HOST ||
 		    s->dev != d->dev || (dev && s->dev != dev))
 			*engine = false;
@@ -496,85 +401,98 @@ static int runs_check(const struct accel_tier *const tiers[], uint32_t nr_tiers,
 }
 
 static int submit_memcpy(struct job *j, const struct accel_tier *const tiers[],
-			 const struct accel_bm_run *runs, uint32_t n)
+			 const struct accel_bm_run *runs, uint32_t n,
+			 const struct accel_piece_sel *sel)
 {
-	uint32_t i;
+	struct accel_piece *p;
+	uint64_t cap = 0;
+	size_t nr = 0, i;
 
 	j->kind = JOB_MEMCPY;
 	if (!n)
 		return 0;
-	j->runs = calloc(n, sizeof(*j->runs));
-	if (!j->runs)
+	for (i = 0; i < n; i++)
+		cap += accel_run_pieces_max(tiers[runs[i].src_tier], tiers[runs[i].dst_tier],
+					    &runs[i], sel);
+	if (cap > SIZE_MAX / sizeof(*p) || cap > UINT32_MAX)
 		return -ENOMEM;
-	for (i = 0; i < n; i++) {
-		const struct accel_tier *s = tiers[runs[i].src_tier], *d = tiers[runs[i].dst_tier];
-
-		j->runs[i] = (struct mc_run) {
-			.src = s->base + (size_t)runs[i].src_block * s->block_bytes,
-			.dst = d->base + (size_t)runs[i].dst_block * d->block_bytes,
-			.len = (size_t)runs[i].count * s->block_bytes,
-		};
+	p = calloc(cap, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		nr = accel_run_pieces(tiers[runs[i].src_tier], tiers[runs[i].dst_tier], &runs[i],
+				      sel, p, nr, SIZE_MAX);
+	j->runs = calloc(nr, sizeof(*j->runs));
+	if (!j->runs) {
+		free(p);
+		return -ENOMEM;
 	}
-	j->nr_runs = n;
+	for (i = 0; i < nr; i++)
+		j->runs[i] = (struct mc_run){
+			.src = (unsigned char *)(uintptr_t)p[i].src,
+			.dst = (unsigned char *)(uintptr_t)p[i].dst,
+			.len = p[i].len,
+		};
+	j->nr_runs = (uint32_t)nr;
+	free(p);
 	return 0;
 }
 
-/* The longest segment of @bb-byte blocks: whole blocks, one job's bytes at most. */
-#define MAX_PIECE(bb)	(KVACCEL_COPY_MAX_BYTES / (bb) * (bb))
-
 /*
- * Segments of the copy engine: adjacent runs coalesced, each segment at
- * most KVACCEL_COPY_MAX_BYTES; chained jobs of at most
+ * Segments of the copy engine: the runs' pieces, adjacent ones coalesced
+ * (within one pair of regions), each segment at most
+ * KVACCEL_COPY_MAX_BYTES; chained jobs of at most
  * KVACCEL_COPY_MAX_SEGMENTS segments and KVACCEL_COPY_MAX_BYTES bytes.
  */
 static int submit_engine(struct job *j, const struct accel_tier *const tiers[],
-			 const struct accel_bm_run *runs, uint32_t n)
+			 const struct accel_bm_run *runs, uint32_t n,
+			 const struct accel_piece_sel *sel)
 {
 	struct accel_device *dev = tiers[runs[0].src_tier]->dev;
 	struct accel_fence *fence = NULL;
+	struct accel_piece *pc = NULL;
 	struct accel_copy_seg *segs;
-	uint64_t cap = 0;
-	size_t nr = 0;
+	uint64_t cap = 0, most = 0, k;
+	size_t nr = 0, np, q;
 	uint32_t i;
 	int ret = 0;
 
 	j->kind = JOB_ENGINE;
-	/* A run longer than one job may copy is cut into whole-block pieces. */
 	for (i = 0; i < n; i++) {
-		uint64_t bb = tiers[runs[i].src_tier]->block_bytes, piece = MAX_PIECE(bb);
-
-		cap += ((uint64_t)runs[i].count * bb + piece - 1) / piece;
+		k = accel_run_pieces_max(tiers[runs[i].src_tier], tiers[runs[i].dst_tier], &runs[i],
+					 sel);
+		cap += k;
+		most = k > most ? k : most;
 	}
-	if (cap > SIZE_MAX / sizeof(*segs))
+	if (cap > SIZE_MAX / sizeof(*segs) || most > SIZE_MAX / sizeof(*pc))
 		return -ENOMEM;
 	segs = calloc(cap, sizeof(*segs));
-	if (!segs)
-		return -ENOMEM;
+	pc = calloc(most, sizeof(*pc));
+	if (!segs || !pc) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	for (i = 0; i < n; i++) {
-		struct accel_tier *s = (struct accel_tier *)tiers[runs[i].src_tier];
-		struct accel_tier *d = (struct accel_tier *)tiers[runs[i].dst_tier];
+		const struct accel_tier *s = tiers[runs[i].src_tier], *d = tiers[runs[i].dst_tier];
 		struct accel_obj *so = accel_region_obj(s->region), *dob = accel_region_obj(d->region);
-		uint64_t src = runs[i].src_block * s->block_bytes;
-		uint64_t dst = runs[i].dst_block * d->block_bytes;
-		uint64_t left = runs[i].count * s->block_bytes, piece = MAX_PIECE(s->block_bytes);
 
-		while (left) {
+		np = accel_run_pieces(s, d, &runs[i], sel, pc, 0, KVACCEL_COPY_MAX_BYTES);
+		for (q = 0; q < np; q++) {
 			struct accel_copy_seg *p = nr ? &segs[nr - 1] : NULL;
-			uint64_t len = left < piece ? left : piece;
+			uint64_t src = pc[q].src - (uintptr_t)s->base;
+			uint64_t dst = pc[q].dst - (uintptr_t)d->base;
 
 			/* Coalesce with the previous segment where it ends where this starts. */
 			if (p && p->src == so && p->dst == dob && p->src_offset + p->length == src &&
-			    p->dst_offset + p->length == dst && p->length + len <= piece) {
-				p->length += len;
+			    p->dst_offset + p->length == dst &&
+			    p->length + pc[q].len <= KVACCEL_COPY_MAX_BYTES) {
+				p->length += pc[q].len;
 			} else {
 				segs[nr++] = (struct accel_copy_seg) {
 					.src = so, .src_offset = src, .dst = dob, .dst_offset = dst,
-					.length = len,
+					.length = pc[q].len,
 				};
 			}
-			src += len;
-			dst += len;
-			left -= len;
 		}
 	}
 	ret = accel_copy_chain(dev, segs, nr, &fence);
@@ -594,16 +512,40 @@ static int submit_engine(struct job *j, const struct accel_tier *const tiers[],
 		ret = 0;
 	}
 out:
+	free(pc);
 	free(segs);
 	return ret;
+}
+
+/* The submission's piece selection and events: 0, or -EINVAL. */
+static int submit_opts_check(const struct accel_mover_submit_opts *opts,
+			     struct accel_piece_sel *sel, void **wait_ev, void **rec_ev)
+{
+	uint32_t flags = ACCEL_OPTS_GET(opts, flags, 0);
+
+	if (flags & ~ACCEL_MOVER_SUBMIT_FLAGS || ACCEL_OPTS_GET(opts, pad, 0))
+		return -EINVAL;
+	sel->layers = flags & ACCEL_MOVER_LAYERS;
+	sel->first = ACCEL_OPTS_GET(opts, layer_first, 0);
+	sel->count = ACCEL_OPTS_GET(opts, layer_count, 0);
+	if (sel->layers ? !sel->count : sel->first || sel->count)
+		return -EINVAL;
+	*wait_ev = ACCEL_OPTS_GET(opts, wait_event, NULL);
+	*rec_ev = ACCEL_OPTS_GET(opts, record_event, NULL);
+	if (!(flags & ACCEL_MOVER_WAIT_EVENT) != !*wait_ev ||
+	    !(flags & ACCEL_MOVER_RECORD_EVENT) != !*rec_ev)
+		return -EINVAL;
+	return 0;
 }
 
 ACCEL_EXPORT int accel_mover_submit(struct accel_mover *m, const struct accel_tier *const tiers[],
 				    uint32_t nr_tiers, const struct accel_bm_run *runs, uint32_t n,
 				    const struct accel_mover_submit_opts *opts, uint64_t *job_id)
 {
+	struct accel_piece_sel sel;
+	void *wait_ev, *rec_ev;
+	bool engine, cuda;
 	struct job *j;
-	bool engine;
 	int ret, st = 0;
 
 	if (!m || !job_id || (n && (!runs || !tiers || !nr_tiers)))
@@ -611,17 +553,29 @@ ACCEL_EXPORT int accel_mover_submit(struct accel_mover *m, const struct accel_ti
 	ret = accel_opts_valid(opts, sizeof(*opts));
 	if (ret)
 		return ret;
-	if (ACCEL_OPTS_GET(opts, flags, 0))
-		return -EINVAL;
-	ret = runs_check(tiers, nr_tiers, runs, n, &engine);
+	ret = submit_opts_check(opts, &sel, &wait_ev, &rec_ev);
 	if (ret)
 		return ret;
+	ret = runs_check(tiers, nr_tiers, runs, n, &sel, &engine, &cuda);
+	if (ret)
+		return ret;
+	/* Events are CUDA's: a job without a device tier has no stream to order. */
+	if ((wait_ev || rec_ev) && !cuda)
+		return -EINVAL;
+	engine = engine && !cuda;
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
 	j->fd = -1;
 	j->d.user_data = ACCEL_OPTS_GET(opts, user_data, 0);
-	ret = engine ? submit_engine(j, tiers, runs, n) : submit_memcpy(j, tiers, runs, n);
+	if (cuda) {
+		j->kind = JOB_CUDA;
+		ret = accel_mover_cuda_queue(tiers, runs, n, &sel, wait_ev, rec_ev, &j->waits,
+					     &j->nr_waits, &j->cuda_status);
+	} else {
+		ret = engine ? submit_engine(j, tiers, runs, n, &sel) :
+		      submit_memcpy(j, tiers, runs, n, &sel);
+	}
 	if (ret) {
 		job_release(j);
 		free(j);
@@ -633,10 +587,28 @@ ACCEL_EXPORT int accel_mover_submit(struct accel_mover *m, const struct accel_ti
 		job_release(j);
 	}
 	pthread_mutex_lock(&m->lock);
+	if (cuda && !m->cu_started) {
+		ret = pthread_create(&m->cu_waiter, NULL, cuda_waiter, m);
+		if (ret) {
+			pthread_mutex_unlock(&m->lock);
+			/* Queued already: wait for it here, and fail the submission. */
+			for (uint32_t i = 0; i < j->nr_waits; i++)
+				accel_cuda_tier_wait(j->waits[i].ct, j->waits[i].ticket, -1);
+			job_release(j);
+			free(j);
+			return -ret;
+		}
+		m->cu_started = true;
+	}
 	j->d.job_id = m->next_id++;
 	*job_id = j->d.job_id;
 	m->pending++;
-	if (!engine) {
+	if (cuda) {
+		*m->cu_tail = j;
+		m->cu_tail = &j->next;
+		pthread_cond_signal(&m->cu_cond);
+		j = NULL;
+	} else if (!engine) {
 		*m->mc_tail = j;
 		m->mc_tail = &j->next;
 	} else if (j->fd < 0) {
