@@ -67,7 +67,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/kvacceld_units \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake \
 		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
-		   $(B)/native/python_offload
+		   $(B)/native/python_offload $(B)/native/python_cuda
 
 .PHONY: all deps kmod test-modules tests tools native check check-debug demo bench lint clean help gpu-check gpu-bench \
 	libaccel install
@@ -496,6 +496,15 @@ $(foreach t,$(PY_TESTS),$(B)/native/python_$(t)): $(B)/native/python_%: tests/py
 	@mkdir -p $(@D)
 	@printf '#!/bin/sh\nexec %s %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" \
 		"$(CURDIR)/tests/python/test_$*.py" > $@
+	@chmod +x $@
+
+# Device tiers and the mover's CUDA options from Python, against the fake driver.
+$(B)/native/python_cuda: tests/python/run.sh $(B)/libaccel/$(ACCEL_SONAME) $(PY_SRCS) \
+		$(B)/native-bin/fakecuda/libcuda.so.1
+	@mkdir -p $(@D)
+	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 LD_LIBRARY_PATH=%s exec %s %s %s %s\n' \
+		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" \
+		"$(CURDIR)/tests/python/test_cuda.py" > $@
 	@chmod +x $@
 
 $(B)/native-bin/py_bm_layout: tests/python/bm_layout.c libaccel/include/accel_bm.h

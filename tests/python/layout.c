@@ -32,14 +32,25 @@ int main(void)
 
 	S(accel_tier_opts); M(accel_tier_opts, sz); M(accel_tier_opts, block_bytes);
 	M(accel_tier_opts, blocks); M(accel_tier_opts, node); M(accel_tier_opts, flags);
+	M(accel_tier_opts, layers);
 	S(accel_tier_info); M(accel_tier_info, sz); M(accel_tier_info, kind);
 	M(accel_tier_info, blocks); M(accel_tier_info, block_bytes);
 	M(accel_tier_info, region_block_bytes); M(accel_tier_info, pad);
+	M(accel_tier_info, layers); M(accel_tier_info, device); M(accel_tier_info, layout);
+	M(accel_tier_info, pad2); M(accel_tier_info, block_stride);
+	S(accel_tier_cuda_opts); M(accel_tier_cuda_opts, sz); M(accel_tier_cuda_opts, device);
+	M(accel_tier_cuda_opts, layout); M(accel_tier_cuda_opts, block_bytes);
+	M(accel_tier_cuda_opts, blocks); M(accel_tier_cuda_opts, layers);
+	M(accel_tier_cuda_opts, block_stride); M(accel_tier_cuda_opts, base);
+	M(accel_tier_cuda_opts, layer_base); M(accel_tier_cuda_opts, nr_layer_base);
+	M(accel_tier_cuda_opts, flags);
 	S(accel_mover_opts); M(accel_mover_opts, sz); M(accel_mover_opts, flags);
 	M(accel_mover_opts, pad);
 	S(accel_mover_submit_opts); M(accel_mover_submit_opts, sz);
 	M(accel_mover_submit_opts, user_data); M(accel_mover_submit_opts, flags);
-	M(accel_mover_submit_opts, pad);
+	M(accel_mover_submit_opts, pad); M(accel_mover_submit_opts, layer_first);
+	M(accel_mover_submit_opts, layer_count); M(accel_mover_submit_opts, wait_event);
+	M(accel_mover_submit_opts, record_event);
 	S(accel_mover_done); M(accel_mover_done, job_id); M(accel_mover_done, user_data);
 	M(accel_mover_done, status); M(accel_mover_done, pad);
 
@@ -54,6 +65,9 @@ int main(void)
 	C(ACCEL_PATH_MAX); C(ACCEL_NODE_ANY); C(ACCEL_ENGINE_PRIORITY_MAX); C(ACCEL_HANDOFF_MAX);
 	C(ACCEL_HANDOFF_REGION); C(ACCEL_HANDOFF_SPACE);
 	C(ACCEL_TIER_HOST); C(ACCEL_TIER_MEMFD); C(ACCEL_TIER_ON_NODE); C(ACCEL_TIER_BLOCK_MAX);
+	C(ACCEL_TIER_CUDA); C(ACCEL_TIER_CUDA_REGISTERED); C(ACCEL_TIER_LAYOUT_BLOCKS);
+	C(ACCEL_TIER_LAYOUT_LAYERS); C(ACCEL_MOVER_LAYERS); C(ACCEL_MOVER_WAIT_EVENT);
+	C(ACCEL_MOVER_RECORD_EVENT);
 	C(ACCEL_OFFLOAD_NO_BLOCK);
 	return 0;
 }

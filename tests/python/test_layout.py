@@ -69,6 +69,13 @@ class Layout(unittest.TestCase):
             "ACCEL_TIER_MEMFD": _mover_types.TIER_MEMFD,
             "ACCEL_TIER_ON_NODE": _mover_types.TIER_ON_NODE,
             "ACCEL_TIER_BLOCK_MAX": _mover_types.TIER_BLOCK_MAX,
+            "ACCEL_TIER_CUDA": _mover_types.TIER_CUDA,
+            "ACCEL_TIER_CUDA_REGISTERED": _mover_types.TIER_CUDA_REGISTERED,
+            "ACCEL_TIER_LAYOUT_BLOCKS": _mover_types.LAYOUT_BLOCKS,
+            "ACCEL_TIER_LAYOUT_LAYERS": _mover_types.LAYOUT_LAYERS,
+            "ACCEL_MOVER_LAYERS": _mover_types.MOVER_LAYERS,
+            "ACCEL_MOVER_WAIT_EVENT": _mover_types.MOVER_WAIT_EVENT,
+            "ACCEL_MOVER_RECORD_EVENT": _mover_types.MOVER_RECORD_EVENT,
             "ACCEL_OFFLOAD_NO_BLOCK": _offload_types.NO_BLOCK,
         }
         self.assertEqual({k: consts[k] for k in want}, want)

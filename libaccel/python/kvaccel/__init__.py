@@ -17,10 +17,12 @@ from .device import Device, DeviceInfo, Region, devices, NODE_ANY
 from .engine import Engine, Handoff, Sender, HANDOFF_REGION, HANDOFF_SPACE
 from .mover import Done, Mover, runs
 from .offload import NO_BLOCK, OffloadManager, OffloadStats, Store
-from .tier import Tier, TierInfo
+from .tier import (Tier, TierInfo, HOST, MEMFD, CUDA, CUDA_REGISTERED, LAYOUT_BLOCKS,
+                   LAYOUT_LAYERS)
 
 __all__ = ["BlockManager", "Keys", "Plan", "SeqInfo", "TierStats", "EVICT_LRU", "EVICT_ARC",
            "KEY_BYTES", "library_path", "Device", "DeviceInfo", "Region", "devices",
            "NODE_ANY", "Engine", "Handoff", "Sender", "HANDOFF_REGION", "HANDOFF_SPACE",
            "Done", "Mover", "runs", "NO_BLOCK", "OffloadManager", "OffloadStats", "Store",
-           "Tier", "TierInfo"]
+           "Tier", "TierInfo", "HOST", "MEMFD", "CUDA", "CUDA_REGISTERED", "LAYOUT_BLOCKS",
+           "LAYOUT_LAYERS"]

@@ -12,6 +12,13 @@ from ._bm_types import Run
 
 TIER_HOST = 0               # ACCEL_TIER_HOST
 TIER_MEMFD = 1              # ACCEL_TIER_MEMFD
+TIER_CUDA = 2               # ACCEL_TIER_CUDA
+TIER_CUDA_REGISTERED = 3    # ACCEL_TIER_CUDA_REGISTERED
+LAYOUT_BLOCKS = 0           # ACCEL_TIER_LAYOUT_BLOCKS
+LAYOUT_LAYERS = 1           # ACCEL_TIER_LAYOUT_LAYERS
+MOVER_LAYERS = 1 << 0       # ACCEL_MOVER_LAYERS
+MOVER_WAIT_EVENT = 1 << 1   # ACCEL_MOVER_WAIT_EVENT
+MOVER_RECORD_EVENT = 1 << 2  # ACCEL_MOVER_RECORD_EVENT
 TIER_ON_NODE = 1 << 0       # ACCEL_TIER_ON_NODE
 TIER_BLOCK_MAX = 64 << 20   # ACCEL_TIER_BLOCK_MAX
 
@@ -21,7 +28,8 @@ class TierOpts(Structure):
                 ("block_bytes", c_uint64),
                 ("blocks", c_uint32),
                 ("node", c_int32),
-                ("flags", c_uint32)]
+                ("flags", c_uint32),
+                ("layers", c_uint32)]
 
 
 class TierInfo(Structure):
@@ -30,7 +38,26 @@ class TierInfo(Structure):
                 ("blocks", c_uint32),
                 ("block_bytes", c_uint64),
                 ("region_block_bytes", c_uint32),
-                ("pad", c_uint32)]
+                ("pad", c_uint32),
+                ("layers", c_uint32),
+                ("device", c_int32),
+                ("layout", c_uint32),
+                ("pad2", c_uint32),
+                ("block_stride", c_uint64)]
+
+
+class TierCudaOpts(Structure):
+    _fields_ = [("sz", c_size_t),
+                ("device", c_int32),
+                ("layout", c_uint32),
+                ("block_bytes", c_uint64),
+                ("blocks", c_uint32),
+                ("layers", c_uint32),
+                ("block_stride", c_uint64),
+                ("base", c_uint64),
+                ("layer_base", POINTER(c_uint64)),
+                ("nr_layer_base", c_uint32),
+                ("flags", c_uint32)]
 
 
 class MoverOpts(Structure):
@@ -43,7 +70,11 @@ class SubmitOpts(Structure):
     _fields_ = [("sz", c_size_t),
                 ("user_data", c_uint64),
                 ("flags", c_uint32),
-                ("pad", c_uint32)]
+                ("pad", c_uint32),
+                ("layer_first", c_uint32),
+                ("layer_count", c_uint32),
+                ("wait_event", c_void_p),
+                ("record_event", c_void_p)]
 
 
 class Done(Structure):
@@ -56,6 +87,7 @@ class Done(Structure):
 STRUCTS = {
     "accel_tier_opts": TierOpts,
     "accel_tier_info": TierInfo,
+    "accel_tier_cuda_opts": TierCudaOpts,
     "accel_mover_opts": MoverOpts,
     "accel_mover_submit_opts": SubmitOpts,
     "accel_mover_done": Done,
@@ -66,6 +98,8 @@ _P = c_void_p
 PROTOS = {
     "accel_tier_create_host": (_P, [_P, POINTER(TierOpts)]),
     "accel_tier_create_memfd": (_P, [POINTER(TierOpts)]),
+    "accel_tier_create_cuda": (_P, [POINTER(TierCudaOpts)]),
+    "accel_tier_register_cuda": (_P, [POINTER(TierCudaOpts)]),
     "accel_tier_destroy": (None, [_P]),
     "accel_tier_info": (c_int, [_P, POINTER(TierInfo)]),
     "accel_tier_block_addr": (_P, [_P, c_uint32]),

@@ -99,10 +99,16 @@ class Mover(Handle):
                 t._busy -= 1
         self._jobs.clear()
 
-    def submit(self, tiers, runs, user_data=0, flags=0):
+    def submit(self, tiers, runs, user_data=0, flags=0, layers=None, wait_event=None,
+               record_event=None):
         """Copy runs (tier numbers index tiers, a sequence of Tier) as one
-        job; returns its id. The tiers cannot be closed until it finished
-        and was polled. OSError EINVAL for a bad run (nothing submitted)."""
+        job; returns its id. layers=(first, count): only those layer pieces
+        of each block (layer-wise transfers). wait_event, record_event
+        (CUDA jobs: CUevent handles as ints, e.g. torch.cuda.Event's
+        cuda_event): the job's copies wait for wait_event's latest record,
+        and record_event is recorded once they are done. The tiers cannot
+        be closed until the job finished and was polled. OSError EINVAL for
+        a bad run (nothing submitted)."""
         hd = self._h()
         tiers = tuple(tiers)
         if tiers != self._tiers_key:
@@ -114,6 +120,15 @@ class Mover(Handle):
         arr, n, _keep = _runs_arg(runs)
         o = self._sub
         o.user_data = user_data
+        if layers is not None:
+            flags |= T.MOVER_LAYERS
+            o.layer_first, o.layer_count = layers[0], layers[1]
+        if wait_event is not None:
+            flags |= T.MOVER_WAIT_EVENT
+        if record_event is not None:
+            flags |= T.MOVER_RECORD_EVENT
+        o.wait_event = wait_event
+        o.record_event = record_event
         o.flags = flags
         check(self._l.accel_mover_submit(hd, self._tiers_arr, len(tiers), arr, n, byref(o),
                                          byref(self._id)), "accel_mover_submit")
