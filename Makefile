@@ -52,7 +52,8 @@ TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
 		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv $(B)/tools/kvaccel-engine \
-		   $(B)/tools/kvaccel-bench-gpu $(B)/tools/kvaccel-bench-alloc \
+		   $(B)/tools/kvaccel-bench-gpu $(B)/tools/kvaccel-bench-offload-gpu \
+		   $(B)/tools/kvaccel-bench-alloc \
 		   $(B)/tools/kvaccel-bench-bm
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/netlink_spec $(B)/native/libaccel_api \
@@ -395,17 +396,20 @@ gpu-check: $(B)/native/cuda_tier $(B)/native/cuda_probe
 	CMOCKA_MESSAGE_OUTPUT=TAP $(B)/native-bin/cuda_tier
 
 # On a machine with a GPU and its driver: the swap, window-growing and
-# GPU-to-GPU benchmark (tools/bench/kvaccel-bench-gpu.c; GPU_BENCH_ARGS).
-gpu-bench: $(B)/tools/kvaccel-bench-gpu
+# GPU-to-GPU benchmark (tools/bench/kvaccel-bench-gpu.c; GPU_BENCH_ARGS),
+# then offload through the data mover (kvaccel-bench-offload-gpu.c).
+gpu-bench: $(B)/tools/kvaccel-bench-gpu $(B)/tools/kvaccel-bench-offload-gpu
 	$(B)/tools/kvaccel-bench-gpu $(GPU_BENCH_ARGS)
+	$(B)/tools/kvaccel-bench-offload-gpu
 
 # The GPU benchmark against the fake driver (two fake GPUs, strict access):
 # every path runs and its data is checked; the figures mean nothing.
 $(B)/native/bench_gpu_fake: tests/libaccel/bench_gpu_fake.sh $(B)/tools/kvaccel-bench-gpu \
-		$(B)/native-bin/fakecuda/libcuda.so.1
+		$(B)/tools/kvaccel-bench-offload-gpu $(B)/native-bin/fakecuda/libcuda.so.1
 	@mkdir -p $(@D)
-	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/tests/libaccel/bench_gpu_fake.sh" \
-		"$(CURDIR)/$(B)/tools/kvaccel-bench-gpu" "$(CURDIR)/$(B)/native-bin/fakecuda" > $@
+	@printf '#!/bin/sh\nexec %s %s %s %s\n' "$(CURDIR)/tests/libaccel/bench_gpu_fake.sh" \
+		"$(CURDIR)/$(B)/tools/kvaccel-bench-gpu" "$(CURDIR)/$(B)/native-bin/fakecuda" \
+		"$(CURDIR)/$(B)/tools/kvaccel-bench-offload-gpu" > $@
 	@chmod +x $@
 
 # The same against a driver without cuMemcpyBatchAsync, dma-buf export or peers.
@@ -573,6 +577,15 @@ $(B)/tools/kvaccel-bench-gpu: tools/bench/kvaccel-bench-gpu.c tools/bench/bench-
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/src -pthread -o $@ $< \
 		$(wildcard libaccel/src/cuda/*.c) -ldl
+
+# Offload between a GPU and host memory through the data mover (libaccel.so
+# loads the CUDA driver at run time; against the fake in bench_gpu_fake).
+$(B)/tools/kvaccel-bench-offload-gpu: tools/bench/kvaccel-bench-offload-gpu.c \
+		tools/bench/bench-common.h $(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -o $@ $< $(B)/libaccel/libaccel.a \
+		$(ACCEL_LDLIBS) -ldl
 
 # The KV block pool's allocator, natively (internal API: the pool's sources).
 $(B)/tools/kvaccel-bench-alloc: tools/bench/kvaccel-bench-alloc.c tools/bench/bench-common.h \

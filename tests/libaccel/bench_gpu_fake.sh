@@ -1,18 +1,20 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-only
-# bench_gpu_fake.sh BENCH FAKEDIR - kvaccel-bench-gpu against the fake CUDA
+# bench_gpu_fake.sh BENCH FAKEDIR OFFLOAD - kvaccel-bench-gpu against the fake CUDA
 # driver (tests/libaccel/fake_cuda.c: two GPUs over host memory, strict
 # per-device access): every mover, layout, the window growing and both
 # GPU-to-GPU paths run with their data checked; then once more on a driver
-# without cuMemcpyBatchAsync and peers, and on one GPU, and bad arguments.
+# without cuMemcpyBatchAsync and peers, and on one GPU, and bad arguments;
+# then kvaccel-bench-offload-gpu (OFFLOAD: offload through the data mover,
+# data checked every round) and its skip without a GPU.
 # The figures mean nothing here (memcpy). Prints TAP.
 set -u
-bench=$1 fake=$2
+bench=$1 fake=$2 offload=$3
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 n=0
 echo "TAP version 13"
-echo "1..5"
+echo "1..7"
 ok() {
 	n=$((n + 1))
 	if [ "$1" -eq 0 ]; then
@@ -63,3 +65,17 @@ run "$bench" extra
 rc3=$?
 [ $rc1 -eq 2 ] && [ $rc2 -eq 2 ] && [ $rc3 -eq 2 ] && grep -q '^usage:' "$log"
 ok $? bad_arguments
+
+# Offload through the mover: every block size and the layer-wise store.
+run "$offload" -s 8 -r 2
+rc=$?
+[ $rc -eq 0 ] && [ "$(grep -c 'KiB blocks .*ratio [0-9.]* .*layer-wise store' "$log")" -eq 3 ] &&
+	grep -q '^summary:' "$log"
+ok $? offload_all_sizes
+
+run env FAKE_CUDA_DEVICES=1 "$offload" -d 1 -s 2
+rc1=$?
+run "$offload" -s 0
+rc2=$?
+[ $rc1 -eq 4 ] && [ $rc2 -eq 2 ]
+ok $? offload_skip_and_usage
