@@ -173,6 +173,14 @@ install: libaccel
 	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h libaccel/include/accel_offload.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 uapi/kvaccel.h uapi/kvaccel_netlink.h $(DESTDIR)$(PREFIX)/include/kvaccel/
 	install -m 644 libaccel/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	@# One link page (".so man3/PAGE.3") per function a page's NAME line lists.
+	@for f in libaccel/man/*.3; do \
+		page=$$(basename $$f); \
+		for fn in $$(sed -n '/^\.SH NAME/{n;s/ \\-.*//;s/,/ /g;p;q}' $$f); do \
+			[ "$$fn.3" = "$$page" ] || \
+			echo ".so man3/$$page" > $(DESTDIR)$(PREFIX)/share/man/man3/$$fn.3; \
+		done; \
+	done
 
 # --- kvacceld ---------------------------------------------------------------
 

@@ -10,7 +10,7 @@ d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 n=0
 echo "TAP version 13"
-echo "1..5"
+echo "1..6"
 ok() { n=$((n + 1)); if [ "$1" -eq 0 ]; then echo "ok $n libaccel_install.$2"; else echo "not ok $n libaccel_install.$2"; fi; }
 
 make -s -C "$top" B="$b" install DESTDIR="$d" PREFIX=/usr > "$d/install.log" 2>&1
@@ -50,3 +50,15 @@ ok $? build_against_installed_tree
 [ -f "$d/usr/share/man/man3/accel_copy.3" ] && man -l "$d/usr/share/man/man3/accel_copy.3" > /dev/null 2>&1 ||
 	[ -f "$d/usr/share/man/man3/accel_copy.3" ]
 ok $? man_pages
+
+# A page per function: every exported accel_* symbol has one (a link page
+# where it is not the page's own name), and the links resolve.
+m="$d/usr/share/man/man3"
+missing=0
+for s in $(nm -D --defined-only "$d/usr/lib/libaccel.so.0" | awk '{print $3}' | sed 's/@.*//' |
+	   grep '^accel_' | sort -u); do
+	[ -f "$m/$s.3" ] || { echo "# no man page for $s"; missing=1; }
+done
+[ $missing -eq 0 ] && grep -qx '.so man3/accel_mover_create.3' "$m/accel_mover_submit.3" &&
+	[ -f "$m/$(sed 's/^\.so man3\///' "$m/accel_mover_submit.3")" ]
+ok $? a_page_per_function
