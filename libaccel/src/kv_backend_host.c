@@ -1,24 +1,26 @@
 // SPDX-License-Identifier: MIT
 /*
  * libaccel - the KV cache's host backend (kv/kv_backend.h): both tiers in
- * kvaccel regions (the device tier is where an engine without a GPU
- * computes, the host tier what it swaps to), bytes moved by the module's
- * copy engine. A transfer is the fence of its last copy job.
+ * host tiers of the data mover (accel_tier_create_host(): kvaccel regions;
+ * the device tier is where an engine without a GPU computes, the host tier
+ * what it swaps to), bytes moved by the module's copy engine through the
+ * mover's own path (accel_tier_copy_engine(), without the mover's worker:
+ * the cache waits on fences). A transfer is the fence of its last copy job.
  */
 #include <stdlib.h>
 
 #include "internal.h"
 #include "kv/kv_backend.h"
+#include "mover/mover.h"
 
-struct host_tier {
-	struct accel_region *region;
-	unsigned char *base;
-};
+/* Whole blocks (a KV block is one piece: host tiers have no layers here). */
+static const struct accel_piece_sel whole_blocks;
 
 struct host_backend {
 	struct kv_backend b;
 	struct accel_device *dev;
-	struct host_tier tier[KV_TIER_NR];
+	/* accel_tier_create_host() tiers: one region each, block_bytes region blocks. */
+	struct accel_tier *tier[KV_TIER_NR];
 };
 
 static struct host_backend *to_host(struct kv_backend *b)
@@ -28,26 +30,30 @@ static struct host_backend *to_host(struct kv_backend *b)
 
 static int tier_init(struct host_backend *h, enum kv_tier_id t, uint32_t blocks, int node)
 {
-	struct host_tier *tier = &h->tier[t];
+	ACCEL_OPTS(accel_tier_opts, o, .block_bytes = h->b.block_bytes, .blocks = blocks,
+		   .node = node, .flags = node == ACCEL_NODE_ANY ? 0 : ACCEL_TIER_ON_NODE);
 
-	tier->region = accel_region_create(h->dev, (uint64_t)blocks * h->b.block_bytes,
-					   h->b.block_bytes, node);
-	if (!tier->region)
-		return -errno;
-	tier->base = accel_region_map(tier->region);
-	return tier->base ? 0 : -errno;
+	h->tier[t] = accel_tier_create_host(h->dev, &o);
+	return h->tier[t] ? 0 : -errno;
 }
 
-static struct accel_copy_seg seg_of(struct host_backend *h, enum kv_tier_id from,
-				    enum kv_tier_id to, uint32_t src, uint32_t dst, uint32_t count)
+/* @n runs from tier @from to tier @to on the copy engine, segments up to @max_seg bytes. */
+static int runs_copy(struct host_backend *h, enum kv_tier_id from, enum kv_tier_id to,
+		     const struct kv_run *r, uint32_t n, uint64_t max_seg, struct accel_fence **f)
 {
-	uint64_t bb = h->b.block_bytes;
+	const struct accel_tier *const *tiers = (const struct accel_tier *const *)h->tier;
+	struct accel_bm_run one, *runs = n == 1 ? &one : calloc(n, sizeof(*runs));
+	uint32_t i;
+	int ret;
 
-	return (struct accel_copy_seg) {
-		.src = accel_region_obj(h->tier[from].region), .src_offset = src * bb,
-		.dst = accel_region_obj(h->tier[to].region), .dst_offset = dst * bb,
-		.length = count * bb,
-	};
+	if (!runs)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		runs[i] = (struct accel_bm_run) { from, r[i].src, to, r[i].dst, r[i].count };
+	ret = accel_tier_copy_engine(tiers, runs, n, &whole_blocks, max_seg, f);
+	if (runs != &one)
+		free(runs);
+	return ret;
 }
 
 /*
@@ -63,15 +69,15 @@ static int per_block(struct host_backend *h, enum kv_tier_id from, enum kv_tier_
 	int ret = 0, r;
 
 	for (i = 0; i < n && !ret; i++) {
-		struct accel_copy_seg seg = seg_of(h, from, to, c[i].src, c[i].dst, 1);
+		struct kv_run r = { c[i].src, c[i].dst, 1 };
 
 		if (f[i % WINDOW]) {
 			ret = accel_fence_wait(f[i % WINDOW], -1);
 			accel_fence_destroy(f[i % WINDOW]);
+			f[i % WINDOW] = NULL;
 		}
-		f[i % WINDOW] = ret ? NULL : accel_copy_ordered(h->dev, &seg, 1, NULL);
-		if (!ret && !f[i % WINDOW])
-			ret = -errno;
+		if (!ret)
+			ret = runs_copy(h, from, to, &r, 1, 0, &f[i % WINDOW]);
 	}
 	for (i = 0; i < WINDOW; i++) {
 		if (!f[i])
@@ -95,9 +101,8 @@ static int host_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id
 		     struct kv_xfer **x)
 {
 	struct host_backend *h = to_host(b);
-	uint32_t unit = b->transfer_unit / b->block_bytes, nr, i;
+	uint32_t unit = b->transfer_unit / b->block_bytes, nr;
 	struct accel_fence *fence = NULL;
-	struct accel_copy_seg *segs;
 	struct kv_run *runs;
 	int ret = 0;
 
@@ -109,24 +114,18 @@ static int host_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id
 	if (b->flags & ACCEL_KV_PER_BLOCK_COPIES)
 		return per_block(h, from, to, c, n);
 	runs = calloc(n, sizeof(*runs));
-	segs = calloc(n, sizeof(*segs));
-	if (!runs || !segs) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	nr = kv_coalesce(c, n, unit ? unit : 1, runs);
-	for (i = 0; i < nr; i++)
-		segs[i] = seg_of(h, from, to, runs[i].src, runs[i].dst, runs[i].count);
-	ret = accel_copy_chain(h->dev, segs, nr, &fence);
+	if (!runs)
+		return -ENOMEM;
+	unit = unit ? unit : 1;
+	nr = kv_coalesce(c, n, unit, runs);
+	ret = runs_copy(h, from, to, runs, nr, (uint64_t)unit * b->block_bytes, &fence);
+	free(runs);
 	if (ret)
-		goto out;
+		return ret;
 	b->transfers += nr;
 	b->bytes_moved += (uint64_t)n * b->block_bytes;
 	*x = (struct kv_xfer *)fence;
-out:
-	free(runs);
-	free(segs);
-	return ret;
+	return 0;
 }
 
 static int host_wait(struct kv_backend *b, struct kv_xfer *x, int64_t timeout_ns)
@@ -155,7 +154,7 @@ static struct accel_fence *host_xfer_fence(struct kv_backend *b, struct kv_xfer 
 
 static void *host_block_addr(struct kv_backend *b, enum kv_tier_id t, uint32_t block)
 {
-	return to_host(b)->tier[t].base + (size_t)block * b->block_bytes;
+	return accel_tier_block_addr(to_host(b)->tier[t], block);
 }
 
 static int host_window(struct kv_backend *b, enum kv_tier_id t, const uint32_t *blocks,
@@ -175,7 +174,7 @@ static int host_window(struct kv_backend *b, enum kv_tier_id t, const uint32_t *
 	}
 	for (i = 0; i < n; i++)
 		ops[i] = (struct accel_bind_op) {
-			.kind = ACCEL_BIND, .slot = i, .region = h->tier[t].region,
+			.kind = ACCEL_BIND, .slot = i, .region = h->tier[t]->region,
 			.block = blocks[i],
 		};
 	ret = accel_space_bind(sp, ops, n, NULL);
@@ -202,15 +201,15 @@ static void host_window_free(struct kv_backend *b, void *win)
 
 static int host_tier_export(struct kv_backend *b, enum kv_tier_id t, int *fd)
 {
-	return accel_region_export(to_host(b)->tier[t].region, fd);
+	return accel_tier_export(to_host(b)->tier[t], fd);
 }
 
 static void host_destroy(struct kv_backend *b)
 {
 	struct host_backend *h = to_host(b);
 
-	accel_region_destroy(h->tier[KV_TIER_DEV].region);
-	accel_region_destroy(h->tier[KV_TIER_HOST].region);
+	accel_tier_destroy(h->tier[KV_TIER_DEV]);
+	accel_tier_destroy(h->tier[KV_TIER_HOST]);
 	free(h);
 }
 
