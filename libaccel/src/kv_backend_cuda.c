@@ -68,15 +68,13 @@ static int cuda_prepare(struct kv_backend *b, const uint32_t *blocks, uint32_t n
 	return ret;
 }
 
-static int cuda_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id to,
-		     struct kv_copy *cp, uint32_t n, const struct kv_order *order,
-		     struct kv_xfer **x)
+static int cuda_copy(struct kv_backend *b, const struct accel_bm_run *runs, uint32_t n,
+		     const struct kv_order *order, struct kv_xfer **x)
 {
 	struct cuda_backend *c = to_cuda(b);
-	uint32_t unit = b->transfer_unit / b->block_bytes, nr, i;
-	uint64_t bb = b->block_bytes, tk = 0;
+	uint64_t bb = b->block_bytes, tk = 0, blocks = 0;
 	struct accel_cuda_copy *v = NULL;
-	struct kv_run *runs = NULL;
+	uint32_t i, k;
 	int ret = 0;
 
 	*x = NULL;
@@ -88,37 +86,40 @@ static int cuda_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id
 	if (n && (b->flags & ACCEL_KV_PER_BLOCK_COPIES)) {
 		/* The naive mover (benchmarks only): one call per block, all waited for. */
 		for (i = 0; i < n && !ret; i++) {
-			struct accel_cuda_copy one = {
-				addr_of(c, to, cp[i].dst), addr_of(c, from, cp[i].src), bb
-			};
+			for (k = 0; k < runs[i].count && !ret; k++, blocks++) {
+				struct accel_cuda_copy one = {
+					addr_of(c, runs[i].dst_tier, runs[i].dst_block + k),
+					addr_of(c, runs[i].src_tier, runs[i].src_block + k), bb
+				};
 
-			ret = accel_cuda_tier_copy(c->gpu, &one, 1, &tk);
+				ret = accel_cuda_tier_copy(c->gpu, &one, 1, &tk);
+			}
 		}
 		if (tk) {
 			int r = accel_cuda_tier_wait(c->gpu, tk, -1);
 
 			ret = ret ? ret : r;
 		}
-		b->transfers += n;
-		b->bytes_moved += n * bb;
+		b->transfers += blocks;
+		b->bytes_moved += blocks * bb;
 		tk = 0;
 	} else if (n) {
-		runs = calloc(n, sizeof(*runs));
+		/* The plan's runs are coalesced already, each within transfer_unit. */
 		v = calloc(n, sizeof(*v));
-		if (!runs || !v) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		nr = kv_coalesce(cp, n, unit ? unit : 1, runs);
-		for (i = 0; i < nr; i++)
+		if (!v)
+			return -ENOMEM;
+		for (i = 0; i < n; i++) {
 			v[i] = (struct accel_cuda_copy) {
-				addr_of(c, to, runs[i].dst), addr_of(c, from, runs[i].src),
-				runs[i].count * bb
+				addr_of(c, runs[i].dst_tier, runs[i].dst_block),
+				addr_of(c, runs[i].src_tier, runs[i].src_block), runs[i].count * bb
 			};
-		ret = accel_cuda_tier_copy(c->gpu, v, nr, &tk);
+			blocks += runs[i].count;
+		}
+		ret = accel_cuda_tier_copy(c->gpu, v, n, &tk);
+		free(v);
 		if (!ret) {
-			b->transfers += nr;
-			b->bytes_moved += n * bb;
+			b->transfers += n;
+			b->bytes_moved += blocks * bb;
 		}
 	}
 	if (!ret && order && order->done_event)
@@ -134,9 +135,6 @@ static int cuda_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id
 			accel_cuda_tier_wait(c->gpu, tk, -1);
 		ret = ret ? ret : -ENOMEM;
 	}
-out:
-	free(runs);
-	free(v);
 	return ret;
 }
 

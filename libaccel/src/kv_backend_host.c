@@ -37,47 +37,40 @@ static int tier_init(struct host_backend *h, enum kv_tier_id t, uint32_t blocks,
 	return h->tier[t] ? 0 : -errno;
 }
 
-/* @n runs from tier @from to tier @to on the copy engine, segments up to @max_seg bytes. */
-static int runs_copy(struct host_backend *h, enum kv_tier_id from, enum kv_tier_id to,
-		     const struct kv_run *r, uint32_t n, uint64_t max_seg, struct accel_fence **f)
+static const struct accel_tier *const *tiers_of(struct host_backend *h)
 {
-	const struct accel_tier *const *tiers = (const struct accel_tier *const *)h->tier;
-	struct accel_bm_run one, *runs = n == 1 ? &one : calloc(n, sizeof(*runs));
-	uint32_t i;
-	int ret;
-
-	if (!runs)
-		return -ENOMEM;
-	for (i = 0; i < n; i++)
-		runs[i] = (struct accel_bm_run) { from, r[i].src, to, r[i].dst, r[i].count };
-	ret = accel_tier_copy_engine(tiers, runs, n, &whole_blocks, max_seg, f);
-	if (runs != &one)
-		free(runs);
-	return ret;
+	return (const struct accel_tier *const *)h->tier;
 }
 
 /*
  * The naive mover ACCEL_KV_PER_BLOCK_COPIES asks for (benchmarks only):
  * one job per block, at most WINDOW in flight, all waited for here.
  */
-static int per_block(struct host_backend *h, enum kv_tier_id from, enum kv_tier_id to,
-		     const struct kv_copy *c, uint32_t n)
+static int per_block(struct host_backend *h, const struct accel_bm_run *runs, uint32_t n)
 {
 	enum { WINDOW = 256 };
 	struct accel_fence *f[WINDOW] = { NULL };
-	uint32_t i;
+	uint64_t blocks = 0;
+	uint32_t i, k, w;
 	int ret = 0, r;
 
 	for (i = 0; i < n && !ret; i++) {
-		struct kv_run r = { c[i].src, c[i].dst, 1 };
+		for (k = 0; k < runs[i].count && !ret; k++, blocks++) {
+			struct accel_bm_run one = runs[i];
 
-		if (f[i % WINDOW]) {
-			ret = accel_fence_wait(f[i % WINDOW], -1);
-			accel_fence_destroy(f[i % WINDOW]);
-			f[i % WINDOW] = NULL;
+			one.src_block += k;
+			one.dst_block += k;
+			one.count = 1;
+			w = (uint32_t)(blocks % WINDOW);
+			if (f[w]) {
+				ret = accel_fence_wait(f[w], -1);
+				accel_fence_destroy(f[w]);
+				f[w] = NULL;
+			}
+			if (!ret)
+				ret = accel_tier_copy_engine(tiers_of(h), &one, 1, &whole_blocks, 0,
+							     &f[w]);
 		}
-		if (!ret)
-			ret = runs_copy(h, from, to, &r, 1, 0, &f[i % WINDOW]);
 	}
 	for (i = 0; i < WINDOW; i++) {
 		if (!f[i])
@@ -86,25 +79,25 @@ static int per_block(struct host_backend *h, enum kv_tier_id from, enum kv_tier_
 		ret = ret ? ret : r;
 		accel_fence_destroy(f[i]);
 	}
-	h->b.transfers += n;
-	h->b.bytes_moved += (uint64_t)n * h->b.block_bytes;
+	h->b.transfers += blocks;
+	h->b.bytes_moved += blocks * h->b.block_bytes;
 	return ret;
 }
 
 /*
- * Coalesced segments in one job, or a chain of jobs (accel_copy_chain(),
- * within the kernel's segment and byte bounds), each after the previous
- * (an error anywhere reaches the last fence, the transfer's).
+ * The plan's runs (coalesced, each within transfer_unit) as segments of
+ * one job, or a chain of jobs within the kernel's segment and byte bounds
+ * (accel_tier_copy_engine(), the mover's own path), each after the
+ * previous (an error anywhere reaches the last fence, the transfer's).
  */
-static int host_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id to,
-		     struct kv_copy *c, uint32_t n, const struct kv_order *order,
-		     struct kv_xfer **x)
+static int host_copy(struct kv_backend *b, const struct accel_bm_run *runs, uint32_t n,
+		     const struct kv_order *order, struct kv_xfer **x)
 {
 	struct host_backend *h = to_host(b);
-	uint32_t unit = b->transfer_unit / b->block_bytes, nr;
+	uint32_t unit = b->transfer_unit / b->block_bytes, i;
 	struct accel_fence *fence = NULL;
-	struct kv_run *runs;
-	int ret = 0;
+	uint64_t blocks = 0;
+	int ret;
 
 	*x = NULL;
 	if (order && (order->wait_event || order->done_event))
@@ -112,18 +105,15 @@ static int host_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id
 	if (!n)
 		return 0;
 	if (b->flags & ACCEL_KV_PER_BLOCK_COPIES)
-		return per_block(h, from, to, c, n);
-	runs = calloc(n, sizeof(*runs));
-	if (!runs)
-		return -ENOMEM;
-	unit = unit ? unit : 1;
-	nr = kv_coalesce(c, n, unit, runs);
-	ret = runs_copy(h, from, to, runs, nr, (uint64_t)unit * b->block_bytes, &fence);
-	free(runs);
+		return per_block(h, runs, n);
+	for (i = 0; i < n; i++)
+		blocks += runs[i].count;
+	ret = accel_tier_copy_engine(tiers_of(h), runs, n, &whole_blocks,
+				     (uint64_t)(unit ? unit : 1) * b->block_bytes, &fence);
 	if (ret)
 		return ret;
-	b->transfers += nr;
-	b->bytes_moved += (uint64_t)n * b->block_bytes;
+	b->transfers += n;
+	b->bytes_moved += blocks * b->block_bytes;
 	*x = (struct kv_xfer *)fence;
 	return 0;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Native tests (cmocka, ASan/UBSan) of the KV cache's logic (kv_cache.c)
+ * Native tests (cmocka, ASan/UBSan) of the KV cache's logic (kv_cache.c,
+ * on the block manager bm/ whose plans it executes, linked in as it is)
  * over a stub backend of plain memory whose transfers complete when the
  * test lets them, fail when told to (a failed copy leaves garbage in its
  * destination), and can hold every waiter back:
@@ -109,39 +110,49 @@ static int stub_prepare(struct kv_backend *b, const uint32_t *blocks, uint32_t n
 	return chance(s, s->fail_prepare_pct) ? -ENOMEM : 0;
 }
 
-static int stub_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id to,
-		     struct kv_copy *c, uint32_t n, const struct kv_order *order,
-		     struct kv_xfer **out)
+static int stub_copy(struct kv_backend *b, const struct accel_bm_run *runs, uint32_t nr,
+		     const struct kv_order *order, struct kv_xfer **out)
 {
 	struct stub *s = (struct stub *)b;
 	struct kv_xfer *x;
-	uint32_t i;
+	uint32_t i, k, n = 0;
 
 	*out = NULL;
 	if (order && (order->wait_event || order->done_event))
 		return -EOPNOTSUPP;
-	if (!n)
+	if (!nr)
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	if (chance(s, s->fail_submit_pct)) {
 		pthread_mutex_unlock(&s->lock);
 		return -EIO;
 	}
+	for (i = 0; i < nr; i++) {
+		/* One transfer: one pair of tiers; runs within the transfer unit. */
+		assert_true(runs[i].src_tier == runs[0].src_tier &&
+			    runs[i].dst_tier == runs[0].dst_tier);
+		assert_true(runs[i].count >= 1 && runs[i].count * BB <= b->transfer_unit);
+		n += runs[i].count;
+	}
 	x = calloc(1, sizeof(*x));
 	assert_non_null(x);
-	x->c = calloc(n, sizeof(*c));
+	*x = (struct kv_xfer) { s, runs[0].src_tier, runs[0].dst_tier, NULL, n, false, 0 };
+	x->c = calloc(n, sizeof(*x->c));
 	assert_non_null(x->c);
-	memcpy(x->c, c, n * sizeof(*c));
-	*x = (struct kv_xfer) { s, from, to, x->c, n, false, 0 };
+	for (i = 0, n = 0; i < nr; i++)
+		for (k = 0; k < runs[i].count; k++, n++)
+			x->c[n] = (struct kv_copy) { runs[i].src_block + k, runs[i].dst_block + k };
 	for (i = 0; i < n; i++) {
-		assert_true(c[i].src < s->nr[from] && c[i].dst < s->nr[to]);
-		if (s->busy[to][c[i].dst])
+		struct kv_copy *c = &x->c[i];
+
+		assert_true(c->src < s->nr[x->from] && c->dst < s->nr[x->to]);
+		if (s->busy[x->to][c->dst])
 			s->overlap = true;
-		s->busy[to][c[i].dst]++;
-		s->busy[from][c[i].src]++;
+		s->busy[x->to][c->dst]++;
+		s->busy[x->from][c->src]++;
 	}
 	s->inflight++;
-	b->transfers += n;
+	b->transfers += nr;
 	b->bytes_moved += (uint64_t)n * BB;
 	if (chance(s, s->fail_done_pct))
 		x->status = -EIO;
