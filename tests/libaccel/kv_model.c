@@ -16,7 +16,8 @@
  * - directed tests of defects: a swap out with the host tier short after
  *   a swap in and growth; an append whose copy-on-write fails; nothing
  *   waits with the cache's lock held; one deadline for a whole progress
- *   call; token counts that would overflow.
+ *   call; token counts that would overflow; a swap out that takes host
+ *   copies another sequence's swap left under the same keys.
  *
  * The seed is printed; KV_MODEL_SEED=N replays one, KV_MODEL_OPS=N sets
  * the budget (default 20000).
@@ -566,6 +567,54 @@ static void swap_out_host_short(void **state)
 	accel_kv_destroy(kv);
 }
 
+/*
+ * Host blocks are keyed too (the block manager's host prefix cache): a
+ * sequence swapped out after another with the same prefix takes the host
+ * copies the first one left instead of copying its full blocks again, and
+ * both come back without a copy (their device blocks are still cached).
+ */
+static void swap_out_shares_host_prefix(void **state)
+{
+	struct accel_kv *kv;
+	struct mseq *a = &ms[0], *b = &ms[1];
+	struct accel_kv_stats st = { .sz = sizeof(st) };
+	uint32_t ha[4], hb[4];
+
+	(void)state;
+	memset(ms, 0, sizeof(ms));
+	kv = cache_new(16, 8, 5);
+	for (int i = 0; i < MAXTOK; i++)
+		a->tok[i] = b->tok[i] = 300 + i;
+	assert_int_equal(0, m_create(kv, a, 8, 0));	/* 2 full blocks */
+	assert_int_equal(0, m_create(kv, b, 8, 0));	/* shares both */
+	assert_int_equal(0, accel_kv_swap_out(kv, a->id, NULL));
+	assert_int_equal(0, accel_kv_progress(kv, -1));
+	assert_int_equal(0, accel_kv_swap_out(kv, b->id, NULL));
+	assert_int_equal(0, accel_kv_progress(kv, -1));
+	check(kv);
+	assert_int_equal(0, accel_kv_stats(kv, &st));
+	assert_int_equal(2, st.blocks_out);
+	assert_int_equal(2, st.blocks_reused);
+	assert_int_equal(6, st.host_free);
+	assert_int_equal(2, accel_kv_seq_host_blocks(kv, a->id, ha, 4));
+	assert_int_equal(2, accel_kv_seq_host_blocks(kv, b->id, hb, 4));
+	assert_memory_equal(ha, hb, sizeof(uint32_t) * 2);
+	verify(kv, a);
+	verify(kv, b);
+	assert_int_equal(0, accel_kv_swap_in(kv, a->id, NULL));
+	assert_int_equal(0, accel_kv_swap_in(kv, b->id, NULL));
+	assert_int_equal(0, accel_kv_progress(kv, -1));
+	check(kv);
+	assert_int_equal(0, accel_kv_stats(kv, &st));
+	assert_int_equal(0, st.blocks_in);
+	assert_int_equal(6, st.blocks_reused);
+	verify(kv, a);
+	verify(kv, b);
+	m_free_all(kv);
+	check(kv);
+	accel_kv_destroy(kv);
+}
+
 /* A failed copy-on-write adds no token and leaves the shared block alone. */
 static void append_cow_failure(void **state)
 {
@@ -710,6 +759,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(swap_out_host_short),
+		cmocka_unit_test(swap_out_shares_host_prefix),
 		cmocka_unit_test(append_cow_failure),
 		cmocka_unit_test(no_wait_under_lock),
 		cmocka_unit_test(token_bounds),
