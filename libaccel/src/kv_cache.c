@@ -183,10 +183,14 @@ static void entry_fini(struct accel_kv *kv, uint32_t seq)
 	memset(&kv->e[seq], 0, sizeof(kv->e[seq]));
 }
 
-/* Every full block enters the prefix cache as it fills: commit them. */
+/* Every full block enters the prefix cache as it fills: commit them (if a block filled). */
 static void commit_full(struct accel_kv *kv, uint32_t seq)
 {
-	accel_bm_commit(kv->bm, seq, (uint32_t)(bseq(kv, seq)->s.nr_tokens / kv->block_tokens));
+	const struct bm_seq *q = bseq(kv, seq);
+	uint32_t full = (uint32_t)(q->s.nr_tokens / kv->block_tokens);
+
+	if (full > q->s.nr_committed)
+		accel_bm_commit(kv->bm, seq, full);
 }
 
 /* ---- moves ---- */
