@@ -295,12 +295,12 @@ $(B)/native/kv_unit: tests/libaccel/kv_unit.c $(wildcard libaccel/src/kv/*)
 
 # The KV cache's logic over a stub backend: directed and model-based tests.
 $(B)/native/kv_model: tests/libaccel/kv_model.c libaccel/src/kv_cache.c libaccel/src/log.c \
-		$(wildcard libaccel/src/kv/*) $(ACCEL_HDRS)
+		$(wildcard libaccel/src/kv/* libaccel/src/bm/*) $(ACCEL_HDRS)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/src -pthread \
 		-o $(B)/native-bin/kv_model $< libaccel/src/kv_cache.c libaccel/src/log.c \
-		$(wildcard libaccel/src/kv/*.c) -lcmocka -lcrypto
+		$(wildcard libaccel/src/kv/*.c libaccel/src/bm/*.c) -lcmocka -lcrypto
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kv_model" > $@
 	@chmod +x $@
 

@@ -272,7 +272,7 @@ enum accel_kv_place {
  */
 struct accel_kv_config {
 	size_t sz;		/* sizeof(struct accel_kv_config): ACCEL_OPTS() */
-	/** Tokens per block. */
+	/** Tokens per block (1 to 65536, the block manager's bound). */
 	uint32_t block_tokens;
 	/** KV bytes per block: a power of two from 4 KiB to 2 MiB. */
 	uint32_t block_bytes;

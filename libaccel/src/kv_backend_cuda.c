@@ -3,10 +3,11 @@
  * libaccel - the KV cache's cuda backend (kv/kv_backend.h): the device
  * tier in one GPU's memory (cuda/cuda_tier.c: a reserved virtual range
  * whose chunks, all created with the cache, are mapped when a block in
- * them is first used), the host tier in a kvaccel region registered with
- * the driver. Copies are batches on the tier's stream; a transfer is the
- * batch's ticket. A caller orders them against its own streams with CUDA
- * events (struct kv_order): the copies wait for one, and record another.
+ * them is first used), the host tier a host tier of the data mover (a
+ * kvaccel region, accel_tier_create_host()) registered with the driver.
+ * Copies are batches on the tier's stream; a transfer is the batch's
+ * ticket. A caller orders them against its own streams with CUDA events
+ * (struct kv_order): the copies wait for one, and record another.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "internal.h"
 #include "cuda/cuda_tier.h"
 #include "kv/kv_backend.h"
+#include "mover/mover.h"
 
 struct cuda_backend {
 	struct kv_backend b;
@@ -21,7 +23,7 @@ struct cuda_backend {
 	struct accel_cuda_tier *gpu;
 	uint64_t chunk;
 	uint8_t *mapped;	/* per chunk of the device tier */
-	struct accel_region *host;
+	struct accel_tier *host;	/* a host tier of the data mover (a region) */
 	unsigned char *host_base;
 	bool registered;
 };
@@ -68,15 +70,13 @@ static int cuda_prepare(struct kv_backend *b, const uint32_t *blocks, uint32_t n
 	return ret;
 }
 
-static int cuda_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id to,
-		     struct kv_copy *cp, uint32_t n, const struct kv_order *order,
-		     struct kv_xfer **x)
+static int cuda_copy(struct kv_backend *b, const struct accel_bm_run *runs, uint32_t n,
+		     const struct kv_order *order, struct kv_xfer **x)
 {
 	struct cuda_backend *c = to_cuda(b);
-	uint32_t unit = b->transfer_unit / b->block_bytes, nr, i;
-	uint64_t bb = b->block_bytes, tk = 0;
+	uint64_t bb = b->block_bytes, tk = 0, blocks = 0;
 	struct accel_cuda_copy *v = NULL;
-	struct kv_run *runs = NULL;
+	uint32_t i, k;
 	int ret = 0;
 
 	*x = NULL;
@@ -88,37 +88,40 @@ static int cuda_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id
 	if (n && (b->flags & ACCEL_KV_PER_BLOCK_COPIES)) {
 		/* The naive mover (benchmarks only): one call per block, all waited for. */
 		for (i = 0; i < n && !ret; i++) {
-			struct accel_cuda_copy one = {
-				addr_of(c, to, cp[i].dst), addr_of(c, from, cp[i].src), bb
-			};
+			for (k = 0; k < runs[i].count && !ret; k++, blocks++) {
+				struct accel_cuda_copy one = {
+					addr_of(c, runs[i].dst_tier, runs[i].dst_block + k),
+					addr_of(c, runs[i].src_tier, runs[i].src_block + k), bb
+				};
 
-			ret = accel_cuda_tier_copy(c->gpu, &one, 1, &tk);
+				ret = accel_cuda_tier_copy(c->gpu, &one, 1, &tk);
+			}
 		}
 		if (tk) {
 			int r = accel_cuda_tier_wait(c->gpu, tk, -1);
 
 			ret = ret ? ret : r;
 		}
-		b->transfers += n;
-		b->bytes_moved += n * bb;
+		b->transfers += blocks;
+		b->bytes_moved += blocks * bb;
 		tk = 0;
 	} else if (n) {
-		runs = calloc(n, sizeof(*runs));
+		/* The plan's runs are coalesced already, each within transfer_unit. */
 		v = calloc(n, sizeof(*v));
-		if (!runs || !v) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		nr = kv_coalesce(cp, n, unit ? unit : 1, runs);
-		for (i = 0; i < nr; i++)
+		if (!v)
+			return -ENOMEM;
+		for (i = 0; i < n; i++) {
 			v[i] = (struct accel_cuda_copy) {
-				addr_of(c, to, runs[i].dst), addr_of(c, from, runs[i].src),
-				runs[i].count * bb
+				addr_of(c, runs[i].dst_tier, runs[i].dst_block),
+				addr_of(c, runs[i].src_tier, runs[i].src_block), runs[i].count * bb
 			};
-		ret = accel_cuda_tier_copy(c->gpu, v, nr, &tk);
+			blocks += runs[i].count;
+		}
+		ret = accel_cuda_tier_copy(c->gpu, v, n, &tk);
+		free(v);
 		if (!ret) {
-			b->transfers += nr;
-			b->bytes_moved += n * bb;
+			b->transfers += n;
+			b->bytes_moved += blocks * bb;
 		}
 	}
 	if (!ret && order && order->done_event)
@@ -134,9 +137,6 @@ static int cuda_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id
 			accel_cuda_tier_wait(c->gpu, tk, -1);
 		ret = ret ? ret : -ENOMEM;
 	}
-out:
-	free(runs);
-	free(v);
 	return ret;
 }
 
@@ -206,7 +206,8 @@ static int cuda_window(struct kv_backend *b, enum kv_tier_id t, const uint32_t *
 	ret = !w->space ? -errno : !ops ? -ENOMEM : 0;
 	for (i = 0; !ret && i < n; i++)
 		ops[i] = (struct accel_bind_op) {
-			.kind = ACCEL_BIND, .slot = i, .region = c->host, .block = blocks[i],
+			.kind = ACCEL_BIND, .slot = i, .region = c->host->region,
+			.block = blocks[i],
 		};
 	if (!ret)
 		ret = accel_space_bind(w->space, ops, n, NULL);
@@ -241,7 +242,7 @@ static int cuda_tier_export(struct kv_backend *b, enum kv_tier_id t, int *fd)
 	int ret = 0;
 
 	if (t == KV_TIER_HOST)
-		return accel_region_export(c->host, fd);
+		return accel_tier_export(c->host, fd);
 	/* The whole tier, mapped, as one dma-buf. */
 	size = accel_cuda_tier_size(c->gpu);
 	for (i = 0; !ret && i < size / c->chunk; i++)
@@ -256,7 +257,7 @@ static void cuda_destroy(struct kv_backend *b)
 	if (c->registered)
 		accel_cuda_tier_host_unregister(c->gpu, c->host_base);
 	accel_cuda_tier_destroy(c->gpu);
-	accel_region_destroy(c->host);
+	accel_tier_destroy(c->host);
 	free(c->mapped);
 	free(c);
 }
@@ -281,6 +282,9 @@ int kv_backend_cuda_create(struct accel_device *dev, const struct kv_backend_con
 	struct accel_cuda_tier_opts o = { .device = cfg->gpu, .reserve = bytes };
 	struct cuda_backend *c = calloc(1, sizeof(*c));
 	uint64_t host_bytes = (uint64_t)cfg->host_blocks * cfg->block_bytes;
+	ACCEL_OPTS(accel_tier_opts, to, .block_bytes = cfg->block_bytes, .blocks = cfg->host_blocks,
+		   .node = cfg->host_node,
+		   .flags = cfg->host_node == ACCEL_NODE_ANY ? 0 : ACCEL_TIER_ON_NODE);
 	char why[160];
 	int ret;
 
@@ -310,8 +314,8 @@ int kv_backend_cuda_create(struct accel_device *dev, const struct kv_backend_con
 			  (unsigned long long)accel_cuda_tier_size(c->gpu), strerror(-ret));
 		goto err;
 	}
-	c->host = accel_region_create(dev, host_bytes, cfg->block_bytes, cfg->host_node);
-	c->host_base = c->host ? accel_region_map(c->host) : NULL;
+	c->host = accel_tier_create_host(dev, &to);
+	c->host_base = c->host ? accel_tier_block_addr(c->host, 0) : NULL;
 	if (!c->host_base) {
 		ret = -errno;
 		goto err;

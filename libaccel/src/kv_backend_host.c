@@ -1,24 +1,26 @@
 // SPDX-License-Identifier: MIT
 /*
  * libaccel - the KV cache's host backend (kv/kv_backend.h): both tiers in
- * kvaccel regions (the device tier is where an engine without a GPU
- * computes, the host tier what it swaps to), bytes moved by the module's
- * copy engine. A transfer is the fence of its last copy job.
+ * host tiers of the data mover (accel_tier_create_host(): kvaccel regions;
+ * the device tier is where an engine without a GPU computes, the host tier
+ * what it swaps to), bytes moved by the module's copy engine through the
+ * mover's own path (accel_tier_copy_engine(), without the mover's worker:
+ * the cache waits on fences). A transfer is the fence of its last copy job.
  */
 #include <stdlib.h>
 
 #include "internal.h"
 #include "kv/kv_backend.h"
+#include "mover/mover.h"
 
-struct host_tier {
-	struct accel_region *region;
-	unsigned char *base;
-};
+/* Whole blocks (a KV block is one piece: host tiers have no layers here). */
+static const struct accel_piece_sel whole_blocks;
 
 struct host_backend {
 	struct kv_backend b;
 	struct accel_device *dev;
-	struct host_tier tier[KV_TIER_NR];
+	/* accel_tier_create_host() tiers: one region each, block_bytes region blocks. */
+	struct accel_tier *tier[KV_TIER_NR];
 };
 
 static struct host_backend *to_host(struct kv_backend *b)
@@ -28,50 +30,47 @@ static struct host_backend *to_host(struct kv_backend *b)
 
 static int tier_init(struct host_backend *h, enum kv_tier_id t, uint32_t blocks, int node)
 {
-	struct host_tier *tier = &h->tier[t];
+	ACCEL_OPTS(accel_tier_opts, o, .block_bytes = h->b.block_bytes, .blocks = blocks,
+		   .node = node, .flags = node == ACCEL_NODE_ANY ? 0 : ACCEL_TIER_ON_NODE);
 
-	tier->region = accel_region_create(h->dev, (uint64_t)blocks * h->b.block_bytes,
-					   h->b.block_bytes, node);
-	if (!tier->region)
-		return -errno;
-	tier->base = accel_region_map(tier->region);
-	return tier->base ? 0 : -errno;
+	h->tier[t] = accel_tier_create_host(h->dev, &o);
+	return h->tier[t] ? 0 : -errno;
 }
 
-static struct accel_copy_seg seg_of(struct host_backend *h, enum kv_tier_id from,
-				    enum kv_tier_id to, uint32_t src, uint32_t dst, uint32_t count)
+static const struct accel_tier *const *tiers_of(struct host_backend *h)
 {
-	uint64_t bb = h->b.block_bytes;
-
-	return (struct accel_copy_seg) {
-		.src = accel_region_obj(h->tier[from].region), .src_offset = src * bb,
-		.dst = accel_region_obj(h->tier[to].region), .dst_offset = dst * bb,
-		.length = count * bb,
-	};
+	return (const struct accel_tier *const *)h->tier;
 }
 
 /*
  * The naive mover ACCEL_KV_PER_BLOCK_COPIES asks for (benchmarks only):
  * one job per block, at most WINDOW in flight, all waited for here.
  */
-static int per_block(struct host_backend *h, enum kv_tier_id from, enum kv_tier_id to,
-		     const struct kv_copy *c, uint32_t n)
+static int per_block(struct host_backend *h, const struct accel_bm_run *runs, uint32_t n)
 {
 	enum { WINDOW = 256 };
 	struct accel_fence *f[WINDOW] = { NULL };
-	uint32_t i;
+	uint64_t blocks = 0;
+	uint32_t i, k, w;
 	int ret = 0, r;
 
 	for (i = 0; i < n && !ret; i++) {
-		struct accel_copy_seg seg = seg_of(h, from, to, c[i].src, c[i].dst, 1);
+		for (k = 0; k < runs[i].count && !ret; k++, blocks++) {
+			struct accel_bm_run one = runs[i];
 
-		if (f[i % WINDOW]) {
-			ret = accel_fence_wait(f[i % WINDOW], -1);
-			accel_fence_destroy(f[i % WINDOW]);
+			one.src_block += k;
+			one.dst_block += k;
+			one.count = 1;
+			w = (uint32_t)(blocks % WINDOW);
+			if (f[w]) {
+				ret = accel_fence_wait(f[w], -1);
+				accel_fence_destroy(f[w]);
+				f[w] = NULL;
+			}
+			if (!ret)
+				ret = accel_tier_copy_engine(tiers_of(h), &one, 1, &whole_blocks, 0,
+							     &f[w]);
 		}
-		f[i % WINDOW] = ret ? NULL : accel_copy_ordered(h->dev, &seg, 1, NULL);
-		if (!ret && !f[i % WINDOW])
-			ret = -errno;
 	}
 	for (i = 0; i < WINDOW; i++) {
 		if (!f[i])
@@ -80,26 +79,25 @@ static int per_block(struct host_backend *h, enum kv_tier_id from, enum kv_tier_
 		ret = ret ? ret : r;
 		accel_fence_destroy(f[i]);
 	}
-	h->b.transfers += n;
-	h->b.bytes_moved += (uint64_t)n * h->b.block_bytes;
+	h->b.transfers += blocks;
+	h->b.bytes_moved += blocks * h->b.block_bytes;
 	return ret;
 }
 
 /*
- * Coalesced segments in one job, or a chain of jobs (accel_copy_chain(),
- * within the kernel's segment and byte bounds), each after the previous
- * (an error anywhere reaches the last fence, the transfer's).
+ * The plan's runs (coalesced, each within transfer_unit) as segments of
+ * one job, or a chain of jobs within the kernel's segment and byte bounds
+ * (accel_tier_copy_engine(), the mover's own path), each after the
+ * previous (an error anywhere reaches the last fence, the transfer's).
  */
-static int host_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id to,
-		     struct kv_copy *c, uint32_t n, const struct kv_order *order,
-		     struct kv_xfer **x)
+static int host_copy(struct kv_backend *b, const struct accel_bm_run *runs, uint32_t n,
+		     const struct kv_order *order, struct kv_xfer **x)
 {
 	struct host_backend *h = to_host(b);
-	uint32_t unit = b->transfer_unit / b->block_bytes, nr, i;
+	uint32_t unit = b->transfer_unit / b->block_bytes, i;
 	struct accel_fence *fence = NULL;
-	struct accel_copy_seg *segs;
-	struct kv_run *runs;
-	int ret = 0;
+	uint64_t blocks = 0;
+	int ret;
 
 	*x = NULL;
 	if (order && (order->wait_event || order->done_event))
@@ -107,26 +105,17 @@ static int host_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id
 	if (!n)
 		return 0;
 	if (b->flags & ACCEL_KV_PER_BLOCK_COPIES)
-		return per_block(h, from, to, c, n);
-	runs = calloc(n, sizeof(*runs));
-	segs = calloc(n, sizeof(*segs));
-	if (!runs || !segs) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	nr = kv_coalesce(c, n, unit ? unit : 1, runs);
-	for (i = 0; i < nr; i++)
-		segs[i] = seg_of(h, from, to, runs[i].src, runs[i].dst, runs[i].count);
-	ret = accel_copy_chain(h->dev, segs, nr, &fence);
+		return per_block(h, runs, n);
+	for (i = 0; i < n; i++)
+		blocks += runs[i].count;
+	ret = accel_tier_copy_engine(tiers_of(h), runs, n, &whole_blocks,
+				     (uint64_t)(unit ? unit : 1) * b->block_bytes, &fence);
 	if (ret)
-		goto out;
-	b->transfers += nr;
-	b->bytes_moved += (uint64_t)n * b->block_bytes;
+		return ret;
+	b->transfers += n;
+	b->bytes_moved += blocks * b->block_bytes;
 	*x = (struct kv_xfer *)fence;
-out:
-	free(runs);
-	free(segs);
-	return ret;
+	return 0;
 }
 
 static int host_wait(struct kv_backend *b, struct kv_xfer *x, int64_t timeout_ns)
@@ -155,7 +144,7 @@ static struct accel_fence *host_xfer_fence(struct kv_backend *b, struct kv_xfer 
 
 static void *host_block_addr(struct kv_backend *b, enum kv_tier_id t, uint32_t block)
 {
-	return to_host(b)->tier[t].base + (size_t)block * b->block_bytes;
+	return accel_tier_block_addr(to_host(b)->tier[t], block);
 }
 
 static int host_window(struct kv_backend *b, enum kv_tier_id t, const uint32_t *blocks,
@@ -175,7 +164,7 @@ static int host_window(struct kv_backend *b, enum kv_tier_id t, const uint32_t *
 	}
 	for (i = 0; i < n; i++)
 		ops[i] = (struct accel_bind_op) {
-			.kind = ACCEL_BIND, .slot = i, .region = h->tier[t].region,
+			.kind = ACCEL_BIND, .slot = i, .region = h->tier[t]->region,
 			.block = blocks[i],
 		};
 	ret = accel_space_bind(sp, ops, n, NULL);
@@ -202,15 +191,15 @@ static void host_window_free(struct kv_backend *b, void *win)
 
 static int host_tier_export(struct kv_backend *b, enum kv_tier_id t, int *fd)
 {
-	return accel_region_export(to_host(b)->tier[t].region, fd);
+	return accel_tier_export(to_host(b)->tier[t], fd);
 }
 
 static void host_destroy(struct kv_backend *b)
 {
 	struct host_backend *h = to_host(b);
 
-	accel_region_destroy(h->tier[KV_TIER_DEV].region);
-	accel_region_destroy(h->tier[KV_TIER_HOST].region);
+	accel_tier_destroy(h->tier[KV_TIER_DEV]);
+	accel_tier_destroy(h->tier[KV_TIER_HOST]);
 	free(h);
 }
 

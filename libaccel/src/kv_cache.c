@@ -1,26 +1,35 @@
 // SPDX-License-Identifier: MIT
 /*
- * libaccel - the tiered, paged KV cache (accel_kv_*): sequences' block
- * tables on a device tier and a host tier, prefix sharing and
- * copy-on-write (kv/kv_seq.c), and swapping sequences between the tiers in
- * coalesced transfers, moving only what changed since the last swap. The
- * memory and the copies are a backend's (kv/kv_backend.h: host, cuda);
- * this file is the bookkeeping, the same for every backend.
+ * libaccel - the tiered, paged KV cache (accel_kv_*) as a composition of
+ * the engine-facing parts: the block manager (accel_bm_*, bm/) keeps the
+ * bookkeeping of its two tiers (tier 0 the device tier, tier 1 the host
+ * tier: sequences, block tables, the prefix cache, copy-on-write, swaps
+ * that move only what changed since the last one), and a backend
+ * (kv/kv_backend.h: host on the mover's tiers, cuda) holds the bytes and
+ * executes the block manager's plans. This file adds what the cache
+ * promises on top: every full block published as it fills (a commit after
+ * each change), fences, waits, and its counters.
  *
- * Per sequence: the kv_seq's block table names device blocks (KV_NO_BLOCK
- * while the sequence is on the host); host[] names each block's host copy
- * (KV_NO_BLOCK if none) and dirty[] whether the device block has changed
- * since that copy was made. A swap out copies only blocks without a valid
- * host copy; a swap in reuses a device block still cached under the same
- * key instead of copying it, and publishes the keys of the blocks it
- * copied again (a swapped-in prefix is shared like any other).
+ * A change that moves data (a swap, an append that copies a shared
+ * partial block first) gets a plan from the block manager, whose runs go
+ * to the backend as one transfer; the plan is finished with
+ * accel_bm_plan_done() when the transfer is over, which undoes the change
+ * if the transfer failed (an append adds no token, a swap leaves the
+ * sequence where it was). Until then the blocks the plan reads and writes
+ * stay reserved, and the sequence is ACCEL_KV_MOVING (other calls on it
+ * get -EBUSY). Swaps out release the device blocks once done (keyed ones
+ * stay in the device's prefix cache, so a swap in takes them back without
+ * a copy); swaps in keep the host blocks as the sequence's still-valid
+ * copies (FastSwitch's reuse), which the block manager drops for others
+ * first when the host tier runs short.
  *
  * Locking: kv->lock protects everything in struct accel_kv and its
- * entries. Nothing waits with it held: a wait (progress, freeing a moving
- * sequence, a copy-on-write append) takes a reference to the move, drops
- * the lock, waits, retakes it and completes the move only if its entry is
- * still the one it was (same generation, same move). While a move is in
- * flight its sequence is ACCEL_KV_MOVING and other calls on it get -EBUSY.
+ * entries, and serialises every call into the cache's block manager (so
+ * reading the manager's sequences here needs no more). Nothing waits with
+ * it held: a wait (progress, freeing a moving sequence, a copy-on-write
+ * append) takes a reference to the move, drops the lock, waits, retakes it
+ * and completes the move only if its entry is still the one it was (same
+ * generation, same move).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +37,10 @@
 #include <time.h>
 
 #include "internal.h"
+#include "bm/bm.h"
 #include "kv/kv_backend.h"
+
+_Static_assert(KV_TIER_DEV == 0 && KV_TIER_HOST == 1, "the block manager's tier numbers");
 
 enum move_kind { MOVE_OUT, MOVE_IN, MOVE_COW };
 
@@ -37,17 +49,13 @@ struct kv_move {
 	unsigned int refs;
 	enum move_kind kind;
 	struct kv_xfer *x;
-	uint32_t cow_block;	/* MOVE_COW: the private copy being made */
+	uint64_t plan;		/* the block manager's plan it executes */
 };
 
+/* The cache's part of a sequence; the block manager's sequence of the same id has the rest. */
 struct kv_entry {
 	bool live;
-	int place;		/* enum accel_kv_place */
 	uint64_t gen;		/* tells a reused slot from the entry a waiter left */
-	struct kv_seq s;
-	uint32_t *host;
-	uint8_t *dirty;
-	uint32_t aux_cap;
 	struct kv_move *move;	/* while ACCEL_KV_MOVING */
 	struct accel_fence *legacy;	/* LIBACCEL_0.1 swaps: the cache's fence */
 	void *win;		/* the backend's window, if mapped */
@@ -55,30 +63,30 @@ struct kv_entry {
 
 struct accel_kv {
 	struct kv_backend *be;
+	struct accel_bm *bm;
 	uint32_t block_tokens;
+	uint32_t nr_blocks[KV_TIER_NR];
 	pthread_mutex_t lock;
-	struct kv_pool pool[KV_TIER_NR];
-	struct kv_entry *e;
+	struct kv_entry *e;	/* indexed by the block manager's sequence id */
 	uint32_t nr_e;
 	uint64_t next_gen;
 	struct accel_kv_stats st;
 };
 
-static struct kv_pool *dev_pool(struct accel_kv *kv)
-{
-	return &kv->pool[KV_TIER_DEV];
-}
-
 static int prepare_blocks(void *arg, const uint32_t *blocks, uint32_t n)
 {
 	struct accel_kv *kv = arg;
 
-	return kv->be->ops->prepare ? kv->be->ops->prepare(kv->be, blocks, n) : 0;
+	return kv->be->ops->prepare(kv->be, blocks, n);
 }
 
 struct accel_kv *kv_cache_create(const struct kv_backend_config *cfg, uint32_t block_tokens,
 				 struct kv_backend *b)
 {
+	uint32_t blocks[KV_TIER_NR] = { cfg->device_blocks, cfg->host_blocks };
+	uint32_t unit = cfg->transfer_unit / cfg->block_bytes;
+	ACCEL_OPTS(accel_bm_config, bc, .block_tokens = block_tokens, .nr_tiers = KV_TIER_NR,
+		   .tier_blocks = blocks, .max_run = unit ? unit : 1);
 	struct accel_kv *kv = calloc(1, sizeof(*kv));
 	int ret = -ENOMEM;
 
@@ -86,12 +94,19 @@ struct accel_kv *kv_cache_create(const struct kv_backend_config *cfg, uint32_t b
 		goto err;
 	kv->be = b;
 	kv->block_tokens = block_tokens;
+	kv->nr_blocks[KV_TIER_DEV] = cfg->device_blocks;
+	kv->nr_blocks[KV_TIER_HOST] = cfg->host_blocks;
 	pthread_mutex_init(&kv->lock, NULL);
-	ret = kv_pool_init(&kv->pool[KV_TIER_DEV], cfg->device_blocks);
-	if (!ret)
-		ret = kv_pool_init(&kv->pool[KV_TIER_HOST], cfg->host_blocks);
-	if (ret)
+	kv->bm = accel_bm_create(&bc);
+	if (!kv->bm) {
+		ret = -errno;
 		goto err;
+	}
+	if (b->ops->prepare) {
+		struct kv_prepare prep = { prepare_blocks, kv };
+
+		bm_set_prepare(kv->bm, KV_TIER_DEV, &prep);
+	}
 	return kv;
 err:
 	if (kv) {
@@ -110,41 +125,46 @@ static struct kv_entry *entry(struct accel_kv *kv, uint32_t seq)
 	return seq < kv->nr_e && kv->e[seq].live ? &kv->e[seq] : NULL;
 }
 
+/* The block manager's sequence of a live entry (kv->lock serialises the manager). */
+static struct bm_seq *bseq(struct accel_kv *kv, uint32_t seq)
+{
+	return bm_seq_get(kv->bm, seq);
+}
+
+static int place_of(struct accel_kv *kv, const struct kv_entry *e, uint32_t seq)
+{
+	if (e->move)
+		return ACCEL_KV_MOVING;
+	return bseq(kv, seq)->tier == KV_TIER_DEV ? ACCEL_KV_DEVICE : ACCEL_KV_HOST;
+}
+
 /* The sequence, if it is at @place: 0, -ENOENT (no such sequence) or -EBUSY. */
 static int entry_at(struct accel_kv *kv, uint32_t seq, int place, struct kv_entry **e)
 {
 	*e = entry(kv, seq);
 	if (!*e)
 		return -ENOENT;
-	return (*e)->place == place ? 0 : -EBUSY;
+	return place_of(kv, *e, seq) == place ? 0 : -EBUSY;
 }
 
-/* Room for @blocks in an entry's host[] and dirty[]. */
-static int aux_reserve(struct kv_entry *e, uint64_t blocks)
+/* A new entry for the block manager's new sequence @seq. */
+static int entry_new(struct accel_kv *kv, uint32_t seq)
 {
-	uint32_t cap = e->aux_cap ? e->aux_cap : 8, i;
-	uint32_t *h;
-	uint8_t *d;
+	struct kv_entry *e;
+	uint32_t n;
 
-	if (blocks <= e->aux_cap)
-		return 0;
-	if (blocks >= KV_NO_BLOCK / 2)
-		return -EINVAL;
-	while (cap < blocks)
-		cap *= 2;
-	h = realloc(e->host, cap * sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	e->host = h;
-	d = realloc(e->dirty, cap);
-	if (!d)
-		return -ENOMEM;
-	e->dirty = d;
-	for (i = e->aux_cap; i < cap; i++) {
-		e->host[i] = KV_NO_BLOCK;
-		e->dirty[i] = 1;
+	if (seq >= kv->nr_e) {
+		if (seq >= KV_NO_BLOCK - 16)
+			return -ENOSPC;
+		n = seq + 16;
+		e = realloc(kv->e, n * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		memset(e + kv->nr_e, 0, (n - kv->nr_e) * sizeof(*e));
+		kv->e = e;
+		kv->nr_e = n;
 	}
-	e->aux_cap = cap;
+	kv->e[seq] = (struct kv_entry) { .live = true, .gen = ++kv->next_gen };
 	return 0;
 }
 
@@ -155,62 +175,32 @@ static void drop_window(struct accel_kv *kv, struct kv_entry *e)
 	e->win = NULL;
 }
 
-/* Release every block of an entry (not moving) on both tiers and forget it. */
-static void entry_fini(struct accel_kv *kv, struct kv_entry *e)
+/* Forget an entry (not moving) and its sequence. */
+static void entry_fini(struct accel_kv *kv, uint32_t seq)
 {
-	uint32_t i;
-
-	drop_window(kv, e);
-	for (i = 0; i < e->s.nr_blocks; i++) {
-		if (e->s.blocks[i] != KV_NO_BLOCK)
-			kv_pool_put(dev_pool(kv), e->s.blocks[i]);
-		if (e->host[i] != KV_NO_BLOCK)
-			kv_pool_put(&kv->pool[KV_TIER_HOST], e->host[i]);
-	}
-	e->s.nr_blocks = 0;
-	kv_seq_fini(dev_pool(kv), &e->s);
-	free(e->host);
-	free(e->dirty);
-	memset(e, 0, sizeof(*e));
+	drop_window(kv, &kv->e[seq]);
+	accel_bm_seq_free(kv->bm, seq);
+	memset(&kv->e[seq], 0, sizeof(kv->e[seq]));
 }
 
-static int entry_new(struct accel_kv *kv, uint32_t *seq)
+/* Every full block enters the prefix cache as it fills: commit them (if a block filled). */
+static void commit_full(struct accel_kv *kv, uint32_t seq)
 {
-	struct kv_entry *e;
-	uint32_t i;
-	int ret;
+	const struct bm_seq *q = bseq(kv, seq);
+	uint32_t full = (uint32_t)(q->s.nr_tokens / kv->block_tokens);
 
-	for (i = 0; i < kv->nr_e && kv->e[i].live; i++)
-		;
-	if (i == kv->nr_e) {
-		if (kv->nr_e >= KV_NO_BLOCK - 16)
-			return -ENOSPC;
-		e = realloc(kv->e, (kv->nr_e + 16) * sizeof(*e));
-		if (!e)
-			return -ENOMEM;
-		memset(e + kv->nr_e, 0, 16 * sizeof(*e));
-		kv->e = e;
-		kv->nr_e += 16;
-	}
-	e = &kv->e[i];
-	ret = kv_seq_init(&e->s, kv->block_tokens);
-	if (ret)
-		return ret;
-	e->live = true;
-	e->place = ACCEL_KV_DEVICE;
-	e->gen = ++kv->next_gen;
-	*seq = i;
-	return 0;
+	if (full > q->s.nr_committed)
+		accel_bm_commit(kv->bm, seq, full);
 }
 
 /* ---- moves ---- */
 
-static struct kv_move *move_new(enum move_kind kind, struct kv_xfer *x)
+static struct kv_move *move_new(enum move_kind kind, struct kv_xfer *x, uint64_t plan)
 {
 	struct kv_move *m = calloc(1, sizeof(*m));
 
 	if (m)
-		*m = (struct kv_move) { .refs = 1, .kind = kind, .x = x, .cow_block = KV_NO_BLOCK };
+		*m = (struct kv_move) { .refs = 1, .kind = kind, .x = x, .plan = plan };
 	return m;
 }
 
@@ -228,55 +218,25 @@ static int move_wait(struct accel_kv *kv, struct kv_move *m, int64_t timeout_ns)
 	return kv->be->ops->wait(kv->be, m->x, timeout_ns);
 }
 
-/* The copy to the host is done (or failed): release or keep the device blocks. */
-static void complete_out(struct accel_kv *kv, struct kv_entry *e, int status)
+/* The plan of a change is over with @status: done, or undone by the block manager. */
+static void plan_finish(struct accel_kv *kv, uint32_t seq, enum move_kind kind, uint64_t plan,
+			int status)
 {
-	uint32_t i;
-
-	for (i = 0; i < e->s.nr_blocks; i++) {
-		if (status) {
-			e->dirty[i] = 1;	/* the host copy is not trustworthy */
-			continue;
-		}
-		kv_pool_put(dev_pool(kv), e->s.blocks[i]);
-		e->s.blocks[i] = KV_NO_BLOCK;
-		e->dirty[i] = 0;
-	}
-	e->place = status ? ACCEL_KV_DEVICE : ACCEL_KV_HOST;
+	accel_bm_plan_done(kv->bm, plan, status);
+	if (kind == MOVE_COW && !status)
+		commit_full(kv, seq);
 }
 
-static void complete_in(struct accel_kv *kv, struct kv_entry *e, int status)
+/* Complete @seq's move with @status (its transfer is over). */
+static void finish_move(struct accel_kv *kv, uint32_t seq, int status)
 {
-	uint32_t i;
-
-	for (i = 0; i < e->s.nr_blocks; i++) {
-		if (status) {
-			kv_pool_put(dev_pool(kv), e->s.blocks[i]);
-			e->s.blocks[i] = KV_NO_BLOCK;
-		} else {
-			e->dirty[i] = 0;	/* the host copy stays valid */
-			kv_seq_republish(dev_pool(kv), &e->s, i);
-		}
-	}
-	e->place = status ? ACCEL_KV_HOST : ACCEL_KV_DEVICE;
-}
-
-/* Complete @e's move with @status (its transfer is over). */
-static void finish_move(struct accel_kv *kv, struct kv_entry *e, int status)
-{
+	struct kv_entry *e = &kv->e[seq];
 	struct kv_move *m = e->move;
 
 	if (status && m->kind != MOVE_COW)
 		accel_log(ACCEL_LOG_ERR, "kv: swap of a sequence failed: %s", strerror(-status));
-	if (m->kind == MOVE_OUT) {
-		complete_out(kv, e, status);
-	} else if (m->kind == MOVE_IN) {
-		complete_in(kv, e, status);
-	} else {
-		/* A copy-on-write its append did not come back for. */
-		kv_pool_put(dev_pool(kv), m->cow_block);
-		e->place = ACCEL_KV_DEVICE;
-	}
+	/* A copy-on-write its append did not come back for is finished here too. */
+	plan_finish(kv, seq, m->kind, m->plan, status);
 	accel_fence_destroy(e->legacy);
 	e->legacy = NULL;
 	e->move = NULL;
@@ -292,7 +252,7 @@ static int settle(struct accel_kv *kv, uint32_t seq, struct kv_entry **e)
 {
 	uint64_t gen = (*e)->gen;
 
-	while ((*e)->place == ACCEL_KV_MOVING) {
+	while ((*e)->move) {
 		struct kv_move *m = (*e)->move;
 		int st;
 
@@ -302,7 +262,7 @@ static int settle(struct accel_kv *kv, uint32_t seq, struct kv_entry **e)
 		pthread_mutex_lock(&kv->lock);
 		*e = entry(kv, seq);
 		if (*e && (*e)->gen == gen && (*e)->move == m && st != -ETIME)
-			finish_move(kv, *e, st);
+			finish_move(kv, seq, st);
 		move_put(kv, m);
 		if (!*e || (*e)->gen != gen)
 			return -ENOENT;
@@ -324,10 +284,10 @@ ACCEL_EXPORT int accel_kv_seq_create_opts(struct accel_kv *kv, const int32_t *pr
 					  const struct accel_kv_seq_opts *opts, uint32_t *seq,
 					  uint64_t *cached_tokens)
 {
-	struct kv_prepare prep = { prepare_blocks, kv };
 	const void *extra = ACCEL_OPTS_GET(opts, extra_keys, NULL);
 	size_t extra_len = ACCEL_OPTS_GET(opts, extra_keys_len, 0);
-	struct kv_entry *e;
+	ACCEL_OPTS(accel_bm_seq_opts, so, .tier = KV_TIER_DEV, .extra_keys = extra,
+		   .extra_keys_len = extra_len);
 	uint64_t cached = 0;
 	uint32_t id;
 	int ret;
@@ -340,19 +300,19 @@ ACCEL_EXPORT int accel_kv_seq_create_opts(struct accel_kv *kv, const int32_t *pr
 	if (!tokens_fit(kv, 0, n))
 		return -E2BIG;
 	pthread_mutex_lock(&kv->lock);
-	ret = entry_new(kv, &id);
+	ret = accel_bm_seq_create(kv->bm, &so, &id);
 	if (ret)
 		goto out;
-	e = &kv->e[id];
-	ret = kv_seq_set_extra(&e->s, extra, extra_len);
+	ret = entry_new(kv, id);
 	if (!ret)
-		ret = aux_reserve(e, (n + kv->block_tokens - 1) / kv->block_tokens);
-	if (!ret)
-		ret = kv_seq_start(dev_pool(kv), &e->s, prompt, n, &cached, NULL, &prep);
+		ret = accel_bm_seq_start(kv->bm, id, prompt, n, NULL, &cached);
 	if (ret) {
-		entry_fini(kv, e);
+		accel_bm_seq_free(kv->bm, id);
+		if (id < kv->nr_e)
+			memset(&kv->e[id], 0, sizeof(kv->e[id]));
 		goto out;
 	}
+	commit_full(kv, id);
 	kv->st.prefix_hit_tokens += cached;
 	if (cached_tokens)
 		*cached_tokens = cached;
@@ -369,75 +329,60 @@ ACCEL_EXPORT int accel_kv_seq_create(struct accel_kv *kv, const int32_t *prompt,
 }
 
 /*
- * Give @e's shared partial last block a private copy (the append writes
- * into it next): allocate, copy (waiting with the lock dropped), replace.
- * All or nothing. Called and returns with the lock held; -ENOENT when the
- * entry went while the copy ran.
+ * The append's copy of the shared partial block it writes into (plan
+ * @plan): copy, wait with the lock dropped, finish the plan (a failure
+ * undoes the append). Called and returns with the lock held; -ENOENT when
+ * the entry went while the copy ran (the freeing thread finished the plan).
  */
-static int cow_tail(struct accel_kv *kv, uint32_t seq, struct kv_entry **e)
+static int cow_copy(struct accel_kv *kv, uint32_t seq, struct kv_entry **e, uint64_t plan)
 {
-	struct kv_copy c;
+	struct accel_bm_run run;
 	struct kv_xfer *x = NULL;
 	struct kv_move *m;
-	uint32_t nb;
 	uint64_t gen = (*e)->gen;
 	int ret, st;
 
-	ret = kv_pool_alloc(dev_pool(kv), 1, &nb);
-	if (ret)
+	ret = accel_bm_plan_runs(kv->bm, plan, 0, &run, 1);
+	ret = ret == 1 ? kv->be->ops->copy(kv->be, &run, 1, NULL, &x) : ret < 0 ? ret : -EIO;
+	if (ret) {
+		accel_bm_plan_done(kv->bm, plan, ret);
 		return ret;
-	ret = prepare_blocks(kv, &nb, 1);
-	if (ret)
-		goto err_put;
-	c = (struct kv_copy) { (*e)->s.blocks[(*e)->s.nr_blocks - 1], nb };
-	ret = kv->be->ops->copy(kv->be, KV_TIER_DEV, KV_TIER_DEV, &c, 1, NULL, &x);
-	if (ret)
-		goto err_put;
-	kv->st.cow_copies++;
-	if (x) {
-		m = move_new(MOVE_COW, x);
-		if (!m) {
-			/* Nothing may still write into a block that goes back. */
-			kv->be->ops->wait(kv->be, x, -1);
-			kv->be->ops->xfer_free(kv->be, x);
-			ret = -ENOMEM;
-			goto err_put;
-		}
-		m->cow_block = nb;
-		m->refs++;	/* ours */
-		(*e)->move = m;
-		(*e)->place = ACCEL_KV_MOVING;
-		pthread_mutex_unlock(&kv->lock);
-		st = move_wait(kv, m, -1);
-		pthread_mutex_lock(&kv->lock);
-		*e = entry(kv, seq);
-		if (!*e || (*e)->gen != gen || (*e)->move != m) {
-			/* Freed meanwhile: the freeing thread released @nb. */
-			move_put(kv, m);
-			return -ENOENT;
-		}
-		(*e)->move = NULL;
-		(*e)->place = ACCEL_KV_DEVICE;
-		m->refs--;		/* the entry's: ours is still held */
-		move_put(kv, m);
-		if (st) {
-			ret = st;
-			goto err_put;
-		}
 	}
-	kv_seq_replace_tail(dev_pool(kv), &(*e)->s, nb);
-	return 0;
-err_put:
-	kv_pool_put(dev_pool(kv), nb);
-	return ret;
+	kv->st.cow_copies++;
+	if (!x) {
+		plan_finish(kv, seq, MOVE_COW, plan, 0);
+		return 0;
+	}
+	m = move_new(MOVE_COW, x, plan);
+	if (!m) {
+		/* Nothing may still write into a block that goes back. */
+		kv->be->ops->wait(kv->be, x, -1);
+		kv->be->ops->xfer_free(kv->be, x);
+		accel_bm_plan_done(kv->bm, plan, -ENOMEM);
+		return -ENOMEM;
+	}
+	m->refs++;	/* ours */
+	(*e)->move = m;
+	pthread_mutex_unlock(&kv->lock);
+	st = move_wait(kv, m, -1);
+	pthread_mutex_lock(&kv->lock);
+	*e = entry(kv, seq);
+	if (!*e || (*e)->gen != gen || (*e)->move != m) {
+		move_put(kv, m);
+		return -ENOENT;
+	}
+	(*e)->move = NULL;
+	m->refs--;		/* the entry's: ours is still held */
+	move_put(kv, m);
+	plan_finish(kv, seq, MOVE_COW, plan, st);
+	return st;
 }
 
 ACCEL_EXPORT int accel_kv_seq_append(struct accel_kv *kv, uint32_t seq, const int32_t *tokens,
 				     uint64_t n)
 {
-	struct kv_prepare prep = { prepare_blocks, kv };
+	ACCEL_OPTS(accel_bm_plan, plan);
 	struct kv_entry *e;
-	uint32_t first, i;
 	int ret;
 
 	if (!kv || (n && !tokens))
@@ -446,23 +391,18 @@ ACCEL_EXPORT int accel_kv_seq_append(struct accel_kv *kv, uint32_t seq, const in
 	ret = entry_at(kv, seq, ACCEL_KV_DEVICE, &e);
 	if (ret || !n)
 		goto out;
-	if (!tokens_fit(kv, e->s.nr_tokens, n)) {
+	if (!tokens_fit(kv, bseq(kv, seq)->s.nr_tokens, n)) {
 		ret = -E2BIG;
 		goto out;
 	}
-	ret = aux_reserve(e, (e->s.nr_tokens + n + kv->block_tokens - 1) / kv->block_tokens);
-	if (!ret && kv_seq_tail_shared(dev_pool(kv), &e->s))
-		ret = cow_tail(kv, seq, &e);
-	if (ret)
-		goto out;
-	/* The partial last block (if any) and every new one change. */
-	first = (uint32_t)(e->s.nr_tokens / kv->block_tokens);
-	ret = kv_seq_append(dev_pool(kv), &e->s, tokens, n, NULL, &prep);
-	if (ret)
-		goto out;
-	for (i = first; i < e->s.nr_blocks; i++)
-		e->dirty[i] = 1;
-	drop_window(kv, e);
+	/* All or nothing: a copy-on-write that fails undoes the append. */
+	ret = accel_bm_append(kv->bm, seq, tokens, n, NULL, &plan);
+	if (!ret && plan.id)
+		ret = cow_copy(kv, seq, &e, plan.id);
+	else if (!ret)
+		commit_full(kv, seq);
+	if (!ret)
+		drop_window(kv, e);
 out:
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
@@ -470,7 +410,7 @@ out:
 
 ACCEL_EXPORT int accel_kv_seq_fork(struct accel_kv *kv, uint32_t seq, uint32_t *child)
 {
-	struct kv_entry *e, *c;
+	struct kv_entry *e;
 	uint32_t id;
 	int ret;
 
@@ -479,16 +419,12 @@ ACCEL_EXPORT int accel_kv_seq_fork(struct accel_kv *kv, uint32_t seq, uint32_t *
 	pthread_mutex_lock(&kv->lock);
 	ret = entry_at(kv, seq, ACCEL_KV_DEVICE, &e);
 	if (!ret)
-		ret = entry_new(kv, &id);
+		ret = accel_bm_seq_fork(kv->bm, seq, &id);
 	if (ret)
 		goto out;
-	e = &kv->e[seq];	/* entry_new() may have moved the array */
-	c = &kv->e[id];
-	ret = aux_reserve(c, e->s.nr_blocks);
-	if (!ret)
-		ret = kv_seq_fork(dev_pool(kv), &e->s, &c->s);
+	ret = entry_new(kv, id);
 	if (ret) {
-		entry_fini(kv, c);
+		accel_bm_seq_free(kv->bm, id);
 		goto out;
 	}
 	*child = id;
@@ -508,7 +444,7 @@ ACCEL_EXPORT int accel_kv_seq_free(struct accel_kv *kv, uint32_t seq)
 	e = entry(kv, seq);
 	ret = e ? settle(kv, seq, &e) : -ENOENT;
 	if (!ret)
-		entry_fini(kv, e);
+		entry_fini(kv, seq);
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
 }
@@ -517,6 +453,7 @@ ACCEL_EXPORT int accel_kv_seq_free(struct accel_kv *kv, uint32_t seq)
 static int table_of(struct accel_kv *kv, uint32_t seq, int place, uint32_t *blocks,
 		    uint32_t max)
 {
+	const struct bm_seq *q;
 	struct kv_entry *e;
 	int ret;
 
@@ -524,11 +461,13 @@ static int table_of(struct accel_kv *kv, uint32_t seq, int place, uint32_t *bloc
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
 	ret = entry_at(kv, seq, place, &e);
-	if (!ret)
-		ret = (int)e->s.nr_blocks;
-	if (ret > 0)
-		memcpy(blocks, place == ACCEL_KV_DEVICE ? e->s.blocks : e->host,
-		       (ret < (int)max ? (uint32_t)ret : max) * sizeof(*blocks));
+	if (!ret) {
+		q = bseq(kv, seq);
+		ret = (int)q->s.nr_blocks;
+		if (ret)
+			memcpy(blocks, q->s.blocks,
+			       (ret < (int)max ? (uint32_t)ret : max) * sizeof(*blocks));
+	}
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
 }
@@ -553,8 +492,14 @@ ACCEL_EXPORT int accel_kv_seq_tokens(struct accel_kv *kv, uint32_t seq, uint64_t
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
 	e = entry(kv, seq);
-	if (e)
-		*tokens = e->s.nr_tokens;
+	if (e && e->move && e->move->kind == MOVE_COW) {
+		/* The append is not done until its copy is. */
+		const struct bm_seq *q = bseq(kv, seq);
+
+		*tokens = kv->bm->plan[q->plan].old_tokens;
+	} else if (e) {
+		*tokens = bseq(kv, seq)->s.nr_tokens;
+	}
 	pthread_mutex_unlock(&kv->lock);
 	return e ? 0 : -ENOENT;
 }
@@ -568,202 +513,90 @@ ACCEL_EXPORT int accel_kv_seq_place(struct accel_kv *kv, uint32_t seq)
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
 	e = entry(kv, seq);
-	ret = e ? e->place : -ENOENT;
+	ret = e ? place_of(kv, e, seq) : -ENOENT;
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
 }
 
 /* ---- swapping ---- */
 
-/*
- * Drop host copies of other sequences on the device until @need host
- * blocks are free or cached; @self (the sequence being swapped out) keeps
- * its own: they are what spares it copying.
- */
-static void reclaim_host(struct accel_kv *kv, uint32_t need, const struct kv_entry *self)
-{
-	struct kv_pool *hp = &kv->pool[KV_TIER_HOST];
-	uint32_t i, b;
-
-	for (i = 0; i < kv->nr_e && hp->nr_free + hp->nr_cached < need; i++) {
-		struct kv_entry *e = &kv->e[i];
-
-		if (!e->live || e == self || e->place != ACCEL_KV_DEVICE)
-			continue;
-		for (b = 0; b < e->s.nr_blocks; b++) {
-			if (e->host[b] == KV_NO_BLOCK)
-				continue;
-			kv_pool_put(hp, e->host[b]);
-			e->host[b] = KV_NO_BLOCK;
-			e->dirty[b] = 1;
-		}
-	}
-}
-
-/* A started transfer: the entry moves until it is done; *fence the caller's. */
-static int start_move(struct accel_kv *kv, struct kv_entry *e, enum move_kind kind,
-		      struct kv_xfer *x, struct accel_fence **fence)
+/* A started transfer of plan @plan: the entry moves until it is done; *fence the caller's. */
+static int start_move(struct accel_kv *kv, uint32_t seq, enum move_kind kind, struct kv_xfer *x,
+		      uint64_t plan, struct accel_fence **fence)
 {
 	struct kv_move *m;
 
 	if (!x) {
-		if (kind == MOVE_OUT)
-			complete_out(kv, e, 0);
-		else
-			complete_in(kv, e, 0);
+		plan_finish(kv, seq, kind, plan, 0);
 		return 0;
 	}
-	m = move_new(kind, x);
+	m = move_new(kind, x, plan);
 	if (!m) {
 		int st = kv->be->ops->wait(kv->be, x, -1);
 
 		kv->be->ops->xfer_free(kv->be, x);
-		if (kind == MOVE_OUT)
-			complete_out(kv, e, st);
-		else
-			complete_in(kv, e, st);
+		plan_finish(kv, seq, kind, plan, st);
 		return st;
 	}
-	e->move = m;
-	e->place = ACCEL_KV_MOVING;
+	kv->e[seq].move = m;
 	if (fence)
 		*fence = kv->be->ops->xfer_fence(kv->be, x);
 	return 0;
 }
 
-static int swap_out(struct accel_kv *kv, uint32_t seq, const struct accel_kv_swap_opts *opts,
-		    struct accel_fence **fence)
+/*
+ * Move @seq to the host tier (@in false) or back (@in true): the block
+ * manager's plan copies only blocks without a valid copy there (host
+ * copies kept since the last swap in, device blocks still cached under
+ * their key), its runs one transfer of the backend.
+ */
+static int swap_move(struct accel_kv *kv, uint32_t seq, bool in,
+		     const struct accel_kv_swap_opts *opts, struct accel_fence **fence)
 {
 	struct kv_order order = {
 		ACCEL_OPTS_GET(opts, cuda_wait_event, NULL),
 		ACCEL_OPTS_GET(opts, cuda_done_event, NULL),
 	};
-	struct kv_pool *hp = &kv->pool[KV_TIER_HOST];
-	uint32_t *fresh = NULL, need = 0, n = 0, k = 0, i;
-	struct kv_copy *c = NULL;
+	ACCEL_OPTS(accel_bm_plan, plan);
+	struct accel_bm_run *runs = NULL;
 	struct kv_xfer *x = NULL;
 	struct kv_entry *e;
 	int ret;
 
-	ret = entry_at(kv, seq, ACCEL_KV_DEVICE, &e);
+	ret = entry_at(kv, seq, in ? ACCEL_KV_HOST : ACCEL_KV_DEVICE, &e);
 	if (ret)
 		return ret;
-	for (i = 0; i < e->s.nr_blocks; i++)
-		need += e->host[i] == KV_NO_BLOCK;
-	if (hp->nr_free + hp->nr_cached < need)
-		reclaim_host(kv, need, e);
-	c = calloc(e->s.nr_blocks + 1, sizeof(*c));
-	fresh = calloc(need + 1, sizeof(*fresh));
-	if (!c || !fresh) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	ret = kv_pool_alloc(hp, need, fresh);
-	if (ret)
-		goto out;
-	drop_window(kv, e);
-	for (i = 0; i < e->s.nr_blocks; i++) {
-		if (e->host[i] == KV_NO_BLOCK) {
-			e->host[i] = fresh[k++];
-		} else if (!e->dirty[i]) {
-			kv->st.blocks_reused++;
-			continue;
-		}
-		c[n++] = (struct kv_copy) { e->s.blocks[i], e->host[i] };
-	}
-	ret = kv->be->ops->copy(kv->be, KV_TIER_DEV, KV_TIER_HOST, c, n, &order, &x);
-	if (ret) {
-		/* Give back what this call took (the blocks fresh[] names). */
-		for (i = 0, k = 0; i < e->s.nr_blocks && k < need; i++)
-			if (e->host[i] == fresh[k]) {
-				e->host[i] = KV_NO_BLOCK;
-				k++;
-			}
-		kv_pool_put_many(hp, fresh, need);
-		goto out;
-	}
-	kv->st.swaps_out++;
-	kv->st.blocks_out += n;
-	ret = start_move(kv, e, MOVE_OUT, x, fence);
-out:
-	free(c);
-	free(fresh);
-	return ret;
-}
-
-static int swap_in(struct accel_kv *kv, uint32_t seq, const struct accel_kv_swap_opts *opts,
-		   struct accel_fence **fence)
-{
-	struct kv_order order = {
-		ACCEL_OPTS_GET(opts, cuda_wait_event, NULL),
-		ACCEL_OPTS_GET(opts, cuda_done_event, NULL),
-	};
-	struct kv_pool *dp = dev_pool(kv);
-	uint32_t *fresh = NULL, need = 0, n = 0, k = 0, i;
-	struct kv_copy *c = NULL;
-	struct kv_xfer *x = NULL;
-	struct kv_entry *e;
-	int ret;
-
-	ret = entry_at(kv, seq, ACCEL_KV_HOST, &e);
+	/* Always a plan, so that a refused copy (or CUDA event) can still undo the move. */
+	ret = bm_seq_move(kv->bm, seq, in ? KV_TIER_DEV : KV_TIER_HOST,
+			  BM_MOVE_PLAN_ALWAYS | (in ? 0 : BM_MOVE_DROP_OLD), &plan);
 	if (ret)
 		return ret;
-	c = calloc(e->s.nr_blocks + 1, sizeof(*c));
-	fresh = calloc(e->s.nr_blocks + 1, sizeof(*fresh));
-	if (!c || !fresh) {
-		ret = -ENOMEM;
-		goto out;
+	kv->st.blocks_reused += plan.reused;
+	runs = calloc(plan.nr_runs + 1, sizeof(*runs));
+	if (!runs) {
+		accel_bm_plan_done(kv->bm, plan.id, -ENOMEM);
+		return -ENOMEM;
 	}
-	/* Full blocks still cached on the device under their key come back for free. */
-	for (i = 0; i < e->s.nr_blocks; i++) {
-		uint32_t b = (uint64_t)(i + 1) * kv->block_tokens <= e->s.nr_tokens ?
-			     kv_pool_lookup(dp, &e->s.keys[i]) : KV_NO_BLOCK;
-
-		if (b != KV_NO_BLOCK) {
-			kv_pool_get(dp, b);
-			e->s.blocks[i] = b;
-		} else {
-			need++;
-		}
-	}
-	ret = kv_pool_alloc(dp, need, fresh);
-	if (!ret) {
-		ret = prepare_blocks(kv, fresh, need);
-		if (ret)
-			kv_pool_put_many(dp, fresh, need);
-	}
-	if (ret) {
-		for (i = 0; i < e->s.nr_blocks; i++)
-			if (e->s.blocks[i] != KV_NO_BLOCK) {
-				kv_pool_put(dp, e->s.blocks[i]);
-				e->s.blocks[i] = KV_NO_BLOCK;
-			}
-		goto out;
-	}
-	for (i = 0; i < e->s.nr_blocks; i++) {
-		if (e->s.blocks[i] != KV_NO_BLOCK) {
-			kv->st.blocks_reused++;
-			continue;
-		}
-		e->s.blocks[i] = fresh[k++];
-		c[n++] = (struct kv_copy) { e->host[i], e->s.blocks[i] };
-	}
+	ret = accel_bm_plan_runs(kv->bm, plan.id, 0, runs, plan.nr_runs);
 	drop_window(kv, e);
-	ret = kv->be->ops->copy(kv->be, KV_TIER_HOST, KV_TIER_DEV, c, n, &order, &x);
+	if (ret >= 0)
+		ret = kv->be->ops->copy(kv->be, runs, plan.nr_runs, &order, &x);
+	free(runs);
 	if (ret) {
-		complete_in(kv, e, ret);
-		goto out;
+		accel_bm_plan_done(kv->bm, plan.id, ret);
+		return ret;
 	}
-	kv->st.swaps_in++;
-	kv->st.blocks_in += n;
-	ret = start_move(kv, e, MOVE_IN, x, fence);
-out:
-	free(c);
-	free(fresh);
-	return ret;
+	if (in) {
+		kv->st.swaps_in++;
+		kv->st.blocks_in += plan.blocks;
+	} else {
+		kv->st.swaps_out++;
+		kv->st.blocks_out += plan.blocks;
+	}
+	return start_move(kv, seq, in ? MOVE_IN : MOVE_OUT, x, plan.id, fence);
 }
 
-/* A swap's entry point: checks, then swap_out() or swap_in() under the lock. */
+/* A swap's entry point: checks, then swap_move() under the lock. */
 static int swap(struct accel_kv *kv, uint32_t seq, bool in, const struct accel_kv_swap_opts *opts,
 		struct accel_fence **fence)
 {
@@ -777,7 +610,7 @@ static int swap(struct accel_kv *kv, uint32_t seq, bool in, const struct accel_k
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&kv->lock);
-	ret = in ? swap_in(kv, seq, opts, fence) : swap_out(kv, seq, opts, fence);
+	ret = swap_move(kv, seq, in, opts, fence);
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
 }
@@ -823,9 +656,9 @@ int kv_swap_legacy(struct accel_kv *kv, uint32_t seq, int in, struct accel_fence
 	if (!kv)
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
-	ret = in ? swap_in(kv, seq, NULL, &f) : swap_out(kv, seq, NULL, &f);
+	ret = swap_move(kv, seq, in, NULL, &f);
 	e = entry(kv, seq);
-	if (!ret && f && e && e->place == ACCEL_KV_MOVING)
+	if (!ret && f && e && e->move)
 		e->legacy = f;
 	else
 		accel_fence_destroy(f);
@@ -851,6 +684,11 @@ struct kv_snap {
 	int status;
 };
 
+static bool swapping(const struct kv_entry *e)
+{
+	return e->live && e->move && e->move->kind != MOVE_COW;
+}
+
 ACCEL_EXPORT int accel_kv_progress(struct accel_kv *kv, int64_t timeout_ns)
 {
 	int64_t deadline = 0;
@@ -864,8 +702,7 @@ ACCEL_EXPORT int accel_kv_progress(struct accel_kv *kv, int64_t timeout_ns)
 		deadline = timeout_ns > INT64_MAX - now_ns() ? INT64_MAX : now_ns() + timeout_ns;
 	pthread_mutex_lock(&kv->lock);
 	for (i = 0; i < kv->nr_e; i++)
-		n += kv->e[i].live && kv->e[i].place == ACCEL_KV_MOVING &&
-		     kv->e[i].move->kind != MOVE_COW;
+		n += swapping(&kv->e[i]);
 	snap = calloc(n + 1, sizeof(*snap));
 	if (!snap) {
 		pthread_mutex_unlock(&kv->lock);
@@ -874,7 +711,7 @@ ACCEL_EXPORT int accel_kv_progress(struct accel_kv *kv, int64_t timeout_ns)
 	for (i = 0, n = 0; i < kv->nr_e; i++) {
 		struct kv_entry *e = &kv->e[i];
 
-		if (!e->live || e->place != ACCEL_KV_MOVING || e->move->kind == MOVE_COW)
+		if (!swapping(e))
 			continue;
 		snap[n++] = (struct kv_snap) { i, e->gen, e->move, 0 };
 		e->move->refs++;
@@ -898,12 +735,11 @@ ACCEL_EXPORT int accel_kv_progress(struct accel_kv *kv, int64_t timeout_ns)
 
 		if (e && e->gen == snap[i].gen && e->move == snap[i].m &&
 		    snap[i].status != -ETIME)
-			finish_move(kv, e, snap[i].status);
+			finish_move(kv, snap[i].seq, snap[i].status);
 		move_put(kv, snap[i].m);
 	}
 	for (i = 0; i < kv->nr_e; i++)
-		left += kv->e[i].live && kv->e[i].place == ACCEL_KV_MOVING &&
-			kv->e[i].move->kind != MOVE_COW;
+		left += swapping(&kv->e[i]);
 	pthread_mutex_unlock(&kv->lock);
 	free(snap);
 	return left;
@@ -916,7 +752,7 @@ ACCEL_EXPORT void *accel_kv_block_addr(struct accel_kv *kv, enum accel_kv_place 
 {
 	int t = tier == ACCEL_KV_DEVICE ? KV_TIER_DEV : tier == ACCEL_KV_HOST ? KV_TIER_HOST : -1;
 
-	if (!kv || t < 0 || block >= kv->pool[t].nr_blocks) {
+	if (!kv || t < 0 || block >= kv->nr_blocks[t]) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -925,20 +761,21 @@ ACCEL_EXPORT void *accel_kv_block_addr(struct accel_kv *kv, enum accel_kv_place 
 
 ACCEL_EXPORT int accel_kv_seq_window(struct accel_kv *kv, uint32_t seq, void **addr, size_t *len)
 {
+	const struct bm_seq *q;
 	struct kv_entry *e;
-	int ret, t;
+	int ret;
 
 	if (!kv || !addr)
 		return -EINVAL;
 	pthread_mutex_lock(&kv->lock);
 	e = entry(kv, seq);
-	ret = !e ? -ENOENT : e->place == ACCEL_KV_MOVING ? -EBUSY : !e->s.nr_blocks ? -ENODATA : 0;
+	q = e ? bseq(kv, seq) : NULL;
+	ret = !e ? -ENOENT : e->move ? -EBUSY : !q->s.nr_blocks ? -ENODATA : 0;
 	if (ret)
 		goto out;
-	t = e->place == ACCEL_KV_DEVICE ? KV_TIER_DEV : KV_TIER_HOST;
 	drop_window(kv, e);
-	ret = kv->be->ops->window(kv->be, t, t == KV_TIER_DEV ? e->s.blocks : e->host,
-				  e->s.nr_blocks, &e->win, addr, len);
+	ret = kv->be->ops->window(kv->be, q->tier, q->s.blocks, q->s.nr_blocks, &e->win, addr,
+				  len);
 out:
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
@@ -957,6 +794,14 @@ ACCEL_EXPORT int accel_kv_tier_export(struct accel_kv *kv, enum accel_kv_place t
 	return ret;
 }
 
+/* Blocks of tier @t in no one's hands (free, or cached and evictable). */
+static uint32_t tier_free(struct accel_kv *kv, uint32_t t)
+{
+	const struct kv_pool *p = &kv->bm->tier[t].pool;
+
+	return p->nr_free + p->nr_cached;
+}
+
 /* The counters, as LIBACCEL_0.2's struct (sz not set). */
 static void stats_fill(struct accel_kv *kv, struct accel_kv_stats *s)
 {
@@ -964,8 +809,8 @@ static void stats_fill(struct accel_kv *kv, struct accel_kv_stats *s)
 	*s = kv->st;
 	s->transfers = kv->be->transfers;
 	s->bytes_moved = kv->be->bytes_moved;
-	s->device_free = dev_pool(kv)->nr_free + dev_pool(kv)->nr_cached;
-	s->host_free = kv->pool[KV_TIER_HOST].nr_free + kv->pool[KV_TIER_HOST].nr_cached;
+	s->device_free = tier_free(kv, KV_TIER_DEV);
+	s->host_free = tier_free(kv, KV_TIER_HOST);
 	pthread_mutex_unlock(&kv->lock);
 }
 
@@ -1011,13 +856,12 @@ ACCEL_EXPORT void accel_kv_destroy(struct accel_kv *kv)
 		if (!e->live)
 			continue;
 		/* No other thread may use a cache being destroyed. */
-		if (e->place == ACCEL_KV_MOVING)
-			finish_move(kv, e, move_wait(kv, e->move, -1));
-		entry_fini(kv, e);
+		if (e->move)
+			finish_move(kv, i, move_wait(kv, e->move, -1));
+		drop_window(kv, e);
 	}
 	free(kv->e);
-	kv_pool_fini(&kv->pool[KV_TIER_DEV]);
-	kv_pool_fini(&kv->pool[KV_TIER_HOST]);
+	accel_bm_destroy(kv->bm);
 	if (kv->be)
 		kv->be->ops->destroy(kv->be);
 	pthread_mutex_destroy(&kv->lock);
@@ -1026,106 +870,52 @@ ACCEL_EXPORT void accel_kv_destroy(struct accel_kv *kv)
 
 /* ---- self-check (tests) ---- */
 
-static int check_pool(const struct kv_pool *p, const uint32_t *want, const char *tier,
-		      char *why, size_t len)
-{
-	uint32_t b, nfree = 0, ncached = 0;
-
-	for (b = 0; b < p->nr_blocks; b++) {
-		bool f = kv_pool_is_free(p, b), keyed = kv_pool_keyed(p, b);
-
-		if (p->refs[b] != want[b]) {
-			snprintf(why, len, "%s block %u: %u references, %u held", tier, b,
-				 p->refs[b], want[b]);
-			return -EUCLEAN;
-		}
-		if (f && (p->refs[b] || keyed)) {
-			snprintf(why, len, "%s block %u: free but used or keyed", tier, b);
-			return -EUCLEAN;
-		}
-		if (f != (!p->refs[b] && !keyed)) {
-			snprintf(why, len, "%s block %u: unreferenced, unkeyed, not free", tier, b);
-			return -EUCLEAN;
-		}
-		if (keyed && kv_pool_lookup(p, &p->key[b]) != b) {
-			snprintf(why, len, "%s block %u: its key finds another block", tier, b);
-			return -EUCLEAN;
-		}
-		nfree += f;
-		ncached += !p->refs[b] && keyed;
-	}
-	if (nfree != p->nr_free || ncached != p->nr_cached) {
-		snprintf(why, len, "%s: %u free, %u cached counted as %u, %u", tier, nfree, ncached,
-			 p->nr_free, p->nr_cached);
-		return -EUCLEAN;
-	}
-	return 0;
-}
+#define FAIL(...) do { snprintf(why, len, __VA_ARGS__); ret = -EUCLEAN; goto out; } while (0)
 
 /*
- * Every invariant of the cache: each block's reference count is the
- * number of block tables (and copies in flight) naming it, the free and
- * cached counts agree with the blocks, every full block has a key, and a
- * sequence's tables match where it is. 0, or -EUCLEAN with @why saying
- * what broke.
+ * Every invariant of the cache: the block manager's (each block's
+ * reference count is the number of tables, still-valid copies and plans
+ * holding it; free and cached counts; the lists), and the cache's own:
+ * an entry for each of the manager's sequences and no other, a move
+ * exactly while the sequence's plan is pending (and that plan), every
+ * full block keyed and, outside a move, committed. 0, or -EUCLEAN with
+ * @why saying what broke.
  */
 int kv_cache_check(struct accel_kv *kv, char *why, size_t len)
 {
-	uint32_t *want[KV_TIER_NR], i, b;
-	int ret = 0;
+	uint32_t i, b, n;
+	int ret;
 
 	pthread_mutex_lock(&kv->lock);
-	want[KV_TIER_DEV] = calloc(dev_pool(kv)->nr_blocks, sizeof(uint32_t));
-	want[KV_TIER_HOST] = calloc(kv->pool[KV_TIER_HOST].nr_blocks, sizeof(uint32_t));
-	if (!want[KV_TIER_DEV] || !want[KV_TIER_HOST]) {
-		ret = -ENOMEM;
+	ret = bm_check(kv->bm, why, len);
+	if (ret)
 		goto out;
-	}
-	for (i = 0; i < kv->nr_e && !ret; i++) {
-		struct kv_entry *e = &kv->e[i];
-		uint32_t full = (uint32_t)(e->s.nr_tokens / kv->block_tokens);
+	n = kv->nr_e > kv->bm->nr_seq ? kv->nr_e : kv->bm->nr_seq;
+	for (i = 0; i < n; i++) {
+		const struct kv_entry *e = entry(kv, i);
+		const struct bm_seq *q = bm_seq_get(kv->bm, i);
+		uint32_t full;
 
-		if (!e->live)
+		if (!e != !q)
+			FAIL("seq %u: %s in the cache, %s in the block manager", i,
+			     e ? "live" : "absent", q ? "live" : "absent");
+		if (!e)
 			continue;
-		if (e->s.nr_blocks != (e->s.nr_tokens + kv->block_tokens - 1) / kv->block_tokens) {
-			snprintf(why, len, "seq %u: %u blocks for %llu tokens", i, e->s.nr_blocks,
-				 (unsigned long long)e->s.nr_tokens);
-			ret = -EUCLEAN;
-		}
-		if ((e->place == ACCEL_KV_MOVING) != !!e->move) {
-			snprintf(why, len, "seq %u: place %d with%s a move", i, e->place,
-				 e->move ? "" : "out");
-			ret = -EUCLEAN;
-		}
-		for (b = 0; b < e->s.nr_blocks && !ret; b++) {
-			uint32_t d = e->s.blocks[b], h = e->host[b];
-
-			if ((d == KV_NO_BLOCK) != (e->place == ACCEL_KV_HOST) ||
-			    (e->place == ACCEL_KV_HOST && h == KV_NO_BLOCK)) {
-				snprintf(why, len, "seq %u block %u: device %u host %u at place %d",
-					 i, b, d, h, e->place);
-				ret = -EUCLEAN;
-				break;
-			}
-			if (b < full && kv_key_is_zero(&e->s.keys[b])) {
-				snprintf(why, len, "seq %u block %u: full without a key", i, b);
-				ret = -EUCLEAN;
-			}
-			if (d != KV_NO_BLOCK)
-				want[KV_TIER_DEV][d]++;
-			if (h != KV_NO_BLOCK)
-				want[KV_TIER_HOST][h]++;
-		}
-		if (e->move && e->move->kind == MOVE_COW)
-			want[KV_TIER_DEV][e->move->cow_block]++;
+		if (!e->move != (q->plan == BM_NONE))
+			FAIL("seq %u: a move %s, a plan %s", i, e->move ? "in flight" : "none",
+			     q->plan == BM_NONE ? "none" : "pending");
+		if (e->move && kv->bm->plan[q->plan].id != e->move->plan)
+			FAIL("seq %u: its move is not its pending plan", i);
+		if (q->tier >= KV_TIER_NR)
+			FAIL("seq %u: on tier %u", i, q->tier);
+		full = (uint32_t)(q->s.nr_tokens / kv->block_tokens);
+		if (!e->move && q->s.nr_committed != full)
+			FAIL("seq %u: %u of %u full blocks committed", i, q->s.nr_committed, full);
+		for (b = 0; b < full; b++)
+			if (kv_key_is_zero(&q->s.keys[b]))
+				FAIL("seq %u block %u: full without a key", i, b);
 	}
-	if (!ret)
-		ret = check_pool(dev_pool(kv), want[KV_TIER_DEV], "device", why, len);
-	if (!ret)
-		ret = check_pool(&kv->pool[KV_TIER_HOST], want[KV_TIER_HOST], "host", why, len);
 out:
-	free(want[KV_TIER_DEV]);
-	free(want[KV_TIER_HOST]);
 	pthread_mutex_unlock(&kv->lock);
 	return ret;
 }

@@ -53,6 +53,11 @@ struct accel_kv *kv_create_fields(struct accel_device *dev, uint32_t block_token
 		errno = EINVAL;
 		return NULL;
 	}
+	if (block_tokens > 65536) {
+		accel_log(ACCEL_LOG_ERR, "kv: block_tokens %u: at most 65536", block_tokens);
+		errno = EINVAL;
+		return NULL;
+	}
 	if (block_bytes < 4096 || block_bytes > (2u << 20) || (block_bytes & (block_bytes - 1))) {
 		accel_log(ACCEL_LOG_ERR, "kv: block_bytes %u: a power of two from 4 KiB to 2 MiB",
 			  block_bytes);

@@ -15,6 +15,10 @@
  *   gates publication), and at least each sequence's leading committed
  *   blocks whose block is keyed; truncate and failed plans restore what
  *   the model says.
+ * Tier 0 has a prepare hook (the KV cache's, bm.h) that checks it is given
+ * fresh blocks only and fails now and then (the operation undone); some
+ * moves carry the KV cache's flags (drop the old tier's blocks, a plan
+ * even with nothing to copy).
  * The seed is printed; BM_MODEL_SEED=N replays one, BM_MODEL_OPS=N sets
  * the budget (default 20000 per eviction policy).
  */
@@ -204,6 +208,29 @@ static struct mseq *pick(bool idle)
 	return NULL;
 }
 
+/*
+ * Tier 0's prepare hook (the KV cache's cuda backend maps memory there):
+ * every block it is given is fresh (one reference, no key); it fails one
+ * call in 25, which must undo the operation.
+ */
+static unsigned long prep_calls, prep_fails;
+
+static int prep_hook(void *arg, const uint32_t *blocks, uint32_t n)
+{
+	const struct kv_pool *p = &((struct accel_bm *)arg)->tier[0].pool;
+
+	for (uint32_t i = 0; i < n; i++) {
+		assert_true(blocks[i] < p->nr_blocks);
+		assert_int_equal(1, p->refs[blocks[i]]);
+		assert_false(kv_pool_keyed(p, blocks[i]));
+	}
+	prep_calls++;
+	if (rnd(25))
+		return 0;
+	prep_fails++;
+	return -ENOMEM;
+}
+
 static void gen_tokens(int32_t *t, uint32_t n, uint32_t from)
 {
 	/* Few distinct prefixes, so prompts share blocks. */
@@ -237,7 +264,7 @@ static void op_create(struct accel_bm *bm)
 	assert_int_equal(0, accel_bm_seq_create(bm, &o, &m->id));
 	gen_tokens(m->tok, n, 0);
 	ret = accel_bm_seq_start(bm, m->id, m->tok, n, NULL, &cached);
-	if (ret == -ENOSPC) {
+	if (ret == -ENOSPC || (ret == -ENOMEM && m->tier == 0)) {
 		assert_int_equal(0, accel_bm_seq_free(bm, m->id));
 		return;
 	}
@@ -263,7 +290,7 @@ static void op_append(struct accel_bm *bm)
 		assert_int_equal(-EBUSY, ret);
 		return;
 	}
-	if (ret == -ENOSPC)
+	if (ret == -ENOSPC || (ret == -ENOMEM && m->tier == 0))
 		return;
 	assert_int_equal(0, ret);
 	if (plan.id) {
@@ -366,12 +393,15 @@ static void op_move(struct accel_bm *bm)
 	ACCEL_OPTS(accel_bm_plan, plan, .runs = runs, .max_runs = 4);
 	struct mseq *m = pick(false);
 	uint32_t t = rnd(TIERS), sum = 0, i;
+	/* The KV cache's flags (bm.h) on some moves. */
+	uint32_t flags = rnd(2) ? 0 : rnd(4);
 	struct accel_bm_run all[MAXTOK / BT + 2];
 	int ret;
 
 	if (!m)
 		return;
-	ret = accel_bm_seq_move(bm, m->id, t, &plan);
+	ret = flags ? bm_seq_move(bm, m->id, t, flags, &plan) :
+	      accel_bm_seq_move(bm, m->id, t, &plan);
 	if (m->plan) {
 		assert_int_equal(-EBUSY, ret);
 		return;
@@ -380,10 +410,12 @@ static void op_move(struct accel_bm *bm)
 		assert_int_equal(-EALREADY, ret);
 		return;
 	}
-	if (ret == -ENOSPC)
+	if (ret == -ENOSPC || (ret == -ENOMEM && t == 0))
 		return;
 	assert_int_equal(0, ret);
 	assert_int_equal((m->n + BT - 1) / BT, plan.blocks + plan.reused);
+	if (flags & BM_MOVE_PLAN_ALWAYS)
+		assert_true(plan.id != 0);
 	if (!plan.id) {
 		assert_int_equal(0, plan.blocks);
 		m->tier = t;
@@ -442,6 +474,8 @@ static void run(uint32_t evict, uint32_t seed, unsigned long ops)
 	unsigned long counts[8] = { 0 };
 
 	assert_non_null(bm);
+	bm_set_prepare(bm, 0, &(struct kv_prepare) { prep_hook, bm });
+	prep_calls = prep_fails = 0;
 	memset(ms, 0, sizeof(ms));
 	memset(mp, 0, sizeof(mp));
 	memset(nr_may, 0, sizeof(nr_may));
@@ -477,6 +511,7 @@ static void run(uint32_t evict, uint32_t seed, unsigned long ops)
 		       (unsigned long long)st.hits, (unsigned long long)st.misses, st.arc_p,
 		       st.arc_b1, st.arc_b2);
 	}
+	printf("# prepare hook: %lu calls, %lu failed\n", prep_calls, prep_fails);
 	printf("# ops: %lu create %lu append %lu fork %lu free %lu commit %lu truncate %lu move %lu done\n",
 	       counts[0], counts[1], counts[2], counts[3], counts[4], counts[5], counts[6],
 	       counts[7]);

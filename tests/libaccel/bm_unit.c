@@ -6,8 +6,9 @@
  * and copy-on-write plans (done and failed), fork, truncate (publisher and
  * not), moves between tiers with still-valid copies reused and failed
  * moves undone, reservations outliving a freed sequence, batched block
- * tables, LRU and ARC eviction. bm_check() recounts every reference after
- * each test step.
+ * tables, LRU and ARC eviction; the KV cache's hooks (a prepare hook per
+ * tier, moves that drop the old tier's blocks or always give a plan).
+ * bm_check() recounts every reference after each test step.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -334,6 +335,136 @@ static void no_space(void **state)
 	accel_bm_destroy(bm);
 }
 
+/* The KV cache's hooks (bm.h): a prepare hook per tier, and its swaps' move flags. */
+struct prep_log {
+	uint32_t calls, blocks, last[8];
+	int fail;
+};
+
+static int prep_fn(void *arg, const uint32_t *blocks, uint32_t n)
+{
+	struct prep_log *l = arg;
+
+	l->calls++;
+	l->blocks += n;
+	memcpy(l->last, blocks, (n < 8 ? n : 8) * sizeof(*blocks));
+	return l->fail;
+}
+
+static void prepare_hook(void **state)
+{
+	struct accel_bm *bm = mk(8, 8, ACCEL_BM_EVICT_LRU);
+	struct prep_log log = { 0 };
+	struct kv_prepare prep = { prep_fn, &log };
+	ACCEL_OPTS(accel_bm_plan, plan);
+	ACCEL_OPTS(accel_bm_seq_info, info);
+	uint32_t a, b, ids[8], off[2];
+	int32_t x = 9;
+
+	(void)state;
+	bm_set_prepare(bm, 0, &prep);
+	/* Every fresh block of tier 0, before the call returns. */
+	a = seq_with(bm, 0, T, 6, NULL);
+	assert_int_equal(1, log.calls);
+	assert_int_equal(2, log.blocks);
+	assert_int_equal(2, accel_bm_block_tables(bm, &a, 1, off, ids, 8, NULL));
+	assert_int_equal(ids[0], log.last[0]);
+	assert_int_equal(ids[1], log.last[1]);
+	/* Shared blocks are not fresh: only the partial one. */
+	assert_int_equal(1, accel_bm_commit(bm, a, 1));
+	b = seq_with(bm, 0, T, 5, NULL);
+	assert_int_equal(2, log.calls);
+	assert_int_equal(3, log.blocks);
+	/* A failing hook undoes the call: start, append, move. */
+	log.fail = -ENOMEM;
+	assert_int_equal(0, accel_bm_seq_free(bm, b));
+	assert_int_equal(0, accel_bm_seq_create(bm, NULL, &b));
+	assert_int_equal(-ENOMEM, accel_bm_seq_start(bm, b, T, 8, NULL, NULL));
+	check(bm);
+	assert_int_equal(0, accel_bm_seq_info(bm, b, &info));
+	assert_int_equal(0, info.nr_tokens);
+	assert_int_equal(-ENOMEM, accel_bm_append(bm, a, T + 6, 4, NULL, &plan));
+	check(bm);
+	assert_int_equal(0, accel_bm_seq_info(bm, a, &info));
+	assert_int_equal(6, info.nr_tokens);
+	/* Tier 1 has no hook; back on tier 0 every block is a still-valid copy: no call. */
+	log.calls = 0;
+	assert_int_equal(0, accel_bm_seq_move(bm, a, 1, &plan));
+	assert_int_equal(0, accel_bm_plan_done(bm, plan.id, 0));
+	assert_int_equal(0, accel_bm_seq_move(bm, a, 0, &plan));
+	assert_int_equal(0, plan.id);
+	assert_int_equal(2, plan.reused);
+	assert_int_equal(0, log.calls);
+	/* Written on tier 1, the tail needs a fresh tier-0 block: the hook fails the move. */
+	assert_int_equal(0, accel_bm_seq_move(bm, a, 1, &plan));
+	assert_int_equal(0, plan.id);
+	assert_int_equal(0, accel_bm_append(bm, a, &x, 1, NULL, &plan));
+	assert_int_equal(0, plan.id);
+	log.calls = 0;
+	assert_int_equal(-ENOMEM, accel_bm_seq_move(bm, a, 0, &plan));
+	assert_int_equal(1, log.calls);
+	check(bm);
+	assert_int_equal(0, accel_bm_seq_info(bm, a, &info));
+	assert_int_equal(1, info.tier);
+	log.fail = 0;
+	assert_int_equal(0, accel_bm_seq_move(bm, a, 0, &plan));
+	assert_int_equal(0, accel_bm_plan_done(bm, plan.id, 0));
+	check(bm);
+	accel_bm_destroy(bm);
+}
+
+static void move_flags(void **state)
+{
+	struct accel_bm *bm = mk(8, 8, ACCEL_BM_EVICT_LRU);
+	ACCEL_OPTS(accel_bm_plan, plan);
+	ACCEL_OPTS(accel_bm_seq_info, info);
+	uint32_t a;
+
+	(void)state;
+	a = seq_with(bm, 0, T, 10, NULL);
+	assert_int_equal(2, accel_bm_commit(bm, a, 2));
+	/* Drop the old tier's blocks once done: the keyed ones stay cached. */
+	assert_int_equal(0, bm_seq_move(bm, a, 1, BM_MOVE_DROP_OLD, &plan));
+	assert_int_equal(3, plan.blocks);
+	assert_int_equal(3, stats(bm, 0).used);		/* held until done */
+	assert_int_equal(0, accel_bm_plan_done(bm, plan.id, 0));
+	check(bm);
+	assert_int_equal(0, stats(bm, 0).used);
+	assert_int_equal(2, stats(bm, 0).cached);
+	assert_int_equal(6, stats(bm, 0).free);
+	/* Back in: the two cached blocks by key, the partial one copied. */
+	assert_int_equal(0, bm_seq_move(bm, a, 0, BM_MOVE_PLAN_ALWAYS, &plan));
+	assert_int_equal(1, plan.blocks);
+	assert_int_equal(2, plan.reused);
+	assert_int_equal(0, accel_bm_plan_done(bm, plan.id, 0));
+	check(bm);
+	/* Nothing to copy (every host copy still valid), but a plan all the same. */
+	assert_int_equal(0, bm_seq_move(bm, a, 1, BM_MOVE_PLAN_ALWAYS | BM_MOVE_DROP_OLD,
+					&plan));
+	assert_int_not_equal(0, plan.id);
+	assert_int_equal(0, plan.nr_runs);
+	assert_int_equal(0, plan.blocks);
+	assert_int_equal(3, plan.reused);
+	assert_int_equal(0, accel_bm_plan_runs(bm, plan.id, 0, NULL, 0));
+	assert_int_equal(-EBUSY, accel_bm_commit(bm, a, 2));
+	check(bm);
+	/* Undone: still on the device, its host copies still its own. */
+	assert_int_equal(0, accel_bm_plan_done(bm, plan.id, -EIO));
+	check(bm);
+	assert_int_equal(0, accel_bm_seq_info(bm, a, &info));
+	assert_int_equal(0, info.tier);
+	assert_int_equal(3, stats(bm, 1).used);
+	assert_int_equal(0, bm_seq_move(bm, a, 1, BM_MOVE_PLAN_ALWAYS | BM_MOVE_DROP_OLD,
+					&plan));
+	assert_int_equal(3, plan.reused);
+	assert_int_equal(0, accel_bm_plan_done(bm, plan.id, 0));
+	check(bm);
+	assert_int_equal(0, accel_bm_seq_info(bm, a, &info));
+	assert_int_equal(1, info.tier);
+	assert_int_equal(0, stats(bm, 0).used);
+	accel_bm_destroy(bm);
+}
+
 static void lru_and_arc(void **state)
 {
 	struct accel_bm *bm;
@@ -403,6 +534,8 @@ int main(void)
 		cmocka_unit_test(move_reuse),
 		cmocka_unit_test(no_space),
 		cmocka_unit_test(lru_and_arc),
+		cmocka_unit_test(prepare_hook),
+		cmocka_unit_test(move_flags),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

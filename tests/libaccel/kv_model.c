@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * Native tests (cmocka, ASan/UBSan) of the KV cache's logic (kv_cache.c)
+ * Native tests (cmocka, ASan/UBSan) of the KV cache's logic (kv_cache.c,
+ * on the block manager bm/ whose plans it executes, linked in as it is)
  * over a stub backend of plain memory whose transfers complete when the
  * test lets them, fail when told to (a failed copy leaves garbage in its
  * destination), and can hold every waiter back:
@@ -15,7 +16,8 @@
  * - directed tests of defects: a swap out with the host tier short after
  *   a swap in and growth; an append whose copy-on-write fails; nothing
  *   waits with the cache's lock held; one deadline for a whole progress
- *   call; token counts that would overflow.
+ *   call; token counts that would overflow; a swap out that takes host
+ *   copies another sequence's swap left under the same keys.
  *
  * The seed is printed; KV_MODEL_SEED=N replays one, KV_MODEL_OPS=N sets
  * the budget (default 20000).
@@ -109,39 +111,49 @@ static int stub_prepare(struct kv_backend *b, const uint32_t *blocks, uint32_t n
 	return chance(s, s->fail_prepare_pct) ? -ENOMEM : 0;
 }
 
-static int stub_copy(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id to,
-		     struct kv_copy *c, uint32_t n, const struct kv_order *order,
-		     struct kv_xfer **out)
+static int stub_copy(struct kv_backend *b, const struct accel_bm_run *runs, uint32_t nr,
+		     const struct kv_order *order, struct kv_xfer **out)
 {
 	struct stub *s = (struct stub *)b;
 	struct kv_xfer *x;
-	uint32_t i;
+	uint32_t i, k, n = 0;
 
 	*out = NULL;
 	if (order && (order->wait_event || order->done_event))
 		return -EOPNOTSUPP;
-	if (!n)
+	if (!nr)
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	if (chance(s, s->fail_submit_pct)) {
 		pthread_mutex_unlock(&s->lock);
 		return -EIO;
 	}
+	for (i = 0; i < nr; i++) {
+		/* One transfer: one pair of tiers; runs within the transfer unit. */
+		assert_true(runs[i].src_tier == runs[0].src_tier &&
+			    runs[i].dst_tier == runs[0].dst_tier);
+		assert_true(runs[i].count >= 1 && runs[i].count * BB <= b->transfer_unit);
+		n += runs[i].count;
+	}
 	x = calloc(1, sizeof(*x));
 	assert_non_null(x);
-	x->c = calloc(n, sizeof(*c));
+	*x = (struct kv_xfer) { s, runs[0].src_tier, runs[0].dst_tier, NULL, n, false, 0 };
+	x->c = calloc(n, sizeof(*x->c));
 	assert_non_null(x->c);
-	memcpy(x->c, c, n * sizeof(*c));
-	*x = (struct kv_xfer) { s, from, to, x->c, n, false, 0 };
+	for (i = 0, n = 0; i < nr; i++)
+		for (k = 0; k < runs[i].count; k++, n++)
+			x->c[n] = (struct kv_copy) { runs[i].src_block + k, runs[i].dst_block + k };
 	for (i = 0; i < n; i++) {
-		assert_true(c[i].src < s->nr[from] && c[i].dst < s->nr[to]);
-		if (s->busy[to][c[i].dst])
+		struct kv_copy *c = &x->c[i];
+
+		assert_true(c->src < s->nr[x->from] && c->dst < s->nr[x->to]);
+		if (s->busy[x->to][c->dst])
 			s->overlap = true;
-		s->busy[to][c[i].dst]++;
-		s->busy[from][c[i].src]++;
+		s->busy[x->to][c->dst]++;
+		s->busy[x->from][c->src]++;
 	}
 	s->inflight++;
-	b->transfers += n;
+	b->transfers += nr;
 	b->bytes_moved += (uint64_t)n * BB;
 	if (chance(s, s->fail_done_pct))
 		x->status = -EIO;
@@ -555,6 +567,54 @@ static void swap_out_host_short(void **state)
 	accel_kv_destroy(kv);
 }
 
+/*
+ * Host blocks are keyed too (the block manager's host prefix cache): a
+ * sequence swapped out after another with the same prefix takes the host
+ * copies the first one left instead of copying its full blocks again, and
+ * both come back without a copy (their device blocks are still cached).
+ */
+static void swap_out_shares_host_prefix(void **state)
+{
+	struct accel_kv *kv;
+	struct mseq *a = &ms[0], *b = &ms[1];
+	struct accel_kv_stats st = { .sz = sizeof(st) };
+	uint32_t ha[4], hb[4];
+
+	(void)state;
+	memset(ms, 0, sizeof(ms));
+	kv = cache_new(16, 8, 5);
+	for (int i = 0; i < MAXTOK; i++)
+		a->tok[i] = b->tok[i] = 300 + i;
+	assert_int_equal(0, m_create(kv, a, 8, 0));	/* 2 full blocks */
+	assert_int_equal(0, m_create(kv, b, 8, 0));	/* shares both */
+	assert_int_equal(0, accel_kv_swap_out(kv, a->id, NULL));
+	assert_int_equal(0, accel_kv_progress(kv, -1));
+	assert_int_equal(0, accel_kv_swap_out(kv, b->id, NULL));
+	assert_int_equal(0, accel_kv_progress(kv, -1));
+	check(kv);
+	assert_int_equal(0, accel_kv_stats(kv, &st));
+	assert_int_equal(2, st.blocks_out);
+	assert_int_equal(2, st.blocks_reused);
+	assert_int_equal(6, st.host_free);
+	assert_int_equal(2, accel_kv_seq_host_blocks(kv, a->id, ha, 4));
+	assert_int_equal(2, accel_kv_seq_host_blocks(kv, b->id, hb, 4));
+	assert_memory_equal(ha, hb, sizeof(uint32_t) * 2);
+	verify(kv, a);
+	verify(kv, b);
+	assert_int_equal(0, accel_kv_swap_in(kv, a->id, NULL));
+	assert_int_equal(0, accel_kv_swap_in(kv, b->id, NULL));
+	assert_int_equal(0, accel_kv_progress(kv, -1));
+	check(kv);
+	assert_int_equal(0, accel_kv_stats(kv, &st));
+	assert_int_equal(0, st.blocks_in);
+	assert_int_equal(6, st.blocks_reused);
+	verify(kv, a);
+	verify(kv, b);
+	m_free_all(kv);
+	check(kv);
+	accel_kv_destroy(kv);
+}
+
 /* A failed copy-on-write adds no token and leaves the shared block alone. */
 static void append_cow_failure(void **state)
 {
@@ -699,6 +759,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(swap_out_host_short),
+		cmocka_unit_test(swap_out_shares_host_prefix),
 		cmocka_unit_test(append_cow_failure),
 		cmocka_unit_test(no_wait_under_lock),
 		cmocka_unit_test(token_bounds),

@@ -54,6 +54,7 @@ struct bm_plan {
 	uint32_t old_shadow_tier;
 	uint32_t *old_shadow;	/* shadow left on a third tier (or NULL) */
 	uint32_t nr_old_shadow;
+	uint32_t move_flags;	/* BM_MOVE_* */
 };
 
 struct bm_seq {
@@ -87,6 +88,8 @@ struct accel_bm {
 	struct bm_plan *plan;
 	uint32_t nr_plan;
 	uint32_t gen;
+	/* Called with a tier's fresh blocks before they are handed out (bm_set_prepare()). */
+	struct kv_prepare prep[ACCEL_BM_TIERS_MAX];
 };
 
 /* bm_core.c */
@@ -97,7 +100,30 @@ void bm_shadow_drop(struct accel_bm *bm, struct bm_seq *q, uint32_t from);
 /* Recount every block's references and check each pool: 0, or -EUCLEAN and @why. */
 int bm_check(struct accel_bm *bm, char *why, size_t len);
 
+/*
+ * @prep (NULL: none) is called, with the manager's lock held, with every
+ * block of tier @tier that seq_start, append or a move allocates before
+ * the call returns; an error undoes the call (-errno). For a cache whose
+ * device memory must be mapped first (the KV cache's cuda backend).
+ */
+void bm_set_prepare(struct accel_bm *bm, uint32_t tier, const struct kv_prepare *prep);
+/* The tier's prepare hook for kv_seq's calls, or NULL. */
+const struct kv_prepare *bm_prep(const struct accel_bm *bm, uint32_t tier);
+
 /* bm_plan.c */
+/*
+ * accel_bm_seq_move() with flags (the KV cache's swaps):
+ * BM_MOVE_DROP_OLD: once the plan is done, the old tier's blocks are
+ *	released instead of kept as still-valid copies (a swap out: device
+ *	blocks go back at once; keyed ones stay in the prefix cache);
+ * BM_MOVE_PLAN_ALWAYS: a plan even when nothing is copied (no runs), so
+ *	the caller's own completion (a CUDA event recorded, an error) can
+ *	still undo the move with accel_bm_plan_done().
+ */
+#define BM_MOVE_DROP_OLD	(1u << 0)
+#define BM_MOVE_PLAN_ALWAYS	(1u << 1)
+int bm_seq_move(struct accel_bm *bm, uint32_t seq, uint32_t tier, uint32_t flags,
+		struct accel_bm_plan *plan);
 /*
  * A new plan for @seq with room for @nres reservations and @nruns runs:
  * its slot, or BM_NONE (no memory).

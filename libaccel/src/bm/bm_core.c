@@ -96,6 +96,18 @@ struct bm_seq *bm_seq_get(struct accel_bm *bm, uint32_t seq)
 	return seq < bm->nr_seq && bm->seq[seq].live ? &bm->seq[seq] : NULL;
 }
 
+void bm_set_prepare(struct accel_bm *bm, uint32_t tier, const struct kv_prepare *prep)
+{
+	pthread_mutex_lock(&bm->lock);
+	bm->prep[tier] = prep ? *prep : (struct kv_prepare) { 0 };
+	pthread_mutex_unlock(&bm->lock);
+}
+
+const struct kv_prepare *bm_prep(const struct accel_bm *bm, uint32_t tier)
+{
+	return bm->prep[tier].fn ? &bm->prep[tier] : NULL;
+}
+
 /* ---- still-valid copies ---- */
 
 void bm_shadow_drop(struct accel_bm *bm, struct bm_seq *q, uint32_t from)

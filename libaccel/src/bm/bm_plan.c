@@ -205,6 +205,11 @@ static void move_done(struct accel_bm *bm, struct bm_plan *pl, int status)
 				      q->s.blocks[i];
 	put_all(bm, pl->old_shadow_tier, pl->old_shadow, pl->nr_old_shadow);
 	pl->nr_old_shadow = 0;
+	if (pl->move_flags & BM_MOVE_DROP_OLD) {
+		/* Released at once (keyed ones stay cached). */
+		put_all(bm, pl->old_tier, pl->old_blocks, n);
+		n = 0;
+	}
 	/* The old tier's blocks stay valid copies until written or needed. */
 	free(q->shadow);
 	q->shadow = pl->old_blocks;
@@ -249,6 +254,12 @@ out:
 ACCEL_EXPORT int accel_bm_seq_move(struct accel_bm *bm, uint32_t seq, uint32_t tier,
 				   struct accel_bm_plan *plan)
 {
+	return bm_seq_move(bm, seq, tier, 0, plan);
+}
+
+int bm_seq_move(struct accel_bm *bm, uint32_t seq, uint32_t tier, uint32_t flags,
+		struct accel_bm_plan *plan)
+{
 	uint32_t n, i, k, need = 0, nc = 0, reused = 0, slot = BM_NONE, old;
 	uint32_t *newt = NULL, *fresh = NULL;
 	struct kv_copy *c = NULL;
@@ -287,6 +298,7 @@ ACCEL_EXPORT int accel_bm_seq_move(struct accel_bm *bm, uint32_t seq, uint32_t t
 		ret = -ENOMEM;
 		goto fail;
 	}
+	pl->move_flags = flags;
 	/* A third tier's copies would not be the sequence's last: kept only for undo. */
 	if (q->shadow_tier != BM_NONE && q->shadow_tier != tier) {
 		pl->old_shadow = q->shadow;
@@ -319,6 +331,11 @@ ACCEL_EXPORT int accel_bm_seq_move(struct accel_bm *bm, uint32_t seq, uint32_t t
 	}
 	bm_make_room(bm, tier, need);
 	ret = kv_pool_alloc(pb, need, fresh);
+	if (!ret && need && bm_prep(bm, tier)) {
+		ret = bm_prep(bm, tier)->fn(bm_prep(bm, tier)->arg, fresh, need);
+		if (ret)
+			kv_pool_put_many(pb, fresh, need);
+	}
 	if (ret) {
 		move_unwind(bm, q, pl, tier, newt, n);
 		goto fail;
@@ -348,7 +365,7 @@ ACCEL_EXPORT int accel_bm_seq_move(struct accel_bm *bm, uint32_t seq, uint32_t t
 	for (i = 0; i < pl->nr_runs; i++)
 		pl->runs[i] = (struct accel_bm_run) { old, runs[i].src, tier, runs[i].dst,
 						      runs[i].count };
-	if (!nc) {
+	if (!nc && !(flags & BM_MOVE_PLAN_ALWAYS)) {
 		/* Every block had a valid copy there: done at once. */
 		move_done(bm, pl, 0);
 		bm_plan_free(bm, slot);

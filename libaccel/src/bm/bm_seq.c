@@ -212,7 +212,7 @@ ACCEL_EXPORT int accel_bm_seq_start(struct accel_bm *bm, uint32_t seq, const int
 	t = &bm->tier[q->tier];
 	bm_make_room(bm, q->tier, (uint32_t)blocks_for(bm, n));
 	ret = kv_seq_start_keys(&t->pool, &q->s, tokens, n, (const struct kv_key *)keys,
-				&cached, NULL, NULL);
+				&cached, NULL, bm_prep(bm, q->tier));
 	if (ret)
 		goto out;
 	if (n)
@@ -278,7 +278,8 @@ ACCEL_EXPORT int accel_bm_append(struct accel_bm *bm, uint32_t seq, const int32_
 	}
 	need = (uint32_t)(blocks_for(bm, old_tokens + n) - q->s.nr_blocks) + cow;
 	bm_make_room(bm, q->tier, need);
-	ret = kv_seq_append_keys(p, &q->s, tokens, n, (const struct kv_key *)keys, &copies, NULL);
+	ret = kv_seq_append_keys(p, &q->s, tokens, n, (const struct kv_key *)keys, &copies,
+				 bm_prep(bm, q->tier));
 	if (ret)
 		goto fail;
 	memcpy(q->tok + old_tokens, tokens, n * sizeof(*tokens));

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libaccel - what the KV cache (kv_cache.c) needs from the memory behind
- * its two tiers: a backend operations table. The cache does the
- * bookkeeping (pools, block tables, which block is where); a backend
- * holds the bytes and moves them.
+ * its two tiers: a backend operations table. The cache's block manager
+ * does the bookkeeping (pools, block tables, which block is where) and
+ * plans the copies; a backend holds the bytes and executes the plans'
+ * runs.
  *
- *   host  both tiers in kvaccel regions, copies on the module's copy
- *         engine (kv_backend_host.c)
+ *   host  both tiers host tiers of the data mover (kvaccel regions),
+ *         copies on the module's copy engine (kv_backend_host.c)
  *   cuda  the device tier in GPU memory, copies on the CUDA tier's stream
  *         (kv_backend_cuda.c)
  *   tests a stub over plain memory (tests/libaccel/kv_model.c)
@@ -45,13 +46,15 @@ struct kv_backend_ops {
 	 */
 	int (*prepare)(struct kv_backend *b, const uint32_t *blocks, uint32_t n);
 	/*
-	 * Queue @n block copies from tier @from to tier @to (@c is the
-	 * backend's to sort). *x receives the transfer, or NULL when the
-	 * copies are already complete. On error none is still in flight.
+	 * Queue @n runs of a block manager's plan (accel_bm_plan_runs(): the
+	 * tier numbers are enum kv_tier_id, each run at most transfer_unit
+	 * bytes, already coalesced) as one transfer; count them in
+	 * transfers and bytes_moved. *x receives the transfer, or NULL when
+	 * the copies are already complete (or @n is 0, the order's events
+	 * still waited for and recorded). On error none is still in flight.
 	 */
-	int (*copy)(struct kv_backend *b, enum kv_tier_id from, enum kv_tier_id to,
-		    struct kv_copy *c, uint32_t n, const struct kv_order *order,
-		    struct kv_xfer **x);
+	int (*copy)(struct kv_backend *b, const struct accel_bm_run *runs, uint32_t n,
+		    const struct kv_order *order, struct kv_xfer **x);
 	/* 0 done, -ETIME not done within @timeout_ns (0: a poll, -1: forever), -errno failed. */
 	int (*wait)(struct kv_backend *b, struct kv_xfer *x, int64_t timeout_ns);
 	void (*xfer_free)(struct kv_backend *b, struct kv_xfer *x);
@@ -78,7 +81,8 @@ struct kv_backend_ops {
  * @ops: its operations.
  * @name: "host", "cuda", ...
  * @block_bytes: bytes per block, both tiers.
- * @transfer_unit: the largest coalesced copy, in bytes.
+ * @transfer_unit: the largest coalesced copy, in bytes (the cache's block
+ *	manager caps its runs at it).
  * @flags: the cache's ACCEL_KV_* flags.
  * @transfers: coalesced copies submitted (under the cache lock).
  * @bytes_moved: bytes those moved.

@@ -305,13 +305,6 @@ void kv_seq_replace_tail(struct kv_pool *p, struct kv_seq *s, uint32_t b)
 	kv_pool_put(p, old);
 }
 
-void kv_seq_republish(struct kv_pool *p, const struct kv_seq *s, uint32_t i)
-{
-	if (i < s->nr_blocks && !kv_key_is_zero(&s->keys[i]) &&
-	    !kv_pool_keyed(p, s->blocks[i]))
-		kv_pool_publish(p, s->blocks[i], &s->keys[i]);
-}
-
 int kv_seq_start(struct kv_pool *p, struct kv_seq *s, const int32_t *tokens, uint64_t n,
 		 uint64_t *cached, struct kv_copies *copies, const struct kv_prepare *prep)
 {

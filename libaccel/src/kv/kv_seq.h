@@ -45,8 +45,8 @@ struct kv_seq {
 	/*
 	 * Commit gating (the block manager): a block that fills keeps its
 	 * key in keys[] but is published only by kv_seq_commit(), once the
-	 * engine has written its KV. Without it (the KV cache) a block is
-	 * published as it fills.
+	 * engine has written its KV (the KV cache commits every full block
+	 * after each change). Without it a block is published as it fills.
 	 */
 	bool defer_publish;
 	uint32_t nr_committed;	/* leading blocks commit has gone through */
@@ -112,11 +112,6 @@ int kv_seq_fork(struct kv_pool *p, const struct kv_seq *src, struct kv_seq *dst)
 bool kv_seq_tail_shared(const struct kv_pool *p, const struct kv_seq *s);
 /* Make @b (a used block holding a copy of the last block) the last block. */
 void kv_seq_replace_tail(struct kv_pool *p, struct kv_seq *s, uint32_t b);
-/*
- * Publish full block @i's key in @p (a block that came back from another
- * tier): if another block already has the key, @i's block stays private.
- */
-void kv_seq_republish(struct kv_pool *p, const struct kv_seq *s, uint32_t i);
 
 int kv_copies_add(struct kv_copies *c, uint32_t src, uint32_t dst);
 void kv_copies_fini(struct kv_copies *c);

@@ -441,23 +441,28 @@ static int submit_memcpy(struct job *j, const struct accel_tier *const tiers[],
 /*
  * Segments of the copy engine: the runs' pieces, adjacent ones coalesced
  * (within one pair of regions), each segment at most
- * KVACCEL_COPY_MAX_BYTES; chained jobs of at most
- * KVACCEL_COPY_MAX_SEGMENTS segments and KVACCEL_COPY_MAX_BYTES bytes.
+ * KVACCEL_COPY_MAX_BYTES (and @max_seg, if not 0); chained jobs of at
+ * most KVACCEL_COPY_MAX_SEGMENTS segments and KVACCEL_COPY_MAX_BYTES
+ * bytes. Shared with the KV cache's host backend (mover.h).
  */
-static int submit_engine(struct job *j, const struct accel_tier *const tiers[],
-			 const struct accel_bm_run *runs, uint32_t n,
-			 const struct accel_piece_sel *sel)
+int accel_tier_copy_engine(const struct accel_tier *const tiers[], const struct accel_bm_run *runs,
+			   uint32_t n, const struct accel_piece_sel *sel, uint64_t max_seg,
+			   struct accel_fence **fence)
 {
-	struct accel_device *dev = tiers[runs[0].src_tier]->dev;
-	struct accel_fence *fence = NULL;
+	uint64_t cap = 0, most = 0, k, max_len = KVACCEL_COPY_MAX_BYTES;
+	struct accel_device *dev;
 	struct accel_piece *pc = NULL;
 	struct accel_copy_seg *segs;
-	uint64_t cap = 0, most = 0, k;
 	size_t nr = 0, np, q;
 	uint32_t i;
 	int ret = 0;
 
-	j->kind = JOB_ENGINE;
+	*fence = NULL;
+	if (!n)
+		return 0;
+	if (max_seg && max_seg < max_len)
+		max_len = max_seg;
+	dev = tiers[runs[0].src_tier]->dev;
 	for (i = 0; i < n; i++) {
 		k = accel_run_pieces_max(tiers[runs[i].src_tier], tiers[runs[i].dst_tier], &runs[i],
 					 sel);
@@ -476,7 +481,7 @@ static int submit_engine(struct job *j, const struct accel_tier *const tiers[],
 		const struct accel_tier *s = tiers[runs[i].src_tier], *d = tiers[runs[i].dst_tier];
 		struct accel_obj *so = accel_region_obj(s->region), *dob = accel_region_obj(d->region);
 
-		np = accel_run_pieces(s, d, &runs[i], sel, pc, 0, KVACCEL_COPY_MAX_BYTES);
+		np = accel_run_pieces(s, d, &runs[i], sel, pc, 0, max_len);
 		for (q = 0; q < np; q++) {
 			struct accel_copy_seg *p = nr ? &segs[nr - 1] : NULL;
 			uint64_t src = pc[q].src - (uintptr_t)s->base;
@@ -484,8 +489,7 @@ static int submit_engine(struct job *j, const struct accel_tier *const tiers[],
 
 			/* Coalesce with the previous segment where it ends where this starts. */
 			if (p && p->src == so && p->dst == dob && p->src_offset + p->length == src &&
-			    p->dst_offset + p->length == dst &&
-			    p->length + pc[q].len <= KVACCEL_COPY_MAX_BYTES) {
+			    p->dst_offset + p->length == dst && p->length + pc[q].len <= max_len) {
 				p->length += pc[q].len;
 			} else {
 				segs[nr++] = (struct accel_copy_seg) {
@@ -495,9 +499,24 @@ static int submit_engine(struct job *j, const struct accel_tier *const tiers[],
 			}
 		}
 	}
-	ret = accel_copy_chain(dev, segs, nr, &fence);
+	ret = accel_copy_chain(dev, segs, nr, fence);
+out:
+	free(pc);
+	free(segs);
+	return ret;
+}
+
+static int submit_engine(struct job *j, const struct accel_tier *const tiers[],
+			 const struct accel_bm_run *runs, uint32_t n,
+			 const struct accel_piece_sel *sel)
+{
+	struct accel_fence *fence = NULL;
+	int ret;
+
+	j->kind = JOB_ENGINE;
+	ret = accel_tier_copy_engine(tiers, runs, n, sel, 0, &fence);
 	if (ret)
-		goto out;
+		return ret;
 	j->fence = fence;
 	/* Done already (a small copy the kernel finished): no fd needed. */
 	if (accel_fence_status(fence) == 0) {
@@ -505,16 +524,11 @@ static int submit_engine(struct job *j, const struct accel_tier *const tiers[],
 		if (ret < 0) {
 			/* No fd to watch: finish it here. */
 			accel_fence_wait(fence, -1);
-			ret = 0;
-			goto out;
+			return 0;
 		}
 		j->fd = ret;
-		ret = 0;
 	}
-out:
-	free(pc);
-	free(segs);
-	return ret;
+	return 0;
 }
 
 /* The submission's piece selection and events: 0, or -EINVAL. */

@@ -130,6 +130,17 @@ size_t accel_run_pieces(const struct accel_tier *s, const struct accel_tier *d,
 uint64_t accel_run_pieces_max(const struct accel_tier *s, const struct accel_tier *d,
 			      const struct accel_bm_run *r, const struct accel_piece_sel *sel);
 
+/*
+ * @n valid runs between host tiers of one device on its copy engine
+ * (mover.c; the mover's engine jobs and the KV cache's host backend):
+ * the pieces @sel picks, coalesced into segments of at most @max_seg
+ * bytes (0: one job's), in chained copy jobs; *fence the last job's (NULL
+ * for @n 0). On error nothing is still in flight.
+ */
+int accel_tier_copy_engine(const struct accel_tier *const tiers[], const struct accel_bm_run *runs,
+			   uint32_t n, const struct accel_piece_sel *sel, uint64_t max_seg,
+			   struct accel_fence **fence);
+
 /* What the mover keeps of a CUDA job in flight: (tier, ticket) to wait for. */
 struct accel_cuda_wait {
 	struct accel_cuda_tier *ct;
