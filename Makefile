@@ -68,7 +68,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/kvacceld_units \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake \
 		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
-		   $(B)/native/python_offload $(B)/native/python_cuda
+		   $(B)/native/python_offload $(B)/native/python_cuda $(B)/native/docs_rst
 
 .PHONY: all deps kmod test-modules tests tools native check check-debug demo bench lint clean help gpu-check gpu-bench \
 	libaccel install
@@ -508,6 +508,12 @@ $(foreach t,$(PY_TESTS),$(B)/native/python_$(t)): $(B)/native/python_%: tests/py
 	@mkdir -p $(@D)
 	@printf '#!/bin/sh\nexec %s %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" \
 		"$(CURDIR)/tests/python/test_$*.py" > $@
+	@chmod +x $@
+
+# Every Documentation/*.rst parses without a docutils warning (Debian's python3).
+$(B)/native/docs_rst: tests/docs_rst.py $(wildcard Documentation/*.rst)
+	@mkdir -p $(@D)
+	@printf '#!/bin/sh\nexec /usr/bin/python3 %s %s\n' "$(CURDIR)/$<" "$(CURDIR)/Documentation" > $@
 	@chmod +x $@
 
 # Device tiers and the mover's CUDA options from Python, against the fake driver.
