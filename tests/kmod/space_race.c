@@ -10,6 +10,8 @@
  *    (on the debug kernel, a use-after-free here would also show in KASAN
  *    or the page allocator's checks).
  */
+#include <sched.h>
+
 #include "kvtest.h"
 #include "kselftest_harness.h"
 
@@ -171,8 +173,13 @@ TEST(rebind_loop_vs_generation_reader)
  * slot 0, close its handle (the binding alone keeps it alive), unbind it
  * (which frees it), publish the round as unbound. The reader notes the
  * published round, then reads slot 0: it may see SIGBUS or a newer round,
- * never a round published as unbound before the read began.
+ * never a round published as unbound before the read began. At least 400
+ * rounds, and more (up to RACE_ROUNDS_MAX) until the reader has read a
+ * bound block at least once: on a loaded machine it may not run at all
+ * while the first 400 are bound.
  */
+#define RACE_ROUNDS_MIN	400
+#define RACE_ROUNDS_MAX	40000
 TEST(fault_races_unbind_of_dying_region)
 {
 	struct race_shared *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
@@ -208,13 +215,15 @@ TEST(fault_races_unbind_of_dying_region)
 			 * Every bound block was filled before it was bound: a
 			 * zero or foreign word is a mapping of a freed page.
 			 */
-			if (v < 0x10001 || v > 0x10000 + 400 ||
+			if (v < 0x10001 || v > 0x10000 + RACE_ROUNDS_MAX ||
 			    (uint64_t)(v - 0x10000) <= done)
 				sh->stale++;
 		}
 		_exit(0);
 	}
-	for (round = 1; round <= 400; round++) {
+	for (round = 1; round <= RACE_ROUNDS_MIN ||
+	     (!__atomic_load_n(&sh->accepted, __ATOMIC_SEQ_CST) && round <= RACE_ROUNDS_MAX);
+	     round++) {
 		uint32_t r;
 		void *m;
 
@@ -225,6 +234,7 @@ TEST(fault_races_unbind_of_dying_region)
 		munmap(m, BS);
 		ASSERT_EQ(0, kvt_bind1(fd, space, kvt_op_bind(0, r, 0)));
 		ASSERT_EQ(0, kvt_close_handle(fd, r));
+		sched_yield();	/* let the reader see it bound */
 		ASSERT_EQ(0, kvt_bind1(fd, space, kvt_op(KVACCEL_BIND_OP_UNBIND, 0, 0)));
 		__atomic_store_n(&sh->unbound_upto, round, __ATOMIC_SEQ_CST);
 	}
