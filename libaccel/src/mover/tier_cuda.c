@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * libaccel - device tiers (CUDA device memory) and the CUDA part of the
- * mover's jobs (accel_mover.h; the cuda backend's device tier,
- * cuda/cuda_tier.h, does the driver work).
+ * mover's jobs (accel_mover.h; cuda/cuda_tier.h does the driver work),
+ * shared with the KV cache's cuda backend (its device tier is one of
+ * these, its copies go down accel_mover_cuda_queue()).
  *
  * Every device tier owns an accel_cuda_tier: an allocated tier's holds its
  * memory (reserved and mapped whole at creation; or, the KV cache's,
