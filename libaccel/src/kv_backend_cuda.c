@@ -51,9 +51,11 @@ static struct accel_cuda_tier *gpu_of(struct cuda_backend *c)
 	return accel_tier_cuda(c->tier[KV_TIER_DEV]);
 }
 
+_Static_assert(KV_NO_BLOCK == UINT32_MAX, "accel_tier_cuda_prepare()'s holes");
+
 static int cuda_prepare(struct kv_backend *b, const uint32_t *blocks, uint32_t n)
 {
-	/* KV_NO_BLOCK (UINT32_MAX) entries are holes: skipped. */
+	/* KV_NO_BLOCK entries are holes: skipped. */
 	return accel_tier_cuda_prepare(to_cuda(b)->tier[KV_TIER_DEV], blocks, n);
 }
 
