@@ -4,7 +4,8 @@
  * swap out and back in with data verification, a second swap-out moving
  * only the blocks written since, prefix sharing, copy-on-write after a
  * fork, swap-in reusing blocks still cached on the device, windows on both
- * tiers, every "not now" (-EBUSY) and "no room" (-ENOSPC) case leaving
+ * tiers, the naive per-block mover (ACCEL_KV_PER_BLOCK_COPIES), every
+ * "not now" (-EBUSY) and "no room" (-ENOSPC) case leaving
  * the state as it was, and nothing leaked when the cache is destroyed with
  * sequences alive.
  *
@@ -171,6 +172,42 @@ TEST_F(kv, swap_out_and_in_keeps_the_data)
 	EXPECT_EQ(100, tokens);
 	EXPECT_EQ(0, accel_kv_seq_free(self->kv, seq));
 	EXPECT_EQ(-ENOENT, accel_kv_seq_free(self->kv, seq));
+}
+
+/*
+ * ACCEL_KV_PER_BLOCK_COPIES (the benchmarks' naive mover): one copy per
+ * block, waited for in the call, so a swap is done on return; the data
+ * survives the round trip and every block counts as a transfer.
+ */
+TEST_F(kv, per_block_copies_keep_the_data)
+{
+	struct accel_kv_config cfg = {
+		.sz = sizeof(cfg),
+		.block_tokens = BT, .block_bytes = BB, .device_blocks = 64,
+		.host_blocks = 128, .backend = BACKEND, .flags = ACCEL_KV_PER_BLOCK_COPIES,
+	};
+	struct accel_kv_stats st = { .sz = sizeof(st) };
+	struct accel_kv *kv = accel_kv_create(self->dev, &cfg);
+	uint32_t seq;
+
+	ASSERT_NE(NULL, kv) TH_LOG("accel_kv_create: %s", strerror(errno));
+	ASSERT_EQ(0, accel_kv_seq_create(kv, prompt, 100, &seq, NULL));
+	ASSERT_EQ(7, fill_seq(kv, seq, 4));
+	ASSERT_EQ(0, accel_kv_swap_out(kv, seq, NULL));
+	EXPECT_EQ(0, accel_kv_progress(kv, -1));
+	EXPECT_EQ(ACCEL_KV_HOST, accel_kv_seq_place(kv, seq));
+	ASSERT_EQ(0, accel_kv_stats(kv, &st));
+	EXPECT_EQ(7, st.blocks_out);
+	EXPECT_EQ(7, st.transfers);
+	ASSERT_EQ(0, accel_kv_swap_in(kv, seq, NULL));
+	EXPECT_EQ(0, accel_kv_progress(kv, -1));
+	EXPECT_EQ(ACCEL_KV_DEVICE, accel_kv_seq_place(kv, seq));
+	EXPECT_EQ(0, check_seq(kv, seq, 4, 0));
+	ASSERT_EQ(0, accel_kv_stats(kv, &st));
+	/* The full blocks still cached on the device are reused: the partial one moves. */
+	EXPECT_EQ(1, st.blocks_in);
+	EXPECT_EQ(8, st.transfers);
+	accel_kv_destroy(kv);
 }
 
 /*

@@ -20,7 +20,9 @@
  * two GPUs, straight through the peer path and staged (four threads at once
  * into one tier: one bounce buffer); bad arguments
  * (-EINVAL, nothing queued); failures injected into the driver reaching
- * accel_mover_done.status, or the submission where nothing was queued.
+ * accel_mover_done.status, or the submission where nothing was queued;
+ * the KV cache's lazily mapped device tier (accel_tier_create_cuda_lazy():
+ * chunks mapped as blocks are prepared, an export mapping the rest).
  * build/native/mover_cuda_plain runs it against a driver without
  * cuMemcpyBatchAsync, dma-buf export or peer access (every GPU-to-GPU copy
  * staged).
@@ -212,6 +214,100 @@ static void allocated_round_trip(void **state)
 	assert_int_equal(s0.live_allocations, s.live_allocations);
 	assert_int_equal(s0.reservations, s.reservations);
 	assert_int_equal(s0.streams, s.streams);
+}
+
+/*
+ * The KV cache's device tier (accel_tier_create_cuda_lazy()): every chunk
+ * created at once, none mapped until a block in it is prepared (holes
+ * skipped, a chunk mapped once, a failure leaving it unmapped for the next
+ * try); copies through accel_mover_cuda_queue() as for any device tier;
+ * an export maps the rest first.
+ */
+static void lazy_mapping(void **state)
+{
+	const uint64_t bb = 64 * KIB, per_chunk = FAKE_CUDA_GRANULARITY / bb;
+	const uint32_t blocks = (uint32_t)(3 * per_chunk);
+	struct accel_tier *h = memfd_tier(bb, 4, 0), *d = NULL;
+	const uint32_t prep[] = { 1, UINT32_MAX, (uint32_t)per_chunk + 8 }, again[] = { 0, 2 };
+	struct accel_cuda_tier_stats cs;
+	struct fake_cuda_stats s0, s;
+	struct accel_cuda_wait *w = NULL;
+	struct accel_bm_run r;
+	uint32_t nr = 0;
+	char why[160] = "";
+	int st = -1, fd = -1, ret;
+
+	(void)state;
+	assert_non_null(h);
+	fake.stats(&s0);
+	assert_int_equal(-ENODEV, accel_tier_create_cuda_lazy(7, bb, blocks, &d, why,
+							       sizeof(why)));
+	assert_non_null(strstr(why, "7"));
+	assert_int_equal(0, accel_tier_create_cuda_lazy(0, bb, blocks, &d, why, sizeof(why)));
+	assert_int_equal(ACCEL_TIER_CUDA, d->kind);
+	accel_cuda_tier_stats(accel_tier_cuda(d), &cs);
+	assert_int_equal(3, cs.chunks_alive);
+	assert_int_equal(0, cs.chunks_mapped);
+	/* Block addresses are device pointers, mapped or not. */
+	assert_int_equal(accel_cuda_tier_base(accel_tier_cuda(d)) + 5 * bb,
+			 (uint64_t)(uintptr_t)accel_tier_block_addr(d, 5));
+	/* A failure before anything is mapped: nothing is, and the next try maps. */
+	assert_int_equal(0, fake.inject("cuCtxPushCurrent", 1, FAKE_CU_ERROR_UNKNOWN));
+	assert_int_not_equal(0, accel_tier_cuda_prepare(d, prep, 3));
+	accel_cuda_tier_stats(accel_tier_cuda(d), &cs);
+	assert_int_equal(0, cs.chunks_mapped);
+	assert_int_equal(0, accel_tier_cuda_prepare(d, prep, 3));
+	accel_cuda_tier_stats(accel_tier_cuda(d), &cs);
+	assert_int_equal(2, cs.chunks_mapped);
+	fake.stats(&s);
+	assert_int_equal(s0.maps + 2, s.maps);
+	/* Mapped chunks are not mapped again. */
+	assert_int_equal(0, accel_tier_cuda_prepare(d, again, 2));
+	fake.stats(&s);
+	assert_int_equal(s0.maps + 2, s.maps);
+	/* A copy into a prepared block of the second chunk, through the mover's CUDA path. */
+	fill(h, 3);
+	{
+		const struct accel_tier *t[] = { h, d };
+		static const struct accel_piece_sel whole;
+
+		r = RUN(0, 2, 1, prep[2], 1);
+		assert_int_equal(0, accel_mover_cuda_queue(t, &r, 1, &whole, NULL, NULL, &w, &nr,
+							   &st));
+		assert_int_equal(0, st);
+		assert_int_equal(1, nr);
+		assert_ptr_equal(accel_tier_cuda(d), w[0].ct);
+		assert_int_equal(0, accel_cuda_tier_wait(w[0].ct, w[0].ticket, -1));
+		free(w);
+	}
+	assert_memory_equal(accel_tier_block_addr(h, 2), accel_tier_block_addr(d, prep[2]), bb);
+	/*
+	 * An export is of the whole tier: mapped first (the fake exports a
+	 * range within one chunk's mapping only: -EINVAL for three).
+	 */
+	ret = accel_tier_export(d, &fd);
+	assert_true(ret == -EINVAL || ret == -EOPNOTSUPP);
+	accel_cuda_tier_stats(accel_tier_cuda(d), &cs);
+	assert_int_equal(3, cs.chunks_mapped);
+	accel_tier_destroy(d);
+	/* A one-chunk tier, nothing prepared: exported whole (no dma-bufs: -EOPNOTSUPP). */
+	assert_int_equal(0, accel_tier_create_cuda_lazy(0, bb, (uint32_t)per_chunk, &d, why,
+							 sizeof(why)));
+	ret = accel_tier_export(d, &fd);
+	assert_true(ret == 0 || ret == -EOPNOTSUPP);
+	if (!ret) {
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	accel_cuda_tier_stats(accel_tier_cuda(d), &cs);
+	assert_int_equal(1, cs.chunks_mapped);
+	accel_tier_destroy(d);
+	accel_tier_destroy(h);
+	fake.stats(&s);
+	assert_int_equal(s0.live_allocations, s.live_allocations);
+	assert_int_equal(s0.reservations, s.reservations);
+	assert_int_equal(s0.streams, s.streams);
+	assert_int_equal(s0.registered_ranges, s.registered_ranges);
 }
 
 static void registered_blocks(void **state)
@@ -948,6 +1044,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(allocated_round_trip),
+		cmocka_unit_test(lazy_mapping),
 		cmocka_unit_test(registered_blocks),
 		cmocka_unit_test(registered_layers),
 		cmocka_unit_test(layer_wise),

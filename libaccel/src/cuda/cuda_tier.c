@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * libaccel - the cuda backend's device tier (cuda_tier.h).
+ * libaccel - the driver side of a device tier (cuda_tier.h).
  *
  * Lock: t->lock protects the pool, the chunk table, the peers, the copy
  * scratch arrays and the event ring. Driver calls are made with it held:

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libaccel - the cuda backend's device tier: one GPU's KV memory as a
+ * libaccel - the driver side of a device tier (the data mover's,
+ * mover/tier_cuda.c, the KV cache's among them): one GPU's memory as a
  * reserved virtual range (cuMemAddressReserve) backed on demand by
  * physical chunks (the allocation granularity, 2 MiB on current GPUs) from
  * a pool created ahead of time (cuMemCreate costs ~200 us: never on the

@@ -8,8 +8,9 @@
  *
  *   host  both tiers host tiers of the data mover (kvaccel regions),
  *         copies on the module's copy engine (kv_backend_host.c)
- *   cuda  the device tier in GPU memory, copies on the CUDA tier's stream
- *         (kv_backend_cuda.c)
+ *   cuda  a device tier of the data mover in GPU memory (mapped lazily)
+ *         and a host tier, copies on the device tier's stream through
+ *         the mover's CUDA path (kv_backend_cuda.c)
  *   tests a stub over plain memory (tests/libaccel/kv_model.c)
  *
  * Locking: the cache calls every operation with its lock held except

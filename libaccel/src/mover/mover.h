@@ -48,6 +48,13 @@ struct accel_tier {
 	 */
 	pthread_mutex_t peer_lock;
 	uint32_t peers_tried;		/* allocated tiers: peer grants asked for (bit: ordinal) */
+	/*
+	 * Lazily mapped allocated tiers (accel_tier_create_cuda_lazy()): one
+	 * byte per chunk of chunk_bytes, set once mapped (under lock); NULL
+	 * for a tier mapped whole at creation.
+	 */
+	uint8_t *mapped;
+	uint64_t chunk_bytes;
 };
 
 static inline bool accel_tier_is_cuda(const struct accel_tier *t)
@@ -92,6 +99,24 @@ void accel_tier_free(struct accel_tier *t);
 
 /* tier_cuda.c */
 
+/*
+ * An allocated device tier (ACCEL_TIER_CUDA) of @blocks blocks of
+ * @block_bytes on GPU @device whose memory is mapped as it is used (the
+ * KV cache's device tier): the virtual range reserved and every physical
+ * chunk created here (cuMemCreate never on a swap path), none mapped until
+ * accel_tier_cuda_prepare() asks for its blocks; an export maps them all.
+ * The caller checked its arguments. 0 with *out, or -errno with @why
+ * saying why (-ENODEV: no driver, no such device...).
+ */
+int accel_tier_create_cuda_lazy(int device, uint64_t block_bytes, uint32_t blocks,
+				struct accel_tier **out, char *why, size_t len);
+/*
+ * Map the chunks under blocks @blocks[0..n) of device tier @t (from the
+ * chunks created with it), skipping entries of UINT32_MAX (holes): 0 once
+ * all are, or -errno (those mapped before the failure stay). A no-op (0)
+ * on a tier mapped whole.
+ */
+int accel_tier_cuda_prepare(struct accel_tier *t, const uint32_t *blocks, uint32_t n);
 /* Free a device tier's CUDA state, or a host tier's DMA registration. */
 void accel_tier_cuda_release(struct accel_tier *t);
 /* accel_tier_export() of a device tier. */

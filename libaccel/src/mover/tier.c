@@ -58,6 +58,7 @@ void accel_tier_free(struct accel_tier *t)
 	pthread_mutex_destroy(&t->peer_lock);
 	pthread_mutex_destroy(&t->lock);
 	free(t->layer_base);
+	free(t->mapped);
 	free(t);
 }
 

@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
  * libaccel - device tiers (CUDA device memory) and the CUDA part of the
- * mover's jobs (accel_mover.h; the cuda backend's device tier,
- * cuda/cuda_tier.h, does the driver work).
+ * mover's jobs (accel_mover.h; cuda/cuda_tier.h does the driver work),
+ * shared with the KV cache's cuda backend (its device tier is one of
+ * these, its copies go down accel_mover_cuda_queue()).
  *
  * Every device tier owns an accel_cuda_tier: an allocated tier's holds its
- * memory (reserved and mapped whole at creation), a registered tier's is
- * stream-only (no memory: the engine's is addressed through the layout).
+ * memory (reserved and mapped whole at creation; or, the KV cache's,
+ * accel_tier_create_cuda_lazy(), every chunk created at creation and
+ * each mapped when a block in it is first prepared), a registered tier's
+ * is stream-only (no memory: the engine's is addressed through the
+ * layout).
  * A host tier used in a CUDA job is registered for DMA once, portable (for
  * every GPU), through a stream-only tier of its own made on the first GPU
  * it meets, and unregistered when it is destroyed.
@@ -135,6 +139,76 @@ ACCEL_EXPORT struct accel_tier *accel_tier_create_cuda(const struct accel_tier_c
 	return t;
 }
 
+int accel_tier_create_cuda_lazy(int device, uint64_t block_bytes, uint32_t blocks,
+				struct accel_tier **out, char *why, size_t len)
+{
+	struct accel_cuda_tier_opts o = { .device = device, .reserve = block_bytes * blocks };
+	struct accel_tier *t;
+	uint64_t chunks;
+	int ret;
+
+	t = accel_tier_alloc(ACCEL_TIER_CUDA, block_bytes, blocks, 1);
+	if (!t)
+		return -ENOMEM;
+	t->cuda_device = device;
+	ret = accel_cuda_tier_create(&o, &t->ct, why, len);
+	if (ret) {
+		accel_tier_free(t);
+		return ret;
+	}
+	t->chunk_bytes = accel_cuda_tier_chunk_size(t->ct);
+	chunks = accel_cuda_tier_size(t->ct) / t->chunk_bytes;
+	t->mapped = calloc(chunks, 1);
+	ret = !t->mapped ? -ENOMEM : accel_cuda_tier_prealloc(t->ct, (unsigned int)chunks);
+	if (ret) {
+		snprintf(why, len, "creating %llu bytes of GPU memory: %s",
+			 (unsigned long long)accel_cuda_tier_size(t->ct), strerror(-ret));
+		accel_cuda_tier_destroy(t->ct);
+		accel_tier_free(t);
+		return ret;
+	}
+	t->dbase = accel_cuda_tier_base(t->ct);
+	*out = t;
+	return 0;
+}
+
+/* Map chunks [first, last] of lazily mapped tier @t (its lock held). */
+static int map_chunks(struct accel_tier *t, uint64_t first, uint64_t last)
+{
+	uint64_t c;
+	int ret;
+
+	for (c = first; c <= last; c++) {
+		if (t->mapped[c])
+			continue;
+		ret = accel_cuda_tier_map(t->ct, c * t->chunk_bytes, t->chunk_bytes);
+		if (ret)
+			return ret;
+		t->mapped[c] = 1;
+	}
+	return 0;
+}
+
+int accel_tier_cuda_prepare(struct accel_tier *t, const uint32_t *blocks, uint32_t n)
+{
+	uint32_t i;
+	int ret = 0;
+
+	if (!t->mapped)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	for (i = 0; !ret && i < n; i++) {
+		uint64_t off = (uint64_t)blocks[i] * t->block_bytes;
+
+		if (blocks[i] == UINT32_MAX)
+			continue;
+		ret = map_chunks(t, off / t->chunk_bytes,
+				 (off + t->block_bytes - 1) / t->chunk_bytes);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
 ACCEL_EXPORT struct accel_tier *accel_tier_register_cuda(const struct accel_tier_cuda_opts *opts)
 {
 	struct accel_tier *t;
@@ -188,9 +262,19 @@ void accel_tier_cuda_release(struct accel_tier *t)
 
 int accel_tier_cuda_export(struct accel_tier *t, int *fd)
 {
+	uint64_t size;
+	int ret = 0;
+
 	if (t->kind != ACCEL_TIER_CUDA)
 		return -EOPNOTSUPP;	/* the engine's memory: its own to export */
-	return accel_cuda_tier_export_dmabuf(t->ct, 0, accel_cuda_tier_size(t->ct), fd);
+	size = accel_cuda_tier_size(t->ct);
+	if (t->mapped) {
+		/* The whole tier, mapped, as one dma-buf. */
+		pthread_mutex_lock(&t->lock);
+		ret = map_chunks(t, 0, size / t->chunk_bytes - 1);
+		pthread_mutex_unlock(&t->lock);
+	}
+	return ret ? ret : accel_cuda_tier_export_dmabuf(t->ct, 0, size, fd);
 }
 
 int accel_tier_host_dma(struct accel_tier *t, int device)
