@@ -105,18 +105,60 @@ static void drop(struct serve_engine *e, struct serve_req *r)
 	r->recomputed += r->n_computed;
 	r->n_computed = 0;
 	r->chunk_n = 0;
+	r->dirty = false;
 	r->drops++;
 	r->state = SERVE_WAITING;
 }
 
-/* Run the plans of @n moves, each on the mover as one job; wait for all. */
+/*
+ * The runs that move @r: the plan's, or, for a request written since its
+ * last move without an append (a resumed chunk), every block from its
+ * compute-tier table (still reserved, or held as copies, until the plan
+ * is done) to its new table, since the swap tier's old copies are stale.
+ */
+static int runs_of(struct serve_engine *e, struct serve_req *r, const struct accel_bm_plan *pl,
+		   uint32_t tier, struct accel_bm_run **runs, uint32_t *nr)
+{
+	uint32_t off[2], nb = serve_blocks_for(e, r->n_computed + r->chunk_n), i;
+	uint32_t *newt;
+	int ret;
+
+	if (tier == SERVE_TIER_SWAP && r->dirty && nb) {
+		newt = calloc(e->max_blocks, sizeof(*newt));
+		*runs = calloc(nb, sizeof(**runs));
+		ret = newt && *runs ? 0 : -ENOMEM;
+		if (!ret)
+			ret = accel_bm_block_tables(e->bm, &r->seq, 1, off, newt, e->max_blocks, NULL);
+		for (i = 0; ret >= 0 && i < nb; i++)
+			(*runs)[i] = (struct accel_bm_run) { SERVE_TIER_COMPUTE, r->table[i],
+							     SERVE_TIER_SWAP, newt[i], 1 };
+		free(newt);
+		*nr = nb;
+		return ret < 0 ? ret : 0;
+	}
+	*nr = 0;
+	if (!pl->id)
+		return 0;
+	*runs = calloc(pl->nr_runs, sizeof(**runs));
+	if (!*runs)
+		return -ENOMEM;
+	*nr = pl->nr_runs;
+	if (pl->nr_runs <= pl->max_runs) {
+		memcpy(*runs, pl->runs, pl->nr_runs * sizeof(**runs));
+		return 0;
+	}
+	ret = accel_bm_plan_runs(e->bm, pl->id, 0, *runs, pl->nr_runs);
+	return ret < 0 ? ret : 0;
+}
+
+/* Move @n requests to @tier: each one's plan a mover job; wait for all, finish the plans. */
 static int move(struct serve_engine *e, const uint32_t *ids, uint32_t n, uint32_t tier,
 		uint64_t *blocks)
 {
-	struct accel_bm_run *runs = NULL;
+	struct accel_bm_run buf[16], *runs = NULL;
 	uint64_t *plan_id, *job;
-	uint32_t i, done = 0, waiting = 0;
-	int ret = 0, st;
+	uint32_t i, k, nr, done = 0, waiting = 0;
+	int ret = 0;
 
 	if (!n)
 		return 0;
@@ -128,64 +170,59 @@ static int move(struct serve_engine *e, const uint32_t *ids, uint32_t n, uint32_
 	}
 	for (i = 0; i < n && !ret; i++) {
 		struct serve_req *r = serve_req_get(e, ids[i]);
-		ACCEL_OPTS(accel_bm_plan, plan);
-		int nr;
+		ACCEL_OPTS(accel_bm_plan, plan, .runs = buf, .max_runs = 16);
 
 		ret = accel_bm_seq_move(e->bm, r->seq, tier, &plan);
 		if (ret)
 			break;
 		done++;
 		plan_id[i] = plan.id;
-		*blocks += plan.blocks;
-		if (!plan.id)
-			continue;
-		nr = accel_bm_plan_runs(e->bm, plan.id, 0, NULL, 0);
-		free(runs);
-		runs = nr > 0 ? calloc(nr, sizeof(*runs)) : NULL;
-		if (nr < 0 || !runs) {
-			ret = nr < 0 ? nr : -ENOMEM;
-			break;
-		}
-		accel_bm_plan_runs(e->bm, plan.id, 0, runs, nr);
-		ret = accel_mover_submit(e->mover, e->tiers, 2, runs, nr, NULL, &job[i]);
-		if (!ret)
+		ret = runs_of(e, r, &plan, tier, &runs, &nr);
+		if (!ret && nr)
+			ret = accel_mover_submit(e->mover, e->tiers, 2, runs, nr, NULL, &job[i]);
+		if (!ret && nr)
 			waiting++;
+		for (k = 0; !ret && k < nr; k++)
+			*blocks += runs[k].count;
+		free(runs);
+		runs = NULL;
 	}
 	/* Wait for every job submitted, then finish (or undo) every plan. */
 	while (waiting) {
 		struct accel_mover_done d[8];
-		int k, got = accel_mover_poll(e->mover, d, 8, -1);
+		int got = accel_mover_poll(e->mover, d, 8, -1), j;
 
-		for (k = 0; k < got; k++) {
-			for (i = 0; i < n; i++)
-				if (job[i] == d[k].job_id) {
-					job[i] = 0;
-					if (d[k].status && !ret)
-						ret = d[k].status;
-					accel_bm_plan_done(e->bm, plan_id[i], d[k].status);
-					plan_id[i] = 0;
+		for (j = 0; j < got; j++)
+			for (k = 0; k < n; k++)
+				if (job[k] && job[k] == d[j].job_id) {
+					job[k] = 0;
+					if (d[j].status && !ret)
+						ret = d[j].status;
+					if (plan_id[k])
+						accel_bm_plan_done(e->bm, plan_id[k], d[j].status);
+					plan_id[k] = d[j].status ? UINT64_MAX : 0;
 					waiting--;
 				}
-		}
 	}
 	for (i = 0; i < done; i++) {
 		struct serve_req *r = serve_req_get(e, ids[i]);
 
-		if (plan_id[i]) {	/* planned, not submitted: undone */
-			st = ret ? ret : -ECANCELED;
-			accel_bm_plan_done(e->bm, plan_id[i], st);
+		if (plan_id[i] == UINT64_MAX)
+			continue;	/* its copy failed: undone, where it was */
+		if (plan_id[i]) {	/* planned, never submitted: undone */
+			accel_bm_plan_done(e->bm, plan_id[i], ret ? ret : -ECANCELED);
 			continue;
 		}
 		if (tier == SERVE_TIER_SWAP) {
 			r->state = SERVE_SWAPPED;
 			r->swaps_out++;
+			r->dirty = false;
 		} else {
 			r->state = SERVE_RUNNING;
 			r->swaps_in++;
 		}
 	}
 out:
-	free(runs);
 	free(plan_id);
 	free(job);
 	return ret;
@@ -197,7 +234,9 @@ static int prepare(struct serve_engine *e, struct serve_req *r, uint32_t n)
 	uint32_t off[2];
 	int ret;
 
-	if (!r->chunk_n) {
+	if (r->chunk_n) {
+		r->dirty = true;
+	} else {
 		ACCEL_OPTS(accel_bm_plan, plan);
 
 		/* No block is shared (no prefix caching yet): no copy-on-write plan. */
