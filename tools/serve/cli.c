@@ -113,7 +113,7 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 	c->threads = 1;
 	opterr = 0;
 	optind = 1;
-	while (!ret && (o = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while (!ret && (o = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
 		const char *name = optind > 1 ? argv[optind - 1] : "";
 
 		switch (o) {

@@ -223,9 +223,9 @@ static int read_tensor(struct json_object *o, const struct serve_tensor *t,
 	    (t->cols && json_object_get_int64(json_object_array_get_idx(shape, 1)) != t->cols)) {
 		if (t->cols)
 			FAIL(EINVAL, "tensor %s: shape %s, the model needs [%u, %u]", t->name,
-			     json_object_to_json_string(shape), t->rows, t->cols);
+			     json_object_to_json_string_ext(shape, JSON_C_TO_STRING_PLAIN), t->rows, t->cols);
 		FAIL(EINVAL, "tensor %s: shape %s, the model needs [%u]", t->name,
-		     json_object_to_json_string(shape), t->rows);
+		     json_object_to_json_string_ext(shape, JSON_C_TO_STRING_PLAIN), t->rows);
 	}
 	if (!json_object_object_get_ex(o, "data_offsets", &offs) ||
 	    !json_object_is_type(offs, json_type_array) || json_object_array_length(offs) != 2 ||
@@ -273,6 +273,8 @@ struct serve_model *serve_st_load(const char *path, const struct serve_config *f
 	tok = json_tokener_new();
 	if (!tok)
 		FAIL(ENOMEM, "out of memory");
+	/* Strict: no unquoted keys, comments or single quotes (json-c's leniencies). */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	root = json_tokener_parse_ex(tok, (const char *)buf + 8, (int)hlen);
 	if (!root || json_tokener_get_error(tok) != json_tokener_success) {
 		/* Trailing spaces are the header's padding. */
