@@ -66,8 +66,8 @@ static struct serve_model *model_of(uint32_t experts, uint32_t shared, uint32_t 
 /* Yield about one time in three, from a hash of where it is asked. */
 static bool yield_some(void *ctx, uint32_t id, uint32_t layer, uint32_t phase)
 {
-	unsigned *calls = ctx;
-	unsigned h = __atomic_add_fetch(calls, 1, __ATOMIC_RELAXED) * 2654435761u;
+	unsigned int *calls = ctx;
+	unsigned int h = __atomic_add_fetch(calls, 1, __ATOMIC_RELAXED) * 2654435761u;
 
 	h ^= id * 40503u + layer * 977u + phase;
 	return (h >> 7) % 3 == 0;
@@ -81,7 +81,7 @@ static uint32_t maxtok_of(uint32_t i)
 static void run(const struct serve_model *m, const struct variant *v, const uint32_t *which,
 		uint32_t n, struct result *out, struct totals *tot)
 {
-	unsigned calls = 0;
+	unsigned int calls = 0;
 	struct serve_stack_opts so = {
 		.model = m, .blocks = v->blocks, .swap_blocks = v->swap_blocks, .memfd = true,
 		.threads = v->threads, .max_ctx = 256,
@@ -270,7 +270,6 @@ static void test_digest_sensitive(void **state)
 	/* One weight's lowest bit. */
 	serve_model_free(b);
 	b = serve_model_from_seed(&c, 7);
-	memcpy(&c, b->layer[1].wv, 0);
 	((uint32_t *)b->layer[1].wv)[5] ^= 1;
 	run(b, &v, all, 1, rb, NULL);
 	assert_memory_not_equal(ra[0].dig, rb[0].dig, ra[0].n * 8);
@@ -284,7 +283,7 @@ struct fix {
 	struct serve_model *m;
 	struct serve_stack s;
 	uint32_t id[2];
-	unsigned yields_left;
+	unsigned int yields_left;
 };
 
 static bool yield_once(void *ctx, uint32_t id, uint32_t layer, uint32_t phase)

@@ -4,8 +4,8 @@
  * libaccel's scheduler drives the engine): decodes first, then running
  * prefill chunks, then swapped requests, then new ones, within a token
  * budget; when the compute tier is short, the last admitted running
- * request is preempted, by swap or by recompute; nothing is admitted or
- * swapped in in a step that preempted.
+ * request is preempted, by swap or by recompute; a step that preempted
+ * admits nothing and swaps nothing back.
  */
 #include <errno.h>
 #include <stdlib.h>
