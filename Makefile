@@ -211,6 +211,7 @@ SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve
 NATIVE_BINS	+= $(B)/native/serve_ops $(B)/native/serve_st $(B)/native/serve_engine \
 		   $(B)/native/serve_cli
+TEST_BINS	+= $(B)/tests/serve_vm
 
 $(B)/tools/kvaccel-serve: $(SERVE_CORE) $(SERVE_ENGINE) tools/serve/cli.c tools/serve/main.c \
 		$(SERVE_HDRS) $(B)/libaccel/libaccel.a
@@ -242,6 +243,14 @@ $(B)/native/serve_engine: tests/serve/engine_unit.c $(SERVE_CORE) $(SERVE_ENGINE
 		-ljson-c -lcmocka $(ACCEL_LDLIBS) -lm
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_engine" > $@
 	@chmod +x $@
+
+# In the VM: the engine on host tiers in kvaccel regions, swaps on the copy engine.
+$(B)/tests/serve_vm: tests/serve/vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) $(TEST_HDRS) \
+		$(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
 
 # The command line: bad options refused with a message, a run, weights round trip (TAP).
 $(B)/native/serve_cli: tests/serve/cli.sh $(B)/tools/kvaccel-serve

@@ -151,20 +151,26 @@ static int runs_of(struct serve_engine *e, struct serve_req *r, const struct acc
 	return ret < 0 ? ret : 0;
 }
 
-/* Move @n requests to @tier: each one's plan a mover job; wait for all, finish the plans. */
+/*
+ * Move @n requests to @tier: each one's plan a mover job; wait for all,
+ * then finish the plans. A failed copy undoes its plan (the request stays
+ * where it was); one with no plan to undo (all its blocks reused, but
+ * copied anyway: a resumed chunk) is dropped for recompute instead.
+ */
 static int move(struct serve_engine *e, const uint32_t *ids, uint32_t n, uint32_t tier,
 		uint64_t *blocks)
 {
 	struct accel_bm_run buf[16], *runs = NULL;
 	uint64_t *plan_id, *job;
 	uint32_t i, k, nr, done = 0, waiting = 0;
-	int ret = 0;
+	int ret = 0, *st;
 
 	if (!n)
 		return 0;
 	plan_id = calloc(n, sizeof(*plan_id));
 	job = calloc(n, sizeof(*job));
-	if (!plan_id || !job) {
+	st = calloc(n, sizeof(*st));
+	if (!plan_id || !job || !st) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -180,14 +186,15 @@ static int move(struct serve_engine *e, const uint32_t *ids, uint32_t n, uint32_
 		ret = runs_of(e, r, &plan, tier, &runs, &nr);
 		if (!ret && nr)
 			ret = accel_mover_submit(e->mover, e->tiers, 2, runs, nr, NULL, &job[i]);
-		if (!ret && nr)
+		if (ret)
+			st[i] = ret;
+		else if (nr)
 			waiting++;
 		for (k = 0; !ret && k < nr; k++)
 			*blocks += runs[k].count;
 		free(runs);
 		runs = NULL;
 	}
-	/* Wait for every job submitted, then finish (or undo) every plan. */
 	while (waiting) {
 		struct accel_mover_done d[8];
 		int got = accel_mover_poll(e->mover, d, 8, -1), j;
@@ -196,23 +203,24 @@ static int move(struct serve_engine *e, const uint32_t *ids, uint32_t n, uint32_
 			for (k = 0; k < n; k++)
 				if (job[k] && job[k] == d[j].job_id) {
 					job[k] = 0;
+					st[k] = d[j].status;
 					if (d[j].status && !ret)
 						ret = d[j].status;
-					if (plan_id[k])
-						accel_bm_plan_done(e->bm, plan_id[k], d[j].status);
-					plan_id[k] = d[j].status ? UINT64_MAX : 0;
 					waiting--;
 				}
 	}
 	for (i = 0; i < done; i++) {
 		struct serve_req *r = serve_req_get(e, ids[i]);
 
-		if (plan_id[i] == UINT64_MAX)
-			continue;	/* its copy failed: undone, where it was */
-		if (plan_id[i]) {	/* planned, never submitted: undone */
-			accel_bm_plan_done(e->bm, plan_id[i], ret ? ret : -ECANCELED);
+		if (st[i]) {
+			if (plan_id[i])
+				accel_bm_plan_done(e->bm, plan_id[i], st[i]);
+			else
+				drop(e, r);
 			continue;
 		}
+		if (plan_id[i])
+			accel_bm_plan_done(e->bm, plan_id[i], 0);
 		if (tier == SERVE_TIER_SWAP) {
 			r->state = SERVE_SWAPPED;
 			r->swaps_out++;
@@ -225,6 +233,7 @@ static int move(struct serve_engine *e, const uint32_t *ids, uint32_t n, uint32_
 out:
 	free(plan_id);
 	free(job);
+	free(st);
 	return ret;
 }
 
