@@ -277,13 +277,121 @@ static void test_digest_sensitive(void **state)
 	serve_model_free(b);
 }
 
+
+/*
+ * Random schedules straight through serve_engine_step(): each step runs,
+ * swaps out, swaps in or drops requests at random (any chunk size, yields
+ * at random too); a step refused for space (-ENOSPC) is fine. Every
+ * request still ends with the tokens and digests it has alone.
+ */
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void random_schedule(const struct serve_model *m, uint64_t seed, const struct result *ref)
+{
+	unsigned int calls = 0;
+	struct serve_stack_opts so = { .model = m, .blocks = 12, .swap_blocks = 40, .memfd = true,
+				       .threads = 2, .max_ctx = 256, .should_yield = yield_some,
+				       .yield_ctx = &calls };
+	struct serve_run runs[NREQ];
+	uint32_t ids[NREQ], out[NREQ], in[NREQ], drop[NREQ], i, j, left, steps = 0;
+	uint32_t swaps = 0, drops = 0, yields = 0;
+	struct serve_stack s;
+	char err[256];
+	int32_t tok[128];
+	int ret;
+
+	assert_int_equal(serve_stack_create(&s, &so, err, sizeof(err)), 0);
+	for (i = 0; i < NREQ; i++) {
+		uint32_t len = (uint32_t)strlen(prompts[i]);
+		struct serve_params p = { .max_tokens = maxtok_of(i), .seed = 100 + i };
+
+		for (j = 0; j < len; j++)
+			tok[j] = (unsigned char)prompts[i][j];
+		assert_int_equal(serve_engine_add(s.engine, tok, len, &p, &ids[i]), 0);
+	}
+	for (;;) {
+		struct serve_batch b = { runs, 0, drop, 0, out, 0, in, 0 };
+		uint32_t done = 0;
+
+		for (i = 0; i < NREQ; i++) {
+			struct serve_req_info inf;
+			uint64_t r = rnd(&seed);
+
+			serve_engine_info(s.engine, ids[i], &inf);
+			if (inf.state == SERVE_FINISHED) {
+				done++;
+				continue;
+			}
+			if (r % 31 == 0 && inf.state != SERVE_WAITING) {
+				drop[b.nr_drop++] = ids[i];
+				continue;
+			}
+			if (inf.state == SERVE_RUNNING && r % 7 == 0) {
+				out[b.nr_swap_out++] = ids[i];
+				continue;
+			}
+			if (inf.state == SERVE_SWAPPED) {
+				if (r % 3)
+					continue;
+				in[b.nr_swap_in++] = ids[i];
+			}
+			if ((r >> 8) % 4 == 0)
+				continue;
+			left = inf.n_tokens - inf.n_computed;
+			runs[b.nr_runs++] = (struct serve_run) {
+				ids[i], inf.pending_chunk ? inf.pending_chunk :
+					1 + (uint32_t)((r >> 16) % left) };
+		}
+		if (done == NREQ)
+			break;
+		ret = serve_engine_step(s.engine, &b, NULL);
+		if (ret && ret != -ENOSPC)
+			fail_msg("seed %llu, step %u: %d", (unsigned long long)seed, steps, ret);
+		assert_true(++steps < 20000);
+	}
+	for (i = 0; i < NREQ; i++) {
+		struct serve_req_info inf;
+
+		serve_engine_info(s.engine, ids[i], &inf);
+		if (inf.n_generated != ref[i].n ||
+		    memcmp(inf.tokens, ref[i].tok, ref[i].n * 4) ||
+		    memcmp(inf.digests, ref[i].dig, ref[i].n * 8))
+			fail_msg("random schedule: request %u differs from the same request alone",
+				 i);
+		swaps += inf.swaps_out;
+		drops += inf.drops;
+		yields += inf.yields;
+	}
+	assert_true(swaps > 0 && drops > 0 && yields > 0);
+	serve_stack_destroy(&s);
+}
+
+static void test_random_schedules(void **state)
+{
+	struct serve_model *m = model_of(4, 0, 2);
+	struct result ref[NREQ];
+	uint64_t seed;
+
+	(void)state;
+	alone(m, 0.0f, ref);
+	for (seed = 1; seed <= 4; seed++)
+		random_schedule(m, seed * 0x9e3779b97f4a7c15ull, ref);
+	serve_model_free(m);
+}
+
 /* ---- serve_engine_step() by hand ---- */
 
 struct fix {
 	struct serve_model *m;
 	struct serve_stack s;
 	uint32_t id[2];
-	unsigned int yields_left;
+	unsigned int yields_left, calls;
 };
 
 static bool yield_once(void *ctx, uint32_t id, uint32_t layer, uint32_t phase)
@@ -291,6 +399,7 @@ static bool yield_once(void *ctx, uint32_t id, uint32_t layer, uint32_t phase)
 	struct fix *f = ctx;
 
 	(void)id;
+	f->calls++;
 	if (layer == 1 && phase == 0 && f->yields_left) {
 		f->yields_left--;
 		return true;
@@ -373,6 +482,7 @@ static void test_step_checks(void **state)
 	assert_int_equal(in.pending_chunk, 16);
 	assert_int_equal(in.n_computed, 0);
 	assert_int_equal(in.yields, 1);
+	assert_int_equal(f->calls, 3);	/* after (0, attn), (0, mlp), (1, attn) */
 	/* It resumes with the same size only. */
 	r = (struct serve_run) { a, 8 };
 	assert_int_equal(step(f, &r, 1, NULL, 0, NULL, 0, NULL, 0), -EINVAL);
@@ -389,6 +499,8 @@ static void test_step_checks(void **state)
 	assert_int_equal(in.state, SERVE_RUNNING);
 	assert_int_equal(in.n_computed, 16);
 	assert_int_equal(in.pending_chunk, 0);
+	/* Resumed at layer 1's MLP (the last: no yield point), nothing recomputed. */
+	assert_int_equal(f->calls, 3);
 	assert_int_equal(in.swaps_out, 1);
 	assert_int_equal(in.swaps_in, 1);
 	/* Dropped: everything computed again. */
@@ -471,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_gqa_sampled),
 		cmocka_unit_test(test_moe),
 		cmocka_unit_test(test_digest_sensitive),
+		cmocka_unit_test(test_random_schedules),
 		cmocka_unit_test_setup_teardown(test_step_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_step_by_hand, setup, teardown),
 	};
