@@ -521,6 +521,22 @@ static void test_step_checks(void **state)
 		assert_int_equal(serve_engine_add(f->s.engine, t, 40, &p, &id), -EINVAL);
 	}
 	(void)b;
+	/* Tiers of another shape than the model's blocks. */
+	{
+		struct serve_engine_opts eo = {
+			.model = f->m, .bm = f->s.bm,
+			.tiers = { f->s.tiers[0], f->s.tiers[1] }, .mover = f->s.mover,
+			.block_tokens = 8,
+		};
+
+		errno = 0;
+		assert_null(serve_engine_create(&eo));
+		assert_int_equal(errno, EINVAL);
+		eo.block_tokens = 16;
+		eo.tiers[1] = NULL;
+		assert_null(serve_engine_create(&eo));
+		assert_int_equal(errno, EINVAL);
+	}
 }
 
 /* Both requests alone and side by side, swapped around by hand: the same digests. */
