@@ -53,8 +53,11 @@ else
 	refused "no device" 1 "no kvaccel device" --prompt hi
 fi
 
-"$serve" --help > "$tmp/out" 2>&1 && grep -q -- "--prompt TEXT" "$tmp/out" && ok "--help" ||
+if "$serve" --help > "$tmp/out" 2>&1 && grep -q -- "--prompt TEXT" "$tmp/out"; then
+	ok "--help"
+else
 	not_ok "--help"
+fi
 
 # A run: every request's text and one digest per token.
 if "$serve" --memfd --prompt "Hello" --prompt "world!" --max-tokens 12 > "$tmp/a" 2> "$tmp/err" &&
