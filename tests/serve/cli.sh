@@ -48,7 +48,7 @@ refused "missing weights" 1 "No such file or directory" --memfd --prompt hi --we
 refused "prompt too long for the pool" 1 "exceed the context or the compute tier" --memfd \
 	--prompt "$(printf '%0100d' 0)" --max-tokens 40 --blocks 2
 if [ -e /dev/accel/accel0 ] || ls /dev/dri/renderD* > /dev/null 2>&1; then
-	ok "# SKIP no device message (a device node exists)"
+	ok "no device # SKIP a device node exists"
 else
 	refused "no device" 1 "no kvaccel device" --prompt hi
 fi
