@@ -198,6 +198,66 @@ $(B)/daemon/kvacceld: $(KVACCELD_SRCS) $(KVACCELD_HDRS)
 	@$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -Idaemon -pthread -o $@ $(KVACCELD_SRCS) \
 		-linih -lmicrohttpd -lsystemd $(NL_LIBS)
 
+# --- kvaccel-serve (tools/serve/): the reference engine -------------------
+
+# Built with -ffp-contract=off: no multiply-add fused at one call site and
+# not another (the determinism rule, Documentation/serve.rst).
+SERVE_CORE	:= tools/serve/ops.c tools/serve/weights.c tools/serve/forward.c \
+		   tools/serve/sample.c tools/serve/safetensors.c
+SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
+		   tools/serve/fcfs.c tools/serve/stack.c
+SERVE_HDRS	:= $(wildcard tools/serve/*.h)
+SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
+TOOL_BINS	+= $(B)/tools/kvaccel-serve
+NATIVE_BINS	+= $(B)/native/serve_ops $(B)/native/serve_st $(B)/native/serve_engine \
+		   $(B)/native/serve_cli
+TEST_BINS	+= $(B)/tests/serve_vm
+
+$(B)/tools/kvaccel-serve: $(SERVE_CORE) $(SERVE_ENGINE) tools/serve/cli.c tools/serve/main.c \
+		$(SERVE_HDRS) $(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $(SERVE_CORE) $(SERVE_ENGINE) \
+		tools/serve/cli.c tools/serve/main.c $(B)/libaccel/libaccel.a -ljson-c \
+		$(ACCEL_LDLIBS) -lm
+
+# The operators against straightforward references, and safetensors
+# (cmocka, ASan/UBSan).
+$(B)/native/serve_ops $(B)/native/serve_st: $(B)/native/serve_%: tests/serve/%_unit.c \
+		$(SERVE_CORE) $(SERVE_HDRS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) $(SAN_CFLAGS) -o $(B)/native-bin/serve_$* $< \
+		$(SERVE_CORE) -ljson-c -lcmocka -lm
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_$*" > $@
+	@chmod +x $@
+
+# The determinism rule over memfd tiers: every request's digests against
+# the same request alone (cmocka, ASan/UBSan over libaccel's sources too).
+$(B)/native/serve_engine: tests/serve/engine_unit.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \
+		$(ACCEL_SRCS) $(ACCEL_HDRS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/ctl \
+		-o $(B)/native-bin/serve_engine $< $(SERVE_CORE) $(SERVE_ENGINE) $(ACCEL_SRCS) \
+		-ljson-c -lcmocka $(ACCEL_LDLIBS) -lm
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_engine" > $@
+	@chmod +x $@
+
+# In the VM: the engine on host tiers in kvaccel regions, swaps on the copy engine.
+$(B)/tests/serve_vm: tests/serve/vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) $(TEST_HDRS) \
+		$(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
+
+# The command line: bad options refused with a message, a run, weights round trip (TAP).
+$(B)/native/serve_cli: tests/serve/cli.sh $(B)/tools/kvaccel-serve
+	@mkdir -p $(@D)
+	@printf '#!/bin/sh\nexec %s %s\n' "$(CURDIR)/$<" "$(CURDIR)/$(B)/tools/kvaccel-serve" > $@
+	@chmod +x $@
+
 # --- userspace ------------------------------------------------------------
 
 tests: $(TEST_BINS)

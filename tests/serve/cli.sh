@@ -1,0 +1,102 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# cli.sh KVACCEL_SERVE - kvaccel-serve's command line (TAP): bad options are
+# refused with a message and exit status 2; a run prints text and digests;
+# saved weights load back to the same digests; the digests do not depend
+# on the pool, the chunk, the preemption or the threads.
+set -u
+serve=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0 failed=0
+
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+
+# refused WHAT STATUS MESSAGE ARGS...: exits STATUS, says MESSAGE on stderr, prints nothing.
+refused() {
+	what=$1 want=$2 msg=$3
+	shift 3
+	"$serve" "$@" > "$tmp/out" 2> "$tmp/err"
+	rc=$?
+	if [ "$rc" = "$want" ] && grep -qF -- "$msg" "$tmp/err" && [ ! -s "$tmp/out" ]; then
+		ok "$what"
+	else
+		not_ok "$what (status $rc, stderr: $(cat "$tmp/err"))"
+	fi
+}
+
+digests() { grep 'digests:' "$1"; }
+
+echo "1..20"
+refused "no prompt" 2 "no --prompt given"
+refused "unknown option" 2 "unknown option '--bogus'" --memfd --prompt hi --bogus
+refused "missing value" 2 "--max-tokens needs a value" --memfd --prompt hi --max-tokens
+refused "not a number" 2 "--layers: 'two' is not a number" --memfd --prompt hi --layers two
+refused "out of range" 2 "--layers: 0 is out of range" --memfd --prompt hi --layers 0
+refused "negative" 2 "--blocks: '-3' is not a number" --memfd --prompt hi --blocks -3
+refused "heads not dividing d_model" 2 "heads (3) must divide d_model (64)" --memfd --prompt hi \
+	--heads 3
+refused "top-k over experts" 2 "top_k must be 1 to experts" --memfd --prompt hi --experts 2 \
+	--top-k 3
+refused "bad preempt" 2 "--preempt: 'later' is neither swap nor recompute" --memfd --prompt hi \
+	--preempt later
+refused "stray argument" 2 "unexpected argument 'extra'" --memfd --prompt hi extra
+refused "memfd and device" 2 "--memfd and --device exclude each other" --memfd --device /dev/x \
+	--prompt hi
+refused "missing weights" 1 "No such file or directory" --memfd --prompt hi --weights "$tmp/none"
+refused "prompt too long for the pool" 1 "exceed the context or the compute tier" --memfd \
+	--prompt "$(printf '%0100d' 0)" --max-tokens 40 --blocks 2
+if [ -e /dev/accel/accel0 ] || ls /dev/dri/renderD* > /dev/null 2>&1; then
+	ok "no device # SKIP a device node exists"
+else
+	refused "no device" 1 "no kvaccel device" --prompt hi
+fi
+
+if "$serve" --help > "$tmp/out" 2>&1 && grep -q -- "--prompt TEXT" "$tmp/out"; then
+	ok "--help"
+else
+	not_ok "--help"
+fi
+
+# A run: every request's text and one digest per token.
+if "$serve" --memfd --prompt "Hello" --prompt "world!" --max-tokens 12 > "$tmp/a" 2> "$tmp/err" &&
+   [ "$(grep -c '^request ' "$tmp/a")" = 2 ] &&
+   [ "$(digests "$tmp/a" | head -1 | wc -w)" = 13 ] && grep -q "tokens/s" "$tmp/err"; then
+	ok "a run prints text and digests"
+else
+	not_ok "a run prints text and digests ($(cat "$tmp/err"))"
+fi
+
+# Same digests with a small pool (swap, then recompute), small chunks, threads.
+"$serve" --memfd --prompt "Hello" --prompt "world!" --max-tokens 12 --blocks 3 --swap-blocks 3 \
+	--block-tokens 8 --chunk 2 --threads 2 > "$tmp/b" 2> "$tmp/err"
+if [ "$(digests "$tmp/a")" = "$(digests "$tmp/b")" ] && grep -q "swapped out [1-9]" "$tmp/b"; then
+	ok "same digests with swap preemption and chunks"
+else
+	not_ok "same digests with swap preemption and chunks ($(cat "$tmp/err"))"
+fi
+"$serve" --memfd --prompt "Hello" --prompt "world!" --max-tokens 12 --blocks 3 --block-tokens 8 \
+	--preempt recompute --chunk 3 > "$tmp/b" 2> "$tmp/err"
+if [ "$(digests "$tmp/a")" = "$(digests "$tmp/b")" ] && grep -q "dropped [1-9]" "$tmp/b"; then
+	ok "same digests with recompute preemption"
+else
+	not_ok "same digests with recompute preemption ($(cat "$tmp/err"))"
+fi
+
+# Weights saved, then loaded: the same digests (dense and MoE).
+for shape in "" "--experts 4 --top-k 2 --shared-expert --kv-heads 2"; do
+	# shellcheck disable=SC2086
+	"$serve" --memfd --prompt "Hi there" --max-tokens 8 --seed 9 $shape \
+		--save-weights "$tmp/w.safetensors" > "$tmp/a" 2> "$tmp/err"
+	"$serve" --memfd --prompt "Hi there" --max-tokens 8 --weights "$tmp/w.safetensors" \
+		> "$tmp/b" 2>> "$tmp/err"
+	if [ -s "$tmp/w.safetensors" ] && [ -n "$(digests "$tmp/a")" ] &&
+	   [ "$(digests "$tmp/a")" = "$(digests "$tmp/b")" ]; then
+		ok "saved weights give the same digests ${shape:-(dense)}"
+	else
+		not_ok "saved weights give the same digests ${shape:-(dense)} ($(cat "$tmp/err"))"
+	fi
+done
+[ "$n" = 20 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
+[ "$failed" = 0 ]

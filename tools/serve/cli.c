@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: MIT
+/* kvaccel-serve - command-line options (getopt_long), each checked with a clear message. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+	"usage: kvaccel-serve --prompt TEXT [--prompt TEXT...] [options]\n"
+	"  --max-tokens N      tokens to generate per prompt (default 16)\n"
+	"  --seed S            weights seed (no --weights) and sampling seed base (default 1)\n"
+	"  --temperature T     0: greedy (default); else seeded sampling\n"
+	"  --weights FILE      safetensors weights (F32) instead of the seed's\n"
+	"  --save-weights FILE write the model's weights as safetensors\n"
+	"  --layers N --d-model N --heads N --kv-heads N --ff N\n"
+	"  --experts N --top-k N --shared-expert   the model's shape (default 2/64/4/4/128, dense)\n"
+	"  --block-tokens N    tokens per KV block (default 16)\n"
+	"  --blocks N          compute-tier KV blocks (default 64)\n"
+	"  --swap-blocks N     swap-tier KV blocks (default 64)\n"
+	"  --budget N          tokens per step (default 256)\n"
+	"  --chunk N           longest prefill chunk (default: the budget)\n"
+	"  --max-running N     most running requests (default: no limit)\n"
+	"  --preempt swap|recompute   how to preempt when blocks run out (default swap)\n"
+	"  --threads N         worker threads (default 1)\n"
+	"  --memfd             memfd tiers: no kvaccel device needed\n"
+	"  --device PATH       the kvaccel device (default: the first)\n"
+	"  --quiet             no per-token digests\n";
+
+enum {
+	O_PROMPT = 256, O_MAX_TOKENS, O_SEED, O_TEMP, O_WEIGHTS, O_SAVE, O_LAYERS, O_DMODEL,
+	O_HEADS, O_KVHEADS, O_FF, O_EXPERTS, O_TOPK, O_SHARED, O_BT, O_BLOCKS, O_SWAP, O_BUDGET,
+	O_CHUNK, O_MAXRUN, O_PREEMPT, O_THREADS, O_MEMFD, O_DEVICE, O_QUIET, O_HELP,
+};
+
+static const struct option longopts[] = {
+	{ "prompt", required_argument, NULL, O_PROMPT },
+	{ "max-tokens", required_argument, NULL, O_MAX_TOKENS },
+	{ "seed", required_argument, NULL, O_SEED },
+	{ "temperature", required_argument, NULL, O_TEMP },
+	{ "weights", required_argument, NULL, O_WEIGHTS },
+	{ "save-weights", required_argument, NULL, O_SAVE },
+	{ "layers", required_argument, NULL, O_LAYERS },
+	{ "d-model", required_argument, NULL, O_DMODEL },
+	{ "heads", required_argument, NULL, O_HEADS },
+	{ "kv-heads", required_argument, NULL, O_KVHEADS },
+	{ "ff", required_argument, NULL, O_FF },
+	{ "experts", required_argument, NULL, O_EXPERTS },
+	{ "top-k", required_argument, NULL, O_TOPK },
+	{ "shared-expert", no_argument, NULL, O_SHARED },
+	{ "block-tokens", required_argument, NULL, O_BT },
+	{ "blocks", required_argument, NULL, O_BLOCKS },
+	{ "swap-blocks", required_argument, NULL, O_SWAP },
+	{ "budget", required_argument, NULL, O_BUDGET },
+	{ "chunk", required_argument, NULL, O_CHUNK },
+	{ "max-running", required_argument, NULL, O_MAXRUN },
+	{ "preempt", required_argument, NULL, O_PREEMPT },
+	{ "threads", required_argument, NULL, O_THREADS },
+	{ "memfd", no_argument, NULL, O_MEMFD },
+	{ "device", required_argument, NULL, O_DEVICE },
+	{ "quiet", no_argument, NULL, O_QUIET },
+	{ "help", no_argument, NULL, O_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int bad(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "kvaccel-serve: ");
+	fprintf(stderr, fmt, a, b);
+	fprintf(stderr, "\n(kvaccel-serve --help lists the options)\n");
+	return -EINVAL;
+}
+
+/* A count in [lo, hi]. */
+static int num(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoull(s, &end, 0);
+	if (!*s || *s == '-' || *end || errno)
+		return bad("--%s: '%s' is not a number", opt, s);
+	if (*v < lo || *v > hi) {
+		fprintf(stderr, "kvaccel-serve: --%s: %s is out of range (%llu to %llu)\n", opt, s,
+			(unsigned long long)lo, (unsigned long long)hi);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int u32(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint32_t *v)
+{
+	uint64_t x;
+	int ret = num(opt, s, lo, hi, &x);
+
+	if (!ret)
+		*v = (uint32_t)x;
+	return ret;
+}
+
+int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
+{
+	char err[160], *end;
+	int o, ret = 0;
+
+	memset(c, 0, sizeof(*c));
+	serve_config_default(&c->cfg);
+	c->max_tokens = 16;
+	c->seed = 1;
+	c->threads = 1;
+	opterr = 0;
+	optind = 1;
+	while (!ret && (o = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+		const char *name = optind > 1 ? argv[optind - 1] : "";
+
+		switch (o) {
+		case O_PROMPT:
+			if (c->nr_prompts == SERVE_CLI_PROMPTS)
+				return bad("more than %s prompts", "256", "");
+			if (!*optarg)
+				return bad("--prompt: an empty prompt%s", "", "");
+			c->prompt[c->nr_prompts++] = optarg;
+			break;
+		case O_MAX_TOKENS:
+			ret = u32("max-tokens", optarg, 1, 1u << 20, &c->max_tokens);
+			break;
+		case O_SEED:
+			ret = num("seed", optarg, 0, UINT64_MAX, &c->seed);
+			break;
+		case O_TEMP:
+			c->temperature = strtof(optarg, &end);
+			if (!*optarg || *end || !isfinite(c->temperature) || c->temperature < 0)
+				return bad("--temperature: '%s' is not a number of at least 0%s",
+					   optarg, "");
+			break;
+		case O_WEIGHTS:
+			c->weights = optarg;
+			break;
+		case O_SAVE:
+			c->save_weights = optarg;
+			break;
+		case O_LAYERS:
+			ret = u32("layers", optarg, 1, 64, &c->cfg.layers);
+			break;
+		case O_DMODEL:
+			ret = u32("d-model", optarg, 2, 4096, &c->cfg.d_model);
+			break;
+		case O_HEADS:
+			ret = u32("heads", optarg, 1, 4096, &c->cfg.heads);
+			break;
+		case O_KVHEADS:
+			ret = u32("kv-heads", optarg, 1, 4096, &c->cfg.kv_heads);
+			break;
+		case O_FF:
+			ret = u32("ff", optarg, 1, 65536, &c->cfg.ff);
+			break;
+		case O_EXPERTS:
+			ret = u32("experts", optarg, 0, SERVE_MAX_EXPERTS, &c->cfg.experts);
+			break;
+		case O_TOPK:
+			ret = u32("top-k", optarg, 1, SERVE_MAX_EXPERTS, &c->cfg.top_k);
+			break;
+		case O_SHARED:
+			c->cfg.shared_expert = 1;
+			break;
+		case O_BT:
+			ret = u32("block-tokens", optarg, 1, 4096, &c->block_tokens);
+			break;
+		case O_BLOCKS:
+			ret = u32("blocks", optarg, 1, 1u << 20, &c->blocks);
+			break;
+		case O_SWAP:
+			ret = u32("swap-blocks", optarg, 1, 1u << 20, &c->swap_blocks);
+			break;
+		case O_BUDGET:
+			ret = u32("budget", optarg, 1, 1u << 20, &c->fcfs.token_budget);
+			break;
+		case O_CHUNK:
+			ret = u32("chunk", optarg, 1, 1u << 20, &c->fcfs.chunk);
+			break;
+		case O_MAXRUN:
+			ret = u32("max-running", optarg, 1, 1u << 20, &c->fcfs.max_running);
+			break;
+		case O_PREEMPT:
+			if (!strcmp(optarg, "swap"))
+				c->fcfs.preempt = SERVE_PREEMPT_SWAP;
+			else if (!strcmp(optarg, "recompute"))
+				c->fcfs.preempt = SERVE_PREEMPT_RECOMPUTE;
+			else
+				return bad("--preempt: '%s' is neither swap nor recompute%s",
+					   optarg, "");
+			break;
+		case O_THREADS:
+			ret = u32("threads", optarg, 1, 256, &c->threads);
+			break;
+		case O_MEMFD:
+			c->memfd = true;
+			break;
+		case O_DEVICE:
+			c->device = optarg;
+			break;
+		case O_QUIET:
+			c->quiet = true;
+			break;
+		case O_HELP:
+			fputs(usage, stdout);
+			return 1;
+		case ':':
+			return bad("%s needs a value%s", name, "");
+		default:
+			return bad("unknown option '%s'%s", name, "");
+		}
+	}
+	if (ret)
+		return ret;
+	if (optind < argc)
+		return bad("unexpected argument '%s'%s", argv[optind], "");
+	if (!c->nr_prompts && !c->save_weights)
+		return bad("no --prompt given%s%s", "", "");
+	if (c->memfd && c->device)
+		return bad("--memfd and --device exclude each other%s%s", "", "");
+	if (!c->weights && serve_config_check(&c->cfg, err, sizeof(err)))
+		return bad("the model's shape: %s%s", err, "");
+	return 0;
+}

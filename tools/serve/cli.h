@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* kvaccel-serve - the command line, parsed and checked. */
+#ifndef SERVE_CLI_H
+#define SERVE_CLI_H
+
+#include "engine.h"
+#include "stack.h"
+
+#define SERVE_CLI_PROMPTS	256
+
+struct serve_cli {
+	struct serve_config cfg;
+	const char *prompt[SERVE_CLI_PROMPTS];
+	uint32_t nr_prompts, max_tokens, threads, max_ctx;
+	uint64_t seed;
+	float temperature;
+	const char *weights, *save_weights, *device;
+	uint32_t block_tokens, blocks, swap_blocks;
+	bool memfd, quiet;
+	struct serve_fcfs_opts fcfs;
+};
+
+/** 0, or -EINVAL after printing why to stderr; 1: --help printed. */
+int serve_cli_parse(struct serve_cli *c, int argc, char **argv);
+
+#endif /* SERVE_CLI_H */

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvaccel-serve - the parts an engine runs on, made in one call: the
+ * compute and swap tiers (host tiers in kvaccel regions of a device, or
+ * memfd tiers), the block manager over them, the data mover, the engine.
+ */
+#ifndef SERVE_STACK_H
+#define SERVE_STACK_H
+
+#include "engine.h"
+
+struct serve_stack_opts {
+	const struct serve_model *model;
+	uint32_t block_tokens;		/* 0: 16 */
+	uint32_t blocks, swap_blocks;	/* 0: 64 each */
+	bool memfd;			/* no kvaccel device */
+	const char *device;		/* NULL: the first one */
+	uint32_t threads, max_ctx;
+	serve_yield_fn should_yield;
+	void *yield_ctx;
+};
+
+struct serve_stack {
+	struct accel_device *dev;
+	struct accel_tier *tiers[2];
+	struct accel_bm *bm;
+	struct accel_mover *mover;
+	struct serve_engine *engine;
+};
+
+/** 0, or -errno with a message in @err. */
+int serve_stack_create(struct serve_stack *s, const struct serve_stack_opts *o, char *err,
+		       size_t errlen);
+void serve_stack_destroy(struct serve_stack *s);
+
+#endif /* SERVE_STACK_H */
