@@ -30,7 +30,8 @@ TEST_CFLAGS	= $(USER_CFLAGS) -I$(KSFT) -Itests/kmod -Itests/exporter -Wno-unused
 		  -Wno-sign-compare -Wno-missing-field-initializers -Wno-clobbered
 # The harness compares pointers (MAP_FAILED) as integers.
 M32_CFLAGS	:= -Wno-pointer-to-int-cast
-SAN_CFLAGS	:= -fsanitize=address,undefined -fno-omit-frame-pointer
+# UBSan aborts at the first report (-fno-sanitize-recover), so undefined behaviour fails a test.
+SAN_CFLAGS	:= -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 # The netlink client (libaccel/ctl) over libnl-genl-3; json-c for kvaccelctl.
 NL_CFLAGS	:= -I/usr/include/libnl3 -Ilibaccel/ctl
 NL_LIBS		:= -lnl-genl-3 -lnl-3 -lpthread -lm

@@ -277,6 +277,8 @@ static void move_reuse(void **state)
 	assert_int_equal(0, run[0].src_tier);
 	assert_int_equal(1, run[0].dst_tier);
 	assert_int_equal(1, accel_bm_plan_runs(bm, plan.id, 0, run, 4));
+	/* The count alone (no room: NULL, 0), as callers size their arrays. */
+	assert_int_equal(1, accel_bm_plan_runs(bm, plan.id, 0, NULL, 0));
 	check(bm);
 	/* Not on the host's prefix cache before the copies are done. */
 	assert_int_equal(0, accel_bm_lookup(bm, keys, 2, hits));

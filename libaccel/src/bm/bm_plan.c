@@ -131,7 +131,7 @@ ACCEL_EXPORT int accel_bm_plan_runs(struct accel_bm *bm, uint64_t plan_id, uint3
 		ret = -ENOENT;
 	} else {
 		ret = (int)pl->nr_runs;
-		if (first < pl->nr_runs) {
+		if (first < pl->nr_runs && max) {	/* max 0: the count only */
 			uint32_t n = pl->nr_runs - first < max ? pl->nr_runs - first : max;
 
 			memcpy(runs, pl->runs + first, n * sizeof(*runs));
