@@ -83,7 +83,7 @@ struct accel_sched_config {
 	/** enum accel_sched_preempt, enum accel_sched_victim. */
 	uint32_t preempt;
 	uint32_t victim;
-	/** Priority: a waiting request preempts running ones whose value exceeds its own by more. */
+	/** Priority: a waiting request preempts running ones more than this less urgent. */
 	uint32_t priority_threshold;
 	/** Cost model: bytes of one block's KV (default 16384). */
 	uint64_t block_bytes;
@@ -278,7 +278,7 @@ struct accel_sched_stats {
 /** A pressure round's outcome (ACCEL_OPTS(); written up to sz). */
 struct accel_sched_release_out {
 	size_t sz;
-	/** Blocks of the tier free now that were not, and free once the swap-outs started finish. */
+	/** Blocks of the tier freed now, and freed once the swap-outs started finish. */
 	uint64_t freed;
 	uint64_t pending;
 	/** Cached blocks dropped; requests swapped out; requests dropped for recompute. */

@@ -55,12 +55,14 @@ static bool legal(uint32_t from, uint32_t to)
 			1u << ACCEL_SCHED_SWAPPING_OUT | 1u << ACCEL_SCHED_SWAPPED |
 			1u << ACCEL_SCHED_RECOMPUTE | 1u << ACCEL_SCHED_FINISHED |
 			1u << ACCEL_SCHED_ABORTED,
-		[ACCEL_SCHED_DECODING] = 1u << ACCEL_SCHED_SWAPPING_OUT | 1u << ACCEL_SCHED_SWAPPED |
+		[ACCEL_SCHED_DECODING] = 1u << ACCEL_SCHED_SWAPPING_OUT |
+			1u << ACCEL_SCHED_SWAPPED |
 			1u << ACCEL_SCHED_RECOMPUTE | 1u << ACCEL_SCHED_FINISHED |
 			1u << ACCEL_SCHED_ABORTED,
 		[ACCEL_SCHED_SWAPPING_OUT] = 1u << ACCEL_SCHED_SWAPPED |
 			1u << ACCEL_SCHED_RECOMPUTE | 1u << ACCEL_SCHED_ABORTED,
-		[ACCEL_SCHED_SWAPPED] = 1u << ACCEL_SCHED_SWAPPING_IN | 1u << ACCEL_SCHED_PREFILLING |
+		[ACCEL_SCHED_SWAPPED] = 1u << ACCEL_SCHED_SWAPPING_IN |
+			1u << ACCEL_SCHED_PREFILLING |
 			1u << ACCEL_SCHED_DECODING | 1u << ACCEL_SCHED_RECOMPUTE |
 			1u << ACCEL_SCHED_ABORTED,
 		[ACCEL_SCHED_SWAPPING_IN] = 1u << ACCEL_SCHED_PREFILLING |
@@ -131,7 +133,8 @@ static void check_step(struct run_ctx *c)
 		assert_int_equal(eng_state(e, i), c->m[i].state);
 		counts[c->m[i].state]++;
 		total++;
-		if (c->m[i].state == ACCEL_SCHED_PREFILLING || c->m[i].state == ACCEL_SCHED_DECODING ||
+		if (c->m[i].state == ACCEL_SCHED_PREFILLING ||
+		    c->m[i].state == ACCEL_SCHED_DECODING ||
 		    c->m[i].state == ACCEL_SCHED_SWAPPING_IN)
 			active++;
 		if (c->m[i].state == ACCEL_SCHED_SWAPPING_OUT)
@@ -198,9 +201,11 @@ static void check_step(struct run_ctx *c)
 			struct squeue *q = want == 1 ? &s->waitq : &s->swapq;
 
 			assert_true(s->req[i].hidx < q->n && q->heap[s->req[i].hidx] == i);
-			if (s->req[i].hidx)
-				assert_false(s->ops->before(s, &s->req[i],
-							    &s->req[q->heap[(s->req[i].hidx - 1) / 2]]));
+			if (s->req[i].hidx) {
+				uint32_t up = q->heap[(s->req[i].hidx - 1) / 2];
+
+				assert_false(s->ops->before(s, &s->req[i], &s->req[up]));
+			}
 		}
 	}
 	if (bm_check(e->bm, why, sizeof(why)))
@@ -251,7 +256,8 @@ static void check_step(struct run_ctx *c)
 
 			accel_sched_req_info(e->s, w, &wi);
 			accel_bm_tier_stats(e->bm, 0, &ts);
-			printf("# w: state %u tokens %llu; runs %u tokens %u; tier 0 free %u cached %u "
+			printf("# w: state %u tokens %llu; runs %u tokens %u; "
+			       "tier 0 free %u cached %u "
 			       "used %u; threshold %u preempt %u\n", wi.state,
 			       (unsigned long long)wi.nr_tokens, e->out.nr_runs, e->out.tokens,
 			       ts.free, ts.cached, ts.used, c->cfg.priority_threshold,
@@ -372,7 +378,7 @@ static void run_policy(uint32_t policy, uint64_t seed, uint32_t steps)
 				    c->m[q].state != ACCEL_SCHED_ABORTED) {
 					int r = accel_sched_abort(c->e.s, q, c->e.now);
 
-					/* -EALREADY: it finished at an update the model sees next step. */
+					/* -EALREADY: finished at an update (seen next step). */
 					assert_true(r == 0 || r == -EALREADY);
 					break;
 				}
@@ -419,7 +425,8 @@ static void run_policy(uint32_t policy, uint64_t seed, uint32_t steps)
 		accel_sched_req_info(c->e.s, i, &info);
 		if (info.state == ACCEL_SCHED_WAITING || info.state == ACCEL_SCHED_RECOMPUTE)
 			continue;
-		printf("# stuck %u: state %u prio %d tokens %llu computed %llu output %llu max %u\n", i,
+		printf("# stuck %u: state %u prio %d tokens %llu computed %llu "
+		       "output %llu max %u\n", i,
 		       info.state, info.priority, (unsigned long long)info.nr_tokens,
 		       (unsigned long long)info.computed, (unsigned long long)info.output_tokens,
 		       c->m[i].max_output);
@@ -427,7 +434,8 @@ static void run_policy(uint32_t policy, uint64_t seed, uint32_t steps)
 	}
 	if (left)
 		printf("# pending_free0 %llu pend_swaps %u outstanding %u\n",
-		       (unsigned long long)c->e.s->pending_free0, c->e.s->nr_pend_swaps, c->nr_swaps);
+		       (unsigned long long)c->e.s->pending_free0, c->e.s->nr_pend_swaps,
+		       c->nr_swaps);
 	if (left)
 		fail_msg("%s: %u requests never finished", accel_sched_policy_name(policy), left);
 	printf("# %s: %llu steps, every request finished\n", accel_sched_policy_name(policy),

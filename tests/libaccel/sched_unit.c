@@ -375,7 +375,8 @@ static void test_slo_pacing(void **state)
 	assert_int_equal(eng_add(&e, 1, 4, 100, 0, 0, 0, 0, 50000000, &d), 0);	/* 50 ms TPOT */
 	eng_run_steps(&e, 1);
 	assert_int_equal(eng_state(&e, d), ACCEL_SCHED_DECODING);
-	assert_int_equal(eng_add(&e, 2, 1000, 1, 0, 0, 0, 0, 0, &p), 0);		/* prefill demand */
+	/* Prefill demand. */
+	assert_int_equal(eng_add(&e, 2, 1000, 1, 0, 0, 0, 0, 0, &p), 0);
 	for (i = 0; i < 10; i++) {
 		assert_int_equal(eng_step(&e), 0);
 		ran += eng_run(&e, d) != NULL;
@@ -506,7 +507,8 @@ static void test_update_bad(void **state)
 	{
 		ACCEL_OPTS(accel_sched_result, res, .computed = 8, .flags = ACCEL_SCHED_RES_TOKEN);
 
-		assert_int_equal(accel_sched_update(e.s, a, &res, e.now), -EINVAL);	/* not run */
+		/* Not run yet. */
+		assert_int_equal(accel_sched_update(e.s, a, &res, e.now), -EINVAL);
 		assert_int_equal(eng_step(&e), 0);
 		res.computed = 9;
 		assert_int_equal(accel_sched_update(e.s, a, &res, e.now), -EINVAL);

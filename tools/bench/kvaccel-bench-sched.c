@@ -124,8 +124,8 @@ static void bench(uint32_t policy, int steps)
 			die("accel_sched_step", ret);
 		/* Measured: steps that leave 1024 running (the ones that finished refilled). */
 		ret = accel_sched_stats(s, &st);
-		running_full = st.in_state[ACCEL_SCHED_PREFILLING] + st.in_state[ACCEL_SCHED_DECODING] >=
-			       RUNNING;
+		running_full = st.in_state[ACCEL_SCHED_PREFILLING] +
+			       st.in_state[ACCEL_SCHED_DECODING] >= RUNNING;
 		ret = accel_sched_block_tables(s, runs, out.nr_runs, offsets, ids,
 					       sizeof(ids) / sizeof(ids[0]));
 		t2 = bench_now();
@@ -158,7 +158,8 @@ static void bench(uint32_t policy, int steps)
 		measured++;
 	}
 	ret = accel_sched_stats(s, &st);
-	printf("%-9s %8.1f %8.1f %10.1f %10.1f %8.0f %9u %7llu %6d\n", accel_sched_policy_name(policy),
+	printf("%-9s %8.1f %8.1f %10.1f %10.1f %8.0f %9u %7llu %6d\n",
+	       accel_sched_policy_name(policy),
 	       pct(t_step, steps, 0.5), pct(t_step, steps, 0.99), pct(t_upd, steps, 0.5),
 	       pct(t_tab, steps, 0.5), nruns / steps,
 	       st.in_state[ACCEL_SCHED_WAITING] + st.in_state[ACCEL_SCHED_RECOMPUTE],

@@ -372,7 +372,7 @@ static uint32_t pick_victim(struct accel_sched *s, bool in_step)
 		struct sreq *r = R(s, s->running[i]);
 
 		if (r->inflight && !in_step)
-			continue;	/* computing now (a pressure round between step and update) */
+			continue;	/* computing now (pressure between step and update) */
 		if (best == SREQ_NONE || victim_cmp(s, r, R(s, best)) < 0)
 			best = s->running[i];
 	}
@@ -834,7 +834,8 @@ ACCEL_EXPORT int accel_sched_add(struct accel_sched *s, const struct accel_sched
 		return -EINVAL;
 	if (o->client >= s->cfg.max_clients)
 		return -EINVAL;
-	if (o->max_output && blocks_of(s, o->prompt_len + o->max_output) > s->bm->tier[0].pool.nr_blocks)
+	if (o->max_output &&
+	    blocks_of(s, o->prompt_len + o->max_output) > s->bm->tier[0].pool.nr_blocks)
 		return -E2BIG;	/* it could never run to its end on tier 0 */
 	pthread_mutex_lock(&s->lock);
 	if (!s->nr_free_ids) {
@@ -1187,7 +1188,7 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 		}
 		if (kind == 0) {
 			if (r->yield_tokens) {
-				/* A yielded chunk resumes whole, at its layer (next step if too big). */
+				/* A yielded chunk resumes whole, at its layer (too big: later). */
 				if (r->yield_tokens > budget) {
 					pi++;
 					continue;
