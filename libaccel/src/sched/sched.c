@@ -1069,7 +1069,7 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 				  struct accel_sched_out *out)
 {
 	uint32_t budget, cap_runs, nsnap, npre = 0, pi = 0, i;
-	bool grown_preempt = false, demand;
+	bool grown_preempt = false, blocked = false, demand;
 	uint64_t off_cap, drain;
 	int ret;
 
@@ -1103,7 +1103,8 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 	 * Pacing gives budget to prefills: only worth it when some can use it
 	 * (a running chunk, or a waiting request and a free slot).
 	 */
-	demand = (s->waitq.n || s->swapq.n) && nr_active(s) < s->cfg.max_seqs;
+	demand = (s->waitq.n || s->swapq.n) && nr_active(s) < s->cfg.max_seqs &&
+		 !s->admit_blocked;
 	for (i = 0; i < s->nr_running && !demand; i++)
 		demand = R(s, s->running[i])->state == ACCEL_SCHED_PREFILLING;
 
@@ -1225,6 +1226,7 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 				if (s->pending_free0 < blocks_of(s, r->bm_tok) &&
 				    preempt_for(s, r, false, out, &budget) == 1)
 					continue;
+				blocked = true;
 				break;
 			}
 			q_remove(s, &s->swapq, r);
@@ -1256,6 +1258,7 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 				if (s->pending_free0 < blocks_of(s, k) + 1 &&
 				    preempt_for(s, r, false, out, &budget) == 1)
 					continue;
+				blocked = true;
 				break;
 			}
 			if (ret)
@@ -1278,6 +1281,8 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 		if (s->yield_ref == SREQ_NONE || victim_cmp(s, r, R(s, s->yield_ref)) < 0)
 			s->yield_ref = out->runs[i].req;
 	}
+	/* Pacing decodes while admissions wait for blocks would only slow both. */
+	s->admit_blocked = blocked;
 	s->st.steps++;
 	deliver(s, out);
 	pthread_mutex_unlock(&s->lock);

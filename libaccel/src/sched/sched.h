@@ -111,6 +111,7 @@ struct accel_sched {
 	struct squeue waitq, swapq;
 	uint32_t nr_inflight;
 	uint32_t yield_ref;	/* the most preemptable prefill in flight */
+	bool admit_blocked;	/* the last step's admissions stopped short of blocks */
 
 	/* Swaps to hand out with the next step, in order. */
 	uint32_t *pend_swaps;
