@@ -24,6 +24,7 @@
 #include "accel_bm.h"
 #include "accel_mover.h"
 #include "accel_offload.h"
+#include "accel_sched.h"
 
 #ifdef __cplusplus
 extern "C" {

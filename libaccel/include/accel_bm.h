@@ -235,6 +235,12 @@ struct accel_bm_tier_stats {
 };
 
 int accel_bm_tier_stats(struct accel_bm *bm, uint32_t tier, struct accel_bm_tier_stats *st);
+/**
+ * Make up to @n more blocks of @tier free (LIBACCEL_0.3): evict cached
+ * blocks no one references (the tier's eviction order), then drop the
+ * still-valid copies moves left on the tier. Returns how many became free.
+ */
+int accel_bm_evict(struct accel_bm *bm, uint32_t tier, uint32_t n);
 
 #ifdef __cplusplus
 }

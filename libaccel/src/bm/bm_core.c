@@ -225,6 +225,39 @@ ACCEL_EXPORT int accel_bm_tier_stats(struct accel_bm *bm, uint32_t tier,
 	return 0;
 }
 
+/*
+ * Make up to @n more blocks of @tier free (no holder, no key): evict cached
+ * blocks in the tier's eviction order, then drop the still-valid copies
+ * moves left on it (and evict what they leave cached). For a memory
+ * pressure round (accel_sched_release()).
+ */
+ACCEL_EXPORT int accel_bm_evict(struct accel_bm *bm, uint32_t tier, uint32_t n)
+{
+	struct kv_pool *p;
+	uint32_t before, want, i;
+
+	if (!bm || tier >= bm->nr_tiers || n > INT32_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&bm->lock);
+	p = &bm->tier[tier].pool;
+	before = p->nr_free;
+	want = n > p->nr_blocks - before ? p->nr_blocks : before + n;
+	for (i = 0; p->nr_free < want; ) {
+		if (p->nr_cached) {
+			kv_pool_evict(p, NULL);
+			continue;
+		}
+		while (i < bm->nr_seq && !(bm->seq[i].live && bm->seq[i].shadow_tier == tier))
+			i++;
+		if (i == bm->nr_seq)
+			break;
+		bm_shadow_drop(bm, &bm->seq[i], 0);
+	}
+	n = p->nr_free - before;
+	pthread_mutex_unlock(&bm->lock);
+	return (int)n;
+}
+
 /* ---- the consistency check (tests) ---- */
 
 #define FAIL(...) do { snprintf(why, len, __VA_ARGS__); ret = -EUCLEAN; goto out; } while (0)

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libaccel - the scheduler's internals (accel_sched.h): requests, the
+ * queues (waiting and swapped: a heap in the policy's order, or per-client
+ * FIFOs for fair), the running list in admission order, the policies' ops.
+ * Everything under sched->lock but the yield flag (an atomic).
+ */
+#ifndef ACCEL_SCHED_INTERNAL_H
+#define ACCEL_SCHED_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../internal.h"
+
+#define SREQ_NONE	UINT32_MAX
+
+struct sreq {
+	bool used;
+	bool inflight;		/* in the last step's runs, no update yet */
+	bool abort_pending;
+	uint8_t state;		/* enum accel_sched_state */
+	uint64_t tag;
+	int32_t *tok;		/* prompt + generated */
+	uint64_t nr_tok, cap_tok;
+	uint64_t prompt_len;
+	uint64_t computed;	/* tokens with KV in the blocks */
+	uint64_t bm_tok;	/* tokens the block manager holds (>= computed while scheduled) */
+	uint64_t max_computed;	/* highest computed ever: below it, a prefill recomputes */
+	uint64_t output;
+	uint32_t max_output;
+	int32_t prio;
+	uint32_t client;
+	uint32_t flags;
+	uint64_t deadline;	/* arrival + ttft_slo, 0: none */
+	uint64_t tpot_slo;
+	void *extra;
+	size_t extra_len;
+	uint32_t seq;		/* block-manager sequence, SREQ_NONE */
+	struct accel_bm_key *keys;	/* of tok's full blocks */
+	uint32_t nr_keys, cap_keys;
+	uint32_t committed;	/* blocks committed */
+	uint32_t host_valid;	/* leading full blocks with a valid copy on tier 1 */
+	uint64_t arrive_seq, admit_seq;
+	/* Queue position: heap index, or fair FIFO links. */
+	uint32_t hidx;
+	uint32_t qprev, qnext;
+	uint8_t hclass;		/* slo: 0 feasible, 1 no SLO, 2 late */
+	uint8_t inq;		/* 0 none, 1 waiting, 2 swapped */
+	uint32_t ridx;		/* in sched->running, SREQ_NONE */
+	uint32_t sched_tokens;	/* this step's run */
+	uint32_t run_idx;	/* in the caller's runs while scheduled this step */
+	uint32_t yield_tokens, yield_layer;
+	uint64_t plan_id;
+	uint32_t plan_blocks, plan_reused, plan_tier0;
+	uint64_t swap_start;
+	uint64_t preempt_ns;	/* 0: not preempted */
+	uint64_t preempt_step;	/* the step (steps + 1) it was last preempted in */
+	/* accounting */
+	uint64_t arrival_ns, first_sched_ns, first_token_ns, last_token_ns, finish_ns;
+	uint64_t tpot_sum, tpot_max, tpot_count;
+	uint32_t swaps_out, recomputes, yields;
+	uint64_t stall_ns, recomputed_tokens, swapped_bytes;
+};
+
+struct squeue {
+	uint8_t id;		/* 1 waiting, 2 swapped */
+	uint32_t *heap;
+	uint32_t n;
+	/* fair: per client */
+	uint32_t *head, *tail, *count;
+};
+
+struct accel_sched;
+
+struct sched_ops {
+	const char *name;
+	/* @a goes before @b in the waiting and swapped queues. */
+	bool (*before)(const struct accel_sched *s, const struct sreq *a, const struct sreq *b);
+	/* The policy's class order of victims: <0 @a is preempted before @b, >0 after, 0 tie. */
+	int (*victim_cmp)(const struct accel_sched *s, const struct sreq *a, const struct sreq *b);
+	/* @a (waiting or arriving) may preempt running @b (NULL: never). */
+	bool (*outranks)(const struct accel_sched *s, const struct sreq *a, const struct sreq *b);
+};
+
+extern const struct sched_ops sched_ops[ACCEL_SCHED_NR_POLICIES];
+
+struct accel_sched {
+	pthread_mutex_t lock;
+	struct accel_bm *bm;
+	uint32_t bt;		/* tokens per block */
+	uint32_t nr_tiers;
+	struct accel_sched_config cfg;
+	const struct sched_ops *ops;
+	int efd;
+	atomic_int yield;
+	uint64_t now;
+
+	struct sreq *req;
+	uint32_t max_req, nr_used;
+	uint32_t *free_ids;
+	uint32_t nr_free_ids;
+
+	uint32_t *running;	/* admission order */
+	uint32_t nr_running;
+	uint32_t nr_swapping_in;
+	uint32_t *snap;		/* a copy of running for a pass */
+	uint32_t *pre;		/* the step's prefill candidates */
+	struct squeue waitq, swapq;
+	uint32_t nr_inflight;
+	uint32_t yield_ref;	/* the most preemptable prefill in flight */
+	bool admit_blocked;	/* the last step's admissions stopped short of blocks */
+
+	/* Swaps to hand out with the next step, in order. */
+	uint32_t *pend_swaps;
+	uint32_t nr_pend_swaps;
+	uint64_t pending_free0;	/* tier-0 blocks swap-outs in flight free at their end */
+
+	struct accel_sched_event *ev;
+	uint32_t ev_head, ev_n, ev_cap;
+
+	uint64_t *vtc;		/* fair: per client */
+	uint32_t *client_active;	/* fair: requests waiting or running */
+
+	uint64_t seqno;
+	uint64_t last_now;
+	uint64_t step_ns, swap_bw;
+	struct accel_sched_stats st;
+};
+
+#endif
