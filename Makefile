@@ -214,13 +214,16 @@ NATIVE_BINS	+= $(B)/native/serve_ops $(B)/native/serve_st $(B)/native/serve_engi
 		   $(B)/native/serve_cli
 TEST_BINS	+= $(B)/tests/serve_vm
 
-$(B)/tools/kvaccel-serve: $(SERVE_CORE) $(SERVE_ENGINE) tools/serve/cli.c tools/serve/main.c \
-		$(SERVE_HDRS) $(B)/libaccel/libaccel.a
+# The HTTP server (--listen) over libmicrohttpd.
+SERVE_HTTP	:= tools/serve/http.c tools/serve/http_engine.c tools/serve/http_req.c \
+		   tools/serve/http_json.c tools/serve/http_render.c
+$(B)/tools/kvaccel-serve: $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HTTP) tools/serve/cli.c \
+		tools/serve/main.c tools/serve/http_main.c $(SERVE_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $(SERVE_CORE) $(SERVE_ENGINE) \
-		tools/serve/cli.c tools/serve/main.c $(B)/libaccel/libaccel.a -ljson-c \
-		$(ACCEL_LDLIBS) -lm
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) -o $@ $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HTTP) \
+		tools/serve/cli.c tools/serve/main.c tools/serve/http_main.c \
+		$(B)/libaccel/libaccel.a -ljson-c -lmicrohttpd $(ACCEL_LDLIBS) -lm
 
 # The operators against straightforward references, and safetensors
 # (cmocka, ASan/UBSan).
