@@ -256,6 +256,19 @@ $(B)/tests/serve_vm: tests/serve/vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS
 	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
 		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
 
+# The HTTP server in-process on memfd tiers, a tiny socket client (cmocka, ASan/UBSan).
+NATIVE_BINS	+= $(B)/native/serve_http
+$(B)/native/serve_http: tests/serve/http_unit.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HTTP) \
+		tools/serve/cli.c tools/serve/http_main.c $(SERVE_HDRS) $(ACCEL_SRCS) $(ACCEL_HDRS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/ctl \
+		-o $(B)/native-bin/serve_http $< $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HTTP) \
+		tools/serve/cli.c tools/serve/http_main.c $(ACCEL_SRCS) -ljson-c -lmicrohttpd \
+		-lcmocka $(ACCEL_LDLIBS) -lm
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_http" > $@
+	@chmod +x $@
+
 # The command line: bad options refused with a message, a run, weights round trip (TAP).
 $(B)/native/serve_cli: tests/serve/cli.sh $(B)/tools/kvaccel-serve
 	@mkdir -p $(@D)

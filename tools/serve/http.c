@@ -225,10 +225,8 @@ static enum MHD_Result completion(struct serve_http *h, struct MHD_Connection *c
 	cx->job = j;
 	if (rq.stream)
 		return start_stream(h, c, j);
-	if (!wait_job(h, j, conn_fd(c), UINT32_MAX)) {
-		count(h, 499);
-		return MHD_NO;
-	}
+	if (!wait_job(h, j, conn_fd(c), UINT32_MAX))
+		return MHD_NO;	/* the client went away: cancelled (completed()) */
 	if (j->status != 200)
 		return error(h, c, j->status, j->msg);
 	pthread_mutex_lock(&h->mu);

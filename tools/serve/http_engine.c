@@ -131,6 +131,7 @@ static void finish(struct serve_http *h, struct http_job *j, int status, const c
 			observe(h->st.tpot_b, &h->st.tpot_n, &h->st.tpot_sum,
 				(j->t_last - j->t_first) * 1e3 / (j->n_out - 1));
 	}
+	h->st.cancelled += status == 499;
 	h->in_flight--;
 	pthread_cond_broadcast(&j->cond);
 	http_job_put(j);

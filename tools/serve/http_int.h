@@ -60,12 +60,12 @@ struct http_job {
 	int refs;
 };
 
-#define HTTP_NR_STATUS	9
+#define HTTP_NR_STATUS	8
 
 struct http_stats {
 	uint64_t requests[HTTP_NR_STATUS];	/* by http_status_slot() */
 	uint64_t generated, prompt_tokens, steps, swap_out_blocks, swap_in_blocks;
-	uint64_t swaps, recomputes;
+	uint64_t swaps, recomputes, cancelled;
 	uint32_t running, waiting, swapped;
 	uint32_t used[2], total[2];
 	/* Histograms, in ms (HTTP_NR_BUCKETS bounds, then +Inf). */

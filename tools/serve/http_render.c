@@ -11,7 +11,7 @@ const double http_buckets[HTTP_NR_BUCKETS] = {
 	1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000,
 };
 
-const int http_status_codes[HTTP_NR_STATUS] = { 200, 400, 404, 405, 413, 429, 499, 500, 503 };
+const int http_status_codes[HTTP_NR_STATUS] = { 200, 400, 404, 405, 413, 429, 500, 503 };
 
 int http_status_slot(int status)
 {
@@ -20,7 +20,7 @@ int http_status_slot(int status)
 	for (i = 0; i < HTTP_NR_STATUS; i++)
 		if (http_status_codes[i] == status)
 			return i;
-	return 7;	/* 500 */
+	return 6;	/* 500 */
 }
 
 static void summary(struct sbuf *b, const struct http_job *j)
@@ -135,6 +135,8 @@ void http_render_metrics(struct sbuf *b, struct serve_http *h)
 	COUNTER("kvaccel_serve_swap_out_blocks_total", "KV blocks swapped out.",
 		s.swap_out_blocks);
 	COUNTER("kvaccel_serve_swap_in_blocks_total", "KV blocks swapped in.", s.swap_in_blocks);
+	COUNTER("kvaccel_serve_cancelled_total", "Requests cancelled by a client disconnect.",
+		s.cancelled);
 	COUNTER("kvaccel_serve_steps_total", "Engine steps.", s.steps);
 	histogram(b, "kvaccel_serve_ttft_ms", "Time to first token (ms).", s.ttft_b, s.ttft_n,
 		  s.ttft_sum);
