@@ -268,7 +268,7 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 	if (optind < argc)
 		return bad("unexpected argument '%s'%s", argv[optind], "");
 	if (!c->nr_prompts && !c->save_weights && !c->listen)
-		return bad("no --prompt (or --listen) given%s%s", "", "");
+		return bad("no --prompt given (nor --listen)%s%s", "", "");
 	if (c->nr_prompts && c->listen)
 		return bad("--prompt and --listen exclude each other%s%s", "", "");
 	if (c->memfd && c->device)
