@@ -269,6 +269,16 @@ $(B)/native/serve_http: tests/serve/http_unit.c $(SERVE_CORE) $(SERVE_ENGINE) $(
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_http" > $@
 	@chmod +x $@
 
+# In the VM: the HTTP server on region tiers (linked dynamically: libmicrohttpd;
+# run-selftests ships its libraries).
+TEST_BINS	+= $(B)/tests/serve_http_vm
+$(B)/tests/serve_http_vm: tests/serve/http_vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HTTP) \
+		$(SERVE_HDRS) $(TEST_HDRS) $(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(SERVE_HTTP) $(B)/libaccel/libaccel.a -ljson-c -lmicrohttpd $(ACCEL_LDLIBS) -lm
+
 # The command line: bad options refused with a message, a run, weights round trip (TAP).
 $(B)/native/serve_cli: tests/serve/cli.sh $(B)/tools/kvaccel-serve
 	@mkdir -p $(@D)
