@@ -91,13 +91,13 @@ static void srv_stop(struct srv *v)
 }
 
 /* The digests of @prompt alone on a fresh engine (the CLI's path). */
-static void reference(const char *prompt, uint32_t max_tokens, uint64_t *dig)
+static void reference_p(const char *prompt, const struct serve_params *pp, uint64_t *dig)
 {
 	struct serve_config cfg;
 	struct serve_model *m;
 	struct serve_stack s;
 	struct serve_stack_opts so = { .memfd = true };
-	struct serve_params p = { .max_tokens = max_tokens };
+	struct serve_params p = *pp;
 	struct serve_fcfs_opts fo = { 0 };
 	struct serve_req_info in;
 	int32_t tok[256];
@@ -113,9 +113,16 @@ static void reference(const char *prompt, uint32_t max_tokens, uint64_t *dig)
 	assert_int_equal(serve_engine_add(s.engine, tok, n, &p, &id), 0);
 	assert_int_equal(serve_run_all(s.engine, &fo, NULL), 0);
 	assert_int_equal(serve_engine_info(s.engine, id, &in), 0);
-	memcpy(dig, in.digests, max_tokens * sizeof(*dig));
+	memcpy(dig, in.digests, p.max_tokens * sizeof(*dig));
 	serve_stack_destroy(&s);
 	serve_model_free(m);
+}
+
+static void reference(const char *prompt, uint32_t max_tokens, uint64_t *dig)
+{
+	struct serve_params p = { .max_tokens = max_tokens };
+
+	reference_p(prompt, &p, dig);
 }
 
 static int dial(uint16_t port)
@@ -276,6 +283,24 @@ static void test_completion(void **state)
 	assert_int_equal(r.status, 200);
 	assert_string_equal(r.body, "{\"status\": \"ok\"}");
 	free(r.head);
+	/* Sampled: the seed and temperature reach the engine; a list prompt is the same. */
+	{
+		struct serve_params p = { .max_tokens = 8, .temperature = 0.8f, .seed = 7 };
+		struct json_object *o;
+
+		reference_p("hello", &p, ref);
+		r = request(v.port, "POST", "/v1/completions", "{\"prompt\": [104, 101, 108, 108, "
+			    "111], \"max_tokens\": 8, \"temperature\": 0.8, \"seed\": 7, "
+			    "\"priority\": 3, \"ttft_slo_ms\": 50, \"tpot_slo_ms\": 5.5, "
+			    "\"client\": \"t\", \"class\": \"offline\"}");
+		assert_int_equal(r.status, 200);
+		o = json_tokener_parse(r.body);
+		assert_non_null(o);
+		assert_int_equal(digests(o, got, 256), 8);
+		assert_memory_equal(ref, got, sizeof(ref));
+		json_object_put(o);
+		free(r.head);
+	}
 	srv_stop(&v);
 }
 
@@ -472,6 +497,78 @@ static void test_disconnect(void **state)
 	srv_stop(&v);
 }
 
+/* A client gone before its (non-stream) answer: cancelled, nothing generated. */
+static void test_disconnect_waiting(void **state)
+{
+	struct srv v;
+	int fd, i;
+
+	(void)state;
+	srv_start(&v, 64, NULL);
+	set_gate(true);
+	fd = dial(v.port);
+	send_req(fd, "HTTP/1.0", "POST", "/v1/completions", "{\"prompt\": \"gone\"}");
+	usleep(100000);
+	close(fd);
+	usleep(400000);		/* the HTTP thread sees it within 200 ms */
+	set_gate(false);
+	for (i = 0; i < 200 && metric(v.port, "kvaccel_serve_cancelled_total ") != 1; i++)
+		usleep(10000);
+	assert_int_equal(metric(v.port, "kvaccel_serve_cancelled_total "), 1);
+	assert_int_equal(metric(v.port, "kvaccel_serve_generated_tokens_total "), 0);
+	assert_int_equal(metric(v.port, "kvaccel_serve_kv_blocks{tier=\"compute\",state=\"used\"} "),
+			 0);
+	srv_stop(&v);
+}
+
+struct streamer {
+	pthread_t t;
+	uint16_t port;
+	struct resp r;
+};
+
+static void *streamer_main(void *arg)
+{
+	struct streamer *s = arg;
+
+	s->r = request(s->port, "POST", "/v1/completions",
+		       "{\"prompt\": \"long\", \"max_tokens\": 1000, \"stream\": true}");
+	return NULL;
+}
+
+static void *ungate_later(void *arg)
+{
+	(void)arg;
+	usleep(200000);
+	set_gate(false);
+	return NULL;
+}
+
+/* Stopping under a stream: it ends with a 503 error event, then [DONE]. */
+static void test_stop_under_stream(void **state)
+{
+	struct serve_http_opts o = { .max_tokens = 1000 };
+	struct streamer s;
+	pthread_t ug;
+	struct srv v;
+
+	(void)state;
+	srv_start(&v, 64, &o);
+	set_gate(true);
+	s.port = v.port;
+	assert_int_equal(pthread_create(&s.t, NULL, streamer_main, &s), 0);
+	usleep(200000);
+	assert_int_equal(pthread_create(&ug, NULL, ungate_later, NULL), 0);
+	srv_stop(&v);
+	pthread_join(ug, NULL);
+	pthread_join(s.t, NULL);
+	assert_int_equal(s.r.status, 200);
+	assert_non_null(strstr(s.r.body, "\"code\": 503"));
+	assert_non_null(strstr(s.r.body, "data: [DONE]\n\n"));
+	assert_null(strstr(s.r.body, "\"finish_reason\": \"length\""));
+	free(s.r.head);
+}
+
 static void *bg_complete(void *arg)
 {
 	struct client *c = arg;
@@ -632,6 +729,8 @@ int main(void)
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_disconnect),
+		cmocka_unit_test(test_disconnect_waiting),
+		cmocka_unit_test(test_stop_under_stream),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_metrics),
 	};
