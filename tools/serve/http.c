@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,16 @@ static void completed(void *cls, struct MHD_Connection *c, void **ctx,
 	*ctx = NULL;
 }
 
+/* libmicrohttpd's messages (a malformed request, a peer gone), marked as ours. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	fputs("kvaccel-serve: http: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	if (!*fmt || fmt[strlen(fmt) - 1] != '\n')
+		fputc('\n', stderr);
+}
+
 struct serve_http *serve_http_start(const struct serve_http_opts *o, int *err, char *msg,
 				    size_t msglen)
 {
@@ -356,6 +367,7 @@ struct serve_http *serve_http_start(const struct serve_http_opts *o, int *err, c
 	}
 	h->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 				  MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, h,
+				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				  MHD_OPTION_CONNECTION_LIMIT, 2 * h->o.max_concurrent + 16,
 				  MHD_OPTION_CONNECTION_TIMEOUT, 60u,
