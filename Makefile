@@ -247,13 +247,16 @@ NATIVE_BINS	+= $(B)/native/serve_ops $(B)/native/serve_st $(B)/native/serve_engi
 		   $(B)/native/serve_cli
 TEST_BINS	+= $(B)/tests/serve_vm
 
-$(B)/tools/kvaccel-serve: $(SERVE_CORE) $(SERVE_ENGINE) tools/serve/cli.c tools/serve/main.c \
-		$(SERVE_HDRS) $(B)/libaccel/libaccel.a
+# The HTTP server (--listen) over libmicrohttpd.
+SERVE_HTTP	:= tools/serve/http.c tools/serve/http_engine.c tools/serve/http_req.c \
+		   tools/serve/http_json.c tools/serve/http_render.c
+$(B)/tools/kvaccel-serve: $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HTTP) tools/serve/cli.c \
+		tools/serve/main.c tools/serve/http_main.c $(SERVE_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $(SERVE_CORE) $(SERVE_ENGINE) \
-		tools/serve/cli.c tools/serve/main.c $(B)/libaccel/libaccel.a -ljson-c \
-		$(ACCEL_LDLIBS) -lm
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) -o $@ $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HTTP) \
+		tools/serve/cli.c tools/serve/main.c tools/serve/http_main.c \
+		$(B)/libaccel/libaccel.a -ljson-c -lmicrohttpd $(ACCEL_LDLIBS) -lm
 
 # The operators against straightforward references, and safetensors
 # (cmocka, ASan/UBSan).
@@ -285,6 +288,29 @@ $(B)/tests/serve_vm: tests/serve/vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
 		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
+
+# The HTTP server in-process on memfd tiers, a tiny socket client (cmocka, ASan/UBSan).
+NATIVE_BINS	+= $(B)/native/serve_http
+$(B)/native/serve_http: tests/serve/http_unit.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HTTP) \
+		tools/serve/cli.c tools/serve/http_main.c $(SERVE_HDRS) $(ACCEL_SRCS) $(ACCEL_HDRS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/ctl \
+		-o $(B)/native-bin/serve_http $< $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HTTP) \
+		tools/serve/cli.c tools/serve/http_main.c $(ACCEL_SRCS) -ljson-c -lmicrohttpd \
+		-lcmocka $(ACCEL_LDLIBS) -lm
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_http" > $@
+	@chmod +x $@
+
+# In the VM: the HTTP server on region tiers (linked dynamically: libmicrohttpd;
+# run-selftests ships its libraries).
+TEST_BINS	+= $(B)/tests/serve_http_vm
+$(B)/tests/serve_http_vm: tests/serve/http_vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HTTP) \
+		$(SERVE_HDRS) $(TEST_HDRS) $(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(SERVE_HTTP) $(B)/libaccel/libaccel.a -ljson-c -lmicrohttpd $(ACCEL_LDLIBS) -lm
 
 # The command line: bad options refused with a message, a run, weights round trip (TAP).
 $(B)/native/serve_cli: tests/serve/cli.sh $(B)/tools/kvaccel-serve

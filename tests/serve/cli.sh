@@ -28,7 +28,7 @@ refused() {
 
 digests() { grep 'digests:' "$1"; }
 
-echo "1..20"
+echo "1..25"
 refused "no prompt" 2 "no --prompt given"
 refused "unknown option" 2 "unknown option '--bogus'" --memfd --prompt hi --bogus
 refused "missing value" 2 "--max-tokens needs a value" --memfd --prompt hi --max-tokens
@@ -44,6 +44,16 @@ refused "bad preempt" 2 "--preempt: 'later' is neither swap nor recompute" --mem
 refused "stray argument" 2 "unexpected argument 'extra'" --memfd --prompt hi extra
 refused "memfd and device" 2 "--memfd and --device exclude each other" --memfd --device /dev/x \
 	--prompt hi
+refused "listen without a port" 2 "--listen: '127.0.0.1' is not ADDR:PORT" --memfd \
+	--listen 127.0.0.1
+refused "listen on a name" 2 "--listen: 'localhost' is not an IPv4 address" --memfd \
+	--listen localhost:80
+refused "listen port out of range" 2 "--listen: 70000 is out of range" --memfd \
+	--listen 127.0.0.1:70000
+refused "listen and prompt" 2 "--prompt and --listen exclude each other" --memfd --prompt hi \
+	--listen 127.0.0.1:0
+refused "listen on a foreign address" 1 "cannot listen on 192.0.2.1:1" --memfd \
+	--listen 192.0.2.1:1
 refused "missing weights" 1 "No such file or directory" --memfd --prompt hi --weights "$tmp/none"
 refused "prompt too long for the pool" 1 "exceed the context or the compute tier" --memfd \
 	--prompt "$(printf '%0100d' 0)" --max-tokens 40 --blocks 2
@@ -98,5 +108,5 @@ for shape in "" "--experts 4 --top-k 2 --shared-expert --kv-heads 2"; do
 		not_ok "saved weights give the same digests ${shape:-(dense)} ($(cat "$tmp/err"))"
 	fi
 done
-[ "$n" = 20 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
+[ "$n" = 25 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
 [ "$failed" = 0 ]

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* kvaccel-serve - command-line options (getopt_long), each checked with a clear message. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -11,6 +12,7 @@
 
 static const char usage[] =
 	"usage: kvaccel-serve --prompt TEXT [--prompt TEXT...] [options]\n"
+	"       kvaccel-serve --listen ADDR:PORT [options]   (HTTP API, until SIGINT/SIGTERM)\n"
 	"  --max-tokens N      tokens to generate per prompt (default 16)\n"
 	"  --seed S            weights seed (no --weights) and sampling seed base (default 1)\n"
 	"  --temperature T     0: greedy (default); else seeded sampling\n"
@@ -28,12 +30,18 @@ static const char usage[] =
 	"  --threads N         worker threads (default 1)\n"
 	"  --memfd             memfd tiers: no kvaccel device needed\n"
 	"  --device PATH       the kvaccel device (default: the first)\n"
-	"  --quiet             no per-token digests\n";
+	"  --quiet             no per-token digests\n"
+	"  --listen ADDR:PORT  serve HTTP on an IPv4 address (port 0: any, printed)\n"
+	"  --max-concurrent N  requests in flight before 429 (default 64)\n"
+	"  --max-body N        request body bytes before 413 (default 1048576)\n"
+	"  --max-prompt N      prompt tokens before 413 (default 1024)\n"
+	"  --max-tokens-limit N  the largest max_tokens a request may ask (default 1024)\n";
 
 enum {
 	O_PROMPT = 256, O_MAX_TOKENS, O_SEED, O_TEMP, O_WEIGHTS, O_SAVE, O_LAYERS, O_DMODEL,
 	O_HEADS, O_KVHEADS, O_FF, O_EXPERTS, O_TOPK, O_SHARED, O_BT, O_BLOCKS, O_SWAP, O_BUDGET,
 	O_CHUNK, O_MAXRUN, O_PREEMPT, O_THREADS, O_MEMFD, O_DEVICE, O_QUIET, O_HELP,
+	O_LISTEN, O_MAXCONC, O_MAXBODY, O_MAXPROMPT, O_MAXTOKLIM,
 };
 
 static const struct option longopts[] = {
@@ -63,6 +71,11 @@ static const struct option longopts[] = {
 	{ "device", required_argument, NULL, O_DEVICE },
 	{ "quiet", no_argument, NULL, O_QUIET },
 	{ "help", no_argument, NULL, O_HELP },
+	{ "listen", required_argument, NULL, O_LISTEN },
+	{ "max-concurrent", required_argument, NULL, O_MAXCONC },
+	{ "max-body", required_argument, NULL, O_MAXBODY },
+	{ "max-prompt", required_argument, NULL, O_MAXPROMPT },
+	{ "max-tokens-limit", required_argument, NULL, O_MAXTOKLIM },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -99,6 +112,27 @@ static int u32(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint32_
 	if (!ret)
 		*v = (uint32_t)x;
 	return ret;
+}
+
+/* ADDR:PORT, ADDR numeric IPv4. */
+static int listen_opt(struct serve_cli *c, const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	struct in_addr a;
+	uint64_t port;
+	size_t n;
+
+	if (!colon || colon == s || (n = (size_t)(colon - s)) >= sizeof(c->listen_addr))
+		return bad("--listen: '%s' is not ADDR:PORT (e.g. 127.0.0.1:8000)%s", s, "");
+	memcpy(c->listen_addr, s, n);
+	c->listen_addr[n] = 0;
+	if (inet_pton(AF_INET, c->listen_addr, &a) != 1)
+		return bad("--listen: '%s' is not an IPv4 address%s", c->listen_addr, "");
+	if (num("listen", colon + 1, 0, 65535, &port))
+		return -EINVAL;
+	c->listen_port = (uint16_t)port;
+	c->listen = true;
+	return 0;
 }
 
 int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
@@ -208,6 +242,21 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 		case O_HELP:
 			fputs(usage, stdout);
 			return 1;
+		case O_LISTEN:
+			ret = listen_opt(c, optarg);
+			break;
+		case O_MAXCONC:
+			ret = u32("max-concurrent", optarg, 1, 4096, &c->max_concurrent);
+			break;
+		case O_MAXBODY:
+			ret = u32("max-body", optarg, 64, 1u << 30, &c->max_body);
+			break;
+		case O_MAXPROMPT:
+			ret = u32("max-prompt", optarg, 1, 1u << 20, &c->max_prompt);
+			break;
+		case O_MAXTOKLIM:
+			ret = u32("max-tokens-limit", optarg, 1, 1u << 20, &c->max_tokens_limit);
+			break;
 		case ':':
 			return bad("%s needs a value%s", name, "");
 		default:
@@ -218,8 +267,10 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 		return ret;
 	if (optind < argc)
 		return bad("unexpected argument '%s'%s", argv[optind], "");
-	if (!c->nr_prompts && !c->save_weights)
-		return bad("no --prompt given%s%s", "", "");
+	if (!c->nr_prompts && !c->save_weights && !c->listen)
+		return bad("no --prompt given (nor --listen)%s%s", "", "");
+	if (c->nr_prompts && c->listen)
+		return bad("--prompt and --listen exclude each other%s%s", "", "");
 	if (c->memfd && c->device)
 		return bad("--memfd and --device exclude each other%s%s", "", "");
 	if (!c->weights && serve_config_check(&c->cfg, err, sizeof(err)))

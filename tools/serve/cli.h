@@ -18,6 +18,11 @@ struct serve_cli {
 	uint32_t block_tokens, blocks, swap_blocks;
 	bool memfd, quiet;
 	struct serve_fcfs_opts fcfs;
+	/* --listen ADDR:PORT and the HTTP server's limits (0: its defaults). */
+	char listen_addr[64];
+	uint16_t listen_port;
+	bool listen;
+	uint32_t max_concurrent, max_body, max_prompt, max_tokens_limit;
 };
 
 /** 0, or -EINVAL after printing why to stderr; 1: --help printed. */

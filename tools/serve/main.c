@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "http_main.h"
 #include "safetensors.h"
 
 static void print_text(const int32_t *t, uint32_t n)
@@ -137,7 +138,7 @@ int main(int argc, char **argv)
 		serve_model_free(m);
 		return 1;
 	}
-	ret = c.nr_prompts ? run(&c, m) : 0;
+	ret = c.listen ? serve_http_main(&c, m) : c.nr_prompts ? run(&c, m) : 0;
 	serve_model_free(m);
 	return ret;
 }
