@@ -462,7 +462,7 @@ int lg_trace_load(const char *path, const struct lg_trace_opts *o, struct lg_wor
 		if (!*s)
 			continue;
 		if (!kind) {
-			kind = *s == '{' ? 2 : 1;
+			kind = *s == '{' || *s == '[' ? 2 : 1;
 			if (kind == 1) {
 				ret = csv_header(&c, s, cols, &nr_cols);
 				continue;
