@@ -265,9 +265,9 @@ LOADGEN_SRCS	:= tools/loadgen/workload.c tools/loadgen/trace.c tools/loadgen/syn
 		   tools/loadgen/prompt.c tools/loadgen/http.c tools/loadgen/run.c \
 		   tools/loadgen/stats.c tools/loadgen/report.c tools/loadgen/digests.c
 LOADGEN_HDRS	:= $(wildcard tools/loadgen/*.h)
-LOADGEN_TESTS	:= trace synth e2e
+LOADGEN_TESTS	:= trace synth stats e2e
 TOOL_BINS	+= $(B)/tools/kvaccel-loadgen
-NATIVE_BINS	+= $(foreach t,$(LOADGEN_TESTS),$(B)/native/loadgen_$(t))
+NATIVE_BINS	+= $(foreach t,$(LOADGEN_TESTS),$(B)/native/loadgen_$(t)) $(B)/native/loadgen_cli
 
 # Static, so that it runs in the VM next to kvaccel-serve (getaddrinfo's static-link
 # warning is expected: numeric hosts and /etc/hosts names resolve without NSS modules).

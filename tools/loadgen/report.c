@@ -53,18 +53,30 @@ static void count_errors(const struct lg_workload *wl, const struct lg_result *r
 
 #define MAX_CLS 64
 
+/* A value, or "-" where there is none (no completed request). */
+static void cell(FILE *f, int width, int prec, double v)
+{
+	if (isfinite(v))
+		fprintf(f, " %*.*f", width, prec, v);
+	else
+		fprintf(f, " %*s", width, "-");
+}
+
 static void table_row(FILE *f, const char *name, const struct lg_summary *s)
 {
 	int k;
 
 	fprintf(f, "%-10s %6zu %6zu %6zu", name, s->requests, s->completed, s->failed);
 	for (k = 0; k < LG_NR_PCT; k++)
-		fprintf(f, " %8.1f", s->ttft[k]);
+		cell(f, 8, 1, s->ttft[k]);
 	for (k = 0; k < LG_NR_PCT; k++)
-		fprintf(f, " %7.2f", s->tpot[k]);
+		cell(f, k ? 7 : 8, 2, s->tpot[k]);
 	for (k = 0; k < LG_NR_PCT; k++)
-		fprintf(f, " %8.1f", s->e2e[k]);
-	fprintf(f, " %6.1f%% %8.3f\n", 100 * s->attainment, s->goodput);
+		cell(f, 8, 1, s->e2e[k]);
+	cell(f, 6, 1, 100 * s->attainment);
+	fputc('%', f);
+	cell(f, 8, 3, s->goodput);
+	fputc('\n', f);
 }
 
 void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
@@ -79,7 +91,7 @@ void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_resu
 	fprintf(f, "%zu requests in %.3f s: %zu completed (%.3f/s), %zu met their SLO "
 		"(%.1f%%), goodput %.3f requests/s\n", all.requests, duration_s, all.completed,
 		all.throughput, all.met, 100 * all.attainment, all.goodput);
-	fprintf(f, "%-10s %6s %6s %6s %8s %8s %8s %7s %7s %7s %8s %8s %8s %7s %8s\n", "class",
+	fprintf(f, "%-10s %6s %6s %6s %8s %8s %8s %8s %7s %7s %8s %8s %8s %7s %8s\n", "class",
 		"reqs", "done", "failed", "ttft p50", "p90", "p99", "tpot p50", "p90", "p99",
 		"e2e p50", "p90", "p99", "slo", "goodput");
 	for (i = 0; i < n; i++) {
