@@ -63,8 +63,8 @@ fi
 # A port nothing listens on: port 1 on the loopback, refused at once.
 "$lg" --synthetic --requests 3 --rate 100 --url http://127.0.0.1:1 > "$tmp/out" 2> "$tmp/err"
 rc=$?
-if [ $rc = 0 ] && grep -q "connect errors: 3 requests (connect to 127.0.0.1:1: Connection refused)" \
-	"$tmp/out"; then
+want="connect errors: 3 requests (connect to 127.0.0.1:1: Connection refused)"
+if [ $rc = 0 ] && grep -qF "$want" "$tmp/out"; then
 	ok "a refused connection is counted"
 else
 	not_ok "a refused connection is counted (status $rc: $(cat "$tmp/out" "$tmp/err"))"

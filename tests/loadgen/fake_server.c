@@ -187,7 +187,9 @@ static char *read_request(int fd)
 			break;
 		len += r;
 		buf[len] = 0;
-		if (!end && (end = strstr(buf, "\r\n\r\n"))) {
+		if (!end)
+			end = strstr(buf, "\r\n\r\n");
+		if (end && !need) {
 			char *cl = strcasestr(buf, "Content-Length:");
 
 			need = (end - buf) + 4 + (cl ? strtoul(cl + 15, NULL, 10) : 0);

@@ -330,10 +330,10 @@ static enum lg_http_err chunked(struct resp *r, struct sink *s)
 		if (read_line(r, line, sizeof(line), &e) || *line)
 			return say(r->c, e ? e : LG_HTTP_PROTO, "no CRLF after a chunk%s", "");
 	}
-	do
+	do {
 		if (read_line(r, line, sizeof(line), &e))
 			return say(r->c, e, "in the chunked trailer%s", "");
-	while (*line);
+	} while (*line);
 	return LG_HTTP_OK;
 }
 
