@@ -3,7 +3,8 @@
  * kvaccel-loadgen against a fake server that speaks the API contract (fake_server.c): with set
  * delays, the measured TTFT, TPOT and end-to-end latency are the delays within a tolerance;
  * requests start at their arrival times however slow the server is (open loop); HTTP errors are
- * counted per status in the report; a refused connection and a cut stream are reported; the
+ * counted per status in the report; a refused connection, a cut stream, a stalled stream (the
+ * timeout), an event that is not JSON and a 200 that is not a stream are reported; the
  * server's summary gives the preemptions and the recompute tax; digests are recorded, then
  * compared (equal, then a changed one caught).
  */
@@ -142,14 +143,13 @@ static void open_loop(void **state)
 {
 	struct fake_opts fo = { .ttft_ms = 400, .tpot_ms = 5 };
 	struct lg_workload wl = { 0 };
-	struct fake_server *s = fake_start(&fo, &(int){ 0 });
+	struct fake_server *s;
 	struct lg_result *res;
 	int port, good;
 	double dur;
 	size_t i;
 
 	(void)state;
-	fake_stop(s);
 	s = fake_start(&fo, &port);
 	workload(&wl, 6, 0.05, 2, NULL);
 	res = run(&wl, port, &dur);
@@ -233,6 +233,41 @@ static void http_errors(void **state)
 	assert_non_null(strstr(buf, "HTTP 503: 1 requests (fake 503)"));
 	assert_non_null(strstr(buf, "closed errors: 1 requests (the connection closed in the body)"));
 	free(buf);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+	fake_stop(s);
+}
+
+/* A stream that stalls past the timeout, an event that is not JSON, a 200 that is no stream. */
+static void bad_streams(void **state)
+{
+	static const char *const clients[] = { "stall", "garbage", "plain", NULL };
+	struct fake_opts fo = { .ttft_ms = 1, .tpot_ms = 1 };
+	struct lg_workload wl = { 0 };
+	struct fake_server *s;
+	struct lg_result *res = calloc(3, sizeof(*res));
+	struct lg_run_opts o;
+	json_object *rep;
+	double dur;
+	int port;
+
+	(void)state;
+	s = fake_start(&fo, &port);
+	workload(&wl, 3, 0.01, 4, clients);
+	opts_for(&o, port);
+	o.timeout_s = 0.3;
+	assert_int_equal(lg_run(&wl, &o, res, &dur), 0);
+	assert_int_equal(res[0].err, LG_HTTP_TIMEOUT);
+	assert_int_equal(res[0].tokens, 1);
+	assert_int_equal(res[1].err, LG_HTTP_PROTO);
+	assert_non_null(strstr(res[1].msg, "bad event: {not json"));
+	assert_int_equal(res[2].err, LG_HTTP_PROTO);
+	assert_string_equal(res[2].msg, "status 200 but not an event stream");
+	rep = report_json(&wl, res, dur);
+	assert_int_equal(path_int(rep, "transport_errors", "timeout"), 1);
+	assert_int_equal(path_int(rep, "transport_errors", "protocol"), 2);
+	assert_int_equal(path_int(rep, "overall", "failed"), 3);
+	json_object_put(rep);
 	lg_results_free(res, wl.n);
 	lg_workload_free(&wl);
 	fake_stop(s);
@@ -359,6 +394,7 @@ int main(void)
 		cmocka_unit_test(timing_to_close),
 		cmocka_unit_test(open_loop),
 		cmocka_unit_test(http_errors),
+		cmocka_unit_test(bad_streams),
 		cmocka_unit_test(refused),
 		cmocka_unit_test(digests),
 	};

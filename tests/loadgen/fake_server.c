@@ -174,6 +174,31 @@ out:
 	json_object_put(dg);
 }
 
+static const char plain_reply[] =
+	"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+
+/* Headers and one token, then nothing for a second. */
+static void stall(struct fake_server *s, int fd)
+{
+	const char *head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+			   "Transfer-Encoding: chunked\r\n\r\n";
+
+	if (!put(fd, head, strlen(head)))
+		piece(s, fd, "data: {\"choices\":[{\"index\":0,\"text\":\"a\"}]}\n\n");
+	msleep(1000);
+}
+
+/* An event that is not JSON, then a proper end. */
+static void garbage(struct fake_server *s, int fd)
+{
+	const char *head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+			   "Transfer-Encoding: chunked\r\n\r\n";
+
+	if (!put(fd, head, strlen(head)) && !piece(s, fd, "data: {not json\n\n") &&
+	    !piece(s, fd, "data: [DONE]\n\n"))
+		put(fd, "0\r\n\r\n", 5);
+}
+
 /* The request: headers up to the blank line, then Content-Length bytes. */
 static char *read_request(int fd)
 {
@@ -239,6 +264,12 @@ static void *serve(void *arg)
 		error_reply(c->fd, 429, "overloaded");
 	else if (!strcmp(client, "e503"))
 		error_reply(c->fd, 503, "shutting_down");
+	else if (!strcmp(client, "plain"))
+		put(c->fd, plain_reply, strlen(plain_reply));
+	else if (!strcmp(client, "stall"))
+		stall(s, c->fd);
+	else if (!strcmp(client, "garbage"))
+		garbage(s, c->fd);
 	else
 		stream(s, c->fd, o, h, !strcmp(client, "cut"));
 	json_object_put(o);

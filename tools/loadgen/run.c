@@ -58,7 +58,7 @@ out:
 struct stream {
 	struct lg_result *res;
 	double t_send, t_first, t_last, t_end;
-	int done, final, bad;
+	int sse, done, final, bad;
 	uint64_t *tok_digests;
 	uint32_t nr_tok, cap_tok;
 };
@@ -68,8 +68,7 @@ static void head_cb(void *ctx, int status, int sse)
 	struct stream *s = ctx;
 
 	s->res->status = status;
-	if (status == 200 && !sse)
-		snprintf(s->res->msg, sizeof(s->res->msg), "status 200 but not an event stream");
+	s->sse = sse;
 }
 
 static void body_cb(void *ctx, const char *data, size_t len)
@@ -234,6 +233,9 @@ static void *one(void *arg)
 	r->end_s = s.t_end - j->t0;
 	if (r->err) {
 		snprintf(r->msg, sizeof(r->msg), "%s", err);
+	} else if (r->status == 200 && !s.sse) {
+		r->err = LG_HTTP_PROTO;
+		snprintf(r->msg, sizeof(r->msg), "status 200 but not an event stream");
 	} else if (r->status == 200 && !s.final && !s.done) {
 		r->err = LG_HTTP_PROTO;
 		snprintf(r->msg, sizeof(r->msg), "the stream ended without a final event");
