@@ -53,6 +53,18 @@ static void count_errors(const struct lg_workload *wl, const struct lg_result *r
 
 #define MAX_CLS 64
 
+/* How late the latest request was sent against its arrival time (the open loop's fidelity). */
+static double max_late_ms(const struct lg_workload *wl, const struct lg_result *res)
+{
+	double m = 0;
+	size_t i;
+
+	for (i = 0; i < wl->n; i++)
+		if (res[i].late_ms > m)
+			m = res[i].late_ms;
+	return m;
+}
+
 /* A value, or "-" where there is none (no completed request). */
 static void cell(FILE *f, int width, int prec, double v)
 {
@@ -99,7 +111,8 @@ void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_resu
 		table_row(f, cls[i], &s);
 	}
 	table_row(f, "all", &all);
-	fprintf(f, "(latencies in ms, goodput in requests/s meeting their SLO)\n");
+	fprintf(f, "(latencies in ms, goodput in requests/s meeting their SLO; requests sent at "
+		"most %.1f ms after their arrival times)\n", max_late_ms(wl, res));
 	if (all.reported)
 		fprintf(f, "preemptions: %lld over %zu of %zu requests reporting them\n",
 			all.preemptions, all.preempted, all.reported);
@@ -178,6 +191,7 @@ void lg_report_json(FILE *f, const struct lg_workload *wl, const struct lg_resul
 	char key[16];
 
 	json_object_object_add(o, "duration_s", num(duration_s));
+	json_object_object_add(o, "max_send_lateness_ms", num(max_late_ms(wl, res)));
 	lg_summarize(wl, res, NULL, duration_s, &s);
 	json_object_object_add(o, "overall", summary_obj(&s));
 	for (i = 0; i < n; i++) {

@@ -198,15 +198,35 @@ static int event_cb(void *ctx, const char *data, size_t len)
 	return 0;
 }
 
+/* The requests in flight: their threads are detached (a finished one frees its stack at once). */
+struct flight {
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	size_t live;
+};
+
 struct job {
 	const struct lg_req *req;
 	const struct lg_run_opts *o;
 	struct lg_result *res;
 	size_t idx;
 	double t0;
-	pthread_t th;
-	int started;
+	struct flight *fl;
 };
+
+static void *one(void *arg);
+
+static void *one_counted(void *arg)
+{
+	struct flight *fl = ((struct job *)arg)->fl;
+
+	one(arg);
+	pthread_mutex_lock(&fl->lock);
+	if (!--fl->live)
+		pthread_cond_signal(&fl->idle);
+	pthread_mutex_unlock(&fl->lock);
+	return NULL;
+}
 
 static void *one(void *arg)
 {
@@ -269,8 +289,10 @@ int lg_run(const struct lg_workload *wl, const struct lg_run_opts *o, struct lg_
 	   double *duration_s)
 {
 	struct job *jobs = calloc(wl->n ? wl->n : 1, sizeof(*jobs));
+	struct flight fl = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	pthread_attr_t attr;
 	double t0 = now_s(), end = 0;
+	pthread_t th;
 	size_t i;
 	int rc;
 
@@ -278,30 +300,38 @@ int lg_run(const struct lg_workload *wl, const struct lg_run_opts *o, struct lg_
 		return -1;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 << 10);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	for (i = 0; i < wl->n; i++) {
 		struct job *j = &jobs[i];
 
 		memset(&res[i], 0, sizeof(res[i]));
 		res[i].preemptions = res[i].recomputed = -1;
 		res[i].prompt_tokens = res[i].completion_tokens = -1;
-		*j = (struct job){ &wl->req[i], o, &res[i], i, t0, 0, 0 };
+		*j = (struct job){ &wl->req[i], o, &res[i], i, t0, &fl };
 		sleep_until(t0 + wl->req[i].arrival_s);
-		rc = pthread_create(&j->th, &attr, one, j);
+		pthread_mutex_lock(&fl.lock);
+		fl.live++;
+		pthread_mutex_unlock(&fl.lock);
+		rc = pthread_create(&th, &attr, one_counted, j);
 		if (rc) {
+			pthread_mutex_lock(&fl.lock);
+			fl.live--;
+			pthread_mutex_unlock(&fl.lock);
 			res[i].err = LG_HTTP_CONNECT;
 			snprintf(res[i].msg, sizeof(res[i].msg), "no thread: %s", strerror(rc));
 			res[i].start_s = res[i].end_s = now_s() - t0;
-			continue;
 		}
-		j->started = 1;
 	}
-	for (i = 0; i < wl->n; i++) {
-		if (jobs[i].started)
-			pthread_join(jobs[i].th, NULL);
+	pthread_mutex_lock(&fl.lock);
+	while (fl.live)
+		pthread_cond_wait(&fl.idle, &fl.lock);
+	pthread_mutex_unlock(&fl.lock);
+	for (i = 0; i < wl->n; i++)
 		if (res[i].end_s > end)
 			end = res[i].end_s;
-	}
 	pthread_attr_destroy(&attr);
+	pthread_mutex_destroy(&fl.lock);
+	pthread_cond_destroy(&fl.idle);
 	free(jobs);
 	*duration_s = end;
 	return 0;
