@@ -25,7 +25,7 @@ refused() {
 	fi
 }
 
-echo "1..16"
+echo "1..17"
 refused "no workload" 2 "give one of --trace FILE and --synthetic"
 refused "both workloads" 2 "give one of --trace FILE and --synthetic" --synthetic --trace x
 refused "unknown option" 2 "unrecognized option '--bogus'" --synthetic --bogus
@@ -35,6 +35,7 @@ refused "bad arrival" 2 "--arrival uniform: not poisson, gamma or burst" --synth
 	--arrival uniform
 refused "bad dist" 2 "--input normal:3: not fixed:N" --synthetic --input normal:3
 refused "bad class" 2 "--class hi:1:2: not NAME:WEIGHT" --synthetic --class hi:1:2
+refused "timeout too long" 2 "--timeout 1e12: more than a day" --synthetic --timeout 1e12
 refused "bad url" 2 "--url https://x: not http://HOST" --synthetic --url https://x
 refused "missing trace" 2 "$tmp/none.jsonl: No such file or directory" --trace "$tmp/none.jsonl"
 printf '{"timestamp": 0, "input_length": 4, "output_length": 2}\n{"timestamp": 5}\n' \

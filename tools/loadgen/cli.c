@@ -229,6 +229,8 @@ int lg_cli_parse(int argc, char **argv, struct lg_cli *c)
 		case O_TIMEOUT:
 			if (real(name, optarg, 0, &c->ropt.timeout_s))
 				return -1;
+			if (c->ropt.timeout_s > 86400)
+				return bad(name, optarg, "more than a day");
 			break;
 		case O_DIGESTS:
 			c->check_digests = optarg;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* kvaccel-loadgen - the HTTP/1.1 client (see http.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -104,6 +106,35 @@ static ssize_t rd(struct conn *c, char *buf, size_t n, enum lg_http_err *e)
 	return r;
 }
 
+/* connect() bounded by the timeout (a host that drops SYNs would take minutes); 0 or -1/errno. */
+static int connect_within(int fd, const struct sockaddr *sa, socklen_t len, int timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int flags = fcntl(fd, F_GETFL), err = 0, k;
+	socklen_t elen = sizeof(err);
+
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK))
+		return -1;
+	if (connect(fd, sa, len)) {
+		if (errno != EINPROGRESS)
+			return -1;
+		do
+			k = poll(&p, 1, timeout_ms);
+		while (k < 0 && errno == EINTR);
+		if (k == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (k < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen))
+			return -1;
+		if (err) {
+			errno = err;
+			return -1;
+		}
+	}
+	return fcntl(fd, F_SETFL, flags);
+}
+
 static enum lg_http_err dial(const struct lg_url *u, struct conn *c)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai, *a;
@@ -120,7 +151,7 @@ static enum lg_http_err dial(const struct lg_url *u, struct conn *c)
 			saved = errno;
 			continue;
 		}
-		if (connect(c->fd, a->ai_addr, a->ai_addrlen)) {
+		if (connect_within(c->fd, a->ai_addr, a->ai_addrlen, c->timeout_ms)) {
 			saved = errno;
 			close(c->fd);
 			c->fd = -1;
@@ -131,6 +162,12 @@ static enum lg_http_err dial(const struct lg_url *u, struct conn *c)
 		snprintf(c->err, c->errlen, "connect to %s:%s: %s", u->host, u->port,
 			 strerror(saved));
 		return LG_HTTP_CONNECT;
+	}
+	if (c->timeout_ms > 0) {
+		/* sending the body is bounded too */
+		struct timeval tv = { c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000 };
+
+		setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	}
 	return LG_HTTP_OK;
 }
