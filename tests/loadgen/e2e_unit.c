@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kvaccel-loadgen against a fake server that speaks the API contract (fake_server.c): with set
+ * delays, the measured TTFT, TPOT and end-to-end latency are the delays within a tolerance;
+ * requests start at their arrival times however slow the server is (open loop); HTTP errors are
+ * counted per status in the report; a refused connection, a cut stream, a stalled stream (the
+ * timeout), an event that is not JSON and a 200 that is not a stream are reported; the
+ * server's summary gives the preemptions and the recompute tax; digests are recorded, then
+ * compared (equal, then a changed one caught).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "fake_server.h"
+#include "run.h"
+#include "stats.h"
+
+/* The machine is shared: a request may be scheduled late by this much. */
+#define SLACK_MS 60
+
+static void workload(struct lg_workload *wl, size_t n, double gap_s, uint32_t out,
+		     const char *const *clients)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct lg_req *r = lg_workload_push(wl);
+
+		r->arrival_s = i * gap_s;
+		r->input_len = 16 + i;
+		r->output_len = out;
+		r->priority = i % 2;
+		r->ttft_slo_ms = 1000;
+		r->tpot_slo_ms = 1000;
+		if (clients && clients[i])
+			strcpy(r->client, clients[i]);
+	}
+}
+
+static void opts_for(struct lg_run_opts *o, int port)
+{
+	char url[64];
+
+	memset(o, 0, sizeof(*o));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+	assert_int_equal(lg_url_parse(url, &o->url), 0);
+	o->timeout_s = 10;
+	o->seed = 7;
+}
+
+static struct lg_result *run(const struct lg_workload *wl, int port, double *dur)
+{
+	struct lg_result *res = calloc(wl->n, sizeof(*res));
+	struct lg_run_opts o;
+
+	assert_non_null(res);
+	opts_for(&o, port);
+	assert_int_equal(lg_run(wl, &o, res, dur), 0);
+	return res;
+}
+
+static void near(double v, double want, double slack)
+{
+	if (v < want - 5 || v > want + slack) {
+		fprintf(stderr, "# %.1f not in [%.1f, %.1f]\n", v, want - 5, want + slack);
+		fail();
+	}
+}
+
+static void timing(int close_delimited)
+{
+	struct fake_opts fo = { .ttft_ms = 120, .tpot_ms = 40, .close_delimited = close_delimited };
+	struct lg_workload wl = { 0 };
+	struct fake_server *s;
+	struct lg_result *res;
+	struct lg_summary sum;
+	double dur;
+	int port, good;
+	size_t i;
+
+	s = fake_start(&fo, &port);
+	assert_non_null(s);
+	workload(&wl, 4, 0.05, 6, NULL);
+	res = run(&wl, port, &dur);
+	assert_int_equal(fake_requests(s, &good), 4);
+	assert_int_equal(good, 4);
+	for (i = 0; i < wl.n; i++) {
+		assert_int_equal(res[i].err, LG_HTTP_OK);
+		assert_int_equal(res[i].status, 200);
+		assert_true(res[i].ok);
+		assert_int_equal(res[i].tokens, 6);
+		near(res[i].ttft_ms, 120, SLACK_MS);
+		near(res[i].tpot_ms, 40, SLACK_MS / 3);
+		near(res[i].e2e_ms, 120 + 5 * 40, SLACK_MS * 2);
+		assert_true(res[i].late_ms < SLACK_MS);
+		assert_true(res[i].summary);
+		assert_int_equal(res[i].preemptions, (long long)(i % 2));
+		assert_int_equal(res[i].nr_digests, 6);
+		assert_int_equal(res[i].completion_tokens, 6);
+	}
+	lg_summarize(&wl, res, NULL, dur, &sum);
+	assert_int_equal(sum.completed, 4);
+	assert_int_equal(sum.met, 4);
+	assert_int_equal(sum.preemptions, 2);
+	assert_int_equal(sum.preempted, 2);
+	assert_int_equal(sum.recomputed, 4);
+	assert_int_equal(sum.tax_tokens, 4 * 16);
+	near(sum.ttft[0], 120, SLACK_MS);
+	near(dur * 1000, 150 + 120 + 5 * 40, SLACK_MS * 3);
+	/* a tighter TTFT SLO than the server's 120 ms is missed by all */
+	for (i = 0; i < wl.n; i++)
+		wl.req[i].ttft_slo_ms = 100;
+	lg_summarize(&wl, res, NULL, dur, &sum);
+	assert_int_equal(sum.met, 0);
+	assert_true(sum.goodput == 0);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+	fake_stop(s);
+}
+
+static void timing_chunked(void **state)
+{
+	(void)state;
+	timing(0);
+}
+
+static void timing_to_close(void **state)
+{
+	(void)state;
+	timing(1);
+}
+
+/* A server that takes 400 ms per first token: the requests still start 50 ms apart. */
+static void open_loop(void **state)
+{
+	struct fake_opts fo = { .ttft_ms = 400, .tpot_ms = 5 };
+	struct lg_workload wl = { 0 };
+	struct fake_server *s;
+	struct lg_result *res;
+	int port, good;
+	double dur;
+	size_t i;
+
+	(void)state;
+	s = fake_start(&fo, &port);
+	workload(&wl, 6, 0.05, 2, NULL);
+	res = run(&wl, port, &dur);
+	for (i = 0; i < wl.n; i++) {
+		assert_true(res[i].ok);
+		near(res[i].start_s * 1000, i * 50, SLACK_MS);
+	}
+	near(dur * 1000, 250 + 405, SLACK_MS * 3);
+	assert_int_equal(fake_requests(s, &good), 6);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+	fake_stop(s);
+}
+
+static json_object *report_json(const struct lg_workload *wl, const struct lg_result *res,
+				double dur)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	json_object *o;
+
+	lg_report_json(f, wl, res, dur, NULL);
+	fclose(f);
+	o = json_tokener_parse(buf);
+	assert_non_null(o);
+	free(buf);
+	return o;
+}
+
+static int64_t path_int(json_object *o, const char *a, const char *b)
+{
+	json_object *x, *y;
+
+	if (!json_object_object_get_ex(o, a, &x) || !json_object_object_get_ex(x, b, &y))
+		return -1;
+	return json_object_get_int64(y);
+}
+
+static void http_errors(void **state)
+{
+	static const char *const clients[] = { "e429", "ok", "e429", "e503", "e400", "cut", NULL };
+	struct fake_opts fo = { .ttft_ms = 10, .tpot_ms = 10 };
+	struct lg_workload wl = { 0 };
+	struct fake_server *s;
+	struct lg_result *res;
+	json_object *o;
+	double dur;
+	int port;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	s = fake_start(&fo, &port);
+	workload(&wl, 6, 0.01, 4, clients);
+	res = run(&wl, port, &dur);
+	assert_int_equal(res[0].status, 429);
+	assert_string_equal(res[0].msg, "fake 429");
+	assert_false(res[0].ok);
+	assert_true(res[1].ok);
+	assert_int_equal(res[3].status, 503);
+	assert_int_equal(res[4].status, 400);
+	assert_int_equal(res[5].status, 200);
+	assert_int_equal(res[5].err, LG_HTTP_CLOSED);	/* no last chunk */
+	assert_int_equal(res[5].tokens, 2);
+	assert_false(res[5].ok);
+	o = report_json(&wl, res, dur);
+	assert_int_equal(path_int(o, "http_errors", "429"), 2);
+	assert_int_equal(path_int(o, "http_errors", "503"), 1);
+	assert_int_equal(path_int(o, "http_errors", "400"), 1);
+	assert_int_equal(path_int(o, "transport_errors", "closed"), 1);
+	assert_int_equal(path_int(o, "overall", "completed"), 1);
+	assert_int_equal(path_int(o, "overall", "failed"), 5);
+	assert_int_equal(path_int(o, "overall", "slo_met"), 1);
+	json_object_put(o);
+	f = open_memstream(&buf, &len);
+	lg_report_table(f, &wl, res, dur, NULL);
+	fclose(f);
+	assert_non_null(strstr(buf, "HTTP 429: 2 requests (fake 429)"));
+	assert_non_null(strstr(buf, "HTTP 503: 1 requests (fake 503)"));
+	assert_non_null(strstr(buf, "closed errors: 1 requests (the connection closed in the body)"));
+	free(buf);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+	fake_stop(s);
+}
+
+/* A stream that stalls past the timeout, an event that is not JSON, a 200 that is no stream. */
+static void bad_streams(void **state)
+{
+	static const char *const clients[] = { "stall", "garbage", "plain", NULL };
+	struct fake_opts fo = { .ttft_ms = 1, .tpot_ms = 1 };
+	struct lg_workload wl = { 0 };
+	struct fake_server *s;
+	struct lg_result *res = calloc(3, sizeof(*res));
+	struct lg_run_opts o;
+	json_object *rep;
+	double dur;
+	int port;
+
+	(void)state;
+	s = fake_start(&fo, &port);
+	workload(&wl, 3, 0.01, 4, clients);
+	opts_for(&o, port);
+	o.timeout_s = 0.3;
+	assert_int_equal(lg_run(&wl, &o, res, &dur), 0);
+	assert_int_equal(res[0].err, LG_HTTP_TIMEOUT);
+	assert_int_equal(res[0].tokens, 1);
+	assert_int_equal(res[1].err, LG_HTTP_PROTO);
+	assert_non_null(strstr(res[1].msg, "bad event: {not json"));
+	assert_int_equal(res[2].err, LG_HTTP_PROTO);
+	assert_string_equal(res[2].msg, "status 200 but not an event stream");
+	rep = report_json(&wl, res, dur);
+	assert_int_equal(path_int(rep, "transport_errors", "timeout"), 1);
+	assert_int_equal(path_int(rep, "transport_errors", "protocol"), 2);
+	assert_int_equal(path_int(rep, "overall", "failed"), 3);
+	json_object_put(rep);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+	fake_stop(s);
+}
+
+static void refused(void **state)
+{
+	struct lg_workload wl = { 0 };
+	struct lg_result *res;
+	json_object *o;
+	double dur;
+	int port = fake_closed_port();
+
+	(void)state;
+	assert_true(port > 0);
+	workload(&wl, 2, 0.01, 4, NULL);
+	res = run(&wl, port, &dur);
+	assert_int_equal(res[0].err, LG_HTTP_CONNECT);
+	assert_non_null(strstr(res[0].msg, "Connection refused"));
+	o = report_json(&wl, res, dur);
+	assert_int_equal(path_int(o, "transport_errors", "connect"), 2);
+	assert_int_equal(path_int(o, "overall", "completed"), 0);
+	json_object_put(o);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+static void digests(void **state)
+{
+	struct fake_opts fo = { .ttft_ms = 5, .tpot_ms = 2 };
+	struct lg_workload wl = { 0 };
+	struct lg_digest_check dc;
+	struct fake_server *s;
+	struct lg_result *a, *b;
+	char dir[] = "/tmp/lg_digests.XXXXXX", path[64], err[256];
+	double dur;
+	int port;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/d", dir);
+	s = fake_start(&fo, &port);
+	workload(&wl, 3, 0.01, 5, NULL);
+	a = run(&wl, port, &dur);
+	assert_int_equal(lg_digests_check(path, &wl, a, &dc, err, sizeof(err)), 0);
+	assert_int_equal(dc.mode, 1);
+	assert_int_equal(dc.recorded, 3);
+	b = run(&wl, port, &dur);
+	assert_int_equal(lg_digests_check(path, &wl, b, &dc, err, sizeof(err)), 0);
+	assert_int_equal(dc.mode, 2);
+	assert_int_equal(dc.compared, 3);
+	assert_int_equal(dc.mismatched, 0);
+	b[1].digests[3] ^= 1;
+	assert_int_equal(lg_digests_check(path, &wl, b, &dc, err, sizeof(err)), 0);
+	assert_int_equal(dc.mismatched, 1);
+	assert_string_equal(dc.first, "request 1, token 3");
+	b[1].nr_digests = 4;
+	b[1].digests[3] ^= 1;
+	assert_int_equal(lg_digests_check(path, &wl, b, &dc, err, sizeof(err)), 0);
+	assert_int_equal(dc.mismatched, 1);
+	lg_results_free(a, wl.n);
+	lg_results_free(b, wl.n);
+	lg_workload_free(&wl);
+	fake_stop(s);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void url(void **state)
+{
+	struct lg_url u;
+
+	(void)state;
+	assert_int_equal(lg_url_parse("http://localhost:8080/api/", &u), 0);
+	assert_string_equal(u.host, "localhost");
+	assert_string_equal(u.port, "8080");
+	assert_string_equal(u.base, "/api");
+	assert_int_equal(lg_url_parse("http://[::1]:9", &u), 0);
+	assert_string_equal(u.host, "::1");
+	assert_int_equal(lg_url_parse("http://h", &u), 0);
+	assert_string_equal(u.port, "80");
+	assert_int_equal(lg_url_parse("https://h", &u), -1);
+	assert_int_equal(lg_url_parse("http://h:0", &u), -1);
+	assert_int_equal(lg_url_parse("http://h:70000", &u), -1);
+	assert_int_equal(lg_url_parse("http://:80", &u), -1);
+	assert_int_equal(lg_url_parse("http://h:x", &u), -1);
+}
+
+/* The body follows the contract: token ids, stream, the extension fields. */
+static void body(void **state)
+{
+	struct lg_req r = { .input_len = 3, .output_len = 9, .priority = 2, .ttft_slo_ms = 250,
+			    .tpot_slo_ms = 0, .cls = "offline", .client = "alice" };
+	struct lg_run_opts o = { .seed = 5, .temperature = 0.5 };
+	char *s = lg_request_body(&r, &o, 4);
+	json_object *b = json_tokener_parse(s), *x;
+
+	(void)state;
+	assert_true(json_object_object_get_ex(b, "prompt", &x));
+	assert_int_equal(json_object_array_length(x), 3);
+	assert_true(json_object_object_get_ex(b, "stream", &x) && json_object_get_boolean(x));
+	assert_true(json_object_object_get_ex(b, "max_tokens", &x));
+	assert_int_equal(json_object_get_int(x), 9);
+	assert_true(json_object_object_get_ex(b, "seed", &x));
+	assert_int_equal(json_object_get_int(x), 9);
+	assert_true(json_object_object_get_ex(b, "priority", &x));
+	assert_int_equal(json_object_get_int(x), 2);
+	assert_true(json_object_object_get_ex(b, "ttft_slo_ms", &x));
+	assert_false(json_object_object_get_ex(b, "tpot_slo_ms", &x));
+	assert_true(json_object_object_get_ex(b, "class", &x));
+	assert_string_equal(json_object_get_string(x), "offline");
+	assert_true(json_object_object_get_ex(b, "client", &x));
+	assert_string_equal(json_object_get_string(x), "alice");
+	json_object_put(b);
+	free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(url),
+		cmocka_unit_test(body),
+		cmocka_unit_test(timing_chunked),
+		cmocka_unit_test(timing_to_close),
+		cmocka_unit_test(open_loop),
+		cmocka_unit_test(http_errors),
+		cmocka_unit_test(bad_streams),
+		cmocka_unit_test(refused),
+		cmocka_unit_test(digests),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A fake kvaccel-serve for kvaccel-loadgen's tests: POST /v1/completions to the API contract,
+ * with a set delay before the first token and between tokens. The request's "client" picks a
+ * behaviour: "e400", "e429", "e503" answer that status with an error body; "cut" closes the
+ * stream after two tokens; anything else streams max_tokens tokens and the final summary
+ * (preemptions = the request's priority, recomputed_tokens = 2 x its priority).
+ */
+#ifndef FAKE_SERVER_H
+#define FAKE_SERVER_H
+
+struct fake_opts {
+	int ttft_ms;		/* before the first token */
+	int tpot_ms;		/* between tokens */
+	int close_delimited;	/* no chunked encoding: the body ends at the close */
+};
+
+struct fake_server;
+
+/* Listens on 127.0.0.1 at an ephemeral port; NULL on failure. */
+struct fake_server *fake_start(const struct fake_opts *o, int *port);
+/* Requests accepted so far, and how many had a well-formed body. */
+int fake_requests(struct fake_server *s, int *well_formed);
+/* Waits for the connections in flight, then stops. */
+void fake_stop(struct fake_server *s);
+/* A port nothing listens on (bound, then closed). */
+int fake_closed_port(void);
+
+#endif

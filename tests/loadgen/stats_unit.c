@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kvaccel-loadgen's metrics against hand-computed cases: percentiles (linear between the
+ * closest ranks), the SLO rule at its boundaries, attainment and goodput per class and overall
+ * with failed requests counted as missing their SLO, preemptions and the recompute tax.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "stats.h"
+
+static void eq(double a, double b)
+{
+	if (fabs(a - b) > 1e-9) {
+		fprintf(stderr, "# %.12f != %.12f\n", a, b);
+		fail();
+	}
+}
+
+static void percentiles(void **state)
+{
+	const double four[] = { 1, 2, 3, 4 }, one[] = { 7 };
+	double hundred[100];
+	int i;
+
+	(void)state;
+	eq(lg_percentile(four, 4, 50), 2.5);	/* rank 1.5 */
+	eq(lg_percentile(four, 4, 90), 3.7);	/* rank 2.7 */
+	eq(lg_percentile(four, 4, 99), 3.97);	/* rank 2.97 */
+	eq(lg_percentile(four, 4, 0), 1);
+	eq(lg_percentile(four, 4, 100), 4);
+	eq(lg_percentile(one, 1, 99), 7);
+	assert_true(isnan(lg_percentile(one, 0, 50)));
+	for (i = 0; i < 100; i++)
+		hundred[i] = i + 1;
+	eq(lg_percentile(hundred, 100, 50), 50.5);
+	eq(lg_percentile(hundred, 100, 90), 90.1);
+	eq(lg_percentile(hundred, 100, 99), 99.01);
+}
+
+static void slo_rule(void **state)
+{
+	struct lg_req q = { .ttft_slo_ms = 200, .tpot_slo_ms = 50 };
+	struct lg_result r = { .ok = 1, .tokens = 10, .ttft_ms = 200, .tpot_ms = 50 };
+
+	(void)state;
+	assert_true(lg_meets_slo(&q, &r));		/* equal meets */
+	r.ttft_ms = 200.001;
+	assert_false(lg_meets_slo(&q, &r));
+	r.ttft_ms = 10;
+	r.tpot_ms = 50.001;
+	assert_false(lg_meets_slo(&q, &r));
+	r.tokens = 1;					/* no TPOT with one token */
+	assert_true(lg_meets_slo(&q, &r));
+	r.tokens = 10;
+	q.tpot_slo_ms = 0;				/* no TPOT SLO */
+	assert_true(lg_meets_slo(&q, &r));
+	q.ttft_slo_ms = 0;
+	r.ttft_ms = 1e9;
+	assert_true(lg_meets_slo(&q, &r));
+	r.ok = 0;					/* a failed request never meets it */
+	assert_false(lg_meets_slo(&q, &r));
+}
+
+/*
+ * Five requests over 10 s:
+ *   0 online  ttft 100 tpot 20 (SLO 150/30: met)     preemptions 0
+ *   1 online  ttft 200 tpot 20 (SLO 150/30: missed)  preemptions 2, recomputed 30 of 100+10
+ *   2 online  failed (429)
+ *   3 offline ttft 300 tpot 40 (no SLO: met)         preemptions 1, recomputed 10 of 40+10
+ *   4 offline ttft 500 tpot 60, one token only: no TPOT sample; met
+ */
+static void summary(void **state)
+{
+	struct lg_workload wl = { 0 };
+	struct lg_result res[5] = { 0 };
+	struct lg_summary s;
+	const double ttft[] = { 100, 200, 0, 300, 500 }, tpot[] = { 20, 20, 0, 40, 60 };
+	const double e2e[] = { 280, 380, 0, 660, 500 };
+	const uint32_t tokens[] = { 10, 10, 0, 10, 1 };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 5; i++) {
+		struct lg_req *q = lg_workload_push(&wl);
+
+		strcpy(q->cls, i < 3 ? "online" : "offline");
+		if (i < 3) {
+			q->ttft_slo_ms = 150;
+			q->tpot_slo_ms = 30;
+		}
+		res[i] = (struct lg_result){ .ok = i != 2, .status = i == 2 ? 429 : 200,
+					     .tokens = tokens[i], .ttft_ms = ttft[i],
+					     .tpot_ms = tpot[i], .e2e_ms = e2e[i],
+					     .preemptions = -1, .recomputed = -1,
+					     .prompt_tokens = -1, .completion_tokens = -1 };
+	}
+	res[0].preemptions = 0;
+	res[1].preemptions = 2;
+	res[1].recomputed = 30;
+	res[1].prompt_tokens = 100;
+	res[1].completion_tokens = 10;
+	res[3].preemptions = 1;
+	res[3].recomputed = 10;
+	res[3].prompt_tokens = 40;
+	res[3].completion_tokens = 10;
+
+	lg_summarize(&wl, res, NULL, 10, &s);
+	assert_int_equal(s.requests, 5);
+	assert_int_equal(s.completed, 4);
+	assert_int_equal(s.failed, 1);
+	assert_int_equal(s.met, 3);
+	eq(s.attainment, 0.6);
+	eq(s.goodput, 0.3);
+	eq(s.throughput, 0.4);
+	/* TTFT over 100 200 300 500: p50 rank 1.5 -> 250, p90 rank 2.7 -> 440, p99 2.97 -> 494 */
+	eq(s.ttft[0], 250);
+	eq(s.ttft[1], 440);
+	eq(s.ttft[2], 494);
+	/* TPOT over 20 20 40 (request 4 has one token): p50 20, p90 rank 1.8 -> 36 */
+	assert_int_equal(s.nr_tpot, 3);
+	eq(s.tpot[0], 20);
+	eq(s.tpot[1], 36);
+	/* e2e over 280 380 500 660: p50 440 */
+	eq(s.e2e[0], 440);
+	assert_int_equal(s.reported, 3);
+	assert_int_equal(s.preemptions, 3);
+	assert_int_equal(s.preempted, 2);
+	assert_int_equal(s.recomputed, 40);
+	assert_int_equal(s.tax_tokens, 160);
+	eq(s.recompute_tax, 0.25);
+
+	lg_summarize(&wl, res, "online", 10, &s);
+	assert_int_equal(s.requests, 3);
+	assert_int_equal(s.met, 1);
+	eq(s.attainment, 1.0 / 3);
+	eq(s.goodput, 0.1);
+	eq(s.ttft[0], 150);
+	eq(s.recompute_tax, 30.0 / 110);
+
+	lg_summarize(&wl, res, "offline", 10, &s);
+	assert_int_equal(s.met, 2);
+	eq(s.goodput, 0.2);
+	eq(s.ttft[0], 400);
+
+	lg_summarize(&wl, res, "none", 10, &s);
+	assert_int_equal(s.requests, 0);
+	assert_true(isnan(s.attainment) && isnan(s.ttft[0]));
+	assert_true(s.recompute_tax < 0);
+	lg_workload_free(&wl);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(percentiles),
+		cmocka_unit_test(slo_rule),
+		cmocka_unit_test(summary),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/* kvaccel-loadgen - the command line. */
+#ifndef LG_CLI_H
+#define LG_CLI_H
+
+#include "run.h"
+#include "workload.h"
+
+struct lg_cli {
+	const char *trace;		/* NULL: synthetic */
+	struct lg_trace_opts topt;
+	struct lg_synth_opts sopt;
+	struct lg_run_opts ropt;
+	const char *check_digests;
+	int json;
+	int dump;			/* print the workload as JSONL, send nothing */
+};
+
+/* 0: parsed; 1: --help printed; -1: bad options (the message printed on stderr). */
+int lg_cli_parse(int argc, char **argv, struct lg_cli *c);
+
+#endif

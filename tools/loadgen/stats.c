@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: MIT
+/* kvaccel-loadgen - the metrics (see stats.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stats.h"
+
+const double lg_pcts[LG_NR_PCT] = { 50, 90, 99 };
+
+double lg_percentile(const double *sorted, size_t n, double p)
+{
+	double rank, frac;
+	size_t lo;
+
+	if (!n)
+		return NAN;
+	rank = p / 100.0 * (n - 1);
+	lo = (size_t)floor(rank);
+	if (lo + 1 >= n)
+		return sorted[n - 1];
+	frac = rank - lo;
+	return sorted[lo] + frac * (sorted[lo + 1] - sorted[lo]);
+}
+
+int lg_meets_slo(const struct lg_req *q, const struct lg_result *r)
+{
+	if (!r->ok)
+		return 0;
+	if (q->ttft_slo_ms > 0 && r->ttft_ms > q->ttft_slo_ms)
+		return 0;
+	if (q->tpot_slo_ms > 0 && r->tokens > 1 && r->tpot_ms > q->tpot_slo_ms)
+		return 0;
+	return 1;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void pcts(double *v, size_t n, double *out)
+{
+	int k;
+
+	qsort(v, n, sizeof(*v), cmp);
+	for (k = 0; k < LG_NR_PCT; k++)
+		out[k] = lg_percentile(v, n, lg_pcts[k]);
+}
+
+void lg_summarize(const struct lg_workload *wl, const struct lg_result *res, const char *cls,
+		  double duration_s, struct lg_summary *s)
+{
+	double *ttft = calloc(wl->n + 1, sizeof(double)), *tpot = calloc(wl->n + 1, sizeof(double));
+	double *e2e = calloc(wl->n + 1, sizeof(double));
+	size_t i;
+
+	memset(s, 0, sizeof(*s));
+	s->recompute_tax = -1;
+	if (!ttft || !tpot || !e2e)
+		goto out;
+	for (i = 0; i < wl->n; i++) {
+		const struct lg_result *r = &res[i];
+
+		if (cls && strcmp(wl->req[i].cls, cls))
+			continue;
+		s->requests++;
+		if (!r->ok) {
+			s->failed++;
+			continue;
+		}
+		ttft[s->completed] = r->ttft_ms;
+		e2e[s->completed] = r->e2e_ms;
+		s->completed++;
+		if (r->tokens > 1)
+			tpot[s->nr_tpot++] = r->tpot_ms;
+		s->met += lg_meets_slo(&wl->req[i], r);
+		if (r->preemptions >= 0) {
+			s->reported++;
+			s->preemptions += r->preemptions;
+			s->preempted += r->preemptions > 0;
+		}
+		if (r->recomputed >= 0 && r->prompt_tokens >= 0 && r->completion_tokens >= 0) {
+			s->recompute_reported++;
+			s->recomputed += r->recomputed;
+			s->tax_tokens += r->prompt_tokens + r->completion_tokens;
+		}
+	}
+	pcts(ttft, s->completed, s->ttft);
+	pcts(tpot, s->nr_tpot, s->tpot);
+	pcts(e2e, s->completed, s->e2e);
+	s->attainment = s->requests ? (double)s->met / s->requests : NAN;
+	s->goodput = duration_s > 0 ? s->met / duration_s : NAN;
+	s->throughput = duration_s > 0 ? s->completed / duration_s : NAN;
+	if (s->recompute_reported && s->tax_tokens)
+		s->recompute_tax = (double)s->recomputed / s->tax_tokens;
+out:
+	free(ttft);
+	free(tpot);
+	free(e2e);
+}

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvaccel-loadgen - the metrics: percentiles of TTFT, TPOT and end-to-end latency, SLO
+ * attainment, goodput, preemptions and the recompute tax, per class and overall; the report.
+ */
+#ifndef LG_STATS_H
+#define LG_STATS_H
+
+#include <stdio.h>
+
+#include "run.h"
+#include "workload.h"
+
+/* The p-th percentile (0..100) of n sorted values, linear between the closest ranks. */
+double lg_percentile(const double *sorted, size_t n, double p);
+
+/* A request meets its SLO: it completed, TTFT <= ttft_slo_ms and TPOT <= tpot_slo_ms (0: none). */
+int lg_meets_slo(const struct lg_req *q, const struct lg_result *r);
+
+#define LG_NR_PCT 3
+extern const double lg_pcts[LG_NR_PCT];	/* 50, 90, 99 */
+
+struct lg_summary {
+	size_t requests, completed, failed, met;
+	size_t nr_tpot;				/* completed with two tokens or more */
+	double ttft[LG_NR_PCT], tpot[LG_NR_PCT], e2e[LG_NR_PCT];
+	double attainment;			/* met / requests */
+	double goodput;				/* met / duration, requests per second */
+	double throughput;			/* completed / duration */
+	size_t reported;			/* completed requests whose summary had preemptions */
+	long long preemptions;			/* their sum */
+	size_t preempted;			/* requests preempted at least once */
+	size_t recompute_reported;		/* ... whose summary had recomputed_tokens */
+	long long recomputed, tax_tokens;	/* recomputed; prompt + completion tokens */
+	double recompute_tax;			/* recomputed / tax_tokens (-1: not reported) */
+};
+
+/* Summarise the requests of class cls (NULL: all). */
+void lg_summarize(const struct lg_workload *wl, const struct lg_result *res, const char *cls,
+		  double duration_s, struct lg_summary *s);
+
+struct lg_digest_check {
+	int mode;		/* 0: none, 1: recorded, 2: compared */
+	size_t recorded, compared, mismatched, missing;
+	char first[128];	/* the first mismatch, in words */
+};
+
+/* The report: a table, or one JSON object. */
+void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
+		     double duration_s, const struct lg_digest_check *dc);
+void lg_report_json(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
+		    double duration_s, const struct lg_digest_check *dc);
+
+/*
+ * --check-digests FILE: record every completed request's digests if FILE does not exist, else
+ * compare them with it. Returns -1 with err set if the file cannot be read or written.
+ */
+int lg_digests_check(const char *path, const struct lg_workload *wl, const struct lg_result *res,
+		     struct lg_digest_check *dc, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvaccel-loadgen - a workload: requests with arrival times, lengths, priority and SLO class.
+ * Read from a trace (trace.c: Azure 2023 CSV, Mooncake JSONL, plain CSV/JSONL) or made by the
+ * synthetic generator (synth.c); the same formats as kvaccel-sim (issue 16).
+ */
+#ifndef LG_WORKLOAD_H
+#define LG_WORKLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LG_NAME_MAX 32
+
+struct lg_req {
+	double arrival_s;		/* from the start of the run */
+	uint32_t input_len;		/* prompt tokens (bytes) */
+	uint32_t output_len;		/* max_tokens */
+	int priority;
+	char cls[LG_NAME_MAX];		/* "online" unless the workload says */
+	char client[LG_NAME_MAX];	/* "" when none */
+	double ttft_slo_ms;		/* 0: none (always met) */
+	double tpot_slo_ms;		/* 0: none */
+	char *prompt;			/* the trace's own prompt text, or NULL: generated */
+	uint32_t *hash_ids;		/* Mooncake block hashes (512 tokens each), or NULL */
+	uint32_t nr_hash_ids;
+	size_t line;			/* its line in the trace (0: synthetic) */
+};
+
+struct lg_workload {
+	struct lg_req *req;
+	size_t n, cap;
+};
+
+/* Defaults for the fields a trace line leaves out, and what is done to the trace as a whole. */
+struct lg_trace_opts {
+	double ttft_slo_ms, tpot_slo_ms;	/* SLO of a line without its own */
+	double time_scale;			/* arrival times are divided by this (rate x N) */
+	size_t limit;				/* keep the first N requests (0: all) */
+	uint32_t max_input, max_output;		/* clip lengths (0: no clip) */
+};
+
+/*
+ * Load a trace, its format found from its content (a CSV header, or JSONL). Arrival times become
+ * relative to the earliest, requests sorted by arrival (stable). On error returns -1 with
+ * "FILE:LINE: what" (or "FILE: what") in err.
+ */
+int lg_trace_load(const char *path, const struct lg_trace_opts *o, struct lg_workload *wl,
+		  char *err, size_t errlen);
+
+/* A length distribution: fixed N, uniform [a, b], or lognormal (mu, sigma) of natural logs. */
+enum lg_dist_kind { LG_DIST_FIXED, LG_DIST_UNIFORM, LG_DIST_LOGNORMAL };
+struct lg_dist {
+	enum lg_dist_kind kind;
+	double a, b;
+};
+
+/* A class of the synthetic mix. */
+struct lg_class {
+	char name[LG_NAME_MAX];
+	double weight;			/* share of the requests, relative to the other classes */
+	int priority;
+	double ttft_slo_ms, tpot_slo_ms;
+};
+
+enum lg_arrival { LG_ARR_POISSON, LG_ARR_GAMMA, LG_ARR_BURST };
+
+#define LG_MAX_CLASSES 8
+
+struct lg_synth_opts {
+	size_t requests;
+	double rate;			/* requests per second, on average */
+	enum lg_arrival arrival;
+	double cv;			/* gamma: coefficient of variation of the gaps */
+	uint32_t burst;			/* burst: requests arriving together */
+	struct lg_dist input, output;
+	uint32_t max_input, max_output;	/* clip (0: no clip); lengths are at least 1 */
+	struct lg_class classes[LG_MAX_CLASSES];
+	unsigned int nr_classes;	/* 0: one class "online", priority 0, the default SLOs */
+	double ttft_slo_ms, tpot_slo_ms;
+	unsigned int clients;		/* requests spread over "c0".."cN-1" round robin (0: none) */
+	uint64_t seed;
+};
+
+/* Parse "fixed:N", "uniform:A:B", "lognormal:MU:SIGMA"; -1 if malformed. */
+int lg_dist_parse(const char *s, struct lg_dist *d);
+/* Parse "NAME:WEIGHT:PRIORITY:TTFT_MS:TPOT_MS"; -1 if malformed. */
+int lg_class_parse(const char *s, struct lg_class *c);
+
+int lg_synth(const struct lg_synth_opts *o, struct lg_workload *wl);
+
+struct lg_req *lg_workload_push(struct lg_workload *wl);
+void lg_workload_free(struct lg_workload *wl);
+
+/*
+ * The prompt of request index idx: its own text if the trace gave one, else input_len bytes from
+ * (seed, idx), printable ASCII; with Mooncake hash ids each 512-token block comes from
+ * (seed, hash id), so equal ids give equal prefixes. Returns a malloc'd buffer, *len its length.
+ */
+uint8_t *lg_prompt_make(const struct lg_req *r, uint64_t seed, size_t idx, size_t *len);
+
+#endif
