@@ -645,6 +645,25 @@ static void sq_fini(struct squeue *q)
 	free(q->count);
 }
 
+/* Free what a scheduler holds (any of it may be unset: create's unwind too). */
+static void sched_free(struct accel_sched *s)
+{
+	if (s->efd >= 0)
+		close(s->efd);
+	sq_fini(&s->waitq);
+	sq_fini(&s->swapq);
+	free(s->req);
+	free(s->free_ids);
+	free(s->running);
+	free(s->snap);
+	free(s->pre);
+	free(s->pend_swaps);
+	free(s->vtc);
+	free(s->client_active);
+	free(s->ev);
+	free(s);
+}
+
 ACCEL_EXPORT struct accel_sched *accel_sched_create(const struct accel_sched_config *cfg)
 {
 	struct accel_sched_config c = { .sz = sizeof(c) };
@@ -736,19 +755,7 @@ ACCEL_EXPORT struct accel_sched *accel_sched_create(const struct accel_sched_con
 	atomic_init(&s->yield, 0);
 	return s;
 err:
-	if (s->efd >= 0)
-		close(s->efd);
-	sq_fini(&s->waitq);
-	sq_fini(&s->swapq);
-	free(s->req);
-	free(s->free_ids);
-	free(s->running);
-	free(s->snap);
-	free(s->pre);
-	free(s->pend_swaps);
-	free(s->vtc);
-	free(s->client_active);
-	free(s);
+	sched_free(s);
 	errno = -ret;
 	return NULL;
 }
@@ -778,20 +785,8 @@ ACCEL_EXPORT void accel_sched_destroy(struct accel_sched *s)
 			accel_bm_seq_free(s->bm, r->seq);
 		req_free_mem(r);
 	}
-	close(s->efd);
-	sq_fini(&s->waitq);
-	sq_fini(&s->swapq);
-	free(s->req);
-	free(s->free_ids);
-	free(s->running);
-	free(s->snap);
-	free(s->pre);
-	free(s->pend_swaps);
-	free(s->vtc);
-	free(s->client_active);
-	free(s->ev);
 	pthread_mutex_destroy(&s->lock);
-	free(s);
+	sched_free(s);
 }
 
 ACCEL_EXPORT int accel_sched_fd(struct accel_sched *s)
