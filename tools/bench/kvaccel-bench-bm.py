@@ -70,7 +70,7 @@ def main():
             commit(s, BLOCKS)
             free(s)
 
-    L, h = kvaccel._lib(), bm._bm
+    L, h = kvaccel._lib(), bm._h()
     from ctypes import byref, c_int32, c_uint32, c_uint64
     from kvaccel import _bm_types as T
     hits, sq, cached = (c_uint32 * 1)(), c_uint32(), c_uint64()

@@ -10,6 +10,7 @@ from collections import namedtuple
 from ctypes import byref, c_int32, c_uint32, c_uint64, sizeof
 
 from . import _bm_types as T
+from ._base import Handle
 from ._lib import check, check_null, lib
 
 Key = T.Key
@@ -134,7 +135,7 @@ def _tokens(tokens):
     return (c_int32 * n).from_buffer(a), n
 
 
-class BlockManager:
+class BlockManager(Handle):
     """A block manager (accel_bm_create()): tiers of tier_blocks[i] blocks
     of block_tokens tokens each; evict EVICT_LRU or EVICT_ARC ("lru", "arc").
 
@@ -142,7 +143,7 @@ class BlockManager:
 
     def __init__(self, tier_blocks, block_tokens=16, evict=EVICT_LRU, arc_ghosts=0,
                  max_run=0, flags=0):
-        self._bm = None
+        self._hd = None
         if isinstance(evict, str):
             evict = {"lru": EVICT_LRU, "arc": EVICT_ARC}[evict.lower()]
         tier_blocks = list(tier_blocks)
@@ -152,41 +153,18 @@ class BlockManager:
                      tier_blocks=ctypes.cast(blocks, ctypes.POINTER(c_uint32)),
                      evict=evict, arc_ghosts=arc_ghosts, max_run=max_run, flags=flags)
         self._l = lib()
-        self._bm = check_null(self._l.accel_bm_create(byref(cfg)), "accel_bm_create")
+        self._hd = check_null(self._l.accel_bm_create(byref(cfg)), "accel_bm_create")
         self.block_tokens = block_tokens
         self.nr_tiers = nt
         self.tier_blocks = tuple(tier_blocks)
 
     # ---- lifetime ----
 
-    def close(self):
-        """Destroy the manager (every sequence, plan and cached block with it)."""
-        bm, self._bm = self._bm, None
-        if bm:
-            self._l.accel_bm_destroy(bm)
+    _what = "BlockManager"
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    @property
-    def closed(self):
-        return not self._bm
-
-    def _h(self):
-        bm = self._bm
-        if not bm:
-            raise ValueError("operation on a closed BlockManager")
-        return bm
+    def _release(self, hd):
+        """close(): destroy the manager (every sequence, plan and cached block with it)."""
+        self._l.accel_bm_destroy(hd)
 
     # ---- keys and lookup ----
 
