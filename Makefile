@@ -720,7 +720,7 @@ $(B)/libaccel/compat-0.1.so: libaccel/src/compat.c
 	@$(CC) -shared -Wl,--version-script=$(B)/libaccel/compat-0.1.map -o $@ \
 		$(B)/libaccel/compat-plain.o
 
-$(B)/native/libaccel_abi: tests/libaccel/abi.sh $(ACCEL_LIBS) libaccel/abi/libaccel-0.1.abi \
+$(B)/native/libaccel_abi: tests/libaccel/abi.sh $(ACCEL_LIBS) libaccel/abi/libaccel-0.1.abi libaccel/abi/libaccel-0.2.symbols \
 		$(B)/libaccel/compat-0.1.so
 	@mkdir -p $(@D)
 	@printf '#!/bin/sh\nexec %s %s %s\n' "$(CURDIR)/$<" "$(CURDIR)" "$(abspath $(B))" > $@

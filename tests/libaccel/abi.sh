@@ -28,7 +28,7 @@ d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 n=0
 echo "TAP version 13"
-echo "1..7"
+echo "1..8"
 ok() {
 	n=$((n + 1))
 	if [ "$1" -eq 0 ]; then echo "ok $n libaccel_abi.$2"; else echo "not ok $n libaccel_abi.$2"; fi
@@ -122,6 +122,13 @@ sed -n "s/.*elf-symbol name='\([^']*\)' version='LIBACCEL_0.1'.*/\1 LIBACCEL_0.1
 [ -s "$d/dump01" ] && cmp -s "$d/map01" "$d/dump01"
 ok $? libaccel_0_1_node_is_the_released_one
 diff "$d/dump01" "$d/map01" | diag
+
+# A node that has landed is never added to: 0.2 is the list frozen in
+# libaccel/abi/libaccel-0.2.symbols (new symbols go into a newer node).
+grep ' LIBACCEL_0\.2$' "$d/map" | sort > "$d/map02"
+[ -s "$d/map02" ] && cmp -s "$d/map02" "$top/libaccel/abi/libaccel-0.2.symbols"
+ok $? libaccel_0_2_node_is_the_landed_one
+diff "$top/libaccel/abi/libaccel-0.2.symbols" "$d/map02" | diag
 
 # The static archive: internal functions are local, so a program that links
 # libaccel.a can have its own kv_pool_init or accel_log.
