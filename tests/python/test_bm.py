@@ -13,17 +13,12 @@ import ctypes
 import errno
 import gc
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(TOP, "libaccel", "python"))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import common                       # noqa: E402 (the package and tap.py on sys.path)
 import kvaccel                      # noqa: E402
 from kvaccel import _bm_types       # noqa: E402
 import tap                          # noqa: E402
@@ -32,40 +27,9 @@ BT = 4
 T = list(range(1, 65))
 
 
-def layout():
-    """{struct: {"size": (size, align), member: (offset, size)}} and the
-    constants, from the C program."""
-    exe = os.environ.get("KVACCEL_BM_LAYOUT")
-    tmp = None
-    try:
-        if not exe:
-            cc = shutil.which(os.environ.get("CC", "cc"))
-            if not cc:
-                return None
-            tmp = tempfile.mkdtemp()
-            exe = os.path.join(tmp, "bm_layout")
-            subprocess.run([cc, "-I", os.path.join(TOP, "libaccel", "include"), "-o", exe,
-                            os.path.join(HERE, "bm_layout.c")], check=True)
-        out = subprocess.run([exe], check=True, stdout=subprocess.PIPE,
-                             universal_newlines=True).stdout
-    finally:
-        if tmp:
-            shutil.rmtree(tmp)
-    structs, consts = {}, {}
-    for line in out.splitlines():
-        w = line.split()
-        if len(w) == 2:
-            consts[w[0]] = int(w[1])
-        elif w[1] == "size":
-            structs.setdefault(w[0], {})["size"] = (int(w[2]), int(w[4]))
-        else:
-            structs.setdefault(w[0], {})[w[1]] = (int(w[2]), int(w[3]))
-    return structs, consts
-
-
 class Layout(unittest.TestCase):
     def test_structs_match_c(self):
-        got = layout()
+        got = common.layout("KVACCEL_BM_LAYOUT", "bm_layout.c")
         if got is None:
             self.skipTest("no C compiler and no $KVACCEL_BM_LAYOUT")
         structs, consts = got
@@ -279,7 +243,7 @@ class Tables(Base):
 class Documentation(unittest.TestCase):
     def test_example_in_libaccel_rst_runs(self):
         """The Python section's example, as printed."""
-        text = open(os.path.join(TOP, "Documentation", "libaccel.rst")).read()
+        text = open(os.path.join(common.TOP, "Documentation", "libaccel.rst")).read()
         sec = text.split("\nPython\n======\n", 1)[1]
         body = sec.split(".. code-block:: python\n\n", 1)[1]
         lines = []
