@@ -313,7 +313,7 @@ $(B)/tests/serve_http_vm: tests/serve/http_vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(
 		$(SERVE_HTTP) $(B)/libaccel/libaccel.a -ljson-c -lmicrohttpd $(ACCEL_LDLIBS) -lm
 
 # The command line: bad options refused with a message, a run, weights round trip (TAP).
-$(B)/native/serve_cli: tests/serve/cli.sh $(B)/tools/kvaccel-serve
+$(B)/native/serve_cli: tests/serve/cli.sh tests/lib/cli-tap.sh $(B)/tools/kvaccel-serve
 	@mkdir -p $(@D)
 	@printf '#!/bin/sh\nexec %s %s\n' "$(CURDIR)/$<" "$(CURDIR)/$(B)/tools/kvaccel-serve" > $@
 	@chmod +x $@
@@ -354,7 +354,7 @@ $(foreach t,$(LOADGEN_TESTS),$(B)/native/loadgen_$(t)): $(B)/native/loadgen_%: \
 	@chmod +x $@
 
 # The command line: bad options and bad traces refused with their exit status and message (TAP).
-$(B)/native/loadgen_cli: tests/loadgen/cli.sh $(B)/tools/kvaccel-loadgen
+$(B)/native/loadgen_cli: tests/loadgen/cli.sh tests/lib/cli-tap.sh $(B)/tools/kvaccel-loadgen
 	@mkdir -p $(@D)
 	@printf '#!/bin/sh\nexec %s %s\n' "$(CURDIR)/$<" "$(CURDIR)/$(B)/tools/kvaccel-loadgen" > $@
 	@chmod +x $@

@@ -5,25 +5,9 @@
 # and reads back as a trace; a refused connection is counted in the report, not fatal.
 set -u
 lg=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0 failed=0
-
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-
-# refused WHAT STATUS MESSAGE ARGS...: exits STATUS, says MESSAGE on stderr, prints nothing.
-refused() {
-	what=$1 want=$2 msg=$3
-	shift 3
-	"$lg" "$@" > "$tmp/out" 2> "$tmp/err"
-	rc=$?
-	if [ "$rc" = "$want" ] && grep -qF -- "$msg" "$tmp/err" && [ ! -s "$tmp/out" ]; then
-		ok "$what"
-	else
-		not_ok "$what (status $rc, stderr: $(cat "$tmp/err"))"
-	fi
-}
+prog=$lg
+# shellcheck source=tests/lib/cli-tap.sh
+. "$(dirname "$0")/../lib/cli-tap.sh"
 
 echo "1..17"
 refused "no workload" 2 "give one of --trace FILE and --synthetic"

@@ -6,25 +6,9 @@
 # on the pool, the chunk, the preemption or the threads.
 set -u
 serve=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0 failed=0
-
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-
-# refused WHAT STATUS MESSAGE ARGS...: exits STATUS, says MESSAGE on stderr, prints nothing.
-refused() {
-	what=$1 want=$2 msg=$3
-	shift 3
-	"$serve" "$@" > "$tmp/out" 2> "$tmp/err"
-	rc=$?
-	if [ "$rc" = "$want" ] && grep -qF -- "$msg" "$tmp/err" && [ ! -s "$tmp/out" ]; then
-		ok "$what"
-	else
-		not_ok "$what (status $rc, stderr: $(cat "$tmp/err"))"
-	fi
-}
+prog=$serve
+# shellcheck source=tests/lib/cli-tap.sh
+. "$(dirname "$0")/../lib/cli-tap.sh"
 
 digests() { grep 'digests:' "$1"; }
 
