@@ -39,7 +39,7 @@ KVNL_SRCS	:= libaccel/ctl/kvnl.c libaccel/ctl/kvnl.h uapi/kvaccel_netlink.h
 
 KMOD_TESTS	:= device region limits prime numa fail_nth space space_val space_use space_race space_offsets rights copy copy_fence unbind
 KMOD_SRCS	:= $(wildcard kmod/*.c kmod/*.h uapi/*.h) kmod/Kbuild Kbuild
-TEST_HDRS	:= tests/kmod/kvtest.h uapi/kvaccel.h
+TEST_HDRS	:= tests/kmod/kvtest.h tests/libaccel/accel_test.h uapi/kvaccel.h
 
 # Tests of the netlink family: 64-bit only (no 32-bit libnl here).
 NL_TESTS	:= netlink fuzz

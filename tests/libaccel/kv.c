@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "accel_test.h"
 #include "kvtest.h"
 #include "kselftest_harness.h"
 
@@ -112,22 +113,8 @@ FIXTURE_SETUP(kv)
 
 FIXTURE_TEARDOWN(kv)
 {
-	ACCEL_OPTS(accel_device_info, info);
-	int tries;
-
 	accel_kv_destroy(self->kv);
-	/*
-	 * The module lets go of a copy job's objects just after its fence
-	 * signals (the release follows the signal): the last regions may
-	 * take a moment to be freed, longer under KASAN.
-	 */
-	for (tries = 0; tries < 400; tries++) {
-		ASSERT_EQ(0, accel_device_info(self->dev, &info));
-		if (info.process_usage == self->usage0)
-			break;
-		usleep(25000);
-	}
-	EXPECT_EQ(self->usage0, info.process_usage);
+	EXPECT_EQ(self->usage0, accel_test_usage_settled(self->dev, self->usage0));
 	accel_device_close(self->dev);
 }
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "accel_test.h"
 #include "kvtest.h"
 #include "kselftest_harness.h"
 
@@ -73,18 +74,8 @@ FIXTURE_SETUP(mover)
 
 FIXTURE_TEARDOWN(mover)
 {
-	ACCEL_OPTS(accel_device_info, info);
-	int tries;
-
 	accel_mover_destroy(self->m);
-	/* A copy job lets go of its objects just after its fence signals. */
-	for (tries = 0; tries < 400; tries++) {
-		ASSERT_EQ(0, accel_device_info(self->dev, &info));
-		if (info.process_usage == self->usage0)
-			break;
-		usleep(25000);
-	}
-	EXPECT_EQ(self->usage0, info.process_usage);
+	EXPECT_EQ(self->usage0, accel_test_usage_settled(self->dev, self->usage0));
 	accel_device_close(self->dev);
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "../libaccel/accel_test.h"
 #include "engine.h"
 #include "stack.h"
 #include "kselftest_harness.h"
@@ -125,19 +126,9 @@ FIXTURE_SETUP(serve)
 
 FIXTURE_TEARDOWN(serve)
 {
-	ACCEL_OPTS(accel_device_info, info);
-	int tries;
-
 	serve_model_free(self->dense);
 	serve_model_free(self->moe);
-	/* A copy job lets go of its objects just after its fence signals. */
-	for (tries = 0; tries < 400; tries++) {
-		ASSERT_EQ(0, accel_device_info(self->dev, &info));
-		if (info.process_usage == self->usage0)
-			break;
-		usleep(25000);
-	}
-	EXPECT_EQ(self->usage0, info.process_usage);
+	EXPECT_EQ(self->usage0, accel_test_usage_settled(self->dev, self->usage0));
 	accel_device_close(self->dev);
 }
 
