@@ -160,6 +160,15 @@ int accel_bm_append(struct accel_bm *bm, uint32_t seq, const int32_t *tokens, ui
  */
 int accel_bm_commit(struct accel_bm *bm, uint32_t seq, uint32_t up_to_block);
 /**
+ * The KV of blocks @first_block.. of the sequence was written again without
+ * an append (LIBACCEL_0.3): e.g. a prefill chunk resumed after an
+ * operator-level yield writes the layers it had not reached. The copies of
+ * those blocks a move left on another tier are stale: they are released,
+ * so the next move copies the blocks. -ERANGE: past the sequence's blocks;
+ * -EBUSY: a plan of the sequence is pending.
+ */
+int accel_bm_seq_written(struct accel_bm *bm, uint32_t seq, uint32_t first_block);
+/**
  * Drop the last @n tokens (speculative decoding's rejected ones; at most
  * all). A full block that becomes partial loses its key, and leaves the
  * prefix cache if this sequence published it and nobody else holds it;

@@ -318,6 +318,37 @@ static void move_reuse(void **state)
 	accel_bm_destroy(bm);
 }
 
+/* KV written again without an append (a resumed chunk): its kept copies are stale. */
+static void seq_written(void **state)
+{
+	struct accel_bm *bm = mk(8, 8, ACCEL_BM_EVICT_LRU);
+	struct accel_bm_run run[4];
+	ACCEL_OPTS(accel_bm_plan, plan, .runs = run, .max_runs = 4);
+	uint32_t a;
+
+	(void)state;
+	a = seq_with(bm, 0, T, 10, NULL);	/* 3 blocks, none committed */
+	assert_int_equal(-EINVAL, accel_bm_seq_written(NULL, a, 0));
+	assert_int_equal(-ENOENT, accel_bm_seq_written(bm, a + 1, 0));
+	assert_int_equal(-ERANGE, accel_bm_seq_written(bm, a, 3));
+	assert_int_equal(0, accel_bm_seq_move(bm, a, 1, &plan));
+	assert_int_equal(3, plan.blocks);
+	assert_int_equal(-EBUSY, accel_bm_seq_written(bm, a, 0));
+	assert_int_equal(0, accel_bm_plan_done(bm, plan.id, 0));
+	/* In again: the device copies are still valid, nothing copied. */
+	assert_int_equal(0, accel_bm_seq_move(bm, a, 0, &plan));
+	assert_int_equal(3, plan.reused);
+	/* Blocks 1 and 2 rewritten in place: out again copies them, reuses block 0. */
+	assert_int_equal(0, accel_bm_seq_written(bm, a, 1));
+	check(bm);
+	assert_int_equal(0, accel_bm_seq_move(bm, a, 1, &plan));
+	assert_int_equal(2, plan.blocks);
+	assert_int_equal(1, plan.reused);
+	assert_int_equal(0, accel_bm_plan_done(bm, plan.id, 0));
+	check(bm);
+	accel_bm_destroy(bm);
+}
+
 static void no_space(void **state)
 {
 	struct accel_bm *bm = mk(4, 2, ACCEL_BM_EVICT_LRU);
@@ -534,6 +565,7 @@ int main(void)
 		cmocka_unit_test(cow_plan),
 		cmocka_unit_test(truncate_publisher),
 		cmocka_unit_test(move_reuse),
+		cmocka_unit_test(seq_written),
 		cmocka_unit_test(no_space),
 		cmocka_unit_test(lru_and_arc),
 		cmocka_unit_test(prepare_hook),

@@ -21,11 +21,6 @@ struct serve_req {
 	float *chunk_x;
 	uint32_t chunk_cap;		/* floats chunk_x holds */
 	uint32_t flags;			/* SERVE_F_* of the step being checked */
-	/*
-	 * KV written with no append since the last move (a resumed chunk): the
-	 * block manager would take the swap tier's old copies as still valid.
-	 */
-	bool dirty;
 	uint32_t swaps_out, swaps_in, drops, yields;
 	uint64_t recomputed;
 	uint64_t computed_ever;		/* KV positions written, recomputation included */

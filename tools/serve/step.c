@@ -105,37 +105,16 @@ static void drop(struct serve_engine *e, struct serve_req *r)
 	r->recomputed += r->n_computed;
 	r->n_computed = 0;
 	r->chunk_n = 0;
-	r->dirty = false;
 	r->drops++;
 	r->state = SERVE_WAITING;
 }
 
-/*
- * The runs that move @r: the plan's, or, for a request written since its
- * last move without an append (a resumed chunk), every block from its
- * compute-tier table (still reserved, or held as copies, until the plan
- * is done) to its new table, since the swap tier's old copies are stale.
- */
-static int runs_of(struct serve_engine *e, struct serve_req *r, const struct accel_bm_plan *pl,
-		   uint32_t tier, struct accel_bm_run **runs, uint32_t *nr)
+/* The runs of @r's move: its plan's. */
+static int runs_of(struct serve_engine *e, const struct accel_bm_plan *pl,
+		   struct accel_bm_run **runs, uint32_t *nr)
 {
-	uint32_t off[2], nb = serve_blocks_for(e, r->n_computed + r->chunk_n), i;
-	uint32_t *newt;
 	int ret;
 
-	if (tier == SERVE_TIER_SWAP && r->dirty && nb) {
-		newt = calloc(e->max_blocks, sizeof(*newt));
-		*runs = calloc(nb, sizeof(**runs));
-		ret = newt && *runs ? 0 : -ENOMEM;
-		if (!ret)
-			ret = accel_bm_block_tables(e->bm, &r->seq, 1, off, newt, e->max_blocks, NULL);
-		for (i = 0; ret >= 0 && i < nb; i++)
-			(*runs)[i] = (struct accel_bm_run) { SERVE_TIER_COMPUTE, r->table[i],
-							     SERVE_TIER_SWAP, newt[i], 1 };
-		free(newt);
-		*nr = nb;
-		return ret < 0 ? ret : 0;
-	}
 	*nr = 0;
 	if (!pl->id)
 		return 0;
@@ -154,8 +133,7 @@ static int runs_of(struct serve_engine *e, struct serve_req *r, const struct acc
 /*
  * Move @n requests to @tier: each one's plan a mover job; wait for all,
  * then finish the plans. A failed copy undoes its plan (the request stays
- * where it was); one with no plan to undo (all its blocks reused, but
- * copied anyway: a resumed chunk) is dropped for recompute instead.
+ * where it was). Only a plan has copies, so a move without one cannot fail.
  */
 static int move(struct serve_engine *e, const uint32_t *ids, uint32_t n, uint32_t tier,
 		uint64_t *blocks)
@@ -183,7 +161,7 @@ static int move(struct serve_engine *e, const uint32_t *ids, uint32_t n, uint32_
 			break;
 		done++;
 		plan_id[i] = plan.id;
-		ret = runs_of(e, r, &plan, tier, &runs, &nr);
+		ret = runs_of(e, &plan, &runs, &nr);
 		if (!ret && nr)
 			ret = accel_mover_submit(e->mover, e->tiers, 2, runs, nr, NULL, &job[i]);
 		if (ret)
@@ -213,10 +191,7 @@ static int move(struct serve_engine *e, const uint32_t *ids, uint32_t n, uint32_
 		struct serve_req *r = serve_req_get(e, ids[i]);
 
 		if (st[i]) {
-			if (plan_id[i])
-				accel_bm_plan_done(e->bm, plan_id[i], st[i]);
-			else
-				drop(e, r);
+			accel_bm_plan_done(e->bm, plan_id[i], st[i]);
 			continue;
 		}
 		if (plan_id[i])
@@ -224,7 +199,6 @@ static int move(struct serve_engine *e, const uint32_t *ids, uint32_t n, uint32_
 		if (tier == SERVE_TIER_SWAP) {
 			r->state = SERVE_SWAPPED;
 			r->swaps_out++;
-			r->dirty = false;
 		} else {
 			r->state = SERVE_RUNNING;
 			r->swaps_in++;
@@ -244,7 +218,13 @@ static int prepare(struct serve_engine *e, struct serve_req *r, uint32_t n)
 	int ret;
 
 	if (r->chunk_n) {
-		r->dirty = true;
+		/*
+		 * A resumed chunk writes the layers it had not reached into
+		 * blocks a move may have left copies of: those are stale now.
+		 */
+		ret = accel_bm_seq_written(e->bm, r->seq, r->n_computed / e->block_tokens);
+		if (ret)
+			return ret;
 	} else {
 		ACCEL_OPTS(accel_bm_plan, plan);
 

@@ -320,6 +320,23 @@ ACCEL_EXPORT int accel_bm_commit(struct accel_bm *bm, uint32_t seq, uint32_t up_
 	return ret;
 }
 
+ACCEL_EXPORT int accel_bm_seq_written(struct accel_bm *bm, uint32_t seq, uint32_t first_block)
+{
+	struct bm_seq *q;
+	int ret;
+
+	if (!bm)
+		return -EINVAL;
+	pthread_mutex_lock(&bm->lock);
+	ret = seq_mut(bm, seq, &q);
+	if (!ret && first_block >= q->s.nr_blocks)
+		ret = -ERANGE;
+	if (!ret)
+		bm_shadow_drop(bm, q, first_block);
+	pthread_mutex_unlock(&bm->lock);
+	return ret;
+}
+
 ACCEL_EXPORT int accel_bm_truncate(struct accel_bm *bm, uint32_t seq, uint64_t n)
 {
 	struct bm_seq *q;
