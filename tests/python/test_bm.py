@@ -195,6 +195,23 @@ class Sequences(Base):
         self.assertEqual(self.bm.seq_info(s).nr_blocks, 1)
 
 
+    def test_written_and_evict(self):
+        s, _ = self.started(T[:10])  # 3 blocks, none committed
+        self.bm.plan_done(self.bm.move(s, 1))
+        self.assertEqual(self.bm.move(s, 0).reused, 3)  # the device copies kept
+        self.bm.written(s, 1)
+        plan = self.bm.move(s, 1)
+        self.assertEqual((plan.blocks, plan.reused), (2, 1))
+        self.bm.plan_done(plan)
+        with self.assertRaises(OSError) as e:
+            self.bm.written(s, 3)
+        self.assertEqual(e.exception.errno, errno.ERANGE)
+        # The copies the moves left on tier 0 are what evict frees there.
+        free0 = self.bm.tier_stats(0).free
+        self.assertEqual(self.bm.evict(0, 16), 3)
+        self.assertEqual(self.bm.tier_stats(0).free, free0 + 3)
+
+
 class Plans(unittest.TestCase):
     def test_move_runs_past_first_batch_and_reuse(self):
         with kvaccel.BlockManager([256, 256], block_tokens=BT, max_run=1) as bm:

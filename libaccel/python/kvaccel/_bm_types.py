@@ -120,6 +120,8 @@ PROTOS = {
     "accel_bm_append": (c_int, [_P, c_uint32, _i32p, c_uint64, _keyp, POINTER(Plan)]),
     "accel_bm_commit": (c_int, [_P, c_uint32, c_uint32]),
     "accel_bm_truncate": (c_int, [_P, c_uint32, c_uint64]),
+    "accel_bm_seq_written": (c_int, [_P, c_uint32, c_uint32]),
+    "accel_bm_evict": (c_int, [_P, c_uint32, c_uint32]),
     "accel_bm_seq_move": (c_int, [_P, c_uint32, c_uint32, POINTER(Plan)]),
     "accel_bm_plan_runs": (c_int, [_P, c_uint64, c_uint32, POINTER(Run), c_uint32]),
     "accel_bm_plan_done": (c_int, [_P, c_uint64, c_int]),

@@ -241,6 +241,12 @@ class BlockManager(Handle):
         """Drop the last n tokens; returns the blocks released."""
         return check(self._l.accel_bm_truncate(self._h(), seq, n), "accel_bm_truncate")
 
+    def written(self, seq, first_block):
+        """The KV of blocks first_block.. was written again without an
+        append (a resumed prefill chunk): the copies a move left of them
+        are released, so the next move copies them."""
+        check(self._l.accel_bm_seq_written(self._h(), seq, first_block), "accel_bm_seq_written")
+
     def seq_move(self, seq, tier):
         """Move the sequence to tier: a Plan (id 0 if nothing is to copy)."""
         runs = (T.Run * _RUNS)()
@@ -325,6 +331,11 @@ class BlockManager(Handle):
         del ci, co, cs, ct  # release the buffer exports before resizing
         del ids[total:]
         return (offsets, ids, tr) if tiers else (offsets, ids)
+
+    def evict(self, tier, n):
+        """Make up to n more blocks of tier free (cached blocks no one
+        references, then copies moves left there); returns how many."""
+        return check(self._l.accel_bm_evict(self._h(), tier, n), "accel_bm_evict")
 
     def tier_stats(self, tier):
         st = T.opts(T.TierStats)
