@@ -349,6 +349,38 @@ static void seq_written(void **state)
 	accel_bm_destroy(bm);
 }
 
+/* accel_bm_evict: cached blocks first, then kept copies; its bad arguments. */
+static void evict(void **state)
+{
+	struct accel_bm *bm = mk(8, 8, ACCEL_BM_EVICT_LRU);
+	struct accel_bm_run run[4];
+	ACCEL_OPTS(accel_bm_plan, plan, .runs = run, .max_runs = 4);
+	uint32_t a, b;
+
+	(void)state;
+	assert_int_equal(-EINVAL, accel_bm_evict(NULL, 0, 1));
+	assert_int_equal(-EINVAL, accel_bm_evict(bm, 2, 1));
+	assert_int_equal(-EINVAL, accel_bm_evict(bm, 0, (uint32_t)INT32_MAX + 1));
+	assert_int_equal(0, accel_bm_evict(bm, 0, 4));		/* nothing to evict */
+	a = seq_with(bm, 0, T, 10, NULL);			/* 3 blocks */
+	assert_int_equal(2, accel_bm_commit(bm, a, 2));
+	assert_int_equal(0, accel_bm_seq_free(bm, a));		/* 2 stay cached */
+	assert_int_equal(8, stats(bm, 0).free + 2);
+	assert_int_equal(1, accel_bm_evict(bm, 0, 1));
+	assert_int_equal(1, accel_bm_evict(bm, 0, 8));
+	assert_int_equal(8, stats(bm, 0).free);
+	check(bm);
+	/* A moved sequence's copies on tier 0 go next; its own blocks never. */
+	b = seq_with(bm, 0, T, 10, NULL);
+	assert_int_equal(0, accel_bm_seq_move(bm, b, 1, &plan));
+	assert_int_equal(0, accel_bm_plan_done(bm, plan.id, 0));
+	assert_int_equal(3, accel_bm_evict(bm, 0, 8));
+	assert_int_equal(8, stats(bm, 0).free);
+	assert_int_equal(0, accel_bm_evict(bm, 1, 8));
+	check(bm);
+	accel_bm_destroy(bm);
+}
+
 static void no_space(void **state)
 {
 	struct accel_bm *bm = mk(4, 2, ACCEL_BM_EVICT_LRU);
@@ -566,6 +598,7 @@ int main(void)
 		cmocka_unit_test(truncate_publisher),
 		cmocka_unit_test(move_reuse),
 		cmocka_unit_test(seq_written),
+		cmocka_unit_test(evict),
 		cmocka_unit_test(no_space),
 		cmocka_unit_test(lru_and_arc),
 		cmocka_unit_test(prepare_hook),
