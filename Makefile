@@ -239,7 +239,8 @@ $(B)/daemon/kvacceld: $(KVACCELD_SRCS) $(KVACCELD_HDRS)
 SERVE_CORE	:= tools/serve/ops.c tools/serve/weights.c tools/serve/forward.c \
 		   tools/serve/sample.c tools/serve/safetensors.c
 SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
-		   tools/serve/fcfs.c tools/serve/stack.c
+		   tools/serve/fcfs.c tools/serve/scheduled.c tools/serve/driver.c \
+		   tools/serve/pressure.c tools/serve/stack.c
 SERVE_HDRS	:= $(wildcard tools/serve/*.h)
 SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve

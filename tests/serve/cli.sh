@@ -12,7 +12,7 @@ prog=$serve
 
 digests() { grep 'digests:' "$1"; }
 
-echo "1..25"
+echo "1..36"
 refused "no prompt" 2 "no --prompt given"
 refused "unknown option" 2 "unknown option '--bogus'" --memfd --prompt hi --bogus
 refused "missing value" 2 "--max-tokens needs a value" --memfd --prompt hi --max-tokens
@@ -23,8 +23,18 @@ refused "heads not dividing d_model" 2 "heads (3) must divide d_model (64)" --me
 	--heads 3
 refused "top-k over experts" 2 "top_k must be 1 to experts" --memfd --prompt hi --experts 2 \
 	--top-k 3
-refused "bad preempt" 2 "--preempt: 'later' is neither swap nor recompute" --memfd --prompt hi \
-	--preempt later
+refused "bad preempt" 2 "--preempt: 'later' is none of swap, recompute, cost" --memfd \
+	--prompt hi --preempt later
+refused "bad policy" 2 "--policy: 'edf' is none of fcfs, priority, slo, fair, hybrid" --memfd \
+	--prompt hi --policy edf
+refused "bad victim" 2 "--victim: 'first' is neither last nor least-computed" --memfd \
+	--prompt hi --victim first
+refused "bad priority" 2 "--priority: 'high' is not a number" --memfd --priority high \
+	--prompt hi
+refused "chunk over budget" 2 "--chunk is over --budget" --memfd --prompt hi --budget 8 \
+	--chunk 16
+refused "table with listen" 2 "--table and --check-alone are for --prompt runs" --memfd \
+	--listen 127.0.0.1:0 --table
 refused "stray argument" 2 "unexpected argument 'extra'" --memfd --prompt hi extra
 refused "memfd and device" 2 "--memfd and --device exclude each other" --memfd --device /dev/x \
 	--prompt hi
@@ -78,6 +88,33 @@ else
 	not_ok "same digests with recompute preemption ($(cat "$tmp/err"))"
 fi
 
+# Every policy, and the cost model's choice: the same digests on a small pool.
+for pol in "fcfs --preempt cost" "priority --victim least-computed" slo fair hybrid; do
+	# shellcheck disable=SC2086
+	"$serve" --memfd --prompt "Hello" --prompt "world!" --max-tokens 12 --blocks 3 \
+		--swap-blocks 3 --block-tokens 8 --chunk 2 --policy $pol > "$tmp/b" 2> "$tmp/err"
+	if [ "$(digests "$tmp/a")" = "$(digests "$tmp/b")" ]; then
+		ok "same digests under --policy $pol"
+	else
+		not_ok "same digests under --policy $pol ($(cat "$tmp/err"))"
+	fi
+done
+
+# A high-priority arrival preempts running requests by swap; --check-alone runs each
+# request alone again and compares; --table shows the preemptions.
+"$serve" --memfd --blocks 12 --swap-blocks 64 --max-tokens 24 --policy priority --quiet \
+	--table --check-alone --prompt "first request, a long prompt of many tokens" \
+	--prompt "second request, also long enough to need blocks" \
+	--prompt "third request of the burst, long too" \
+	--at-step 6 --priority -10 --prompt "urgent: high priority" > "$tmp/b" 2> "$tmp/err"
+if grep -q "identical to each request run alone (0 of 4" "$tmp/b" &&
+   grep -q "^req .*swaps .*swapped_B" "$tmp/b" &&
+   awk '$1 ~ /^[1-3]$/ && $7 > 0 { s = 1 } END { exit !s }' "$tmp/b"; then
+	ok "a high-priority arrival preempts by swap; digests as alone"
+else
+	not_ok "a high-priority arrival preempts by swap; digests as alone ($(cat "$tmp/b" "$tmp/err"))"
+fi
+
 # Weights saved, then loaded: the same digests (dense and MoE).
 for shape in "" "--experts 4 --top-k 2 --shared-expert --kv-heads 2"; do
 	# shellcheck disable=SC2086
@@ -92,5 +129,5 @@ for shape in "" "--experts 4 --top-k 2 --shared-expert --kv-heads 2"; do
 		not_ok "saved weights give the same digests ${shape:-(dense)} ($(cat "$tmp/err"))"
 	fi
 done
-[ "$n" = 25 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
+[ "$n" = 36 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
 [ "$failed" = 0 ]

@@ -62,8 +62,9 @@ static void set_gate(bool on)
 static void srv_start(struct srv *v, uint32_t blocks, const struct serve_http_opts *ho)
 {
 	struct serve_config cfg;
+	struct serve_driver_opts sched = { .preempt = ACCEL_SCHED_PREEMPT_SWAP, .yields = true };
 	struct serve_stack_opts so = { .blocks = blocks, .swap_blocks = 64, .memfd = true,
-				       .should_yield = gate };
+				       .should_yield = gate, .sched = &sched };
 	struct serve_http_opts o = ho ? *ho : (struct serve_http_opts){ 0 };
 	char err[256];
 	int ret;
@@ -74,7 +75,7 @@ static void srv_start(struct srv *v, uint32_t blocks, const struct serve_http_op
 	so.model = v->m;
 	ret = serve_stack_create(&v->s, &so, err, sizeof(err));
 	assert_int_equal(ret, 0);
-	o.engine = v->s.engine;
+	o.driver = v->s.driver;
 	o.addr = "127.0.0.1";
 	o.port = 0;
 	v->h = serve_http_start(&o, &ret, err, sizeof(err));

@@ -158,9 +158,11 @@ TEST(http_on_region_tiers)
 	struct serve_config cfg;
 	struct serve_model *m;
 	struct serve_stack s;
-	struct serve_stack_opts so = { .blocks = 8, .swap_blocks = 64, .threads = 2 };
-	struct serve_http_opts ho = { .addr = "127.0.0.1", .fcfs = { .token_budget = 64,
-								      .chunk = 8 } };
+	struct serve_driver_opts sched = { .max_tokens = 64, .chunk_tokens = 8,
+					   .preempt = ACCEL_SCHED_PREEMPT_SWAP, .yields = true };
+	struct serve_stack_opts so = { .blocks = 8, .swap_blocks = 64, .threads = 2,
+				       .sched = &sched };
+	struct serve_http_opts ho = { .addr = "127.0.0.1" };
 	struct serve_http *h;
 	struct accel_device *dev;
 	struct client c[NREQ];
@@ -186,7 +188,7 @@ TEST(http_on_region_tiers)
 	alone(m, ref);
 	so.model = m;
 	ASSERT_EQ(0, serve_stack_create(&s, &so, err, sizeof(err))) TH_LOG("%s", err);
-	ho.engine = s.engine;
+	ho.driver = s.driver;
 	h = serve_http_start(&ho, &ret, err, sizeof(err));
 	ASSERT_NE(NULL, h) TH_LOG("%s", err);
 	port = serve_http_port(h);

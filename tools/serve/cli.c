@@ -23,10 +23,20 @@ static const char usage[] =
 	"  --block-tokens N    tokens per KV block (default 16)\n"
 	"  --blocks N          compute-tier KV blocks (default 64)\n"
 	"  --swap-blocks N     swap-tier KV blocks (default 64)\n"
+	"  --policy P          fcfs (default), priority, slo, fair or hybrid (accel_sched_create(3))\n"
+	"  --preempt swap|recompute|cost  how to preempt when blocks run out (default swap)\n"
+	"  --victim last|least-computed   which running request goes first (default last)\n"
+	"  --priority-threshold N  priority: how much more urgent a waiting request must be\n"
+	"  --no-yield          no operator-level preemption of running prefills\n"
 	"  --budget N          tokens per step (default 256)\n"
 	"  --chunk N           longest prefill chunk (default: the budget)\n"
-	"  --max-running N     most running requests (default: no limit)\n"
-	"  --preempt swap|recompute   how to preempt when blocks run out (default swap)\n"
+	"  --max-running N     most running requests (default 256)\n"
+	"  --priority N        the priority of the --prompt options after it (lower: sooner)\n"
+	"  --at-step N         the --prompt options after it arrive at step N (default 0)\n"
+	"  --table             print a per-request table (TTFT, TPOT, preemptions, swapped bytes)\n"
+	"  --check-alone       run each prompt alone afterwards and compare its digests\n"
+	"  --kvacceld NAME     register with kvacceld and answer its pressure rounds\n"
+	"  --kvacceld-priority N   the class registered with (default 0: released first)\n"
 	"  --threads N         worker threads (default 1)\n"
 	"  --memfd             memfd tiers: no kvaccel device needed\n"
 	"  --device PATH       the kvaccel device (default: the first)\n"
@@ -41,7 +51,8 @@ enum {
 	O_PROMPT = 256, O_MAX_TOKENS, O_SEED, O_TEMP, O_WEIGHTS, O_SAVE, O_LAYERS, O_DMODEL,
 	O_HEADS, O_KVHEADS, O_FF, O_EXPERTS, O_TOPK, O_SHARED, O_BT, O_BLOCKS, O_SWAP, O_BUDGET,
 	O_CHUNK, O_MAXRUN, O_PREEMPT, O_THREADS, O_MEMFD, O_DEVICE, O_QUIET, O_HELP,
-	O_LISTEN, O_MAXCONC, O_MAXBODY, O_MAXPROMPT, O_MAXTOKLIM,
+	O_LISTEN, O_MAXCONC, O_MAXBODY, O_MAXPROMPT, O_MAXTOKLIM, O_POLICY, O_VICTIM, O_PTHRESH,
+	O_NOYIELD, O_PRIO, O_ATSTEP, O_TABLE, O_ALONE, O_KVD, O_KVDPRIO,
 };
 
 static const struct option longopts[] = {
@@ -76,6 +87,16 @@ static const struct option longopts[] = {
 	{ "max-body", required_argument, NULL, O_MAXBODY },
 	{ "max-prompt", required_argument, NULL, O_MAXPROMPT },
 	{ "max-tokens-limit", required_argument, NULL, O_MAXTOKLIM },
+	{ "policy", required_argument, NULL, O_POLICY },
+	{ "victim", required_argument, NULL, O_VICTIM },
+	{ "priority-threshold", required_argument, NULL, O_PTHRESH },
+	{ "no-yield", no_argument, NULL, O_NOYIELD },
+	{ "priority", required_argument, NULL, O_PRIO },
+	{ "at-step", required_argument, NULL, O_ATSTEP },
+	{ "table", no_argument, NULL, O_TABLE },
+	{ "check-alone", no_argument, NULL, O_ALONE },
+	{ "kvacceld", required_argument, NULL, O_KVD },
+	{ "kvacceld-priority", required_argument, NULL, O_KVDPRIO },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -145,6 +166,8 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 	c->max_tokens = 16;
 	c->seed = 1;
 	c->threads = 1;
+	c->sched.preempt = ACCEL_SCHED_PREEMPT_SWAP;
+	c->sched.yields = true;
 	opterr = 0;
 	optind = 1;
 	while (!ret && (o = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
@@ -156,7 +179,65 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 				return bad("more than %s prompts", "256", "");
 			if (!*optarg)
 				return bad("--prompt: an empty prompt%s", "", "");
+			c->prio[c->nr_prompts] = c->cur_prio;
+			c->at_step[c->nr_prompts] = c->cur_step;
 			c->prompt[c->nr_prompts++] = optarg;
+			break;
+		case O_PRIO: {
+			long v = strtol(optarg, &end, 0);
+
+			if (!*optarg || *end || v < -1000000 || v > 1000000)
+				return bad("--priority: '%s' is not a number from -1000000 to "
+					   "1000000%s", optarg, "");
+			c->cur_prio = (int32_t)v;
+			break;
+		}
+		case O_ATSTEP:
+			ret = u32("at-step", optarg, 0, 1u << 30, &c->cur_step);
+			break;
+		case O_POLICY: {
+			uint32_t p;
+
+			for (p = 0; p < ACCEL_SCHED_NR_POLICIES; p++)
+				if (!strcmp(optarg, accel_sched_policy_name(p)))
+					break;
+			if (p == ACCEL_SCHED_NR_POLICIES)
+				return bad("--policy: '%s' is none of fcfs, priority, slo, fair, "
+					   "hybrid%s", optarg, "");
+			c->sched.policy = p;
+			break;
+		}
+		case O_VICTIM:
+			if (!strcmp(optarg, "last"))
+				c->sched.victim = ACCEL_SCHED_VICTIM_LAST;
+			else if (!strcmp(optarg, "least-computed"))
+				c->sched.victim = ACCEL_SCHED_VICTIM_LEAST_COMPUTED;
+			else
+				return bad("--victim: '%s' is neither last nor least-computed%s",
+					   optarg, "");
+			break;
+		case O_PTHRESH:
+			ret = u32("priority-threshold", optarg, 0, 1u << 30,
+				  &c->sched.priority_threshold);
+			break;
+		case O_NOYIELD:
+			c->sched.yields = false;
+			break;
+		case O_TABLE:
+			c->table = true;
+			break;
+		case O_ALONE:
+			c->check_alone = true;
+			break;
+		case O_KVD:
+			if (!*optarg || strlen(optarg) > 31)
+				return bad("--kvacceld: '%s' is not a name of 1 to 31 characters%s",
+					   optarg, "");
+			c->kvacceld = optarg;
+			break;
+		case O_KVDPRIO:
+			ret = u32("kvacceld-priority", optarg, 0, ACCEL_ENGINE_PRIORITY_MAX,
+				  &c->kvacceld_prio);
 			break;
 		case O_MAX_TOKENS:
 			ret = u32("max-tokens", optarg, 1, 1u << 20, &c->max_tokens);
@@ -210,21 +291,23 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 			ret = u32("swap-blocks", optarg, 1, 1u << 20, &c->swap_blocks);
 			break;
 		case O_BUDGET:
-			ret = u32("budget", optarg, 1, 1u << 20, &c->fcfs.token_budget);
+			ret = u32("budget", optarg, 1, 1u << 20, &c->sched.max_tokens);
 			break;
 		case O_CHUNK:
-			ret = u32("chunk", optarg, 1, 1u << 20, &c->fcfs.chunk);
+			ret = u32("chunk", optarg, 1, 1u << 20, &c->sched.chunk_tokens);
 			break;
 		case O_MAXRUN:
-			ret = u32("max-running", optarg, 1, 1u << 20, &c->fcfs.max_running);
+			ret = u32("max-running", optarg, 1, 1u << 20, &c->sched.max_seqs);
 			break;
 		case O_PREEMPT:
 			if (!strcmp(optarg, "swap"))
-				c->fcfs.preempt = SERVE_PREEMPT_SWAP;
+				c->sched.preempt = ACCEL_SCHED_PREEMPT_SWAP;
 			else if (!strcmp(optarg, "recompute"))
-				c->fcfs.preempt = SERVE_PREEMPT_RECOMPUTE;
+				c->sched.preempt = ACCEL_SCHED_PREEMPT_RECOMPUTE;
+			else if (!strcmp(optarg, "cost"))
+				c->sched.preempt = ACCEL_SCHED_PREEMPT_COST;
 			else
-				return bad("--preempt: '%s' is neither swap nor recompute%s",
+				return bad("--preempt: '%s' is none of swap, recompute, cost%s",
 					   optarg, "");
 			break;
 		case O_THREADS:
@@ -271,6 +354,11 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 		return bad("no --prompt given (nor --listen)%s%s", "", "");
 	if (c->nr_prompts && c->listen)
 		return bad("--prompt and --listen exclude each other%s%s", "", "");
+	if (c->listen && (c->table || c->check_alone))
+		return bad("--table and --check-alone are for --prompt runs%s%s", "", "");
+	if (c->sched.chunk_tokens && c->sched.max_tokens &&
+	    c->sched.chunk_tokens > c->sched.max_tokens)
+		return bad("--chunk is over --budget%s%s", "", "");
 	if (c->memfd && c->device)
 		return bad("--memfd and --device exclude each other%s%s", "", "");
 	if (!c->weights && serve_config_check(&c->cfg, err, sizeof(err)))

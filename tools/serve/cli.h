@@ -3,6 +3,7 @@
 #ifndef SERVE_CLI_H
 #define SERVE_CLI_H
 
+#include "driver.h"
 #include "engine.h"
 #include "stack.h"
 
@@ -11,13 +12,22 @@
 struct serve_cli {
 	struct serve_config cfg;
 	const char *prompt[SERVE_CLI_PROMPTS];
+	/* Per prompt: --priority and --at-step in force when it was given. */
+	int32_t prio[SERVE_CLI_PROMPTS];
+	uint32_t at_step[SERVE_CLI_PROMPTS];
+	int32_t cur_prio;
+	uint32_t cur_step;
 	uint32_t nr_prompts, max_tokens, threads, max_ctx;
 	uint64_t seed;
 	float temperature;
 	const char *weights, *save_weights, *device;
 	uint32_t block_tokens, blocks, swap_blocks;
-	bool memfd, quiet;
-	struct serve_fcfs_opts fcfs;
+	bool memfd, quiet, table, check_alone;
+	/* libaccel's scheduler: policy, preemption, budget (engine fields unset). */
+	struct serve_driver_opts sched;
+	/* --kvacceld NAME: answer the node daemon's pressure rounds (class --kvacceld-priority). */
+	const char *kvacceld;
+	uint32_t kvacceld_prio;
 	/* --listen ADDR:PORT and the HTTP server's limits (0: its defaults). */
 	char listen_addr[64];
 	uint16_t listen_port;

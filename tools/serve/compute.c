@@ -18,6 +18,9 @@ static bool yield_here(struct serve_engine *e, struct serve_req *r, uint32_t n, 
 	/* Prefill chunks only; after the last MLP the chunk is done anyway. */
 	if (n < 2 || !e->should_yield || (phase == 1 && l + 1 == e->m->cfg.layers))
 		return false;
+	/* A scheduler resumes at a layer: a yield finishes one first. */
+	if (e->external_kv && l == 0 && phase == 0)
+		return false;
 	return e->should_yield(e->yield_ctx, r->id, l, phase);
 }
 

@@ -65,6 +65,7 @@ struct serve_engine *serve_engine_create(const struct serve_engine_opts *o)
 	e->layer_bytes = serve_kv_layer_bytes(&o->model->cfg, o->block_tokens);
 	e->should_yield = o->should_yield;
 	e->yield_ctx = o->yield_ctx;
+	e->external_kv = o->external_kv;
 	bb = serve_kv_block_bytes(&o->model->cfg, o->block_tokens);
 	for (i = 0; i < 2; i++) {
 		e->tiers[i] = o->tiers[i];
@@ -115,7 +116,7 @@ struct serve_engine *serve_engine_create(const struct serve_engine_opts *o)
 
 static void req_free(struct serve_engine *e, struct serve_req *r)
 {
-	if (r->state != SERVE_FINISHED)
+	if (r->state != SERVE_FINISHED && !e->external_kv)
 		accel_bm_seq_free(e->bm, r->seq);
 	free(r->tok);
 	free(r->digest);
@@ -151,34 +152,66 @@ void serve_engine_destroy(struct serve_engine *e)
 	free(e);
 }
 
-int serve_engine_add(struct serve_engine *e, const int32_t *prompt, uint32_t n,
-		     const struct serve_params *p, uint32_t *id)
+/* The first slot not in use (released ones are taken again), growing the table. */
+static struct serve_req *slot_get(struct serve_engine *e)
 {
-	struct serve_req *r;
-	uint32_t i, total;
-	int ret;
+	uint32_t i;
 
-	if (!e || !prompt || !n || !p || !p->max_tokens || !id || p->temperature < 0.0f)
+	for (i = 0; i < e->nr_req; i++)
+		if (!e->req[i].live)
+			return &e->req[i];
+	if (e->nr_req == e->cap_req) {
+		uint32_t cap = e->cap_req ? 2 * e->cap_req : 16;
+		struct serve_req *nr = realloc(e->req, cap * sizeof(*nr));
+
+		if (!nr)
+			return NULL;
+		memset(nr + e->cap_req, 0, (cap - e->cap_req) * sizeof(*nr));
+		e->req = nr;
+		e->cap_req = cap;
+	}
+	return &e->req[e->nr_req];
+}
+
+int serve_engine_check(const struct serve_engine *e, const int32_t *prompt, uint32_t n,
+		       const struct serve_params *p)
+{
+	uint32_t i;
+
+	if (!e || !prompt || !n || !p || !p->max_tokens || p->temperature < 0.0f)
 		return -EINVAL;
 	for (i = 0; i < n; i++)
 		if (prompt[i] < 0 || (uint32_t)prompt[i] >= e->m->cfg.vocab)
 			return -EINVAL;
 	if ((uint64_t)n + p->max_tokens > e->max_ctx)
 		return -E2BIG;
-	total = n + p->max_tokens;
-	if (serve_blocks_for(e, total) > e->tier_blocks[0])
+	if (serve_blocks_for(e, n + p->max_tokens) > e->tier_blocks[0])
 		return -E2BIG;
-	if (e->nr_req == e->cap_req) {
-		uint32_t cap = e->cap_req ? 2 * e->cap_req : 16;
-		struct serve_req *nr = realloc(e->req, cap * sizeof(*nr));
+	return 0;
+}
 
-		if (!nr)
-			return -ENOMEM;
-		memset(nr + e->cap_req, 0, (cap - e->cap_req) * sizeof(*nr));
-		e->req = nr;
-		e->cap_req = cap;
-	}
-	r = &e->req[e->nr_req];
+void serve_engine_set_yield(struct serve_engine *e, serve_yield_fn fn, void *ctx)
+{
+	e->should_yield = fn;
+	e->yield_ctx = ctx;
+}
+
+int serve_engine_add(struct serve_engine *e, const int32_t *prompt, uint32_t n,
+		     const struct serve_params *p, uint32_t *id)
+{
+	struct serve_req *r;
+	uint32_t total;
+	int ret;
+
+	ret = serve_engine_check(e, prompt, n, p);
+	if (ret)
+		return ret;
+	if (!id)
+		return -EINVAL;
+	total = n + p->max_tokens;
+	r = slot_get(e);
+	if (!r)
+		return -ENOMEM;
 	r->tok = malloc(total * sizeof(*r->tok));
 	r->digest = calloc(p->max_tokens, sizeof(*r->digest));
 	r->table = calloc(e->max_blocks, sizeof(*r->table));
@@ -186,15 +219,20 @@ int serve_engine_add(struct serve_engine *e, const int32_t *prompt, uint32_t n,
 		ret = -ENOMEM;
 		goto fail;
 	}
-	ret = accel_bm_seq_create(e->bm, NULL, &r->seq);
-	if (ret)
-		goto fail;
+	r->seq = UINT32_MAX;
+	if (!e->external_kv) {
+		ret = accel_bm_seq_create(e->bm, NULL, &r->seq);
+		if (ret)
+			goto fail;
+	}
 	memcpy(r->tok, prompt, n * sizeof(*prompt));
 	r->p = *p;
 	r->n_prompt = r->n_tokens = n;
 	r->state = SERVE_WAITING;
 	r->live = true;
-	r->id = ++e->nr_req;
+	r->id = (uint32_t)(r - e->req) + 1;
+	if (r->id > e->nr_req)
+		e->nr_req = r->id;
 	*id = r->id;
 	return 0;
 fail:
@@ -239,6 +277,8 @@ int serve_engine_release(struct serve_engine *e, uint32_t id)
 	if (!r)
 		return -ENOENT;
 	req_free(e, r);
+	while (e->nr_req && !e->req[e->nr_req - 1].live)
+		e->nr_req--;
 	return 0;
 }
 

@@ -52,6 +52,12 @@ struct serve_engine_opts {
 	uint32_t max_ctx;
 	serve_yield_fn should_yield;
 	void *yield_ctx;
+	/**
+	 * The KV's sequences belong to a scheduler (driver.h): requests get
+	 * no sequence of their own, serve_engine_compute() runs them on the
+	 * block tables it is given, serve_engine_step() is refused.
+	 */
+	bool external_kv;
 };
 
 /** A new engine; NULL and errno (EINVAL: a tier or manager of the wrong shape). */
@@ -65,17 +71,26 @@ struct serve_params {
 	float temperature;
 	uint64_t seed;
 	int32_t priority;
-	uint32_t pad;
+	/** Fair share: the client's id (the scheduler's, below its max_clients). */
+	uint32_t client;
 	uint64_t ttft_slo_us, tpot_slo_us;
+	/** Best effort (hybrid: fills what online requests leave, preempted first). */
+	bool offline;
 };
 
 /**
- * A new waiting request; *id (never 0) names it. -EINVAL (no prompt, a
+ * A new waiting request; *id (never 0) names it: the lowest id not in
+ * use, so ids of released requests are given again. -EINVAL (no prompt, a
  * token past the vocabulary, max_tokens 0), -E2BIG (longer than max_ctx, or
  * more blocks than the compute tier has).
  */
 int serve_engine_add(struct serve_engine *e, const int32_t *prompt, uint32_t n,
 		     const struct serve_params *p, uint32_t *id);
+/** What serve_engine_add() would say of these arguments, short of memory (any thread). */
+int serve_engine_check(const struct serve_engine *e, const int32_t *prompt, uint32_t n,
+		       const struct serve_params *p);
+/** Set the operator-level yield hook (not while a step runs). */
+void serve_engine_set_yield(struct serve_engine *e, serve_yield_fn fn, void *ctx);
 
 enum serve_state {
 	SERVE_WAITING = 0,	/* no KV: prefill (again, after a drop) */
@@ -145,6 +160,37 @@ struct serve_step_stats {
  */
 int serve_engine_step(struct serve_engine *e, const struct serve_batch *b,
 		      struct serve_step_stats *st);
+
+/* ---- driven by a scheduler that owns the sequences (external_kv) ---- */
+
+/** One request's run: tokens [start, start + n_tokens) over @table. */
+struct serve_compute {
+	uint32_t id;
+	uint32_t n_tokens;
+	/** KV of [0, start) is in the table's blocks (a prefix cache hit, or computed). */
+	uint64_t start;
+	/** Its blocks, covering [0, start + n_tokens) (nr_blocks of them). */
+	const uint32_t *table;
+	uint32_t nr_blocks;
+	/** 0: a new chunk; else resume the yielded one (same start and n_tokens) at this layer. */
+	uint32_t resume_layer;
+	/** Out: yielded after layers_done layers (at least 1); or the run sampled @token. */
+	bool yielded, sampled;
+	uint32_t layers_done;
+	int32_t token;
+};
+
+/**
+ * Compute @n runs on the workers (an external_kv engine). Each is checked
+ * first (-EINVAL, -ENOENT, nothing done): a request not finished, at most
+ * once, tokens within what it knows, a table long enough, a resume that
+ * matches its yielded chunk. A request whose run starts below what it had
+ * computed recomputes from there. A run that reaches the last known token
+ * samples the next one.
+ */
+int serve_engine_compute(struct serve_engine *e, struct serve_compute *c, uint32_t n);
+/** An external_kv request is over (the scheduler finished or aborted it). */
+int serve_engine_finish(struct serve_engine *e, uint32_t id);
 
 /** Blocks of the compute tier held by requests, and in all. */
 void serve_engine_usage(const struct serve_engine *e, uint32_t tier, uint32_t *used,

@@ -5,7 +5,10 @@
  * prefill chunks, then swapped requests, then new ones, within a token
  * budget; when the compute tier is short, the last admitted running
  * request is preempted, by swap or by recompute; a step that preempted
- * admits nothing and swaps nothing back.
+ * admits nothing and swaps nothing back. "Arrival order" is id order:
+ * the engine gives a released request's id again, so a caller that
+ * releases requests while others run gets that order only approximately
+ * (kvaccel-serve itself runs libaccel's scheduler: driver.c).
  */
 #include <errno.h>
 #include <stdlib.h>

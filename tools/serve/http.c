@@ -220,8 +220,22 @@ static enum MHD_Result completion(struct serve_http *h, struct MHD_Connection *c
 	ret = http_submit(h, j);
 	if (ret) {
 		http_job_put(j);
-		return ret == -EBUSY ? error(h, c, 429, "too many requests in flight") :
-			error(h, c, 503, "the server is shutting down");
+		switch (ret) {
+		case -EBUSY:
+			return error(h, c, 429, "too many requests in flight");
+		case -ENOSPC:
+			return error(h, c, 429, "the scheduler knows as many requests as it may");
+		case -ESHUTDOWN:
+			return error(h, c, 503, "the server is shutting down");
+		case -E2BIG:
+			return error(h, c, 413, "the prompt and max_tokens exceed the context or "
+				     "the compute tier");
+		case -EINVAL:
+			return error(h, c, 400, "the request cannot be served (a token past the "
+				     "vocabulary?)");
+		default:
+			return error(h, c, 500, strerror(-ret));
+		}
 	}
 	cx->job = j;
 	if (rq.stream)

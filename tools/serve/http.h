@@ -9,14 +9,18 @@
 
 #include <stdint.h>
 
-#include "engine.h"
+#include "driver.h"
+#include "pressure.h"
 
 struct serve_http;
 
 struct serve_http_opts {
-	/** The engine (not owned) and the policy that plans its batches. */
-	struct serve_engine *engine;
-	struct serve_fcfs_opts fcfs;
+	/** The scheduler driving the engine (not owned). */
+	struct serve_driver *driver;
+	/** kvacceld's pressure rounds, answered on the engine thread (may be NULL; not owned). */
+	struct serve_kvd *kvd;
+	/** Fair share: clients named in requests are hashed into this many (the scheduler's). */
+	uint32_t max_clients;
 	/** Numeric IPv4 address and port (0: an ephemeral one, see serve_http_port()). */
 	const char *addr;
 	uint16_t port;

@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
  * kvaccel-serve - the HTTP server's engine thread: the only thread that
- * calls the engine. HTTP threads hand it jobs through a locked submission
- * queue and wake it with an eventfd (so do cancellations); it plans a batch
- * (http_plan(): the one place a scheduler would replace the FCFS policy),
- * steps, and delivers the new tokens to each job, waking its HTTP thread.
- * With nothing to run it sleeps in read() on the eventfd.
+ * steps the engine. An HTTP thread adds its request to the scheduler
+ * itself (serve_driver_add(): an urgent arrival makes the running
+ * prefills yield at once) and hands the job over through a locked queue,
+ * waking this thread with an eventfd (so do cancellations); this thread
+ * steps the scheduler and the engine (serve_driver_step()), delivers the
+ * new tokens to each job, waking its HTTP thread, and answers kvacceld's
+ * pressure rounds. With nothing to run it sleeps in poll() on the eventfd,
+ * the scheduler's fd, the mover's and the daemon's socket.
  */
 #include <errno.h>
 #include <poll.h>
@@ -67,6 +70,16 @@ void http_job_put(struct http_job *j)
 	free(j);
 }
 
+/* Client names share the scheduler's fair-share counters by hash. */
+static uint32_t client_id(const char *name, uint32_t max)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return max ? h % max : 0;
+}
+
 int http_submit(struct serve_http *h, struct http_job *j)
 {
 	int ret = 0;
@@ -76,10 +89,20 @@ int http_submit(struct serve_http *h, struct http_job *j)
 		ret = -ESHUTDOWN;
 	else if (h->in_flight >= h->o.max_concurrent)
 		ret = -EBUSY;
-	if (!ret) {
+	if (!ret)
+		h->in_flight++;
+	pthread_mutex_unlock(&h->mu);
+	if (ret)
+		return ret;
+	j->req.p.client = client_id(j->req.client, h->o.max_clients ? h->o.max_clients : 64);
+	j->req.p.offline = j->req.offline;
+	ret = serve_driver_add(h->o.driver, j->req.prompt, j->req.n_prompt, &j->req.p, &j->id);
+	pthread_mutex_lock(&h->mu);
+	if (ret) {
+		h->in_flight--;
+	} else {
 		j->seq = ++h->next_seq;
 		j->refs++;
-		h->in_flight++;
 		*h->queue_tail = j;
 		h->queue_tail = &j->next;
 	}
@@ -137,24 +160,16 @@ static void finish(struct serve_http *h, struct http_job *j, int status, const c
 	http_job_put(j);
 }
 
-/* The policy: the built-in FCFS planner (a scheduler replaces this one function). */
-static int http_plan(struct serve_http *h, struct serve_batch_buf *bb)
-{
-	return serve_fcfs_plan(h->o.engine, &h->o.fcfs, bb);
-}
-
 struct eng {
 	struct serve_http *h;
 	struct http_job *active;
-	struct serve_batch_buf bb;
 };
 
-/* Take the queue; add its jobs to the engine. */
+/* Take the queue (its requests are the scheduler's already). */
 static void admit(struct eng *g)
 {
 	struct serve_http *h = g->h;
 	struct http_job *q, *j;
-	int ret;
 
 	pthread_mutex_lock(&h->mu);
 	q = h->queue;
@@ -163,87 +178,119 @@ static void admit(struct eng *g)
 	pthread_mutex_unlock(&h->mu);
 	while ((j = q)) {
 		q = j->next;
-		ret = serve_engine_add(h->o.engine, j->req.prompt, j->req.n_prompt, &j->req.p,
-				       &j->id);
-		if (ret) {
-			pthread_mutex_lock(&h->mu);
-			finish(h, j, ret == -E2BIG ? 413 : ret == -EINVAL ? 400 : 500,
-			       ret == -E2BIG ? "the prompt and max_tokens exceed the context or the "
-			       "compute tier" : strerror(-ret));
-			pthread_mutex_unlock(&h->mu);
-			continue;
-		}
 		j->next = g->active;
 		g->active = j;
 	}
 }
 
-/* Deliver new tokens; end finished, cancelled (all, with @abort) jobs. */
+/* Under mu: a finished request's queueing and stall, as the scheduler counted them. */
+static void account(struct serve_http *h, const struct accel_sched_req_info *q)
+{
+	observe(h->st.queue_b, &h->st.queue_n, &h->st.queue_sum, (double)q->queue_ns / 1e6);
+	h->st.stall_sum += (double)q->stall_ns / 1e6;
+}
+
+/*
+ * Deliver new tokens; end finished and aborted jobs; abort the cancelled
+ * ones (all, with @abort: they end when the scheduler has let them go).
+ */
 static void deliver(struct eng *g, bool abort)
 {
 	struct serve_http *h = g->h;
+	struct serve_driver *d = h->o.driver;
 	struct http_job **pp = &g->active, *j;
-	struct serve_req_info in;
+	struct serve_driver_info in;
 	uint32_t run = 0, wait = 0, swp = 0, t;
 	double now = http_now();
 
 	pthread_mutex_lock(&h->mu);
 	while ((j = *pp)) {
-		if (serve_engine_info(h->o.engine, j->id, &in)) {
+		if (serve_driver_info(d, j->id, &in)) {
 			*pp = j->next;
 			finish(h, j, 500, "the engine lost the request");
 			continue;
 		}
-		if (in.n_generated > j->n_out) {
-			memcpy(j->tok + j->n_out, in.tokens + j->n_out,
-			       (in.n_generated - j->n_out) * sizeof(*j->tok));
-			memcpy(j->digest + j->n_out, in.digests + j->n_out,
-			       (in.n_generated - j->n_out) * sizeof(*j->digest));
+		if (in.req.n_generated > j->n_out) {
+			memcpy(j->tok + j->n_out, in.req.tokens + j->n_out,
+			       (in.req.n_generated - j->n_out) * sizeof(*j->tok));
+			memcpy(j->digest + j->n_out, in.req.digests + j->n_out,
+			       (in.req.n_generated - j->n_out) * sizeof(*j->digest));
 			if (!j->n_out)
 				j->t_first = now;
 			j->t_last = now;
-			j->n_out = in.n_generated;
+			j->n_out = in.req.n_generated;
 			pthread_cond_broadcast(&j->cond);
 		}
-		if (!j->t_sched && in.n_computed)
+		if (!j->t_sched && in.sched.first_sched_ns)
 			j->t_sched = now;
-		j->preemptions = in.swaps_out + in.drops;
-		if (in.state == SERVE_FINISHED || j->cancelled || abort) {
+		j->preemptions = in.sched.swaps_out + in.sched.recomputes;
+		if ((j->cancelled || abort) && !j->abort_sent &&
+		    in.sched.state != ACCEL_SCHED_FINISHED) {
+			j->abort_sent = true;
+			serve_driver_abort(d, j->id);
+			if (serve_driver_info(d, j->id, &in)) {
+				*pp = j->next;
+				finish(h, j, 500, "the engine lost the request");
+				continue;
+			}
+		}
+		if (in.sched.state == ACCEL_SCHED_FINISHED || in.sched.state == ACCEL_SCHED_ABORTED) {
+			bool ok = in.sched.state == ACCEL_SCHED_FINISHED;
+
 			*pp = j->next;
-			h->st.swaps += in.swaps_out;
-			h->st.recomputes += in.drops;
-			serve_engine_release(h->o.engine, j->id);
-			finish(h, j, in.state == SERVE_FINISHED ? 200 : j->cancelled ? 499 : 503,
-			       in.state == SERVE_FINISHED ? NULL : "the server is shutting down");
+			if (ok)
+				account(h, &in.sched);
+			serve_driver_release(d, j->id);
+			finish(h, j, ok ? 200 : j->cancelled ? 499 : abort ? 503 : 500,
+			       ok ? NULL : abort ? "the server is shutting down" :
+			       "the engine could not take the request");
 			continue;
 		}
-		run += in.state == SERVE_RUNNING;
-		wait += in.state == SERVE_WAITING;
-		swp += in.state == SERVE_SWAPPED;
+		run += in.req.state == SERVE_RUNNING;
+		wait += in.req.state == SERVE_WAITING;
+		swp += in.req.state == SERVE_SWAPPED;
 		pp = &j->next;
 	}
 	h->st.running = run;
 	h->st.waiting = wait;
 	h->st.swapped = swp;
 	for (t = 0; t < 2; t++)
-		serve_engine_usage(h->o.engine, t, &h->st.used[t], &h->st.total[t]);
+		serve_driver_usage(d, t, &h->st.used[t], &h->st.total[t]);
+	h->st.sched.sz = sizeof(h->st.sched);
+	serve_driver_stats(d, &h->st.sched);
+	h->st.pressure_rounds = serve_kvd_rounds(h->o.kvd);
 	pthread_mutex_unlock(&h->mu);
+}
+
+/* Jobs aborted at shutdown whose runs or swaps were in flight: step until they let go. */
+static void drain(struct eng *g)
+{
+	int i;
+
+	for (i = 0; g->active && i < 1000; i++) {
+		if (serve_driver_step(g->h->o.driver, NULL) < 0)
+			break;
+		deliver(g, true);
+	}
+	while (g->active) {
+		struct http_job *j = g->active;
+
+		g->active = j->next;
+		pthread_mutex_lock(&g->h->mu);
+		finish(g->h, j, 503, "the server is shutting down");
+		pthread_mutex_unlock(&g->h->mu);
+	}
 }
 
 static void *engine_main(void *arg)
 {
 	struct eng g = { .h = arg };
 	struct serve_http *h = g.h;
-	struct serve_step_stats ss;
-	struct pollfd pfd = { .fd = h->efd, .events = POLLIN };
+	struct serve_driver_step ss;
 	uint64_t v;
 	bool stop;
 	int ret;
 
-	if (serve_batch_buf_init(&g.bb, 16)) {
-		fprintf(stderr, "kvaccel-serve: out of memory\n");
-		return NULL;
-	}
 	for (;;) {
 		pthread_mutex_lock(&h->mu);
 		stop = h->stopping;
@@ -252,37 +299,34 @@ static void *engine_main(void *arg)
 		deliver(&g, stop);
 		if (stop)
 			break;
-		ret = g.active ? http_plan(h, &g.bb) : 0;
+		ret = serve_driver_step(h->o.driver, &ss);
 		if (ret < 0) {
-			fprintf(stderr, "kvaccel-serve: planning failed: %s\n", strerror(-ret));
-			deliver(&g, true);
-			continue;
-		}
-		if (!ret) {
-			/* Idle (or stuck: nothing can run), until a job or a cancel comes. */
-			if (g.active)
-				fprintf(stderr, "kvaccel-serve: no batch can run; waiting\n");
-			while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
-				;
-			if (read(h->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-				perror("kvaccel-serve: eventfd");
-			continue;
-		}
-		ret = serve_engine_step(h->o.engine, &g.bb.b, &ss);
-		if (ret) {
 			fprintf(stderr, "kvaccel-serve: a step failed: %s\n", strerror(-ret));
 			deliver(&g, true);
 			continue;
 		}
 		pthread_mutex_lock(&h->mu);
-		h->st.steps++;
+		h->st.steps += ss.runs != 0;
 		h->st.swap_out_blocks += ss.swap_out_blocks;
 		h->st.swap_in_blocks += ss.swap_in_blocks;
 		pthread_mutex_unlock(&h->mu);
+		if (!ret) {
+			/* Idle until a job, a cancel, a swap completion or the daemon. */
+			int fds[2] = { h->efd, serve_kvd_fd(h->o.kvd) };
+
+			deliver(&g, false);
+			serve_driver_wait(h->o.driver, fds, 2, -1);
+		}
+		if (h->o.kvd) {
+			struct pollfd pf = { .fd = serve_kvd_fd(h->o.kvd), .events = POLLIN };
+
+			if (pf.fd >= 0 && poll(&pf, 1, 0) > 0)
+				serve_kvd_dispatch(h->o.kvd);
+		}
 		if (read(h->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			perror("kvaccel-serve: eventfd");
 	}
-	serve_batch_buf_fini(&g.bb);
+	drain(&g);
 	return NULL;
 }
 

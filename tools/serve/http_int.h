@@ -46,7 +46,8 @@ struct http_job {
 	struct http_job *next;		/* the submission queue, then the active list */
 	uint64_t seq;			/* cmpl-N */
 	struct http_creq req;
-	uint32_t id;			/* the engine's, 0 before it is added */
+	uint32_t id;			/* the driver's handle */
+	bool abort_sent;		/* engine thread: serve_driver_abort() called */
 	/* Under h->mu: */
 	pthread_cond_t cond;
 	uint32_t n_out;			/* tokens delivered into tok/digest */
@@ -65,8 +66,13 @@ struct http_job {
 struct http_stats {
 	uint64_t requests[HTTP_NR_STATUS];	/* by http_status_slot() */
 	uint64_t generated, prompt_tokens, steps, swap_out_blocks, swap_in_blocks;
-	uint64_t swaps, recomputes, cancelled;
+	uint64_t cancelled, pressure_rounds;
 	uint32_t running, waiting, swapped;
+	/* The scheduler's totals, as of the last step. */
+	struct accel_sched_stats sched;
+	/* Finished requests: queueing and preemption stall (scheduler's accounting), in ms. */
+	uint64_t queue_b[16], queue_n;
+	double queue_sum, stall_sum;
 	uint32_t used[2], total[2];
 	/* Histograms, in ms (HTTP_NR_BUCKETS bounds, then +Inf). */
 	uint64_t ttft_b[16], tpot_b[16], ttft_n, tpot_n;
@@ -99,7 +105,11 @@ extern const int http_status_codes[HTTP_NR_STATUS];
 /* http_engine.c */
 int http_engine_start(struct serve_http *h);
 void http_engine_stop(struct serve_http *h);
-/** Queue a job (its refs: 2, one for the engine thread); -EBUSY (429), -ESHUTDOWN (503). */
+/**
+ * Add a job's request to the scheduler and queue the job for the engine
+ * thread (its refs: 2, one for that thread). -EBUSY, -ENOSPC (429),
+ * -ESHUTDOWN (503), -E2BIG (413), -EINVAL (400), -ENOMEM (500).
+ */
 int http_submit(struct serve_http *h, struct http_job *j);
 struct http_job *http_job_new(const struct http_creq *r);
 /** Drop a reference (under h->mu); the last frees the job. */

@@ -18,10 +18,10 @@ int serve_http_main(const struct serve_cli *c, const struct serve_model *m)
 	struct serve_stack_opts so = {
 		.model = m, .block_tokens = c->block_tokens, .blocks = c->blocks,
 		.swap_blocks = c->swap_blocks, .memfd = c->memfd, .device = c->device,
-		.threads = c->threads, .max_ctx = c->max_ctx,
+		.threads = c->threads, .max_ctx = c->max_ctx, .sched = &c->sched,
 	};
 	struct serve_http_opts ho = {
-		.fcfs = c->fcfs, .addr = c->listen_addr, .port = c->listen_port,
+		.max_clients = c->sched.max_clients, .addr = c->listen_addr, .port = c->listen_port,
 		.max_concurrent = c->max_concurrent, .max_body = c->max_body,
 		.max_prompt = c->max_prompt, .max_tokens = c->max_tokens_limit,
 	};
@@ -42,10 +42,20 @@ int serve_http_main(const struct serve_cli *c, const struct serve_model *m)
 		fprintf(stderr, "kvaccel-serve: %s\n", err);
 		return 1;
 	}
-	ho.engine = s.engine;
+	ho.driver = s.driver;
+	if (c->kvacceld) {
+		ho.kvd = serve_kvd_connect(c->kvacceld, c->kvacceld_prio, s.driver, err,
+					   sizeof(err));
+		if (!ho.kvd) {
+			fprintf(stderr, "kvaccel-serve: %s\n", err);
+			serve_stack_destroy(&s);
+			return 1;
+		}
+	}
 	h = serve_http_start(&ho, &ret, err, sizeof(err));
 	if (!h) {
 		fprintf(stderr, "kvaccel-serve: --listen: %s\n", err);
+		serve_kvd_close(ho.kvd);
 		serve_stack_destroy(&s);
 		return 1;
 	}
@@ -54,6 +64,7 @@ int serve_http_main(const struct serve_cli *c, const struct serve_model *m)
 	sigwait(&set, &sig);
 	fprintf(stderr, "kvaccel-serve: %s, shutting down\n", strsignal(sig));
 	serve_http_stop(h);
+	serve_kvd_close(ho.kvd);
 	serve_stack_destroy(&s);
 	return 0;
 }

@@ -101,6 +101,11 @@ static void histogram(struct sbuf *b, const char *name, const char *help, const 
 	sb_printf(b, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %llu\n", \
 		  (unsigned long long)(v))
 
+static const char *const state_names[ACCEL_SCHED_NR_STATES] = {
+	"waiting", "prefilling", "decoding", "swapping_out", "swapped", "swapping_in",
+	"recompute", "finished", "aborted",
+};
+
 void http_render_metrics(struct sbuf *b, struct serve_http *h)
 {
 	struct http_stats s;
@@ -129,9 +134,33 @@ void http_render_metrics(struct sbuf *b, struct serve_http *h)
 			  "kvaccel_serve_kv_blocks{tier=\"%s\",state=\"free\"} %u\n",
 			  i ? "swap" : "compute", s.used[i], i ? "swap" : "compute",
 			  s.total[i] - s.used[i]);
-	COUNTER("kvaccel_serve_swaps_total", "Swap-outs of finished requests.", s.swaps);
-	COUNTER("kvaccel_serve_recomputes_total", "Drops for recompute of finished requests.",
-		s.recomputes);
+	COUNTER("kvaccel_serve_swaps_total", "Swap-outs (preemptions by swap).",
+		s.sched.swaps_out);
+	COUNTER("kvaccel_serve_swap_ins_total", "Swap-ins.", s.sched.swaps_in);
+	COUNTER("kvaccel_serve_swap_failures_total", "Swaps whose copy failed (undone).",
+		s.sched.swap_failures);
+	COUNTER("kvaccel_serve_recomputes_total", "Preemptions by drop for recompute.",
+		s.sched.recomputes);
+	COUNTER("kvaccel_serve_recomputed_tokens_total",
+		"Tokens computed again after a drop (the recompute tax).",
+		s.sched.recomputed_tokens);
+	COUNTER("kvaccel_serve_yields_total", "Operator-level yields of running prefills.",
+		s.sched.yields);
+	COUNTER("kvaccel_serve_swapped_bytes_total", "KV bytes swapped out and in.",
+		s.sched.swapped_bytes);
+	GAUGE("kvaccel_serve_swap_bandwidth_bytes", "Swap bandwidth the cost model uses (B/s).",
+	      s.sched.swap_bw);
+	GAUGE("kvaccel_serve_step_duration_ns", "A step's duration as the scheduler measures it.",
+	      s.sched.step_ns);
+	COUNTER("kvaccel_serve_computed_tokens_total", "Tokens computed, all runs.",
+		s.sched.tokens);
+	COUNTER("kvaccel_serve_pressure_rounds_total", "kvacceld release requests answered.",
+		s.pressure_rounds);
+	sb_printf(b, "# HELP kvaccel_serve_sched_requests Requests the scheduler knows, by state.\n"
+		  "# TYPE kvaccel_serve_sched_requests gauge\n");
+	for (i = 0; i < ACCEL_SCHED_NR_STATES; i++)
+		sb_printf(b, "kvaccel_serve_sched_requests{state=\"%s\"} %u\n", state_names[i],
+			  s.sched.in_state[i]);
 	COUNTER("kvaccel_serve_swap_out_blocks_total", "KV blocks swapped out.",
 		s.swap_out_blocks);
 	COUNTER("kvaccel_serve_swap_in_blocks_total", "KV blocks swapped in.", s.swap_in_blocks);
@@ -142,4 +171,9 @@ void http_render_metrics(struct sbuf *b, struct serve_http *h)
 		  s.ttft_sum);
 	histogram(b, "kvaccel_serve_tpot_ms", "Time per output token after the first (ms).",
 		  s.tpot_b, s.tpot_n, s.tpot_sum);
+	histogram(b, "kvaccel_serve_queue_ms", "Arrival to first scheduled (ms, completed requests).",
+		  s.queue_b, s.queue_n, s.queue_sum);
+	sb_printf(b, "# HELP kvaccel_serve_preempted_ms_total Time completed requests spent "
+		  "preempted (ms).\n# TYPE kvaccel_serve_preempted_ms_total counter\n"
+		  "kvaccel_serve_preempted_ms_total %.3f\n", s.stall_sum);
 }

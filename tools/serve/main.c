@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * kvaccel-serve - the reference engine's batch mode: generate from each
- * --prompt with the built-in FCFS policy, print every request's text and
- * its tokens' digests. Documentation/serve.rst.
+ * --prompt (libaccel's scheduler driving the engine; --at-step and
+ * --priority shape the arrivals), print every request's text and its
+ * tokens' digests, a per-request table, the digests checked against each
+ * request run alone. Documentation/serve.rst.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,8 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <poll.h>
+
 #include "cli.h"
 #include "http_main.h"
+#include "pressure.h"
 #include "safetensors.h"
 
 static void print_text(const int32_t *t, uint32_t n)
@@ -40,79 +45,209 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int run(const struct serve_cli *c, const struct serve_model *m)
+static void stack_opts(const struct serve_cli *c, const struct serve_model *m,
+		       struct serve_stack_opts *so)
 {
-	struct serve_stack_opts so = {
+	*so = (struct serve_stack_opts) {
 		.model = m, .block_tokens = c->block_tokens, .blocks = c->blocks,
 		.swap_blocks = c->swap_blocks, .memfd = c->memfd, .device = c->device,
-		.threads = c->threads, .max_ctx = c->max_ctx,
+		.threads = c->threads, .max_ctx = c->max_ctx, .sched = &c->sched,
 	};
-	uint64_t steps = 0, tokens = 0, gen = 0, swaps = 0, drops = 0;
+}
+
+static void prompt_tokens(const char *s, int32_t *tok, uint32_t *n)
+{
+	uint32_t j;
+
+	*n = (uint32_t)strlen(s);
+	for (j = 0; j < *n; j++)
+		tok[j] = (unsigned char)s[j];
+}
+
+static struct serve_params params_of(const struct serve_cli *c, uint32_t i)
+{
+	return (struct serve_params) { .max_tokens = c->max_tokens,
+				       .temperature = c->temperature, .seed = c->seed + i,
+				       .priority = c->prio[i] };
+}
+
+/* Prompt @i alone on a stack of its own: its digests, to compare. */
+static int run_alone(const struct serve_cli *c, const struct serve_model *m, uint32_t i,
+		     int32_t *tok, uint64_t *digests)
+{
+	struct serve_stack_opts so;
+	struct serve_driver_info in;
+	struct serve_params p = params_of(c, i);
 	struct serve_stack s;
-	struct serve_req_info in;
-	int32_t *tok = NULL;
-	uint32_t i, j, id;
+	uint32_t n, h;
 	char err[256];
-	double t0;
 	int ret;
 
+	stack_opts(c, m, &so);
+	ret = serve_stack_create(&s, &so, err, sizeof(err));
+	if (ret)
+		return ret;
+	prompt_tokens(c->prompt[i], tok, &n);
+	ret = serve_driver_add(s.driver, tok, n, &p, &h);
+	if (!ret)
+		ret = serve_driver_run_all(s.driver, NULL);
+	if (!ret)
+		ret = serve_driver_info(s.driver, h, &in);
+	if (!ret)
+		memcpy(digests, in.req.digests, in.req.n_generated * sizeof(*digests));
+	serve_stack_destroy(&s);
+	return ret;
+}
+
+static void print_table(struct serve_driver *d, const uint32_t *handle, uint32_t nr,
+			const struct serve_cli *c)
+{
+	struct serve_driver_info in;
+	uint32_t i;
+
+	printf("%-4s %5s %6s %6s %9s %9s %6s %6s %6s %10s %9s\n", "req", "prio", "prompt", "out",
+	       "ttft_ms", "tpot_ms", "swaps", "drops", "yields", "swapped_B", "stall_ms");
+	for (i = 0; i < nr; i++) {
+		const struct accel_sched_req_info *q = &in.sched;
+
+		if (serve_driver_info(d, handle[i], &in))
+			continue;
+		printf("%-4u %5d %6u %6u %9.2f %9.2f %6u %6u %6u %10llu %9.2f\n", i + 1, c->prio[i],
+		       in.req.n_prompt, in.req.n_generated,
+		       q->first_token_ns > q->arrival_ns ?
+		       (double)(q->first_token_ns - q->arrival_ns) / 1e6 : 0.0,
+		       q->tpot_count ? (double)q->tpot_sum_ns / (double)q->tpot_count / 1e6 : 0.0,
+		       q->swaps_out, q->recomputes, q->yields,
+		       (unsigned long long)q->swapped_bytes, (double)q->stall_ns / 1e6);
+	}
+}
+
+static int run(const struct serve_cli *c, const struct serve_model *m)
+{
+	struct serve_stack_opts so;
+	uint64_t steps = 0, tokens = 0, gen = 0, swaps = 0, drops = 0, *alone = NULL;
+	struct accel_sched_stats ss = { .sz = sizeof(ss) };
+	uint32_t i, j, n, handle[SERVE_CLI_PROMPTS] = { 0 }, added = 0, mismatched = 0;
+	struct serve_kvd *kvd = NULL;
+	struct serve_driver_info in;
+	struct serve_stack s;
+	int32_t *tok = NULL;
+	char err[256];
+	double t0;
+	int ret, kfd;
+
+	stack_opts(c, m, &so);
 	ret = serve_stack_create(&s, &so, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "kvaccel-serve: %s\n", err);
 		return 1;
 	}
-	for (i = 0; i < c->nr_prompts; i++) {
-		uint32_t n = (uint32_t)strlen(c->prompt[i]);
-		struct serve_params p = { .max_tokens = c->max_tokens,
-					  .temperature = c->temperature, .seed = c->seed + i };
-
-		tok = realloc(tok, n * sizeof(*tok));
-		if (!tok) {
+	if (c->kvacceld) {
+		kvd = serve_kvd_connect(c->kvacceld, c->kvacceld_prio, s.driver, err, sizeof(err));
+		if (!kvd) {
+			fprintf(stderr, "kvaccel-serve: %s\n", err);
 			ret = -1;
-			fprintf(stderr, "kvaccel-serve: out of memory\n");
-			goto out;
-		}
-		for (j = 0; j < n; j++)
-			tok[j] = (unsigned char)c->prompt[i][j];
-		ret = serve_engine_add(s.engine, tok, n, &p, &id);
-		if (ret) {
-			fprintf(stderr, "kvaccel-serve: prompt %u: %s%s\n", i + 1, strerror(-ret),
-				ret == -E2BIG ? " (prompt and --max-tokens exceed the context or "
-				"the compute tier's --blocks)" : "");
 			goto out;
 		}
 	}
+	for (i = 0, n = 1; i < c->nr_prompts; i++)
+		if (strlen(c->prompt[i]) > n)
+			n = (uint32_t)strlen(c->prompt[i]);
+	tok = malloc((size_t)n * sizeof(*tok));
+	alone = c->check_alone ? malloc((size_t)c->max_tokens * sizeof(*alone)) : NULL;
+	if (!tok || (c->check_alone && !alone)) {
+		ret = -ENOMEM;
+		fprintf(stderr, "kvaccel-serve: out of memory\n");
+		goto out;
+	}
 	t0 = now();
-	ret = serve_run_all(s.engine, &c->fcfs, &steps);
+	for (;;) {
+		/* The prompts whose step has come arrive (in command-line order). */
+		for (; added < c->nr_prompts && c->at_step[added] <= steps; added++) {
+			struct serve_params p = params_of(c, added);
+
+			prompt_tokens(c->prompt[added], tok, &n);
+			ret = serve_driver_add(s.driver, tok, n, &p, &handle[added]);
+			if (ret) {
+				fprintf(stderr, "kvaccel-serve: prompt %u: %s%s\n", added + 1,
+					strerror(-ret), ret == -E2BIG ? " (prompt and --max-tokens "
+					"exceed the context or the compute tier's --blocks)" : "");
+				goto out;
+			}
+		}
+		ret = serve_driver_step(s.driver, NULL);
+		if (ret < 0)
+			break;
+		steps++;
+		kfd = serve_kvd_fd(kvd);
+		if (kfd >= 0) {
+			struct pollfd pf = { .fd = kfd, .events = POLLIN };
+
+			if (poll(&pf, 1, 0) > 0)
+				serve_kvd_dispatch(kvd);
+		}
+		if (ret)
+			continue;
+		if (added < c->nr_prompts)
+			continue;	/* idle until the next arrival's step */
+		serve_driver_stats(s.driver, &ss);
+		ret = ss.requests > ss.in_state[ACCEL_SCHED_FINISHED] ? -EDEADLK : 0;
+		break;
+	}
 	t0 = now() - t0;
 	if (ret) {
 		fprintf(stderr, "kvaccel-serve: the engine failed: %s\n", strerror(-ret));
 		goto out;
 	}
-	for (id = serve_engine_next(s.engine, 0); id; id = serve_engine_next(s.engine, id)) {
-		serve_engine_info(s.engine, id, &in);
+	for (i = 0; i < c->nr_prompts; i++) {
+		serve_driver_info(s.driver, handle[i], &in);
 		printf("request %u: %u prompt tokens, %u generated, swapped out %u, dropped %u\n",
-		       id, in.n_prompt, in.n_generated, in.swaps_out, in.drops);
+		       i + 1, in.req.n_prompt, in.req.n_generated, in.req.swaps_out, in.req.drops);
 		printf("  text: ");
-		print_text(in.tokens, in.n_generated);
+		print_text(in.req.tokens, in.req.n_generated);
 		putchar('\n');
 		if (!c->quiet) {
 			printf("  digests:");
-			for (j = 0; j < in.n_generated; j++)
-				printf(" %016llx", (unsigned long long)in.digests[j]);
+			for (j = 0; j < in.req.n_generated; j++)
+				printf(" %016llx", (unsigned long long)in.req.digests[j]);
 			putchar('\n');
 		}
-		tokens += in.n_tokens;
-		gen += in.n_generated;
-		swaps += in.swaps_out;
-		drops += in.drops;
+		if (c->check_alone) {
+			ret = run_alone(c, m, i, tok, alone);
+			if (ret) {
+				fprintf(stderr, "kvaccel-serve: prompt %u alone: %s\n", i + 1,
+					strerror(-ret));
+				goto out;
+			}
+			if (memcmp(alone, in.req.digests, in.req.n_generated * sizeof(*alone)))
+				mismatched++;
+		}
+		tokens += in.req.n_tokens;
+		gen += in.req.n_generated;
+		swaps += in.req.swaps_out;
+		drops += in.req.drops;
 	}
+	if (c->table)
+		print_table(s.driver, handle, c->nr_prompts, c);
+	serve_driver_stats(s.driver, &ss);
 	fprintf(stderr, "kvaccel-serve: %llu tokens (%llu generated) in %.3f s: %.0f tokens/s, "
-		"%llu steps, %llu swap-outs, %llu drops\n", (unsigned long long)tokens,
+		"%llu steps, %llu swap-outs, %llu drops, %llu yields, %llu recomputed tokens, "
+		"%llu bytes swapped\n", (unsigned long long)tokens,
 		(unsigned long long)gen, t0, t0 > 0 ? tokens / t0 : 0.0, (unsigned long long)steps,
-		(unsigned long long)swaps, (unsigned long long)drops);
+		(unsigned long long)swaps, (unsigned long long)drops,
+		(unsigned long long)ss.yields, (unsigned long long)ss.recomputed_tokens,
+		(unsigned long long)ss.swapped_bytes);
+	if (c->check_alone) {
+		printf("digests: %s (%u of %u requests differ from the same request run alone)\n",
+		       mismatched ? "MISMATCH" : "identical to each request run alone",
+		       mismatched, c->nr_prompts);
+		if (mismatched)
+			ret = -1;
+	}
 out:
 	free(tok);
+	free(alone);
+	serve_kvd_close(kvd);
 	serve_stack_destroy(&s);
 	return ret ? 1 : 0;
 }

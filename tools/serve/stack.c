@@ -62,7 +62,7 @@ int serve_stack_create(struct serve_stack *s, const struct serve_stack_opts *o, 
 			.model = o->model, .bm = s->bm, .tiers = { s->tiers[0], s->tiers[1] },
 			.mover = s->mover, .block_tokens = bt, .threads = o->threads,
 			.max_ctx = o->max_ctx, .should_yield = o->should_yield,
-			.yield_ctx = o->yield_ctx,
+			.yield_ctx = o->yield_ctx, .external_kv = o->sched != NULL,
 		};
 
 		s->engine = serve_engine_create(&eo);
@@ -72,6 +72,26 @@ int serve_stack_create(struct serve_stack *s, const struct serve_stack_opts *o, 
 		snprintf(err, errlen, "the engine: %s", strerror(errno));
 		goto fail;
 	}
+	if (o->sched) {
+		struct serve_driver_opts d = *o->sched;
+
+		d.engine = s->engine;
+		d.bm = s->bm;
+		d.tiers[0] = s->tiers[0];
+		d.tiers[1] = s->tiers[1];
+		d.mover = s->mover;
+		d.block_bytes = bb;
+		if (o->should_yield) {
+			d.also_yield = o->should_yield;
+			d.also_ctx = o->yield_ctx;
+		}
+		s->driver = serve_driver_create(&d);
+		if (!s->driver) {
+			ret = -errno;
+			snprintf(err, errlen, "the scheduler: %s", strerror(errno));
+			goto fail;
+		}
+	}
 	return 0;
 fail:
 	serve_stack_destroy(s);
@@ -80,6 +100,7 @@ fail:
 
 void serve_stack_destroy(struct serve_stack *s)
 {
+	serve_driver_destroy(s->driver);
 	serve_engine_destroy(s->engine);
 	accel_mover_destroy(s->mover);
 	accel_bm_destroy(s->bm);

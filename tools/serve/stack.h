@@ -7,6 +7,7 @@
 #ifndef SERVE_STACK_H
 #define SERVE_STACK_H
 
+#include "driver.h"
 #include "engine.h"
 
 struct serve_stack_opts {
@@ -18,6 +19,8 @@ struct serve_stack_opts {
 	uint32_t threads, max_ctx;
 	serve_yield_fn should_yield;
 	void *yield_ctx;
+	/** Non-NULL: libaccel's scheduler drives the engine (stack.driver; engine fields unset). */
+	const struct serve_driver_opts *sched;
 };
 
 struct serve_stack {
@@ -26,6 +29,7 @@ struct serve_stack {
 	struct accel_bm *bm;
 	struct accel_mover *mover;
 	struct serve_engine *engine;
+	struct serve_driver *driver;	/* with opts.sched */
 };
 
 /** 0, or -errno with a message in @err. */

@@ -262,6 +262,8 @@ int serve_engine_step(struct serve_engine *e, const struct serve_batch *b,
 
 	if (!e || !b)
 		return -EINVAL;
+	if (e->external_kv)
+		return -EOPNOTSUPP;
 	if (b->nr_runs) {
 		ids = calloc(b->nr_runs, sizeof(*ids));
 		jobs = calloc(b->nr_runs, sizeof(*jobs));

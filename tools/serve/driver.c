@@ -1,0 +1,578 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kvaccel-serve - libaccel's scheduler driving the engine (driver.h).
+ *
+ * A request is a driver slot (its handle, the scheduler's tag), a
+ * scheduler request and, from the first step that saw it, an engine
+ * request. serve_driver_add() may run on any thread: it checks the
+ * request, fills a slot and adds it to the scheduler, which may make the
+ * prefills running now yield; the engine thread creates the engine's
+ * request after the step that may schedule it. Swaps run on the data
+ * mover while the step computes (a swap-out's blocks stay reserved until
+ * its completion is reported, a swapping-in request is not runnable).
+ *
+ * Locking: d->lock guards the slots' allocation and their add-side fields
+ * (used, pending, prompt); everything else belongs to the engine thread.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "driver.h"
+
+struct dslot {
+	bool used;		/* under d->lock */
+	bool pending;		/* under d->lock: no engine request yet */
+	bool failed;		/* the engine could not take it: aborted */
+	uint32_t sreq;		/* the scheduler's id */
+	uint32_t eid;		/* the engine's, 0 while pending */
+	int32_t *prompt;	/* under d->lock, while pending */
+	uint32_t n_prompt;
+	struct serve_params p;
+};
+
+struct serve_driver {
+	struct serve_driver_opts o;
+	struct accel_sched *sched;
+	pthread_mutex_t lock;
+	struct dslot *slot;
+	uint32_t nr_slots, max_h;	/* max_h: handles below it may be in use */
+	/* A step's arrays. */
+	struct accel_sched_run *runs;
+	struct accel_sched_swap *swaps;
+	struct accel_sched_event ev[256];	/* more changes come with the next step */
+	struct serve_compute *comp;
+	uint32_t *offsets, *ids, max_ids, max_runs;
+	struct accel_bm_run *plan_runs;
+	uint32_t max_plan_runs;
+	uint32_t swaps_in_flight;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static bool yield_hook(void *ctx, uint32_t id, uint32_t layer, uint32_t phase)
+{
+	struct serve_driver *d = ctx;
+
+	if (d->o.also_yield && d->o.also_yield(d->o.also_ctx, id, layer, phase))
+		return true;
+	return accel_sched_should_yield(d->sched) > 0;
+}
+
+struct serve_driver *serve_driver_create(const struct serve_driver_opts *o)
+{
+	struct serve_driver *d;
+	int err = ENOMEM;
+
+	if (!o || !o->engine || !o->bm || !o->tiers[0] || !o->tiers[1] || !o->mover) {
+		errno = EINVAL;
+		return NULL;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		goto fail_errno;
+	d->o = *o;
+	d->nr_slots = o->max_requests ? o->max_requests : 1024;
+	d->max_runs = o->max_seqs ? o->max_seqs : 256;
+	d->max_ids = d->max_runs * 64;
+	d->slot = calloc(d->nr_slots, sizeof(*d->slot));
+	d->runs = calloc(d->max_runs, sizeof(*d->runs));
+	d->swaps = calloc(d->nr_slots, sizeof(*d->swaps));
+	d->comp = calloc(d->max_runs, sizeof(*d->comp));
+	d->offsets = calloc(d->max_runs + 1, sizeof(*d->offsets));
+	d->ids = calloc(d->max_ids, sizeof(*d->ids));
+	if (!d->slot || !d->runs || !d->swaps || !d->comp || !d->offsets || !d->ids)
+		goto fail;
+	pthread_mutex_init(&d->lock, NULL);
+	{
+		ACCEL_OPTS(accel_sched_config, cfg, .bm = o->bm, .policy = o->policy,
+			   .max_tokens = o->max_tokens ? o->max_tokens : 256,
+			   .max_seqs = d->max_runs, .chunk_tokens = o->chunk_tokens,
+			   .max_requests = d->nr_slots, .preempt = o->preempt, .victim = o->victim,
+			   .priority_threshold = o->priority_threshold,
+			   .block_bytes = o->block_bytes, .max_clients = o->max_clients);
+
+		d->sched = accel_sched_create(&cfg);
+	}
+	if (!d->sched) {
+		err = errno;
+		pthread_mutex_destroy(&d->lock);
+		goto fail;
+	}
+	if (o->yields)
+		serve_engine_set_yield(o->engine, yield_hook, d);
+	return d;
+fail:
+	if (d) {
+		free(d->slot);
+		free(d->runs);
+		free(d->swaps);
+		free(d->comp);
+		free(d->offsets);
+		free(d->ids);
+		free(d);
+	}
+	errno = err;
+	return NULL;
+fail_errno:
+	errno = ENOMEM;
+	return NULL;
+}
+
+static void reap(struct serve_driver *d, int64_t timeout_ns)
+{
+	struct accel_mover_done done[16];
+	int got, i;
+
+	while (d->swaps_in_flight) {
+		got = accel_mover_poll(d->o.mover, done, 16, timeout_ns);
+		if (got <= 0)
+			return;
+		for (i = 0; i < got; i++) {
+			accel_sched_swap_done(d->sched, (uint32_t)done[i].user_data, done[i].status,
+					      now_ns());
+			d->swaps_in_flight--;
+		}
+		timeout_ns = 0;
+	}
+}
+
+void serve_driver_destroy(struct serve_driver *d)
+{
+	uint32_t i;
+
+	if (!d)
+		return;
+	reap(d, -1);
+	serve_engine_set_yield(d->o.engine, NULL, NULL);
+	accel_sched_destroy(d->sched);
+	for (i = 0; i < d->nr_slots; i++) {
+		if (d->slot[i].eid)
+			serve_engine_release(d->o.engine, d->slot[i].eid);
+		free(d->slot[i].prompt);
+	}
+	pthread_mutex_destroy(&d->lock);
+	free(d->slot);
+	free(d->runs);
+	free(d->swaps);
+	free(d->comp);
+	free(d->offsets);
+	free(d->ids);
+	free(d->plan_runs);
+	free(d);
+}
+
+static struct dslot *slot_of(struct serve_driver *d, uint32_t h)
+{
+	return h && h <= d->nr_slots && d->slot[h - 1].used ? &d->slot[h - 1] : NULL;
+}
+
+int serve_driver_add(struct serve_driver *d, const int32_t *prompt, uint32_t n,
+		     const struct serve_params *p, uint32_t *h)
+{
+	struct dslot *s = NULL;
+	int32_t *copy;
+	uint32_t i;
+	int ret;
+
+	if (!d || !h)
+		return -EINVAL;
+	ret = serve_engine_check(d->o.engine, prompt, n, p);
+	if (ret)
+		return ret;
+	copy = malloc(n * sizeof(*copy));
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, prompt, n * sizeof(*copy));
+	pthread_mutex_lock(&d->lock);
+	for (i = 0; i < d->nr_slots; i++) {
+		if (!d->slot[i].used) {
+			s = &d->slot[i];
+			break;
+		}
+	}
+	if (!s) {
+		pthread_mutex_unlock(&d->lock);
+		free(copy);
+		return -ENOSPC;
+	}
+	*s = (struct dslot) { .used = true, .pending = true, .prompt = copy, .n_prompt = n,
+			      .p = *p };
+	if (i + 1 > d->max_h)
+		d->max_h = i + 1;
+	{
+		ACCEL_OPTS(accel_sched_req_opts, ro, .tag = i + 1, .prompt = prompt,
+			   .prompt_len = n, .max_output = p->max_tokens, .priority = p->priority,
+			   .client = p->client, .arrival_ns = now_ns(),
+			   .ttft_slo_ns = p->ttft_slo_us * 1000, .tpot_slo_ns = p->tpot_slo_us * 1000,
+			   .flags = p->offline ? ACCEL_SCHED_REQ_OFFLINE : 0);
+
+		/* Under the lock: the engine thread sees the slot whole once the scheduler has it. */
+		ret = accel_sched_add(d->sched, &ro, &s->sreq);
+	}
+	if (ret) {
+		free(copy);
+		memset(s, 0, sizeof(*s));
+	} else {
+		*h = i + 1;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
+int serve_driver_abort(struct serve_driver *d, uint32_t h)
+{
+	struct dslot *s;
+	uint32_t sreq;
+
+	if (!d)
+		return -EINVAL;
+	pthread_mutex_lock(&d->lock);
+	s = slot_of(d, h);
+	sreq = s ? s->sreq : 0;
+	pthread_mutex_unlock(&d->lock);
+	if (!s)
+		return -ENOENT;
+	return accel_sched_abort(d->sched, sreq, now_ns());
+}
+
+int serve_driver_release(struct serve_driver *d, uint32_t h)
+{
+	struct dslot *s = d ? slot_of(d, h) : NULL;
+	int ret;
+
+	if (!s)
+		return -ENOENT;
+	ret = accel_sched_remove(d->sched, s->sreq);
+	if (ret)
+		return ret;
+	if (s->eid)
+		serve_engine_release(d->o.engine, s->eid);
+	pthread_mutex_lock(&d->lock);
+	free(s->prompt);
+	memset(s, 0, sizeof(*s));
+	while (d->max_h && !d->slot[d->max_h - 1].used)
+		d->max_h--;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+/* Every slot added so far gets its engine request (the engine thread's). */
+static void materialize(struct serve_driver *d)
+{
+	uint32_t i, max;
+
+	pthread_mutex_lock(&d->lock);
+	max = d->max_h;
+	for (i = 0; i < max; i++) {
+		struct dslot *s = &d->slot[i];
+
+		if (!s->used || !s->pending)
+			continue;
+		s->pending = false;
+		if (serve_engine_add(d->o.engine, s->prompt, s->n_prompt, &s->p, &s->eid)) {
+			s->eid = 0;
+			s->failed = true;
+			accel_sched_abort(d->sched, s->sreq, now_ns());
+		}
+		free(s->prompt);
+		s->prompt = NULL;
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+static int grow_plan_runs(struct serve_driver *d, uint32_t n)
+{
+	struct accel_bm_run *r;
+
+	if (n <= d->max_plan_runs)
+		return 0;
+	r = realloc(d->plan_runs, n * sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	d->plan_runs = r;
+	d->max_plan_runs = n;
+	return 0;
+}
+
+/* Hand a swap's plan to the mover; one that cannot start is reported failed at once. */
+static void start_swap(struct serve_driver *d, const struct accel_sched_swap *w,
+		       struct serve_driver_step *st)
+{
+	ACCEL_OPTS(accel_mover_submit_opts, so, .user_data = w->req);
+	uint64_t job;
+	int ret = 0, n = 0;
+
+	if (w->dir == ACCEL_SCHED_SWAP_OUT) {
+		st->swaps_out++;
+		st->swap_out_blocks += w->blocks;
+	} else {
+		st->swaps_in++;
+		st->swap_in_blocks += w->blocks;
+	}
+	if (w->nr_runs) {
+		ret = grow_plan_runs(d, w->nr_runs);
+		if (!ret)
+			n = accel_bm_plan_runs(d->o.bm, w->plan_id, 0, d->plan_runs, w->nr_runs);
+		if (n < 0)
+			ret = n;
+	}
+	if (!ret && n) {
+		ret = accel_mover_submit(d->o.mover, d->o.tiers, 2, d->plan_runs, (uint32_t)n, &so,
+					 &job);
+		if (!ret) {
+			d->swaps_in_flight++;
+			return;
+		}
+	}
+	accel_sched_swap_done(d->sched, w->req, ret, now_ns());
+}
+
+static void on_events(struct serve_driver *d, const struct accel_sched_event *ev, uint32_t n,
+		      struct serve_driver_step *st)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++) {
+		struct dslot *s = slot_of(d, (uint32_t)ev[i].tag);
+
+		if (ev[i].to != ACCEL_SCHED_FINISHED && ev[i].to != ACCEL_SCHED_ABORTED)
+			continue;
+		st->finished += ev[i].to == ACCEL_SCHED_FINISHED;
+		if (s && s->eid)
+			serve_engine_finish(d->o.engine, s->eid);
+	}
+}
+
+/* The step's runs: block tables, the engine's compute, each result reported. */
+static int compute(struct serve_driver *d, uint32_t n, struct serve_driver_step *st)
+{
+	uint32_t i;
+	int ret;
+
+	ret = accel_sched_block_tables(d->sched, d->runs, n, d->offsets, d->ids, d->max_ids);
+	if (ret == -ENOBUFS) {
+		uint32_t *ids = realloc(d->ids, d->offsets[n] * sizeof(*ids));
+
+		if (!ids)
+			return -ENOMEM;
+		d->ids = ids;
+		d->max_ids = d->offsets[n];
+		ret = accel_sched_block_tables(d->sched, d->runs, n, d->offsets, d->ids,
+					       d->max_ids);
+	}
+	if (ret < 0)
+		return ret;
+	for (i = 0; i < n; i++) {
+		const struct accel_sched_run *r = &d->runs[i];
+		struct dslot *s = slot_of(d, (uint32_t)r->tag);
+
+		if (!s || !s->eid)
+			return -EIO;
+		d->comp[i] = (struct serve_compute) {
+			.id = s->eid, .n_tokens = r->tokens, .start = r->start,
+			.table = d->ids + d->offsets[i], .nr_blocks = d->offsets[i + 1] - d->offsets[i],
+			.resume_layer = r->flags & ACCEL_SCHED_RUN_RESUME ? r->start_layer : 0,
+		};
+	}
+	ret = serve_engine_compute(d->o.engine, d->comp, n);
+	if (ret)
+		return ret;
+	for (i = 0; i < n; i++) {
+		const struct serve_compute *c = &d->comp[i];
+		ACCEL_OPTS(accel_sched_result, res);
+
+		if (c->yielded) {
+			res.layers_done = c->layers_done;
+			res.flags = ACCEL_SCHED_RES_YIELDED;
+			st->yielded++;
+		} else {
+			res.computed = c->n_tokens;
+			st->tokens += c->n_tokens;
+			if (c->sampled) {
+				res.token = c->token;
+				res.flags = ACCEL_SCHED_RES_TOKEN;
+				st->sampled++;
+			}
+		}
+		ret = accel_sched_update(d->sched, d->runs[i].req, &res, now_ns());
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int serve_driver_step(struct serve_driver *d, struct serve_driver_step *stp)
+{
+	struct serve_driver_step st = { 0 };
+	uint32_t i, tries, more = 0;
+	int ret = 0;
+
+	if (!d)
+		return -EINVAL;
+	/* An empty step may only have paced decodes for a prefill that could not start. */
+	for (tries = 0; tries < 2; tries++) {
+		ACCEL_OPTS(accel_sched_out, out, .runs = d->runs, .max_runs = d->max_runs,
+			   .swaps = d->swaps, .max_swaps = d->nr_slots, .events = d->ev,
+			   .max_events = 256);
+
+		reap(d, 0);
+		ret = accel_sched_step(d->sched, now_ns(), &out);
+		if (ret)
+			break;
+		materialize(d);
+		on_events(d, d->ev, out.nr_events, &st);
+		for (i = 0; i < out.nr_swaps; i++)
+			start_swap(d, &d->swaps[i], &st);
+		st.runs = out.nr_runs;
+		if (out.nr_runs)
+			ret = compute(d, out.nr_runs, &st);
+		reap(d, 0);
+		more = out.events_left;
+		if (ret || out.nr_runs || d->swaps_in_flight || out.nr_swaps || out.nr_events)
+			break;
+	}
+	if (stp)
+		*stp = st;
+	if (ret)
+		return ret;
+	return st.runs || d->swaps_in_flight || st.swaps_in || st.swaps_out || st.finished || more;
+}
+
+void serve_driver_wait(struct serve_driver *d, const int *fds, uint32_t n, int timeout_ms)
+{
+	struct pollfd p[6] = {
+		{ .fd = accel_sched_fd(d->sched), .events = POLLIN },
+		{ .fd = d->swaps_in_flight ? accel_mover_fd(d->o.mover) : -1, .events = POLLIN },
+	};
+	uint32_t i;
+
+	for (i = 0; i < n && i < 4; i++)
+		p[2 + i] = (struct pollfd) { .fd = fds[i], .events = POLLIN };
+	while (poll(p, 2 + i, timeout_ms) < 0 && errno == EINTR)
+		;
+}
+
+int serve_driver_run_all(struct serve_driver *d, uint64_t *steps)
+{
+	struct accel_sched_stats ss = { .sz = sizeof(ss) };
+	uint64_t n = 0;
+	int ret;
+
+	for (;;) {
+		ret = serve_driver_step(d, NULL);
+		if (ret < 0)
+			break;
+		n++;
+		if (ret)
+			continue;
+		ret = accel_sched_stats(d->sched, &ss);
+		if (ret)
+			break;
+		ret = ss.requests > ss.in_state[ACCEL_SCHED_FINISHED] +
+		      ss.in_state[ACCEL_SCHED_ABORTED] ? -EDEADLK : 0;
+		break;
+	}
+	if (steps)
+		*steps = n;
+	return ret;
+}
+
+static uint32_t state_of(uint32_t st)
+{
+	switch (st) {
+	case ACCEL_SCHED_PREFILLING:
+	case ACCEL_SCHED_DECODING:
+	case ACCEL_SCHED_SWAPPING_OUT:
+		return SERVE_RUNNING;
+	case ACCEL_SCHED_SWAPPED:
+	case ACCEL_SCHED_SWAPPING_IN:
+		return SERVE_SWAPPED;
+	case ACCEL_SCHED_FINISHED:
+	case ACCEL_SCHED_ABORTED:
+		return SERVE_FINISHED;
+	default:
+		return SERVE_WAITING;
+	}
+}
+
+int serve_driver_info(struct serve_driver *d, uint32_t h, struct serve_driver_info *info)
+{
+	struct dslot *s = d ? slot_of(d, h) : NULL;
+	int ret;
+
+	if (!s || !info)
+		return -ENOENT;
+	memset(info, 0, sizeof(*info));
+	info->sched.sz = sizeof(info->sched);
+	ret = accel_sched_req_info(d->sched, s->sreq, &info->sched);
+	if (ret)
+		return ret;
+	if (s->eid) {
+		ret = serve_engine_info(d->o.engine, s->eid, &info->req);
+		if (ret)
+			return ret;
+	} else {
+		info->req.n_prompt = s->n_prompt;
+		info->req.n_tokens = s->n_prompt;
+		info->req.max_tokens = s->p.max_tokens;
+		info->req.priority = s->p.priority;
+	}
+	info->req.state = state_of(info->sched.state);
+	info->req.swaps_out = info->sched.swaps_out;
+	info->req.drops = info->sched.recomputes;
+	info->req.yields = info->sched.yields;
+	info->req.recomputed_tokens = info->sched.recomputed_tokens;
+	return 0;
+}
+
+uint32_t serve_driver_next(struct serve_driver *d, uint32_t h)
+{
+	for (h++; h <= d->max_h; h++)
+		if (d->slot[h - 1].used)
+			return h;
+	return 0;
+}
+
+int serve_driver_stats(struct serve_driver *d, struct accel_sched_stats *st)
+{
+	return accel_sched_stats(d->sched, st);
+}
+
+void serve_driver_usage(struct serve_driver *d, uint32_t tier, uint32_t *used, uint32_t *total)
+{
+	ACCEL_OPTS(accel_bm_tier_stats, ts);
+
+	*used = *total = 0;
+	if (accel_bm_tier_stats(d->o.bm, tier, &ts))
+		return;
+	*used = ts.used;
+	*total = ts.blocks;
+}
+
+struct accel_sched *serve_driver_sched(struct serve_driver *d)
+{
+	return d->sched;
+}
+
+int serve_driver_pressure(struct serve_driver *d, uint64_t bytes, uint64_t *released)
+{
+	ACCEL_OPTS(accel_sched_release_out, ro);
+	uint64_t bb = d->o.block_bytes ? d->o.block_bytes : 1;
+	int ret;
+
+	ret = accel_sched_release(d->sched, SERVE_TIER_COMPUTE, (bytes + bb - 1) / bb, now_ns(),
+				  &ro);
+	if (released)
+		*released = ret ? 0 : (ro.freed + ro.pending) * bb;
+	return ret;
+}
