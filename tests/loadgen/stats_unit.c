@@ -238,7 +238,8 @@ static void failures(void **state)
  */
 static void itl(void **state)
 {
-	float g0[] = { 10, 20, 30, 40 }, g1[] = { 50, 60, 70 }, g2[] = { 80, 1000 }, g3[] = { 5, 15 };
+	float g0[] = { 10, 20, 30, 40 }, g1[] = { 50, 60, 70 }, g2[] = { 80, 1000 };
+	float g3[] = { 5, 15 };
 	float *gaps[] = { g0, g1, g2, g3, NULL };
 	const uint32_t tokens[] = { 5, 4, 3, 3, 1 };
 	const double tpot[] = { 25, 60, 540, 10, 0 };

@@ -49,7 +49,7 @@ struct lg_result {
 	double ttft_ms;		/* first token event - send */
 	double tpot_ms;		/* (last - first token event) / (tokens - 1); 0 for one token */
 	double e2e_ms;		/* end of the stream - send */
-	int ok;			/* fail == LG_FAIL_NONE: status 200, a whole stream, every token */
+	int ok;			/* fail == LG_FAIL_NONE: 200, a whole stream, every token */
 	enum lg_fail fail;
 	int summary;		/* the final event carried the kvaccel summary */
 	double srv_ttft_ms, srv_tpot_ms, srv_e2e_ms, srv_queue_ms;
@@ -58,8 +58,8 @@ struct lg_result {
 	long long prompt_tokens, completion_tokens;	/* usage, -1: not reported */
 	uint64_t *digests;
 	uint32_t nr_digests;
-	float *gaps_ms;		/* token event k+1 - token event k, as received: tokens - 1 */
-	uint32_t nr_gaps;
+	float *gaps_ms;		/* token event k+1 - token event k, as received */
+	uint32_t nr_gaps;	/* tokens - 1, fewer only if memory ran out */
 };
 
 /* Run the workload; res has wl->n entries. *duration_s: from the start to the last response. */
