@@ -23,8 +23,9 @@ struct lg_run_opts {
  * (http_error); no response at all (transport: connecting or sending failed, or the connection
  * closed or timed out before the status line); a malformed response (protocol: a bad status
  * line, header or chunk, a 200 that is not an event stream, an event that is not JSON); a stream
- * that ended without its final event (incomplete: closed or timed out in the middle, or ended
- * by an error event or [DONE] first); a whole stream with fewer tokens than max_tokens (short).
+ * that ended without its final event (incomplete: closed or timed out in the middle, ended by
+ * an error event or [DONE] first, or its connection failed after it); a whole stream with fewer
+ * tokens than max_tokens (short).
  */
 enum lg_fail {
 	LG_FAIL_NONE = 0,
