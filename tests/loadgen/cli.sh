@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # cli.sh KVACCEL_LOADGEN - kvaccel-loadgen's command line (TAP): bad options exit 2 with a
 # message; a bad trace exits 2 with FILE:LINE; --dump-workload is the same for the same seed
-# and reads back as a trace; a refused connection is counted in the report, not fatal.
+# and reads back as a trace; a refused connection is counted in the report (as a transport
+# failure of its class), not fatal.
 set -u
 lg=$1
 prog=$lg
@@ -49,14 +50,20 @@ fi
 "$lg" --synthetic --requests 3 --rate 100 --url http://127.0.0.1:1 > "$tmp/out" 2> "$tmp/err"
 rc=$?
 want="connect errors: 3 requests (connect to 127.0.0.1:1: Connection refused)"
-if [ $rc = 0 ] && grep -qF "$want" "$tmp/out"; then
+if [ $rc = 0 ] && grep -qF "$want" "$tmp/out" &&
+   grep -q "^all  *3  *0  *3  *0  *0  *0$" "$tmp/out"; then
 	ok "a refused connection is counted"
 else
 	not_ok "a refused connection is counted (status $rc: $(cat "$tmp/out" "$tmp/err"))"
 fi
 "$lg" --synthetic --requests 2 --rate 100 --url http://127.0.0.1:1 --json > "$tmp/out"
 if python3 -c 'import json,sys; o=json.load(open(sys.argv[1]));
-assert o["transport_errors"]["connect"] == 2 and o["overall"]["requests"] == 2' "$tmp/out"; then
+assert o["transport_errors"]["connect"] == 2 and o["overall"]["requests"] == 2
+a = o["overall"]; f = a["failures"]
+assert f == {"http_error": 0, "transport": 2, "protocol": 0, "incomplete": 0, "short": 0}
+assert o["classes"]["online"]["failures"]["transport"] == 2
+assert a["itl_gaps"] == 0 and a["itl_ms"] == {"p50": None, "p90": None, "p99": None, "max": None}
+' "$tmp/out"; then
 	ok "--json is one JSON object"
 else
 	not_ok "--json is one JSON object ($(cat "$tmp/out"))"

@@ -6,8 +6,12 @@
  * counted per status in the report; a refused connection, a cut stream, a stalled stream (the
  * timeout), an event that is not JSON and a 200 that is not a stream are reported; the
  * server's summary gives the preemptions and the recompute tax; digests are recorded, then
- * compared (equal, then a changed one caught).
+ * compared (equal, then a changed one caught); failures are counted by cause per class (a 500,
+ * a cut stream, a short one, one ended by an error event) and none of them counts as meeting
+ * its SLO however fast it was; one token held back 300 ms shows in the pooled inter-token
+ * latency's p99 and max as computed by hand, and in the TPOT of its request only.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -189,6 +193,28 @@ static int64_t path_int(json_object *o, const char *a, const char *b)
 	return json_object_get_int64(y);
 }
 
+static double path_num(json_object *o, const char *a, const char *b, const char *c)
+{
+	json_object *x, *y, *z;
+
+	if (!json_object_object_get_ex(o, a, &x) || !json_object_object_get_ex(x, b, &y))
+		return NAN;
+	if (c && !json_object_object_get_ex(y, c, &z))
+		return NAN;
+	if (!c)
+		z = y;
+	return z ? json_object_get_double(z) : NAN;	/* null: none */
+}
+
+/* v in [lo, hi] */
+static void within(double v, double lo, double hi)
+{
+	if (!(v >= lo && v <= hi)) {
+		fprintf(stderr, "# %.3f not in [%.3f, %.3f]\n", v, lo, hi);
+		fail();
+	}
+}
+
 static void http_errors(void **state)
 {
 	static const char *const clients[] = { "e429", "ok", "e429", "e503", "e400", "cut", NULL };
@@ -238,6 +264,174 @@ static void http_errors(void **state)
 	fake_stop(s);
 }
 
+/*
+ * Seven requests of two classes, each fast enough for its SLO (1 s): two whole streams, a 500,
+ * a 429, a stream cut after two tokens, one ended properly after two of six, one ended by an
+ * error event. Only the two whole ones complete and meet their SLO; the others are counted by
+ * cause, in the class they belong to; their gaps between tokens still count in the ITL.
+ */
+static void failures(int close_delimited)
+{
+	static const char *const clients[] = { "ok", "e500", "cut", "short", "abort", "ok",
+					       "e429", NULL };
+	static const char *const cls[] = { "online", "online", "online", "offline", "offline",
+					   "offline", "offline" };
+	static const enum lg_fail want[] = { LG_FAIL_NONE, LG_FAIL_HTTP, LG_FAIL_INCOMPLETE,
+					     LG_FAIL_SHORT, LG_FAIL_INCOMPLETE, LG_FAIL_NONE,
+					     LG_FAIL_HTTP };
+	struct fake_opts fo = { .ttft_ms = 10, .tpot_ms = 10, .close_delimited = close_delimited };
+	struct lg_workload wl = { 0 };
+	struct lg_summary sum;
+	struct fake_server *s;
+	struct lg_result *res;
+	json_object *o, *c;
+	char *buf = NULL;
+	size_t len = 0, i;
+	double dur;
+	int port;
+	FILE *f;
+
+	s = fake_start(&fo, &port);
+	assert_non_null(s);
+	workload(&wl, 7, 0.01, 6, clients);
+	for (i = 0; i < wl.n; i++)
+		strcpy(wl.req[i].cls, cls[i]);
+	res = run(&wl, port, &dur);
+	for (i = 0; i < wl.n; i++) {
+		if (res[i].fail != want[i])
+			fprintf(stderr, "# request %zu: %s, not %s (%s)\n", i,
+				lg_fail_names[res[i].fail], lg_fail_names[want[i]], res[i].msg);
+		assert_int_equal(res[i].fail, want[i]);
+		assert_int_equal(res[i].ok, want[i] == LG_FAIL_NONE);
+		if (res[i].tokens)
+			assert_true(res[i].ttft_ms < 1000 && res[i].tpot_ms < 1000);
+	}
+	assert_int_equal(res[1].status, 500);
+	assert_int_equal(res[2].tokens, 2);
+	assert_int_equal(res[3].tokens, 2);
+	assert_string_equal(res[3].msg, "2 of 6 tokens");
+	assert_int_equal(res[4].tokens, 2);
+	assert_int_equal(res[4].status, 200);
+	assert_string_equal(res[4].msg, "an error event: fake abort");
+	/* fast enough, but failed: no SLO met */
+	for (i = 1; i < 5; i++)
+		assert_false(lg_meets_slo(&wl.req[i], &res[i]));
+
+	o = report_json(&wl, res, dur);
+	assert_int_equal(path_int(o, "overall", "requests"), 7);
+	assert_int_equal(path_int(o, "overall", "completed"), 2);
+	assert_int_equal(path_int(o, "overall", "failed"), 5);
+	assert_int_equal(path_int(o, "overall", "slo_met"), 2);
+	within(path_num(o, "overall", "slo_attainment", NULL), 2.0 / 7 - 1e-9, 2.0 / 7 + 1e-9);
+	within(path_num(o, "overall", "goodput_rps", NULL) * dur, 2 - 1e-9, 2 + 1e-9);
+	assert_int_equal(path_num(o, "overall", "failures", "http_error"), 2);
+	assert_int_equal(path_num(o, "overall", "failures", "transport"), 0);
+	assert_int_equal(path_num(o, "overall", "failures", "protocol"), 0);
+	assert_int_equal(path_num(o, "overall", "failures", "incomplete"), 2);
+	assert_int_equal(path_num(o, "overall", "failures", "short"), 1);
+	/* 5 gaps in each whole stream, 1 in each of the three with two tokens */
+	assert_int_equal(path_int(o, "overall", "itl_gaps"), 13);
+	assert_true(json_object_object_get_ex(o, "classes", &c));
+	assert_int_equal(path_int(c, "online", "failed"), 2);
+	assert_int_equal(path_num(c, "online", "failures", "http_error"), 1);
+	assert_int_equal(path_num(c, "online", "failures", "incomplete"), 1);
+	assert_int_equal(path_num(c, "online", "failures", "short"), 0);
+	assert_int_equal(path_int(c, "online", "slo_met"), 1);
+	assert_int_equal(path_int(c, "online", "itl_gaps"), 6);
+	assert_int_equal(path_int(c, "offline", "failed"), 3);
+	assert_int_equal(path_num(c, "offline", "failures", "http_error"), 1);
+	assert_int_equal(path_num(c, "offline", "failures", "incomplete"), 1);
+	assert_int_equal(path_num(c, "offline", "failures", "short"), 1);
+	assert_int_equal(path_int(c, "offline", "slo_met"), 1);
+	assert_int_equal(path_int(c, "offline", "itl_gaps"), 7);
+	json_object_put(o);
+	lg_summarize(&wl, res, "offline", dur, &sum);
+	assert_int_equal(sum.fail[LG_FAIL_SHORT], 1);
+	assert_int_equal(sum.met, 1);
+
+	f = open_memstream(&buf, &len);
+	lg_report_table(f, &wl, res, dur, NULL);
+	fclose(f);
+	assert_non_null(strstr(buf, "\nfailures   failed http_error transport protocol incomplete"
+				    "  short\n"));
+	assert_non_null(strstr(buf, "\nonline          2          1         0        0          1"
+				    "      0\n"));
+	assert_non_null(strstr(buf, "\noffline         3          1         0        0          1"
+				    "      1\n"));
+	assert_non_null(strstr(buf, "\nall             5          2         0        0          2"
+				    "      1\n"));
+	assert_non_null(strstr(buf, " itl p50     p90     p99      max "));
+	assert_non_null(strstr(buf, "HTTP 500: 1 requests (fake 500)"));
+	free(buf);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+	fake_stop(s);
+}
+
+static void failures_chunked(void **state)
+{
+	(void)state;
+	failures(0);
+}
+
+static void failures_to_close(void **state)
+{
+	(void)state;
+	failures(1);
+}
+
+/*
+ * Four streams of 11 tokens 10 ms apart but for token 5 of one, 300 ms after token 4: 40 gaps,
+ * 39 of 10 ms and one of 300. Pooled, sorted, p99 is at rank 0.99 * 39 = 38.61, between the
+ * largest 10 and the 300: 10 + 0.61 * 290 = 186.9 ms; the max 300. TPOT, over the requests'
+ * means (10, 10, (300 + 9 * 10) / 10 = 39, 10), has p99 10 + 0.97 * 29 = 38.13 and p50 10.
+ */
+static void itl_pooled(void **state)
+{
+	static const char *const clients[] = { "ok", "ok", "slow", "ok", NULL };
+	struct fake_opts fo = { .ttft_ms = 20, .tpot_ms = 10, .slow_token = 5, .slow_ms = 300 };
+	struct lg_workload wl = { 0 };
+	struct fake_server *s;
+	struct lg_result *res;
+	struct lg_summary sum;
+	json_object *o;
+	double dur, mean;
+	size_t i;
+	uint32_t k;
+	int port;
+
+	(void)state;
+	s = fake_start(&fo, &port);
+	assert_non_null(s);
+	workload(&wl, 4, 0.01, 11, clients);
+	res = run(&wl, port, &dur);
+	for (i = 0; i < wl.n; i++) {
+		assert_true(res[i].ok);
+		assert_int_equal(res[i].nr_gaps, 10);
+		/* the gaps are the stream's: their mean is its TPOT */
+		for (mean = 0, k = 0; k < res[i].nr_gaps; k++)
+			mean += res[i].gaps_ms[k] / res[i].nr_gaps;
+		within(mean, res[i].tpot_ms - 0.01, res[i].tpot_ms + 0.01);
+	}
+	within(res[2].gaps_ms[4], 300 - 20, 300 + SLACK_MS);
+	lg_summarize(&wl, res, NULL, dur, &sum);
+	assert_int_equal(sum.nr_itl, 40);
+	within(sum.itl_max, 300 - 20, 300 + SLACK_MS);
+	within(sum.itl[2], 186.9 - 20, 186.9 + SLACK_MS);
+	within(sum.itl[0], 10 - 5, 10 + SLACK_MS / 3);
+	within(sum.itl[1], 10 - 5, 10 + SLACK_MS / 3);
+	within(sum.tpot[2], 38.13 - 5, 38.13 + SLACK_MS / 3);
+	within(sum.tpot[0], 10 - 5, 10 + SLACK_MS / 3);
+	o = report_json(&wl, res, dur);
+	assert_int_equal(path_int(o, "overall", "itl_gaps"), 40);
+	within(path_num(o, "overall", "itl_ms", "max"), sum.itl_max - 1e-3, sum.itl_max + 1e-3);
+	within(path_num(o, "overall", "itl_ms", "p99"), sum.itl[2] - 1e-3, sum.itl[2] + 1e-3);
+	json_object_put(o);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+	fake_stop(s);
+}
+
 /* A stream that stalls past the timeout, an event that is not JSON, a 200 that is no stream. */
 static void bad_streams(void **state)
 {
@@ -267,6 +461,12 @@ static void bad_streams(void **state)
 	assert_int_equal(path_int(rep, "transport_errors", "timeout"), 1);
 	assert_int_equal(path_int(rep, "transport_errors", "protocol"), 2);
 	assert_int_equal(path_int(rep, "overall", "failed"), 3);
+	/* the stall had its headers and a token: incomplete; the other two are malformed */
+	assert_int_equal(res[0].fail, LG_FAIL_INCOMPLETE);
+	assert_int_equal(res[1].fail, LG_FAIL_PROTOCOL);
+	assert_int_equal(res[2].fail, LG_FAIL_PROTOCOL);
+	assert_int_equal(path_num(rep, "overall", "failures", "incomplete"), 1);
+	assert_int_equal(path_num(rep, "overall", "failures", "protocol"), 2);
 	json_object_put(rep);
 	lg_results_free(res, wl.n);
 	lg_workload_free(&wl);
@@ -290,6 +490,10 @@ static void refused(void **state)
 	o = report_json(&wl, res, dur);
 	assert_int_equal(path_int(o, "transport_errors", "connect"), 2);
 	assert_int_equal(path_int(o, "overall", "completed"), 0);
+	assert_int_equal(res[1].fail, LG_FAIL_TRANSPORT);
+	assert_int_equal(path_num(o, "overall", "failures", "transport"), 2);
+	assert_int_equal(path_int(o, "overall", "itl_gaps"), 0);
+	assert_true(isnan(path_num(o, "overall", "itl_ms", "max")));
 	json_object_put(o);
 	lg_results_free(res, wl.n);
 	lg_workload_free(&wl);
@@ -394,6 +598,9 @@ int main(void)
 		cmocka_unit_test(timing_to_close),
 		cmocka_unit_test(open_loop),
 		cmocka_unit_test(http_errors),
+		cmocka_unit_test(failures_chunked),
+		cmocka_unit_test(failures_to_close),
+		cmocka_unit_test(itl_pooled),
 		cmocka_unit_test(bad_streams),
 		cmocka_unit_test(refused),
 		cmocka_unit_test(digests),

@@ -104,7 +104,10 @@ static json_object *choices(const char *text, const char *finish)
 	return a;
 }
 
-static void stream(struct fake_server *s, int fd, json_object *req, uint64_t h, int cut)
+/* How a stream goes (the request's client): whole, or one of the faults of fake_server.h. */
+enum mode { WHOLE, CUT, SHORT, ABORT, SLOW };
+
+static void stream(struct fake_server *s, int fd, json_object *req, uint64_t h, enum mode m)
 {
 	json_object *x, *ev, *kv, *ids, *dg, *u;
 	int n = 1, prio = 0, i;
@@ -125,9 +128,20 @@ static void stream(struct fake_server *s, int fd, json_object *req, uint64_t h, 
 	msleep(s->o.ttft_ms);
 	for (i = 0; i < n; i++) {
 		if (i)
-			msleep(s->o.tpot_ms);
-		if (cut && i == 2)
+			msleep(m == SLOW && i == s->o.slow_token ? s->o.slow_ms : s->o.tpot_ms);
+		if (m == CUT && i == 2)
 			goto out;
+		if (m == SHORT && i == 2) {
+			n = i;
+			break;
+		}
+		if (m == ABORT && i == 2) {
+			if (!piece(s, fd, "data: {\"error\":{\"message\":\"fake abort\",\"type\":"
+				   "\"server_error\",\"code\":503}}\n\n") &&
+			    !piece(s, fd, "data: [DONE]\n\n") && !s->o.close_delimited)
+				put(fd, "0\r\n\r\n", 5);
+			goto out;
+		}
 		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)digest(h, i));
 		ev = json_object_new_object();
 		kv = json_object_new_object();
@@ -270,8 +284,12 @@ static void *serve(void *arg)
 		stall(s, c->fd);
 	else if (!strcmp(client, "garbage"))
 		garbage(s, c->fd);
+	else if (!strcmp(client, "e500"))
+		error_reply(c->fd, 500, "server_error");
 	else
-		stream(s, c->fd, o, h, !strcmp(client, "cut"));
+		stream(s, c->fd, o, h, !strcmp(client, "cut") ? CUT : !strcmp(client, "short") ?
+		       SHORT : !strcmp(client, "abort") ? ABORT : !strcmp(client, "slow") ? SLOW :
+		       WHOLE);
 	json_object_put(o);
 	free(req);
 	close(c->fd);

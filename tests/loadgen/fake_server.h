@@ -2,9 +2,12 @@
 /*
  * A fake kvaccel-serve for kvaccel-loadgen's tests: POST /v1/completions to the API contract,
  * with a set delay before the first token and between tokens. The request's "client" picks a
- * behaviour: "e400", "e429", "e503" answer that status with an error body; "cut" closes the
- * stream after two tokens; anything else streams max_tokens tokens and the final summary
- * (preemptions = the request's priority, recomputed_tokens = 2 x its priority).
+ * behaviour: "e400", "e429", "e500", "e503" answer that status with an error body; "cut" closes
+ * the stream after two tokens; "short" ends it properly after two tokens (the final event and
+ * [DONE]); "abort" sends two tokens, an error event (503, "fake abort") and [DONE]; "slow"
+ * streams as usual but token slow_token comes slow_ms after the one before instead of tpot_ms;
+ * anything else streams max_tokens tokens and the final summary (preemptions = the request's
+ * priority, recomputed_tokens = 2 x its priority).
  */
 #ifndef FAKE_SERVER_H
 #define FAKE_SERVER_H
@@ -13,6 +16,8 @@ struct fake_opts {
 	int ttft_ms;		/* before the first token */
 	int tpot_ms;		/* between tokens */
 	int close_delimited;	/* no chunked encoding: the body ends at the close */
+	int slow_token;		/* client "slow": this token (1..) comes late, */
+	int slow_ms;		/* this long after the one before */
 };
 
 struct fake_server;

@@ -2,7 +2,9 @@
 /*
  * kvaccel-loadgen's metrics against hand-computed cases: percentiles (linear between the
  * closest ranks), the SLO rule at its boundaries, attainment and goodput per class and overall
- * with failed requests counted as missing their SLO, preemptions and the recompute tax.
+ * with failed requests counted as missing their SLO, preemptions and the recompute tax; failures
+ * by cause, none of them meeting an SLO however fast; the inter-token latency pooled over every
+ * gap of every request, failed ones included, against TPOT over the completed requests' means.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -67,6 +69,9 @@ static void slo_rule(void **state)
 	assert_true(lg_meets_slo(&q, &r));
 	r.ok = 0;					/* a failed request never meets it */
 	assert_false(lg_meets_slo(&q, &r));
+	r.ok = 1;					/* nor one with a cause */
+	r.fail = LG_FAIL_SHORT;
+	assert_false(lg_meets_slo(&q, &r));
 }
 
 /*
@@ -97,6 +102,7 @@ static void summary(void **state)
 			q->tpot_slo_ms = 30;
 		}
 		res[i] = (struct lg_result){ .ok = i != 2, .status = i == 2 ? 429 : 200,
+					     .fail = i == 2 ? LG_FAIL_HTTP : LG_FAIL_NONE,
 					     .tokens = tokens[i], .ttft_ms = ttft[i],
 					     .tpot_ms = tpot[i], .e2e_ms = e2e[i],
 					     .preemptions = -1, .recomputed = -1,
@@ -116,6 +122,7 @@ static void summary(void **state)
 	assert_int_equal(s.requests, 5);
 	assert_int_equal(s.completed, 4);
 	assert_int_equal(s.failed, 1);
+	assert_int_equal(s.fail[LG_FAIL_HTTP], 1);
 	assert_int_equal(s.met, 3);
 	eq(s.attainment, 0.6);
 	eq(s.goodput, 0.3);
@@ -157,12 +164,141 @@ static void summary(void **state)
 	lg_workload_free(&wl);
 }
 
+/*
+ * Seven requests over 10 s, SLO 150/30, all fast enough (TTFT 10, TPOT 5): one whole; one
+ * failed by each cause; one ok but with a cause (as run.c never makes it; still failed).
+ * Only the whole one meets its SLO.
+ */
+static void failures(void **state)
+{
+	const enum lg_fail fail[] = { LG_FAIL_NONE, LG_FAIL_HTTP, LG_FAIL_TRANSPORT,
+				      LG_FAIL_PROTOCOL, LG_FAIL_INCOMPLETE, LG_FAIL_SHORT,
+				      LG_FAIL_SHORT };
+	struct lg_workload wl = { 0 };
+	struct lg_result res[7] = { 0 };
+	struct lg_summary s;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 7; i++) {
+		struct lg_req *q = lg_workload_push(&wl);
+
+		strcpy(q->cls, i % 2 ? "odd" : "even");
+		q->ttft_slo_ms = 150;
+		q->tpot_slo_ms = 30;
+		q->output_len = 10;
+		res[i] = (struct lg_result){ .ok = !fail[i] || i == 6, .fail = fail[i],
+					     .status = 200, .tokens = 10, .ttft_ms = 10,
+					     .tpot_ms = 5, .e2e_ms = 55, .preemptions = -1,
+					     .recomputed = -1, .prompt_tokens = -1,
+					     .completion_tokens = -1 };
+	}
+	lg_summarize(&wl, res, NULL, 10, &s);
+	assert_int_equal(s.requests, 7);
+	assert_int_equal(s.completed, 1);
+	assert_int_equal(s.failed, 6);
+	assert_int_equal(s.fail[LG_FAIL_NONE], 0);
+	assert_int_equal(s.fail[LG_FAIL_HTTP], 1);
+	assert_int_equal(s.fail[LG_FAIL_TRANSPORT], 1);
+	assert_int_equal(s.fail[LG_FAIL_PROTOCOL], 1);
+	assert_int_equal(s.fail[LG_FAIL_INCOMPLETE], 1);
+	assert_int_equal(s.fail[LG_FAIL_SHORT], 2);
+	assert_int_equal(s.met, 1);
+	eq(s.attainment, 1.0 / 7);
+	eq(s.goodput, 0.1);
+	eq(s.throughput, 0.1);
+	lg_summarize(&wl, res, "odd", 10, &s);	/* 1, 3, 5 */
+	assert_int_equal(s.failed, 3);
+	assert_int_equal(s.fail[LG_FAIL_HTTP], 1);
+	assert_int_equal(s.fail[LG_FAIL_PROTOCOL], 1);
+	assert_int_equal(s.fail[LG_FAIL_SHORT], 1);
+	assert_int_equal(s.fail[LG_FAIL_TRANSPORT], 0);
+	assert_int_equal(s.met, 0);
+	eq(s.goodput, 0);
+	lg_summarize(&wl, res, "even", 10, &s);	/* 0, 2, 4, 6 */
+	assert_int_equal(s.failed, 3);
+	assert_int_equal(s.fail[LG_FAIL_TRANSPORT], 1);
+	assert_int_equal(s.fail[LG_FAIL_INCOMPLETE], 1);
+	assert_int_equal(s.fail[LG_FAIL_SHORT], 1);
+	assert_int_equal(s.met, 1);
+	eq(s.attainment, 0.25);
+	lg_workload_free(&wl);
+}
+
+/*
+ * The gaps between tokens:
+ *   0 online  completed  10 20 30 40   (TPOT 25)
+ *   1 online  completed  50 60 70      (TPOT 60)
+ *   2 online  incomplete 80 1000       (a stall, then cut: no TPOT, its gaps pooled)
+ *   3 offline completed  5 15          (TPOT 10)
+ *   4 offline completed  one token, no gap
+ * Online, 9 gaps 10..80, 1000: p50 rank 4 -> 50, p90 rank 7.2 -> 80 + 0.2 * 920 = 264, p99 rank
+ * 7.92 -> 926.4, max 1000, while TPOT over 25 and 60 has p99 59.65. Overall, 11 gaps 5 10 15
+ * 20 30 40 50 60 70 80 1000: p50 rank 5 -> 40, p90 rank 9 -> 80, p99 rank 9.9 -> 908.
+ */
+static void itl(void **state)
+{
+	float g0[] = { 10, 20, 30, 40 }, g1[] = { 50, 60, 70 }, g2[] = { 80, 1000 };
+	float g3[] = { 5, 15 };
+	float *gaps[] = { g0, g1, g2, g3, NULL };
+	const uint32_t tokens[] = { 5, 4, 3, 3, 1 };
+	const double tpot[] = { 25, 60, 540, 10, 0 };
+	struct lg_workload wl = { 0 };
+	struct lg_result res[5] = { 0 };
+	struct lg_summary s;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 5; i++) {
+		struct lg_req *q = lg_workload_push(&wl);
+
+		strcpy(q->cls, i < 3 ? "online" : "offline");
+		q->output_len = tokens[i];
+		res[i] = (struct lg_result){ .ok = i != 2, .status = 200,
+					     .fail = i == 2 ? LG_FAIL_INCOMPLETE : LG_FAIL_NONE,
+					     .tokens = tokens[i], .ttft_ms = 1, .tpot_ms = tpot[i],
+					     .gaps_ms = gaps[i], .nr_gaps = tokens[i] - 1,
+					     .preemptions = -1, .recomputed = -1,
+					     .prompt_tokens = -1, .completion_tokens = -1 };
+	}
+	lg_summarize(&wl, res, "online", 10, &s);
+	assert_int_equal(s.nr_itl, 9);
+	eq(s.itl[0], 50);
+	eq(s.itl[1], 264);
+	eq(s.itl[2], 926.4);
+	eq(s.itl_max, 1000);
+	assert_int_equal(s.nr_tpot, 2);
+	eq(s.tpot[0], 42.5);
+	eq(s.tpot[2], 59.65);
+
+	lg_summarize(&wl, res, NULL, 10, &s);
+	assert_int_equal(s.nr_itl, 11);
+	eq(s.itl[0], 40);
+	eq(s.itl[1], 80);
+	eq(s.itl[2], 908);
+	eq(s.itl_max, 1000);
+
+	lg_summarize(&wl, res, "offline", 10, &s);
+	assert_int_equal(s.nr_itl, 2);
+	eq(s.itl[0], 10);
+	eq(s.itl[1], 14);
+	eq(s.itl[2], 14.9);
+	eq(s.itl_max, 15);
+
+	lg_summarize(&wl, res, "none", 10, &s);
+	assert_int_equal(s.nr_itl, 0);
+	assert_true(isnan(s.itl[0]) && isnan(s.itl_max));
+	lg_workload_free(&wl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(percentiles),
 		cmocka_unit_test(slo_rule),
 		cmocka_unit_test(summary),
+		cmocka_unit_test(failures),
+		cmocka_unit_test(itl),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

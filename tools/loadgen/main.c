@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * kvaccel-loadgen - replay a workload against kvaccel-serve's HTTP API (POST /v1/completions,
- * streamed) and report TTFT, TPOT and end-to-end percentiles, SLO attainment and goodput.
+ * streamed) and report TTFT, TPOT, inter-token and end-to-end percentiles, failures by cause,
+ * SLO attainment and goodput.
  * Exit 0; 1 if the run could not be made or digests differ; 2 for bad options or a bad trace.
  */
 #include <stdio.h>

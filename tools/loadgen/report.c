@@ -84,11 +84,51 @@ static void table_row(FILE *f, const char *name, const struct lg_summary *s)
 	for (k = 0; k < LG_NR_PCT; k++)
 		cell(f, k ? 7 : 8, 2, s->tpot[k]);
 	for (k = 0; k < LG_NR_PCT; k++)
+		cell(f, k ? 7 : 8, 2, s->itl[k]);
+	cell(f, 8, 2, s->itl_max);
+	for (k = 0; k < LG_NR_PCT; k++)
 		cell(f, 8, 1, s->e2e[k]);
 	cell(f, 6, 1, 100 * s->attainment);
 	fputc('%', f);
 	cell(f, 8, 3, s->goodput);
 	fputc('\n', f);
+}
+
+static int fail_width(int k)
+{
+	int w = strlen(lg_fail_names[k]);
+
+	return w < 6 ? 6 : w;
+}
+
+/* The failed requests of a class by cause (see run.h). */
+static void fail_row(FILE *f, const char *name, const struct lg_summary *s)
+{
+	int k;
+
+	fprintf(f, "%-10s %6zu", name, s->failed);
+	for (k = 1; k < LG_FAIL_NR; k++)
+		fprintf(f, " %*zu", fail_width(k), s->fail[k]);
+	fputc('\n', f);
+}
+
+static void fail_table(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
+		       double duration_s, const char *const *cls, size_t n,
+		       const struct lg_summary *all)
+{
+	struct lg_summary s;
+	size_t i;
+	int k;
+
+	fprintf(f, "%-10s %6s", "failures", "failed");
+	for (k = 1; k < LG_FAIL_NR; k++)
+		fprintf(f, " %*s", fail_width(k), lg_fail_names[k]);
+	fputc('\n', f);
+	for (i = 0; i < n; i++) {
+		lg_summarize(wl, res, cls[i], duration_s, &s);
+		fail_row(f, cls[i], &s);
+	}
+	fail_row(f, "all", all);
 }
 
 void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
@@ -103,16 +143,20 @@ void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_resu
 	fprintf(f, "%zu requests in %.3f s: %zu completed (%.3f/s), %zu met their SLO "
 		"(%.1f%%), goodput %.3f requests/s\n", all.requests, duration_s, all.completed,
 		all.throughput, all.met, 100 * all.attainment, all.goodput);
-	fprintf(f, "%-10s %6s %6s %6s %8s %8s %8s %8s %7s %7s %8s %8s %8s %7s %8s\n", "class",
-		"reqs", "done", "failed", "ttft p50", "p90", "p99", "tpot p50", "p90", "p99",
-		"e2e p50", "p90", "p99", "slo", "goodput");
+	fprintf(f, "%-10s %6s %6s %6s %8s %8s %8s %8s %7s %7s %8s %7s %7s %8s %8s %8s %8s %7s "
+		"%8s\n", "class", "reqs", "done", "failed", "ttft p50", "p90", "p99", "tpot p50",
+		"p90", "p99", "itl p50", "p90", "p99", "max", "e2e p50", "p90", "p99", "slo",
+		"goodput");
 	for (i = 0; i < n; i++) {
 		lg_summarize(wl, res, cls[i], duration_s, &s);
 		table_row(f, cls[i], &s);
 	}
 	table_row(f, "all", &all);
-	fprintf(f, "(latencies in ms, goodput in requests/s meeting their SLO; requests sent at "
+	fprintf(f, "(latencies in ms: tpot over each completed request's mean, itl over every gap "
+		"between tokens, pooled; goodput in requests/s meeting their SLO; requests sent at "
 		"most %.1f ms after their arrival times)\n", max_late_ms(wl, res));
+	if (all.failed)
+		fail_table(f, wl, res, duration_s, cls, n, &all);
 	if (all.reported)
 		fprintf(f, "preemptions: %lld over %zu of %zu requests reporting them\n",
 			all.preemptions, all.preempted, all.reported);
@@ -154,19 +198,34 @@ static json_object *pct_obj(const double *v)
 	return o;
 }
 
-static json_object *summary_obj(const struct lg_summary *s)
+static json_object *fail_obj(const struct lg_summary *s)
 {
 	json_object *o = json_object_new_object();
+	int k;
+
+	for (k = 1; k < LG_FAIL_NR; k++)
+		json_object_object_add(o, lg_fail_names[k], json_object_new_int64(s->fail[k]));
+	return o;
+}
+
+static json_object *summary_obj(const struct lg_summary *s)
+{
+	json_object *o = json_object_new_object(), *itl;
 
 	json_object_object_add(o, "requests", json_object_new_int64(s->requests));
 	json_object_object_add(o, "completed", json_object_new_int64(s->completed));
 	json_object_object_add(o, "failed", json_object_new_int64(s->failed));
+	json_object_object_add(o, "failures", fail_obj(s));
 	json_object_object_add(o, "slo_met", json_object_new_int64(s->met));
 	json_object_object_add(o, "slo_attainment", num(s->attainment));
 	json_object_object_add(o, "goodput_rps", num(s->goodput));
 	json_object_object_add(o, "throughput_rps", num(s->throughput));
 	json_object_object_add(o, "ttft_ms", pct_obj(s->ttft));
 	json_object_object_add(o, "tpot_ms", pct_obj(s->tpot));
+	itl = pct_obj(s->itl);
+	json_object_object_add(itl, "max", num(s->itl_max));
+	json_object_object_add(o, "itl_ms", itl);
+	json_object_object_add(o, "itl_gaps", json_object_new_int64(s->nr_itl));
 	json_object_object_add(o, "e2e_ms", pct_obj(s->e2e));
 	if (s->reported) {
 		json_object_object_add(o, "preemptions", json_object_new_int64(s->preemptions));

@@ -11,6 +11,12 @@
 
 #include "run.h"
 
+const char *const lg_fail_names[LG_FAIL_NR] = {
+	[LG_FAIL_NONE] = "ok", [LG_FAIL_HTTP] = "http_error", [LG_FAIL_TRANSPORT] = "transport",
+	[LG_FAIL_PROTOCOL] = "protocol", [LG_FAIL_INCOMPLETE] = "incomplete",
+	[LG_FAIL_SHORT] = "short",
+};
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -58,9 +64,11 @@ out:
 struct stream {
 	struct lg_result *res;
 	double t_send, t_first, t_last, t_end;
-	int sse, done, final, bad;
+	int sse, done, final, bad, aborted;
 	uint64_t *tok_digests;
 	uint32_t nr_tok, cap_tok;
+	float *gaps;
+	uint32_t nr_gaps, cap_gaps;
 };
 
 static void head_cb(void *ctx, int status, int sse)
@@ -138,6 +146,21 @@ static void summary(struct stream *s, json_object *ev, json_object *kv)
 			r->nr_digests++;
 }
 
+/* The gap since the token before, kept as it came (one float a token: bounded by the stream). */
+static void gap(struct stream *s, double ms)
+{
+	if (s->nr_gaps == s->cap_gaps) {
+		uint32_t cap = s->cap_gaps ? s->cap_gaps * 2 : 64;
+		float *n = realloc(s->gaps, cap * sizeof(*n));
+
+		if (!n)
+			return;
+		s->gaps = n;
+		s->cap_gaps = cap;
+	}
+	s->gaps[s->nr_gaps++] = (float)ms;
+}
+
 static void token(struct stream *s, json_object *kv, double t)
 {
 	json_object *d;
@@ -145,6 +168,8 @@ static void token(struct stream *s, json_object *kv, double t)
 
 	if (!s->res->tokens)
 		s->t_first = t;
+	else
+		gap(s, (t - s->t_last) * 1000);
 	s->t_last = t;
 	s->res->tokens++;
 	if (!kv || !json_object_object_get_ex(kv, "digest", &d) ||
@@ -175,6 +200,19 @@ static int event_cb(void *ctx, const char *data, size_t len)
 		return 1;
 	}
 	ev = json_tokener_parse(data);
+	if (ev && json_object_object_get_ex(ev, "error", &x) &&
+	    !json_object_object_get_ex(ev, "choices", &ch)) {
+		/* the server ended the stream with an error (it is shutting down) */
+		json_object *m;
+
+		if (!s->aborted)
+			snprintf(s->res->msg, sizeof(s->res->msg), "an error event: %.100s",
+				 json_object_object_get_ex(x, "message", &m) ?
+				 json_object_get_string(m) : data);
+		s->aborted = 1;
+		json_object_put(ev);
+		return 0;
+	}
 	if (!ev || !json_object_object_get_ex(ev, "choices", &ch) ||
 	    !json_object_is_type(ch, json_type_array) || !json_object_array_length(ch)) {
 		if (!s->bad)
@@ -228,6 +266,23 @@ static void *one_counted(void *arg)
 	return NULL;
 }
 
+/* Why the request failed (see run.h); e is what the client itself said. */
+static enum lg_fail outcome(const struct lg_req *q, const struct lg_result *r,
+			    const struct stream *s, enum lg_http_err e)
+{
+	if (r->status && r->status != 200)
+		return LG_FAIL_HTTP;
+	if (!r->status)
+		return e == LG_HTTP_PROTO ? LG_FAIL_PROTOCOL : LG_FAIL_TRANSPORT;
+	if (!s->sse || s->bad || e == LG_HTTP_PROTO)
+		return LG_FAIL_PROTOCOL;
+	if (e || !s->final)
+		return LG_FAIL_INCOMPLETE;
+	if (!r->tokens || r->tokens < q->output_len)
+		return LG_FAIL_SHORT;
+	return LG_FAIL_NONE;
+}
+
 static void *one(void *arg)
 {
 	struct job *j = arg;
@@ -242,12 +297,14 @@ static void *one(void *arg)
 	r->late_ms = (r->start_s - j->req->arrival_s) * 1000;
 	if (!body) {
 		r->err = LG_HTTP_PROTO;
+		r->fail = LG_FAIL_TRANSPORT;
 		snprintf(r->msg, sizeof(r->msg), "out of memory");
 		return NULL;
 	}
 	r->err = lg_http_post(&j->o->url, "/v1/completions", body, strlen(body), j->o->timeout_s,
 			      &cb, err, sizeof(err));
 	free(body);
+	r->fail = outcome(j->req, r, &s, r->err);
 	if (!s.t_end)
 		s.t_end = now_s();
 	r->end_s = s.t_end - j->t0;
@@ -256,18 +313,22 @@ static void *one(void *arg)
 	} else if (r->status == 200 && !s.sse) {
 		r->err = LG_HTTP_PROTO;
 		snprintf(r->msg, sizeof(r->msg), "status 200 but not an event stream");
-	} else if (r->status == 200 && !s.final && !s.done) {
-		r->err = LG_HTTP_PROTO;
-		snprintf(r->msg, sizeof(r->msg), "the stream ended without a final event");
 	} else if (r->status == 200 && s.bad) {
 		r->err = LG_HTTP_PROTO;
+	} else if (r->status == 200 && !s.final && !s.aborted) {
+		r->err = LG_HTTP_PROTO;
+		snprintf(r->msg, sizeof(r->msg), "the stream ended without a final event");
 	}
 	r->e2e_ms = (s.t_end - s.t_send) * 1000;
 	if (r->tokens) {
 		r->ttft_ms = (s.t_first - s.t_send) * 1000;
 		r->tpot_ms = r->tokens > 1 ? (s.t_last - s.t_first) * 1000 / (r->tokens - 1) : 0;
 	}
-	r->ok = !r->err && r->status == 200 && r->tokens;
+	r->ok = r->fail == LG_FAIL_NONE;
+	if (r->fail == LG_FAIL_SHORT)
+		snprintf(r->msg, sizeof(r->msg), "%u of %u tokens", r->tokens, j->req->output_len);
+	r->gaps_ms = s.gaps;
+	r->nr_gaps = s.nr_gaps;
 	if (!r->digests && s.nr_tok) {
 		r->digests = s.tok_digests;
 		r->nr_digests = s.nr_tok;
@@ -318,6 +379,7 @@ int lg_run(const struct lg_workload *wl, const struct lg_run_opts *o, struct lg_
 			fl.live--;
 			pthread_mutex_unlock(&fl.lock);
 			res[i].err = LG_HTTP_CONNECT;
+			res[i].fail = LG_FAIL_TRANSPORT;
 			snprintf(res[i].msg, sizeof(res[i].msg), "no thread: %s", strerror(rc));
 			res[i].start_s = res[i].end_s = now_s() - t0;
 		}
@@ -341,7 +403,9 @@ void lg_results_free(struct lg_result *res, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		free(res[i].digests);
+		free(res[i].gaps_ms);
+	}
 	free(res);
 }

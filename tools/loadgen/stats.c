@@ -25,7 +25,7 @@ double lg_percentile(const double *sorted, size_t n, double p)
 
 int lg_meets_slo(const struct lg_req *q, const struct lg_result *r)
 {
-	if (!r->ok)
+	if (!r->ok || r->fail)
 		return 0;
 	if (q->ttft_slo_ms > 0 && r->ttft_ms > q->ttft_slo_ms)
 		return 0;
@@ -50,6 +50,33 @@ static void pcts(double *v, size_t n, double *out)
 		out[k] = lg_percentile(v, n, lg_pcts[k]);
 }
 
+/*
+ * Every gap between tokens of every request of class cls (NULL: all), failed ones included: a
+ * stream cut after a stall shows its stall. Sorted; the percentiles and the largest into s.
+ */
+static void pooled_itl(const struct lg_workload *wl, const struct lg_result *res, const char *cls,
+		       struct lg_summary *s)
+{
+	size_t i, n = 0;
+	uint32_t k;
+	double *v;
+
+	for (i = 0; i < wl->n; i++)
+		if (!cls || !strcmp(wl->req[i].cls, cls))
+			n += res[i].gaps_ms ? res[i].nr_gaps : 0;
+	v = calloc(n + 1, sizeof(*v));
+	if (!v)
+		return;
+	for (n = 0, i = 0; i < wl->n; i++)
+		if ((!cls || !strcmp(wl->req[i].cls, cls)) && res[i].gaps_ms)
+			for (k = 0; k < res[i].nr_gaps; k++)
+				v[n++] = res[i].gaps_ms[k];
+	s->nr_itl = n;
+	pcts(v, n, s->itl);
+	s->itl_max = n ? v[n - 1] : NAN;
+	free(v);
+}
+
 void lg_summarize(const struct lg_workload *wl, const struct lg_result *res, const char *cls,
 		  double duration_s, struct lg_summary *s)
 {
@@ -59,6 +86,9 @@ void lg_summarize(const struct lg_workload *wl, const struct lg_result *res, con
 
 	memset(s, 0, sizeof(*s));
 	s->recompute_tax = -1;
+	s->itl_max = NAN;
+	for (i = 0; i < LG_NR_PCT; i++)
+		s->itl[i] = NAN;
 	if (!ttft || !tpot || !e2e)
 		goto out;
 	for (i = 0; i < wl->n; i++) {
@@ -67,8 +97,9 @@ void lg_summarize(const struct lg_workload *wl, const struct lg_result *res, con
 		if (cls && strcmp(wl->req[i].cls, cls))
 			continue;
 		s->requests++;
-		if (!r->ok) {
+		if (!r->ok || r->fail) {
 			s->failed++;
+			s->fail[r->fail]++;
 			continue;
 		}
 		ttft[s->completed] = r->ttft_ms;
@@ -91,6 +122,7 @@ void lg_summarize(const struct lg_workload *wl, const struct lg_result *res, con
 	pcts(ttft, s->completed, s->ttft);
 	pcts(tpot, s->nr_tpot, s->tpot);
 	pcts(e2e, s->completed, s->e2e);
+	pooled_itl(wl, res, cls, s);
 	s->attainment = s->requests ? (double)s->met / s->requests : NAN;
 	s->goodput = duration_s > 0 ? s->met / duration_s : NAN;
 	s->throughput = duration_s > 0 ? s->completed / duration_s : NAN;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * kvaccel-loadgen - the metrics: percentiles of TTFT, TPOT and end-to-end latency, SLO
- * attainment, goodput, preemptions and the recompute tax, per class and overall; the report.
+ * kvaccel-loadgen - the metrics: percentiles of TTFT, TPOT, inter-token and end-to-end latency,
+ * failures by cause, SLO attainment, goodput, preemptions and the recompute tax, per class and
+ * overall; the report.
  */
 #ifndef LG_STATS_H
 #define LG_STATS_H
@@ -14,7 +15,10 @@
 /* The p-th percentile (0..100) of n sorted values, linear between the closest ranks. */
 double lg_percentile(const double *sorted, size_t n, double p);
 
-/* A request meets its SLO: it completed, TTFT <= ttft_slo_ms and TPOT <= tpot_slo_ms (0: none). */
+/*
+ * A request meets its SLO: it completed (ok, no failure), TTFT <= ttft_slo_ms and TPOT <=
+ * tpot_slo_ms (0: none).
+ */
 int lg_meets_slo(const struct lg_req *q, const struct lg_result *r);
 
 #define LG_NR_PCT 3
@@ -22,8 +26,11 @@ extern const double lg_pcts[LG_NR_PCT];	/* 50, 90, 99 */
 
 struct lg_summary {
 	size_t requests, completed, failed, met;
+	size_t fail[LG_FAIL_NR];		/* failed by cause (fail[0]: none given) */
 	size_t nr_tpot;				/* completed with two tokens or more */
 	double ttft[LG_NR_PCT], tpot[LG_NR_PCT], e2e[LG_NR_PCT];
+	size_t nr_itl;				/* gaps between tokens, every request's */
+	double itl[LG_NR_PCT], itl_max;		/* over those gaps, pooled */
 	double attainment;			/* met / requests */
 	double goodput;				/* met / duration, requests per second */
 	double throughput;			/* completed / duration */
