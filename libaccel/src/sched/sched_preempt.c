@@ -151,13 +151,16 @@ void sched_preempt(struct accel_sched *s, struct sreq *r, struct accel_sched_out
 int sched_preempt_for(struct accel_sched *s, struct sreq *r, bool running,
 		      struct accel_sched_out *out, uint32_t *budget)
 {
-	uint32_t v = sched_pick_victim(s, true);
+	uint32_t v;
 
+	/* A policy without outranks() never preempts for a waiting request. */
+	if (!running && !s->ops->outranks)
+		return 0;
+	v = sched_pick_victim(s, true);
 	if (v == SREQ_NONE)
 		return 0;
 	/* A waiting request outranks only victims its queue would put after it. */
-	if (!running && (!s->ops->outranks || !s->ops->outranks(s, r, R(s, v)) ||
-			 s->ops->before(s, R(s, v), r)))
+	if (!running && (!s->ops->outranks(s, r, R(s, v)) || s->ops->before(s, R(s, v), r)))
 		return 0;
 	sched_preempt(s, R(s, v), out, budget);
 	return R(s, v) == r ? 2 : 1;
