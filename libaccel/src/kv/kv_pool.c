@@ -88,25 +88,38 @@ bool kv_pool_is_free(const struct kv_pool *p, uint32_t b)
 
 #define EMPTY	UINT64_MAX
 
-static uint32_t slot_of(const struct kv_pool *p, const struct kv_key *key)
+/* A key's 32-bit hash: its home slot is the low bits. */
+static uint32_t hash_of(const struct kv_key *key)
 {
 	uint64_t h = kv_key_bits(key);
 
-	return (uint32_t)(h ^ (h >> 32)) & p->table_mask;
+	return (uint32_t)(h ^ (h >> 32));
 }
 
-/* Key bits 64..95: a tag independent of the slot. */
+static uint32_t slot_of(const struct kv_pool *p, const struct kv_key *key)
+{
+	return hash_of(key) & p->table_mask;
+}
+
+/*
+ * An entry: the key's hash over the block. The hash filters the keys
+ * compared in a lookup, and gives an entry's home slot without reading
+ * its key (a cache miss in a table of many blocks) when a removal shifts
+ * the entries after it back.
+ */
 static uint64_t tag_of(const struct kv_key *key)
 {
-	uint32_t t;
-
-	memcpy(&t, key->b + 8, sizeof(t));
-	return (uint64_t)t << 32;
+	return (uint64_t)hash_of(key) << 32;
 }
 
 static uint32_t entry_block(uint64_t e)
 {
 	return (uint32_t)e;
+}
+
+static uint32_t entry_home(const struct kv_pool *p, uint64_t e)
+{
+	return (uint32_t)(e >> 32) & p->table_mask;
 }
 
 uint32_t kv_pool_lookup(const struct kv_pool *p, const struct kv_key *key)
@@ -139,7 +152,7 @@ static void table_remove(struct kv_pool *p, uint32_t b)
 		j = (j + 1) & p->table_mask;
 		if (p->table[j] == EMPTY)
 			break;
-		k = slot_of(p, &p->key[entry_block(p->table[j])]);
+		k = entry_home(p, p->table[j]);
 		/* Move table[j] to i unless its home lies cyclically in (i, j]. */
 		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 			continue;
@@ -215,25 +228,32 @@ static void make_free(struct kv_pool *p, uint32_t b)
 	p->nr_free++;
 }
 
-void kv_pool_unpublish(struct kv_pool *p, uint32_t b)
+/* Unpublish keyed @b; unreferenced, it leaves the LRU and is free unless @take. */
+static void unpublish(struct kv_pool *p, uint32_t b, bool take)
 {
-	if (!kv_pool_keyed(p, b))
-		return;
 	table_remove(p, b);
 	if (!p->refs[b]) {
 		lru_remove(p, b);
-		make_free(p, b);
+		if (!take)
+			make_free(p, b);
 	}
 	memset(&p->key[b], 0, sizeof(p->key[b]));
 	if (p->freq)
 		p->freq[b] = 0;
 }
 
+void kv_pool_unpublish(struct kv_pool *p, uint32_t b)
+{
+	if (kv_pool_keyed(p, b))
+		unpublish(p, b, false);
+}
+
 /*
  * ARC's REPLACE: T1's oldest while |T1| exceeds the target p (or T2 is
- * empty), else T2's; the key is remembered in B1 or B2.
+ * empty), else T2's; the key is remembered in B1 or B2. Returns the block,
+ * free, or still marked in use where @take (the caller's from here on).
  */
-static void evict_one(struct kv_pool *p, struct kv_key *out)
+static uint32_t evict_one(struct kv_pool *p, struct kv_key *out, bool take)
 {
 	uint32_t b = p->lru_head;
 
@@ -246,22 +266,26 @@ static void evict_one(struct kv_pool *p, struct kv_key *out)
 		key = p->key[b];
 		if (out)
 			*out = key;
-		kv_pool_unpublish(p, b);
+		unpublish(p, b, take);
 		kv_arc_evicted(p->arc, from_t1 ? KV_GHOST_B1 : KV_GHOST_B2, &key,
 			       kv_pool_nr_t1(p));
 	} else {
 		if (out)
 			*out = p->key[b];
-		kv_pool_unpublish(p, b);
+		unpublish(p, b, take);
+		/* The next one's key: its table slot is read when it goes. */
+		if (p->lru_head != KV_NO_BLOCK)
+			__builtin_prefetch(&p->key[p->lru_head]);
 	}
 	p->evictions++;
+	return b;
 }
 
 int kv_pool_evict(struct kv_pool *p, struct kv_key *key)
 {
 	if (!p->nr_cached)
 		return -ENOENT;
-	evict_one(p, key);
+	evict_one(p, key, false);
 	return 0;
 }
 
@@ -314,6 +338,13 @@ void kv_pool_put_many(struct kv_pool *p, const uint32_t *v, uint32_t n)
 	}
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 int kv_pool_alloc(struct kv_pool *p, uint32_t n, uint32_t *out)
 {
 	uint32_t b, start;
@@ -322,8 +353,22 @@ int kv_pool_alloc(struct kv_pool *p, uint32_t n, uint32_t *out)
 		return 0;
 	if ((uint64_t)n > (uint64_t)p->nr_free + p->nr_cached)
 		return -ENOSPC;
+	if (!p->nr_free) {
+		/*
+		 * Nothing free: the blocks are the @n evicted, lowest first (what
+		 * a run or the lowest free blocks would be), never marked free in
+		 * the index in between.
+		 */
+		for (b = 0; b < n; b++)
+			out[b] = evict_one(p, NULL, true);
+		if (n > 1)
+			qsort(out, n, sizeof(*out), cmp_u32);
+		for (b = 0; b < n; b++)
+			p->refs[out[b]] = 1;
+		return 0;
+	}
 	while (p->nr_free < n)
-		evict_one(p, NULL);
+		evict_one(p, NULL, false);
 	start = n > 1 ? kv_free_find_run(&p->free, n) : UINT32_MAX;
 	if (start != UINT32_MAX) {
 		kv_free_mark(&p->free, start, n, false);

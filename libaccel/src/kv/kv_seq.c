@@ -126,6 +126,10 @@ void kv_copies_fini(struct kv_copies *c)
 	memset(c, 0, sizeof(*c));
 }
 
+/* What kv_seq_append_keys() holds on its stack: blocks and keys, and a block's tokens. */
+#define APPEND_STACK		16
+#define APPEND_STACK_TOKENS	256
+
 static uint32_t blocks_for(const struct kv_seq *s, uint64_t tokens)
 {
 	return (uint32_t)((tokens + s->block_tokens - 1) / s->block_tokens);
@@ -155,8 +159,10 @@ int kv_seq_append_keys(struct kv_pool *p, struct kv_seq *s, const int32_t *token
 	uint32_t in_tail = (uint32_t)(s->nr_tokens % s->block_tokens);
 	uint64_t after = s->nr_tokens + n, i;
 	uint32_t need, cow, *fresh, k = 0, nr_keys, idx;
-	struct kv_key *keys;
-	int32_t *buf;
+	/* An append of a few blocks (a decode's, a chunk's) allocates nothing. */
+	uint32_t fresh_v[APPEND_STACK];
+	struct kv_key keys_v[APPEND_STACK], *keys;
+	int32_t buf_v[APPEND_STACK_TOKENS], *buf;
 	int ret;
 
 	if (!n)
@@ -174,9 +180,10 @@ int kv_seq_append_keys(struct kv_pool *p, struct kv_seq *s, const int32_t *token
 		return ret;
 	/* The keys of the blocks that fill, computed before anything changes. */
 	nr_keys = (uint32_t)(after / s->block_tokens - s->nr_tokens / s->block_tokens);
-	fresh = calloc(need ? need : 1, sizeof(*fresh));
-	keys = calloc(nr_keys ? nr_keys : 1, sizeof(*keys));
-	buf = calloc(s->block_tokens, sizeof(*buf));
+	fresh = need <= APPEND_STACK ? fresh_v : calloc(need, sizeof(*fresh));
+	keys = nr_keys <= APPEND_STACK ? keys_v : calloc(nr_keys, sizeof(*keys));
+	buf = s->block_tokens <= APPEND_STACK_TOKENS ? buf_v :
+	      calloc(s->block_tokens, sizeof(*buf));
 	if (!fresh || !keys || !buf) {
 		ret = -ENOMEM;
 		goto out;
@@ -240,9 +247,12 @@ int kv_seq_append_keys(struct kv_pool *p, struct kv_seq *s, const int32_t *token
 		}
 	}
 out:
-	free(fresh);
-	free(keys);
-	free(buf);
+	if (fresh != fresh_v)
+		free(fresh);
+	if (keys != keys_v)
+		free(keys);
+	if (buf != buf_v)
+		free(buf);
 	return ret;
 }
 

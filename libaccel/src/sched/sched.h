@@ -2,8 +2,15 @@
 /*
  * libaccel - the scheduler's internals (accel_sched.h): requests, the
  * queues (waiting and swapped: a heap in the policy's order, or per-client
- * FIFOs for fair), the running list in admission order, the policies' ops.
- * Everything under sched->lock but the yield flag (an atomic).
+ * FIFOs for fair), the running list in admission order, the policies' ops,
+ * and the functions the scheduler's files share (sched_*, hidden: never
+ * exported). Everything under sched->lock but the yield flag (an atomic).
+ *
+ * The files: sched_req.c (creation, requests, their end, events),
+ * sched_queue.c (the queues and the running list), sched_preempt.c
+ * (victims, swap or recompute, preemption), sched_step.c (the step),
+ * sched_report.c (what the engine reports), sched_info.c (reading),
+ * sched_pressure.c (memory pressure), sched_policy.c (the policies).
  */
 #ifndef ACCEL_SCHED_INTERNAL_H
 #define ACCEL_SCHED_INTERNAL_H
@@ -129,5 +136,87 @@ struct accel_sched {
 	uint64_t step_ns, swap_bw;
 	struct accel_sched_stats st;
 };
+
+/* ---- small helpers ---- */
+
+static inline struct sreq *R(struct accel_sched *s, uint32_t id)
+{
+	return &s->req[id];
+}
+
+static inline uint32_t rid(const struct accel_sched *s, const struct sreq *r)
+{
+	return (uint32_t)(r - s->req);
+}
+
+static inline bool is_fair(const struct accel_sched *s)
+{
+	return s->cfg.policy == ACCEL_SCHED_FAIR;
+}
+
+static inline bool q_before(struct accel_sched *s, uint32_t a, uint32_t b)
+{
+	return s->ops->before(s, R(s, a), R(s, b));
+}
+
+static inline uint64_t predict_prefill(const struct accel_sched *s, uint64_t tokens)
+{
+	return s->cfg.prefill_base_ns + s->cfg.prefill_token_ns * tokens;
+}
+
+static inline uint32_t nr_active(const struct accel_sched *s)
+{
+	return s->nr_running + s->nr_swapping_in;
+}
+
+static inline uint32_t blocks_of(const struct accel_sched *s, uint64_t tokens)
+{
+	return (uint32_t)((tokens + s->bt - 1) / s->bt);
+}
+
+static inline unsigned int run_state(const struct sreq *r)
+{
+	return r->output && r->computed + 1 == r->nr_tok ? ACCEL_SCHED_DECODING :
+	       ACCEL_SCHED_PREFILLING;
+}
+
+/* ---- sched_req.c: requests, their end, events ---- */
+
+/* Make the scheduler's fd readable (work for a step). */
+void sched_wake(struct accel_sched *s);
+/* Move @r to state @st (counted, and an event). */
+void sched_set_state(struct accel_sched *s, struct sreq *r, unsigned int st);
+/* Free @r's block-manager sequence: nothing computed from here. */
+void sched_seq_drop(struct accel_sched *s, struct sreq *r);
+/* Account the stall of a preempted @r that runs again. */
+void sched_resume_from_stall(struct accel_sched *s, struct sreq *r);
+/* The request @id in use, NULL. */
+struct sreq *sched_req_get(struct accel_sched *s, uint32_t id);
+/* End @r: finished or aborted (@st). */
+void sched_finish(struct accel_sched *s, struct sreq *r, unsigned int st);
+
+/* ---- sched_queue.c: the queues and the running list ---- */
+
+int sched_q_init(struct squeue *q, uint8_t id, uint32_t max_req, uint32_t clients);
+void sched_q_fini(struct squeue *q);
+void sched_q_push(struct accel_sched *s, struct squeue *q, struct sreq *r);
+void sched_q_remove(struct accel_sched *s, struct squeue *q, struct sreq *r);
+uint32_t sched_q_peek(struct accel_sched *s, struct squeue *q);
+/* fair: the smallest virtual counter of the active clients but @except, UINT64_MAX. */
+uint64_t sched_fair_min_active(const struct accel_sched *s, uint32_t except);
+void sched_running_add(struct accel_sched *s, struct sreq *r);
+void sched_running_del(struct accel_sched *s, struct sreq *r);
+
+/* ---- sched_preempt.c: victims, swap or recompute, preemption ---- */
+
+int sched_victim_cmp(const struct accel_sched *s, const struct sreq *a, const struct sreq *b);
+uint32_t sched_pick_victim(struct accel_sched *s, bool in_step);
+/* Queue @r's swap plan for the next step's output. */
+void sched_pend_swap(struct accel_sched *s, struct sreq *r);
+void sched_to_recompute(struct accel_sched *s, struct sreq *r);
+void sched_preempt(struct accel_sched *s, struct sreq *r, struct accel_sched_out *out,
+		   uint32_t *budget);
+int sched_preempt_for(struct accel_sched *s, struct sreq *r, bool running,
+		      struct accel_sched_out *out, uint32_t *budget);
 
 #endif

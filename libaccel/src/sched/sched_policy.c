@@ -52,7 +52,7 @@ static bool prio_outranks(const struct accel_sched *s, const struct sreq *a, con
  * then requests without an SLO (key 0) in arrival order, then late ones by
  * latest deadline. hclass caches the class; a waiting request's slack only
  * shrinks, so the queue moves a feasible one to late when it reaches the
- * top (sched.c).
+ * top (sched_queue.c).
  */
 static bool slo_before(const struct accel_sched *s, const struct sreq *a, const struct sreq *b)
 {
@@ -87,7 +87,7 @@ static bool slo_outranks(const struct accel_sched *s, const struct sreq *a, cons
 	       (!b->deadline || (b->flags & ACCEL_SCHED_REQ_OFFLINE));
 }
 
-/* ---- fair: VTC, the client with the smallest virtual counter (sched.c) ---- */
+/* ---- fair: VTC, the client with the smallest virtual counter (sched_queue.c) ---- */
 
 static int fair_victim(const struct accel_sched *s, const struct sreq *a, const struct sreq *b)
 {
