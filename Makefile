@@ -282,6 +282,19 @@ $(B)/native/serve_engine: tests/serve/engine_unit.c $(SERVE_CORE) $(SERVE_ENGINE
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_engine" > $@
 	@chmod +x $@
 
+# libaccel's scheduler driving the engine (driver.c): digests under every policy and
+# preemption, yields to an arrival, a pressure round, the calls' checks (cmocka, ASan/UBSan).
+NATIVE_BINS	+= $(B)/native/serve_driver
+$(B)/native/serve_driver: tests/serve/driver_unit.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \
+		$(ACCEL_SRCS) $(ACCEL_HDRS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/ctl \
+		-o $(B)/native-bin/serve_driver $< $(SERVE_CORE) $(SERVE_ENGINE) $(ACCEL_SRCS) \
+		-ljson-c -lcmocka $(ACCEL_LDLIBS) -lm
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_driver" > $@
+	@chmod +x $@
+
 # In the VM: the engine on host tiers in kvaccel regions, swaps on the copy engine.
 $(B)/tests/serve_vm: tests/serve/vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) $(TEST_HDRS) \
 		$(B)/libaccel/libaccel.a

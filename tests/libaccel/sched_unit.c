@@ -387,6 +387,42 @@ static void test_slo_pacing(void **state)
 	eng_fini(&e);
 }
 
+/*
+ * A waiting request that cannot start (no slot, and nothing it may
+ * preempt) stops admissions only: the running prefill behind it in the
+ * policy's order still runs, even while pacing holds the decodes back.
+ */
+static void test_blocked_arrival_no_stall(void **state)
+{
+	struct accel_sched_config c = cfg_of(ACCEL_SCHED_SLO, 64, 2);
+	uint32_t d, p, w, i, ran = 0;
+	struct eng e;
+
+	(void)state;
+	c.step_ns = 1000000;
+	eng_init(&e, 4, 1024, 0, &c);
+	/* 50 ms TPOT, and a TTFT SLO (met): no arrival outranks it. */
+	assert_int_equal(eng_add(&e, 1, 4, 100, 0, 0, 0, 10000000000ull, 50000000, &d), 0);
+	eng_run_steps(&e, 1);
+	assert_int_equal(eng_state(&e, d), ACCEL_SCHED_DECODING);
+	/* A long prefill already late (so nothing outranks it), in the second slot. */
+	assert_int_equal(eng_add(&e, 2, 1000, 1, 0, 0, 0, 1, 0, &p), 0);
+	eng_run_steps(&e, 1);
+	assert_int_equal(eng_state(&e, p), ACCEL_SCHED_PREFILLING);
+	/* A feasible arrival goes first in the order, but has no slot. */
+	assert_int_equal(eng_add(&e, 3, 8, 1, 0, 0, 0, 10000000000ull, 0, &w), 0);
+	for (i = 0; i < 10; i++) {
+		assert_int_equal(eng_step(&e), 0);
+		ran += eng_run(&e, p) != NULL;
+		assert_null(eng_run(&e, w));
+		e.now += 1000000;
+		eng_compute(&e);
+	}
+	assert_int_equal(ran, 10);
+	assert_int_equal(eng_state(&e, w), ACCEL_SCHED_WAITING);
+	eng_fini(&e);
+}
+
 /* fair: VTC serves the client with the smallest counter. */
 static void test_fair(void **state)
 {
@@ -644,6 +680,7 @@ int main(void)
 		cmocka_unit_test(test_priority),
 		cmocka_unit_test(test_slo_order),
 		cmocka_unit_test(test_slo_pacing),
+		cmocka_unit_test(test_blocked_arrival_no_stall),
 		cmocka_unit_test(test_fair),
 		cmocka_unit_test(test_hybrid),
 		cmocka_unit_test(test_yield),

@@ -27,6 +27,7 @@ struct dslot {
 	bool used;		/* under d->lock */
 	bool pending;		/* under d->lock: no engine request yet */
 	bool failed;		/* the engine could not take it: aborted */
+	uint32_t gen;		/* uses of the slot: tags of its earlier requests are stale */
 	uint32_t sreq;		/* the scheduler's id */
 	uint32_t eid;		/* the engine's, 0 while pending */
 	int32_t *prompt;	/* under d->lock, while pending */
@@ -82,7 +83,10 @@ struct serve_driver *serve_driver_create(const struct serve_driver_opts *o)
 		goto fail_errno;
 	d->o = *o;
 	d->nr_slots = o->max_requests ? o->max_requests : 1024;
+	/* The scheduler wants a budget of a token per running request at least. */
 	d->max_runs = o->max_seqs ? o->max_seqs : 256;
+	if (!o->max_seqs && d->max_runs > (o->max_tokens ? o->max_tokens : 256))
+		d->max_runs = o->max_tokens;
 	d->max_ids = d->max_runs * 64;
 	d->slot = calloc(d->nr_slots, sizeof(*d->slot));
 	d->runs = calloc(d->max_runs, sizeof(*d->runs));
@@ -128,15 +132,18 @@ fail_errno:
 	return NULL;
 }
 
-static void reap(struct serve_driver *d, int64_t timeout_ns)
+/* Report finished swaps; returns how many. */
+static uint32_t reap(struct serve_driver *d, int64_t timeout_ns)
 {
 	struct accel_mover_done done[16];
+	uint32_t n = 0;
 	int got, i;
 
 	while (d->swaps_in_flight) {
 		got = accel_mover_poll(d->o.mover, done, 16, timeout_ns);
 		if (got <= 0)
-			return;
+			break;
+		n += (uint32_t)got;
 		for (i = 0; i < got; i++) {
 			accel_sched_swap_done(d->sched, (uint32_t)done[i].user_data, done[i].status,
 					      now_ns());
@@ -144,6 +151,7 @@ static void reap(struct serve_driver *d, int64_t timeout_ns)
 		}
 		timeout_ns = 0;
 	}
+	return n;
 }
 
 void serve_driver_destroy(struct serve_driver *d)
@@ -176,6 +184,19 @@ static struct dslot *slot_of(struct serve_driver *d, uint32_t h)
 	return h && h <= d->nr_slots && d->slot[h - 1].used ? &d->slot[h - 1] : NULL;
 }
 
+/* The scheduler's tag: the handle and the slot's generation (events may outlive a request). */
+static uint64_t tag_of(const struct dslot *s, uint32_t h)
+{
+	return (uint64_t)s->gen << 32 | h;
+}
+
+static struct dslot *slot_of_tag(struct serve_driver *d, uint64_t tag)
+{
+	struct dslot *s = slot_of(d, (uint32_t)tag);
+
+	return s && s->gen == (uint32_t)(tag >> 32) ? s : NULL;
+}
+
 int serve_driver_add(struct serve_driver *d, const int32_t *prompt, uint32_t n,
 		     const struct serve_params *p, uint32_t *h)
 {
@@ -206,11 +227,11 @@ int serve_driver_add(struct serve_driver *d, const int32_t *prompt, uint32_t n,
 		return -ENOSPC;
 	}
 	*s = (struct dslot) { .used = true, .pending = true, .prompt = copy, .n_prompt = n,
-			      .p = *p };
+			      .p = *p, .gen = s->gen + 1 };
 	if (i + 1 > d->max_h)
 		d->max_h = i + 1;
 	{
-		ACCEL_OPTS(accel_sched_req_opts, ro, .tag = i + 1, .prompt = prompt,
+		ACCEL_OPTS(accel_sched_req_opts, ro, .tag = tag_of(s, i + 1), .prompt = prompt,
 			   .prompt_len = n, .max_output = p->max_tokens, .priority = p->priority,
 			   .client = p->client, .arrival_ns = now_ns(),
 			   .ttft_slo_ns = p->ttft_slo_us * 1000, .tpot_slo_ns = p->tpot_slo_us * 1000,
@@ -221,7 +242,7 @@ int serve_driver_add(struct serve_driver *d, const int32_t *prompt, uint32_t n,
 	}
 	if (ret) {
 		free(copy);
-		memset(s, 0, sizeof(*s));
+		*s = (struct dslot) { .gen = s->gen };
 	} else {
 		*h = i + 1;
 	}
@@ -259,7 +280,7 @@ int serve_driver_release(struct serve_driver *d, uint32_t h)
 		serve_engine_release(d->o.engine, s->eid);
 	pthread_mutex_lock(&d->lock);
 	free(s->prompt);
-	memset(s, 0, sizeof(*s));
+	*s = (struct dslot) { .gen = s->gen };
 	while (d->max_h && !d->slot[d->max_h - 1].used)
 		d->max_h--;
 	pthread_mutex_unlock(&d->lock);
@@ -343,7 +364,7 @@ static void on_events(struct serve_driver *d, const struct accel_sched_event *ev
 	uint32_t i;
 
 	for (i = 0; i < n; i++) {
-		struct dslot *s = slot_of(d, (uint32_t)ev[i].tag);
+		struct dslot *s = slot_of_tag(d, ev[i].tag);
 
 		if (ev[i].to != ACCEL_SCHED_FINISHED && ev[i].to != ACCEL_SCHED_ABORTED)
 			continue;
@@ -374,7 +395,7 @@ static int compute(struct serve_driver *d, uint32_t n, struct serve_driver_step 
 		return ret;
 	for (i = 0; i < n; i++) {
 		const struct accel_sched_run *r = &d->runs[i];
-		struct dslot *s = slot_of(d, (uint32_t)r->tag);
+		struct dslot *s = slot_of_tag(d, r->tag);
 
 		if (!s || !s->eid)
 			return -EIO;
@@ -414,18 +435,21 @@ static int compute(struct serve_driver *d, uint32_t n, struct serve_driver_step 
 int serve_driver_step(struct serve_driver *d, struct serve_driver_step *stp)
 {
 	struct serve_driver_step st = { 0 };
-	uint32_t i, tries, more = 0;
+	uint32_t i, tries, more = 0, reaped = 0, changed = 0;
 	int ret = 0;
 
 	if (!d)
 		return -EINVAL;
-	/* An empty step may only have paced decodes for a prefill that could not start. */
-	for (tries = 0; tries < 2; tries++) {
+	/*
+	 * A step without runs may have paced decodes for a prefill that could
+	 * not start, or only moved requests between states: step again.
+	 */
+	for (tries = 0; tries < 3; tries++) {
 		ACCEL_OPTS(accel_sched_out, out, .runs = d->runs, .max_runs = d->max_runs,
 			   .swaps = d->swaps, .max_swaps = d->nr_slots, .events = d->ev,
 			   .max_events = 256);
 
-		reap(d, 0);
+		reaped += reap(d, 0);
 		ret = accel_sched_step(d->sched, now_ns(), &out);
 		if (ret)
 			break;
@@ -436,16 +460,19 @@ int serve_driver_step(struct serve_driver *d, struct serve_driver_step *stp)
 		st.runs = out.nr_runs;
 		if (out.nr_runs)
 			ret = compute(d, out.nr_runs, &st);
-		reap(d, 0);
+		reaped += reap(d, 0);
 		more = out.events_left;
-		if (ret || out.nr_runs || d->swaps_in_flight || out.nr_swaps || out.nr_events)
+		changed += out.nr_events;
+		if (ret || out.nr_runs || d->swaps_in_flight || out.nr_swaps)
 			break;
 	}
 	if (stp)
 		*stp = st;
 	if (ret)
 		return ret;
-	return st.runs || d->swaps_in_flight || st.swaps_in || st.swaps_out || st.finished || more;
+	/* A swap that finished may have made a request runnable. */
+	return st.runs || d->swaps_in_flight || st.swaps_in || st.swaps_out || st.finished ||
+	       more || reaped || changed;
 }
 
 void serve_driver_wait(struct serve_driver *d, const int *fds, uint32_t n, int timeout_ms)

@@ -243,7 +243,7 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 				  struct accel_sched_out *out)
 {
 	uint32_t budget, cap_runs, nsnap, npre = 0, pi = 0, i;
-	bool grown_preempt = false, blocked = false, demand;
+	bool grown_preempt = false, blocked = false, no_new = false, demand;
 	uint64_t off_cap, drain;
 	int ret;
 
@@ -326,8 +326,9 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 			pi++;
 		if (pi < npre)
 			p = s->pre[pi];
-		sw = s->nr_tiers > 1 && !grown_preempt ? sched_q_peek(s, &s->swapq) : SREQ_NONE;
-		w = !grown_preempt ? sched_q_peek(s, &s->waitq) : SREQ_NONE;
+		sw = s->nr_tiers > 1 && !grown_preempt && !no_new ? sched_q_peek(s, &s->swapq) :
+		     SREQ_NONE;
+		w = !grown_preempt && !no_new ? sched_q_peek(s, &s->waitq) : SREQ_NONE;
 		pick = p;
 		kind = 0;
 		if (sw != SREQ_NONE && (pick == SREQ_NONE || q_before(s, sw, pick))) {
@@ -341,14 +342,22 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 		if (pick == SREQ_NONE)
 			break;
 		r = R(s, pick);
-		/* Preempted in this step: not back before the next one. */
-		if (kind && r->preempt_step == s->st.steps + 1)
-			break;
+		/*
+		 * Preempted in this step: not back before the next one. A
+		 * request that cannot start stops admissions only: the
+		 * running prefills behind it in the order still run (else a
+		 * paced decode and a blocked arrival could starve them).
+		 */
+		if (kind && r->preempt_step == s->st.steps + 1) {
+			no_new = true;
+			continue;
+		}
 		/* A new running request: a slot first (a preemption frees a run too). */
 		if (kind && nr_active(s) >= s->cfg.max_seqs) {
 			if (sched_preempt_for(s, r, false, out, &budget) == 1)
 				continue;
-			break;
+			no_new = true;
+			continue;
 		}
 		if (kind != 1 && (!budget || out->nr_runs >= cap_runs))
 			break;
@@ -401,7 +410,8 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 				    sched_preempt_for(s, r, false, out, &budget) == 1)
 					continue;
 				blocked = true;
-				break;
+				no_new = true;
+				continue;
 			}
 			sched_q_remove(s, &s->swapq, r);
 			if (ret) {
@@ -433,10 +443,13 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 				    sched_preempt_for(s, r, false, out, &budget) == 1)
 					continue;
 				blocked = true;
-				break;
+				no_new = true;
+				continue;
 			}
-			if (ret)
-				break;
+			if (ret) {
+				no_new = true;
+				continue;
+			}
 			sched_q_remove(s, &s->waitq, r);
 			sched_resume_from_stall(s, r);
 			sched_running_add(s, r);
