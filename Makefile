@@ -834,6 +834,7 @@ demo: deps
 		-a $(B)/tools/kvaccel-bench-kv:/bin/kvaccel-bench-kv \
 		-a $(B)/tools/kvaccel-engine:/bin/kvaccel-engine \
 		-a $(B)/daemon/kvacceld:/bin/kvacceld \
+		-a $(B)/tools/kvaccel-serve:/bin/kvaccel-serve \
 		-a tools/demo/demo.sh:/bin/kvaccel-demo.sh -o $(B)/vm-demo \
 		-- kvaccel-demo.sh
 	@sed '/^vmtest-\(exit\|init\)/d' $(B)/vm-demo/output.log

@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # The guest side of `make demo`: set pressure watermarks, watch the
 # module's events with kvaccelctl while kvaccel-demo runs, then show the
-# device's status and the events seen; last, libaccel's KV cache swapping
-# a sequence out and back in, with its throughput.
+# device's status and the events seen; then libaccel's KV cache swapping
+# a sequence out and back in, with its throughput; last, the reference
+# engine under libaccel's scheduler: a high-priority arrival preempting a
+# burst by swap, the per-request table, the digests checked against each
+# request run alone.
 set -e
 echo "-- kvaccelctl watermarks set 5M 1M (pressure events above 5 MiB, until below 1 MiB)"
 kvaccelctl watermarks set 5M 1M
@@ -57,3 +60,21 @@ wait $kvd || true
 echo "-- the daemon's log"
 grep -v 'event \(client\|region\)' /tmp/kvacceld.log
 kvaccelctl watermarks off
+
+echo
+echo "== kvaccel-serve: libaccel's scheduler preempts by swap for a high-priority request"
+echo "   (a burst of 4 requests fills a compute tier of 22 KV blocks of 16 KiB in kvaccel"
+echo "    regions; request 5, priority -10, arrives at step 8; swaps on the copy engine)"
+set -- --blocks 22 --swap-blocks 64 --max-tokens 32 --quiet --table \
+	--prompt "Request 1 of the burst: a long prompt of many tokens." \
+	--prompt "Request 2 of the burst: also long enough to need blocks." \
+	--prompt "Request 3 of the burst, long too, more blocks." \
+	--prompt "Request 4: the last of the burst." \
+	--at-step 8 --priority -10 --prompt "Request 5: urgent, priority -10."
+rc=0
+kvaccel-serve --policy priority --check-alone "$@" > /tmp/serve.out 2> /tmp/serve.err || rc=$?
+grep -v '^  text:\|^request ' /tmp/serve.out
+cat /tmp/serve.err
+echo "-- the same burst under fcfs: request 5 waits for the burst"
+kvaccel-serve --policy fcfs "$@" 2> /dev/null | grep '^req \|^5 ' || true
+[ $rc -eq 0 ] || { echo "kvaccel-serve failed ($rc)"; exit 1; }
