@@ -264,6 +264,21 @@ static uint32_t complete(uint16_t port, const char *prompt, uint32_t max_tokens,
 	assert_true(json_object_object_get_ex(k, "preemptions", &v));
 	if (preempt)
 		*preempt = (uint32_t)json_object_get_int(v);
+	{
+		/* The scheduler's accounting: preemptions are its swaps and recomputes. */
+		struct json_object *sw, *rc, *bytes, *tax;
+		int32_t pre = json_object_get_int(v);
+
+		assert_true(json_object_object_get_ex(k, "swaps", &sw));
+		assert_true(json_object_object_get_ex(k, "recomputes", &rc));
+		assert_true(json_object_object_get_ex(k, "swapped_bytes", &bytes));
+		assert_true(json_object_object_get_ex(k, "recomputed_tokens", &tax));
+		assert_int_equal(json_object_get_int(sw) + json_object_get_int(rc), pre);
+		if (json_object_get_int(sw))
+			assert_true(json_object_get_int64(bytes) > 0);
+		if (!json_object_get_int(rc))
+			assert_int_equal(json_object_get_int64(tax), 0);
+	}
 	json_object_put(o);
 	free(r.head);
 	return n;

@@ -75,6 +75,6 @@ rc=0
 kvaccel-serve --policy priority --check-alone "$@" > /tmp/serve.out 2> /tmp/serve.err || rc=$?
 grep -v '^  text:\|^request ' /tmp/serve.out
 cat /tmp/serve.err
-echo "-- the same burst under fcfs: request 5 waits for the burst"
+echo "-- the same burst under fcfs: request 5, the last admitted, is the one preempted"
 kvaccel-serve --policy fcfs "$@" 2> /dev/null | grep '^req \|^5 ' || true
 [ $rc -eq 0 ] || { echo "kvaccel-serve failed ($rc)"; exit 1; }

@@ -224,6 +224,12 @@ static void deliver(struct eng *g, bool abort)
 		if (!j->t_sched && in.sched.first_sched_ns)
 			j->t_sched = now;
 		j->preemptions = in.sched.swaps_out + in.sched.recomputes;
+		j->swaps = in.sched.swaps_out;
+		j->recomputes = in.sched.recomputes;
+		j->yields = in.sched.yields;
+		j->recomputed = in.sched.recomputed_tokens;
+		j->swapped_bytes = in.sched.swapped_bytes;
+		j->preempted_ms = (double)in.sched.stall_ns / 1e6;
 		if ((j->cancelled || abort) && !j->abort_sent &&
 		    in.sched.state != ACCEL_SCHED_FINISHED) {
 			j->abort_sent = true;

@@ -57,6 +57,10 @@ struct http_job {
 	int status;			/* 200, or an error status once done */
 	char msg[128];
 	uint32_t preemptions;
+	/* The scheduler's accounting of it (accel_sched_req_info()). */
+	uint32_t swaps, recomputes, yields;
+	uint64_t recomputed, swapped_bytes;
+	double preempted_ms;
 	double t_arrive, t_sched, t_first, t_last;
 	int refs;
 };

@@ -37,10 +37,14 @@ static void summary(struct sbuf *b, const struct http_job *j)
 	for (i = 0; i < j->n_out; i++)
 		sb_printf(b, "%s\"%016llx\"", i ? ", " : "", (unsigned long long)j->digest[i]);
 	sb_printf(b, "], \"ttft_ms\": %.3f, \"tpot_ms\": %.3f, \"e2e_ms\": %.3f, "
-		  "\"queue_ms\": %.3f, \"preemptions\": %u}",
+		  "\"queue_ms\": %.3f, \"preemptions\": %u, \"swaps\": %u, \"recomputes\": %u, "
+		  "\"yields\": %u, \"recomputed_tokens\": %llu, \"swapped_bytes\": %llu, "
+		  "\"preempted_ms\": %.3f}",
 		  j->n_out ? (j->t_first - j->t_arrive) * 1e3 : 0.0,
 		  j->n_out > 1 ? (j->t_last - j->t_first) * 1e3 / (j->n_out - 1) : 0.0,
-		  e2e * 1e3, j->t_sched ? (j->t_sched - j->t_arrive) * 1e3 : 0.0, j->preemptions);
+		  e2e * 1e3, j->t_sched ? (j->t_sched - j->t_arrive) * 1e3 : 0.0, j->preemptions,
+		  j->swaps, j->recomputes, j->yields, (unsigned long long)j->recomputed,
+		  (unsigned long long)j->swapped_bytes, j->preempted_ms);
 }
 
 void http_render_completion(struct sbuf *b, const struct http_job *j, bool final_event)
