@@ -71,7 +71,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
 		   $(B)/native/python_offload $(B)/native/python_cuda $(B)/native/docs_rst
 
-.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench lint clean help gpu-check gpu-bench \
+.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched lint clean help gpu-check gpu-bench \
 	libaccel install
 
 all: kmod test-modules libaccel tests tools $(B)/daemon/kvacceld
@@ -861,6 +861,18 @@ bench: deps
 		    /bin/kvbench/kvaccel-bench-copy || exit 1; done && \
 		    /bin/kvbench/kvaccel-bench-kv"
 	@sed '/^vmtest-\(exit\|init\)/d' $(B)/vm-bench-$(KVER_BENCH)/output.log
+	@$(MAKE) --no-print-directory bench-sched
+
+# The two-class scheduling benchmark on the reference engine (Documentation/serve.rst).
+bench-sched: deps
+	@$(MAKE) --no-print-directory kmod $(B)/tools/kvaccel-serve $(B)/tools/kvaccel-loadgen \
+		KVERS=$(KVER_BENCH)
+	tools/vmtest -k $(KVER_BENCH) -M 4G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \
+		-a $(B)/tools/kvaccel-serve:/bin/kvaccel-serve \
+		-a $(B)/tools/kvaccel-loadgen:/bin/kvaccel-loadgen \
+		-a tools/serve/vm-bench-sched.sh:/bin/vm-bench-sched.sh \
+		-o $(B)/vm-bench-sched -t 2400 -- vm-bench-sched.sh
+	/usr/bin/python3 tools/bench/sched-two-class.py $(B)/vm-bench-sched/output.log
 
 lint:
 	tools/lint $(B) $(KVERS)
