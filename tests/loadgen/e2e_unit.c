@@ -176,7 +176,7 @@ static json_object *report_json(const struct lg_workload *wl, const struct lg_re
 	FILE *f = open_memstream(&buf, &len);
 	json_object *o;
 
-	lg_report_json(f, wl, res, dur, NULL);
+	lg_report_json(f, wl, res, dur, NULL, NULL);
 	fclose(f);
 	o = json_tokener_parse(buf);
 	assert_non_null(o);
@@ -253,7 +253,7 @@ static void http_errors(void **state)
 	assert_int_equal(path_int(o, "overall", "slo_met"), 1);
 	json_object_put(o);
 	f = open_memstream(&buf, &len);
-	lg_report_table(f, &wl, res, dur, NULL);
+	lg_report_table(f, &wl, res, dur, NULL, NULL);
 	fclose(f);
 	assert_non_null(strstr(buf, "HTTP 429: 2 requests (fake 429)"));
 	assert_non_null(strstr(buf, "HTTP 503: 1 requests (fake 503)"));
@@ -350,7 +350,7 @@ static void failures(int close_delimited)
 	assert_int_equal(sum.met, 1);
 
 	f = open_memstream(&buf, &len);
-	lg_report_table(f, &wl, res, dur, NULL);
+	lg_report_table(f, &wl, res, dur, NULL, NULL);
 	fclose(f);
 	assert_non_null(strstr(buf, "\nfailures   failed http_error transport protocol incomplete"
 				    "  short\n"));
