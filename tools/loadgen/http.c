@@ -438,7 +438,7 @@ static enum lg_http_err response(struct conn *c, const struct lg_http_cb *cb, in
 	if (e == LG_HTTP_CLOSED)
 		say(c, e, "the connection closed in the body%s", "");
 	if (e == LG_HTTP_PROTO && s.over)
-		say(c, e, "a body over %s", "16 MiB");
+		snprintf(c->err, c->errlen, "a body over %zu bytes", s.max);
 	else if (e == LG_HTTP_PROTO && !*c->err)
 		say(c, e, "out of memory for the body%s", "");
 	if (!e && s.sse && s.len && !s.stopped)
