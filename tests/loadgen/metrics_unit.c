@@ -295,8 +295,10 @@ static void page(struct lg_metrics *m, int k)
 {
 	char text[4096];
 
-	/* after the run (k = 1): 7 more 200s, 3 swaps, 2 swapped in, 1 recompute, 30 tokens
-	 * recomputed of 1200 computed, 2 yields, 6000 bytes swapped, 250.25 ms preempted */
+	/*
+	 * after the run (k = 1): 7 more 200s, 3 swaps, 2 swapped in, 1 recompute, 30 tokens
+	 * recomputed of 1200 computed, 2 yields, 6000 bytes swapped, 250 ms more preempted
+	 */
 	snprintf(text, sizeof(text), serve_page, 5 + 7 * k, 10 + 4 * k, 1 + 3 * k, 2 * k, 4 + k,
 		 100 + 30 * k, 9 + 2 * k, 1000 + 6000 * k, 16000000, 500 + k, 800 + 1200 * k,
 		 3 * k, 5 * k, 77 * k, 5 * k, 250 * k);
@@ -369,8 +371,11 @@ static void server_deltas(void **state)
 	lg_server_free(&s);
 }
 
-/* A counter new after the run counts from 0, one that went down restarted; no tax without both
- * counters or with none computed; no swap rate without the counter; none of it in the table. */
+/*
+ * A counter new after the run counts from 0, one that went down restarted; NaN and non-finite
+ * deltas are null; no tax with none computed; no swap rate without the counter; a section only
+ * for kvaccel-serve's metrics, none for a failed scrape.
+ */
 static void server_edges(void **state)
 {
 	struct lg_server s = { .ok = 1 };
