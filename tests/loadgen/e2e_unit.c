@@ -9,7 +9,11 @@
  * compared (equal, then a changed one caught); failures are counted by cause per class (a 500,
  * a cut stream, a short one, one ended by an error event) and none of them counts as meeting
  * its SLO however fast it was; one token held back 300 ms shows in the pooled inter-token
- * latency's p99 and max as computed by hand, and in the TPOT of its request only.
+ * latency's p99 and max as computed by hand, and in the TPOT of its request only; with
+ * --server-metrics, the fake server's counters (a page of over 64 KiB, chunked or to the close)
+ * give their exact deltas, gauges, recompute tax and swap rate in --json and the table, and a
+ * /metrics that answers 404 or a server that refuses the connection gives "server": null and
+ * no section, the run itself untouched.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -25,6 +29,7 @@
 
 #include "fake_server.h"
 #include "run.h"
+#include "server.h"
 #include "stats.h"
 
 /* The machine is shared: a request may be scheduled late by this much. */
@@ -168,20 +173,26 @@ static void open_loop(void **state)
 	fake_stop(s);
 }
 
-static json_object *report_json(const struct lg_workload *wl, const struct lg_result *res,
-				double dur)
+static json_object *report_json_srv(const struct lg_workload *wl, const struct lg_result *res,
+				    double dur, const struct lg_server *srv)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 	json_object *o;
 
-	lg_report_json(f, wl, res, dur, NULL);
+	lg_report_json(f, wl, res, dur, NULL, srv);
 	fclose(f);
 	o = json_tokener_parse(buf);
 	assert_non_null(o);
 	free(buf);
 	return o;
+}
+
+static json_object *report_json(const struct lg_workload *wl, const struct lg_result *res,
+				double dur)
+{
+	return report_json_srv(wl, res, dur, NULL);
 }
 
 static int64_t path_int(json_object *o, const char *a, const char *b)
@@ -253,7 +264,7 @@ static void http_errors(void **state)
 	assert_int_equal(path_int(o, "overall", "slo_met"), 1);
 	json_object_put(o);
 	f = open_memstream(&buf, &len);
-	lg_report_table(f, &wl, res, dur, NULL);
+	lg_report_table(f, &wl, res, dur, NULL, NULL);
 	fclose(f);
 	assert_non_null(strstr(buf, "HTTP 429: 2 requests (fake 429)"));
 	assert_non_null(strstr(buf, "HTTP 503: 1 requests (fake 503)"));
@@ -350,7 +361,7 @@ static void failures(int close_delimited)
 	assert_int_equal(sum.met, 1);
 
 	f = open_memstream(&buf, &len);
-	lg_report_table(f, &wl, res, dur, NULL);
+	lg_report_table(f, &wl, res, dur, NULL, NULL);
 	fclose(f);
 	assert_non_null(strstr(buf, "\nfailures   failed http_error transport protocol incomplete"
 				    "  short\n"));
@@ -540,6 +551,176 @@ static void digests(void **state)
 	rmdir(dir);
 }
 
+/* The report's "server" object, its member a (and a.b). */
+static json_object *srv_get(json_object *rep, const char *a, const char *b)
+{
+	json_object *srv, *x, *y;
+
+	assert_true(json_object_object_get_ex(rep, "server", &srv));
+	if (!json_object_object_get_ex(srv, a, &x) || (b && !json_object_object_get_ex(x, b, &y)))
+		fprintf(stderr, "# no server.%s%s%s\n", a, b ? "." : "", b ? b : "");
+	assert_true(json_object_object_get_ex(srv, a, &x));
+	if (!b)
+		return x;
+	assert_true(json_object_object_get_ex(x, b, &y));
+	return y;
+}
+
+static void srv_int(json_object *rep, const char *a, const char *b, int64_t want)
+{
+	json_object *x = srv_get(rep, a, b);
+
+	if (!json_object_is_type(x, json_type_int) || json_object_get_int64(x) != want)
+		fprintf(stderr, "# server.%s.%s: %s, not %lld\n", a, b,
+			json_object_to_json_string(x), (long long)want);
+	assert_true(json_object_is_type(x, json_type_int));
+	assert_true(json_object_get_int64(x) == want);
+}
+
+/*
+ * Four requests of 6 tokens, priorities 0, 1, 0, 1, against a /metrics page of 3000 padding
+ * gauges first (about 100 KiB): the counters change by 4 requests, 4 x (10 + 6) = 64 computed
+ * tokens, 2 x 2 = 4 recomputed (the tax 4 / 64 = 0.0625 exactly), 2 swaps and swap-ins, 4
+ * recomputes, 2 x 8192 swapped bytes; the others not at all.
+ */
+static void server_metrics(int close_delimited)
+{
+	struct fake_opts fo = { .ttft_ms = 5, .tpot_ms = 2, .metrics_pad = 3000,
+				.close_delimited = close_delimited };
+	struct lg_workload wl = { 0 };
+	struct lg_result *res = calloc(4, sizeof(*res));
+	struct lg_server srv;
+	struct fake_server *s;
+	struct lg_run_opts o;
+	json_object *rep, *x;
+	char *buf = NULL;
+	double dur;
+	size_t len = 0;
+	int port, good;
+	FILE *f;
+
+	s = fake_start(&fo, &port);
+	assert_non_null(s);
+	workload(&wl, 4, 0.01, 6, NULL);
+	opts_for(&o, port);
+	lg_server_begin(&srv, &o.url, o.timeout_s);
+	if (!srv.ok)
+		fprintf(stderr, "# %s\n", srv.err);
+	assert_true(srv.ok);
+	assert_int_equal(lg_run(&wl, &o, res, &dur), 0);
+	lg_server_end(&srv, &o.url, o.timeout_s);
+	assert_true(srv.ok);
+	assert_int_equal(fake_metrics_gets(s), 2);
+	assert_int_equal(fake_requests(s, &good), 4);
+	assert_int_equal(good, 4);
+	assert_int_equal(srv.after.ignored, 1);
+	assert_non_null(lg_metrics_find(&srv.after, "kvaccel_fake_pad{i=\"2999\"}"));
+
+	rep = report_json_srv(&wl, res, dur, &srv);
+	assert_int_equal(path_int(rep, "overall", "completed"), 4);
+	srv_int(rep, "counters", "kvaccel_serve_requests_total{status=\"200\"}", 4);
+	srv_int(rep, "counters", "kvaccel_serve_requests_total{status=\"429\"}", 0);
+	srv_int(rep, "counters", "kvaccel_serve_computed_tokens_total", 64);
+	srv_int(rep, "counters", "kvaccel_serve_recomputed_tokens_total", 4);
+	srv_int(rep, "counters", "kvaccel_serve_swaps_total", 2);
+	srv_int(rep, "counters", "kvaccel_serve_swap_ins_total", 2);
+	srv_int(rep, "counters", "kvaccel_serve_recomputes_total", 4);
+	srv_int(rep, "counters", "kvaccel_serve_yields_total", 0);
+	srv_int(rep, "counters", "kvaccel_serve_swapped_bytes_total", 16384);
+	/* past 64 bits: a double, unchanged */
+	x = srv_get(rep, "counters", "kvaccel_fake_huge_total");
+	assert_true(json_object_is_type(x, json_type_double) && json_object_get_double(x) == 0);
+	assert_int_equal(json_object_object_length(srv_get(rep, "counters", NULL)), 10);
+	srv_int(rep, "gauges", "kvaccel_serve_swap_bandwidth_bytes", 16000000000LL);
+	srv_int(rep, "gauges", "kvaccel_serve_step_duration_ns", 250000);
+	srv_int(rep, "gauges", "kvaccel_serve_requests_running", 0);
+	srv_int(rep, "gauges", "kvaccel_fake_pad{i=\"2999\"}", 2999);
+	/* the padding, the two gauges and requests_running; no histogram */
+	assert_int_equal(json_object_object_length(srv_get(rep, "gauges", NULL)), 3000 + 3);
+	assert_true(json_object_get_double(srv_get(rep, "recompute_tax", NULL)) == 0.0625);
+	within(json_object_get_double(srv_get(rep, "swap_bytes_per_s", NULL)) * dur,
+	       16384 * (1 - 1e-12), 16384 * (1 + 1e-12));
+	json_object_put(rep);
+
+	f = open_memstream(&buf, &len);
+	lg_report_table(f, &wl, res, dur, NULL, &srv);
+	fclose(f);
+	assert_non_null(strstr(buf, "\nserver (its /metrics, changes over the run):\n"
+		"  recompute tax: 4 recomputed tokens of 64 computed (6.2%)\n"
+		"  preemptions: 2 swaps, 4 recomputes, 2 swapped back in\n"
+		"  yields: 0\n"
+		"  swapped: 16384 bytes ("));
+	assert_non_null(strstr(buf, " bytes/s); swap bandwidth 16000000000 bytes/s\n"));
+	free(buf);
+	lg_server_free(&srv);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+	fake_stop(s);
+}
+
+static void server_metrics_chunked(void **state)
+{
+	(void)state;
+	server_metrics(0);
+}
+
+static void server_metrics_to_close(void **state)
+{
+	(void)state;
+	server_metrics(1);
+}
+
+/* No /metrics (404), or no server: a warning's message, "server": null, the run as ever. */
+static void server_metrics_missing(void **state)
+{
+	struct fake_opts fo = { .ttft_ms = 5, .tpot_ms = 2, .no_metrics = 1 };
+	struct lg_workload wl = { 0 };
+	struct lg_result *res = calloc(2, sizeof(*res));
+	struct lg_server srv;
+	struct fake_server *s;
+	struct lg_run_opts o;
+	json_object *rep, *x;
+	char *buf = NULL;
+	size_t len = 0;
+	double dur;
+	int port;
+	FILE *f;
+
+	(void)state;
+	s = fake_start(&fo, &port);
+	workload(&wl, 2, 0.01, 3, NULL);
+	opts_for(&o, port);
+	lg_server_begin(&srv, &o.url, o.timeout_s);
+	assert_false(srv.ok);
+	assert_non_null(strstr(srv.err, "/metrics: status 404"));
+	assert_int_equal(lg_run(&wl, &o, res, &dur), 0);
+	lg_server_end(&srv, &o.url, o.timeout_s);
+	assert_false(srv.ok);
+	assert_int_equal(fake_metrics_gets(s), 1);	/* no second try */
+	rep = report_json_srv(&wl, res, dur, &srv);
+	assert_int_equal(path_int(rep, "overall", "completed"), 2);
+	assert_true(json_object_object_get_ex(rep, "server", &x));
+	assert_null(x);
+	json_object_put(rep);
+	f = open_memstream(&buf, &len);
+	lg_report_table(f, &wl, res, dur, NULL, &srv);
+	fclose(f);
+	assert_null(strstr(buf, "server"));
+	free(buf);
+	lg_server_free(&srv);
+	lg_results_free(res, wl.n);
+	fake_stop(s);
+
+	port = fake_closed_port();
+	opts_for(&o, port);
+	lg_server_begin(&srv, &o.url, o.timeout_s);
+	assert_false(srv.ok);
+	assert_non_null(strstr(srv.err, "Connection refused"));
+	assert_non_null(strstr(srv.err, "/metrics: connect to 127.0.0.1:"));
+	lg_server_free(&srv);
+	lg_workload_free(&wl);
+}
+
 static void url(void **state)
 {
 	struct lg_url u;
@@ -604,6 +785,9 @@ int main(void)
 		cmocka_unit_test(bad_streams),
 		cmocka_unit_test(refused),
 		cmocka_unit_test(digests),
+		cmocka_unit_test(server_metrics_chunked),
+		cmocka_unit_test(server_metrics_to_close),
+		cmocka_unit_test(server_metrics_missing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

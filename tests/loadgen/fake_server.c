@@ -17,9 +17,15 @@
 
 #include "fake_server.h"
 
+/* What GET /metrics shows (see fake_server.h). */
+struct counters {
+	long long ok, computed, recomputed, swaps, recomputes, swapped;
+};
+
 struct fake_server {
 	struct fake_opts o;
-	int fd, stop, live, requests, well_formed;
+	int fd, stop, live, requests, well_formed, metrics_gets;
+	struct counters c;
 	pthread_t th;
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
@@ -213,6 +219,91 @@ static void garbage(struct fake_server *s, int fd)
 		put(fd, "0\r\n\r\n", 5);
 }
 
+static void metrics(struct fake_server *s, int fd)
+{
+	static const char *const head[2] = {
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+		"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+		"Connection: close\r\n\r\n",
+	};
+	struct counters c;
+	char *buf = NULL, save;
+	size_t len = 0, off, n;
+	FILE *f;
+	int i;
+
+	pthread_mutex_lock(&s->lock);
+	s->metrics_gets++;
+	c = s->c;
+	pthread_mutex_unlock(&s->lock);
+	if (s->o.no_metrics) {
+		error_reply(fd, 404, "not_found");
+		return;
+	}
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return;
+	fprintf(f, "# HELP kvaccel_fake_pad Padding.\n# TYPE kvaccel_fake_pad gauge\n");
+	for (i = 0; i < s->o.metrics_pad; i++)
+		fprintf(f, "kvaccel_fake_pad{i=\"%d\"} %d\n", i, i);
+	fprintf(f, "# HELP kvaccel_serve_requests_total HTTP requests answered, by status.\n"
+		"# TYPE kvaccel_serve_requests_total counter\n"
+		"kvaccel_serve_requests_total{status=\"200\"} %lld\n"
+		"kvaccel_serve_requests_total{status=\"429\"} 3\n"
+		"kvaccel_serve_requests_running 0\n"
+		"kvaccel_serve_swaps_total %lld\n"
+		"kvaccel_serve_swap_ins_total %lld\n"
+		"kvaccel_serve_recomputes_total %lld\n"
+		"kvaccel_serve_recomputed_tokens_total %lld\n"
+		"kvaccel_serve_yields_total 11\n"
+		"kvaccel_serve_swapped_bytes_total %lld\n"
+		"kvaccel_serve_swap_bandwidth_bytes 16000000000\n"
+		"kvaccel_serve_step_duration_ns 250000\n"
+		"kvaccel_serve_computed_tokens_total %lld\n"
+		"kvaccel_fake_huge_total 18446744073709551615\n"
+		"a malformed line\n"
+		"kvaccel_serve_ttft_ms_bucket{le=\"+Inf\"} %lld\n"
+		"kvaccel_serve_ttft_ms_sum 12.5\n"
+		"kvaccel_serve_ttft_ms_count %lld\n",
+		c.ok, 5 + c.swaps, 5 + c.swaps, 2 + c.recomputes, 40 + c.recomputed,
+		(1LL << 20) + c.swapped, 1000 + c.computed, c.ok, c.ok);
+	fclose(f);
+	put(fd, head[!!s->o.close_delimited], strlen(head[!!s->o.close_delimited]));
+	/* in pieces of 8 KiB: several chunks */
+	for (off = 0; off < len; off += n) {
+		n = len - off < 8192 ? len - off : 8192;
+		save = buf[off + n];
+		buf[off + n] = 0;
+		if (piece(s, fd, buf + off))
+			break;
+		buf[off + n] = save;
+	}
+	if (off >= len && !s->o.close_delimited)
+		put(fd, "0\r\n\r\n", 5);
+	free(buf);
+}
+
+/* What a well-formed completion request adds to the counters, when it arrives. */
+static void count(struct fake_server *s, json_object *req)
+{
+	json_object *x;
+	long long n = 1, prio = 0;
+
+	if (json_object_object_get_ex(req, "max_tokens", &x))
+		n = json_object_get_int(x);
+	if (json_object_object_get_ex(req, "priority", &x))
+		prio = json_object_get_int(x);
+	pthread_mutex_lock(&s->lock);
+	s->c.ok++;
+	s->c.recomputes++;
+	s->c.computed += 10 + n;
+	s->c.recomputed += 2 * prio;
+	s->c.swaps += prio;
+	s->c.swapped += 8192 * prio;
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* The request: headers up to the blank line, then Content-Length bytes. */
 static char *read_request(int fd)
 {
@@ -252,6 +343,10 @@ static void *serve(void *arg)
 	size_t i;
 
 	body = req ? strstr(req, "\r\n\r\n") : NULL;
+	if (body && !strncmp(req, "GET /metrics ", 13)) {
+		metrics(s, c->fd);
+		goto out;
+	}
 	if (body && !strncmp(req, "POST /v1/completions ", 21))
 		o = json_tokener_parse(body + 4);
 	if (o && json_object_object_get_ex(o, "prompt", &x) &&
@@ -270,6 +365,8 @@ static void *serve(void *arg)
 	s->requests++;
 	s->well_formed += good;
 	pthread_mutex_unlock(&s->lock);
+	if (good)
+		count(s, o);
 	if (!good)
 		error_reply(c->fd, 400, "invalid_request_error");
 	else if (!strcmp(client, "e400"))
@@ -290,6 +387,7 @@ static void *serve(void *arg)
 		stream(s, c->fd, o, h, !strcmp(client, "cut") ? CUT : !strcmp(client, "short") ?
 		       SHORT : !strcmp(client, "abort") ? ABORT : !strcmp(client, "slow") ? SLOW :
 		       WHOLE);
+out:
 	json_object_put(o);
 	free(req);
 	close(c->fd);
@@ -379,6 +477,16 @@ int fake_requests(struct fake_server *s, int *well_formed)
 	pthread_mutex_lock(&s->lock);
 	n = s->requests;
 	*well_formed = s->well_formed;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+int fake_metrics_gets(struct fake_server *s)
+{
+	int n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->metrics_gets;
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }

@@ -31,13 +31,15 @@ static const char usage[] =
 	"  --temperature T     sent with every request (default 0)\n"
 	"  --timeout S         per wait for a response byte (default 60; 0: none)\n"
 	"  --check-digests FILE   record (no FILE) or compare (FILE) every request's digests\n"
+	"  --server-metrics    GET the server's /metrics before and after the run and\n"
+	"                      report what changed (counters, gauges, recompute tax)\n"
 	"  --json              the report as one JSON object\n"
 	"  --dump-workload     print the workload as JSONL and send nothing\n";
 
 enum {
 	O_URL = 256, O_TRACE, O_TSCALE, O_LIMIT, O_MAXIN, O_MAXOUT, O_SYNTH, O_REQS, O_RATE,
 	O_ARR, O_CV, O_BURST, O_INPUT, O_OUTPUT, O_CLASS, O_CLIENTS, O_TTFT, O_TPOT, O_SEED,
-	O_TEMP, O_TIMEOUT, O_DIGESTS, O_JSON, O_DUMP, O_HELP,
+	O_TEMP, O_TIMEOUT, O_DIGESTS, O_SRVMETRICS, O_JSON, O_DUMP, O_HELP,
 };
 
 static const struct option longopts[] = {
@@ -63,6 +65,7 @@ static const struct option longopts[] = {
 	{ "temperature", required_argument, NULL, O_TEMP },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "check-digests", required_argument, NULL, O_DIGESTS },
+	{ "server-metrics", no_argument, NULL, O_SRVMETRICS },
 	{ "json", no_argument, NULL, O_JSON },
 	{ "dump-workload", no_argument, NULL, O_DUMP },
 	{ "help", no_argument, NULL, O_HELP },
@@ -234,6 +237,9 @@ int lg_cli_parse(int argc, char **argv, struct lg_cli *c)
 			break;
 		case O_DIGESTS:
 			c->check_digests = optarg;
+			break;
+		case O_SRVMETRICS:
+			c->server_metrics = 1;
 			break;
 		case O_JSON:
 			c->json = 1;

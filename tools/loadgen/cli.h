@@ -13,6 +13,7 @@ struct lg_cli {
 	struct lg_run_opts ropt;
 	const char *check_digests;
 	int json;
+	int server_metrics;		/* GET /metrics before and after the run */
 	int dump;			/* print the workload as JSONL, send nothing */
 };
 

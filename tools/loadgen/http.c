@@ -19,7 +19,8 @@ const char *const lg_http_err_names[LG_HTTP_NR] = {
 	[LG_HTTP_PROTO] = "protocol", [LG_HTTP_CLOSED] = "closed",
 };
 
-#define BODY_MAX (64 << 10)
+#define BODY_MAX (64 << 10)		/* a POST's answer: an error body, kept to this */
+#define GET_BODY_MAX (16 << 20)		/* a GET's: all of it, or an error */
 #define HEAD_MAX (16 << 10)
 
 int lg_url_parse(const char *s, struct lg_url *u)
@@ -191,8 +192,9 @@ static int wr(int fd, const char *p, size_t n)
 struct sink {
 	const struct lg_http_cb *cb;
 	int sse, stopped;
+	int whole, over;	/* over max: whole, an error; else the rest dropped */
 	char *buf;
-	size_t len, cap;
+	size_t len, cap, max;
 };
 
 static int sink_grow(struct sink *s, size_t more)
@@ -245,8 +247,12 @@ static int sink_put(struct sink *s, const char *p, size_t n)
 	size_t i, start;
 
 	if (!s->sse) {
-		if (s->len + n > BODY_MAX)
-			n = BODY_MAX - s->len;
+		if (s->len + n > s->max) {
+			s->over = 1;
+			if (s->whole)
+				return -1;
+			n = s->max - s->len;
+		}
 		if (sink_grow(s, n))
 			return -1;
 		memcpy(s->buf + s->len, p, n);
@@ -374,10 +380,11 @@ static enum lg_http_err chunked(struct resp *r, struct sink *s)
 	return LG_HTTP_OK;
 }
 
-static enum lg_http_err response(struct conn *c, const struct lg_http_cb *cb)
+/* The response; whole: a body past GET_BODY_MAX is an error, not cut to BODY_MAX. */
+static enum lg_http_err response(struct conn *c, const struct lg_http_cb *cb, int whole)
 {
 	struct resp *r = calloc(1, sizeof(*r));
-	struct sink s = { .cb = cb };
+	struct sink s = { .cb = cb, .whole = whole, .max = whole ? GET_BODY_MAX : BODY_MAX };
 	enum lg_http_err e = LG_HTTP_OK;
 	char line[1024];
 	long long clen = -1;
@@ -418,7 +425,7 @@ static enum lg_http_err response(struct conn *c, const struct lg_http_cb *cb)
 		else if (!strcasecmp(line, "Transfer-Encoding") && strcasestr(v, "chunked"))
 			is_chunked = 1;
 		else if (!strcasecmp(line, "Content-Type") && strcasestr(v, "text/event-stream"))
-			s.sse = 1;
+			s.sse = !!cb->event;	/* without an event callback, kept whole */
 	}
 	if (cb->head)
 		cb->head(cb->ctx, status, s.sse);
@@ -430,6 +437,10 @@ static enum lg_http_err response(struct conn *c, const struct lg_http_cb *cb)
 		e = copy_body(r, &s, 0, 1);
 	if (e == LG_HTTP_CLOSED)
 		say(c, e, "the connection closed in the body%s", "");
+	if (e == LG_HTTP_PROTO && s.over)
+		snprintf(c->err, c->errlen, "a body over %zu bytes", s.max);
+	else if (e == LG_HTTP_PROTO && !*c->err)
+		say(c, e, "out of memory for the body%s", "");
 	if (!e && s.sse && s.len && !s.stopped)
 		sse_event(&s, s.buf, s.len);	/* a last event without its blank line */
 	if (!e && !s.sse && cb->body) {
@@ -443,30 +454,57 @@ out:
 	return e;
 }
 
-enum lg_http_err lg_http_post(const struct lg_url *u, const char *path, const char *body,
-			      size_t len, double timeout_s, const struct lg_http_cb *cb,
-			      char *err, size_t errlen)
+/* One request on its own connection: head (the request line and headers), then body. */
+static enum lg_http_err request(const struct lg_url *u, const char *head, size_t hlen,
+				const char *body, size_t len, double timeout_s,
+				const struct lg_http_cb *cb, int whole, char *err, size_t errlen)
 {
 	struct conn c = { .timeout_ms = timeout_s > 0 ? (int)(timeout_s * 1000) : -1,
 			  .err = err, .errlen = errlen };
 	enum lg_http_err e;
-	char head[1024];
-	int n;
 
 	*err = 0;
 	e = dial(u, &c);
 	if (e)
 		return e;
+	if (wr(c.fd, head, hlen) || (len && wr(c.fd, body, len)))
+		e = say(&c, LG_HTTP_CLOSED, "sending the request: %s", strerror(errno));
+	else
+		e = response(&c, cb, whole);
+	close(c.fd);
+	return e;
+}
+
+enum lg_http_err lg_http_post(const struct lg_url *u, const char *path, const char *body,
+			      size_t len, double timeout_s, const struct lg_http_cb *cb,
+			      char *err, size_t errlen)
+{
+	char head[1024];
+	int n;
+
 	n = snprintf(head, sizeof(head),
 		     "POST %s%s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
 		     "Accept: text/event-stream, application/json\r\nContent-Length: %zu\r\n"
 		     "Connection: close\r\n\r\n", u->base, path, u->host, u->port, len);
-	if (n >= (int)sizeof(head) || wr(c.fd, head, n) || wr(c.fd, body, len)) {
-		e = say(&c, LG_HTTP_CLOSED, "sending the request: %s", strerror(errno));
-		goto out;
+	if (n >= (int)sizeof(head)) {
+		snprintf(err, errlen, "the request line is too long");
+		return LG_HTTP_PROTO;
 	}
-	e = response(&c, cb);
-out:
-	close(c.fd);
-	return e;
+	return request(u, head, n, body, len, timeout_s, cb, 0, err, errlen);
+}
+
+enum lg_http_err lg_http_get(const struct lg_url *u, const char *path, double timeout_s,
+			     const struct lg_http_cb *cb, char *err, size_t errlen)
+{
+	char head[1024];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+		     "GET %s%s HTTP/1.1\r\nHost: %s:%s\r\nAccept: text/plain, */*\r\n"
+		     "Connection: close\r\n\r\n", u->base, path, u->host, u->port);
+	if (n >= (int)sizeof(head)) {
+		snprintf(err, errlen, "the request line is too long");
+		return LG_HTTP_PROTO;
+	}
+	return request(u, head, n, NULL, 0, timeout_s, cb, 1, err, errlen);
 }

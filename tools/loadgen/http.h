@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * kvaccel-loadgen - a small HTTP/1.1 client over sockets: one POST per connection
+ * kvaccel-loadgen - a small HTTP/1.1 client over sockets: one POST or GET per connection
  * (Connection: close), a response with Content-Length, chunked, or read to the close; a
  * text/event-stream body is split into server-sent events as they arrive.
  */
@@ -32,9 +32,15 @@ extern const char *const lg_http_err_names[LG_HTTP_NR];
 struct lg_http_cb {
 	/* the status line and headers have arrived; sse: the body is an event stream */
 	void (*head)(void *ctx, int status, int sse);
-	/* one event's data (its data: lines joined by \n), NUL-terminated; return nonzero to stop */
+	/*
+	 * one event's data (its data: lines joined by \n), NUL-terminated; return nonzero to stop.
+	 * NULL: an event stream is a body like any other.
+	 */
 	int (*event)(void *ctx, const char *data, size_t len);
-	/* the whole body of a response that is not an event stream (at most 64 KiB kept) */
+	/*
+	 * the whole body of a response that is not an event stream, NUL-terminated (a POST's cut
+	 * to 64 KiB; a GET's whole, up to 16 MiB)
+	 */
 	void (*body)(void *ctx, const char *data, size_t len);
 	void *ctx;
 };
@@ -47,5 +53,12 @@ struct lg_http_cb {
 enum lg_http_err lg_http_post(const struct lg_url *u, const char *path, const char *body,
 			      size_t len, double timeout_s, const struct lg_http_cb *cb,
 			      char *err, size_t errlen);
+
+/*
+ * GET u's base + path, as lg_http_post (the same reading of the response). The body is kept
+ * whole: one over 16 MiB is LG_HTTP_PROTO, and body is not called.
+ */
+enum lg_http_err lg_http_get(const struct lg_url *u, const char *path, double timeout_s,
+			     const struct lg_http_cb *cb, char *err, size_t errlen);
 
 #endif

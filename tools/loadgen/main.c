@@ -2,7 +2,7 @@
 /*
  * kvaccel-loadgen - replay a workload against kvaccel-serve's HTTP API (POST /v1/completions,
  * streamed) and report TTFT, TPOT, inter-token and end-to-end percentiles, failures by cause,
- * SLO attainment and goodput.
+ * SLO attainment and goodput; with --server-metrics, what the server's /metrics say changed.
  * Exit 0; 1 if the run could not be made or digests differ; 2 for bad options or a bad trace.
  */
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "cli.h"
+#include "server.h"
 #include "stats.h"
 
 static void dump(const struct lg_workload *wl)
@@ -55,6 +56,7 @@ int main(int argc, char **argv)
 {
 	struct lg_workload wl = { 0 };
 	struct lg_digest_check dc = { 0 };
+	struct lg_server srv = { 0 };
 	struct lg_result *res;
 	struct lg_cli c;
 	double duration = 0;
@@ -77,26 +79,35 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	res = calloc(wl.n, sizeof(*res));
+	if (res && c.server_metrics)
+		lg_server_begin(&srv, &c.ropt.url, c.ropt.timeout_s);
 	if (!res || lg_run(&wl, &c.ropt, res, &duration)) {
 		fprintf(stderr, "kvaccel-loadgen: out of memory\n");
 		free(res);
+		lg_server_free(&srv);
 		lg_workload_free(&wl);
 		return 1;
+	}
+	if (c.server_metrics) {
+		lg_server_end(&srv, &c.ropt.url, c.ropt.timeout_s);
+		if (!srv.ok)
+			fprintf(stderr, "kvaccel-loadgen: warning: --server-metrics: %s\n", srv.err);
 	}
 	if (c.check_digests && lg_digests_check(c.check_digests, &wl, res, &dc, err, sizeof(err))) {
 		fprintf(stderr, "kvaccel-loadgen: --check-digests %s\n", err);
 		ret = 1;
 	}
 	if (c.json)
-		lg_report_json(stdout, &wl, res, duration, &dc);
+		lg_report_json(stdout, &wl, res, duration, &dc, c.server_metrics ? &srv : NULL);
 	else
-		lg_report_table(stdout, &wl, res, duration, &dc);
+		lg_report_table(stdout, &wl, res, duration, &dc, c.server_metrics ? &srv : NULL);
 	if (dc.mismatched) {
 		fprintf(stderr, "kvaccel-loadgen: %zu requests' digests differ from %s (%s)\n",
 			dc.mismatched, c.check_digests, dc.first);
 		ret = 1;
 	}
 	lg_results_free(res, wl.n);
+	lg_server_free(&srv);
 	lg_workload_free(&wl);
 	return ret;
 }

@@ -6,6 +6,7 @@
 
 #include <json-c/json.h>
 
+#include "server.h"
 #include "stats.h"
 
 /* The classes, in the order they first appear. */
@@ -132,7 +133,8 @@ static void fail_table(FILE *f, const struct lg_workload *wl, const struct lg_re
 }
 
 void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
-		     double duration_s, const struct lg_digest_check *dc)
+		     double duration_s, const struct lg_digest_check *dc,
+		     const struct lg_server *srv)
 {
 	const char *cls[MAX_CLS];
 	size_t n = classes(wl, cls, MAX_CLS), i;
@@ -180,6 +182,8 @@ void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_resu
 		fprintf(f, "digests: %zu compared, %zu mismatched, %zu not in the file%s%s\n",
 			dc->compared, dc->mismatched, dc->missing, *dc->first ? "; first: " : "",
 			dc->first);
+	if (srv)
+		lg_server_table(f, srv, duration_s);
 	free(e);
 }
 
@@ -239,7 +243,8 @@ static json_object *summary_obj(const struct lg_summary *s)
 }
 
 void lg_report_json(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
-		    double duration_s, const struct lg_digest_check *dc)
+		    double duration_s, const struct lg_digest_check *dc,
+		    const struct lg_server *srv)
 {
 	const char *cls[MAX_CLS];
 	size_t n = classes(wl, cls, MAX_CLS), i;
@@ -284,6 +289,8 @@ void lg_report_json(FILE *f, const struct lg_workload *wl, const struct lg_resul
 		json_object_object_add(d, "missing", json_object_new_int64(dc->missing));
 		json_object_object_add(o, "digests", d);
 	}
+	if (srv)
+		json_object_object_add(o, "server", lg_server_json(srv, duration_s));
 	fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	free(e);

@@ -52,11 +52,15 @@ struct lg_digest_check {
 	char first[128];	/* the first mismatch, in words */
 };
 
-/* The report: a table, or one JSON object. */
+struct lg_server;
+
+/* The report: a table, or one JSON object; dc and srv (--server-metrics) may be NULL. */
 void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
-		     double duration_s, const struct lg_digest_check *dc);
+		     double duration_s, const struct lg_digest_check *dc,
+		     const struct lg_server *srv);
 void lg_report_json(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
-		    double duration_s, const struct lg_digest_check *dc);
+		    double duration_s, const struct lg_digest_check *dc,
+		    const struct lg_server *srv);
 
 /*
  * --check-digests FILE: record every completed request's digests if FILE does not exist, else
