@@ -374,6 +374,22 @@ static void on_events(struct serve_driver *d, const struct accel_sched_event *ev
 	}
 }
 
+/*
+ * The runs could not be computed: each is aborted (its update ends it), so
+ * that the scheduler is not left waiting for them and the clients hear.
+ */
+static void fail_runs(struct serve_driver *d, uint32_t first, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = first; i < n; i++) {
+		ACCEL_OPTS(accel_sched_result, res, .flags = ACCEL_SCHED_RES_FINISHED);
+
+		accel_sched_abort(d->sched, d->runs[i].req, now_ns());
+		accel_sched_update(d->sched, d->runs[i].req, &res, now_ns());
+	}
+}
+
 /* The step's runs: block tables, the engine's compute, each result reported. */
 static int compute(struct serve_driver *d, uint32_t n, struct serve_driver_step *st)
 {
@@ -384,21 +400,27 @@ static int compute(struct serve_driver *d, uint32_t n, struct serve_driver_step 
 	if (ret == -ENOBUFS) {
 		uint32_t *ids = realloc(d->ids, d->offsets[n] * sizeof(*ids));
 
-		if (!ids)
+		if (!ids) {
+			fail_runs(d, 0, n);
 			return -ENOMEM;
+		}
 		d->ids = ids;
 		d->max_ids = d->offsets[n];
 		ret = accel_sched_block_tables(d->sched, d->runs, n, d->offsets, d->ids,
 					       d->max_ids);
 	}
-	if (ret < 0)
+	if (ret < 0) {
+		fail_runs(d, 0, n);
 		return ret;
+	}
 	for (i = 0; i < n; i++) {
 		const struct accel_sched_run *r = &d->runs[i];
 		struct dslot *s = slot_of_tag(d, r->tag);
 
-		if (!s || !s->eid)
+		if (!s || !s->eid) {
+			fail_runs(d, 0, n);
 			return -EIO;
+		}
 		d->comp[i] = (struct serve_compute) {
 			.id = s->eid, .n_tokens = r->tokens, .start = r->start,
 			.table = d->ids + d->offsets[i], .nr_blocks = d->offsets[i + 1] - d->offsets[i],
@@ -406,8 +428,10 @@ static int compute(struct serve_driver *d, uint32_t n, struct serve_driver_step 
 		};
 	}
 	ret = serve_engine_compute(d->o.engine, d->comp, n);
-	if (ret)
+	if (ret) {
+		fail_runs(d, 0, n);
 		return ret;
+	}
 	for (i = 0; i < n; i++) {
 		const struct serve_compute *c = &d->comp[i];
 		ACCEL_OPTS(accel_sched_result, res);
@@ -426,8 +450,11 @@ static int compute(struct serve_driver *d, uint32_t n, struct serve_driver_step 
 			}
 		}
 		ret = accel_sched_update(d->sched, d->runs[i].req, &res, now_ns());
-		if (ret)
+		if (ret) {
+			/* Refused (a bug of ours): end it rather than stall the scheduler. */
+			fail_runs(d, i, n);
 			return ret;
+		}
 	}
 	return 0;
 }
@@ -564,10 +591,14 @@ int serve_driver_info(struct serve_driver *d, uint32_t h, struct serve_driver_in
 
 uint32_t serve_driver_next(struct serve_driver *d, uint32_t h)
 {
-	for (h++; h <= d->max_h; h++)
+	uint32_t next = 0;
+
+	pthread_mutex_lock(&d->lock);
+	for (h++; h <= d->max_h && !next; h++)
 		if (d->slot[h - 1].used)
-			return h;
-	return 0;
+			next = h;
+	pthread_mutex_unlock(&d->lock);
+	return next;
 }
 
 int serve_driver_stats(struct serve_driver *d, struct accel_sched_stats *st)
