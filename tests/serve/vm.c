@@ -4,14 +4,18 @@
  * regions), swaps on the copy engine through the data mover. More requests
  * than the compute tier holds; every request's digests equal those of the
  * same request alone, and those of memfd tiers, with swap preemption,
- * recompute preemption and operator-level yields (dense and MoE); the
- * device's usage back to where it was afterwards.
+ * recompute preemption and operator-level yields (dense and MoE), under
+ * the built-in planner and under libaccel's scheduler (priority with swaps
+ * and yields to arrivals made mid-prefill, fcfs with recompute, slo with
+ * the cost model); the device's usage back to where it was afterwards.
  */
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "accel.h"
 #include "../libaccel/accel_test.h"
+#include "driver.h"
 #include "engine.h"
 #include "stack.h"
 #include "kselftest_harness.h"
@@ -80,6 +84,94 @@ static int run(const struct serve_model *m, bool memfd, uint32_t blocks, uint32_
 		res->drops += in.drops;
 		res->yields += in.yields;
 	}
+	serve_stack_destroy(&s);
+	return ret;
+}
+
+/* Arrivals made from a worker in the middle of a prefill (the driver's yield hook first). */
+struct late {
+	struct serve_driver *d;
+	uint32_t next, last, added, h[NREQ];
+	int ret;
+};
+
+static bool arrive_late(void *ctx, uint32_t id, uint32_t layer, uint32_t phase)
+{
+	struct late *l = ctx;
+	int32_t tok[128];
+	uint32_t n, j, k;
+
+	(void)id, (void)layer, (void)phase;
+	/* The workers ask at once: each arrival taken by one of them. */
+	k = __atomic_fetch_add(&l->next, 1, __ATOMIC_RELAXED);
+	if (k > l->last)
+		return false;
+	{
+		struct serve_params p = { .max_tokens = MAXTOK, .priority = -(int32_t)k };
+		int ret;
+
+		n = (uint32_t)strlen(prompts[k]);
+		for (j = 0; j < n; j++)
+			tok[j] = (unsigned char)prompts[k][j];
+		ret = serve_driver_add(l->d, tok, n, &p, &l->h[k]);
+		if (ret)
+			__atomic_store_n(&l->ret, ret, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&l->added, 1, __ATOMIC_RELEASE);
+	}
+	return false;
+}
+
+/*
+ * Requests under libaccel's scheduler (kvaccel-serve's driver) on region
+ * tiers: request 0 first, the others arriving from inside its prefill (more
+ * urgent each), so prefills yield; 0 or -errno.
+ */
+static int run_sched(const struct serve_model *m, uint32_t blocks, uint32_t policy,
+		     uint32_t preempt, struct result *res, struct accel_sched_stats *st)
+{
+	struct late l = { .next = 1, .last = NREQ - 1 };
+	struct serve_driver_opts d = { .policy = policy, .preempt = preempt, .max_tokens = 64,
+				       .chunk_tokens = 64, .yields = true,
+				       .also_yield = arrive_late, .also_ctx = &l };
+	struct serve_stack_opts so = { .model = m, .blocks = blocks, .swap_blocks = 64,
+				       .threads = 2, .max_ctx = 128, .sched = &d };
+	struct serve_params p = { .max_tokens = MAXTOK };
+	struct serve_stack s;
+	uint32_t i, j, n = (uint32_t)strlen(prompts[0]);
+	int32_t tok[128];
+	char err[256];
+	int ret;
+
+	ret = serve_stack_create(&s, &so, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "# %s\n", err);
+		return ret;
+	}
+	for (j = 0; j < n; j++)
+		tok[j] = (unsigned char)prompts[0][j];
+	l.d = s.driver;		/* before the first step: the hook may run from then on */
+	ret = serve_driver_add(s.driver, tok, n, &p, &l.h[0]);
+	if (!ret)
+		ret = serve_driver_run_all(s.driver, NULL);
+	if (!ret)
+		ret = l.ret;
+	if (!ret && __atomic_load_n(&l.added, __ATOMIC_ACQUIRE) != l.last)
+		ret = -ENODATA;		/* not every arrival came */
+	for (i = 0; !ret && i < NREQ; i++) {
+		struct serve_driver_info in;
+
+		ret = serve_driver_info(s.driver, l.h[i], &in);
+		if (!ret && in.req.n_generated != MAXTOK)
+			ret = -EPROTO;
+		if (!ret)
+			memcpy(res->dig[i], in.req.digests, sizeof(res->dig[i]));
+	}
+	st->sz = sizeof(*st);
+	if (!ret)
+		ret = serve_driver_stats(s.driver, st);
+	res->swaps = (uint32_t)st->swaps_out;
+	res->drops = (uint32_t)st->recomputes;
+	res->yields = (uint32_t)st->yields;
 	serve_stack_destroy(&s);
 	return ret;
 }
@@ -164,6 +256,50 @@ TEST_F(serve, yields_and_swaps_moe)
 	EXPECT_LT(0, r.swaps);
 	EXPECT_LT(0, r.yields);
 	EXPECT_EQ(0, memcmp(r.dig, self->alone_moe.dig, sizeof(r.dig)));
+}
+
+/*
+ * libaccel's scheduler on the same pool: swaps on the copy engine, yields to
+ * the arrivals; the digests those of each request alone under the built-in
+ * planner (the two drivers agree).
+ */
+TEST_F(serve, scheduler_priority_swap_and_yields)
+{
+	struct accel_sched_stats st;
+	struct result r = { 0 };
+
+	ASSERT_EQ(0, run_sched(self->dense, 8, ACCEL_SCHED_PRIORITY, ACCEL_SCHED_PREEMPT_SWAP,
+			       &r, &st));
+	TH_LOG("%u swap-outs, %u yields, %llu bytes swapped, swap bandwidth %llu B/s", r.swaps,
+	       r.yields, (unsigned long long)st.swapped_bytes, (unsigned long long)st.swap_bw);
+	EXPECT_LT(0, r.swaps);
+	EXPECT_LT(0, r.yields);
+	EXPECT_EQ(0, r.drops);
+	EXPECT_EQ(0, memcmp(r.dig, self->alone_dense.dig, sizeof(r.dig)));
+}
+
+TEST_F(serve, scheduler_fcfs_recompute_moe)
+{
+	struct accel_sched_stats st;
+	struct result r = { 0 };
+
+	ASSERT_EQ(0, run_sched(self->moe, 8, ACCEL_SCHED_FCFS, ACCEL_SCHED_PREEMPT_RECOMPUTE,
+			       &r, &st));
+	EXPECT_LT(0, r.drops);
+	EXPECT_LT(0, st.recomputed_tokens);
+	EXPECT_EQ(0, r.swaps);
+	EXPECT_EQ(0, memcmp(r.dig, self->alone_moe.dig, sizeof(r.dig)));
+}
+
+TEST_F(serve, scheduler_cost_model)
+{
+	struct accel_sched_stats st;
+	struct result r = { 0 };
+
+	ASSERT_EQ(0, run_sched(self->dense, 8, ACCEL_SCHED_SLO, ACCEL_SCHED_PREEMPT_COST, &r,
+			       &st));
+	EXPECT_LT(0, r.swaps + r.drops);
+	EXPECT_EQ(0, memcmp(r.dig, self->alone_dense.dig, sizeof(r.dig)));
 }
 
 TEST_HARNESS_MAIN

@@ -9,7 +9,8 @@
  * prefills running now yield; the engine thread creates the engine's
  * request after the step that may schedule it. Swaps run on the data
  * mover while the step computes (a swap-out's blocks stay reserved until
- * its completion is reported, a swapping-in request is not runnable).
+ * its completion is reported, a swapping-in request is not runnable); a
+ * reaper thread reports each swap's end the moment the mover has it.
  *
  * Locking: d->lock guards the slots' allocation and their add-side fields
  * (used, pending, prompt); everything else belongs to the engine thread.
@@ -17,9 +18,13 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "driver.h"
 
@@ -49,7 +54,12 @@ struct serve_driver {
 	uint32_t *offsets, *ids, max_ids, max_runs;
 	struct accel_bm_run *plan_runs;
 	uint32_t max_plan_runs;
-	uint32_t swaps_in_flight;
+	/* Swaps on the mover: the reaper thread reports their ends as they come. */
+	atomic_uint swaps_in_flight;
+	atomic_uint swaps_ended;	/* since the last step looked */
+	pthread_t reaper;
+	int stop_fd;
+	bool reaper_started;
 };
 
 static uint64_t now_ns(void)
@@ -59,6 +69,8 @@ static uint64_t now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+static void *reap_main(void *arg);
 
 static bool yield_hook(void *ctx, uint32_t id, uint32_t layer, uint32_t phase)
 {
@@ -112,6 +124,16 @@ struct serve_driver *serve_driver_create(const struct serve_driver_opts *o)
 		pthread_mutex_destroy(&d->lock);
 		goto fail;
 	}
+	d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	err = d->stop_fd < 0 ? errno : pthread_create(&d->reaper, NULL, reap_main, d);
+	if (err) {
+		if (d->stop_fd >= 0)
+			close(d->stop_fd);
+		accel_sched_destroy(d->sched);
+		pthread_mutex_destroy(&d->lock);
+		goto fail;
+	}
+	d->reaper_started = true;
 	if (o->yields)
 		serve_engine_set_yield(o->engine, yield_hook, d);
 	return d;
@@ -132,26 +154,37 @@ fail_errno:
 	return NULL;
 }
 
-/* Report finished swaps; returns how many. */
-static uint32_t reap(struct serve_driver *d, int64_t timeout_ns)
+/*
+ * The reaper: waits on the mover's fd and reports each finished swap to the
+ * scheduler at once (the cost model's bandwidth is measured to that
+ * moment, and the request is runnable at the next step, whose poll the
+ * report wakes). The only caller of accel_mover_poll().
+ */
+static void *reap_main(void *arg)
 {
+	struct serve_driver *d = arg;
 	struct accel_mover_done done[16];
-	uint32_t n = 0;
+	struct pollfd p[2] = {
+		{ .fd = accel_mover_fd(d->o.mover), .events = POLLIN },
+		{ .fd = d->stop_fd, .events = POLLIN },
+	};
 	int got, i;
 
-	while (d->swaps_in_flight) {
-		got = accel_mover_poll(d->o.mover, done, 16, timeout_ns);
-		if (got <= 0)
-			break;
-		n += (uint32_t)got;
+	for (;;) {
+		got = accel_mover_poll(d->o.mover, done, 16, 0);
 		for (i = 0; i < got; i++) {
 			accel_sched_swap_done(d->sched, (uint32_t)done[i].user_data, done[i].status,
 					      now_ns());
-			d->swaps_in_flight--;
+			atomic_fetch_sub(&d->swaps_in_flight, 1);
+			atomic_fetch_add(&d->swaps_ended, 1);
 		}
-		timeout_ns = 0;
+		if (got > 0)
+			continue;
+		if (p[1].revents && !atomic_load(&d->swaps_in_flight))
+			return NULL;
+		while (poll(p, 2, -1) < 0 && errno == EINTR)
+			;
 	}
-	return n;
 }
 
 void serve_driver_destroy(struct serve_driver *d)
@@ -160,7 +193,15 @@ void serve_driver_destroy(struct serve_driver *d)
 
 	if (!d)
 		return;
-	reap(d, -1);
+	if (d->reaper_started) {
+		uint64_t one = 1;
+
+		/* It ends once every swap in flight has ended. */
+		if (write(d->stop_fd, &one, sizeof(one)) < 0)
+			perror("kvaccel-serve: eventfd");
+		pthread_join(d->reaper, NULL);
+		close(d->stop_fd);
+	}
 	serve_engine_set_yield(d->o.engine, NULL, NULL);
 	accel_sched_destroy(d->sched);
 	for (i = 0; i < d->nr_slots; i++) {
@@ -348,12 +389,13 @@ static void start_swap(struct serve_driver *d, const struct accel_sched_swap *w,
 			ret = n;
 	}
 	if (!ret && n) {
+		/* Counted first: the reaper may see it end before submit returns. */
+		atomic_fetch_add(&d->swaps_in_flight, 1);
 		ret = accel_mover_submit(d->o.mover, d->o.tiers, 2, d->plan_runs, (uint32_t)n, &so,
 					 &job);
-		if (!ret) {
-			d->swaps_in_flight++;
+		if (!ret)
 			return;
-		}
+		atomic_fetch_sub(&d->swaps_in_flight, 1);
 	}
 	accel_sched_swap_done(d->sched, w->req, ret, now_ns());
 }
@@ -462,7 +504,7 @@ static int compute(struct serve_driver *d, uint32_t n, struct serve_driver_step 
 int serve_driver_step(struct serve_driver *d, struct serve_driver_step *stp)
 {
 	struct serve_driver_step st = { 0 };
-	uint32_t i, tries, more = 0, reaped = 0, changed = 0;
+	uint32_t i, tries, more = 0, changed = 0, reaped;
 	int ret = 0;
 
 	if (!d)
@@ -476,7 +518,6 @@ int serve_driver_step(struct serve_driver *d, struct serve_driver_step *stp)
 			   .swaps = d->swaps, .max_swaps = d->nr_slots, .events = d->ev,
 			   .max_events = 256);
 
-		reaped += reap(d, 0);
 		ret = accel_sched_step(d->sched, now_ns(), &out);
 		if (ret)
 			break;
@@ -487,10 +528,9 @@ int serve_driver_step(struct serve_driver *d, struct serve_driver_step *stp)
 		st.runs = out.nr_runs;
 		if (out.nr_runs)
 			ret = compute(d, out.nr_runs, &st);
-		reaped += reap(d, 0);
 		more = out.events_left;
 		changed += out.nr_events;
-		if (ret || out.nr_runs || d->swaps_in_flight || out.nr_swaps)
+		if (ret || out.nr_runs || atomic_load(&d->swaps_in_flight) || out.nr_swaps)
 			break;
 	}
 	if (stp)
@@ -498,21 +538,20 @@ int serve_driver_step(struct serve_driver *d, struct serve_driver_step *stp)
 	if (ret)
 		return ret;
 	/* A swap that finished may have made a request runnable. */
-	return st.runs || d->swaps_in_flight || st.swaps_in || st.swaps_out || st.finished ||
-	       more || reaped || changed;
+	reaped = atomic_exchange(&d->swaps_ended, 0);
+	return st.runs || atomic_load(&d->swaps_in_flight) || st.swaps_in || st.swaps_out ||
+	       st.finished || more || reaped || changed;
 }
 
 void serve_driver_wait(struct serve_driver *d, const int *fds, uint32_t n, int timeout_ms)
 {
-	struct pollfd p[6] = {
-		{ .fd = accel_sched_fd(d->sched), .events = POLLIN },
-		{ .fd = d->swaps_in_flight ? accel_mover_fd(d->o.mover) : -1, .events = POLLIN },
-	};
+	/* A swap's end wakes the scheduler's fd (the reaper reports it). */
+	struct pollfd p[5] = { { .fd = accel_sched_fd(d->sched), .events = POLLIN } };
 	uint32_t i;
 
 	for (i = 0; i < n && i < 4; i++)
-		p[2 + i] = (struct pollfd) { .fd = fds[i], .events = POLLIN };
-	while (poll(p, 2 + i, timeout_ms) < 0 && errno == EINTR)
+		p[1 + i] = (struct pollfd) { .fd = fds[i], .events = POLLIN };
+	while (poll(p, 1 + i, timeout_ms) < 0 && errno == EINTR)
 		;
 }
 
@@ -523,10 +562,14 @@ int serve_driver_run_all(struct serve_driver *d, uint64_t *steps)
 	int ret;
 
 	for (;;) {
-		ret = serve_driver_step(d, NULL);
+		struct serve_driver_step st;
+
+		ret = serve_driver_step(d, &st);
 		if (ret < 0)
 			break;
 		n++;
+		if (ret && !st.runs && atomic_load(&d->swaps_in_flight))
+			serve_driver_wait(d, NULL, 0, 100);	/* a swap's end wakes it */
 		if (ret)
 			continue;
 		ret = accel_sched_stats(d->sched, &ss);
