@@ -84,6 +84,9 @@ def main():
         swapped = get(rep, "server", "counters", "kvaccel_serve_swapped_bytes_total")
         swaps = get(rep, "server", "counters", "kvaccel_serve_swaps_total")
         recs = get(rep, "server", "counters", "kvaccel_serve_recomputes_total")
+        # The gauge is the cost model's estimate: its starting value until a swap ends.
+        if not swaps:
+            bw = None
         print(f"{which}: recompute tax {fmt(None if tax is None else 100 * tax, ' %')}, "
               f"swap-outs {fmt(swaps)}, recomputes {fmt(recs)}, swapped "
               f"{fmt(None if swapped is None else swapped / 2**20, ' MiB')}, swap bandwidth "
