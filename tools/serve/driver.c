@@ -343,9 +343,24 @@ static void on_events(struct serve_driver *d, const struct accel_sched_event *ev
 	uint32_t i;
 
 	for (i = 0; i < n; i++) {
-		struct dslot *s = slot_of(d, (uint32_t)ev[i].tag);
+		ACCEL_OPTS(accel_sched_req_info, ri);
+		struct dslot *s;
+		bool stale;
 
 		if (ev[i].to != ACCEL_SCHED_FINISHED && ev[i].to != ACCEL_SCHED_ABORTED)
+			continue;
+		/*
+		 * A request released once it finished (its state says so before
+		 * the event comes) may have its handle, the event's tag, and its
+		 * scheduler id given to a new request before this step delivers
+		 * the event: that one is not finished.
+		 */
+		pthread_mutex_lock(&d->lock);
+		s = slot_of(d, (uint32_t)ev[i].tag);
+		stale = s && (s->sreq != ev[i].req ||
+			      accel_sched_req_info(d->sched, s->sreq, &ri) || ri.state != ev[i].to);
+		pthread_mutex_unlock(&d->lock);
+		if (stale)
 			continue;
 		st->finished += ev[i].to == ACCEL_SCHED_FINISHED;
 		if (s && s->eid)
