@@ -82,7 +82,9 @@ struct serve_driver *serve_driver_create(const struct serve_driver_opts *o)
 		goto fail_errno;
 	d->o = *o;
 	d->nr_slots = o->max_requests ? o->max_requests : 1024;
-	d->max_runs = o->max_seqs ? o->max_seqs : 256;
+	/* The scheduler runs at most a token each: no more than the budget by default. */
+	d->max_runs = o->max_seqs ? o->max_seqs :
+		o->max_tokens && o->max_tokens < 256 ? o->max_tokens : 256;
 	d->max_ids = d->max_runs * 64;
 	d->slot = calloc(d->nr_slots, sizeof(*d->slot));
 	d->runs = calloc(d->max_runs, sizeof(*d->runs));
