@@ -386,6 +386,8 @@ TEST_F_TIMEOUT(pressure, round_answered_by_swap_outs, 600)
 	serve_kvd_close(kvd);
 	serve_stack_destroy(&s);
 	EXPECT_EQ(usage0, kvt_usage_back_to(self->fd, usage0));
+	if (system("grep 'pressure round' " LOG " | sed 's/^/# daemon: /'"))
+		TH_LOG("no pressure round in the daemon's log");
 }
 
 /* ---- killed in the middle of swaps ----------------------------------------- */
@@ -517,6 +519,10 @@ TEST_F_TIMEOUT(killed, mid_swap_leaks_nothing, 900)
 			TH_LOG("run %u: the engine reported fewer steps with swaps", r);
 		kill(child, SIGKILL);
 		ASSERT_EQ(child, waitpid(child, &status, 0));
+		TH_LOG("run %u: killed %s after %d steps with swaps; usage just after: %llu bytes (%llu before)",
+		       r, runs[r].park ? "parked" : "running", runs[r].reports,
+		       (unsigned long long)kvt_param_or_die(self->fd, KVACCEL_PARAM_DEVICE_USAGE),
+		       (unsigned long long)self->usage);
 		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
 			TH_LOG("run %u: the engine ended by itself (status %#x)", r, status);
 		close(rep[0]);
