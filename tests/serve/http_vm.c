@@ -7,10 +7,11 @@
  * give the digests of the same prompts alone on memfd tiers; a stream's
  * digests equal them; /metrics counts them; the device's usage is back
  * where it was after the stop. Under the priority policy, with more
- * requests in flight than the compute tier holds: an urgent request
- * arriving while less urgent ones prefill (the engine held at a yield
- * point until it is in) preempts them by swap, is never preempted itself,
- * and every request ends with the digests of its prompt alone.
+ * requests in flight than the compute tier holds and one running at a
+ * time: an urgent request arriving while a less urgent one prefills (held
+ * at a yield point of its second chunk until the urgent one is in)
+ * preempts it by swap, the only swap of the run, is never preempted
+ * itself, and every request ends with the digests of its prompt alone.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -281,7 +282,8 @@ static bool hold_prefill(void *ctx, uint32_t id, uint32_t layer, uint32_t phase)
 
 	(void)layer;
 	(void)phase;
-	if (!__atomic_load_n(&h->sched, __ATOMIC_ACQUIRE) || __atomic_load_n(&h->held, __ATOMIC_ACQUIRE))
+	if (!__atomic_load_n(&h->sched, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&h->held, __ATOMIC_ACQUIRE))
 		return false;
 	if (serve_engine_info(h->engine, id, &in) || !in.n_computed)
 		return false;

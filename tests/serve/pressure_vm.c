@@ -356,7 +356,8 @@ TEST_F_TIMEOUT(pressure, round_answered_by_swap_outs, 600)
 			EXPECT_EQ(ACCEL_SCHED_DECODING, in.sched.state);
 		}
 	}
-	EXPECT_TRUE(wait_log("engine serve released", 10000) || log_has("engine serve answered late"));
+	EXPECT_TRUE(wait_log("engine serve released", 10000) ||
+		    log_has("engine serve answered late"));
 
 	/* The rest as kvaccel-serve runs it: later rounds answered between steps. */
 	for (steps = 0; steps < 100000; steps++) {
@@ -401,8 +402,8 @@ TEST_F_TIMEOUT(pressure, round_answered_by_swap_outs, 600)
 static void __attribute__((noreturn)) engine_child(int wfd, int parkfd, bool park)
 {
 	static const struct serve_driver_opts fcfs = {
-		.preempt = ACCEL_SCHED_PREEMPT_SWAP, .max_tokens = 64, .max_seqs = 8, .chunk_tokens = 8,
-		.yields = true,
+		.preempt = ACCEL_SCHED_PREEMPT_SWAP, .max_tokens = 64, .max_seqs = 8,
+		.chunk_tokens = 8, .yields = true,
 	};
 	struct serve_model *m = model();
 	struct accel_sched_stats st = { .sz = sizeof(st) };
@@ -450,7 +451,8 @@ static int read_reports(int fd, int n)
 			waited++;
 			continue;
 		}
-		r = read(fd, buf, (size_t)(n - got) < sizeof(buf) ? (size_t)(n - got) : sizeof(buf));
+		r = read(fd, buf, (size_t)(n - got) < sizeof(buf) ? (size_t)(n - got) :
+			 sizeof(buf));
 		if (r <= 0)
 			break;	/* the child is gone */
 		got += (int)r;
@@ -519,7 +521,8 @@ TEST_F_TIMEOUT(killed, mid_swap_leaks_nothing, 900)
 			TH_LOG("run %u: the engine reported fewer steps with swaps", r);
 		kill(child, SIGKILL);
 		ASSERT_EQ(child, waitpid(child, &status, 0));
-		TH_LOG("run %u: killed %s after %d steps with swaps; usage just after: %llu bytes (%llu before)",
+		TH_LOG("run %u: killed %s after %d steps with swaps; usage just after: %llu "
+		       "bytes (%llu before)",
 		       r, runs[r].park ? "parked" : "running", runs[r].reports,
 		       (unsigned long long)kvt_param_or_die(self->fd, KVACCEL_PARAM_DEVICE_USAGE),
 		       (unsigned long long)self->usage);
