@@ -17,9 +17,10 @@
  * - An engine killed with SIGKILL in the middle of its swaps leaks
  *   nothing: a child process runs requests on a compute tier too small
  *   for them (swapping all the time) and is killed just after a step
- *   that started swaps (parked there, and running on), three times; each
- *   time the device's usage, pages held and regions come back to where
- *   they were, and the kernel log gains no warning.
+ *   that started swaps (parked there, and running on: at once or up to
+ *   10 ms later), six times; each time the device's usage, pages held and
+ *   regions come back to where they were, and the kernel log gains no
+ *   warning.
  *
  * kvacceld must be on PATH (run-selftests ships it next to the tests).
  */
@@ -495,8 +496,10 @@ FIXTURE_TEARDOWN(killed)
 
 TEST_F_TIMEOUT(killed, mid_swap_leaks_nothing, 900)
 {
-	static const struct { bool park; int reports; } runs[] = {
-		{ true, 1 }, { false, 4 }, { false, 16 },
+	/* Parked just after its first swaps; running on, killed at once or a little later. */
+	static const struct { bool park; int reports, delay_us; } runs[] = {
+		{ true, 1, 0 }, { false, 4, 0 }, { false, 16, 0 },
+		{ false, 2, 500 }, { false, 6, 2000 }, { false, 10, 10000 },
 	};
 	unsigned int r;
 
@@ -519,11 +522,13 @@ TEST_F_TIMEOUT(killed, mid_swap_leaks_nothing, 900)
 		close(park[0]);
 		EXPECT_EQ(runs[r].reports, read_reports(rep[0], runs[r].reports))
 			TH_LOG("run %u: the engine reported fewer steps with swaps", r);
+		if (runs[r].delay_us)
+			usleep(runs[r].delay_us);
 		kill(child, SIGKILL);
 		ASSERT_EQ(child, waitpid(child, &status, 0));
-		TH_LOG("run %u: killed %s after %d steps with swaps; usage just after: %llu "
-		       "bytes (%llu before)",
-		       r, runs[r].park ? "parked" : "running", runs[r].reports,
+		TH_LOG("run %u: killed %s %d us after %d steps with swaps; usage just after: "
+		       "%llu bytes (%llu before)",
+		       r, runs[r].park ? "parked" : "running", runs[r].delay_us, runs[r].reports,
 		       (unsigned long long)kvt_param_or_die(self->fd, KVACCEL_PARAM_DEVICE_USAGE),
 		       (unsigned long long)self->usage);
 		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
