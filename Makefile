@@ -303,6 +303,16 @@ $(B)/tests/serve_vm: tests/serve/vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS
 	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
 		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
 
+# In the VM: a kvacceld pressure round answered by swap-outs, and an engine
+# killed in the middle of its swaps leaking nothing (kvacceld on PATH in the guest).
+TEST_BINS	+= $(B)/tests/serve_pressure_vm
+$(B)/tests/serve_pressure_vm: tests/serve/pressure_vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \
+		$(TEST_HDRS) $(B)/libaccel/libaccel.a $(B)/daemon/kvacceld
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
+
 # The HTTP server in-process on memfd tiers, a tiny socket client (cmocka, ASan/UBSan).
 NATIVE_BINS	+= $(B)/native/serve_http
 $(B)/native/serve_http: tests/serve/http_unit.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HTTP) \

@@ -12,7 +12,7 @@ prog=$serve
 
 digests() { grep 'digests:' "$1"; }
 
-echo "1..36"
+echo "1..37"
 refused "no prompt" 2 "no --prompt given"
 refused "unknown option" 2 "unknown option '--bogus'" --memfd --prompt hi --bogus
 refused "missing value" 2 "--max-tokens needs a value" --memfd --prompt hi --max-tokens
@@ -88,6 +88,15 @@ else
 	not_ok "same digests with recompute preemption ($(cat "$tmp/err"))"
 fi
 
+# A budget under 256 tokens a step: no more requests run at once than it has tokens.
+"$serve" --memfd --prompt "Hello" --prompt "world!" --max-tokens 12 --budget 8 > "$tmp/b" \
+	2> "$tmp/err"
+if [ "$(digests "$tmp/a")" = "$(digests "$tmp/b")" ]; then
+	ok "same digests with --budget 8"
+else
+	not_ok "same digests with --budget 8 ($(cat "$tmp/err"))"
+fi
+
 # Every policy, and the cost model's choice: the same digests on a small pool.
 for pol in "fcfs --preempt cost" "priority --victim least-computed" slo fair hybrid; do
 	# shellcheck disable=SC2086
@@ -129,5 +138,5 @@ for shape in "" "--experts 4 --top-k 2 --shared-expert --kv-heads 2"; do
 		not_ok "saved weights give the same digests ${shape:-(dense)} ($(cat "$tmp/err"))"
 	fi
 done
-[ "$n" = 36 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
+[ "$n" = 37 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
 [ "$failed" = 0 ]

@@ -4,7 +4,9 @@
  * block manager and data mover: every request's tokens and digests equal
  * those of the same request run alone, whatever the batch composition,
  * chunk size, request order, preemption (swap, recompute) or
- * operator-level yields, dense and MoE; and serve_engine_step()'s checks.
+ * operator-level yields, dense and MoE; serve_engine_step()'s checks; and
+ * the driver's handle of a released request given to a new one before
+ * the old one's FINISHED event came (the new one not taken for finished).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -592,6 +594,70 @@ static void test_step_by_hand(void **state)
 	assert_true(ib.swaps_out >= 1);
 }
 
+/*
+ * The scheduler driving the engine (serve_driver_*): a request released as
+ * soon as its state says finished, before the step that delivers its
+ * FINISHED event, and a new request taking its handle meanwhile: the new
+ * one is not taken for finished; it runs to the digests of its prompt
+ * alone.
+ */
+static int driver_run(const struct serve_model *m, const char *first, const char *second,
+		      uint64_t *dig)
+{
+	static const struct serve_driver_opts so = { .preempt = ACCEL_SCHED_PREEMPT_SWAP };
+	struct serve_stack_opts o = { .model = m, .blocks = 16, .swap_blocks = 16, .memfd = true,
+				      .threads = 1, .max_ctx = 128, .sched = &so };
+	struct accel_sched_stats st = { .sz = sizeof(st) };
+	struct serve_params p = { .max_tokens = 4 };
+	struct serve_driver_info in;
+	uint32_t h, h2, i, n;
+	struct serve_stack s;
+	int32_t tok[128];
+	char err[256];
+	int ret;
+
+	assert_int_equal(serve_stack_create(&s, &o, err, sizeof(err)), 0);
+	if (first) {
+		n = (uint32_t)strlen(first);
+		for (i = 0; i < n; i++)
+			tok[i] = (unsigned char)first[i];
+		assert_int_equal(serve_driver_add(s.driver, tok, n, &p, &h), 0);
+		do {
+			assert_true(serve_driver_step(s.driver, NULL) >= 0);
+			assert_int_equal(serve_driver_stats(s.driver, &st), 0);
+		} while (st.in_state[ACCEL_SCHED_FINISHED] != 1);
+		assert_int_equal(serve_driver_release(s.driver, h), 0);
+	}
+	n = (uint32_t)strlen(second);
+	for (i = 0; i < n; i++)
+		tok[i] = (unsigned char)second[i];
+	assert_int_equal(serve_driver_add(s.driver, tok, n, &p, &h2), 0);
+	if (first)
+		assert_int_equal(h2, h);	/* the handle given again */
+	ret = serve_driver_run_all(s.driver, NULL);
+	if (!ret)
+		ret = serve_driver_info(s.driver, h2, &in);
+	if (!ret && in.req.n_generated != 4)
+		ret = -EPROTO;
+	if (!ret)
+		memcpy(dig, in.req.digests, 4 * sizeof(*dig));
+	serve_stack_destroy(&s);
+	return ret;
+}
+
+static void test_driver_handle_reused(void **state)
+{
+	struct serve_model *m = model_of(0, 0, 4);
+	uint64_t alone[4], after[4];
+
+	(void)state;
+	assert_non_null(m);
+	assert_int_equal(driver_run(m, NULL, prompts[1], alone), 0);
+	assert_int_equal(driver_run(m, prompts[0], prompts[1], after), 0);
+	assert_memory_equal(after, alone, sizeof(alone));
+	serve_model_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -602,6 +668,7 @@ int main(void)
 		cmocka_unit_test(test_random_schedules),
 		cmocka_unit_test_setup_teardown(test_step_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_step_by_hand, setup, teardown),
+		cmocka_unit_test(test_driver_handle_reused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

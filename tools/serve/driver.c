@@ -410,8 +410,10 @@ static void on_events(struct serve_driver *d, const struct accel_sched_event *ev
 
 		if (ev[i].to != ACCEL_SCHED_FINISHED && ev[i].to != ACCEL_SCHED_ABORTED)
 			continue;
+		if (!s)
+			continue;	/* the slot's request was released: its event is stale */
 		st->finished += ev[i].to == ACCEL_SCHED_FINISHED;
-		if (s && s->eid)
+		if (s->eid)
 			serve_engine_finish(d->o.engine, s->eid);
 	}
 }

@@ -32,7 +32,10 @@ struct serve_driver_opts {
 	struct accel_mover *mover;
 	/** enum accel_sched_policy, enum accel_sched_preempt, enum accel_sched_victim. */
 	uint32_t policy, preempt, victim;
-	/** Tokens per step (0: 256), running requests (0: 256), longest chunk (0: the budget). */
+	/**
+	 * Tokens per step (0: 256), running requests (0: 256, or the tokens per
+	 * step when fewer), longest chunk (0: the budget).
+	 */
 	uint32_t max_tokens, max_seqs, chunk_tokens;
 	/** Requests known at once (0: 1024); more: -ENOSPC from serve_driver_add(). */
 	uint32_t max_requests;
