@@ -91,8 +91,10 @@ struct serve_driver *serve_driver_create(const struct serve_driver_opts *o)
 		return NULL;
 	}
 	d = calloc(1, sizeof(*d));
-	if (!d)
-		goto fail_errno;
+	if (!d) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	d->o = *o;
 	d->nr_slots = o->max_requests ? o->max_requests : 1024;
 	/* The scheduler wants a budget of a token per running request at least. */
@@ -138,19 +140,14 @@ struct serve_driver *serve_driver_create(const struct serve_driver_opts *o)
 		serve_engine_set_yield(o->engine, yield_hook, d);
 	return d;
 fail:
-	if (d) {
-		free(d->slot);
-		free(d->runs);
-		free(d->swaps);
-		free(d->comp);
-		free(d->offsets);
-		free(d->ids);
-		free(d);
-	}
+	free(d->slot);
+	free(d->runs);
+	free(d->swaps);
+	free(d->comp);
+	free(d->offsets);
+	free(d->ids);
+	free(d);
 	errno = err;
-	return NULL;
-fail_errno:
-	errno = ENOMEM;
 	return NULL;
 }
 
@@ -168,6 +165,7 @@ static void *reap_main(void *arg)
 		{ .fd = accel_mover_fd(d->o.mover), .events = POLLIN },
 		{ .fd = d->stop_fd, .events = POLLIN },
 	};
+	bool stopping = false;
 	int got, i;
 
 	for (;;) {
@@ -180,7 +178,11 @@ static void *reap_main(void *arg)
 		}
 		if (got > 0)
 			continue;
-		if (p[1].revents && !atomic_load(&d->swaps_in_flight))
+		if (p[1].revents) {
+			stopping = true;
+			p[1].fd = -1;	/* from now on only the swaps still in flight */
+		}
+		if (stopping && !atomic_load(&d->swaps_in_flight))
 			return NULL;
 		while (poll(p, 2, -1) < 0 && errno == EINTR)
 			;
