@@ -212,7 +212,8 @@ static void random_arrivals(const struct serve_model *m, const struct result *re
 
 				collect(s.driver, h[i], i, &r);
 				if (memcmp(r.dig, ref[i].dig, r.n * sizeof(uint64_t)))
-					fail_msg("policy %s preempt %u: request %u's digests differ",
+					fail_msg("policy %s preempt %u: request %u's digests "
+						 "differ",
 						 accel_sched_policy_name(pol), preempts[k], i);
 			}
 			assert_int_equal(serve_driver_stats(s.driver, &st), 0);

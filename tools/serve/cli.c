@@ -23,7 +23,7 @@ static const char usage[] =
 	"  --block-tokens N    tokens per KV block (default 16)\n"
 	"  --blocks N          compute-tier KV blocks (default 64)\n"
 	"  --swap-blocks N     swap-tier KV blocks (default 64)\n"
-	"  --policy P          fcfs (default), priority, slo, fair or hybrid (accel_sched_create(3))\n"
+	"  --policy P          fcfs (default), priority, slo, fair or hybrid\n"
 	"  --preempt swap|recompute|cost  how to preempt when blocks run out (default swap)\n"
 	"  --victim last|least-computed   which running request goes first (default last)\n"
 	"  --priority-threshold N  priority: how much more urgent a waiting request must be\n"

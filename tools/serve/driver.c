@@ -81,6 +81,19 @@ static bool yield_hook(void *ctx, uint32_t id, uint32_t layer, uint32_t phase)
 	return accel_sched_should_yield(d->sched) > 0;
 }
 
+/* The driver's arrays and the driver. */
+static void free_arrays(struct serve_driver *d)
+{
+	free(d->slot);
+	free(d->runs);
+	free(d->swaps);
+	free(d->comp);
+	free(d->offsets);
+	free(d->ids);
+	free(d->plan_runs);
+	free(d);
+}
+
 struct serve_driver *serve_driver_create(const struct serve_driver_opts *o)
 {
 	struct serve_driver *d;
@@ -140,13 +153,7 @@ struct serve_driver *serve_driver_create(const struct serve_driver_opts *o)
 		serve_engine_set_yield(o->engine, yield_hook, d);
 	return d;
 fail:
-	free(d->slot);
-	free(d->runs);
-	free(d->swaps);
-	free(d->comp);
-	free(d->offsets);
-	free(d->ids);
-	free(d);
+	free_arrays(d);
 	errno = err;
 	return NULL;
 }
@@ -212,14 +219,7 @@ void serve_driver_destroy(struct serve_driver *d)
 		free(d->slot[i].prompt);
 	}
 	pthread_mutex_destroy(&d->lock);
-	free(d->slot);
-	free(d->runs);
-	free(d->swaps);
-	free(d->comp);
-	free(d->offsets);
-	free(d->ids);
-	free(d->plan_runs);
-	free(d);
+	free_arrays(d);
 }
 
 static struct dslot *slot_of(struct serve_driver *d, uint32_t h)
@@ -277,10 +277,11 @@ int serve_driver_add(struct serve_driver *d, const int32_t *prompt, uint32_t n,
 		ACCEL_OPTS(accel_sched_req_opts, ro, .tag = tag_of(s, i + 1), .prompt = prompt,
 			   .prompt_len = n, .max_output = p->max_tokens, .priority = p->priority,
 			   .client = p->client, .arrival_ns = now_ns(),
-			   .ttft_slo_ns = p->ttft_slo_us * 1000, .tpot_slo_ns = p->tpot_slo_us * 1000,
+			   .ttft_slo_ns = p->ttft_slo_us * 1000,
+			   .tpot_slo_ns = p->tpot_slo_us * 1000,
 			   .flags = p->offline ? ACCEL_SCHED_REQ_OFFLINE : 0);
 
-		/* Under the lock: the engine thread sees the slot whole once the scheduler has it. */
+		/* Under the lock: the slot is whole once the scheduler has it. */
 		ret = accel_sched_add(d->sched, &ro, &s->sreq);
 	}
 	if (ret) {
@@ -469,7 +470,8 @@ static int compute(struct serve_driver *d, uint32_t n, struct serve_driver_step 
 		}
 		d->comp[i] = (struct serve_compute) {
 			.id = s->eid, .n_tokens = r->tokens, .start = r->start,
-			.table = d->ids + d->offsets[i], .nr_blocks = d->offsets[i + 1] - d->offsets[i],
+			.table = d->ids + d->offsets[i],
+			.nr_blocks = d->offsets[i + 1] - d->offsets[i],
 			.resume_layer = r->flags & ACCEL_SCHED_RUN_RESUME ? r->start_layer : 0,
 		};
 	}

@@ -21,6 +21,7 @@ struct serve_req {
 	float *chunk_x;
 	uint32_t chunk_cap;		/* floats chunk_x holds */
 	uint32_t flags;			/* SERVE_F_* of the step being checked */
+#define SERVE_F_PASS	(1u << 0)	/* serve_engine_compute()'s check (external_kv only) */
 	uint32_t swaps_out, swaps_in, drops, yields;
 	uint64_t recomputed;
 	uint64_t computed_ever;		/* KV positions written, recomputation included */

@@ -240,7 +240,8 @@ static void deliver(struct eng *g, bool abort)
 				continue;
 			}
 		}
-		if (in.sched.state == ACCEL_SCHED_FINISHED || in.sched.state == ACCEL_SCHED_ABORTED) {
+		if (in.sched.state == ACCEL_SCHED_FINISHED ||
+		    in.sched.state == ACCEL_SCHED_ABORTED) {
 			bool ok = in.sched.state == ACCEL_SCHED_FINISHED;
 
 			*pp = j->next;

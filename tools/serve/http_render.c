@@ -175,7 +175,7 @@ void http_render_metrics(struct sbuf *b, struct serve_http *h)
 		  s.ttft_sum);
 	histogram(b, "kvaccel_serve_tpot_ms", "Time per output token after the first (ms).",
 		  s.tpot_b, s.tpot_n, s.tpot_sum);
-	histogram(b, "kvaccel_serve_queue_ms", "Arrival to first scheduled (ms, completed requests).",
+	histogram(b, "kvaccel_serve_queue_ms", "Arrival to first scheduled (ms, completed ones).",
 		  s.queue_b, s.queue_n, s.queue_sum);
 	sb_printf(b, "# HELP kvaccel_serve_preempted_ms_total Time completed requests spent "
 		  "preempted (ms).\n# TYPE kvaccel_serve_preempted_ms_total counter\n"

@@ -19,8 +19,8 @@ static int check_run(struct serve_engine *e, const struct serve_compute *c)
 
 	if (!r)
 		return -ENOENT;
-	if (r->state == SERVE_FINISHED || (r->flags & 1u) || !c->n_tokens || !c->table ||
-	    end > r->n_tokens || c->nr_blocks < serve_blocks_for(e, (uint32_t)end) ||
+	if (r->state == SERVE_FINISHED || (r->flags & SERVE_F_PASS) || !c->n_tokens ||
+	    !c->table || end > r->n_tokens || c->nr_blocks < serve_blocks_for(e, (uint32_t)end) ||
 	    c->nr_blocks > e->max_blocks)
 		return -EINVAL;
 	/* Reaching the end samples a token: none past max_tokens. */
@@ -73,17 +73,17 @@ int serve_engine_compute(struct serve_engine *e, struct serve_compute *c, uint32
 		return -EOPNOTSUPP;
 	if (!n)
 		return 0;
-	/* Checked, each request at most once (flag bit 0 marks it for the pass). */
+	/* Checked, each request at most once (SERVE_F_PASS marks it for the pass). */
 	for (i = 0; i < n && !ret; i++) {
 		ret = check_run(e, &c[i]);
 		if (!ret)
-			serve_req_get(e, c[i].id)->flags |= 1u;
+			serve_req_get(e, c[i].id)->flags |= SERVE_F_PASS;
 	}
 	for (uint32_t k = 0; k < i; k++) {
 		struct serve_req *r = serve_req_get(e, c[k].id);
 
 		if (r)
-			r->flags &= ~1u;
+			r->flags &= ~SERVE_F_PASS;
 	}
 	if (ret)
 		return ret;
