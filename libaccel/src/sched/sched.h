@@ -24,6 +24,7 @@
 
 #define SREQ_NONE	UINT32_MAX
 
+/* The fields a decode's step and update read first: its first two cache lines. */
 struct sreq {
 	bool used;
 	bool inflight;		/* in the last step's runs, no update yet */
@@ -43,9 +44,12 @@ struct sreq {
 	uint32_t flags;
 	uint64_t deadline;	/* arrival + ttft_slo, 0: none */
 	uint64_t tpot_slo;
+	uint32_t seq;		/* block-manager sequence, SREQ_NONE */
+	uint32_t ridx;		/* in sched->running, SREQ_NONE */
+	uint32_t sched_tokens;	/* this step's run */
+	uint32_t run_idx;	/* in the caller's runs while scheduled this step */
 	void *extra;
 	size_t extra_len;
-	uint32_t seq;		/* block-manager sequence, SREQ_NONE */
 	struct accel_bm_key *keys;	/* of tok's full blocks */
 	uint32_t nr_keys, cap_keys;
 	uint32_t committed;	/* blocks committed */
@@ -56,9 +60,6 @@ struct sreq {
 	uint32_t qprev, qnext;
 	uint8_t hclass;		/* slo: 0 feasible, 1 no SLO, 2 late */
 	uint8_t inq;		/* 0 none, 1 waiting, 2 swapped */
-	uint32_t ridx;		/* in sched->running, SREQ_NONE */
-	uint32_t sched_tokens;	/* this step's run */
-	uint32_t run_idx;	/* in the caller's runs while scheduled this step */
 	uint32_t yield_tokens, yield_layer;
 	uint64_t plan_id;
 	uint32_t plan_blocks, plan_reused, plan_tier0;
@@ -98,6 +99,7 @@ struct accel_sched {
 	pthread_mutex_t lock;
 	struct accel_bm *bm;
 	uint32_t bt;		/* tokens per block */
+	int bt_shift;		/* log2(bt) where bt is a power of two, else -1 */
 	uint32_t nr_tiers;
 	struct accel_sched_config cfg;
 	const struct sched_ops *ops;
@@ -169,9 +171,18 @@ static inline uint32_t nr_active(const struct accel_sched *s)
 	return s->nr_running + s->nr_swapping_in;
 }
 
+/* Blocks of @tokens (a shift where a block is a power of two tokens: no division). */
 static inline uint32_t blocks_of(const struct accel_sched *s, uint64_t tokens)
 {
+	if (s->bt_shift >= 0)
+		return (uint32_t)((tokens + s->bt - 1) >> s->bt_shift);
 	return (uint32_t)((tokens + s->bt - 1) / s->bt);
+}
+
+/* Full blocks of @tokens. */
+static inline uint64_t full_blocks(const struct accel_sched *s, uint64_t tokens)
+{
+	return s->bt_shift >= 0 ? tokens >> s->bt_shift : tokens / s->bt;
 }
 
 static inline unsigned int run_state(const struct sreq *r)

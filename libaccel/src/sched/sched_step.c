@@ -166,6 +166,16 @@ static void add_run(struct accel_sched *s, struct sreq *r, uint32_t k, uint32_t 
 
 /* ---- the step ---- */
 
+/* The decode pass reads requests far apart: fetch this many ahead. */
+#define PREFETCH_AHEAD	8
+
+static void prefetch_req(const struct sreq *r)
+{
+	__builtin_prefetch(r, 1);
+	__builtin_prefetch((const char *)r + 64, 1);
+	__builtin_prefetch(&r->first_sched_ns);
+}
+
 static int cmp_before_ctx(const void *a, const void *b, void *ctx)
 {
 	struct accel_sched *s = ctx;
@@ -279,8 +289,9 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 	 */
 	demand = (s->waitq.n || s->swapq.n) && nr_active(s) < s->cfg.max_seqs &&
 		 !s->admit_blocked;
-	for (i = 0; i < s->nr_running && !demand; i++)
-		demand = R(s, s->running[i])->state == ACCEL_SCHED_PREFILLING;
+	/* Every prefilling request is running. */
+	if (s->st.in_state[ACCEL_SCHED_PREFILLING])
+		demand = true;
 
 	/* (1) Decodes, in admission order. */
 	nsnap = s->nr_running;
@@ -288,6 +299,8 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 	for (i = 0; i < nsnap && budget && out->nr_runs < cap_runs; i++) {
 		struct sreq *r = R(s, s->snap[i]);
 
+		if (i + PREFETCH_AHEAD < nsnap)
+			prefetch_req(R(s, s->snap[i + PREFETCH_AHEAD]));
 		if (r->state != ACCEL_SCHED_DECODING || r->inflight || pace_skip(s, r, demand))
 			continue;
 		for (;;) {
