@@ -33,7 +33,7 @@ struct sreq {
 	uint64_t tag;
 	int32_t *tok;		/* prompt + generated */
 	uint64_t nr_tok, cap_tok;
-	uint64_t prompt_len;
+	uint64_t first_sched_ns;
 	uint64_t computed;	/* tokens with KV in the blocks */
 	uint64_t bm_tok;	/* tokens the block manager holds (>= computed while scheduled) */
 	uint64_t max_computed;	/* highest computed ever: below it, a prefill recomputes */
@@ -48,6 +48,7 @@ struct sreq {
 	uint32_t ridx;		/* in sched->running, SREQ_NONE */
 	uint32_t sched_tokens;	/* this step's run */
 	uint32_t run_idx;	/* in the caller's runs while scheduled this step */
+	uint64_t prompt_len;
 	void *extra;
 	size_t extra_len;
 	struct accel_bm_key *keys;	/* of tok's full blocks */
@@ -67,7 +68,7 @@ struct sreq {
 	uint64_t preempt_ns;	/* 0: not preempted */
 	uint64_t preempt_step;	/* the step (steps + 1) it was last preempted in */
 	/* accounting */
-	uint64_t arrival_ns, first_sched_ns, first_token_ns, last_token_ns, finish_ns;
+	uint64_t arrival_ns, first_token_ns, last_token_ns, finish_ns;
 	uint64_t tpot_sum, tpot_max, tpot_count;
 	uint32_t swaps_out, recomputes, yields;
 	uint64_t stall_ns, recomputed_tokens, swapped_bytes;
@@ -119,6 +120,7 @@ struct accel_sched {
 	uint32_t *pre;		/* the step's prefill candidates */
 	struct squeue waitq, swapq;
 	uint32_t nr_inflight;
+	uint32_t nr_prefill_runs;	/* the step's, while it runs */
 	uint32_t yield_ref;	/* the most preemptable prefill in flight */
 	bool admit_blocked;	/* the last step's admissions stopped short of blocks */
 

@@ -73,6 +73,8 @@ static void unschedule(struct accel_sched *s, struct sreq *r, struct accel_sched
 	}
 	*budget += r->sched_tokens;
 	out->tokens -= r->sched_tokens;
+	if (runs[i].flags & ACCEL_SCHED_RUN_PREFILL)
+		s->nr_prefill_runs--;
 	if (i != last) {
 		runs[i] = runs[last];
 		R(s, runs[i].req)->run_idx = i;

@@ -26,7 +26,7 @@
 /* The keys of the full blocks of r's known tokens. */
 static int keys_ensure(struct accel_sched *s, struct sreq *r)
 {
-	uint64_t need = r->nr_tok / s->bt;
+	uint64_t need = full_blocks(s, r->nr_tok);
 	int ret;
 
 	if (need > INT32_MAX)
@@ -148,8 +148,10 @@ static void add_run(struct accel_sched *s, struct sreq *r, uint32_t k, uint32_t 
 	run->start = r->computed;
 	run->tokens = k;
 	run->start_layer = layer;
-	if (r->state == ACCEL_SCHED_PREFILLING)
+	if (r->state == ACCEL_SCHED_PREFILLING) {
 		run->flags |= ACCEL_SCHED_RUN_PREFILL;
+		s->nr_prefill_runs++;
+	}
 	if (layer)
 		run->flags |= ACCEL_SCHED_RUN_RESUME;
 	if (r->computed + k == r->nr_tok)
@@ -173,7 +175,6 @@ static void prefetch_req(const struct sreq *r)
 {
 	__builtin_prefetch(r, 1);
 	__builtin_prefetch((const char *)r + 64, 1);
-	__builtin_prefetch(&r->first_sched_ns);
 }
 
 static int cmp_before_ctx(const void *a, const void *b, void *ctx)
@@ -253,7 +254,7 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 				  struct accel_sched_out *out)
 {
 	uint32_t budget, cap_runs, nsnap, npre = 0, pi = 0, i;
-	bool grown_preempt = false, blocked = false, demand;
+	bool grown_preempt = false, blocked = false, decoding = true, demand;
 	uint64_t off_cap, drain;
 	int ret;
 
@@ -293,15 +294,28 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 	if (s->st.in_state[ACCEL_SCHED_PREFILLING])
 		demand = true;
 
-	/* (1) Decodes, in admission order. */
+	/*
+	 * (1) Decodes, in admission order, until the budget or the runs run
+	 * out. The same pass finds the running chunks for (2): one a decode
+	 * preempts later in it is skipped there (no longer prefilling).
+	 */
 	nsnap = s->nr_running;
 	memcpy(s->snap, s->running, nsnap * sizeof(*s->snap));
-	for (i = 0; i < nsnap && budget && out->nr_runs < cap_runs; i++) {
+	s->nr_prefill_runs = 0;
+	for (i = 0; i < nsnap; i++) {
 		struct sreq *r = R(s, s->snap[i]);
 
+		if (decoding && (!budget || out->nr_runs >= cap_runs))
+			decoding = false;
 		if (i + PREFETCH_AHEAD < nsnap)
 			prefetch_req(R(s, s->snap[i + PREFETCH_AHEAD]));
-		if (r->state != ACCEL_SCHED_DECODING || r->inflight || pace_skip(s, r, demand))
+		if (r->state == ACCEL_SCHED_PREFILLING) {
+			if (!r->inflight)
+				s->pre[npre++] = s->snap[i];
+			continue;
+		}
+		if (!decoding || r->state != ACCEL_SCHED_DECODING || r->inflight ||
+		    pace_skip(s, r, demand))
 			continue;
 		for (;;) {
 			ret = grow(s, r, 1);
@@ -320,12 +334,6 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 	}
 
 	/* (2) Prefills: running chunks, swap-ins and waiting requests in policy order. */
-	for (i = 0; i < nsnap; i++) {
-		struct sreq *r = R(s, s->snap[i]);
-
-		if (r->state == ACCEL_SCHED_PREFILLING && !r->inflight && r->ridx != SREQ_NONE)
-			s->pre[npre++] = s->snap[i];
-	}
 	if (npre > 1)
 		qsort_r(s->pre, npre, sizeof(*s->pre), cmp_before_ctx, s);
 	off_cap = s->cfg.policy == ACCEL_SCHED_HYBRID ? hybrid_cap(s) : UINT64_MAX;
@@ -458,13 +466,18 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 		}
 	}
 
-	/* The prefill an arrival would preempt first makes the prefills yield. */
+	/*
+	 * The prefill an arrival would preempt first makes the prefills yield
+	 * (the victim order is total: any order of the runs finds the same one).
+	 * The prefills come last but where a preemption moved one.
+	 */
 	s->yield_ref = SREQ_NONE;
-	for (i = 0; i < out->nr_runs; i++) {
+	for (i = out->nr_runs; i-- && s->nr_prefill_runs;) {
 		struct sreq *r = R(s, out->runs[i].req);
 
 		if (!(out->runs[i].flags & ACCEL_SCHED_RUN_PREFILL))
 			continue;
+		s->nr_prefill_runs--;
 		if (s->yield_ref == SREQ_NONE || sched_victim_cmp(s, r, R(s, s->yield_ref)) < 0)
 			s->yield_ref = out->runs[i].req;
 	}
