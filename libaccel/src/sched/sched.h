@@ -32,7 +32,8 @@ struct sreq {
 	uint8_t state;		/* enum accel_sched_state */
 	uint64_t tag;
 	int32_t *tok;		/* prompt + generated */
-	uint64_t nr_tok, cap_tok;
+	uint64_t nr_tok;
+	uint64_t admit_seq;	/* the victim order's last tie-break */
 	uint64_t first_sched_ns;
 	uint64_t computed;	/* tokens with KV in the blocks */
 	uint64_t bm_tok;	/* tokens the block manager holds (>= computed while scheduled) */
@@ -55,7 +56,8 @@ struct sreq {
 	uint32_t nr_keys, cap_keys;
 	uint32_t committed;	/* blocks committed */
 	uint32_t host_valid;	/* leading full blocks with a valid copy on tier 1 */
-	uint64_t arrive_seq, admit_seq;
+	uint64_t cap_tok;
+	uint64_t arrive_seq;
 	/* Queue position: heap index, or fair FIFO links. */
 	uint32_t hidx;
 	uint32_t qprev, qnext;
@@ -92,6 +94,8 @@ struct sched_ops {
 	int (*victim_cmp)(const struct accel_sched *s, const struct sreq *a, const struct sreq *b);
 	/* @a (waiting or arriving) may preempt running @b (NULL: never). */
 	bool (*outranks)(const struct accel_sched *s, const struct sreq *a, const struct sreq *b);
+	/* sched_pick_victim() with victim_cmp inlined (sched_victim_scan()). */
+	uint32_t (*pick_victim)(struct accel_sched *s, bool in_step);
 };
 
 extern const struct sched_ops sched_ops[ACCEL_SCHED_NR_POLICIES];
@@ -191,6 +195,46 @@ static inline unsigned int run_state(const struct sreq *r)
 {
 	return r->output && r->computed + 1 == r->nr_tok ? ACCEL_SCHED_DECODING :
 	       ACCEL_SCHED_PREFILLING;
+}
+
+/*
+ * The victim order: the policy's class order @cls, then the configured one
+ * (the last admitted, or the least computed, first). A total order: two
+ * running requests were never admitted at once. Inlined where @cls is
+ * known (sched_victim_scan()); sched_victim_cmp() is it over the ops.
+ */
+static inline __attribute__((always_inline)) int
+sched_victim_order(const struct accel_sched *s, const struct sreq *a, const struct sreq *b,
+		   int (*cls)(const struct accel_sched *, const struct sreq *, const struct sreq *))
+{
+	int c = cls(s, a, b);
+
+	if (c)
+		return c;
+	if (s->cfg.victim == ACCEL_SCHED_VICTIM_LEAST_COMPUTED && a->computed != b->computed)
+		return a->computed < b->computed ? -1 : 1;
+	return a->admit_seq > b->admit_seq ? -1 : a->admit_seq < b->admit_seq ? 1 : 0;
+}
+
+/* The running request to preempt first (@in_step: in flight too), SREQ_NONE. */
+static inline __attribute__((always_inline)) uint32_t
+sched_victim_scan(struct accel_sched *s, bool in_step,
+		  int (*cls)(const struct accel_sched *, const struct sreq *, const struct sreq *))
+{
+	const struct sreq *best = NULL;
+	uint32_t i, id = SREQ_NONE;
+
+	for (i = 0; i < s->nr_running; i++) {
+		const struct sreq *r = R(s, s->running[i]);
+
+		if (r->inflight && !in_step)
+			continue;	/* computing now (pressure between step and update) */
+		if (!best || sched_victim_order(s, r, best, cls) < 0) {
+			best = r;
+			id = s->running[i];
+		}
+	}
+	return id;
 }
 
 /* ---- sched_req.c: requests, their end, events ---- */
