@@ -102,6 +102,13 @@ struct accel_bm_seq_opts {
 	/** Extra keys hashed into every block's key (an adapter id, a salt); copied. */
 	const void *extra_keys;
 	size_t extra_keys_len;
+	/**
+	 * Room for this many tokens allocated up front (LIBACCEL_0.3), so that
+	 * starting and appending up to them allocates no memory (the tables
+	 * otherwise grow by doubling); a hint, not a limit. 0: none. More than
+	 * the tier's blocks hold: -E2BIG.
+	 */
+	uint64_t reserve_tokens;
 };
 
 int accel_bm_seq_create(struct accel_bm *bm, const struct accel_bm_seq_opts *opts,

@@ -93,6 +93,11 @@ static int reserve(struct kv_seq *s, uint64_t n)
 	return 0;
 }
 
+int kv_seq_reserve(struct kv_seq *s, uint64_t tokens)
+{
+	return reserve(s, (tokens + s->block_tokens - 1) / s->block_tokens);
+}
+
 static int copies_reserve(struct kv_copies *c, uint32_t more)
 {
 	struct kv_copy *v;

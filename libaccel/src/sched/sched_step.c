@@ -74,11 +74,29 @@ static int grow(struct accel_sched *s, struct sreq *r, uint32_t k)
 	return 0;
 }
 
+/* What a sequence reserves ahead of its tokens at most (a hint: beyond, its tables grow). */
+#define RESERVE_AHEAD	4096
+
+/*
+ * The tokens r's sequence will hold, as far as they are known (its output
+ * limit), so that its growth allocates no memory in the steps.
+ */
+static uint64_t reserve_of(const struct accel_sched *s, const struct sreq *r)
+{
+	uint64_t want = r->max_output ? r->prompt_len + r->max_output : r->nr_tok + 1;
+	uint64_t most = (uint64_t)s->bm->tier[0].pool.nr_blocks * s->bt;
+
+	if (want > r->nr_tok + RESERVE_AHEAD)
+		want = r->nr_tok + RESERVE_AHEAD;
+	return want < most ? want : most;
+}
+
 /* Start r's sequence with its first chunk of up to @k tokens (prefix cache hits free). */
 static int admit(struct accel_sched *s, struct sreq *r, uint32_t k, uint32_t *scheduled)
 {
 	struct accel_bm_seq_opts so = { .sz = sizeof(so), .tier = 0, .extra_keys = r->extra,
-					.extra_keys_len = r->extra_len };
+					.extra_keys_len = r->extra_len,
+					.reserve_tokens = reserve_of(s, r) };
 	struct accel_bm_plan plan = { .sz = sizeof(plan) };
 	uint32_t hits[ACCEL_BM_TIERS_MAX] = { 0 };
 	uint64_t h, n, cached = 0, cap;
@@ -86,6 +104,11 @@ static int admit(struct accel_sched *s, struct sreq *r, uint32_t k, uint32_t *sc
 
 	if (r->seq == SREQ_NONE) {
 		ret = accel_bm_seq_create(s->bm, &so, &r->seq);
+		if (ret == -ENOMEM) {
+			/* The room is only a hint. */
+			so.reserve_tokens = 0;
+			ret = accel_bm_seq_create(s->bm, &so, &r->seq);
+		}
 		if (ret) {
 			r->seq = SREQ_NONE;
 			return ret;
