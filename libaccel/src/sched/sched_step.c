@@ -75,7 +75,7 @@ static int grow(struct accel_sched *s, struct sreq *r, uint32_t k)
 }
 
 /* What a sequence reserves ahead of its tokens at most (a hint: beyond, its tables grow). */
-#define RESERVE_AHEAD	4096
+#define RESERVE_AHEAD	2048
 
 /*
  * The tokens r's sequence will hold, as far as they are known (its output
