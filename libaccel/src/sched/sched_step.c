@@ -53,15 +53,12 @@ static int keys_ensure(struct accel_sched *s, struct sreq *r)
 
 /* ---- allocation ---- */
 
-/* Blocks for r's tokens [computed, computed + k): append now only if a block is needed. */
-static int grow(struct accel_sched *s, struct sreq *r, uint32_t k)
+/* grow() where r needs a block: the append. */
+static int grow_append(struct accel_sched *s, struct sreq *r, uint64_t end)
 {
-	uint64_t end = r->computed + k, room = (uint64_t)blocks_of(s, r->bm_tok) * s->bt;
 	struct accel_bm_plan plan = { .sz = sizeof(plan) };
 	int ret;
 
-	if (end <= room)
-		return 0;
 	ret = accel_bm_append(s->bm, r->seq, r->tok + r->bm_tok, end - r->bm_tok, NULL, &plan);
 	if (ret)
 		return ret;
@@ -72,6 +69,19 @@ static int grow(struct accel_sched *s, struct sreq *r, uint32_t k)
 	}
 	r->bm_tok = end;
 	return 0;
+}
+
+/*
+ * Blocks for r's tokens [computed, computed + k): append now only if a
+ * block is needed (inline: most decodes of a step need none).
+ */
+static inline int grow(struct accel_sched *s, struct sreq *r, uint32_t k)
+{
+	uint64_t end = r->computed + k;
+
+	if (end <= (uint64_t)blocks_of(s, r->bm_tok) * s->bt)
+		return 0;
+	return grow_append(s, r, end);
 }
 
 /* What a sequence reserves ahead of its tokens at most (a hint: beyond, its tables grow). */
