@@ -119,6 +119,14 @@ struct accel_sched {
 
 	uint32_t *running;	/* admission order */
 	uint32_t nr_running;
+	/*
+	 * hybrid: the tightest TPOT of the running online requests that have
+	 * one (UINT64_MAX: none), and how many have it; recounted from the
+	 * running list where the last of them left (tpot_stale).
+	 */
+	uint64_t tpot_min;
+	uint32_t tpot_min_n;
+	bool tpot_stale;
 	uint32_t nr_swapping_in;
 	uint32_t *snap;		/* a copy of running for a pass */
 	uint32_t *pre;		/* the step's prefill candidates */
@@ -263,6 +271,8 @@ uint32_t sched_q_peek(struct accel_sched *s, struct squeue *q);
 uint64_t sched_fair_min_active(const struct accel_sched *s, uint32_t except);
 void sched_running_add(struct accel_sched *s, struct sreq *r);
 void sched_running_del(struct accel_sched *s, struct sreq *r);
+/* hybrid: the tightest TPOT of the running online requests, UINT64_MAX: none. */
+uint64_t sched_tpot_min(struct accel_sched *s);
 
 /* ---- sched_preempt.c: victims, swap or recompute, preemption ---- */
 

@@ -180,6 +180,7 @@ ACCEL_EXPORT struct accel_sched *accel_sched_create(const struct accel_sched_con
 	s->step_ns = c.step_ns;
 	s->swap_bw = c.swap_bw ? c.swap_bw : DEF_SWAP_BW;
 	s->yield_ref = SREQ_NONE;
+	s->tpot_min = UINT64_MAX;
 	/* Fixed at the manager's creation: read without its lock. */
 	s->nr_tiers = c.bm->nr_tiers;
 	s->bt = c.bm->block_tokens;

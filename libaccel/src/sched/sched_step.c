@@ -232,17 +232,10 @@ static bool pace_skip(const struct accel_sched *s, const struct sreq *r, bool de
 }
 
 /* hybrid: the tokens a step may hold before the tightest online TPOT is missed. */
-static uint64_t hybrid_cap(const struct accel_sched *s)
+static uint64_t hybrid_cap(struct accel_sched *s)
 {
-	uint64_t tpot = UINT64_MAX;
-	uint32_t i;
+	uint64_t tpot = sched_tpot_min(s);
 
-	for (i = 0; i < s->nr_running; i++) {
-		const struct sreq *r = &s->req[s->running[i]];
-
-		if (!(r->flags & ACCEL_SCHED_REQ_OFFLINE) && r->tpot_slo && r->tpot_slo < tpot)
-			tpot = r->tpot_slo;
-	}
 	if (tpot == UINT64_MAX)
 		return UINT64_MAX;
 	if (tpot <= s->cfg.prefill_base_ns)
