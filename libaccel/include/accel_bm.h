@@ -103,10 +103,10 @@ struct accel_bm_seq_opts {
 	const void *extra_keys;
 	size_t extra_keys_len;
 	/**
-	 * Room for this many tokens allocated up front (LIBACCEL_0.3), so that
-	 * starting and appending up to them allocates no memory (the tables
-	 * otherwise grow by doubling); a hint, not a limit. 0: none. More than
-	 * the tier's blocks hold: -E2BIG.
+	 * Room for this many tokens allocated up front (LIBACCEL_0.3): the
+	 * sequence's tables (block ids, keys, tokens), which otherwise grow by
+	 * doubling, are not reallocated while it grows up to them. A hint, not
+	 * a limit; 0: none. More than the tier's blocks hold: -E2BIG.
 	 */
 	uint64_t reserve_tokens;
 };
