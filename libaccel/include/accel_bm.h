@@ -102,6 +102,13 @@ struct accel_bm_seq_opts {
 	/** Extra keys hashed into every block's key (an adapter id, a salt); copied. */
 	const void *extra_keys;
 	size_t extra_keys_len;
+	/**
+	 * Room for this many tokens allocated up front (LIBACCEL_0.3): the
+	 * sequence's tables (block ids, keys, tokens), which otherwise grow by
+	 * doubling, are not reallocated while it grows up to them. A hint, not
+	 * a limit; 0: none. More than the tier's blocks hold: -E2BIG.
+	 */
+	uint64_t reserve_tokens;
 };
 
 int accel_bm_seq_create(struct accel_bm *bm, const struct accel_bm_seq_opts *opts,

@@ -6,8 +6,9 @@
  * and copy-on-write plans (done and failed), fork, truncate (publisher and
  * not), moves between tiers with still-valid copies reused and failed
  * moves undone, reservations outliving a freed sequence, batched block
- * tables, LRU and ARC eviction; the KV cache's hooks (a prepare hook per
- * tier, moves that drop the old tier's blocks or always give a plan).
+ * tables, LRU and ARC eviction, a sequence's room reserved up front; the
+ * KV cache's hooks (a prepare hook per tier, moves that drop the old
+ * tier's blocks or always give a plan).
  * bm_check() recounts every reference after each test step.
  */
 #include <errno.h>
@@ -319,6 +320,58 @@ static void move_reuse(void **state)
 }
 
 /* KV written again without an append (a resumed chunk): its kept copies are stale. */
+/* A sequence's room up front: its errors, a hint not a limit, no reallocation within it. */
+static void seq_reserve(void **state)
+{
+	struct accel_bm *bm = mk(24, 4, ACCEL_BM_EVICT_LRU);
+	ACCEL_OPTS(accel_bm_seq_opts, o, .reserve_tokens = 24 * BT + 1);
+	struct accel_bm_seq_opts old = { .sz = offsetof(struct accel_bm_seq_opts, reserve_tokens),
+					 .reserve_tokens = 1000 };
+	const struct kv_key *keys;
+	const uint32_t *blocks;
+	const int32_t *tok;
+	int32_t v[24 * BT];
+	struct bm_seq *q;
+	uint32_t a, b, i;
+
+	(void)state;
+	for (i = 0; i < 24 * BT; i++)
+		v[i] = (int32_t)i + 1;
+	/* More than the tier holds: tier 0 has 24 blocks, tier 1 4. */
+	assert_int_equal(-E2BIG, accel_bm_seq_create(bm, &o, &a));
+	o.tier = 1;
+	o.reserve_tokens = 4 * BT + 1;
+	assert_int_equal(-E2BIG, accel_bm_seq_create(bm, &o, &a));
+	assert_int_equal(0, stats(bm, 0).used);
+	/* A caller that knows no reserve_tokens (its sz ends before it): none. */
+	assert_int_equal(0, accel_bm_seq_create(bm, &old, &b));
+	assert_int_equal(0, accel_bm_seq_free(bm, b));
+	/* Room for 20 blocks: more than a sequence's tables start with (8, 64 tokens). */
+	o.tier = 0;
+	o.reserve_tokens = 20 * BT;
+	assert_int_equal(0, accel_bm_seq_create(bm, &o, &a));
+	q = bm_seq_get(bm, a);
+	assert_non_null(q);
+	assert_true(q->s.cap >= 20 && q->cap_tok >= 20 * BT);
+	blocks = q->s.blocks;
+	keys = q->s.keys;
+	tok = q->tok;
+	/* Start and append up to the room: the tables stay where they are. */
+	assert_int_equal(0, accel_bm_seq_start(bm, a, v, 5, NULL, NULL));
+	assert_int_equal(0, accel_bm_append(bm, a, v + 5, 20 * BT - 5, NULL, NULL));
+	check(bm);
+	assert_ptr_equal(blocks, q->s.blocks);
+	assert_ptr_equal(keys, q->s.keys);
+	assert_ptr_equal(tok, q->tok);
+	/* Not a limit: it grows past the room. */
+	assert_int_equal(0, accel_bm_append(bm, a, v + 20 * BT, 4 * BT, NULL, NULL));
+	assert_int_equal(24, stats(bm, 0).used);
+	check(bm);
+	assert_int_equal(0, accel_bm_seq_free(bm, a));
+	check(bm);
+	accel_bm_destroy(bm);
+}
+
 static void seq_written(void **state)
 {
 	struct accel_bm *bm = mk(8, 8, ACCEL_BM_EVICT_LRU);
@@ -598,6 +651,7 @@ int main(void)
 		cmocka_unit_test(truncate_publisher),
 		cmocka_unit_test(move_reuse),
 		cmocka_unit_test(seq_written),
+		cmocka_unit_test(seq_reserve),
 		cmocka_unit_test(evict),
 		cmocka_unit_test(no_space),
 		cmocka_unit_test(lru_and_arc),

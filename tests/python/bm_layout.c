@@ -23,6 +23,7 @@ int main(void)
 	M(config, flags);
 	S(seq_opts); M(seq_opts, sz); M(seq_opts, tier); M(seq_opts, extra_keys);
 	M(seq_opts, extra_keys_len);
+	M(seq_opts, reserve_tokens);
 	S(run); M(run, src_tier); M(run, src_block); M(run, dst_tier); M(run, dst_block);
 	M(run, count);
 	S(plan); M(plan, sz); M(plan, id); M(plan, runs); M(plan, max_runs); M(plan, nr_runs);

@@ -32,7 +32,8 @@ class SeqOpts(Structure):
     _fields_ = [("sz", c_size_t),
                 ("tier", c_uint32),
                 ("extra_keys", c_void_p),
-                ("extra_keys_len", c_size_t)]
+                ("extra_keys_len", c_size_t),
+                ("reserve_tokens", c_uint64)]
 
 
 class Run(Structure):

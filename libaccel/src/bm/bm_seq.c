@@ -112,6 +112,7 @@ ACCEL_EXPORT int accel_bm_seq_create(struct accel_bm *bm, const struct accel_bm_
 	uint32_t tier = ACCEL_OPTS_GET(opts, tier, 0), id;
 	const void *extra = ACCEL_OPTS_GET(opts, extra_keys, NULL);
 	size_t extra_len = ACCEL_OPTS_GET(opts, extra_keys_len, 0);
+	uint64_t reserve = ACCEL_OPTS_GET(opts, reserve_tokens, 0);
 	struct bm_seq *q = NULL;
 	int ret;
 
@@ -122,10 +123,17 @@ ACCEL_EXPORT int accel_bm_seq_create(struct accel_bm *bm, const struct accel_bm_
 		return ret;
 	if (tier >= bm->nr_tiers || (extra_len && !extra))
 		return -EINVAL;
+	/* Fixed at creation: read without the lock. */
+	if (reserve > (uint64_t)bm->tier[tier].pool.nr_blocks * bm->block_tokens)
+		return -E2BIG;
 	pthread_mutex_lock(&bm->lock);
 	ret = seq_new(bm, tier, &id, &q);
 	if (!ret)
 		ret = kv_seq_set_extra(&q->s, extra, extra_len);
+	if (!ret && reserve)
+		ret = kv_seq_reserve(&q->s, reserve);
+	if (!ret && reserve)
+		ret = tok_reserve(q, reserve);
 	if (ret && q)
 		seq_del(bm, id);
 	else if (!ret)

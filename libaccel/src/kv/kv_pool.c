@@ -338,6 +338,25 @@ void kv_pool_put_many(struct kv_pool *p, const uint32_t *v, uint32_t n)
 	}
 }
 
+/*
+ * What evicting the @n oldest cached blocks (LRU) reads, far apart in a
+ * pool of many blocks: their keys, then the table slots the keys name,
+ * all in flight at once rather than one eviction's misses after another's.
+ */
+static void prefetch_lru(const struct kv_pool *p, uint32_t n)
+{
+	uint32_t b, i;
+
+	if (n > 64)
+		n = 64;
+	for (b = p->lru_head, i = 0; i < n && b != KV_NO_BLOCK; i++, b = p->lru_next[b]) {
+		__builtin_prefetch(&p->key[b]);
+		__builtin_prefetch(&p->refs[b]);
+	}
+	for (b = p->lru_head, i = 0; i < n && b != KV_NO_BLOCK; i++, b = p->lru_next[b])
+		__builtin_prefetch(&p->table[slot_of(p, &p->key[b])]);
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -359,6 +378,8 @@ int kv_pool_alloc(struct kv_pool *p, uint32_t n, uint32_t *out)
 		 * a run or the lowest free blocks would be), never marked free in
 		 * the index in between.
 		 */
+		if (n > 1 && !p->arc)
+			prefetch_lru(p, n);
 		for (b = 0; b < n; b++)
 			out[b] = evict_one(p, NULL, true);
 		if (n > 1)

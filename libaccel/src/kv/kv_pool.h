@@ -43,9 +43,10 @@ struct kv_pool {
 	uint8_t *freq;		/* ARC: per block, 1 if it belongs in T2 */
 	struct kv_arc *arc;	/* NULL: LRU */
 	/*
-	 * Open addressing, linear probing: (32 more bits of the key << 32) |
-	 * block id, so a probe rarely reads a key that is not the one; empty
-	 * slots are all ones.
+	 * Open addressing, linear probing: (the key's 32-bit hash << 32) |
+	 * block id, its low bits the home slot: a probe rarely reads a key
+	 * that is not the one, a removal shifts entries back without reading
+	 * theirs; empty slots are all ones.
 	 */
 	uint64_t *table;
 	uint32_t table_mask;

@@ -93,6 +93,11 @@ static int reserve(struct kv_seq *s, uint64_t n)
 	return 0;
 }
 
+int kv_seq_reserve(struct kv_seq *s, uint64_t tokens)
+{
+	return reserve(s, (tokens + s->block_tokens - 1) / s->block_tokens);
+}
+
 static int copies_reserve(struct kv_copies *c, uint32_t more)
 {
 	struct kv_copy *v;
@@ -126,8 +131,12 @@ void kv_copies_fini(struct kv_copies *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* What kv_seq_append_keys() holds on its stack: blocks and keys, and a block's tokens. */
-#define APPEND_STACK		16
+/*
+ * What kv_seq_append_keys() holds on its stack (about 3 KB): the blocks and
+ * keys of an append of up to 64 blocks (a decode's, a prefill chunk's), and
+ * a block's tokens.
+ */
+#define APPEND_STACK		64
 #define APPEND_STACK_TOKENS	256
 
 static uint32_t blocks_for(const struct kv_seq *s, uint64_t tokens)
@@ -159,7 +168,7 @@ int kv_seq_append_keys(struct kv_pool *p, struct kv_seq *s, const int32_t *token
 	uint32_t in_tail = (uint32_t)(s->nr_tokens % s->block_tokens);
 	uint64_t after = s->nr_tokens + n, i;
 	uint32_t need, cow, *fresh, k = 0, nr_keys, idx;
-	/* An append of a few blocks (a decode's, a chunk's) allocates nothing. */
+	/* An append of up to APPEND_STACK blocks allocates nothing. */
 	uint32_t fresh_v[APPEND_STACK];
 	struct kv_key keys_v[APPEND_STACK], *keys;
 	int32_t buf_v[APPEND_STACK_TOKENS], *buf;

@@ -54,6 +54,8 @@ struct kv_seq {
 };
 
 int kv_seq_init(struct kv_seq *s, uint32_t block_tokens);
+/* Room for @tokens tokens' blocks, so that appends up to them allocate nothing. */
+int kv_seq_reserve(struct kv_seq *s, uint64_t tokens);
 /* Extra keys (an adapter id, a cache salt) for an empty sequence: copied. */
 int kv_seq_set_extra(struct kv_seq *s, const void *extra, size_t len);
 /* Drop every block (the sequence is empty after). */

@@ -24,6 +24,7 @@
 
 #define SREQ_NONE	UINT32_MAX
 
+/* The fields a decode's step and update read first: its first two cache lines. */
 struct sreq {
 	bool used;
 	bool inflight;		/* in the last step's runs, no update yet */
@@ -31,8 +32,9 @@ struct sreq {
 	uint8_t state;		/* enum accel_sched_state */
 	uint64_t tag;
 	int32_t *tok;		/* prompt + generated */
-	uint64_t nr_tok, cap_tok;
-	uint64_t prompt_len;
+	uint64_t nr_tok;
+	uint64_t admit_seq;	/* the victim order's last tie-break */
+	uint64_t first_sched_ns;
 	uint64_t computed;	/* tokens with KV in the blocks */
 	uint64_t bm_tok;	/* tokens the block manager holds (>= computed while scheduled) */
 	uint64_t max_computed;	/* highest computed ever: below it, a prefill recomputes */
@@ -43,22 +45,24 @@ struct sreq {
 	uint32_t flags;
 	uint64_t deadline;	/* arrival + ttft_slo, 0: none */
 	uint64_t tpot_slo;
+	uint32_t seq;		/* block-manager sequence, SREQ_NONE */
+	uint32_t ridx;		/* in sched->running, SREQ_NONE */
+	uint32_t sched_tokens;	/* this step's run */
+	uint32_t run_idx;	/* in the caller's runs while scheduled this step */
+	uint64_t prompt_len;
 	void *extra;
 	size_t extra_len;
-	uint32_t seq;		/* block-manager sequence, SREQ_NONE */
 	struct accel_bm_key *keys;	/* of tok's full blocks */
 	uint32_t nr_keys, cap_keys;
 	uint32_t committed;	/* blocks committed */
 	uint32_t host_valid;	/* leading full blocks with a valid copy on tier 1 */
-	uint64_t arrive_seq, admit_seq;
+	uint64_t cap_tok;
+	uint64_t arrive_seq;
 	/* Queue position: heap index, or fair FIFO links. */
 	uint32_t hidx;
 	uint32_t qprev, qnext;
 	uint8_t hclass;		/* slo: 0 feasible, 1 no SLO, 2 late */
 	uint8_t inq;		/* 0 none, 1 waiting, 2 swapped */
-	uint32_t ridx;		/* in sched->running, SREQ_NONE */
-	uint32_t sched_tokens;	/* this step's run */
-	uint32_t run_idx;	/* in the caller's runs while scheduled this step */
 	uint32_t yield_tokens, yield_layer;
 	uint64_t plan_id;
 	uint32_t plan_blocks, plan_reused, plan_tier0;
@@ -66,7 +70,7 @@ struct sreq {
 	uint64_t preempt_ns;	/* 0: not preempted */
 	uint64_t preempt_step;	/* the step (steps + 1) it was last preempted in */
 	/* accounting */
-	uint64_t arrival_ns, first_sched_ns, first_token_ns, last_token_ns, finish_ns;
+	uint64_t arrival_ns, first_token_ns, last_token_ns, finish_ns;
 	uint64_t tpot_sum, tpot_max, tpot_count;
 	uint32_t swaps_out, recomputes, yields;
 	uint64_t stall_ns, recomputed_tokens, swapped_bytes;
@@ -90,6 +94,8 @@ struct sched_ops {
 	int (*victim_cmp)(const struct accel_sched *s, const struct sreq *a, const struct sreq *b);
 	/* @a (waiting or arriving) may preempt running @b (NULL: never). */
 	bool (*outranks)(const struct accel_sched *s, const struct sreq *a, const struct sreq *b);
+	/* sched_pick_victim() with victim_cmp inlined (sched_victim_scan()). */
+	uint32_t (*pick_victim)(struct accel_sched *s, bool in_step);
 };
 
 extern const struct sched_ops sched_ops[ACCEL_SCHED_NR_POLICIES];
@@ -98,6 +104,7 @@ struct accel_sched {
 	pthread_mutex_t lock;
 	struct accel_bm *bm;
 	uint32_t bt;		/* tokens per block */
+	int bt_shift;		/* log2(bt) where bt is a power of two, else -1 */
 	uint32_t nr_tiers;
 	struct accel_sched_config cfg;
 	const struct sched_ops *ops;
@@ -112,11 +119,20 @@ struct accel_sched {
 
 	uint32_t *running;	/* admission order */
 	uint32_t nr_running;
+	/*
+	 * hybrid: the tightest TPOT of the running online requests that have
+	 * one (UINT64_MAX: none), and how many have it; recounted from the
+	 * running list where the last of them left (tpot_stale).
+	 */
+	uint64_t tpot_min;
+	uint32_t tpot_min_n;
+	bool tpot_stale;
 	uint32_t nr_swapping_in;
 	uint32_t *snap;		/* a copy of running for a pass */
 	uint32_t *pre;		/* the step's prefill candidates */
 	struct squeue waitq, swapq;
 	uint32_t nr_inflight;
+	uint32_t nr_prefill_runs;	/* the step's, while it runs */
 	uint32_t yield_ref;	/* the most preemptable prefill in flight */
 	bool admit_blocked;	/* the last step's admissions stopped short of blocks */
 
@@ -169,15 +185,64 @@ static inline uint32_t nr_active(const struct accel_sched *s)
 	return s->nr_running + s->nr_swapping_in;
 }
 
+/* Blocks of @tokens (a shift where a block is a power of two tokens: no division). */
 static inline uint32_t blocks_of(const struct accel_sched *s, uint64_t tokens)
 {
+	if (s->bt_shift >= 0)
+		return (uint32_t)((tokens + s->bt - 1) >> s->bt_shift);
 	return (uint32_t)((tokens + s->bt - 1) / s->bt);
+}
+
+/* Full blocks of @tokens. */
+static inline uint64_t full_blocks(const struct accel_sched *s, uint64_t tokens)
+{
+	return s->bt_shift >= 0 ? tokens >> s->bt_shift : tokens / s->bt;
 }
 
 static inline unsigned int run_state(const struct sreq *r)
 {
 	return r->output && r->computed + 1 == r->nr_tok ? ACCEL_SCHED_DECODING :
 	       ACCEL_SCHED_PREFILLING;
+}
+
+/*
+ * The victim order: the policy's class order @cls, then the configured one
+ * (the last admitted, or the least computed, first). A total order: two
+ * running requests were never admitted at once. Inlined where @cls is
+ * known (sched_victim_scan()); sched_victim_cmp() is it over the ops.
+ */
+static inline __attribute__((always_inline)) int
+sched_victim_order(const struct accel_sched *s, const struct sreq *a, const struct sreq *b,
+		   int (*cls)(const struct accel_sched *, const struct sreq *, const struct sreq *))
+{
+	int c = cls(s, a, b);
+
+	if (c)
+		return c;
+	if (s->cfg.victim == ACCEL_SCHED_VICTIM_LEAST_COMPUTED && a->computed != b->computed)
+		return a->computed < b->computed ? -1 : 1;
+	return a->admit_seq > b->admit_seq ? -1 : a->admit_seq < b->admit_seq ? 1 : 0;
+}
+
+/* The running request to preempt first (@in_step: in flight too), SREQ_NONE. */
+static inline __attribute__((always_inline)) uint32_t
+sched_victim_scan(struct accel_sched *s, bool in_step,
+		  int (*cls)(const struct accel_sched *, const struct sreq *, const struct sreq *))
+{
+	const struct sreq *best = NULL;
+	uint32_t i, id = SREQ_NONE;
+
+	for (i = 0; i < s->nr_running; i++) {
+		const struct sreq *r = R(s, s->running[i]);
+
+		if (r->inflight && !in_step)
+			continue;	/* computing now (pressure between step and update) */
+		if (!best || sched_victim_order(s, r, best, cls) < 0) {
+			best = r;
+			id = s->running[i];
+		}
+	}
+	return id;
 }
 
 /* ---- sched_req.c: requests, their end, events ---- */
@@ -206,6 +271,8 @@ uint32_t sched_q_peek(struct accel_sched *s, struct squeue *q);
 uint64_t sched_fair_min_active(const struct accel_sched *s, uint32_t except);
 void sched_running_add(struct accel_sched *s, struct sreq *r);
 void sched_running_del(struct accel_sched *s, struct sreq *r);
+/* hybrid: the tightest TPOT of the running online requests, UINT64_MAX: none. */
+uint64_t sched_tpot_min(struct accel_sched *s);
 
 /* ---- sched_preempt.c: victims, swap or recompute, preemption ---- */
 

@@ -121,10 +121,39 @@ static bool hybrid_outranks(const struct accel_sched *s, const struct sreq *a, c
 	return !(a->flags & ACCEL_SCHED_REQ_OFFLINE) && (b->flags & ACCEL_SCHED_REQ_OFFLINE);
 }
 
+/* ---- the victim scans, each with its class order inlined ---- */
+
+static uint32_t fcfs_pick(struct accel_sched *s, bool in_step)
+{
+	return sched_victim_scan(s, in_step, no_class);
+}
+
+static uint32_t prio_pick(struct accel_sched *s, bool in_step)
+{
+	return sched_victim_scan(s, in_step, prio_victim);
+}
+
+static uint32_t slo_pick(struct accel_sched *s, bool in_step)
+{
+	return sched_victim_scan(s, in_step, slo_victim);
+}
+
+static uint32_t fair_pick(struct accel_sched *s, bool in_step)
+{
+	return sched_victim_scan(s, in_step, fair_victim);
+}
+
+static uint32_t hybrid_pick(struct accel_sched *s, bool in_step)
+{
+	return sched_victim_scan(s, in_step, hybrid_victim);
+}
+
 const struct sched_ops sched_ops[ACCEL_SCHED_NR_POLICIES] = {
-	[ACCEL_SCHED_FCFS] = { "fcfs", fcfs_before, no_class, NULL },
-	[ACCEL_SCHED_PRIORITY] = { "priority", prio_before, prio_victim, prio_outranks },
-	[ACCEL_SCHED_SLO] = { "slo", slo_before, slo_victim, slo_outranks },
-	[ACCEL_SCHED_FAIR] = { "fair", fcfs_before, fair_victim, NULL },
-	[ACCEL_SCHED_HYBRID] = { "hybrid", hybrid_before, hybrid_victim, hybrid_outranks },
+	[ACCEL_SCHED_FCFS] = { "fcfs", fcfs_before, no_class, NULL, fcfs_pick },
+	[ACCEL_SCHED_PRIORITY] = { "priority", prio_before, prio_victim, prio_outranks,
+				   prio_pick },
+	[ACCEL_SCHED_SLO] = { "slo", slo_before, slo_victim, slo_outranks, slo_pick },
+	[ACCEL_SCHED_FAIR] = { "fair", fcfs_before, fair_victim, NULL, fair_pick },
+	[ACCEL_SCHED_HYBRID] = { "hybrid", hybrid_before, hybrid_victim, hybrid_outranks,
+				 hybrid_pick },
 };

@@ -11,29 +11,13 @@
 
 int sched_victim_cmp(const struct accel_sched *s, const struct sreq *a, const struct sreq *b)
 {
-	int c = s->ops->victim_cmp(s, a, b);
-
-	if (c)
-		return c;
-	if (s->cfg.victim == ACCEL_SCHED_VICTIM_LEAST_COMPUTED && a->computed != b->computed)
-		return a->computed < b->computed ? -1 : 1;
-	return a->admit_seq > b->admit_seq ? -1 : a->admit_seq < b->admit_seq ? 1 : 0;
+	return sched_victim_order(s, a, b, s->ops->victim_cmp);
 }
 
 /* The running request to preempt first (not in flight), SREQ_NONE. */
 uint32_t sched_pick_victim(struct accel_sched *s, bool in_step)
 {
-	uint32_t i, best = SREQ_NONE;
-
-	for (i = 0; i < s->nr_running; i++) {
-		struct sreq *r = R(s, s->running[i]);
-
-		if (r->inflight && !in_step)
-			continue;	/* computing now (pressure between step and update) */
-		if (best == SREQ_NONE || sched_victim_cmp(s, r, R(s, best)) < 0)
-			best = s->running[i];
-	}
-	return best;
+	return s->ops->pick_victim(s, in_step);
 }
 
 /* Whether to swap @r rather than recompute it (the cost model). */
@@ -73,6 +57,8 @@ static void unschedule(struct accel_sched *s, struct sreq *r, struct accel_sched
 	}
 	*budget += r->sched_tokens;
 	out->tokens -= r->sched_tokens;
+	if (runs[i].flags & ACCEL_SCHED_RUN_PREFILL)
+		s->nr_prefill_runs--;
 	if (i != last) {
 		runs[i] = runs[last];
 		R(s, runs[i].req)->run_idx = i;

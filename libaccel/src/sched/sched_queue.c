@@ -154,11 +154,24 @@ uint32_t sched_q_peek(struct accel_sched *s, struct squeue *q)
 
 /* ---- the running list ---- */
 
+/* A running request that bounds hybrid's step (an online one with a TPOT). */
+static bool paces(const struct sreq *r)
+{
+	return !(r->flags & ACCEL_SCHED_REQ_OFFLINE) && r->tpot_slo;
+}
+
 void sched_running_add(struct accel_sched *s, struct sreq *r)
 {
 	r->ridx = s->nr_running;
 	r->admit_seq = ++s->seqno;
 	s->running[s->nr_running++] = rid(s, r);
+	if (!paces(r) || s->tpot_stale || r->tpot_slo > s->tpot_min)
+		return;
+	if (r->tpot_slo < s->tpot_min) {
+		s->tpot_min = r->tpot_slo;
+		s->tpot_min_n = 0;
+	}
+	s->tpot_min_n++;
 }
 
 void sched_running_del(struct accel_sched *s, struct sreq *r)
@@ -173,6 +186,31 @@ void sched_running_del(struct accel_sched *s, struct sreq *r)
 	}
 	s->nr_running--;
 	r->ridx = SREQ_NONE;
+	if (paces(r) && !s->tpot_stale && r->tpot_slo == s->tpot_min && !--s->tpot_min_n)
+		s->tpot_stale = true;
+}
+
+uint64_t sched_tpot_min(struct accel_sched *s)
+{
+	uint32_t i;
+
+	if (!s->tpot_stale)
+		return s->tpot_min;
+	s->tpot_min = UINT64_MAX;
+	s->tpot_min_n = 0;
+	for (i = 0; i < s->nr_running; i++) {
+		const struct sreq *r = R(s, s->running[i]);
+
+		if (!paces(r) || r->tpot_slo > s->tpot_min)
+			continue;
+		if (r->tpot_slo < s->tpot_min) {
+			s->tpot_min = r->tpot_slo;
+			s->tpot_min_n = 0;
+		}
+		s->tpot_min_n++;
+	}
+	s->tpot_stale = false;
+	return s->tpot_min;
 }
 
 /* ---- setup ---- */

@@ -109,9 +109,9 @@ ACCEL_EXPORT int accel_sched_update(struct accel_sched *s, uint32_t req,
 	s->st.tokens += res->computed;
 	if (is_fair(s))
 		s->vtc[r->client] += (uint64_t)res->computed * (prefill ? VTC_IN : VTC_OUT);
-	if (end / s->bt > r->committed) {
-		if (accel_bm_commit(s->bm, r->seq, (uint32_t)(end / s->bt)) >= 0)
-			r->committed = (uint32_t)(end / s->bt);
+	if (full_blocks(s, end) > r->committed) {
+		if (accel_bm_commit(s->bm, r->seq, (uint32_t)full_blocks(s, end)) >= 0)
+			r->committed = (uint32_t)full_blocks(s, end);
 	}
 	r->sched_tokens = 0;
 	if (res->flags & ACCEL_SCHED_RES_TOKEN) {

@@ -180,9 +180,11 @@ ACCEL_EXPORT struct accel_sched *accel_sched_create(const struct accel_sched_con
 	s->step_ns = c.step_ns;
 	s->swap_bw = c.swap_bw ? c.swap_bw : DEF_SWAP_BW;
 	s->yield_ref = SREQ_NONE;
+	s->tpot_min = UINT64_MAX;
 	/* Fixed at the manager's creation: read without its lock. */
 	s->nr_tiers = c.bm->nr_tiers;
 	s->bt = c.bm->block_tokens;
+	s->bt_shift = (s->bt & (s->bt - 1)) ? -1 : __builtin_ctz(s->bt);
 	ret = -ENOMEM;
 	s->req = calloc(s->max_req, sizeof(*s->req));
 	s->free_ids = malloc(s->max_req * sizeof(*s->free_ids));
@@ -268,12 +270,41 @@ static void check_yield(struct accel_sched *s, const struct sreq *r)
 		atomic_store_explicit(&s->yield, 1, memory_order_release);
 }
 
+/*
+ * The keys of a prompt's full blocks, computed before the lock (the block
+ * manager's accel_bm_keys() takes none) so that the step's admission does
+ * not hash them. NULL where that fails: the admission computes them then.
+ */
+static struct accel_bm_key *prompt_keys(struct accel_sched *s,
+					 const struct accel_sched_req_opts *o, uint32_t *nr,
+					 uint32_t *cap)
+{
+	uint64_t n = full_blocks(s, o->prompt_len);
+	struct accel_bm_key *k;
+
+	*nr = *cap = 0;
+	if (!n || n > INT32_MAX)
+		return NULL;
+	k = malloc((n + 8) * sizeof(*k));
+	if (!k)
+		return NULL;
+	if (accel_bm_keys(s->bm, NULL, o->prompt, n * s->bt, o->extra_keys, o->extra_keys_len,
+			  k) < 0) {
+		free(k);
+		return NULL;
+	}
+	*nr = (uint32_t)n;
+	*cap = (uint32_t)n + 8;
+	return k;
+}
+
 ACCEL_EXPORT int accel_sched_add(struct accel_sched *s, const struct accel_sched_req_opts *o,
 				 uint32_t *req)
 {
+	struct accel_bm_key *keys;
+	uint32_t id, nr_keys, cap_keys;
 	struct sreq *r;
 	uint64_t cap;
-	uint32_t id;
 	int ret;
 
 	if (!s || !o || !req || o->sz < sizeof(o->sz))
@@ -290,6 +321,7 @@ ACCEL_EXPORT int accel_sched_add(struct accel_sched *s, const struct accel_sched
 	if (o->max_output &&
 	    blocks_of(s, o->prompt_len + o->max_output) > s->bm->tier[0].pool.nr_blocks)
 		return -E2BIG;	/* it could never run to its end on tier 0 */
+	keys = prompt_keys(s, o, &nr_keys, &cap_keys);
 	pthread_mutex_lock(&s->lock);
 	if (!s->nr_free_ids) {
 		ret = -ENOSPC;
@@ -309,6 +341,10 @@ ACCEL_EXPORT int accel_sched_add(struct accel_sched *s, const struct accel_sched
 		ret = -ENOMEM;
 		goto out;
 	}
+	r->keys = keys;
+	r->nr_keys = nr_keys;
+	r->cap_keys = cap_keys;
+	keys = NULL;
 	s->nr_free_ids--;
 	memcpy(r->tok, o->prompt, o->prompt_len * sizeof(*r->tok));
 	if (o->extra_keys_len)
@@ -348,6 +384,7 @@ ACCEL_EXPORT int accel_sched_add(struct accel_sched *s, const struct accel_sched
 	sched_wake(s);
 out:
 	pthread_mutex_unlock(&s->lock);
+	free(keys);
 	return ret;
 }
 

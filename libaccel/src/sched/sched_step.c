@@ -26,7 +26,7 @@
 /* The keys of the full blocks of r's known tokens. */
 static int keys_ensure(struct accel_sched *s, struct sreq *r)
 {
-	uint64_t need = r->nr_tok / s->bt;
+	uint64_t need = full_blocks(s, r->nr_tok);
 	int ret;
 
 	if (need > INT32_MAX)
@@ -53,15 +53,12 @@ static int keys_ensure(struct accel_sched *s, struct sreq *r)
 
 /* ---- allocation ---- */
 
-/* Blocks for r's tokens [computed, computed + k): append now only if a block is needed. */
-static int grow(struct accel_sched *s, struct sreq *r, uint32_t k)
+/* grow() where r needs a block: the append. */
+static int grow_append(struct accel_sched *s, struct sreq *r, uint64_t end)
 {
-	uint64_t end = r->computed + k, room = (uint64_t)blocks_of(s, r->bm_tok) * s->bt;
 	struct accel_bm_plan plan = { .sz = sizeof(plan) };
 	int ret;
 
-	if (end <= room)
-		return 0;
 	ret = accel_bm_append(s->bm, r->seq, r->tok + r->bm_tok, end - r->bm_tok, NULL, &plan);
 	if (ret)
 		return ret;
@@ -74,11 +71,42 @@ static int grow(struct accel_sched *s, struct sreq *r, uint32_t k)
 	return 0;
 }
 
+/*
+ * Blocks for r's tokens [computed, computed + k): append now only if a
+ * block is needed (inline: most decodes of a step need none).
+ */
+static inline int grow(struct accel_sched *s, struct sreq *r, uint32_t k)
+{
+	uint64_t end = r->computed + k;
+
+	if (end <= (uint64_t)blocks_of(s, r->bm_tok) * s->bt)
+		return 0;
+	return grow_append(s, r, end);
+}
+
+/* What a sequence reserves ahead of its tokens at most (a hint: beyond, its tables grow). */
+#define RESERVE_AHEAD	2048
+
+/*
+ * The tokens r's sequence will hold, as far as they are known (its output
+ * limit), so that its growth allocates no memory in the steps.
+ */
+static uint64_t reserve_of(const struct accel_sched *s, const struct sreq *r)
+{
+	uint64_t want = r->max_output ? r->prompt_len + r->max_output : r->nr_tok + 1;
+	uint64_t most = (uint64_t)s->bm->tier[0].pool.nr_blocks * s->bt;
+
+	if (want > r->nr_tok + RESERVE_AHEAD)
+		want = r->nr_tok + RESERVE_AHEAD;
+	return want < most ? want : most;
+}
+
 /* Start r's sequence with its first chunk of up to @k tokens (prefix cache hits free). */
 static int admit(struct accel_sched *s, struct sreq *r, uint32_t k, uint32_t *scheduled)
 {
 	struct accel_bm_seq_opts so = { .sz = sizeof(so), .tier = 0, .extra_keys = r->extra,
-					.extra_keys_len = r->extra_len };
+					.extra_keys_len = r->extra_len,
+					.reserve_tokens = reserve_of(s, r) };
 	struct accel_bm_plan plan = { .sz = sizeof(plan) };
 	uint32_t hits[ACCEL_BM_TIERS_MAX] = { 0 };
 	uint64_t h, n, cached = 0, cap;
@@ -86,6 +114,11 @@ static int admit(struct accel_sched *s, struct sreq *r, uint32_t k, uint32_t *sc
 
 	if (r->seq == SREQ_NONE) {
 		ret = accel_bm_seq_create(s->bm, &so, &r->seq);
+		if (ret == -ENOMEM) {
+			/* The room is only a hint. */
+			so.reserve_tokens = 0;
+			ret = accel_bm_seq_create(s->bm, &so, &r->seq);
+		}
 		if (ret) {
 			r->seq = SREQ_NONE;
 			return ret;
@@ -148,8 +181,10 @@ static void add_run(struct accel_sched *s, struct sreq *r, uint32_t k, uint32_t 
 	run->start = r->computed;
 	run->tokens = k;
 	run->start_layer = layer;
-	if (r->state == ACCEL_SCHED_PREFILLING)
+	if (r->state == ACCEL_SCHED_PREFILLING) {
 		run->flags |= ACCEL_SCHED_RUN_PREFILL;
+		s->nr_prefill_runs++;
+	}
 	if (layer)
 		run->flags |= ACCEL_SCHED_RUN_RESUME;
 	if (r->computed + k == r->nr_tok)
@@ -165,6 +200,15 @@ static void add_run(struct accel_sched *s, struct sreq *r, uint32_t k, uint32_t 
 }
 
 /* ---- the step ---- */
+
+/* The decode pass reads requests far apart: fetch this many ahead. */
+#define PREFETCH_AHEAD	8
+
+static void prefetch_req(const struct sreq *r)
+{
+	__builtin_prefetch(r, 1);
+	__builtin_prefetch((const char *)r + 64, 1);
+}
 
 static int cmp_before_ctx(const void *a, const void *b, void *ctx)
 {
@@ -188,17 +232,10 @@ static bool pace_skip(const struct accel_sched *s, const struct sreq *r, bool de
 }
 
 /* hybrid: the tokens a step may hold before the tightest online TPOT is missed. */
-static uint64_t hybrid_cap(const struct accel_sched *s)
+static uint64_t hybrid_cap(struct accel_sched *s)
 {
-	uint64_t tpot = UINT64_MAX;
-	uint32_t i;
+	uint64_t tpot = sched_tpot_min(s);
 
-	for (i = 0; i < s->nr_running; i++) {
-		const struct sreq *r = &s->req[s->running[i]];
-
-		if (!(r->flags & ACCEL_SCHED_REQ_OFFLINE) && r->tpot_slo && r->tpot_slo < tpot)
-			tpot = r->tpot_slo;
-	}
 	if (tpot == UINT64_MAX)
 		return UINT64_MAX;
 	if (tpot <= s->cfg.prefill_base_ns)
@@ -243,7 +280,7 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 				  struct accel_sched_out *out)
 {
 	uint32_t budget, cap_runs, nsnap, npre = 0, pi = 0, i;
-	bool grown_preempt = false, blocked = false, no_new = false, demand;
+	bool grown_preempt = false, blocked = false, no_new = false, decoding = true, demand;
 	uint64_t off_cap, drain;
 	int ret;
 
@@ -279,16 +316,32 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 	 */
 	demand = (s->waitq.n || s->swapq.n) && nr_active(s) < s->cfg.max_seqs &&
 		 !s->admit_blocked;
-	for (i = 0; i < s->nr_running && !demand; i++)
-		demand = R(s, s->running[i])->state == ACCEL_SCHED_PREFILLING;
+	/* Every prefilling request is running. */
+	if (s->st.in_state[ACCEL_SCHED_PREFILLING])
+		demand = true;
 
-	/* (1) Decodes, in admission order. */
+	/*
+	 * (1) Decodes, in admission order, until the budget or the runs run
+	 * out. The same pass finds the running chunks for (2): one a decode
+	 * preempts later in it is skipped there (no longer prefilling).
+	 */
 	nsnap = s->nr_running;
 	memcpy(s->snap, s->running, nsnap * sizeof(*s->snap));
-	for (i = 0; i < nsnap && budget && out->nr_runs < cap_runs; i++) {
+	s->nr_prefill_runs = 0;
+	for (i = 0; i < nsnap; i++) {
 		struct sreq *r = R(s, s->snap[i]);
 
-		if (r->state != ACCEL_SCHED_DECODING || r->inflight || pace_skip(s, r, demand))
+		if (decoding && (!budget || out->nr_runs >= cap_runs))
+			decoding = false;
+		if (i + PREFETCH_AHEAD < nsnap)
+			prefetch_req(R(s, s->snap[i + PREFETCH_AHEAD]));
+		if (r->state == ACCEL_SCHED_PREFILLING) {
+			if (!r->inflight)
+				s->pre[npre++] = s->snap[i];
+			continue;
+		}
+		if (!decoding || r->state != ACCEL_SCHED_DECODING || r->inflight ||
+		    pace_skip(s, r, demand))
 			continue;
 		for (;;) {
 			ret = grow(s, r, 1);
@@ -307,12 +360,6 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 	}
 
 	/* (2) Prefills: running chunks, swap-ins and waiting requests in policy order. */
-	for (i = 0; i < nsnap; i++) {
-		struct sreq *r = R(s, s->snap[i]);
-
-		if (r->state == ACCEL_SCHED_PREFILLING && !r->inflight && r->ridx != SREQ_NONE)
-			s->pre[npre++] = s->snap[i];
-	}
 	if (npre > 1)
 		qsort_r(s->pre, npre, sizeof(*s->pre), cmp_before_ctx, s);
 	off_cap = s->cfg.policy == ACCEL_SCHED_HYBRID ? hybrid_cap(s) : UINT64_MAX;
@@ -458,13 +505,18 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 		}
 	}
 
-	/* The prefill an arrival would preempt first makes the prefills yield. */
+	/*
+	 * The prefill an arrival would preempt first makes the prefills yield
+	 * (the victim order is total: any order of the runs finds the same one).
+	 * The prefills come last but where a preemption moved one.
+	 */
 	s->yield_ref = SREQ_NONE;
-	for (i = 0; i < out->nr_runs; i++) {
+	for (i = out->nr_runs; i-- && s->nr_prefill_runs;) {
 		struct sreq *r = R(s, out->runs[i].req);
 
 		if (!(out->runs[i].flags & ACCEL_SCHED_RUN_PREFILL))
 			continue;
+		s->nr_prefill_runs--;
 		if (s->yield_ref == SREQ_NONE || sched_victim_cmp(s, r, R(s, s->yield_ref)) < 0)
 			s->yield_ref = out->runs[i].req;
 	}
