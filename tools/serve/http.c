@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -154,6 +155,10 @@ static void stream_free(void *cls)
 {
 	struct stream *s = cls;
 
+	pthread_mutex_lock(&s->h->mu);
+	s->h->streams--;
+	pthread_cond_broadcast(&s->h->streams_cv);
+	pthread_mutex_unlock(&s->h->mu);
 	http_job_abandon(s->h, s->job);
 	sb_free(&s->out);
 	free(s);
@@ -181,6 +186,7 @@ static enum MHD_Result start_stream(struct serve_http *h, struct MHD_Connection 
 	s->fd = conn_fd(c);
 	pthread_mutex_lock(&h->mu);
 	j->refs++;
+	h->streams++;
 	pthread_mutex_unlock(&h->mu);
 	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s,
 					      stream_free);
@@ -367,6 +373,7 @@ struct serve_http *serve_http_start(const struct serve_http_opts *o, int *err, c
 	h->efd = -1;
 	h->queue_tail = &h->queue;
 	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->streams_cv, NULL);
 	if (inet_pton(AF_INET, o->addr ? o->addr : "127.0.0.1", &sa.sin_addr) != 1) {
 		*err = -EINVAL;
 		snprintf(msg, msglen, "'%s' is not an IPv4 address", o->addr);
@@ -397,6 +404,7 @@ struct serve_http *serve_http_start(const struct serve_http_opts *o, int *err, c
 	return h;
 fail:
 	http_engine_stop(h);
+	pthread_cond_destroy(&h->streams_cv);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 	return NULL;
@@ -429,7 +437,24 @@ void serve_http_stop(struct serve_http *h)
 		return;
 	serve_http_quiesce(h);
 	http_engine_stop(h);
+	/*
+	 * Every job has ended; the streams still have to send their last
+	 * event, which MHD_stop_daemon() would cut (it shuts the sockets down).
+	 * A client that stopped reading is not waited for past 5 s.
+	 */
+	pthread_mutex_lock(&h->mu);
+	{
+		struct timespec until;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 5;
+		while (h->streams &&
+		       pthread_cond_timedwait(&h->streams_cv, &h->mu, &until) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&h->mu);
 	MHD_stop_daemon(h->mhd);
+	pthread_cond_destroy(&h->streams_cv);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 }

@@ -96,6 +96,9 @@ struct serve_http {
 	uint32_t in_flight;
 	uint64_t next_seq;
 	bool quiescing, stopping;
+	/* Streams whose last event is not yet sent: a stop waits for them (streams_cv). */
+	uint32_t streams;
+	pthread_cond_t streams_cv;
 	struct http_stats st;
 };
 
