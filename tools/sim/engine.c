@@ -20,6 +20,8 @@
 #define MAX_SWAPS	8192
 #define MAX_EVENTS	16384
 #define MAX_CLIENTS	64
+/* Empty polls in a row after which requests left are given up as stuck. */
+#define MAX_IDLE_TICKS	1000
 
 struct sim {
 	const struct sim_config *c;
@@ -38,9 +40,12 @@ struct sim {
 	uint32_t *gap_cap;
 	uint64_t link_free[2];		/* per direction: when the link is free again */
 	uint64_t step_start, first_arrival, last_finish;
-	size_t next_arrival, done;
+	uint64_t tick_ns;		/* an idle engine's poll interval */
+	size_t arrived, done;
+	uint32_t idle_ticks;
+	int tick_pending;
 	char clients[MAX_CLIENTS][LG_NAME_MAX];
-	uint32_t nr_clients;
+	uint32_t nr_clients, max_req;
 	int busy, nomem;
 };
 
@@ -88,6 +93,7 @@ static void arrive(struct sim *m, size_t idx, uint64_t now)
 	uint32_t req;
 	int ret;
 
+	m->arrived++;
 	m->res[idx].start_s = (double)(now - T0_NS) / 1e9;
 	bytes = lg_prompt_make(q, m->c->seed, idx, &len);
 	prompt = malloc((len ? len : 1) * sizeof(*prompt));
@@ -233,8 +239,22 @@ static void step(struct sim *m, uint64_t now)
 				collect(m, m->events[i].req);
 		start_swaps(m, now);
 	} while (!m->out.nr_runs && m->out.events_left);
-	if (!m->out.nr_runs)
+	if (!m->out.nr_runs) {
+		/*
+		 * Nothing ran, yet requests are alive: a real engine's loop polls again (time-based
+		 * decisions, slo's pacing, change with the clock); give up after MAX_IDLE_TICKS
+		 * empty polls in a row.
+		 */
+		if (m->arrived > m->done && !m->tick_pending && m->idle_ticks < MAX_IDLE_TICKS) {
+			m->tick_pending = 1;
+			m->idle_ticks++;
+			m->t->idle_ticks++;
+			if (sim_heap_push(&m->h, now + m->tick_ns, SIM_EV_TICK, 0))
+				m->nomem = 1;
+		}
 		return;
+	}
+	m->idle_ticks = 0;
 	for (i = 0; i < m->out.nr_runs; i++) {
 		const struct accel_sched_run *r = &m->runs[i];
 
@@ -273,6 +293,9 @@ static void handle(struct sim *m, const struct sim_event *ev)
 	case SIM_EV_SWAP_DONE:
 		accel_sched_swap_done(m->s, ev->arg, 0, ev->t_ns);
 		break;
+	case SIM_EV_TICK:
+		m->tick_pending = 0;
+		break;
 	}
 }
 
@@ -307,10 +330,13 @@ static int setup(struct sim *m, char *err, size_t errlen)
 		   .prefill_base_ns = (uint64_t)llround(m->p->step_base_us * 1000),
 		   .prefill_token_ns = prefill_ns ? prefill_ns : 1,
 		   .step_ns = sim_step_ns(m->p, &empty), .max_clients = MAX_CLIENTS);
+
+	m->tick_ns = sc.step_ns;
 	if (!sc.swap_transfer_ns)
 		sc.swap_transfer_ns = 1;
 	if (!sc.prefill_base_ns)
 		sc.prefill_base_ns = 1;
+	m->max_req = sc.max_requests;
 	m->s = accel_sched_create(&sc);
 	if (!m->s) {
 		snprintf(err, errlen, "the scheduler refused the configuration: %s",
@@ -343,21 +369,35 @@ static void teardown(struct sim *m)
 	free(m->gap_cap);
 }
 
+static const char *const state_names[ACCEL_SCHED_NR_STATES] = {
+	"waiting", "prefilling", "decoding", "swapping out", "swapped", "swapping in",
+	"dropped for recompute", "finished", "aborted",
+};
+
 /* Requests the run left unfinished: failed, with the state they were left in. */
 static void unfinished(struct sim *m)
 {
-	size_t i;
+	ACCEL_OPTS(accel_sched_req_info, info);
+	char msg[128];
+	size_t id;
 
 	if (m->done == m->wl->n)
 		return;
-	for (i = 0; i < m->wl->n; i++) {
-		struct lg_result *r = &m->res[i];
-
-		if (r->status || r->fail)
+	for (id = 0; id < m->max_req; id++) {
+		if (accel_sched_req_info(m->s, id, &info) || info.tag >= m->wl->n ||
+		    m->res[info.tag].status || info.state >= ACCEL_SCHED_NR_STATES)
 			continue;
-		fail_req(m, i, LG_FAIL_INCOMPLETE, "never finished (the scheduler made no progress)");
+		snprintf(msg, sizeof(msg), "never finished: left %s with %llu of %u tokens",
+			 state_names[info.state], (unsigned long long)info.output_tokens,
+			 m->wl->req[info.tag].output_len);
+		fail_req(m, info.tag, LG_FAIL_INCOMPLETE, msg);
 		m->t->unfinished++;
 	}
+	for (id = 0; id < m->wl->n; id++)
+		if (!m->res[id].status) {
+			fail_req(m, id, LG_FAIL_INCOMPLETE, "never finished");
+			m->t->unfinished++;
+		}
 }
 
 int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_result *res,
@@ -393,8 +433,8 @@ int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	unfinished(&m);
 	accel_sched_stats(m.s, &st);
+	unfinished(&m);
 	accel_bm_tier_stats(m.bm, 0, &ts);
 	t->tokens = st.tokens;
 	t->swaps_out = st.swaps_out;

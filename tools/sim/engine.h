@@ -5,7 +5,8 @@
  * accel_sched_step(now) -> the step's duration from the profile -> accel_sched_update() of every
  * run at now + duration; swaps reported with accel_sched_swap_done() at their simulated end
  * (bytes over the host link plus a fixed cost, one transfer at a time per direction). Events of
- * the same instant are all handled before the next step starts. Operator-level yields
+ * the same instant are all handled before the next step starts; a step that runs nothing while
+ * requests are alive is polled again one empty step's time later. Operator-level yields
  * (accel_sched_should_yield()) are not simulated yet: every step runs whole.
  */
 #ifndef SIM_ENGINE_H
@@ -35,6 +36,7 @@ struct sim_config {
 struct sim_totals {
 	double duration_s;		/* simulated: first arrival to the last finish */
 	uint64_t steps, busy_ns;	/* steps that ran something; their time */
+	uint64_t idle_ticks;		/* empty steps with requests alive, polled again */
 	uint64_t tokens;		/* computed, prefill and decode */
 	uint64_t prefill_tokens, decode_tokens;
 	uint64_t swaps_out, swaps_in, swap_failures, recomputes, recomputed_tokens;

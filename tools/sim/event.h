@@ -14,6 +14,7 @@ enum sim_ev_type {
 	SIM_EV_ARRIVAL = 0,	/* arg: the workload's request index */
 	SIM_EV_STEP_END = 1,	/* arg: unused */
 	SIM_EV_SWAP_DONE = 2,	/* arg: the scheduler's request id */
+	SIM_EV_TICK = 3,	/* an idle engine polls again (arg: unused) */
 };
 
 struct sim_event {
