@@ -119,9 +119,13 @@ static void arrive(struct sim *m, size_t idx, uint64_t now)
 	free(bytes);
 	free(prompt);
 	if (ret) {
-		char msg[64];
+		char msg[128];
 
-		snprintf(msg, sizeof(msg), "refused by the scheduler: %s", strerror(-ret));
+		if (ret == -E2BIG)
+			snprintf(msg, sizeof(msg), "refused: %zu prompt + %u output tokens are more "
+				 "than the GPU's KV cache holds", len, q->output_len);
+		else
+			snprintf(msg, sizeof(msg), "refused by the scheduler: %s", strerror(-ret));
 		fail_req(m, idx, LG_FAIL_HTTP, msg);
 	}
 }
@@ -406,7 +410,7 @@ int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_
 	struct sim m = { .c = c, .p = c->prof, .wl = wl, .res = res, .t = t };
 	ACCEL_OPTS(accel_sched_stats, st);
 	ACCEL_OPTS(accel_bm_tier_stats, ts);
-	struct sim_event ev;
+	struct sim_event ev = { 0 };
 	int ret = -1;
 
 	memset(t, 0, sizeof(*t));
@@ -444,6 +448,8 @@ int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_
 	t->recomputed_tokens = st.recomputed_tokens;
 	t->swapped_bytes = st.swapped_bytes;
 	t->prefix_hit_blocks = ts.hits;
+	if (ev.t_ns > m.last_finish)
+		m.last_finish = ev.t_ns;
 	t->duration_s = m.last_finish > m.first_arrival ?
 			(double)(m.last_finish - m.first_arrival) / 1e9 : 0;
 	ret = 0;

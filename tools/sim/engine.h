@@ -34,7 +34,7 @@ struct sim_config {
 
 /* What the run did as a whole. */
 struct sim_totals {
-	double duration_s;		/* simulated: first arrival to the last finish */
+	double duration_s;		/* simulated: first arrival to the last event */
 	uint64_t steps, busy_ns;	/* steps that ran something; their time */
 	uint64_t idle_ticks;		/* empty steps with requests alive, polled again */
 	uint64_t tokens;		/* computed, prefill and decode */
