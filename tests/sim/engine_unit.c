@@ -84,7 +84,8 @@ static void closed_form(const struct sim_profile *p, uint32_t L, uint32_t O, uin
 	for (s = 0; s < L; s += chunk) {
 		uint32_t n = L - s < chunk ? L - s : chunk;
 
-		us = p->step_base_us + p->prefill_token_us * n + p->prefill_quad_us * n * (2.0 * s + n);
+		us = p->step_base_us + p->prefill_token_us * n +
+		     p->prefill_quad_us * n * (2.0 * s + n);
 		t += fmax(us, p->step_floor_us);
 	}
 	*ttft_ms = t / 1000;
@@ -188,7 +189,8 @@ static void busy_workload(struct lg_workload *wl, uint64_t seed, size_t n)
 	struct lg_synth_opts so = { .requests = n, .rate = 40, .arrival = LG_ARR_GAMMA, .cv = 3,
 				    .input = { LG_DIST_LOGNORMAL, 5.5, 0.8 },
 				    .output = { LG_DIST_LOGNORMAL, 4.0, 0.8 }, .max_input = 2000,
-				    .max_output = 400, .clients = 2, .seed = seed, .nr_classes = 2 };
+				    .max_output = 400, .clients = 2, .seed = seed,
+				    .nr_classes = 2 };
 
 	assert_int_equal(lg_class_parse("online:1:0:500:60", &so.classes[0]), 0);
 	assert_int_equal(lg_class_parse("offline:1:3:0:0", &so.classes[1]), 0);
@@ -252,23 +254,23 @@ static void test_no_drops(void **state)
 		for (k = 0; k < 3; k++) {
 			struct sim_config c = { .prof = &p, .policy = pol, .preempt = kinds[k],
 						.gpu_blocks = 200, .host_blocks = 1000,
-						.max_tokens = 512, .max_seqs = 64, .chunk_tokens = 256,
-						.priority_threshold = 1 };
+						.max_tokens = 512, .max_seqs = 64,
+						.chunk_tokens = 256, .priority_threshold = 1 };
+			const char *name = accel_sched_policy_name(pol);
 			struct sim_totals t;
 			struct lg_result *res = run(&c, &wl, &t);
 
 			for (i = 0; i < wl.n; i++) {
 				if (!res[i].ok)
-					fail_msg("%s/%u: request %zu: %s", accel_sched_policy_name(pol),
-						 kinds[k], i, res[i].msg);
+					fail_msg("%s/%u: request %zu: %s", name, kinds[k], i,
+						 res[i].msg);
 				assert_int_equal(res[i].tokens, wl.req[i].output_len);
 			}
 			assert_int_equal(t.unfinished, 0);
 			assert_true(t.swaps_out + t.recomputes > 0);
 			if (kinds[k] == ACCEL_SCHED_PREEMPT_RECOMPUTE)
 				assert_int_equal(t.swaps_out, 0);
-			print_message("# %-8s %-9s %llu swaps out, %llu recomputes\n",
-				      accel_sched_policy_name(pol),
+			print_message("# %-8s %-9s %llu swaps out, %llu recomputes\n", name,
 				      k == 0 ? "cost" : k == 1 ? "swap" : "recompute",
 				      (unsigned long long)t.swaps_out,
 				      (unsigned long long)t.recomputes);

@@ -122,10 +122,11 @@ static void arrive(struct sim *m, size_t idx, uint64_t now)
 		char msg[128];
 
 		if (ret == -E2BIG)
-			snprintf(msg, sizeof(msg), "refused: %zu prompt + %u output tokens are more "
-				 "than the GPU's KV cache holds", len, q->output_len);
+			snprintf(msg, sizeof(msg), "refused: %zu prompt + %u output tokens are "
+				 "more than the GPU's KV cache holds", len, q->output_len);
 		else
-			snprintf(msg, sizeof(msg), "refused by the scheduler: %s", strerror(-ret));
+			snprintf(msg, sizeof(msg), "refused by the scheduler: %s",
+				 strerror(-ret));
 		fail_req(m, idx, LG_FAIL_HTTP, msg);
 	}
 }
@@ -144,7 +145,8 @@ static void collect(struct sim *m, uint32_t req)
 	r->status = 200;
 	r->end_s = (double)(info.finish_ns - T0_NS) / 1e9;
 	r->tokens = (uint32_t)info.output_tokens;
-	r->ttft_ms = info.first_token_ns ? (double)(info.first_token_ns - info.arrival_ns) / 1e6 : 0;
+	r->ttft_ms = info.first_token_ns ?
+		     (double)(info.first_token_ns - info.arrival_ns) / 1e6 : 0;
 	r->tpot_ms = info.tpot_count ? (double)info.tpot_sum_ns / info.tpot_count / 1e6 : 0;
 	r->e2e_ms = (double)(info.finish_ns - info.arrival_ns) / 1e6;
 	r->ok = info.state == ACCEL_SCHED_FINISHED && r->tokens >= q->output_len;
@@ -197,7 +199,8 @@ static void step_end(struct sim *m, uint64_t now)
 
 		if (r->flags & ACCEL_SCHED_RUN_SAMPLE) {
 			res.flags = ACCEL_SCHED_RES_TOKEN;
-			res.token = (int32_t)((r->tag * 2654435761u + r->start + r->tokens) % 50000);
+			res.token = (int32_t)((r->tag * 2654435761u + r->start + r->tokens) %
+					      50000);
 			token(m, r->tag, now);
 		}
 		accel_sched_update(m->s, r->req, &res, now);
