@@ -27,7 +27,7 @@ struct sim_config {
 	uint32_t max_seqs;		/* running requests at once (0: 256) */
 	uint32_t chunk_tokens;		/* longest prefill chunk (0: max_tokens) */
 	uint32_t priority_threshold;
-	uint32_t gpu_blocks, host_blocks;	/* 0: the profile's (host: -1 for none) */
+	uint32_t gpu_blocks, host_blocks;	/* 0: the profile's */
 	int no_host;			/* no host tier: every preemption recomputes */
 	uint64_t seed;			/* the prompts' tokens (lg_prompt_make()) */
 };
