@@ -291,6 +291,62 @@ static void itl(void **state)
 	lg_workload_free(&wl);
 }
 
+static int dcmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Pooled gaps are selected, not sorted (kvaccel-sim pools millions): over 200001 gaps, mostly a
+ * few repeated values (a simulator's equal steps) and some spread, in 7 requests, the pooled
+ * percentiles and maximum are exactly those of the sorted values.
+ */
+static void itl_many(void **state)
+{
+	enum { N = 200001, REQS = 7 };
+	struct lg_workload wl = { 0 };
+	struct lg_result res[REQS] = { 0 };
+	double *all = malloc(N * sizeof(*all));
+	uint64_t x = 12345;
+	struct lg_summary s;
+	size_t i, at = 0;
+	int k;
+
+	(void)state;
+	assert_non_null(all);
+	for (i = 0; i < REQS; i++) {
+		struct lg_req *q = lg_workload_push(&wl);
+		uint32_t n = N / REQS + (i < N % REQS), j;
+
+		q->output_len = n + 1;
+		res[i] = (struct lg_result){ .ok = 1, .status = 200, .tokens = n + 1, .ttft_ms = 1,
+					     .tpot_ms = 1, .nr_gaps = n, .preemptions = -1,
+					     .recomputed = -1, .prompt_tokens = -1,
+					     .completion_tokens = -1 };
+		res[i].gaps_ms = malloc(n * sizeof(float));
+		assert_non_null(res[i].gaps_ms);
+		for (j = 0; j < n; j++) {
+			x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+			res[i].gaps_ms[j] = (x >> 60) < 12 ? (float)(6 + (x >> 62)) :
+					    (float)((x >> 40) % 100000) / 100;
+			all[at++] = res[i].gaps_ms[j];
+		}
+	}
+	assert_int_equal(at, N);
+	qsort(all, N, sizeof(*all), dcmp);
+	lg_summarize(&wl, res, NULL, 10, &s);
+	assert_int_equal(s.nr_itl, N);
+	for (k = 0; k < LG_NR_PCT; k++)
+		eq(s.itl[k], lg_percentile(all, N, lg_pcts[k]));
+	eq(s.itl_max, all[N - 1]);
+	for (i = 0; i < REQS; i++)
+		free(res[i].gaps_ms);
+	lg_workload_free(&wl);
+	free(all);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +355,7 @@ int main(void)
 		cmocka_unit_test(summary),
 		cmocka_unit_test(failures),
 		cmocka_unit_test(itl),
+		cmocka_unit_test(itl_many),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -50,9 +50,80 @@ static void pcts(double *v, size_t n, double *out)
 		out[k] = lg_percentile(v, n, lg_pcts[k]);
 }
 
+static void swap(double *a, double *b)
+{
+	double t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * The k-th smallest of v[0..n) (quickselect, three-way partitions: equal values, common among
+ * gaps, cost nothing): v reordered so that nothing before k is larger and nothing after smaller.
+ */
+static double kth(double *v, size_t n, size_t k)
+{
+	size_t lo = 0, hi = n;
+
+	while (hi - lo > 1) {
+		double a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi - 1], piv;
+		size_t lt = lo, i = lo, gt = hi;
+
+		piv = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+		while (i < gt) {
+			if (v[i] < piv)
+				swap(&v[lt++], &v[i++]);
+			else if (v[i] > piv)
+				swap(&v[i], &v[--gt]);
+			else
+				i++;
+		}
+		if (k < lt)
+			hi = lt;
+		else if (k >= gt)
+			lo = gt;
+		else
+			return piv;
+	}
+	return v[k];
+}
+
+/*
+ * pcts() without the sort, for millions of values: each percentile from the order statistics
+ * at its ranks (the same values lg_percentile() reads from a sorted array), in O(n).
+ */
+static void select_pcts(double *v, size_t n, double *out)
+{
+	size_t base = 0, lo, i;
+	double rank, a, b;
+	int k;
+
+	for (k = 0; k < LG_NR_PCT; k++) {
+		if (!n) {
+			out[k] = NAN;
+			continue;
+		}
+		rank = lg_pcts[k] / 100.0 * (n - 1);
+		lo = (size_t)floor(rank);
+		if (lo + 1 >= n) {
+			for (a = v[base], i = base; i < n; i++)
+				a = v[i] > a ? v[i] : a;
+			out[k] = a;
+			continue;
+		}
+		/* The ranks grow: everything before base is at most v[base - 1]. */
+		a = kth(v + base, n - base, lo - base);
+		for (b = v[lo + 1], i = lo + 1; i < n; i++)
+			b = v[i] < b ? v[i] : b;
+		out[k] = a + (rank - lo) * (b - a);
+		base = lo;
+	}
+}
+
 /*
  * Every gap between tokens of every request of class cls (NULL: all), failed ones included: a
- * stream cut after a stall shows its stall. Sorted; the percentiles and the largest into s.
+ * stream cut after a stall shows its stall. The percentiles and the largest into s.
  */
 static void pooled_itl(const struct lg_workload *wl, const struct lg_result *res, const char *cls,
 		       struct lg_summary *s)
@@ -72,8 +143,11 @@ static void pooled_itl(const struct lg_workload *wl, const struct lg_result *res
 			for (k = 0; k < res[i].nr_gaps; k++)
 				v[n++] = res[i].gaps_ms[k];
 	s->nr_itl = n;
-	pcts(v, n, s->itl);
-	s->itl_max = n ? v[n - 1] : NAN;
+	select_pcts(v, n, s->itl);
+	s->itl_max = NAN;
+	for (i = 0; i < n; i++)
+		if (!(v[i] <= s->itl_max))
+			s->itl_max = v[i];
 	free(v);
 }
 

@@ -1,0 +1,121 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# cli.sh KVACCEL_SIM - kvaccel-sim's command line (TAP), run from the repository root: bad
+# options exit 2 with a message; a bad profile or trace exits 2 with FILE:LINE; the shipped
+# sample traces (Azure 2023 CSV, Mooncake JSONL with shared hash ids, plain CSV with priority
+# and SLO columns) run with every request finished; --json is one JSON object, the same for the
+# same seed.
+set -u
+prog=$1
+# shellcheck source=tests/lib/cli-tap.sh
+. "$(dirname "$0")/../lib/cli-tap.sh"
+prof=tools/sim/profiles/llama2-7b-a100.profile
+traces=tests/sim/traces
+
+echo "1..28"
+refused "no profile" 2 "give --profile FILE" --synthetic
+refused "no workload" 2 "give one of --trace FILE and --synthetic" --profile "$prof"
+refused "both workloads" 2 "give one of --trace FILE and --synthetic" --profile "$prof" \
+	--synthetic --trace x
+refused "unknown option" 2 "unrecognized option '--bogus'" --profile "$prof" --synthetic --bogus
+refused "unexpected argument" 2 "unexpected argument \"extra\"" --profile "$prof" --synthetic \
+	extra
+refused "bad policy" 2 "--policy lifo: not fcfs, priority, slo, fair or hybrid" \
+	--profile "$prof" --synthetic --policy lifo
+refused "bad preempt" 2 "--preempt kill: not cost, swap or recompute" --profile "$prof" \
+	--synthetic --preempt kill
+refused "zero budget" 2 "--budget 0: not in 1.." --profile "$prof" --synthetic --budget 0
+refused "bad max-seqs" 2 "--max-seqs 2x: not a whole number" --profile "$prof" --synthetic \
+	--max-seqs 2x
+refused "chunk over the budget" 2 "--chunk 4096: more than the budget (2048)" \
+	--profile "$prof" --synthetic --chunk 4096
+refused "max-seqs over the budget" 2 "--max-seqs 512: more than the budget (256)" \
+	--profile "$prof" --synthetic --budget 256 --max-seqs 512
+refused "bad rate" 2 "--rate fast: not a number" --profile "$prof" --synthetic --rate fast
+refused "bad dist" 2 "--input normal:3: not fixed:N" --profile "$prof" --synthetic \
+	--input normal:3
+refused "bad class" 2 "--class hi:1:2: not NAME:WEIGHT" --profile "$prof" --synthetic \
+	--class hi:1:2
+refused "missing profile" 2 "$tmp/none.profile: No such file or directory" \
+	--profile "$tmp/none.profile" --synthetic
+sed 's/^layers = 32$/layers = lots/' "$prof" > "$tmp/bad.profile"
+line=$(grep -n "^layers = lots" "$tmp/bad.profile" | cut -d: -f1)
+refused "bad profile value" 2 "$tmp/bad.profile:$line: layers: \"lots\" is not a number" \
+	--profile "$tmp/bad.profile" --synthetic
+grep -v "^swap_gbps" "$prof" > "$tmp/short.profile"
+refused "profile without a key" 2 "$tmp/short.profile: no \"swap_gbps\"" \
+	--profile "$tmp/short.profile" --synthetic
+refused "missing trace" 2 "$tmp/none.jsonl: No such file or directory" --profile "$prof" \
+	--trace "$tmp/none.jsonl"
+printf '{"timestamp": 0, "input_length": 4, "output_length": 2}\n{"timestamp": 5}\n' \
+	> "$tmp/bad.jsonl"
+refused "bad trace line" 2 "$tmp/bad.jsonl:2: no \"output_length\"" --profile "$prof" \
+	--trace "$tmp/bad.jsonl"
+
+if "$prog" --help | grep -q "usage: kvaccel-sim"; then ok "--help"; else not_ok "--help"; fi
+
+# completed REPORT N: the JSON report says N requests, all completed, none unfinished.
+completed() {
+	/usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+o = r["overall"]
+sys.exit(0 if o["requests"] == int(sys.argv[2]) == o["completed"] and
+	 r["engine"]["unfinished"] == 0 else 1)' "$1" "$2"
+}
+
+for t in azure-conv-sample.csv:40 mooncake-sample.jsonl:30 plain-sample.csv:40; do
+	f=${t%%:*} want=${t##*:}
+	if "$prog" --profile "$prof" --trace "$traces/$f" --json > "$tmp/r.json" 2> "$tmp/err" &&
+	   completed "$tmp/r.json" "$want"; then
+		ok "trace $f: $want requests, all completed"
+	else
+		not_ok "trace $f ($(head -c 300 "$tmp/err"))"
+	fi
+done
+# The Mooncake sample's shared hash ids are prefix-cache hits.
+"$prog" --profile "$prof" --trace "$traces/mooncake-sample.jsonl" --json > "$tmp/m.json"
+if /usr/bin/python3 -c '
+import json, sys
+sys.exit(0 if json.load(open(sys.argv[1]))["engine"]["prefix_hit_blocks"] > 0 else 1)' \
+	"$tmp/m.json"; then
+	ok "Mooncake hash ids give prefix-cache hits"
+else
+	not_ok "Mooncake hash ids give prefix-cache hits"
+fi
+# The plain trace's classes are reported by name.
+"$prog" --profile "$prof" --trace "$traces/plain-sample.csv" > "$tmp/t.txt"
+if grep -q "^interactive " "$tmp/t.txt" && grep -q "^batch " "$tmp/t.txt"; then
+	ok "plain trace: a row per class"
+else
+	not_ok "plain trace: a row per class"
+fi
+
+gen="--profile $prof --synthetic --requests 300 --rate 8 --arrival gamma --cv 3 --seed 4
+     --class online:4:0:500:80 --class offline:1:5:0:0 --clients 4 --policy hybrid
+     --gpu-blocks 400 --host-blocks 2000 --max-input 4000 --max-output 1000"
+# shellcheck disable=SC2086
+"$prog" $gen --json > "$tmp/a.json" && "$prog" $gen --json > "$tmp/b.json"
+if cmp -s "$tmp/a.json" "$tmp/b.json" && completed "$tmp/a.json" 300; then
+	ok "--json: the same seed, the same report; every request completed"
+else
+	not_ok "--json: the same seed, the same report; every request completed"
+fi
+# shellcheck disable=SC2086
+"$prog" $gen --json --seed 5 > "$tmp/c.json"
+if ! cmp -s "$tmp/a.json" "$tmp/c.json"; then
+	ok "another seed, another report"
+else
+	not_ok "another seed, another report"
+fi
+# A request that can never fit the GPU's KV cache is a failure in the report, not a drop.
+"$prog" --profile "$prof" --synthetic --requests 5 --input fixed:2000 --output fixed:10 \
+	--gpu-blocks 100 > "$tmp/big.txt"
+if grep -q "^all  *5  *0  *5 " "$tmp/big.txt" &&
+   grep -q "HTTP 503: 5 requests (refused: 2000 prompt + 10 output tokens are more than" \
+	"$tmp/big.txt"; then
+	ok "a request too large for the GPU is reported failed"
+else
+	not_ok "a request too large for the GPU is reported failed ($(head -c 400 "$tmp/big.txt"))"
+fi
+[ "$failed" = 0 ]

@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kvaccel-sim's engine (tools/sim/engine.c) against closed forms and its own promises: a single
+ * request's latency is the profile's prefill step then its decode steps (whole and chunked); an
+ * M/D/1 queue (Poisson arrivals of one-step requests, one at a time) waits what the
+ * Pollaczek-Khinchine formula says; the same seed gives the same JSON report; no request is
+ * dropped under any policy and preemption kind; Mooncake hash ids become prefix-cache hits; the
+ * profile loader refuses bad files with FILE:LINE and reads the shipped profiles.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "accel.h"
+#include "engine.h"
+#include "output.h"
+#include "profile.h"
+
+/* A profile of round numbers: no floor unless asked, every term visible. */
+static void toy_profile(struct sim_profile *p)
+{
+	char err[128];
+
+	memset(p, 0, sizeof(*p));
+	strcpy(p->name, "toy");
+	strcpy(p->model, "toy");
+	strcpy(p->gpu, "toy");
+	p->layers = 4;
+	p->kv_heads = 4;
+	p->head_dim = 64;
+	p->dtype_bytes = 2;
+	p->tp = 1;
+	p->block_tokens = 16;
+	p->gpu_mem_gib = 1;
+	p->mem_util = 1;
+	p->host_mem_gib = 1;
+	p->swap_gbps = 10;
+	p->swap_transfer_us = 20;
+	p->step_base_us = 1000;
+	p->prefill_token_us = 10;
+	p->decode_token_us = 30;
+	p->context_token_us = 0.5;
+	p->prefill_quad_us = 0.002;
+	assert_int_equal(sim_profile_derive(p, err, sizeof(err)), 0);
+}
+
+static struct lg_req *add_req(struct lg_workload *wl, double t, uint32_t in, uint32_t out)
+{
+	struct lg_req *r = lg_workload_push(wl);
+
+	assert_non_null(r);
+	r->arrival_s = t;
+	r->input_len = in;
+	r->output_len = out;
+	return r;
+}
+
+static struct lg_result *run(const struct sim_config *c, const struct lg_workload *wl,
+			     struct sim_totals *t)
+{
+	struct lg_result *res = calloc(wl->n + 1, sizeof(*res));
+	char err[256];
+
+	assert_non_null(res);
+	if (sim_run(c, wl, res, t, err, sizeof(err)))
+		fail_msg("sim_run: %s", err);
+	return res;
+}
+
+/* The closed form of one request of L tokens and O outputs, chunks of @chunk. */
+static void closed_form(const struct sim_profile *p, uint32_t L, uint32_t O, uint32_t chunk,
+			double *ttft_ms, double *e2e_ms, double *decode_ms)
+{
+	double t = 0, us;
+	uint32_t s, k;
+
+	for (s = 0; s < L; s += chunk) {
+		uint32_t n = L - s < chunk ? L - s : chunk;
+
+		us = p->step_base_us + p->prefill_token_us * n +
+		     p->prefill_quad_us * n * (2.0 * s + n);
+		t += fmax(us, p->step_floor_us);
+	}
+	*ttft_ms = t / 1000;
+	for (k = 1; k < O; k++) {
+		us = p->step_base_us + p->decode_token_us + p->context_token_us * (L + k);
+		decode_ms[k - 1] = fmax(us, p->step_floor_us) / 1000;
+		t += fmax(us, p->step_floor_us);
+	}
+	*e2e_ms = t / 1000;
+}
+
+static void check_single(uint32_t L, uint32_t O, uint32_t chunk, double floor_us)
+{
+	struct sim_profile p;
+	struct lg_workload wl = { 0 };
+	struct sim_totals t;
+	struct sim_config c = { .prof = &p, .max_tokens = 2048, .chunk_tokens = chunk };
+	struct lg_result *res;
+	double ttft, e2e, dec[64];
+	uint32_t k;
+
+	assert_true(O <= 64);
+	toy_profile(&p);
+	p.step_floor_us = floor_us;
+	add_req(&wl, 0.5, L, O);
+	res = run(&c, &wl, &t);
+	closed_form(&p, L, O, chunk, &ttft, &e2e, dec);
+	assert_true(res[0].ok);
+	assert_int_equal(res[0].tokens, O);
+	/* Each step rounds to a whole ns. */
+	assert_true(fabs(res[0].ttft_ms - ttft) < 1e-5);
+	assert_true(fabs(res[0].e2e_ms - e2e) < 1e-4);
+	assert_int_equal(res[0].nr_gaps, O - 1);
+	for (k = 0; k + 1 < O; k++)
+		assert_true(fabs(res[0].gaps_ms[k] - dec[k]) < 1e-3);
+	assert_int_equal(t.steps, (L + chunk - 1) / chunk + O - 1);
+	assert_true(fabs(t.duration_s - e2e / 1000) < 1e-7);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+static void test_single_request(void **state)
+{
+	(void)state;
+	check_single(300, 20, 2048, 0);
+	check_single(1, 1, 2048, 0);
+	check_single(37, 5, 2048, 1500);	/* the floor: decode steps are 1.5 ms */
+}
+
+/* Chunks of 64: the quadratic term adds up to L^2 over the chunks, the steps are four. */
+static void test_single_request_chunked(void **state)
+{
+	(void)state;
+	check_single(200, 10, 64, 0);
+}
+
+/*
+ * M/D/1: one request at a time (max_seqs 1), each a single 16-token prefill step of D = 10 ms
+ * giving its only token; Poisson arrivals at rho = lambda D. The mean wait (TTFT - D) against
+ * Pollaczek-Khinchine's rho D / (2 (1 - rho)), within 2 % over 300000 requests a load.
+ */
+static void test_md1(void **state)
+{
+	static const double rhos[] = { 0.3, 0.5, 0.7 };
+	struct sim_profile p;
+	size_t i, k;
+
+	(void)state;
+	toy_profile(&p);
+	p.step_base_us = 10000;
+	p.prefill_token_us = p.decode_token_us = p.context_token_us = p.prefill_quad_us = 0;
+	for (k = 0; k < sizeof(rhos) / sizeof(rhos[0]); k++) {
+		struct lg_synth_opts so = { .requests = 300000, .rate = rhos[k] / 0.010,
+					    .input = { LG_DIST_FIXED, 16, 0 },
+					    .output = { LG_DIST_FIXED, 1, 0 }, .seed = 7 + k };
+		struct sim_config c = { .prof = &p, .max_seqs = 1, .max_tokens = 64 };
+		struct lg_workload wl = { 0 };
+		struct lg_result *res;
+		struct sim_totals t;
+		double sum = 0, want, got;
+
+		assert_int_equal(lg_synth(&so, &wl), 0);
+		res = run(&c, &wl, &t);
+		for (i = 0; i < wl.n; i++) {
+			assert_true(res[i].ok);
+			sum += res[i].ttft_ms - 10.0;
+		}
+		got = sum / wl.n;
+		want = rhos[k] * 10.0 / (2 * (1 - rhos[k]));
+		print_message("# M/D/1 rho %.1f: mean wait %.3f ms, Pollaczek-Khinchine %.3f ms "
+			      "(%+.2f %%)\n", rhos[k], got, want, 100 * (got - want) / want);
+		assert_true(fabs(got - want) / want < 0.02);
+		lg_results_free(res, wl.n);
+		lg_workload_free(&wl);
+	}
+}
+
+/* A two-class, two-client synthetic mix on a small GPU: preemptions are sure to happen. */
+static void busy_workload(struct lg_workload *wl, uint64_t seed, size_t n)
+{
+	struct lg_synth_opts so = { .requests = n, .rate = 40, .arrival = LG_ARR_GAMMA, .cv = 3,
+				    .input = { LG_DIST_LOGNORMAL, 5.5, 0.8 },
+				    .output = { LG_DIST_LOGNORMAL, 4.0, 0.8 }, .max_input = 2000,
+				    .max_output = 400, .clients = 2, .seed = seed,
+				    .nr_classes = 2 };
+
+	assert_int_equal(lg_class_parse("online:1:0:500:60", &so.classes[0]), 0);
+	assert_int_equal(lg_class_parse("offline:1:3:0:0", &so.classes[1]), 0);
+	assert_int_equal(lg_synth(&so, wl), 0);
+}
+
+static char *json_of(const struct sim_config *c, uint64_t seed)
+{
+	struct lg_workload wl = { 0 };
+	struct lg_result *res;
+	struct sim_totals t;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	busy_workload(&wl, seed, 300);
+	res = run(c, &wl, &t);
+	f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	assert_int_equal(sim_report_json(f, c, &wl, res, &t), 0);
+	fclose(f);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+	return buf;
+}
+
+static void test_determinism(void **state)
+{
+	struct sim_profile p;
+	struct sim_config c = { .prof = &p, .policy = ACCEL_SCHED_SLO, .gpu_blocks = 300,
+				.host_blocks = 2000, .seed = 5 };
+	char *a, *b, *d;
+
+	(void)state;
+	toy_profile(&p);
+	a = json_of(&c, 11);
+	b = json_of(&c, 11);
+	d = json_of(&c, 12);
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, d);
+	assert_non_null(strstr(a, "\"engine\":{"));
+	free(a);
+	free(b);
+	free(d);
+}
+
+/* Every policy and preemption kind: every request finishes, with all its tokens. */
+static void test_no_drops(void **state)
+{
+	static const uint32_t kinds[] = { ACCEL_SCHED_PREEMPT_COST, ACCEL_SCHED_PREEMPT_SWAP,
+					  ACCEL_SCHED_PREEMPT_RECOMPUTE };
+	struct lg_workload wl = { 0 };
+	struct sim_profile p;
+	uint32_t pol, k;
+	size_t i;
+
+	(void)state;
+	toy_profile(&p);
+	busy_workload(&wl, 3, 400);
+	for (pol = 0; pol < ACCEL_SCHED_NR_POLICIES; pol++) {
+		for (k = 0; k < 3; k++) {
+			struct sim_config c = { .prof = &p, .policy = pol, .preempt = kinds[k],
+						.gpu_blocks = 200, .host_blocks = 1000,
+						.max_tokens = 512, .max_seqs = 64,
+						.chunk_tokens = 256, .priority_threshold = 1 };
+			const char *name = accel_sched_policy_name(pol);
+			struct sim_totals t;
+			struct lg_result *res = run(&c, &wl, &t);
+
+			for (i = 0; i < wl.n; i++) {
+				if (!res[i].ok)
+					fail_msg("%s/%u: request %zu: %s", name, kinds[k], i,
+						 res[i].msg);
+				assert_int_equal(res[i].tokens, wl.req[i].output_len);
+			}
+			assert_int_equal(t.unfinished, 0);
+			assert_true(t.swaps_out + t.recomputes > 0);
+			if (kinds[k] == ACCEL_SCHED_PREEMPT_RECOMPUTE)
+				assert_int_equal(t.swaps_out, 0);
+			print_message("# %-8s %-9s %llu swaps out, %llu recomputes\n", name,
+				      k == 0 ? "cost" : k == 1 ? "swap" : "recompute",
+				      (unsigned long long)t.swaps_out,
+				      (unsigned long long)t.recomputes);
+			lg_results_free(res, wl.n);
+		}
+	}
+	lg_workload_free(&wl);
+}
+
+/* Two Mooncake-style requests with the same leading hash ids share those blocks. */
+static void test_prefix_hits(void **state)
+{
+	static uint32_t ids_a[] = { 7, 8, 9 }, ids_b[] = { 7, 8, 42 };
+	struct lg_workload wl = { 0 };
+	struct sim_profile p;
+	struct sim_config c = { .prof = &p };
+	struct lg_result *res;
+	struct sim_totals t;
+	struct lg_req *r;
+
+	(void)state;
+	toy_profile(&p);
+	r = add_req(&wl, 0, 1536, 4);
+	r->hash_ids = malloc(sizeof(ids_a));
+	memcpy(r->hash_ids, ids_a, sizeof(ids_a));
+	r->nr_hash_ids = 3;
+	r = add_req(&wl, 1, 1536, 4);
+	r->hash_ids = malloc(sizeof(ids_b));
+	memcpy(r->hash_ids, ids_b, sizeof(ids_b));
+	r->nr_hash_ids = 3;
+	res = run(&c, &wl, &t);
+	assert_true(res[0].ok && res[1].ok);
+	/* Two 512-token blocks of 16-token blocks: 64 hits. */
+	assert_int_equal(t.prefix_hit_blocks, 64);
+	assert_true(res[1].ttft_ms < res[0].ttft_ms);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static const char good[] =
+	"name = t\nmodel = m\ngpu = g\nlayers = 2\nkv_heads = 2\nhead_dim = 8\n"
+	"dtype_bytes = 2\ngpu_mem_gib = 1\nweights_gib = 0\nswap_gbps = 1\n"
+	"step_base_us = 1\nprefill_token_us = 1\ndecode_token_us = 1\n";
+
+static void expect_error(const char *text, const char *want)
+{
+	char path[] = "/tmp/sim_profile_XXXXXX", err[512], msg[600];
+	struct sim_profile p;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	close(fd);
+	write_file(path, text);
+	assert_int_equal(sim_profile_load(path, &p, err, sizeof(err)), -1);
+	snprintf(msg, sizeof(msg), "%s%s", path, want);
+	if (strncmp(err, msg, strlen(msg)))
+		fail_msg("got \"%s\", want \"%s...\"", err, msg);
+	unlink(path);
+}
+
+static void test_profile_errors(void **state)
+{
+	char buf[1024];
+
+	(void)state;
+	snprintf(buf, sizeof(buf), "%sbogus = 1\n", good);
+	expect_error(buf, ":14: unknown key \"bogus\"");
+	snprintf(buf, sizeof(buf), "# a comment\n\nlayers = many\n%s", good);
+	expect_error(buf, ":3: layers: \"many\" is not a number");
+	snprintf(buf, sizeof(buf), "%slayers = 3\n", good);
+	expect_error(buf, ":14: layers given twice");
+	snprintf(buf, sizeof(buf), "%sjust words\n", good);
+	expect_error(buf, ":14: not \"key = value\"");
+	snprintf(buf, sizeof(buf), "%smem_util = 2\n", good);
+	expect_error(buf, ":14: mem_util: 2 not in 0.01..1");
+	expect_error(good + strlen("name = t\n"), ": no \"name\"");
+	snprintf(buf, sizeof(buf), "%sweights_gib = 2\n", good);
+	expect_error(strstr(buf, "name"), ":14: weights_gib given twice");
+	snprintf(buf, sizeof(buf), "%s", good);
+	*strstr(buf, "weights_gib = 0") = 0;
+	strcat(buf, "weights_gib = 5\nswap_gbps = 1\nstep_base_us = 1\nprefill_token_us = 1\n"
+		    "decode_token_us = 1\n");
+	expect_error(buf, ": no GPU memory left for the KV cache");
+	expect_error("", ": no \"name\"");
+}
+
+static void test_profiles_shipped(void **state)
+{
+	struct sim_profile p;
+	char err[512];
+
+	(void)state;
+	if (sim_profile_load("tools/sim/profiles/llama2-7b-a100.profile", &p, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(p.kv_bytes_per_token, 524288);	/* 512 KiB: MHA */
+	assert_int_equal(p.block_bytes, 16 * 524288);
+	/* (80 x 0.9 - 12.55 - 4) GiB of 8 MiB blocks. */
+	assert_int_equal(p.gpu_blocks, (uint32_t)floor((80 * 0.9 - 12.55 - 4) * 128));
+	assert_int_equal(p.host_blocks, 128 * 128);
+	if (sim_profile_load("tools/sim/profiles/llama3-8b-h100.profile", &p, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(p.kv_bytes_per_token, 131072);	/* 128 KiB: GQA, 8 KV heads */
+	assert_int_equal(p.gpu_blocks, (uint32_t)floor((80 * 0.9 - 14.96 - 4) * 512));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_single_request),
+		cmocka_unit_test(test_single_request_chunked),
+		cmocka_unit_test(test_md1),
+		cmocka_unit_test(test_determinism),
+		cmocka_unit_test(test_no_drops),
+		cmocka_unit_test(test_prefix_hits),
+		cmocka_unit_test(test_profile_errors),
+		cmocka_unit_test(test_profiles_shipped),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvaccel-sim - one simulated engine: libaccel's own scheduler (accel_sched_*) and block manager
+ * (accel_bm_*) make every decision; the clock is the profile's latency model. The loop:
+ * accel_sched_step(now) -> the step's duration from the profile -> accel_sched_update() of every
+ * run at now + duration; swaps reported with accel_sched_swap_done() at their simulated end
+ * (bytes over the host link plus a fixed cost, one transfer at a time per direction). Events of
+ * the same instant are all handled before the next step starts; a step that runs nothing while
+ * requests are alive is polled again one empty step's time later. Operator-level yields
+ * (accel_sched_should_yield()) are not simulated yet: every step runs whole.
+ */
+#ifndef SIM_ENGINE_H
+#define SIM_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile.h"
+#include "run.h"
+#include "workload.h"
+
+struct sim_config {
+	const struct sim_profile *prof;
+	uint32_t policy;		/* enum accel_sched_policy */
+	uint32_t preempt;		/* enum accel_sched_preempt */
+	uint32_t max_tokens;		/* token budget per step (0: 2048) */
+	uint32_t max_seqs;		/* running requests at once (0: 256) */
+	uint32_t chunk_tokens;		/* longest prefill chunk (0: max_tokens) */
+	uint32_t priority_threshold;
+	uint32_t gpu_blocks, host_blocks;	/* 0: the profile's */
+	int no_host;			/* no host tier: every preemption recomputes */
+	uint64_t seed;			/* the prompts' tokens (lg_prompt_make()) */
+};
+
+/* What the run did as a whole. */
+struct sim_totals {
+	double duration_s;		/* simulated: first arrival to the last event */
+	uint64_t steps, busy_ns;	/* steps that ran something; their time */
+	uint64_t idle_ticks;		/* empty steps with requests alive, polled again */
+	uint64_t tokens;		/* computed, prefill and decode */
+	uint64_t prefill_tokens, decode_tokens;
+	uint64_t swaps_out, swaps_in, swap_failures, recomputes, recomputed_tokens;
+	uint64_t swapped_bytes, swap_ns;	/* link busy time, both directions */
+	uint64_t prefix_hit_blocks;	/* tier 0 prefix-cache hits */
+	uint32_t gpu_blocks, host_blocks, block_tokens;
+	size_t unfinished;		/* requests that never finished (failed in the results) */
+};
+
+/*
+ * Simulate @wl (sorted by arrival) on one engine; res has wl->n entries, zeroed by the caller,
+ * each request's result as kvaccel-loadgen would have measured it (gaps_ms allocated: free with
+ * lg_results_free()). -1 with err on a setup error (the scheduler's configuration refused, no
+ * memory).
+ */
+int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_result *res,
+	    struct sim_totals *t, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+/* kvaccel-sim - the report (see output.h). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <json-c/json.h>
+
+#include "accel.h"
+#include "output.h"
+#include "stats.h"
+
+static const char *const preempt_names[] = { "cost", "recompute", "swap" };
+
+static double util(const struct sim_totals *t)
+{
+	return t->duration_s > 0 ? t->busy_ns / 1e9 / t->duration_s : 0;
+}
+
+void sim_report_table(FILE *f, const struct sim_config *c, const struct lg_workload *wl,
+		      const struct lg_result *res, const struct sim_totals *t, double wall_s)
+{
+	const struct sim_profile *p = c->prof;
+
+	fprintf(f, "kvaccel-sim: %s (%s on %s, tp %g), policy %s, preempt %s; %u GPU blocks, "
+		"%u host blocks of %u tokens (%llu KiB each)\n", p->name, p->model, p->gpu, p->tp,
+		accel_sched_policy_name(c->policy), preempt_names[c->preempt], t->gpu_blocks,
+		t->host_blocks, t->block_tokens, (unsigned long long)(p->block_bytes >> 10));
+	lg_report_table(f, wl, res, t->duration_s, NULL, NULL);
+	fprintf(f, "engine: %llu steps, busy %.3f s of %.3f s simulated (%.1f%%); %llu prefill "
+		"and %llu decode tokens\n", (unsigned long long)t->steps, t->busy_ns / 1e9,
+		t->duration_s, 100 * util(t), (unsigned long long)t->prefill_tokens,
+		(unsigned long long)t->decode_tokens);
+	fprintf(f, "preemption: %llu swaps out, %llu in (%.3f GiB, link busy %.3f s), %llu "
+		"recomputes (%llu tokens recomputed), %llu swap failures; %llu prefix-cache "
+		"block hits\n", (unsigned long long)t->swaps_out, (unsigned long long)t->swaps_in,
+		t->swapped_bytes / (1024.0 * 1024 * 1024), t->swap_ns / 1e9,
+		(unsigned long long)t->recomputes, (unsigned long long)t->recomputed_tokens,
+		(unsigned long long)t->swap_failures, (unsigned long long)t->prefix_hit_blocks);
+	if (t->unfinished)
+		fprintf(f, "unfinished: %zu requests never finished\n", t->unfinished);
+	fprintf(f, "simulated in %.3f s of wall time\n", wall_s);
+}
+
+static json_object *u64(uint64_t v)
+{
+	return json_object_new_int64((int64_t)v);
+}
+
+static json_object *engine_obj(const struct sim_config *c, const struct sim_totals *t)
+{
+	const struct sim_profile *p = c->prof;
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "profile", json_object_new_string(p->name));
+	json_object_object_add(o, "model", json_object_new_string(p->model));
+	json_object_object_add(o, "gpu", json_object_new_string(p->gpu));
+	json_object_object_add(o, "policy",
+			       json_object_new_string(accel_sched_policy_name(c->policy)));
+	json_object_object_add(o, "preempt", json_object_new_string(preempt_names[c->preempt]));
+	json_object_object_add(o, "gpu_blocks", u64(t->gpu_blocks));
+	json_object_object_add(o, "host_blocks", u64(t->host_blocks));
+	json_object_object_add(o, "block_tokens", u64(t->block_tokens));
+	json_object_object_add(o, "kv_bytes_per_token", u64(p->kv_bytes_per_token));
+	json_object_object_add(o, "steps", u64(t->steps));
+	json_object_object_add(o, "busy_s", json_object_new_double(t->busy_ns / 1e9));
+	json_object_object_add(o, "utilisation", json_object_new_double(util(t)));
+	json_object_object_add(o, "prefill_tokens", u64(t->prefill_tokens));
+	json_object_object_add(o, "decode_tokens", u64(t->decode_tokens));
+	json_object_object_add(o, "swaps_out", u64(t->swaps_out));
+	json_object_object_add(o, "swaps_in", u64(t->swaps_in));
+	json_object_object_add(o, "swap_failures", u64(t->swap_failures));
+	json_object_object_add(o, "swapped_bytes", u64(t->swapped_bytes));
+	json_object_object_add(o, "swap_link_s", json_object_new_double(t->swap_ns / 1e9));
+	json_object_object_add(o, "recomputes", u64(t->recomputes));
+	json_object_object_add(o, "recomputed_tokens", u64(t->recomputed_tokens));
+	json_object_object_add(o, "prefix_hit_blocks", u64(t->prefix_hit_blocks));
+	json_object_object_add(o, "unfinished", u64(t->unfinished));
+	return o;
+}
+
+int sim_report_json(FILE *f, const struct sim_config *c, const struct lg_workload *wl,
+		    const struct lg_result *res, const struct sim_totals *t)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	json_object *o;
+
+	if (!m)
+		return -1;
+	lg_report_json(m, wl, res, t->duration_s, NULL, NULL);
+	fclose(m);
+	o = json_tokener_parse(buf);
+	free(buf);
+	if (!o)
+		return -1;
+	json_object_object_add(o, "engine", engine_obj(c, t));
+	fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return 0;
+}
