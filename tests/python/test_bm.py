@@ -74,6 +74,14 @@ class Lifetime(unittest.TestCase):
                 kvaccel.BlockManager(**bad)
             self.assertEqual(cm.exception.errno, errno.EINVAL, bad)
 
+    def test_seq_create_reserve_tokens(self):
+        with kvaccel.BlockManager([8], block_tokens=BT) as bm:
+            s = bm.seq_create(reserve_tokens=8 * BT)  # the whole tier: fine
+            self.assertEqual(bm.seq_start(s, T[:2 * BT]), 0)
+            with self.assertRaises(OSError) as cm:
+                bm.seq_create(reserve_tokens=8 * BT + 1)
+            self.assertEqual(cm.exception.errno, errno.E2BIG)
+
     def test_close_context_manager_del(self):
         with kvaccel.BlockManager([8], block_tokens=BT, evict="arc") as bm:
             self.assertFalse(bm.closed)

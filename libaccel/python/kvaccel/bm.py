@@ -191,13 +191,15 @@ class BlockManager(Handle):
 
     # ---- sequences ----
 
-    def seq_create(self, tier=0, extra=b""):
-        """A new, empty sequence on tier (its blocks' keys hashed with extra)."""
+    def seq_create(self, tier=0, extra=b"", reserve_tokens=0):
+        """A new, empty sequence on tier (its blocks' keys hashed with extra);
+        reserve_tokens sizes its tables for that many tokens up front (a hint,
+        not a limit; more than the tier holds: E2BIG)."""
         extra = bytes(extra)
         buf = ctypes.create_string_buffer(extra, len(extra)) if extra else None
         o = T.opts(T.SeqOpts, tier=tier,
                    extra_keys=ctypes.cast(buf, ctypes.c_void_p) if buf else None,
-                   extra_keys_len=len(extra))
+                   extra_keys_len=len(extra), reserve_tokens=reserve_tokens)
         s = c_uint32()
         check(self._l.accel_bm_seq_create(self._h(), byref(o), byref(s)), "accel_bm_seq_create")
         return s.value
