@@ -74,7 +74,7 @@ struct accel_sched_config {
 	uint32_t policy;
 	/** Tokens per step, all runs together (default 2048; at least max_seqs). */
 	uint32_t max_tokens;
-	/** Requests running at once (default 256). */
+	/** Requests running at once (default 256, or max_tokens when fewer). */
 	uint32_t max_seqs;
 	/** Longest prefill chunk (default max_tokens). */
 	uint32_t chunk_tokens;

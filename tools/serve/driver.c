@@ -110,10 +110,10 @@ struct serve_driver *serve_driver_create(const struct serve_driver_opts *o)
 	}
 	d->o = *o;
 	d->nr_slots = o->max_requests ? o->max_requests : 1024;
-	/* The scheduler wants a budget of a token per running request at least. */
-	d->max_runs = o->max_seqs ? o->max_seqs : 256;
-	if (!o->max_seqs && d->max_runs > (o->max_tokens ? o->max_tokens : 256))
-		d->max_runs = o->max_tokens;
+	/* A run takes a token of the budget at least: no step has more runs than that. */
+	d->max_runs = o->max_tokens ? o->max_tokens : 256;
+	if (o->max_seqs && o->max_seqs < d->max_runs)
+		d->max_runs = o->max_seqs;
 	d->max_ids = d->max_runs * 64;
 	d->slot = calloc(d->nr_slots, sizeof(*d->slot));
 	d->runs = calloc(d->max_runs, sizeof(*d->runs));
@@ -127,7 +127,7 @@ struct serve_driver *serve_driver_create(const struct serve_driver_opts *o)
 	{
 		ACCEL_OPTS(accel_sched_config, cfg, .bm = o->bm, .policy = o->policy,
 			   .max_tokens = o->max_tokens ? o->max_tokens : 256,
-			   .max_seqs = d->max_runs, .chunk_tokens = o->chunk_tokens,
+			   .max_seqs = o->max_seqs, .chunk_tokens = o->chunk_tokens,
 			   .max_requests = d->nr_slots, .preempt = o->preempt, .victim = o->victim,
 			   .priority_threshold = o->priority_threshold,
 			   .block_bytes = o->block_bytes, .max_clients = o->max_clients);
