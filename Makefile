@@ -347,7 +347,7 @@ $(B)/native/serve_cli: tests/serve/cli.sh tests/lib/cli-tap.sh $(B)/tools/kvacce
 LOADGEN_SRCS	:= tools/loadgen/workload.c tools/loadgen/trace.c tools/loadgen/synth.c \
 		   tools/loadgen/prompt.c tools/loadgen/http.c tools/loadgen/run.c \
 		   tools/loadgen/stats.c tools/loadgen/report.c tools/loadgen/digests.c \
-		   tools/loadgen/metrics.c tools/loadgen/server.c
+		   tools/loadgen/metrics.c tools/loadgen/server.c tools/loadgen/wlopts.c
 LOADGEN_HDRS	:= $(wildcard tools/loadgen/*.h)
 LOADGEN_TESTS	:= trace synth stats e2e metrics
 TOOL_BINS	+= $(B)/tools/kvaccel-loadgen

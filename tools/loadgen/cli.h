@@ -4,12 +4,10 @@
 #define LG_CLI_H
 
 #include "run.h"
-#include "workload.h"
+#include "wlopts.h"
 
 struct lg_cli {
-	const char *trace;		/* NULL: synthetic */
-	struct lg_trace_opts topt;
-	struct lg_synth_opts sopt;
+	struct lg_wl_cli wl;		/* the workload */
 	struct lg_run_opts ropt;
 	const char *check_digests;
 	int json;

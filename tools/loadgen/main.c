@@ -65,11 +65,11 @@ int main(int argc, char **argv)
 
 	if (rc)
 		return rc > 0 ? 0 : 2;
-	if (c.trace && lg_trace_load(c.trace, &c.topt, &wl, err, sizeof(err))) {
+	if (c.wl.trace && lg_trace_load(c.wl.trace, &c.wl.topt, &wl, err, sizeof(err))) {
 		fprintf(stderr, "kvaccel-loadgen: %s\n", err);
 		return 2;
 	}
-	if (!c.trace && lg_synth(&c.sopt, &wl)) {
+	if (!c.wl.trace && lg_synth(&c.wl.sopt, &wl)) {
 		fprintf(stderr, "kvaccel-loadgen: cannot generate the workload\n");
 		return 2;
 	}

@@ -4,13 +4,11 @@
 #define SIM_CLI_H
 
 #include "engine.h"
-#include "workload.h"
+#include "wlopts.h"
 
 struct sim_cli {
 	const char *profile;
-	const char *trace;		/* NULL: synthetic */
-	struct lg_trace_opts topt;
-	struct lg_synth_opts sopt;
+	struct lg_wl_cli wl;		/* the workload: kvaccel-loadgen's options */
 	struct sim_config cfg;		/* prof left NULL */
 	int json;
 };

@@ -41,13 +41,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	c.cfg.prof = &prof;
-	if (c.trace) {
-		if (lg_trace_load(c.trace, &c.topt, &wl, err, sizeof(err))) {
+	if (c.wl.trace) {
+		if (lg_trace_load(c.wl.trace, &c.wl.topt, &wl, err, sizeof(err))) {
 			fprintf(stderr, "kvaccel-sim: %s\n", err);
 			lg_workload_free(&wl);
 			return 2;
 		}
-	} else if (lg_synth(&c.sopt, &wl)) {
+	} else if (lg_synth(&c.wl.sopt, &wl)) {
 		fprintf(stderr, "kvaccel-sim: the synthetic workload could not be generated\n");
 		lg_workload_free(&wl);
 		return 2;
