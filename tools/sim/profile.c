@@ -38,6 +38,8 @@ static const struct key {
 	{ "host_mem_gib", OFF(host_mem_gib), 0, 0, 0, 1e7 },
 	{ "swap_gbps", OFF(swap_gbps), 0, 1, 0.001, 1e5 },
 	{ "swap_transfer_us", OFF(swap_transfer_us), 0, 0, 0, 1e7 },
+	{ "net_gbps", OFF(net_gbps), 0, 0, 0.001, 1e5 },
+	{ "net_transfer_us", OFF(net_transfer_us), 0, 0, 0, 1e7 },
 	{ "step_floor_us", OFF(step_floor_us), 0, 0, 0, 1e9 },
 	{ "step_base_us", OFF(step_base_us), 0, 1, 0, 1e9 },
 	{ "prefill_token_us", OFF(prefill_token_us), 0, 1, 0, 1e9 },
@@ -214,6 +216,14 @@ uint64_t sim_step_ns(const struct sim_profile *p, const struct sim_batch *b)
 uint64_t sim_swap_ns(const struct sim_profile *p, uint64_t blocks)
 {
 	double ns = p->swap_transfer_us * 1000 + (double)blocks * p->block_bytes / p->swap_gbps;
+
+	ns = llround(ns);
+	return ns < 1 ? 1 : (uint64_t)ns;
+}
+
+uint64_t sim_net_ns(const struct sim_profile *p, uint64_t blocks)
+{
+	double ns = p->net_transfer_us * 1000 + (double)blocks * p->block_bytes / p->net_gbps;
 
 	ns = llround(ns);
 	return ns < 1 ? 1 : (uint64_t)ns;

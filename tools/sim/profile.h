@@ -14,7 +14,8 @@
  * KV bytes per token = 2 (K and V) * layers * kv_heads * head_dim * dtype_bytes / tp; device
  * blocks from the GPU memory left for the KV cache (gpu_mem_gib * mem_util - weights_gib -
  * reserve_gib), host blocks from host_mem_gib; a swap of B blocks takes
- * swap_transfer_us + B * block bytes / swap_gbps.
+ * swap_transfer_us + B * block bytes / swap_gbps, a hand-off between instances
+ * net_transfer_us + B * block bytes / net_gbps.
  */
 #ifndef SIM_PROFILE_H
 #define SIM_PROFILE_H
@@ -33,6 +34,11 @@ struct sim_profile {
 	double gpu_mem_gib, mem_util, weights_gib, reserve_gib, host_mem_gib;
 	/* Link to the host tier: GB/s (1e9 bytes) and a fixed cost per transfer. */
 	double swap_gbps, swap_transfer_us;
+	/*
+	 * Link between instances (prefill/decode hand-off, migration): GB/s and a fixed cost per
+	 * transfer; net_gbps 0 when the profile names none.
+	 */
+	double net_gbps, net_transfer_us;
 	/* Step time model, us. */
 	double step_floor_us, step_base_us, prefill_token_us, decode_token_us, context_token_us;
 	double prefill_quad_us;
@@ -58,5 +64,7 @@ int sim_profile_derive(struct sim_profile *p, char *err, size_t errlen);
 uint64_t sim_step_ns(const struct sim_profile *p, const struct sim_batch *b);
 /* A transfer of @blocks blocks over the host link, ns. */
 uint64_t sim_swap_ns(const struct sim_profile *p, uint64_t blocks);
+/* A transfer of @blocks blocks between instances, ns (net_gbps must be set). */
+uint64_t sim_net_ns(const struct sim_profile *p, uint64_t blocks);
 
 #endif
