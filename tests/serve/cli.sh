@@ -12,7 +12,7 @@ prog=$serve
 
 digests() { grep 'digests:' "$1"; }
 
-echo "1..37"
+echo "1..40"
 refused "no prompt" 2 "no --prompt given"
 refused "unknown option" 2 "unknown option '--bogus'" --memfd --prompt hi --bogus
 refused "missing value" 2 "--max-tokens needs a value" --memfd --prompt hi --max-tokens
@@ -35,6 +35,10 @@ refused "chunk over budget" 2 "--chunk is over --budget" --memfd --prompt hi --b
 	--chunk 16
 refused "table with listen" 2 "--table and --check-alone are for --prompt runs" --memfd \
 	--listen 127.0.0.1:0 --table
+refused "empty step log name" 2 "--step-log: an empty file name" --memfd --prompt hi \
+	--step-log ""
+refused "step log in no directory" 1 "--step-log $tmp/none/log: No such file or directory" \
+	--memfd --prompt hi --step-log "$tmp/none/log"
 refused "stray argument" 2 "unexpected argument 'extra'" --memfd --prompt hi extra
 refused "memfd and device" 2 "--memfd and --device exclude each other" --memfd --device /dev/x \
 	--prompt hi
@@ -124,6 +128,29 @@ else
 	not_ok "a high-priority arrival preempts by swap; digests as alone ($(cat "$tmp/b" "$tmp/err"))"
 fi
 
+# The step log: its header, a line per step that ran with the batch's shape, the swaps. Three
+# prompts of 44, 47 and 36 bytes (distinct first bytes: no prefix shared), 24 tokens each, chunks of 16 on 8 blocks (it swaps), no
+# yields: the prefill tokens and decode runs add up to the tokens computed (prompt and output
+# less each request's last token, 3 x 23 decodes), the quadratic term to 44^2 + 47^2 + 36^2,
+# the decodes' context to sum over requests of L + 1 + ... + L + 23.
+"$serve" --memfd --blocks 8 --swap-blocks 64 --max-tokens 24 --budget 32 --chunk 16 --quiet \
+	--no-yield --step-log "$tmp/steps.csv" --prompt "$(printf 'a%043d' 1)" \
+	--prompt "$(printf 'b%046d' 2)" --prompt "$(printf 'c%035d' 3)" > "$tmp/b" 2> "$tmp/err"
+want_c=$(( (44 * 23 + 276) + (47 * 23 + 276) + (36 * 23 + 276) ))
+if head -1 "$tmp/steps.csv" | grep -q "^# kvaccel-serve step log v1 layers=2 kv_heads=4 head_dim=16 dtype_bytes=4 block_tokens=16 block_bytes=16384 blocks=8 swap_blocks=64 budget=32 chunk=16 " &&
+   sed -n 2p "$tmp/steps.csv" | grep -q "^kind,t_ns,runs,prefill_tokens,decode_runs,context_tokens,quad,yielded,computed,compute_ns,step_ns,after_idle$" &&
+   awk -F, -v c="$want_c" '
+	$1 == "step" { n++; if (NF != 12 || $4 + $5 != $9 || $8 != 0 || $10 > $11 || $3 < 1 ||
+			    $3 > $4 + $5) bad = 1; p += $4; d += $5; ctx += $6; q += $7 }
+	$1 == "swap" { s++; if (NF != 7 || $4 < 1 || $5 != $4 * 16384 || $7 != 0) bad = 1 }
+	END { exit !(!bad && n >= 10 && s >= 2 && p == 44 + 47 + 36 && d == 69 && ctx == c &&
+		     q == 44 * 44 + 47 * 47 + 36 * 36) }' "$tmp/steps.csv" &&
+   grep -q "swap-outs" "$tmp/err" && ! grep -q " 0 swap-outs" "$tmp/err"; then
+	ok "--step-log: the header, the steps' shapes add up, the swaps"
+else
+	not_ok "--step-log: the header, the steps' shapes add up, the swaps ($(head -c 3000 "$tmp/steps.csv") $(cat "$tmp/err"))"
+fi
+
 # Weights saved, then loaded: the same digests (dense and MoE).
 for shape in "" "--experts 4 --top-k 2 --shared-expert --kv-heads 2"; do
 	# shellcheck disable=SC2086
@@ -138,5 +165,5 @@ for shape in "" "--experts 4 --top-k 2 --shared-expert --kv-heads 2"; do
 		not_ok "saved weights give the same digests ${shape:-(dense)} ($(cat "$tmp/err"))"
 	fi
 done
-[ "$n" = 37 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
+[ "$n" = 40 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
 [ "$failed" = 0 ]

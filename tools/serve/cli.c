@@ -41,6 +41,7 @@ static const char usage[] =
 	"  --memfd             memfd tiers: no kvaccel device needed\n"
 	"  --device PATH       the kvaccel device (default: the first)\n"
 	"  --quiet             no per-token digests\n"
+	"  --step-log FILE     a CSV line per step (its batch's shape, its times) and per swap\n"
 	"  --listen ADDR:PORT  serve HTTP on an IPv4 address (port 0: any, printed)\n"
 	"  --max-concurrent N  requests in flight before 429 (default 64)\n"
 	"  --max-body N        request body bytes before 413 (default 1048576)\n"
@@ -52,7 +53,7 @@ enum {
 	O_HEADS, O_KVHEADS, O_FF, O_EXPERTS, O_TOPK, O_SHARED, O_BT, O_BLOCKS, O_SWAP, O_BUDGET,
 	O_CHUNK, O_MAXRUN, O_PREEMPT, O_THREADS, O_MEMFD, O_DEVICE, O_QUIET, O_HELP,
 	O_LISTEN, O_MAXCONC, O_MAXBODY, O_MAXPROMPT, O_MAXTOKLIM, O_POLICY, O_VICTIM, O_PTHRESH,
-	O_NOYIELD, O_PRIO, O_ATSTEP, O_TABLE, O_ALONE, O_KVD, O_KVDPRIO,
+	O_NOYIELD, O_PRIO, O_ATSTEP, O_TABLE, O_ALONE, O_KVD, O_KVDPRIO, O_STEPLOG,
 };
 
 static const struct option longopts[] = {
@@ -97,6 +98,7 @@ static const struct option longopts[] = {
 	{ "check-alone", no_argument, NULL, O_ALONE },
 	{ "kvacceld", required_argument, NULL, O_KVD },
 	{ "kvacceld-priority", required_argument, NULL, O_KVDPRIO },
+	{ "step-log", required_argument, NULL, O_STEPLOG },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -321,6 +323,11 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 			break;
 		case O_QUIET:
 			c->quiet = true;
+			break;
+		case O_STEPLOG:
+			if (!*optarg)
+				return bad("--step-log: an empty file name%s%s", "", "");
+			c->step_log = optarg;
 			break;
 		case O_HELP:
 			fputs(usage, stdout);

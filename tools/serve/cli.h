@@ -21,6 +21,8 @@ struct serve_cli {
 	uint64_t seed;
 	float temperature;
 	const char *weights, *save_weights, *device;
+	/* --step-log FILE: a CSV line per step and per swap (steplog.h). */
+	const char *step_log;
 	uint32_t block_tokens, blocks, swap_blocks;
 	bool memfd, quiet, table, check_alone;
 	/* libaccel's scheduler: policy, preemption, budget (engine fields unset). */

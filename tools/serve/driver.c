@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "driver.h"
+#include "steplog.h"
 
 struct dslot {
 	bool used;		/* under d->lock */
@@ -60,6 +61,10 @@ struct serve_driver {
 	pthread_t reaper;
 	int stop_fd;
 	bool reaper_started;
+	/* With opts.step_log: t0, a step returned 0 since the last line, each swap's start. */
+	uint64_t log_t0;
+	bool log_idle;
+	uint64_t *swap_t0, *swap_blocks;
 };
 
 static uint64_t now_ns(void)
@@ -91,6 +96,8 @@ static void free_arrays(struct serve_driver *d)
 	free(d->offsets);
 	free(d->ids);
 	free(d->plan_runs);
+	free(d->swap_t0);
+	free(d->swap_blocks);
 	free(d);
 }
 
@@ -123,6 +130,14 @@ struct serve_driver *serve_driver_create(const struct serve_driver_opts *o)
 	d->ids = calloc(d->max_ids, sizeof(*d->ids));
 	if (!d->slot || !d->runs || !d->swaps || !d->comp || !d->offsets || !d->ids)
 		goto fail;
+	if (o->step_log) {
+		d->log_t0 = now_ns();
+		d->log_idle = true;
+		d->swap_t0 = calloc(d->nr_slots, sizeof(*d->swap_t0));
+		d->swap_blocks = calloc(d->nr_slots, sizeof(*d->swap_blocks));
+		if (!d->swap_t0 || !d->swap_blocks)
+			goto fail;
+	}
 	pthread_mutex_init(&d->lock, NULL);
 	{
 		ACCEL_OPTS(accel_sched_config, cfg, .bm = o->bm, .policy = o->policy,
@@ -178,6 +193,14 @@ static void *reap_main(void *arg)
 	for (;;) {
 		got = accel_mover_poll(d->o.mover, done, 16, 0);
 		for (i = 0; i < got; i++) {
+			uint32_t req = (uint32_t)done[i].user_data;
+
+			if (d->o.step_log && req < d->nr_slots)
+				serve_steplog_write_swap(d->o.step_log, d->log_t0, d->swap_t0[req] >> 63,
+							 d->swap_blocks[req],
+							 d->swap_blocks[req] * d->o.block_bytes,
+							 d->swap_t0[req] & ~(1ull << 63), now_ns(),
+							 done[i].status);
 			accel_sched_swap_done(d->sched, (uint32_t)done[i].user_data, done[i].status,
 					      now_ns());
 			atomic_fetch_sub(&d->swaps_in_flight, 1);
@@ -393,6 +416,12 @@ static void start_swap(struct serve_driver *d, const struct accel_sched_swap *w,
 	}
 	if (!ret && n) {
 		/* Counted first: the reaper may see it end before submit returns. */
+		if (d->o.step_log && w->req < d->nr_slots) {
+			/* The direction in the start's top bit (a monotonic time never has it). */
+			d->swap_t0[w->req] = now_ns() |
+					     (uint64_t)(w->dir == ACCEL_SCHED_SWAP_IN) << 63;
+			d->swap_blocks[w->req] = w->blocks;
+		}
 		atomic_fetch_add(&d->swaps_in_flight, 1);
 		ret = accel_mover_submit(d->o.mover, d->o.tiers, 2, d->plan_runs, (uint32_t)n, &so,
 					 &job);
@@ -507,14 +536,35 @@ static int compute(struct serve_driver *d, uint32_t n, struct serve_driver_step 
 	return 0;
 }
 
+/* The step's line (a step that ran something); a step that returned 0 marks the next line. */
+static void log_step(struct serve_driver *d, struct serve_steplog_step *lg,
+		     const struct serve_driver_step *st, uint64_t t_start, int ret)
+{
+	if (lg->runs) {
+		lg->t_ns = t_start - d->log_t0;
+		lg->step_ns = now_ns() - t_start;
+		lg->yielded = st->yielded;
+		lg->computed = st->tokens;
+		lg->after_idle = d->log_idle;
+		d->log_idle = false;
+		serve_steplog_write_step(d->o.step_log, lg);
+	}
+	if (!ret)
+		d->log_idle = true;
+}
+
 int serve_driver_step(struct serve_driver *d, struct serve_driver_step *stp)
 {
 	struct serve_driver_step st = { 0 };
+	struct serve_steplog_step lg = { 0 };
 	uint32_t i, tries, more = 0, changed = 0, reaped;
+	uint64_t t_start = 0;
 	int ret = 0;
 
 	if (!d)
 		return -EINVAL;
+	if (d->o.step_log)
+		t_start = now_ns();
 	/*
 	 * A step without runs may have paced decodes for a prefill that could
 	 * not start, or only moved requests between states: step again.
@@ -532,8 +582,15 @@ int serve_driver_step(struct serve_driver *d, struct serve_driver_step *stp)
 		for (i = 0; i < out.nr_swaps; i++)
 			start_swap(d, &d->swaps[i], &st);
 		st.runs = out.nr_runs;
+		if (out.nr_runs && d->o.step_log) {
+			for (i = 0; i < out.nr_runs; i++)
+				serve_steplog_add_run(&lg, &d->runs[i]);
+			lg.compute_ns = now_ns();
+		}
 		if (out.nr_runs)
 			ret = compute(d, out.nr_runs, &st);
+		if (out.nr_runs && d->o.step_log)
+			lg.compute_ns = now_ns() - lg.compute_ns;
 		more = out.events_left;
 		changed += out.nr_events;
 		if (ret || out.nr_runs || atomic_load(&d->swaps_in_flight) || out.nr_swaps)
@@ -545,8 +602,11 @@ int serve_driver_step(struct serve_driver *d, struct serve_driver_step *stp)
 		return ret;
 	/* A swap that finished may have made a request runnable. */
 	reaped = atomic_exchange(&d->swaps_ended, 0);
-	return st.runs || atomic_load(&d->swaps_in_flight) || st.swaps_in || st.swaps_out ||
-	       st.finished || more || reaped || changed;
+	ret = st.runs || atomic_load(&d->swaps_in_flight) || st.swaps_in || st.swaps_out ||
+	      st.finished || more || reaped || changed;
+	if (d->o.step_log)
+		log_step(d, &lg, &st, t_start, ret);
+	return ret;
 }
 
 void serve_driver_wait(struct serve_driver *d, const int *fds, uint32_t n, int timeout_ms)

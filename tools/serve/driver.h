@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <accel.h>
 
@@ -50,6 +51,11 @@ struct serve_driver_opts {
 	/** With yields: a hook of the caller's asked first at every yield point (may be NULL). */
 	serve_yield_fn also_yield;
 	void *also_ctx;
+	/**
+	 * Non-NULL: a line per step that ran something and per swap transfer (steplog.h), after
+	 * the header serve_steplog_open() wrote; the caller closes it after the driver.
+	 */
+	FILE *step_log;
 };
 
 /** NULL and errno (EINVAL, ENOMEM, or the scheduler's). */

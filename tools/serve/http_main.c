@@ -4,6 +4,7 @@
  * SIGINT or SIGTERM; then a graceful stop (no new connections, running
  * requests aborted, everything freed).
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,13 +13,24 @@
 #include "cli.h"
 #include "http.h"
 #include "http_main.h"
+#include "steplog.h"
+
+/* The step log's close: 1 if it failed (said). */
+static int close_log(const struct serve_cli *c, FILE *f)
+{
+	if (!f || !fclose(f))
+		return 0;
+	fprintf(stderr, "kvaccel-serve: --step-log %s: %s\n", c->step_log, strerror(errno));
+	return 1;
+}
 
 int serve_http_main(const struct serve_cli *c, const struct serve_model *m)
 {
+	struct serve_driver_opts sched = c->sched;
 	struct serve_stack_opts so = {
 		.model = m, .block_tokens = c->block_tokens, .blocks = c->blocks,
 		.swap_blocks = c->swap_blocks, .memfd = c->memfd, .device = c->device,
-		.threads = c->threads, .max_ctx = c->max_ctx, .sched = &c->sched,
+		.threads = c->threads, .max_ctx = c->max_ctx, .sched = &sched,
 	};
 	struct serve_http_opts ho = {
 		.max_clients = c->sched.max_clients, .addr = c->listen_addr, .port = c->listen_port,
@@ -37,9 +49,17 @@ int serve_http_main(const struct serve_cli *c, const struct serve_model *m)
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (c->step_log) {
+		sched.step_log = serve_steplog_open(c->step_log, m, &so, err, sizeof(err));
+		if (!sched.step_log) {
+			fprintf(stderr, "kvaccel-serve: %s\n", err);
+			return 1;
+		}
+	}
 	ret = serve_stack_create(&s, &so, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "kvaccel-serve: %s\n", err);
+		close_log(c, sched.step_log);
 		return 1;
 	}
 	ho.driver = s.driver;
@@ -57,6 +77,7 @@ int serve_http_main(const struct serve_cli *c, const struct serve_model *m)
 		fprintf(stderr, "kvaccel-serve: --listen: %s\n", err);
 		serve_kvd_close(ho.kvd);
 		serve_stack_destroy(&s);
+		close_log(c, sched.step_log);
 		return 1;
 	}
 	printf("kvaccel-serve: listening on http://%s:%u\n", c->listen_addr, serve_http_port(h));
@@ -66,5 +87,5 @@ int serve_http_main(const struct serve_cli *c, const struct serve_model *m)
 	serve_http_stop(h);
 	serve_kvd_close(ho.kvd);
 	serve_stack_destroy(&s);
-	return 0;
+	return close_log(c, sched.step_log);
 }

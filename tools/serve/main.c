@@ -18,6 +18,7 @@
 #include "http_main.h"
 #include "pressure.h"
 #include "safetensors.h"
+#include "steplog.h"
 
 static void print_text(const int32_t *t, uint32_t n)
 {
@@ -125,6 +126,7 @@ static void print_table(struct serve_driver *d, const uint32_t *handle, uint32_t
 static int run(const struct serve_cli *c, const struct serve_model *m)
 {
 	struct serve_stack_opts so;
+	struct serve_driver_opts sched = c->sched;
 	uint64_t steps = 0, tokens = 0, gen = 0, swaps = 0, drops = 0, *alone = NULL;
 	struct accel_sched_stats ss = { .sz = sizeof(ss) };
 	uint32_t i, j, n, handle[SERVE_CLI_PROMPTS] = { 0 }, added = 0, mismatched = 0;
@@ -137,9 +139,19 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 	int ret, kfd;
 
 	stack_opts(c, m, &so);
+	so.sched = &sched;
+	if (c->step_log) {
+		sched.step_log = serve_steplog_open(c->step_log, m, &so, err, sizeof(err));
+		if (!sched.step_log) {
+			fprintf(stderr, "kvaccel-serve: %s\n", err);
+			return 1;
+		}
+	}
 	ret = serve_stack_create(&s, &so, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "kvaccel-serve: %s\n", err);
+		if (sched.step_log)
+			fclose(sched.step_log);
 		return 1;
 	}
 	if (c->kvacceld) {
@@ -249,6 +261,10 @@ out:
 	free(alone);
 	serve_kvd_close(kvd);
 	serve_stack_destroy(&s);
+	if (sched.step_log && fclose(sched.step_log)) {
+		fprintf(stderr, "kvaccel-serve: --step-log %s: %s\n", c->step_log, strerror(errno));
+		ret = -1;
+	}
 	return ret ? 1 : 0;
 }
 
