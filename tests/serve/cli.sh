@@ -129,8 +129,8 @@ else
 fi
 
 # The step log: its header, a line per step that ran with the batch's shape, the swaps. Three
-# prompts of 44, 47 and 36 bytes (distinct first bytes: no prefix shared), 24 tokens each, chunks of 16 on 8 blocks (it swaps), no
-# yields: the prefill tokens and decode runs add up to the tokens computed (prompt and output
+# prompts of 44, 47 and 36 bytes (distinct first bytes: no prefix shared), 24 tokens each,
+# chunks of 16 on 8 blocks (it swaps), no yields: the prefill tokens and decode runs add up to the tokens computed (prompt and output
 # less each request's last token, 3 x 23 decodes), the quadratic term to 44^2 + 47^2 + 36^2,
 # the decodes' context to sum over requests of L + 1 + ... + L + 23.
 "$serve" --memfd --blocks 8 --swap-blocks 64 --max-tokens 24 --budget 32 --chunk 16 --quiet \

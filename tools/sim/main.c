@@ -7,8 +7,10 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "calibrate.h"
 #include "cli.h"
 #include "engine.h"
 #include "output.h"
@@ -33,6 +35,8 @@ int main(int argc, char **argv)
 	double t0;
 	int ret;
 
+	if (argc > 1 && !strcmp(argv[1], "calibrate"))
+		return sim_calibrate_main(argc - 1, argv + 1);
 	ret = sim_cli_parse(argc, argv, &c);
 	if (ret)
 		return ret > 0 ? 0 : 2;
