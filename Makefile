@@ -72,6 +72,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/python_offload $(B)/native/python_cuda $(B)/native/docs_rst
 
 .PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched lint clean help gpu-check gpu-bench \
+	sim-validate \
 	libaccel install
 
 all: kmod test-modules libaccel tests tools $(B)/daemon/kvacceld
@@ -923,6 +924,14 @@ bench-sched: deps
 		-a tools/serve/vm-bench-sched.sh:/bin/vm-bench-sched.sh \
 		-o $(B)/vm-bench-sched -t 2400 -- vm-bench-sched.sh
 	/usr/bin/python3 tools/bench/sched-two-class.py $(B)/vm-bench-sched/output.log
+
+# kvaccel-sim against the reference engine: one VM boot runs kvaccel-serve (step log on) under a
+# calibration workload and the validation workload (kvaccel-loadgen); the profile fitted from the
+# first, the simulator on the second, TTFT and TPOT compared (Documentation/sim.rst).
+sim-validate: deps
+	@$(MAKE) --no-print-directory kmod $(B)/tools/kvaccel-serve $(B)/tools/kvaccel-loadgen \
+		$(B)/tools/kvaccel-sim KVERS=$(KVER_BENCH)
+	tools/sim/validate.sh $(B) $(KVER_BENCH)
 
 lint:
 	tools/lint $(B) $(KVERS)
