@@ -130,15 +130,19 @@ fi
 
 # The step log: its header, a line per step that ran with the batch's shape, the swaps. Three
 # prompts of 44, 47 and 36 bytes (distinct first bytes: no prefix shared), 24 tokens each,
-# chunks of 16 on 8 blocks (it swaps), no yields: the prefill tokens and decode runs add up to the tokens computed (prompt and output
-# less each request's last token, 3 x 23 decodes), the quadratic term to 44^2 + 47^2 + 36^2,
-# the decodes' context to sum over requests of L + 1 + ... + L + 23.
+# chunks of 16 on 8 blocks (it swaps), no yields: the prefill tokens and decode runs add up to
+# the tokens computed (prompt and output less each request's last token, 3 x 23 decodes), the
+# quadratic term to 44^2 + 47^2 + 36^2, the decodes' context to sum over requests of
+# L + 1 + ... + L + 23.
 "$serve" --memfd --blocks 8 --swap-blocks 64 --max-tokens 24 --budget 32 --chunk 16 --quiet \
 	--no-yield --step-log "$tmp/steps.csv" --prompt "$(printf 'a%043d' 1)" \
 	--prompt "$(printf 'b%046d' 2)" --prompt "$(printf 'c%035d' 3)" > "$tmp/b" 2> "$tmp/err"
 want_c=$(( (44 * 23 + 276) + (47 * 23 + 276) + (36 * 23 + 276) ))
-if head -1 "$tmp/steps.csv" | grep -q "^# kvaccel-serve step log v1 layers=2 kv_heads=4 head_dim=16 dtype_bytes=4 block_tokens=16 block_bytes=16384 blocks=8 swap_blocks=64 budget=32 chunk=16 " &&
-   sed -n 2p "$tmp/steps.csv" | grep -q "^kind,t_ns,runs,prefill_tokens,decode_runs,context_tokens,quad,yielded,computed,compute_ns,step_ns,after_idle$" &&
+hdr="# kvaccel-serve step log v1 layers=2 kv_heads=4 head_dim=16 dtype_bytes=4 block_tokens=16"
+hdr="$hdr block_bytes=16384 blocks=8 swap_blocks=64 budget=32 chunk=16 "
+cols="kind,t_ns,runs,prefill_tokens,decode_runs,context_tokens,quad,yielded,computed"
+cols="$cols,compute_ns,step_ns,after_idle"
+if head -1 "$tmp/steps.csv" | grep -q "^$hdr" && [ "$(sed -n 2p "$tmp/steps.csv")" = "$cols" ] &&
    awk -F, -v c="$want_c" '
 	$1 == "step" { n++; if (NF != 12 || $4 + $5 != $9 || $8 != 0 || $10 > $11 || $3 < 1 ||
 			    $3 > $4 + $5) bad = 1; p += $4; d += $5; ctx += $6; q += $7 }
@@ -148,7 +152,8 @@ if head -1 "$tmp/steps.csv" | grep -q "^# kvaccel-serve step log v1 layers=2 kv_
    grep -q "swap-outs" "$tmp/err" && ! grep -q " 0 swap-outs" "$tmp/err"; then
 	ok "--step-log: the header, the steps' shapes add up, the swaps"
 else
-	not_ok "--step-log: the header, the steps' shapes add up, the swaps ($(head -c 3000 "$tmp/steps.csv") $(cat "$tmp/err"))"
+	why="$(head -c 3000 "$tmp/steps.csv") $(cat "$tmp/err")"
+	not_ok "--step-log: the header, the steps' shapes add up, the swaps ($why)"
 fi
 
 # Weights saved, then loaded: the same digests (dense and MoE).

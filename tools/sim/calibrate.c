@@ -496,17 +496,53 @@ static void quality(const struct sim_calib *c, const double *y, struct sim_calib
 	f->rel_p90 = rel[(size_t)(0.9 * (n - 1))];
 }
 
-static double sse_of(const struct sim_calib *c, const double *y, const struct sim_calib_fit *f)
+/* The squared error of @f over the steps, each weighted by @w (NULL: 1). */
+static double sse_of(const struct sim_calib *c, const double *y, const double *w,
+		     const struct sim_calib_fit *f)
 {
 	double sse = 0;
 	size_t i;
 
 	for (i = 0; i < c->nr_steps; i++) {
-		double d = y[i] - sim_calib_predict(f, c->step[i].x);
+		double d = (y[i] - sim_calib_predict(f, c->step[i].x)) * (w ? w[i] : 1);
 
 		sse += d * d;
 	}
 	return sse;
+}
+
+/*
+ * The NNLS fit of y over the steps' shapes, row i weighted by w[i] (NULL: 1), into coef (us).
+ * The columns are scaled to unit RMS first: Q is ~1e6 a step where the base is 1.
+ */
+static int nnls_fit(const struct sim_calib *c, const double *y, const double *w, double *coef)
+{
+	double G[SIM_CALIB_NR * SIM_CALIB_NR] = { 0 }, h[SIM_CALIB_NR] = { 0 };
+	double scale[SIM_CALIB_NR] = { 0 }, x[SIM_CALIB_NR];
+	size_t i, n = c->nr_steps;
+	int j, l;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < SIM_CALIB_NR; j++)
+			scale[j] += pow(c->step[i].x[j] * (w ? w[i] : 1), 2);
+	for (j = 0; j < SIM_CALIB_NR; j++)
+		scale[j] = scale[j] > 0 ? sqrt(scale[j] / n) : 0;
+	for (i = 0; i < n; i++) {
+		double a[SIM_CALIB_NR], wi = w ? w[i] : 1;
+
+		for (j = 0; j < SIM_CALIB_NR; j++)
+			a[j] = scale[j] > 0 ? c->step[i].x[j] * wi / scale[j] : 0;
+		for (j = 0; j < SIM_CALIB_NR; j++) {
+			h[j] += a[j] * y[i] * wi;
+			for (l = 0; l < SIM_CALIB_NR; l++)
+				G[j * SIM_CALIB_NR + l] += a[j] * a[l];
+		}
+	}
+	if (sim_nnls(SIM_CALIB_NR, G, h, x))
+		return -1;
+	for (j = 0; j < SIM_CALIB_NR; j++)
+		coef[j] = scale[j] > 0 ? x[j] / scale[j] : 0;
+	return 0;
 }
 
 /* The swap link: ns = fixed + blocks x per block, NNLS; GB/s of the simulator's block bytes. */
@@ -552,13 +588,12 @@ static void fit_swaps(const struct sim_calib *c, struct sim_calib_fit *f)
 		f->swap_gbps = 1e5;
 }
 
-int sim_calib_fit(const struct sim_calib *c, enum sim_calib_time time, int floor,
+int sim_calib_fit(const struct sim_calib *c, enum sim_calib_time time, unsigned int flags,
 		  struct sim_calib_fit *f, char *err, size_t errlen)
 {
-	double G[SIM_CALIB_NR * SIM_CALIB_NR] = { 0 }, h[SIM_CALIB_NR] = { 0 };
-	double scale[SIM_CALIB_NR] = { 0 }, x[SIM_CALIB_NR], *y, *tmp, sse;
+	double *y, *tmp, *w = NULL, sse;
 	size_t i, n = c->nr_steps, k;
-	int j, l;
+	int it, ret = -1;
 
 	memset(f, 0, sizeof(*f));
 	if (n < SIM_CALIB_NR) {
@@ -567,11 +602,11 @@ int sim_calib_fit(const struct sim_calib *c, enum sim_calib_time time, int floor
 	}
 	y = calloc(n, sizeof(*y));
 	tmp = calloc(n, sizeof(*tmp));
-	if (!y || !tmp) {
-		free(y);
-		free(tmp);
+	if (flags & SIM_CALIB_RELATIVE)
+		w = calloc(n, sizeof(*w));
+	if (!y || !tmp || ((flags & SIM_CALIB_RELATIVE) && !w)) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		goto out;
 	}
 	/* The loop's own time between two steps, for the steps whose period is not known. */
 	for (i = k = 0; i < n; i++)
@@ -583,59 +618,50 @@ int sim_calib_fit(const struct sim_calib *c, enum sim_calib_time time, int floor
 	}
 	for (i = 0; i < n; i++)
 		y[i] = measured(&c->step[i], time, f->overhead_ns);
-	/* Columns scaled to unit RMS: Q is ~1e6 a step where the base is 1. */
-	for (i = 0; i < n; i++)
-		for (j = 0; j < SIM_CALIB_NR; j++)
-			scale[j] += c->step[i].x[j] * c->step[i].x[j];
-	for (j = 0; j < SIM_CALIB_NR; j++)
-		scale[j] = scale[j] > 0 ? sqrt(scale[j] / n) : 0;
-	for (i = 0; i < n; i++) {
-		double a[SIM_CALIB_NR];
-
-		for (j = 0; j < SIM_CALIB_NR; j++)
-			a[j] = scale[j] > 0 ? c->step[i].x[j] / scale[j] : 0;
-		for (j = 0; j < SIM_CALIB_NR; j++) {
-			h[j] += a[j] * y[i];
-			for (l = 0; l < SIM_CALIB_NR; l++)
-				G[j * SIM_CALIB_NR + l] += a[j] * a[l];
+	/*
+	 * The mean step time of a shape, by least squares. Relative: iteratively reweighted, each
+	 * step by 1 / the previous fit's time for it (not 1 / its own time, which would favour
+	 * the steps the noise made short), so that the many short steps count as much as the
+	 * few long ones.
+	 */
+	for (it = 0; it < ((flags & SIM_CALIB_RELATIVE) ? 6 : 1); it++) {
+		if (it)
+			for (i = 0; i < n; i++)
+				w[i] = 1 / fmax(sim_calib_predict(f, c->step[i].x), 1e-3);
+		if (nnls_fit(c, y, it ? w : NULL, f->coef_us)) {
+			snprintf(err, errlen, "the least squares did not converge");
+			goto out;
 		}
 	}
-	if (sim_nnls(SIM_CALIB_NR, G, h, x)) {
-		free(y);
-		free(tmp);
-		snprintf(err, errlen, "the least squares did not converge");
-		return -1;
-	}
-	for (j = 0; j < SIM_CALIB_NR; j++)
-		f->coef_us[j] = scale[j] > 0 ? x[j] / scale[j] : 0;
 	f->n = n;
-	sse = sse_of(c, y, f);
-	if (floor) {
+	sse = sse_of(c, y, it > 1 ? w : NULL, f);
+	if (flags & SIM_CALIB_FLOOR) {
 		/* A floor: the median of the tenth of the steps the model makes shortest. */
 		struct sim_calib_fit g = *f;
+		double lim;
+		size_t m = 0;
 
 		for (i = 0; i < n; i++)
 			tmp[i] = sim_calib_predict(f, c->step[i].x);
 		qsort(tmp, n, sizeof(*tmp), cmp_double);
 		k = n / 10 > 5 ? n / 10 : 5;
-		{
-			double lim = tmp[k - 1];
-			size_t m = 0;
-
-			for (i = 0; i < n; i++)
-				if (sim_calib_predict(f, c->step[i].x) <= lim)
-					tmp[m++] = y[i];
-			qsort(tmp, m, sizeof(*tmp), cmp_double);
-			g.floor_us = tmp[m / 2];
-		}
-		if (sse_of(c, y, &g) < 0.99 * sse)
+		lim = tmp[k - 1];
+		for (i = 0; i < n; i++)
+			if (sim_calib_predict(f, c->step[i].x) <= lim)
+				tmp[m++] = y[i];
+		qsort(tmp, m, sizeof(*tmp), cmp_double);
+		g.floor_us = tmp[m / 2];
+		if (sse_of(c, y, it > 1 ? w : NULL, &g) < 0.99 * sse)
 			*f = g;
 	}
 	quality(c, y, f, tmp);
 	fit_swaps(c, f);
+	ret = 0;
+out:
 	free(y);
 	free(tmp);
-	return 0;
+	free(w);
+	return ret;
 }
 
 void sim_calib_write_profile(FILE *out, const struct sim_calib *c, const struct sim_calib_fit *f,
@@ -683,6 +709,8 @@ static const char usage[] =
 	"  --gpu TEXT          what it ran on (default \"kvaccel-serve host CPU\")\n"
 	"  --time period|step|compute   the step's duration (default period: start to the\n"
 	"                      next step's start)\n"
+	"  --weight relative|absolute   minimise the steps' relative errors (default) or the\n"
+	"                      absolute ones (the long steps count more)\n"
 	"  --no-floor          no step_floor_us\n";
 
 static int bad(const char *opt, const char *v, const char *why)
@@ -699,6 +727,7 @@ int sim_calibrate_main(int argc, char **argv)
 		{ "gpu", required_argument, NULL, 'g' },
 		{ "time", required_argument, NULL, 't' },
 		{ "no-floor", no_argument, NULL, 'F' },
+		{ "weight", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -708,7 +737,8 @@ int sim_calibrate_main(int argc, char **argv)
 	struct sim_calib c = { 0 };
 	struct sim_calib_fit f;
 	char err[512], sources[512] = "";
-	int o, floor = 1, ret = 2, i;
+	unsigned int flags = SIM_CALIB_FLOOR | SIM_CALIB_RELATIVE;
+	int o, ret = 2, i;
 	FILE *pf;
 
 	opterr = 0;
@@ -737,7 +767,15 @@ int sim_calibrate_main(int argc, char **argv)
 			time = (enum sim_calib_time)i;
 			break;
 		case 'F':
-			floor = 0;
+			flags &= ~SIM_CALIB_FLOOR;
+			break;
+		case 'w':
+			if (!strcmp(optarg, "absolute"))
+				flags &= ~SIM_CALIB_RELATIVE;
+			else if (!strcmp(optarg, "relative"))
+				flags |= SIM_CALIB_RELATIVE;
+			else
+				return bad("--weight", optarg, "neither relative nor absolute");
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -763,13 +801,14 @@ int sim_calibrate_main(int argc, char **argv)
 		}
 		snprintf(sources + len, sizeof(sources) - len, "%s%s", len ? ", " : "", argv[i]);
 	}
-	if (sim_calib_fit(&c, time, floor, &f, err, sizeof(err))) {
+	if (sim_calib_fit(&c, time, flags, &f, err, sizeof(err))) {
 		fprintf(stderr, PROG ": %s\n", err);
 		goto out;
 	}
 	printf("kvaccel-sim calibrate: %zu steps (%zu yielded, left out), %zu swaps; time: %s"
-	       " (the loop's own time between steps: %.1f us)\n", f.n, c.yielded, c.nr_swaps,
-	       time_names[time], f.overhead_ns / 1000);
+	       " (the loop's own time between steps: %.1f us); %s errors\n", f.n, c.yielded,
+	       c.nr_swaps, time_names[time], f.overhead_ns / 1000,
+	       flags & SIM_CALIB_RELATIVE ? "relative" : "absolute");
 	printf("  step_us = max(%.4g, %.4g + %.4g P + %.4g D + %.4g C + %.4g Q)\n", f.floor_us,
 	       f.coef_us[0], f.coef_us[1], f.coef_us[2], f.coef_us[3], f.coef_us[4]);
 	printf("  R^2 %.4f; relative error per step: median %.1f %%, p90 %.1f %%\n", f.r2,

@@ -3,8 +3,9 @@
  * kvaccel-sim calibrate - a profile of the reference engine fitted from kvaccel-serve's step
  * logs (--step-log, Documentation/serve.rst "The step log"): the step model's coefficients
  * (step_base_us, prefill_token_us, decode_token_us, context_token_us, prefill_quad_us) by
- * non-negative least squares (Lawson-Hanson on the normal equations), a floor when it fits
- * better, the swap link from the measured transfers, the model's shape and the pool from the
+ * non-negative least squares (Lawson-Hanson on the normal equations; relative errors by
+ * default, so that the many short steps weigh as much as the few long ones), a floor when it
+ * fits better, the swap link from the measured transfers, the model's shape and the pool from the
  * logs' header. Documentation/sim.rst, "Calibration".
  */
 #ifndef SIM_CALIBRATE_H
@@ -58,11 +59,12 @@ struct sim_calib_fit {
 /* Append @path's steps and swaps to @c; -1 with "FILE:LINE: what" in @err. */
 int sim_calib_read(const char *path, struct sim_calib *c, char *err, size_t errlen);
 void sim_calib_free(struct sim_calib *c);
-/*
- * Fit @c's steps (their @time) by NNLS, with a floor if it lowers the squared error by 1 % and
- * @floor is set; -1 with err when no step is left to fit.
- */
-int sim_calib_fit(const struct sim_calib *c, enum sim_calib_time time, int floor,
+/* sim_calib_fit()'s flags. */
+#define SIM_CALIB_FLOOR		1u	/* a floor, if it lowers the squared error by 1 % */
+#define SIM_CALIB_RELATIVE	2u	/* minimise relative errors (each step weighted 1 / time) */
+
+/* Fit @c's steps (their @time) by NNLS; -1 with err when too few steps are left to fit. */
+int sim_calib_fit(const struct sim_calib *c, enum sim_calib_time time, unsigned int flags,
 		  struct sim_calib_fit *f, char *err, size_t errlen);
 /* The fit's step time for shape x (us). */
 double sim_calib_predict(const struct sim_calib_fit *f, const double *x);
