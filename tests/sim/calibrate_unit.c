@@ -3,8 +3,8 @@
  * kvaccel-sim calibrate (tools/sim/calibrate.c): the NNLS on small problems with known answers
  * (a constraint active, a column of zeros, dependent columns); on synthetic step logs made from
  * known coefficients plus 3 % noise, the fit (of relative errors and of absolute ones) recovers
- * them (base, prefill and decode tokens within 3 %, context tokens and the quadratic term
- * within 8 %), finds a floor that is there and none that is not, the loop's own time between
+ * them (base and prefill token within 3 %, decode within 6 %, context token and the quadratic
+ * term within 10 %), finds a floor that is there and none that is not, the loop's own time between
  * steps, and the swap link; the profile it writes loads with the pool's block counts exactly;
  * malformed logs are refused with FILE:LINE: what.
  */

@@ -12,7 +12,7 @@ prog=$1
 prof=tools/sim/profiles/llama2-7b-a100.profile
 traces=tests/sim/traces
 
-echo "1..28"
+echo "1..33"
 refused "no profile" 2 "give --profile FILE" --synthetic
 refused "no workload" 2 "give one of --trace FILE and --synthetic" --profile "$prof"
 refused "both workloads" 2 "give one of --trace FILE and --synthetic" --profile "$prof" \
@@ -117,5 +117,45 @@ if grep -q "^all  *5  *0  *5 " "$tmp/big.txt" &&
 	ok "a request too large for the GPU is reported failed"
 else
 	not_ok "a request too large for the GPU is reported failed ($(head -c 400 "$tmp/big.txt"))"
+fi
+
+# kvaccel-sim calibrate: its bad input exits 2 with a message (FILE:LINE for a log); a log of
+# 40 steps whose period is exactly 1000 + 50 P + 20 D + 0.5 C + 0.01 Q us gives a profile
+# that the simulator runs, with those coefficients and the header's pool.
+refused "calibrate: no log" 2 "no step log given" calibrate
+refused "calibrate: bad --time" 2 "--time later: none of period, step, compute" calibrate \
+	--time later x
+hdr="# kvaccel-serve step log v1 layers=2 kv_heads=4 head_dim=16 dtype_bytes=4 block_tokens=16"
+hdr="$hdr block_bytes=16384 blocks=300 swap_blocks=100"
+cols="kind,t_ns,runs,prefill_tokens,decode_runs,context_tokens,quad,yielded,computed"
+cols="$cols,compute_ns,step_ns,after_idle"
+printf '%s\n%s\nstep,1,1,4,0,0,16,0,4,10,20,0\nstep,2,1,x,0,0,16,0,4,10,20,0\n' "$hdr" "$cols" \
+	> "$tmp/bad.csv"
+refused "calibrate: a malformed line" 2 "$tmp/bad.csv:4: step: prefill_tokens \"x\" is not" \
+	calibrate "$tmp/bad.csv"
+refused "calibrate: not a step log" 2 "$prof:1: not a kvaccel-serve step log" calibrate "$prof"
+awk -v hdr="$hdr" -v cols="$cols" 'BEGIN {
+	print hdr; print cols; t = 1000000
+	for (i = 0; i < 40; i++) {
+		p = (i * 37) % 120; d = (i * 11) % 9; if (!p && !d) d = 1
+		c = d * (50 + (i % 7) * 20); q = p * (p + 2 * (i % 5) * 10)
+		us = 1000 + 50 * p + 20 * d + 0.5 * c + 0.01 * q
+		printf "step,%d,%d,%d,%d,%d,%d,0,%d,%d,%d,0\n", t, (p > 0) + d, p, d, c, q,
+		       p + d, us * 900, us * 1000
+		t += us * 1000
+	} }' > "$tmp/good.csv"
+if "$prog" calibrate --out "$tmp/fit.profile" "$tmp/good.csv" > "$tmp/out" 2> "$tmp/err" &&
+   grep -q "^step_base_us = 1000$" "$tmp/fit.profile" &&
+   grep -q "^prefill_token_us = 50$" "$tmp/fit.profile" &&
+   grep -q "^decode_token_us = 20$" "$tmp/fit.profile" &&
+   grep -q "^context_token_us = 0.5$" "$tmp/fit.profile" &&
+   grep -q "^prefill_quad_us = 0.01$" "$tmp/fit.profile" &&
+   grep -q "R^2 1.0000" "$tmp/out" &&
+   "$prog" --profile "$tmp/fit.profile" --synthetic --requests 20 --input fixed:40 \
+	--output fixed:8 --budget 256 > "$tmp/run" 2>> "$tmp/err" &&
+   grep -q "300 GPU blocks" "$tmp/run" && grep -q "100 host blocks" "$tmp/run"; then
+	ok "calibrate: a fit of exact steps, its profile run by the simulator"
+else
+	not_ok "calibrate: a fit of exact steps ($(cat "$tmp/out" "$tmp/err" "$tmp/fit.profile"))"
 fi
 [ "$failed" = 0 ]

@@ -173,6 +173,15 @@ fail:
 	return NULL;
 }
 
+/* A swap's end, in the step log: its start and direction, its blocks, its time. */
+static void log_swap(struct serve_driver *d, uint32_t req, int status)
+{
+	uint64_t t0 = d->swap_t0[req], blocks = d->swap_blocks[req];
+
+	serve_steplog_write_swap(d->o.step_log, d->log_t0, t0 >> 63, blocks,
+				 blocks * d->o.block_bytes, t0 & ~(1ull << 63), now_ns(), status);
+}
+
 /*
  * The reaper: waits on the mover's fd and reports each finished swap to the
  * scheduler at once (the cost model's bandwidth is measured to that
@@ -196,11 +205,7 @@ static void *reap_main(void *arg)
 			uint32_t req = (uint32_t)done[i].user_data;
 
 			if (d->o.step_log && req < d->nr_slots)
-				serve_steplog_write_swap(d->o.step_log, d->log_t0, d->swap_t0[req] >> 63,
-							 d->swap_blocks[req],
-							 d->swap_blocks[req] * d->o.block_bytes,
-							 d->swap_t0[req] & ~(1ull << 63), now_ns(),
-							 done[i].status);
+				log_swap(d, req, done[i].status);
 			accel_sched_swap_done(d->sched, (uint32_t)done[i].user_data, done[i].status,
 					      now_ns());
 			atomic_fetch_sub(&d->swaps_in_flight, 1);

@@ -88,7 +88,8 @@ static int header(struct sim_calib *c, char *s, const char *path, size_t line, c
 		char *eq = strchr(tok, '=');
 
 		if (!eq)
-			return fail(err, errlen, path, line, "header: \"%s\" is not key=value", tok);
+			return fail(err, errlen, path, line, "header: \"%s\" is not key=value",
+				    tok);
 		*eq++ = 0;
 		if (!strcmp(tok, "policy") || !strcmp(tok, "preempt")) {
 			char *dst = tok[1] == 'o' ? h.policy : h.preempt;
@@ -401,7 +402,8 @@ int sim_nnls(int n, const double *G, const double *h, double *x)
 			w[i] = h[i];
 			for (j = 0; j < n; j++)
 				w[i] -= G[i * n + j] * x[j];
-			if (!in[i] && G[i * n + i] > 0 && w[i] > tol && (best < 0 || w[i] > w[best]))
+			if (!in[i] && G[i * n + i] > 0 && w[i] > tol &&
+			    (best < 0 || w[i] > w[best]))
 				best = i;
 		}
 		if (best < 0)

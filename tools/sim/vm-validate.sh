@@ -41,16 +41,14 @@ echo "=== speed $tps tokens/s"
 # (b): prompts 16-128 (72 on average), outputs 8-40 (24): 96 tokens a request.
 n=${SIM_VALIDATE_REQUESTS:-100}
 rate_b=$(awk -v t="$tps" -v l="${SIM_VALIDATE_LOAD:-0.3}" 'BEGIN { printf "%.3f", l * t / 96 }')
-# (a): prompts 8-200 (104 on average), outputs 4-56 (30): 134 tokens a request, Poisson; its
-# first half at 0.25 of the speed, its second at 0.4, so that its batches span (b)'s. Not
-# bursts of many requests: with many streams the HTTP threads' work grows faster than the
-# decodes (the threads of each token's delivery), and the step is no longer linear in them.
-rate_a1=$(awk -v t="$tps" 'BEGIN { printf "%.3f", 0.25 * t / 134 }')
-rate_a2=$(awk -v t="$tps" 'BEGIN { printf "%.3f", 0.4 * t / 134 }')
-wl_a1="--synthetic --requests 30 --rate $rate_a1 --arrival poisson --input uniform:8:200
-	--output uniform:4:56 --seed 11"
-wl_a2="--synthetic --requests 30 --rate $rate_a2 --arrival poisson --input uniform:8:200
-	--output uniform:4:56 --seed 12"
+# (a): at (b)'s request rate (an HTTP request's own work, its connection, thread and parsing,
+# lands in whatever step it interrupts: the same rate keeps it the same share of a step),
+# other lengths, seeds and arrivals: its first half Poisson, prompts 8-160 and outputs 4-48,
+# its second Gamma (CV 1.5, clumps), prompts 24-112 and outputs 12-36.
+wl_a1="--synthetic --requests 40 --rate $rate_b --arrival poisson --input uniform:8:160
+	--output uniform:4:48 --seed 11"
+wl_a2="--synthetic --requests 40 --rate $rate_b --arrival gamma --cv 1.5 --input uniform:24:112
+	--output uniform:12:36 --seed 12"
 wl_b="--synthetic --requests $n --rate $rate_b --arrival poisson --input uniform:16:128
 	--output uniform:8:40 --seed 5"
 
