@@ -63,8 +63,8 @@ done
 "$sim" calibrate "$out/validation.csv" 2> /dev/null | sed -n '2,3s/^/  (b) alone: /p'
 for f in calibration-1 validation calibration-2; do
 	awk -F, -v f=$f '$1 == "step" && $4 == 0 && $5 == 1 && !$12 { n++; s += $11 }
-		END { if (n) printf "  %s: %d steps of one decode, %.2f ms on average\n", f, n,
-			  s / n / 1e6 }' "$out/$f.csv"
+		END { if (n) printf "  %s: %d steps of one decode, %.2f ms a step on average\n",
+			  f, n, s / n / 1e6 }' "$out/$f.csv"
 done
 
 # The same workload and settings in the simulator.
