@@ -5,7 +5,8 @@
  * every policy and preemption mode, with random arrivals on a pool too
  * small for them, with operator-level yields to an arrival made from a
  * worker thread, and through a pressure round; nothing held once all
- * finished; the checks of serve_engine_compute() and of the driver's calls.
+ * finished; the checks of serve_engine_compute() and of the driver's calls; the step log's
+ * lines add up to the tokens computed.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -231,6 +232,71 @@ static void random_arrivals(const struct serve_model *m, const struct result *re
 		      (unsigned long long)swaps, (unsigned long long)recomputes);
 	assert_true(swaps > 0);
 	assert_true(recomputes > 0);
+}
+
+/*
+ * The step log (opts.step_log): a line per step that ran, its prefill tokens and decode runs
+ * adding up to every token computed (each request's prompt and output less its last token,
+ * plus the recomputed ones), and the swaps' lines from the reaper thread, on a pool that swaps.
+ */
+static void test_step_log(void **state)
+{
+	struct serve_model *m = model_of(0);
+	struct serve_driver_opts d = { .policy = ACCEL_SCHED_FCFS,
+				       .preempt = ACCEL_SCHED_PREEMPT_SWAP, .max_tokens = 32,
+				       .chunk_tokens = 16 };
+	struct accel_sched_stats st = { .sz = sizeof(st) };
+	uint64_t want = 0, got = 0, steps = 0, swaps = 0;
+	uint32_t i, h[NREQ], n;
+	struct serve_stack s;
+	int32_t tok[128];
+	char line[256];
+	FILE *f = tmpfile();
+
+	(void)state;
+	assert_non_null(f);
+	d.step_log = f;
+	stack_up(&s, m, 14, 64, &d);
+	for (i = 0; i < NREQ; i++) {
+		struct serve_params p = params_of(i);
+
+		n = tokens_of(i, tok);
+		assert_int_equal(serve_driver_add(s.driver, tok, n, &p, &h[i]), 0);
+		want += n + maxtok_of(i) - 1;
+	}
+	assert_int_equal(serve_driver_run_all(s.driver, NULL), 0);
+	assert_int_equal(serve_driver_stats(s.driver, &st), 0);
+	want += st.recomputed_tokens;
+	serve_stack_destroy(&s);	/* the reaper's lines are all in */
+	rewind(f);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long t, runs, pt, dr, ctx, q, y, c, cns, sns, blocks, bytes, ns;
+		int idle, status;
+		char dir[8];
+
+		if (sscanf(line, "step,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%d", &t,
+			   &runs, &pt, &dr, &ctx, &q, &y, &c, &cns, &sns, &idle) == 11) {
+			assert_true(runs >= 1 && runs <= pt + dr);
+			assert_true(y == 0 && c == pt + dr && cns <= sns);
+			assert_true(ctx >= dr && (pt ? q >= pt * pt / runs : q == 0));
+			got += pt + dr;
+			steps++;
+		} else if (sscanf(line, "swap,%llu,%7[a-z],%llu,%llu,%llu,%d", &t, dir, &blocks,
+				  &bytes, &ns, &status) == 6) {
+			assert_true(!strcmp(dir, "in") || !strcmp(dir, "out"));
+			assert_true(blocks >= 1 && bytes == blocks * 16384 && status == 0);
+			swaps++;
+		} else {
+			fail_msg("not a step log line: %s", line);
+		}
+	}
+	fclose(f);
+	print_message("# %llu steps, %llu swap lines, %llu tokens computed\n",
+		      (unsigned long long)steps, (unsigned long long)swaps,
+		      (unsigned long long)got);
+	assert_true(st.swaps_out > 0 && swaps > 0);
+	assert_int_equal(got, want);
+	serve_model_free(m);
 }
 
 static void test_random_arrivals(void **state)
@@ -484,6 +550,7 @@ int main(void)
 		cmocka_unit_test(test_compute_checks),
 		cmocka_unit_test(test_yield_to_arrival),
 		cmocka_unit_test(test_pressure),
+		cmocka_unit_test(test_step_log),
 		cmocka_unit_test(test_random_arrivals),
 		cmocka_unit_test(test_random_arrivals_moe),
 	};
