@@ -181,7 +181,7 @@ static int numbers(char **f, int nr, const char *const *names, double *v, int sk
 	return 0;
 }
 
-/* A step line; @prev: the file's previous step (its period known now), NULL for none. */
+/* A step line; *prev_t: the start of the file's previous step line (< 0: none to end). */
 static int step_line(struct sim_calib *c, char **f, int nr, double *prev_t, const char *path,
 		     size_t line, char *err, size_t errlen)
 {

@@ -15,6 +15,7 @@
 
 static const char head[] =
 	"usage: kvaccel-sim --profile FILE (--trace FILE | --synthetic) [options]\n"
+	"       kvaccel-sim calibrate [options] STEP_LOG...   (a profile of kvaccel-serve)\n"
 	"  --profile FILE      the latency profile (tools/sim/profiles/*.profile)\n";
 static const char tail[] =
 	"  --seed S            the generator and the prompts' tokens (default 1)\n"
