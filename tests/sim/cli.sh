@@ -42,8 +42,8 @@ sed 's/^layers = 32$/layers = lots/' "$prof" > "$tmp/bad.profile"
 line=$(grep -n "^layers = lots" "$tmp/bad.profile" | cut -d: -f1)
 refused "bad profile value" 2 "$tmp/bad.profile:$line: layers: \"lots\" is not a number" \
 	--profile "$tmp/bad.profile" --synthetic
-grep -v "^swap_gbps" "$prof" > "$tmp/short.profile"
-refused "profile without a key" 2 "$tmp/short.profile: no \"swap_gbps\"" \
+grep -v "^step_base_us" "$prof" > "$tmp/short.profile"
+refused "profile without a key" 2 "$tmp/short.profile: no \"step_base_us\"" \
 	--profile "$tmp/short.profile" --synthetic
 refused "missing trace" 2 "$tmp/none.jsonl: No such file or directory" --profile "$prof" \
 	--trace "$tmp/none.jsonl"
