@@ -32,7 +32,7 @@
 #   2 x n^2 x (8192 / 4) x 80 FLOPs a GPU at 50 % of 312 TFLOP/s dense: 2.1 ms per
 #   (1k tokens)^2, 0.0021 us per token^2.
 # - Memory, a GPU: 80 GiB x 0.9 - 32.12 GiB of weights (68.98e9 x 2 bytes / 4) - 4 GiB of
-#   activations and CUDA graphs (an assumption): 29391 blocks of 16 tokens (1.25 MiB each).
+#   activations and CUDA graphs (an assumption): 29392 blocks of 16 tokens (1.25 MiB each).
 # - Host link: pcie4 (25 GB/s, 20 us: Documentation/sim.rst, "Links"), one x16 link a GPU, each
 #   GPU swapping its own quarter of the KV at once; host_mem_gib (128) is one GPU's share of
 #   the pinned host memory.

@@ -16,7 +16,7 @@
 #   query heads set the FLOPs (GQA shares only K and V): 2 x n^2 x 4096 x 32 at 50 % of
 #   312 TFLOP/s dense bf16: 1.68 ms per (1k tokens)^2, 1.68e-3 us per token^2.
 # - Memory: 80 GiB x 0.9 - 14.96 GiB of weights (8.03e9 x 2 bytes) - 4 GiB of activations and
-#   CUDA graphs (an assumption): 27157 blocks of 16 tokens.
+#   CUDA graphs (an assumption): 27156 blocks of 16 tokens.
 # - Host link: pcie4 (25 GB/s, 20 us: Documentation/sim.rst, "Links"); 128 GiB of pinned host
 #   memory for the swap tier, as llama2-7b-a100.
 # - Link between instances: nvlink3 (270 GB/s, 10 us), prefill and decode on one DGX A100 node.
