@@ -304,7 +304,8 @@ static void test_preset_errors(void **state)
 		     ":13: swap_link: unknown link \"\" (pcie4, pcie5, nvlink3, nvlink4, 100gbe, "
 		     "400gbe)");
 	expect_error("net_link = 100gbe\n", ": no \"swap_gbps\" (nor swap_link)");
-	expect_error("swap_link = pcie4\nswap_gbps = 0\n", ":14: swap_gbps: 0 not in 0.001..100000");
+	expect_error("swap_link = pcie4\nswap_gbps = 0\n",
+		     ":14: swap_gbps: 0 not in 0.001..100000");
 	expect_error("swap_link = pcie4\nfloor_linear = 2\n", ":14: floor_linear: 2 not in 0..1");
 	expect_error("swap_link = pcie4\nfloor_linear = 0.5\n", ": floor_linear: not 0 or 1");
 }
