@@ -42,8 +42,8 @@ sed 's/^layers = 32$/layers = lots/' "$prof" > "$tmp/bad.profile"
 line=$(grep -n "^layers = lots" "$tmp/bad.profile" | cut -d: -f1)
 refused "bad profile value" 2 "$tmp/bad.profile:$line: layers: \"lots\" is not a number" \
 	--profile "$tmp/bad.profile" --synthetic
-grep -v "^swap_gbps" "$prof" > "$tmp/short.profile"
-refused "profile without a key" 2 "$tmp/short.profile: no \"swap_gbps\"" \
+grep -v "^step_base_us" "$prof" > "$tmp/short.profile"
+refused "profile without a key" 2 "$tmp/short.profile: no \"step_base_us\"" \
 	--profile "$tmp/short.profile" --synthetic
 refused "missing trace" 2 "$tmp/none.jsonl: No such file or directory" --profile "$prof" \
 	--trace "$tmp/none.jsonl"
@@ -83,6 +83,26 @@ sys.exit(0 if json.load(open(sys.argv[1]))["engine"]["prefix_hit_blocks"] > 0 el
 else
 	not_ok "Mooncake hash ids give prefix-cache hits"
 fi
+# Synthetic sessions share each turn's history as a prefix: hits with them, none without.
+hits() {
+	/usr/bin/python3 -c '
+import json, sys
+print(json.load(open(sys.argv[1]))["engine"]["prefix_hit_blocks"])' "$1"
+}
+"$prog" --profile "$prof" --synthetic --sessions 40:4 --think 2 --rate 4 --seed 6 \
+	--input lognormal:5:1 --output uniform:10:60 --json > "$tmp/s.json"
+"$prog" --profile "$prof" --synthetic --requests 160 --rate 4 --seed 6 \
+	--input lognormal:5:1 --output uniform:10:60 --json > "$tmp/n.json"
+if completed "$tmp/s.json" 160 && [ "$(hits "$tmp/s.json")" -gt 100 ] &&
+   [ "$(hits "$tmp/n.json")" = 0 ]; then
+	ok "--sessions: prefix-cache hits ($(hits "$tmp/s.json") blocks), none without"
+else
+	not_ok "--sessions: prefix-cache hits ($(hits "$tmp/s.json"), $(hits "$tmp/n.json"))"
+fi
+refused "bad sessions" 2 "--sessions 4: not N:TURNS" --profile "$prof" --synthetic \
+	--sessions 4
+refused "diurnal not poisson" 2 "--diurnal: only with --arrival poisson" --profile "$prof" \
+	--synthetic --arrival gamma --diurnal 60:0.5
 # The plain trace's classes are reported by name.
 "$prog" --profile "$prof" --trace "$traces/plain-sample.csv" > "$tmp/t.txt"
 if grep -q "^interactive " "$tmp/t.txt" && grep -q "^batch " "$tmp/t.txt"; then
