@@ -12,7 +12,7 @@ prog=$1
 prof=tools/sim/profiles/llama2-7b-a100.profile
 traces=tests/sim/traces
 
-echo "1..28"
+echo "1..29"
 refused "no profile" 2 "give --profile FILE" --synthetic
 refused "no workload" 2 "give one of --trace FILE and --synthetic" --profile "$prof"
 refused "both workloads" 2 "give one of --trace FILE and --synthetic" --profile "$prof" \
@@ -117,5 +117,20 @@ if grep -q "^all  *5  *0  *5 " "$tmp/big.txt" &&
 	ok "a request too large for the GPU is reported failed"
 else
 	not_ok "a request too large for the GPU is reported failed ($(head -c 400 "$tmp/big.txt"))"
+fi
+# Yields: an urgent class under priority cuts prefills; --no-yield, none.
+yg="--profile $prof --synthetic --requests 200 --rate 4 --arrival gamma --cv 3 --seed 2
+    --class hi:1:0:1000:100 --class lo:4:2:10000:200 --policy priority --priority-threshold 0"
+# shellcheck disable=SC2086
+"$prog" $yg --json > "$tmp/y.json" && "$prog" $yg --json --no-yield > "$tmp/ny.json"
+if /usr/bin/python3 -c '
+import json, sys
+y, n = (json.load(open(f)) for f in sys.argv[1:3])
+sys.exit(0 if y["engine"]["yields"] > 0 == n["engine"]["yields"] and
+	 y["overall"]["completed"] == n["overall"]["completed"] == 200 else 1)' \
+	"$tmp/y.json" "$tmp/ny.json"; then
+	ok "yields under priority; none with --no-yield"
+else
+	not_ok "yields under priority; none with --no-yield"
 fi
 [ "$failed" = 0 ]

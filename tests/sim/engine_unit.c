@@ -270,10 +270,14 @@ static void test_no_drops(void **state)
 			assert_true(t.swaps_out + t.recomputes > 0);
 			if (kinds[k] == ACCEL_SCHED_PREEMPT_RECOMPUTE)
 				assert_int_equal(t.swaps_out, 0);
-			print_message("# %-8s %-9s %llu swaps out, %llu recomputes\n", name,
+			if (pol == ACCEL_SCHED_PRIORITY)	/* yielded chunks preempted too */
+				assert_true(t.yields > 0);
+			print_message("# %-8s %-9s %llu swaps out, %llu recomputes, %llu "
+				      "yields\n", name,
 				      k == 0 ? "cost" : k == 1 ? "swap" : "recompute",
 				      (unsigned long long)t.swaps_out,
-				      (unsigned long long)t.recomputes);
+				      (unsigned long long)t.recomputes,
+				      (unsigned long long)t.yields);
 			lg_results_free(res, wl.n);
 		}
 	}
@@ -308,6 +312,77 @@ static void test_prefix_hits(void **state)
 	assert_true(res[1].ttft_ms < res[0].ttft_ms);
 	lg_results_free(res, wl.n);
 	lg_workload_free(&wl);
+}
+
+/*
+ * Operator-level yields: a long low-priority prefill A (2000 tokens, priority 5) is in flight
+ * when an urgent B (100 tokens, priority 0) arrives 10 ms into it. With yields A's chunk stops
+ * at its first layer boundary after the arrival (8 layers: f = 10 / 29 of the step, 3 layers),
+ * the step ends when those 3/8 of its work are done, B prefills alone (A's chunk, resuming
+ * whole, does not fit the budget beside it), then A's last 5/8 with B's decode. Without, B
+ * waits for A's whole step. Both against the closed form; A still gets all its tokens.
+ */
+static void yield_case(int no_yield, double *ttft_a, double *ttft_b, struct sim_totals *t)
+{
+	struct sim_profile p;
+	struct lg_workload wl = { 0 };
+	struct sim_config c = { .prof = &p, .policy = ACCEL_SCHED_PRIORITY, .no_yield = no_yield };
+	struct lg_result *res;
+	char err[128];
+
+	toy_profile(&p);
+	p.layers = 8;
+	assert_int_equal(sim_profile_derive(&p, err, sizeof(err)), 0);
+	add_req(&wl, 0.5, 2000, 3)->priority = 5;
+	add_req(&wl, 0.51, 100, 2)->priority = 0;
+	res = run(&c, &wl, t);
+	assert_true(res[0].ok && res[1].ok);
+	assert_int_equal(res[0].tokens, 3);
+	assert_int_equal(res[1].tokens, 2);
+	assert_int_equal(t->unfinished, 0);
+	*ttft_a = res[0].ttft_ms;
+	*ttft_b = res[1].ttft_ms;
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+static void test_yield(void **state)
+{
+	struct sim_profile p;
+	struct sim_totals ty, tn;
+	double a_y, b_y, a_n, b_n, work_a, step_a, cut, step_b, want_b_y, want_b_n, want_a_y;
+
+	(void)state;
+	toy_profile(&p);
+	yield_case(0, &a_y, &b_y, &ty);
+	yield_case(1, &a_n, &b_n, &tn);
+	/* A's prefill work (us) and its whole step; B arrives at 10 ms: 3 of its 8 layers. */
+	work_a = p.prefill_token_us * 2000 + p.prefill_quad_us * 2000.0 * 2000;
+	step_a = p.step_base_us + work_a;
+	assert_int_equal((int)ceil(10000 / step_a * 8), 3);
+	cut = p.step_base_us + work_a * 3 / 8;
+	step_b = p.step_base_us + p.prefill_token_us * 100 + p.prefill_quad_us * 100.0 * 100;
+	want_b_y = (cut - 10000 + step_b) / 1000;
+	/* A resumes for its last 5 layers beside B's decode (context 101). */
+	want_a_y = (cut + step_b + p.step_base_us + p.decode_token_us +
+		    p.context_token_us * 101 + work_a * 5 / 8) / 1000;
+	/* No yield: B prefills beside A's first decode (context 2001). */
+	want_b_n = (step_a - 10000 + p.step_base_us + p.prefill_token_us * 100 +
+		    p.prefill_quad_us * 100.0 * 100 + p.decode_token_us +
+		    p.context_token_us * 2001) / 1000;
+	print_message("# yield: B's TTFT %.4f ms (closed form %.4f), without %.4f ms (%.4f); "
+		      "A's %.4f ms (%.4f), without %.4f ms\n", b_y, want_b_y, b_n, want_b_n, a_y,
+		      want_a_y, a_n);
+	assert_true(fabs(b_y - want_b_y) < 1e-5);
+	assert_true(fabs(b_n - want_b_n) < 1e-5);
+	assert_true(fabs(a_y - want_a_y) < 1e-5);
+	assert_true(fabs(a_n - step_a / 1000) < 1e-5);
+	assert_true(b_n - b_y > 18);
+	assert_int_equal(ty.yields, 1);
+	assert_int_equal(tn.yields, 0);
+	/* A's prompt counted once however it was cut. */
+	assert_int_equal(ty.prefill_tokens, 2100);
+	assert_int_equal(tn.prefill_tokens, 2100);
 }
 
 static void write_file(const char *path, const char *text)
@@ -394,6 +469,7 @@ int main(void)
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_no_drops),
 		cmocka_unit_test(test_prefix_hits),
+		cmocka_unit_test(test_yield),
 		cmocka_unit_test(test_profile_errors),
 		cmocka_unit_test(test_profiles_shipped),
 	};

@@ -26,11 +26,12 @@ static const char tail[] =
 	"  --priority-threshold N   priority: how much more urgent a preemptor must be\n"
 	"  --gpu-blocks N --host-blocks N   override the profile's block counts\n"
 	"  --no-host           no host tier (every preemption recomputes)\n"
+	"  --no-yield          no operator-level preemption of running prefills\n"
 	"  --json              the report as one JSON object\n";
 
 enum {
 	O_PROFILE = 256, O_POLICY, O_PREEMPT, O_BUDGET, O_MAXSEQS, O_CHUNK, O_THRESH, O_GPUB,
-	O_HOSTB, O_NOHOST, O_JSON, O_HELP,
+	O_HOSTB, O_NOHOST, O_NOYIELD, O_JSON, O_HELP,
 };
 
 #define NR_OWN	(O_HELP - O_PROFILE + 1)
@@ -46,6 +47,7 @@ static const struct option own[NR_OWN] = {
 	{ "gpu-blocks", required_argument, NULL, O_GPUB },
 	{ "host-blocks", required_argument, NULL, O_HOSTB },
 	{ "no-host", no_argument, NULL, O_NOHOST },
+	{ "no-yield", no_argument, NULL, O_NOYIELD },
 	{ "json", no_argument, NULL, O_JSON },
 	{ "help", no_argument, NULL, O_HELP },
 };
@@ -134,6 +136,9 @@ static int engine_opt(int opt, const char *arg, struct sim_cli *c)
 		return 0;
 	case O_NOHOST:
 		c->cfg.no_host = 1;
+		return 0;
+	case O_NOYIELD:
+		c->cfg.no_yield = 1;
 		return 0;
 	}
 	return 1;

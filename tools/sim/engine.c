@@ -39,7 +39,11 @@ struct sim {
 	uint64_t *last_tok;		/* per request: its last token's time (0: none yet) */
 	uint32_t *gap_cap;
 	uint64_t link_free[2];		/* per direction: when the link is free again */
-	uint64_t step_start, first_arrival, last_finish;
+	uint64_t step_start, step_end_ns, first_arrival, last_finish;
+	uint32_t *layers_run;		/* per run of the step in flight: its layers this step */
+	uint32_t step_gen;		/* the step in flight's generation (a cut moves its end) */
+	uint32_t layers;		/* the profile's */
+	int cut;			/* the step in flight's prefills yielded */
 	uint64_t tick_ns;		/* an idle engine's poll interval */
 	size_t arrived, done;
 	uint32_t idle_ticks;
@@ -189,6 +193,26 @@ static void token(struct sim *m, uint64_t tag, uint64_t now)
 	m->last_tok[tag] = now;
 }
 
+/* A run's share of a step of which it computes @layers_run of the model's layers. */
+static void batch_add(struct sim_batch *b, const struct accel_sched_run *r, uint32_t layers_run,
+		      uint32_t layers)
+{
+	double q = (double)r->tokens * (2.0 * r->start + r->tokens), w;
+
+	if (!(r->flags & ACCEL_SCHED_RUN_PREFILL)) {
+		b->decode_tokens += r->tokens;
+		b->context_tokens += r->start + r->tokens;
+	} else if (layers_run >= layers) {
+		b->prefill_tokens += r->tokens;
+		b->quad += q;
+	} else {
+		/* Part of the chunk's layers: its share, in whole tokens. */
+		w = (double)layers_run / layers;
+		b->prefill_tokens += (uint64_t)llround(r->tokens * w);
+		b->quad += q * w;
+	}
+}
+
 static void step_end(struct sim *m, uint64_t now)
 {
 	uint32_t i;
@@ -197,6 +221,19 @@ static void step_end(struct sim *m, uint64_t now)
 		const struct accel_sched_run *r = &m->runs[i];
 		ACCEL_OPTS(accel_sched_result, res, .computed = r->tokens);
 
+		if ((r->flags & ACCEL_SCHED_RUN_PREFILL) &&
+		    r->start_layer + m->layers_run[i] < m->layers) {
+			/* Cut: the chunk stops at a layer, to resume from there. */
+			res.computed = 0;
+			res.layers_done = r->start_layer + m->layers_run[i];
+			res.flags = ACCEL_SCHED_RES_YIELDED;
+			accel_sched_update(m->s, r->req, &res, now);
+			continue;
+		}
+		if (r->flags & ACCEL_SCHED_RUN_PREFILL)
+			m->t->prefill_tokens += r->tokens;
+		else
+			m->t->decode_tokens += r->tokens;
 		if (r->flags & ACCEL_SCHED_RUN_SAMPLE) {
 			res.flags = ACCEL_SCHED_RES_TOKEN;
 			res.token = (int32_t)((r->tag * 2654435761u + r->start + r->tokens) %
@@ -207,6 +244,46 @@ static void step_end(struct sim *m, uint64_t now)
 	}
 	m->t->busy_ns += now - m->step_start;
 	m->busy = 0;
+}
+
+/*
+ * A request arrived while a step is in flight and the scheduler says its prefills should yield
+ * (accel_sched_should_yield()): each prefill run stops at the first of its layer boundaries at
+ * or after @now (the step's time spread evenly over the layers it runs, one layer at least),
+ * the decodes run whole; the step ends when the decodes' share and the layers the prefills did
+ * are done (the profile's step time of that batch).
+ */
+static void cut_step(struct sim *m, uint64_t now)
+{
+	struct sim_batch b = { 0 };
+	double f = (double)(now - m->step_start) / (double)(m->step_end_ns - m->step_start);
+	uint64_t end;
+	uint32_t i, cut = 0;
+
+	for (i = 0; i < m->out.nr_runs; i++) {
+		const struct accel_sched_run *r = &m->runs[i];
+		uint32_t left = m->layers - r->start_layer, done;
+
+		if (r->flags & ACCEL_SCHED_RUN_PREFILL) {
+			done = (uint32_t)ceil(f * left - 1e-9);
+			if (done < 1)
+				done = 1;
+			if (done < left) {
+				m->layers_run[i] = done;
+				cut++;
+			}
+		}
+		batch_add(&b, r, m->layers_run[i], m->layers);
+	}
+	if (!cut)
+		return;
+	end = m->step_start + sim_step_ns(m->p, &b);
+	if (end < now)
+		end = now;
+	m->cut = 1;
+	m->step_end_ns = end;
+	if (sim_heap_push(&m->h, end, SIM_EV_STEP_END, ++m->step_gen))
+		m->nomem = 1;
 }
 
 /* The swaps a step started: each on its direction's link, one after another. */
@@ -265,20 +342,16 @@ static void step(struct sim *m, uint64_t now)
 	for (i = 0; i < m->out.nr_runs; i++) {
 		const struct accel_sched_run *r = &m->runs[i];
 
-		if (r->flags & ACCEL_SCHED_RUN_PREFILL) {
-			b.prefill_tokens += r->tokens;
-			b.quad += (double)r->tokens * (2.0 * r->start + r->tokens);
-		} else {
-			b.decode_tokens += r->tokens;
-			b.context_tokens += r->start + r->tokens;
-		}
+		m->layers_run[i] = r->flags & ACCEL_SCHED_RUN_PREFILL ?
+				   m->layers - r->start_layer : m->layers;
+		batch_add(&b, r, m->layers_run[i], m->layers);
 	}
 	m->t->steps++;
-	m->t->prefill_tokens += b.prefill_tokens;
-	m->t->decode_tokens += b.decode_tokens;
 	m->step_start = now;
+	m->step_end_ns = now + sim_step_ns(m->p, &b);
 	m->busy = 1;
-	if (sim_heap_push(&m->h, now + sim_step_ns(m->p, &b), SIM_EV_STEP_END, 0))
+	m->cut = 0;
+	if (sim_heap_push(&m->h, m->step_end_ns, SIM_EV_STEP_END, ++m->step_gen))
 		m->nomem = 1;
 }
 
@@ -290,12 +363,15 @@ static void handle(struct sim *m, const struct sim_event *ev)
 	case SIM_EV_ARRIVAL:
 		idx = ev->arg;
 		arrive(m, idx, ev->t_ns);
+		if (m->busy && !m->cut && !m->c->no_yield && accel_sched_should_yield(m->s) > 0)
+			cut_step(m, ev->t_ns);
 		if (++idx < m->wl->n &&
 		    sim_heap_push(&m->h, arrival_ns(&m->wl->req[idx]), SIM_EV_ARRIVAL, idx))
 			m->nomem = 1;
 		break;
 	case SIM_EV_STEP_END:
-		step_end(m, ev->t_ns);
+		if (ev->arg == m->step_gen)	/* else: a cut step's first end */
+			step_end(m, ev->t_ns);
 		break;
 	case SIM_EV_SWAP_DONE:
 		accel_sched_swap_done(m->s, ev->arg, 0, ev->t_ns);
@@ -355,7 +431,9 @@ static int setup(struct sim *m, char *err, size_t errlen)
 	m->events = calloc(MAX_EVENTS, sizeof(*m->events));
 	m->last_tok = calloc(n + 1, sizeof(*m->last_tok));
 	m->gap_cap = calloc(n + 1, sizeof(*m->gap_cap));
-	if (!m->runs || !m->swaps || !m->events || !m->last_tok || !m->gap_cap) {
+	m->layers_run = calloc(MAX_RUNS, sizeof(*m->layers_run));
+	m->layers = (uint32_t)m->p->layers;
+	if (!m->layers_run || !m->runs || !m->swaps || !m->events || !m->last_tok || !m->gap_cap) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -374,6 +452,7 @@ static void teardown(struct sim *m)
 	free(m->events);
 	free(m->last_tok);
 	free(m->gap_cap);
+	free(m->layers_run);
 }
 
 static const char *const state_names[ACCEL_SCHED_NR_STATES] = {
@@ -448,6 +527,7 @@ int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_
 	t->swaps_in = st.swaps_in;
 	t->swap_failures = st.swap_failures;
 	t->recomputes = st.recomputes;
+	t->yields = st.yields;
 	t->recomputed_tokens = st.recomputed_tokens;
 	t->swapped_bytes = st.swapped_bytes;
 	t->prefix_hit_blocks = ts.hits;

@@ -6,8 +6,9 @@
  * run at now + duration; swaps reported with accel_sched_swap_done() at their simulated end
  * (bytes over the host link plus a fixed cost, one transfer at a time per direction). Events of
  * the same instant are all handled before the next step starts; a step that runs nothing while
- * requests are alive is polled again one empty step's time later. Operator-level yields
- * (accel_sched_should_yield()) are not simulated yet: every step runs whole.
+ * requests are alive is polled again one empty step's time later. Operator-level yields: an
+ * arrival during a step after which accel_sched_should_yield() says so cuts the step's prefill
+ * chunks at a layer boundary (ACCEL_SCHED_RES_YIELDED; Documentation/sim.rst, "The model").
  */
 #ifndef SIM_ENGINE_H
 #define SIM_ENGINE_H
@@ -29,6 +30,7 @@ struct sim_config {
 	uint32_t priority_threshold;
 	uint32_t gpu_blocks, host_blocks;	/* 0: the profile's */
 	int no_host;			/* no host tier: every preemption recomputes */
+	int no_yield;			/* no operator-level yields: every step runs whole */
 	uint64_t seed;			/* the prompts' tokens (lg_prompt_make()) */
 };
 
@@ -40,6 +42,7 @@ struct sim_totals {
 	uint64_t tokens;		/* computed, prefill and decode */
 	uint64_t prefill_tokens, decode_tokens;
 	uint64_t swaps_out, swaps_in, swap_failures, recomputes, recomputed_tokens;
+	uint64_t yields;		/* prefill chunks cut at a layer (operator-level) */
 	uint64_t swapped_bytes, swap_ns;	/* link busy time, both directions */
 	uint64_t prefix_hit_blocks;	/* tier 0 prefix-cache hits */
 	uint32_t gpu_blocks, host_blocks, block_tokens;

@@ -31,11 +31,12 @@ void sim_report_table(FILE *f, const struct sim_config *c, const struct lg_workl
 		t->duration_s, 100 * util(t), (unsigned long long)t->prefill_tokens,
 		(unsigned long long)t->decode_tokens);
 	fprintf(f, "preemption: %llu swaps out, %llu in (%.3f GiB, link busy %.3f s), %llu "
-		"recomputes (%llu tokens recomputed), %llu swap failures; %llu prefix-cache "
-		"block hits\n", (unsigned long long)t->swaps_out, (unsigned long long)t->swaps_in,
-		t->swapped_bytes / (1024.0 * 1024 * 1024), t->swap_ns / 1e9,
-		(unsigned long long)t->recomputes, (unsigned long long)t->recomputed_tokens,
-		(unsigned long long)t->swap_failures, (unsigned long long)t->prefix_hit_blocks);
+		"recomputes (%llu tokens recomputed), %llu swap failures, %llu yields; %llu "
+		"prefix-cache block hits\n", (unsigned long long)t->swaps_out,
+		(unsigned long long)t->swaps_in, t->swapped_bytes / (1024.0 * 1024 * 1024),
+		t->swap_ns / 1e9, (unsigned long long)t->recomputes,
+		(unsigned long long)t->recomputed_tokens, (unsigned long long)t->swap_failures,
+		(unsigned long long)t->yields, (unsigned long long)t->prefix_hit_blocks);
 	if (t->unfinished)
 		fprintf(f, "unfinished: %zu requests never finished\n", t->unfinished);
 	fprintf(f, "simulated in %.3f s of wall time\n", wall_s);
@@ -73,6 +74,7 @@ static json_object *engine_obj(const struct sim_config *c, const struct sim_tota
 	json_object_object_add(o, "swap_link_s", json_object_new_double(t->swap_ns / 1e9));
 	json_object_object_add(o, "recomputes", u64(t->recomputes));
 	json_object_object_add(o, "recomputed_tokens", u64(t->recomputed_tokens));
+	json_object_object_add(o, "yields", u64(t->yields));
 	json_object_object_add(o, "prefix_hit_blocks", u64(t->prefix_hit_blocks));
 	json_object_object_add(o, "unfinished", u64(t->unfinished));
 	return o;
