@@ -12,7 +12,7 @@ prog=$1
 prof=tools/sim/profiles/llama2-7b-a100.profile
 traces=tests/sim/traces
 
-echo "1..29"
+echo "1..36"
 refused "no profile" 2 "give --profile FILE" --synthetic
 refused "no workload" 2 "give one of --trace FILE and --synthetic" --profile "$prof"
 refused "both workloads" 2 "give one of --trace FILE and --synthetic" --profile "$prof" \
@@ -36,6 +36,17 @@ refused "bad dist" 2 "--input normal:3: not fixed:N" --profile "$prof" --synthet
 	--input normal:3
 refused "bad class" 2 "--class hi:1:2: not NAME:WEIGHT" --profile "$prof" --synthetic \
 	--class hi:1:2
+refused "bad instances" 2 "--instances 0: not in 1..64" --profile "$prof" --synthetic \
+	--instances 0
+refused "too many instances" 2 "--instances 65: not in 1..64" --profile "$prof" --synthetic \
+	--instances 65
+refused "bad dispatch" 2 "--dispatch best: not rr, least or llumnix" --profile "$prof" \
+	--synthetic --dispatch best
+refused "bad pd" 2 "--pd 2: not P:D (two whole numbers)" --profile "$prof" --synthetic --pd 2
+refused "pd without decode" 2 "--pd 1:0: P and D must be 1 at least" --profile "$prof" \
+	--synthetic --pd 1:0
+refused "pd and instances" 2 "--pd 1:1: give --pd or --instances, not both" --profile "$prof" \
+	--synthetic --pd 1:1 --instances 2
 refused "missing profile" 2 "$tmp/none.profile: No such file or directory" \
 	--profile "$tmp/none.profile" --synthetic
 sed 's/^layers = 32$/layers = lots/' "$prof" > "$tmp/bad.profile"
@@ -132,5 +143,22 @@ sys.exit(0 if y["engine"]["yields"] > 0 == n["engine"]["yields"] and
 	ok "yields under priority; none with --no-yield"
 else
 	not_ok "yields under priority; none with --no-yield"
+fi
+# One instance is the engine as it was: the same bytes whatever the dispatcher; three spread
+# the requests and report each one.
+# shellcheck disable=SC2086
+"$prog" $gen --json --instances 1 --dispatch llumnix > "$tmp/i1.json"
+# shellcheck disable=SC2086
+"$prog" $gen --json --instances 3 --dispatch rr > "$tmp/i3.json"
+if cmp -s "$tmp/a.json" "$tmp/i1.json" && ! grep -q '"instances"' "$tmp/i1.json" &&
+   completed "$tmp/i3.json" 300 && /usr/bin/python3 -c '
+import json, sys
+e = json.load(open(sys.argv[1]))["engine"]
+sys.exit(0 if [i["requests"] for i in e["instances"]] == [100, 100, 100] and
+	 e["dispatch"] == "rr" and e["steps"] == sum(i["steps"] for i in e["instances"]) else 1)' \
+	"$tmp/i3.json"; then
+	ok "--instances 1: the same report; --instances 3: 100 requests each, round robin"
+else
+	not_ok "--instances 1: the same report; --instances 3: 100 requests each, round robin"
 fi
 [ "$failed" = 0 ]

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "accel.h"
+#include "dispatch.h"
 #include "engine.h"
 #include "output.h"
 #include "profile.h"
@@ -385,6 +386,112 @@ static void test_yield(void **state)
 	assert_int_equal(tn.prefill_tokens, 2100);
 }
 
+/* TTFT p99 (nearest rank) of a run's results. */
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double ttft_p99(const struct lg_result *res, size_t n)
+{
+	double *v = calloc(n, sizeof(*v)), p;
+	size_t i;
+
+	assert_non_null(v);
+	for (i = 0; i < n; i++) {
+		assert_true(res[i].ok);
+		v[i] = res[i].ttft_ms;
+	}
+	qsort(v, n, sizeof(*v), cmp_double);
+	p = v[(size_t)ceil(0.99 * n) - 1];
+	free(v);
+	return p;
+}
+
+/*
+ * Skewed: every other request is heavy (1500 prompt tokens, 300 outputs), the rest light (50,
+ * 10), one every 40 ms on two instances. Round robin sends every heavy one to instance 0 and
+ * every light one to instance 1 (100 requests each); least-loaded and Llumnix look at the blocks
+ * and spread the heavy ones, so the tail of TTFT is shorter. Three instances under round robin
+ * get 100 requests each of 300.
+ */
+static struct lg_result *cluster_run(uint32_t n_inst, uint32_t dispatch, size_t n,
+				     struct sim_totals *t, struct lg_workload *wl)
+{
+	static struct sim_profile p;
+	struct sim_config c = { .prof = &p, .instances = n_inst, .dispatch = dispatch };
+	size_t i;
+
+	toy_profile(&p);
+	memset(wl, 0, sizeof(*wl));
+	for (i = 0; i < n; i++)
+		add_req(wl, 0.04 * i, i % 2 ? 50 : 1500, i % 2 ? 10 : 300);
+	return run(&c, wl, t);
+}
+
+static void test_dispatch(void **state)
+{
+	static const char *const names[] = { "rr", "least", "llumnix" };
+	struct lg_workload wl;
+	struct sim_totals t;
+	struct lg_result *res;
+	double p99[3];
+	uint32_t d, i;
+
+	(void)state;
+	for (d = 0; d < 3; d++) {
+		res = cluster_run(2, d, 200, &t, &wl);
+		p99[d] = ttft_p99(res, wl.n);
+		assert_int_equal(t.nr_instances, 2);
+		assert_int_equal(t.inst[0].requests + t.inst[1].requests, 200);
+		assert_int_equal(t.steps, t.inst[0].steps + t.inst[1].steps);
+		assert_int_equal(t.unfinished, 0);
+		print_message("# skewed, 2 instances, %-7s: TTFT p99 %.2f ms; %llu and %llu "
+			      "requests, %llu and %llu prefill tokens\n", names[d], p99[d],
+			      (unsigned long long)t.inst[0].requests,
+			      (unsigned long long)t.inst[1].requests,
+			      (unsigned long long)t.inst[0].prefill_tokens,
+			      (unsigned long long)t.inst[1].prefill_tokens);
+		if (d == SIM_DISPATCH_RR) {
+			/* Every heavy prompt on instance 0. */
+			assert_int_equal(t.inst[0].requests, 100);
+			assert_int_equal(t.inst[0].prefill_tokens, 100 * 1500);
+			assert_int_equal(t.inst[1].prefill_tokens, 100 * 50);
+		}
+		lg_results_free(res, wl.n);
+		lg_workload_free(&wl);
+	}
+	assert_true(p99[SIM_DISPATCH_LEAST] < p99[SIM_DISPATCH_RR]);
+	assert_true(p99[SIM_DISPATCH_LLUMNIX] < p99[SIM_DISPATCH_RR]);
+	res = cluster_run(3, SIM_DISPATCH_RR, 300, &t, &wl);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(t.inst[i].requests, 100);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+/* Several instances: the same JSON for the same seed, and the instances array in it. */
+static void test_cluster_determinism(void **state)
+{
+	struct sim_profile p;
+	struct sim_config c = { .prof = &p, .policy = ACCEL_SCHED_PRIORITY, .gpu_blocks = 300,
+				.host_blocks = 2000, .seed = 5, .instances = 3,
+				.dispatch = SIM_DISPATCH_LLUMNIX };
+	char *a, *b;
+
+	(void)state;
+	toy_profile(&p);
+	a = json_of(&c, 11);
+	b = json_of(&c, 11);
+	assert_string_equal(a, b);
+	assert_non_null(strstr(a, "\"dispatch\":\"llumnix\""));
+	assert_non_null(strstr(a, "\"instances\":[{\"role\":\"both\""));
+	free(a);
+	free(b);
+}
+
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -470,6 +577,8 @@ int main(void)
 		cmocka_unit_test(test_no_drops),
 		cmocka_unit_test(test_prefix_hits),
 		cmocka_unit_test(test_yield),
+		cmocka_unit_test(test_dispatch),
+		cmocka_unit_test(test_cluster_determinism),
 		cmocka_unit_test(test_profile_errors),
 		cmocka_unit_test(test_profiles_shipped),
 	};

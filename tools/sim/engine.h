@@ -20,6 +20,16 @@
 #include "run.h"
 #include "workload.h"
 
+/* Most instances a run has (--instances, --pd P:D). */
+#define SIM_MAX_INSTANCES	64
+
+/* What an instance does. */
+enum sim_role {
+	SIM_ROLE_BOTH = 0,	/* prefill and decode (no disaggregation) */
+	SIM_ROLE_PREFILL = 1,	/* --pd: prompts, up to their first token */
+	SIM_ROLE_DECODE = 2,	/* --pd: the rest, after the hand-off */
+};
+
 struct sim_config {
 	const struct sim_profile *prof;
 	uint32_t policy;		/* enum accel_sched_policy */
@@ -32,6 +42,18 @@ struct sim_config {
 	int no_host;			/* no host tier: every preemption recomputes */
 	int no_yield;			/* no operator-level yields: every step runs whole */
 	uint64_t seed;			/* the prompts' tokens (lg_prompt_make()) */
+	uint32_t instances;		/* engines behind the dispatcher (0: 1) */
+	uint32_t dispatch;		/* enum sim_dispatch (dispatch.h) */
+	uint32_t pd_prefill, pd_decode;	/* --pd P:D (0:0: no disaggregation) */
+};
+
+/* One instance's share of the run. */
+struct sim_inst_totals {
+	uint32_t role;			/* enum sim_role */
+	uint64_t requests;		/* dispatched to it (hand-offs included) */
+	uint64_t steps, busy_ns;
+	uint64_t prefill_tokens, decode_tokens;
+	uint64_t yields;
 };
 
 /* What the run did as a whole. */
@@ -45,7 +67,11 @@ struct sim_totals {
 	uint64_t yields;		/* prefill chunks cut at a layer (operator-level) */
 	uint64_t swapped_bytes, swap_ns;	/* link busy time, both directions */
 	uint64_t prefix_hit_blocks;	/* tier 0 prefix-cache hits */
-	uint32_t gpu_blocks, host_blocks, block_tokens;
+	uint32_t gpu_blocks, host_blocks, block_tokens;	/* each instance's */
+	/* Prefill/decode hand-offs over the link between instances. */
+	uint64_t transfers, transfer_blocks, transfer_bytes, transfer_ns;
+	uint32_t nr_instances;
+	struct sim_inst_totals inst[SIM_MAX_INSTANCES];
 	size_t unfinished;		/* requests that never finished (failed in the results) */
 };
 
