@@ -12,7 +12,7 @@ prog=$1
 prof=tools/sim/profiles/llama2-7b-a100.profile
 traces=tests/sim/traces
 
-echo "1..36"
+echo "1..38"
 refused "no profile" 2 "give --profile FILE" --synthetic
 refused "no workload" 2 "give one of --trace FILE and --synthetic" --profile "$prof"
 refused "both workloads" 2 "give one of --trace FILE and --synthetic" --profile "$prof" \
@@ -47,6 +47,8 @@ refused "pd without decode" 2 "--pd 1:0: P and D must be 1 at least" --profile "
 	--synthetic --pd 1:0
 refused "pd and instances" 2 "--pd 1:1: give --pd or --instances, not both" --profile "$prof" \
 	--synthetic --pd 1:1 --instances 2
+refused "pd without a link" 2 "the profile names no link between instances (net_gbps)" \
+	--profile "$prof" --synthetic --pd 1:1
 refused "missing profile" 2 "$tmp/none.profile: No such file or directory" \
 	--profile "$tmp/none.profile" --synthetic
 sed 's/^layers = 32$/layers = lots/' "$prof" > "$tmp/bad.profile"
@@ -160,5 +162,20 @@ sys.exit(0 if [i["requests"] for i in e["instances"]] == [100, 100, 100] and
 	ok "--instances 1: the same report; --instances 3: 100 requests each, round robin"
 else
 	not_ok "--instances 1: the same report; --instances 3: 100 requests each, round robin"
+fi
+# Disaggregated: every request handed off once (outputs of 2 at least), all completed.
+{ cat "$prof"; printf 'net_gbps = 25\nnet_transfer_us = 30\n'; } > "$tmp/net.profile"
+"$prog" --profile "$tmp/net.profile" --synthetic --requests 200 --rate 8 --arrival gamma --cv 3 \
+	--seed 3 --output fixed:20 --pd 2:1 --dispatch least --json > "$tmp/pd.json"
+if completed "$tmp/pd.json" 200 && /usr/bin/python3 -c '
+import json, sys
+e = json.load(open(sys.argv[1]))["engine"]
+sys.exit(0 if e["transfers"] == 200 and e["transfer_bytes"] > 0 and
+	 [i["role"] for i in e["instances"]] == ["prefill", "prefill", "decode"] and
+	 e["instances"][2]["requests"] == 200 and e["instances"][2]["decode_tokens"] > 0 and
+	 e["instances"][0]["decode_tokens"] == 0 else 1)' "$tmp/pd.json"; then
+	ok "--pd 2:1: 200 hand-offs, every request completed"
+else
+	not_ok "--pd 2:1: 200 hand-offs, every request completed"
 fi
 [ "$failed" = 0 ]

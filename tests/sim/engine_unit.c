@@ -492,6 +492,150 @@ static void test_cluster_determinism(void **state)
 	free(b);
 }
 
+/*
+ * --pd 1:1, one request of L = 300 tokens (18 full blocks and 12 tokens) and O = 5 outputs: the
+ * prefill instance's step gives the first token (TTFT), the 19 blocks cross the link
+ * (net_transfer_us + 19 block bytes / net_gbps), the decode instance finds the 18 full blocks
+ * cached and prefills the 13 tokens left (the partial block and the first token) for the second
+ * token, then decodes the other three as one engine would.
+ */
+static void test_pd_single(void **state)
+{
+	struct sim_profile p;
+	struct lg_workload wl = { 0 };
+	struct sim_config c = { .prof = &p, .pd_prefill = 1, .pd_decode = 1 };
+	struct lg_result *res;
+	struct sim_totals t;
+	double ttft, xfer, second, dec[3], e2e;
+	uint32_t k;
+
+	(void)state;
+	toy_profile(&p);
+	p.net_gbps = 25;
+	p.net_transfer_us = 40;
+	add_req(&wl, 0.5, 300, 5);
+	res = run(&c, &wl, &t);
+	assert_true(res[0].ok);
+	assert_int_equal(res[0].tokens, 5);
+	ttft = (p.step_base_us + p.prefill_token_us * 300 + p.prefill_quad_us * 300.0 * 300) / 1000;
+	xfer = (p.net_transfer_us * 1000 + 19.0 * p.block_bytes / p.net_gbps) / 1e6;
+	second = (p.step_base_us + p.prefill_token_us * 13 +
+		  p.prefill_quad_us * 13.0 * (2 * 288 + 13)) / 1000;
+	e2e = ttft + xfer + second;
+	for (k = 2; k < 5; k++) {
+		dec[k - 2] = (p.step_base_us + p.decode_token_us + p.context_token_us * (300 + k)) /
+			     1000;
+		e2e += dec[k - 2];
+	}
+	print_message("# pd 1:1: TTFT %.4f ms (%.4f), e2e %.4f ms (%.4f), first gap %.4f ms "
+		      "(transfer %.4f + admission %.4f)\n", res[0].ttft_ms, ttft, res[0].e2e_ms,
+		      e2e, res[0].gaps_ms[0], xfer, second);
+	assert_true(fabs(res[0].ttft_ms - ttft) < 1e-5);
+	assert_true(fabs(res[0].e2e_ms - e2e) < 1e-4);
+	assert_int_equal(res[0].nr_gaps, 4);
+	assert_true(fabs(res[0].gaps_ms[0] - (xfer + second)) < 1e-3);
+	for (k = 0; k < 3; k++)
+		assert_true(fabs(res[0].gaps_ms[k + 1] - dec[k]) < 1e-3);
+	assert_true(fabs(res[0].tpot_ms - (e2e - ttft) / 4) < 1e-5);
+	assert_int_equal(res[0].prompt_tokens, 300);
+	assert_int_equal(res[0].completion_tokens, 5);
+	assert_int_equal(t.transfers, 1);
+	assert_int_equal(t.transfer_blocks, 19);
+	assert_int_equal(t.transfer_bytes, 19 * p.block_bytes);
+	assert_int_equal(t.prefix_hit_blocks, 18);
+	assert_int_equal(t.inst[0].role, SIM_ROLE_PREFILL);
+	assert_int_equal(t.inst[1].role, SIM_ROLE_DECODE);
+	assert_int_equal(t.inst[0].prefill_tokens, 300);
+	assert_int_equal(t.inst[1].prefill_tokens, 13);
+	assert_int_equal(t.inst[1].decode_tokens, 3);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+/*
+ * Two requests prefilled in one step on the one prefill instance: their transfers queue on its
+ * link (one at a time per sending instance), so the second's first gap is one transfer longer;
+ * round robin lands them on the two decode instances, each admitted alone.
+ */
+static void test_pd_link_queue(void **state)
+{
+	struct sim_profile p;
+	struct lg_workload wl = { 0 };
+	struct sim_config c = { .prof = &p, .pd_prefill = 1, .pd_decode = 2 };
+	struct lg_result *res;
+	struct sim_totals t;
+	double xfer;
+
+	(void)state;
+	toy_profile(&p);
+	p.net_gbps = 25;
+	p.net_transfer_us = 40;
+	add_req(&wl, 0.5, 300, 3);
+	add_req(&wl, 0.5, 300, 3);
+	res = run(&c, &wl, &t);
+	assert_true(res[0].ok && res[1].ok);
+	xfer = (p.net_transfer_us * 1000 + 19.0 * p.block_bytes / p.net_gbps) / 1e6;
+	assert_true(fabs(res[0].ttft_ms - res[1].ttft_ms) < 1e-9);
+	assert_true(fabs(res[1].gaps_ms[0] - res[0].gaps_ms[0] - xfer) < 1e-3);
+	assert_int_equal(t.inst[1].requests, 1);
+	assert_int_equal(t.inst[2].requests, 1);
+	assert_true(fabs(t.transfer_ns / 1e6 - 2 * xfer) < 1e-5);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+/* --pd 2:2 under a bursty two-class workload on small GPUs: no drops, every hand-off counted. */
+static void test_pd_bursty(void **state)
+{
+	static const uint32_t pols[] = { ACCEL_SCHED_FCFS, ACCEL_SCHED_PRIORITY, ACCEL_SCHED_SLO };
+	struct lg_workload wl = { 0 };
+	struct sim_profile p;
+	uint64_t want = 0, blocks = 0;
+	uint32_t k, d;
+	size_t i;
+
+	(void)state;
+	toy_profile(&p);
+	p.net_gbps = 25;
+	busy_workload(&wl, 3, 400);
+	for (i = 0; i < wl.n; i++)
+		if (wl.req[i].output_len > 1) {
+			want++;
+			blocks += (wl.req[i].input_len + 15) / 16;
+		}
+	for (k = 0; k < 3; k++)
+		for (d = 0; d < SIM_NR_DISPATCH; d++) {
+			struct sim_config c = { .prof = &p, .policy = pols[k], .gpu_blocks = 300,
+						.host_blocks = 1000, .max_tokens = 512,
+						.max_seqs = 64, .chunk_tokens = 256,
+						.priority_threshold = 1, .pd_prefill = 2,
+						.pd_decode = 2, .dispatch = d };
+			struct sim_totals t;
+			struct lg_result *res = run(&c, &wl, &t);
+
+			for (i = 0; i < wl.n; i++) {
+				if (!res[i].ok)
+					fail_msg("pd %u/%u: request %zu: %s", k, d, i, res[i].msg);
+				assert_int_equal(res[i].tokens, wl.req[i].output_len);
+				assert_int_equal(res[i].nr_gaps, wl.req[i].output_len - 1);
+			}
+			assert_int_equal(t.unfinished, 0);
+			assert_int_equal(t.transfers, want);
+			assert_int_equal(t.transfer_blocks, blocks);
+			assert_int_equal(t.transfer_bytes, blocks * p.block_bytes);
+			assert_int_equal(t.inst[0].requests + t.inst[1].requests, wl.n);
+			assert_int_equal(t.inst[2].requests + t.inst[3].requests, want);
+			print_message("# pd 2:2 %-8s %-7s: %llu hand-offs, %llu swaps out, %llu "
+				      "recomputes, %llu yields\n", accel_sched_policy_name(pols[k]),
+				      sim_dispatch_name(d), (unsigned long long)t.transfers,
+				      (unsigned long long)t.swaps_out,
+				      (unsigned long long)t.recomputes,
+				      (unsigned long long)t.yields);
+			lg_results_free(res, wl.n);
+		}
+	lg_workload_free(&wl);
+}
+
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -579,6 +723,9 @@ int main(void)
 		cmocka_unit_test(test_yield),
 		cmocka_unit_test(test_dispatch),
 		cmocka_unit_test(test_cluster_determinism),
+		cmocka_unit_test(test_pd_single),
+		cmocka_unit_test(test_pd_link_queue),
+		cmocka_unit_test(test_pd_bursty),
 		cmocka_unit_test(test_profile_errors),
 		cmocka_unit_test(test_profiles_shipped),
 	};

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * kvaccel-sim - the simulated engine (see engine.h): the event loop over the scheduler and the
- * block manager, and each request's result measured the way kvaccel-loadgen measures a real
- * server's (first token, every gap between tokens, end of the stream).
+ * kvaccel-sim - the simulated engines (see engine.h): the cluster's event loop over its
+ * instances (instance.c) and the dispatcher (dispatch.c), the prefill/decode hand-off, and each
+ * request's result measured the way kvaccel-loadgen measures a real server's (first token, every
+ * gap between tokens, end of the stream).
  */
 #include <errno.h>
 #include <math.h>
@@ -22,6 +23,16 @@
 /* Empty polls in a row after which requests left are given up as stuck. */
 #define MAX_IDLE_TICKS	1000
 
+/* --pd: a request's prefill side, kept for its result after the hand-off. */
+struct sim_handoff {
+	uint64_t arrival_ns, first_ns, queue_ns, recomputed;
+	uint32_t preemptions;
+	int32_t token;			/* its first token, the decode side's last prompt token */
+	uint32_t phase;			/* HO_* */
+};
+
+enum { HO_NONE = 0, HO_PREFILL = 1, HO_DECODE = 2 };
+
 struct sim {
 	const struct sim_config *c;
 	const struct sim_profile *p;
@@ -34,6 +45,7 @@ struct sim {
 	uint32_t first_decode;		/* --pd: [0, P) prefill, [P, P + D) decode instances */
 	uint32_t rr[2];			/* round robin: arrivals, hand-offs */
 	struct sim_load *loads;
+	struct sim_handoff *ho;		/* --pd: per request */
 	uint64_t *last_tok;		/* per request: its last token's time (0: none yet) */
 	uint32_t *gap_cap;
 	uint64_t first_arrival, last_finish;
@@ -78,8 +90,10 @@ static void fail_req(struct sim *m, size_t idx, enum lg_fail why, const char *ms
 	m->done++;
 }
 
-/* The pool a request goes to: arrivals to the prefill (or mixed) instances, hand-offs to the
- * decode instances. */
+/*
+ * The pool a request goes to: arrivals to the prefill (or mixed) instances, hand-offs to the
+ * decode instances.
+ */
 static struct sim_inst *pick(struct sim *m, int decode)
 {
 	uint32_t first = decode ? m->first_decode : 0;
@@ -136,6 +150,11 @@ static void arrive(struct sim *m, size_t idx, uint64_t now)
 		   .tpot_slo_ns = (uint64_t)llround(q->tpot_slo_ms * 1e6));
 	if (!strcmp(q->cls, "offline"))
 		o.flags = ACCEL_SCHED_REQ_OFFLINE;
+	if (m->ho && q->output_len > 1) {
+		/* Disaggregated: the prefill instance stops at the first token. */
+		o.max_output = 1;
+		m->ho[idx].phase = HO_PREFILL;
+	}
 	in = pick(m, 0);
 	ret = add_to(m, in, &o, now, &req);
 	free(bytes);
@@ -153,15 +172,53 @@ static void arrive(struct sim *m, size_t idx, uint64_t now)
 	}
 }
 
+/*
+ * --pd: a request's prefill side finished with its first token: its KV (every block of its
+ * prompt) goes over the sending instance's link, one transfer at a time, to the decode instance
+ * the dispatcher picks now.
+ */
+static void hand_off(struct sim *m, struct sim_inst *in, const struct accel_sched_req_info *info)
+{
+	struct sim_handoff *h = &m->ho[info->tag];
+	uint64_t bt = (uint64_t)m->p->block_tokens, blocks = (info->prompt_len + bt - 1) / bt;
+	uint64_t start = in->net_free > info->finish_ns ? in->net_free : info->finish_ns, d;
+	struct sim_inst *to = pick(m, 1);
+
+	h->arrival_ns = info->arrival_ns;
+	h->first_ns = info->first_token_ns;
+	h->queue_ns = info->queue_ns;
+	h->preemptions = info->swaps_out + info->recomputes;
+	h->recomputed = info->recomputed_tokens;
+	h->phase = HO_DECODE;
+	d = sim_net_ns(m->p, blocks);
+	in->net_free = start + d;
+	to->demand += blocks;		/* on its way: the dispatcher counts it */
+	m->t->transfers++;
+	m->t->transfer_blocks += blocks;
+	m->t->transfer_bytes += blocks * m->p->block_bytes;
+	m->t->transfer_ns += d;
+	if (sim_heap_push(&m->h, start + d, SIM_EV(SIM_EV_HANDOFF, to->id), (uint32_t)info->tag))
+		m->nomem = 1;
+}
+
 /* A request ended: its result from the scheduler's accounting, then forget it. */
 static void collect(struct sim *m, struct sim_inst *in, uint32_t req)
 {
 	ACCEL_OPTS(accel_sched_req_info, info);
+	const struct sim_handoff *h;
 	struct lg_result *r;
 	const struct lg_req *q;
 
 	if (accel_sched_req_info(in->s, req, &info))
 		return;
+	h = m->ho ? &m->ho[info.tag] : NULL;
+	if (h && h->phase == HO_PREFILL && info.state == ACCEL_SCHED_FINISHED &&
+	    info.output_tokens) {
+		hand_off(m, in, &info);
+		accel_sched_remove(in->s, req);
+		in->alive--;
+		return;
+	}
 	r = &m->res[info.tag];
 	q = &m->wl->req[info.tag];
 	r->status = 200;
@@ -171,6 +228,24 @@ static void collect(struct sim *m, struct sim_inst *in, uint32_t req)
 		     (double)(info.first_token_ns - info.arrival_ns) / 1e6 : 0;
 	r->tpot_ms = info.tpot_count ? (double)info.tpot_sum_ns / info.tpot_count / 1e6 : 0;
 	r->e2e_ms = (double)(info.finish_ns - info.arrival_ns) / 1e6;
+	r->srv_queue_ms = (double)info.queue_ns / 1e6;
+	r->preemptions = info.swaps_out + info.recomputes;
+	r->recomputed = info.recomputed_tokens;
+	r->prompt_tokens = info.prompt_len;
+	if (h && h->phase == HO_DECODE) {
+		/* The prefill side's first token, then the decode side's (its prompt's last). */
+		uint64_t last = info.last_token_ns ? info.last_token_ns : info.finish_ns;
+
+		r->tokens++;
+		r->ttft_ms = (double)(h->first_ns - h->arrival_ns) / 1e6;
+		r->tpot_ms = r->tokens > 1 ? (double)(last - h->first_ns) / (r->tokens - 1) / 1e6 :
+			     0;
+		r->e2e_ms = (double)(info.finish_ns - h->arrival_ns) / 1e6;
+		r->srv_queue_ms = (double)h->queue_ns / 1e6;
+		r->preemptions += h->preemptions;
+		r->recomputed += h->recomputed;
+		r->prompt_tokens = info.prompt_len - 1;
+	}
 	r->ok = info.state == ACCEL_SCHED_FINISHED && r->tokens >= q->output_len;
 	r->fail = r->ok ? LG_FAIL_NONE : info.state == ACCEL_SCHED_FINISHED ? LG_FAIL_SHORT :
 		  LG_FAIL_INCOMPLETE;
@@ -178,16 +253,63 @@ static void collect(struct sim *m, struct sim_inst *in, uint32_t req)
 	r->srv_ttft_ms = r->ttft_ms;
 	r->srv_tpot_ms = r->tpot_ms;
 	r->srv_e2e_ms = r->e2e_ms;
-	r->srv_queue_ms = (double)info.queue_ns / 1e6;
-	r->preemptions = info.swaps_out + info.recomputes;
-	r->recomputed = info.recomputed_tokens;
-	r->prompt_tokens = info.prompt_len;
-	r->completion_tokens = info.output_tokens;
+	r->completion_tokens = r->tokens;
 	if (info.finish_ns > m->last_finish)
 		m->last_finish = info.finish_ns;
 	accel_sched_remove(in->s, req);
 	in->alive--;
 	m->done++;
+}
+
+/*
+ * --pd: a hand-off lands on decode instance @in: the prompt's full blocks go into its block
+ * manager as cached blocks, and the request is added with its first token as the prompt's last
+ * (admission finds the blocks and computes the partial last block and that token) and one output
+ * fewer to go.
+ */
+static void land(struct sim *m, struct sim_inst *in, size_t idx, uint64_t now)
+{
+	const struct lg_req *q = &m->wl->req[idx];
+	uint64_t bt = (uint64_t)m->p->block_tokens;
+	uint8_t *bytes;
+	int32_t *prompt;
+	size_t len, i;
+	uint32_t req;
+	int ret;
+
+	bytes = lg_prompt_make(q, m->c->seed, idx, &len);
+	prompt = malloc((len + 2) * sizeof(*prompt));
+	if (!bytes || !prompt) {
+		free(bytes);
+		free(prompt);
+		m->nomem = 1;
+		fail_req(m, idx, LG_FAIL_HTTP, "out of memory");
+		return;
+	}
+	for (i = 0; i < len; i++)
+		prompt[i] = bytes[i];
+	if (!len)
+		prompt[len++] = 0;
+	in->demand -= (len + bt - 1) / bt;
+	sim_inst_import(in, prompt, len);
+	prompt[len] = m->ho[idx].token;
+	ACCEL_OPTS(accel_sched_req_opts, o, .tag = idx, .prompt = prompt, .prompt_len = len + 1,
+		   .max_output = q->output_len - 1, .priority = q->priority,
+		   .client = client_id(m, q->client), .arrival_ns = now,
+		   .ttft_slo_ns = (uint64_t)llround(q->tpot_slo_ms * 1e6),
+		   .tpot_slo_ns = (uint64_t)llround(q->tpot_slo_ms * 1e6));
+	if (!strcmp(q->cls, "offline"))
+		o.flags = ACCEL_SCHED_REQ_OFFLINE;
+	ret = add_to(m, in, &o, now, &req);
+	free(bytes);
+	free(prompt);
+	if (ret) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "refused by the decode instance: %s",
+			 ret == -E2BIG ? "more than its KV cache holds" : strerror(-ret));
+		fail_req(m, idx, LG_FAIL_HTTP, msg);
+	}
 }
 
 /* A token of request @tag at @now: the gap since its last one. */
@@ -237,6 +359,8 @@ static void step_end(struct sim *m, struct sim_inst *in, uint64_t now)
 			res.token = (int32_t)((r->tag * 2654435761u + r->start + r->tokens) %
 					      50000);
 			token(m, r->tag, now);
+			if (m->ho)
+				m->ho[r->tag].token = res.token;
 		}
 		accel_sched_update(in->s, r->req, &res, now);
 	}
@@ -306,6 +430,9 @@ static void handle(struct sim *m, const struct sim_event *ev)
 	case SIM_EV_TICK:
 		in->tick_pending = 0;
 		break;
+	case SIM_EV_HANDOFF:
+		land(m, in, ev->arg, ev->t_ns);
+		break;
 	}
 }
 
@@ -331,7 +458,9 @@ static int setup(struct sim *m, char *err, size_t errlen)
 	m->loads = calloc(m->nr_inst, sizeof(*m->loads));
 	m->last_tok = calloc(n + 1, sizeof(*m->last_tok));
 	m->gap_cap = calloc(n + 1, sizeof(*m->gap_cap));
-	if (!m->inst || !m->loads || !m->last_tok || !m->gap_cap) {
+	if (c->pd_prefill)
+		m->ho = calloc(n + 1, sizeof(*m->ho));
+	if (!m->inst || !m->loads || !m->last_tok || !m->gap_cap || (c->pd_prefill && !m->ho)) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -357,6 +486,7 @@ static void teardown(struct sim *m)
 	sim_heap_free(&m->h);
 	free(m->inst);
 	free(m->loads);
+	free(m->ho);
 	free(m->last_tok);
 	free(m->gap_cap);
 }

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * kvaccel-sim - one simulated engine: libaccel's own scheduler (accel_sched_*) and block manager
- * (accel_bm_*) make every decision; the clock is the profile's latency model. The loop:
- * accel_sched_step(now) -> the step's duration from the profile -> accel_sched_update() of every
- * run at now + duration; swaps reported with accel_sched_swap_done() at their simulated end
- * (bytes over the host link plus a fixed cost, one transfer at a time per direction). Events of
- * the same instant are all handled before the next step starts; a step that runs nothing while
- * requests are alive is polled again one empty step's time later. Operator-level yields: an
- * arrival during a step after which accel_sched_should_yield() says so cuts the step's prefill
- * chunks at a layer boundary (ACCEL_SCHED_RES_YIELDED; Documentation/sim.rst, "The model").
+ * kvaccel-sim - the simulated engines: one, several behind a dispatcher (--instances), or prefill
+ * and decode instances apart (--pd). libaccel's own scheduler (accel_sched_*) and block manager
+ * (accel_bm_*) make every decision of each instance (instance.h); the clock is the profile's
+ * latency model. Per instance: accel_sched_step(now) -> the step's duration from the profile ->
+ * accel_sched_update() of every run at now + duration; swaps reported with
+ * accel_sched_swap_done() at their simulated end (bytes over the host link plus a fixed cost,
+ * one transfer at a time per direction). Events of the same instant are all handled before the
+ * idle instances step; a step that runs nothing while requests are alive is polled again one
+ * empty step's time later. Operator-level yields: an arrival during a step after which
+ * accel_sched_should_yield() says so cuts the step's prefill chunks at a layer boundary
+ * (ACCEL_SCHED_RES_YIELDED). Documentation/sim.rst, "The model".
  */
 #ifndef SIM_ENGINE_H
 #define SIM_ENGINE_H
@@ -76,10 +78,10 @@ struct sim_totals {
 };
 
 /*
- * Simulate @wl (sorted by arrival) on one engine; res has wl->n entries, zeroed by the caller,
- * each request's result as kvaccel-loadgen would have measured it (gaps_ms allocated: free with
- * lg_results_free()). -1 with err on a setup error (the scheduler's configuration refused, no
- * memory).
+ * Simulate @wl (sorted by arrival) on the engines @c names; res has wl->n entries, zeroed by
+ * the caller, each request's result as kvaccel-loadgen would have measured it (gaps_ms
+ * allocated: free with lg_results_free()). -1 with err on a setup error (the scheduler's
+ * configuration refused, no memory, --pd with a profile naming no link between instances).
  */
 int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_result *res,
 	    struct sim_totals *t, char *err, size_t errlen);
