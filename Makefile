@@ -405,8 +405,9 @@ $(B)/tools/kvaccel-sim: tools/sim/cli.c tools/sim/main.c $(SIM_DEPS)
 	@$(CC) $(USER_CFLAGS) $(SIM_CFLAGS) -o $@ tools/sim/cli.c tools/sim/main.c $(SIM_SRCS) \
 		$(LOADGEN_SRCS) $(SCHED_TEST_SRCS) $(SIM_LIBS)
 
-# The event core; the engine against closed forms (a single request, M/D/1), determinism, no
-# request dropped under any policy; the profile loader (cmocka, ASan/UBSan).
+# The event core; the engine against closed forms (a single request, M/D/1, a yield, a
+# prefill/decode hand-off), determinism, no request dropped under any policy, dispatch over
+# several instances; the profile loader (cmocka, ASan/UBSan).
 $(foreach t,$(SIM_TESTS),$(B)/native/sim_$(t)): $(B)/native/sim_%: tests/sim/%_unit.c $(SIM_DEPS)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"

@@ -112,6 +112,8 @@ static int add_to(struct sim *m, struct sim_inst *in, const struct accel_sched_r
 	uint32_t bt = (uint32_t)m->p->block_tokens;
 	int ret = sim_inst_add(in, o, (uint32_t)((o->prompt_len + bt - 1) / bt), req);
 
+	in->touched = 1;
+
 	if (!ret && in->busy && !m->c->no_yield && accel_sched_should_yield(in->s) > 0 &&
 	    sim_inst_cut(in, &m->h, now))
 		m->nomem = 1;
@@ -421,14 +423,18 @@ static void handle(struct sim *m, const struct sim_event *ev)
 			m->nomem = 1;
 		break;
 	case SIM_EV_STEP_END:
-		if (ev->arg == in->step_gen)	/* else: a cut step's first end */
-			step_end(m, in, ev->t_ns);
+		if (ev->arg != in->step_gen)	/* a cut step's first end: nothing */
+			break;
+		step_end(m, in, ev->t_ns);
+		in->touched = 1;
 		break;
 	case SIM_EV_SWAP_DONE:
 		accel_sched_swap_done(in->s, ev->arg, 0, ev->t_ns);
+		in->touched = 1;
 		break;
 	case SIM_EV_TICK:
 		in->tick_pending = 0;
+		in->touched = 1;
 		break;
 	case SIM_EV_HANDOFF:
 		land(m, in, ev->arg, ev->t_ns);
@@ -584,8 +590,9 @@ int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_
 			handle(&m, &ev);
 		}
 		for (i = 0; i < m.nr_inst; i++) {
-			if (!m.inst[i].busy)
+			if (m.inst[i].touched && !m.inst[i].busy)
 				step(&m, &m.inst[i], ev.t_ns);
+			m.inst[i].touched = 0;
 			if (m.inst[i].nomem)
 				m.nomem = 1;
 		}

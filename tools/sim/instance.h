@@ -40,6 +40,7 @@ struct sim_inst {
 	uint32_t layers;		/* the profile's */
 	uint32_t max_req, idle_ticks;
 	int busy, cut, tick_pending, nomem;
+	int touched;			/* an event of this instant concerned it: it steps if idle */
 	size_t alive;			/* requests added and not collected */
 	/* The dispatcher's view: prompts waiting, in the order they came (by request id). */
 	uint64_t demand;		/* blocks the waiting prompts need */
