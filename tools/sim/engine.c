@@ -519,6 +519,10 @@ static void unfinished(struct sim *m)
 			if (accel_sched_req_info(in->s, id, &info) || info.tag >= m->wl->n ||
 			    m->res[info.tag].status || info.state >= ACCEL_SCHED_NR_STATES)
 				continue;
+			/* A decode side's count leaves out the prefill side's first token. */
+			if (m->ho && m->ho[info.tag].phase == HO_DECODE &&
+			    in->role == SIM_ROLE_DECODE)
+				info.output_tokens++;
 			snprintf(msg, sizeof(msg), "never finished: left %s with %llu of %u tokens",
 				 state_names[info.state], (unsigned long long)info.output_tokens,
 				 m->wl->req[info.tag].output_len);
