@@ -113,7 +113,6 @@ static int add_to(struct sim *m, struct sim_inst *in, const struct accel_sched_r
 	int ret = sim_inst_add(in, o, (uint32_t)((o->prompt_len + bt - 1) / bt), req);
 
 	in->touched = 1;
-
 	if (!ret && in->busy && !m->c->no_yield && accel_sched_should_yield(in->s) > 0 &&
 	    sim_inst_cut(in, &m->h, now))
 		m->nomem = 1;
