@@ -391,12 +391,12 @@ $(B)/native/loadgen_cli: tests/loadgen/cli.sh tests/lib/cli-tap.sh $(B)/tools/kv
 # simulator's own event core, profile loader, engine model, CLI and report.
 
 SIM_SRCS	:= tools/sim/event.c tools/sim/profile.c tools/sim/engine.c tools/sim/output.c \
-		   tools/sim/calibrate.c
+		   tools/sim/instance.c tools/sim/dispatch.c tools/sim/calibrate.c
 SIM_HDRS	:= $(wildcard tools/sim/*.h)
 SIM_DEPS	:= $(SIM_SRCS) $(SIM_HDRS) $(LOADGEN_SRCS) $(LOADGEN_HDRS) $(SCHED_DEPS)
 SIM_CFLAGS	:= -Itools/sim -Itools/loadgen -Ilibaccel/include -Ilibaccel/src -pthread
 SIM_LIBS	:= -ljson-c -lcrypto -lm
-SIM_TESTS	:= event engine calibrate
+SIM_TESTS	:= event engine profile calibrate
 TOOL_BINS	+= $(B)/tools/kvaccel-sim
 NATIVE_BINS	+= $(foreach t,$(SIM_TESTS),$(B)/native/sim_$(t)) $(B)/native/sim_cli
 
@@ -406,8 +406,9 @@ $(B)/tools/kvaccel-sim: tools/sim/cli.c tools/sim/main.c $(SIM_DEPS)
 	@$(CC) $(USER_CFLAGS) $(SIM_CFLAGS) -o $@ tools/sim/cli.c tools/sim/main.c $(SIM_SRCS) \
 		$(LOADGEN_SRCS) $(SCHED_TEST_SRCS) $(SIM_LIBS)
 
-# The event core; the engine against closed forms (a single request, M/D/1), determinism, no
-# request dropped under any policy; the profile loader (cmocka, ASan/UBSan).
+# The event core; the engine against closed forms (a single request, M/D/1, a yield, a
+# prefill/decode hand-off), determinism, no request dropped under any policy, dispatch over
+# several instances; the profile loader (cmocka, ASan/UBSan).
 $(foreach t,$(SIM_TESTS),$(B)/native/sim_$(t)): $(B)/native/sim_%: tests/sim/%_unit.c $(SIM_DEPS)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"

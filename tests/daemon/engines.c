@@ -2122,7 +2122,7 @@ static int64_t round_trip(struct pair *p, uint64_t tag)
  * dropped when their queues pass the bound, and the daemon's fds and
  * memory come back to where they were.
  */
-TEST_F(kvd, slow_reader_never_stalls_the_loop)
+TEST_F_TIMEOUT(kvd, slow_reader_never_stalls_the_loop, 300)
 {
 	const char *extra[] = { "--handoff-timeout", "1500", "--high-watermark", "16M",
 				"--low-watermark", "8M", NULL };

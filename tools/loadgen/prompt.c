@@ -10,7 +10,7 @@
 #include "rng.h"
 #include "workload.h"
 
-#define HASH_BLOCK 512
+#define HASH_BLOCK LG_HASH_BLOCK
 
 static void fill(uint8_t *p, size_t n, uint64_t key)
 {

@@ -10,8 +10,8 @@
 
 enum {
 	O_TRACE = LG_WL_OPT, O_TSCALE, O_LIMIT, O_MAXIN, O_MAXOUT, O_SYNTH, O_REQS, O_RATE,
-	O_ARR, O_CV, O_BURST, O_INPUT, O_OUTPUT, O_CLASS, O_CLIENTS, O_TTFT, O_TPOT, O_SEED,
-	O_END,
+	O_ARR, O_CV, O_BURST, O_INPUT, O_OUTPUT, O_CLASS, O_CLIENTS, O_TTFT, O_TPOT, O_DIURNAL,
+	O_SESSIONS, O_THINK, O_SEED, O_END,
 };
 
 const struct option lg_wl_options[LG_WL_NR_OPTS] = {
@@ -32,6 +32,9 @@ const struct option lg_wl_options[LG_WL_NR_OPTS] = {
 	{ "clients", required_argument, NULL, O_CLIENTS },
 	{ "ttft-slo-ms", required_argument, NULL, O_TTFT },
 	{ "tpot-slo-ms", required_argument, NULL, O_TPOT },
+	{ "diurnal", required_argument, NULL, O_DIURNAL },
+	{ "sessions", required_argument, NULL, O_SESSIONS },
+	{ "think", required_argument, NULL, O_THINK },
 	{ "seed", required_argument, NULL, O_SEED },
 };
 
@@ -53,7 +56,11 @@ const char lg_wl_usage[] =
 	"  --class NAME:WEIGHT:PRIORITY:TTFT_MS:TPOT_MS   a class of the mix (repeatable;\n"
 	"                      a class named offline is best effort)\n"
 	"  --clients N         synthetic: clients c0..cN-1, round robin\n"
-	"  --ttft-slo-ms MS --tpot-slo-ms MS   the SLO of requests without one (default none)\n";
+	"  --ttft-slo-ms MS --tpot-slo-ms MS   the SLO of requests without one (default none)\n"
+	"  --diurnal PERIOD_S:AMPLITUDE   poisson: rate x (1 + A sin(2 pi t / PERIOD_S))\n"
+	"  --sessions N:TURNS  synthetic: N conversations of TURNS turns (N x TURNS requests),\n"
+	"                      each turn's prompt the previous turn's prompt and output and more\n"
+	"  --think S           sessions: mean think time between turns (default 10)\n";
 
 int lg_opt_bad(const char *prog, const char *opt, const char *v, const char *why)
 {
@@ -103,6 +110,7 @@ void lg_wl_defaults(struct lg_wl_cli *w)
 	w->sopt.seed = 1;
 	w->sopt.input = (struct lg_dist){ LG_DIST_LOGNORMAL, 6.6, 1.0 };
 	w->sopt.output = (struct lg_dist){ LG_DIST_LOGNORMAL, 5.0, 0.9 };
+	w->sopt.think_s = 10;
 }
 
 /* A whole number into *u: 0, or -1 said. */
@@ -114,6 +122,7 @@ int lg_wl_parse(const char *prog, int opt, const char *arg, struct lg_wl_cli *w)
 	struct lg_trace_opts *t = &w->topt;
 	unsigned long long u;
 	const char *name;
+	char tail;
 	double d;
 
 	if (opt < LG_WL_OPT || opt > O_SEED)
@@ -193,6 +202,27 @@ int lg_wl_parse(const char *prog, int opt, const char *arg, struct lg_wl_cli *w)
 		else
 			t->tpot_slo_ms = s->tpot_slo_ms = d;
 		return 0;
+	case O_DIURNAL:
+		if (sscanf(arg, "%lf:%lf%c", &s->diurnal_period_s, &s->diurnal_amp, &tail) != 2 ||
+		    !(s->diurnal_period_s > 0) || !isfinite(s->diurnal_period_s) ||
+		    !(s->diurnal_amp >= 0 && s->diurnal_amp <= 1))
+			return lg_opt_bad(prog, name, arg, "not PERIOD_S:AMPLITUDE (period > 0, "
+					  "0 <= amplitude <= 1)");
+		return 0;
+	case O_SESSIONS: {
+		unsigned long long n, k;
+		int used = 0;
+
+		if (*arg == '-' || sscanf(arg, "%llu:%llu%n", &n, &k, &used) != 2 || arg[used] ||
+		    !n || !k || n > 1u << 24 || k > 1u << 16 || n * k > 1ULL << 32)
+			return lg_opt_bad(prog, name, arg, "not N:TURNS (N 1..16777216, TURNS "
+					  "1..65536, N x TURNS at most 2^32)");
+		s->sessions = n;
+		s->turns = k;
+		return 0;
+	}
+	case O_THINK:
+		return lg_opt_real(prog, name, arg, 0, &s->think_s);
 	default:	/* O_SEED */
 		if (WHOLE(0, UINT64_MAX))
 			return -1;
@@ -205,6 +235,10 @@ int lg_wl_check(const char *prog, const struct lg_wl_cli *w, const char *usage)
 {
 	if (!!w->trace == w->synthetic) {
 		fprintf(stderr, "%s: give one of --trace FILE and --synthetic\n%s", prog, usage);
+		return -1;
+	}
+	if (w->sopt.diurnal_amp > 0 && w->sopt.arrival != LG_ARR_POISSON) {
+		fprintf(stderr, "%s: --diurnal: only with --arrival poisson\n", prog);
 		return -1;
 	}
 	return 0;

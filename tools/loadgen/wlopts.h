@@ -16,7 +16,7 @@
  * terminator: a tool copies them after its own and ends the array).
  */
 #define LG_WL_OPT	512
-#define LG_WL_NR_OPTS	18
+#define LG_WL_NR_OPTS	21
 
 extern const struct option lg_wl_options[LG_WL_NR_OPTS];
 /* Their usage lines, for a tool's --help. */

@@ -25,6 +25,7 @@ struct lg_req {
 	uint32_t *hash_ids;		/* Mooncake block hashes (512 tokens each), or NULL */
 	uint32_t nr_hash_ids;
 	size_t line;			/* its line in the trace (0: synthetic) */
+	uint32_t session, turn;		/* synthetic sessions: 1-based (0: none) */
 };
 
 struct lg_workload {
@@ -80,7 +81,26 @@ struct lg_synth_opts {
 	double ttft_slo_ms, tpot_slo_ms;
 	unsigned int clients;		/* requests spread over "c0".."cN-1" round robin (0: none) */
 	uint64_t seed;
+	/*
+	 * Poisson only: the rate swings as rate x (1 + amplitude x sin(2 pi t / period)), by
+	 * thinning (period 0 or amplitude 0: none).
+	 */
+	double diurnal_period_s, diurnal_amp;
+	/*
+	 * Sessions (0: none): @sessions conversations of @turns requests each (requests is then
+	 * sessions x turns), starting at rate / turns; turn k's prompt is turn k-1's prompt and
+	 * output and a new message drawn from input; it arrives think_s (mean, exponential) after
+	 * turn k-1's guessed end, its arrival + LG_TURN_TPOT_S a token of its output. Every 512
+	 * tokens of a session's history get one hash id, so equal prefixes are equal bytes.
+	 */
+	uint32_t sessions, turns;
+	double think_s;
 };
+
+/* A session turn's guessed time per output token, for the next turn's arrival (open loop). */
+#define LG_TURN_TPOT_S 0.05
+/* Tokens a hash id covers (lg_prompt_make(), Mooncake's blocks). */
+#define LG_HASH_BLOCK 512
 
 /* Parse "fixed:N", "uniform:A:B", "lognormal:MU:SIGMA"; -1 if malformed. */
 int lg_dist_parse(const char *s, struct lg_dist *d);

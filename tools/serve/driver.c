@@ -626,10 +626,34 @@ void serve_driver_wait(struct serve_driver *d, const int *fds, uint32_t n, int t
 		;
 }
 
-int serve_driver_run_all(struct serve_driver *d, uint64_t *steps)
+/* Requests neither finished nor aborted, or -errno. */
+static int64_t alive(struct serve_driver *d)
 {
 	struct accel_sched_stats ss = { .sz = sizeof(ss) };
+	int ret = accel_sched_stats(d->sched, &ss);
+
+	if (ret)
+		return ret;
+	return (int64_t)ss.requests - ss.in_state[ACCEL_SCHED_FINISHED] -
+	       ss.in_state[ACCEL_SCHED_ABORTED];
+}
+
+int serve_driver_idle_ms(struct serve_driver *d)
+{
+	struct accel_sched_stats ss = { .sz = sizeof(ss) };
+	uint64_t ms;
+
+	if (alive(d) <= 0 || accel_sched_stats(d->sched, &ss))
+		return -1;
+	ms = (ss.step_ns + 999999) / 1000000;
+	return ms < 1 ? 1 : ms > 100 ? 100 : (int)ms;
+}
+
+int serve_driver_run_all(struct serve_driver *d, uint64_t *steps)
+{
+	uint32_t idle = 0;
 	uint64_t n = 0;
+	int64_t left;
 	int ret;
 
 	for (;;) {
@@ -641,14 +665,21 @@ int serve_driver_run_all(struct serve_driver *d, uint64_t *steps)
 		n++;
 		if (ret && !st.runs && atomic_load(&d->swaps_in_flight))
 			serve_driver_wait(d, NULL, 0, 100);	/* a swap's end wakes it */
-		if (ret)
+		if (ret) {
+			idle = 0;
 			continue;
-		ret = accel_sched_stats(d->sched, &ss);
-		if (ret)
+		}
+		left = alive(d);
+		if (left <= 0) {
+			ret = (int)left;
 			break;
-		ret = ss.requests > ss.in_state[ACCEL_SCHED_FINISHED] +
-		      ss.in_state[ACCEL_SCHED_ABORTED] ? -EDEADLK : 0;
-		break;
+		}
+		/* Alive but nothing to do now: the clock may change that (slo's pacing). */
+		if (++idle > 1000) {
+			ret = -EDEADLK;
+			break;
+		}
+		serve_driver_wait(d, NULL, 0, serve_driver_idle_ms(d));
 	}
 	if (steps)
 		*steps = n;

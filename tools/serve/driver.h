@@ -95,7 +95,18 @@ int serve_driver_step(struct serve_driver *d, struct serve_driver_step *st);
  * completion or one of @n @fds (-1 entries ignored) to become readable.
  */
 void serve_driver_wait(struct serve_driver *d, const int *fds, uint32_t n, int timeout_ms);
-/** Step until every request finished; *steps (may be NULL) counts them; -EDEADLK: stuck. */
+/**
+ * How long an engine whose step returned 0 may wait for an event, in ms:
+ * -1 (forever) when no request is alive, else about a step's time, since
+ * time-based decisions (slo's pacing) may let a request run without any
+ * event once the clock has moved.
+ */
+int serve_driver_idle_ms(struct serve_driver *d);
+/**
+ * Step until every request finished (polling serve_driver_idle_ms() apart
+ * while nothing runs); *steps (may be NULL) counts them; -EDEADLK: stuck
+ * (1000 polls in a row with nothing run).
+ */
 int serve_driver_run_all(struct serve_driver *d, uint64_t *steps);
 
 /** A request as the engine and the scheduler see it. */

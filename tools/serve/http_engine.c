@@ -318,11 +318,15 @@ static void *engine_main(void *arg)
 		h->st.swap_in_blocks += ss.swap_in_blocks;
 		pthread_mutex_unlock(&h->mu);
 		if (!ret) {
-			/* Idle until a job, a cancel, a swap completion or the daemon. */
+			/*
+			 * Idle until a job, a cancel, a swap completion or the
+			 * daemon; with requests alive, no longer than a step (a
+			 * paced decode runs once the clock has moved).
+			 */
 			int fds[2] = { h->efd, serve_kvd_fd(h->o.kvd) };
 
 			deliver(&g, false);
-			serve_driver_wait(h->o.driver, fds, 2, -1);
+			serve_driver_wait(h->o.driver, fds, 2, serve_driver_idle_ms(h->o.driver));
 		}
 		if (h->o.kvd) {
 			struct pollfd pf = { .fd = serve_kvd_fd(h->o.kvd), .events = POLLIN };

@@ -129,7 +129,7 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 	struct serve_driver_opts sched = c->sched;
 	uint64_t steps = 0, tokens = 0, gen = 0, swaps = 0, drops = 0, *alone = NULL;
 	struct accel_sched_stats ss = { .sz = sizeof(ss) };
-	uint32_t i, j, n, handle[SERVE_CLI_PROMPTS] = { 0 }, added = 0, mismatched = 0;
+	uint32_t i, j, n, handle[SERVE_CLI_PROMPTS] = { 0 }, added = 0, mismatched = 0, idle = 0;
 	struct serve_kvd *kvd = NULL;
 	struct serve_driver_info in;
 	struct serve_stack s;
@@ -198,13 +198,21 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 			if (poll(&pf, 1, 0) > 0)
 				serve_kvd_dispatch(kvd);
 		}
-		if (ret)
+		if (ret) {
+			idle = 0;
 			continue;
+		}
 		if (added < c->nr_prompts)
 			continue;	/* idle until the next arrival's step */
 		serve_driver_stats(s.driver, &ss);
-		ret = ss.requests > ss.in_state[ACCEL_SCHED_FINISHED] ? -EDEADLK : 0;
-		break;
+		if (ss.requests == ss.in_state[ACCEL_SCHED_FINISHED])
+			break;
+		/* Alive but nothing to do now: the clock may change that (slo's pacing). */
+		if (++idle > 1000) {
+			ret = -EDEADLK;
+			break;
+		}
+		serve_driver_wait(s.driver, NULL, 0, serve_driver_idle_ms(s.driver));
 	}
 	t0 = now() - t0;
 	if (ret) {

@@ -69,11 +69,13 @@ done
 
 # The same workload and settings in the simulator.
 wl=$(cat "$out/validation.workload")
-# The engine's options as the simulator's (budget, chunk, running requests, policy, preemption).
+# The engine's options as the simulator's (budget, chunk, running requests, policy, preemption,
+# no yields).
 eng=$(awk '{ for (i = 1; i < NF; i++) {
 	if ($i == "--budget" || $i == "--chunk" || $i == "--policy" || $i == "--preempt")
 		printf "%s %s ", $i, $(i + 1);
-	if ($i == "--max-running") printf "--max-seqs %s ", $(i + 1) } }' "$out/options")
+	if ($i == "--max-running") printf "--max-seqs %s ", $(i + 1)
+	if ($i == "--no-yield") printf "--no-yield " } }' "$out/options")
 echo "sim-validate: kvaccel-sim --profile $out/serve.profile $wl $eng"
 # shellcheck disable=SC2086
 "$sim" --profile "$out/serve.profile" $wl $eng --json > "$out/validation.sim.json" || exit 1

@@ -134,7 +134,7 @@ struct accel_sched {
 	uint32_t nr_inflight;
 	uint32_t nr_prefill_runs;	/* the step's, while it runs */
 	uint32_t yield_ref;	/* the most preemptable prefill in flight */
-	bool admit_blocked;	/* the last step's admissions stopped short of blocks */
+	bool admit_blocked;	/* the last step's admissions or a running chunk were short of blocks */
 
 	/* Swaps to hand out with the next step, in order. */
 	uint32_t *pend_swaps;

@@ -316,8 +316,8 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 	 */
 	demand = (s->waitq.n || s->swapq.n) && nr_active(s) < s->cfg.max_seqs &&
 		 !s->admit_blocked;
-	/* Every prefilling request is running. */
-	if (s->st.in_state[ACCEL_SCHED_PREFILLING])
+	/* Every prefilling request is running (but may be short of blocks too). */
+	if (s->st.in_state[ACCEL_SCHED_PREFILLING] && !s->admit_blocked)
 		demand = true;
 
 	/*
@@ -442,6 +442,13 @@ ACCEL_EXPORT int accel_sched_step(struct accel_sched *s, uint64_t now_ns,
 			ret = sched_preempt_for(s, r, true, out, &budget);
 			if (ret)
 				grown_preempt = true;
+			/*
+			 * A running chunk short of blocks (preempted itself, or
+			 * nothing to preempt): the decodes paced for it run next
+			 * step, else they and it could both wait step after step.
+			 */
+			if (ret != 1)
+				blocked = true;
 			if (ret == 2)
 				pi++;
 			if (!ret)

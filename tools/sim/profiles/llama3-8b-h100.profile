@@ -20,8 +20,10 @@
 #   50 % of about 990 TFLOP/s dense bf16: 0.53 ms per (1k tokens)^2, 0.53e-3 us per token^2.
 # - Memory: 80 GiB x 0.9 - 14.96 GiB of weights (8.03e9 x 2 bytes) - 4 GiB of activations and
 #   CUDA graphs (an assumption).
-# - Host link: PCIe Gen5 x16, about 55 GB/s usable (latency-anchors.md), 20 us per transfer;
-#   256 GiB of pinned host memory for the swap tier.
+# - Host link: the pcie5 preset (PCIe Gen5 x16, 55 GB/s usable, 20 us per transfer:
+#   Documentation/sim.rst, "Links"); 256 GiB of pinned host memory for the swap tier.
+# - Link between instances: nvlink4 (405 GB/s, 10 us), prefill and decode instances on GPUs of
+#   one DGX H100 node.
 name = llama3-8b-h100
 model = Llama-3-8B
 gpu = H100-SXM5-80GB
@@ -36,9 +38,11 @@ mem_util = 0.9
 weights_gib = 14.96
 reserve_gib = 4
 host_mem_gib = 256
-swap_gbps = 55
-swap_transfer_us = 20
+swap_link = pcie5
+net_link = nvlink4
 step_floor_us = 6090
+# The floor is the linear part's (the weights' read at n <= 32): attention adds to it.
+floor_linear = 1
 step_base_us = 2080
 prefill_token_us = 20.8
 decode_token_us = 20.8
