@@ -230,6 +230,9 @@ static void aborted(struct sim *m, uint64_t tag, uint32_t tokens)
 	uint32_t out = m->wl->req[tag].output_len;
 
 	if (m->why && m->why[tag] == ABORT_TIMEOUT) {
+		/* A token of a step in flight when the client gave up never reached it. */
+		r->tokens = 0;
+		r->ttft_ms = r->tpot_ms = 0;
 		m->t->timeouts++;
 		snprintf(r->msg, sizeof(r->msg), "aborted by its client: no first token %g ms "
 			 "after its arrival (--client-timeout-ms)", m->c->client_timeout_ms);

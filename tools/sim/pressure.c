@@ -27,8 +27,14 @@ static uint64_t hold_take(struct sim_inst *in, struct sim_hold *k, uint64_t n)
 		return 0;
 	for (i = 0; i < bt; i++)
 		tok[i] = HOLD_TOKEN;
-	if (n > avail)
-		n = avail;
+	if (n > avail) {
+		/* What the round released may sit as cached blocks or copies a move left. */
+		int ret = accel_bm_evict(in->bm, k->tier, (uint32_t)(n - avail));
+
+		avail += ret > 0 ? (uint32_t)ret : 0;
+		if (n > avail)
+			n = avail;
+	}
 	for (; got < n; got++) {
 		ACCEL_OPTS(accel_bm_plan, plan);
 		int ret = k->held || got ? accel_bm_append(in->bm, k->seq, tok, bt, NULL, &plan) :
