@@ -797,6 +797,36 @@ static void test_pressure_nothing(void **state)
 }
 
 /*
+ * Periodic rounds faster than a request's prefill (in chunks: a round is answered between two
+ * steps), recompute only: each drops it again, so it would never end; after 1000 rounds in a row with no request ending they stop, and it finishes.
+ */
+static void test_pressure_livelock(void **state)
+{
+	struct lg_workload wl = { 0 };
+	struct sim_profile p;
+	struct sim_config c = { .prof = &p, .preempt = ACCEL_SCHED_PREEMPT_RECOMPUTE,
+				.chunk_tokens = 256, .nr_pressure = 1 };
+	struct lg_result *res;
+	struct sim_totals t;
+
+	(void)state;
+	toy_profile(&p);
+	add_req(&wl, 0.5, 1500, 20);
+	c.pressure[0] = (struct sim_pressure){ .at_s = 0.001, .every_s = 0.001, .tier = 0,
+					       .blocks = 1000, .inst = -1 };
+	res = run(&c, &wl, &t);
+	print_message("# %llu rounds, %u recomputes, %llu recomputed tokens\n",
+		      (unsigned long long)t.pressure_rounds, (unsigned)t.pressure_recomputed,
+		      (unsigned long long)t.recomputed_tokens);
+	assert_true(t.pressure_stopped);
+	assert_true(t.pressure_recomputed >= 100);
+	assert_true(t.pressure_rounds >= 1000);
+	all_ok(&wl, res, "livelock");
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+/*
  * Overload with a tight first-token timeout: some requests are aborted by their client (failed,
  * incomplete, with the message), every other finishes whole; --abort-frac aborts others during
  * their decode; no block is left referenced at the end. On one instance and under --pd 1:1.
@@ -926,6 +956,7 @@ int main(void)
 		cmocka_unit_test(test_pd_bursty),
 		cmocka_unit_test(test_pressure),
 		cmocka_unit_test(test_pressure_nothing),
+		cmocka_unit_test(test_pressure_livelock),
 		cmocka_unit_test(test_client_aborts),
 		cmocka_unit_test(test_swap_failures),
 		cmocka_unit_test(test_events_determinism),

@@ -22,6 +22,11 @@
 /* Every time is offset by this: 0 means "not yet" in the scheduler's accounting. */
 #define T0_NS		1000000000ull
 #define MAX_CLIENTS	64
+/*
+ * Periodic pressure rounds in a row (every instance's) with no request ending between them after
+ * which they stop: rounds that take more than requests can make between them would never end.
+ */
+#define MAX_STALE_ROUNDS	1000
 /* Empty polls in a row after which requests left are given up as stuck. */
 #define MAX_IDLE_TICKS	1000
 
@@ -59,6 +64,8 @@ struct sim {
 	uint64_t last_ev;		/* the last engine event's time (not the events below) */
 	size_t nr_side;			/* pressure, hold-end and timeout events in the heap */
 	size_t nr_periodic;		/* --pressure-every rounds in the heap */
+	size_t periodic_done;		/* requests done at the last periodic round */
+	uint32_t periodic_stale;	/* periodic rounds in a row with no request ending */
 	uint8_t *at_inst;		/* per request: the instance it is on, its id there */
 	uint32_t *at_req;
 	uint8_t *why;			/* per request: ABORT_* */
@@ -414,7 +421,11 @@ static void pressure(struct sim *m, struct sim_inst *in, uint32_t idx, uint64_t 
 	m->nr_side--;
 	if (p->every_s > 0) {
 		m->nr_periodic--;
-		if (m->done < m->wl->n) {
+		m->periodic_stale = m->done == m->periodic_done ? m->periodic_stale + 1 : 0;
+		m->periodic_done = m->done;
+		if (m->periodic_stale >= MAX_STALE_ROUNDS)
+			m->t->pressure_stopped = 1;
+		else if (m->done < m->wl->n) {
 			if (sim_heap_push(&m->h, now + (uint64_t)llround(p->every_s * 1e9),
 					  SIM_EV(SIM_EV_PRESSURE, in->id), idx))
 				m->nomem = 1;
@@ -512,9 +523,9 @@ static void handle(struct sim *m, const struct sim_event *ev)
 		idx = ev->arg;
 		arrive(m, idx, ev->t_ns);
 		if (m->c->client_timeout_ms > 0 && !m->res[idx].status) {
-			if (sim_heap_push(&m->h, ev->t_ns + (uint64_t)llround(m->c->client_timeout_ms *
-									   1e6),
-					  SIM_EV_TIMEOUT, idx))
+			uint64_t at = ev->t_ns + (uint64_t)llround(m->c->client_timeout_ms * 1e6);
+
+			if (sim_heap_push(&m->h, at, SIM_EV_TIMEOUT, idx))
 				m->nomem = 1;
 			m->nr_side++;
 		}
@@ -578,8 +589,8 @@ static int events_setup(struct sim *m, char *err, size_t errlen)
 		const struct sim_pressure *p = &c->pressure[i];
 
 		if (p->tier > 1 || (p->tier == 1 && !host)) {
-			snprintf(err, errlen, "a pressure round on tier %u: no such tier%s", p->tier,
-				 p->tier == 1 ? " (no host tier)" : "");
+			snprintf(err, errlen, "a pressure round on tier %u: no such tier%s",
+				 p->tier, p->tier == 1 ? " (no host tier)" : "");
 			return -1;
 		}
 		if (p->inst >= 0 && (uint32_t)p->inst >= m->nr_inst) {

@@ -105,6 +105,7 @@ struct sim_totals {
 	uint64_t client_aborts;		/* aborted during their decode by --abort-frac */
 	uint64_t swap_fails_injected;	/* swap transfers --swap-fail-frac failed */
 	uint64_t end_used_blocks;	/* referenced by sequences when the run ended, every tier */
+	int pressure_stopped;		/* --pressure-every stopped: 1000 rounds, none ended */
 };
 
 /*

@@ -58,6 +58,9 @@ static void events_table(FILE *f, const struct sim_totals *t)
 		(unsigned long long)t->pressure_recomputed, (unsigned long long)t->pressure_held,
 		(unsigned long long)t->timeouts, (unsigned long long)t->client_aborts,
 		(unsigned long long)t->swap_fails_injected);
+	if (t->pressure_stopped)
+		fprintf(f, "events: the periodic pressure rounds stopped after 1000 in a row "
+			"with no request ending between them\n");
 }
 
 static double util(const struct sim_totals *t)
@@ -149,6 +152,7 @@ static void events_obj(json_object *o, const struct sim_totals *t)
 	json_object_object_add(o, "client_aborts", u64(t->client_aborts));
 	json_object_object_add(o, "swap_fails_injected", u64(t->swap_fails_injected));
 	json_object_object_add(o, "end_used_blocks", u64(t->end_used_blocks));
+	json_object_object_add(o, "pressure_stopped", json_object_new_boolean(t->pressure_stopped));
 }
 
 static json_object *engine_obj(const struct sim_config *c, const struct sim_totals *t)
