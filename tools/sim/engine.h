@@ -10,7 +10,9 @@
  * idle instances step; a step that runs nothing while requests are alive is polled again one
  * empty step's time later. Operator-level yields: an arrival during a step after which
  * accel_sched_should_yield() says so cuts the step's prefill chunks at a layer boundary
- * (ACCEL_SCHED_RES_YIELDED). Documentation/sim.rst, "The model".
+ * (ACCEL_SCHED_RES_YIELDED). Events, none by default: pressure rounds answered between two
+ * steps (pressure.h), client timeouts and aborts, seeded swap failures (faults.h).
+ * Documentation/sim.rst, "The model".
  */
 #ifndef SIM_ENGINE_H
 #define SIM_ENGINE_H
