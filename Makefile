@@ -388,10 +388,12 @@ $(B)/native/loadgen_cli: tests/loadgen/cli.sh tests/lib/cli-tap.sh $(B)/tools/kv
 # --- kvaccel-sim (tools/sim/): the discrete-event serving simulator (issue 16) ---
 # libaccel's scheduler and block manager (their sources, as kvaccel-bench-sched links them),
 # kvaccel-loadgen's workload readers, generator and report (its sources, unchanged), and the
-# simulator's own event core, profile loader, engine model, CLI and report.
+# simulator's own event core, profile loader, engine model, events (pressure rounds, seeded
+# faults, their options), CLI and report.
 
 SIM_SRCS	:= tools/sim/event.c tools/sim/profile.c tools/sim/engine.c tools/sim/output.c \
-		   tools/sim/instance.c tools/sim/dispatch.c tools/sim/calibrate.c
+		   tools/sim/instance.c tools/sim/dispatch.c tools/sim/calibrate.c \
+		   tools/sim/pressure.c tools/sim/faults.c tools/sim/evopts.c
 SIM_HDRS	:= $(wildcard tools/sim/*.h)
 SIM_DEPS	:= $(SIM_SRCS) $(SIM_HDRS) $(LOADGEN_SRCS) $(LOADGEN_HDRS) $(SCHED_DEPS)
 SIM_CFLAGS	:= -Itools/sim -Itools/loadgen -Ilibaccel/include -Ilibaccel/src -pthread

@@ -12,7 +12,7 @@ prog=$1
 prof=tools/sim/profiles/llama2-7b-a100.profile
 traces=tests/sim/traces
 
-echo "1..43"
+echo "1..56"
 refused "no profile" 2 "give --profile FILE" --synthetic
 refused "no workload" 2 "give one of --trace FILE and --synthetic" --profile "$prof"
 refused "both workloads" 2 "give one of --trace FILE and --synthetic" --profile "$prof" \
@@ -238,5 +238,42 @@ if "$prog" calibrate --out "$tmp/fit.profile" "$tmp/good.csv" > "$tmp/out" 2> "$
 	ok "calibrate: a fit of exact steps, its profile run by the simulator"
 else
 	not_ok "calibrate: a fit of exact steps ($(cat "$tmp/out" "$tmp/err" "$tmp/fit.profile"))"
+fi
+# The events: bad ones refused; a run with all of them is the same for the same seed, and the
+# report without them has none of their fields.
+refused "bad pressure" 2 "--pressure 1:0: not AT_S:TIER:BLOCKS[:HOLD_S][@INSTANCE]" \
+	--profile "$prof" --synthetic --pressure 1:0
+refused "pressure on tier 2" 2 "--pressure 1:2:10: TIER is 0 (GPU) or 1 (host)" \
+	--profile "$prof" --synthetic --pressure 1:2:10
+refused "pressure of no block" 2 "--pressure 1:0:0: BLOCKS is a whole number, 1 to 2^30" \
+	--profile "$prof" --synthetic --pressure 1:0:0
+refused "pressure on no host tier" 2 "a pressure round on tier 1: no such tier (no host tier)" \
+	--profile "$prof" --synthetic --no-host --pressure 1:1:10
+refused "pressure on a missing instance" 2 "a pressure round on instance 2: the run has 2" \
+	--profile "$prof" --synthetic --instances 2 --pressure 1:0:10@2
+refused "pressure every 0 s" 2 "--pressure-every 0:0:10: S must be more than 0" \
+	--profile "$prof" --synthetic --pressure-every 0:0:10
+refused "zero client timeout" 2 "--client-timeout-ms 0: must be more than 0" \
+	--profile "$prof" --synthetic --client-timeout-ms 0
+refused "abort fraction over 1" 2 "--abort-frac 1.5: a fraction: 0 to 1" \
+	--profile "$prof" --synthetic --abort-frac 1.5
+refused "bad swap-fail fraction" 2 "--swap-fail-frac x: not a number" \
+	--profile "$prof" --synthetic --swap-fail-frac x
+ev="--pressure 10:0:100:5 --pressure-every 7:1:50@0 --client-timeout-ms 4000 --abort-frac 0.1
+    --swap-fail-frac 0.3"
+# shellcheck disable=SC2086
+"$prog" $gen $ev --json > "$tmp/e1.json" && "$prog" $gen $ev --json > "$tmp/e2.json"
+if cmp -s "$tmp/e1.json" "$tmp/e2.json" && ! grep -q '"pressure_rounds"' "$tmp/a.json" &&
+   /usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+e, o = r["engine"], r["overall"]
+sys.exit(0 if e["pressure_rounds"] > 1 and e["client_aborts"] > 0 and
+	 e["swap_failures"] == e["swap_fails_injected"] > 0 and e["end_used_blocks"] == 0 and
+	 o["failures"]["incomplete"] == e["timeouts"] + e["client_aborts"] and
+	 o["completed"] + o["failed"] == 300 else 1)' "$tmp/e1.json"; then
+	ok "events: pressure rounds, aborts, swap failures; the same seed, the same report"
+else
+	not_ok "events: pressure rounds, aborts, swap failures ($(head -c 300 "$tmp/e1.json"))"
 fi
 [ "$failed" = 0 ]

@@ -711,6 +711,234 @@ static void test_profiles_shipped(void **state)
 	assert_int_equal(p.gpu_blocks, (uint32_t)floor((80 * 0.9 - 14.96 - 4) * 512));
 }
 
+/* Every request ok, with all its tokens. */
+static void all_ok(const struct lg_workload *wl, const struct lg_result *res, const char *what)
+{
+	size_t i;
+
+	for (i = 0; i < wl->n; i++) {
+		if (!res[i].ok)
+			fail_msg("%s: request %zu: %s", what, i, res[i].msg);
+		assert_int_equal(res[i].tokens, wl->req[i].output_len);
+	}
+}
+
+/*
+ * A pressure round in the middle of a busy run, its blocks held for a second: the hold takes
+ * exactly what the round says it freed (now and once its swap-outs land), the round preempts
+ * requests, and those finish with all their tokens; the same again without a hold.
+ */
+static void test_pressure(void **state)
+{
+	static const double holds[] = { 1.0, 0 };
+	struct lg_workload wl = { 0 };
+	struct sim_profile p;
+	uint32_t k;
+
+	(void)state;
+	toy_profile(&p);
+	busy_workload(&wl, 4, 200);
+	for (k = 0; k < 2; k++) {
+		struct sim_config c = { .prof = &p, .gpu_blocks = 400, .host_blocks = 2000,
+					.preempt = ACCEL_SCHED_PREEMPT_SWAP, .nr_pressure = 1 };
+		struct sim_totals t;
+		struct lg_result *res;
+
+		c.pressure[0] = (struct sim_pressure){ .at_s = 2.0, .tier = 0, .blocks = 150,
+						       .hold_s = holds[k], .inst = -1 };
+		res = run(&c, &wl, &t);
+		print_message("# hold %g s: freed %llu + %llu pending (%llu cached), %u swapped "
+			      "out, %u recomputed, %llu held\n", holds[k],
+			      (unsigned long long)t.pressure_freed,
+			      (unsigned long long)t.pressure_pending,
+			      (unsigned long long)t.pressure_dropped_cached,
+			      (unsigned)t.pressure_swapped_out, (unsigned)t.pressure_recomputed,
+			      (unsigned long long)t.pressure_held);
+		assert_int_equal(t.pressure_rounds, 1);
+		assert_true(t.pressure_freed + t.pressure_pending >= 150);
+		assert_true(t.pressure_swapped_out + t.pressure_recomputed > 0);
+		if (holds[k] > 0)
+			assert_int_equal(t.pressure_held, t.pressure_freed + t.pressure_pending);
+		else
+			assert_int_equal(t.pressure_held, 0);
+		all_ok(&wl, res, "pressure");
+		assert_int_equal(t.unfinished, 0);
+		assert_int_equal(t.end_used_blocks, 0);
+		lg_results_free(res, wl.n);
+	}
+	lg_workload_free(&wl);
+}
+
+/* Rounds with nothing to release (before the first arrival, on an empty host tier) free 0. */
+static void test_pressure_nothing(void **state)
+{
+	struct lg_workload wl = { 0 };
+	struct sim_profile p;
+	struct sim_config c = { .prof = &p, .nr_pressure = 2 };
+	struct lg_result *res;
+	struct sim_totals t;
+
+	(void)state;
+	toy_profile(&p);
+	add_req(&wl, 0.5, 100, 10);
+	c.pressure[0] = (struct sim_pressure){ .at_s = 0.1, .tier = 0, .blocks = 50, .inst = -1 };
+	c.pressure[1] = (struct sim_pressure){ .at_s = 0.505, .tier = 1, .blocks = 50,
+					       .hold_s = 1, .inst = 0 };
+	res = run(&c, &wl, &t);
+	assert_int_equal(t.pressure_rounds, 2);
+	assert_int_equal(t.pressure_freed, 0);
+	assert_int_equal(t.pressure_pending, 0);
+	assert_int_equal(t.pressure_dropped_cached, 0);
+	assert_int_equal(t.pressure_swapped_out + t.pressure_recomputed, 0);
+	assert_int_equal(t.pressure_held, 0);
+	all_ok(&wl, res, "nothing");
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+/*
+ * Periodic rounds faster than a request's prefill (in chunks: a round is answered between two
+ * steps), recompute only: each drops it again, so it would never end; after 1000 rounds in a row with no request ending they stop, and it finishes.
+ */
+static void test_pressure_livelock(void **state)
+{
+	struct lg_workload wl = { 0 };
+	struct sim_profile p;
+	struct sim_config c = { .prof = &p, .preempt = ACCEL_SCHED_PREEMPT_RECOMPUTE,
+				.chunk_tokens = 256, .nr_pressure = 1 };
+	struct lg_result *res;
+	struct sim_totals t;
+
+	(void)state;
+	toy_profile(&p);
+	add_req(&wl, 0.5, 1500, 20);
+	c.pressure[0] = (struct sim_pressure){ .at_s = 0.001, .every_s = 0.001, .tier = 0,
+					       .blocks = 1000, .inst = -1 };
+	res = run(&c, &wl, &t);
+	print_message("# %llu rounds, %u recomputes, %llu recomputed tokens\n",
+		      (unsigned long long)t.pressure_rounds, (unsigned)t.pressure_recomputed,
+		      (unsigned long long)t.recomputed_tokens);
+	assert_true(t.pressure_stopped);
+	assert_true(t.pressure_recomputed >= 100);
+	assert_true(t.pressure_rounds >= 1000);
+	all_ok(&wl, res, "livelock");
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+/*
+ * Overload with a tight first-token timeout: some requests are aborted by their client (failed,
+ * incomplete, with the message), every other finishes whole; --abort-frac aborts others during
+ * their decode; no block is left referenced at the end. On one instance and under --pd 1:1.
+ */
+static void test_client_aborts(void **state)
+{
+	struct lg_workload wl = { 0 };
+	struct sim_profile p;
+	uint32_t k;
+	size_t i;
+
+	(void)state;
+	toy_profile(&p);
+	busy_workload(&wl, 6, 300);
+	for (k = 0; k < 2; k++) {
+		struct sim_config c = { .prof = &p, .gpu_blocks = 300, .host_blocks = 1000,
+					.client_timeout_ms = 400, .abort_frac = 0.2, .seed = 3 };
+		size_t timeouts = 0, aborts = 0, ok = 0;
+		struct sim_totals t;
+		struct lg_result *res;
+
+		if (k) {
+			c.pd_prefill = c.pd_decode = 1;
+			c.client_timeout_ms = 20;
+			p.net_gbps = 100;
+		}
+		res = run(&c, &wl, &t);
+		for (i = 0; i < wl.n; i++) {
+			if (res[i].ok) {
+				assert_int_equal(res[i].tokens, wl.req[i].output_len);
+				ok++;
+				continue;
+			}
+			assert_int_equal(res[i].fail, LG_FAIL_INCOMPLETE);
+			if (strstr(res[i].msg, "--client-timeout-ms")) {
+				assert_int_equal(res[i].nr_gaps, 0);
+				assert_true(res[i].tokens == 0);
+				timeouts++;
+			} else if (strstr(res[i].msg, "--abort-frac")) {
+				assert_true(res[i].tokens >= 1);
+				assert_true(res[i].tokens < wl.req[i].output_len);
+				aborts++;
+			} else {
+				fail_msg("request %zu: %s", i, res[i].msg);
+			}
+		}
+		print_message("# %s: %zu ok, %zu timeouts, %zu aborted during their decode\n",
+			      k ? "pd 1:1" : "one instance", ok, timeouts, aborts);
+		assert_true(timeouts > 0 && aborts > 0 && ok > 0);
+		assert_int_equal(t.timeouts, timeouts);
+		assert_int_equal(t.client_aborts, aborts);
+		assert_int_equal(t.unfinished, 0);
+		assert_int_equal(t.end_used_blocks, 0);
+		lg_results_free(res, wl.n);
+	}
+	lg_workload_free(&wl);
+}
+
+/* Half the swap transfers fail: the scheduler recomputes, every request still finishes. */
+static void test_swap_failures(void **state)
+{
+	struct lg_workload wl = { 0 };
+	struct sim_profile p;
+	struct sim_config c = { .prof = &p, .gpu_blocks = 200, .host_blocks = 1000,
+				.max_tokens = 512, .chunk_tokens = 256,
+				.preempt = ACCEL_SCHED_PREEMPT_SWAP, .swap_fail_frac = 0.5 };
+	struct lg_result *res;
+	struct sim_totals t;
+
+	(void)state;
+	toy_profile(&p);
+	busy_workload(&wl, 3, 400);
+	res = run(&c, &wl, &t);
+	print_message("# %llu swaps out, %llu in, %llu failed, %llu recomputes\n",
+		      (unsigned long long)t.swaps_out, (unsigned long long)t.swaps_in,
+		      (unsigned long long)t.swap_failures, (unsigned long long)t.recomputes);
+	all_ok(&wl, res, "swap failures");
+	assert_true(t.swap_failures > 0);
+	assert_int_equal(t.swap_failures, t.swap_fails_injected);
+	assert_true(t.recomputes > 0);
+	assert_int_equal(t.unfinished, 0);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+/* Every event at once: the same seed, the same bytes; another seed, others. */
+static void test_events_determinism(void **state)
+{
+	struct sim_profile p;
+	struct sim_config c = { .prof = &p, .gpu_blocks = 300, .host_blocks = 2000, .seed = 5,
+				.client_timeout_ms = 800, .abort_frac = 0.1,
+				.swap_fail_frac = 0.3, .nr_pressure = 2 };
+	char *a, *b, *d;
+
+	(void)state;
+	toy_profile(&p);
+	c.pressure[0] = (struct sim_pressure){ .at_s = 1.5, .tier = 0, .blocks = 100,
+					       .hold_s = 0.5, .inst = -1 };
+	c.pressure[1] = (struct sim_pressure){ .at_s = 0.7, .every_s = 0.7, .tier = 1,
+					       .blocks = 40, .inst = -1 };
+	a = json_of(&c, 11);
+	b = json_of(&c, 11);
+	c.seed = 6;
+	d = json_of(&c, 11);
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, d);
+	assert_non_null(strstr(a, "\"pressure_rounds\":"));
+	free(a);
+	free(b);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -726,6 +954,12 @@ int main(void)
 		cmocka_unit_test(test_pd_single),
 		cmocka_unit_test(test_pd_link_queue),
 		cmocka_unit_test(test_pd_bursty),
+		cmocka_unit_test(test_pressure),
+		cmocka_unit_test(test_pressure_nothing),
+		cmocka_unit_test(test_pressure_livelock),
+		cmocka_unit_test(test_client_aborts),
+		cmocka_unit_test(test_swap_failures),
+		cmocka_unit_test(test_events_determinism),
 		cmocka_unit_test(test_profile_errors),
 		cmocka_unit_test(test_profiles_shipped),
 	};

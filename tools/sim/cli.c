@@ -11,6 +11,7 @@
 #include "accel.h"
 #include "cli.h"
 #include "dispatch.h"
+#include "evopts.h"
 #include "wlopts.h"
 
 #define PROG "kvaccel-sim"
@@ -63,7 +64,7 @@ static const struct option own[NR_OWN] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "%s%s%s", head, lg_wl_usage, tail);
+	fprintf(f, "%s%s%s%s", head, lg_wl_usage, tail, sim_ev_usage);
 }
 
 static void defaults(struct sim_cli *c)
@@ -183,17 +184,20 @@ static int engine_opt(int opt, const char *arg, struct sim_cli *c)
 
 int sim_cli_parse(int argc, char **argv, struct sim_cli *c)
 {
-	struct option opts[NR_OWN + LG_WL_NR_OPTS + 1] = { { 0 } };
+	struct option opts[NR_OWN + LG_WL_NR_OPTS + SIM_EV_NR_OPTS + 1] = { { 0 } };
 	int opt, ret;
 	uint32_t budget;
 
 	memcpy(opts, own, sizeof(own));
 	memcpy(opts + NR_OWN, lg_wl_options, sizeof(lg_wl_options));
+	memcpy(opts + NR_OWN + LG_WL_NR_OPTS, sim_ev_options, sizeof(sim_ev_options));
 	defaults(c);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt >= O_PROFILE && opt <= O_HELP)
 			ret = engine_opt(opt, optarg, c);
+		else if (opt >= SIM_EV_OPT && opt < SIM_EV_OPT + SIM_EV_NR_OPTS)
+			ret = sim_ev_parse(PROG, opt, optarg, &c->cfg);
 		else
 			ret = lg_wl_parse(PROG, opt, optarg, &c->wl);
 		if (ret < 0 || (ret > 0 && opt == O_HELP))

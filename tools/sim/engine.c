@@ -15,11 +15,18 @@
 #include "engine.h"
 #include "dispatch.h"
 #include "event.h"
+#include "faults.h"
 #include "instance.h"
+#include "pressure.h"
 
 /* Every time is offset by this: 0 means "not yet" in the scheduler's accounting. */
 #define T0_NS		1000000000ull
 #define MAX_CLIENTS	64
+/*
+ * Periodic pressure rounds in a row (every instance's) with no request ending between them after
+ * which they stop: rounds that take more than requests can make between them would never end.
+ */
+#define MAX_STALE_ROUNDS	1000
 /* Empty polls in a row after which requests left are given up as stuck. */
 #define MAX_IDLE_TICKS	1000
 
@@ -53,7 +60,24 @@ struct sim {
 	char clients[MAX_CLIENTS][LG_NAME_MAX];
 	uint32_t nr_clients;
 	int nomem;
+	/* Events (--pressure, --client-timeout-ms, --abort-frac): see pressure.h, faults.h. */
+	uint64_t last_ev;		/* the last engine event's time (not the events below) */
+	size_t nr_side;			/* pressure, hold-end and timeout events in the heap */
+	size_t nr_periodic;		/* --pressure-every rounds in the heap */
+	size_t periodic_done;		/* requests done at the last periodic round */
+	uint32_t periodic_stale;	/* periodic rounds in a row with no request ending */
+	uint8_t *at_inst;		/* per request: the instance it is on, its id there */
+	uint32_t *at_req;
+	uint8_t *why;			/* per request: ABORT_* */
 };
+
+enum { ABORT_NONE = 0, ABORT_TIMEOUT = 1, ABORT_FRAC = 2 };
+
+int sim_events_on(const struct sim_config *c)
+{
+	return c->nr_pressure || c->client_timeout_ms > 0 || c->abort_frac > 0 ||
+	       c->swap_fail_frac > 0;
+}
 
 static uint64_t arrival_ns(const struct lg_req *q)
 {
@@ -113,6 +137,10 @@ static int add_to(struct sim *m, struct sim_inst *in, const struct accel_sched_r
 	int ret = sim_inst_add(in, o, (uint32_t)((o->prompt_len + bt - 1) / bt), req);
 
 	in->touched = 1;
+	if (!ret && m->at_inst) {
+		m->at_inst[o->tag] = (uint8_t)in->id;
+		m->at_req[o->tag] = *req;
+	}
 	if (!ret && in->busy && !m->c->no_yield && accel_sched_should_yield(in->s) > 0 &&
 	    sim_inst_cut(in, &m->h, now))
 		m->nomem = 1;
@@ -202,6 +230,28 @@ static void hand_off(struct sim *m, struct sim_inst *in, const struct accel_sche
 		m->nomem = 1;
 }
 
+/* An aborted request's message: why its client gave up. */
+static void aborted(struct sim *m, uint64_t tag, uint32_t tokens)
+{
+	struct lg_result *r = &m->res[tag];
+	uint32_t out = m->wl->req[tag].output_len;
+
+	if (m->why && m->why[tag] == ABORT_TIMEOUT) {
+		/* A token of a step in flight when the client gave up never reached it. */
+		r->tokens = 0;
+		r->ttft_ms = r->tpot_ms = 0;
+		m->t->timeouts++;
+		snprintf(r->msg, sizeof(r->msg), "aborted by its client: no first token %g ms "
+			 "after its arrival (--client-timeout-ms)", m->c->client_timeout_ms);
+	} else if (m->why && m->why[tag] == ABORT_FRAC) {
+		m->t->client_aborts++;
+		snprintf(r->msg, sizeof(r->msg), "aborted by its client after %u of %u tokens "
+			 "(--abort-frac)", tokens, out);
+	} else {
+		snprintf(r->msg, sizeof(r->msg), "aborted after %u of %u tokens", tokens, out);
+	}
+}
+
 /* A request ended: its result from the scheduler's accounting, then forget it. */
 static void collect(struct sim *m, struct sim_inst *in, uint32_t req)
 {
@@ -250,6 +300,8 @@ static void collect(struct sim *m, struct sim_inst *in, uint32_t req)
 	r->ok = info.state == ACCEL_SCHED_FINISHED && r->tokens >= q->output_len;
 	r->fail = r->ok ? LG_FAIL_NONE : info.state == ACCEL_SCHED_FINISHED ? LG_FAIL_SHORT :
 		  LG_FAIL_INCOMPLETE;
+	if (info.state == ACCEL_SCHED_ABORTED)
+		aborted(m, info.tag, r->tokens);
 	r->summary = 1;
 	r->srv_ttft_ms = r->ttft_ms;
 	r->srv_tpot_ms = r->tpot_ms;
@@ -335,6 +387,57 @@ static void token(struct sim *m, uint64_t tag, uint64_t now)
 	m->last_tok[tag] = now;
 }
 
+/* --abort-frac: the client of run @r's request closes its stream after its drawn token. */
+static void abort_frac(struct sim *m, struct sim_inst *in, const struct accel_sched_run *r,
+		       uint64_t now)
+{
+	uint32_t at = sim_abort_point(m->c, r->tag, m->wl->req[r->tag].output_len);
+
+	if (!at || m->why[r->tag] || m->res[r->tag].nr_gaps + 1 < at)
+		return;
+	if (!accel_sched_abort(in->s, r->req, now))
+		m->why[r->tag] = ABORT_FRAC;
+}
+
+/* --client-timeout-ms: request @idx's first token has not come: its client gives up. */
+static void timeout(struct sim *m, size_t idx, uint64_t now)
+{
+	struct sim_inst *in = &m->inst[m->at_inst[idx]];
+
+	if (m->res[idx].status || m->last_tok[idx] || m->why[idx] || !m->at_req)
+		return;
+	if (!accel_sched_abort(in->s, m->at_req[idx], now)) {
+		m->why[idx] = ABORT_TIMEOUT;
+		in->touched = 1;
+	}
+}
+
+/* A pressure round on instance @in (and the next one of a --pressure-every). */
+static void pressure(struct sim *m, struct sim_inst *in, uint32_t idx, uint64_t now)
+{
+	const struct sim_pressure *p = &m->c->pressure[idx];
+	size_t holds = in->nr_holds;
+
+	m->nr_side--;
+	if (p->every_s > 0) {
+		m->nr_periodic--;
+		m->periodic_stale = m->done == m->periodic_done ? m->periodic_stale + 1 : 0;
+		m->periodic_done = m->done;
+		if (m->periodic_stale >= MAX_STALE_ROUNDS)
+			m->t->pressure_stopped = 1;
+		else if (m->done < m->wl->n) {
+			if (sim_heap_push(&m->h, now + (uint64_t)llround(p->every_s * 1e9),
+					  SIM_EV(SIM_EV_PRESSURE, in->id), idx))
+				m->nomem = 1;
+			m->nr_side++;
+			m->nr_periodic++;
+		}
+	}
+	if (sim_pressure_ask(in, m->c, idx, &m->h, now, m->t))
+		m->nomem = 1;
+	m->nr_side += in->nr_holds - holds;
+}
+
 static void step_end(struct sim *m, struct sim_inst *in, uint64_t now)
 {
 	uint32_t i, layers;
@@ -364,6 +467,8 @@ static void step_end(struct sim *m, struct sim_inst *in, uint64_t now)
 				m->ho[r->tag].token = res.token;
 		}
 		accel_sched_update(in->s, r->req, &res, now);
+		if ((r->flags & ACCEL_SCHED_RUN_SAMPLE) && m->why)
+			abort_frac(m, in, r, now);
 	}
 	in->t->busy_ns += now - in->step_start;
 	in->busy = 0;
@@ -417,6 +522,13 @@ static void handle(struct sim *m, const struct sim_event *ev)
 	case SIM_EV_ARRIVAL:
 		idx = ev->arg;
 		arrive(m, idx, ev->t_ns);
+		if (m->c->client_timeout_ms > 0 && !m->res[idx].status) {
+			uint64_t at = ev->t_ns + (uint64_t)llround(m->c->client_timeout_ms * 1e6);
+
+			if (sim_heap_push(&m->h, at, SIM_EV_TIMEOUT, idx))
+				m->nomem = 1;
+			m->nr_side++;
+		}
 		if (++idx < m->wl->n &&
 		    sim_heap_push(&m->h, arrival_ns(&m->wl->req[idx]), SIM_EV_ARRIVAL, idx))
 			m->nomem = 1;
@@ -426,11 +538,24 @@ static void handle(struct sim *m, const struct sim_event *ev)
 			break;
 		step_end(m, in, ev->t_ns);
 		in->touched = 1;
+		if (in->pq_n) {
+			size_t holds = in->nr_holds;
+
+			if (sim_pressure_drain(in, m->c, &m->h, ev->t_ns, m->t))
+				m->nomem = 1;
+			m->nr_side += in->nr_holds - holds;
+		}
 		break;
-	case SIM_EV_SWAP_DONE:
-		accel_sched_swap_done(in->s, ev->arg, 0, ev->t_ns);
+	case SIM_EV_SWAP_DONE: {
+		int fail = sim_swap_fails(m->c, in->id, in->swaps_done++);
+
+		m->t->swap_fails_injected += fail;
+		accel_sched_swap_done(in->s, ev->arg, fail ? -EIO : 0, ev->t_ns);
+		if (in->nr_holds)
+			sim_pressure_top_up(in, m->t);
 		in->touched = 1;
 		break;
+	}
 	case SIM_EV_TICK:
 		in->tick_pending = 0;
 		in->touched = 1;
@@ -438,6 +563,72 @@ static void handle(struct sim *m, const struct sim_event *ev)
 	case SIM_EV_HANDOFF:
 		land(m, in, ev->arg, ev->t_ns);
 		break;
+	case SIM_EV_PRESSURE:
+		pressure(m, in, ev->arg, ev->t_ns);
+		return;
+	case SIM_EV_HOLD_END:
+		m->nr_side--;
+		sim_pressure_hold_end(in, ev->arg);
+		return;
+	case SIM_EV_TIMEOUT:
+		m->nr_side--;
+		timeout(m, ev->arg, ev->t_ns);
+		return;
+	}
+	m->last_ev = ev->t_ns;
+}
+
+/* The events' checks and their per-request state (only when asked for). */
+static int events_setup(struct sim *m, char *err, size_t errlen)
+{
+	const struct sim_config *c = m->c;
+	int host = !c->no_host && (c->host_blocks || m->p->host_blocks);
+	uint32_t i;
+
+	for (i = 0; i < c->nr_pressure; i++) {
+		const struct sim_pressure *p = &c->pressure[i];
+
+		if (p->tier > 1 || (p->tier == 1 && !host)) {
+			snprintf(err, errlen, "a pressure round on tier %u: no such tier%s",
+				 p->tier, p->tier == 1 ? " (no host tier)" : "");
+			return -1;
+		}
+		if (p->inst >= 0 && (uint32_t)p->inst >= m->nr_inst) {
+			snprintf(err, errlen, "a pressure round on instance %d: the run has %u",
+				 p->inst, m->nr_inst);
+			return -1;
+		}
+	}
+	if (!(c->client_timeout_ms > 0) && !(c->abort_frac > 0))
+		return 0;
+	m->at_inst = calloc(m->wl->n + 1, sizeof(*m->at_inst));
+	m->at_req = calloc(m->wl->n + 1, sizeof(*m->at_req));
+	m->why = calloc(m->wl->n + 1, sizeof(*m->why));
+	if (!m->at_inst || !m->at_req || !m->why) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* The pressure rounds' first events, one per instance asked. */
+static void events_start(struct sim *m)
+{
+	const struct sim_config *c = m->c;
+	uint32_t i, k;
+
+	for (i = 0; i < c->nr_pressure; i++) {
+		const struct sim_pressure *p = &c->pressure[i];
+
+		for (k = 0; k < m->nr_inst; k++) {
+			if (p->inst >= 0 && (uint32_t)p->inst != k)
+				continue;
+			if (sim_heap_push(&m->h, T0_NS + (uint64_t)llround(p->at_s * 1e9),
+					  SIM_EV(SIM_EV_PRESSURE, k), i))
+				m->nomem = 1;
+			m->nr_side++;
+			m->nr_periodic += p->every_s > 0;
+		}
 	}
 }
 
@@ -469,6 +660,8 @@ static int setup(struct sim *m, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	if (events_setup(m, err, errlen))
+		return -1;
 	for (i = 0; i < m->nr_inst; i++) {
 		uint32_t role = !c->pd_prefill ? SIM_ROLE_BOTH :
 				i < m->first_decode ? SIM_ROLE_PREFILL : SIM_ROLE_DECODE;
@@ -494,6 +687,9 @@ static void teardown(struct sim *m)
 	free(m->ho);
 	free(m->last_tok);
 	free(m->gap_cap);
+	free(m->at_inst);
+	free(m->at_req);
+	free(m->why);
 }
 
 static const char *const state_names[ACCEL_SCHED_NR_STATES] = {
@@ -540,7 +736,7 @@ static void unfinished(struct sim *m)
 static void totals(struct sim *m)
 {
 	struct sim_totals *t = m->t;
-	uint32_t i;
+	uint32_t i, k;
 
 	for (i = 0; i < m->nr_inst; i++) {
 		struct sim_inst *in = &m->inst[i];
@@ -564,6 +760,11 @@ static void totals(struct sim *m)
 		t->swapped_bytes += st.swapped_bytes;
 		t->yields += st.yields;
 		t->prefix_hit_blocks += ts.hits;
+		for (k = 0; k < in->nr_holds; k++)
+			sim_pressure_hold_end(in, k);
+		for (k = 0; k < 2; k++)
+			if (!accel_bm_tier_stats(in->bm, k, &ts))
+				t->end_used_blocks += ts.used;
 	}
 }
 
@@ -584,6 +785,7 @@ int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_
 		if (sim_heap_push(&m.h, m.first_arrival, SIM_EV_ARRIVAL, 0))
 			m.nomem = 1;
 	}
+	events_start(&m);
 	while (!m.nomem && sim_heap_pop(&m.h, &ev)) {
 		const struct sim_event *next;
 
@@ -599,6 +801,9 @@ int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_
 			if (m.inst[i].nomem)
 				m.nomem = 1;
 		}
+		/* Pressure rounds left once every request is done, or only periodic ones: over. */
+		if (m.h.n && m.h.n == m.nr_side && (m.done == wl->n || m.h.n == m.nr_periodic))
+			break;
 	}
 	if (m.nomem) {
 		snprintf(err, errlen, "out of memory");
@@ -606,8 +811,8 @@ int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_
 	}
 	unfinished(&m);
 	totals(&m);
-	if (ev.t_ns > m.last_finish)
-		m.last_finish = ev.t_ns;
+	if (m.last_ev > m.last_finish)
+		m.last_finish = m.last_ev;
 	t->duration_s = m.last_finish > m.first_arrival ?
 			(double)(m.last_finish - m.first_arrival) / 1e9 : 0;
 	ret = 0;

@@ -10,7 +10,9 @@
  * idle instances step; a step that runs nothing while requests are alive is polled again one
  * empty step's time later. Operator-level yields: an arrival during a step after which
  * accel_sched_should_yield() says so cuts the step's prefill chunks at a layer boundary
- * (ACCEL_SCHED_RES_YIELDED). Documentation/sim.rst, "The model".
+ * (ACCEL_SCHED_RES_YIELDED). Events, none by default: pressure rounds answered between two
+ * steps (pressure.h), client timeouts and aborts, seeded swap failures (faults.h).
+ * Documentation/sim.rst, "The model".
  */
 #ifndef SIM_ENGINE_H
 #define SIM_ENGINE_H
@@ -24,6 +26,19 @@
 
 /* Most instances a run has (--instances, --pd P:D). */
 #define SIM_MAX_INSTANCES	64
+
+/* Most --pressure and --pressure-every rounds a run names. */
+#define SIM_MAX_PRESSURE	32
+
+/* A pressure round (--pressure, --pressure-every): kvacceld asks instances to release memory. */
+struct sim_pressure {
+	double at_s;			/* simulated time of the (first) round */
+	double every_s;			/* > 0: again every every_s while requests remain */
+	double hold_s;			/* > 0: what it frees is withheld from the tier this long */
+	uint64_t blocks;		/* asked for */
+	uint32_t tier;			/* 0 (GPU) or 1 (host) */
+	int32_t inst;			/* the instance asked; -1: every one */
+};
 
 /* What an instance does. */
 enum sim_role {
@@ -47,7 +62,16 @@ struct sim_config {
 	uint32_t instances;		/* engines behind the dispatcher (0: 1) */
 	uint32_t dispatch;		/* enum sim_dispatch (dispatch.h) */
 	uint32_t pd_prefill, pd_decode;	/* --pd P:D (0:0: no disaggregation) */
+	/* Events (pressure.c, faults.c; none by default): pressure rounds, aborts, failures. */
+	struct sim_pressure pressure[SIM_MAX_PRESSURE];
+	uint32_t nr_pressure;
+	double client_timeout_ms;	/* > 0: no first token this long after arrival: aborted */
+	double abort_frac;		/* of requests, aborted at a random point of their decode */
+	double swap_fail_frac;		/* of swap transfers, failed */
 };
+
+/* Whether @c asks for any of the events above (the report shows their totals then). */
+int sim_events_on(const struct sim_config *c);
 
 /* One instance's share of the run. */
 struct sim_inst_totals {
@@ -75,6 +99,15 @@ struct sim_totals {
 	uint32_t nr_instances;
 	struct sim_inst_totals inst[SIM_MAX_INSTANCES];
 	size_t unfinished;		/* requests that never finished (failed in the results) */
+	/* Pressure rounds (one per instance asked) and what they released, all instances. */
+	uint64_t pressure_rounds, pressure_freed, pressure_pending, pressure_dropped_cached;
+	uint64_t pressure_swapped_out, pressure_recomputed;
+	uint64_t pressure_held;		/* blocks the holds (:HOLD_S) took from the tiers */
+	uint64_t timeouts;		/* aborted by --client-timeout-ms */
+	uint64_t client_aborts;		/* aborted during their decode by --abort-frac */
+	uint64_t swap_fails_injected;	/* swap transfers --swap-fail-frac failed */
+	uint64_t end_used_blocks;	/* referenced by sequences when the run ended, every tier */
+	int pressure_stopped;		/* --pressure-every stopped: 1000 rounds, none ended */
 };
 
 /*

@@ -16,6 +16,9 @@ enum sim_ev_type {
 	SIM_EV_SWAP_DONE = 2,	/* arg: the scheduler's request id */
 	SIM_EV_TICK = 3,	/* an idle engine polls again (arg: unused) */
 	SIM_EV_HANDOFF = 4,	/* a prefill/decode hand-off lands (arg: the request index) */
+	SIM_EV_PRESSURE = 5,	/* a pressure round (arg: its index in sim_config.pressure) */
+	SIM_EV_HOLD_END = 6,	/* a pressure round's hold ends (arg: the instance's hold) */
+	SIM_EV_TIMEOUT = 7,	/* a client's timeout for its first token (arg: the request) */
 };
 
 struct sim_event {

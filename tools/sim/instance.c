@@ -93,6 +93,8 @@ void sim_inst_teardown(struct sim_inst *in)
 	free(in->wait_serial);
 	free(in->wq_req);
 	free(in->wq_serial);
+	free(in->pq);
+	free(in->holds);
 	memset(in, 0, sizeof(*in));
 }
 

@@ -49,6 +49,20 @@ struct sim_inst {
 	size_t wq_head, wq_tail, wq_cap;
 	uint32_t serial;
 	struct sim_inst_totals *t;
+	/* Events (pressure.c): rounds that came during a step, answered at its end; holds. */
+	uint32_t *pq;			/* the rounds' indexes in sim_config.pressure */
+	size_t pq_n, pq_cap;
+	struct sim_hold *holds;
+	size_t nr_holds, holds_cap;
+	uint64_t swaps_done;		/* swap completions so far: the failure draws' index */
+};
+
+/* Blocks a pressure round's :HOLD_S withholds: a sequence of the block manager's. */
+struct sim_hold {
+	uint32_t seq, tier;
+	uint64_t owed;			/* still to take as the round's swap-outs free them */
+	uint64_t held;
+	int active;
 };
 
 /* The load the dispatcher compares (Documentation/sim.rst, "Several instances"). */

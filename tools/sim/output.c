@@ -45,6 +45,24 @@ static void cluster_table(FILE *f, const struct sim_config *c, const struct sim_
 	}
 }
 
+/* The events' totals (--pressure, --client-timeout-ms, --abort-frac, --swap-fail-frac). */
+static void events_table(FILE *f, const struct sim_totals *t)
+{
+	fprintf(f, "events: %llu pressure rounds freed %llu blocks now and %llu pending (%llu "
+		"cached dropped, %llu requests swapped out, %llu recomputed; %llu blocks held); "
+		"%llu client timeouts, %llu client aborts; %llu swap transfers failed\n",
+		(unsigned long long)t->pressure_rounds, (unsigned long long)t->pressure_freed,
+		(unsigned long long)t->pressure_pending,
+		(unsigned long long)t->pressure_dropped_cached,
+		(unsigned long long)t->pressure_swapped_out,
+		(unsigned long long)t->pressure_recomputed, (unsigned long long)t->pressure_held,
+		(unsigned long long)t->timeouts, (unsigned long long)t->client_aborts,
+		(unsigned long long)t->swap_fails_injected);
+	if (t->pressure_stopped)
+		fprintf(f, "events: the periodic pressure rounds stopped after 1000 in a row "
+			"with no request ending between them\n");
+}
+
 static double util(const struct sim_totals *t)
 {
 	uint32_t n = t->nr_instances ? t->nr_instances : 1;
@@ -76,6 +94,8 @@ void sim_report_table(FILE *f, const struct sim_config *c, const struct lg_workl
 	cluster_table(f, c, t);
 	if (t->unfinished)
 		fprintf(f, "unfinished: %zu requests never finished\n", t->unfinished);
+	if (sim_events_on(c))
+		events_table(f, t);
 	fprintf(f, "simulated in %.3f s of wall time\n", wall_s);
 }
 
@@ -118,6 +138,23 @@ static void cluster_obj(json_object *o, const struct sim_config *c, const struct
 	json_object_object_add(o, "instances", a);
 }
 
+/* The events' totals, only when asked for (without them the object is as it was). */
+static void events_obj(json_object *o, const struct sim_totals *t)
+{
+	json_object_object_add(o, "pressure_rounds", u64(t->pressure_rounds));
+	json_object_object_add(o, "pressure_freed", u64(t->pressure_freed));
+	json_object_object_add(o, "pressure_pending", u64(t->pressure_pending));
+	json_object_object_add(o, "pressure_dropped_cached", u64(t->pressure_dropped_cached));
+	json_object_object_add(o, "pressure_swapped_out", u64(t->pressure_swapped_out));
+	json_object_object_add(o, "pressure_recomputed", u64(t->pressure_recomputed));
+	json_object_object_add(o, "pressure_held", u64(t->pressure_held));
+	json_object_object_add(o, "timeouts", u64(t->timeouts));
+	json_object_object_add(o, "client_aborts", u64(t->client_aborts));
+	json_object_object_add(o, "swap_fails_injected", u64(t->swap_fails_injected));
+	json_object_object_add(o, "end_used_blocks", u64(t->end_used_blocks));
+	json_object_object_add(o, "pressure_stopped", json_object_new_boolean(t->pressure_stopped));
+}
+
 static json_object *engine_obj(const struct sim_config *c, const struct sim_totals *t)
 {
 	const struct sim_profile *p = c->prof;
@@ -150,6 +187,8 @@ static json_object *engine_obj(const struct sim_config *c, const struct sim_tota
 	json_object_object_add(o, "unfinished", u64(t->unfinished));
 	if (t->nr_instances > 1)
 		cluster_obj(o, c, t);
+	if (sim_events_on(c))
+		events_obj(o, t);
 	return o;
 }
 
