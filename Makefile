@@ -393,12 +393,12 @@ $(B)/native/loadgen_cli: tests/loadgen/cli.sh tests/lib/cli-tap.sh $(B)/tools/kv
 
 SIM_SRCS	:= tools/sim/event.c tools/sim/profile.c tools/sim/engine.c tools/sim/output.c \
 		   tools/sim/instance.c tools/sim/dispatch.c tools/sim/calibrate.c \
-		   tools/sim/pressure.c tools/sim/faults.c tools/sim/evopts.c
+		   tools/sim/pressure.c tools/sim/faults.c tools/sim/evopts.c tools/sim/stream.c
 SIM_HDRS	:= $(wildcard tools/sim/*.h)
 SIM_DEPS	:= $(SIM_SRCS) $(SIM_HDRS) $(LOADGEN_SRCS) $(LOADGEN_HDRS) $(SCHED_DEPS)
 SIM_CFLAGS	:= -Itools/sim -Itools/loadgen -Ilibaccel/include -Ilibaccel/src -pthread
 SIM_LIBS	:= -ljson-c -lcrypto -lm
-SIM_TESTS	:= event engine profile calibrate
+SIM_TESTS	:= event engine profile calibrate stream
 TOOL_BINS	+= $(B)/tools/kvaccel-sim
 NATIVE_BINS	+= $(foreach t,$(SIM_TESTS),$(B)/native/sim_$(t)) $(B)/native/sim_cli
 

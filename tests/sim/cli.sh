@@ -4,7 +4,8 @@
 # options exit 2 with a message; a bad profile or trace exits 2 with FILE:LINE; the shipped
 # sample traces (Azure 2023 CSV, Mooncake JSONL with shared hash ids, plain CSV with priority
 # and SLO columns) run with every request finished; --json is one JSON object, the same for the
-# same seed.
+# same seed; --stream gives the exact run's counts and percentiles within 1 % in memory that does
+# not grow with the workload.
 set -u
 prog=$1
 # shellcheck source=tests/lib/cli-tap.sh
@@ -12,7 +13,7 @@ prog=$1
 prof=tools/sim/profiles/llama2-7b-a100.profile
 traces=tests/sim/traces
 
-echo "1..56"
+echo "1..60"
 refused "no profile" 2 "give --profile FILE" --synthetic
 refused "no workload" 2 "give one of --trace FILE and --synthetic" --profile "$prof"
 refused "both workloads" 2 "give one of --trace FILE and --synthetic" --profile "$prof" \
@@ -275,5 +276,60 @@ sys.exit(0 if e["pressure_rounds"] > 1 and e["client_aborts"] > 0 and
 	ok "events: pressure rounds, aborts, swap failures; the same seed, the same report"
 else
 	not_ok "events: pressure rounds, aborts, swap failures ($(head -c 300 "$tmp/e1.json"))"
+fi
+refused "stream with a trace" 2 "--stream: synthetic workloads only" --profile "$prof" \
+	--trace "$traces/plain-sample.csv" --stream
+refused "stream with sessions" 2 "--stream: not with --sessions" --profile "$prof" --synthetic \
+	--sessions 10:3 --stream
+# --stream against the exact report: 20000 requests, two classes, every count equal, the
+# engine's totals equal, every percentile within 1 %.
+big="--profile $prof --synthetic --requests 20000 --rate 3 --seed 4 --class hi:1:1:300:60
+     --class lo:3:0:3000:100 --policy priority"
+# shellcheck disable=SC2086
+"$prog" $big --json > "$tmp/x.json" && "$prog" $big --json --stream > "$tmp/s.json"
+if /usr/bin/python3 -c '
+import json, math, sys
+x, s = (json.load(open(f)) for f in sys.argv[1:3])
+if "estimated" in x or s.get("estimated") is not True or x["engine"] != s["engine"]:
+	sys.exit(1)
+def same(a, b):
+	for k, v in a.items():
+		if isinstance(v, dict):
+			if not same(v, b[k]):
+				return False
+		elif k.startswith("p") and k[1:].isdigit():
+			if not abs(b[k] - v) <= 0.01 * abs(v):
+				print("%s: %s vs %s" % (k, b[k], v), file=sys.stderr)
+				return False
+		elif b[k] != v:
+			print("%s: %s vs %s" % (k, b[k], v), file=sys.stderr)
+			return False
+	return True
+ok = x["overall"]["requests"] == 20000 and same(x["overall"], s["overall"]) and \
+     list(x["classes"]) == list(s["classes"]) and \
+     all(same(x["classes"][c], s["classes"][c]) for c in x["classes"])
+sys.exit(0 if ok else 1)' "$tmp/x.json" "$tmp/s.json" 2> "$tmp/err"; then
+	ok "--stream: 20000 requests, the exact counts and totals, percentiles within 1 %"
+else
+	not_ok "--stream against the exact report ($(cat "$tmp/err"))"
+fi
+# Peak RSS: --stream's 200000 requests at most 1.5x its 20000 (the exact mode's grows: the
+# measure sees it). Short requests at a rate the GPU sustains.
+rss() {
+	/usr/bin/time -f "%M" -o "$tmp/rss" "$prog" --profile "$prof" --synthetic --rate 40 \
+		--input lognormal:4:0.5 --output fixed:4 --seed 1 --json "$@" > /dev/null &&
+		cat "$tmp/rss"
+}
+if [ ! -x /usr/bin/time ]; then
+	ok "# skip --stream's peak RSS: no /usr/bin/time"
+else
+	s20=$(rss --requests 20000 --stream) s200=$(rss --requests 200000 --stream)
+	x20=$(rss --requests 20000) x200=$(rss --requests 200000)
+	if [ -n "$s20" ] && [ -n "$s200" ] && [ $((s200 * 2)) -le $((s20 * 3)) ] &&
+	   [ $((x200 * 2)) -gt $((x20 * 3)) ]; then
+		ok "--stream: peak RSS ${s20} KB for 20000 requests, ${s200} KB for 200000"
+	else
+		not_ok "--stream: peak RSS ${s20:-?}, ${s200:-?} KB (exact ${x20:-?}, ${x200:-?})"
+	fi
 fi
 [ "$failed" = 0 ]

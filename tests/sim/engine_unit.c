@@ -211,7 +211,7 @@ static char *json_of(const struct sim_config *c, uint64_t seed)
 	res = run(c, &wl, &t);
 	f = open_memstream(&buf, &len);
 	assert_non_null(f);
-	assert_int_equal(sim_report_json(f, c, &wl, res, &t), 0);
+	assert_int_equal(sim_report_json(f, c, &wl, res, NULL, &t), 0);
 	fclose(f);
 	lg_results_free(res, wl.n);
 	lg_workload_free(&wl);

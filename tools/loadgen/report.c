@@ -24,15 +24,8 @@ static size_t classes(const struct lg_workload *wl, const char **out, size_t max
 	return n;
 }
 
-struct errors {
-	size_t status[1000];		/* responses by status, 200 left out */
-	size_t kind[LG_HTTP_NR];	/* transport failures by kind */
-	const char *msg[1000];		/* the first message for a status */
-	const char *kmsg[LG_HTTP_NR];
-};
-
 static void count_errors(const struct lg_workload *wl, const struct lg_result *res,
-			 struct errors *e)
+			 struct lg_errors *e)
 {
 	size_t i;
 
@@ -113,11 +106,8 @@ static void fail_row(FILE *f, const char *name, const struct lg_summary *s)
 	fputc('\n', f);
 }
 
-static void fail_table(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
-		       double duration_s, const char *const *cls, size_t n,
-		       const struct lg_summary *all)
+static void fail_table(FILE *f, const struct lg_report_sums *r)
 {
-	struct lg_summary s;
 	size_t i;
 	int k;
 
@@ -125,48 +115,41 @@ static void fail_table(FILE *f, const struct lg_workload *wl, const struct lg_re
 	for (k = 1; k < LG_FAIL_NR; k++)
 		fprintf(f, " %*s", fail_width(k), lg_fail_names[k]);
 	fputc('\n', f);
-	for (i = 0; i < n; i++) {
-		lg_summarize(wl, res, cls[i], duration_s, &s);
-		fail_row(f, cls[i], &s);
-	}
-	fail_row(f, "all", all);
+	for (i = 0; i < r->nr_cls; i++)
+		fail_row(f, r->names[i], &r->cls[i]);
+	fail_row(f, "all", r->all);
 }
 
-void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
-		     double duration_s, const struct lg_digest_check *dc,
-		     const struct lg_server *srv)
+void lg_report_table_sums(FILE *f, const struct lg_report_sums *r,
+			  const struct lg_digest_check *dc, const struct lg_server *srv)
 {
-	const char *cls[MAX_CLS];
-	size_t n = classes(wl, cls, MAX_CLS), i;
-	struct lg_summary all, s;
-	struct errors *e = calloc(1, sizeof(*e));
+	const struct lg_summary *all = r->all;
+	const struct lg_errors *e = r->errors;
+	double duration_s = r->duration_s;
+	size_t i;
 
-	lg_summarize(wl, res, NULL, duration_s, &all);
 	fprintf(f, "%zu requests in %.3f s: %zu completed (%.3f/s), %zu met their SLO "
-		"(%.1f%%), goodput %.3f requests/s\n", all.requests, duration_s, all.completed,
-		all.throughput, all.met, 100 * all.attainment, all.goodput);
+		"(%.1f%%), goodput %.3f requests/s\n", all->requests, duration_s, all->completed,
+		all->throughput, all->met, 100 * all->attainment, all->goodput);
 	fprintf(f, "%-10s %6s %6s %6s %8s %8s %8s %8s %7s %7s %8s %7s %7s %8s %8s %8s %8s %7s "
 		"%8s\n", "class", "reqs", "done", "failed", "ttft p50", "p90", "p99", "tpot p50",
 		"p90", "p99", "itl p50", "p90", "p99", "max", "e2e p50", "p90", "p99", "slo",
 		"goodput");
-	for (i = 0; i < n; i++) {
-		lg_summarize(wl, res, cls[i], duration_s, &s);
-		table_row(f, cls[i], &s);
-	}
-	table_row(f, "all", &all);
+	for (i = 0; i < r->nr_cls; i++)
+		table_row(f, r->names[i], &r->cls[i]);
+	table_row(f, "all", all);
 	fprintf(f, "(latencies in ms: tpot over each completed request's mean, itl over every gap "
 		"between tokens, pooled; goodput in requests/s meeting their SLO; requests sent at "
-		"most %.1f ms after their arrival times)\n", max_late_ms(wl, res));
-	if (all.failed)
-		fail_table(f, wl, res, duration_s, cls, n, &all);
-	if (all.reported)
+		"most %.1f ms after their arrival times)\n", r->max_late_ms);
+	if (all->failed)
+		fail_table(f, r);
+	if (all->reported)
 		fprintf(f, "preemptions: %lld over %zu of %zu requests reporting them\n",
-			all.preemptions, all.preempted, all.reported);
-	if (all.recompute_tax >= 0)
+			all->preemptions, all->preempted, all->reported);
+	if (all->recompute_tax >= 0)
 		fprintf(f, "recompute tax: %lld recomputed tokens over %lld (%.1f%%)\n",
-			all.recomputed, all.tax_tokens, 100 * all.recompute_tax);
+			all->recomputed, all->tax_tokens, 100 * all->recompute_tax);
 	if (e) {
-		count_errors(wl, res, e);
 		for (i = 0; i < 1000; i++)
 			if (e->status[i])
 				fprintf(f, "HTTP %zu: %zu requests (%s)\n", i, e->status[i],
@@ -184,7 +167,56 @@ void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_resu
 			dc->first);
 	if (srv)
 		lg_server_table(f, srv, duration_s);
-	free(e);
+}
+
+/* The summaries of every class and of all, the errors counted: what both reports print. */
+static int sums_make(const struct lg_workload *wl, const struct lg_result *res,
+		     double duration_s, struct lg_report_sums *r, const char **names,
+		     struct lg_summary *all)
+{
+	struct lg_summary *cls;
+	struct lg_errors *e = calloc(1, sizeof(*e));
+	size_t i;
+
+	memset(r, 0, sizeof(*r));
+	r->nr_cls = classes(wl, names, MAX_CLS);
+	cls = calloc(r->nr_cls + 1, sizeof(*cls));
+	if (!cls) {
+		free(e);
+		return -1;
+	}
+	lg_summarize(wl, res, NULL, duration_s, all);
+	for (i = 0; i < r->nr_cls; i++)
+		lg_summarize(wl, res, names[i], duration_s, &cls[i]);
+	if (e)
+		count_errors(wl, res, e);
+	r->names = names;
+	r->cls = cls;
+	r->all = all;
+	r->duration_s = duration_s;
+	r->max_late_ms = max_late_ms(wl, res);
+	r->errors = e;
+	return 0;
+}
+
+static void sums_free(struct lg_report_sums *r)
+{
+	free((void *)r->cls);
+	free((void *)r->errors);
+}
+
+void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
+		     double duration_s, const struct lg_digest_check *dc,
+		     const struct lg_server *srv)
+{
+	const char *names[MAX_CLS];
+	struct lg_report_sums r;
+	struct lg_summary all;
+
+	if (sums_make(wl, res, duration_s, &r, names, &all))
+		return;
+	lg_report_table_sums(f, &r, dc, srv);
+	sums_free(&r);
 }
 
 static json_object *num(double v)
@@ -242,29 +274,22 @@ static json_object *summary_obj(const struct lg_summary *s)
 	return o;
 }
 
-void lg_report_json(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
-		    double duration_s, const struct lg_digest_check *dc,
-		    const struct lg_server *srv)
+void lg_report_json_sums(FILE *f, const struct lg_report_sums *r,
+			 const struct lg_digest_check *dc, const struct lg_server *srv)
 {
-	const char *cls[MAX_CLS];
-	size_t n = classes(wl, cls, MAX_CLS), i;
 	json_object *o = json_object_new_object(), *c = json_object_new_object();
 	json_object *h = json_object_new_object(), *t = json_object_new_object();
-	struct lg_summary s;
-	struct errors *e = calloc(1, sizeof(*e));
+	const struct lg_errors *e = r->errors;
 	char key[16];
+	size_t i;
 
-	json_object_object_add(o, "duration_s", num(duration_s));
-	json_object_object_add(o, "max_send_lateness_ms", num(max_late_ms(wl, res)));
-	lg_summarize(wl, res, NULL, duration_s, &s);
-	json_object_object_add(o, "overall", summary_obj(&s));
-	for (i = 0; i < n; i++) {
-		lg_summarize(wl, res, cls[i], duration_s, &s);
-		json_object_object_add(c, cls[i], summary_obj(&s));
-	}
+	json_object_object_add(o, "duration_s", num(r->duration_s));
+	json_object_object_add(o, "max_send_lateness_ms", num(r->max_late_ms));
+	json_object_object_add(o, "overall", summary_obj(r->all));
+	for (i = 0; i < r->nr_cls; i++)
+		json_object_object_add(c, r->names[i], summary_obj(&r->cls[i]));
 	json_object_object_add(o, "classes", c);
 	if (e) {
-		count_errors(wl, res, e);
 		for (i = 0; i < 1000; i++) {
 			if (!e->status[i])
 				continue;
@@ -290,8 +315,23 @@ void lg_report_json(FILE *f, const struct lg_workload *wl, const struct lg_resul
 		json_object_object_add(o, "digests", d);
 	}
 	if (srv)
-		json_object_object_add(o, "server", lg_server_json(srv, duration_s));
+		json_object_object_add(o, "server", lg_server_json(srv, r->duration_s));
+	if (r->estimated)
+		json_object_object_add(o, "estimated", json_object_new_boolean(1));
 	fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
-	free(e);
+}
+
+void lg_report_json(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
+		    double duration_s, const struct lg_digest_check *dc,
+		    const struct lg_server *srv)
+{
+	const char *names[MAX_CLS];
+	struct lg_report_sums r;
+	struct lg_summary all;
+
+	if (sums_make(wl, res, duration_s, &r, names, &all))
+		return;
+	lg_report_json_sums(f, &r, dc, srv);
+	sums_free(&r);
 }

@@ -54,6 +54,34 @@ struct lg_digest_check {
 
 struct lg_server;
 
+/* Responses that were no 200 by status, transport failures by kind; the first message of each. */
+struct lg_errors {
+	size_t status[1000];		/* responses by status, 200 left out */
+	size_t kind[LG_HTTP_NR];	/* transport failures by kind */
+	const char *msg[1000];		/* the first message for a status */
+	const char *kmsg[LG_HTTP_NR];
+};
+
+/*
+ * What a report prints, its summaries made: by lg_summarize() from every result (the reports
+ * below), or folded as each request ended (kvaccel-sim --stream: estimated, its percentiles from
+ * histograms, said by "estimated": true in the JSON).
+ */
+struct lg_report_sums {
+	const char *const *names;		/* the classes, in the order they first came */
+	const struct lg_summary *cls;		/* nr_cls of them */
+	size_t nr_cls;
+	const struct lg_summary *all;
+	double duration_s, max_late_ms;
+	const struct lg_errors *errors;		/* NULL: none counted */
+	int estimated;
+};
+
+void lg_report_table_sums(FILE *f, const struct lg_report_sums *r,
+			  const struct lg_digest_check *dc, const struct lg_server *srv);
+void lg_report_json_sums(FILE *f, const struct lg_report_sums *r,
+			 const struct lg_digest_check *dc, const struct lg_server *srv);
+
 /* The report: a table, or one JSON object; dc and srv (--server-metrics) may be NULL. */
 void lg_report_table(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
 		     double duration_s, const struct lg_digest_check *dc,

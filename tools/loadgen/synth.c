@@ -269,40 +269,86 @@ out:
 	return ret;
 }
 
-int lg_synth(const struct lg_synth_opts *o, struct lg_workload *wl)
+/* The options the generator takes: 0, or -1 (a rate, CV, diurnal swing or session it cannot). */
+static int synth_check(const struct lg_synth_opts *o)
 {
-	struct arrivals arr = { o, { o->seed ^ 0x61727269766c6731ULL }, o->rate, 0, 0 };
-	struct lg_rng len = { o->seed ^ 0x6c656e6774686c67ULL };
-	struct lg_rng cls = { o->seed ^ 0x636c617373657367ULL };
-	double total = 0;
-	unsigned int k;
-	size_t i;
-
 	if (!(o->rate > 0) || (o->arrival == LG_ARR_GAMMA && !(o->cv > 0)))
 		return -1;
 	if (diurnal(o) && (o->arrival != LG_ARR_POISSON || o->diurnal_amp > 1))
 		return -1;
 	if (o->sessions && (!o->turns || o->think_s < 0))
 		return -1;
+	return 0;
+}
+
+static double class_total(const struct lg_synth_opts *o)
+{
+	double total = 0;
+	unsigned int k;
+
 	for (k = 0; k < o->nr_classes; k++)
 		total += o->classes[k].weight;
+	return total;
+}
+
+int lg_synth_iter_init(struct lg_synth_iter *it, const struct lg_synth_opts *o)
+{
+	memset(it, 0, sizeof(*it));
+	if (synth_check(o) || o->sessions)
+		return -1;
+	it->o = o;
+	it->arr.s = o->seed ^ 0x61727269766c6731ULL;
+	it->len.s = o->seed ^ 0x6c656e6774686c67ULL;
+	it->cls.s = o->seed ^ 0x636c617373657367ULL;
+	it->total = class_total(o);
+	return 0;
+}
+
+int lg_synth_next(struct lg_synth_iter *it, struct lg_req *r)
+{
+	const struct lg_synth_opts *o = it->o;
+	struct arrivals arr = { o, it->arr, o->rate, it->t, it->made };
+
+	if (it->made == o->requests)
+		return 0;
+	memset(r, 0, sizeof(*r));
+	strcpy(r->cls, "online");
+	r->arrival_s = next_arrival(&arr);
+	it->arr = arr.r;
+	it->t = arr.t;
+	r->input_len = draw(&it->len, &o->input, o->max_input);
+	r->output_len = draw(&it->len, &o->output, o->max_output);
+	r->ttft_slo_ms = o->ttft_slo_ms;
+	r->tpot_slo_ms = o->tpot_slo_ms;
+	if (o->clients)
+		snprintf(r->client, sizeof(r->client), "c%zu", it->made % o->clients);
+	pick_class(o, &it->cls, it->total, r);
+	it->made++;
+	return 1;
+}
+
+int lg_synth(const struct lg_synth_opts *o, struct lg_workload *wl)
+{
+	struct arrivals arr = { o, { o->seed ^ 0x61727269766c6731ULL }, o->rate, 0, 0 };
+	struct lg_rng len = { o->seed ^ 0x6c656e6774686c67ULL };
+	struct lg_rng cls = { o->seed ^ 0x636c617373657367ULL };
+	struct lg_synth_iter it;
+	struct lg_req *r;
+
+	if (synth_check(o))
+		return -1;
 	if (o->sessions) {
 		arr.rate = o->rate / o->turns;
-		return synth_sessions(o, wl, &arr, &len, &cls, total);
+		return synth_sessions(o, wl, &arr, &len, &cls, class_total(o));
 	}
-	for (i = 0; i < o->requests; i++) {
-		struct lg_req *r = lg_workload_push(wl);
-
+	lg_synth_iter_init(&it, o);
+	for (;;) {
+		r = lg_workload_push(wl);
 		if (!r)
 			return -1;
-		r->arrival_s = next_arrival(&arr);
-		r->input_len = draw(&len, &o->input, o->max_input);
-		r->output_len = draw(&len, &o->output, o->max_output);
-		r->ttft_slo_ms = o->ttft_slo_ms;
-		r->tpot_slo_ms = o->tpot_slo_ms;
-		if (o->clients)
-			snprintf(r->client, sizeof(r->client), "c%zu", i % o->clients);
-		pick_class(o, &cls, total, r);
+		if (!lg_synth_next(&it, r)) {
+			wl->n--;
+			return 0;
+		}
 	}
-	return 0;
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rng.h"
+
 #define LG_NAME_MAX 32
 
 struct lg_req {
@@ -108,6 +110,22 @@ int lg_dist_parse(const char *s, struct lg_dist *d);
 int lg_class_parse(const char *s, struct lg_class *c);
 
 int lg_synth(const struct lg_synth_opts *o, struct lg_workload *wl);
+
+/*
+ * The generator one request at a time (kvaccel-sim --stream): the same requests as lg_synth()
+ * for the same options, in the same order, without the array. Sessions are not streamed (a
+ * session's turns arrive out of the order they are made): init returns -1 for them, as for the
+ * options lg_synth() refuses. next: 1 with the next request in *r, 0 when all are made.
+ */
+struct lg_synth_iter {
+	const struct lg_synth_opts *o;
+	struct lg_rng arr, len, cls;
+	double t, total;
+	size_t made;
+};
+
+int lg_synth_iter_init(struct lg_synth_iter *it, const struct lg_synth_opts *o);
+int lg_synth_next(struct lg_synth_iter *it, struct lg_req *r);
 
 struct lg_req *lg_workload_push(struct lg_workload *wl);
 void lg_workload_free(struct lg_workload *wl);

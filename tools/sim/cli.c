@@ -34,11 +34,13 @@ static const char tail[] =
 	"  --instances N       engines behind the dispatcher (default 1, at most 64)\n"
 	"  --dispatch rr|least|llumnix   which instance takes a request (default rr)\n"
 	"  --pd P:D            prefill/decode disaggregation: P prefill, D decode instances\n"
-	"  --json              the report as one JSON object\n";
+	"  --json              the report as one JSON object\n"
+	"  --stream            synthetic: requests made as they arrive, results folded as they\n"
+	"                      end (memory follows the requests alive; percentiles estimated)\n";
 
 enum {
 	O_PROFILE = 256, O_POLICY, O_PREEMPT, O_BUDGET, O_MAXSEQS, O_CHUNK, O_THRESH, O_GPUB,
-	O_HOSTB, O_NOHOST, O_NOYIELD, O_INST, O_DISPATCH, O_PD, O_JSON, O_HELP,
+	O_HOSTB, O_NOHOST, O_NOYIELD, O_INST, O_DISPATCH, O_PD, O_JSON, O_STREAM, O_HELP,
 };
 
 #define NR_OWN	(O_HELP - O_PROFILE + 1)
@@ -59,6 +61,7 @@ static const struct option own[NR_OWN] = {
 	{ "dispatch", required_argument, NULL, O_DISPATCH },
 	{ "pd", required_argument, NULL, O_PD },
 	{ "json", no_argument, NULL, O_JSON },
+	{ "stream", no_argument, NULL, O_STREAM },
 	{ "help", no_argument, NULL, O_HELP },
 };
 
@@ -116,6 +119,9 @@ static int engine_opt(int opt, const char *arg, struct sim_cli *c)
 		return 0;
 	case O_JSON:
 		c->json = 1;
+		return 0;
+	case O_STREAM:
+		c->stream = 1;
 		return 0;
 	case O_HELP:
 		usage(stdout);
@@ -225,6 +231,16 @@ int sim_cli_parse(int argc, char **argv, struct sim_cli *c)
 	if (c->cfg.pd_prefill && c->cfg.instances) {
 		fprintf(stderr, "kvaccel-sim: --pd %u:%u: give --pd or --instances, not both\n",
 			c->cfg.pd_prefill, c->cfg.pd_decode);
+		return -1;
+	}
+	if (c->stream && c->wl.trace) {
+		fprintf(stderr, "kvaccel-sim: --stream: synthetic workloads only (a trace is read "
+			"whole)\n");
+		return -1;
+	}
+	if (c->stream && c->wl.sopt.sessions) {
+		fprintf(stderr, "kvaccel-sim: --stream: not with --sessions (a session's turns "
+			"are made out of arrival order)\n");
 		return -1;
 	}
 	budget = c->cfg.max_tokens ? c->cfg.max_tokens : 2048;

@@ -11,6 +11,7 @@ struct sim_cli {
 	struct lg_wl_cli wl;		/* the workload: kvaccel-loadgen's options */
 	struct sim_config cfg;		/* prof left NULL */
 	int json;
+	int stream;			/* --stream: made and folded request by request */
 };
 
 /* 0: parsed; 1: --help printed; -1: bad options (the message printed on stderr). */

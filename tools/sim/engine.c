@@ -18,6 +18,7 @@
 #include "faults.h"
 #include "instance.h"
 #include "pressure.h"
+#include "stream.h"
 
 /* Every time is offset by this: 0 means "not yet" in the scheduler's accounting. */
 #define T0_NS		1000000000ull
@@ -29,6 +30,8 @@
 #define MAX_STALE_ROUNDS	1000
 /* Empty polls in a row after which requests left are given up as stuck. */
 #define MAX_IDLE_TICKS	1000
+/* --stream: the slots first made (doubled as more requests are alive at once). */
+#define STREAM_SLOTS	1024
 
 /* --pd: a request's prefill side, kept for its result after the hand-off. */
 struct sim_handoff {
@@ -43,7 +46,10 @@ enum { HO_NONE = 0, HO_PREFILL = 1, HO_DECODE = 2 };
 struct sim {
 	const struct sim_config *c;
 	const struct sim_profile *p;
-	const struct lg_workload *wl;
+	const struct lg_workload *wl;	/* NULL with --stream */
+	size_t n;			/* requests in the run */
+	size_t cap;			/* entries of the per-request arrays below (their tags) */
+	const struct lg_req *rq;	/* per tag: the request (wl->req, or the slots') */
 	struct lg_result *res;
 	struct sim_totals *t;
 	struct sim_heap h;
@@ -69,7 +75,21 @@ struct sim {
 	uint8_t *at_inst;		/* per request: the instance it is on, its id there */
 	uint32_t *at_req;
 	uint8_t *why;			/* per request: ABORT_* */
+	/*
+	 * --stream: a request's tag is a slot, taken when it is made (one arrival ahead) and given
+	 * back once its result is folded into st (and its client's timeout, if any, has passed).
+	 */
+	struct sim_stream *st;
+	struct lg_synth_iter *it;
+	struct lg_req *sreq;		/* per slot: its request */
+	size_t *gidx;			/* per slot: its index in the workload (prompts, seeds) */
+	uint8_t *slot;			/* per slot: SLOT_* */
+	uint8_t *pin;			/* per slot: a timeout event still names it */
+	uint32_t *free_slots;
+	size_t nr_free, made;
 };
+
+enum { SLOT_FREE = 0, SLOT_LIVE = 1, SLOT_DONE = 2 };
 
 enum { ABORT_NONE = 0, ABORT_TIMEOUT = 1, ABORT_FRAC = 2 };
 
@@ -82,6 +102,97 @@ int sim_events_on(const struct sim_config *c)
 static uint64_t arrival_ns(const struct lg_req *q)
 {
 	return T0_NS + (uint64_t)llround(q->arrival_s * 1e9);
+}
+
+/* The workload index of the request of tag @tag (its prompt, its token values, its draws). */
+static size_t gid(const struct sim *m, uint64_t tag)
+{
+	return m->gidx ? m->gidx[tag] : (size_t)tag;
+}
+
+#define GROW(p, old, cap) ({							\
+	void *__g = realloc((p), ((cap) + 1) * sizeof(*(p)));			\
+	if (__g) {								\
+		(p) = __g;							\
+		memset((p) + (old), 0, ((cap) + 1 - (old)) * sizeof(*(p)));	\
+	}									\
+	__g; })
+
+/* --stream: every per-slot array @cap long (+1); -1 when memory ran out. */
+static int slots_grow(struct sim *m, size_t cap)
+{
+	size_t old = m->cap ? m->cap + 1 : 0, i;
+	uint32_t *fs;
+
+	if (!GROW(m->res, old, cap) || !GROW(m->sreq, old, cap) || !GROW(m->gidx, old, cap) ||
+	    !GROW(m->slot, old, cap) || !GROW(m->pin, old, cap) ||
+	    !GROW(m->last_tok, old, cap) || !GROW(m->gap_cap, old, cap))
+		return -1;
+	if (m->ho && !GROW(m->ho, old, cap))
+		return -1;
+	if (m->at_inst && (!GROW(m->at_inst, old, cap) || !GROW(m->at_req, old, cap) ||
+			   !GROW(m->why, old, cap)))
+		return -1;
+	fs = realloc(m->free_slots, cap * sizeof(*fs));
+	if (!fs)
+		return -1;
+	m->free_slots = fs;
+	for (i = cap; i > m->cap; i--)		/* the lowest first */
+		m->free_slots[m->nr_free++] = (uint32_t)(i - 1);
+	m->cap = cap;
+	m->rq = m->sreq;
+	return 0;
+}
+
+/* --stream: the next request made into a slot (its arrival pushed): 0, or 1 when none is left. */
+static int stream_next(struct sim *m)
+{
+	struct lg_req q;
+	uint32_t s;
+
+	if (!lg_synth_next(m->it, &q))
+		return 1;
+	if (!m->nr_free && slots_grow(m, m->cap * 2)) {
+		m->nomem = 1;
+		return 1;
+	}
+	s = m->free_slots[--m->nr_free];
+	m->sreq[s] = q;
+	m->gidx[s] = m->made++;
+	m->slot[s] = SLOT_LIVE;
+	memset(&m->res[s], 0, sizeof(m->res[s]));
+	m->last_tok[s] = 0;
+	m->gap_cap[s] = 0;
+	if (m->ho)
+		memset(&m->ho[s], 0, sizeof(m->ho[s]));
+	if (m->at_inst)
+		m->at_inst[s] = m->at_req[s] = m->why[s] = 0;
+	if (sim_heap_push(&m->h, arrival_ns(&q), SIM_EV_ARRIVAL, s))
+		m->nomem = 1;
+	return 0;
+}
+
+/* --stream: slot @s given back (its result folded). */
+static void slot_free(struct sim *m, uint64_t s)
+{
+	free(m->res[s].gaps_ms);
+	m->res[s].gaps_ms = NULL;
+	m->res[s].nr_gaps = 0;
+	m->gap_cap[s] = 0;
+	m->slot[s] = SLOT_FREE;
+	m->free_slots[m->nr_free++] = (uint32_t)s;
+}
+
+/* Request @tag's result is final: --stream folds it and frees its slot (once unpinned). */
+static void finish(struct sim *m, uint64_t tag)
+{
+	if (!m->st)
+		return;
+	sim_stream_fold(m->st, &m->rq[tag], &m->res[tag]);
+	if (m->pin[tag])
+		m->slot[tag] = SLOT_DONE;
+	else
+		slot_free(m, tag);
 }
 
 /* The fair policy's client id: the names in the order they come, wrapped at MAX_CLIENTS. */
@@ -112,6 +223,7 @@ static void fail_req(struct sim *m, size_t idx, enum lg_fail why, const char *ms
 	r->preemptions = r->recomputed = -1;
 	r->prompt_tokens = r->completion_tokens = -1;
 	m->done++;
+	finish(m, idx);
 }
 
 /*
@@ -149,7 +261,7 @@ static int add_to(struct sim *m, struct sim_inst *in, const struct accel_sched_r
 
 static void arrive(struct sim *m, size_t idx, uint64_t now)
 {
-	const struct lg_req *q = &m->wl->req[idx];
+	const struct lg_req *q = &m->rq[idx];
 	struct sim_inst *in;
 	uint8_t *bytes;
 	int32_t *prompt;
@@ -159,7 +271,7 @@ static void arrive(struct sim *m, size_t idx, uint64_t now)
 
 	m->arrived++;
 	m->res[idx].start_s = (double)(now - T0_NS) / 1e9;
-	bytes = lg_prompt_make(q, m->c->seed, idx, &len);
+	bytes = lg_prompt_make(q, m->c->seed, gid(m, idx), &len);
 	prompt = malloc((len ? len : 1) * sizeof(*prompt));
 	if (!bytes || !prompt) {
 		free(bytes);
@@ -234,7 +346,7 @@ static void hand_off(struct sim *m, struct sim_inst *in, const struct accel_sche
 static void aborted(struct sim *m, uint64_t tag, uint32_t tokens)
 {
 	struct lg_result *r = &m->res[tag];
-	uint32_t out = m->wl->req[tag].output_len;
+	uint32_t out = m->rq[tag].output_len;
 
 	if (m->why && m->why[tag] == ABORT_TIMEOUT) {
 		/* A token of a step in flight when the client gave up never reached it. */
@@ -271,7 +383,7 @@ static void collect(struct sim *m, struct sim_inst *in, uint32_t req)
 		return;
 	}
 	r = &m->res[info.tag];
-	q = &m->wl->req[info.tag];
+	q = &m->rq[info.tag];
 	r->status = 200;
 	r->end_s = (double)(info.finish_ns - T0_NS) / 1e9;
 	r->tokens = (uint32_t)info.output_tokens;
@@ -312,6 +424,7 @@ static void collect(struct sim *m, struct sim_inst *in, uint32_t req)
 	accel_sched_remove(in->s, req);
 	in->alive--;
 	m->done++;
+	finish(m, info.tag);
 }
 
 /*
@@ -322,7 +435,7 @@ static void collect(struct sim *m, struct sim_inst *in, uint32_t req)
  */
 static void land(struct sim *m, struct sim_inst *in, size_t idx, uint64_t now)
 {
-	const struct lg_req *q = &m->wl->req[idx];
+	const struct lg_req *q = &m->rq[idx];
 	uint64_t bt = (uint64_t)m->p->block_tokens;
 	uint8_t *bytes;
 	int32_t *prompt;
@@ -330,7 +443,7 @@ static void land(struct sim *m, struct sim_inst *in, size_t idx, uint64_t now)
 	uint32_t req;
 	int ret;
 
-	bytes = lg_prompt_make(q, m->c->seed, idx, &len);
+	bytes = lg_prompt_make(q, m->c->seed, gid(m, idx), &len);
 	prompt = malloc((len + 2) * sizeof(*prompt));
 	if (!bytes || !prompt) {
 		free(bytes);
@@ -391,7 +504,7 @@ static void token(struct sim *m, uint64_t tag, uint64_t now)
 static void abort_frac(struct sim *m, struct sim_inst *in, const struct accel_sched_run *r,
 		       uint64_t now)
 {
-	uint32_t at = sim_abort_point(m->c, r->tag, m->wl->req[r->tag].output_len);
+	uint32_t at = sim_abort_point(m->c, gid(m, r->tag), m->rq[r->tag].output_len);
 
 	if (!at || m->why[r->tag] || m->res[r->tag].nr_gaps + 1 < at)
 		return;
@@ -404,6 +517,14 @@ static void timeout(struct sim *m, size_t idx, uint64_t now)
 {
 	struct sim_inst *in = &m->inst[m->at_inst[idx]];
 
+	if (m->pin) {
+		/* --stream: the slot's timeout has passed; given back if its request ended. */
+		m->pin[idx] = 0;
+		if (m->slot[idx] == SLOT_DONE) {
+			slot_free(m, idx);
+			return;
+		}
+	}
 	if (m->res[idx].status || m->last_tok[idx] || m->why[idx] || !m->at_req)
 		return;
 	if (!accel_sched_abort(in->s, m->at_req[idx], now)) {
@@ -425,7 +546,7 @@ static void pressure(struct sim *m, struct sim_inst *in, uint32_t idx, uint64_t 
 		m->periodic_done = m->done;
 		if (m->periodic_stale >= MAX_STALE_ROUNDS)
 			m->t->pressure_stopped = 1;
-		else if (m->done < m->wl->n) {
+		else if (m->done < m->n) {
 			if (sim_heap_push(&m->h, now + (uint64_t)llround(p->every_s * 1e9),
 					  SIM_EV(SIM_EV_PRESSURE, in->id), idx))
 				m->nomem = 1;
@@ -460,8 +581,8 @@ static void step_end(struct sim *m, struct sim_inst *in, uint64_t now)
 			in->t->decode_tokens += r->tokens;
 		if (r->flags & ACCEL_SCHED_RUN_SAMPLE) {
 			res.flags = ACCEL_SCHED_RES_TOKEN;
-			res.token = (int32_t)((r->tag * 2654435761u + r->start + r->tokens) %
-					      50000);
+			res.token = (int32_t)((gid(m, r->tag) * 2654435761u + r->start +
+					       r->tokens) % 50000);
 			token(m, r->tag, now);
 			if (m->ho)
 				m->ho[r->tag].token = res.token;
@@ -521,6 +642,8 @@ static void handle(struct sim *m, const struct sim_event *ev)
 	switch (SIM_EV_KIND(ev->type)) {
 	case SIM_EV_ARRIVAL:
 		idx = ev->arg;
+		if (m->st)
+			sim_stream_class(m->st, &m->rq[idx]);
 		arrive(m, idx, ev->t_ns);
 		if (m->c->client_timeout_ms > 0 && !m->res[idx].status) {
 			uint64_t at = ev->t_ns + (uint64_t)llround(m->c->client_timeout_ms * 1e6);
@@ -528,8 +651,12 @@ static void handle(struct sim *m, const struct sim_event *ev)
 			if (sim_heap_push(&m->h, at, SIM_EV_TIMEOUT, idx))
 				m->nomem = 1;
 			m->nr_side++;
+			if (m->pin)
+				m->pin[idx] = 1;
 		}
-		if (++idx < m->wl->n &&
+		if (m->st)
+			stream_next(m);
+		else if (++idx < m->n &&
 		    sim_heap_push(&m->h, arrival_ns(&m->wl->req[idx]), SIM_EV_ARRIVAL, idx))
 			m->nomem = 1;
 		break;
@@ -601,9 +728,9 @@ static int events_setup(struct sim *m, char *err, size_t errlen)
 	}
 	if (!(c->client_timeout_ms > 0) && !(c->abort_frac > 0))
 		return 0;
-	m->at_inst = calloc(m->wl->n + 1, sizeof(*m->at_inst));
-	m->at_req = calloc(m->wl->n + 1, sizeof(*m->at_req));
-	m->why = calloc(m->wl->n + 1, sizeof(*m->why));
+	m->at_inst = calloc(m->cap + 1, sizeof(*m->at_inst));
+	m->at_req = calloc(m->cap + 1, sizeof(*m->at_req));
+	m->why = calloc(m->cap + 1, sizeof(*m->why));
 	if (!m->at_inst || !m->at_req || !m->why) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -635,7 +762,7 @@ static void events_start(struct sim *m)
 static int setup(struct sim *m, char *err, size_t errlen)
 {
 	const struct sim_config *c = m->c;
-	size_t n = m->wl->n;
+	size_t n = m->cap;
 	uint32_t i;
 
 	m->nr_inst = c->pd_prefill ? c->pd_prefill + c->pd_decode :
@@ -666,8 +793,13 @@ static int setup(struct sim *m, char *err, size_t errlen)
 		uint32_t role = !c->pd_prefill ? SIM_ROLE_BOTH :
 				i < m->first_decode ? SIM_ROLE_PREFILL : SIM_ROLE_DECODE;
 
-		if (sim_inst_setup(&m->inst[i], i, role, c, n, &m->t->inst[i], err, errlen))
+		if (sim_inst_setup(&m->inst[i], i, role, c, m->st ? SIM_STREAM_LIVE : n,
+				   &m->t->inst[i], err, errlen))
 			return -1;
+	}
+	if (m->st && slots_grow(m, STREAM_SLOTS)) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
 	m->t->gpu_blocks = c->gpu_blocks ? c->gpu_blocks : m->p->gpu_blocks;
 	m->t->host_blocks = c->no_host ? 0 : c->host_blocks ? c->host_blocks : m->p->host_blocks;
@@ -690,12 +822,30 @@ static void teardown(struct sim *m)
 	free(m->at_inst);
 	free(m->at_req);
 	free(m->why);
+	if (m->st) {
+		for (i = 0; i < m->cap; i++)
+			free(m->res[i].gaps_ms);
+		free(m->res);
+	}
+	free(m->sreq);
+	free(m->gidx);
+	free(m->slot);
+	free(m->pin);
+	free(m->free_slots);
 }
 
 static const char *const state_names[ACCEL_SCHED_NR_STATES] = {
 	"waiting", "prefilling", "decoding", "swapping out", "swapped", "swapping in",
 	"dropped for recompute", "finished", "aborted",
 };
+
+/* Whether the request of tag @tag is alive (made, no result yet). */
+static int alive(const struct sim *m, uint64_t tag)
+{
+	if (tag >= m->cap || (m->slot && m->slot[tag] != SLOT_LIVE))
+		return 0;
+	return !m->res[tag].status;
+}
 
 /* Requests the run left unfinished: failed, with the state they were left in. */
 static void unfinished(struct sim *m)
@@ -705,14 +855,14 @@ static void unfinished(struct sim *m)
 	size_t id;
 	uint32_t i;
 
-	if (m->done == m->wl->n)
+	if (m->done == m->n)
 		return;
 	for (i = 0; i < m->nr_inst; i++) {
 		struct sim_inst *in = &m->inst[i];
 
 		for (id = 0; id < in->max_req; id++) {
-			if (accel_sched_req_info(in->s, id, &info) || info.tag >= m->wl->n ||
-			    m->res[info.tag].status || info.state >= ACCEL_SCHED_NR_STATES)
+			if (accel_sched_req_info(in->s, id, &info) || !alive(m, info.tag) ||
+			    info.state >= ACCEL_SCHED_NR_STATES)
 				continue;
 			/* A decode side's count leaves out the prefill side's first token. */
 			if (m->ho && m->ho[info.tag].phase == HO_DECODE &&
@@ -720,16 +870,23 @@ static void unfinished(struct sim *m)
 				info.output_tokens++;
 			snprintf(msg, sizeof(msg), "never finished: left %s with %llu of %u tokens",
 				 state_names[info.state], (unsigned long long)info.output_tokens,
-				 m->wl->req[info.tag].output_len);
+				 m->rq[info.tag].output_len);
 			fail_req(m, info.tag, LG_FAIL_INCOMPLETE, msg);
 			m->t->unfinished++;
 		}
 	}
-	for (id = 0; id < m->wl->n; id++)
-		if (!m->res[id].status) {
+	for (id = 0; id < m->cap; id++)
+		if (alive(m, id)) {
 			fail_req(m, id, LG_FAIL_INCOMPLETE, "never finished");
 			m->t->unfinished++;
 		}
+	/* --stream: requests not made yet (none, unless the loop stopped early). */
+	while (m->st && !m->nomem && !stream_next(m)) {
+		id = m->free_slots[m->nr_free];		/* the slot stream_next() took */
+		sim_stream_class(m->st, &m->rq[id]);
+		fail_req(m, id, LG_FAIL_INCOMPLETE, "never finished");
+		m->t->unfinished++;
+	}
 }
 
 /* The instances' counters summed into the run's. */
@@ -768,55 +925,84 @@ static void totals(struct sim *m)
 	}
 }
 
-int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_result *res,
-	    struct sim_totals *t, char *err, size_t errlen)
+/* The run: the events until none is left but pressure rounds; its totals into m->t. */
+static int run(struct sim *m, char *err, size_t errlen)
 {
-	struct sim m = { .c = c, .p = c->prof, .wl = wl, .res = res, .t = t };
 	struct sim_event ev = { 0 };
+	struct sim_totals *t = m->t;
 	int ret = -1;
 	uint32_t i;
 
 	memset(t, 0, sizeof(*t));
-	sim_heap_init(&m.h);
-	if (setup(&m, err, errlen))
+	sim_heap_init(&m->h);
+	if (setup(m, err, errlen))
 		goto out;
-	if (wl->n) {
-		m.first_arrival = arrival_ns(&wl->req[0]);
-		if (sim_heap_push(&m.h, m.first_arrival, SIM_EV_ARRIVAL, 0))
-			m.nomem = 1;
+	if (m->st) {
+		if (!stream_next(m))
+			m->first_arrival = m->h.v[0].t_ns;
+	} else if (m->n) {
+		m->first_arrival = arrival_ns(&m->wl->req[0]);
+		if (sim_heap_push(&m->h, m->first_arrival, SIM_EV_ARRIVAL, 0))
+			m->nomem = 1;
 	}
-	events_start(&m);
-	while (!m.nomem && sim_heap_pop(&m.h, &ev)) {
+	events_start(m);
+	while (!m->nomem && sim_heap_pop(&m->h, &ev)) {
 		const struct sim_event *next;
 
-		handle(&m, &ev);
-		while ((next = sim_heap_peek(&m.h)) && next->t_ns == ev.t_ns) {
-			sim_heap_pop(&m.h, &ev);
-			handle(&m, &ev);
+		handle(m, &ev);
+		while ((next = sim_heap_peek(&m->h)) && next->t_ns == ev.t_ns) {
+			sim_heap_pop(&m->h, &ev);
+			handle(m, &ev);
 		}
-		for (i = 0; i < m.nr_inst; i++) {
-			if (m.inst[i].touched && !m.inst[i].busy)
-				step(&m, &m.inst[i], ev.t_ns);
-			m.inst[i].touched = 0;
-			if (m.inst[i].nomem)
-				m.nomem = 1;
+		for (i = 0; i < m->nr_inst; i++) {
+			if (m->inst[i].touched && !m->inst[i].busy)
+				step(m, &m->inst[i], ev.t_ns);
+			m->inst[i].touched = 0;
+			if (m->inst[i].nomem)
+				m->nomem = 1;
 		}
 		/* Pressure rounds left once every request is done, or only periodic ones: over. */
-		if (m.h.n && m.h.n == m.nr_side && (m.done == wl->n || m.h.n == m.nr_periodic))
+		if (m->h.n && m->h.n == m->nr_side &&
+		    (m->done == m->n || m->h.n == m->nr_periodic))
 			break;
 	}
-	if (m.nomem) {
+	if (!m->nomem)
+		unfinished(m);
+	if (m->nomem || (m->st && m->st->nomem)) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	unfinished(&m);
-	totals(&m);
-	if (m.last_ev > m.last_finish)
-		m.last_finish = m.last_ev;
-	t->duration_s = m.last_finish > m.first_arrival ?
-			(double)(m.last_finish - m.first_arrival) / 1e9 : 0;
+	totals(m);
+	if (m->last_ev > m->last_finish)
+		m->last_finish = m->last_ev;
+	t->duration_s = m->last_finish > m->first_arrival ?
+			(double)(m->last_finish - m->first_arrival) / 1e9 : 0;
 	ret = 0;
 out:
-	teardown(&m);
+	teardown(m);
 	return ret;
+}
+
+int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_result *res,
+	    struct sim_totals *t, char *err, size_t errlen)
+{
+	struct sim m = { .c = c, .p = c->prof, .wl = wl, .n = wl->n, .cap = wl->n,
+			 .rq = wl->req, .res = res, .t = t };
+
+	return run(&m, err, errlen);
+}
+
+int sim_run_stream(const struct sim_config *c, const struct lg_synth_opts *o,
+		   struct sim_stream *st, struct sim_totals *t, char *err, size_t errlen)
+{
+	struct lg_synth_iter it;
+	struct sim m = { .c = c, .p = c->prof, .n = o->requests, .st = st, .it = &it, .t = t };
+
+	if (lg_synth_iter_init(&it, o)) {
+		memset(t, 0, sizeof(*t));
+		snprintf(err, errlen, "the synthetic workload cannot be streamed (sessions, or "
+			 "options the generator refuses)");
+		return -1;
+	}
+	return run(&m, err, errlen);
 }

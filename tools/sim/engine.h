@@ -119,4 +119,19 @@ struct sim_totals {
 int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_result *res,
 	    struct sim_totals *t, char *err, size_t errlen);
 
+/* --stream: most requests alive at once on an instance (its scheduler's max_requests). */
+#define SIM_STREAM_LIVE	65536
+
+struct sim_stream;
+
+/*
+ * --stream: sim_run() over the synthetic workload @o made one request at a time as the one
+ * before arrives (lg_synth_next()), each request's result folded into @st (sim_stream_init()'d)
+ * as it ends and its state given back: memory follows the requests alive, not the workload.
+ * The same run as sim_run() over lg_synth()'s array. -1 with err as sim_run(), or when @o
+ * cannot be streamed (sessions).
+ */
+int sim_run_stream(const struct sim_config *c, const struct lg_synth_opts *o,
+		   struct sim_stream *st, struct sim_totals *t, char *err, size_t errlen);
+
 #endif

@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "output.h"
 #include "profile.h"
+#include "stream.h"
 
 static double wall(void)
 {
@@ -22,6 +23,33 @@ static double wall(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* --stream: the synthetic workload made and reported request by request. */
+static int run_stream(struct sim_cli *c)
+{
+	struct sim_stream *st = malloc(sizeof(*st));
+	struct sim_totals t;
+	char err[512];
+	double t0 = wall();
+	int ret = 0;
+
+	if (!st) {
+		fprintf(stderr, "kvaccel-sim: out of memory\n");
+		return 1;
+	}
+	sim_stream_init(st);
+	if (sim_run_stream(&c->cfg, &c->wl.sopt, st, &t, err, sizeof(err))) {
+		fprintf(stderr, "kvaccel-sim: %s\n", err);
+		ret = 2;
+	} else if (c->json) {
+		ret = sim_report_json(stdout, &c->cfg, NULL, NULL, st, &t) ? 1 : 0;
+	} else {
+		sim_report_table(stdout, &c->cfg, NULL, NULL, st, &t, wall() - t0);
+	}
+	sim_stream_free(st);
+	free(st);
+	return ret;
 }
 
 int main(int argc, char **argv)
@@ -45,6 +73,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	c.cfg.prof = &prof;
+	if (c.stream)
+		return run_stream(&c);
 	if (c.wl.trace) {
 		if (lg_trace_load(c.wl.trace, &c.wl.topt, &wl, err, sizeof(err))) {
 			fprintf(stderr, "kvaccel-sim: %s\n", err);
@@ -67,9 +97,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kvaccel-sim: %s\n", err);
 		ret = 2;
 	} else if (c.json) {
-		ret = sim_report_json(stdout, &c.cfg, &wl, res, &t) ? 1 : 0;
+		ret = sim_report_json(stdout, &c.cfg, &wl, res, NULL, &t) ? 1 : 0;
 	} else {
-		sim_report_table(stdout, &c.cfg, &wl, res, &t, wall() - t0);
+		sim_report_table(stdout, &c.cfg, &wl, res, NULL, &t, wall() - t0);
 	}
 	lg_results_free(res, wl.n);
 	lg_workload_free(&wl);

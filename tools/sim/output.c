@@ -9,6 +9,7 @@
 #include "dispatch.h"
 #include "output.h"
 #include "stats.h"
+#include "stream.h"
 
 static const char *const preempt_names[] = { "cost", "recompute", "swap" };
 static const char *const role_names[] = { "both", "prefill", "decode" };
@@ -71,7 +72,8 @@ static double util(const struct sim_totals *t)
 }
 
 void sim_report_table(FILE *f, const struct sim_config *c, const struct lg_workload *wl,
-		      const struct lg_result *res, const struct sim_totals *t, double wall_s)
+		      const struct lg_result *res, const struct sim_stream *st,
+		      const struct sim_totals *t, double wall_s)
 {
 	const struct sim_profile *p = c->prof;
 
@@ -79,7 +81,10 @@ void sim_report_table(FILE *f, const struct sim_config *c, const struct lg_workl
 		"%u host blocks of %u tokens (%llu KiB each)\n", p->name, p->model, p->gpu, p->tp,
 		accel_sched_policy_name(c->policy), preempt_names[c->preempt], t->gpu_blocks,
 		t->host_blocks, t->block_tokens, (unsigned long long)(p->block_bytes >> 10));
-	lg_report_table(f, wl, res, t->duration_s, NULL, NULL);
+	if (st)
+		sim_stream_table(f, st, t->duration_s);
+	else
+		lg_report_table(f, wl, res, t->duration_s, NULL, NULL);
 	fprintf(f, "engine: %llu steps, busy %.3f s of %.3f s simulated (%.1f%%); %llu prefill "
 		"and %llu decode tokens\n", (unsigned long long)t->steps, t->busy_ns / 1e9,
 		t->duration_s, 100 * util(t), (unsigned long long)t->prefill_tokens,
@@ -193,7 +198,8 @@ static json_object *engine_obj(const struct sim_config *c, const struct sim_tota
 }
 
 int sim_report_json(FILE *f, const struct sim_config *c, const struct lg_workload *wl,
-		    const struct lg_result *res, const struct sim_totals *t)
+		    const struct lg_result *res, const struct sim_stream *st,
+		    const struct sim_totals *t)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -202,7 +208,10 @@ int sim_report_json(FILE *f, const struct sim_config *c, const struct lg_workloa
 
 	if (!m)
 		return -1;
-	lg_report_json(m, wl, res, t->duration_s, NULL, NULL);
+	if (st)
+		sim_stream_json(m, st, t->duration_s);
+	else
+		lg_report_json(m, wl, res, t->duration_s, NULL, NULL);
 	fclose(m);
 	o = json_tokener_parse(buf);
 	free(buf);

@@ -13,10 +13,15 @@
 #include "run.h"
 #include "workload.h"
 
+struct sim_stream;
+
+/* @st: --stream's accumulators (wl and res NULL then), or NULL: the exact report of @res. */
 void sim_report_table(FILE *f, const struct sim_config *c, const struct lg_workload *wl,
-		      const struct lg_result *res, const struct sim_totals *t, double wall_s);
+		      const struct lg_result *res, const struct sim_stream *st,
+		      const struct sim_totals *t, double wall_s);
 /* Deterministic: the same run gives the same bytes (no wall-clock time in it). */
 int sim_report_json(FILE *f, const struct sim_config *c, const struct lg_workload *wl,
-		    const struct lg_result *res, const struct sim_totals *t);
+		    const struct lg_result *res, const struct sim_stream *st,
+		    const struct sim_totals *t);
 
 #endif
