@@ -306,6 +306,9 @@ static void arrive(struct sim *m, size_t idx, uint64_t now)
 		if (ret == -E2BIG)
 			snprintf(msg, sizeof(msg), "refused: %zu prompt + %u output tokens are "
 				 "more than the GPU's KV cache holds", len, q->output_len);
+		else if (ret == -ENOSPC && m->st)
+			snprintf(msg, sizeof(msg), "refused: %u requests alive on the instance "
+				 "(--stream's bound)", SIM_STREAM_LIVE);
 		else
 			snprintf(msg, sizeof(msg), "refused by the scheduler: %s",
 				 strerror(-ret));
