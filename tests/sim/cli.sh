@@ -13,7 +13,7 @@ prog=$1
 prof=tools/sim/profiles/llama2-7b-a100.profile
 traces=tests/sim/traces
 
-echo "1..60"
+echo "1..61"
 refused "no profile" 2 "give --profile FILE" --synthetic
 refused "no workload" 2 "give one of --trace FILE and --synthetic" --profile "$prof"
 refused "both workloads" 2 "give one of --trace FILE and --synthetic" --profile "$prof" \
@@ -277,8 +277,31 @@ sys.exit(0 if e["pressure_rounds"] > 1 and e["client_aborts"] > 0 and
 else
 	not_ok "events: pressure rounds, aborts, swap failures ($(head -c 300 "$tmp/e1.json"))"
 fi
-refused "stream with a trace" 2 "--stream: synthetic workloads only" --profile "$prof" \
-	--trace "$traces/plain-sample.csv" --stream
+# --stream reads a sorted trace line by line: the same run as the whole trace's.
+same=1
+for t in azure-conv-sample.csv mooncake-sample.jsonl "plain-sample.csv --limit 30 --time-scale 2
+	 --max-input 900"; do
+	# shellcheck disable=SC2086
+	"$prog" --profile "$prof" --trace $traces/$t --json > "$tmp/t1.json" &&
+		"$prog" --profile "$prof" --trace $traces/$t --json --stream > "$tmp/t2.json" &&
+		/usr/bin/python3 -c '
+import json, sys
+x, s = (json.load(open(f)) for f in sys.argv[1:3])
+keys = ("requests", "completed", "failed", "slo_met", "itl_gaps")
+sys.exit(0 if x["engine"] == s["engine"] and s["estimated"] and
+	 list(x["classes"]) == list(s["classes"]) and
+	 all(x["overall"][k] == s["overall"][k] for k in keys) else 1)' \
+		"$tmp/t1.json" "$tmp/t2.json" || same=0
+done
+if [ "$same" = 1 ]; then
+	ok "--stream over the sample traces: the exact runs' totals and counts"
+else
+	not_ok "--stream over the sample traces ($(head -c 300 "$tmp/t2.json"))"
+fi
+printf 'arrival_s,input_length,output_length\n1,100,5\n0.5,100,5\n' > "$tmp/unsorted.csv"
+refused "stream with an unsorted trace" 2 \
+	"$tmp/unsorted.csv:3: arrives before the line before it" --profile "$prof" \
+	--trace "$tmp/unsorted.csv" --stream
 refused "stream with sessions" 2 "--stream: not with --sessions" --profile "$prof" --synthetic \
 	--sessions 10:3 --stream
 # --stream against the exact report: 20000 requests, two classes, every count equal, the

@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * kvaccel-sim --stream (tools/sim/stream.c, engine.c's slots, synth.c's iterator): the iterator
- * makes lg_synth()'s requests, in order, for every arrival process, length, class and client
- * option, and refuses sessions; the histogram's percentiles are within 1 % of the exact ones on
- * random data (lognormal, uniform, heavy ties, tiny and empty sets); a streamed run is the same
- * run as the exact one (the engine's totals byte for byte, every count equal, every percentile
- * within 1 %), with classes, client timeouts and aborts, and prefill/decode hand-offs; slots are
- * recycled (a run of many more requests than are ever alive).
+ * kvaccel-sim --stream (tools/sim/stream.c, engine.c's slots, synth.c's and trace.c's
+ * iterators): the generator's iterator makes lg_synth()'s requests, in order, for every arrival
+ * process, length, class and client option, and refuses sessions; the trace's reads the sample
+ * traces as lg_trace_load() does (with --limit, --time-scale, clips and SLO defaults) and
+ * refuses a line out of arrival order, a malformed line (FILE:LINE) and an empty trace; the
+ * histogram's percentiles are within 1 % of the exact ones on random data (lognormal, uniform,
+ * heavy ties, tiny and empty sets); a streamed run is the same run as the exact one (the
+ * engine's totals byte for byte, every count equal, every percentile within 1 %), with classes,
+ * client timeouts and aborts, and prefill/decode hand-offs; slots are recycled (a run of many
+ * more requests than are ever alive).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -16,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "accel.h"
@@ -96,6 +100,99 @@ static void test_iter_refuses(void **state)
 	assert_int_equal(lg_synth_iter_init(&it, &o), -1);
 	opts(&o, 10, 0, 1);
 	assert_int_equal(lg_synth_iter_init(&it, &o), -1);
+}
+
+/* A trace read line by line: lg_trace_load()'s requests, byte for byte but for the pointers. */
+static void same_trace(const char *path, const struct lg_trace_opts *o)
+{
+	struct lg_workload wl = { 0 };
+	struct lg_trace_iter *it;
+	struct lg_req r;
+	char err[256];
+	size_t i;
+
+	if (lg_trace_load(path, o, &wl, err, sizeof(err)))
+		fail_msg("%s", err);
+	it = lg_trace_open(path, o, err, sizeof(err));
+	assert_non_null(it);
+	for (i = 0; i < wl.n; i++) {
+		const struct lg_req *q = &wl.req[i];
+
+		assert_int_equal(lg_trace_next(it, &r), 1);
+		assert_true(r.arrival_s == q->arrival_s && r.input_len == q->input_len &&
+			    r.output_len == q->output_len && r.priority == q->priority &&
+			    r.ttft_slo_ms == q->ttft_slo_ms && r.tpot_slo_ms == q->tpot_slo_ms &&
+			    r.line == q->line && r.nr_hash_ids == q->nr_hash_ids);
+		assert_string_equal(r.cls, q->cls);
+		assert_string_equal(r.client, q->client);
+		if (q->nr_hash_ids)
+			assert_memory_equal(r.hash_ids, q->hash_ids,
+					    q->nr_hash_ids * sizeof(*q->hash_ids));
+		free(r.prompt);
+		free(r.hash_ids);
+	}
+	assert_int_equal(lg_trace_next(it, &r), 0);
+	lg_trace_close(it);
+	lg_workload_free(&wl);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* lg_trace_next() on @text: @good requests, then -1 with @want in the message. */
+static void trace_refused(const char *text, int good, const char *want)
+{
+	char path[] = "/tmp/sim_stream_XXXXXX", err[256] = "";
+	struct lg_trace_opts o = { 0 };
+	struct lg_trace_iter *it;
+	struct lg_req r;
+	int fd = mkstemp(path), i;
+
+	assert_true(fd >= 0);
+	close(fd);
+	write_file(path, text);
+	it = lg_trace_open(path, &o, err, sizeof(err));
+	assert_non_null(it);
+	for (i = 0; i < good; i++) {
+		assert_int_equal(lg_trace_next(it, &r), 1);
+		free(r.prompt);
+		free(r.hash_ids);
+	}
+	assert_int_equal(lg_trace_next(it, &r), -1);
+	if (!strstr(err, want))
+		fail_msg("\"%s\" does not say \"%s\"", err, want);
+	lg_trace_close(it);
+	unlink(path);
+}
+
+static void test_trace_iter(void **state)
+{
+	struct lg_trace_opts o = { 0 };
+	char err[256];
+
+	(void)state;
+	same_trace("tests/sim/traces/azure-conv-sample.csv", &o);
+	same_trace("tests/sim/traces/mooncake-sample.jsonl", &o);
+	same_trace("tests/sim/traces/plain-sample.csv", &o);
+	o.limit = 25;
+	o.time_scale = 3;
+	o.max_input = 700;
+	o.max_output = 50;
+	o.ttft_slo_ms = 400;
+	same_trace("tests/sim/traces/azure-conv-sample.csv", &o);
+	same_trace("tests/sim/traces/mooncake-sample.jsonl", &o);
+	trace_refused("arrival_s,input_length,output_length\n1,10,5\n2,10,5\n1.5,10,5\n", 2,
+		      ":4: arrives before the line before it");
+	trace_refused("arrival_s,input_length,output_length\n1,10,5\n2,x,5\n", 1, ":3: ");
+	trace_refused("arrival_s,input_length,output_length\n", 0, "no requests");
+	assert_null(lg_trace_open("/nonexistent/trace.csv", &o, err, sizeof(err)));
+	assert_non_null(strstr(err, "No such file"));
 }
 
 static int cmp(const void *a, const void *b)
@@ -234,7 +331,7 @@ static void same_run(const struct sim_config *c, const struct lg_synth_opts *o)
 	if (sim_run(c, &wl, res, &te, err, sizeof(err)))
 		fail_msg("sim_run: %s", err);
 	sim_stream_init(st);
-	if (sim_run_stream(c, o, st, &ts, err, sizeof(err)))
+	if (sim_run_stream(c, o, NULL, st, &ts, err, sizeof(err)))
 		fail_msg("sim_run_stream: %s", err);
 	assert_memory_equal(&ts, &te, sizeof(te));
 	same_summary(&wl, res, st, NULL, te.duration_s);
@@ -287,6 +384,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_iter_same),
 		cmocka_unit_test(test_iter_refuses),
+		cmocka_unit_test(test_trace_iter),
 		cmocka_unit_test(test_hist),
 		cmocka_unit_test(test_same_run),
 	};

@@ -433,57 +433,149 @@ static void finish(const struct lg_trace_opts *o, struct lg_workload *wl)
 	}
 }
 
-int lg_trace_load(const char *path, const struct lg_trace_opts *o, struct lg_workload *wl,
-		  char *err, size_t errlen)
-{
-	struct ctx c = { .path = path, .err = err, .errlen = errlen, .o = o };
+/* A reader: the file, its line buffer, the format its first line said. */
+struct lg_trace_iter {
+	struct ctx c;
+	FILE *f;
+	char *line;
+	size_t cap;
+	int kind, nr_cols;		/* kind 0: not known yet, 1: CSV, 2: JSONL */
 	enum col cols[MAX_COLS];
-	int nr_cols = 0, kind = 0;	/* 0: not known yet, 1: CSV, 2: JSONL */
-	char *line = NULL;
-	size_t cap = 0;
+	struct lg_workload one;		/* lg_trace_next(): the line's request */
+	double t0, last;
+	size_t made;
+};
+
+/* The next line's request pushed on @wl (a CSV header taken): 1, 0 at the end, -1 said. */
+static int read_line(struct lg_trace_iter *it, struct lg_workload *wl)
+{
 	ssize_t len;
-	FILE *f = fopen(path, "r");
-	int ret = 0;
 
-	if (!f)
-		return fail(&c, "%s", strerror(errno));
-	while (!ret && (len = getline(&line, &cap, f)) >= 0) {
-		char *s = line;
+	while ((len = getline(&it->line, &it->cap, it->f)) >= 0) {
+		char *s = it->line;
 
-		c.line++;
+		it->c.line++;
 		while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
 			s[--len] = 0;
-		if (strlen(s) != (size_t)len) {
-			ret = fail(&c, "a NUL byte in the line");
-			break;
-		}
+		if (strlen(s) != (size_t)len)
+			return fail(&it->c, "a NUL byte in the line");
 		while (*s == ' ' || *s == '\t')
 			s++;
 		if (!*s)
 			continue;
-		if (!kind) {
-			kind = *s == '{' || *s == '[' ? 2 : 1;
-			if (kind == 1) {
-				ret = csv_header(&c, s, cols, &nr_cols);
+		if (!it->kind) {
+			it->kind = *s == '{' || *s == '[' ? 2 : 1;
+			if (it->kind == 1) {
+				if (csv_header(&it->c, s, it->cols, &it->nr_cols))
+					return -1;
 				continue;
 			}
 		}
-		ret = kind == 1 ? csv_line(&c, s, cols, nr_cols, wl) : json_line(&c, s, wl);
+		if (it->kind == 1 ? csv_line(&it->c, s, it->cols, it->nr_cols, wl) :
+		    json_line(&it->c, s, wl))
+			return -1;
+		return 1;
 	}
-	if (!ret && ferror(f)) {
-		c.line = 0;
-		ret = fail(&c, "read error");
+	if (ferror(it->f)) {
+		it->c.line = 0;
+		return fail(&it->c, "read error");
 	}
+	return 0;
+}
+
+int lg_trace_load(const char *path, const struct lg_trace_opts *o, struct lg_workload *wl,
+		  char *err, size_t errlen)
+{
+	struct lg_trace_iter it = { .c = { .path = path, .err = err, .errlen = errlen, .o = o } };
+	int ret;
+
+	it.f = fopen(path, "r");
+	if (!it.f)
+		return fail(&it.c, "%s", strerror(errno));
+	while ((ret = read_line(&it, wl)) > 0)
+		;
 	if (!ret && !wl->n) {
-		c.line = 0;
-		ret = fail(&c, "no requests");
+		it.c.line = 0;
+		ret = fail(&it.c, "no requests");
 	}
-	free(line);
-	fclose(f);
+	free(it.line);
+	fclose(it.f);
 	if (ret) {
 		lg_workload_free(wl);
 		return -1;
 	}
 	finish(o, wl);
 	return 0;
+}
+
+struct lg_trace_iter *lg_trace_open(const char *path, const struct lg_trace_opts *o, char *err,
+				    size_t errlen)
+{
+	struct lg_trace_iter *it = calloc(1, sizeof(*it));
+	struct ctx c = { .path = path, .err = err, .errlen = errlen, .o = o };
+
+	if (!it) {
+		fail(&c, "out of memory");
+		return NULL;
+	}
+	it->c = c;
+	it->f = fopen(path, "r");
+	if (!it->f) {
+		fail(&c, "%s", strerror(errno));
+		free(it);
+		return NULL;
+	}
+	return it;
+}
+
+int lg_trace_next(struct lg_trace_iter *it, struct lg_req *r)
+{
+	const struct lg_trace_opts *o = it->c.o;
+	struct lg_req *q;
+	int ret;
+
+	if (o->limit && it->made == o->limit)
+		return 0;
+	ret = read_line(it, &it->one);
+	if (!ret && !it->made) {
+		it->c.line = 0;
+		ret = fail(&it->c, "no requests");
+	}
+	if (ret <= 0) {
+		lg_workload_free(&it->one);
+		return ret;
+	}
+	q = &it->one.req[0];
+	if (it->made && q->arrival_s < it->last) {
+		lg_workload_free(&it->one);
+		return fail(&it->c, "arrives before the line before it (--stream reads a trace "
+			    "sorted by arrival, line by line)");
+	}
+	if (!it->made)
+		it->t0 = q->arrival_s;
+	it->last = q->arrival_s;
+	/* What finish() does to the whole trace. */
+	q->arrival_s = (q->arrival_s - it->t0) / (o->time_scale > 0 ? o->time_scale : 1);
+	if (o->max_output && q->output_len > o->max_output)
+		q->output_len = o->max_output;
+	if (o->max_input && q->input_len > o->max_input && !q->prompt)
+		q->input_len = o->max_input;
+	if (o->max_input && q->prompt && q->input_len > o->max_input) {
+		q->prompt[o->max_input] = 0;
+		q->input_len = o->max_input;
+	}
+	*r = *q;
+	it->one.n = 0;		/* its prompt and hash ids are the caller's now */
+	it->made++;
+	return 1;
+}
+
+void lg_trace_close(struct lg_trace_iter *it)
+{
+	if (!it)
+		return;
+	lg_workload_free(&it->one);
+	free(it->line);
+	fclose(it->f);
+	free(it);
 }

@@ -51,6 +51,20 @@ struct lg_trace_opts {
 int lg_trace_load(const char *path, const struct lg_trace_opts *o, struct lg_workload *wl,
 		  char *err, size_t errlen);
 
+/*
+ * A trace read one line at a time (kvaccel-sim --stream): the requests lg_trace_load() gives for
+ * a trace sorted by arrival, in its order, with the same options. open: NULL with err when the
+ * file cannot be read. next: 1 with the next request in *r (its prompt and hash ids the
+ * caller's to free), 0 at the end (or --limit), -1 with "FILE:LINE: what" in open's err for a
+ * malformed line, a line that arrives before the one before it, or a trace with no requests.
+ */
+struct lg_trace_iter;
+
+struct lg_trace_iter *lg_trace_open(const char *path, const struct lg_trace_opts *o, char *err,
+				    size_t errlen);
+int lg_trace_next(struct lg_trace_iter *it, struct lg_req *r);
+void lg_trace_close(struct lg_trace_iter *it);
+
 /* A length distribution: fixed N, uniform [a, b], or lognormal (mu, sigma) of natural logs. */
 enum lg_dist_kind { LG_DIST_FIXED, LG_DIST_UNIFORM, LG_DIST_LOGNORMAL };
 struct lg_dist {

@@ -35,8 +35,9 @@ static const char tail[] =
 	"  --dispatch rr|least|llumnix   which instance takes a request (default rr)\n"
 	"  --pd P:D            prefill/decode disaggregation: P prefill, D decode instances\n"
 	"  --json              the report as one JSON object\n"
-	"  --stream            synthetic: requests made as they arrive, results folded as they\n"
-	"                      end (memory follows the requests alive; percentiles estimated)\n";
+	"  --stream            requests made (or read: a trace sorted by arrival) as they\n"
+	"                      arrive, results folded as they end (memory follows the requests\n"
+	"                      alive; percentiles estimated)\n";
 
 enum {
 	O_PROFILE = 256, O_POLICY, O_PREEMPT, O_BUDGET, O_MAXSEQS, O_CHUNK, O_THRESH, O_GPUB,
@@ -231,11 +232,6 @@ int sim_cli_parse(int argc, char **argv, struct sim_cli *c)
 	if (c->cfg.pd_prefill && c->cfg.instances) {
 		fprintf(stderr, "kvaccel-sim: --pd %u:%u: give --pd or --instances, not both\n",
 			c->cfg.pd_prefill, c->cfg.pd_decode);
-		return -1;
-	}
-	if (c->stream && c->wl.trace) {
-		fprintf(stderr, "kvaccel-sim: --stream: synthetic workloads only (a trace is read "
-			"whole)\n");
 		return -1;
 	}
 	if (c->stream && c->wl.sopt.sessions) {

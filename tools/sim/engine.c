@@ -80,7 +80,9 @@ struct sim {
 	 * back once its result is folded into st (and its client's timeout, if any, has passed).
 	 */
 	struct sim_stream *st;
-	struct lg_synth_iter *it;
+	struct lg_synth_iter *it;	/* the requests' source: the generator, or */
+	struct lg_trace_iter *tr;	/* a trace read line by line */
+	int src_err;			/* the trace's reader failed (its err said why) */
 	struct lg_req *sreq;		/* per slot: its request */
 	size_t *gidx;			/* per slot: its index in the workload (prompts, seeds) */
 	uint8_t *slot;			/* per slot: SLOT_* */
@@ -149,10 +151,16 @@ static int stream_next(struct sim *m)
 {
 	struct lg_req q;
 	uint32_t s;
+	int ret = m->tr ? lg_trace_next(m->tr, &q) : lg_synth_next(m->it, &q);
 
-	if (!lg_synth_next(m->it, &q))
+	if (ret <= 0) {
+		m->n = m->made;		/* every request is made: their number is known */
+		m->src_err |= ret < 0;
 		return 1;
+	}
 	if (!m->nr_free && slots_grow(m, m->cap * 2)) {
+		free(q.prompt);
+		free(q.hash_ids);
 		m->nomem = 1;
 		return 1;
 	}
@@ -175,6 +183,10 @@ static int stream_next(struct sim *m)
 /* --stream: slot @s given back (its result folded). */
 static void slot_free(struct sim *m, uint64_t s)
 {
+	free(m->sreq[s].prompt);
+	free(m->sreq[s].hash_ids);
+	m->sreq[s].prompt = NULL;
+	m->sreq[s].hash_ids = NULL;
 	free(m->res[s].gaps_ms);
 	m->res[s].gaps_ms = NULL;
 	m->res[s].nr_gaps = 0;
@@ -826,8 +838,13 @@ static void teardown(struct sim *m)
 	free(m->at_req);
 	free(m->why);
 	if (m->st) {
-		for (i = 0; i < m->cap; i++)
+		for (i = 0; i < m->cap; i++) {
 			free(m->res[i].gaps_ms);
+			if (m->slot[i] != SLOT_FREE) {
+				free(m->sreq[i].prompt);
+				free(m->sreq[i].hash_ids);
+			}
+		}
 		free(m->res);
 	}
 	free(m->sreq);
@@ -884,7 +901,7 @@ static void unfinished(struct sim *m)
 			m->t->unfinished++;
 		}
 	/* --stream: requests not made yet (none, unless the loop stopped early). */
-	while (m->st && !m->nomem && !stream_next(m)) {
+	while (m->st && !m->nomem && !m->src_err && !stream_next(m)) {
 		id = m->free_slots[m->nr_free];		/* the slot stream_next() took */
 		sim_stream_class(m->st, &m->rq[id]);
 		fail_req(m, id, LG_FAIL_INCOMPLETE, "never finished");
@@ -949,7 +966,7 @@ static int run(struct sim *m, char *err, size_t errlen)
 			m->nomem = 1;
 	}
 	events_start(m);
-	while (!m->nomem && sim_heap_pop(&m->h, &ev)) {
+	while (!m->nomem && !m->src_err && sim_heap_pop(&m->h, &ev)) {
 		const struct sim_event *next;
 
 		handle(m, &ev);
@@ -969,6 +986,8 @@ static int run(struct sim *m, char *err, size_t errlen)
 		    (m->done == m->n || m->h.n == m->nr_periodic))
 			break;
 	}
+	if (m->src_err)
+		goto out;		/* the reader's message is in err */
 	if (!m->nomem)
 		unfinished(m);
 	if (m->nomem || (m->st && m->st->nomem)) {
@@ -996,11 +1015,15 @@ int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_
 }
 
 int sim_run_stream(const struct sim_config *c, const struct lg_synth_opts *o,
-		   struct sim_stream *st, struct sim_totals *t, char *err, size_t errlen)
+		   struct lg_trace_iter *tr, struct sim_stream *st, struct sim_totals *t, char *err,
+		   size_t errlen)
 {
 	struct lg_synth_iter it;
-	struct sim m = { .c = c, .p = c->prof, .n = o->requests, .st = st, .it = &it, .t = t };
+	struct sim m = { .c = c, .p = c->prof, .n = SIZE_MAX, .st = st, .it = &it, .tr = tr,
+			 .t = t };
 
+	if (tr)
+		return run(&m, err, errlen);
 	if (lg_synth_iter_init(&it, o)) {
 		memset(t, 0, sizeof(*t));
 		snprintf(err, errlen, "the synthetic workload cannot be streamed (sessions, or "

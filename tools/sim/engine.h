@@ -125,13 +125,15 @@ int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_
 struct sim_stream;
 
 /*
- * --stream: sim_run() over the synthetic workload @o made one request at a time as the one
- * before arrives (lg_synth_next()), each request's result folded into @st (sim_stream_init()'d)
- * as it ends and its state given back: memory follows the requests alive, not the workload.
- * The same run as sim_run() over lg_synth()'s array. -1 with err as sim_run(), or when @o
- * cannot be streamed (sessions).
+ * --stream: sim_run() over the synthetic workload @o, or the trace @tr (when not NULL: read line
+ * by line, lg_trace_open()'d with err as its message buffer), made one request at a time as the
+ * one before arrives, each request's result folded into @st (sim_stream_init()'d) as it ends and
+ * its state given back: memory follows the requests alive, not the workload. The same run as
+ * sim_run() over lg_synth()'s array or a sorted trace's. -1 with err as sim_run(), when @o
+ * cannot be streamed (sessions), or when the trace's reader fails (FILE:LINE: what).
  */
 int sim_run_stream(const struct sim_config *c, const struct lg_synth_opts *o,
-		   struct sim_stream *st, struct sim_totals *t, char *err, size_t errlen);
+		   struct lg_trace_iter *tr, struct sim_stream *st, struct sim_totals *t, char *err,
+		   size_t errlen);
 
 #endif

@@ -25,10 +25,11 @@ static double wall(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* --stream: the synthetic workload made and reported request by request. */
+/* --stream: the synthetic workload or the trace made (read) and reported request by request. */
 static int run_stream(struct sim_cli *c)
 {
 	struct sim_stream *st = malloc(sizeof(*st));
+	struct lg_trace_iter *tr = NULL;
 	struct sim_totals t;
 	char err[512];
 	double t0 = wall();
@@ -38,8 +39,16 @@ static int run_stream(struct sim_cli *c)
 		fprintf(stderr, "kvaccel-sim: out of memory\n");
 		return 1;
 	}
+	if (c->wl.trace) {
+		tr = lg_trace_open(c->wl.trace, &c->wl.topt, err, sizeof(err));
+		if (!tr) {
+			fprintf(stderr, "kvaccel-sim: %s\n", err);
+			free(st);
+			return 2;
+		}
+	}
 	sim_stream_init(st);
-	if (sim_run_stream(&c->cfg, &c->wl.sopt, st, &t, err, sizeof(err))) {
+	if (sim_run_stream(&c->cfg, &c->wl.sopt, tr, st, &t, err, sizeof(err))) {
 		fprintf(stderr, "kvaccel-sim: %s\n", err);
 		ret = 2;
 	} else if (c->json) {
@@ -47,6 +56,7 @@ static int run_stream(struct sim_cli *c)
 	} else {
 		sim_report_table(stdout, &c->cfg, NULL, NULL, st, &t, wall() - t0);
 	}
+	lg_trace_close(tr);
 	sim_stream_free(st);
 	free(st);
 	return ret;
