@@ -390,6 +390,8 @@ $(B)/native/loadgen_cli: tests/loadgen/cli.sh tests/lib/cli-tap.sh $(B)/tools/kv
 # simulator's own event core, profile loader, engine model, CLI and report.
 
 SIM_SRCS	:= tools/sim/event.c tools/sim/profile.c tools/sim/engine.c tools/sim/output.c
+# systems (--system), goodput by bisection, fairness and the CSV time series
+SIM_SRCS	+= tools/sim/system.c tools/sim/goodput.c tools/sim/metrics.c
 SIM_HDRS	:= $(wildcard tools/sim/*.h)
 SIM_DEPS	:= $(SIM_SRCS) $(SIM_HDRS) $(LOADGEN_SRCS) $(LOADGEN_HDRS) $(SCHED_DEPS)
 SIM_CFLAGS	:= -Itools/sim -Itools/loadgen -Ilibaccel/include -Ilibaccel/src -pthread
