@@ -396,7 +396,7 @@ SIM_HDRS	:= $(wildcard tools/sim/*.h)
 SIM_DEPS	:= $(SIM_SRCS) $(SIM_HDRS) $(LOADGEN_SRCS) $(LOADGEN_HDRS) $(SCHED_DEPS)
 SIM_CFLAGS	:= -Itools/sim -Itools/loadgen -Ilibaccel/include -Ilibaccel/src -pthread
 SIM_LIBS	:= -ljson-c -lcrypto -lm
-SIM_TESTS	:= event engine profile
+SIM_TESTS	:= event engine profile metrics
 TOOL_BINS	+= $(B)/tools/kvaccel-sim
 NATIVE_BINS	+= $(foreach t,$(SIM_TESTS),$(B)/native/sim_$(t)) $(B)/native/sim_cli
 
