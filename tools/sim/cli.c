@@ -31,7 +31,8 @@ static const char tail[] =
 	"  --systems-dir DIR   where NAMEs are (default $KVACCEL_SIM_SYSTEMS, or beside the binary)\n"
 	"  --goodput           the highest rate meeting --goodput-target (default 0.9) of SLOs,\n"
 	"                      by bisection to --goodput-tol (default 0.01, relative)\n"
-	"  --csv FILE          a time series, a row per --csv-interval MS (default 1000)\n";
+	"  --csv FILE          a time series, a row per --csv-interval MS (default 1000)\n"
+	"  --requests-csv FILE a row per request (TTFT, TPOT, e2e, SLO met)\n";
 
 enum {
 	O_PROFILE = 256, O_POLICY, O_PREEMPT, O_BUDGET, O_MAXSEQS, O_CHUNK, O_THRESH, O_GPUB,
@@ -56,7 +57,7 @@ static const struct option own[NR_OWN] = {
 };
 
 /* Goodput and the time series: their own values, apart from the engine's. */
-enum { R_GOODPUT = 384, R_TARGET, R_TOL, R_CSV, R_CSVMS, R_END };
+enum { R_GOODPUT = 384, R_TARGET, R_TOL, R_CSV, R_CSVMS, R_REQCSV, R_END };
 
 #define NR_REP	(R_END - R_GOODPUT)
 
@@ -66,6 +67,7 @@ static const struct option rep[NR_REP] = {
 	{ "goodput-tol", required_argument, NULL, R_TOL },
 	{ "csv", required_argument, NULL, R_CSV },
 	{ "csv-interval", required_argument, NULL, R_CSVMS },
+	{ "requests-csv", required_argument, NULL, R_REQCSV },
 };
 
 static int rep_opt(int opt, const char *arg, struct sim_cli_rep *r)
@@ -93,6 +95,9 @@ static int rep_opt(int opt, const char *arg, struct sim_cli_rep *r)
 		return 0;
 	case R_CSVMS:
 		return lg_opt_real(PROG, name, arg, 1e-3, &r->csv_ms);
+	case R_REQCSV:
+		r->requests_csv = arg;
+		return 0;
 	}
 	return 1;
 }
@@ -227,9 +232,10 @@ int sim_cli_parse(int argc, char **argv, struct sim_cli *c)
 		usage(stderr);
 		return -1;
 	}
-	if (c->rep.goodput && c->rep.csv) {
-		fprintf(stderr, PROG ": --csv %s: not with --goodput (a run per rate)\n",
-			c->rep.csv);
+	if (c->rep.goodput && (c->rep.csv || c->rep.requests_csv)) {
+		fprintf(stderr, PROG ": --%s %s: not with --goodput (a run per rate)\n",
+			c->rep.csv ? "csv" : "requests-csv",
+			c->rep.csv ? c->rep.csv : c->rep.requests_csv);
 		return -1;
 	}
 	budget = c->cfg.max_tokens ? c->cfg.max_tokens : 2048;

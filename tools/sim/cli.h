@@ -16,6 +16,7 @@ struct sim_cli {
 		double target, tol;	/* --goodput-target (0.9), --goodput-tol (0.01) */
 		const char *csv;	/* --csv FILE */
 		double csv_ms;		/* --csv-interval MS (1000) */
+		const char *requests_csv;	/* --requests-csv FILE */
 	} rep;
 };
 

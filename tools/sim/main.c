@@ -77,6 +77,8 @@ static int sim_main(int argc, char **argv)
 	}
 	if (!ret && c.rep.csv)
 		ret = sim_csv_file(c.rep.csv, c.rep.csv_ms / 1e3, &wl, res);
+	if (!ret && c.rep.requests_csv)
+		ret = sim_requests_csv_file(c.rep.requests_csv, &wl, res);
 	lg_results_free(res, wl.n);
 	lg_workload_free(&wl);
 	return ret;

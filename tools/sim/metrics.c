@@ -206,20 +206,53 @@ int sim_csv_write(FILE *f, const struct lg_workload *wl, const struct lg_result 
 	return ret;
 }
 
-int sim_csv_file(const char *path, double interval_s, const struct lg_workload *wl,
-		 const struct lg_result *res)
+int sim_requests_csv(FILE *f, const struct lg_workload *wl, const struct lg_result *res)
+{
+	size_t i;
+
+	fprintf(f, "index,class,client,arrival_s,ok,ttft_ms,tpot_ms,e2e_ms,slo_met\n");
+	for (i = 0; i < wl->n; i++) {
+		const struct lg_result *r = &res[i];
+		int ok = r->ok && !r->fail;
+
+		fprintf(f, "%zu,%s,%s,%.6f,%d,", i, wl->req[i].cls, wl->req[i].client,
+			wl->req[i].arrival_s, ok);
+		if (r->tokens)
+			fprintf(f, "%.3f,%.3f,%.3f,", r->ttft_ms, r->tpot_ms, r->e2e_ms);
+		else
+			fprintf(f, ",,,");
+		fprintf(f, "%d\n", lg_meets_slo(&wl->req[i], r));
+	}
+	return ferror(f) ? -1 : 0;
+}
+
+/* @path written by @write (0: the time series, 1: the requests), said as @opt when it fails. */
+static int to_file(const char *opt, const char *path, int what, double interval_s,
+		   const struct lg_workload *wl, const struct lg_result *res)
 {
 	FILE *f = fopen(path, "w");
 	int ret;
 
 	if (!f) {
-		fprintf(stderr, "kvaccel-sim: --csv %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "kvaccel-sim: %s %s: %s\n", opt, path, strerror(errno));
 		return 1;
 	}
-	ret = sim_csv_write(f, wl, res, interval_s);
+	ret = what ? sim_requests_csv(f, wl, res) : sim_csv_write(f, wl, res, interval_s);
 	if (fclose(f) || ret) {
-		fprintf(stderr, "kvaccel-sim: --csv %s: could not be written\n", path);
+		fprintf(stderr, "kvaccel-sim: %s %s: could not be written\n", opt, path);
 		return 1;
 	}
 	return 0;
+}
+
+int sim_csv_file(const char *path, double interval_s, const struct lg_workload *wl,
+		 const struct lg_result *res)
+{
+	return to_file("--csv", path, 0, interval_s, wl, res);
+}
+
+int sim_requests_csv_file(const char *path, const struct lg_workload *wl,
+			  const struct lg_result *res)
+{
+	return to_file("--requests-csv", path, 1, 0, wl, res);
 }

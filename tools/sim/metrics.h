@@ -38,8 +38,17 @@ void sim_tokens(const struct lg_workload *wl, const struct lg_result *res,
 int sim_csv_write(FILE *f, const struct lg_workload *wl, const struct lg_result *res,
 		  double interval_s);
 
+/*
+ * --requests-csv: a row per request, in the workload's order: index, class, client, arrival_s,
+ * ok (1: completed whole), ttft_ms, tpot_ms, e2e_ms (empty when it got no token), slo_met.
+ */
+int sim_requests_csv(FILE *f, const struct lg_workload *wl, const struct lg_result *res);
+
 /* --csv: the time series into @path; 0, or 1 with "kvaccel-sim: --csv FILE: why" said. */
 int sim_csv_file(const char *path, double interval_s, const struct lg_workload *wl,
 		 const struct lg_result *res);
+/* --requests-csv: as sim_csv_file(). */
+int sim_requests_csv_file(const char *path, const struct lg_workload *wl,
+			  const struct lg_result *res);
 
 #endif
