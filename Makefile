@@ -424,6 +424,21 @@ $(B)/native/sim_cli: tests/sim/cli.sh tests/lib/cli-tap.sh $(B)/tools/kvaccel-si
 		"$(CURDIR)/$(B)/tools/kvaccel-sim" > $@
 	@chmod +x $@
 
+# Systems, goodput, fairness, the time series and report.py --quick from the command line (TAP).
+$(B)/native/sim_report: tests/sim/report_cli.sh tests/lib/cli-tap.sh tools/sim/report.py \
+		$(B)/tools/kvaccel-sim
+	@mkdir -p $(@D)
+	@printf '#!/bin/sh\ncd %s && exec %s %s\n' "$(CURDIR)" "$(CURDIR)/$<" \
+		"$(CURDIR)/$(B)/tools/kvaccel-sim" > $@
+	@chmod +x $@
+NATIVE_BINS	+= $(B)/native/sim_report
+
+# The standard experiments (tools/sim/report.py): build/sim-report/report.md, its tables and
+# gnuplot's plots. Not in make check: a few minutes on 2 cores.
+sim-report: $(B)/tools/kvaccel-sim
+	/usr/bin/python3 tools/sim/report.py --bin $(B)/tools/kvaccel-sim --out $(B)/sim-report
+.PHONY: sim-report
+
 # --- userspace ------------------------------------------------------------
 
 tests: $(TEST_BINS)
