@@ -111,9 +111,10 @@ static void test_goodput_closed_form(void **state)
 			double want = closed_goodput(slos[i] / 1e3, targets[j]);
 
 			goodput_of(slos[i], targets[j], &g);
-			print_message("# SLO %g ms, target %g: goodput %.3f/s, closed form %.3f/s "
-				      "(%+.2f %%), %zu runs\n", slos[i], targets[j], g.goodput, want,
-				      100 * (g.goodput - want) / want, g.nr_tries);
+			print_message("# SLO %g ms, target %g: goodput %.3f/s, closed form "
+				      "%.3f/s (%+.2f %%), %zu runs\n", slos[i], targets[j],
+				      g.goodput, want, 100 * (g.goodput - want) / want,
+				      g.nr_tries);
 			assert_true(g.bracketed);
 			assert_true(g.goodput <= want * (1 + 1e-9));
 			assert_true(g.upper >= want * (1 - 1e-9));

@@ -28,7 +28,7 @@ static const char tail[] =
 	"  --no-host           no host tier (every preemption recomputes)\n"
 	"  --json              the report as one JSON object\n"
 	"  --system NAME|FILE  a system's options (tools/sim/systems/NAME.system) before these\n"
-	"  --systems-dir DIR   where NAMEs are (default $KVACCEL_SIM_SYSTEMS, or beside the binary)\n"
+	"  --systems-dir DIR   where NAMEs are (default $KVACCEL_SIM_SYSTEMS, or by the binary)\n"
 	"  --goodput           the highest rate meeting --goodput-target (default 0.9) of SLOs,\n"
 	"                      by bisection to --goodput-tol (default 0.01, relative)\n"
 	"  --csv FILE          a time series, a row per --csv-interval MS (default 1000)\n"

@@ -24,6 +24,7 @@ import concurrent.futures as cf
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -249,7 +250,10 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
                        workload(5, 1), "probe " + s, "raw") for s in systems])
     for s in systems:
         if isinstance(probe[s], Exception):
-            notes.append("`%s` skipped: %s." % (s, str(probe[s]).replace("kvaccel-sim: ", "")))
+            why = re.sub(r"^\S*kvaccel-sim: ", "", str(probe[s]))
+            notes.append("`%s` skipped: %s%s." % (s, why, " (this binary does not have the "
+                                                   "option yet)" if "unrecognized" in why
+                                                   else ""))
         else:
             ok[s] = True
     runnable = [s for s in systems if s in ok]
@@ -277,13 +281,17 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
     # (b) the ablation.
     ny = ["--no-yield"] if "--no-yield" in subprocess.run(
         [a.bin, "--help"], capture_output=True, text=True).stdout else []
-    steps = [("vllm-v1: fcfs, recompute, no yields", ["--policy", "fcfs", "--preempt",
-                                                      "recompute"] + ny),
-             ("+ swap (the cost model's swap or recompute)", ["--policy", "fcfs", "--preempt",
-                                                              "cost"] + ny),
+    steps = [("vllm-v1: fcfs, recompute, no yields, budget 2048",
+              ["--policy", "fcfs", "--preempt", "recompute"] + ny),
+             ("+ swap (the cost model's swap or recompute)",
+              ["--policy", "fcfs", "--preempt", "cost"] + ny),
              ("+ operator-level yields", ["--policy", "fcfs", "--preempt", "cost"]),
-             ("+ priority order (priority)", ["--policy", "priority", "--preempt", "cost"]),
-             ("SLO order instead (slo = kvaccel)", ["--policy", "slo", "--preempt", "cost"])]
+             ("+ priority order", ["--policy", "priority", "--preempt", "cost"]),
+             ("SLO order instead of priority", ["--policy", "slo", "--preempt", "cost"]),
+             ("recompute instead of the cost model", ["--policy", "slo", "--preempt",
+                                                      "recompute"]),
+             ("budget 4096 (= kvaccel)", ["--policy", "slo", "--preempt", "recompute",
+                                          "--budget", "4096"])]
     abl = {}
     if not a.quick:
         abl = sim.many([((p, k), ["--profile", prof[p], "--goodput"] + opts + workload(n, r0),

@@ -43,7 +43,9 @@ static char *join(const char *base, const char *rel)
 
 char *sim_systems_dir(const char *dir)
 {
-	static const char *const rel[] = { "../../tools/sim/systems", "../share/kvaccel/sim/systems" };
+	static const char *const rel[] = {
+		"../../tools/sim/systems", "../share/kvaccel/sim/systems",
+	};
 	const char *env = getenv("KVACCEL_SIM_SYSTEMS");
 	char exe[PATH_MAX], *slash, *p, *first = NULL;
 	ssize_t n;
@@ -153,8 +155,8 @@ static int words_of(const char *path, char *buf, char **words, int max)
 			if (w[0] == '-' && w[1] == '-' && w[2]) {
 				value_ok = !strchr(w, '=');
 			} else if (first || !value_ok) {
-				fprintf(stderr, "%s:%d: \"%s\": not an option (a line holds options, "
-					"\"--name [value]\")\n", path, line, w);
+				fprintf(stderr, "%s:%d: \"%s\": not an option (a line holds "
+					"options, \"--name [value]\")\n", path, line, w);
 				return -1;
 			} else {
 				value_ok = 0;
