@@ -257,6 +257,10 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
         else:
             ok[s] = True
     runnable = [s for s in systems if s in ok]
+    if "hygen" in runnable:
+        notes.append("`hygen` is `fcfs` with the cost model's preemption here: the standard "
+                     "workload has no offline class for its hybrid policy to fill the budget "
+                     "with.")
 
     # (a) goodput of every system at the standard SLOs and their scales.
     jobs = []
@@ -309,7 +313,7 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
                  ("prefixes made unique, host tier", un, []),
                  ("prefixes made unique, --no-host", un, ["--no-host"])]
     pre_common = ["--profile", prof[p0], "--gpu-blocks", "3000", "--ttft-slo-ms", "2000",
-                  "--tpot-slo-ms", "200", "--system", "kvaccel"]
+                  "--tpot-slo-ms", "200", "--system", "kvaccel", "--preempt", "cost"]
     pre = sim.many([(k, pre_common + ["--trace", t] + o, "prefix: " + name, "json")
                     for k, (name, t, o) in enumerate(pre_cases)])
     pre_good = sim.many([(k, pre_common + ["--trace", t, "--goodput"] + o,
@@ -438,7 +442,9 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
     d.append("## (c) A prefix-heavy workload on %s\n" % p0)
     d.append("A generated Mooncake-style trace (%s requests, 8 shared prompts of 2 to 8 blocks "
              "of 512 tokens, Pareto-popular, each request one of them and 1 to 3 blocks of its "
-             "own; Poisson at 2/s), TTFT SLO 2 s and TPOT 200 ms, the kvaccel system, the GPU "
+             "own; Poisson at 2/s), TTFT SLO 2 s and TPOT 200 ms, the kvaccel system with the cost model's "
+             "swap-or-recompute choice (`--preempt cost`, so that swaps can use the host "
+             "tier), the GPU "
              "cut to 3000 blocks so that the host tier matters; and the same trace with every "
              "hash id made unique (no prefix shared). The run is at the trace's own rate, the "
              "goodput by --time-scale.\n" % (60 if a.quick else 400))
