@@ -291,11 +291,12 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
               ["--policy", "fcfs", "--preempt", "cost"] + ny),
              ("+ operator-level yields", ["--policy", "fcfs", "--preempt", "cost"]),
              ("+ priority order", ["--policy", "priority", "--preempt", "cost"]),
-             ("SLO order instead of priority", ["--policy", "slo", "--preempt", "cost"]),
-             ("recompute instead of the cost model", ["--policy", "slo", "--preempt",
-                                                      "recompute"]),
-             ("budget 4096 (= kvaccel)", ["--policy", "slo", "--preempt", "recompute",
-                                          "--budget", "4096"])]
+             ("SLO order instead of priority (= kvaccel)", ["--policy", "slo", "--preempt",
+                                                            "cost"]),
+             ("(variant) kvaccel with recompute", ["--policy", "slo", "--preempt",
+                                                   "recompute"]),
+             ("(variant) kvaccel with budget 4096", ["--policy", "slo", "--preempt", "cost",
+                                                     "--budget", "4096"])]
     abl = {}
     if not a.quick:
         abl = sim.many([((p, k), ["--profile", prof[p], "--goodput"] + opts + workload(n, r0),
