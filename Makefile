@@ -389,7 +389,8 @@ $(B)/native/loadgen_cli: tests/loadgen/cli.sh tests/lib/cli-tap.sh $(B)/tools/kv
 # kvaccel-loadgen's workload readers, generator and report (its sources, unchanged), and the
 # simulator's own event core, profile loader, engine model, CLI and report.
 
-SIM_SRCS	:= tools/sim/event.c tools/sim/profile.c tools/sim/engine.c tools/sim/output.c
+SIM_SRCS	:= tools/sim/event.c tools/sim/profile.c tools/sim/engine.c tools/sim/output.c \
+		   tools/sim/instance.c tools/sim/dispatch.c
 # systems (--system), goodput by bisection, fairness and the CSV time series
 SIM_SRCS	+= tools/sim/system.c tools/sim/goodput.c tools/sim/metrics.c
 SIM_HDRS	:= $(wildcard tools/sim/*.h)
@@ -406,8 +407,9 @@ $(B)/tools/kvaccel-sim: tools/sim/cli.c tools/sim/main.c $(SIM_DEPS)
 	@$(CC) $(USER_CFLAGS) $(SIM_CFLAGS) -o $@ tools/sim/cli.c tools/sim/main.c $(SIM_SRCS) \
 		$(LOADGEN_SRCS) $(SCHED_TEST_SRCS) $(SIM_LIBS)
 
-# The event core; the engine against closed forms (a single request, M/D/1), determinism, no
-# request dropped under any policy; the profile loader (cmocka, ASan/UBSan).
+# The event core; the engine against closed forms (a single request, M/D/1, a yield, a
+# prefill/decode hand-off), determinism, no request dropped under any policy, dispatch over
+# several instances; the profile loader (cmocka, ASan/UBSan).
 $(foreach t,$(SIM_TESTS),$(B)/native/sim_$(t)): $(B)/native/sim_%: tests/sim/%_unit.c $(SIM_DEPS)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"

@@ -12,7 +12,7 @@ prog=$1
 prof=tools/sim/profiles/llama2-7b-a100.profile
 traces=tests/sim/traces
 
-echo "1..28"
+echo "1..38"
 refused "no profile" 2 "give --profile FILE" --synthetic
 refused "no workload" 2 "give one of --trace FILE and --synthetic" --profile "$prof"
 refused "both workloads" 2 "give one of --trace FILE and --synthetic" --profile "$prof" \
@@ -36,6 +36,20 @@ refused "bad dist" 2 "--input normal:3: not fixed:N" --profile "$prof" --synthet
 	--input normal:3
 refused "bad class" 2 "--class hi:1:2: not NAME:WEIGHT" --profile "$prof" --synthetic \
 	--class hi:1:2
+refused "bad instances" 2 "--instances 0: not in 1..64" --profile "$prof" --synthetic \
+	--instances 0
+refused "too many instances" 2 "--instances 65: not in 1..64" --profile "$prof" --synthetic \
+	--instances 65
+refused "bad dispatch" 2 "--dispatch best: not rr, least or llumnix" --profile "$prof" \
+	--synthetic --dispatch best
+refused "bad pd" 2 "--pd 2: not P:D (two whole numbers)" --profile "$prof" --synthetic --pd 2
+refused "pd without decode" 2 "--pd 1:0: P and D must be 1 at least" --profile "$prof" \
+	--synthetic --pd 1:0
+refused "pd and instances" 2 "--pd 1:1: give --pd or --instances, not both" --profile "$prof" \
+	--synthetic --pd 1:1 --instances 2
+grep -v "^net_link" "$prof" > "$tmp/nolink.profile"
+refused "pd without a link" 2 "the profile names no link between instances (net_gbps)" \
+	--profile "$tmp/nolink.profile" --synthetic --pd 1:1
 refused "missing profile" 2 "$tmp/none.profile: No such file or directory" \
 	--profile "$tmp/none.profile" --synthetic
 sed 's/^layers = 32$/layers = lots/' "$prof" > "$tmp/bad.profile"
@@ -137,5 +151,52 @@ if grep -q "^all  *5  *0  *5 " "$tmp/big.txt" &&
 	ok "a request too large for the GPU is reported failed"
 else
 	not_ok "a request too large for the GPU is reported failed ($(head -c 400 "$tmp/big.txt"))"
+fi
+# Yields: an urgent class under priority cuts prefills; --no-yield, none.
+yg="--profile $prof --synthetic --requests 200 --rate 4 --arrival gamma --cv 3 --seed 2
+    --class hi:1:0:1000:100 --class lo:4:2:10000:200 --policy priority --priority-threshold 0"
+# shellcheck disable=SC2086
+"$prog" $yg --json > "$tmp/y.json" && "$prog" $yg --json --no-yield > "$tmp/ny.json"
+if /usr/bin/python3 -c '
+import json, sys
+y, n = (json.load(open(f)) for f in sys.argv[1:3])
+sys.exit(0 if y["engine"]["yields"] > 0 == n["engine"]["yields"] and
+	 y["overall"]["completed"] == n["overall"]["completed"] == 200 else 1)' \
+	"$tmp/y.json" "$tmp/ny.json"; then
+	ok "yields under priority; none with --no-yield"
+else
+	not_ok "yields under priority; none with --no-yield"
+fi
+# One instance is the engine as it was: the same bytes whatever the dispatcher; three spread
+# the requests and report each one.
+# shellcheck disable=SC2086
+"$prog" $gen --json --instances 1 --dispatch llumnix > "$tmp/i1.json"
+# shellcheck disable=SC2086
+"$prog" $gen --json --instances 3 --dispatch rr > "$tmp/i3.json"
+if cmp -s "$tmp/a.json" "$tmp/i1.json" && ! grep -q '"instances"' "$tmp/i1.json" &&
+   completed "$tmp/i3.json" 300 && /usr/bin/python3 -c '
+import json, sys
+e = json.load(open(sys.argv[1]))["engine"]
+sys.exit(0 if [i["requests"] for i in e["instances"]] == [100, 100, 100] and
+	 e["dispatch"] == "rr" and e["steps"] == sum(i["steps"] for i in e["instances"]) else 1)' \
+	"$tmp/i3.json"; then
+	ok "--instances 1: the same report; --instances 3: 100 requests each, round robin"
+else
+	not_ok "--instances 1: the same report; --instances 3: 100 requests each, round robin"
+fi
+# Disaggregated: every request handed off once (outputs of 2 at least), all completed.
+{ cat "$prof"; printf 'net_gbps = 25\nnet_transfer_us = 30\n'; } > "$tmp/net.profile"
+"$prog" --profile "$tmp/net.profile" --synthetic --requests 200 --rate 8 --arrival gamma --cv 3 \
+	--seed 3 --output fixed:20 --pd 2:1 --dispatch least --json > "$tmp/pd.json"
+if completed "$tmp/pd.json" 200 && /usr/bin/python3 -c '
+import json, sys
+e = json.load(open(sys.argv[1]))["engine"]
+sys.exit(0 if e["transfers"] == 200 and e["transfer_bytes"] > 0 and
+	 [i["role"] for i in e["instances"]] == ["prefill", "prefill", "decode"] and
+	 e["instances"][2]["requests"] == 200 and e["instances"][2]["decode_tokens"] > 0 and
+	 e["instances"][0]["decode_tokens"] == 0 else 1)' "$tmp/pd.json"; then
+	ok "--pd 2:1: 200 hand-offs, every request completed"
+else
+	not_ok "--pd 2:1: 200 hand-offs, every request completed"
 fi
 [ "$failed" = 0 ]

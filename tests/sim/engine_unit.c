@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "accel.h"
+#include "dispatch.h"
 #include "engine.h"
 #include "output.h"
 #include "profile.h"
@@ -270,10 +271,14 @@ static void test_no_drops(void **state)
 			assert_true(t.swaps_out + t.recomputes > 0);
 			if (kinds[k] == ACCEL_SCHED_PREEMPT_RECOMPUTE)
 				assert_int_equal(t.swaps_out, 0);
-			print_message("# %-8s %-9s %llu swaps out, %llu recomputes\n", name,
+			if (pol == ACCEL_SCHED_PRIORITY)	/* yielded chunks preempted too */
+				assert_true(t.yields > 0);
+			print_message("# %-8s %-9s %llu swaps out, %llu recomputes, %llu "
+				      "yields\n", name,
 				      k == 0 ? "cost" : k == 1 ? "swap" : "recompute",
 				      (unsigned long long)t.swaps_out,
-				      (unsigned long long)t.recomputes);
+				      (unsigned long long)t.recomputes,
+				      (unsigned long long)t.yields);
 			lg_results_free(res, wl.n);
 		}
 	}
@@ -307,6 +312,327 @@ static void test_prefix_hits(void **state)
 	assert_int_equal(t.prefix_hit_blocks, 64);
 	assert_true(res[1].ttft_ms < res[0].ttft_ms);
 	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+/*
+ * Operator-level yields: a long low-priority prefill A (2000 tokens, priority 5) is in flight
+ * when an urgent B (100 tokens, priority 0) arrives 10 ms into it. With yields A's chunk stops
+ * at its first layer boundary after the arrival (8 layers: f = 10 / 29 of the step, 3 layers),
+ * the step ends when those 3/8 of its work are done, B prefills alone (A's chunk, resuming
+ * whole, does not fit the budget beside it), then A's last 5/8 with B's decode. Without, B
+ * waits for A's whole step. Both against the closed form; A still gets all its tokens.
+ */
+static void yield_case(int no_yield, double *ttft_a, double *ttft_b, struct sim_totals *t)
+{
+	struct sim_profile p;
+	struct lg_workload wl = { 0 };
+	struct sim_config c = { .prof = &p, .policy = ACCEL_SCHED_PRIORITY, .no_yield = no_yield };
+	struct lg_result *res;
+	char err[128];
+
+	toy_profile(&p);
+	p.layers = 8;
+	assert_int_equal(sim_profile_derive(&p, err, sizeof(err)), 0);
+	add_req(&wl, 0.5, 2000, 3)->priority = 5;
+	add_req(&wl, 0.51, 100, 2)->priority = 0;
+	res = run(&c, &wl, t);
+	assert_true(res[0].ok && res[1].ok);
+	assert_int_equal(res[0].tokens, 3);
+	assert_int_equal(res[1].tokens, 2);
+	assert_int_equal(t->unfinished, 0);
+	*ttft_a = res[0].ttft_ms;
+	*ttft_b = res[1].ttft_ms;
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+static void test_yield(void **state)
+{
+	struct sim_profile p;
+	struct sim_totals ty, tn;
+	double a_y, b_y, a_n, b_n, work_a, step_a, cut, step_b, want_b_y, want_b_n, want_a_y;
+
+	(void)state;
+	toy_profile(&p);
+	yield_case(0, &a_y, &b_y, &ty);
+	yield_case(1, &a_n, &b_n, &tn);
+	/* A's prefill work (us) and its whole step; B arrives at 10 ms: 3 of its 8 layers. */
+	work_a = p.prefill_token_us * 2000 + p.prefill_quad_us * 2000.0 * 2000;
+	step_a = p.step_base_us + work_a;
+	assert_int_equal((int)ceil(10000 / step_a * 8), 3);
+	cut = p.step_base_us + work_a * 3 / 8;
+	step_b = p.step_base_us + p.prefill_token_us * 100 + p.prefill_quad_us * 100.0 * 100;
+	want_b_y = (cut - 10000 + step_b) / 1000;
+	/* A resumes for its last 5 layers beside B's decode (context 101). */
+	want_a_y = (cut + step_b + p.step_base_us + p.decode_token_us +
+		    p.context_token_us * 101 + work_a * 5 / 8) / 1000;
+	/* No yield: B prefills beside A's first decode (context 2001). */
+	want_b_n = (step_a - 10000 + p.step_base_us + p.prefill_token_us * 100 +
+		    p.prefill_quad_us * 100.0 * 100 + p.decode_token_us +
+		    p.context_token_us * 2001) / 1000;
+	print_message("# yield: B's TTFT %.4f ms (closed form %.4f), without %.4f ms (%.4f); "
+		      "A's %.4f ms (%.4f), without %.4f ms\n", b_y, want_b_y, b_n, want_b_n, a_y,
+		      want_a_y, a_n);
+	assert_true(fabs(b_y - want_b_y) < 1e-5);
+	assert_true(fabs(b_n - want_b_n) < 1e-5);
+	assert_true(fabs(a_y - want_a_y) < 1e-5);
+	assert_true(fabs(a_n - step_a / 1000) < 1e-5);
+	assert_true(b_n - b_y > 18);
+	assert_int_equal(ty.yields, 1);
+	assert_int_equal(tn.yields, 0);
+	/* A's prompt counted once however it was cut. */
+	assert_int_equal(ty.prefill_tokens, 2100);
+	assert_int_equal(tn.prefill_tokens, 2100);
+}
+
+/* TTFT p99 (nearest rank) of a run's results. */
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double ttft_p99(const struct lg_result *res, size_t n)
+{
+	double *v = calloc(n, sizeof(*v)), p;
+	size_t i;
+
+	assert_non_null(v);
+	for (i = 0; i < n; i++) {
+		assert_true(res[i].ok);
+		v[i] = res[i].ttft_ms;
+	}
+	qsort(v, n, sizeof(*v), cmp_double);
+	p = v[(size_t)ceil(0.99 * n) - 1];
+	free(v);
+	return p;
+}
+
+/*
+ * Skewed: every other request is heavy (1500 prompt tokens, 300 outputs), the rest light (50,
+ * 10), one every 40 ms on two instances. Round robin sends every heavy one to instance 0 and
+ * every light one to instance 1 (100 requests each); least-loaded and Llumnix look at the blocks
+ * and spread the heavy ones, so the tail of TTFT is shorter. Three instances under round robin
+ * get 100 requests each of 300.
+ */
+static struct lg_result *cluster_run(uint32_t n_inst, uint32_t dispatch, size_t n,
+				     struct sim_totals *t, struct lg_workload *wl)
+{
+	static struct sim_profile p;
+	struct sim_config c = { .prof = &p, .instances = n_inst, .dispatch = dispatch };
+	size_t i;
+
+	toy_profile(&p);
+	memset(wl, 0, sizeof(*wl));
+	for (i = 0; i < n; i++)
+		add_req(wl, 0.04 * i, i % 2 ? 50 : 1500, i % 2 ? 10 : 300);
+	return run(&c, wl, t);
+}
+
+static void test_dispatch(void **state)
+{
+	static const char *const names[] = { "rr", "least", "llumnix" };
+	struct lg_workload wl;
+	struct sim_totals t;
+	struct lg_result *res;
+	double p99[3];
+	uint32_t d, i;
+
+	(void)state;
+	for (d = 0; d < 3; d++) {
+		res = cluster_run(2, d, 200, &t, &wl);
+		p99[d] = ttft_p99(res, wl.n);
+		assert_int_equal(t.nr_instances, 2);
+		assert_int_equal(t.inst[0].requests + t.inst[1].requests, 200);
+		assert_int_equal(t.steps, t.inst[0].steps + t.inst[1].steps);
+		assert_int_equal(t.unfinished, 0);
+		print_message("# skewed, 2 instances, %-7s: TTFT p99 %.2f ms; %llu and %llu "
+			      "requests, %llu and %llu prefill tokens\n", names[d], p99[d],
+			      (unsigned long long)t.inst[0].requests,
+			      (unsigned long long)t.inst[1].requests,
+			      (unsigned long long)t.inst[0].prefill_tokens,
+			      (unsigned long long)t.inst[1].prefill_tokens);
+		if (d == SIM_DISPATCH_RR) {
+			/* Every heavy prompt on instance 0. */
+			assert_int_equal(t.inst[0].requests, 100);
+			assert_int_equal(t.inst[0].prefill_tokens, 100 * 1500);
+			assert_int_equal(t.inst[1].prefill_tokens, 100 * 50);
+		}
+		lg_results_free(res, wl.n);
+		lg_workload_free(&wl);
+	}
+	assert_true(p99[SIM_DISPATCH_LEAST] < p99[SIM_DISPATCH_RR]);
+	assert_true(p99[SIM_DISPATCH_LLUMNIX] < p99[SIM_DISPATCH_RR]);
+	res = cluster_run(3, SIM_DISPATCH_RR, 300, &t, &wl);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(t.inst[i].requests, 100);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+/* Several instances: the same JSON for the same seed, and the instances array in it. */
+static void test_cluster_determinism(void **state)
+{
+	struct sim_profile p;
+	struct sim_config c = { .prof = &p, .policy = ACCEL_SCHED_PRIORITY, .gpu_blocks = 300,
+				.host_blocks = 2000, .seed = 5, .instances = 3,
+				.dispatch = SIM_DISPATCH_LLUMNIX };
+	char *a, *b;
+
+	(void)state;
+	toy_profile(&p);
+	a = json_of(&c, 11);
+	b = json_of(&c, 11);
+	assert_string_equal(a, b);
+	assert_non_null(strstr(a, "\"dispatch\":\"llumnix\""));
+	assert_non_null(strstr(a, "\"instances\":[{\"role\":\"both\""));
+	free(a);
+	free(b);
+}
+
+/*
+ * --pd 1:1, one request of L = 300 tokens (18 full blocks and 12 tokens) and O = 5 outputs: the
+ * prefill instance's step gives the first token (TTFT), the 19 blocks cross the link
+ * (net_transfer_us + 19 block bytes / net_gbps), the decode instance finds the 18 full blocks
+ * cached and prefills the 13 tokens left (the partial block and the first token) for the second
+ * token, then decodes the other three as one engine would.
+ */
+static void test_pd_single(void **state)
+{
+	struct sim_profile p;
+	struct lg_workload wl = { 0 };
+	struct sim_config c = { .prof = &p, .pd_prefill = 1, .pd_decode = 1 };
+	struct lg_result *res;
+	struct sim_totals t;
+	double ttft, xfer, second, dec[3], e2e;
+	uint32_t k;
+
+	(void)state;
+	toy_profile(&p);
+	p.net_gbps = 25;
+	p.net_transfer_us = 40;
+	add_req(&wl, 0.5, 300, 5);
+	res = run(&c, &wl, &t);
+	assert_true(res[0].ok);
+	assert_int_equal(res[0].tokens, 5);
+	ttft = (p.step_base_us + p.prefill_token_us * 300 + p.prefill_quad_us * 300.0 * 300) / 1000;
+	xfer = (p.net_transfer_us * 1000 + 19.0 * p.block_bytes / p.net_gbps) / 1e6;
+	second = (p.step_base_us + p.prefill_token_us * 13 +
+		  p.prefill_quad_us * 13.0 * (2 * 288 + 13)) / 1000;
+	e2e = ttft + xfer + second;
+	for (k = 2; k < 5; k++) {
+		dec[k - 2] = (p.step_base_us + p.decode_token_us + p.context_token_us * (300 + k)) /
+			     1000;
+		e2e += dec[k - 2];
+	}
+	print_message("# pd 1:1: TTFT %.4f ms (%.4f), e2e %.4f ms (%.4f), first gap %.4f ms "
+		      "(transfer %.4f + admission %.4f)\n", res[0].ttft_ms, ttft, res[0].e2e_ms,
+		      e2e, res[0].gaps_ms[0], xfer, second);
+	assert_true(fabs(res[0].ttft_ms - ttft) < 1e-5);
+	assert_true(fabs(res[0].e2e_ms - e2e) < 1e-4);
+	assert_int_equal(res[0].nr_gaps, 4);
+	assert_true(fabs(res[0].gaps_ms[0] - (xfer + second)) < 1e-3);
+	for (k = 0; k < 3; k++)
+		assert_true(fabs(res[0].gaps_ms[k + 1] - dec[k]) < 1e-3);
+	assert_true(fabs(res[0].tpot_ms - (e2e - ttft) / 4) < 1e-5);
+	assert_int_equal(res[0].prompt_tokens, 300);
+	assert_int_equal(res[0].completion_tokens, 5);
+	assert_int_equal(t.transfers, 1);
+	assert_int_equal(t.transfer_blocks, 19);
+	assert_int_equal(t.transfer_bytes, 19 * p.block_bytes);
+	assert_int_equal(t.prefix_hit_blocks, 18);
+	assert_int_equal(t.inst[0].role, SIM_ROLE_PREFILL);
+	assert_int_equal(t.inst[1].role, SIM_ROLE_DECODE);
+	assert_int_equal(t.inst[0].prefill_tokens, 300);
+	assert_int_equal(t.inst[1].prefill_tokens, 13);
+	assert_int_equal(t.inst[1].decode_tokens, 3);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+/*
+ * Two requests prefilled in one step on the one prefill instance: their transfers queue on its
+ * link (one at a time per sending instance), so the second's first gap is one transfer longer;
+ * round robin lands them on the two decode instances, each admitted alone.
+ */
+static void test_pd_link_queue(void **state)
+{
+	struct sim_profile p;
+	struct lg_workload wl = { 0 };
+	struct sim_config c = { .prof = &p, .pd_prefill = 1, .pd_decode = 2 };
+	struct lg_result *res;
+	struct sim_totals t;
+	double xfer;
+
+	(void)state;
+	toy_profile(&p);
+	p.net_gbps = 25;
+	p.net_transfer_us = 40;
+	add_req(&wl, 0.5, 300, 3);
+	add_req(&wl, 0.5, 300, 3);
+	res = run(&c, &wl, &t);
+	assert_true(res[0].ok && res[1].ok);
+	xfer = (p.net_transfer_us * 1000 + 19.0 * p.block_bytes / p.net_gbps) / 1e6;
+	assert_true(fabs(res[0].ttft_ms - res[1].ttft_ms) < 1e-9);
+	assert_true(fabs(res[1].gaps_ms[0] - res[0].gaps_ms[0] - xfer) < 1e-3);
+	assert_int_equal(t.inst[1].requests, 1);
+	assert_int_equal(t.inst[2].requests, 1);
+	assert_true(fabs(t.transfer_ns / 1e6 - 2 * xfer) < 1e-5);
+	lg_results_free(res, wl.n);
+	lg_workload_free(&wl);
+}
+
+/* --pd 2:2 under a bursty two-class workload on small GPUs: no drops, every hand-off counted. */
+static void test_pd_bursty(void **state)
+{
+	static const uint32_t pols[] = { ACCEL_SCHED_FCFS, ACCEL_SCHED_PRIORITY, ACCEL_SCHED_SLO };
+	struct lg_workload wl = { 0 };
+	struct sim_profile p;
+	uint64_t want = 0, blocks = 0;
+	uint32_t k, d;
+	size_t i;
+
+	(void)state;
+	toy_profile(&p);
+	p.net_gbps = 25;
+	busy_workload(&wl, 3, 400);
+	for (i = 0; i < wl.n; i++)
+		if (wl.req[i].output_len > 1) {
+			want++;
+			blocks += (wl.req[i].input_len + 15) / 16;
+		}
+	for (k = 0; k < 3; k++)
+		for (d = 0; d < SIM_NR_DISPATCH; d++) {
+			struct sim_config c = { .prof = &p, .policy = pols[k], .gpu_blocks = 300,
+						.host_blocks = 1000, .max_tokens = 512,
+						.max_seqs = 64, .chunk_tokens = 256,
+						.priority_threshold = 1, .pd_prefill = 2,
+						.pd_decode = 2, .dispatch = d };
+			struct sim_totals t;
+			struct lg_result *res = run(&c, &wl, &t);
+
+			for (i = 0; i < wl.n; i++) {
+				if (!res[i].ok)
+					fail_msg("pd %u/%u: request %zu: %s", k, d, i, res[i].msg);
+				assert_int_equal(res[i].tokens, wl.req[i].output_len);
+				assert_int_equal(res[i].nr_gaps, wl.req[i].output_len - 1);
+			}
+			assert_int_equal(t.unfinished, 0);
+			assert_int_equal(t.transfers, want);
+			assert_int_equal(t.transfer_blocks, blocks);
+			assert_int_equal(t.transfer_bytes, blocks * p.block_bytes);
+			assert_int_equal(t.inst[0].requests + t.inst[1].requests, wl.n);
+			assert_int_equal(t.inst[2].requests + t.inst[3].requests, want);
+			print_message("# pd 2:2 %-8s %-7s: %llu hand-offs, %llu swaps out, %llu "
+				      "recomputes, %llu yields\n", accel_sched_policy_name(pols[k]),
+				      sim_dispatch_name(d), (unsigned long long)t.transfers,
+				      (unsigned long long)t.swaps_out,
+				      (unsigned long long)t.recomputes,
+				      (unsigned long long)t.yields);
+			lg_results_free(res, wl.n);
+		}
 	lg_workload_free(&wl);
 }
 
@@ -394,6 +720,12 @@ int main(void)
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_no_drops),
 		cmocka_unit_test(test_prefix_hits),
+		cmocka_unit_test(test_yield),
+		cmocka_unit_test(test_dispatch),
+		cmocka_unit_test(test_cluster_determinism),
+		cmocka_unit_test(test_pd_single),
+		cmocka_unit_test(test_pd_link_queue),
+		cmocka_unit_test(test_pd_bursty),
 		cmocka_unit_test(test_profile_errors),
 		cmocka_unit_test(test_profiles_shipped),
 	};

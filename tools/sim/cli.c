@@ -3,12 +3,14 @@
  * kvaccel-sim - command-line options (getopt_long), each checked with a clear message. The
  * workload options are kvaccel-loadgen's (the same names, defaults and parsers).
  */
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "accel.h"
 #include "cli.h"
+#include "dispatch.h"
 #include "wlopts.h"
 
 #define PROG "kvaccel-sim"
@@ -26,6 +28,10 @@ static const char tail[] =
 	"  --priority-threshold N   priority: how much more urgent a preemptor must be\n"
 	"  --gpu-blocks N --host-blocks N   override the profile's block counts\n"
 	"  --no-host           no host tier (every preemption recomputes)\n"
+	"  --no-yield          no operator-level preemption of running prefills\n"
+	"  --instances N       engines behind the dispatcher (default 1, at most 64)\n"
+	"  --dispatch rr|least|llumnix   which instance takes a request (default rr)\n"
+	"  --pd P:D            prefill/decode disaggregation: P prefill, D decode instances\n"
 	"  --json              the report as one JSON object\n"
 	"  --system NAME|FILE  a system's options (tools/sim/systems/NAME.system) before these\n"
 	"  --systems-dir DIR   where NAMEs are (default $KVACCEL_SIM_SYSTEMS, or by the binary)\n"
@@ -36,7 +42,7 @@ static const char tail[] =
 
 enum {
 	O_PROFILE = 256, O_POLICY, O_PREEMPT, O_BUDGET, O_MAXSEQS, O_CHUNK, O_THRESH, O_GPUB,
-	O_HOSTB, O_NOHOST, O_JSON, O_HELP,
+	O_HOSTB, O_NOHOST, O_NOYIELD, O_INST, O_DISPATCH, O_PD, O_JSON, O_HELP,
 };
 
 #define NR_OWN	(O_HELP - O_PROFILE + 1)
@@ -52,6 +58,10 @@ static const struct option own[NR_OWN] = {
 	{ "gpu-blocks", required_argument, NULL, O_GPUB },
 	{ "host-blocks", required_argument, NULL, O_HOSTB },
 	{ "no-host", no_argument, NULL, O_NOHOST },
+	{ "no-yield", no_argument, NULL, O_NOYIELD },
+	{ "instances", required_argument, NULL, O_INST },
+	{ "dispatch", required_argument, NULL, O_DISPATCH },
+	{ "pd", required_argument, NULL, O_PD },
 	{ "json", no_argument, NULL, O_JSON },
 	{ "help", no_argument, NULL, O_HELP },
 };
@@ -127,6 +137,23 @@ static int policy(const char *v, uint32_t *out)
 	return -1;
 }
 
+/* --pd P:D: P prefill and D decode instances, each 1 at least, 64 in all at most. */
+static int pd_opt(const char *arg, struct sim_cli *c)
+{
+	unsigned int p, d;
+	int end = 0;
+
+	if (sscanf(arg, "%u:%u%n", &p, &d, &end) != 2 || arg[end] || !isdigit((unsigned char)*arg))
+		return lg_opt_bad(PROG, "pd", arg, "not P:D (two whole numbers)");
+	if (!p || !d)
+		return lg_opt_bad(PROG, "pd", arg, "P and D must be 1 at least");
+	if (p > SIM_MAX_INSTANCES || d > SIM_MAX_INSTANCES || p + d > SIM_MAX_INSTANCES)
+		return lg_opt_bad(PROG, "pd", arg, "more than 64 instances in all");
+	c->cfg.pd_prefill = p;
+	c->cfg.pd_decode = d;
+	return 0;
+}
+
 /* The engine's options: 0, or -1 said; 1: --help printed. */
 static int engine_opt(int opt, const char *arg, struct sim_cli *c)
 {
@@ -187,6 +214,20 @@ static int engine_opt(int opt, const char *arg, struct sim_cli *c)
 	case O_NOHOST:
 		c->cfg.no_host = 1;
 		return 0;
+	case O_NOYIELD:
+		c->cfg.no_yield = 1;
+		return 0;
+	case O_INST:
+		if (lg_opt_whole(PROG, name, arg, 1, SIM_MAX_INSTANCES, &u))
+			return -1;
+		c->cfg.instances = u;
+		return 0;
+	case O_DISPATCH:
+		if (sim_dispatch_parse(arg, &c->cfg.dispatch))
+			return lg_opt_bad(PROG, name, arg, "not rr, least or llumnix");
+		return 0;
+	case O_PD:
+		return pd_opt(arg, c);
 	}
 	return 1;
 }
@@ -236,6 +277,11 @@ int sim_cli_parse(int argc, char **argv, struct sim_cli *c)
 		fprintf(stderr, PROG ": --%s %s: not with --goodput (a run per rate)\n",
 			c->rep.csv ? "csv" : "requests-csv",
 			c->rep.csv ? c->rep.csv : c->rep.requests_csv);
+		return -1;
+	}
+	if (c->cfg.pd_prefill && c->cfg.instances) {
+		fprintf(stderr, "kvaccel-sim: --pd %u:%u: give --pd or --instances, not both\n",
+			c->cfg.pd_prefill, c->cfg.pd_decode);
 		return -1;
 	}
 	budget = c->cfg.max_tokens ? c->cfg.max_tokens : 2048;

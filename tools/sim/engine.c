@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * kvaccel-sim - the simulated engine (see engine.h): the event loop over the scheduler and the
- * block manager, and each request's result measured the way kvaccel-loadgen measures a real
- * server's (first token, every gap between tokens, end of the stream).
+ * kvaccel-sim - the simulated engines (see engine.h): the cluster's event loop over its
+ * instances (instance.c) and the dispatcher (dispatch.c), the prefill/decode hand-off, and each
+ * request's result measured the way kvaccel-loadgen measures a real server's (first token, every
+ * gap between tokens, end of the stream).
  */
 #include <errno.h>
 #include <math.h>
@@ -12,16 +13,25 @@
 
 #include "accel.h"
 #include "engine.h"
+#include "dispatch.h"
 #include "event.h"
+#include "instance.h"
 
 /* Every time is offset by this: 0 means "not yet" in the scheduler's accounting. */
 #define T0_NS		1000000000ull
-#define MAX_RUNS	8192
-#define MAX_SWAPS	8192
-#define MAX_EVENTS	16384
 #define MAX_CLIENTS	64
 /* Empty polls in a row after which requests left are given up as stuck. */
 #define MAX_IDLE_TICKS	1000
+
+/* --pd: a request's prefill side, kept for its result after the hand-off. */
+struct sim_handoff {
+	uint64_t arrival_ns, first_ns, queue_ns, recomputed;
+	uint32_t preemptions;
+	int32_t token;			/* its first token, the decode side's last prompt token */
+	uint32_t phase;			/* HO_* */
+};
+
+enum { HO_NONE = 0, HO_PREFILL = 1, HO_DECODE = 2 };
 
 struct sim {
 	const struct sim_config *c;
@@ -29,24 +39,20 @@ struct sim {
 	const struct lg_workload *wl;
 	struct lg_result *res;
 	struct sim_totals *t;
-	struct accel_bm *bm;
-	struct accel_sched *s;
 	struct sim_heap h;
-	struct accel_sched_run *runs;
-	struct accel_sched_swap *swaps;
-	struct accel_sched_event *events;
-	struct accel_sched_out out;
+	struct sim_inst *inst;
+	uint32_t nr_inst;
+	uint32_t first_decode;		/* --pd: [0, P) prefill, [P, P + D) decode instances */
+	uint32_t rr[2];			/* round robin: arrivals, hand-offs */
+	struct sim_load *loads;
+	struct sim_handoff *ho;		/* --pd: per request */
 	uint64_t *last_tok;		/* per request: its last token's time (0: none yet) */
 	uint32_t *gap_cap;
-	uint64_t link_free[2];		/* per direction: when the link is free again */
-	uint64_t step_start, first_arrival, last_finish;
-	uint64_t tick_ns;		/* an idle engine's poll interval */
+	uint64_t first_arrival, last_finish;
 	size_t arrived, done;
-	uint32_t idle_ticks;
-	int tick_pending;
 	char clients[MAX_CLIENTS][LG_NAME_MAX];
-	uint32_t nr_clients, max_req;
-	int busy, nomem;
+	uint32_t nr_clients;
+	int nomem;
 };
 
 static uint64_t arrival_ns(const struct lg_req *q)
@@ -84,9 +90,39 @@ static void fail_req(struct sim *m, size_t idx, enum lg_fail why, const char *ms
 	m->done++;
 }
 
+/*
+ * The pool a request goes to: arrivals to the prefill (or mixed) instances, hand-offs to the
+ * decode instances.
+ */
+static struct sim_inst *pick(struct sim *m, int decode)
+{
+	uint32_t first = decode ? m->first_decode : 0;
+	uint32_t n = decode ? m->nr_inst - m->first_decode : m->first_decode, i;
+
+	if (m->c->dispatch != SIM_DISPATCH_RR)
+		for (i = 0; i < n; i++)
+			sim_inst_load(&m->inst[first + i], &m->loads[i]);
+	return &m->inst[first + sim_dispatch_pick(m->c->dispatch, m->loads, n, &m->rr[decode])];
+}
+
+/* accel_sched_add() on @in; an arrival during its step may cut the step's prefills. */
+static int add_to(struct sim *m, struct sim_inst *in, const struct accel_sched_req_opts *o,
+		  uint64_t now, uint32_t *req)
+{
+	uint32_t bt = (uint32_t)m->p->block_tokens;
+	int ret = sim_inst_add(in, o, (uint32_t)((o->prompt_len + bt - 1) / bt), req);
+
+	in->touched = 1;
+	if (!ret && in->busy && !m->c->no_yield && accel_sched_should_yield(in->s) > 0 &&
+	    sim_inst_cut(in, &m->h, now))
+		m->nomem = 1;
+	return ret;
+}
+
 static void arrive(struct sim *m, size_t idx, uint64_t now)
 {
 	const struct lg_req *q = &m->wl->req[idx];
+	struct sim_inst *in;
 	uint8_t *bytes;
 	int32_t *prompt;
 	size_t len, i;
@@ -115,7 +151,13 @@ static void arrive(struct sim *m, size_t idx, uint64_t now)
 		   .tpot_slo_ns = (uint64_t)llround(q->tpot_slo_ms * 1e6));
 	if (!strcmp(q->cls, "offline"))
 		o.flags = ACCEL_SCHED_REQ_OFFLINE;
-	ret = accel_sched_add(m->s, &o, &req);
+	if (m->ho && q->output_len > 1) {
+		/* Disaggregated: the prefill instance stops at the first token. */
+		o.max_output = 1;
+		m->ho[idx].phase = HO_PREFILL;
+	}
+	in = pick(m, 0);
+	ret = add_to(m, in, &o, now, &req);
 	free(bytes);
 	free(prompt);
 	if (ret) {
@@ -131,15 +173,53 @@ static void arrive(struct sim *m, size_t idx, uint64_t now)
 	}
 }
 
+/*
+ * --pd: a request's prefill side finished with its first token: its KV (every block of its
+ * prompt) goes over the sending instance's link, one transfer at a time, to the decode instance
+ * the dispatcher picks now.
+ */
+static void hand_off(struct sim *m, struct sim_inst *in, const struct accel_sched_req_info *info)
+{
+	struct sim_handoff *h = &m->ho[info->tag];
+	uint64_t bt = (uint64_t)m->p->block_tokens, blocks = (info->prompt_len + bt - 1) / bt;
+	uint64_t start = in->net_free > info->finish_ns ? in->net_free : info->finish_ns, d;
+	struct sim_inst *to = pick(m, 1);
+
+	h->arrival_ns = info->arrival_ns;
+	h->first_ns = info->first_token_ns;
+	h->queue_ns = info->queue_ns;
+	h->preemptions = info->swaps_out + info->recomputes;
+	h->recomputed = info->recomputed_tokens;
+	h->phase = HO_DECODE;
+	d = sim_net_ns(m->p, blocks);
+	in->net_free = start + d;
+	to->demand += blocks;		/* on its way: the dispatcher counts it */
+	m->t->transfers++;
+	m->t->transfer_blocks += blocks;
+	m->t->transfer_bytes += blocks * m->p->block_bytes;
+	m->t->transfer_ns += d;
+	if (sim_heap_push(&m->h, start + d, SIM_EV(SIM_EV_HANDOFF, to->id), (uint32_t)info->tag))
+		m->nomem = 1;
+}
+
 /* A request ended: its result from the scheduler's accounting, then forget it. */
-static void collect(struct sim *m, uint32_t req)
+static void collect(struct sim *m, struct sim_inst *in, uint32_t req)
 {
 	ACCEL_OPTS(accel_sched_req_info, info);
+	const struct sim_handoff *h;
 	struct lg_result *r;
 	const struct lg_req *q;
 
-	if (accel_sched_req_info(m->s, req, &info))
+	if (accel_sched_req_info(in->s, req, &info))
 		return;
+	h = m->ho ? &m->ho[info.tag] : NULL;
+	if (h && h->phase == HO_PREFILL && info.state == ACCEL_SCHED_FINISHED &&
+	    info.output_tokens) {
+		hand_off(m, in, &info);
+		accel_sched_remove(in->s, req);
+		in->alive--;
+		return;
+	}
 	r = &m->res[info.tag];
 	q = &m->wl->req[info.tag];
 	r->status = 200;
@@ -149,6 +229,24 @@ static void collect(struct sim *m, uint32_t req)
 		     (double)(info.first_token_ns - info.arrival_ns) / 1e6 : 0;
 	r->tpot_ms = info.tpot_count ? (double)info.tpot_sum_ns / info.tpot_count / 1e6 : 0;
 	r->e2e_ms = (double)(info.finish_ns - info.arrival_ns) / 1e6;
+	r->srv_queue_ms = (double)info.queue_ns / 1e6;
+	r->preemptions = info.swaps_out + info.recomputes;
+	r->recomputed = info.recomputed_tokens;
+	r->prompt_tokens = info.prompt_len;
+	if (h && h->phase == HO_DECODE) {
+		/* The prefill side's first token, then the decode side's (its prompt's last). */
+		uint64_t last = info.last_token_ns ? info.last_token_ns : info.finish_ns;
+
+		r->tokens++;
+		r->ttft_ms = (double)(h->first_ns - h->arrival_ns) / 1e6;
+		r->tpot_ms = r->tokens > 1 ? (double)(last - h->first_ns) / (r->tokens - 1) / 1e6 :
+			     0;
+		r->e2e_ms = (double)(info.finish_ns - h->arrival_ns) / 1e6;
+		r->srv_queue_ms = (double)h->queue_ns / 1e6;
+		r->preemptions += h->preemptions;
+		r->recomputed += h->recomputed;
+		r->prompt_tokens = info.prompt_len - 1;
+	}
 	r->ok = info.state == ACCEL_SCHED_FINISHED && r->tokens >= q->output_len;
 	r->fail = r->ok ? LG_FAIL_NONE : info.state == ACCEL_SCHED_FINISHED ? LG_FAIL_SHORT :
 		  LG_FAIL_INCOMPLETE;
@@ -156,15 +254,63 @@ static void collect(struct sim *m, uint32_t req)
 	r->srv_ttft_ms = r->ttft_ms;
 	r->srv_tpot_ms = r->tpot_ms;
 	r->srv_e2e_ms = r->e2e_ms;
-	r->srv_queue_ms = (double)info.queue_ns / 1e6;
-	r->preemptions = info.swaps_out + info.recomputes;
-	r->recomputed = info.recomputed_tokens;
-	r->prompt_tokens = info.prompt_len;
-	r->completion_tokens = info.output_tokens;
+	r->completion_tokens = r->tokens;
 	if (info.finish_ns > m->last_finish)
 		m->last_finish = info.finish_ns;
-	accel_sched_remove(m->s, req);
+	accel_sched_remove(in->s, req);
+	in->alive--;
 	m->done++;
+}
+
+/*
+ * --pd: a hand-off lands on decode instance @in: the prompt's full blocks go into its block
+ * manager as cached blocks, and the request is added with its first token as the prompt's last
+ * (admission finds the blocks and computes the partial last block and that token) and one output
+ * fewer to go.
+ */
+static void land(struct sim *m, struct sim_inst *in, size_t idx, uint64_t now)
+{
+	const struct lg_req *q = &m->wl->req[idx];
+	uint64_t bt = (uint64_t)m->p->block_tokens;
+	uint8_t *bytes;
+	int32_t *prompt;
+	size_t len, i;
+	uint32_t req;
+	int ret;
+
+	bytes = lg_prompt_make(q, m->c->seed, idx, &len);
+	prompt = malloc((len + 2) * sizeof(*prompt));
+	if (!bytes || !prompt) {
+		free(bytes);
+		free(prompt);
+		m->nomem = 1;
+		fail_req(m, idx, LG_FAIL_HTTP, "out of memory");
+		return;
+	}
+	for (i = 0; i < len; i++)
+		prompt[i] = bytes[i];
+	if (!len)
+		prompt[len++] = 0;
+	in->demand -= (len + bt - 1) / bt;
+	sim_inst_import(in, prompt, len);
+	prompt[len] = m->ho[idx].token;
+	ACCEL_OPTS(accel_sched_req_opts, o, .tag = idx, .prompt = prompt, .prompt_len = len + 1,
+		   .max_output = q->output_len - 1, .priority = q->priority,
+		   .client = client_id(m, q->client), .arrival_ns = now,
+		   .ttft_slo_ns = (uint64_t)llround(q->tpot_slo_ms * 1e6),
+		   .tpot_slo_ns = (uint64_t)llround(q->tpot_slo_ms * 1e6));
+	if (!strcmp(q->cls, "offline"))
+		o.flags = ACCEL_SCHED_REQ_OFFLINE;
+	ret = add_to(m, in, &o, now, &req);
+	free(bytes);
+	free(prompt);
+	if (ret) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "refused by the decode instance: %s",
+			 ret == -E2BIG ? "more than its KV cache holds" : strerror(-ret));
+		fail_req(m, idx, LG_FAIL_HTTP, msg);
+	}
 }
 
 /* A token of request @tag at @now: the gap since its last one. */
@@ -189,104 +335,85 @@ static void token(struct sim *m, uint64_t tag, uint64_t now)
 	m->last_tok[tag] = now;
 }
 
-static void step_end(struct sim *m, uint64_t now)
+static void step_end(struct sim *m, struct sim_inst *in, uint64_t now)
 {
-	uint32_t i;
+	uint32_t i, layers;
 
-	for (i = 0; i < m->out.nr_runs; i++) {
-		const struct accel_sched_run *r = &m->runs[i];
+	for (i = 0; i < in->out.nr_runs; i++) {
+		const struct accel_sched_run *r = &in->runs[i];
 		ACCEL_OPTS(accel_sched_result, res, .computed = r->tokens);
 
+		if (sim_inst_run_cut(in, i, &layers)) {
+			/* Cut: the chunk stops at a layer, to resume from there. */
+			res.computed = 0;
+			res.layers_done = layers;
+			res.flags = ACCEL_SCHED_RES_YIELDED;
+			accel_sched_update(in->s, r->req, &res, now);
+			continue;
+		}
+		if (r->flags & ACCEL_SCHED_RUN_PREFILL)
+			in->t->prefill_tokens += r->tokens;
+		else
+			in->t->decode_tokens += r->tokens;
 		if (r->flags & ACCEL_SCHED_RUN_SAMPLE) {
 			res.flags = ACCEL_SCHED_RES_TOKEN;
 			res.token = (int32_t)((r->tag * 2654435761u + r->start + r->tokens) %
 					      50000);
 			token(m, r->tag, now);
+			if (m->ho)
+				m->ho[r->tag].token = res.token;
 		}
-		accel_sched_update(m->s, r->req, &res, now);
+		accel_sched_update(in->s, r->req, &res, now);
 	}
-	m->t->busy_ns += now - m->step_start;
-	m->busy = 0;
+	in->t->busy_ns += now - in->step_start;
+	in->busy = 0;
 }
 
-/* The swaps a step started: each on its direction's link, one after another. */
-static void start_swaps(struct sim *m, uint64_t now)
+/* One step of @in at @now if anything runs; the events it delivers handled. */
+static void step(struct sim *m, struct sim_inst *in, uint64_t now)
 {
-	uint32_t i;
-
-	for (i = 0; i < m->out.nr_swaps; i++) {
-		const struct accel_sched_swap *w = &m->swaps[i];
-		uint32_t dir = w->dir == ACCEL_SCHED_SWAP_IN;
-		uint64_t start = m->link_free[dir] > now ? m->link_free[dir] : now;
-		uint64_t d = sim_swap_ns(m->p, w->blocks);
-
-		m->link_free[dir] = start + d;
-		m->t->swap_ns += d;
-		if (sim_heap_push(&m->h, start + d, SIM_EV_SWAP_DONE, w->req))
-			m->nomem = 1;
-	}
-}
-
-/* One step at @now if anything runs; the events it delivers collected. */
-static void step(struct sim *m, uint64_t now)
-{
-	struct sim_batch b = { 0 };
 	uint32_t i;
 
 	do {
-		m->out = (struct accel_sched_out){ .sz = sizeof(m->out), .runs = m->runs,
-						   .max_runs = MAX_RUNS, .swaps = m->swaps,
-						   .max_swaps = MAX_SWAPS, .events = m->events,
-						   .max_events = MAX_EVENTS };
-		if (accel_sched_step(m->s, now, &m->out))
+		if (sim_inst_sched(in, now))
 			return;
-		for (i = 0; i < m->out.nr_events; i++)
-			if (m->events[i].to == ACCEL_SCHED_FINISHED ||
-			    m->events[i].to == ACCEL_SCHED_ABORTED)
-				collect(m, m->events[i].req);
-		start_swaps(m, now);
-	} while (!m->out.nr_runs && m->out.events_left);
-	if (!m->out.nr_runs) {
+		for (i = 0; i < in->out.nr_events; i++) {
+			const struct accel_sched_event *e = &in->events[i];
+
+			if (e->from == ACCEL_SCHED_WAITING)
+				sim_inst_left_queue(in, e->req);
+			if (e->to == ACCEL_SCHED_FINISHED || e->to == ACCEL_SCHED_ABORTED)
+				collect(m, in, e->req);
+		}
+		if (sim_inst_start_swaps(in, &m->h, now))
+			m->nomem = 1;
+	} while (!in->out.nr_runs && in->out.events_left);
+	if (!in->out.nr_runs) {
 		/*
 		 * Nothing ran, yet requests are alive: a real engine's loop polls again (time-based
 		 * decisions, slo's pacing, change with the clock); give up after MAX_IDLE_TICKS
 		 * empty polls in a row.
 		 */
-		if (m->arrived > m->done && !m->tick_pending && m->idle_ticks < MAX_IDLE_TICKS) {
-			m->tick_pending = 1;
-			m->idle_ticks++;
+		if (in->alive && !in->tick_pending && in->idle_ticks < MAX_IDLE_TICKS) {
+			in->tick_pending = 1;
+			in->idle_ticks++;
 			m->t->idle_ticks++;
-			if (sim_heap_push(&m->h, now + m->tick_ns, SIM_EV_TICK, 0))
+			if (sim_heap_push(&m->h, now + in->tick_ns, SIM_EV(SIM_EV_TICK, in->id), 0))
 				m->nomem = 1;
 		}
 		return;
 	}
-	m->idle_ticks = 0;
-	for (i = 0; i < m->out.nr_runs; i++) {
-		const struct accel_sched_run *r = &m->runs[i];
-
-		if (r->flags & ACCEL_SCHED_RUN_PREFILL) {
-			b.prefill_tokens += r->tokens;
-			b.quad += (double)r->tokens * (2.0 * r->start + r->tokens);
-		} else {
-			b.decode_tokens += r->tokens;
-			b.context_tokens += r->start + r->tokens;
-		}
-	}
-	m->t->steps++;
-	m->t->prefill_tokens += b.prefill_tokens;
-	m->t->decode_tokens += b.decode_tokens;
-	m->step_start = now;
-	m->busy = 1;
-	if (sim_heap_push(&m->h, now + sim_step_ns(m->p, &b), SIM_EV_STEP_END, 0))
+	in->idle_ticks = 0;
+	if (sim_inst_begin(in, &m->h, now))
 		m->nomem = 1;
 }
 
 static void handle(struct sim *m, const struct sim_event *ev)
 {
+	struct sim_inst *in = &m->inst[SIM_EV_INST(ev->type)];
 	size_t idx;
 
-	switch (ev->type) {
+	switch (SIM_EV_KIND(ev->type)) {
 	case SIM_EV_ARRIVAL:
 		idx = ev->arg;
 		arrive(m, idx, ev->t_ns);
@@ -295,13 +422,21 @@ static void handle(struct sim *m, const struct sim_event *ev)
 			m->nomem = 1;
 		break;
 	case SIM_EV_STEP_END:
-		step_end(m, ev->t_ns);
+		if (ev->arg != in->step_gen)	/* a cut step's first end: nothing */
+			break;
+		step_end(m, in, ev->t_ns);
+		in->touched = 1;
 		break;
 	case SIM_EV_SWAP_DONE:
-		accel_sched_swap_done(m->s, ev->arg, 0, ev->t_ns);
+		accel_sched_swap_done(in->s, ev->arg, 0, ev->t_ns);
+		in->touched = 1;
 		break;
 	case SIM_EV_TICK:
-		m->tick_pending = 0;
+		in->tick_pending = 0;
+		in->touched = 1;
+		break;
+	case SIM_EV_HANDOFF:
+		land(m, in, ev->arg, ev->t_ns);
 		break;
 	}
 }
@@ -309,69 +444,54 @@ static void handle(struct sim *m, const struct sim_event *ev)
 static int setup(struct sim *m, char *err, size_t errlen)
 {
 	const struct sim_config *c = m->c;
-	uint32_t blocks[2] = { c->gpu_blocks ? c->gpu_blocks : m->p->gpu_blocks,
-			       c->host_blocks ? c->host_blocks : m->p->host_blocks };
-	uint32_t tiers = c->no_host || !blocks[1] ? 1 : 2;
-	ACCEL_OPTS(accel_bm_config, bc, .block_tokens = (uint32_t)m->p->block_tokens,
-		   .nr_tiers = tiers, .tier_blocks = blocks);
 	size_t n = m->wl->n;
-	uint64_t prefill_ns = (uint64_t)llround(m->p->prefill_token_us * 1000);
-	struct sim_batch empty = { 0 };
+	uint32_t i;
 
-	m->t->gpu_blocks = blocks[0];
-	m->t->host_blocks = tiers > 1 ? blocks[1] : 0;
-	m->t->block_tokens = bc.block_tokens;
-	m->bm = accel_bm_create(&bc);
-	if (!m->bm) {
-		snprintf(err, errlen, "the block manager: %s", strerror(errno));
+	m->nr_inst = c->pd_prefill ? c->pd_prefill + c->pd_decode :
+		     c->instances ? c->instances : 1;
+	m->first_decode = c->pd_prefill ? c->pd_prefill : m->nr_inst;
+	if (m->nr_inst > SIM_MAX_INSTANCES) {
+		snprintf(err, errlen, "more than %u instances", SIM_MAX_INSTANCES);
 		return -1;
 	}
-	ACCEL_OPTS(accel_sched_config, sc, .bm = m->bm, .policy = c->policy,
-		   .max_tokens = c->max_tokens, .max_seqs = c->max_seqs,
-		   .chunk_tokens = c->chunk_tokens, .preempt = c->preempt,
-		   .priority_threshold = c->priority_threshold,
-		   .max_requests = n < (1u << 20) ? (n ? (uint32_t)n : 1) : (1u << 20),
-		   .block_bytes = m->p->block_bytes,
-		   .swap_bw = (uint64_t)llround(m->p->swap_gbps * 1e9),
-		   .swap_transfer_ns = (uint64_t)llround(m->p->swap_transfer_us * 1000),
-		   .prefill_base_ns = (uint64_t)llround(m->p->step_base_us * 1000),
-		   .prefill_token_ns = prefill_ns ? prefill_ns : 1,
-		   .step_ns = sim_step_ns(m->p, &empty), .max_clients = MAX_CLIENTS);
-
-	m->tick_ns = sc.step_ns;
-	if (!sc.swap_transfer_ns)
-		sc.swap_transfer_ns = 1;
-	if (!sc.prefill_base_ns)
-		sc.prefill_base_ns = 1;
-	m->max_req = sc.max_requests;
-	m->s = accel_sched_create(&sc);
-	if (!m->s) {
-		snprintf(err, errlen, "the scheduler refused the configuration: %s",
-			 strerror(errno));
+	if (c->pd_prefill && !(m->p->net_gbps > 0)) {
+		snprintf(err, errlen, "the profile names no link between instances (net_gbps)");
 		return -1;
 	}
-	m->runs = calloc(MAX_RUNS, sizeof(*m->runs));
-	m->swaps = calloc(MAX_SWAPS, sizeof(*m->swaps));
-	m->events = calloc(MAX_EVENTS, sizeof(*m->events));
+	m->t->nr_instances = m->nr_inst;
+	m->inst = calloc(m->nr_inst, sizeof(*m->inst));
+	m->loads = calloc(m->nr_inst, sizeof(*m->loads));
 	m->last_tok = calloc(n + 1, sizeof(*m->last_tok));
 	m->gap_cap = calloc(n + 1, sizeof(*m->gap_cap));
-	if (!m->runs || !m->swaps || !m->events || !m->last_tok || !m->gap_cap) {
+	if (c->pd_prefill)
+		m->ho = calloc(n + 1, sizeof(*m->ho));
+	if (!m->inst || !m->loads || !m->last_tok || !m->gap_cap || (c->pd_prefill && !m->ho)) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	for (i = 0; i < m->nr_inst; i++) {
+		uint32_t role = !c->pd_prefill ? SIM_ROLE_BOTH :
+				i < m->first_decode ? SIM_ROLE_PREFILL : SIM_ROLE_DECODE;
+
+		if (sim_inst_setup(&m->inst[i], i, role, c, n, &m->t->inst[i], err, errlen))
+			return -1;
+	}
+	m->t->gpu_blocks = c->gpu_blocks ? c->gpu_blocks : m->p->gpu_blocks;
+	m->t->host_blocks = c->no_host ? 0 : c->host_blocks ? c->host_blocks : m->p->host_blocks;
+	m->t->block_tokens = (uint32_t)m->p->block_tokens;
 	return 0;
 }
 
 static void teardown(struct sim *m)
 {
-	if (m->s)
-		accel_sched_destroy(m->s);
-	if (m->bm)
-		accel_bm_destroy(m->bm);
+	uint32_t i;
+
+	for (i = 0; m->inst && i < m->nr_inst; i++)
+		sim_inst_teardown(&m->inst[i]);
 	sim_heap_free(&m->h);
-	free(m->runs);
-	free(m->swaps);
-	free(m->events);
+	free(m->inst);
+	free(m->loads);
+	free(m->ho);
 	free(m->last_tok);
 	free(m->gap_cap);
 }
@@ -387,18 +507,27 @@ static void unfinished(struct sim *m)
 	ACCEL_OPTS(accel_sched_req_info, info);
 	char msg[128];
 	size_t id;
+	uint32_t i;
 
 	if (m->done == m->wl->n)
 		return;
-	for (id = 0; id < m->max_req; id++) {
-		if (accel_sched_req_info(m->s, id, &info) || info.tag >= m->wl->n ||
-		    m->res[info.tag].status || info.state >= ACCEL_SCHED_NR_STATES)
-			continue;
-		snprintf(msg, sizeof(msg), "never finished: left %s with %llu of %u tokens",
-			 state_names[info.state], (unsigned long long)info.output_tokens,
-			 m->wl->req[info.tag].output_len);
-		fail_req(m, info.tag, LG_FAIL_INCOMPLETE, msg);
-		m->t->unfinished++;
+	for (i = 0; i < m->nr_inst; i++) {
+		struct sim_inst *in = &m->inst[i];
+
+		for (id = 0; id < in->max_req; id++) {
+			if (accel_sched_req_info(in->s, id, &info) || info.tag >= m->wl->n ||
+			    m->res[info.tag].status || info.state >= ACCEL_SCHED_NR_STATES)
+				continue;
+			/* A decode side's count leaves out the prefill side's first token. */
+			if (m->ho && m->ho[info.tag].phase == HO_DECODE &&
+			    in->role == SIM_ROLE_DECODE)
+				info.output_tokens++;
+			snprintf(msg, sizeof(msg), "never finished: left %s with %llu of %u tokens",
+				 state_names[info.state], (unsigned long long)info.output_tokens,
+				 m->wl->req[info.tag].output_len);
+			fail_req(m, info.tag, LG_FAIL_INCOMPLETE, msg);
+			m->t->unfinished++;
+		}
 	}
 	for (id = 0; id < m->wl->n; id++)
 		if (!m->res[id].status) {
@@ -407,14 +536,44 @@ static void unfinished(struct sim *m)
 		}
 }
 
+/* The instances' counters summed into the run's. */
+static void totals(struct sim *m)
+{
+	struct sim_totals *t = m->t;
+	uint32_t i;
+
+	for (i = 0; i < m->nr_inst; i++) {
+		struct sim_inst *in = &m->inst[i];
+		ACCEL_OPTS(accel_sched_stats, st);
+		ACCEL_OPTS(accel_bm_tier_stats, ts);
+
+		accel_sched_stats(in->s, &st);
+		accel_bm_tier_stats(in->bm, 0, &ts);
+		in->t->yields = st.yields;
+		t->steps += in->t->steps;
+		t->busy_ns += in->t->busy_ns;
+		t->prefill_tokens += in->t->prefill_tokens;
+		t->decode_tokens += in->t->decode_tokens;
+		t->swap_ns += in->swap_ns;
+		t->tokens += st.tokens;
+		t->swaps_out += st.swaps_out;
+		t->swaps_in += st.swaps_in;
+		t->swap_failures += st.swap_failures;
+		t->recomputes += st.recomputes;
+		t->recomputed_tokens += st.recomputed_tokens;
+		t->swapped_bytes += st.swapped_bytes;
+		t->yields += st.yields;
+		t->prefix_hit_blocks += ts.hits;
+	}
+}
+
 int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_result *res,
 	    struct sim_totals *t, char *err, size_t errlen)
 {
 	struct sim m = { .c = c, .p = c->prof, .wl = wl, .res = res, .t = t };
-	ACCEL_OPTS(accel_sched_stats, st);
-	ACCEL_OPTS(accel_bm_tier_stats, ts);
 	struct sim_event ev = { 0 };
 	int ret = -1;
+	uint32_t i;
 
 	memset(t, 0, sizeof(*t));
 	sim_heap_init(&m.h);
@@ -433,24 +592,20 @@ int sim_run(const struct sim_config *c, const struct lg_workload *wl, struct lg_
 			sim_heap_pop(&m.h, &ev);
 			handle(&m, &ev);
 		}
-		if (!m.busy)
-			step(&m, ev.t_ns);
+		for (i = 0; i < m.nr_inst; i++) {
+			if (m.inst[i].touched && !m.inst[i].busy)
+				step(&m, &m.inst[i], ev.t_ns);
+			m.inst[i].touched = 0;
+			if (m.inst[i].nomem)
+				m.nomem = 1;
+		}
 	}
 	if (m.nomem) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	accel_sched_stats(m.s, &st);
 	unfinished(&m);
-	accel_bm_tier_stats(m.bm, 0, &ts);
-	t->tokens = st.tokens;
-	t->swaps_out = st.swaps_out;
-	t->swaps_in = st.swaps_in;
-	t->swap_failures = st.swap_failures;
-	t->recomputes = st.recomputes;
-	t->recomputed_tokens = st.recomputed_tokens;
-	t->swapped_bytes = st.swapped_bytes;
-	t->prefix_hit_blocks = ts.hits;
+	totals(&m);
 	if (ev.t_ns > m.last_finish)
 		m.last_finish = ev.t_ns;
 	t->duration_s = m.last_finish > m.first_arrival ?

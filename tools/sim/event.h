@@ -15,6 +15,7 @@ enum sim_ev_type {
 	SIM_EV_STEP_END = 1,	/* arg: unused */
 	SIM_EV_SWAP_DONE = 2,	/* arg: the scheduler's request id */
 	SIM_EV_TICK = 3,	/* an idle engine polls again (arg: unused) */
+	SIM_EV_HANDOFF = 4,	/* a prefill/decode hand-off lands (arg: the request index) */
 };
 
 struct sim_event {

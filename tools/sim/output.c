@@ -7,6 +7,7 @@
 
 #include "accel.h"
 #include "metrics.h"
+#include "dispatch.h"
 #include "output.h"
 #include "stats.h"
 
@@ -14,10 +15,45 @@ static void sim_report_metrics(FILE *f, json_object *o, const struct lg_workload
 			       const struct lg_result *res, const struct sim_totals *t);
 
 static const char *const preempt_names[] = { "cost", "recompute", "swap" };
+static const char *const role_names[] = { "both", "prefill", "decode" };
+
+static double inst_util(const struct sim_totals *t, uint32_t i)
+{
+	return t->duration_s > 0 ? t->inst[i].busy_ns / 1e9 / t->duration_s : 0;
+}
+
+/* With more than one instance: each one's share, and the hand-offs. */
+static void cluster_table(FILE *f, const struct sim_config *c, const struct sim_totals *t)
+{
+	uint32_t i;
+
+	if (t->nr_instances < 2)
+		return;
+	fprintf(f, "instances: %u, dispatch %s", t->nr_instances,
+		sim_dispatch_name(c->dispatch));
+	if (c->pd_prefill)
+		fprintf(f, ", %u prefill and %u decode; %llu hand-offs (%llu blocks, %.3f GiB, "
+			"links busy %.3f s)", c->pd_prefill, c->pd_decode,
+			(unsigned long long)t->transfers, (unsigned long long)t->transfer_blocks,
+			t->transfer_bytes / (1024.0 * 1024 * 1024), t->transfer_ns / 1e9);
+	fprintf(f, "\n");
+	for (i = 0; i < t->nr_instances; i++) {
+		const struct sim_inst_totals *n = &t->inst[i];
+
+		fprintf(f, "  instance %u (%s): %llu requests, %llu steps, busy %.3f s (%.1f%%); "
+			"%llu prefill and %llu decode tokens, %llu yields\n", i,
+			role_names[n->role], (unsigned long long)n->requests,
+			(unsigned long long)n->steps, n->busy_ns / 1e9, 100 * inst_util(t, i),
+			(unsigned long long)n->prefill_tokens, (unsigned long long)n->decode_tokens,
+			(unsigned long long)n->yields);
+	}
+}
 
 static double util(const struct sim_totals *t)
 {
-	return t->duration_s > 0 ? t->busy_ns / 1e9 / t->duration_s : 0;
+	uint32_t n = t->nr_instances ? t->nr_instances : 1;
+
+	return t->duration_s > 0 ? t->busy_ns / 1e9 / t->duration_s / n : 0;
 }
 
 void sim_report_table(FILE *f, const struct sim_config *c, const struct lg_workload *wl,
@@ -35,11 +71,13 @@ void sim_report_table(FILE *f, const struct sim_config *c, const struct lg_workl
 		t->duration_s, 100 * util(t), (unsigned long long)t->prefill_tokens,
 		(unsigned long long)t->decode_tokens);
 	fprintf(f, "preemption: %llu swaps out, %llu in (%.3f GiB, link busy %.3f s), %llu "
-		"recomputes (%llu tokens recomputed), %llu swap failures; %llu prefix-cache "
-		"block hits\n", (unsigned long long)t->swaps_out, (unsigned long long)t->swaps_in,
-		t->swapped_bytes / (1024.0 * 1024 * 1024), t->swap_ns / 1e9,
-		(unsigned long long)t->recomputes, (unsigned long long)t->recomputed_tokens,
-		(unsigned long long)t->swap_failures, (unsigned long long)t->prefix_hit_blocks);
+		"recomputes (%llu tokens recomputed), %llu swap failures, %llu yields; %llu "
+		"prefix-cache block hits\n", (unsigned long long)t->swaps_out,
+		(unsigned long long)t->swaps_in, t->swapped_bytes / (1024.0 * 1024 * 1024),
+		t->swap_ns / 1e9, (unsigned long long)t->recomputes,
+		(unsigned long long)t->recomputed_tokens, (unsigned long long)t->swap_failures,
+		(unsigned long long)t->yields, (unsigned long long)t->prefix_hit_blocks);
+	cluster_table(f, c, t);
 	sim_report_metrics(f, NULL, wl, res, t);
 	if (t->unfinished)
 		fprintf(f, "unfinished: %zu requests never finished\n", t->unfinished);
@@ -49,6 +87,40 @@ void sim_report_table(FILE *f, const struct sim_config *c, const struct lg_workl
 static json_object *u64(uint64_t v)
 {
 	return json_object_new_int64((int64_t)v);
+}
+
+/* With more than one instance (N = 1 leaves the object as it was). */
+static void cluster_obj(json_object *o, const struct sim_config *c, const struct sim_totals *t)
+{
+	json_object *a = json_object_new_array();
+	uint32_t i;
+
+	json_object_object_add(o, "dispatch",
+			       json_object_new_string(sim_dispatch_name(c->dispatch)));
+	if (c->pd_prefill) {
+		json_object_object_add(o, "pd_prefill", u64(c->pd_prefill));
+		json_object_object_add(o, "pd_decode", u64(c->pd_decode));
+		json_object_object_add(o, "transfers", u64(t->transfers));
+		json_object_object_add(o, "transfer_blocks", u64(t->transfer_blocks));
+		json_object_object_add(o, "transfer_bytes", u64(t->transfer_bytes));
+		json_object_object_add(o, "transfer_link_s",
+				       json_object_new_double(t->transfer_ns / 1e9));
+	}
+	for (i = 0; i < t->nr_instances; i++) {
+		const struct sim_inst_totals *n = &t->inst[i];
+		json_object *e = json_object_new_object();
+
+		json_object_object_add(e, "role", json_object_new_string(role_names[n->role]));
+		json_object_object_add(e, "requests", u64(n->requests));
+		json_object_object_add(e, "steps", u64(n->steps));
+		json_object_object_add(e, "busy_s", json_object_new_double(n->busy_ns / 1e9));
+		json_object_object_add(e, "utilisation", json_object_new_double(inst_util(t, i)));
+		json_object_object_add(e, "prefill_tokens", u64(n->prefill_tokens));
+		json_object_object_add(e, "decode_tokens", u64(n->decode_tokens));
+		json_object_object_add(e, "yields", u64(n->yields));
+		json_object_array_add(a, e);
+	}
+	json_object_object_add(o, "instances", a);
 }
 
 static json_object *engine_obj(const struct sim_config *c, const struct sim_totals *t)
@@ -78,8 +150,11 @@ static json_object *engine_obj(const struct sim_config *c, const struct sim_tota
 	json_object_object_add(o, "swap_link_s", json_object_new_double(t->swap_ns / 1e9));
 	json_object_object_add(o, "recomputes", u64(t->recomputes));
 	json_object_object_add(o, "recomputed_tokens", u64(t->recomputed_tokens));
+	json_object_object_add(o, "yields", u64(t->yields));
 	json_object_object_add(o, "prefix_hit_blocks", u64(t->prefix_hit_blocks));
 	json_object_object_add(o, "unfinished", u64(t->unfinished));
+	if (t->nr_instances > 1)
+		cluster_obj(o, c, t);
 	return o;
 }
 
