@@ -34,8 +34,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SYSTEMS = ["vllm-v1", "vllm-priority", "sarathi", "fastswitch", "flowprefill", "hygen",
            "distserve", "llumnix", "kvaccel"]
-# profile, the goodput search's starting rate (about a quarter of what it sustains)
-PROFILES = [("llama2-7b-a100", 1.0), ("llama3-8b-h100", 4.0)]
+# profile, the goodput search's starting rate (about a quarter of what it sustains), and the
+# requests a run in units of --requests: the faster GPU gets three times as many, so that its
+# workload still spans several times the longest SLO at the rates it sustains
+PROFILES = [("llama2-7b-a100", 1.0, 1), ("llama3-8b-h100", 4.0, 3)]
 SLO_SCALES = [0.5, 0.71, 1.0, 1.41, 2.0]
 SEED = 2
 
@@ -248,7 +250,7 @@ def main():
         if not have_plots:
             notes.append("gnuplot is not installed (Debian: gnuplot-nox): no plots; the "
                          "figures are in the tables.")
-        profiles = PROFILES[1:] if a.quick else PROFILES
+        profiles = [(p, r, 1) for p, r, _ in PROFILES[1:]] if a.quick else PROFILES
         systems = ["vllm-v1", "kvaccel"] if a.quick else SYSTEMS
         scales = [1.0] if a.quick else SLO_SCALES
         doc = report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp)
@@ -261,7 +263,8 @@ def main():
 
 
 def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
-    prof = {p: os.path.join(ROOT, "tools/sim/profiles/%s.profile" % p) for p, _ in profiles}
+    prof = {p: os.path.join(ROOT, "tools/sim/profiles/%s.profile" % p) for p, _, _ in profiles}
+    mulof = {p: m for p, _, m in profiles}
     # Which systems this binary can run (a tiny run each).
     ok = {}
     probe = sim.many([(s, ["--system", s, "--profile", prof[profiles[0][0]]] +
@@ -275,6 +278,9 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
         else:
             ok[s] = True
     runnable = [s for s in systems if s in ok]
+    # A system on several GPUs gets as many times the requests (and the starting rate), so that
+    # its workload spans as long as a one-GPU system's at the same load per GPU.
+    ngpu = {s: gpus(sim.sysdir, s) for s in runnable}
     if "hygen" in runnable:
         notes.append("`hygen` is `fcfs` with the cost model's preemption here: the standard "
                      "workload has no offline class for its hybrid policy to fill the budget "
@@ -282,22 +288,24 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
 
     # (a) goodput of every system at the standard SLOs and their scales.
     jobs = []
-    for p, r0 in profiles:
+    for p, r0, mul in profiles:
         for s in runnable:
             for sc in scales:
                 jobs.append(((p, s, sc), ["--system", s, "--profile", prof[p], "--goodput"] +
-                             workload(n, r0, sc), "goodput %s %s SLO x%g" % (p, s, sc),
+                             workload(n * mul * ngpu[s], r0 * ngpu[s], sc),
+                             "goodput %s %s SLO x%g" % (p, s, sc),
                              "json"))
     good = sim.many(jobs)
     # One run per system at vLLM V1's goodput (else at 4x the start rate).
     jobs, at = [], {}
-    for p, r0 in profiles:
+    for p, r0, mul in profiles:
         g = good.get((p, "vllm-v1", 1.0))
         at[p] = g["goodput_rps"] if isinstance(g, dict) and g["goodput_rps"] > 0 else 4 * r0
         for s in runnable:
             csv = os.path.join(tmp, "req-%s-%s.csv" % (p, s))
             jobs.append(((p, s), ["--system", s, "--profile", prof[p], "--requests-csv", csv]
-                         + workload(n, at[p]), "run %s %s at %.3g/s" % (p, s, at[p]), "json"))
+                         + workload(n * mul * ngpu[s], at[p]),
+                         "run %s %s at %.3g/s" % (p, s, at[p]), "json"))
     runs = sim.many(jobs)
 
     # (b) the ablation.
@@ -317,9 +325,10 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
                                                      "--budget", "4096"])]
     abl = {}
     if not a.quick:
-        abl = sim.many([((p, k), ["--profile", prof[p], "--goodput"] + opts + workload(n, r0),
+        abl = sim.many([((p, k), ["--profile", prof[p], "--goodput"] + opts +
+                         workload(n * mul, r0),
                          "ablation %s: %s" % (p, name), "json")
-                        for p, r0 in profiles for k, (name, opts) in enumerate(steps)])
+                        for p, r0, mul in profiles for k, (name, opts) in enumerate(steps)])
 
     # (c) prefix-heavy: generated trace, shared and unshared, with and without the host tier.
     tr = os.path.join(tmp, "prefix.jsonl")
@@ -342,9 +351,10 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
     # The document.
     d = ["# kvaccel-sim report\n",
          "Written by `tools/sim/report.py` (`make sim-report`) with `%s`; %d synthetic requests "
-         "a run, seed %d%s. One seed and uncalibrated profiles: these figures say what the "
+         "a run (times the profile's factor: %s; times the GPUs of a system), seed %d%s. One seed and uncalibrated profiles: these figures say what the "
          "mechanisms do in the model, not what a deployment would measure.\n" %
-         (os.path.relpath(a.bin, ROOT), n, SEED, " (--quick)" if a.quick else "")]
+         (os.path.relpath(a.bin, ROOT), n, ", ".join("%s x%d" % (p, m) for p, _, m in profiles),
+          SEED, " (--quick)" if a.quick else "")]
     d.append("The workload: Azure-conversation-shaped lengths (lognormal prompts mu 6.6 sigma "
              "1.0, outputs mu 5.0 sigma 0.9), Gamma arrivals with CV 3, 4 clients round robin, "
              "20 %% `hi` (priority 0, TTFT %s, TPOT %s) and 80 %% `lo` (priority 2, TTFT %s, "
@@ -360,19 +370,20 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
         g = good.get((p, s, sc))
         return g if isinstance(g, dict) else None
 
-    def gfmt(g):
-        """A goodput; "> X" when no rate tried missed the target (a lower bound)."""
+    def gfmt(g, nreq=0, sc=1.0):
+        """A goodput; "> X" when no rate tried missed the target (a lower bound); a dagger when
+        the workload arrived in less than 3 times its longest SLO (lo's TTFT) at that rate."""
         if not g:
             return "-"
+        short = nreq and g["goodput_rps"] and nreq / g["goodput_rps"] < 3 * 10.0 * sc
         return ("" if g["bracketed"] or not g["goodput_rps"] else "> ") + \
-            fmt(g["goodput_rps"], "/s")
+            fmt(g["goodput_rps"], "/s") + (" †" if short else "")
 
-    ngpu = {s: gpus(sim.sysdir, s) for s in runnable}
     d.append("## Headline\n")
     d.append("The best system is the highest goodput per GPU (instance): `llumnix` and "
              "`distserve` run on more than one.\n")
     rows = []
-    for p, _ in profiles:
+    for p, _, _ in profiles:
         v, k = gp(p, "vllm-v1"), gp(p, "kvaccel")
         best = max(((gp(p, s)["goodput_rps"] / ngpu[s], s) for s in runnable if gp(p, s)),
                    default=(0, "-"))
@@ -384,7 +395,7 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
     d.append(table(["profile", "vllm-v1 goodput", "kvaccel goodput", "kvaccel / vllm-v1",
                     "best system", "the 2x goal"], rows))
 
-    for p, _ in profiles:
+    for p, _, _ in profiles:
         d.append("## (a) The bursty two-class workload on %s\n" % p)
         d.append("Goodput at the standard SLOs, and one run each at %.3g requests/s (vLLM V1's "
                  "goodput): SLO attainment overall and per class, TTFT and TPOT p50/p99, the "
@@ -398,15 +409,19 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
                 rows.append([s, str(ngpu[s]), gfmt(g)] + ["-"] * 11)
                 continue
             m = summary(r)
-            rows.append([s, str(ngpu[s]), gfmt(g), pct(m["att"]), pct(m["hi"]),
+            rows.append([s, str(ngpu[s]), gfmt(g, n * mulof[p] * ngpu[s]), pct(m["att"]), pct(m["hi"]),
                          pct(m["lo"]), ms(m["ttft50"]), ms(m["ttft99"]), ms(m["tpot50"]),
                          ms(m["tpot99"]), ms(m["gap"]), pct(m["tax"]), fmt(m["jain"]),
                          "%d / %d" % (m["swaps"], m["recomputes"])])
+        d.append("(A system on N GPUs runs N times the requests. † : the workload arrived in "
+                 "less than 3 times the longest SLO, lo's TTFT, at that rate: the figure says "
+                 "more about clearing one burst than about a sustained rate.)\n")
         d.append(table(["system", "GPUs", "goodput", "attainment", "hi", "lo", "TTFT p50", "TTFT p99",
                         "TPOT p50", "TPOT p99", "worst gap", "recompute tax", "Jain",
                         "swaps / recomputes"], rows))
         if len(scales) > 1:
-            rows = [[s] + [gfmt(gp(p, s, sc)) for sc in scales] for s in runnable]
+            rows = [[s] + [gfmt(gp(p, s, sc), n * mulof[p] * ngpu[s], sc) for sc in scales]
+                    for s in runnable]
             d.append("Goodput with every SLO scaled (x 0.5 .. x 2):\n")
             d.append(table(["system"] + ["SLO x%g" % sc for sc in scales], rows))
         if have_plots:
@@ -453,11 +468,11 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
         rows = []
         for k, (name, opts) in enumerate(steps):
             row = [name, "`%s`" % " ".join(opts)]
-            for p, _ in profiles:
+            for p, _, _ in profiles:
                 g = abl.get((p, k))
                 row.append(gfmt(g) if isinstance(g, dict) else "-")
             rows.append(row)
-        d.append(table(["step", "options"] + ["goodput, %s" % p for p, _ in profiles], rows))
+        d.append(table(["step", "options"] + ["goodput, %s" % p for p, _, _ in profiles], rows))
         if not ny:
             d.append("(No operator-level yields in this binary: the yields step is the step "
                      "before it.)\n")
