@@ -158,7 +158,12 @@ def unshare(src, dst):
             o.write(json.dumps(r) + "\n")
 
 
-def gnuplot(out, name, title, xlabel, ylabel, series, logx=False, yrange=None, points=True):
+COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def gnuplot(out, name, title, xlabel, ylabel, series, logx=False, yrange=None, points=True,
+            xrange=None):
     """series: [(label, [(x, y), ...])]. Writes NAME.dat, NAME.gp, NAME.svg, NAME.png."""
     dat = os.path.join(out, name + ".dat")
     with open(dat, "w") as f:
@@ -170,14 +175,17 @@ def gnuplot(out, name, title, xlabel, ylabel, series, logx=False, yrange=None, p
     plots = []
     for k, (label, _) in enumerate(series):
         style = "linespoints pt 7 ps 0.5" if points else "lines"
-        plots.append("'%s' index %d using 1:2 with %s lw 2 title '%s'" %
-                     (name + ".dat", k, style, label.replace("'", "")))
+        plots.append("'%s' index %d using 1:2 with %s lw 2 lc rgb '%s' dt %d title '%s'" %
+                     (name + ".dat", k, style, COLOURS[k % len(COLOURS)],
+                      1 + k // len(COLOURS), label.replace("'", "")))
     common = ["set title '%s'" % title, "set xlabel '%s'" % xlabel, "set ylabel '%s'" % ylabel,
               "set grid", "set key outside right"]
     if logx:
         common.append("set logscale x")
     if yrange:
         common.append("set yrange [%g:%g]" % yrange)
+    if xrange:
+        common.append("set xrange [%g:%g]" % xrange)
     body = "\n".join(common) + "\nplot " + ", \\\n     ".join(plots) + "\n"
     gp = os.path.join(out, name + ".gp")
     with open(gp, "w") as f:
@@ -452,7 +460,8 @@ def report(a, sim, n, profiles, systems, scales, notes, have_plots, tmp):
                 d.append("![attainment vs rate](attainment-%s.svg)\n" % p)
                 if len(scales) > 1:
                     gnuplot(a.out, "goodput-slo-" + p, "Goodput vs SLO scale, %s" % p,
-                            "SLO scale", "goodput (requests/s)", gsc, logx=True)
+                            "SLO scale", "goodput (requests/s)", gsc, logx=True,
+                            xrange=(0.45, 2.2))
                     d.append("![goodput vs SLO scale](goodput-slo-%s.svg)\n" % p)
             except Exception as e:  # noqa: BLE001
                 d.append("(plots failed: %s)\n" % e)
