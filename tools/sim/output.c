@@ -6,8 +6,8 @@
 #include <json-c/json.h>
 
 #include "accel.h"
-#include "metrics.h"
 #include "dispatch.h"
+#include "metrics.h"
 #include "output.h"
 #include "stats.h"
 
