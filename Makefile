@@ -436,7 +436,7 @@ $(B)/native/sim_report: tests/sim/report_cli.sh tests/lib/cli-tap.sh tools/sim/r
 NATIVE_BINS	+= $(B)/native/sim_report
 
 # The standard experiments (tools/sim/report.py): build/sim-report/report.md, its tables and
-# gnuplot's plots. Not in make check: about 8 minutes on 2 cores (139 runs).
+# gnuplot's plots. Not in make check: 4 to 8 minutes on 2 cores (139 runs).
 sim-report: $(B)/tools/kvaccel-sim
 	/usr/bin/python3 tools/sim/report.py --bin $(B)/tools/kvaccel-sim --out $(B)/sim-report
 .PHONY: sim-report
