@@ -13,8 +13,11 @@
 #include "calibrate.h"
 #include "cli.h"
 #include "engine.h"
+#include "goodput.h"
+#include "metrics.h"
 #include "output.h"
 #include "profile.h"
+#include "system.h"
 
 static double wall(void)
 {
@@ -24,7 +27,7 @@ static double wall(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-int main(int argc, char **argv)
+static int sim_main(int argc, char **argv)
 {
 	struct lg_workload wl = { 0 };
 	struct lg_result *res = NULL;
@@ -56,6 +59,11 @@ int main(int argc, char **argv)
 		lg_workload_free(&wl);
 		return 2;
 	}
+	if (c.rep.goodput) {
+		ret = sim_goodput_cmd(&c, &wl);
+		lg_workload_free(&wl);
+		return ret;
+	}
 	res = calloc(wl.n + 1, sizeof(*res));
 	if (!res) {
 		fprintf(stderr, "kvaccel-sim: out of memory\n");
@@ -71,7 +79,24 @@ int main(int argc, char **argv)
 	} else {
 		sim_report_table(stdout, &c.cfg, &wl, res, &t, wall() - t0);
 	}
+	if (!ret && c.rep.csv)
+		ret = sim_csv_file(c.rep.csv, c.rep.csv_ms / 1e3, &wl, res);
+	if (!ret && c.rep.requests_csv)
+		ret = sim_requests_csv_file(c.rep.requests_csv, &wl, res);
 	lg_results_free(res, wl.n);
 	lg_workload_free(&wl);
+	return ret;
+}
+
+/* --system's options inserted before the command line's (system.h). */
+int main(int argc, char **argv)
+{
+	struct sim_argv a;
+	int ret;
+
+	if (sim_system_expand(argc, argv, &a))
+		return 2;
+	ret = sim_main(a.argc, a.argv);
+	sim_system_free(&a);
 	return ret;
 }
