@@ -84,6 +84,8 @@ help:
 	@echo "  make libaccel  libaccel.so.0, libaccel.a, libaccel.pc (build/libaccel/)"
 	@echo "  make install   libaccel, headers, man pages (DESTDIR, PREFIX=/usr/local)"
 	@echo "  make bench   benchmarks in a VM: regions, remapping, copies, KV swap"
+	@echo "  make sim-report  kvaccel-sim's standard experiments: build/sim-report/report.md"
+	@echo "  make sim-validate  kvaccel-sim against kvaccel-serve in a VM (calibrate, compare)"
 	@echo "  make lint    W=1 builds, sparse (C=2), checkpatch --strict"
 	@echo "  make gpu-check  the CUDA device tier's tests against a real GPU and driver"
 	@echo "  make gpu-bench  the CUDA backend's swap/window/peer benchmark on a real GPU"
