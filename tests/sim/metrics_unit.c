@@ -93,7 +93,7 @@ static void goodput_of(double slo_ms, double target, struct sim_goodput *g)
 	step_profile(&p);
 	fixed_trace(&wl, 50, slo_ms);
 	assert_true(fabs(sim_workload_rate(&wl) - 50) < 1e-6);
-	if (sim_goodput_find(&c, &wl, sim_workload_rate(&wl), target, 0.01, NULL, g, err,
+	if (sim_goodput_find(&c, &wl, sim_workload_rate(&wl), target, 0.01, 0, NULL, g, err,
 			     sizeof(err)))
 		fail_msg("%s", err);
 	lg_workload_free(&wl);
@@ -131,6 +131,58 @@ static void test_goodput_closed_form(void **state)
 				assert_int_equal(g.tries[k].met, (size_t)met);
 			}
 		}
+}
+
+/*
+ * Per class: the odd requests' SLO is always met, the even ones' is @s; every class at the
+ * target is the even class at the target: its request 2j waits 2j (D - 1/l), so m = ceil(target
+ * N/2) of the N/2 meet it while D - 1/l <= (S - D) / (2 (m - 1)). Overall, the same rate gives
+ * more than the target (the odd half all met), so the goodput of all requests is higher.
+ */
+static void test_goodput_per_class(void **state)
+{
+	char path[] = "/tmp/sim-goodput-XXXXXX", err[256];
+	struct lg_trace_opts o = { .time_scale = 1 };
+	double s = 0.1, m = ceil(0.9 * N_REQ / 2 - 1e-9), want;
+	struct sim_profile p;
+	struct sim_config c = { .prof = &p, .max_seqs = 1, .max_tokens = 64 };
+	struct sim_goodput *g = calloc(2, sizeof(*g));
+	struct lg_workload wl = { 0 };
+	int fd = mkstemp(path);
+	FILE *f;
+	size_t k;
+
+	(void)state;
+	assert_non_null(g);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fprintf(f, "arrival_s,input_length,output_length,ttft_slo_ms,class\n");
+	for (k = 0; k < N_REQ; k++)
+		fprintf(f, "%.9f,16,1,%g,%s\n", k / 50.0, k % 2 ? 1e7 : s * 1e3,
+			k % 2 ? "loose" : "tight");
+	fclose(f);
+	if (lg_trace_load(path, &o, &wl, err, sizeof(err)))
+		fail_msg("%s", err);
+	unlink(path);
+	step_profile(&p);
+	want = 1 / (D_S - (s - D_S) / (2 * (m - 1)));
+	if (sim_goodput_find(&c, &wl, sim_workload_rate(&wl), 0.9, 0.01, 1, NULL, &g[0], err,
+			     sizeof(err)) ||
+	    sim_goodput_find(&c, &wl, sim_workload_rate(&wl), 0.9, 0.01, 0, NULL, &g[1], err,
+			     sizeof(err)))
+		fail_msg("%s", err);
+	print_message("# per class: goodput %.3f/s, closed form %.3f/s (%+.2f %%); all requests "
+		      "%.3f/s\n", g[0].goodput, want, 100 * (g[0].goodput - want) / want,
+		      g[1].goodput);
+	assert_true(g[0].bracketed);
+	assert_true(g[0].goodput <= want * (1 + 1e-9));
+	assert_true(g[0].upper >= want * (1 - 1e-9));
+	assert_true((want - g[0].goodput) / want <= 0.01);
+	assert_string_equal(g[0].tries[g[0].nr_tries - 1].worst, "tight");
+	assert_true(g[1].goodput > g[0].goodput * 1.01);
+	lg_workload_free(&wl);
+	free(g);
 }
 
 /* Tighter SLOs and higher targets never raise the goodput; attainment falls with the rate. */
@@ -342,6 +394,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_goodput_closed_form),
+		cmocka_unit_test(test_goodput_per_class),
 		cmocka_unit_test(test_goodput_monotone),
 		cmocka_unit_test(test_synth_scales),
 		cmocka_unit_test(test_jain),

@@ -14,7 +14,9 @@ prof=tools/sim/profiles/llama3-8b-h100.profile
 wl="--synthetic --requests 300 --rate 6 --arrival gamma --cv 3 --seed 3
     --class hi:1:0:1000:100 --class lo:4:2:10000:200 --clients 4"
 
-echo "1..17"
+echo "1..18"
+refused "per class without --goodput" 2 "--goodput-per-class: only with --goodput" \
+	--profile "$prof" --synthetic --goodput-per-class
 refused "unknown system" 2 "kvaccel-sim: --system x: no such system (tools/sim/systems/x.system)" \
 	--system x --profile "$prof" --synthetic
 printf -- '# a comment\n--policy slo   # the order\n--budget 512 1024\n' > "$tmp/bad.system"

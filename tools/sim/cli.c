@@ -38,7 +38,8 @@ static const char tail[] =
 	"  --system NAME|FILE  a system's options (tools/sim/systems/NAME.system) before these\n"
 	"  --systems-dir DIR   where NAMEs are (default $KVACCEL_SIM_SYSTEMS, or by the binary)\n"
 	"  --goodput           the highest rate meeting --goodput-target (default 0.9) of SLOs,\n"
-	"                      by bisection to --goodput-tol (default 0.01, relative)\n"
+	"                      by bisection to --goodput-tol (default 0.01, relative);\n"
+	"                      --goodput-per-class: by every class of requests\n"
 	"  --csv FILE          a time series, a row per --csv-interval MS (default 1000)\n"
 	"  --requests-csv FILE a row per request (TTFT, TPOT, e2e, SLO met)\n";
 
@@ -69,7 +70,7 @@ static const struct option own[NR_OWN] = {
 };
 
 /* Goodput and the time series: their own values, apart from the engine's. */
-enum { R_GOODPUT = 384, R_TARGET, R_TOL, R_CSV, R_CSVMS, R_REQCSV, R_END };
+enum { R_GOODPUT = 384, R_TARGET, R_TOL, R_CSV, R_CSVMS, R_REQCSV, R_PERCLASS, R_END };
 
 #define NR_REP	(R_END - R_GOODPUT)
 
@@ -80,6 +81,7 @@ static const struct option rep[NR_REP] = {
 	{ "csv", required_argument, NULL, R_CSV },
 	{ "csv-interval", required_argument, NULL, R_CSVMS },
 	{ "requests-csv", required_argument, NULL, R_REQCSV },
+	{ "goodput-per-class", no_argument, NULL, R_PERCLASS },
 };
 
 static int rep_opt(int opt, const char *arg, struct sim_cli_rep *r)
@@ -109,6 +111,9 @@ static int rep_opt(int opt, const char *arg, struct sim_cli_rep *r)
 		return lg_opt_real(PROG, name, arg, 1e-3, &r->csv_ms);
 	case R_REQCSV:
 		r->requests_csv = arg;
+		return 0;
+	case R_PERCLASS:
+		r->per_class = 1;
 		return 0;
 	}
 	return 1;
@@ -276,6 +281,10 @@ int sim_cli_parse(int argc, char **argv, struct sim_cli *c)
 	}
 	if (lg_wl_check(PROG, &c->wl, "")) {
 		usage(stderr);
+		return -1;
+	}
+	if (c->rep.per_class && !c->rep.goodput) {
+		fprintf(stderr, PROG ": --goodput-per-class: only with --goodput\n");
 		return -1;
 	}
 	if (c->rep.goodput && (c->rep.csv || c->rep.requests_csv)) {

@@ -7,7 +7,9 @@
  * x times --rate (its gaps are a unit draw over the rate, from a stream of their own), for a
  * trace x times --time-scale. A bracket first (the rate doubled while the target is met, halved
  * while it is not), then bisection in log space until the two ends are within a relative
- * tolerance; the goodput is the bracket's lower end.
+ * tolerance; the goodput is the bracket's lower end. Per class (--goodput-per-class), the
+ * attainment is that of the class that meets fewest (every class at least the target), so a
+ * system cannot pass by serving a large class well and a small urgent one badly.
  */
 #ifndef SIM_GOODPUT_H
 #define SIM_GOODPUT_H
@@ -23,12 +25,14 @@
 struct sim_goodput_try {
 	double scale;			/* of the workload's arrival rate */
 	double rate;			/* requests per second: base_rate x scale */
-	double attainment;		/* met / requests */
-	size_t met, requests;
+	double attainment;		/* met / requests; per class: the worst class's */
+	size_t met, requests;		/* all classes */
+	char worst[LG_NAME_MAX];	/* per class: the class of the attainment */
 };
 
 struct sim_goodput {
 	double target, tol;		/* the attainment wanted; relative tolerance of the rate */
+	int per_class;			/* every class's attainment at least target */
 	double base_rate;		/* the workload's own rate (scale 1) */
 	double goodput;			/* requests per second (0: the target is never met) */
 	double scale;			/* goodput / base_rate */
@@ -40,12 +44,12 @@ struct sim_goodput {
 
 /*
  * The goodput of @c on @wl (sorted by arrival) whose rate at scale 1 is @base_rate (requests per
- * second). @progress, if not NULL, gets a line per rate tried. 0, or -1 with err (a run's setup
+ * second), @per_class as struct sim_goodput's. @progress, if not NULL, gets a line per rate tried. 0, or -1 with err (a run's setup
  * failed, no memory).
  */
 int sim_goodput_find(const struct sim_config *c, const struct lg_workload *wl, double base_rate,
-		     double target, double tol, FILE *progress, struct sim_goodput *g,
-		     char *err, size_t errlen);
+		     double target, double tol, int per_class, FILE *progress,
+		     struct sim_goodput *g, char *err, size_t errlen);
 
 /* A trace's own rate: requests over the span of their arrivals, (n - 1) / (last - first). */
 double sim_workload_rate(const struct lg_workload *wl);
