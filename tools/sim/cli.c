@@ -35,6 +35,13 @@ static const char tail[] =
 	"  --dispatch rr|least|llumnix   which instance takes a request (default rr)\n"
 	"  --pd P:D            prefill/decode disaggregation: P prefill, D decode instances\n"
 	"  --json              the report as one JSON object\n"
+	"  --system NAME|FILE  a system's options (tools/sim/systems/NAME.system) before these\n"
+	"  --systems-dir DIR   where NAMEs are (default $KVACCEL_SIM_SYSTEMS, or by the binary)\n"
+	"  --goodput           the highest rate meeting --goodput-target (default 0.9) of SLOs,\n"
+	"                      by bisection to --goodput-tol (default 0.01, relative);\n"
+	"                      --goodput-per-class: by every class of requests\n"
+	"  --csv FILE          a time series, a row per --csv-interval MS (default 1000)\n"
+	"  --requests-csv FILE a row per request (TTFT, TPOT, e2e, SLO met)\n"
 	"  --stream            requests made (or read: a trace sorted by arrival) as they\n"
 	"                      arrive, results folded as they end (memory follows the requests\n"
 	"                      alive; percentiles estimated)\n";
@@ -65,6 +72,56 @@ static const struct option own[NR_OWN] = {
 	{ "stream", no_argument, NULL, O_STREAM },
 	{ "help", no_argument, NULL, O_HELP },
 };
+
+/* Goodput and the time series: their own values, apart from the engine's. */
+enum { R_GOODPUT = 384, R_TARGET, R_TOL, R_CSV, R_CSVMS, R_REQCSV, R_PERCLASS, R_END };
+
+#define NR_REP	(R_END - R_GOODPUT)
+
+static const struct option rep[NR_REP] = {
+	{ "goodput", no_argument, NULL, R_GOODPUT },
+	{ "goodput-target", required_argument, NULL, R_TARGET },
+	{ "goodput-tol", required_argument, NULL, R_TOL },
+	{ "csv", required_argument, NULL, R_CSV },
+	{ "csv-interval", required_argument, NULL, R_CSVMS },
+	{ "requests-csv", required_argument, NULL, R_REQCSV },
+	{ "goodput-per-class", no_argument, NULL, R_PERCLASS },
+};
+
+static int rep_opt(int opt, const char *arg, struct sim_cli_rep *r)
+{
+	const char *name = rep[opt - R_GOODPUT].name;
+
+	switch (opt) {
+	case R_GOODPUT:
+		r->goodput = 1;
+		return 0;
+	case R_TARGET:
+		if (lg_opt_real(PROG, name, arg, 1e-6, &r->target))
+			return -1;
+		if (r->target > 1)
+			return lg_opt_bad(PROG, name, arg, "above 1");
+		return 0;
+	case R_TOL:
+		if (lg_opt_real(PROG, name, arg, 1e-6, &r->tol))
+			return -1;
+		if (r->tol > 1)
+			return lg_opt_bad(PROG, name, arg, "above 1");
+		return 0;
+	case R_CSV:
+		r->csv = arg;
+		return 0;
+	case R_CSVMS:
+		return lg_opt_real(PROG, name, arg, 1e-3, &r->csv_ms);
+	case R_REQCSV:
+		r->requests_csv = arg;
+		return 0;
+	case R_PERCLASS:
+		r->per_class = 1;
+		return 0;
+	}
+	return 1;
+}
 
 static void usage(FILE *f)
 {
@@ -191,20 +248,24 @@ static int engine_opt(int opt, const char *arg, struct sim_cli *c)
 
 int sim_cli_parse(int argc, char **argv, struct sim_cli *c)
 {
-	struct option opts[NR_OWN + LG_WL_NR_OPTS + SIM_EV_NR_OPTS + 1] = { { 0 } };
+	struct option opts[NR_OWN + LG_WL_NR_OPTS + SIM_EV_NR_OPTS + NR_REP + 1] = { { 0 } };
 	int opt, ret;
 	uint32_t budget;
 
 	memcpy(opts, own, sizeof(own));
 	memcpy(opts + NR_OWN, lg_wl_options, sizeof(lg_wl_options));
 	memcpy(opts + NR_OWN + LG_WL_NR_OPTS, sim_ev_options, sizeof(sim_ev_options));
+	memcpy(opts + NR_OWN + LG_WL_NR_OPTS + SIM_EV_NR_OPTS, rep, sizeof(rep));
 	defaults(c);
+	c->rep = (struct sim_cli_rep){ .target = 0.9, .tol = 0.01, .csv_ms = 1000 };
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (opt >= O_PROFILE && opt <= O_HELP)
 			ret = engine_opt(opt, optarg, c);
 		else if (opt >= SIM_EV_OPT && opt < SIM_EV_OPT + SIM_EV_NR_OPTS)
 			ret = sim_ev_parse(PROG, opt, optarg, &c->cfg);
+		else if (opt >= R_GOODPUT && opt < R_END)
+			ret = rep_opt(opt, optarg, &c->rep);
 		else
 			ret = lg_wl_parse(PROG, opt, optarg, &c->wl);
 		if (ret < 0 || (ret > 0 && opt == O_HELP))
@@ -227,6 +288,21 @@ int sim_cli_parse(int argc, char **argv, struct sim_cli *c)
 	}
 	if (lg_wl_check(PROG, &c->wl, "")) {
 		usage(stderr);
+		return -1;
+	}
+	if (c->stream && (c->rep.goodput || c->rep.csv || c->rep.requests_csv)) {
+		fprintf(stderr, PROG ": --stream: not with --%s (it needs every request's result)\n",
+			c->rep.goodput ? "goodput" : c->rep.csv ? "csv" : "requests-csv");
+		return -1;
+	}
+	if (c->rep.per_class && !c->rep.goodput) {
+		fprintf(stderr, PROG ": --goodput-per-class: only with --goodput\n");
+		return -1;
+	}
+	if (c->rep.goodput && (c->rep.csv || c->rep.requests_csv)) {
+		fprintf(stderr, PROG ": --%s %s: not with --goodput (a run per rate)\n",
+			c->rep.csv ? "csv" : "requests-csv",
+			c->rep.csv ? c->rep.csv : c->rep.requests_csv);
 		return -1;
 	}
 	if (c->cfg.pd_prefill && c->cfg.instances) {

@@ -13,9 +13,12 @@
 #include "calibrate.h"
 #include "cli.h"
 #include "engine.h"
+#include "goodput.h"
+#include "metrics.h"
 #include "output.h"
 #include "profile.h"
 #include "stream.h"
+#include "system.h"
 
 static double wall(void)
 {
@@ -62,7 +65,7 @@ static int run_stream(struct sim_cli *c)
 	return ret;
 }
 
-int main(int argc, char **argv)
+static int sim_main(int argc, char **argv)
 {
 	struct lg_workload wl = { 0 };
 	struct lg_result *res = NULL;
@@ -96,6 +99,11 @@ int main(int argc, char **argv)
 		lg_workload_free(&wl);
 		return 2;
 	}
+	if (c.rep.goodput) {
+		ret = sim_goodput_cmd(&c, &wl);
+		lg_workload_free(&wl);
+		return ret;
+	}
 	res = calloc(wl.n + 1, sizeof(*res));
 	if (!res) {
 		fprintf(stderr, "kvaccel-sim: out of memory\n");
@@ -111,7 +119,24 @@ int main(int argc, char **argv)
 	} else {
 		sim_report_table(stdout, &c.cfg, &wl, res, NULL, &t, wall() - t0);
 	}
+	if (!ret && c.rep.csv)
+		ret = sim_csv_file(c.rep.csv, c.rep.csv_ms / 1e3, &wl, res);
+	if (!ret && c.rep.requests_csv)
+		ret = sim_requests_csv_file(c.rep.requests_csv, &wl, res);
 	lg_results_free(res, wl.n);
 	lg_workload_free(&wl);
+	return ret;
+}
+
+/* --system's options inserted before the command line's (system.h). */
+int main(int argc, char **argv)
+{
+	struct sim_argv a;
+	int ret;
+
+	if (sim_system_expand(argc, argv, &a))
+		return 2;
+	ret = sim_main(a.argc, a.argv);
+	sim_system_free(&a);
 	return ret;
 }

@@ -7,9 +7,13 @@
 
 #include "accel.h"
 #include "dispatch.h"
+#include "metrics.h"
 #include "output.h"
 #include "stats.h"
 #include "stream.h"
+
+static void sim_report_metrics(FILE *f, json_object *o, const struct lg_workload *wl,
+			       const struct lg_result *res, const struct sim_totals *t);
 
 static const char *const preempt_names[] = { "cost", "recompute", "swap" };
 static const char *const role_names[] = { "both", "prefill", "decode" };
@@ -97,6 +101,7 @@ void sim_report_table(FILE *f, const struct sim_config *c, const struct lg_workl
 		(unsigned long long)t->recomputed_tokens, (unsigned long long)t->swap_failures,
 		(unsigned long long)t->yields, (unsigned long long)t->prefix_hit_blocks);
 	cluster_table(f, c, t);
+	sim_report_metrics(f, NULL, wl, res, t);
 	if (t->unfinished)
 		fprintf(f, "unfinished: %zu requests never finished\n", t->unfinished);
 	if (sim_events_on(c))
@@ -197,6 +202,31 @@ static json_object *engine_obj(const struct sim_config *c, const struct sim_tota
 	return o;
 }
 
+/* Fairness and token throughput: a line of the table (@o NULL), or keys of @o. */
+static void sim_report_metrics(FILE *f, json_object *o, const struct lg_workload *wl,
+			       const struct lg_result *res, const struct sim_totals *t)
+{
+	unsigned long long out, all;
+	size_t clients;
+	double jain, d = t->duration_s > 0 ? t->duration_s : 0;
+
+	/* --stream keeps no request's result: neither is in its report. */
+	if (!wl || !res)
+		return;
+	jain = sim_jain(wl, res, &clients);
+	sim_tokens(wl, res, &out, &all);
+	if (!o) {
+		fprintf(f, "fairness: Jain's index %.4f over %zu clients (VTC-weighted tokens a "
+			"second in the system); throughput %.1f output tokens/s, %.1f tokens/s\n",
+			jain, clients, d ? out / d : 0, d ? all / d : 0);
+		return;
+	}
+	json_object_object_add(o, "jain_fairness", json_object_new_double(jain));
+	json_object_object_add(o, "fairness_clients", u64(clients));
+	json_object_object_add(o, "output_tokens_per_s", json_object_new_double(d ? out / d : 0));
+	json_object_object_add(o, "tokens_per_s", json_object_new_double(d ? all / d : 0));
+}
+
 int sim_report_json(FILE *f, const struct sim_config *c, const struct lg_workload *wl,
 		    const struct lg_result *res, const struct sim_stream *st,
 		    const struct sim_totals *t)
@@ -218,6 +248,7 @@ int sim_report_json(FILE *f, const struct sim_config *c, const struct lg_workloa
 	if (!o)
 		return -1;
 	json_object_object_add(o, "engine", engine_obj(c, t));
+	sim_report_metrics(f, json_object_object_get(o, "engine"), wl, res, t);
 	fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	return 0;
