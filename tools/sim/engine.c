@@ -271,31 +271,44 @@ static int add_to(struct sim *m, struct sim_inst *in, const struct accel_sched_r
 	return ret;
 }
 
+/*
+ * Request @idx's prompt as tokens (its bytes, lg_prompt_make(); one token 0 for an empty prompt)
+ * with room for @extra more, *len its length; NULL when memory ran out (the request failed).
+ */
+static int32_t *prompt_tokens(struct sim *m, size_t idx, size_t extra, size_t *len)
+{
+	uint8_t *bytes = lg_prompt_make(&m->rq[idx], m->c->seed, gid(m, idx), len);
+	int32_t *prompt = bytes ? malloc((*len + 1 + extra) * sizeof(*prompt)) : NULL;
+	size_t i;
+
+	if (!prompt) {
+		free(bytes);
+		m->nomem = 1;
+		fail_req(m, idx, LG_FAIL_HTTP, "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < *len; i++)
+		prompt[i] = bytes[i];
+	if (!*len)
+		prompt[(*len)++] = 0;
+	free(bytes);
+	return prompt;
+}
+
 static void arrive(struct sim *m, size_t idx, uint64_t now)
 {
 	const struct lg_req *q = &m->rq[idx];
 	struct sim_inst *in;
-	uint8_t *bytes;
 	int32_t *prompt;
-	size_t len, i;
+	size_t len;
 	uint32_t req;
 	int ret;
 
 	m->arrived++;
 	m->res[idx].start_s = (double)(now - T0_NS) / 1e9;
-	bytes = lg_prompt_make(q, m->c->seed, gid(m, idx), &len);
-	prompt = malloc((len ? len : 1) * sizeof(*prompt));
-	if (!bytes || !prompt) {
-		free(bytes);
-		free(prompt);
-		m->nomem = 1;
-		fail_req(m, idx, LG_FAIL_HTTP, "out of memory");
+	prompt = prompt_tokens(m, idx, 0, &len);
+	if (!prompt)
 		return;
-	}
-	for (i = 0; i < len; i++)
-		prompt[i] = bytes[i];
-	if (!len)
-		prompt[len++] = 0;
 	ACCEL_OPTS(accel_sched_req_opts, o, .tag = idx, .prompt = prompt, .prompt_len = len,
 		   .max_output = q->output_len, .priority = q->priority,
 		   .client = client_id(m, q->client), .arrival_ns = now,
@@ -310,7 +323,6 @@ static void arrive(struct sim *m, size_t idx, uint64_t now)
 	}
 	in = pick(m, 0);
 	ret = add_to(m, in, &o, now, &req);
-	free(bytes);
 	free(prompt);
 	if (ret) {
 		char msg[128];
@@ -452,25 +464,14 @@ static void land(struct sim *m, struct sim_inst *in, size_t idx, uint64_t now)
 {
 	const struct lg_req *q = &m->rq[idx];
 	uint64_t bt = (uint64_t)m->p->block_tokens;
-	uint8_t *bytes;
 	int32_t *prompt;
-	size_t len, i;
+	size_t len;
 	uint32_t req;
 	int ret;
 
-	bytes = lg_prompt_make(q, m->c->seed, gid(m, idx), &len);
-	prompt = malloc((len + 2) * sizeof(*prompt));
-	if (!bytes || !prompt) {
-		free(bytes);
-		free(prompt);
-		m->nomem = 1;
-		fail_req(m, idx, LG_FAIL_HTTP, "out of memory");
+	prompt = prompt_tokens(m, idx, 1, &len);
+	if (!prompt)
 		return;
-	}
-	for (i = 0; i < len; i++)
-		prompt[i] = bytes[i];
-	if (!len)
-		prompt[len++] = 0;
 	in->demand -= (len + bt - 1) / bt;
 	sim_inst_import(in, prompt, len);
 	prompt[len] = m->ho[idx].token;
@@ -482,7 +483,6 @@ static void land(struct sim *m, struct sim_inst *in, size_t idx, uint64_t now)
 	if (!strcmp(q->cls, "offline"))
 		o.flags = ACCEL_SCHED_REQ_OFFLINE;
 	ret = add_to(m, in, &o, now, &req);
-	free(bytes);
 	free(prompt);
 	if (ret) {
 		char msg[128];
