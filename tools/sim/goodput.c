@@ -108,11 +108,25 @@ static int try_at(const struct sim_config *c, const struct lg_workload *wl, doub
 	return 0;
 }
 
+/* A try at @scale: it becomes the bracket's lower end if it met the target, else the upper. */
+static int probe(const struct sim_config *c, const struct lg_workload *wl, double scale,
+		 struct sim_goodput *g, FILE *progress, double *lo, double *hi, char *err,
+		 size_t errlen)
+{
+	if (try_at(c, wl, scale, g, progress, err, errlen))
+		return -1;
+	if (g->tries[g->nr_tries - 1].attainment >= g->target)
+		*lo = scale;
+	else
+		*hi = scale;
+	return 0;
+}
+
 int sim_goodput_find(const struct sim_config *c, const struct lg_workload *wl, double base_rate,
 		     double target, double tol, int per_class, FILE *progress,
 		     struct sim_goodput *g, char *err, size_t errlen)
 {
-	double lo = 0, hi = 0, s = 1;
+	double lo = 0, hi = 0, s = 1, f;
 	int k;
 
 	memset(g, 0, sizeof(*g));
@@ -120,41 +134,19 @@ int sim_goodput_find(const struct sim_config *c, const struct lg_workload *wl, d
 	g->tol = tol;
 	g->per_class = per_class;
 	g->base_rate = base_rate;
-	if (try_at(c, wl, s, g, progress, err, errlen))
+	if (probe(c, wl, s, g, progress, &lo, &hi, err, errlen))
 		return -1;
-	if (g->tries[0].attainment >= target) {
-		lo = s;
-		for (k = 0; k < MAX_STEPS && !hi; k++) {
-			s *= 2;
-			if (try_at(c, wl, s, g, progress, err, errlen))
-				return -1;
-			if (g->tries[g->nr_tries - 1].attainment >= target)
-				lo = s;
-			else
-				hi = s;
-		}
-	} else {
-		hi = s;
-		for (k = 0; k < MAX_STEPS && !lo; k++) {
-			s /= 2;
-			if (try_at(c, wl, s, g, progress, err, errlen))
-				return -1;
-			if (g->tries[g->nr_tries - 1].attainment >= target)
-				lo = s;
-			else
-				hi = s;
-		}
+	/* Doubled while met, halved while missed, until both ends are found. */
+	f = lo ? 2 : 0.5;
+	for (k = 0; k < MAX_STEPS && !(lo && hi); k++) {
+		s *= f;
+		if (probe(c, wl, s, g, progress, &lo, &hi, err, errlen))
+			return -1;
 	}
 	g->bracketed = lo > 0 && hi > 0;
-	while (g->bracketed && hi / lo > 1 + tol) {
-		s = sqrt(lo * hi);
-		if (try_at(c, wl, s, g, progress, err, errlen))
+	while (g->bracketed && hi / lo > 1 + tol)
+		if (probe(c, wl, sqrt(lo * hi), g, progress, &lo, &hi, err, errlen))
 			return -1;
-		if (g->tries[g->nr_tries - 1].attainment >= target)
-			lo = s;
-		else
-			hi = s;
-	}
 	g->scale = lo;
 	g->goodput = lo * base_rate;
 	g->upper = hi * base_rate;
