@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* kvaccel-loadgen - the metrics (see stats.h). */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,6 +152,31 @@ static void pooled_itl(const struct lg_workload *wl, const struct lg_result *res
 	free(v);
 }
 
+bool lg_summary_count(struct lg_summary *s, const struct lg_req *q, const struct lg_result *r)
+{
+	s->requests++;
+	if (!r->ok || r->fail) {
+		s->failed++;
+		s->fail[r->fail]++;
+		return false;
+	}
+	s->completed++;
+	if (r->tokens > 1)
+		s->nr_tpot++;
+	s->met += lg_meets_slo(q, r);
+	if (r->preemptions >= 0) {
+		s->reported++;
+		s->preemptions += r->preemptions;
+		s->preempted += r->preemptions > 0;
+	}
+	if (r->recomputed >= 0 && r->prompt_tokens >= 0 && r->completion_tokens >= 0) {
+		s->recompute_reported++;
+		s->recomputed += r->recomputed;
+		s->tax_tokens += r->prompt_tokens + r->completion_tokens;
+	}
+	return true;
+}
+
 void lg_summarize(const struct lg_workload *wl, const struct lg_result *res, const char *cls,
 		  double duration_s, struct lg_summary *s)
 {
@@ -170,28 +196,12 @@ void lg_summarize(const struct lg_workload *wl, const struct lg_result *res, con
 
 		if (cls && strcmp(wl->req[i].cls, cls))
 			continue;
-		s->requests++;
-		if (!r->ok || r->fail) {
-			s->failed++;
-			s->fail[r->fail]++;
+		if (!lg_summary_count(s, &wl->req[i], r))
 			continue;
-		}
-		ttft[s->completed] = r->ttft_ms;
-		e2e[s->completed] = r->e2e_ms;
-		s->completed++;
+		ttft[s->completed - 1] = r->ttft_ms;
+		e2e[s->completed - 1] = r->e2e_ms;
 		if (r->tokens > 1)
-			tpot[s->nr_tpot++] = r->tpot_ms;
-		s->met += lg_meets_slo(&wl->req[i], r);
-		if (r->preemptions >= 0) {
-			s->reported++;
-			s->preemptions += r->preemptions;
-			s->preempted += r->preemptions > 0;
-		}
-		if (r->recomputed >= 0 && r->prompt_tokens >= 0 && r->completion_tokens >= 0) {
-			s->recompute_reported++;
-			s->recomputed += r->recomputed;
-			s->tax_tokens += r->prompt_tokens + r->completion_tokens;
-		}
+			tpot[s->nr_tpot - 1] = r->tpot_ms;
 	}
 	pcts(ttft, s->completed, s->ttft);
 	pcts(tpot, s->nr_tpot, s->tpot);

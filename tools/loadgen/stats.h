@@ -7,6 +7,7 @@
 #ifndef LG_STATS_H
 #define LG_STATS_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "run.h"
@@ -42,6 +43,12 @@ struct lg_summary {
 	double recompute_tax;			/* recomputed / tax_tokens (-1: not reported) */
 };
 
+/*
+ * Count request @q's result @r into @s (requests, failures by cause, completed, TPOT samples, SLO
+ * met, preemptions, the recompute tax): true when it completed (its latencies are then the
+ * caller's to keep: @s->completed and @s->nr_tpot already count them).
+ */
+bool lg_summary_count(struct lg_summary *s, const struct lg_req *q, const struct lg_result *r);
 /* Summarise the requests of class cls (NULL: all). */
 void lg_summarize(const struct lg_workload *wl, const struct lg_result *res, const char *cls,
 		  double duration_s, struct lg_summary *s);

@@ -626,16 +626,19 @@ void serve_driver_wait(struct serve_driver *d, const int *fds, uint32_t n, int t
 		;
 }
 
-/* Requests neither finished nor aborted, or -errno. */
-static int64_t alive(struct serve_driver *d)
+/* Requests neither finished nor aborted (in @ss, may be NULL), or -errno. */
+static int64_t alive(struct serve_driver *d, struct accel_sched_stats *ss)
 {
-	struct accel_sched_stats ss = { .sz = sizeof(ss) };
-	int ret = accel_sched_stats(d->sched, &ss);
+	struct accel_sched_stats own = { .sz = sizeof(own) };
+	int ret;
 
+	if (!ss)
+		ss = &own;
+	ret = accel_sched_stats(d->sched, ss);
 	if (ret)
 		return ret;
-	return (int64_t)ss.requests - ss.in_state[ACCEL_SCHED_FINISHED] -
-	       ss.in_state[ACCEL_SCHED_ABORTED];
+	return (int64_t)ss->requests - ss->in_state[ACCEL_SCHED_FINISHED] -
+	       ss->in_state[ACCEL_SCHED_ABORTED];
 }
 
 int serve_driver_idle_ms(struct serve_driver *d)
@@ -643,7 +646,7 @@ int serve_driver_idle_ms(struct serve_driver *d)
 	struct accel_sched_stats ss = { .sz = sizeof(ss) };
 	uint64_t ms;
 
-	if (alive(d) <= 0 || accel_sched_stats(d->sched, &ss))
+	if (alive(d, &ss) <= 0)
 		return -1;
 	ms = (ss.step_ns + 999999) / 1000000;
 	return ms < 1 ? 1 : ms > 100 ? 100 : (int)ms;
@@ -669,7 +672,7 @@ int serve_driver_run_all(struct serve_driver *d, uint64_t *steps)
 			idle = 0;
 			continue;
 		}
-		left = alive(d);
+		left = alive(d, NULL);
 		if (left <= 0) {
 			ret = (int)left;
 			break;

@@ -153,32 +153,13 @@ static void acc_fold(struct sim_stream *st, struct sim_acc *a, const struct lg_r
 	uint32_t k;
 	int bad = 0;
 
-	s->requests++;
 	for (k = 0; r->gaps_ms && k < r->nr_gaps; k++)
 		bad |= sim_hist_add(&a->itl, r->gaps_ms[k]);
-	if (!r->ok || r->fail) {
-		s->failed++;
-		s->fail[r->fail]++;
-		st->nomem |= bad;
-		return;
-	}
-	bad |= sim_hist_add(&a->ttft, r->ttft_ms);
-	bad |= sim_hist_add(&a->e2e, r->e2e_ms);
-	s->completed++;
-	if (r->tokens > 1) {
-		bad |= sim_hist_add(&a->tpot, r->tpot_ms);
-		s->nr_tpot++;
-	}
-	s->met += lg_meets_slo(q, r);
-	if (r->preemptions >= 0) {
-		s->reported++;
-		s->preemptions += r->preemptions;
-		s->preempted += r->preemptions > 0;
-	}
-	if (r->recomputed >= 0 && r->prompt_tokens >= 0 && r->completion_tokens >= 0) {
-		s->recompute_reported++;
-		s->recomputed += r->recomputed;
-		s->tax_tokens += r->prompt_tokens + r->completion_tokens;
+	if (lg_summary_count(s, q, r)) {
+		bad |= sim_hist_add(&a->ttft, r->ttft_ms);
+		bad |= sim_hist_add(&a->e2e, r->e2e_ms);
+		if (r->tokens > 1)
+			bad |= sim_hist_add(&a->tpot, r->tpot_ms);
 	}
 	st->nomem |= bad;
 }
