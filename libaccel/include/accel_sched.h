@@ -104,7 +104,9 @@ struct accel_sched_config {
 
 /** Request flags. */
 #define ACCEL_SCHED_REQ_OFFLINE	(1u << 0)	/* hybrid: best effort, preempted first */
-#define ACCEL_SCHED_REQ_FLAGS	ACCEL_SCHED_REQ_OFFLINE
+/* A migrated request arriving decoding, with its KV (LIBACCEL_0.3: output, output_len, seq). */
+#define ACCEL_SCHED_REQ_ADOPT	(1u << 1)
+#define ACCEL_SCHED_REQ_FLAGS	(ACCEL_SCHED_REQ_OFFLINE | ACCEL_SCHED_REQ_ADOPT)
 
 /** A new request (ACCEL_OPTS()). */
 struct accel_sched_req_opts {
@@ -130,6 +132,19 @@ struct accel_sched_req_opts {
 	/** Extra keys for the block manager (accel_bm_seq_opts); copied. */
 	const void *extra_keys;
 	size_t extra_keys_len;
+	/**
+	 * ACCEL_SCHED_REQ_ADOPT (LIBACCEL_0.3; Documentation/scheduler.rst,
+	 * "Migration"): the tokens it generated before (copied; at least 1,
+	 * fewer than max_output), and a sequence of the block manager on tier
+	 * 0 that holds the KV of all its tokens but the last (prompt_len +
+	 * output_len - 1 tokens). The request is DECODING at once; the
+	 * scheduler owns @seq from a successful call on (it commits its full
+	 * blocks and frees it at the end), the caller keeps it on an error.
+	 */
+	const int32_t *output;
+	uint64_t output_len;
+	uint32_t seq;
+	uint32_t pad;
 };
 
 /** Request states. */
@@ -273,6 +288,8 @@ struct accel_sched_stats {
 	uint64_t finished, aborted;
 	uint64_t swap_bw;			/* in use, bytes/s */
 	uint64_t step_ns;			/* in use (measured) */
+	/** Requests taken out by accel_sched_detach() and added with ACCEL_SCHED_REQ_ADOPT. */
+	uint64_t migrated_out, migrated_in;
 };
 
 /** A pressure round's outcome (ACCEL_OPTS(); written up to sz). */
@@ -304,6 +321,17 @@ int accel_sched_add(struct accel_sched *sched, const struct accel_sched_req_opts
 int accel_sched_abort(struct accel_sched *sched, uint32_t req, uint64_t now_ns);
 /** Forget a finished or aborted request (-EBUSY otherwise). */
 int accel_sched_remove(struct accel_sched *sched, uint32_t req);
+/**
+ * Live migration's source side (LIBACCEL_0.3): take decoding request @req
+ * out of the scheduler between steps, with its KV. Its block-manager
+ * sequence goes to *seq (the caller's from now on: hand it on, free it, or
+ * give it back with ACCEL_SCHED_REQ_ADOPT); the request is forgotten, as
+ * by accel_sched_remove(). Read its tokens (accel_sched_tokens()) and
+ * accounting (accel_sched_req_info()) before. -ENOENT: no such request;
+ * -EBUSY: in the last step's runs without an update yet, or an abort
+ * pending; -EINVAL: not DECODING (waiting, prefilling, swapped, ended).
+ */
+int accel_sched_detach(struct accel_sched *sched, uint32_t req, uint64_t now_ns, uint32_t *seq);
 
 /**
  * One iteration: which requests run with how many tokens, which to swap

@@ -720,6 +720,107 @@ static void test_prefix_hit(void **state)
 	eng_fini(&e);
 }
 
+/* Run @req until it has generated @n tokens (it decodes from then on). */
+static void run_until_output(struct eng *e, uint32_t req, uint64_t n)
+{
+	ACCEL_OPTS(accel_sched_req_info, info);
+	int guard = 1000;
+
+	do {
+		eng_run_steps(e, 1);
+		assert_int_equal(accel_sched_req_info(e->s, req, &info), 0);
+	} while (info.output_tokens < n && --guard);
+	assert_true(guard > 0);
+}
+
+/*
+ * Live migration: a decoding request detached from one scheduler with its
+ * sequence, its KV rebuilt in another's block manager, adopted there: it
+ * goes on decoding to the same tokens, and both managers balance.
+ */
+static void test_migrate(void **state)
+{
+	struct accel_sched_config ca = cfg_of(ACCEL_SCHED_FCFS, 64, 8), cb = ca;
+	ACCEL_OPTS(accel_sched_req_info, info);
+	ACCEL_OPTS(accel_sched_stats, st);
+	struct eng *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	uint32_t ra, rw, rb, sa, sb, other;
+	int32_t tok[128];
+	uint64_t n;
+	int i;
+
+	(void)state;
+	assert_non_null(a);
+	assert_non_null(b);
+	eng_init(a, 16, 32, 0, &ca);
+	eng_init(b, 16, 32, 0, &cb);
+	assert_int_equal(eng_add(a, 7, 40, 20, 0, 0, 0, 0, 0, &ra), 0);
+	assert_int_equal(eng_add(b, 9, 20, 10, 0, 0, 0, 0, 0, &other), 0);
+	run_until_output(a, ra, 5);
+	eng_run_steps(b, 2);
+	assert_int_equal(eng_state(a, ra), ACCEL_SCHED_DECODING);
+
+	/* Refusals change nothing: unknown, waiting, in flight. */
+	assert_int_equal(accel_sched_detach(a->s, 999, a->now, &sa), -ENOENT);
+	assert_int_equal(accel_sched_detach(a->s, ra, a->now, NULL), -EINVAL);
+	assert_int_equal(eng_add(a, 8, 500, 4, 0, 0, 0, 0, 0, &rw), 0);	/* cannot fit: waits */
+	assert_int_equal(accel_sched_detach(a->s, rw, a->now, &sa), -EINVAL);
+	assert_int_equal(eng_step(a), 0);
+	assert_non_null(eng_run(a, ra));
+	assert_int_equal(accel_sched_detach(a->s, ra, a->now, &sa), -EBUSY);
+	eng_compute(a);
+
+	assert_int_equal(accel_sched_req_info(a->s, ra, &info), 0);
+	n = info.nr_tokens;
+	assert_true(n <= 128);
+	assert_int_equal(accel_sched_tokens(a->s, ra, 0, (uint32_t)n, tok), 0);
+	assert_int_equal(accel_sched_detach(a->s, ra, a->now, &sa), 0);
+	assert_int_equal(accel_sched_req_info(a->s, ra, &info), -ENOENT);
+
+	/* The destination: a sequence holding every token but the last. */
+	assert_int_equal(accel_bm_seq_create(b->bm, NULL, &sb), 0);
+	assert_int_equal(accel_bm_append(b->bm, sb, tok, n - 1, NULL, NULL), 0);
+	{
+		ACCEL_OPTS(accel_sched_req_opts, o, .tag = 7, .prompt = tok, .prompt_len = 40,
+			   .max_output = 20, .flags = ACCEL_SCHED_REQ_ADOPT, .output = tok + 40,
+			   .output_len = n - 40, .seq = sb, .arrival_ns = b->now);
+
+		o.output_len = n - 41;	/* the sequence holds one token too many */
+		assert_int_equal(accel_sched_add(b->s, &o, &rb), -EINVAL);
+		o.output_len = 20;	/* nothing left to generate */
+		assert_int_equal(accel_sched_add(b->s, &o, &rb), -EINVAL);
+		o.output_len = n - 40;
+		o.pad = 1;
+		assert_int_equal(accel_sched_add(b->s, &o, &rb), -EINVAL);
+		o.pad = 0;
+		o.seq = 12345;
+		assert_int_equal(accel_sched_add(b->s, &o, &rb), -EINVAL);
+		o.seq = sb;
+		assert_int_equal(accel_sched_add(b->s, &o, &rb), 0);
+	}
+	assert_int_equal(eng_state(b, rb), ACCEL_SCHED_DECODING);
+	assert_int_equal(accel_bm_seq_free(a->bm, sa), 0);	/* the source lets go */
+
+	for (i = 0; i < 100 && eng_state(b, rb) != ACCEL_SCHED_FINISHED; i++)
+		eng_run_steps(b, 1);
+	assert_int_equal(accel_sched_req_info(b->s, rb, &info), 0);
+	assert_int_equal(info.output_tokens, 20);
+	assert_int_equal(info.nr_tokens, 60);
+	assert_int_equal(info.recomputed_tokens, 0);
+	assert_int_equal(accel_sched_tokens(b->s, rb, 0, 60, tok), 0);
+	for (i = 41; i < 60; i++)	/* the toy engine's token of (tag, position) */
+		assert_int_equal(tok[i], eng_token(7, (uint64_t)i));
+	assert_int_equal(accel_sched_stats(a->s, &st), 0);
+	assert_int_equal(st.migrated_out, 1);
+	assert_int_equal(accel_sched_stats(b->s, &st), 0);
+	assert_int_equal(st.migrated_in, 1);
+	assert_int_equal(st.in_state[ACCEL_SCHED_FINISHED], 2);
+	eng_fini(a);
+	eng_fini(b);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -740,6 +841,7 @@ int main(void)
 		cmocka_unit_test(test_eventfd),
 		cmocka_unit_test(test_release),
 		cmocka_unit_test(test_prefix_hit),
+		cmocka_unit_test(test_migrate),
 	};
 
 	return cmocka_run_group_tests_name("sched_unit", tests, NULL, NULL);

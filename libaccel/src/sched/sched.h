@@ -10,7 +10,8 @@
  * sched_queue.c (the queues and the running list), sched_preempt.c
  * (victims, swap or recompute, preemption), sched_step.c (the step),
  * sched_report.c (what the engine reports), sched_info.c (reading),
- * sched_pressure.c (memory pressure), sched_policy.c (the policies).
+ * sched_pressure.c (memory pressure), sched_policy.c (the policies),
+ * sched_migrate.c (live migration: detach and adopt).
  */
 #ifndef ACCEL_SCHED_INTERNAL_H
 #define ACCEL_SCHED_INTERNAL_H
@@ -259,6 +260,17 @@ void sched_resume_from_stall(struct accel_sched *s, struct sreq *r);
 struct sreq *sched_req_get(struct accel_sched *s, uint32_t id);
 /* End @r: finished or aborted (@st). */
 void sched_finish(struct accel_sched *s, struct sreq *r, unsigned int st);
+/* Forget @r (its sequence already freed or handed on): its id is free again. */
+void sched_forget(struct accel_sched *s, struct sreq *r);
+
+/* ---- sched_migrate.c: requests that leave with their KV, and arrive with it ---- */
+
+/* ACCEL_SCHED_REQ_ADOPT's checks of @o's fields, before the lock: 0 or -errno. */
+int sched_adopt_check(struct accel_sched *s, const struct accel_sched_req_opts *o);
+/* Under the lock: o->seq holds what @o says, and there is room to run it. */
+int sched_adopt_seq(struct accel_sched *s, const struct accel_sched_req_opts *o);
+/* A new request @r made from @o (tokens copied) starts decoding on o->seq. */
+void sched_adopt_place(struct accel_sched *s, struct sreq *r, const struct accel_sched_req_opts *o);
 
 /* ---- sched_queue.c: the queues and the running list ---- */
 

@@ -228,6 +228,16 @@ static void req_free_mem(struct sreq *r)
 	memset(r, 0, sizeof(*r));
 }
 
+void sched_forget(struct accel_sched *s, struct sreq *r)
+{
+	uint32_t id = rid(s, r);
+
+	s->st.in_state[r->state]--;
+	req_free_mem(r);
+	s->free_ids[s->nr_free_ids++] = id;
+	s->nr_used--;
+}
+
 ACCEL_EXPORT void accel_sched_destroy(struct accel_sched *s)
 {
 	uint32_t i;
@@ -301,10 +311,11 @@ static struct accel_bm_key *prompt_keys(struct accel_sched *s,
 ACCEL_EXPORT int accel_sched_add(struct accel_sched *s, const struct accel_sched_req_opts *o,
 				 uint32_t *req)
 {
+	uint64_t cap, done;
 	struct accel_bm_key *keys;
 	uint32_t id, nr_keys, cap_keys;
 	struct sreq *r;
-	uint64_t cap;
+	bool adopt;
 	int ret;
 
 	if (!s || !o || !req || o->sz < sizeof(o->sz))
@@ -321,16 +332,31 @@ ACCEL_EXPORT int accel_sched_add(struct accel_sched *s, const struct accel_sched
 	if (o->max_output &&
 	    blocks_of(s, o->prompt_len + o->max_output) > s->bm->tier[0].pool.nr_blocks)
 		return -E2BIG;	/* it could never run to its end on tier 0 */
-	keys = prompt_keys(s, o, &nr_keys, &cap_keys);
+	adopt = o->flags & ACCEL_SCHED_REQ_ADOPT;
+	if (adopt) {
+		ret = sched_adopt_check(s, o);
+		if (ret)
+			return ret;
+		keys = NULL;
+		nr_keys = cap_keys = 0;	/* an admission after a recompute makes them */
+	} else {
+		keys = prompt_keys(s, o, &nr_keys, &cap_keys);
+	}
 	pthread_mutex_lock(&s->lock);
 	if (!s->nr_free_ids) {
 		ret = -ENOSPC;
 		goto out;
 	}
+	if (adopt) {
+		ret = sched_adopt_seq(s, o);
+		if (ret)
+			goto out;
+	}
 	id = s->free_ids[s->nr_free_ids - 1];
 	r = R(s, id);
 	memset(r, 0, sizeof(*r));
-	cap = o->prompt_len + (o->max_output ? o->max_output : 16) + 1;
+	done = adopt ? o->output_len : 0;
+	cap = o->prompt_len + done + (o->max_output ? o->max_output - done : 16) + 1;
 	r->tok = malloc(cap * sizeof(*r->tok));
 	if (o->extra_keys_len)
 		r->extra = malloc(o->extra_keys_len);
@@ -347,6 +373,8 @@ ACCEL_EXPORT int accel_sched_add(struct accel_sched *s, const struct accel_sched
 	keys = NULL;
 	s->nr_free_ids--;
 	memcpy(r->tok, o->prompt, o->prompt_len * sizeof(*r->tok));
+	if (adopt)
+		memcpy(r->tok + o->prompt_len, o->output, done * sizeof(*r->tok));
 	if (o->extra_keys_len)
 		memcpy(r->extra, o->extra_keys, o->extra_keys_len);
 	r->extra_len = o->extra_keys_len;
@@ -354,11 +382,12 @@ ACCEL_EXPORT int accel_sched_add(struct accel_sched *s, const struct accel_sched
 	r->state = ACCEL_SCHED_WAITING;
 	r->tag = o->tag;
 	r->nr_tok = r->prompt_len = o->prompt_len;
+	r->nr_tok += done;
 	r->cap_tok = cap;
 	r->max_output = o->max_output;
 	r->prio = o->priority;
 	r->client = o->client;
-	r->flags = o->flags;
+	r->flags = o->flags & ~ACCEL_SCHED_REQ_ADOPT;
 	r->arrival_ns = o->arrival_ns;
 	r->deadline = o->ttft_slo_ns ? o->arrival_ns + o->ttft_slo_ns : 0;
 	r->tpot_slo = o->tpot_slo_ns;
@@ -377,8 +406,12 @@ ACCEL_EXPORT int accel_sched_add(struct accel_sched *s, const struct accel_sched
 	}
 	if (s->now < o->arrival_ns)
 		s->now = o->arrival_ns;
-	sched_q_push(s, &s->waitq, r);
-	check_yield(s, r);
+	if (adopt) {
+		sched_adopt_place(s, r, o);
+	} else {
+		sched_q_push(s, &s->waitq, r);
+		check_yield(s, r);
+	}
 	*req = id;
 	ret = 0;
 	sched_wake(s);
@@ -456,12 +489,8 @@ ACCEL_EXPORT int accel_sched_remove(struct accel_sched *s, uint32_t req)
 		ret = -ENOENT;
 	else if (r->state != ACCEL_SCHED_FINISHED && r->state != ACCEL_SCHED_ABORTED)
 		ret = -EBUSY;
-	if (!ret) {
-		s->st.in_state[r->state]--;
-		req_free_mem(r);
-		s->free_ids[s->nr_free_ids++] = req;
-		s->nr_used--;
-	}
+	if (!ret)
+		sched_forget(s, r);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
