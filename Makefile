@@ -243,7 +243,8 @@ SERVE_CORE	:= tools/serve/ops.c tools/serve/weights.c tools/serve/forward.c \
 		   tools/serve/sample.c tools/serve/safetensors.c
 SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
 		   tools/serve/fcfs.c tools/serve/scheduled.c tools/serve/driver.c \
-		   tools/serve/pressure.c tools/serve/stack.c tools/serve/steplog.c
+		   tools/serve/pressure.c tools/serve/stack.c tools/serve/steplog.c \
+		   tools/serve/driver_migrate.c tools/serve/migrate_image.c
 SERVE_HDRS	:= $(wildcard tools/serve/*.h)
 SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve
@@ -287,15 +288,15 @@ $(B)/native/serve_engine: tests/serve/engine_unit.c $(SERVE_CORE) $(SERVE_ENGINE
 
 # libaccel's scheduler driving the engine (driver.c): digests under every policy and
 # preemption, yields to an arrival, a pressure round, the calls' checks (cmocka, ASan/UBSan).
-NATIVE_BINS	+= $(B)/native/serve_driver
-$(B)/native/serve_driver: tests/serve/driver_unit.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \
+NATIVE_BINS	+= $(B)/native/serve_driver $(B)/native/serve_migrate
+$(B)/native/serve_driver $(B)/native/serve_migrate: $(B)/native/serve_%: tests/serve/%_unit.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \
 		$(ACCEL_SRCS) $(ACCEL_HDRS)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/ctl \
-		-o $(B)/native-bin/serve_driver $< $(SERVE_CORE) $(SERVE_ENGINE) $(ACCEL_SRCS) \
+		-o $(B)/native-bin/serve_$* $< $(SERVE_CORE) $(SERVE_ENGINE) $(ACCEL_SRCS) \
 		-ljson-c -lcmocka $(ACCEL_LDLIBS) -lm
-	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_driver" > $@
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_$*" > $@
 	@chmod +x $@
 
 # In the VM: the engine on host tiers in kvaccel regions, swaps on the copy engine.

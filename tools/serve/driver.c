@@ -26,54 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "driver.h"
+#include "driver_int.h"
 #include "steplog.h"
-
-struct dslot {
-	bool used;		/* under d->lock */
-	bool pending;		/* under d->lock: no engine request yet */
-	bool failed;		/* the engine could not take it: aborted */
-	uint32_t gen;		/* uses of the slot: tags of its earlier requests are stale */
-	uint32_t sreq;		/* the scheduler's id */
-	uint32_t eid;		/* the engine's, 0 while pending */
-	int32_t *prompt;	/* under d->lock, while pending */
-	uint32_t n_prompt;
-	struct serve_params p;
-};
-
-struct serve_driver {
-	struct serve_driver_opts o;
-	struct accel_sched *sched;
-	pthread_mutex_t lock;
-	struct dslot *slot;
-	uint32_t nr_slots, max_h;	/* max_h: handles below it may be in use */
-	/* A step's arrays. */
-	struct accel_sched_run *runs;
-	struct accel_sched_swap *swaps;
-	struct accel_sched_event ev[256];	/* more changes come with the next step */
-	struct serve_compute *comp;
-	uint32_t *offsets, *ids, max_ids, max_runs;
-	struct accel_bm_run *plan_runs;
-	uint32_t max_plan_runs;
-	/* Swaps on the mover: the reaper thread reports their ends as they come. */
-	atomic_uint swaps_in_flight;
-	atomic_uint swaps_ended;	/* since the last step looked */
-	pthread_t reaper;
-	int stop_fd;
-	bool reaper_started;
-	/* With opts.step_log: t0, a step returned 0 since the last line, each swap's start. */
-	uint64_t log_t0;
-	bool log_idle;
-	uint64_t *swap_t0, *swap_blocks;
-};
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void *reap_main(void *arg);
 
@@ -250,24 +204,6 @@ void serve_driver_destroy(struct serve_driver *d)
 	free_arrays(d);
 }
 
-static struct dslot *slot_of(struct serve_driver *d, uint32_t h)
-{
-	return h && h <= d->nr_slots && d->slot[h - 1].used ? &d->slot[h - 1] : NULL;
-}
-
-/* The scheduler's tag: the handle and the slot's generation (events may outlive a request). */
-static uint64_t tag_of(const struct dslot *s, uint32_t h)
-{
-	return (uint64_t)s->gen << 32 | h;
-}
-
-static struct dslot *slot_of_tag(struct serve_driver *d, uint64_t tag)
-{
-	struct dslot *s = slot_of(d, (uint32_t)tag);
-
-	return s && s->gen == (uint32_t)(tag >> 32) ? s : NULL;
-}
-
 int serve_driver_add(struct serve_driver *d, const int32_t *prompt, uint32_t n,
 		     const struct serve_params *p, uint32_t *h)
 {
@@ -326,15 +262,19 @@ int serve_driver_abort(struct serve_driver *d, uint32_t h)
 {
 	struct dslot *s;
 	uint32_t sreq;
+	uint8_t migr;
 
 	if (!d)
 		return -EINVAL;
 	pthread_mutex_lock(&d->lock);
 	s = slot_of(d, h);
 	sreq = s ? s->sreq : 0;
+	migr = s ? s->migr : 0;
 	pthread_mutex_unlock(&d->lock);
 	if (!s)
 		return -ENOENT;
+	if (migr)
+		return migr == SLOT_MIGR_GONE ? -EALREADY : -EBUSY;
 	return accel_sched_abort(d->sched, sreq, now_ns());
 }
 
@@ -345,7 +285,9 @@ int serve_driver_release(struct serve_driver *d, uint32_t h)
 
 	if (!s)
 		return -ENOENT;
-	ret = accel_sched_remove(d->sched, s->sreq);
+	if (s->migr == SLOT_MIGR_OUT)
+		return -EBUSY;	/* its migration decides first */
+	ret = s->migr ? 0 : accel_sched_remove(d->sched, s->sreq);
 	if (ret)
 		return ret;
 	if (s->eid)
@@ -710,14 +652,17 @@ static uint32_t state_of(uint32_t st)
 int serve_driver_info(struct serve_driver *d, uint32_t h, struct serve_driver_info *info)
 {
 	struct dslot *s = d ? slot_of(d, h) : NULL;
-	int ret;
+	int ret = 0;
 
 	if (!s || !info)
 		return -ENOENT;
 	memset(info, 0, sizeof(*info));
 	info->sched.sz = sizeof(info->sched);
-	ret = accel_sched_req_info(d->sched, s->sreq, &info->sched);
-	if (ret)
+	if (s->migr)
+		info->sched = s->sinfo;	/* out of the scheduler: its last word */
+	else
+		ret = accel_sched_req_info(d->sched, s->sreq, &info->sched);
+	if (!s->migr && ret)
 		return ret;
 	if (s->eid) {
 		ret = serve_engine_info(d->o.engine, s->eid, &info->req);
@@ -729,7 +674,8 @@ int serve_driver_info(struct serve_driver *d, uint32_t h, struct serve_driver_in
 		info->req.max_tokens = s->p.max_tokens;
 		info->req.priority = s->p.priority;
 	}
-	info->req.state = state_of(info->sched.state);
+	info->req.state = s->migr == SLOT_MIGR_GONE && !s->failed ? SERVE_MIGRATED :
+			  s->migr ? SERVE_RUNNING : state_of(info->sched.state);
 	info->req.swaps_out = info->sched.swaps_out;
 	info->req.drops = info->sched.recomputes;
 	info->req.yields = info->sched.yields;

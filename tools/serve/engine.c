@@ -243,6 +243,31 @@ fail:
 	return ret;
 }
 
+int serve_engine_adopt(struct serve_engine *e, const int32_t *prompt, uint32_t n,
+		       const int32_t *gen, const uint64_t *digests, uint32_t ngen,
+		       const struct serve_params *p, uint32_t *id)
+{
+	struct serve_req *r;
+	uint32_t i;
+	int ret;
+
+	if (!e || !e->external_kv || !gen || !digests || !ngen || !p || ngen >= p->max_tokens)
+		return -EINVAL;
+	for (i = 0; i < ngen; i++)
+		if (gen[i] < 0 || (uint32_t)gen[i] >= e->m->cfg.vocab)
+			return -EINVAL;
+	ret = serve_engine_add(e, prompt, n, p, id);
+	if (ret)
+		return ret;
+	r = serve_req_get(e, *id);
+	memcpy(r->tok + n, gen, ngen * sizeof(*gen));
+	memcpy(r->digest, digests, ngen * sizeof(*digests));
+	r->n_tokens = n + ngen;
+	r->n_computed = r->n_tokens - 1;
+	r->state = SERVE_RUNNING;
+	return 0;
+}
+
 int serve_engine_info(const struct serve_engine *e, uint32_t id, struct serve_req_info *info)
 {
 	const struct serve_req *r = e ? serve_req_get(e, id) : NULL;
@@ -260,6 +285,16 @@ int serve_engine_info(const struct serve_engine *e, uint32_t id, struct serve_re
 	if (r->state == SERVE_RUNNING || r->state == SERVE_SWAPPED)
 		info->blocks = serve_blocks_for(e, r->n_computed + r->chunk_n);
 	return 0;
+}
+
+const struct serve_model *serve_engine_model(const struct serve_engine *e)
+{
+	return e->m;
+}
+
+uint32_t serve_engine_block_tokens(const struct serve_engine *e)
+{
+	return e->block_tokens;
 }
 
 uint32_t serve_engine_next(const struct serve_engine *e, uint32_t id)

@@ -86,6 +86,15 @@ struct serve_params {
  */
 int serve_engine_add(struct serve_engine *e, const int32_t *prompt, uint32_t n,
 		     const struct serve_params *p, uint32_t *id);
+/**
+ * A migrated request (external_kv engines): its prompt, the @ngen tokens it
+ * generated elsewhere and their digests; RUNNING, with the KV of every
+ * token but the last (the scheduler's sequence holds it). -EINVAL as
+ * serve_engine_add(), or no token generated, or none left to generate.
+ */
+int serve_engine_adopt(struct serve_engine *e, const int32_t *prompt, uint32_t n,
+		       const int32_t *gen, const uint64_t *digests, uint32_t ngen,
+		       const struct serve_params *p, uint32_t *id);
 /** What serve_engine_add() would say of these arguments, short of memory (any thread). */
 int serve_engine_check(const struct serve_engine *e, const int32_t *prompt, uint32_t n,
 		       const struct serve_params *p);
@@ -97,6 +106,7 @@ enum serve_state {
 	SERVE_RUNNING = 1,	/* KV on the compute tier */
 	SERVE_SWAPPED = 2,	/* KV on the swap tier */
 	SERVE_FINISHED = 3,	/* output complete, blocks released */
+	SERVE_MIGRATED = 4,	/* moved to another engine (driver_migrate.c), which finishes it */
 };
 
 struct serve_req_info {
@@ -122,6 +132,9 @@ struct serve_req_info {
 int serve_engine_info(const struct serve_engine *e, uint32_t id, struct serve_req_info *info);
 /** The next request id after @id (0: the first) that is not released, 0 at the end. */
 uint32_t serve_engine_next(const struct serve_engine *e, uint32_t id);
+/** The engine's model, and tokens per KV block. */
+const struct serve_model *serve_engine_model(const struct serve_engine *e);
+uint32_t serve_engine_block_tokens(const struct serve_engine *e);
 /** Forget a request (releasing its blocks if it holds any). */
 int serve_engine_release(struct serve_engine *e, uint32_t id);
 

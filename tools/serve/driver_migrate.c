@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kvaccel-serve - live migration through the driver (migrate.h): a decoding
+ * request leaves the scheduler with its sequence (accel_sched_detach()),
+ * arrives in another's with one (ACCEL_SCHED_REQ_ADOPT), or comes back.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver_int.h"
+#include "migrate.h"
+
+/* The tier-0 blocks of @seq into a malloc'd array. */
+static int seq_blocks(struct serve_driver *d, uint32_t seq, uint32_t **ids, uint32_t *n)
+{
+	uint32_t off[2], *v;
+	int ret;
+
+	ret = accel_bm_block_tables(d->o.bm, &seq, 1, off, NULL, 0, NULL);
+	if (ret < 0 && ret != -ENOBUFS)
+		return ret;
+	v = malloc((off[1] ? off[1] : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	ret = accel_bm_block_tables(d->o.bm, &seq, 1, off, v, off[1], NULL);
+	if (ret < 0) {
+		free(v);
+		return ret;
+	}
+	*ids = v;
+	*n = off[1];
+	return 0;
+}
+
+static void fill_image(struct serve_driver *d, const struct dslot *s, uint32_t h,
+		       const int32_t *tok, const struct serve_req_info *ri, void *image,
+		       size_t len)
+{
+	struct serve_migr_hdr *hd = image;
+
+	memset(image, 0, len);
+	*hd = (struct serve_migr_hdr) {
+		.magic = SERVE_MIGR_MAGIC, .version = SERVE_MIGR_VERSION, .size = len,
+		.model = serve_migr_model_id(serve_engine_model(d->o.engine)),
+		.block_bytes = d->o.block_bytes,
+		.block_tokens = serve_engine_block_tokens(d->o.engine),
+		.n_prompt = ri->n_prompt, .n_gen = ri->n_generated,
+		.max_tokens = s->p.max_tokens, .seed = s->p.seed,
+		.temperature = s->p.temperature, .priority = s->p.priority,
+		.client = s->p.client, .offline = s->p.offline,
+		.ttft_slo_us = s->p.ttft_slo_us, .tpot_slo_us = s->p.tpot_slo_us, .source = h,
+	};
+	memcpy(hd + 1, tok, (size_t)ri->n_tokens * sizeof(*tok));
+	memcpy((void *)serve_migr_digests(hd), ri->digests, (size_t)ri->n_generated * 8);
+}
+
+int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, struct serve_migr_out *mo)
+{
+	ACCEL_OPTS(accel_sched_req_info, si);
+	struct serve_req_info ri;
+	struct dslot *s;
+	uint32_t seq;
+	int32_t *tok;
+	int ret;
+
+	if (!d || !mo)
+		return -EINVAL;
+	memset(mo, 0, sizeof(*mo));
+	s = slot_of(d, h);
+	if (!s)
+		return -ENOENT;
+	if (s->migr)
+		return -EBUSY;
+	if (!s->eid)
+		return -EINVAL;
+	ret = accel_sched_req_info(d->sched, s->sreq, &si);
+	if (ret)
+		return ret;
+	if (si.state != ACCEL_SCHED_DECODING)
+		return -EINVAL;
+	ret = serve_engine_info(d->o.engine, s->eid, &ri);
+	if (ret)
+		return ret;
+	if (ri.n_tokens != si.nr_tokens || !ri.n_generated)
+		return -EIO;	/* the engine and the scheduler disagree: a bug of ours */
+	mo->len = serve_migr_image_size(ri.n_tokens, ri.n_generated);
+	mo->image = malloc(mo->len);
+	tok = malloc((size_t)ri.n_tokens * sizeof(*tok));
+	ret = mo->image && tok ? 0 : -ENOMEM;
+	if (!ret)
+		ret = accel_sched_tokens(d->sched, s->sreq, 0, ri.n_tokens, tok);
+	if (!ret)
+		ret = seq_blocks(d, si.seq, &mo->blocks, &mo->nr_blocks);
+	if (ret)
+		goto fail;
+	fill_image(d, s, h, tok, &ri, mo->image, mo->len);
+	ret = accel_sched_detach(d->sched, s->sreq, now_ns(), &seq);
+	if (ret)
+		goto fail;
+	free(tok);
+	mo->h = h;
+	mo->seq = seq;
+	mo->t_stop_ns = now_ns();
+	s->sinfo = si;
+	s->migr = SLOT_MIGR_OUT;
+	return 0;
+fail:
+	free(tok);
+	free(mo->image);
+	free(mo->blocks);
+	memset(mo, 0, sizeof(*mo));
+	return ret == -EBUSY ? -EAGAIN : ret;
+}
+
+static void out_free(struct serve_migr_out *mo)
+{
+	free(mo->image);
+	free(mo->blocks);
+	memset(mo, 0, sizeof(*mo));
+}
+
+int serve_driver_migrate_done(struct serve_driver *d, struct serve_migr_out *mo)
+{
+	struct dslot *s = d && mo ? slot_of(d, mo->h) : NULL;
+
+	if (!s || s->migr != SLOT_MIGR_OUT)
+		return -EINVAL;
+	accel_bm_seq_free(d->o.bm, mo->seq);
+	serve_engine_finish(d->o.engine, s->eid);
+	s->migr = SLOT_MIGR_GONE;
+	s->sinfo.state = ACCEL_SCHED_FINISHED;
+	s->sinfo.finish_ns = now_ns();
+	out_free(mo);
+	return 0;
+}
+
+/* Add @hd's request to the scheduler: on @seq (adopted), or afresh (recomputed: @seq 0 and none). */
+static int sched_take(struct serve_driver *d, struct dslot *s, uint32_t h,
+		      const struct serve_migr_hdr *hd, bool adopt, uint32_t seq, uint32_t *sreq)
+{
+	const int32_t *tok = serve_migr_tokens(hd);
+	ACCEL_OPTS(accel_sched_req_opts, ro, .tag = tag_of(s, h), .prompt = tok,
+		   .prompt_len = hd->n_prompt, .max_output = hd->max_tokens,
+		   .priority = hd->priority, .client = hd->client, .arrival_ns = now_ns(),
+		   .ttft_slo_ns = hd->ttft_slo_us * 1000, .tpot_slo_ns = hd->tpot_slo_us * 1000,
+		   .flags = hd->offline ? ACCEL_SCHED_REQ_OFFLINE : 0);
+
+	if (adopt) {
+		ro.flags |= ACCEL_SCHED_REQ_ADOPT;
+		ro.output = tok + hd->n_prompt;
+		ro.output_len = hd->n_gen;
+		ro.seq = seq;
+	} else {
+		/* Everything known is the prompt now: the engine's indices go on as before. */
+		ro.prompt_len = (uint64_t)hd->n_prompt + hd->n_gen;
+		ro.max_output = hd->max_tokens - hd->n_gen;
+	}
+	return accel_sched_add(d->sched, &ro, sreq);
+}
+
+int serve_driver_migrate_undo(struct serve_driver *d, struct serve_migr_out *mo)
+{
+	struct dslot *s = d && mo ? slot_of(d, mo->h) : NULL;
+	int ret;
+
+	if (!s || s->migr != SLOT_MIGR_OUT)
+		return -EINVAL;
+	ret = sched_take(d, s, mo->h, mo->image, true, mo->seq, &s->sreq);
+	if (ret) {
+		/* No room to run it as it was (its place was taken): it prefills again. */
+		accel_bm_seq_free(d->o.bm, mo->seq);
+		ret = sched_take(d, s, mo->h, mo->image, false, 0, &s->sreq);
+		if (ret) {
+			s->failed = true;	/* reported to its client as failed, not lost */
+			s->migr = SLOT_MIGR_GONE;
+			s->sinfo.state = ACCEL_SCHED_ABORTED;
+			serve_engine_finish(d->o.engine, s->eid);
+			out_free(mo);
+			return ret;
+		}
+	}
+	s->migr = 0;
+	out_free(mo);
+	return 0;
+}
+
+int serve_driver_migrate_prepare(struct serve_driver *d, const void *image, size_t len,
+				 struct serve_migr_in *mi)
+{
+	const struct serve_migr_hdr *hd = image;
+	struct serve_params p;
+	int ret;
+
+	if (!d || !mi)
+		return -EINVAL;
+	memset(mi, 0, sizeof(*mi));
+	ret = serve_migr_image_check(image, len, serve_migr_model_id(serve_engine_model(d->o.engine)),
+				     serve_engine_block_tokens(d->o.engine), d->o.block_bytes);
+	if (ret)
+		return ret;
+	p = (struct serve_params) { .max_tokens = hd->max_tokens, .temperature = hd->temperature,
+				    .seed = hd->seed, .priority = hd->priority,
+				    .client = hd->client, .ttft_slo_us = hd->ttft_slo_us,
+				    .tpot_slo_us = hd->tpot_slo_us, .offline = hd->offline };
+	ret = serve_engine_check(d->o.engine, serve_migr_tokens(hd), hd->n_prompt, &p);
+	if (ret)
+		return ret;
+	ret = accel_bm_seq_create(d->o.bm, NULL, &mi->seq);
+	if (ret)
+		return ret;
+	ret = accel_bm_append(d->o.bm, mi->seq, serve_migr_tokens(hd),
+			      (uint64_t)hd->n_prompt + hd->n_gen - 1, NULL, NULL);
+	if (!ret)
+		ret = seq_blocks(d, mi->seq, &mi->blocks, &mi->nr_blocks);
+	if (ret) {
+		accel_bm_seq_free(d->o.bm, mi->seq);
+		memset(mi, 0, sizeof(*mi));
+		return ret;
+	}
+	mi->hdr = hd;
+	return 0;
+}
+
+void serve_driver_migrate_cancel(struct serve_driver *d, struct serve_migr_in *mi)
+{
+	if (!d || !mi || !mi->hdr)
+		return;
+	accel_bm_seq_free(d->o.bm, mi->seq);
+	free(mi->blocks);
+	memset(mi, 0, sizeof(*mi));
+}
+
+int serve_driver_migrate_commit(struct serve_driver *d, struct serve_migr_in *mi, uint32_t *h)
+{
+	const struct serve_migr_hdr *hd = mi ? mi->hdr : NULL;
+	struct dslot *s = NULL;
+	uint32_t i, eid;
+	int ret;
+
+	if (!d || !hd || !h)
+		return -EINVAL;
+	{
+		struct serve_params p = {
+			.max_tokens = hd->max_tokens, .temperature = hd->temperature,
+			.seed = hd->seed, .priority = hd->priority, .client = hd->client,
+			.ttft_slo_us = hd->ttft_slo_us, .tpot_slo_us = hd->tpot_slo_us,
+			.offline = hd->offline,
+		};
+
+		ret = serve_engine_adopt(d->o.engine, serve_migr_tokens(hd), hd->n_prompt,
+					 serve_migr_tokens(hd) + hd->n_prompt,
+					 serve_migr_digests(hd), hd->n_gen, &p, &eid);
+		if (ret)
+			goto cancel;
+		pthread_mutex_lock(&d->lock);
+		for (i = 0; i < d->nr_slots; i++) {
+			if (!d->slot[i].used) {
+				s = &d->slot[i];
+				break;
+			}
+		}
+		if (!s) {
+			pthread_mutex_unlock(&d->lock);
+			serve_engine_release(d->o.engine, eid);
+			ret = -ENOSPC;
+			goto cancel;
+		}
+		*s = (struct dslot) { .used = true, .n_prompt = hd->n_prompt, .p = p,
+				      .eid = eid, .gen = s->gen + 1 };
+		if (i + 1 > d->max_h)
+			d->max_h = i + 1;
+		ret = sched_take(d, s, i + 1, hd, true, mi->seq, &s->sreq);
+		if (ret) {
+			*s = (struct dslot) { .gen = s->gen };
+			while (d->max_h && !d->slot[d->max_h - 1].used)
+				d->max_h--;
+		}
+		pthread_mutex_unlock(&d->lock);
+		if (ret) {
+			serve_engine_release(d->o.engine, eid);
+			goto cancel;
+		}
+	}
+	*h = i + 1;
+	free(mi->blocks);
+	memset(mi, 0, sizeof(*mi));
+	return 0;
+cancel:
+	serve_driver_migrate_cancel(d, mi);
+	return ret;
+}
