@@ -183,6 +183,18 @@ int accel_bm_seq_written(struct accel_bm *bm, uint32_t seq, uint32_t first_block
  */
 int accel_bm_truncate(struct accel_bm *bm, uint32_t seq, uint64_t n);
 /**
+ * Live migration's source on a node (LIBACCEL_0.3): the sequence's memory
+ * is about to change hands. Each block only it holds leaves the prefix
+ * cache at once (no lookup finds it from now on, so none becomes shared)
+ * and gets own[i] = 1: once the sequence is freed its memory may be given
+ * away (rebound to another engine's). own[i] = 0: another sequence, a
+ * cached entry or a pending plan holds it too: its content must stay
+ * (copy it). A later accel_bm_commit() publishes the blocks again (the
+ * migration undone). Returns the blocks; -ENOBUFS (nothing done) when
+ * they are more than @max; -EBUSY: a plan of the sequence is pending.
+ */
+int accel_bm_seq_export(struct accel_bm *bm, uint32_t seq, uint8_t *own, uint32_t max);
+/**
  * Move the sequence to tier @tier (swap out, swap in): the plan copies the
  * blocks that have no valid copy there yet. Reused without a copy: full
  * blocks that tier caches under the same key, and the blocks of the

@@ -642,6 +642,54 @@ static void lru_and_arc(void **state)
 	}
 }
 
+/*
+ * accel_bm_seq_export(): the blocks only the sequence holds leave the
+ * prefix cache (own 1), the shared ones stay (own 0); a commit publishes
+ * them again; freed, the own ones are free, not cached.
+ */
+static void seq_export(void **state)
+{
+	struct accel_bm *bm = mk(16, 0, ACCEL_BM_EVICT_LRU);
+	struct accel_bm_key keys[4];
+	uint32_t hits[2], a, b;
+	uint8_t own[8];
+	uint64_t cached;
+
+	(void)state;
+	assert_int_equal(3, accel_bm_keys(bm, NULL, T, 14, NULL, 0, keys));
+	a = seq_with(bm, 0, T, 14, &cached);
+	assert_int_equal(3, accel_bm_commit(bm, a, 3));
+	b = seq_with(bm, 0, T, 5, &cached);	/* shares a's first block */
+	assert_int_equal(BT, cached);
+	assert_int_equal(-ENOBUFS, accel_bm_seq_export(bm, a, own, 3));
+	assert_int_equal(0, accel_bm_lookup(bm, keys, 3, hits));
+	assert_int_equal(3, hits[0]);		/* nothing done */
+	assert_int_equal(-EINVAL, accel_bm_seq_export(bm, a, NULL, 4));
+	assert_int_equal(-ENOENT, accel_bm_seq_export(bm, 99, own, 8));
+	assert_int_equal(4, accel_bm_seq_export(bm, a, own, 8));
+	assert_int_equal(0, own[0]);		/* b holds it too */
+	assert_int_equal(1, own[1]);
+	assert_int_equal(1, own[2]);
+	assert_int_equal(1, own[3]);		/* the partial block */
+	assert_int_equal(0, accel_bm_lookup(bm, keys, 3, hits));
+	assert_int_equal(1, hits[0]);		/* only the shared one is found */
+	check(bm);
+	/* Undone: published again. */
+	assert_int_equal(2, accel_bm_commit(bm, a, 3));
+	assert_int_equal(0, accel_bm_lookup(bm, keys, 3, hits));
+	assert_int_equal(3, hits[0]);
+	/* Given away: freed, the own blocks are free, not cached. */
+	assert_int_equal(4, accel_bm_seq_export(bm, a, own, 8));
+	assert_int_equal(0, accel_bm_seq_free(bm, a));
+	check(bm);
+	assert_int_equal(0, stats(bm, 0).cached);
+	assert_int_equal(2, stats(bm, 0).used);	/* b's two */
+	assert_int_equal(0, accel_bm_seq_free(bm, b));
+	check(bm);
+	assert_int_equal(1, stats(bm, 0).cached);	/* the shared one, still published */
+	accel_bm_destroy(bm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -657,6 +705,7 @@ int main(void)
 		cmocka_unit_test(lru_and_arc),
 		cmocka_unit_test(prepare_hook),
 		cmocka_unit_test(move_flags),
+		cmocka_unit_test(seq_export),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

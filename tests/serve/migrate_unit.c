@@ -141,15 +141,15 @@ static void copy_kv(const struct serve_stack *from, const struct serve_migr_out 
 		       accel_tier_block_addr(from->tiers[0], mo->blocks[i]), ti.block_bytes);
 }
 
-/* Move request @h of @a to @b; returns its handle there. */
-static uint32_t migrate(struct serve_stack *a, uint32_t h, struct serve_stack *b)
+/* Move request @h of @a to @b (@flags: SERVE_MIGR_*); returns its handle there. */
+static uint32_t migrate(struct serve_stack *a, uint32_t h, struct serve_stack *b, uint32_t flags)
 {
 	struct serve_migr_out mo;
 	struct serve_migr_in mi;
 	struct serve_driver_info in;
 	uint32_t nh;
 
-	assert_int_equal(serve_driver_migrate_out(a->driver, h, &mo), 0);
+	assert_int_equal(serve_driver_migrate_out(a->driver, h, flags, &mo), 0);
 	assert_int_equal(serve_driver_info(a->driver, h, &in), 0);
 	assert_int_equal(in.req.state, SERVE_RUNNING);	/* on its way */
 	assert_int_equal(serve_driver_release(a->driver, h), -EBUSY);
@@ -205,7 +205,8 @@ static void test_ping_pong(void **state)
 				continue;
 			}
 			if (decoding(&s[where[i]], h[i]) && in.req.n_generated >= last[i] + 3) {
-				h[i] = migrate(&s[where[i]], h[i], &s[!where[i]]);
+				h[i] = migrate(&s[where[i]], h[i], &s[!where[i]],
+					       moves[i] % 2 ? SERVE_MIGR_GIVE_PAGES : 0);
 				where[i] = !where[i];
 				last[i] = in.req.n_generated;
 				moves[i]++;
@@ -280,14 +281,17 @@ static void test_refused(void **state)
 		assert_int_equal(serve_driver_add(a.driver, tok, n, &p2, &h2), 0);
 
 		/* The source's refusals. */
-		assert_int_equal(serve_driver_migrate_out(a.driver, h, &mo), -EINVAL);	/* waiting */
-		assert_int_equal(serve_driver_migrate_out(a.driver, 77, &mo), -ENOENT);
+		assert_int_equal(serve_driver_migrate_out(a.driver, h, 0, &mo), -EINVAL);	/* waiting */
+		assert_int_equal(serve_driver_migrate_out(a.driver, 77, 0, &mo), -ENOENT);
 		run_to(&a, h, 2);
-		assert_int_equal(serve_driver_migrate_out(a.driver, h, &mo), 0);
+		assert_int_equal(serve_driver_migrate_out(a.driver, h, 2, &mo), -EINVAL);
+		assert_int_equal(serve_driver_migrate_out(a.driver, h, SERVE_MIGR_GIVE_PAGES, &mo), 0);
+		assert_non_null(mo.own);
+		assert_int_equal(mo.own[0], 1);
 		{
 			struct serve_migr_out again;
 
-			assert_int_equal(serve_driver_migrate_out(a.driver, h, &again), -EBUSY);
+			assert_int_equal(serve_driver_migrate_out(a.driver, h, 0, &again), -EBUSY);
 		}
 
 		/* The destination's. */

@@ -55,7 +55,8 @@ static void fill_image(struct serve_driver *d, const struct dslot *s, uint32_t h
 	memcpy((void *)serve_migr_digests(hd), ri->digests, (size_t)ri->n_generated * 8);
 }
 
-int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, struct serve_migr_out *mo)
+int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
+			     struct serve_migr_out *mo)
 {
 	ACCEL_OPTS(accel_sched_req_info, si);
 	struct serve_req_info ri;
@@ -64,7 +65,7 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, struct serve_mi
 	int32_t *tok;
 	int ret;
 
-	if (!d || !mo)
+	if (!d || !mo || (flags & ~SERVE_MIGR_GIVE_PAGES))
 		return -EINVAL;
 	memset(mo, 0, sizeof(*mo));
 	s = slot_of(d, h);
@@ -94,11 +95,30 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, struct serve_mi
 		ret = seq_blocks(d, si.seq, &mo->blocks, &mo->nr_blocks);
 	if (ret)
 		goto fail;
+	if (flags & SERVE_MIGR_GIVE_PAGES) {
+		mo->own = malloc(mo->nr_blocks ? mo->nr_blocks : 1);
+		if (!mo->own) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+	}
 	fill_image(d, s, h, tok, &ri, mo->image, mo->len);
 	ret = accel_sched_detach(d->sched, s->sreq, now_ns(), &seq);
 	if (ret)
 		goto fail;
 	free(tok);
+	if (mo->own) {
+		/* Out of the prefix cache before any other request can share them. */
+		ret = accel_bm_seq_export(d->o.bm, seq, mo->own, mo->nr_blocks);
+		if (ret < 0) {
+			mo->seq = seq;
+			mo->h = h;
+			s->migr = SLOT_MIGR_OUT;
+			s->sinfo = si;
+			serve_driver_migrate_undo(d, mo);
+			return ret;
+		}
+	}
 	mo->h = h;
 	mo->seq = seq;
 	mo->t_stop_ns = now_ns();
@@ -109,6 +129,7 @@ fail:
 	free(tok);
 	free(mo->image);
 	free(mo->blocks);
+	free(mo->own);
 	memset(mo, 0, sizeof(*mo));
 	return ret == -EBUSY ? -EAGAIN : ret;
 }
@@ -117,6 +138,7 @@ static void out_free(struct serve_migr_out *mo)
 {
 	free(mo->image);
 	free(mo->blocks);
+	free(mo->own);
 	memset(mo, 0, sizeof(*mo));
 }
 

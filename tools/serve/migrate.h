@@ -76,6 +76,9 @@ static inline const uint64_t *serve_migr_digests(const struct serve_migr_hdr *h)
 	return (const uint64_t *)((const char *)h + off);
 }
 
+/** serve_driver_migrate_out(): the pages themselves will change hands (a node's engines). */
+#define SERVE_MIGR_GIVE_PAGES	(1u << 0)
+
 /** The source's side of one migration. */
 struct serve_migr_out {
 	uint32_t h;		/* the request */
@@ -84,16 +87,28 @@ struct serve_migr_out {
 	uint32_t seq;		/* its block-manager sequence, the KV in it */
 	uint32_t nr_blocks;	/* its tier-0 blocks, in token order */
 	uint32_t *blocks;	/* malloc'd */
+	/*
+	 * SERVE_MIGR_GIVE_PAGES: per block, 1 if only this request held it
+	 * (its memory may be given away once done, it left the prefix cache),
+	 * 0 if others share it (its content must be copied). Else NULL.
+	 */
+	uint8_t *own;
 	uint64_t t_stop_ns;	/* when it left the scheduler */
 };
 
 /**
- * Take decoding request @h out of the scheduler with its KV. -ENOENT,
- * -EBUSY (a migration of it already runs), -EINVAL (not decoding: only
- * decodes move), -EAGAIN (in the last step's runs; try after the next).
+ * Take decoding request @h out of the scheduler with its KV (@flags:
+ * SERVE_MIGR_*). -ENOENT, -EBUSY (a migration of it already runs),
+ * -EINVAL (not decoding: only decodes move), -EAGAIN (in the last step's
+ * runs; try after the next).
  */
-int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, struct serve_migr_out *mo);
-/** The destination holds it: free the source's blocks; @h reports SERVE_MIGRATED. */
+int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
+			     struct serve_migr_out *mo);
+/**
+ * The destination holds it: free the source's blocks (with
+ * SERVE_MIGR_GIVE_PAGES the caller has rebound the own ones' memory
+ * before); @h reports SERVE_MIGRATED.
+ */
 int serve_driver_migrate_done(struct serve_driver *d, struct serve_migr_out *mo);
 /** The destination gave up: @h decodes here again, where it stopped. */
 int serve_driver_migrate_undo(struct serve_driver *d, struct serve_migr_out *mo);

@@ -366,6 +366,41 @@ out:
 	return ret;
 }
 
+ACCEL_EXPORT int accel_bm_seq_export(struct accel_bm *bm, uint32_t seq, uint8_t *own,
+				     uint32_t max)
+{
+	struct kv_pool *p;
+	struct bm_seq *q;
+	uint32_t i;
+	int ret;
+
+	if (!bm || (max && !own))
+		return -EINVAL;
+	pthread_mutex_lock(&bm->lock);
+	ret = seq_mut(bm, seq, &q);
+	if (ret)
+		goto out;
+	if (q->s.nr_blocks > max) {
+		ret = -ENOBUFS;
+		goto out;
+	}
+	p = &bm->tier[q->tier].pool;
+	for (i = 0; i < q->s.nr_blocks; i++) {
+		uint32_t b = q->s.blocks[i];
+
+		own[i] = kv_pool_refs(p, b) == 1;
+		if (!own[i])
+			continue;
+		kv_pool_unpublish(p, b);
+		q->s.pub[i] = 0;
+	}
+	q->s.nr_committed = 0;	/* a commit publishes them again */
+	ret = (int)q->s.nr_blocks;
+out:
+	pthread_mutex_unlock(&bm->lock);
+	return ret;
+}
+
 /* ---- reading ---- */
 
 ACCEL_EXPORT int accel_bm_seq_info(struct accel_bm *bm, uint32_t seq,
