@@ -336,6 +336,7 @@ static void test_refused(void **state)
 		assert_int_equal(serve_driver_migrate_prepare(busy.driver, mo.image, mo.len, &mi), 0);
 		copy_kv(&a, &mo, &busy, &mi);
 		assert_int_equal(serve_driver_migrate_commit(busy.driver, &mi, &hb), -EBUSY);
+		serve_driver_migrate_cancel(busy.driver, &mi);
 		assert_int_equal(serve_driver_run_all(busy.driver, NULL), 0);
 		assert_nothing_held(&busy);
 

@@ -674,8 +674,9 @@ int serve_driver_info(struct serve_driver *d, uint32_t h, struct serve_driver_in
 		info->req.max_tokens = s->p.max_tokens;
 		info->req.priority = s->p.priority;
 	}
-	info->req.state = s->migr == SLOT_MIGR_GONE && !s->failed ? SERVE_MIGRATED :
-			  s->migr ? SERVE_RUNNING : state_of(info->sched.state);
+	info->req.state = !s->migr ? state_of(info->sched.state) :
+			  s->migr == SLOT_MIGR_OUT ? SERVE_RUNNING :
+			  s->failed ? SERVE_FINISHED : SERVE_MIGRATED;
 	info->req.swaps_out = info->sched.swaps_out;
 	info->req.drops = info->sched.recomputes;
 	info->req.yields = info->sched.yields;

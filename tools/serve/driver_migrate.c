@@ -34,8 +34,8 @@ static int seq_blocks(struct serve_driver *d, uint32_t seq, uint32_t **ids, uint
 }
 
 static void fill_image(struct serve_driver *d, const struct dslot *s, uint32_t h,
-		       const int32_t *tok, const struct serve_req_info *ri, void *image,
-		       size_t len)
+		       const int32_t *tok, const struct serve_req_info *ri, uint64_t last_ns,
+		       void *image, size_t len)
 {
 	struct serve_migr_hdr *hd = image;
 
@@ -50,6 +50,7 @@ static void fill_image(struct serve_driver *d, const struct dslot *s, uint32_t h
 		.temperature = s->p.temperature, .priority = s->p.priority,
 		.client = s->p.client, .offline = s->p.offline,
 		.ttft_slo_us = s->p.ttft_slo_us, .tpot_slo_us = s->p.tpot_slo_us, .source = h,
+		.t_last_ns = last_ns,
 	};
 	memcpy(hd + 1, tok, (size_t)ri->n_tokens * sizeof(*tok));
 	memcpy((void *)serve_migr_digests(hd), ri->digests, (size_t)ri->n_generated * 8);
@@ -102,7 +103,7 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 			goto fail;
 		}
 	}
-	fill_image(d, s, h, tok, &ri, mo->image, mo->len);
+	fill_image(d, s, h, tok, &ri, si.last_token_ns, mo->image, mo->len);
 	ret = accel_sched_detach(d->sched, s->sreq, now_ns(), &seq);
 	if (ret)
 		goto fail;
@@ -154,6 +155,17 @@ int serve_driver_migrate_done(struct serve_driver *d, struct serve_migr_out *mo)
 	s->sinfo.state = ACCEL_SCHED_FINISHED;
 	s->sinfo.finish_ns = now_ns();
 	out_free(mo);
+	return 0;
+}
+
+int serve_driver_migrate_lost(struct serve_driver *d, uint32_t h)
+{
+	struct dslot *s = d ? slot_of(d, h) : NULL;
+
+	if (!s || s->migr != SLOT_MIGR_GONE)
+		return -EINVAL;
+	s->failed = true;
+	s->sinfo.state = ACCEL_SCHED_ABORTED;
 	return 0;
 }
 
@@ -301,6 +313,8 @@ int serve_driver_migrate_commit(struct serve_driver *d, struct serve_migr_in *mi
 		pthread_mutex_unlock(&d->lock);
 		if (ret) {
 			serve_engine_release(d->o.engine, eid);
+			if (ret == -EBUSY)
+				return ret;	/* no running slot now: the caller may try again */
 			goto cancel;
 		}
 	}

@@ -52,6 +52,7 @@ struct serve_migr_hdr {
 	uint32_t offline;
 	uint64_t ttft_slo_us, tpot_slo_us;
 	uint64_t source;	/* the source's handle, for logs */
+	uint64_t t_last_ns;	/* its last token on the source (CLOCK_MONOTONIC, a node's) */
 };
 
 /** The fingerprint of a model: its shape and a sample of its weights. */
@@ -112,6 +113,11 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 int serve_driver_migrate_done(struct serve_driver *d, struct serve_migr_out *mo);
 /** The destination gave up: @h decodes here again, where it stopped. */
 int serve_driver_migrate_undo(struct serve_driver *d, struct serve_migr_out *mo);
+/**
+ * A migrated request @h was lost after the point of no return (its
+ * destination never took it): it is reported failed to its client.
+ */
+int serve_driver_migrate_lost(struct serve_driver *d, uint32_t h);
 
 /** The destination's side of one migration. */
 struct serve_migr_in {
@@ -129,8 +135,9 @@ int serve_driver_migrate_prepare(struct serve_driver *d, const void *image, size
 				 struct serve_migr_in *mi);
 /**
  * The blocks hold the KV: the request runs here from the next step on;
- * *h names it. On an error (-EBUSY: no room among the running requests)
- * nothing is left: the pre-allocation is freed too.
+ * *h names it. -EBUSY: no room among the running requests now (the
+ * pre-allocation stays: try again after a step, or cancel); on any other
+ * error nothing is left, the pre-allocation is freed too.
  */
 int serve_driver_migrate_commit(struct serve_driver *d, struct serve_migr_in *mi, uint32_t *h);
 /** Give the pre-allocation back. */
