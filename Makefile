@@ -47,7 +47,7 @@ NL_TESTS	:= netlink fuzz
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
 		   $(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_kv_cuda \
-		   $(B)/tests/libaccel_mover \
+		   $(B)/tests/libaccel_mover $(B)/tests/libaccel_window \
 		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh $(B)/tests/kvacceld_engines \
 		   $(B)/tests/python_vm
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
@@ -452,7 +452,8 @@ sim-report: $(B)/tools/kvaccel-sim
 tests: $(TEST_BINS)
 
 $(foreach t,$(NL_TESTS),$(B)/tests/$(t)): # libaccel against the module (static: libaccel.a and libdrm.a).
-$(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_mover: $(B)/tests/libaccel_%: tests/libaccel/%.c \
+$(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_mover \
+		$(B)/tests/libaccel_window: $(B)/tests/libaccel_%: tests/libaccel/%.c \
 		$(TEST_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"

@@ -6,7 +6,9 @@
  * accel_mover_create(3).
  *
  * A tier is a run of equal blocks: a host tier in a kvaccel region
- * (pinned, shareable as a dma-buf, copied by the module's copy engine), or
+ * (pinned, shareable as a dma-buf, copied by the module's copy engine;
+ * a window tier reaches its blocks through a space, so that they can be
+ * rebound to other engines' region pages without copying), or
  * a memfd-backed host tier that needs no kvaccel device (no quotas, no
  * isolation from other processes holding the memfd, no zero-copy remap
  * into spaces; its copies are memcpy on the mover's worker thread).
@@ -56,6 +58,15 @@ enum accel_tier_kind {
 
 /** accel_tier_opts.flags: place the host tier's blocks on NUMA node @node. */
 #define ACCEL_TIER_ON_NODE	(1u << 0)
+/**
+ * accel_tier_opts.flags: a window tier (host tiers only; memfd and device
+ * tiers: EOPNOTSUPP). Its blocks are addressed through a kvaccel space whose
+ * slots are bound to its region's blocks, so that a block can be rebound to
+ * another engine's region without copying (accel_tier_rebind()). Copy-engine
+ * and memcpy jobs follow the bindings; a CUDA job with a window tier is
+ * -EOPNOTSUPP (a space's mapping cannot be registered for DMA).
+ */
+#define ACCEL_TIER_WINDOW	(1u << 1)
 
 /** A new tier's shape (ACCEL_OPTS()). */
 struct accel_tier_opts {
@@ -114,6 +125,9 @@ struct accel_tier_info {
 	uint32_t pad2;
 	/** Bytes from a block (or, LAYERS layout, a layer piece) to the next. */
 	uint64_t block_stride;
+	/** ACCEL_TIER_* the tier was created with (ACCEL_TIER_WINDOW, ACCEL_TIER_ON_NODE). */
+	uint32_t flags;
+	uint32_t pad3;
 };
 
 int accel_tier_info(const struct accel_tier *tier, struct accel_tier_info *info);
@@ -130,6 +144,62 @@ void *accel_tier_block_addr(const struct accel_tier *tier, uint32_t block);
  * holding it reads and writes the blocks).
  */
 int accel_tier_export(struct accel_tier *tier, int *fd);
+
+/*
+ * Window tiers (ACCEL_TIER_WINDOW): what backs each block, and rebinding
+ * blocks to pages of other engines' regions (Documentation/libaccel.rst,
+ * "Window tiers"; accel_tier_rebind(3)).
+ */
+
+/** What backs one block of a window tier: a region (by key) and its first region block. */
+struct accel_tier_page {
+	/** The region's identity on the node: its dma-buf's inode number. */
+	uint64_t key;
+	/** Its first region block (a tier block spans k region blocks, first..first + k - 1). */
+	uint32_t first;
+	uint32_t pad;
+};
+
+/**
+ * The page behind @block of window tier @t into *@pg. -EINVAL: no tier or
+ * @pg, @block past the end; -EOPNOTSUPP: not a window tier.
+ */
+int accel_tier_page(const struct accel_tier *t, uint32_t block, struct accel_tier_page *pg);
+/** The key of window tier @t's own region; 0 for any other tier (or NULL). */
+uint64_t accel_tier_key(const struct accel_tier *t);
+/**
+ * Hold the region of dma-buf @fd (another engine's region, received through
+ * kvacceld; the caller keeps @fd) so that rebinds may name its blocks; *@key
+ * receives its key. The same region twice (or the tier's own) is held once
+ * (by the dma-buf's inode). -EINVAL: no tier or @key, @fd not a kvaccel
+ * region's read-write dma-buf of the tier's device, or a region of another
+ * block size; -EOPNOTSUPP: not a window tier; the import's -errno.
+ */
+int accel_tier_hold(struct accel_tier *t, int fd, uint64_t *key);
+/**
+ * An fd (the caller's, O_CLOEXEC) of a region window tier @t holds or owns,
+ * to send to another engine. -ENOENT: not held; -EINVAL; -EOPNOTSUPP: not
+ * a window tier.
+ */
+int accel_tier_page_export(struct accel_tier *t, uint64_t key, int *fd);
+
+/** One rebind: make @block be backed by @to. */
+struct accel_tier_rebind {
+	uint32_t block;
+	uint32_t pad;
+	struct accel_tier_page to;
+};
+
+/**
+ * Rebind @n blocks of window tier @t in one atomic kernel bind batch (all or
+ * nothing; no byte copied): every @to names a held region (-ENOENT) and a
+ * run of k region blocks inside it (-EINVAL); no block twice, none past the
+ * end, pads 0, @n at least 1 and n * k at most 65536 slots (the module's
+ * KVACCEL_BIND_MAX_OPS) (-EINVAL). On error nothing changed. A held foreign region that the batch
+ * leaves no block backed by is let go (its import closed); the own region
+ * never is. -EOPNOTSUPP: not a window tier; the bind's -errno.
+ */
+int accel_tier_rebind(struct accel_tier *t, const struct accel_tier_rebind *ops, uint32_t n);
 
 /** How a registered device tier's memory is laid out. */
 enum accel_tier_layout {
@@ -166,7 +236,7 @@ struct accel_tier_cuda_opts {
 	/** Registered, LAYERS: nr_layer_base (= layers) device pointers, copied. */
 	const uint64_t *layer_base;
 	uint32_t nr_layer_base;
-	/** None defined yet: 0. */
+	/** None defined yet: 0 (ACCEL_TIER_WINDOW: EOPNOTSUPP, a host tiers' flag). */
 	uint32_t flags;
 };
 

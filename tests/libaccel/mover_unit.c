@@ -526,6 +526,57 @@ static void test_cuda_without_driver(void **state)
 	assert_int_equal(ENODEV, errno);
 }
 
+/*
+ * Window tiers need a kvaccel device: a memfd or device tier with the flag
+ * is EOPNOTSUPP (the device tier's before any driver is looked for), and
+ * the window calls on any other tier say EOPNOTSUPP, NULL-safe.
+ */
+static void test_window_not_here(void **state)
+{
+	ACCEL_OPTS(accel_tier_opts, o, .block_bytes = BB, .blocks = 4, .flags = ACCEL_TIER_WINDOW);
+	ACCEL_OPTS(accel_tier_cuda_opts, co, .device = 0, .block_bytes = 65536, .blocks = 2,
+		   .flags = ACCEL_TIER_WINDOW);
+	ACCEL_OPTS(accel_tier_info, info);
+	struct accel_tier_rebind op = { .block = 0 };
+	struct accel_tier_page pg;
+	struct accel_tier *t;
+	uint64_t key;
+	int fd;
+
+	(void)state;
+	errno = 0;
+	assert_null(accel_tier_create_memfd(&o));
+	assert_int_equal(EOPNOTSUPP, errno);
+	errno = 0;
+	assert_null(accel_tier_create_cuda(&co));
+	assert_int_equal(EOPNOTSUPP, errno);
+	co.base = 1ull << 40;
+	errno = 0;
+	assert_null(accel_tier_register_cuda(&co));
+	assert_int_equal(EOPNOTSUPP, errno);
+	/* Without a device the host constructor is EINVAL, as before. */
+	errno = 0;
+	assert_null(accel_tier_create_host(NULL, &o));
+	assert_int_equal(EINVAL, errno);
+
+	o.flags = 0;
+	t = accel_tier_create_memfd(&o);
+	assert_non_null(t);
+	assert_int_equal(0, accel_tier_info(t, &info));
+	assert_int_equal(0, info.flags);
+	assert_int_equal(0, accel_tier_key(t));
+	assert_int_equal(-EOPNOTSUPP, accel_tier_page(t, 0, &pg));
+	assert_int_equal(-EOPNOTSUPP, accel_tier_hold(t, 0, &key));
+	assert_int_equal(-EOPNOTSUPP, accel_tier_page_export(t, 1, &fd));
+	assert_int_equal(-EOPNOTSUPP, accel_tier_rebind(t, &op, 1));
+	accel_tier_destroy(t);
+	assert_int_equal(0, accel_tier_key(NULL));
+	assert_int_equal(-EINVAL, accel_tier_page(NULL, 0, &pg));
+	assert_int_equal(-EINVAL, accel_tier_hold(NULL, 0, &key));
+	assert_int_equal(-EINVAL, accel_tier_page_export(NULL, 1, &fd));
+	assert_int_equal(-EINVAL, accel_tier_rebind(NULL, &op, 1));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -538,6 +589,7 @@ int main(void)
 		cmocka_unit_test(test_bad_submit),
 		cmocka_unit_test(test_layers),
 		cmocka_unit_test(test_cuda_without_driver),
+		cmocka_unit_test(test_window_not_here),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,7 +37,8 @@ int main(void)
 	M(accel_tier_info, blocks); M(accel_tier_info, block_bytes);
 	M(accel_tier_info, region_block_bytes); M(accel_tier_info, pad);
 	M(accel_tier_info, layers); M(accel_tier_info, device); M(accel_tier_info, layout);
-	M(accel_tier_info, pad2); M(accel_tier_info, block_stride);
+	M(accel_tier_info, pad2); M(accel_tier_info, block_stride); M(accel_tier_info, flags);
+	M(accel_tier_info, pad3);
 	S(accel_tier_cuda_opts); M(accel_tier_cuda_opts, sz); M(accel_tier_cuda_opts, device);
 	M(accel_tier_cuda_opts, layout); M(accel_tier_cuda_opts, block_bytes);
 	M(accel_tier_cuda_opts, blocks); M(accel_tier_cuda_opts, layers);
@@ -64,7 +65,8 @@ int main(void)
 
 	C(ACCEL_PATH_MAX); C(ACCEL_NODE_ANY); C(ACCEL_ENGINE_PRIORITY_MAX); C(ACCEL_HANDOFF_MAX);
 	C(ACCEL_HANDOFF_REGION); C(ACCEL_HANDOFF_SPACE);
-	C(ACCEL_TIER_HOST); C(ACCEL_TIER_MEMFD); C(ACCEL_TIER_ON_NODE); C(ACCEL_TIER_BLOCK_MAX);
+	C(ACCEL_TIER_HOST); C(ACCEL_TIER_MEMFD); C(ACCEL_TIER_ON_NODE); C(ACCEL_TIER_WINDOW);
+	C(ACCEL_TIER_BLOCK_MAX);
 	C(ACCEL_TIER_CUDA); C(ACCEL_TIER_CUDA_REGISTERED); C(ACCEL_TIER_LAYOUT_BLOCKS);
 	C(ACCEL_TIER_LAYOUT_LAYERS); C(ACCEL_MOVER_LAYERS); C(ACCEL_MOVER_WAIT_EVENT);
 	C(ACCEL_MOVER_RECORD_EVENT);

@@ -68,6 +68,7 @@ class Layout(unittest.TestCase):
             "ACCEL_TIER_HOST": _mover_types.TIER_HOST,
             "ACCEL_TIER_MEMFD": _mover_types.TIER_MEMFD,
             "ACCEL_TIER_ON_NODE": _mover_types.TIER_ON_NODE,
+            "ACCEL_TIER_WINDOW": _mover_types.TIER_WINDOW,
             "ACCEL_TIER_BLOCK_MAX": _mover_types.TIER_BLOCK_MAX,
             "ACCEL_TIER_CUDA": _mover_types.TIER_CUDA,
             "ACCEL_TIER_CUDA_REGISTERED": _mover_types.TIER_CUDA_REGISTERED,

@@ -20,6 +20,7 @@ MOVER_LAYERS = 1 << 0       # ACCEL_MOVER_LAYERS
 MOVER_WAIT_EVENT = 1 << 1   # ACCEL_MOVER_WAIT_EVENT
 MOVER_RECORD_EVENT = 1 << 2  # ACCEL_MOVER_RECORD_EVENT
 TIER_ON_NODE = 1 << 0       # ACCEL_TIER_ON_NODE
+TIER_WINDOW = 1 << 1        # ACCEL_TIER_WINDOW (no Python constructor yet)
 TIER_BLOCK_MAX = 64 << 20   # ACCEL_TIER_BLOCK_MAX
 
 
@@ -43,7 +44,9 @@ class TierInfo(Structure):
                 ("device", c_int32),
                 ("layout", c_uint32),
                 ("pad2", c_uint32),
-                ("block_stride", c_uint64)]
+                ("block_stride", c_uint64),
+                ("flags", c_uint32),
+                ("pad3", c_uint32)]
 
 
 class TierCudaOpts(Structure):

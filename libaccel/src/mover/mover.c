@@ -440,7 +440,9 @@ static int submit_memcpy(struct job *j, const struct accel_tier *const tiers[],
 
 /*
  * Segments of the copy engine: the runs' pieces, adjacent ones coalesced
- * (within one pair of regions), each segment at most
+ * (within one pair of objects: each tier's region, or a window tier's
+ * space, which the module resolves to what its slots are bound to at
+ * submission), each segment at most
  * KVACCEL_COPY_MAX_BYTES (and @max_seg, if not 0); chained jobs of at
  * most KVACCEL_COPY_MAX_SEGMENTS segments and KVACCEL_COPY_MAX_BYTES
  * bytes. Shared with the KV cache's host backend (mover.h).
@@ -479,7 +481,7 @@ int accel_tier_copy_engine(const struct accel_tier *const tiers[], const struct 
 	}
 	for (i = 0; i < n; i++) {
 		const struct accel_tier *s = tiers[runs[i].src_tier], *d = tiers[runs[i].dst_tier];
-		struct accel_obj *so = accel_region_obj(s->region), *dob = accel_region_obj(d->region);
+		struct accel_obj *so = accel_tier_obj(s), *dob = accel_tier_obj(d);
 
 		np = accel_run_pieces(s, d, &runs[i], sel, pc, 0, max_len);
 		for (q = 0; q < np; q++) {

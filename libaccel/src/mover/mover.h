@@ -16,6 +16,7 @@
 #include "../internal.h"
 
 struct accel_cuda_tier;
+struct accel_tier_window;
 
 struct accel_tier {
 	enum accel_tier_kind kind;
@@ -25,6 +26,14 @@ struct accel_tier {
 	uint32_t region_block;
 	struct accel_device *dev;	/* host tiers */
 	struct accel_region *region;
+	uint32_t flags;			/* ACCEL_TIER_* it was created with */
+	/*
+	 * Window tiers (ACCEL_TIER_WINDOW): the space base maps (slot i of
+	 * block b: b * k + i), and what backs each block (tier_window.c);
+	 * NULL for any other tier.
+	 */
+	struct accel_space *space;
+	struct accel_tier_window *win;
 	int memfd;			/* memfd tiers */
 	unsigned char *base;		/* host tiers: the mapping */
 	size_t map_size;
@@ -91,6 +100,22 @@ static inline uint64_t accel_tier_layer_addr(const struct accel_tier *t, uint32_
 {
 	return accel_tier_piece(t, block, layer, t->layers);
 }
+
+/* What a host tier's copy-engine segments name: a window tier's space, else its region. */
+static inline struct accel_obj *accel_tier_obj(const struct accel_tier *t)
+{
+	return t->space ? accel_space_obj(t->space) : accel_region_obj(t->region);
+}
+
+/*
+ * tier_window.c: make host tier @t (its region created, nothing mapped) a
+ * window tier: the space, slot i bound to region block i, mapped at
+ * t->base; the key of its region. 0, or -errno with whatever it made
+ * undone. And the undoing: the space, then the held regions (the own
+ * region stays the caller's).
+ */
+int accel_tier_window_init(struct accel_tier *t);
+void accel_tier_window_fini(struct accel_tier *t);
 
 /* tier.c: a new tier's common part (NULL: ENOMEM), and its undoing (frees @t). */
 struct accel_tier *accel_tier_alloc(enum accel_tier_kind kind, uint64_t block_bytes,

@@ -2,7 +2,8 @@
 /*
  * libaccel - host tiers (a kvaccel region, or a memfd), what every tier
  * shares (info, addresses, destroy), and the pieces a run is copied in
- * (accel_mover.h; device tiers: tier_cuda.c).
+ * (accel_mover.h; device tiers: tier_cuda.c; window tiers' space and
+ * rebinding: tier_window.c).
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -25,7 +26,8 @@ static int tier_opts_check(const struct accel_tier_opts *opts, uint64_t *size)
 	n = ACCEL_OPTS_GET(opts, blocks, 0);
 	layers = ACCEL_OPTS_GET(opts, layers, 0);
 	if (!bb || bb % 4096 || bb > ACCEL_TIER_BLOCK_MAX || !n ||
-	    ACCEL_OPTS_GET(opts, flags, 0) & ~ACCEL_TIER_ON_NODE || (layers && bb % layers))
+	    ACCEL_OPTS_GET(opts, flags, 0) & ~(ACCEL_TIER_ON_NODE | ACCEL_TIER_WINDOW) ||
+	    (layers && bb % layers))
 		return -EINVAL;
 	if (bb * n / n != bb || bb * n > SIZE_MAX)
 		return -EOVERFLOW;
@@ -79,6 +81,7 @@ ACCEL_EXPORT struct accel_tier *accel_tier_create_host(struct accel_device *dev,
 	if (!t)
 		return NULL;
 	t->dev = dev;
+	t->flags = ACCEL_OPTS_GET(opts, flags, 0);
 	/* The largest power of two dividing block_bytes, at most 2 MiB. */
 	low = t->block_bytes & -t->block_bytes;
 	t->region_block = low > (2u << 20) ? 2u << 20 : (uint32_t)low;
@@ -87,10 +90,19 @@ ACCEL_EXPORT struct accel_tier *accel_tier_create_host(struct accel_device *dev,
 	t->region = accel_region_create(dev, size, t->region_block, node);
 	if (!t->region)
 		goto err;
+	t->map_size = size;
+	if (t->flags & ACCEL_TIER_WINDOW) {
+		/* Addressed through a space bound to the region (tier_window.c). */
+		ret = accel_tier_window_init(t);
+		if (ret) {
+			errno = -ret;
+			goto err;
+		}
+		return t;
+	}
 	t->base = accel_region_map(t->region);
 	if (!t->base)
 		goto err;
-	t->map_size = size;
 	return t;
 err:
 	ret = errno;
@@ -110,6 +122,8 @@ ACCEL_EXPORT struct accel_tier *accel_tier_create_memfd(const struct accel_tier_
 	ret = tier_opts_check(opts, &size);
 	if (!ret && ACCEL_OPTS_GET(opts, flags, 0) & ACCEL_TIER_ON_NODE)
 		ret = -EINVAL;	/* no placement without a region */
+	if (!ret && ACCEL_OPTS_GET(opts, flags, 0) & ACCEL_TIER_WINDOW)
+		ret = -EOPNOTSUPP;	/* no space to rebind without a region */
 	if (ret) {
 		errno = -ret;
 		return NULL;
@@ -148,6 +162,8 @@ ACCEL_EXPORT void accel_tier_destroy(struct accel_tier *tier)
 		munmap(tier->base, tier->map_size);
 		close(tier->memfd);
 	} else if (tier->kind == ACCEL_TIER_HOST) {
+		/* A window tier's space first, then the regions it held, then its own. */
+		accel_tier_window_fini(tier);
 		accel_region_destroy(tier->region);
 	}
 	accel_tier_free(tier);
@@ -172,6 +188,8 @@ ACCEL_EXPORT int accel_tier_info(const struct accel_tier *tier, struct accel_tie
 	ACCEL_OPTS_SET(info, layout, tier->layout);
 	ACCEL_OPTS_SET(info, pad2, 0);
 	ACCEL_OPTS_SET(info, block_stride, tier->stride);
+	ACCEL_OPTS_SET(info, flags, tier->flags);
+	ACCEL_OPTS_SET(info, pad3, 0);
 	return 0;
 }
 

@@ -50,6 +50,9 @@ static int cuda_opts_check(const struct accel_tier_cuda_opts *o, bool registered
 	layers = layers ? layers : 1;
 	layout = ACCEL_OPTS_GET(o, layout, 0);
 	stride = ACCEL_OPTS_GET(o, block_stride, 0);
+	/* Device memory has no space to rebind. */
+	if (ACCEL_OPTS_GET(o, flags, 0) == ACCEL_TIER_WINDOW)
+		return -EOPNOTSUPP;
 	if (ACCEL_OPTS_GET(o, device, -1) < 0 || !bb || bb > ACCEL_TIER_BLOCK_MAX || !n ||
 	    bb % layers || ACCEL_OPTS_GET(o, flags, 0))
 		return -EINVAL;
@@ -282,6 +285,9 @@ int accel_tier_host_dma(struct accel_tier *t, int device)
 	struct accel_cuda_tier *ct;
 	int ret = 0;
 
+	/* A window tier's mapping is a space's (VM_PFNMAP): no pinning, so no registration. */
+	if (t->space)
+		return -EOPNOTSUPP;
 	pthread_mutex_lock(&t->lock);
 	if (!t->ct) {
 		ret = cuda_tier_open(device, 0, &ct);
