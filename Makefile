@@ -244,7 +244,7 @@ SERVE_CORE	:= tools/serve/ops.c tools/serve/weights.c tools/serve/forward.c \
 SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
 		   tools/serve/fcfs.c tools/serve/scheduled.c tools/serve/driver.c \
 		   tools/serve/pressure.c tools/serve/stack.c tools/serve/steplog.c \
-		   tools/serve/driver_migrate.c tools/serve/migrate_image.c
+		   tools/serve/driver_migrate.c tools/serve/migrate_image.c tools/serve/migrate_node.c
 SERVE_HDRS	:= $(wildcard tools/serve/*.h)
 SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve
@@ -302,6 +302,15 @@ $(B)/native/serve_driver $(B)/native/serve_migrate: $(B)/native/serve_%: tests/s
 # In the VM: the engine on host tiers in kvaccel regions, swaps on the copy engine.
 $(B)/tests/serve_vm: tests/serve/vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) $(TEST_HDRS) \
 		$(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
+
+# In the VM: a node's zero-copy live migration between two engine processes (window tiers).
+TEST_BINS	+= $(B)/tests/serve_migrate_vm
+$(B)/tests/serve_migrate_vm: tests/serve/migrate_vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \
+		$(TEST_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \

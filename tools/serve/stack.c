@@ -35,6 +35,9 @@ int serve_stack_create(struct serve_stack *s, const struct serve_stack_opts *o, 
 		ACCEL_OPTS(accel_tier_opts, to, .block_bytes = bb, .blocks = nb[i],
 			   .layers = o->model->cfg.layers);
 
+		if (i == 0 && o->window)
+			to.flags |= ACCEL_TIER_WINDOW;
+
 		s->tiers[i] = o->memfd ? accel_tier_create_memfd(&to) :
 			accel_tier_create_host(s->dev, &to);
 		if (!s->tiers[i]) {

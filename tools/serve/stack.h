@@ -15,6 +15,8 @@ struct serve_stack_opts {
 	uint32_t block_tokens;		/* 0: 16 */
 	uint32_t blocks, swap_blocks;	/* 0: 64 each */
 	bool memfd;			/* no kvaccel device */
+	/** The compute tier a window tier (ACCEL_TIER_WINDOW: a node's zero-copy migration). */
+	bool window;
 	const char *device;		/* NULL: the first one */
 	uint32_t threads, max_ctx;
 	serve_yield_fn should_yield;

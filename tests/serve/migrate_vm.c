@@ -1,0 +1,657 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A node's zero-copy live migration (tools/serve/migrate_node.c) between
+ * two engine processes on the module: window tiers, the three messages
+ * carried by a socketpair that stands in for kvacceld's hand-offs (same
+ * fds, same done-with-status). Requests moved there and back while they
+ * decode finish with the digests of each alone, their pages changed hands
+ * (no block copied), usage is back afterwards; a refusal, a destination
+ * killed before COMMIT and a source killed before COMMIT each leave the
+ * request on exactly one side.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "accel.h"
+#include "../libaccel/accel_test.h"
+#include "driver.h"
+#include "engine.h"
+#include "migrate.h"
+#include "migrate_node.h"
+#include "stack.h"
+#include "kselftest_harness.h"
+
+#define NREQ	4
+#define MAXTOK	16
+
+static const char *const prompts[NREQ] = {
+	"Hello, world",
+	"The quick brown fox jumps over the lazy dog, and then some more of it.",
+	"kvaccel: pinned host memory for KV caches, remapped without copying.",
+	"Paged attention reads K and V through block tables.",
+};
+
+struct ref {
+	uint32_t n;
+	uint64_t dig[MAXTOK];
+};
+
+static struct serve_params params_of(uint32_t i)
+{
+	return (struct serve_params) { .max_tokens = 10 + 2 * i, .seed = 30 + i,
+				       .temperature = i % 2 ? 0.7f : 0.0f };
+}
+
+static uint32_t tokens_of(uint32_t i, int32_t *tok)
+{
+	uint32_t n = (uint32_t)strlen(prompts[i]), j;
+
+	for (j = 0; j < n; j++)
+		tok[j] = (unsigned char)prompts[i][j];
+	return n;
+}
+
+static struct serve_model *model(void)
+{
+	struct serve_config c;
+
+	serve_config_default(&c);
+	return serve_model_from_seed(&c, 9);
+}
+
+static int stack_up(struct serve_stack *s, const struct serve_model *m, bool memfd,
+		    uint32_t blocks)
+{
+	struct serve_driver_opts d = { .max_tokens = 128 };
+	struct serve_stack_opts so = { .model = m, .blocks = blocks, .swap_blocks = 16,
+				       .memfd = memfd, .window = !memfd, .threads = 1,
+				       .max_ctx = 128, .sched = &d };
+	char err[256];
+	int ret = serve_stack_create(s, &so, err, sizeof(err));
+
+	if (ret)
+		fprintf(stderr, "# stack: %s\n", err);
+	return ret;
+}
+
+/* Each request alone on memfd tiers. */
+static int references(const struct serve_model *m, struct ref *ref)
+{
+	for (uint32_t i = 0; i < NREQ; i++) {
+		struct serve_params p = params_of(i);
+		struct serve_driver_info in;
+		struct serve_stack s;
+		int32_t tok[128];
+		uint32_t h, n;
+		int ret;
+
+		ret = stack_up(&s, m, true, 32);
+		if (ret)
+			return ret;
+		n = tokens_of(i, tok);
+		ret = serve_driver_add(s.driver, tok, n, &p, &h);
+		if (!ret)
+			ret = serve_driver_run_all(s.driver, NULL);
+		if (!ret)
+			ret = serve_driver_info(s.driver, h, &in);
+		if (!ret) {
+			ref[i].n = in.req.n_generated;
+			memcpy(ref[i].dig, in.req.digests, ref[i].n * 8);
+		}
+		serve_stack_destroy(&s);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- a socketpair standing in for kvacceld's hand-offs ---- */
+
+enum { FR_MSG = 1, FR_DONE = 2 };
+
+struct frame {
+	uint32_t type, count;
+	uint64_t tag;
+	int32_t status;
+	uint32_t kinds[ACCEL_HANDOFF_MAX];
+};
+
+struct side {
+	int sock;
+	const char *name, *peer;
+	struct serve_stack s;
+	struct serve_nmig *n;
+	bool peer_gone;
+	/* What happened. */
+	int done_status;
+	bool done;
+	uint32_t arrived, arrived_h[NREQ];
+	uint64_t arrived_id[NREQ];
+	struct serve_nmig_stats last;
+	/* Tags sent and not yet answered (a dead peer fails them). */
+	uint64_t unanswered[16];
+	uint32_t nr_unanswered;
+	int die_on;		/* _exit() when a message of this kind arrives (0: never) */
+	int ignore_on;		/* take a message of this kind and do nothing with it */
+};
+
+static int sock_send(void *arg, const char *to, uint64_t tag, const int *fds,
+		     const enum accel_handoff_kind *kinds, unsigned int n)
+{
+	struct side *sd = arg;
+	struct frame f = { .type = FR_MSG, .count = n, .tag = tag };
+	int ret;
+
+	if (strcmp(to, sd->peer) || sd->peer_gone)
+		return -ENOENT;
+	for (unsigned int i = 0; i < n; i++)
+		f.kinds[i] = kinds[i];
+	ret = accel_send_fds(sd->sock, fds, (int)n, &f, sizeof(f));
+	if (ret)
+		return ret;
+	sd->unanswered[sd->nr_unanswered++] = tag;
+	return 0;
+}
+
+static void on_done(void *arg, uint64_t id, int status, const struct serve_nmig_stats *st)
+{
+	struct side *sd = arg;
+
+	(void)id;
+	sd->done = true;
+	sd->done_status = status;
+	sd->last = *st;
+}
+
+static void on_arrived(void *arg, uint64_t id, uint32_t h, const char *from,
+		       const struct serve_nmig_stats *st)
+{
+	struct side *sd = arg;
+
+	(void)from;
+	sd->arrived_id[sd->arrived] = id;
+	sd->arrived_h[sd->arrived++] = h;
+	sd->last = *st;
+}
+
+static void answered(struct side *sd, uint64_t tag, int status)
+{
+	for (uint32_t i = 0; i < sd->nr_unanswered; i++) {
+		if (sd->unanswered[i] == tag) {
+			sd->unanswered[i] = sd->unanswered[--sd->nr_unanswered];
+			break;
+		}
+	}
+	serve_nmig_sent(sd->n, tag, status);
+}
+
+/* Take what the peer sent (waiting up to @ms for the first frame). */
+static void pump(struct side *sd, int ms)
+{
+	struct pollfd pf = { .fd = sd->sock, .events = POLLIN };
+
+	while (!sd->peer_gone && poll(&pf, 1, ms) > 0) {
+		int fds[ACCEL_HANDOFF_MAX], nfd = ACCEL_HANDOFF_MAX;
+		struct frame f;
+		size_t len = sizeof(f);
+		int ret = accel_recv_fds(sd->sock, fds, &nfd, &f, &len);
+
+		ms = 0;
+		if (ret || len != sizeof(f)) {
+			/* The peer died: what it did not answer failed. */
+			sd->peer_gone = true;
+			while (sd->nr_unanswered)
+				answered(sd, sd->unanswered[0], -ECONNRESET);
+			return;
+		}
+		if (f.type == FR_DONE) {
+			answered(sd, f.tag, f.status);
+			continue;
+		}
+		if (sd->die_on && (int)(f.tag & 3) == sd->die_on)
+			_exit(0);
+		if (sd->ignore_on && (int)(f.tag & 3) == sd->ignore_on) {
+			struct frame d = { .type = FR_DONE, .tag = f.tag };
+
+			for (int i = 0; i < nfd; i++)
+				close(fds[i]);
+			accel_send_fds(sd->sock, NULL, 0, &d, sizeof(d));
+			continue;
+		}
+		{
+			enum accel_handoff_kind kinds[ACCEL_HANDOFF_MAX];
+			struct frame d = { .type = FR_DONE, .tag = f.tag };
+
+			for (int i = 0; i < nfd; i++)
+				kinds[i] = f.kinds[i];
+			d.status = serve_nmig_receive(sd->n, sd->peer, fds, kinds, (unsigned int)nfd);
+			for (int i = 0; i < nfd; i++)
+				close(fds[i]);
+			accel_send_fds(sd->sock, NULL, 0, &d, sizeof(d));
+		}
+	}
+}
+
+static int side_up(struct side *sd, const struct serve_model *m, uint32_t blocks, int sock,
+		   const char *name, const char *peer)
+{
+	static const struct serve_nmig_ops ops = { .send = sock_send, .done = on_done,
+						   .arrived = on_arrived };
+	int ret;
+
+	memset(sd, 0, sizeof(*sd));
+	sd->sock = sock;
+	sd->name = name;
+	sd->peer = peer;
+	ret = stack_up(&sd->s, m, false, blocks);
+	if (ret)
+		return ret;
+	sd->n = serve_nmig_create(sd->s.driver, sd->s.tiers[0], &ops, sd);
+	if (!sd->n)
+		return -errno;
+	serve_nmig_set_timeout(sd->n, 1500);
+	return 0;
+}
+
+static void side_down(struct side *sd)
+{
+	serve_nmig_destroy(sd->n);
+	serve_stack_destroy(&sd->s);
+}
+
+static bool decoding_with(struct side *sd, uint32_t h, uint32_t gen)
+{
+	struct serve_driver_info in;
+
+	return !serve_driver_info(sd->s.driver, h, &in) &&
+	       in.sched.state == ACCEL_SCHED_DECODING && in.req.n_generated >= gen;
+}
+
+/* Step, pump, until nothing is left to do here (or @until returns true). */
+static int run_side(struct side *sd, bool (*until)(struct side *, void *), void *ctx,
+		    int max_steps)
+{
+	while (max_steps--) {
+		ACCEL_OPTS(accel_sched_stats, st);
+		int ret = serve_driver_step(sd->s.driver, NULL);
+
+		if (ret < 0)
+			return ret;
+		serve_nmig_step(sd->n);
+		pump(sd, ret ? 0 : 5);
+		if (until && until(sd, ctx))
+			return 0;
+		serve_driver_stats(sd->s.driver, &st);
+		if (!until && st.requests == st.in_state[ACCEL_SCHED_FINISHED] &&
+		    !serve_nmig_pending(sd->n) && !sd->nr_unanswered)
+			return 0;
+	}
+	return -ETIMEDOUT;
+}
+
+static int check_digests(struct side *sd, uint32_t h, const struct ref *r)
+{
+	struct serve_driver_info in;
+
+	if (serve_driver_info(sd->s.driver, h, &in) || in.req.state != SERVE_FINISHED)
+		return -EINVAL;
+	if (in.req.n_generated != r->n || memcmp(in.req.digests, r->dig, r->n * 8))
+		return -EILSEQ;
+	return 0;
+}
+
+/* Every own block of @h on @sd is backed by a page not of @sd's region. */
+static int pages_foreign(struct side *sd, uint32_t h)
+{
+	ACCEL_OPTS(accel_sched_req_info, si);
+	struct serve_driver_info in;
+	uint32_t off[2], ids[64], foreign = 0;
+
+	if (serve_driver_info(sd->s.driver, h, &in))
+		return -1;
+	si = in.sched;
+	if (si.seq == UINT32_MAX ||
+	    accel_bm_block_tables(sd->s.bm, &si.seq, 1, off, ids, 64, NULL) < 0)
+		return -1;
+	for (uint32_t i = 0; i < off[1]; i++) {
+		struct accel_tier_page pg;
+
+		if (accel_tier_page(sd->s.tiers[0], ids[i], &pg))
+			return -1;
+		foreign += pg.key != accel_tier_key(sd->s.tiers[0]);
+	}
+	return (int)foreign;
+}
+
+FIXTURE(migrate) {
+	struct accel_device *dev;
+	uint64_t usage0;
+	struct serve_model *m;
+	struct ref ref[NREQ];
+	int sv[2];
+};
+
+FIXTURE_SETUP(migrate)
+{
+	ACCEL_OPTS(accel_device_info, info);
+
+	self->dev = accel_device_open(NULL);
+	ASSERT_NE(NULL, self->dev);
+	ASSERT_EQ(0, accel_device_info(self->dev, &info));
+	self->usage0 = info.process_usage;
+	self->m = model();
+	ASSERT_NE(NULL, self->m);
+	ASSERT_EQ(0, references(self->m, self->ref));
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, self->sv));
+}
+
+FIXTURE_TEARDOWN(migrate)
+{
+	close(self->sv[0]);
+	close(self->sv[1]);
+	serve_model_free(self->m);
+	EXPECT_EQ(self->usage0, accel_test_usage_settled(self->dev, self->usage0));
+	accel_device_close(self->dev);
+}
+
+struct plan {
+	uint32_t h[NREQ];
+	uint32_t next;		/* the request to move next */
+	uint64_t id;
+};
+
+/* A (the parent): move request 1 at 3 tokens, then request 2 at 2; B sends 1 back. */
+static bool a_moves(struct side *sd, void *ctx)
+{
+	struct plan *p = ctx;
+
+	if (p->next == 0 && decoding_with(sd, p->h[1], 3)) {
+		if (!serve_nmig_start(sd->n, ++p->id, p->h[1], "B"))
+			p->next = 1;
+	} else if (p->next == 1 && decoding_with(sd, p->h[2], 2)) {
+		if (!serve_nmig_start(sd->n, ++p->id, p->h[2], "B"))
+			p->next = 2;
+	}
+	return false;
+}
+
+/* B (the child): runs request 3 and what arrives; sends the first arrival back once. */
+static int b_main(struct side *b, const struct ref *ref, bool send_back)
+{
+	struct serve_params p = params_of(3);
+	int32_t tok[128];
+	uint32_t h3, n = tokens_of(3, tok), sent = 0, back_h = 0;
+	int steps = 4000, ret;
+
+	ret = serve_driver_add(b->s.driver, tok, n, &p, &h3);
+	if (ret)
+		return 10;
+	while (steps--) {
+		ACCEL_OPTS(accel_sched_stats, st);
+
+		ret = serve_driver_step(b->s.driver, NULL);
+		if (ret < 0)
+			return 11;
+		serve_nmig_step(b->n);
+		pump(b, ret ? 0 : 5);
+		if (b->arrived && !sent) {
+			if (pages_foreign(b, b->arrived_h[0]) <= 0 && decoding_with(b, b->arrived_h[0], 1))
+				return 12;	/* its pages are not the source's: copied? */
+			if (send_back && decoding_with(b, b->arrived_h[0], 6) &&
+			    !serve_nmig_start(b->n, 100, b->arrived_h[0], "A")) {
+				back_h = b->arrived_h[0];
+				sent = 1;
+			}
+			if (!send_back)
+				sent = 1;
+		}
+		serve_driver_stats(b->s.driver, &st);
+		if (b->peer_gone && !serve_nmig_pending(b->n) &&
+		    st.requests == st.in_state[ACCEL_SCHED_FINISHED])
+			break;
+	}
+	if (steps < 0)
+		return 13;
+	if (check_digests(b, h3, &ref[3]))
+		return 14;
+	/* Request 2 ends here; request 1 went back (or ends here without send_back). */
+	for (uint32_t i = 0; i < b->arrived; i++) {
+		uint32_t which = b->arrived_h[i] == back_h ? 1 : (send_back ? 2 : 1);
+
+		if (b->arrived_h[i] == back_h)
+			continue;
+		if (check_digests(b, b->arrived_h[i], &ref[which]))
+			return 15;
+	}
+	if (send_back && (!b->done || b->done_status))
+		return 16;
+	return 0;
+}
+
+/* Requests go A -> B, and one of them back B -> A, while all of them decode. */
+TEST_F(migrate, there_and_back_zero_copy)
+{
+	struct serve_driver_info in;
+	struct plan p = { 0 };
+	struct side a;
+	int32_t tok[128];
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct side b;
+
+		close(self->sv[0]);
+		if (side_up(&b, self->m, 24, self->sv[1], "B", "A"))
+			_exit(9);
+		status = b_main(&b, self->ref, true);
+		side_down(&b);
+		_exit(status);
+	}
+	close(self->sv[1]);
+	self->sv[1] = -1;
+	ASSERT_EQ(0, side_up(&a, self->m, 24, self->sv[0], "A", "B"));
+	for (uint32_t i = 0; i < 3; i++) {
+		struct serve_params pp = params_of(i);
+		uint32_t n = tokens_of(i, tok);
+
+		ASSERT_EQ(0, serve_driver_add(a.s.driver, tok, n, &pp, &p.h[i]));
+	}
+	/* Until both moved, request 1 came back and everything here finished. */
+	for (int k = 0; k < 6000; k++) {
+		ACCEL_OPTS(accel_sched_stats, st);
+
+		ASSERT_LE(0, serve_driver_step(a.s.driver, NULL));
+		serve_nmig_step(a.n);
+		pump(&a, 2);
+		a_moves(&a, &p);
+		serve_driver_stats(a.s.driver, &st);
+		if (p.next == 2 && a.arrived && st.requests == st.in_state[ACCEL_SCHED_FINISHED] &&
+		    !serve_nmig_pending(a.n) && !a.nr_unanswered)
+			break;
+	}
+	ASSERT_EQ(1, a.arrived);
+	EXPECT_EQ(0, check_digests(&a, p.h[0], &self->ref[0]));
+	EXPECT_EQ(0, check_digests(&a, a.arrived_h[0], &self->ref[1]));
+	ASSERT_EQ(0, serve_driver_info(a.s.driver, p.h[2], &in));
+	EXPECT_EQ(SERVE_MIGRATED, in.req.state);
+	EXPECT_EQ(0, a.done_status);
+	close(self->sv[0]);
+	self->sv[0] = -1;
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	side_down(&a);
+}
+
+/* The destination has no room: the request resumes on the source. */
+TEST_F(migrate, refused_resumes_on_the_source)
+{
+	struct plan p = { 0 };
+	struct side a;
+	int32_t tok[128];
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct side b;
+
+		close(self->sv[0]);
+		if (side_up(&b, self->m, 4, self->sv[1], "B", "A"))	/* never room */
+			_exit(9);
+		while (!b.peer_gone)
+			pump(&b, 100);
+		status = b.arrived || serve_nmig_pending(b.n) ? 1 : 0;
+		side_down(&b);
+		_exit(status);
+	}
+	close(self->sv[1]);
+	self->sv[1] = -1;
+	ASSERT_EQ(0, side_up(&a, self->m, 24, self->sv[0], "A", "B"));
+	for (uint32_t i = 0; i < 2; i++) {
+		struct serve_params pp = params_of(i);
+		uint32_t n = tokens_of(i, tok);
+
+		ASSERT_EQ(0, serve_driver_add(a.s.driver, tok, n, &pp, &p.h[i]));
+	}
+	p.next = 5;
+	while (!decoding_with(&a, p.h[1], 3))
+		ASSERT_LE(0, serve_driver_step(a.s.driver, NULL));
+	ASSERT_EQ(0, serve_nmig_start(a.n, 7, p.h[1], "B"));
+	ASSERT_EQ(0, run_side(&a, NULL, NULL, 4000));
+	EXPECT_TRUE(a.done);
+	EXPECT_EQ(-E2BIG, a.done_status);
+	EXPECT_EQ(0, check_digests(&a, p.h[0], &self->ref[0]));
+	EXPECT_EQ(0, check_digests(&a, p.h[1], &self->ref[1]));
+	close(self->sv[0]);
+	self->sv[0] = -1;
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	side_down(&a);
+}
+
+/* The destination dies with the OFFER (before PREPARED): the request resumes on the source. */
+TEST_F(migrate, destination_killed_before_commit)
+{
+	struct side a;
+	int32_t tok[128];
+	struct serve_params pp = params_of(1);
+	uint32_t h, n;
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct side b;
+
+		close(self->sv[0]);
+		if (side_up(&b, self->m, 24, self->sv[1], "B", "A"))
+			_exit(9);
+		b.die_on = SERVE_NMSG_OFFER;
+		for (;;)
+			pump(&b, 100);
+	}
+	close(self->sv[1]);
+	self->sv[1] = -1;
+	ASSERT_EQ(0, side_up(&a, self->m, 24, self->sv[0], "A", "B"));
+	n = tokens_of(1, tok);
+	ASSERT_EQ(0, serve_driver_add(a.s.driver, tok, n, &pp, &h));
+	while (!decoding_with(&a, h, 2))
+		ASSERT_LE(0, serve_driver_step(a.s.driver, NULL));
+	ASSERT_EQ(0, serve_nmig_start(a.n, 8, h, "B"));
+	ASSERT_EQ(0, run_side(&a, NULL, NULL, 4000));
+	EXPECT_TRUE(a.done);
+	EXPECT_EQ(-ECONNRESET, a.done_status);
+	EXPECT_EQ(0, check_digests(&a, h, &self->ref[1]));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	side_down(&a);
+}
+
+/*
+ * The source dies with PREPARED, or takes it and never answers (before
+ * COMMIT either way): the destination frees what it prepared, at once or
+ * after its timeout; nothing of it stays.
+ */
+static void source_gone(struct __test_metadata *_metadata, FIXTURE_DATA(migrate) *self,
+			bool dies)
+{
+	ACCEL_OPTS(accel_bm_tier_stats, st);
+	struct side b;
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct serve_params pp = params_of(1);
+		struct side a;
+		int32_t tok[128];
+		uint32_t h, n;
+
+		close(self->sv[1]);
+		if (side_up(&a, self->m, 24, self->sv[0], "A", "B"))
+			_exit(9);
+		if (dies)
+			a.die_on = SERVE_NMSG_PREPARED;
+		else
+			a.ignore_on = SERVE_NMSG_PREPARED;
+		n = tokens_of(1, tok);
+		if (serve_driver_add(a.s.driver, tok, n, &pp, &h))
+			_exit(10);
+		while (!decoding_with(&a, h, 2))
+			if (serve_driver_step(a.s.driver, NULL) < 0)
+				_exit(11);
+		if (serve_nmig_start(a.n, 9, h, "B"))
+			_exit(12);
+		for (int k = 0; k < 60 && !a.peer_gone; k++)
+			pump(&a, 100);
+		_exit(0);
+	}
+	close(self->sv[0]);
+	self->sv[0] = -1;
+	ASSERT_EQ(0, side_up(&b, self->m, 24, self->sv[1], "B", "A"));
+	while (!b.peer_gone && !serve_nmig_pending(b.n))
+		pump(&b, 100);
+	if (!dies) {
+		pump(&b, 200);	/* PREPARED was taken: B waits for a COMMIT that never comes */
+		ASSERT_EQ(0, accel_bm_tier_stats(b.s.bm, 0, &st));
+		EXPECT_LT(0, st.used);
+		EXPECT_EQ(1, serve_nmig_pending(b.n));
+		for (int k = 0; k < 100 && serve_nmig_pending(b.n); k++) {
+			pump(&b, 50);
+			serve_nmig_step(b.n);
+		}
+	} else {
+		while (!b.peer_gone)
+			pump(&b, 100);
+	}
+	EXPECT_EQ(0, serve_nmig_pending(b.n));
+	ASSERT_EQ(0, accel_bm_tier_stats(b.s.bm, 0, &st));
+	EXPECT_EQ(0, st.used);
+	EXPECT_EQ(0, b.arrived);
+	close(self->sv[1]);
+	self->sv[1] = -1;
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	side_down(&b);
+}
+
+TEST_F(migrate, source_killed_before_commit)
+{
+	source_gone(_metadata, self, true);
+}
+
+TEST_F(migrate, source_silent_destination_times_out)
+{
+	source_gone(_metadata, self, false);
+}
+
+TEST_HARNESS_MAIN

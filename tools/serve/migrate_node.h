@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvaccel-serve - live migration between two engines of one node, no KV
+ * byte copied (migrate_node.c; Documentation/serve.rst, "Live migration").
+ *
+ * The engines' compute tiers are window tiers (ACCEL_TIER_WINDOW): each
+ * block id is a slot that some region's page backs. The request's pages
+ * change hands, and the destination's displaced pages go the other way,
+ * so both block pools keep their size and the node's memory stays what it
+ * was. Three messages, each a hand-off (through kvacceld) of a sealed
+ * memfd and the dma-bufs of the regions it names:
+ *
+ *   OFFER     source -> destination: the request stopped at a step
+ *             boundary; its image, the page behind each of its blocks
+ *             (the bytes of those it shares with others on the source).
+ *   PREPARED  destination -> source: blocks pre-allocated, the shared
+ *             blocks' bytes copied; the pages it gives for the others. Or
+ *             a refusal (status), and the source resumes the request.
+ *   COMMIT    source -> destination: the point of no return. The source
+ *             rebinds its blocks to the pages it was given and frees them;
+ *             the destination rebinds its pre-allocated blocks to the
+ *             request's pages and schedules it: its next step decodes
+ *             the token the source sampled last.
+ *
+ * Outcomes: before COMMIT is sent, anything that fails leaves the request
+ * on the source (it resumes; a destination that hears nothing for
+ * SERVE_NMIG_TIMEOUT_MS frees what it prepared); after, it is the
+ * destination's, and if COMMIT never reaches it the request fails to its
+ * client with -EHOSTDOWN. Never on both sides, never lost silently.
+ *
+ * Every call belongs to the engine thread, between steps.
+ */
+#ifndef SERVE_MIGRATE_NODE_H
+#define SERVE_MIGRATE_NODE_H
+
+#include <stdint.h>
+
+#include <accel.h>
+
+#include "driver.h"
+
+#ifndef ACCEL_HANDOFF_MEMFD_MAX	/* until libaccel's engine side has memfd hand-offs */
+#define ACCEL_HANDOFF_MEMFD	((enum accel_handoff_kind)3)
+#define ACCEL_HANDOFF_MEMFD_MAX	(64ULL << 20)
+#endif
+
+/** A prepared migration the source never commits is freed after this. */
+#define SERVE_NMIG_TIMEOUT_MS	10000
+
+#define SERVE_NMSG_MAGIC	0x4d4e564bu	/* "KVNM" */
+
+enum serve_nmsg_kind {
+	SERVE_NMSG_OFFER = 1,
+	SERVE_NMSG_PREPARED = 2,
+	SERVE_NMSG_COMMIT = 3,
+};
+
+/**
+ * A message (the memfd's bytes): the header, uint64_t keys[nr_keys] (fd
+ * i + 1 of the hand-off is the region of keys[i]), struct serve_npage
+ * pages[nr_pages], then (OFFER) the image and block_bytes bytes for each
+ * page whose own is 0.
+ */
+struct serve_nmsg {
+	uint32_t magic;
+	uint32_t kind;		/* enum serve_nmsg_kind */
+	uint64_t id;		/* the migration (kvacceld's) */
+	uint64_t size;		/* the message's bytes */
+	int32_t status;		/* PREPARED: 0, or the -errno of the refusal */
+	uint32_t nr_keys;
+	uint32_t nr_pages;	/* OFFER: the request's blocks; PREPARED: one per own block */
+	uint32_t pad;
+	uint64_t image_len;	/* OFFER */
+	uint64_t block_bytes;	/* OFFER */
+};
+
+struct serve_npage {
+	uint64_t key;		/* the region (accel_tier_page()) */
+	uint32_t first;		/* its first region block */
+	uint32_t own;		/* OFFER: 1 if the page changes hands, 0 if its bytes follow */
+};
+
+/** What one migration took (the destination's, once its first token came). */
+struct serve_nmig_stats {
+	uint64_t downtime_us;	/* the source's last token to the destination's next */
+	uint64_t total_us;	/* the migrate request to COMMIT delivered (source) */
+	uint64_t pages;		/* changed hands */
+	uint64_t bytes_copied;	/* shared blocks' bytes */
+	uint32_t blocks;
+	uint32_t tokens;
+};
+
+struct serve_nmig_ops {
+	/** Hand @n fds to engine @to under @tag (accel_engine_handoff()). */
+	int (*send)(void *arg, const char *to, uint64_t tag, const int *fds,
+		    const enum accel_handoff_kind *kinds, unsigned int n);
+	/** Source: migration @id is over (accel_engine_migrated()). */
+	void (*done)(void *arg, uint64_t id, int status, const struct serve_nmig_stats *st);
+	/** Destination: request @h arrived from @from and decoded its first token here. */
+	void (*arrived)(void *arg, uint64_t id, uint32_t h, const char *from,
+			const struct serve_nmig_stats *st);
+};
+
+struct serve_nmig;
+
+/** NULL and errno: EOPNOTSUPP (@tier0 is not a window tier), ENOMEM. */
+struct serve_nmig *serve_nmig_create(struct serve_driver *d, struct accel_tier *tier0,
+				     const struct serve_nmig_ops *ops, void *arg);
+/** Cancels what is prepared; migrations out in flight resume their requests. */
+void serve_nmig_destroy(struct serve_nmig *n);
+
+/**
+ * Source: move request @h to engine @to as migration @id. 0 (OFFER sent);
+ * serve_driver_migrate_out()'s errors; the send's.
+ */
+int serve_nmig_start(struct serve_nmig *n, uint64_t id, uint32_t h, const char *to);
+/**
+ * A hand-off from engine @from: a message and its regions' fds (the
+ * caller's; closed by the caller after). 0, or -errno to refuse it
+ * (-EPROTO: not a message, -ENOENT: an unknown migration).
+ */
+int serve_nmig_receive(struct serve_nmig *n, const char *from, const int *fds,
+		       const enum accel_handoff_kind *kinds, unsigned int count);
+/** A hand-off this engine sent under @tag is over (@status: the receiver's). */
+void serve_nmig_sent(struct serve_nmig *n, uint64_t tag, int status);
+/** kvacceld says migration @id is over (the other side left, or a timeout). */
+void serve_nmig_abort(struct serve_nmig *n, uint64_t id);
+/** Each step: commits waiting for room, timeouts, first tokens of arrivals. */
+void serve_nmig_step(struct serve_nmig *n);
+/** How long a prepared migration waits for its COMMIT (0: SERVE_NMIG_TIMEOUT_MS). */
+void serve_nmig_set_timeout(struct serve_nmig *n, uint32_t ms);
+/** Migrations in flight (either side). */
+unsigned int serve_nmig_pending(const struct serve_nmig *n);
+
+/** The hand-off tag of message @kind of migration @id. */
+static inline uint64_t serve_nmig_tag(uint64_t id, uint32_t kind)
+{
+	return id << 2 | kind;
+}
+
+#endif /* SERVE_MIGRATE_NODE_H */
