@@ -244,7 +244,8 @@ SERVE_CORE	:= tools/serve/ops.c tools/serve/weights.c tools/serve/forward.c \
 SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
 		   tools/serve/fcfs.c tools/serve/scheduled.c tools/serve/driver.c \
 		   tools/serve/pressure.c tools/serve/stack.c tools/serve/steplog.c \
-		   tools/serve/driver_migrate.c tools/serve/migrate_image.c tools/serve/migrate_node.c
+		   tools/serve/driver_migrate.c tools/serve/migrate_image.c tools/serve/migrate_node.c \
+		   tools/serve/migrate_sock.c
 SERVE_HDRS	:= $(wildcard tools/serve/*.h)
 SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve

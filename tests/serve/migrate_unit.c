@@ -358,11 +358,46 @@ static void test_refused(void **state)
 	serve_stack_destroy(&busy);
 }
 
+/* The recompute baseline: only the tokens move, the destination prefills them again. */
+static void test_recompute(void **state)
+{
+	struct serve_stack a, b;
+	struct serve_migr_out mo;
+	struct serve_params p = params_of(3);
+	struct serve_driver_info in;
+	struct result r;
+	uint32_t h, nh, n;
+	int32_t tok[128];
+
+	(void)state;
+	stack_up(&a, 48, 0);
+	stack_up(&b, 48, 0);
+	n = tokens_of(3, tok);
+	assert_int_equal(serve_driver_add(a.driver, tok, n, &p, &h), 0);
+	run_to(&a, h, 4);
+	assert_int_equal(serve_driver_migrate_out(a.driver, h, 0, &mo), 0);
+	assert_int_equal(serve_driver_migrate_recompute(b.driver, mo.image, mo.len - 1, &nh),
+			 -EPROTO);
+	assert_int_equal(serve_driver_migrate_recompute(b.driver, mo.image, mo.len, &nh), 0);
+	assert_int_equal(serve_driver_migrate_done(a.driver, &mo), 0);
+	assert_int_equal(serve_driver_run_all(b.driver, NULL), 0);
+	result_of(b.driver, nh, &r);
+	assert_same(&r, &ref[3]);
+	assert_int_equal(serve_driver_info(b.driver, nh, &in), 0);
+	assert_true(in.sched.prompt_len > n);	/* what it had generated was prefilled too */
+	assert_nothing_held(&a);
+	assert_int_equal(serve_driver_release(b.driver, nh), 0);
+	assert_nothing_held(&b);
+	serve_stack_destroy(&a);
+	serve_stack_destroy(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ping_pong),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_recompute),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

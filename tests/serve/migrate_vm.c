@@ -10,7 +10,6 @@
  * request on exactly one side.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,6 +22,7 @@
 #include "engine.h"
 #include "migrate.h"
 #include "migrate_node.h"
+#include "migrate_sock.h"
 #include "stack.h"
 #include "kselftest_harness.h"
 
@@ -110,52 +110,27 @@ static int references(const struct serve_model *m, struct ref *ref)
 	return 0;
 }
 
-/* ---- a socketpair standing in for kvacceld's hand-offs ---- */
-
-enum { FR_MSG = 1, FR_DONE = 2 };
-
-struct frame {
-	uint32_t type, count;
-	uint64_t tag;
-	int32_t status;
-	uint32_t kinds[ACCEL_HANDOFF_MAX];
-};
+/* ---- two engines, the hand-offs on a socketpair (migrate_sock.h) ---- */
 
 struct side {
-	int sock;
-	const char *name, *peer;
+	struct serve_msock ms;
+	const char *name;
 	struct serve_stack s;
 	struct serve_nmig *n;
-	bool peer_gone;
 	/* What happened. */
 	int done_status;
 	bool done;
 	uint32_t arrived, arrived_h[NREQ];
 	uint64_t arrived_id[NREQ];
 	struct serve_nmig_stats last;
-	/* Tags sent and not yet answered (a dead peer fails them). */
-	uint64_t unanswered[16];
-	uint32_t nr_unanswered;
-	int die_on;		/* _exit() when a message of this kind arrives (0: never) */
-	int ignore_on;		/* take a message of this kind and do nothing with it */
 };
 
-static int sock_send(void *arg, const char *to, uint64_t tag, const int *fds,
+static int side_send(void *arg, const char *to, uint64_t tag, const int *fds,
 		     const enum accel_handoff_kind *kinds, unsigned int n)
 {
 	struct side *sd = arg;
-	struct frame f = { .type = FR_MSG, .count = n, .tag = tag };
-	int ret;
 
-	if (strcmp(to, sd->peer) || sd->peer_gone)
-		return -ENOENT;
-	for (unsigned int i = 0; i < n; i++)
-		f.kinds[i] = kinds[i];
-	ret = accel_send_fds(sd->sock, fds, (int)n, &f, sizeof(f));
-	if (ret)
-		return ret;
-	sd->unanswered[sd->nr_unanswered++] = tag;
-	return 0;
+	return serve_msock_send(&sd->ms, to, tag, fds, kinds, n);
 }
 
 static void on_done(void *arg, uint64_t id, int status, const struct serve_nmig_stats *st)
@@ -179,81 +154,28 @@ static void on_arrived(void *arg, uint64_t id, uint32_t h, const char *from,
 	sd->last = *st;
 }
 
-static void answered(struct side *sd, uint64_t tag, int status)
-{
-	for (uint32_t i = 0; i < sd->nr_unanswered; i++) {
-		if (sd->unanswered[i] == tag) {
-			sd->unanswered[i] = sd->unanswered[--sd->nr_unanswered];
-			break;
-		}
-	}
-	serve_nmig_sent(sd->n, tag, status);
-}
-
-/* Take what the peer sent (waiting up to @ms for the first frame). */
 static void pump(struct side *sd, int ms)
 {
-	struct pollfd pf = { .fd = sd->sock, .events = POLLIN };
-
-	while (!sd->peer_gone && poll(&pf, 1, ms) > 0) {
-		int fds[ACCEL_HANDOFF_MAX], nfd = ACCEL_HANDOFF_MAX;
-		struct frame f;
-		size_t len = sizeof(f);
-		int ret = accel_recv_fds(sd->sock, fds, &nfd, &f, &len);
-
-		ms = 0;
-		if (ret || len != sizeof(f)) {
-			/* The peer died: what it did not answer failed. */
-			sd->peer_gone = true;
-			while (sd->nr_unanswered)
-				answered(sd, sd->unanswered[0], -ECONNRESET);
-			return;
-		}
-		if (f.type == FR_DONE) {
-			answered(sd, f.tag, f.status);
-			continue;
-		}
-		if (sd->die_on && (int)(f.tag & 3) == sd->die_on)
-			_exit(0);
-		if (sd->ignore_on && (int)(f.tag & 3) == sd->ignore_on) {
-			struct frame d = { .type = FR_DONE, .tag = f.tag };
-
-			for (int i = 0; i < nfd; i++)
-				close(fds[i]);
-			accel_send_fds(sd->sock, NULL, 0, &d, sizeof(d));
-			continue;
-		}
-		{
-			enum accel_handoff_kind kinds[ACCEL_HANDOFF_MAX];
-			struct frame d = { .type = FR_DONE, .tag = f.tag };
-
-			for (int i = 0; i < nfd; i++)
-				kinds[i] = f.kinds[i];
-			d.status = serve_nmig_receive(sd->n, sd->peer, fds, kinds, (unsigned int)nfd);
-			for (int i = 0; i < nfd; i++)
-				close(fds[i]);
-			accel_send_fds(sd->sock, NULL, 0, &d, sizeof(d));
-		}
-	}
+	serve_msock_pump(&sd->ms, ms);
 }
 
 static int side_up(struct side *sd, const struct serve_model *m, uint32_t blocks, int sock,
 		   const char *name, const char *peer)
 {
-	static const struct serve_nmig_ops ops = { .send = sock_send, .done = on_done,
+	static const struct serve_nmig_ops ops = { .send = side_send, .done = on_done,
 						   .arrived = on_arrived };
 	int ret;
 
 	memset(sd, 0, sizeof(*sd));
-	sd->sock = sock;
+	serve_msock_init(&sd->ms, sock, peer);
 	sd->name = name;
-	sd->peer = peer;
 	ret = stack_up(&sd->s, m, false, blocks);
 	if (ret)
 		return ret;
 	sd->n = serve_nmig_create(sd->s.driver, sd->s.tiers[0], &ops, sd);
 	if (!sd->n)
 		return -errno;
+	sd->ms.n = sd->n;
 	serve_nmig_set_timeout(sd->n, 1500);
 	return 0;
 }
@@ -288,7 +210,7 @@ static int run_side(struct side *sd, bool (*until)(struct side *, void *), void 
 			return 0;
 		serve_driver_stats(sd->s.driver, &st);
 		if (!until && st.requests == st.in_state[ACCEL_SCHED_FINISHED] &&
-		    !serve_nmig_pending(sd->n) && !sd->nr_unanswered)
+		    !serve_nmig_pending(sd->n) && !sd->ms.nr_pending)
 			return 0;
 	}
 	return -ETIMEDOUT;
@@ -411,7 +333,7 @@ static int b_main(struct side *b, const struct ref *ref, bool send_back)
 				sent = 1;
 		}
 		serve_driver_stats(b->s.driver, &st);
-		if (b->peer_gone && !serve_nmig_pending(b->n) &&
+		if (b->ms.peer_gone && !serve_nmig_pending(b->n) &&
 		    st.requests == st.in_state[ACCEL_SCHED_FINISHED])
 			break;
 	}
@@ -474,7 +396,7 @@ TEST_F(migrate, there_and_back_zero_copy)
 		a_moves(&a, &p);
 		serve_driver_stats(a.s.driver, &st);
 		if (p.next == 2 && a.arrived && st.requests == st.in_state[ACCEL_SCHED_FINISHED] &&
-		    !serve_nmig_pending(a.n) && !a.nr_unanswered)
+		    !serve_nmig_pending(a.n) && !a.ms.nr_pending)
 			break;
 	}
 	ASSERT_EQ(1, a.arrived);
@@ -507,7 +429,7 @@ TEST_F(migrate, refused_resumes_on_the_source)
 		close(self->sv[0]);
 		if (side_up(&b, self->m, 4, self->sv[1], "B", "A"))	/* never room */
 			_exit(9);
-		while (!b.peer_gone)
+		while (!b.ms.peer_gone)
 			pump(&b, 100);
 		status = b.arrived || serve_nmig_pending(b.n) ? 1 : 0;
 		side_down(&b);
@@ -556,7 +478,7 @@ TEST_F(migrate, destination_killed_before_commit)
 		close(self->sv[0]);
 		if (side_up(&b, self->m, 24, self->sv[1], "B", "A"))
 			_exit(9);
-		b.die_on = SERVE_NMSG_OFFER;
+		b.ms.die_on = SERVE_NMSG_OFFER;
 		for (;;)
 			pump(&b, 100);
 	}
@@ -601,9 +523,9 @@ static void source_gone(struct __test_metadata *_metadata, FIXTURE_DATA(migrate)
 		if (side_up(&a, self->m, 24, self->sv[0], "A", "B"))
 			_exit(9);
 		if (dies)
-			a.die_on = SERVE_NMSG_PREPARED;
+			a.ms.die_on = SERVE_NMSG_PREPARED;
 		else
-			a.ignore_on = SERVE_NMSG_PREPARED;
+			a.ms.ignore_on = SERVE_NMSG_PREPARED;
 		n = tokens_of(1, tok);
 		if (serve_driver_add(a.s.driver, tok, n, &pp, &h))
 			_exit(10);
@@ -612,14 +534,14 @@ static void source_gone(struct __test_metadata *_metadata, FIXTURE_DATA(migrate)
 				_exit(11);
 		if (serve_nmig_start(a.n, 9, h, "B"))
 			_exit(12);
-		for (int k = 0; k < 60 && !a.peer_gone; k++)
+		for (int k = 0; k < 60 && !a.ms.peer_gone; k++)
 			pump(&a, 100);
 		_exit(0);
 	}
 	close(self->sv[0]);
 	self->sv[0] = -1;
 	ASSERT_EQ(0, side_up(&b, self->m, 24, self->sv[1], "B", "A"));
-	while (!b.peer_gone && !serve_nmig_pending(b.n))
+	while (!b.ms.peer_gone && !serve_nmig_pending(b.n))
 		pump(&b, 100);
 	if (!dies) {
 		pump(&b, 200);	/* PREPARED was taken: B waits for a COMMIT that never comes */
@@ -631,7 +553,7 @@ static void source_gone(struct __test_metadata *_metadata, FIXTURE_DATA(migrate)
 			serve_nmig_step(b.n);
 		}
 	} else {
-		while (!b.peer_gone)
+		while (!b.ms.peer_gone)
 			pump(&b, 100);
 	}
 	EXPECT_EQ(0, serve_nmig_pending(b.n));

@@ -712,6 +712,11 @@ void serve_driver_usage(struct serve_driver *d, uint32_t tier, uint32_t *used, u
 	*total = ts.blocks;
 }
 
+struct serve_engine *serve_driver_engine(struct serve_driver *d)
+{
+	return d->o.engine;
+}
+
 struct accel_sched *serve_driver_sched(struct serve_driver *d)
 {
 	return d->sched;

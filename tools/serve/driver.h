@@ -123,6 +123,8 @@ int serve_driver_stats(struct serve_driver *d, struct accel_sched_stats *st);
 /** Blocks of a tier in use by requests (cached prefixes not counted), and in all. */
 void serve_driver_usage(struct serve_driver *d, uint32_t tier, uint32_t *used, uint32_t *total);
 struct accel_sched *serve_driver_sched(struct serve_driver *d);
+/** The engine the driver drives. */
+struct serve_engine *serve_driver_engine(struct serve_driver *d);
 
 /**
  * A memory-pressure round (kvacceld's release request): free about @bytes

@@ -265,64 +265,83 @@ void serve_driver_migrate_cancel(struct serve_driver *d, struct serve_migr_in *m
 	memset(mi, 0, sizeof(*mi));
 }
 
-int serve_driver_migrate_commit(struct serve_driver *d, struct serve_migr_in *mi, uint32_t *h)
+/* A slot and an engine request for @hd (under d->lock for the slot): its handle, 0 on error. */
+static int slot_for(struct serve_driver *d, const struct serve_migr_hdr *hd, bool adopt,
+		    uint32_t seq, uint32_t *h)
 {
-	const struct serve_migr_hdr *hd = mi ? mi->hdr : NULL;
+	struct serve_params p = {
+		.max_tokens = hd->max_tokens, .temperature = hd->temperature, .seed = hd->seed,
+		.priority = hd->priority, .client = hd->client, .ttft_slo_us = hd->ttft_slo_us,
+		.tpot_slo_us = hd->tpot_slo_us, .offline = hd->offline,
+	};
+	const int32_t *tok = serve_migr_tokens(hd);
 	struct dslot *s = NULL;
 	uint32_t i, eid;
 	int ret;
 
-	if (!d || !hd || !h)
-		return -EINVAL;
-	{
-		struct serve_params p = {
-			.max_tokens = hd->max_tokens, .temperature = hd->temperature,
-			.seed = hd->seed, .priority = hd->priority, .client = hd->client,
-			.ttft_slo_us = hd->ttft_slo_us, .tpot_slo_us = hd->tpot_slo_us,
-			.offline = hd->offline,
-		};
-
-		ret = serve_engine_adopt(d->o.engine, serve_migr_tokens(hd), hd->n_prompt,
-					 serve_migr_tokens(hd) + hd->n_prompt,
-					 serve_migr_digests(hd), hd->n_gen, &p, &eid);
-		if (ret)
-			goto cancel;
-		pthread_mutex_lock(&d->lock);
-		for (i = 0; i < d->nr_slots; i++) {
-			if (!d->slot[i].used) {
-				s = &d->slot[i];
-				break;
-			}
-		}
-		if (!s) {
-			pthread_mutex_unlock(&d->lock);
-			serve_engine_release(d->o.engine, eid);
-			ret = -ENOSPC;
-			goto cancel;
-		}
-		*s = (struct dslot) { .used = true, .n_prompt = hd->n_prompt, .p = p,
-				      .eid = eid, .gen = s->gen + 1 };
-		if (i + 1 > d->max_h)
-			d->max_h = i + 1;
-		ret = sched_take(d, s, i + 1, hd, true, mi->seq, &s->sreq);
-		if (ret) {
-			*s = (struct dslot) { .gen = s->gen };
-			while (d->max_h && !d->slot[d->max_h - 1].used)
-				d->max_h--;
-		}
-		pthread_mutex_unlock(&d->lock);
-		if (ret) {
-			serve_engine_release(d->o.engine, eid);
-			if (ret == -EBUSY)
-				return ret;	/* no running slot now: the caller may try again */
-			goto cancel;
+	ret = serve_engine_adopt(d->o.engine, tok, hd->n_prompt, tok + hd->n_prompt,
+				 serve_migr_digests(hd), hd->n_gen, &p, &eid);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&d->lock);
+	for (i = 0; i < d->nr_slots; i++) {
+		if (!d->slot[i].used) {
+			s = &d->slot[i];
+			break;
 		}
 	}
+	if (!s) {
+		pthread_mutex_unlock(&d->lock);
+		serve_engine_release(d->o.engine, eid);
+		return -ENOSPC;
+	}
+	*s = (struct dslot) { .used = true, .n_prompt = hd->n_prompt, .p = p, .eid = eid,
+			      .gen = s->gen + 1 };
+	if (i + 1 > d->max_h)
+		d->max_h = i + 1;
+	ret = sched_take(d, s, i + 1, hd, adopt, seq, &s->sreq);
+	if (ret) {
+		*s = (struct dslot) { .gen = s->gen };
+		while (d->max_h && !d->slot[d->max_h - 1].used)
+			d->max_h--;
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (ret) {
+		serve_engine_release(d->o.engine, eid);
+		return ret;
+	}
 	*h = i + 1;
+	return 0;
+}
+
+int serve_driver_migrate_commit(struct serve_driver *d, struct serve_migr_in *mi, uint32_t *h)
+{
+	int ret;
+
+	if (!d || !mi || !mi->hdr || !h)
+		return -EINVAL;
+	ret = slot_for(d, mi->hdr, true, mi->seq, h);
+	if (ret == -EBUSY)
+		return ret;	/* no running slot now: the caller may try again */
+	if (ret) {
+		serve_driver_migrate_cancel(d, mi);
+		return ret;
+	}
 	free(mi->blocks);
 	memset(mi, 0, sizeof(*mi));
 	return 0;
-cancel:
-	serve_driver_migrate_cancel(d, mi);
-	return ret;
+}
+
+int serve_driver_migrate_recompute(struct serve_driver *d, const void *image, size_t len,
+				   uint32_t *h)
+{
+	int ret;
+
+	if (!d || !h)
+		return -EINVAL;
+	ret = serve_migr_image_check(image, len, serve_migr_model_id(serve_engine_model(d->o.engine)),
+				     serve_engine_block_tokens(d->o.engine), d->o.block_bytes);
+	if (ret)
+		return ret;
+	return slot_for(d, image, false, 0, h);
 }

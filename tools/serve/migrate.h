@@ -140,6 +140,13 @@ int serve_driver_migrate_prepare(struct serve_driver *d, const void *image, size
  * error nothing is left, the pre-allocation is freed too.
  */
 int serve_driver_migrate_commit(struct serve_driver *d, struct serve_migr_in *mi, uint32_t *h);
+/**
+ * The recompute baseline: the request from @image (its tokens, no KV) runs
+ * here from scratch: everything it knows is prefilled again, then it goes
+ * on from its last token. *h names it. Errors as serve_engine_add()'s.
+ */
+int serve_driver_migrate_recompute(struct serve_driver *d, const void *image, size_t len,
+				   uint32_t *h);
 /** Give the pre-allocation back. */
 void serve_driver_migrate_cancel(struct serve_driver *d, struct serve_migr_in *mi);
 

@@ -44,6 +44,8 @@ struct nmig {
 	uint32_t gen0;			/* tokens it had on arrival */
 	uint32_t nh;			/* its handle here, once committed */
 	uint64_t t_last_ns;
+	bool recompute;			/* SERVE_NMIG_RECOMPUTE: no blocks, the image only */
+	size_t image_len;
 };
 
 struct serve_nmig {
@@ -241,7 +243,8 @@ static int read_msg(int fd, struct serve_nmsg **out)
 		return -ENOMEM;
 	r = pread(fd, h, (size_t)st.st_size, 0);
 	if (r != st.st_size || h->magic != SERVE_NMSG_MAGIC || h->size != (uint64_t)st.st_size ||
-	    h->pad || h->nr_keys > NMSG_KEYS_MAX || h->nr_pages > (1u << 24) ||
+	    h->mode >= SERVE_NMIG_NR_MODES || (h->mode && h->kind != SERVE_NMSG_OFFER) ||
+	    h->nr_keys > NMSG_KEYS_MAX || h->nr_pages > (1u << 24) ||
 	    sizeof(*h) + (uint64_t)h->nr_keys * 8 + (uint64_t)h->nr_pages *
 	    sizeof(struct serve_npage) + h->image_len > h->size) {
 		free(h);
@@ -304,28 +307,40 @@ static bool pages_named(const struct serve_nmsg *h, const struct serve_npage *p,
 
 int serve_nmig_start(struct serve_nmig *n, uint64_t id, uint32_t h, const char *to)
 {
+	return serve_nmig_start_mode(n, id, h, to, SERVE_NMIG_ZERO_COPY);
+}
+
+int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const char *to,
+			  uint32_t mode)
+{
 	struct serve_npage *pages = NULL;
 	uint64_t keys[NMSG_KEYS_MAX];
-	struct serve_nmsg msg = { .kind = SERVE_NMSG_OFFER, .id = id };
+	struct serve_nmsg msg = { .kind = SERVE_NMSG_OFFER, .id = id, .mode = mode };
 	char *body = NULL, *tail = NULL;
 	size_t body_len, tail_len = 0;
 	uint32_t i, shared = 0;
 	struct nmig *m;
 	int ret;
 
-	if (!n || !to || !*to)
+	if (!n || !to || !*to || mode >= SERVE_NMIG_NR_MODES)
 		return -EINVAL;
 	m = add(n, id, to);
 	if (!m)
 		return -errno;
 	m->h = h;
-	ret = serve_driver_migrate_out(n->d, h, SERVE_MIGR_GIVE_PAGES, &m->mo);
+	ret = serve_driver_migrate_out(n->d, h, mode ? 0 : SERVE_MIGR_GIVE_PAGES, &m->mo);
 	if (ret) {
 		drop(n, m);
 		return ret;
 	}
+	if (!m->mo.own) {
+		/* Nothing changes hands: copied (COPY), or not sent at all (RECOMPUTE). */
+		m->mo.own = calloc(m->mo.nr_blocks + 1, 1);
+		if (mode == SERVE_NMIG_RECOMPUTE)
+			m->mo.nr_blocks = 0;
+	}
 	pages = calloc(m->mo.nr_blocks + 1, sizeof(*pages));
-	ret = pages ? 0 : -ENOMEM;
+	ret = pages && m->mo.own ? 0 : -ENOMEM;
 	for (i = 0; !ret && i < m->mo.nr_blocks; i++) {
 		struct accel_tier_page pg;
 
@@ -452,6 +467,33 @@ static int prepare(struct serve_nmig *n, struct nmig *m, const struct serve_nmsg
 
 	if (h->block_bytes != n->block_bytes)
 		return -EINVAL;
+	if (h->mode == SERVE_NMIG_RECOMPUTE) {
+		/* Only the tokens: checked now, prefilled again at COMMIT. */
+		const struct serve_migr_hdr *hd = (const void *)image;
+
+		if (h->nr_pages || h->nr_keys || count != 1 ||
+		    h->size != sizeof(*h) + h->image_len)
+			return -EPROTO;
+		ret = serve_migr_image_check(image, h->image_len,
+					     serve_migr_model_id(serve_engine_model(
+						     serve_driver_engine(n->d))),
+					     serve_engine_block_tokens(serve_driver_engine(n->d)),
+					     h->block_bytes);
+		if (ret)
+			return ret;
+		m->image = malloc(h->image_len);
+		*given = calloc(1, sizeof(**given));
+		if (!m->image || !*given)
+			return -ENOMEM;
+		memcpy(m->image, image, h->image_len);
+		m->recompute = true;
+		m->image_len = h->image_len;
+		m->t_last_ns = hd->t_last_ns;
+		m->gen0 = hd->n_gen;
+		m->st.tokens = hd->n_prompt + hd->n_gen;
+		*nr_given = 0;
+		return 0;
+	}
 	for (i = 0; i < h->nr_pages; i++) {
 		if (pages[i].own > 1)
 			return -EPROTO;
@@ -586,6 +628,13 @@ static int on_commit(struct serve_nmig *n, struct nmig *m)
 
 	if (m->phase != NM_PREPARED)
 		return -EPROTO;
+	if (m->recompute) {
+		ret = serve_driver_migrate_recompute(n->d, m->image, m->image_len, &m->nh);
+		if (ret)
+			return ret;
+		m->phase = NM_ARRIVED;
+		return 0;
+	}
 	ops = calloc(m->mi.nr_blocks + 1, sizeof(*ops));
 	if (!ops)
 		return -ENOMEM;

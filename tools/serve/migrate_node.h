@@ -69,9 +69,17 @@ struct serve_nmsg {
 	int32_t status;		/* PREPARED: 0, or the -errno of the refusal */
 	uint32_t nr_keys;
 	uint32_t nr_pages;	/* OFFER: the request's blocks; PREPARED: one per own block */
-	uint32_t pad;
+	uint32_t mode;		/* OFFER: enum serve_nmig_mode; else 0 */
 	uint64_t image_len;	/* OFFER */
 	uint64_t block_bytes;	/* OFFER */
+};
+
+/** How the KV moves (the baselines measure against ZERO_COPY). */
+enum serve_nmig_mode {
+	SERVE_NMIG_ZERO_COPY = 0,	/* the pages change hands */
+	SERVE_NMIG_COPY = 1,		/* stop and copy: every block's bytes in the OFFER */
+	SERVE_NMIG_RECOMPUTE = 2,	/* no KV: the destination prefills the tokens again */
+	SERVE_NMIG_NR_MODES,
 };
 
 struct serve_npage {
@@ -114,6 +122,9 @@ void serve_nmig_destroy(struct serve_nmig *n);
  * serve_driver_migrate_out()'s errors; the send's.
  */
 int serve_nmig_start(struct serve_nmig *n, uint64_t id, uint32_t h, const char *to);
+/** serve_nmig_start() moving the KV as @mode says (enum serve_nmig_mode). */
+int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const char *to,
+			  uint32_t mode);
 /**
  * A hand-off from engine @from: a message and its regions' fds (the
  * caller's; closed by the caller after). 0, or -errno to refuse it
