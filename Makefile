@@ -71,7 +71,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
 		   $(B)/native/python_offload $(B)/native/python_cuda $(B)/native/docs_rst
 
-.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched lint clean help gpu-check gpu-bench \
+.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched bench-migrate lint clean help gpu-check gpu-bench \
 	sim-validate \
 	libaccel install
 
@@ -315,6 +315,15 @@ $(B)/tests/serve_migrate_vm: tests/serve/migrate_vm.c $(SERVE_CORE) $(SERVE_ENGI
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
+
+# The migration benchmark (make bench-migrate): two engine processes in the VM.
+TOOL_BINS	+= $(B)/tools/kvaccel-bench-migrate
+$(B)/tools/kvaccel-bench-migrate: tools/bench/kvaccel-bench-migrate.c $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(SERVE_HDRS) $(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
 		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
 
 # In the VM: a kvacceld pressure round answered by swap-outs, and an engine
@@ -947,6 +956,16 @@ bench: deps
 		    /bin/kvbench/kvaccel-bench-kv"
 	@sed '/^vmtest-\(exit\|init\)/d' $(B)/vm-bench-$(KVER_BENCH)/output.log
 	@$(MAKE) --no-print-directory bench-sched
+	@$(MAKE) --no-print-directory bench-migrate
+
+# Live migration on a node: downtime by sequence length, zero-copy against
+# stop-and-copy and recompute (Documentation/serve.rst, "Live migration").
+bench-migrate: deps
+	@$(MAKE) --no-print-directory kmod $(B)/tools/kvaccel-bench-migrate KVERS=$(KVER_BENCH)
+	tools/vmtest -k $(KVER_BENCH) -M 4G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \
+		-a $(B)/tools/kvaccel-bench-migrate:/bin/kvaccel-bench-migrate \
+		-o $(B)/vm-bench-migrate -t 2400 -- kvaccel-bench-migrate $(MIGRATE_LENS)
+	@sed -n '/^#\|^  [0-9]/p' $(B)/vm-bench-migrate/output.log
 
 # The two-class scheduling benchmark on the reference engine (Documentation/serve.rst).
 bench-sched: deps

@@ -6,8 +6,9 @@
  * fds, same done-with-status). Requests moved there and back while they
  * decode finish with the digests of each alone, their pages changed hands
  * (no block copied), usage is back afterwards; a refusal, a destination
- * killed before COMMIT and a source killed before COMMIT each leave the
- * request on exactly one side.
+ * killed with the OFFER or with the COMMIT, a source killed before COMMIT,
+ * a silent source, a source killed after it, a request that ends while
+ * offered: each leaves the request on exactly one side.
  */
 #include <errno.h>
 #include <signal.h>
@@ -460,8 +461,12 @@ TEST_F(migrate, refused_resumes_on_the_source)
 	side_down(&a);
 }
 
-/* The destination dies with the OFFER (before PREPARED): the request resumes on the source. */
-TEST_F(migrate, destination_killed_before_commit)
+/*
+ * The destination dies with the OFFER (the request never stopped) or with
+ * the COMMIT (it stopped): either way it decodes on the source to its end.
+ */
+static void destination_dies(struct __test_metadata *_metadata, FIXTURE_DATA(migrate) *self,
+			     uint32_t kind)
 {
 	struct side a;
 	int32_t tok[128];
@@ -478,7 +483,7 @@ TEST_F(migrate, destination_killed_before_commit)
 		close(self->sv[0]);
 		if (side_up(&b, self->m, 24, self->sv[1], "B", "A"))
 			_exit(9);
-		b.ms.die_on = SERVE_NMSG_OFFER;
+		b.ms.die_on = kind;
 		for (;;)
 			pump(&b, 100);
 	}
@@ -498,8 +503,115 @@ TEST_F(migrate, destination_killed_before_commit)
 	side_down(&a);
 }
 
+TEST_F(migrate, destination_killed_with_the_offer)
+{
+	destination_dies(_metadata, self, SERVE_NMSG_OFFER);
+}
+
+TEST_F(migrate, destination_killed_with_the_commit)
+{
+	destination_dies(_metadata, self, SERVE_NMSG_COMMIT);
+}
+
+static bool arrived_and_done(struct side *sd, void *ctx)
+{
+	ACCEL_OPTS(accel_sched_stats, st);
+
+	(void)ctx;
+	serve_driver_stats(sd->s.driver, &st);
+	return sd->arrived && st.requests == st.in_state[ACCEL_SCHED_FINISHED] &&
+	       !serve_nmig_pending(sd->n);
+}
+
+/* The source dies with GIVEBACK: the request is the destination's and ends there. */
+TEST_F(migrate, source_killed_after_commit)
+{
+	struct side b;
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct serve_params pp = params_of(2);
+		struct side a;
+		int32_t tok[128];
+		uint32_t h, n;
+
+		close(self->sv[1]);
+		if (side_up(&a, self->m, 24, self->sv[0], "A", "B"))
+			_exit(9);
+		a.ms.die_on = SERVE_NMSG_GIVEBACK;
+		n = tokens_of(2, tok);
+		if (serve_driver_add(a.s.driver, tok, n, &pp, &h))
+			_exit(10);
+		while (!decoding_with(&a, h, 2))
+			if (serve_driver_step(a.s.driver, NULL) < 0)
+				_exit(11);
+		if (serve_nmig_start(a.n, 10, h, "B"))
+			_exit(12);
+		for (;;) {
+			if (serve_driver_step(a.s.driver, NULL) < 0)
+				_exit(13);
+			pump(&a, 20);
+		}
+	}
+	close(self->sv[0]);
+	self->sv[0] = -1;
+	ASSERT_EQ(0, side_up(&b, self->m, 24, self->sv[1], "B", "A"));
+	ASSERT_EQ(0, run_side(&b, arrived_and_done, NULL, 4000));
+	ASSERT_EQ(1, b.arrived);
+	EXPECT_EQ(0, check_digests(&b, b.arrived_h[0], &self->ref[2]));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	side_down(&b);
+}
+
+/* The request finishes before the destination is ready: it never moves (ABORT). */
+TEST_F(migrate, finished_while_offered)
+{
+	struct serve_params pp = params_of(0);
+	struct side a;
+	int32_t tok[128];
+	uint32_t h, n;
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct side b;
+
+		close(self->sv[0]);
+		if (side_up(&b, self->m, 24, self->sv[1], "B", "A"))
+			_exit(9);
+		while (!b.ms.peer_gone)
+			pump(&b, 100);
+		status = b.arrived || serve_nmig_pending(b.n) ? 1 : 0;
+		side_down(&b);
+		_exit(status);
+	}
+	close(self->sv[1]);
+	self->sv[1] = -1;
+	ASSERT_EQ(0, side_up(&a, self->m, 24, self->sv[0], "A", "B"));
+	n = tokens_of(0, tok);
+	ASSERT_EQ(0, serve_driver_add(a.s.driver, tok, n, &pp, &h));
+	while (!decoding_with(&a, h, pp.max_tokens - 1))
+		ASSERT_LE(0, serve_driver_step(a.s.driver, NULL));
+	ASSERT_EQ(0, serve_nmig_start(a.n, 11, h, "B"));
+	ASSERT_LE(0, serve_driver_step(a.s.driver, NULL));	/* its last token, here */
+	ASSERT_EQ(0, run_side(&a, NULL, NULL, 4000));
+	EXPECT_TRUE(a.done);
+	EXPECT_EQ(-ECANCELED, a.done_status);
+	EXPECT_EQ(0, check_digests(&a, h, &self->ref[0]));
+	close(self->sv[0]);
+	self->sv[0] = -1;
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	side_down(&a);
+}
+
 /*
- * The source dies with PREPARED, or takes it and never answers (before
+ * The source dies with READY, or takes it and never answers (before
  * COMMIT either way): the destination frees what it prepared, at once or
  * after its timeout; nothing of it stays.
  */
@@ -523,9 +635,9 @@ static void source_gone(struct __test_metadata *_metadata, FIXTURE_DATA(migrate)
 		if (side_up(&a, self->m, 24, self->sv[0], "A", "B"))
 			_exit(9);
 		if (dies)
-			a.ms.die_on = SERVE_NMSG_PREPARED;
+			a.ms.die_on = SERVE_NMSG_READY;
 		else
-			a.ms.ignore_on = SERVE_NMSG_PREPARED;
+			a.ms.ignore_on = SERVE_NMSG_READY;
 		n = tokens_of(1, tok);
 		if (serve_driver_add(a.s.driver, tok, n, &pp, &h))
 			_exit(10);
@@ -544,7 +656,7 @@ static void source_gone(struct __test_metadata *_metadata, FIXTURE_DATA(migrate)
 	while (!b.ms.peer_gone && !serve_nmig_pending(b.n))
 		pump(&b, 100);
 	if (!dies) {
-		pump(&b, 200);	/* PREPARED was taken: B waits for a COMMIT that never comes */
+		pump(&b, 200);	/* READY was taken: B waits for a COMMIT that never comes */
 		ASSERT_EQ(0, accel_bm_tier_stats(b.s.bm, 0, &st));
 		EXPECT_LT(0, st.used);
 		EXPECT_EQ(1, serve_nmig_pending(b.n));

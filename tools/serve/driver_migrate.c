@@ -56,14 +56,68 @@ static void fill_image(struct serve_driver *d, const struct dslot *s, uint32_t h
 	memcpy((void *)serve_migr_digests(hd), ri->digests, (size_t)ri->n_generated * 8);
 }
 
+/* What @h is now: its sched info, engine info, tokens (malloc'd). Only decodes. */
+static int snapshot(struct serve_driver *d, struct dslot *s, struct accel_sched_req_info *si,
+		    struct serve_req_info *ri, int32_t **tok)
+{
+	int ret;
+
+	if (s->migr)
+		return -EBUSY;
+	if (!s->eid)
+		return -EINVAL;
+	ret = accel_sched_req_info(d->sched, s->sreq, si);
+	if (ret)
+		return ret;
+	if (si->state != ACCEL_SCHED_DECODING)
+		return -EINVAL;
+	ret = serve_engine_info(d->o.engine, s->eid, ri);
+	if (ret)
+		return ret;
+	if (ri->n_tokens != si->nr_tokens || !ri->n_generated)
+		return -EIO;	/* the engine and the scheduler disagree: a bug of ours */
+	*tok = malloc((size_t)ri->n_tokens * sizeof(**tok));
+	if (!*tok)
+		return -ENOMEM;
+	ret = accel_sched_tokens(d->sched, s->sreq, 0, ri->n_tokens, *tok);
+	if (ret) {
+		free(*tok);
+		*tok = NULL;
+	}
+	return ret;
+}
+
+int serve_driver_migrate_peek(struct serve_driver *d, uint32_t h, void **image, size_t *len)
+{
+	ACCEL_OPTS(accel_sched_req_info, si);
+	struct serve_req_info ri;
+	struct dslot *s = d ? slot_of(d, h) : NULL;
+	int32_t *tok;
+	int ret;
+
+	if (!d || !image || !len)
+		return -EINVAL;
+	if (!s)
+		return -ENOENT;
+	ret = snapshot(d, s, &si, &ri, &tok);
+	if (ret)
+		return ret;
+	*len = serve_migr_image_size(ri.n_tokens, ri.n_generated);
+	*image = malloc(*len);
+	if (*image)
+		fill_image(d, s, h, tok, &ri, si.last_token_ns, *image, *len);
+	free(tok);
+	return *image ? 0 : -ENOMEM;
+}
+
 int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 			     struct serve_migr_out *mo)
 {
 	ACCEL_OPTS(accel_sched_req_info, si);
 	struct serve_req_info ri;
+	int32_t *tok = NULL;
 	struct dslot *s;
 	uint32_t seq;
-	int32_t *tok;
 	int ret;
 
 	if (!d || !mo || (flags & ~SERVE_MIGR_GIVE_PAGES))
@@ -72,26 +126,12 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 	s = slot_of(d, h);
 	if (!s)
 		return -ENOENT;
-	if (s->migr)
-		return -EBUSY;
-	if (!s->eid)
-		return -EINVAL;
-	ret = accel_sched_req_info(d->sched, s->sreq, &si);
+	ret = snapshot(d, s, &si, &ri, &tok);
 	if (ret)
 		return ret;
-	if (si.state != ACCEL_SCHED_DECODING)
-		return -EINVAL;
-	ret = serve_engine_info(d->o.engine, s->eid, &ri);
-	if (ret)
-		return ret;
-	if (ri.n_tokens != si.nr_tokens || !ri.n_generated)
-		return -EIO;	/* the engine and the scheduler disagree: a bug of ours */
 	mo->len = serve_migr_image_size(ri.n_tokens, ri.n_generated);
 	mo->image = malloc(mo->len);
-	tok = malloc((size_t)ri.n_tokens * sizeof(*tok));
-	ret = mo->image && tok ? 0 : -ENOMEM;
-	if (!ret)
-		ret = accel_sched_tokens(d->sched, s->sreq, 0, ri.n_tokens, tok);
+	ret = mo->image ? 0 : -ENOMEM;
 	if (!ret)
 		ret = seq_blocks(d, si.seq, &mo->blocks, &mo->nr_blocks);
 	if (ret)
@@ -123,6 +163,7 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 	mo->h = h;
 	mo->seq = seq;
 	mo->t_stop_ns = now_ns();
+	((struct serve_migr_hdr *)mo->image)->t_stop_ns = mo->t_stop_ns;
 	s->sinfo = si;
 	s->migr = SLOT_MIGR_OUT;
 	return 0;
@@ -166,6 +207,20 @@ int serve_driver_migrate_lost(struct serve_driver *d, uint32_t h)
 		return -EINVAL;
 	s->failed = true;
 	s->sinfo.state = ACCEL_SCHED_ABORTED;
+	return 0;
+}
+
+int serve_driver_migrate_keep(struct serve_driver *d, struct serve_migr_out *mo)
+{
+	struct dslot *s = d && mo ? slot_of(d, mo->h) : NULL;
+
+	if (!s || s->migr != SLOT_MIGR_OUT)
+		return -EINVAL;
+	serve_engine_finish(d->o.engine, s->eid);
+	s->migr = SLOT_MIGR_GONE;
+	s->sinfo.state = ACCEL_SCHED_FINISHED;
+	s->sinfo.finish_ns = now_ns();
+	out_free(mo);
 	return 0;
 }
 
@@ -251,6 +306,42 @@ int serve_driver_migrate_prepare(struct serve_driver *d, const void *image, size
 		accel_bm_seq_free(d->o.bm, mi->seq);
 		memset(mi, 0, sizeof(*mi));
 		return ret;
+	}
+	mi->hdr = hd;
+	return 0;
+}
+
+int serve_driver_migrate_extend(struct serve_driver *d, struct serve_migr_in *mi,
+				const void *image, size_t len)
+{
+	const struct serve_migr_hdr *old = mi ? mi->hdr : NULL, *hd = image;
+	uint32_t n_old, n_new, *blocks, nr;
+	int ret;
+
+	if (!d || !old)
+		return -EINVAL;
+	ret = serve_migr_image_check(image, len, old->model, old->block_tokens, old->block_bytes);
+	if (ret)
+		return ret;
+	n_old = old->n_prompt + old->n_gen;
+	n_new = hd->n_prompt + hd->n_gen;
+	if (hd->n_prompt != old->n_prompt || n_new < n_old || hd->seed != old->seed ||
+	    hd->max_tokens != old->max_tokens ||
+	    memcmp(serve_migr_tokens(hd), serve_migr_tokens(old), (size_t)n_old * 4))
+		return -EINVAL;	/* not the request prepared for */
+	if (n_new > n_old) {
+		ret = accel_bm_append(d->o.bm, mi->seq, serve_migr_tokens(hd) + n_old - 1,
+				      n_new - n_old, NULL, NULL);
+		if (ret)
+			return ret;
+		ret = seq_blocks(d, mi->seq, &blocks, &nr);
+		if (ret) {
+			accel_bm_truncate(d->o.bm, mi->seq, n_new - n_old);
+			return ret;
+		}
+		free(mi->blocks);
+		mi->blocks = blocks;
+		mi->nr_blocks = nr;
 	}
 	mi->hdr = hd;
 	return 0;

@@ -53,6 +53,7 @@ struct serve_migr_hdr {
 	uint64_t ttft_slo_us, tpot_slo_us;
 	uint64_t source;	/* the source's handle, for logs */
 	uint64_t t_last_ns;	/* its last token on the source (CLOCK_MONOTONIC, a node's) */
+	uint64_t t_stop_ns;	/* when it left the source's scheduler (same clock) */
 };
 
 /** The fingerprint of a model: its shape and a sample of its weights. */
@@ -79,6 +80,13 @@ static inline const uint64_t *serve_migr_digests(const struct serve_migr_hdr *h)
 
 /** serve_driver_migrate_out(): the pages themselves will change hands (a node's engines). */
 #define SERVE_MIGR_GIVE_PAGES	(1u << 0)
+
+/**
+ * The image of decoding request @h as it is now, without stopping it
+ * (malloc'd into *image, *len bytes): what a destination prepares for
+ * while the request keeps decoding. Errors as serve_driver_migrate_out().
+ */
+int serve_driver_migrate_peek(struct serve_driver *d, uint32_t h, void **image, size_t *len);
 
 /** The source's side of one migration. */
 struct serve_migr_out {
@@ -111,6 +119,12 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
  * before); @h reports SERVE_MIGRATED.
  */
 int serve_driver_migrate_done(struct serve_driver *d, struct serve_migr_out *mo);
+/**
+ * As serve_driver_migrate_done(), but the blocks are never given back to
+ * the pool (their memory could not be rebound away: another engine
+ * uses it); they go with the block manager.
+ */
+int serve_driver_migrate_keep(struct serve_driver *d, struct serve_migr_out *mo);
 /** The destination gave up: @h decodes here again, where it stopped. */
 int serve_driver_migrate_undo(struct serve_driver *d, struct serve_migr_out *mo);
 /**
@@ -133,6 +147,15 @@ struct serve_migr_in {
  */
 int serve_driver_migrate_prepare(struct serve_driver *d, const void *image, size_t len,
 				 struct serve_migr_in *mi);
+/**
+ * The request decoded on while the destination prepared: @image is its
+ * newer image (the same request, more tokens); its blocks are extended to
+ * it (mi->blocks refreshed; mi->hdr points into @image from now on).
+ * -EPROTO/-EINVAL as serve_migr_image_check() or another request's image,
+ * -ENOSPC: short of blocks (nothing changed).
+ */
+int serve_driver_migrate_extend(struct serve_driver *d, struct serve_migr_in *mi,
+				const void *image, size_t len);
 /**
  * The blocks hold the KV: the request runs here from the next step on;
  * *h names it. -EBUSY: no room among the running requests now (the

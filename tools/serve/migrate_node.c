@@ -21,10 +21,10 @@
 #define NMSG_KEYS_MAX	(ACCEL_HANDOFF_MAX - 1)
 
 enum nmig_phase {
-	NM_OFFERED = 1,		/* source: OFFER sent, waiting for PREPARED */
-	NM_COMMITTING,		/* source: COMMIT sent, the request is the destination's */
-	NM_PREPARED,		/* destination: PREPARED sent, waiting for COMMIT */
-	NM_QUEUED,		/* destination: committed, waiting for a running slot */
+	NM_OFFERED = 1,		/* source: OFFER sent, the request decoding, waiting for READY */
+	NM_COMMITTED,		/* source: stopped, COMMIT sent, waiting for GIVEBACK */
+	NM_PREPARED,		/* destination: READY sent, waiting for COMMIT */
+	NM_QUEUED,		/* destination: took COMMIT, waiting for a running slot */
 	NM_ARRIVED,		/* destination: scheduled, waiting for its first token */
 };
 
@@ -38,12 +38,12 @@ struct nmig {
 	struct serve_migr_out mo;
 	uint32_t h;
 	/* Destination. */
-	void *image;			/* the OFFER's image (mi.hdr points into it) */
+	void *image;			/* the latest image (mi.hdr points into it) */
 	struct serve_migr_in mi;
-	struct serve_npage *pages;	/* the request's, per block (OFFER) */
 	uint32_t gen0;			/* tokens it had on arrival */
 	uint32_t nh;			/* its handle here, once committed */
-	uint64_t t_last_ns;
+	uint64_t t_last_ns, t_stop_ns;
+	uint32_t mode;			/* enum serve_nmig_mode */
 	bool recompute;			/* SERVE_NMIG_RECOMPUTE: no blocks, the image only */
 	size_t image_len;
 };
@@ -135,7 +135,6 @@ static struct nmig *add(struct serve_nmig *n, uint64_t id, const char *peer)
 static void drop(struct serve_nmig *n, struct nmig *m)
 {
 	free(m->image);
-	free(m->pages);
 	*m = n->m[--n->nr];
 }
 
@@ -243,7 +242,8 @@ static int read_msg(int fd, struct serve_nmsg **out)
 		return -ENOMEM;
 	r = pread(fd, h, (size_t)st.st_size, 0);
 	if (r != st.st_size || h->magic != SERVE_NMSG_MAGIC || h->size != (uint64_t)st.st_size ||
-	    h->mode >= SERVE_NMIG_NR_MODES || (h->mode && h->kind != SERVE_NMSG_OFFER) ||
+	    h->mode >= SERVE_NMIG_NR_MODES ||
+	    (h->mode && h->kind != SERVE_NMSG_OFFER && h->kind != SERVE_NMSG_COMMIT) ||
 	    h->nr_keys > NMSG_KEYS_MAX || h->nr_pages > (1u << 24) ||
 	    sizeof(*h) + (uint64_t)h->nr_keys * 8 + (uint64_t)h->nr_pages *
 	    sizeof(struct serve_npage) + h->image_len > h->size) {
@@ -254,6 +254,8 @@ static int read_msg(int fd, struct serve_nmsg **out)
 	return 0;
 }
 
+
+
 static const uint64_t *msg_keys(const struct serve_nmsg *h)
 {
 	return (const uint64_t *)(h + 1);
@@ -262,6 +264,11 @@ static const uint64_t *msg_keys(const struct serve_nmsg *h)
 static const struct serve_npage *msg_pages(const struct serve_nmsg *h)
 {
 	return (const struct serve_npage *)(msg_keys(h) + h->nr_keys);
+}
+
+static const void *msg_image(const struct serve_nmsg *h)
+{
+	return msg_pages(h) + h->nr_pages;
 }
 
 /* Hold the regions of the hand-off's fds 1.. (their keys as the message names them). */
@@ -305,6 +312,16 @@ static bool pages_named(const struct serve_nmsg *h, const struct serve_npage *p,
 
 /* ---- the source ---- */
 
+/* A message with no keys and no pages: OFFER's and COMMIT's images, READY, ABORT. */
+static int send_simple(struct serve_nmig *n, const char *to, uint64_t id, uint32_t kind,
+		       int status, uint32_t mode, const void *image, size_t len)
+{
+	struct serve_nmsg h = { .kind = kind, .id = id, .status = status, .mode = mode,
+				.image_len = len, .block_bytes = n->block_bytes };
+
+	return send_msg(n, to, &h, image, len, NULL, 0);
+}
+
 int serve_nmig_start(struct serve_nmig *n, uint64_t id, uint32_t h, const char *to)
 {
 	return serve_nmig_start_mode(n, id, h, to, SERVE_NMIG_ZERO_COPY);
@@ -313,30 +330,73 @@ int serve_nmig_start(struct serve_nmig *n, uint64_t id, uint32_t h, const char *
 int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const char *to,
 			  uint32_t mode)
 {
-	struct serve_npage *pages = NULL;
-	uint64_t keys[NMSG_KEYS_MAX];
-	struct serve_nmsg msg = { .kind = SERVE_NMSG_OFFER, .id = id, .mode = mode };
-	char *body = NULL, *tail = NULL;
-	size_t body_len, tail_len = 0;
-	uint32_t i, shared = 0;
 	struct nmig *m;
+	size_t len;
+	void *image;
 	int ret;
 
 	if (!n || !to || !*to || mode >= SERVE_NMIG_NR_MODES)
 		return -EINVAL;
+	ret = serve_driver_migrate_peek(n->d, h, &image, &len);
+	if (ret)
+		return ret;
 	m = add(n, id, to);
-	if (!m)
+	if (!m) {
+		free(image);
 		return -errno;
+	}
 	m->h = h;
-	ret = serve_driver_migrate_out(n->d, h, mode ? 0 : SERVE_MIGR_GIVE_PAGES, &m->mo);
+	m->mode = mode;
+	ret = send_simple(n, to, id, SERVE_NMSG_OFFER, 0, mode, image, len);
+	free(image);
 	if (ret) {
 		drop(n, m);
 		return ret;
 	}
+	m->phase = NM_OFFERED;
+	return 0;
+}
+
+/* Source: the migration failed with the request still here (it decodes on). */
+static void source_failed(struct serve_nmig *n, struct nmig *m, int status)
+{
+	if (m->phase == NM_COMMITTED)
+		serve_driver_migrate_undo(n->d, &m->mo);	/* resumes where it stopped */
+	if (n->ops.done)
+		n->ops.done(n->arg, m->id, status, &m->st);
+	drop(n, m);
+}
+
+/* Source, READY: stop the request now (a step boundary) and send COMMIT. */
+static int on_ready(struct serve_nmig *n, struct nmig *m, const struct serve_nmsg *h)
+{
+	struct serve_nmsg msg = { .kind = SERVE_NMSG_COMMIT, .id = m->id, .mode = m->mode,
+				  .block_bytes = n->block_bytes };
+	struct serve_npage *pages = NULL;
+	uint64_t keys[NMSG_KEYS_MAX];
+	char *body = NULL, *tail = NULL;
+	size_t body_len, tail_len;
+	uint32_t i, shared = 0;
+	int ret;
+
+	if (m->phase != NM_OFFERED)
+		return -EPROTO;
+	if (h->status < 0) {
+		source_failed(n, m, h->status);	/* refused: it never stopped */
+		return 0;
+	}
+	ret = serve_driver_migrate_out(n->d, m->h, m->mode ? 0 : SERVE_MIGR_GIVE_PAGES, &m->mo);
+	if (ret) {
+		/* Finished, preempted or swapped meanwhile: it stays here. */
+		send_simple(n, m->peer, m->id, SERVE_NMSG_ABORT, ret, 0, NULL, 0);
+		source_failed(n, m, ret == -EINVAL ? -ECANCELED : ret);
+		return 0;
+	}
+	m->phase = NM_COMMITTED;
 	if (!m->mo.own) {
 		/* Nothing changes hands: copied (COPY), or not sent at all (RECOMPUTE). */
 		m->mo.own = calloc(m->mo.nr_blocks + 1, 1);
-		if (mode == SERVE_NMIG_RECOMPUTE)
+		if (m->mode == SERVE_NMIG_RECOMPUTE)
 			m->mo.nr_blocks = 0;
 	}
 	pages = calloc(m->mo.nr_blocks + 1, sizeof(*pages));
@@ -352,11 +412,10 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 	if (!ret)
 		ret = keys_of(pages, m->mo.nr_blocks, keys, NMSG_KEYS_MAX);
 	if (ret < 0)
-		goto undo;
+		goto fail;
 	msg.nr_keys = (uint32_t)ret;
 	msg.nr_pages = m->mo.nr_blocks;
 	msg.image_len = m->mo.len;
-	msg.block_bytes = n->block_bytes;
 	/* Body: keys, pages, image; tail: the shared blocks' bytes. */
 	body_len = msg.nr_keys * 8 + (size_t)msg.nr_pages * sizeof(*pages) + m->mo.len;
 	body = malloc(body_len);
@@ -364,7 +423,7 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 	tail = tail_len ? malloc(tail_len) : NULL;
 	if (!body || (tail_len && !tail)) {
 		ret = -ENOMEM;
-		goto undo;
+		goto fail;
 	}
 	memcpy(body, keys, msg.nr_keys * 8);
 	memcpy(body + msg.nr_keys * 8, pages, (size_t)msg.nr_pages * sizeof(*pages));
@@ -374,49 +433,45 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 		if (!m->mo.own[i])
 			memcpy(tail + (size_t)shared++ * n->block_bytes,
 			       accel_tier_block_addr(n->tier, m->mo.blocks[i]), n->block_bytes);
-	ret = send_msg(n, to, &msg, body, body_len, tail, tail_len);
+	ret = send_msg(n, m->peer, &msg, body, body_len, tail, tail_len);
 	if (ret)
-		goto undo;
-	m->phase = NM_OFFERED;
+		goto fail;
 	m->st.blocks = m->mo.nr_blocks;
 	m->st.bytes_copied = tail_len;
 	m->st.pages = m->mo.nr_blocks - shared;
+	m->st.tokens = ((const struct serve_migr_hdr *)m->mo.image)->n_prompt +
+		       ((const struct serve_migr_hdr *)m->mo.image)->n_gen;
 	free(pages);
 	free(body);
 	free(tail);
 	return 0;
-undo:
-	serve_driver_migrate_undo(n->d, &m->mo);
-	drop(n, m);
+fail:
+	send_simple(n, m->peer, m->id, SERVE_NMSG_ABORT, ret, 0, NULL, 0);
+	source_failed(n, m, ret);
 	free(pages);
 	free(body);
 	free(tail);
-	return ret;
+	return 0;
 }
 
-/* Source, PREPARED: refused (resume), or the point of no return (COMMIT). */
-static int on_prepared(struct serve_nmig *n, struct nmig *m, const struct serve_nmsg *h,
+/* Source, GIVEBACK: the destination runs it; our blocks take the pages given, then go. */
+static int on_giveback(struct serve_nmig *n, struct nmig *m, const struct serve_nmsg *h,
 		       const int *fds, const enum accel_handoff_kind *kinds, unsigned int count)
 {
-	struct serve_nmsg commit = { .kind = SERVE_NMSG_COMMIT, .id = m->id };
 	const struct serve_npage *given = msg_pages(h);
-	struct accel_tier_rebind *ops = NULL;
+	struct accel_tier_rebind *ops;
 	uint32_t i, k = 0;
-	int ret = h->status;
+	int ret;
 
-	if (m->phase != NM_OFFERED)
+	if (m->phase != NM_COMMITTED)
 		return -EPROTO;
-	if (ret >= 0 && h->nr_pages != m->st.pages)
-		ret = -EPROTO;
-	if (ret >= 0 && !pages_named(h, given, h->nr_pages))
-		ret = -EPROTO;
-	if (ret >= 0)
+	ret = h->nr_pages == m->st.pages && pages_named(h, given, h->nr_pages) ? 0 : -EPROTO;
+	if (!ret)
 		ret = hold_regions(n, h, fds, kinds, count);
-	if (ret >= 0) {
-		ops = calloc(m->st.pages + 1, sizeof(*ops));
-		ret = ops ? 0 : -ENOMEM;
-	}
-	for (i = 0; ret >= 0 && i < m->mo.nr_blocks; i++) {
+	ops = calloc(m->st.pages + 1, sizeof(*ops));
+	if (!ret && !ops)
+		ret = -ENOMEM;
+	for (i = 0; !ret && i < m->mo.nr_blocks; i++) {
 		if (!m->mo.own[i])
 			continue;
 		if (!given[k].own) {
@@ -429,170 +484,58 @@ static int on_prepared(struct serve_nmig *n, struct nmig *m, const struct serve_
 		};
 		k++;
 	}
-	if (ret >= 0)
-		ret = send_msg(n, m->peer, &commit, NULL, 0, NULL, 0);
-	if (ret < 0) {
-		/* Still ours: the request resumes here (the destination times out). */
-		serve_driver_migrate_undo(n->d, &m->mo);
-		if (n->ops.done)
-			n->ops.done(n->arg, m->id, ret, &m->st);
-		free(ops);
-		drop(n, m);
-		return h->status < 0 ? 0 : ret;
-	}
-	/* The destination's now: our blocks take the pages it gave, then go back to the pool. */
-	ret = k ? accel_tier_rebind(n->tier, ops, k) : 0;
+	if (!ret && k)
+		ret = accel_tier_rebind(n->tier, ops, k);
 	free(ops);
-	if (ret)
-		fprintf(stderr, "kvaccel-serve: migration %llu: rebinding %u blocks: %s\n",
-			(unsigned long long)m->id, k, strerror(-ret));
-	m->st.tokens = ((const struct serve_migr_hdr *)m->mo.image)->n_prompt +
-		       ((const struct serve_migr_hdr *)m->mo.image)->n_gen;
-	serve_driver_migrate_done(n->d, &m->mo);
-	m->phase = NM_COMMITTING;
+	if (ret) {
+		/*
+		 * The request is the destination's, but our blocks still have its
+		 * pages: keep them out of the pool (a leak until exit, said aloud)
+		 * rather than let two engines write one page.
+		 */
+		fprintf(stderr, "kvaccel-serve: migration %llu: the pages given back: %s: "
+			"%llu blocks kept out of the pool\n", (unsigned long long)m->id,
+			strerror(-ret), (unsigned long long)m->st.pages);
+		serve_driver_migrate_keep(n->d, &m->mo);
+	} else {
+		serve_driver_migrate_done(n->d, &m->mo);
+	}
+	m->st.total_us = (mono_ns() - m->t0_ns) / 1000;
+	if (n->ops.done)
+		n->ops.done(n->arg, m->id, 0, &m->st);
+	drop(n, m);
 	return 0;
 }
 
 /* ---- the destination ---- */
 
-static int prepare(struct serve_nmig *n, struct nmig *m, const struct serve_nmsg *h,
-		   const int *fds, const enum accel_handoff_kind *kinds, unsigned int count,
-		   struct serve_npage **given, uint32_t *nr_given)
+static int on_offer(struct serve_nmig *n, const char *from, const struct serve_nmsg *h)
 {
-	const struct serve_npage *pages = msg_pages(h);
-	const char *image = (const char *)(pages + h->nr_pages);
-	const char *bytes = image + h->image_len;
-	uint32_t i, own = 0, shared = 0;
-	int ret;
-
-	if (h->block_bytes != n->block_bytes)
-		return -EINVAL;
-	if (h->mode == SERVE_NMIG_RECOMPUTE) {
-		/* Only the tokens: checked now, prefilled again at COMMIT. */
-		const struct serve_migr_hdr *hd = (const void *)image;
-
-		if (h->nr_pages || h->nr_keys || count != 1 ||
-		    h->size != sizeof(*h) + h->image_len)
-			return -EPROTO;
-		ret = serve_migr_image_check(image, h->image_len,
-					     serve_migr_model_id(serve_engine_model(
-						     serve_driver_engine(n->d))),
-					     serve_engine_block_tokens(serve_driver_engine(n->d)),
-					     h->block_bytes);
-		if (ret)
-			return ret;
-		m->image = malloc(h->image_len);
-		*given = calloc(1, sizeof(**given));
-		if (!m->image || !*given)
-			return -ENOMEM;
-		memcpy(m->image, image, h->image_len);
-		m->recompute = true;
-		m->image_len = h->image_len;
-		m->t_last_ns = hd->t_last_ns;
-		m->gen0 = hd->n_gen;
-		m->st.tokens = hd->n_prompt + hd->n_gen;
-		*nr_given = 0;
-		return 0;
-	}
-	for (i = 0; i < h->nr_pages; i++) {
-		if (pages[i].own > 1)
-			return -EPROTO;
-		own += pages[i].own;
-	}
-	if (h->size != sizeof(*h) + (uint64_t)h->nr_keys * 8 +
-	    (uint64_t)h->nr_pages * sizeof(*pages) + h->image_len +
-	    (uint64_t)(h->nr_pages - own) * h->block_bytes || !pages_named(h, pages, h->nr_pages))
-		return -EPROTO;
-	ret = hold_regions(n, h, fds, kinds, count);
-	if (ret)
-		return ret;
-	m->image = malloc(h->image_len ? h->image_len : 1);
-	m->pages = malloc(((size_t)h->nr_pages + 1) * sizeof(*pages));
-	*given = calloc(own + 1, sizeof(**given));
-	if (!m->image || !m->pages || !*given)
-		return -ENOMEM;
-	memcpy(m->image, image, h->image_len);
-	memcpy(m->pages, pages, (size_t)h->nr_pages * sizeof(*pages));
-	ret = serve_driver_migrate_prepare(n->d, m->image, h->image_len, &m->mi);
-	if (ret)
-		return ret;
-	if (m->mi.nr_blocks != h->nr_pages) {
-		serve_driver_migrate_cancel(n->d, &m->mi);
-		return -EPROTO;
-	}
-	/* Shared blocks: their bytes into ours. Own ones: our pages go to the source. */
-	for (i = 0, own = 0; i < h->nr_pages; i++) {
-		if (!pages[i].own) {
-			memcpy(accel_tier_block_addr(n->tier, m->mi.blocks[i]),
-			       bytes + (size_t)shared++ * h->block_bytes, h->block_bytes);
-			continue;
-		}
-		{
-			struct accel_tier_page pg;
-
-			ret = accel_tier_page(n->tier, m->mi.blocks[i], &pg);
-			if (ret) {
-				serve_driver_migrate_cancel(n->d, &m->mi);
-				return ret;
-			}
-			(*given)[own++] = (struct serve_npage) { .key = pg.key, .first = pg.first,
-								 .own = 1 };
-		}
-	}
-	*nr_given = own;
-	m->t_last_ns = m->mi.hdr->t_last_ns;
-	m->gen0 = m->mi.hdr->n_gen;
-	m->st.blocks = h->nr_pages;
-	m->st.pages = own;
-	m->st.bytes_copied = (uint64_t)shared * h->block_bytes;
-	m->st.tokens = m->mi.hdr->n_prompt + m->mi.hdr->n_gen;
-	return 0;
-}
-
-static int on_offer(struct serve_nmig *n, const char *from, const struct serve_nmsg *h,
-		    const int *fds, const enum accel_handoff_kind *kinds, unsigned int count)
-{
-	struct serve_nmsg reply = { .kind = SERVE_NMSG_PREPARED, .id = h->id };
-	struct serve_npage *given = NULL;
-	uint64_t keys[NMSG_KEYS_MAX];
-	uint32_t nr_given = 0;
+	const struct serve_migr_hdr *hd = msg_image(h);
 	struct nmig *m;
-	char *body = NULL;
-	size_t body_len = 0;
 	int ret;
 
 	m = add(n, h->id, from);
 	if (!m)
 		return -errno;
-	ret = prepare(n, m, h, fds, kinds, count, &given, &nr_given);
+	m->mode = h->mode;
+	ret = h->block_bytes != n->block_bytes || h->nr_keys || h->nr_pages ? -EPROTO : 0;
 	if (!ret) {
-		ret = keys_of(given, nr_given, keys, NMSG_KEYS_MAX);
-		if (ret >= 0) {
-			reply.nr_keys = (uint32_t)ret;
-			reply.nr_pages = nr_given;
-			body_len = reply.nr_keys * 8 + (size_t)nr_given * sizeof(*given);
-			body = malloc(body_len + 1);
-			ret = body ? 0 : -ENOMEM;
-		}
-		if (ret >= 0) {
-			memcpy(body, keys, reply.nr_keys * 8);
-			memcpy(body + reply.nr_keys * 8, given, (size_t)nr_given * sizeof(*given));
-		}
-		if (ret < 0)
-			serve_driver_migrate_cancel(n->d, &m->mi);
+		m->image = malloc(h->image_len ? h->image_len : 1);
+		ret = m->image ? 0 : -ENOMEM;
 	}
-	if (ret < 0) {
-		/* Refused: say so (the source resumes the request), keep nothing. */
-		reply = (struct serve_nmsg) { .kind = SERVE_NMSG_PREPARED, .id = h->id,
-					      .status = ret };
-		body_len = 0;
+	if (!ret) {
+		memcpy(m->image, hd, h->image_len);
+		m->image_len = h->image_len;
+		if (m->mode == SERVE_NMIG_RECOMPUTE)
+			ret = serve_migr_image_check(m->image, h->image_len,
+				serve_migr_model_id(serve_engine_model(serve_driver_engine(n->d))),
+				serve_engine_block_tokens(serve_driver_engine(n->d)),
+				h->block_bytes);
+		else
+			ret = serve_driver_migrate_prepare(n->d, m->image, h->image_len, &m->mi);
 	}
-	ret = send_msg(n, from, &reply, body, body_len, NULL, 0);
-	if (!ret)
-		ret = reply.status;
-	free(body);
-	free(given);
-	if (ret < 0) {
+	if (send_simple(n, from, h->id, SERVE_NMSG_READY, ret, 0, NULL, 0) || ret) {
 		serve_driver_migrate_cancel(n->d, &m->mi);
 		drop(n, m);
 		return 0;	/* the offer was taken; the refusal (or its failure) is ours to say */
@@ -602,10 +545,20 @@ static int on_offer(struct serve_nmig *n, const char *from, const struct serve_n
 	return 0;
 }
 
+/* Microseconds from the source's stop to now. */
+static uint64_t resumed_us(const struct nmig *m)
+{
+	uint64_t now = mono_ns();
+
+	return now > m->t_stop_ns ? (now - m->t_stop_ns) / 1000 : 0;
+}
+
 /* Destination: schedule it (QUEUED until there is a running slot for it). */
 static void try_commit(struct serve_nmig *n, struct nmig *m)
 {
-	int ret = serve_driver_migrate_commit(n->d, &m->mi, &m->nh);
+	int ret = m->recompute ?
+		serve_driver_migrate_recompute(n->d, m->image, m->image_len, &m->nh) :
+		serve_driver_migrate_commit(n->d, &m->mi, &m->nh);
 
 	if (ret == -EBUSY) {
 		m->phase = NM_QUEUED;	/* no running slot yet: the next step tries again */
@@ -618,36 +571,125 @@ static void try_commit(struct serve_nmig *n, struct nmig *m)
 		return;
 	}
 	m->phase = NM_ARRIVED;
+	m->st.downtime_us = resumed_us(m);
 }
 
-static int on_commit(struct serve_nmig *n, struct nmig *m)
+/*
+ * Destination, COMMIT: the final image, the pages. Refused (-errno) with
+ * nothing changed, the source resumes; taken (0), the request is ours.
+ */
+static int on_commit(struct serve_nmig *n, struct nmig *m, const struct serve_nmsg *h,
+		     const int *fds, const enum accel_handoff_kind *kinds, unsigned int count)
 {
-	struct accel_tier_rebind *ops;
-	uint32_t i, k = 0;
+	const struct serve_npage *pages = msg_pages(h);
+	const char *bytes = (const char *)msg_image(h) + h->image_len;
+	const struct serve_migr_hdr *hd;
+	struct serve_nmsg gb = { .kind = SERVE_NMSG_GIVEBACK, .id = m->id };
+	struct accel_tier_rebind *ops = NULL, *back = NULL;
+	struct serve_npage *given = NULL;
+	uint64_t keys[NMSG_KEYS_MAX];
+	uint32_t i, own = 0, shared = 0, k = 0;
+	void *image;
+	char *body = NULL;
 	int ret;
 
-	if (m->phase != NM_PREPARED)
+	if (m->phase != NM_PREPARED || h->mode != m->mode || h->block_bytes != n->block_bytes)
 		return -EPROTO;
-	if (m->recompute) {
-		ret = serve_driver_migrate_recompute(n->d, m->image, m->image_len, &m->nh);
-		if (ret)
-			return ret;
-		m->phase = NM_ARRIVED;
-		return 0;
+	for (i = 0; i < h->nr_pages; i++) {
+		if (pages[i].own > 1)
+			return -EPROTO;
+		own += pages[i].own;
 	}
-	ops = calloc(m->mi.nr_blocks + 1, sizeof(*ops));
-	if (!ops)
+	if (h->size != sizeof(*h) + (uint64_t)h->nr_keys * 8 +
+	    (uint64_t)h->nr_pages * sizeof(*pages) + h->image_len +
+	    (uint64_t)(h->nr_pages - own) * h->block_bytes || !pages_named(h, pages, h->nr_pages))
+		return -EPROTO;
+	image = malloc(h->image_len ? h->image_len : 1);
+	if (!image)
 		return -ENOMEM;
-	for (i = 0; i < m->mi.nr_blocks; i++)
-		if (m->pages[i].own)
-			ops[k++] = (struct accel_tier_rebind) {
-				.block = m->mi.blocks[i],
-				.to = { .key = m->pages[i].key, .first = m->pages[i].first },
-			};
-	ret = k ? accel_tier_rebind(n->tier, ops, k) : 0;
+	memcpy(image, msg_image(h), h->image_len);
+	hd = image;
+	if (m->recompute || m->mode == SERVE_NMIG_RECOMPUTE) {
+		ret = h->nr_pages ? -EPROTO :
+			serve_migr_image_check(image, h->image_len, hd->model, hd->block_tokens,
+					       hd->block_bytes);
+		if (ret) {
+			free(image);
+			return ret;
+		}
+		free(m->image);
+		m->image = image;
+		m->image_len = h->image_len;
+		m->recompute = true;
+		goto schedule;
+	}
+	ret = serve_driver_migrate_extend(n->d, &m->mi, image, h->image_len);
+	if (!ret && m->mi.nr_blocks != h->nr_pages)
+		ret = -EPROTO;
+	if (!ret)
+		ret = hold_regions(n, h, fds, kinds, count);
+	ops = calloc(own + 1, sizeof(*ops));
+	back = calloc(own + 1, sizeof(*back));
+	given = calloc(own + 1, sizeof(*given));
+	if (!ret && (!ops || !back || !given))
+		ret = -ENOMEM;
+	/* Our blocks: the shared ones' bytes copied in; the own ones to the request's pages. */
+	for (i = 0; !ret && i < h->nr_pages; i++) {
+		struct accel_tier_page pg;
+
+		if (!pages[i].own) {
+			memcpy(accel_tier_block_addr(n->tier, m->mi.blocks[i]),
+			       bytes + (size_t)shared++ * h->block_bytes, h->block_bytes);
+			continue;
+		}
+		ret = accel_tier_page(n->tier, m->mi.blocks[i], &pg);
+		given[k] = (struct serve_npage) { .key = pg.key, .first = pg.first, .own = 1 };
+		back[k] = (struct accel_tier_rebind) { .block = m->mi.blocks[i], .to = pg };
+		ops[k++] = (struct accel_tier_rebind) {
+			.block = m->mi.blocks[i],
+			.to = { .key = pages[i].key, .first = pages[i].first },
+		};
+	}
+	if (!ret)
+		ret = keys_of(given, k, keys, NMSG_KEYS_MAX);
+	if (ret >= 0) {
+		gb.nr_keys = (uint32_t)ret;
+		gb.nr_pages = k;
+		body = malloc(gb.nr_keys * 8 + (size_t)k * sizeof(*given) + 1);
+		ret = body ? 0 : -ENOMEM;
+	}
+	if (!ret) {
+		memcpy(body, keys, gb.nr_keys * 8);
+		memcpy(body + gb.nr_keys * 8, given, (size_t)k * sizeof(*given));
+		/* Export the pages given before the rebind may let their regions go. */
+		ret = k ? accel_tier_rebind(n->tier, ops, k) : 0;
+	}
+	if (!ret) {
+		ret = send_msg(n, m->peer, &gb, body, gb.nr_keys * 8 + (size_t)k * sizeof(*given),
+			       NULL, 0);
+		if (ret && k)
+			accel_tier_rebind(n->tier, back, k);	/* refused: as it was */
+	}
 	free(ops);
-	if (ret)
-		return ret;	/* the source fails the request to its client */
+	free(back);
+	free(given);
+	free(body);
+	if (ret) {
+		if (m->image != image)
+			free(image);
+		return ret;	/* the source resumes it */
+	}
+	free(m->image);
+	m->image = image;
+	m->image_len = h->image_len;
+schedule:
+	m->t_last_ns = hd->t_last_ns;
+	m->t_stop_ns = hd->t_stop_ns;
+	m->gen0 = hd->n_gen;
+	m->st.blocks = h->nr_pages;
+	m->st.pages = own;
+	m->st.bytes_copied = (uint64_t)shared * h->block_bytes;
+	m->st.tokens = hd->n_prompt + hd->n_gen;
 	try_commit(n, m);
 	return 0;
 }
@@ -666,53 +708,44 @@ int serve_nmig_receive(struct serve_nmig *n, const char *from, const int *fds,
 		return ret;
 	m = find(n, h->id);
 	if (h->kind == SERVE_NMSG_OFFER)
-		ret = m ? -EEXIST : on_offer(n, from, h, fds, kinds, count);
+		ret = m ? -EEXIST : count == 1 ? on_offer(n, from, h) : -EPROTO;
 	else if (!m || strcmp(m->peer, from))
 		ret = -ENOENT;
-	else if (h->kind == SERVE_NMSG_PREPARED)
-		ret = on_prepared(n, m, h, fds, kinds, count);
+	else if (h->kind == SERVE_NMSG_READY)
+		ret = count == 1 ? on_ready(n, m, h) : -EPROTO;
 	else if (h->kind == SERVE_NMSG_COMMIT)
-		ret = count == 1 ? on_commit(n, m) : -EPROTO;
-	else
+		ret = on_commit(n, m, h, fds, kinds, count);
+	else if (h->kind == SERVE_NMSG_GIVEBACK)
+		ret = on_giveback(n, m, h, fds, kinds, count);
+	else if (h->kind == SERVE_NMSG_ABORT && m->phase == NM_PREPARED) {
+		serve_driver_migrate_cancel(n->d, &m->mi);
+		drop(n, m);
+		ret = 0;
+	} else {
 		ret = -EPROTO;
+	}
 	free(h);
 	return ret;
 }
 
 void serve_nmig_sent(struct serve_nmig *n, uint64_t tag, int status)
 {
-	struct nmig *m = n ? find(n, tag >> 2) : NULL;
-	uint32_t kind = (uint32_t)(tag & 3);
+	struct nmig *m = n ? find(n, tag >> 3) : NULL;
+	uint32_t kind = (uint32_t)(tag & 7);
 
-	if (!m)
+	if (!m || !status)
 		return;
-	if (kind == SERVE_NMSG_OFFER && m->phase == NM_OFFERED && status) {
-		/* The destination never took the offer: the request resumes here. */
-		serve_driver_migrate_undo(n->d, &m->mo);
-		if (n->ops.done)
-			n->ops.done(n->arg, m->id, status, &m->st);
-		drop(n, m);
+	if ((kind == SERVE_NMSG_OFFER && m->phase == NM_OFFERED) ||
+	    (kind == SERVE_NMSG_COMMIT && m->phase == NM_COMMITTED)) {
+		/* The destination never took it: the request decodes here (again). */
+		source_failed(n, m, status);
 		return;
 	}
-	if (kind == SERVE_NMSG_PREPARED && m->phase == NM_PREPARED && status) {
+	if (kind == SERVE_NMSG_READY && m->phase == NM_PREPARED) {
 		serve_driver_migrate_cancel(n->d, &m->mi);	/* the source never heard */
 		drop(n, m);
-		return;
 	}
-	if (kind != SERVE_NMSG_COMMIT || m->phase != NM_COMMITTING)
-		return;
-	m->st.total_us = (mono_ns() - m->t0_ns) / 1000;
-	if (status) {
-		/* Past the point of no return and the destination never took it. */
-		serve_driver_migrate_lost(n->d, m->h);
-		fprintf(stderr, "kvaccel-serve: migration %llu to %s: COMMIT not taken (%s): "
-			"request %u failed\n", (unsigned long long)m->id, m->peer,
-			strerror(-status), m->h);
-		status = -EHOSTDOWN;
-	}
-	if (n->ops.done)
-		n->ops.done(n->arg, m->id, status, &m->st);
-	drop(n, m);
+	/* A GIVEBACK not taken: the source is gone; the request is ours anyway. */
 }
 
 void serve_nmig_abort(struct serve_nmig *n, uint64_t id)
@@ -723,37 +756,38 @@ void serve_nmig_abort(struct serve_nmig *n, uint64_t id)
 		return;
 	switch (m->phase) {
 	case NM_OFFERED:
-		serve_driver_migrate_undo(n->d, &m->mo);	/* still ours: it resumes */
-		if (n->ops.done)
-			n->ops.done(n->arg, m->id, -ECONNABORTED, &m->st);
-		drop(n, m);
+		source_failed(n, m, -ECONNABORTED);	/* never stopped */
 		break;
 	case NM_PREPARED:
 		serve_driver_migrate_cancel(n->d, &m->mi);
 		drop(n, m);
 		break;
 	default:
-		break;	/* past the point of no return: the hand-off's end decides */
+		break;	/* COMMIT sent or taken: its hand-off's end decides */
 	}
 }
 
 void serve_nmig_step(struct serve_nmig *n)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = mono_ns(), limit;
 	unsigned int i;
 
 	if (!n)
 		return;
+	limit = (uint64_t)n->timeout_ms * 1000000;
 	for (i = 0; i < n->nr; i++) {
 		struct nmig *m = &n->m[i];
 		struct serve_driver_info in;
 
-		if (m->phase == NM_PREPARED &&
-		    now - m->t0_ns > (uint64_t)n->timeout_ms * 1000000) {
-			fprintf(stderr, "kvaccel-serve: migration %llu from %s: no COMMIT in %u ms: "
-				"freed\n", (unsigned long long)m->id, m->peer, n->timeout_ms);
-			serve_driver_migrate_cancel(n->d, &m->mi);
-			drop(n, m);
+		if ((m->phase == NM_PREPARED || m->phase == NM_OFFERED) && now - m->t0_ns > limit) {
+			fprintf(stderr, "kvaccel-serve: migration %llu with %s: nothing heard in %u "
+				"ms: given up\n", (unsigned long long)m->id, m->peer, n->timeout_ms);
+			if (m->phase == NM_OFFERED) {
+				source_failed(n, m, -ETIMEDOUT);
+			} else {
+				serve_driver_migrate_cancel(n->d, &m->mi);
+				drop(n, m);
+			}
 			i--;
 			continue;
 		}
@@ -768,8 +802,11 @@ void serve_nmig_step(struct serve_nmig *n)
 			continue;
 		if (in.req.n_generated <= m->gen0 && in.req.state == SERVE_RUNNING)
 			continue;
-		m->st.downtime_us = in.sched.last_token_ns > m->t_last_ns ?
-				    (in.sched.last_token_ns - m->t_last_ns) / 1000 : 0;
+		m->st.gap_us = in.sched.last_token_ns > m->t_last_ns ?
+			       (in.sched.last_token_ns - m->t_last_ns) / 1000 : 0;
+		if (m->recompute)	/* stopped until its KV was computed again */
+			m->st.downtime_us = in.sched.last_token_ns > m->t_stop_ns ?
+					    (in.sched.last_token_ns - m->t_stop_ns) / 1000 : 0;
 		if (n->ops.arrived)
 			n->ops.arrived(n->arg, m->id, m->nh, m->peer, &m->st);
 		drop(n, m);
@@ -789,7 +826,7 @@ void serve_nmig_destroy(struct serve_nmig *n)
 	while (n->nr) {
 		struct nmig *m = &n->m[0];
 
-		if (m->phase == NM_OFFERED)
+		if (m->phase == NM_COMMITTED)
 			serve_driver_migrate_undo(n->d, &m->mo);
 		else if (m->phase == NM_PREPARED || m->phase == NM_QUEUED)
 			serve_driver_migrate_cancel(n->d, &m->mi);

@@ -7,26 +7,32 @@
  * block id is a slot that some region's page backs. The request's pages
  * change hands, and the destination's displaced pages go the other way,
  * so both block pools keep their size and the node's memory stays what it
- * was. Three messages, each a hand-off (through kvacceld) of a sealed
- * memfd and the dma-bufs of the regions it names:
+ * was. Four messages, each a hand-off (through kvacceld) of a sealed memfd
+ * and the dma-bufs of the regions it names:
  *
- *   OFFER     source -> destination: the request stopped at a step
- *             boundary; its image, the page behind each of its blocks
- *             (the bytes of those it shares with others on the source).
- *   PREPARED  destination -> source: blocks pre-allocated, the shared
- *             blocks' bytes copied; the pages it gives for the others. Or
- *             a refusal (status), and the source resumes the request.
- *   COMMIT    source -> destination: the point of no return. The source
- *             rebinds its blocks to the pages it was given and frees them;
- *             the destination rebinds its pre-allocated blocks to the
- *             request's pages and schedules it: its next step decodes
- *             the token the source sampled last.
+ *   OFFER     source -> destination, the request still decoding: its image
+ *             as it is now. The destination checks it and pre-allocates
+ *             its blocks (the costly part: the block keys), off the
+ *             request's critical path.
+ *   READY     destination -> source: prepared, or a refusal (status).
+ *   COMMIT    source -> destination: at the source's next step boundary
+ *             the request stops; its final image and the page behind each
+ *             block (the bytes of blocks it shares with others there).
+ *             The destination extends its blocks to the tokens decoded
+ *             meanwhile, rebinds them to the request's pages and schedules
+ *             it (its next step decodes the token the source sampled
+ *             last): the downtime is this one message.
+ *   GIVEBACK  destination -> source: the pages it gives for the own blocks;
+ *             the source rebinds its blocks to them and frees them.
  *
- * Outcomes: before COMMIT is sent, anything that fails leaves the request
- * on the source (it resumes; a destination that hears nothing for
- * SERVE_NMIG_TIMEOUT_MS frees what it prepared); after, it is the
- * destination's, and if COMMIT never reaches it the request fails to its
- * client with -EHOSTDOWN. Never on both sides, never lost silently.
+ * Outcomes: until the destination takes COMMIT, anything that fails leaves
+ * the request on the source: a refusal, a failed hand-off, a destination
+ * that dies (it resumes where it stopped; a destination that hears nothing
+ * for SERVE_NMIG_TIMEOUT_MS frees what it prepared). Once it took COMMIT
+ * the request is the destination's. A source that dies after COMMIT leaves
+ * it running there; a request that finishes or is preempted while OFFERED
+ * stays on the source (the destination is told: ABORT). Never on both
+ * sides, never lost silently.
  *
  * Every call belongs to the engine thread, between steps.
  */
@@ -51,33 +57,35 @@
 
 enum serve_nmsg_kind {
 	SERVE_NMSG_OFFER = 1,
-	SERVE_NMSG_PREPARED = 2,
+	SERVE_NMSG_READY = 2,
 	SERVE_NMSG_COMMIT = 3,
+	SERVE_NMSG_GIVEBACK = 4,
+	SERVE_NMSG_ABORT = 5,
 };
 
 /**
  * A message (the memfd's bytes): the header, uint64_t keys[nr_keys] (fd
  * i + 1 of the hand-off is the region of keys[i]), struct serve_npage
- * pages[nr_pages], then (OFFER) the image and block_bytes bytes for each
- * page whose own is 0.
+ * pages[nr_pages], then the image (OFFER, COMMIT) and (COMMIT)
+ * block_bytes bytes for each page whose own is 0.
  */
 struct serve_nmsg {
 	uint32_t magic;
 	uint32_t kind;		/* enum serve_nmsg_kind */
 	uint64_t id;		/* the migration (kvacceld's) */
 	uint64_t size;		/* the message's bytes */
-	int32_t status;		/* PREPARED: 0, or the -errno of the refusal */
+	int32_t status;		/* READY: 0, or the -errno of the refusal */
 	uint32_t nr_keys;
-	uint32_t nr_pages;	/* OFFER: the request's blocks; PREPARED: one per own block */
+	uint32_t nr_pages;	/* COMMIT: the request's blocks; GIVEBACK: one per own block */
 	uint32_t mode;		/* OFFER: enum serve_nmig_mode; else 0 */
-	uint64_t image_len;	/* OFFER */
-	uint64_t block_bytes;	/* OFFER */
+	uint64_t image_len;	/* OFFER, COMMIT */
+	uint64_t block_bytes;	/* OFFER, COMMIT */
 };
 
 /** How the KV moves (the baselines measure against ZERO_COPY). */
 enum serve_nmig_mode {
 	SERVE_NMIG_ZERO_COPY = 0,	/* the pages change hands */
-	SERVE_NMIG_COPY = 1,		/* stop and copy: every block's bytes in the OFFER */
+	SERVE_NMIG_COPY = 1,		/* stop and copy: every block's bytes in the COMMIT */
 	SERVE_NMIG_RECOMPUTE = 2,	/* no KV: the destination prefills the tokens again */
 	SERVE_NMIG_NR_MODES,
 };
@@ -85,13 +93,16 @@ enum serve_nmig_mode {
 struct serve_npage {
 	uint64_t key;		/* the region (accel_tier_page()) */
 	uint32_t first;		/* its first region block */
-	uint32_t own;		/* OFFER: 1 if the page changes hands, 0 if its bytes follow */
+	uint32_t own;		/* COMMIT: 1 if the page changes hands, 0 if its bytes follow */
 };
 
 /** What one migration took (the destination's, once its first token came). */
 struct serve_nmig_stats {
-	uint64_t downtime_us;	/* the source's last token to the destination's next */
-	uint64_t total_us;	/* the migrate request to COMMIT delivered (source) */
+	/** Stopped: out of the source's scheduler until runnable in the destination's. */
+	uint64_t downtime_us;
+	/** The source's last token to the destination's next (downtime and a decode step). */
+	uint64_t gap_us;
+	uint64_t total_us;	/* the migrate call to GIVEBACK taken (source) */
 	uint64_t pages;		/* changed hands */
 	uint64_t bytes_copied;	/* shared blocks' bytes */
 	uint32_t blocks;
@@ -119,7 +130,7 @@ void serve_nmig_destroy(struct serve_nmig *n);
 
 /**
  * Source: move request @h to engine @to as migration @id. 0 (OFFER sent);
- * serve_driver_migrate_out()'s errors; the send's.
+ * serve_driver_migrate_peek()'s errors; the send's.
  */
 int serve_nmig_start(struct serve_nmig *n, uint64_t id, uint32_t h, const char *to);
 /** serve_nmig_start() moving the KV as @mode says (enum serve_nmig_mode). */
@@ -146,7 +157,7 @@ unsigned int serve_nmig_pending(const struct serve_nmig *n);
 /** The hand-off tag of message @kind of migration @id. */
 static inline uint64_t serve_nmig_tag(uint64_t id, uint32_t kind)
 {
-	return id << 2 | kind;
+	return id << 3 | kind;
 }
 
 #endif /* SERVE_MIGRATE_NODE_H */

@@ -86,7 +86,7 @@ void serve_msock_pump(struct serve_msock *ms, int ms_wait)
 			answered(ms, f.tag, f.status);
 			continue;
 		}
-		kind = (uint32_t)(f.tag & 3);
+		kind = (uint32_t)(f.tag & 7);
 		if (ms->die_on && kind == ms->die_on)
 			_exit(0);
 		for (i = 0; i < nfd; i++)
