@@ -115,7 +115,7 @@ ACCEL_VERSION	:= 0.1.0
 ACCEL_SONAME	:= libaccel.so.0
 ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/bm/*.c \
 		   libaccel/src/offload/*.c libaccel/src/cuda/*.c \
-		   libaccel/src/mover/*.c) \
+		   libaccel/src/mover/*.c libaccel/src/xfer/*.c) \
 		   libaccel/ctl/kvdmsg.c
 ACCEL_HDRS	:= libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h \
 		   libaccel/include/accel_offload.h \
@@ -123,7 +123,7 @@ ACCEL_HDRS	:= libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/incl
 		   uapi/kvaccel.h \
 		   uapi/kvacceld.h libaccel/ctl/kvdmsg.h \
 		   $(wildcard libaccel/src/kv/*.h libaccel/src/bm/*.h libaccel/src/cuda/*.h \
-		   libaccel/src/mover/*.h)
+		   libaccel/src/mover/*.h libaccel/src/xfer/*.h) libaccel/include/accel_xfer.h
 # --- the scheduler (accel_sched_*; issue 15) ---
 # Pure logic over the block manager: in the library, unit-tested and
 # model-tested natively (cmocka, ASan/UBSan; SCHED_MODEL_SEED=N replays a
@@ -207,7 +207,7 @@ install: libaccel
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(ACCEL_VERSION)|' \
 		libaccel/libaccel.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libaccel.pc
 	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h libaccel/include/accel_offload.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 libaccel/include/accel_sched.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 libaccel/include/accel_sched.h libaccel/include/accel_xfer.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 uapi/kvaccel.h uapi/kvaccel_netlink.h $(DESTDIR)$(PREFIX)/include/kvaccel/
 	install -m 644 libaccel/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	@# One link page (".so man3/PAGE.3") per function a page's NAME line lists.
@@ -598,6 +598,18 @@ $(B)/native/mover_unit: tests/libaccel/mover_unit.c $(ACCEL_SRCS) $(ACCEL_HDRS)
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/mover_unit" > $@
 	@chmod +x $@
 
+# accel_xfer between two processes over UCX's tcp transport on 127.0.0.1:
+# cmocka, ASan/UBSan over the library's sources (UCX's memory hooks off,
+# tests/libaccel/xfer_unit.c says why).
+NATIVE_BINS	+= $(B)/native/xfer_unit
+$(B)/native/xfer_unit: tests/libaccel/xfer_unit.c $(ACCEL_SRCS) $(ACCEL_HDRS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -pthread \
+		-o $(B)/native-bin/xfer_unit $< $(ACCEL_SRCS) -lcmocka $(ACCEL_LDLIBS)
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/xfer_unit" > $@
+	@chmod +x $@
+
 # The offload manager (accel_offload_*): cmocka, ASan/UBSan over the
 # library's sources (the end-to-end test moves bytes between memfd tiers).
 $(B)/native/offload_unit: tests/libaccel/offload_unit.c $(ACCEL_SRCS) $(ACCEL_HDRS)
@@ -876,6 +888,15 @@ $(B)/tools/kvaccel-bench-alloc: tools/bench/kvaccel-bench-alloc.c tools/bench/be
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/src -o $@ $< $(wildcard libaccel/src/kv/*.c) -lcrypto
+
+# accel_xfer's put bandwidth between two processes over UCX (tcp on
+# 127.0.0.1 by default) against memcpy; dynamic: UCX is loaded at run time.
+TOOL_BINS	+= $(B)/tools/kvaccel-bench-xfer
+$(B)/tools/kvaccel-bench-xfer: tools/bench/kvaccel-bench-xfer.c $(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -o $@ $< $(B)/libaccel/libaccel.a \
+		$(ACCEL_LDLIBS)
 
 # The block manager natively: allocate/free/lookup of a 64-block chain.
 $(B)/tools/kvaccel-bench-bm: tools/bench/kvaccel-bench-bm.c tools/bench/bench-common.h \

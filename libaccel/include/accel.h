@@ -25,6 +25,7 @@
 #include "accel_mover.h"
 #include "accel_offload.h"
 #include "accel_sched.h"
+#include "accel_xfer.h"
 
 #ifdef __cplusplus
 extern "C" {
