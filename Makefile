@@ -66,7 +66,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/cuda_tier_batch_refused \
 		   $(B)/native/mover_cuda $(B)/native/mover_cuda_plain \
 		   $(B)/native/kvacceld_config $(B)/native/kvdmsg_unit $(B)/native/kvacceld_metrics \
-		   $(B)/native/kvacceld_units \
+		   $(B)/native/kvacceld_units $(B)/native/kvacceld_migrate_policy \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake \
 		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
 		   $(B)/native/python_offload $(B)/native/python_cuda $(B)/native/docs_rst
@@ -222,9 +222,11 @@ install: libaccel
 # --- kvacceld ---------------------------------------------------------------
 
 KVACCELD_SRCS	:= daemon/kvacceld.c daemon/config.c daemon/engines.c daemon/handoffs.c \
-		   daemon/pressure.c daemon/metrics.c daemon/procs.c libaccel/ctl/kvnl.c \
+		   daemon/pressure.c daemon/metrics.c daemon/procs.c daemon/migrations.c \
+		   daemon/migrate_policy.c libaccel/ctl/kvnl.c \
 		   libaccel/ctl/kvsize.c libaccel/ctl/kvdmsg.c
-KVACCELD_HDRS	:= daemon/config.h daemon/kvd.h libaccel/ctl/kvsize.h libaccel/ctl/kvdmsg.h \
+KVACCELD_HDRS	:= daemon/config.h daemon/kvd.h daemon/migrate_policy.h libaccel/ctl/kvsize.h \
+		   libaccel/ctl/kvdmsg.h \
 		   uapi/kvacceld.h $(KVNL_SRCS)
 
 # Linked dynamically (libmicrohttpd and libsystemd have no usable static
@@ -639,6 +641,16 @@ $(B)/native/kvacceld_metrics: tests/daemon/metrics_unit.c daemon/metrics.c daemo
 		-o $(B)/native-bin/kvacceld_metrics $< daemon/metrics.c daemon/procs.c \
 		libaccel/ctl/kvnl.c -lmicrohttpd -lcmocka -lm $(NL_LIBS)
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_metrics" > $@
+	@chmod +x $@
+
+# kvacceld's migration policy, pure logic (cmocka, ASan/UBSan).
+$(B)/native/kvacceld_migrate_policy: tests/daemon/migrate_policy_unit.c daemon/migrate_policy.c \
+		daemon/migrate_policy.h uapi/kvacceld.h
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Idaemon -o $(B)/native-bin/kvacceld_migrate_policy \
+		$< daemon/migrate_policy.c -lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_migrate_policy" > $@
 	@chmod +x $@
 
 # kvacceld's configuration parser and checks (cmocka, ASan/UBSan).

@@ -28,6 +28,14 @@ void kvd_config_defaults(struct kvd_config *c)
 	c->tenants.max_handoffs = KVD_DEFAULT_HANDOFFS_PER_USER;
 	c->tenants.max_fds = KVD_DEFAULT_FDS_PER_USER;
 	c->tenants.priority_ceiling = 7;	/* KVD_PRIORITY_MAX: no ceiling */
+	c->migration.enabled = true;
+	c->migration.interval_ms = 200;
+	c->migration.timeout_ms = 10000;
+	c->migration.max_out = 1;
+	c->migration.max_in = 1;
+	c->migration.balance_threshold = 0.25;
+	c->migration.headroom_blocks = 0;
+	c->migration.high_priority = 1;
 }
 
 static int set_ms(unsigned int *v, const char *key, const char *value, char *err, size_t len)
@@ -373,6 +381,70 @@ static int set_tenants(struct kvd_tenants *t, const char *key, const char *value
 	return -EINVAL;
 }
 
+static int set_migration(struct kvd_migration_config *m, const char *key, const char *value,
+			 char *err, size_t len)
+{
+	if (!strcmp(key, "enabled")) {
+		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) {
+			m->enabled = true;
+			return 0;
+		}
+		if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) {
+			m->enabled = false;
+			return 0;
+		}
+		snprintf(err, len, "enabled: '%s' is not true or false", value);
+		return -EINVAL;
+	}
+	if (!strcmp(key, "migrate_interval_ms"))
+		return set_ms(&m->interval_ms, key, value, err, len);
+	if (!strcmp(key, "migration_timeout_ms"))
+		return set_ms(&m->timeout_ms, key, value, err, len);
+	if (!strcmp(key, "max_migrations_out"))
+		return set_uint(&m->max_out, key, value, 1, 64, err, len);
+	if (!strcmp(key, "max_migrations_in"))
+		return set_uint(&m->max_in, key, value, 1, 64, err, len);
+	if (!strcmp(key, "high_priority_headroom_blocks"))
+		return set_uint(&m->headroom_blocks, key, value, 0, 1u << 30, err, len);
+	if (!strcmp(key, "high_priority")) {
+		char *end;
+		long n;
+
+		errno = 0;
+		n = strtol(value, &end, 10);
+		if (errno || end == value || *end || n < -1000000 || n > 1000000) {
+			snprintf(err, len, "%s: '%s' is not a number from -1000000 to 1000000",
+				 key, value);
+			return -EINVAL;
+		}
+		m->high_priority = (int)n;
+		return 0;
+	}
+	if (!strcmp(key, "balance_threshold")) {
+		char *end;
+		double v;
+
+		errno = 0;
+		v = strtod(value, &end);
+		if (errno || end == value || *end || !(v >= 0 && v <= 1)) {
+			snprintf(err, len, "%s: '%s' is not a number from 0 to 1", key, value);
+			return -EINVAL;
+		}
+		m->balance_threshold = v;
+		return 0;
+	}
+	if (!strcmp(key, "migrate_order")) {
+		if (strcmp(value, "shortest") && strcmp(value, "longest")) {
+			snprintf(err, len, "%s: '%s' is not shortest or longest", key, value);
+			return -EINVAL;
+		}
+		m->longest_first = !strcmp(value, "longest");
+		return 0;
+	}
+	snprintf(err, len, "unknown key '%s' in [migration]", key);
+	return -EINVAL;
+}
+
 int kvd_config_set(struct kvd_config *c, const char *section, const char *key,
 		   const char *value, char *err, size_t len)
 {
@@ -409,9 +481,11 @@ int kvd_config_set(struct kvd_config *c, const char *section, const char *key,
 			return set_ms(&c->handoff_timeout_ms, key, value, err, len);
 	} else if (!strcmp(section, "tenants")) {
 		return set_tenants(&c->tenants, key, value, err, len);
+	} else if (!strcmp(section, "migration")) {
+		return set_migration(&c->migration, key, value, err, len);
 	} else {
-		snprintf(err, len, "unknown section [%s] (known: [device], [daemon], [tenants])",
-			 section);
+		snprintf(err, len, "unknown section [%s] (known: [device], [daemon], [tenants], "
+			 "[migration])", section);
 		return -EINVAL;
 	}
 	snprintf(err, len, "unknown key '%s' in [%s]", key, section);
@@ -525,5 +599,7 @@ int kvd_config_reparse(const struct kvd_config *cur, struct kvd_config *next, co
 		changes |= KVD_CFG_METRICS;
 	if (strcmp(cur->socket_path, next->socket_path))
 		changes |= KVD_CFG_SOCKET;
+	if (memcmp(&cur->migration, &next->migration, sizeof(cur->migration)))
+		changes |= KVD_CFG_MIGRATION;
 	return (int)changes;
 }

@@ -10,6 +10,9 @@
  *             allow PATTERN = PATTERN...    which engines may hand to which
  *             max_connections_per_user, max_handoffs_per_user,
  *             max_handoff_fds_per_user, priority_ceiling
+ *   [migration] enabled, migrate_interval_ms, migration_timeout_ms,
+ *             max_migrations_out, max_migrations_in, balance_threshold,
+ *             migrate_order, high_priority_headroom_blocks, high_priority
  *
  * A PATTERN is an engine name, or a prefix followed by '*' ("*": every
  * name). A PRINCIPAL is user:NAME, uid:N, group:NAME, gid:N or any.
@@ -70,6 +73,18 @@ struct kvd_tenants {
 #define KVD_DEFAULT_HANDOFFS_PER_USER	256
 #define KVD_DEFAULT_FDS_PER_USER	1024
 
+/* [migration]: the broker's limits and the policy's knobs (migrate_policy.h). */
+struct kvd_migration_config {
+	bool enabled;				/* the policy's own triggers (not drain, not manual) */
+	unsigned int interval_ms;		/* migrate_interval_ms: a policy tick */
+	unsigned int timeout_ms;		/* migration_timeout_ms: MIGRATE to MIGRATED */
+	unsigned int max_out, max_in;		/* per engine, at a time */
+	double balance_threshold;		/* 0 to 1: virtual usage gap */
+	bool longest_first;			/* migrate_order = longest */
+	unsigned int headroom_blocks;		/* high_priority_headroom_blocks */
+	int high_priority;			/* a request at or above it is high priority */
+};
+
 struct kvd_config {
 	uint64_t limit, default_quota, high_wm, low_wm;
 	bool limit_set, default_quota_set, high_wm_set, low_wm_set;
@@ -79,6 +94,7 @@ struct kvd_config {
 	unsigned int release_deadline_ms;	/* an engine's time to answer RELEASE */
 	unsigned int handoff_timeout_ms;	/* a hand-off's time to be acknowledged */
 	struct kvd_tenants tenants;
+	struct kvd_migration_config migration;
 };
 
 void kvd_config_defaults(struct kvd_config *c);
@@ -120,6 +136,7 @@ struct kvd_config_override {
 #define KVD_CFG_ADMIN_GROUP	(1u << 2)
 #define KVD_CFG_METRICS		(1u << 3)
 #define KVD_CFG_SOCKET		(1u << 4)	/* needs a restart */
+#define KVD_CFG_MIGRATION	(1u << 5)	/* [migration] */
 
 /*
  * The reload entry point (SIGHUP): parse @path (NULL: none) and the

@@ -432,6 +432,8 @@ void kvd_conn_drop(struct kvd *d, struct kvd_conn *c, const char *why)
 		c->user->warned_conns = false;
 	kvd_user_put(d, c->user);
 	pthread_mutex_unlock(&d->lock);
+	if (c->registered)
+		kvd_mig_conn_gone(d, c->name);
 	free(c->groups);
 	free(c);
 	if (asked)
@@ -855,7 +857,8 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 		nfds = 0;
 	}
 	if (!c->registered && type != KVD_MSG_REGISTER && type != KVD_MSG_LIST_ENGINES &&
-	    type != KVD_MSG_LIST_HANDOFFS)
+	    type != KVD_MSG_LIST_HANDOFFS && type != KVD_MSG_MIGRATE_REQ &&
+	    type != KVD_MSG_DRAIN && type != KVD_MSG_LIST_MIGRATIONS)
 		return protocol_error(d, c, seq, type, -EPROTO, "register first");
 
 	switch (type) {
@@ -884,8 +887,24 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 			return protocol_error(d, c, seq, type, ret,
 					      "HANDOFF_ACK names no hand-off offered to this engine");
 		break;
+	case KVD_MSG_LOAD:
+		kvd_mig_load(d, c, (const void *)&buf);
+		break;
+	case KVD_MSG_MIGRATE_STARTED:
+		if (kvd_mig_started(d, c, (const void *)&buf))
+			return protocol_error(d, c, seq, type, -EPROTO,
+					      "MIGRATE_STARTED names no migration asked of this engine");
+		break;
+	case KVD_MSG_MIGRATED:
+		if (kvd_mig_migrated(d, c, (const void *)&buf))
+			return protocol_error(d, c, seq, type, -EPROTO,
+					      "MIGRATED names no migration of this engine");
+		break;
 	case KVD_MSG_LIST_ENGINES:
 	case KVD_MSG_LIST_HANDOFFS:
+	case KVD_MSG_MIGRATE_REQ:
+	case KVD_MSG_DRAIN:
+	case KVD_MSG_LIST_MIGRATIONS:
 		if (!c->admin) {
 			kvd_send_error(d, c, seq, type, -EPERM, false,
 				       "admin requests need root or the admin group");
@@ -893,8 +912,14 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 		}
 		if (type == KVD_MSG_LIST_ENGINES)
 			list_engines(d, c, seq);
-		else
+		else if (type == KVD_MSG_LIST_HANDOFFS)
 			list_handoffs(d, c, seq);
+		else if (type == KVD_MSG_MIGRATE_REQ)
+			kvd_mig_request(d, c, (const void *)&buf);
+		else if (type == KVD_MSG_DRAIN)
+			kvd_mig_drain(d, c, (const void *)&buf);
+		else
+			kvd_mig_list(d, c, seq);
 		break;
 	default:
 		/* A type only the daemon sends. */

@@ -27,11 +27,16 @@
  * whole, half its RLIMIT_NOFILE in fds (-ENOSPC beyond). Each offer tells
  * a receiver that knows KVD_FEAT_SENDER the sender's uid and pid.
  *
+ * Objects are dma-bufs (KVD_OBJ_REGION, KVD_OBJ_SPACE; their fdinfo names an
+ * exporter) or sealed memfds (KVD_OBJ_MEMFD: F_SEAL_SHRINK, F_SEAL_GROW and
+ * F_SEAL_WRITE, at most KVD_MEMFD_MAX bytes: a request's state sent with
+ * its pages; what is sealed cannot change under the receiver).
+ *
  * Under a service manager with a file descriptor store (NOTIFY_SOCKET;
  * FileDescriptorStoreMax= in the unit) the hand-offs survive a restart of
- * the daemon: each dma-buf it holds is stored once (FDSTORE=1,
- * FDNAME=dmabuf-INODE: the store drops duplicates of a file, so names go
- * by file, not by hand-off), and a memfd in the store (FDNAME=handoffs)
+ * the daemon: each file it holds is stored once (FDSTORE=1,
+ * FDNAME=dmabuf-INODE or memfd-INODE: the store drops duplicates of a
+ * file, so names go by file, not by hand-off), and a memfd in the store (FDNAME=handoffs)
  * holds one record per hand-off (ids, names, tag, incarnation, objects,
  * their files' inodes, deadlines), rewritten at each change with a
  * checksum. A file leaves the store (FDSTOREREMOVE=1) when no hand-off
@@ -81,6 +86,38 @@ static int check_dmabuf(int fd, uint64_t size)
 	return 0;
 }
 
+/*
+ * Is @fd a memfd of @size bytes (at most KVD_MEMFD_MAX) sealed against
+ * shrinking, growing and writing? -EBADF: not a memfd (no seals); -EPERM:
+ * a seal missing; -EINVAL: the size.
+ */
+static int check_memfd(int fd, uint64_t size)
+{
+	const int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+	struct stat st;
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	if (seals < 0)
+		return -EBADF;
+	if ((seals & need) != need)
+		return -EPERM;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+		return -EBADF;
+	if (!size || size > KVD_MEMFD_MAX || (uint64_t)st.st_size != size)
+		return -EINVAL;
+	return 0;
+}
+
+static const char *object_error(unsigned int kind, int ret)
+{
+	if (kind == KVD_OBJ_MEMFD)
+		return ret == -EBADF ? "not a memfd" :
+		       ret == -EPERM ? "memfd not sealed (F_SEAL_SHRINK, F_SEAL_GROW and "
+				       "F_SEAL_WRITE needed)" :
+		       "memfd size does not match, or over KVD_MEMFD_MAX";
+	return ret == -EBADF ? "not a dma-buf" : "size does not match";
+}
+
 /* ---- the fd store ------------------------------------------------------ */
 
 #define STATE_MAGIC	0x6b76616363656c64ULL	/* "kvacceld" */
@@ -128,15 +165,35 @@ static bool ino_held(const struct kvd *d, const struct kvd_xfer *skip, uint64_t 
 	return false;
 }
 
-static void store_fd(int fd, uint64_t ino)
+/*
+ * A held file's key (kvd_xfer.inos): a dma-buf's inode, or a memfd's with
+ * KEY_MEMFD set (the two live on different file systems, whose inode
+ * numbers may be the same); its fd store name is dmabuf-INODE or
+ * memfd-INODE.
+ */
+#define KEY_MEMFD	((uint64_t)1 << 63)
+
+static uint64_t file_key(unsigned int kind, uint64_t ino)
+{
+	return kind == KVD_OBJ_MEMFD ? ino | KEY_MEMFD : ino;
+}
+
+static void store_name(char *buf, size_t len, const char *what, uint64_t key)
+{
+	snprintf(buf, len, "%sFDNAME=%s-%" PRIu64, what, key & KEY_MEMFD ? "memfd" : "dmabuf",
+		 key & ~KEY_MEMFD);
+}
+
+static void store_fd(int fd, uint64_t key)
 {
 	char msg[96];
 	int ret;
 
-	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDPOLL=0\nFDNAME=dmabuf-%" PRIu64, ino);
+	store_name(msg, sizeof(msg), "FDSTORE=1\nFDPOLL=0\n", key);
 	ret = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
 	if (ret <= 0)
-		kvd_log(LOG_WARNING, "fd store: dma-buf %" PRIu64 ": %s", ino,
+		kvd_log(LOG_WARNING, "fd store: %s %" PRIu64 ": %s",
+			key & KEY_MEMFD ? "memfd" : "dma-buf", key & ~KEY_MEMFD,
 			ret ? strerror(-ret) : "no service manager");
 }
 
@@ -210,7 +267,7 @@ static void unstore_xfer(struct kvd *d, struct kvd_xfer *x)
 			;
 		if (k < i || ino_held(d, x, x->inos[i]))
 			continue;
-		snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=dmabuf-%" PRIu64, x->inos[i]);
+		store_name(msg, sizeof(msg), "FDSTOREREMOVE=1\n", x->inos[i]);
 		sd_notify(0, msg);
 	}
 }
@@ -334,15 +391,16 @@ int kvd_handoff_queue(struct kvd *d, struct kvd_conn *c, const struct kvd_handof
 	for (i = 0; i < m->count; i++) {
 		struct stat st = { 0 };
 
-		ret = check_dmabuf(fds[i], m->objs[i].size);
+		ret = m->objs[i].kind == KVD_OBJ_MEMFD ? check_memfd(fds[i], m->objs[i].size) :
+		      check_dmabuf(fds[i], m->objs[i].size);
 		if (!ret && fstat(fds[i], &st))
 			ret = -errno;
-		inos[i] = st.st_ino;
+		inos[i] = file_key(m->objs[i].kind, st.st_ino);
 		if (ret) {
 			kvdmsg_close_fds(fds, m->count);
 			return kvd_send_error(d, c, m->hdr.seq, m->hdr.type, ret, false,
-					      "object %u: %s", i, ret == -EBADF ?
-					      "not a dma-buf" : "size does not match"), ret;
+					      "object %u: %s", i,
+					      object_error(m->objs[i].kind, ret)), ret;
 		}
 	}
 	/* The same tag from the same sender (and incarnation): a resend of one still held. */
@@ -634,8 +692,10 @@ void kvd_handoff_restore(struct kvd *d, int *fds, char **names, unsigned int n)
 			sfd = fds[i];
 			continue;
 		}
-		if (st && !strncmp(name, "dmabuf-", 7) && !fstat(fds[i], &sb)) {
-			st[ns].ino = sb.st_ino;
+		if (st && (!strncmp(name, "dmabuf-", 7) || !strncmp(name, "memfd-", 6)) &&
+		    !fstat(fds[i], &sb)) {
+			st[ns].ino = file_key(name[0] == 'm' ? KVD_OBJ_MEMFD : KVD_OBJ_REGION,
+					      sb.st_ino);
 			st[ns++].fd = fds[i];
 			continue;
 		}
@@ -651,8 +711,7 @@ void kvd_handoff_restore(struct kvd *d, int *fds, char **names, unsigned int n)
 	/* Files no record holds leave the store. */
 	for (i = 0; i < ns; i++) {
 		if (!st[i].used && d->fdstore) {
-			snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=dmabuf-%" PRIu64,
-				 st[i].ino);
+			store_name(msg, sizeof(msg), "FDSTOREREMOVE=1\n", st[i].ino);
 			sd_notify(0, msg);
 		}
 		close(st[i].fd);

@@ -196,8 +196,10 @@ static int read_view(struct kvd *d, struct view *v)
 static int64_t next_deadline(const struct kvd *d)
 {
 	int64_t a = kvd_handoff_next_deadline(d), b = kvd_pressure_next_deadline(d);
+	int64_t c = kvd_mig_next_deadline(d);
 
-	return a < b ? a : b;
+	a = a < b ? a : b;
+	return a < c ? a : c;
 }
 
 /* The loop's sources besides the socket's (engines.c) and their state. */
@@ -262,6 +264,7 @@ static int on_post(sd_event_source *s, void *arg)
 	(void)s;
 	kvd_handoff_expire(d, now);
 	kvd_pressure_tick(d, now);
+	kvd_mig_tick(d, now);
 	kvd_reap(d);
 	next = next_deadline(d);
 	if (next == INT64_MAX)
@@ -332,11 +335,12 @@ static void reload(struct kvd *d)
 		d->admin_gid_set = next.admin_group[0] != 0;
 		kvd_conns_admin_update(d);
 	}
-	kvd_log(LOG_INFO, "reloaded%s%s:%s%s%s%s", args.path ? " " : "",
+	kvd_log(LOG_INFO, "reloaded%s%s:%s%s%s%s%s", args.path ? " " : "",
 		args.path ? args.path : "", !changes ? " no change" : "",
 		changes & KVD_CFG_DEVICE ? " device" : "",
 		changes & KVD_CFG_TIMEOUTS ? " deadlines" : "",
-		changes & KVD_CFG_ADMIN_GROUP ? " admin_group" : "");
+		changes & KVD_CFG_ADMIN_GROUP ? " admin_group" : "",
+		changes & KVD_CFG_MIGRATION ? " migration" : "");
 	if (changes & KVD_CFG_METRICS)
 		kvd_log(LOG_INFO, "reloaded: metrics %s", cur->metrics);
 out:
@@ -587,6 +591,7 @@ int main(int argc, char **argv)
 	kvd_metrics_stop();
 	kvd_socket_close(&d);
 	kvd_handoff_free_all(&d);
+	kvd_mig_free_all(&d);
 	sd_event_unref(d.ev);
 	kvnl_close(ev);
 	kvnl_close(nl);

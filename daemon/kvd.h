@@ -105,7 +105,56 @@ struct kvd_conn {
 	int64_t release_deadline;	/* CLOCK_MONOTONIC ns */
 	bool asked_this_round;
 	uint64_t releases_asked, releases_ignored, released_bytes;
+	/* Migrations (migrations.c): its last KVD_MSG_LOAD, as it said it. */
+	bool has_load;
+	uint64_t block_bytes;
+	uint32_t blocks_total, blocks_free, running, waiting, hol_blocks, load_flags;
+	unsigned int nreqs;
+	struct kvd_load_req reqs[KVD_LOAD_REQS_MAX];
+	int64_t load_at;		/* CLOCK_MONOTONIC ns */
+	bool draining, exit_sent;
+	unsigned int mig_out, mig_in;	/* migrations in flight from it, to it */
 };
+
+/* Migrations finished that the daemon remembers (LIST_MIGRATIONS). */
+#define KVD_MIG_HISTORY		32
+/* Downtime histogram buckets (upper bounds, microseconds), +Inf after them. */
+#define KVD_MIG_DOWNTIME_BUCKETS	9
+
+/** A migration the daemon asked for: in flight, or finished (history). */
+struct kvd_mig {
+	struct kvd_mig *next;
+	uint64_t id, req;
+	char from[KVD_NAME_MAX], to[KVD_NAME_MAX];
+	unsigned int state;		/* enum kvd_migration_state */
+	unsigned int reason;		/* enum kvd_migrate_reason */
+	int status;
+	uint32_t blocks;
+	uint64_t downtime_us, total_us, bytes_copied;
+	int64_t asked, deadline;	/* CLOCK_MONOTONIC ns */
+};
+
+/* Why a migration did not succeed, for the metrics. */
+enum kvd_mig_fail {
+	KVD_MIG_FAIL_REFUSED,		/* MIGRATE_STARTED with -errno */
+	KVD_MIG_FAIL_FAILED,		/* MIGRATED with -errno */
+	KVD_MIG_FAIL_PEER_GONE,		/* aborted: an engine left */
+	KVD_MIG_FAIL_TIMEOUT,		/* aborted: migration_timeout_ms */
+	KVD_MIG_FAIL_MAX,
+};
+
+/* The migration counters (under kvd.lock). Reasons are indexed by enum kvd_migrate_reason. */
+struct kvd_mig_stats {
+	uint64_t started[KVD_MIGRATE_BALANCE + 1];
+	uint64_t succeeded;
+	uint64_t failed[KVD_MIG_FAIL_MAX];
+	uint64_t downtime_buckets[KVD_MIG_DOWNTIME_BUCKETS + 1];	/* not cumulative */
+	uint64_t downtime_us_sum, downtime_count;
+	uint64_t bytes_copied, blocks_moved;
+	uint64_t exits_sent;
+};
+
+extern const uint64_t kvd_mig_downtime_bounds_us[KVD_MIG_DOWNTIME_BUCKETS];
 
 /** A hand-off the daemon holds fds for until the receiver acknowledges. */
 struct kvd_xfer {
@@ -160,6 +209,12 @@ struct kvd {
 	uint64_t conns_total, protocol_errors;
 	uint64_t refused[KVD_REFUSED_MAX];
 	uint64_t slow_peers_dropped;	/* output queue past its bounds */
+	/* Migrations: in flight (newest first), finished (newest first, at most KVD_MIG_HISTORY). */
+	struct kvd_mig *migs, *migs_done;
+	unsigned int nmigs_done;
+	uint64_t next_mig_id;
+	int64_t mig_tick_at;		/* the next policy tick (0: none due) */
+	struct kvd_mig_stats mig;
 };
 
 int64_t kvd_now(void);
@@ -242,6 +297,21 @@ void kvd_handoff_free_all(struct kvd *d);
 void kvd_handoff_restore(struct kvd *d, int *fds, char **names, unsigned int n);
 int64_t kvd_handoff_next_deadline(const struct kvd *d);
 
+/* migrations.c: the live-migration broker, its policy ticks and drains. */
+void kvd_mig_load(struct kvd *d, struct kvd_conn *c, const struct kvd_load *m);
+/* An engine's answers: 0, or -EPROTO for a migration that is not its own. */
+int kvd_mig_started(struct kvd *d, struct kvd_conn *c, const struct kvd_migrate_started *m);
+int kvd_mig_migrated(struct kvd *d, struct kvd_conn *c, const struct kvd_migrated *m);
+/* Admin requests (the caller checked the right). */
+void kvd_mig_request(struct kvd *d, struct kvd_conn *c, const struct kvd_migrate_req *m);
+void kvd_mig_drain(struct kvd *d, struct kvd_conn *c, const struct kvd_drain *m);
+void kvd_mig_list(struct kvd *d, struct kvd_conn *c, uint64_t seq);
+/* An engine left (unlinked already): its migrations aborted, the other sides told. */
+void kvd_mig_conn_gone(struct kvd *d, const char *name);
+void kvd_mig_tick(struct kvd *d, int64_t now);
+int64_t kvd_mig_next_deadline(const struct kvd *d);
+void kvd_mig_free_all(struct kvd *d);
+
 /* pressure.c: rounds of release requests. */
 void kvd_pressure_event(struct kvd *d, bool on, uint64_t usage);
 /* 0, or -EPROTO for an answer to a round that never was. */
@@ -261,6 +331,7 @@ struct kvd_metrics_engine {
 	uint32_t priority;
 	uint64_t usage, quota;		/* quota 0: none (no sample) */
 	uint64_t releases_asked, releases_ignored;
+	bool draining;
 };
 
 /* The standard process_* metrics, from /proc/self. */
@@ -281,6 +352,8 @@ struct kvd_metrics_snap {
 	uint64_t rounds, rounds_resolved, releases_asked, releases_ignored;
 	uint64_t conns_total, protocol_errors, refused[KVD_REFUSED_MAX];
 	uint64_t users, held_fds;
+	struct kvd_mig_stats mig;
+	uint64_t migrations_in_flight, engines_draining;
 	struct kvd_process_stats proc;
 };
 

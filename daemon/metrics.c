@@ -126,6 +126,66 @@ static const char *refusal_names[KVD_REFUSED_MAX] = {
 	[KVD_REFUSED_DAEMON_FDS] = "daemon_fds",
 };
 
+const uint64_t kvd_mig_downtime_bounds_us[KVD_MIG_DOWNTIME_BUCKETS] = {
+	1000, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000, 30000000,
+};
+
+static const char *const mig_reason_names[KVD_MIGRATE_BALANCE + 1] = {
+	[KVD_MIGRATE_MANUAL] = "manual",
+	[KVD_MIGRATE_DRAIN] = "drain",
+	[KVD_MIGRATE_PRESSURE] = "pressure",
+	[KVD_MIGRATE_BALANCE] = "balance",
+};
+
+static const char *const mig_fail_names[KVD_MIG_FAIL_MAX] = {
+	[KVD_MIG_FAIL_REFUSED] = "refused",
+	[KVD_MIG_FAIL_FAILED] = "failed",
+	[KVD_MIG_FAIL_PEER_GONE] = "aborted_peer_gone",
+	[KVD_MIG_FAIL_TIMEOUT] = "aborted_timeout",
+};
+
+static void render_migrations(const struct kvd_metrics_snap *s, struct kvd_mbuf *b)
+{
+	const struct kvd_mig_stats *m = &s->mig;
+	uint64_t cum = 0;
+	size_t i;
+
+	family(b, "kvaccel_migrations_started_total", "counter",
+	       "Live migrations the daemon asked for, by why it chose them.");
+	for (i = KVD_MIGRATE_MANUAL; i <= KVD_MIGRATE_BALANCE; i++)
+		put(b, "kvaccel_migrations_started_total{reason=\"%s\"} %llu\n",
+		    mig_reason_names[i], (unsigned long long)m->started[i]);
+	metric(b, "kvaccel_migrations_succeeded_total", "counter",
+	       "Live migrations over with the destination running the request.", m->succeeded);
+	family(b, "kvaccel_migrations_failed_total", "counter",
+	       "Live migrations over without success, by how they ended.");
+	for (i = 0; i < KVD_MIG_FAIL_MAX; i++)
+		put(b, "kvaccel_migrations_failed_total{reason=\"%s\"} %llu\n", mig_fail_names[i],
+		    (unsigned long long)m->failed[i]);
+	metric(b, "kvaccel_migrations_in_flight", "gauge", "Live migrations not over yet.",
+	       s->migrations_in_flight);
+	family(b, "kvaccel_migration_downtime_seconds", "histogram",
+	       "How long a successfully migrated request did not decode, as its source said.");
+	for (i = 0; i < KVD_MIG_DOWNTIME_BUCKETS; i++) {
+		cum += m->downtime_buckets[i];
+		put(b, "kvaccel_migration_downtime_seconds_bucket{le=\"%g\"} %llu\n",
+		    (double)kvd_mig_downtime_bounds_us[i] / 1e6, (unsigned long long)cum);
+	}
+	cum += m->downtime_buckets[KVD_MIG_DOWNTIME_BUCKETS];
+	put(b, "kvaccel_migration_downtime_seconds_bucket{le=\"+Inf\"} %llu\n"
+	       "kvaccel_migration_downtime_seconds_sum %.6f\n"
+	       "kvaccel_migration_downtime_seconds_count %llu\n", (unsigned long long)cum,
+	    (double)m->downtime_us_sum / 1e6, (unsigned long long)m->downtime_count);
+	metric(b, "kvaccel_migration_copied_bytes_total", "counter",
+	       "Bytes the engines said they moved or copied for migrations.", m->bytes_copied);
+	metric(b, "kvaccel_migration_moved_blocks_total", "counter",
+	       "Blocks of successfully migrated requests.", m->blocks_moved);
+	metric(b, "kvaccel_engines_draining", "gauge", "Engines being drained.",
+	       s->engines_draining);
+	metric(b, "kvaccel_drain_exits_total", "counter",
+	       "EXIT messages sent to drained engines.", m->exits_sent);
+}
+
 static void render_process(const struct kvd_process_stats *p, struct kvd_mbuf *b)
 {
 	if (!p->ok)
@@ -237,6 +297,7 @@ void kvd_metrics_render(const struct kvd_metrics_snap *s, struct kvd_mbuf *b)
 	for (i = 0; i < KVD_REFUSED_MAX; i++)
 		put(b, "kvaccel_socket_refused_total{reason=\"%s\"} %llu\n", refusal_names[i],
 		    (unsigned long long)s->refused[i]);
+	render_migrations(s, b);
 	render_process(&s->proc, b);
 }
 
@@ -362,6 +423,8 @@ static int snapshot(struct kvd *d, struct kvd_metrics_snap *s)
 		e->quota = p ? p->quota : c->quota;
 		e->releases_asked = c->releases_asked;
 		e->releases_ignored = c->releases_ignored;
+		e->draining = c->draining;
+		s->engines_draining += c->draining;
 	}
 	memcpy(s->events, d->events, sizeof(s->events));
 	s->handoffs_done = d->handoffs_done;
@@ -379,6 +442,13 @@ static int snapshot(struct kvd *d, struct kvd_metrics_snap *s)
 	s->conns_total = d->conns_total;
 	s->protocol_errors = d->protocol_errors;
 	memcpy(s->refused, d->refused, sizeof(s->refused));
+	s->mig = d->mig;
+	{
+		const struct kvd_mig *g;
+
+		for (g = d->migs; g; g = g->next)
+			s->migrations_in_flight++;
+	}
 	pthread_mutex_unlock(&d->lock);
 	kvd_procs_free(&ps);
 	return 0;

@@ -33,9 +33,10 @@
  *
  * Identity: the daemon identifies peers with SO_PEERCRED. An engine acts
  * only on itself: its quota is its own process's, it acknowledges only the
- * hand-offs offered to it and answers only its own release requests. Admin
- * requests (%KVD_MSG_LIST_ENGINES, %KVD_MSG_LIST_HANDOFFS) need uid 0 or
- * membership of the daemon's admin group.
+ * hand-offs offered to it and answers only its own release requests and
+ * migrations. Admin requests (%KVD_MSG_LIST_ENGINES, %KVD_MSG_LIST_HANDOFFS,
+ * %KVD_MSG_MIGRATE_REQ, %KVD_MSG_DRAIN, %KVD_MSG_LIST_MIGRATIONS) need uid 0
+ * or membership of the daemon's admin group.
  */
 #ifndef _UAPI_KVACCELD_H_
 #define _UAPI_KVACCELD_H_
@@ -66,8 +67,16 @@
  * extension of %KVD_FEAT_INCARNATION only.
  */
 #define KVD_FEAT_SENDER		_BITULL(1)
+/**
+ * KVD_FEAT_MIGRATION - the engine takes part in live migrations of its
+ * running requests: it reports its load (%KVD_MSG_LOAD) and understands
+ * %KVD_MSG_MIGRATE, %KVD_MSG_MIGRATE_ABORT and %KVD_MSG_EXIT. The daemon
+ * sends those only to an engine whose REGISTER announced this bit, and
+ * migrates requests only between two such engines.
+ */
+#define KVD_FEAT_MIGRATION	_BITULL(2)
 /** KVD_FEATURES - mask of the features this header knows. */
-#define KVD_FEATURES		(KVD_FEAT_INCARNATION | KVD_FEAT_SENDER)
+#define KVD_FEATURES		(KVD_FEAT_INCARNATION | KVD_FEAT_SENDER | KVD_FEAT_MIGRATION)
 /** KVD_SOCKET_PATH - the daemon's default socket. */
 #define KVD_SOCKET_PATH		"/run/kvacceld/engine.sock"
 /** KVD_MSG_MAX - the largest message, header included. */
@@ -109,6 +118,27 @@
  * @KVD_MSG_HANDOFF_INFO: D, &struct kvd_handoff_info.
  * @KVD_MSG_END: D, header only: the end of a list.
  * @KVD_MSG_ERROR: D, &struct kvd_error.
+ * @KVD_MSG_LOAD: E, &struct kvd_load plus @count &struct kvd_load_req: the
+ *	engine's load and its migration candidates, sent when it changes. No
+ *	reply (an ERROR if it is refused).
+ * @KVD_MSG_MIGRATE: D, &struct kvd_migrate, to an engine with
+ *	%KVD_FEAT_MIGRATION: move request @req to engine @to. Answer
+ *	%KVD_MSG_MIGRATE_STARTED (or a refusal in it), later %KVD_MSG_MIGRATED.
+ * @KVD_MSG_MIGRATE_STARTED: E, &struct kvd_migrate_started.
+ * @KVD_MSG_MIGRATED: E, &struct kvd_migrated: the source's account of a
+ *	migration that is over.
+ * @KVD_MSG_MIGRATE_ABORT: D, &struct kvd_migrate_abort, to both engines of
+ *	a migration that is over without them (the other left, or it timed out).
+ * @KVD_MSG_EXIT: D, header only, to a draining engine with nothing left to
+ *	run: finish and exit.
+ * @KVD_MSG_MIGRATE_REQ: A, &struct kvd_migrate_req: a manual migration.
+ *	Reply %KVD_MSG_MIGRATION_INFO (the migration asked for) or ERROR.
+ * @KVD_MSG_DRAIN: A, &struct kvd_drain: migrate all of an engine's
+ *	requests away, then tell it to exit. Reply %KVD_MSG_END or ERROR.
+ * @KVD_MSG_LIST_MIGRATIONS: A, header only. Replies: one
+ *	%KVD_MSG_MIGRATION_INFO per migration in flight, per recently finished
+ *	one and per engine draining, then %KVD_MSG_END.
+ * @KVD_MSG_MIGRATION_INFO: D, &struct kvd_migration_info.
  */
 enum kvd_msg_type {
 	KVD_MSG_REGISTER = 1,
@@ -128,7 +158,17 @@ enum kvd_msg_type {
 	KVD_MSG_HANDOFF_INFO,
 	KVD_MSG_END,
 	KVD_MSG_ERROR,
-	KVD_MSG_TYPE_MAX = KVD_MSG_ERROR,
+	KVD_MSG_LOAD,
+	KVD_MSG_MIGRATE,
+	KVD_MSG_MIGRATE_STARTED,
+	KVD_MSG_MIGRATED,
+	KVD_MSG_MIGRATE_ABORT,
+	KVD_MSG_EXIT,
+	KVD_MSG_MIGRATE_REQ,
+	KVD_MSG_DRAIN,
+	KVD_MSG_LIST_MIGRATIONS,
+	KVD_MSG_MIGRATION_INFO,
+	KVD_MSG_TYPE_MAX = KVD_MSG_MIGRATION_INFO,
 };
 
 /**
@@ -241,11 +281,22 @@ struct kvd_released {
 	__u64 bytes;
 };
 
-/** enum kvd_obj_kind - what a handed-off fd is. */
+/**
+ * enum kvd_obj_kind - what a handed-off fd is.
+ * @KVD_OBJ_REGION: a dma-buf of a kvaccel region.
+ * @KVD_OBJ_SPACE: a dma-buf of a kvaccel space.
+ * @KVD_OBJ_MEMFD: a sealed memfd (F_SEAL_SHRINK, F_SEAL_GROW and
+ *	F_SEAL_WRITE at least) of at most %KVD_MEMFD_MAX bytes: a small
+ *	state, such as a migrating request's, sent with its pages.
+ */
 enum kvd_obj_kind {
 	KVD_OBJ_REGION = 1,
 	KVD_OBJ_SPACE = 2,
+	KVD_OBJ_MEMFD = 3,
 };
+
+/** KVD_MEMFD_MAX - the largest %KVD_OBJ_MEMFD object, in bytes (64 MiB). */
+#define KVD_MEMFD_MAX		(64ULL << 20)
 
 /**
  * struct kvd_obj - one handed-off object.
@@ -412,6 +463,251 @@ struct kvd_error {
 	__u8 closing;
 	__u8 pad;
 	char message[128];
+};
+
+/** KVD_LOAD_REQS_MAX - most candidates in one %KVD_MSG_LOAD. */
+#define KVD_LOAD_REQS_MAX	64
+
+/**
+ * struct kvd_load_req - a migration candidate: a running request the
+ * engine could move to another engine.
+ * @req: the engine's id of the request (unique in the engine while it runs).
+ * @tokens: its tokens (prompt and generated so far): its length.
+ * @blocks: compute-tier blocks it holds (what the destination needs free).
+ * @priority: its priority, the engine's scale (higher: more important).
+ * @flags: none known yet (%KVD_LOAD_REQ_FLAGS); others: -EBADMSG.
+ */
+struct kvd_load_req {
+	__u64 req;
+	__u32 tokens;
+	__u32 blocks;
+	__s32 priority;
+	__u32 flags;
+};
+
+/** KVD_LOAD_REQ_FLAGS - mask of known &kvd_load_req.flags: none. */
+#define KVD_LOAD_REQ_FLAGS	0u
+
+/**
+ * KVD_LOAD_NO_INBOUND - &kvd_load.flags: the engine takes no migrations
+ * in for now (the daemon sends it none; a manual one gets -EOPNOTSUPP).
+ */
+#define KVD_LOAD_NO_INBOUND	_BITUL(0)
+/** KVD_LOAD_FLAGS - mask of known &kvd_load.flags. */
+#define KVD_LOAD_FLAGS		KVD_LOAD_NO_INBOUND
+
+/**
+ * struct kvd_load - %KVD_MSG_LOAD; the message goes on with @count entries
+ * of &struct kvd_load_req (its size is exactly that).
+ * @hdr: header.
+ * @block_bytes: bytes of one compute-tier block.
+ * @blocks_total: compute-tier blocks the engine has.
+ * @blocks_free: of those, blocks free (<= @blocks_total).
+ * @running: requests running (decoding or prefilling).
+ * @waiting: requests waiting to be admitted.
+ * @hol_blocks: blocks the head-of-line waiting request needs to be
+ *	admitted (0 when @waiting is 0).
+ * @flags: %KVD_LOAD_FLAGS.
+ * @count: candidates that follow, 0 to %KVD_LOAD_REQS_MAX.
+ * @pad: 0.
+ * @reqs: the candidates.
+ */
+struct kvd_load {
+	struct kvd_hdr hdr;
+	__u64 block_bytes;
+	__u32 blocks_total;
+	__u32 blocks_free;
+	__u32 running;
+	__u32 waiting;
+	__u32 hol_blocks;
+	__u32 flags;
+	__u32 count;
+	__u32 pad;
+	struct kvd_load_req reqs[];
+};
+
+/**
+ * enum kvd_migrate_reason - why a migration was chosen.
+ * @KVD_MIGRATE_MANUAL: an admin's %KVD_MSG_MIGRATE_REQ.
+ * @KVD_MIGRATE_DRAIN: the source engine is draining.
+ * @KVD_MIGRATE_PRESSURE: the source's head-of-line waiting request did not
+ *	fit: room made for it.
+ * @KVD_MIGRATE_BALANCE: the source's virtual usage was the highest, by
+ *	more than the balance threshold over the destination's.
+ */
+enum kvd_migrate_reason {
+	KVD_MIGRATE_MANUAL = 1,
+	KVD_MIGRATE_DRAIN = 2,
+	KVD_MIGRATE_PRESSURE = 3,
+	KVD_MIGRATE_BALANCE = 4,
+};
+
+/**
+ * struct kvd_migrate - %KVD_MSG_MIGRATE.
+ * @hdr: header (@seq 0).
+ * @id: the daemon's id of the migration (unique, never 0), named by every
+ *	message about it.
+ * @req: the request to move (&kvd_load_req.req).
+ * @to: the destination engine.
+ * @reason: &enum kvd_migrate_reason.
+ * @pad: 0.
+ */
+struct kvd_migrate {
+	struct kvd_hdr hdr;
+	__u64 id;
+	__u64 req;
+	char to[KVD_NAME_MAX];
+	__u32 reason;
+	__u32 pad;
+};
+
+/**
+ * struct kvd_migrate_started - %KVD_MSG_MIGRATE_STARTED.
+ * @hdr: header.
+ * @id: &kvd_migrate.id.
+ * @status: 0: started (%KVD_MSG_MIGRATED follows); -errno: refused (over).
+ * @pad: 0.
+ */
+struct kvd_migrate_started {
+	struct kvd_hdr hdr;
+	__u64 id;
+	__s32 status;
+	__u32 pad;
+};
+
+/**
+ * struct kvd_migrated - %KVD_MSG_MIGRATED, from the source.
+ * @hdr: header.
+ * @id: &kvd_migrate.id.
+ * @status: 0: the destination runs the request now; -errno: it failed
+ *	and the source runs it again.
+ * @blocks: blocks moved.
+ * @downtime_us: microseconds the request did not decode.
+ * @total_us: microseconds from MIGRATE to the end.
+ * @bytes_copied: bytes the engines moved or copied for it.
+ */
+struct kvd_migrated {
+	struct kvd_hdr hdr;
+	__u64 id;
+	__s32 status;
+	__u32 blocks;
+	__u64 downtime_us;
+	__u64 total_us;
+	__u64 bytes_copied;
+};
+
+/**
+ * struct kvd_migrate_abort - %KVD_MSG_MIGRATE_ABORT.
+ * @hdr: header (@seq 0).
+ * @id: &kvd_migrate.id.
+ * @req: the request (the source's id of it).
+ * @error: why: -ECONNRESET (the other engine left), -ETIMEDOUT (not over
+ *	within migration_timeout_ms).
+ * @pad: 0.
+ *
+ * The source runs the request again; the destination frees what it set
+ * up for it. An id the engine does not know is ignored.
+ */
+struct kvd_migrate_abort {
+	struct kvd_hdr hdr;
+	__u64 id;
+	__u64 req;
+	__s32 error;
+	__u32 pad;
+};
+
+/**
+ * struct kvd_migrate_req - %KVD_MSG_MIGRATE_REQ.
+ * @hdr: header.
+ * @engine: the source engine.
+ * @to: the destination engine.
+ * @req: the request, one of the source's candidates.
+ *
+ * Errors: -ENOENT (no such engine, or no such candidate), -EINVAL (@to is
+ * @engine), -EOPNOTSUPP (an engine without %KVD_FEAT_MIGRATION, or a
+ * destination draining or not taking migrations in), -ENOSPC (the
+ * destination's free blocks are fewer than the request's), -EBUSY (the
+ * request migrates already, or an engine is at its maximum of
+ * migrations at a time).
+ */
+struct kvd_migrate_req {
+	struct kvd_hdr hdr;
+	char engine[KVD_NAME_MAX];
+	char to[KVD_NAME_MAX];
+	__u64 req;
+};
+
+/** KVD_DRAIN_CANCEL - &kvd_drain.flags: stop draining the engine. */
+#define KVD_DRAIN_CANCEL	_BITUL(0)
+/** KVD_DRAIN_FLAGS - mask of known &kvd_drain.flags. */
+#define KVD_DRAIN_FLAGS		KVD_DRAIN_CANCEL
+
+/**
+ * struct kvd_drain - %KVD_MSG_DRAIN.
+ * @hdr: header.
+ * @engine: the engine to drain.
+ * @flags: %KVD_DRAIN_FLAGS.
+ * @pad: 0.
+ *
+ * Errors: -ENOENT (no such engine), -EOPNOTSUPP (it has not announced
+ * %KVD_FEAT_MIGRATION).
+ */
+struct kvd_drain {
+	struct kvd_hdr hdr;
+	char engine[KVD_NAME_MAX];
+	__u32 flags;
+	__u32 pad;
+};
+
+/**
+ * enum kvd_migration_state - &kvd_migration_info.state.
+ * @KVD_MIG_ASKED: MIGRATE sent, the source has not answered.
+ * @KVD_MIG_RUNNING: the source started it.
+ * @KVD_MIG_DONE: over: the destination runs the request.
+ * @KVD_MIG_FAILED: over: refused or failed (&kvd_migration_info.status).
+ * @KVD_MIG_ABORTED: over: an engine left or it timed out.
+ * @KVD_MIG_DRAINING: not a migration: @from is an engine draining, @blocks
+ *	its candidates' blocks left, @req the number of candidates.
+ */
+enum kvd_migration_state {
+	KVD_MIG_ASKED = 1,
+	KVD_MIG_RUNNING = 2,
+	KVD_MIG_DONE = 3,
+	KVD_MIG_FAILED = 4,
+	KVD_MIG_ABORTED = 5,
+	KVD_MIG_DRAINING = 6,
+};
+
+/**
+ * struct kvd_migration_info - %KVD_MSG_MIGRATION_INFO.
+ * @hdr: header.
+ * @id: the migration (0 for %KVD_MIG_DRAINING).
+ * @req: the request.
+ * @from: the source engine.
+ * @to: the destination engine.
+ * @state: &enum kvd_migration_state.
+ * @reason: &enum kvd_migrate_reason.
+ * @status: 0 or -errno (the outcome, once over).
+ * @blocks: blocks of the request (as its candidate said, or as moved).
+ * @downtime_us: &kvd_migrated.downtime_us (0 until over).
+ * @total_us: &kvd_migrated.total_us (0 until over).
+ * @bytes_copied: &kvd_migrated.bytes_copied.
+ * @age_ms: milliseconds since the daemon asked for it.
+ */
+struct kvd_migration_info {
+	struct kvd_hdr hdr;
+	__u64 id;
+	__u64 req;
+	char from[KVD_NAME_MAX];
+	char to[KVD_NAME_MAX];
+	__u32 state;
+	__u32 reason;
+	__s32 status;
+	__u32 blocks;
+	__u64 downtime_us;
+	__u64 total_us;
+	__u64 bytes_copied;
+	__u64 age_ms;
 };
 
 #endif /* _UAPI_KVACCELD_H_ */

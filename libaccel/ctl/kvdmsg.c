@@ -58,6 +58,16 @@ static size_t kvdmsg_size(unsigned int type)
 	case KVD_MSG_ENGINE_INFO: return sizeof(struct kvd_engine_info);
 	case KVD_MSG_HANDOFF_INFO: return sizeof(struct kvd_handoff_info);
 	case KVD_MSG_ERROR: return sizeof(struct kvd_error);
+	case KVD_MSG_LOAD: return sizeof(struct kvd_load);
+	case KVD_MSG_MIGRATE: return sizeof(struct kvd_migrate);
+	case KVD_MSG_MIGRATE_STARTED: return sizeof(struct kvd_migrate_started);
+	case KVD_MSG_MIGRATED: return sizeof(struct kvd_migrated);
+	case KVD_MSG_MIGRATE_ABORT: return sizeof(struct kvd_migrate_abort);
+	case KVD_MSG_EXIT:
+	case KVD_MSG_LIST_MIGRATIONS: return sizeof(struct kvd_hdr);
+	case KVD_MSG_MIGRATE_REQ: return sizeof(struct kvd_migrate_req);
+	case KVD_MSG_DRAIN: return sizeof(struct kvd_drain);
+	case KVD_MSG_MIGRATION_INFO: return sizeof(struct kvd_migration_info);
 	}
 	return 0;
 }
@@ -152,10 +162,56 @@ static int check_handoff(const struct kvd_handoff *m, size_t len, unsigned int n
 			return bad(why, "sender credentials in a hand-off", -EBADMSG);
 	}
 	for (i = 0; i < m->count; i++) {
-		if (m->objs[i].kind != KVD_OBJ_REGION && m->objs[i].kind != KVD_OBJ_SPACE)
+		if (m->objs[i].kind != KVD_OBJ_REGION && m->objs[i].kind != KVD_OBJ_SPACE &&
+		    m->objs[i].kind != KVD_OBJ_MEMFD)
 			return bad(why, "unknown object kind", -EBADMSG);
+		if (m->objs[i].kind == KVD_OBJ_MEMFD &&
+		    (!m->objs[i].size || m->objs[i].size > KVD_MEMFD_MAX))
+			return bad(why, "memfd object size out of range", -EBADMSG);
 		if (m->objs[i].pad)
 			return bad(why, "non-zero pad", -EBADMSG);
+	}
+	return 0;
+}
+
+static bool status_ok(int32_t status)
+{
+	return status <= 0 && status >= -4095;
+}
+
+/* LOAD: exactly @count candidates after the fixed part; counts and pads checked. */
+static int check_load(const struct kvd_load *m, size_t len, unsigned int nfds, const char **why)
+{
+	uint32_t i;
+
+	if (len < sizeof(*m))
+		return bad(why, "truncated message", -EBADMSG);
+	if (m->count > KVD_LOAD_REQS_MAX)
+		return bad(why, "load: more candidates than KVD_LOAD_REQS_MAX", -EBADMSG);
+	if (len != sizeof(*m) + m->count * sizeof(struct kvd_load_req))
+		return bad(why, "load size does not match its count", -EBADMSG);
+	if (nfds)
+		return bad(why, "fds with a message that carries none", -EBADMSG);
+	if (m->pad)
+		return bad(why, "non-zero pad", -EBADMSG);
+	if (m->flags & ~KVD_LOAD_FLAGS)
+		return bad(why, "unknown flags", -EBADMSG);
+	if (m->blocks_free > m->blocks_total)
+		return bad(why, "load: more blocks free than total", -EBADMSG);
+	if (!m->waiting && m->hol_blocks)
+		return bad(why, "load: head-of-line demand with nothing waiting", -EBADMSG);
+	for (i = 0; i < m->count; i++) {
+		const struct kvd_load_req *r = &m->reqs[i];
+		uint32_t k;
+
+		if (r->flags & ~KVD_LOAD_REQ_FLAGS)
+			return bad(why, "load: unknown candidate flags", -EBADMSG);
+		if (r->blocks > m->blocks_total)
+			return bad(why, "load: a candidate holds more blocks than the total",
+				   -EBADMSG);
+		for (k = 0; k < i; k++)
+			if (m->reqs[k].req == r->req)
+				return bad(why, "load: a candidate listed twice", -EBADMSG);
 	}
 	return 0;
 }
@@ -178,6 +234,8 @@ int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **wh
 		return bad(why, "size is not a multiple of 8 bytes", -EBADMSG);
 	if (h->type == KVD_MSG_HANDOFF || h->type == KVD_MSG_HANDOFF_OFFER)
 		return check_handoff(msg, len, nfds, why);
+	if (h->type == KVD_MSG_LOAD)
+		return check_load(msg, len, nfds, why);
 	if (len < kvdmsg_min_size(h->type))
 		return bad(why, "truncated message", -EBADMSG);
 	if (!zero_from(msg, want, len))
@@ -236,6 +294,76 @@ int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **wh
 
 		if (m->pad || !str_ok(m->message, sizeof(m->message)))
 			return bad(why, "bad error message", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_MIGRATE: {
+		const struct kvd_migrate *m = msg;
+
+		if (m->pad)
+			return bad(why, "non-zero pad", -EBADMSG);
+		if (!m->id)
+			return bad(why, "migration id 0", -EBADMSG);
+		if (!kvdmsg_name_ok(m->to))
+			return bad(why, "bad engine name", -EBADMSG);
+		if (m->reason < KVD_MIGRATE_MANUAL || m->reason > KVD_MIGRATE_BALANCE)
+			return bad(why, "unknown migration reason", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_MIGRATE_STARTED: {
+		const struct kvd_migrate_started *m = msg;
+
+		if (m->pad)
+			return bad(why, "non-zero pad", -EBADMSG);
+		if (!m->id)
+			return bad(why, "migration id 0", -EBADMSG);
+		if (!status_ok(m->status))
+			return bad(why, "status is not 0 or -errno", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_MIGRATED: {
+		const struct kvd_migrated *m = msg;
+
+		if (!m->id)
+			return bad(why, "migration id 0", -EBADMSG);
+		if (!status_ok(m->status))
+			return bad(why, "status is not 0 or -errno", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_MIGRATE_ABORT: {
+		const struct kvd_migrate_abort *m = msg;
+
+		if (m->pad)
+			return bad(why, "non-zero pad", -EBADMSG);
+		if (!m->id)
+			return bad(why, "migration id 0", -EBADMSG);
+		if (!status_ok(m->error) || !m->error)
+			return bad(why, "abort error is not -errno", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_MIGRATE_REQ: {
+		const struct kvd_migrate_req *m = msg;
+
+		if (!kvdmsg_name_ok(m->engine) || !kvdmsg_name_ok(m->to))
+			return bad(why, "bad engine name", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_DRAIN: {
+		const struct kvd_drain *m = msg;
+
+		if (m->pad)
+			return bad(why, "non-zero pad", -EBADMSG);
+		if (m->flags & ~KVD_DRAIN_FLAGS)
+			return bad(why, "unknown flags", -EBADMSG);
+		if (!kvdmsg_name_ok(m->engine))
+			return bad(why, "bad engine name", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_MIGRATION_INFO: {
+		const struct kvd_migration_info *m = msg;
+
+		if (!str_ok(m->from, sizeof(m->from)) || !str_ok(m->to, sizeof(m->to)) ||
+		    !status_ok(m->status))
+			return bad(why, "bad migration info", -EBADMSG);
 		break;
 	}
 	}

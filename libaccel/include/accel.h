@@ -470,7 +470,18 @@ struct accel_engine;
 enum accel_handoff_kind {
 	ACCEL_HANDOFF_REGION = 1,
 	ACCEL_HANDOFF_SPACE = 2,
+	/*
+	 * A memfd sealed with F_SEAL_SHRINK, F_SEAL_GROW and F_SEAL_WRITE, of
+	 * at most ACCEL_HANDOFF_MEMFD_MAX bytes (a request's state, sent with
+	 * its pages): the daemon refuses others (-EPERM: not sealed; -EINVAL:
+	 * size; -EBADF: not a memfd). Not kept across a restart of a daemon
+	 * without the fd store: the sender sends it again, like any hand-off.
+	 */
+	ACCEL_HANDOFF_MEMFD = 3,
 };
+
+/** The largest ACCEL_HANDOFF_MEMFD object (KVD_MEMFD_MAX). */
+#define ACCEL_HANDOFF_MEMFD_MAX	(64ULL << 20)
 
 /** A hand-off offered to this engine. */
 struct accel_handoff {
@@ -580,6 +591,110 @@ int accel_engine_pending(const struct accel_engine *e);
  * hand-off not yet finished. -EDEADLK from a callback.
  */
 int accel_engine_reconnect(struct accel_engine *e);
+
+/* ---- live migration (kvacceld's broker) -------------------------------- */
+
+/**
+ * What the daemon asks of an engine that takes part in live migrations:
+ * an extensible struct (ACCEL_OPTS()). The callbacks run inside
+ * accel_engine_* calls, like struct accel_engine_ops's.
+ */
+struct accel_engine_migration_ops {
+	size_t sz;		/* sizeof(struct accel_engine_migration_ops): ACCEL_OPTS() */
+	/*
+	 * Move running request @req to engine @to; @id names this migration
+	 * in accel_engine_migrated() and migrate_abort. Return 0 when it has
+	 * started (the engine moves the request's KV itself, e.g. with
+	 * accel_engine_handoff(), and calls accel_engine_migrated() when it
+	 * is over), or -errno to refuse (-ENOENT: no such request running).
+	 * NULL: every migration is refused with -EOPNOTSUPP.
+	 */
+	int (*migrate)(void *arg, uint64_t id, uint64_t req, const char *to);
+	/*
+	 * Migration @id (this engine's as source or destination) is over
+	 * without it: the other engine left or it timed out. A source runs the
+	 * request again; a destination frees what it set up for it. An id the
+	 * engine does not know is to be ignored.
+	 */
+	void (*migrate_abort)(void *arg, uint64_t id);
+	/* The engine was drained: nothing runs or waits; finish and exit. */
+	void (*exit)(void *arg);
+};
+
+/**
+ * Take part in live migrations: set @ops (copied; NULL: stop) and @arg
+ * for its callbacks, and announce it to the daemon (KVD_FEAT_MIGRATION),
+ * registering again when the connection's features change (a new
+ * connection under the same name: hand-offs pending are sent again, as by
+ * accel_engine_reconnect()). 0; -EINVAL (not set up with ACCEL_OPTS());
+ * -E2BIG (fields this library does not know); -EDEADLK from a callback;
+ * -EOPNOTSUPP when the daemon does not know migrations (the ops are kept);
+ * a reconnect's error.
+ */
+int accel_engine_set_migration_ops(struct accel_engine *e,
+				   const struct accel_engine_migration_ops *ops, void *arg);
+
+/** Most candidates in one load report (KVD_LOAD_REQS_MAX). */
+#define ACCEL_ENGINE_LOAD_REQS_MAX	64
+
+/** A running request the engine could move (struct kvd_load_req). */
+struct accel_engine_load_req {
+	uint64_t req;		/* the engine's id of the request */
+	uint32_t tokens;	/* its length: prompt and generated tokens */
+	uint32_t blocks;	/* compute-tier blocks it holds */
+	int32_t priority;	/* higher: more important */
+	uint32_t flags;		/* 0 */
+};
+
+/* accel_engine_load.flags */
+/** Take no migrations in for now. */
+#define ACCEL_ENGINE_LOAD_NO_INBOUND	(1u << 0)
+/** Send now, even within 50 ms of the last report (not sent to the daemon). */
+#define ACCEL_ENGINE_LOAD_FORCE		(1u << 31)
+
+/** An engine's load: an extensible struct (ACCEL_OPTS()). */
+struct accel_engine_load {
+	size_t sz;		/* sizeof(struct accel_engine_load): ACCEL_OPTS() */
+	uint64_t block_bytes;	/* bytes of one compute-tier block */
+	uint32_t blocks_total;	/* compute-tier blocks */
+	uint32_t blocks_free;	/* of those, free */
+	uint32_t running;	/* requests running */
+	uint32_t waiting;	/* requests waiting */
+	uint32_t hol_blocks;	/* blocks the head-of-line waiting request needs (0: none waits) */
+	uint32_t flags;		/* ACCEL_ENGINE_LOAD_* */
+	const struct accel_engine_load_req *reqs;	/* migration candidates */
+	unsigned int nreqs;	/* 0 to ACCEL_ENGINE_LOAD_REQS_MAX */
+};
+
+/**
+ * Report the engine's load to the daemon (KVD_MSG_LOAD), when it changed:
+ * a report equal to the last one sent is not sent again, and reports
+ * come at most every 50 ms (a later one in between is kept and sent by the
+ * next accel_engine_report_load() or accel_engine_dispatch() after the
+ * 50 ms) unless flags has ACCEL_ENGINE_LOAD_FORCE. 0 (sent, kept or
+ * unchanged); -E2BIG (more than ACCEL_ENGINE_LOAD_REQS_MAX candidates, or
+ * unknown fields set); -EINVAL (free above total, a demand with nothing
+ * waiting, unknown flags, reqs NULL with nreqs); -EOPNOTSUPP (no migration
+ * ops set); -ECONNRESET.
+ */
+int accel_engine_report_load(struct accel_engine *e, const struct accel_engine_load *load);
+
+/** What a migration cost, as the source saw it: an extensible struct (ACCEL_OPTS()). */
+struct accel_engine_migration_stats {
+	size_t sz;		/* sizeof(struct accel_engine_migration_stats): ACCEL_OPTS() */
+	uint64_t downtime_us;	/* the request did not decode */
+	uint64_t total_us;	/* from the migrate callback to the end */
+	uint64_t bytes_copied;	/* bytes moved or copied for it */
+	uint32_t blocks;	/* blocks moved */
+};
+
+/**
+ * As source: migration @id is over, @status 0 (the destination runs the
+ * request) or -errno (it failed; this engine runs it again); @st may be
+ * NULL. 0, -EINVAL, -E2BIG or -ECONNRESET.
+ */
+int accel_engine_migrated(struct accel_engine *e, uint64_t id, int status,
+			  const struct accel_engine_migration_stats *st);
 
 #ifdef __cplusplus
 }

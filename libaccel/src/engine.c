@@ -17,6 +17,12 @@
  * taken twice, while a restarted sender (a new incarnation) may use its
  * tags again. The incarnation is a random id chosen once per engine object
  * (kept across reconnects).
+ *
+ * Live migrations: with migration ops set (accel_engine_set_migration_ops())
+ * the engine announces KVD_FEAT_MIGRATION, reports its load (at most every
+ * LOAD_INTERVAL_MS; a report in between is kept and sent later) and gets
+ * MIGRATE (answered MIGRATE_STARTED with the callback's status),
+ * MIGRATE_ABORT and EXIT.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -38,6 +44,14 @@
 /* Offers remembered, and finished hand-offs kept for accel_engine_handoff_wait(). */
 #define SEEN_MAX		256
 #define FINISHED_MAX		64
+/* Load reports at most this often, unless forced. */
+#define LOAD_INTERVAL_MS	50
+
+/* A LOAD message with room for every candidate. */
+union load_msg {
+	struct kvd_load m;
+	char bytes[sizeof(struct kvd_load) + KVD_LOAD_REQS_MAX * sizeof(struct kvd_load_req)];
+};
 
 struct pending {
 	uint64_t tag;
@@ -79,6 +93,12 @@ struct accel_engine {
 	unsigned int nseen, seen_next;
 	struct { uint64_t tag; int status; } finished[FINISHED_MAX];
 	unsigned int nfinished, finished_next;
+	/* Live migration: the ops (set: KVD_FEAT_MIGRATION announced), the loads sent and kept. */
+	bool mig_set;
+	struct accel_engine_migration_ops mig;
+	void *mig_arg;
+	union load_msg load_sent, load_next;	/* hdr.size 0: none */
+	int64_t load_sent_ms;
 };
 
 static int64_t now_ms(void)
@@ -250,6 +270,47 @@ static void on_release(struct accel_engine *e, const struct kvd_release *m)
 	send_msg(e, &r, sizeof(r), KVD_MSG_RELEASED, 0, NULL, 0);
 }
 
+static void on_migrate(struct accel_engine *e, const struct kvd_migrate *m)
+{
+	struct kvd_migrate_started r = { 0 };
+	int status = -EOPNOTSUPP;
+
+	if (e->mig_set && e->mig.migrate) {
+		e->in_callback++;
+		status = e->mig.migrate(e->mig_arg, m->id, m->req, m->to);
+		e->in_callback--;
+		if (status > 0 || status < -4095)
+			status = -EINVAL;
+	}
+	r.id = m->id;
+	r.status = status;
+	send_msg(e, &r, sizeof(r), KVD_MSG_MIGRATE_STARTED, 0, NULL, 0);
+}
+
+static void on_migrate_abort(struct accel_engine *e, const struct kvd_migrate_abort *m)
+{
+	accel_log(ACCEL_LOG_INFO, "engine %s: migration %llu (request %llu) aborted: %s",
+		  e->name, (unsigned long long)m->id, (unsigned long long)m->req,
+		  strerror(-m->error));
+	if (e->mig_set && e->mig.migrate_abort) {
+		e->in_callback++;
+		e->mig.migrate_abort(e->mig_arg, m->id);
+		e->in_callback--;
+	}
+}
+
+static void on_exit_msg(struct accel_engine *e)
+{
+	accel_log(ACCEL_LOG_INFO, "engine %s: drained: kvacceld asks it to exit", e->name);
+	if (e->mig_set && e->mig.exit) {
+		e->in_callback++;
+		e->mig.exit(e->mig_arg);
+		e->in_callback--;
+	}
+}
+
+static void flush_load(struct accel_engine *e, bool force);
+
 static void lost(struct accel_engine *e, const char *why)
 {
 	if (e->fd >= 0) {
@@ -322,6 +383,15 @@ static int receive_one(struct accel_engine *e, union kvdmsg_buf *buf, int timeou
 		return 2;
 	case KVD_MSG_HANDOFF_DONE:
 		on_done(e, (const void *)buf);
+		return 2;
+	case KVD_MSG_MIGRATE:
+		on_migrate(e, (const void *)buf);
+		return 2;
+	case KVD_MSG_MIGRATE_ABORT:
+		on_migrate_abort(e, (const void *)buf);
+		return 2;
+	case KVD_MSG_EXIT:
+		on_exit_msg(e);
 		return 2;
 	case KVD_MSG_ERROR: {
 		const struct kvd_error *m = (const void *)buf;
@@ -411,7 +481,8 @@ static int register_as(struct accel_engine *e, size_t size, union kvdmsg_buf *re
 	copy_name(m.name, e->name);
 	m.priority = e->priority;
 	m.revision = KVD_PROTO_REVISION;
-	m.features = KVD_FEATURES;
+	/* Migrations only for an engine that handles them. */
+	m.features = e->mig_set ? KVD_FEATURES : KVD_FEATURES & ~KVD_FEAT_MIGRATION;
 	m.incarnation = e->incarnation;
 	ret = request(e, &m, size, KVD_MSG_REGISTER, NULL, 0, KVD_MSG_REGISTERED, reply);
 	if (ret && e->fd >= 0) {
@@ -547,6 +618,16 @@ ACCEL_EXPORT int accel_engine_dispatch(struct accel_engine *e, int64_t timeout_n
 	if (!e)
 		return -EINVAL;
 	wait = timeout_ms(timeout_ns);
+	/* A load report kept back by the rate limit, and when the next may go. */
+	flush_load(e, false);
+	if (e->load_next.m.hdr.size) {
+		int64_t left = e->load_sent_ms + LOAD_INTERVAL_MS - now_ms();
+
+		if (left < 1)
+			left = 1;
+		if (wait < 0 || wait > left)
+			wait = (int)left;
+	}
 	/* Wait for the first message, then take what is there without waiting. */
 	for (;;) {
 		ret = receive_one(e, &buf, wait);
@@ -649,11 +730,12 @@ ACCEL_EXPORT int accel_engine_handoff(struct accel_engine *e, const char *to, ui
 	for (i = 0; i < count; i++) {
 		off_t end;
 
-		if (kinds[i] != ACCEL_HANDOFF_REGION && kinds[i] != ACCEL_HANDOFF_SPACE) {
+		if (kinds[i] != ACCEL_HANDOFF_REGION && kinds[i] != ACCEL_HANDOFF_SPACE &&
+		    kinds[i] != ACCEL_HANDOFF_MEMFD) {
 			ret = -EINVAL;
 			goto err_close;
 		}
-		/* A dma-buf's size; its offset means nothing, but put it back. */
+		/* A dma-buf's (or memfd's) size; its offset means nothing, but put it back. */
 		end = lseek(fds[i], 0, SEEK_END);
 		lseek(fds[i], 0, SEEK_SET);
 		if (end <= 0) {
@@ -788,5 +870,158 @@ ACCEL_EXPORT int accel_engine_reconnect(struct accel_engine *e)
 		ret = 0;
 	}
 	free(tags);
+	return ret;
+}
+
+/* ---- live migration ----------------------------------------------------- */
+
+ACCEL_EXPORT int accel_engine_set_migration_ops(struct accel_engine *e,
+						const struct accel_engine_migration_ops *ops,
+						void *arg)
+{
+	bool want = ops != NULL;
+	int ret, tries;
+
+	if (!e)
+		return -EINVAL;
+	ret = accel_opts_valid(ops, sizeof(*ops));
+	if (ret)
+		return ret;
+	if (e->in_callback || e->waiters)
+		return -EDEADLK;
+	memset(&e->mig, 0, sizeof(e->mig));
+	e->mig.sz = sizeof(e->mig);
+	e->mig.migrate = ACCEL_OPTS_GET(ops, migrate, NULL);
+	e->mig.migrate_abort = ACCEL_OPTS_GET(ops, migrate_abort, NULL);
+	e->mig.exit = ACCEL_OPTS_GET(ops, exit, NULL);
+	e->mig_arg = arg;
+	if (e->mig_set == want && e->fd >= 0)
+		return 0;
+	e->mig_set = want;
+	e->load_sent.m.hdr.size = 0;
+	e->load_next.m.hdr.size = 0;
+	/*
+	 * The features are the REGISTER's: register again. The daemon may not
+	 * have seen the old connection close yet (-EEXIST): a few tries.
+	 */
+	for (tries = 0;; tries++) {
+		ret = accel_engine_reconnect(e);
+		if (ret != -EEXIST || tries == 50)
+			break;
+		usleep(20000);
+	}
+	if (ret)
+		return ret;
+	if (want && !(e->features & KVD_FEAT_MIGRATION))
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+/* Send the kept report if it may go now (or @force). */
+static void flush_load(struct accel_engine *e, bool force)
+{
+	union load_msg *n = &e->load_next;
+	int ret;
+
+	if (!n->m.hdr.size || e->fd < 0)
+		return;
+	if (!force && now_ms() - e->load_sent_ms < LOAD_INTERVAL_MS)
+		return;
+	ret = send_msg(e, &n->m, n->m.hdr.size, KVD_MSG_LOAD, 0, NULL, 0);
+	if (ret)
+		return;
+	memcpy(&e->load_sent, n, n->m.hdr.size);
+	e->load_sent_ms = now_ms();
+	n->m.hdr.size = 0;
+}
+
+ACCEL_EXPORT int accel_engine_report_load(struct accel_engine *e,
+					  const struct accel_engine_load *load)
+{
+	union load_msg *n;
+	unsigned int i, count;
+	uint32_t flags;
+	size_t size;
+	int ret;
+
+	if (!e || !load)
+		return -EINVAL;
+	ret = accel_opts_valid(load, sizeof(*load));
+	if (ret)
+		return ret;
+	if (!e->mig_set)
+		return -EOPNOTSUPP;
+	if (e->fd < 0)
+		return -ECONNRESET;
+	count = ACCEL_OPTS_GET(load, nreqs, 0);
+	flags = ACCEL_OPTS_GET(load, flags, 0);
+	if (count > ACCEL_ENGINE_LOAD_REQS_MAX)
+		return -E2BIG;
+	if ((count && !ACCEL_OPTS_GET(load, reqs, NULL)) ||
+	    (flags & ~(ACCEL_ENGINE_LOAD_NO_INBOUND | ACCEL_ENGINE_LOAD_FORCE)) ||
+	    ACCEL_OPTS_GET(load, blocks_free, 0) > ACCEL_OPTS_GET(load, blocks_total, 0) ||
+	    (!ACCEL_OPTS_GET(load, waiting, 0) && ACCEL_OPTS_GET(load, hol_blocks, 0)))
+		return -EINVAL;
+	n = &e->load_next;
+	size = sizeof(struct kvd_load) + count * sizeof(struct kvd_load_req);
+	memset(n, 0, size);
+	n->m.block_bytes = ACCEL_OPTS_GET(load, block_bytes, 0);
+	n->m.blocks_total = ACCEL_OPTS_GET(load, blocks_total, 0);
+	n->m.blocks_free = ACCEL_OPTS_GET(load, blocks_free, 0);
+	n->m.running = ACCEL_OPTS_GET(load, running, 0);
+	n->m.waiting = ACCEL_OPTS_GET(load, waiting, 0);
+	n->m.hol_blocks = ACCEL_OPTS_GET(load, hol_blocks, 0);
+	n->m.flags = flags & ACCEL_ENGINE_LOAD_NO_INBOUND;
+	n->m.count = count;
+	for (i = 0; i < count; i++) {
+		const struct accel_engine_load_req *r = &load->reqs[i];
+		unsigned int k;
+
+		if (r->flags || r->blocks > n->m.blocks_total) {
+			n->m.hdr.size = 0;
+			return -EINVAL;
+		}
+		for (k = 0; k < i; k++) {
+			if (load->reqs[k].req == r->req) {
+				n->m.hdr.size = 0;
+				return -EINVAL;
+			}
+		}
+		n->m.reqs[i].req = r->req;
+		n->m.reqs[i].tokens = r->tokens;
+		n->m.reqs[i].blocks = r->blocks;
+		n->m.reqs[i].priority = r->priority;
+	}
+	kvdmsg_hdr(&n->m.hdr, KVD_MSG_LOAD, size, 0);
+	/* The same as the last one sent: nothing to say (the kept one, if any, is older). */
+	if (e->load_sent.m.hdr.size == size && !memcmp(&e->load_sent, n, size) &&
+	    !(flags & ACCEL_ENGINE_LOAD_FORCE)) {
+		n->m.hdr.size = 0;
+		return 0;
+	}
+	flush_load(e, flags & ACCEL_ENGINE_LOAD_FORCE);
+	return e->fd < 0 ? -ECONNRESET : 0;
+}
+
+ACCEL_EXPORT int accel_engine_migrated(struct accel_engine *e, uint64_t id, int status,
+				       const struct accel_engine_migration_stats *st)
+{
+	struct kvd_migrated m = { 0 };
+	int ret;
+
+	if (!e || !id || status > 0 || status < -4095)
+		return -EINVAL;
+	ret = accel_opts_valid(st, sizeof(*st));
+	if (ret)
+		return ret;
+	m.id = id;
+	m.status = status;
+	m.blocks = ACCEL_OPTS_GET(st, blocks, 0);
+	m.downtime_us = ACCEL_OPTS_GET(st, downtime_us, 0);
+	m.total_us = ACCEL_OPTS_GET(st, total_us, 0);
+	m.bytes_copied = ACCEL_OPTS_GET(st, bytes_copied, 0);
+	ret = send_msg(e, &m, sizeof(m), KVD_MSG_MIGRATED, 0, NULL, 0);
+	if (ret == -ECONNRESET)
+		lost(e, "sending MIGRATED failed");
 	return ret;
 }

@@ -180,6 +180,33 @@ CHECK_SIZE(kvd_handoff_info, 120);
 CHECK_MEMBER(kvd_handoff_info, age_ms, 112);
 CHECK_SIZE(kvd_error, 152);
 CHECK_MEMBER(kvd_error, message, 24);
+CHECK_SIZE(kvd_load_req, 24);
+CHECK_MEMBER(kvd_load_req, tokens, 8);
+CHECK_MEMBER(kvd_load_req, priority, 16);
+CHECK_SIZE(kvd_load, 56);
+CHECK_MEMBER(kvd_load, block_bytes, 16);
+CHECK_MEMBER(kvd_load, hol_blocks, 40);
+CHECK_MEMBER(kvd_load, count, 48);
+CHECK_MEMBER(kvd_load, reqs, 56);
+CHECK_SIZE(kvd_migrate, 72);
+CHECK_MEMBER(kvd_migrate, to, 32);
+CHECK_MEMBER(kvd_migrate, reason, 64);
+CHECK_SIZE(kvd_migrate_started, 32);
+CHECK_MEMBER(kvd_migrate_started, status, 24);
+CHECK_SIZE(kvd_migrated, 56);
+CHECK_MEMBER(kvd_migrated, blocks, 28);
+CHECK_MEMBER(kvd_migrated, bytes_copied, 48);
+CHECK_SIZE(kvd_migrate_abort, 40);
+CHECK_MEMBER(kvd_migrate_abort, error, 32);
+CHECK_SIZE(kvd_migrate_req, 88);
+CHECK_MEMBER(kvd_migrate_req, req, 80);
+CHECK_SIZE(kvd_drain, 56);
+CHECK_MEMBER(kvd_drain, flags, 48);
+CHECK_SIZE(kvd_migration_info, 144);
+CHECK_MEMBER(kvd_migration_info, state, 96);
+CHECK_MEMBER(kvd_migration_info, age_ms, 136);
+_Static_assert(sizeof(struct kvd_load) + KVD_LOAD_REQS_MAX * sizeof(struct kvd_load_req) <=
+	       KVD_MSG_MAX, "a full LOAD fits a message");
 _Static_assert(sizeof(struct kvd_handoff) + KVD_HANDOFF_MAX_FDS * sizeof(struct kvd_obj) <=
 	       KVD_MSG_MAX, "the largest hand-off fits a message");
 

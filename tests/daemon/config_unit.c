@@ -156,6 +156,71 @@ static void daemon_timings_and_metrics_off(void **state)
 	assert_int_equal(10000, c.handoff_timeout_ms);
 }
 
+/* [migration]: the defaults, every key, and range-checked mistakes with their line. */
+static void migration_section(void **state)
+{
+	static const struct { const char *text, *msg; } bad[] = {
+		{ "[migration]\nenabled = maybe\n", ":2: enabled: 'maybe' is not true or false" },
+		{ "[migration]\nmigrate_interval_ms = 5\n", ":2: migrate_interval_ms: '5'" },
+		{ "[migration]\nmigration_timeout_ms = x\n", ":2: migration_timeout_ms" },
+		{ "[migration]\nmax_migrations_out = 0\n",
+		  ":2: max_migrations_out: '0' is not a number from 1 to 64" },
+		{ "[migration]\nmax_migrations_in = 65\n", ":2: max_migrations_in" },
+		{ "[migration]\nbalance_threshold = 1.5\n",
+		  ":2: balance_threshold: '1.5' is not a number from 0 to 1" },
+		{ "[migration]\nbalance_threshold = nan\n", ":2: balance_threshold" },
+		{ "[migration]\nmigrate_order = random\n",
+		  ":2: migrate_order: 'random' is not shortest or longest" },
+		{ "[migration]\nhigh_priority_headroom_blocks = -1\n",
+		  ":2: high_priority_headroom_blocks" },
+		{ "[migration]\nhigh_priority = 1e9\n", ":2: high_priority" },
+		{ "[migration]\nspeed = 3\n", ":2: unknown key 'speed' in [migration]" },
+	};
+	struct kvd_config c, next;
+	char err[256];
+	size_t i;
+
+	(void)state;
+	kvd_config_defaults(&c);
+	assert_true(c.migration.enabled);
+	assert_int_equal(200, c.migration.interval_ms);
+	assert_int_equal(10000, c.migration.timeout_ms);
+	assert_int_equal(1, c.migration.max_out);
+	assert_int_equal(1, c.migration.max_in);
+	assert_true(c.migration.balance_threshold == 0.25);
+	assert_false(c.migration.longest_first);
+	assert_int_equal(0, c.migration.headroom_blocks);
+	assert_int_equal(1, c.migration.high_priority);
+	assert_int_equal(0, load(&c, "[migration]\nenabled = false\nmigrate_interval_ms = 50\n"
+				 "migration_timeout_ms = 2000\nmax_migrations_out = 2\n"
+				 "max_migrations_in = 3\nbalance_threshold = 0.4\n"
+				 "migrate_order = longest\nhigh_priority_headroom_blocks = 16\n"
+				 "high_priority = 5\n", err, sizeof(err)));
+	assert_false(c.migration.enabled);
+	assert_int_equal(50, c.migration.interval_ms);
+	assert_int_equal(2000, c.migration.timeout_ms);
+	assert_int_equal(2, c.migration.max_out);
+	assert_int_equal(3, c.migration.max_in);
+	assert_true(c.migration.balance_threshold == 0.4);
+	assert_true(c.migration.longest_first);
+	assert_int_equal(16, c.migration.headroom_blocks);
+	assert_int_equal(5, c.migration.high_priority);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(-EINVAL, load(&c, bad[i].text, err, sizeof(err)));
+		if (!strstr(err, bad[i].msg))
+			fail_msg("'%s': got '%s'", bad[i].msg, err);
+	}
+	/* A reload that changes [migration] says so. */
+	kvd_config_defaults(&c);
+	{
+		struct kvd_config_override o = { "migration", "max_migrations_out", "4" };
+
+		assert_int_equal(KVD_CFG_MIGRATION,
+				 kvd_config_reparse(&c, &next, NULL, &o, 1, err, sizeof(err)));
+		assert_int_equal(4, next.migration.max_out);
+	}
+}
+
 /* [tenants]: name rules (users, groups, prefixes), allow rules, per-user maxima. */
 static void tenants_section(void **state)
 {
@@ -262,6 +327,7 @@ int main(void)
 		cmocka_unit_test(checks_across_keys),
 		cmocka_unit_test(overrides),
 		cmocka_unit_test(daemon_timings_and_metrics_off),
+		cmocka_unit_test(migration_section),
 		cmocka_unit_test(tenants_section),
 		cmocka_unit_test(tenants_mistakes),
 	};

@@ -2529,6 +2529,85 @@ TEST_F(kvd, socket_activation_and_fd_store)
 	unlink(PM_SOCK);
 }
 
+/* A region and a sealed memfd in one hand-off, from "tx" with tag 8. */
+static int memfd_restored_receive(void *arg, const struct accel_handoff *h)
+{
+	struct restored *s = arg;
+	char text[16] = { 0 };
+
+	if (h->count != 2 || strcmp(h->from, "tx") || h->tag != 8 ||
+	    h->kinds[0] != ACCEL_HANDOFF_REGION || h->kinds[1] != ACCEL_HANDOFF_MEMFD ||
+	    h->sizes[1] != 4096 || pread(h->fds[1], text, 13, 0) != 13 ||
+	    strcmp(text, "request-state"))
+		s->bad++;
+	close(h->fds[0]);
+	close(h->fds[1]);
+	s->got++;
+	return 0;
+}
+
+/* The fd store keeps a memfd hand-off across a SIGKILL too (memfd-INODE next to dmabuf-INODE). */
+TEST_F(kvd, memfd_handoff_survives_in_the_fd_store)
+{
+	enum accel_handoff_kind kinds[2] = { ACCEL_HANDOFF_REGION, ACCEL_HANDOFF_MEMFD };
+	struct restored rs = { 0 };
+	struct accel_engine_ops ops = { .receive = memfd_restored_receive };
+	struct accel_engine *tx, *rx;
+	struct accel_region *r;
+	struct fake_pm pm;
+	int listen, fds[2], i;
+
+	ASSERT_EQ(0, pm_init(&pm));
+	listen = pm_listen();
+	ASSERT_LE(0, listen);
+	self->daemon = pm_start(&pm, listen, NULL, NULL);
+	ASSERT_LT(0, self->daemon);
+	rs.dev = accel_device_open(NULL);
+	ASSERT_NE(NULL, rs.dev);
+	r = accel_region_create(rs.dev, 2 * MIB, 2 * MIB, ACCEL_NODE_ANY);
+	ASSERT_NE(NULL, r);
+	ASSERT_EQ(0, accel_region_export(r, &fds[0]));
+	fds[1] = memfd_create("state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	ASSERT_LE(0, fds[1]);
+	ASSERT_EQ(0, ftruncate(fds[1], 4096));
+	ASSERT_EQ(13, pwrite(fds[1], "request-state", 13, 0));
+	ASSERT_EQ(0, fcntl(fds[1], F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE));
+	tx = accel_engine_connect(SOCK, "tx", 1, NULL, NULL);
+	ASSERT_NE(NULL, tx);
+	ASSERT_EQ(0, accel_engine_handoff(tx, "rx", 8, fds, kinds, 2));
+	accel_engine_close(tx);
+	pm_drain(&pm, 300, false);
+	EXPECT_EQ(1, pm_count(&pm, "dmabuf-"));
+	EXPECT_EQ(1, pm_count(&pm, "memfd-"));
+	kill(self->daemon, SIGKILL);
+	waitpid(self->daemon, NULL, 0);
+	self->daemon = pm_start(&pm, listen, NULL, NULL);
+	ASSERT_LT(0, self->daemon);
+	EXPECT_TRUE(log_has("fd store: 1 hand-offs restored"));
+	rx = accel_engine_connect(SOCK, "rx", 1, &ops, &rs);
+	ASSERT_NE(NULL, rx);
+	for (i = 0; i < 100 && !rs.got; i++)
+		accel_engine_dispatch(rx, 50000000);
+	EXPECT_EQ(1, rs.got);
+	EXPECT_EQ(0, rs.bad);
+	EXPECT_TRUE(wait_log("-> rx done", 3000));
+	pm_drain(&pm, 300, false);
+	EXPECT_EQ(0, pm_count(&pm, "dmabuf-"));
+	EXPECT_EQ(0, pm_count(&pm, "memfd-"));
+	accel_engine_close(rx);
+	EXPECT_EQ(0, stop_daemon(self->daemon));
+	self->daemon = 0;
+	close(listen);
+	unlink(SOCK);
+	close(fds[0]);
+	close(fds[1]);
+	accel_region_destroy(r);
+	accel_device_close(rs.dev);
+	pm_remove(&pm, "handoffs");
+	close(pm.notify);
+	unlink(PM_SOCK);
+}
+
 #define CONF	"/tmp/kvd-test.conf"
 
 static void write_conf(const char *text)
@@ -2595,6 +2674,682 @@ TEST_F(kvd, watchdog_and_reload)
 	close(pm.notify);
 	unlink(PM_SOCK);
 	unlink(CONF);
+}
+
+/* ---- live migrations --------------------------------------------------- */
+
+#define MIG_CONF	"/tmp/kvd-mig.conf"
+
+static pid_t start_mig_with(const char *text, bool metrics)
+{
+	const char *extra[] = { "--config", MIG_CONF, metrics ? "--metrics" : NULL,
+				"127.0.0.1:9466", NULL };
+	FILE *f = fopen(MIG_CONF, "w");
+
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+	return start_daemon(extra);
+}
+
+static pid_t start_mig(const char *text)
+{
+	return start_mig_with(text, false);
+}
+
+/* A raw engine that announces migrations: its connection, or -1. */
+static int mig_engine(const char *name)
+{
+	struct kvd_register m = { 0 };
+	union kvdmsg_buf buf;
+	int fd = raw_connect();
+
+	if (fd < 0)
+		return -1;
+	kvdmsg_hdr(&m.hdr, KVD_MSG_REGISTER, sizeof(m), 1);
+	snprintf(m.name, sizeof(m.name), "%s", name);
+	m.revision = KVD_PROTO_REVISION;
+	m.features = KVD_FEATURES;
+	if (raw_send(fd, &m, sizeof(m), NULL, 0) || raw_recv(fd, &buf) <= 0 ||
+	    buf.hdr.type != KVD_MSG_REGISTERED ||
+	    !(((struct kvd_registered *)(void *)&buf)->features & KVD_FEAT_MIGRATION)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct mig_load {
+	uint32_t total, free, running, waiting, hol;
+	unsigned int n;
+	struct kvd_load_req reqs[KVD_LOAD_REQS_MAX + 1];
+};
+
+static int send_load(int fd, const struct mig_load *l)
+{
+	union kvdmsg_buf buf;
+	struct kvd_load *m = (void *)&buf;
+	size_t size = sizeof(*m) + l->n * sizeof(struct kvd_load_req);
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&m->hdr, KVD_MSG_LOAD, size, 0);
+	m->block_bytes = 2 * MIB;
+	m->blocks_total = l->total;
+	m->blocks_free = l->free;
+	m->running = l->running;
+	m->waiting = l->waiting;
+	m->hol_blocks = l->hol;
+	m->count = l->n;
+	memcpy(m->reqs, l->reqs, l->n * sizeof(struct kvd_load_req));
+	return raw_send(fd, m, size, NULL, 0);
+}
+
+/* The next message of @type on @fd within @ms (others skipped): its length, or -1. */
+static long wait_type(int fd, unsigned int type, union kvdmsg_buf *buf, int ms)
+{
+	for (; ms > 0; ms -= 100) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int fds[KVD_HANDOFF_MAX_FDS];
+		unsigned int nfds;
+		long n;
+
+		if (poll(&p, 1, 100) != 1)
+			continue;
+		n = kvdmsg_recv(fd, buf, fds, &nfds, 0);
+		kvdmsg_close_fds(fds, nfds);
+		if (n <= 0)
+			return -1;
+		if (buf->hdr.type == type)
+			return n;
+	}
+	return -1;
+}
+
+/* An admin request on a new connection: the error (0: @want came, copied to @out). */
+static int mig_admin(const void *req, unsigned int want, union kvdmsg_buf *out)
+{
+	const struct kvd_hdr *h = req;
+	int fd = raw_connect(), ret = -1;
+
+	if (fd < 0)
+		return -1;
+	if (!raw_send(fd, req, h->size, NULL, 0) && raw_recv(fd, out) > 0) {
+		if (out->hdr.type == KVD_MSG_ERROR)
+			ret = ((struct kvd_error *)(void *)out)->error;
+		else if (out->hdr.type == want)
+			ret = 0;
+	}
+	close(fd);
+	return ret;
+}
+
+static int mig_request(const char *engine, uint64_t req, const char *to, uint64_t *id)
+{
+	struct kvd_migrate_req m = { 0 };
+	union kvdmsg_buf buf;
+	int ret;
+
+	kvdmsg_hdr(&m.hdr, KVD_MSG_MIGRATE_REQ, sizeof(m), 5);
+	snprintf(m.engine, sizeof(m.engine), "%s", engine);
+	snprintf(m.to, sizeof(m.to), "%s", to);
+	m.req = req;
+	ret = mig_admin(&m, KVD_MSG_MIGRATION_INFO, &buf);
+	if (!ret && id)
+		*id = ((struct kvd_migration_info *)(void *)&buf)->id;
+	return ret;
+}
+
+static int mig_drain(const char *engine)
+{
+	struct kvd_drain m = { 0 };
+	union kvdmsg_buf buf;
+
+	kvdmsg_hdr(&m.hdr, KVD_MSG_DRAIN, sizeof(m), 6);
+	snprintf(m.engine, sizeof(m.engine), "%s", engine);
+	return mig_admin(&m, KVD_MSG_END, &buf);
+}
+
+/* LIST_MIGRATIONS: the entries (at most @max), or -1. */
+static int mig_list(struct kvd_migration_info *out, int max)
+{
+	struct kvd_hdr h;
+	union kvdmsg_buf buf;
+	int fd = raw_connect(), n = 0;
+
+	if (fd < 0)
+		return -1;
+	kvdmsg_hdr(&h, KVD_MSG_LIST_MIGRATIONS, sizeof(h), 8);
+	if (raw_send(fd, &h, sizeof(h), NULL, 0)) {
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		if (raw_recv(fd, &buf) <= 0 || buf.hdr.type == KVD_MSG_ERROR) {
+			n = -1;
+			break;
+		}
+		if (buf.hdr.type == KVD_MSG_END)
+			break;
+		if (buf.hdr.type == KVD_MSG_MIGRATION_INFO && n < max)
+			memcpy(&out[n++], &buf, sizeof(*out));
+	}
+	close(fd);
+	return n;
+}
+
+/* The migration @id as listed, or NULL. */
+static const struct kvd_migration_info *mig_find(const struct kvd_migration_info *l, int n,
+						 uint64_t id)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (l[i].id == id && l[i].state != KVD_MIG_DRAINING)
+			return &l[i];
+	return NULL;
+}
+
+static int send_started(int fd, uint64_t id, int status)
+{
+	struct kvd_migrate_started m = { 0 };
+
+	kvdmsg_hdr(&m.hdr, KVD_MSG_MIGRATE_STARTED, sizeof(m), 0);
+	m.id = id;
+	m.status = status;
+	return raw_send(fd, &m, sizeof(m), NULL, 0);
+}
+
+static int send_migrated(int fd, uint64_t id, int status, uint32_t blocks)
+{
+	struct kvd_migrated m = { 0 };
+
+	kvdmsg_hdr(&m.hdr, KVD_MSG_MIGRATED, sizeof(m), 0);
+	m.id = id;
+	m.status = status;
+	m.blocks = blocks;
+	m.downtime_us = 2500;
+	m.total_us = 9000;
+	m.bytes_copied = (uint64_t)blocks * 2 * MIB;
+	return raw_send(fd, &m, sizeof(m), NULL, 0);
+}
+
+/* Load reports: accepted, and refused when malformed (closing), from libaccel too. */
+TEST_F(kvd, migration_load_reports_are_checked)
+{
+	struct accel_engine_load_req reqs[ACCEL_ENGINE_LOAD_REQS_MAX + 1];
+	ACCEL_OPTS(accel_engine_migration_ops, ops);
+	struct mig_load l = { .total = 100, .free = 40, .running = 2, .n = 2 };
+	union kvdmsg_buf buf;
+	struct kvd_load *m = (void *)&buf;
+	struct accel_engine *e;
+	int fd;
+
+	self->daemon = start_mig("[migration]\nenabled = false\n");
+	ASSERT_LT(0, self->daemon);
+	fd = mig_engine("ld-a");
+	ASSERT_LE(0, fd);
+	l.reqs[0] = (struct kvd_load_req){ .req = 1, .tokens = 10, .blocks = 4 };
+	l.reqs[1] = (struct kvd_load_req){ .req = 2, .tokens = 20, .blocks = 8 };
+	EXPECT_EQ(0, send_load(fd, &l));
+	EXPECT_TRUE(wait_log("engine ld-a: first load: 40 of 100 blocks free", 3000));
+	/* A non-zero pad: an ERROR, closing. */
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&m->hdr, KVD_MSG_LOAD, sizeof(*m), 0);
+	m->blocks_total = 10;
+	m->pad = 1;
+	ASSERT_EQ(0, raw_send(fd, m, sizeof(*m), NULL, 0));
+	EXPECT_EQ(0, expect_closed_with(fd, -EBADMSG));
+	close(fd);
+	/* One candidate past KVD_LOAD_REQS_MAX: the same. */
+	fd = mig_engine("ld-b");
+	ASSERT_LE(0, fd);
+	l.n = KVD_LOAD_REQS_MAX + 1;
+	for (unsigned int i = 0; i < l.n; i++)
+		l.reqs[i] = (struct kvd_load_req){ .req = 100 + i, .tokens = i, .blocks = 1 };
+	ASSERT_EQ(0, send_load(fd, &l));
+	EXPECT_EQ(0, expect_closed_with(fd, -EBADMSG));
+	close(fd);
+	/* libaccel: nothing without migration ops; too many candidates; a good one. */
+	e = accel_engine_connect(SOCK, "ld-c", 1, NULL, NULL);
+	ASSERT_NE(NULL, e);
+	do {
+		ACCEL_OPTS(accel_engine_load, load, .blocks_total = 100, .blocks_free = 50,
+			   .running = 1, .reqs = reqs, .nreqs = 1);
+
+		memset(reqs, 0, sizeof(reqs));
+		reqs[0].req = 7;
+		reqs[0].blocks = 3;
+		EXPECT_EQ(-EOPNOTSUPP, accel_engine_report_load(e, &load));
+		ASSERT_EQ(0, accel_engine_set_migration_ops(e, &ops, NULL));
+		load.nreqs = ACCEL_ENGINE_LOAD_REQS_MAX + 1;
+		EXPECT_EQ(-E2BIG, accel_engine_report_load(e, &load));
+		load.nreqs = 1;
+		load.blocks_free = 101;
+		EXPECT_EQ(-EINVAL, accel_engine_report_load(e, &load));
+		load.blocks_free = 50;
+		EXPECT_EQ(0, accel_engine_report_load(e, &load));
+		EXPECT_TRUE(wait_log("engine ld-c: first load: 50 of 100 blocks free", 3000));
+	} while (0);
+	accel_engine_close(e);
+}
+
+struct mig_src {
+	int calls, aborts, exits;
+	uint64_t id, req;
+	char to[KVD_NAME_MAX];
+};
+
+static int src_migrate(void *arg, uint64_t id, uint64_t req, const char *to)
+{
+	struct mig_src *s = arg;
+
+	s->calls++;
+	s->id = id;
+	s->req = req;
+	snprintf(s->to, sizeof(s->to), "%s", to);
+	return 0;
+}
+
+static void src_abort(void *arg, uint64_t id)
+{
+	(void)id;
+	((struct mig_src *)arg)->aborts++;
+}
+
+static void src_exit(void *arg)
+{
+	((struct mig_src *)arg)->exits++;
+}
+
+/* A manual migration: the errors, then the source's callback, MIGRATED, the list. */
+TEST_F(kvd, migration_manual_reaches_the_source)
+{
+	ACCEL_OPTS(accel_engine_migration_ops, ops, .migrate = src_migrate,
+		   .migrate_abort = src_abort, .exit = src_exit);
+	struct accel_engine_load_req reqs[2] = {
+		{ .req = 41, .tokens = 300, .blocks = 6, .priority = 0 },
+		{ .req = 42, .tokens = 900, .blocks = 30, .priority = 0 },
+	};
+	struct kvd_migration_info list[8];
+	const struct kvd_migration_info *g;
+	struct mig_src st = { 0 }, dt = { 0 };
+	struct accel_engine *src, *dst;
+	uint64_t id = 0;
+	int n;
+
+	self->daemon = start_mig_with("[migration]\nenabled = false\n", true);
+	ASSERT_LT(0, self->daemon);
+	src = accel_engine_connect(SOCK, "mig-src", 1, NULL, NULL);
+	dst = accel_engine_connect(SOCK, "mig-dst", 1, NULL, NULL);
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, dst);
+	ASSERT_EQ(0, accel_engine_set_migration_ops(src, &ops, &st));
+	ASSERT_EQ(0, accel_engine_set_migration_ops(dst, &ops, &dt));
+	do {
+		ACCEL_OPTS(accel_engine_load, ls, .block_bytes = 2 * MIB, .blocks_total = 100,
+			   .blocks_free = 10, .running = 2, .reqs = reqs, .nreqs = 2,
+			   .flags = ACCEL_ENGINE_LOAD_FORCE);
+		ACCEL_OPTS(accel_engine_load, ld, .block_bytes = 2 * MIB, .blocks_total = 100,
+			   .blocks_free = 20, .flags = ACCEL_ENGINE_LOAD_FORCE);
+
+		ASSERT_EQ(0, accel_engine_report_load(src, &ls));
+		ASSERT_EQ(0, accel_engine_report_load(dst, &ld));
+	} while (0);
+	ASSERT_TRUE(wait_log("engine mig-dst: first load", 3000));
+	ASSERT_TRUE(wait_log("engine mig-src: first load", 3000));
+	EXPECT_EQ(-ENOENT, mig_request("nobody", 41, "mig-dst", NULL));
+	EXPECT_EQ(-ENOENT, mig_request("mig-src", 41, "nobody", NULL));
+	EXPECT_EQ(-ENOENT, mig_request("mig-src", 99, "mig-dst", NULL));
+	EXPECT_EQ(-EINVAL, mig_request("mig-src", 41, "mig-src", NULL));
+	EXPECT_EQ(-ENOSPC, mig_request("mig-src", 42, "mig-dst", NULL));	/* 30 > 20 free */
+	ASSERT_EQ(0, mig_request("mig-src", 41, "mig-dst", &id));
+	EXPECT_NE(0, id);
+	/* One at a time from an engine (max_migrations_out = 1). */
+	EXPECT_EQ(-EBUSY, mig_request("mig-src", 41, "mig-dst", NULL));
+	/* The source's callback gets it; the library answers MIGRATE_STARTED. */
+	for (int i = 0; i < 30 && !st.calls; i++)
+		accel_engine_dispatch(src, 100000000);
+	ASSERT_EQ(1, st.calls);
+	EXPECT_EQ(id, st.id);
+	EXPECT_EQ(41, st.req);
+	EXPECT_STREQ("mig-dst", st.to);
+	EXPECT_TRUE(wait_log("started moving request 41 to mig-dst", 3000));
+	do {
+		ACCEL_OPTS(accel_engine_migration_stats, ms, .downtime_us = 1800, .total_us = 7000,
+			   .bytes_copied = 12 * MIB, .blocks = 6);
+
+		EXPECT_EQ(-EINVAL, accel_engine_migrated(src, id, 5, &ms));
+		ASSERT_EQ(0, accel_engine_migrated(src, id, 0, &ms));
+	} while (0);
+	ASSERT_TRUE(wait_log("done: downtime 1800 us", 3000));
+	n = mig_list(list, 8);
+	ASSERT_LE(1, n);
+	g = mig_find(list, n, id);
+	ASSERT_NE(NULL, g);
+	EXPECT_EQ(KVD_MIG_DONE, g->state);
+	EXPECT_EQ(KVD_MIGRATE_MANUAL, g->reason);
+	EXPECT_EQ(0, g->status);
+	EXPECT_EQ(1800, g->downtime_us);
+	EXPECT_EQ(12 * MIB, g->bytes_copied);
+	EXPECT_STREQ("mig-src", g->from);
+	EXPECT_STREQ("mig-dst", g->to);
+	EXPECT_EQ(41, g->req);
+	/* kvaccelctl shows it too. */
+	EXPECT_EQ(0, system("kvaccelctl --socket " SOCK " migrations | grep -q 'mig-src .*mig-dst .* done'"));
+	EXPECT_EQ(0, system("kvaccelctl --json --socket " SOCK " migrations | grep -q '\"downtime_us\":1800'"));
+	EXPECT_EQ(0, dt.calls);
+	/* Counted: started (manual), succeeded, its downtime. */
+	do {
+		static char page[65536];
+
+		if (system("ip link set lo up >/dev/null 2>&1"))
+			TH_LOG("ip link set lo up failed: loopback may be down");
+		ASSERT_EQ(0, http_get("/metrics", page, sizeof(page)));
+		EXPECT_NE(NULL, strstr(page, "kvaccel_migrations_started_total{reason=\"manual\"} 1\n"));
+		EXPECT_NE(NULL, strstr(page, "kvaccel_migrations_succeeded_total 1\n"));
+		EXPECT_NE(NULL, strstr(page, "kvaccel_migration_downtime_seconds_bucket{le=\"0.005\"} 1\n"));
+		EXPECT_NE(NULL, strstr(page, "kvaccel_migration_downtime_seconds_count 1\n"));
+		EXPECT_NE(NULL, strstr(page, "kvaccel_migration_copied_bytes_total 12582912\n"));
+	} while (0);
+	accel_engine_close(src);
+	accel_engine_close(dst);
+}
+
+/* A head-of-line request that does not fit: the smallest candidate that makes room moves. */
+TEST_F(kvd, migration_policy_relieves_pressure)
+{
+	struct mig_load shortl = { .total = 100, .free = 2, .running = 3, .waiting = 1,
+				   .hol = 10, .n = 3 };
+	struct mig_load roomy = { .total = 100, .free = 60 };
+	const struct kvd_migrate *mg;
+	union kvdmsg_buf buf;
+	int a, b;
+
+	/* No balancing (threshold 1): this is pressure relief's to act on. */
+	self->daemon = start_mig("[migration]\nmigrate_interval_ms = 50\nbalance_threshold = 1\n");
+	ASSERT_LT(0, self->daemon);
+	a = mig_engine("pr-a");
+	b = mig_engine("pr-b");
+	ASSERT_LE(0, a);
+	ASSERT_LE(0, b);
+	shortl.reqs[0] = (struct kvd_load_req){ .req = 1, .tokens = 50, .blocks = 5 };
+	shortl.reqs[1] = (struct kvd_load_req){ .req = 2, .tokens = 900, .blocks = 30 };
+	shortl.reqs[2] = (struct kvd_load_req){ .req = 3, .tokens = 300, .blocks = 9 };
+	ASSERT_EQ(0, send_load(b, &roomy));
+	ASSERT_EQ(0, send_load(a, &shortl));
+	ASSERT_LT(0, wait_type(a, KVD_MSG_MIGRATE, &buf, 3000));
+	mg = (const void *)&buf;
+	EXPECT_EQ(3, mg->req);		/* 9 blocks cover the deficit of 8; 5 do not */
+	EXPECT_STREQ("pr-b", mg->to);
+	EXPECT_EQ(KVD_MIGRATE_PRESSURE, mg->reason);
+	ASSERT_EQ(0, send_started(a, mg->id, -ENOENT));
+	EXPECT_TRUE(wait_log("refused to move request 3 to pr-b", 3000));
+	close(a);
+	close(b);
+}
+
+/* The source leaves mid-migration: the destination is told; a silent source times out. */
+TEST_F(kvd, migration_abort_on_disconnect_and_timeout)
+{
+	struct mig_load l = { .total = 100, .free = 10, .running = 1, .n = 1 };
+	struct mig_load room = { .total = 100, .free = 80 };
+	struct kvd_migration_info list[8];
+	const struct kvd_migration_info *g;
+	const struct kvd_migrate_abort *a;
+	union kvdmsg_buf buf;
+	uint64_t id = 0, id2 = 0;
+	int src, dst, n;
+
+	self->daemon = start_mig("[migration]\nenabled = false\nmigration_timeout_ms = 800\n");
+	ASSERT_LT(0, self->daemon);
+	src = mig_engine("ab-src");
+	dst = mig_engine("ab-dst");
+	ASSERT_LE(0, src);
+	ASSERT_LE(0, dst);
+	l.reqs[0] = (struct kvd_load_req){ .req = 5, .tokens = 100, .blocks = 4 };
+	ASSERT_EQ(0, send_load(src, &l));
+	ASSERT_EQ(0, send_load(dst, &room));
+	ASSERT_TRUE(wait_log("engine ab-dst: first load", 3000));
+	ASSERT_EQ(0, mig_request("ab-src", 5, "ab-dst", &id));
+	ASSERT_LT(0, wait_type(src, KVD_MSG_MIGRATE, &buf, 3000));
+	EXPECT_EQ(id, ((struct kvd_migrate *)(void *)&buf)->id);
+	EXPECT_EQ(5, ((struct kvd_migrate *)(void *)&buf)->req);
+	EXPECT_STREQ("ab-dst", ((struct kvd_migrate *)(void *)&buf)->to);
+	ASSERT_EQ(0, send_started(src, id, 0));
+	usleep(100000);
+	close(src);
+	ASSERT_LT(0, wait_type(dst, KVD_MSG_MIGRATE_ABORT, &buf, 3000));
+	a = (const void *)&buf;
+	EXPECT_EQ(id, a->id);
+	EXPECT_EQ(5, a->req);
+	EXPECT_EQ(-ECONNRESET, a->error);
+	/* A source that never answers: both told when migration_timeout_ms passes. */
+	src = mig_engine("ab-src2");
+	ASSERT_LE(0, src);
+	ASSERT_EQ(0, send_load(src, &l));
+	ASSERT_TRUE(wait_log("engine ab-src2: first load", 3000));
+	ASSERT_EQ(0, mig_request("ab-src2", 5, "ab-dst", &id2));
+	ASSERT_LT(0, wait_type(src, KVD_MSG_MIGRATE_ABORT, &buf, 3000));
+	EXPECT_EQ(id2, ((struct kvd_migrate_abort *)(void *)&buf)->id);
+	EXPECT_EQ(-ETIMEDOUT, ((struct kvd_migrate_abort *)(void *)&buf)->error);
+	ASSERT_LT(0, wait_type(dst, KVD_MSG_MIGRATE_ABORT, &buf, 3000));
+	EXPECT_EQ(id2, ((struct kvd_migrate_abort *)(void *)&buf)->id);
+	/* A late answer is ignored, the connection kept. */
+	ASSERT_EQ(0, send_migrated(src, id2, 0, 4));
+	EXPECT_TRUE(wait_log("late MIGRATED from ab-src2", 3000));
+	n = mig_list(list, 8);
+	ASSERT_LE(2, n);
+	g = mig_find(list, n, id);
+	ASSERT_NE(NULL, g);
+	EXPECT_EQ(KVD_MIG_ABORTED, g->state);
+	EXPECT_EQ(-ECONNRESET, g->status);
+	g = mig_find(list, n, id2);
+	ASSERT_NE(NULL, g);
+	EXPECT_EQ(KVD_MIG_ABORTED, g->state);
+	EXPECT_EQ(-ETIMEDOUT, g->status);
+	close(src);
+	close(dst);
+}
+
+/* Unequal loads: the policy moves the shortest request from the busier engine. */
+TEST_F(kvd, migration_policy_balances_two_engines)
+{
+	struct mig_load hot = { .total = 100, .free = 10, .running = 3, .n = 3 };
+	struct mig_load cold = { .total = 100, .free = 90, .running = 0 };
+	struct kvd_migration_info list[8];
+	const struct kvd_migration_info *g;
+	const struct kvd_migrate *mg;
+	union kvdmsg_buf buf;
+	int a, b, n;
+	uint64_t id;
+
+	self->daemon = start_mig("[migration]\nmigrate_interval_ms = 50\n");
+	ASSERT_LT(0, self->daemon);
+	a = mig_engine("bal-a");
+	b = mig_engine("bal-b");
+	ASSERT_LE(0, a);
+	ASSERT_LE(0, b);
+	hot.reqs[0] = (struct kvd_load_req){ .req = 1, .tokens = 800, .blocks = 20 };
+	hot.reqs[1] = (struct kvd_load_req){ .req = 2, .tokens = 150, .blocks = 10 };
+	hot.reqs[2] = (struct kvd_load_req){ .req = 3, .tokens = 400, .blocks = 15 };
+	ASSERT_EQ(0, send_load(b, &cold));
+	ASSERT_EQ(0, send_load(a, &hot));
+	ASSERT_LT(0, wait_type(a, KVD_MSG_MIGRATE, &buf, 3000));
+	mg = (const void *)&buf;
+	id = mg->id;
+	EXPECT_EQ(2, mg->req);
+	EXPECT_STREQ("bal-b", mg->to);
+	EXPECT_EQ(KVD_MIGRATE_BALANCE, mg->reason);
+	ASSERT_EQ(0, send_started(a, id, 0));
+	/* The request moved: the engines say so, the source reports the end. */
+	hot.reqs[1] = hot.reqs[2];
+	hot.n = 2;
+	hot.running = 2;
+	hot.free = 20;
+	cold.free = 80;
+	cold.running = 1;
+	cold.n = 1;
+	cold.reqs[0] = (struct kvd_load_req){ .req = 77, .tokens = 150, .blocks = 10 };
+	ASSERT_EQ(0, send_load(b, &cold));
+	ASSERT_EQ(0, send_load(a, &hot));
+	ASSERT_EQ(0, send_migrated(a, id, 0, 10));
+	ASSERT_TRUE(wait_log("done: downtime 2500 us", 3000));
+	n = mig_list(list, 8);
+	g = mig_find(list, n, id);
+	ASSERT_NE(NULL, g);
+	EXPECT_EQ(KVD_MIG_DONE, g->state);
+	EXPECT_EQ(KVD_MIGRATE_BALANCE, g->reason);
+	close(a);
+	close(b);
+}
+
+/* A drain: nowhere to go at first (pending, listed), then each candidate in turn, then EXIT. */
+TEST_F(kvd, migration_drain_moves_each_then_exit)
+{
+	struct mig_load src = { .total = 100, .free = 70, .running = 3, .n = 3 };
+	struct mig_load dst = { .total = 100, .free = 0 };
+	struct kvd_migration_info list[8];
+	union kvdmsg_buf buf;
+	uint64_t moved[3];
+	int a, b, n, i;
+
+	self->daemon = start_mig("[migration]\nenabled = false\nmigrate_interval_ms = 50\n");
+	ASSERT_LT(0, self->daemon);
+	a = mig_engine("dr-a");
+	b = mig_engine("dr-b");
+	ASSERT_LE(0, a);
+	ASSERT_LE(0, b);
+	for (i = 0; i < 3; i++)
+		src.reqs[i] = (struct kvd_load_req){ .req = 10 + i, .tokens = 100 * (3 - i),
+						     .blocks = 10 };
+	ASSERT_EQ(0, send_load(a, &src));
+	ASSERT_EQ(0, send_load(b, &dst));
+	ASSERT_TRUE(wait_log("engine dr-b: first load", 3000));
+	ASSERT_EQ(0, mig_drain("dr-a"));
+	/* Nowhere to go: pending, and listed. */
+	EXPECT_GT(0, wait_type(a, KVD_MSG_MIGRATE, &buf, 400));
+	n = mig_list(list, 8);
+	ASSERT_EQ(1, n);
+	EXPECT_EQ(KVD_MIG_DRAINING, list[0].state);
+	EXPECT_STREQ("dr-a", list[0].from);
+	EXPECT_EQ(3, list[0].req);
+	EXPECT_EQ(0, system("kvaccelctl --socket " SOCK " migrations | grep -q 'dr-a .*draining'"));
+	/* Nothing comes into a draining engine. */
+	EXPECT_EQ(-EOPNOTSUPP, mig_request("dr-b", 1, "dr-a", NULL));
+	dst.free = 100;
+	ASSERT_EQ(0, send_load(b, &dst));
+	for (i = 0; i < 3; i++) {
+		const struct kvd_migrate *mg = (const void *)&buf;
+		uint64_t id;
+		int k;
+
+		ASSERT_LT(0, wait_type(a, KVD_MSG_MIGRATE, &buf, 3000));
+		id = mg->id;
+		moved[i] = mg->req;
+		EXPECT_STREQ("dr-b", mg->to);
+		EXPECT_EQ(KVD_MIGRATE_DRAIN, mg->reason);
+		/* The shortest first. */
+		EXPECT_EQ(12 - i, mg->req);
+		ASSERT_EQ(0, send_started(a, id, 0));
+		/* One at a time: no other before this one is over. */
+		EXPECT_GT(0, wait_type(a, KVD_MSG_MIGRATE, &buf, 300));
+		for (k = 0; k < (int)src.n; k++)
+			if (src.reqs[k].req == moved[i])
+				src.reqs[k] = src.reqs[--src.n];
+		src.running--;
+		src.free += 10;
+		dst.free -= 10;
+		dst.reqs[dst.n++] = (struct kvd_load_req){ .req = 100 + i, .tokens = 1,
+							   .blocks = 10 };
+		dst.running++;
+		ASSERT_EQ(0, send_load(b, &dst));
+		ASSERT_EQ(0, send_load(a, &src));
+		ASSERT_EQ(0, send_migrated(a, id, 0, 10));
+	}
+	ASSERT_LT(0, wait_type(a, KVD_MSG_EXIT, &buf, 3000));
+	EXPECT_TRUE(wait_log("drain of dr-a complete", 3000));
+	n = mig_list(list, 8);
+	EXPECT_EQ(4, n);	/* three done, dr-a still draining until it leaves */
+	close(a);
+	close(b);
+}
+
+static int memfd_receive(void *arg, const struct accel_handoff *h)
+{
+	int *got = arg;
+	char text[16] = { 0 };
+
+	if (h->count != 1 || h->kinds[0] != ACCEL_HANDOFF_MEMFD || h->sizes[0] != 4096 ||
+	    pread(h->fds[0], text, sizeof(text) - 1, 0) < 0 || strcmp(text, "request-state"))
+		return -EINVAL;
+	close(h->fds[0]);
+	(*got)++;
+	return 0;
+}
+
+/* A sealed memfd goes with a hand-off; an unsealed one is refused, saying why. */
+TEST_F(kvd, memfd_handoff_sealed_only)
+{
+	ACCEL_OPTS(accel_engine_migration_ops, ops);
+	struct accel_engine_ops rops = { .receive = memfd_receive };
+	enum accel_handoff_kind kind = ACCEL_HANDOFF_MEMFD;
+	const struct kvd_error *err;
+	struct accel_engine *x, *y;
+	union kvdmsg_buf buf;
+	int sealed, loose, got = 0, fd;
+
+	self->daemon = start_daemon(NULL);
+	ASSERT_LT(0, self->daemon);
+	x = accel_engine_connect(SOCK, "mf-x", 1, NULL, NULL);
+	y = accel_engine_connect(SOCK, "mf-y", 1, &rops, &got);
+	ASSERT_NE(NULL, x);
+	ASSERT_NE(NULL, y);
+	(void)ops;
+	sealed = memfd_create("state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	loose = memfd_create("state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	ASSERT_LE(0, sealed);
+	ASSERT_LE(0, loose);
+	ASSERT_EQ(0, ftruncate(sealed, 4096));
+	ASSERT_EQ(0, ftruncate(loose, 4096));
+	ASSERT_EQ(13, pwrite(sealed, "request-state", 13, 0));
+	ASSERT_EQ(0, fcntl(sealed, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE));
+	EXPECT_EQ(-EPERM, accel_engine_handoff(x, "mf-y", 1, &loose, &kind, 1));
+	ASSERT_EQ(0, accel_engine_handoff(x, "mf-y", 2, &sealed, &kind, 1));
+	for (int i = 0; i < 30 && !got; i++)
+		accel_engine_dispatch(y, 100000000);
+	EXPECT_EQ(1, got);
+	EXPECT_EQ(0, accel_engine_handoff_wait(x, 2, 3000000000ll));
+	/* The daemon's message names what is missing. */
+	fd = raw_connect();
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, raw_register(fd, "mf-raw"));
+	do {
+		struct {
+			struct kvd_handoff m;
+			struct kvd_obj o;
+		} h;
+
+		memset(&h, 0, sizeof(h));
+		kvdmsg_hdr(&h.m.hdr, KVD_MSG_HANDOFF, sizeof(h), 3);
+		snprintf(h.m.peer, sizeof(h.m.peer), "mf-y");
+		h.m.tag = 9;
+		h.m.count = 1;
+		h.o.kind = KVD_OBJ_MEMFD;
+		h.o.size = 4096;
+		ASSERT_EQ(0, raw_send(fd, &h, sizeof(h), &loose, 1));
+	} while (0);
+	ASSERT_LT(0, raw_recv(fd, &buf));
+	ASSERT_EQ(KVD_MSG_ERROR, buf.hdr.type);
+	err = (const void *)&buf;
+	EXPECT_EQ(-EPERM, err->error);
+	EXPECT_EQ(0, err->closing);
+	EXPECT_NE(NULL, strstr(err->message, "memfd not sealed"));
+	close(fd);
+	close(sealed);
+	close(loose);
+	accel_engine_close(x);
+	accel_engine_close(y);
 }
 
 TEST_HARNESS_MAIN

@@ -243,7 +243,7 @@ static void bad_handoffs(void **state)
 	len = handoff(2);
 	assert_int_equal(-EBADMSG, check(len - 1, 2));
 	len = handoff(1);
-	m->objs[0].kind = 3;
+	m->objs[0].kind = KVD_OBJ_MEMFD + 1;
 	assert_int_equal(-EBADMSG, check(len, 1));
 	len = handoff(1);
 	m->objs[0].pad = 1;
@@ -411,6 +411,159 @@ static void recv_closes_fds_on_every_error(void **state)
 	close(sv[1]);
 }
 
+static size_t load(uint32_t count)
+{
+	struct kvd_load *m = (void *)&buf;
+	size_t size = sizeof(*m) + count * sizeof(struct kvd_load_req);
+	uint32_t i;
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&m->hdr, KVD_MSG_LOAD, size, 0);
+	m->block_bytes = 1 << 21;
+	m->blocks_total = 100;
+	m->blocks_free = 40;
+	m->running = count;
+	m->count = count;
+	for (i = 0; i < count && i < KVD_LOAD_REQS_MAX; i++) {
+		m->reqs[i].req = 100 + i;
+		m->reqs[i].tokens = 10 * i;
+		m->reqs[i].blocks = 1;
+		m->reqs[i].priority = -1;
+	}
+	return size;
+}
+
+/* LOAD and the migration messages: every field checked. */
+static void migration_messages(void **state)
+{
+	struct kvd_load *l = (void *)&buf;
+	struct kvd_migrate *mg = (void *)&buf;
+	struct kvd_migrate_started *st = (void *)&buf;
+	struct kvd_migrated *md = (void *)&buf;
+	struct kvd_migrate_abort *ab = (void *)&buf;
+	struct kvd_migrate_req *rq = (void *)&buf;
+	struct kvd_drain *dr = (void *)&buf;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(0, check(load(0), 0));
+	assert_int_equal(0, check(load(KVD_LOAD_REQS_MAX), 0));
+	assert_int_equal(0, check(load(3), 0));
+	assert_int_equal(-EBADMSG, check(load(3), 1));			/* fds */
+	len = load(3);
+	l->pad = 1;
+	assert_int_equal(-EBADMSG, check(len, 0));
+	len = load(3);
+	l->flags = 2;
+	assert_int_equal(-EBADMSG, check(len, 0));
+	len = load(3);
+	l->blocks_free = 101;
+	assert_int_equal(-EBADMSG, check(len, 0));
+	len = load(3);
+	l->hol_blocks = 4;						/* nothing waits */
+	assert_int_equal(-EBADMSG, check(len, 0));
+	l->waiting = 1;
+	assert_int_equal(0, check(len, 0));
+	len = load(3);
+	l->reqs[1].flags = 1;
+	assert_int_equal(-EBADMSG, check(len, 0));
+	len = load(3);
+	l->reqs[2].req = l->reqs[0].req;
+	assert_int_equal(-EBADMSG, check(len, 0));
+	len = load(3);
+	l->reqs[2].blocks = 101;
+	assert_int_equal(-EBADMSG, check(len, 0));
+	len = load(3);
+	l->count = 2;							/* size does not match */
+	assert_int_equal(-EBADMSG, check(len, 0));
+	/* One more than the most. */
+	len = load(KVD_LOAD_REQS_MAX);
+	l->count = KVD_LOAD_REQS_MAX + 1;
+	len += sizeof(struct kvd_load_req);
+	l->hdr.size = (uint32_t)len;
+	assert_int_equal(-EBADMSG, check(len, 0));
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&mg->hdr, KVD_MSG_MIGRATE, sizeof(*mg), 0);
+	mg->id = 1;
+	mg->req = 7;
+	memcpy(mg->to, "dec-1", 5);
+	mg->reason = KVD_MIGRATE_BALANCE;
+	assert_int_equal(0, check(sizeof(*mg), 0));
+	mg->reason = 9;
+	assert_int_equal(-EBADMSG, check(sizeof(*mg), 0));
+	mg->reason = KVD_MIGRATE_DRAIN;
+	mg->pad = 1;
+	assert_int_equal(-EBADMSG, check(sizeof(*mg), 0));
+	mg->pad = 0;
+	mg->id = 0;
+	assert_int_equal(-EBADMSG, check(sizeof(*mg), 0));
+	mg->id = 1;
+	mg->to[0] = '/';
+	assert_int_equal(-EBADMSG, check(sizeof(*mg), 0));
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&st->hdr, KVD_MSG_MIGRATE_STARTED, sizeof(*st), 0);
+	st->id = 1;
+	assert_int_equal(0, check(sizeof(*st), 0));
+	st->status = -ENOENT;
+	assert_int_equal(0, check(sizeof(*st), 0));
+	st->status = 1;
+	assert_int_equal(-EBADMSG, check(sizeof(*st), 0));
+	st->status = 0;
+	st->pad = 1;
+	assert_int_equal(-EBADMSG, check(sizeof(*st), 0));
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&md->hdr, KVD_MSG_MIGRATED, sizeof(*md), 0);
+	md->id = 3;
+	md->downtime_us = 1500;
+	assert_int_equal(0, check(sizeof(*md), 0));
+	md->status = -5000;
+	assert_int_equal(-EBADMSG, check(sizeof(*md), 0));
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&ab->hdr, KVD_MSG_MIGRATE_ABORT, sizeof(*ab), 0);
+	ab->id = 3;
+	ab->error = -ETIMEDOUT;
+	assert_int_equal(0, check(sizeof(*ab), 0));
+	ab->error = 0;
+	assert_int_equal(-EBADMSG, check(sizeof(*ab), 0));
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&rq->hdr, KVD_MSG_MIGRATE_REQ, sizeof(*rq), 1);
+	memcpy(rq->engine, "a", 1);
+	memcpy(rq->to, "b", 1);
+	assert_int_equal(0, check(sizeof(*rq), 0));
+	rq->to[0] = 0;
+	assert_int_equal(-EBADMSG, check(sizeof(*rq), 0));
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&dr->hdr, KVD_MSG_DRAIN, sizeof(*dr), 1);
+	memcpy(dr->engine, "a", 1);
+	assert_int_equal(0, check(sizeof(*dr), 0));
+	dr->flags = KVD_DRAIN_CANCEL;
+	assert_int_equal(0, check(sizeof(*dr), 0));
+	dr->flags = 2;
+	assert_int_equal(-EBADMSG, check(sizeof(*dr), 0));
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&buf.hdr, KVD_MSG_EXIT, sizeof(buf.hdr), 0);
+	assert_int_equal(0, check(sizeof(buf.hdr), 0));
+	kvdmsg_hdr(&buf.hdr, KVD_MSG_LIST_MIGRATIONS, sizeof(buf.hdr), 1);
+	assert_int_equal(0, check(sizeof(buf.hdr), 0));
+
+	/* A sealed-memfd object: its size bounded. */
+	len = handoff(1);
+	((struct kvd_handoff *)(void *)&buf)->objs[0].kind = KVD_OBJ_MEMFD;
+	assert_int_equal(0, check(len, 1));
+	((struct kvd_handoff *)(void *)&buf)->objs[0].size = KVD_MEMFD_MAX + 1;
+	assert_int_equal(-EBADMSG, check(len, 1));
+	((struct kvd_handoff *)(void *)&buf)->objs[0].kind = 4;
+	((struct kvd_handoff *)(void *)&buf)->objs[0].size = 4096;
+	assert_int_equal(-EBADMSG, check(len, 1));
+}
+
 /* The control buffers are aligned for struct cmsghdr. */
 static void cmsg_buffer_aligned(void **state)
 {
@@ -432,6 +585,7 @@ int main(void)
 		cmocka_unit_test(bad_register),
 		cmocka_unit_test(bad_handoffs),
 		cmocka_unit_test(bad_acks),
+		cmocka_unit_test(migration_messages),
 		cmocka_unit_test(send_recv_with_fds),
 		cmocka_unit_test(recv_closes_fds_on_every_error),
 		cmocka_unit_test(cmsg_buffer_aligned),

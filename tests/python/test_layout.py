@@ -65,6 +65,7 @@ class Layout(unittest.TestCase):
             "ACCEL_HANDOFF_MAX": _dev_types.HANDOFF_MAX,
             "ACCEL_HANDOFF_REGION": _dev_types.HANDOFF_REGION,
             "ACCEL_HANDOFF_SPACE": _dev_types.HANDOFF_SPACE,
+            "ACCEL_HANDOFF_MEMFD": _dev_types.HANDOFF_MEMFD,
             "ACCEL_TIER_HOST": _mover_types.TIER_HOST,
             "ACCEL_TIER_MEMFD": _mover_types.TIER_MEMFD,
             "ACCEL_TIER_ON_NODE": _mover_types.TIER_ON_NODE,

@@ -87,6 +87,53 @@ static json_object *handoff_json(const struct kvd_handoff_info *m)
 	return o;
 }
 
+static const char *const mig_states[] = {
+	[KVD_MIG_ASKED] = "asked",
+	[KVD_MIG_RUNNING] = "running",
+	[KVD_MIG_DONE] = "done",
+	[KVD_MIG_FAILED] = "failed",
+	[KVD_MIG_ABORTED] = "aborted",
+	[KVD_MIG_DRAINING] = "draining",
+};
+
+static const char *const mig_reasons[] = {
+	[KVD_MIGRATE_MANUAL] = "manual",
+	[KVD_MIGRATE_DRAIN] = "drain",
+	[KVD_MIGRATE_PRESSURE] = "pressure",
+	[KVD_MIGRATE_BALANCE] = "balance",
+};
+
+static const char *name_of(const char *const *names, size_t n, uint32_t v)
+{
+	return v < n && names[v] ? names[v] : "unknown";
+}
+
+static json_object *migration_json(const struct kvd_migration_info *m)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	if (add(o, "id", json_object_new_uint64(m->id)) ||
+	    add(o, "req", json_object_new_uint64(m->req)) ||
+	    add(o, "from", json_object_new_string(m->from)) ||
+	    add(o, "to", json_object_new_string(m->to)) ||
+	    add(o, "state", json_object_new_string(name_of(mig_states, sizeof(mig_states) /
+							    sizeof(mig_states[0]), m->state))) ||
+	    add(o, "reason", json_object_new_string(name_of(mig_reasons, sizeof(mig_reasons) /
+							     sizeof(mig_reasons[0]), m->reason))) ||
+	    add(o, "status", json_object_new_int64(m->status)) ||
+	    add(o, "blocks", json_object_new_int64(m->blocks)) ||
+	    add(o, "downtime_us", json_object_new_uint64(m->downtime_us)) ||
+	    add(o, "total_us", json_object_new_uint64(m->total_us)) ||
+	    add(o, "bytes_copied", json_object_new_uint64(m->bytes_copied)) ||
+	    add(o, "age_ms", json_object_new_uint64(m->age_ms))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
 static uint64_t id_of(const json_object *o)
 {
 	json_object *v;
@@ -165,14 +212,19 @@ static long next_reply(int fd, union kvdmsg_buf *buf, uint64_t seq, struct daemo
 	return n;
 }
 
-int daemon_list(const char *path, unsigned int type, json_object *array,
-		struct daemon_error *err)
+/*
+ * Send @req (its header filled but for seq) and gather the INFO replies
+ * into @array until END (a MIGRATE_REQ's one INFO ends it too).
+ */
+static int exchange(const char *path, struct kvd_hdr *req, json_object *array,
+		    struct daemon_error *err)
 {
+	unsigned int type = req->type;
 	unsigned int want = type == KVD_MSG_LIST_ENGINES ? KVD_MSG_ENGINE_INFO :
-			    KVD_MSG_HANDOFF_INFO;
+			    type == KVD_MSG_LIST_HANDOFFS ? KVD_MSG_HANDOFF_INFO :
+			    KVD_MSG_MIGRATION_INFO;
 	const uint64_t seq = 1;
 	union kvdmsg_buf buf;
-	struct kvd_hdr req;
 	long n;
 	int fd, ret;
 
@@ -180,8 +232,8 @@ int daemon_list(const char *path, unsigned int type, json_object *array,
 	fd = connect_to(path, err);
 	if (fd < 0)
 		return fd;
-	kvdmsg_hdr(&req, type, sizeof(req), seq);
-	ret = kvdmsg_send(fd, &req, NULL, 0);
+	req->seq = seq;
+	ret = kvdmsg_send(fd, req, NULL, 0);
 	if (ret) {
 		close(fd);
 		return failed(err, ret, "sending the request: %s", strerror(-ret));
@@ -214,15 +266,75 @@ int daemon_list(const char *path, unsigned int type, json_object *array,
 			break;
 		}
 		obj = want == KVD_MSG_ENGINE_INFO ? engine_json((const void *)&buf) :
-						    handoff_json((const void *)&buf);
+		      want == KVD_MSG_HANDOFF_INFO ? handoff_json((const void *)&buf) :
+		      migration_json((const void *)&buf);
 		if (!obj || json_object_array_add(array, obj)) {
 			json_object_put(obj);
 			ret = failed(err, -ENOMEM, "%s", strerror(ENOMEM));
+			break;
+		}
+		if (type == KVD_MSG_MIGRATE_REQ) {
+			ret = 0;
 			break;
 		}
 	}
 	close(fd);
 	if (!ret)
 		json_object_array_sort(array, by_id);
+	return ret;
+}
+
+int daemon_list(const char *path, unsigned int type, json_object *array,
+		struct daemon_error *err)
+{
+	struct kvd_hdr req;
+
+	kvdmsg_hdr(&req, type, sizeof(req), 0);
+	return exchange(path, &req, array, err);
+}
+
+static int name_arg(char dst[KVD_NAME_MAX], const char *name, struct daemon_error *err)
+{
+	memset(dst, 0, KVD_NAME_MAX);
+	if (strlen(name) >= KVD_NAME_MAX)
+		return failed(err, -EINVAL, "engine name too long: %s", name);
+	memcpy(dst, name, strlen(name));
+	if (!kvdmsg_name_ok(dst))
+		return failed(err, -EINVAL, "bad engine name: %s", name);
+	return 0;
+}
+
+int daemon_migrate(const char *path, const char *engine, uint64_t req, const char *to,
+		   json_object *array, struct daemon_error *err)
+{
+	struct kvd_migrate_req m;
+
+	memset(err, 0, sizeof(*err));
+	memset(&m, 0, sizeof(m));
+	if (name_arg(m.engine, engine, err) || name_arg(m.to, to, err))
+		return -EINVAL;
+	m.req = req;
+	kvdmsg_hdr(&m.hdr, KVD_MSG_MIGRATE_REQ, sizeof(m), 0);
+	return exchange(path, &m.hdr, array, err);
+}
+
+int daemon_drain(const char *path, const char *engine, bool cancel, struct daemon_error *err)
+{
+	json_object *none = json_object_new_array();
+	struct kvd_drain m;
+	int ret;
+
+	memset(err, 0, sizeof(*err));
+	memset(&m, 0, sizeof(m));
+	if (!none)
+		return failed(err, -ENOMEM, "%s", strerror(ENOMEM));
+	if (name_arg(m.engine, engine, err)) {
+		json_object_put(none);
+		return -EINVAL;
+	}
+	m.flags = cancel ? KVD_DRAIN_CANCEL : 0;
+	kvdmsg_hdr(&m.hdr, KVD_MSG_DRAIN, sizeof(m), 0);
+	ret = exchange(path, &m.hdr, none, err);
+	json_object_put(none);
 	return ret;
 }

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * kvaccelctl - the node daemon's admin requests over its engine socket
- * (uapi/kvacceld.h): the engines registered and the hand-offs in flight.
+ * (uapi/kvacceld.h): the engines registered, the hand-offs in flight, the
+ * live migrations; a manual migration and a drain.
  */
 #ifndef KVACCELCTL_DAEMON_H
 #define KVACCELCTL_DAEMON_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <json-c/json.h>
 
 /* How long each reply may take. */
@@ -31,5 +33,15 @@ const char *daemon_socket(const char *opt);
  */
 int daemon_list(const char *path, unsigned int type, json_object *array,
 		struct daemon_error *err);
+
+/*
+ * Ask for a manual migration of @engine's request @req to @to; the
+ * migration started is added to @array. 0 or -errno as daemon_list().
+ */
+int daemon_migrate(const char *path, const char *engine, uint64_t req, const char *to,
+		   json_object *array, struct daemon_error *err);
+
+/* Drain @engine (or stop draining it, @cancel). 0 or -errno as daemon_list(). */
+int daemon_drain(const char *path, const char *engine, bool cancel, struct daemon_error *err);
 
 #endif

@@ -8,7 +8,8 @@
  *   kvaccelctl limit set SIZE | default-quota set SIZE | quota set PID SIZE
  *   kvaccelctl watermarks set HIGH LOW | watermarks off
  *   kvaccelctl [--json] watch [--count N] [--timeout SECONDS]
- *   kvaccelctl [--json] engines | handoffs [--socket PATH]
+ *   kvaccelctl [--json] engines | handoffs | migrations [--socket PATH]
+ *   kvaccelctl [--json] migrate ENGINE REQ TO | drain [--cancel] ENGINE
  */
 #include <errno.h>
 #include <getopt.h>
@@ -45,6 +46,10 @@ static void usage(FILE *f)
 		"                             print events as they happen          [admin]\n"
 		"  engines [--socket PATH]    engines registered with kvacceld     [daemon admin]\n"
 		"  handoffs [--socket PATH]   kvacceld's hand-offs in flight       [daemon admin]\n"
+		"  migrations [--socket PATH] live migrations, recent ones, drains [daemon admin]\n"
+		"  migrate ENGINE REQ TO      move ENGINE's request REQ to TO      [daemon admin]\n"
+		"  drain [--cancel] ENGINE    migrate ENGINE's requests away, then\n"
+		"                             ask it to exit                       [daemon admin]\n"
 		"SIZE: bytes with an optional binary suffix K, M, G, T (KiB, MiB, ... too).\n"
 		"--json prints JSON (one object per line for watch).\n"
 		"--socket: kvacceld's socket (else $KVACCELD_SOCKET, else %s).\n"
@@ -277,6 +282,103 @@ static int cmd_watch(int argc, char **argv)
 	return ret < 0 ? 1 : 0;
 }
 
+/* How a refused or failed daemon request is reported. */
+static void daemon_fail(const char *what, const char *path, int ret,
+			const struct daemon_error *err)
+{
+	if (err->connect && (ret == -ENOENT || ret == -ECONNREFUSED))
+		fprintf(stderr, "%s: kvacceld is not running (no socket at %s)\n", prog, path);
+	else if (err->connect)
+		fprintf(stderr, "%s: %s: cannot connect to kvacceld at %s: %s\n", prog, what, path,
+			err->msg);
+	else if (err->refused && ret == -EPERM)
+		fprintf(stderr, "%s: %s: permission denied: %s\n", prog, what,
+			"needs root or the daemon's admin group");
+	else
+		fprintf(stderr, "%s: %s: %s (%s)\n", prog, what, err->msg, strerror(-ret));
+}
+
+/* kvaccelctl migrate ENGINE REQ TO | drain [--cancel] ENGINE */
+static int cmd_migrate(int argc, char **argv, bool drain)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "cancel", no_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *what = drain ? "drain" : "migrate", *path;
+	struct daemon_error err;
+	bool cancel = false;
+	json_object *all;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:c", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			opt_socket = optarg;
+			break;
+		case 'c':
+			if (drain) {
+				cancel = true;
+				break;
+			}
+			/* fall through */
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != (drain ? 1 : 3)) {
+		usage(stderr);
+		return 2;
+	}
+	path = daemon_socket(opt_socket);
+	if (drain) {
+		ret = daemon_drain(path, argv[optind], cancel, &err);
+		if (ret) {
+			daemon_fail(what, path, ret, &err);
+			return 1;
+		}
+		if (opt_json)
+			printf("{\"engine\":\"%s\",\"draining\":%s}\n", argv[optind],
+			       cancel ? "false" : "true");
+		else
+			printf("%s: %s\n", argv[optind], cancel ? "drain cancelled" : "draining");
+		return 0;
+	}
+	{
+		char *end;
+		unsigned long long req;
+
+		errno = 0;
+		req = strtoull(argv[optind + 1], &end, 0);
+		if (errno || *end || !*argv[optind + 1] || argv[optind + 1][0] == '-') {
+			fprintf(stderr, "%s: bad request id '%s'\n", prog, argv[optind + 1]);
+			return 2;
+		}
+		all = json_object_new_array();
+		if (!all)
+			return fail(what, -ENOMEM, NULL);
+		ret = daemon_migrate(path, argv[optind], req, argv[optind + 2], all, &err);
+	}
+	if (ret) {
+		daemon_fail(what, path, ret, &err);
+	} else if (opt_json) {
+		print_json(json_object_array_get_idx(all, 0));
+	} else {
+		json_object *m = json_object_array_get_idx(all, 0);
+
+		printf("migration %" PRIu64 ": request %" PRIu64 " of %s -> %s asked\n",
+		       json_object_get_uint64(json_object_object_get(m, "id")),
+		       json_object_get_uint64(json_object_object_get(m, "req")),
+		       json_object_get_string(json_object_object_get(m, "from")),
+		       json_object_get_string(json_object_object_get(m, "to")));
+	}
+	json_object_put(all);
+	return ret ? 1 : 0;
+}
+
 /* kvacceld's admin lists: engines or hand-offs. */
 static int cmd_daemon(int argc, char **argv, const char *what, unsigned int type)
 {
@@ -314,8 +416,10 @@ static int cmd_daemon(int argc, char **argv, const char *what, unsigned int type
 			print_json(all);
 		else if (type == KVD_MSG_LIST_ENGINES)
 			render_engines(stdout, all);
-		else
+		else if (type == KVD_MSG_LIST_HANDOFFS)
 			render_handoffs(stdout, all);
+		else
+			render_migrations(stdout, all);
 	} else if (err.connect && (ret == -ENOENT || ret == -ECONNREFUSED)) {
 		fprintf(stderr, "%s: kvacceld is not running (no socket at %s)\n", prog, path);
 	} else if (err.connect) {
@@ -381,6 +485,12 @@ int main(int argc, char **argv)
 		return cmd_daemon(argc, argv, "engines", KVD_MSG_LIST_ENGINES);
 	if (!strcmp(cmd, "handoffs"))
 		return cmd_daemon(argc, argv, "handoffs", KVD_MSG_LIST_HANDOFFS);
+	if (!strcmp(cmd, "migrations"))
+		return cmd_daemon(argc, argv, "migrations", KVD_MSG_LIST_MIGRATIONS);
+	if (!strcmp(cmd, "migrate"))
+		return cmd_migrate(argc, argv, false);
+	if (!strcmp(cmd, "drain"))
+		return cmd_migrate(argc, argv, true);
 	if (!strcmp(cmd, "limit") && argc == 3 && !strcmp(argv[1], "set")) {
 		if (arg_size(argv[2], &v1))
 			return 2;

@@ -247,6 +247,35 @@ void render_handoffs(FILE *f, json_object *array)
 	}
 }
 
+void render_migrations(FILE *f, json_object *array)
+{
+	size_t i, n = json_object_array_length(array);
+	char b[32], age[32], down[32], st[32];
+
+	fprintf(f, "%6s %-16s %-16s %20s %-8s %-8s %7s %10s %10s %-12s %9s\n", "ID", "FROM",
+		"TO", "REQ", "STATE", "REASON", "BLOCKS", "DOWNTIME", "BYTES", "STATUS", "AGE");
+	for (i = 0; i < n; i++) {
+		json_object *m = json_object_array_get_idx(array, i);
+		int64_t status = get_i64(m, "status");
+
+		if (!strcmp(get_str(m, "state"), "draining")) {
+			fprintf(f, "%6s %-16s %-16s %20" PRIu64 " %-8s %-8s %7" PRId64
+				" %10s %10s %-12s %9s\n", "-", get_str(m, "from"), "-",
+				get_u64(m, "req"), "draining", "drain", get_i64(m, "blocks"), "-",
+				"-", "-", "-");
+			continue;
+		}
+		snprintf(age, sizeof(age), "%.1f s", (double)get_u64(m, "age_ms") / 1000);
+		snprintf(down, sizeof(down), "%.1f ms", (double)get_u64(m, "downtime_us") / 1000);
+		snprintf(st, sizeof(st), "%s", status ? strerror((int)-status) : "-");
+		fprintf(f, "%6" PRIu64 " %-16s %-16s %20" PRIu64 " %-8s %-8s %7" PRId64
+			" %10s %10s %-12.12s %9s\n", get_u64(m, "id"), get_str(m, "from"),
+			get_str(m, "to"), get_u64(m, "req"), get_str(m, "state"),
+			get_str(m, "reason"), get_i64(m, "blocks"), down,
+			render_bytes(get_u64(m, "bytes_copied"), b, sizeof(b)), st, age);
+	}
+}
+
 void render_event(FILE *f, json_object *event)
 {
 	json_object_iter it;

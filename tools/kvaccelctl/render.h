@@ -24,6 +24,8 @@ void render_regions(FILE *f, json_object *array);
 /* kvacceld's lists (daemon.h): engines registered, hand-offs in flight. */
 void render_engines(FILE *f, json_object *array);
 void render_handoffs(FILE *f, json_object *array);
+/* kvacceld's live migrations (in flight, recent, engines draining). */
+void render_migrations(FILE *f, json_object *array);
 /* One line: the event's name, then key=value for each member. */
 void render_event(FILE *f, json_object *event);
 
