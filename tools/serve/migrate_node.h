@@ -45,11 +45,6 @@
 
 #include "driver.h"
 
-#ifndef ACCEL_HANDOFF_MEMFD_MAX	/* until libaccel's engine side has memfd hand-offs */
-#define ACCEL_HANDOFF_MEMFD	((enum accel_handoff_kind)3)
-#define ACCEL_HANDOFF_MEMFD_MAX	(64ULL << 20)
-#endif
-
 /** A prepared migration the source never commits is freed after this. */
 #define SERVE_NMIG_TIMEOUT_MS	10000
 
