@@ -247,7 +247,7 @@ SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
 		   tools/serve/fcfs.c tools/serve/scheduled.c tools/serve/driver.c \
 		   tools/serve/pressure.c tools/serve/stack.c tools/serve/steplog.c \
 		   tools/serve/driver_migrate.c tools/serve/migrate_image.c tools/serve/migrate_node.c \
-		   tools/serve/migrate_sock.c
+		   tools/serve/migrate_sock.c tools/serve/migrate_net.c
 SERVE_HDRS	:= $(wildcard tools/serve/*.h)
 SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve
@@ -291,8 +291,8 @@ $(B)/native/serve_engine: tests/serve/engine_unit.c $(SERVE_CORE) $(SERVE_ENGINE
 
 # libaccel's scheduler driving the engine (driver.c): digests under every policy and
 # preemption, yields to an arrival, a pressure round, the calls' checks (cmocka, ASan/UBSan).
-NATIVE_BINS	+= $(B)/native/serve_driver $(B)/native/serve_migrate
-$(B)/native/serve_driver $(B)/native/serve_migrate: $(B)/native/serve_%: tests/serve/%_unit.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \
+NATIVE_BINS	+= $(B)/native/serve_driver $(B)/native/serve_migrate $(B)/native/serve_xmigrate
+$(B)/native/serve_driver $(B)/native/serve_migrate $(B)/native/serve_xmigrate: $(B)/native/serve_%: tests/serve/%_unit.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \
 		$(ACCEL_SRCS) $(ACCEL_HDRS)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
