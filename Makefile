@@ -319,6 +319,17 @@ $(B)/tests/serve_migrate_vm: tests/serve/migrate_vm.c $(SERVE_CORE) $(SERVE_ENGI
 	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
 		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
 
+# In the VM: a cross-node live migration between two network namespaces
+# (tests/serve/xmigrate_netns.sh). Linked dynamically: libaccel dlopens
+# libucp.so.0, which a static program cannot.
+TEST_BINS	+= $(B)/tests/serve_xmigrate_vm
+$(B)/tests/serve_xmigrate_vm: tests/serve/xmigrate_vm.c tests/serve/xmigrate_roles.h $(SERVE_CORE) \
+		$(SERVE_ENGINE) $(SERVE_HDRS) $(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -ldl -lm
+
 # The migration benchmark (make bench-migrate): two engine processes in the VM.
 TOOL_BINS	+= $(B)/tools/kvaccel-bench-migrate
 $(B)/tools/kvaccel-bench-migrate: tools/bench/kvaccel-bench-migrate.c $(SERVE_CORE) $(SERVE_ENGINE) \

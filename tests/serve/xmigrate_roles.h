@@ -176,6 +176,10 @@ enum src_kind {
 
 /* SRC_CMD's command (system()): what breaks the migration, e.g. the network dropped. */
 static const char *src_mid_cmd;
+/* Run once the migration is over (SRC_CMD: the network back, so both ends close cleanly). */
+static const char *src_after_cmd;
+/* The source's timeout (0: SERVE_XMIG_TIMEOUT_MS). */
+static uint32_t src_timeout_ms;
 
 struct cb {
 	int done, status, arrived, aborted, abort_status;
@@ -228,13 +232,6 @@ static struct accel_xfer *mkx(void)
 		fprintf(stderr, "# accel_xfer_create: %s\n", strerror(errno));
 	CK(x);
 	return x;
-}
-
-static void child_exit(int st)
-{
-	if (st)
-		_exit(st);
-	exit(0);
 }
 
 /* A fake destination: BEGIN is answered with bytes that are no message. */
@@ -361,6 +358,7 @@ static int src_role(enum src_kind kind, struct accel_xfer *x, struct accel_xfer_
 	n = serve_xmig_create(s.driver, s.bm, s.tiers[0], x, &cb_ops, &c);
 	CK(n);
 	serve_xmig_set_stages(n, max_stages, final_blocks);
+	serve_xmig_set_timeout(n, src_timeout_ms);
 	CKR(serve_driver_add(s.driver, tok, long_tokens(tok), &lp, &hl), 0);
 	for (i = 0; i < NOTHER; i++) {
 		struct serve_params p = other_params(i);
@@ -392,6 +390,8 @@ static int src_role(enum src_kind kind, struct accel_xfer *x, struct accel_xfer_
 		if (c.done)
 			break;
 	}
+	if (kind == SRC_CMD && src_after_cmd)
+		fprintf(stderr, "# source: after: %s: %d\n", src_after_cmd, system(src_after_cmd));
 	CK(c.done == 1);
 	CK(!serve_xmig_pending(n));
 	CKR(serve_driver_run_all(s.driver, NULL), 0);
