@@ -302,6 +302,9 @@ $(B)/native/serve_driver $(B)/native/serve_migrate $(B)/native/serve_xmigrate: $
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_$*" > $@
 	@chmod +x $@
 
+# Cross-node live migration, two processes over UCX on 127.0.0.1 (its sides shared with the VM test).
+$(B)/native/serve_xmigrate: tests/serve/xmigrate_roles.h
+
 # In the VM: the engine on host tiers in kvaccel regions, swaps on the copy engine.
 $(B)/tests/serve_vm: tests/serve/vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) $(TEST_HDRS) \
 		$(B)/libaccel/libaccel.a
@@ -325,6 +328,16 @@ $(B)/tests/serve_migrate_vm: tests/serve/migrate_vm.c $(SERVE_CORE) $(SERVE_ENGI
 TEST_BINS	+= $(B)/tests/serve_xmigrate_vm
 $(B)/tests/serve_xmigrate_vm: tests/serve/xmigrate_vm.c tests/serve/xmigrate_roles.h $(SERVE_CORE) \
 		$(SERVE_ENGINE) $(SERVE_HDRS) $(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -ldl -lm
+
+# The cross-node migration benchmark: pre-copy against stop-and-copy over
+# UCX's tcp transport on 127.0.0.1 (natively: memfd tiers, no module).
+TOOL_BINS	+= $(B)/tools/kvaccel-bench-xmigrate
+$(B)/tools/kvaccel-bench-xmigrate: tools/bench/kvaccel-bench-xmigrate.c $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(SERVE_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \

@@ -284,7 +284,7 @@ static int dst_role(enum dst_kind kind, struct accel_xfer *x, uint32_t timeout_m
 		if (kind == DST_DIE && serve_xmig_pending(n)) {
 			if (!pend)
 				pend = now_s();
-			else if (now_s() - pend > 0.05)
+			else if (now_s() - pend > 0.02)
 				kill(getpid(), SIGKILL);
 		}
 		if (c.aborted || (c.arrived && !serve_xmig_pending(n)))
@@ -378,7 +378,7 @@ static int src_role(enum src_kind kind, struct accel_xfer *x, struct accel_xfer_
 		if ((kind == SRC_DIE || kind == SRC_CMD) && serve_xmig_pending(n)) {
 			if (!pend) {
 				pend = now_s();
-			} else if (pend > 0 && now_s() - pend > 0.05) {
+			} else if (pend > 0 && now_s() - pend > 0.02) {
 				if (kind == SRC_DIE)
 					kill(getpid(), SIGKILL);
 				if (src_mid_cmd)

@@ -83,6 +83,12 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Nanoseconds from @t to @now, 0 if @t is later (set after @now was read). */
+static uint64_t since(uint64_t now, uint64_t t)
+{
+	return now > t ? now - t : 0;
+}
+
 static uint64_t limit_ns(const struct serve_xmig *n)
 {
 	return (uint64_t)n->timeout_ms * 1000000;
@@ -483,11 +489,11 @@ static int source_step(struct serve_xmig *n, struct xmig *m, uint64_t now)
 	switch (m->phase) {
 	case XS_BEGUN:
 	case XS_FINAL_BLOCKS:
-		if (now - m->t_heard_ns > limit_ns(n))
+		if (since(now, m->t_heard_ns) > limit_ns(n))
 			return -ETIMEDOUT;
 		return 0;
 	case XS_COMMIT_WAIT:
-		if (now - m->t_heard_ns > 2 * limit_ns(n))
+		if (since(now, m->t_heard_ns) > 2 * limit_ns(n))
 			return -ETIMEDOUT;
 		return 0;
 	case XS_FLUSH:
@@ -495,8 +501,12 @@ static int source_step(struct serve_xmig *n, struct xmig *m, uint64_t now)
 			/* BLOCKS came: another stage, or the stop. */
 			tokens = image_tokens(m->image);
 			if (m->stage >= n->max_stages ||
-			    all_blocks(n, in.req.n_tokens) - m->sent <= n->final_blocks)
-				return stop(n, m);
+			    all_blocks(n, in.req.n_tokens) - m->sent <= n->final_blocks) {
+				ret = stop(n, m);
+				if (ret || m->phase != XS_STOPPED)
+					return ret;
+				goto stopped;	/* stopped: its flush polled at once */
+			}
 			ret = running_blocks(n, m->h, &src, &nsrc);
 			if (ret)
 				return ret;
@@ -510,7 +520,7 @@ static int source_step(struct serve_xmig *n, struct xmig *m, uint64_t now)
 		if (m->puts) {
 			ret = accel_xfer_flush(m->ep, 0);
 			if (ret == -ETIMEDOUT || ret == -EAGAIN)
-				return now - m->t_phase_ns > limit_ns(n) ? -ETIMEDOUT : 0;
+				return since(now, m->t_phase_ns) > limit_ns(n) ? -ETIMEDOUT : 0;
 			if (ret)
 				return ret;
 			m->puts = false;
@@ -529,10 +539,11 @@ static int source_step(struct serve_xmig *n, struct xmig *m, uint64_t now)
 		m->t_heard_ns = now;
 		return ret;
 	case XS_STOPPED:
+stopped:
 		if (m->puts) {
 			ret = accel_xfer_flush(m->ep, 0);
 			if (ret == -ETIMEDOUT || ret == -EAGAIN)
-				return now - m->t_phase_ns > limit_ns(n) ? -ETIMEDOUT : 0;
+				return since(now, m->t_phase_ns) > limit_ns(n) ? -ETIMEDOUT : 0;
 			if (ret)
 				return ret;
 			m->puts = false;
@@ -762,7 +773,7 @@ static void on_msg(struct serve_xmig *n, struct accel_xfer_ep *ep, const struct 
 		if (h->kind == SERVE_XMSG_COMMITTED) {
 			uint64_t now = mono_ns();
 
-			m->st.downtime_us = (now - m->t_stop_ns) / 1000;
+			m->st.downtime_us = (since(now, m->t_stop_ns)) / 1000;
 			m->st.total_us = (now - m->t0_ns) / 1000;
 			serve_driver_migrate_done(n->d, &m->mo);
 			if (n->ops.done)
@@ -828,11 +839,11 @@ void serve_xmig_step(struct serve_xmig *n)
 				source_failed(n, m, ret, ret != -ECONNRESET);
 			}
 		} else if (m->phase == XD_QUEUED) {
-			if (now - m->t_phase_ns > limit_ns(n) / 2)
+			if (since(now, m->t_phase_ns) > limit_ns(n) / 2)
 				dest_abort(n, m, -ETIMEDOUT, true);
 			else
 				try_commit(n, m);
-		} else if (accel_xfer_ep_status(m->ep) || now - m->t_heard_ns > limit_ns(n)) {
+		} else if (accel_xfer_ep_status(m->ep) || since(now, m->t_heard_ns) > limit_ns(n)) {
 			fprintf(stderr, "kvaccel-serve: migration %llu: the source is gone or silent: "
 				"its blocks freed\n", (unsigned long long)m->id);
 			dest_abort(n, m, -ETIMEDOUT, false);
@@ -906,6 +917,20 @@ void serve_xmig_set_timeout(struct serve_xmig *n, uint32_t ms)
 {
 	if (n)
 		n->timeout_ms = ms ? ms : SERVE_XMIG_TIMEOUT_MS;
+}
+
+void serve_xmig_forget(struct serve_xmig *n, struct accel_xfer_ep *ep)
+{
+	struct xpeer *p = n && ep ? peer_of(n, ep, false) : NULL;
+
+	if (!p)
+		return;
+	fail_ep(n, ep, -ECONNABORTED);
+	p = peer_of(n, ep, false);
+	accel_xfer_rkey_destroy(p->rk);
+	if (p->accepted)
+		accel_xfer_ep_close(ep);
+	*p = n->p[--n->nr_p];
 }
 
 unsigned int serve_xmig_pending(const struct serve_xmig *n)

@@ -136,10 +136,17 @@ void serve_xmig_set_timeout(struct serve_xmig *n, uint32_t ms);
 
 /**
  * Source: move decoding request @h over @ep (connected, the caller's: it
- * outlives the migration) as migration @id. 0 (BEGIN sent);
+ * stays open until serve_xmig_forget() or serve_xmig_destroy()) as
+ * migration @id. 0 (BEGIN sent);
  * serve_driver_migrate_peek()'s errors; -EEXIST; the send's.
  */
 int serve_xmig_start(struct serve_xmig *n, uint64_t id, uint32_t h, struct accel_xfer_ep *ep);
+/**
+ * Before the caller closes an endpoint it gave serve_xmig_start(): the
+ * migrations on it fail (their requests stay), its remote key goes.
+ * (An endpoint this object accepted is closed here too.)
+ */
+void serve_xmig_forget(struct serve_xmig *n, struct accel_xfer_ep *ep);
 /** Each step: connections accepted, messages taken, puts, flushes, commits, timeouts. */
 void serve_xmig_step(struct serve_xmig *n);
 /** Migrations in flight (either side). */
