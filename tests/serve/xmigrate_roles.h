@@ -178,6 +178,10 @@ enum src_kind {
 static const char *src_mid_cmd;
 /* Run once the migration is over (SRC_CMD: the network back, so both ends close cleanly). */
 static const char *src_after_cmd;
+/* Engine steps the source runs between two serve_xmig_step()s (0: 1). */
+static uint32_t src_burst;
+/* SRC_OK: the round trips it must have taken while stopped (0: any). */
+static uint32_t src_want_rtts;
 /* The source's timeout (0: SERVE_XMIG_TIMEOUT_MS). */
 static uint32_t src_timeout_ms;
 
@@ -196,10 +200,10 @@ static void on_done(void *arg, uint64_t id, int status, const struct serve_xmig_
 	c->status = status;
 	c->st = *st;
 	fprintf(stderr, "# source: migration done: %d (%s) stages %u blocks %u tokens %u "
-		"bytes %llu (final %llu) downtime %llu us total %llu us\n", status,
+		"bytes %llu (final %llu, %u round trips) downtime %llu us total %llu us\n", status,
 		strerror(-status), st->stages, st->blocks, st->tokens,
 		(unsigned long long)st->bytes_copied, (unsigned long long)st->final_bytes,
-		(unsigned long long)st->downtime_us, (unsigned long long)st->total_us);
+		st->stop_rtts, (unsigned long long)st->downtime_us, (unsigned long long)st->total_us);
 }
 
 static void on_arrived(void *arg, uint64_t id, uint32_t h)
@@ -373,7 +377,8 @@ static int src_role(enum src_kind kind, struct accel_xfer *x, struct accel_xfer_
 	CKR(serve_xmig_start(n, 1, hl, ep), -EEXIST);
 	t0 = now_s();
 	while (now_s() - t0 < 40) {
-		CK(serve_driver_step(s.driver, NULL) >= 0);
+		for (i = 0; i < (src_burst ? src_burst : 1); i++)
+			CK(serve_driver_step(s.driver, NULL) >= 0);
 		serve_xmig_step(n);
 		if ((kind == SRC_DIE || kind == SRC_CMD) && serve_xmig_pending(n)) {
 			if (!pend) {
@@ -407,6 +412,9 @@ static int src_role(enum src_kind kind, struct accel_xfer *x, struct accel_xfer_
 		if (!final_blocks)	/* every stage leaves the partial block unsent */
 			CK(c.st.stages == max_stages);
 		CK(c.st.stages <= max_stages);
+		CK(c.st.stop_rtts == 1 || c.st.stop_rtts == 2);
+		if (src_want_rtts)
+			CK(c.st.stop_rtts == src_want_rtts);
 		CK(c.st.blocks == (c.st.tokens - 1 + 15) / 16);
 		CK(c.st.bytes_copied == (uint64_t)c.st.blocks * (c.st.bytes_copied / c.st.blocks));
 		CK(c.st.bytes_copied % c.st.blocks == 0);

@@ -150,6 +150,25 @@ static void test_stages(void **state)
 	expect_exit(s, 0, "source");
 }
 
+/*
+ * The request decodes past the blocks the destination named before it
+ * stops (20 steps between two serve_xmig_step()s): FINAL asks for them,
+ * COMMIT follows their puts.
+ */
+static void test_final_asks(void **state)
+{
+	int d, s;
+
+	(void)state;
+	src_burst = 20;
+	src_want_rtts = 2;
+	run_pair(DST_OK, SRC_OK, 0, 1, 0, &d, &s);
+	src_burst = 0;
+	src_want_rtts = 0;
+	expect_exit(d, 0, "destination");
+	expect_exit(s, 0, "source");
+}
+
 /* The defaults (final_blocks 16: the request is short enough to stop after a stage or two). */
 static void test_defaults(void **state)
 {
@@ -241,6 +260,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stages),
+		cmocka_unit_test(test_final_asks),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_stop_and_copy),
 		cmocka_unit_test(test_refused),

@@ -208,7 +208,9 @@ static int msg_check(const struct serve_xmsg *h, size_t len)
 	case SERVE_XMSG_BEGIN:
 	case SERVE_XMSG_STAGE:
 	case SERVE_XMSG_FINAL:
-		if (h->nr_blocks || h->desc_len || h->image_len != len - sizeof(*h))
+		if (h->nr_blocks || h->desc_len || h->image_len != len - sizeof(*h) ||
+		    (h->kind == SERVE_XMSG_FINAL && h->stage > 1) ||
+		    (h->kind == SERVE_XMSG_BEGIN && h->stage))
 			return -EPROTO;
 		break;
 	case SERVE_XMSG_BLOCKS:
@@ -438,6 +440,7 @@ static int stop(struct serve_xmig *n, struct xmig *m)
 		return -EIO;
 	if (m->mo.nr_blocks <= m->nr_dst) {
 		/* Every block has its place there: the rest, then FINAL with the KV complete. */
+		m->st.stop_rtts = 1;
 		ret = put_blocks(n, m, m->mo.blocks, m->mo.nr_blocks, m->mo.nr_blocks,
 				 &m->st.final_bytes);
 		if (ret)
@@ -446,11 +449,13 @@ static int stop(struct serve_xmig *n, struct xmig *m)
 		m->t_phase_ns = mono_ns();
 		return 0;
 	}
-	/* Blocks it has no place for yet: those it has go now, FINAL asks for the others. */
-	ret = put_blocks(n, m, m->mo.blocks, m->mo.nr_blocks, m->nr_dst, &m->st.final_bytes);
-	if (!ret)
-		ret = send_simple(m->ep, m->id, SERVE_XMSG_FINAL, 0, 0, m->mo.image, m->mo.len,
-				  n->block_bytes);
+	/*
+	 * Blocks it has no place for yet: FINAL asks for them, and every put
+	 * waits for its answer (none may be in flight when the destination
+	 * could still refuse and free its blocks).
+	 */
+	ret = send_simple(m->ep, m->id, SERVE_XMSG_FINAL, 0, 0, m->mo.image, m->mo.len,
+			  n->block_bytes);
 	if (ret)
 		return ret;
 	free(m->image);
@@ -459,6 +464,7 @@ static int stop(struct serve_xmig *n, struct xmig *m)
 		return -ENOMEM;
 	memcpy(m->image, m->mo.image, m->mo.len);
 	m->final_sent = true;
+	m->st.stop_rtts = 2;
 	m->phase = XS_FINAL_BLOCKS;
 	m->t_phase_ns = mono_ns();
 	return 0;

@@ -100,7 +100,7 @@ struct serve_xmig_stats {
 	uint32_t stages;	/* pre-copy stages before the stop */
 	uint32_t blocks;	/* the request's at the stop */
 	uint32_t tokens;
-	uint32_t pad;
+	uint32_t stop_rtts;	/* round trips while stopped: 1, or 2 (FINAL asked for blocks) */
 	uint64_t bytes_copied;	/* all puts */
 	uint64_t final_bytes;	/* put while stopped */
 	uint64_t stage_bytes[SERVE_XMIG_STAGES_MAX];	/* stage k+1's puts */
