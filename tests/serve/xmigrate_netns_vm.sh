@@ -16,4 +16,4 @@ exec tools/vmtest -k "$kver" -m "build/$kver/kmod/kvaccel.ko" -l vgem -l veth \
 	-a "$(readlink -f "$(command -v ip)")":/tests/bin/ip-iproute2 \
 	-a "$(readlink -f $lib/libucp.so.0)":$lib/libucp.so.0 \
 	-a /etc/ld.so.cache:/etc/ld.so.cache \
-	-o /tmp/vm-xmig -t 600 -- /tests/bin/xmigrate_netns.sh
+	-o /tmp/vm-xmig -t 600 -- /tests/bin/serve_xmigrate_vm

@@ -11,6 +11,13 @@
  * cmd: COMMAND runs once mid-stages, AFTER once the migration is over;
  * XMIG_SRC_TIMEOUT_MS sets the source's timeout.
  *
+ *   serve_xmigrate_vm
+ *
+ * Without arguments (make check's VM runs every test program so): runs
+ * /tests/bin/xmigrate_netns.sh when it and iproute2's ip
+ * (/tests/bin/ip-iproute2) were shipped (tests/serve/xmigrate_netns_vm.sh
+ * does), else prints one SKIP line.
+ *
  * Exit status: 0 as expected; a source that kept its request exits with
  * the errno its migration failed with (the script checks which); 100 and
  * up: a check failed (the line number).
@@ -23,6 +30,9 @@
 #include <unistd.h>
 
 #include "xmigrate_roles.h"
+
+#define NETNS_SH	"/tests/bin/xmigrate_netns.sh"
+#define NETNS_IP	"/tests/bin/ip-iproute2"
 
 static int usage(void)
 {
@@ -39,6 +49,15 @@ int main(int argc, char **argv)
 	uint16_t port;
 	int st, ret;
 
+	if (argc == 1) {
+		if (access(NETNS_SH, X_OK) || access(NETNS_IP, X_OK)) {
+			printf("1..1\nok 1 - serve_xmigrate_vm # SKIP %s or %s not shipped "
+			       "(tests/serve/xmigrate_netns_vm.sh runs it)\n", NETNS_SH, NETNS_IP);
+			return 0;
+		}
+		execl("/bin/sh", "sh", NETNS_SH, (char *)NULL);
+		return 127;
+	}
 	if (argc < 6)
 		return usage();
 	setenv("UCX_TLS", "tcp", 0);
