@@ -145,11 +145,12 @@ static void on_done(void *arg, uint64_t id, int status, const struct serve_nmig_
 }
 
 static void on_arrived(void *arg, uint64_t id, uint32_t h, const char *from,
-		       const struct serve_nmig_stats *st)
+		       const struct serve_migr_hdr *hdr, const struct serve_nmig_stats *st)
 {
 	struct side *sd = arg;
 
 	(void)from;
+	(void)hdr;
 	sd->arrived_id[sd->arrived] = id;
 	sd->arrived_h[sd->arrived++] = h;
 	sd->last = *st;

@@ -77,12 +77,13 @@ static void on_done(void *arg, uint64_t id, int status, const struct serve_nmig_
 }
 
 static void on_arrived(void *arg, uint64_t id, uint32_t h, const char *from,
-		       const struct serve_nmig_stats *st)
+		       const struct serve_migr_hdr *hdr, const struct serve_nmig_stats *st)
 {
 	struct side *sd = arg;
 
 	(void)id;
 	(void)from;
+	(void)hdr;
 	sd->arrived = true;
 	sd->h = h;
 	sd->st = *st;

@@ -501,6 +501,7 @@ static int on_giveback(struct serve_nmig *n, struct nmig *m, const struct serve_
 		serve_driver_migrate_done(n->d, &m->mo);
 	}
 	m->st.total_us = (mono_ns() - m->t0_ns) / 1000;
+	m->st.downtime_us = h->downtime_us;
 	if (n->ops.done)
 		n->ops.done(n->arg, m->id, 0, &m->st);
 	drop(n, m);
@@ -508,6 +509,15 @@ static int on_giveback(struct serve_nmig *n, struct nmig *m, const struct serve_
 }
 
 /* ---- the destination ---- */
+
+/* Microseconds from @t_stop (the source's stop, the node's clock) to now. */
+static uint64_t resumed_us(const struct nmig *m, uint64_t t_stop)
+{
+	uint64_t now = mono_ns();
+
+	(void)m;
+	return now > t_stop ? (now - t_stop) / 1000 : 0;
+}
 
 static int on_offer(struct serve_nmig *n, const char *from, const struct serve_nmsg *h)
 {
@@ -545,13 +555,6 @@ static int on_offer(struct serve_nmig *n, const char *from, const struct serve_n
 	return 0;
 }
 
-/* Microseconds from the source's stop to now. */
-static uint64_t resumed_us(const struct nmig *m)
-{
-	uint64_t now = mono_ns();
-
-	return now > m->t_stop_ns ? (now - m->t_stop_ns) / 1000 : 0;
-}
 
 /* Destination: schedule it (QUEUED until there is a running slot for it). */
 static void try_commit(struct serve_nmig *n, struct nmig *m)
@@ -571,7 +574,7 @@ static void try_commit(struct serve_nmig *n, struct nmig *m)
 		return;
 	}
 	m->phase = NM_ARRIVED;
-	m->st.downtime_us = resumed_us(m);
+	m->st.downtime_us = resumed_us(m, m->t_stop_ns);
 }
 
 /*
@@ -665,6 +668,7 @@ static int on_commit(struct serve_nmig *n, struct nmig *m, const struct serve_nm
 		ret = k ? accel_tier_rebind(n->tier, ops, k) : 0;
 	}
 	if (!ret) {
+		gb.downtime_us = resumed_us(m, hd->t_stop_ns);
 		ret = send_msg(n, m->peer, &gb, body, gb.nr_keys * 8 + (size_t)k * sizeof(*given),
 			       NULL, 0);
 		if (ret && k)
@@ -808,7 +812,7 @@ void serve_nmig_step(struct serve_nmig *n)
 			m->st.downtime_us = in.sched.last_token_ns > m->t_stop_ns ?
 					    (in.sched.last_token_ns - m->t_stop_ns) / 1000 : 0;
 		if (n->ops.arrived)
-			n->ops.arrived(n->arg, m->id, m->nh, m->peer, &m->st);
+			n->ops.arrived(n->arg, m->id, m->nh, m->peer, m->image, &m->st);
 		drop(n, m);
 		i--;
 	}
