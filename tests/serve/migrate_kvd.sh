@@ -7,6 +7,7 @@
 # alone from its start (--check-alone), then a drain of B (nowhere to go,
 # nothing left) tells it to exit. kvacceld records every migration; the
 # device holds no region afterwards. kvacceld, kvaccelctl, kvaccel-serve on PATH.
+PATH=$(cd "$(dirname "$0")" && pwd):$PATH
 t=/tmp/migrate_kvd.$$
 mkdir -p $t
 n=0

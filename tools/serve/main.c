@@ -206,6 +206,7 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 	uint64_t steps = 0, tokens = 0, gen = 0, swaps = 0, drops = 0, *alone = NULL;
 	struct accel_sched_stats ss = { .sz = sizeof(ss) };
 	uint32_t i, n, handle[SERVE_CLI_PROMPTS] = { 0 }, added = 0, mismatched = 0, idle = 0;
+	uint32_t checked = 0;
 	struct serve_kvd *kvd = NULL;
 	struct serve_driver_info in;
 	struct serve_stack s;
@@ -342,6 +343,7 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 			}
 			if (memcmp(alone, in.req.digests, in.req.n_generated * sizeof(*alone)))
 				mismatched++;
+			checked++;
 		}
 		tokens += in.req.n_tokens;
 		gen += in.req.n_generated;
@@ -365,10 +367,10 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 		(unsigned long long)swaps, (unsigned long long)drops,
 		(unsigned long long)ss.yields, (unsigned long long)ss.recomputed_tokens,
 		(unsigned long long)ss.swapped_bytes);
-	if (c->check_alone && c->nr_prompts) {
+	if (c->check_alone && checked) {
 		printf("digests: %s (%u of %u requests differ from the same request run alone)\n",
 		       mismatched ? "MISMATCH" : "identical to each request run alone",
-		       mismatched, c->nr_prompts);
+		       mismatched, checked);
 		if (mismatched)
 			ret = -1;
 	}

@@ -67,6 +67,19 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* SERVE_MIGR_TRACE=1: where a migration's downtime goes, microseconds from the stop. */
+static void trace(const char *what, uint64_t id, uint64_t t_stop)
+{
+	static int on = -1;
+
+	if (on < 0)
+		on = getenv("SERVE_MIGR_TRACE") != NULL;
+	if (on)
+		fprintf(stderr, "kvaccel-serve: migration %llu: %s at +%llu us\n",
+			(unsigned long long)id, what,
+			(unsigned long long)((mono_ns() - t_stop) / 1000));
+}
+
 struct serve_nmig *serve_nmig_create(struct serve_driver *d, struct accel_tier *tier0,
 				     const struct serve_nmig_ops *ops, void *arg)
 {
@@ -433,7 +446,9 @@ static int on_ready(struct serve_nmig *n, struct nmig *m, const struct serve_nms
 		if (!m->mo.own[i])
 			memcpy(tail + (size_t)shared++ * n->block_bytes,
 			       accel_tier_block_addr(n->tier, m->mo.blocks[i]), n->block_bytes);
+	trace("COMMIT built", m->id, m->mo.t_stop_ns);
 	ret = send_msg(n, m->peer, &msg, body, body_len, tail, tail_len);
+	trace("COMMIT sent", m->id, m->mo.t_stop_ns);
 	if (ret)
 		goto fail;
 	m->st.blocks = m->mo.nr_blocks;
@@ -626,11 +641,14 @@ static int on_commit(struct serve_nmig *n, struct nmig *m, const struct serve_nm
 		m->recompute = true;
 		goto schedule;
 	}
+	trace("COMMIT taken", m->id, hd->t_stop_ns);
 	ret = serve_driver_migrate_extend(n->d, &m->mi, image, h->image_len);
+	trace("extended", m->id, hd->t_stop_ns);
 	if (!ret && m->mi.nr_blocks != h->nr_pages)
 		ret = -EPROTO;
 	if (!ret)
 		ret = hold_regions(n, h, fds, kinds, count);
+	trace("regions held", m->id, hd->t_stop_ns);
 	ops = calloc(own + 1, sizeof(*ops));
 	back = calloc(own + 1, sizeof(*back));
 	given = calloc(own + 1, sizeof(*given));
@@ -666,6 +684,7 @@ static int on_commit(struct serve_nmig *n, struct nmig *m, const struct serve_nm
 		memcpy(body + gb.nr_keys * 8, given, (size_t)k * sizeof(*given));
 		/* Export the pages given before the rebind may let their regions go. */
 		ret = k ? accel_tier_rebind(n->tier, ops, k) : 0;
+		trace("rebound", m->id, hd->t_stop_ns);
 	}
 	if (!ret) {
 		gb.downtime_us = resumed_us(m, hd->t_stop_ns);
@@ -694,7 +713,9 @@ schedule:
 	m->st.pages = own;
 	m->st.bytes_copied = (uint64_t)shared * h->block_bytes;
 	m->st.tokens = hd->n_prompt + hd->n_gen;
+	trace("GIVEBACK sent", m->id, hd->t_stop_ns);
 	try_commit(n, m);
+	trace("scheduled", m->id, hd->t_stop_ns);
 	return 0;
 }
 
