@@ -157,35 +157,32 @@ static void drop(struct serve_nmig *n, struct nmig *m)
 static int memfd_of(const void *a, size_t la, const void *b, size_t lb, const void *c, size_t lc)
 {
 	int fd = memfd_create("kvaccel-migration", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	const void *part[3] = { a, b, c };
-	size_t len[3] = { la, lb, lc };
+	size_t len = la + lb + lc;
+	char *map;
+	int e;
 
 	if (fd < 0)
 		return -errno;
-	for (int i = 0; i < 3; i++) {
-		const char *p = part[i];
-		size_t left = len[i];
-
-		while (left) {
-			ssize_t w = write(fd, p, left);
-
-			if (w < 0) {
-				int e = -errno;
-
-				close(fd);
-				return e;
-			}
-			p += w;
-			left -= (size_t)w;
-		}
-	}
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)) {
-		int e = -errno;
-
-		close(fd);
-		return e;
-	}
+	/* Written through a mapping: a user memcpy, not the kernel's copy of write(). */
+	if (ftruncate(fd, (off_t)len))
+		goto fail;
+	map = mmap(NULL, len, PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		goto fail;
+	if (la)
+		memcpy(map, a, la);
+	if (lb)
+		memcpy(map + la, b, lb);
+	if (lc)
+		memcpy(map + la + lb, c, lc);
+	munmap(map, len);	/* before F_SEAL_WRITE, which a writable mapping refuses */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL))
+		goto fail;
 	return fd;
+fail:
+	e = -errno;
+	close(fd);
+	return e;
 }
 
 /* Keys of @pages (distinct, in first-seen order) into @keys; -E2BIG past @max. */
@@ -243,18 +240,28 @@ out:
 /* The memfd's bytes, checked: a malloc'd copy. */
 static int read_msg(int fd, struct serve_nmsg **out)
 {
+	const int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
 	struct serve_nmsg *h;
 	struct stat st;
-	ssize_t r;
+	void *map;
+	int seals;
 
-	if (fstat(fd, &st) || st.st_size < (off_t)sizeof(*h) ||
-	    (uint64_t)st.st_size > ACCEL_HANDOFF_MEMFD_MAX)
+	/* Sealed: nobody can shrink it under the mapping (no SIGBUS) or change it. */
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || (seals & need) != need || fstat(fd, &st) ||
+	    st.st_size < (off_t)sizeof(*h) || (uint64_t)st.st_size > ACCEL_HANDOFF_MEMFD_MAX)
 		return -EPROTO;
 	h = malloc((size_t)st.st_size);
 	if (!h)
 		return -ENOMEM;
-	r = pread(fd, h, (size_t)st.st_size, 0);
-	if (r != st.st_size || h->magic != SERVE_NMSG_MAGIC || h->size != (uint64_t)st.st_size ||
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		free(h);
+		return -EPROTO;
+	}
+	memcpy(h, map, (size_t)st.st_size);
+	munmap(map, (size_t)st.st_size);
+	if (h->magic != SERVE_NMSG_MAGIC || h->size != (uint64_t)st.st_size ||
 	    h->mode >= SERVE_NMIG_NR_MODES ||
 	    (h->mode && h->kind != SERVE_NMSG_OFFER && h->kind != SERVE_NMSG_COMMIT) ||
 	    h->nr_keys > NMSG_KEYS_MAX || h->nr_pages > (1u << 24) ||
@@ -266,8 +273,6 @@ static int read_msg(int fd, struct serve_nmsg **out)
 	*out = h;
 	return 0;
 }
-
-
 
 static const uint64_t *msg_keys(const struct serve_nmsg *h)
 {
@@ -631,6 +636,12 @@ static int on_commit(struct serve_nmig *n, struct nmig *m, const struct serve_nm
 		ret = h->nr_pages ? -EPROTO :
 			serve_migr_image_check(image, h->image_len, hd->model, hd->block_tokens,
 					       hd->block_bytes);
+		if (ret) {
+			free(image);
+			return ret;
+		}
+		gb.downtime_us = 0;	/* runnable, but not decoding before its prefill */
+		ret = send_msg(n, m->peer, &gb, NULL, 0, NULL, 0);
 		if (ret) {
 			free(image);
 			return ret;
