@@ -450,6 +450,9 @@ TEST_F(migrate, refused_resumes_on_the_source)
 	while (!decoding_with(&a, p.h[1], 3))
 		ASSERT_LE(0, serve_driver_step(a.s.driver, NULL));
 	ASSERT_EQ(0, serve_nmig_start(a.n, 7, p.h[1], "B"));
+	EXPECT_EQ(-EBUSY, serve_nmig_start(a.n, 70, p.h[1], "B"));	/* on its way */
+	EXPECT_EQ(-EEXIST, serve_nmig_start(a.n, 7, p.h[0], "B"));
+	EXPECT_EQ(-ENOENT, serve_nmig_start(a.n, 71, 99, "B"));
 	ASSERT_EQ(0, run_side(&a, NULL, NULL, 4000));
 	EXPECT_TRUE(a.done);
 	EXPECT_EQ(-E2BIG, a.done_status);

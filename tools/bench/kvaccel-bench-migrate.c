@@ -14,7 +14,9 @@
  *
  * and how much slower the source's other requests decode while it runs
  * (their mean loop time from the migrate call to its end, against the
- * mean of the 20 steps after it). Downtime is the request's stop on the
+ * mean of the 20 steps after it; busy_ms: the source loop's time over the
+ * migration beyond that many steps of the after-mean, the migration's own
+ * cost on the engine thread). Downtime is the request's stop on the
  * source until it is runnable on the destination (recompute: until its
  * next token); the gap, its last token to its next, adds a decode step
  * at its length. The long request is made without a prefill:
@@ -189,7 +191,7 @@ static int destination(const struct serve_model *m, uint32_t len, int sock, int 
 }
 
 struct row {
-	double downtime_ms, gap_ms, total_ms, slowdown;
+	double downtime_ms, gap_ms, total_ms, slowdown, busy_ms;
 	uint64_t pages, copied;
 	int status;
 };
@@ -264,6 +266,10 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 	row->copied = bst.bytes_copied;
 	row->gap_ms = bst.gap_us / 1e3;
 	row->slowdown = t_after > 0 && steps_in ? (t_in / steps_in) / (t_after / 20) : 0;
+	/* The source's own time on it: its loop over the migration beyond those steps' worth. */
+	row->busy_ms = t_in - steps_in * (t_after / 20);
+	if (row->busy_ms < 0)
+		row->busy_ms = 0;
 	side_down(&a);
 out:
 	close(sv[0]);
@@ -298,8 +304,8 @@ int main(int argc, char **argv)
 		return 1;
 	kv_tok = serve_kv_block_bytes(&m->cfg, 16) / 16;
 	printf("# live migration of one decoding request between two engines of a node\n");
-	printf("# %-8s %10s %-10s %12s %10s %10s %8s %10s %9s\n", "tokens", "KV_bytes", "mode",
-	       "downtime_ms", "gap_ms", "total_ms", "pages", "copied_B", "slowdown");
+	printf("# %-8s %10s %-10s %12s %10s %10s %8s %10s %9s %8s\n", "tokens", "KV_bytes", "mode",
+	       "downtime_ms", "gap_ms", "total_ms", "pages", "copied_B", "slowdown", "busy_ms");
 	for (uint32_t i = 0; i < nl; i++) {
 		for (uint32_t mode = 0; mode < SERVE_NMIG_NR_MODES; mode++) {
 			struct row r;
@@ -318,10 +324,10 @@ int main(int argc, char **argv)
 				       strerror(-(ret ? ret : r.status)));
 				continue;
 			}
-			printf("  %-8u %10llu %-10s %12.2f %10.2f %10.2f %8llu %10llu %8.2fx\n",
+			printf("  %-8u %10llu %-10s %12.2f %10.2f %10.2f %8llu %10llu %8.2fx %8.2f\n",
 			       lens[i], (unsigned long long)(kv_tok * lens[i]), names[mode],
 			       r.downtime_ms, r.gap_ms, r.total_ms, (unsigned long long)r.pages,
-			       (unsigned long long)r.copied, r.slowdown);
+			       (unsigned long long)r.copied, r.slowdown, r.busy_ms);
 			fflush(stdout);
 		}
 	}

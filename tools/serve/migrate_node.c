@@ -355,6 +355,10 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 
 	if (!n || !to || !*to || mode >= SERVE_NMIG_NR_MODES)
 		return -EINVAL;
+	for (unsigned int i = 0; i < n->nr; i++)
+		if ((n->m[i].phase == NM_OFFERED || n->m[i].phase == NM_COMMITTED) &&
+		    n->m[i].h == h)
+			return -EBUSY;	/* on its way already */
 	ret = serve_driver_migrate_peek(n->d, h, &image, &len);
 	if (ret)
 		return ret;

@@ -130,6 +130,7 @@ void serve_nmig_destroy(struct serve_nmig *n);
 
 /**
  * Source: move request @h to engine @to as migration @id. 0 (OFFER sent);
+ * -EBUSY (a migration of it runs), -EEXIST (@id in use);
  * serve_driver_migrate_peek()'s errors; the send's.
  */
 int serve_nmig_start(struct serve_nmig *n, uint64_t id, uint32_t h, const char *to);
