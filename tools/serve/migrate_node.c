@@ -408,6 +408,7 @@ static int on_ready(struct serve_nmig *n, struct nmig *m, const struct serve_nms
 		return 0;
 	}
 	ret = serve_driver_migrate_out(n->d, m->h, m->mode ? 0 : SERVE_MIGR_GIVE_PAGES, &m->mo);
+	trace("stopped", m->id, m->mo.t_stop_ns);
 	if (ret) {
 		/* Finished, preempted or swapped meanwhile: it stays here. */
 		send_simple(n, m->peer, m->id, SERVE_NMSG_ABORT, ret, 0, NULL, 0);
@@ -508,8 +509,10 @@ static int on_giveback(struct serve_nmig *n, struct nmig *m, const struct serve_
 		};
 		k++;
 	}
+	trace("GIVEBACK taken", m->id, m->mo.t_stop_ns);
 	if (!ret && k)
 		ret = accel_tier_rebind(n->tier, ops, k);
+	trace("source rebound", m->id, m->mo.t_stop_ns);
 	free(ops);
 	if (ret) {
 		/*
