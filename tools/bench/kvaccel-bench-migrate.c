@@ -12,11 +12,10 @@
  *   recompute   only the tokens move, the destination prefills them again
  *               (4k tokens at most: an O(n^2) prefill, 80 s at 4k under TCG);
  *
- * and how much slower the source's other requests decode while it runs
- * (their mean loop time from the migrate call to its end, against the
- * mean of the 20 steps before it, the long request decoding with them;
- * busy_ms: the source loop's time over the migration beyond that many
- * steps of the before-mean, the migration's own cost on the engine thread). Downtime is the request's stop on the
+ * and how much slower the source's other requests decode while it runs:
+ * busy_ms is the migration's own work on the source's engine thread (its
+ * calls and messages between steps, from the migrate call to the end), and
+ * slowdown (steps + that work) / steps over the same window. Downtime is the request's stop on the
  * source until it is runnable on the destination (recompute: until its
  * next token); the gap, its last token to its next, adds a decode step
  * at its length. The long request is made without a prefill:
@@ -199,8 +198,8 @@ struct row {
 static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct row *row)
 {
 	struct serve_nmig_stats bst = { 0 };
-	uint32_t h, others[OTHERS], steps_in = 0;
-	double t_in = 0, t_before = 0;
+	uint32_t h, others[OTHERS];
+	double t_step = 0, t_mig = 0;
 	int sv[2], pfd[2], status, ret = 0;
 	struct side a;
 	pid_t pid;
@@ -233,28 +232,23 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 	}
 	while (!ret && !(decoded(&a, h, 2) && decoded(&a, others[OTHERS - 1], 2)))
 		ret = serve_driver_step(a.s.driver, NULL) < 0 ? -EIO : 0;
-	/* The baseline: 20 steps of the others with the long request still decoding here. */
-	for (uint32_t k = 0; !ret && k < 20; k++) {
+	if (!ret) {
 		double t0 = now_ms();
 
-		if (serve_driver_step(a.s.driver, NULL) < 0)
-			ret = -EIO;
-		serve_nmig_step(a.n);
-		serve_msock_pump(&a.ms, 0);
-		t_before += now_ms() - t0;
-	}
-	if (!ret)
 		ret = serve_nmig_start_mode(a.n, 1, h, "B", mode);
-	/* The migration's window: the others decode while it runs. */
+		t_mig += now_ms() - t0;
+	}
+	/* The migration's window: the others' steps, and the migration's work between them. */
 	while (!ret && !a.done) {
-		double t0 = now_ms();
+		double t0 = now_ms(), t1;
 
 		if (serve_driver_step(a.s.driver, NULL) < 0)
 			ret = -EIO;
+		t1 = now_ms();
 		serve_nmig_step(a.n);
 		serve_msock_pump(&a.ms, 0);
-		t_in += now_ms() - t0;
-		steps_in++;
+		t_step += t1 - t0;
+		t_mig += now_ms() - t1;
 		if (a.ms.peer_gone && !a.done)
 			ret = -ECONNRESET;
 	}
@@ -266,11 +260,9 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 	row->pages = bst.pages;
 	row->copied = bst.bytes_copied;
 	row->gap_ms = bst.gap_us / 1e3;
-	row->slowdown = t_before > 0 && steps_in ? (t_in / steps_in) / (t_before / 20) : 0;
-	/* The source's own time on it: its loop over the migration beyond those steps' worth. */
-	row->busy_ms = t_in - steps_in * (t_before / 20);
-	if (row->busy_ms < 0)
-		row->busy_ms = 0;
+	/* The others' decoding, delayed by the migration's work on the engine thread. */
+	row->slowdown = t_step > 0 ? (t_step + t_mig) / t_step : 0;
+	row->busy_ms = t_mig;
 	side_down(&a);
 out:
 	close(sv[0]);
