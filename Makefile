@@ -247,7 +247,7 @@ SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
 		   tools/serve/fcfs.c tools/serve/scheduled.c tools/serve/driver.c \
 		   tools/serve/pressure.c tools/serve/stack.c tools/serve/steplog.c \
 		   tools/serve/driver_migrate.c tools/serve/migrate_image.c tools/serve/migrate_node.c \
-		   tools/serve/migrate_sock.c tools/serve/migrate_net.c
+		   tools/serve/migrate_sock.c tools/serve/kvd_migrate.c tools/serve/migrate_net.c
 SERVE_HDRS	:= $(wildcard tools/serve/*.h)
 SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve
@@ -351,6 +351,16 @@ $(B)/tools/kvaccel-bench-migrate: tools/bench/kvaccel-bench-migrate.c $(SERVE_CO
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
 		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
+
+# In the VM: a drain through kvacceld moves decoding requests between two
+# kvaccel-serve processes (the engine next to the script: run-selftests skips it).
+TEST_BINS	+= $(B)/tests/migrate_kvd.sh $(B)/tests/kvaccel-serve
+$(B)/tests/migrate_kvd.sh: tests/serve/migrate_kvd.sh
+	@mkdir -p $(@D)
+	install -m 755 $< $@
+$(B)/tests/kvaccel-serve: $(B)/tools/kvaccel-serve
+	@mkdir -p $(@D)
+	install -m 755 $< $@
 
 # In the VM: a kvacceld pressure round answered by swap-outs, and an engine
 # killed in the middle of its swaps leaking nothing (kvacceld on PATH in the guest).

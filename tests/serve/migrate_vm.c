@@ -145,11 +145,12 @@ static void on_done(void *arg, uint64_t id, int status, const struct serve_nmig_
 }
 
 static void on_arrived(void *arg, uint64_t id, uint32_t h, const char *from,
-		       const struct serve_nmig_stats *st)
+		       const struct serve_migr_hdr *hdr, const struct serve_nmig_stats *st)
 {
 	struct side *sd = arg;
 
 	(void)from;
+	(void)hdr;
 	sd->arrived_id[sd->arrived] = id;
 	sd->arrived_h[sd->arrived++] = h;
 	sd->last = *st;
@@ -449,6 +450,9 @@ TEST_F(migrate, refused_resumes_on_the_source)
 	while (!decoding_with(&a, p.h[1], 3))
 		ASSERT_LE(0, serve_driver_step(a.s.driver, NULL));
 	ASSERT_EQ(0, serve_nmig_start(a.n, 7, p.h[1], "B"));
+	EXPECT_EQ(-EBUSY, serve_nmig_start(a.n, 70, p.h[1], "B"));	/* on its way */
+	EXPECT_EQ(-EEXIST, serve_nmig_start(a.n, 7, p.h[0], "B"));
+	EXPECT_EQ(-ENOENT, serve_nmig_start(a.n, 71, 99, "B"));
 	ASSERT_EQ(0, run_side(&a, NULL, NULL, 4000));
 	EXPECT_TRUE(a.done);
 	EXPECT_EQ(-E2BIG, a.done_status);
@@ -686,6 +690,67 @@ TEST_F(migrate, source_killed_before_commit)
 TEST_F(migrate, source_silent_destination_times_out)
 {
 	source_gone(_metadata, self, false);
+}
+
+/*
+ * The baselines: request 1 moves by stop-and-copy, request 2 by recompute
+ * (the destination prefills its tokens again); both end with their digests.
+ */
+TEST_F(migrate, copy_and_recompute_baselines)
+{
+	struct plan p = { 0 };
+	struct side a;
+	int32_t tok[128];
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct side b;
+		int k, bad = 0;
+
+		close(self->sv[0]);
+		if (side_up(&b, self->m, 24, self->sv[1], "B", "A"))
+			_exit(9);
+		for (k = 0; k < 8000 && !(b.ms.peer_gone && arrived_and_done(&b, NULL)); k++) {
+			int r = serve_driver_step(b.s.driver, NULL);
+
+			if (r < 0)
+				_exit(10);
+			serve_nmig_step(b.n);
+			pump(&b, r ? 0 : 5);
+		}
+		if (b.arrived != 2)
+			_exit(11);
+		for (uint32_t i = 0; i < b.arrived; i++)
+			bad |= check_digests(&b, b.arrived_h[i], &self->ref[b.arrived_id[i]]) ? 1 : 0;
+		if (pages_foreign(&b, b.arrived_h[0]) > 0)
+			bad |= 2;	/* copied: no page of the source's */
+		side_down(&b);
+		_exit(bad ? 12 + bad : 0);
+	}
+	close(self->sv[1]);
+	self->sv[1] = -1;
+	ASSERT_EQ(0, side_up(&a, self->m, 24, self->sv[0], "A", "B"));
+	for (uint32_t i = 0; i < 3; i++) {
+		struct serve_params pp = params_of(i);
+		uint32_t n = tokens_of(i, tok);
+
+		ASSERT_EQ(0, serve_driver_add(a.s.driver, tok, n, &pp, &p.h[i]));
+	}
+	while (!decoding_with(&a, p.h[1], 2) || !decoding_with(&a, p.h[2], 2))
+		ASSERT_LE(0, serve_driver_step(a.s.driver, NULL));
+	ASSERT_EQ(0, serve_nmig_start_mode(a.n, 1, p.h[1], "B", SERVE_NMIG_COPY));
+	ASSERT_EQ(0, serve_nmig_start_mode(a.n, 2, p.h[2], "B", SERVE_NMIG_RECOMPUTE));
+	ASSERT_EQ(0, run_side(&a, NULL, NULL, 4000));
+	EXPECT_EQ(0, a.done_status);
+	EXPECT_EQ(0, check_digests(&a, p.h[0], &self->ref[0]));
+	close(self->sv[0]);
+	self->sv[0] = -1;
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	side_down(&a);
 }
 
 TEST_HARNESS_MAIN

@@ -12,9 +12,10 @@
  *   recompute   only the tokens move, the destination prefills them again
  *               (4k tokens at most: an O(n^2) prefill, 80 s at 4k under TCG);
  *
- * and how much slower the source's other requests decode while it runs
- * (their mean loop time from the migrate call to its end, against the
- * mean of the 20 steps after it). Downtime is the request's stop on the
+ * and how much slower the source's other requests decode while it runs:
+ * busy_ms is the migration's own work on the source's engine thread (its
+ * calls and messages between steps, from the migrate call to the end), and
+ * slowdown (steps + that work) / steps over the same window. Downtime is the request's stop on the
  * source until it is runnable on the destination (recompute: until its
  * next token); the gap, its last token to its next, adds a decode step
  * at its length. The long request is made without a prefill:
@@ -77,12 +78,13 @@ static void on_done(void *arg, uint64_t id, int status, const struct serve_nmig_
 }
 
 static void on_arrived(void *arg, uint64_t id, uint32_t h, const char *from,
-		       const struct serve_nmig_stats *st)
+		       const struct serve_migr_hdr *hdr, const struct serve_nmig_stats *st)
 {
 	struct side *sd = arg;
 
 	(void)id;
 	(void)from;
+	(void)hdr;
 	sd->arrived = true;
 	sd->h = h;
 	sd->st = *st;
@@ -188,7 +190,7 @@ static int destination(const struct serve_model *m, uint32_t len, int sock, int 
 }
 
 struct row {
-	double downtime_ms, gap_ms, total_ms, slowdown;
+	double downtime_ms, gap_ms, total_ms, slowdown, busy_ms;
 	uint64_t pages, copied;
 	int status;
 };
@@ -196,8 +198,8 @@ struct row {
 static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct row *row)
 {
 	struct serve_nmig_stats bst = { 0 };
-	uint32_t h, others[OTHERS], steps_in = 0;
-	double t_in = 0, t_after = 0;
+	uint32_t h, others[OTHERS];
+	double t_step = 0, t_mig = 0;
 	int sv[2], pfd[2], status, ret = 0;
 	struct side a;
 	pid_t pid;
@@ -230,29 +232,25 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 	}
 	while (!ret && !(decoded(&a, h, 2) && decoded(&a, others[OTHERS - 1], 2)))
 		ret = serve_driver_step(a.s.driver, NULL) < 0 ? -EIO : 0;
-	if (!ret)
-		ret = serve_nmig_start_mode(a.n, 1, h, "B", mode);
-	/* The migration's window: the others decode while it runs. */
-	while (!ret && !a.done) {
+	if (!ret) {
 		double t0 = now_ms();
+
+		ret = serve_nmig_start_mode(a.n, 1, h, "B", mode);
+		t_mig += now_ms() - t0;
+	}
+	/* The migration's window: the others' steps, and the migration's work between them. */
+	while (!ret && !a.done) {
+		double t0 = now_ms(), t1;
 
 		if (serve_driver_step(a.s.driver, NULL) < 0)
 			ret = -EIO;
+		t1 = now_ms();
 		serve_nmig_step(a.n);
 		serve_msock_pump(&a.ms, 0);
-		t_in += now_ms() - t0;
-		steps_in++;
+		t_step += t1 - t0;
+		t_mig += now_ms() - t1;
 		if (a.ms.peer_gone && !a.done)
 			ret = -ECONNRESET;
-	}
-	for (uint32_t k = 0; !ret && k < 20; k++) {
-		double t0 = now_ms();
-
-		if (serve_driver_step(a.s.driver, NULL) < 0)
-			ret = -EIO;
-		serve_nmig_step(a.n);
-		serve_msock_pump(&a.ms, 0);
-		t_after += now_ms() - t0;
 	}
 	if (!ret && read(pfd[0], &bst, sizeof(bst)) != (ssize_t)sizeof(bst))
 		ret = -EIO;
@@ -262,7 +260,9 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 	row->pages = bst.pages;
 	row->copied = bst.bytes_copied;
 	row->gap_ms = bst.gap_us / 1e3;
-	row->slowdown = t_after > 0 && steps_in ? (t_in / steps_in) / (t_after / 20) : 0;
+	/* The others' decoding, delayed by the migration's work on the engine thread. */
+	row->slowdown = t_step > 0 ? (t_step + t_mig) / t_step : 0;
+	row->busy_ms = t_mig;
 	side_down(&a);
 out:
 	close(sv[0]);
@@ -297,8 +297,8 @@ int main(int argc, char **argv)
 		return 1;
 	kv_tok = serve_kv_block_bytes(&m->cfg, 16) / 16;
 	printf("# live migration of one decoding request between two engines of a node\n");
-	printf("# %-8s %10s %-10s %12s %10s %10s %8s %10s %9s\n", "tokens", "KV_bytes", "mode",
-	       "downtime_ms", "gap_ms", "total_ms", "pages", "copied_B", "slowdown");
+	printf("# %-8s %10s %-10s %12s %10s %10s %8s %10s %9s %8s\n", "tokens", "KV_bytes", "mode",
+	       "downtime_ms", "gap_ms", "total_ms", "pages", "copied_B", "slowdown", "busy_ms");
 	for (uint32_t i = 0; i < nl; i++) {
 		for (uint32_t mode = 0; mode < SERVE_NMIG_NR_MODES; mode++) {
 			struct row r;
@@ -317,10 +317,10 @@ int main(int argc, char **argv)
 				       strerror(-(ret ? ret : r.status)));
 				continue;
 			}
-			printf("  %-8u %10llu %-10s %12.2f %10.2f %10.2f %8llu %10llu %8.2fx\n",
+			printf("  %-8u %10llu %-10s %12.2f %10.2f %10.2f %8llu %10llu %8.2fx %8.2f\n",
 			       lens[i], (unsigned long long)(kv_tok * lens[i]), names[mode],
 			       r.downtime_ms, r.gap_ms, r.total_ms, (unsigned long long)r.pages,
-			       (unsigned long long)r.copied, r.slowdown);
+			       (unsigned long long)r.copied, r.slowdown, r.busy_ms);
 			fflush(stdout);
 		}
 	}

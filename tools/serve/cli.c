@@ -37,6 +37,8 @@ static const char usage[] =
 	"  --check-alone       run each prompt alone afterwards and compare its digests\n"
 	"  --kvacceld NAME     register with kvacceld and answer its pressure rounds\n"
 	"  --kvacceld-priority N   the class registered with (default 0: released first)\n"
+	"  --until-exit        with --kvacceld: after its prompts (none needed), take requests\n"
+	"                      migrated in until kvacceld says exit (a drain) or SIGTERM\n"
 	"  --threads N         worker threads (default 1)\n"
 	"  --memfd             memfd tiers: no kvaccel device needed\n"
 	"  --device PATH       the kvaccel device (default: the first)\n"
@@ -53,7 +55,7 @@ enum {
 	O_HEADS, O_KVHEADS, O_FF, O_EXPERTS, O_TOPK, O_SHARED, O_BT, O_BLOCKS, O_SWAP, O_BUDGET,
 	O_CHUNK, O_MAXRUN, O_PREEMPT, O_THREADS, O_MEMFD, O_DEVICE, O_QUIET, O_HELP,
 	O_LISTEN, O_MAXCONC, O_MAXBODY, O_MAXPROMPT, O_MAXTOKLIM, O_POLICY, O_VICTIM, O_PTHRESH,
-	O_NOYIELD, O_PRIO, O_ATSTEP, O_TABLE, O_ALONE, O_KVD, O_KVDPRIO, O_STEPLOG,
+	O_NOYIELD, O_PRIO, O_ATSTEP, O_TABLE, O_ALONE, O_KVD, O_KVDPRIO, O_UNTILEXIT, O_STEPLOG,
 };
 
 static const struct option longopts[] = {
@@ -99,6 +101,7 @@ static const struct option longopts[] = {
 	{ "kvacceld", required_argument, NULL, O_KVD },
 	{ "kvacceld-priority", required_argument, NULL, O_KVDPRIO },
 	{ "step-log", required_argument, NULL, O_STEPLOG },
+	{ "until-exit", no_argument, NULL, O_UNTILEXIT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -324,6 +327,9 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 		case O_QUIET:
 			c->quiet = true;
 			break;
+		case O_UNTILEXIT:
+			c->until_exit = true;
+			break;
 		case O_STEPLOG:
 			if (!*optarg)
 				return bad("--step-log: an empty file name%s%s", "", "");
@@ -357,7 +363,10 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 		return ret;
 	if (optind < argc)
 		return bad("unexpected argument '%s'%s", argv[optind], "");
-	if (!c->nr_prompts && !c->save_weights && !c->listen)
+	if (c->until_exit && (!c->kvacceld || c->listen || c->memfd))
+		return bad("--until-exit needs --kvacceld and region tiers, not --listen%s%s", "",
+			   "");
+	if (!c->nr_prompts && !c->save_weights && !c->listen && !c->until_exit)
 		return bad("no --prompt given (nor --listen)%s%s", "", "");
 	if (c->nr_prompts && c->listen)
 		return bad("--prompt and --listen exclude each other%s%s", "", "");

@@ -30,6 +30,8 @@ struct serve_cli {
 	/* --kvacceld NAME: answer the node daemon's pressure rounds (class --kvacceld-priority). */
 	const char *kvacceld;
 	uint32_t kvacceld_prio;
+	/* --until-exit: serve migrations in until kvacceld says exit (or SIGTERM). */
+	bool until_exit;
 	/* --listen ADDR:PORT and the HTTP server's limits (0: its defaults). */
 	char listen_addr[64];
 	uint16_t listen_port;

@@ -222,21 +222,14 @@ int serve_driver_add(struct serve_driver *d, const int32_t *prompt, uint32_t n,
 		return -ENOMEM;
 	memcpy(copy, prompt, n * sizeof(*copy));
 	pthread_mutex_lock(&d->lock);
-	for (i = 0; i < d->nr_slots; i++) {
-		if (!d->slot[i].used) {
-			s = &d->slot[i];
-			break;
-		}
-	}
+	s = slot_new_locked(d, &i);
 	if (!s) {
 		pthread_mutex_unlock(&d->lock);
 		free(copy);
 		return -ENOSPC;
 	}
 	*s = (struct dslot) { .used = true, .pending = true, .prompt = copy, .n_prompt = n,
-			      .p = *p, .gen = s->gen + 1 };
-	if (i + 1 > d->max_h)
-		d->max_h = i + 1;
+			      .p = *p, .gen = s->gen };
 	{
 		ACCEL_OPTS(accel_sched_req_opts, ro, .tag = tag_of(s, i + 1), .prompt = prompt,
 			   .prompt_len = n, .max_output = p->max_tokens, .priority = p->priority,

@@ -79,4 +79,23 @@ static inline struct dslot *slot_of_tag(struct serve_driver *d, uint64_t tag)
 	return s && s->gen == (uint32_t)(tag >> 32) ? s : NULL;
 }
 
+/*
+ * A free slot, its generation bumped and max_h covering it (d->lock held):
+ * NULL when every slot is in use. *i is its index (its handle is i + 1).
+ */
+static inline struct dslot *slot_new_locked(struct serve_driver *d, uint32_t *i)
+{
+	for (*i = 0; *i < d->nr_slots; (*i)++) {
+		struct dslot *s = &d->slot[*i];
+
+		if (s->used)
+			continue;
+		s->gen++;
+		if (*i + 1 > d->max_h)
+			d->max_h = *i + 1;
+		return s;
+	}
+	return NULL;
+}
+
 #endif /* SERVE_DRIVER_INT_H */

@@ -191,12 +191,7 @@ int serve_driver_migrate_done(struct serve_driver *d, struct serve_migr_out *mo)
 	if (!s || s->migr != SLOT_MIGR_OUT)
 		return -EINVAL;
 	accel_bm_seq_free(d->o.bm, mo->seq);
-	serve_engine_finish(d->o.engine, s->eid);
-	s->migr = SLOT_MIGR_GONE;
-	s->sinfo.state = ACCEL_SCHED_FINISHED;
-	s->sinfo.finish_ns = now_ns();
-	out_free(mo);
-	return 0;
+	return serve_driver_migrate_keep(d, mo);
 }
 
 int serve_driver_migrate_lost(struct serve_driver *d, uint32_t h)
@@ -216,6 +211,7 @@ int serve_driver_migrate_keep(struct serve_driver *d, struct serve_migr_out *mo)
 
 	if (!s || s->migr != SLOT_MIGR_OUT)
 		return -EINVAL;
+	/* (done: the sequence already freed; keep: it stays, out of the pool) */
 	serve_engine_finish(d->o.engine, s->eid);
 	s->migr = SLOT_MIGR_GONE;
 	s->sinfo.state = ACCEL_SCHED_FINISHED;
@@ -375,21 +371,14 @@ static int slot_for(struct serve_driver *d, const struct serve_migr_hdr *hd, boo
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&d->lock);
-	for (i = 0; i < d->nr_slots; i++) {
-		if (!d->slot[i].used) {
-			s = &d->slot[i];
-			break;
-		}
-	}
+	s = slot_new_locked(d, &i);
 	if (!s) {
 		pthread_mutex_unlock(&d->lock);
 		serve_engine_release(d->o.engine, eid);
 		return -ENOSPC;
 	}
 	*s = (struct dslot) { .used = true, .n_prompt = hd->n_prompt, .p = p, .eid = eid,
-			      .gen = s->gen + 1 };
-	if (i + 1 > d->max_h)
-		d->max_h = i + 1;
+			      .gen = s->gen };
 	ret = sched_take(d, s, i + 1, hd, adopt, seq, &s->sreq);
 	if (ret) {
 		*s = (struct dslot) { .gen = s->gen };

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include <poll.h>
+#include <signal.h>
 
 #include "cli.h"
 #include "http_main.h"
@@ -72,24 +73,23 @@ static struct serve_params params_of(const struct serve_cli *c, uint32_t i)
 				       .priority = c->prio[i] };
 }
 
-/* Prompt @i alone on a stack of its own: its digests, to compare. */
-static int run_alone(const struct serve_cli *c, const struct serve_model *m, uint32_t i,
-		     int32_t *tok, uint64_t *digests)
+/* @n tokens of prompt @tok with @p alone on a stack of its own: its digests, to compare. */
+static int run_alone_tokens(const struct serve_cli *c, const struct serve_model *m,
+			    const int32_t *tok, uint32_t n, const struct serve_params *p,
+			    uint64_t *digests)
 {
 	struct serve_stack_opts so;
 	struct serve_driver_info in;
-	struct serve_params p = params_of(c, i);
 	struct serve_stack s;
-	uint32_t n, h;
 	char err[256];
+	uint32_t h;
 	int ret;
 
 	stack_opts(c, m, &so);
 	ret = serve_stack_create(&s, &so, err, sizeof(err));
 	if (ret)
 		return ret;
-	prompt_tokens(c->prompt[i], tok, &n);
-	ret = serve_driver_add(s.driver, tok, n, &p, &h);
+	ret = serve_driver_add(s.driver, tok, n, p, &h);
 	if (!ret)
 		ret = serve_driver_run_all(s.driver, NULL);
 	if (!ret)
@@ -98,6 +98,82 @@ static int run_alone(const struct serve_cli *c, const struct serve_model *m, uin
 		memcpy(digests, in.req.digests, in.req.n_generated * sizeof(*digests));
 	serve_stack_destroy(&s);
 	return ret;
+}
+
+/* Prompt @i alone on a stack of its own: its digests, to compare. */
+static int run_alone(const struct serve_cli *c, const struct serve_model *m, uint32_t i,
+		     int32_t *tok, uint64_t *digests)
+{
+	struct serve_params p = params_of(c, i);
+	uint32_t n;
+
+	prompt_tokens(c->prompt[i], tok, &n);
+	return run_alone_tokens(c, m, tok, n, &p, digests);
+}
+
+static volatile sig_atomic_t terminated;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	terminated = 1;
+}
+
+static void print_digests(const struct serve_req_info *r)
+{
+	printf("  digests:");
+	for (uint32_t j = 0; j < r->n_generated; j++)
+		printf(" %016llx", (unsigned long long)r->digests[j]);
+	putchar('\n');
+}
+
+/*
+ * The requests that arrived by migration (--kvacceld): their text and
+ * digests, checked (--check-alone) against the same request run alone
+ * here from its start. Returns how many differ, -errno on a failure.
+ */
+static int print_arrivals(const struct serve_cli *c, const struct serve_model *m,
+			  struct serve_driver *d, const struct serve_kvd *kvd)
+{
+	const struct serve_migr_hdr *hd;
+	const struct serve_nmig_stats *st;
+	int mismatched = 0, ret;
+	const char *from;
+	uint32_t h;
+
+	for (uint32_t i = 0; (h = serve_kvd_arrival(kvd, i, &from, &hd, &st)); i++) {
+		struct serve_params p = { .max_tokens = hd->max_tokens, .seed = hd->seed,
+					  .temperature = hd->temperature,
+					  .priority = hd->priority };
+		struct serve_driver_info in;
+		uint64_t *alone;
+
+		if (serve_driver_info(d, h, &in))
+			continue;
+		printf("request %llu of %s, migrated here after %u tokens: %u prompt tokens, "
+		       "%u generated, downtime %.2f ms\n", (unsigned long long)hd->source, from,
+		       hd->n_gen, in.req.n_prompt, in.req.n_generated, st->downtime_us / 1e3);
+		printf("  text: ");
+		print_text(in.req.tokens, in.req.n_generated);
+		putchar('\n');
+		if (!c->quiet)
+			print_digests(&in.req);
+		if (!c->check_alone)
+			continue;
+		alone = calloc(hd->max_tokens, sizeof(*alone));
+		if (!alone)
+			return -ENOMEM;
+		ret = run_alone_tokens(c, m, serve_migr_tokens(hd), hd->n_prompt, &p, alone);
+		if (!ret && memcmp(alone, in.req.digests, in.req.n_generated * sizeof(*alone)))
+			mismatched++;
+		free(alone);
+		if (ret)
+			return ret;
+	}
+	if (c->check_alone && serve_kvd_arrival(kvd, 0, &from, &hd, &st))
+		printf("migrated digests: %s (%d differ from the same request run alone)\n",
+		       mismatched ? "MISMATCH" : "identical to each request run alone", mismatched);
+	return mismatched;
 }
 
 static void print_table(struct serve_driver *d, const uint32_t *handle, uint32_t nr,
@@ -129,7 +205,8 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 	struct serve_driver_opts sched = c->sched;
 	uint64_t steps = 0, tokens = 0, gen = 0, swaps = 0, drops = 0, *alone = NULL;
 	struct accel_sched_stats ss = { .sz = sizeof(ss) };
-	uint32_t i, j, n, handle[SERVE_CLI_PROMPTS] = { 0 }, added = 0, mismatched = 0, idle = 0;
+	uint32_t i, n, handle[SERVE_CLI_PROMPTS] = { 0 }, added = 0, mismatched = 0, idle = 0;
+	uint32_t checked = 0;
 	struct serve_kvd *kvd = NULL;
 	struct serve_driver_info in;
 	struct serve_stack s;
@@ -140,6 +217,7 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 
 	stack_opts(c, m, &so);
 	so.sched = &sched;
+	so.window = c->kvacceld && !c->memfd;	/* a node's migrations change pages */
 	if (c->step_log) {
 		sched.step_log = serve_steplog_open(c->step_log, m, &so, err, sizeof(err));
 		if (!sched.step_log) {
@@ -160,6 +238,14 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 			fprintf(stderr, "kvaccel-serve: %s\n", err);
 			ret = -1;
 			goto out;
+		}
+		ret = so.window ? serve_kvd_migrations(kvd, s.tiers[0]) : -EOPNOTSUPP;
+		if (ret)
+			fprintf(stderr, "kvaccel-serve: no live migrations: %s\n", strerror(-ret));
+		ret = 0;
+		if (c->until_exit) {
+			signal(SIGTERM, on_term);
+			signal(SIGINT, on_term);
 		}
 	}
 	for (i = 0, n = 1; i < c->nr_prompts; i++)
@@ -198,6 +284,7 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 			if (poll(&pf, 1, 0) > 0)
 				serve_kvd_dispatch(kvd);
 		}
+		serve_kvd_step(kvd);
 		if (ret) {
 			idle = 0;
 			continue;
@@ -205,14 +292,21 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 		if (added < c->nr_prompts)
 			continue;	/* idle until the next arrival's step */
 		serve_driver_stats(s.driver, &ss);
-		if (ss.requests == ss.in_state[ACCEL_SCHED_FINISHED])
-			break;
+		if (ss.requests == ss.in_state[ACCEL_SCHED_FINISHED]) {
+			/* Done here; with --until-exit, migrations may still come. */
+			if (!serve_kvd_pending(kvd) && (!c->until_exit || terminated ||
+							serve_kvd_exit_asked(kvd)))
+				break;
+			idle = 0;
+			serve_driver_wait(s.driver, &kfd, 1, 100);
+			continue;
+		}
 		/* Alive but nothing to do now: the clock may change that (slo's pacing). */
 		if (++idle > 1000) {
 			ret = -EDEADLK;
 			break;
 		}
-		serve_driver_wait(s.driver, NULL, 0, serve_driver_idle_ms(s.driver));
+		serve_driver_wait(s.driver, &kfd, 1, serve_driver_idle_ms(s.driver));
 	}
 	t0 = now() - t0;
 	if (ret) {
@@ -220,18 +314,26 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 		goto out;
 	}
 	for (i = 0; i < c->nr_prompts; i++) {
+		const struct serve_nmig_stats *mst;
+		const char *to;
+		int mstatus;
+
 		serve_driver_info(s.driver, handle[i], &in);
+		to = in.req.state == SERVE_MIGRATED ?
+			serve_kvd_departure(kvd, handle[i], &mstatus, &mst) : NULL;
+		if (to) {
+			printf("request %u: migrated to %s after %u generated tokens (its request %u "
+			       "here; downtime %.2f ms)\n", i + 1, to, in.req.n_generated, handle[i],
+			       mst->downtime_us / 1e3);
+			continue;
+		}
 		printf("request %u: %u prompt tokens, %u generated, swapped out %u, dropped %u\n",
 		       i + 1, in.req.n_prompt, in.req.n_generated, in.req.swaps_out, in.req.drops);
 		printf("  text: ");
 		print_text(in.req.tokens, in.req.n_generated);
 		putchar('\n');
-		if (!c->quiet) {
-			printf("  digests:");
-			for (j = 0; j < in.req.n_generated; j++)
-				printf(" %016llx", (unsigned long long)in.req.digests[j]);
-			putchar('\n');
-		}
+		if (!c->quiet)
+			print_digests(&in.req);
 		if (c->check_alone) {
 			ret = run_alone(c, m, i, tok, alone);
 			if (ret) {
@@ -241,11 +343,19 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 			}
 			if (memcmp(alone, in.req.digests, in.req.n_generated * sizeof(*alone)))
 				mismatched++;
+			checked++;
 		}
 		tokens += in.req.n_tokens;
 		gen += in.req.n_generated;
 		swaps += in.req.swaps_out;
 		drops += in.req.drops;
+	}
+	ret = print_arrivals(c, m, s.driver, kvd);
+	if (ret) {
+		if (ret < 0)
+			fprintf(stderr, "kvaccel-serve: a migrated request alone: %s\n",
+				strerror(-ret));
+		ret = -1;
 	}
 	if (c->table)
 		print_table(s.driver, handle, c->nr_prompts, c);
@@ -257,10 +367,10 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 		(unsigned long long)swaps, (unsigned long long)drops,
 		(unsigned long long)ss.yields, (unsigned long long)ss.recomputed_tokens,
 		(unsigned long long)ss.swapped_bytes);
-	if (c->check_alone) {
+	if (c->check_alone && checked) {
 		printf("digests: %s (%u of %u requests differ from the same request run alone)\n",
 		       mismatched ? "MISMATCH" : "identical to each request run alone",
-		       mismatched, c->nr_prompts);
+		       mismatched, checked);
 		if (mismatched)
 			ret = -1;
 	}
@@ -297,7 +407,7 @@ int main(int argc, char **argv)
 		serve_model_free(m);
 		return 1;
 	}
-	ret = c.listen ? serve_http_main(&c, m) : c.nr_prompts ? run(&c, m) : 0;
+	ret = c.listen ? serve_http_main(&c, m) : c.nr_prompts || c.until_exit ? run(&c, m) : 0;
 	serve_model_free(m);
 	return ret;
 }

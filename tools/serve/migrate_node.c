@@ -67,6 +67,19 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* SERVE_MIGR_TRACE=1: where a migration's downtime goes, microseconds from the stop. */
+static void trace(const char *what, uint64_t id, uint64_t t_stop)
+{
+	static int on = -1;
+
+	if (on < 0)
+		on = getenv("SERVE_MIGR_TRACE") != NULL;
+	if (on)
+		fprintf(stderr, "kvaccel-serve: migration %llu: %s at +%llu us\n",
+			(unsigned long long)id, what,
+			(unsigned long long)((mono_ns() - t_stop) / 1000));
+}
+
 struct serve_nmig *serve_nmig_create(struct serve_driver *d, struct accel_tier *tier0,
 				     const struct serve_nmig_ops *ops, void *arg)
 {
@@ -144,35 +157,32 @@ static void drop(struct serve_nmig *n, struct nmig *m)
 static int memfd_of(const void *a, size_t la, const void *b, size_t lb, const void *c, size_t lc)
 {
 	int fd = memfd_create("kvaccel-migration", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	const void *part[3] = { a, b, c };
-	size_t len[3] = { la, lb, lc };
+	size_t len = la + lb + lc;
+	char *map;
+	int e;
 
 	if (fd < 0)
 		return -errno;
-	for (int i = 0; i < 3; i++) {
-		const char *p = part[i];
-		size_t left = len[i];
-
-		while (left) {
-			ssize_t w = write(fd, p, left);
-
-			if (w < 0) {
-				int e = -errno;
-
-				close(fd);
-				return e;
-			}
-			p += w;
-			left -= (size_t)w;
-		}
-	}
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)) {
-		int e = -errno;
-
-		close(fd);
-		return e;
-	}
+	/* Written through a mapping: a user memcpy, not the kernel's copy of write(). */
+	if (ftruncate(fd, (off_t)len))
+		goto fail;
+	map = mmap(NULL, len, PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		goto fail;
+	if (la)
+		memcpy(map, a, la);
+	if (lb)
+		memcpy(map + la, b, lb);
+	if (lc)
+		memcpy(map + la + lb, c, lc);
+	munmap(map, len);	/* before F_SEAL_WRITE, which a writable mapping refuses */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL))
+		goto fail;
 	return fd;
+fail:
+	e = -errno;
+	close(fd);
+	return e;
 }
 
 /* Keys of @pages (distinct, in first-seen order) into @keys; -E2BIG past @max. */
@@ -230,18 +240,28 @@ out:
 /* The memfd's bytes, checked: a malloc'd copy. */
 static int read_msg(int fd, struct serve_nmsg **out)
 {
+	const int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
 	struct serve_nmsg *h;
 	struct stat st;
-	ssize_t r;
+	void *map;
+	int seals;
 
-	if (fstat(fd, &st) || st.st_size < (off_t)sizeof(*h) ||
-	    (uint64_t)st.st_size > ACCEL_HANDOFF_MEMFD_MAX)
+	/* Sealed: nobody can shrink it under the mapping (no SIGBUS) or change it. */
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || (seals & need) != need || fstat(fd, &st) ||
+	    st.st_size < (off_t)sizeof(*h) || (uint64_t)st.st_size > ACCEL_HANDOFF_MEMFD_MAX)
 		return -EPROTO;
 	h = malloc((size_t)st.st_size);
 	if (!h)
 		return -ENOMEM;
-	r = pread(fd, h, (size_t)st.st_size, 0);
-	if (r != st.st_size || h->magic != SERVE_NMSG_MAGIC || h->size != (uint64_t)st.st_size ||
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		free(h);
+		return -EPROTO;
+	}
+	memcpy(h, map, (size_t)st.st_size);
+	munmap(map, (size_t)st.st_size);
+	if (h->magic != SERVE_NMSG_MAGIC || h->size != (uint64_t)st.st_size ||
 	    h->mode >= SERVE_NMIG_NR_MODES ||
 	    (h->mode && h->kind != SERVE_NMSG_OFFER && h->kind != SERVE_NMSG_COMMIT) ||
 	    h->nr_keys > NMSG_KEYS_MAX || h->nr_pages > (1u << 24) ||
@@ -253,8 +273,6 @@ static int read_msg(int fd, struct serve_nmsg **out)
 	*out = h;
 	return 0;
 }
-
-
 
 static const uint64_t *msg_keys(const struct serve_nmsg *h)
 {
@@ -337,6 +355,10 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 
 	if (!n || !to || !*to || mode >= SERVE_NMIG_NR_MODES)
 		return -EINVAL;
+	for (unsigned int i = 0; i < n->nr; i++)
+		if ((n->m[i].phase == NM_OFFERED || n->m[i].phase == NM_COMMITTED) &&
+		    n->m[i].h == h)
+			return -EBUSY;	/* on its way already */
 	ret = serve_driver_migrate_peek(n->d, h, &image, &len);
 	if (ret)
 		return ret;
@@ -386,6 +408,7 @@ static int on_ready(struct serve_nmig *n, struct nmig *m, const struct serve_nms
 		return 0;
 	}
 	ret = serve_driver_migrate_out(n->d, m->h, m->mode ? 0 : SERVE_MIGR_GIVE_PAGES, &m->mo);
+	trace("stopped", m->id, m->mo.t_stop_ns);
 	if (ret) {
 		/* Finished, preempted or swapped meanwhile: it stays here. */
 		send_simple(n, m->peer, m->id, SERVE_NMSG_ABORT, ret, 0, NULL, 0);
@@ -433,7 +456,9 @@ static int on_ready(struct serve_nmig *n, struct nmig *m, const struct serve_nms
 		if (!m->mo.own[i])
 			memcpy(tail + (size_t)shared++ * n->block_bytes,
 			       accel_tier_block_addr(n->tier, m->mo.blocks[i]), n->block_bytes);
+	trace("COMMIT built", m->id, m->mo.t_stop_ns);
 	ret = send_msg(n, m->peer, &msg, body, body_len, tail, tail_len);
+	trace("COMMIT sent", m->id, m->mo.t_stop_ns);
 	if (ret)
 		goto fail;
 	m->st.blocks = m->mo.nr_blocks;
@@ -484,8 +509,10 @@ static int on_giveback(struct serve_nmig *n, struct nmig *m, const struct serve_
 		};
 		k++;
 	}
+	trace("GIVEBACK taken", m->id, m->mo.t_stop_ns);
 	if (!ret && k)
 		ret = accel_tier_rebind(n->tier, ops, k);
+	trace("source rebound", m->id, m->mo.t_stop_ns);
 	free(ops);
 	if (ret) {
 		/*
@@ -501,6 +528,7 @@ static int on_giveback(struct serve_nmig *n, struct nmig *m, const struct serve_
 		serve_driver_migrate_done(n->d, &m->mo);
 	}
 	m->st.total_us = (mono_ns() - m->t0_ns) / 1000;
+	m->st.downtime_us = h->downtime_us;
 	if (n->ops.done)
 		n->ops.done(n->arg, m->id, 0, &m->st);
 	drop(n, m);
@@ -508,6 +536,15 @@ static int on_giveback(struct serve_nmig *n, struct nmig *m, const struct serve_
 }
 
 /* ---- the destination ---- */
+
+/* Microseconds from @t_stop (the source's stop, the node's clock) to now. */
+static uint64_t resumed_us(const struct nmig *m, uint64_t t_stop)
+{
+	uint64_t now = mono_ns();
+
+	(void)m;
+	return now > t_stop ? (now - t_stop) / 1000 : 0;
+}
 
 static int on_offer(struct serve_nmig *n, const char *from, const struct serve_nmsg *h)
 {
@@ -545,13 +582,6 @@ static int on_offer(struct serve_nmig *n, const char *from, const struct serve_n
 	return 0;
 }
 
-/* Microseconds from the source's stop to now. */
-static uint64_t resumed_us(const struct nmig *m)
-{
-	uint64_t now = mono_ns();
-
-	return now > m->t_stop_ns ? (now - m->t_stop_ns) / 1000 : 0;
-}
 
 /* Destination: schedule it (QUEUED until there is a running slot for it). */
 static void try_commit(struct serve_nmig *n, struct nmig *m)
@@ -571,7 +601,7 @@ static void try_commit(struct serve_nmig *n, struct nmig *m)
 		return;
 	}
 	m->phase = NM_ARRIVED;
-	m->st.downtime_us = resumed_us(m);
+	m->st.downtime_us = resumed_us(m, m->t_stop_ns);
 }
 
 /*
@@ -617,17 +647,26 @@ static int on_commit(struct serve_nmig *n, struct nmig *m, const struct serve_nm
 			free(image);
 			return ret;
 		}
+		gb.downtime_us = 0;	/* runnable, but not decoding before its prefill */
+		ret = send_msg(n, m->peer, &gb, NULL, 0, NULL, 0);
+		if (ret) {
+			free(image);
+			return ret;
+		}
 		free(m->image);
 		m->image = image;
 		m->image_len = h->image_len;
 		m->recompute = true;
 		goto schedule;
 	}
+	trace("COMMIT taken", m->id, hd->t_stop_ns);
 	ret = serve_driver_migrate_extend(n->d, &m->mi, image, h->image_len);
+	trace("extended", m->id, hd->t_stop_ns);
 	if (!ret && m->mi.nr_blocks != h->nr_pages)
 		ret = -EPROTO;
 	if (!ret)
 		ret = hold_regions(n, h, fds, kinds, count);
+	trace("regions held", m->id, hd->t_stop_ns);
 	ops = calloc(own + 1, sizeof(*ops));
 	back = calloc(own + 1, sizeof(*back));
 	given = calloc(own + 1, sizeof(*given));
@@ -663,8 +702,10 @@ static int on_commit(struct serve_nmig *n, struct nmig *m, const struct serve_nm
 		memcpy(body + gb.nr_keys * 8, given, (size_t)k * sizeof(*given));
 		/* Export the pages given before the rebind may let their regions go. */
 		ret = k ? accel_tier_rebind(n->tier, ops, k) : 0;
+		trace("rebound", m->id, hd->t_stop_ns);
 	}
 	if (!ret) {
+		gb.downtime_us = resumed_us(m, hd->t_stop_ns);
 		ret = send_msg(n, m->peer, &gb, body, gb.nr_keys * 8 + (size_t)k * sizeof(*given),
 			       NULL, 0);
 		if (ret && k)
@@ -690,7 +731,9 @@ schedule:
 	m->st.pages = own;
 	m->st.bytes_copied = (uint64_t)shared * h->block_bytes;
 	m->st.tokens = hd->n_prompt + hd->n_gen;
+	trace("GIVEBACK sent", m->id, hd->t_stop_ns);
 	try_commit(n, m);
+	trace("scheduled", m->id, hd->t_stop_ns);
 	return 0;
 }
 
@@ -808,7 +851,7 @@ void serve_nmig_step(struct serve_nmig *n)
 			m->st.downtime_us = in.sched.last_token_ns > m->t_stop_ns ?
 					    (in.sched.last_token_ns - m->t_stop_ns) / 1000 : 0;
 		if (n->ops.arrived)
-			n->ops.arrived(n->arg, m->id, m->nh, m->peer, &m->st);
+			n->ops.arrived(n->arg, m->id, m->nh, m->peer, m->image, &m->st);
 		drop(n, m);
 		i--;
 	}

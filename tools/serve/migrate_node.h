@@ -44,6 +44,7 @@
 #include <accel.h>
 
 #include "driver.h"
+#include "migrate.h"
 
 /** A prepared migration the source never commits is freed after this. */
 #define SERVE_NMIG_TIMEOUT_MS	10000
@@ -75,6 +76,7 @@ struct serve_nmsg {
 	uint32_t mode;		/* OFFER: enum serve_nmig_mode; else 0 */
 	uint64_t image_len;	/* OFFER, COMMIT */
 	uint64_t block_bytes;	/* OFFER, COMMIT */
+	uint64_t downtime_us;	/* GIVEBACK: the destination's (stop to runnable, the node's clock) */
 };
 
 /** How the KV moves (the baselines measure against ZERO_COPY). */
@@ -110,9 +112,12 @@ struct serve_nmig_ops {
 		    const enum accel_handoff_kind *kinds, unsigned int n);
 	/** Source: migration @id is over (accel_engine_migrated()). */
 	void (*done)(void *arg, uint64_t id, int status, const struct serve_nmig_stats *st);
-	/** Destination: request @h arrived from @from and decoded its first token here. */
+	/**
+	 * Destination: request @h arrived from @from (its image: @hdr, valid
+	 * during the call) and decoded its first token here.
+	 */
 	void (*arrived)(void *arg, uint64_t id, uint32_t h, const char *from,
-			const struct serve_nmig_stats *st);
+			const struct serve_migr_hdr *hdr, const struct serve_nmig_stats *st);
 };
 
 struct serve_nmig;
@@ -125,6 +130,7 @@ void serve_nmig_destroy(struct serve_nmig *n);
 
 /**
  * Source: move request @h to engine @to as migration @id. 0 (OFFER sent);
+ * -EBUSY (a migration of it runs), -EEXIST (@id in use);
  * serve_driver_migrate_peek()'s errors; the send's.
  */
 int serve_nmig_start(struct serve_nmig *n, uint64_t id, uint32_t h, const char *to);

@@ -5,13 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pressure.h"
-
-struct serve_kvd {
-	struct accel_engine *e;
-	struct serve_driver *d;
-	uint64_t rounds;
-};
+#include "kvd_int.h"
 
 static int on_release(void *arg, uint64_t bytes, uint64_t *released)
 {
@@ -35,7 +29,9 @@ static int on_release(void *arg, uint64_t bytes, uint64_t *released)
 struct serve_kvd *serve_kvd_connect(const char *name, uint32_t prio, struct serve_driver *d,
 				    char *err, size_t errlen)
 {
-	static const struct accel_engine_ops ops = { .release = on_release };
+	static const struct accel_engine_ops ops = { .release = on_release,
+						     .receive = serve_kvd_receive,
+						     .handoff_done = serve_kvd_handoff_done };
 	struct serve_kvd *k = calloc(1, sizeof(*k));
 
 	if (!k) {
@@ -57,6 +53,7 @@ void serve_kvd_close(struct serve_kvd *k)
 {
 	if (!k)
 		return;
+	serve_kvd_migrations_end(k);
 	accel_engine_close(k->e);
 	free(k);
 }

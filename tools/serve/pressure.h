@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "driver.h"
+#include "migrate.h"
+#include "migrate_node.h"
 
 struct serve_kvd;
 
@@ -25,5 +27,28 @@ int serve_kvd_fd(const struct serve_kvd *k);
 void serve_kvd_dispatch(struct serve_kvd *k);
 /** Release requests answered so far. */
 uint64_t serve_kvd_rounds(const struct serve_kvd *k);
+
+/* ---- live migrations (kvd_migrate.c; Documentation/serve.rst, "Live migration") ---- */
+
+/**
+ * Take part in kvacceld's live migrations: requests move to and from other
+ * engines of the node without a KV byte copied (migrate_node.h); @tier0
+ * is the compute tier, a window tier. Announces the feature; from then
+ * on serve_kvd_step() reports the engine's load. -EOPNOTSUPP: @tier0 is
+ * not a window tier, or the daemon has no migrations.
+ */
+int serve_kvd_migrations(struct serve_kvd *k, struct accel_tier *tier0);
+/** Each step: migrations' timeouts and arrivals, and the load (at most every 50 ms). */
+void serve_kvd_step(struct serve_kvd *k);
+/** kvacceld said this engine is drained: finish and exit. */
+bool serve_kvd_exit_asked(const struct serve_kvd *k);
+/** Migrations in flight, either way. */
+unsigned int serve_kvd_pending(const struct serve_kvd *k);
+/** The @i-th request that arrived by migration: its handle (0: no more), where from. */
+uint32_t serve_kvd_arrival(const struct serve_kvd *k, uint32_t i, const char **from,
+			   const struct serve_migr_hdr **hdr, const struct serve_nmig_stats **st);
+/** Where migrated-out request @h went (NULL: it did not), and how it went. */
+const char *serve_kvd_departure(const struct serve_kvd *k, uint32_t h, int *status,
+				const struct serve_nmig_stats **st);
 
 #endif /* SERVE_PRESSURE_H */

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* kvaccel-serve - the engine's kvacceld connection, shared by pressure.c and kvd_migrate.c. */
+#ifndef SERVE_KVD_INT_H
+#define SERVE_KVD_INT_H
+
+#include <stdbool.h>
+
+#include "migrate_node.h"
+#include "pressure.h"
+
+/* A request that arrived by migration. */
+struct kvd_arrival {
+	uint32_t h;
+	char from[32];
+	uint64_t source;	/* its handle there */
+	struct serve_migr_hdr *hdr;	/* a copy of its image's header and tokens */
+	struct serve_nmig_stats st;
+};
+
+/* A request leaving or gone (status 1 while its migration runs). */
+struct kvd_departure {
+	uint64_t id;
+	uint32_t h;
+	char to[32];
+	int status;
+	struct serve_nmig_stats st;
+};
+
+struct serve_kvd {
+	struct accel_engine *e;
+	struct serve_driver *d;
+	uint64_t rounds;
+	/* Live migrations (kvd_migrate.c): NULL until serve_kvd_migrations(). */
+	struct serve_nmig *n;
+	bool exit_asked;
+	uint64_t last_load_ns;
+	struct kvd_arrival *in;
+	uint32_t nr_in;
+	struct kvd_departure *out;
+	uint32_t nr_out;
+};
+
+/* struct accel_engine_ops callbacks for migration hand-offs. */
+int serve_kvd_receive(void *arg, const struct accel_handoff *h);
+void serve_kvd_handoff_done(void *arg, uint64_t tag, int status);
+/* Migrations in flight given back, records freed (serve_kvd_close()). */
+void serve_kvd_migrations_end(struct serve_kvd *k);
+
+#endif /* SERVE_KVD_INT_H */
