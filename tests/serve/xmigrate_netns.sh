@@ -9,11 +9,11 @@
 # resumes on the source with the same digests, the destination frees its
 # blocks after its timeout. TAP.
 #
-# Needs iproute2's ip (busybox's has no netns) at $IP (/tests/bin/ip-iproute2), the veth module,
+# Needs iproute2's ip (busybox's has no netns) at $IP (/tests/xmig/ip-iproute2), the veth module,
 # and serve_xmigrate_vm with libucp.so.0 and its libraries (tools/vmtest -a).
 set -u
 BIN=${BIN:-/tests/bin/serve_xmigrate_vm}
-IP=${IP:-/tests/bin/ip-iproute2}
+IP=${IP:-/tests/xmig/ip-iproute2}
 export UCX_TLS=tcp UCX_MEM_MALLOC_HOOKS=no UCX_MEM_MMAP_HOOK_MODE=none
 export UCX_WARN_UNUSED_ENV_VARS=n
 fail=0

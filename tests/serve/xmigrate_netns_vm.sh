@@ -12,8 +12,8 @@ make build/tests/serve_xmigrate_vm
 lib=/usr/lib/x86_64-linux-gnu
 exec tools/vmtest -k "$kver" -m "build/$kver/kmod/kvaccel.ko" -l vgem -l veth \
 	-a build/tests/serve_xmigrate_vm:/tests/bin/serve_xmigrate_vm \
-	-a tests/serve/xmigrate_netns.sh:/tests/bin/xmigrate_netns.sh \
-	-a "$(readlink -f "$(command -v ip)")":/tests/bin/ip-iproute2 \
+	-a tests/serve/xmigrate_netns.sh:/tests/xmig/xmigrate_netns.sh \
+	-a "$(readlink -f "$(command -v ip)")":/tests/xmig/ip-iproute2 \
 	-a "$(readlink -f $lib/libucp.so.0)":$lib/libucp.so.0 \
 	-a /etc/ld.so.cache:/etc/ld.so.cache \
 	-o /tmp/vm-xmig -t 600 -- /tests/bin/serve_xmigrate_vm

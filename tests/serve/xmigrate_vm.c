@@ -14,8 +14,8 @@
  *   serve_xmigrate_vm
  *
  * Without arguments (make check's VM runs every test program so): runs
- * /tests/bin/xmigrate_netns.sh when it and iproute2's ip
- * (/tests/bin/ip-iproute2) were shipped (tests/serve/xmigrate_netns_vm.sh
+ * /tests/xmig/xmigrate_netns.sh when it and iproute2's ip
+ * (/tests/xmig/ip-iproute2) were shipped (tests/serve/xmigrate_netns_vm.sh
  * does), else prints one SKIP line.
  *
  * Exit status: 0 as expected; a source that kept its request exits with
@@ -31,8 +31,8 @@
 
 #include "xmigrate_roles.h"
 
-#define NETNS_SH	"/tests/bin/xmigrate_netns.sh"
-#define NETNS_IP	"/tests/bin/ip-iproute2"
+#define NETNS_SH	"/tests/xmig/xmigrate_netns.sh"
+#define NETNS_IP	"/tests/xmig/ip-iproute2"
 
 static int usage(void)
 {
