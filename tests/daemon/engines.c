@@ -2975,10 +2975,13 @@ TEST_F(kvd, migration_manual_reaches_the_source)
 	const struct kvd_migration_info *g;
 	struct mig_src st = { 0 }, dt = { 0 };
 	struct accel_engine *src, *dst;
+	int n, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ipv4 = fd >= 0;	/* the metrics' part needs it (the debug kernel has none) */
 	uint64_t id = 0;
-	int n;
 
-	self->daemon = start_mig_with("[migration]\nenabled = false\n", true);
+	if (fd >= 0)
+		close(fd);
+	self->daemon = start_mig_with("[migration]\nenabled = false\n", ipv4);
 	ASSERT_LT(0, self->daemon);
 	src = accel_engine_connect(SOCK, "mig-src", 1, NULL, NULL);
 	dst = accel_engine_connect(SOCK, "mig-dst", 1, NULL, NULL);
@@ -3042,6 +3045,11 @@ TEST_F(kvd, migration_manual_reaches_the_source)
 	/* Counted: started (manual), succeeded, its downtime. */
 	do {
 		static char page[65536];
+
+		if (!ipv4) {
+			TH_LOG("no IPv4 in this kernel: the metrics not checked");
+			break;
+		}
 
 		if (system("ip link set lo up >/dev/null 2>&1"))
 			TH_LOG("ip link set lo up failed: loopback may be down");
