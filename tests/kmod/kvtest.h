@@ -154,6 +154,19 @@ static inline uint64_t kvt_usage_back_to(int fd, uint64_t usage)
 	return u;
 }
 
+/* Wait (at most 60 s) for the device's pages held to come back to @pages. */
+static inline uint64_t kvt_pages_back_to(int fd, uint64_t pages)
+{
+	uint64_t u = kvt_param_or_die(fd, KVACCEL_PARAM_PAGES_HELD);
+	int tries;
+
+	for (tries = 0; tries < 1200 && u != pages; tries++) {
+		usleep(50000);
+		u = kvt_param_or_die(fd, KVACCEL_PARAM_PAGES_HELD);
+	}
+	return u;
+}
+
 static inline int kvt_region_create_ex(int fd, uint64_t size, uint32_t block_size,
 				       uint32_t flags, uint32_t node, uint32_t *handle)
 {
