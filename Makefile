@@ -71,7 +71,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
 		   $(B)/native/python_offload $(B)/native/python_cuda $(B)/native/docs_rst
 
-.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched bench-migrate lint clean help gpu-check gpu-bench \
+.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched bench-migrate bench-xmigrate lint clean help gpu-check gpu-bench \
 	sim-validate \
 	libaccel install
 
@@ -1024,6 +1024,7 @@ bench: deps
 	@sed '/^vmtest-\(exit\|init\)/d' $(B)/vm-bench-$(KVER_BENCH)/output.log
 	@$(MAKE) --no-print-directory bench-sched
 	@$(MAKE) --no-print-directory bench-migrate
+	@$(MAKE) --no-print-directory bench-xmigrate
 
 # Live migration on a node: downtime by sequence length, zero-copy against
 # stop-and-copy and recompute (Documentation/serve.rst, "Live migration").
@@ -1033,6 +1034,21 @@ bench-migrate: deps
 		-a $(B)/tools/kvaccel-bench-migrate:/bin/kvaccel-bench-migrate \
 		-o $(B)/vm-bench-migrate -t 2400 -- kvaccel-bench-migrate $(MIGRATE_LENS)
 	@sed -n '/^#\|^  [0-9]/p' $(B)/vm-bench-migrate/output.log
+
+# Live migration across nodes: two network namespaces of the VM joined by a
+# veth pair, UCX tcp between them; multi-stage pre-copy against
+# stop-and-copy (Documentation/serve.rst, "Across nodes"). The source and
+# destination are memfd-backed: no kernel module needed, only veth.
+bench-xmigrate: deps
+	@$(MAKE) --no-print-directory $(B)/tools/kvaccel-bench-xmigrate KVERS=$(KVER_BENCH)
+	tools/vmtest -k $(KVER_BENCH) -M 4G -l veth \
+		-a $(B)/tools/kvaccel-bench-xmigrate:/bin/kvaccel-bench-xmigrate \
+		-a tools/bench/xmigrate-netns.sh:/bin/xmigrate-netns.sh \
+		-a "$$(readlink -f "$$(command -v ip || echo /usr/sbin/ip)")":/bin/ip-iproute2 \
+		-a "$$(readlink -f /usr/lib/x86_64-linux-gnu/libucp.so.0)":/usr/lib/x86_64-linux-gnu/libucp.so.0 \
+		-a /etc/ld.so.cache:/etc/ld.so.cache \
+		-o $(B)/vm-bench-xmigrate -t 2400 -- xmigrate-netns.sh $(MIGRATE_LENS)
+	@sed -n '/^#\|^  [0-9]/p' $(B)/vm-bench-xmigrate/output.log
 
 # The two-class scheduling benchmark on the reference engine (Documentation/serve.rst).
 bench-sched: deps
