@@ -247,7 +247,8 @@ SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
 		   tools/serve/fcfs.c tools/serve/scheduled.c tools/serve/driver.c \
 		   tools/serve/pressure.c tools/serve/stack.c tools/serve/steplog.c \
 		   tools/serve/driver_migrate.c tools/serve/migrate_image.c tools/serve/migrate_node.c \
-		   tools/serve/migrate_sock.c tools/serve/kvd_migrate.c tools/serve/migrate_net.c
+		   tools/serve/migrate_sock.c tools/serve/kvd_migrate.c tools/serve/kvd_xmigrate.c \
+		   tools/serve/migrate_net.c
 SERVE_HDRS	:= $(wildcard tools/serve/*.h)
 SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve

@@ -890,6 +890,16 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 	case KVD_MSG_LOAD:
 		kvd_mig_load(d, c, (const void *)&buf);
 		break;
+	case KVD_MSG_XFER_ADDR:
+		if (!(c->features & KVD_FEAT_XMIGRATION))
+			return protocol_error(d, c, seq, type, -EPROTO,
+					      "XFER_ADDR without KVD_FEAT_XMIGRATION");
+		pthread_mutex_lock(&d->lock);
+		memcpy(c->xfer_addr, ((const struct kvd_xfer_addr *)&buf)->addr, sizeof(c->xfer_addr));
+		pthread_mutex_unlock(&d->lock);
+		kvd_log(LOG_INFO, "engine %s: takes other nodes' migrations at %s", c->name,
+			c->xfer_addr[0] ? c->xfer_addr : "(nowhere now)");
+		break;
 	case KVD_MSG_MIGRATE_STARTED:
 		if (kvd_mig_started(d, c, (const void *)&buf))
 			return protocol_error(d, c, seq, type, -EPROTO,

@@ -114,6 +114,8 @@ struct kvd_conn {
 	int64_t load_at;		/* CLOCK_MONOTONIC ns */
 	bool draining, exit_sent;
 	unsigned int mig_out, mig_in;	/* migrations in flight from it, to it */
+	/* Where it takes other nodes' migrations (KVD_MSG_XFER_ADDR; "": nowhere). */
+	char xfer_addr[KVD_XFER_ADDR_MAX];
 };
 
 /* Migrations finished that the daemon remembers (LIST_MIGRATIONS). */

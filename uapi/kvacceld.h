@@ -75,14 +75,26 @@
  * migrates requests only between two such engines.
  */
 #define KVD_FEAT_MIGRATION	_BITULL(2)
+/**
+ * KVD_FEAT_XMIGRATION - with %KVD_FEAT_MIGRATION: the engine migrates
+ * requests to engines of other nodes itself, over the transport whose
+ * address it announces (%KVD_MSG_XFER_ADDR: where it listens for other
+ * nodes' migrations in), and understands %KVD_MSG_MIGRATE_REMOTE.
+ */
+#define KVD_FEAT_XMIGRATION	_BITULL(3)
 /** KVD_FEATURES - mask of the features this header knows. */
-#define KVD_FEATURES		(KVD_FEAT_INCARNATION | KVD_FEAT_SENDER | KVD_FEAT_MIGRATION)
+#define KVD_FEATURES		(KVD_FEAT_INCARNATION | KVD_FEAT_SENDER | KVD_FEAT_MIGRATION | \
+				 KVD_FEAT_XMIGRATION)
 /** KVD_SOCKET_PATH - the daemon's default socket. */
 #define KVD_SOCKET_PATH		"/run/kvacceld/engine.sock"
 /** KVD_MSG_MAX - the largest message, header included. */
 #define KVD_MSG_MAX		4096
 /** KVD_NAME_MAX - bytes of a name, its terminating NUL included. */
 #define KVD_NAME_MAX		32
+/** KVD_NODE_MAX - bytes of a node's name (the cluster view's), its NUL included. */
+#define KVD_NODE_MAX		64
+/** KVD_XFER_ADDR_MAX - bytes of a transfer address ("HOST:PORT"), its NUL included. */
+#define KVD_XFER_ADDR_MAX	64
 /** KVD_HANDOFF_MAX_FDS - most objects one hand-off carries. */
 #define KVD_HANDOFF_MAX_FDS	16
 /** KVD_PRIORITY_MAX - the highest priority class (0 is the lowest). */
@@ -139,6 +151,13 @@
  *	%KVD_MSG_MIGRATION_INFO per migration in flight, per recently finished
  *	one and per engine draining, then %KVD_MSG_END.
  * @KVD_MSG_MIGRATION_INFO: D, &struct kvd_migration_info.
+ * @KVD_MSG_XFER_ADDR: E, &struct kvd_xfer_addr, from an engine with
+ *	%KVD_FEAT_XMIGRATION: where it takes migrations from other nodes (the
+ *	daemon publishes it in the cluster view). No reply (an ERROR if it is
+ *	refused).
+ * @KVD_MSG_MIGRATE_REMOTE: D, &struct kvd_migrate_remote, to an engine with
+ *	%KVD_FEAT_XMIGRATION: move request @req to engine @to of node @node,
+ *	which listens at @addr. Answered as %KVD_MSG_MIGRATE.
  */
 enum kvd_msg_type {
 	KVD_MSG_REGISTER = 1,
@@ -168,7 +187,9 @@ enum kvd_msg_type {
 	KVD_MSG_DRAIN,
 	KVD_MSG_LIST_MIGRATIONS,
 	KVD_MSG_MIGRATION_INFO,
-	KVD_MSG_TYPE_MAX = KVD_MSG_MIGRATION_INFO,
+	KVD_MSG_XFER_ADDR,
+	KVD_MSG_MIGRATE_REMOTE,
+	KVD_MSG_TYPE_MAX = KVD_MSG_MIGRATE_REMOTE,
 };
 
 /**
@@ -562,6 +583,43 @@ struct kvd_migrate {
 };
 
 /**
+ * struct kvd_migrate_remote - %KVD_MSG_MIGRATE_REMOTE.
+ * @hdr: header (@seq 0).
+ * @id: as &kvd_migrate.id.
+ * @req: the request to move.
+ * @node: the destination's node (a name of the cluster view).
+ * @to: the destination engine there.
+ * @addr: its transfer address, as it announced it (%KVD_MSG_XFER_ADDR).
+ * @reason: &enum kvd_migrate_reason.
+ * @pad: 0.
+ *
+ * The source connects to @addr and moves the request itself (for
+ * kvaccel-serve: multi-stage pre-copy over UCX); the destination's daemon
+ * takes no part. Answered %KVD_MSG_MIGRATE_STARTED, then %KVD_MSG_MIGRATED.
+ */
+struct kvd_migrate_remote {
+	struct kvd_hdr hdr;
+	__u64 id;
+	__u64 req;
+	char node[KVD_NODE_MAX];
+	char to[KVD_NAME_MAX];
+	char addr[KVD_XFER_ADDR_MAX];
+	__u32 reason;
+	__u32 pad;
+};
+
+/**
+ * struct kvd_xfer_addr - %KVD_MSG_XFER_ADDR.
+ * @hdr: header (@seq 0).
+ * @addr: "HOST:PORT" where the engine listens for migrations from other
+ *	nodes; "" withdraws it.
+ */
+struct kvd_xfer_addr {
+	struct kvd_hdr hdr;
+	char addr[KVD_XFER_ADDR_MAX];
+};
+
+/**
  * struct kvd_migrate_started - %KVD_MSG_MIGRATE_STARTED.
  * @hdr: header.
  * @id: &kvd_migrate.id.
@@ -622,19 +680,27 @@ struct kvd_migrate_abort {
  * @engine: the source engine.
  * @to: the destination engine.
  * @req: the request, one of the source's candidates.
+ * @to_node: "" (@to is an engine of this node), or the node of the cluster
+ *	view whose engine @to is (the daemon sends the source
+ *	%KVD_MSG_MIGRATE_REMOTE).
  *
  * Errors: -ENOENT (no such engine, or no such candidate), -EINVAL (@to is
  * @engine), -EOPNOTSUPP (an engine without %KVD_FEAT_MIGRATION, or a
  * destination draining or not taking migrations in), -ENOSPC (the
  * destination's free blocks are fewer than the request's), -EBUSY (the
  * request migrates already, or an engine is at its maximum of
- * migrations at a time).
+ * migrations at a time). With @to_node: -ENOENT (no such node or engine in
+ * the cluster view), -EOPNOTSUPP (the source or the destination without
+ * %KVD_FEAT_XMIGRATION and a transfer address, or the daemon without a
+ * cluster view), -ESTALE (the view is stale), -ENOSPC as above by the
+ * view's free blocks.
  */
 struct kvd_migrate_req {
 	struct kvd_hdr hdr;
 	char engine[KVD_NAME_MAX];
 	char to[KVD_NAME_MAX];
 	__u64 req;
+	char to_node[KVD_NODE_MAX];
 };
 
 /** KVD_DRAIN_CANCEL - &kvd_drain.flags: stop draining the engine. */
@@ -693,6 +759,7 @@ enum kvd_migration_state {
  * @total_us: &kvd_migrated.total_us (0 until over).
  * @bytes_copied: &kvd_migrated.bytes_copied.
  * @age_ms: milliseconds since the daemon asked for it.
+ * @to_node: "" (@to is of this node), or the destination's node.
  */
 struct kvd_migration_info {
 	struct kvd_hdr hdr;
@@ -708,6 +775,7 @@ struct kvd_migration_info {
 	__u64 total_us;
 	__u64 bytes_copied;
 	__u64 age_ms;
+	char to_node[KVD_NODE_MAX];
 };
 
 #endif /* _UAPI_KVACCELD_H_ */

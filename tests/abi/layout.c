@@ -198,13 +198,22 @@ CHECK_MEMBER(kvd_migrated, blocks, 28);
 CHECK_MEMBER(kvd_migrated, bytes_copied, 48);
 CHECK_SIZE(kvd_migrate_abort, 40);
 CHECK_MEMBER(kvd_migrate_abort, error, 32);
-CHECK_SIZE(kvd_migrate_req, 88);
+CHECK_SIZE(kvd_migrate_req, 152);
 CHECK_MEMBER(kvd_migrate_req, req, 80);
+CHECK_MEMBER(kvd_migrate_req, to_node, 88);
 CHECK_SIZE(kvd_drain, 56);
 CHECK_MEMBER(kvd_drain, flags, 48);
-CHECK_SIZE(kvd_migration_info, 144);
 CHECK_MEMBER(kvd_migration_info, state, 96);
 CHECK_MEMBER(kvd_migration_info, age_ms, 136);
+CHECK_SIZE(kvd_migration_info, 208);
+CHECK_MEMBER(kvd_migration_info, to_node, 144);
+CHECK_SIZE(kvd_migrate_remote, 200);
+CHECK_MEMBER(kvd_migrate_remote, node, 32);
+CHECK_MEMBER(kvd_migrate_remote, to, 96);
+CHECK_MEMBER(kvd_migrate_remote, addr, 128);
+CHECK_MEMBER(kvd_migrate_remote, reason, 192);
+CHECK_SIZE(kvd_xfer_addr, 80);
+CHECK_MEMBER(kvd_xfer_addr, addr, 16);
 _Static_assert(sizeof(struct kvd_load) + KVD_LOAD_REQS_MAX * sizeof(struct kvd_load_req) <=
 	       KVD_MSG_MAX, "a full LOAD fits a message");
 _Static_assert(sizeof(struct kvd_handoff) + KVD_HANDOFF_MAX_FDS * sizeof(struct kvd_obj) <=

@@ -564,6 +564,98 @@ static void migration_messages(void **state)
 	assert_int_equal(-EBADMSG, check(len, 1));
 }
 
+/* Migrations to other nodes: transfer addresses, node names, MIGRATE_REMOTE. */
+static void xmigration_messages(void **state)
+{
+	static const char *const good[] = { "10.0.0.1:7701", "node-a.example:1", "[::1]:65535",
+					     "h:65535" };
+	static const char *const badaddr[] = { "10.0.0.1", ":7701", "h:", "h:0", "h:65536",
+						"h:123456", "h:7x", "h p:1", "h;:1", "h/x:1" };
+	struct kvd_xfer_addr *xa = (void *)&buf;
+	struct kvd_migrate_remote *mr = (void *)&buf;
+	struct kvd_migrate_req *rq = (void *)&buf;
+	char node[KVD_NODE_MAX];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		memset(&buf, 0, sizeof(buf));
+		kvdmsg_hdr(&xa->hdr, KVD_MSG_XFER_ADDR, sizeof(*xa), 0);
+		strcpy(xa->addr, good[i]);
+		assert_int_equal(0, check(sizeof(*xa), 0));
+	}
+	for (i = 0; i < sizeof(badaddr) / sizeof(badaddr[0]); i++) {
+		memset(&buf, 0, sizeof(buf));
+		kvdmsg_hdr(&xa->hdr, KVD_MSG_XFER_ADDR, sizeof(*xa), 0);
+		strcpy(xa->addr, badaddr[i]);
+		assert_int_equal(-EBADMSG, check(sizeof(*xa), 0));
+	}
+	/* "" withdraws the address; nothing may follow it. */
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&xa->hdr, KVD_MSG_XFER_ADDR, sizeof(*xa), 0);
+	assert_int_equal(0, check(sizeof(*xa), 0));
+	xa->addr[5] = 'x';
+	assert_int_equal(-EBADMSG, check(sizeof(*xa), 0));
+	memset(xa->addr, 'a', sizeof(xa->addr));	/* no NUL */
+	assert_int_equal(-EBADMSG, check(sizeof(*xa), 0));
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&mr->hdr, KVD_MSG_MIGRATE_REMOTE, sizeof(*mr), 0);
+	mr->id = 3;
+	mr->req = 9;
+	strcpy(mr->node, "n2");
+	strcpy(mr->to, "b");
+	strcpy(mr->addr, "10.78.2.2:7701");
+	mr->reason = KVD_MIGRATE_DRAIN;
+	assert_int_equal(0, check(sizeof(*mr), 0));
+	mr->reason = KVD_MIGRATE_BALANCE + 1;
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	mr->reason = KVD_MIGRATE_DRAIN;
+	mr->pad = 1;
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	mr->pad = 0;
+	mr->id = 0;
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	mr->id = 3;
+	strcpy(mr->node, "..");
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	strcpy(mr->node, "n/2");
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	mr->node[0] = 0;
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	strcpy(mr->node, "n2");
+	strcpy(mr->addr, "10.78.2.2");
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	strcpy(mr->addr, "10.78.2.2:7701");
+	mr->to[0] = 0;
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+
+	/* A manual migration to another node's engine. */
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&rq->hdr, KVD_MSG_MIGRATE_REQ, sizeof(*rq), 1);
+	memcpy(rq->engine, "a", 1);
+	memcpy(rq->to, "b", 1);
+	strcpy(rq->to_node, "n2");
+	assert_int_equal(0, check(sizeof(*rq), 0));
+	strcpy(rq->to_node, "bad node");
+	assert_int_equal(-EBADMSG, check(sizeof(*rq), 0));
+	memset(node, 'n', sizeof(node) - 1);
+	node[sizeof(node) - 1] = 0;
+	memcpy(rq->to_node, node, sizeof(node));	/* 63 characters: the longest */
+	assert_int_equal(0, check(sizeof(*rq), 0));
+	memset(rq->to_node, 0, sizeof(rq->to_node));
+	rq->to_node[1] = 'x';				/* bytes after "" */
+	assert_int_equal(-EBADMSG, check(sizeof(*rq), 0));
+	/* A shorter MIGRATE_REQ (before to_node) reads as one to this node. */
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&rq->hdr, KVD_MSG_MIGRATE_REQ, offsetof(struct kvd_migrate_req, to_node), 1);
+	memcpy(rq->engine, "a", 1);
+	memcpy(rq->to, "b", 1);
+	assert_int_equal(0, check(offsetof(struct kvd_migrate_req, to_node), 0));
+	kvdmsg_hdr(&rq->hdr, KVD_MSG_MIGRATE_REQ, offsetof(struct kvd_migrate_req, to_node) - 8, 1);
+	assert_int_equal(-EBADMSG, check(offsetof(struct kvd_migrate_req, to_node) - 8, 0));
+}
+
 /* The control buffers are aligned for struct cmsghdr. */
 static void cmsg_buffer_aligned(void **state)
 {
@@ -586,6 +678,7 @@ int main(void)
 		cmocka_unit_test(bad_handoffs),
 		cmocka_unit_test(bad_acks),
 		cmocka_unit_test(migration_messages),
+		cmocka_unit_test(xmigration_messages),
 		cmocka_unit_test(send_recv_with_fds),
 		cmocka_unit_test(recv_closes_fds_on_every_error),
 		cmocka_unit_test(cmsg_buffer_aligned),

@@ -117,10 +117,11 @@ static void on_done(void *arg, uint64_t id, int status, const struct serve_xmig_
 	sd->st = *st;
 }
 
-static void on_arrived(void *arg, uint64_t id, uint32_t h)
+static void on_arrived(void *arg, uint64_t id, uint32_t h, const struct serve_migr_hdr *hdr)
 {
 	(void)id;
 	(void)h;
+	(void)hdr;
 	((struct side *)arg)->arrived = true;
 }
 
