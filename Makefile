@@ -697,6 +697,21 @@ $(B)/native/kvacceld_config: tests/daemon/config_unit.c daemon/config.c daemon/c
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_config" > $@
 	@chmod +x $@
 
+# kvacceld's etcd gateway client against a real etcd (SKIP without one) and
+# a fake gateway's malformed answers (cmocka, ASan/UBSan).
+ETCD_SRCS	:= daemon/etcd_client.c daemon/etcd_http.c daemon/etcd_json.c
+ETCD_HDRS	:= daemon/etcd.h daemon/etcd_int.h
+ETCD_FIXTURE	:= tests/daemon/etcd_fixture.c tests/daemon/etcd_fixture.h
+NATIVE_BINS	+= $(B)/native/kvacceld_etcd
+$(B)/native/kvacceld_etcd: tests/daemon/etcd_unit.c $(ETCD_SRCS) $(ETCD_HDRS) $(ETCD_FIXTURE)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Idaemon -Itests/daemon -pthread \
+		-o $(B)/native-bin/kvacceld_etcd $< $(ETCD_SRCS) tests/daemon/etcd_fixture.c \
+		-lcurl -ljson-c -lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_etcd" > $@
+	@chmod +x $@
+
 # kvacceld's systemd units, offline (systemd-analyze verify and security).
 $(B)/native/kvacceld_units: tests/daemon/units.sh daemon/kvacceld.service daemon/kvacceld.socket \
 		daemon/kvacceld.sysusers $(B)/daemon/kvacceld
