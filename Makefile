@@ -689,11 +689,11 @@ $(B)/native/kvacceld_migrate_policy: tests/daemon/migrate_policy_unit.c daemon/m
 
 # kvacceld's configuration parser and checks (cmocka, ASan/UBSan).
 $(B)/native/kvacceld_config: tests/daemon/config_unit.c daemon/config.c daemon/config.h \
-		libaccel/ctl/kvsize.c libaccel/ctl/kvsize.h
+		daemon/cluster_view.c daemon/cluster_view.h libaccel/ctl/kvsize.c libaccel/ctl/kvsize.h
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Idaemon -Ilibaccel/ctl -o $(B)/native-bin/kvacceld_config \
-		$< daemon/config.c libaccel/ctl/kvsize.c -linih -lcmocka
+		$< daemon/config.c daemon/cluster_view.c libaccel/ctl/kvsize.c -linih -ljson-c -lcmocka
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_config" > $@
 	@chmod +x $@
 
@@ -710,6 +710,21 @@ $(B)/native/kvacceld_etcd: tests/daemon/etcd_unit.c $(ETCD_SRCS) $(ETCD_HDRS) $(
 		-o $(B)/native-bin/kvacceld_etcd $< $(ETCD_SRCS) tests/daemon/etcd_fixture.c \
 		-lcurl -ljson-c -lcmocka
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_etcd" > $@
+	@chmod +x $@
+
+# kvacceld's cluster part: the view's keys and values, and three nodes in one
+# process against one real etcd (SKIP without one) (cmocka, ASan/UBSan).
+CLUSTER_SRCS	:= daemon/cluster.c daemon/cluster_view.c $(ETCD_SRCS)
+CLUSTER_HDRS	:= daemon/cluster.h daemon/cluster_view.h daemon/config.h $(ETCD_HDRS)
+NATIVE_BINS	+= $(B)/native/kvacceld_cluster
+$(B)/native/kvacceld_cluster: tests/daemon/cluster_unit.c $(CLUSTER_SRCS) $(CLUSTER_HDRS) \
+		$(ETCD_FIXTURE)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Idaemon -Itests/daemon -pthread \
+		-o $(B)/native-bin/kvacceld_cluster $< $(CLUSTER_SRCS) tests/daemon/etcd_fixture.c \
+		-lcurl -ljson-c -lcmocka -lm
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_cluster" > $@
 	@chmod +x $@
 
 # kvacceld's systemd units, offline (systemd-analyze verify and security).
