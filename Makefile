@@ -221,11 +221,17 @@ install: libaccel
 
 # --- kvacceld ---------------------------------------------------------------
 
+# The cluster part and its etcd client (Documentation/kvacceld.rst, "Cluster view").
+ETCD_SRCS	:= daemon/etcd_client.c daemon/etcd_http.c daemon/etcd_json.c
+ETCD_HDRS	:= daemon/etcd.h daemon/etcd_int.h
+CLUSTER_SRCS	:= daemon/cluster.c daemon/cluster_view.c $(ETCD_SRCS)
+CLUSTER_HDRS	:= daemon/cluster.h daemon/cluster_view.h daemon/config.h $(ETCD_HDRS)
 KVACCELD_SRCS	:= daemon/kvacceld.c daemon/config.c daemon/engines.c daemon/handoffs.c \
 		   daemon/pressure.c daemon/metrics.c daemon/procs.c daemon/migrations.c \
-		   daemon/migrate_policy.c libaccel/ctl/kvnl.c \
+		   daemon/migrate_policy.c daemon/cluster_node.c $(CLUSTER_SRCS) libaccel/ctl/kvnl.c \
 		   libaccel/ctl/kvsize.c libaccel/ctl/kvdmsg.c
-KVACCELD_HDRS	:= daemon/config.h daemon/kvd.h daemon/migrate_policy.h libaccel/ctl/kvsize.h \
+KVACCELD_HDRS	:= daemon/config.h daemon/kvd.h daemon/migrate_policy.h $(CLUSTER_HDRS) \
+		   libaccel/ctl/kvsize.h \
 		   libaccel/ctl/kvdmsg.h \
 		   uapi/kvacceld.h $(KVNL_SRCS)
 
@@ -235,7 +241,7 @@ $(B)/daemon/kvacceld: $(KVACCELD_SRCS) $(KVACCELD_HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -Idaemon -pthread -o $@ $(KVACCELD_SRCS) \
-		-linih -lmicrohttpd -lsystemd $(NL_LIBS)
+		-linih -lmicrohttpd -lsystemd -lcurl -ljson-c $(NL_LIBS)
 
 # --- kvaccel-serve (tools/serve/): the reference engine -------------------
 
@@ -668,12 +674,13 @@ $(B)/native/kvdmsg_unit: tests/daemon/kvdmsg_unit.c libaccel/ctl/kvdmsg.c libacc
 
 # kvacceld's metrics exposition: the renderer, read by a strict parser (cmocka, ASan/UBSan).
 $(B)/native/kvacceld_metrics: tests/daemon/metrics_unit.c daemon/metrics.c daemon/procs.c \
-		daemon/kvd.h daemon/config.h libaccel/ctl/kvnl.c uapi/kvacceld.h
+		daemon/kvd.h daemon/config.h libaccel/ctl/kvnl.c uapi/kvacceld.h $(CLUSTER_SRCS) \
+		$(CLUSTER_HDRS)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) $(NL_CFLAGS) -Idaemon -pthread \
 		-o $(B)/native-bin/kvacceld_metrics $< daemon/metrics.c daemon/procs.c \
-		libaccel/ctl/kvnl.c -lmicrohttpd -lcmocka -lm $(NL_LIBS)
+		$(CLUSTER_SRCS) libaccel/ctl/kvnl.c -lmicrohttpd -lcurl -ljson-c -lcmocka -lm $(NL_LIBS)
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_metrics" > $@
 	@chmod +x $@
 
@@ -699,8 +706,6 @@ $(B)/native/kvacceld_config: tests/daemon/config_unit.c daemon/config.c daemon/c
 
 # kvacceld's etcd gateway client against a real etcd (SKIP without one) and
 # a fake gateway's malformed answers (cmocka, ASan/UBSan).
-ETCD_SRCS	:= daemon/etcd_client.c daemon/etcd_http.c daemon/etcd_json.c
-ETCD_HDRS	:= daemon/etcd.h daemon/etcd_int.h
 ETCD_FIXTURE	:= tests/daemon/etcd_fixture.c tests/daemon/etcd_fixture.h
 NATIVE_BINS	+= $(B)/native/kvacceld_etcd
 $(B)/native/kvacceld_etcd: tests/daemon/etcd_unit.c $(ETCD_SRCS) $(ETCD_HDRS) $(ETCD_FIXTURE)
@@ -714,8 +719,6 @@ $(B)/native/kvacceld_etcd: tests/daemon/etcd_unit.c $(ETCD_SRCS) $(ETCD_HDRS) $(
 
 # kvacceld's cluster part: the view's keys and values, and three nodes in one
 # process against one real etcd (SKIP without one) (cmocka, ASan/UBSan).
-CLUSTER_SRCS	:= daemon/cluster.c daemon/cluster_view.c $(ETCD_SRCS)
-CLUSTER_HDRS	:= daemon/cluster.h daemon/cluster_view.h daemon/config.h $(ETCD_HDRS)
 NATIVE_BINS	+= $(B)/native/kvacceld_cluster
 $(B)/native/kvacceld_cluster: tests/daemon/cluster_unit.c $(CLUSTER_SRCS) $(CLUSTER_HDRS) \
 		$(ETCD_FIXTURE)

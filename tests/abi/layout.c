@@ -205,6 +205,11 @@ CHECK_MEMBER(kvd_drain, flags, 48);
 CHECK_SIZE(kvd_migration_info, 144);
 CHECK_MEMBER(kvd_migration_info, state, 96);
 CHECK_MEMBER(kvd_migration_info, age_ms, 136);
+CHECK_SIZE(kvd_cluster_info, 1024);
+CHECK_MEMBER(kvd_cluster_info, capacity, 184);
+CHECK_MEMBER(kvd_cluster_info, age_ms, 248);
+CHECK_MEMBER(kvd_cluster_info, ucx_address, 312);
+CHECK_MEMBER(kvd_cluster_info, error, 824);
 _Static_assert(sizeof(struct kvd_load) + KVD_LOAD_REQS_MAX * sizeof(struct kvd_load_req) <=
 	       KVD_MSG_MAX, "a full LOAD fits a message");
 _Static_assert(sizeof(struct kvd_handoff) + KVD_HANDOFF_MAX_FDS * sizeof(struct kvd_obj) <=
