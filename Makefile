@@ -228,7 +228,8 @@ CLUSTER_SRCS	:= daemon/cluster.c daemon/cluster_view.c $(ETCD_SRCS)
 CLUSTER_HDRS	:= daemon/cluster.h daemon/cluster_view.h daemon/config.h $(ETCD_HDRS)
 KVACCELD_SRCS	:= daemon/kvacceld.c daemon/config.c daemon/engines.c daemon/handoffs.c \
 		   daemon/pressure.c daemon/metrics.c daemon/procs.c daemon/migrations.c \
-		   daemon/migrate_policy.c daemon/cluster_node.c $(CLUSTER_SRCS) libaccel/ctl/kvnl.c \
+		   daemon/migrate_policy.c daemon/cluster_node.c daemon/cluster_info.c \
+		   $(CLUSTER_SRCS) libaccel/ctl/kvnl.c \
 		   libaccel/ctl/kvsize.c libaccel/ctl/kvdmsg.c
 KVACCELD_HDRS	:= daemon/config.h daemon/kvd.h daemon/migrate_policy.h $(CLUSTER_HDRS) \
 		   libaccel/ctl/kvsize.h \
@@ -728,6 +729,22 @@ $(B)/native/kvacceld_cluster: tests/daemon/cluster_unit.c $(CLUSTER_SRCS) $(CLUS
 		-o $(B)/native-bin/kvacceld_cluster $< $(CLUSTER_SRCS) tests/daemon/etcd_fixture.c \
 		-lcurl -ljson-c -lcmocka -lm
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_cluster" > $@
+	@chmod +x $@
+
+# KVD_MSG_LIST_CLUSTER end to end without the kernel: the daemon's encoder, a
+# SEQPACKET socket, kvaccelctl's reader and tables (cmocka, ASan/UBSan).
+NATIVE_BINS	+= $(B)/native/kvacceld_ctl_cluster
+$(B)/native/kvacceld_ctl_cluster: tests/daemon/ctl_cluster_unit.c daemon/cluster_info.c \
+		$(CLUSTER_HDRS) tools/kvaccelctl/daemon.c tools/kvaccelctl/daemon.h \
+		tools/kvaccelctl/render.c tools/kvaccelctl/render.h libaccel/ctl/kvdmsg.c \
+		libaccel/ctl/kvdmsg.h uapi/kvacceld.h $(KVNL_SRCS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) $(NL_CFLAGS) -Idaemon -Itools/kvaccelctl -pthread \
+		-o $(B)/native-bin/kvacceld_ctl_cluster $< daemon/cluster_info.c \
+		tools/kvaccelctl/daemon.c tools/kvaccelctl/render.c libaccel/ctl/kvdmsg.c \
+		libaccel/ctl/kvnl.c -ljson-c -lcmocka $(NL_LIBS)
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_ctl_cluster" > $@
 	@chmod +x $@
 
 # kvacceld's systemd units, offline (systemd-analyze verify and security).

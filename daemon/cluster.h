@@ -93,6 +93,15 @@ void kvd_cluster_snap_free(struct kvd_cluster_snap *s);
 void kvd_cluster_status(struct kvd_cluster *c, struct kvd_cluster_status *st);
 
 /*
+ * cluster_info.c: @s as KVD_MSG_CLUSTER_INFO messages with @seq, each
+ * given to @emit (the status, the nodes, the engines; no END): 0, or
+ * @emit's first non-zero return.
+ */
+struct kvd_cluster_info;
+int kvd_cluster_infos(const struct kvd_cluster_snap *s, uint64_t seq,
+		      int (*emit)(const struct kvd_cluster_info *i, void *arg), void *arg);
+
+/*
  * Did @f change from @pub beyond @threshold (a fraction: of the limit, or
  * the capacity, for usage; of an engine's blocks for its free blocks; of
  * its load; any change of engines, priorities, draining or pressure)?

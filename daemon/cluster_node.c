@@ -124,20 +124,15 @@ int64_t kvd_cl_next_deadline(const struct kvd *d)
 	return d->cluster && d->cl_tick_at ? d->cl_tick_at : INT64_MAX;
 }
 
-static void info_hdr(struct kvd_cluster_info *i, unsigned int kind, uint64_t seq)
+static int emit(const struct kvd_cluster_info *i, void *arg)
 {
-	memset(i, 0, sizeof(*i));
-	kvdmsg_hdr(&i->hdr, KVD_MSG_CLUSTER_INFO, sizeof(*i), seq);
-	i->kind = kind;
+	return kvd_send(arg, i, NULL, 0);
 }
 
 void kvd_cl_list(struct kvd *d, struct kvd_conn *c, uint64_t seq)
 {
 	struct kvd_cluster_snap s;
-	struct kvd_cluster_info i;
 	struct kvd_hdr end;
-	int64_t wall;
-	size_t k;
 
 	if (!d->cluster) {
 		kvd_send_error(d, c, seq, KVD_MSG_LIST_CLUSTER, -ENOTCONN, false,
@@ -148,74 +143,10 @@ void kvd_cl_list(struct kvd *d, struct kvd_conn *c, uint64_t seq)
 		kvd_send_error(d, c, seq, KVD_MSG_LIST_CLUSTER, -ENOMEM, false, "out of memory");
 		return;
 	}
-	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	/* The view, then END (a peer that fails a send is dropped: nothing more to it). */
+	if (!kvd_cluster_infos(&s, seq, emit, c)) {
+		kvdmsg_hdr(&end, KVD_MSG_END, sizeof(end), seq);
+		kvd_send(c, &end, NULL, 0);
 	}
-	info_hdr(&i, KVD_CLUSTER_STATUS, seq);
-	i.flags = (s.st.stale ? KVD_CLUSTER_STALE : 0) | (s.st.published ? KVD_CLUSTER_PUBLISHED : 0);
-	snprintf(i.node, sizeof(i.node), "%s", s.st.node);
-	snprintf(i.cluster, sizeof(i.cluster), "%s", s.st.cluster);
-	i.age_ms = s.st.age_ms;
-	i.revision = s.st.revision;
-	i.lease = (uint64_t)s.st.lease;
-	i.publishes = s.st.publishes;
-	i.publish_errors = s.st.publish_errors;
-	i.keepalive_errors = s.st.keepalive_errors;
-	i.watch_restarts = s.st.watch_restarts;
-	i.ignored = s.st.ignored;
-	i.usage = s.nnodes;
-	i.engines = (uint32_t)s.nengines;
-	snprintf(i.ucx_address, sizeof(i.ucx_address), "%s", s.st.endpoint);
-	snprintf(i.error, sizeof(i.error), "%s", s.st.error);
-	if (kvd_send(c, &i, NULL, 0))
-		goto out;
-	for (k = 0; k < s.nnodes; k++) {
-		const struct kvd_cview_node *n = &s.nodes[k];
-
-		info_hdr(&i, KVD_CLUSTER_NODE, seq);
-		snprintf(i.node, sizeof(i.node), "%s", n->name);
-		i.flags = (n->pressure ? KVD_CLUSTER_PRESSURE : 0) |
-			  (!strcmp(n->name, s.st.node) ? KVD_CLUSTER_SELF : 0);
-		i.capacity = n->capacity;
-		i.limit = n->limit;
-		i.usage = n->usage;
-		i.engines = n->engines;
-		i.age_ms = wall > n->updated_ms ? wall - n->updated_ms : 0;
-		i.revision = n->mod_revision;
-		snprintf(i.ucx_address, sizeof(i.ucx_address), "%s", n->ucx_address);
-		if (kvd_send(c, &i, NULL, 0))
-			goto out;
-	}
-	for (k = 0; k < s.nengines; k++) {
-		const struct kvd_cview_engine *e = &s.engines[k];
-		unsigned int m;
-		size_t at = 0;
-
-		info_hdr(&i, KVD_CLUSTER_ENGINE, seq);
-		snprintf(i.node, sizeof(i.node), "%s", e->node);
-		memcpy(i.name, e->name, sizeof(i.name));
-		i.flags = e->draining ? KVD_CLUSTER_DRAINING : 0;
-		i.priority = e->priority;
-		i.block_bytes = e->block_bytes;
-		i.blocks_total = e->blocks_total;
-		i.blocks_free = e->blocks_free;
-		i.running = e->running;
-		i.waiting = e->waiting;
-		i.load_ppm = (uint32_t)(e->load * 1000000 + 0.5);
-		if (i.load_ppm > 1000000)
-			i.load_ppm = 1000000;
-		i.revision = e->mod_revision;
-		for (m = 0; m < e->nmodels && at < sizeof(i.models); m++)
-			at += (size_t)snprintf(i.models + at, sizeof(i.models) - at, "%s%s",
-					       m ? "," : "", e->models[m]);
-		if (kvd_send(c, &i, NULL, 0))
-			goto out;
-	}
-	kvdmsg_hdr(&end, KVD_MSG_END, sizeof(end), seq);
-	kvd_send(c, &end, NULL, 0);
-out:
 	kvd_cluster_snap_free(&s);
 }

@@ -399,9 +399,10 @@ int daemon_cluster(const char *path, json_object *out, struct daemon_error *err)
 	n = json_object_array_length(all);
 	for (i = 0; i < n && !ret; i++) {
 		json_object *o = json_object_array_get_idx(all, i), *k;
-		const char *kind = json_object_object_get_ex(o, "kind", &k) ?
-				   json_object_get_string(k) : "";
+		char kind[8];
 
+		snprintf(kind, sizeof(kind), "%s", json_object_object_get_ex(o, "kind", &k) ?
+			 json_object_get_string(k) : "");
 		json_object_get(o);
 		json_object_object_del(o, "kind");
 		if (!strcmp(kind, "status"))
