@@ -1009,6 +1009,16 @@ $(B)/tools/kvaccel-engine: tools/demo/kvaccel-engine.c $(B)/libaccel/libaccel.a
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
 		$(B)/libaccel/libaccel.a $(ACCEL_LDLIBS)
 
+# Many simulated nodes publishing into one etcd on loopback (the cluster
+# part's load): publish and watch-propagation latency, etcd's CPU.
+TOOL_BINS	+= $(B)/tools/kvaccel-bench-etcd
+$(B)/tools/kvaccel-bench-etcd: tools/bench/kvaccel-bench-etcd.c daemon/cluster_view.c \
+		$(CLUSTER_HDRS) $(ETCD_SRCS) $(ETCD_FIXTURE)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Idaemon -Itests/daemon -pthread -o $@ $< daemon/cluster_view.c \
+		$(ETCD_SRCS) tests/daemon/etcd_fixture.c -lcurl -ljson-c
+
 KVACCELCTL_SRCS	:= tools/kvaccelctl/kvaccelctl.c tools/kvaccelctl/render.c \
 		   tools/kvaccelctl/daemon.c libaccel/ctl/kvnl.c libaccel/ctl/kvsize.c \
 		   libaccel/ctl/kvdmsg.c
@@ -1060,6 +1070,7 @@ bench: deps
 	$(B)/tools/kvaccel-bench-alloc
 	$(B)/tools/kvaccel-bench-bm
 	$(B)/tools/kvaccel-bench-sched
+	-$(B)/tools/kvaccel-bench-etcd --nodes 100 --seconds 10
 	@$(MAKE) --no-print-directory libaccel
 	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) python3 tools/bench/kvaccel-bench-bm.py
 	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) /usr/bin/python3 \
