@@ -221,11 +221,18 @@ install: libaccel
 
 # --- kvacceld ---------------------------------------------------------------
 
+# The cluster part and its etcd client (Documentation/kvacceld.rst, "Cluster view").
+ETCD_SRCS	:= daemon/etcd_client.c daemon/etcd_http.c daemon/etcd_json.c
+ETCD_HDRS	:= daemon/etcd.h daemon/etcd_int.h
+CLUSTER_SRCS	:= daemon/cluster.c daemon/cluster_view.c $(ETCD_SRCS)
+CLUSTER_HDRS	:= daemon/cluster.h daemon/cluster_view.h daemon/config.h $(ETCD_HDRS)
 KVACCELD_SRCS	:= daemon/kvacceld.c daemon/config.c daemon/engines.c daemon/handoffs.c \
 		   daemon/pressure.c daemon/metrics.c daemon/procs.c daemon/migrations.c \
-		   daemon/migrate_policy.c libaccel/ctl/kvnl.c \
+		   daemon/migrate_policy.c daemon/cluster_node.c daemon/cluster_info.c \
+		   $(CLUSTER_SRCS) libaccel/ctl/kvnl.c \
 		   libaccel/ctl/kvsize.c libaccel/ctl/kvdmsg.c
-KVACCELD_HDRS	:= daemon/config.h daemon/kvd.h daemon/migrate_policy.h libaccel/ctl/kvsize.h \
+KVACCELD_HDRS	:= daemon/config.h daemon/kvd.h daemon/migrate_policy.h $(CLUSTER_HDRS) \
+		   libaccel/ctl/kvsize.h \
 		   libaccel/ctl/kvdmsg.h \
 		   uapi/kvacceld.h $(KVNL_SRCS)
 
@@ -235,7 +242,7 @@ $(B)/daemon/kvacceld: $(KVACCELD_SRCS) $(KVACCELD_HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -Idaemon -pthread -o $@ $(KVACCELD_SRCS) \
-		-linih -lmicrohttpd -lsystemd $(NL_LIBS)
+		-linih -lmicrohttpd -lsystemd -lcurl -ljson-c $(NL_LIBS)
 
 # --- kvaccel-serve (tools/serve/): the reference engine -------------------
 
@@ -669,12 +676,13 @@ $(B)/native/kvdmsg_unit: tests/daemon/kvdmsg_unit.c libaccel/ctl/kvdmsg.c libacc
 
 # kvacceld's metrics exposition: the renderer, read by a strict parser (cmocka, ASan/UBSan).
 $(B)/native/kvacceld_metrics: tests/daemon/metrics_unit.c daemon/metrics.c daemon/procs.c \
-		daemon/kvd.h daemon/config.h libaccel/ctl/kvnl.c uapi/kvacceld.h
+		daemon/kvd.h daemon/config.h libaccel/ctl/kvnl.c uapi/kvacceld.h $(CLUSTER_SRCS) \
+		$(CLUSTER_HDRS)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) $(NL_CFLAGS) -Idaemon -pthread \
 		-o $(B)/native-bin/kvacceld_metrics $< daemon/metrics.c daemon/procs.c \
-		libaccel/ctl/kvnl.c -lmicrohttpd -lcmocka -lm $(NL_LIBS)
+		$(CLUSTER_SRCS) libaccel/ctl/kvnl.c -lmicrohttpd -lcurl -ljson-c -lcmocka -lm $(NL_LIBS)
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_metrics" > $@
 	@chmod +x $@
 
@@ -690,12 +698,54 @@ $(B)/native/kvacceld_migrate_policy: tests/daemon/migrate_policy_unit.c daemon/m
 
 # kvacceld's configuration parser and checks (cmocka, ASan/UBSan).
 $(B)/native/kvacceld_config: tests/daemon/config_unit.c daemon/config.c daemon/config.h \
-		libaccel/ctl/kvsize.c libaccel/ctl/kvsize.h
+		daemon/cluster_view.c daemon/cluster_view.h libaccel/ctl/kvsize.c libaccel/ctl/kvsize.h
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Idaemon -Ilibaccel/ctl -o $(B)/native-bin/kvacceld_config \
-		$< daemon/config.c libaccel/ctl/kvsize.c -linih -lcmocka
+		$< daemon/config.c daemon/cluster_view.c libaccel/ctl/kvsize.c -linih -ljson-c -lcmocka
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_config" > $@
+	@chmod +x $@
+
+# kvacceld's etcd gateway client against a real etcd (SKIP without one) and
+# a fake gateway's malformed answers (cmocka, ASan/UBSan).
+ETCD_FIXTURE	:= tests/daemon/etcd_fixture.c tests/daemon/etcd_fixture.h
+NATIVE_BINS	+= $(B)/native/kvacceld_etcd
+$(B)/native/kvacceld_etcd: tests/daemon/etcd_unit.c $(ETCD_SRCS) $(ETCD_HDRS) $(ETCD_FIXTURE)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Idaemon -Itests/daemon -pthread \
+		-o $(B)/native-bin/kvacceld_etcd $< $(ETCD_SRCS) tests/daemon/etcd_fixture.c \
+		-lcurl -ljson-c -lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_etcd" > $@
+	@chmod +x $@
+
+# kvacceld's cluster part: the view's keys and values, and three nodes in one
+# process against one real etcd (SKIP without one) (cmocka, ASan/UBSan).
+NATIVE_BINS	+= $(B)/native/kvacceld_cluster
+$(B)/native/kvacceld_cluster: tests/daemon/cluster_unit.c $(CLUSTER_SRCS) $(CLUSTER_HDRS) \
+		$(ETCD_FIXTURE)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Idaemon -Itests/daemon -pthread \
+		-o $(B)/native-bin/kvacceld_cluster $< $(CLUSTER_SRCS) tests/daemon/etcd_fixture.c \
+		-lcurl -ljson-c -lcmocka -lm
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_cluster" > $@
+	@chmod +x $@
+
+# KVD_MSG_LIST_CLUSTER end to end without the kernel: the daemon's encoder, a
+# SEQPACKET socket, kvaccelctl's reader and tables (cmocka, ASan/UBSan).
+NATIVE_BINS	+= $(B)/native/kvacceld_ctl_cluster
+$(B)/native/kvacceld_ctl_cluster: tests/daemon/ctl_cluster_unit.c daemon/cluster_info.c \
+		$(CLUSTER_HDRS) tools/kvaccelctl/daemon.c tools/kvaccelctl/daemon.h \
+		tools/kvaccelctl/render.c tools/kvaccelctl/render.h libaccel/ctl/kvdmsg.c \
+		libaccel/ctl/kvdmsg.h uapi/kvacceld.h $(KVNL_SRCS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) $(NL_CFLAGS) -Idaemon -Itools/kvaccelctl -pthread \
+		-o $(B)/native-bin/kvacceld_ctl_cluster $< daemon/cluster_info.c \
+		tools/kvaccelctl/daemon.c tools/kvaccelctl/render.c libaccel/ctl/kvdmsg.c \
+		libaccel/ctl/kvnl.c -ljson-c -lcmocka $(NL_LIBS)
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_ctl_cluster" > $@
 	@chmod +x $@
 
 # kvacceld's systemd units, offline (systemd-analyze verify and security).
@@ -960,6 +1010,16 @@ $(B)/tools/kvaccel-engine: tools/demo/kvaccel-engine.c $(B)/libaccel/libaccel.a
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
 		$(B)/libaccel/libaccel.a $(ACCEL_LDLIBS)
 
+# Many simulated nodes publishing into one etcd on loopback (the cluster
+# part's load): publish and watch-propagation latency, etcd's CPU.
+TOOL_BINS	+= $(B)/tools/kvaccel-bench-etcd
+$(B)/tools/kvaccel-bench-etcd: tools/bench/kvaccel-bench-etcd.c daemon/cluster_view.c \
+		$(CLUSTER_HDRS) $(ETCD_SRCS) $(ETCD_FIXTURE)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Idaemon -Itests/daemon -pthread -o $@ $< daemon/cluster_view.c \
+		$(ETCD_SRCS) tests/daemon/etcd_fixture.c -lcurl -ljson-c
+
 KVACCELCTL_SRCS	:= tools/kvaccelctl/kvaccelctl.c tools/kvaccelctl/render.c \
 		   tools/kvaccelctl/daemon.c libaccel/ctl/kvnl.c libaccel/ctl/kvsize.c \
 		   libaccel/ctl/kvdmsg.c
@@ -1011,6 +1071,7 @@ bench: deps
 	$(B)/tools/kvaccel-bench-alloc
 	$(B)/tools/kvaccel-bench-bm
 	$(B)/tools/kvaccel-bench-sched
+	-$(B)/tools/kvaccel-bench-etcd --nodes 100 --seconds 10
 	@$(MAKE) --no-print-directory libaccel
 	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) python3 tools/bench/kvaccel-bench-bm.py
 	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) /usr/bin/python3 \

@@ -858,7 +858,8 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 	}
 	if (!c->registered && type != KVD_MSG_REGISTER && type != KVD_MSG_LIST_ENGINES &&
 	    type != KVD_MSG_LIST_HANDOFFS && type != KVD_MSG_MIGRATE_REQ &&
-	    type != KVD_MSG_DRAIN && type != KVD_MSG_LIST_MIGRATIONS)
+	    type != KVD_MSG_DRAIN && type != KVD_MSG_LIST_MIGRATIONS &&
+	    type != KVD_MSG_LIST_CLUSTER)
 		return protocol_error(d, c, seq, type, -EPROTO, "register first");
 
 	switch (type) {
@@ -915,6 +916,7 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 	case KVD_MSG_MIGRATE_REQ:
 	case KVD_MSG_DRAIN:
 	case KVD_MSG_LIST_MIGRATIONS:
+	case KVD_MSG_LIST_CLUSTER:
 		if (!c->admin) {
 			kvd_send_error(d, c, seq, type, -EPERM, false,
 				       "admin requests need root or the admin group");
@@ -928,6 +930,8 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 			kvd_mig_request(d, c, (const void *)&buf);
 		else if (type == KVD_MSG_DRAIN)
 			kvd_mig_drain(d, c, (const void *)&buf);
+		else if (type == KVD_MSG_LIST_CLUSTER)
+			kvd_cl_list(d, c, seq);
 		else
 			kvd_mig_list(d, c, seq);
 		break;

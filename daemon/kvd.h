@@ -19,6 +19,7 @@
 
 struct kvnl;
 struct kvd;
+struct kvd_cluster;
 typedef struct sd_event sd_event;
 typedef struct sd_event_source sd_event_source;
 
@@ -217,6 +218,9 @@ struct kvd {
 	uint64_t next_mig_id;
 	int64_t mig_tick_at;		/* the next policy tick (0: none due) */
 	struct kvd_mig_stats mig;
+	/* The cluster part ([cluster] enabled; NULL: off). Set and cleared under @lock. */
+	struct kvd_cluster *cluster;
+	int64_t cl_tick_at;		/* the next facts handed to it (main thread) */
 };
 
 int64_t kvd_now(void);
@@ -314,6 +318,14 @@ void kvd_mig_tick(struct kvd *d, int64_t now);
 int64_t kvd_mig_next_deadline(const struct kvd *d);
 void kvd_mig_free_all(struct kvd *d);
 
+/* cluster_node.c: this node's facts to the cluster part (cluster.h), its view to admins. */
+void kvd_cl_start(struct kvd *d);
+void kvd_cl_stop(struct kvd *d);
+void kvd_cl_tick(struct kvd *d, int64_t now);
+int64_t kvd_cl_next_deadline(const struct kvd *d);
+/* KVD_MSG_LIST_CLUSTER (the caller checked the right). */
+void kvd_cl_list(struct kvd *d, struct kvd_conn *c, uint64_t seq);
+
 /* pressure.c: rounds of release requests. */
 void kvd_pressure_event(struct kvd *d, bool on, uint64_t usage);
 /* 0, or -EPROTO for an answer to a round that never was. */
@@ -357,6 +369,13 @@ struct kvd_metrics_snap {
 	struct kvd_mig_stats mig;
 	uint64_t migrations_in_flight, engines_draining;
 	struct kvd_process_stats proc;
+	/* The cluster part (cluster.h): rendered when @cluster. */
+	bool cluster;
+	bool cluster_stale, cluster_published;
+	int64_t cluster_age_ms;
+	uint64_t cluster_nodes, cluster_engines;
+	uint64_t cluster_publishes, cluster_publish_errors, cluster_keepalive_errors;
+	uint64_t cluster_leases, cluster_watch_restarts, cluster_ignored;
 };
 
 /* A growing text buffer; @oom once an allocation failed. */

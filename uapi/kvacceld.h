@@ -35,8 +35,9 @@
  * only on itself: its quota is its own process's, it acknowledges only the
  * hand-offs offered to it and answers only its own release requests and
  * migrations. Admin requests (%KVD_MSG_LIST_ENGINES, %KVD_MSG_LIST_HANDOFFS,
- * %KVD_MSG_MIGRATE_REQ, %KVD_MSG_DRAIN, %KVD_MSG_LIST_MIGRATIONS) need uid 0
- * or membership of the daemon's admin group.
+ * %KVD_MSG_MIGRATE_REQ, %KVD_MSG_DRAIN, %KVD_MSG_LIST_MIGRATIONS,
+ * %KVD_MSG_LIST_CLUSTER) need uid 0 or membership of the daemon's admin
+ * group.
  */
 #ifndef _UAPI_KVACCELD_H_
 #define _UAPI_KVACCELD_H_
@@ -76,15 +77,21 @@
  */
 #define KVD_FEAT_MIGRATION	_BITULL(2)
 /**
+ * KVD_FEAT_CLUSTER - the daemon knows %KVD_MSG_LIST_CLUSTER: the view of
+ * the cluster it keeps through etcd (an ERROR with -ENOTCONN when its
+ * [cluster] part is off). An engine announcing it asks for nothing more.
+ */
+#define KVD_FEAT_CLUSTER	_BITULL(3)
+/**
  * KVD_FEAT_XMIGRATION - with %KVD_FEAT_MIGRATION: the engine migrates
  * requests to engines of other nodes itself, over the transport whose
  * address it announces (%KVD_MSG_XFER_ADDR: where it listens for other
  * nodes' migrations in), and understands %KVD_MSG_MIGRATE_REMOTE.
  */
-#define KVD_FEAT_XMIGRATION	_BITULL(3)
+#define KVD_FEAT_XMIGRATION	_BITULL(4)
 /** KVD_FEATURES - mask of the features this header knows. */
 #define KVD_FEATURES		(KVD_FEAT_INCARNATION | KVD_FEAT_SENDER | KVD_FEAT_MIGRATION | \
-				 KVD_FEAT_XMIGRATION)
+				 KVD_FEAT_CLUSTER | KVD_FEAT_XMIGRATION)
 /** KVD_SOCKET_PATH - the daemon's default socket. */
 #define KVD_SOCKET_PATH		"/run/kvacceld/engine.sock"
 /** KVD_MSG_MAX - the largest message, header included. */
@@ -151,6 +158,12 @@
  *	%KVD_MSG_MIGRATION_INFO per migration in flight, per recently finished
  *	one and per engine draining, then %KVD_MSG_END.
  * @KVD_MSG_MIGRATION_INFO: D, &struct kvd_migration_info.
+ * @KVD_MSG_LIST_CLUSTER: A, header only. Replies: one %KVD_MSG_CLUSTER_INFO
+ *	of kind %KVD_CLUSTER_STATUS, one per node and one per engine of the
+ *	cluster view, then %KVD_MSG_END; %KVD_MSG_ERROR with -ENOTCONN when
+ *	the cluster part is not enabled.
+ * @KVD_MSG_CLUSTER_INFO: D, &struct kvd_cluster_info.
+/**
  * @KVD_MSG_XFER_ADDR: E, &struct kvd_xfer_addr, from an engine with
  *	%KVD_FEAT_XMIGRATION: where it takes migrations from other nodes (the
  *	daemon publishes it in the cluster view). No reply (an ERROR if it is
@@ -187,6 +200,8 @@ enum kvd_msg_type {
 	KVD_MSG_DRAIN,
 	KVD_MSG_LIST_MIGRATIONS,
 	KVD_MSG_MIGRATION_INFO,
+	KVD_MSG_LIST_CLUSTER,
+	KVD_MSG_CLUSTER_INFO,
 	KVD_MSG_XFER_ADDR,
 	KVD_MSG_MIGRATE_REMOTE,
 	KVD_MSG_TYPE_MAX = KVD_MSG_MIGRATE_REMOTE,
@@ -776,6 +791,108 @@ struct kvd_migration_info {
 	__u64 bytes_copied;
 	__u64 age_ms;
 	char to_node[KVD_NODE_MAX];
+};
+
+/**
+ * enum kvd_cluster_kind - &kvd_cluster_info.kind.
+ * @KVD_CLUSTER_STATUS: the cluster part itself: @cluster, @node (this
+ *	node's name), @flags (%KVD_CLUSTER_STALE, %KVD_CLUSTER_PUBLISHED),
+ *	@age_ms, @revision, @lease, the counters, @error, @endpoint in
+ *	@ucx_address, @engines (engines in the view), @usage (nodes in it).
+ * @KVD_CLUSTER_NODE: a node of the view: @node, @capacity, @limit,
+ *	@usage, @flags (%KVD_CLUSTER_PRESSURE, %KVD_CLUSTER_SELF), @engines,
+ *	@ucx_address, @age_ms (since it published), @revision.
+ * @KVD_CLUSTER_ENGINE: an engine of the view: @node, @name, @priority,
+ *	@block_bytes, @blocks_total, @blocks_free, @running, @waiting,
+ *	@load_ppm, @flags (%KVD_CLUSTER_DRAINING), @models, @revision.
+ */
+enum kvd_cluster_kind {
+	KVD_CLUSTER_STATUS = 1,
+	KVD_CLUSTER_NODE = 2,
+	KVD_CLUSTER_ENGINE = 3,
+};
+
+/** KVD_CLUSTER_STALE - status: the view may be out of date (etcd unreachable). */
+#define KVD_CLUSTER_STALE	_BITUL(0)
+/** KVD_CLUSTER_PUBLISHED - status: this node's keys are under a live lease. */
+#define KVD_CLUSTER_PUBLISHED	_BITUL(1)
+/** KVD_CLUSTER_PRESSURE - node: above its high watermark. */
+#define KVD_CLUSTER_PRESSURE	_BITUL(2)
+/** KVD_CLUSTER_SELF - node: the daemon's own node. */
+#define KVD_CLUSTER_SELF	_BITUL(3)
+/** KVD_CLUSTER_DRAINING - engine: it is being drained. */
+#define KVD_CLUSTER_DRAINING	_BITUL(4)
+/** KVD_CLUSTER_FLAGS - mask of known &kvd_cluster_info.flags. */
+#define KVD_CLUSTER_FLAGS	(KVD_CLUSTER_STALE | KVD_CLUSTER_PUBLISHED | \
+				 KVD_CLUSTER_PRESSURE | KVD_CLUSTER_SELF | KVD_CLUSTER_DRAINING)
+
+/**
+ * struct kvd_cluster_info - %KVD_MSG_CLUSTER_INFO: one entry of the cluster
+ * view, or its status (&enum kvd_cluster_kind says which members count;
+ * the others are 0).
+ * @hdr: header.
+ * @kind: &enum kvd_cluster_kind.
+ * @flags: %KVD_CLUSTER_FLAGS.
+ * @node: a node name (1-63 bytes), NUL-terminated.
+ * @name: an engine name.
+ * @cluster: the cluster's name (status).
+ * @capacity: the node's host memory, bytes.
+ * @limit: the node's device limit, bytes (0: none).
+ * @usage: the node's pinned memory in use, bytes (status: nodes in the view).
+ * @block_bytes: an engine's block size.
+ * @priority: an engine's priority.
+ * @blocks_total: an engine's KV blocks.
+ * @blocks_free: of which free.
+ * @running: an engine's running requests.
+ * @waiting: its waiting requests.
+ * @engines: a node's engines (status: engines in the view).
+ * @load_ppm: an engine's load, (total - free) / total, in millionths.
+ * @pad: 0.
+ * @age_ms: status: milliseconds since the view was last known in sync (0:
+ *	it is; -1: never); node: since it last published.
+ * @revision: the etcd revision (status: the last seen; node, engine: of
+ *	its key).
+ * @lease: status: this node's lease ID (0: none).
+ * @publishes: status: publications done.
+ * @publish_errors: status: publications that failed.
+ * @keepalive_errors: status: lease renewals that failed.
+ * @watch_restarts: status: watches that broke and were made again.
+ * @ignored: status: keys and values under the prefix ignored (garbage).
+ * @ucx_address: node: its UCX address for transfers; status: the etcd
+ *	endpoint the watch uses.
+ * @models: engine: the models it serves, comma-separated.
+ * @error: status: the last failure talking to etcd ("" : none).
+ */
+struct kvd_cluster_info {
+	struct kvd_hdr hdr;
+	__u32 kind;
+	__u32 flags;
+	char node[64];
+	char name[KVD_NAME_MAX];
+	char cluster[64];
+	__u64 capacity;
+	__u64 limit;
+	__u64 usage;
+	__u64 block_bytes;
+	__u32 priority;
+	__u32 blocks_total;
+	__u32 blocks_free;
+	__u32 running;
+	__u32 waiting;
+	__u32 engines;
+	__u32 load_ppm;
+	__u32 pad;
+	__s64 age_ms;
+	__s64 revision;
+	__u64 lease;
+	__u64 publishes;
+	__u64 publish_errors;
+	__u64 keepalive_errors;
+	__u64 watch_restarts;
+	__u64 ignored;
+	char ucx_address[256];
+	char models[256];
+	char error[200];
 };
 
 #endif /* _UAPI_KVACCELD_H_ */

@@ -68,6 +68,8 @@ static size_t kvdmsg_size(unsigned int type)
 	case KVD_MSG_MIGRATE_REQ: return sizeof(struct kvd_migrate_req);
 	case KVD_MSG_DRAIN: return sizeof(struct kvd_drain);
 	case KVD_MSG_MIGRATION_INFO: return sizeof(struct kvd_migration_info);
+	case KVD_MSG_LIST_CLUSTER: return sizeof(struct kvd_hdr);
+	case KVD_MSG_CLUSTER_INFO: return sizeof(struct kvd_cluster_info);
 	case KVD_MSG_XFER_ADDR: return sizeof(struct kvd_xfer_addr);
 	case KVD_MSG_MIGRATE_REMOTE: return sizeof(struct kvd_migrate_remote);
 	}
@@ -414,6 +416,24 @@ int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **wh
 		if (!str_ok(m->from, sizeof(m->from)) || !str_ok(m->to, sizeof(m->to)) ||
 		    !str_ok(m->to_node, sizeof(m->to_node)) || !status_ok(m->status))
 			return bad(why, "bad migration info", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_CLUSTER_INFO: {
+		const struct kvd_cluster_info *m = msg;
+
+		if (m->pad)
+			return bad(why, "non-zero pad", -EBADMSG);
+		if (m->kind < KVD_CLUSTER_STATUS || m->kind > KVD_CLUSTER_ENGINE)
+			return bad(why, "unknown cluster info kind", -EBADMSG);
+		if (m->flags & ~KVD_CLUSTER_FLAGS)
+			return bad(why, "unknown flags", -EBADMSG);
+		if (!str_ok(m->node, sizeof(m->node)) || !str_ok(m->name, sizeof(m->name)) ||
+		    !str_ok(m->cluster, sizeof(m->cluster)) ||
+		    !str_ok(m->ucx_address, sizeof(m->ucx_address)) ||
+		    !str_ok(m->models, sizeof(m->models)) || !str_ok(m->error, sizeof(m->error)))
+			return bad(why, "unterminated string in cluster info", -EBADMSG);
+		if (m->load_ppm > 1000000)
+			return bad(why, "load over 1", -EBADMSG);
 		break;
 	}
 	case KVD_MSG_XFER_ADDR: {

@@ -553,6 +553,52 @@ static void migration_messages(void **state)
 	kvdmsg_hdr(&buf.hdr, KVD_MSG_LIST_MIGRATIONS, sizeof(buf.hdr), 1);
 	assert_int_equal(0, check(sizeof(buf.hdr), 0));
 
+	/* The cluster view: the request is a header; each INFO checked. */
+	kvdmsg_hdr(&buf.hdr, KVD_MSG_LIST_CLUSTER, sizeof(buf.hdr), 1);
+	assert_int_equal(0, check(sizeof(buf.hdr), 0));
+	assert_int_equal(-EBADMSG, check(sizeof(buf.hdr) + 8, 0));
+	{
+		struct kvd_cluster_info *ci = (void *)&buf;
+
+		memset(&buf, 0, sizeof(buf));
+		kvdmsg_hdr(&ci->hdr, KVD_MSG_CLUSTER_INFO, sizeof(*ci), 1);
+		ci->kind = KVD_CLUSTER_NODE;
+		ci->flags = KVD_CLUSTER_SELF | KVD_CLUSTER_PRESSURE;
+		memcpy(ci->node, "n1", 2);
+		memcpy(ci->ucx_address, "10.0.0.1:13337", 14);
+		assert_int_equal(0, check(sizeof(*ci), 0));
+		assert_int_equal(-EBADMSG, check(sizeof(*ci) - 8, 0));
+		ci->kind = 0;
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		ci->kind = KVD_CLUSTER_ENGINE + 1;
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		ci->kind = KVD_CLUSTER_ENGINE;
+		ci->load_ppm = 1000000;
+		assert_int_equal(0, check(sizeof(*ci), 0));
+		ci->load_ppm = 1000001;
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		ci->load_ppm = 0;
+		ci->flags = KVD_CLUSTER_FLAGS + 1;
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		ci->flags = 0;
+		ci->pad = 1;
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		ci->pad = 0;
+		memset(ci->node, 'a', sizeof(ci->node));
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		memset(ci->node, 0, sizeof(ci->node));
+		memset(ci->error, 'e', sizeof(ci->error));
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		memset(ci->error, 0, sizeof(ci->error));
+		memset(ci->models, 'm', sizeof(ci->models));
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		memset(ci->models, 0, sizeof(ci->models));
+		ci->kind = KVD_CLUSTER_STATUS;
+		ci->flags = KVD_CLUSTER_STALE | KVD_CLUSTER_PUBLISHED;
+		ci->age_ms = -1;
+		assert_int_equal(0, check(sizeof(*ci), 0));
+	}
+
 	/* A sealed-memfd object: its size bounded. */
 	len = handoff(1);
 	((struct kvd_handoff *)(void *)&buf)->objs[0].kind = KVD_OBJ_MEMFD;

@@ -50,6 +50,8 @@ static void usage(FILE *f)
 		"  migrate ENGINE REQ TO      move ENGINE's request REQ to TO      [daemon admin]\n"
 		"  drain [--cancel] ENGINE    migrate ENGINE's requests away, then\n"
 		"                             ask it to exit                       [daemon admin]\n"
+		"  cluster [--socket PATH]    kvacceld's view of the cluster's nodes\n"
+		"                             and engines (through etcd)           [daemon admin]\n"
 		"SIZE: bytes with an optional binary suffix K, M, G, T (KiB, MiB, ... too).\n"
 		"--json prints JSON (one object per line for watch).\n"
 		"--socket: kvacceld's socket (else $KVACCELD_SOCKET, else %s).\n"
@@ -435,6 +437,57 @@ static int cmd_daemon(int argc, char **argv, const char *what, unsigned int type
 	return ret ? 1 : 0;
 }
 
+static int cmd_cluster(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *what = "cluster", *path;
+	struct daemon_error err;
+	json_object *view;
+	int c, ret;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			opt_socket = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	path = daemon_socket(opt_socket);
+	view = json_object_new_object();
+	if (!view)
+		return fail(what, -ENOMEM, NULL);
+	ret = daemon_cluster(path, view, &err);
+	if (!ret) {
+		if (opt_json)
+			print_json(view);
+		else
+			render_cluster(stdout, view);
+	} else if (err.connect && (ret == -ENOENT || ret == -ECONNREFUSED)) {
+		fprintf(stderr, "%s: kvacceld is not running (no socket at %s)\n", prog, path);
+	} else if (err.connect) {
+		fprintf(stderr, "%s: %s: cannot connect to kvacceld at %s: %s\n", prog, what, path,
+			err.msg);
+	} else if (err.refused && ret == -EPERM) {
+		fprintf(stderr, "%s: %s: permission denied: %s\n", prog, what,
+			"needs root or the daemon's admin group");
+	} else {
+		fprintf(stderr, "%s: %s: %s\n", prog, what, err.msg);
+	}
+	json_object_put(view);
+	return ret ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -487,6 +540,8 @@ int main(int argc, char **argv)
 		return cmd_daemon(argc, argv, "handoffs", KVD_MSG_LIST_HANDOFFS);
 	if (!strcmp(cmd, "migrations"))
 		return cmd_daemon(argc, argv, "migrations", KVD_MSG_LIST_MIGRATIONS);
+	if (!strcmp(cmd, "cluster"))
+		return cmd_cluster(argc, argv);
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate(argc, argv, false);
 	if (!strcmp(cmd, "drain"))
