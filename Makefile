@@ -228,7 +228,8 @@ CLUSTER_SRCS	:= daemon/cluster.c daemon/cluster_view.c $(ETCD_SRCS)
 CLUSTER_HDRS	:= daemon/cluster.h daemon/cluster_view.h daemon/config.h $(ETCD_HDRS)
 KVACCELD_SRCS	:= daemon/kvacceld.c daemon/config.c daemon/engines.c daemon/handoffs.c \
 		   daemon/pressure.c daemon/metrics.c daemon/procs.c daemon/migrations.c \
-		   daemon/migrate_policy.c daemon/cluster_node.c daemon/cluster_info.c \
+		   daemon/migrate_policy.c daemon/migrations_remote.c daemon/cluster_node.c \
+		   daemon/cluster_info.c \
 		   $(CLUSTER_SRCS) libaccel/ctl/kvnl.c \
 		   libaccel/ctl/kvsize.c libaccel/ctl/kvdmsg.c
 KVACCELD_HDRS	:= daemon/config.h daemon/kvd.h daemon/migrate_policy.h $(CLUSTER_HDRS) \

@@ -125,7 +125,7 @@ bool kvd_cluster_changed(const struct kvd_cluster_facts *pub, const struct kvd_c
 				x = &pub->engines[k];
 		if (!x || x->priority != y->priority || x->draining != y->draining ||
 		    x->blocks_total != y->blocks_total || x->block_bytes != y->block_bytes ||
-		    x->nmodels != y->nmodels ||
+		    x->nmodels != y->nmodels || strcmp(x->xfer, y->xfer) ||
 		    memcmp(x->models, y->models, sizeof(x->models)) ||
 		    beyond(x->blocks_free, y->blocks_free, threshold, y->blocks_total) ||
 		    fabs(x->load - y->load) > threshold ||

@@ -81,6 +81,7 @@ int kvd_cluster_infos(const struct kvd_cluster_snap *s, uint64_t seq,
 		i.load_ppm = e->load >= 1 ? 1000000 : e->load > 0 ?
 			     (uint32_t)(e->load * 1000000 + 0.5) : 0;
 		i.revision = e->mod_revision;
+		memcpy(i.ucx_address, e->xfer, sizeof(e->xfer));
 		/* Model names have no ',' of their own to split on: they are listed whole. */
 		for (m = 0; m < e->nmodels && at < sizeof(i.models) - 1; m++)
 			at += (size_t)snprintf(i.models + at, sizeof(i.models) - at, "%s%s",

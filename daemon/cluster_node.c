@@ -91,6 +91,7 @@ static void facts_of(struct kvd *d, struct kvd_cluster_facts *f)
 		memcpy(e->name, c->name, sizeof(e->name));
 		e->priority = c->priority;
 		e->draining = c->draining;
+		memcpy(e->xfer, c->xfer_addr, sizeof(e->xfer));
 		if (c->has_load) {
 			e->block_bytes = c->block_bytes;
 			e->blocks_total = c->blocks_total;

@@ -211,6 +211,9 @@ static bool read_engine(json_object *o, struct kvd_cview_engine *e)
 		if (!str_of(json_object_array_get_idx(models, i), e->models[i], sizeof(e->models[i])))
 			return false;
 	e->nmodels = (unsigned int)k;
+	/* Optional (publishers before migrations to other nodes have none). */
+	if (json_object_object_get_ex(o, "xfer", &m) && !str_of(m, e->xfer, sizeof(e->xfer)))
+		return false;
 	return true;
 }
 
@@ -431,5 +434,6 @@ char *kvd_cview_encode_engine(const struct kvd_cview_engine *e)
 		      add(o, "load", json_object_new_double(e->load)) ||
 		      add(o, "running", json_object_new_int64(e->running)) ||
 		      add(o, "waiting", json_object_new_int64(e->waiting)) ||
-		      add(o, "draining", json_object_new_boolean(e->draining)));
+		      add(o, "draining", json_object_new_boolean(e->draining)) ||
+		      (e->xfer[0] && add(o, "xfer", json_object_new_string(e->xfer))));
 }

@@ -40,6 +40,8 @@
 /* Models one engine lists, at most, and their names' bytes. */
 #define KVD_CVIEW_MODELS_MAX	4
 #define KVD_CVIEW_MODEL_MAX	64
+/* An engine's transfer address, its NUL included (KVD_XFER_ADDR_MAX). */
+#define KVD_CVIEW_XFER_MAX	64
 
 /** struct kvd_cview_engine - one engine as published (and as read back). */
 struct kvd_cview_engine {
@@ -52,6 +54,8 @@ struct kvd_cview_engine {
 	double load;			/* (total - free) / total; 0 without blocks */
 	unsigned int nmodels;
 	char models[KVD_CVIEW_MODELS_MAX][KVD_CVIEW_MODEL_MAX];
+	/* Where it takes other nodes' migrations ("HOST:PORT"; "": nowhere; "xfer", optional). */
+	char xfer[KVD_CVIEW_XFER_MAX];
 	int64_t mod_revision;		/* etcd's, in the view */
 };
 

@@ -449,6 +449,18 @@ static int set_migration(struct kvd_migration_config *m, const char *key, const 
 		m->balance_threshold = v;
 		return 0;
 	}
+	if (!strcmp(key, "drain_to_other_nodes")) {
+		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) {
+			m->drain_remote = true;
+			return 0;
+		}
+		if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) {
+			m->drain_remote = false;
+			return 0;
+		}
+		snprintf(err, len, "%s: '%s' is not true or false", key, value);
+		return -EINVAL;
+	}
 	if (!strcmp(key, "migrate_order")) {
 		if (strcmp(value, "shortest") && strcmp(value, "longest")) {
 			snprintf(err, len, "%s: '%s' is not shortest or longest", key, value);

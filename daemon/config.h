@@ -86,6 +86,7 @@ struct kvd_migration_config {
 	bool longest_first;			/* migrate_order = longest */
 	unsigned int headroom_blocks;		/* high_priority_headroom_blocks */
 	int high_priority;			/* a request at or above it is high priority */
+	bool drain_remote;			/* drain_to_other_nodes: through the cluster view */
 };
 
 /* [cluster]: publishing this node into etcd and the view of the others (cluster.h). */

@@ -129,6 +129,7 @@ struct kvd_mig {
 	struct kvd_mig *next;
 	uint64_t id, req;
 	char from[KVD_NAME_MAX], to[KVD_NAME_MAX];
+	char to_node[KVD_NODE_MAX];	/* "": @to is of this node; else of that node (remote) */
 	unsigned int state;		/* enum kvd_migration_state */
 	unsigned int reason;		/* enum kvd_migrate_reason */
 	int status;
@@ -317,6 +318,26 @@ void kvd_mig_conn_gone(struct kvd *d, const char *name);
 void kvd_mig_tick(struct kvd *d, int64_t now);
 int64_t kvd_mig_next_deadline(const struct kvd *d);
 void kvd_mig_free_all(struct kvd *d);
+/* Shared with migrations_remote.c. */
+struct kvd_mig *kvd_mig_new(struct kvd *d, struct kvd_conn *s, struct kvd_conn *t,
+			    const char *to, const char *to_node, uint64_t req, uint32_t blocks,
+			    unsigned int reason);
+bool kvd_mig_busy(const struct kvd *d, const char *from, uint64_t req);
+const struct kvd_load_req *kvd_mig_candidate(const struct kvd_conn *c, uint64_t req);
+int kvd_mig_refuse(struct kvd *d, struct kvd_conn *c, const struct kvd_hdr *h, int error,
+		   const char *what, const char *a, const char *b);
+void kvd_mig_info_of(const struct kvd_mig *g, struct kvd_migration_info *i, uint64_t seq,
+		     int64_t now);
+
+/*
+ * migrations_remote.c: migrations to engines of other nodes, picked from
+ * the cluster view. A manual one (MIGRATE_REQ with to_node); 0 or the
+ * -errno the admin was sent.
+ */
+int kvd_mig_request_remote(struct kvd *d, struct kvd_conn *c, struct kvd_conn *s,
+			   const struct kvd_migrate_req *m);
+/* A policy tick's drains that no engine of this node took ([migration] drain_to_other_nodes). */
+void kvd_mig_drain_remote(struct kvd *d);
 
 /* cluster_node.c: this node's facts to the cluster part (cluster.h), its view to admins. */
 void kvd_cl_start(struct kvd *d);

@@ -163,7 +163,6 @@
  *	cluster view, then %KVD_MSG_END; %KVD_MSG_ERROR with -ENOTCONN when
  *	the cluster part is not enabled.
  * @KVD_MSG_CLUSTER_INFO: D, &struct kvd_cluster_info.
-/**
  * @KVD_MSG_XFER_ADDR: E, &struct kvd_xfer_addr, from an engine with
  *	%KVD_FEAT_XMIGRATION: where it takes migrations from other nodes (the
  *	daemon publishes it in the cluster view). No reply (an ERROR if it is
@@ -859,7 +858,8 @@ enum kvd_cluster_kind {
  * @watch_restarts: status: watches that broke and were made again.
  * @ignored: status: keys and values under the prefix ignored (garbage).
  * @ucx_address: node: its UCX address for transfers; status: the etcd
- *	endpoint the watch uses.
+ *	endpoint the watch uses; engine: where it takes other nodes'
+ *	migrations (%KVD_MSG_XFER_ADDR; "": nowhere).
  * @models: engine: the models it serves, comma-separated.
  * @error: status: the last failure talking to etcd ("" : none).
  */

@@ -89,7 +89,7 @@ static size_t kvdmsg_min_size(unsigned int type)
 	return kvdmsg_size(type);
 }
 
-bool kvdmsg_node_ok(const char name[KVD_NODE_MAX])
+bool kvdmsg_node_ok(const char *name)
 {
 	size_t i;
 
@@ -103,7 +103,7 @@ bool kvdmsg_node_ok(const char name[KVD_NODE_MAX])
 	return i && i < KVD_NODE_MAX && strcmp(name, ".") && strcmp(name, "..");
 }
 
-bool kvdmsg_addr_ok(const char addr[KVD_XFER_ADDR_MAX])
+bool kvdmsg_addr_ok(const char *addr)
 {
 	const char *colon;
 	unsigned long port = 0;

@@ -118,6 +118,7 @@ static json_object *migration_json(const struct kvd_migration_info *m)
 	    add(o, "req", json_object_new_uint64(m->req)) ||
 	    add(o, "from", json_object_new_string(m->from)) ||
 	    add(o, "to", json_object_new_string(m->to)) ||
+	    add(o, "to_node", json_object_new_string(m->to_node)) ||
 	    add(o, "state", json_object_new_string(name_of(mig_states, sizeof(mig_states) /
 							    sizeof(mig_states[0]), m->state))) ||
 	    add(o, "reason", json_object_new_string(name_of(mig_reasons, sizeof(mig_reasons) /
@@ -208,6 +209,7 @@ static json_object *cluster_json(const struct kvd_cluster_info *m)
 		      add(o, "load", json_object_new_double((double)m->load_ppm / 1e6)) ||
 		      add(o, "draining",
 			  json_object_new_boolean(!!(m->flags & KVD_CLUSTER_DRAINING))) ||
+		      add(o, "xfer", json_object_new_string(m->ucx_address)) ||
 		      add(o, "revision", json_object_new_int64(m->revision));
 	}
 	if (bad) {
@@ -450,8 +452,21 @@ int daemon_migrate(const char *path, const char *engine, uint64_t req, const cha
 {
 	struct kvd_migrate_req m;
 
+	const char *slash = strchr(to, '/');
+	char eng[KVD_NAME_MAX + 1];
+
 	memset(err, 0, sizeof(*err));
 	memset(&m, 0, sizeof(m));
+	/* NODE/ENGINE: an engine of another node, from the daemon's cluster view. */
+	if (slash) {
+		if (slash == to || (size_t)(slash - to) >= sizeof(m.to_node))
+			return failed(err, -EINVAL, "bad node name in %s", to);
+		memcpy(m.to_node, to, slash - to);
+		if (!kvdmsg_node_ok(m.to_node))
+			return failed(err, -EINVAL, "bad node name in %s", to);
+		snprintf(eng, sizeof(eng), "%s", slash + 1);
+		to = eng;
+	}
 	if (name_arg(m.engine, engine, err) || name_arg(m.to, to, err))
 		return -EINVAL;
 	m.req = req;

@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "kvacceld.h"
 #include "render.h"
 
 enum kv_type { KV_NONE, KV_U8, KV_U32, KV_S32, KV_U64, KV_STR };
@@ -257,7 +258,7 @@ void render_handoffs(FILE *f, json_object *array)
 void render_migrations(FILE *f, json_object *array)
 {
 	size_t i, n = json_object_array_length(array);
-	char b[32], age[32], down[32], st[32];
+	char b[32], age[32], down[32], st[32], to[KVD_NODE_MAX + KVD_NAME_MAX + 1];
 
 	fprintf(f, "%6s %-16s %-16s %20s %-8s %-8s %7s %10s %10s %-12s %9s\n", "ID", "FROM",
 		"TO", "REQ", "STATE", "REASON", "BLOCKS", "DOWNTIME", "BYTES", "STATUS", "AGE");
@@ -275,9 +276,11 @@ void render_migrations(FILE *f, json_object *array)
 		snprintf(age, sizeof(age), "%.1f s", (double)get_u64(m, "age_ms") / 1000);
 		snprintf(down, sizeof(down), "%.1f ms", (double)get_u64(m, "downtime_us") / 1000);
 		snprintf(st, sizeof(st), "%s", status ? strerror((int)-status) : "-");
+		snprintf(to, sizeof(to), "%s%s%s", get_str(m, "to_node"),
+			 *get_str(m, "to_node") ? "/" : "", get_str(m, "to"));
 		fprintf(f, "%6" PRIu64 " %-16s %-16s %20" PRIu64 " %-8s %-8s %7" PRId64
 			" %10s %10s %-12.12s %9s\n", get_u64(m, "id"), get_str(m, "from"),
-			get_str(m, "to"), get_u64(m, "req"), get_str(m, "state"),
+			to, get_u64(m, "req"), get_str(m, "state"),
 			get_str(m, "reason"), get_i64(m, "blocks"), down,
 			render_bytes(get_u64(m, "bytes_copied"), b, sizeof(b)), st, age);
 	}
@@ -333,18 +336,19 @@ void render_cluster(FILE *f, json_object *view)
 			age_str(get_i64(m, "age_ms"), age, sizeof(age)),
 			*get_str(m, "ucx_address") ? get_str(m, "ucx_address") : "-");
 	}
-	fprintf(f, "\n%-20s %-16s %4s %8s %8s %6s %7s %7s %-8s\n", "NODE", "ENGINE", "PRIO",
-		"BLOCKS", "FREE", "LOAD", "RUNNING", "WAITING", "DRAINING");
+	fprintf(f, "\n%-20s %-16s %4s %8s %8s %6s %7s %7s %-8s  %s\n", "NODE", "ENGINE", "PRIO",
+		"BLOCKS", "FREE", "LOAD", "RUNNING", "WAITING", "DRAINING", "XFER");
 	n = engines ? json_object_array_length(engines) : 0;
 	for (i = 0; i < n; i++) {
 		json_object *m = json_object_array_get_idx(engines, i), *l;
 		double load = json_object_object_get_ex(m, "load", &l) ? json_object_get_double(l) : 0;
 
 		fprintf(f, "%-20s %-16s %4" PRId64 " %8" PRId64 " %8" PRId64 " %5.1f%% %7" PRId64
-			" %7" PRId64 " %-8s\n", get_str(m, "node"), get_str(m, "name"),
+			" %7" PRId64 " %-8s  %s\n", get_str(m, "node"), get_str(m, "name"),
 			get_i64(m, "priority"), get_i64(m, "blocks_total"), get_i64(m, "blocks_free"),
 			load * 100, get_i64(m, "running"), get_i64(m, "waiting"),
-			get_bool(m, "draining") ? "yes" : "no");
+			get_bool(m, "draining") ? "yes" : "no",
+			*get_str(m, "xfer") ? get_str(m, "xfer") : "-");
 	}
 }
 
