@@ -171,6 +171,67 @@ static void view_keys_and_garbage(void **state)
 	kvd_cview_free(&v);
 }
 
+/* Put a node and an engine into @v (their values through the encoders). */
+static void put_pair(struct kvd_cview *v, const char *node, bool pressure, const char *engine,
+		     uint32_t total, uint32_t free_blocks, bool draining)
+{
+	struct kvd_cview_node n = { .capacity = 1 << 30, .pressure = pressure, .engines = 1 };
+	struct kvd_cview_engine e = { .block_bytes = 65536, .blocks_total = total,
+				      .blocks_free = free_blocks, .draining = draining };
+	char key[256], why[200], *val;
+
+	snprintf(n.name, sizeof(n.name), "%s", node);
+	snprintf(e.node, sizeof(e.node), "%s", node);
+	snprintf(e.name, sizeof(e.name), "%s", engine);
+	e.load = total ? (double)(total - free_blocks) / total : 0;
+	kvd_cview_node_key(v, node, key, sizeof(key));
+	val = kvd_cview_encode_node(&n);
+	assert_int_equal(kvd_cview_apply(v, false, key, strlen(key), val, strlen(val), 1, why,
+					 sizeof(why)), 0);
+	free(val);
+	kvd_cview_engine_key(v, node, engine, key, sizeof(key));
+	val = kvd_cview_encode_engine(&e);
+	assert_int_equal(kvd_cview_apply(v, false, key, strlen(key), val, strlen(val), 1, why,
+					 sizeof(why)), 0);
+	free(val);
+}
+
+static const char *picked(const struct kvd_cview *v, long i)
+{
+	return i < 0 ? "none" : v->engines[i].name;
+}
+
+static void pick_a_remote_engine(void **state)
+{
+	struct kvd_cview v;
+
+	(void)state;
+	assert_int_equal(kvd_cview_init(&v, "/kvaccel", "c1"), 0);
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 1, 0)), "none");
+	put_pair(&v, "me", false, "local", 100, 100, false);		/* never itself */
+	put_pair(&v, "hot", true, "pressed", 100, 90, false);		/* node under pressure */
+	put_pair(&v, "b", false, "busy", 100, 20, false);		/* load 0.8 */
+	put_pair(&v, "c", false, "idle", 100, 70, false);		/* load 0.3 */
+	put_pair(&v, "d", false, "drained", 100, 100, true);		/* draining */
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 10, 65536)), "idle");
+	/* Room only where it may not go (itself, pressure, draining): none. */
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 80, 0)), "none");
+	/* Both fit: the lower load; only one fits: that one. */
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 20, 0)), "idle");
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 50, 0)), "idle");
+	put_pair(&v, "b", false, "busy", 100, 60, false);		/* now load 0.4, 60 free */
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 65, 0)), "idle");
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 60, 0)), "idle");
+	put_pair(&v, "b", false, "busy", 100, 20, false);
+	/* Another block size: none. */
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 1, 4096)), "none");
+	/* An engine whose node's key is gone (its lease expired first) is no destination. */
+	assert_int_equal(kvd_cview_apply(&v, true, "/kvaccel/c1/nodes/c", 19, "", 0, 2, (char[200]){ 0 },
+					 200), 0);
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 10, 0)), "busy");
+	kvd_cview_free(&v);
+}
+
 static void change_threshold(void **state)
 {
 	struct kvd_cluster_facts a = { 0 }, b;
@@ -547,6 +608,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(view_keys_and_garbage),
 		cmocka_unit_test(change_threshold),
+		cmocka_unit_test(pick_a_remote_engine),
 		cmocka_unit_test(etcd_absent_at_start),
 		cmocka_unit_test(three_nodes),
 	};
