@@ -546,6 +546,13 @@ $(B)/tests/kvacceld.sh: tests/daemon/kvacceld.sh $(B)/daemon/kvacceld
 	@mkdir -p $(@D)
 	install -m 755 $< $@
 
+# kvacceld's cluster part in the guest: three daemons and one etcd member
+# (tools/check ships etcd to /tests/etcd/etcd; SKIP without it).
+TEST_BINS	+= $(B)/tests/kvacceld_cluster.sh
+$(B)/tests/kvacceld_cluster.sh: tests/daemon/cluster_vm.sh $(B)/daemon/kvacceld
+	@mkdir -p $(@D)
+	install -m 755 $< $@
+
 # kvaccelctl's test (run-selftests puts the tool next to it in the guest).
 $(B)/tests/kvaccelctl.sh: tests/kmod/kvaccelctl.sh $(B)/tools/kvaccelctl
 	@mkdir -p $(@D)

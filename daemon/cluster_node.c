@@ -17,22 +17,6 @@
 #include "cluster.h"
 #include "kvd.h"
 #include "kvdmsg.h"
-#include "kvnl.h"
-
-struct dev {
-	uint64_t limit, usage;
-	uint8_t pressure;
-};
-
-static int dev_cb(const struct kvnl_msg *m, void *arg)
-{
-	struct dev *v = arg;
-
-	kvnl_u64(m, KVACCEL_A_LIMIT, &v->limit);
-	kvnl_u64(m, KVACCEL_A_USAGE, &v->usage);
-	kvnl_u8(m, KVACCEL_A_PRESSURE, &v->pressure);
-	return 0;
-}
 
 void kvd_cl_start(struct kvd *d)
 {
@@ -68,12 +52,12 @@ void kvd_cl_stop(struct kvd *d)
 /* Gather this node's facts: the kernel's device state and the engines' last loads. */
 static void facts_of(struct kvd *d, struct kvd_cluster_facts *f)
 {
-	struct dev v = { 0 };
+	struct kvd_dev v;
 	struct sysinfo si;
 	const struct kvd_conn *c;
 
 	memset(f, 0, sizeof(*f));
-	if (!kvnl_exec(d->nl, kvnl_request(d->nl, KVACCEL_CMD_DEVICE_GET, false), dev_cb, &v)) {
+	if (!kvd_dev_read(d, &v)) {
 		f->node.limit = v.limit;
 		f->node.usage = v.usage;
 		f->node.pressure = v.pressure;

@@ -372,6 +372,33 @@ int kvd_cview_apply(struct kvd_cview *v, bool del, const char *key, size_t klen,
 	return ret;
 }
 
+long kvd_cview_pick_engine(const struct kvd_cview *v, const char *self, uint32_t blocks,
+			   uint64_t block_bytes)
+{
+	long best = -1;
+	size_t i;
+
+	for (i = 0; i < v->nengines; i++) {
+		const struct kvd_cview_engine *e = &v->engines[i], *b;
+		const struct kvd_cview_node *n = kvd_cview_find_node(v, e->node);
+
+		if (!n || n->pressure || !strcmp(e->node, self) || e->draining ||
+		    e->blocks_free < blocks || (block_bytes && e->block_bytes != block_bytes))
+			continue;
+		if (best < 0) {
+			best = (long)i;
+			continue;
+		}
+		b = &v->engines[best];
+		if (e->load < b->load || (e->load == b->load &&
+		    (e->blocks_free > b->blocks_free || (e->blocks_free == b->blocks_free &&
+		     strcmp(e->node, b->node) + (strcmp(e->node, b->node) ? 0 :
+						 strcmp(e->name, b->name)) < 0))))
+			best = (long)i;
+	}
+	return best;
+}
+
 /* ---- encoding --------------------------------------------------------- */
 
 static int add(json_object *o, const char *key, json_object *m)

@@ -107,6 +107,18 @@ int kvd_cview_apply(struct kvd_cview *v, bool del, const char *key, size_t klen,
 
 const struct kvd_cview_node *kvd_cview_find_node(const struct kvd_cview *v, const char *name);
 
+/*
+ * A destination on another node for a request of @blocks blocks of
+ * @block_bytes (0: any size): the engine of the view, not on node @self,
+ * whose node is in the view and not under pressure, that is not draining,
+ * has the block size and at least @blocks free, with the lowest load (ties:
+ * the most free blocks, then the name). Its index in @v->engines, or -1.
+ * What the migration policy and MoE scale-up start from (they add their
+ * own limits).
+ */
+long kvd_cview_pick_engine(const struct kvd_cview *v, const char *self, uint32_t blocks,
+			   uint64_t block_bytes);
+
 /* The JSON value of @n / @e (a new string; NULL on ENOMEM). Secrets never enter them. */
 char *kvd_cview_encode_node(const struct kvd_cview_node *n);
 char *kvd_cview_encode_engine(const struct kvd_cview_engine *e);

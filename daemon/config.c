@@ -397,21 +397,41 @@ static int set_tenants(struct kvd_tenants *t, const char *key, const char *value
 	return -EINVAL;
 }
 
+/* A number from 0 to 1. */
+static int set_fraction(double *v, const char *key, const char *value, char *err, size_t len)
+{
+	char *end;
+	double x;
+
+	errno = 0;
+	x = strtod(value, &end);
+	if (errno || end == value || *end || !(x >= 0 && x <= 1)) {
+		snprintf(err, len, "%s: '%s' is not a number from 0 to 1", key, value);
+		return -EINVAL;
+	}
+	*v = x;
+	return 0;
+}
+
+static int set_bool(bool *v, const char *key, const char *value, char *err, size_t len)
+{
+	if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) {
+		*v = true;
+		return 0;
+	}
+	if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) {
+		*v = false;
+		return 0;
+	}
+	snprintf(err, len, "%s: '%s' is not true or false", key, value);
+	return -EINVAL;
+}
+
 static int set_migration(struct kvd_migration_config *m, const char *key, const char *value,
 			 char *err, size_t len)
 {
-	if (!strcmp(key, "enabled")) {
-		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) {
-			m->enabled = true;
-			return 0;
-		}
-		if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) {
-			m->enabled = false;
-			return 0;
-		}
-		snprintf(err, len, "enabled: '%s' is not true or false", value);
-		return -EINVAL;
-	}
+	if (!strcmp(key, "enabled"))
+		return set_bool(&m->enabled, key, value, err, len);
 	if (!strcmp(key, "migrate_interval_ms"))
 		return set_ms(&m->interval_ms, key, value, err, len);
 	if (!strcmp(key, "migration_timeout_ms"))
@@ -436,31 +456,10 @@ static int set_migration(struct kvd_migration_config *m, const char *key, const 
 		m->high_priority = (int)n;
 		return 0;
 	}
-	if (!strcmp(key, "balance_threshold")) {
-		char *end;
-		double v;
-
-		errno = 0;
-		v = strtod(value, &end);
-		if (errno || end == value || *end || !(v >= 0 && v <= 1)) {
-			snprintf(err, len, "%s: '%s' is not a number from 0 to 1", key, value);
-			return -EINVAL;
-		}
-		m->balance_threshold = v;
-		return 0;
-	}
-	if (!strcmp(key, "drain_to_other_nodes")) {
-		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) {
-			m->drain_remote = true;
-			return 0;
-		}
-		if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) {
-			m->drain_remote = false;
-			return 0;
-		}
-		snprintf(err, len, "%s: '%s' is not true or false", key, value);
-		return -EINVAL;
-	}
+	if (!strcmp(key, "balance_threshold"))
+		return set_fraction(&m->balance_threshold, key, value, err, len);
+	if (!strcmp(key, "drain_to_other_nodes"))
+		return set_bool(&m->drain_remote, key, value, err, len);
 	if (!strcmp(key, "migrate_order")) {
 		if (strcmp(value, "shortest") && strcmp(value, "longest")) {
 			snprintf(err, len, "%s: '%s' is not shortest or longest", key, value);
@@ -470,20 +469,6 @@ static int set_migration(struct kvd_migration_config *m, const char *key, const 
 		return 0;
 	}
 	snprintf(err, len, "unknown key '%s' in [migration]", key);
-	return -EINVAL;
-}
-
-static int set_bool(bool *v, const char *key, const char *value, char *err, size_t len)
-{
-	if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) {
-		*v = true;
-		return 0;
-	}
-	if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) {
-		*v = false;
-		return 0;
-	}
-	snprintf(err, len, "%s: '%s' is not true or false", key, value);
 	return -EINVAL;
 }
 
@@ -565,19 +550,8 @@ static int set_cluster(struct kvd_cluster_config *cc, const char *key, const cha
 		return set_ms(&cc->update_interval_ms, key, value, err, len);
 	if (!strcmp(key, "timeout_ms"))
 		return set_ms(&cc->timeout_ms, key, value, err, len);
-	if (!strcmp(key, "change_threshold")) {
-		char *end;
-		double v;
-
-		errno = 0;
-		v = strtod(value, &end);
-		if (errno || end == value || *end || !(v >= 0 && v <= 1)) {
-			snprintf(err, len, "%s: '%s' is not a number from 0 to 1", key, value);
-			return -EINVAL;
-		}
-		cc->change_threshold = v;
-		return 0;
-	}
+	if (!strcmp(key, "change_threshold"))
+		return set_fraction(&cc->change_threshold, key, value, err, len);
 	if (!strcmp(key, "user"))
 		return set_string(cc->user, sizeof(cc->user), key, value, err, len);
 	if (!strcmp(key, "password")) {

@@ -267,19 +267,23 @@ static bool token_expired(const struct etcd *e, int ret)
 	return ret == -EACCES && strstr(e->errmsg, "auth token");
 }
 
+/* A request's start: @req's text in *@body, a token when a user is configured. */
+static int prepare(struct etcd *e, json_object *req, const char **body)
+{
+	e->errmsg[0] = 0;
+	*body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	if (!*body)
+		return etcd_fail(e, -ENOMEM, "%s", strerror(ENOMEM));
+	return e->user && !e->token ? authenticate(e) : 0;
+}
+
 int etcd_call(struct etcd *e, const char *path, json_object *req, json_object **resp)
 {
-	const char *body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-	int ret;
+	const char *body;
+	int ret = prepare(e, req, &body);
 
-	e->errmsg[0] = 0;
-	if (!body)
-		return etcd_fail(e, -ENOMEM, "%s", strerror(ENOMEM));
-	if (e->user && !e->token) {
-		ret = authenticate(e);
-		if (ret)
-			return ret;
-	}
+	if (ret)
+		return ret;
 	ret = post(e, path, body, true, resp);
 	if (e->user && token_expired(e, ret)) {
 		ret = authenticate(e);
@@ -389,18 +393,13 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 int etcd_stream(struct etcd *e, const char *path, json_object *req, etcd_msg_cb cb, void *arg,
 		const volatile bool *stop, unsigned int timeout_ms)
 {
-	const char *body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	const char *body;
 	unsigned int i;
-	int ret = -EIO;
+	int ret = prepare(e, req, &body);
 
-	e->errmsg[0] = 0;
-	if (!body)
-		return etcd_fail(e, -ENOMEM, "%s", strerror(ENOMEM));
-	if (e->user && !e->token) {
-		ret = authenticate(e);
-		if (ret)
-			return ret;
-	}
+	if (ret)
+		return ret;
+	ret = -EIO;
 	for (i = 0; i < e->n; i++) {
 		unsigned int ep = (e->cur + i) % e->n;
 		struct stream s = { .e = e, .cb = cb, .arg = arg, .stop = stop };

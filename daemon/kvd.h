@@ -348,6 +348,12 @@ int64_t kvd_cl_next_deadline(const struct kvd *d);
 void kvd_cl_list(struct kvd *d, struct kvd_conn *c, uint64_t seq);
 
 /* pressure.c: rounds of release requests. */
+/* The device's state as the kernel has it now (one DEVICE_GET on d->nl). 0 or -errno. */
+struct kvd_dev {
+	uint64_t limit, usage, low_wm;
+	uint8_t pressure;
+};
+int kvd_dev_read(struct kvd *d, struct kvd_dev *s);
 void kvd_pressure_event(struct kvd *d, bool on, uint64_t usage);
 /* 0, or -EPROTO for an answer to a round that never was. */
 int kvd_pressure_released(struct kvd *d, struct kvd_conn *c, const struct kvd_released *m);

@@ -25,8 +25,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <json-c/json.h>
+
 #include "cluster.h"
-#include "etcd.h"
+#include "etcd_int.h"
 #include "etcd_fixture.h"
 
 #define SECRET	"pw-SECRET-42"
@@ -168,6 +170,67 @@ static void view_keys_and_garbage(void **state)
 	assert_int_equal(kvd_cview_apply(&v, true, "/kvaccel/c1/nodes/n1", 20, "", 0, 11, why,
 					 sizeof(why)), 0);
 	assert_int_equal(v.nnodes, 0);
+	kvd_cview_free(&v);
+}
+
+/* Put a node and an engine into @v (their values through the encoders). */
+static void put_pair(struct kvd_cview *v, const char *node, bool pressure, const char *engine,
+		     uint32_t total, uint32_t free_blocks, bool draining)
+{
+	struct kvd_cview_node n = { .capacity = 1 << 30, .pressure = pressure, .engines = 1 };
+	struct kvd_cview_engine e = { .block_bytes = 65536, .blocks_total = total,
+				      .blocks_free = free_blocks, .draining = draining };
+	char key[256], why[200], *val;
+
+	snprintf(n.name, sizeof(n.name), "%s", node);
+	snprintf(e.node, sizeof(e.node), "%s", node);
+	snprintf(e.name, sizeof(e.name), "%s", engine);
+	e.load = total ? (double)(total - free_blocks) / total : 0;
+	kvd_cview_node_key(v, node, key, sizeof(key));
+	val = kvd_cview_encode_node(&n);
+	assert_int_equal(kvd_cview_apply(v, false, key, strlen(key), val, strlen(val), 1, why,
+					 sizeof(why)), 0);
+	free(val);
+	kvd_cview_engine_key(v, node, engine, key, sizeof(key));
+	val = kvd_cview_encode_engine(&e);
+	assert_int_equal(kvd_cview_apply(v, false, key, strlen(key), val, strlen(val), 1, why,
+					 sizeof(why)), 0);
+	free(val);
+}
+
+static const char *picked(const struct kvd_cview *v, long i)
+{
+	return i < 0 ? "none" : v->engines[i].name;
+}
+
+static void pick_a_remote_engine(void **state)
+{
+	struct kvd_cview v;
+
+	(void)state;
+	assert_int_equal(kvd_cview_init(&v, "/kvaccel", "c1"), 0);
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 1, 0)), "none");
+	put_pair(&v, "me", false, "local", 100, 100, false);		/* never itself */
+	put_pair(&v, "hot", true, "pressed", 100, 90, false);		/* node under pressure */
+	put_pair(&v, "b", false, "busy", 100, 20, false);		/* load 0.8 */
+	put_pair(&v, "c", false, "idle", 100, 70, false);		/* load 0.3 */
+	put_pair(&v, "d", false, "drained", 100, 100, true);		/* draining */
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 10, 65536)), "idle");
+	/* Room only where it may not go (itself, pressure, draining): none. */
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 80, 0)), "none");
+	/* Both fit: the lower load; only one fits: that one. */
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 20, 0)), "idle");
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 50, 0)), "idle");
+	put_pair(&v, "b", false, "busy", 100, 60, false);		/* now load 0.4, 60 free */
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 65, 0)), "idle");
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 60, 0)), "idle");
+	put_pair(&v, "b", false, "busy", 100, 20, false);
+	/* Another block size: none. */
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 1, 4096)), "none");
+	/* An engine whose node's key is gone (its lease expired first) is no destination. */
+	assert_int_equal(kvd_cview_apply(&v, true, "/kvaccel/c1/nodes/c", 19, "", 0, 2, (char[200]){ 0 },
+					 200), 0);
+	assert_string_equal(picked(&v, kvd_cview_pick_engine(&v, "me", 10, 0)), "busy");
 	kvd_cview_free(&v);
 }
 
@@ -476,6 +539,158 @@ static void three_nodes(void **state)
 	etcd_free(adm);
 }
 
+/* ---- three members ---------------------------------------------------- */
+
+static struct etcdfx mem[3];
+
+/* The index of the members' leader (asked of each running one), or -1. */
+static int leader_of(void)
+{
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		const char *eps[] = { mem[i].url };
+		struct etcd_opts o = { .endpoints = eps, .n_endpoints = 1, .timeout_ms = 2000 };
+		json_object *req = json_object_new_object(), *resp = NULL, *h, *v;
+		char err[128], self[32] = "", leader[32] = "";
+		struct etcd *e;
+
+		if (!mem[i].pid) {
+			json_object_put(req);
+			continue;
+		}
+		e = etcd_new(&o, err, sizeof(err));
+		if (!etcd_call(e, "/v3/maintenance/status", req, &resp)) {
+			if (json_object_object_get_ex(resp, "header", &h) &&
+			    json_object_object_get_ex(h, "member_id", &v))
+				snprintf(self, sizeof(self), "%s", json_object_get_string(v));
+			if (json_object_object_get_ex(resp, "leader", &v))
+				snprintf(leader, sizeof(leader), "%s", json_object_get_string(v));
+		}
+		json_object_put(resp);
+		json_object_put(req);
+		etcd_free(e);
+		if (!self[0] || !leader[0])
+			continue;
+		if (!strcmp(self, leader))
+			return i;
+	}
+	return -1;
+}
+
+static bool all_stale(struct kvd_cluster **n)
+{
+	struct kvd_cluster_status st;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		kvd_cluster_status(n[i], &st);
+		if (!st.stale)
+			return false;
+	}
+	return true;
+}
+
+static int count_nodes(const struct etcd_kv *kv, void *arg)
+{
+	unsigned int *c = arg;
+
+	*c += strstr(kv->key, "/nodes/") != NULL;
+	return 0;
+}
+
+static void three_members(void **state)
+{
+	struct kvd_cluster_config cc;
+	struct kvd_cluster *n[3];
+	struct kvd_cluster_facts f;
+	struct want w = { .nodes = 3, .engines = 3, .fresh = true };
+	char err[200];
+	uint64_t usage;
+	int64_t t, t0;
+	int i, l, other;
+
+	(void)state;
+	if (!have_etcd) {
+		skip();
+		return;
+	}
+	assert_int_equal(etcdfx_start_members(mem, 3), 0);
+	for (i = 0; i < 3; i++) {
+		char name[8];
+		int k;
+
+		snprintf(name, sizeof(name), "n%d", i + 1);
+		config(&cc, name, mem[i].url);
+		snprintf(cc.name, sizeof(cc.name), "t3");
+		/* Its own member first, then the others. */
+		for (k = 0; k < 3; k++)
+			snprintf(cc.endpoints[k], sizeof(cc.endpoints[k]), "%s", mem[(i + k) % 3].url);
+		cc.n_endpoints = 3;
+		cc.user[0] = cc.password[0] = 0;
+		n[i] = kvd_cluster_start(&cc, test_log, err, sizeof(err));
+		assert_non_null(n[i]);
+		facts(&f, 1, 1ull << 30);
+		kvd_cluster_update(n[i], &f);
+	}
+	for (i = 0; i < 3; i++)
+		assert_true(wait_for(n[i], has, &w, 15000) >= 0);
+
+	/* The leader killed: publishing resumes, even for the node whose member it was. */
+	l = leader_of();
+	assert_true(l >= 0);
+	etcdfx_kill(&mem[l]);
+	t0 = now_ms();
+	facts(&f, 1, 3ull << 30);
+	kvd_cluster_update(n[l], &f);
+	usage = 3ull << 30;
+	/* usage_is() looks at n1: watch n1's entry from another node when n1 is n[l]. */
+	other = (l + 1) % 3;
+	if (l != 0) {
+		kvd_cluster_update(n[0], &f);
+		other = l;
+	}
+	t = wait_for(n[other], usage_is, &usage, 15000);
+	assert_true(t >= 0);
+	printf("# leader m%d killed: a publication through the others seen after %lld ms\n",
+	       l + 1, (long long)(now_ms() - t0));
+	for (i = 0; i < 3; i++)
+		assert_true(wait_for(n[i], has, &w, 15000) >= 0);
+
+	/* Quorum lost (one member of three left): every view stale, nothing crashes. */
+	etcdfx_kill(&mem[(l + 1) % 3]);
+	t0 = now_ms();
+	while (!all_stale(n) && now_ms() - t0 < 20000)
+		usleep(100 * 1000);
+	assert_true(all_stale(n));
+	printf("# quorum lost: all three views stale after %lld ms\n", (long long)(now_ms() - t0));
+
+	/* Quorum back: in sync, three nodes, no duplicate, none lost. */
+	t0 = now_ms();
+	assert_int_equal(etcdfx_start(&mem[l]), 0);
+	assert_int_equal(etcdfx_start(&mem[(l + 1) % 3]), 0);
+	assert_int_equal(etcdfx_wait_members(mem, 3), 0);
+	for (i = 0; i < 3; i++)
+		assert_true(wait_for(n[i], has, &w, 30000) >= 0);
+	printf("# quorum back: all three in sync and published after %lld ms\n",
+	       (long long)(now_ms() - t0));
+	{
+		const char *eps[] = { mem[0].url, mem[1].url, mem[2].url };
+		struct etcd_opts o = { .endpoints = eps, .n_endpoints = 3, .timeout_ms = 2000 };
+		struct etcd *e = etcd_new(&o, err, sizeof(err));
+		unsigned int count = 0;
+		int64_t rev;
+
+		assert_int_equal(etcd_range_prefix(e, "/kvaccel/t3/", count_nodes, &count, &rev), 0);
+		assert_int_equal(count, 3);
+		etcd_free(e);
+	}
+	for (i = 0; i < 3; i++)
+		kvd_cluster_stop(n[i], true);
+	for (i = 0; i < 3; i++)
+		etcdfx_stop(&mem[i]);
+}
+
 static void etcd_absent_at_start(void **state)
 {
 	struct kvd_cluster_config cc;
@@ -547,8 +762,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(view_keys_and_garbage),
 		cmocka_unit_test(change_threshold),
+		cmocka_unit_test(pick_a_remote_engine),
 		cmocka_unit_test(etcd_absent_at_start),
 		cmocka_unit_test(three_nodes),
+		cmocka_unit_test(three_members),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

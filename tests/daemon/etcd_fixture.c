@@ -94,7 +94,7 @@ int etcdfx_start(struct etcdfx *fx)
 {
 	static bool registered;
 	const char *bin = etcdfx_binary();
-	char curl[64], purl[64], cluster[96], log[96];
+	char curl[64], purl[64], cluster[512], log[96];
 	struct timespec ts = { 0, 50 * 1000 * 1000 };
 	unsigned int i;
 	int tries;
@@ -119,7 +119,10 @@ int etcdfx_start(struct etcdfx *fx)
 	snprintf(fx->url, sizeof(fx->url), "http://127.0.0.1:%d", fx->client_port);
 	snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", fx->client_port);
 	snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", fx->peer_port);
-	snprintf(cluster, sizeof(cluster), "default=%s", purl);
+	if (fx->cluster[0])
+		snprintf(cluster, sizeof(cluster), "%s", fx->cluster);
+	else
+		snprintf(cluster, sizeof(cluster), "default=%s", purl);
 	snprintf(log, sizeof(log), "%s.log", fx->dir);
 	fx->pid = fork();
 	if (fx->pid < 0)
@@ -134,10 +137,10 @@ int etcdfx_start(struct etcdfx *fx)
 			dup2(fd, 2);
 		}
 		snprintf(data, sizeof(data), "%s/data", fx->dir);
-		execl(bin, bin, "--data-dir", data, "--listen-client-urls", curl,
-		      "--advertise-client-urls", curl, "--listen-peer-urls", purl,
-		      "--initial-advertise-peer-urls", purl, "--initial-cluster", cluster,
-		      "--log-level", "error", (char *)NULL);
+		execl(bin, bin, "--name", fx->name[0] ? fx->name : "default", "--data-dir", data,
+		      "--listen-client-urls", curl, "--advertise-client-urls", curl,
+		      "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+		      "--initial-cluster", cluster, "--log-level", "error", (char *)NULL);
 		_exit(127);
 	}
 	for (i = 0; i < FX_MAX; i++) {
@@ -146,6 +149,9 @@ int etcdfx_start(struct etcdfx *fx)
 			break;
 		}
 	}
+	/* A member of a cluster answers once a quorum is up: etcdfx_start_members() waits. */
+	if (fx->cluster[0])
+		return 0;
 	/* etcd starts in 0.2-0.9 s here; allow 15 s on a loaded machine. */
 	for (tries = 0; tries < 300; tries++) {
 		int st;
@@ -186,4 +192,48 @@ void etcdfx_stop(struct etcdfx *fx)
 	for (i = 0; i < FX_MAX; i++)
 		if (live[i] == fx)
 			live[i] = NULL;
+}
+
+/* Wait until every running member of @fx (@n) says it is healthy: 0 or -ETIMEDOUT. */
+int etcdfx_wait_members(struct etcdfx *fx, unsigned int n)
+{
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+	unsigned int i, tries;
+
+	for (tries = 0; tries < 200; tries++) {
+		bool all = true;
+
+		for (i = 0; i < n && all; i++)
+			all = !fx[i].pid || answers(fx[i].client_port);
+		if (all)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return -ETIMEDOUT;
+}
+
+int etcdfx_start_members(struct etcdfx *fx, unsigned int n)
+{
+	char cluster[512] = "";
+	unsigned int i;
+	size_t at = 0;
+	int ret = 0;
+
+	for (i = 0; i < n; i++) {
+		fx[i].client_port = etcdfx_free_port();
+		fx[i].peer_port = etcdfx_free_port();
+		snprintf(fx[i].name, sizeof(fx[i].name), "m%u", i + 1);
+		at += (size_t)snprintf(cluster + at, sizeof(cluster) - at, "%sm%u=http://127.0.0.1:%d",
+				       i ? "," : "", i + 1, fx[i].peer_port);
+	}
+	for (i = 0; i < n && !ret; i++) {
+		snprintf(fx[i].cluster, sizeof(fx[i].cluster), "%s", cluster);
+		ret = etcdfx_start(&fx[i]);
+	}
+	if (!ret)
+		ret = etcdfx_wait_members(fx, n);
+	if (ret)
+		for (i = 0; i < n; i++)
+			etcdfx_stop(&fx[i]);
+	return ret;
 }

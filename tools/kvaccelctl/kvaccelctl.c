@@ -410,13 +410,17 @@ static int cmd_daemon(int argc, char **argv, const char *what, unsigned int type
 		return 2;
 	}
 	path = daemon_socket(opt_socket);
-	all = json_object_new_array();
+	/* The cluster view is an object (status, nodes, engines); the lists are arrays. */
+	all = type == KVD_MSG_LIST_CLUSTER ? json_object_new_object() : json_object_new_array();
 	if (!all)
 		return fail(what, -ENOMEM, NULL);
-	ret = daemon_list(path, type, all, &err);
+	ret = type == KVD_MSG_LIST_CLUSTER ? daemon_cluster(path, all, &err) :
+	      daemon_list(path, type, all, &err);
 	if (!ret) {
 		if (opt_json)
 			print_json(all);
+		else if (type == KVD_MSG_LIST_CLUSTER)
+			render_cluster(stdout, all);
 		else if (type == KVD_MSG_LIST_ENGINES)
 			render_engines(stdout, all);
 		else if (type == KVD_MSG_LIST_HANDOFFS)
@@ -435,57 +439,6 @@ static int cmd_daemon(int argc, char **argv, const char *what, unsigned int type
 		fprintf(stderr, "%s: %s: %s\n", prog, what, err.msg);
 	}
 	json_object_put(all);
-	return ret ? 1 : 0;
-}
-
-static int cmd_cluster(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *what = "cluster", *path;
-	struct daemon_error err;
-	json_object *view;
-	int c, ret;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			opt_socket = optarg;
-			break;
-		default:
-			usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
-	path = daemon_socket(opt_socket);
-	view = json_object_new_object();
-	if (!view)
-		return fail(what, -ENOMEM, NULL);
-	ret = daemon_cluster(path, view, &err);
-	if (!ret) {
-		if (opt_json)
-			print_json(view);
-		else
-			render_cluster(stdout, view);
-	} else if (err.connect && (ret == -ENOENT || ret == -ECONNREFUSED)) {
-		fprintf(stderr, "%s: kvacceld is not running (no socket at %s)\n", prog, path);
-	} else if (err.connect) {
-		fprintf(stderr, "%s: %s: cannot connect to kvacceld at %s: %s\n", prog, what, path,
-			err.msg);
-	} else if (err.refused && ret == -EPERM) {
-		fprintf(stderr, "%s: %s: permission denied: %s\n", prog, what,
-			"needs root or the daemon's admin group");
-	} else {
-		fprintf(stderr, "%s: %s: %s\n", prog, what, err.msg);
-	}
-	json_object_put(view);
 	return ret ? 1 : 0;
 }
 
@@ -542,7 +495,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "migrations"))
 		return cmd_daemon(argc, argv, "migrations", KVD_MSG_LIST_MIGRATIONS);
 	if (!strcmp(cmd, "cluster"))
-		return cmd_cluster(argc, argv);
+		return cmd_daemon(argc, argv, "cluster", KVD_MSG_LIST_CLUSTER);
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate(argc, argv, false);
 	if (!strcmp(cmd, "drain"))
