@@ -553,6 +553,16 @@ $(B)/tests/kvacceld_cluster.sh: tests/daemon/cluster_vm.sh $(B)/daemon/kvacceld
 	@mkdir -p $(@D)
 	install -m 755 $< $@
 
+# Three nodes in network namespaces, a three-member etcd cluster, a daemon
+# and engines per node, a drain to another node picked from the view, a
+# partition and a member lost (tools/check ships etcd, iproute2's ip and
+# libucp; SKIP without them or without netns, veth and IPv4).
+TEST_BINS	+= $(B)/tests/kvacceld_cluster3.sh
+$(B)/tests/kvacceld_cluster3.sh: tests/daemon/cluster_netns_vm.sh $(B)/daemon/kvacceld \
+		$(B)/tests/kvaccel-serve
+	@mkdir -p $(@D)
+	install -m 755 $< $@
+
 # kvaccelctl's test (run-selftests puts the tool next to it in the guest).
 $(B)/tests/kvaccelctl.sh: tests/kmod/kvaccelctl.sh $(B)/tools/kvaccelctl
 	@mkdir -p $(@D)

@@ -66,9 +66,25 @@ static void send_remote(struct kvd_conn *s, const struct kvd_mig *g,
 	kvd_send(s, &msg, NULL, 0);
 }
 
-/* Can @e take @blocks from this node? NULL, or why not (for the admin). */
+static bool node_pressure(const struct kvd_cluster_snap *s, const char *node)
+{
+	size_t i;
+
+	for (i = 0; i < s->nnodes; i++)
+		if (!strcmp(s->nodes[i].name, node))
+			return s->nodes[i].pressure;
+	return true;	/* an engine whose node is not in the view: not a destination */
+}
+
+/*
+ * Can @e take @blocks blocks of @src's from this node? NULL, or why not
+ * (for the admin). As kvd_cview_pick_engine(): another node's engine, its
+ * node in the view and not under pressure, not draining, the same block
+ * size; and it announced a transfer address.
+ */
 static const char *unfit(const struct kvd *d, const struct kvd_cluster_snap *s,
-			 const struct kvd_cview_engine *e, uint32_t blocks, int *err)
+			 const struct kvd_conn *src, const struct kvd_cview_engine *e,
+			 uint32_t blocks, int *err)
 {
 	*err = -EOPNOTSUPP;
 	if (!strcmp(e->node, s->st.node)) {
@@ -81,6 +97,12 @@ static const char *unfit(const struct kvd *d, const struct kvd_cluster_snap *s,
 		return "(it is draining)";
 	if (!e->blocks_total)
 		return "(it has reported no load)";
+	if (e->block_bytes != src->block_bytes) {
+		*err = -EINVAL;
+		return "(its blocks are of another size: another model or layout)";
+	}
+	if (node_pressure(s, e->node))
+		return "(its node is under pressure, or not in the view)";
 	if (free_of(d, e) < blocks) {
 		*err = -ENOSPC;
 		return "(too few free blocks)";
@@ -130,7 +152,7 @@ int kvd_mig_request_remote(struct kvd *d, struct kvd_conn *c, struct kvd_conn *s
 	} else if (!e) {
 		ret = kvd_mig_refuse(d, c, &m->hdr, -ENOENT, "no engine", dst,
 				     "in the cluster view");
-	} else if ((why = unfit(d, &snap, e, r->blocks, &ret))) {
+	} else if ((why = unfit(d, &snap, s, e, r->blocks, &ret))) {
 		ret = kvd_mig_refuse(d, c, &m->hdr, ret, "no migrations into", dst, why);
 	} else {
 		g = kvd_mig_new(d, s, NULL, e->name, e->node, m->req, r->blocks,
@@ -196,12 +218,14 @@ void kvd_mig_drain_remote(struct kvd *d)
 		r = next_candidate(d, s);
 		if (!r)
 			continue;
-		/* The engine of another node with the most free blocks to spare. */
+		/* The least loaded engine of another node that fits; ties: the most to spare. */
 		for (i = 0; i < snap.nengines; i++) {
 			const struct kvd_cview_engine *e = &snap.engines[i];
 
-			if (!unfit(d, &snap, e, r->blocks, &err) &&
-			    (!best || free_of(d, e) > free_of(d, best)))
+			if (unfit(d, &snap, s, e, r->blocks, &err))
+				continue;
+			if (!best || e->load < best->load ||
+			    (e->load == best->load && free_of(d, e) > free_of(d, best)))
 				best = e;
 		}
 		if (!best)
