@@ -177,6 +177,12 @@ $(B)/native/moe_plan_unit $(B)/native/moe_eplb_oracle: $(B)/native/%: tests/liba
 	@printf '#!/bin/sh\nEPLB_ORACLE=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
 		"$(CURDIR)/tests/libaccel/eplb_oracle.py" "$(CURDIR)/$(B)/native-bin/$*" > $@
 	@chmod +x $@
+TOOL_BINS	+= $(B)/tools/kvaccel-bench-eplb
+$(B)/tools/kvaccel-bench-eplb: tools/bench/kvaccel-bench-eplb.c $(MOE_PLAN_SRCS) $(MOE_PLAN_HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/src -o $@ $< \
+		$(MOE_PLAN_SRCS) -lm
 # --- end of MoE expert placement ---
 
 ACCEL_CFLAGS	:= $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -fPIC -fvisibility=hidden \

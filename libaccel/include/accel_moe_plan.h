@@ -5,7 +5,7 @@
  * beyond it (accel_moe_plan()), the cost of any placement
  * (accel_moe_cost()) and the move plan from one placement to another
  * (accel_moe_moves()). Pure logic: no device, no memory moved, no clock.
- * Documentation/moe.rst, "Planner"; accel_moe_plan(3).
+ * Included by accel.h; Documentation/moe.rst, "Planner"; accel_moe_plan(3).
  *
  * A placement of one layer is EPLB's: phy2log[slots], the logical expert
  * each physical slot holds; log2phy[experts][width], the slots of each
@@ -41,7 +41,7 @@ struct accel_moe_stats;
 #define ACCEL_MOE_MAX_LAYERS	4096u
 #define ACCEL_MOE_MAX_EXPERTS	65536u
 #define ACCEL_MOE_MAX_WINDOW	65536u
-#define ACCEL_MOE_MAX_DEVICES	4096u
+#define ACCEL_MOE_MAX_DEVICES	1024u
 
 /**
  * accel_moe_stats_create() - counters for @layers MoE layers of @experts
@@ -292,8 +292,8 @@ struct accel_moe_move {
 	int32_t old_expert;
 	int32_t new_expert;
 	int32_t src_slot;
-	uint16_t kind;
-	uint16_t round;
+	uint32_t kind;
+	uint32_t round;
 };
 
 /**
@@ -331,15 +331,16 @@ int accel_moe_moves(const struct accel_moe_topo *topo, const int32_t *old_phy2lo
  * @max_moves: moves per layer at most (0: no limit): a layer whose
  *	balanced plan needs more keeps the best plan within the limit, at
  *	worst its current placement.
- * @max_inflight: in-flight copies per device (the move plan's rounds; 0: 1).
  * @flags: ACCEL_MOE_PLAN_*.
+ *
+ * Peak extra memory is not the plan's concern: accel_moe_moves() turns any
+ * plan into rounds of at most max_inflight copies per device.
  */
 struct accel_moe_plan_opts {
 	size_t sz;
 	float balance_slack;
 	float move_tokens;
 	uint32_t max_moves;
-	uint32_t max_inflight;
 	uint32_t flags;
 };
 

@@ -3,7 +3,12 @@
  * Native unit tests (cmocka, ASan/UBSan) of the MoE planner's pure logic
  * (accel_moe_plan.h): the load statistics' window and co-activation
  * epochs; EPLB against vectors computed by hand and its constraints;
- * property tests over random shapes and loads. The comparison with the
+ * property tests over random shapes and loads; costs by hand; move plans
+ * applied to the old placement (they give the new one, sources nearest,
+ * rounds within max_inflight); the planner's goals against EPLB on
+ * shifted Zipf loads (balance per layer no worse than the global policy,
+ * cross-node traffic no worse than the hierarchical one, fewer moves than
+ * both), its options and errors. The comparison with the
  * Python oracle byte for byte is tests/libaccel/moe_eplb_oracle.c.
  */
 #include <errno.h>
@@ -390,6 +395,353 @@ static void eplb_properties(void **state)
 	}
 }
 
+/* --- costs, log2phy, moves ------------------------------------------------ */
+
+/*
+ * 2 layers, 2 experts, 4 slots on 2 nodes of 1 GPU each (2 slots a GPU).
+ * Layer 0 {0 0 | 1 1}: expert 0 on GPU 0 twice, expert 1 on GPU 1; weight
+ * {4, 2}: GPU 0 carries 2 + 2, GPU 1 1 + 1: max/mean 4 / 3. Layer 1
+ * {0 1 | 0 0}, weight {6, 6}: expert 0 has 3 slots (2 each), expert 1 one
+ * (6): GPU 0 = 2 + 6 = 8, GPU 1 = 4: 8 / 6. Co-activation (0,0) = 3,
+ * (1,1) = 5: tokens of expert 0 at layer 0 sit on GPU 0 where layer 1 has
+ * expert 0: local. Tokens of expert 1 (GPU 1) go to expert 1 of layer 1,
+ * only on GPU 0: 5 tokens cross nodes.
+ */
+static void cost_hand(void **state)
+{
+	TOPO(t, 2, 2, 4, 2, 2, 1);
+	const float w[] = { 4, 2, 6, 6 };
+	const int32_t p[] = { 0, 0, 1, 1, 0, 1, 0, 0 }, old[] = { 0, 1, 1, 1, 0, 1, 0, 0 };
+	const uint32_t co[] = { 3, 0, 0, 5 };
+	ACCEL_OPTS(accel_moe_cost, c);
+	float lm[2];
+	int32_t l2p[2 * 2 * 3], cnt[4];
+	const int32_t want_l2p[] = { 0, 1, -1, 2, 3, -1, 0, 2, 3, 1, -1, -1 };
+
+	(void)state;
+	assert_int_equal(accel_moe_cost(&t, w, co, old, p, &c, lm), 0);
+	assert_true(fabs(lm[0] - 4.0 / 3) < 1e-6);
+	assert_true(fabs(lm[1] - 8.0 / 6) < 1e-6);
+	assert_true(fabs(c.imbalance - 4.0 / 3) < 1e-9);
+	assert_true(fabs(c.max_load - 12) < 1e-9);
+	assert_true(fabs(c.mean_load - 9) < 1e-9);
+	assert_int_equal(c.moves, 1);
+	assert_true(fabs(c.traffic - 8) < 1e-9);
+	assert_true(fabs(c.cross_node - 5) < 1e-9);
+	assert_true(fabs(c.cross_device - 5) < 1e-9);
+	assert_int_equal(accel_moe_log2phy(&t, p, l2p, 3, cnt), 0);
+	assert_memory_equal(l2p, want_l2p, sizeof(want_l2p));
+	assert_int_equal(accel_moe_log2phy(&t, p, l2p, 2, cnt), -ENOSPC);
+	/* An expert without a slot, an id out of range. */
+	const int32_t bad[] = { 0, 0, 0, 0, 0, 1, 0, 0 }, bad2[] = { 0, 1, 2, 1, 0, 1, 0, 0 };
+
+	assert_int_equal(accel_moe_cost(&t, w, co, NULL, bad, &c, NULL), -EINVAL);
+	assert_int_equal(accel_moe_cost(&t, w, co, NULL, bad2, &c, NULL), -EINVAL);
+	assert_int_equal(accel_moe_log2phy(&t, bad, l2p, 3, cnt), -EINVAL);
+}
+
+/* Apply @mv to @old: it must give @new, sources and rounds as documented. */
+static void check_moves(const struct accel_moe_topo *t, const int32_t *old, const int32_t *new,
+			const struct accel_moe_move *mv, size_t n, uint32_t k)
+{
+	size_t np = (size_t)t->layers * t->slots, i;
+	int32_t *x = malloc(np * sizeof(*x));
+	uint32_t spd = t->slots / t->devices, dpn = t->devices / t->nodes, maxr = 0;
+
+	memcpy(x, old, np * sizeof(*x));
+	for (i = 0; i < n; i++) {
+		const struct accel_moe_move *m = &mv[i];
+		const int32_t *o = old + (size_t)m->layer * t->slots;
+
+		assert_true(m->layer < t->layers && m->slot < t->slots);
+		assert_int_equal(m->old_expert, o[m->slot]);
+		assert_int_not_equal(m->old_expert, m->new_expert);
+		x[(size_t)m->layer * t->slots + m->slot] = m->new_expert;
+		if (m->src_slot < 0) {
+			assert_int_equal(m->kind, ACCEL_MOE_MOVE_STORE);
+			for (uint32_t s = 0; s < t->slots; s++)
+				assert_int_not_equal(o[s], m->new_expert);
+			continue;
+		}
+		assert_int_equal(o[m->src_slot], m->new_expert);
+		uint32_t kind = m->src_slot / spd == m->slot / spd ? ACCEL_MOE_MOVE_DEVICE :
+				m->src_slot / spd / dpn == m->slot / spd / dpn ? ACCEL_MOE_MOVE_NODE :
+				ACCEL_MOE_MOVE_REMOTE;
+		assert_int_equal(m->kind, kind);
+		/* The nearest: no old slot of the expert strictly closer. */
+		for (uint32_t s = 0; s < t->slots; s++)
+			if (o[s] == m->new_expert) {
+				uint32_t k2 = s / spd == m->slot / spd ? 0 :
+					      s / spd / dpn == m->slot / spd / dpn ? 1 : 2;
+
+				assert_true(k2 >= m->kind);
+			}
+		if (m->round > maxr)
+			maxr = m->round;
+	}
+	assert_memory_equal(x, new, np * sizeof(*x));
+	/* At most k incoming copies per device in each round. */
+	for (uint32_t r = 0; r <= maxr; r++)
+		for (uint32_t d = 0; d < t->devices; d++) {
+			uint32_t c = 0;
+
+			for (i = 0; i < n; i++)
+				if (mv[i].round == r && mv[i].kind != ACCEL_MOE_MOVE_DEVICE &&
+				    mv[i].slot / spd == d)
+					c++;
+			assert_true(c <= k);
+		}
+	free(x);
+}
+
+static void moves_apply(void **state)
+{
+	uint64_t seed = 77;
+
+	(void)state;
+	for (int iter = 0; iter < 60; iter++) {
+		uint32_t nodes = 1 + moe_rand(&seed) % 3, gpus = nodes * (1 + moe_rand(&seed) % 3);
+		uint32_t experts = 2 + moe_rand(&seed) % 12, spd = (experts + gpus - 1) / gpus + 1;
+		uint32_t slots = spd * gpus, layers = 1 + moe_rand(&seed) % 3, k = 1 + iter % 3;
+		TOPO(t, layers, experts, slots, gpus, nodes, 1);
+		size_t np = (size_t)layers * slots, n = 0, n2 = 0;
+		int32_t *old = malloc(np * 4), *new = malloc(np * 4);
+		struct accel_moe_move *mv = malloc(np * sizeof(*mv));
+
+		for (size_t i = 0; i < np; i++) {
+			old[i] = (int32_t)(moe_rand(&seed) % experts);
+			new[i] = (iter & 1) && moe_rand(&seed) % 2 ? old[i] :
+				 (int32_t)(moe_rand(&seed) % experts);
+		}
+		assert_int_equal(accel_moe_moves(&t, old, new, k, mv, np, &n), 0);
+		check_moves(&t, old, new, mv, n, k);
+		/* Count only, and too small a buffer. */
+		assert_int_equal(accel_moe_moves(&t, old, new, k, NULL, 0, &n2), n ? -ENOSPC : 0);
+		assert_int_equal(n2, n);
+		if (n > 1) {
+			assert_int_equal(accel_moe_moves(&t, old, new, k, mv, 1, &n2), -ENOSPC);
+			assert_int_equal(n2, n);
+		}
+		free(old);
+		free(new);
+		free(mv);
+	}
+	{
+		TOPO(t, 1, 2, 2, 1, 1, 1);
+		const int32_t a[] = { 0, 1 }, b[] = { 0, 2 };
+		size_t n;
+
+		assert_int_equal(accel_moe_moves(&t, a, b, 1, NULL, 0, &n), -EINVAL);
+		assert_int_equal(accel_moe_moves(&t, a, a, 1, NULL, 0, NULL), -EINVAL);
+		assert_int_equal(accel_moe_moves(&t, a, a, 1, NULL, 0, &n), 0);
+		assert_int_equal(n, 0);
+	}
+}
+
+/* --- the planner ------------------------------------------------------------- */
+
+/*
+ * Co-activation with structure: expert i of layer l goes on to expert
+ * perm_l(i) of layer l + 1 with 70% of its tokens (times top-k), the rest
+ * spread evenly.
+ */
+static void gen_coact(uint32_t *co, const float *w, uint32_t layers, uint32_t experts,
+		      uint64_t *seed)
+{
+	uint32_t *perm = malloc(experts * sizeof(*perm));
+
+	for (uint32_t l = 0; l + 1 < layers; l++) {
+		uint32_t *c = co + (size_t)l * experts * experts;
+
+		for (uint32_t e = 0; e < experts; e++)
+			perm[e] = e;
+		for (uint32_t e = experts - 1; e > 0; e--) {
+			uint32_t j = moe_rand(seed) % (e + 1), x = perm[e];
+
+			perm[e] = perm[j];
+			perm[j] = x;
+		}
+		for (uint32_t i = 0; i < experts; i++) {
+			double tok = w[(size_t)l * experts + i] * 4;
+
+			for (uint32_t j = 0; j < experts; j++)
+				c[(size_t)i * experts + j] = (uint32_t)(tok * 0.3 / experts);
+			c[(size_t)i * experts + perm[i]] += (uint32_t)(tok * 0.7);
+		}
+	}
+	free(perm);
+}
+
+struct goal_case {
+	uint32_t layers, experts, slots, gpus, nodes, groups;
+	double skew;
+};
+
+static void plan_goals(void **state)
+{
+	/* The shape and smaller ones; loads shift between two rebalances. */
+	const struct goal_case cases[] = {
+		{ 58, 256, 320, 64, 8, 8, 1.0 },
+		{ 16, 64, 80, 16, 4, 8, 1.4 },
+		{ 16, 64, 80, 16, 4, 8, 0.6 },
+		{ 4, 16, 24, 4, 2, 4, 1.0 },
+	};
+	uint64_t seed = 4242;
+
+	(void)state;
+	for (size_t ci = 0; ci < sizeof(cases) / sizeof(cases[0]); ci++) {
+		const struct goal_case *g = &cases[ci];
+		TOPO(t, g->layers, g->experts, g->slots, g->gpus, g->nodes, g->groups);
+		size_t nw = (size_t)g->layers * g->experts, np = (size_t)g->layers * g->slots;
+		float *wa = malloc(nw * 4), *wb = malloc(nw * 4);
+		float *lh = malloc(g->layers * 4), *lg = malloc(g->layers * 4);
+		float *lo = malloc(g->layers * 4);
+		uint32_t *co = malloc((size_t)(g->layers - 1) * g->experts * g->experts * 4);
+		int32_t *p0 = malloc(np * 4), *ph = malloc(np * 4), *pg = malloc(np * 4);
+		int32_t *po = malloc(np * 4), *cnt = malloc(nw * 4);
+		ACCEL_OPTS(accel_eplb_opts, hier, .policy = ACCEL_EPLB_HIERARCHICAL);
+		ACCEL_OPTS(accel_eplb_opts, glob, .policy = ACCEL_EPLB_GLOBAL);
+		ACCEL_OPTS(accel_moe_cost, ch);
+		ACCEL_OPTS(accel_moe_cost, cg);
+		ACCEL_OPTS(accel_moe_cost, cr);
+		ACCEL_OPTS(accel_moe_cost, cplan);
+		uint32_t width = g->slots - g->experts + 1;
+		int32_t *l2p = malloc(nw * width * 4);
+
+		moe_zipf(wa, g->layers, g->experts, g->skew, 64 * g->experts, &seed);
+		moe_zipf(wb, g->layers, g->experts, g->skew, 64 * g->experts, &seed);
+		gen_coact(co, wb, g->layers, g->experts, &seed);
+		assert_int_equal(accel_eplb_rebalance(&t, wa, &hier, p0, NULL, 0, NULL, NULL), 0);
+		hier.old_phy2log = glob.old_phy2log = p0;
+		assert_int_equal(accel_eplb_rebalance(&t, wb, &hier, ph, NULL, 0, NULL, NULL), 0);
+		assert_int_equal(accel_eplb_rebalance(&t, wb, &glob, pg, NULL, 0, NULL, NULL), 0);
+		assert_int_equal(accel_moe_plan(&t, wb, co, p0, NULL, po, l2p, width, cnt, &cr), 0);
+		assert_null(moe_check_placement(&t, po, l2p, width, cnt));
+		assert_int_equal(accel_moe_cost(&t, wb, co, p0, ph, &ch, lh), 0);
+		assert_int_equal(accel_moe_cost(&t, wb, co, p0, pg, &cg, lg), 0);
+		assert_int_equal(accel_moe_cost(&t, wb, co, p0, po, &cplan, lo), 0);
+		/* The cost the planner reports is accel_moe_cost()'s. */
+		assert_int_equal(cr.moves, cplan.moves);
+		assert_true(fabs(cr.cross_node - cplan.cross_node) < 1e-6 * (1 + cplan.traffic));
+		/* Balance: no layer worse than EPLB's global policy. */
+		for (uint32_t l = 0; l < g->layers; l++)
+			if (lo[l] > lg[l] * (1 + 1e-6))
+				fail_msg("case %zu layer %u: max/mean %.6f, EPLB global %.6f", ci, l,
+					 lo[l], lg[l]);
+		/* Traffic: no more across nodes than the hierarchical policy. */
+		if (cplan.cross_node > ch.cross_node)
+			fail_msg("case %zu: cross-node %.0f, EPLB hierarchical %.0f", ci,
+				 cplan.cross_node, ch.cross_node);
+		/* Moves: fewer than either EPLB policy (with vLLM's slot preservation). */
+		if (cplan.moves >= cg.moves || cplan.moves >= ch.moves)
+			fail_msg("case %zu: %llu moves, EPLB %llu (global) %llu (hierarchical)", ci,
+				 (unsigned long long)cplan.moves, (unsigned long long)cg.moves,
+				 (unsigned long long)ch.moves);
+		print_message("# case %zu: max/mean %.4f (global %.4f, hier %.4f) x-node %.1f%% "
+			      "(hier %.1f%%) moves %llu (global %llu, hier %llu)\n", ci,
+			      cplan.imbalance, cg.imbalance, ch.imbalance,
+			      100 * cplan.cross_node / cplan.traffic, 100 * ch.cross_node / ch.traffic,
+			      (unsigned long long)cplan.moves, (unsigned long long)cg.moves,
+			      (unsigned long long)ch.moves);
+		free(wa);
+		free(wb);
+		free(lh);
+		free(lg);
+		free(lo);
+		free(co);
+		free(p0);
+		free(ph);
+		free(pg);
+		free(po);
+		free(l2p);
+		free(cnt);
+	}
+}
+
+static void plan_options(void **state)
+{
+	TOPO(t, 8, 32, 48, 8, 2, 4);
+	size_t nw = 8 * 32, np = 8 * 48;
+	float *wa = malloc(nw * 4), *wb = malloc(nw * 4);
+	int32_t *p0 = malloc(np * 4), *p1 = malloc(np * 4), *p2 = malloc(np * 4);
+	uint32_t *co = malloc(7 * 32 * 32 * 4);
+	ACCEL_OPTS(accel_moe_plan_opts, o, .flags = ACCEL_MOE_PLAN_NO_TRAFFIC);
+	ACCEL_OPTS(accel_moe_cost, c);
+	uint64_t seed = 99;
+
+	(void)state;
+	moe_zipf(wa, 8, 32, 1.2, 4096, &seed);
+	moe_zipf(wb, 8, 32, 1.2, 4096, &seed);
+	gen_coact(co, wb, 8, 32, &seed);
+	/* No current placement: every slot counts as moved. */
+	assert_int_equal(accel_moe_plan(&t, wa, co, NULL, NULL, p0, NULL, 0, NULL, &c), 0);
+	assert_int_equal(c.moves, 0);
+	assert_null(moe_check_placement(&t, p0, NULL, 0, NULL));
+	/* The same loads again: nothing to change (no traffic term). */
+	assert_int_equal(accel_moe_plan(&t, wa, NULL, p0, &o, p1, NULL, 0, NULL, &c), 0);
+	assert_int_equal(c.moves, 0);
+	assert_memory_equal(p0, p1, np * 4);
+	/* A move budget per layer holds on shifted loads. */
+	for (uint32_t budget = 1; budget <= 9; budget += 4) {
+		o.max_moves = budget;
+		o.flags = 0;
+		assert_int_equal(accel_moe_plan(&t, wb, co, p0, &o, p2, NULL, 0, NULL, NULL), 0);
+		assert_null(moe_check_placement(&t, p2, NULL, 0, NULL));
+		for (uint32_t l = 0; l < 8; l++) {
+			uint32_t m = 0;
+
+			for (uint32_t s = 0; s < 48; s++)
+				m += p2[l * 48 + s] != p0[l * 48 + s];
+			assert_true(m <= budget);
+		}
+	}
+	/* Slack lets the balance go, never past it. */
+	o.max_moves = 0;
+	o.balance_slack = 0.2f;
+	float lm[8], lg[8];
+	ACCEL_OPTS(accel_eplb_opts, glob, .policy = ACCEL_EPLB_GLOBAL);
+
+	assert_int_equal(accel_moe_plan(&t, wb, co, p0, &o, p2, NULL, 0, NULL, NULL), 0);
+	assert_int_equal(accel_moe_cost(&t, wb, NULL, NULL, p2, &c, lm), 0);
+	assert_int_equal(accel_eplb_rebalance(&t, wb, &glob, p1, NULL, 0, NULL, NULL), 0);
+	assert_int_equal(accel_moe_cost(&t, wb, NULL, NULL, p1, &c, lg), 0);
+	for (int l = 0; l < 8; l++)
+		assert_true(lm[l] <= lg[l] * 1.2f * (1 + 1e-6));
+	free(wa);
+	free(wb);
+	free(p0);
+	free(p1);
+	free(p2);
+	free(co);
+}
+
+static void plan_errors(void **state)
+{
+	TOPO(t, 1, 4, 6, 2, 1, 1);
+	const float w[] = { 10, 4, 6, 2 };
+	const int32_t missing[] = { 0, 0, 1, 1, 2, 2 }, good[] = { 0, 1, 2, 3, 0, 0 };
+	int32_t p[6] = { -7, -7, -7, -7, -7, -7 }, l2p[4];
+	const int32_t untouched[6] = { -7, -7, -7, -7, -7, -7 };
+	ACCEL_OPTS(accel_moe_plan_opts, o, .balance_slack = 2);
+
+	(void)state;
+	/* A current placement that leaves expert 3 out. */
+	assert_int_equal(accel_moe_plan(&t, w, NULL, missing, NULL, p, NULL, 0, NULL, NULL), -EINVAL);
+	assert_int_equal(accel_moe_plan(&t, w, NULL, good, &o, p, NULL, 0, NULL, NULL), -EINVAL);
+	o.balance_slack = 0;
+	o.flags = 1u << 5;
+	assert_int_equal(accel_moe_plan(&t, w, NULL, good, &o, p, NULL, 0, NULL, NULL), -EINVAL);
+	o.flags = 0;
+	o.move_tokens = NAN;
+	assert_int_equal(accel_moe_plan(&t, w, NULL, good, &o, p, NULL, 0, NULL, NULL), -EINVAL);
+	assert_int_equal(accel_moe_plan(&t, w, NULL, good, NULL, NULL, NULL, 0, NULL, NULL), -EINVAL);
+	/* Expert 0 has two slots: a log2phy one wide is too small. */
+	assert_int_equal(accel_moe_plan(&t, w, NULL, good, NULL, p, l2p, 1, NULL, NULL), -ENOSPC);
+	assert_memory_equal(p, untouched, sizeof(p));
+	assert_int_equal(accel_moe_plan(&t, w, NULL, good, NULL, p, NULL, 0, NULL, NULL), 0);
+	assert_null(moe_check_placement(&t, p, NULL, 0, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -402,6 +754,11 @@ int main(void)
 		cmocka_unit_test(eplb_preserve_slots),
 		cmocka_unit_test(eplb_constraints),
 		cmocka_unit_test(eplb_properties),
+		cmocka_unit_test(cost_hand),
+		cmocka_unit_test(moves_apply),
+		cmocka_unit_test(plan_goals),
+		cmocka_unit_test(plan_options),
+		cmocka_unit_test(plan_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

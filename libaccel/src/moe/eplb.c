@@ -24,7 +24,7 @@ struct eplb_scratch {
 
 static void *scratch_alloc(struct eplb_scratch *s, uint32_t e, uint32_t r, uint32_t d)
 {
-	size_t n = (size_t)e * 8 + (size_t)r * 7 + 2 * (size_t)d + 8;
+	size_t n = (size_t)e * 8 + (size_t)r * 7 + 3 * (size_t)d + 8;
 	uint32_t *m = calloc(n, sizeof(uint32_t));
 
 	if (!m)

@@ -48,8 +48,8 @@ static inline uint32_t plan_node(const struct plan_topo *t, uint32_t slot)
  * packs of n / packs items each (n a multiple of packs). Items in
  * descending weight (stable: the lower index first among equals), each to
  * the lightest pack with room (float32 sums in that order; the first such
- * pack among equals). Writes @pack[n] and @rank[n]; @order (n), @pw and
- * @items (packs each) are scratch.
+ * pack among equals). Writes @pack[n] and @rank[n]; @order (n), @pw
+ * (packs) and @items (2 * packs) are scratch.
  */
 void plan_pack(const float *w, uint32_t n, uint32_t packs, uint32_t *pack, uint32_t *rank,
 	       uint32_t *order, float *pw, uint32_t *items);
@@ -62,7 +62,18 @@ void plan_pack(const float *w, uint32_t n, uint32_t packs, uint32_t *pack, uint3
  */
 void plan_replicate(const float *w, uint32_t nlog, uint32_t nphy, uint32_t *phy2log,
 		    uint32_t *rank, uint32_t *cnt, float *ratio);
-/* Sort @idx[n] by @key descending, the lower index first among equals. */
-void plan_sort_desc(const float *key, uint32_t *idx, uint32_t n);
+/*
+ * log2phy (ascending slots, -1 after; may be NULL) and logcnt (may be
+ * NULL) of one layer from its phy2log (checked).
+ */
+void plan_index(const struct plan_topo *t, const int32_t *p2l, int32_t *l2p, uint32_t width,
+		int32_t *cnt);
+/* The largest replica count of any layer of @phy2log (checked). */
+uint32_t plan_max_count(const struct plan_topo *t, const int32_t *phy2log, uint32_t *scratch);
+/*
+ * Sort @idx[n] (filled with 0..n-1) by @key (finite, >= 0) descending, the
+ * lower index first among equals; @scratch holds n.
+ */
+void plan_sort_desc(const float *key, uint32_t *idx, uint32_t n, uint32_t *scratch);
 
 #endif

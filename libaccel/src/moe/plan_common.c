@@ -76,31 +76,74 @@ int plan_check_phy2log(const struct plan_topo *t, const int32_t *phy2log, bool n
 	return ret;
 }
 
-static int desc_cmp(const void *a, const void *b, void *arg)
+/*
+ * The sort key of a weight: loads are finite and >= 0, so the bits of a
+ * float order like the float (-0.0 taken as 0); inverted, an ascending
+ * sort of the key is descending in weight.
+ */
+static inline uint32_t desc_key(float f)
 {
-	const float *key = arg;
-	uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+	union { float f; uint32_t u; } v = { .f = f };
 
-	if (key[i] > key[j])
-		return -1;
-	if (key[i] < key[j])
-		return 1;
-	return i < j ? -1 : i > j;
+	return f == 0.0f ? UINT32_MAX : ~v.u;
 }
 
-void plan_sort_desc(const float *key, uint32_t *idx, uint32_t n)
+void plan_sort_desc(const float *key, uint32_t *idx, uint32_t n, uint32_t *scratch)
 {
-	uint32_t i;
+	uint32_t *src = idx, *dst = scratch, *x, i, pass;
+	uint32_t count[256];
 
+	/* LSD radix sort, 8 bits a pass: stable, so equal weights keep index order. */
 	for (i = 0; i < n; i++)
 		idx[i] = i;
-	qsort_r(idx, n, sizeof(*idx), desc_cmp, (void *)key);
+	for (pass = 0; pass < 4; pass++) {
+		uint32_t shift = pass * 8, sum = 0, c;
+
+		memset(count, 0, sizeof(count));
+		for (i = 0; i < n; i++)
+			count[desc_key(key[src[i]]) >> shift & 0xff]++;
+		for (i = 0; i < 256; i++) {
+			c = count[i];
+			count[i] = sum;
+			sum += c;
+		}
+		for (i = 0; i < n; i++)
+			dst[count[desc_key(key[src[i]]) >> shift & 0xff]++] = src[i];
+		x = src;
+		src = dst;
+		dst = x;
+	}
+	/* Four passes: the result is back in idx. */
+}
+
+/* The packs with room as a binary min-heap by (load, index). */
+static inline bool pack_less(const float *pw, uint32_t a, uint32_t b)
+{
+	return pw[a] < pw[b] || (pw[a] == pw[b] && a < b);
+}
+
+static void heap_down(uint32_t *h, uint32_t n, uint32_t i, const float *pw)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i, x;
+
+		if (l < n && pack_less(pw, h[l], h[m]))
+			m = l;
+		if (r < n && pack_less(pw, h[r], h[m]))
+			m = r;
+		if (m == i)
+			return;
+		x = h[i];
+		h[i] = h[m];
+		h[m] = x;
+		i = m;
+	}
 }
 
 void plan_pack(const float *w, uint32_t n, uint32_t packs, uint32_t *pack, uint32_t *rank,
 	       uint32_t *order, float *pw, uint32_t *items)
 {
-	uint32_t per = n / packs, i, p;
+	uint32_t per = n / packs, i, p, *heap = items + packs, hn = packs;
 
 	if (per == 1) {
 		for (i = 0; i < n; i++) {
@@ -109,42 +152,79 @@ void plan_pack(const float *w, uint32_t n, uint32_t packs, uint32_t *pack, uint3
 		}
 		return;
 	}
-	plan_sort_desc(w, order, n);
+	/* rank doubles as the sort's scratch: it is written after. */
+	plan_sort_desc(w, order, n, rank);
 	for (p = 0; p < packs; p++) {
 		pw[p] = 0.0f;
 		items[p] = 0;
+		heap[p] = p;	/* all zero: index order is a heap */
 	}
+	/*
+	 * Each item to the lightest pack with room, the first among equals:
+	 * the heap's top, as it orders by (load, index).
+	 */
 	for (i = 0; i < n; i++) {
-		uint32_t it = order[i], best = UINT32_MAX;
+		uint32_t it = order[i], best = heap[0];
 
-		for (p = 0; p < packs; p++)
-			if (items[p] < per && (best == UINT32_MAX || pw[p] < pw[best]))
-				best = p;
 		pack[it] = best;
 		rank[it] = items[best]++;
 		pw[best] += w[it];
+		if (items[best] == per)
+			heap[0] = heap[--hn];
+		heap_down(heap, hn, 0, pw);
+	}
+}
+
+/* Experts as a binary max-heap by (load per replica, then the lower index). */
+static inline bool rep_more(const float *ratio, uint32_t a, uint32_t b)
+{
+	return ratio[a] > ratio[b] || (ratio[a] == ratio[b] && a < b);
+}
+
+static void rep_down(uint32_t *h, uint32_t n, uint32_t i, const float *ratio)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i, x;
+
+		if (l < n && rep_more(ratio, h[l], h[m]))
+			m = l;
+		if (r < n && rep_more(ratio, h[r], h[m]))
+			m = r;
+		if (m == i)
+			return;
+		x = h[i];
+		h[i] = h[m];
+		h[m] = x;
+		i = m;
 	}
 }
 
 void plan_replicate(const float *w, uint32_t nlog, uint32_t nphy, uint32_t *phy2log,
 		    uint32_t *rank, uint32_t *cnt, float *ratio)
 {
-	uint32_t i, e;
+	/* rank[0..nlog) is 0 in the result: the heap lives there until the end. */
+	uint32_t *heap = rank, i, e;
 
 	for (e = 0; e < nlog; e++) {
 		phy2log[e] = e;
-		rank[e] = 0;
 		cnt[e] = 1;
 		ratio[e] = w[e];
+		heap[e] = e;
 	}
+	for (i = nlog / 2; i-- > 0;)
+		rep_down(heap, nlog, i, ratio);
+	/*
+	 * Each further replica to the expert with the largest w / cnt, the
+	 * first among equals: the heap's top, as it orders by (ratio, index).
+	 */
 	for (i = nlog; i < nphy; i++) {
-		uint32_t best = 0;
+		uint32_t best = heap[0];
 
-		for (e = 1; e < nlog; e++)
-			if (ratio[e] > ratio[best])
-				best = e;
 		phy2log[i] = best;
 		rank[i] = cnt[best]++;
 		ratio[best] = w[best] / (float)cnt[best];
+		rep_down(heap, nlog, 0, ratio);
 	}
+	for (e = 0; e < nlog; e++)
+		rank[e] = 0;
 }
