@@ -71,7 +71,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
 		   $(B)/native/python_offload $(B)/native/python_cuda $(B)/native/docs_rst
 
-.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched bench-migrate lint clean help gpu-check gpu-bench \
+.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched bench-eplb bench-migrate lint clean help gpu-check gpu-bench \
 	sim-validate \
 	libaccel install
 
@@ -84,6 +84,7 @@ help:
 	@echo "  make libaccel  libaccel.so.0, libaccel.a, libaccel.pc (build/libaccel/)"
 	@echo "  make install   libaccel, headers, man pages (DESTDIR, PREFIX=/usr/local)"
 	@echo "  make bench   benchmarks in a VM: regions, remapping, copies, KV swap"
+	@echo "  make bench-eplb  EPLB against the cost-aware MoE planner (native)"
 	@echo "  make sim-report  kvaccel-sim's standard experiments: build/sim-report/report.md"
 	@echo "  make sim-validate  kvaccel-sim against kvaccel-serve in a VM (calibrate, compare)"
 	@echo "  make lint    W=1 builds, sparse (C=2), checkpatch --strict"
@@ -1040,6 +1041,7 @@ bench: deps
 	$(B)/tools/kvaccel-bench-alloc
 	$(B)/tools/kvaccel-bench-bm
 	$(B)/tools/kvaccel-bench-sched
+	$(B)/tools/kvaccel-bench-eplb
 	@$(MAKE) --no-print-directory libaccel
 	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) python3 tools/bench/kvaccel-bench-bm.py
 	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) /usr/bin/python3 \
@@ -1054,6 +1056,11 @@ bench: deps
 	@sed '/^vmtest-\(exit\|init\)/d' $(B)/vm-bench-$(KVER_BENCH)/output.log
 	@$(MAKE) --no-print-directory bench-sched
 	@$(MAKE) --no-print-directory bench-migrate
+
+# EPLB (both policies) against the cost-aware planner on Zipf loads (native).
+bench-eplb:
+	@$(MAKE) --no-print-directory $(B)/tools/kvaccel-bench-eplb
+	$(B)/tools/kvaccel-bench-eplb
 
 # Live migration on a node: downtime by sequence length, zero-copy against
 # stop-and-copy and recompute (Documentation/serve.rst, "Live migration").
