@@ -179,7 +179,8 @@ $(B)/native/moe_plan_unit $(B)/native/moe_eplb_oracle: $(B)/native/%: tests/liba
 		"$(CURDIR)/tests/libaccel/eplb_oracle.py" "$(CURDIR)/$(B)/native-bin/$*" > $@
 	@chmod +x $@
 TOOL_BINS	+= $(B)/tools/kvaccel-bench-eplb
-$(B)/tools/kvaccel-bench-eplb: tools/bench/kvaccel-bench-eplb.c $(MOE_PLAN_SRCS) $(MOE_PLAN_HDRS)
+$(B)/tools/kvaccel-bench-eplb: tools/bench/kvaccel-bench-eplb.c tools/bench/bench-common.h \
+		$(MOE_PLAN_SRCS) $(MOE_PLAN_HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/src -o $@ $< \

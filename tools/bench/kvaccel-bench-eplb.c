@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "bench-common.h"
 
 #define RUNS	9
 #define TOP_K	8
@@ -57,19 +58,12 @@ static double unif(void)
  * The planning thread's CPU time: the machines the benchmark runs on are
  * shared, and wall time there measures the neighbours as well.
  */
-static double now(void)
+static double cpu_now(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 struct shape {
@@ -243,20 +237,19 @@ static int run_shape(const struct shape *sh, double skew)
 		double ms[RUNS];
 
 		for (r = 0; r < RUNS && !ret; r++) {
-			double t0 = now();
+			double t0 = cpu_now();
 
 			ret = plan(k, &t, wb, cb, p0, p);
-			ms[r] = (now() - t0) * 1e3;
+			ms[r] = (cpu_now() - t0) * 1e3;
 		}
 		if (!ret)
 			ret = accel_moe_cost(&t, wb, cb, p0, p, &c, NULL);
 		if (ret)
 			break;
-		qsort(ms, RUNS, sizeof(double), cmp_double);
 		printf("  %-10s %4.1f  %-18s %7.4f %7.4f %7.2f%% %7.2f%% %6llu %6.1f%% %8.2f\n",
 		       sh->name, skew, method_name[k], c.imbalance, c.max_imbalance,
 		       100.0 * c.cross_node / c.traffic, 100.0 * c.cross_device / c.traffic,
-		       (unsigned long long)c.moves, 100.0 * c.moves / np, ms[RUNS / 2]);
+		       (unsigned long long)c.moves, 100.0 * c.moves / np, bench_median(ms, RUNS));
 	}
 	model_free(&m);
 	free(wa);

@@ -116,20 +116,26 @@ void plan_sort_desc(const float *key, uint32_t *idx, uint32_t n, uint32_t *scrat
 	/* Four passes: the result is back in idx. */
 }
 
-/* The packs with room as a binary min-heap by (load, index). */
-static inline bool pack_less(const float *pw, uint32_t a, uint32_t b)
+/*
+ * A binary heap of indices by @key: with @max the largest key on top,
+ * else the smallest; among equal keys the lower index (EPLB's "first
+ * index wins" either way).
+ */
+static inline bool heap_before(const float *key, bool max, uint32_t a, uint32_t b)
 {
-	return pw[a] < pw[b] || (pw[a] == pw[b] && a < b);
+	if (key[a] != key[b])
+		return max ? key[a] > key[b] : key[a] < key[b];
+	return a < b;
 }
 
-static void heap_down(uint32_t *h, uint32_t n, uint32_t i, const float *pw)
+static void heap_down(uint32_t *h, uint32_t n, uint32_t i, const float *key, bool max)
 {
 	for (;;) {
 		uint32_t l = 2 * i + 1, r = l + 1, m = i, x;
 
-		if (l < n && pack_less(pw, h[l], h[m]))
+		if (l < n && heap_before(key, max, h[l], h[m]))
 			m = l;
-		if (r < n && pack_less(pw, h[r], h[m]))
+		if (r < n && heap_before(key, max, h[r], h[m]))
 			m = r;
 		if (m == i)
 			return;
@@ -171,31 +177,7 @@ void plan_pack(const float *w, uint32_t n, uint32_t packs, uint32_t *pack, uint3
 		pw[best] += w[it];
 		if (items[best] == per)
 			heap[0] = heap[--hn];
-		heap_down(heap, hn, 0, pw);
-	}
-}
-
-/* Experts as a binary max-heap by (load per replica, then the lower index). */
-static inline bool rep_more(const float *ratio, uint32_t a, uint32_t b)
-{
-	return ratio[a] > ratio[b] || (ratio[a] == ratio[b] && a < b);
-}
-
-static void rep_down(uint32_t *h, uint32_t n, uint32_t i, const float *ratio)
-{
-	for (;;) {
-		uint32_t l = 2 * i + 1, r = l + 1, m = i, x;
-
-		if (l < n && rep_more(ratio, h[l], h[m]))
-			m = l;
-		if (r < n && rep_more(ratio, h[r], h[m]))
-			m = r;
-		if (m == i)
-			return;
-		x = h[i];
-		h[i] = h[m];
-		h[m] = x;
-		i = m;
+		heap_down(heap, hn, 0, pw, false);
 	}
 }
 
@@ -212,7 +194,7 @@ void plan_replicate(const float *w, uint32_t nlog, uint32_t nphy, uint32_t *phy2
 		heap[e] = e;
 	}
 	for (i = nlog / 2; i-- > 0;)
-		rep_down(heap, nlog, i, ratio);
+		heap_down(heap, nlog, i, ratio, true);
 	/*
 	 * Each further replica to the expert with the largest w / cnt, the
 	 * first among equals: the heap's top, as it orders by (ratio, index).
@@ -223,7 +205,7 @@ void plan_replicate(const float *w, uint32_t nlog, uint32_t nphy, uint32_t *phy2
 		phy2log[i] = best;
 		rank[i] = cnt[best]++;
 		ratio[best] = w[best] / (float)cnt[best];
-		rep_down(heap, nlog, 0, ratio);
+		heap_down(heap, nlog, 0, ratio, true);
 	}
 	for (e = 0; e < nlog; e++)
 		rank[e] = 0;
