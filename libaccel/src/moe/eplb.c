@@ -17,7 +17,7 @@
 
 struct eplb_scratch {
 	float *gw, *tw, *tp, *pw;
-	uint32_t *gpack, *grank, *log2mlog, *mlog2log, *mcnt, *order;
+	uint32_t *gpack, *grank, *log2mlog, *mlog2log, *order;
 	uint32_t *phy2mlog, *phyrank, *pk, *rk, *pphy2phy, *cnt, *items;
 	float *ratio;
 };
@@ -30,23 +30,38 @@ static void *scratch_alloc(struct eplb_scratch *s, uint32_t e, uint32_t r, uint3
 	if (!m)
 		return NULL;
 	/* Every array 4-byte words: floats and ids share one allocation. */
-	s->gw = (float *)m;		m += e;
-	s->tw = (float *)m;		m += e;
-	s->ratio = (float *)m;		m += e;
-	s->gpack = m;			m += e;
-	s->grank = m;			m += e;
-	s->log2mlog = m;		m += e;
-	s->mlog2log = m;		m += e;
-	s->mcnt = m;			m += 1;
-	s->cnt = m;			m += e;
-	s->tp = (float *)m;		m += r;
-	s->order = m;			m += r;
-	s->phy2mlog = m;		m += r;
-	s->phyrank = m;			m += r;
-	s->pk = m;			m += r;
-	s->rk = m;			m += r;
-	s->pphy2phy = m;		m += r;
-	s->pw = (float *)m;		m += d;
+	s->gw = (float *)m;
+	m += e;
+	s->tw = (float *)m;
+	m += e;
+	s->ratio = (float *)m;
+	m += e;
+	s->gpack = m;
+	m += e;
+	s->grank = m;
+	m += e;
+	s->log2mlog = m;
+	m += e;
+	s->mlog2log = m;
+	m += e;
+	s->cnt = m;
+	m += e;
+	s->tp = (float *)m;
+	m += r;
+	s->order = m;
+	m += r;
+	s->phy2mlog = m;
+	m += r;
+	s->phyrank = m;
+	m += r;
+	s->pk = m;
+	m += r;
+	s->rk = m;
+	m += r;
+	s->pphy2phy = m;
+	m += r;
+	s->pw = (float *)m;
+	m += d;
 	s->items = m;
 	return s->gw;
 }
