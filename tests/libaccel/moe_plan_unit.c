@@ -8,7 +8,9 @@
  * rounds within max_inflight); the planner's goals against EPLB on
  * shifted Zipf loads (balance per layer no worse than the global policy,
  * cross-node traffic no worse than the hierarchical one, fewer moves than
- * both), its options and errors. The comparison with the
+ * both), its options, properties over random shapes, current placements
+ * and options (a valid placement, balance no worse than EPLB global, the
+ * move budget kept), and errors. The comparison with the
  * Python oracle byte for byte is tests/libaccel/moe_eplb_oracle.c.
  */
 #include <errno.h>
@@ -715,6 +717,86 @@ static void plan_options(void **state)
 	free(co);
 }
 
+/* Random shapes, loads, co-activation, current placements and options. */
+static void plan_properties(void **state)
+{
+	uint64_t seed = 0xb1a5;
+
+	(void)state;
+	for (int iter = 0; iter < 200; iter++) {
+		uint32_t nodes = 1 + moe_rand(&seed) % 4, gpus = nodes * (1 + moe_rand(&seed) % 4);
+		uint32_t experts = 2 + moe_rand(&seed) % 40;
+		uint32_t spd = (experts + gpus - 1) / gpus + moe_rand(&seed) % 3;
+		uint32_t slots = spd * gpus, layers = 1 + moe_rand(&seed) % 5;
+		uint32_t budget = iter % 3 == 2 ? 1 + moe_rand(&seed) % 4 : 0;
+		TOPO(t, layers, experts, slots, gpus, nodes, 1);
+		size_t nw = (size_t)layers * experts, np = (size_t)layers * slots;
+		uint32_t width = slots - experts + 1;
+		float *w = malloc(nw * 4), *lm = malloc(layers * 4), *lg = malloc(layers * 4);
+		uint32_t *co = malloc((nw * experts + 1) * 4);
+		int32_t *cur = malloc(np * 4), *p = malloc(np * 4), *g = malloc(np * 4);
+		int32_t *l2p = malloc(nw * width * 4), *cnt = malloc(nw * 4);
+		ACCEL_OPTS(accel_moe_plan_opts, o, .max_moves = budget,
+			   .flags = iter % 4 == 1 ? ACCEL_MOE_PLAN_NO_TRAFFIC : 0);
+		ACCEL_OPTS(accel_eplb_opts, glob, .policy = ACCEL_EPLB_GLOBAL);
+		ACCEL_OPTS(accel_moe_cost, c);
+		ACCEL_OPTS(accel_moe_cost, c2);
+		const char *why;
+
+		for (size_t k = 0; k < nw; k++)
+			w[k] = (iter & 1) ? (float)(moe_rand(&seed) % 5)
+					  : (float)(moe_unif(&seed) * 500.0);
+		for (size_t k = 0; k < nw * experts; k++)
+			co[k] = moe_rand(&seed) % 7 ? 0 : moe_rand(&seed) % 100;
+		for (uint32_t l = 0; l < layers; l++) {
+			int32_t *row = cur + (size_t)l * slots;
+
+			/* Every expert once, the rest at random, then shuffled. */
+			for (uint32_t s2 = 0; s2 < slots; s2++)
+				row[s2] = s2 < experts ? (int32_t)s2 : (int32_t)(moe_rand(&seed) % experts);
+			for (uint32_t s2 = slots - 1; s2 > 0; s2--) {
+				uint32_t j = moe_rand(&seed) % (s2 + 1);
+				int32_t x = row[s2];
+
+				row[s2] = row[j];
+				row[j] = x;
+			}
+		}
+		assert_int_equal(accel_moe_plan(&t, w, co, iter % 5 ? cur : NULL, &o, p, l2p, width,
+						cnt, &c), 0);
+		why = moe_check_placement(&t, p, l2p, width, cnt);
+		if (why)
+			fail_msg("iteration %d: %s", iter, why);
+		assert_int_equal(accel_moe_cost(&t, w, co, iter % 5 ? cur : NULL, p, &c2, lm), 0);
+		assert_int_equal(c.moves, c2.moves);
+		if (budget && iter % 5) {
+			for (uint32_t l = 0; l < layers; l++) {
+				uint32_t m = 0;
+
+				for (uint32_t s2 = 0; s2 < slots; s2++)
+					m += p[l * slots + s2] != cur[l * slots + s2];
+				assert_true(m <= budget);
+			}
+		} else {
+			assert_int_equal(accel_eplb_rebalance(&t, w, &glob, g, NULL, 0, NULL, NULL), 0);
+			assert_int_equal(accel_moe_cost(&t, w, NULL, NULL, g, &c2, lg), 0);
+			for (uint32_t l = 0; l < layers; l++)
+				if (lm[l] > lg[l] * (1 + 1e-5))
+					fail_msg("iteration %d layer %u: max/mean %.6f, EPLB global %.6f",
+						 iter, l, lm[l], lg[l]);
+		}
+		free(w);
+		free(lm);
+		free(lg);
+		free(co);
+		free(cur);
+		free(p);
+		free(g);
+		free(l2p);
+		free(cnt);
+	}
+}
+
 static void plan_errors(void **state)
 {
 	TOPO(t, 1, 4, 6, 2, 1, 1);
@@ -758,6 +840,7 @@ int main(void)
 		cmocka_unit_test(moves_apply),
 		cmocka_unit_test(plan_goals),
 		cmocka_unit_test(plan_options),
+		cmocka_unit_test(plan_properties),
 		cmocka_unit_test(plan_errors),
 	};
 
