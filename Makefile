@@ -71,7 +71,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
 		   $(B)/native/python_offload $(B)/native/python_cuda $(B)/native/docs_rst
 
-.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched bench-migrate bench-xmigrate lint clean help gpu-check gpu-bench \
+.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched bench-eplb bench-migrate bench-xmigrate lint clean help gpu-check gpu-bench \
 	sim-validate \
 	libaccel install
 
@@ -84,6 +84,7 @@ help:
 	@echo "  make libaccel  libaccel.so.0, libaccel.a, libaccel.pc (build/libaccel/)"
 	@echo "  make install   libaccel, headers, man pages (DESTDIR, PREFIX=/usr/local)"
 	@echo "  make bench   benchmarks in a VM: regions, remapping, copies, KV swap"
+	@echo "  make bench-eplb  EPLB against the cost-aware MoE planner (native)"
 	@echo "  make sim-report  kvaccel-sim's standard experiments: build/sim-report/report.md"
 	@echo "  make sim-validate  kvaccel-sim against kvaccel-serve in a VM (calibrate, compare)"
 	@echo "  make lint    W=1 builds, sparse (C=2), checkpatch --strict"
@@ -115,7 +116,7 @@ ACCEL_VERSION	:= 0.1.0
 ACCEL_SONAME	:= libaccel.so.0
 ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/bm/*.c \
 		   libaccel/src/offload/*.c libaccel/src/cuda/*.c \
-		   libaccel/src/mover/*.c libaccel/src/xfer/*.c) \
+		   libaccel/src/mover/*.c libaccel/src/xfer/*.c libaccel/src/moe/*.c) \
 		   libaccel/ctl/kvdmsg.c
 ACCEL_HDRS	:= libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h \
 		   libaccel/include/accel_offload.h \
@@ -155,6 +156,36 @@ $(B)/tools/kvaccel-bench-sched: tools/bench/kvaccel-bench-sched.c tools/bench/be
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/src -pthread -o $@ $< \
 		$(SCHED_TEST_SRCS) -lcrypto
 # --- end of the scheduler ---
+
+# --- MoE expert placement (accel_moe_stats_*, accel_eplb_*, accel_moe_plan; issue 18) ---
+# Pure logic: load statistics, DeepSeek's EPLB exactly, the cost-aware
+# planner, costs and move plans (Documentation/moe.rst, "Planner"). Unit and
+# property tests (moe_plan_unit), the EPLB port against an independent numpy
+# implementation byte for byte (moe_eplb_oracle: /usr/bin/python3 with
+# numpy; a SKIP without), the benchmark natively (make bench-eplb).
+MOE_PLAN_SRCS	:= $(wildcard libaccel/src/moe/plan*.c libaccel/src/moe/stats*.c \
+		   libaccel/src/moe/eplb*.c)
+MOE_PLAN_HDRS	:= libaccel/include/accel_moe_plan.h libaccel/src/moe/plan.h
+ACCEL_HDRS	+= $(MOE_PLAN_HDRS)
+NATIVE_BINS	+= $(B)/native/moe_plan_unit $(B)/native/moe_eplb_oracle
+$(B)/native/moe_plan_unit $(B)/native/moe_eplb_oracle: $(B)/native/%: tests/libaccel/%.c \
+		tests/libaccel/moe_common.h tests/libaccel/eplb_oracle.py $(MOE_PLAN_SRCS) \
+		$(MOE_PLAN_HDRS) libaccel/include/accel.h libaccel/src/internal.h
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/src -Itests/libaccel \
+		-o $(B)/native-bin/$* $< $(MOE_PLAN_SRCS) -lcmocka -lm
+	@printf '#!/bin/sh\nEPLB_ORACLE=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+		"$(CURDIR)/tests/libaccel/eplb_oracle.py" "$(CURDIR)/$(B)/native-bin/$*" > $@
+	@chmod +x $@
+TOOL_BINS	+= $(B)/tools/kvaccel-bench-eplb
+$(B)/tools/kvaccel-bench-eplb: tools/bench/kvaccel-bench-eplb.c tools/bench/bench-common.h \
+		$(MOE_PLAN_SRCS) $(MOE_PLAN_HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/src -o $@ $< \
+		$(MOE_PLAN_SRCS) -lm
+# --- end of MoE expert placement ---
 
 ACCEL_CFLAGS	:= $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -fPIC -fvisibility=hidden \
 		   -pthread
@@ -208,6 +239,7 @@ install: libaccel
 		libaccel/libaccel.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libaccel.pc
 	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h libaccel/include/accel_offload.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 libaccel/include/accel_sched.h libaccel/include/accel_xfer.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 libaccel/include/accel_moe_plan.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 uapi/kvaccel.h uapi/kvaccel_netlink.h $(DESTDIR)$(PREFIX)/include/kvaccel/
 	install -m 644 libaccel/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	@# One link page (".so man3/PAGE.3") per function a page's NAME line lists.
@@ -1090,6 +1122,7 @@ bench: deps
 	$(B)/tools/kvaccel-bench-bm
 	$(B)/tools/kvaccel-bench-sched
 	-$(B)/tools/kvaccel-bench-etcd --nodes 100 --seconds 10
+	$(B)/tools/kvaccel-bench-eplb
 	@$(MAKE) --no-print-directory libaccel
 	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) python3 tools/bench/kvaccel-bench-bm.py
 	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) /usr/bin/python3 \
@@ -1105,6 +1138,11 @@ bench: deps
 	@$(MAKE) --no-print-directory bench-sched
 	@$(MAKE) --no-print-directory bench-migrate
 	@$(MAKE) --no-print-directory bench-xmigrate
+
+# EPLB (both policies) against the cost-aware planner on Zipf loads (native).
+bench-eplb:
+	@$(MAKE) --no-print-directory $(B)/tools/kvaccel-bench-eplb
+	$(B)/tools/kvaccel-bench-eplb
 
 # Live migration on a node: downtime by sequence length, zero-copy against
 # stop-and-copy and recompute (Documentation/serve.rst, "Live migration").

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "accel_bm.h"
+#include "accel_moe_plan.h"
 #include "accel_mover.h"
 #include "accel_offload.h"
 #include "accel_sched.h"
