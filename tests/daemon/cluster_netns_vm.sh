@@ -183,11 +183,12 @@ engine() { # I NAME PORT ARGS...
 		> $t/$name.out 2> $t/$name.err &
 }
 until_ok 30 test -S $t/n2.sock && until_ok 30 test -S $t/n3.sock && until_ok 30 test -S $t/n1.sock
-engine 2 B 7802 --until-exit
+engine 2 B 7802 --until-exit --blocks 256
 bpid=$!
-engine 3 C 7803 --until-exit --max-tokens 4000 --prompt "C keeps itself busy for a while."
+engine 3 C 7803 --until-exit --blocks 256 --max-tokens 1900 \
+	--prompt "C keeps itself busy for a while."
 cpid=$!
-engine 1 A 7801 --max-tokens 3000 \
+engine 1 A 7801 --blocks 256 --max-tokens 1500 \
 	--prompt "The quick brown fox jumps over the lazy dog." \
 	--prompt "Paged attention reads K and V through block tables."
 apid=$!
@@ -198,7 +199,8 @@ for i in 1 2 3; do
 done
 until_ok 30 sh -c "kvaccelctl --socket $t/n1.sock --json cluster | grep -q '\"xfer\": *\"10.78.2.2:7802\"'" &&
 	until_ok 30 sh -c "kvaccelctl --socket $t/n1.sock --json cluster | grep -q '\"xfer\": *\"10.78.3.2:7803\"'" || r=1
-ok $r views_hold_three_nodes_and_transfer_addresses $t/view.n1 $t/view.n2 $t/view.n3 $t/n1.log
+ok $r views_hold_three_nodes_and_transfer_addresses $t/view.n1 $t/view.n2 $t/view.n3 $t/n1.log \
+	$t/A.err $t/C.err
 
 # Until A decodes: its load lists candidates (kvaccelctl engines shows them).
 until_ok 60 sh -c "kvaccelctl --socket $t/n1.sock --json engines | grep -q '\"name\": *\"A\"'"

@@ -45,6 +45,7 @@ struct serve_kvd {
 	struct serve_nmig *n;
 	bool exit_asked;
 	uint64_t last_load_ns;
+	uint64_t block_bytes;		/* of the compute tier, in the loads */
 	struct kvd_arrival *in;
 	uint32_t nr_in;
 	struct kvd_departure *out;

@@ -145,10 +145,14 @@ int serve_kvd_migrations(struct serve_kvd *k, struct accel_tier *tier0)
 	ACCEL_OPTS(accel_engine_migration_ops, mops, .migrate = kvd_migrate,
 		   .migrate_abort = kvd_abort, .exit = kvd_exit,
 		   .migrate_remote = k && k->xn ? serve_kvd_migrate_remote : NULL);
+	ACCEL_OPTS(accel_tier_info, ti);
 	int ret;
 
 	if (!k || k->n)
 		return -EINVAL;
+	/* The block size in the loads: destinations on other nodes must have the same. */
+	if (!accel_tier_info(tier0, &ti))
+		k->block_bytes = ti.block_bytes;
 	k->n = serve_nmig_create(k->d, tier0, &nops, k);
 	if (!k->n)
 		return -errno;
@@ -187,6 +191,7 @@ static void report_load(struct serve_kvd *k)
 			.priority = -in.req.priority,	/* the daemon's: higher is more important */
 		};
 	}
+	ld.block_bytes = k->block_bytes;
 	ld.blocks_total = total;
 	ld.blocks_free = used < total ? total - used : 0;
 	ld.running = st.in_state[ACCEL_SCHED_PREFILLING] + st.in_state[ACCEL_SCHED_DECODING] +
