@@ -1098,6 +1098,12 @@ check-debug: deps
 	@$(MAKE) --no-print-directory tests
 	tools/check-debug $(B)
 
+# The demo's cluster part needs etcd, iproute2's ip and UCX in the guest
+# (installed by make deps; without etcd it is left out).
+DEMO_CLUSTER_ARGS = $(if $(wildcard /usr/bin/etcd),-a /usr/bin/etcd:/bin/etcd \
+	-a $(shell readlink -f $$(command -v ip || echo /usr/sbin/ip)):/bin/ip-iproute2 \
+	-a $(shell readlink -f /usr/lib/x86_64-linux-gnu/libucp.so.0):/usr/lib/x86_64-linux-gnu/libucp.so.0 \
+	-a /etc/ld.so.cache:/etc/ld.so.cache)
 demo: deps
 	@$(MAKE) --no-print-directory kmod tools $(B)/daemon/kvacceld KVERS=$(KVER_DEMO)
 	tools/vmtest -k $(KVER_DEMO) -m $(B)/$(KVER_DEMO)/kmod/kvaccel.ko \
@@ -1107,7 +1113,9 @@ demo: deps
 		-a $(B)/tools/kvaccel-engine:/bin/kvaccel-engine \
 		-a $(B)/daemon/kvacceld:/bin/kvacceld \
 		-a $(B)/tools/kvaccel-serve:/bin/kvaccel-serve \
-		-a tools/demo/demo.sh:/bin/kvaccel-demo.sh -o $(B)/vm-demo \
+		-a tools/demo/demo.sh:/bin/kvaccel-demo.sh \
+		-a tools/demo/cluster-demo.sh:/bin/kvaccel-cluster-demo.sh \
+		-M 3G -l veth $(DEMO_CLUSTER_ARGS) -o $(B)/vm-demo \
 		-- kvaccel-demo.sh
 	@sed '/^vmtest-\(exit\|init\)/d' $(B)/vm-demo/output.log
 

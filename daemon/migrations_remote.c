@@ -130,28 +130,31 @@ int kvd_mig_request_remote(struct kvd *d, struct kvd_conn *c, struct kvd_conn *s
 	if (!xcapable(s))
 		return kvd_mig_refuse(d, c, &m->hdr, -EOPNOTSUPP, "no migrations to other nodes from",
 				      s->name, "(it has not announced them)");
-	r = kvd_mig_candidate(s, m->req);
-	if (!r) {
-		char of[KVD_NAME_MAX + 8];
-
-		snprintf(of, sizeof(of), "of %s", s->name);
-		return kvd_mig_refuse(d, c, &m->hdr, -ENOENT, "no candidate request", req, of);
-	}
-	if (kvd_mig_busy(d, s->name, m->req))
-		return kvd_mig_refuse(d, c, &m->hdr, -EBUSY, "request migrating already:", req,
-				      NULL);
-	if (s->mig_out >= d->cfg->migration.max_out)
-		return kvd_mig_refuse(d, c, &m->hdr, -EBUSY, "at max_migrations_out:", s->name,
-				      NULL);
 	if (kvd_cluster_snapshot(d->cluster, &snap))
 		return kvd_mig_refuse(d, c, &m->hdr, -ENOMEM, "out of memory for", req, NULL);
+	/* The destination first (is it there at all?), then the request, then the fit. */
 	e = find_engine(&snap, m->to_node, m->to);
+	r = kvd_mig_candidate(s, m->req);
 	if (snap.st.stale) {
 		ret = kvd_mig_refuse(d, c, &m->hdr, -ESTALE, "the cluster view is stale: not",
 				     dst, NULL);
 	} else if (!e) {
 		ret = kvd_mig_refuse(d, c, &m->hdr, -ENOENT, "no engine", dst,
 				     "in the cluster view");
+	} else if (!strcmp(e->node, snap.st.node)) {
+		ret = kvd_mig_refuse(d, c, &m->hdr, -EINVAL, "no migrations into", dst,
+				     "(it is of this node: name the engine without a node)");
+	} else if (!r) {
+		char of[KVD_NAME_MAX + 8];
+
+		snprintf(of, sizeof(of), "of %s", s->name);
+		ret = kvd_mig_refuse(d, c, &m->hdr, -ENOENT, "no candidate request", req, of);
+	} else if (kvd_mig_busy(d, s->name, m->req)) {
+		ret = kvd_mig_refuse(d, c, &m->hdr, -EBUSY, "request migrating already:", req,
+				     NULL);
+	} else if (s->mig_out >= d->cfg->migration.max_out) {
+		ret = kvd_mig_refuse(d, c, &m->hdr, -EBUSY, "at max_migrations_out:", s->name,
+				     NULL);
 	} else if ((why = unfit(d, &snap, s, e, r->blocks, &ret))) {
 		ret = kvd_mig_refuse(d, c, &m->hdr, ret, "no migrations into", dst, why);
 	} else {

@@ -163,7 +163,7 @@ enabled = true
 endpoints = $eps
 name = vm
 node = n$i
-lease_ttl = 3
+lease_ttl = 10
 update_interval_ms = 200
 change_threshold = 0
 timeout_ms = 2000
@@ -174,7 +174,8 @@ CONF
 done
 
 # Engines: B on n2 and C on n3 take migrations in (C is busy with a
-# request of its own); A on n1 decodes two requests.
+# request of its own, and has fewer blocks: B is the least loaded, and
+# has the most to spare once C is done); A on n1 decodes two requests.
 engine() { # I NAME PORT ARGS...
 	ns=$1 name=$2 port=$3
 	shift 3
@@ -185,34 +186,40 @@ engine() { # I NAME PORT ARGS...
 until_ok 30 test -S $t/n2.sock && until_ok 30 test -S $t/n3.sock && until_ok 30 test -S $t/n1.sock
 engine 2 B 7802 --until-exit --blocks 256
 bpid=$!
-engine 3 C 7803 --until-exit --blocks 256 --max-tokens 1900 \
+engine 3 C 7803 --until-exit --blocks 200 --max-tokens 1900 \
 	--prompt "C keeps itself busy for a while."
 cpid=$!
+
+# shows I PATTERN: node I's view (one line) matches PATTERN.
+shows() {
+	ctl $1 --json cluster 2>/dev/null | tr -d ' \n' | grep -q "$2"
+}
+r=0
+for i in 1 2 3; do
+	until_ok 180 has $i 3 || r=1
+done
+until_ok 120 shows 1 '"xfer":"10.78.2.2:7802"' && until_ok 60 shows 1 '"xfer":"10.78.3.2:7803"' ||
+	r=1
+view 1
+ok $r views_hold_three_nodes_and_transfer_addresses $t/view.n1 $t/view.n2 $t/view.n3 $t/n1.log \
+	$t/B.err $t/C.err
+
+# A starts now: it must still decode when the drain comes.
 engine 1 A 7801 --blocks 256 --max-tokens 1500 \
 	--prompt "The quick brown fox jumps over the lazy dog." \
 	--prompt "Paged attention reads K and V through block tables."
 apid=$!
-
 r=0
-for i in 1 2 3; do
-	until_ok 90 has $i 3 || r=1
-done
-until_ok 30 sh -c "kvaccelctl --socket $t/n1.sock --json cluster | grep -q '\"xfer\": *\"10.78.2.2:7802\"'" &&
-	until_ok 30 sh -c "kvaccelctl --socket $t/n1.sock --json cluster | grep -q '\"xfer\": *\"10.78.3.2:7803\"'" || r=1
-ok $r views_hold_three_nodes_and_transfer_addresses $t/view.n1 $t/view.n2 $t/view.n3 $t/n1.log \
-	$t/A.err $t/C.err
-
-# Until A decodes: its load lists candidates (kvaccelctl engines shows them).
-until_ok 60 sh -c "kvaccelctl --socket $t/n1.sock --json engines | grep -q '\"name\": *\"A\"'"
-sleep 2
-r=0
-ctl 1 migrate A 999999 n2/B > $t/m1 2>&1 && r=1
-grep -q 'no candidate request 999999' $t/m1 || r=1
+# Until A decodes both (running 2 in its load; they are its candidates then).
+until_ok 120 shows 1 '"name":"A","priority":0,"block_bytes":16384,"blocks_total":256,"blocks_free":[0-9]*,"running":2' ||
+	r=1
 ctl 1 migrate A 1 n9/B > $t/m2 2>&1 && r=1
 grep -q 'no engine n9/B in the cluster view' $t/m2 || r=1
 ctl 1 migrate A 1 n1/A > $t/m3 2>&1 && r=1
 grep -q 'of this node' $t/m3 || r=1
-ok $r bad_remote_migrations_refused $t/m1 $t/m2 $t/m3
+ctl 1 migrate A 999999 n2/B > $t/m1 2>&1 && r=1
+grep -q 'no candidate request 999999' $t/m1 || r=1
+ok $r bad_remote_migrations_refused $t/m1 $t/m2 $t/m3 $t/A.err
 
 ctl 1 drain A > $t/drain 2>&1
 gone $apid 240
@@ -238,9 +245,9 @@ ctl 1 --json migrations > $t/n1.mig 2>&1
 	[ "$(grep -o '"state": *"done"' $t/n1.mig | wc -l)" -ge 2 ]
 ok $? migrations_recorded_with_their_node $t/n1.mig
 
-# n3 cut off: its keys expire from n1's view; its own view goes stale.
+# n3 cut off: its keys expire from n1's view (TTL 10 s and an election); its own view goes stale.
 $IP link set r3 down
-until_ok 30 lacks 1 n3 && until_ok 30 stale 3
+until_ok 60 lacks 1 n3 && until_ok 60 stale 3
 ok $? partitioned_node_expires $t/view.n1 $t/view.n3 $t/n3.log
 $IP link set r3 up
 until_ok 60 lists 1 n3 && until_ok 60 has 3 3
