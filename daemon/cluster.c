@@ -25,7 +25,7 @@ struct kvd_cluster {
 	struct etcd *pub_etcd, *watch_etcd;
 	pthread_t pub_thread, watch_thread;
 	bool pub_started, watch_started;
-	volatile bool stop;
+	bool stop;			/* set atomically; the watcher reads it unlocked */
 	bool revoke;
 	pthread_mutex_t lock;		/* everything below */
 	pthread_cond_t cond;		/* the publisher's wake-ups, stop */
@@ -396,7 +396,7 @@ static void *watch_main(void *arg)
 	int64_t rev, compact;
 	int ret;
 
-	while (!c->stop) {
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
 		struct range_ctx r = { .c = c };
 
 		kvd_cview_init(&r.v, c->cfg.prefix, c->cfg.name);
@@ -425,7 +425,7 @@ static void *watch_main(void *arg)
 		compact = 0;
 		ret = etcd_watch(c->watch_etcd, c->view.base, rev + 1, NULL, on_event, c, &c->stop,
 				 &compact);
-		if (c->stop)
+		if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
 			break;
 		pthread_mutex_lock(&c->lock);
 		c->st.watch_restarts++;
@@ -517,7 +517,7 @@ void kvd_cluster_stop(struct kvd_cluster *c, bool revoke)
 	if (!c)
 		return;
 	pthread_mutex_lock(&c->lock);
-	c->stop = true;
+	__atomic_store_n(&c->stop, true, __ATOMIC_RELEASE);
 	c->revoke = revoke;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);

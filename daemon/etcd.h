@@ -143,6 +143,6 @@ int etcd_lease_revoke(struct etcd *e, int64_t id);
 typedef int (*etcd_event_cb)(const struct etcd_event *ev, void *arg);
 typedef void (*etcd_created_cb)(int64_t revision, void *arg);
 int etcd_watch(struct etcd *e, const char *prefix, int64_t start_rev, etcd_created_cb created,
-	       etcd_event_cb cb, void *arg, const volatile bool *stop, int64_t *compact_rev);
+	       etcd_event_cb cb, void *arg, const bool *stop, int64_t *compact_rev);
 
 #endif

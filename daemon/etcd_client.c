@@ -453,7 +453,7 @@ static int on_watch(json_object *msg, void *arg)
 }
 
 int etcd_watch(struct etcd *e, const char *prefix, int64_t start_rev, etcd_created_cb created,
-	       etcd_event_cb cb, void *arg, const volatile bool *stop, int64_t *compact_rev)
+	       etcd_event_cb cb, void *arg, const bool *stop, int64_t *compact_rev)
 {
 	json_object *req = json_object_new_object(), *c = json_object_new_object();
 	struct watch w = { .e = e, .created = created, .cb = cb, .arg = arg };

@@ -99,6 +99,12 @@ static struct curl_slist *setup(struct etcd *e, const char *url, const char *bod
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPIDLE, 2L);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPINTVL, 1L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	/*
+	 * HTTP/1.1 over TLS too (no ALPN h2): the gateway's streams are the
+	 * same, and a refused client certificate (TLS 1.3 reports it after the
+	 * handshake) reads as a TLS error, not as an HTTP/2 framing one.
+	 */
+	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "");
 	if (e->ca)
 		curl_easy_setopt(c, CURLOPT_CAINFO, e->ca);
@@ -131,19 +137,35 @@ static int transport_error(struct etcd *e, CURLcode rc, const char *url)
 	int err;
 
 	switch (rc) {
-	case CURLE_COULDNT_CONNECT: err = -ECONNREFUSED; break;
-	case CURLE_OPERATION_TIMEDOUT: err = -ETIMEDOUT; break;
-	case CURLE_COULDNT_RESOLVE_HOST: err = -EHOSTUNREACH; break;
-	case CURLE_OUT_OF_MEMORY: err = -ENOMEM; break;
-	case CURLE_GOT_NOTHING: case CURLE_RECV_ERROR: case CURLE_SEND_ERROR:
+	case CURLE_COULDNT_CONNECT:
+		err = -ECONNREFUSED;
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		err = -ETIMEDOUT;
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+		err = -EHOSTUNREACH;
+		break;
+	case CURLE_OUT_OF_MEMORY:
+		err = -ENOMEM;
+		break;
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
 	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
 		err = -ECONNRESET;
 		break;
-	case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM: case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
 		err = -EACCES;
 		break;
-	default: err = -EIO; break;
+	default:
+		err = -EIO;
+		break;
 	}
 	return etcd_fail(e, err, "%s: %s", url, curl_easy_strerror(rc));
 }
@@ -201,9 +223,8 @@ static int post_once(struct etcd *e, unsigned int ep, const char *path, const ch
 	}
 	free(b.p);
 	ret = etcd_json_error(e, o);
-	if (!ret && status != 200) {
+	if (!ret && status != 200)
 		ret = etcd_fail(e, -EIO, "%s: HTTP %ld", url, status);
-	}
 	if (ret) {
 		json_object_put(o);
 		*next = ret == -EAGAIN || ret == -ETIMEDOUT;
@@ -302,7 +323,7 @@ struct stream {
 	etcd_msg_cb cb;
 	void *arg;
 	int ret;			/* what stopped it */
-	const volatile bool *stop;
+	const bool *stop;
 	long status;
 	bool got;			/* a message came */
 };
@@ -383,7 +404,7 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 	struct stream *s = arg;
 
 	(void)dt, (void)dn, (void)ut, (void)un;
-	if (*s->stop) {
+	if (__atomic_load_n(s->stop, __ATOMIC_ACQUIRE)) {
 		s->ret = -ECANCELED;
 		return 1;
 	}
@@ -391,7 +412,7 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 }
 
 int etcd_stream(struct etcd *e, const char *path, json_object *req, etcd_msg_cb cb, void *arg,
-		const volatile bool *stop, unsigned int timeout_ms)
+		const bool *stop, unsigned int timeout_ms)
 {
 	const char *body;
 	unsigned int i;

@@ -36,13 +36,14 @@ int etcd_call(struct etcd *e, const char *path, json_object *req, json_object **
 /*
  * A streaming POST: each JSON message of the response to @cb (0: go on,
  * else stop and return it) until the stream ends (-ECONNRESET), fails,
- * or @stop reads true (-ECANCELED); @timeout_ms bounds the whole (0:
+ * or @stop reads true (-ECANCELED; read atomically, set it with
+ * __atomic_store_n from another thread); @timeout_ms bounds the whole (0:
  * no bound). On the current endpoint, then the others if it cannot
  * connect.
  */
 typedef int (*etcd_msg_cb)(json_object *msg, void *arg);
 int etcd_stream(struct etcd *e, const char *path, json_object *req, etcd_msg_cb cb, void *arg,
-		const volatile bool *stop, unsigned int timeout_ms);
+		const bool *stop, unsigned int timeout_ms);
 
 /* etcd_json.c */
 /* Base64 (RFC 4648, padded) of @len bytes at @p: a new string, NULL on ENOMEM. */

@@ -520,6 +520,16 @@ int main(int argc, char **argv)
 	}
 
 	journal = getenv("JOURNAL_STREAM") || getenv("INVOCATION_ID");
+	/*
+	 * libcurl (the cluster part's etcd client) before any thread, and
+	 * before the socket is there to connect to: its TLS library's start
+	 * takes a while on a slow machine, and the loop should follow the
+	 * socket at once.
+	 */
+	if (etcd_global_init()) {
+		kvd_log(LOG_ERR, "libcurl: %s", strerror(ENOMEM));
+		return 1;
+	}
 	d.cfg = &cfg;
 	pthread_mutex_init(&d.lock, NULL);
 	ret = kvnl_open(&nl);
@@ -581,10 +591,6 @@ int main(int argc, char **argv)
 	if (kvd_socket_open(&d, activated) || kvd_metrics_start(&d))
 		return 1;
 	/* etcd down is no reason not to serve: the part retries on its own. */
-	if (etcd_global_init()) {
-		kvd_log(LOG_ERR, "libcurl: %s", strerror(ENOMEM));
-		return 1;
-	}
 	kvd_cl_start(&d);
 	kvd_handoff_restore(&d, rest, rest_names, nrest);
 	if (names) {

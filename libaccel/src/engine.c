@@ -515,8 +515,12 @@ static int register_as(struct accel_engine *e, size_t size, union kvdmsg_buf *re
 	copy_name(m.name, e->name);
 	m.priority = e->priority;
 	m.revision = KVD_PROTO_REVISION;
-	/* Migrations only for an engine that handles them; other nodes' only with a callback. */
-	m.features = KVD_FEATURES;
+	/*
+	 * Migrations only for an engine that handles them; other nodes' only
+	 * with a callback. KVD_FEAT_CLUSTER is an admin client's business (the
+	 * daemon's LIST_CLUSTER): an engine has no use for it.
+	 */
+	m.features = KVD_FEATURES & ~KVD_FEAT_CLUSTER;
 	if (!e->mig_set)
 		m.features &= ~(KVD_FEAT_MIGRATION | KVD_FEAT_XMIGRATION);
 	else if (!e->mig.migrate_remote)

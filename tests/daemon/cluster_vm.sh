@@ -12,8 +12,8 @@
 #
 # kvacceld, kvaccelctl and kvt-client on PATH; etcd at $ETCD
 # (/tests/etcd/etcd, shipped by tools/check; Debian's etcd links only libc).
-# The kvaccel module's netlink family is not netns-aware (netnsok false),
-# so the daemons share the root network namespace (see the report).
+# The daemons share the root network namespace (kvacceld_cluster3.sh runs
+# one per namespace on a three-member etcd cluster).
 set -u
 ETCD=${ETCD:-/tests/etcd/etcd}
 t=/tmp/kvcluster.$$

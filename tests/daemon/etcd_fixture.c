@@ -90,6 +90,20 @@ static bool answers(int port)
 	return ok && strstr(buf, "\"health\":\"true\"");
 }
 
+/* Does something accept connections on 127.0.0.1:@port? */
+static bool listening(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = fd >= 0 && !connect(fd, (void *)&a, sizeof(a));
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
 int etcdfx_start(struct etcdfx *fx)
 {
 	static bool registered;
@@ -116,8 +130,9 @@ int etcdfx_start(struct etcdfx *fx)
 		fx->peer_port = etcdfx_free_port();
 	if (fx->client_port < 0 || fx->peer_port < 0 || fx->client_port == fx->peer_port)
 		return -EADDRINUSE;
-	snprintf(fx->url, sizeof(fx->url), "http://127.0.0.1:%d", fx->client_port);
-	snprintf(curl, sizeof(curl), "http://127.0.0.1:%d", fx->client_port);
+	snprintf(fx->url, sizeof(fx->url), "%s://127.0.0.1:%d", fx->cert ? "https" : "http",
+		 fx->client_port);
+	snprintf(curl, sizeof(curl), "%s", fx->url);
 	snprintf(purl, sizeof(purl), "http://127.0.0.1:%d", fx->peer_port);
 	if (fx->cluster[0])
 		snprintf(cluster, sizeof(cluster), "%s", fx->cluster);
@@ -137,10 +152,18 @@ int etcdfx_start(struct etcdfx *fx)
 			dup2(fd, 2);
 		}
 		snprintf(data, sizeof(data), "%s/data", fx->dir);
-		execl(bin, bin, "--name", fx->name[0] ? fx->name : "default", "--data-dir", data,
-		      "--listen-client-urls", curl, "--advertise-client-urls", curl,
-		      "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
-		      "--initial-cluster", cluster, "--log-level", "error", (char *)NULL);
+		if (fx->cert)
+			execl(bin, bin, "--name", fx->name[0] ? fx->name : "default", "--data-dir",
+			      data, "--listen-client-urls", curl, "--advertise-client-urls", curl,
+			      "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+			      "--initial-cluster", cluster, "--log-level", "error", "--cert-file",
+			      fx->cert, "--key-file", fx->key, "--trusted-ca-file", fx->ca,
+			      "--client-cert-auth", (char *)NULL);
+		else
+			execl(bin, bin, "--name", fx->name[0] ? fx->name : "default", "--data-dir",
+			      data, "--listen-client-urls", curl, "--advertise-client-urls", curl,
+			      "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+			      "--initial-cluster", cluster, "--log-level", "error", (char *)NULL);
 		_exit(127);
 	}
 	for (i = 0; i < FX_MAX; i++) {
@@ -156,7 +179,7 @@ int etcdfx_start(struct etcdfx *fx)
 	for (tries = 0; tries < 300; tries++) {
 		int st;
 
-		if (answers(fx->client_port))
+		if (fx->cert ? listening(fx->client_port) : answers(fx->client_port))
 			return 0;
 		if (waitpid(fx->pid, &st, WNOHANG) == fx->pid) {
 			fx->pid = 0;

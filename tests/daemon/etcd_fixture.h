@@ -19,11 +19,17 @@ struct etcdfx {
 	/* A member of a cluster (etcdfx_start_members()): its name and the cluster's peers. */
 	char name[16];
 	char cluster[512];
+	/* TLS (all three, or none): the server's certificate and key, the CA that signs clients. */
+	const char *cert, *key, *ca;
 };
 
 /* The etcd binary, or NULL when there is none (the caller skips). */
 const char *etcdfx_binary(void);
-/* Start etcd (ports chosen when 0) and wait until it answers: 0 or -errno. */
+/*
+ * Start etcd (ports chosen when 0) and wait until it answers: 0 or -errno.
+ * With TLS (https, client certificates required) it waits for the port
+ * only: the caller retries its first request.
+ */
 int etcdfx_start(struct etcdfx *fx);
 /*
  * Start @n members of one cluster (m1..mN, free ports), each as

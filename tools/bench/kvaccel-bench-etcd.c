@@ -35,7 +35,7 @@
 
 static struct etcdfx fx;
 static unsigned int nnodes = 100, nthreads, seconds = 10, interval_ms = 1000, ttl = 10;
-static volatile bool stop, measuring;
+static bool stop, measuring;	/* atomics: every thread reads them */
 
 struct samples {
 	pthread_mutex_t lock;
@@ -139,10 +139,10 @@ static void *publisher(void *arg)
 		n->next_put = mono_ns() + (int64_t)id * interval_ms * 1000000 / nnodes;
 		n->next_ka = mono_ns() + (int64_t)ttl * 1000000000 / 3;
 	}
-	while (!stop) {
+	while (!__atomic_load_n(&stop, __ATOMIC_ACQUIRE)) {
 		int64_t now = mono_ns(), wake = now + 50 * 1000000;
 
-		for (i = 0; i < p->count && !stop; i++) {
+		for (i = 0; i < p->count && !__atomic_load_n(&stop, __ATOMIC_ACQUIRE); i++) {
 			struct node *n = &p->nodes[i];
 
 			if (n->lease && now >= n->next_ka) {
@@ -170,7 +170,7 @@ static void *publisher(void *arg)
 				free(full);
 				if (ret)
 					__atomic_fetch_add(&put_errors, 1, __ATOMIC_RELAXED);
-				else if (measuring)
+				else if (__atomic_load_n(&measuring, __ATOMIC_RELAXED))
 					add(&put_lat, t1 - t0);
 				n->next_put += (int64_t)interval_ms * 1000000;
 				if (n->next_put < t1)
@@ -202,7 +202,7 @@ static int on_event(const struct etcd_event *ev, void *arg)
 	json_object *o, *t;
 
 	(void)arg;
-	if (ev->type != ETCD_EVENT_PUT || !measuring)
+	if (ev->type != ETCD_EVENT_PUT || !__atomic_load_n(&measuring, __ATOMIC_RELAXED))
 		return 0;
 	o = json_tokener_parse(ev->kv.value);
 	if (o && json_object_object_get_ex(o, "bench_ns", &t))
@@ -345,12 +345,12 @@ int main(int argc, char **argv)
 	sleep(1 + nnodes / 500);
 	cpu0 = etcd_cpu();
 	t0 = mono_ns();
-	measuring = true;
+	__atomic_store_n(&measuring, true, __ATOMIC_RELAXED);
 	sleep(seconds);
-	measuring = false;
+	__atomic_store_n(&measuring, false, __ATOMIC_RELAXED);
 	t1 = mono_ns();
 	cpu1 = etcd_cpu();
-	stop = true;
+	__atomic_store_n(&stop, true, __ATOMIC_RELEASE);
 	for (i = 0; i < nthreads; i++)
 		pthread_join(pubs[i].t, NULL);
 	pthread_join(w, NULL);
