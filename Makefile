@@ -47,7 +47,7 @@ NL_TESTS	:= netlink fuzz
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
 		   $(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_kv_cuda \
-		   $(B)/tests/libaccel_mover $(B)/tests/libaccel_window \
+		   $(B)/tests/libaccel_mover $(B)/tests/libaccel_window $(B)/tests/libaccel_moe_store \
 		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh $(B)/tests/kvacceld_engines \
 		   $(B)/tests/python_vm
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
@@ -115,15 +115,16 @@ ACCEL_VERSION	:= 0.1.0
 ACCEL_SONAME	:= libaccel.so.0
 ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/bm/*.c \
 		   libaccel/src/offload/*.c libaccel/src/cuda/*.c \
-		   libaccel/src/mover/*.c libaccel/src/xfer/*.c) \
+		   libaccel/src/mover/*.c libaccel/src/xfer/*.c libaccel/src/moe/*.c) \
 		   libaccel/ctl/kvdmsg.c
 ACCEL_HDRS	:= libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h \
-		   libaccel/include/accel_offload.h \
+		   libaccel/include/accel_offload.h libaccel/include/accel_moe.h \
 		   libaccel/src/internal.h \
 		   uapi/kvaccel.h \
 		   uapi/kvacceld.h libaccel/ctl/kvdmsg.h \
 		   $(wildcard libaccel/src/kv/*.h libaccel/src/bm/*.h libaccel/src/cuda/*.h \
-		   libaccel/src/mover/*.h libaccel/src/xfer/*.h) libaccel/include/accel_xfer.h
+		   libaccel/src/mover/*.h libaccel/src/xfer/*.h libaccel/src/moe/*.h) \
+		   libaccel/include/accel_xfer.h
 # --- the scheduler (accel_sched_*; issue 15) ---
 # Pure logic over the block manager: in the library, unit-tested and
 # model-tested natively (cmocka, ASan/UBSan; SCHED_MODEL_SEED=N replays a
@@ -508,7 +509,7 @@ tests: $(TEST_BINS)
 
 $(foreach t,$(NL_TESTS),$(B)/tests/$(t)): # libaccel against the module (static: libaccel.a and libdrm.a).
 $(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_mover \
-		$(B)/tests/libaccel_window: $(B)/tests/libaccel_%: tests/libaccel/%.c \
+		$(B)/tests/libaccel_window $(B)/tests/libaccel_moe_store: $(B)/tests/libaccel_%: tests/libaccel/%.c \
 		$(TEST_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
@@ -675,6 +676,19 @@ $(B)/native/kvacceld_metrics: tests/daemon/metrics_unit.c daemon/metrics.c daemo
 		-o $(B)/native-bin/kvacceld_metrics $< daemon/metrics.c daemon/procs.c \
 		libaccel/ctl/kvnl.c -lmicrohttpd -lcmocka -lm $(NL_LIBS)
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_metrics" > $@
+	@chmod +x $@
+
+# The MoE expert store's pure logic: placement checks, the executor's waves,
+# steps in flight per table version (cmocka, ASan/UBSan).
+NATIVE_BINS	+= $(B)/native/moe_store_unit
+MOE_STORE_LOGIC	:= libaccel/src/moe/exec_wave.c libaccel/src/moe/store_epoch.c
+$(B)/native/moe_store_unit: tests/libaccel/moe_store_unit.c $(MOE_STORE_LOGIC) \
+		libaccel/src/moe/store_logic.h
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/src/moe -o $(B)/native-bin/moe_store_unit \
+		$< $(MOE_STORE_LOGIC) -lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/moe_store_unit" > $@
 	@chmod +x $@
 
 # kvacceld's migration policy, pure logic (cmocka, ASan/UBSan).

@@ -1,0 +1,304 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libaccel - the expert store's executor: a rebalance carried out one
+ * wave at a time, each a bounded share of work per call. A wave is an
+ * intermediate placement of one layer (exec_wave.c) whose new copies (at
+ * most K per device) are made on the copy engine while steps go on; then
+ * one bind batch puts every changed slot's copy into free window slots and
+ * the layer's new table takes effect for the steps that begin after; the
+ * old table, and the window slots and copies only it named, are freed
+ * once every step that began before has ended.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+/* Whether a device already holds an expert, for exec_wave.c. */
+struct has_arg {
+	struct moe_layer *l;
+};
+
+static bool has_copy(void *arg, uint32_t device, uint32_t expert)
+{
+	struct has_arg *h = arg;
+
+	return moe_copy_find(h->l, device, expert) != NULL;
+}
+
+/* Retire layer @l's previous table if no step can read it any more; 0 or -errno. */
+static int reclaim(struct accel_moe_store *s, struct moe_layer *l)
+{
+	const struct moe_table *cur = &l->tab[l->cur], *prev = &l->tab[!l->cur];
+	struct accel_bind_op *ops;
+	uint64_t oldest;
+	uint32_t i, n = 0, b;
+	bool *keep;
+	int ret = 0;
+
+	if (!l->prev_live)
+		return 0;
+	if (moe_epochs_oldest(&s->ep, &oldest) && oldest < cur->since)
+		return 0;
+	keep = calloc(s->wslots, sizeof(*keep));
+	ops = calloc((size_t)s->num_slots * s->bpe, sizeof(*ops));
+	if (!keep || !ops) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < s->num_slots; i++)
+		keep[cur->win[i]] = true;
+	for (i = 0; i < s->num_slots; i++) {
+		if (keep[prev->win[i]])
+			continue;
+		for (b = 0; b < s->bpe; b++)
+			ops[n++] = (struct accel_bind_op) { .kind = ACCEL_UNBIND,
+							    .slot = prev->win[i] * s->bpe + b };
+	}
+	/* Steps of the old table are over: lookups of their versions fail from here. */
+	pthread_rwlock_wrlock(&s->tab_lock);
+	l->prev_live = false;
+	pthread_rwlock_unlock(&s->tab_lock);
+	if (n) {
+		ret = accel_space_bind(l->space, ops, n, NULL);
+		if (ret) {
+			/* Bound but unnamed: tried again on the next call. */
+			l->prev_live = true;
+			goto out;
+		}
+	}
+	for (i = 0; i < s->num_slots; i++) {
+		struct moe_copy *c;
+
+		if (keep[prev->win[i]])
+			continue;
+		c = l->wslot[prev->win[i]];
+		l->wslot[prev->win[i]] = NULL;
+		if (!--c->refs)
+			moe_copy_free(s, l, c);
+	}
+	s->st.reclaims++;
+out:
+	free(keep);
+	free(ops);
+	return ret;
+}
+
+void moe_exec_abandon(struct accel_moe_store *s, int err)
+{
+	struct moe_layer *l = &s->layer[s->job_layer];
+	struct moe_copy *c, *next;
+
+	/* The wave's copies no window slot holds yet. */
+	for (c = l->copies; c; c = next) {
+		next = c->next;
+		if (!c->refs)
+			moe_copy_free(s, l, c);
+	}
+	s->job_on = false;
+	s->job_wave_on = false;
+	s->st.last_error = err;
+	accel_log(ACCEL_LOG_ERR, "moe store: rebalance abandoned at layer %u: %s", s->job_layer,
+		  strerror(-err));
+}
+
+/* Find the next wave from job_layer on; 0 (s->job_wave_on set, or the job done) or -errno. */
+static int next_wave(struct accel_moe_store *s)
+{
+	while (s->job_layer < s->layers) {
+		struct moe_layer *l = &s->layer[s->job_layer];
+		struct has_arg h = { l };
+		uint32_t i;
+		bool over;
+		int n;
+
+		n = moe_next_wave(l->tab[l->cur].phy2log,
+				  s->job_target + (size_t)s->job_layer * s->num_slots,
+				  s->num_slots, s->experts, s->spd, s->k, has_copy, &h, s->job_wave,
+				  &over);
+		if (n < 0)
+			return n;
+		if (!n) {
+			s->job_layer++;
+			continue;
+		}
+		s->st.over_k += over;
+		/* The copies it needs, made empty now and filled by the copy engine. */
+		for (i = 0; i < s->num_slots; i++) {
+			uint32_t d = i / s->spd, e = (uint32_t)s->job_wave[i];
+			struct moe_copy *c;
+
+			if (e == (uint32_t)l->tab[l->cur].phy2log[i] || moe_copy_find(l, d, e))
+				continue;
+			c = moe_copy_new(s, l, d, e);
+			if (!c)
+				return -errno;
+		}
+		s->job_wave_on = true;
+		return 0;
+	}
+	s->job_on = false;
+	s->st.rebalances++;
+	return 0;
+}
+
+/* The ready copy to copy expert @e from for device @d: its node's first, else any. */
+static struct moe_copy *source_of(struct accel_moe_store *s, struct moe_layer *l, uint32_t d,
+				  uint32_t e)
+{
+	struct moe_copy *c, *any = NULL;
+
+	for (c = l->copies; c; c = c->next) {
+		if (c->expert != e || !c->ready)
+			continue;
+		if (s->node[c->device] == s->node[d])
+			return c;
+		if (!any)
+			any = c;
+	}
+	return any;
+}
+
+/* Poll and start the wave's copies; 1 all ready, 0 some pending, -errno. */
+static int copies(struct accel_moe_store *s, struct moe_layer *l)
+{
+	struct moe_copy *c;
+	bool all = true;
+	int st;
+
+	for (c = l->copies; c; c = c->next) {
+		if (c->ready)
+			continue;
+		if (c->fence) {
+			st = accel_fence_status(c->fence);
+			if (st < 0)
+				return st;
+			if (st == 1) {
+				accel_fence_destroy(c->fence);
+				c->fence = NULL;
+				s->inflight[c->device]--;
+				c->ready = true;
+				s->st.copies++;
+				s->st.copy_bytes += s->stride;
+				continue;
+			}
+		}
+		all = false;
+	}
+	for (c = l->copies; c; c = c->next) {
+		struct accel_copy_seg seg;
+		struct moe_copy *src;
+
+		if (c->started || s->inflight[c->device] >= s->k)
+			continue;
+		src = source_of(s, l, c->device, c->expert);
+		if (!src)
+			return -EIO;	/* a valid placement always has one */
+		seg = (struct accel_copy_seg) { .src = accel_region_obj(src->region),
+						.dst = accel_region_obj(c->region),
+						.length = s->stride };
+		c->fence = accel_copy(s->dev, &seg, 1, NULL);
+		if (!c->fence)
+			return -errno;
+		c->started = true;
+		if (++s->inflight[c->device] > s->st.max_inflight_seen)
+			s->st.max_inflight_seen = s->inflight[c->device];
+	}
+	return all;
+}
+
+/* The wave's switch: one bind batch into free window slots, then the new table. */
+static int layer_switch(struct accel_moe_store *s, struct moe_layer *l)
+{
+	struct moe_table *cur = &l->tab[l->cur], *nt = &l->tab[!l->cur];
+	struct accel_bind_op *ops;
+	uint32_t *win, *slot_w, i, n = 0, w = 0, changed = 0, fresh = 0;
+	struct moe_copy *c;
+	int ret;
+
+	ops = calloc((size_t)s->num_slots * s->bpe, sizeof(*ops));
+	win = calloc(s->num_slots, sizeof(*win));
+	slot_w = calloc(s->num_slots, sizeof(*slot_w));
+	ret = ops && win && slot_w ? 0 : -ENOMEM;
+	for (i = 0; !ret && i < s->num_slots; i++) {
+		win[i] = cur->win[i];
+		if (s->job_wave[i] == cur->phy2log[i])
+			continue;
+		while (w < s->wslots && l->wslot[w])
+			w++;
+		if (w == s->wslots) {
+			ret = -ENOSPC;	/* the previous table is retired first: cannot happen */
+			break;
+		}
+		c = moe_copy_find(l, i / s->spd, (uint32_t)s->job_wave[i]);
+		moe_bind_ops(s, &ops[n], w, c);
+		n += s->bpe;
+		win[i] = w;
+		slot_w[changed++] = i;
+		w++;
+	}
+	if (!ret)
+		ret = accel_space_bind(l->space, ops, n, NULL);
+	if (!ret) {
+		for (i = 0; i < changed; i++) {
+			uint32_t ps = slot_w[i];
+
+			c = moe_copy_find(l, ps / s->spd, (uint32_t)s->job_wave[ps]);
+			if (!c->refs)
+				fresh++;
+			l->wslot[win[ps]] = c;
+			c->refs++;
+		}
+		moe_table_fill(s, nt, s->job_wave, win, s->version + 1);
+		pthread_rwlock_wrlock(&s->tab_lock);
+		l->cur = !l->cur;
+		l->prev_live = true;
+		s->version++;
+		pthread_rwlock_unlock(&s->tab_lock);
+		s->st.waves++;
+		s->st.rebinds += changed - fresh;
+		s->job_wave_on = false;
+	}
+	free(ops);
+	free(win);
+	free(slot_w);
+	return ret;
+}
+
+int moe_exec_progress(struct accel_moe_store *s)
+{
+	bool pending = false;
+	struct moe_layer *l;
+	uint32_t li;
+	int ret;
+
+	for (li = 0; li < s->layers; li++) {
+		reclaim(s, &s->layer[li]);
+		pending |= s->layer[li].prev_live;
+	}
+	if (!s->job_on)
+		return pending ? 1 : (s->st.last_error ? s->st.last_error : 0);
+	/* A new wave once every retired table is gone: extra memory stays at a wave's. */
+	if (!s->job_wave_on) {
+		if (pending)
+			return 1;
+		ret = next_wave(s);
+		if (ret)
+			goto fail;
+		if (!s->job_on)
+			return 0;
+	}
+	l = &s->layer[s->job_layer];
+	ret = copies(s, l);
+	if (ret < 0)
+		goto fail;
+	if (ret == 1) {
+		ret = layer_switch(s, l);
+		if (ret)
+			goto fail;
+	}
+	return 1;
+fail:
+	moe_exec_abandon(s, ret);
+	return ret;
+}
