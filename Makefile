@@ -208,7 +208,8 @@ install: libaccel
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(ACCEL_VERSION)|' \
 		libaccel/libaccel.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libaccel.pc
 	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h libaccel/include/accel_offload.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 libaccel/include/accel_sched.h libaccel/include/accel_xfer.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 libaccel/include/accel_sched.h libaccel/include/accel_xfer.h libaccel/include/accel_moe.h \
+		$(DESTDIR)$(PREFIX)/include/
 	install -m 644 uapi/kvaccel.h uapi/kvaccel_netlink.h $(DESTDIR)$(PREFIX)/include/kvaccel/
 	install -m 644 libaccel/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	@# One link page (".so man3/PAGE.3") per function a page's NAME line lists.
@@ -248,7 +249,8 @@ SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
 		   tools/serve/fcfs.c tools/serve/scheduled.c tools/serve/driver.c \
 		   tools/serve/pressure.c tools/serve/stack.c tools/serve/steplog.c \
 		   tools/serve/driver_migrate.c tools/serve/migrate_image.c tools/serve/migrate_node.c \
-		   tools/serve/migrate_sock.c tools/serve/kvd_migrate.c tools/serve/migrate_net.c
+		   tools/serve/migrate_sock.c tools/serve/kvd_migrate.c tools/serve/migrate_net.c \
+		   tools/serve/moe.c
 SERVE_HDRS	:= $(wildcard tools/serve/*.h)
 SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve
@@ -309,6 +311,15 @@ $(B)/native/serve_xmigrate: tests/serve/xmigrate_roles.h
 # In the VM: the engine on host tiers in kvaccel regions, swaps on the copy engine.
 $(B)/tests/serve_vm: tests/serve/vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) $(TEST_HDRS) \
 		$(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
+
+# In the VM: the MoE model's experts in libaccel's expert store, rebalanced under serving.
+TEST_BINS	+= $(B)/tests/serve_moe_vm
+$(B)/tests/serve_moe_vm: tests/serve/moe_vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \
+		$(TEST_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \

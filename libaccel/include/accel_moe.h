@@ -16,10 +16,11 @@
  * its placement to a new one (accel_moe_store_apply()) a bounded amount of
  * work at a time, each layer switched as a whole at a step boundary.
  *
- * Thread safety: accel_moe_store_expert() and accel_moe_store_replicas()
- * may be called from any number of threads at once, also while another
- * thread calls the rest; the other calls are serialized by the store (one
- * lock), destroy excepted, which must not race with any call.
+ * Thread safety: every call may be made from any thread, destroy excepted,
+ * which must not race with any call. accel_moe_store_expert(),
+ * accel_moe_store_replicas(), accel_moe_store_step_end() and
+ * accel_moe_store_stats() never wait for the executor; neither does
+ * accel_moe_store_step_begin() with ACCEL_MOE_STORE_THREAD.
  */
 #ifndef ACCEL_MOE_H
 #define ACCEL_MOE_H
@@ -51,7 +52,18 @@ struct accel_moe_store_opts {
 	const int *device_node;
 	/** Cross-device copies in flight per device, K (0: 1). Also bounds a wave's new copies. */
 	uint32_t max_inflight;
+	/** ACCEL_MOE_STORE_* flags. */
+	uint32_t flags;
 };
+
+/**
+ * The executor runs on a thread of the store's own: steps only take their
+ * version (accel_moe_store_step_begin() does no executor work, never waits
+ * for it), the copies, binds, page faults of new window slots and frees
+ * happen off the engine's threads. Without it, the work runs in bounded
+ * shares in accel_moe_store_step_begin() and accel_moe_store_progress().
+ */
+#define ACCEL_MOE_STORE_THREAD	(1u << 0)
 
 /**
  * accel_moe_store_create() - a store on @dev in the initial placement
@@ -122,10 +134,11 @@ int accel_moe_store_apply(struct accel_moe_store *store, const int32_t *phy2log,
  * accel_moe_store_progress() - a bounded share of the executor's work
  * without waiting: poll the copies in flight and start new ones (at most K
  * per device), switch at most one layer (one bind batch), free what no step
- * can read any more. Return: 1 while a rebalance or a reclaim is pending, 0
- * when idle, -errno if the rebalance failed (it is then abandoned: every
- * layer is on its old or its new placement; accel_moe_store_stats() says
- * which error).
+ * can read any more (and, where no step holds the old table, start the
+ * next wave at once). Return: 1 while a rebalance or a reclaim is pending,
+ * 0 when idle, -errno if the rebalance failed in this call (it is then
+ * abandoned: every layer is whole on some wave's placement, each a valid
+ * one; accel_moe_store_stats() keeps the error in last_error).
  */
 int accel_moe_store_progress(struct accel_moe_store *store);
 /**
@@ -135,7 +148,7 @@ int accel_moe_store_progress(struct accel_moe_store *store);
  */
 int accel_moe_store_settle(struct accel_moe_store *store, int64_t timeout_ns);
 
-/** What a store is and did (ACCEL_OPTS()). */
+/** What a store is and did (ACCEL_OPTS()), as of the executor's last call. */
 struct accel_moe_store_stats {
 	size_t sz;
 	/* Shape. */
@@ -146,8 +159,8 @@ struct accel_moe_store_stats {
 	/** The version the next step gets, and steps in flight. */
 	uint64_t version;
 	uint32_t steps_in_flight;
-	/** 1 while a rebalance runs. */
-	uint32_t rebalancing;
+	/** 1 while a rebalance runs; 1 while a retired table waits for its steps to end. */
+	uint32_t rebalancing, retired_pending;
 	uint64_t rebalances;		/* finished */
 	uint64_t waves;			/* layer switches (one bind batch each) */
 	uint64_t rebinds;		/* slots changed without a copy */

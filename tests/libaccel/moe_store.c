@@ -74,12 +74,12 @@ static void initial(int32_t *p, uint32_t devices, uint32_t spd)
 			}
 }
 
-static struct accel_moe_store *store(struct accel_device *dev, uint32_t devices, uint32_t spd,
-				     uint32_t k, const int32_t *p)
+static struct accel_moe_store *store_flags(struct accel_device *dev, uint32_t devices,
+					   uint32_t spd, uint32_t k, const int32_t *p, uint32_t flags)
 {
 	ACCEL_OPTS(accel_moe_store_opts, o, .layers = LAYERS, .experts = EXPERTS,
 		   .devices = devices, .slots_per_device = spd, .expert_bytes = EBYTES,
-		   .max_inflight = k);
+		   .max_inflight = k, .flags = flags);
 	struct accel_moe_store *s = accel_moe_store_create(dev, &o, p, LAYERS * devices * spd);
 	static uint32_t w[EBYTES / 4];
 	uint32_t l, e;
@@ -95,6 +95,12 @@ static struct accel_moe_store *store(struct accel_device *dev, uint32_t devices,
 			}
 		}
 	return s;
+}
+
+static struct accel_moe_store *store(struct accel_device *dev, uint32_t devices, uint32_t spd,
+				     uint32_t k, const int32_t *p)
+{
+	return store_flags(dev, devices, spd, k, p, 0);
 }
 
 /* Every replica of every expert at @version holds its bytes; 0 or a negative code. */
@@ -139,7 +145,7 @@ static int serve_until_done(struct accel_moe_store *s, int max_steps)
 			return -1000 + ret;
 		if (accel_moe_store_stats(s, &st))
 			return -EIO;
-		if (!st.rebalancing)
+		if (!st.rebalancing && !st.retired_pending)
 			return accel_moe_store_settle(s, 10ll * 1000000000) ?: i + 1;
 		usleep(1000);
 	}
@@ -277,7 +283,7 @@ TEST_F(moe, rebinds_within_a_device)
 
 /* Every slot to the next device: copies on the copy engine, K in flight, memory bounded. */
 static void rotate(struct __test_metadata *_metadata, struct accel_device *dev, uint32_t devices,
-		   uint32_t spd, uint32_t k)
+		   uint32_t spd, uint32_t k, uint32_t flags)
 {
 	ACCEL_OPTS(accel_moe_store_stats, st);
 	uint32_t n = devices * spd, i, l, d;
@@ -288,7 +294,7 @@ static void rotate(struct __test_metadata *_metadata, struct accel_device *dev, 
 	initial(p, devices, spd);
 	for (i = 0; i < LAYERS * n; i++)
 		q[i] = p[(i / n) * n + (i % n + spd) % n];
-	s = store(dev, devices, spd, k, p);
+	s = store_flags(dev, devices, spd, k, p, flags);
 	ASSERT_NE(NULL, s);
 	ASSERT_EQ(0, accel_moe_store_apply(s, q, LAYERS * n));
 	EXPECT_EQ(-EBUSY, accel_moe_store_apply(s, q, LAYERS * n));
@@ -323,20 +329,27 @@ static void rotate(struct __test_metadata *_metadata, struct accel_device *dev, 
 	}
 	ASSERT_EQ(0, accel_moe_store_placement(s, now, LAYERS * n));
 	EXPECT_EQ(0, memcmp(now, q, LAYERS * n * sizeof(*q)));
-	TH_LOG("%u devices x %u slots, K %u: %d steps, %llu waves, %llu copies, %llu rebinds, %llu over K",
-	       devices, spd, k, steps, (unsigned long long)st.waves, (unsigned long long)st.copies,
+	TH_LOG("%u devices x %u slots, K %u%s: %d steps, %llu waves, %llu copies, %llu rebinds, "
+	       "%llu over K", devices, spd, k, flags ? " (thread)" : "", steps, (unsigned long long)st.waves, (unsigned long long)st.copies,
 	       (unsigned long long)st.rebinds, (unsigned long long)st.over_k);
 	accel_moe_store_destroy(s);
 }
 
 TEST_F(moe, copies_across_devices_k1)
 {
-	rotate(_metadata, self->dev, 2, 5, 1);
+	rotate(_metadata, self->dev, 2, 5, 1, 0);
 }
 
 TEST_F(moe, copies_across_devices_k2)
 {
-	rotate(_metadata, self->dev, 4, 3, 2);
+	rotate(_metadata, self->dev, 4, 3, 2, 0);
+}
+
+/* The same on the store's own thread: steps only read, the thread moves. */
+TEST_F(moe, copies_on_the_executor_thread)
+{
+	rotate(_metadata, self->dev, 2, 5, 1, ACCEL_MOE_STORE_THREAD);
+	rotate(_metadata, self->dev, 4, 3, 2, ACCEL_MOE_STORE_THREAD);
 }
 
 /* A step that began on the old table keeps it, and its slots, until it ends. */
@@ -393,6 +406,55 @@ TEST_F(moe, versioned_switch)
 	accel_moe_store_destroy(s);
 }
 
+/* The same on the executor's thread: it waits for the held step, then goes on alone. */
+TEST_F(moe, versioned_switch_thread)
+{
+	ACCEL_OPTS(accel_moe_store_stats, st);
+	int32_t p[LAYERS * 8], q[LAYERS * 8];
+	struct accel_moe_store *s;
+	uint64_t v0, v1;
+	uint32_t i;
+	int tries;
+
+	initial(p, 2, 4);
+	for (i = 0; i < LAYERS * 8; i++)
+		q[i] = p[(i / 8) * 8 + (i % 8 + 4) % 8];
+	s = store_flags(self->dev, 2, 4, 4, p, ACCEL_MOE_STORE_THREAD);
+	ASSERT_NE(NULL, s);
+	ASSERT_EQ(0, accel_moe_store_step_begin(s, &v0));
+	ASSERT_EQ(0, accel_moe_store_apply(s, q, LAYERS * 8));
+	for (tries = 0; tries < 10000; tries++) {
+		ASSERT_EQ(0, accel_moe_store_stats(s, &st));
+		if (st.waves)
+			break;
+		usleep(1000);
+	}
+	ASSERT_EQ(1, st.waves);
+	ASSERT_EQ(0, accel_moe_store_step_begin(s, &v1));
+	EXPECT_EQ(v0 + 1, v1);
+	EXPECT_EQ(0, check_all(s, v0));
+	EXPECT_EQ(0, check_all(s, v1));
+	usleep(100000);		/* the thread keeps looking; v0 holds layer 0's old table */
+	ASSERT_EQ(0, accel_moe_store_stats(s, &st));
+	EXPECT_EQ(0, st.reclaims);
+	EXPECT_EQ(1, st.waves);
+	EXPECT_EQ(1, st.retired_pending);
+	EXPECT_EQ(1, accel_moe_store_progress(s));
+	EXPECT_EQ(0, check_all(s, v0));
+	EXPECT_EQ(0, accel_moe_store_step_end(s, v0));
+	EXPECT_EQ(0, accel_moe_store_step_end(s, v1));
+	EXPECT_EQ(0, accel_moe_store_settle(s, 30ll * 1000000000));
+	ASSERT_EQ(0, accel_moe_store_stats(s, &st));
+	EXPECT_EQ(LAYERS, st.waves);
+	EXPECT_EQ(LAYERS, st.reclaims);
+	EXPECT_EQ(1, st.rebalances);
+	EXPECT_EQ(0, st.retired_pending);
+	ASSERT_EQ(0, accel_moe_store_step_begin(s, &v1));
+	EXPECT_EQ(0, check_all(s, v1));
+	EXPECT_EQ(0, accel_moe_store_step_end(s, v1));
+	accel_moe_store_destroy(s);
+}
+
 /* Every bad input is refused and nothing changes. */
 TEST_F(moe, errors)
 {
@@ -425,6 +487,9 @@ TEST_F(moe, errors)
 	o.devices = ACCEL_MOE_MAX_DEVICES + 1;
 	EXPECT_EQ(NULL, accel_moe_store_create(self->dev, &o, p, LAYERS * 8));
 	o.devices = 2;
+	o.flags = 2;		/* no such flag */
+	EXPECT_EQ(NULL, accel_moe_store_create(self->dev, &o, p, LAYERS * 8));
+	o.flags = 0;
 
 	s = store(self->dev, 2, 4, 1, p);
 	ASSERT_NE(NULL, s);

@@ -36,9 +36,14 @@ static int reclaim(struct accel_moe_store *s, struct moe_layer *l)
 	bool *keep;
 	int ret = 0;
 
+	bool held;
+
 	if (!l->prev_live)
 		return 0;
-	if (moe_epochs_oldest(&s->ep, &oldest) && oldest < cur->since)
+	pthread_mutex_lock(&s->ep_lock);
+	held = moe_epochs_oldest(&s->ep, &oldest) && oldest < cur->since;
+	pthread_mutex_unlock(&s->ep_lock);
+	if (held)
 		return 0;
 	keep = calloc(s->wslots, sizeof(*keep));
 	ops = calloc((size_t)s->num_slots * s->bpe, sizeof(*ops));
@@ -63,7 +68,9 @@ static int reclaim(struct accel_moe_store *s, struct moe_layer *l)
 		ret = accel_space_bind(l->space, ops, n, NULL);
 		if (ret) {
 			/* Bound but unnamed: tried again on the next call. */
+			pthread_rwlock_wrlock(&s->tab_lock);
 			l->prev_live = true;
+			pthread_rwlock_unlock(&s->tab_lock);
 			goto out;
 		}
 	}
@@ -207,6 +214,24 @@ static int copies(struct accel_moe_store *s, struct moe_layer *l)
 	return all;
 }
 
+/*
+ * Touch every page of the new window slots (thread mode): the faults that
+ * map them are taken here, not by the engine's first reads.
+ */
+static void prefault(const struct accel_moe_store *s, const struct moe_layer *l,
+		     const uint32_t *win, const uint32_t *slot_w, uint32_t changed)
+{
+	volatile const char *p;
+	uint32_t i;
+	uint64_t o;
+
+	for (i = 0; i < changed; i++) {
+		p = l->base + (size_t)win[slot_w[i]] * s->stride;
+		for (o = 0; o < s->stride; o += 4096)
+			(void)p[o];
+	}
+}
+
 /* The wave's switch: one bind batch into free window slots, then the new table. */
 static int layer_switch(struct accel_moe_store *s, struct moe_layer *l)
 {
@@ -249,12 +274,17 @@ static int layer_switch(struct accel_moe_store *s, struct moe_layer *l)
 			l->wslot[win[ps]] = c;
 			c->refs++;
 		}
+		if (s->flags & ACCEL_MOE_STORE_THREAD)
+			prefault(s, l, win, slot_w, changed);
+		/* The switch: steps that begin from here read the new table. */
+		pthread_mutex_lock(&s->ep_lock);
 		moe_table_fill(s, nt, s->job_wave, win, s->version + 1);
 		pthread_rwlock_wrlock(&s->tab_lock);
 		l->cur = !l->cur;
 		l->prev_live = true;
 		s->version++;
 		pthread_rwlock_unlock(&s->tab_lock);
+		pthread_mutex_unlock(&s->ep_lock);
 		s->st.waves++;
 		s->st.rebinds += changed - fresh;
 		s->job_wave_on = false;
@@ -265,40 +295,66 @@ static int layer_switch(struct accel_moe_store *s, struct moe_layer *l)
 	return ret;
 }
 
-int moe_exec_progress(struct accel_moe_store *s)
+/* Retire what no step can read; whether a retired table is still held. */
+static bool reclaim_all(struct accel_moe_store *s)
 {
 	bool pending = false;
-	struct moe_layer *l;
 	uint32_t li;
-	int ret;
 
 	for (li = 0; li < s->layers; li++) {
-		reclaim(s, &s->layer[li]);
+		int ret = reclaim(s, &s->layer[li]);
+
+		if (ret)
+			s->st.last_error = ret;	/* tried again on the next call */
 		pending |= s->layer[li].prev_live;
 	}
-	if (!s->job_on)
-		return pending ? 1 : (s->st.last_error ? s->st.last_error : 0);
-	/* A new wave once every retired table is gone: extra memory stays at a wave's. */
-	if (!s->job_wave_on) {
-		if (pending)
-			return 1;
-		ret = next_wave(s);
-		if (ret)
-			goto fail;
+	return pending;
+}
+
+/*
+ * One call's work, bounded: retire tables, start a wave (its copies made
+ * and submitted) once none is held, poll the copies, switch the layer when
+ * they are all there (at most one bind batch of a switch per call), and
+ * where no step holds the old table (a step boundary of a serial engine)
+ * retire it and start the next wave at once.
+ */
+int moe_exec_progress(struct accel_moe_store *s)
+{
+	bool pending = reclaim_all(s), switched = false;
+	struct moe_layer *l;
+	int ret;
+
+	for (;;) {
 		if (!s->job_on)
-			return 0;
-	}
-	l = &s->layer[s->job_layer];
-	ret = copies(s, l);
-	if (ret < 0)
-		goto fail;
-	if (ret == 1) {
+			break;
+		/* A new wave once every retired table is gone: extra memory stays at a wave's. */
+		if (!s->job_wave_on) {
+			if (pending)
+				break;
+			ret = next_wave(s);
+			if (ret)
+				goto fail;
+			if (!s->job_on)
+				break;
+		}
+		l = &s->layer[s->job_layer];
+		ret = copies(s, l);
+		if (ret < 0)
+			goto fail;
+		if (ret == 0 || switched) {
+			moe_publish(s);
+			return 1;
+		}
 		ret = layer_switch(s, l);
 		if (ret)
 			goto fail;
+		switched = true;
+		pending = reclaim_all(s);
 	}
-	return 1;
+	moe_publish(s);
+	return pending ? 1 : 0;
 fail:
 	moe_exec_abandon(s, ret);
+	moe_publish(s);
 	return ret;
 }

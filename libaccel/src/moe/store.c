@@ -204,6 +204,9 @@ static int shape(struct accel_moe_store *s, const struct accel_moe_store_opts *o
 	s->k = ACCEL_OPTS_GET(o, max_inflight, 0);
 	if (!s->k)
 		s->k = 1;
+	s->flags = ACCEL_OPTS_GET(o, flags, 0);
+	if (s->flags & ~ACCEL_MOE_STORE_THREAD)
+		return -EINVAL;
 	if (!s->layers || !s->experts || !s->devices || s->devices > ACCEL_MOE_MAX_DEVICES ||
 	    !s->spd || !s->expert_bytes || s->spd > UINT32_MAX / s->devices / 2)
 		return -EINVAL;
@@ -235,6 +238,50 @@ static int shape(struct accel_moe_store *s, const struct accel_moe_store_opts *o
 	return 0;
 }
 
+void moe_publish(struct accel_moe_store *s)
+{
+	uint32_t li;
+
+	s->st.layers = s->layers;
+	s->st.experts = s->experts;
+	s->st.devices = s->devices;
+	s->st.num_slots = s->num_slots;
+	s->st.block_size = s->bs;
+	s->st.blocks_per_expert = s->bpe;
+	s->st.slot_stride = s->stride;
+	s->st.rebalancing = s->job_on;
+	s->st.retired_pending = 0;
+	for (li = 0; s->layer && li < s->layers; li++)
+		if (s->layer[li].prev_live)
+			s->st.retired_pending = 1;
+	pthread_mutex_lock(&s->pub_lock);
+	s->pub = s->st;
+	pthread_mutex_unlock(&s->pub_lock);
+}
+
+/* The executor's thread: progress while there is work, sleep when there is none. */
+static void *executor(void *arg)
+{
+	struct accel_moe_store *s = arg;
+	struct timespec nap = { 0, 100000 };
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop) {
+		int ret = moe_exec_progress(s);
+
+		if (ret > 0) {
+			/* Copies on the copy engine, or steps holding a table: look again soon. */
+			pthread_mutex_unlock(&s->lock);
+			nanosleep(&nap, NULL);
+			pthread_mutex_lock(&s->lock);
+		} else if (!s->stop) {
+			pthread_cond_wait(&s->kick, &s->lock);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
 ACCEL_EXPORT struct accel_moe_store *accel_moe_store_create(struct accel_device *dev,
 							    const struct accel_moe_store_opts *opts,
 							    const int32_t *phy2log, size_t count)
@@ -254,6 +301,9 @@ ACCEL_EXPORT struct accel_moe_store *accel_moe_store_create(struct accel_device 
 	}
 	s->dev = dev;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->ep_lock, NULL);
+	pthread_mutex_init(&s->pub_lock, NULL);
+	pthread_cond_init(&s->kick, NULL);
 	pthread_rwlock_init(&s->tab_lock, NULL);
 	ret = shape(s, opts);
 	if (!ret)
@@ -266,6 +316,12 @@ ACCEL_EXPORT struct accel_moe_store *accel_moe_store_create(struct accel_device 
 	}
 	for (li = 0; !ret && li < s->layers; li++)
 		ret = layer_init(s, li, phy2log + (size_t)li * s->num_slots);
+	if (!ret)
+		moe_publish(s);
+	if (!ret && (s->flags & ACCEL_MOE_STORE_THREAD)) {
+		ret = -pthread_create(&s->thread, NULL, executor, s);
+		s->has_thread = !ret;
+	}
 	if (ret) {
 		accel_log(ACCEL_LOG_DEBUG, "moe store: %s", strerror(-ret));
 		accel_moe_store_destroy(s);
@@ -281,6 +337,13 @@ ACCEL_EXPORT void accel_moe_store_destroy(struct accel_moe_store *s)
 
 	if (!s)
 		return;
+	if (s->has_thread) {
+		pthread_mutex_lock(&s->lock);
+		s->stop = true;
+		pthread_cond_signal(&s->kick);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->thread, NULL);
+	}
 	for (li = 0; s->layer && li < s->layers; li++)
 		layer_fini(s, &s->layer[li]);
 	free(s->layer);
@@ -288,6 +351,9 @@ ACCEL_EXPORT void accel_moe_store_destroy(struct accel_moe_store *s)
 	free(s->job_wave);
 	moe_epochs_fini(&s->ep);
 	pthread_rwlock_destroy(&s->tab_lock);
+	pthread_cond_destroy(&s->kick);
+	pthread_mutex_destroy(&s->pub_lock);
+	pthread_mutex_destroy(&s->ep_lock);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
@@ -325,12 +391,16 @@ ACCEL_EXPORT int accel_moe_store_step_begin(struct accel_moe_store *s, uint64_t 
 
 	if (!s || !version)
 		return -EINVAL;
-	pthread_mutex_lock(&s->lock);
-	moe_exec_progress(s);	/* its errors end the rebalance, not the step */
+	if (!s->has_thread) {
+		pthread_mutex_lock(&s->lock);
+		moe_exec_progress(s);	/* its errors end the rebalance, not the step */
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_lock(&s->ep_lock);
 	ret = moe_epochs_begin(&s->ep, s->version);
 	if (!ret)
 		*version = s->version;
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->ep_lock);
 	return ret;
 }
 
@@ -340,9 +410,9 @@ ACCEL_EXPORT int accel_moe_store_step_end(struct accel_moe_store *s, uint64_t ve
 
 	if (!s)
 		return -EINVAL;
-	pthread_mutex_lock(&s->lock);
+	pthread_mutex_lock(&s->ep_lock);
 	ret = moe_epochs_end(&s->ep, version);
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->ep_lock);
 	return ret;
 }
 
@@ -442,6 +512,8 @@ ACCEL_EXPORT int accel_moe_store_apply(struct accel_moe_store *s, const int32_t 
 		s->job_wave_on = false;
 		s->job_layer = 0;
 		s->st.last_error = 0;
+		moe_publish(s);
+		pthread_cond_signal(&s->kick);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
@@ -453,6 +525,13 @@ ACCEL_EXPORT int accel_moe_store_progress(struct accel_moe_store *s)
 
 	if (!s)
 		return -EINVAL;
+	if (s->has_thread) {
+		/* The thread does the work: say whether it has any left. */
+		pthread_mutex_lock(&s->pub_lock);
+		ret = s->pub.rebalancing || s->pub.retired_pending ? 1 : s->pub.last_error;
+		pthread_mutex_unlock(&s->pub_lock);
+		return ret;
+	}
 	pthread_mutex_lock(&s->lock);
 	ret = moe_exec_progress(s);
 	pthread_mutex_unlock(&s->lock);
@@ -495,19 +574,13 @@ ACCEL_EXPORT int accel_moe_store_stats(struct accel_moe_store *s,
 	ret = accel_opts_valid(st, sizeof(*st));
 	if (ret)
 		return ret;
-	pthread_mutex_lock(&s->lock);
-	all = s->st;
-	all.layers = s->layers;
-	all.experts = s->experts;
-	all.devices = s->devices;
-	all.num_slots = s->num_slots;
-	all.block_size = s->bs;
-	all.blocks_per_expert = s->bpe;
-	all.slot_stride = s->stride;
+	pthread_mutex_lock(&s->pub_lock);
+	all = s->pub;
+	pthread_mutex_unlock(&s->pub_lock);
+	pthread_mutex_lock(&s->ep_lock);
 	all.version = s->version;
 	all.steps_in_flight = moe_epochs_count(&s->ep);
-	all.rebalancing = s->job_on;
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_unlock(&s->ep_lock);
 	sz = st->sz < sizeof(all) ? st->sz : sizeof(all);
 	all.sz = st->sz;
 	memcpy(st, &all, sz);

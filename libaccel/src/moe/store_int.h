@@ -60,19 +60,26 @@ struct moe_layer {
 
 /**
  * struct accel_moe_store - see accel_moe.h.
- * @lock: serializes everything but the lookups.
+ * @lock: the executor's state (copies, window slots, the job) and the
+ *	calls that change it; a step never takes it (in thread mode).
+ * @ep_lock: the steps in flight (@ep) and @version, which a switch bumps:
+ *	taking a version and counting the step is one act against a reclaim.
  * @tab_lock: lookups (read) against a table switch or retirement (write).
  * @version: the version the next step gets.
  * @job_*: the rebalance in progress: its target, the layer it is at, the
  *	wave being prepared there (@job_wave_on).
+ * @st: the counters (under @lock); @pub: their copy as of the executor's
+ *	last call, which stats reads (under @pub_lock) without waiting for it.
+ * @thread: the executor's own thread (ACCEL_MOE_STORE_THREAD), woken by
+ *	@kick; @stop ends it.
  */
 struct accel_moe_store {
 	struct accel_device *dev;
 	uint32_t layers, experts, devices, spd, num_slots, wslots;
-	uint32_t bs, bpe, k;
+	uint32_t bs, bpe, k, flags;
 	uint64_t expert_bytes, stride;
 	int node[ACCEL_MOE_MAX_DEVICES];
-	pthread_mutex_t lock;
+	pthread_mutex_t lock, ep_lock, pub_lock;
 	pthread_rwlock_t tab_lock;
 	struct moe_layer *layer;
 	struct moe_epochs ep;
@@ -81,7 +88,10 @@ struct accel_moe_store {
 	int32_t *job_target, *job_wave;
 	uint32_t job_layer;
 	uint32_t inflight[ACCEL_MOE_MAX_DEVICES];
-	struct accel_moe_store_stats st;
+	struct accel_moe_store_stats st, pub;
+	pthread_t thread;
+	pthread_cond_t kick;
+	bool has_thread, stop;
 };
 
 /* store.c */
@@ -95,6 +105,9 @@ void moe_table_fill(const struct accel_moe_store *s, struct moe_table *t, const 
 /* Bind window slot @w of @l to @c: the ops at @ops (bpe of them). */
 void moe_bind_ops(const struct accel_moe_store *s, struct accel_bind_op *ops, uint32_t w,
 		  struct moe_copy *c);
+
+/* Copy the counters for accel_moe_store_stats() (@lock held). */
+void moe_publish(struct accel_moe_store *s);
 
 /* exec.c */
 int moe_exec_progress(struct accel_moe_store *s);
