@@ -305,6 +305,18 @@ $(B)/native/serve_driver $(B)/native/serve_migrate $(B)/native/serve_xmigrate: $
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_$*" > $@
 	@chmod +x $@
 
+# The default MoE placement policy of kvaccel-serve's expert store (cmocka, ASan/UBSan).
+NATIVE_BINS	+= $(B)/native/serve_moe
+$(B)/native/serve_moe: tests/serve/moe_unit.c tools/serve/moe.c $(SERVE_HDRS) $(ACCEL_SRCS) \
+		$(ACCEL_HDRS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/ctl \
+		-o $(B)/native-bin/serve_moe $< tools/serve/moe.c $(ACCEL_SRCS) $(ACCEL_LDLIBS) \
+		-lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_moe" > $@
+	@chmod +x $@
+
 # Cross-node live migration, two processes over UCX on 127.0.0.1 (its sides shared with the VM test).
 $(B)/native/serve_xmigrate: tests/serve/xmigrate_roles.h
 

@@ -8,13 +8,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <accel_moe.h>
 
 #include "moe.h"
 
 struct step_rec {
-	uint64_t ns;
+	uint64_t ns, begin_ns;
 	uint32_t tokens;
 	bool busy;
 };
@@ -29,6 +30,7 @@ struct serve_moe {
 	int32_t *cur, *next;		/* placements */
 	uint64_t steps, started, lookup_errors;
 	bool busy;			/* this step began with rebalance work pending */
+	uint64_t begin_ns;		/* this step's accel_moe_store_step_begin() */
 	struct step_rec *rec;
 	uint64_t nr_rec, cap_rec;
 };
@@ -228,10 +230,19 @@ static int rebalance(struct serve_moe *x)
 	return ret;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int serve_moe_step_begin(struct serve_moe *x, uint64_t *version)
 {
 	ACCEL_OPTS(accel_moe_store_stats, st);
 	ACCEL_OPTS(accel_moe_store_stats, after);
+	uint64_t t0;
 	int ret;
 
 	x->steps++;
@@ -240,7 +251,9 @@ int serve_moe_step_begin(struct serve_moe *x, uint64_t *version)
 		return ret;
 	if (x->every && x->steps % x->every == 0 && !st.rebalancing && !rebalance(x))
 		st.rebalancing = 1;	/* a policy error skips this one, serving goes on */
+	t0 = now_ns();
 	ret = accel_moe_store_step_begin(x->store, version);
+	x->begin_ns = now_ns() - t0;
 	if (!ret)
 		ret = accel_moe_store_stats(x->store, &after);
 	/* Rebalance work during this step: copies, a switch, or freeing a retired table. */
@@ -260,7 +273,7 @@ void serve_moe_step_end(struct serve_moe *x, uint64_t version, uint64_t ns, uint
 		x->rec = r;
 		x->cap_rec = cap;
 	}
-	x->rec[x->nr_rec++] = (struct step_rec) { ns, tokens, x->busy };
+	x->rec[x->nr_rec++] = (struct step_rec) { ns, x->begin_ns, tokens, x->busy };
 }
 
 const void *serve_moe_expert(void *arg, uint64_t version, uint32_t l, uint32_t e, uint32_t hint)
@@ -338,6 +351,24 @@ int serve_moe_report(struct serve_moe *x, struct serve_moe_report *r)
 	r->idle_steps = step_stats(x, (uint32_t)mode, false, &r->idle_median_us, &r->idle_max_us);
 	r->busy_steps = step_stats(x, (uint32_t)mode, true, &r->busy_median_us, &r->busy_max_us);
 	return 0;
+}
+
+uint64_t serve_moe_steps(const struct serve_moe *x, uint64_t *ns, uint64_t *begin_ns,
+			 uint32_t *tokens, bool *busy, uint64_t max)
+{
+	uint64_t i;
+
+	for (i = 0; i < x->nr_rec && i < max; i++) {
+		if (ns)
+			ns[i] = x->rec[i].ns;
+		if (begin_ns)
+			begin_ns[i] = x->rec[i].begin_ns;
+		if (tokens)
+			tokens[i] = x->rec[i].tokens;
+		if (busy)
+			busy[i] = x->rec[i].busy;
+	}
+	return x->nr_rec;
 }
 
 void serve_moe_print(struct serve_moe *x, FILE *f)

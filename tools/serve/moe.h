@@ -78,6 +78,14 @@ struct serve_moe_report {
 };
 
 int serve_moe_report(struct serve_moe *x, struct serve_moe_report *r);
+/**
+ * Each step's time (ns; of it, @begin_ns in the store's step begin: the
+ * executor's share in the step mode), tokens and whether it had rebalance
+ * work, in step order, up to @max of them (any array may be NULL); returns
+ * the steps recorded.
+ */
+uint64_t serve_moe_steps(const struct serve_moe *x, uint64_t *ns, uint64_t *begin_ns,
+			 uint32_t *tokens, bool *busy, uint64_t max);
 /** One line of the report on @f. */
 void serve_moe_print(struct serve_moe *x, FILE *f);
 

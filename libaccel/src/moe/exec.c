@@ -82,7 +82,7 @@ static int reclaim(struct accel_moe_store *s, struct moe_layer *l)
 		c = l->wslot[prev->win[i]];
 		l->wslot[prev->win[i]] = NULL;
 		if (!--c->refs)
-			moe_copy_free(s, l, c);
+			moe_copy_retire(s, l, c);
 	}
 	s->st.reclaims++;
 out:
@@ -104,6 +104,7 @@ void moe_exec_abandon(struct accel_moe_store *s, int err)
 	}
 	s->job_on = false;
 	s->job_wave_on = false;
+	moe_spares_free(s);
 	s->st.last_error = err;
 	accel_log(ACCEL_LOG_ERR, "moe store: rebalance abandoned at layer %u: %s", s->job_layer,
 		  strerror(-err));
@@ -146,6 +147,7 @@ static int next_wave(struct accel_moe_store *s)
 	}
 	s->job_on = false;
 	s->st.rebalances++;
+	moe_spares_free(s);
 	return 0;
 }
 
@@ -350,9 +352,12 @@ int moe_exec_progress(struct accel_moe_store *s)
 			goto fail;
 		switched = true;
 		pending = reclaim_all(s);
+		/* The step mode spreads the work: the next wave starts on the next call. */
+		if (!(s->flags & ACCEL_MOE_STORE_THREAD))
+			break;
 	}
 	moe_publish(s);
-	return pending ? 1 : 0;
+	return pending || s->job_on ? 1 : 0;
 fail:
 	moe_exec_abandon(s, ret);
 	moe_publish(s);

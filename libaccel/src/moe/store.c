@@ -19,12 +19,33 @@ struct moe_copy *moe_copy_find(struct moe_layer *l, uint32_t device, uint32_t ex
 	return NULL;
 }
 
+static void unlink_copy(struct moe_layer *l, struct moe_copy *c)
+{
+	struct moe_copy **pp;
+
+	for (pp = &l->copies; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+}
+
 struct moe_copy *moe_copy_new(struct accel_moe_store *s, struct moe_layer *l, uint32_t device,
 			      uint32_t expert)
 {
-	struct moe_copy *c = calloc(1, sizeof(*c));
+	struct moe_copy *c = s->spare[device];
 	uint32_t *live = &s->st.live_copies[device];
 
+	if (c) {
+		/* A spare: its region is live already, its bytes all overwritten by the copy. */
+		s->spare[device] = c->next;
+		s->nr_spare[device]--;
+		*c = (struct moe_copy) { .region = c->region, .device = device, .expert = expert,
+					 .next = l->copies };
+		l->copies = c;
+		return c;
+	}
+	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
 	c->region = accel_region_create(s->dev, s->stride, s->bs, s->node[device]);
@@ -46,13 +67,7 @@ struct moe_copy *moe_copy_new(struct accel_moe_store *s, struct moe_layer *l, ui
 
 void moe_copy_free(struct accel_moe_store *s, struct moe_layer *l, struct moe_copy *c)
 {
-	struct moe_copy **pp;
-
-	for (pp = &l->copies; *pp; pp = &(*pp)->next)
-		if (*pp == c) {
-			*pp = c->next;
-			break;
-		}
+	unlink_copy(l, c);
 	if (c->fence) {
 		accel_fence_wait(c->fence, -1);
 		accel_fence_destroy(c->fence);
@@ -61,6 +76,34 @@ void moe_copy_free(struct accel_moe_store *s, struct moe_layer *l, struct moe_co
 	accel_region_destroy(c->region);
 	s->st.live_copies[c->device]--;
 	free(c);
+}
+
+void moe_copy_retire(struct accel_moe_store *s, struct moe_layer *l, struct moe_copy *c)
+{
+	if (!s->job_on || c->fence || s->nr_spare[c->device] >= s->k) {
+		moe_copy_free(s, l, c);
+		return;
+	}
+	unlink_copy(l, c);
+	c->next = s->spare[c->device];
+	s->spare[c->device] = c;
+	s->nr_spare[c->device]++;
+}
+
+void moe_spares_free(struct accel_moe_store *s)
+{
+	uint32_t d;
+
+	for (d = 0; d < s->devices; d++)
+		while (s->spare[d]) {
+			struct moe_copy *c = s->spare[d];
+
+			s->spare[d] = c->next;
+			accel_region_destroy(c->region);
+			s->st.live_copies[d]--;
+			free(c);
+		}
+	memset(s->nr_spare, 0, sizeof(s->nr_spare));
 }
 
 void moe_table_fill(const struct accel_moe_store *s, struct moe_table *t, const int32_t *p,
@@ -346,6 +389,7 @@ ACCEL_EXPORT void accel_moe_store_destroy(struct accel_moe_store *s)
 	}
 	for (li = 0; s->layer && li < s->layers; li++)
 		layer_fini(s, &s->layer[li]);
+	moe_spares_free(s);
 	free(s->layer);
 	free(s->job_target);
 	free(s->job_wave);

@@ -70,6 +70,9 @@ struct moe_layer {
  *	wave being prepared there (@job_wave_on).
  * @st: the counters (under @lock); @pub: their copy as of the executor's
  *	last call, which stats reads (under @pub_lock) without waiting for it.
+ * @spare: per device, regions of retired copies a wave's new copies take
+ *	before making regions (the copy overwrites every byte); they count as
+ *	live copies, at most K per device, freed when the rebalance ends.
  * @thread: the executor's own thread (ACCEL_MOE_STORE_THREAD), woken by
  *	@kick; @stop ends it.
  */
@@ -88,6 +91,9 @@ struct accel_moe_store {
 	int32_t *job_target, *job_wave;
 	uint32_t job_layer;
 	uint32_t inflight[ACCEL_MOE_MAX_DEVICES];
+	/* Regions of retired copies kept for the next wave's (at most K per device). */
+	struct moe_copy *spare[ACCEL_MOE_MAX_DEVICES];
+	uint32_t nr_spare[ACCEL_MOE_MAX_DEVICES];
 	struct accel_moe_store_stats st, pub;
 	pthread_t thread;
 	pthread_cond_t kick;
@@ -98,6 +104,10 @@ struct accel_moe_store {
 struct moe_copy *moe_copy_new(struct accel_moe_store *s, struct moe_layer *l, uint32_t device,
 			      uint32_t expert);
 void moe_copy_free(struct accel_moe_store *s, struct moe_layer *l, struct moe_copy *c);
+/* A copy no window slot binds any more: its region kept as a spare during a rebalance, or freed. */
+void moe_copy_retire(struct accel_moe_store *s, struct moe_layer *l, struct moe_copy *c);
+/* Free every spare region. */
+void moe_spares_free(struct accel_moe_store *s);
 struct moe_copy *moe_copy_find(struct moe_layer *l, uint32_t device, uint32_t expert);
 /* Fill @t (its arrays allocated) for placement @p and window slots @win. */
 void moe_table_fill(const struct accel_moe_store *s, struct moe_table *t, const int32_t *p,
