@@ -27,27 +27,6 @@
 #define EBYTES	(96u << 10)	/* the serve model's default expert: 3 blocks of 32 KiB */
 #define MAXSL	64
 
-static uint64_t dev_usage(struct accel_device *dev)
-{
-	ACCEL_OPTS(accel_device_info, info);
-
-	return accel_device_info(dev, &info) ? UINT64_MAX : info.usage;
-}
-
-static uint64_t dev_usage_settled(struct accel_device *dev, uint64_t want)
-{
-	uint64_t u = 0;
-	int tries;
-
-	for (tries = 0; tries < 400; tries++) {
-		u = dev_usage(dev);
-		if (u == want)
-			break;
-		usleep(25000);
-	}
-	return u;
-}
-
 /* Expert @e of layer @l's bytes. */
 static void pattern(uint32_t *w, uint32_t l, uint32_t e)
 {
@@ -175,12 +154,12 @@ FIXTURE_SETUP(moe)
 {
 	self->dev = accel_device_open(NULL);
 	ASSERT_NE(NULL, self->dev);
-	self->usage0 = dev_usage(self->dev);
+	self->usage0 = accel_test_device_usage(self->dev);
 }
 
 FIXTURE_TEARDOWN(moe)
 {
-	EXPECT_EQ(self->usage0, dev_usage_settled(self->dev, self->usage0));
+	EXPECT_EQ(self->usage0, accel_test_device_usage_settled(self->dev, self->usage0));
 	accel_device_close(self->dev);
 }
 
@@ -567,7 +546,7 @@ TEST_F(moe, killed_mid_rebalance)
 	close(pipefd[1]);
 	ASSERT_EQ(1, read(pipefd[0], &c, 1));
 	EXPECT_EQ(1, c);
-	EXPECT_GT(dev_usage(self->dev), self->usage0);
+	EXPECT_GT(accel_test_device_usage(self->dev), self->usage0);
 	kill(pid, SIGKILL);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFSIGNALED(status));
