@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 /** Most devices a store spreads its slots over. */
-#define ACCEL_MOE_MAX_DEVICES	64
+#define ACCEL_MOE_STORE_MAX_DEVICES	64
 
 struct accel_moe_store;
 
@@ -41,7 +41,7 @@ struct accel_moe_store_opts {
 	size_t sz;
 	/** MoE layers, logical experts per layer (both at least 1). */
 	uint32_t layers, experts;
-	/** Devices (1 to ACCEL_MOE_MAX_DEVICES) and expert slots on each; devices *
+	/** Devices (1 to ACCEL_MOE_STORE_MAX_DEVICES) and expert slots on each; devices *
 	 *  slots_per_device must be at least experts. */
 	uint32_t devices, slots_per_device;
 	/** Bytes of one expert's weights (every expert the same). */
@@ -174,8 +174,8 @@ struct accel_moe_store_stats {
 	/** The last rebalance's error (0: none). */
 	int32_t last_error;
 	/** Expert copies alive per device now, and the most at once. */
-	uint32_t live_copies[ACCEL_MOE_MAX_DEVICES];
-	uint32_t peak_copies[ACCEL_MOE_MAX_DEVICES];
+	uint32_t live_copies[ACCEL_MOE_STORE_MAX_DEVICES];
+	uint32_t peak_copies[ACCEL_MOE_STORE_MAX_DEVICES];
 };
 
 /** Fill @st (the fields up to st->sz). -EINVAL, -E2BIG as accel_device_info(). */

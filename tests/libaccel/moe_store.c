@@ -463,7 +463,7 @@ TEST_F(moe, errors)
 	o.block_size = 3000;
 	EXPECT_EQ(NULL, accel_moe_store_create(self->dev, &o, p, LAYERS * 8));
 	o.block_size = 0;
-	o.devices = ACCEL_MOE_MAX_DEVICES + 1;
+	o.devices = ACCEL_MOE_STORE_MAX_DEVICES + 1;
 	EXPECT_EQ(NULL, accel_moe_store_create(self->dev, &o, p, LAYERS * 8));
 	o.devices = 2;
 	o.flags = 2;		/* no such flag */

@@ -351,7 +351,7 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 			c->step_log = optarg;
 			break;
 		case O_MOE:
-			ret = u32("moe-store", optarg, 1, ACCEL_MOE_MAX_DEVICES, &c->moe.devices);
+			ret = u32("moe-store", optarg, 1, ACCEL_MOE_STORE_MAX_DEVICES, &c->moe.devices);
 			c->moe_on = true;
 			break;
 		case O_MOERED:

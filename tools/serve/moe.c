@@ -121,16 +121,16 @@ struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_
 {
 	const struct serve_config *c = &m->cfg;
 	uint32_t n, l, e, nodes, i;
-	int node[ACCEL_MOE_MAX_DEVICES], dn[ACCEL_MOE_MAX_DEVICES];
+	int node[ACCEL_MOE_STORE_MAX_DEVICES], dn[ACCEL_MOE_STORE_MAX_DEVICES];
 	struct serve_moe *x;
 	float *buf = NULL;
 	uint64_t bytes;
 	int ret;
 
-	if (!c->experts || !o->devices || o->devices > ACCEL_MOE_MAX_DEVICES ||
+	if (!c->experts || !o->devices || o->devices > ACCEL_MOE_STORE_MAX_DEVICES ||
 	    (c->experts + o->redundant) % o->devices) {
 		snprintf(err, errlen, "--moe-store needs an MoE model (--experts) and 1 to %u devices "
-			 "that divide experts + --moe-redundant (%u + %u)", ACCEL_MOE_MAX_DEVICES,
+			 "that divide experts + --moe-redundant (%u + %u)", ACCEL_MOE_STORE_MAX_DEVICES,
 			 c->experts, o->redundant);
 		errno = EINVAL;
 		return NULL;
@@ -165,7 +165,7 @@ struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_
 			   .max_inflight = o->max_inflight,
 			   .flags = o->thread ? ACCEL_MOE_STORE_THREAD : 0);
 
-		nodes = online_nodes(node, ACCEL_MOE_MAX_DEVICES);
+		nodes = online_nodes(node, ACCEL_MOE_STORE_MAX_DEVICES);
 		for (i = 0; i < x->devices; i++)
 			dn[i] = node[i % nodes];
 		x->store = accel_moe_store_create(dev, &so, x->cur, (size_t)x->layers * n);

@@ -168,6 +168,47 @@ static struct moe_copy *source_of(struct accel_moe_store *s, struct moe_layer *l
 	return any;
 }
 
+/*
+ * Copy @src's bytes into @dst's region on the copy engine; the fence of the
+ * last job. Blocks of at most 64 KiB go as one job each, each after the one
+ * before: the module copies such a job at once in the submitting task when
+ * it has nothing to wait for (Documentation/copy-engine.rst), and libaccel
+ * drops a dependency that has already succeeded, so the whole copy is done
+ * on return where the module can, at the cost of the copy itself (a
+ * hand-off to its workers costs more than that at these sizes); if one is
+ * queued, the ones after it wait for it, so the last fence means all done.
+ * Bigger blocks go as one job, which the module splits over its workers.
+ */
+static struct accel_fence *submit_copy(struct accel_moe_store *s, struct moe_copy *src,
+				       struct moe_copy *dst)
+{
+	struct accel_copy_seg seg = { .src = accel_region_obj(src->region),
+				      .dst = accel_region_obj(dst->region), .length = s->stride };
+	struct accel_fence *f = NULL, *prev;
+	uint32_t b;
+
+	if (s->bs > (64u << 10))
+		return accel_copy(s->dev, &seg, 1, NULL);
+	seg.length = s->bs;
+	for (b = 0; b < s->bpe; b++) {
+		prev = f;
+		seg.src_offset = seg.dst_offset = (uint64_t)b * s->bs;
+		f = accel_copy(s->dev, &seg, 1, prev);
+		if (!f) {
+			int err = errno;
+
+			/* Nothing may still write into a region the caller frees. */
+			if (prev)
+				accel_fence_wait(prev, -1);
+			accel_fence_destroy(prev);
+			errno = err;
+			return NULL;
+		}
+		accel_fence_destroy(prev);
+	}
+	return f;
+}
+
 /* Poll and start the wave's copies; 1 all ready, 0 some pending, -errno. */
 static int copies(struct accel_moe_store *s, struct moe_layer *l)
 {
@@ -195,7 +236,6 @@ static int copies(struct accel_moe_store *s, struct moe_layer *l)
 		all = false;
 	}
 	for (c = l->copies; c; c = c->next) {
-		struct accel_copy_seg seg;
 		struct moe_copy *src;
 
 		if (c->started || s->inflight[c->device] >= s->k)
@@ -203,10 +243,7 @@ static int copies(struct accel_moe_store *s, struct moe_layer *l)
 		src = source_of(s, l, c->device, c->expert);
 		if (!src)
 			return -EIO;	/* a valid placement always has one */
-		seg = (struct accel_copy_seg) { .src = accel_region_obj(src->region),
-						.dst = accel_region_obj(c->region),
-						.length = s->stride };
-		c->fence = accel_copy(s->dev, &seg, 1, NULL);
+		c->fence = submit_copy(s, src, c);
 		if (!c->fence)
 			return -errno;
 		c->started = true;

@@ -250,7 +250,7 @@ static int shape(struct accel_moe_store *s, const struct accel_moe_store_opts *o
 	s->flags = ACCEL_OPTS_GET(o, flags, 0);
 	if (s->flags & ~ACCEL_MOE_STORE_THREAD)
 		return -EINVAL;
-	if (!s->layers || !s->experts || !s->devices || s->devices > ACCEL_MOE_MAX_DEVICES ||
+	if (!s->layers || !s->experts || !s->devices || s->devices > ACCEL_MOE_STORE_MAX_DEVICES ||
 	    !s->spd || !s->expert_bytes || s->spd > UINT32_MAX / s->devices / 2)
 		return -EINVAL;
 	s->num_slots = s->devices * s->spd;

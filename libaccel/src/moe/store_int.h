@@ -81,7 +81,7 @@ struct accel_moe_store {
 	uint32_t layers, experts, devices, spd, num_slots, wslots;
 	uint32_t bs, bpe, k, flags;
 	uint64_t expert_bytes, stride;
-	int node[ACCEL_MOE_MAX_DEVICES];
+	int node[ACCEL_MOE_STORE_MAX_DEVICES];
 	pthread_mutex_t lock, ep_lock, pub_lock;
 	pthread_rwlock_t tab_lock;
 	struct moe_layer *layer;
@@ -90,10 +90,10 @@ struct accel_moe_store {
 	bool job_on, job_wave_on;
 	int32_t *job_target, *job_wave;
 	uint32_t job_layer;
-	uint32_t inflight[ACCEL_MOE_MAX_DEVICES];
+	uint32_t inflight[ACCEL_MOE_STORE_MAX_DEVICES];
 	/* Regions of retired copies kept for the next wave's (at most K per device). */
-	struct moe_copy *spare[ACCEL_MOE_MAX_DEVICES];
-	uint32_t nr_spare[ACCEL_MOE_MAX_DEVICES];
+	struct moe_copy *spare[ACCEL_MOE_STORE_MAX_DEVICES];
+	uint32_t nr_spare[ACCEL_MOE_STORE_MAX_DEVICES];
 	struct accel_moe_store_stats st, pub;
 	pthread_t thread;
 	pthread_cond_t kick;
