@@ -71,7 +71,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
 		   $(B)/native/python_offload $(B)/native/python_cuda $(B)/native/docs_rst
 
-.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched bench-migrate lint clean help gpu-check gpu-bench \
+.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched bench-eplb bench-migrate bench-xmigrate lint clean help gpu-check gpu-bench \
 	sim-validate \
 	libaccel install
 
@@ -84,6 +84,7 @@ help:
 	@echo "  make libaccel  libaccel.so.0, libaccel.a, libaccel.pc (build/libaccel/)"
 	@echo "  make install   libaccel, headers, man pages (DESTDIR, PREFIX=/usr/local)"
 	@echo "  make bench   benchmarks in a VM: regions, remapping, copies, KV swap"
+	@echo "  make bench-eplb  EPLB against the cost-aware MoE planner (native)"
 	@echo "  make sim-report  kvaccel-sim's standard experiments: build/sim-report/report.md"
 	@echo "  make sim-validate  kvaccel-sim against kvaccel-serve in a VM (calibrate, compare)"
 	@echo "  make lint    W=1 builds, sparse (C=2), checkpatch --strict"
@@ -157,6 +158,36 @@ $(B)/tools/kvaccel-bench-sched: tools/bench/kvaccel-bench-sched.c tools/bench/be
 		$(SCHED_TEST_SRCS) -lcrypto
 # --- end of the scheduler ---
 
+# --- MoE expert placement (accel_moe_stats_*, accel_eplb_*, accel_moe_plan; issue 18) ---
+# Pure logic: load statistics, DeepSeek's EPLB exactly, the cost-aware
+# planner, costs and move plans (Documentation/moe.rst, "Planner"). Unit and
+# property tests (moe_plan_unit), the EPLB port against an independent numpy
+# implementation byte for byte (moe_eplb_oracle: /usr/bin/python3 with
+# numpy; a SKIP without), the benchmark natively (make bench-eplb).
+MOE_PLAN_SRCS	:= $(wildcard libaccel/src/moe/plan*.c libaccel/src/moe/stats*.c \
+		   libaccel/src/moe/eplb*.c)
+MOE_PLAN_HDRS	:= libaccel/include/accel_moe_plan.h libaccel/src/moe/plan.h
+ACCEL_HDRS	+= $(MOE_PLAN_HDRS)
+NATIVE_BINS	+= $(B)/native/moe_plan_unit $(B)/native/moe_eplb_oracle
+$(B)/native/moe_plan_unit $(B)/native/moe_eplb_oracle: $(B)/native/%: tests/libaccel/%.c \
+		tests/libaccel/moe_common.h tests/libaccel/eplb_oracle.py $(MOE_PLAN_SRCS) \
+		$(MOE_PLAN_HDRS) libaccel/include/accel.h libaccel/src/internal.h
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/src -Itests/libaccel \
+		-o $(B)/native-bin/$* $< $(MOE_PLAN_SRCS) -lcmocka -lm
+	@printf '#!/bin/sh\nEPLB_ORACLE=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+		"$(CURDIR)/tests/libaccel/eplb_oracle.py" "$(CURDIR)/$(B)/native-bin/$*" > $@
+	@chmod +x $@
+TOOL_BINS	+= $(B)/tools/kvaccel-bench-eplb
+$(B)/tools/kvaccel-bench-eplb: tools/bench/kvaccel-bench-eplb.c tools/bench/bench-common.h \
+		$(MOE_PLAN_SRCS) $(MOE_PLAN_HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/src -o $@ $< \
+		$(MOE_PLAN_SRCS) -lm
+# --- end of MoE expert placement ---
+
 ACCEL_CFLAGS	:= $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -fPIC -fvisibility=hidden \
 		   -pthread
 ACCEL_OBJS	:= $(patsubst libaccel/src/%.c,$(B)/libaccel/%.o,$(filter libaccel/src/%,$(ACCEL_SRCS))) \
@@ -208,7 +239,8 @@ install: libaccel
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(ACCEL_VERSION)|' \
 		libaccel/libaccel.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libaccel.pc
 	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h libaccel/include/accel_offload.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 libaccel/include/accel_sched.h libaccel/include/accel_xfer.h libaccel/include/accel_moe.h \
+	install -m 644 libaccel/include/accel_sched.h libaccel/include/accel_xfer.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 libaccel/include/accel_moe_plan.h libaccel/include/accel_moe.h \
 		$(DESTDIR)$(PREFIX)/include/
 	install -m 644 uapi/kvaccel.h uapi/kvaccel_netlink.h $(DESTDIR)$(PREFIX)/include/kvaccel/
 	install -m 644 libaccel/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
@@ -223,11 +255,19 @@ install: libaccel
 
 # --- kvacceld ---------------------------------------------------------------
 
+# The cluster part and its etcd client (Documentation/kvacceld.rst, "Cluster view").
+ETCD_SRCS	:= daemon/etcd_client.c daemon/etcd_http.c daemon/etcd_json.c
+ETCD_HDRS	:= daemon/etcd.h daemon/etcd_int.h
+CLUSTER_SRCS	:= daemon/cluster.c daemon/cluster_view.c $(ETCD_SRCS)
+CLUSTER_HDRS	:= daemon/cluster.h daemon/cluster_view.h daemon/config.h $(ETCD_HDRS)
 KVACCELD_SRCS	:= daemon/kvacceld.c daemon/config.c daemon/engines.c daemon/handoffs.c \
 		   daemon/pressure.c daemon/metrics.c daemon/procs.c daemon/migrations.c \
-		   daemon/migrate_policy.c libaccel/ctl/kvnl.c \
+		   daemon/migrate_policy.c daemon/migrations_remote.c daemon/cluster_node.c \
+		   daemon/cluster_info.c \
+		   $(CLUSTER_SRCS) libaccel/ctl/kvnl.c \
 		   libaccel/ctl/kvsize.c libaccel/ctl/kvdmsg.c
-KVACCELD_HDRS	:= daemon/config.h daemon/kvd.h daemon/migrate_policy.h libaccel/ctl/kvsize.h \
+KVACCELD_HDRS	:= daemon/config.h daemon/kvd.h daemon/migrate_policy.h $(CLUSTER_HDRS) \
+		   libaccel/ctl/kvsize.h \
 		   libaccel/ctl/kvdmsg.h \
 		   uapi/kvacceld.h $(KVNL_SRCS)
 
@@ -237,7 +277,7 @@ $(B)/daemon/kvacceld: $(KVACCELD_SRCS) $(KVACCELD_HDRS)
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(NL_CFLAGS) -Idaemon -pthread -o $@ $(KVACCELD_SRCS) \
-		-linih -lmicrohttpd -lsystemd $(NL_LIBS)
+		-linih -lmicrohttpd -lsystemd -lcurl -ljson-c $(NL_LIBS)
 
 # --- kvaccel-serve (tools/serve/): the reference engine -------------------
 
@@ -249,8 +289,8 @@ SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
 		   tools/serve/fcfs.c tools/serve/scheduled.c tools/serve/driver.c \
 		   tools/serve/pressure.c tools/serve/stack.c tools/serve/steplog.c \
 		   tools/serve/driver_migrate.c tools/serve/migrate_image.c tools/serve/migrate_node.c \
-		   tools/serve/migrate_sock.c tools/serve/kvd_migrate.c tools/serve/migrate_net.c \
-		   tools/serve/moe.c
+		   tools/serve/migrate_sock.c tools/serve/kvd_migrate.c tools/serve/kvd_xmigrate.c \
+		   tools/serve/migrate_net.c tools/serve/moe.c
 SERVE_HDRS	:= $(wildcard tools/serve/*.h)
 SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve
@@ -561,6 +601,23 @@ $(B)/tests/kvacceld.sh: tests/daemon/kvacceld.sh $(B)/daemon/kvacceld
 	@mkdir -p $(@D)
 	install -m 755 $< $@
 
+# kvacceld's cluster part in the guest: three daemons and one etcd member
+# (tools/check ships etcd to /tests/etcd/etcd; SKIP without it).
+TEST_BINS	+= $(B)/tests/kvacceld_cluster.sh
+$(B)/tests/kvacceld_cluster.sh: tests/daemon/cluster_vm.sh $(B)/daemon/kvacceld
+	@mkdir -p $(@D)
+	install -m 755 $< $@
+
+# Three nodes in network namespaces, a three-member etcd cluster, a daemon
+# and engines per node, a drain to another node picked from the view, a
+# partition and a member lost (tools/check ships etcd, iproute2's ip and
+# libucp; SKIP without them or without netns, veth and IPv4).
+TEST_BINS	+= $(B)/tests/kvacceld_cluster3.sh
+$(B)/tests/kvacceld_cluster3.sh: tests/daemon/cluster_netns_vm.sh $(B)/daemon/kvacceld \
+		$(B)/tests/kvaccel-serve
+	@mkdir -p $(@D)
+	install -m 755 $< $@
+
 # kvaccelctl's test (run-selftests puts the tool next to it in the guest).
 $(B)/tests/kvaccelctl.sh: tests/kmod/kvaccelctl.sh $(B)/tools/kvaccelctl
 	@mkdir -p $(@D)
@@ -692,12 +749,13 @@ $(B)/native/kvdmsg_unit: tests/daemon/kvdmsg_unit.c libaccel/ctl/kvdmsg.c libacc
 
 # kvacceld's metrics exposition: the renderer, read by a strict parser (cmocka, ASan/UBSan).
 $(B)/native/kvacceld_metrics: tests/daemon/metrics_unit.c daemon/metrics.c daemon/procs.c \
-		daemon/kvd.h daemon/config.h libaccel/ctl/kvnl.c uapi/kvacceld.h
+		daemon/kvd.h daemon/config.h libaccel/ctl/kvnl.c uapi/kvacceld.h $(CLUSTER_SRCS) \
+		$(CLUSTER_HDRS)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) $(NL_CFLAGS) -Idaemon -pthread \
 		-o $(B)/native-bin/kvacceld_metrics $< daemon/metrics.c daemon/procs.c \
-		libaccel/ctl/kvnl.c -lmicrohttpd -lcmocka -lm $(NL_LIBS)
+		$(CLUSTER_SRCS) libaccel/ctl/kvnl.c -lmicrohttpd -lcurl -ljson-c -lcmocka -lm $(NL_LIBS)
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_metrics" > $@
 	@chmod +x $@
 
@@ -726,12 +784,54 @@ $(B)/native/kvacceld_migrate_policy: tests/daemon/migrate_policy_unit.c daemon/m
 
 # kvacceld's configuration parser and checks (cmocka, ASan/UBSan).
 $(B)/native/kvacceld_config: tests/daemon/config_unit.c daemon/config.c daemon/config.h \
-		libaccel/ctl/kvsize.c libaccel/ctl/kvsize.h
+		daemon/cluster_view.c daemon/cluster_view.h libaccel/ctl/kvsize.c libaccel/ctl/kvsize.h
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Idaemon -Ilibaccel/ctl -o $(B)/native-bin/kvacceld_config \
-		$< daemon/config.c libaccel/ctl/kvsize.c -linih -lcmocka
+		$< daemon/config.c daemon/cluster_view.c libaccel/ctl/kvsize.c -linih -ljson-c -lcmocka
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_config" > $@
+	@chmod +x $@
+
+# kvacceld's etcd gateway client against a real etcd (SKIP without one) and
+# a fake gateway's malformed answers (cmocka, ASan/UBSan).
+ETCD_FIXTURE	:= tests/daemon/etcd_fixture.c tests/daemon/etcd_fixture.h
+NATIVE_BINS	+= $(B)/native/kvacceld_etcd
+$(B)/native/kvacceld_etcd: tests/daemon/etcd_unit.c $(ETCD_SRCS) $(ETCD_HDRS) $(ETCD_FIXTURE)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Idaemon -Itests/daemon -pthread \
+		-o $(B)/native-bin/kvacceld_etcd $< $(ETCD_SRCS) tests/daemon/etcd_fixture.c \
+		-lcurl -ljson-c -lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_etcd" > $@
+	@chmod +x $@
+
+# kvacceld's cluster part: the view's keys and values, and three nodes in one
+# process against one real etcd (SKIP without one) (cmocka, ASan/UBSan).
+NATIVE_BINS	+= $(B)/native/kvacceld_cluster
+$(B)/native/kvacceld_cluster: tests/daemon/cluster_unit.c $(CLUSTER_SRCS) $(CLUSTER_HDRS) \
+		$(ETCD_FIXTURE)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Idaemon -Itests/daemon -pthread \
+		-o $(B)/native-bin/kvacceld_cluster $< $(CLUSTER_SRCS) tests/daemon/etcd_fixture.c \
+		-lcurl -ljson-c -lcmocka -lm
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_cluster" > $@
+	@chmod +x $@
+
+# KVD_MSG_LIST_CLUSTER end to end without the kernel: the daemon's encoder, a
+# SEQPACKET socket, kvaccelctl's reader and tables (cmocka, ASan/UBSan).
+NATIVE_BINS	+= $(B)/native/kvacceld_ctl_cluster
+$(B)/native/kvacceld_ctl_cluster: tests/daemon/ctl_cluster_unit.c daemon/cluster_info.c \
+		$(CLUSTER_HDRS) tools/kvaccelctl/daemon.c tools/kvaccelctl/daemon.h \
+		tools/kvaccelctl/render.c tools/kvaccelctl/render.h libaccel/ctl/kvdmsg.c \
+		libaccel/ctl/kvdmsg.h uapi/kvacceld.h $(KVNL_SRCS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) $(NL_CFLAGS) -Idaemon -Itools/kvaccelctl -pthread \
+		-o $(B)/native-bin/kvacceld_ctl_cluster $< daemon/cluster_info.c \
+		tools/kvaccelctl/daemon.c tools/kvaccelctl/render.c libaccel/ctl/kvdmsg.c \
+		libaccel/ctl/kvnl.c -ljson-c -lcmocka $(NL_LIBS)
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_ctl_cluster" > $@
 	@chmod +x $@
 
 # kvacceld's systemd units, offline (systemd-analyze verify and security).
@@ -996,6 +1096,16 @@ $(B)/tools/kvaccel-engine: tools/demo/kvaccel-engine.c $(B)/libaccel/libaccel.a
 	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -pthread -static -o $@ $< \
 		$(B)/libaccel/libaccel.a $(ACCEL_LDLIBS)
 
+# Many simulated nodes publishing into one etcd on loopback (the cluster
+# part's load): publish and watch-propagation latency, etcd's CPU.
+TOOL_BINS	+= $(B)/tools/kvaccel-bench-etcd
+$(B)/tools/kvaccel-bench-etcd: tools/bench/kvaccel-bench-etcd.c daemon/cluster_view.c \
+		$(CLUSTER_HDRS) $(ETCD_SRCS) $(ETCD_FIXTURE)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Idaemon -Itests/daemon -pthread -o $@ $< daemon/cluster_view.c \
+		$(ETCD_SRCS) tests/daemon/etcd_fixture.c -lcurl -ljson-c
+
 KVACCELCTL_SRCS	:= tools/kvaccelctl/kvaccelctl.c tools/kvaccelctl/render.c \
 		   tools/kvaccelctl/daemon.c libaccel/ctl/kvnl.c libaccel/ctl/kvsize.c \
 		   libaccel/ctl/kvdmsg.c
@@ -1047,6 +1157,8 @@ bench: deps
 	$(B)/tools/kvaccel-bench-alloc
 	$(B)/tools/kvaccel-bench-bm
 	$(B)/tools/kvaccel-bench-sched
+	-$(B)/tools/kvaccel-bench-etcd --nodes 100 --seconds 10
+	$(B)/tools/kvaccel-bench-eplb
 	@$(MAKE) --no-print-directory libaccel
 	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) python3 tools/bench/kvaccel-bench-bm.py
 	-KVACCEL_LIB=$(abspath $(B))/libaccel/$(ACCEL_SONAME) /usr/bin/python3 \
@@ -1061,6 +1173,12 @@ bench: deps
 	@sed '/^vmtest-\(exit\|init\)/d' $(B)/vm-bench-$(KVER_BENCH)/output.log
 	@$(MAKE) --no-print-directory bench-sched
 	@$(MAKE) --no-print-directory bench-migrate
+	@$(MAKE) --no-print-directory bench-xmigrate
+
+# EPLB (both policies) against the cost-aware planner on Zipf loads (native).
+bench-eplb:
+	@$(MAKE) --no-print-directory $(B)/tools/kvaccel-bench-eplb
+	$(B)/tools/kvaccel-bench-eplb
 
 # Live migration on a node: downtime by sequence length, zero-copy against
 # stop-and-copy and recompute (Documentation/serve.rst, "Live migration").
@@ -1070,6 +1188,21 @@ bench-migrate: deps
 		-a $(B)/tools/kvaccel-bench-migrate:/bin/kvaccel-bench-migrate \
 		-o $(B)/vm-bench-migrate -t 2400 -- kvaccel-bench-migrate $(MIGRATE_LENS)
 	@sed -n '/^#\|^  [0-9]/p' $(B)/vm-bench-migrate/output.log
+
+# Live migration across nodes: two network namespaces of the VM joined by a
+# veth pair, UCX tcp between them; multi-stage pre-copy against
+# stop-and-copy (Documentation/serve.rst, "Across nodes"). The source and
+# destination are memfd-backed: no kernel module needed, only veth.
+bench-xmigrate: deps
+	@$(MAKE) --no-print-directory $(B)/tools/kvaccel-bench-xmigrate KVERS=$(KVER_BENCH)
+	tools/vmtest -k $(KVER_BENCH) -M 4G -l veth \
+		-a $(B)/tools/kvaccel-bench-xmigrate:/bin/kvaccel-bench-xmigrate \
+		-a tools/bench/xmigrate-netns.sh:/bin/xmigrate-netns.sh \
+		-a "$$(readlink -f "$$(command -v ip || echo /usr/sbin/ip)")":/bin/ip-iproute2 \
+		-a "$$(readlink -f /usr/lib/x86_64-linux-gnu/libucp.so.0)":/usr/lib/x86_64-linux-gnu/libucp.so.0 \
+		-a /etc/ld.so.cache:/etc/ld.so.cache \
+		-o $(B)/vm-bench-xmigrate -t 2400 -- xmigrate-netns.sh $(MIGRATE_LENS)
+	@sed -n '/^#\|^  [0-9]/p' $(B)/vm-bench-xmigrate/output.log
 
 # The two-class scheduling benchmark on the reference engine (Documentation/serve.rst).
 bench-sched: deps

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
+#include "cluster_view.h"
 #include "config.h"
 #include "kvsize.h"
 
@@ -36,6 +39,19 @@ void kvd_config_defaults(struct kvd_config *c)
 	c->migration.balance_threshold = 0.25;
 	c->migration.headroom_blocks = 0;
 	c->migration.high_priority = 1;
+	snprintf(c->cluster.prefix, sizeof(c->cluster.prefix), "/kvaccel");
+	snprintf(c->cluster.name, sizeof(c->cluster.name), "default");
+	{
+		char host[256] = "";
+
+		/* The hostname when it is a valid node name; else node = must be set. */
+		if (!gethostname(host, sizeof(host) - 1) && kvd_cview_name_ok(host))
+			snprintf(c->cluster.node, sizeof(c->cluster.node), "%s", host);
+	}
+	c->cluster.lease_ttl_s = 10;
+	c->cluster.update_interval_ms = 1000;
+	c->cluster.change_threshold = 0.05;
+	c->cluster.timeout_ms = 1000;
 }
 
 static int set_ms(unsigned int *v, const char *key, const char *value, char *err, size_t len)
@@ -381,21 +397,41 @@ static int set_tenants(struct kvd_tenants *t, const char *key, const char *value
 	return -EINVAL;
 }
 
+/* A number from 0 to 1. */
+static int set_fraction(double *v, const char *key, const char *value, char *err, size_t len)
+{
+	char *end;
+	double x;
+
+	errno = 0;
+	x = strtod(value, &end);
+	if (errno || end == value || *end || !(x >= 0 && x <= 1)) {
+		snprintf(err, len, "%s: '%s' is not a number from 0 to 1", key, value);
+		return -EINVAL;
+	}
+	*v = x;
+	return 0;
+}
+
+static int set_bool(bool *v, const char *key, const char *value, char *err, size_t len)
+{
+	if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) {
+		*v = true;
+		return 0;
+	}
+	if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) {
+		*v = false;
+		return 0;
+	}
+	snprintf(err, len, "%s: '%s' is not true or false", key, value);
+	return -EINVAL;
+}
+
 static int set_migration(struct kvd_migration_config *m, const char *key, const char *value,
 			 char *err, size_t len)
 {
-	if (!strcmp(key, "enabled")) {
-		if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) {
-			m->enabled = true;
-			return 0;
-		}
-		if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) {
-			m->enabled = false;
-			return 0;
-		}
-		snprintf(err, len, "enabled: '%s' is not true or false", value);
-		return -EINVAL;
-	}
+	if (!strcmp(key, "enabled"))
+		return set_bool(&m->enabled, key, value, err, len);
 	if (!strcmp(key, "migrate_interval_ms"))
 		return set_ms(&m->interval_ms, key, value, err, len);
 	if (!strcmp(key, "migration_timeout_ms"))
@@ -420,19 +456,10 @@ static int set_migration(struct kvd_migration_config *m, const char *key, const 
 		m->high_priority = (int)n;
 		return 0;
 	}
-	if (!strcmp(key, "balance_threshold")) {
-		char *end;
-		double v;
-
-		errno = 0;
-		v = strtod(value, &end);
-		if (errno || end == value || *end || !(v >= 0 && v <= 1)) {
-			snprintf(err, len, "%s: '%s' is not a number from 0 to 1", key, value);
-			return -EINVAL;
-		}
-		m->balance_threshold = v;
-		return 0;
-	}
+	if (!strcmp(key, "balance_threshold"))
+		return set_fraction(&m->balance_threshold, key, value, err, len);
+	if (!strcmp(key, "drain_to_other_nodes"))
+		return set_bool(&m->drain_remote, key, value, err, len);
 	if (!strcmp(key, "migrate_order")) {
 		if (strcmp(value, "shortest") && strcmp(value, "longest")) {
 			snprintf(err, len, "%s: '%s' is not shortest or longest", key, value);
@@ -442,6 +469,119 @@ static int set_migration(struct kvd_migration_config *m, const char *key, const 
 		return 0;
 	}
 	snprintf(err, len, "unknown key '%s' in [migration]", key);
+	return -EINVAL;
+}
+
+/* endpoints = URL... (spaces or commas between them). */
+static int set_endpoints(struct kvd_cluster_config *cc, const char *value, char *err, size_t len)
+{
+	const char *p = value;
+	unsigned int n = 0;
+
+	for (;;) {
+		size_t w;
+
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		w = strcspn(p, " \t,");
+		if (n == KVD_CLUSTER_ENDPOINTS_MAX || w >= sizeof(cc->endpoints[0])) {
+			snprintf(err, len, "endpoints: at most %d, each under %zu bytes",
+				 KVD_CLUSTER_ENDPOINTS_MAX, sizeof(cc->endpoints[0]));
+			return -EINVAL;
+		}
+		if ((w < 8 || strncmp(p, "http://", 7)) && (w < 9 || strncmp(p, "https://", 8))) {
+			snprintf(err, len, "endpoints: '%.*s' is not http://HOST:PORT or "
+				 "https://HOST:PORT", (int)(w > 100 ? 100 : w), p);
+			return -EINVAL;
+		}
+		snprintf(cc->endpoints[n++], sizeof(cc->endpoints[0]), "%.*s", (int)w, p);
+		p += w;
+	}
+	if (!n) {
+		snprintf(err, len, "endpoints: none given");
+		return -EINVAL;
+	}
+	cc->n_endpoints = n;
+	return 0;
+}
+
+static int set_path(char *dst, size_t size, const char *key, const char *value, char *err,
+		    size_t len)
+{
+	if (value[0] != '/') {
+		snprintf(err, len, "%s: '%s' is not an absolute path", key, value);
+		return -EINVAL;
+	}
+	return set_string(dst, size, key, value, err, len);
+}
+
+static int set_cluster(struct kvd_cluster_config *cc, const char *key, const char *value,
+		       char *err, size_t len)
+{
+	if (!strcmp(key, "enabled"))
+		return set_bool(&cc->enabled, key, value, err, len);
+	if (!strcmp(key, "endpoints"))
+		return set_endpoints(cc, value, err, len);
+	if (!strcmp(key, "prefix")) {
+		size_t n = strlen(value);
+
+		if (value[0] != '/' || n < 2 || value[n - 1] == '/' || strstr(value, "//") ||
+		    strpbrk(value, " \t")) {
+			snprintf(err, len, "prefix: '%s' is not /NAME[/NAME...] (no trailing '/')",
+				 value);
+			return -EINVAL;
+		}
+		return set_string(cc->prefix, sizeof(cc->prefix), key, value, err, len);
+	}
+	if (!strcmp(key, "name") || !strcmp(key, "node")) {
+		if (!kvd_cview_name_ok(value)) {
+			snprintf(err, len, "%s: '%s' is not 1-63 of letters, digits, '-', '_', '.'",
+				 key, value);
+			return -EINVAL;
+		}
+		return set_string(!strcmp(key, "name") ? cc->name : cc->node, sizeof(cc->name), key,
+				  value, err, len);
+	}
+	if (!strcmp(key, "lease_ttl"))
+		return set_uint(&cc->lease_ttl_s, key, value, 2, 3600, err, len);
+	if (!strcmp(key, "update_interval_ms"))
+		return set_ms(&cc->update_interval_ms, key, value, err, len);
+	if (!strcmp(key, "timeout_ms"))
+		return set_ms(&cc->timeout_ms, key, value, err, len);
+	if (!strcmp(key, "change_threshold"))
+		return set_fraction(&cc->change_threshold, key, value, err, len);
+	if (!strcmp(key, "user"))
+		return set_string(cc->user, sizeof(cc->user), key, value, err, len);
+	if (!strcmp(key, "password")) {
+		/* Never echoed in an error. */
+		if (!*value || strlen(value) >= sizeof(cc->password)) {
+			snprintf(err, len, "password: empty or longer than %zu bytes",
+				 sizeof(cc->password) - 1);
+			return -EINVAL;
+		}
+		snprintf(cc->password, sizeof(cc->password), "%s", value);
+		return 0;
+	}
+	if (!strcmp(key, "ca"))
+		return set_path(cc->ca, sizeof(cc->ca), key, value, err, len);
+	if (!strcmp(key, "cert"))
+		return set_path(cc->cert, sizeof(cc->cert), key, value, err, len);
+	if (!strcmp(key, "key"))
+		return set_path(cc->key, sizeof(cc->key), key, value, err, len);
+	if (!strcmp(key, "ucx_address")) {
+		size_t i;
+
+		for (i = 0; value[i]; i++) {
+			if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f) {
+				snprintf(err, len, "ucx_address: control characters");
+				return -EINVAL;
+			}
+		}
+		return set_string(cc->ucx_address, sizeof(cc->ucx_address), key, value, err, len);
+	}
+	snprintf(err, len, "unknown key '%s' in [cluster]", key);
 	return -EINVAL;
 }
 
@@ -483,9 +623,11 @@ int kvd_config_set(struct kvd_config *c, const char *section, const char *key,
 		return set_tenants(&c->tenants, key, value, err, len);
 	} else if (!strcmp(section, "migration")) {
 		return set_migration(&c->migration, key, value, err, len);
+	} else if (!strcmp(section, "cluster")) {
+		return set_cluster(&c->cluster, key, value, err, len);
 	} else {
 		snprintf(err, len, "unknown section [%s] (known: [device], [daemon], [tenants], "
-			 "[migration])", section);
+			 "[migration], [cluster])", section);
 		return -EINVAL;
 	}
 	snprintf(err, len, "unknown key '%s' in [%s]", key, section);
@@ -555,6 +697,22 @@ int kvd_config_check(const struct kvd_config *c, char *err, size_t len)
 		snprintf(err, len, "high_watermark is above the limit");
 		return -EINVAL;
 	}
+	if (!c->cluster.user[0] != !c->cluster.password[0]) {
+		snprintf(err, len, "[cluster] user and password go together");
+		return -EINVAL;
+	}
+	if (!c->cluster.cert[0] != !c->cluster.key[0]) {
+		snprintf(err, len, "[cluster] cert and key go together");
+		return -EINVAL;
+	}
+	if (c->cluster.enabled && !c->cluster.n_endpoints) {
+		snprintf(err, len, "[cluster] enabled needs endpoints");
+		return -EINVAL;
+	}
+	if (c->cluster.enabled && !c->cluster.node[0]) {
+		snprintf(err, len, "[cluster] the hostname is not a node name: set node");
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -601,5 +759,7 @@ int kvd_config_reparse(const struct kvd_config *cur, struct kvd_config *next, co
 		changes |= KVD_CFG_SOCKET;
 	if (memcmp(&cur->migration, &next->migration, sizeof(cur->migration)))
 		changes |= KVD_CFG_MIGRATION;
+	if (memcmp(&cur->cluster, &next->cluster, sizeof(cur->cluster)))
+		changes |= KVD_CFG_CLUSTER;
 	return (int)changes;
 }

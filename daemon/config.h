@@ -13,6 +13,9 @@
  *   [migration] enabled, migrate_interval_ms, migration_timeout_ms,
  *             max_migrations_out, max_migrations_in, balance_threshold,
  *             migrate_order, high_priority_headroom_blocks, high_priority
+ *   [cluster] enabled, endpoints, prefix, name, node, lease_ttl,
+ *             update_interval_ms, change_threshold, timeout_ms, user,
+ *             password, ca, cert, key, ucx_address
  *
  * A PATTERN is an engine name, or a prefix followed by '*' ("*": every
  * name). A PRINCIPAL is user:NAME, uid:N, group:NAME, gid:N or any.
@@ -83,6 +86,25 @@ struct kvd_migration_config {
 	bool longest_first;			/* migrate_order = longest */
 	unsigned int headroom_blocks;		/* high_priority_headroom_blocks */
 	int high_priority;			/* a request at or above it is high priority */
+	bool drain_remote;			/* drain_to_other_nodes: through the cluster view */
+};
+
+/* [cluster]: publishing this node into etcd and the view of the others (cluster.h). */
+#define KVD_CLUSTER_ENDPOINTS_MAX	8
+struct kvd_cluster_config {
+	bool enabled;				/* off by default */
+	char endpoints[KVD_CLUSTER_ENDPOINTS_MAX][128];	/* http(s)://HOST:PORT */
+	unsigned int n_endpoints;
+	char prefix[64];			/* "/kvaccel" */
+	char name[64];				/* the cluster's: "default" */
+	char node[64];				/* this node's: the hostname */
+	unsigned int lease_ttl_s;		/* lease_ttl: 10 */
+	unsigned int update_interval_ms;	/* at most one publication per interval: 1000 */
+	double change_threshold;		/* 0 to 1: what counts as a change (0.05) */
+	unsigned int timeout_ms;		/* one etcd request: 1000 */
+	char user[64], password[128];		/* the password is never logged or published */
+	char ca[256], cert[256], key[256];	/* TLS files */
+	char ucx_address[256];			/* published for transfers ("" : none) */
 };
 
 struct kvd_config {
@@ -95,6 +117,7 @@ struct kvd_config {
 	unsigned int handoff_timeout_ms;	/* a hand-off's time to be acknowledged */
 	struct kvd_tenants tenants;
 	struct kvd_migration_config migration;
+	struct kvd_cluster_config cluster;
 };
 
 void kvd_config_defaults(struct kvd_config *c);
@@ -137,6 +160,7 @@ struct kvd_config_override {
 #define KVD_CFG_METRICS		(1u << 3)
 #define KVD_CFG_SOCKET		(1u << 4)	/* needs a restart */
 #define KVD_CFG_MIGRATION	(1u << 5)	/* [migration] */
+#define KVD_CFG_CLUSTER		(1u << 6)	/* [cluster]: the cluster part restarts */
 
 /*
  * The reload entry point (SIGHUP): parse @path (NULL: none) and the

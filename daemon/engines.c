@@ -858,7 +858,8 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 	}
 	if (!c->registered && type != KVD_MSG_REGISTER && type != KVD_MSG_LIST_ENGINES &&
 	    type != KVD_MSG_LIST_HANDOFFS && type != KVD_MSG_MIGRATE_REQ &&
-	    type != KVD_MSG_DRAIN && type != KVD_MSG_LIST_MIGRATIONS)
+	    type != KVD_MSG_DRAIN && type != KVD_MSG_LIST_MIGRATIONS &&
+	    type != KVD_MSG_LIST_CLUSTER)
 		return protocol_error(d, c, seq, type, -EPROTO, "register first");
 
 	switch (type) {
@@ -890,6 +891,16 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 	case KVD_MSG_LOAD:
 		kvd_mig_load(d, c, (const void *)&buf);
 		break;
+	case KVD_MSG_XFER_ADDR:
+		if (!(c->features & KVD_FEAT_XMIGRATION))
+			return protocol_error(d, c, seq, type, -EPROTO,
+					      "XFER_ADDR without KVD_FEAT_XMIGRATION");
+		pthread_mutex_lock(&d->lock);
+		memcpy(c->xfer_addr, ((const struct kvd_xfer_addr *)&buf)->addr, sizeof(c->xfer_addr));
+		pthread_mutex_unlock(&d->lock);
+		kvd_log(LOG_INFO, "engine %s: takes other nodes' migrations at %s", c->name,
+			c->xfer_addr[0] ? c->xfer_addr : "(nowhere now)");
+		break;
 	case KVD_MSG_MIGRATE_STARTED:
 		if (kvd_mig_started(d, c, (const void *)&buf))
 			return protocol_error(d, c, seq, type, -EPROTO,
@@ -905,6 +916,7 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 	case KVD_MSG_MIGRATE_REQ:
 	case KVD_MSG_DRAIN:
 	case KVD_MSG_LIST_MIGRATIONS:
+	case KVD_MSG_LIST_CLUSTER:
 		if (!c->admin) {
 			kvd_send_error(d, c, seq, type, -EPERM, false,
 				       "admin requests need root or the admin group");
@@ -918,6 +930,8 @@ bool kvd_conn_input(struct kvd *d, struct kvd_conn *c)
 			kvd_mig_request(d, c, (const void *)&buf);
 		else if (type == KVD_MSG_DRAIN)
 			kvd_mig_drain(d, c, (const void *)&buf);
+		else if (type == KVD_MSG_LIST_CLUSTER)
+			kvd_cl_list(d, c, seq);
 		else
 			kvd_mig_list(d, c, seq);
 		break;

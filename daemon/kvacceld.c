@@ -8,8 +8,9 @@
  * dumps, then serves: the engine socket (engines.c: registration, quotas,
  * hand-offs in handoffs.c), the kernel's events (logged and counted; a
  * pressure event starts a round of release requests, pressure.c), metrics
- * over HTTP (metrics.c). One sd-event loop on the main thread; libmicrohttpd
- * runs its own. Under systemd it reports readiness with sd_notify and logs
+ * over HTTP (metrics.c), and with [cluster] enabled this node published into
+ * etcd with a view of the others (cluster_node.c, cluster.c). One sd-event
+ * loop on the main thread; libmicrohttpd and the cluster part run their own. Under systemd it reports readiness with sd_notify and logs
  * to the journal.
  */
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include <systemd/sd-journal.h>
 
 #include "config.h"
+#include "etcd.h"
 #include "kvd.h"
 #include "kvnl.h"
 
@@ -196,9 +198,10 @@ static int read_view(struct kvd *d, struct view *v)
 static int64_t next_deadline(const struct kvd *d)
 {
 	int64_t a = kvd_handoff_next_deadline(d), b = kvd_pressure_next_deadline(d);
-	int64_t c = kvd_mig_next_deadline(d);
+	int64_t c = kvd_mig_next_deadline(d), e = kvd_cl_next_deadline(d);
 
 	a = a < b ? a : b;
+	a = a < e ? a : e;
 	return a < c ? a : c;
 }
 
@@ -265,6 +268,7 @@ static int on_post(sd_event_source *s, void *arg)
 	kvd_handoff_expire(d, now);
 	kvd_pressure_tick(d, now);
 	kvd_mig_tick(d, now);
+	kvd_cl_tick(d, now);
 	kvd_reap(d);
 	next = next_deadline(d);
 	if (next == INT64_MAX)
@@ -330,17 +334,23 @@ static void reload(struct kvd *d)
 			kvd_metrics_start(d);
 		}
 	}
+	if (changes & KVD_CFG_CLUSTER) {
+		/* The part restarts with the new [cluster]: a new lease, a new view. */
+		kvd_cl_stop(d);
+		kvd_cl_start(d);
+	}
 	if (changes & KVD_CFG_ADMIN_GROUP) {
 		d->admin_gid = gid;
 		d->admin_gid_set = next.admin_group[0] != 0;
 		kvd_conns_admin_update(d);
 	}
-	kvd_log(LOG_INFO, "reloaded%s%s:%s%s%s%s%s", args.path ? " " : "",
+	kvd_log(LOG_INFO, "reloaded%s%s:%s%s%s%s%s%s", args.path ? " " : "",
 		args.path ? args.path : "", !changes ? " no change" : "",
 		changes & KVD_CFG_DEVICE ? " device" : "",
 		changes & KVD_CFG_TIMEOUTS ? " deadlines" : "",
 		changes & KVD_CFG_ADMIN_GROUP ? " admin_group" : "",
-		changes & KVD_CFG_MIGRATION ? " migration" : "");
+		changes & KVD_CFG_MIGRATION ? " migration" : "",
+		changes & KVD_CFG_CLUSTER ? " cluster" : "");
 	if (changes & KVD_CFG_METRICS)
 		kvd_log(LOG_INFO, "reloaded: metrics %s", cur->metrics);
 out:
@@ -570,6 +580,12 @@ int main(int argc, char **argv)
 	}
 	if (kvd_socket_open(&d, activated) || kvd_metrics_start(&d))
 		return 1;
+	/* etcd down is no reason not to serve: the part retries on its own. */
+	if (etcd_global_init()) {
+		kvd_log(LOG_ERR, "libcurl: %s", strerror(ENOMEM));
+		return 1;
+	}
+	kvd_cl_start(&d);
 	kvd_handoff_restore(&d, rest, rest_names, nrest);
 	if (names) {
 		for (i = 0; i < nfds; i++)
@@ -589,6 +605,7 @@ int main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1");
 	kvd_log(LOG_INFO, "stopping");
 	kvd_metrics_stop();
+	kvd_cl_stop(&d);
 	kvd_socket_close(&d);
 	kvd_handoff_free_all(&d);
 	kvd_mig_free_all(&d);

@@ -19,6 +19,7 @@
 
 struct kvnl;
 struct kvd;
+struct kvd_cluster;
 typedef struct sd_event sd_event;
 typedef struct sd_event_source sd_event_source;
 
@@ -114,6 +115,8 @@ struct kvd_conn {
 	int64_t load_at;		/* CLOCK_MONOTONIC ns */
 	bool draining, exit_sent;
 	unsigned int mig_out, mig_in;	/* migrations in flight from it, to it */
+	/* Where it takes other nodes' migrations (KVD_MSG_XFER_ADDR; "": nowhere). */
+	char xfer_addr[KVD_XFER_ADDR_MAX];
 };
 
 /* Migrations finished that the daemon remembers (LIST_MIGRATIONS). */
@@ -126,6 +129,7 @@ struct kvd_mig {
 	struct kvd_mig *next;
 	uint64_t id, req;
 	char from[KVD_NAME_MAX], to[KVD_NAME_MAX];
+	char to_node[KVD_NODE_MAX];	/* "": @to is of this node; else of that node (remote) */
 	unsigned int state;		/* enum kvd_migration_state */
 	unsigned int reason;		/* enum kvd_migrate_reason */
 	int status;
@@ -215,6 +219,9 @@ struct kvd {
 	uint64_t next_mig_id;
 	int64_t mig_tick_at;		/* the next policy tick (0: none due) */
 	struct kvd_mig_stats mig;
+	/* The cluster part ([cluster] enabled; NULL: off). Set and cleared under @lock. */
+	struct kvd_cluster *cluster;
+	int64_t cl_tick_at;		/* the next facts handed to it (main thread) */
 };
 
 int64_t kvd_now(void);
@@ -311,8 +318,42 @@ void kvd_mig_conn_gone(struct kvd *d, const char *name);
 void kvd_mig_tick(struct kvd *d, int64_t now);
 int64_t kvd_mig_next_deadline(const struct kvd *d);
 void kvd_mig_free_all(struct kvd *d);
+/* Shared with migrations_remote.c. */
+struct kvd_mig *kvd_mig_new(struct kvd *d, struct kvd_conn *s, struct kvd_conn *t,
+			    const char *to, const char *to_node, uint64_t req, uint32_t blocks,
+			    unsigned int reason);
+bool kvd_mig_busy(const struct kvd *d, const char *from, uint64_t req);
+const struct kvd_load_req *kvd_mig_candidate(const struct kvd_conn *c, uint64_t req);
+int kvd_mig_refuse(struct kvd *d, struct kvd_conn *c, const struct kvd_hdr *h, int error,
+		   const char *what, const char *a, const char *b);
+void kvd_mig_info_of(const struct kvd_mig *g, struct kvd_migration_info *i, uint64_t seq,
+		     int64_t now);
+
+/*
+ * migrations_remote.c: migrations to engines of other nodes, picked from
+ * the cluster view. A manual one (MIGRATE_REQ with to_node); 0 or the
+ * -errno the admin was sent.
+ */
+int kvd_mig_request_remote(struct kvd *d, struct kvd_conn *c, struct kvd_conn *s,
+			   const struct kvd_migrate_req *m);
+/* A policy tick's drains that no engine of this node took ([migration] drain_to_other_nodes). */
+void kvd_mig_drain_remote(struct kvd *d);
+
+/* cluster_node.c: this node's facts to the cluster part (cluster.h), its view to admins. */
+void kvd_cl_start(struct kvd *d);
+void kvd_cl_stop(struct kvd *d);
+void kvd_cl_tick(struct kvd *d, int64_t now);
+int64_t kvd_cl_next_deadline(const struct kvd *d);
+/* KVD_MSG_LIST_CLUSTER (the caller checked the right). */
+void kvd_cl_list(struct kvd *d, struct kvd_conn *c, uint64_t seq);
 
 /* pressure.c: rounds of release requests. */
+/* The device's state as the kernel has it now (one DEVICE_GET on d->nl). 0 or -errno. */
+struct kvd_dev {
+	uint64_t limit, usage, low_wm;
+	uint8_t pressure;
+};
+int kvd_dev_read(struct kvd *d, struct kvd_dev *s);
 void kvd_pressure_event(struct kvd *d, bool on, uint64_t usage);
 /* 0, or -EPROTO for an answer to a round that never was. */
 int kvd_pressure_released(struct kvd *d, struct kvd_conn *c, const struct kvd_released *m);
@@ -355,6 +396,13 @@ struct kvd_metrics_snap {
 	struct kvd_mig_stats mig;
 	uint64_t migrations_in_flight, engines_draining;
 	struct kvd_process_stats proc;
+	/* The cluster part (cluster.h): rendered when @cluster. */
+	bool cluster;
+	bool cluster_stale, cluster_published;
+	int64_t cluster_age_ms;
+	uint64_t cluster_nodes, cluster_engines;
+	uint64_t cluster_publishes, cluster_publish_errors, cluster_keepalive_errors;
+	uint64_t cluster_leases, cluster_watch_restarts, cluster_ignored;
 };
 
 /* A growing text buffer; @oom once an allocation failed. */

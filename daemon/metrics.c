@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "kvd.h"
 #include "kvnl.h"
 
@@ -186,6 +187,41 @@ static void render_migrations(const struct kvd_metrics_snap *s, struct kvd_mbuf 
 	       "EXIT messages sent to drained engines.", m->exits_sent);
 }
 
+/* The cluster view ([cluster] enabled only). */
+static void render_cluster(const struct kvd_metrics_snap *s, struct kvd_mbuf *b)
+{
+	if (!s->cluster)
+		return;
+	metric(b, "kvaccel_cluster_nodes", "gauge",
+	       "Nodes in the cluster view, this one included.", s->cluster_nodes);
+	metric(b, "kvaccel_cluster_engines", "gauge", "Engines in the cluster view.",
+	       s->cluster_engines);
+	metric(b, "kvaccel_cluster_view_stale", "gauge",
+	       "1 while the cluster view may be out of date (etcd unreachable or without quorum).",
+	       s->cluster_stale);
+	/* Never in sync: no sample. */
+	if (s->cluster_age_ms >= 0) {
+		family(b, "kvaccel_cluster_view_age_seconds", "gauge",
+		       "Since the cluster view was last known in sync (0: it is).");
+		put(b, "kvaccel_cluster_view_age_seconds %.3f\n", (double)s->cluster_age_ms / 1e3);
+	}
+	metric(b, "kvaccel_cluster_published", "gauge",
+	       "1 while this node's keys are in etcd under a live lease.", s->cluster_published);
+	metric(b, "kvaccel_cluster_publishes_total", "counter",
+	       "Publications of this node's keys.", s->cluster_publishes);
+	metric(b, "kvaccel_cluster_publish_errors_total", "counter",
+	       "Publications that failed.", s->cluster_publish_errors);
+	metric(b, "kvaccel_cluster_keepalive_errors_total", "counter",
+	       "Lease renewals that failed.", s->cluster_keepalive_errors);
+	metric(b, "kvaccel_cluster_leases_total", "counter",
+	       "Leases granted to this node (more than one: etcd was lost and came back).",
+	       s->cluster_leases);
+	metric(b, "kvaccel_cluster_watch_restarts_total", "counter",
+	       "Watches of the cluster that broke and were made again.", s->cluster_watch_restarts);
+	metric(b, "kvaccel_cluster_ignored_total", "counter",
+	       "Keys and values under the cluster's prefix ignored as garbage.", s->cluster_ignored);
+}
+
 static void render_process(const struct kvd_process_stats *p, struct kvd_mbuf *b)
 {
 	if (!p->ok)
@@ -298,6 +334,7 @@ void kvd_metrics_render(const struct kvd_metrics_snap *s, struct kvd_mbuf *b)
 		put(b, "kvaccel_socket_refused_total{reason=\"%s\"} %llu\n", refusal_names[i],
 		    (unsigned long long)s->refused[i]);
 	render_migrations(s, b);
+	render_cluster(s, b);
 	render_process(&s->proc, b);
 }
 
@@ -443,6 +480,26 @@ static int snapshot(struct kvd *d, struct kvd_metrics_snap *s)
 	s->protocol_errors = d->protocol_errors;
 	memcpy(s->refused, d->refused, sizeof(s->refused));
 	s->mig = d->mig;
+	if (d->cluster) {
+		struct kvd_cluster_snap cs;
+
+		/* The part's own lock, never held while it takes kvd.lock. */
+		if (!kvd_cluster_snapshot(d->cluster, &cs)) {
+			s->cluster = true;
+			s->cluster_stale = cs.st.stale;
+			s->cluster_published = cs.st.published;
+			s->cluster_age_ms = cs.st.age_ms;
+			s->cluster_nodes = cs.nnodes;
+			s->cluster_engines = cs.nengines;
+			s->cluster_publishes = cs.st.publishes;
+			s->cluster_publish_errors = cs.st.publish_errors;
+			s->cluster_keepalive_errors = cs.st.keepalive_errors;
+			s->cluster_leases = cs.st.leases;
+			s->cluster_watch_restarts = cs.st.watch_restarts;
+			s->cluster_ignored = cs.st.ignored;
+			kvd_cluster_snap_free(&cs);
+		}
+	}
 	{
 		const struct kvd_mig *g;
 

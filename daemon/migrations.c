@@ -49,6 +49,12 @@ static bool mig_capable(const struct kvd_conn *c)
 	return c && (c->features & KVD_FEAT_MIGRATION);
 }
 
+/* Is @m's destination an engine of another node (migrations_remote.c)? */
+static bool remote(const struct kvd_mig *m)
+{
+	return m->to_node[0];
+}
+
 static struct kvd_mig *find(struct kvd *d, uint64_t id)
 {
 	struct kvd_mig *m;
@@ -60,7 +66,7 @@ static struct kvd_mig *find(struct kvd *d, uint64_t id)
 }
 
 /* Is @req of engine @from in a migration? */
-static bool busy(const struct kvd *d, const char *from, uint64_t req)
+bool kvd_mig_busy(const struct kvd *d, const char *from, uint64_t req)
 {
 	const struct kvd_mig *m;
 
@@ -70,7 +76,7 @@ static bool busy(const struct kvd *d, const char *from, uint64_t req)
 	return false;
 }
 
-static const struct kvd_load_req *candidate(const struct kvd_conn *c, uint64_t req)
+const struct kvd_load_req *kvd_mig_candidate(const struct kvd_conn *c, uint64_t req)
 {
 	unsigned int i;
 
@@ -111,7 +117,8 @@ static void send_abort(struct kvd *d, const struct kvd_mig *m, const char *name,
 static void finish(struct kvd *d, struct kvd_mig *m, unsigned int state, int status,
 		   enum kvd_mig_fail why)
 {
-	struct kvd_conn *s = kvd_conn_by_name(d, m->from), *t = kvd_conn_by_name(d, m->to);
+	struct kvd_conn *s = kvd_conn_by_name(d, m->from);
+	struct kvd_conn *t = remote(m) ? NULL : kvd_conn_by_name(d, m->to);
 	struct kvd_mig **p;
 
 	pthread_mutex_lock(&d->lock);
@@ -156,11 +163,15 @@ static void finish(struct kvd *d, struct kvd_mig *m, unsigned int state, int sta
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* Ask @s to move @req (@blocks) to @t. */
-static struct kvd_mig *start(struct kvd *d, struct kvd_conn *s, struct kvd_conn *t,
-			     uint64_t req, uint32_t blocks, unsigned int reason)
+/*
+ * A new migration of @s's @req (@blocks) to engine @to (of node @to_node,
+ * "" for this one, whose connection @t then is): recorded ASKED and
+ * counted, not yet asked of @s. NULL when memory is short.
+ */
+struct kvd_mig *kvd_mig_new(struct kvd *d, struct kvd_conn *s, struct kvd_conn *t,
+			    const char *to, const char *to_node, uint64_t req, uint32_t blocks,
+			    unsigned int reason)
 {
-	struct kvd_migrate msg = { 0 };
 	struct kvd_mig *m = calloc(1, sizeof(*m));
 
 	if (!m) {
@@ -170,7 +181,8 @@ static struct kvd_mig *start(struct kvd *d, struct kvd_conn *s, struct kvd_conn 
 	}
 	m->req = req;
 	memcpy(m->from, s->name, sizeof(m->from));
-	memcpy(m->to, t->name, sizeof(m->to));
+	snprintf(m->to, sizeof(m->to), "%s", to);
+	snprintf(m->to_node, sizeof(m->to_node), "%s", to_node);
 	m->state = KVD_MIG_ASKED;
 	m->reason = reason;
 	m->blocks = blocks;
@@ -181,12 +193,25 @@ static struct kvd_mig *start(struct kvd *d, struct kvd_conn *s, struct kvd_conn 
 	m->next = d->migs;
 	d->migs = m;
 	s->mig_out++;
-	t->mig_in++;
+	if (t)
+		t->mig_in++;
 	d->mig.started[reason]++;
 	pthread_mutex_unlock(&d->lock);
-	kvd_log(LOG_INFO, "migration %llu (%s): request %llu of %s -> %s, %u blocks",
+	kvd_log(LOG_INFO, "migration %llu (%s): request %llu of %s -> %s%s%s, %u blocks",
 		(unsigned long long)m->id, reason_name(reason), (unsigned long long)req, s->name,
-		t->name, blocks);
+		to_node, to_node[0] ? "/" : "", to, blocks);
+	return m;
+}
+
+/* Ask @s to move @req (@blocks) to @t. */
+static struct kvd_mig *start(struct kvd *d, struct kvd_conn *s, struct kvd_conn *t,
+			     uint64_t req, uint32_t blocks, unsigned int reason)
+{
+	struct kvd_migrate msg = { 0 };
+	struct kvd_mig *m = kvd_mig_new(d, s, t, t->name, "", req, blocks, reason);
+
+	if (!m)
+		return NULL;
 	kvdmsg_hdr(&msg.hdr, KVD_MSG_MIGRATE, sizeof(msg), 0);
 	msg.id = m->id;
 	msg.req = req;
@@ -310,7 +335,7 @@ int kvd_mig_migrated(struct kvd *d, struct kvd_conn *c, const struct kvd_migrate
 	 * any more, and its blocks are no longer free at the destination.
 	 */
 	s = kvd_conn_by_name(d, g->from);
-	t = kvd_conn_by_name(d, g->to);
+	t = remote(g) ? NULL : kvd_conn_by_name(d, g->to);
 	pthread_mutex_lock(&d->lock);
 	if (s)
 		forget_candidate(s, g->req);
@@ -323,8 +348,8 @@ int kvd_mig_migrated(struct kvd *d, struct kvd_conn *c, const struct kvd_migrate
 	return 0;
 }
 
-static void info_of(const struct kvd_mig *g, struct kvd_migration_info *i, uint64_t seq,
-		    int64_t now)
+void kvd_mig_info_of(const struct kvd_mig *g, struct kvd_migration_info *i, uint64_t seq,
+		     int64_t now)
 {
 	memset(i, 0, sizeof(*i));
 	kvdmsg_hdr(&i->hdr, KVD_MSG_MIGRATION_INFO, sizeof(*i), seq);
@@ -332,6 +357,7 @@ static void info_of(const struct kvd_mig *g, struct kvd_migration_info *i, uint6
 	i->req = g->req;
 	memcpy(i->from, g->from, sizeof(i->from));
 	memcpy(i->to, g->to, sizeof(i->to));
+	memcpy(i->to_node, g->to_node, sizeof(i->to_node));
 	i->state = g->state;
 	i->reason = g->reason;
 	i->status = g->status;
@@ -342,8 +368,8 @@ static void info_of(const struct kvd_mig *g, struct kvd_migration_info *i, uint6
 	i->age_ms = now > g->asked ? (uint64_t)(now - g->asked) / 1000000 : 0;
 }
 
-static int refuse(struct kvd *d, struct kvd_conn *c, const struct kvd_hdr *h, int error,
-		  const char *what, const char *a, const char *b)
+int kvd_mig_refuse(struct kvd *d, struct kvd_conn *c, const struct kvd_hdr *h, int error,
+		   const char *what, const char *a, const char *b)
 {
 	kvd_log(LOG_INFO, "admin migrate request (pid %d) refused: %s %s%s%s", (int)c->pid, what,
 		a, b ? " " : "", b ? b : "");
@@ -363,42 +389,44 @@ static int request(struct kvd *d, struct kvd_conn *c, const struct kvd_migrate_r
 
 	snprintf(req, sizeof(req), "%llu", (unsigned long long)m->req);
 	if (!s)
-		return refuse(d, c, &m->hdr, -ENOENT, "no engine", m->engine, NULL);
+		return kvd_mig_refuse(d, c, &m->hdr, -ENOENT, "no engine", m->engine, NULL);
+	if (m->to_node[0])
+		return kvd_mig_request_remote(d, c, s, m);
 	if (!strcmp(m->engine, m->to))
-		return refuse(d, c, &m->hdr, -EINVAL, "a migration to itself:", m->engine, NULL);
+		return kvd_mig_refuse(d, c, &m->hdr, -EINVAL, "a migration to itself:", m->engine, NULL);
 	t = kvd_conn_by_name(d, m->to);
 	if (!t)
-		return refuse(d, c, &m->hdr, -ENOENT, "no engine", m->to, NULL);
+		return kvd_mig_refuse(d, c, &m->hdr, -ENOENT, "no engine", m->to, NULL);
 	if (!mig_capable(s))
-		return refuse(d, c, &m->hdr, -EOPNOTSUPP, "no migrations from", s->name,
+		return kvd_mig_refuse(d, c, &m->hdr, -EOPNOTSUPP, "no migrations from", s->name,
 			      "(it has not announced them)");
 	if (!mig_capable(t) || !t->has_load)
-		return refuse(d, c, &m->hdr, -EOPNOTSUPP, "no migrations into", t->name,
+		return kvd_mig_refuse(d, c, &m->hdr, -EOPNOTSUPP, "no migrations into", t->name,
 			      mig_capable(t) ? "(it has reported no load)" :
 			      "(it has not announced them)");
 	if (t->draining || (t->load_flags & KVD_LOAD_NO_INBOUND))
-		return refuse(d, c, &m->hdr, -EOPNOTSUPP, "no migrations into", t->name,
+		return kvd_mig_refuse(d, c, &m->hdr, -EOPNOTSUPP, "no migrations into", t->name,
 			      t->draining ? "(it is draining)" : "(it takes none in now)");
-	r = candidate(s, m->req);
+	r = kvd_mig_candidate(s, m->req);
 	if (!r) {
 		char of[KVD_NAME_MAX + 8];
 
 		snprintf(of, sizeof(of), "of %s", s->name);
-		return refuse(d, c, &m->hdr, -ENOENT, "no candidate request", req, of);
+		return kvd_mig_refuse(d, c, &m->hdr, -ENOENT, "no candidate request", req, of);
 	}
-	if (busy(d, s->name, m->req))
-		return refuse(d, c, &m->hdr, -EBUSY, "request migrating already:", req, NULL);
+	if (kvd_mig_busy(d, s->name, m->req))
+		return kvd_mig_refuse(d, c, &m->hdr, -EBUSY, "request migrating already:", req, NULL);
 	if (t->blocks_free < r->blocks)
-		return refuse(d, c, &m->hdr, -ENOSPC, "no room for the request's blocks in",
+		return kvd_mig_refuse(d, c, &m->hdr, -ENOSPC, "no room for the request's blocks in",
 			      t->name, NULL);
 	if (s->mig_out >= mc->max_out)
-		return refuse(d, c, &m->hdr, -EBUSY, "at max_migrations_out:", s->name, NULL);
+		return kvd_mig_refuse(d, c, &m->hdr, -EBUSY, "at max_migrations_out:", s->name, NULL);
 	if (t->mig_in >= mc->max_in)
-		return refuse(d, c, &m->hdr, -EBUSY, "at max_migrations_in:", t->name, NULL);
+		return kvd_mig_refuse(d, c, &m->hdr, -EBUSY, "at max_migrations_in:", t->name, NULL);
 	g = start(d, s, t, m->req, r->blocks, KVD_MIGRATE_MANUAL);
 	if (!g)
-		return refuse(d, c, &m->hdr, -ENOMEM, "out of memory for", req, NULL);
-	info_of(g, &info, m->hdr.seq, kvd_now());
+		return kvd_mig_refuse(d, c, &m->hdr, -ENOMEM, "out of memory for", req, NULL);
+	kvd_mig_info_of(g, &info, m->hdr.seq, kvd_now());
 	kvd_send(c, &info, NULL, 0);
 	return 0;
 }
@@ -447,12 +475,12 @@ void kvd_mig_list(struct kvd *d, struct kvd_conn *c, uint64_t seq)
 	struct kvd_hdr end;
 
 	for (g = d->migs; g; g = g->next) {
-		info_of(g, &info, seq, now);
+		kvd_mig_info_of(g, &info, seq, now);
 		if (kvd_send(c, &info, NULL, 0))
 			return;
 	}
 	for (g = d->migs_done; g; g = g->next) {
-		info_of(g, &info, seq, now);
+		kvd_mig_info_of(g, &info, seq, now);
 		if (kvd_send(c, &info, NULL, 0))
 			return;
 	}
@@ -484,7 +512,7 @@ void kvd_mig_conn_gone(struct kvd *d, const char *name)
 		bool src = !strcmp(g->from, name);
 
 		next = g->next;
-		if (!src && strcmp(g->to, name))
+		if (!src && (remote(g) || strcmp(g->to, name)))
 			continue;
 		kvd_log(LOG_WARNING, "migration %llu: request %llu of %s -> %s aborted: %s left",
 			(unsigned long long)g->id, (unsigned long long)g->req, g->from, g->to,
@@ -549,7 +577,7 @@ static void policy_tick(struct kvd *d)
 			r->tokens = c->reqs[k].tokens;
 			r->blocks = c->reqs[k].blocks;
 			r->priority = c->reqs[k].priority;
-			r->busy = busy(d, c->name, r->req);
+			r->busy = kvd_mig_busy(d, c->name, r->req);
 		}
 		i++;
 	}
@@ -557,6 +585,7 @@ static void policy_tick(struct kvd *d)
 	for (k = 0; k < got; k++)
 		start(d, cs[out[k].from], cs[out[k].to], out[k].req, out[k].blocks,
 		      out[k].reason);
+
 out:
 	free(pr);
 	free(cs);
@@ -577,12 +606,16 @@ void kvd_mig_tick(struct kvd *d, int64_t now)
 			"aborted", (unsigned long long)g->id, (unsigned long long)g->req, g->from,
 			g->to, d->cfg->migration.timeout_ms);
 		send_abort(d, g, g->from, -ETIMEDOUT);
-		send_abort(d, g, g->to, -ETIMEDOUT);
+		if (!remote(g))
+			send_abort(d, g, g->to, -ETIMEDOUT);
 		finish(d, g, KVD_MIG_ABORTED, -ETIMEDOUT, KVD_MIG_FAIL_TIMEOUT);
 	}
 	if (!d->mig_tick_at || d->mig_tick_at > now)
 		return;
 	policy_tick(d);
+	/* Drains this node could not take: to other nodes' engines, where allowed. */
+	if (d->cfg->migration.drain_remote)
+		kvd_mig_drain_remote(d);
 	for (c = d->conns; c; c = c->next) {
 		if (!c->registered || !mig_capable(c) || !c->has_load)
 			continue;

@@ -21,19 +21,21 @@
 #include "kvdmsg.h"
 #include "kvnl.h"
 
-struct dev_state {
-	uint64_t usage, low_wm;
-	uint8_t pressure;
-};
-
 static int dev_cb(const struct kvnl_msg *m, void *arg)
 {
-	struct dev_state *s = arg;
+	struct kvd_dev *s = arg;
 
+	kvnl_u64(m, KVACCEL_A_LIMIT, &s->limit);
 	kvnl_u64(m, KVACCEL_A_USAGE, &s->usage);
 	kvnl_u64(m, KVACCEL_A_LOW_WM, &s->low_wm);
 	kvnl_u8(m, KVACCEL_A_PRESSURE, &s->pressure);
 	return 0;
+}
+
+int kvd_dev_read(struct kvd *d, struct kvd_dev *s)
+{
+	memset(s, 0, sizeof(*s));
+	return kvnl_exec(d->nl, kvnl_request(d->nl, KVACCEL_CMD_DEVICE_GET, false), dev_cb, s);
 }
 
 static int64_t deadline_ns(const struct kvd *d)
@@ -60,7 +62,7 @@ static void round_end(struct kvd *d, const char *how)
 /* Ask the next engine, or end the round. */
 static void round_step(struct kvd *d)
 {
-	struct dev_state s = { 0 };
+	struct kvd_dev s;
 	struct kvd_conn *c, *best = NULL;
 	struct kvd_procs ps = { 0 };
 	uint64_t best_usage = 0;
@@ -69,7 +71,7 @@ static void round_step(struct kvd *d)
 	for (c = d->conns; c; c = c->next)
 		if (c->release_round == d->round)
 			return;	/* one at a time */
-	if (kvnl_exec(d->nl, kvnl_request(d->nl, KVACCEL_CMD_DEVICE_GET, false), dev_cb, &s)) {
+	if (kvd_dev_read(d, &s)) {
 		/* Retried after the pause, while the kernel still says pressure. */
 		round_end(d, "could not read the device's state");
 		return;

@@ -6,7 +6,17 @@
  *
  * Hand-written ops (the split-ops API of generated families is absent on
  * 6.1). The family runs with parallel_ops: every handler takes the
- * device's own locks. It lives in the initial network namespace only.
+ * device's own locks.
+ *
+ * Network namespaces: the family answers in every namespace (netnsok), so
+ * that kvacceld can run in a container's namespace, but a namespace changes
+ * nothing about rights: admin operations and the admin view of dumps need
+ * CAP_NET_ADMIN in the initial user namespace (GENL_ADMIN_PERM and
+ * netlink_capable()), wherever the caller's socket lives. Events go only to
+ * namespaces owned by the initial user namespace (kvaccel_event_send()):
+ * genetlink lets a group be joined by whoever has CAP_NET_ADMIN over the
+ * socket's namespace, which an unprivileged user has over a namespace it
+ * created with its own user namespace.
  *
  * Dumps resume by id: clients and regions are listed in the order of
  * their ids, and cb->args[KVACCEL_DUMP_NEXT] holds the next id to send.
@@ -16,7 +26,10 @@
 #include <linux/capability.h>
 #include <linux/cred.h>
 #include <linux/pid.h>
+#include <linux/rcupdate.h>
+#include <linux/user_namespace.h>
 #include <net/genetlink.h>
+#include <net/net_namespace.h>
 #include <net/netlink.h>
 
 #include <drm/drm_drv.h>
@@ -501,7 +514,7 @@ static struct genl_family kvaccel_nl_family = {
 	.version = KVACCEL_GENL_VERSION,
 	.maxattr = KVACCEL_A_MAX,
 	.policy = kvaccel_nl_policy,
-	.netnsok = false,
+	.netnsok = true,
 	.parallel_ops = true,
 	.module = THIS_MODULE,
 	.ops = kvaccel_nl_ops,
@@ -510,12 +523,40 @@ static struct genl_family kvaccel_nl_family = {
 	.n_mcgrps = ARRAY_SIZE(kvaccel_nl_mcgrps),
 };
 
+/* May the events of the device go to @net's listeners? */
+static bool kvaccel_event_net_ok(const struct net *net)
+{
+	return net->user_ns == &init_user_ns;
+}
+
+/*
+ * Does anyone listen to the events, in a namespace that may hear them?
+ * One walk over the namespaces per event (events are per client, region,
+ * pressure change or failed job, not per page).
+ */
+static bool kvaccel_event_listened(void)
+{
+	struct net *net;
+	bool ret = false;
+
+	rcu_read_lock();
+	for_each_net_rcu(net) {
+		if (kvaccel_event_net_ok(net) &&
+		    genl_has_listeners(&kvaccel_nl_family, net, KVACCEL_MCGRP_EVENTS)) {
+			ret = true;
+			break;
+		}
+	}
+	rcu_read_unlock();
+	return ret;
+}
+
 /* Start an event, or return NULL if nobody listens or memory is short. */
 static struct sk_buff *kvaccel_event_new(u8 cmd, void **hdr)
 {
 	struct sk_buff *skb;
 
-	if (!genl_has_listeners(&kvaccel_nl_family, &init_net, KVACCEL_MCGRP_EVENTS))
+	if (!kvaccel_event_listened())
 		return NULL;
 	skb = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
 	if (!skb)
@@ -528,6 +569,39 @@ static struct sk_buff *kvaccel_event_new(u8 cmd, void **hdr)
 	return skb;
 }
 
+/*
+ * Send a finished event to the listeners of every namespace that may hear
+ * it (kvaccel_event_net_ok()), a clone per namespace but the last, and
+ * consume @skb. Under RCU: the clones are atomic allocations, and one that
+ * fails loses that namespace's copy of this event only (as a full socket
+ * buffer would).
+ */
+static void kvaccel_event_multicast(struct sk_buff *skb)
+{
+	struct net *net, *prev = NULL;
+	struct sk_buff *copy;
+
+	rcu_read_lock();
+	for_each_net_rcu(net) {
+		if (!kvaccel_event_net_ok(net) ||
+		    !genl_has_listeners(&kvaccel_nl_family, net, KVACCEL_MCGRP_EVENTS))
+			continue;
+		if (prev) {
+			copy = skb_clone(skb, GFP_ATOMIC);
+			if (copy)
+				genlmsg_multicast_netns(&kvaccel_nl_family, prev, copy, 0,
+							KVACCEL_MCGRP_EVENTS, GFP_ATOMIC);
+		}
+		prev = net;
+	}
+	if (prev)
+		genlmsg_multicast_netns(&kvaccel_nl_family, prev, skb, 0,
+					KVACCEL_MCGRP_EVENTS, GFP_ATOMIC);
+	else
+		nlmsg_free(skb);
+	rcu_read_unlock();
+}
+
 static void kvaccel_event_send(struct sk_buff *skb, void *hdr, int ret)
 {
 	if (ret) {
@@ -535,7 +609,7 @@ static void kvaccel_event_send(struct sk_buff *skb, void *hdr, int ret)
 		return;
 	}
 	genlmsg_end(skb, hdr);
-	genlmsg_multicast(&kvaccel_nl_family, skb, 0, KVACCEL_MCGRP_EVENTS, GFP_KERNEL);
+	kvaccel_event_multicast(skb);
 }
 
 /**

@@ -35,8 +35,9 @@
  * only on itself: its quota is its own process's, it acknowledges only the
  * hand-offs offered to it and answers only its own release requests and
  * migrations. Admin requests (%KVD_MSG_LIST_ENGINES, %KVD_MSG_LIST_HANDOFFS,
- * %KVD_MSG_MIGRATE_REQ, %KVD_MSG_DRAIN, %KVD_MSG_LIST_MIGRATIONS) need uid 0
- * or membership of the daemon's admin group.
+ * %KVD_MSG_MIGRATE_REQ, %KVD_MSG_DRAIN, %KVD_MSG_LIST_MIGRATIONS,
+ * %KVD_MSG_LIST_CLUSTER) need uid 0 or membership of the daemon's admin
+ * group.
  */
 #ifndef _UAPI_KVACCELD_H_
 #define _UAPI_KVACCELD_H_
@@ -75,14 +76,32 @@
  * migrates requests only between two such engines.
  */
 #define KVD_FEAT_MIGRATION	_BITULL(2)
+/**
+ * KVD_FEAT_CLUSTER - the daemon knows %KVD_MSG_LIST_CLUSTER: the view of
+ * the cluster it keeps through etcd (an ERROR with -ENOTCONN when its
+ * [cluster] part is off). An engine announcing it asks for nothing more.
+ */
+#define KVD_FEAT_CLUSTER	_BITULL(3)
+/**
+ * KVD_FEAT_XMIGRATION - with %KVD_FEAT_MIGRATION: the engine migrates
+ * requests to engines of other nodes itself, over the transport whose
+ * address it announces (%KVD_MSG_XFER_ADDR: where it listens for other
+ * nodes' migrations in), and understands %KVD_MSG_MIGRATE_REMOTE.
+ */
+#define KVD_FEAT_XMIGRATION	_BITULL(4)
 /** KVD_FEATURES - mask of the features this header knows. */
-#define KVD_FEATURES		(KVD_FEAT_INCARNATION | KVD_FEAT_SENDER | KVD_FEAT_MIGRATION)
+#define KVD_FEATURES		(KVD_FEAT_INCARNATION | KVD_FEAT_SENDER | KVD_FEAT_MIGRATION | \
+				 KVD_FEAT_CLUSTER | KVD_FEAT_XMIGRATION)
 /** KVD_SOCKET_PATH - the daemon's default socket. */
 #define KVD_SOCKET_PATH		"/run/kvacceld/engine.sock"
 /** KVD_MSG_MAX - the largest message, header included. */
 #define KVD_MSG_MAX		4096
 /** KVD_NAME_MAX - bytes of a name, its terminating NUL included. */
 #define KVD_NAME_MAX		32
+/** KVD_NODE_MAX - bytes of a node's name (the cluster view's), its NUL included. */
+#define KVD_NODE_MAX		64
+/** KVD_XFER_ADDR_MAX - bytes of a transfer address ("HOST:PORT"), its NUL included. */
+#define KVD_XFER_ADDR_MAX	64
 /** KVD_HANDOFF_MAX_FDS - most objects one hand-off carries. */
 #define KVD_HANDOFF_MAX_FDS	16
 /** KVD_PRIORITY_MAX - the highest priority class (0 is the lowest). */
@@ -139,6 +158,18 @@
  *	%KVD_MSG_MIGRATION_INFO per migration in flight, per recently finished
  *	one and per engine draining, then %KVD_MSG_END.
  * @KVD_MSG_MIGRATION_INFO: D, &struct kvd_migration_info.
+ * @KVD_MSG_LIST_CLUSTER: A, header only. Replies: one %KVD_MSG_CLUSTER_INFO
+ *	of kind %KVD_CLUSTER_STATUS, one per node and one per engine of the
+ *	cluster view, then %KVD_MSG_END; %KVD_MSG_ERROR with -ENOTCONN when
+ *	the cluster part is not enabled.
+ * @KVD_MSG_CLUSTER_INFO: D, &struct kvd_cluster_info.
+ * @KVD_MSG_XFER_ADDR: E, &struct kvd_xfer_addr, from an engine with
+ *	%KVD_FEAT_XMIGRATION: where it takes migrations from other nodes (the
+ *	daemon publishes it in the cluster view). No reply (an ERROR if it is
+ *	refused).
+ * @KVD_MSG_MIGRATE_REMOTE: D, &struct kvd_migrate_remote, to an engine with
+ *	%KVD_FEAT_XMIGRATION: move request @req to engine @to of node @node,
+ *	which listens at @addr. Answered as %KVD_MSG_MIGRATE.
  */
 enum kvd_msg_type {
 	KVD_MSG_REGISTER = 1,
@@ -168,7 +199,11 @@ enum kvd_msg_type {
 	KVD_MSG_DRAIN,
 	KVD_MSG_LIST_MIGRATIONS,
 	KVD_MSG_MIGRATION_INFO,
-	KVD_MSG_TYPE_MAX = KVD_MSG_MIGRATION_INFO,
+	KVD_MSG_LIST_CLUSTER,
+	KVD_MSG_CLUSTER_INFO,
+	KVD_MSG_XFER_ADDR,
+	KVD_MSG_MIGRATE_REMOTE,
+	KVD_MSG_TYPE_MAX = KVD_MSG_MIGRATE_REMOTE,
 };
 
 /**
@@ -562,6 +597,43 @@ struct kvd_migrate {
 };
 
 /**
+ * struct kvd_migrate_remote - %KVD_MSG_MIGRATE_REMOTE.
+ * @hdr: header (@seq 0).
+ * @id: as &kvd_migrate.id.
+ * @req: the request to move.
+ * @node: the destination's node (a name of the cluster view).
+ * @to: the destination engine there.
+ * @addr: its transfer address, as it announced it (%KVD_MSG_XFER_ADDR).
+ * @reason: &enum kvd_migrate_reason.
+ * @pad: 0.
+ *
+ * The source connects to @addr and moves the request itself (for
+ * kvaccel-serve: multi-stage pre-copy over UCX); the destination's daemon
+ * takes no part. Answered %KVD_MSG_MIGRATE_STARTED, then %KVD_MSG_MIGRATED.
+ */
+struct kvd_migrate_remote {
+	struct kvd_hdr hdr;
+	__u64 id;
+	__u64 req;
+	char node[KVD_NODE_MAX];
+	char to[KVD_NAME_MAX];
+	char addr[KVD_XFER_ADDR_MAX];
+	__u32 reason;
+	__u32 pad;
+};
+
+/**
+ * struct kvd_xfer_addr - %KVD_MSG_XFER_ADDR.
+ * @hdr: header (@seq 0).
+ * @addr: "HOST:PORT" where the engine listens for migrations from other
+ *	nodes; "" withdraws it.
+ */
+struct kvd_xfer_addr {
+	struct kvd_hdr hdr;
+	char addr[KVD_XFER_ADDR_MAX];
+};
+
+/**
  * struct kvd_migrate_started - %KVD_MSG_MIGRATE_STARTED.
  * @hdr: header.
  * @id: &kvd_migrate.id.
@@ -622,19 +694,27 @@ struct kvd_migrate_abort {
  * @engine: the source engine.
  * @to: the destination engine.
  * @req: the request, one of the source's candidates.
+ * @to_node: "" (@to is an engine of this node), or the node of the cluster
+ *	view whose engine @to is (the daemon sends the source
+ *	%KVD_MSG_MIGRATE_REMOTE).
  *
  * Errors: -ENOENT (no such engine, or no such candidate), -EINVAL (@to is
  * @engine), -EOPNOTSUPP (an engine without %KVD_FEAT_MIGRATION, or a
  * destination draining or not taking migrations in), -ENOSPC (the
  * destination's free blocks are fewer than the request's), -EBUSY (the
  * request migrates already, or an engine is at its maximum of
- * migrations at a time).
+ * migrations at a time). With @to_node: -ENOENT (no such node or engine in
+ * the cluster view), -EOPNOTSUPP (the source or the destination without
+ * %KVD_FEAT_XMIGRATION and a transfer address, or the daemon without a
+ * cluster view), -ESTALE (the view is stale), -ENOSPC as above by the
+ * view's free blocks.
  */
 struct kvd_migrate_req {
 	struct kvd_hdr hdr;
 	char engine[KVD_NAME_MAX];
 	char to[KVD_NAME_MAX];
 	__u64 req;
+	char to_node[KVD_NODE_MAX];
 };
 
 /** KVD_DRAIN_CANCEL - &kvd_drain.flags: stop draining the engine. */
@@ -693,6 +773,7 @@ enum kvd_migration_state {
  * @total_us: &kvd_migrated.total_us (0 until over).
  * @bytes_copied: &kvd_migrated.bytes_copied.
  * @age_ms: milliseconds since the daemon asked for it.
+ * @to_node: "" (@to is of this node), or the destination's node.
  */
 struct kvd_migration_info {
 	struct kvd_hdr hdr;
@@ -708,6 +789,110 @@ struct kvd_migration_info {
 	__u64 total_us;
 	__u64 bytes_copied;
 	__u64 age_ms;
+	char to_node[KVD_NODE_MAX];
+};
+
+/**
+ * enum kvd_cluster_kind - &kvd_cluster_info.kind.
+ * @KVD_CLUSTER_STATUS: the cluster part itself: @cluster, @node (this
+ *	node's name), @flags (%KVD_CLUSTER_STALE, %KVD_CLUSTER_PUBLISHED),
+ *	@age_ms, @revision, @lease, the counters, @error, @endpoint in
+ *	@ucx_address, @engines (engines in the view), @usage (nodes in it).
+ * @KVD_CLUSTER_NODE: a node of the view: @node, @capacity, @limit,
+ *	@usage, @flags (%KVD_CLUSTER_PRESSURE, %KVD_CLUSTER_SELF), @engines,
+ *	@ucx_address, @age_ms (since it published), @revision.
+ * @KVD_CLUSTER_ENGINE: an engine of the view: @node, @name, @priority,
+ *	@block_bytes, @blocks_total, @blocks_free, @running, @waiting,
+ *	@load_ppm, @flags (%KVD_CLUSTER_DRAINING), @models, @revision.
+ */
+enum kvd_cluster_kind {
+	KVD_CLUSTER_STATUS = 1,
+	KVD_CLUSTER_NODE = 2,
+	KVD_CLUSTER_ENGINE = 3,
+};
+
+/** KVD_CLUSTER_STALE - status: the view may be out of date (etcd unreachable). */
+#define KVD_CLUSTER_STALE	_BITUL(0)
+/** KVD_CLUSTER_PUBLISHED - status: this node's keys are under a live lease. */
+#define KVD_CLUSTER_PUBLISHED	_BITUL(1)
+/** KVD_CLUSTER_PRESSURE - node: above its high watermark. */
+#define KVD_CLUSTER_PRESSURE	_BITUL(2)
+/** KVD_CLUSTER_SELF - node: the daemon's own node. */
+#define KVD_CLUSTER_SELF	_BITUL(3)
+/** KVD_CLUSTER_DRAINING - engine: it is being drained. */
+#define KVD_CLUSTER_DRAINING	_BITUL(4)
+/** KVD_CLUSTER_FLAGS - mask of known &kvd_cluster_info.flags. */
+#define KVD_CLUSTER_FLAGS	(KVD_CLUSTER_STALE | KVD_CLUSTER_PUBLISHED | \
+				 KVD_CLUSTER_PRESSURE | KVD_CLUSTER_SELF | KVD_CLUSTER_DRAINING)
+
+/**
+ * struct kvd_cluster_info - %KVD_MSG_CLUSTER_INFO: one entry of the cluster
+ * view, or its status (&enum kvd_cluster_kind says which members count;
+ * the others are 0).
+ * @hdr: header.
+ * @kind: &enum kvd_cluster_kind.
+ * @flags: %KVD_CLUSTER_FLAGS.
+ * @node: a node name (1-63 bytes), NUL-terminated.
+ * @name: an engine name.
+ * @cluster: the cluster's name (status).
+ * @capacity: the node's host memory, bytes.
+ * @limit: the node's device limit, bytes (0: none).
+ * @usage: the node's pinned memory in use, bytes (status: nodes in the view).
+ * @block_bytes: an engine's block size.
+ * @priority: an engine's priority.
+ * @blocks_total: an engine's KV blocks.
+ * @blocks_free: of which free.
+ * @running: an engine's running requests.
+ * @waiting: its waiting requests.
+ * @engines: a node's engines (status: engines in the view).
+ * @load_ppm: an engine's load, (total - free) / total, in millionths.
+ * @pad: 0.
+ * @age_ms: status: milliseconds since the view was last known in sync (0:
+ *	it is; -1: never); node: since it last published.
+ * @revision: the etcd revision (status: the last seen; node, engine: of
+ *	its key).
+ * @lease: status: this node's lease ID (0: none).
+ * @publishes: status: publications done.
+ * @publish_errors: status: publications that failed.
+ * @keepalive_errors: status: lease renewals that failed.
+ * @watch_restarts: status: watches that broke and were made again.
+ * @ignored: status: keys and values under the prefix ignored (garbage).
+ * @ucx_address: node: its UCX address for transfers; status: the etcd
+ *	endpoint the watch uses; engine: where it takes other nodes'
+ *	migrations (%KVD_MSG_XFER_ADDR; "": nowhere).
+ * @models: engine: the models it serves, comma-separated.
+ * @error: status: the last failure talking to etcd ("" : none).
+ */
+struct kvd_cluster_info {
+	struct kvd_hdr hdr;
+	__u32 kind;
+	__u32 flags;
+	char node[64];
+	char name[KVD_NAME_MAX];
+	char cluster[64];
+	__u64 capacity;
+	__u64 limit;
+	__u64 usage;
+	__u64 block_bytes;
+	__u32 priority;
+	__u32 blocks_total;
+	__u32 blocks_free;
+	__u32 running;
+	__u32 waiting;
+	__u32 engines;
+	__u32 load_ppm;
+	__u32 pad;
+	__s64 age_ms;
+	__s64 revision;
+	__u64 lease;
+	__u64 publishes;
+	__u64 publish_errors;
+	__u64 keepalive_errors;
+	__u64 watch_restarts;
+	__u64 ignored;
+	char ucx_address[256];
+	char models[256];
+	char error[200];
 };
 
 #endif /* _UAPI_KVACCELD_H_ */

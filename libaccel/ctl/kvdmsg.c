@@ -68,6 +68,10 @@ static size_t kvdmsg_size(unsigned int type)
 	case KVD_MSG_MIGRATE_REQ: return sizeof(struct kvd_migrate_req);
 	case KVD_MSG_DRAIN: return sizeof(struct kvd_drain);
 	case KVD_MSG_MIGRATION_INFO: return sizeof(struct kvd_migration_info);
+	case KVD_MSG_LIST_CLUSTER: return sizeof(struct kvd_hdr);
+	case KVD_MSG_CLUSTER_INFO: return sizeof(struct kvd_cluster_info);
+	case KVD_MSG_XFER_ADDR: return sizeof(struct kvd_xfer_addr);
+	case KVD_MSG_MIGRATE_REMOTE: return sizeof(struct kvd_migrate_remote);
 	}
 	return 0;
 }
@@ -78,8 +82,52 @@ static size_t kvdmsg_min_size(unsigned int type)
 	switch (type) {
 	case KVD_MSG_REGISTER: return offsetof(struct kvd_register, revision);
 	case KVD_MSG_REGISTERED: return offsetof(struct kvd_registered, revision);
+	/* Before migrations to other nodes: to this node's engines only. */
+	case KVD_MSG_MIGRATE_REQ: return offsetof(struct kvd_migrate_req, to_node);
+	case KVD_MSG_MIGRATION_INFO: return offsetof(struct kvd_migration_info, to_node);
 	}
 	return kvdmsg_size(type);
+}
+
+bool kvdmsg_node_ok(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < KVD_NODE_MAX && name[i]; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.'))
+			return false;
+	}
+	return i && i < KVD_NODE_MAX && strcmp(name, ".") && strcmp(name, "..");
+}
+
+bool kvdmsg_addr_ok(const char *addr)
+{
+	const char *colon;
+	unsigned long port = 0;
+	size_t i, n = strnlen(addr, KVD_XFER_ADDR_MAX);
+
+	if (!n || n == KVD_XFER_ADDR_MAX)
+		return false;
+	for (i = 0; i < n; i++) {
+		char c = addr[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '.' || c == ':' ||
+		      c == '[' || c == ']'))
+			return false;
+	}
+	colon = strrchr(addr, ':');
+	if (!colon || colon == addr || !colon[1] || strlen(colon + 1) > 5)
+		return false;
+	for (i = 1; colon[i]; i++) {
+		if (colon[i] < '0' || colon[i] > '9')
+			return false;
+		port = port * 10 + (unsigned long)(colon[i] - '0');
+	}
+	return port >= 1 && port <= 65535;
 }
 
 static int bad(const char **why, const char *what, int err)
@@ -345,6 +393,10 @@ int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **wh
 
 		if (!kvdmsg_name_ok(m->engine) || !kvdmsg_name_ok(m->to))
 			return bad(why, "bad engine name", -EBADMSG);
+		if (m->to_node[0] && !kvdmsg_node_ok(m->to_node))
+			return bad(why, "bad node name", -EBADMSG);
+		if (!m->to_node[0] && !zero_from(m->to_node, 0, sizeof(m->to_node)))
+			return bad(why, "bytes after an empty node name", -EBADMSG);
 		break;
 	}
 	case KVD_MSG_DRAIN: {
@@ -362,8 +414,52 @@ int kvdmsg_check(const void *msg, size_t len, unsigned int nfds, const char **wh
 		const struct kvd_migration_info *m = msg;
 
 		if (!str_ok(m->from, sizeof(m->from)) || !str_ok(m->to, sizeof(m->to)) ||
-		    !status_ok(m->status))
+		    !str_ok(m->to_node, sizeof(m->to_node)) || !status_ok(m->status))
 			return bad(why, "bad migration info", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_CLUSTER_INFO: {
+		const struct kvd_cluster_info *m = msg;
+
+		if (m->pad)
+			return bad(why, "non-zero pad", -EBADMSG);
+		if (m->kind < KVD_CLUSTER_STATUS || m->kind > KVD_CLUSTER_ENGINE)
+			return bad(why, "unknown cluster info kind", -EBADMSG);
+		if (m->flags & ~KVD_CLUSTER_FLAGS)
+			return bad(why, "unknown flags", -EBADMSG);
+		if (!str_ok(m->node, sizeof(m->node)) || !str_ok(m->name, sizeof(m->name)) ||
+		    !str_ok(m->cluster, sizeof(m->cluster)) ||
+		    !str_ok(m->ucx_address, sizeof(m->ucx_address)) ||
+		    !str_ok(m->models, sizeof(m->models)) || !str_ok(m->error, sizeof(m->error)))
+			return bad(why, "unterminated string in cluster info", -EBADMSG);
+		if (m->load_ppm > 1000000)
+			return bad(why, "load over 1", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_XFER_ADDR: {
+		const struct kvd_xfer_addr *m = msg;
+
+		if (m->addr[0] && !kvdmsg_addr_ok(m->addr))
+			return bad(why, "bad transfer address (HOST:PORT)", -EBADMSG);
+		if (!m->addr[0] && !zero_from(m->addr, 0, sizeof(m->addr)))
+			return bad(why, "bytes after an empty address", -EBADMSG);
+		break;
+	}
+	case KVD_MSG_MIGRATE_REMOTE: {
+		const struct kvd_migrate_remote *m = msg;
+
+		if (m->pad)
+			return bad(why, "non-zero pad", -EBADMSG);
+		if (!m->id)
+			return bad(why, "migration id 0", -EBADMSG);
+		if (!kvdmsg_node_ok(m->node))
+			return bad(why, "bad node name", -EBADMSG);
+		if (!kvdmsg_name_ok(m->to))
+			return bad(why, "bad engine name", -EBADMSG);
+		if (!kvdmsg_addr_ok(m->addr))
+			return bad(why, "bad transfer address (HOST:PORT)", -EBADMSG);
+		if (m->reason < KVD_MIGRATE_MANUAL || m->reason > KVD_MIGRATE_BALANCE)
+			return bad(why, "unknown migration reason", -EBADMSG);
 		break;
 	}
 	}

@@ -52,6 +52,10 @@ uint64_t kvdmsg_incarnation(const struct kvd_handoff *m, size_t len);
 
 /* A name is 1 to KVD_NAME_MAX - 1 of [A-Za-z0-9._-], NUL-terminated. */
 bool kvdmsg_name_ok(const char name[KVD_NAME_MAX]);
+/* A node's name (the cluster view's): 1-63 of [A-Za-z0-9._-] in KVD_NODE_MAX bytes, not "." or "..". */
+bool kvdmsg_node_ok(const char *name);
+/* A transfer address: "HOST:PORT", HOST of [A-Za-z0-9.:[]-], PORT 1-65535. */
+bool kvdmsg_addr_ok(const char *addr);
 
 /* Send one message with @nfds fds (MSG_NOSIGNAL): 0 or -errno. */
 int kvdmsg_send(int sock, const void *msg, const int *fds, unsigned int nfds);

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "accel_bm.h"
+#include "accel_moe_plan.h"
 #include "accel_mover.h"
 #include "accel_offload.h"
 #include "accel_sched.h"
@@ -619,6 +620,16 @@ struct accel_engine_migration_ops {
 	void (*migrate_abort)(void *arg, uint64_t id);
 	/* The engine was drained: nothing runs or waits; finish and exit. */
 	void (*exit)(void *arg);
+	/*
+	 * Move running request @req to engine @to of another node, @node,
+	 * which takes migrations at transfer address @addr ("HOST:PORT", as
+	 * it announced it with accel_engine_set_xfer_addr()). As @migrate:
+	 * 0 when it has started (the engine connects and moves the KV
+	 * itself, e.g. over accel_xfer, and calls accel_engine_migrated()),
+	 * or -errno to refuse. Set: the engine announces KVD_FEAT_XMIGRATION.
+	 */
+	int (*migrate_remote)(void *arg, uint64_t id, uint64_t req, const char *node,
+			      const char *to, const char *addr);
 };
 
 /**
@@ -633,6 +644,18 @@ struct accel_engine_migration_ops {
  */
 int accel_engine_set_migration_ops(struct accel_engine *e,
 				   const struct accel_engine_migration_ops *ops, void *arg);
+
+/**
+ * Announce where this engine takes migrations from other nodes: @addr
+ * "HOST:PORT" (its accel_xfer listener; "" withdraws it). The daemon
+ * publishes it in its cluster view, so that other nodes' daemons can send
+ * their engines' requests here; it is sent again after every
+ * registration. 0; -EINVAL (not HOST:PORT with a port of 1 to 65535);
+ * -EOPNOTSUPP (no migrate_remote callback set, or a daemon without
+ * KVD_FEAT_XMIGRATION); -EDEADLK (from a callback); -ECONNRESET (kept,
+ * sent on reconnection).
+ */
+int accel_engine_set_xfer_addr(struct accel_engine *e, const char *addr);
 
 /** Most candidates in one load report (KVD_LOAD_REQS_MAX). */
 #define ACCEL_ENGINE_LOAD_REQS_MAX	64

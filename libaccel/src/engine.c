@@ -22,7 +22,10 @@
  * the engine announces KVD_FEAT_MIGRATION, reports its load (at most every
  * LOAD_INTERVAL_MS; a report in between is kept and sent later) and gets
  * MIGRATE (answered MIGRATE_STARTED with the callback's status),
- * MIGRATE_ABORT and EXIT.
+ * MIGRATE_ABORT and EXIT. With a migrate_remote callback too it announces
+ * KVD_FEAT_XMIGRATION, gets MIGRATE_REMOTE (answered the same way) and
+ * sends its transfer address (accel_engine_set_xfer_addr()) again after
+ * each registration.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -99,6 +102,8 @@ struct accel_engine {
 	void *mig_arg;
 	union load_msg load_sent, load_next;	/* hdr.size 0: none */
 	int64_t load_sent_ms;
+	/* Where it takes other nodes' migrations in ("": nowhere), sent after each REGISTERED. */
+	char xfer_addr[KVD_XFER_ADDR_MAX];
 };
 
 static int64_t now_ms(void)
@@ -287,6 +292,24 @@ static void on_migrate(struct accel_engine *e, const struct kvd_migrate *m)
 	send_msg(e, &r, sizeof(r), KVD_MSG_MIGRATE_STARTED, 0, NULL, 0);
 }
 
+static void on_migrate_remote(struct accel_engine *e, const struct kvd_migrate_remote *m)
+{
+	struct kvd_migrate_started r = { 0 };
+	int status = -EOPNOTSUPP;
+
+	if (e->mig_set && e->mig.migrate_remote) {
+		e->in_callback++;
+		status = e->mig.migrate_remote(e->mig_arg, m->id, m->req, m->node, m->to,
+					       m->addr);
+		e->in_callback--;
+		if (status > 0 || status < -4095)
+			status = -EINVAL;
+	}
+	r.id = m->id;
+	r.status = status;
+	send_msg(e, &r, sizeof(r), KVD_MSG_MIGRATE_STARTED, 0, NULL, 0);
+}
+
 static void on_migrate_abort(struct accel_engine *e, const struct kvd_migrate_abort *m)
 {
 	accel_log(ACCEL_LOG_INFO, "engine %s: migration %llu (request %llu) aborted: %s",
@@ -310,6 +333,14 @@ static void on_exit_msg(struct accel_engine *e)
 }
 
 static void flush_load(struct accel_engine *e, bool force);
+
+static int send_xfer_addr(struct accel_engine *e)
+{
+	struct kvd_xfer_addr m = { 0 };
+
+	memcpy(m.addr, e->xfer_addr, sizeof(m.addr));
+	return send_msg(e, &m, sizeof(m), KVD_MSG_XFER_ADDR, 0, NULL, 0);
+}
 
 static void lost(struct accel_engine *e, const char *why)
 {
@@ -386,6 +417,9 @@ static int receive_one(struct accel_engine *e, union kvdmsg_buf *buf, int timeou
 		return 2;
 	case KVD_MSG_MIGRATE:
 		on_migrate(e, (const void *)buf);
+		return 2;
+	case KVD_MSG_MIGRATE_REMOTE:
+		on_migrate_remote(e, (const void *)buf);
 		return 2;
 	case KVD_MSG_MIGRATE_ABORT:
 		on_migrate_abort(e, (const void *)buf);
@@ -481,8 +515,12 @@ static int register_as(struct accel_engine *e, size_t size, union kvdmsg_buf *re
 	copy_name(m.name, e->name);
 	m.priority = e->priority;
 	m.revision = KVD_PROTO_REVISION;
-	/* Migrations only for an engine that handles them. */
-	m.features = e->mig_set ? KVD_FEATURES : KVD_FEATURES & ~KVD_FEAT_MIGRATION;
+	/* Migrations only for an engine that handles them; other nodes' only with a callback. */
+	m.features = KVD_FEATURES;
+	if (!e->mig_set)
+		m.features &= ~(KVD_FEAT_MIGRATION | KVD_FEAT_XMIGRATION);
+	else if (!e->mig.migrate_remote)
+		m.features &= ~KVD_FEAT_XMIGRATION;
 	m.incarnation = e->incarnation;
 	ret = request(e, &m, size, KVD_MSG_REGISTER, NULL, 0, KVD_MSG_REGISTERED, reply);
 	if (ret && e->fd >= 0) {
@@ -513,6 +551,8 @@ static int do_register(struct accel_engine *e)
 	e->quota = r->quota;
 	e->revision = r->revision;
 	e->features = r->features & KVD_FEATURES;
+	if (e->xfer_addr[0] && (e->features & KVD_FEAT_XMIGRATION))
+		send_xfer_addr(e);
 	return 0;
 }
 
@@ -879,7 +919,7 @@ ACCEL_EXPORT int accel_engine_set_migration_ops(struct accel_engine *e,
 						const struct accel_engine_migration_ops *ops,
 						void *arg)
 {
-	bool want = ops != NULL;
+	bool want = ops != NULL, want_x;
 	int ret, tries;
 
 	if (!e)
@@ -894,8 +934,11 @@ ACCEL_EXPORT int accel_engine_set_migration_ops(struct accel_engine *e,
 	e->mig.migrate = ACCEL_OPTS_GET(ops, migrate, NULL);
 	e->mig.migrate_abort = ACCEL_OPTS_GET(ops, migrate_abort, NULL);
 	e->mig.exit = ACCEL_OPTS_GET(ops, exit, NULL);
+	e->mig.migrate_remote = ACCEL_OPTS_GET(ops, migrate_remote, NULL);
 	e->mig_arg = arg;
-	if (e->mig_set == want && e->fd >= 0)
+	want_x = want && e->mig.migrate_remote;
+	if (e->mig_set == want && e->fd >= 0 &&
+	    !!(e->features & KVD_FEAT_XMIGRATION) == want_x)
 		return 0;
 	e->mig_set = want;
 	e->load_sent.m.hdr.size = 0;
@@ -915,6 +958,23 @@ ACCEL_EXPORT int accel_engine_set_migration_ops(struct accel_engine *e,
 	if (want && !(e->features & KVD_FEAT_MIGRATION))
 		return -EOPNOTSUPP;
 	return 0;
+}
+
+ACCEL_EXPORT int accel_engine_set_xfer_addr(struct accel_engine *e, const char *addr)
+{
+	char a[KVD_XFER_ADDR_MAX] = { 0 };
+
+	if (!e || !addr || strlen(addr) >= sizeof(a))
+		return -EINVAL;
+	memcpy(a, addr, strlen(addr));
+	if (a[0] && !kvdmsg_addr_ok(a))
+		return -EINVAL;
+	if (e->in_callback || e->waiters)
+		return -EDEADLK;
+	if (!(e->features & KVD_FEAT_XMIGRATION))
+		return -EOPNOTSUPP;
+	memcpy(e->xfer_addr, a, sizeof(a));
+	return e->fd < 0 ? -ECONNRESET : send_xfer_addr(e);
 }
 
 /* Send the kept report if it may go now (or @force). */

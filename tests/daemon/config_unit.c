@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "cluster_view.h"
 #include "config.h"
 
 static char path[64];
@@ -221,6 +222,92 @@ static void migration_section(void **state)
 	}
 }
 
+/* [cluster]: off by default, its keys, their mistakes (the password never echoed). */
+static void cluster_section(void **state)
+{
+	static const struct { const char *text, *msg; } bad[] = {
+		{ "[cluster]\nenabled = perhaps\n", ":2: enabled: 'perhaps' is not true or false" },
+		{ "[cluster]\nendpoints = etcd:2379\n", ":2: endpoints: 'etcd:2379' is not http" },
+		{ "[cluster]\nendpoints = ,\n", ":2: endpoints: none given" },
+		{ "[cluster]\nendpoints = http://a:1 http://a:2 http://a:3 http://a:4 http://a:5 "
+		  "http://a:6 http://a:7 http://a:8 http://a:9\n", ":2: endpoints: at most 8" },
+		{ "[cluster]\nprefix = kvaccel\n", ":2: prefix: 'kvaccel' is not /NAME" },
+		{ "[cluster]\nprefix = /kvaccel/\n", ":2: prefix" },
+		{ "[cluster]\nname = a/b\n", ":2: name: 'a/b' is not 1-63 of letters" },
+		{ "[cluster]\nnode = ..\n", ":2: node: '..'" },
+		{ "[cluster]\nlease_ttl = 1\n", ":2: lease_ttl: '1' is not a number from 2 to 3600" },
+		{ "[cluster]\nchange_threshold = 2\n", ":2: change_threshold" },
+		{ "[cluster]\nupdate_interval_ms = 1\n", ":2: update_interval_ms" },
+		{ "[cluster]\nca = relative.pem\n", ":2: ca: 'relative.pem' is not an absolute path" },
+		{ "[cluster]\nucx_address = a\tb\n", ":2: ucx_address: control characters" },
+		{ "[cluster]\ncolour = blue\n", ":2: unknown key 'colour' in [cluster]" },
+	};
+	struct kvd_config c, next;
+	char err[256];
+	size_t i;
+
+	(void)state;
+	kvd_config_defaults(&c);
+	assert_false(c.cluster.enabled);
+	assert_string_equal("/kvaccel", c.cluster.prefix);
+	assert_string_equal("default", c.cluster.name);
+	assert_int_equal(10, c.cluster.lease_ttl_s);
+	assert_int_equal(1000, c.cluster.update_interval_ms);
+	assert_true(c.cluster.change_threshold == 0.05);
+	{
+		char host[256] = "";
+
+		gethostname(host, sizeof(host) - 1);
+		if (kvd_cview_name_ok(host))
+			assert_string_equal(host, c.cluster.node);
+	}
+	assert_int_equal(0, load(&c, "[cluster]\nenabled = yes\n"
+				 "endpoints = http://10.0.0.1:2379, https://10.0.0.2:2379\n"
+				 "prefix = /kv/accel\nname = prod\nnode = gpu-7\nlease_ttl = 30\n"
+				 "update_interval_ms = 500\nchange_threshold = 0.1\ntimeout_ms = 800\n"
+				 "user = kvd\npassword = hunter2\nca = /etc/ca.pem\n"
+				 "cert = /etc/c.pem\nkey = /etc/k.pem\nucx_address = 10.0.0.7:13337\n",
+				 err, sizeof(err)));
+	assert_true(c.cluster.enabled);
+	assert_int_equal(2, c.cluster.n_endpoints);
+	assert_string_equal("https://10.0.0.2:2379", c.cluster.endpoints[1]);
+	assert_string_equal("/kv/accel", c.cluster.prefix);
+	assert_string_equal("prod", c.cluster.name);
+	assert_string_equal("gpu-7", c.cluster.node);
+	assert_int_equal(30, c.cluster.lease_ttl_s);
+	assert_int_equal(500, c.cluster.update_interval_ms);
+	assert_true(c.cluster.change_threshold == 0.1);
+	assert_int_equal(800, c.cluster.timeout_ms);
+	assert_string_equal("hunter2", c.cluster.password);
+	assert_string_equal("10.0.0.7:13337", c.cluster.ucx_address);
+	assert_int_equal(0, kvd_config_check(&c, err, sizeof(err)));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(-EINVAL, load(&c, bad[i].text, err, sizeof(err)));
+		if (!strstr(err, bad[i].msg))
+			fail_msg("'%s': got '%s'", bad[i].msg, err);
+	}
+	assert_int_equal(-EINVAL, load(&c, "[cluster]\npassword = \n", err, sizeof(err)));
+	/* Checks across keys. */
+	assert_int_equal(0, load(&c, "[cluster]\nenabled = true\n", err, sizeof(err)));
+	assert_int_equal(-EINVAL, kvd_config_check(&c, err, sizeof(err)));
+	assert_non_null(strstr(err, "enabled needs endpoints"));
+	assert_int_equal(0, load(&c, "[cluster]\nuser = kvd\n", err, sizeof(err)));
+	assert_int_equal(-EINVAL, kvd_config_check(&c, err, sizeof(err)));
+	assert_non_null(strstr(err, "user and password go together"));
+	assert_int_equal(0, load(&c, "[cluster]\npassword = hunter2\ncert = /c.pem\n", err,
+				 sizeof(err)));
+	assert_int_equal(-EINVAL, kvd_config_check(&c, err, sizeof(err)));
+	assert_null(strstr(err, "hunter2"));
+	/* A reload that changes [cluster] says so. */
+	kvd_config_defaults(&c);
+	{
+		struct kvd_config_override o = { "cluster", "lease_ttl", "20" };
+
+		assert_int_equal(KVD_CFG_CLUSTER,
+				 kvd_config_reparse(&c, &next, NULL, &o, 1, err, sizeof(err)));
+	}
+}
+
 /* [tenants]: name rules (users, groups, prefixes), allow rules, per-user maxima. */
 static void tenants_section(void **state)
 {
@@ -328,6 +415,7 @@ int main(void)
 		cmocka_unit_test(overrides),
 		cmocka_unit_test(daemon_timings_and_metrics_off),
 		cmocka_unit_test(migration_section),
+		cmocka_unit_test(cluster_section),
 		cmocka_unit_test(tenants_section),
 		cmocka_unit_test(tenants_mistakes),
 	};

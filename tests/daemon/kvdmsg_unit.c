@@ -553,6 +553,52 @@ static void migration_messages(void **state)
 	kvdmsg_hdr(&buf.hdr, KVD_MSG_LIST_MIGRATIONS, sizeof(buf.hdr), 1);
 	assert_int_equal(0, check(sizeof(buf.hdr), 0));
 
+	/* The cluster view: the request is a header; each INFO checked. */
+	kvdmsg_hdr(&buf.hdr, KVD_MSG_LIST_CLUSTER, sizeof(buf.hdr), 1);
+	assert_int_equal(0, check(sizeof(buf.hdr), 0));
+	assert_int_equal(-EBADMSG, check(sizeof(buf.hdr) + 8, 0));
+	{
+		struct kvd_cluster_info *ci = (void *)&buf;
+
+		memset(&buf, 0, sizeof(buf));
+		kvdmsg_hdr(&ci->hdr, KVD_MSG_CLUSTER_INFO, sizeof(*ci), 1);
+		ci->kind = KVD_CLUSTER_NODE;
+		ci->flags = KVD_CLUSTER_SELF | KVD_CLUSTER_PRESSURE;
+		memcpy(ci->node, "n1", 2);
+		memcpy(ci->ucx_address, "10.0.0.1:13337", 14);
+		assert_int_equal(0, check(sizeof(*ci), 0));
+		assert_int_equal(-EBADMSG, check(sizeof(*ci) - 8, 0));
+		ci->kind = 0;
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		ci->kind = KVD_CLUSTER_ENGINE + 1;
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		ci->kind = KVD_CLUSTER_ENGINE;
+		ci->load_ppm = 1000000;
+		assert_int_equal(0, check(sizeof(*ci), 0));
+		ci->load_ppm = 1000001;
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		ci->load_ppm = 0;
+		ci->flags = KVD_CLUSTER_FLAGS + 1;
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		ci->flags = 0;
+		ci->pad = 1;
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		ci->pad = 0;
+		memset(ci->node, 'a', sizeof(ci->node));
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		memset(ci->node, 0, sizeof(ci->node));
+		memset(ci->error, 'e', sizeof(ci->error));
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		memset(ci->error, 0, sizeof(ci->error));
+		memset(ci->models, 'm', sizeof(ci->models));
+		assert_int_equal(-EBADMSG, check(sizeof(*ci), 0));
+		memset(ci->models, 0, sizeof(ci->models));
+		ci->kind = KVD_CLUSTER_STATUS;
+		ci->flags = KVD_CLUSTER_STALE | KVD_CLUSTER_PUBLISHED;
+		ci->age_ms = -1;
+		assert_int_equal(0, check(sizeof(*ci), 0));
+	}
+
 	/* A sealed-memfd object: its size bounded. */
 	len = handoff(1);
 	((struct kvd_handoff *)(void *)&buf)->objs[0].kind = KVD_OBJ_MEMFD;
@@ -562,6 +608,98 @@ static void migration_messages(void **state)
 	((struct kvd_handoff *)(void *)&buf)->objs[0].kind = 4;
 	((struct kvd_handoff *)(void *)&buf)->objs[0].size = 4096;
 	assert_int_equal(-EBADMSG, check(len, 1));
+}
+
+/* Migrations to other nodes: transfer addresses, node names, MIGRATE_REMOTE. */
+static void xmigration_messages(void **state)
+{
+	static const char *const good[] = { "10.0.0.1:7701", "node-a.example:1", "[::1]:65535",
+					     "h:65535" };
+	static const char *const badaddr[] = { "10.0.0.1", ":7701", "h:", "h:0", "h:65536",
+						"h:123456", "h:7x", "h p:1", "h;:1", "h/x:1" };
+	struct kvd_xfer_addr *xa = (void *)&buf;
+	struct kvd_migrate_remote *mr = (void *)&buf;
+	struct kvd_migrate_req *rq = (void *)&buf;
+	char node[KVD_NODE_MAX];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		memset(&buf, 0, sizeof(buf));
+		kvdmsg_hdr(&xa->hdr, KVD_MSG_XFER_ADDR, sizeof(*xa), 0);
+		strcpy(xa->addr, good[i]);
+		assert_int_equal(0, check(sizeof(*xa), 0));
+	}
+	for (i = 0; i < sizeof(badaddr) / sizeof(badaddr[0]); i++) {
+		memset(&buf, 0, sizeof(buf));
+		kvdmsg_hdr(&xa->hdr, KVD_MSG_XFER_ADDR, sizeof(*xa), 0);
+		strcpy(xa->addr, badaddr[i]);
+		assert_int_equal(-EBADMSG, check(sizeof(*xa), 0));
+	}
+	/* "" withdraws the address; nothing may follow it. */
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&xa->hdr, KVD_MSG_XFER_ADDR, sizeof(*xa), 0);
+	assert_int_equal(0, check(sizeof(*xa), 0));
+	xa->addr[5] = 'x';
+	assert_int_equal(-EBADMSG, check(sizeof(*xa), 0));
+	memset(xa->addr, 'a', sizeof(xa->addr));	/* no NUL */
+	assert_int_equal(-EBADMSG, check(sizeof(*xa), 0));
+
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&mr->hdr, KVD_MSG_MIGRATE_REMOTE, sizeof(*mr), 0);
+	mr->id = 3;
+	mr->req = 9;
+	strcpy(mr->node, "n2");
+	strcpy(mr->to, "b");
+	strcpy(mr->addr, "10.78.2.2:7701");
+	mr->reason = KVD_MIGRATE_DRAIN;
+	assert_int_equal(0, check(sizeof(*mr), 0));
+	mr->reason = KVD_MIGRATE_BALANCE + 1;
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	mr->reason = KVD_MIGRATE_DRAIN;
+	mr->pad = 1;
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	mr->pad = 0;
+	mr->id = 0;
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	mr->id = 3;
+	strcpy(mr->node, "..");
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	strcpy(mr->node, "n/2");
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	mr->node[0] = 0;
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	strcpy(mr->node, "n2");
+	strcpy(mr->addr, "10.78.2.2");
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+	strcpy(mr->addr, "10.78.2.2:7701");
+	mr->to[0] = 0;
+	assert_int_equal(-EBADMSG, check(sizeof(*mr), 0));
+
+	/* A manual migration to another node's engine. */
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&rq->hdr, KVD_MSG_MIGRATE_REQ, sizeof(*rq), 1);
+	memcpy(rq->engine, "a", 1);
+	memcpy(rq->to, "b", 1);
+	strcpy(rq->to_node, "n2");
+	assert_int_equal(0, check(sizeof(*rq), 0));
+	strcpy(rq->to_node, "bad node");
+	assert_int_equal(-EBADMSG, check(sizeof(*rq), 0));
+	memset(node, 'n', sizeof(node) - 1);
+	node[sizeof(node) - 1] = 0;
+	memcpy(rq->to_node, node, sizeof(node));	/* 63 characters: the longest */
+	assert_int_equal(0, check(sizeof(*rq), 0));
+	memset(rq->to_node, 0, sizeof(rq->to_node));
+	rq->to_node[1] = 'x';				/* bytes after "" */
+	assert_int_equal(-EBADMSG, check(sizeof(*rq), 0));
+	/* A shorter MIGRATE_REQ (before to_node) reads as one to this node. */
+	memset(&buf, 0, sizeof(buf));
+	kvdmsg_hdr(&rq->hdr, KVD_MSG_MIGRATE_REQ, offsetof(struct kvd_migrate_req, to_node), 1);
+	memcpy(rq->engine, "a", 1);
+	memcpy(rq->to, "b", 1);
+	assert_int_equal(0, check(offsetof(struct kvd_migrate_req, to_node), 0));
+	kvdmsg_hdr(&rq->hdr, KVD_MSG_MIGRATE_REQ, offsetof(struct kvd_migrate_req, to_node) - 8, 1);
+	assert_int_equal(-EBADMSG, check(offsetof(struct kvd_migrate_req, to_node) - 8, 0));
 }
 
 /* The control buffers are aligned for struct cmsghdr. */
@@ -586,6 +724,7 @@ int main(void)
 		cmocka_unit_test(bad_handoffs),
 		cmocka_unit_test(bad_acks),
 		cmocka_unit_test(migration_messages),
+		cmocka_unit_test(xmigration_messages),
 		cmocka_unit_test(send_recv_with_fds),
 		cmocka_unit_test(recv_closes_fds_on_every_error),
 		cmocka_unit_test(cmsg_buffer_aligned),

@@ -478,7 +478,33 @@ static void full_snapshot_is_valid(void **state)
 	assert_non_null(strstr(t, "kvaccel_pressure_rounds_total 2\n"));
 	assert_non_null(strstr(t, "kvaccel_pressure_rounds_resolved_total 1\n"));
 	assert_non_null(strstr(t, "kvaccel_engine_release_requests_ignored_total{engine=\"prefill\"} 1\n"));
+	/* [cluster] off: no cluster family at all. */
+	assert_false(has_series(&x, "kvaccel_cluster_nodes"));
 	expo_free(&x);
+	free(t);
+	/* On: the view's families, its age while stale. */
+	s.cluster = true;
+	s.cluster_stale = true;
+	s.cluster_age_ms = 12500;
+	s.cluster_nodes = 3;
+	s.cluster_engines = 7;
+	s.cluster_publish_errors = 4;
+	s.cluster_leases = 2;
+	t = render(&s);
+	check(t);
+	assert_int_equal(0, parse(&x, t));
+	assert_true(has_series(&x, "kvaccel_cluster_nodes"));
+	assert_true(has_series(&x, "kvaccel_cluster_watch_restarts_total"));
+	assert_non_null(strstr(t, "kvaccel_cluster_view_stale 1\n"));
+	assert_non_null(strstr(t, "kvaccel_cluster_view_age_seconds 12.500\n"));
+	assert_non_null(strstr(t, "kvaccel_cluster_publish_errors_total 4\n"));
+	expo_free(&x);
+	free(t);
+	/* Never in sync: no age sample. */
+	s.cluster_age_ms = -1;
+	t = render(&s);
+	check(t);
+	assert_null(strstr(t, "kvaccel_cluster_view_age_seconds"));
 	free(t);
 }
 

@@ -4,8 +4,12 @@
  * GET_PARAM, the client and region dumps (handle counts, bound slots,
  * exports, multi-part dumps), admin operations and their validation,
  * what an unprivileged caller may do and see, the events group, pressure
- * hysteresis and copy-error events.
+ * hysteresis and copy-error events, and the family in other network
+ * namespaces (root's: everything; an unprivileged user's own: nothing more
+ * than in the initial one, and no events).
  */
+#include <grp.h>
+#include <sched.h>
 #include <sys/wait.h>
 
 #include "kvtest.h"
@@ -651,6 +655,171 @@ TEST_F(nl, copy_error_event)
 	EXPECT_EQ(-EIO, o->error);
 	EXPECT_EQ(job, o->job_id);
 	kvnl_close(ev);
+}
+
+/*
+ * Children in network namespaces of their own. Exit codes: 0 ok, 77 the
+ * kernel cannot make such a namespace (SKIP), else the step that failed.
+ */
+static int root_netns_child(uint64_t parent_client)
+{
+	struct nl_list *l = calloc(1, sizeof(*l));
+	struct kvnl *nl, *ev;
+	struct nl_dev d;
+	uint64_t id;
+	uint32_t h;
+	int i, fd, seen = 0;
+
+	if (!l)
+		return 10;
+	if (unshare(CLONE_NEWNET))
+		return errno == EINVAL || errno == ENOSYS ? 77 : 11;
+	/* The family resolves here, and answers as in the initial namespace. */
+	if (kvnl_open(&nl) || t_device(nl, &d))
+		return 12;
+	if (t_dump(nl, KVACCEL_CMD_CLIENT_GET, l))
+		return 13;
+	for (i = 0; i < l->n; i++)
+		seen |= l->o[i].id == parent_client;
+	if (!seen)
+		return 14;	/* an admin sees every client, from any namespace */
+	/* A namespace owned by the initial user namespace hears the events. */
+	if (kvnl_open(&ev) || kvnl_subscribe(ev))
+		return 15;
+	fd = kvt_open();
+	if (fd < 0 || kvt_region_create(fd, KVT_MIB, 4096, &h))
+		return 16;
+	id = region_id(fd, h);
+	l->n = 0;
+	if (!t_wait_for(ev, l, KVACCEL_CMD_REGION_CREATE_NTF, id, 20000))
+		return 17;
+	close(fd);
+	kvnl_close(ev);
+	kvnl_close(nl);
+	free(l);
+	return 0;
+}
+
+/* Another uid in a user and network namespace of its own; @go, @done: pipes. */
+static int user_netns_child(uint64_t parent_client, int go, int done)
+{
+	struct nl_list *l = calloc(1, sizeof(*l));
+	struct kvnl *nl, *ev;
+	struct nl_dev d;
+	char c = 0;
+	int i, ret;
+
+	if (!l)
+		return 10;
+	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
+	    setresuid(65534, 65534, 65534))
+		return 11;
+	/* Refused where unprivileged user namespaces are off: nothing to test. */
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNET))
+		return 77;
+	if (kvnl_open(&nl) || t_device(nl, &d))
+		return 12;
+	/* Full capabilities over its namespace give no admin rights here. */
+	if (t_watermarks(nl, 8 * KVT_MIB, 4 * KVT_MIB) != -EPERM)
+		return 13;
+	if (t_quota(nl, getppid(), KVT_MIB) != -EPERM)
+		return 14;
+	if (t_dump(nl, KVACCEL_CMD_CLIENT_GET, l))
+		return 15;
+	for (i = 0; i < l->n; i++)
+		if (l->o[i].id == parent_client)
+			return 16;
+	/*
+	 * Genetlink lets it join the group (it has CAP_NET_ADMIN over its
+	 * namespace); if so, nothing may arrive.
+	 */
+	if (kvnl_open(&ev))
+		return 17;
+	ret = kvnl_subscribe(ev);
+	if (ret && ret != -EPERM)
+		return 18;
+	if (write(go, &c, 1) != 1 || read(done, &c, 1) != 1)
+		return 19;
+	if (!ret) {
+		l->n = 0;
+		if (t_events(ev, l, 500))
+			return 20;
+		if (l->n)
+			return 21;	/* an event leaked into the namespace */
+	}
+	kvnl_close(ev);
+	kvnl_close(nl);
+	free(l);
+	return 0;
+}
+
+static uint64_t own_client(struct kvnl *nl, struct nl_list *l)
+{
+	int i;
+
+	if (t_dump(nl, KVACCEL_CMD_CLIENT_GET, l))
+		return 0;
+	for (i = 0; i < l->n; i++)
+		if (l->o[i].pid == (uint32_t)getpid())
+			return l->o[i].id;
+	return 0;
+}
+
+TEST_F(nl, root_network_namespace)
+{
+	uint64_t client = own_client(self->nl, &self->l);
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(0, client);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(root_netns_child(client));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		SKIP(return, "no network namespaces in this kernel");
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("step %d failed", WEXITSTATUS(status));
+}
+
+TEST_F(nl, user_network_namespace)
+{
+	uint64_t client = own_client(self->nl, &self->l), id;
+	int go[2], done[2], status;
+	struct kvnl *ev;
+	uint32_t h;
+	pid_t pid;
+	char c;
+
+	ASSERT_NE(0, client);
+	ASSERT_EQ(0, pipe(go));
+	ASSERT_EQ(0, pipe(done));
+	ASSERT_EQ(0, kvnl_open(&ev));
+	ASSERT_EQ(0, kvnl_subscribe(ev));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(user_netns_child(client, go[1], done[0]));
+	close(go[1]);
+	close(done[0]);
+	if (read(go[0], &c, 1) == 1) {
+		/* An event the initial namespace hears while the child listens. */
+		ASSERT_EQ(0, kvt_region_create(self->fd, KVT_MIB, 4096, &h));
+		id = region_id(self->fd, h);
+		self->l.n = 0;
+		EXPECT_NE(NULL, t_wait_for(ev, &self->l, KVACCEL_CMD_REGION_CREATE_NTF, id, 20000));
+		ASSERT_EQ(0, kvt_close_handle(self->fd, h));
+		ASSERT_EQ(1, write(done[1], &c, 1));
+	}
+	close(done[1]);
+	close(go[0]);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	kvnl_close(ev);
+	ASSERT_TRUE(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		SKIP(return, "no unprivileged user and network namespaces here");
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("step %d failed", WEXITSTATUS(status));
 }
 
 TEST_HARNESS_MAIN

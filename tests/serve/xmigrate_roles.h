@@ -206,11 +206,13 @@ static void on_done(void *arg, uint64_t id, int status, const struct serve_xmig_
 		st->stop_rtts, (unsigned long long)st->downtime_us, (unsigned long long)st->total_us);
 }
 
-static void on_arrived(void *arg, uint64_t id, uint32_t h)
+static void on_arrived(void *arg, uint64_t id, uint32_t h, const struct serve_migr_hdr *hdr)
 {
 	struct cb *c = arg;
 
 	(void)id;
+	if (hdr->magic != SERVE_MIGR_MAGIC)
+		c->aborted++;	/* not the image it committed: counted as a failure */
 	c->arrived++;
 	c->h = h;
 }

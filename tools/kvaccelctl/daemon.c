@@ -118,6 +118,7 @@ static json_object *migration_json(const struct kvd_migration_info *m)
 	    add(o, "req", json_object_new_uint64(m->req)) ||
 	    add(o, "from", json_object_new_string(m->from)) ||
 	    add(o, "to", json_object_new_string(m->to)) ||
+	    add(o, "to_node", json_object_new_string(m->to_node)) ||
 	    add(o, "state", json_object_new_string(name_of(mig_states, sizeof(mig_states) /
 							    sizeof(mig_states[0]), m->state))) ||
 	    add(o, "reason", json_object_new_string(name_of(mig_reasons, sizeof(mig_reasons) /
@@ -142,6 +143,80 @@ static uint64_t id_of(const json_object *o)
 	    json_object_object_get_ex(o, "id", &v))
 		return json_object_get_uint64(v);
 	return 0;
+}
+
+/* One entry of the cluster view, with its "kind": status, node or engine. */
+static json_object *cluster_json(const struct kvd_cluster_info *m)
+{
+	json_object *o = json_object_new_object();
+	int bad = 0;
+
+	if (!o)
+		return NULL;
+	if (m->kind == KVD_CLUSTER_STATUS) {
+		bad = add(o, "kind", json_object_new_string("status")) ||
+		      add(o, "cluster", json_object_new_string(m->cluster)) ||
+		      add(o, "node", json_object_new_string(m->node)) ||
+		      add(o, "stale", json_object_new_boolean(!!(m->flags & KVD_CLUSTER_STALE))) ||
+		      add(o, "published",
+			  json_object_new_boolean(!!(m->flags & KVD_CLUSTER_PUBLISHED))) ||
+		      add(o, "age_ms", json_object_new_int64(m->age_ms)) ||
+		      add(o, "revision", json_object_new_int64(m->revision)) ||
+		      add(o, "lease", json_object_new_uint64(m->lease)) ||
+		      add(o, "nodes", json_object_new_uint64(m->usage)) ||
+		      add(o, "engines", json_object_new_int64(m->engines)) ||
+		      add(o, "publishes", json_object_new_uint64(m->publishes)) ||
+		      add(o, "publish_errors", json_object_new_uint64(m->publish_errors)) ||
+		      add(o, "keepalive_errors", json_object_new_uint64(m->keepalive_errors)) ||
+		      add(o, "watch_restarts", json_object_new_uint64(m->watch_restarts)) ||
+		      add(o, "ignored", json_object_new_uint64(m->ignored)) ||
+		      add(o, "endpoint", json_object_new_string(m->ucx_address)) ||
+		      add(o, "error", json_object_new_string(m->error));
+	} else if (m->kind == KVD_CLUSTER_NODE) {
+		bad = add(o, "kind", json_object_new_string("node")) ||
+		      add(o, "node", json_object_new_string(m->node)) ||
+		      add(o, "self", json_object_new_boolean(!!(m->flags & KVD_CLUSTER_SELF))) ||
+		      add(o, "pressure",
+			  json_object_new_boolean(!!(m->flags & KVD_CLUSTER_PRESSURE))) ||
+		      add(o, "capacity", json_object_new_uint64(m->capacity)) ||
+		      add(o, "limit", json_object_new_uint64(m->limit)) ||
+		      add(o, "usage", json_object_new_uint64(m->usage)) ||
+		      add(o, "engines", json_object_new_int64(m->engines)) ||
+		      add(o, "ucx_address", json_object_new_string(m->ucx_address)) ||
+		      add(o, "age_ms", json_object_new_int64(m->age_ms)) ||
+		      add(o, "revision", json_object_new_int64(m->revision));
+	} else {
+		json_object *models = json_object_new_array();
+		const char *p = m->models;
+
+		bad = add(o, "models", models);
+		while (!bad && *p) {
+			size_t n = strcspn(p, ",");
+			json_object *s = json_object_new_string_len(p, (int)n);
+
+			bad = !s || json_object_array_add(models, s);
+			p += n + (p[n] == ',');
+		}
+		bad = bad || add(o, "kind", json_object_new_string("engine")) ||
+		      add(o, "node", json_object_new_string(m->node)) ||
+		      add(o, "name", json_object_new_string(m->name)) ||
+		      add(o, "priority", json_object_new_int64(m->priority)) ||
+		      add(o, "block_bytes", json_object_new_uint64(m->block_bytes)) ||
+		      add(o, "blocks_total", json_object_new_int64(m->blocks_total)) ||
+		      add(o, "blocks_free", json_object_new_int64(m->blocks_free)) ||
+		      add(o, "running", json_object_new_int64(m->running)) ||
+		      add(o, "waiting", json_object_new_int64(m->waiting)) ||
+		      add(o, "load", json_object_new_double((double)m->load_ppm / 1e6)) ||
+		      add(o, "draining",
+			  json_object_new_boolean(!!(m->flags & KVD_CLUSTER_DRAINING))) ||
+		      add(o, "xfer", json_object_new_string(m->ucx_address)) ||
+		      add(o, "revision", json_object_new_int64(m->revision));
+	}
+	if (bad) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
 }
 
 static int by_id(const void *a, const void *b)
@@ -222,6 +297,7 @@ static int exchange(const char *path, struct kvd_hdr *req, json_object *array,
 	unsigned int type = req->type;
 	unsigned int want = type == KVD_MSG_LIST_ENGINES ? KVD_MSG_ENGINE_INFO :
 			    type == KVD_MSG_LIST_HANDOFFS ? KVD_MSG_HANDOFF_INFO :
+			    type == KVD_MSG_LIST_CLUSTER ? KVD_MSG_CLUSTER_INFO :
 			    KVD_MSG_MIGRATION_INFO;
 	const uint64_t seq = 1;
 	union kvdmsg_buf buf;
@@ -267,6 +343,7 @@ static int exchange(const char *path, struct kvd_hdr *req, json_object *array,
 		}
 		obj = want == KVD_MSG_ENGINE_INFO ? engine_json((const void *)&buf) :
 		      want == KVD_MSG_HANDOFF_INFO ? handoff_json((const void *)&buf) :
+		      want == KVD_MSG_CLUSTER_INFO ? cluster_json((const void *)&buf) :
 		      migration_json((const void *)&buf);
 		if (!obj || json_object_array_add(array, obj)) {
 			json_object_put(obj);
@@ -279,8 +356,74 @@ static int exchange(const char *path, struct kvd_hdr *req, json_object *array,
 		}
 	}
 	close(fd);
-	if (!ret)
+	if (!ret && type != KVD_MSG_LIST_CLUSTER)
 		json_object_array_sort(array, by_id);
+	return ret;
+}
+
+static int by_node_name(const void *a, const void *b)
+{
+	json_object *x = *(json_object *const *)a, *y = *(json_object *const *)b, *v;
+	const char *nx = "", *ny = "", *ex = "", *ey = "";
+	int r;
+
+	if (json_object_object_get_ex(x, "node", &v))
+		nx = json_object_get_string(v);
+	if (json_object_object_get_ex(y, "node", &v))
+		ny = json_object_get_string(v);
+	if (json_object_object_get_ex(x, "name", &v))
+		ex = json_object_get_string(v);
+	if (json_object_object_get_ex(y, "name", &v))
+		ey = json_object_get_string(v);
+	r = strcmp(nx, ny);
+	return r ? r : strcmp(ex, ey);
+}
+
+int daemon_cluster(const char *path, json_object *out, struct daemon_error *err)
+{
+	json_object *all = json_object_new_array(), *nodes = json_object_new_array();
+	json_object *engines = json_object_new_array();
+	struct kvd_hdr req;
+	size_t i, n;
+	int ret = -ENOMEM;
+
+	memset(err, 0, sizeof(*err));
+	if (!all || !nodes || !engines ||
+	    json_object_object_add(out, "nodes", json_object_get(nodes)) ||
+	    json_object_object_add(out, "engines", json_object_get(engines))) {
+		failed(err, -ENOMEM, "%s", strerror(ENOMEM));
+		goto out;
+	}
+	kvdmsg_hdr(&req, KVD_MSG_LIST_CLUSTER, sizeof(req), 0);
+	ret = exchange(path, &req, all, err);
+	if (ret)
+		goto out;
+	n = json_object_array_length(all);
+	for (i = 0; i < n && !ret; i++) {
+		json_object *o = json_object_array_get_idx(all, i), *k;
+		char kind[8];
+
+		snprintf(kind, sizeof(kind), "%s", json_object_object_get_ex(o, "kind", &k) ?
+			 json_object_get_string(k) : "");
+		json_object_get(o);
+		json_object_object_del(o, "kind");
+		if (!strcmp(kind, "status"))
+			ret = json_object_object_add(out, "status", o);
+		else
+			ret = json_object_array_add(!strcmp(kind, "node") ? nodes : engines, o);
+		if (ret) {
+			json_object_put(o);
+			ret = failed(err, -ENOMEM, "%s", strerror(ENOMEM));
+		}
+	}
+	if (!ret && !json_object_object_get_ex(out, "status", NULL))
+		ret = failed(err, -EPROTO, "bad reply from kvacceld: no cluster status");
+	json_object_array_sort(nodes, by_node_name);
+	json_object_array_sort(engines, by_node_name);
+out:
+	json_object_put(all);
+	json_object_put(nodes);
+	json_object_put(engines);
 	return ret;
 }
 
@@ -309,8 +452,21 @@ int daemon_migrate(const char *path, const char *engine, uint64_t req, const cha
 {
 	struct kvd_migrate_req m;
 
+	const char *slash = strchr(to, '/');
+	char eng[KVD_NAME_MAX + 1];
+
 	memset(err, 0, sizeof(*err));
 	memset(&m, 0, sizeof(m));
+	/* NODE/ENGINE: an engine of another node, from the daemon's cluster view. */
+	if (slash) {
+		if (slash == to || (size_t)(slash - to) >= sizeof(m.to_node))
+			return failed(err, -EINVAL, "bad node name in %s", to);
+		memcpy(m.to_node, to, slash - to);
+		if (!kvdmsg_node_ok(m.to_node))
+			return failed(err, -EINVAL, "bad node name in %s", to);
+		snprintf(eng, sizeof(eng), "%s", slash + 1);
+		to = eng;
+	}
 	if (name_arg(m.engine, engine, err) || name_arg(m.to, to, err))
 		return -EINVAL;
 	m.req = req;

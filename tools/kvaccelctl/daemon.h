@@ -41,6 +41,13 @@ int daemon_list(const char *path, unsigned int type, json_object *array,
 int daemon_migrate(const char *path, const char *engine, uint64_t req, const char *to,
 		   json_object *array, struct daemon_error *err);
 
+/*
+ * The daemon's cluster view into @out (an object): "status" (an object),
+ * "nodes" and "engines" (arrays sorted by node, then name). 0 or -errno
+ * as daemon_list() (-ENOTCONN: the daemon's [cluster] part is off).
+ */
+int daemon_cluster(const char *path, json_object *out, struct daemon_error *err);
+
 /* Drain @engine (or stop draining it, @cancel). 0 or -errno as daemon_list(). */
 int daemon_drain(const char *path, const char *engine, bool cancel, struct daemon_error *err);
 

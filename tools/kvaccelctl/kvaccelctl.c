@@ -47,9 +47,12 @@ static void usage(FILE *f)
 		"  engines [--socket PATH]    engines registered with kvacceld     [daemon admin]\n"
 		"  handoffs [--socket PATH]   kvacceld's hand-offs in flight       [daemon admin]\n"
 		"  migrations [--socket PATH] live migrations, recent ones, drains [daemon admin]\n"
-		"  migrate ENGINE REQ TO      move ENGINE's request REQ to TO      [daemon admin]\n"
+		"  migrate ENGINE REQ TO      move ENGINE's request REQ to TO (NODE/ENGINE:\n"
+		"                             another node's, from the cluster view) [daemon admin]\n"
 		"  drain [--cancel] ENGINE    migrate ENGINE's requests away, then\n"
 		"                             ask it to exit                       [daemon admin]\n"
+		"  cluster [--socket PATH]    kvacceld's view of the cluster's nodes\n"
+		"                             and engines (through etcd)           [daemon admin]\n"
 		"SIZE: bytes with an optional binary suffix K, M, G, T (KiB, MiB, ... too).\n"
 		"--json prints JSON (one object per line for watch).\n"
 		"--socket: kvacceld's socket (else $KVACCELD_SOCKET, else %s).\n"
@@ -407,13 +410,17 @@ static int cmd_daemon(int argc, char **argv, const char *what, unsigned int type
 		return 2;
 	}
 	path = daemon_socket(opt_socket);
-	all = json_object_new_array();
+	/* The cluster view is an object (status, nodes, engines); the lists are arrays. */
+	all = type == KVD_MSG_LIST_CLUSTER ? json_object_new_object() : json_object_new_array();
 	if (!all)
 		return fail(what, -ENOMEM, NULL);
-	ret = daemon_list(path, type, all, &err);
+	ret = type == KVD_MSG_LIST_CLUSTER ? daemon_cluster(path, all, &err) :
+	      daemon_list(path, type, all, &err);
 	if (!ret) {
 		if (opt_json)
 			print_json(all);
+		else if (type == KVD_MSG_LIST_CLUSTER)
+			render_cluster(stdout, all);
 		else if (type == KVD_MSG_LIST_ENGINES)
 			render_engines(stdout, all);
 		else if (type == KVD_MSG_LIST_HANDOFFS)
@@ -487,6 +494,8 @@ int main(int argc, char **argv)
 		return cmd_daemon(argc, argv, "handoffs", KVD_MSG_LIST_HANDOFFS);
 	if (!strcmp(cmd, "migrations"))
 		return cmd_daemon(argc, argv, "migrations", KVD_MSG_LIST_MIGRATIONS);
+	if (!strcmp(cmd, "cluster"))
+		return cmd_daemon(argc, argv, "cluster", KVD_MSG_LIST_CLUSTER);
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate(argc, argv, false);
 	if (!strcmp(cmd, "drain"))

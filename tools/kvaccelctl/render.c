@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "kvacceld.h"
 #include "render.h"
 
 enum kv_type { KV_NONE, KV_U8, KV_U32, KV_S32, KV_U64, KV_STR };
@@ -132,6 +133,13 @@ static const char *get_str(json_object *obj, const char *key)
 	return json_object_object_get_ex(obj, key, &v) ? json_object_get_string(v) : "";
 }
 
+static bool get_bool(json_object *obj, const char *key)
+{
+	json_object *v;
+
+	return json_object_object_get_ex(obj, key, &v) && json_object_get_boolean(v);
+}
+
 void render_status(FILE *f, json_object *dev)
 {
 	uint64_t abi = get_u64(dev, "abi_version"), usage = get_u64(dev, "usage");
@@ -250,7 +258,7 @@ void render_handoffs(FILE *f, json_object *array)
 void render_migrations(FILE *f, json_object *array)
 {
 	size_t i, n = json_object_array_length(array);
-	char b[32], age[32], down[32], st[32];
+	char b[32], age[32], down[32], st[32], to[KVD_NODE_MAX + KVD_NAME_MAX + 1];
 
 	fprintf(f, "%6s %-16s %-16s %20s %-8s %-8s %7s %10s %10s %-12s %9s\n", "ID", "FROM",
 		"TO", "REQ", "STATE", "REASON", "BLOCKS", "DOWNTIME", "BYTES", "STATUS", "AGE");
@@ -268,11 +276,79 @@ void render_migrations(FILE *f, json_object *array)
 		snprintf(age, sizeof(age), "%.1f s", (double)get_u64(m, "age_ms") / 1000);
 		snprintf(down, sizeof(down), "%.1f ms", (double)get_u64(m, "downtime_us") / 1000);
 		snprintf(st, sizeof(st), "%s", status ? strerror((int)-status) : "-");
+		snprintf(to, sizeof(to), "%s%s%s", get_str(m, "to_node"),
+			 *get_str(m, "to_node") ? "/" : "", get_str(m, "to"));
 		fprintf(f, "%6" PRIu64 " %-16s %-16s %20" PRIu64 " %-8s %-8s %7" PRId64
 			" %10s %10s %-12.12s %9s\n", get_u64(m, "id"), get_str(m, "from"),
-			get_str(m, "to"), get_u64(m, "req"), get_str(m, "state"),
+			to, get_u64(m, "req"), get_str(m, "state"),
 			get_str(m, "reason"), get_i64(m, "blocks"), down,
 			render_bytes(get_u64(m, "bytes_copied"), b, sizeof(b)), st, age);
+	}
+}
+
+static const char *age_str(int64_t ms, char *buf, size_t len)
+{
+	if (ms < 0)
+		snprintf(buf, len, "never");
+	else
+		snprintf(buf, len, "%.1f s", (double)ms / 1000);
+	return buf;
+}
+
+void render_cluster(FILE *f, json_object *view)
+{
+	json_object *st = NULL, *nodes = NULL, *engines = NULL;
+	char a[32], b[32], c[32], age[32];
+	size_t i, n;
+
+	json_object_object_get_ex(view, "status", &st);
+	json_object_object_get_ex(view, "nodes", &nodes);
+	json_object_object_get_ex(view, "engines", &engines);
+	if (st) {
+		fprintf(f, "cluster %s, node %s: view %s", get_str(st, "cluster"),
+			get_str(st, "node"), get_bool(st, "stale") ? "STALE" : "in sync");
+		if (get_bool(st, "stale"))
+			fprintf(f, " (age %s)", age_str(get_i64(st, "age_ms"), age, sizeof(age)));
+		fprintf(f, ", %s, revision %" PRId64 ", via %s\n",
+			get_bool(st, "published") ? "published" : "NOT published",
+			get_i64(st, "revision"), get_str(st, "endpoint"));
+		fprintf(f, "publishes %" PRIu64 ", publish errors %" PRIu64 ", keepalive errors %"
+			PRIu64 ", watch restarts %" PRIu64 ", ignored %" PRIu64 "\n",
+			get_u64(st, "publishes"), get_u64(st, "publish_errors"),
+			get_u64(st, "keepalive_errors"), get_u64(st, "watch_restarts"),
+			get_u64(st, "ignored"));
+		if (*get_str(st, "error"))
+			fprintf(f, "last error: %s\n", get_str(st, "error"));
+	}
+	fprintf(f, "\n%-20s %10s %10s %10s %-8s %7s %9s  %s\n", "NODE", "CAPACITY", "LIMIT",
+		"USAGE", "PRESSURE", "ENGINES", "AGE", "UCX ADDRESS");
+	n = nodes ? json_object_array_length(nodes) : 0;
+	for (i = 0; i < n; i++) {
+		json_object *m = json_object_array_get_idx(nodes, i);
+		char name[80];
+
+		snprintf(name, sizeof(name), "%s%s", get_str(m, "node"), get_bool(m, "self") ? "*" : "");
+		fprintf(f, "%-20s %10s %10s %10s %-8s %7" PRId64 " %9s  %s\n", name,
+			render_bytes(get_u64(m, "capacity"), a, sizeof(a)),
+			get_u64(m, "limit") ? render_bytes(get_u64(m, "limit"), b, sizeof(b)) : "-",
+			render_bytes(get_u64(m, "usage"), c, sizeof(c)),
+			get_bool(m, "pressure") ? "yes" : "no", get_i64(m, "engines"),
+			age_str(get_i64(m, "age_ms"), age, sizeof(age)),
+			*get_str(m, "ucx_address") ? get_str(m, "ucx_address") : "-");
+	}
+	fprintf(f, "\n%-20s %-16s %4s %8s %8s %6s %7s %7s %-8s  %s\n", "NODE", "ENGINE", "PRIO",
+		"BLOCKS", "FREE", "LOAD", "RUNNING", "WAITING", "DRAINING", "XFER");
+	n = engines ? json_object_array_length(engines) : 0;
+	for (i = 0; i < n; i++) {
+		json_object *m = json_object_array_get_idx(engines, i), *l;
+		double load = json_object_object_get_ex(m, "load", &l) ? json_object_get_double(l) : 0;
+
+		fprintf(f, "%-20s %-16s %4" PRId64 " %8" PRId64 " %8" PRId64 " %5.1f%% %7" PRId64
+			" %7" PRId64 " %-8s  %s\n", get_str(m, "node"), get_str(m, "name"),
+			get_i64(m, "priority"), get_i64(m, "blocks_total"), get_i64(m, "blocks_free"),
+			load * 100, get_i64(m, "running"), get_i64(m, "waiting"),
+			get_bool(m, "draining") ? "yes" : "no",
+			*get_str(m, "xfer") ? get_str(m, "xfer") : "-");
 	}
 }
 

@@ -26,6 +26,8 @@ void render_engines(FILE *f, json_object *array);
 void render_handoffs(FILE *f, json_object *array);
 /* kvacceld's live migrations (in flight, recent, engines draining). */
 void render_migrations(FILE *f, json_object *array);
+/* kvacceld's cluster view (daemon_cluster()): its status, nodes and engines. */
+void render_cluster(FILE *f, json_object *view);
 /* One line: the event's name, then key=value for each member. */
 void render_event(FILE *f, json_object *event);
 

@@ -41,6 +41,8 @@ static const char usage[] =
 	"  --kvacceld-priority N   the class registered with (default 0: released first)\n"
 	"  --until-exit        with --kvacceld: after its prompts (none needed), take requests\n"
 	"                      migrated in until kvacceld says exit (a drain) or SIGTERM\n"
+	"  --xfer HOST:PORT    with --kvacceld: migrations to and from other nodes, listening\n"
+	"                      there (UCX; the address kvacceld publishes in its cluster view)\n"
 	"  --threads N         worker threads (default 1)\n"
 	"  --memfd             memfd tiers: no kvaccel device needed\n"
 	"  --device PATH       the kvaccel device (default: the first)\n"
@@ -64,7 +66,7 @@ enum {
 	O_HEADS, O_KVHEADS, O_FF, O_EXPERTS, O_TOPK, O_SHARED, O_BT, O_BLOCKS, O_SWAP, O_BUDGET,
 	O_CHUNK, O_MAXRUN, O_PREEMPT, O_THREADS, O_MEMFD, O_DEVICE, O_QUIET, O_HELP,
 	O_LISTEN, O_MAXCONC, O_MAXBODY, O_MAXPROMPT, O_MAXTOKLIM, O_POLICY, O_VICTIM, O_PTHRESH,
-	O_NOYIELD, O_PRIO, O_ATSTEP, O_TABLE, O_ALONE, O_KVD, O_KVDPRIO, O_UNTILEXIT, O_STEPLOG,
+	O_NOYIELD, O_PRIO, O_ATSTEP, O_TABLE, O_ALONE, O_KVD, O_KVDPRIO, O_UNTILEXIT, O_XFER, O_STEPLOG,
 	O_MOE, O_MOERED, O_MOEEVERY, O_MOEK, O_MOEEXEC,
 };
 
@@ -112,6 +114,7 @@ static const struct option longopts[] = {
 	{ "kvacceld-priority", required_argument, NULL, O_KVDPRIO },
 	{ "step-log", required_argument, NULL, O_STEPLOG },
 	{ "until-exit", no_argument, NULL, O_UNTILEXIT },
+	{ "xfer", required_argument, NULL, O_XFER },
 	{ "moe-store", required_argument, NULL, O_MOE },
 	{ "moe-redundant", required_argument, NULL, O_MOERED },
 	{ "moe-rebalance-every", required_argument, NULL, O_MOEEVERY },
@@ -345,6 +348,11 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 		case O_UNTILEXIT:
 			c->until_exit = true;
 			break;
+		case O_XFER:
+			if (!strchr(optarg, ':') || strlen(optarg) >= 64)
+				return bad("--xfer: '%s' is not HOST:PORT%s", optarg, "");
+			c->xfer = optarg;
+			break;
 		case O_STEPLOG:
 			if (!*optarg)
 				return bad("--step-log: an empty file name%s%s", "", "");
@@ -399,6 +407,8 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 		return ret;
 	if (optind < argc)
 		return bad("unexpected argument '%s'%s", argv[optind], "");
+	if (c->xfer && (!c->kvacceld || c->listen || c->memfd))
+		return bad("--xfer needs --kvacceld and region tiers, not --listen%s%s", "", "");
 	if (c->until_exit && (!c->kvacceld || c->listen || c->memfd))
 		return bad("--until-exit needs --kvacceld and region tiers, not --listen%s%s", "",
 			   "");

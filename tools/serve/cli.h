@@ -33,6 +33,8 @@ struct serve_cli {
 	uint32_t kvacceld_prio;
 	/* --until-exit: serve migrations in until kvacceld says exit (or SIGTERM). */
 	bool until_exit;
+	/* --xfer HOST:PORT: take part in migrations to and from other nodes (UCX). */
+	const char *xfer;
 	/* --listen ADDR:PORT and the HTTP server's limits (0: its defaults). */
 	char listen_addr[64];
 	uint16_t listen_port;

@@ -5,6 +5,10 @@
 
 #include <stdbool.h>
 
+#include <accel_xfer.h>
+
+#include "kvacceld.h"
+
 #include "migrate_node.h"
 #include "pressure.h"
 
@@ -26,6 +30,13 @@ struct kvd_departure {
 	struct serve_nmig_stats st;
 };
 
+/* The endpoint of a migration to another node (kvd_xmigrate.c). */
+struct kvd_xep {
+	uint64_t id;
+	struct accel_xfer_ep *ep;
+	bool over;		/* its migration ended: closed after the step */
+};
+
 struct serve_kvd {
 	struct accel_engine *e;
 	struct serve_driver *d;
@@ -34,10 +45,17 @@ struct serve_kvd {
 	struct serve_nmig *n;
 	bool exit_asked;
 	uint64_t last_load_ns;
+	uint64_t block_bytes;		/* of the compute tier, in the loads */
 	struct kvd_arrival *in;
 	uint32_t nr_in;
 	struct kvd_departure *out;
 	uint32_t nr_out;
+	/* Other nodes' migrations (kvd_xmigrate.c): NULL until serve_kvd_xfer(). */
+	struct accel_xfer *x;
+	struct serve_xmig *xn;
+	char xaddr[KVD_XFER_ADDR_MAX];
+	struct kvd_xep *eps;
+	uint32_t nr_eps;
 };
 
 /* struct accel_engine_ops callbacks for migration hand-offs. */
@@ -45,5 +63,15 @@ int serve_kvd_receive(void *arg, const struct accel_handoff *h);
 void serve_kvd_handoff_done(void *arg, uint64_t tag, int status);
 /* Migrations in flight given back, records freed (serve_kvd_close()). */
 void serve_kvd_migrations_end(struct serve_kvd *k);
+
+/* kvd_xmigrate.c: the daemon's MIGRATE_REMOTE (struct accel_engine_migration_ops). */
+int serve_kvd_migrate_remote(void *arg, uint64_t id, uint64_t req, const char *node,
+			     const char *to, const char *addr);
+/* The transfer address announced (after the migration ops are set). */
+void serve_kvd_xfer_announce(struct serve_kvd *k);
+/* Each step; in flight; the end (serve_kvd_migrations_end()). */
+void serve_kvd_xstep(struct serve_kvd *k);
+unsigned int serve_kvd_xpending(const struct serve_kvd *k);
+void serve_kvd_xfer_end(struct serve_kvd *k);
 
 #endif /* SERVE_KVD_INT_H */

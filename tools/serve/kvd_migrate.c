@@ -143,11 +143,16 @@ int serve_kvd_migrations(struct serve_kvd *k, struct accel_tier *tier0)
 	static const struct serve_nmig_ops nops = { .send = kvd_send, .done = kvd_done,
 						    .arrived = kvd_arrived };
 	ACCEL_OPTS(accel_engine_migration_ops, mops, .migrate = kvd_migrate,
-		   .migrate_abort = kvd_abort, .exit = kvd_exit);
+		   .migrate_abort = kvd_abort, .exit = kvd_exit,
+		   .migrate_remote = k && k->xn ? serve_kvd_migrate_remote : NULL);
+	ACCEL_OPTS(accel_tier_info, ti);
 	int ret;
 
 	if (!k || k->n)
 		return -EINVAL;
+	/* The block size in the loads: destinations on other nodes must have the same. */
+	if (!accel_tier_info(tier0, &ti))
+		k->block_bytes = ti.block_bytes;
 	k->n = serve_nmig_create(k->d, tier0, &nops, k);
 	if (!k->n)
 		return -errno;
@@ -155,6 +160,8 @@ int serve_kvd_migrations(struct serve_kvd *k, struct accel_tier *tier0)
 	if (ret) {
 		serve_nmig_destroy(k->n);
 		k->n = NULL;
+	} else {
+		serve_kvd_xfer_announce(k);
 	}
 	return ret;
 }
@@ -184,6 +191,7 @@ static void report_load(struct serve_kvd *k)
 			.priority = -in.req.priority,	/* the daemon's: higher is more important */
 		};
 	}
+	ld.block_bytes = k->block_bytes;
 	ld.blocks_total = total;
 	ld.blocks_free = used < total ? total - used : 0;
 	ld.running = st.in_state[ACCEL_SCHED_PREFILLING] + st.in_state[ACCEL_SCHED_DECODING] +
@@ -208,6 +216,7 @@ void serve_kvd_step(struct serve_kvd *k)
 	if (!k || !k->n)
 		return;
 	serve_nmig_step(k->n);
+	serve_kvd_xstep(k);
 	now = mono_ns();
 	if (now - k->last_load_ns >= 50000000ull) {
 		k->last_load_ns = now;
@@ -222,7 +231,7 @@ bool serve_kvd_exit_asked(const struct serve_kvd *k)
 
 unsigned int serve_kvd_pending(const struct serve_kvd *k)
 {
-	return k ? serve_nmig_pending(k->n) : 0;
+	return k ? serve_nmig_pending(k->n) + serve_kvd_xpending(k) : 0;
 }
 
 uint32_t serve_kvd_arrival(const struct serve_kvd *k, uint32_t i, const char **from,
@@ -251,6 +260,7 @@ const char *serve_kvd_departure(const struct serve_kvd *k, uint32_t h, int *stat
 
 void serve_kvd_migrations_end(struct serve_kvd *k)
 {
+	serve_kvd_xfer_end(k);
 	serve_nmig_destroy(k->n);
 	k->n = NULL;
 	for (uint32_t i = 0; i < k->nr_in; i++)

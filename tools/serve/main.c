@@ -214,7 +214,7 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 	int32_t *tok = NULL;
 	char err[256];
 	double t0;
-	int ret, kfd;
+	int ret, kfd, wfd[2];
 
 	stack_opts(c, m, &so);
 	so.sched = &sched;
@@ -236,6 +236,11 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 	if (c->kvacceld) {
 		kvd = serve_kvd_connect(c->kvacceld, c->kvacceld_prio, s.driver, err, sizeof(err));
 		if (!kvd) {
+			fprintf(stderr, "kvaccel-serve: %s\n", err);
+			ret = -1;
+			goto out;
+		}
+		if (c->xfer && serve_kvd_xfer(kvd, s.bm, s.tiers[0], c->xfer, err, sizeof(err))) {
 			fprintf(stderr, "kvaccel-serve: %s\n", err);
 			ret = -1;
 			goto out;
@@ -299,7 +304,9 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 							serve_kvd_exit_asked(kvd)))
 				break;
 			idle = 0;
-			serve_driver_wait(s.driver, &kfd, 1, 100);
+			wfd[0] = kfd;
+			wfd[1] = serve_kvd_xfer_fd(kvd);
+			serve_driver_wait(s.driver, wfd, wfd[1] >= 0 ? 2 : 1, 100);
 			continue;
 		}
 		/* Alive but nothing to do now: the clock may change that (slo's pacing). */
@@ -307,7 +314,9 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 			ret = -EDEADLK;
 			break;
 		}
-		serve_driver_wait(s.driver, &kfd, 1, serve_driver_idle_ms(s.driver));
+		wfd[0] = kfd;
+		wfd[1] = serve_kvd_xfer_fd(kvd);
+		serve_driver_wait(s.driver, wfd, wfd[1] >= 0 ? 2 : 1, serve_driver_idle_ms(s.driver));
 	}
 	t0 = now() - t0;
 	if (ret) {

@@ -683,7 +683,7 @@ static void try_commit(struct serve_xmig *n, struct xmig *m)
 		return;
 	}
 	if (n->ops.arrived)
-		n->ops.arrived(n->arg, m->id, h);
+		n->ops.arrived(n->arg, m->id, h, m->image);
 	drop(n, m);
 }
 

@@ -51,6 +51,7 @@
 #include <accel.h>
 
 #include "driver.h"
+#include "migrate.h"
 
 #define SERVE_XMIG_TIMEOUT_MS		10000
 #define SERVE_XMIG_FINAL_BLOCKS		16
@@ -109,8 +110,8 @@ struct serve_xmig_stats {
 struct serve_xmig_ops {
 	/** Source: migration @id is over: 0 (the destination runs it) or why not. */
 	void (*done)(void *arg, uint64_t id, int status, const struct serve_xmig_stats *st);
-	/** Destination: migration @id arrived: request @h runs here. */
-	void (*arrived)(void *arg, uint64_t id, uint32_t h);
+	/** Destination: migration @id arrived: request @h runs here; @hdr its image (the call's). */
+	void (*arrived)(void *arg, uint64_t id, uint32_t h, const struct serve_migr_hdr *hdr);
 	/** Destination: migration @id ended before it arrived (@status: why). */
 	void (*aborted)(void *arg, uint64_t id, int status);
 };

@@ -38,6 +38,15 @@ uint64_t serve_kvd_rounds(const struct serve_kvd *k);
  * not a window tier, or the daemon has no migrations.
  */
 int serve_kvd_migrations(struct serve_kvd *k, struct accel_tier *tier0);
+/**
+ * Before serve_kvd_migrations(): take part in migrations to and from other
+ * nodes too, listening at @addr ("HOST:PORT") over accel_xfer (UCX) with
+ * @bm and @tier0 (kvd_xmigrate.c). 0, or -errno with a message in @err.
+ */
+int serve_kvd_xfer(struct serve_kvd *k, struct accel_bm *bm, struct accel_tier *tier0,
+		   const char *addr, char *err, size_t errlen);
+/** The transport's fd to poll with serve_kvd_fd() (-1: none). */
+int serve_kvd_xfer_fd(const struct serve_kvd *k);
 /** Each step: migrations' timeouts and arrivals, and the load (at most every 50 ms). */
 void serve_kvd_step(struct serve_kvd *k);
 /** kvacceld said this engine is drained: finish and exit. */
