@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libaccel - the MoE expert store and its executor (Documentation/moe-store.rst).
+ * libaccel - the MoE expert store and its executor (Documentation/moe.rst).
  *
  * An expert store keeps the weights of every MoE layer's experts in
  * kvaccel regions and shows each layer through a window (a kvaccel space)
