@@ -41,8 +41,10 @@ struct accel_moe_store_opts {
 	size_t sz;
 	/** MoE layers, logical experts per layer (both at least 1). */
 	uint32_t layers, experts;
-	/** Devices (1 to ACCEL_MOE_STORE_MAX_DEVICES) and expert slots on each; devices *
-	 *  slots_per_device must be at least experts. */
+	/**
+	 * Devices (1 to ACCEL_MOE_STORE_MAX_DEVICES) and expert slots on each;
+	 * devices * slots_per_device must be at least experts.
+	 */
 	uint32_t devices, slots_per_device;
 	/** Bytes of one expert's weights (every expert the same). */
 	uint64_t expert_bytes;

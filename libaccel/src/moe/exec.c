@@ -260,14 +260,14 @@ static int copies(struct accel_moe_store *s, struct moe_layer *l)
 static void prefault(const struct accel_moe_store *s, const struct moe_layer *l,
 		     const uint32_t *win, const uint32_t *slot_w, uint32_t changed)
 {
-	volatile const char *p;
+	const char *p;
 	uint32_t i;
 	uint64_t o;
 
 	for (i = 0; i < changed; i++) {
 		p = l->base + (size_t)win[slot_w[i]] * s->stride;
 		for (o = 0; o < s->stride; o += 4096)
-			(void)p[o];
+			(void)__atomic_load_n(p + o, __ATOMIC_RELAXED);	/* a read the compiler keeps */
 	}
 }
 
