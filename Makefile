@@ -47,7 +47,7 @@ NL_TESTS	:= netlink fuzz
 TEST_BINS	:= $(foreach t,$(KMOD_TESTS),$(B)/tests/$(t) $(B)/tests/$(t)_32) \
 		   $(foreach t,$(NL_TESTS),$(B)/tests/$(t)) $(B)/tests/kvt-client \
 		   $(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_kv_cuda \
-		   $(B)/tests/libaccel_mover $(B)/tests/libaccel_window \
+		   $(B)/tests/libaccel_mover $(B)/tests/libaccel_window $(B)/tests/libaccel_moe_store \
 		   $(B)/tests/kvaccelctl.sh $(B)/tests/kvacceld.sh $(B)/tests/kvacceld_engines \
 		   $(B)/tests/python_vm
 TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
@@ -119,12 +119,13 @@ ACCEL_SRCS	:= $(wildcard libaccel/src/*.c libaccel/src/kv/*.c libaccel/src/bm/*.
 		   libaccel/src/mover/*.c libaccel/src/xfer/*.c libaccel/src/moe/*.c) \
 		   libaccel/ctl/kvdmsg.c
 ACCEL_HDRS	:= libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h \
-		   libaccel/include/accel_offload.h \
+		   libaccel/include/accel_offload.h libaccel/include/accel_moe.h \
 		   libaccel/src/internal.h \
 		   uapi/kvaccel.h \
 		   uapi/kvacceld.h libaccel/ctl/kvdmsg.h \
 		   $(wildcard libaccel/src/kv/*.h libaccel/src/bm/*.h libaccel/src/cuda/*.h \
-		   libaccel/src/mover/*.h libaccel/src/xfer/*.h) libaccel/include/accel_xfer.h
+		   libaccel/src/mover/*.h libaccel/src/xfer/*.h libaccel/src/moe/*.h) \
+		   libaccel/include/accel_xfer.h
 # --- the scheduler (accel_sched_*; issue 15) ---
 # Pure logic over the block manager: in the library, unit-tested and
 # model-tested natively (cmocka, ASan/UBSan; SCHED_MODEL_SEED=N replays a
@@ -239,7 +240,8 @@ install: libaccel
 		libaccel/libaccel.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libaccel.pc
 	install -m 644 libaccel/include/accel.h libaccel/include/accel_bm.h libaccel/include/accel_mover.h libaccel/include/accel_offload.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 libaccel/include/accel_sched.h libaccel/include/accel_xfer.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 libaccel/include/accel_moe_plan.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 libaccel/include/accel_moe_plan.h libaccel/include/accel_moe.h \
+		$(DESTDIR)$(PREFIX)/include/
 	install -m 644 uapi/kvaccel.h uapi/kvaccel_netlink.h $(DESTDIR)$(PREFIX)/include/kvaccel/
 	install -m 644 libaccel/man/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	@# One link page (".so man3/PAGE.3") per function a page's NAME line lists.
@@ -288,7 +290,7 @@ SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
 		   tools/serve/pressure.c tools/serve/stack.c tools/serve/steplog.c \
 		   tools/serve/driver_migrate.c tools/serve/migrate_image.c tools/serve/migrate_node.c \
 		   tools/serve/migrate_sock.c tools/serve/kvd_migrate.c tools/serve/kvd_xmigrate.c \
-		   tools/serve/migrate_net.c
+		   tools/serve/migrate_net.c tools/serve/moe.c
 SERVE_HDRS	:= $(wildcard tools/serve/*.h)
 SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve
@@ -343,12 +345,33 @@ $(B)/native/serve_driver $(B)/native/serve_migrate $(B)/native/serve_xmigrate: $
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_$*" > $@
 	@chmod +x $@
 
+# The default MoE placement policy of kvaccel-serve's expert store (cmocka, ASan/UBSan).
+NATIVE_BINS	+= $(B)/native/serve_moe
+$(B)/native/serve_moe: tests/serve/moe_unit.c tools/serve/moe.c $(SERVE_HDRS) $(ACCEL_SRCS) \
+		$(ACCEL_HDRS)
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/ctl \
+		-o $(B)/native-bin/serve_moe $< tools/serve/moe.c $(ACCEL_SRCS) $(ACCEL_LDLIBS) \
+		-lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_moe" > $@
+	@chmod +x $@
+
 # Cross-node live migration, two processes over UCX on 127.0.0.1 (its sides shared with the VM test).
 $(B)/native/serve_xmigrate: tests/serve/xmigrate_roles.h
 
 # In the VM: the engine on host tiers in kvaccel regions, swaps on the copy engine.
 $(B)/tests/serve_vm: tests/serve/vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) $(TEST_HDRS) \
 		$(B)/libaccel/libaccel.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
+
+# In the VM: the MoE model's experts in libaccel's expert store, rebalanced under serving.
+TEST_BINS	+= $(B)/tests/serve_moe_vm
+$(B)/tests/serve_moe_vm: tests/serve/moe_vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \
+		$(TEST_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
@@ -549,7 +572,7 @@ tests: $(TEST_BINS)
 
 $(foreach t,$(NL_TESTS),$(B)/tests/$(t)): # libaccel against the module (static: libaccel.a and libdrm.a).
 $(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_mover \
-		$(B)/tests/libaccel_window: $(B)/tests/libaccel_%: tests/libaccel/%.c \
+		$(B)/tests/libaccel_window $(B)/tests/libaccel_moe_store: $(B)/tests/libaccel_%: tests/libaccel/%.c \
 		$(TEST_HDRS) $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
@@ -734,6 +757,19 @@ $(B)/native/kvacceld_metrics: tests/daemon/metrics_unit.c daemon/metrics.c daemo
 		-o $(B)/native-bin/kvacceld_metrics $< daemon/metrics.c daemon/procs.c \
 		$(CLUSTER_SRCS) libaccel/ctl/kvnl.c -lmicrohttpd -lcurl -ljson-c -lcmocka -lm $(NL_LIBS)
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/kvacceld_metrics" > $@
+	@chmod +x $@
+
+# The MoE expert store's pure logic: placement checks, the executor's waves,
+# steps in flight per table version (cmocka, ASan/UBSan).
+NATIVE_BINS	+= $(B)/native/moe_store_unit
+MOE_STORE_LOGIC	:= libaccel/src/moe/exec_wave.c libaccel/src/moe/store_epoch.c
+$(B)/native/moe_store_unit: tests/libaccel/moe_store_unit.c $(MOE_STORE_LOGIC) \
+		libaccel/src/moe/store_logic.h
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/src/moe -o $(B)/native-bin/moe_store_unit \
+		$< $(MOE_STORE_LOGIC) -lcmocka
+	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/moe_store_unit" > $@
 	@chmod +x $@
 
 # kvacceld's migration policy, pure logic (cmocka, ASan/UBSan).

@@ -32,4 +32,27 @@ static inline uint64_t accel_test_usage_settled(struct accel_device *dev, uint64
 	return info.process_usage;
 }
 
+/* The whole device's usage (every process's), UINT64_MAX if it cannot be asked. */
+static inline uint64_t accel_test_device_usage(struct accel_device *dev)
+{
+	ACCEL_OPTS(accel_device_info, info);
+
+	return accel_device_info(dev, &info) ? UINT64_MAX : info.usage;
+}
+
+/* The device's usage once it is @want, or what it is after 10 s. */
+static inline uint64_t accel_test_device_usage_settled(struct accel_device *dev, uint64_t want)
+{
+	uint64_t u = 0;
+	int tries;
+
+	for (tries = 0; tries < 400; tries++) {
+		u = accel_test_device_usage(dev);
+		if (u == want)
+			break;
+		usleep(25000);
+	}
+	return u;
+}
+
 #endif

@@ -52,28 +52,6 @@ static uint64_t ino(int fd)
 	return fstat(fd, &st) ? 0 : (uint64_t)st.st_ino;
 }
 
-static uint64_t dev_usage(struct accel_device *dev)
-{
-	ACCEL_OPTS(accel_device_info, info);
-
-	return accel_device_info(dev, &info) ? UINT64_MAX : info.usage;
-}
-
-/* The device's usage once it is @want, or what it is after 10 s. */
-static uint64_t dev_usage_settled(struct accel_device *dev, uint64_t want)
-{
-	uint64_t u = 0;
-	int tries;
-
-	for (tries = 0; tries < 400; tries++) {
-		u = dev_usage(dev);
-		if (u == want)
-			break;
-		usleep(25000);
-	}
-	return u;
-}
-
 static int done_one(struct accel_mover *m, uint64_t id)
 {
 	struct accel_mover_done d;
@@ -123,7 +101,7 @@ FIXTURE_SETUP(window)
 {
 	self->dev = accel_device_open(NULL);
 	ASSERT_NE(NULL, self->dev);
-	self->usage0 = dev_usage(self->dev);
+	self->usage0 = accel_test_device_usage(self->dev);
 	self->m = accel_mover_create(NULL);
 	ASSERT_NE(NULL, self->m);
 }
@@ -131,7 +109,7 @@ FIXTURE_SETUP(window)
 FIXTURE_TEARDOWN(window)
 {
 	accel_mover_destroy(self->m);
-	EXPECT_EQ(self->usage0, dev_usage_settled(self->dev, self->usage0));
+	EXPECT_EQ(self->usage0, accel_test_device_usage_settled(self->dev, self->usage0));
 	accel_device_close(self->dev);
 }
 
@@ -536,7 +514,7 @@ TEST_F_TIMEOUT(window, two_engines_exchange, 120)
 	close(sv[0]);
 
 	/* A is gone: its region lives on through B's bindings (and B's hold). */
-	EXPECT_EQ(self->usage0 + 2 * size, dev_usage_settled(self->dev, self->usage0 + 2 * size));
+	EXPECT_EQ(self->usage0 + 2 * size, accel_test_device_usage_settled(self->dev, self->usage0 + 2 * size));
 	EXPECT_TRUE(kvt_check(addr(tb, 7), BB, 0xB100));
 	EXPECT_TRUE(kvt_check(addr(tb, 8), BB, 0xA000 + 4));
 	EXPECT_TRUE(kvt_check(addr(tb, 9), BB, 0xA000 + 5));
@@ -571,9 +549,9 @@ TEST_F_TIMEOUT(window, two_engines_exchange, 120)
 	for (i = 0; i < 3; i++)
 		EXPECT_TRUE(kvt_check(addr(tb, 7 + i), BB, 0xA100 + i)) TH_LOG("block %u", 7 + i);
 	EXPECT_EQ(-ENOENT, accel_tier_page_export(tb, ka, &fd));
-	EXPECT_EQ(self->usage0 + size, dev_usage_settled(self->dev, self->usage0 + size));
+	EXPECT_EQ(self->usage0 + size, accel_test_device_usage_settled(self->dev, self->usage0 + size));
 	accel_tier_destroy(tb);
-	EXPECT_EQ(self->usage0, dev_usage_settled(self->dev, self->usage0));
+	EXPECT_EQ(self->usage0, accel_test_device_usage_settled(self->dev, self->usage0));
 }
 
 /*
@@ -608,12 +586,12 @@ TEST_F(window, lent_pages_outlive_their_tier)
 	ASSERT_EQ(0, accel_tier_page_export(b, kc, &fd));
 	close(fd);
 	EXPECT_EQ(self->usage0 + 2 * size + 2 * BB,
-		  dev_usage_settled(self->dev, self->usage0 + 2 * size + 2 * BB));
+		  accel_test_device_usage_settled(self->dev, self->usage0 + 2 * size + 2 * BB));
 	/* b's block 0 back to its own page: a's region goes. */
 	op = rb(0, accel_tier_key(b), 0);
 	ASSERT_EQ(0, accel_tier_rebind(b, &op, 1));
 	EXPECT_EQ(self->usage0 + size + 2 * BB,
-		  dev_usage_settled(self->dev, self->usage0 + size + 2 * BB));
+		  accel_test_device_usage_settled(self->dev, self->usage0 + size + 2 * BB));
 	accel_tier_destroy(b);
 }
 

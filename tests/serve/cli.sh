@@ -12,7 +12,7 @@ prog=$serve
 
 digests() { grep 'digests:' "$1"; }
 
-echo "1..40"
+echo "1..45"
 refused "no prompt" 2 "no --prompt given"
 refused "unknown option" 2 "unknown option '--bogus'" --memfd --prompt hi --bogus
 refused "missing value" 2 "--max-tokens needs a value" --memfd --prompt hi --max-tokens
@@ -52,6 +52,16 @@ refused "listen and prompt" 2 "--prompt and --listen exclude each other" --memfd
 	--listen 127.0.0.1:0
 refused "listen on a foreign address" 1 "cannot listen on 192.0.2.1:1" --memfd \
 	--listen 192.0.2.1:1
+refused "moe store on memfd" 2 "--moe-store needs region tiers" --memfd --prompt hi \
+	--experts 4 --moe-store 2
+refused "moe store on a dense model" 2 "--moe-store needs an MoE model" --prompt hi \
+	--moe-store 2
+refused "moe store shape" 2 "experts + --moe-redundant must divide by the devices" --prompt hi \
+	--experts 4 --moe-store 3
+refused "moe options without the store" 2 "need --moe-store" --memfd --prompt hi \
+	--moe-rebalance-every 4
+refused "bad moe executor" 2 "--moe-executor: 'later' is neither thread nor step" --prompt hi \
+	--experts 4 --moe-store 2 --moe-executor later
 refused "missing weights" 1 "No such file or directory" --memfd --prompt hi --weights "$tmp/none"
 refused "prompt too long for the pool" 1 "exceed the context or the compute tier" --memfd \
 	--prompt "$(printf '%0100d' 0)" --max-tokens 40 --blocks 2
@@ -170,5 +180,5 @@ for shape in "" "--experts 4 --top-k 2 --shared-expert --kv-heads 2"; do
 		not_ok "saved weights give the same digests ${shape:-(dense)} ($(cat "$tmp/err"))"
 	fi
 done
-[ "$n" = 40 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
+[ "$n" = 45 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
 [ "$failed" = 0 ]

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <accel_moe.h>
+
 #include "cli.h"
 
 static const char usage[] =
@@ -45,6 +47,13 @@ static const char usage[] =
 	"  --memfd             memfd tiers: no kvaccel device needed\n"
 	"  --device PATH       the kvaccel device (default: the first)\n"
 	"  --quiet             no per-token digests\n"
+	"  --moe-store D       the MoE experts in libaccel's expert store over D devices\n"
+	"                      (NUMA nodes in turn), expert e on device e %% D at first\n"
+	"  --moe-redundant R   redundant expert slots (experts + R must divide by D; default 0)\n"
+	"  --moe-rebalance-every N  start a rebalance every N steps (default 0: never)\n"
+	"  --moe-inflight K    cross-device expert copies in flight per device (default 1)\n"
+	"  --moe-executor thread|step  rebalance work on the store's thread (default) or in\n"
+	"                      bounded shares at each step's start\n"
 	"  --step-log FILE     a CSV line per step (its batch's shape, its times) and per swap\n"
 	"  --listen ADDR:PORT  serve HTTP on an IPv4 address (port 0: any, printed)\n"
 	"  --max-concurrent N  requests in flight before 429 (default 64)\n"
@@ -58,6 +67,7 @@ enum {
 	O_CHUNK, O_MAXRUN, O_PREEMPT, O_THREADS, O_MEMFD, O_DEVICE, O_QUIET, O_HELP,
 	O_LISTEN, O_MAXCONC, O_MAXBODY, O_MAXPROMPT, O_MAXTOKLIM, O_POLICY, O_VICTIM, O_PTHRESH,
 	O_NOYIELD, O_PRIO, O_ATSTEP, O_TABLE, O_ALONE, O_KVD, O_KVDPRIO, O_UNTILEXIT, O_XFER, O_STEPLOG,
+	O_MOE, O_MOERED, O_MOEEVERY, O_MOEK, O_MOEEXEC,
 };
 
 static const struct option longopts[] = {
@@ -105,6 +115,11 @@ static const struct option longopts[] = {
 	{ "step-log", required_argument, NULL, O_STEPLOG },
 	{ "until-exit", no_argument, NULL, O_UNTILEXIT },
 	{ "xfer", required_argument, NULL, O_XFER },
+	{ "moe-store", required_argument, NULL, O_MOE },
+	{ "moe-redundant", required_argument, NULL, O_MOERED },
+	{ "moe-rebalance-every", required_argument, NULL, O_MOEEVERY },
+	{ "moe-inflight", required_argument, NULL, O_MOEK },
+	{ "moe-executor", required_argument, NULL, O_MOEEXEC },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -343,6 +358,27 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 				return bad("--step-log: an empty file name%s%s", "", "");
 			c->step_log = optarg;
 			break;
+		case O_MOE:
+			ret = u32("moe-store", optarg, 1, ACCEL_MOE_STORE_MAX_DEVICES, &c->moe.devices);
+			c->moe_on = true;
+			break;
+		case O_MOERED:
+			ret = u32("moe-redundant", optarg, 0, 4096, &c->moe.redundant);
+			break;
+		case O_MOEEVERY:
+			ret = u32("moe-rebalance-every", optarg, 0, 1u << 30, &c->moe.rebalance_every);
+			break;
+		case O_MOEK:
+			ret = u32("moe-inflight", optarg, 1, 1024, &c->moe.max_inflight);
+			break;
+		case O_MOEEXEC:
+			if (!strcmp(optarg, "thread") || !strcmp(optarg, "step"))
+				c->moe.thread = !strcmp(optarg, "thread");
+			else
+				return bad("--moe-executor: '%s' is neither thread nor step%s",
+					   optarg, "");
+			c->moe_exec_set = true;
+			break;
 		case O_HELP:
 			fputs(usage, stdout);
 			return 1;
@@ -387,6 +423,20 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 		return bad("--chunk is over --budget%s%s", "", "");
 	if (c->memfd && c->device)
 		return bad("--memfd and --device exclude each other%s%s", "", "");
+	if (!c->moe_on && (c->moe.redundant || c->moe.rebalance_every || c->moe.max_inflight ||
+			   c->moe_exec_set))
+		return bad("--moe-redundant, --moe-rebalance-every, --moe-inflight and "
+			   "--moe-executor need --moe-store%s%s", "", "");
+	if (c->moe_on && !c->moe_exec_set)
+		c->moe.thread = true;
+	if (c->moe_on && (c->memfd || c->listen))
+		return bad("--moe-store needs region tiers (not --memfd) and --prompt runs%s%s", "",
+			   "");
+	if (c->moe_on && !c->weights && !c->cfg.experts)
+		return bad("--moe-store needs an MoE model (--experts)%s%s", "", "");
+	if (c->moe_on && !c->weights && (c->cfg.experts + c->moe.redundant) % c->moe.devices)
+		return bad("--moe-store: experts + --moe-redundant must divide by the devices%s%s",
+			   "", "");
 	if (!c->weights && serve_config_check(&c->cfg, err, sizeof(err)))
 		return bad("the model's shape: %s%s", err, "");
 	return 0;

@@ -5,6 +5,7 @@
 
 #include "driver.h"
 #include "engine.h"
+#include "moe.h"
 #include "stack.h"
 
 #define SERVE_CLI_PROMPTS	256
@@ -39,6 +40,9 @@ struct serve_cli {
 	uint16_t listen_port;
 	bool listen;
 	uint32_t max_concurrent, max_body, max_prompt, max_tokens_limit;
+	/* --moe-store D and its options: the experts in libaccel's expert store. */
+	struct serve_moe_opts moe;
+	bool moe_on, moe_exec_set;
 };
 
 /** 0, or -EINVAL after printing why to stderr; 1: --help printed. */

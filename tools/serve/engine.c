@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine_int.h"
 
@@ -47,7 +48,8 @@ struct serve_engine *serve_engine_create(const struct serve_engine_opts *o)
 	uint32_t i;
 	int ret;
 
-	if (!o || !o->model || !o->bm || !o->mover || !o->block_tokens) {
+	if (!o || !o->model || !o->bm || !o->mover || !o->block_tokens ||
+	    (o->moe && !o->model->cfg.experts)) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -66,6 +68,7 @@ struct serve_engine *serve_engine_create(const struct serve_engine_opts *o)
 	e->should_yield = o->should_yield;
 	e->yield_ctx = o->yield_ctx;
 	e->external_kv = o->external_kv;
+	e->moe = o->moe;
 	bb = serve_kv_block_bytes(&o->model->cfg, o->block_tokens);
 	for (i = 0; i < 2; i++) {
 		e->tiers[i] = o->tiers[i];
@@ -375,9 +378,28 @@ static void *worker(void *arg)
 	}
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Compute every job on the pool (the caller's thread too); back once all are done. */
 void serve_engine_dispatch(struct serve_engine *e, struct serve_job *jobs, uint32_t n)
 {
+	uint64_t version = 0, t0 = e->moe ? mono_ns() : 0;
+	uint32_t i, tokens = 0;
+	bool moe = e->moe && !serve_moe_step_begin(e->moe, &version);
+
+	/* An expert store step: every worker reads the experts at its version. */
+	for (i = 0; i < e->nr_threads; i++)
+		e->scratch[i].src = moe ? (struct serve_expert_src) {
+			.get = serve_moe_expert, .arg = e->moe, .version = version,
+		} : (struct serve_expert_src) { 0 };
+	for (i = 0; i < n; i++)
+		tokens += jobs[i].n;
 	pthread_mutex_lock(&e->lock);
 	e->jobs = jobs;
 	e->nr_jobs = n;
@@ -393,4 +415,6 @@ void serve_engine_dispatch(struct serve_engine *e, struct serve_job *jobs, uint3
 	e->jobs = NULL;
 	e->nr_jobs = 0;
 	pthread_mutex_unlock(&e->lock);
+	if (moe)
+		serve_moe_step_end(e->moe, version, mono_ns() - t0, tokens);
 }

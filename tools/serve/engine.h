@@ -22,6 +22,7 @@
 #include <accel.h>
 
 #include "model.h"
+#include "moe.h"
 
 struct serve_engine;
 
@@ -58,6 +59,12 @@ struct serve_engine_opts {
 	 * block tables it is given, serve_engine_step() is refused.
 	 */
 	bool external_kv;
+	/**
+	 * The MoE experts in an expert store (moe.h; NULL: the model's own
+	 * tensors): every dispatch of a step's jobs is one of the store's
+	 * steps, its experts read at that step's table version.
+	 */
+	struct serve_moe *moe;
 };
 
 /** A new engine; NULL and errno (EINVAL: a tier or manager of the wrong shape). */

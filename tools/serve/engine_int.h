@@ -46,6 +46,7 @@ struct serve_engine {
 	serve_yield_fn should_yield;
 	void *yield_ctx;
 	bool external_kv;		/* a scheduler's sequences: serve_engine_compute() */
+	struct serve_moe *moe;		/* experts in a store, or NULL */
 	struct serve_req *req;		/* by id - 1 */
 	uint32_t nr_req, cap_req;
 	/* Workers: a step's jobs, taken in turn. */

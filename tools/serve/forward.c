@@ -140,7 +140,22 @@ void serve_mlp(const struct serve_model *m, uint32_t l, float *x, struct serve_s
 	for (i = 0; i < d; i++)
 		s->att[i] = 0.0f;
 	for (j = 0; j < c->top_k; j++) {
-		serve_swiglu(s->o, &y->expert[idx[j]], s->h, d, c->ff, s->tmp);
+		const struct serve_ffn *f = &y->expert[idx[j]];
+		struct serve_ffn at;
+
+		if (s->src.get) {
+			const float *p = s->src.get(s->src.arg, s->src.version, l, idx[j],
+						    s->src.calls++);
+
+			if (p) {
+				at = (struct serve_ffn) { (float *)p, (float *)p + (size_t)c->ff * d,
+							  (float *)p + 2 * (size_t)c->ff * d };
+				f = &at;
+			} else {
+				s->src.errors++;
+			}
+		}
+		serve_swiglu(s->o, f, s->h, d, c->ff, s->tmp);
 		for (i = 0; i < d; i++)
 			s->att[i] += w[j] * s->o[i];
 	}

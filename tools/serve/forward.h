@@ -18,10 +18,25 @@ struct serve_kv {
 	uint64_t layer_bytes;		/* from one layer piece to the next */
 };
 
+/**
+ * Where the MoE experts are read from: with @get (an expert store), expert
+ * @e of layer @l is gate, up, down ([ff][d], [ff][d], [d][ff]) at the
+ * address get(@arg, @version, l, e, hint) returns; else the model's own
+ * tensors. A lookup that fails is counted in @errors (and the model's
+ * tensors used: the same bytes).
+ */
+struct serve_expert_src {
+	const void *(*get)(void *arg, uint64_t version, uint32_t l, uint32_t e, uint32_t hint);
+	void *arg;
+	uint64_t version;
+	uint32_t calls, errors;
+};
+
 /** One thread's working vectors (for contexts up to max_ctx tokens). */
 struct serve_scratch {
 	float *h, *q, *k, *v, *att, *o, *tmp, *gate, *scores, *logits;
 	uint32_t max_ctx;
+	struct serve_expert_src src;
 };
 
 /** Bytes of one layer piece of a block (K and V, padded so blocks are 4 KiB multiples). */

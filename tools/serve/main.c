@@ -54,6 +54,7 @@ static void stack_opts(const struct serve_cli *c, const struct serve_model *m,
 		.model = m, .block_tokens = c->block_tokens, .blocks = c->blocks,
 		.swap_blocks = c->swap_blocks, .memfd = c->memfd, .device = c->device,
 		.threads = c->threads, .max_ctx = c->max_ctx, .sched = &c->sched,
+		.moe = c->moe_on ? &c->moe : NULL,
 	};
 }
 
@@ -376,6 +377,8 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 		(unsigned long long)swaps, (unsigned long long)drops,
 		(unsigned long long)ss.yields, (unsigned long long)ss.recomputed_tokens,
 		(unsigned long long)ss.swapped_bytes);
+	if (s.moe)
+		serve_moe_print(s.moe, stderr);
 	if (c->check_alone && checked) {
 		printf("digests: %s (%u of %u requests differ from the same request run alone)\n",
 		       mismatched ? "MISMATCH" : "identical to each request run alone",

@@ -31,6 +31,17 @@ int serve_stack_create(struct serve_stack *s, const struct serve_stack_opts *o, 
 			return ret;
 		}
 	}
+	if (o->moe) {
+		if (!s->dev) {
+			snprintf(err, errlen, "the expert store needs a kvaccel device (not --memfd)");
+			return -EINVAL;
+		}
+		s->moe = serve_moe_create(s->dev, o->model, o->moe, err, errlen);
+		if (!s->moe) {
+			ret = -errno;
+			goto fail;
+		}
+	}
 	for (i = 0; i < 2; i++) {
 		ACCEL_OPTS(accel_tier_opts, to, .block_bytes = bb, .blocks = nb[i],
 			   .layers = o->model->cfg.layers);
@@ -66,6 +77,7 @@ int serve_stack_create(struct serve_stack *s, const struct serve_stack_opts *o, 
 			.mover = s->mover, .block_tokens = bt, .threads = o->threads,
 			.max_ctx = o->max_ctx, .should_yield = o->should_yield,
 			.yield_ctx = o->yield_ctx, .external_kv = o->sched != NULL,
+			.moe = s->moe,
 		};
 
 		s->engine = serve_engine_create(&eo);
@@ -105,6 +117,7 @@ void serve_stack_destroy(struct serve_stack *s)
 {
 	serve_driver_destroy(s->driver);
 	serve_engine_destroy(s->engine);
+	serve_moe_destroy(s->moe);
 	accel_mover_destroy(s->mover);
 	accel_bm_destroy(s->bm);
 	accel_tier_destroy(s->tiers[0]);

@@ -23,6 +23,8 @@ struct serve_stack_opts {
 	void *yield_ctx;
 	/** Non-NULL: libaccel's scheduler drives the engine (stack.driver; engine fields unset). */
 	const struct serve_driver_opts *sched;
+	/** Non-NULL: the MoE experts in an expert store on the device (stack.moe). */
+	const struct serve_moe_opts *moe;
 };
 
 struct serve_stack {
@@ -32,6 +34,7 @@ struct serve_stack {
 	struct accel_mover *mover;
 	struct serve_engine *engine;
 	struct serve_driver *driver;	/* with opts.sched */
+	struct serve_moe *moe;		/* with opts.moe */
 };
 
 /** 0, or -errno with a message in @err. */

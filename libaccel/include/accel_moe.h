@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libaccel - the MoE expert store and its executor (Documentation/moe.rst).
+ *
+ * An expert store keeps the weights of every MoE layer's experts in
+ * kvaccel regions and shows each layer through a window (a kvaccel space)
+ * of expert slots; the engine reads an expert through the window slot the
+ * step's table names, so what a slot holds changes by a rebind and the
+ * engine's pointers never change.
+ *
+ * Placements: a layer's placement is int32_t phy2log[num_slots], the
+ * logical expert each physical slot holds; num_slots = devices *
+ * slots_per_device and slot s is on device s / slots_per_device (devices
+ * node-major). A store's placement is [layers][num_slots], row-major. The
+ * planner (accel_moe_plan.h) makes these; the executor carries a store from
+ * its placement to a new one (accel_moe_store_apply()) a bounded amount of
+ * work at a time, each layer switched as a whole at a step boundary.
+ *
+ * Thread safety: every call may be made from any thread, destroy excepted,
+ * which must not race with any call. accel_moe_store_expert(),
+ * accel_moe_store_replicas(), accel_moe_store_step_end() and
+ * accel_moe_store_stats() never wait for the executor; neither does
+ * accel_moe_store_step_begin() with ACCEL_MOE_STORE_THREAD.
+ */
+#ifndef ACCEL_MOE_H
+#define ACCEL_MOE_H
+
+#include "accel.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Most devices a store spreads its slots over. */
+#define ACCEL_MOE_STORE_MAX_DEVICES	64
+
+struct accel_moe_store;
+
+/** A store's shape (ACCEL_OPTS()). */
+struct accel_moe_store_opts {
+	size_t sz;
+	/** MoE layers, logical experts per layer (both at least 1). */
+	uint32_t layers, experts;
+	/**
+	 * Devices (1 to ACCEL_MOE_STORE_MAX_DEVICES) and expert slots on each;
+	 * devices * slots_per_device must be at least experts.
+	 */
+	uint32_t devices, slots_per_device;
+	/** Bytes of one expert's weights (every expert the same). */
+	uint64_t expert_bytes;
+	/** Region block size (a power of two, 4 KiB to 2 MiB); 0: chosen (see the docs). */
+	uint32_t block_size;
+	/** Each device's NUMA node ([devices]); NULL: ACCEL_NODE_ANY for all. */
+	const int *device_node;
+	/** Cross-device copies in flight per device, K (0: 1). Also bounds a wave's new copies. */
+	uint32_t max_inflight;
+	/** ACCEL_MOE_STORE_* flags. */
+	uint32_t flags;
+};
+
+/**
+ * The executor runs on a thread of the store's own: steps only take their
+ * version (accel_moe_store_step_begin() does no executor work, never waits
+ * for it), the copies, binds, page faults of new window slots and frees
+ * happen off the engine's threads. Without it, the work runs in bounded
+ * shares in accel_moe_store_step_begin() and accel_moe_store_progress().
+ */
+#define ACCEL_MOE_STORE_THREAD	(1u << 0)
+
+/**
+ * accel_moe_store_create() - a store on @dev in the initial placement
+ * @phy2log ([layers][num_slots], @count entries): one zero-filled copy of
+ * each expert on each device that holds it (slots of one device holding the
+ * same expert share that copy's blocks), every slot bound in its layer's
+ * window. Fill it with accel_moe_store_write().
+ *
+ * Return: the store; NULL and errno: EINVAL (a shape out of range, @count
+ * not layers * num_slots, a slot naming no expert, an expert with no slot),
+ * E2BIG (too many window slots for one bind batch), ENOMEM, or a region's
+ * or space's error.
+ */
+struct accel_moe_store *accel_moe_store_create(struct accel_device *dev,
+					       const struct accel_moe_store_opts *opts,
+					       const int32_t *phy2log, size_t count);
+/** Free every copy, window and table (pending copies are waited for). */
+void accel_moe_store_destroy(struct accel_moe_store *store);
+
+/**
+ * accel_moe_store_write() - copy @len bytes (the expert's size) of expert
+ * @expert of layer @layer into every copy of it. -EINVAL (out of range,
+ * @len not expert_bytes), -EBUSY while a rebalance runs.
+ */
+int accel_moe_store_write(struct accel_moe_store *store, uint32_t layer, uint32_t expert,
+			  const void *src, size_t len);
+
+/**
+ * accel_moe_store_step_begin() - a step starts: first the executor's
+ * bounded share of work (see accel_moe_store_progress()), a layer switch
+ * included, then *@version receives the table version this step reads
+ * with. Every step that begins must end (accel_moe_store_step_end()).
+ * Return: 0, -EINVAL, -ENOMEM.
+ */
+int accel_moe_store_step_begin(struct accel_moe_store *store, uint64_t *version);
+/** A step of @version ended: what only older steps could read may be freed. -EINVAL: none in flight. */
+int accel_moe_store_step_end(struct accel_moe_store *store, uint64_t version);
+
+/**
+ * accel_moe_store_expert() - the window address of expert @expert of layer
+ * @layer for a step of @version (one in flight), its replica chosen by
+ * @hint (modulo the replica count; every replica holds the same bytes).
+ * Valid until that step ends. NULL and errno: EINVAL (out of range, or a
+ * version no step in flight may hold).
+ */
+const void *accel_moe_store_expert(struct accel_moe_store *store, uint64_t version,
+				   uint32_t layer, uint32_t expert, uint32_t hint);
+/**
+ * accel_moe_store_replicas() - the table (log2phy) of @version: the
+ * physical slots holding expert @expert of layer @layer, ascending, up to
+ * @max of them into @slots. Returns the replica count (may exceed @max) or
+ * -EINVAL.
+ */
+int accel_moe_store_replicas(struct accel_moe_store *store, uint64_t version, uint32_t layer,
+			     uint32_t expert, uint32_t *slots, uint32_t max);
+/** The newest placement ([layers][num_slots], @count entries) into @phy2log. 0 or -EINVAL. */
+int accel_moe_store_placement(struct accel_moe_store *store, int32_t *phy2log, size_t count);
+
+/**
+ * accel_moe_store_apply() - start a rebalance to @phy2log ([layers][num_slots],
+ * @count entries). Nothing happens here but the checks: the work runs in
+ * accel_moe_store_step_begin() and accel_moe_store_progress(). Return: 0;
+ * -EINVAL (a wrong @count, a slot naming no expert, an expert with no slot:
+ * nothing changed); -EBUSY (a rebalance is running).
+ */
+int accel_moe_store_apply(struct accel_moe_store *store, const int32_t *phy2log, size_t count);
+/**
+ * accel_moe_store_progress() - a bounded share of the executor's work
+ * without waiting: poll the copies in flight and start new ones (at most K
+ * per device), switch at most one layer (one bind batch), free what no step
+ * can read any more (and, where no step holds the old table, start the
+ * next wave at once). Return: 1 while a rebalance or a reclaim is pending,
+ * 0 when idle, -errno if the rebalance failed in this call (it is then
+ * abandoned: every layer is whole on some wave's placement, each a valid
+ * one; accel_moe_store_stats() keeps the error in last_error).
+ */
+int accel_moe_store_progress(struct accel_moe_store *store);
+/**
+ * accel_moe_store_settle() - run progress until idle (no rebalance, nothing
+ * to free) or @timeout_ns (-1: forever) passed. 0, -ETIME, or the
+ * rebalance's error.
+ */
+int accel_moe_store_settle(struct accel_moe_store *store, int64_t timeout_ns);
+
+/** What a store is and did (ACCEL_OPTS()), as of the executor's last call. */
+struct accel_moe_store_stats {
+	size_t sz;
+	/* Shape. */
+	uint32_t layers, experts, devices, num_slots;
+	uint32_t block_size, blocks_per_expert;
+	/** Bytes from one window slot to the next (blocks_per_expert * block_size). */
+	uint64_t slot_stride;
+	/** The version the next step gets, and steps in flight. */
+	uint64_t version;
+	uint32_t steps_in_flight;
+	/** 1 while a rebalance runs; 1 while a retired table waits for its steps to end. */
+	uint32_t rebalancing, retired_pending;
+	uint64_t rebalances;		/* finished */
+	uint64_t waves;			/* layer switches (one bind batch each) */
+	uint64_t rebinds;		/* slots changed without a copy */
+	uint64_t copies;		/* cross-device copies */
+	uint64_t copy_bytes;
+	uint64_t reclaims;		/* retired tables freed */
+	/** Waves that needed more than K new copies on a device to keep every expert served. */
+	uint64_t over_k;
+	/** Most copies in flight on one device at once. */
+	uint32_t max_inflight_seen;
+	/** The last rebalance's error (0: none). */
+	int32_t last_error;
+	/** Expert copies alive per device now, and the most at once. */
+	uint32_t live_copies[ACCEL_MOE_STORE_MAX_DEVICES];
+	uint32_t peak_copies[ACCEL_MOE_STORE_MAX_DEVICES];
+};
+
+/** Fill @st (the fields up to st->sz). -EINVAL, -E2BIG as accel_device_info(). */
+int accel_moe_store_stats(struct accel_moe_store *store, struct accel_moe_store_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ACCEL_MOE_H */

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvaccel-serve - the MoE model's experts in libaccel's expert store
+ * (accel_moe.h): expert-parallel over "devices" (NUMA nodes on the host
+ * backend), read through each layer's window at the table version of the
+ * step, rebalanced under serving every N steps to a placement a policy
+ * computes from the old one. Documentation/serve.rst, "MoE expert store".
+ */
+#ifndef SERVE_MOE_H
+#define SERVE_MOE_H
+
+#include <stdio.h>
+
+#include <accel.h>
+
+#include "model.h"
+
+struct serve_moe;
+
+/**
+ * A placement policy: @new (layers x num_slots, phy2log) from @old, the
+ * tokens routed to each expert since the last rebalance (@load, layers x
+ * experts) and the shape. 0 or -errno. The planner (accel_moe_plan.h)
+ * plugs in here.
+ */
+typedef int (*serve_moe_policy_fn)(void *ctx, const int32_t *old, int32_t *new,
+				   const uint64_t *load, uint32_t layers, uint32_t experts,
+				   uint32_t devices, uint32_t slots_per_device);
+
+struct serve_moe_opts {
+	/** Devices (at least 1; 2 or more for expert parallelism). */
+	uint32_t devices;
+	/** Redundant slots in all: experts + redundant must divide by devices. */
+	uint32_t redundant;
+	/** Start a rebalance every this many steps (0: never). */
+	uint32_t rebalance_every;
+	/** Cross-device copies in flight per device (0: 1). */
+	uint32_t max_inflight;
+	/** The executor on the store's own thread (else in bounded shares at each step's start). */
+	bool thread;
+	/** NULL: serve_moe_rotate(). */
+	serve_moe_policy_fn policy;
+	void *policy_ctx;
+};
+
+/**
+ * The store for model @m's experts on @dev, each device on a NUMA node in
+ * turn (node d % online nodes), every expert's weights copied in; NULL
+ * with a message in @err (and errno) if the shape does not fit.
+ */
+struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_model *m,
+				   const struct serve_moe_opts *o, char *err, size_t errlen);
+void serve_moe_destroy(struct serve_moe *x);
+
+/** A step begins (a rebalance may start); *version for serve_moe_expert(). 0 or -errno. */
+int serve_moe_step_begin(struct serve_moe *x, uint64_t *version);
+/** The step of @version ended after @ns nanoseconds computing @tokens tokens. */
+void serve_moe_step_end(struct serve_moe *x, uint64_t version, uint64_t ns, uint32_t tokens);
+/** Expert @e of layer @l at @version (a serve_expert_src getter; @arg the serve_moe). */
+const void *serve_moe_expert(void *arg, uint64_t version, uint32_t l, uint32_t e, uint32_t hint);
+
+/**
+ * The default policy: every device takes the next device's experts
+ * (expert e on device (e + shift) % devices, shift one more each time: each
+ * rebalance moves every expert across devices), and the redundant slots go
+ * to the experts with the most routed tokens (ties: the lower index), each
+ * on another device than its first replica where one has room.
+ */
+int serve_moe_rotate(void *ctx, const int32_t *old, int32_t *new, const uint64_t *load,
+		     uint32_t layers, uint32_t experts, uint32_t devices, uint32_t spd);
+
+/** What a run did, for the report. */
+struct serve_moe_report {
+	uint64_t steps, rebalances_started, rebalances, waves, copies, rebinds, lookup_errors;
+	/** Steps of the run's most common batch size, without and with rebalance work. */
+	uint64_t idle_steps, busy_steps;
+	double idle_median_us, idle_max_us, busy_median_us, busy_max_us;
+};
+
+int serve_moe_report(struct serve_moe *x, struct serve_moe_report *r);
+/**
+ * Each step's time (ns; of it, @begin_ns in the store's step begin: the
+ * executor's share in the step mode), tokens and whether it had rebalance
+ * work, in step order, up to @max of them (any array may be NULL); returns
+ * the steps recorded.
+ */
+uint64_t serve_moe_steps(const struct serve_moe *x, uint64_t *ns, uint64_t *begin_ns,
+			 uint32_t *tokens, bool *busy, uint64_t max);
+/** One line of the report on @f. */
+void serve_moe_print(struct serve_moe *x, FILE *f);
+
+#endif /* SERVE_MOE_H */
