@@ -290,7 +290,7 @@ SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
 		   tools/serve/pressure.c tools/serve/stack.c tools/serve/steplog.c \
 		   tools/serve/driver_migrate.c tools/serve/migrate_image.c tools/serve/migrate_node.c \
 		   tools/serve/migrate_sock.c tools/serve/kvd_migrate.c tools/serve/kvd_xmigrate.c \
-		   tools/serve/migrate_net.c tools/serve/moe.c
+		   tools/serve/migrate_net.c tools/serve/moe.c tools/serve/moe_policy.c
 SERVE_HDRS	:= $(wildcard tools/serve/*.h)
 SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve
@@ -345,15 +345,16 @@ $(B)/native/serve_driver $(B)/native/serve_migrate $(B)/native/serve_xmigrate: $
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_$*" > $@
 	@chmod +x $@
 
-# The default MoE placement policy of kvaccel-serve's expert store (cmocka, ASan/UBSan).
+# The MoE placement policies of kvaccel-serve's expert store: the default one and the
+# adapters to libaccel's planner (cmocka, ASan/UBSan).
 NATIVE_BINS	+= $(B)/native/serve_moe
-$(B)/native/serve_moe: tests/serve/moe_unit.c tools/serve/moe.c $(SERVE_HDRS) $(ACCEL_SRCS) \
-		$(ACCEL_HDRS)
+$(B)/native/serve_moe: tests/serve/moe_unit.c tools/serve/moe.c tools/serve/moe_policy.c \
+		$(SERVE_HDRS) $(ACCEL_SRCS) $(ACCEL_HDRS)
 	@mkdir -p $(B)/native-bin $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(USER_CFLAGS) $(SERVE_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/ctl \
-		-o $(B)/native-bin/serve_moe $< tools/serve/moe.c $(ACCEL_SRCS) $(ACCEL_LDLIBS) \
-		-lcmocka
+		-o $(B)/native-bin/serve_moe $< tools/serve/moe.c tools/serve/moe_policy.c \
+		$(ACCEL_SRCS) $(ACCEL_LDLIBS) -lcmocka
 	@printf '#!/bin/sh\nCMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' "$(CURDIR)/$(B)/native-bin/serve_moe" > $@
 	@chmod +x $@
 

@@ -12,7 +12,7 @@ prog=$serve
 
 digests() { grep 'digests:' "$1"; }
 
-echo "1..45"
+echo "1..49"
 refused "no prompt" 2 "no --prompt given"
 refused "unknown option" 2 "unknown option '--bogus'" --memfd --prompt hi --bogus
 refused "missing value" 2 "--max-tokens needs a value" --memfd --prompt hi --max-tokens
@@ -58,6 +58,14 @@ refused "moe store on a dense model" 2 "--moe-store needs an MoE model" --prompt
 	--moe-store 2
 refused "moe store shape" 2 "experts + --moe-redundant must divide by the devices" --prompt hi \
 	--experts 4 --moe-store 3
+refused "bad moe policy" 2 "--moe-policy: 'greedy' is none of rotate, eplb, plan" --prompt hi \
+	--experts 4 --moe-store 2 --moe-policy greedy
+refused "moe policy without a store" 2 "--moe-policy and --moe-nodes need --moe-store" \
+	--prompt hi --experts 4 --moe-policy eplb
+refused "moe nodes for rotate" 2 "--moe-nodes is for --moe-policy eplb or plan" --prompt hi \
+	--experts 4 --moe-store 2 --moe-nodes 2
+refused "moe nodes not dividing" 2 "--moe-nodes must divide the --moe-store devices" --prompt hi \
+	--experts 4 --moe-store 2 --moe-policy plan --moe-nodes 3
 refused "moe options without the store" 2 "need --moe-store" --memfd --prompt hi \
 	--moe-rebalance-every 4
 refused "bad moe executor" 2 "--moe-executor: 'later' is neither thread nor step" --prompt hi \
@@ -180,5 +188,5 @@ for shape in "" "--experts 4 --top-k 2 --shared-expert --kv-heads 2"; do
 		not_ok "saved weights give the same digests ${shape:-(dense)} ($(cat "$tmp/err"))"
 	fi
 done
-[ "$n" = 45 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
+[ "$n" = 49 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
 [ "$failed" = 0 ]

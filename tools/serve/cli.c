@@ -54,6 +54,10 @@ static const char usage[] =
 	"  --moe-inflight K    cross-device expert copies in flight per device (default 1)\n"
 	"  --moe-executor thread|step  rebalance work on the store's thread (default) or in\n"
 	"                      bounded shares at each step's start\n"
+	"  --moe-policy rotate|eplb|plan  each rebalance's placement: every expert to the next\n"
+	"                      device (default), DeepSeek's EPLB or libaccel's cost-aware planner\n"
+	"                      on the tokens routed since the last one (costs on stderr)\n"
+	"  --moe-nodes N       the devices in N nodes for eplb and plan (N divides D; default 1)\n"
 	"  --step-log FILE     a CSV line per step (its batch's shape, its times) and per swap\n"
 	"  --listen ADDR:PORT  serve HTTP on an IPv4 address (port 0: any, printed)\n"
 	"  --max-concurrent N  requests in flight before 429 (default 64)\n"
@@ -67,7 +71,7 @@ enum {
 	O_CHUNK, O_MAXRUN, O_PREEMPT, O_THREADS, O_MEMFD, O_DEVICE, O_QUIET, O_HELP,
 	O_LISTEN, O_MAXCONC, O_MAXBODY, O_MAXPROMPT, O_MAXTOKLIM, O_POLICY, O_VICTIM, O_PTHRESH,
 	O_NOYIELD, O_PRIO, O_ATSTEP, O_TABLE, O_ALONE, O_KVD, O_KVDPRIO, O_UNTILEXIT, O_XFER, O_STEPLOG,
-	O_MOE, O_MOERED, O_MOEEVERY, O_MOEK, O_MOEEXEC,
+	O_MOE, O_MOERED, O_MOEEVERY, O_MOEK, O_MOEEXEC, O_MOEPOLICY, O_MOENODES,
 };
 
 static const struct option longopts[] = {
@@ -120,6 +124,8 @@ static const struct option longopts[] = {
 	{ "moe-rebalance-every", required_argument, NULL, O_MOEEVERY },
 	{ "moe-inflight", required_argument, NULL, O_MOEK },
 	{ "moe-executor", required_argument, NULL, O_MOEEXEC },
+	{ "moe-policy", required_argument, NULL, O_MOEPOLICY },
+	{ "moe-nodes", required_argument, NULL, O_MOENODES },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -379,6 +385,16 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 					   optarg, "");
 			c->moe_exec_set = true;
 			break;
+		case O_MOEPOLICY:
+			if (serve_moe_policy_parse(optarg, &c->moe_planner.kind))
+				return bad("--moe-policy: '%s' is none of rotate, eplb, plan%s",
+					   optarg, "");
+			c->moe_policy_set = true;
+			break;
+		case O_MOENODES:
+			ret = u32("moe-nodes", optarg, 1, ACCEL_MOE_STORE_MAX_DEVICES,
+				  &c->moe_planner.nodes);
+			break;
 		case O_HELP:
 			fputs(usage, stdout);
 			return 1;
@@ -424,9 +440,17 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 	if (c->memfd && c->device)
 		return bad("--memfd and --device exclude each other%s%s", "", "");
 	if (!c->moe_on && (c->moe.redundant || c->moe.rebalance_every || c->moe.max_inflight ||
-			   c->moe_exec_set))
-		return bad("--moe-redundant, --moe-rebalance-every, --moe-inflight and "
-			   "--moe-executor need --moe-store%s%s", "", "");
+			   c->moe_exec_set || c->moe_policy_set || c->moe_planner.nodes))
+		return bad("--moe-redundant, --moe-rebalance-every, --moe-inflight, "
+			   "--moe-executor, --moe-policy and --moe-nodes need --moe-store%s%s", "", "");
+	if (c->moe_planner.nodes && c->moe_planner.kind == SERVE_MOE_ROTATE)
+		return bad("--moe-nodes is for --moe-policy eplb or plan%s%s", "", "");
+	if (c->moe_planner.nodes && c->moe.devices % c->moe_planner.nodes)
+		return bad("--moe-nodes must divide the --moe-store devices%s%s", "", "");
+	if (c->moe_on) {
+		c->moe_planner.log = stderr;
+		serve_moe_policy_use(&c->moe_planner, &c->moe);
+	}
 	if (c->moe_on && !c->moe_exec_set)
 		c->moe.thread = true;
 	if (c->moe_on && (c->memfd || c->listen))

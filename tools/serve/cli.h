@@ -6,6 +6,7 @@
 #include "driver.h"
 #include "engine.h"
 #include "moe.h"
+#include "moe_policy.h"
 #include "stack.h"
 
 #define SERVE_CLI_PROMPTS	256
@@ -43,6 +44,9 @@ struct serve_cli {
 	/* --moe-store D and its options: the experts in libaccel's expert store. */
 	struct serve_moe_opts moe;
 	bool moe_on, moe_exec_set;
+	/* --moe-policy and --moe-nodes: the rebalances' placements (moe.policy points here). */
+	struct serve_moe_planner moe_planner;
+	bool moe_policy_set;
 };
 
 /** 0, or -EINVAL after printing why to stderr; 1: --help printed. */

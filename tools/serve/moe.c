@@ -28,7 +28,7 @@ struct serve_moe {
 	void *policy_ctx;
 	uint64_t *load;			/* [layers][experts], atomics */
 	int32_t *cur, *next;		/* placements */
-	uint64_t steps, started, lookup_errors;
+	uint64_t steps, started, refused, lookup_errors;
 	bool busy;			/* this step began with rebalance work pending */
 	uint64_t begin_ns;		/* this step's accel_moe_store_step_begin() */
 	struct step_rec *rec;
@@ -216,13 +216,25 @@ static int rebalance(struct serve_moe *x)
 	size_t n = (size_t)x->layers * x->devices * x->spd, i;
 	int ret;
 
+	const char *what = "reading the current placement";
+
 	ret = accel_moe_store_placement(x->store, x->cur, n);
-	if (!ret)
+	if (!ret) {
+		what = "the policy";
 		ret = x->policy(x->policy_ctx, x->cur, x->next, x->load, x->layers, x->experts,
 				x->devices, x->spd);
-	if (!ret)
-		ret = accel_moe_store_apply(x->store, x->next, n);
+	}
 	if (!ret) {
+		what = "the store refused the policy's placement";
+		ret = accel_moe_store_apply(x->store, x->next, n);
+	}
+	if (ret) {
+		/* The old placement stays; the load keeps counting until the next try. */
+		x->refused++;
+		fprintf(stderr, "kvaccel-serve: moe rebalance at step %llu not started: %s: %s "
+			"(serving on the old placement)\n", (unsigned long long)x->steps, what,
+			strerror(-ret));
+	} else {
 		x->started++;
 		for (i = 0; i < (size_t)x->layers * x->experts; i++)
 			__atomic_store_n(&x->load[i], 0, __ATOMIC_RELAXED);
@@ -250,7 +262,7 @@ int serve_moe_step_begin(struct serve_moe *x, uint64_t *version)
 	if (ret)
 		return ret;
 	if (x->every && x->steps % x->every == 0 && !st.rebalancing && !rebalance(x))
-		st.rebalancing = 1;	/* a policy error skips this one, serving goes on */
+		st.rebalancing = 1;	/* an error skips this one (said on stderr), serving goes on */
 	t0 = now_ns();
 	ret = accel_moe_store_step_begin(x->store, version);
 	x->begin_ns = now_ns() - t0;
@@ -327,6 +339,7 @@ int serve_moe_report(struct serve_moe *x, struct serve_moe_report *r)
 	memset(r, 0, sizeof(*r));
 	r->steps = x->steps;
 	r->rebalances_started = x->started;
+	r->rebalances_refused = x->refused;
 	r->rebalances = st.rebalances;
 	r->waves = st.waves;
 	r->copies = st.copies;
@@ -377,13 +390,13 @@ void serve_moe_print(struct serve_moe *x, FILE *f)
 
 	if (serve_moe_report(x, &r))
 		return;
-	fprintf(f, "moe store: %llu steps, %llu rebalances (%llu started), %llu waves, %llu copies, "
-		"%llu rebinds, %llu lookup errors; steps of the usual batch: %llu without "
-		"rebalance work (median %.1f us, max %.1f us), %llu with (median %.1f us, max "
-		"%.1f us)\n", (unsigned long long)r.steps, (unsigned long long)r.rebalances,
-		(unsigned long long)r.rebalances_started, (unsigned long long)r.waves,
-		(unsigned long long)r.copies, (unsigned long long)r.rebinds,
-		(unsigned long long)r.lookup_errors, (unsigned long long)r.idle_steps,
-		r.idle_median_us, r.idle_max_us, (unsigned long long)r.busy_steps,
-		r.busy_median_us, r.busy_max_us);
+	fprintf(f, "moe store: %llu steps, %llu rebalances (%llu started, %llu refused), %llu waves, "
+		"%llu copies, %llu rebinds, %llu lookup errors; steps of the usual batch: %llu "
+		"without rebalance work (median %.1f us, max %.1f us), %llu with (median %.1f us, "
+		"max %.1f us)\n", (unsigned long long)r.steps, (unsigned long long)r.rebalances,
+		(unsigned long long)r.rebalances_started, (unsigned long long)r.rebalances_refused,
+		(unsigned long long)r.waves, (unsigned long long)r.copies,
+		(unsigned long long)r.rebinds, (unsigned long long)r.lookup_errors,
+		(unsigned long long)r.idle_steps, r.idle_median_us, r.idle_max_us,
+		(unsigned long long)r.busy_steps, r.busy_median_us, r.busy_max_us);
 }

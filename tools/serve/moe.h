@@ -20,8 +20,9 @@ struct serve_moe;
 /**
  * A placement policy: @new (layers x num_slots, phy2log) from @old, the
  * tokens routed to each expert since the last rebalance (@load, layers x
- * experts) and the shape. 0 or -errno. The planner (accel_moe_plan.h)
- * plugs in here.
+ * experts; not windowed otherwise: the counts restart at each rebalance
+ * started) and the shape. 0 or -errno (the rebalance is not started, the
+ * old placement stays). moe_policy.h plugs libaccel's planner in here.
  */
 typedef int (*serve_moe_policy_fn)(void *ctx, const int32_t *old, int32_t *new,
 				   const uint64_t *load, uint32_t layers, uint32_t experts,
@@ -72,6 +73,8 @@ int serve_moe_rotate(void *ctx, const int32_t *old, int32_t *new, const uint64_t
 /** What a run did, for the report. */
 struct serve_moe_report {
 	uint64_t steps, rebalances_started, rebalances, waves, copies, rebinds, lookup_errors;
+	/** Rebalances not started: the policy failed or the store refused its placement. */
+	uint64_t rebalances_refused;
 	/** Steps of the run's most common batch size, without and with rebalance work. */
 	uint64_t idle_steps, busy_steps;
 	double idle_median_us, idle_max_us, busy_median_us, busy_max_us;
