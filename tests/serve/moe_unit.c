@@ -124,7 +124,7 @@ static void assert_valid(const int32_t *p, uint32_t layers, uint32_t experts, ui
 
 static void test_parse(void **state)
 {
-	struct serve_moe_planner p = { .plans = 3 };
+	struct serve_moe_planner p = { .plans = 3, .moves = 4 };
 	struct serve_moe_opts o = { 0 };
 	uint32_t k = 7;
 
@@ -145,6 +145,7 @@ static void test_parse(void **state)
 	assert_null(o.policy);
 	assert_null(o.policy_ctx);
 	assert_int_equal(p.plans, 0);
+	assert_int_equal(p.moves, 0);
 	p.kind = SERVE_MOE_EPLB;
 	serve_moe_policy_use(&p, &o);
 	assert_ptr_equal(o.policy, serve_moe_eplb);
@@ -239,6 +240,7 @@ static void test_plan_moves_fewer(void **state)
 	/* The adapters' costs count the same moves. */
 	assert_int_equal(ep.last.moves, me);
 	assert_int_equal(pl.last.moves, mp);
+	assert_int_equal(pl.moves, mp);
 	assert_true(mp < me);
 	assert_true(pl.last.imbalance >= 1.0 && pl.last.imbalance <= 1.25);
 }

@@ -7,7 +7,9 @@
  * engine, a layer switched at a step boundary). Every request's digests
  * equal those of the model's own tensors (the weights are bit-identical
  * wherever they live), under the built-in planner and under libaccel's
- * scheduler, with no failed lookup; the step times of the run's usual
+ * scheduler, with no failed lookup, and so under the rebalances of
+ * DeepSeek's EPLB and libaccel's cost-aware planner (--moe-policy eplb,
+ * plan) on the load the engine measured; the step times of the run's usual
  * batch with and without rebalance work are reported; the device's usage
  * back where it was.
  */
@@ -20,6 +22,7 @@
 #include "driver.h"
 #include "engine.h"
 #include "moe.h"
+#include "moe_policy.h"
 #include "stack.h"
 #include "kselftest_harness.h"
 
@@ -211,6 +214,52 @@ TEST_F_TIMEOUT(moe, rebalances_under_the_scheduler, 300)
 	EXPECT_EQ(0, r.rep.lookup_errors);
 	EXPECT_LE(2, r.rep.rebalances);
 	EXPECT_LT(0, r.rep.copies);
+	EXPECT_EQ(0, memcmp(r.dig, self->plain.dig, sizeof(r.dig)));
+}
+
+/* EPLB's placements on the measured load, every 8 steps over 2 devices: the same digests. */
+TEST_F_TIMEOUT(moe, eplb_rebalances_keep_the_digests, 300)
+{
+	struct serve_moe_planner pl = { .kind = SERVE_MOE_EPLB, .log = stderr };
+	struct serve_moe_opts mo = { .devices = 2, .redundant = 2, .rebalance_every = 8 };
+	struct result r = { 0 };
+
+	serve_moe_policy_use(&pl, &mo);
+	ASSERT_EQ(0, run(self->m, &mo, false, &r));
+	report(_metadata, &r.rep);
+	TH_LOG("eplb: %llu placements, %llu slot moves in all, the last max/mean %.3f",
+	       (unsigned long long)pl.plans, (unsigned long long)pl.moves, pl.last.imbalance);
+	EXPECT_EQ(0, r.rep.lookup_errors);
+	EXPECT_EQ(0, r.rep.rebalances_refused);
+	EXPECT_LE(1, r.rep.rebalances);
+	EXPECT_EQ(r.rep.rebalances_started, pl.plans);
+	EXPECT_LT(0, pl.moves);
+	EXPECT_LT(0, r.rep.copies + r.rep.rebinds);
+	EXPECT_EQ(0, memcmp(r.dig, self->plain.dig, sizeof(r.dig)));
+}
+
+/*
+ * The cost-aware planner's placements, every 2 steps over 4 devices in 2
+ * nodes, on the executor thread under libaccel's scheduler: the same digests.
+ */
+TEST_F_TIMEOUT(moe, plan_rebalances_keep_the_digests, 300)
+{
+	struct serve_moe_planner pl = { .kind = SERVE_MOE_PLAN, .nodes = 2, .log = stderr };
+	struct serve_moe_opts mo = { .devices = 4, .redundant = 4, .rebalance_every = 2,
+				     .max_inflight = 2, .thread = true };
+	struct result r = { 0 };
+
+	serve_moe_policy_use(&pl, &mo);
+	ASSERT_EQ(0, run(self->m, &mo, true, &r));
+	report(_metadata, &r.rep);
+	TH_LOG("plan: %llu placements, %llu slot moves in all, the last max/mean %.3f",
+	       (unsigned long long)pl.plans, (unsigned long long)pl.moves, pl.last.imbalance);
+	EXPECT_EQ(0, r.rep.lookup_errors);
+	EXPECT_EQ(0, r.rep.rebalances_refused);
+	EXPECT_LE(2, r.rep.rebalances);
+	EXPECT_EQ(r.rep.rebalances_started, pl.plans);
+	EXPECT_LT(0, pl.moves);
+	EXPECT_LT(0, r.rep.copies + r.rep.rebinds);
 	EXPECT_EQ(0, memcmp(r.dig, self->plain.dig, sizeof(r.dig)));
 }
 

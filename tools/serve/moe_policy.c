@@ -36,7 +36,7 @@ const char *serve_moe_policy_name(uint32_t kind)
 
 void serve_moe_policy_use(struct serve_moe_planner *p, struct serve_moe_opts *o)
 {
-	p->plans = 0;
+	p->plans = p->moves = 0;
 	memset(&p->last, 0, sizeof(p->last));
 	o->policy = p->kind == SERVE_MOE_EPLB ? serve_moe_eplb :
 		    p->kind == SERVE_MOE_PLAN ? serve_moe_plan : NULL;
@@ -75,6 +75,7 @@ static void log_cost(struct serve_moe_planner *p, const struct accel_moe_cost *c
 	size_t i;
 
 	p->plans++;
+	p->moves += c->moves;
 	p->last = *c;
 	if (!p->log)
 		return;

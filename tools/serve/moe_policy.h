@@ -31,13 +31,14 @@ enum serve_moe_policy_kind {
  *	devices.
  * @log: where each rebalance's plan costs go, a line each (NULL: nowhere).
  * @plans: placements computed.
- * @last: the cost of the last one (moves counted from the old placement).
+ * @moves: slot moves of all of them (each counted from its old placement).
+ * @last: the cost of the last one.
  */
 struct serve_moe_planner {
 	uint32_t kind;
 	uint32_t nodes;
 	FILE *log;
-	uint64_t plans;
+	uint64_t plans, moves;
 	struct accel_moe_cost last;
 };
 
