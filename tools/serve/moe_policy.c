@@ -6,6 +6,7 @@
  * the planner's phy2log, and one line of costs per rebalance.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,10 +89,11 @@ static void log_cost(struct serve_moe_planner *p, const struct accel_moe_cost *c
 		(unsigned long long)tokens);
 }
 
-int serve_moe_eplb(void *ctx, const int32_t *old, int32_t *new, const uint64_t *load,
-		   uint32_t layers, uint32_t experts, uint32_t devices, uint32_t spd)
+/* EPLB's placement (@plan false) or the planner's, with its cost, logged. */
+static int place(struct serve_moe_planner *p, bool plan, const int32_t *old, int32_t *new,
+		 const uint64_t *load, uint32_t layers, uint32_t experts, uint32_t devices,
+		 uint32_t spd)
 {
-	struct serve_moe_planner *p = ctx;
 	ACCEL_OPTS(accel_eplb_opts, eo, .old_phy2log = old);
 	ACCEL_OPTS(accel_moe_cost, cost);
 	struct accel_moe_topo t;
@@ -99,9 +101,11 @@ int serve_moe_eplb(void *ctx, const int32_t *old, int32_t *new, const uint64_t *
 	int ret;
 
 	ret = prepare(p, load, layers, experts, devices, spd, &t, &w);
-	if (!ret)
+	if (!ret && plan)
+		ret = accel_moe_plan(&t, w, NULL, old, NULL, new, NULL, 0, NULL, &cost);
+	else if (!ret)
 		ret = accel_eplb_rebalance(&t, w, &eo, new, NULL, 0, NULL, NULL);
-	if (!ret)
+	if (!ret && !plan)
 		ret = accel_moe_cost(&t, w, NULL, old, new, &cost, NULL);
 	if (!ret)
 		log_cost(p, &cost, load, (size_t)layers * experts);
@@ -109,20 +113,14 @@ int serve_moe_eplb(void *ctx, const int32_t *old, int32_t *new, const uint64_t *
 	return ret;
 }
 
+int serve_moe_eplb(void *ctx, const int32_t *old, int32_t *new, const uint64_t *load,
+		   uint32_t layers, uint32_t experts, uint32_t devices, uint32_t spd)
+{
+	return place(ctx, false, old, new, load, layers, experts, devices, spd);
+}
+
 int serve_moe_plan(void *ctx, const int32_t *old, int32_t *new, const uint64_t *load,
 		   uint32_t layers, uint32_t experts, uint32_t devices, uint32_t spd)
 {
-	struct serve_moe_planner *p = ctx;
-	ACCEL_OPTS(accel_moe_cost, cost);
-	struct accel_moe_topo t;
-	float *w = NULL;
-	int ret;
-
-	ret = prepare(p, load, layers, experts, devices, spd, &t, &w);
-	if (!ret)
-		ret = accel_moe_plan(&t, w, NULL, old, NULL, new, NULL, 0, NULL, &cost);
-	if (!ret)
-		log_cost(p, &cost, load, (size_t)layers * experts);
-	free(w);
-	return ret;
+	return place(ctx, true, old, new, load, layers, experts, devices, spd);
 }
