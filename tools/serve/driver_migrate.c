@@ -110,6 +110,29 @@ int serve_driver_migrate_peek(struct serve_driver *d, uint32_t h, void **image, 
 	return *image ? 0 : -ENOMEM;
 }
 
+int serve_driver_migrate_blocks(struct serve_driver *d, uint32_t h, uint32_t **blocks,
+				uint32_t *nr)
+{
+	ACCEL_OPTS(accel_sched_req_info, si);
+	struct dslot *s = d ? slot_of(d, h) : NULL;
+	int ret;
+
+	if (!d || !blocks || !nr)
+		return -EINVAL;
+	if (!s)
+		return -ENOENT;
+	if (s->migr)
+		return -EBUSY;
+	if (!s->eid)
+		return -EINVAL;
+	ret = accel_sched_req_info(d->sched, s->sreq, &si);
+	if (ret)
+		return ret;
+	if (si.state != ACCEL_SCHED_DECODING)
+		return -EINVAL;
+	return seq_blocks(d, si.seq, blocks, nr);
+}
+
 int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 			     struct serve_migr_out *mo)
 {
@@ -307,24 +330,13 @@ int serve_driver_migrate_prepare(struct serve_driver *d, const void *image, size
 	return 0;
 }
 
-int serve_driver_migrate_extend(struct serve_driver *d, struct serve_migr_in *mi,
-				const void *image, size_t len)
+/* Extend @mi's blocks from @n_old tokens to @hd's (the image checked by the caller). */
+static int extend_to(struct serve_driver *d, struct serve_migr_in *mi,
+		     const struct serve_migr_hdr *hd, uint32_t n_old)
 {
-	const struct serve_migr_hdr *old = mi ? mi->hdr : NULL, *hd = image;
-	uint32_t n_old, n_new, *blocks, nr;
+	uint32_t n_new = hd->n_prompt + hd->n_gen, *blocks, nr;
 	int ret;
 
-	if (!d || !old)
-		return -EINVAL;
-	ret = serve_migr_image_check(image, len, old->model, old->block_tokens, old->block_bytes);
-	if (ret)
-		return ret;
-	n_old = old->n_prompt + old->n_gen;
-	n_new = hd->n_prompt + hd->n_gen;
-	if (hd->n_prompt != old->n_prompt || n_new < n_old || hd->seed != old->seed ||
-	    hd->max_tokens != old->max_tokens ||
-	    memcmp(serve_migr_tokens(hd), serve_migr_tokens(old), (size_t)n_old * 4))
-		return -EINVAL;	/* not the request prepared for */
 	if (n_new > n_old) {
 		ret = accel_bm_append(d->o.bm, mi->seq, serve_migr_tokens(hd) + n_old - 1,
 				      n_new - n_old, NULL, NULL);
@@ -341,6 +353,45 @@ int serve_driver_migrate_extend(struct serve_driver *d, struct serve_migr_in *mi
 	}
 	mi->hdr = hd;
 	return 0;
+}
+
+int serve_driver_migrate_grown(struct serve_driver *d, struct serve_migr_in *mi, size_t len,
+			       uint32_t n_old, uint64_t model, uint64_t seed, uint32_t max_tokens)
+{
+	const struct serve_migr_hdr *hd = mi ? mi->hdr : NULL;
+	int ret;
+
+	if (!d || !hd)
+		return -EINVAL;
+	ret = serve_migr_image_check(hd, len, model, serve_engine_block_tokens(d->o.engine),
+				     d->o.block_bytes);
+	if (ret)
+		return ret;
+	if (hd->n_prompt + hd->n_gen < n_old || hd->n_prompt >= n_old || hd->seed != seed ||
+	    hd->max_tokens != max_tokens)
+		return -EINVAL;	/* not the request prepared for */
+	return extend_to(d, mi, hd, n_old);
+}
+
+int serve_driver_migrate_extend(struct serve_driver *d, struct serve_migr_in *mi,
+				const void *image, size_t len)
+{
+	const struct serve_migr_hdr *old = mi ? mi->hdr : NULL, *hd = image;
+	uint32_t n_old, n_new;
+	int ret;
+
+	if (!d || !old)
+		return -EINVAL;
+	ret = serve_migr_image_check(image, len, old->model, old->block_tokens, old->block_bytes);
+	if (ret)
+		return ret;
+	n_old = old->n_prompt + old->n_gen;
+	n_new = hd->n_prompt + hd->n_gen;
+	if (hd->n_prompt != old->n_prompt || n_new < n_old || hd->seed != old->seed ||
+	    hd->max_tokens != old->max_tokens ||
+	    memcmp(serve_migr_tokens(hd), serve_migr_tokens(old), (size_t)n_old * 4))
+		return -EINVAL;	/* not the request prepared for */
+	return extend_to(d, mi, hd, n_old);
 }
 
 void serve_driver_migrate_cancel(struct serve_driver *d, struct serve_migr_in *mi)
