@@ -321,8 +321,14 @@ int serve_driver_migrate_prepare(struct serve_driver *d, const void *image, size
 			      (uint64_t)hd->n_prompt + hd->n_gen - 1, NULL, NULL);
 	if (!ret)
 		ret = seq_blocks(d, mi->seq, &mi->blocks, &mi->nr_blocks);
+	/* Its engine request now, so that the commit only adds what came since. */
+	if (!ret)
+		ret = serve_engine_adopt(d->o.engine, serve_migr_tokens(hd), hd->n_prompt,
+					 serve_migr_tokens(hd) + hd->n_prompt,
+					 serve_migr_digests(hd), hd->n_gen, &p, &mi->eid);
 	if (ret) {
 		accel_bm_seq_free(d->o.bm, mi->seq);
+		free(mi->blocks);
 		memset(mi, 0, sizeof(*mi));
 		return ret;
 	}
@@ -343,6 +349,13 @@ static int extend_to(struct serve_driver *d, struct serve_migr_in *mi,
 		if (ret)
 			return ret;
 		ret = seq_blocks(d, mi->seq, &blocks, &nr);
+		if (!ret && mi->eid) {
+			ret = serve_engine_adopt_more(d->o.engine, mi->eid,
+						      serve_migr_tokens(hd) + hd->n_prompt,
+						      serve_migr_digests(hd), hd->n_gen);
+			if (ret)
+				free(blocks);
+		}
 		if (ret) {
 			accel_bm_truncate(d->o.bm, mi->seq, n_new - n_old);
 			return ret;
@@ -399,13 +412,18 @@ void serve_driver_migrate_cancel(struct serve_driver *d, struct serve_migr_in *m
 	if (!d || !mi || !mi->hdr)
 		return;
 	accel_bm_seq_free(d->o.bm, mi->seq);
+	if (mi->eid)
+		serve_engine_release(d->o.engine, mi->eid);
 	free(mi->blocks);
 	memset(mi, 0, sizeof(*mi));
 }
 
-/* A slot and an engine request for @hd (under d->lock for the slot): its handle, 0 on error. */
+/*
+ * A slot for @hd (under d->lock) and its engine request: @eid when made
+ * already (the caller's until this succeeds), else adopted or added now.
+ */
 static int slot_for(struct serve_driver *d, const struct serve_migr_hdr *hd, bool adopt,
-		    uint32_t seq, uint32_t *h)
+		    uint32_t seq, uint32_t eid, uint32_t *h)
 {
 	struct serve_params p = {
 		.max_tokens = hd->max_tokens, .temperature = hd->temperature, .seed = hd->seed,
@@ -413,19 +431,23 @@ static int slot_for(struct serve_driver *d, const struct serve_migr_hdr *hd, boo
 		.tpot_slo_us = hd->tpot_slo_us, .offline = hd->offline,
 	};
 	const int32_t *tok = serve_migr_tokens(hd);
+	bool made = eid != 0;
 	struct dslot *s = NULL;
-	uint32_t i, eid;
+	uint32_t i;
 	int ret;
 
-	ret = serve_engine_adopt(d->o.engine, tok, hd->n_prompt, tok + hd->n_prompt,
-				 serve_migr_digests(hd), hd->n_gen, &p, &eid);
-	if (ret)
-		return ret;
+	if (!made) {
+		ret = serve_engine_adopt(d->o.engine, tok, hd->n_prompt, tok + hd->n_prompt,
+					 serve_migr_digests(hd), hd->n_gen, &p, &eid);
+		if (ret)
+			return ret;
+	}
 	pthread_mutex_lock(&d->lock);
 	s = slot_new_locked(d, &i);
 	if (!s) {
 		pthread_mutex_unlock(&d->lock);
-		serve_engine_release(d->o.engine, eid);
+		if (!made)
+			serve_engine_release(d->o.engine, eid);
 		return -ENOSPC;
 	}
 	*s = (struct dslot) { .used = true, .n_prompt = hd->n_prompt, .p = p, .eid = eid,
@@ -438,7 +460,8 @@ static int slot_for(struct serve_driver *d, const struct serve_migr_hdr *hd, boo
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (ret) {
-		serve_engine_release(d->o.engine, eid);
+		if (!made)
+			serve_engine_release(d->o.engine, eid);
 		return ret;
 	}
 	*h = i + 1;
@@ -451,7 +474,7 @@ int serve_driver_migrate_commit(struct serve_driver *d, struct serve_migr_in *mi
 
 	if (!d || !mi || !mi->hdr || !h)
 		return -EINVAL;
-	ret = slot_for(d, mi->hdr, true, mi->seq, h);
+	ret = slot_for(d, mi->hdr, true, mi->seq, mi->eid, h);
 	if (ret == -EBUSY)
 		return ret;	/* no running slot now: the caller may try again */
 	if (ret) {
@@ -474,5 +497,5 @@ int serve_driver_migrate_recompute(struct serve_driver *d, const void *image, si
 				     serve_engine_block_tokens(d->o.engine), d->o.block_bytes);
 	if (ret)
 		return ret;
-	return slot_for(d, image, false, 0, h);
+	return slot_for(d, image, false, 0, 0, h);
 }

@@ -148,6 +148,7 @@ struct serve_migr_in {
 	uint32_t seq;		/* pre-allocated: the KV of all its tokens but the last */
 	uint32_t nr_blocks;
 	uint32_t *blocks;	/* its tier-0 blocks (malloc'd): where the KV must land */
+	uint32_t eid;		/* its engine request, made at prepare (off the critical path) */
 };
 
 /**
