@@ -34,6 +34,7 @@ struct serve_kvd {
 	struct serve_nmig *n;
 	bool exit_asked;
 	uint64_t last_load_ns;
+	uint64_t last_reconnect_ns;	/* serve_kvd_step()'s last try while the daemon is away */
 	struct kvd_arrival *in;
 	uint32_t nr_in;
 	struct kvd_departure *out;

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,22 @@ static void trace(const char *what, uint64_t id, uint64_t t_stop)
 		fprintf(stderr, "kvaccel-serve: migration %llu: %s at +%llu us\n",
 			(unsigned long long)id, what,
 			(unsigned long long)((mono_ns() - t_stop) / 1000));
+}
+
+void serve_nmig_hook(const char *stage, uint64_t id)
+{
+	static const char *at;
+	static int fired;
+
+	if (!at)
+		at = getenv("SERVE_MIGR_STOP_AT") ? getenv("SERVE_MIGR_STOP_AT") : "";
+	if (fired || strcmp(at, stage))
+		return;
+	fired = 1;
+	fprintf(stderr, "kvaccel-serve: migration %llu: stopped at %s (SERVE_MIGR_STOP_AT)\n",
+		(unsigned long long)id, stage);
+	fflush(stderr);
+	raise(SIGSTOP);
 }
 
 struct serve_nmig *serve_nmig_create(struct serve_driver *d, struct accel_tier *tier0,
@@ -538,10 +555,12 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 		m->base_gen = hd->n_gen;
 		blocks = NULL;
 		ret = send_msg(n, to, &msg, body, body_len, NULL, 0);
-		if (ret)
+		if (ret) {
 			drop(n, m);
-		else
+		} else {
 			m->phase = NM_OFFERED;
+			serve_nmig_hook("offer", id);
+		}
 	}
 	free(image);
 	free(blocks);
@@ -704,6 +723,8 @@ static int on_ready(struct serve_nmig *n, struct nmig *m, const struct serve_nms
 	if (ret)
 		goto fail;
 	m->gb_pages = nr - shared;
+	m->t0_ns = mono_ns();	/* COMMITTED's timeout counts from here */
+	serve_nmig_hook("commit", m->id);
 	m->st.blocks = m->mo.nr_blocks;
 	m->st.bytes_copied = tail_len;
 	m->st.pages = m->mo.nr_blocks - shared - nb;
@@ -957,6 +978,7 @@ static int on_offer(struct serve_nmig *n, const char *from, const struct serve_n
 	}
 	m->phase = NM_PREPARED;
 	m->t0_ns = mono_ns();
+	serve_nmig_hook("ready", m->id);
 	return 0;
 }
 
@@ -1046,6 +1068,7 @@ static int on_commit(struct serve_nmig *n, struct nmig *m, const struct serve_nm
 	char *body = NULL;
 	int ret;
 
+	serve_nmig_hook("commit-in", m->id);
 	if (m->phase != NM_PREPARED || h->mode != m->mode || h->block_bytes != n->block_bytes ||
 	    h->pre != pre || h->nr_back > pre)
 		return -EPROTO;
@@ -1264,6 +1287,24 @@ void serve_nmig_step(struct serve_nmig *n)
 		struct nmig *m = &n->m[i];
 		struct serve_driver_info in;
 
+		if (m->phase == NM_COMMITTED && now - m->t0_ns > limit) {
+			/*
+			 * Stopped, COMMIT sent, and neither its end nor GIVEBACK came
+			 * (the daemon gone for good): the destination may run it, so it
+			 * cannot resume here. It fails to its client, its blocks stay
+			 * out of the pool (their pages may be the destination's now).
+			 */
+			fprintf(stderr, "kvaccel-serve: migration %llu with %s: no word %u ms after "
+				"its COMMIT: request %u failed here (it may go on there)\n",
+				(unsigned long long)m->id, m->peer, n->timeout_ms, m->h);
+			serve_driver_migrate_keep(n->d, &m->mo);
+			serve_driver_migrate_lost(n->d, m->h);
+			if (n->ops.done)
+				n->ops.done(n->arg, m->id, -ETIMEDOUT, &m->st);
+			drop(n, m);
+			i--;
+			continue;
+		}
 		if ((m->phase == NM_PREPARED || m->phase == NM_OFFERED) && now - m->t0_ns > limit) {
 			fprintf(stderr, "kvaccel-serve: migration %llu with %s: nothing heard in %u "
 				"ms: given up\n", (unsigned long long)m->id, m->peer, n->timeout_ms);

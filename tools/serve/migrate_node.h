@@ -192,6 +192,16 @@ void serve_nmig_set_timeout(struct serve_nmig *n, uint32_t ms);
 /** Migrations in flight (either side). */
 unsigned int serve_nmig_pending(const struct serve_nmig *n);
 
+/**
+ * A test hook: when the environment's SERVE_MIGR_STOP_AT names @stage
+ * ("migrate": a source asked to migrate, before its OFFER; "offer": the
+ * OFFER sent; "ready": READY sent; "commit": the COMMIT sent; "commit-in":
+ * a destination got the COMMIT, before it looks at it), the first
+ * time it comes the process says so on stderr and stops itself (SIGSTOP)
+ * until SIGCONT: tests/serve/migrate_kvd_kill.sh kills kvacceld there.
+ */
+void serve_nmig_hook(const char *stage, uint64_t id);
+
 /** The hand-off tag of message @kind of migration @id. */
 static inline uint64_t serve_nmig_tag(uint64_t id, uint32_t kind)
 {
