@@ -15,7 +15,10 @@
  * and how much slower the source's other requests decode while it runs:
  * busy_ms is the migration's own work on the source's engine thread (its
  * calls and messages between steps, from the migrate call to the end), and
- * slowdown (steps + that work) / steps over the same window. Downtime is the request's stop on the
+ * slowdown the mean time of a step with that work during the migration
+ * against a step's just before it (20 steps, the same run): what the other
+ * requests feel, including what a migration thread takes from the steps.
+ * Downtime is the request's stop on the
  * source until it is runnable on the destination (recompute: until its
  * next token); the gap, its last token to its next, adds a decode step
  * at its length. The long request is made without a prefill:
@@ -42,6 +45,7 @@
 
 #define OTHERS		4
 #define RECOMPUTE_MAX	4096
+#define BASE_STEPS	20	/* steps timed before the migration */
 
 struct side {
 	struct serve_msock ms;
@@ -199,7 +203,8 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 {
 	struct serve_nmig_stats bst = { 0 };
 	uint32_t h, others[OTHERS];
-	double t_step = 0, t_mig = 0;
+	double t_step = 0, t_mig = 0, t_base = 0;
+	uint32_t nsteps = 0;
 	int sv[2], pfd[2], status, ret = 0;
 	struct side a;
 	pid_t pid;
@@ -232,6 +237,14 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 	}
 	while (!ret && !(decoded(&a, h, 2) && decoded(&a, others[OTHERS - 1], 2)))
 		ret = serve_driver_step(a.s.driver, NULL) < 0 ? -EIO : 0;
+	/* The others' steps without a migration, just before it: the baseline. */
+	for (int k = 0; !ret && k < BASE_STEPS; k++) {
+		double t0 = now_ms();
+
+		ret = serve_driver_step(a.s.driver, NULL) < 0 ? -EIO : 0;
+		serve_msock_pump(&a.ms, 0);
+		t_base += now_ms() - t0;
+	}
 	if (!ret) {
 		double t0 = now_ms();
 
@@ -249,6 +262,7 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 		serve_msock_pump(&a.ms, 0);
 		t_step += t1 - t0;
 		t_mig += now_ms() - t1;
+		nsteps++;
 		if (a.ms.peer_gone && !a.done)
 			ret = -ECONNRESET;
 	}
@@ -260,8 +274,12 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 	row->pages = bst.pages;
 	row->copied = bst.bytes_copied;
 	row->gap_ms = bst.gap_us / 1e3;
-	/* The others' decoding, delayed by the migration's work on the engine thread. */
-	row->slowdown = t_step > 0 ? (t_step + t_mig) / t_step : 0;
+	/*
+	 * The others' decoding: a step with the migration's work between steps
+	 * (its own and whatever it took from the steps) against one without.
+	 */
+	row->slowdown = nsteps && t_base > 0 ?
+			((t_step + t_mig) / nsteps) / (t_base / BASE_STEPS) : 0;
 	row->busy_ms = t_mig;
 	side_down(&a);
 out:

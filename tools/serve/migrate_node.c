@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +25,27 @@
 enum nmig_phase {
 	NM_OFFERED = 1,		/* source: OFFER sent, the request decoding, waiting for READY */
 	NM_COMMITTED,		/* source: stopped, COMMIT sent, waiting for GIVEBACK */
+	NM_GIVING,		/* source: GIVEBACK taken, its rebind on the migration thread */
 	NM_PREPARED,		/* destination: READY sent, waiting for COMMIT */
 	NM_QUEUED,		/* destination: took COMMIT, waiting for a running slot */
 	NM_ARRIVED,		/* destination: scheduled, waiting for its first token */
+};
+
+/*
+ * A rebind for the migration thread: the source's blocks to the pages
+ * given back (hundreds to thousands of blocks: milliseconds of kernel work
+ * that would delay the source's other requests on the engine thread).
+ */
+struct nmig_job {
+	struct nmig_job *next;
+	struct accel_tier_rebind *ops;
+	uint32_t n;
+	/* The regions the rebind names, held by the thread just before it (dup'd fds). */
+	uint64_t keys[2 * NMSG_KEYS_MAX];
+	int fds[2 * NMSG_KEYS_MAX];
+	uint32_t nfd;
+	int ret;
+	bool done;
 };
 
 /* Room for tokens decoded between the OFFER and the COMMIT, so that the image grows in place. */
@@ -55,6 +74,9 @@ struct nmig {
 	uint32_t offered;		/* full blocks offered for pre-binding */
 	struct serve_npage *rpages;	/* READY's: one per pre-bound block */
 	uint32_t gb_pages;		/* the GIVEBACK's pages expected */
+	struct nmig_job *job;		/* NM_GIVING: its rebind */
+	uint64_t t_commit_ns;		/* COMMIT sent */
+	uint64_t downtime_us;		/* GIVEBACK's, until the rebind is over */
 	/* Destination. */
 	void *image;			/* the latest image (mi.hdr points into it) */
 	size_t image_cap;		/* its buffer's bytes */
@@ -78,6 +100,25 @@ struct serve_nmig {
 	struct nmig *m;
 	unsigned int nr, cap;
 	uint32_t timeout_ms;
+	/*
+	 * The migration thread (started with the first GIVEBACK): it runs the
+	 * jobs queued at @jobs and touches nothing but the tier (whose calls
+	 * are thread-safe, accel_mover.h) and the jobs; @lock guards the queue,
+	 * each job's ret and done, and @stop. The records (@m) and every other
+	 * call stay on the engine thread.
+	 *
+	 * @tier_lock (recursive) makes each hold-then-rebind sequence on the
+	 * tier one: a rebind lets go of held regions no block is bound to, so a
+	 * rebind between another's hold and its rebind would drop that hold.
+	 * The engine thread takes it around every message it handles and its
+	 * step's timeouts; the thread around its holds and rebind.
+	 */
+	pthread_mutex_t tier_lock;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool thread_up, stop;
+	struct nmig_job *jobs, **jobs_tail;
 };
 
 static uint64_t mono_ns(void)
@@ -140,7 +181,95 @@ struct serve_nmig *serve_nmig_create(struct serve_driver *d, struct accel_tier *
 	n->ops = *ops;
 	n->arg = arg;
 	n->timeout_ms = SERVE_NMIG_TIMEOUT_MS;
+	{
+		pthread_mutexattr_t a;
+
+		pthread_mutexattr_init(&a);
+		pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&n->tier_lock, &a);
+		pthread_mutexattr_destroy(&a);
+	}
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_cond_init(&n->cond, NULL);
+	n->jobs_tail = &n->jobs;
 	return n;
+}
+
+/* Hold @j's regions, then rebind (one sequence under tier_lock); its fds closed. */
+static int job_run(struct serve_nmig *n, struct nmig_job *j)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&n->tier_lock);
+	for (uint32_t i = 0; !ret && i < j->nfd; i++) {
+		uint64_t key;
+
+		ret = accel_tier_hold(n->tier, j->fds[i], &key);
+		if (!ret && key != j->keys[i])
+			ret = -EPROTO;
+	}
+	if (!ret)
+		ret = accel_tier_rebind(n->tier, j->ops, j->n);
+	pthread_mutex_unlock(&n->tier_lock);
+	for (uint32_t i = 0; i < j->nfd; i++)
+		close(j->fds[i]);
+	j->nfd = 0;
+	return ret;
+}
+
+static void *migration_thread(void *arg)
+{
+	struct serve_nmig *n = arg;
+	struct nmig_job *j;
+	int ret;
+
+	pthread_mutex_lock(&n->lock);
+	for (;;) {
+		while (!n->jobs && !n->stop)
+			pthread_cond_wait(&n->cond, &n->lock);
+		j = n->jobs;
+		if (!j)
+			break;	/* stopped, nothing left */
+		n->jobs = j->next;
+		if (!n->jobs)
+			n->jobs_tail = &n->jobs;
+		pthread_mutex_unlock(&n->lock);
+		ret = job_run(n, j);
+		pthread_mutex_lock(&n->lock);
+		j->ret = ret;
+		j->done = true;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return NULL;
+}
+
+/* Queue @j for the migration thread (started now if need be); -errno: run it here. */
+static int job_queue(struct serve_nmig *n, struct nmig_job *j)
+{
+	if (!n->thread_up) {
+		int ret = pthread_create(&n->thread, NULL, migration_thread, n);
+
+		if (ret)
+			return -ret;
+		n->thread_up = true;
+	}
+	pthread_mutex_lock(&n->lock);
+	j->next = NULL;
+	*n->jobs_tail = j;
+	n->jobs_tail = &j->next;
+	pthread_cond_signal(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
+static bool job_done(struct serve_nmig *n, const struct nmig_job *j)
+{
+	bool done;
+
+	pthread_mutex_lock(&n->lock);
+	done = j->done;
+	pthread_mutex_unlock(&n->lock);
+	return done;
 }
 
 void serve_nmig_set_timeout(struct serve_nmig *n, uint32_t ms)
@@ -191,6 +320,12 @@ static void close_kept(struct nmig *m)
 
 static void drop(struct serve_nmig *n, struct nmig *m)
 {
+	if (m->job) {
+		for (uint32_t i = 0; i < m->job->nfd; i++)
+			close(m->job->fds[i]);
+		free(m->job->ops);
+		free(m->job);
+	}
 	close_kept(m);
 	free(m->image);
 	free(m->oblocks);
@@ -517,8 +652,8 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 	if (!n || !to || !*to || mode >= SERVE_NMIG_NR_MODES)
 		return -EINVAL;
 	for (unsigned int i = 0; i < n->nr; i++)
-		if ((n->m[i].phase == NM_OFFERED || n->m[i].phase == NM_COMMITTED) &&
-		    n->m[i].h == h)
+		if ((n->m[i].phase == NM_OFFERED || n->m[i].phase == NM_COMMITTED ||
+		     n->m[i].phase == NM_GIVING) && n->m[i].h == h)
 			return -EBUSY;	/* on its way already */
 	ret = serve_driver_migrate_peek(n->d, h, &image, &len);
 	if (ret)
@@ -723,7 +858,7 @@ static int on_ready(struct serve_nmig *n, struct nmig *m, const struct serve_nms
 	if (ret)
 		goto fail;
 	m->gb_pages = nr - shared;
-	m->t0_ns = mono_ns();	/* COMMITTED's timeout counts from here */
+	m->t_commit_ns = mono_ns();	/* COMMITTED's timeout counts from here */
 	serve_nmig_hook("commit", m->id);
 	m->st.blocks = m->mo.nr_blocks;
 	m->st.bytes_copied = tail_len;
@@ -743,6 +878,8 @@ out:
 	return 0;
 }
 
+static void source_gave(struct serve_nmig *n, struct nmig *m, int ret);
+
 /*
  * Source, GIVEBACK: the destination runs it; our own blocks take READY's
  * pages (the pre-bound ones) and the pages given now, then go.
@@ -757,15 +894,26 @@ static int on_giveback(struct serve_nmig *n, struct nmig *m, const struct serve_
 
 	if (m->phase != NM_COMMITTED)
 		return -EPROTO;
-	ret = h->nr_pages == m->gb_pages && !h->nr_back && pages_named(h, given, h->nr_pages) ?
-	      0 : -EPROTO;
-	if (!ret)
-		ret = hold_regions(n, h, fds, kinds, count);
-	if (!ret)
-		ret = hold_kept(n, m);
+	ret = h->nr_pages == m->gb_pages && !h->nr_back && pages_named(h, given, h->nr_pages) &&
+	      count == 1 + h->nr_keys ? 0 : -EPROTO;
+	for (i = 0; !ret && i < h->nr_keys; i++)
+		if (kinds[1 + i] != ACCEL_HANDOFF_REGION)
+			ret = -EPROTO;
 	ops = calloc(m->st.pages + 1, sizeof(*ops));
-	if (!ret && !ops)
+	m->job = calloc(1, sizeof(*m->job));
+	if (!ret && (!ops || !m->job))
 		ret = -ENOMEM;
+	/* The regions to hold: GIVEBACK's and READY's (kept), held where the rebind runs. */
+	for (i = 0; !ret && i < h->nr_keys + m->nk; i++) {
+		int fd = i < h->nr_keys ? fds[1 + i] : m->kfds[i - h->nr_keys];
+
+		m->job->keys[i] = i < h->nr_keys ? msg_keys(h)[i] : m->kkeys[i - h->nr_keys];
+		m->job->fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (m->job->fds[i] < 0)
+			ret = -errno;
+		else
+			m->job->nfd++;
+	}
 	for (i = 0; !ret && i < m->mo.nr_blocks; i++) {
 		const struct serve_npage *to;
 
@@ -784,10 +932,32 @@ static int on_giveback(struct serve_nmig *n, struct nmig *m, const struct serve_
 		};
 	}
 	trace("GIVEBACK taken", m->id, m->mo.t_stop_ns);
-	if (!ret && nops)
-		ret = accel_tier_rebind(n->tier, ops, nops);
-	trace("source rebound", m->id, m->mo.t_stop_ns);
+	m->downtime_us = h->downtime_us;
+	if (!ret && nops) {
+		/* The holds and the rebind on the migration thread; the step after finishes. */
+		m->job->ops = ops;
+		m->job->n = nops;
+		if (!job_queue(n, m->job)) {
+			m->phase = NM_GIVING;
+			return 0;
+		}
+		ret = job_run(n, m->job);	/* no thread: here */
+		m->job->ops = NULL;
+	}
+	if (m->job) {
+		for (i = 0; i < m->job->nfd; i++)
+			close(m->job->fds[i]);
+		m->job->nfd = 0;
+	}
 	free(ops);
+	source_gave(n, m, ret);
+	return 0;
+}
+
+/* Source: our blocks took the pages given back (@ret 0), or could not: the end. */
+static void source_gave(struct serve_nmig *n, struct nmig *m, int ret)
+{
+	trace("source rebound", m->id, m->mo.t_stop_ns);
 	if (ret) {
 		/*
 		 * The request is the destination's, but our blocks still have its
@@ -802,11 +972,10 @@ static int on_giveback(struct serve_nmig *n, struct nmig *m, const struct serve_
 		serve_driver_migrate_done(n->d, &m->mo);
 	}
 	m->st.total_us = (mono_ns() - m->t0_ns) / 1000;
-	m->st.downtime_us = h->downtime_us;
+	m->st.downtime_us = m->downtime_us;
 	if (n->ops.done)
 		n->ops.done(n->arg, m->id, 0, &m->st);
 	drop(n, m);
-	return 0;
 }
 
 /* ---- the destination ---- */
@@ -830,9 +999,11 @@ static void dest_cancel(struct serve_nmig *n, struct nmig *m)
 	int ret;
 
 	if (m->pre) {
+		pthread_mutex_lock(&n->tier_lock);
 		ret = hold_kept(n, m);
 		if (!ret)
 			ret = accel_tier_rebind(n->tier, m->back, m->pre);
+		pthread_mutex_unlock(&n->tier_lock);
 		if (ret) {
 			/* Never freed with a page of the source's under it. */
 			fprintf(stderr, "kvaccel-serve: migration %llu: binding its own pages back: "
@@ -1214,6 +1385,7 @@ int serve_nmig_receive(struct serve_nmig *n, const char *from, const int *fds,
 	ret = read_msg(fds[0], &h);
 	if (ret)
 		return ret;
+	pthread_mutex_lock(&n->tier_lock);
 	m = find(n, h->id);
 	if (h->kind == SERVE_NMSG_OFFER)
 		ret = m ? -EEXIST : on_offer(n, from, h, fds, kinds, count);
@@ -1232,6 +1404,7 @@ int serve_nmig_receive(struct serve_nmig *n, const char *from, const int *fds,
 	} else {
 		ret = -EPROTO;
 	}
+	pthread_mutex_unlock(&n->tier_lock);
 	free(h);
 	return ret;
 }
@@ -1287,7 +1460,12 @@ void serve_nmig_step(struct serve_nmig *n)
 		struct nmig *m = &n->m[i];
 		struct serve_driver_info in;
 
-		if (m->phase == NM_COMMITTED && now - m->t0_ns > limit) {
+		if (m->phase == NM_GIVING && job_done(n, m->job)) {
+			source_gave(n, m, m->job->ret);
+			i--;
+			continue;
+		}
+		if (m->phase == NM_COMMITTED && now - m->t_commit_ns > limit) {
 			/*
 			 * Stopped, COMMIT sent, and neither its end nor GIVEBACK came
 			 * (the daemon gone for good): the destination may run it, so it
@@ -1349,15 +1527,30 @@ void serve_nmig_destroy(struct serve_nmig *n)
 {
 	if (!n)
 		return;
+	if (n->thread_up) {
+		/* It runs what is queued, then ends. */
+		pthread_mutex_lock(&n->lock);
+		n->stop = true;
+		pthread_cond_signal(&n->cond);
+		pthread_mutex_unlock(&n->lock);
+		pthread_join(n->thread, NULL);
+	}
 	while (n->nr) {
 		struct nmig *m = &n->m[0];
 
 		if (m->phase == NM_COMMITTED)
 			serve_driver_migrate_undo(n->d, &m->mo);
+		else if (m->phase == NM_GIVING && !m->job->ret)
+			serve_driver_migrate_done(n->d, &m->mo);
+		else if (m->phase == NM_GIVING)
+			serve_driver_migrate_keep(n->d, &m->mo);
 		else if (m->phase == NM_PREPARED || m->phase == NM_QUEUED)
 			dest_cancel(n, m);
 		drop(n, m);
 	}
+	pthread_mutex_destroy(&n->lock);
+	pthread_mutex_destroy(&n->tier_lock);
+	pthread_cond_destroy(&n->cond);
 	free(n->m);
 	free(n);
 }

@@ -47,7 +47,16 @@
  * finishes or is preempted while OFFERED stays on the source (the
  * destination is told: ABORT). Never on both sides, never lost silently.
  *
- * Every call belongs to the engine thread, between steps.
+ * Every call belongs to the engine thread, between steps. The one piece
+ * of work that grows with the request on the source after its stop, its
+ * blocks' rebind to the pages given back (a kernel bind of every block),
+ * runs on a migration thread of its own (started with the first GIVEBACK):
+ * it touches only the tier (thread-safe, accel_mover.h) and its job; the
+ * source frees the blocks at the step after it finished. Holds and rebinds
+ * are serialised (a rebind lets go of held regions no block is bound to,
+ * which would drop a hold made for a rebind still to come): the engine
+ * thread holds the lock for each message it handles, so a message that
+ * comes while the thread rebinds waits for it.
  */
 #ifndef SERVE_MIGRATE_NODE_H
 #define SERVE_MIGRATE_NODE_H
