@@ -24,6 +24,7 @@
  * next token); the gap, its last token to its next, adds a decode step
  * at its length. The long request is made without a prefill:
  * its image is committed on the source over blocks of made-up KV.
+ * MIGRATE_MODES (e.g. "zero-copy,copy") runs only the modes it names.
  * Documentation/serve.rst, "Live migration"; run by `make bench-migrate`.
  */
 #include <errno.h>
@@ -349,8 +350,12 @@ int main(int argc, char **argv)
 	       "busy_ms", "steps");
 	for (uint32_t i = 0; i < nl; i++) {
 		for (uint32_t mode = 0; mode < SERVE_NMIG_NR_MODES; mode++) {
+			const char *only = getenv("MIGRATE_MODES");
 			struct row r;
 			int ret;
+
+			if (only && !strstr(only, names[mode]))
+				continue;	/* MIGRATE_MODES=zero-copy,copy: those alone */
 
 			if (mode == SERVE_NMIG_RECOMPUTE && lens[i] > RECOMPUTE_MAX) {
 				printf("  %-8u %10llu %-10s %12s\n", lens[i],
