@@ -314,6 +314,17 @@ out:
 	return ret;
 }
 
+/* @name is one of @list's comma-separated words. */
+static bool mode_named(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const names[] = { "zero-copy", "copy", "recompute" };
@@ -354,7 +365,7 @@ int main(int argc, char **argv)
 			struct row r;
 			int ret;
 
-			if (only && !strstr(only, names[mode]))
+			if (only && !mode_named(only, names[mode]))
 				continue;	/* MIGRATE_MODES=zero-copy,copy: those alone */
 
 			if (mode == SERVE_NMIG_RECOMPUTE && lens[i] > RECOMPUTE_MAX) {

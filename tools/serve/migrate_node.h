@@ -50,7 +50,8 @@
  * Every call belongs to the engine thread, between steps. The one piece
  * of work that grows with the request on the source after its stop, its
  * blocks' rebind to the pages given back (a kernel bind of every block),
- * runs on a migration thread of its own (started with the first GIVEBACK):
+ * runs on a migration thread of its own (started with the first GIVEBACK,
+ * at nice 19: the steps and, on shared CPUs, the destination come first):
  * it touches only the tier (thread-safe, accel_mover.h) and its job; the
  * source frees the blocks at the step after it finished. Holds and rebinds
  * are serialised (a rebind lets go of held regions no block is bound to,
