@@ -382,8 +382,8 @@ int main(int argc, char **argv)
 				continue;
 			}
 			printf("  %-8u %10llu %-10s %12.2f %10.2f %10.2f %8llu %10llu %8.2fx %8.2f "
-			       "%6u\n", lens[i], (unsigned long long)(kv_tok * lens[i]), names[mode],
-			       r.downtime_ms, r.gap_ms, r.total_ms, (unsigned long long)r.pages,
+			       "%6u\n", lens[i], (unsigned long long)(kv_tok * lens[i]),
+			       names[mode], r.downtime_ms, r.gap_ms, r.total_ms, (unsigned long long)r.pages,
 			       (unsigned long long)r.copied, r.slowdown, r.busy_ms, r.steps);
 			fflush(stdout);
 		}

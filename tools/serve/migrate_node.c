@@ -857,7 +857,8 @@ static int on_ready(struct serve_nmig *n, struct nmig *m, const struct serve_nms
 	for (i = 0, shared = 0; i < nr; i++)
 		if (!pages[i].own)
 			memcpy(tail + (size_t)shared++ * n->block_bytes,
-			       accel_tier_block_addr(n->tier, m->mo.blocks[pre + i]), n->block_bytes);
+			       accel_tier_block_addr(n->tier, m->mo.blocks[pre + i]),
+			       n->block_bytes);
 	for (i = 0; i < nb; i++)
 		memcpy(tail + (size_t)(shared + i) * n->block_bytes,
 		       accel_tier_block_addr(n->tier, m->mo.blocks[back[i]]), n->block_bytes);
@@ -1015,9 +1016,9 @@ static void dest_cancel(struct serve_nmig *n, struct nmig *m)
 		pthread_mutex_unlock(&n->tier_lock);
 		if (ret) {
 			/* Never freed with a page of the source's under it. */
-			fprintf(stderr, "kvaccel-serve: migration %llu: binding its own pages back: "
-				"%s: %u blocks kept out of the pool\n", (unsigned long long)m->id,
-				strerror(-ret), m->pre);
+			fprintf(stderr, "kvaccel-serve: migration %llu: binding its own pages "
+				"back: %s: %u blocks kept out of the pool\n",
+				(unsigned long long)m->id, strerror(-ret), m->pre);
 			free(m->mi.blocks);
 			memset(&m->mi, 0, sizeof(m->mi));
 		}
@@ -1481,8 +1482,8 @@ void serve_nmig_step(struct serve_nmig *n)
 			 * cannot resume here. It fails to its client, its blocks stay
 			 * out of the pool (their pages may be the destination's now).
 			 */
-			fprintf(stderr, "kvaccel-serve: migration %llu with %s: no word %u ms after "
-				"its COMMIT: request %u failed here (it may go on there)\n",
+			fprintf(stderr, "kvaccel-serve: migration %llu with %s: no word %u ms "
+				"after its COMMIT: request %u failed here (it may go on there)\n",
 				(unsigned long long)m->id, m->peer, n->timeout_ms, m->h);
 			serve_driver_migrate_keep(n->d, &m->mo);
 			serve_driver_migrate_lost(n->d, m->h);
