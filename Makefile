@@ -427,6 +427,16 @@ $(B)/tests/kvaccel-serve: $(B)/tools/kvaccel-serve
 	@mkdir -p $(@D)
 	install -m 755 $< $@
 
+# In the VM: kvacceld killed at each stage of a node's migration (the engines
+# stop themselves there: SERVE_MIGR_STOP_AT), restarted or not.
+TEST_BINS	+= $(B)/tests/migrate_kvd_kill.sh $(B)/tests/kvd_test.lib
+$(B)/tests/migrate_kvd_kill.sh: tests/serve/migrate_kvd_kill.sh
+	@mkdir -p $(@D)
+	install -m 755 $< $@
+$(B)/tests/kvd_test.lib: tests/serve/kvd_test.lib
+	@mkdir -p $(@D)
+	install -m 644 $< $@
+
 # In the VM: a kvacceld pressure round answered by swap-outs, and an engine
 # killed in the middle of its swaps leaking nothing (kvacceld on PATH in the guest).
 TEST_BINS	+= $(B)/tests/serve_pressure_vm

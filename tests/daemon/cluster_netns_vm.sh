@@ -100,11 +100,10 @@ view() { # I: node I's view as JSON into $t/view.nI
 	ctl $1 --json cluster > $t/view.n$1 2>&1
 }
 
-# has I NODES: node I's view holds NODES nodes and is in sync.
+# has I NODES: node I's view holds NODES nodes (its status says so) and is in sync.
 has() {
 	view $1 || return 1
-	[ "$(grep -o '"kind": *"node"' $t/view.n$1 | wc -l)" -eq "$2" ] &&
-		grep -q '"stale": *false' $t/view.n$1
+	tr -d ' \n' < $t/view.n$1 | grep -q "\"stale\":false,.*\"nodes\":$2,"
 }
 
 # lists I NODE: node I's view lists node NODE (a node entry: "self" follows its name).

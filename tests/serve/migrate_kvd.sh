@@ -14,34 +14,8 @@ n=0
 echo "TAP version 13"
 echo "1..7"
 
-ok() { # status name [diagnostic file...]
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n migrate_kvd.$2"
-	else
-		echo "not ok $n migrate_kvd.$2"
-		shift 2
-		for f in "$@"; do sed "s|^|# $(basename "$f"): |" "$f"; done
-	fi
-}
-
-wait_for() { # pattern file [tenths]
-	i=0
-	while ! grep -q "$1" "$2" 2>/dev/null && [ $i -lt "${3:-300}" ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	grep -q "$1" "$2"
-}
-
-gone() { # pid tenths
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt "$2" ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	! kill -0 "$1" 2>/dev/null
-}
+prefix=migrate_kvd
+. "$(dirname "$0")/kvd_test.lib"
 
 cat > $t/kvd.conf <<CONF
 [daemon]

@@ -392,12 +392,82 @@ static void test_recompute(void **state)
 	serve_stack_destroy(&b);
 }
 
+/*
+ * What a node's migration does before the stop: the source's blocks while
+ * it decodes on (serve_driver_migrate_blocks()), and the destination's
+ * image grown in place to a later one (serve_driver_migrate_grown()): its
+ * blocks follow, the refusals change nothing.
+ */
+static void test_grown(void **state)
+{
+	struct serve_params p = params_of(1);
+	struct serve_stack a, b;
+	struct serve_migr_in mi;
+	struct serve_migr_hdr *hd;
+	uint32_t h, n, n1, *blocks, nr, nr1;
+	int32_t tok[128];
+	void *img, *img2;
+	size_t len, len2;
+	char *buf;
+
+	(void)state;
+	stack_up(&a, 48, 0);
+	stack_up(&b, 48, 0);
+	n = tokens_of(1, tok);
+	assert_int_equal(serve_driver_add(a.driver, tok, n, &p, &h), 0);
+	assert_int_equal(serve_driver_migrate_blocks(a.driver, h, &blocks, &nr), -EINVAL);
+	assert_int_equal(serve_driver_migrate_blocks(a.driver, 77, &blocks, &nr), -ENOENT);
+	assert_int_equal(serve_driver_migrate_blocks(a.driver, h, NULL, &nr), -EINVAL);
+	run_to(&a, h, 2);
+	assert_int_equal(serve_driver_migrate_peek(a.driver, h, &img, &len), 0);
+	assert_int_equal(serve_driver_migrate_blocks(a.driver, h, &blocks, &nr), 0);
+	hd = img;
+	n1 = hd->n_prompt + hd->n_gen;
+	assert_int_equal(nr, (n1 - 1 + 15) / 16);	/* the KV of all tokens but the last */
+	free(blocks);
+
+	buf = calloc(1, serve_migr_image_size(n1 + 32, hd->n_gen + 32));
+	assert_non_null(buf);
+	memcpy(buf, img, len);
+	assert_int_equal(serve_driver_migrate_prepare(b.driver, buf, len, &mi), 0);
+	nr1 = mi.nr_blocks;
+	run_to(&a, h, 9);
+	assert_int_equal(serve_driver_migrate_peek(a.driver, h, &img2, &len2), 0);
+	hd = img2;
+	assert_true(hd->n_prompt + hd->n_gen > n1 + 5);
+	memcpy(buf, img2, len2);	/* grown in place (here: written whole) */
+	assert_int_equal(serve_driver_migrate_grown(b.driver, &mi, len2, n1 + 32, hd->model,
+						    hd->seed, hd->max_tokens), -EINVAL);
+	assert_int_equal(serve_driver_migrate_grown(b.driver, &mi, len2, n1, hd->model,
+						    hd->seed + 1, hd->max_tokens), -EINVAL);
+	assert_int_equal(serve_driver_migrate_grown(b.driver, &mi, len2, n1, hd->model,
+						    hd->seed, hd->max_tokens + 1), -EINVAL);
+	assert_int_equal(serve_driver_migrate_grown(b.driver, &mi, len2 - 8, n1, hd->model,
+						    hd->seed, hd->max_tokens), -EPROTO);
+	assert_int_equal(serve_driver_migrate_grown(b.driver, &mi, len2, n1, hd->model + 1,
+						    hd->seed, hd->max_tokens), -EINVAL);
+	assert_int_equal(mi.nr_blocks, nr1);	/* refused: unchanged */
+	assert_int_equal(serve_driver_migrate_grown(b.driver, &mi, len2, n1, hd->model,
+						    hd->seed, hd->max_tokens), 0);
+	assert_int_equal(mi.nr_blocks, (hd->n_prompt + hd->n_gen - 1 + 15) / 16);
+	assert_ptr_equal(mi.hdr, buf);
+	serve_driver_migrate_cancel(b.driver, &mi);
+	assert_nothing_held(&b);
+	assert_int_equal(serve_driver_run_all(a.driver, NULL), 0);
+	free(img);
+	free(img2);
+	free(buf);
+	serve_stack_destroy(&a);
+	serve_stack_destroy(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ping_pong),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_recompute),
+		cmocka_unit_test(test_grown),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

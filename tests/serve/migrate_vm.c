@@ -8,7 +8,9 @@
  * (no block copied), usage is back afterwards; a refusal, a destination
  * killed with the OFFER or with the COMMIT, a source killed before COMMIT,
  * a silent source, a source killed after it, a request that ends while
- * offered: each leaves the request on exactly one side.
+ * offered (with and without pre-bound blocks): each leaves the request on
+ * exactly one side, and a destination that gave up after pre-binding has
+ * no page of the source's left under its blocks.
  */
 #include <errno.h>
 #include <signal.h>
@@ -246,6 +248,24 @@ static int pages_foreign(struct side *sd, uint32_t h)
 		struct accel_tier_page pg;
 
 		if (accel_tier_page(sd->s.tiers[0], ids[i], &pg))
+			return -1;
+		foreign += pg.key != accel_tier_key(sd->s.tiers[0]);
+	}
+	return (int)foreign;
+}
+
+/* Blocks of @sd's compute tier backed by a page of another engine's region (any request's). */
+static int foreign_blocks(struct side *sd)
+{
+	ACCEL_OPTS(accel_tier_info, ti);
+	uint32_t foreign = 0;
+
+	if (accel_tier_info(sd->s.tiers[0], &ti))
+		return -1;
+	for (uint32_t b = 0; b < ti.blocks; b++) {
+		struct accel_tier_page pg;
+
+		if (accel_tier_page(sd->s.tiers[0], b, &pg))
 			return -1;
 		foreign += pg.key != accel_tier_key(sd->s.tiers[0]);
 	}
@@ -503,6 +523,7 @@ static void destination_dies(struct __test_metadata *_metadata, FIXTURE_DATA(mig
 	EXPECT_TRUE(a.done);
 	EXPECT_EQ(-ECONNRESET, a.done_status);
 	EXPECT_EQ(0, check_digests(&a, h, &self->ref[1]));
+	EXPECT_EQ(0, foreign_blocks(&a));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	side_down(&a);
 }
@@ -570,10 +591,15 @@ TEST_F(migrate, source_killed_after_commit)
 	side_down(&b);
 }
 
-/* The request finishes before the destination is ready: it never moves (ABORT). */
-TEST_F(migrate, finished_while_offered)
+/*
+ * The request finishes before the destination is ready: it never moves
+ * (ABORT). Request 1 has full blocks, so the destination pre-bound them at
+ * the OFFER: the ABORT binds its own pages back before it frees them.
+ */
+static void finished_while_offered(struct __test_metadata *_metadata,
+				   FIXTURE_DATA(migrate) *self, uint32_t r)
 {
-	struct serve_params pp = params_of(0);
+	struct serve_params pp = params_of(r);
 	struct side a;
 	int32_t tok[128];
 	uint32_t h, n;
@@ -591,13 +617,15 @@ TEST_F(migrate, finished_while_offered)
 		while (!b.ms.peer_gone)
 			pump(&b, 100);
 		status = b.arrived || serve_nmig_pending(b.n) ? 1 : 0;
+		if (foreign_blocks(&b))
+			status |= 2;	/* a page of the source's still bound here */
 		side_down(&b);
 		_exit(status);
 	}
 	close(self->sv[1]);
 	self->sv[1] = -1;
 	ASSERT_EQ(0, side_up(&a, self->m, 24, self->sv[0], "A", "B"));
-	n = tokens_of(0, tok);
+	n = tokens_of(r, tok);
 	ASSERT_EQ(0, serve_driver_add(a.s.driver, tok, n, &pp, &h));
 	while (!decoding_with(&a, h, pp.max_tokens - 1))
 		ASSERT_LE(0, serve_driver_step(a.s.driver, NULL));
@@ -606,12 +634,23 @@ TEST_F(migrate, finished_while_offered)
 	ASSERT_EQ(0, run_side(&a, NULL, NULL, 4000));
 	EXPECT_TRUE(a.done);
 	EXPECT_EQ(-ECANCELED, a.done_status);
-	EXPECT_EQ(0, check_digests(&a, h, &self->ref[0]));
+	EXPECT_EQ(0, check_digests(&a, h, &self->ref[r]));
+	EXPECT_EQ(0, foreign_blocks(&a));
 	close(self->sv[0]);
 	self->sv[0] = -1;
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(0, WEXITSTATUS(status));
 	side_down(&a);
+}
+
+TEST_F(migrate, finished_while_offered)
+{
+	finished_while_offered(_metadata, self, 0);
+}
+
+TEST_F(migrate, finished_after_the_prebind)
+{
+	finished_while_offered(_metadata, self, 1);
 }
 
 /*
@@ -663,6 +702,7 @@ static void source_gone(struct __test_metadata *_metadata, FIXTURE_DATA(migrate)
 		pump(&b, 200);	/* READY was taken: B waits for a COMMIT that never comes */
 		ASSERT_EQ(0, accel_bm_tier_stats(b.s.bm, 0, &st));
 		EXPECT_LT(0, st.used);
+		EXPECT_LT(0, foreign_blocks(&b));	/* its full blocks pre-bound */
 		EXPECT_EQ(1, serve_nmig_pending(b.n));
 		for (int k = 0; k < 100 && serve_nmig_pending(b.n); k++) {
 			pump(&b, 50);
@@ -676,6 +716,7 @@ static void source_gone(struct __test_metadata *_metadata, FIXTURE_DATA(migrate)
 	ASSERT_EQ(0, accel_bm_tier_stats(b.s.bm, 0, &st));
 	EXPECT_EQ(0, st.used);
 	EXPECT_EQ(0, b.arrived);
+	EXPECT_EQ(0, foreign_blocks(&b));	/* the pre-bound blocks have their own pages back */
 	close(self->sv[1]);
 	self->sv[1] = -1;
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));

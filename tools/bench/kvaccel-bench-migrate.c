@@ -15,11 +15,16 @@
  * and how much slower the source's other requests decode while it runs:
  * busy_ms is the migration's own work on the source's engine thread (its
  * calls and messages between steps, from the migrate call to the end), and
- * slowdown (steps + that work) / steps over the same window. Downtime is the request's stop on the
+ * slowdown the others' step during the migration against their mean step
+ * in the 20 steps right after it (the same batch, the same run): their
+ * mean step once the request stopped (what a migration thread takes from
+ * them) plus busy_ms spread over the migration's steps (steps).
+ * Downtime is the request's stop on the
  * source until it is runnable on the destination (recompute: until its
  * next token); the gap, its last token to its next, adds a decode step
  * at its length. The long request is made without a prefill:
  * its image is committed on the source over blocks of made-up KV.
+ * MIGRATE_MODES (e.g. "zero-copy,copy") runs only the modes it names.
  * Documentation/serve.rst, "Live migration"; run by `make bench-migrate`.
  */
 #include <errno.h>
@@ -41,7 +46,9 @@
 #include "stack.h"
 
 #define OTHERS		4
+#define OTHER_TOKENS	1000	/* decoding through the migration and the baseline after it */
 #define RECOMPUTE_MAX	4096
+#define BASE_STEPS	20	/* steps timed after the migration: the baseline */
 
 struct side {
 	struct serve_msock ms;
@@ -96,7 +103,8 @@ static int side_up(struct side *sd, const struct serve_model *m, uint32_t len, i
 	static const struct serve_nmig_ops ops = { .send = side_send, .done = on_done,
 						   .arrived = on_arrived };
 	struct serve_driver_opts d = { .max_tokens = 512 };
-	struct serve_stack_opts so = { .model = m, .blocks = len / 16 + 64, .swap_blocks = 16,
+	struct serve_stack_opts so = { .model = m, .swap_blocks = 16,
+				       .blocks = len / 16 + 64 + OTHERS * (OTHER_TOKENS / 16 + 2),
 				       .window = true, .threads = 1, .max_ctx = len + 256,
 				       .sched = &d };
 	char err[256];
@@ -155,6 +163,15 @@ static int long_request(struct side *sd, const struct serve_model *m, uint32_t l
 	return ret;
 }
 
+/* Only the other requests decode (the long one left the scheduler). */
+static bool others_only(struct side *sd)
+{
+	ACCEL_OPTS(accel_sched_stats, st);
+
+	serve_driver_stats(sd->s.driver, &st);
+	return st.in_state[ACCEL_SCHED_DECODING] == OTHERS;
+}
+
 static bool decoded(struct side *sd, uint32_t h, uint32_t gen)
 {
 	struct serve_driver_info in;
@@ -191,6 +208,7 @@ static int destination(const struct serve_model *m, uint32_t len, int sock, int 
 
 struct row {
 	double downtime_ms, gap_ms, total_ms, slowdown, busy_ms;
+	uint32_t steps;		/* the source's, from the migrate call to its end */
 	uint64_t pages, copied;
 	int status;
 };
@@ -199,7 +217,8 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 {
 	struct serve_nmig_stats bst = { 0 };
 	uint32_t h, others[OTHERS];
-	double t_step = 0, t_mig = 0;
+	double t_step = 0, t_mig = 0, t_base = 0;
+	uint32_t nsteps = 0, nwin = 0;
 	int sv[2], pfd[2], status, ret = 0;
 	struct side a;
 	pid_t pid;
@@ -223,7 +242,7 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 	}
 	ret = long_request(&a, m, len, &h);
 	for (uint32_t i = 0; !ret && i < OTHERS; i++) {
-		struct serve_params p = { .max_tokens = 400, .seed = i };
+		struct serve_params p = { .max_tokens = OTHER_TOKENS, .seed = i };
 		int32_t tok[16];
 
 		for (uint32_t j = 0; j < 16; j++)
@@ -247,10 +266,22 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 		t1 = now_ms();
 		serve_nmig_step(a.n);
 		serve_msock_pump(&a.ms, 0);
-		t_step += t1 - t0;
+		if (others_only(&a)) {
+			/* Stopped here: the steps are the others' alone, as the baseline's. */
+			t_step += t1 - t0;
+			nsteps++;
+		}
 		t_mig += now_ms() - t1;
+		nwin++;
 		if (a.ms.peer_gone && !a.done)
 			ret = -ECONNRESET;
+	}
+	/* The others' steps without a migration, right after it: the baseline. */
+	for (int k = 0; !ret && k < BASE_STEPS; k++) {
+		double t0 = now_ms();
+
+		ret = serve_driver_step(a.s.driver, NULL) < 0 ? -EIO : 0;
+		t_base += now_ms() - t0;
 	}
 	if (!ret && read(pfd[0], &bst, sizeof(bst)) != (ssize_t)sizeof(bst))
 		ret = -EIO;
@@ -260,8 +291,18 @@ static int one(const struct serve_model *m, uint32_t len, uint32_t mode, struct 
 	row->pages = bst.pages;
 	row->copied = bst.bytes_copied;
 	row->gap_ms = bst.gap_us / 1e3;
-	/* The others' decoding, delayed by the migration's work on the engine thread. */
-	row->slowdown = t_step > 0 ? (t_step + t_mig) / t_step : 0;
+	/*
+	 * The others' decoding during the migration against after it (the same
+	 * batch, BASE_STEPS steps): their mean step once the request stopped
+	 * here (what the migration thread took from the steps), plus the
+	 * migration's work between steps spread over the migration's steps.
+	 */
+	if (t_base > 0 && nwin) {
+		double base = t_base / BASE_STEPS, step = nsteps ? t_step / nsteps : base;
+
+		row->slowdown = (step + t_mig / nwin) / base;
+		row->steps = nwin;
+	}
 	row->busy_ms = t_mig;
 	side_down(&a);
 out:
@@ -271,6 +312,17 @@ out:
 	if (!ret && (!WIFEXITED(status) || WEXITSTATUS(status)))
 		ret = -EIO;
 	return ret;
+}
+
+/* @name is one of @list's comma-separated words. */
+static bool mode_named(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || !p[n]))
+			return true;
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -297,12 +349,24 @@ int main(int argc, char **argv)
 		return 1;
 	kv_tok = serve_kv_block_bytes(&m->cfg, 16) / 16;
 	printf("# live migration of one decoding request between two engines of a node\n");
-	printf("# %-8s %10s %-10s %12s %10s %10s %8s %10s %9s %8s\n", "tokens", "KV_bytes", "mode",
-	       "downtime_ms", "gap_ms", "total_ms", "pages", "copied_B", "slowdown", "busy_ms");
+	{
+		/* Unmeasured: a process's first migration pays for its first faults and calls. */
+		struct row r;
+
+		one(m, 1024, SERVE_NMIG_ZERO_COPY, &r);
+		printf("# (after one unmeasured 1k zero-copy migration)\n");
+	}
+	printf("# %-8s %10s %-10s %12s %10s %10s %8s %10s %9s %8s %6s\n", "tokens", "KV_bytes",
+	       "mode", "downtime_ms", "gap_ms", "total_ms", "pages", "copied_B", "slowdown",
+	       "busy_ms", "steps");
 	for (uint32_t i = 0; i < nl; i++) {
 		for (uint32_t mode = 0; mode < SERVE_NMIG_NR_MODES; mode++) {
+			const char *only = getenv("MIGRATE_MODES");
 			struct row r;
 			int ret;
+
+			if (only && !mode_named(only, names[mode]))
+				continue;	/* MIGRATE_MODES=zero-copy,copy: those alone */
 
 			if (mode == SERVE_NMIG_RECOMPUTE && lens[i] > RECOMPUTE_MAX) {
 				printf("  %-8u %10llu %-10s %12s\n", lens[i],
@@ -317,10 +381,10 @@ int main(int argc, char **argv)
 				       strerror(-(ret ? ret : r.status)));
 				continue;
 			}
-			printf("  %-8u %10llu %-10s %12.2f %10.2f %10.2f %8llu %10llu %8.2fx %8.2f\n",
-			       lens[i], (unsigned long long)(kv_tok * lens[i]), names[mode],
-			       r.downtime_ms, r.gap_ms, r.total_ms, (unsigned long long)r.pages,
-			       (unsigned long long)r.copied, r.slowdown, r.busy_ms);
+			printf("  %-8u %10llu %-10s %12.2f %10.2f %10.2f %8llu %10llu %8.2fx %8.2f "
+			       "%6u\n", lens[i], (unsigned long long)(kv_tok * lens[i]),
+			       names[mode], r.downtime_ms, r.gap_ms, r.total_ms, (unsigned long long)r.pages,
+			       (unsigned long long)r.copied, r.slowdown, r.busy_ms, r.steps);
 			fflush(stdout);
 		}
 	}

@@ -110,6 +110,29 @@ int serve_driver_migrate_peek(struct serve_driver *d, uint32_t h, void **image, 
 	return *image ? 0 : -ENOMEM;
 }
 
+int serve_driver_migrate_blocks(struct serve_driver *d, uint32_t h, uint32_t **blocks,
+				uint32_t *nr)
+{
+	ACCEL_OPTS(accel_sched_req_info, si);
+	struct dslot *s = d ? slot_of(d, h) : NULL;
+	int ret;
+
+	if (!d || !blocks || !nr)
+		return -EINVAL;
+	if (!s)
+		return -ENOENT;
+	if (s->migr)
+		return -EBUSY;
+	if (!s->eid)
+		return -EINVAL;
+	ret = accel_sched_req_info(d->sched, s->sreq, &si);
+	if (ret)
+		return ret;
+	if (si.state != ACCEL_SCHED_DECODING)
+		return -EINVAL;
+	return seq_blocks(d, si.seq, blocks, nr);
+}
+
 int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 			     struct serve_migr_out *mo)
 {
@@ -298,8 +321,14 @@ int serve_driver_migrate_prepare(struct serve_driver *d, const void *image, size
 			      (uint64_t)hd->n_prompt + hd->n_gen - 1, NULL, NULL);
 	if (!ret)
 		ret = seq_blocks(d, mi->seq, &mi->blocks, &mi->nr_blocks);
+	/* Its engine request now, so that the commit only adds what came since. */
+	if (!ret)
+		ret = serve_engine_adopt(d->o.engine, serve_migr_tokens(hd), hd->n_prompt,
+					 serve_migr_tokens(hd) + hd->n_prompt,
+					 serve_migr_digests(hd), hd->n_gen, &p, &mi->eid);
 	if (ret) {
 		accel_bm_seq_free(d->o.bm, mi->seq);
+		free(mi->blocks);
 		memset(mi, 0, sizeof(*mi));
 		return ret;
 	}
@@ -307,11 +336,61 @@ int serve_driver_migrate_prepare(struct serve_driver *d, const void *image, size
 	return 0;
 }
 
+/* Extend @mi's blocks from @n_old tokens to @hd's (the image checked by the caller). */
+static int extend_to(struct serve_driver *d, struct serve_migr_in *mi,
+		     const struct serve_migr_hdr *hd, uint32_t n_old)
+{
+	uint32_t n_new = hd->n_prompt + hd->n_gen, *blocks, nr;
+	int ret;
+
+	if (n_new > n_old) {
+		ret = accel_bm_append(d->o.bm, mi->seq, serve_migr_tokens(hd) + n_old - 1,
+				      n_new - n_old, NULL, NULL);
+		if (ret)
+			return ret;
+		ret = seq_blocks(d, mi->seq, &blocks, &nr);
+		if (!ret && mi->eid) {
+			ret = serve_engine_adopt_more(d->o.engine, mi->eid,
+						      serve_migr_tokens(hd) + hd->n_prompt,
+						      serve_migr_digests(hd), hd->n_gen);
+			if (ret)
+				free(blocks);
+		}
+		if (ret) {
+			accel_bm_truncate(d->o.bm, mi->seq, n_new - n_old);
+			return ret;
+		}
+		free(mi->blocks);
+		mi->blocks = blocks;
+		mi->nr_blocks = nr;
+	}
+	mi->hdr = hd;
+	return 0;
+}
+
+int serve_driver_migrate_grown(struct serve_driver *d, struct serve_migr_in *mi, size_t len,
+			       uint32_t n_old, uint64_t model, uint64_t seed, uint32_t max_tokens)
+{
+	const struct serve_migr_hdr *hd = mi ? mi->hdr : NULL;
+	int ret;
+
+	if (!d || !hd)
+		return -EINVAL;
+	ret = serve_migr_image_check(hd, len, model, serve_engine_block_tokens(d->o.engine),
+				     d->o.block_bytes);
+	if (ret)
+		return ret;
+	if (hd->n_prompt + hd->n_gen < n_old || hd->n_prompt >= n_old || hd->seed != seed ||
+	    hd->max_tokens != max_tokens)
+		return -EINVAL;	/* not the request prepared for */
+	return extend_to(d, mi, hd, n_old);
+}
+
 int serve_driver_migrate_extend(struct serve_driver *d, struct serve_migr_in *mi,
 				const void *image, size_t len)
 {
 	const struct serve_migr_hdr *old = mi ? mi->hdr : NULL, *hd = image;
-	uint32_t n_old, n_new, *blocks, nr;
+	uint32_t n_old, n_new;
 	int ret;
 
 	if (!d || !old)
@@ -325,22 +404,7 @@ int serve_driver_migrate_extend(struct serve_driver *d, struct serve_migr_in *mi
 	    hd->max_tokens != old->max_tokens ||
 	    memcmp(serve_migr_tokens(hd), serve_migr_tokens(old), (size_t)n_old * 4))
 		return -EINVAL;	/* not the request prepared for */
-	if (n_new > n_old) {
-		ret = accel_bm_append(d->o.bm, mi->seq, serve_migr_tokens(hd) + n_old - 1,
-				      n_new - n_old, NULL, NULL);
-		if (ret)
-			return ret;
-		ret = seq_blocks(d, mi->seq, &blocks, &nr);
-		if (ret) {
-			accel_bm_truncate(d->o.bm, mi->seq, n_new - n_old);
-			return ret;
-		}
-		free(mi->blocks);
-		mi->blocks = blocks;
-		mi->nr_blocks = nr;
-	}
-	mi->hdr = hd;
-	return 0;
+	return extend_to(d, mi, hd, n_old);
 }
 
 void serve_driver_migrate_cancel(struct serve_driver *d, struct serve_migr_in *mi)
@@ -348,13 +412,18 @@ void serve_driver_migrate_cancel(struct serve_driver *d, struct serve_migr_in *m
 	if (!d || !mi || !mi->hdr)
 		return;
 	accel_bm_seq_free(d->o.bm, mi->seq);
+	if (mi->eid)
+		serve_engine_release(d->o.engine, mi->eid);
 	free(mi->blocks);
 	memset(mi, 0, sizeof(*mi));
 }
 
-/* A slot and an engine request for @hd (under d->lock for the slot): its handle, 0 on error. */
+/*
+ * A slot for @hd (under d->lock) and its engine request: @eid when made
+ * already (the caller's until this succeeds), else adopted or added now.
+ */
 static int slot_for(struct serve_driver *d, const struct serve_migr_hdr *hd, bool adopt,
-		    uint32_t seq, uint32_t *h)
+		    uint32_t seq, uint32_t eid, uint32_t *h)
 {
 	struct serve_params p = {
 		.max_tokens = hd->max_tokens, .temperature = hd->temperature, .seed = hd->seed,
@@ -362,19 +431,23 @@ static int slot_for(struct serve_driver *d, const struct serve_migr_hdr *hd, boo
 		.tpot_slo_us = hd->tpot_slo_us, .offline = hd->offline,
 	};
 	const int32_t *tok = serve_migr_tokens(hd);
+	bool made = eid != 0;
 	struct dslot *s = NULL;
-	uint32_t i, eid;
+	uint32_t i;
 	int ret;
 
-	ret = serve_engine_adopt(d->o.engine, tok, hd->n_prompt, tok + hd->n_prompt,
-				 serve_migr_digests(hd), hd->n_gen, &p, &eid);
-	if (ret)
-		return ret;
+	if (!made) {
+		ret = serve_engine_adopt(d->o.engine, tok, hd->n_prompt, tok + hd->n_prompt,
+					 serve_migr_digests(hd), hd->n_gen, &p, &eid);
+		if (ret)
+			return ret;
+	}
 	pthread_mutex_lock(&d->lock);
 	s = slot_new_locked(d, &i);
 	if (!s) {
 		pthread_mutex_unlock(&d->lock);
-		serve_engine_release(d->o.engine, eid);
+		if (!made)
+			serve_engine_release(d->o.engine, eid);
 		return -ENOSPC;
 	}
 	*s = (struct dslot) { .used = true, .n_prompt = hd->n_prompt, .p = p, .eid = eid,
@@ -387,7 +460,8 @@ static int slot_for(struct serve_driver *d, const struct serve_migr_hdr *hd, boo
 	}
 	pthread_mutex_unlock(&d->lock);
 	if (ret) {
-		serve_engine_release(d->o.engine, eid);
+		if (!made)
+			serve_engine_release(d->o.engine, eid);
 		return ret;
 	}
 	*h = i + 1;
@@ -400,7 +474,7 @@ int serve_driver_migrate_commit(struct serve_driver *d, struct serve_migr_in *mi
 
 	if (!d || !mi || !mi->hdr || !h)
 		return -EINVAL;
-	ret = slot_for(d, mi->hdr, true, mi->seq, h);
+	ret = slot_for(d, mi->hdr, true, mi->seq, mi->eid, h);
 	if (ret == -EBUSY)
 		return ret;	/* no running slot now: the caller may try again */
 	if (ret) {
@@ -423,5 +497,5 @@ int serve_driver_migrate_recompute(struct serve_driver *d, const void *image, si
 				     serve_engine_block_tokens(d->o.engine), d->o.block_bytes);
 	if (ret)
 		return ret;
-	return slot_for(d, image, false, 0, h);
+	return slot_for(d, image, false, 0, 0, h);
 }

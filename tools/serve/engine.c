@@ -271,6 +271,28 @@ int serve_engine_adopt(struct serve_engine *e, const int32_t *prompt, uint32_t n
 	return 0;
 }
 
+int serve_engine_adopt_more(struct serve_engine *e, uint32_t id, const int32_t *gen,
+			    const uint64_t *digests, uint32_t ngen)
+{
+	struct serve_req *r = e ? serve_req_get(e, id) : NULL;
+	uint32_t have, i;
+
+	if (!r)
+		return -ENOENT;
+	have = r->n_tokens - r->n_prompt;
+	if (!e->external_kv || r->state != SERVE_RUNNING || !gen || !digests || ngen < have ||
+	    ngen >= r->p.max_tokens)
+		return -EINVAL;
+	for (i = have; i < ngen; i++)
+		if (gen[i] < 0 || (uint32_t)gen[i] >= e->m->cfg.vocab)
+			return -EINVAL;
+	memcpy(r->tok + r->n_prompt + have, gen + have, (ngen - have) * sizeof(*gen));
+	memcpy(r->digest + have, digests + have, (ngen - have) * sizeof(*digests));
+	r->n_tokens = r->n_prompt + ngen;
+	r->n_computed = r->n_tokens - 1;
+	return 0;
+}
+
 int serve_engine_info(const struct serve_engine *e, uint32_t id, struct serve_req_info *info)
 {
 	const struct serve_req *r = e ? serve_req_get(e, id) : NULL;

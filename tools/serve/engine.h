@@ -102,6 +102,15 @@ int serve_engine_add(struct serve_engine *e, const int32_t *prompt, uint32_t n,
 int serve_engine_adopt(struct serve_engine *e, const int32_t *prompt, uint32_t n,
 		       const int32_t *gen, const uint64_t *digests, uint32_t ngen,
 		       const struct serve_params *p, uint32_t *id);
+/**
+ * An adopted request made before its migration's stop (its destination
+ * prepared it) decoded on at its source: its generated tokens and their
+ * digests are @gen and @digests[0..ngen) now, the first ones as adopted
+ * (only those after them are copied). -ENOENT; -EINVAL: fewer than it
+ * has, none left to generate, a token out of the vocabulary.
+ */
+int serve_engine_adopt_more(struct serve_engine *e, uint32_t id, const int32_t *gen,
+			    const uint64_t *digests, uint32_t ngen);
 /** What serve_engine_add() would say of these arguments, short of memory (any thread). */
 int serve_engine_check(const struct serve_engine *e, const int32_t *prompt, uint32_t n,
 		       const struct serve_params *p);

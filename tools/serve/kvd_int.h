@@ -46,6 +46,7 @@ struct serve_kvd {
 	bool exit_asked;
 	uint64_t last_load_ns;
 	uint64_t block_bytes;		/* of the compute tier, in the loads */
+	uint64_t last_reconnect_ns;	/* serve_kvd_step()'s last try while the daemon is away */
 	struct kvd_arrival *in;
 	uint32_t nr_in;
 	struct kvd_departure *out;

@@ -25,8 +25,14 @@ static int kvd_send(void *arg, const char *to, uint64_t tag, const int *fds,
 		    const enum accel_handoff_kind *kinds, unsigned int n)
 {
 	struct serve_kvd *k = arg;
+	int ret = accel_engine_handoff(k->e, to, tag, fds, kinds, n);
 
-	return accel_engine_handoff(k->e, to, tag, fds, kinds, n);
+	/*
+	 * The daemon went away (or did not answer): libaccel keeps the hand-off
+	 * and sends it again once it is back (the receiver takes it once), so it
+	 * is on its way, not refused; its end comes through handoff_done.
+	 */
+	return ret == -ECONNRESET || ret == -ETIMEDOUT ? 0 : ret;
 }
 
 static struct kvd_departure *departure_of(struct serve_kvd *k, uint64_t id)
@@ -96,6 +102,7 @@ static int kvd_migrate(void *arg, uint64_t id, uint64_t req, const char *to)
 	if (!v)
 		return -ENOMEM;
 	k->out = v;
+	serve_nmig_hook("migrate", id);
 	ret = serve_nmig_start(k->n, id, (uint32_t)req, to);
 	if (ret)
 		return ret;
@@ -213,11 +220,19 @@ void serve_kvd_step(struct serve_kvd *k)
 {
 	uint64_t now;
 
-	if (!k || !k->n)
+	if (!k)
+		return;
+	now = mono_ns();
+	if (accel_engine_fd(k->e) < 0 && now - k->last_reconnect_ns >= 100000000ull) {
+		/* The daemon went away: back when it is (hand-offs pending are sent again). */
+		k->last_reconnect_ns = now;
+		if (!accel_engine_reconnect(k->e))
+			fprintf(stderr, "kvaccel-serve: kvacceld is back: registered again\n");
+	}
+	if (!k->n)
 		return;
 	serve_nmig_step(k->n);
 	serve_kvd_xstep(k);
-	now = mono_ns();
 	if (now - k->last_load_ns >= 50000000ull) {
 		k->last_load_ns = now;
 		report_load(k);

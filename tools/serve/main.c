@@ -207,7 +207,7 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 	uint64_t steps = 0, tokens = 0, gen = 0, swaps = 0, drops = 0, *alone = NULL;
 	struct accel_sched_stats ss = { .sz = sizeof(ss) };
 	uint32_t i, n, handle[SERVE_CLI_PROMPTS] = { 0 }, added = 0, mismatched = 0, idle = 0;
-	uint32_t checked = 0;
+	uint32_t checked = 0, failed = 0;
 	struct serve_kvd *kvd = NULL;
 	struct serve_driver_info in;
 	struct serve_stack s;
@@ -337,6 +337,16 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 			       mst->downtime_us / 1e3);
 			continue;
 		}
+		to = in.sched.state == ACCEL_SCHED_ABORTED ?
+		     serve_kvd_departure(kvd, handle[i], &mstatus, &mst) : NULL;
+		if (to) {
+			/* Lost after the point of no return: its destination may have it. */
+			printf("request %u: failed after %u generated tokens: its migration to %s "
+			       "was never confirmed (%s)\n", i + 1, in.req.n_generated, to,
+			       strerror(-mstatus));
+			failed++;
+			continue;
+		}
 		printf("request %u: %u prompt tokens, %u generated, swapped out %u, dropped %u\n",
 		       i + 1, in.req.n_prompt, in.req.n_generated, in.req.swaps_out, in.req.drops);
 		printf("  text: ");
@@ -379,6 +389,8 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 		(unsigned long long)ss.swapped_bytes);
 	if (s.moe)
 		serve_moe_print(s.moe, stderr);
+	if (failed)
+		ret = -1;	/* a request failed to its client */
 	if (c->check_alone && checked) {
 		printf("digests: %s (%u of %u requests differ from the same request run alone)\n",
 		       mismatched ? "MISMATCH" : "identical to each request run alone",

@@ -88,6 +88,15 @@ static inline const uint64_t *serve_migr_digests(const struct serve_migr_hdr *h)
  */
 int serve_driver_migrate_peek(struct serve_driver *d, uint32_t h, void **image, size_t *len);
 
+/**
+ * The tier-0 blocks of decoding request @h now, in token order (malloc'd
+ * into *blocks, *nr of them), without stopping it: the full ones do not
+ * change while it decodes on, so a destination may bind their pages
+ * before the stop. Errors as serve_driver_migrate_out().
+ */
+int serve_driver_migrate_blocks(struct serve_driver *d, uint32_t h, uint32_t **blocks,
+				uint32_t *nr);
+
 /** The source's side of one migration. */
 struct serve_migr_out {
 	uint32_t h;		/* the request */
@@ -139,6 +148,7 @@ struct serve_migr_in {
 	uint32_t seq;		/* pre-allocated: the KV of all its tokens but the last */
 	uint32_t nr_blocks;
 	uint32_t *blocks;	/* its tier-0 blocks (malloc'd): where the KV must land */
+	uint32_t eid;		/* its engine request, made at prepare (off the critical path) */
 };
 
 /**
@@ -156,6 +166,16 @@ int serve_driver_migrate_prepare(struct serve_driver *d, const void *image, size
  */
 int serve_driver_migrate_extend(struct serve_driver *d, struct serve_migr_in *mi,
 				const void *image, size_t len);
+/**
+ * As serve_driver_migrate_extend(), but the caller grew the image mi->hdr
+ * points at in place (a buffer with room: the tokens decoded since it was
+ * prepared appended, the digests moved after them): its first @n_old
+ * tokens are those prepared for, so they are not compared again (no work
+ * in the request's length). @model, @seed and @max_tokens: those of the
+ * image prepared for. Errors as serve_driver_migrate_extend().
+ */
+int serve_driver_migrate_grown(struct serve_driver *d, struct serve_migr_in *mi, size_t len,
+			       uint32_t n_old, uint64_t model, uint64_t seed, uint32_t max_tokens);
 /**
  * The blocks hold the KV: the request runs here from the next step on;
  * *h names it. -EBUSY: no room among the running requests now (the

@@ -11,30 +11,53 @@
  * and the dma-bufs of the regions it names:
  *
  *   OFFER     source -> destination, the request still decoding: its image
- *             as it is now. The destination checks it and pre-allocates
- *             its blocks (the costly part: the block keys), off the
- *             request's critical path.
- *   READY     destination -> source: prepared, or a refusal (status).
+ *             as it is now and (zero-copy) the page behind each of its full
+ *             blocks: those never change while it decodes on. The
+ *             destination checks the image, pre-allocates its blocks (the
+ *             costly part: the block keys) and pre-binds the full ones to
+ *             the request's pages, all off the request's critical path.
+ *   READY     destination -> source: prepared, or a refusal (status); with
+ *             the pages its pre-bound blocks had (they go to the source's
+ *             blocks once it lets them go).
  *   COMMIT    source -> destination: at the source's next step boundary
- *             the request stops; its final image and the page behind each
- *             block (the bytes of blocks it shares with others there).
- *             The destination extends its blocks to the tokens decoded
- *             meanwhile, rebinds them to the request's pages and schedules
- *             it (its next step decodes the token the source sampled
- *             last): the downtime is this one message.
- *   GIVEBACK  destination -> source: the pages it gives for the own blocks;
- *             the source rebinds its blocks to them and frees them.
+ *             the request stops; the tokens and digests it made since the
+ *             OFFER, the page behind each block past the pre-bound ones
+ *             (the bytes of blocks it shares with others there), and the
+ *             pre-bound blocks that others came to share meanwhile (their
+ *             bytes: the destination binds its own pages back under them
+ *             and copies). The destination extends its blocks to the
+ *             tokens decoded meanwhile, rebinds the last ones to the
+ *             request's pages and schedules it (its next step decodes the
+ *             token the source sampled last): the downtime is this one
+ *             message, and nothing in it grows with the request's length
+ *             but the block manager's bookkeeping.
+ *   GIVEBACK  destination -> source: the pages it gives for the own blocks
+ *             past the pre-bound ones; the source rebinds its blocks to
+ *             them and to READY's, and frees them.
  *
  * Outcomes: until the destination takes COMMIT, anything that fails leaves
  * the request on the source: a refusal, a failed hand-off, a destination
  * that dies (it resumes where it stopped; a destination that hears nothing
- * for SERVE_NMIG_TIMEOUT_MS frees what it prepared). Once it took COMMIT
- * the request is the destination's. A source that dies after COMMIT leaves
- * it running there; a request that finishes or is preempted while OFFERED
- * stays on the source (the destination is told: ABORT). Never on both
- * sides, never lost silently.
+ * for SERVE_NMIG_TIMEOUT_MS frees what it prepared). A pre-bound
+ * destination that gives up (ABORT, a timeout, a source gone, its own
+ * exit) binds its own pages back under its blocks before it frees them, so
+ * no page of the source's stays bound there; one that dies lets go of them
+ * with its bindings. Once it took COMMIT the request is the destination's.
+ * A source that dies after COMMIT leaves it running there; a request that
+ * finishes or is preempted while OFFERED stays on the source (the
+ * destination is told: ABORT). Never on both sides, never lost silently.
  *
- * Every call belongs to the engine thread, between steps.
+ * Every call belongs to the engine thread, between steps. The one piece
+ * of work that grows with the request on the source after its stop, its
+ * blocks' rebind to the pages given back (a kernel bind of every block),
+ * runs on a migration thread of its own (started with the first GIVEBACK,
+ * at nice 19: the steps and, on shared CPUs, the destination come first):
+ * it touches only the tier (thread-safe, accel_mover.h) and its job; the
+ * source frees the blocks at the step after it finished. Holds and rebinds
+ * are serialised (a rebind lets go of held regions no block is bound to,
+ * which would drop a hold made for a rebind still to come): the engine
+ * thread holds the lock for each message it handles, so a message that
+ * comes while the thread rebinds waits for it.
  */
 #ifndef SERVE_MIGRATE_NODE_H
 #define SERVE_MIGRATE_NODE_H
@@ -62,8 +85,17 @@ enum serve_nmsg_kind {
 /**
  * A message (the memfd's bytes): the header, uint64_t keys[nr_keys] (fd
  * i + 1 of the hand-off is the region of keys[i]), struct serve_npage
- * pages[nr_pages], then the image (OFFER, COMMIT) and (COMMIT)
- * block_bytes bytes for each page whose own is 0.
+ * pages[nr_pages], uint32_t back[nr_back] (padded to 8 bytes), then the
+ * image (OFFER: the whole one; COMMIT: its delta, serve_nmig_delta) and
+ * (COMMIT) block_bytes bytes for each page whose own is 0, then for each
+ * back block.
+ *
+ * pages[]: OFFER, the source's page behind each full block 0..nr_pages-1
+ * (own 1); READY, the destination's page each pre-bound block had; COMMIT,
+ * blocks pre..pre+nr_pages-1; GIVEBACK, one per own block of COMMIT's.
+ * back[] (COMMIT): pre-bound blocks (ascending, below pre) that others
+ * share on the source now: their bytes follow, the destination's pages
+ * stay under them.
  */
 struct serve_nmsg {
 	uint32_t magic;
@@ -77,7 +109,22 @@ struct serve_nmsg {
 	uint64_t image_len;	/* OFFER, COMMIT */
 	uint64_t block_bytes;	/* OFFER, COMMIT */
 	uint64_t downtime_us;	/* GIVEBACK: the destination's (stop to runnable, the node's clock) */
+	uint32_t pre;		/* COMMIT: the blocks pre-bound (READY's nr_pages) */
+	uint32_t nr_back;	/* COMMIT: back[] */
+	uint32_t base_tokens;	/* COMMIT: the OFFER's tokens, the delta's start */
+	uint32_t base_gen;	/* COMMIT: the OFFER's generated tokens */
 };
+
+/**
+ * COMMIT's image: the request's header as at the stop (its final counts),
+ * int32_t tokens[n_prompt + n_gen - base_tokens] (those after the
+ * OFFER's), at the next multiple of 8 uint64_t digests[n_gen - base_gen].
+ */
+static inline size_t serve_nmig_delta_size(uint32_t ntok, uint32_t ngen)
+{
+	return sizeof(struct serve_migr_hdr) + ((((size_t)ntok * 4) + 7) & ~(size_t)7) +
+	       (size_t)ngen * 8;
+}
 
 /** How the KV moves (the baselines measure against ZERO_COPY). */
 enum serve_nmig_mode {
@@ -154,6 +201,16 @@ void serve_nmig_step(struct serve_nmig *n);
 void serve_nmig_set_timeout(struct serve_nmig *n, uint32_t ms);
 /** Migrations in flight (either side). */
 unsigned int serve_nmig_pending(const struct serve_nmig *n);
+
+/**
+ * A test hook: when the environment's SERVE_MIGR_STOP_AT names @stage
+ * ("migrate": a source asked to migrate, before its OFFER; "offer": the
+ * OFFER sent; "ready": READY sent; "commit": the COMMIT sent; "commit-in":
+ * a destination got the COMMIT, before it looks at it), the first
+ * time it comes the process says so on stderr and stops itself (SIGSTOP)
+ * until SIGCONT: tests/serve/migrate_kvd_kill.sh kills kvacceld there.
+ */
+void serve_nmig_hook(const char *stage, uint64_t id);
 
 /** The hand-off tag of message @kind of migration @id. */
 static inline uint64_t serve_nmig_tag(uint64_t id, uint32_t kind)
