@@ -15,7 +15,7 @@ mkdir -p $t /run/netns /dev/shm
 grep -q ' /dev/shm ' /proc/mounts || mount -t tmpfs tmpfs /dev/shm
 echo 1 > /proc/sys/net/ipv4/ip_forward
 $IP link set lo up
-CL=
+CL= EPS=
 for i in 1 2 3; do
 	$IP netns add n$i
 	$IP link add r$i type veth peer name e$i
@@ -27,13 +27,15 @@ for i in 1 2 3; do
 	$IP -n n$i link set lo up
 	$IP -n n$i route add default via 10.78.$i.1
 	CL=$CL${CL:+,}m$i=http://10.78.$i.2:2380
+	EPS=$EPS${EPS:+,}http://10.78.$i.2:2379
 done
 
 wait_for() { # SECONDS COMMAND...
-	i=0
+	lim=$(($1 * 5)) i=0
+	shift
 	until "$@" > /dev/null 2>&1; do
 		i=$((i + 1))
-		[ $i -ge $(($1 * 5)) ] && return 1
+		[ $i -ge $lim ] && return 1
 		sleep 0.2
 	done
 }
@@ -50,6 +52,13 @@ for i in 1 2 3; do
 		--initial-advertise-peer-urls http://10.78.$i.2:2380 --initial-cluster $CL \
 		--heartbeat-interval 300 --election-timeout 3000 --log-level warn \
 		> $t/etcd$i.log 2>&1 &
+done
+healthy() {
+	wget -q -O - http://10.78.$1.2:2379/health 2>/dev/null | grep -q '"health":"true"'
+}
+wait_for 120 healthy 1 && wait_for 60 healthy 2 && wait_for 60 healthy 3 ||
+	{ echo "etcd did not start"; tail $t/etcd*.log; exit 1; }
+for i in 1 2 3; do
 	cat > $t/n$i.conf <<CONF
 [daemon]
 socket = $t/n$i.sock
@@ -60,31 +69,35 @@ drain_to_other_nodes = true
 migration_timeout_ms = 60000
 [cluster]
 enabled = true
-endpoints = http://10.78.$i.2:2379
+endpoints = $EPS
 name = demo
 node = n$i
-lease_ttl = 5
+lease_ttl = 10
 update_interval_ms = 200
 change_threshold = 0
+timeout_ms = 2000
 CONF
 	$IP netns exec n$i kvacceld --config $t/n$i.conf 2> $t/n$i.log &
 done
 engine() { # I NAME ARGS...
-	KVACCELD_SOCKET=$t/n$1.sock UCX_NET_DEVICES=e$1 $IP netns exec n$1 kvaccel-serve \
-		--kvacceld $2 --xfer 10.78.$1.2:780$1 --blocks 256 --check-alone "$@" \
-		> $t/$2.out 2> $t/$2.err &
+	ns=$1 name=$2
+	shift 2
+	KVACCELD_SOCKET=$t/n$ns.sock UCX_NET_DEVICES=e$ns $IP netns exec n$ns kvaccel-serve \
+		--kvacceld $name --xfer 10.78.$ns.2:780$ns --blocks 256 --check-alone "$@" \
+		> $t/$name.out 2> $t/$name.err &
 }
 wait_for 60 test -S $t/n1.sock && wait_for 60 test -S $t/n2.sock && wait_for 60 test -S $t/n3.sock
 engine 2 B --until-exit
 b=$!
 engine 3 C --until-exit --quiet --max-tokens 1900 --prompt "C is busy with a request of its own."
 c=$!
-engine 1 A --max-tokens 1200 --prompt "Migrate me across nodes: the quick brown fox."
-a=$!
-wait_for 120 in_sync 1 && wait_for 60 in_sync 2 && wait_for 60 in_sync 3 &&
-	wait_for 60 sh -c "kvaccelctl --socket $t/n1.sock --json cluster | grep -q '\"name\":\"A\"'" ||
-	{ echo "the three nodes did not see each other"; tail $t/n1.log; exit 1; }
-sleep 2
+wait_for 180 in_sync 1 && wait_for 60 in_sync 2 && wait_for 60 in_sync 3 &&
+	wait_for 120 sh -c "kvaccelctl --socket $t/n1.sock --json cluster | tr -d ' \n' | grep -q '\"xfer\":\"10.78.2.2:7802\"'" &&
+	engine 1 A --max-tokens 1200 --prompt "Migrate me across nodes: the quick brown fox." &&
+	a=$! &&
+	wait_for 120 sh -c "kvaccelctl --socket $t/n1.sock --json cluster | tr -d ' \n' | grep -q '\"name\":\"A\",[^}]*\"running\":1'" ||
+	{ echo "the three nodes did not see each other"; kvaccelctl --socket $t/n1.sock cluster
+	  tail $t/n*.log $t/*.err; exit 1; }
 echo "-- kvaccelctl cluster (n1's view)"
 kvaccelctl --socket $t/n1.sock cluster
 echo "-- kvaccelctl drain A (on n1: no other engine there)"
