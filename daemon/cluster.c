@@ -280,6 +280,14 @@ static void *pub_main(void *arg)
 				pub_failed(c, "publishing", ret, now);
 			}
 		}
+		/*
+		 * Not renewed for a whole TTL (etcd away longer, or this thread's
+		 * retries spaced by their backoff): the others may have seen the
+		 * node go. Given up before any keepalive, even one that would
+		 * succeed on a lease etcd kept across a restart.
+		 */
+		if (c->lease && now >= c->ka_at && now - c->lease_ok_at >= ttl_ms)
+			lease_lost(c, "was not renewed for a whole TTL");
 		if (c->lease && now >= c->ka_at) {
 			lease = c->lease;
 			pthread_mutex_unlock(&c->lock);
