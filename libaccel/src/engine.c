@@ -275,26 +275,32 @@ static void on_release(struct accel_engine *e, const struct kvd_release *m)
 	send_msg(e, &r, sizeof(r), KVD_MSG_RELEASED, 0, NULL, 0);
 }
 
-static void on_migrate(struct accel_engine *e, const struct kvd_migrate *m)
+/* Answer MIGRATE or MIGRATE_REMOTE @id with the callback's @status (-EOPNOTSUPP: none). */
+static void answer_started(struct accel_engine *e, uint64_t id, int status)
 {
 	struct kvd_migrate_started r = { 0 };
+
+	if (status > 0 || status < -4095)
+		status = -EINVAL;
+	r.id = id;
+	r.status = status;
+	send_msg(e, &r, sizeof(r), KVD_MSG_MIGRATE_STARTED, 0, NULL, 0);
+}
+
+static void on_migrate(struct accel_engine *e, const struct kvd_migrate *m)
+{
 	int status = -EOPNOTSUPP;
 
 	if (e->mig_set && e->mig.migrate) {
 		e->in_callback++;
 		status = e->mig.migrate(e->mig_arg, m->id, m->req, m->to);
 		e->in_callback--;
-		if (status > 0 || status < -4095)
-			status = -EINVAL;
 	}
-	r.id = m->id;
-	r.status = status;
-	send_msg(e, &r, sizeof(r), KVD_MSG_MIGRATE_STARTED, 0, NULL, 0);
+	answer_started(e, m->id, status);
 }
 
 static void on_migrate_remote(struct accel_engine *e, const struct kvd_migrate_remote *m)
 {
-	struct kvd_migrate_started r = { 0 };
 	int status = -EOPNOTSUPP;
 
 	if (e->mig_set && e->mig.migrate_remote) {
@@ -302,12 +308,8 @@ static void on_migrate_remote(struct accel_engine *e, const struct kvd_migrate_r
 		status = e->mig.migrate_remote(e->mig_arg, m->id, m->req, m->node, m->to,
 					       m->addr);
 		e->in_callback--;
-		if (status > 0 || status < -4095)
-			status = -EINVAL;
 	}
-	r.id = m->id;
-	r.status = status;
-	send_msg(e, &r, sizeof(r), KVD_MSG_MIGRATE_STARTED, 0, NULL, 0);
+	answer_started(e, m->id, status);
 }
 
 static void on_migrate_abort(struct accel_engine *e, const struct kvd_migrate_abort *m)

@@ -62,6 +62,9 @@ struct serve_kvd {
 /* struct accel_engine_ops callbacks for migration hand-offs. */
 int serve_kvd_receive(void *arg, const struct accel_handoff *h);
 void serve_kvd_handoff_done(void *arg, uint64_t tag, int status);
+/* Record request @h that arrived from @from with image @hdr (@st may be NULL). 0 or -ENOMEM. */
+int serve_kvd_arrival_add(struct serve_kvd *k, uint32_t h, const char *from,
+			  const struct serve_migr_hdr *hdr, const struct serve_nmig_stats *st);
 /* Migrations in flight given back, records freed (serve_kvd_close()). */
 void serve_kvd_migrations_end(struct serve_kvd *k);
 

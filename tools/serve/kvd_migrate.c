@@ -63,27 +63,35 @@ static void kvd_done(void *arg, uint64_t id, int status, const struct serve_nmig
 	accel_engine_migrated(k->e, id, status, &ms);
 }
 
-static void kvd_arrived(void *arg, uint64_t id, uint32_t h, const char *from,
-			const struct serve_migr_hdr *hdr, const struct serve_nmig_stats *st)
+int serve_kvd_arrival_add(struct serve_kvd *k, uint32_t h, const char *from,
+			  const struct serve_migr_hdr *hdr, const struct serve_nmig_stats *st)
 {
-	struct serve_kvd *k = arg;
 	struct kvd_arrival *v = realloc(k->in, (k->nr_in + 1) * sizeof(*v));
 	size_t len = sizeof(*hdr) + ((size_t)hdr->n_prompt + hdr->n_gen) * sizeof(int32_t);
 
 	if (!v)
-		return;
+		return -ENOMEM;
 	k->in = v;
 	v = &k->in[k->nr_in];
 	memset(v, 0, sizeof(*v));
 	v->hdr = malloc(len);
 	if (!v->hdr)
-		return;
+		return -ENOMEM;
 	memcpy(v->hdr, hdr, len);
 	v->h = h;
 	v->source = hdr->source;
-	v->st = *st;
+	if (st)
+		v->st = *st;
 	snprintf(v->from, sizeof(v->from), "%s", from);
 	k->nr_in++;
+	return 0;
+}
+
+static void kvd_arrived(void *arg, uint64_t id, uint32_t h, const char *from,
+			const struct serve_migr_hdr *hdr, const struct serve_nmig_stats *st)
+{
+	if (serve_kvd_arrival_add(arg, h, from, hdr, st))
+		return;
 	fprintf(stderr, "kvaccel-serve: migration %llu: request %llu of %s is request %u here "
 		"(%u tokens, %llu pages taken over, downtime %.2f ms)\n", (unsigned long long)id,
 		(unsigned long long)hdr->source, from, h, hdr->n_prompt + hdr->n_gen,

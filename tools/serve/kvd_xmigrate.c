@@ -96,23 +96,8 @@ static void x_done(void *arg, uint64_t id, int status, const struct serve_xmig_s
 
 static void x_arrived(void *arg, uint64_t id, uint32_t h, const struct serve_migr_hdr *hdr)
 {
-	struct serve_kvd *k = arg;
-	struct kvd_arrival *v = realloc(k->in, (k->nr_in + 1) * sizeof(*v));
-	size_t len = sizeof(*hdr) + ((size_t)hdr->n_prompt + hdr->n_gen) * sizeof(int32_t);
-
-	if (!v)
+	if (serve_kvd_arrival_add(arg, h, "another node", hdr, NULL))
 		return;
-	k->in = v;
-	v = &k->in[k->nr_in];
-	memset(v, 0, sizeof(*v));
-	v->hdr = malloc(len);
-	if (!v->hdr)
-		return;
-	memcpy(v->hdr, hdr, len);
-	v->h = h;
-	v->source = hdr->source;
-	snprintf(v->from, sizeof(v->from), "another node");
-	k->nr_in++;
 	fprintf(stderr, "kvaccel-serve: migration %llu from another node: its request %llu is "
 		"request %u here (%u tokens)\n", (unsigned long long)id,
 		(unsigned long long)hdr->source, h, hdr->n_prompt + hdr->n_gen);
