@@ -13,7 +13,7 @@
  * nothing about rights: admin operations and the admin view of dumps need
  * CAP_NET_ADMIN in the initial user namespace (GENL_ADMIN_PERM and
  * netlink_capable()), wherever the caller's socket lives. Events go only to
- * namespaces owned by the initial user namespace (kvaccel_event_send()):
+ * namespaces owned by the initial user namespace (kvaccel_event_multicast()):
  * genetlink lets a group be joined by whoever has CAP_NET_ADMIN over the
  * socket's namespace, which an unprivileged user has over a namespace it
  * created with its own user namespace.
