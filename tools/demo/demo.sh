@@ -124,11 +124,13 @@ grep -q 'migrated digests: identical' /tmp/mig-b.out || { echo "migration digest
 
 # Three nodes: only where the guest has what it takes (the demo VM ships it).
 IP=/bin/ip-iproute2
+mkdir -p /run/netns
 if [ -x /bin/etcd ] && [ -x $IP ] && $IP netns add demo-probe 2>/dev/null; then
 	$IP netns del demo-probe
 	echo
 	echo "== the cluster: three nodes (network namespaces), their kvacceld publishing into a"
 	echo "   three-member etcd cluster; engine A of n1 drained to the engine the view shows"
-	echo "   least loaded on another node, its KV moved over UCX in stages while it decodes"
+	echo "   least loaded on another node, its KV moved over UCX (pre-copy in stages while it"
+	echo "   decodes; a request of fewer blocks than final_blocks, as here, in one stop)"
 	kvaccel-cluster-demo.sh || { echo "the cluster demo failed"; exit 1; }
 fi
