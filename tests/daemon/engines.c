@@ -1348,13 +1348,7 @@ TEST_F(kvd, handoff_fd_exhaustion_is_bounded)
 	TH_LOG("daemon: %d fds, %ld KiB before; %d fds, %ld KiB after the hog", fds0, rss0,
 	       fds1, rss1);
 	EXPECT_EQ(fds0, fds1);
-	/*
-	 * A fresh daemon grows about 2.4 MB once, at a moment that varies
-	 * (seen in this test and in many_connections_from_one_user on 6.1,
-	 * flat from then on): allowed here until it is found. The fds are
-	 * the exact check of what the hog could leak.
-	 */
-	EXPECT_LE(rss1, rss0 + 3072);
+	EXPECT_LE(rss1, rss0 + 256);
 	EXPECT_TRUE(log_has("max_handoff_fds_per_user"));
 	EXPECT_TRUE(log_has("max_handoffs_per_user"));
 }
