@@ -1162,6 +1162,7 @@ demo: deps
 		-a $(B)/tools/kvaccel-serve:/bin/kvaccel-serve \
 		-a tools/demo/demo.sh:/bin/kvaccel-demo.sh \
 		-a tools/demo/cluster-demo.sh:/bin/kvaccel-cluster-demo.sh \
+		-a tools/demo/moe-demo.sh:/bin/kvaccel-moe-demo.sh \
 		-M 3G -l veth $(DEMO_CLUSTER_ARGS) -o $(B)/vm-demo \
 		-- kvaccel-demo.sh
 	@sed '/^vmtest-\(exit\|init\)/d' $(B)/vm-demo/output.log

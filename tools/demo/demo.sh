@@ -6,7 +6,8 @@
 # a sequence out and back in, with its throughput; last, the reference
 # engine under libaccel's scheduler: a high-priority arrival preempting a
 # burst by swap, the per-request table, the digests checked against each
-# request run alone.
+# request run alone; a drain migrating a decoding request between engines;
+# the MoE experts rebalanced under serving; the three-node cluster.
 set -e
 echo "-- kvaccelctl watermarks set 5M 1M (pressure events above 5 MiB, until below 1 MiB)"
 kvaccelctl watermarks set 5M 1M
@@ -121,6 +122,10 @@ kill $kvd
 wait $kvd || true
 unset KVACCELD_SOCKET
 grep -q 'migrated digests: identical' /tmp/mig-b.out || { echo "migration digests differ"; exit 1; }
+
+echo
+echo "== elastic MoE: experts placed again as the load shifts, moved while serving goes on"
+kvaccel-moe-demo.sh || { echo "the MoE demo failed"; exit 1; }
 
 # Three nodes: only where the guest has what it takes (the demo VM ships it).
 IP=/bin/ip-iproute2
