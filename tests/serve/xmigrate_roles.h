@@ -164,6 +164,7 @@ enum dst_kind {
 	DST_DIE,	/* killed (SIGKILL) mid-stages */
 	DST_ABORTED,	/* expects an ABORT (the source's request finished; killed source) */
 	DST_GARBAGE,	/* a fake: answers BEGIN with garbage */
+	DST_EITHER,	/* as DST_OK, or an abort (its source killed around its commit) */
 };
 
 enum src_kind {
@@ -172,7 +173,11 @@ enum src_kind {
 	SRC_DIE,	/* killed (SIGKILL) mid-stages */
 	SRC_GARBAGE,	/* a fake: garbage, then a BEGIN with a broken image */
 	SRC_CMD,	/* as SRC_RESUME, src_mid_cmd run (once) mid-stages */
+	SRC_LOST,	/* no answer past its commit: the request failed to its client here */
 };
+
+/* SERVE_XMIG_DIE_AT (migrate_net.c) in the destination's and the source's process. */
+static const char *dst_die_at, *src_die_at;
 
 /* SRC_CMD's command (system()): what breaks the migration, e.g. the network dropped. */
 static const char *src_mid_cmd;
@@ -298,6 +303,8 @@ static int dst_role(enum dst_kind kind, struct accel_xfer *x, uint32_t timeout_m
 		if (!serve_xmig_pending(n))
 			usleep(500);
 	}
+	if (kind == DST_EITHER)
+		kind = c.arrived ? DST_OK : DST_ABORTED;
 	if (kind == DST_OK) {
 		CK(c.arrived == 1 && !c.aborted);
 		CKR(serve_driver_run_all(s.driver, NULL), 0);
@@ -434,6 +441,11 @@ static int src_role(enum src_kind kind, struct accel_xfer *x, struct accel_xfer_
 			else
 				CK(c.st.final_bytes == c.st.bytes_copied);
 		}
+	} else if (kind == SRC_LOST) {
+		/* Neither resumed here nor silently gone: failed, the others unharmed. */
+		CK(c.status < 0);
+		CK(in.sched.state == ACCEL_SCHED_ABORTED);
+		CK(in.req.n_generated < in.req.max_tokens);	/* not decoded on here */
 	} else {
 		CK(c.status < 0);
 		CKR(result_of(s.driver, hl, &r), 0);

@@ -85,6 +85,8 @@ static void run_pair(enum dst_kind dk, enum src_kind sk, uint32_t timeout_ms,
 		CKR(accel_xfer_listen(x, "127.0.0.1", 0, &port), 0);
 		CK(write(pfd[1], &port, sizeof(port)) == sizeof(port));
 		close(pfd[1]);
+		if (dst_die_at)
+			setenv("SERVE_XMIG_DIE_AT", dst_die_at, 1);
 		st = dst_role(dk, x, timeout_ms);
 		accel_xfer_destroy(x);
 		child_exit(st);
@@ -99,6 +101,8 @@ static void run_pair(enum dst_kind dk, enum src_kind sk, uint32_t timeout_ms,
 		struct accel_xfer *x;
 
 		alarm(limit);
+		if (src_die_at)
+			setenv("SERVE_XMIG_DIE_AT", src_die_at, 1);
 		x = mkx();
 		CKR(accel_xfer_connect(x, "127.0.0.1", port, 5 * S, &ep), 0);
 		st = src_role(sk, x, ep, max_stages, final_blocks);
@@ -225,6 +229,91 @@ static void test_src_killed(void **state)
 	expect_exit(d, 0, "destination");
 }
 
+/*
+ * Killed at each point of the protocol (SERVE_XMIG_DIE_AT, migrate_net.c):
+ * the request ends on exactly one side, or failed to its client, and the
+ * survivor's blocks all come back (the roles check tier 0 is empty).
+ */
+static void killed_at(const char *src_at, const char *dst_at, enum dst_kind dk,
+		      enum src_kind sk, int *d, int *s)
+{
+	src_die_at = src_at;
+	dst_die_at = dst_at;
+	src_timeout_ms = 1000;
+	run_pair(dk, sk, 1000, 3, 0, d, s);
+	src_die_at = dst_die_at = NULL;
+	src_timeout_ms = 0;
+}
+
+static void expect_failed_source(int st)
+{
+	assert_true(WIFEXITED(st));
+	if (WEXITSTATUS(st) == EINVAL)
+		print_error("source: the request finished before the destination died\n");
+	assert_true(WEXITSTATUS(st) == ECONNRESET || WEXITSTATUS(st) == ETIMEDOUT ||
+		    WEXITSTATUS(st) == EPIPE || WEXITSTATUS(st) == ENOTCONN ||
+		    WEXITSTATUS(st) == ECONNABORTED);
+}
+
+/* The source dies after its first STAGE: the destination frees its blocks. */
+static void test_src_killed_at_first_stage(void **state)
+{
+	int d, s;
+
+	(void)state;
+	killed_at("stage", NULL, DST_ABORTED, SRC_RESUME, &d, &s);
+	expect_killed(s, "source");
+	expect_exit(d, 0, "destination");
+}
+
+/* The source dies stopped, its last blocks put, before FINAL/COMMIT. */
+static void test_src_killed_at_last_stage(void **state)
+{
+	int d, s;
+
+	(void)state;
+	killed_at("final", NULL, DST_ABORTED, SRC_RESUME, &d, &s);
+	expect_killed(s, "source");
+	expect_exit(d, 0, "destination");
+}
+
+/* The source dies with its commit sent: the destination finishes it, or frees it. */
+static void test_src_killed_at_commit(void **state)
+{
+	int d, s;
+
+	(void)state;
+	killed_at("commit", NULL, DST_EITHER, SRC_RESUME, &d, &s);
+	expect_killed(s, "source");
+	expect_exit(d, 0, "destination");
+}
+
+/* The destination dies after the first stage's BLOCKS: the source resumes. */
+static void test_dst_killed_at_first_stage(void **state)
+{
+	int d, s;
+
+	(void)state;
+	killed_at(NULL, "dst-stage", DST_OK, SRC_RESUME, &d, &s);
+	expect_killed(d, "destination");
+	expect_failed_source(s);
+}
+
+/*
+ * The destination dies committed, COMMITTED not sent: past its point of no
+ * return the source may not resume (had COMMITTED been lost with the
+ * network, the request would run on both nodes); it fails to its client.
+ */
+static void test_dst_killed_at_commit(void **state)
+{
+	int d, s;
+
+	(void)state;
+	killed_at(NULL, "dst-commit", DST_OK, SRC_LOST, &d, &s);
+	expect_killed(d, "destination");
+	expect_failed_source(s);
+}
+
 /* The request reaches its max_tokens during the stages: it finished on the source. */
 static void test_finished(void **state)
 {
@@ -287,6 +376,11 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_dst_killed),
 		cmocka_unit_test(test_src_killed),
+		cmocka_unit_test(test_src_killed_at_first_stage),
+		cmocka_unit_test(test_src_killed_at_last_stage),
+		cmocka_unit_test(test_src_killed_at_commit),
+		cmocka_unit_test(test_dst_killed_at_first_stage),
+		cmocka_unit_test(test_dst_killed_at_commit),
 		cmocka_unit_test(test_finished),
 		cmocka_unit_test(test_garbage_dst),
 		cmocka_unit_test(test_garbage_src),

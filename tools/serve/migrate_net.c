@@ -4,6 +4,7 @@
  * messages, each side's state machine, the puts of each stage.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@ struct xmig {
 	bool stopped;
 	bool puts;			/* puts submitted, not yet flushed */
 	bool final_sent;		/* FINAL went out before the KV was complete */
+	bool peer_aborted;		/* source: the destination said ABORT */
 	struct serve_migr_out mo;
 	uint64_t t_stop_ns;
 	/* Destination. */
@@ -311,17 +313,56 @@ static int put_blocks(struct serve_xmig *n, struct xmig *m, const uint32_t *src,
 	return 0;
 }
 
-/* The migration failed before COMMITTED: the request decodes here again; the destination told. */
+/*
+ * SERVE_XMIG_DIE_AT=POINT: the process kills itself (SIGKILL) when a
+ * migration reaches POINT, for the fault tests (tests/serve/xmigrate_unit.c):
+ * on the source "stage" (its first STAGE sent), "final" (the request
+ * stopped and its last blocks flushed, FINAL or COMMIT not yet sent) and
+ * "commit" (FINAL with the KV complete or COMMIT sent: past the point of
+ * no return); on the destination "dst-stage" (the first STAGE's BLOCKS
+ * sent) and "dst-commit" (committed, COMMITTED not yet sent).
+ */
+static void die_at(const char *point, uint64_t id)
+{
+	const char *at = getenv("SERVE_XMIG_DIE_AT");
+
+	if (!at || strcmp(at, point))
+		return;
+	fprintf(stderr, "kvaccel-serve: migration %llu: killed at %s (SERVE_XMIG_DIE_AT)\n",
+		(unsigned long long)id, point);
+	fflush(stderr);
+	raise(SIGKILL);
+}
+
+/*
+ * The migration failed before COMMITTED: the request decodes here again;
+ * the destination told. Past the point of no return (FINAL with the KV
+ * complete, or COMMIT, sent: XS_COMMIT_WAIT) the source cannot know
+ * whether the destination committed (a COMMITTED lost with the network, a
+ * destination that died after committing): unless the destination said
+ * ABORT, resuming could run the request on both nodes, so it fails to its
+ * client instead and its blocks here are freed (the destination has its
+ * own copy, or aborts on the ABORT sent).
+ */
 static void source_failed(struct serve_xmig *n, struct xmig *m, int status, bool tell)
 {
+	bool lost = m->phase == XS_COMMIT_WAIT && !m->peer_aborted;
+
 	if (status >= 0)
 		status = -EPROTO;
 	if (m->puts && !accel_xfer_ep_status(m->ep))
 		accel_xfer_flush(m->ep, SEND_NS);	/* no put lands after the ABORT */
 	if (tell && !accel_xfer_ep_status(m->ep))
 		send_simple(m->ep, m->id, SERVE_XMSG_ABORT, status, 0, NULL, 0, n->block_bytes);
-	if (m->stopped)
+	if (m->stopped && lost) {
+		fprintf(stderr, "kvaccel-serve: migration %llu: %s after its commit was sent: "
+			"request %u failed here (it may go on there)\n", (unsigned long long)m->id,
+			strerror(-status), m->h);
+		serve_driver_migrate_done(n->d, &m->mo);
+		serve_driver_migrate_lost(n->d, m->h);
+	} else if (m->stopped) {
 		serve_driver_migrate_undo(n->d, &m->mo);
+	}
 	m->st.total_us = (mono_ns() - m->t0_ns) / 1000;
 	if (n->ops.done)
 		n->ops.done(n->arg, m->id, status, &m->st);
@@ -539,6 +580,8 @@ static int source_step(struct serve_xmig *n, struct xmig *m, uint64_t now)
 		m->st.stages = m->stage;
 		ret = send_simple(m->ep, m->id, SERVE_XMSG_STAGE, 0, m->stage, image, len,
 				  n->block_bytes);
+		if (m->stage == 1)
+			die_at("stage", m->id);
 		free(m->image);
 		m->image = image;
 		m->phase = XS_BEGUN;
@@ -555,6 +598,7 @@ stopped:
 			m->puts = false;
 		}
 		/* FINAL with the KV complete, or COMMIT after FINAL's BLOCKS. */
+		die_at("final", m->id);
 		if (!m->final_sent)
 			ret = send_simple(m->ep, m->id, SERVE_XMSG_FINAL, 0, 1, m->mo.image,
 					  m->mo.len, n->block_bytes);
@@ -563,6 +607,7 @@ stopped:
 					  n->block_bytes);
 		m->phase = XS_COMMIT_WAIT;
 		m->t_heard_ns = now;
+		die_at("commit", m->id);
 		return ret;
 	default:
 		return -EPROTO;
@@ -671,6 +716,7 @@ static void try_commit(struct serve_xmig *n, struct xmig *m)
 		drop(n, m);
 		return;
 	}
+	die_at("dst-commit", m->id);
 	ret = send_simple(m->ep, m->id, SERVE_XMSG_COMMITTED, 0, 0, NULL, 0, n->block_bytes);
 	if (ret) {
 		/* The source will not hear it: it resumes there; not here too. */
@@ -709,7 +755,10 @@ static int on_image(struct serve_xmig *n, struct xmig *m, const struct serve_xms
 	m->image = image;
 	if (h->kind == SERVE_XMSG_STAGE) {
 		m->st.stages = h->stage;
-		return send_blocks(n, m, 0, h->stage);
+		ret = send_blocks(n, m, 0, h->stage);
+		if (h->stage == 1)
+			die_at("dst-stage", m->id);
+		return ret;
 	}
 	if (h->stage == 1) {	/* the KV is complete */
 		try_commit(n, m);
@@ -759,6 +808,7 @@ static void on_msg(struct serve_xmig *n, struct accel_xfer_ep *ep, const struct 
 		return;	/* one that ended here already (an ABORT crossing ours) */
 	m->t_heard_ns = mono_ns();
 	if (h->kind == SERVE_XMSG_ABORT) {
+		m->peer_aborted = true;
 		if (is_source(m))
 			source_failed(n, m, h->status, false);
 		else
