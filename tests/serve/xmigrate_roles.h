@@ -176,9 +176,6 @@ enum src_kind {
 	SRC_LOST,	/* no answer past its commit: the request failed to its client here */
 };
 
-/* SERVE_XMIG_DIE_AT (migrate_net.c) in the destination's and the source's process. */
-static const char *dst_die_at, *src_die_at;
-
 /* SRC_CMD's command (system()): what breaks the migration, e.g. the network dropped. */
 static const char *src_mid_cmd;
 /* Run once the migration is over (SRC_CMD: the network back, so both ends close cleanly). */

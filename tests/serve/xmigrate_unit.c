@@ -62,6 +62,9 @@ static int teardown(void **state)
  * Fork the destination (listens on 127.0.0.1) and the source (connects);
  * wait for both (@limit s at most). *dst, *src: wait statuses.
  */
+/* SERVE_XMIG_DIE_AT (migrate_net.c) in the destination's and the source's process. */
+static const char *dst_die_at, *src_die_at;
+
 static void run_pair(enum dst_kind dk, enum src_kind sk, uint32_t timeout_ms,
 		     uint32_t max_stages, uint32_t final_blocks, int *dst, int *src)
 {
