@@ -7,7 +7,11 @@
 # destination those of the request run alone. 2: the source's link goes
 # down mid-stages (ip link set veth0 down in its namespace): the request
 # resumes on the source with the same digests, the destination frees its
-# blocks after its timeout. TAP.
+# blocks after its timeout. 3: the destination killed once it committed,
+# before COMMITTED (SERVE_XMIG_DIE_AT=dst-commit): past its point of no
+# return the source does not resume the request, it fails it to its client.
+# 4: the source killed with its commit sent: the destination finishes the
+# request with its digests, or frees it. TAP.
 #
 # Needs iproute2's ip (busybox's has no netns) at $IP (/tests/xmig/ip-iproute2), the veth module,
 # and serve_xmigrate_vm with libucp.so.0 and its libraries (tools/vmtest -a).
@@ -24,7 +28,7 @@ ok() {
 	if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi
 }
 
-echo "1..3"
+echo "1..5"
 mkdir -p /run/netns /var/run/netns /dev/shm
 grep -q ' /dev/shm ' /proc/mounts || mount -t tmpfs tmpfs /dev/shm
 r=0
@@ -67,4 +71,28 @@ echo "# source exit $s (110: ETIMEDOUT, 104: ECONNRESET), destination exit $d"
 r=$?
 [ $r = 0 ] && [ $d = 0 ]
 ok $? "network dropped mid-stages: resumed on the source, same digests; destination freed"
+
+# 3: the destination dies committed, before COMMITTED.
+SERVE_XMIG_DIE_AT=dst-commit UCX_NET_DEVICES=veth1 $IP netns exec xb $BIN dst 10.77.0.2 7703 ok \
+	10000 &
+dpid=$!
+XMIG_SRC_TIMEOUT_MS=1000 UCX_NET_DEVICES=veth0 $IP netns exec xa $BIN src 10.77.0.2 7703 lost 3 0
+s=$?
+wait $dpid
+d=$?
+echo "# source exit $s (110: ETIMEDOUT, 104: ECONNRESET), destination exit $d (137: killed)"
+{ [ $s = 110 ] || [ $s = 104 ] || [ $s = 107 ] || [ $s = 32 ]; } && [ $d = 137 ]
+ok $? "destination killed committed: the source fails the request to its client, never resumes it"
+
+# 4: the source dies with its commit sent.
+UCX_NET_DEVICES=veth1 $IP netns exec xb $BIN dst 10.77.0.2 7704 either 2000 &
+dpid=$!
+SERVE_XMIG_DIE_AT=commit UCX_NET_DEVICES=veth0 $IP netns exec xa $BIN src 10.77.0.2 7704 \
+	resume 3 0
+s=$?
+wait $dpid
+d=$?
+echo "# source exit $s (137: killed), destination exit $d"
+[ $s = 137 ] && [ $d = 0 ]
+ok $? "source killed at its commit: the destination finished the request alone or freed it"
 exit $fail

@@ -5,11 +5,14 @@
  * network namespaces of the VM joined by a veth pair, UCX over tcp. The
  * requests and checks are tests/serve/xmigrate_roles.h's.
  *
- *   serve_xmigrate_vm dst ADDR PORT ok|aborted TIMEOUT_MS
- *   serve_xmigrate_vm src ADDR PORT ok|resume|cmd MAX_STAGES FINAL_BLOCKS [COMMAND [AFTER]]
+ *   serve_xmigrate_vm dst ADDR PORT ok|aborted|either TIMEOUT_MS
+ *   serve_xmigrate_vm src ADDR PORT ok|resume|lost|cmd MAX_STAGES FINAL_BLOCKS [COMMAND [AFTER]]
  *
  * cmd: COMMAND runs once mid-stages, AFTER once the migration is over;
- * XMIG_SRC_TIMEOUT_MS sets the source's timeout.
+ * lost: no answer after its commit, the request failed to its client;
+ * either: the request arrives and finishes, or it is aborted;
+ * XMIG_SRC_TIMEOUT_MS sets the source's timeout; SERVE_XMIG_DIE_AT
+ * (migrate_net.c) kills the process at a point of the protocol.
  *
  *   serve_xmigrate_vm
  *
@@ -36,8 +39,8 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: serve_xmigrate_vm dst ADDR PORT ok|aborted TIMEOUT_MS\n"
-		"       serve_xmigrate_vm src ADDR PORT ok|resume|cmd MAX_STAGES FINAL_BLOCKS "
+	fprintf(stderr, "usage: serve_xmigrate_vm dst ADDR PORT ok|aborted|either TIMEOUT_MS\n"
+		"       serve_xmigrate_vm src ADDR PORT ok|resume|lost|cmd MAX_STAGES FINAL_BLOCKS "
 		"[COMMAND]\n");
 	return 2;
 }
@@ -67,7 +70,8 @@ int main(int argc, char **argv)
 	port = (uint16_t)atoi(argv[3]);
 	CKR(refs_compute(), 0);	/* before UCX: the references, each request alone */
 	if (!strcmp(argv[1], "dst")) {
-		enum dst_kind k = !strcmp(argv[4], "ok") ? DST_OK : DST_ABORTED;
+		enum dst_kind k = !strcmp(argv[4], "ok") ? DST_OK :
+				  !strcmp(argv[4], "either") ? DST_EITHER : DST_ABORTED;
 
 		x = mkx();
 		CKR(accel_xfer_listen(x, argv[2], port, NULL), 0);
@@ -95,7 +99,8 @@ int main(int argc, char **argv)
 	}
 	CKR(ret, 0);
 	st = src_role(!strcmp(argv[4], "ok") ? SRC_OK : !strcmp(argv[4], "cmd") ? SRC_CMD :
-		      SRC_RESUME, x, ep, (uint32_t)atoi(argv[5]), (uint32_t)atoi(argv[6]));
+		      !strcmp(argv[4], "lost") ? SRC_LOST : SRC_RESUME, x, ep,
+		      (uint32_t)atoi(argv[5]), (uint32_t)atoi(argv[6]));
 	accel_xfer_ep_close(ep);
 	accel_xfer_destroy(x);
 	serve_model_free(model);
