@@ -15,10 +15,19 @@
 #    least loaded (B on n2; C on n3 is busier), moved by the engines over
 #    UCX across the namespaces, and B finishes them with the digests of each
 #    request run alone (--check-alone); A exits once drained;
+#  - n1's kvacceld killed (SIGKILL) as soon as it has started a migration
+#    of engine D's request to n2/B, and started again: the engines move
+#    the request on their own over UCX, D registers again with the new
+#    daemon, and the request ends on exactly one node (D's or B, digests
+#    as alone) or failed to its client, never on both, never lost;
 #  - n3 partitioned (its veth down): its keys expire from n1's view, n3's
 #    own view goes stale; healed: n3 is back in n1's view, n3 in sync;
 #  - the etcd member n1's daemon talks to killed: it carries on through the
-#    other members, in sync.
+#    other members, in sync;
+#  - that member back, then the leader killed: after the election every
+#    view is in sync again with the three nodes, none lost or twice;
+#  - a second member killed (quorum lost): every daemon keeps running, every
+#    view goes stale; both members back: all in sync again.
 #
 # Needs iproute2's ip at $IP, the veth module, etcd at $ETCD, libucp (UCX)
 # and kvacceld, kvaccelctl, kvaccel-serve next to it or on PATH.
@@ -50,7 +59,7 @@ if [ $ip_ok -ne 0 ] || ! echo 1 > /proc/sys/net/ipv4/ip_forward 2>/dev/null; the
 	echo "1..0 # SKIP no network namespaces, veth or IPv4 in this kernel"
 	exit 0
 fi
-echo "1..10"
+echo "1..14"
 
 ok() { # status name [diagnostic file...]
 	n=$((n + 1))
@@ -84,11 +93,10 @@ gone() { # pid seconds
 	until_ok "$2" sh -c "! kill -0 $1"
 }
 
-in_ns() { # I COMMAND...: run COMMAND in node I's namespace
-	ns=$1
-	shift
-	$IP netns exec n$ns "$@"
-}
+# Programs start in a node's namespace as simple commands ("$IP netns exec
+# nI PROG ... &"), never through a shell function: a function put in the
+# background is a subshell, and $! (what the faults below kill) would be
+# that shell, not the program.
 
 ctl() { # I ARGS...: kvaccelctl against node I's daemon
 	ns=$1
@@ -122,7 +130,7 @@ stale() {
 # Three members; timings for a guest under software emulation.
 CL=m1=http://10.78.1.2:2380,m2=http://10.78.2.2:2380,m3=http://10.78.3.2:2380
 member() { # I [existing]
-	in_ns $1 "$ETCD" --name m$1 --data-dir $t/etcd$1 \
+	$IP netns exec n$1 "$ETCD" --name m$1 --data-dir $t/etcd$1 \
 		--listen-client-urls http://10.78.$1.2:2379 \
 		--advertise-client-urls http://10.78.$1.2:2379 \
 		--listen-peer-urls http://10.78.$1.2:2380 \
@@ -168,7 +176,7 @@ change_threshold = 0
 timeout_ms = 2000
 ucx_address = 10.78.$i.2:7700
 CONF
-	in_ns $i kvacceld --config $t/n$i.conf 2> $t/n$i.log &
+	$IP netns exec n$i kvacceld --config $t/n$i.conf 2> $t/n$i.log &
 	eval dpid$i=\$!
 done
 
@@ -178,7 +186,7 @@ done
 engine() { # I NAME PORT ARGS...
 	ns=$1 name=$2 port=$3
 	shift 3
-	KVACCELD_SOCKET=$t/n$ns.sock UCX_NET_DEVICES=e$ns in_ns $ns kvaccel-serve \
+	KVACCELD_SOCKET=$t/n$ns.sock UCX_NET_DEVICES=e$ns $IP netns exec n$ns kvaccel-serve \
 		--kvacceld $name --xfer 10.78.$ns.2:$port --check-alone --quiet "$@" \
 		> $t/$name.out 2> $t/$name.err &
 }
@@ -228,21 +236,60 @@ a=$?
 [ $st -eq 0 ] && [ $a -eq 0 ] && [ "$(grep -c 'migrated to n2/B' $t/A.out)" -eq 2 ]
 ok $? drained_to_the_least_loaded_node $t/drain $t/A.out $t/A.err $t/n1.log
 
-# B finishes both with the digests of each alone; then drains of B and C end them.
+# n1's daemon recorded A's two migrations with their node (checked before
+# that daemon is killed below: a new daemon starts with no records).
+recorded() {
+	ctl 1 --json migrations > $t/n1.mig 2>&1 &&
+		[ "$(grep -o '"to_node": *"n2"' $t/n1.mig | wc -l)" -ge 2 ] &&
+		[ "$(grep -o '"state": *"done"' $t/n1.mig | wc -l)" -ge 2 ]
+}
+until_ok 30 recorded
+ok $? migrations_recorded_with_their_node $t/n1.mig
+
+# n1's daemon killed once it has started a migration of D's request to n2/B.
+# (D serves until told to exit, so it is there when the daemon is back.)
+engine 1 D 7804 --until-exit --blocks 256 --max-tokens 1500 --prompt "D's request moves while its daemon dies." \
+	--prompt "D's second request stays on D."
+Dpid=$!
+r=0
+until_ok 120 shows 1 '"name":"D","priority":0,"block_bytes":16384,"blocks_total":256,"blocks_free":[0-9]*,"running":2' ||
+	r=1
+ctl 1 migrate D 1 n2/B > $t/m4 2>&1 || r=1
+kill -KILL $dpid1
+wait $dpid1 2>/dev/null
+rm -f $t/n1.sock
+$IP netns exec n1 kvacceld --config $t/n1.conf 2> $t/n1b.log &
+dpid1=$!
+until_ok 60 grep -q 'registered again' $t/D.err || r=1
+# The new daemon lists D (its own table: the old daemon's keys in etcd may
+# outlive it by a TTL). SIGTERM ends D once its own requests are done.
+until_ok 60 sh -c "kvaccelctl --socket $t/n1.sock engines 2>/dev/null | grep -qw D" || r=1
+kill -TERM $Dpid
+gone $Dpid 240 || r=1
+wait $Dpid
+d=$?
+d_left=$(grep -c 'request 1: migrated to n2/B' $t/D.out)
+d_here=$(grep -c '^request 1: [0-9]* prompt tokens' $t/D.out)
+d_failed=$(grep -c '^request 1: failed ' $t/D.out)
+echo "# D (exit $d): request 1 migrated $d_left, finished here $d_here, failed $d_failed"
+[ $((d_left + d_here + d_failed)) -eq 1 ] || r=1
+grep -q '^request 2: [0-9]* prompt tokens' $t/D.out || r=1
+grep -q 'digests: identical to each request run alone (0 of' $t/D.out || r=1
+until_ok 60 has 1 3 || r=1
+ok $r daemon_killed_mid_migration_one_side $t/m4 $t/D.out $t/D.err $t/n1b.log
+
+# B finishes A's two (and D's, if it came) with the digests of each alone;
+# then drains of B and C end them.
 ctl 2 drain B > /dev/null 2>&1
 gone $bpid 300
 wait $bpid
 b=$?
-[ $b -eq 0 ] && [ "$(grep -c 'migrated here after' $t/B.out)" -eq 2 ] &&
+[ $b -eq 0 ] && [ "$(grep -c 'migrated here after' $t/B.out)" -eq $((2 + d_left)) ] &&
 	grep -q 'migrated digests: identical to each request run alone (0 differ' $t/B.out
 ok $? digests_as_alone_across_nodes $t/B.out $t/B.err
 ctl 3 drain C > /dev/null 2>&1
 gone $cpid 300
 wait $cpid
-ctl 1 --json migrations > $t/n1.mig 2>&1
-[ "$(grep -o '"to_node": *"n2"' $t/n1.mig | wc -l)" -ge 2 ] &&
-	[ "$(grep -o '"state": *"done"' $t/n1.mig | wc -l)" -ge 2 ]
-ok $? migrations_recorded_with_their_node $t/n1.mig
 
 # n3 cut off: its keys expire from n1's view (TTL 10 s and an election); its own view goes stale.
 $IP link set r3 down
@@ -259,11 +306,60 @@ sleep 4
 until_ok 60 has 1 3 && until_ok 30 has 2 3
 ok $? member_lost_publishing_resumes $t/view.n1 $t/n1.log $t/etcd2.log
 
+# is_leader I: member I says it is the leader (its own id is the leader's).
+is_leader() {
+	wget -q -O - --header 'Content-Type: application/json' --post-data '{}' \
+		http://10.78.$1.2:2379/v3/maintenance/status > $t/status.m$1 2>/dev/null || return 1
+	self=$(grep -o '"member_id":"[0-9]*"' $t/status.m$1 | cut -d'"' -f4)
+	[ -n "$self" ] && grep -q "\"leader\":\"$self\"" $t/status.m$1
+}
+leader() {
+	for i in 1 2 3; do
+		is_leader $i && { echo $i; return 0; }
+	done
+	return 1
+}
+all_have_three() {
+	has 1 3 && has 2 3 && has 3 3
+}
+
+# The killed member back (its data kept): three members, and the leader
+# killed: an election, then every node's view in sync again with three
+# nodes (none lost, none twice).
+member 1 existing
+until_ok 60 healthy 1 && until_ok 60 leader > /dev/null && until_ok 60 all_have_three
+r=$?
+l=$(leader)
+echo "# leader: m$l"
+[ -n "$l" ] || r=1
+eval kill -KILL \$epid$l
+eval wait \$epid$l 2>/dev/null
+until_ok 60 all_have_three || r=1
+ok $r leader_lost_publishing_resumes $t/view.n1 $t/view.n2 $t/view.n3 $t/n1.log $t/n2.log $t/n3.log
+
+# A second member killed (one of three left, no quorum): every daemon keeps
+# running and its view goes stale; both back: all in sync, three nodes.
+for i in 1 2 3; do
+	[ $i -ne $l ] && { k=$i; break; }
+done
+eval kill -KILL \$epid$k
+eval wait \$epid$k 2>/dev/null
+r=0
+until_ok 60 stale 1 && until_ok 30 stale 2 && until_ok 30 stale 3 || r=1
+for i in 1 2 3; do
+	eval kill -0 \$dpid$i || r=1
+done
+ok $r quorum_lost_views_stale $t/view.n1 $t/view.n2 $t/view.n3 $t/n1.log
+member $l existing
+member $k existing
+until_ok 90 healthy $l && until_ok 60 healthy $k && until_ok 90 all_have_three
+ok $? quorum_back_in_sync $t/view.n1 $t/view.n2 $t/view.n3 $t/n1.log
+
 for i in 1 2 3; do
 	eval kill -TERM \$dpid$i
 	eval wait \$dpid$i
 done
-kill -TERM $epid2 $epid3 2>/dev/null
+kill -TERM $epid1 $epid2 $epid3 2>/dev/null
 wait
 kvaccelctl --json status > $t/status 2>&1
 grep -q '"regions": *0[,}]' $t/status
