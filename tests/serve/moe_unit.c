@@ -7,14 +7,17 @@
  * device's slots filled, and a shape it cannot place refused. The
  * adapters to libaccel's planner (serve_moe_eplb(), serve_moe_plan()):
  * valid placements for generated loads over every small shape, the
- * planner moving fewer slots than EPLB on a shifted load, and bad shapes
- * refused with nothing written.
+ * planner moving fewer slots than EPLB on a shifted load, the planner
+ * given co-activation counts cutting cross-node traffic that it keeps
+ * without them (and logging it), and bad shapes refused with nothing
+ * written.
  */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -31,7 +34,7 @@ static void test_initial_by_hand(void **state)
 	uint32_t shift = 0;
 
 	(void)state;
-	assert_int_equal(serve_moe_rotate(&shift, NULL, p, load, 1, 8, 2, 5), 0);
+	assert_int_equal(serve_moe_rotate(&shift, NULL, p, load, NULL, 1, 8, 2, 5), 0);
 	assert_memory_equal(p, want, sizeof(want));
 	assert_int_equal(shift, 1);
 }
@@ -45,7 +48,7 @@ static void test_rotates_and_follows_load(void **state)
 	uint32_t shift = 1;
 
 	(void)state;
-	assert_int_equal(serve_moe_rotate(&shift, NULL, p, load, 1, 8, 2, 5), 0);
+	assert_int_equal(serve_moe_rotate(&shift, NULL, p, load, NULL, 1, 8, 2, 5), 0);
 	assert_memory_equal(p, want, sizeof(want));
 }
 
@@ -68,7 +71,7 @@ static void test_every_shape_valid(void **state)
 				for (e = 0; e < 3 * experts; e++)
 					load[e] = (e * 2654435761u) % 97;
 				shift = red;
-				assert_int_equal(serve_moe_rotate(&shift, NULL, p, load, 3, experts,
+				assert_int_equal(serve_moe_rotate(&shift, NULL, p, load, NULL, 3, experts,
 								  devices, spd), 0);
 				for (l = 0; l < 3; l++) {
 					memset(cnt, 0, sizeof(cnt));
@@ -98,8 +101,8 @@ static void test_refused(void **state)
 	uint32_t shift = 0;
 
 	(void)state;
-	assert_int_equal(serve_moe_rotate(&shift, NULL, p, load, 1, 8, 65, 1), -EINVAL);
-	assert_int_equal(serve_moe_rotate(&shift, NULL, p, load, 1, 8, 2, 3), -EINVAL);
+	assert_int_equal(serve_moe_rotate(&shift, NULL, p, load, NULL, 1, 8, 65, 1), -EINVAL);
+	assert_int_equal(serve_moe_rotate(&shift, NULL, p, load, NULL, 1, 8, 2, 3), -EINVAL);
 	assert_int_equal(shift, 0);
 }
 
@@ -174,7 +177,7 @@ static void test_planners_valid(void **state)
 						continue;
 					spd = (experts + red) / devices;
 					n = devices * spd;
-					assert_int_equal(serve_moe_rotate(&shift, NULL, old, load, 3,
+					assert_int_equal(serve_moe_rotate(&shift, NULL, old, load, NULL, 3,
 									  experts, devices, spd), 0);
 					for (k = 0; k < 2; k++) {
 						struct serve_moe_planner pl = { .kind = k + 1,
@@ -186,7 +189,7 @@ static void test_planners_valid(void **state)
 								load[e] = round == 0 ? 0 : round == 2 ? 5 :
 									  (e * 2654435761u) % 997;
 							memset(p, 0xff, sizeof(p));
-							assert_int_equal(fn[k](&pl, old, p, load, 3,
+							assert_int_equal(fn[k](&pl, old, p, load, NULL, 3,
 									       experts, devices,
 									       spd), 0);
 							assert_valid(p, 3, experts, n);
@@ -227,10 +230,10 @@ static void test_plan_moves_fewer(void **state)
 			a[l * E + e] = 100 + ((e * 7 + l * 3) % E) * ((e * 7 + l * 3) % E) * 10;
 			b[l * E + e] = 100 + (((e + 1) * 7 + l * 3) % E) * (((e + 1) * 7 + l * 3) % E) * 10;
 		}
-	assert_int_equal(serve_moe_rotate(&shift, NULL, start, a, L, E, D, SPD), 0);
-	assert_int_equal(serve_moe_eplb(&ep, start, old, a, L, E, D, SPD), 0);
-	assert_int_equal(serve_moe_eplb(&ep, old, pe, b, L, E, D, SPD), 0);
-	assert_int_equal(serve_moe_plan(&pl, old, pp, b, L, E, D, SPD), 0);
+	assert_int_equal(serve_moe_rotate(&shift, NULL, start, a, NULL, L, E, D, SPD), 0);
+	assert_int_equal(serve_moe_eplb(&ep, start, old, a, NULL, L, E, D, SPD), 0);
+	assert_int_equal(serve_moe_eplb(&ep, old, pe, b, NULL, L, E, D, SPD), 0);
+	assert_int_equal(serve_moe_plan(&pl, old, pp, b, NULL, L, E, D, SPD), 0);
 	assert_valid(pe, L, E, N);
 	assert_valid(pp, L, E, N);
 	me = moved(old, pe, L * N);
@@ -245,6 +248,67 @@ static void test_plan_moves_fewer(void **state)
 	assert_true(pl.last.imbalance >= 1.0 && pl.last.imbalance <= 1.25);
 }
 
+/*
+ * 2 layers of 8 experts on 2 nodes of a device of 4 slots, even load, the tokens
+ * that chose expert e in layer 0 choosing e + 1 in layer 1 (3000 pairs
+ * each: more than one expert's load, so worth a move): from a
+ * placement where every such pair is split across the devices, the
+ * planner given the co-activations puts pairs on one node (less
+ * cross-node traffic than without them, scored on the same counts), and the
+ * adapters log the traffic only when they have it.
+ */
+static void test_plan_uses_coact(void **state)
+{
+	enum { L = 2, E = 8, D = 2, SPD = 4, N = D * SPD };
+	struct serve_moe_planner with = { .kind = SERVE_MOE_PLAN, .nodes = 2 },
+				 without = { .kind = SERVE_MOE_PLAN, .nodes = 2 };
+	uint32_t coact[(L - 1) * E * E] = { 0 }, shift = 0, e;
+	int32_t old[L * N], pw[L * N], pn[L * N];
+	uint64_t load[L * E];
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *log;
+
+	(void)state;
+	for (e = 0; e < L * E; e++)
+		load[e] = 1000;
+	for (e = 0; e < E; e++)
+		coact[e * E + (e + 1) % E] = 3000;
+	/* Expert e on device e % 2 in both layers: e and e + 1 always apart. */
+	assert_int_equal(serve_moe_rotate(&shift, NULL, old, load, NULL, L, E, D, SPD), 0);
+	log = open_memstream(&buf, &len);
+	assert_non_null(log);
+	with.log = log;
+	assert_int_equal(serve_moe_plan(&with, old, pw, load, coact, L, E, D, SPD), 0);
+	fflush(log);
+	/* The traffic the new placement leaves, of all 24000 co-activated tokens. */
+	assert_non_null(strstr(buf, "; traffic 24000 co-activated tokens ("));
+	without.log = log;
+	assert_int_equal(serve_moe_plan(&without, old, pn, load, NULL, L, E, D, SPD), 0);
+	fclose(log);
+	print_message("%s", buf);
+	assert_valid(pw, L, E, N);
+	assert_valid(pn, L, E, N);
+	{
+		ACCEL_OPTS(accel_moe_cost, cw);
+		ACCEL_OPTS(accel_moe_cost, cn);
+		ACCEL_OPTS(accel_moe_topo, t, .layers = L, .experts = E, .slots = N,
+			   .devices = D, .nodes = 2, .groups = E);
+		float w[L * E];
+
+		for (e = 0; e < L * E; e++)
+			w[e] = 1000.0f;
+		assert_int_equal(accel_moe_cost(&t, w, coact, old, pw, &cw, NULL), 0);
+		assert_int_equal(accel_moe_cost(&t, w, coact, old, pn, &cn, NULL), 0);
+		print_message("# cross-node: %.0f of %.0f with the counts, %.0f without\n",
+			      cw.cross_node, cw.traffic, cn.cross_node);
+		assert_true(cw.traffic == 24000.0 && cn.traffic == 24000.0);
+		assert_true(cw.cross_node < cn.cross_node);
+		assert_true(cw.imbalance <= 1.25);
+	}
+	free(buf);
+}
+
 /* Shapes the planner cannot place: -EINVAL, nothing written, nothing counted. */
 static void test_planners_refuse(void **state)
 {
@@ -254,18 +318,18 @@ static void test_planners_refuse(void **state)
 	uint32_t k, shift = 0;
 
 	(void)state;
-	assert_int_equal(serve_moe_rotate(&shift, NULL, old, load, 1, 8, 2, 4), 0);
+	assert_int_equal(serve_moe_rotate(&shift, NULL, old, load, NULL, 1, 8, 2, 4), 0);
 	memset(want, 0x5a, sizeof(want));
 	for (k = 0; k < 2; k++) {
 		struct serve_moe_planner pl = { .kind = k + 1 };
 
 		memcpy(p, want, sizeof(p));
-		assert_int_equal(fn[k](&pl, old, p, load, 1, 8, 0, 4), -EINVAL);	/* no device */
-		assert_int_equal(fn[k](&pl, old, p, load, 1, 8, 2, 3), -EINVAL);	/* 6 slots < 8 */
-		assert_int_equal(fn[k](&pl, old, p, load, 0, 8, 2, 4), -EINVAL);	/* no layer */
-		assert_int_equal(fn[k](&pl, old, p, load, 1, 0, 2, 4), -EINVAL);	/* no expert */
+		assert_int_equal(fn[k](&pl, old, p, load, NULL, 1, 8, 0, 4), -EINVAL);	/* no device */
+		assert_int_equal(fn[k](&pl, old, p, load, NULL, 1, 8, 2, 3), -EINVAL);	/* 6 slots < 8 */
+		assert_int_equal(fn[k](&pl, old, p, load, NULL, 0, 8, 2, 4), -EINVAL);	/* no layer */
+		assert_int_equal(fn[k](&pl, old, p, load, NULL, 1, 0, 2, 4), -EINVAL);	/* no expert */
 		pl.nodes = 3;								/* 3 nodes, 2 devices */
-		assert_int_equal(fn[k](&pl, old, p, load, 1, 8, 2, 4), -EINVAL);
+		assert_int_equal(fn[k](&pl, old, p, load, NULL, 1, 8, 2, 4), -EINVAL);
 		assert_memory_equal(p, want, sizeof(p));
 		assert_int_equal(pl.plans, 0);
 	}
@@ -281,6 +345,7 @@ int main(void)
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_planners_valid),
 		cmocka_unit_test(test_plan_moves_fewer),
+		cmocka_unit_test(test_plan_uses_coact),
 		cmocka_unit_test(test_planners_refuse),
 	};
 

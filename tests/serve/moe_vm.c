@@ -9,9 +9,10 @@
  * wherever they live), under the built-in planner and under libaccel's
  * scheduler, with no failed lookup, and so under the rebalances of
  * DeepSeek's EPLB and libaccel's cost-aware planner (--moe-policy eplb,
- * plan) on the load the engine measured; the step times of the run's usual
- * batch with and without rebalance work are reported; the device's usage
- * back where it was.
+ * plan) on the load the engine measured (the planner's co-activation
+ * counts consistent: each counted token in both layer pairs); the step
+ * times of the run's usual batch with and without rebalance work are
+ * reported; the device's usage back where it was.
  */
 #include <errno.h>
 #include <string.h>
@@ -45,6 +46,9 @@ struct result {
 	uint64_t ns[MAXSTEPS], begin_ns[MAXSTEPS], nsteps;
 	uint32_t tokens[MAXSTEPS];
 	bool busy[MAXSTEPS];
+	/* The co-activations a rebalance would read at the end (3 layers of 8 experts). */
+	uint32_t coact[2 * 8 * 8];
+	int coact_ret;
 };
 
 /* All requests on one stack (the store's with @mo); 0 or -errno. */
@@ -101,6 +105,7 @@ static int run(const struct serve_model *m, const struct serve_moe_opts *mo, boo
 					      MAXSTEPS);
 		if (res->nsteps > MAXSTEPS)
 			ret = -E2BIG;
+		res->coact_ret = serve_moe_coact(s.moe, res->coact);
 		serve_moe_print(s.moe, stderr);
 	}
 	serve_stack_destroy(&s);
@@ -217,6 +222,34 @@ TEST_F_TIMEOUT(moe, rebalances_under_the_scheduler, 300)
 	EXPECT_EQ(0, memcmp(r.dig, self->plain.dig, sizeof(r.dig)));
 }
 
+/*
+ * Co-activation counts of 3 layers of 8 experts, top 2: the tokens counted
+ * chose 2 experts in every layer, so each layer pair holds 4 per token, and
+ * the tokens that chose expert i of the middle layer are both pair 0's
+ * column i and pair 1's row i (twice each: 2 experts on the other side).
+ */
+static void coact_consistent(struct __test_metadata *_metadata, const uint32_t *c)
+{
+	uint64_t total[2] = { 0 }, col, row;
+	uint32_t i, j;
+
+	for (i = 0; i < 2 * 64; i++)
+		total[i / 64] += c[i];
+	TH_LOG("co-activations: %llu and %llu pairs", (unsigned long long)total[0],
+	       (unsigned long long)total[1]);
+	EXPECT_LT(0, total[0]);
+	EXPECT_EQ(total[0], total[1]);
+	EXPECT_EQ(0, total[0] % 4);
+	for (i = 0; i < 8; i++) {
+		col = row = 0;
+		for (j = 0; j < 8; j++) {
+			col += c[j * 8 + i];
+			row += c[64 + i * 8 + j];
+		}
+		EXPECT_EQ(col, row);
+	}
+}
+
 /* A run whose rebalances use @pl's planner (@sched: under libaccel's scheduler). */
 static void planned_run(struct __test_metadata *_metadata, FIXTURE_DATA(moe) *self,
 			struct serve_moe_planner *pl, struct serve_moe_opts *mo, bool sched,
@@ -237,6 +270,10 @@ static void planned_run(struct __test_metadata *_metadata, FIXTURE_DATA(moe) *se
 	EXPECT_LT(0, pl->moves);
 	EXPECT_LT(0, r.rep.copies + r.rep.rebinds);
 	EXPECT_EQ(0, memcmp(r.dig, self->plain.dig, sizeof(r.dig)));
+	/* Only the planner counts co-activations, each token's in both layer pairs. */
+	EXPECT_EQ(pl->kind == SERVE_MOE_PLAN ? 0 : -ENOENT, r.coact_ret);
+	if (!r.coact_ret)
+		coact_consistent(_metadata, r.coact);
 }
 
 /* EPLB's placements on the measured load, every 8 steps over 2 devices: the same digests. */

@@ -31,6 +31,7 @@ void serve_req_compute(struct serve_engine *e, struct serve_req *r, uint32_t n,
 	uint32_t d = m->cfg.d_model, start = r->n_computed, l, j, phase = 0, l0 = 0;
 	struct serve_kv kv = { (void *const *)e->blk, r->table, e->block_tokens, e->layer_bytes };
 	float *x = r->chunk_x;
+	uint32_t *route = r->chunk_route;
 	uint64_t digest;
 	int32_t tok;
 
@@ -53,8 +54,13 @@ void serve_req_compute(struct serve_engine *e, struct serve_req *r, uint32_t n,
 				goto yielded;
 			}
 		}
-		for (j = 0; j < n; j++)
+		for (j = 0; j < n; j++) {
+			/* The token's experts of this layer (counted once it is through all). */
+			s->route = route ? route + ((size_t)j * m->cfg.layers + l) * m->cfg.top_k :
+				   NULL;
 			serve_mlp(m, l, x + (size_t)j * d, s);
+		}
+		s->route = NULL;
 		if (yield_here(e, r, n, l, 1)) {
 			r->chunk_layer = l + 1;
 			r->chunk_phase = 0;
@@ -62,6 +68,8 @@ void serve_req_compute(struct serve_engine *e, struct serve_req *r, uint32_t n,
 		}
 	}
 	r->chunk_n = 0;
+	/* A chunk given up and computed afresh is counted once, when through. */
+	serve_moe_routes(e->moe, route, n);
 	r->n_computed += n;
 	r->computed_ever += n;
 	if (r->n_computed < r->n_tokens)

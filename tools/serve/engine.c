@@ -125,7 +125,31 @@ static void req_free(struct serve_engine *e, struct serve_req *r)
 	free(r->digest);
 	free(r->table);
 	free(r->chunk_x);
+	free(r->chunk_route);
 	memset(r, 0, sizeof(*r));
+}
+
+int serve_req_chunk_reserve(struct serve_engine *e, struct serve_req *r, uint32_t n)
+{
+	const struct serve_config *c = &e->m->cfg;
+	float *x;
+
+	if (r->chunk_cap >= n)
+		return 0;
+	x = realloc(r->chunk_x, (size_t)n * c->d_model * sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	r->chunk_x = x;
+	if (serve_moe_counts_routes(e->moe)) {
+		uint32_t *rt = realloc(r->chunk_route,
+				       (size_t)n * c->layers * c->top_k * sizeof(*rt));
+
+		if (!rt)
+			return -ENOMEM;
+		r->chunk_route = rt;
+	}
+	r->chunk_cap = n;
+	return 0;
 }
 
 void serve_engine_destroy(struct serve_engine *e)

@@ -19,7 +19,9 @@ struct serve_req {
 	/* A yielded chunk: its size, where it stopped, the residual stream. */
 	uint32_t chunk_n, chunk_layer, chunk_phase;
 	float *chunk_x;
-	uint32_t chunk_cap;		/* floats chunk_x holds */
+	uint32_t chunk_cap;		/* tokens chunk_x (and chunk_route) hold */
+	/* [chunk_cap][layers][top_k] each token's experts, where the MoE store counts routes. */
+	uint32_t *chunk_route;
 	uint32_t flags;			/* SERVE_F_* of the step being checked */
 #define SERVE_F_PASS	(1u << 0)	/* serve_engine_compute()'s check (external_kv only) */
 	uint32_t swaps_out, swaps_in, drops, yields;
@@ -65,6 +67,8 @@ static inline uint32_t serve_blocks_for(const struct serve_engine *e, uint32_t t
 {
 	return (tokens + e->block_tokens - 1) / e->block_tokens;
 }
+/** Room in @r for a chunk of @n tokens (serve_req_compute()'s buffers): 0 or -ENOMEM. */
+int serve_req_chunk_reserve(struct serve_engine *e, struct serve_req *r, uint32_t n);
 /** Compute @n tokens of @r on scratch @s (a worker's). */
 void serve_req_compute(struct serve_engine *e, struct serve_req *r, uint32_t n,
 		       struct serve_scratch *s);

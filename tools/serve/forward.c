@@ -137,6 +137,9 @@ void serve_mlp(const struct serve_model *m, uint32_t l, float *x, struct serve_s
 	/* Router, top-k, then the selected experts in ascending order, then the shared one. */
 	serve_matvec(s->gate, y->router, s->h, c->experts, d);
 	serve_topk_gate(s->gate, c->experts, c->top_k, idx, w);
+	if (s->route)
+		for (j = 0; j < c->top_k; j++)
+			s->route[j] = idx[j];
 	for (i = 0; i < d; i++)
 		s->att[i] = 0.0f;
 	for (j = 0; j < c->top_k; j++) {

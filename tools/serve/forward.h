@@ -37,6 +37,8 @@ struct serve_scratch {
 	float *h, *q, *k, *v, *att, *o, *tmp, *gate, *scores, *logits;
 	uint32_t max_ctx;
 	struct serve_expert_src src;
+	/* MoE: where serve_mlp() writes the top_k experts it chose (NULL: nowhere). */
+	uint32_t *route;
 };
 
 /** Bytes of one layer piece of a block (K and V, padded so blocks are 4 KiB multiples). */
@@ -57,7 +59,7 @@ void serve_embed(const struct serve_model *m, int32_t tok, float *x);
 /** x += attention(x) at @pos of layer @l; writes the token's K/V first. */
 void serve_attention(const struct serve_model *m, uint32_t l, float *x, uint32_t pos,
 		     const struct serve_kv *kv, struct serve_scratch *s);
-/** x += mlp(x) (dense, or the experts) of layer @l. */
+/** x += mlp(x) (dense, or the experts) of layer @l; the experts chosen into s->route. */
 void serve_mlp(const struct serve_model *m, uint32_t l, float *x, struct serve_scratch *s);
 /** The final norm into s->h, the logits into s->logits; returns the digest of s->h. */
 uint64_t serve_final(const struct serve_model *m, const float *x, struct serve_scratch *s);

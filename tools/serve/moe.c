@@ -2,15 +2,19 @@
 /*
  * kvaccel-serve - the MoE experts in libaccel's expert store: the initial
  * expert-parallel placement, the weights copied in, rebalances started
- * every N steps from a policy, the routed-token counts the policy reads,
- * and the step times with and without rebalance work.
+ * every N steps from a policy, the routed-token counts the policy reads
+ * (and, for a policy that weighs traffic, the tokens' co-activations
+ * between consecutive layers), and the step times with and without
+ * rebalance work.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <accel_moe.h>
+#include <accel_moe_plan.h>
 
 #include "moe.h"
 
@@ -22,11 +26,18 @@ struct step_rec {
 
 struct serve_moe {
 	struct accel_moe_store *store;
-	uint32_t layers, experts, devices, spd, d, ff;
+	uint32_t layers, experts, devices, spd, d, ff, top_k;
 	uint32_t every, shift;
 	serve_moe_policy_fn policy;
 	void *policy_ctx;
 	uint64_t *load;			/* [layers][experts], atomics */
+	/*
+	 * Co-activations (serve_moe_opts.coact): the workers' routes go in
+	 * under stats_lock; coact is the policy's copy, read at a rebalance.
+	 */
+	struct accel_moe_stats *stats;
+	pthread_mutex_t stats_lock;
+	uint32_t *coact;		/* [layers - 1][experts][experts] */
 	int32_t *cur, *next;		/* placements */
 	uint64_t steps, started, refused, lookup_errors;
 	bool busy;			/* this step began with rebalance work pending */
@@ -82,12 +93,14 @@ static void by_load(const uint64_t *load, uint32_t experts, uint32_t *order)
 }
 
 int serve_moe_rotate(void *ctx, const int32_t *old, int32_t *new, const uint64_t *load,
-		     uint32_t layers, uint32_t experts, uint32_t devices, uint32_t spd)
+		     const uint32_t *coact, uint32_t layers, uint32_t experts, uint32_t devices,
+		     uint32_t spd)
 {
 	uint32_t *shift = ctx, n = devices * spd, l, e, r, d, fill[64];
 	uint32_t order[SERVE_MAX_EXPERTS];
 
 	(void)old;
+	(void)coact;
 	if (devices > 64 || experts > SERVE_MAX_EXPERTS || n < experts)
 		return -EINVAL;
 	for (l = 0; l < layers; l++) {
@@ -144,7 +157,9 @@ struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_
 	x->spd = (c->experts + o->redundant) / o->devices;
 	x->d = c->d_model;
 	x->ff = c->ff;
+	x->top_k = c->top_k;
 	x->every = o->rebalance_every;
+	pthread_mutex_init(&x->stats_lock, NULL);
 	x->policy = o->policy ? o->policy : serve_moe_rotate;
 	x->policy_ctx = o->policy ? o->policy_ctx : &x->shift;
 	n = x->devices * x->spd;
@@ -155,8 +170,17 @@ struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_
 	buf = malloc(bytes);
 	if (!x->load || !x->cur || !x->next || !buf)
 		goto nomem;
+	if (o->coact && x->every && x->layers > 1) {
+		/* The window: the steps since the last rebalance (the counts age every window). */
+		x->stats = accel_moe_stats_create(x->layers, x->experts, x->every,
+						  ACCEL_MOE_STATS_COACT);
+		x->coact = calloc((size_t)(x->layers - 1) * x->experts * x->experts,
+				  sizeof(*x->coact));
+		if (!x->stats || !x->coact)
+			goto nomem;
+	}
 	/* Expert e on device e % D, the redundant slots after (zero load: experts 0, 1, ...). */
-	ret = serve_moe_rotate(&x->shift, NULL, x->cur, x->load, x->layers, x->experts,
+	ret = serve_moe_rotate(&x->shift, NULL, x->cur, x->load, NULL, x->layers, x->experts,
 			       x->devices, x->spd);
 	if (!ret) {
 		ACCEL_OPTS(accel_moe_store_opts, so, .layers = x->layers, .experts = x->experts,
@@ -207,6 +231,9 @@ void serve_moe_destroy(struct serve_moe *x)
 	free(x->cur);
 	free(x->next);
 	free(x->rec);
+	accel_moe_stats_destroy(x->stats);
+	free(x->coact);
+	pthread_mutex_destroy(&x->stats_lock);
 	free(x);
 }
 
@@ -214,15 +241,23 @@ void serve_moe_destroy(struct serve_moe *x)
 static int rebalance(struct serve_moe *x)
 {
 	size_t n = (size_t)x->layers * x->devices * x->spd, i;
+	const uint32_t *coact = NULL;
 	int ret;
 
 	const char *what = "reading the current placement";
 
 	ret = accel_moe_store_placement(x->store, x->cur, n);
+	if (!ret && x->stats) {
+		what = "reading the co-activation counts";
+		pthread_mutex_lock(&x->stats_lock);
+		ret = accel_moe_stats_coact(x->stats, x->coact);
+		pthread_mutex_unlock(&x->stats_lock);
+		coact = x->coact;
+	}
 	if (!ret) {
 		what = "the policy";
-		ret = x->policy(x->policy_ctx, x->cur, x->next, x->load, x->layers, x->experts,
-				x->devices, x->spd);
+		ret = x->policy(x->policy_ctx, x->cur, x->next, x->load, coact, x->layers,
+				x->experts, x->devices, x->spd);
 	}
 	if (!ret) {
 		what = "the store refused the policy's placement";
@@ -276,6 +311,11 @@ int serve_moe_step_begin(struct serve_moe *x, uint64_t *version)
 void serve_moe_step_end(struct serve_moe *x, uint64_t version, uint64_t ns, uint32_t tokens)
 {
 	accel_moe_store_step_end(x->store, version);
+	if (x->stats) {
+		pthread_mutex_lock(&x->stats_lock);
+		accel_moe_stats_step_end(x->stats);
+		pthread_mutex_unlock(&x->stats_lock);
+	}
 	if (x->nr_rec == x->cap_rec) {
 		uint64_t cap = x->cap_rec ? 2 * x->cap_rec : 256;
 		struct step_rec *r = realloc(x->rec, cap * sizeof(*r));
@@ -298,6 +338,35 @@ const void *serve_moe_expert(void *arg, uint64_t version, uint32_t l, uint32_t e
 	else
 		__atomic_add_fetch(&x->lookup_errors, 1, __ATOMIC_RELAXED);
 	return p;
+}
+
+bool serve_moe_counts_routes(const struct serve_moe *x)
+{
+	return x && x->stats;
+}
+
+int serve_moe_routes(struct serve_moe *x, const uint32_t *routes, uint32_t tokens)
+{
+	int ret;
+
+	if (!serve_moe_counts_routes(x) || !tokens)
+		return 0;
+	pthread_mutex_lock(&x->stats_lock);
+	ret = accel_moe_stats_route(x->stats, routes, tokens, x->top_k);
+	pthread_mutex_unlock(&x->stats_lock);
+	return ret;
+}
+
+int serve_moe_coact(struct serve_moe *x, uint32_t *coact)
+{
+	int ret;
+
+	if (!serve_moe_counts_routes(x))
+		return -ENOENT;
+	pthread_mutex_lock(&x->stats_lock);
+	ret = accel_moe_stats_coact(x->stats, coact);
+	pthread_mutex_unlock(&x->stats_lock);
+	return ret;
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -21,12 +21,15 @@ struct serve_moe;
  * A placement policy: @new (layers x num_slots, phy2log) from @old, the
  * tokens routed to each expert since the last rebalance (@load, layers x
  * experts; not windowed otherwise: the counts restart at each rebalance
- * started) and the shape. 0 or -errno (the rebalance is not started, the
- * old placement stays). moe_policy.h plugs libaccel's planner in here.
+ * started), with serve_moe_opts.coact the tokens' co-activations between
+ * consecutive layers (@coact, [layers - 1][experts][experts], over the last
+ * one to two rebalance periods: accel_moe_stats_coact(); else NULL), and
+ * the shape. 0 or -errno (the rebalance is not started, the old placement
+ * stays). moe_policy.h plugs libaccel's planner in here.
  */
 typedef int (*serve_moe_policy_fn)(void *ctx, const int32_t *old, int32_t *new,
-				   const uint64_t *load, uint32_t layers, uint32_t experts,
-				   uint32_t devices, uint32_t slots_per_device);
+				   const uint64_t *load, const uint32_t *coact, uint32_t layers,
+				   uint32_t experts, uint32_t devices, uint32_t slots_per_device);
 
 struct serve_moe_opts {
 	/** Devices (at least 1; 2 or more for expert parallelism). */
@@ -42,6 +45,12 @@ struct serve_moe_opts {
 	/** NULL: serve_moe_rotate(). */
 	serve_moe_policy_fn policy;
 	void *policy_ctx;
+	/**
+	 * Count each token's experts in consecutive layers (a route per token
+	 * and layer, counted once its chunk is through every layer) for the
+	 * policy's @coact. Needs rebalance_every and two layers or more.
+	 */
+	bool coact;
 };
 
 /**
@@ -60,6 +69,18 @@ void serve_moe_step_end(struct serve_moe *x, uint64_t version, uint64_t ns, uint
 /** Expert @e of layer @l at @version (a serve_expert_src getter; @arg the serve_moe). */
 const void *serve_moe_expert(void *arg, uint64_t version, uint32_t l, uint32_t e, uint32_t hint);
 
+/** Does @x count routes (serve_moe_opts.coact; false for NULL)? */
+bool serve_moe_counts_routes(const struct serve_moe *x);
+/**
+ * serve_moe_routes() - count @tokens tokens' routes: @routes is
+ * [tokens][layers][top_k], the experts each token chose in each layer (any
+ * worker thread). 0 (nothing to count: also 0), or -EINVAL (an id out of
+ * range: nothing counted).
+ */
+int serve_moe_routes(struct serve_moe *x, const uint32_t *routes, uint32_t tokens);
+/** The co-activation counts a rebalance would read now into @coact; -ENOENT without. */
+int serve_moe_coact(struct serve_moe *x, uint32_t *coact);
+
 /**
  * The default policy: every device takes the next device's experts
  * (expert e on device (e + shift) % devices, shift one more each time: each
@@ -68,7 +89,8 @@ const void *serve_moe_expert(void *arg, uint64_t version, uint32_t l, uint32_t e
  * on another device than its first replica where one has room.
  */
 int serve_moe_rotate(void *ctx, const int32_t *old, int32_t *new, const uint64_t *load,
-		     uint32_t layers, uint32_t experts, uint32_t devices, uint32_t spd);
+		     const uint32_t *coact, uint32_t layers, uint32_t experts, uint32_t devices,
+		     uint32_t spd);
 
 /** What a run did, for the report. */
 struct serve_moe_report {

@@ -42,6 +42,8 @@ void serve_moe_policy_use(struct serve_moe_planner *p, struct serve_moe_opts *o)
 	o->policy = p->kind == SERVE_MOE_EPLB ? serve_moe_eplb :
 		    p->kind == SERVE_MOE_PLAN ? serve_moe_plan : NULL;
 	o->policy_ctx = o->policy ? p : NULL;
+	/* Only the planner weighs the traffic between consecutive layers' experts. */
+	o->coact = p->kind == SERVE_MOE_PLAN;
 }
 
 /* The planner's topology of the store's shape, and the loads as its weights. */
@@ -70,7 +72,7 @@ static int prepare(const struct serve_moe_planner *p, const uint64_t *load, uint
 }
 
 static void log_cost(struct serve_moe_planner *p, const struct accel_moe_cost *c,
-		     const uint64_t *load, size_t n)
+		     const uint64_t *load, const uint32_t *coact, size_t n)
 {
 	uint64_t tokens = 0;
 	size_t i;
@@ -83,16 +85,20 @@ static void log_cost(struct serve_moe_planner *p, const struct accel_moe_cost *c
 	for (i = 0; i < n; i++)
 		tokens += load[i];
 	fprintf(p->log, "kvaccel-serve: moe %s rebalance %llu: %llu slot moves, device load "
-		"max/mean %.3f (worst layer %.3f) over %llu routed tokens\n",
+		"max/mean %.3f (worst layer %.3f) over %llu routed tokens",
 		serve_moe_policy_name(p->kind), (unsigned long long)p->plans,
 		(unsigned long long)c->moves, c->imbalance, c->max_imbalance,
 		(unsigned long long)tokens);
+	if (coact)
+		fprintf(p->log, "; traffic %.0f co-activated tokens (%.0f cross-device, %.0f "
+			"cross-node)", c->traffic, c->cross_device, c->cross_node);
+	fputc('\n', p->log);
 }
 
 /* EPLB's placement (@plan false) or the planner's, with its cost, logged. */
 static int place(struct serve_moe_planner *p, bool plan, const int32_t *old, int32_t *new,
-		 const uint64_t *load, uint32_t layers, uint32_t experts, uint32_t devices,
-		 uint32_t spd)
+		 const uint64_t *load, const uint32_t *coact, uint32_t layers, uint32_t experts,
+		 uint32_t devices, uint32_t spd)
 {
 	ACCEL_OPTS(accel_eplb_opts, eo, .old_phy2log = old);
 	ACCEL_OPTS(accel_moe_cost, cost);
@@ -102,25 +108,27 @@ static int place(struct serve_moe_planner *p, bool plan, const int32_t *old, int
 
 	ret = prepare(p, load, layers, experts, devices, spd, &t, &w);
 	if (!ret && plan)
-		ret = accel_moe_plan(&t, w, NULL, old, NULL, new, NULL, 0, NULL, &cost);
+		ret = accel_moe_plan(&t, w, coact, old, NULL, new, NULL, 0, NULL, &cost);
 	else if (!ret)
 		ret = accel_eplb_rebalance(&t, w, &eo, new, NULL, 0, NULL, NULL);
 	if (!ret && !plan)
-		ret = accel_moe_cost(&t, w, NULL, old, new, &cost, NULL);
+		ret = accel_moe_cost(&t, w, coact, old, new, &cost, NULL);
 	if (!ret)
-		log_cost(p, &cost, load, (size_t)layers * experts);
+		log_cost(p, &cost, load, coact, (size_t)layers * experts);
 	free(w);
 	return ret;
 }
 
 int serve_moe_eplb(void *ctx, const int32_t *old, int32_t *new, const uint64_t *load,
-		   uint32_t layers, uint32_t experts, uint32_t devices, uint32_t spd)
+		   const uint32_t *coact, uint32_t layers, uint32_t experts, uint32_t devices,
+		   uint32_t spd)
 {
-	return place(ctx, false, old, new, load, layers, experts, devices, spd);
+	return place(ctx, false, old, new, load, coact, layers, experts, devices, spd);
 }
 
 int serve_moe_plan(void *ctx, const int32_t *old, int32_t *new, const uint64_t *load,
-		   uint32_t layers, uint32_t experts, uint32_t devices, uint32_t spd)
+		   const uint32_t *coact, uint32_t layers, uint32_t experts, uint32_t devices,
+		   uint32_t spd)
 {
-	return place(ctx, true, old, new, load, layers, experts, devices, spd);
+	return place(ctx, true, old, new, load, coact, layers, experts, devices, spd);
 }

@@ -49,7 +49,8 @@ const char *serve_moe_policy_name(uint32_t kind);
 
 /**
  * serve_moe_policy_use() - point @o's policy at @p's kind (rotate: the
- * store's default, @p unused) after resetting @p's counters.
+ * store's default, @p unused) after resetting @p's counters; co-activations
+ * counted (@o->coact) for the planner only.
  */
 void serve_moe_policy_use(struct serve_moe_planner *p, struct serve_moe_opts *o);
 
@@ -58,20 +59,24 @@ void serve_moe_policy_use(struct serve_moe_planner *p, struct serve_moe_opts *o)
  * @load with @devices GPUs in @ctx's nodes, one group per expert where the
  * nodes divide the experts (EPLB's hierarchical policy; else one group,
  * its global one), @old given so that an expert a device keeps stays in
- * its slot. @ctx: a struct serve_moe_planner.
+ * its slot; @coact (or NULL) only scores the result. @ctx: a struct
+ * serve_moe_planner.
  *
  * Return: 0; -EINVAL (a shape the planner cannot place: no device, fewer
  * slots than experts, nodes that do not divide the devices); -ENOMEM.
  */
 int serve_moe_eplb(void *ctx, const int32_t *old, int32_t *new, const uint64_t *load,
-		   uint32_t layers, uint32_t experts, uint32_t devices, uint32_t spd);
+		   const uint32_t *coact, uint32_t layers, uint32_t experts, uint32_t devices,
+		   uint32_t spd);
 
 /**
  * serve_moe_plan() - a serve_moe_policy_fn: accel_moe_plan() from @old on
- * @load (no co-activation: the engine does not count it), its costs
- * logged. @ctx: a struct serve_moe_planner. Errors as serve_moe_eplb().
+ * @load and the co-activations @coact (its traffic term; NULL: none), its
+ * costs logged. @ctx: a struct serve_moe_planner. Errors as
+ * serve_moe_eplb().
  */
 int serve_moe_plan(void *ctx, const int32_t *old, int32_t *new, const uint64_t *load,
-		   uint32_t layers, uint32_t experts, uint32_t devices, uint32_t spd);
+		   const uint32_t *coact, uint32_t layers, uint32_t experts, uint32_t devices,
+		   uint32_t spd);
 
 #endif /* SERVE_MOE_POLICY_H */

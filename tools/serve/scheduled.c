@@ -49,16 +49,7 @@ static int take_run(struct serve_engine *e, struct serve_req *r, const struct se
 		r->drops++;
 	}
 	r->n_computed = (uint32_t)c->start;
-	if (r->chunk_cap < c->n_tokens) {
-		float *x = realloc(r->chunk_x,
-				   (size_t)c->n_tokens * e->m->cfg.d_model * sizeof(float));
-
-		if (!x)
-			return -ENOMEM;
-		r->chunk_x = x;
-		r->chunk_cap = c->n_tokens;
-	}
-	return 0;
+	return serve_req_chunk_reserve(e, r, c->n_tokens);
 }
 
 int serve_engine_compute(struct serve_engine *e, struct serve_compute *c, uint32_t n)

@@ -237,15 +237,10 @@ static int prepare(struct serve_engine *e, struct serve_req *r, uint32_t n)
 			accel_bm_truncate(e->bm, r->seq, n);
 			return -EOPNOTSUPP;
 		}
-		if (r->chunk_cap < n) {
-			float *x = realloc(r->chunk_x, (size_t)n * e->m->cfg.d_model * sizeof(float));
-
-			if (!x) {
-				accel_bm_truncate(e->bm, r->seq, n);
-				return -ENOMEM;
-			}
-			r->chunk_x = x;
-			r->chunk_cap = n;
+		ret = serve_req_chunk_reserve(e, r, n);
+		if (ret) {
+			accel_bm_truncate(e->bm, r->seq, n);
+			return ret;
 		}
 	}
 	ret = accel_bm_block_tables(e->bm, &r->seq, 1, off, r->table, e->max_blocks, NULL);
