@@ -15,8 +15,8 @@
 #    least loaded (B on n2; C on n3 is busier), moved by the engines over
 #    UCX across the namespaces, and B finishes them with the digests of each
 #    request run alone (--check-alone); A exits once drained;
-#  - n1's kvacceld killed (SIGKILL) as soon as it has started a migration
-#    of engine D's request to n2/B, and started again: the engines move
+#  - n1's kvacceld killed (SIGKILL) as soon as engine D has started its
+#    migration of a request to n2/B, and started again: the engines move
 #    the request on their own over UCX, D registers again with the new
 #    daemon, and the request ends on exactly one node (D's or B, digests
 #    as alone) or failed to its client, never on both, never lost;
@@ -246,7 +246,7 @@ recorded() {
 until_ok 30 recorded
 ok $? migrations_recorded_with_their_node $t/n1.mig
 
-# n1's daemon killed once it has started a migration of D's request to n2/B.
+# n1's daemon killed once D has started a migration of its request to n2/B.
 # (D serves until told to exit, so it is there when the daemon is back.)
 engine 1 D 7804 --until-exit --blocks 256 --max-tokens 1500 --prompt "D's request moves while its daemon dies." \
 	--prompt "D's second request stays on D."
@@ -255,6 +255,8 @@ r=0
 until_ok 120 shows 1 '"name":"D","priority":0,"block_bytes":16384,"blocks_total":256,"blocks_free":[0-9]*,"running":2' ||
 	r=1
 ctl 1 migrate D 1 n2/B > $t/m4 2>&1 || r=1
+# Killed once D has the order (the engines carry the transfer on their own).
+until_ok 30 grep -q 'migration [0-9]* of request 1 to n2/B at .*: started' $t/D.err || r=1
 kill -KILL $dpid1
 wait $dpid1 2>/dev/null
 rm -f $t/n1.sock

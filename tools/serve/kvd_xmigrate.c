@@ -153,6 +153,8 @@ int serve_kvd_migrate_remote(void *arg, uint64_t id, uint64_t req, const char *n
 	v = &k->out[k->nr_out++];
 	*v = (struct kvd_departure) { .id = id, .h = (uint32_t)req, .status = 1 };
 	snprintf(v->to, sizeof(v->to), "%s/%s", node, to);
+	fprintf(stderr, "kvaccel-serve: migration %llu of request %u to %s at %s: started\n",
+		(unsigned long long)id, v->h, v->to, addr);
 	return 0;
 }
 
