@@ -247,11 +247,9 @@ static int rebalance(struct serve_moe *x)
 	const char *what = "reading the current placement";
 
 	ret = accel_moe_store_placement(x->store, x->cur, n);
-	if (!ret && x->stats) {
+	if (!ret && serve_moe_counts_routes(x)) {
 		what = "reading the co-activation counts";
-		pthread_mutex_lock(&x->stats_lock);
-		ret = accel_moe_stats_coact(x->stats, x->coact);
-		pthread_mutex_unlock(&x->stats_lock);
+		ret = serve_moe_coact(x, x->coact);
 		coact = x->coact;
 	}
 	if (!ret) {
