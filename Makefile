@@ -773,7 +773,8 @@ $(B)/native/kvacceld_metrics: tests/daemon/metrics_unit.c daemon/metrics.c daemo
 # The MoE expert store's pure logic: placement checks, the executor's waves,
 # steps in flight per table version (cmocka, ASan/UBSan).
 NATIVE_BINS	+= $(B)/native/moe_store_unit
-MOE_STORE_LOGIC	:= libaccel/src/moe/exec_wave.c libaccel/src/moe/store_epoch.c
+MOE_STORE_LOGIC	:= libaccel/src/moe/exec_wave.c libaccel/src/moe/store_epoch.c \
+		   libaccel/src/moe/share_pick.c
 $(B)/native/moe_store_unit: tests/libaccel/moe_store_unit.c $(MOE_STORE_LOGIC) \
 		libaccel/src/moe/store_logic.h
 	@mkdir -p $(B)/native-bin $(@D)

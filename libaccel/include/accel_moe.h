@@ -36,6 +36,18 @@ extern "C" {
 
 struct accel_moe_store;
 
+/**
+ * One expert copy passed from one instance's store to another's
+ * (accel_moe_store_export(), accel_moe_store_opts.from).
+ */
+struct accel_moe_store_share {
+	uint32_t layer, expert;
+	/** The copy's NUMA node (ACCEL_NODE_ANY: its blocks may be on any). */
+	int32_t node;
+	/** Its region's dma-buf (a kvaccel region of the same device). */
+	int32_t fd;
+};
+
 /** A store's shape (ACCEL_OPTS()). */
 struct accel_moe_store_opts {
 	size_t sz;
@@ -56,6 +68,19 @@ struct accel_moe_store_opts {
 	uint32_t max_inflight;
 	/** ACCEL_MOE_STORE_* flags. */
 	uint32_t flags;
+	/**
+	 * Another instance's expert copies to start from (@nr_from entries;
+	 * the caller keeps its fds and closes them after the call), as
+	 * accel_moe_store_export() gives them. Each copy the initial
+	 * placement needs takes, without a byte copied, an entry of its
+	 * layer and expert on its device's node (or either ACCEL_NODE_ANY)
+	 * that no other device of this store took; else it is made on its
+	 * node and filled from one of the expert's entries by the copy
+	 * engine before create returns. Taken copies are shared (see
+	 * accel_moe_store_export()). NULL: zero-filled copies.
+	 */
+	const struct accel_moe_store_share *from;
+	uint32_t nr_from;
 };
 
 /**
@@ -74,10 +99,15 @@ struct accel_moe_store_opts {
  * same expert share that copy's blocks), every slot bound in its layer's
  * window. Fill it with accel_moe_store_write().
  *
+ * With opts->from, the copies come from another instance instead (above).
+ *
  * Return: the store; NULL and errno: EINVAL (a shape out of range, @count
- * not layers * num_slots, a slot naming no expert, an expert with no slot),
- * E2BIG (too many window slots for one bind batch), ENOMEM, or a region's
- * or space's error.
+ * not layers * num_slots, a slot naming no expert, an expert with no slot;
+ * an entry of opts->from out of range, or whose fd is not a region of this
+ * device of one expert's size in the store's block size), ENOENT (an
+ * expert of the placement with no entry in opts->from), E2BIG (too many
+ * window slots for one bind batch), ENOMEM, or a region's, space's or
+ * copy's error.
  */
 struct accel_moe_store *accel_moe_store_create(struct accel_device *dev,
 					       const struct accel_moe_store_opts *opts,
@@ -88,7 +118,8 @@ void accel_moe_store_destroy(struct accel_moe_store *store);
 /**
  * accel_moe_store_write() - copy @len bytes (the expert's size) of expert
  * @expert of layer @layer into every copy of it. -EINVAL (out of range,
- * @len not expert_bytes), -EBUSY while a rebalance runs.
+ * @len not expert_bytes), -EBUSY while a rebalance runs, -EPERM when a
+ * copy of it is shared (nothing written).
  */
 int accel_moe_store_write(struct accel_moe_store *store, uint32_t layer, uint32_t expert,
 			  const void *src, size_t len);
@@ -123,6 +154,24 @@ int accel_moe_store_replicas(struct accel_moe_store *store, uint64_t version, ui
 			     uint32_t expert, uint32_t *slots, uint32_t max);
 /** The newest placement ([layers][num_slots], @count entries) into @phy2log. 0 or -EINVAL. */
 int accel_moe_store_placement(struct accel_moe_store *store, int32_t *phy2log, size_t count);
+
+/**
+ * accel_moe_store_export() - the store's expert copies for another
+ * instance on this node (which passes them as accel_moe_store_opts.from):
+ * for each copy whose bytes are in (layer-major, then as the store keeps
+ * them), its layer, expert, node and a new close-on-exec dma-buf fd of its
+ * region, at most @max of them into @out (the caller closes the fds). An
+ * exported copy is shared from then on: the store never writes it again
+ * and never reuses its region for another expert (a rebalance that drops
+ * it frees it, and its pages live on while the other instance binds
+ * them). Safe during a rebalance (a copy still being made is left out).
+ *
+ * Return: the number of copies there are (may exceed @max: only @max were
+ * exported; @out may be NULL with @max 0 to count), or -errno (-EINVAL; an
+ * export's error, the fds of this call closed).
+ */
+int accel_moe_store_export(struct accel_moe_store *store, struct accel_moe_store_share *out,
+			   uint32_t max);
 
 /**
  * accel_moe_store_apply() - start a rebalance to @phy2log ([layers][num_slots],
@@ -178,6 +227,12 @@ struct accel_moe_store_stats {
 	/** Expert copies alive per device now, and the most at once. */
 	uint32_t live_copies[ACCEL_MOE_STORE_MAX_DEVICES];
 	uint32_t peak_copies[ACCEL_MOE_STORE_MAX_DEVICES];
+	/** Copies taken from another instance without a copy, and filled from one. */
+	uint64_t adopted, fetched;
+	/** Copies given to other instances (accel_moe_store_export(), counted per call). */
+	uint64_t exported;
+	/** Live copies that are shared. */
+	uint32_t shared_copies;
 };
 
 /** Fill @st (the fields up to st->sz). -EINVAL, -E2BIG as accel_device_info(). */

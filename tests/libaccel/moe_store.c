@@ -9,10 +9,14 @@
  * reading every expert's bytes through their version's table at every
  * step; a step in flight keeps the old table and its window slots until it
  * ends; bad input changes nothing; a process killed mid-rebalance leaves
- * nothing on the device.
+ * nothing on the device. Copies exported to another process's store are
+ * taken there without a byte copied (or filled from them where a device
+ * needs a second copy), read the same bytes after the exporter rebalanced
+ * and after it is gone, and are never written.
  */
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -552,6 +556,266 @@ TEST_F(moe, killed_mid_rebalance)
 	EXPECT_TRUE(WIFSIGNALED(status));
 	close(pipefd[0]);
 	/* The teardown checks the device's usage back where it was. */
+}
+
+/* A batch of shared copies over a socket: the entries as data, their fds alongside. */
+static int send_shares(int sock, const struct accel_moe_store_share *e, uint32_t n)
+{
+	uint32_t i, k;
+
+	for (i = 0; i < n; i += k) {
+		struct accel_moe_store_share b[ACCEL_MAX_FDS];
+		int fds[ACCEL_MAX_FDS];
+
+		k = n - i < ACCEL_MAX_FDS ? n - i : ACCEL_MAX_FDS;
+		for (uint32_t j = 0; j < k; j++) {
+			b[j] = e[i + j];
+			fds[j] = e[i + j].fd;
+		}
+		if (accel_send_fds(sock, fds, (int)k, b, k * sizeof(*b)))
+			return -1;
+	}
+	return 0;
+}
+
+static int recv_shares(int sock, struct accel_moe_store_share *e, uint32_t n)
+{
+	uint32_t i = 0;
+
+	while (i < n) {
+		int fds[ACCEL_MAX_FDS], nfd = ACCEL_MAX_FDS;
+		size_t len = ACCEL_MAX_FDS * sizeof(*e);
+
+		if (accel_recv_fds(sock, fds, &nfd, &e[i], &len) ||
+		    len != (size_t)nfd * sizeof(*e) || i + (uint32_t)nfd > n)
+			return -1;
+		for (int j = 0; j < nfd; j++)
+			e[i + j].fd = fds[j];
+		i += (uint32_t)nfd;
+	}
+	return 0;
+}
+
+static void close_shares(struct accel_moe_store_share *e, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		close(e[i].fd);
+}
+
+static int sync_byte(int sock, char want)
+{
+	char c = 0;
+
+	return read(sock, &c, 1) == 1 && c == want ? 0 : -1;
+}
+
+/*
+ * The child: a store of 3 devices x 4 slots from the parent's 16 copies
+ * (each device holds 4 experts: experts 0 to 3 of each layer on two): 16
+ * taken, the 8 second copies filled from them; its bytes
+ * checked after the parent rebalanced and after it destroyed its store,
+ * then a rotation of its own. Returns the exit code (0: all well).
+ */
+static int share_child(int sock)
+{
+	struct accel_moe_store_share e[2 * LAYERS * EXPERTS];
+	struct accel_device *dev = accel_device_open(NULL);
+	int32_t p[LAYERS * 12], q[LAYERS * 12];
+	ACCEL_OPTS(accel_moe_store_stats, st);
+	struct accel_moe_store *s;
+	static uint32_t w[EBYTES / 4];
+	uint32_t n, i;
+	uint64_t v;
+
+	if (!dev || read(sock, &n, sizeof(n)) != sizeof(n) || n != LAYERS * EXPERTS ||
+	    recv_shares(sock, e, n))
+		return 10;
+	initial(p, 3, 4);
+	{
+		ACCEL_OPTS(accel_moe_store_opts, o, .layers = LAYERS, .experts = EXPERTS,
+			   .devices = 3, .slots_per_device = 4, .expert_bytes = EBYTES,
+			   .from = e, .nr_from = n);
+
+		s = accel_moe_store_create(dev, &o, p, LAYERS * 12);
+	}
+	close_shares(e, n);
+	if (!s)
+		return 11;
+	if (accel_moe_store_stats(s, &st) || st.adopted != LAYERS * EXPERTS ||
+	    st.fetched != LAYERS * 4 || st.shared_copies != LAYERS * EXPERTS ||
+	    st.live_copies[0] + st.live_copies[1] + st.live_copies[2] != LAYERS * 12)
+		return 12;
+	pattern(w, 0, 1);
+	if (accel_moe_store_write(s, 0, 1, w, EBYTES) != -EPERM)
+		return 13;
+	if (accel_moe_store_step_begin(s, &v) || check_all(s, v) || accel_moe_store_step_end(s, v))
+		return 14;
+	/* The parent rebalances, then destroys its store: the bytes here stay. */
+	if (write(sock, "1", 1) != 1 || sync_byte(sock, '2'))
+		return 15;
+	if (accel_moe_store_step_begin(s, &v) || check_all(s, v) || accel_moe_store_step_end(s, v))
+		return 16;
+	if (write(sock, "3", 1) != 1 || sync_byte(sock, '4'))
+		return 17;
+	if (accel_moe_store_step_begin(s, &v) || check_all(s, v) || accel_moe_store_step_end(s, v))
+		return 18;
+	/* A rotation of its own: the shared copies are read as sources, never spares. */
+	for (i = 0; i < LAYERS * 12; i++)
+		q[i] = p[(i / 12) * 12 + (i % 12 + 4) % 12];
+	if (accel_moe_store_apply(s, q, LAYERS * 12) || serve_until_done(s, 2000) <= 0)
+		return 19;
+	if (accel_moe_store_stats(s, &st) || st.last_error || st.rebalances != 1)
+		return 20;
+	accel_moe_store_destroy(s);
+	accel_device_close(dev);
+	return 0;
+}
+
+TEST_F(moe, shared_with_another_process)
+{
+	struct accel_moe_store_share e[2 * LAYERS * EXPERTS];
+	int32_t p[LAYERS * 10], q[LAYERS * 10];
+	ACCEL_OPTS(accel_moe_store_stats, st);
+	struct accel_moe_store *s;
+	int sv[2], status, n;
+	uint32_t i, un;
+	pid_t pid;
+
+	initial(p, 2, 5);
+	s = store(self->dev, 2, 5, 1, p);
+	ASSERT_NE(NULL, s);
+	/* 2 devices x 5 slots: each device holds 4 distinct experts, 16 copies in all. */
+	EXPECT_EQ(LAYERS * EXPERTS, accel_moe_store_export(s, NULL, 0));
+	EXPECT_EQ(-EINVAL, accel_moe_store_export(s, NULL, 1));
+	ASSERT_EQ(0, accel_moe_store_stats(s, &st));
+	EXPECT_EQ(0, st.shared_copies);
+	n = accel_moe_store_export(s, e, 2 * LAYERS * EXPERTS);
+	ASSERT_EQ(LAYERS * EXPERTS, n);
+	ASSERT_EQ(0, accel_moe_store_stats(s, &st));
+	EXPECT_EQ(LAYERS * EXPERTS, st.shared_copies);
+	EXPECT_EQ(LAYERS * EXPERTS, st.exported);
+	for (i = 0; i < (uint32_t)n; i++) {
+		EXPECT_LT(e[i].layer, LAYERS);
+		EXPECT_LT(e[i].expert, EXPERTS);
+		EXPECT_GE(e[i].fd, 0);
+	}
+	{
+		static uint32_t w[EBYTES / 4];
+
+		pattern(w, 1, 3);
+		EXPECT_EQ(-EPERM, accel_moe_store_write(s, 1, 3, w, EBYTES));
+	}
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		close(sv[0]);
+		_exit(share_child(sv[1]));
+	}
+	close(sv[1]);
+	un = (uint32_t)n;
+	ASSERT_EQ(sizeof(un), (size_t)write(sv[0], &un, sizeof(un)));
+	ASSERT_EQ(0, send_shares(sv[0], e, un));
+	close_shares(e, un);
+	ASSERT_EQ(0, sync_byte(sv[0], '1'));
+	/* A rotation with K 1: spare regions would be reused, never a shared one. */
+	for (i = 0; i < LAYERS * 10; i++)
+		q[i] = p[(i / 10) * 10 + (i % 10 + 5) % 10];
+	ASSERT_EQ(0, accel_moe_store_apply(s, q, LAYERS * 10));
+	ASSERT_GT(serve_until_done(s, 2000), 0);
+	ASSERT_EQ(0, accel_moe_store_stats(s, &st));
+	EXPECT_EQ(0, st.last_error);
+	EXPECT_GT(st.copies, 0);
+	EXPECT_EQ(0, st.shared_copies);	/* every shared copy moved away and was freed */
+	ASSERT_EQ(1, write(sv[0], "2", 1));
+	ASSERT_EQ(0, sync_byte(sv[0], '3'));
+	accel_moe_store_destroy(s);
+	ASSERT_EQ(1, write(sv[0], "4", 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	close(sv[0]);
+	/* The teardown checks the device's usage back where it was: no page kept. */
+}
+
+/* Entries that do not fit are refused, nothing kept. */
+TEST_F(moe, shared_copies_refused)
+{
+	struct accel_moe_store_share e[LAYERS * EXPERTS + 1];
+	ACCEL_OPTS(accel_moe_store_stats, st);
+	ACCEL_OPTS(accel_moe_store_opts, o, .layers = LAYERS, .experts = EXPERTS,
+		   .devices = 2, .slots_per_device = 4, .expert_bytes = EBYTES);
+	struct accel_region *small;
+	struct accel_space *sp;
+	struct accel_moe_store *s, *b;
+	int32_t p[LAYERS * 8];
+	uint64_t v;
+	int n, fd;
+
+	initial(p, 2, 4);
+	s = store(self->dev, 2, 4, 1, p);
+	ASSERT_NE(NULL, s);
+	n = accel_moe_store_export(s, e, LAYERS * EXPERTS);
+	ASSERT_EQ(LAYERS * EXPERTS, n);
+	o.from = e;
+	o.nr_from = 0;
+	EXPECT_EQ(NULL, accel_moe_store_create(self->dev, &o, p, LAYERS * 8));
+	EXPECT_EQ(EINVAL, errno);
+	o.nr_from = (uint32_t)n;
+	o.from = NULL;
+	EXPECT_EQ(NULL, accel_moe_store_create(self->dev, &o, p, LAYERS * 8));
+	EXPECT_EQ(EINVAL, errno);
+	o.from = e;
+	/* A layer out of range. */
+	e[0].layer = LAYERS;
+	EXPECT_EQ(NULL, accel_moe_store_create(self->dev, &o, p, LAYERS * 8));
+	EXPECT_EQ(EINVAL, errno);
+	e[0].layer = 0;
+	/* An expert of the placement with no entry: the last entry left out. */
+	{
+		struct accel_moe_store_share last = e[n - 1];
+		o.nr_from = (uint32_t)n - 1;
+		EXPECT_EQ(NULL, accel_moe_store_create(self->dev, &o, p, LAYERS * 8));
+		EXPECT_EQ(ENOENT, errno);
+		o.nr_from = (uint32_t)n;
+		EXPECT_EQ(last.fd, e[n - 1].fd);
+	}
+	/* A region of another size in its place. */
+	small = accel_region_create(self->dev, 32u << 10, 32u << 10, ACCEL_NODE_ANY);
+	ASSERT_NE(NULL, small);
+	ASSERT_EQ(0, accel_region_export(small, &fd));
+	e[LAYERS * EXPERTS] = e[0];
+	e[0].fd = fd;
+	EXPECT_EQ(NULL, accel_moe_store_create(self->dev, &o, p, LAYERS * 8));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+	/* A space's dma-buf. */
+	sp = accel_space_create(self->dev, 4, 32u << 10);
+	ASSERT_NE(NULL, sp);
+	ASSERT_EQ(0, accel_space_export(sp, &fd));
+	e[0].fd = fd;
+	EXPECT_EQ(NULL, accel_moe_store_create(self->dev, &o, p, LAYERS * 8));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+	/* A closed fd. */
+	e[0].fd = fd;
+	EXPECT_EQ(NULL, accel_moe_store_create(self->dev, &o, p, LAYERS * 8));
+	EXPECT_NE(0, errno);
+	e[0] = e[LAYERS * EXPERTS];
+	/* Whole again, it works: every copy taken, none filled. */
+	b = accel_moe_store_create(self->dev, &o, p, LAYERS * 8);
+	ASSERT_NE(NULL, b);
+	ASSERT_EQ(0, accel_moe_store_stats(b, &st));
+	EXPECT_EQ(LAYERS * EXPERTS, st.adopted);
+	EXPECT_EQ(0, st.fetched);
+	ASSERT_EQ(0, accel_moe_store_step_begin(b, &v));
+	EXPECT_EQ(0, check_all(b, v));
+	EXPECT_EQ(0, accel_moe_store_step_end(b, v));
+	accel_moe_store_destroy(b);
+	accel_space_destroy(sp);
+	accel_region_destroy(small);
+	close_shares(e, (uint32_t)n);
+	accel_moe_store_destroy(s);
 }
 
 TEST_HARNESS_MAIN

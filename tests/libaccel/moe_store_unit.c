@@ -4,7 +4,8 @@
  * checks, the executor's waves (each an intermediate placement that keeps
  * every expert served, only slots that change touched, at most K new copies
  * per device, the target reached), the bookkeeping of steps in flight per
- * version, and the block size chosen for an expert's bytes.
+ * version, the block size chosen for an expert's bytes, and which of
+ * another instance's copies a new store's copies take.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -256,6 +257,101 @@ static void test_block_size(void **state)
 	assert_int_equal(n, 17);
 }
 
+/* By hand: entries of (layer, expert) on nodes, taken once each, node-matched. */
+static void test_share_pick(void **state)
+{
+	/*  i:            0  1  2  3  4   5 */
+	uint32_t layer[] = { 0, 0, 1, 0, 0, 1 };
+	uint32_t expert[] = { 1, 1, 0, 1, 2, 0 };
+	int32_t node[] = { 0, 1, -1, 1, 0, 1 };
+	struct moe_share_index ix;
+	int src;
+
+	(void)state;
+	assert_int_equal(moe_share_index_build(&ix, layer, expert, node, 6, 2, 3), 0);
+	/* Layer 0 expert 1 on node 1: entries 1 and 3 fit, in order; then none left. */
+	assert_int_equal(moe_share_pick(&ix, 0, 1, 1, &src), 1);
+	assert_int_equal(src, 1);
+	assert_int_equal(moe_share_pick(&ix, 0, 1, 1, &src), 3);
+	assert_int_equal(moe_share_pick(&ix, 0, 1, 1, &src), -1);
+	assert_int_equal(src, 1);	/* a node-1 entry to copy from, used or not */
+	/* Node 0: entry 0; a device of any node takes what is left (none). */
+	assert_int_equal(moe_share_pick(&ix, 0, 1, 0, &src), 0);
+	assert_int_equal(moe_share_pick(&ix, 0, 1, -1, &src), -1);
+	assert_int_equal(src, 0);
+	/* Layer 0 expert 2 is on node 0 only: a node-1 device copies it from entry 4. */
+	assert_int_equal(moe_share_pick(&ix, 0, 2, 1, &src), -1);
+	assert_int_equal(src, 4);
+	/* Layer 1 expert 0: entry 2 (any node) fits node 0; entry 5 is node 1's. */
+	assert_int_equal(moe_share_pick(&ix, 1, 0, 0, &src), 2);
+	assert_int_equal(moe_share_pick(&ix, 1, 0, 0, &src), -1);
+	assert_int_equal(src, 2);
+	assert_int_equal(moe_share_pick(&ix, 1, 0, 1, &src), 5);
+	/* No entry at all. */
+	assert_int_equal(moe_share_pick(&ix, 0, 0, 0, &src), -1);
+	assert_int_equal(src, -1);
+	moe_share_index_fini(&ix);
+	/* Out of range. */
+	layer[2] = 2;
+	assert_int_equal(moe_share_index_build(&ix, layer, expert, node, 6, 2, 3), -EINVAL);
+	layer[2] = 1;
+	node[0] = -2;
+	assert_int_equal(moe_share_index_build(&ix, layer, expert, node, 6, 2, 3), -EINVAL);
+}
+
+/* Random entries: each taken at most once, only by a fitting node, every fitting one taken. */
+static void test_share_pick_random(void **state)
+{
+	uint32_t layer[64], expert[64], round;
+	int32_t node[64];
+
+	(void)state;
+	srand(7);
+	for (round = 0; round < 200; round++) {
+		uint32_t n = 1 + (uint32_t)rand() % 64, L = 1 + (uint32_t)rand() % 3;
+		uint32_t E = 1 + (uint32_t)rand() % 5, i, taken = 0, tries;
+		bool seen[64] = { false };
+		struct moe_share_index ix;
+
+		for (i = 0; i < n; i++) {
+			layer[i] = (uint32_t)rand() % L;
+			expert[i] = (uint32_t)rand() % E;
+			node[i] = (int32_t)(rand() % 3) - 1;
+		}
+		assert_int_equal(moe_share_index_build(&ix, layer, expert, node, n, L, E), 0);
+		for (tries = 0; tries < 4 * n; tries++) {
+			uint32_t l = (uint32_t)rand() % L, e = (uint32_t)rand() % E;
+			int32_t nd = (int32_t)(rand() % 3) - 1;
+			int src, got = moe_share_pick(&ix, l, e, nd, &src);
+			bool any = false, fit_left = false;
+
+			for (i = 0; i < n; i++) {
+				if (layer[i] != l || expert[i] != e)
+					continue;
+				any = true;
+				if (!seen[i] && (node[i] == -1 || nd == -1 || node[i] == nd))
+					fit_left = true;
+			}
+			assert_true(any ? src >= 0 : src == -1);
+			if (src >= 0) {
+				assert_int_equal(layer[src], l);
+				assert_int_equal(expert[src], e);
+			}
+			assert_int_equal(got >= 0, fit_left);
+			if (got < 0)
+				continue;
+			assert_false(seen[got]);
+			assert_int_equal(layer[got], l);
+			assert_int_equal(expert[got], e);
+			assert_true(node[got] == -1 || nd == -1 || node[got] == nd);
+			seen[got] = true;
+			taken++;
+		}
+		assert_true(taken <= n);
+		moe_share_index_fini(&ix);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +363,8 @@ int main(void)
 		cmocka_unit_test(test_wave_bad_input),
 		cmocka_unit_test(test_epochs),
 		cmocka_unit_test(test_block_size),
+		cmocka_unit_test(test_share_pick),
+		cmocka_unit_test(test_share_pick_random),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

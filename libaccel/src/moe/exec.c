@@ -169,8 +169,8 @@ static struct moe_copy *source_of(struct accel_moe_store *s, struct moe_layer *l
 }
 
 /*
- * Copy @src's bytes into @dst's region on the copy engine; the fence of the
- * last job. Blocks of at most 64 KiB go as one job each, each after the one
+ * Copy region @src's expert bytes into region @dst on the copy engine; the
+ * fence of the last job. Blocks of at most 64 KiB go as one job each, each after the one
  * before: the module copies such a job at once in the submitting task when
  * it has nothing to wait for (Documentation/copy-engine.rst), and libaccel
  * drops a dependency that has already succeeded, so the whole copy is done
@@ -179,11 +179,11 @@ static struct moe_copy *source_of(struct accel_moe_store *s, struct moe_layer *l
  * queued, the ones after it wait for it, so the last fence means all done.
  * Bigger blocks go as one job, which the module splits over its workers.
  */
-static struct accel_fence *submit_copy(struct accel_moe_store *s, struct moe_copy *src,
-				       struct moe_copy *dst)
+struct accel_fence *moe_submit_copy(struct accel_moe_store *s, struct accel_region *src,
+				    struct accel_region *dst)
 {
-	struct accel_copy_seg seg = { .src = accel_region_obj(src->region),
-				      .dst = accel_region_obj(dst->region), .length = s->stride };
+	struct accel_copy_seg seg = { .src = accel_region_obj(src),
+				      .dst = accel_region_obj(dst), .length = s->stride };
 	struct accel_fence *f = NULL, *prev;
 	uint32_t b;
 
@@ -243,7 +243,7 @@ static int copies(struct accel_moe_store *s, struct moe_layer *l)
 		src = source_of(s, l, c->device, c->expert);
 		if (!src)
 			return -EIO;	/* a valid placement always has one */
-		c->fence = submit_copy(s, src, c);
+		c->fence = moe_submit_copy(s, src->region, c->region);
 		if (!c->fence)
 			return -errno;
 		c->started = true;

@@ -75,12 +75,15 @@ void moe_copy_free(struct accel_moe_store *s, struct moe_layer *l, struct moe_co
 	}
 	accel_region_destroy(c->region);
 	s->st.live_copies[c->device]--;
+	if (c->shared)
+		s->st.shared_copies--;
 	free(c);
 }
 
 void moe_copy_retire(struct accel_moe_store *s, struct moe_layer *l, struct moe_copy *c)
 {
-	if (!s->job_on || c->fence || s->nr_spare[c->device] >= s->k) {
+	/* A shared region is never overwritten: another instance reads it. */
+	if (!s->job_on || c->fence || c->shared || s->nr_spare[c->device] >= s->k) {
 		moe_copy_free(s, l, c);
 		return;
 	}
@@ -156,8 +159,12 @@ static void table_free(struct moe_table *t)
 	free(t->rep);
 }
 
-/* Set up layer @li in placement @p: copies, window, its first table. */
-static int layer_init(struct accel_moe_store *s, uint32_t li, const int32_t *p)
+/*
+ * Set up layer @li in placement @p: copies (new and zero-filled, or from
+ * @share), window, its first table.
+ */
+static int layer_init(struct accel_moe_store *s, uint32_t li, const int32_t *p,
+		      struct moe_share_ctx *share)
 {
 	struct moe_layer *l = &s->layer[li];
 	struct accel_bind_op *ops;
@@ -180,7 +187,13 @@ static int layer_init(struct accel_moe_store *s, uint32_t li, const int32_t *p)
 		uint32_t d = i / s->spd;
 		struct moe_copy *c = moe_copy_find(l, d, (uint32_t)p[i]);
 
-		if (!c) {
+		if (!c && share) {
+			c = moe_share_copy(s, share, l, li, d, (uint32_t)p[i]);
+			if (!c) {
+				ret = -errno;
+				break;
+			}
+		} else if (!c) {
 			c = moe_copy_new(s, l, d, (uint32_t)p[i]);
 			if (!c) {
 				ret = -errno;
@@ -329,6 +342,7 @@ ACCEL_EXPORT struct accel_moe_store *accel_moe_store_create(struct accel_device 
 							    const struct accel_moe_store_opts *opts,
 							    const int32_t *phy2log, size_t count)
 {
+	struct moe_share_ctx *share = NULL;
 	struct accel_moe_store *s;
 	uint32_t li;
 	int ret;
@@ -351,6 +365,8 @@ ACCEL_EXPORT struct accel_moe_store *accel_moe_store_create(struct accel_device 
 	ret = shape(s, opts);
 	if (!ret)
 		ret = placement_ok(s, phy2log, count);
+	if (!ret)
+		ret = moe_share_begin(s, opts, &share);
 	if (!ret) {
 		s->layer = calloc(s->layers, sizeof(*s->layer));
 		s->job_target = calloc(count, sizeof(*s->job_target));
@@ -358,7 +374,8 @@ ACCEL_EXPORT struct accel_moe_store *accel_moe_store_create(struct accel_device 
 		ret = s->layer && s->job_target && s->job_wave ? 0 : -ENOMEM;
 	}
 	for (li = 0; !ret && li < s->layers; li++)
-		ret = layer_init(s, li, phy2log + (size_t)li * s->num_slots);
+		ret = layer_init(s, li, phy2log + (size_t)li * s->num_slots, share);
+	moe_share_end(share);
 	if (!ret)
 		moe_publish(s);
 	if (!ret && (s->flags & ACCEL_MOE_STORE_THREAD)) {
@@ -413,6 +430,9 @@ ACCEL_EXPORT int accel_moe_store_write(struct accel_moe_store *s, uint32_t layer
 	pthread_mutex_lock(&s->lock);
 	if (s->job_on)
 		ret = -EBUSY;
+	for (c = s->layer[layer].copies; !ret && c; c = c->next)
+		if (c->expert == expert && c->shared)
+			ret = -EPERM;	/* another instance reads these bytes */
 	for (c = s->layer[layer].copies; !ret && c; c = c->next) {
 		void *map;
 

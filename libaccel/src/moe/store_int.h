@@ -16,12 +16,14 @@
  * @refs: window slots bound to it.
  * @fence: its copy in flight (NULL: none).
  * @started: its copy was submitted; @ready: its bytes are there.
+ * @shared: its region is another instance's too (taken from one, or
+ *	exported to one): never written again and never kept as a spare.
  */
 struct moe_copy {
 	struct accel_region *region;
 	uint32_t device, expert, refs;
 	struct accel_fence *fence;
-	bool started, ready;
+	bool started, ready, shared;
 	struct moe_copy *next;
 };
 
@@ -119,7 +121,21 @@ void moe_bind_ops(const struct accel_moe_store *s, struct accel_bind_op *ops, ui
 /* Copy the counters for accel_moe_store_stats() (@lock held). */
 void moe_publish(struct accel_moe_store *s);
 
+/*
+ * store_share.c, while a store is made from another instance's copies
+ * (opts->from): *@ctx receives their index (NULL without opts->from).
+ */
+struct moe_share_ctx;
+int moe_share_begin(struct accel_moe_store *s, const struct accel_moe_store_opts *o,
+		    struct moe_share_ctx **ctx);
+/* The copy of @expert of layer @li on @device, taken or filled from them (NULL and errno). */
+struct moe_copy *moe_share_copy(struct accel_moe_store *s, struct moe_share_ctx *ctx,
+				struct moe_layer *l, uint32_t li, uint32_t device, uint32_t expert);
+void moe_share_end(struct moe_share_ctx *ctx);
+
 /* exec.c */
+struct accel_fence *moe_submit_copy(struct accel_moe_store *s, struct accel_region *src,
+				    struct accel_region *dst);
 int moe_exec_progress(struct accel_moe_store *s);
 void moe_exec_abandon(struct accel_moe_store *s, int err);
 

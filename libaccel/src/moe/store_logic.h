@@ -66,4 +66,40 @@ void moe_epochs_fini(struct moe_epochs *e);
  */
 uint32_t moe_block_size(uint64_t bytes, uint32_t *blocks);
 
+/**
+ * struct moe_share_index - another instance's expert copies
+ * (accel_moe_store_opts.from) by layer and expert, and which of them a
+ * device of this store took.
+ * @start: [layers * experts + 1], @order: [n] the entries of (layer l,
+ *	expert e) are order[start[l * experts + e] .. start[... + 1]), in
+ *	their given order.
+ * @node: [n] each entry's node; @used: [n] taken by a device.
+ */
+struct moe_share_index {
+	uint32_t experts;
+	uint32_t *start, *order;
+	int32_t *node;
+	bool *used;
+};
+
+/**
+ * moe_share_index_build() - index @n entries given as (@layer[i],
+ * @expert[i], @node[i]). -EINVAL: an entry out of [0, @layers) x [0,
+ * @experts) or a node below -1; -ENOMEM.
+ */
+int moe_share_index_build(struct moe_share_index *ix, const uint32_t *layer,
+			  const uint32_t *expert, const int32_t *node, uint32_t n,
+			  uint32_t layers, uint32_t experts);
+void moe_share_index_fini(struct moe_share_index *ix);
+
+/**
+ * moe_share_pick() - what a copy of expert @expert of layer @layer on a
+ * device of node @node (-1: any) takes: returns the first entry not yet
+ * used whose node is @node (either being -1 matches any), marking it used,
+ * or -1. *@src receives a source to copy from instead: an entry on @node
+ * first (used or not), else the expert's first; -1 when it has none.
+ */
+int moe_share_pick(struct moe_share_index *ix, uint32_t layer, uint32_t expert, int32_t node,
+		   int *src);
+
 #endif /* ACCEL_MOE_STORE_LOGIC_H */
