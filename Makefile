@@ -290,7 +290,8 @@ SERVE_ENGINE	:= tools/serve/engine.c tools/serve/compute.c tools/serve/step.c \
 		   tools/serve/pressure.c tools/serve/stack.c tools/serve/steplog.c \
 		   tools/serve/driver_migrate.c tools/serve/migrate_image.c tools/serve/migrate_node.c \
 		   tools/serve/migrate_sock.c tools/serve/kvd_migrate.c tools/serve/kvd_xmigrate.c \
-		   tools/serve/migrate_net.c tools/serve/moe.c tools/serve/moe_policy.c
+		   tools/serve/migrate_net.c tools/serve/moe.c tools/serve/moe_policy.c \
+		   tools/serve/memfd.c tools/serve/moe_peer.c tools/serve/kvd_moe.c
 SERVE_HDRS	:= $(wildcard tools/serve/*.h)
 SERVE_CFLAGS	:= -ffp-contract=off -Itools/serve -Ilibaccel/include -pthread
 TOOL_BINS	+= $(B)/tools/kvaccel-serve
@@ -436,6 +437,13 @@ $(B)/tests/migrate_kvd_kill.sh: tests/serve/migrate_kvd_kill.sh
 $(B)/tests/kvd_test.lib: tests/serve/kvd_test.lib
 	@mkdir -p $(@D)
 	install -m 644 $< $@
+
+# In the VM: MoE engines scaled up from a peer's expert store on the node
+# (zero-copy through kvacceld) and scaled down by a drain.
+TEST_BINS	+= $(B)/tests/moe_scale_kvd.sh
+$(B)/tests/moe_scale_kvd.sh: tests/serve/moe_scale_kvd.sh
+	@mkdir -p $(@D)
+	install -m 755 $< $@
 
 # In the VM: a kvacceld pressure round answered by swap-outs, and an engine
 # killed in the middle of its swaps leaking nothing (kvacceld on PATH in the guest).

@@ -58,6 +58,8 @@ static const char usage[] =
 	"                      device (default), DeepSeek's EPLB or libaccel's cost-aware planner\n"
 	"                      on the tokens routed since the last one (costs on stderr)\n"
 	"  --moe-nodes N       the devices in N nodes for eplb and plan (N divides D; default 1)\n"
+	"  --moe-from PEER     take the experts from engine PEER's store on this node (zero-copy,\n"
+	"                      through kvacceld: needs --kvacceld) instead of the model's weights\n"
 	"  --step-log FILE     a CSV line per step (its batch's shape, its times) and per swap\n"
 	"  --listen ADDR:PORT  serve HTTP on an IPv4 address (port 0: any, printed)\n"
 	"  --max-concurrent N  requests in flight before 429 (default 64)\n"
@@ -71,7 +73,7 @@ enum {
 	O_CHUNK, O_MAXRUN, O_PREEMPT, O_THREADS, O_MEMFD, O_DEVICE, O_QUIET, O_HELP,
 	O_LISTEN, O_MAXCONC, O_MAXBODY, O_MAXPROMPT, O_MAXTOKLIM, O_POLICY, O_VICTIM, O_PTHRESH,
 	O_NOYIELD, O_PRIO, O_ATSTEP, O_TABLE, O_ALONE, O_KVD, O_KVDPRIO, O_UNTILEXIT, O_XFER, O_STEPLOG,
-	O_MOE, O_MOERED, O_MOEEVERY, O_MOEK, O_MOEEXEC, O_MOEPOLICY, O_MOENODES,
+	O_MOE, O_MOERED, O_MOEEVERY, O_MOEK, O_MOEEXEC, O_MOEPOLICY, O_MOENODES, O_MOEFROM,
 };
 
 static const struct option longopts[] = {
@@ -126,6 +128,7 @@ static const struct option longopts[] = {
 	{ "moe-executor", required_argument, NULL, O_MOEEXEC },
 	{ "moe-policy", required_argument, NULL, O_MOEPOLICY },
 	{ "moe-nodes", required_argument, NULL, O_MOENODES },
+	{ "moe-from", required_argument, NULL, O_MOEFROM },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -391,6 +394,9 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 					   optarg, "");
 			c->moe_policy_set = true;
 			break;
+		case O_MOEFROM:
+			c->moe_from = optarg;
+			break;
 		case O_MOENODES:
 			ret = u32("moe-nodes", optarg, 1, ACCEL_MOE_STORE_MAX_DEVICES,
 				  &c->moe_planner.nodes);
@@ -453,6 +459,14 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 	}
 	if (c->moe_on && !c->moe_exec_set)
 		c->moe.thread = true;
+	if (c->moe_from && (!c->moe_on || !c->kvacceld))
+		return bad("--moe-from needs --moe-store and --kvacceld%s%s", "", "");
+	if (c->moe_from && c->save_weights)
+		return bad("--save-weights needs the experts' weights: not with --moe-from%s%s", "",
+			   "");
+	if (c->moe_from && (!*c->moe_from || strlen(c->moe_from) > 31))
+		return bad("--moe-from: '%s' is not an engine name (1 to 31 characters)%s",
+			   c->moe_from, "");
 	if (c->moe_on && (c->memfd || c->listen))
 		return bad("--moe-store needs region tiers (not --memfd) and --prompt runs%s%s", "",
 			   "");

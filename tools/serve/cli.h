@@ -47,6 +47,8 @@ struct serve_cli {
 	/* --moe-policy and --moe-nodes: the rebalances' placements (moe.policy points here). */
 	struct serve_moe_planner moe_planner;
 	bool moe_policy_set;
+	/* --moe-from PEER: the experts from engine PEER's store (through kvacceld). */
+	const char *moe_from;
 };
 
 /** 0, or -EINVAL after printing why to stderr; 1: --help printed. */

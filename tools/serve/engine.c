@@ -341,6 +341,11 @@ const struct serve_model *serve_engine_model(const struct serve_engine *e)
 	return e->m;
 }
 
+struct serve_moe *serve_engine_moe(const struct serve_engine *e)
+{
+	return e->moe;
+}
+
 uint32_t serve_engine_block_tokens(const struct serve_engine *e)
 {
 	return e->block_tokens;

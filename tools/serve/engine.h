@@ -150,6 +150,8 @@ int serve_engine_info(const struct serve_engine *e, uint32_t id, struct serve_re
 uint32_t serve_engine_next(const struct serve_engine *e, uint32_t id);
 /** The engine's model, and tokens per KV block. */
 const struct serve_model *serve_engine_model(const struct serve_engine *e);
+/** The engine's expert store (engine opts' moe), or NULL. */
+struct serve_moe *serve_engine_moe(const struct serve_engine *e);
 uint32_t serve_engine_block_tokens(const struct serve_engine *e);
 /** Forget a request (releasing its blocks if it holds any). */
 int serve_engine_release(struct serve_engine *e, uint32_t id);

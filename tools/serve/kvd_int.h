@@ -10,6 +10,7 @@
 #include "kvacceld.h"
 
 #include "migrate_node.h"
+#include "moe_peer.h"
 #include "pressure.h"
 
 /* A request that arrived by migration. */
@@ -57,6 +58,8 @@ struct serve_kvd {
 	char xaddr[KVD_XFER_ADDR_MAX];
 	struct kvd_xep *eps;
 	uint32_t nr_eps;
+	/* Experts handed between engines (kvd_moe.c): NULL until serve_kvd_moe(). */
+	struct serve_moe_peer *mp;
 };
 
 /* struct accel_engine_ops callbacks for migration hand-offs. */

@@ -135,6 +135,9 @@ int serve_kvd_receive(void *arg, const struct accel_handoff *h)
 	struct serve_kvd *k = arg;
 	int ret;
 
+	if (serve_moe_peer_is_msg(h))
+		return serve_moe_peer_receive(k->mp, k->d ? serve_engine_moe(serve_driver_engine(k->d)) :
+					      NULL, h);
 	if (!k->n || !h->count || h->kinds[0] != ACCEL_HANDOFF_MEMFD)
 		return -EOPNOTSUPP;
 	ret = serve_nmig_receive(k->n, h->from, h->fds, h->kinds, h->count);
@@ -149,6 +152,8 @@ void serve_kvd_handoff_done(void *arg, uint64_t tag, int status)
 {
 	struct serve_kvd *k = arg;
 
+	if (serve_moe_peer_sent(k->mp, tag, status))
+		return;
 	if (k->n)
 		serve_nmig_sent(k->n, tag, status);
 }
@@ -237,6 +242,7 @@ void serve_kvd_step(struct serve_kvd *k)
 		if (!accel_engine_reconnect(k->e))
 			fprintf(stderr, "kvaccel-serve: kvacceld is back: registered again\n");
 	}
+	serve_moe_peer_step(k->mp);
 	if (!k->n)
 		return;
 	serve_nmig_step(k->n);
@@ -254,7 +260,8 @@ bool serve_kvd_exit_asked(const struct serve_kvd *k)
 
 unsigned int serve_kvd_pending(const struct serve_kvd *k)
 {
-	return k ? serve_nmig_pending(k->n) + serve_kvd_xpending(k) : 0;
+	return k ? serve_nmig_pending(k->n) + serve_kvd_xpending(k) + serve_moe_peer_pending(k->mp) :
+		   0;
 }
 
 uint32_t serve_kvd_arrival(const struct serve_kvd *k, uint32_t i, const char **from,

@@ -17,6 +17,7 @@
 
 #include "cli.h"
 #include "http_main.h"
+#include "moe_peer.h"
 #include "pressure.h"
 #include "safetensors.h"
 #include "steplog.h"
@@ -74,6 +75,43 @@ static struct serve_params params_of(const struct serve_cli *c, uint32_t i)
 				       .priority = c->prio[i] };
 }
 
+/*
+ * With --moe-from the model has no experts of its own: a stack alone takes
+ * its experts from the serving stack's store (the peer's pages, shared).
+ */
+static struct serve_moe *alone_experts;
+
+static int alone_stack(const struct serve_cli *c, const struct serve_stack_opts *so0,
+		       struct serve_stack *s)
+{
+	struct accel_moe_store *store = serve_moe_store(alone_experts);
+	struct accel_moe_store_share *e = NULL;
+	struct serve_stack_opts so = *so0;
+	struct serve_moe_opts moe;
+	char err[256];
+	int n = 0, ret;
+
+	if (c->moe_from) {
+		n = store ? accel_moe_store_export(store, NULL, 0) : -ENOENT;
+		e = n > 0 ? calloc((size_t)n, sizeof(*e)) : NULL;
+		if (!e)
+			return n < 0 ? n : -ENOMEM;
+		ret = accel_moe_store_export(store, e, (uint32_t)n);
+		if (ret < 0) {
+			free(e);
+			return ret;
+		}
+		n = ret < n ? ret : n;
+		moe = c->moe;
+		moe.from = e;
+		moe.nr_from = (uint32_t)n;
+		so.moe = &moe;
+	}
+	ret = serve_stack_create(s, &so, err, sizeof(err));
+	serve_moe_peer_free(e, (uint32_t)n);
+	return ret;
+}
+
 /* @n tokens of prompt @tok with @p alone on a stack of its own: its digests, to compare. */
 static int run_alone_tokens(const struct serve_cli *c, const struct serve_model *m,
 			    const int32_t *tok, uint32_t n, const struct serve_params *p,
@@ -82,12 +120,11 @@ static int run_alone_tokens(const struct serve_cli *c, const struct serve_model 
 	struct serve_stack_opts so;
 	struct serve_driver_info in;
 	struct serve_stack s;
-	char err[256];
 	uint32_t h;
 	int ret;
 
 	stack_opts(c, m, &so);
-	ret = serve_stack_create(&s, &so, err, sizeof(err));
+	ret = alone_stack(c, &so, &s);
 	if (ret)
 		return ret;
 	ret = serve_driver_add(s.driver, tok, n, p, &h);
@@ -200,6 +237,55 @@ static void print_table(struct serve_driver *d, const uint32_t *handle, uint32_t
 	}
 }
 
+/* When main() began, and how long the weights took to load. */
+static double t_start, t_weights;
+
+/*
+ * --moe-from: the peer's expert copies into *@shares and @moe (a copy of
+ * the command line's MoE options pointing at them). 0 or -1 (said).
+ */
+static int fetch_experts(const struct serve_cli *c, const struct serve_model *m,
+			 struct serve_kvd *kvd, struct serve_moe_opts *moe,
+			 struct accel_moe_store_share **shares, uint32_t *n)
+{
+	const struct serve_config *cfg = &m->cfg;
+	char err[256];
+	double t = now();
+	int ret;
+
+	ret = serve_kvd_moe_fetch(kvd, c->moe_from, cfg->layers, cfg->experts,
+				  3ull * cfg->ff * cfg->d_model * sizeof(float), shares, n, err,
+				  sizeof(err));
+	if (ret) {
+		fprintf(stderr, "kvaccel-serve: --moe-from %s: %s\n", c->moe_from, err);
+		return -1;
+	}
+	fprintf(stderr, "kvaccel-serve: experts from %s: %u copies handed over in %.1f ms\n",
+		c->moe_from, *n, (now() - t) * 1e3);
+	*moe = c->moe;
+	moe->from = *shares;
+	moe->nr_from = *n;
+	return 0;
+}
+
+/* How long the engine took to be ready to serve, and where its experts came from. */
+static void report_ready(const struct serve_cli *c, struct serve_moe *x, uint32_t shared)
+{
+	ACCEL_OPTS(accel_moe_store_stats, st);
+
+	if (!x || accel_moe_store_stats(serve_moe_store(x), &st))
+		return;
+	fprintf(stderr, "kvaccel-serve: ready to serve %.1f ms after start (weights %.1f ms, "
+		"expert store %.1f ms: ", (now() - t_start) * 1e3, t_weights * 1e3,
+		(double)serve_moe_setup_ns(x) / 1e6);
+	if (shared)
+		fprintf(stderr, "%llu copies taken from %s without a copy, %llu filled from its)\n",
+			(unsigned long long)st.adopted, c->moe_from, (unsigned long long)st.fetched);
+	else
+		fprintf(stderr, "%u experts written from the model's weights)\n",
+			st.layers * st.experts);
+}
+
 static int run(const struct serve_cli *c, const struct serve_model *m)
 {
 	struct serve_stack_opts so;
@@ -208,9 +294,12 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 	struct accel_sched_stats ss = { .sz = sizeof(ss) };
 	uint32_t i, n, handle[SERVE_CLI_PROMPTS] = { 0 }, added = 0, mismatched = 0, idle = 0;
 	uint32_t checked = 0, failed = 0;
+	struct accel_moe_store_share *shares = NULL;
 	struct serve_kvd *kvd = NULL;
 	struct serve_driver_info in;
-	struct serve_stack s;
+	struct serve_moe_opts moe;
+	struct serve_stack s = { 0 };
+	uint32_t nr_shares = 0;
 	int32_t *tok = NULL;
 	char err[256];
 	double t0;
@@ -226,20 +315,34 @@ static int run(const struct serve_cli *c, const struct serve_model *m)
 			return 1;
 		}
 	}
-	ret = serve_stack_create(&s, &so, err, sizeof(err));
-	if (ret) {
-		fprintf(stderr, "kvaccel-serve: %s\n", err);
-		if (sched.step_log)
-			fclose(sched.step_log);
-		return 1;
-	}
 	if (c->kvacceld) {
-		kvd = serve_kvd_connect(c->kvacceld, c->kvacceld_prio, s.driver, err, sizeof(err));
-		if (!kvd) {
-			fprintf(stderr, "kvaccel-serve: %s\n", err);
+		/* Before the stack: its expert store may come from a peer through the daemon. */
+		kvd = serve_kvd_connect(c->kvacceld, c->kvacceld_prio, NULL, err, sizeof(err));
+		/* Every engine answers a peer's request for experts (without a store: no). */
+		ret = kvd ? serve_kvd_moe(kvd, serve_migr_model_id(m)) : 0;
+		if (!kvd || ret) {
+			fprintf(stderr, "kvaccel-serve: %s\n", kvd ? strerror(-ret) : err);
 			ret = -1;
 			goto out;
 		}
+	}
+	if (c->moe_from) {
+		ret = fetch_experts(c, m, kvd, &moe, &shares, &nr_shares);
+		if (ret)
+			goto out;
+		so.moe = &moe;
+	}
+	ret = serve_stack_create(&s, &so, err, sizeof(err));
+	serve_moe_peer_free(shares, nr_shares);
+	shares = NULL;
+	if (ret) {
+		fprintf(stderr, "kvaccel-serve: %s\n", err);
+		goto out;
+	}
+	report_ready(c, s.moe, nr_shares);
+	alone_experts = s.moe;
+	if (c->kvacceld) {
+		serve_kvd_set_driver(kvd, s.driver);
 		if (c->xfer && serve_kvd_xfer(kvd, s.bm, s.tiers[0], c->xfer, err, sizeof(err))) {
 			fprintf(stderr, "kvaccel-serve: %s\n", err);
 			ret = -1;
@@ -414,14 +517,19 @@ int main(int argc, char **argv)
 {
 	struct serve_model *m;
 	struct serve_cli c;
+	uint32_t flags;
 	char err[256];
 	int ret;
 
+	t_start = now();
 	ret = serve_cli_parse(&c, argc, argv);
 	if (ret)
 		return ret > 0 ? 0 : 2;
-	m = c.weights ? serve_st_load(c.weights, &c.cfg, err, sizeof(err)) :
-		serve_model_from_seed(&c.cfg, c.seed);
+	/* Experts from a peer: the model's own are never read. */
+	flags = c.moe_from ? SERVE_MODEL_NO_EXPERTS : 0;
+	m = c.weights ? serve_st_load_flags(c.weights, &c.cfg, flags, err, sizeof(err)) :
+		serve_model_from_seed_flags(&c.cfg, c.seed, flags);
+	t_weights = now() - t_start;
 	if (!m) {
 		fprintf(stderr, "kvaccel-serve: %s\n", c.weights ? err : "out of memory");
 		return 1;

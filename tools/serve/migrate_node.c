@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "migrate.h"
+#include "memfd.h"
 #include "migrate_node.h"
 
 /* Regions named by one message: at most the hand-off's fds but the memfd. */
@@ -345,38 +346,6 @@ static void drop(struct serve_nmig *n, struct nmig *m)
 
 /* ---- messages ---- */
 
-/* A sealed memfd holding @a then @b (either may be empty), then @c. */
-static int memfd_of(const void *a, size_t la, const void *b, size_t lb, const void *c, size_t lc)
-{
-	int fd = memfd_create("kvaccel-migration", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	size_t len = la + lb + lc;
-	char *map;
-	int e;
-
-	if (fd < 0)
-		return -errno;
-	/* Written through a mapping: a user memcpy, not the kernel's copy of write(). */
-	if (ftruncate(fd, (off_t)len))
-		goto fail;
-	map = mmap(NULL, len, PROT_WRITE, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED)
-		goto fail;
-	if (la)
-		memcpy(map, a, la);
-	if (lb)
-		memcpy(map + la, b, lb);
-	if (lc)
-		memcpy(map + la + lb, c, lc);
-	munmap(map, len);	/* before F_SEAL_WRITE, which a writable mapping refuses */
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL))
-		goto fail;
-	return fd;
-fail:
-	e = -errno;
-	close(fd);
-	return e;
-}
-
 /* Keys of @pages (distinct, in first-seen order) into @keys; -E2BIG past @max. */
 static int keys_of(const struct serve_npage *pages, uint32_t n, uint64_t *keys, uint32_t max)
 {
@@ -413,7 +382,7 @@ static int send_msg_fds(struct serve_nmig *n, const char *to, struct serve_nmsg 
 
 	h->magic = SERVE_NMSG_MAGIC;
 	h->size = sizeof(*h) + body_len + tail_len;
-	ret = memfd_of(h, sizeof(*h), body, body_len, tail, tail_len);
+	ret = serve_memfd_sealed(h, sizeof(*h), body, body_len, tail, tail_len);
 	if (ret < 0)
 		return ret;
 	fds[nfd] = ret;
@@ -451,28 +420,14 @@ static size_t back_bytes(uint32_t nr_back)
 /* The memfd's bytes, checked: a malloc'd copy. */
 static int read_msg(int fd, struct serve_nmsg **out)
 {
-	const int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
 	struct serve_nmsg *h;
-	struct stat st;
-	void *map;
-	int seals;
+	size_t len;
+	int ret;
 
-	/* Sealed: nobody can shrink it under the mapping (no SIGBUS) or change it. */
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || (seals & need) != need || fstat(fd, &st) ||
-	    st.st_size < (off_t)sizeof(*h) || (uint64_t)st.st_size > ACCEL_HANDOFF_MEMFD_MAX)
-		return -EPROTO;
-	h = malloc((size_t)st.st_size);
-	if (!h)
-		return -ENOMEM;
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	if (map == MAP_FAILED) {
-		free(h);
-		return -EPROTO;
-	}
-	memcpy(h, map, (size_t)st.st_size);
-	munmap(map, (size_t)st.st_size);
-	if (h->magic != SERVE_NMSG_MAGIC || h->size != (uint64_t)st.st_size ||
+	ret = serve_memfd_read(fd, sizeof(*h), (void **)&h, &len);
+	if (ret)
+		return ret;
+	if (h->magic != SERVE_NMSG_MAGIC || h->size != (uint64_t)len ||
 	    h->mode >= SERVE_NMIG_NR_MODES ||
 	    (h->mode && h->kind != SERVE_NMSG_OFFER && h->kind != SERVE_NMSG_COMMIT) ||
 	    h->nr_keys > NMSG_KEYS_MAX || h->nr_pages > (1u << 24) || h->nr_back > (1u << 24) ||

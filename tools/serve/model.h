@@ -90,6 +90,16 @@ uint32_t serve_model_tensors(struct serve_model *m, struct serve_tensor *out, ui
 struct serve_model *serve_model_alloc(const struct serve_config *cfg);
 /** A model whose weights are a function of @seed only. */
 struct serve_model *serve_model_from_seed(const struct serve_config *cfg, uint64_t seed);
+/**
+ * Loading flags: SERVE_MODEL_NO_EXPERTS leaves the MoE experts' tensors
+ * zero, their pages never touched (an engine whose experts come from a
+ * peer's expert store: Documentation/moe.rst, "Scaling from peers").
+ */
+#define SERVE_MODEL_NO_EXPERTS	(1u << 0)
+struct serve_model *serve_model_from_seed_flags(const struct serve_config *cfg, uint64_t seed,
+						uint32_t flags);
+/** Whether tensor @name is one of an MoE expert's (model.layers.L.mlp.experts.E.*). */
+bool serve_tensor_is_expert(const char *name);
 void serve_model_free(struct serve_model *m);
 
 /* ---- operators (ops.c) ---- */

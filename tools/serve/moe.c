@@ -44,7 +44,16 @@ struct serve_moe {
 	uint64_t begin_ns;		/* this step's accel_moe_store_step_begin() */
 	struct step_rec *rec;
 	uint64_t nr_rec, cap_rec;
+	uint64_t setup_ns;		/* serve_moe_create(): the store made and filled */
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* NUMA nodes online (/sys/devices/system/node/online: "0", "0-1", "0,2-3"), at least 1. */
 static uint32_t online_nodes(int *node, uint32_t max)
@@ -137,7 +146,7 @@ struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_
 	int node[ACCEL_MOE_STORE_MAX_DEVICES], dn[ACCEL_MOE_STORE_MAX_DEVICES];
 	struct serve_moe *x;
 	float *buf = NULL;
-	uint64_t bytes;
+	uint64_t bytes, t0;
 	int ret;
 
 	if (!c->experts || !o->devices || o->devices > ACCEL_MOE_STORE_MAX_DEVICES ||
@@ -182,12 +191,14 @@ struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_
 	/* Expert e on device e % D, the redundant slots after (zero load: experts 0, 1, ...). */
 	ret = serve_moe_rotate(&x->shift, NULL, x->cur, x->load, NULL, x->layers, x->experts,
 			       x->devices, x->spd);
+	t0 = now_ns();
 	if (!ret) {
 		ACCEL_OPTS(accel_moe_store_opts, so, .layers = x->layers, .experts = x->experts,
 			   .devices = x->devices, .slots_per_device = x->spd,
 			   .expert_bytes = bytes, .device_node = dn,
 			   .max_inflight = o->max_inflight,
-			   .flags = o->thread ? ACCEL_MOE_STORE_THREAD : 0);
+			   .flags = o->thread ? ACCEL_MOE_STORE_THREAD : 0,
+			   .from = o->from, .nr_from = o->nr_from);
 
 		nodes = online_nodes(node, ACCEL_MOE_STORE_MAX_DEVICES);
 		for (i = 0; i < x->devices; i++)
@@ -195,7 +206,8 @@ struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_
 		x->store = accel_moe_store_create(dev, &so, x->cur, (size_t)x->layers * n);
 		ret = x->store ? 0 : -errno;
 	}
-	for (l = 0; !ret && l < x->layers; l++)
+	/* From a peer, the copies hold the weights already (the model's are not loaded). */
+	for (l = 0; !ret && !o->nr_from && l < x->layers; l++)
 		for (e = 0; !ret && e < x->experts; e++) {
 			const struct serve_ffn *f = &m->layer[l].expert[e];
 			size_t t = (size_t)c->ff * c->d_model;
@@ -206,9 +218,10 @@ struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_
 			ret = accel_moe_store_write(x->store, l, e, buf, bytes);
 		}
 	free(buf);
+	x->setup_ns = now_ns() - t0;
 	if (ret) {
-		snprintf(err, errlen, "the expert store (%u devices of %u slots): %s", x->devices,
-			 x->spd, strerror(-ret));
+		snprintf(err, errlen, "the expert store (%u devices of %u slots%s): %s", x->devices,
+			 x->spd, o->nr_from ? ", from the peer's copies" : "", strerror(-ret));
 		serve_moe_destroy(x);
 		errno = -ret;
 		return NULL;
@@ -220,6 +233,16 @@ nomem:
 	snprintf(err, errlen, "the expert store: out of memory");
 	errno = ENOMEM;
 	return NULL;
+}
+
+struct accel_moe_store *serve_moe_store(struct serve_moe *x)
+{
+	return x ? x->store : NULL;
+}
+
+uint64_t serve_moe_setup_ns(const struct serve_moe *x)
+{
+	return x ? x->setup_ns : 0;
 }
 
 void serve_moe_destroy(struct serve_moe *x)
@@ -273,14 +296,6 @@ static int rebalance(struct serve_moe *x)
 			__atomic_store_n(&x->load[i], 0, __ATOMIC_RELAXED);
 	}
 	return ret;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int serve_moe_step_begin(struct serve_moe *x, uint64_t *version)

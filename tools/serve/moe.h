@@ -51,6 +51,14 @@ struct serve_moe_opts {
 	 * policy's @coact. Needs rebalance_every and two layers or more.
 	 */
 	bool coact;
+	/**
+	 * Another instance's expert copies to start from (moe_peer.h: the
+	 * experts are taken from its memory, not the model's tensors, which
+	 * are then never read): accel_moe_store_opts.from. The caller closes
+	 * the fds after serve_moe_create().
+	 */
+	const struct accel_moe_store_share *from;
+	uint32_t nr_from;
 };
 
 /**
@@ -61,6 +69,10 @@ struct serve_moe_opts {
 struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_model *m,
 				   const struct serve_moe_opts *o, char *err, size_t errlen);
 void serve_moe_destroy(struct serve_moe *x);
+/** The expert store (to export its copies to another instance); NULL for NULL. */
+struct accel_moe_store *serve_moe_store(struct serve_moe *x);
+/** Nanoseconds serve_moe_create() took to make the store and fill it (from the model or a peer). */
+uint64_t serve_moe_setup_ns(const struct serve_moe *x);
 
 /** A step begins (a rebalance may start); *version for serve_moe_expert(). 0 or -errno. */
 int serve_moe_step_begin(struct serve_moe *x, uint64_t *version);

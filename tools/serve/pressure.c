@@ -13,6 +13,10 @@ static int on_release(void *arg, uint64_t bytes, uint64_t *released)
 	struct accel_sched_stats before = { .sz = sizeof(before) }, after = { .sz = sizeof(after) };
 	int ret;
 
+	if (!k->d) {
+		*released = 0;	/* nothing to release before the engine is made */
+		return 0;
+	}
 	serve_driver_stats(k->d, &before);
 	ret = serve_driver_pressure(k->d, bytes, released);
 	serve_driver_stats(k->d, &after);
@@ -49,11 +53,18 @@ struct serve_kvd *serve_kvd_connect(const char *name, uint32_t prio, struct serv
 	return k;
 }
 
+void serve_kvd_set_driver(struct serve_kvd *k, struct serve_driver *d)
+{
+	if (k)
+		k->d = d;
+}
+
 void serve_kvd_close(struct serve_kvd *k)
 {
 	if (!k)
 		return;
 	serve_kvd_migrations_end(k);
+	serve_moe_peer_destroy(k->mp);
 	accel_engine_close(k->e);
 	free(k);
 }

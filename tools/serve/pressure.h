@@ -27,6 +27,25 @@ int serve_kvd_fd(const struct serve_kvd *k);
 void serve_kvd_dispatch(struct serve_kvd *k);
 /** Release requests answered so far. */
 uint64_t serve_kvd_rounds(const struct serve_kvd *k);
+/** The driver, for a connection made before it (release requests answer 0 bytes until then). */
+void serve_kvd_set_driver(struct serve_kvd *k, struct serve_driver *d);
+
+/* ---- experts between engines (kvd_moe.c; Documentation/moe.rst, "Scaling from peers") ---- */
+
+/**
+ * Answer other engines' requests for this engine's expert copies (its
+ * driver's engine's store, model fingerprint @model) and make
+ * serve_kvd_moe_fetch() possible. 0 or -ENOMEM.
+ */
+int serve_kvd_moe(struct serve_kvd *k, uint64_t model);
+/**
+ * After serve_kvd_moe(): engine @peer's expert copies of this model
+ * (serve_moe_peer_fetch(), SERVE_MOE_FETCH_MS). 0 or -errno with a message
+ * in @err.
+ */
+int serve_kvd_moe_fetch(struct serve_kvd *k, const char *peer, uint32_t layers,
+			uint32_t experts, uint64_t expert_bytes,
+			struct accel_moe_store_share **out, uint32_t *n, char *err, size_t errlen);
 
 /* ---- live migrations (kvd_migrate.c; Documentation/serve.rst, "Live migration") ---- */
 

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "safetensors.h"
 
@@ -136,26 +139,29 @@ out:
 	return ret;
 }
 
-static int read_file(const char *path, unsigned char **buf, size_t *len, char *err, size_t errlen)
+/* Map @path (read-only, private): what is not read is never paged in. */
+static int map_file(const char *path, unsigned char **buf, size_t *len, char *err, size_t errlen)
 {
 	struct stat st;
-	FILE *f = fopen(path, "rb");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int ret = 0;
 
 	*buf = NULL;
-	if (!f)
+	if (fd < 0)
 		FAIL(errno, "%s: %s", path, strerror(errno));
-	if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode))
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
 		FAIL(EINVAL, "%s: not a regular file", path);
 	*len = (size_t)st.st_size;
-	*buf = malloc(*len ? *len : 1);
-	if (!*buf)
-		FAIL(ENOMEM, "%s: out of memory", path);
-	if (fread(*buf, 1, *len, f) != *len)
-		FAIL(EIO, "%s: read failed", path);
+	if (!*len)
+		FAIL(EINVAL, "%s: 0 bytes, too short for a safetensors file", path);
+	*buf = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (*buf == MAP_FAILED) {
+		*buf = NULL;
+		FAIL(errno, "%s: %s", path, strerror(errno));
+	}
 out:
-	if (f)
-		fclose(f);
+	if (fd >= 0)
+		close(fd);
 	return ret;
 }
 
@@ -200,7 +206,8 @@ out:
 }
 
 static int read_tensor(struct json_object *o, const struct serve_tensor *t,
-		       const unsigned char *data, uint64_t data_len, char *err, size_t errlen)
+		       const unsigned char *data, uint64_t data_len, bool copy, char *err,
+		       size_t errlen)
 {
 	struct json_object *v, *shape, *offs;
 	uint64_t b, e, want = tensor_floats(t) * sizeof(float);
@@ -242,13 +249,20 @@ static int read_tensor(struct json_object *o, const struct serve_tensor *t,
 	if (e - b != want)
 		FAIL(EINVAL, "tensor %s: %llu bytes of data for %llu F32 bytes of its shape", t->name,
 		     (unsigned long long)(e - b), (unsigned long long)want);
-	memcpy(*t->data, data + b, want);
+	if (copy)
+		memcpy(*t->data, data + b, want);
 out:
 	return ret;
 }
 
 struct serve_model *serve_st_load(const char *path, const struct serve_config *fallback,
 				  char *err, size_t errlen)
+{
+	return serve_st_load_flags(path, fallback, 0, err, errlen);
+}
+
+struct serve_model *serve_st_load_flags(const char *path, const struct serve_config *fallback,
+					uint32_t flags, char *err, size_t errlen)
 {
 	struct json_tokener *tok = NULL;
 	struct json_object *root = NULL, *o;
@@ -261,7 +275,7 @@ struct serve_model *serve_st_load(const char *path, const struct serve_config *f
 	uint32_t n, i;
 	int ret;
 
-	ret = read_file(path, &buf, &len, err, errlen);
+	ret = map_file(path, &buf, &len, err, errlen);
 	if (ret)
 		goto out;
 	if (len < 8)
@@ -302,7 +316,9 @@ struct serve_model *serve_st_load(const char *path, const struct serve_config *f
 	for (i = 0; i < n; i++) {
 		if (!json_object_object_get_ex(root, t[i].name, &o))
 			FAIL(EINVAL, "%s: tensor %s missing", path, t[i].name);
-		ret = read_tensor(o, &t[i], buf + 8 + hlen, len - 8 - hlen, err, errlen);
+		ret = read_tensor(o, &t[i], buf + 8 + hlen, len - 8 - hlen,
+				  !(flags & SERVE_MODEL_NO_EXPERTS) || !serve_tensor_is_expert(t[i].name),
+				  err, errlen);
 		if (ret)
 			goto out;
 	}
@@ -318,7 +334,8 @@ struct serve_model *serve_st_load(const char *path, const struct serve_config *f
 	}
 out:
 	free(t);
-	free(buf);
+	if (buf)
+		munmap(buf, len);
 	json_object_put(root);
 	if (tok)
 		json_tokener_free(tok);

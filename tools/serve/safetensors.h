@@ -20,5 +20,12 @@ int serve_st_save(struct serve_model *m, const char *path, char *err, size_t err
  */
 struct serve_model *serve_st_load(const char *path, const struct serve_config *fallback,
 				  char *err, size_t errlen);
+/**
+ * serve_st_load() with SERVE_MODEL_NO_EXPERTS in @flags: the experts'
+ * entries are checked (shape, dtype, offsets) but their bytes are not read
+ * (the file is mapped: their pages are never touched).
+ */
+struct serve_model *serve_st_load_flags(const char *path, const struct serve_config *fallback,
+					uint32_t flags, char *err, size_t errlen);
 
 #endif /* SERVE_SAFETENSORS_H */

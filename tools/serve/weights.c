@@ -193,7 +193,18 @@ static uint64_t splitmix64(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+bool serve_tensor_is_expert(const char *name)
+{
+	return strstr(name, ".mlp.experts.") != NULL;
+}
+
 struct serve_model *serve_model_from_seed(const struct serve_config *cfg, uint64_t seed)
+{
+	return serve_model_from_seed_flags(cfg, seed, 0);
+}
+
+struct serve_model *serve_model_from_seed_flags(const struct serve_config *cfg, uint64_t seed,
+						uint32_t flags)
 {
 	struct serve_model *m = serve_model_alloc(cfg);
 	struct serve_tensor *t;
@@ -216,6 +227,8 @@ struct serve_model *serve_model_from_seed(const struct serve_config *cfg, uint64
 		float *p = *t[i].data;
 		float scale = t[i].cols ? 1.0f / sqrtf((float)t[i].cols) : 0.1f;
 
+		if ((flags & SERVE_MODEL_NO_EXPERTS) && serve_tensor_is_expert(t[i].name))
+			continue;
 		len = (size_t)t[i].rows * (t[i].cols ? t[i].cols : 1);
 		for (j = 0; j < len; j++) {
 			/* Uniform in [-1, 1) from the top 24 bits. */

@@ -1,0 +1,137 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Elastic MoE scale-up and scale-down on a node, in the guest: kvacceld and
+# kvaccel-serve engines of one MoE model (its weights in a safetensors
+# file). A serves from its expert store (2 devices, rebalancing every 8
+# steps) while new engines start with --moe-from A: they ask A through
+# kvacceld for its expert copies, A hands them over as dma-bufs (no byte
+# copied) and the new engine's store binds the same pages instead of
+# reading the file's experts. B1 (4 devices) runs two prompts and exits:
+# its digests equal those of the same prompts on an engine that read the
+# file (C). B2 scales up the same way, then a drain scales it down: its
+# decoding requests migrate to A, which finishes them with the digests of
+# each request run alone there. An engine without a store, another model,
+# an unknown peer: each a clear error, A unharmed. The device holds no
+# region afterwards. kvacceld, kvaccelctl, kvaccel-serve on PATH.
+PATH=$(cd "$(dirname "$0")" && pwd):$PATH
+t=/tmp/moe_scale_kvd.$$
+mkdir -p $t
+n=0
+echo "TAP version 13"
+echo "1..10"
+
+prefix=moe_scale_kvd
+. "$(dirname "$0")/kvd_test.lib"
+
+shape="--experts 8 --top-k 2"
+kvaccel-serve $shape --save-weights $t/w.st > $t/save.out 2>&1
+ok $? weights_saved $t/save.out
+
+cat > $t/kvd.conf <<CONF
+[daemon]
+socket = $t/engine.sock
+metrics = off
+
+[migration]
+enabled = false
+CONF
+kvacceld --config $t/kvd.conf 2> $t/kvd.log &
+dpid=$!
+wait_for ready $t/kvd.log
+export KVACCELD_SOCKET=$t/engine.sock
+
+registered() { # name
+	i=0
+	while [ $i -lt 300 ]; do
+		kvaccelctl --socket $t/engine.sock engines > $t/engines 2>&1
+		grep -q "^$1 " $t/engines && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+P1="The quick brown fox jumps over the lazy dog."
+P2="kvaccel: pinned host memory for KV caches, remapped without copying."
+P3="Paged attention reads K and V through block tables."
+P4="Experts move between devices while the engine serves."
+
+kvaccel-serve --kvacceld A --weights $t/w.st --moe-store 2 --moe-redundant 2 \
+	--moe-rebalance-every 8 --until-exit --check-alone --quiet --max-tokens 600 \
+	--prompt "$P1" --prompt "$P2" > $t/a.out 2> $t/a.err &
+apid=$!
+registered A
+sleep 1
+
+# B1: its experts from A's memory, 4 devices of its own; then C from the file.
+kvaccel-serve --kvacceld B1 --weights $t/w.st --moe-from A --moe-store 4 \
+	--moe-rebalance-every 8 --check-alone --max-tokens 48 --prompt "$P3" --prompt "$P4" \
+	> $t/b1.out 2> $t/b1.err
+st=$?
+[ $st -eq 0 ] && grep -q 'experts from A: [1-9][0-9]* copies handed over' $t/b1.err &&
+	grep -q 'ready to serve .* [1-9][0-9]* copies taken from A without a copy' $t/b1.err &&
+	grep -q 'experts asked for by B1: handing over [1-9][0-9]* copies' $t/a.err &&
+	wait_for 'experts to B1: [1-9][0-9]* copies handed over' $t/a.err 100 &&
+	grep -q 'digests: identical to each request run alone' $t/b1.out
+ok $? scale_up_from_peer $t/b1.out $t/b1.err $t/a.err
+
+kvaccel-serve --weights $t/w.st --moe-store 4 --moe-rebalance-every 8 --max-tokens 48 \
+	--prompt "$P3" --prompt "$P4" > $t/c.out 2> $t/c.err
+grep 'digests:' $t/b1.out | grep -v identical > $t/b1.d
+grep 'digests:' $t/c.out > $t/c.d
+[ -s $t/c.d ] && [ "$(wc -l < $t/c.d)" -eq 2 ] && cmp -s $t/b1.d $t/c.d
+ok $? digests_as_from_the_file $t/b1.d $t/c.d $t/c.err
+echo "# scale-up from A: $(grep 'ready to serve' $t/b1.err | sed 's/^kvaccel-serve: //')"
+echo "# from the file:   $(grep 'ready to serve' $t/c.err | sed 's/^kvaccel-serve: //')"
+
+# B2 scales up the same way and decodes; a drain scales it down onto A.
+kvaccel-serve --kvacceld B2 --weights $t/w.st --moe-from A --moe-store 4 \
+	--moe-rebalance-every 8 --until-exit --quiet --max-tokens 400 \
+	--prompt "$P3" --prompt "$P4" > $t/b2.out 2> $t/b2.err &
+b2pid=$!
+wait_for 'ready to serve' $t/b2.err
+sleep 1
+kvaccelctl --socket $t/engine.sock drain B2 > $t/drain 2>&1
+gone $b2pid 1200
+st=$?
+wait $b2pid
+[ $st -eq 0 ] && [ "$(grep -c 'migrated to A' $t/b2.out)" -eq 2 ]
+ok $? scale_down_drained_to_a $t/b2.out $t/b2.err $t/drain $t/kvd.log
+
+# Refusals, each a clear error, nothing started. D: the same model, no expert store.
+kvaccel-serve --kvacceld D --until-exit --weights $t/w.st --quiet > $t/d.out 2> $t/d.err &
+ddpid=$!
+registered D
+kvaccel-serve --kvacceld E --weights $t/w.st --moe-from D --moe-store 2 --prompt x \
+	> $t/e.out 2> $t/e.err
+[ $? -eq 1 ] && grep -q 'D gives no experts: it has no expert store' $t/e.err &&
+	grep -q 'experts asked for by E: refused' $t/d.err
+ok $? refused_without_a_store $t/e.err $t/d.err
+kvaccel-serve --kvacceld F $shape --seed 7 --moe-from A --moe-store 2 --prompt x \
+	> $t/f.out 2> $t/f.err
+[ $? -eq 1 ] && grep -q 'A gives no experts: it serves another model' $t/f.err
+ok $? refused_another_model $t/f.err
+kvaccel-serve --kvacceld G --weights $t/w.st --moe-from B1 --moe-store 2 --prompt x \
+	> $t/g.out 2> $t/g.err
+[ $? -eq 1 ] && grep -q 'B1 did not hand over its experts within' $t/g.err
+ok $? unknown_peer_times_out $t/g.err
+
+kvaccelctl --socket $t/engine.sock drain A > $t/drain 2>&1
+gone $apid 1200
+st=$?
+wait $apid
+[ $st -eq 0 ] && grep -q '^digests: identical to each request run alone' $t/a.out &&
+	[ "$(grep -c '^request [0-9]* of B2, migrated here' $t/a.out)" -eq 2 ] &&
+	grep -q 'migrated digests: identical to each request run alone (0 differ' $t/a.out
+ok $? a_served_throughout $t/a.out $t/a.err
+
+kvaccelctl --socket $t/engine.sock drain D > $t/drain 2>&1
+gone $ddpid 600
+ok $? others_drained $t/d.err
+
+kill -TERM $dpid
+wait $dpid
+kvaccelctl --json status > $t/status 2>&1
+grep -q '"regions": *0[,}]' $t/status
+ok $? no_region_left $t/status
+rm -rf $t
