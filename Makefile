@@ -71,7 +71,7 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
 		   $(B)/native/python_offload $(B)/native/python_cuda $(B)/native/docs_rst
 
-.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched bench-eplb bench-migrate bench-xmigrate lint clean help gpu-check gpu-bench \
+.PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched bench-eplb bench-migrate bench-xmigrate bench-moe-scale lint clean help gpu-check gpu-bench \
 	sim-validate \
 	libaccel install
 
@@ -85,6 +85,7 @@ help:
 	@echo "  make install   libaccel, headers, man pages (DESTDIR, PREFIX=/usr/local)"
 	@echo "  make bench   benchmarks in a VM: regions, remapping, copies, KV swap"
 	@echo "  make bench-eplb  EPLB against the cost-aware MoE planner (native)"
+	@echo "  make bench-moe-scale  MoE scale-up from a peer's store against from the file (VM)"
 	@echo "  make sim-report  kvaccel-sim's standard experiments: build/sim-report/report.md"
 	@echo "  make sim-validate  kvaccel-sim against kvaccel-serve in a VM (calibrate, compare)"
 	@echo "  make lint    W=1 builds, sparse (C=2), checkpatch --strict"
@@ -1203,6 +1204,7 @@ bench: deps
 	@$(MAKE) --no-print-directory bench-sched
 	@$(MAKE) --no-print-directory bench-migrate
 	@$(MAKE) --no-print-directory bench-xmigrate
+	@$(MAKE) --no-print-directory bench-moe-scale
 
 # EPLB (both policies) against the cost-aware planner on Zipf loads (native).
 bench-eplb:
@@ -1211,6 +1213,18 @@ bench-eplb:
 
 # Live migration on a node: downtime by sequence length, zero-copy against
 # stop-and-copy and recompute (Documentation/serve.rst, "Live migration").
+# Elastic MoE scale-up on a node (tools/serve/vm-bench-moe-scale.sh): a new
+# engine's experts from a serving engine's store against from the file.
+bench-moe-scale: deps
+	@$(MAKE) --no-print-directory kmod $(B)/tools/kvaccel-serve $(B)/daemon/kvacceld \
+		$(B)/tools/kvaccelctl KVERS=$(KVER_BENCH)
+	tools/vmtest -k $(KVER_BENCH) -M 4G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko -l vgem \
+		-a tools/serve/vm-bench-moe-scale.sh:/bin/vm-bench-moe-scale.sh \
+		-a $(B)/tools/kvaccel-serve:/bin/kvaccel-serve -a $(B)/daemon/kvacceld:/bin/kvacceld \
+		-a $(B)/tools/kvaccelctl:/bin/kvaccelctl \
+		-o $(B)/vm-bench-moe-scale -t 1800 -- vm-bench-moe-scale.sh
+	@sed '/^vmtest-\(exit\|init\)/d' $(B)/vm-bench-moe-scale/output.log
+
 bench-migrate: deps
 	@$(MAKE) --no-print-directory kmod $(B)/tools/kvaccel-bench-migrate KVERS=$(KVER_BENCH)
 	tools/vmtest -k $(KVER_BENCH) -M 4G -m $(B)/$(KVER_BENCH)/kmod/kvaccel.ko \

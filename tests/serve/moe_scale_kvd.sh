@@ -57,7 +57,7 @@ P3="Paged attention reads K and V through block tables."
 P4="Experts move between devices while the engine serves."
 
 kvaccel-serve --kvacceld A --weights $t/w.st --moe-store 2 --moe-redundant 2 \
-	--moe-rebalance-every 8 --until-exit --check-alone --quiet --max-tokens 600 \
+	--moe-rebalance-every 8 --until-exit --check-alone --quiet --max-tokens 600 --blocks 256 \
 	--prompt "$P1" --prompt "$P2" > $t/a.out 2> $t/a.err &
 apid=$!
 registered A
@@ -86,7 +86,7 @@ echo "# from the file:   $(grep 'ready to serve' $t/c.err | sed 's/^kvaccel-serv
 
 # B2 scales up the same way and decodes; a drain scales it down onto A.
 kvaccel-serve --kvacceld B2 --weights $t/w.st --moe-from A --moe-store 4 \
-	--moe-rebalance-every 8 --until-exit --quiet --max-tokens 400 \
+	--moe-rebalance-every 8 --until-exit --quiet --max-tokens 1000 --blocks 160 \
 	--prompt "$P3" --prompt "$P4" > $t/b2.out 2> $t/b2.err &
 b2pid=$!
 wait_for 'ready to serve' $t/b2.err

@@ -15,21 +15,28 @@
 #define BATCH_WANT	0xfffffeu
 #define BATCH_REFUSAL	0xffffffu
 
-/* An answer in progress: @e's entries from @next on not sent yet (their fds ours). */
+/*
+ * An answer in progress: @e's entries from @next on not sent yet (their fds
+ * ours). A hand-off's call may run the connection's callbacks (its DONE of
+ * an earlier batch, another engine's WANT): inside one (@sending) those
+ * only count and queue, and serve_moe_peer_step() sends and drops; outside,
+ * they send at once.
+ */
 struct give {
 	char to[32];
 	uint64_t id;
 	struct accel_moe_store_share *e;
 	uint32_t n, next, inflight;
 	int32_t status;		/* < 0: a refusal to send (e is NULL) */
-	bool refusal_sent;
+	bool refusal_sent, failed;
 };
 
 struct serve_moe_peer {
 	struct accel_engine *e;
 	uint64_t model;
-	struct give *g;
+	struct give **g;	/* pointers: a WANT in a callback may grow the array */
 	uint32_t nr_g;
+	bool sending;		/* in accel_engine_handoff() (see struct give) */
 	uint64_t next_id;
 	/* The fetch in progress (serve_moe_peer_fetch()). */
 	bool fetching, answered;
@@ -69,10 +76,13 @@ void serve_moe_peer_free(struct accel_moe_store_share *e, uint32_t n)
 	free(e);
 }
 
-static void give_drop(struct serve_moe_peer *p, struct give *g)
+static void give_drop(struct serve_moe_peer *p, uint32_t i)
 {
+	struct give *g = p->g[i];
+
 	serve_moe_peer_free(g->e, g->n);	/* the sent ones' fds are -1 already */
-	*g = p->g[--p->nr_g];
+	free(g);
+	p->g[i] = p->g[--p->nr_g];
 }
 
 static void fetch_reset(struct serve_moe_peer *p)
@@ -94,7 +104,7 @@ void serve_moe_peer_destroy(struct serve_moe_peer *p)
 	if (!p)
 		return;
 	while (p->nr_g)
-		give_drop(p, &p->g[0]);
+		give_drop(p, 0);
 	free(p->g);
 	fetch_reset(p);
 	free(p);
@@ -123,7 +133,9 @@ static int send_msg(struct serve_moe_peer *p, const char *to, uint64_t tag,
 		kinds[1 + i] = ACCEL_HANDOFF_REGION;
 	}
 	/* The library duplicates what it sends: ours are closed once it took them. */
+	p->sending = true;
 	ret = accel_engine_handoff(p->e, to, tag, fds, kinds, m->count + 1);
+	p->sending = false;
 	close(fds[0]);
 	return ret;
 }
@@ -156,10 +168,10 @@ static int give_send(struct serve_moe_peer *p, struct give *g)
 	if (ret)
 		return ret;
 	for (i = 0; i < m.count; i++) {
-		close(g->e[g->next + i].fd);
-		g->e[g->next + i].fd = -1;
+		close(g->e[m.first + i].fd);
+		g->e[m.first + i].fd = -1;
 	}
-	g->next += m.count;
+	g->next = m.first + m.count;
 	g->inflight++;
 	return 0;
 }
@@ -169,10 +181,12 @@ static bool later(int err)
 	return err == -EBUSY || err == -EDQUOT || err == -EMFILE || err == -ENOSPC;
 }
 
-/* Send what @g may send now; false when it failed and was dropped. */
-static bool give_pump(struct serve_moe_peer *p, struct give *g)
+/* Send what answer @i may send now, or drop it when it is over; false when dropped. */
+static bool give_pump(struct serve_moe_peer *p, uint32_t i)
 {
-	while (g->inflight < SERVE_MOE_INFLIGHT &&
+	struct give *g = p->g[i];
+
+	while (!g->failed && g->inflight < SERVE_MOE_INFLIGHT &&
 	       (g->status ? !g->refusal_sent : g->next < g->n)) {
 		int ret = give_send(p, g);
 
@@ -181,9 +195,17 @@ static bool give_pump(struct serve_moe_peer *p, struct give *g)
 		if (ret) {
 			fprintf(stderr, "kvaccel-serve: experts to %s: hand-off failed: %s\n", g->to,
 				strerror(-ret));
-			give_drop(p, g);
-			return false;
+			g->failed = true;
 		}
+	}
+	if (g->inflight)
+		return true;
+	if (g->failed || (g->status ? g->refusal_sent : g->next == g->n)) {
+		if (!g->failed && !g->status)
+			fprintf(stderr, "kvaccel-serve: experts to %s: %u copies handed over\n",
+				g->to, g->n);
+		give_drop(p, i);
+		return false;
 	}
 	return true;
 }
@@ -191,7 +213,7 @@ static bool give_pump(struct serve_moe_peer *p, struct give *g)
 void serve_moe_peer_step(struct serve_moe_peer *p)
 {
 	for (uint32_t i = 0; p && i < p->nr_g;)
-		if (give_pump(p, &p->g[i]))
+		if (give_pump(p, i))
 			i++;
 }
 
@@ -209,23 +231,18 @@ bool serve_moe_peer_sent(struct serve_moe_peer *p, uint64_t tag, int status)
 		}
 		return true;
 	}
-	for (i = 0; i < p->nr_g && p->g[i].id != id; i++)
+	for (i = 0; i < p->nr_g && p->g[i]->id != id; i++)
 		;
-	if (i == p->nr_g)
+	if (i == p->nr_g || !p->g[i]->inflight)
 		return true;
-	p->g[i].inflight--;
-	if (status) {
-		fprintf(stderr, "kvaccel-serve: experts to %s: refused: %s\n", p->g[i].to,
+	p->g[i]->inflight--;
+	if (status && !p->g[i]->failed) {
+		fprintf(stderr, "kvaccel-serve: experts to %s: refused: %s\n", p->g[i]->to,
 			strerror(-status));
-		give_drop(p, &p->g[i]);
-	} else if (!p->g[i].inflight && (p->g[i].status || p->g[i].next == p->g[i].n)) {
-		if (!p->g[i].status)
-			fprintf(stderr, "kvaccel-serve: experts to %s: %u copies handed over\n",
-				p->g[i].to, p->g[i].n);
-		give_drop(p, &p->g[i]);
-	} else {
-		give_pump(p, &p->g[i]);
+		p->g[i]->failed = true;
 	}
+	if (!p->sending)
+		give_pump(p, i);	/* else counted only (see struct give) */
 	return true;
 }
 
@@ -261,7 +278,7 @@ static int answer(struct serve_moe_peer *p, struct serve_moe *moe, const char *f
 {
 	struct accel_moe_store *s = serve_moe_store(moe);
 	ACCEL_OPTS(accel_moe_store_stats, st);
-	struct give g = { .id = p->next_id++ }, *ng;
+	struct give g = { .id = p->next_id++ }, **ng, *ag;
 	int n = 0, got;
 
 	if (m->count || strlen(from) >= sizeof(g.to))
@@ -284,12 +301,15 @@ static int answer(struct serve_moe_peer *p, struct serve_moe *moe, const char *f
 		}
 	}
 	ng = realloc(p->g, (p->nr_g + 1) * sizeof(*p->g));
-	if (!ng) {
+	ag = ng ? malloc(sizeof(*ag)) : NULL;
+	if (ng)
+		p->g = ng;
+	if (!ag) {
 		serve_moe_peer_free(g.e, g.n);
 		return -ENOMEM;
 	}
-	p->g = ng;
-	p->g[p->nr_g++] = g;
+	*ag = g;
+	p->g[p->nr_g++] = ag;
 	if (g.status)
 		fprintf(stderr, "kvaccel-serve: experts asked for by %s: refused: %s\n", from,
 			g.status == -ENOENT ? "no expert store here" :
@@ -297,7 +317,8 @@ static int answer(struct serve_moe_peer *p, struct serve_moe *moe, const char *f
 	else
 		fprintf(stderr, "kvaccel-serve: experts asked for by %s: handing over %u copies\n",
 			from, g.n);
-	give_pump(p, &p->g[p->nr_g - 1]);
+	if (!p->sending)
+		give_pump(p, p->nr_g - 1);	/* else from the next step (see struct give) */
 	return 0;
 }
 

@@ -54,8 +54,12 @@ struct serve_moe_entry {
 
 /** Entries in one COPIES message: a hand-off's objects less the message. */
 #define SERVE_MOE_BATCH		(ACCEL_HANDOFF_MAX - 1)
-/** COPIES hand-offs in flight per answer. */
-#define SERVE_MOE_INFLIGHT	4
+/**
+ * COPIES hand-offs in flight per answer: 16 of 16 fds each stay within
+ * kvacceld's default 1024 held fds per user (and its 64 held hand-offs per
+ * engine), 240 copies a round.
+ */
+#define SERVE_MOE_INFLIGHT	16
 /** Hand-off tags of these messages (never a migration's: serve_nmig_tag()). */
 #define SERVE_MOE_TAG		(1ull << 63)
 /** How long a fetch waits for the peer by default. */

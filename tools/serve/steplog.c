@@ -21,6 +21,8 @@ FILE *serve_steplog_open(const char *path, const struct serve_model *m,
 		snprintf(err, errlen, "--step-log %s: %s", path, strerror(errno));
 		return NULL;
 	}
+	/* Line by line: a process killed mid-run leaves every line it logged. */
+	setvbuf(f, NULL, _IOLBF, 0);
 	fprintf(f, "# kvaccel-serve step log v1 layers=%u kv_heads=%u head_dim=%u dtype_bytes=4 "
 		"block_tokens=%u block_bytes=%llu blocks=%u swap_blocks=%u budget=%u chunk=%u "
 		"max_seqs=%u threads=%u policy=%s preempt=%s yields=%d\n", c->layers, c->kv_heads,
