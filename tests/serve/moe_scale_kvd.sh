@@ -11,14 +11,15 @@
 # file (C). B2 scales up the same way, then a drain scales it down: its
 # decoding requests migrate to A, which finishes them with the digests of
 # each request run alone there. An engine without a store, another model,
-# an unknown peer: each a clear error, A unharmed. The device holds no
-# region afterwards. kvacceld, kvaccelctl, kvaccel-serve on PATH.
+# an unknown peer: each a clear error, A unharmed. A2 hands its copies to
+# B3 and exits while B3 decodes from them: B3 finishes with the digests of
+# its request run alone. The device holds no region afterwards. kvacceld, kvaccelctl, kvaccel-serve on PATH.
 PATH=$(cd "$(dirname "$0")" && pwd):$PATH
 t=/tmp/moe_scale_kvd.$$
 mkdir -p $t
 n=0
 echo "TAP version 13"
-echo "1..10"
+echo "1..11"
 
 prefix=moe_scale_kvd
 . "$(dirname "$0")/kvd_test.lib"
@@ -124,6 +125,28 @@ wait $apid
 	[ "$(grep -c '^request [0-9]* of B2, migrated here' $t/a.out)" -eq 2 ] &&
 	grep -q 'migrated digests: identical to each request run alone (0 differ' $t/a.out
 ok $? a_served_throughout $t/a.out $t/a.err
+
+# The creator leaves while another engine serves from its pages: A2 (no
+# requests) hands its copies to B3 and is drained while B3 decodes.
+kvaccel-serve --kvacceld A2 --weights $t/w.st --moe-store 2 --until-exit --quiet \
+	> $t/a2.out 2> $t/a2.err &
+a2pid=$!
+registered A2
+kvaccel-serve --kvacceld B3 --weights $t/w.st --moe-from A2 --moe-store 2 --check-alone \
+	--quiet --max-tokens 600 --prompt "$P3" > $t/b3.out 2> $t/b3.err &
+b3pid=$!
+wait_for 'ready to serve' $t/b3.err
+kvaccelctl --socket $t/engine.sock drain A2 > $t/drain 2>&1
+gone $a2pid 600
+st=$?
+kill -0 $b3pid 2> /dev/null	# still decoding from A2's pages
+alive=$?
+gone $b3pid 1200
+wait $b3pid
+[ $? -eq 0 ] && [ $st -eq 0 ] && [ $alive -eq 0 ] &&
+	grep -q 'ready to serve .* [1-9][0-9]* copies taken from A2 without a copy' $t/b3.err &&
+	grep -q 'digests: identical to each request run alone' $t/b3.out
+ok $? creator_gone_pages_stay $t/b3.out $t/b3.err $t/a2.err
 
 kvaccelctl --socket $t/engine.sock drain D > $t/drain 2>&1
 gone $ddpid 600

@@ -2,15 +2,26 @@
 /* kvaccel-serve - expert copies between engines through kvacceld (pressure.h, moe_peer.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 #include "kvd_int.h"
 
 int serve_kvd_moe(struct serve_kvd *k, uint64_t model)
 {
+	struct rlimit rl;
+
 	if (!k)
 		return -EINVAL;
 	if (k->mp)
 		return 0;
+	/*
+	 * Every copy handed over is an fd on both sides until the new store is
+	 * made (the peer exports all at once): the soft limit up to the hard one.
+	 */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	k->mp = serve_moe_peer_create(k->e, model);
 	return k->mp ? 0 : -ENOMEM;
 }

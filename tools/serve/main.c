@@ -279,7 +279,7 @@ static void report_ready(const struct serve_cli *c, struct serve_moe *x, uint32_
 		"expert store %.1f ms: ", (now() - t_start) * 1e3, t_weights * 1e3,
 		(double)serve_moe_setup_ns(x) / 1e6);
 	if (shared)
-		fprintf(stderr, "%llu copies taken from %s without a copy, %llu filled from its)\n",
+		fprintf(stderr, "%llu copies taken from %s without a copy, %llu filled from them)\n",
 			(unsigned long long)st.adopted, c->moe_from, (unsigned long long)st.fetched);
 	else
 		fprintf(stderr, "%u experts written from the model's weights)\n",
