@@ -11,7 +11,8 @@
 # file (C). B2 scales up the same way, then a drain scales it down: its
 # decoding requests migrate to A, which finishes them with the digests of
 # each request run alone there. An engine without a store, another model,
-# an unknown peer: each a clear error, A unharmed. A2 hands its copies to
+# an unknown peer: each a clear error, A unharmed; a new engine killed
+# before its copies came: the daemon gives them back to A at its timeout. A2 hands its copies to
 # B3 and exits while B3 decodes from them: B3 finishes with the digests of
 # its request run alone. The device holds no region afterwards. kvacceld, kvaccelctl, kvaccel-serve on PATH.
 PATH=$(cd "$(dirname "$0")" && pwd):$PATH
@@ -19,7 +20,7 @@ t=/tmp/moe_scale_kvd.$$
 mkdir -p $t
 n=0
 echo "TAP version 13"
-echo "1..11"
+echo "1..12"
 
 prefix=moe_scale_kvd
 . "$(dirname "$0")/kvd_test.lib"
@@ -32,6 +33,7 @@ cat > $t/kvd.conf <<CONF
 [daemon]
 socket = $t/engine.sock
 metrics = off
+handoff_timeout_ms = 5000
 
 [migration]
 enabled = false
@@ -98,6 +100,20 @@ st=$?
 wait $b2pid
 [ $st -eq 0 ] && [ "$(grep -c 'migrated to A' $t/b2.out)" -eq 2 ]
 ok $? scale_down_drained_to_a $t/b2.out $t/b2.err $t/drain $t/kvd.log
+
+# A taker killed before its copies came: A (stopped meanwhile) answers a
+# dead engine; the daemon's hand-off timeout gives them back, A goes on.
+kill -STOP $apid
+kvaccel-serve --kvacceld B4 --weights $t/w.st --moe-from A --moe-store 2 --prompt x \
+	> $t/b4.out 2> $t/b4.err &
+b4pid=$!
+registered B4
+sleep 0.5
+kill -KILL $b4pid
+wait $b4pid 2> /dev/null
+kill -CONT $apid
+wait_for 'experts to B4: refused: Connection timed out' $t/a.err 300
+ok $? taker_killed_copies_given_back $t/a.err $t/kvd.log
 
 # Refusals, each a clear error, nothing started. D: the same model, no expert store.
 kvaccel-serve --kvacceld D --until-exit --weights $t/w.st --quiet > $t/d.out 2> $t/d.err &

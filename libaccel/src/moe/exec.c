@@ -170,14 +170,15 @@ static struct moe_copy *source_of(struct accel_moe_store *s, struct moe_layer *l
 
 /*
  * Copy region @src's expert bytes into region @dst on the copy engine; the
- * fence of the last job. Blocks of at most 64 KiB go as one job each, each after the one
- * before: the module copies such a job at once in the submitting task when
- * it has nothing to wait for (Documentation/copy-engine.rst), and libaccel
- * drops a dependency that has already succeeded, so the whole copy is done
- * on return where the module can, at the cost of the copy itself (a
- * hand-off to its workers costs more than that at these sizes); if one is
- * queued, the ones after it wait for it, so the last fence means all done.
- * Bigger blocks go as one job, which the module splits over its workers.
+ * fence of the last job. Blocks of at most 64 KiB go as one job each, each
+ * after the one before: the module copies such a job at once in the
+ * submitting task when it has nothing to wait for
+ * (Documentation/copy-engine.rst), and libaccel drops a dependency that
+ * has already succeeded, so the whole copy is done on return where the
+ * module can, at the cost of the copy itself (a hand-off to its workers
+ * costs more than that at these sizes); if one is queued, the ones after it
+ * wait for it, so the last fence means all done. Bigger blocks go as one
+ * job, which the module splits over its workers.
  */
 struct accel_fence *moe_submit_copy(struct accel_moe_store *s, struct accel_region *src,
 				    struct accel_region *dst)
