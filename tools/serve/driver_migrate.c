@@ -33,13 +33,21 @@ static int seq_blocks(struct serve_driver *d, uint32_t seq, uint32_t **ids, uint
 	return 0;
 }
 
-static void fill_image(struct serve_driver *d, const struct dslot *s, uint32_t h,
-		       const int32_t *tok, const struct serve_req_info *ri, uint64_t last_ns,
-		       void *image, size_t len)
+/*
+ * @s's image into @image (@len bytes: serve_migr_image_size() of @ri's
+ * counts): the header, the tokens straight from the scheduler, the
+ * digests. Nothing else is copied or allocated: at tens of thousands of
+ * tokens each copy and each fresh buffer's page faults are milliseconds of
+ * the engine thread's under emulation.
+ */
+static int fill_image(struct serve_driver *d, const struct dslot *s, uint32_t h,
+		      const struct accel_sched_req_info *si, const struct serve_req_info *ri,
+		      void *image, size_t len)
 {
 	struct serve_migr_hdr *hd = image;
+	size_t tok_end = sizeof(*hd) + (size_t)ri->n_tokens * 4;
+	int32_t *tok = (int32_t *)(hd + 1);
 
-	memset(image, 0, len);
 	*hd = (struct serve_migr_hdr) {
 		.magic = SERVE_MIGR_MAGIC, .version = SERVE_MIGR_VERSION, .size = len,
 		.model = serve_migr_model_id(serve_engine_model(d->o.engine)),
@@ -50,15 +58,18 @@ static void fill_image(struct serve_driver *d, const struct dslot *s, uint32_t h
 		.temperature = s->p.temperature, .priority = s->p.priority,
 		.client = s->p.client, .offline = s->p.offline,
 		.ttft_slo_us = s->p.ttft_slo_us, .tpot_slo_us = s->p.tpot_slo_us, .source = h,
-		.t_last_ns = last_ns,
+		.t_last_ns = si->last_token_ns,
 	};
-	memcpy(hd + 1, tok, (size_t)ri->n_tokens * sizeof(*tok));
+	/* The padding to the digests (an odd token count) is zero. */
+	memset((char *)image + tok_end, 0, (size_t)((const char *)serve_migr_digests(hd) -
+						    ((char *)image + tok_end)));
 	memcpy((void *)serve_migr_digests(hd), ri->digests, (size_t)ri->n_generated * 8);
+	return accel_sched_tokens(d->sched, s->sreq, 0, ri->n_tokens, tok);
 }
 
-/* What @h is now: its sched info, engine info, tokens (malloc'd). Only decodes. */
+/* What @h is now: its sched info and engine info. Only decodes. */
 static int snapshot(struct serve_driver *d, struct dslot *s, struct accel_sched_req_info *si,
-		    struct serve_req_info *ri, int32_t **tok)
+		    struct serve_req_info *ri)
 {
 	int ret;
 
@@ -76,38 +87,50 @@ static int snapshot(struct serve_driver *d, struct dslot *s, struct accel_sched_
 		return ret;
 	if (ri->n_tokens != si->nr_tokens || !ri->n_generated)
 		return -EIO;	/* the engine and the scheduler disagree: a bug of ours */
-	*tok = malloc((size_t)ri->n_tokens * sizeof(**tok));
-	if (!*tok)
-		return -ENOMEM;
-	ret = accel_sched_tokens(d->sched, s->sreq, 0, ri->n_tokens, *tok);
-	if (ret) {
-		free(*tok);
-		*tok = NULL;
-	}
-	return ret;
+	return 0;
 }
 
-int serve_driver_migrate_peek(struct serve_driver *d, uint32_t h, void **image, size_t *len)
+int serve_driver_migrate_peek_into(struct serve_driver *d, uint32_t h, void *buf, size_t cap,
+				   size_t *len)
 {
 	ACCEL_OPTS(accel_sched_req_info, si);
 	struct serve_req_info ri;
 	struct dslot *s = d ? slot_of(d, h) : NULL;
-	int32_t *tok;
 	int ret;
 
-	if (!d || !image || !len)
+	if (!d || !len || (cap && !buf))
 		return -EINVAL;
 	if (!s)
 		return -ENOENT;
-	ret = snapshot(d, s, &si, &ri, &tok);
+	ret = snapshot(d, s, &si, &ri);
 	if (ret)
 		return ret;
 	*len = serve_migr_image_size(ri.n_tokens, ri.n_generated);
+	if (!buf)
+		return 0;
+	if (cap < *len)
+		return -ENOSPC;
+	return fill_image(d, s, h, &si, &ri, buf, *len);
+}
+
+int serve_driver_migrate_peek(struct serve_driver *d, uint32_t h, void **image, size_t *len)
+{
+	int ret;
+
+	if (!image || !len)
+		return -EINVAL;
+	ret = serve_driver_migrate_peek_into(d, h, NULL, 0, len);
+	if (ret)
+		return ret;
 	*image = malloc(*len);
-	if (*image)
-		fill_image(d, s, h, tok, &ri, si.last_token_ns, *image, *len);
-	free(tok);
-	return *image ? 0 : -ENOMEM;
+	if (!*image)
+		return -ENOMEM;
+	ret = serve_driver_migrate_peek_into(d, h, *image, *len, len);
+	if (ret) {
+		free(*image);
+		*image = NULL;
+	}
+	return ret;
 }
 
 int serve_driver_migrate_blocks(struct serve_driver *d, uint32_t h, uint32_t **blocks,
@@ -138,7 +161,6 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 {
 	ACCEL_OPTS(accel_sched_req_info, si);
 	struct serve_req_info ri;
-	int32_t *tok = NULL;
 	struct dslot *s;
 	uint32_t seq;
 	int ret;
@@ -149,7 +171,7 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 	s = slot_of(d, h);
 	if (!s)
 		return -ENOENT;
-	ret = snapshot(d, s, &si, &ri, &tok);
+	ret = snapshot(d, s, &si, &ri);
 	if (ret)
 		return ret;
 	mo->len = serve_migr_image_size(ri.n_tokens, ri.n_generated);
@@ -157,6 +179,8 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 	ret = mo->image ? 0 : -ENOMEM;
 	if (!ret)
 		ret = seq_blocks(d, si.seq, &mo->blocks, &mo->nr_blocks);
+	if (!ret)
+		ret = fill_image(d, s, h, &si, &ri, mo->image, mo->len);
 	if (ret)
 		goto fail;
 	if (flags & SERVE_MIGR_GIVE_PAGES) {
@@ -166,11 +190,9 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 			goto fail;
 		}
 	}
-	fill_image(d, s, h, tok, &ri, si.last_token_ns, mo->image, mo->len);
 	ret = accel_sched_detach(d->sched, s->sreq, now_ns(), &seq);
 	if (ret)
 		goto fail;
-	free(tok);
 	if (mo->own) {
 		/* Out of the prefix cache before any other request can share them. */
 		ret = accel_bm_seq_export(d->o.bm, seq, mo->own, mo->nr_blocks);
@@ -191,7 +213,6 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 	s->migr = SLOT_MIGR_OUT;
 	return 0;
 fail:
-	free(tok);
 	free(mo->image);
 	free(mo->blocks);
 	free(mo->own);

@@ -16,6 +16,16 @@
 int serve_memfd_sealed(const void *a, size_t la, const void *b, size_t lb, const void *c,
 		       size_t lc);
 /**
+ * A memfd of @len bytes (not 0) mapped writable at *@map, for a message
+ * written in place: its fd, or -errno. serve_memfd_seal() then.
+ */
+int serve_memfd_map(size_t len, void **map);
+/**
+ * Unmap @map (@len bytes of @fd, serve_memfd_map()'s) and seal @fd as
+ * serve_memfd_sealed() does: @fd, or -errno (@fd closed).
+ */
+int serve_memfd_seal(int fd, void *map, size_t len);
+/**
  * A copy of sealed memfd @fd's bytes (at least @min, at most
  * ACCEL_HANDOFF_MEMFD_MAX) into *@buf (malloc'd), its length in *@len.
  * 0; -EPROTO (not sealed so, a size out of range), -ENOMEM.

@@ -87,6 +87,13 @@ static inline const uint64_t *serve_migr_digests(const struct serve_migr_hdr *h)
  * while the request keeps decoding. Errors as serve_driver_migrate_out().
  */
 int serve_driver_migrate_peek(struct serve_driver *d, uint32_t h, void **image, size_t *len);
+/**
+ * serve_driver_migrate_peek() into the caller's @buf (@cap bytes): *@len
+ * the image's bytes; with @buf NULL only that. -ENOSPC: @cap too small
+ * (*@len says how much is needed; between the two calls no step may run).
+ */
+int serve_driver_migrate_peek_into(struct serve_driver *d, uint32_t h, void *buf, size_t cap,
+				   size_t *len);
 
 /**
  * The tier-0 blocks of decoding request @h now, in token order (malloc'd

@@ -145,6 +145,25 @@ static void trace(const char *what, uint64_t id, uint64_t t_stop)
 			(unsigned long long)((mono_ns() - t_stop) / 1000));
 }
 
+/* SERVE_MIGR_TRACE=1: the engine thread's time in one of a migration's calls. */
+static void busy_trace(const char *what, uint32_t kind, uint64_t id, uint64_t t0)
+{
+	static const char *const names[] = {
+		[SERVE_NMSG_OFFER] = "OFFER", [SERVE_NMSG_READY] = "READY",
+		[SERVE_NMSG_COMMIT] = "COMMIT", [SERVE_NMSG_GIVEBACK] = "GIVEBACK",
+		[SERVE_NMSG_ABORT] = "ABORT",
+	};
+	static int on = -1;
+
+	if (on < 0)
+		on = getenv("SERVE_MIGR_TRACE") != NULL;
+	if (on)
+		fprintf(stderr, "kvaccel-serve: migration %llu: %s %s: %llu us on this thread\n",
+			(unsigned long long)id, what,
+			kind < sizeof(names) / sizeof(names[0]) && names[kind] ? names[kind] : "?",
+			(unsigned long long)((mono_ns() - t0) / 1000));
+}
+
 void serve_nmig_hook(const char *stage, uint64_t id)
 {
 	static const char *at;
@@ -366,26 +385,19 @@ static int keys_of(const struct serve_npage *pages, uint32_t n, uint64_t *keys, 
 }
 
 /*
- * Send message @h (its keys and pages after it in @body, @body_len bytes,
- * then @tail) with the regions of its keys to @to: exported now, or
- * @kfds[i] for keys[i] (the caller's, kept open) where given.
+ * Send message @h, already in sealed memfd @memfd (closed here), with the
+ * regions of its keys @keys to @to: exported now, or @kfds[i] for keys[i]
+ * (the caller's, kept open) where given.
  */
-static int send_msg_fds(struct serve_nmig *n, const char *to, struct serve_nmsg *h,
-			const void *body, size_t body_len, const void *tail, size_t tail_len,
-			const int *kfds)
+static int send_built(struct serve_nmig *n, const char *to, const struct serve_nmsg *h,
+		      int memfd, const uint64_t *keys, const int *kfds)
 {
 	enum accel_handoff_kind kinds[ACCEL_HANDOFF_MAX];
 	int fds[ACCEL_HANDOFF_MAX];
-	const uint64_t *keys = body;
 	unsigned int nfd = 0, i;
-	int ret;
+	int ret = 0;
 
-	h->magic = SERVE_NMSG_MAGIC;
-	h->size = sizeof(*h) + body_len + tail_len;
-	ret = serve_memfd_sealed(h, sizeof(*h), body, body_len, tail, tail_len);
-	if (ret < 0)
-		return ret;
-	fds[nfd] = ret;
+	fds[nfd] = memfd;
 	kinds[nfd++] = ACCEL_HANDOFF_MEMFD;
 	for (i = 0; i < h->nr_keys; i++) {
 		if (kfds) {
@@ -403,6 +415,25 @@ out:
 		if (!i || !kfds)
 			close(fds[i]);
 	return ret;
+}
+
+/*
+ * Send message @h (its keys and pages after it in @body, @body_len bytes,
+ * then @tail) with the regions of its keys to @to: exported now, or
+ * @kfds[i] for keys[i] (the caller's, kept open) where given.
+ */
+static int send_msg_fds(struct serve_nmig *n, const char *to, struct serve_nmsg *h,
+			const void *body, size_t body_len, const void *tail, size_t tail_len,
+			const int *kfds)
+{
+	int ret;
+
+	h->magic = SERVE_NMSG_MAGIC;
+	h->size = sizeof(*h) + body_len + tail_len;
+	ret = serve_memfd_sealed(h, sizeof(*h), body, body_len, tail, tail_len);
+	if (ret < 0)
+		return ret;
+	return send_built(n, to, h, ret, body, kfds);
 }
 
 static int send_msg(struct serve_nmig *n, const char *to, struct serve_nmsg *h,
@@ -599,19 +630,55 @@ static int offer_pages(struct serve_nmig *n, const uint32_t *blocks, uint32_t *f
 	return ret;
 }
 
+/*
+ * OFFER @msg built in place: a memfd of the header, the keys and pages, and
+ * the request's image written there by the driver (one copy of its tokens,
+ * no buffer of their size: the engine thread's work at a long sequence).
+ * The memfd (sealed), or -errno; msg->image_len set.
+ */
+static int offer_build(struct serve_nmig *n, uint32_t h, struct serve_nmsg *msg,
+		       const uint64_t *keys, const struct serve_npage *pages, size_t len)
+{
+	size_t lk = (size_t)msg->nr_keys * 8, lp = (size_t)msg->nr_pages * sizeof(*pages);
+	size_t total = sizeof(*msg) + lk + lp + len, got;
+	char *map;
+	int fd, ret;
+
+	msg->magic = SERVE_NMSG_MAGIC;
+	msg->size = total;
+	msg->image_len = len;
+	fd = serve_memfd_map(total, (void **)&map);
+	if (fd < 0)
+		return fd;
+	memcpy(map, msg, sizeof(*msg));
+	if (lk)
+		memcpy(map + sizeof(*msg), keys, lk);
+	if (lp)
+		memcpy(map + sizeof(*msg) + lk, pages, lp);
+	ret = serve_driver_migrate_peek_into(n->d, h, map + sizeof(*msg) + lk + lp, len, &got);
+	if (!ret && got != len)
+		ret = -EIO;	/* it changed between the two calls: a bug of ours */
+	if (ret) {
+		munmap(map, total);
+		close(fd);
+		return ret;
+	}
+	return serve_memfd_seal(fd, map, total);
+}
+
 int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const char *to,
 			  uint32_t mode)
 {
-	struct serve_nmsg msg = { .kind = SERVE_NMSG_OFFER, .id = id, .mode = mode };
-	const struct serve_migr_hdr *hd;
+	struct serve_nmsg msg = { .kind = SERVE_NMSG_OFFER, .id = id, .mode = mode,
+				  .block_bytes = n ? n->block_bytes : 0 };
 	struct serve_npage *pages = NULL;
 	uint64_t keys[NMSG_KEYS_MAX];
-	uint32_t *blocks = NULL, nb = 0, full = 0;
-	size_t len, body_len;
-	char *body = NULL;
+	uint32_t *blocks = NULL, nb = 0, full = 0, bt;
+	struct serve_driver_info in;
+	uint64_t t0 = mono_ns();
 	struct nmig *m;
-	void *image;
-	int ret, nk = 0;
+	size_t len;
+	int ret, nk = 0, fd;
 
 	if (!n || !to || !*to || mode >= SERVE_NMIG_NR_MODES)
 		return -EINVAL;
@@ -619,14 +686,17 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 		if ((n->m[i].phase == NM_OFFERED || n->m[i].phase == NM_COMMITTED ||
 		     n->m[i].phase == NM_GIVING) && n->m[i].h == h)
 			return -EBUSY;	/* on its way already */
-	ret = serve_driver_migrate_peek(n->d, h, &image, &len);
+	/* The image's size (its checks: a decoding request), its tokens. */
+	ret = serve_driver_migrate_peek_into(n->d, h, NULL, 0, &len);
+	if (!ret)
+		ret = serve_driver_info(n->d, h, &in);
 	if (ret)
 		return ret;
-	hd = image;
+	bt = serve_engine_block_tokens(serve_driver_engine(n->d));
 	if (mode == SERVE_NMIG_ZERO_COPY) {
 		/* Its full blocks (the KV of all tokens but the last is in them) never change. */
 		ret = serve_driver_migrate_blocks(n->d, h, &blocks, &nb);
-		full = (hd->n_prompt + hd->n_gen - 1) / hd->block_tokens;
+		full = (in.req.n_tokens - 1) / bt;
 		if (full > nb)
 			full = nb;
 		if (!ret)
@@ -637,23 +707,22 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 	if (!ret) {
 		msg.nr_keys = full ? (uint32_t)nk : 0;
 		msg.nr_pages = full;
-		msg.image_len = len;
-		msg.block_bytes = n->block_bytes;
-		body = body_of(keys, msg.nr_keys, pages, full, NULL, 0, image, len, &body_len);
-		ret = body ? 0 : -ENOMEM;
+		ret = fd = offer_build(n, h, &msg, keys, pages, len);
 	}
-	m = ret ? NULL : add(n, id, to);
-	if (!ret && !m)
+	m = ret < 0 ? NULL : add(n, id, to);
+	if (ret >= 0 && !m) {
 		ret = -errno;
-	if (!ret) {
+		close(fd);
+	}
+	if (m) {
 		m->h = h;
 		m->mode = mode;
 		m->oblocks = blocks;
 		m->offered = full;
-		m->base_tokens = hd->n_prompt + hd->n_gen;
-		m->base_gen = hd->n_gen;
+		m->base_tokens = in.req.n_tokens;
+		m->base_gen = in.req.n_generated;
 		blocks = NULL;
-		ret = send_msg(n, to, &msg, body, body_len, NULL, 0);
+		ret = send_built(n, to, &msg, fd, keys, NULL);
 		if (ret) {
 			drop(n, m);
 		} else {
@@ -661,10 +730,9 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 			serve_nmig_hook("offer", id);
 		}
 	}
-	free(image);
 	free(blocks);
 	free(pages);
-	free(body);
+	busy_trace("sent", SERVE_NMSG_OFFER, id, t0);
 	return ret;
 }
 
@@ -1347,6 +1415,8 @@ int serve_nmig_receive(struct serve_nmig *n, const char *from, const int *fds,
 
 	if (!n || !from || !fds || !kinds || !count || kinds[0] != ACCEL_HANDOFF_MEMFD)
 		return -EPROTO;
+	uint64_t t0 = mono_ns();
+
 	ret = read_msg(fds[0], &h);
 	if (ret)
 		return ret;
@@ -1370,6 +1440,7 @@ int serve_nmig_receive(struct serve_nmig *n, const char *from, const int *fds,
 		ret = -EPROTO;
 	}
 	pthread_mutex_unlock(&n->tier_lock);
+	busy_trace("handled", h->kind, h->id, t0);
 	free(h);
 	return ret;
 }
@@ -1426,7 +1497,10 @@ void serve_nmig_step(struct serve_nmig *n)
 		struct serve_driver_info in;
 
 		if (m->phase == NM_GIVING && job_done(n, m->job)) {
+			uint64_t t0 = mono_ns(), id = m->id;
+
 			source_gave(n, m, m->job->ret);
+			busy_trace("rebound after", SERVE_NMSG_GIVEBACK, id, t0);
 			i--;
 			continue;
 		}
