@@ -48,6 +48,7 @@ static int fill_image(struct serve_driver *d, const struct dslot *s, uint32_t h,
 	size_t tok_end = sizeof(*hd) + (size_t)ri->n_tokens * 4;
 	int32_t *tok = (int32_t *)(hd + 1);
 
+	memset(hd, 0, sizeof(*hd));	/* no byte of ours in its padding goes to the peer */
 	*hd = (struct serve_migr_hdr) {
 		.magic = SERVE_MIGR_MAGIC, .version = SERVE_MIGR_VERSION, .size = len,
 		.model = serve_migr_model_id(serve_engine_model(d->o.engine)),
