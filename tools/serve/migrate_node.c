@@ -132,14 +132,20 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* SERVE_MIGR_TRACE=1: where a migration's downtime goes, microseconds from the stop. */
-static void trace(const char *what, uint64_t id, uint64_t t_stop)
+/* SERVE_MIGR_TRACE is set: the traces below print. */
+static bool tracing(void)
 {
 	static int on = -1;
 
 	if (on < 0)
 		on = getenv("SERVE_MIGR_TRACE") != NULL;
-	if (on)
+	return on;
+}
+
+/* SERVE_MIGR_TRACE=1: where a migration's downtime goes, microseconds from the stop. */
+static void trace(const char *what, uint64_t id, uint64_t t_stop)
+{
+	if (tracing())
 		fprintf(stderr, "kvaccel-serve: migration %llu: %s at +%llu us\n",
 			(unsigned long long)id, what,
 			(unsigned long long)((mono_ns() - t_stop) / 1000));
@@ -153,11 +159,8 @@ static void busy_trace(const char *what, uint32_t kind, uint64_t id, uint64_t t0
 		[SERVE_NMSG_COMMIT] = "COMMIT", [SERVE_NMSG_GIVEBACK] = "GIVEBACK",
 		[SERVE_NMSG_ABORT] = "ABORT",
 	};
-	static int on = -1;
 
-	if (on < 0)
-		on = getenv("SERVE_MIGR_TRACE") != NULL;
-	if (on)
+	if (tracing())
 		fprintf(stderr, "kvaccel-serve: migration %llu: %s %s: %llu us on this thread\n",
 			(unsigned long long)id, what,
 			kind < sizeof(names) / sizeof(names[0]) && names[kind] ? names[kind] : "?",
