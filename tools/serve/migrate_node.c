@@ -660,7 +660,7 @@ static int offer_build(struct serve_nmig *n, uint32_t h, struct serve_nmsg *msg,
 		memcpy(map + sizeof(*msg) + lk, pages, lp);
 	ret = serve_driver_migrate_peek_into(n->d, h, map + sizeof(*msg) + lk + lp, len, &got);
 	if (!ret && got != len)
-		ret = -EIO;	/* it changed between the two calls: a bug of ours */
+		ret = -EIO;	/* it changed since serve_driver_info(): a bug of ours */
 	if (ret) {
 		munmap(map, total);
 		close(fd);
@@ -689,17 +689,16 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 		if ((n->m[i].phase == NM_OFFERED || n->m[i].phase == NM_COMMITTED ||
 		     n->m[i].phase == NM_GIVING) && n->m[i].h == h)
 			return -EBUSY;	/* on its way already */
-	/* The image's size (its checks: a decoding request), its tokens. */
-	ret = serve_driver_migrate_peek_into(n->d, h, NULL, 0, &len);
-	if (!ret)
-		ret = serve_driver_info(n->d, h, &in);
+	/* Its tokens, the image's size (a request that is not decoding: offer_build() says). */
+	ret = serve_driver_info(n->d, h, &in);
 	if (ret)
 		return ret;
+	len = serve_migr_image_size(in.req.n_tokens, in.req.n_generated);
 	bt = serve_engine_block_tokens(serve_driver_engine(n->d));
 	if (mode == SERVE_NMIG_ZERO_COPY) {
 		/* Its full blocks (the KV of all tokens but the last is in them) never change. */
 		ret = serve_driver_migrate_blocks(n->d, h, &blocks, &nb);
-		full = (in.req.n_tokens - 1) / bt;
+		full = in.req.n_tokens ? (in.req.n_tokens - 1) / bt : 0;
 		if (full > nb)
 			full = nb;
 		if (!ret)
@@ -1414,12 +1413,12 @@ int serve_nmig_receive(struct serve_nmig *n, const char *from, const int *fds,
 {
 	struct serve_nmsg *h;
 	struct nmig *m;
+	uint64_t t0;
 	int ret;
 
 	if (!n || !from || !fds || !kinds || !count || kinds[0] != ACCEL_HANDOFF_MEMFD)
 		return -EPROTO;
-	uint64_t t0 = mono_ns();
-
+	t0 = mono_ns();
 	ret = read_msg(fds[0], &h);
 	if (ret)
 		return ret;
