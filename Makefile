@@ -439,6 +439,15 @@ $(B)/tests/kvd_test.lib: tests/serve/kvd_test.lib
 	@mkdir -p $(@D)
 	install -m 644 $< $@
 
+# In the VM: either node's kvacceld killed at each stage of a migration across
+# two network namespaces (the engines stop themselves there: SERVE_XMIG_STOP_AT;
+# tools/check ships etcd, iproute2's ip and libucp; SKIP without them).
+TEST_BINS	+= $(B)/tests/xmigrate_kvd_kill.sh
+$(B)/tests/xmigrate_kvd_kill.sh: tests/serve/xmigrate_kvd_kill.sh $(B)/tests/kvd_test.lib \
+		$(B)/daemon/kvacceld $(B)/tests/kvaccel-serve
+	@mkdir -p $(@D)
+	install -m 755 $< $@
+
 # In the VM: MoE engines scaled up from a peer's expert store on the node
 # (zero-copy through kvacceld) and scaled down by a drain.
 TEST_BINS	+= $(B)/tests/moe_scale_kvd.sh

@@ -314,24 +314,36 @@ static int put_blocks(struct serve_xmig *n, struct xmig *m, const uint32_t *src,
 }
 
 /*
- * SERVE_XMIG_DIE_AT=POINT: the process kills itself (SIGKILL) when a
- * migration reaches POINT, for the fault tests (tests/serve/xmigrate_unit.c):
- * on the source "stage" (its first STAGE sent), "final" (the request
- * stopped and its last blocks flushed, FINAL or COMMIT not yet sent) and
- * "commit" (FINAL with the KV complete or COMMIT sent: past the point of
- * no return); on the destination "dst-stage" (the first STAGE's BLOCKS
- * sent) and "dst-commit" (committed, COMMITTED not yet sent).
+ * The fault tests' points: SERVE_XMIG_DIE_AT=POINT, the process kills
+ * itself (SIGKILL) when a migration reaches POINT (tests/serve/
+ * xmigrate_unit.c, xmigrate_netns.sh); SERVE_XMIG_STOP_AT=POINT, it stops
+ * itself (SIGSTOP) there once, until the test has done its fault (killed a
+ * daemon, tests/serve/xmigrate_kvd_kill.sh) and sends SIGCONT. On the
+ * source "stage" (its first STAGE sent), "final" (the request stopped and
+ * its last blocks flushed, FINAL or COMMIT not yet sent) and "commit"
+ * (FINAL with the KV complete or COMMIT sent: past the point of no
+ * return); on the destination "dst-stage" (the first STAGE's BLOCKS sent)
+ * and "dst-commit" (committed, COMMITTED not yet sent).
  */
-static void die_at(const char *point, uint64_t id)
+static void fault_at(const char *point, uint64_t id)
 {
 	const char *at = getenv("SERVE_XMIG_DIE_AT");
+	static bool stopped;
 
-	if (!at || strcmp(at, point))
+	if (at && !strcmp(at, point)) {
+		fprintf(stderr, "kvaccel-serve: migration %llu: killed at %s (SERVE_XMIG_DIE_AT)\n",
+			(unsigned long long)id, point);
+		fflush(stderr);
+		raise(SIGKILL);
+	}
+	at = getenv("SERVE_XMIG_STOP_AT");
+	if (stopped || !at || strcmp(at, point))
 		return;
-	fprintf(stderr, "kvaccel-serve: migration %llu: killed at %s (SERVE_XMIG_DIE_AT)\n",
+	stopped = true;
+	fprintf(stderr, "kvaccel-serve: migration %llu: stopped at %s (SERVE_XMIG_STOP_AT)\n",
 		(unsigned long long)id, point);
 	fflush(stderr);
-	raise(SIGKILL);
+	raise(SIGSTOP);
 }
 
 /*
@@ -581,7 +593,7 @@ static int source_step(struct serve_xmig *n, struct xmig *m, uint64_t now)
 		ret = send_simple(m->ep, m->id, SERVE_XMSG_STAGE, 0, m->stage, image, len,
 				  n->block_bytes);
 		if (m->stage == 1)
-			die_at("stage", m->id);
+			fault_at("stage", m->id);
 		free(m->image);
 		m->image = image;
 		m->phase = XS_BEGUN;
@@ -598,7 +610,7 @@ stopped:
 			m->puts = false;
 		}
 		/* FINAL with the KV complete, or COMMIT after FINAL's BLOCKS. */
-		die_at("final", m->id);
+		fault_at("final", m->id);
 		if (!m->final_sent)
 			ret = send_simple(m->ep, m->id, SERVE_XMSG_FINAL, 0, 1, m->mo.image,
 					  m->mo.len, n->block_bytes);
@@ -607,7 +619,7 @@ stopped:
 					  n->block_bytes);
 		m->phase = XS_COMMIT_WAIT;
 		m->t_heard_ns = now;
-		die_at("commit", m->id);
+		fault_at("commit", m->id);
 		return ret;
 	default:
 		return -EPROTO;
@@ -716,7 +728,7 @@ static void try_commit(struct serve_xmig *n, struct xmig *m)
 		drop(n, m);
 		return;
 	}
-	die_at("dst-commit", m->id);
+	fault_at("dst-commit", m->id);
 	ret = send_simple(m->ep, m->id, SERVE_XMSG_COMMITTED, 0, 0, NULL, 0, n->block_bytes);
 	if (ret) {
 		/* The source will not hear it: it resumes there; not here too. */
@@ -757,7 +769,7 @@ static int on_image(struct serve_xmig *n, struct xmig *m, const struct serve_xms
 		m->st.stages = h->stage;
 		ret = send_blocks(n, m, 0, h->stage);
 		if (h->stage == 1)
-			die_at("dst-stage", m->id);
+			fault_at("dst-stage", m->id);
 		return ret;
 	}
 	if (h->stage == 1) {	/* the KV is complete */
