@@ -461,6 +461,88 @@ static void test_grown(void **state)
 	serve_stack_destroy(&b);
 }
 
+/* The image of _out() and of _out_from() over @old (@len of @cap bytes): the same bytes. */
+static void out_twice(struct serve_stack *a, uint32_t h, void *old, size_t len, size_t cap)
+{
+	struct serve_migr_out mo, mo2;
+	void *whole;
+
+	assert_int_equal(serve_driver_migrate_out(a->driver, h, 0, &mo), 0);
+	whole = malloc(mo.len);
+	assert_non_null(whole);
+	memcpy(whole, mo.image, mo.len);
+	assert_int_equal(serve_driver_migrate_undo(a->driver, &mo), 0);
+	assert_int_equal(serve_driver_migrate_out_from(a->driver, h, 0, old, len, cap, &mo2), 0);
+	assert_int_equal(mo2.len, serve_migr_image_size(((struct serve_migr_hdr *)whole)->n_prompt +
+							((struct serve_migr_hdr *)whole)->n_gen,
+							((struct serve_migr_hdr *)whole)->n_gen));
+	/* The timestamps differ (the undo made its last token now); all else is the same. */
+	((struct serve_migr_hdr *)whole)->t_stop_ns = 0;
+	((struct serve_migr_hdr *)whole)->t_last_ns = 0;
+	((struct serve_migr_hdr *)mo2.image)->t_stop_ns = 0;
+	((struct serve_migr_hdr *)mo2.image)->t_last_ns = 0;
+	assert_memory_equal(mo2.image, whole, mo2.len);
+	assert_int_equal(serve_driver_migrate_undo(a->driver, &mo2), 0);
+	free(whole);
+}
+
+/*
+ * _out_from(): the stop written over an earlier image of the request
+ * (with room, past its room, of another request, garbage) is the image
+ * _out() writes whole; bad arguments free the image given.
+ */
+static void test_out_from(void **state)
+{
+	struct serve_params p1 = params_of(1), p2 = params_of(2);
+	struct serve_migr_out mo;
+	struct serve_stack a;
+	uint32_t h, h2, n;
+	int32_t tok[128];
+	size_t len, cap;
+	char *img;
+
+	(void)state;
+	stack_up(&a, 48, 0);
+	n = tokens_of(1, tok);
+	assert_int_equal(serve_driver_add(a.driver, tok, n, &p1, &h), 0);
+	n = tokens_of(2, tok);
+	assert_int_equal(serve_driver_add(a.driver, tok, n, &p2, &h2), 0);
+	run_to(&a, h, 2);
+	run_to(&a, h2, 2);
+
+	/* Room kept: written in place. */
+	assert_int_equal(serve_driver_migrate_peek_into(a.driver, h, NULL, 0, &len), 0);
+	cap = len + 4096;
+	img = malloc(cap);
+	assert_non_null(img);
+	assert_int_equal(serve_driver_migrate_peek_into(a.driver, h, img, cap, &len), 0);
+	run_to(&a, h, 6);
+	out_twice(&a, h, img, len, cap);
+
+	/* No room: grown. */
+	assert_int_equal(serve_driver_migrate_peek(a.driver, h, (void **)&img, &len), 0);
+	run_to(&a, h, 10);
+	out_twice(&a, h, img, len, len);
+
+	/* Another request's image, and garbage: written whole. */
+	assert_int_equal(serve_driver_migrate_peek(a.driver, h2, (void **)&img, &len), 0);
+	out_twice(&a, h, img, len, len);
+	img = calloc(1, 64);
+	assert_non_null(img);
+	out_twice(&a, h, img, 64, 64);
+
+	/* Bad arguments: the image freed (ASan's leak check), nothing stopped. */
+	img = malloc(64);
+	assert_non_null(img);
+	assert_int_equal(serve_driver_migrate_out_from(a.driver, h, 0, img, 64, 32, &mo), -EINVAL);
+	img = malloc(64);
+	assert_non_null(img);
+	assert_int_equal(serve_driver_migrate_out_from(a.driver, 99, 0, img, 64, 64, &mo), -ENOENT);
+	assert_true(decoding(&a, h));
+	assert_int_equal(serve_driver_run_all(a.driver, NULL), 0);
+	serve_stack_destroy(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -468,6 +550,7 @@ int main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_recompute),
 		cmocka_unit_test(test_grown),
+		cmocka_unit_test(test_out_from),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -35,14 +35,15 @@ static int seq_blocks(struct serve_driver *d, uint32_t seq, uint32_t **ids, uint
 
 /*
  * @s's image into @image (@len bytes: serve_migr_image_size() of @ri's
- * counts): the header, the tokens straight from the scheduler, the
- * digests. Nothing else is copied or allocated: at tens of thousands of
- * tokens each copy and each fresh buffer's page faults are milliseconds of
- * the engine thread's under emulation.
+ * counts): the header, the tokens from @from on straight from the
+ * scheduler (those before are @image's already: an earlier image of the
+ * same request), the digests. Nothing else is copied or allocated: at tens
+ * of thousands of tokens each copy and each fresh buffer's page faults are
+ * milliseconds of the engine thread's under emulation.
  */
 static int fill_image(struct serve_driver *d, const struct dslot *s, uint32_t h,
 		      const struct accel_sched_req_info *si, const struct serve_req_info *ri,
-		      void *image, size_t len)
+		      void *image, size_t len, uint32_t from)
 {
 	struct serve_migr_hdr *hd = image;
 	size_t tok_end = sizeof(*hd) + (size_t)ri->n_tokens * 4;
@@ -65,7 +66,27 @@ static int fill_image(struct serve_driver *d, const struct dslot *s, uint32_t h,
 	memset((char *)image + tok_end, 0, (size_t)((const char *)serve_migr_digests(hd) -
 						    ((char *)image + tok_end)));
 	memcpy((void *)serve_migr_digests(hd), ri->digests, (size_t)ri->n_generated * 8);
-	return accel_sched_tokens(d->sched, s->sreq, 0, ri->n_tokens, tok);
+	return accel_sched_tokens(d->sched, s->sreq, from, ri->n_tokens - from, tok + from);
+}
+
+/*
+ * How many of @ri's tokens @image (@len bytes) holds already: an image of
+ * request @h made before (its prompt, as many tokens or fewer); 0 if it is
+ * not one.
+ */
+static uint32_t image_tokens_of(const void *image, size_t len, uint32_t h,
+				const struct serve_req_info *ri)
+{
+	const struct serve_migr_hdr *hd = image;
+	uint64_t n;
+
+	if (!image || len < sizeof(*hd) || hd->magic != SERVE_MIGR_MAGIC || hd->source != h ||
+	    hd->n_prompt != ri->n_prompt)
+		return 0;
+	n = (uint64_t)hd->n_prompt + hd->n_gen;
+	if (n > ri->n_tokens || len != serve_migr_image_size((uint32_t)n, hd->n_gen))
+		return 0;
+	return (uint32_t)n;
 }
 
 /* What @h is now: its sched info and engine info. Only decodes. */
@@ -111,7 +132,7 @@ int serve_driver_migrate_peek_into(struct serve_driver *d, uint32_t h, void *buf
 		return 0;
 	if (cap < *len)
 		return -ENOSPC;
-	return fill_image(d, s, h, &si, &ri, buf, *len);
+	return fill_image(d, s, h, &si, &ri, buf, *len, 0);
 }
 
 int serve_driver_migrate_peek(struct serve_driver *d, uint32_t h, void **image, size_t *len)
@@ -157,31 +178,42 @@ int serve_driver_migrate_blocks(struct serve_driver *d, uint32_t h, uint32_t **b
 	return seq_blocks(d, si.seq, blocks, nr);
 }
 
-int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
-			     struct serve_migr_out *mo)
+int serve_driver_migrate_out_from(struct serve_driver *d, uint32_t h, uint32_t flags,
+				  void *image, size_t len, size_t cap, struct serve_migr_out *mo)
 {
 	ACCEL_OPTS(accel_sched_req_info, si);
+	uint64_t t_stop = now_ns();	/* it decodes no more from here */
 	struct serve_req_info ri;
 	struct dslot *s;
-	uint32_t seq;
+	uint32_t seq, from;
 	int ret;
 
-	if (!d || !mo || (flags & ~SERVE_MIGR_GIVE_PAGES))
+	if (!d || !mo || (flags & ~SERVE_MIGR_GIVE_PAGES) || (image && cap < len)) {
+		free(image);
 		return -EINVAL;
+	}
 	memset(mo, 0, sizeof(*mo));
 	s = slot_of(d, h);
-	if (!s)
-		return -ENOENT;
-	ret = snapshot(d, s, &si, &ri);
-	if (ret)
+	ret = s ? snapshot(d, s, &si, &ri) : -ENOENT;
+	if (ret) {
+		free(image);
 		return ret;
+	}
 	mo->len = serve_migr_image_size(ri.n_tokens, ri.n_generated);
-	mo->image = malloc(mo->len);
+	from = image_tokens_of(image, len, h, &ri);
+	if (image && mo->len > cap) {
+		void *bigger = realloc(image, mo->len);	/* it decoded more than room was kept for */
+
+		if (!bigger)
+			free(image);
+		image = bigger;
+	}
+	mo->image = image ? image : malloc(mo->len);
 	ret = mo->image ? 0 : -ENOMEM;
 	if (!ret)
 		ret = seq_blocks(d, si.seq, &mo->blocks, &mo->nr_blocks);
 	if (!ret)
-		ret = fill_image(d, s, h, &si, &ri, mo->image, mo->len);
+		ret = fill_image(d, s, h, &si, &ri, mo->image, mo->len, image ? from : 0);
 	if (ret)
 		goto fail;
 	if (flags & SERVE_MIGR_GIVE_PAGES) {
@@ -208,8 +240,8 @@ int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 	}
 	mo->h = h;
 	mo->seq = seq;
-	mo->t_stop_ns = now_ns();
-	((struct serve_migr_hdr *)mo->image)->t_stop_ns = mo->t_stop_ns;
+	mo->t_stop_ns = t_stop;
+	((struct serve_migr_hdr *)mo->image)->t_stop_ns = t_stop;
 	s->sinfo = si;
 	s->migr = SLOT_MIGR_OUT;
 	return 0;
@@ -219,6 +251,12 @@ fail:
 	free(mo->own);
 	memset(mo, 0, sizeof(*mo));
 	return ret == -EBUSY ? -EAGAIN : ret;
+}
+
+int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
+			     struct serve_migr_out *mo)
+{
+	return serve_driver_migrate_out_from(d, h, flags, NULL, 0, 0, mo);
 }
 
 static void out_free(struct serve_migr_out *mo)

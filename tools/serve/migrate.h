@@ -53,7 +53,7 @@ struct serve_migr_hdr {
 	uint64_t ttft_slo_us, tpot_slo_us;
 	uint64_t source;	/* the source's handle, for logs */
 	uint64_t t_last_ns;	/* its last token on the source (CLOCK_MONOTONIC, a node's) */
-	uint64_t t_stop_ns;	/* when it left the source's scheduler (same clock) */
+	uint64_t t_stop_ns;	/* when the source stopped it: _out() called (same clock) */
 };
 
 /** The fingerprint of a model: its shape and a sample of its weights. */
@@ -118,7 +118,7 @@ struct serve_migr_out {
 	 * 0 if others share it (its content must be copied). Else NULL.
 	 */
 	uint8_t *own;
-	uint64_t t_stop_ns;	/* when it left the scheduler */
+	uint64_t t_stop_ns;	/* _out() called: its snapshot and detach count as downtime */
 };
 
 /**
@@ -129,6 +129,17 @@ struct serve_migr_out {
  */
 int serve_driver_migrate_out(struct serve_driver *d, uint32_t h, uint32_t flags,
 			     struct serve_migr_out *mo);
+/**
+ * serve_driver_migrate_out() for a request whose image was taken before
+ * into @image (malloc'd, @len bytes of its @cap; serve_driver_migrate_peek_into()):
+ * only what changed since (the header, the tokens after that image's, the
+ * digests) is written, in place, so that the stop does not copy the whole
+ * token array again (grown by realloc() past @cap). @image is @mo's from
+ * the call on (freed with it, and on failure); one that is not an image of
+ * @h's is written whole. Errors as serve_driver_migrate_out().
+ */
+int serve_driver_migrate_out_from(struct serve_driver *d, uint32_t h, uint32_t flags,
+				  void *image, size_t len, size_t cap, struct serve_migr_out *mo);
 /**
  * The destination holds it: free the source's blocks (with
  * SERVE_MIGR_GIVE_PAGES the caller has rebound the own ones' memory

@@ -74,6 +74,8 @@ struct nmig {
 	struct serve_migr_out mo;
 	uint32_t h;
 	uint32_t *oblocks;		/* its blocks at the OFFER */
+	void *oimage;			/* the OFFER's image: the stop's is written over it */
+	size_t oimage_len, oimage_cap;
 	uint32_t offered;		/* full blocks offered for pre-binding */
 	struct serve_npage *rpages;	/* READY's: one per pre-bound block */
 	uint32_t gb_pages;		/* the GIVEBACK's pages expected */
@@ -360,6 +362,7 @@ static void drop(struct serve_nmig *n, struct nmig *m)
 	}
 	close_kept(m);
 	free(m->image);
+	free(m->oimage);
 	free(m->oblocks);
 	free(m->rpages);
 	free(m->back);
@@ -633,14 +636,20 @@ static int offer_pages(struct serve_nmig *n, const uint32_t *blocks, uint32_t *f
 	return ret;
 }
 
+/* Tokens (and digests) the request may decode between its OFFER and its stop in place. */
+#define OFFER_SLACK_TOKENS	64
+
 /*
- * OFFER @msg built in place: a memfd of the header, the keys and pages, and
- * the request's image written there by the driver (one copy of its tokens,
- * no buffer of their size: the engine thread's work at a long sequence).
- * The memfd (sealed), or -errno; msg->image_len set.
+ * OFFER @msg: a memfd of the header, the keys and pages, and the request's
+ * image. The image is taken into a buffer of ours kept for the stop
+ * (*@img, *@cap bytes, room for OFFER_SLACK_TOKENS more): the stop then
+ * writes only what changed since (serve_driver_migrate_out_from()), so its
+ * downtime does not copy the token array again. The memfd (sealed), or
+ * -errno; msg->image_len set.
  */
 static int offer_build(struct serve_nmig *n, uint32_t h, struct serve_nmsg *msg,
-		       const uint64_t *keys, const struct serve_npage *pages, size_t len)
+		       const uint64_t *keys, const struct serve_npage *pages, size_t len,
+		       const struct serve_driver_info *in, void **img, size_t *cap)
 {
 	size_t lk = (size_t)msg->nr_keys * 8, lp = (size_t)msg->nr_pages * sizeof(*pages);
 	size_t total = sizeof(*msg) + lk + lp + len, got;
@@ -650,23 +659,32 @@ static int offer_build(struct serve_nmig *n, uint32_t h, struct serve_nmsg *msg,
 	msg->magic = SERVE_NMSG_MAGIC;
 	msg->size = total;
 	msg->image_len = len;
-	fd = serve_memfd_map(total, (void **)&map);
-	if (fd < 0)
+	*cap = serve_migr_image_size(in->req.n_tokens + OFFER_SLACK_TOKENS,
+				     in->req.n_generated + OFFER_SLACK_TOKENS);
+	*img = malloc(*cap);
+	if (!*img)
+		return -ENOMEM;
+	ret = serve_driver_migrate_peek_into(n->d, h, *img, *cap, &got);
+	if (!ret && got != len)
+		ret = -EIO;	/* it changed since serve_driver_info(): a bug of ours */
+	fd = ret ? ret : serve_memfd_map(total, (void **)&map);
+	if (fd < 0) {
+		free(*img);
+		*img = NULL;
 		return fd;
+	}
 	memcpy(map, msg, sizeof(*msg));
 	if (lk)
 		memcpy(map + sizeof(*msg), keys, lk);
 	if (lp)
 		memcpy(map + sizeof(*msg) + lk, pages, lp);
-	ret = serve_driver_migrate_peek_into(n->d, h, map + sizeof(*msg) + lk + lp, len, &got);
-	if (!ret && got != len)
-		ret = -EIO;	/* it changed since serve_driver_info(): a bug of ours */
-	if (ret) {
-		munmap(map, total);
-		close(fd);
-		return ret;
+	memcpy(map + sizeof(*msg) + lk + lp, *img, len);
+	fd = serve_memfd_seal(fd, map, total);
+	if (fd < 0) {
+		free(*img);
+		*img = NULL;
 	}
-	return serve_memfd_seal(fd, map, total);
+	return fd;
 }
 
 int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const char *to,
@@ -680,7 +698,8 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 	struct serve_driver_info in;
 	uint64_t t0 = mono_ns();
 	struct nmig *m;
-	size_t len;
+	size_t len, cap = 0;
+	void *img = NULL;
 	int ret, nk = 0, fd;
 
 	if (!n || !to || !*to || mode >= SERVE_NMIG_NR_MODES)
@@ -709,7 +728,7 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 	if (!ret) {
 		msg.nr_keys = full ? (uint32_t)nk : 0;
 		msg.nr_pages = full;
-		ret = fd = offer_build(n, h, &msg, keys, pages, len);
+		ret = fd = offer_build(n, h, &msg, keys, pages, len, &in, &img, &cap);
 	}
 	m = ret < 0 ? NULL : add(n, id, to);
 	if (ret >= 0 && !m) {
@@ -719,6 +738,10 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 	if (m) {
 		m->h = h;
 		m->mode = mode;
+		m->oimage = img;
+		m->oimage_len = len;
+		m->oimage_cap = cap;
+		img = NULL;
 		m->oblocks = blocks;
 		m->offered = full;
 		m->base_tokens = in.req.n_tokens;
@@ -732,6 +755,7 @@ int serve_nmig_start_mode(struct serve_nmig *n, uint64_t id, uint32_t h, const c
 			serve_nmig_hook("offer", id);
 		}
 	}
+	free(img);
 	free(blocks);
 	free(pages);
 	busy_trace("sent", SERVE_NMSG_OFFER, id, t0);
@@ -825,7 +849,9 @@ static int on_ready(struct serve_nmig *n, struct nmig *m, const struct serve_nms
 		source_failed(n, m, ret);
 		return ret;
 	}
-	ret = serve_driver_migrate_out(n->d, m->h, m->mode ? 0 : SERVE_MIGR_GIVE_PAGES, &m->mo);
+	ret = serve_driver_migrate_out_from(n->d, m->h, m->mode ? 0 : SERVE_MIGR_GIVE_PAGES,
+					    m->oimage, m->oimage_len, m->oimage_cap, &m->mo);
+	m->oimage = NULL;	/* the stop's now (m->mo.image), or freed */
 	trace("stopped", m->id, m->mo.t_stop_ns);
 	if (ret) {
 		/* Finished, preempted or swapped meanwhile: it stays here. */
