@@ -121,6 +121,9 @@ struct kvd_conn {
 
 /* Migrations finished that the daemon remembers (LIST_MIGRATIONS). */
 #define KVD_MIG_HISTORY		32
+/* A request whose migrations failed is picked again after 0.5 s, 1 s, 2 s ... 30 s. */
+#define KVD_MIG_BACKOFF_MS	500
+#define KVD_MIG_BACKOFF_MAX_MS	30000
 /* Downtime histogram buckets (upper bounds, microseconds), +Inf after them. */
 #define KVD_MIG_DOWNTIME_BUCKETS	9
 
@@ -136,6 +139,7 @@ struct kvd_mig {
 	uint32_t blocks;
 	uint64_t downtime_us, total_us, bytes_copied;
 	int64_t asked, deadline;	/* CLOCK_MONOTONIC ns */
+	int64_t ended;			/* in the history: when it ended */
 };
 
 /* Why a migration did not succeed, for the metrics. */
@@ -323,6 +327,12 @@ struct kvd_mig *kvd_mig_new(struct kvd *d, struct kvd_conn *s, struct kvd_conn *
 			    const char *to, const char *to_node, uint64_t req, uint32_t blocks,
 			    unsigned int reason);
 bool kvd_mig_busy(const struct kvd *d, const char *from, uint64_t req);
+/*
+ * Is @req of engine @from backing off at @now: its last K migrations (K > 0)
+ * failed, the newest less than KVD_MIG_BACKOFF_MS << (K - 1) ago (at most
+ * KVD_MIG_BACKOFF_MAX_MS)? The policy does not pick it then.
+ */
+bool kvd_mig_backing_off(const struct kvd *d, const char *from, uint64_t req, int64_t now);
 const struct kvd_load_req *kvd_mig_candidate(const struct kvd_conn *c, uint64_t req);
 int kvd_mig_refuse(struct kvd *d, struct kvd_conn *c, const struct kvd_hdr *h, int error,
 		   const char *what, const char *a, const char *b);

@@ -67,7 +67,7 @@ struct kvd_pol_req {
 	uint64_t req;
 	uint32_t tokens, blocks;
 	int32_t priority;
-	bool busy;			/* in a migration already */
+	bool busy;			/* in a migration already, or backing off after failed ones */
 };
 
 /* One engine as the policy sees it. The policy updates @free, @out, @in as it picks. */

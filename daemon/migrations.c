@@ -76,6 +76,29 @@ bool kvd_mig_busy(const struct kvd *d, const char *from, uint64_t req)
 	return false;
 }
 
+bool kvd_mig_backing_off(const struct kvd *d, const char *from, uint64_t req, int64_t now)
+{
+	const struct kvd_mig *m, *last = NULL;
+	unsigned int k = 0;
+	int64_t wait_ms;
+
+	for (m = d->migs_done; m; m = m->next) {
+		if (m->req != req || strcmp(m->from, from))
+			continue;
+		if (m->state == KVD_MIG_DONE)
+			break;
+		if (!last)
+			last = m;
+		k++;
+	}
+	if (!k)
+		return false;
+	wait_ms = k > 7 ? KVD_MIG_BACKOFF_MAX_MS : (int64_t)KVD_MIG_BACKOFF_MS << (k - 1);
+	if (wait_ms > KVD_MIG_BACKOFF_MAX_MS)
+		wait_ms = KVD_MIG_BACKOFF_MAX_MS;
+	return now - last->ended < wait_ms * 1000000;
+}
+
 const struct kvd_load_req *kvd_mig_candidate(const struct kvd_conn *c, uint64_t req)
 {
 	unsigned int i;
@@ -130,6 +153,7 @@ static void finish(struct kvd *d, struct kvd_mig *m, unsigned int state, int sta
 	}
 	m->state = state;
 	m->status = status;
+	m->ended = kvd_now();
 	if (s && s->mig_out)
 		s->mig_out--;
 	if (t && t->mig_in)
@@ -534,6 +558,7 @@ static void policy_tick(struct kvd *d)
 		.high_priority = mc->high_priority,
 	};
 	struct kvd_pol_choice out[64];
+	int64_t now = kvd_now();
 	struct kvd_pol_engine *pe;
 	struct kvd_pol_req *pr;
 	struct kvd_conn **cs, *c;
@@ -575,7 +600,8 @@ static void policy_tick(struct kvd *d)
 			r->tokens = c->reqs[k].tokens;
 			r->blocks = c->reqs[k].blocks;
 			r->priority = c->reqs[k].priority;
-			r->busy = kvd_mig_busy(d, c->name, r->req);
+			r->busy = kvd_mig_busy(d, c->name, r->req) ||
+				  kvd_mig_backing_off(d, c->name, r->req, now);
 		}
 		i++;
 	}

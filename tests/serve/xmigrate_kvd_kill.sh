@@ -4,8 +4,9 @@
 # across nodes. Two nodes in the guest: network namespaces n1 and n2, each
 # joined to the root namespace by a veth pair (10.78.I.2 in nI), one etcd
 # member in the root namespace, a daemon per node. Each scenario starts a
-# source engine on n1 and a destination on n2; the source's daemon orders
-# the migration of its request (kvaccelctl migrate); the engine named
+# source engine on n1 (two requests) and a destination on n2; the
+# source's daemon orders the migration of its first request (kvaccelctl
+# migrate); the engine named
 # stops itself when the migration reaches the point named
 # (SERVE_XMIG_STOP_AT, tools/serve/migrate_net.c): on the source its
 # first stage sent ("stage"), the request stopped and its last blocks
@@ -125,7 +126,12 @@ daemon_up() { # I LOG: node I's daemon, started (again), until it is ready
 	rm -f $t/n$1.sock
 	$IP netns exec n$1 kvacceld --config $t/n$1.conf 2> "$2" &
 	eval dpid$1=\$!
-	wait_for ready "$2" 600
+	t0=$(date +%s)
+	wait_for 'kvacceld: ready' "$2" 1200 && return 0
+	echo "# node $1's daemon not ready after $(($(date +%s) - t0)) s:"
+	eval "ls -l $t/n$1.sock /proc/\$dpid$1/stat 2>&1 | sed 's/^/#   /'"
+	sed 's/^/#   /' "$2"
+	return 1
 }
 daemon_up 1 $t/n1.log
 daemon_up 2 $t/n2.log
@@ -145,6 +151,11 @@ engine() {
 prompt="The quick brown fox jumps over the lazy dog, and then some more of it."
 prompt="$prompt $prompt $prompt $prompt $prompt $prompt"
 
+fail() { # WHY: this scenario failed, and why
+	r=1
+	echo "# $sname: $1"
+}
+
 # scenario NAME POINT WHO NODE: A's request migrates from n1 to B on n2;
 # WHO (A or B) stops at POINT, node NODE's daemon is killed and started again.
 k=0
@@ -156,54 +167,63 @@ scenario() {
 	[ "$who" = A ] && astop=$point || astop=-
 	engine 2 $b $((7820 + k)) $bstop --until-exit --blocks 256
 	bpid=$!
-	until_ok 1200 shows 1 "\"xfer\":\"10.78.2.2:$((7820 + k))\"" || r=1
-	engine 1 $a $((7800 + k)) $astop --blocks 256 --max-tokens 200 --prompt "$prompt"
+	until_ok 1200 shows 1 "\"xfer\":\"10.78.2.2:$((7820 + k))\"" || fail "B not in n1's view"
+	# A serves until told to exit (and a second request stays there): it
+	# reports on, so it registers again with a new daemon of its node.
+	engine 1 $a $((7800 + k)) $astop --until-exit --blocks 256 --max-tokens 200 \
+		--prompt "$prompt" --prompt "A's second request stays on A."
 	apid=$!
 	# Asked once the request decodes (a candidate then), long before its end.
 	until_ok 1200 sh -c "kvaccelctl --socket $t/n1.sock migrate $a 1 n2/$b > $t/migrate 2>&1" ||
-		r=1
+		fail "the migration was not asked"
 	[ "$who" = A ] && spid=$apid || spid=$bpid
 	if wait_for "stopped at $point" $t/$who$k.err 1200 && stopped $spid 100; then
 		eval kill -KILL \$dpid$node
 		eval wait \$dpid$node 2>/dev/null
-		daemon_up $node $t/n$node.again.log || r=1
+		daemon_up $node $t/n$node.again.log || fail "the daemon did not start again"
 		kill -CONT $spid
 	else
-		r=1
+		fail "never stopped at the point"
 		kill -CONT $spid 2>/dev/null
 	fi
 	# The engine on that node registers with the new daemon.
 	[ "$node" = 1 ] && on=$a || on=$b
-	wait_for 'registered again' $t/$on.err 600 || r=1
-	gone $apid 3000 || { kill -KILL $apid; r=1; }
+	wait_for 'registered again' $t/$on.err 600 || fail "no 'registered again'"
+	# SIGTERM: A exits once its own requests are done.
+	kill -TERM $apid
+	gone $apid 3000 || { kill -KILL $apid; fail "A did not exit"; }
 	wait $apid
 	ast=$?
 	kill -TERM $bpid 2>/dev/null
-	gone $bpid 3000 || { kill -KILL $bpid; r=1; }
+	gone $bpid 3000 || { kill -KILL $bpid; fail "B did not exit"; }
 	wait $bpid
 	a_left=$(grep -c "^request 1: migrated to n2/$b" $t/$a.out)
 	a_here=$(grep -c '^request 1: [0-9]* prompt tokens' $t/$a.out)
 	a_failed=$(grep -c '^request 1: failed .*never confirmed' $t/$a.out)
 	b_in=$(grep -c "^request [0-9]* of .*, migrated here" $t/$b.out)	# B$k takes only this one
+	grep -q '^request 2: [0-9]* prompt tokens' $t/$a.out || fail "A's second request did not finish there"
 	if [ "$a_here" -eq 1 ]; then
 		[ "$a_left" -eq 0 ] && [ "$b_in" -eq 0 ] && [ $ast -eq 0 ] &&
-			grep -q 'digests: identical to each request run alone (0 of 1' $t/$a.out ||
-			r=1
+			grep -q 'digests: identical to each request run alone (0 of 2' $t/$a.out ||
+			fail "the source's outcome"
 		where=source
 	elif [ "$a_left" -eq 1 ]; then
-		[ "$b_in" -eq 1 ] && grep -q 'migrated digests: identical' $t/$b.out || r=1
+		[ "$b_in" -eq 1 ] && [ $ast -eq 0 ] &&
+			grep -q 'digests: identical to each request run alone (0 of 1' $t/$a.out &&
+			grep -q 'migrated digests: identical' $t/$b.out || fail "the destination's outcome"
 		where=destination
 	elif [ "$a_failed" -eq 1 ]; then
 		# Failed to its client; B either never had it or finished it with its digests.
-		[ "$b_in" -eq 0 ] || grep -q 'migrated digests: identical' $t/$b.out || r=1
+		[ "$b_in" -eq 0 ] || grep -q 'migrated digests: identical' $t/$b.out ||
+			fail "failed to its client; the destination's outcome"
 		where="source as failed to its client (the destination finished it: $b_in)"
 	else
 		where=nowhere
-		r=1
+		fail "nowhere"
 	fi
 	echo "# $sname: the request ended on the $where"
 	# Nothing leaked: with both engines gone, the device holds no region.
-	until_ok 50 sh -c "kvaccelctl --json status 2>&1 | grep -q '\"regions\": *0[,}]'" || r=1
+	until_ok 300 sh -c "kvaccelctl --json status 2>&1 | grep -q '\"regions\": *0[,}]'" || fail "a region left"
 	ok $r "$sname" $t/migrate $t/$a.out $t/$a.err $t/$b.out $t/$b.err $t/n$node.again.log
 }
 
