@@ -26,16 +26,6 @@ echo "1..12"
 prefix=migrate_kvd_kill
 . "$(dirname "$0")/kvd_test.lib"
 
-stopped() { # pid tenths: the process stopped itself (state T)
-	i=0
-	while [ "$(sed 's/^.*) \(.\).*/\1/' /proc/"$1"/stat 2>/dev/null)" != T ] &&
-		[ $i -lt "$2" ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	[ "$(sed 's/^.*) \(.\).*/\1/' /proc/"$1"/stat 2>/dev/null)" = T ]
-}
-
 cat > $t/kvd.conf <<CONF
 [daemon]
 socket = $t/engine.sock

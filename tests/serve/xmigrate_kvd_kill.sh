@@ -54,16 +54,6 @@ fi
 echo "1..11"
 . "$(dirname "$0")/kvd_test.lib"
 
-stopped() { # pid tenths: the process stopped itself (state T)
-	i=0
-	while [ "$(sed 's/^.*) \(.\).*/\1/' /proc/"$1"/stat 2>/dev/null)" != T ] &&
-		[ $i -lt "$2" ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	[ "$(sed 's/^.*) \(.\).*/\1/' /proc/"$1"/stat 2>/dev/null)" = T ]
-}
-
 # until_ok TENTHS COMMAND...: run COMMAND every 0.1 s until it succeeds.
 until_ok() {
 	lim=$1
