@@ -346,8 +346,11 @@ void kvd_mig_info_of(const struct kvd_mig *g, struct kvd_migration_info *i, uint
  */
 int kvd_mig_request_remote(struct kvd *d, struct kvd_conn *c, struct kvd_conn *s,
 			   const struct kvd_migrate_req *m);
-/* A policy tick's drains that no engine of this node took ([migration] drain_to_other_nodes). */
-void kvd_mig_drain_remote(struct kvd *d);
+/*
+ * A policy tick's drains that no engine of this node took ([migration]
+ * drain_to_other_nodes); a request in its backoff waits (kvd_mig_backing_off()).
+ */
+void kvd_mig_drain_remote(struct kvd *d, int64_t now);
 
 /* cluster_node.c: this node's facts to the cluster part (cluster.h), its view to admins. */
 void kvd_cl_start(struct kvd *d);

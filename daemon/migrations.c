@@ -639,7 +639,7 @@ void kvd_mig_tick(struct kvd *d, int64_t now)
 	policy_tick(d);
 	/* Drains this node could not take: to other nodes' engines, where allowed. */
 	if (d->cfg->migration.drain_remote)
-		kvd_mig_drain_remote(d);
+		kvd_mig_drain_remote(d, now);
 	for (c = d->conns; c; c = c->next) {
 		if (!c->registered || !mig_capable(c) || !c->has_load)
 			continue;

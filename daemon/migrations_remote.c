@@ -173,8 +173,14 @@ int kvd_mig_request_remote(struct kvd *d, struct kvd_conn *c, struct kvd_conn *s
 	return ret;
 }
 
-/* @s's next candidate for a drain (shortest or longest first), or NULL. */
-static const struct kvd_load_req *next_candidate(const struct kvd *d, const struct kvd_conn *s)
+/*
+ * @s's next candidate for a drain (shortest or longest first), or NULL. A
+ * request whose migrations failed lately waits out its backoff
+ * (kvd_mig_backing_off()), as in the local policy: a destination node that
+ * cannot take it is not asked again at every tick.
+ */
+static const struct kvd_load_req *next_candidate(const struct kvd *d, const struct kvd_conn *s,
+						 int64_t now)
 {
 	const struct kvd_load_req *best = NULL;
 	unsigned int i;
@@ -182,7 +188,8 @@ static const struct kvd_load_req *next_candidate(const struct kvd *d, const stru
 	for (i = 0; i < s->nreqs; i++) {
 		const struct kvd_load_req *r = &s->reqs[i];
 
-		if (kvd_mig_busy(d, s->name, r->req))
+		if (kvd_mig_busy(d, s->name, r->req) ||
+		    kvd_mig_backing_off(d, s->name, r->req, now))
 			continue;
 		if (!best || (d->cfg->migration.longest_first ? r->tokens > best->tokens :
 			      r->tokens < best->tokens))
@@ -191,7 +198,7 @@ static const struct kvd_load_req *next_candidate(const struct kvd *d, const stru
 	return best;
 }
 
-void kvd_mig_drain_remote(struct kvd *d)
+void kvd_mig_drain_remote(struct kvd *d, int64_t now)
 {
 	struct kvd_cluster_snap snap;
 	struct kvd_conn *s;
@@ -202,7 +209,7 @@ void kvd_mig_drain_remote(struct kvd *d)
 		return;
 	for (s = d->conns; s && !any; s = s->next)
 		any = s->registered && !s->dead && s->draining && xcapable(s) && s->has_load &&
-		      s->mig_out < d->cfg->migration.max_out && next_candidate(d, s);
+		      s->mig_out < d->cfg->migration.max_out && next_candidate(d, s, now);
 	if (!any || kvd_cluster_snapshot(d->cluster, &snap))
 		return;
 	if (snap.st.stale) {
@@ -218,7 +225,7 @@ void kvd_mig_drain_remote(struct kvd *d)
 		if (!s->registered || s->dead || !s->draining || !xcapable(s) || !s->has_load ||
 		    s->mig_out >= d->cfg->migration.max_out)
 			continue;
-		r = next_candidate(d, s);
+		r = next_candidate(d, s, now);
 		if (!r)
 			continue;
 		/* The least loaded engine of another node that fits; ties: the most to spare. */
