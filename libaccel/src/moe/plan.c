@@ -33,11 +33,25 @@
 #include "../internal.h"
 #include "plan.h"
 
+/*
+ * The planner's buffers share one allocation (planner_layout()). Under
+ * ASan they lie apart and the gaps are poisoned: an overrun of one is
+ * still reported, as if each had its own.
+ */
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#define CARVE_GAP	32
+#else
+#define CARVE_GAP	0
+#define ASAN_POISON_MEMORY_REGION(p, n)		((void)(p), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(p, n)	((void)(p), (void)(n))
+#endif
+
 #define NONE	UINT32_MAX
 
-typedef int32_t v4si __attribute__((vector_size(16)));
-typedef uint32_t v4su __attribute__((vector_size(16)));
-typedef float v4sf __attribute__((vector_size(16)));
+typedef int32_t v8si __attribute__((vector_size(32)));
+typedef uint32_t v8su __attribute__((vector_size(32)));
+typedef float v8sf __attribute__((vector_size(32)));
 /* Loads are sums of the same terms in different orders: equal within this. */
 #define LOAD_EPS	1e-9
 /* A traffic swap is looked for only where a replica gains this many move costs. */
@@ -56,15 +70,17 @@ struct planner {
 	/* this layer */
 	const float *w;
 	const int32_t *cur;		/* NULL: no current placement */
+	uint32_t *sdev;			/* [R] each slot's device (no division per look) */
 	uint32_t *cnt;			/* [E] replica counts */
 	double *rw;			/* [E] load of one replica */
 	uint32_t *order;		/* [E] experts by rw, descending */
 	uint32_t *first, *next;		/* each expert's current slots: [E], [R] */
 	double bound;
 
-	/* co-activation affinity of each expert to each node: [N][E] */
-	float *aff;
-	uint64_t *acc;			/* [4][N + 1] scratch */
+	/* co-activation affinity of each expert to each node: [N][E], and as [E][N] */
+	float *aff, *affe;
+	uint64_t *acc;			/* [N] scratch */
+	uint32_t *jperm, *joff;		/* [E], [N + 2]: the next layer's experts by node */
 	bool have_aff;
 
 	/* scratch */
@@ -81,16 +97,18 @@ struct planner {
 static double cand_loads(const struct planner *pl, const int32_t *p, double *load)
 {
 	const struct plan_topo *t = pl->t;
+	uint32_t s, d, spd = t->spd;
 	double max = 0;
-	uint32_t s, d;
 
-	for (d = 0; d < t->devices; d++)
-		load[d] = 0;
-	for (s = 0; s < t->slots; s++)
-		load[plan_dev(t, s)] += pl->rw[p[s]];
-	for (d = 0; d < t->devices; d++)
-		if (load[d] > max)
-			max = load[d];
+	for (d = 0; d < t->devices; d++) {
+		double x = 0;
+
+		for (s = d * spd; s < (d + 1) * spd; s++)
+			x += pl->rw[p[s]];
+		load[d] = x;
+		if (x > max)
+			max = x;
+	}
 	return max;
 }
 
@@ -107,7 +125,7 @@ static uint32_t cand_moves(const struct planner *pl, const int32_t *p)
 
 static inline float aff_of(const struct planner *pl, uint32_t e, uint32_t node)
 {
-	return pl->have_aff ? pl->aff[(size_t)node * pl->t->experts + e] : 0;
+	return pl->have_aff ? pl->affe[(size_t)e * pl->t->nodes + node] : 0;
 }
 
 /* --- (b) EPLB's global packing, packs to the devices that hold their experts */
@@ -154,7 +172,7 @@ static void build_global(struct planner *pl, int32_t *out, struct ov_ent *ents)
 		memset(pl->ov, 0, (size_t)D * D * sizeof(*pl->ov));
 		for (p = 0; p < R; p++)
 			for (s = pl->first[pl->rp2l[p]]; s != NONE; s = pl->next[s])
-				pl->ov[(size_t)pl->pk[p] * D + plan_dev(t, s)]++;
+				pl->ov[(size_t)pl->pk[p] * D + pl->sdev[s]]++;
 		/*
 		 * Pairs by overlap, the largest first, (pack, device) order among
 		 * equals: a counting sort (an overlap is at most slots per device).
@@ -272,13 +290,13 @@ static void build_sticky(struct planner *pl, int32_t *out, double keep_bound, bo
 
 			for (s = pl->first[e]; s != NONE; s = pl->next[s])
 				if (out[s] < 0 && (bs == NONE ||
-				    pl->load[plan_dev(t, s)] < pl->load[plan_dev(t, bs)]))
+				    pl->load[pl->sdev[s]] < pl->load[pl->sdev[bs]]))
 					bs = s;
-			if (bs == NONE || pl->load[plan_dev(t, bs)] + pl->rw[e] > keep_bound)
+			if (bs == NONE || pl->load[pl->sdev[bs]] + pl->rw[e] > keep_bound)
 				break;
 			out[bs] = (int32_t)e;
-			pl->load[plan_dev(t, bs)] += pl->rw[e];
-			pl->nfree[plan_dev(t, bs)]--;
+			pl->load[pl->sdev[bs]] += pl->rw[e];
+			pl->nfree[pl->sdev[bs]]--;
 			pl->need[e]--;
 		}
 	}
@@ -365,10 +383,9 @@ static inline void try_swaps(const struct planner *pl, const int32_t *out, const
 		double delta = rws[s1] - rws[s2], peak;
 		int dm;
 
-		if (delta <= 0 || delta >= gap)
-			continue;
 		peak = top - delta > pl->load[d2] + delta ? top - delta : pl->load[d2] + delta;
-		if (*b1 != NONE && peak > *bpeak + 1e-12)
+		/* One branch: a swap that lowers the pair, no higher than the best. */
+		if (!((delta > 0) & (delta < gap) & ((*b1 == NONE) | !(peak > *bpeak + 1e-12))))
 			continue;
 		dm = move_delta(pl, s1, out[s1], out[s2]) + move_delta(pl, s2, out[s2], out[s1]);
 		if (budget && moves + dm > budget)
@@ -409,18 +426,29 @@ static bool repair(struct planner *pl, int32_t *out, uint32_t *moves, uint32_t b
 		top = pl->load[dmax];
 		/* The lightest devices first (where the best swaps are); all if none helps. */
 		nlight = lightest(pl, light, REPAIR_LIGHT);
+		/*
+		 * A swap's peak is at least top - rws[s1] (the most s1 can shed)
+		 * and (top + load[d2]) / 2: where either bound is over the best
+		 * peak so far (with room for rounding), no swap there can take its
+		 * place (skipped, same result).
+		 */
 		for (pass = 0; pass < 2 && b1 == NONE; pass++)
-			for (s1 = dmax * spd; s1 < (dmax + 1) * spd; s1++)
+			for (s1 = dmax * spd; s1 < (dmax + 1) * spd; s1++) {
+				if (b1 != NONE && top - rws[s1] > bpeak * (1 + 1e-12) + 1e-12)
+					continue;
 				for (k = 0; k < (pass ? t->devices : nlight); k++) {
 					d2 = pass ? k : light[k];
-					if (d2 == dmax || top - pl->load[d2] <= 0)
+					if (d2 == dmax || top - pl->load[d2] <= 0 ||
+					    (b1 != NONE &&
+					     (top + pl->load[d2]) / 2 > bpeak * (1 + 1e-12) + 1e-12))
 						continue;
 					try_swaps(pl, out, rws, s1, d2, top, budget, *moves, &b1, &b2,
 						  &bpeak, &bdm);
 				}
+			}
 		if (b1 == NONE)
 			break;
-		d = plan_dev(t, b2);
+		d = pl->sdev[b2];
 		pl->load[dmax] -= rws[b1] - rws[b2];
 		pl->load[d] += rws[b1] - rws[b2];
 		{
@@ -445,17 +473,19 @@ static bool repair(struct planner *pl, int32_t *out, uint32_t *moves, uint32_t b
 static void traffic_swaps(struct planner *pl, int32_t *out, uint32_t *moves, double move_cost)
 {
 	const struct plan_topo *t = pl->t;
-	double lim = pl->bound * (1 + LOAD_EPS);
+	double lim = pl->bound * (1 + LOAD_EPS), *rws = pl->rws;
 	uint32_t N = t->nodes, spn = t->spd * t->dpn, s1, s2, n;
 
 	if (!pl->have_aff || N < 2)
 		return;
 	cand_loads(pl, out, pl->load);
+	for (s1 = 0; s1 < t->slots; s1++)
+		rws[s1] = pl->rw[out[s1]];
 	memset(pl->on_node, 0, (size_t)t->experts * N * sizeof(*pl->on_node));
 	for (s1 = 0; s1 < t->slots; s1++)
-		pl->on_node[(size_t)out[s1] * N + plan_node(t, s1)]++;
+		pl->on_node[(size_t)out[s1] * N + s1 / spn]++;
 	for (s1 = 0; s1 < t->slots; s1++) {
-		uint32_t e1 = (uint32_t)out[s1], n1 = plan_node(t, s1), d1 = plan_dev(t, s1);
+		uint32_t e1 = (uint32_t)out[s1], n1 = s1 / spn, d1 = pl->sdev[s1];
 		uint32_t m = n1, b2 = NONE;
 		double here = aff_of(pl, e1, n1), top = here, bscore = 0;
 		int bdm = 0;
@@ -468,12 +498,18 @@ static void traffic_swaps(struct planner *pl, int32_t *out, uint32_t *moves, dou
 		if (m == n1 || top - here <= SWAP_MIN * move_cost)
 			continue;
 		for (s2 = m * spn; s2 < (m + 1) * spn; s2++) {
-			uint32_t e2 = (uint32_t)out[s2], d2 = plan_dev(t, s2);
-			double diff = pl->rw[e1] - pl->rw[e2], gain, score;
+			uint32_t e2, d2 = pl->sdev[s2];
+			double diff = rws[s1] - rws[s2], gain, score;
 			int dm;
 
-			if (e2 == e1 || pl->on_node[(size_t)e2 * N + n1] ||
-			    pl->load[d1] - diff > lim || pl->load[d2] + diff > lim)
+			/*
+			 * One branch for the four conditions (most slots fail one,
+			 * unpredictably): both devices stay under the bound, e2 is
+			 * another expert, and not on n1 already.
+			 */
+			e2 = (uint32_t)out[s2];
+			if (!(!(pl->load[d1] - diff > lim) & !(pl->load[d2] + diff > lim) &
+			      (e2 != e1) & !pl->on_node[(size_t)e2 * N + n1]))
 				continue;
 			gain = top - here + aff_of(pl, e2, n1) - aff_of(pl, e2, m);
 			dm = move_delta(pl, s1, out[s1], out[s2]) +
@@ -490,7 +526,7 @@ static void traffic_swaps(struct planner *pl, int32_t *out, uint32_t *moves, dou
 		if (b2 == NONE)
 			continue;
 		{
-			uint32_t e2 = (uint32_t)out[b2], d2 = plan_dev(t, b2);
+			uint32_t e2 = (uint32_t)out[b2], d2 = pl->sdev[b2];
 			double diff = pl->rw[e1] - pl->rw[e2];
 
 			pl->load[d1] -= diff;
@@ -501,9 +537,36 @@ static void traffic_swaps(struct planner *pl, int32_t *out, uint32_t *moves, dou
 			pl->on_node[(size_t)e2 * N + n1]++;
 			out[s1] = (int32_t)e2;
 			out[b2] = (int32_t)e1;
+			rws[s1] = pl->rw[e2];
+			rws[b2] = pl->rw[e1];
 			*moves += bdm;
 		}
 	}
+}
+
+/*
+ * @a[e] += (@row[e] / 2) * @share for each e < @n: eight at a time (GCC's
+ * vector extension; an AVX2 clone where the CPU has it, the same sums in
+ * the same order either way, no fused multiply-add): counts halved into
+ * int32, which the vector unit converts, and doubled back through the
+ * share (2 / replicas); a token off at most.
+ */
+__attribute__((target_clones("avx2", "default")))
+static void aff_add_row(float *a, const uint32_t *row, uint32_t n, float share)
+{
+	uint32_t e;
+
+	for (e = 0; e + 8 <= n; e += 8) {
+		v8su r;
+		v8sf x;
+
+		memcpy(&r, row + e, sizeof(r));
+		memcpy(&x, a + e, sizeof(x));
+		x += __builtin_convertvector((v8si)(r >> 1), v8sf) * share;
+		memcpy(a + e, &x, sizeof(x));
+	}
+	for (; e < n; e++)
+		a[e] += (float)(int32_t)(row[e] >> 1) * share;
 }
 
 /*
@@ -518,7 +581,7 @@ static void affinity(struct planner *pl, const uint32_t *co_prev, const int32_t 
 		     const int32_t *prevcnt, const uint32_t *co_next, const int32_t *nextp)
 {
 	const struct plan_topo *t = pl->t;
-	uint32_t E = t->experts, N = t->nodes, j, e, s;
+	uint32_t E = t->experts, N = t->nodes, spn = t->spd * t->dpn, j, e, s;
 	uint16_t *has = pl->on_node;
 
 	memset(pl->aff, 0, (size_t)E * N * sizeof(*pl->aff));
@@ -527,44 +590,26 @@ static void affinity(struct planner *pl, const uint32_t *co_prev, const int32_t 
 		return;
 	if (co_prev && prev) {
 		for (s = 0; s < t->slots; s++) {
-			const uint32_t *row;
-			float share, *a = pl->aff + (size_t)plan_node(t, s) * E;
-
 			j = (uint32_t)prev[s];
-			row = co_prev + (size_t)j * E;
-			/*
-			 * Four at a time (GCC's vector extension): counts halved
-			 * into int32, which the vector unit converts, and doubled
-			 * back through the share; a token off at most.
-			 */
-			share = 2.0f / prevcnt[j];
-			for (e = 0; e + 4 <= E; e += 4) {
-				v4su r;
-				v4sf x;
-
-				memcpy(&r, row + e, sizeof(r));
-				memcpy(&x, a + e, sizeof(x));
-				x += __builtin_convertvector((v4si)(r >> 1), v4sf) * share;
-				memcpy(a + e, &x, sizeof(x));
-			}
-			for (; e < E; e++)
-				a[e] += (float)(int32_t)(row[e] >> 1) * share;
+			aff_add_row(pl->aff + (size_t)(s / spn) * E, co_prev + (size_t)j * E, E,
+				    2.0f / prevcnt[j]);
 		}
 		pl->have_aff = true;
 	}
 	if (co_next && nextp) {
 		/*
-		 * Each expert j of the next layer on one node goes to that node's
-		 * bucket; j on several nodes to bucket N, and its nodes are added
-		 * one by one (a list over the slots).
+		 * The next layer's experts on one node, grouped by node (jperm,
+		 * node n's from joff[n]): a row's sum for a node is a gather into
+		 * a register, no adds into memory. An expert on several nodes
+		 * (the list @multi) is added to each of its nodes one by one.
 		 */
-		uint32_t *jnode = pl->tmp, *multi = pl->need, nmulti = 0, i, W = N + 1;
-		uint64_t *acc = pl->acc;
+		uint32_t *jnode = pl->tmp, *multi = pl->need, *perm = pl->jperm, *off = pl->joff;
+		uint32_t nmulti = 0, i, k;
 
 		for (j = 0; j < E; j++)
 			jnode[j] = NONE;
 		for (s = 0; s < t->slots; s++) {
-			uint32_t n = plan_node(t, s);
+			uint32_t n = s / spn;
 
 			j = (uint32_t)nextp[s];
 			if (jnode[j] == NONE) {
@@ -574,102 +619,151 @@ static void affinity(struct planner *pl, const uint32_t *co_prev, const int32_t 
 				multi[nmulti++] = j;
 			}
 		}
+		memset(off, 0, (N + 2) * sizeof(*off));
+		for (j = 0; j < E; j++)
+			if (jnode[j] < N)
+				off[jnode[j] + 1]++;
+		for (i = 0; i < N; i++)
+			off[i + 1] += off[i];
+		for (j = 0; j < E; j++)
+			if (jnode[j] < N)
+				perm[off[jnode[j]]++] = j;
+		for (i = N; i > 0; i--)
+			off[i] = off[i - 1];
+		off[0] = 0;
 		memset(has, 0, (size_t)E * N * sizeof(*has));
 		for (s = 0; s < t->slots; s++)
-			has[(size_t)nextp[s] * N + plan_node(t, s)] = 1;
+			has[(size_t)nextp[s] * N + s / spn] = 1;
 		for (e = 0; e < E; e++) {
 			const uint32_t *row = co_next + (size_t)e * E;
 			float share = 1.0f / pl->cnt[e];
 
-			/* Four interleaved sums: no chain of adds to one bucket. */
-			memset(acc, 0, 4 * W * sizeof(*acc));
-			for (j = 0; j + 4 <= E; j += 4) {
-				acc[jnode[j]] += row[j];
-				acc[W + jnode[j + 1]] += row[j + 1];
-				acc[2 * W + jnode[j + 2]] += row[j + 2];
-				acc[3 * W + jnode[j + 3]] += row[j + 3];
+			/*
+			 * The gather reads a row out of order, which the hardware's
+			 * stream prefetch does not follow: the row after next is
+			 * fetched ahead, a cache line at a time.
+			 */
+			if (e + 2 < E)
+				for (k = 0; k < E; k += 64 / sizeof(*row))
+					__builtin_prefetch(row + 2 * (size_t)E + k);
+			for (i = 0; i < N; i++) {
+				uint64_t a0 = 0, a1 = 0;
+
+				for (k = off[i]; k + 2 <= off[i + 1]; k += 2) {
+					a0 += row[perm[k]];
+					a1 += row[perm[k + 1]];
+				}
+				if (k < off[i + 1])
+					a0 += row[perm[k]];
+				pl->acc[i] = a0 + a1;
 			}
-			for (; j < E; j++)
-				acc[jnode[j]] += row[j];
-			for (i = 0; i < N; i++)
-				acc[i] += acc[W + i] + acc[2 * W + i] + acc[3 * W + i];
 			for (i = 0; i < nmulti; i++) {
 				uint32_t n;
 
 				j = multi[i];
 				for (n = 0; n < N; n++)
 					if (has[(size_t)j * N + n])
-						acc[n] += row[j];
+						pl->acc[n] += row[j];
 			}
 			for (i = 0; i < N; i++)
-				pl->aff[(size_t)i * E + e] += (float)acc[i] * share;
+				pl->aff[(size_t)i * E + e] += (float)pl->acc[i] * share;
 		}
 		pl->have_aff = true;
 	}
+	/* Expert-major for the lookups: an expert's nodes side by side. */
+	for (e = 0; pl->have_aff && e < E; e++)
+		for (j = 0; j < N; j++)
+			pl->affe[(size_t)e * N + j] = pl->aff[(size_t)j * E + e];
 }
 
 /* --- the entry point ------------------------------------------------------ */
 
 struct planner_mem {
+	char *arena;		/* every buffer below and the planner's (planner_layout()) */
+	size_t size;
 	struct ov_ent *ents;	/* [D * D] */
 	int32_t *all;		/* [5][R]: the candidates and the result */
 	int32_t *cnts;		/* [L][E]: the new placement's counts */
 };
 
-static void planner_free(struct planner *pl, struct planner_mem *m)
+/* The next @bytes of the arena at @base (NULL: only counted), 16-byte aligned. */
+static void *carve(char *base, size_t *off, size_t bytes)
 {
-	void *p[] = { pl->cnt, pl->rw, pl->order, pl->first, pl->next, pl->aff, pl->acc, pl->rp2l,
-		      pl->rrank, pl->pk, pl->rk, pl->sorder, pl->items, pl->need, pl->ov,
-		      pl->tmp, pl->ratio, pl->tp, pl->pw, pl->load, pl->rws, pl->nfree, pl->nmin, pl->on_node,
-		      m->ents, m->all, m->cnts };
-	size_t i;
+	size_t len = ((bytes + 15) & ~(size_t)15) + CARVE_GAP;
+	void *p = base ? base + *off : NULL;
 
-	for (i = 0; i < sizeof(p) / sizeof(p[0]); i++)
-		free(p[i]);
+	if (base)
+		ASAN_POISON_MEMORY_REGION(base + *off + bytes, len - bytes);
+	*off += len;
+	return p;
+}
+
+/*
+ * The planner's buffers in one arena at @base (m->arena); with @base NULL
+ * only its size. Returns the size in bytes.
+ */
+static size_t planner_layout(struct planner *pl, struct planner_mem *m,
+			     const struct plan_topo *t, char *base)
+{
+	size_t E = t->experts, R = t->slots, D = t->devices, N = t->nodes, off = 0;
+	size_t big = E > R ? E : R, tmp = 2 * D > E ? 2 * D : E, u = sizeof(uint32_t);
+
+	pl->sdev = carve(base, &off, R * u);
+	pl->cnt = carve(base, &off, E * u);
+	pl->rw = carve(base, &off, E * sizeof(double));
+	pl->order = carve(base, &off, E * u);
+	pl->first = carve(base, &off, E * u);
+	pl->next = carve(base, &off, R * u);
+	pl->aff = carve(base, &off, E * N * sizeof(float));
+	pl->affe = carve(base, &off, E * N * sizeof(float));
+	pl->acc = carve(base, &off, N * sizeof(uint64_t));
+	pl->jperm = carve(base, &off, E * u);
+	pl->joff = carve(base, &off, (N + 2) * u);
+	pl->rp2l = carve(base, &off, R * u);
+	pl->rrank = carve(base, &off, R * u);
+	pl->pk = carve(base, &off, R * u);
+	pl->rk = carve(base, &off, R * u);
+	pl->sorder = carve(base, &off, R * u);
+	pl->items = carve(base, &off, 2 * D * u);
+	pl->need = carve(base, &off, (big + 2) * u);
+	pl->ov = carve(base, &off, D * D * u);
+	pl->tmp = carve(base, &off, tmp * u);
+	pl->ratio = carve(base, &off, E * sizeof(float));
+	pl->tp = carve(base, &off, R * sizeof(float));
+	pl->pw = carve(base, &off, D * sizeof(float));
+	pl->load = carve(base, &off, D * sizeof(double));
+	pl->rws = carve(base, &off, R * sizeof(double));
+	pl->nfree = carve(base, &off, D * u);
+	pl->nmin = carve(base, &off, N * u);
+	pl->on_node = carve(base, &off, E * N * sizeof(uint16_t));
+	m->ents = carve(base, &off, D * D * sizeof(struct ov_ent));
+	m->all = carve(base, &off, 5 * R * sizeof(int32_t));
+	m->cnts = carve(base, &off, (size_t)t->layers * E * sizeof(int32_t));
+	return off;
+}
+
+static void planner_free(struct planner_mem *m)
+{
+	if (m->arena)
+		ASAN_UNPOISON_MEMORY_REGION(m->arena, m->size);
+	free(m->arena);
+	m->arena = NULL;
 }
 
 static int planner_alloc(struct planner *pl, struct planner_mem *m, const struct plan_topo *t)
 {
-	size_t E = t->experts, R = t->slots, D = t->devices, N = t->nodes;
-	size_t big = E > R ? E : R, tmp = 2 * D > E ? 2 * D : E;
-	int i;
+	uint32_t i;
 
-	pl->cnt = malloc(E * sizeof(uint32_t));
-	pl->rw = malloc(E * sizeof(double));
-	pl->order = malloc(E * sizeof(uint32_t));
-	pl->first = malloc(E * sizeof(uint32_t));
-	pl->next = malloc(R * sizeof(uint32_t));
-	pl->aff = malloc(E * N * sizeof(float));
-	pl->acc = malloc(4 * (N + 1) * sizeof(uint64_t));
-	pl->rp2l = malloc(R * sizeof(uint32_t));
-	pl->rrank = malloc(R * sizeof(uint32_t));
-	pl->pk = malloc(R * sizeof(uint32_t));
-	pl->rk = malloc(R * sizeof(uint32_t));
-	pl->sorder = malloc(R * sizeof(uint32_t));
-	pl->items = malloc(2 * D * sizeof(uint32_t));
-	pl->need = malloc((big + 2) * sizeof(uint32_t));
-	pl->ov = malloc(D * D * sizeof(uint32_t));
-	pl->tmp = malloc(tmp * sizeof(uint32_t));
-	pl->ratio = malloc(E * sizeof(float));
-	pl->tp = malloc(R * sizeof(float));
-	pl->pw = malloc(D * sizeof(float));
-	pl->load = malloc(D * sizeof(double));
-	pl->rws = malloc(R * sizeof(double));
-	pl->nfree = malloc(D * sizeof(uint32_t));
-	pl->nmin = malloc(N * sizeof(uint32_t));
-	pl->on_node = malloc(E * N * sizeof(uint16_t));
-	m->ents = malloc(D * D * sizeof(struct ov_ent));
-	m->all = malloc(5 * R * sizeof(int32_t));
-	m->cnts = malloc((size_t)t->layers * E * sizeof(int32_t));
-	if (!pl->cnt || !pl->rw || !pl->order || !pl->first || !pl->next || !pl->aff || !pl->acc ||
-
-	    !pl->rp2l || !pl->rrank || !pl->pk || !pl->rk || !pl->sorder || !pl->items ||
-	    !pl->need || !pl->ov || !pl->tmp || !pl->ratio || !pl->tp || !pl->pw ||
-	    !pl->load || !pl->rws || !pl->nfree || !pl->nmin || !pl->on_node || !m->ents || !m->all || !m->cnts)
+	m->size = planner_layout(pl, m, t, NULL);
+	m->arena = malloc(m->size);
+	if (!m->arena)
 		return -ENOMEM;
+	planner_layout(pl, m, t, m->arena);
+	for (i = 0; i < t->slots; i++)
+		pl->sdev[i] = i / t->spd;
 	for (i = 0; i < 4; i++)
-		pl->cand[i] = m->all + (size_t)i * R;
-	pl->best = m->all + 4 * R;
+		pl->cand[i] = m->all + (size_t)i * t->slots;
+	pl->best = m->all + 4 * (size_t)t->slots;
 	return 0;
 }
 
@@ -819,6 +913,6 @@ ACCEL_EXPORT int accel_moe_plan(const struct accel_moe_topo *topo, const float *
 		ret = accel_moe_cost(topo, weight, coact, cur_phy2log, phy2log, cost, NULL);
 done:
 	free(out);
-	planner_free(&pl, &m);
+	planner_free(&m);
 	return ret;
 }

@@ -119,31 +119,49 @@ void plan_sort_desc(const float *key, uint32_t *idx, uint32_t n, uint32_t *scrat
 /*
  * A binary heap of indices by @key: with @max the largest key on top,
  * else the smallest; among equal keys the lower index (EPLB's "first
- * index wins" either way).
+ * index wins" either way). Keys are finite and >= 0, so (key, index)
+ * orders as one integer: the float's bits (-0.0 taken as 0) above the
+ * index, inverted for @max; a comparison is one integer compare, which
+ * the compiler does without a branch.
  */
-static inline bool heap_before(const float *key, bool max, uint32_t a, uint32_t b)
+static inline uint64_t heap_rank(const float *key, bool max, uint32_t i)
 {
-	if (key[a] != key[b])
-		return max ? key[a] > key[b] : key[a] < key[b];
-	return a < b;
+	union { float f; uint32_t u; } v = { .f = key[i] };
+	uint64_t r = (uint64_t)(key[i] == 0.0f ? 0 : v.u) << 32;
+
+	return max ? ~r & ~(uint64_t)UINT32_MAX : r;
 }
 
-static void heap_down(uint32_t *h, uint32_t n, uint32_t i, const float *key, bool max)
+static inline uint64_t heap_key(const float *key, bool max, uint32_t i)
 {
-	for (;;) {
-		uint32_t l = 2 * i + 1, r = l + 1, m = i, x;
+	return heap_rank(key, max, i) | i;
+}
 
-		if (l < n && heap_before(key, max, h[l], h[m]))
-			m = l;
-		if (r < n && heap_before(key, max, h[r], h[m]))
-			m = r;
-		if (m == i)
-			return;
-		x = h[i];
-		h[i] = h[m];
-		h[m] = x;
-		i = m;
+static inline void heap_down(uint32_t *h, uint32_t n, uint32_t i, const float *key, bool max)
+{
+	uint32_t x = h[i];
+	uint64_t kx = heap_key(key, max, x);
+
+	for (;;) {
+		uint32_t l = 2 * i + 1, c;
+		uint64_t kc;
+
+		if (l >= n)
+			break;
+		c = l;
+		kc = heap_key(key, max, h[l]);
+		if (l + 1 < n) {
+			uint64_t kr = heap_key(key, max, h[l + 1]);
+
+			c = kr < kc ? l + 1 : l;
+			kc = kr < kc ? kr : kc;
+		}
+		if (kc >= kx)
+			break;
+		h[i] = h[c];
+		i = c;
 	}
+	h[i] = x;
 }
 
 void plan_pack(const float *w, uint32_t n, uint32_t packs, uint32_t *pack, uint32_t *rank,
