@@ -136,7 +136,9 @@ kvaccel-serve --kvacceld G --weights $t/w.st --moe-from B1 --moe-store 2 --promp
 ok $? unknown_peer_times_out $t/g.err
 
 kvaccelctl --socket $t/engine.sock drain A > $t/drain 2>&1
-gone $apid 1200
+# A finishes B2's two requests itself (about 1000 steps of 100 to 200 ms
+# under the emulator, more with the other kernel's VM beside it).
+gone $apid 3000
 st=$?
 wait $apid
 # A's own two requests finish on A, or the drain moves them to D (D has
