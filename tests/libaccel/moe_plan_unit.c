@@ -10,7 +10,9 @@
  * cross-node traffic no worse than the hierarchical one, fewer moves than
  * both), its options, properties over random shapes, current placements
  * and options (a valid placement, balance no worse than EPLB global, the
- * move budget kept), and errors. The comparison with the
+ * move budget kept), and errors; EPLB's packing and replication against
+ * naive models (linear scans, first index among equals) on weights full of
+ * ties, zeros and -0.0. The comparison with the
  * Python oracle byte for byte is tests/libaccel/moe_eplb_oracle.c.
  */
 #include <errno.h>
@@ -25,11 +27,129 @@
 
 #include "accel.h"
 #include "accel_moe_plan.h"
+#include "moe/plan.h"
 #include "moe_common.h"
 
 #define TOPO(NAME, L, E, R, D, N, G) \
 	ACCEL_OPTS(accel_moe_topo, NAME, .layers = (L), .experts = (E), .slots = (R), \
 		   .devices = (D), .nodes = (N), .groups = (G))
+
+/* --- EPLB's packing and replication against naive models ----------------- */
+
+/* A weight from a few values (ties everywhere), zeros and -0.0 among them. */
+static float tie_weight(uint64_t *seed)
+{
+	static const float v[] = { 0.0f, -0.0f, 1.0f, 1.0f, 2.5f, 3.0f, 3.0f, 1e6f, 0.125f };
+
+	return moe_rand(seed) % 4 ? v[moe_rand(seed) % 9] : (float)(moe_rand(seed) % 1000) / 7;
+}
+
+/*
+ * plan_pack's contract by linear scans: stable descending order, lightest
+ * pack with room; one item per pack is item i in pack i (EPLB's shortcut).
+ */
+static void pack_model(const float *w, uint32_t n, uint32_t packs, uint32_t *pack,
+		       uint32_t *rank)
+{
+	uint32_t per = n / packs, *order = malloc(n * sizeof(*order)), *items, i, j, p;
+	float *pw = calloc(packs, sizeof(*pw));
+
+	items = calloc(packs, sizeof(*items));
+	assert_non_null(order);
+	assert_non_null(pw);
+	assert_non_null(items);
+	for (i = 0; i < n; i++) {
+		order[i] = i;
+		pack[i] = per == 1 ? i : UINT32_MAX;
+		rank[i] = 0;
+	}
+	for (i = 0; i < n && per > 1; i++) {
+		/* Insertion: after every item at least as heavy (stable). */
+		for (j = i; j > 0 && w[order[j - 1]] < w[i]; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+	}
+	for (i = 0; i < n && per > 1; i++) {
+		uint32_t best = UINT32_MAX, it = order[i];
+
+		for (p = 0; p < packs; p++)
+			if (items[p] < per && (best == UINT32_MAX || pw[p] < pw[best]))
+				best = p;
+		pack[it] = best;
+		rank[it] = items[best]++;
+		pw[best] += w[it];
+	}
+	free(order);
+	free(pw);
+	free(items);
+}
+
+/* plan_replicate's contract: each further replica to the first largest w / cnt. */
+static void replicate_model(const float *w, uint32_t nlog, uint32_t nphy, uint32_t *phy2log,
+			    uint32_t *rank, uint32_t *cnt)
+{
+	uint32_t i, e;
+
+	for (e = 0; e < nlog; e++) {
+		phy2log[e] = e;
+		rank[e] = 0;
+		cnt[e] = 1;
+	}
+	for (i = nlog; i < nphy; i++) {
+		uint32_t best = 0;
+
+		for (e = 1; e < nlog; e++)
+			if (w[e] / (float)cnt[e] > w[best] / (float)cnt[best])
+				best = e;
+		phy2log[i] = best;
+		rank[i] = cnt[best]++;
+	}
+}
+
+static void pack_replicate_models(void **state)
+{
+	uint64_t seed = 42;
+	int round;
+
+	(void)state;
+	for (round = 0; round < 300; round++) {
+		uint32_t packs = 1 + moe_rand(&seed) % 12, per = 1 + moe_rand(&seed) % 6;
+		uint32_t n = packs * per, nlog = 1 + moe_rand(&seed) % n, i;
+		float *w = malloc(n * sizeof(*w)), *pw = malloc(packs * sizeof(*pw));
+		float *ratio = malloc(nlog * sizeof(*ratio));
+		uint32_t *pk = malloc(n * 4), *rk = malloc(n * 4), *mpk = malloc(n * 4);
+		uint32_t *mrk = malloc(n * 4), *order = malloc(n * 4), *items = malloc(2 * packs * 4);
+		uint32_t *p2l = malloc(n * 4), *mp2l = malloc(n * 4), *cnt = malloc(nlog * 4);
+		uint32_t *mcnt = malloc(nlog * 4);
+
+		assert_true(w && pw && ratio && pk && rk && mpk && mrk && order && items && p2l &&
+			    mp2l && cnt && mcnt);
+		for (i = 0; i < n; i++)
+			w[i] = tie_weight(&seed);
+		plan_pack(w, n, packs, pk, rk, order, pw, items);
+		pack_model(w, n, packs, mpk, mrk);
+		assert_memory_equal(pk, mpk, n * 4);
+		assert_memory_equal(rk, mrk, n * 4);
+		plan_replicate(w, nlog, n, p2l, rk, cnt, ratio);
+		replicate_model(w, nlog, n, mp2l, mrk, mcnt);
+		assert_memory_equal(p2l, mp2l, n * 4);
+		assert_memory_equal(rk, mrk, n * 4);
+		assert_memory_equal(cnt, mcnt, nlog * 4);
+		free(w);
+		free(pw);
+		free(ratio);
+		free(pk);
+		free(rk);
+		free(mpk);
+		free(mrk);
+		free(order);
+		free(items);
+		free(p2l);
+		free(mp2l);
+		free(cnt);
+		free(mcnt);
+	}
+}
 
 /* --- load statistics ------------------------------------------------------ */
 
@@ -827,6 +947,7 @@ static void plan_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(pack_replicate_models),
 		cmocka_unit_test(stats_window),
 		cmocka_unit_test(stats_create_checks),
 		cmocka_unit_test(stats_route_coact),
