@@ -113,7 +113,9 @@ CONF
 done
 
 daemon_up() { # I LOG: node I's daemon, started (again), until it is ready
-	rm -f $t/n$1.sock
+	# LOG goes first: an earlier scenario's, still saying "ready", would
+	# end the wait before the new daemon's shell truncates it.
+	rm -f $t/n$1.sock "$2"
 	$IP netns exec n$1 kvacceld --config $t/n$1.conf 2> "$2" &
 	eval dpid$1=\$!
 	t0=$(date +%s)
