@@ -619,18 +619,16 @@ static void affinity(struct planner *pl, const uint32_t *co_prev, const int32_t 
 				multi[nmulti++] = j;
 			}
 		}
+		/* A counting sort, counts two ahead: placing leaves off[n] at n's start. */
 		memset(off, 0, (N + 2) * sizeof(*off));
 		for (j = 0; j < E; j++)
 			if (jnode[j] < N)
-				off[jnode[j] + 1]++;
-		for (i = 0; i < N; i++)
-			off[i + 1] += off[i];
+				off[jnode[j] + 2]++;
+		for (i = 2; i <= N + 1; i++)
+			off[i] += off[i - 1];
 		for (j = 0; j < E; j++)
 			if (jnode[j] < N)
-				perm[off[jnode[j]]++] = j;
-		for (i = N; i > 0; i--)
-			off[i] = off[i - 1];
-		off[0] = 0;
+				perm[off[jnode[j] + 1]++] = j;
 		memset(has, 0, (size_t)E * N * sizeof(*has));
 		for (s = 0; s < t->slots; s++)
 			has[(size_t)nextp[s] * N + s / spn] = 1;
