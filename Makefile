@@ -939,6 +939,25 @@ $(B)/native/mover_cuda: tests/libaccel/mover_cuda.c tests/libaccel/fake_cuda.h $
 		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/mover_cuda" > $@
 	@chmod +x $@
 
+# The MoE expert store on the cuda backend (ACCEL_MOE_STORE_CUDA) over four
+# fake GPUs whose new memory is garbage, and again without peer access or
+# cuMemcpyBatchAsync (staged).
+NATIVE_BINS	+= $(B)/native/moe_store_cuda $(B)/native/moe_store_cuda_plain
+$(B)/native/moe_store_cuda: tests/libaccel/moe_store_cuda.c tests/libaccel/fake_cuda.h \
+		$(ACCEL_SRCS) $(ACCEL_HDRS) $(B)/native-bin/fakecuda/libcuda.so.1
+	@mkdir -p $(B)/native-bin $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) $(SAN_CFLAGS) -Ilibaccel/include -Ilibaccel/ctl -Ilibaccel/src \
+		-Itests/libaccel -pthread -o $(B)/native-bin/moe_store_cuda $< $(ACCEL_SRCS) \
+		-lcmocka -ldl $(ACCEL_LDLIBS)
+	@printf '#!/bin/sh\nFAKE_CUDA_DEVICES=4 FAKE_CUDA_STRICT_ACCESS=1 FAKE_CUDA_DIRTY=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/moe_store_cuda" > $@
+	@chmod +x $@
+$(B)/native/moe_store_cuda_plain: $(B)/native/moe_store_cuda
+	@printf '#!/bin/sh\nFAKE_CUDA_DEVICES=4 FAKE_CUDA_STRICT_ACCESS=1 FAKE_CUDA_DIRTY=1 FAKE_CUDA_NO_BATCH=1 FAKE_CUDA_NO_PEER=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \
+		"$(CURDIR)/$(B)/native-bin/fakecuda" "$(CURDIR)/$(B)/native-bin/moe_store_cuda" > $@
+	@chmod +x $@
+
 # The same against a driver without cuMemcpyBatchAsync, dma-buf export or peers.
 $(B)/native/mover_cuda_plain: $(B)/native/mover_cuda
 	@printf '#!/bin/sh\nFAKE_CUDA_STRICT_ACCESS=1 FAKE_CUDA_NO_BATCH=1 FAKE_CUDA_NO_DMABUF=1 FAKE_CUDA_NO_PEER=1 LD_LIBRARY_PATH=%s CMOCKA_MESSAGE_OUTPUT=TAP exec %s\n' \

@@ -81,7 +81,34 @@ struct accel_moe_store_opts {
 	 */
 	const struct accel_moe_store_share *from;
 	uint32_t nr_from;
+	/**
+	 * Where the copies live: ACCEL_MOE_STORE_HOST (0: kvaccel regions,
+	 * each on its device's NUMA node) or ACCEL_MOE_STORE_CUDA (each device
+	 * a GPU, @device_gpu).
+	 */
+	uint32_t backend;
+	/**
+	 * ACCEL_MOE_STORE_CUDA: each device's CUDA ordinal ([devices], needed;
+	 * two devices may name one GPU). Ignored on the host backend.
+	 */
+	const int *device_gpu;
 };
+
+/** Copies in kvaccel regions, windows in kvaccel spaces (the default). */
+#define ACCEL_MOE_STORE_HOST	0u
+/**
+ * Copies in GPUs' memory (the cuda tier's chunks, created as needed), each
+ * layer's window one CUDA virtual range whose slots map the chunks of the
+ * copies they show (cuMemMap: zero copy, the memory of any of the store's
+ * GPUs behind one range); moves between GPUs on the copy engines, peer to
+ * peer where the GPUs allow it, else staged through host memory. A block
+ * is the driver's allocation granularity (2 MiB on current GPUs; opts
+ * block_size must be 0 or that). The window addresses
+ * (accel_moe_store_expert()) are device addresses: for the GPUs' kernels,
+ * not the CPU. No sharing between instances (opts->from and
+ * accel_moe_store_export(): EOPNOTSUPP). Needs the CUDA driver (libcuda.so.1).
+ */
+#define ACCEL_MOE_STORE_CUDA	1u
 
 /**
  * The executor runs on a thread of the store's own: steps only take their
@@ -100,6 +127,7 @@ struct accel_moe_store_opts {
  * window. Fill it with accel_moe_store_write().
  *
  * With opts->from, the copies come from another instance instead (above).
+ * @dev: the kvaccel device (may be NULL with ACCEL_MOE_STORE_CUDA).
  *
  * Return: the store; NULL and errno: EINVAL (a shape out of range, @count
  * not layers * num_slots, a slot naming no expert, an expert with no slot;
@@ -107,7 +135,10 @@ struct accel_moe_store_opts {
  * device of one expert's size in the store's block size), ENOENT (an
  * expert of the placement with no entry in opts->from), E2BIG (too many
  * window slots for one bind batch), ENOMEM, or a region's, space's or
- * copy's error.
+ * copy's error. ACCEL_MOE_STORE_CUDA also: EINVAL (no device_gpu, a
+ * block_size other than the granularity), ENODEV (no driver, no such GPU,
+ * one without virtual memory management), EOPNOTSUPP (opts->from), the
+ * driver's errors.
  */
 struct accel_moe_store *accel_moe_store_create(struct accel_device *dev,
 					       const struct accel_moe_store_opts *opts,
@@ -168,7 +199,8 @@ int accel_moe_store_placement(struct accel_moe_store *store, int32_t *phy2log, s
  *
  * Return: the number of copies there are (may exceed @max: only @max were
  * exported; @out may be NULL with @max 0 to count), or -errno (-EINVAL; an
- * export's error, the fds of this call closed).
+ * export's error, the fds of this call closed; -EOPNOTSUPP on
+ * ACCEL_MOE_STORE_CUDA).
  */
 int accel_moe_store_export(struct accel_moe_store *store, struct accel_moe_store_share *out,
 			   uint32_t max);

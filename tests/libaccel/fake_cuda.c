@@ -101,7 +101,7 @@ struct pset {
 static struct {
 	int devices;
 	int driver;
-	bool no_batch, batch_unsupported, no_dmabuf, no_peer, strict_access;
+	bool no_batch, batch_unsupported, no_dmabuf, no_peer, strict_access, dirty;
 	long create_limit;		/* -1: none */
 } cfg;
 static pthread_once_t cfg_once = PTHREAD_ONCE_INIT;
@@ -144,6 +144,7 @@ static void read_cfg(void)
 	cfg.no_peer = env_long("FAKE_CUDA_NO_PEER", 0, 0, 1);
 	cfg.strict_access = env_long("FAKE_CUDA_STRICT_ACCESS", 0, 0, 1);
 	cfg.create_limit = env_long("FAKE_CUDA_CREATE_LIMIT", -1, 0, LONG_MAX);
+	cfg.dirty = env_long("FAKE_CUDA_DIRTY", 0, 0, 1);
 	for (i = 0; i < FAKE_CUDA_MAX_DEVICES; i++)
 		ctxs[i].device = i;
 }
@@ -729,6 +730,18 @@ out:
 	return r;
 }
 
+/* FAKE_CUDA_DIRTY: a new allocation holds garbage, as the driver does not promise zeros. */
+static int dirty(int fd, size_t size)
+{
+	void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (m == MAP_FAILED)
+		return -1;
+	memset(m, 0xa5, size);
+	munmap(m, size);
+	return 0;
+}
+
 static cu_result cuMemCreate(cu_mem_handle *handle, size_t size,
 			     const struct cu_mem_allocation_prop *prop, unsigned long long flags)
 {
@@ -747,8 +760,8 @@ static cu_result cuMemCreate(cu_mem_handle *handle, size_t size,
 		goto out;
 	}
 	fd = memfd_create("fake-cuda", MFD_CLOEXEC);
-	if (fd < 0 || ftruncate(fd, (off_t)size) || !(a = calloc(1, sizeof(*a))) ||
-	    pset_add(&allocs, a)) {
+	if (fd < 0 || ftruncate(fd, (off_t)size) || (cfg.dirty && dirty(fd, size)) ||
+	    !(a = calloc(1, sizeof(*a))) || pset_add(&allocs, a)) {
 		if (fd >= 0)
 			close(fd);
 		free(a);

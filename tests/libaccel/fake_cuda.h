@@ -22,6 +22,8 @@
  *   FAKE_CUDA_STRICT_ACCESS=1 a copy's device ranges must be accessible by
  *                             the device of the stream it runs on (by
  *                             default, by any device)
+ *   FAKE_CUDA_DIRTY=1         cuMemCreate's memory is filled with 0xa5 (by
+ *                             default, zeros: a memfd's)
  *
  * Contexts: each thread has a stack of current contexts (cuCtxPushCurrent,
  * cuCtxPopCurrent; cuCtxSetCurrent replaces the top), as the driver.

@@ -468,6 +468,91 @@ int accel_cuda_tier_window_free(struct accel_cuda_tier *t, cu_deviceptr ptr, uns
 	return ret;
 }
 
+int accel_cuda_tier_reserve(struct accel_cuda_tier *t, uint64_t len, cu_deviceptr *ptr)
+{
+	int ret;
+
+	if (!t || !len || len % t->chunk || !ptr)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	ret = ctx_push(t);
+	if (!ret)
+		ret = ctx_pop(t, accel_cuda_errno(t->api->cuMemAddressReserve(ptr, len, t->chunk,
+									       0, 0)));
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int accel_cuda_tier_release(struct accel_cuda_tier *t, cu_deviceptr ptr, uint64_t len)
+{
+	int ret;
+
+	if (!t || !ptr || !len)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	ret = ctx_push(t);
+	if (!ret)
+		ret = ctx_pop(t, accel_cuda_errno(t->api->cuMemAddressFree(ptr, len)));
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int accel_cuda_tier_alias(struct accel_cuda_tier *t, uint64_t off, uint64_t len, cu_deviceptr at)
+{
+	unsigned int first, n, i, done = 0;
+	int ret;
+
+	if (!t || !range_ok(t, off, len) || !at || at % t->chunk)
+		return -EINVAL;
+	first = (unsigned int)(off / t->chunk);
+	n = (unsigned int)(len / t->chunk);
+	pthread_mutex_lock(&t->lock);
+	for (i = first; i < first + n; i++) {
+		if (!t->slots[i]) {
+			pthread_mutex_unlock(&t->lock);
+			return -EINVAL;
+		}
+	}
+	ret = ctx_push(t);
+	if (ret) {
+		pthread_mutex_unlock(&t->lock);
+		return ret;
+	}
+	for (i = 0; !ret && i < n; i++) {
+		ret = accel_cuda_errno(t->api->cuMemMap(at + (cu_deviceptr)i * t->chunk, t->chunk,
+							0, t->slots[first + i], 0));
+		if (!ret)
+			done++;
+	}
+	if (!ret)
+		ret = set_access(t, at, len);
+	for (i = 0; ret && i < done; i++)
+		t->api->cuMemUnmap(at + (cu_deviceptr)i * t->chunk, t->chunk);
+	ret = ctx_pop(t, ret);
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+int accel_cuda_tier_unalias(struct accel_cuda_tier *t, cu_deviceptr at, uint64_t len)
+{
+	uint64_t o;
+	int ret;
+
+	if (!t || !at || !len || at % t->chunk || len % t->chunk)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	ret = ctx_push(t);
+	if (ret) {
+		pthread_mutex_unlock(&t->lock);
+		return ret;
+	}
+	for (o = 0; !ret && o < len; o += t->chunk)
+		ret = accel_cuda_errno(t->api->cuMemUnmap(at + o, t->chunk));
+	ret = ctx_pop(t, ret);
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
 int accel_cuda_tier_grant_peer(struct accel_cuda_tier *t, int peer)
 {
 	cu_device pdev;

@@ -106,6 +106,26 @@ int accel_cuda_tier_window(struct accel_cuda_tier *t, const uint32_t *chunks, un
 int accel_cuda_tier_window_free(struct accel_cuda_tier *t, cu_deviceptr ptr, unsigned int n);
 
 /*
+ * Virtual range of the caller's, for aliases (below): @len bytes
+ * (chunk-aligned) reserved at *ptr, chunk-aligned; accel_cuda_tier_release()
+ * gives it back (nothing may be mapped in it then). A range may hold
+ * aliases of several tiers (several GPUs' memory behind one range).
+ */
+int accel_cuda_tier_reserve(struct accel_cuda_tier *t, uint64_t len, cu_deviceptr *ptr);
+int accel_cuda_tier_release(struct accel_cuda_tier *t, cu_deviceptr ptr, uint64_t len);
+/*
+ * Zero-copy: the physical chunks behind the tier's mapped [off, off + len)
+ * (chunk-aligned) mapped again at @at (chunk-aligned, unmapped, in a range
+ * from accel_cuda_tier_reserve()), with the tier's access (its device and
+ * the peers granted now). The caller keeps those chunks mapped in the tier
+ * while the alias lives, and undoes it with accel_cuda_tier_unalias(t, @at,
+ * @len) (the same tier and length). 0, -EINVAL, or the driver's error (the
+ * call's mappings undone).
+ */
+int accel_cuda_tier_alias(struct accel_cuda_tier *t, uint64_t off, uint64_t len, cu_deviceptr at);
+int accel_cuda_tier_unalias(struct accel_cuda_tier *t, cu_deviceptr at, uint64_t len);
+
+/*
  * Let GPU @peer read and write the tier (what is mapped now and later):
  * -EOPNOTSUPP when the topology does not allow it (copy through the host
  * then).

@@ -30,13 +30,11 @@ static bool has_copy(void *arg, uint32_t device, uint32_t expert)
 static int reclaim(struct accel_moe_store *s, struct moe_layer *l)
 {
 	const struct moe_table *cur = &l->tab[l->cur], *prev = &l->tab[!l->cur];
-	struct accel_bind_op *ops;
+	struct moe_bind *ops;
 	uint64_t oldest;
-	uint32_t i, n = 0, b;
-	bool *keep;
+	uint32_t i, n = 0;
+	bool *keep, held;
 	int ret = 0;
-
-	bool held;
 
 	if (!l->prev_live)
 		return 0;
@@ -46,7 +44,7 @@ static int reclaim(struct accel_moe_store *s, struct moe_layer *l)
 	if (held)
 		return 0;
 	keep = calloc(s->wslots, sizeof(*keep));
-	ops = calloc((size_t)s->num_slots * s->bpe, sizeof(*ops));
+	ops = calloc(s->num_slots, sizeof(*ops));
 	if (!keep || !ops) {
 		ret = -ENOMEM;
 		goto out;
@@ -56,16 +54,14 @@ static int reclaim(struct accel_moe_store *s, struct moe_layer *l)
 	for (i = 0; i < s->num_slots; i++) {
 		if (keep[prev->win[i]])
 			continue;
-		for (b = 0; b < s->bpe; b++)
-			ops[n++] = (struct accel_bind_op) { .kind = ACCEL_UNBIND,
-							    .slot = prev->win[i] * s->bpe + b };
+		ops[n++] = (struct moe_bind) { .w = prev->win[i] };
 	}
 	/* Steps of the old table are over: lookups of their versions fail from here. */
 	pthread_rwlock_wrlock(&s->tab_lock);
 	l->prev_live = false;
 	pthread_rwlock_unlock(&s->tab_lock);
 	if (n) {
-		ret = accel_space_bind(l->space, ops, n, NULL);
+		ret = s->be->bind(s, l, ops, n);
 		if (ret) {
 			/* Bound but unnamed: tried again on the next call. */
 			pthread_rwlock_wrlock(&s->tab_lock);
@@ -94,14 +90,9 @@ out:
 void moe_exec_abandon(struct accel_moe_store *s, int err)
 {
 	struct moe_layer *l = &s->layer[s->job_layer];
-	struct moe_copy *c, *next;
 
 	/* The wave's copies no window slot holds yet. */
-	for (c = l->copies; c; c = next) {
-		next = c->next;
-		if (!c->refs)
-			moe_copy_free(s, l, c);
-	}
+	moe_copies_free(s, l, true);
 	s->job_on = false;
 	s->job_wave_on = false;
 	moe_spares_free(s);
@@ -168,48 +159,6 @@ static struct moe_copy *source_of(struct accel_moe_store *s, struct moe_layer *l
 	return any;
 }
 
-/*
- * Copy region @src's expert bytes into region @dst on the copy engine; the
- * fence of the last job. Blocks of at most 64 KiB go as one job each, each
- * after the one before: the module copies such a job at once in the
- * submitting task when it has nothing to wait for
- * (Documentation/copy-engine.rst), and libaccel drops a dependency that
- * has already succeeded, so the whole copy is done on return where the
- * module can, at the cost of the copy itself (a hand-off to its workers
- * costs more than that at these sizes); if one is queued, the ones after it
- * wait for it, so the last fence means all done. Bigger blocks go as one
- * job, which the module splits over its workers.
- */
-struct accel_fence *moe_submit_copy(struct accel_moe_store *s, struct accel_region *src,
-				    struct accel_region *dst)
-{
-	struct accel_copy_seg seg = { .src = accel_region_obj(src),
-				      .dst = accel_region_obj(dst), .length = s->stride };
-	struct accel_fence *f = NULL, *prev;
-	uint32_t b;
-
-	if (s->bs > (64u << 10))
-		return accel_copy(s->dev, &seg, 1, NULL);
-	seg.length = s->bs;
-	for (b = 0; b < s->bpe; b++) {
-		prev = f;
-		seg.src_offset = seg.dst_offset = (uint64_t)b * s->bs;
-		f = accel_copy(s->dev, &seg, 1, prev);
-		if (!f) {
-			int err = errno;
-
-			/* Nothing may still write into a region the caller frees. */
-			if (prev)
-				accel_fence_wait(prev, -1);
-			accel_fence_destroy(prev);
-			errno = err;
-			return NULL;
-		}
-		accel_fence_destroy(prev);
-	}
-	return f;
-}
-
 /* Poll and start the wave's copies; 1 all ready, 0 some pending, -errno. */
 static int copies(struct accel_moe_store *s, struct moe_layer *l)
 {
@@ -220,13 +169,12 @@ static int copies(struct accel_moe_store *s, struct moe_layer *l)
 	for (c = l->copies; c; c = c->next) {
 		if (c->ready)
 			continue;
-		if (c->fence) {
-			st = accel_fence_status(c->fence);
+		if (c->busy) {
+			st = s->be->copy_poll(s, c);
 			if (st < 0)
 				return st;
 			if (st == 1) {
-				accel_fence_destroy(c->fence);
-				c->fence = NULL;
+				c->busy = false;
 				s->inflight[c->device]--;
 				c->ready = true;
 				s->st.copies++;
@@ -244,10 +192,10 @@ static int copies(struct accel_moe_store *s, struct moe_layer *l)
 		src = source_of(s, l, c->device, c->expert);
 		if (!src)
 			return -EIO;	/* a valid placement always has one */
-		c->fence = moe_submit_copy(s, src->region, c->region);
-		if (!c->fence)
-			return -errno;
-		c->started = true;
+		st = s->be->copy_start(s, c, src);
+		if (st)
+			return st;
+		c->busy = c->started = true;
 		if (++s->inflight[c->device] > s->st.max_inflight_seen)
 			s->st.max_inflight_seen = s->inflight[c->device];
 	}
@@ -276,12 +224,12 @@ static void prefault(const struct accel_moe_store *s, const struct moe_layer *l,
 static int layer_switch(struct accel_moe_store *s, struct moe_layer *l)
 {
 	struct moe_table *cur = &l->tab[l->cur], *nt = &l->tab[!l->cur];
-	struct accel_bind_op *ops;
+	struct moe_bind *ops;
 	uint32_t *win, *slot_w, i, n = 0, w = 0, changed = 0, fresh = 0;
 	struct moe_copy *c;
 	int ret;
 
-	ops = calloc((size_t)s->num_slots * s->bpe, sizeof(*ops));
+	ops = calloc(s->num_slots, sizeof(*ops));
 	win = calloc(s->num_slots, sizeof(*win));
 	slot_w = calloc(s->num_slots, sizeof(*slot_w));
 	ret = ops && win && slot_w ? 0 : -ENOMEM;
@@ -296,14 +244,13 @@ static int layer_switch(struct accel_moe_store *s, struct moe_layer *l)
 			break;
 		}
 		c = moe_copy_find(l, i / s->spd, (uint32_t)s->job_wave[i]);
-		moe_bind_ops(s, &ops[n], w, c);
-		n += s->bpe;
+		ops[n++] = (struct moe_bind) { .w = w, .c = c };
 		win[i] = w;
 		slot_w[changed++] = i;
 		w++;
 	}
 	if (!ret)
-		ret = accel_space_bind(l->space, ops, n, NULL);
+		ret = s->be->bind(s, l, ops, n);
 	if (!ret) {
 		for (i = 0; i < changed; i++) {
 			uint32_t ps = slot_w[i];
@@ -314,7 +261,7 @@ static int layer_switch(struct accel_moe_store *s, struct moe_layer *l)
 			l->wslot[win[ps]] = c;
 			c->refs++;
 		}
-		if (s->flags & ACCEL_MOE_STORE_THREAD)
+		if ((s->flags & ACCEL_MOE_STORE_THREAD) && s->be->host_window)
 			prefault(s, l, win, slot_w, changed);
 		/* The switch: steps that begin from here read the new table. */
 		pthread_mutex_lock(&s->ep_lock);

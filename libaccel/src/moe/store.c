@@ -35,29 +35,28 @@ struct moe_copy *moe_copy_new(struct accel_moe_store *s, struct moe_layer *l, ui
 {
 	struct moe_copy *c = s->spare[device];
 	uint32_t *live = &s->st.live_copies[device];
+	int ret;
 
 	if (c) {
 		/* A spare: its region is live already, its bytes all overwritten by the copy. */
 		s->spare[device] = c->next;
 		s->nr_spare[device]--;
-		*c = (struct moe_copy) { .region = c->region, .device = device, .expert = expert,
-					 .next = l->copies };
+		*c = (struct moe_copy) { .region = c->region, .cell = c->cell, .device = device,
+					 .expert = expert, .next = l->copies };
 		l->copies = c;
 		return c;
 	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->region = accel_region_create(s->dev, s->stride, s->bs, s->node[device]);
-	if (!c->region) {
-		int err = errno;
-
-		free(c);
-		errno = err;
-		return NULL;
-	}
 	c->device = device;
 	c->expert = expert;
+	ret = s->be->copy_alloc(s, c);
+	if (ret) {
+		free(c);
+		errno = -ret;
+		return NULL;
+	}
 	c->next = l->copies;
 	l->copies = c;
 	if (++*live > s->st.peak_copies[device])
@@ -68,22 +67,35 @@ struct moe_copy *moe_copy_new(struct accel_moe_store *s, struct moe_layer *l, ui
 void moe_copy_free(struct accel_moe_store *s, struct moe_layer *l, struct moe_copy *c)
 {
 	unlink_copy(l, c);
-	if (c->fence) {
-		accel_fence_wait(c->fence, -1);
-		accel_fence_destroy(c->fence);
+	if (c->busy)
 		s->inflight[c->device]--;
-	}
-	accel_region_destroy(c->region);
+	s->be->copy_release(s, c);
 	s->st.live_copies[c->device]--;
 	if (c->shared)
 		s->st.shared_copies--;
 	free(c);
 }
 
+void moe_copies_free(struct accel_moe_store *s, struct moe_layer *l, bool unbound_only)
+{
+	struct moe_copy *c, *next;
+	int pass;
+
+	/* Those with a copy in flight first: such a copy may be reading one of the others. */
+	for (pass = 0; pass < 2; pass++) {
+		for (c = l->copies; c; c = next) {
+			next = c->next;
+			if ((unbound_only && c->refs) || (!pass && !c->busy))
+				continue;
+			moe_copy_free(s, l, c);
+		}
+	}
+}
+
 void moe_copy_retire(struct accel_moe_store *s, struct moe_layer *l, struct moe_copy *c)
 {
 	/* A shared region is never overwritten: another instance reads it. */
-	if (!s->job_on || c->fence || c->shared || s->nr_spare[c->device] >= s->k) {
+	if (!s->job_on || c->busy || c->shared || s->nr_spare[c->device] >= s->k) {
 		moe_copy_free(s, l, c);
 		return;
 	}
@@ -102,7 +114,7 @@ void moe_spares_free(struct accel_moe_store *s)
 			struct moe_copy *c = s->spare[d];
 
 			s->spare[d] = c->next;
-			accel_region_destroy(c->region);
+			s->be->copy_release(s, c);
 			s->st.live_copies[d]--;
 			free(c);
 		}
@@ -132,16 +144,6 @@ void moe_table_fill(const struct accel_moe_store *s, struct moe_table *t, const 
 	}
 }
 
-void moe_bind_ops(const struct accel_moe_store *s, struct accel_bind_op *ops, uint32_t w,
-		  struct moe_copy *c)
-{
-	uint32_t b;
-
-	for (b = 0; b < s->bpe; b++)
-		ops[b] = (struct accel_bind_op) { .kind = ACCEL_BIND, .slot = w * s->bpe + b,
-						  .region = c->region, .block = b };
-}
-
 static int table_alloc(const struct accel_moe_store *s, struct moe_table *t)
 {
 	t->phy2log = calloc(s->num_slots, sizeof(*t->phy2log));
@@ -167,20 +169,17 @@ static int layer_init(struct accel_moe_store *s, uint32_t li, const int32_t *p,
 		      struct moe_share_ctx *share)
 {
 	struct moe_layer *l = &s->layer[li];
-	struct accel_bind_op *ops;
+	struct moe_bind *ops;
 	uint32_t *win, i;
 	int ret;
 
 	l->wslot = calloc(s->wslots, sizeof(*l->wslot));
 	if (!l->wslot || table_alloc(s, &l->tab[0]) || table_alloc(s, &l->tab[1]))
 		return -ENOMEM;
-	l->space = accel_space_create(s->dev, s->wslots * s->bpe, s->bs);
-	if (!l->space)
-		return -errno;
-	l->base = accel_space_map(l->space, NULL);
-	if (!l->base)
-		return -errno;
-	ops = calloc((size_t)s->num_slots * s->bpe, sizeof(*ops));
+	ret = s->be->window_init(s, l);
+	if (ret)
+		return ret;
+	ops = calloc(s->num_slots, sizeof(*ops));
 	win = calloc(s->num_slots, sizeof(*win));
 	ret = ops && win ? 0 : -ENOMEM;
 	for (i = 0; !ret && i < s->num_slots; i++) {
@@ -200,12 +199,14 @@ static int layer_init(struct accel_moe_store *s, uint32_t li, const int32_t *p,
 				break;
 			}
 			c->started = c->ready = true;
+			if (s->be->clear)
+				ret = s->be->clear(s, c);
 		}
-		moe_bind_ops(s, &ops[(size_t)i * s->bpe], i, c);
+		ops[i] = (struct moe_bind) { .w = i, .c = c };
 		win[i] = i;
 	}
 	if (!ret)
-		ret = accel_space_bind(l->space, ops, s->num_slots * s->bpe, NULL);
+		ret = s->be->bind(s, l, ops, s->num_slots);
 	if (!ret) {
 		for (i = 0; i < s->num_slots; i++) {
 			l->wslot[i] = moe_copy_find(l, i / s->spd, (uint32_t)p[i]);
@@ -220,9 +221,8 @@ static int layer_init(struct accel_moe_store *s, uint32_t li, const int32_t *p,
 
 static void layer_fini(struct accel_moe_store *s, struct moe_layer *l)
 {
-	while (l->copies)
-		moe_copy_free(s, l, l->copies);
-	accel_space_destroy(l->space);
+	s->be->window_fini(s, l);	/* also after a window_init() that failed part way */
+	moe_copies_free(s, l, false);
 	table_free(&l->tab[0]);
 	table_free(&l->tab[1]);
 	free(l->wslot);
@@ -246,7 +246,7 @@ static int placement_ok(const struct accel_moe_store *s, const int32_t *p, size_
 
 static int shape(struct accel_moe_store *s, const struct accel_moe_store_opts *o)
 {
-	uint32_t bs, i;
+	uint32_t i;
 	int ret = accel_opts_valid(o, sizeof(*o));
 
 	if (!o || ret)
@@ -256,7 +256,6 @@ static int shape(struct accel_moe_store *s, const struct accel_moe_store_opts *o
 	s->devices = ACCEL_OPTS_GET(o, devices, 0);
 	s->spd = ACCEL_OPTS_GET(o, slots_per_device, 0);
 	s->expert_bytes = ACCEL_OPTS_GET(o, expert_bytes, 0);
-	bs = ACCEL_OPTS_GET(o, block_size, 0);
 	s->k = ACCEL_OPTS_GET(o, max_inflight, 0);
 	if (!s->k)
 		s->k = 1;
@@ -269,21 +268,7 @@ static int shape(struct accel_moe_store *s, const struct accel_moe_store_opts *o
 	s->num_slots = s->devices * s->spd;
 	if (s->num_slots < s->experts)
 		return -EINVAL;
-	if (bs) {
-		if (bs < 4096 || bs > (2u << 20) || (bs & (bs - 1)))
-			return -EINVAL;
-		s->bs = bs;
-		if ((s->expert_bytes + bs - 1) / bs > KVACCEL_SPACE_MAX_SLOTS)
-			return -E2BIG;
-		s->bpe = (uint32_t)((s->expert_bytes + bs - 1) / bs);
-	} else {
-		s->bs = moe_block_size(s->expert_bytes, &s->bpe);
-	}
 	s->wslots = 2 * s->num_slots;
-	if ((uint64_t)s->num_slots * s->bpe > KVACCEL_BIND_MAX_OPS ||
-	    (uint64_t)s->wslots * s->bpe > KVACCEL_SPACE_MAX_SLOTS)
-		return -E2BIG;
-	s->stride = (uint64_t)s->bpe * s->bs;
 	for (i = 0; i < s->devices; i++) {
 		const int *dn = ACCEL_OPTS_GET(o, device_node, NULL);
 
@@ -291,7 +276,20 @@ static int shape(struct accel_moe_store *s, const struct accel_moe_store_opts *o
 		if (s->node[i] < ACCEL_NODE_ANY)
 			return -EINVAL;
 	}
-	return 0;
+	switch (ACCEL_OPTS_GET(o, backend, ACCEL_MOE_STORE_HOST)) {
+	case ACCEL_MOE_STORE_HOST:
+		s->be = &moe_host_backend;
+		break;
+	case ACCEL_MOE_STORE_CUDA:
+		s->be = &moe_cuda_backend;
+		break;
+	default:
+		return -EINVAL;
+	}
+	ret = s->be->init(s, o);
+	if (ret)
+		s->be = NULL;	/* nothing of it to undo */
+	return ret;
 }
 
 void moe_publish(struct accel_moe_store *s)
@@ -347,10 +345,6 @@ ACCEL_EXPORT struct accel_moe_store *accel_moe_store_create(struct accel_device 
 	uint32_t li;
 	int ret;
 
-	if (!dev) {
-		errno = EINVAL;
-		return NULL;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		errno = ENOMEM;
@@ -406,7 +400,10 @@ ACCEL_EXPORT void accel_moe_store_destroy(struct accel_moe_store *s)
 	}
 	for (li = 0; s->layer && li < s->layers; li++)
 		layer_fini(s, &s->layer[li]);
-	moe_spares_free(s);
+	if (s->be) {
+		moe_spares_free(s);
+		s->be->fini(s);
+	}
 	free(s->layer);
 	free(s->job_target);
 	free(s->job_wave);
@@ -433,18 +430,9 @@ ACCEL_EXPORT int accel_moe_store_write(struct accel_moe_store *s, uint32_t layer
 	for (c = s->layer[layer].copies; !ret && c; c = c->next)
 		if (c->expert == expert && c->shared)
 			ret = -EPERM;	/* another instance reads these bytes */
-	for (c = s->layer[layer].copies; !ret && c; c = c->next) {
-		void *map;
-
-		if (c->expert != expert)
-			continue;
-		map = accel_region_map(c->region);
-		if (!map) {
-			ret = -errno;
-			break;
-		}
-		memcpy(map, src, len);
-	}
+	for (c = s->layer[layer].copies; !ret && c; c = c->next)
+		if (c->expert == expert)
+			ret = s->be->write(s, c, src, len);
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }

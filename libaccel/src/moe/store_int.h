@@ -11,21 +11,75 @@
 #include "store_logic.h"
 
 /**
- * struct moe_copy - one expert's bytes on one device: a region of
- * blocks_per_expert blocks on the device's node.
+ * struct moe_copy - one expert's bytes on one device: on the host backend
+ * a region of blocks_per_expert blocks on the device's node (@region); on
+ * the cuda backend a cell of blocks_per_expert chunks in the device's
+ * tier (@cell).
  * @refs: window slots bound to it.
- * @fence: its copy in flight (NULL: none).
+ * @busy: a copy into it is in flight (@fence on the host, @ticket on the
+ *	device's tier).
  * @started: its copy was submitted; @ready: its bytes are there.
  * @shared: its region is another instance's too (taken from one, or
  *	exported to one): never written again and never kept as a spare.
  */
 struct moe_copy {
 	struct accel_region *region;
+	uint32_t cell;
 	uint32_t device, expert, refs;
 	struct accel_fence *fence;
-	bool started, ready, shared;
+	uint64_t ticket;
+	bool busy, started, ready, shared;
 	struct moe_copy *next;
 };
+
+/* Window slot @w bound to copy @c's blocks, or unbound (@c NULL). */
+struct moe_bind {
+	uint32_t w;
+	struct moe_copy *c;
+};
+
+struct moe_layer;
+
+/**
+ * struct moe_backend - where a store's copies and windows live: kvaccel
+ * regions and spaces (store_host.c) or GPUs' memory through the cuda
+ * tier (store_cuda.c). Called with the store's @lock held (or before the
+ * store is shared).
+ * @init: set up from @o (after the common checks): the block size, blocks
+ *	per expert and slot stride, and the backend's own state. 0 or -errno.
+ * @fini: undo @init (every layer and copy already gone).
+ * @window_init: the layer's window of 2 * num_slots expert slots (@base
+ *	set); @window_fini: unbind what is bound and free it.
+ * @bind: one batch, all or nothing (0, or -errno and nothing changed).
+ * @copy_alloc: @c's memory on @c->device (bytes undefined but see @clear);
+ *	@copy_release: free it, waiting for a copy in flight into it.
+ * @clear: zero @c and wait (NULL: @copy_alloc's memory is zero already).
+ * @copy_start: start copying @src's bytes into @dst (@dst->busy set by the
+ *	caller on success); @copy_poll: 1 once done (its state dropped), 0
+ *	while in flight, -errno.
+ * @write: @len bytes from the host at @src into @c, done on return.
+ * @host_window: the CPU can read a window (thread mode touches the pages
+ *	of new window slots before the switch).
+ */
+struct moe_backend {
+	int (*init)(struct accel_moe_store *s, const struct accel_moe_store_opts *o);
+	void (*fini)(struct accel_moe_store *s);
+	int (*window_init)(struct accel_moe_store *s, struct moe_layer *l);
+	void (*window_fini)(struct accel_moe_store *s, struct moe_layer *l);
+	int (*bind)(struct accel_moe_store *s, struct moe_layer *l, const struct moe_bind *b,
+		    uint32_t n);
+	int (*copy_alloc)(struct accel_moe_store *s, struct moe_copy *c);
+	void (*copy_release)(struct accel_moe_store *s, struct moe_copy *c);
+	int (*clear)(struct accel_moe_store *s, struct moe_copy *c);
+	int (*copy_start)(struct accel_moe_store *s, struct moe_copy *dst,
+			  const struct moe_copy *src);
+	int (*copy_poll)(struct accel_moe_store *s, struct moe_copy *c);
+	int (*write)(struct accel_moe_store *s, struct moe_copy *c, const void *src, size_t len);
+	bool host_window;
+};
+
+extern const struct moe_backend moe_host_backend;
+extern const struct moe_backend moe_cuda_backend;
 
 /**
  * struct moe_table - a layer's table at one version: used by steps of
@@ -44,7 +98,8 @@ struct moe_table {
 /**
  * struct moe_layer - one MoE layer.
  * @space: its window, 2 * num_slots expert slots of blocks_per_expert
- *	space slots: the current table's slots and room for a switch's new ones.
+ *	space slots: the current table's slots and room for a switch's new ones
+ *	(the host backend; the cuda backend's window is @win); @base its address.
  * @tab: the current table (@cur) and the one before (live while @prev_live:
  *	a step that began before the switch may still read it).
  * @wslot: [2 * num_slots] the copy each window slot is bound to (NULL: free).
@@ -52,6 +107,7 @@ struct moe_table {
  */
 struct moe_layer {
 	struct accel_space *space;
+	void *win;
 	char *base;
 	struct moe_table tab[2];
 	uint32_t cur;
@@ -77,9 +133,12 @@ struct moe_layer {
  *	live copies, at most K per device, freed when the rebalance ends.
  * @thread: the executor's own thread (ACCEL_MOE_STORE_THREAD), woken by
  *	@kick; @stop ends it.
+ * @be, @be_priv: the backend and its state.
  */
 struct accel_moe_store {
 	struct accel_device *dev;
+	const struct moe_backend *be;
+	void *be_priv;
 	uint32_t layers, experts, devices, spd, num_slots, wslots;
 	uint32_t bs, bpe, k, flags;
 	uint64_t expert_bytes, stride;
@@ -106,6 +165,8 @@ struct accel_moe_store {
 struct moe_copy *moe_copy_new(struct accel_moe_store *s, struct moe_layer *l, uint32_t device,
 			      uint32_t expert);
 void moe_copy_free(struct accel_moe_store *s, struct moe_layer *l, struct moe_copy *c);
+/* Free @l's copies (@unbound_only: those no window slot binds), those in flight first. */
+void moe_copies_free(struct accel_moe_store *s, struct moe_layer *l, bool unbound_only);
 /* A copy no window slot binds any more: its region kept as a spare during a rebalance, or freed. */
 void moe_copy_retire(struct accel_moe_store *s, struct moe_layer *l, struct moe_copy *c);
 /* Free every spare region. */
@@ -114,9 +175,6 @@ struct moe_copy *moe_copy_find(struct moe_layer *l, uint32_t device, uint32_t ex
 /* Fill @t (its arrays allocated) for placement @p and window slots @win. */
 void moe_table_fill(const struct accel_moe_store *s, struct moe_table *t, const int32_t *p,
 		    const uint32_t *win, uint64_t since);
-/* Bind window slot @w of @l to @c: the ops at @ops (bpe of them). */
-void moe_bind_ops(const struct accel_moe_store *s, struct accel_bind_op *ops, uint32_t w,
-		  struct moe_copy *c);
 
 /* Copy the counters for accel_moe_store_stats() (@lock held). */
 void moe_publish(struct accel_moe_store *s);
@@ -133,9 +191,11 @@ struct moe_copy *moe_share_copy(struct accel_moe_store *s, struct moe_share_ctx 
 				struct moe_layer *l, uint32_t li, uint32_t device, uint32_t expert);
 void moe_share_end(struct moe_share_ctx *ctx);
 
-/* exec.c */
+/* store_host.c: copy region @src's expert bytes into @dst; the fence of the last job. */
 struct accel_fence *moe_submit_copy(struct accel_moe_store *s, struct accel_region *src,
 				    struct accel_region *dst);
+
+/* exec.c */
 int moe_exec_progress(struct accel_moe_store *s);
 void moe_exec_abandon(struct accel_moe_store *s, int err);
 

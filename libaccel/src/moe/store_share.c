@@ -35,6 +35,8 @@ int moe_share_begin(struct accel_moe_store *s, const struct accel_moe_store_opts
 		return 0;
 	if (!e || !n)
 		return -EINVAL;
+	if (s->be != &moe_host_backend)
+		return -EOPNOTSUPP;	/* kvaccel regions only (see accel_moe_store_export()) */
 	c = calloc(1, sizeof(*c));
 	layer = calloc(n, sizeof(*layer));
 	expert = calloc(n, sizeof(*expert));
@@ -177,6 +179,8 @@ ACCEL_EXPORT int accel_moe_store_export(struct accel_moe_store *s,
 
 	if (!s || (!out && max))
 		return -EINVAL;
+	if (s->be != &moe_host_backend)
+		return -EOPNOTSUPP;
 	pthread_mutex_lock(&s->lock);
 	for (li = 0; li < s->layers && !ret; li++) {
 		for (c = s->layer[li].copies; c && !ret; c = c->next) {
