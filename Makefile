@@ -380,6 +380,16 @@ $(B)/tests/serve_moe_vm: tests/serve/moe_vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SE
 	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -static -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
 		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm
 
+# The same with the store on the cuda backend over two fake GPUs: dynamic (it
+# dlopens libcuda.so.1; run-selftests ships the fake).
+TEST_BINS	+= $(B)/tests/serve_moe_vm_cuda
+$(B)/tests/serve_moe_vm_cuda: tests/serve/moe_vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \
+		$(TEST_HDRS) $(B)/libaccel/libaccel.a $(B)/native-bin/fakecuda/libcuda.so.1
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -DMOE_CUDA -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
+		$(B)/libaccel/libaccel.a -ljson-c $(ACCEL_LDLIBS) -lm -ldl
+
 # In the VM: a node's zero-copy live migration between two engine processes (window tiers).
 TEST_BINS	+= $(B)/tests/serve_migrate_vm
 $(B)/tests/serve_migrate_vm: tests/serve/migrate_vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \

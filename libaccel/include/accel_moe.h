@@ -107,6 +107,9 @@ struct accel_moe_store_opts {
  * (accel_moe_store_expert()) are device addresses: for the GPUs' kernels,
  * not the CPU. No sharing between instances (opts->from and
  * accel_moe_store_export(): EOPNOTSUPP). Needs the CUDA driver (libcuda.so.1).
+ * A step's end (accel_moe_store_step_end()) must come after the GPU work
+ * of that step is done (its stream's event completed): the window slots and
+ * copies only older tables name are unmapped and reused after it.
  */
 #define ACCEL_MOE_STORE_CUDA	1u
 

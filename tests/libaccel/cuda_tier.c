@@ -12,7 +12,8 @@
  * chunk limit, unmap returning chunks to the pool, scattered 16 KiB pieces
  * host -> device -> host with their data, adjacent pieces coalesced into
  * runs and the runs sent in one batch call, tickets and waits, peer access
- * granted per range (now and for later maps), GPU-to-GPU copies (the peer
+ * granted per range (now and for later maps), two GPUs' chunks aliased
+ * into one range of the caller's, GPU-to-GPU copies (the peer
  * path, or staged through the host without peers), dma-buf export,
  * every call's refusal of bad arguments, the caller's current context
  * left as it was by every call, copies ordered against an engine's events
@@ -401,6 +402,79 @@ static void window_over_chunks(void **state)
 	assert_int_equal(-EINVAL, accel_cuda_tier_window(t, (uint32_t[]){ 99 }, 1, &w));
 	assert_int_equal(-EINVAL, accel_cuda_tier_window_free(t, 0, 1));
 	accel_cuda_tier_destroy(t);
+}
+
+/* Read @len bytes at device address @src into @out through @t's stream. */
+static void read_back(struct accel_cuda_tier *t, cu_deviceptr src, void *out, size_t len)
+{
+	struct accel_cuda_copy cp = { (cu_deviceptr)(uintptr_t)out, src, len };
+	uint64_t tk;
+
+	assert_int_equal(0, accel_cuda_tier_copy(t, &cp, 1, &tk));
+	assert_int_equal(0, accel_cuda_tier_wait(t, tk, -1));
+}
+
+/*
+ * Two GPUs' chunks aliased into one reserved range (the MoE store's
+ * windows): each alias shows its tier's bytes, a write through it lands in
+ * the tier, unalias and release give everything back; bad arguments refused.
+ */
+static void aliases_of_two_tiers(void **state)
+{
+	struct accel_cuda_tier_opts o = { .device = 1, .reserve = 8 * MIB };
+	struct accel_cuda_tier *a, *b = NULL;
+	static unsigned char buf[64], out[64];
+	struct accel_cuda_copy cp;
+	cu_deviceptr r = 0;
+	char why[160];
+	uint64_t c, tk;
+
+	(void)state;
+	if (!have_driver() || devices() < 2)
+		skip();
+	a = tier(8 * MIB, 0, 0);
+	assert_int_equal(0, accel_cuda_tier_create(&o, &b, why, sizeof(why)));
+	c = accel_cuda_tier_chunk_size(a);
+	assert_int_equal(0, accel_cuda_tier_map(a, c, c));
+	assert_int_equal(0, accel_cuda_tier_map(b, 0, c));
+	assert_int_equal(0, accel_cuda_tier_reserve(a, 2 * c, &r));
+	assert_true(r && !(r % c));
+	assert_int_equal(-EINVAL, accel_cuda_tier_alias(a, 0, c, r));	/* unmapped */
+	assert_int_equal(-EINVAL, accel_cuda_tier_alias(a, c, c, r + 1));
+	assert_int_equal(-EINVAL, accel_cuda_tier_alias(a, c, c / 2, r));
+	assert_int_equal(-EINVAL, accel_cuda_tier_alias(a, c, c, 0));
+	memset(buf, 'a', sizeof(buf));
+	cp = (struct accel_cuda_copy){ accel_cuda_tier_base(a) + c, (cu_deviceptr)(uintptr_t)buf, 64 };
+	assert_int_equal(0, accel_cuda_tier_copy(a, &cp, 1, &tk));
+	memset(buf, 'b', sizeof(buf));
+	cp = (struct accel_cuda_copy){ accel_cuda_tier_base(b), (cu_deviceptr)(uintptr_t)buf, 64 };
+	assert_int_equal(0, accel_cuda_tier_copy(b, &cp, 1, &tk));
+	assert_int_equal(0, accel_cuda_tier_wait(b, tk, -1));
+	assert_int_equal(0, accel_cuda_tier_alias(a, c, c, r));
+	assert_int_equal(0, accel_cuda_tier_alias(b, 0, c, r + c));
+	assert_int_not_equal(0, accel_cuda_tier_alias(b, 0, c, r + c));	/* mapped there already */
+	read_back(a, r, out, 64);
+	assert_int_equal('a', out[0]);
+	read_back(b, r + c, out, 64);
+	assert_int_equal('b', out[63]);
+	/* Written through the alias, read from the tier. */
+	memset(buf, 'z', sizeof(buf));
+	cp = (struct accel_cuda_copy){ r + c, (cu_deviceptr)(uintptr_t)buf, 64 };
+	assert_int_equal(0, accel_cuda_tier_copy(b, &cp, 1, &tk));
+	assert_int_equal(0, accel_cuda_tier_wait(b, tk, -1));
+	read_back(b, accel_cuda_tier_base(b), out, 64);
+	assert_int_equal('z', out[0]);
+	assert_int_not_equal(0, accel_cuda_tier_release(a, r, 2 * c));	/* still mapped */
+	assert_int_equal(-EINVAL, accel_cuda_tier_unalias(a, r, 0));
+	assert_int_equal(0, accel_cuda_tier_unalias(a, r, c));
+	assert_int_equal(0, accel_cuda_tier_unalias(b, r + c, c));
+	assert_int_equal(0, accel_cuda_tier_release(a, r, 2 * c));
+	assert_int_equal(-EINVAL, accel_cuda_tier_reserve(a, c / 2, &r));
+	/* The tiers' chunks are as they were. */
+	read_back(a, accel_cuda_tier_base(a) + c, out, 64);
+	assert_int_equal('a', out[0]);
+	accel_cuda_tier_destroy(b);
+	accel_cuda_tier_destroy(a);
 }
 
 /* More tickets than the event ring holds: every one completes in order. */
@@ -1010,6 +1084,7 @@ int main(void)
 		cmocka_unit_test(large_batches_split),
 		cmocka_unit_test(many_tickets),
 		cmocka_unit_test(window_over_chunks),
+		cmocka_unit_test(aliases_of_two_tiers),
 		cmocka_unit_test(peers_get_access_per_range),
 		cmocka_unit_test(gpu_to_gpu),
 		cmocka_unit_test(dmabuf_export),

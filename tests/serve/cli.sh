@@ -12,7 +12,7 @@ prog=$serve
 
 digests() { grep 'digests:' "$1"; }
 
-echo "1..53"
+echo "1..56"
 refused "no prompt" 2 "no --prompt given"
 refused "unknown option" 2 "unknown option '--bogus'" --memfd --prompt hi --bogus
 refused "missing value" 2 "--max-tokens needs a value" --memfd --prompt hi --max-tokens
@@ -70,6 +70,11 @@ refused "moe from a long name" 2 "is not an engine name" --prompt hi --experts 4
 	--moe-store 2 --kvacceld B --moe-from AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 refused "moe from and save weights" 2 "not with --moe-from" --experts 4 --moe-store 2 \
 	--kvacceld B --moe-from A --save-weights /tmp/never
+refused "moe gpus without a store" 2 "--moe-gpus, --moe-policy and --moe-nodes need --moe-store" \
+	--prompt hi --experts 4 --moe-gpus 2
+refused "moe gpus zero" 2 "moe-gpus" --prompt hi --experts 4 --moe-store 2 --moe-gpus 0
+refused "moe gpus and from" 2 "--moe-gpus and --moe-from exclude each other" --prompt hi \
+	--experts 4 --moe-store 2 --kvacceld B --moe-from A --moe-gpus 2
 refused "moe nodes for rotate" 2 "--moe-nodes is for --moe-policy eplb or plan" --prompt hi \
 	--experts 4 --moe-store 2 --moe-nodes 2
 refused "moe nodes not dividing" 2 "--moe-nodes must divide the --moe-store devices" --prompt hi \
@@ -196,5 +201,5 @@ for shape in "" "--experts 4 --top-k 2 --shared-expert --kv-heads 2"; do
 		not_ok "saved weights give the same digests ${shape:-(dense)} ($(cat "$tmp/err"))"
 	fi
 done
-[ "$n" = 53 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
+[ "$n" = 56 ] || { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - plan count"; }
 [ "$failed" = 0 ]

@@ -60,6 +60,9 @@ static const char usage[] =
 	"  --moe-nodes N       the devices in N nodes for eplb and plan (N divides D; default 1)\n"
 	"  --moe-from PEER     take the experts from engine PEER's store on this node (zero-copy,\n"
 	"                      through kvacceld: needs --kvacceld) instead of the model's weights\n"
+	"  --moe-gpus G        the experts in G GPUs' memory (device d on GPU d %% G; the cuda\n"
+	"                      backend: the CPU model reads them, so the fake driver or GPU\n"
+	"                      memory the CPU can address)\n"
 	"  --step-log FILE     a CSV line per step (its batch's shape, its times) and per swap\n"
 	"  --listen ADDR:PORT  serve HTTP on an IPv4 address (port 0: any, printed)\n"
 	"  --max-concurrent N  requests in flight before 429 (default 64)\n"
@@ -74,6 +77,7 @@ enum {
 	O_LISTEN, O_MAXCONC, O_MAXBODY, O_MAXPROMPT, O_MAXTOKLIM, O_POLICY, O_VICTIM, O_PTHRESH,
 	O_NOYIELD, O_PRIO, O_ATSTEP, O_TABLE, O_ALONE, O_KVD, O_KVDPRIO, O_UNTILEXIT, O_XFER, O_STEPLOG,
 	O_MOE, O_MOERED, O_MOEEVERY, O_MOEK, O_MOEEXEC, O_MOEPOLICY, O_MOENODES, O_MOEFROM,
+	O_MOEGPUS,
 };
 
 static const struct option longopts[] = {
@@ -129,6 +133,7 @@ static const struct option longopts[] = {
 	{ "moe-policy", required_argument, NULL, O_MOEPOLICY },
 	{ "moe-nodes", required_argument, NULL, O_MOENODES },
 	{ "moe-from", required_argument, NULL, O_MOEFROM },
+	{ "moe-gpus", required_argument, NULL, O_MOEGPUS },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -397,6 +402,9 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 		case O_MOEFROM:
 			c->moe_from = optarg;
 			break;
+		case O_MOEGPUS:
+			ret = u32("moe-gpus", optarg, 1, ACCEL_MOE_STORE_MAX_DEVICES, &c->moe.gpus);
+			break;
 		case O_MOENODES:
 			ret = u32("moe-nodes", optarg, 1, ACCEL_MOE_STORE_MAX_DEVICES,
 				  &c->moe_planner.nodes);
@@ -446,9 +454,14 @@ int serve_cli_parse(struct serve_cli *c, int argc, char **argv)
 	if (c->memfd && c->device)
 		return bad("--memfd and --device exclude each other%s%s", "", "");
 	if (!c->moe_on && (c->moe.redundant || c->moe.rebalance_every || c->moe.max_inflight ||
-			   c->moe_exec_set || c->moe_policy_set || c->moe_planner.nodes))
+			   c->moe_exec_set || c->moe_policy_set || c->moe_planner.nodes ||
+			   c->moe.gpus))
 		return bad("--moe-redundant, --moe-rebalance-every, --moe-inflight, "
-			   "--moe-executor, --moe-policy and --moe-nodes need --moe-store%s%s", "", "");
+			   "--moe-executor, --moe-gpus, --moe-policy and --moe-nodes need "
+			   "--moe-store%s%s", "", "");
+	if (c->moe.gpus && c->moe_from)
+		return bad("--moe-gpus and --moe-from exclude each other (the GPUs' copies are "
+			   "not shared)%s%s", "", "");
 	if (c->moe_planner.nodes && c->moe_planner.kind == SERVE_MOE_ROTATE)
 		return bad("--moe-nodes is for --moe-policy eplb or plan%s%s", "", "");
 	if (c->moe_planner.nodes && c->moe.devices % c->moe_planner.nodes)

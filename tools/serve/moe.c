@@ -144,6 +144,7 @@ struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_
 	const struct serve_config *c = &m->cfg;
 	uint32_t n, l, e, nodes, i;
 	int node[ACCEL_MOE_STORE_MAX_DEVICES], dn[ACCEL_MOE_STORE_MAX_DEVICES];
+	int gpu[ACCEL_MOE_STORE_MAX_DEVICES];
 	struct serve_moe *x;
 	float *buf = NULL;
 	uint64_t bytes, t0;
@@ -198,11 +199,15 @@ struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_
 			   .expert_bytes = bytes, .device_node = dn,
 			   .max_inflight = o->max_inflight,
 			   .flags = o->thread ? ACCEL_MOE_STORE_THREAD : 0,
-			   .from = o->from, .nr_from = o->nr_from);
+			   .from = o->from, .nr_from = o->nr_from,
+			   .backend = o->gpus ? ACCEL_MOE_STORE_CUDA : ACCEL_MOE_STORE_HOST,
+			   .device_gpu = gpu);
 
 		nodes = online_nodes(node, ACCEL_MOE_STORE_MAX_DEVICES);
-		for (i = 0; i < x->devices; i++)
+		for (i = 0; i < x->devices; i++) {
 			dn[i] = node[i % nodes];
+			gpu[i] = o->gpus ? (int)(i % o->gpus) : 0;
+		}
 		x->store = accel_moe_store_create(dev, &so, x->cur, (size_t)x->layers * n);
 		ret = x->store ? 0 : -errno;
 	}
@@ -220,8 +225,9 @@ struct serve_moe *serve_moe_create(struct accel_device *dev, const struct serve_
 	free(buf);
 	x->setup_ns = now_ns() - t0;
 	if (ret) {
-		snprintf(err, errlen, "the expert store (%u devices of %u slots%s): %s", x->devices,
-			 x->spd, o->nr_from ? ", from the peer's copies" : "", strerror(-ret));
+		snprintf(err, errlen, "the expert store (%u devices of %u slots%s%s): %s",
+			 x->devices, x->spd, o->nr_from ? ", from the peer's copies" : "",
+			 o->gpus ? ", in GPU memory" : "", strerror(-ret));
 		serve_moe_destroy(x);
 		errno = -ret;
 		return NULL;

@@ -59,6 +59,13 @@ struct serve_moe_opts {
 	 */
 	const struct accel_moe_store_share *from;
 	uint32_t nr_from;
+	/**
+	 * The experts in GPUs' memory (ACCEL_MOE_STORE_CUDA), device d on GPU
+	 * d % gpus; 0: kvaccel regions. The model computes on the CPU through
+	 * the windows, so this needs device memory the CPU can address (the
+	 * tests' fake driver). Not with @from.
+	 */
+	uint32_t gpus;
 };
 
 /**

@@ -399,22 +399,66 @@ int accel_cuda_tier_unmap(struct accel_cuda_tier *t, uint64_t off, uint64_t len)
 	return ret;
 }
 
-int accel_cuda_tier_window(struct accel_cuda_tier *t, const uint32_t *chunks, unsigned int n,
-			   cu_deviceptr *ptr)
+/* Chunk @i of a run: @chunks[i], or @first + i without a list. */
+static unsigned int run_chunk(const uint32_t *chunks, unsigned int first, unsigned int i)
 {
-	cu_deviceptr w = 0;
-	unsigned int i, done = 0;
-	int ret;
+	return chunks ? chunks[i] : first + i;
+}
 
-	if (!t || !chunks || !n || !ptr || n > t->nr_slots)
-		return -EINVAL;
+/*
+ * Map the tier's mapped chunks of a run (run_chunk()) at [@at, @at + n
+ * chunks) with the tier's access; undone on failure. Lock held, context
+ * pushed, every chunk checked mapped.
+ */
+static int alias_locked(struct accel_cuda_tier *t, const uint32_t *chunks, unsigned int first,
+			unsigned int n, cu_deviceptr at)
+{
+	unsigned int i, done = 0;
+	int ret = 0;
+
+	for (i = 0; !ret && i < n; i++) {
+		ret = accel_cuda_errno(t->api->cuMemMap(at + (cu_deviceptr)i * t->chunk, t->chunk, 0,
+							t->slots[run_chunk(chunks, first, i)],
+							0));
+		if (!ret)
+			done++;
+	}
+	if (!ret)
+		ret = set_access(t, at, (size_t)n * t->chunk);
+	for (i = 0; ret && i < done; i++)
+		t->api->cuMemUnmap(at + (cu_deviceptr)i * t->chunk, t->chunk);
+	return ret;
+}
+
+/* Lock @t and check a run's chunks are in range and mapped: 0 (locked) or -EINVAL. */
+static int lock_run(struct accel_cuda_tier *t, const uint32_t *chunks, unsigned int first,
+		    unsigned int n)
+{
+	unsigned int i;
+
 	pthread_mutex_lock(&t->lock);
 	for (i = 0; i < n; i++) {
-		if (chunks[i] >= t->nr_slots || !t->slots[chunks[i]]) {
+		unsigned int c = run_chunk(chunks, first, i);
+
+		if (c >= t->nr_slots || !t->slots[c]) {
 			pthread_mutex_unlock(&t->lock);
 			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+int accel_cuda_tier_window(struct accel_cuda_tier *t, const uint32_t *chunks, unsigned int n,
+			   cu_deviceptr *ptr)
+{
+	cu_deviceptr w = 0;
+	int ret;
+
+	if (!t || !chunks || !n || !ptr || n > t->nr_slots)
+		return -EINVAL;
+	ret = lock_run(t, chunks, 0, n);
+	if (ret)
+		return ret;
 	ret = ctx_push(t);
 	if (ret) {
 		pthread_mutex_unlock(&t->lock);
@@ -422,21 +466,12 @@ int accel_cuda_tier_window(struct accel_cuda_tier *t, const uint32_t *chunks, un
 	}
 	ret = accel_cuda_errno(t->api->cuMemAddressReserve(&w, (size_t)n * t->chunk, t->chunk, 0,
 							   0));
-	for (i = 0; !ret && i < n; i++) {
-		ret = accel_cuda_errno(t->api->cuMemMap(w + (cu_deviceptr)i * t->chunk, t->chunk, 0,
-							t->slots[chunks[i]], 0));
-		if (!ret)
-			done++;
-	}
-	if (!ret)
-		ret = set_access(t, w, (size_t)n * t->chunk);
-	if (ret) {
-		for (i = 0; i < done; i++)
-			t->api->cuMemUnmap(w + (cu_deviceptr)i * t->chunk, t->chunk);
-		if (w)
+	if (!ret) {
+		ret = alias_locked(t, chunks, 0, n, w);
+		if (ret)
 			t->api->cuMemAddressFree(w, (size_t)n * t->chunk);
-	} else {
-		*ptr = w;
+		else
+			*ptr = w;
 	}
 	ret = ctx_pop(t, ret);
 	pthread_mutex_unlock(&t->lock);
@@ -499,36 +534,17 @@ int accel_cuda_tier_release(struct accel_cuda_tier *t, cu_deviceptr ptr, uint64_
 
 int accel_cuda_tier_alias(struct accel_cuda_tier *t, uint64_t off, uint64_t len, cu_deviceptr at)
 {
-	unsigned int first, n, i, done = 0;
 	int ret;
 
 	if (!t || !range_ok(t, off, len) || !at || at % t->chunk)
 		return -EINVAL;
-	first = (unsigned int)(off / t->chunk);
-	n = (unsigned int)(len / t->chunk);
-	pthread_mutex_lock(&t->lock);
-	for (i = first; i < first + n; i++) {
-		if (!t->slots[i]) {
-			pthread_mutex_unlock(&t->lock);
-			return -EINVAL;
-		}
-	}
-	ret = ctx_push(t);
-	if (ret) {
-		pthread_mutex_unlock(&t->lock);
+	ret = lock_run(t, NULL, (unsigned int)(off / t->chunk), (unsigned int)(len / t->chunk));
+	if (ret)
 		return ret;
-	}
-	for (i = 0; !ret && i < n; i++) {
-		ret = accel_cuda_errno(t->api->cuMemMap(at + (cu_deviceptr)i * t->chunk, t->chunk,
-							0, t->slots[first + i], 0));
-		if (!ret)
-			done++;
-	}
+	ret = ctx_push(t);
 	if (!ret)
-		ret = set_access(t, at, len);
-	for (i = 0; ret && i < done; i++)
-		t->api->cuMemUnmap(at + (cu_deviceptr)i * t->chunk, t->chunk);
-	ret = ctx_pop(t, ret);
+		ret = ctx_pop(t, alias_locked(t, NULL, (unsigned int)(off / t->chunk),
+					      (unsigned int)(len / t->chunk), at));
 	pthread_mutex_unlock(&t->lock);
 	return ret;
 }
