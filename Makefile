@@ -54,6 +54,7 @@ TOOL_BINS	:= $(B)/tools/kvaccel-demo $(B)/tools/kvaccel-bench \
 		   $(B)/tools/kvaccel-bench-bind $(B)/tools/kvaccel-bench-copy \
 		   $(B)/tools/kvaccelctl $(B)/tools/kvaccel-bench-kv $(B)/tools/kvaccel-engine \
 		   $(B)/tools/kvaccel-bench-gpu $(B)/tools/kvaccel-bench-offload-gpu \
+		   $(B)/tools/kvaccel-bench-moe-gpu \
 		   $(B)/tools/kvaccel-bench-alloc \
 		   $(B)/tools/kvaccel-bench-bm
 NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
@@ -909,19 +910,24 @@ gpu-check: $(B)/native/cuda_tier $(B)/native/cuda_probe
 
 # On a machine with a GPU and its driver: the swap, window-growing and
 # GPU-to-GPU benchmark (tools/bench/kvaccel-bench-gpu.c; GPU_BENCH_ARGS),
-# then offload through the data mover (kvaccel-bench-offload-gpu.c).
-gpu-bench: $(B)/tools/kvaccel-bench-gpu $(B)/tools/kvaccel-bench-offload-gpu
+# then offload through the data mover (kvaccel-bench-offload-gpu.c), then the
+# MoE expert store's copies between GPUs and rebinds (kvaccel-bench-moe-gpu.c).
+gpu-bench: $(B)/tools/kvaccel-bench-gpu $(B)/tools/kvaccel-bench-offload-gpu \
+		$(B)/tools/kvaccel-bench-moe-gpu
 	$(B)/tools/kvaccel-bench-gpu $(GPU_BENCH_ARGS)
 	$(B)/tools/kvaccel-bench-offload-gpu
+	$(B)/tools/kvaccel-bench-moe-gpu
 
 # The GPU benchmark against the fake driver (two fake GPUs, strict access):
 # every path runs and its data is checked; the figures mean nothing.
 $(B)/native/bench_gpu_fake: tests/libaccel/bench_gpu_fake.sh $(B)/tools/kvaccel-bench-gpu \
-		$(B)/tools/kvaccel-bench-offload-gpu $(B)/native-bin/fakecuda/libcuda.so.1
+		$(B)/tools/kvaccel-bench-offload-gpu $(B)/tools/kvaccel-bench-moe-gpu \
+		$(B)/native-bin/fakecuda/libcuda.so.1
 	@mkdir -p $(@D)
-	@printf '#!/bin/sh\nexec %s %s %s %s\n' "$(CURDIR)/tests/libaccel/bench_gpu_fake.sh" \
+	@printf '#!/bin/sh\nexec %s %s %s %s %s\n' "$(CURDIR)/tests/libaccel/bench_gpu_fake.sh" \
 		"$(CURDIR)/$(B)/tools/kvaccel-bench-gpu" "$(CURDIR)/$(B)/native-bin/fakecuda" \
-		"$(CURDIR)/$(B)/tools/kvaccel-bench-offload-gpu" > $@
+		"$(CURDIR)/$(B)/tools/kvaccel-bench-offload-gpu" \
+		"$(CURDIR)/$(B)/tools/kvaccel-bench-moe-gpu" > $@
 	@chmod +x $@
 
 # The same against a driver without cuMemcpyBatchAsync, dma-buf export or peers.
@@ -1117,6 +1123,15 @@ $(B)/tools/kvaccel-bench-gpu: tools/bench/kvaccel-bench-gpu.c tools/bench/bench-
 
 # Offload between a GPU and host memory through the data mover (libaccel.so
 # loads the CUDA driver at run time; against the fake in bench_gpu_fake).
+# The MoE expert store on GPUs: libaccel.a for the store, the tier's sources
+# for reading the windows back.
+$(B)/tools/kvaccel-bench-moe-gpu: tools/bench/kvaccel-bench-moe-gpu.c tools/bench/bench-common.h \
+		$(B)/libaccel/libaccel.a $(wildcard libaccel/src/cuda/*)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(USER_CFLAGS) -Ilibaccel/include -Ilibaccel/src -pthread -o $@ $< \
+		$(wildcard libaccel/src/cuda/*.c) $(B)/libaccel/libaccel.a $(ACCEL_LDLIBS) -ldl
+
 $(B)/tools/kvaccel-bench-offload-gpu: tools/bench/kvaccel-bench-offload-gpu.c \
 		tools/bench/bench-common.h $(B)/libaccel/libaccel.a
 	@mkdir -p $(@D)
