@@ -92,6 +92,18 @@ struct accel_moe_store_opts {
 	 * two devices may name one GPU). Ignored on the host backend.
 	 */
 	const int *device_gpu;
+	/**
+	 * ACCEL_MOE_STORE_CUDA: another store of this process on the cuda
+	 * backend, of the same layers, experts and expert_bytes, to start
+	 * from (a scale-up to more or other GPUs): each copy of the initial
+	 * placement is copied from one of its copies of that expert (one on
+	 * the same GPU first, device to device; else peer to peer, access to
+	 * the new GPUs granted on it where the topology allows, else staged
+	 * through host memory) before create returns, instead of zero-filled,
+	 * so nothing need be written. It may serve and rebalance meanwhile
+	 * (each copy holds its lock for the copy) and stays the caller's.
+	 */
+	struct accel_moe_store *from_store;
 };
 
 /** Copies in kvaccel regions, windows in kvaccel spaces (the default). */
@@ -139,9 +151,10 @@ struct accel_moe_store_opts {
  * expert of the placement with no entry in opts->from), E2BIG (too many
  * window slots for one bind batch), ENOMEM, or a region's, space's or
  * copy's error. ACCEL_MOE_STORE_CUDA also: EINVAL (no device_gpu, a
- * block_size other than the granularity), ENODEV (no driver, no such GPU,
- * one without virtual memory management), EOPNOTSUPP (opts->from), the
- * driver's errors.
+ * block_size other than the granularity; opts->from_store not a cuda
+ * store of the same layers, experts and expert size), ENODEV (no driver,
+ * no such GPU, one without virtual memory management), EOPNOTSUPP
+ * (opts->from), the driver's errors.
  */
 struct accel_moe_store *accel_moe_store_create(struct accel_device *dev,
 					       const struct accel_moe_store_opts *opts,

@@ -89,7 +89,8 @@ rc=$?
 [ $rc -eq 0 ] && grep -q 'on 4 GPUs: 4 devices (one per GPU)' "$log" &&
 	[ "$(grep -c 'rotate: 16 copies, 64.0 MiB' "$log")" -eq 2 ] &&
 	[ "$(grep -c 'permute: 16 rebinds, no copy' "$log")" -eq 2 ] &&
-	grep -q '^summary: expert copies .* data checked$' "$log"
+	[ "$(grep -c '^scale-up: 2 layers x 8 experts of 4 MiB: from the running store' "$log")" -eq 1 ] &&
+	grep -q '^summary: expert copies .* faster than from host memory, data checked$' "$log"
 ok $? moe_store_four_gpus
 
 run env FAKE_CUDA_DEVICES=4 FAKE_CUDA_DIRTY=1 FAKE_CUDA_NO_PEER=1 FAKE_CUDA_NO_BATCH=1 \

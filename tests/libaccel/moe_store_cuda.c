@@ -15,7 +15,9 @@
  * step of it reading every expert right through its version's table; the
  * executor on its thread with a reader at every step; devices sharing a
  * GPU; a copy failing in the driver mid-rebalance abandons it with every
- * layer whole and readable, and a second rebalance then completes; bad
+ * layer whole and readable, and a second rebalance then completes; a store
+ * over four GPUs made from a running one over two (rebalancing meanwhile),
+ * its bytes all fetched from the old store's memory, none from the host; bad
  * options refused (EINVAL, ENODEV, EOPNOTSUPP); destroy gives every
  * allocation, mapping, reservation, stream and event back.
  * build/native/moe_store_cuda_plain runs it against a driver without peer
@@ -414,6 +416,62 @@ static void copy_fails(void **state)
 	accel_moe_store_destroy(s);
 }
 
+/*
+ * Scale-up from a running store: a store over four GPUs made from one over
+ * two (which rebalances meanwhile on its thread) reads every expert's bytes
+ * without one written, its copies fetched from the old one's memory.
+ */
+static void scale_up_from_a_store(void **state)
+{
+	static const int two[2] = { 0, 1 };
+	ACCEL_OPTS(accel_moe_store_opts, o, .layers = LAYERS, .experts = EXPERTS,
+		   .devices = 2, .slots_per_device = EXPERTS / 2, .expert_bytes = EBYTES,
+		   .flags = ACCEL_MOE_STORE_THREAD, .backend = ACCEL_MOE_STORE_CUDA,
+		   .device_gpu = two);
+	int32_t a[LAYERS * EXPERTS], ar[LAYERS * EXPERTS], p[LAYERS * SLOTS];
+	ACCEL_OPTS(accel_moe_store_stats, st);
+	struct fake_cuda_stats before, after;
+	struct accel_moe_store *old, *s;
+	uint32_t l, i, e;
+
+	(void)state;
+	for (l = 0; l < LAYERS; l++)
+		for (i = 0; i < EXPERTS; i++) {
+			a[l * EXPERTS + i] = (int32_t)i;
+			ar[l * EXPERTS + (i + EXPERTS / 2) % EXPERTS] = (int32_t)i;
+		}
+	old = accel_moe_store_create(NULL, &o, a, LAYERS * EXPERTS);
+	assert_non_null(old);
+	for (l = 0; l < LAYERS; l++)
+		for (e = 0; e < EXPERTS; e++) {
+			pattern(pat, l, e);
+			assert_int_equal(0, accel_moe_store_write(old, l, e, pat, EBYTES));
+		}
+	assert_int_equal(0, accel_moe_store_apply(old, ar, LAYERS * EXPERTS));
+	initial(p);
+	snapshot(&before);
+	{
+		ACCEL_OPTS(accel_moe_store_opts, n, .layers = LAYERS, .experts = EXPERTS,
+			   .devices = GPUS, .slots_per_device = SPD, .expert_bytes = EBYTES,
+			   .backend = ACCEL_MOE_STORE_CUDA, .device_gpu = four,
+			   .from_store = old);
+
+		s = accel_moe_store_create(NULL, &n, p, LAYERS * SLOTS);
+	}
+	assert_non_null(s);
+	snapshot(&after);
+	/* Nothing from the host: every byte came from the old store's GPUs. */
+	assert_int_equal(after.pageable_copies, before.pageable_copies);
+	assert_int_equal(0, accel_moe_store_stats(s, &st));
+	assert_int_equal(st.fetched, LAYERS * GPUS * 2);
+	assert_int_equal(1, serve_until_idle(s, 1));
+	assert_int_equal(0, accel_moe_store_settle(old, 10000000000LL));
+	/* The new store is its own: the old one can go. */
+	accel_moe_store_destroy(old);
+	assert_int_equal(1, serve_until_idle(s, 1));
+	accel_moe_store_destroy(s);
+}
+
 static void bad_options(void **state)
 {
 	static const int seven[GPUS] = { 0, 1, 7, 3 }, neg[GPUS] = { 0, -1, 2, 3 };
@@ -455,6 +513,19 @@ static void bad_options(void **state)
 	assert_null(accel_moe_store_create(NULL, &o, p, LAYERS * SLOTS));
 	assert_int_equal(errno, EINVAL);
 	o.backend = ACCEL_MOE_STORE_CUDA;
+	s = accel_moe_store_create(NULL, &o, p, LAYERS * SLOTS);
+	assert_non_null(s);
+	o.from_store = s;
+	o.expert_bytes = EBYTES / 2;	/* not the same experts */
+	assert_null(accel_moe_store_create(NULL, &o, p, LAYERS * SLOTS));
+	assert_int_equal(errno, EINVAL);
+	o.expert_bytes = EBYTES;
+	o.layers = 1;
+	assert_null(accel_moe_store_create(NULL, &o, p, SLOTS));
+	assert_int_equal(errno, EINVAL);
+	o.layers = LAYERS;
+	o.from_store = NULL;
+	accel_moe_store_destroy(s);
 	p[3] = EXPERTS;
 	assert_null(accel_moe_store_create(NULL, &o, p, LAYERS * SLOTS));
 	assert_int_equal(errno, EINVAL);
@@ -480,6 +551,7 @@ int main(void)
 		cmocka_unit_test(devices_share_gpus),
 		cmocka_unit_test(thread_mode),
 		cmocka_unit_test(copy_fails),
+		cmocka_unit_test(scale_up_from_a_store),
 		cmocka_unit_test(bad_options),
 	};
 

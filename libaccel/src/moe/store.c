@@ -199,8 +199,12 @@ static int layer_init(struct accel_moe_store *s, uint32_t li, const int32_t *p,
 				break;
 			}
 			c->started = c->ready = true;
-			if (s->be->clear)
+			if (s->from_store)
+				ret = moe_cuda_fill_from(s, c, li);
+			else if (s->be->clear)
 				ret = s->be->clear(s, c);
+			if (!ret && s->from_store)
+				s->st.fetched++;
 		}
 		ops[i] = (struct moe_bind) { .w = i, .c = c };
 		win[i] = i;
@@ -292,6 +296,19 @@ static int shape(struct accel_moe_store *s, const struct accel_moe_store_opts *o
 	return ret;
 }
 
+/* opts->from_store, if any, fits @s: set as s->from_store. */
+static int from_store_ok(struct accel_moe_store *s, struct accel_moe_store *f)
+{
+	if (!f)
+		return 0;
+	if (f == s || s->be != &moe_cuda_backend || f->be != &moe_cuda_backend ||
+	    f->layers != s->layers || f->experts != s->experts ||
+	    f->expert_bytes != s->expert_bytes || f->stride != s->stride)
+		return -EINVAL;
+	s->from_store = f;
+	return 0;
+}
+
 void moe_publish(struct accel_moe_store *s)
 {
 	uint32_t li;
@@ -361,6 +378,8 @@ ACCEL_EXPORT struct accel_moe_store *accel_moe_store_create(struct accel_device 
 		ret = placement_ok(s, phy2log, count);
 	if (!ret)
 		ret = moe_share_begin(s, opts, &share);
+	if (!ret)
+		ret = from_store_ok(s, ACCEL_OPTS_GET(opts, from_store, NULL));
 	if (!ret) {
 		s->layer = calloc(s->layers, sizeof(*s->layer));
 		s->job_target = calloc(count, sizeof(*s->job_target));
@@ -370,6 +389,7 @@ ACCEL_EXPORT struct accel_moe_store *accel_moe_store_create(struct accel_device 
 	for (li = 0; !ret && li < s->layers; li++)
 		ret = layer_init(s, li, phy2log + (size_t)li * s->num_slots, share);
 	moe_share_end(share);
+	s->from_store = NULL;
 	if (!ret)
 		moe_publish(s);
 	if (!ret && (s->flags & ACCEL_MOE_STORE_THREAD)) {

@@ -344,6 +344,59 @@ static int cuda_copy_poll(struct accel_moe_store *s, struct moe_copy *c)
 	return 1;
 }
 
+/* The ready copy of @e in layer @li of @f to fill a copy on GPU @gpu from: that GPU's first. */
+static const struct moe_copy *source_in(const struct accel_moe_store *f, uint32_t li, uint32_t e,
+					int gpu)
+{
+	const struct moe_copy *c, *any = NULL;
+
+	for (c = f->layer[li].copies; c; c = c->next) {
+		if (c->expert != e || !c->ready || c->busy)
+			continue;
+		if (cs_of(f)->gpu[c->device] == gpu)
+			return c;
+		if (!any)
+			any = c;
+	}
+	return any;
+}
+
+int moe_cuda_fill_from(struct accel_moe_store *s, struct moe_copy *c, uint32_t li)
+{
+	struct accel_moe_store *f = s->from_store;
+	struct cuda_store *cs = cs_of(s), *fs = cs_of(f);
+	int gpu = cs->gpu[c->device], ret;
+	struct accel_cuda_tier *td = cs->tier[c->device], *ts;
+	const struct moe_copy *src;
+	struct accel_cuda_copy p;
+	uint64_t tk;
+
+	/* Its executor frees or reuses no copy while this one is copied. */
+	pthread_mutex_lock(&f->lock);
+	src = source_in(f, li, c->expert, gpu);
+	if (!src) {
+		pthread_mutex_unlock(&f->lock);
+		return -ENOENT;
+	}
+	ts = fs->tier[src->device];
+	p = (struct accel_cuda_copy) { cell_addr(s, c), cell_addr(f, src), s->stride };
+	if (fs->gpu[src->device] == gpu) {
+		ret = accel_cuda_tier_copy(td, &p, 1, &tk);
+	} else {
+		/* Let the new GPU read the old one's memory straight, where it can. */
+		ret = accel_cuda_tier_grant_peer(ts, gpu);
+		if (ret && ret != -EOPNOTSUPP && ret != -ENOSPC) {
+			pthread_mutex_unlock(&f->lock);
+			return ret;
+		}
+		ret = accel_cuda_tier_copy_peer(td, ts, &p, 1, &tk);
+	}
+	if (!ret)
+		ret = accel_cuda_tier_wait(td, tk, -1);
+	pthread_mutex_unlock(&f->lock);
+	return ret;
+}
+
 const struct moe_backend moe_cuda_backend = {
 	.init = cuda_init,
 	.fini = cuda_fini,

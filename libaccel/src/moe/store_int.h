@@ -81,6 +81,12 @@ struct moe_backend {
 extern const struct moe_backend moe_host_backend;
 extern const struct moe_backend moe_cuda_backend;
 
+/*
+ * store_cuda.c: fill @c (a new copy of layer @li) from s->from_store's copy
+ * of its expert, waited for; 0 or -errno (-ENOENT: it has none ready).
+ */
+int moe_cuda_fill_from(struct accel_moe_store *s, struct moe_copy *c, uint32_t li);
+
 /**
  * struct moe_table - a layer's table at one version: used by steps of
  * version @since and later (until the next table's @since).
@@ -134,11 +140,13 @@ struct moe_layer {
  * @thread: the executor's own thread (ACCEL_MOE_STORE_THREAD), woken by
  *	@kick; @stop ends it.
  * @be, @be_priv: the backend and its state.
+ * @from_store: opts->from_store while the store is made (else NULL).
  */
 struct accel_moe_store {
 	struct accel_device *dev;
 	const struct moe_backend *be;
 	void *be_priv;
+	struct accel_moe_store *from_store;
 	uint32_t layers, experts, devices, spd, num_slots, wslots;
 	uint32_t bs, bpe, k, flags;
 	uint64_t expert_bytes, stride;
