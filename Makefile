@@ -1027,10 +1027,12 @@ $(B)/native/libaccel_install: tests/libaccel/install.sh $(ACCEL_LIBS)
 # /usr/bin/python3; a SKIP without python3): the block manager and its
 # struct mirrors (python_bm), the other struct mirrors (python_layout),
 # memfd tiers and the mover with numpy, torch and asyncio (python_mover),
-# the offload manager and Documentation/examples/connector.py (python_offload).
+# the offload manager and Documentation/examples/connector.py (python_offload),
+# MoE placement against the numpy EPLB oracle (python_moe).
 PY_SRCS		:= $(wildcard libaccel/python/kvaccel/*.py tests/python/*.py) \
+		   tests/libaccel/eplb_oracle.py \
 		   Documentation/examples/connector.py
-PY_TESTS	:= bm layout mover offload
+PY_TESTS	:= bm layout mover offload moe
 $(foreach t,$(PY_TESTS),$(B)/native/python_$(t)): $(B)/native/python_%: tests/python/run.sh \
 		$(B)/libaccel/$(ACCEL_SONAME) $(PY_SRCS) $(B)/native-bin/py_bm_layout \
 		$(B)/native-bin/py_layout

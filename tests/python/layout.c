@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The layout of the structs of accel.h (devices, engines), accel_mover.h
- * and accel_offload.h as the C compiler sees it, one line per struct
+ * The layout of the structs of accel.h (devices, engines), accel_mover.h,
+ * accel_offload.h and accel_moe_plan.h as the C compiler sees it, one line per struct
  * ("STRUCT size SIZE align ALIGN") and per member ("STRUCT MEMBER OFFSET
  * SIZE"), then constants ("NAME VALUE"), for tests/python/test_layout.py
  * to compare with the ctypes mirrors in libaccel/python/kvaccel/_*_types.py.
@@ -71,5 +71,25 @@ int main(void)
 	C(ACCEL_TIER_LAYOUT_LAYERS); C(ACCEL_MOVER_LAYERS); C(ACCEL_MOVER_WAIT_EVENT);
 	C(ACCEL_MOVER_RECORD_EVENT);
 	C(ACCEL_OFFLOAD_NO_BLOCK);
+
+	S(accel_moe_topo); M(accel_moe_topo, sz); M(accel_moe_topo, layers);
+	M(accel_moe_topo, experts); M(accel_moe_topo, slots); M(accel_moe_topo, devices);
+	M(accel_moe_topo, nodes); M(accel_moe_topo, groups);
+	S(accel_eplb_opts); M(accel_eplb_opts, sz); M(accel_eplb_opts, policy);
+	M(accel_eplb_opts, flags); M(accel_eplb_opts, old_phy2log);
+	S(accel_moe_cost); M(accel_moe_cost, sz); M(accel_moe_cost, imbalance);
+	M(accel_moe_cost, max_imbalance); M(accel_moe_cost, max_load);
+	M(accel_moe_cost, mean_load); M(accel_moe_cost, moves); M(accel_moe_cost, traffic);
+	M(accel_moe_cost, cross_device); M(accel_moe_cost, cross_node);
+	S(accel_moe_move); M(accel_moe_move, layer); M(accel_moe_move, slot);
+	M(accel_moe_move, old_expert); M(accel_moe_move, new_expert);
+	M(accel_moe_move, src_slot); M(accel_moe_move, kind); M(accel_moe_move, round);
+	S(accel_moe_plan_opts); M(accel_moe_plan_opts, sz); M(accel_moe_plan_opts, balance_slack);
+	M(accel_moe_plan_opts, move_tokens); M(accel_moe_plan_opts, max_moves);
+	M(accel_moe_plan_opts, flags);
+	C(ACCEL_MOE_STATS_COACT); C(ACCEL_MOE_PLAN_NO_TRAFFIC); C(ACCEL_EPLB_AUTO);
+	C(ACCEL_EPLB_HIERARCHICAL); C(ACCEL_EPLB_GLOBAL); C(ACCEL_MOE_MAX_LAYERS);
+	C(ACCEL_MOE_MAX_EXPERTS); C(ACCEL_MOE_MOVE_DEVICE); C(ACCEL_MOE_MOVE_NODE);
+	C(ACCEL_MOE_MOVE_REMOTE); C(ACCEL_MOE_MOVE_STORE);
 	return 0;
 }

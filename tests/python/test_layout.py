@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-only
-"""The ctypes mirrors of accel.h's device and engine structs, accel_mover.h
-and accel_offload.h against the C compiler's layout (tests/python/layout.c,
+"""The ctypes mirrors of accel.h's device and engine structs, accel_mover.h,
+accel_offload.h and accel_moe_plan.h against the C compiler's layout (tests/python/layout.c,
 $KVACCEL_LAYOUT or compiled here), and the constants. A struct whose first
 member is sz may have grown in C: its mirror must be a prefix of it (every
 member the mirror has at the C offset and size; what C has beyond the
@@ -11,10 +11,10 @@ import ctypes
 import unittest
 
 import common
-from kvaccel import _dev_types, _mover_types, _offload_types
+from kvaccel import _dev_types, _moe_types, _mover_types, _offload_types
 import tap
 
-MODULES = (_dev_types, _mover_types, _offload_types)
+MODULES = (_dev_types, _mover_types, _offload_types, _moe_types)
 
 
 def mirrors():
@@ -79,6 +79,17 @@ class Layout(unittest.TestCase):
             "ACCEL_MOVER_WAIT_EVENT": _mover_types.MOVER_WAIT_EVENT,
             "ACCEL_MOVER_RECORD_EVENT": _mover_types.MOVER_RECORD_EVENT,
             "ACCEL_OFFLOAD_NO_BLOCK": _offload_types.NO_BLOCK,
+            "ACCEL_MOE_STATS_COACT": _moe_types.STATS_COACT,
+            "ACCEL_MOE_PLAN_NO_TRAFFIC": _moe_types.PLAN_NO_TRAFFIC,
+            "ACCEL_EPLB_AUTO": _moe_types.EPLB_AUTO,
+            "ACCEL_EPLB_HIERARCHICAL": _moe_types.EPLB_HIERARCHICAL,
+            "ACCEL_EPLB_GLOBAL": _moe_types.EPLB_GLOBAL,
+            "ACCEL_MOE_MAX_LAYERS": _moe_types.MAX_LAYERS,
+            "ACCEL_MOE_MAX_EXPERTS": _moe_types.MAX_EXPERTS,
+            "ACCEL_MOE_MOVE_DEVICE": _moe_types.MOVE_DEVICE,
+            "ACCEL_MOE_MOVE_NODE": _moe_types.MOVE_NODE,
+            "ACCEL_MOE_MOVE_REMOTE": _moe_types.MOVE_REMOTE,
+            "ACCEL_MOE_MOVE_STORE": _moe_types.MOVE_STORE,
         }
         self.assertEqual({k: consts[k] for k in want}, want)
 
