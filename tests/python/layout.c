@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * The layout of the structs of accel.h (devices, engines), accel_mover.h,
- * accel_offload.h and accel_moe_plan.h as the C compiler sees it, one line per struct
+ * accel_offload.h, accel_moe_plan.h and accel_moe.h as the C compiler sees it, one line per struct
  * ("STRUCT size SIZE align ALIGN") and per member ("STRUCT MEMBER OFFSET
  * SIZE"), then constants ("NAME VALUE"), for tests/python/test_layout.py
  * to compare with the ctypes mirrors in libaccel/python/kvaccel/_*_types.py.
@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include <accel.h>
+#include <accel_moe.h>
 
 #define S(T) printf("%s size %zu align %zu\n", #T, sizeof(struct T), _Alignof(struct T))
 #define M(T, F) printf("%s %s %zu %zu\n", #T, #F, offsetof(struct T, F), \
@@ -91,5 +92,31 @@ int main(void)
 	C(ACCEL_EPLB_HIERARCHICAL); C(ACCEL_EPLB_GLOBAL); C(ACCEL_MOE_MAX_LAYERS);
 	C(ACCEL_MOE_MAX_EXPERTS); C(ACCEL_MOE_MOVE_DEVICE); C(ACCEL_MOE_MOVE_NODE);
 	C(ACCEL_MOE_MOVE_REMOTE); C(ACCEL_MOE_MOVE_STORE);
+
+	S(accel_moe_store_opts); M(accel_moe_store_opts, sz); M(accel_moe_store_opts, layers);
+	M(accel_moe_store_opts, experts); M(accel_moe_store_opts, devices);
+	M(accel_moe_store_opts, slots_per_device); M(accel_moe_store_opts, expert_bytes);
+	M(accel_moe_store_opts, block_size); M(accel_moe_store_opts, device_node);
+	M(accel_moe_store_opts, max_inflight); M(accel_moe_store_opts, flags);
+	printf("accel_moe_store_opts from_ %zu %zu\n", offsetof(struct accel_moe_store_opts, from),
+	       sizeof(((struct accel_moe_store_opts *)0)->from));
+	M(accel_moe_store_opts, nr_from); M(accel_moe_store_opts, backend);
+	M(accel_moe_store_opts, device_gpu); M(accel_moe_store_opts, from_store);
+	S(accel_moe_store_stats); M(accel_moe_store_stats, sz); M(accel_moe_store_stats, layers);
+	M(accel_moe_store_stats, experts); M(accel_moe_store_stats, devices);
+	M(accel_moe_store_stats, num_slots); M(accel_moe_store_stats, block_size);
+	M(accel_moe_store_stats, blocks_per_expert); M(accel_moe_store_stats, slot_stride);
+	M(accel_moe_store_stats, version); M(accel_moe_store_stats, steps_in_flight);
+	M(accel_moe_store_stats, rebalancing); M(accel_moe_store_stats, retired_pending);
+	M(accel_moe_store_stats, rebalances); M(accel_moe_store_stats, waves);
+	M(accel_moe_store_stats, rebinds); M(accel_moe_store_stats, copies);
+	M(accel_moe_store_stats, copy_bytes); M(accel_moe_store_stats, reclaims);
+	M(accel_moe_store_stats, over_k); M(accel_moe_store_stats, max_inflight_seen);
+	M(accel_moe_store_stats, last_error); M(accel_moe_store_stats, live_copies);
+	M(accel_moe_store_stats, peak_copies); M(accel_moe_store_stats, adopted);
+	M(accel_moe_store_stats, fetched); M(accel_moe_store_stats, exported);
+	M(accel_moe_store_stats, shared_copies);
+	C(ACCEL_MOE_STORE_MAX_DEVICES); C(ACCEL_MOE_STORE_THREAD); C(ACCEL_MOE_STORE_HOST);
+	C(ACCEL_MOE_STORE_CUDA);
 	return 0;
 }

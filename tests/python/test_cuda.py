@@ -7,7 +7,10 @@ access checks on): round trips memfd -> device -> memfd checked byte for
 byte through an allocated tier and through engine memory registered in
 both layouts, layer-wise jobs changing only their layers, a job held by
 wait_event until the engine's stream runs, record_event complete once the
-job is, bad options as OSError EINVAL, device tiers without a buffer.
+job is, bad options as OSError EINVAL, device tiers without a buffer; the
+MoE expert store on the cuda backend over two fake GPUs
+(kvaccel.moe.Store: windows read back, a rotation across the GPUs under
+steps, rebinds within one, a store made from another's copies).
 Without the fake driver (no libcuda.so.1 found): every test skips."""
 
 import ctypes
@@ -219,6 +222,112 @@ class DeviceTiers(unittest.TestCase):
                 self.m.submit((a,), kvaccel.runs(0, [0], 0, [1]), record_event=1)
             self.assertEqual(errno.EINVAL, e.exception.errno)
             self.assertEqual(0, self.m.pending)
+
+
+def expert_bytes(layer, expert, n):
+    return pattern(n, layer * 16 + expert + 1)
+
+
+@unittest.skipIf(CUDA is None, "no fake libcuda.so.1 on LD_LIBRARY_PATH")
+class MoeStore(unittest.TestCase):
+    """kvaccel.moe.Store on the cuda backend over the fake's two GPUs (no
+    kvaccel device): every replica read through its window (the fake's
+    device memory is host memory), a rotation across the GPUs under steps
+    on the store's thread, a permutation within each GPU with no copy, a
+    store made from another's copies, bad input."""
+
+    LAYERS, EXPERTS, SPD, EB = 2, 4, 3, 3 * MB
+
+    def initial(self):
+        # GPU 0: experts 0, 2, 0; GPU 1: 1, 3, 1 (each layer).
+        return [[0, 2, 0, 1, 3, 1]] * self.LAYERS
+
+    def store(self, p, **kw):
+        return kvaccel.moe.Store(self.LAYERS, self.EXPERTS, 2, self.SPD, self.EB, p,
+                                 gpus=[0, 1], **kw)
+
+    def check_all(self, s, v):
+        for l in range(self.LAYERS):
+            for e in range(self.EXPERTS):
+                want = expert_bytes(l, e, self.EB)
+                reps = s.replicas(v, l, e)
+                self.assertTrue(reps)
+                for r in range(len(reps)):
+                    a = s.expert(v, l, e, r)
+                    self.assertEqual(ctypes.string_at(a, self.EB), want, (l, e, r))
+
+    def fill(self, s):
+        for l in range(self.LAYERS):
+            for e in range(self.EXPERTS):
+                s.write(l, e, expert_bytes(l, e, self.EB))
+
+    def test_rebalances_on_gpus(self):
+        with self.store(self.initial(), thread=True, max_inflight=2) as s:
+            self.fill(s)
+            st = s.stats()
+            self.assertEqual((st.devices, st.block_size, st.blocks_per_expert),
+                             (2, 2 * MB, 2))
+            self.assertEqual(st.live_copies, [2 * self.LAYERS, 2 * self.LAYERS])
+            with s.step() as v:
+                self.check_all(s, v)
+            # Every slot to the other GPU: each expert copied across.
+            rot = [[1, 3, 1, 0, 2, 0]] * self.LAYERS
+            s.apply(rot)
+            busy = True
+            while busy:
+                with s.step() as v:
+                    self.check_all(s, v)
+                busy = s.progress()
+            s.settle(10)
+            st = s.stats()
+            self.assertEqual((st.rebalances, st.last_error), (1, 0))
+            self.assertGreaterEqual(st.copies, 2 * 2 * self.LAYERS)
+            self.assertEqual([list(r) for r in s.placement()], rot)
+            # A permutation within each GPU: rebinds, no copy.
+            c0 = st.copies
+            s.apply([[3, 1, 1, 2, 0, 0]] * self.LAYERS)
+            s.settle(10)
+            st = s.stats()
+            self.assertEqual(st.copies, c0)
+            self.assertGreater(st.rebinds, 0)
+            with s.step() as v:
+                self.check_all(s, v)
+            # A second store from this one's copies: nothing written.
+            with self.store(self.initial(), from_store=s) as t:
+                self.assertEqual(t.stats().fetched, 2 * 2 * self.LAYERS)
+                with t.step() as v:
+                    self.check_all(t, v)
+
+    def test_bad_input(self):
+        with self.assertRaises(OSError) as e:
+            kvaccel.moe.Store(self.LAYERS, self.EXPERTS, 2, self.SPD, self.EB, self.initial(),
+                              gpus=[0, 7])
+        self.assertEqual(errno.ENODEV, e.exception.errno)
+        with self.assertRaises(OSError) as e:   # the host backend needs a kvaccel device
+            kvaccel.moe.Store(self.LAYERS, self.EXPERTS, 2, self.SPD, self.EB, self.initial())
+        self.assertEqual(errno.EINVAL, e.exception.errno)
+        with self.assertRaises(ValueError):
+            self.store([[0, 1, 2, 3]] * self.LAYERS)
+        with self.assertRaises(ValueError):
+            kvaccel.moe.Store(self.LAYERS, self.EXPERTS, 2, self.SPD, self.EB, self.initial(),
+                              gpus=[0])
+        with self.store(self.initial()) as s:
+            with self.assertRaises(ValueError):
+                s.write(0, 0, b"short")
+            with self.assertRaises(OSError) as e:
+                s.write(0, 9, bytes(self.EB))
+            self.assertEqual(errno.EINVAL, e.exception.errno)
+            with self.assertRaises(OSError) as e:
+                s.apply([[0, 0, 0, 0, 0, 0]] * self.LAYERS)     # experts without a slot
+            self.assertEqual(errno.EINVAL, e.exception.errno)
+            with self.assertRaises(OSError) as e:
+                s.expert(99, 0, 0)                             # no step of that version
+            self.assertEqual(errno.EINVAL, e.exception.errno)
+            with self.assertRaises(OSError) as e:
+                s.end(0)                                       # no step in flight
+            self.assertEqual(errno.EINVAL, e.exception.errno)
+        with self.assertRaises(ValueError):
+            s.begin()                                          # closed
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-only
 """The ctypes mirrors of accel.h's device and engine structs, accel_mover.h,
-accel_offload.h and accel_moe_plan.h against the C compiler's layout (tests/python/layout.c,
+accel_offload.h, accel_moe_plan.h and accel_moe.h against the C compiler's layout (tests/python/layout.c,
 $KVACCEL_LAYOUT or compiled here), and the constants. A struct whose first
 member is sz may have grown in C: its mirror must be a prefix of it (every
 member the mirror has at the C offset and size; what C has beyond the
@@ -90,6 +90,10 @@ class Layout(unittest.TestCase):
             "ACCEL_MOE_MOVE_NODE": _moe_types.MOVE_NODE,
             "ACCEL_MOE_MOVE_REMOTE": _moe_types.MOVE_REMOTE,
             "ACCEL_MOE_MOVE_STORE": _moe_types.MOVE_STORE,
+            "ACCEL_MOE_STORE_MAX_DEVICES": _moe_types.STORE_MAX_DEVICES,
+            "ACCEL_MOE_STORE_THREAD": _moe_types.STORE_THREAD,
+            "ACCEL_MOE_STORE_HOST": _moe_types.STORE_HOST,
+            "ACCEL_MOE_STORE_CUDA": _moe_types.STORE_CUDA,
         }
         self.assertEqual({k: consts[k] for k in want}, want)
 

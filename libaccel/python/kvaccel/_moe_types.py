@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
-"""ctypes mirrors of accel_moe_plan.h (struct for struct, field for field)
-and the prototypes of accel_eplb_rebalance, accel_moe_* (planner, costs,
-moves, statistics). tests/python checks them against the C compiler's
-layout."""
+"""ctypes mirrors of accel_moe_plan.h and accel_moe.h (struct for struct,
+field for field) and the prototypes of accel_eplb_rebalance, accel_moe_*
+(planner, costs, moves, statistics) and accel_moe_store_* (the expert
+store). tests/python checks them against the C compiler's layout."""
 
+import ctypes
 from ctypes import (POINTER, Structure, c_double, c_float, c_int, c_int32, c_size_t,
                     c_uint32, c_uint64, c_void_p)
 
@@ -15,6 +16,10 @@ EPLB_GLOBAL = 2             # ACCEL_EPLB_GLOBAL
 MAX_LAYERS = 4096           # ACCEL_MOE_MAX_LAYERS
 MAX_EXPERTS = 65536         # ACCEL_MOE_MAX_EXPERTS
 MOVE_DEVICE, MOVE_NODE, MOVE_REMOTE, MOVE_STORE = 0, 1, 2, 3   # enum accel_moe_move_kind
+STORE_MAX_DEVICES = 64      # ACCEL_MOE_STORE_MAX_DEVICES
+STORE_THREAD = 1            # ACCEL_MOE_STORE_THREAD
+STORE_HOST = 0              # ACCEL_MOE_STORE_HOST
+STORE_CUDA = 1              # ACCEL_MOE_STORE_CUDA
 
 
 class Topo(Structure):
@@ -64,12 +69,62 @@ class PlanOpts(Structure):
                 ("flags", c_uint32)]
 
 
+class StoreOpts(Structure):
+    _fields_ = [("sz", c_size_t),
+                ("layers", c_uint32),
+                ("experts", c_uint32),
+                ("devices", c_uint32),
+                ("slots_per_device", c_uint32),
+                ("expert_bytes", c_uint64),
+                ("block_size", c_uint32),
+                ("device_node", POINTER(c_int)),
+                ("max_inflight", c_uint32),
+                ("flags", c_uint32),
+                ("from_", c_void_p),
+                ("nr_from", c_uint32),
+                ("backend", c_uint32),
+                ("device_gpu", POINTER(c_int)),
+                ("from_store", c_void_p)]
+
+
+class StoreStats(Structure):
+    _fields_ = [("sz", c_size_t),
+                ("layers", c_uint32),
+                ("experts", c_uint32),
+                ("devices", c_uint32),
+                ("num_slots", c_uint32),
+                ("block_size", c_uint32),
+                ("blocks_per_expert", c_uint32),
+                ("slot_stride", c_uint64),
+                ("version", c_uint64),
+                ("steps_in_flight", c_uint32),
+                ("rebalancing", c_uint32),
+                ("retired_pending", c_uint32),
+                ("rebalances", c_uint64),
+                ("waves", c_uint64),
+                ("rebinds", c_uint64),
+                ("copies", c_uint64),
+                ("copy_bytes", c_uint64),
+                ("reclaims", c_uint64),
+                ("over_k", c_uint64),
+                ("max_inflight_seen", c_uint32),
+                ("last_error", c_int32),
+                ("live_copies", c_uint32 * STORE_MAX_DEVICES),
+                ("peak_copies", c_uint32 * STORE_MAX_DEVICES),
+                ("adopted", c_uint64),
+                ("fetched", c_uint64),
+                ("exported", c_uint64),
+                ("shared_copies", c_uint32)]
+
+
 STRUCTS = {
     "accel_moe_topo": Topo,
     "accel_eplb_opts": EplbOpts,
     "accel_moe_cost": Cost,
     "accel_moe_move": Move,
     "accel_moe_plan_opts": PlanOpts,
+    "accel_moe_store_opts": StoreOpts,
+    "accel_moe_store_stats": StoreStats,
 }
 
 _P = c_void_p
@@ -94,4 +149,16 @@ PROTOS = {
     "accel_moe_stats_step_end": (c_int, [_P]),
     "accel_moe_stats_load": (c_int, [_P, POINTER(c_uint64), _f32p, _u32p]),
     "accel_moe_stats_coact": (c_int, [_P, _u32p]),
+    "accel_moe_store_create": (_P, [_P, POINTER(StoreOpts), _i32p, c_size_t]),
+    "accel_moe_store_destroy": (None, [_P]),
+    "accel_moe_store_write": (c_int, [_P, c_uint32, c_uint32, c_void_p, c_size_t]),
+    "accel_moe_store_step_begin": (c_int, [_P, POINTER(c_uint64)]),
+    "accel_moe_store_step_end": (c_int, [_P, c_uint64]),
+    "accel_moe_store_expert": (_P, [_P, c_uint64, c_uint32, c_uint32, c_uint32]),
+    "accel_moe_store_replicas": (c_int, [_P, c_uint64, c_uint32, c_uint32, _u32p, c_uint32]),
+    "accel_moe_store_placement": (c_int, [_P, _i32p, c_size_t]),
+    "accel_moe_store_apply": (c_int, [_P, _i32p, c_size_t]),
+    "accel_moe_store_progress": (c_int, [_P]),
+    "accel_moe_store_settle": (c_int, [_P, ctypes.c_int64]),
+    "accel_moe_store_stats": (c_int, [_P, POINTER(StoreStats)]),
 }

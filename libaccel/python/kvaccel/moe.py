@@ -11,7 +11,10 @@
 - cost(): what any placement costs; moves(): the move plan from one
   placement to another, in rounds of at most max_inflight copies per GPU;
 - Stats: the per-expert load over a sliding window of steps and the
-  co-activation counts between consecutive layers.
+  co-activation counts between consecutive layers;
+- Store: the expert store itself (accel_moe.h): copies in kvaccel regions
+  or in GPUs' memory, per-layer windows, versioned tables, rebalances
+  under serving.
 
 Placements are EPLB's: phy2log[layers][slots], slots GPU-major (slot s on
 GPU s // (slots // num_gpus)), GPUs node-major. Arrays in: numpy arrays,
@@ -312,3 +315,160 @@ class Stats(Handle):
         out = _Out((max(self.layers - 1, 0), self.experts, self.experts), c_uint32)
         check(_lib().accel_moe_stats_coact(self._h(), out.ptr), "accel_moe_stats_coact")
         return out.value()
+
+
+StoreStats = namedtuple("StoreStats", "layers experts devices num_slots block_size "
+                        "blocks_per_expert slot_stride version steps_in_flight rebalancing "
+                        "retired_pending rebalances waves rebinds copies copy_bytes reclaims "
+                        "over_k max_inflight_seen last_error live_copies peak_copies adopted "
+                        "fetched exported shared_copies")
+
+
+class Store(Handle):
+    """The expert store (accel_moe_store_*, Documentation/moe.rst "Expert
+    store"): every layer's experts in copies on the devices that hold them,
+    read through a per-layer window at the table version of the step, and
+    rebalanced under serving. phy2log: the initial placement
+    [layers][devices * slots_per_device].
+
+    Where the copies live: gpus=[ordinal per device] puts them in the GPUs'
+    memory (the cuda backend: no kvaccel device needed; expert() then
+    gives device addresses for the engine's kernels); else device=Device
+    (kvaccel regions on device_node=[node per device]). thread=True runs
+    the rebalances on the store's own thread; from_store=Store starts a
+    cuda store from another one's copies (no write needed).
+
+    A step: `with store.step() as v:` (or begin()/end(v)); expert(v,
+    layer, expert, hint) is the address valid until that step ends. On the
+    GPUs, end a step once its kernels are done."""
+
+    _what = "Store"
+
+    def __init__(self, layers, experts, devices, slots_per_device, expert_bytes, phy2log,
+                 device=None, gpus=None, device_node=None, max_inflight=0, thread=False,
+                 block_size=0, from_store=None):
+        l = _lib()
+        self.layers, self.num_slots = layers, devices * slots_per_device
+        self.expert_bytes = expert_bytes
+        p = _In(phy2log, c_int32, 2, "phy2log")
+        if p.shape != (layers, self.num_slots):
+            raise ValueError("phy2log: shape %s, not (%d, %d)" % (p.shape, layers,
+                                                                  self.num_slots))
+        o = T.StoreOpts(ctypes.sizeof(T.StoreOpts), layers, experts, devices,
+                        slots_per_device, expert_bytes, block_size)
+        o.max_inflight = max_inflight
+        o.flags = T.STORE_THREAD if thread else 0
+        keep = []
+        if gpus is not None:
+            g = (ctypes.c_int * devices)(*gpus) if len(gpus) == devices else None
+            if g is None:
+                raise ValueError("gpus: %d ordinals for %d devices" % (len(gpus), devices))
+            keep.append(g)
+            o.backend, o.device_gpu = T.STORE_CUDA, ctypes.cast(g, POINTER(ctypes.c_int))
+        if device_node is not None:
+            if len(device_node) != devices:
+                raise ValueError("device_node: %d nodes for %d devices" % (len(device_node),
+                                                                          devices))
+            n = (ctypes.c_int * devices)(*device_node)
+            keep.append(n)
+            o.device_node = ctypes.cast(n, POINTER(ctypes.c_int))
+        if from_store is not None:
+            o.from_store = from_store._h()
+        dev = device._h() if device is not None else None
+        self._hd = check_null(l.accel_moe_store_create(dev, byref(o), p.ptr,
+                                                       _size(p.shape)),
+                              "accel_moe_store_create")
+        # The device (or the store filled from) outlives this store's use of it.
+        self._device, self._from = device, from_store
+
+    def _release(self, hd):
+        _lib().accel_moe_store_destroy(hd)
+
+    def write(self, layer, expert, data):
+        """Copy expert_bytes bytes (any buffer: bytes, a numpy array) into
+        every copy of layer's expert (EBUSY during a rebalance)."""
+        mv = memoryview(data).cast("B")
+        if mv.nbytes != self.expert_bytes:
+            raise ValueError("%d bytes, an expert is %d" % (mv.nbytes, self.expert_bytes))
+        buf = (ctypes.c_char * mv.nbytes).from_buffer_copy(mv) if mv.readonly else \
+            (ctypes.c_char * mv.nbytes).from_buffer(mv)
+        check(_lib().accel_moe_store_write(self._h(), layer, expert, buf, mv.nbytes),
+              "accel_moe_store_write")
+
+    def begin(self):
+        """A step begins: the table version it reads with."""
+        v = c_uint64()
+        check(_lib().accel_moe_store_step_begin(self._h(), byref(v)),
+              "accel_moe_store_step_begin")
+        return v.value
+
+    def end(self, version):
+        """The step of version ended."""
+        check(_lib().accel_moe_store_step_end(self._h(), version), "accel_moe_store_step_end")
+
+    def step(self):
+        """A context manager around begin() and end(): `with s.step() as v:`."""
+        return _Step(self)
+
+    def expert(self, version, layer, expert, hint=0):
+        """The window address (an int) of layer's expert for a step of version."""
+        a = _lib().accel_moe_store_expert(self._h(), version, layer, expert, hint)
+        return check_null(a, "accel_moe_store_expert")
+
+    def replicas(self, version, layer, expert):
+        """The physical slots holding layer's expert at version, ascending."""
+        out = (c_uint32 * self.num_slots)()
+        n = check(_lib().accel_moe_store_replicas(self._h(), version, layer, expert, out,
+                                                  self.num_slots), "accel_moe_store_replicas")
+        return list(out[:n])
+
+    def placement(self):
+        """The newest placement [layers][num_slots]."""
+        out = _Out((self.layers, self.num_slots), c_int32)
+        check(_lib().accel_moe_store_placement(self._h(), out.ptr,
+                                               self.layers * self.num_slots),
+              "accel_moe_store_placement")
+        return out.value()
+
+    def apply(self, phy2log):
+        """Start a rebalance to phy2log (the work runs in steps or on the store's thread)."""
+        p = _In(phy2log, c_int32, 2, "phy2log")
+        check(_lib().accel_moe_store_apply(self._h(), p.ptr, _size(p.shape)),
+              "accel_moe_store_apply")
+
+    def progress(self):
+        """A bounded share of the executor's work: True while some is pending."""
+        return check(_lib().accel_moe_store_progress(self._h()),
+                     "accel_moe_store_progress") > 0
+
+    def settle(self, timeout=None):
+        """Run until idle, for at most timeout seconds (None: no limit;
+        OSError ETIME past it, or the rebalance's error)."""
+        ns = -1 if timeout is None else int(timeout * 1e9)
+        check(_lib().accel_moe_store_settle(self._h(), ns), "accel_moe_store_settle")
+
+    def stats(self):
+        """A StoreStats (live_copies and peak_copies per device)."""
+        st = T.StoreStats(ctypes.sizeof(T.StoreStats))
+        check(_lib().accel_moe_store_stats(self._h(), byref(st)), "accel_moe_store_stats")
+        d = st.devices
+        vals = []
+        for f in StoreStats._fields:
+            v = getattr(st, f)
+            vals.append(list(v[:d]) if f in ("live_copies", "peak_copies") else v)
+        return StoreStats(*vals)
+
+
+class _Step:
+    __slots__ = ("_s", "version")
+
+    def __init__(self, store):
+        self._s, self.version = store, None
+
+    def __enter__(self):
+        self.version = self._s.begin()
+        return self.version
+
+    def __exit__(self, *exc):
+        self._s.end(self.version)
+        return False
