@@ -70,7 +70,8 @@ NATIVE_BINS	:= $(B)/native/abi_layout $(B)/native/abi_layout_32 \
 		   $(B)/native/kvacceld_units $(B)/native/kvacceld_migrate_policy \
 		   $(B)/native/fake_cuda_unit $(B)/native/cuda_abi $(B)/native/bench_gpu_fake \
 		   $(B)/native/python_bm $(B)/native/python_layout $(B)/native/python_mover \
-		   $(B)/native/python_offload $(B)/native/python_cuda $(B)/native/docs_rst
+		   $(B)/native/python_offload $(B)/native/python_moe $(B)/native/python_cuda \
+		   $(B)/native/docs_rst
 
 .PHONY: all deps kmod test-modules tests tools native check check-debug demo bench bench-sched bench-eplb bench-migrate bench-xmigrate bench-moe-scale lint clean help gpu-check gpu-bench \
 	sim-validate \

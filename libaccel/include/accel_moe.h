@@ -3,7 +3,8 @@
  * libaccel - the MoE expert store and its executor (Documentation/moe.rst).
  *
  * An expert store keeps the weights of every MoE layer's experts in
- * kvaccel regions and shows each layer through a window (a kvaccel space)
+ * kvaccel regions (or, ACCEL_MOE_STORE_CUDA, in GPUs' memory) and shows
+ * each layer through a window (a kvaccel space, or a CUDA virtual range)
  * of expert slots; the engine reads an expert through the window slot the
  * step's table names, so what a slot holds changes by a rebind and the
  * engine's pointers never change.

@@ -158,6 +158,21 @@ static double rebalance(struct bench *b, const int32_t *p, struct accel_moe_stor
 	return t;
 }
 
+/* Every expert's bytes into @s. */
+static void fill(struct bench *b, struct accel_moe_store *s)
+{
+	uint32_t l, e;
+	int err;
+
+	for (l = 0; l < b->layers; l++)
+		for (e = 0; e < b->experts; e++) {
+			pattern(b, b->want, l, e);
+			err = accel_moe_store_write(s, l, e, b->want, b->ebytes);
+			if (err)
+				die("writing the experts", err);
+		}
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: kvaccel-bench-moe-gpu [-e EXPERT_MIB] [-x PER_DEVICE] [-l LAYERS] "
@@ -234,13 +249,7 @@ int main(int argc, char **argv)
 		if (!b.s)
 			die("the store", errno);
 	}
-	for (l = 0; l < b.layers; l++)
-		for (i = 0; i < b.experts; i++) {
-			pattern(&b, b.want, l, i);
-			err = accel_moe_store_write(b.s, l, i, b.want, b.ebytes);
-			if (err)
-				die("writing the experts", err);
-		}
+	fill(&b, b.s);
 	check_all(&b);
 	printf("MoE expert store on %d GPU%s: %u devices (%s), %u layers x %u experts of %u MiB, "
 	       "K %u, %u rounds\n", ngpu, ngpu > 1 ? "s" : "", b.devices,
@@ -308,13 +317,7 @@ int main(int argc, char **argv)
 			b.s = accel_moe_store_create(NULL, &o, p, (size_t)b.layers * b.slots);
 			if (!b.s)
 				die("a store from host memory", errno);
-			for (l = 0; l < b.layers; l++)
-				for (i = 0; i < b.experts; i++) {
-					pattern(&b, b.want, l, i);
-					err = accel_moe_store_write(b.s, l, i, b.want, b.ebytes);
-					if (err)
-						die("writing the experts", err);
-				}
+			fill(&b, b.s);
 			/* The patterns' making is not the copies': taken out below. */
 			gbs[round] = bench_now() - t0;
 			check_all(&b);
