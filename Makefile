@@ -386,7 +386,8 @@ $(B)/tests/serve_moe_vm: tests/serve/moe_vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SE
 # dlopens libcuda.so.1; run-selftests ships the fake).
 TEST_BINS	+= $(B)/tests/serve_moe_vm_cuda
 $(B)/tests/serve_moe_vm_cuda: tests/serve/moe_vm.c $(SERVE_CORE) $(SERVE_ENGINE) $(SERVE_HDRS) \
-		$(TEST_HDRS) $(B)/libaccel/libaccel.a $(B)/native-bin/fakecuda/libcuda.so.1
+		$(TEST_HDRS) $(B)/libaccel/libaccel.a $(B)/native-bin/fakecuda/libcuda.so.1 \
+		tests/libaccel/fake_cuda_guest.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) $(SERVE_CFLAGS) -DMOE_CUDA -o $@ $< $(SERVE_CORE) $(SERVE_ENGINE) \
@@ -623,7 +624,8 @@ $(B)/tests/libaccel_api $(B)/tests/libaccel_kv $(B)/tests/libaccel_mover \
 # The KV cache on the cuda backend against the fake driver: dynamic (it
 # dlopens libcuda.so.1); run-selftests ships the fake and vmtest the libraries.
 $(B)/tests/libaccel_kv_cuda: tests/libaccel/kv.c $(TEST_HDRS) $(B)/libaccel/libaccel.a \
-		$(B)/native-bin/fakecuda/libcuda.so.1
+		$(B)/native-bin/fakecuda/libcuda.so.1 \
+		tests/libaccel/fake_cuda_guest.h
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -DKV_CUDA -Ilibaccel/include -Ilibaccel/src -pthread -o $@ $< \

@@ -30,18 +30,15 @@
 #include <dlfcn.h>
 
 #include "cuda/cuda_loader.h"
+#include "fake_cuda_guest.h"
 
 #define BACKEND		"cuda"
-#define FAKE_CUDA	"/tests/fakecuda"
 
 /* Before main: run again with the fake driver on the library path. */
 __attribute__((constructor)) static void use_fake_driver(int argc, char **argv)
 {
 	(void)argc;
-	if (getenv("LD_LIBRARY_PATH") || access(FAKE_CUDA "/libcuda.so.1", R_OK))
-		return;
-	setenv("LD_LIBRARY_PATH", FAKE_CUDA, 1);
-	execv("/proc/self/exe", argv);
+	fake_cuda_guest_reexec(argv, NULL);
 }
 #else
 #define BACKEND		"host"
@@ -106,7 +103,7 @@ FIXTURE_SETUP(kv)
 	self->kv = accel_kv_create(self->dev, &cfg);
 #ifdef KV_CUDA
 	if (!self->kv && errno == ENODEV)
-		SKIP(return, "no CUDA driver (the fake belongs in " FAKE_CUDA ")");
+		SKIP(return, "no CUDA driver (the fake belongs in " FAKE_CUDA_GUEST ")");
 #endif
 	ASSERT_NE(NULL, self->kv) TH_LOG("accel_kv_create: %s", strerror(errno));
 }

@@ -37,19 +37,17 @@
 #include "kselftest_harness.h"
 
 #ifdef MOE_CUDA
-#define GPUS		2
-#define FAKE_CUDA	"/tests/fakecuda"
+#include "../libaccel/fake_cuda_guest.h"
 
-/* Before main: run again with the fake driver on the library path. */
+#define GPUS		2
+
+/* Before main: run again with the fake driver (new memory garbage, strict access). */
 __attribute__((constructor)) static void use_fake_driver(int argc, char **argv)
 {
+	static const char *const knobs[] = { "FAKE_CUDA_DIRTY", "FAKE_CUDA_STRICT_ACCESS", NULL };
+
 	(void)argc;
-	if (getenv("LD_LIBRARY_PATH") || access(FAKE_CUDA "/libcuda.so.1", R_OK))
-		return;
-	setenv("LD_LIBRARY_PATH", FAKE_CUDA, 1);
-	setenv("FAKE_CUDA_DIRTY", "1", 1);
-	setenv("FAKE_CUDA_STRICT_ACCESS", "1", 1);
-	execv("/proc/self/exe", argv);
+	fake_cuda_guest_reexec(argv, knobs);
 }
 #else
 #define GPUS		0

@@ -184,6 +184,7 @@ int main(int argc, char **argv)
 {
 	ACCEL_OPTS(accel_moe_store_stats, st);
 	double tcopy[MAX_ROUNDS], tbind[MAX_ROUNDS], gbs[MAX_ROUNDS];
+	double tpeer[MAX_ROUNDS], thost[MAX_ROUNDS];
 	double copy_gbs, bind_ms, up = 0, host = 0;
 	uint32_t mib = 44, per = 4, k = 2, rounds = 3, i, l, d, round;
 	uint64_t copies0, bytes0, rebinds0;
@@ -309,7 +310,7 @@ int main(int argc, char **argv)
 			b.s = accel_moe_store_create(NULL, &o, p, (size_t)b.layers * b.slots);
 			if (!b.s)
 				die("a store from the running one", errno);
-			tcopy[round] = bench_now() - t0;
+			tpeer[round] = bench_now() - t0;
 			check_all(&b);
 			accel_moe_store_destroy(b.s);
 			t0 = bench_now();
@@ -319,7 +320,7 @@ int main(int argc, char **argv)
 				die("a store from host memory", errno);
 			fill(&b, b.s);
 			/* The patterns' making is not the copies': taken out below. */
-			gbs[round] = bench_now() - t0;
+			thost[round] = bench_now() - t0;
 			check_all(&b);
 			accel_moe_store_destroy(b.s);
 		}
@@ -330,9 +331,9 @@ int main(int argc, char **argv)
 				pattern(&b, b.want, l, i);
 		t0 = bench_now() - t0;
 		for (round = 0; round < rounds; round++)
-			gbs[round] = gbs[round] > t0 ? gbs[round] - t0 : 0;
-		up = bench_median(tcopy, (int)rounds);
-		host = bench_median(gbs, (int)rounds);
+			thost[round] = thost[round] > t0 ? thost[round] - t0 : 0;
+		up = bench_median(tpeer, (int)rounds);
+		host = bench_median(thost, (int)rounds);
 		printf("scale-up: %u layers x %u experts of %u MiB: from the running store %.1f ms, "
 		       "from host memory %.1f ms (median of %u)\n", b.layers, b.experts, mib,
 		       up * 1e3, host * 1e3, rounds);

@@ -200,7 +200,7 @@ static int layer_init(struct accel_moe_store *s, uint32_t li, const int32_t *p,
 			}
 			c->started = c->ready = true;
 			if (s->from_store)
-				ret = moe_cuda_fill_from(s, c, li);
+				ret = s->be->fill_from(s, c, li);
 			else if (s->be->clear)
 				ret = s->be->clear(s, c);
 			if (!ret && s->from_store)
@@ -301,7 +301,7 @@ static int from_store_ok(struct accel_moe_store *s, struct accel_moe_store *f)
 {
 	if (!f)
 		return 0;
-	if (f == s || s->be != &moe_cuda_backend || f->be != &moe_cuda_backend ||
+	if (f == s || !s->be->fill_from || f->be != s->be ||
 	    f->layers != s->layers || f->experts != s->experts ||
 	    f->expert_bytes != s->expert_bytes || f->stride != s->stride)
 		return -EINVAL;

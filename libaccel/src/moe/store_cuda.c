@@ -361,7 +361,7 @@ static const struct moe_copy *source_in(const struct accel_moe_store *f, uint32_
 	return any;
 }
 
-int moe_cuda_fill_from(struct accel_moe_store *s, struct moe_copy *c, uint32_t li)
+static int cuda_fill_from(struct accel_moe_store *s, struct moe_copy *c, uint32_t li)
 {
 	struct accel_moe_store *f = s->from_store;
 	struct cuda_store *cs = cs_of(s), *fs = cs_of(f);
@@ -409,4 +409,5 @@ const struct moe_backend moe_cuda_backend = {
 	.copy_start = cuda_copy_start,
 	.copy_poll = cuda_copy_poll,
 	.write = cuda_write,
+	.fill_from = cuda_fill_from,
 };

@@ -58,6 +58,9 @@ struct moe_layer;
  *	caller on success); @copy_poll: 1 once done (its state dropped), 0
  *	while in flight, -errno.
  * @write: @len bytes from the host at @src into @c, done on return.
+ * @fill_from: fill @c (a new copy of layer @li) from s->from_store's copy
+ *	of its expert, done on return; 0 or -errno (-ENOENT: it has none
+ *	ready). NULL: the backend cannot start from another store.
  * @host_window: the CPU can read a window (thread mode touches the pages
  *	of new window slots before the switch).
  */
@@ -75,17 +78,12 @@ struct moe_backend {
 			  const struct moe_copy *src);
 	int (*copy_poll)(struct accel_moe_store *s, struct moe_copy *c);
 	int (*write)(struct accel_moe_store *s, struct moe_copy *c, const void *src, size_t len);
+	int (*fill_from)(struct accel_moe_store *s, struct moe_copy *c, uint32_t li);
 	bool host_window;
 };
 
 extern const struct moe_backend moe_host_backend;
 extern const struct moe_backend moe_cuda_backend;
-
-/*
- * store_cuda.c: fill @c (a new copy of layer @li) from s->from_store's copy
- * of its expert, waited for; 0 or -errno (-ENOENT: it has none ready).
- */
-int moe_cuda_fill_from(struct accel_moe_store *s, struct moe_copy *c, uint32_t li);
 
 /**
  * struct moe_table - a layer's table at one version: used by steps of
